@@ -1,0 +1,39 @@
+# Impasto: the two commands people need are `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: run test lint unit bench package clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml $(VENV)/.installed
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+## run: create .venv, install, start the daemon on the bundled tiny model and print its URL
+run: $(VENV)/.installed
+	$(PY) -m impasto serve
+
+## lint: ruff, formatting and mypy
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy daemon/impasto
+
+## test: install the dev extras, lint, then run the whole suite
+test: lint
+	$(VENV)/bin/pytest -q
+
+## bench: engine and API benchmarks (ratios against references measured in the same run)
+bench: $(VENV)/.dev-installed
+	$(PY) bench/engine.py
+	$(PY) bench/api.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

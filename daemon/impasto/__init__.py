@@ -1,0 +1,3 @@
+"""Impasto: a local Stable Diffusion daemon on ONNX Runtime."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The HTTP API: thin Litestar routes over the services."""

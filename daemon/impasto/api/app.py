@@ -1,0 +1,88 @@
+"""Builds the ASGI application: routes, error handlers, docs, static UI and security."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Request, Router
+from litestar.datastructures import State
+from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+
+from impasto.api.errors import EXCEPTION_HANDLERS
+from impasto.api.routes.events import EventsController
+from impasto.api.routes.generate import GenerateController
+from impasto.api.routes.images import ImagesController
+from impasto.api.routes.queue import HistoryController, QueueController
+from impasto.api.routes.system import SystemController
+from impasto.api.security import Authenticator, Policy, SecurityMiddleware
+from impasto.resources import ui_static_dir
+from impasto.services.container import Services
+
+DOCS_ASSETS = Path(__file__).parent / "docs_assets"
+API_PREFIX = "/api/v1"
+
+
+def _is_generate(request: Request[Any, Any, Any]) -> bool:
+    return request.method == "POST" and request.url.path.rstrip("/") == f"{API_PREFIX}/generate"
+
+
+def build_litestar(services: Services, extra_routers: list[Router] | None = None) -> Litestar:
+    """The Litestar app without the security wrapper (tests of routes alone use this)."""
+    settings = services.settings
+    api = Router(
+        path=API_PREFIX,
+        route_handlers=[
+            GenerateController,
+            QueueController,
+            HistoryController,
+            ImagesController,
+            SystemController,
+            EventsController,
+        ],
+    )
+    docs_router = create_static_files_router(
+        path="/schema-assets", directories=[DOCS_ASSETS], include_in_schema=False
+    )
+    ui_router = create_static_files_router(
+        path="/", directories=[ui_static_dir()], html_mode=True, include_in_schema=False, name="ui"
+    )
+    middleware = []
+    if settings.rate_limit > 0:
+        limiter = RateLimitConfig(
+            rate_limit=("minute", settings.rate_limit), check_throttle_handler=_is_generate
+        )
+        middleware.append(limiter.middleware)
+    swagger = SwaggerRenderPlugin(
+        js_url="/schema-assets/swagger-ui-bundle.js",
+        css_url="/schema-assets/swagger-ui.css",
+        standalone_preset_js_url="/schema-assets/swagger-ui-standalone-preset.js",
+        path="/",
+    )
+    return Litestar(
+        route_handlers=[api, docs_router, *(extra_routers or []), ui_router],
+        state=State({"services": services}),
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=middleware,
+        request_max_body_size=settings.max_body_size,
+        openapi_config=OpenAPIConfig(
+            title="Impasto",
+            version=services.version,
+            description="Local Stable Diffusion daemon. Docs: docs/api.md in the repository.",
+            path="/schema",
+            render_plugins=[swagger],
+        ),
+        debug=False,
+    )
+
+
+def create_app(services: Services, extra_routers: list[Router] | None = None) -> Any:
+    """The full ASGI app: Litestar behind the Host/Origin/token checks."""
+    settings = services.settings
+    policy = Policy.build(settings.allowed_hosts, settings.allowed_origins)
+    return SecurityMiddleware(
+        build_litestar(services, extra_routers), policy, Authenticator(settings.token)
+    )

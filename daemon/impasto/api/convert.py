@@ -1,0 +1,33 @@
+"""Store records to wire schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from impasto.api.schemas import GenerationStatus, ImageResult
+from impasto.services.events import iso_time
+from impasto.services.jobs import public_result
+
+
+def job_status(job: Any, position: int | None = None) -> GenerationStatus:
+    total = job.total_steps or job.request.get("steps", 0)
+    if job.status == "completed":
+        progress = 1.0
+    else:
+        progress = round(job.current_step / total, 4) if total else 0.0
+    return GenerationStatus(
+        id=job.id,
+        status=job.status,
+        progress=progress,
+        current_step=job.current_step,
+        total_steps=total,
+        position=position if job.status == "queued" else None,
+        priority=job.priority,
+        attempts=job.attempts,
+        request=job.request,
+        results=[ImageResult(**public_result(job.id, r)) for r in job.results],
+        error=job.error,
+        created_at=iso_time(job.created_at) or "",
+        started_at=iso_time(job.started_at),
+        completed_at=iso_time(job.completed_at),
+    )

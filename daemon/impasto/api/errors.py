@@ -1,0 +1,90 @@
+"""One error body for every failure: status, a message saying what to do, and field errors."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from impasto.api.schemas import FIELD_RULES
+from impasto.services.errors import (
+    ConflictError,
+    FieldError,
+    NotFoundError,
+    QueueFullError,
+    ServiceError,
+)
+
+log = logging.getLogger("impasto.api")
+_PATH = re.compile(r"`\$\.([A-Za-z_][\w.\[\]]*)`")
+
+
+def _body(status: int, detail: str, errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"status_code": status, "detail": detail}
+    if errors is not None:
+        body["errors"] = errors
+    return body
+
+
+def _field_errors(exc: ValidationException) -> list[dict[str, str]]:
+    items = exc.extra if isinstance(exc.extra, list) else []
+    errors = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        message = str(item.get("message", ""))
+        key = item.get("key")
+        match = _PATH.search(message)
+        field = key or (match.group(1) if match else None) or str(item.get("source") or "body")
+        leaf = re.sub(r"\[\d+\]", "", str(field)).rsplit(".", 1)[-1]
+        if "missing required field" in message.lower():
+            missing = re.search(r"`(\w+)`", message)
+            field = missing.group(1) if missing else field
+            errors.append({"field": field, "message": "is required"})
+            continue
+        rule = FIELD_RULES.get(leaf)
+        errors.append({"field": str(field), "message": rule or message.split(" - at ")[0]})
+    return errors
+
+
+def validation_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    errors = _field_errors(exc)
+    if not errors:
+        return Response(_body(400, f"malformed request: {exc.detail}"), status_code=400)
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return Response(_body(422, detail, errors), status_code=422)
+
+
+def service_handler(request: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
+    if isinstance(exc, FieldError):
+        errors = [{"field": exc.field, "message": exc.message}]
+        return Response(_body(422, str(exc), errors), status_code=422)
+    if isinstance(exc, QueueFullError):
+        return Response(
+            _body(429, str(exc)), status_code=429, headers={"Retry-After": str(exc.retry_after)}
+        )
+    status = 404 if isinstance(exc, NotFoundError) else 409 if isinstance(exc, ConflictError) else 400
+    return Response(_body(status, str(exc)), status_code=status)
+
+
+def http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    headers = dict(exc.headers or {})
+    return Response(_body(exc.status_code, str(exc.detail)), status_code=exc.status_code, headers=headers)
+
+
+def internal_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return Response(
+        _body(500, "internal error; the daemon log has the details"), status_code=500
+    )
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    ValidationException: validation_handler,
+    ServiceError: service_handler,
+    HTTPException: http_handler,
+    Exception: internal_handler,
+}

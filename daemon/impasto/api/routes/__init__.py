@@ -1,0 +1,1 @@
+"""Route handlers, one file per resource."""

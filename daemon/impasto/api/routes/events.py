@@ -1,0 +1,85 @@
+"""The event stream over Server-Sent Events and WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, WebSocket, get, websocket
+from litestar.datastructures import State
+from litestar.exceptions import WebSocketDisconnect
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from impasto.services.events import EventBus
+
+HEARTBEAT = 15.0
+
+
+def _since(since: int | None, last_event_id: str | None) -> int | None:
+    if since is not None:
+        return since
+    if last_event_id and last_event_id.isdigit():
+        return int(last_event_id)
+    return None
+
+
+class EventsController(Controller):
+    path = "/"
+    tags = ["events"]
+
+    @get("/events", summary="Server-Sent Events: queued, started, progress, completed, ...")
+    async def sse(
+        self,
+        state: State,
+        request: Request[Any, Any, Any],
+        since: Annotated[int | None, Parameter(ge=0, description="Replay events after this seq")] = None,
+        job: Annotated[str | None, Parameter(description="Only this job's events")] = None,
+    ) -> ServerSentEvent:
+        bus: EventBus = state.services.bus
+        start = _since(since, request.headers.get("last-event-id"))
+
+        async def messages() -> AsyncIterator[ServerSentEventMessage]:
+            yield ServerSentEventMessage(comment="connected", retry=1000)
+            async for event in bus.stream(start, job, heartbeat=HEARTBEAT):
+                if event is None:
+                    yield ServerSentEventMessage(comment="keep-alive")
+                    continue
+                data = msgspec.json.encode(event.to_json()).decode()
+                yield ServerSentEventMessage(data=data, event=event.type, id=event.seq)
+
+        return ServerSentEvent(messages(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    @websocket("/ws")
+    async def ws(
+        self,
+        socket: WebSocket[Any, Any, Any],
+        since: Annotated[int | None, Parameter(ge=0)] = None,
+        job: str | None = None,
+    ) -> None:
+        bus: EventBus = socket.app.state.services.bus
+        await socket.accept()
+
+        async def forward() -> None:
+            async for event in bus.stream(since, job, heartbeat=HEARTBEAT):
+                if event is not None:
+                    await socket.send_text(msgspec.json.encode(event.to_json()).decode())
+
+        async def watch_close() -> None:
+            # Clients send nothing we need; reading is how a close is noticed.
+            with contextlib.suppress(WebSocketDisconnect):
+                while True:
+                    await socket.receive_data(mode="text")
+
+        tasks = [asyncio.create_task(forward()), asyncio.create_task(watch_close())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await socket.close()

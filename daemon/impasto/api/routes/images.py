@@ -1,0 +1,63 @@
+"""Generated images out, init images and masks in."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State, UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, Parameter
+from PIL import Image
+
+from impasto.api.schemas import UploadedImage
+from impasto.services.errors import FieldError
+
+
+def _etag(path_stat: Any, extra: str) -> str:
+    raw = f"{path_stat.st_mtime_ns}-{path_stat.st_size}-{extra}".encode()
+    return '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
+
+
+class ImagesController(Controller):
+    path = "/images"
+    tags = ["images"]
+
+    @get("/{job_id:str}/{index:int}", summary="A generated PNG (or a JPEG thumbnail)")
+    async def image(
+        self,
+        state: State,
+        request: Request[Any, Any, Any],
+        job_id: str,
+        index: int,
+        thumb: Annotated[int | None, Parameter(ge=16, le=1024)] = None,
+    ) -> Response[bytes]:
+        path = state.services.jobs.image_path(job_id, index)
+        stat = path.stat()
+        etag = _etag(stat, str(thumb))
+        headers = {"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable"}
+        if request.headers.get("if-none-match") == etag:
+            return Response(b"", status_code=304, headers=headers)
+        if thumb:
+            with Image.open(path) as img:
+                img.thumbnail((thumb, thumb))
+                buf = io.BytesIO()
+                img.convert("RGB").save(buf, format="JPEG", quality=82)
+            return Response(buf.getvalue(), media_type="image/jpeg", headers=headers)
+        return Response(path.read_bytes(), media_type="image/png", headers=headers)
+
+    @post("/", status_code=201, summary="Upload an init image or mask")
+    async def upload(
+        self,
+        state: State,
+        data: Annotated[dict[str, UploadFile], Body(media_type=RequestEncodingType.MULTI_PART)],
+    ) -> UploadedImage:
+        file = data.get("file")
+        if not isinstance(file, UploadFile):
+            raise FieldError("file", "send the image as multipart/form-data in a field named 'file'")
+        uploads = state.services.uploads
+        content = await file.read(uploads.max_bytes + 1)
+        upload_id, image = uploads.save_bytes(content, "file")
+        return UploadedImage(id=upload_id, width=image.width, height=image.height, mode=image.mode)

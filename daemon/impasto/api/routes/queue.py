@@ -1,0 +1,61 @@
+"""The queue and the history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from impasto.api.convert import job_status
+from impasto.api.schemas import HistoryPage, PauseState, QueueState
+from impasto.services.errors import FieldError
+
+STATUSES = {"queued", "processing", "completed", "failed", "cancelled"}
+
+
+class QueueController(Controller):
+    path = "/queue"
+    tags = ["queue"]
+
+    @get("/", summary="Running and queued jobs in run order")
+    async def active(self, state: State) -> QueueState:
+        jobs = state.services.jobs
+        items = [job_status(j, jobs.position(j.id)) for j in jobs.store.list_active()]
+        return QueueState(paused=jobs.paused, items=items)
+
+    @post("/pause", status_code=200, summary="Stop starting new jobs")
+    async def pause(self, state: State) -> PauseState:
+        return PauseState(paused=state.services.jobs.set_paused(True))
+
+    @post("/resume", status_code=200, summary="Start jobs again")
+    async def resume(self, state: State) -> PauseState:
+        return PauseState(paused=state.services.jobs.set_paused(False))
+
+
+class HistoryController(Controller):
+    path = "/history"
+    tags = ["queue"]
+
+    @get("/", summary="Jobs, newest first, with cursor pagination")
+    async def history(
+        self,
+        state: State,
+        cursor: str | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        status: Annotated[str | None, Parameter(description="Comma-separated statuses")] = None,
+        model: str | None = None,
+        q: Annotated[str | None, Parameter(max_length=1000)] = None,
+    ) -> HistoryPage:
+        wanted = [s for s in (status or "").split(",") if s] or None
+        if wanted and not set(wanted) <= STATUSES:
+            raise FieldError("status", f"must be a comma-separated list of {', '.join(sorted(STATUSES))}")
+        jobs = state.services.jobs
+        try:
+            items, next_cursor = jobs.store.history(
+                cursor=cursor, limit=limit, status=wanted, model=model, query=q
+            )
+        except ValueError:
+            raise FieldError("cursor", "is not a cursor this server returned") from None
+        return HistoryPage(items=[job_status(j, jobs.position(j.id)) for j in items], next_cursor=next_cursor)

@@ -1,0 +1,44 @@
+"""Typed client of the Impasto daemon's public HTTP API (sync and asyncio)."""
+
+from impasto.client.aio import AsyncClient
+from impasto.client.discovery import Endpoint, resolve_endpoint
+from impasto.client.errors import ApiError, DaemonNotRunning, FieldError, ImpastoError, StreamError
+from impasto.client.sync import Client
+from impasto.client.types import (
+    Event,
+    GpuInfo,
+    Health,
+    HistoryPage,
+    JobResult,
+    JobStatus,
+    ModelInfo,
+    QueueState,
+    SamplerInfo,
+    Submitted,
+    SystemInfo,
+    UploadedImage,
+)
+
+__all__ = [
+    "ApiError",
+    "AsyncClient",
+    "Client",
+    "DaemonNotRunning",
+    "Endpoint",
+    "Event",
+    "FieldError",
+    "GpuInfo",
+    "Health",
+    "HistoryPage",
+    "ImpastoError",
+    "JobResult",
+    "JobStatus",
+    "ModelInfo",
+    "QueueState",
+    "SamplerInfo",
+    "StreamError",
+    "Submitted",
+    "SystemInfo",
+    "UploadedImage",
+    "resolve_endpoint",
+]

@@ -1,0 +1,225 @@
+"""The asyncio client: ``AsyncClient`` sends the same calls as ``Client``, awaiting them."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from impasto.client import core
+from impasto.client.errors import StreamError
+from impasto.client.sync import client_options, endpoint_for
+from impasto.client.transport import async_transport
+from impasto.client.types import (
+    Event,
+    Health,
+    HistoryPage,
+    JobStatus,
+    ModelInfo,
+    QueueState,
+    SamplerInfo,
+    Submitted,
+    SystemInfo,
+)
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """Asyncio client of the daemon; finds it through the discovery file unless told where."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        socket: str | os.PathLike[str] | None = None,
+        token: str | None = None,
+        runtime_dir: str | os.PathLike[str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.endpoint = endpoint_for(base_url, socket, token, runtime_dir, transport is not None)
+        options = client_options(self.endpoint, timeout)
+        self._timeout: httpx.Timeout = options["timeout"]
+        self._http = httpx.AsyncClient(
+            transport=transport or async_transport(self.endpoint), **options
+        )
+
+    @property
+    def where(self) -> str:
+        """The socket or URL this client talks to, for messages."""
+        return self.endpoint.socket or self.endpoint.url
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def _call(self, call: core.Call[T]) -> T:
+        try:
+            response = await self._http.send(call.request(self._http))
+        except httpx.TransportError as exc:
+            raise core.transport_error(exc, self.where) from exc
+        core.raise_for_status(response)
+        return call.parse(response)
+
+    async def health(self) -> Health:
+        """Whether the daemon answers, and its version."""
+        return await self._call(core.health())
+
+    async def system(self) -> SystemInfo:
+        """Version, execution provider, hardware, queue counts, loaded models, workers."""
+        return await self._call(core.system())
+
+    async def models(self) -> list[ModelInfo]:
+        """The installed models."""
+        return await self._call(core.models())
+
+    async def samplers(self) -> list[SamplerInfo]:
+        """The samplers and their schedules."""
+        return await self._call(core.samplers())
+
+    async def submit(
+        self,
+        request: Mapping[str, Any] | None = None,
+        /,
+        *,
+        idempotency_key: str | None = None,
+        **fields: Any,
+    ) -> Submitted:
+        """Queue a generation; the same ``idempotency_key`` always returns the same job."""
+        return await self._call(core.submit(request, fields, idempotency_key))
+
+    async def status(self, job_id: str) -> JobStatus:
+        """The current state of a job."""
+        return await self._call(core.status(job_id))
+
+    async def cancel(self, job_id: str) -> JobStatus:
+        """Cancel a queued or running job."""
+        return await self._call(core.cancel(job_id))
+
+    async def set_priority(self, job_id: str, priority: int) -> JobStatus:
+        """Change a queued job's priority (higher runs first)."""
+        return await self._call(core.set_priority(job_id, priority))
+
+    async def delete(self, job_id: str) -> None:
+        """Remove a finished job and its images."""
+        await self._call(core.delete(job_id))
+
+    async def queue(self) -> QueueState:
+        """Running and queued jobs, in run order."""
+        return await self._call(core.queue())
+
+    async def pause(self) -> bool:
+        """Stop starting new jobs; returns the paused flag."""
+        return await self._call(core.pause())
+
+    async def resume(self) -> bool:
+        """Start jobs again; returns the paused flag."""
+        return await self._call(core.resume())
+
+    async def history(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        model: str | None = None,
+        q: str | None = None,
+        limit: int = 50,
+    ) -> AsyncIterator[HistoryPage]:
+        """Past jobs, newest first, one page at a time."""
+        cursor: str | None = None
+        while True:
+            call = core.history_page(cursor, limit, core.history_status(status), model, q)
+            page = await self._call(call)
+            yield page
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    async def download_image(self, job_id: str, index: int, *, thumb: int | None = None) -> bytes:
+        """The PNG bytes of one result image (a JPEG thumbnail with ``thumb``)."""
+        return await self._call(core.download_image(job_id, index, thumb))
+
+    async def upload_image(self, path: str | Path) -> str:
+        """Upload an init image or mask; pass ``f"upload:{id}"`` in a request."""
+        return (await self._call(core.upload_image(path))).id
+
+    async def events(
+        self, since: int | None = None, job: str | None = None
+    ) -> AsyncIterator[Event]:
+        """Events as they happen (after ``since`` first); reconnects after a dropped stream."""
+        cursor = core.StreamCursor(since, job)
+        while True:
+            try:
+                async for event in self._stream(cursor):
+                    if event is not None:
+                        cursor.seen(event)
+                        yield event
+            except httpx.TransportError as exc:
+                cursor.dropped(exc)
+            else:
+                cursor.dropped(StreamError("the daemon closed the stream"))
+
+    async def wait(
+        self,
+        job_id: str,
+        on_progress: Callable[[Event], object] | None = None,
+        timeout: float | None = None,
+    ) -> JobStatus:
+        """Follow the job's events until it ends; ``on_progress`` (sync or async) gets the rest."""
+        cursor = core.StreamCursor(0, job_id, timeout)
+        current = await self.status(job_id)
+        while not current.finished:
+            try:
+                async for event in self._stream(cursor):
+                    cursor.check_deadline()
+                    if event is None or event.job_id != job_id:
+                        continue
+                    cursor.seen(event)
+                    if core.ends_job(event, job_id):
+                        return await self.status(job_id)
+                    if on_progress is not None:
+                        outcome = on_progress(event)
+                        if inspect.isawaitable(outcome):
+                            await outcome
+            except httpx.TransportError as exc:
+                cursor.check_deadline()
+                cursor.dropped(exc)
+            else:
+                cursor.dropped(StreamError("the daemon closed the stream"))
+            # The job may have ended while the stream was down.
+            current = await self.status(job_id)
+        return current
+
+    async def _stream(self, cursor: core.StreamCursor) -> AsyncIterator[Event | None]:
+        """One SSE connection: its events, and None for chunks holding none (heartbeats)."""
+        request = cursor.call().request(self._http, cursor.timeout(self._timeout))
+        try:
+            response = await self._http.send(request, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise core.transport_error(exc, self.where) from exc
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                core.raise_for_status(response)
+            reader = core.EventReader()
+            async for chunk in response.aiter_bytes():
+                events = reader.feed(chunk)
+                if not events:
+                    yield None
+                for event in events:
+                    yield event
+        finally:
+            await response.aclose()

@@ -1,0 +1,300 @@
+"""The I/O-free half of the client: build requests, parse responses, track event streams."""
+
+from __future__ import annotations
+
+import mimetypes
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import httpx
+import msgspec
+
+from impasto.client.errors import (
+    ApiError,
+    DaemonNotRunning,
+    FieldError,
+    ImpastoError,
+    StreamError,
+)
+from impasto.client.sse import SSEDecoder
+from impasto.client.types import (
+    Event,
+    Health,
+    HistoryPage,
+    JobStatus,
+    ModelInfo,
+    QueueState,
+    SamplerInfo,
+    Submitted,
+    SystemInfo,
+    UploadedImage,
+)
+
+T = TypeVar("T")
+API = "/api/v1"
+JOB_END_EVENTS = frozenset({"completed", "failed", "cancelled", "deleted"})
+# Drops in a row, without a single event between them, before wait()/events() give up.
+MAX_DROPS = 5
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One API call: what to send and how to turn the answer into a typed result."""
+
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], T]
+    params: dict[str, str | int] = field(default_factory=dict)
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    files: dict[str, tuple[str, bytes, str]] | None = None
+
+    def request(
+        self, client: httpx.Client | httpx.AsyncClient, timeout: httpx.Timeout | None = None
+    ) -> httpx.Request:
+        """Build the httpx request on ``client`` (its base URL and auth header apply)."""
+        headers = dict(self.headers)
+        content = None
+        if self.body is not None:
+            content = msgspec.json.encode(self.body)
+            headers["Content-Type"] = "application/json"
+        return client.build_request(
+            self.method,
+            API + self.path,
+            params=self.params or None,
+            content=content,
+            headers=headers,
+            files=self.files,
+            timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+        )
+
+
+class _ErrorBody(msgspec.Struct):
+    detail: str = ""
+    errors: list[FieldError] = msgspec.field(default_factory=list)
+
+
+def raise_for_status(response: httpx.Response) -> None:
+    """Raise ApiError for a 4xx/5xx answer (the body must have been read)."""
+    if response.status_code < 400:
+        return
+    try:
+        body = msgspec.json.decode(response.content, type=_ErrorBody)
+        detail, errors = body.detail, body.errors
+    except msgspec.MsgspecError:
+        detail, errors = response.text.strip(), []
+    retry_after = response.headers.get("Retry-After")
+    raise ApiError(
+        response.status_code,
+        detail or response.reason_phrase or "request failed",
+        errors,
+        retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+    )
+
+
+def transport_error(exc: httpx.TransportError, where: str) -> ImpastoError:
+    """The client error for a failed connection: DaemonNotRunning when nothing listens."""
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return DaemonNotRunning(f"nothing answers at {where}")
+    if isinstance(exc, httpx.TimeoutException):
+        return ImpastoError(f"the daemon at {where} did not answer in time")
+    return ImpastoError(f"the connection to the daemon at {where} failed: {exc}")
+
+
+def history_status(status: str | Sequence[str] | None) -> str | None:
+    """The ``status`` filter of /history as the comma-separated list it expects."""
+    if status is None or isinstance(status, str):
+        return status
+    return ",".join(status)
+
+
+def _decoder(kind: type[T]) -> Callable[[httpx.Response], T]:
+    def parse(response: httpx.Response) -> T:
+        try:
+            return msgspec.json.decode(response.content, type=kind)
+        except msgspec.MsgspecError as exc:
+            raise ImpastoError(f"unexpected answer from the daemon: {exc}") from None
+
+    return parse
+
+
+class _SubmitBody(msgspec.Struct):
+    id: str
+    position: int = 0
+
+
+class _PausedBody(msgspec.Struct):
+    paused: bool
+
+
+def _submitted(response: httpx.Response) -> Submitted:
+    body = _decoder(_SubmitBody)(response)
+    return Submitted(body.id, body.position)
+
+
+def _paused(response: httpx.Response) -> bool:
+    return _decoder(_PausedBody)(response).paused
+
+
+def health() -> Call[Health]:
+    """GET /health."""
+    return Call("GET", "/health", _decoder(Health))
+
+
+def system() -> Call[SystemInfo]:
+    """GET /system."""
+    return Call("GET", "/system", _decoder(SystemInfo))
+
+
+def models() -> Call[list[ModelInfo]]:
+    """GET /models."""
+    return Call("GET", "/models", _decoder(list[ModelInfo]))
+
+
+def samplers() -> Call[list[SamplerInfo]]:
+    """GET /samplers."""
+    return Call("GET", "/samplers", _decoder(list[SamplerInfo]))
+
+
+def submit(
+    request: Mapping[str, Any] | None, fields: Mapping[str, Any], idempotency_key: str | None
+) -> Call[Submitted]:
+    """POST /generate; keyword fields override the request dict's."""
+    body = {**(request or {}), **fields}
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    return Call("POST", "/generate", _submitted, body=body, headers=headers)
+
+
+def status(job_id: str) -> Call[JobStatus]:
+    """GET /generate/{id}."""
+    return Call("GET", f"/generate/{job_id}", _decoder(JobStatus))
+
+
+def cancel(job_id: str) -> Call[JobStatus]:
+    """POST /generate/{id}/cancel."""
+    return Call("POST", f"/generate/{job_id}/cancel", _decoder(JobStatus))
+
+
+def set_priority(job_id: str, priority: int) -> Call[JobStatus]:
+    """PATCH /generate/{id}."""
+    return Call("PATCH", f"/generate/{job_id}", _decoder(JobStatus), body={"priority": priority})
+
+
+def delete(job_id: str) -> Call[None]:
+    """DELETE /generate/{id}."""
+    return Call("DELETE", f"/generate/{job_id}", lambda _response: None)
+
+
+def queue() -> Call[QueueState]:
+    """GET /queue."""
+    return Call("GET", "/queue", _decoder(QueueState))
+
+
+def pause() -> Call[bool]:
+    """POST /queue/pause."""
+    return Call("POST", "/queue/pause", _paused)
+
+
+def resume() -> Call[bool]:
+    """POST /queue/resume."""
+    return Call("POST", "/queue/resume", _paused)
+
+
+def history_page(
+    cursor: str | None, limit: int, status: str | None, model: str | None, q: str | None
+) -> Call[HistoryPage]:
+    """GET /history, one page."""
+    params: dict[str, str | int] = {"limit": limit}
+    for key, value in (("cursor", cursor), ("status", status), ("model", model), ("q", q)):
+        if value:
+            params[key] = value
+    return Call("GET", "/history", _decoder(HistoryPage), params=params)
+
+
+def download_image(job_id: str, index: int, thumb: int | None = None) -> Call[bytes]:
+    """GET /images/{job_id}/{index}: the PNG bytes (a JPEG thumbnail with ``thumb``)."""
+    params: dict[str, str | int] = {"thumb": thumb} if thumb else {}
+    return Call("GET", f"/images/{job_id}/{index}", lambda r: r.content, params=params)
+
+
+def upload_image(path: str | Path) -> Call[UploadedImage]:
+    """POST /images with the file at ``path`` as the multipart field "file"."""
+    path = Path(path)
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    files = {"file": (path.name, path.read_bytes(), content_type)}
+    return Call("POST", "/images", _decoder(UploadedImage), files=files)
+
+
+def events(since: int | None, job: str | None) -> Call[None]:
+    """GET /events as a Server-Sent Events stream (read it with ``EventReader``)."""
+    params: dict[str, str | int] = {}
+    if since is not None:
+        params["since"] = since
+    if job:
+        params["job"] = job
+    return Call(
+        "GET", "/events", lambda _r: None, params=params, headers={"Accept": "text/event-stream"}
+    )
+
+
+class EventReader:
+    """Turns the bytes of one SSE connection into Events."""
+
+    def __init__(self) -> None:
+        self._decoder = SSEDecoder()
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        """Decode a chunk; messages that are not events (e.g. keep-alives with data) are skipped."""
+        found = []
+        for message in self._decoder.feed(chunk):
+            try:
+                found.append(msgspec.json.decode(message.data, type=Event))
+            except msgspec.MsgspecError:
+                continue
+        return found
+
+
+class StreamCursor:
+    """Where an event stream resumes after a drop, and when to give up or time out."""
+
+    def __init__(self, since: int | None, job: str | None, timeout: float | None = None) -> None:
+        self.since = since
+        self.job = job
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.drops = 0
+
+    def call(self) -> Call[None]:
+        """The request that resumes the stream after the last event seen."""
+        return events(self.since, self.job)
+
+    def timeout(self, default: httpx.Timeout) -> httpx.Timeout:
+        """Stream timeouts: reads may wait for the next event as long as the deadline allows."""
+        return httpx.Timeout(default.connect, read=self.remaining(), write=default.write, pool=None)
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (None without one)."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    def check_deadline(self) -> None:
+        """Raise TimeoutError once the deadline has passed."""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise TimeoutError("timed out waiting for the job to finish")
+
+    def seen(self, event: Event) -> None:
+        """Record an event: resume after it next time, and the stream is healthy again."""
+        self.since = event.seq
+        self.drops = 0
+
+    def dropped(self, exc: Exception) -> None:
+        """Count a dropped connection; too many in a row raise StreamError."""
+        self.drops += 1
+        if self.drops > MAX_DROPS:
+            raise StreamError(f"the event stream keeps dropping: {exc}") from exc
+
+
+def ends_job(event: Event, job_id: str) -> bool:
+    """True for the event that finishes ``job_id``."""
+    return event.job_id == job_id and event.type in JOB_END_EVENTS

@@ -1,0 +1,52 @@
+"""Errors a client user can meet; each message says what to do next."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class ImpastoError(Exception):
+    """Base of every error raised by impasto.client."""
+
+
+class DaemonNotRunning(ImpastoError):
+    """No daemon answers where the discovery file (or the caller) says it should be."""
+
+    def __init__(self, reason: str = "") -> None:
+        message = "Impasto is not running: start it with `impasto serve`"
+        super().__init__(f"{message} ({reason})" if reason else message)
+        self.reason = reason
+
+
+class FieldError(msgspec.Struct, frozen=True):
+    """One invalid request field and what is wrong with it."""
+
+    field: str
+    message: str
+
+
+class ApiError(ImpastoError):
+    """The daemon answered with an error status; ``errors`` names the invalid fields."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        errors: list[FieldError] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.detail = detail
+        self.errors = list(errors or [])
+        self.retry_after = retry_after
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        text = f"{self.detail} (HTTP {self.status})"
+        for error in self.errors:
+            text += f"\n  {error.field}: {error.message}"
+        return text
+
+
+class StreamError(ImpastoError):
+    """The event stream kept dropping without delivering anything."""

@@ -1,0 +1,242 @@
+"""The blocking client: ``Client`` sends the calls that impasto.client.core builds."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from impasto.client import core
+from impasto.client.discovery import Endpoint, resolve_endpoint
+from impasto.client.errors import StreamError
+from impasto.client.transport import sync_transport
+from impasto.client.types import (
+    Event,
+    Health,
+    HistoryPage,
+    JobStatus,
+    ModelInfo,
+    QueueState,
+    SamplerInfo,
+    Submitted,
+    SystemInfo,
+)
+
+T = TypeVar("T")
+
+
+def endpoint_for(
+    base_url: str | None,
+    socket: str | os.PathLike[str] | None,
+    token: str | None,
+    runtime_dir: str | os.PathLike[str] | None,
+    has_transport: bool,
+) -> Endpoint:
+    """The endpoint a client uses; an injected transport with no address skips discovery."""
+    if has_transport and base_url is None and socket is None:
+        return Endpoint(url="http://localhost", token=token or "")
+    return resolve_endpoint(base_url, socket, token, runtime_dir)
+
+
+def client_options(endpoint: Endpoint, timeout: float) -> dict[str, Any]:
+    """httpx client options shared by the sync and async clients."""
+    headers = {"Authorization": f"Bearer {endpoint.token}"} if endpoint.token else {}
+    return {
+        "base_url": endpoint.url,
+        "headers": headers,
+        "timeout": httpx.Timeout(timeout, connect=5.0),
+        # Never route loopback calls through a proxy from the environment.
+        "trust_env": False,
+    }
+
+
+class Client:
+    """Blocking client of the daemon; finds it through the discovery file unless told where."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        socket: str | os.PathLike[str] | None = None,
+        token: str | None = None,
+        runtime_dir: str | os.PathLike[str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.endpoint = endpoint_for(base_url, socket, token, runtime_dir, transport is not None)
+        options = client_options(self.endpoint, timeout)
+        self._timeout: httpx.Timeout = options["timeout"]
+        self._http = httpx.Client(transport=transport or sync_transport(self.endpoint), **options)
+
+    @property
+    def where(self) -> str:
+        """The socket or URL this client talks to, for messages."""
+        return self.endpoint.socket or self.endpoint.url
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _call(self, call: core.Call[T]) -> T:
+        try:
+            response = self._http.send(call.request(self._http))
+        except httpx.TransportError as exc:
+            raise core.transport_error(exc, self.where) from exc
+        core.raise_for_status(response)
+        return call.parse(response)
+
+    def health(self) -> Health:
+        """Whether the daemon answers, and its version."""
+        return self._call(core.health())
+
+    def system(self) -> SystemInfo:
+        """Version, execution provider, hardware, queue counts, loaded models, workers."""
+        return self._call(core.system())
+
+    def models(self) -> list[ModelInfo]:
+        """The installed models."""
+        return self._call(core.models())
+
+    def samplers(self) -> list[SamplerInfo]:
+        """The samplers and their schedules."""
+        return self._call(core.samplers())
+
+    def submit(
+        self,
+        request: Mapping[str, Any] | None = None,
+        /,
+        *,
+        idempotency_key: str | None = None,
+        **fields: Any,
+    ) -> Submitted:
+        """Queue a generation; the same ``idempotency_key`` always returns the same job."""
+        return self._call(core.submit(request, fields, idempotency_key))
+
+    def status(self, job_id: str) -> JobStatus:
+        """The current state of a job."""
+        return self._call(core.status(job_id))
+
+    def cancel(self, job_id: str) -> JobStatus:
+        """Cancel a queued or running job."""
+        return self._call(core.cancel(job_id))
+
+    def set_priority(self, job_id: str, priority: int) -> JobStatus:
+        """Change a queued job's priority (higher runs first)."""
+        return self._call(core.set_priority(job_id, priority))
+
+    def delete(self, job_id: str) -> None:
+        """Remove a finished job and its images."""
+        self._call(core.delete(job_id))
+
+    def queue(self) -> QueueState:
+        """Running and queued jobs, in run order."""
+        return self._call(core.queue())
+
+    def pause(self) -> bool:
+        """Stop starting new jobs; returns the paused flag."""
+        return self._call(core.pause())
+
+    def resume(self) -> bool:
+        """Start jobs again; returns the paused flag."""
+        return self._call(core.resume())
+
+    def history(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        model: str | None = None,
+        q: str | None = None,
+        limit: int = 50,
+    ) -> Iterator[HistoryPage]:
+        """Past jobs, newest first, one page at a time."""
+        cursor: str | None = None
+        while True:
+            call = core.history_page(cursor, limit, core.history_status(status), model, q)
+            page = self._call(call)
+            yield page
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    def download_image(self, job_id: str, index: int, *, thumb: int | None = None) -> bytes:
+        """The PNG bytes of one result image (a JPEG thumbnail with ``thumb``)."""
+        return self._call(core.download_image(job_id, index, thumb))
+
+    def upload_image(self, path: str | Path) -> str:
+        """Upload an init image or mask; pass ``f"upload:{id}"`` in a request."""
+        return self._call(core.upload_image(path)).id
+
+    def events(self, since: int | None = None, job: str | None = None) -> Iterator[Event]:
+        """Events as they happen (after ``since`` first); reconnects after a dropped stream."""
+        cursor = core.StreamCursor(since, job)
+        while True:
+            try:
+                for event in self._stream(cursor):
+                    if event is not None:
+                        cursor.seen(event)
+                        yield event
+            except httpx.TransportError as exc:
+                cursor.dropped(exc)
+            else:
+                cursor.dropped(StreamError("the daemon closed the stream"))
+
+    def wait(
+        self,
+        job_id: str,
+        on_progress: Callable[[Event], object] | None = None,
+        timeout: float | None = None,
+    ) -> JobStatus:
+        """Follow the job's events until it ends; ``on_progress`` gets every earlier event."""
+        cursor = core.StreamCursor(0, job_id, timeout)
+        current = self.status(job_id)
+        while not current.finished:
+            try:
+                for event in self._stream(cursor):
+                    cursor.check_deadline()
+                    if event is None or event.job_id != job_id:
+                        continue
+                    cursor.seen(event)
+                    if core.ends_job(event, job_id):
+                        return self.status(job_id)
+                    if on_progress is not None:
+                        on_progress(event)
+            except httpx.TransportError as exc:
+                cursor.check_deadline()
+                cursor.dropped(exc)
+            else:
+                cursor.dropped(StreamError("the daemon closed the stream"))
+            # The job may have ended while the stream was down.
+            current = self.status(job_id)
+        return current
+
+    def _stream(self, cursor: core.StreamCursor) -> Iterator[Event | None]:
+        """One SSE connection: its events, and None for chunks holding none (heartbeats)."""
+        request = cursor.call().request(self._http, cursor.timeout(self._timeout))
+        try:
+            response = self._http.send(request, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise core.transport_error(exc, self.where) from exc
+        try:
+            if response.status_code >= 400:
+                response.read()
+                core.raise_for_status(response)
+            reader = core.EventReader()
+            for chunk in response.iter_bytes():
+                events = reader.feed(chunk)
+                if not events:
+                    yield None
+                yield from events
+        finally:
+            response.close()

@@ -1,0 +1,78 @@
+"""httpx transports: the Unix socket first, TCP when the socket refuses the connection."""
+
+from __future__ import annotations
+
+import httpx
+
+from impasto.client.discovery import Endpoint
+
+
+class FallbackTransport(httpx.BaseTransport):
+    """Try ``primary``; once it fails to connect, use ``secondary`` for good."""
+
+    def __init__(self, primary: httpx.BaseTransport, secondary: httpx.BaseTransport) -> None:
+        self._primary: httpx.BaseTransport | None = primary
+        self._secondary = secondary
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send over the socket unless it has refused a connection before."""
+        if self._primary is not None:
+            try:
+                return self._primary.handle_request(request)
+            except httpx.ConnectError:
+                # A stale socket file from a crash: the daemon may still listen on TCP.
+                self._primary.close()
+                self._primary = None
+        return self._secondary.handle_request(request)
+
+    def close(self) -> None:
+        """Close both transports."""
+        if self._primary is not None:
+            self._primary.close()
+        self._secondary.close()
+
+
+class AsyncFallbackTransport(httpx.AsyncBaseTransport):
+    """The asyncio twin of FallbackTransport."""
+
+    def __init__(
+        self, primary: httpx.AsyncBaseTransport, secondary: httpx.AsyncBaseTransport
+    ) -> None:
+        self._primary: httpx.AsyncBaseTransport | None = primary
+        self._secondary = secondary
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send over the socket unless it has refused a connection before."""
+        if self._primary is not None:
+            try:
+                return await self._primary.handle_async_request(request)
+            except httpx.ConnectError:
+                await self._primary.aclose()
+                self._primary = None
+        return await self._secondary.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Close both transports."""
+        if self._primary is not None:
+            await self._primary.aclose()
+        await self._secondary.aclose()
+
+
+def sync_transport(endpoint: Endpoint) -> httpx.BaseTransport:
+    """The transport for ``endpoint``: socket with TCP fallback, or TCP alone."""
+    if endpoint.socket and not endpoint.tcp_fallback:
+        return httpx.HTTPTransport(uds=endpoint.socket)
+    tcp = httpx.HTTPTransport()
+    if endpoint.socket:
+        return FallbackTransport(httpx.HTTPTransport(uds=endpoint.socket), tcp)
+    return tcp
+
+
+def async_transport(endpoint: Endpoint) -> httpx.AsyncBaseTransport:
+    """The asyncio transport for ``endpoint``."""
+    if endpoint.socket and not endpoint.tcp_fallback:
+        return httpx.AsyncHTTPTransport(uds=endpoint.socket)
+    tcp = httpx.AsyncHTTPTransport()
+    if endpoint.socket:
+        return AsyncFallbackTransport(httpx.AsyncHTTPTransport(uds=endpoint.socket), tcp)
+    return tcp

@@ -1,0 +1,1 @@
+"""One module per task (txt2img, img2img, inpaint) on a shared denoising base."""

@@ -1,0 +1,163 @@
+"""What every task shares: the UNet call with guidance, and the denoising loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from impasto.engine.noise import BatchNoise
+from impasto.engine.preview import Previewer
+from impasto.engine.schedulers.base import Scheduler
+from impasto.engine.sessions import OrtModel
+from impasto.engine.types import CancelToken, Progress, ProgressCallback
+from impasto.engine.vae import LATENT_CHANNELS, VAE_FACTOR
+
+ModelInputFn = Callable[[np.ndarray, int], np.ndarray]
+"""Builds the UNet's ``sample`` from scaled latents at a step (inpaint adds mask channels)."""
+AfterStepFn = Callable[[np.ndarray, int], np.ndarray]
+"""Adjusts the latents after a step (inpaint with a regular UNet blends the kept region)."""
+
+
+class UNet:
+    """The UNet session with classifier-free guidance; cond and uncond share one call if it can."""
+
+    def __init__(self, model: OrtModel) -> None:
+        self.model = model
+        self.sample = model.input("sample")
+        self.timestep = model.input("timestep")
+        self.hidden = model.input("encoder_hidden_states")
+        channels = self.sample.shape[1] if len(self.sample.shape) == 4 else None
+        self.in_channels = channels if isinstance(channels, int) else LATENT_CHANNELS
+        self.dynamic_batch = self.sample.is_dynamic(0)
+        self.calls = 0
+
+    @property
+    def is_inpaint(self) -> bool:
+        """Whether the UNet takes mask and masked-image latents as 5 extra channels."""
+        return self.in_channels == 9
+
+    @property
+    def dtype_name(self) -> str:
+        """``fp16`` or ``fp32``, from the UNet's ``sample`` input."""
+        return "fp16" if self.sample.dtype == np.float16 else "fp32"
+
+    def _timestep(self, t: float, batch: int) -> np.ndarray:
+        # Exported UNets take a scalar float timestep; older exports a [1] or [batch] vector.
+        value = np.asarray(t, dtype=self.timestep.dtype)
+        if len(self.timestep.shape) == 0:
+            return value
+        size = batch if self.timestep.is_dynamic(0) or self.timestep.shape[0] == batch else 1
+        return np.full((size,), value, dtype=self.timestep.dtype)
+
+    def run(self, sample: np.ndarray, t: float, hidden: Any) -> np.ndarray:
+        self.calls += 1
+        feeds = {
+            "sample": sample,
+            "timestep": self._timestep(t, sample.shape[0]),
+            "encoder_hidden_states": hidden,
+        }
+        if self.dynamic_batch or sample.shape[0] == 1:
+            return self.model.run(feeds).astype(np.float32)
+        rows = []  # a UNet exported with a fixed batch of 1
+        for i in range(sample.shape[0]):
+            row_feeds = {
+                "sample": sample[i : i + 1],
+                "timestep": self._timestep(t, 1),
+                "encoder_hidden_states": np.asarray(hidden)[i : i + 1],
+            }
+            rows.append(self.model.run(row_feeds).astype(np.float32))
+        return np.concatenate(rows)
+
+
+@dataclass
+class Guidance:
+    """Text conditioning for a batch, ready for the UNet (uploaded once on GPU providers)."""
+
+    unet: UNet
+    cond: np.ndarray
+    uncond: np.ndarray | None
+    scale: float
+    batch: int
+
+    def __post_init__(self) -> None:
+        cond = np.repeat(self.cond, self.batch, axis=0)
+        if self.uncond is None:
+            hidden = cond
+        else:
+            hidden = np.concatenate([np.repeat(self.uncond, self.batch, axis=0), cond])
+        # Constant over the run: uploading it once keeps it on the device between steps.
+        self._hidden = self.unet.model.to_device("encoder_hidden_states", hidden)
+        self._hidden_host = hidden
+
+    def predict(self, sample: np.ndarray, t: float) -> np.ndarray:
+        """The guided model output for ``sample`` at timestep ``t``."""
+        if self.uncond is None:
+            return self.unet.run(sample, t, self._hidden)
+        if self.unet.dynamic_batch:
+            both = self.unet.run(np.concatenate([sample, sample]), t, self._hidden)
+            out_uncond, out_cond = both[: self.batch], both[self.batch :]
+        else:
+            out_uncond = self.unet.run(sample, t, self._hidden_host[: self.batch])
+            out_cond = self.unet.run(sample, t, self._hidden_host[self.batch :])
+        return out_uncond + self.scale * (out_cond - out_uncond)
+
+
+@dataclass
+class Denoise:
+    """One denoising run: sampler, guidance, noise, and the task's hooks."""
+
+    scheduler: Scheduler
+    guidance: Guidance
+    noise: BatchNoise
+    model_input: ModelInputFn | None = None
+    after_step: AfterStepFn | None = None
+    progress: ProgressCallback | None = None
+    cancel: CancelToken | None = None
+    preview_every: int = 0
+    previewer: Previewer | None = None
+
+    def run(self, latents: np.ndarray, start: int) -> np.ndarray:
+        """Denoise ``latents`` from ``timesteps[start]`` to the end; progress per UNet call."""
+        timesteps = self.scheduler.timesteps
+        total = len(timesteps) - start
+        for step, i in enumerate(range(start, len(timesteps)), start=1):
+            if self.cancel is not None:
+                self.cancel.raise_if_cancelled()
+            scaled = self.scheduler.scale_model_input(latents, i)
+            sample = self.model_input(scaled, i) if self.model_input else scaled
+            output = self.guidance.predict(sample, float(timesteps[i]))
+            latents = self.scheduler.step(output, i, latents, self.noise)
+            if self.after_step is not None:
+                latents = self.after_step(latents, i)
+            if self.progress is not None:
+                preview = None
+                if self.preview_every > 0 and self.previewer and step % self.preview_every == 0:
+                    preview = self.previewer(latents)
+                self.progress(Progress(step=step, total=total, preview=preview))
+        return latents
+
+
+def latent_shape(batch: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """The shape of a batch's latents for an image size."""
+    return (batch, LATENT_CHANNELS, height // VAE_FACTOR, width // VAE_FACTOR)
+
+
+def start_index(steps: int, strength: float, order: int) -> int:
+    """The first timestep index of an img2img run, as diffusers computes it."""
+    init_steps = min(int(steps * strength), steps)
+    return max(steps - init_steps, 0) * order
+
+
+@dataclass
+class TaskPlan:
+    """How a task starts the loop: first latents and index, hooks, and a pixel post-step."""
+
+    latents: np.ndarray
+    start: int
+    model_input: ModelInputFn | None = None
+    after_step: AfterStepFn | None = None
+    finish: Callable[[list[Image.Image]], list[Image.Image]] | None = None

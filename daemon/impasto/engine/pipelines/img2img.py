@@ -1,0 +1,44 @@
+"""img2img: noise the init image's latents to the level ``strength`` picks, then denoise."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from impasto.engine.pipelines.base import TaskPlan, start_index
+from impasto.engine.schedulers.base import Scheduler
+from impasto.engine.vae import Vae, image_to_array
+
+
+def encode_init_image(vae: Vae, image: Image.Image, batch: int) -> np.ndarray:
+    """The init image's scaled latents, repeated for each batch image (encoded once)."""
+    latents = vae.encode(image_to_array(image))
+    return np.repeat(latents, batch, axis=0)
+
+
+def noised_start(
+    scheduler: Scheduler, init_latents: np.ndarray, noise: np.ndarray, steps: int, strength: float
+) -> tuple[np.ndarray, int]:
+    """First latents and index: ``add_noise`` at the start index, or the clean latents if none.
+
+    Strength so low that no step runs leaves the init latents unchanged, where diffusers
+    would refuse; the result is then the init image through the VAE.
+    """
+    start = start_index(steps, strength, scheduler.order)
+    if start >= len(scheduler.timesteps):
+        return init_latents.copy(), len(scheduler.timesteps)
+    return scheduler.add_noise(init_latents, noise, start).astype(np.float32), start
+
+
+def plan_img2img(
+    scheduler: Scheduler,
+    vae: Vae,
+    image: Image.Image,
+    noise: np.ndarray,
+    steps: int,
+    strength: float,
+) -> TaskPlan:
+    """Latents from the encoded init image noised to ``strength``."""
+    init_latents = encode_init_image(vae, image, noise.shape[0])
+    latents, start = noised_start(scheduler, init_latents, noise, steps, strength)
+    return TaskPlan(latents=latents, start=start)

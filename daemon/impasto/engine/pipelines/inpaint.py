@@ -1,0 +1,104 @@
+"""Inpaint: repaint the white part of a mask, with a 9-channel inpainting UNet or any UNet.
+
+An inpainting UNet gets the mask and the masked image's latents as 5 extra input channels.
+A regular UNet gets latent blending instead: after every step the kept (black) region is reset
+to the init latents noised to the next step's level, and to the clean latents after the last.
+Either way the kept region of the output is then pasted from the init image, as AUTOMATIC1111
+does, because a VAE round trip alone blurs it; ``overlay=False`` turns that off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from impasto.engine.pipelines.base import TaskPlan
+from impasto.engine.pipelines.img2img import encode_init_image, noised_start
+from impasto.engine.schedulers.base import Scheduler
+from impasto.engine.vae import VAE_FACTOR, Vae, image_to_array
+
+
+def binary_mask(mask: Image.Image) -> np.ndarray:
+    """The mask as float32 [H, W] of 0 (keep) and 1 (repaint), thresholded at half grey."""
+    grey = np.asarray(mask.convert("L"), dtype=np.float32) / 255.0
+    return (grey >= 0.5).astype(np.float32)
+
+
+def latent_mask(pixel_mask: np.ndarray, batch: int) -> np.ndarray:
+    """[batch, 1, h, w]: nearest-neighbour downsampling by 8, as torch's interpolate does."""
+    small = pixel_mask[::VAE_FACTOR, ::VAE_FACTOR]
+    return np.broadcast_to(small, (batch, 1, *small.shape)).astype(np.float32)
+
+
+@dataclass
+class InpaintInputs:
+    """Mask and latents shared by every step of one inpaint run."""
+
+    pixel_mask: np.ndarray
+    mask: np.ndarray
+    init_latents: np.ndarray
+    masked_latents: np.ndarray | None
+
+
+def prepare_inputs(
+    vae: Vae, image: Image.Image, mask_image: Image.Image, batch: int, inpaint_unet: bool
+) -> InpaintInputs:
+    """Encode the init image (and, for a 9-channel UNet, the masked image) once."""
+    pixel_mask = binary_mask(mask_image)
+    masked_latents = None
+    if inpaint_unet:
+        masked = image_to_array(image) * (1.0 - pixel_mask)[None, None]
+        masked_latents = np.repeat(vae.encode(masked.astype(np.float32)), batch, axis=0)
+    return InpaintInputs(
+        pixel_mask=pixel_mask,
+        mask=latent_mask(pixel_mask, batch),
+        init_latents=encode_init_image(vae, image, batch),
+        masked_latents=masked_latents,
+    )
+
+
+def plan_inpaint(
+    scheduler: Scheduler,
+    inputs: InpaintInputs,
+    init_image: Image.Image,
+    noise: np.ndarray,
+    steps: int,
+    strength: float,
+    *,
+    overlay: bool = True,
+) -> TaskPlan:
+    """The plan for either UNet kind; ``inputs.masked_latents`` says which."""
+    if strength >= 1.0:
+        # Full strength starts from pure noise like txt2img (diffusers does the same).
+        latents, start = (noise * np.float32(scheduler.init_noise_sigma)).astype(np.float32), 0
+    else:
+        latents, start = noised_start(scheduler, inputs.init_latents, noise, steps, strength)
+
+    def model_input(scaled: np.ndarray, index: int) -> np.ndarray:
+        assert inputs.masked_latents is not None
+        return np.concatenate([scaled, inputs.mask, inputs.masked_latents], axis=1)
+
+    last = len(scheduler.timesteps) - 1
+
+    def blend(latents: np.ndarray, index: int) -> np.ndarray:
+        if index < last:
+            proper = scheduler.add_noise(inputs.init_latents, noise, index + 1)
+        else:
+            proper = inputs.init_latents
+        return ((1.0 - inputs.mask) * proper + inputs.mask * latents).astype(np.float32)
+
+    def finish(images: list[Image.Image]) -> list[Image.Image]:
+        keep = Image.fromarray(((1.0 - inputs.pixel_mask) * 255).astype(np.uint8), "L")
+        base = init_image.convert("RGB")
+        return [Image.composite(base, image, keep) for image in images]
+
+    regular = inputs.masked_latents is None
+    return TaskPlan(
+        latents=latents,
+        start=start,
+        model_input=None if regular else model_input,
+        after_step=blend if regular else None,
+        finish=finish if overlay else None,
+    )

@@ -1,0 +1,60 @@
+"""The one scheduler Protocol every sampler implements, and the model-folder config it reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
+
+import numpy as np
+
+NoiseFn = Callable[[tuple[int, ...]], np.ndarray]
+"""Draws standard-normal noise of a shape; row i comes from batch image i's own generator."""
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """The fields of a model folder's ``scheduler/scheduler_config.json`` that samplers use."""
+
+    num_train_timesteps: int = 1000
+    beta_start: float = 0.00085
+    beta_end: float = 0.012
+    beta_schedule: str = "scaled_linear"
+    prediction_type: str = "epsilon"
+    timestep_spacing: str = "leading"
+    steps_offset: int = 1
+    set_alpha_to_one: bool = False
+    clip_sample: bool = False
+    rescale_betas_zero_snr: bool = False
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SchedulerConfig:
+        """Build from a diffusers scheduler config, ignoring keys samplers do not use."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names and v is not None})
+
+
+class Scheduler(Protocol):
+    """A sampler: ``timesteps`` has one entry per UNet call, addressed by its index."""
+
+    timesteps: np.ndarray
+    init_noise_sigma: float
+    order: int
+
+    def set_timesteps(self, num_inference_steps: int) -> None:
+        """Lay out ``timesteps`` for a run of ``num_inference_steps`` steps and reset state."""
+        ...
+
+    def scale_model_input(self, sample: np.ndarray, index: int) -> np.ndarray:
+        """Scale the latents before the UNet call at ``timesteps[index]``."""
+        ...
+
+    def step(
+        self, model_output: np.ndarray, index: int, sample: np.ndarray, noise: NoiseFn
+    ) -> np.ndarray:
+        """Advance ``sample`` past ``timesteps[index]`` given the UNet's output there."""
+        ...
+
+    def add_noise(self, original: np.ndarray, noise: np.ndarray, index: int) -> np.ndarray:
+        """Noise clean latents to the level the sampler expects at ``timesteps[index]``."""
+        ...

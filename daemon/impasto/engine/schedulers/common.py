@@ -1,0 +1,47 @@
+"""The base class the samplers share: config, schedule check and the Protocol's methods."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from .base import NoiseFn, SchedulerConfig
+
+
+class Sampler:
+    """Implements ``base.Scheduler``; subclasses lay out timesteps and step."""
+
+    timesteps: np.ndarray
+    init_noise_sigma: float = 1.0
+    order: int = 1
+    schedules: ClassVar[tuple[str, ...]] = ("default",)
+
+    def __init__(self, config: SchedulerConfig, schedule: str = "default") -> None:
+        """Keep the config; nothing is laid out until ``set_timesteps``."""
+        if schedule not in self.schedules:
+            raise ValueError(
+                f"{type(self).__name__} does not support the {schedule!r} sigma schedule; "
+                f"use one of: {', '.join(self.schedules)}"
+            )
+        self.config = config
+        self.schedule = schedule
+        self.timesteps = np.zeros(0)
+
+    def set_timesteps(self, num_inference_steps: int) -> None:
+        """Lay out ``timesteps`` for a run and reset state."""
+        raise NotImplementedError
+
+    def scale_model_input(self, sample: np.ndarray, index: int) -> np.ndarray:
+        """Scale the latents before the UNet call at ``timesteps[index]``."""
+        raise NotImplementedError
+
+    def step(
+        self, model_output: np.ndarray, index: int, sample: np.ndarray, noise: NoiseFn
+    ) -> np.ndarray:
+        """Advance ``sample`` past ``timesteps[index]``."""
+        raise NotImplementedError
+
+    def add_noise(self, original: np.ndarray, noise: np.ndarray, index: int) -> np.ndarray:
+        """Noise clean latents to the level of ``timesteps[index]``."""
+        raise NotImplementedError

@@ -1,0 +1,45 @@
+"""DPM++ 2M: second-order multistep DPM-Solver++ (diffusers DPMSolverMultistepScheduler,
+``algorithm_type="dpmsolver++"``, ``solver_order=2``, midpoint, ``lower_order_final``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .base import NoiseFn
+from .solver_base import SolverSampler
+
+
+class DPMPP2MSampler(SolverSampler):
+    """Multistep DPM-Solver++ in data prediction, order 2 after a first-order warm-up."""
+
+    round_cosine_karras = False
+    stochastic = False
+
+    def step(
+        self, model_output: np.ndarray, index: int, sample: np.ndarray, noise: NoiseFn
+    ) -> np.ndarray:
+        """One update from timesteps[index] to the next sigma."""
+        self._remember(index, self.denoised(model_output, index, sample))
+        fresh = noise(sample.shape).astype(sample.dtype, copy=False) if self.stochastic else None
+        final = index == len(self.timesteps) - 1
+        alpha_t, sigma_t = float(self.alpha_t[index + 1]), float(self.sigma_t[index + 1])
+        sigma_s = float(self.sigma_t[index])
+        h = float(self.lambda_t[index + 1] - self.lambda_t[index])
+        m0 = self._outputs[0]
+        if len(self._outputs) < 2 or final:
+            d = m0
+        else:
+            h_last = float(self.lambda_t[index] - self.lambda_t[index - 1])
+            d = m0 + (0.5 * h / h_last) * (m0 - self._outputs[1])
+        if fresh is None:
+            prev = (sigma_t / sigma_s) * sample - (alpha_t * math.expm1(-h)) * d
+        else:
+            decay = math.exp(-h)
+            prev = (
+                (sigma_t / sigma_s * decay) * sample
+                + (alpha_t * -math.expm1(-2.0 * h)) * d
+                + (sigma_t * math.sqrt(-math.expm1(-2.0 * h))) * fresh
+            )
+        return prev.astype(sample.dtype, copy=False)

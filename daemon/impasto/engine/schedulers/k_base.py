@@ -1,0 +1,50 @@
+"""The shared body of the sigma-parametrised (k-diffusion style) samplers."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from .base import SchedulerConfig
+from .common import Sampler
+from .sigmas import SCHEDULES, k_schedule
+
+
+class SigmaSampler(Sampler):
+    """Euler-family bookkeeping: latents live at scale sigma, the UNet sees them rescaled."""
+
+    schedules: ClassVar[tuple[str, ...]] = SCHEDULES
+
+    def __init__(self, config: SchedulerConfig, schedule: str = "default") -> None:
+        """Keep the config; nothing is laid out until ``set_timesteps``."""
+        super().__init__(config, schedule)
+        self.sigmas = np.zeros(1)
+        self.init_noise_sigma = 1.0
+
+    def set_timesteps(self, num_inference_steps: int) -> None:
+        """Lay out one timestep and sigma per step; the sigmas end at 0."""
+        self.timesteps, self.sigmas, _ = k_schedule(self.config, num_inference_steps, self.schedule)
+        self._after_schedule()
+
+    def _after_schedule(self) -> None:
+        """Derive the start noise level from the sigmas and reset per-run state."""
+        top = float(self.sigmas.max())
+        # Under "leading" spacing diffusers starts from a unit-variance-scaled top sigma.
+        if self.config.timestep_spacing in ("linspace", "trailing"):
+            self.init_noise_sigma = top
+        else:
+            self.init_noise_sigma = (top**2 + 1) ** 0.5
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget the state of a previous run."""
+
+    def scale_model_input(self, sample: np.ndarray, index: int) -> np.ndarray:
+        """Divide by sqrt(sigma^2 + 1) so the UNet sees unit-variance input."""
+        sigma = float(self.sigmas[index])
+        return sample / (sigma**2 + 1) ** 0.5
+
+    def add_noise(self, original: np.ndarray, noise: np.ndarray, index: int) -> np.ndarray:
+        """Add noise at sigma of ``index``: x + sigma * noise."""
+        return original + noise * float(self.sigmas[index])

@@ -1,0 +1,220 @@
+"""Noise schedules shared by the samplers: betas, alphas, sigmas and timestep spacing.
+
+Training-schedule arrays are built in float32 like diffusers builds them, so a model
+sees the same timesteps and noise levels it would see under diffusers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .base import SchedulerConfig
+
+SCHEDULES = ("default", "karras", "exponential")
+"""Sigma-schedule options of the sigma-based samplers."""
+
+KARRAS_RHO = 7.0
+
+# A zero terminal SNR makes sigma infinite; diffusers' sigma samplers clamp it to this.
+ZERO_SNR_ALPHA_CUMPROD = 2.0**-24
+
+
+def betas(config: SchedulerConfig) -> np.ndarray:
+    """The training betas (float32) of ``config.beta_schedule``."""
+    n = config.num_train_timesteps
+    if config.beta_schedule == "linear":
+        out = np.linspace(config.beta_start, config.beta_end, n).astype(np.float32)
+    elif config.beta_schedule == "scaled_linear":
+        root = np.linspace(config.beta_start**0.5, config.beta_end**0.5, n).astype(np.float32)
+        out = root**2
+    elif config.beta_schedule == "squaredcos_cap_v2":
+        out = _cosine_betas(n)
+    else:
+        raise ValueError(
+            f"unknown beta_schedule {config.beta_schedule!r}; "
+            "use linear, scaled_linear or squaredcos_cap_v2"
+        )
+    if config.rescale_betas_zero_snr:
+        out = rescale_zero_terminal_snr(out)
+    return out
+
+
+def _cosine_betas(n: int, max_beta: float = 0.999) -> np.ndarray:
+    """Betas of the "squaredcos_cap_v2" (improved DDPM cosine) schedule."""
+    steps = np.arange(n + 1, dtype=np.float64) / n
+    alpha_bar = np.cos((steps + 0.008) / 1.008 * math.pi / 2) ** 2
+    return np.minimum(1 - alpha_bar[1:] / alpha_bar[:-1], max_beta).astype(np.float32)
+
+
+def rescale_zero_terminal_snr(betas: np.ndarray) -> np.ndarray:
+    """Rescale betas so the last timestep has zero SNR (arXiv 2305.08891, Algorithm 1)."""
+    alphas_bar_sqrt = np.sqrt(np.cumprod(1.0 - betas, dtype=betas.dtype))
+    first, last = alphas_bar_sqrt[0], alphas_bar_sqrt[-1]
+    alphas_bar_sqrt = (alphas_bar_sqrt - last) * (first / (first - last))
+    alphas_bar = alphas_bar_sqrt**2
+    alphas = np.concatenate([alphas_bar[:1], alphas_bar[1:] / alphas_bar[:-1]])
+    return (1 - alphas).astype(betas.dtype)
+
+
+def alphas_cumprod(config: SchedulerConfig, clamp_zero_snr: bool = True) -> np.ndarray:
+    """Cumulative alpha products (float32) of the training schedule.
+
+    With ``clamp_zero_snr`` a zero terminal value is raised to 2**-24 so that sigma stays
+    finite, as the sigma-based diffusers samplers do.
+    """
+    out = np.cumprod(1.0 - betas(config), dtype=np.float32)
+    if config.rescale_betas_zero_snr and clamp_zero_snr:
+        out[-1] = ZERO_SNR_ALPHA_CUMPROD
+    return out
+
+
+def train_sigmas(alphas_cumprod: np.ndarray) -> np.ndarray:
+    """Sigma of every training timestep, ascending in t (float32)."""
+    return ((1 - alphas_cumprod) / alphas_cumprod) ** 0.5
+
+
+def spaced_timesteps(
+    config: SchedulerConfig, steps: int, solver: bool = False, integer: bool = False
+) -> np.ndarray:
+    """Descending timesteps of ``config.timestep_spacing`` as the diffusers samplers lay them out.
+
+    ``solver`` selects the DPM-Solver/UniPC variant, which spaces ``steps + 1`` points and
+    drops the last for ``linspace`` and ``leading``; ``integer`` rounds ``linspace`` (DDIM).
+    """
+    train = config.num_train_timesteps
+    spacing = config.timestep_spacing
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    if spacing == "linspace":
+        if solver:
+            return np.linspace(0, train - 1, steps + 1).round()[::-1][:-1].copy()
+        if integer:
+            return np.linspace(0, train - 1, steps).round()[::-1].copy()
+        return np.linspace(0, train - 1, steps, dtype=np.float32)[::-1].astype(np.float64)
+    if spacing == "leading":
+        if solver:
+            ratio = train // (steps + 1)
+            ts = (np.arange(steps + 1) * ratio).round()[::-1][:-1]
+        else:
+            ts = (np.arange(steps) * (train // steps)).round()[::-1]
+        return ts.astype(np.float64) + config.steps_offset
+    if spacing == "trailing":
+        return np.arange(train, 0, -train / steps).round() - 1.0
+    raise ValueError(f"unknown timestep_spacing {spacing!r}; use leading, trailing or linspace")
+
+
+def sigma_to_t(sigmas: np.ndarray, log_sigmas: np.ndarray) -> np.ndarray:
+    """Fractional training timesteps of ``sigmas``, interpolating in log-sigma."""
+    log_sigma = np.log(np.maximum(sigmas, 1e-10))
+    dists = log_sigma - log_sigmas[:, np.newaxis]
+    low = np.cumsum(dists >= 0, axis=0).argmax(axis=0).clip(max=log_sigmas.shape[0] - 2)
+    high = low + 1
+    w = np.clip((log_sigmas[low] - log_sigma) / (log_sigmas[low] - log_sigmas[high]), 0, 1)
+    return (1 - w) * low + w * high
+
+
+def karras_sigmas(sigma_min: float, sigma_max: float, steps: int) -> np.ndarray:
+    """The Karras et al. (2022) schedule from ``sigma_max`` down to ``sigma_min``."""
+    ramp = np.linspace(0, 1, steps)
+    lo, hi = sigma_min ** (1 / KARRAS_RHO), sigma_max ** (1 / KARRAS_RHO)
+    return (hi + ramp * (lo - hi)) ** KARRAS_RHO
+
+
+def exponential_sigmas(sigma_min: float, sigma_max: float, steps: int) -> np.ndarray:
+    """Sigmas evenly spaced in log-sigma from ``sigma_max`` down to ``sigma_min``."""
+    return np.exp(np.linspace(math.log(sigma_max), math.log(sigma_min), steps))
+
+
+def reshape_sigmas(
+    schedule: str, sigmas: np.ndarray, log_train: np.ndarray, steps: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Karras or exponential sigmas spanning ``sigmas``, with their timesteps; None for default."""
+    if schedule == "default":
+        return None
+    lo, hi = float(sigmas[-1]), float(sigmas[0])
+    if schedule == "karras":
+        out = karras_sigmas(lo, hi, steps)
+    elif schedule == "exponential":
+        out = exponential_sigmas(lo, hi, steps)
+    else:
+        raise ValueError(f"unknown sigma schedule {schedule!r}; use one of {', '.join(SCHEDULES)}")
+    return out, sigma_to_t(out, log_train)
+
+
+def k_schedule(
+    config: SchedulerConfig, steps: int, schedule: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Timesteps, sigmas (one longer, ending at 0) and training alphas of the Euler family."""
+    ac = alphas_cumprod(config)
+    train = train_sigmas(ac)
+    timesteps = spaced_timesteps(config, steps)
+    sigmas = np.interp(timesteps, np.arange(len(train)), train)
+    reshaped = reshape_sigmas(schedule, sigmas, np.log(train), steps)
+    if reshaped is not None:
+        sigmas, timesteps = reshaped
+    sigmas = np.append(sigmas, 0.0).astype(np.float32).astype(np.float64)
+    return timesteps.astype(np.float32).astype(np.float64), sigmas, ac
+
+
+def solver_schedule(
+    config: SchedulerConfig, steps: int, schedule: str, round_cosine_karras: bool = True
+) -> tuple[np.ndarray, ...]:
+    """Timesteps, sigmas (one longer, ending at 0) and training alphas of DPM-Solver and UniPC.
+
+    Karras and exponential sigmas span the whole training range here, and their timesteps
+    are made integer (rounded for Karras, truncated for exponential) as diffusers does;
+    DPM-Solver leaves Karras timesteps of the cosine schedule unrounded.
+    """
+    ac = alphas_cumprod(config)
+    train = train_sigmas(ac)
+    timesteps = spaced_timesteps(config, steps, solver=True)
+    if schedule == "default":
+        sigmas = np.interp(timesteps, np.arange(len(train)), train)
+    else:
+        reshaped = reshape_sigmas(schedule, train[::-1], np.log(train), steps)
+        assert reshaped is not None
+        sigmas, timesteps = reshaped
+        cosine = config.beta_schedule == "squaredcos_cap_v2"
+        if schedule == "karras" and (round_cosine_karras or not cosine):
+            timesteps = timesteps.round()
+        timesteps = np.trunc(timesteps)
+    sigmas = np.append(sigmas, 0.0).astype(np.float32).astype(np.float64)
+    return timesteps.astype(np.float64), sigmas, ac
+
+
+def sigma_to_alpha_sigma(sigmas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Variance-preserving (alpha_t, sigma_t) pairs of variance-exploding ``sigmas``."""
+    alpha = 1 / np.sqrt(sigmas**2 + 1)
+    return alpha, sigmas * alpha
+
+
+def k_denoised(
+    model_output: np.ndarray, sample: np.ndarray, sigma: float, prediction_type: str
+) -> np.ndarray:
+    """The predicted clean sample of a sigma-parametrised (k-diffusion) step."""
+    if prediction_type == "epsilon":
+        return sample - sigma * model_output
+    if prediction_type == "v_prediction":
+        return model_output * (-sigma / (sigma**2 + 1) ** 0.5) + sample / (sigma**2 + 1)
+    if prediction_type == "sample":
+        return model_output
+    raise ValueError(
+        f"unknown prediction_type {prediction_type!r}; use epsilon, v_prediction or sample"
+    )
+
+
+def vp_denoised(
+    model_output: np.ndarray, sample: np.ndarray, alpha: float, sigma: float, prediction_type: str
+) -> np.ndarray:
+    """The predicted clean sample of a variance-preserving step (alpha^2 + sigma^2 = 1)."""
+    if prediction_type == "epsilon":
+        return (sample - sigma * model_output) / alpha
+    if prediction_type == "v_prediction":
+        return alpha * sample - sigma * model_output
+    if prediction_type == "sample":
+        return model_output
+    raise ValueError(
+        f"unknown prediction_type {prediction_type!r}; use epsilon, v_prediction or sample"
+    )

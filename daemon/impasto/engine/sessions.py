@@ -1,0 +1,151 @@
+"""ONNX Runtime sessions opened with a ProviderChoice, with IO binding for GPU providers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from impasto.engine.providers import ProviderChoice
+from impasto.engine.types import ModelFolderError
+
+ORT_DTYPES: dict[str, type[np.generic]] = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+}
+_LEVELS = {
+    "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+# OrtValue device names per provider, for IO binding.
+_DEVICE_TYPES = {
+    "CUDAExecutionProvider": "cuda",
+    "TensorrtExecutionProvider": "cuda",
+    "ROCMExecutionProvider": "cuda",  # ROCm builds register their device under the cuda name
+    "MIGraphXExecutionProvider": "cuda",
+    "DmlExecutionProvider": "dml",
+}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input: its numpy dtype and its shape (str or None for dynamic axes)."""
+
+    name: str
+    dtype: type[np.generic]
+    shape: tuple[int | str | None, ...]
+
+    def is_dynamic(self, axis: int) -> bool:
+        """Whether ``axis`` accepts any size."""
+        return axis < len(self.shape) and not isinstance(self.shape[axis], int)
+
+
+def _contiguous(value: np.ndarray, dtype: type[np.generic]) -> np.ndarray:
+    # Not np.ascontiguousarray: it turns a 0-d array (the UNet's scalar timestep) into 1-d.
+    return np.require(np.asarray(value, dtype=dtype), requirements="C")
+
+
+def session_options(choice: ProviderChoice) -> ort.SessionOptions:
+    """Options for every session of a pipeline: threads, optimisation level, quiet logs."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = _LEVELS.get(choice.optimization_level, _LEVELS["basic"])
+    options.intra_op_num_threads = choice.threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    if choice.name == "DmlExecutionProvider":
+        # DirectML does not support memory patterns or parallel execution.
+        options.enable_mem_pattern = False
+    return options
+
+
+class OrtModel:
+    """One ONNX component: feeds are cast to the declared input dtypes; run time is summed."""
+
+    def __init__(self, path: Path, choice: ProviderChoice) -> None:
+        try:
+            self.session = ort.InferenceSession(
+                str(path), session_options(choice), providers=list(choice.providers)
+            )
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+            raise ModelFolderError(str(path), f"ONNX Runtime could not load it ({exc})") from exc
+        self.path = path
+        self.inputs = {
+            i.name: TensorSpec(i.name, ORT_DTYPES.get(i.type, np.float32), tuple(i.shape))
+            for i in self.session.get_inputs()
+        }
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.device_type = _DEVICE_TYPES.get(choice.name) if choice.is_gpu else None
+        self.device_id = choice.device_id
+        self.run_seconds = 0.0
+
+    def close(self) -> None:
+        """Drop the session so ONNX Runtime frees its memory."""
+        self.__dict__.pop("session", None)
+
+    def input(self, name: str) -> TensorSpec:
+        """The spec of input ``name``; a ModelFolderError names the model when it is absent."""
+        try:
+            return self.inputs[name]
+        except KeyError:
+            raise ModelFolderError(
+                str(self.path), f"has no input {name!r} (inputs: {', '.join(self.inputs)})"
+            ) from None
+
+    def output_index(self, preferred: Sequence[str]) -> int:
+        """Index of the first output named in ``preferred``, else 0."""
+        for name in preferred:
+            if name in self.output_names:
+                return self.output_names.index(name)
+        return 0
+
+    def _cast(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in feeds.items():
+            if isinstance(value, np.ndarray):
+                value = _contiguous(value, self.input(name).dtype)
+            out[name] = value
+        return out
+
+    def to_device(self, name: str, value: np.ndarray) -> Any:
+        """Upload a feed that stays constant across calls; on CPU it stays a numpy array."""
+        array = _contiguous(value, self.input(name).dtype)
+        if self.device_type is None:
+            return array
+        return ort.OrtValue.ortvalue_from_numpy(array, self.device_type, self.device_id)
+
+    def run(self, feeds: Mapping[str, Any], output: int = 0) -> np.ndarray:
+        """Run and return output ``output`` as a numpy array."""
+        cast = self._cast(feeds)
+        start = time.perf_counter()
+        try:
+            if self.device_type is None:
+                result = self.session.run([self.output_names[output]], cast)[0]
+            else:
+                result = self._run_bound(cast, output)
+        finally:
+            self.run_seconds += time.perf_counter() - start
+        return np.asarray(result)
+
+    def _run_bound(self, feeds: dict[str, Any], output: int) -> np.ndarray:
+        # Inputs go up once per call (or are already OrtValues on the device); the output is
+        # allocated on the device and copied back once, instead of ORT's per-call staging.
+        binding = self.session.io_binding()
+        for name, value in feeds.items():
+            if isinstance(value, np.ndarray):
+                value = ort.OrtValue.ortvalue_from_numpy(value, self.device_type, self.device_id)
+            binding.bind_ortvalue_input(name, value)
+        assert self.device_type is not None
+        binding.bind_output(self.output_names[output], self.device_type, self.device_id)
+        self.session.run_with_iobinding(binding)
+        return np.asarray(binding.copy_outputs_to_cpu()[0])

@@ -1,0 +1,103 @@
+"""Request and result types of the engine: plain dataclasses, no HTTP or SQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+Schedule = Literal["default", "karras", "exponential"]
+
+MIN_SIZE, MAX_SIZE, SIZE_MULTIPLE = 64, 2048, 8
+MIN_STEPS, MAX_STEPS = 1, 150
+MIN_CFG, MAX_CFG = 1.0, 30.0
+MIN_BATCH, MAX_BATCH = 1, 10
+
+
+class EngineError(Exception):
+    """Base class of the errors the engine raises on purpose."""
+
+
+class InvalidRequestError(EngineError, ValueError):
+    """A request field is out of range; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class ModelFolderError(EngineError):
+    """A model folder is missing a file or holds a bad one; ``path`` names it."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+class GenerationCancelled(EngineError):
+    """Raised out of a generation when its cancel token was set."""
+
+
+class CancelToken:
+    """Set from any thread; the engine checks it before every UNet call."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._event.is_set():
+            raise GenerationCancelled("generation cancelled")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One sampler step done; ``preview`` is set every ``preview_every`` steps."""
+
+    step: int
+    total: int
+    preview: Image.Image | None = None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass
+class GenerationParams:
+    """Everything one generation needs. ``seed`` None or -1 draws a random seed."""
+
+    prompt: str
+    negative_prompt: str = ""
+    width: int = 512
+    height: int = 512
+    steps: int = 20
+    cfg_scale: float = 7.0
+    seed: int | None = None
+    batch_size: int = 1
+    sampler: str = "euler_a"
+    schedule: Schedule = "default"
+    init_image: Image.Image | None = None
+    mask_image: Image.Image | None = None
+    strength: float = 0.75
+    preview_every: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    """One output image with the seed that made it."""
+
+    image: Image.Image
+    seed: int

@@ -1,0 +1,68 @@
+"""Where Impasto keeps things: platformdirs locations unless settings override them."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from impasto.settings import APP_NAME, Settings
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Resolved folders and files of one daemon instance."""
+
+    data_dir: Path
+    runtime_dir: Path
+    log_dir: Path
+    output_dir: Path
+    models_dir: Path
+    temp_dir: Path
+    uploads_dir: Path
+    database: Path
+    socket: Path
+    discovery_file: Path
+
+    def create(self) -> None:
+        """Make every folder; the runtime dir is private to the user (0700)."""
+        for folder in (self.data_dir, self.log_dir, self.output_dir, self.models_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        for folder in (self.temp_dir, self.uploads_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if sys.platform != "win32":
+            os.chmod(self.runtime_dir, 0o700)
+
+
+def _runtime_default() -> Path:
+    if sys.platform == "win32":
+        return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "run"
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base and Path(base).is_dir():
+        return Path(base) / APP_NAME
+    # No per-user runtime dir (e.g. macOS, containers): a private folder under the temp dir.
+    return Path(os.environ.get("TMPDIR", "/tmp")) / f"{APP_NAME}-{os.getuid()}"
+
+
+def resolve_paths(settings: Settings) -> Paths:
+    """Apply the settings' overrides over the platform defaults."""
+    data = Path(settings.data_dir or platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    runtime = Path(settings.runtime_dir) if settings.runtime_dir else _runtime_default()
+    logs = Path(settings.log_dir or platformdirs.user_log_dir(APP_NAME, appauthor=False))
+    temp = Path(settings.temp_dir) if settings.temp_dir else data / "temp"
+    return Paths(
+        data_dir=data,
+        runtime_dir=runtime,
+        log_dir=logs,
+        output_dir=Path(settings.output_dir) if settings.output_dir else data / "outputs",
+        models_dir=Path(settings.models_dir) if settings.models_dir else data / "models",
+        temp_dir=temp,
+        uploads_dir=data / "uploads",
+        database=data / "impasto.db",
+        socket=Path(settings.socket_path) if settings.socket_path else runtime / "impasto.sock",
+        discovery_file=runtime / "daemon.json",
+    )

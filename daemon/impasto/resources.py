@@ -1,0 +1,24 @@
+"""Files shipped with Impasto: the static web UI and the bundled tiny demo model."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def _shipped(name: str, repo_relative: str) -> Path:
+    # A wheel or a binary carries the folder inside the package; a source checkout has it at the top.
+    inside = Path(str(resources.files("impasto"))) / name
+    return inside if inside.is_dir() else _REPO / repo_relative
+
+
+def ui_static_dir() -> Path:
+    """The folder of the bundled web UI."""
+    return _shipped("ui_static", "ui_static")
+
+
+def bundled_models_dir() -> Path:
+    """The folder holding the tiny demo models that ship with Impasto."""
+    return _shipped("bundled_models", "models/tiny")

@@ -1,0 +1,219 @@
+"""``impasto serve``: one process serving the API on TCP and a Unix socket, supervising workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+
+from impasto import __version__, discovery
+from impasto.api.app import create_app
+from impasto.api.security import LOOPBACK_NAMES, mark_transport
+from impasto.paths import Paths, resolve_paths
+from impasto.services.container import Services
+from impasto.services.events import EventBus
+from impasto.services.images import UploadStore
+from impasto.services.jobs import JobOptions, JobService
+from impasto.services.models import ModelCatalog
+from impasto.services.outputs import remove_stale_temp_files
+from impasto.services.supervisor import Supervisor
+from impasto.settings import LoadedSettings, Settings
+from impasto.store.db import open_database
+from impasto.store.events import EventLog
+from impasto.store.jobs import JobStore
+
+log = logging.getLogger("impasto.server")
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says why and what to do."""
+
+
+def _bind_host(settings: Settings) -> str:
+    return "127.0.0.1" if settings.host == "localhost" else settings.host
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def check_bind(settings: Settings) -> None:
+    """Binding beyond loopback without a token would expose the machine: refuse."""
+    if settings.host.lower() not in LOOPBACK_NAMES and not settings.token:
+        raise StartupError(
+            f"refusing to listen on {settings.host} without a token: set IMPASTO_TOKEN "
+            "(or token in config.toml) or bind to localhost"
+        )
+
+
+def check_single_instance(paths: Paths) -> None:
+    """Exit if a live daemon owns the discovery file; clean up after a crashed one."""
+    info = discovery.read(paths.discovery_file)
+    if info is not None and info.pid != os.getpid() and discovery.pid_alive(info.pid):
+        try:
+            httpx.get(f"{info.url}/api/v1/health", timeout=2.0)
+        except httpx.HTTPError:
+            pass
+        else:
+            raise StartupError(
+                f"Impasto is already running (pid {info.pid}) at {info.url}; "
+                "stop it first with `kill {info.pid}` or the tray's Quit"
+            )
+    discovery.remove(paths.discovery_file)
+    if sys.platform != "win32" and paths.socket.exists():
+        paths.socket.unlink()
+
+
+def build_services(settings: Settings, paths: Paths) -> Services:
+    db = open_database(paths.database)
+    store = JobStore(db)
+    bus = EventBus(EventLog(db))
+    catalog = ModelCatalog(paths.models_dir)
+    uploads = UploadStore(paths.uploads_dir, settings.max_upload_size)
+    options = JobOptions(
+        output_dir=paths.output_dir,
+        default_model=settings.default_model,
+        max_queue=settings.max_queue,
+        max_attempts=settings.max_attempts,
+        preview_every=settings.preview_every,
+        keep_alive=settings.keep_alive,
+    )
+    jobs = JobService(store, bus, catalog, uploads, options)
+    worker_args = ["--provider", settings.provider]
+    if settings.enable_tensorrt:
+        worker_args.append("--enable-tensorrt")
+    supervisor = Supervisor(
+        jobs, count=max(1, settings.workers), worker_args=worker_args, log_dir=paths.log_dir
+    )
+    jobs.supervisor = supervisor
+    return Services(
+        settings=settings,
+        paths=paths,
+        jobs=jobs,
+        bus=bus,
+        catalog=catalog,
+        uploads=uploads,
+        supervisor=supervisor,
+        version=__version__,
+        extra={"db": db},
+    )
+
+
+async def _wait_listening(host: str, port: int, sock: Path | None, timeout: float = 15.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+            writer.close()
+            if sock is None or sock.exists():
+                return
+        except OSError:
+            pass
+        await asyncio.sleep(0.05)
+    raise StartupError(f"the server did not start listening on {host}:{port}")
+
+
+async def run_daemon(settings: Settings, paths: Paths) -> int:
+    from granian.constants import Interfaces
+    from granian.server.embed import Server
+
+    services = build_services(settings, paths)
+    store = services.jobs.store
+    for job_id in store.requeue_orphans():
+        services.bus.publish("queued", job_id, {"position": store.position(job_id), "retry": "daemon restarted"})
+    removed = remove_stale_temp_files(paths.output_dir)
+    if removed:
+        log.info("removed %d partial files left by a crash", removed)
+
+    host = _bind_host(settings)
+    port = settings.port or _free_port(host)
+    app = create_app(services)
+    servers = [Server(app, address=host, port=port, interface=Interfaces.ASGINL, log_enabled=False)]
+    use_socket = settings.socket and sys.platform != "win32"
+    if use_socket:
+        unix_app = mark_transport(app, "unix")
+        servers.append(Server(unix_app, uds=paths.socket, interface=Interfaces.ASGINL, log_enabled=False))
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+
+    old_umask = os.umask(0o177)  # the socket is created owner-only, not widened afterwards
+    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    try:
+        await _wait_listening(host, port, paths.socket if use_socket else None)
+    finally:
+        os.umask(old_umask)
+    if use_socket:
+        os.chmod(paths.socket, 0o600)
+    url_host = f"[{host}]" if ":" in host else host
+    info = discovery.DaemonInfo(
+        pid=os.getpid(),
+        url=f"http://{url_host}:{port}",
+        socket=str(paths.socket) if use_socket else None,
+        token=settings.token,
+        version=__version__,
+    )
+    discovery.write(paths.discovery_file, info)
+    assert services.supervisor is not None
+    services.supervisor.start()
+    print(f"Impasto {__version__} is running at {info.url}/", flush=True)
+    if use_socket:
+        print(f"API socket: {paths.socket}", flush=True)
+
+    done, _ = await asyncio.wait(
+        [asyncio.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED
+    )
+    log.info("shutting down")
+    await services.supervisor.stop()
+    services.bus.close_all()
+    for server in servers:
+        server.signal_handler_interrupt()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    discovery.remove(paths.discovery_file, pid=os.getpid())
+    services.extra["db"].close()
+    print("Impasto stopped.", flush=True)
+    return 0
+
+
+def configure_logging(settings: Settings, paths: Paths) -> None:
+    level = getattr(logging, settings.log_level.upper(), logging.INFO)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    with contextlib.suppress(OSError):
+        handlers.append(logging.FileHandler(paths.log_dir / "daemon.log"))
+    logging.basicConfig(
+        level=level, handlers=handlers, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def serve(loaded: LoadedSettings) -> int:
+    """Run the daemon until SIGTERM or Ctrl+C; returns the process exit code."""
+    settings = loaded.settings
+    paths = resolve_paths(settings)
+    try:
+        check_bind(settings)
+        paths.create()
+        configure_logging(settings, paths)
+        check_single_instance(paths)
+        return asyncio.run(run_daemon(settings, paths))
+    except StartupError as exc:
+        print(f"impasto: {exc}", file=sys.stderr)
+        return 1
+
+
+def new_token() -> str:
+    """A random token for a non-loopback bind."""
+    return secrets.token_urlsafe(32)

@@ -1,0 +1,147 @@
+"""The live event stream: persisted for replay by sequence number, fanned out to subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    """One event as clients see it; ``ephemeral`` holds data that is never replayed (previews)."""
+
+    seq: int
+    type: str
+    job_id: str | None
+    time: float
+    data: dict[str, Any]
+    ephemeral: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "type": self.type,
+            "job_id": self.job_id,
+            "time": iso_time(self.time),
+            "data": {**self.data, **self.ephemeral},
+        }
+
+
+def iso_time(ts: float | None) -> str | None:
+    """Unix seconds as an ISO 8601 UTC string."""
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+class EventStore(Protocol):
+    """What the bus needs of the persistent event log (impasto.store.events.EventLog)."""
+
+    def append(self, type: str, job_id: str | None, data: dict[str, Any]) -> Any: ...
+
+    def since(self, seq: int, *, job_id: str | None = None, limit: int = 1000) -> list[Any]: ...
+
+    def trim(self, keep: int = 10000) -> Any: ...
+
+
+class Subscription:
+    """A subscriber's bounded queue; overflowing closes it so the client reconnects with since."""
+
+    def __init__(self, job_id: str | None, maxsize: int = 2000) -> None:
+        self.job_id = job_id
+        self.queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue(maxsize)
+        self.closed = False
+
+    def offer(self, event: LiveEvent) -> None:
+        if self.closed or (self.job_id and event.job_id not in (None, self.job_id)):
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.close()
+
+    def close(self) -> None:
+        self.closed = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)
+
+
+class EventBus:
+    """Publishes events in order; all calls happen on the daemon's event loop."""
+
+    TRIM_EVERY = 500
+
+    def __init__(self, store: EventStore, keep: int = 20000) -> None:
+        self._store = store
+        self._keep = keep
+        self._subscribers: set[Subscription] = set()
+        self._published = 0
+
+    def publish(
+        self,
+        type: str,
+        job_id: str | None,
+        data: dict[str, Any],
+        ephemeral: dict[str, Any] | None = None,
+    ) -> LiveEvent:
+        stored = self._store.append(type, job_id, data)
+        event = LiveEvent(stored.seq, type, job_id, stored.time, data, ephemeral or {})
+        for sub in list(self._subscribers):
+            sub.offer(event)
+        self._published += 1
+        if self._published % self.TRIM_EVERY == 0:
+            self._store.trim(self._keep)
+        return event
+
+    def replay(self, since: int, job_id: str | None = None) -> list[LiveEvent]:
+        """Stored events after ``since`` (previews are not stored, so not replayed)."""
+        out: list[LiveEvent] = []
+        cursor = since
+        while True:
+            batch = self._store.since(cursor, job_id=job_id, limit=1000)
+            out += [LiveEvent(e.seq, e.type, e.job_id, e.time, e.data) for e in batch]
+            if len(batch) < 1000:
+                return out
+            cursor = batch[-1].seq
+
+    async def stream(
+        self, since: int | None = None, job_id: str | None = None, heartbeat: float | None = None
+    ) -> AsyncIterator[LiveEvent | None]:
+        """Replay what came after ``since``, then follow live events until the subscriber closes.
+
+        With ``heartbeat``, yields None after that many idle seconds so transports can ping.
+        """
+        sub = Subscription(job_id)
+        self._subscribers.add(sub)
+        try:
+            last = since or 0
+            if since is not None:
+                for event in self.replay(since, job_id):
+                    last = event.seq
+                    yield event
+            while True:
+                try:
+                    item = await asyncio.wait_for(sub.queue.get(), heartbeat)
+                except TimeoutError:
+                    yield None
+                    continue
+                if item is None:
+                    return
+                if item.seq > last:
+                    last = item.seq
+                    yield item
+        finally:
+            self._subscribers.discard(sub)
+
+    def close_all(self) -> None:
+        """End every stream (daemon shutdown)."""
+        for sub in list(self._subscribers):
+            sub.close()
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)

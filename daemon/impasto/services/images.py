@@ -1,0 +1,81 @@
+"""Init images and masks: decoding what clients send and keeping uploads in one folder."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+import uuid
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from impasto.services.errors import FieldError, NotFoundError
+
+ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP"}
+UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+MAX_PIXELS = 4096 * 4096
+
+
+class UploadStore:
+    """Uploaded images, stored as PNG under an opaque id."""
+
+    def __init__(self, folder: Path, max_bytes: int) -> None:
+        self.folder = folder
+        self.max_bytes = max_bytes
+
+    def path_of(self, upload_id: str) -> Path:
+        # Ids are generated here as hex; anything else could name a path outside the folder.
+        if not UPLOAD_ID.match(upload_id):
+            raise NotFoundError(f"no uploaded image {upload_id!r}")
+        path = self.folder / f"{upload_id}.png"
+        if not path.is_file():
+            raise NotFoundError(f"no uploaded image {upload_id!r}; upload it with POST /images")
+        return path
+
+    def save_bytes(self, data: bytes, field: str = "file") -> tuple[str, Image.Image]:
+        return self.save_image(decode_image(data, field, self.max_bytes))
+
+    def save_image(self, image: Image.Image) -> tuple[str, Image.Image]:
+        upload_id = uuid.uuid4().hex
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{upload_id}.tmp"
+        image.save(tmp, format="PNG")
+        tmp.replace(self.folder / f"{upload_id}.png")
+        return upload_id, image
+
+    def resolve(self, value: str, field: str) -> tuple[str, Image.Image]:
+        """An ``upload:<id>``, a data URL or bare base64 -> (upload id, image)."""
+        if value.startswith("upload:"):
+            try:
+                path = self.path_of(value.removeprefix("upload:"))
+            except NotFoundError as exc:
+                raise FieldError(field, str(exc)) from None
+            with Image.open(path) as img:
+                img.load()
+                return value.removeprefix("upload:"), img
+        raw = value.split(",", 1)[1] if value.startswith("data:") else value
+        try:
+            data = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise FieldError(
+                field, "must be base64 image data, a data: URL or upload:<id> from POST /images"
+            ) from None
+        return self.save_bytes(data, field)
+
+
+def decode_image(data: bytes, field: str, max_bytes: int) -> Image.Image:
+    """Decode PNG/JPEG/WebP bytes, checking size and type before trusting them."""
+    if len(data) > max_bytes:
+        raise FieldError(field, f"image is {len(data)} bytes; the limit is {max_bytes} bytes")
+    try:
+        image = Image.open(io.BytesIO(data))
+        if image.format not in ALLOWED_FORMATS:
+            raise FieldError(field, f"image type {image.format} is not allowed; use PNG, JPEG or WebP")
+        if image.width * image.height > MAX_PIXELS:
+            raise FieldError(field, f"image is {image.width}x{image.height}; at most 4096x4096")
+        image.load()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        raise FieldError(field, "is not a readable PNG, JPEG or WebP image") from None
+    return image

@@ -1,0 +1,251 @@
+"""Generation jobs: submit, follow, cancel, prioritise, delete; and the worker-facing callbacks."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from impasto.engine.schedulers import SAMPLERS, sampler_schedules
+from impasto.services.errors import ConflictError, FieldError, NotFoundError, QueueFullError
+from impasto.services.events import EventBus
+from impasto.services.images import UploadStore
+from impasto.services.models import ModelCatalog
+from impasto.services.supervisor import Supervisor, preview_data_url
+from impasto.worker.protocol import JobDone, RunJob, Started, StepProgress
+
+log = logging.getLogger("impasto.jobs")
+
+FINISHED = {"completed", "failed", "cancelled"}
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """The knobs of the job service, taken from settings."""
+
+    output_dir: Path
+    default_model: str
+    max_queue: int
+    max_attempts: int
+    preview_every: int
+    keep_alive: float
+
+
+class JobService:
+    """Owns the job life cycle; the API calls the public methods, the supervisor the on_* ones."""
+
+    def __init__(
+        self,
+        store: Any,
+        bus: EventBus,
+        catalog: ModelCatalog,
+        uploads: UploadStore,
+        options: JobOptions,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.catalog = catalog
+        self.uploads = uploads
+        self.options = options
+        self.paused = False
+        self.supervisor: Supervisor | None = None
+
+    # --- API side -------------------------------------------------------------------------
+
+    def submit(
+        self, request: dict[str, Any], idempotency_key: str | None = None
+    ) -> tuple[Any, bool]:
+        """Validate what the schema cannot, store the job, wake a worker."""
+        request = self._normalise(request)
+        if self.store.count_queued() >= self.options.max_queue:
+            raise QueueFullError(
+                f"the queue holds {self.options.max_queue} jobs, its limit; retry later", 10
+            )
+        job, created = self.store.create(
+            request,
+            model=request["model"],
+            prompt=request["prompt"],
+            priority=request.get("priority", 0),
+            idempotency_key=idempotency_key,
+            total_steps=request["steps"],
+        )
+        if created:
+            self.bus.publish("queued", job.id, {"position": self.store.position(job.id)})
+            if self.supervisor:
+                self.supervisor.wake()
+        return job, created
+
+    def _normalise(self, request: dict[str, Any]) -> dict[str, Any]:
+        request = dict(request)
+        model_id = request.get("model") or self.options.default_model
+        model = self.catalog.get(model_id)
+        if model is None:
+            names = ", ".join(m.id for m in self.catalog.list()) or "none"
+            raise FieldError("model", f"model {model_id!r} is not installed; installed: {names}")
+        request["model"] = model.id
+        sampler = request.get("sampler", "euler_a")
+        if sampler not in SAMPLERS:
+            raise FieldError("sampler", f"unknown sampler {sampler!r}; one of {', '.join(SAMPLERS)}")
+        schedule = request.get("schedule", "default")
+        if schedule not in sampler_schedules(sampler):
+            allowed = ", ".join(sampler_schedules(sampler))
+            raise FieldError("schedule", f"{sampler} supports the schedules: {allowed}")
+        for lora in request.get("loras") or []:
+            raise FieldError("loras", f"LoRA {lora['name']!r} is not installed")
+        size = (request["width"], request["height"])
+        for key, mode in (("init_image", "RGB"), ("mask_image", "L")):
+            value = request.get(key)
+            if not value:
+                request[key] = None
+                continue
+            upload_id, image = self.uploads.resolve(value, key)
+            if image.size != size:
+                image = image.convert(mode).resize(size)
+                upload_id, _ = self.uploads.save_image(image)
+            request[key] = f"upload:{upload_id}"
+        if request.get("mask_image") and not request.get("init_image"):
+            raise FieldError("mask_image", "a mask needs an init_image to paint into")
+        return request
+
+    def get(self, job_id: str) -> Any:
+        job = self.store.get(job_id)
+        if job is None:
+            raise NotFoundError(f"no job {job_id}")
+        return job
+
+    def position(self, job_id: str) -> int | None:
+        return self.store.position(job_id)
+
+    async def cancel(self, job_id: str) -> Any:
+        job = self.get(job_id)
+        if job.status in FINISHED:
+            raise ConflictError(f"job {job_id} is already {job.status}")
+        if job.status == "queued" and self.store.cancel_queued(job_id):
+            self.bus.publish("cancelled", job_id, {})
+            return self.get(job_id)
+        if self.supervisor:
+            await self.supervisor.cancel(job_id)
+        return self.get(job_id)
+
+    def set_priority(self, job_id: str, priority: int) -> Any:
+        self.get(job_id)
+        job = self.store.set_priority(job_id, priority)
+        if job is None:
+            raise ConflictError(f"job {job_id} is not queued; only queued jobs can be reprioritised")
+        self.bus.publish("queue", None, {"paused": self.paused})
+        return job
+
+    def delete(self, job_id: str) -> None:
+        job = self.get(job_id)
+        if job.status not in FINISHED:
+            raise ConflictError(f"job {job_id} is {job.status}; cancel it before deleting it")
+        for result in job.results:
+            path = Path(result.get("path", ""))
+            if path.is_file() and path.resolve().is_relative_to(self.options.output_dir.resolve()):
+                path.unlink()
+        self.store.delete(job_id)
+        self.bus.publish("deleted", job_id, {})
+
+    def set_paused(self, paused: bool) -> bool:
+        self.paused = paused
+        self.bus.publish("queue", None, {"paused": paused})
+        if not paused and self.supervisor:
+            self.supervisor.wake()
+        return paused
+
+    def image_path(self, job_id: str, index: int) -> Path:
+        job = self.get(job_id)
+        for result in job.results:
+            if result.get("index") == index:
+                path = Path(result["path"]).resolve()
+                if not path.is_relative_to(self.options.output_dir.resolve()) or not path.is_file():
+                    raise NotFoundError(f"image {index} of job {job_id} is gone")
+                return path
+        raise NotFoundError(f"job {job_id} has no image {index}")
+
+    # --- supervisor side ------------------------------------------------------------------
+
+    def claim_next(self, worker_id: str) -> Any:
+        return self.store.claim_next(worker_id)
+
+    def run_message(self, job: Any) -> RunJob:
+        params = {k: job.request.get(k) for k in _ENGINE_FIELDS if k in job.request}
+        for key in ("init_image", "mask_image"):
+            value = params.get(key)
+            params[key] = str(self.uploads.path_of(value[7:])) if value else None
+        model = self.catalog.get(job.model)
+        day = time.strftime("%Y-%m-%d", time.localtime(job.created_at))
+        return RunJob(
+            job_id=job.id,
+            model_dir=str(model.path) if model else "",
+            model_name=job.model,
+            params=params,
+            output_dir=str(self.options.output_dir / day),
+            preview_every=self.options.preview_every,
+            keep_alive=self.options.keep_alive,
+        )
+
+    def on_started(self, job_id: str, message: Started) -> None:
+        job = self.store.get(job_id)
+        self.bus.publish("started", job_id, {"total_steps": message.total, "attempt": job.attempts})
+
+    def on_progress(self, job_id: str, message: StepProgress) -> None:
+        self.store.update_progress(job_id, message.step, message.total)
+        data = {"step": message.step, "total": message.total, "progress": message.step / message.total}
+        extra = {"preview": preview_data_url(message.preview)} if message.preview else None
+        self.bus.publish("progress", job_id, data, extra)
+
+    def on_done(self, job_id: str, message: JobDone) -> None:
+        self.store.mark_completed(job_id, message.results)
+        self.bus.publish("completed", job_id, {"results": [public_result(job_id, r) for r in message.results]})
+
+    def on_failed(self, job_id: str, error: str) -> None:
+        self.store.mark_failed(job_id, error)
+        self.bus.publish("failed", job_id, {"error": error})
+
+    def on_cancelled(self, job_id: str) -> None:
+        self.store.mark_cancelled(job_id)
+        self.bus.publish("cancelled", job_id, {})
+
+    def on_interrupted(self, job: Any, reason: str) -> None:
+        """The worker died (or the daemon is stopping) mid-job: retry it, or give up."""
+        if reason == "daemon stopped":
+            self.store.release(job.id)
+            return
+        if job.attempts + 1 >= self.options.max_attempts:
+            error = f"{reason} (tried {job.attempts + 1} times)"
+            self.store.mark_failed(job.id, error)
+            self.bus.publish("failed", job.id, {"error": error})
+            return
+        self.store.requeue(job.id, reason)
+        self.bus.publish("queued", job.id, {"position": self.store.position(job.id), "retry": reason})
+
+
+_ENGINE_FIELDS = (
+    "prompt",
+    "negative_prompt",
+    "width",
+    "height",
+    "steps",
+    "cfg_scale",
+    "seed",
+    "batch_size",
+    "sampler",
+    "schedule",
+    "strength",
+    "init_image",
+    "mask_image",
+)
+
+
+def public_result(job_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    """A stored result as clients see it: a URL instead of a file path."""
+    return {
+        "index": result["index"],
+        "url": f"/api/v1/images/{job_id}/{result['index']}",
+        "seed": result["seed"],
+        "width": result["width"],
+        "height": result["height"],
+    }

@@ -1,0 +1,214 @@
+"""Output PNGs: atomic writes and embedded parameters that AUTOMATIC1111-aware tools read."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, PngImagePlugin
+
+PARAMETERS_KEY = "parameters"
+IMPASTO_KEY = "impasto"
+TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
+
+# AUTOMATIC1111's own patterns (modules/infotext_utils.py), so we read what it reads.
+_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+_SIZE = re.compile(r"^(\d+)x(\d+)$")
+_NEGATIVE = "Negative prompt:"
+
+# A1111 omits its automatic schedule and capitalizes the named ones.
+_SCHEDULE_LABELS: dict[str, str | None] = {
+    "": None,
+    "default": None,
+    "automatic": None,
+    "karras": "Karras",
+    "exponential": "Exponential",
+}
+
+# Our field name for each A1111 key, and how its text becomes a value.
+_KNOWN_FIELDS: dict[str, tuple[str, type]] = {
+    "Steps": ("steps", int),
+    "Sampler": ("sampler_name", str),
+    "Schedule type": ("schedule_type", str),
+    "CFG scale": ("cfg_scale", float),
+    "Seed": ("seed", int),
+    "Model": ("model", str),
+}
+
+
+def _quote(value: object) -> str:
+    """A1111's quoting: JSON-quote a value only if it holds a comma, a colon or a newline."""
+    text = _number(value) if isinstance(value, float) else str(value)
+    if "," not in text and "\n" not in text and ":" not in text:
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _unquote(text: str) -> str:
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, str) else text
+
+
+def _number(value: float) -> str:
+    # A1111 shows a whole CFG scale as "7", not "7.0".
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def format_a1111_parameters(
+    *,
+    prompt: str,
+    negative_prompt: str | None,
+    steps: int,
+    sampler_name: str,
+    schedule_type: str | None,
+    cfg_scale: float,
+    seed: int,
+    width: int,
+    height: int,
+    model: str | None,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """The ``parameters`` text AUTOMATIC1111 writes: prompt, negative prompt, settings line."""
+    schedule = _SCHEDULE_LABELS.get((schedule_type or "").lower(), schedule_type)
+    fields: dict[str, Any] = {
+        "Steps": steps,
+        "Sampler": sampler_name,
+        "Schedule type": schedule,
+        "CFG scale": float(cfg_scale),
+        "Seed": seed,
+        "Size": f"{width}x{height}",
+        "Model": model or None,
+        **(extra or {}),
+    }
+    settings = ", ".join(
+        f"{key}: {_quote(value)}" for key, value in fields.items() if value is not None
+    )
+    negative = f"\n{_NEGATIVE} {negative_prompt}" if negative_prompt else ""
+    return f"{prompt}{negative}\n{settings}".strip()
+
+
+def parse_a1111_parameters(text: str) -> dict[str, Any]:
+    """Read A1111's ``parameters`` text back into our field names; unknown keys go to ``extra``.
+
+    Returns prompt, negative_prompt, steps, sampler_name, schedule_type, cfg_scale, seed,
+    width, height, model (``None`` when absent) and extra (A1111 key -> text).
+    """
+    *lines, last = text.strip().split("\n")
+    # As in A1111: a last line with fewer than three settings is part of the prompt.
+    if len(_PARAM.findall(last)) < 3:
+        lines.append(last)
+        last = ""
+    prompt_lines: list[str] = []
+    negative_lines: list[str] = []
+    in_negative = False
+    for raw in lines:
+        line = raw.strip()
+        if line.startswith(_NEGATIVE):
+            in_negative = True
+            line = line[len(_NEGATIVE) :].strip()
+        (negative_lines if in_negative else prompt_lines).append(line)
+    result: dict[str, Any] = {
+        "prompt": "\n".join(prompt_lines),
+        "negative_prompt": "\n".join(negative_lines),
+        **{name: None for name, _ in _KNOWN_FIELDS.values()},
+        "width": None,
+        "height": None,
+        "extra": {},
+    }
+    for key, raw_value in _PARAM.findall(last):
+        value = _unquote(raw_value)
+        size = _SIZE.match(value)
+        if key == "Size" and size is not None:
+            result["width"], result["height"] = int(size.group(1)), int(size.group(2))
+        elif key in _KNOWN_FIELDS:
+            name, convert = _KNOWN_FIELDS[key]
+            try:
+                result[name] = convert(value)
+            except ValueError:
+                result["extra"][key] = value
+        else:
+            result["extra"][key] = value
+    return result
+
+
+def write_png(
+    image: Image.Image, path: Path, *, parameters: str, request_json: dict[str, Any]
+) -> Path:
+    """Write ``image`` with its metadata to a temp file and rename it into place atomically."""
+    path = Path(path)
+    info = PngImagePlugin.PngInfo()
+    # add_text writes tEXt when the text is Latin-1 and iTXt otherwise, as A1111 does.
+    info.add_text(PARAMETERS_KEY, parameters)
+    info.add_itxt(IMPASTO_KEY, json.dumps(request_json, ensure_ascii=False))
+    fd, temp_name = tempfile.mkstemp(
+        prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent
+    )
+    try:
+        with os.fdopen(fd, "wb") as file:
+            image.save(file, format="PNG", pnginfo=info)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
+    _fsync_directory(path.parent)
+    return path
+
+
+def _fsync_directory(folder: Path) -> None:
+    # Makes the rename itself survive a power loss; directories cannot be opened on Windows.
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_png_metadata(source: Path | str | bytes) -> dict[str, Any]:
+    """The ``parameters`` text and the ``impasto`` request of a PNG (``None`` where absent)."""
+    stream = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
+    with stream, Image.open(stream) as image:
+        # .text also finds chunks written after the image data; other formats have .info only.
+        chunks = getattr(image, "text", None) or image.info
+        parameters = chunks.get(PARAMETERS_KEY)
+        raw_request = chunks.get(IMPASTO_KEY)
+    request: dict[str, Any] | None = None
+    if isinstance(raw_request, str):
+        try:
+            decoded = json.loads(raw_request)
+        except ValueError:
+            decoded = None
+        request = decoded if isinstance(decoded, dict) else None
+    return {
+        "parameters": str(parameters) if parameters is not None else None,
+        IMPASTO_KEY: request,
+    }
+
+
+def remove_stale_temp_files(folder: Path) -> int:
+    """Delete temp files a crash left behind under ``folder``; return how many."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for candidate in folder.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
+        if candidate.is_file() and not candidate.is_symlink():
+            with contextlib.suppress(FileNotFoundError):
+                candidate.unlink()
+                removed += 1
+    return removed

@@ -1,0 +1,76 @@
+"""What the daemon reports about itself and the machine."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from impasto.services.container import Services
+
+
+def gpus() -> list[dict[str, Any]]:
+    """NVIDIA GPUs and their memory through NVML; empty when there is no driver."""
+    try:
+        import pynvml
+    except ImportError:
+        return []
+    try:
+        pynvml.nvmlInit()
+    except Exception:
+        return []
+    found = []
+    try:
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            name = pynvml.nvmlDeviceGetName(handle)
+            found.append(
+                {
+                    "index": index,
+                    "name": name.decode() if isinstance(name, bytes) else name,
+                    "memory_total": int(mem.total),
+                    "memory_used": int(mem.used),
+                }
+            )
+    finally:
+        with contextlib.suppress(Exception):
+            pynvml.nvmlShutdown()
+    return found
+
+
+def memory() -> dict[str, int]:
+    """Total and available RAM in bytes (from /proc/meminfo or sysconf)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in fh}
+        return {"total": info["MemTotal"], "available": info.get("MemAvailable", info["MemFree"])}
+    except (OSError, KeyError, ValueError):
+        pages = os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+        size = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 0
+        return {"total": pages * size, "available": 0}
+
+
+def system_report(services: Services) -> dict[str, Any]:
+    counts = services.jobs.store.counts()
+    supervisor = services.supervisor
+    workers = [h.to_json() for h in supervisor.handles.values()] if supervisor else []
+    loaded = [
+        {"model": model["model_dir"].rsplit("/", 1)[-1], **model}
+        for w in workers
+        for model in w["loaded"]
+    ]
+    return {
+        "version": services.version,
+        "provider": supervisor.provider if supervisor else {},
+        "gpus": gpus(),
+        "memory": memory(),
+        "queue": {
+            "queued": counts.get("queued", 0),
+            "processing": counts.get("processing", 0),
+            "paused": services.jobs.paused,
+        },
+        "loaded_models": loaded,
+        "workers": workers,
+    }

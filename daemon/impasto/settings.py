@@ -1,0 +1,148 @@
+"""One typed settings object: defaults < config.toml < IMPASTO_* environment < CLI flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import platformdirs
+
+APP_NAME = "impasto"
+ENV_PREFIX = "IMPASTO_"
+
+
+def _doc(text: str) -> msgspec.Meta:
+    return msgspec.Meta(description=text)
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    """Every knob of the daemon; each field has a default, an env variable and a config key."""
+
+    host: Annotated[str, _doc("Address the HTTP server binds to (loopback unless a token is set).")] = (
+        "localhost"
+    )
+    port: Annotated[int, _doc("TCP port of the HTTP server (0 picks a free port).")] = 8080
+    socket: Annotated[bool, _doc("Also serve the API on a Unix socket (a named pipe on Windows).")] = (
+        True
+    )
+    socket_path: Annotated[str, _doc("Unix socket path; empty means impasto.sock in the runtime dir.")] = (
+        ""
+    )
+    token: Annotated[str, _doc("API token; required on every request except /health when set.")] = ""
+    allowed_hosts: Annotated[
+        list[str], _doc("Extra Host header names accepted besides loopback names.")
+    ] = msgspec.field(default_factory=list)
+    allowed_origins: Annotated[
+        list[str], _doc("Extra browser origins allowed to change state or open WebSockets.")
+    ] = msgspec.field(default_factory=list)
+    data_dir: Annotated[str, _doc("Folder of the database, outputs, models and uploads.")] = ""
+    runtime_dir: Annotated[str, _doc("Folder of the socket and the discovery file.")] = ""
+    log_dir: Annotated[str, _doc("Folder of the log files.")] = ""
+    output_dir: Annotated[str, _doc("Folder generated images are written to.")] = ""
+    models_dir: Annotated[str, _doc("Folder installed models are read from.")] = ""
+    temp_dir: Annotated[str, _doc("Folder for uploads and partial files.")] = ""
+    max_file_size: Annotated[int, _doc("Largest model file accepted, in bytes.")] = 10 * 1024**3
+    max_upload_size: Annotated[int, _doc("Largest uploaded init image or mask, in bytes.")] = (
+        20 * 1024**2
+    )
+    max_body_size: Annotated[int, _doc("Largest request body accepted, in bytes.")] = 64 * 1024**2
+    default_model: Annotated[str, _doc("Model used when a request names none.")] = "sd-tiny"
+    keep_alive: Annotated[float, _doc("Seconds the worker keeps an idle model loaded.")] = 300.0
+    workers: Annotated[int, _doc("Inference worker processes (0 means one per GPU, else 1).")] = 1
+    max_queue: Annotated[int, _doc("Most queued jobs; beyond it submits get 429.")] = 1000
+    max_attempts: Annotated[int, _doc("Times a job is tried when its worker dies.")] = 3
+    rate_limit: Annotated[int, _doc("Most generate requests per minute per client (0 = off).")] = 600
+    provider: Annotated[str, _doc("Execution provider: auto, cpu, cuda, tensorrt, directml, ...")] = (
+        "auto"
+    )
+    enable_tensorrt: Annotated[bool, _doc("Let 'auto' pick TensorRT when it is available.")] = False
+    preview_every: Annotated[int, _doc("Send a preview image every N sampler steps (0 = off).")] = 2
+    log_level: Annotated[str, _doc("Logging level: debug, info, warning or error.")] = "info"
+
+
+def field_docs() -> dict[str, str]:
+    """The one-line doc of every settings field, by name."""
+    info = msgspec.inspect.type_info(Settings)
+    assert isinstance(info, msgspec.inspect.StructType)
+    docs: dict[str, str] = {}
+    for f in info.fields:
+        extra = f.type.extra_json_schema if isinstance(f.type, msgspec.inspect.Metadata) else None
+        docs[f.name] = (extra or {}).get("description", "")
+    return docs
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    """The effective settings and, per field, where its value came from."""
+
+    settings: Settings
+    sources: dict[str, str]
+    config_path: Path
+
+
+def default_config_path() -> Path:
+    """The config.toml in the platform's config dir (IMPASTO_CONFIG overrides it)."""
+    override = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    if override:
+        return Path(override)
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
+
+
+def _field_types() -> dict[str, type]:
+    return {f.name: f.type for f in msgspec.structs.fields(Settings)}
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in _field_types():
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is None:
+            continue
+        default = getattr(Settings(), name)
+        if isinstance(default, list):
+            values[name] = [part.strip() for part in raw.split(",") if part.strip()]
+        elif isinstance(default, bool):
+            values[name] = raw.strip().lower() in {"1", "true", "yes", "on"}
+        else:
+            values[name] = raw
+    return values
+
+
+def load_settings(
+    cli: Mapping[str, Any] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    config_path: Path | None = None,
+) -> LoadedSettings:
+    """Merge the four sources; a bad value raises ValueError naming the key and its source."""
+    env = os.environ if env is None else env
+    path = config_path or default_config_path()
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if path.is_file():
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+        known = {k: v for k, v in data.items() if k in _field_types()}
+        unknown = sorted(set(data) - set(known) - {"plugins"})
+        if unknown:
+            raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+        layers.append((f"config file {path}", known))
+    layers.append(("environment", _from_env(env)))
+    layers.append(("command line", {k: v for k, v in (cli or {}).items() if v is not None}))
+
+    merged: dict[str, Any] = {}
+    sources = dict.fromkeys(_field_types(), "default")
+    for source, values in layers:
+        for key, value in values.items():
+            try:
+                msgspec.convert({key: value}, Settings, strict=False)
+            except msgspec.ValidationError as exc:
+                raise ValueError(f"setting {key!r} from {source}: {exc}") from None
+            merged[key] = value
+            sources[key] = source
+    settings = msgspec.convert(merged, Settings, strict=False)
+    return LoadedSettings(settings=settings, sources=sources, config_path=path)

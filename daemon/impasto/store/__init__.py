@@ -1,0 +1,17 @@
+"""Persistence on stdlib sqlite3: the job queue, the history and the event log."""
+
+from impasto.store.db import Database, DatabaseError, open_database
+from impasto.store.events import Event, EventLog
+from impasto.store.jobs import InvalidCursorError, JobRecord, JobStatus, JobStore
+
+__all__ = [
+    "Database",
+    "DatabaseError",
+    "Event",
+    "EventLog",
+    "InvalidCursorError",
+    "JobRecord",
+    "JobStatus",
+    "JobStore",
+    "open_database",
+]

@@ -1,0 +1,205 @@
+"""The SQLite connection: WAL, pragmas, 0600 file mode, numbered migrations, a thread lock."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from importlib.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+BUSY_TIMEOUT_MS = 10_000
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
+
+
+class DatabaseError(Exception):
+    """The database cannot be opened or migrated; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One numbered schema step, read from ``store/migrations/NNNN_name.sql``."""
+
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations(folder: Traversable | None = None) -> list[Migration]:
+    """Read the numbered ``.sql`` files in order; numbers must run 1, 2, 3, ... without gaps."""
+    folder = folder if folder is not None else resources.files("impasto.store") / "migrations"
+    found: list[Migration] = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match is not None:
+            found.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
+    found.sort(key=lambda m: m.version)
+    for expected, migration in enumerate(found, start=1):
+        if migration.version != expected:
+            raise DatabaseError(
+                f"migration {migration.name} is out of sequence (expected {expected})"
+            )
+    return found
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a SQL script into whole statements (trigger bodies stay in one piece)."""
+    statements: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            if pending.strip().strip(";").strip():
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip() and not _only_comments(pending):
+        raise DatabaseError(f"migration has an unterminated statement: {pending.strip()[:80]!r}")
+    return statements
+
+
+def _only_comments(text: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in text.splitlines())
+
+
+def _casefold(value: str | None) -> str | None:
+    return None if value is None else value.casefold()
+
+
+class Database:
+    """One SQLite connection shared by the asyncio thread and the worker-supervisor threads."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self.path = path
+        self._connection = connection
+        # sqlite3 connections are not safe for concurrent use; one lock serializes callers.
+        self._lock = threading.RLock()
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Run one statement in its own implicit transaction and return all rows."""
+        with self._lock:
+            return self._connection.execute(sql, parameters).fetchall()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the write lock from the start (BEGIN IMMEDIATE); commit on success."""
+        with self._lock:
+            self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._connection
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
+
+    @property
+    def user_version(self) -> int:
+        """The schema version recorded by the last applied migration."""
+        return int(self.execute("PRAGMA user_version")[0][0])
+
+    def integrity_check(self) -> str:
+        """Run ``PRAGMA integrity_check``; ``"ok"`` means the file is sound."""
+        rows = self.execute("PRAGMA integrity_check")
+        return "\n".join(str(row[0]) for row in rows)
+
+    def close(self) -> None:
+        """Close the connection; a WAL checkpoint runs when the last connection closes."""
+        with self._lock:
+            self._connection.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def open_database(path: Path, *, migrations: Sequence[Migration] | None = None) -> Database:
+    """Open (creating if needed) the database at ``path`` and bring its schema up to date."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _create_private_file(path)
+    try:
+        connection = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"cannot open the database {path}: {exc}") from exc
+    connection.row_factory = sqlite3.Row
+    connection.create_function("casefold", 1, _casefold, deterministic=True)
+    try:
+        _configure(connection)
+        _migrate(connection, list(migrations) if migrations is not None else load_migrations())
+    except BaseException:
+        connection.close()
+        raise
+    return Database(connection, path)
+
+
+def _create_private_file(path: Path) -> None:
+    # Create the file ourselves so it is 0600 from the first byte; SQLite gives the
+    # -wal and -shm files the same mode as the database file.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    if os.name == "posix":
+        os.chmod(path, 0o600)
+
+
+def _configure(connection: sqlite3.Connection) -> None:
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    mode = _switch_to_wal(connection)
+    if mode.lower() != "wal":
+        raise DatabaseError(f"the database could not switch to WAL mode (got {mode!r})")
+    # NORMAL is durable in WAL mode except for the last commits before a power loss.
+    connection.execute("PRAGMA synchronous = NORMAL")
+    connection.execute("PRAGMA foreign_keys = ON")
+
+
+def _switch_to_wal(connection: sqlite3.Connection) -> str:
+    # Switching a new file to WAL needs an exclusive lock and SQLite does not call the
+    # busy handler for it, so concurrent first opens retry here.
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return str(connection.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", None) in (
+                sqlite3.SQLITE_BUSY,
+                sqlite3.SQLITE_LOCKED,
+            )
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _migrate(connection: sqlite3.Connection, migrations: list[Migration]) -> None:
+    latest = migrations[-1].version if migrations else 0
+    # The version is read under the write lock, so two processes opening the same new
+    # file never apply a migration twice.
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        current = int(connection.execute("PRAGMA user_version").fetchone()[0])
+        if current > latest:
+            raise DatabaseError(
+                f"the database schema is version {current}, newer than this Impasto knows "
+                f"({latest}); upgrade Impasto or point it at another data directory"
+            )
+        for migration in migrations:
+            if migration.version <= current:
+                continue
+            for statement in split_statements(migration.sql):
+                try:
+                    connection.execute(statement)
+                except sqlite3.Error as exc:
+                    raise DatabaseError(f"migration {migration.name} failed: {exc}") from exc
+            connection.execute(f"PRAGMA user_version = {migration.version}")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")

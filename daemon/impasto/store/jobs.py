@@ -1,0 +1,327 @@
+"""The persistent job queue and history over the ``jobs`` table."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from impasto.store.db import Database
+
+JobStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
+STATUSES: tuple[JobStatus, ...] = ("queued", "processing", "completed", "failed", "cancelled")
+MAX_HISTORY_LIMIT = 500
+
+# The run order of the queue: higher priority first, then first come first served.
+_RUN_ORDER = "priority DESC, seq ASC"
+
+
+class InvalidCursorError(ValueError):
+    """A history cursor was not produced by ``JobStore.history``."""
+
+
+@dataclass
+class JobRecord:
+    """One job as stored; ``error`` on a queued job is the error of its last attempt."""
+
+    id: str
+    status: JobStatus
+    priority: int
+    seq: int
+    request: dict[str, Any]
+    results: list[dict[str, Any]]
+    error: str | None
+    attempts: int
+    idempotency_key: str | None
+    model: str
+    prompt: str
+    current_step: int
+    total_steps: int
+    worker_id: str | None
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    completed_at: float | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> JobRecord:
+        """Build a record from a ``jobs`` row."""
+        return cls(
+            id=row["id"],
+            status=cast(JobStatus, row["status"]),
+            priority=row["priority"],
+            seq=row["seq"],
+            request=json.loads(row["request"]),
+            results=json.loads(row["results"]),
+            error=row["error"],
+            attempts=row["attempts"],
+            idempotency_key=row["idempotency_key"],
+            model=row["model"],
+            prompt=row["prompt"],
+            current_step=row["current_step"],
+            total_steps=row["total_steps"],
+            worker_id=row["worker_id"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            started_at=row["started_at"],
+            completed_at=row["completed_at"],
+        )
+
+
+def encode_cursor(created_at: float, seq: int) -> str:
+    """Make the opaque history cursor that points just after the row (created_at, seq)."""
+    raw = json.dumps([created_at, seq]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, int]:
+    """Read a cursor made by ``encode_cursor``; raise ``InvalidCursorError`` otherwise."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, seq = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise InvalidCursorError("cursor is not one returned by the history listing") from exc
+    if not isinstance(created_at, int | float) or not isinstance(seq, int):
+        raise InvalidCursorError("cursor is not one returned by the history listing")
+    return float(created_at), seq
+
+
+class JobStore:
+    """Jobs: create, claim in run order, move through their states, page the history."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(
+        self,
+        request: dict[str, Any],
+        *,
+        model: str,
+        prompt: str,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+        total_steps: int = 0,
+    ) -> tuple[JobRecord, bool]:
+        """Queue a job; a known idempotency key returns the existing job and ``False``."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            # The UNIQUE index settles races between connections; DO NOTHING lets us
+            # return the winner instead of raising.
+            row = conn.execute(
+                "INSERT INTO jobs (id, status, priority, request, idempotency_key, model, prompt,"
+                " total_steps, created_at, updated_at)"
+                " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (idempotency_key) DO NOTHING RETURNING *",
+                (
+                    str(uuid.uuid4()),
+                    priority,
+                    json.dumps(request),
+                    idempotency_key,
+                    model,
+                    prompt,
+                    total_steps,
+                    now,
+                    now,
+                ),
+            ).fetchone()
+            if row is not None:
+                return JobRecord.from_row(row), True
+            existing = conn.execute(
+                "SELECT * FROM jobs WHERE idempotency_key = ?", (idempotency_key,)
+            ).fetchone()
+        return JobRecord.from_row(existing), False
+
+    def get(self, job_id: str) -> JobRecord | None:
+        """The job with this id, or ``None``."""
+        return self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+
+    def claim_next(self, worker_id: str) -> JobRecord | None:
+        """Atomically take the first queued job in run order for ``worker_id``."""
+        now = time.time()
+        # One statement: SQLite takes the write lock before the subquery reads, so two
+        # workers (threads or processes) can never claim the same job.
+        return self._one(
+            "UPDATE jobs SET status = 'processing', worker_id = ?, started_at = ?,"
+            " updated_at = ?, current_step = 0"
+            " WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued'"
+            f" ORDER BY {_RUN_ORDER} LIMIT 1)"
+            " RETURNING *",
+            (worker_id, now, now),
+        )
+
+    def position(self, job_id: str) -> int | None:
+        """The job's 0-based place among queued jobs in run order; ``None`` if not queued."""
+        rows = self.db.execute(
+            "SELECT (SELECT COUNT(*) FROM jobs AS ahead WHERE ahead.status = 'queued'"
+            "   AND (ahead.priority > job.priority"
+            "        OR (ahead.priority = job.priority AND ahead.seq < job.seq)))"
+            " FROM jobs AS job WHERE job.id = ? AND job.status = 'queued'",
+            (job_id,),
+        )
+        return int(rows[0][0]) if rows else None
+
+    def list_active(self) -> list[JobRecord]:
+        """Processing jobs (oldest start first), then queued jobs in run order."""
+        rows = self.db.execute(
+            "SELECT * FROM jobs WHERE status IN ('processing', 'queued')"
+            " ORDER BY status = 'queued', CASE WHEN status = 'processing' THEN started_at END,"
+            f" {_RUN_ORDER}"
+        )
+        return [JobRecord.from_row(row) for row in rows]
+
+    def count_queued(self) -> int:
+        """How many jobs wait to run."""
+        return int(self.db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued'")[0][0])
+
+    def counts(self) -> dict[str, int]:
+        """The number of jobs in every status (0 for the empty ones)."""
+        result: dict[str, int] = dict.fromkeys(STATUSES, 0)
+        for row in self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status"):
+            result[row[0]] = row[1]
+        return result
+
+    def set_priority(self, job_id: str, priority: int) -> JobRecord | None:
+        """Change a queued job's priority; ``None`` if the job is missing or not queued."""
+        return self._one(
+            "UPDATE jobs SET priority = ?, updated_at = ? WHERE id = ? AND status = 'queued'"
+            " RETURNING *",
+            (priority, time.time(), job_id),
+        )
+
+    def cancel_queued(self, job_id: str) -> bool:
+        """Cancel a job that has not started; ``False`` if it is not queued."""
+        return self._transition(job_id, "cancelled", ("queued",)) is not None
+
+    def mark_cancelled(self, job_id: str, error: str | None = None) -> JobRecord | None:
+        """Record that a queued or running job was cancelled; ``None`` if already finished."""
+        return self._transition(job_id, "cancelled", ("queued", "processing"), error=error)
+
+    def mark_completed(self, job_id: str, results: list[dict[str, Any]]) -> JobRecord | None:
+        """Record a running job's results; ``None`` if it is no longer processing."""
+        return self._transition(job_id, "completed", ("processing",), results=results)
+
+    def mark_failed(self, job_id: str, error: str) -> JobRecord | None:
+        """Record that a queued or running job failed; ``None`` if already finished."""
+        return self._transition(job_id, "failed", ("queued", "processing"), error=error)
+
+    def requeue(self, job_id: str, error: str) -> JobRecord:
+        """Put a processing job back in the queue after a failed attempt (attempts + 1).
+
+        A job that is no longer processing (cancelled meanwhile) is returned unchanged;
+        a missing job raises ``KeyError``.
+        """
+        row = self._one(
+            "UPDATE jobs SET status = 'queued', attempts = attempts + 1, error = ?,"
+            " worker_id = NULL, started_at = NULL, current_step = 0, updated_at = ?"
+            " WHERE id = ? AND status = 'processing' RETURNING *",
+            (error, time.time(), job_id),
+        )
+        if row is not None:
+            return row
+        current = self.get(job_id)
+        if current is None:
+            raise KeyError(job_id)
+        return current
+
+    def release(self, job_id: str) -> JobRecord | None:
+        """Give a processing job back to the queue without counting an attempt (shutdown)."""
+        return self._one(
+            "UPDATE jobs SET status = 'queued', worker_id = NULL, started_at = NULL,"
+            " current_step = 0, updated_at = ? WHERE id = ? AND status = 'processing' RETURNING *",
+            (time.time(), job_id),
+        )
+
+    def requeue_orphans(self, error: str = "the daemon stopped during this job") -> list[str]:
+        """Requeue every job left processing by a crash (attempts + 1); return their ids."""
+        rows = self.db.execute(
+            "UPDATE jobs SET status = 'queued', attempts = attempts + 1, error = ?,"
+            " worker_id = NULL, started_at = NULL, current_step = 0, updated_at = ?"
+            " WHERE status = 'processing' RETURNING id",
+            (error, time.time()),
+        )
+        return [row[0] for row in rows]
+
+    def update_progress(self, job_id: str, step: int, total: int) -> None:
+        """Record the sampler step of a running job."""
+        self.db.execute(
+            "UPDATE jobs SET current_step = ?, total_steps = ?, updated_at = ?"
+            " WHERE id = ? AND status = 'processing'",
+            (step, total, time.time(), job_id),
+        )
+
+    def history(
+        self,
+        *,
+        cursor: str | None = None,
+        limit: int = 50,
+        status: list[str] | None = None,
+        model: str | None = None,
+        query: str | None = None,
+    ) -> tuple[list[JobRecord], str | None]:
+        """One page of jobs, newest first, and the cursor of the next page (``None`` at the end).
+
+        ``query`` matches a case-insensitive substring of the prompt.
+        """
+        if not 1 <= limit <= MAX_HISTORY_LIMIT:
+            raise ValueError(f"limit must be between 1 and {MAX_HISTORY_LIMIT}")
+        where: list[str] = []
+        parameters: list[Any] = []
+        if cursor is not None:
+            created_at, seq = decode_cursor(cursor)
+            where.append("(created_at < ? OR (created_at = ? AND seq < ?))")
+            parameters += [created_at, created_at, seq]
+        if status:
+            unknown = set(status) - set(STATUSES)
+            if unknown:
+                raise ValueError(f"unknown status {sorted(unknown)[0]!r}; use one of {STATUSES}")
+            where.append(f"status IN ({', '.join('?' * len(status))})")
+            parameters += status
+        if model is not None:
+            where.append("model = ?")
+            parameters.append(model)
+        if query:
+            where.append("instr(casefold(prompt), ?) > 0")
+            parameters.append(query.casefold())
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.db.execute(
+            f"SELECT * FROM jobs {clause} ORDER BY created_at DESC, seq DESC LIMIT ?",
+            [*parameters, limit + 1],
+        )
+        page = [JobRecord.from_row(row) for row in rows[:limit]]
+        has_more = len(rows) > limit
+        next_cursor = encode_cursor(page[-1].created_at, page[-1].seq) if has_more else None
+        return page, next_cursor
+
+    def delete(self, job_id: str) -> JobRecord | None:
+        """Remove the job's record and return it; ``None`` if there was none."""
+        return self._one("DELETE FROM jobs WHERE id = ? RETURNING *", (job_id,))
+
+    def _transition(
+        self,
+        job_id: str,
+        status: JobStatus,
+        allowed_from: tuple[JobStatus, ...],
+        *,
+        error: str | None = None,
+        results: list[dict[str, Any]] | None = None,
+    ) -> JobRecord | None:
+        now = time.time()
+        sets = ["status = ?", "completed_at = ?", "updated_at = ?", "error = ?"]
+        parameters: list[Any] = [status, now, now, error]
+        if results is not None:
+            sets.append("results = ?")
+            parameters.append(json.dumps(results))
+        return self._one(
+            f"UPDATE jobs SET {', '.join(sets)}"
+            f" WHERE id = ? AND status IN ({', '.join('?' * len(allowed_from))}) RETURNING *",
+            [*parameters, job_id, *allowed_from],
+        )
+
+    def _one(self, sql: str, parameters: Any) -> JobRecord | None:
+        rows = self.db.execute(sql, parameters)
+        return JobRecord.from_row(rows[0]) if rows else None

@@ -1,0 +1,1 @@
+"""The inference worker process and the framed pipe protocol the daemon speaks with it."""

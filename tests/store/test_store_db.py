@@ -1,0 +1,159 @@
+"""The database file: pragmas, permissions, migrations, integrity."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+from impasto.store import Database, DatabaseError, JobStore, open_database
+from impasto.store.db import Migration, load_migrations, split_statements
+
+
+def test_open_creates_parent_dir_and_private_file(db: Database, db_path: Path) -> None:
+    assert db_path.parent.is_dir()
+    if os.name == "posix":
+        assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
+        JobStore(db).create({}, model="m", prompt="p")
+        wal = db_path.with_name(db_path.name + "-wal")
+        assert wal.exists()
+        assert stat.S_IMODE(wal.stat().st_mode) == 0o600
+
+
+def test_existing_file_is_made_private(tmp_path: Path) -> None:
+    path = tmp_path / "loose.db"
+    path.touch(mode=0o644)
+    os.chmod(path, 0o644)
+    open_database(path).close()
+    if os.name == "posix":
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_pragmas(db: Database) -> None:
+    assert db.execute("PRAGMA journal_mode")[0][0] == "wal"
+    assert db.execute("PRAGMA synchronous")[0][0] == 1  # NORMAL
+    assert db.execute("PRAGMA foreign_keys")[0][0] == 1
+    assert db.execute("PRAGMA busy_timeout")[0][0] > 0
+
+
+def test_migrations_found_as_package_resources_and_applied(db: Database) -> None:
+    migrations = load_migrations()
+    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    assert migrations[0].name == "0001_init.sql"
+    assert db.user_version == migrations[-1].version
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"jobs", "events"} <= tables
+
+
+def test_reopen_is_idempotent_and_keeps_data(db_path: Path) -> None:
+    first = open_database(db_path)
+    job, _ = JobStore(first).create({"x": 1}, model="m", prompt="p")
+    version = first.user_version
+    first.close()
+    second = open_database(db_path)
+    assert second.user_version == version
+    stored = JobStore(second).get(job.id)
+    assert stored is not None and stored.request == {"x": 1}
+    second.close()
+
+
+def test_later_migration_applies_on_reopen(db_path: Path) -> None:
+    base = load_migrations()
+    open_database(db_path).close()
+    extra = Migration(len(base) + 1, "0099_extra.sql", "CREATE TABLE extra (x INTEGER);\n")
+    db = open_database(db_path, migrations=[*base, extra])
+    assert db.user_version == len(base) + 1
+    db.execute("INSERT INTO extra (x) VALUES (1)")
+    db.close()
+
+
+def test_failed_migration_rolls_back_entirely(db_path: Path) -> None:
+    broken = Migration(1, "0001_broken.sql", "CREATE TABLE a (x);\nCREATE TABLE a (x);\n")
+    with pytest.raises(DatabaseError, match=r"0001_broken\.sql"):
+        open_database(db_path, migrations=[broken])
+    raw = sqlite3.connect(db_path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 0
+    assert raw.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'a'").fetchone()[0] == 0
+    raw.close()
+
+
+def test_newer_schema_is_refused_with_advice(db_path: Path) -> None:
+    open_database(db_path).close()
+    raw = sqlite3.connect(db_path)
+    raw.execute("PRAGMA user_version = 999")
+    raw.close()
+    with pytest.raises(DatabaseError, match="upgrade Impasto"):
+        open_database(db_path)
+
+
+def test_migration_numbers_must_have_no_gaps(tmp_path: Path) -> None:
+    (tmp_path / "0001_a.sql").write_text("SELECT 1;")
+    (tmp_path / "0003_c.sql").write_text("SELECT 1;")
+    with pytest.raises(DatabaseError, match="out of sequence"):
+        load_migrations(tmp_path)
+
+
+def test_split_statements_keeps_trigger_bodies_whole() -> None:
+    script = (
+        "-- comment\nCREATE TABLE t (x);\n"
+        "CREATE TRIGGER tr AFTER INSERT ON t BEGIN\n  UPDATE t SET x = 1;\n  SELECT 2;\nEND;\n"
+    )
+    statements = split_statements(script)
+    assert len(statements) == 2
+    assert statements[1].startswith("CREATE TRIGGER") and statements[1].endswith("END;")
+
+
+def test_integrity_check_ok(db: Database) -> None:
+    JobStore(db).create({}, model="m", prompt="p")
+    assert db.integrity_check() == "ok"
+
+
+def test_transaction_rolls_back_on_error(db: Database) -> None:
+    with pytest.raises(RuntimeError), db.transaction() as conn:
+        conn.execute("INSERT INTO events (type, job_id, data, time) VALUES ('x', NULL, '{}', 0)")
+        raise RuntimeError("boom")
+    assert db.execute("SELECT COUNT(*) FROM events")[0][0] == 0
+
+
+def test_one_database_shared_by_threads(db: Database) -> None:
+    store = JobStore(db)
+    errors: list[BaseException] = []
+
+    def submit() -> None:
+        try:
+            for _ in range(50):
+                store.create({}, model="m", prompt="p")
+        except BaseException as exc:  # collected for the main thread's assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=submit) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert store.count_queued() == 200
+
+
+def test_two_openers_on_a_new_file_migrate_once(db_path: Path) -> None:
+    results: list[Database] = []
+    errors: list[BaseException] = []
+
+    def opener() -> None:
+        try:
+            results.append(open_database(db_path))
+        except BaseException as exc:  # collected for the main thread's assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=opener) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert all(database.user_version == len(load_migrations()) for database in results)
+    for database in results:
+        database.close()
