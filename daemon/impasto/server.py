@@ -174,9 +174,11 @@ async def run_daemon(settings: Settings, paths: Paths) -> int:
     if use_socket:
         print(f"API socket: {paths.socket}", flush=True)
 
-    done, _ = await asyncio.wait(
-        [asyncio.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED
-    )
+    watchers = [asyncio.create_task(stop.wait()), *tasks]
+    parent = os.environ.get("IMPASTO_PARENT_PID", "")
+    if parent.isdigit():
+        watchers.append(asyncio.create_task(_parent_gone(int(parent))))
+    await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
     log.info("shutting down")
     await services.supervisor.stop()
     services.bus.close_all()
@@ -187,6 +189,13 @@ async def run_daemon(settings: Settings, paths: Paths) -> int:
     services.extra["db"].close()
     print("Impasto stopped.", flush=True)
     return 0
+
+
+async def _parent_gone(pid: int) -> None:
+    """Return once ``pid`` exits: a supervising tray or test run that dies takes us with it."""
+    while discovery.pid_alive(pid):
+        await asyncio.sleep(1.0)
+    log.warning("parent process %d exited; stopping", pid)
 
 
 def configure_logging(settings: Settings, paths: Paths) -> None:

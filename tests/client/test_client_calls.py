@@ -8,7 +8,14 @@ import httpx
 import msgspec
 import pytest
 from client_fakes import FakeDaemon, job
-from impasto.client import ApiError, Client, DaemonNotRunning, ImpastoError, JobStatus
+from impasto.client import (
+    ApiError,
+    Client,
+    DaemonNotRunning,
+    FieldError,
+    ImpastoError,
+    JobStatus,
+)
 
 
 def client_for(daemon: FakeDaemon, token: str = "") -> Client:
@@ -191,6 +198,11 @@ def test_422_maps_to_api_error_naming_the_field(daemon: FakeDaemon) -> None:
     assert error.errors[0].field == "width"
     assert "width: must be a multiple of 8" in str(error)
     assert "Validation failed" in str(error)
+
+
+def test_field_already_in_detail_is_not_repeated() -> None:
+    error = ApiError(422, "width: too big", [FieldError("width", "too big")])
+    assert str(error) == "width: too big (HTTP 422)"
 
 
 def test_non_json_error_and_retry_after(daemon: FakeDaemon) -> None:

@@ -89,6 +89,7 @@ def test_wait_on_a_finished_job_opens_no_stream(daemon: FakeDaemon) -> None:
 
 def test_wait_times_out_while_only_heartbeats_arrive(daemon: FakeDaemon) -> None:
     daemon.jobs["job-1"] = job(status="processing")
+
     def heartbeat() -> bytes:
         time.sleep(0.01)
         return b": heartbeat\n\n"

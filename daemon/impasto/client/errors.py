@@ -44,7 +44,9 @@ class ApiError(ImpastoError):
     def _message(self) -> str:
         text = f"{self.detail} (HTTP {self.status})"
         for error in self.errors:
-            text += f"\n  {error.field}: {error.message}"
+            line = f"{error.field}: {error.message}"
+            if line not in self.detail:  # some details already spell the field errors out
+                text += f"\n  {line}"
         return text
 
 

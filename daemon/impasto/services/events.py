@@ -57,7 +57,7 @@ class Subscription:
         self.closed = False
 
     def offer(self, event: LiveEvent) -> None:
-        if self.closed or (self.job_id and event.job_id not in (None, self.job_id)):
+        if self.closed or (self.job_id and event.job_id != self.job_id):
             return
         try:
             self.queue.put_nowait(event)

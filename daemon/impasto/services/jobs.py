@@ -14,6 +14,7 @@ from impasto.services.events import EventBus
 from impasto.services.images import UploadStore
 from impasto.services.models import ModelCatalog
 from impasto.services.supervisor import Supervisor, preview_data_url
+from impasto.store.jobs import InvalidCursorError
 from impasto.worker.protocol import JobDone, RunJob, Started, StepProgress
 
 log = logging.getLogger("impasto.jobs")
@@ -147,6 +148,16 @@ class JobService:
                 path.unlink()
         self.store.delete(job_id)
         self.bus.publish("deleted", job_id, {})
+
+    def list_active(self) -> list[Any]:
+        return list(self.store.list_active())
+
+    def history(self, **filters: Any) -> tuple[list[Any], str | None]:
+        try:
+            items, cursor = self.store.history(**filters)
+        except InvalidCursorError:
+            raise FieldError("cursor", "is not a cursor this server returned") from None
+        return list(items), cursor
 
     def set_paused(self, paused: bool) -> bool:
         self.paused = paused

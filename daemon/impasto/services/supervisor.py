@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from impasto.worker.protocol import (
     HEADER,
@@ -87,7 +87,7 @@ class WorkerHandle:
         }
 
 
-class JobRunner:
+class JobRunner(Protocol):
     """What the supervisor needs from the job service (kept narrow so tests can fake it)."""
 
     paused: bool

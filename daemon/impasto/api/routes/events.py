@@ -43,10 +43,10 @@ class EventsController(Controller):
         start = _since(since, request.headers.get("last-event-id"))
 
         async def messages() -> AsyncIterator[ServerSentEventMessage]:
-            yield ServerSentEventMessage(comment="connected", retry=1000)
+            yield ServerSentEventMessage(data=None, comment="connected", retry=1000)
             async for event in bus.stream(start, job, heartbeat=HEARTBEAT):
                 if event is None:
-                    yield ServerSentEventMessage(comment="keep-alive")
+                    yield ServerSentEventMessage(data=None, comment="keep-alive")
                     continue
                 data = msgspec.json.encode(event.to_json()).decode()
                 yield ServerSentEventMessage(data=data, event=event.type, id=event.seq)

@@ -22,7 +22,7 @@ class QueueController(Controller):
     @get("/", summary="Running and queued jobs in run order")
     async def active(self, state: State) -> QueueState:
         jobs = state.services.jobs
-        items = [job_status(j, jobs.position(j.id)) for j in jobs.store.list_active()]
+        items = [job_status(j, jobs.position(j.id)) for j in jobs.list_active()]
         return QueueState(paused=jobs.paused, items=items)
 
     @post("/pause", status_code=200, summary="Stop starting new jobs")
@@ -52,10 +52,5 @@ class HistoryController(Controller):
         if wanted and not set(wanted) <= STATUSES:
             raise FieldError("status", f"must be a comma-separated list of {', '.join(sorted(STATUSES))}")
         jobs = state.services.jobs
-        try:
-            items, next_cursor = jobs.store.history(
-                cursor=cursor, limit=limit, status=wanted, model=model, query=q
-            )
-        except ValueError:
-            raise FieldError("cursor", "is not a cursor this server returned") from None
+        items, next_cursor = jobs.history(cursor=cursor, limit=limit, status=wanted, model=model, query=q)
         return HistoryPage(items=[job_status(j, jobs.position(j.id)) for j in items], next_cursor=next_cursor)

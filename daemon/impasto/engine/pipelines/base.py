@@ -96,7 +96,9 @@ class Guidance:
     def predict(self, sample: np.ndarray, t: float) -> np.ndarray:
         """The guided model output for ``sample`` at timestep ``t``."""
         if self.uncond is None:
-            return self.unet.run(sample, t, self._hidden)
+            # A fixed-batch UNet is fed row by row, which slices the host copy.
+            hidden = self._hidden if self.unet.dynamic_batch else self._hidden_host
+            return self.unet.run(sample, t, hidden)
         if self.unet.dynamic_batch:
             both = self.unet.run(np.concatenate([sample, sample]), t, self._hidden)
             out_uncond, out_cond = both[: self.batch], both[self.batch :]

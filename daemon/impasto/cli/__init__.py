@@ -1,0 +1,1 @@
+"""The `impasto` command line: a client of the daemon's public API, plus `serve`."""

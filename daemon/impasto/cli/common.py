@@ -1,0 +1,43 @@
+"""What every command shares: exit codes, the connection options, the client factory."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from impasto.client import Client
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the daemon rejected the request, or the job failed
+EXIT_USAGE = 2
+EXIT_NOT_RUNNING = 3
+EXIT_INTERRUPTED = 130
+
+Connect = Callable[[argparse.Namespace], Client]
+
+
+def connect_from_args(args: argparse.Namespace) -> Client:
+    """A client for the daemon named by --url/--unix-socket/--token, else by discovery."""
+    return Client(
+        base_url=getattr(args, "url", None),
+        socket=getattr(args, "unix_socket", None),
+        token=getattr(args, "token", None),
+    )
+
+
+@dataclass(frozen=True)
+class Context:
+    """Passed to every command: how to reach the daemon (tests swap in a fake)."""
+
+    connect: Connect = connect_from_args
+
+
+def connection_options() -> argparse.ArgumentParser:
+    """A parent parser with the options that say where the daemon is."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("connection (default: the running daemon's discovery file)")
+    group.add_argument("--url", help="daemon URL, e.g. http://127.0.0.1:8080")
+    group.add_argument("--unix-socket", metavar="PATH", help="daemon Unix socket")
+    group.add_argument("--token", help="API token (default: IMPASTO_TOKEN or the discovery file)")
+    return parent

@@ -1,0 +1,154 @@
+"""`impasto generate`: submit, follow the progress, save the images."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from impasto.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Context
+from impasto.client import ApiError, Client, Event, JobStatus
+
+# Flag -> request field; flags left out let the daemon (and the model) choose.
+REQUEST_FIELDS = {
+    "negative": "negative_prompt",
+    "model": "model",
+    "width": "width",
+    "height": "height",
+    "steps": "steps",
+    "cfg": "cfg_scale",
+    "seed": "seed",
+    "batch": "batch_size",
+    "sampler": "sampler",
+    "schedule": "schedule",
+    "priority": "priority",
+    "strength": "strength",
+}
+
+
+def register(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    connection: argparse.ArgumentParser,
+) -> None:
+    """Add `generate`."""
+    parser = commands.add_parser(
+        "generate",
+        parents=[connection],
+        help="generate images with the running daemon",
+        description="Queue a generation, show its progress and save the images as PNG files.",
+    )
+    parser.add_argument("prompt", help="what to draw")
+    parser.add_argument("--negative", metavar="TEXT", help="what to keep out of the image")
+    parser.add_argument("--model", help="model id (default: the daemon's default model)")
+    parser.add_argument("--width", type=int, help="multiple of 8, 64..2048")
+    parser.add_argument("--height", type=int, help="multiple of 8, 64..2048")
+    parser.add_argument("--steps", type=int, help="sampler steps, 1..150")
+    parser.add_argument("--cfg", type=float, metavar="SCALE", help="guidance scale, 1..30")
+    parser.add_argument("--seed", type=int, help="-1 for a random seed")
+    parser.add_argument("--batch", type=int, metavar="N", help="images to make, 1..10")
+    parser.add_argument("--sampler", help="sampler id (see GET /api/v1/samplers)")
+    parser.add_argument("--schedule", choices=["default", "karras", "exponential"])
+    parser.add_argument("--priority", type=int, help="-100..100, higher runs first")
+    parser.add_argument("--init-image", type=Path, metavar="PATH", help="image to start from")
+    parser.add_argument("--mask", type=Path, metavar="PATH", help="inpaint mask, white = repaint")
+    parser.add_argument("--strength", type=float, help="how much to change the init image, 0..1")
+    parser.add_argument(
+        "-o", "--output", type=Path, default=Path("."), metavar="DIR", help="where to save"
+    )
+    parser.add_argument("--detach", action="store_true", help="print the job id and return")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=generate)
+
+
+class ProgressBar:
+    """A one-line text bar redrawn with carriage returns."""
+
+    def __init__(self, stream: TextIO, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+        self.drawn = False
+
+    def update(self, event: Event) -> None:
+        """Redraw for a job event (progress events carry step, total and progress)."""
+        if event.type == "started":
+            self._draw(0.0, "started")
+        elif event.type == "progress":
+            fraction = float(event.data.get("progress", 0.0))
+            step, total = event.data.get("step", 0), event.data.get("total", 0)
+            self._draw(fraction, f"step {step}/{total}")
+
+    def _draw(self, fraction: float, label: str) -> None:
+        filled = round(max(0.0, min(1.0, fraction)) * self.width)
+        bar = "#" * filled + "-" * (self.width - filled)
+        self.stream.write(f"\r[{bar}] {fraction * 100:3.0f}% {label}   ")
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        """End the bar's line so later messages start on a fresh one."""
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.drawn = False
+
+
+def build_request(args: argparse.Namespace, client: Client) -> dict[str, Any]:
+    """The POST /generate body; init image and mask are uploaded first."""
+    request: dict[str, Any] = {"prompt": args.prompt}
+    for flag, field in REQUEST_FIELDS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            request[field] = value
+    for flag, field in (("init_image", "init_image"), ("mask", "mask_image")):
+        path: Path | None = getattr(args, flag)
+        if path is not None:
+            request[field] = f"upload:{client.upload_image(path)}"
+    return request
+
+
+def generate(args: argparse.Namespace, context: Context) -> int:
+    """Submit, wait with a progress bar, download the images; Ctrl+C cancels the job."""
+    for path in (args.init_image, args.mask):
+        if path is not None and not path.is_file():
+            print(f"error: {path} is not a file", file=sys.stderr)
+            return EXIT_FAILED
+    with context.connect(args) as client:
+        job_id, position = client.submit(build_request(args, client))
+        if args.detach:
+            print(job_id)
+            return EXIT_OK
+        print(f"Queued job {job_id} (position {position})", file=sys.stderr)
+        bar = ProgressBar(sys.stderr)
+        try:
+            final = client.wait(job_id, on_progress=None if args.quiet else bar.update)
+        except KeyboardInterrupt:
+            bar.close()
+            return _cancel(client, job_id)
+        bar.close()
+        if final.status != "completed":
+            return _report_unfinished(final)
+        args.output.mkdir(parents=True, exist_ok=True)
+        for result in final.results:
+            target = args.output / f"{job_id}-{result.index}.png"
+            target.write_bytes(client.download_image(job_id, result.index))
+            print(target)
+    return EXIT_OK
+
+
+def _cancel(client: Client, job_id: str) -> int:
+    print(f"Cancelling job {job_id}...", file=sys.stderr)
+    try:
+        client.cancel(job_id)
+    except ApiError as exc:
+        if exc.status != 409:  # 409: it finished meanwhile, nothing left to cancel
+            raise
+    return EXIT_INTERRUPTED
+
+
+def _report_unfinished(final: JobStatus) -> int:
+    if final.status == "failed":
+        print(f"error: job {final.id} failed: {final.error}", file=sys.stderr)
+    else:
+        print(f"Job {final.id} was {final.status}.", file=sys.stderr)
+    return EXIT_FAILED

@@ -1,0 +1,144 @@
+"""`impasto status`, `queue`, `cancel`, `version` and `tray`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from impasto import __version__
+from impasto.cli.common import EXIT_FAILED, EXIT_OK, Context
+from impasto.client import JobStatus, SystemInfo
+
+
+def register(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    connection: argparse.ArgumentParser,
+) -> None:
+    """Add `status`, `queue`, `cancel`, `version` and `tray`."""
+    status = commands.add_parser(
+        "status", parents=[connection], help="is the daemon running, on what, and how busy"
+    )
+    status.set_defaults(handler=show_status)
+    queue = commands.add_parser("queue", parents=[connection], help="list running and queued jobs")
+    queue.set_defaults(handler=show_queue)
+    cancel = commands.add_parser("cancel", parents=[connection], help="cancel a job")
+    cancel.add_argument("id", help="job id (see `impasto queue`)")
+    cancel.set_defaults(handler=cancel_job)
+    version = commands.add_parser("version", help="print the version")
+    version.set_defaults(handler=show_version)
+    tray = commands.add_parser("tray", help="run the tray icon (needs impasto[tray])")
+    tray.set_defaults(handler=run_tray)
+
+
+def _gib(size: int) -> str:
+    return f"{size / 1024**3:.1f} GiB"
+
+
+def describe_system(info: SystemInfo) -> list[str]:
+    """The lines of `impasto status` below the first."""
+    provider = info.provider
+    lines = [f"Provider: {provider.name}"]
+    by_reason: dict[str, list[str]] = {}
+    for rejected in provider.rejected:
+        by_reason.setdefault(rejected.reason, []).append(rejected.name)
+    for reason, names in by_reason.items():
+        lines.append(f"  not used ({reason}): {', '.join(names)}")
+    if info.memory.total:
+        lines.append(f"Memory: {_gib(info.memory.available)} free of {_gib(info.memory.total)}")
+    for gpu in info.gpus:
+        used, total = _gib(gpu.memory_used), _gib(gpu.memory_total)
+        lines.append(f"GPU {gpu.index}: {gpu.name}, {used} of {total} used")
+    queue = info.queue
+    paused = ", paused" if queue.paused else ""
+    lines.append(f"Queue: {queue.processing} processing, {queue.queued} queued{paused}")
+    loaded = ", ".join(m.model for m in info.loaded_models) or "none"
+    lines.append(f"Loaded models: {loaded}")
+    for worker in info.workers:
+        doing = f" on job {worker.job_id}" if worker.job_id else ""
+        lines.append(f"Worker {worker.id} (pid {worker.pid}): {worker.state}{doing}")
+    return lines
+
+
+def show_status(args: argparse.Namespace, context: Context) -> int:
+    """Daemon health, provider, hardware and queue counts."""
+    with context.connect(args) as client:
+        health = client.health()
+        info = client.system()
+        print(f"Impasto {health.version} is running at {client.where}")
+    for line in describe_system(info):
+        print(line)
+    return EXIT_OK
+
+
+def _row(item: JobStatus) -> list[str]:
+    request = item.request
+    if item.status == "processing":
+        state = f"processing {item.progress * 100:.0f}%"
+    else:
+        state = f"queued #{item.position}" if item.position is not None else item.status
+    prompt = str(request.get("prompt", ""))
+    size = f"{request.get('width', '?')}x{request.get('height', '?')}"
+    return [
+        item.id,
+        state,
+        str(item.priority),
+        str(request.get("model") or ""),
+        size,
+        prompt if len(prompt) <= 40 else prompt[:39] + "…",
+    ]
+
+
+def format_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Left-aligned columns separated by two spaces."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *rows]
+    ]
+
+
+def show_queue(args: argparse.Namespace, context: Context) -> int:
+    """The running and queued jobs, in run order."""
+    with context.connect(args) as client:
+        state = client.queue()
+    if state.paused:
+        print("The queue is paused: queued jobs wait until it is resumed.")
+    if not state.items:
+        print("No jobs are running or queued.")
+        return EXIT_OK
+    header = ["ID", "STATUS", "PRIORITY", "MODEL", "SIZE", "PROMPT"]
+    for line in format_table(header, [_row(item) for item in state.items]):
+        print(line)
+    return EXIT_OK
+
+
+def cancel_job(args: argparse.Namespace, context: Context) -> int:
+    """Cancel one job (a running one stops within a sampler step)."""
+    with context.connect(args) as client:
+        result = client.cancel(args.id)
+    if result.status == "cancelled":
+        print(f"Cancelled {result.id}.")
+    else:
+        print(f"Cancelling {result.id}: it stops within one step.")
+    return EXIT_OK
+
+
+def show_version(args: argparse.Namespace, context: Context) -> int:
+    """Print this installation's version."""
+    print(f"impasto {__version__}")
+    return EXIT_OK
+
+
+def run_tray(args: argparse.Namespace, context: Context) -> int:
+    """Start the tray icon, which runs and supervises the daemon."""
+    try:
+        tray = importlib.import_module("impasto_tray")
+    except ImportError:
+        print(
+            "The tray icon is not installed: install it with `pip install 'impasto[tray]'`.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    code = tray.main()
+    return int(code or 0)

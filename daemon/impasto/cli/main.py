@@ -1,0 +1,67 @@
+"""Entry point of the `impasto` command: parse, dispatch, map errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from impasto.cli import config, generate, info, serve
+from impasto.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_RUNNING,
+    EXIT_USAGE,
+    Connect,
+    Context,
+    connect_from_args,
+    connection_options,
+)
+from impasto.client import ApiError, DaemonNotRunning, ImpastoError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="impasto", description="Local Stable Diffusion daemon on ONNX Runtime."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    connection = connection_options()
+    serve.register(commands)
+    generate.register(commands, connection)
+    info.register(commands, connection)
+    config.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, connect: Connect | None = None) -> int:
+    """Run one command; returns the exit code (0 ok, 1 failed, 2 usage, 3 not running)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["worker"]:
+        # The worker has its own argument parser; hand it everything after the word.
+        return serve.run_worker(args_list[1:])
+    try:
+        args = build_parser().parse_args(args_list)
+    except SystemExit as exc:  # --help, or a usage error already printed by argparse
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    context = Context(connect=connect or connect_from_args)
+    try:
+        code: int = args.handler(args, context)
+        return code
+    except DaemonNotRunning as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    except ApiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.status == 401:
+            print("Pass the daemon's token with --token or IMPASTO_TOKEN.", file=sys.stderr)
+        return EXIT_FAILED
+    except ImpastoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""`config`, `serve`, `worker`, `status`, `queue`, `cancel`, `version`, `tray`, exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import httpx
+import impasto.worker.main
+import pytest
+from cli_fakes import JOB, CliDaemon, status
+from impasto import __version__
+from impasto.cli.main import main
+from impasto.settings import LoadedSettings, Settings, field_docs
+
+
+def test_config_lists_every_setting_with_source_and_doc(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "config.toml").write_text('default_model = "from-file"\n')
+    monkeypatch.setenv("IMPASTO_PORT", "9123")
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    for name, doc in field_docs().items():
+        assert f"    {doc}\n" in out
+        assert f"\n{name} = " in out
+    assert "port = 9123  [environment]" in out
+    assert f'default_model = "from-file"  [config file {tmp_path / "config.toml"}]' in out
+    assert "max_queue = 1000  [default]" in out
+
+
+def test_config_json_masks_the_token_unless_asked(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("IMPASTO_TOKEN", "hunter2")
+    assert main(["config", "--json"]) == 0
+    settings = json.loads(capsys.readouterr().out)["settings"]
+    assert set(settings) == set(field_docs())
+    assert settings["token"] == {
+        "value": "********",
+        "source": "environment",
+        "doc": field_docs()["token"],
+    }
+    assert main(["config", "--json", "--show-token"]) == 0
+    assert json.loads(capsys.readouterr().out)["settings"]["token"]["value"] == "hunter2"
+
+
+def test_config_with_a_bad_value_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("IMPASTO_PORT", "eighty")
+    assert main(["config"]) == 2
+    assert "'port' from environment" in capsys.readouterr().err
+
+
+def test_serve_passes_flags_as_command_line_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    received: list[LoadedSettings] = []
+    fake = types.ModuleType("impasto.server")
+    fake.serve = lambda loaded: received.append(loaded) or 0  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "impasto.server", fake)
+    argv = [
+        "serve",
+        "--port",
+        "9001",
+        "--no-socket",
+        "--data-dir",
+        "/tmp/d",
+        "--keep-alive",
+        "2.5",
+        "--allowed-hosts",
+        "a.local, b.local",
+        "--token",
+        "t",
+    ]
+    assert main(argv) == 0
+    (loaded,) = received
+    settings = loaded.settings
+    assert (settings.port, settings.socket, settings.data_dir) == (9001, False, "/tmp/d")
+    assert (settings.keep_alive, settings.allowed_hosts) == (2.5, ["a.local", "b.local"])
+    assert loaded.sources["port"] == "command line"
+    assert loaded.sources["host"] == "default"
+    assert settings.host == Settings().host
+
+
+def test_serve_has_a_flag_for_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    for name in field_docs():
+        assert "--" + name.replace("_", "-") in help_text
+
+
+def test_serve_rejects_a_bad_value_without_starting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("IMPASTO_PORT", "x")
+    assert main(["serve"]) == 2
+    assert "port" in capsys.readouterr().err
+
+
+def test_worker_gets_the_rest_of_the_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[list[str]] = []
+    monkeypatch.setattr(impasto.worker.main, "run_worker", lambda argv: seen.append(argv) or 7)
+    assert main(["worker", "--device-id", "1", "--provider", "cpu"]) == 7
+    assert seen == [["--device-id", "1", "--provider", "cpu"]]
+
+
+def test_no_daemon_exits_3_and_says_how_to_start_it(capsys: pytest.CaptureFixture[str]) -> None:
+    # The autouse fixture points the runtime dir at an empty folder: no discovery file.
+    for argv in (["status"], ["queue"], ["cancel", JOB], ["generate", "x"]):
+        assert main(argv) == 3
+        assert "Impasto is not running: start it with `impasto serve`" in capsys.readouterr().err
+
+
+def test_status_summarises_the_daemon(capsys: pytest.CaptureFixture[str]) -> None:
+    daemon = CliDaemon()
+    daemon.overrides[("GET", "/api/v1/health")] = httpx.Response(
+        200, json={"status": "ok", "version": "0.1.0"}
+    )
+    daemon.overrides[("GET", "/api/v1/system")] = httpx.Response(
+        200,
+        json={
+            "version": "0.1.0",
+            "provider": {
+                "name": "cpu",
+                "providers": ["CPUExecutionProvider"],
+                "rejected": [
+                    {"name": "cuda", "reason": "no NVIDIA driver"},
+                    {"name": "tensorrt", "reason": "no NVIDIA driver"},
+                ],
+            },
+            "gpus": [
+                {
+                    "index": 0,
+                    "name": "Fake GPU",
+                    "memory_total": 8 * 1024**3,
+                    "memory_used": 2 * 1024**3,
+                }
+            ],
+            "memory": {"total": 16 * 1024**3, "available": 4 * 1024**3},
+            "queue": {"queued": 3, "processing": 1, "paused": True},
+            "loaded_models": [{"model": "sd-tiny", "expires_at": "2025-01-01T00:05:00Z"}],
+            "workers": [{"id": 0, "pid": 4242, "state": "busy", "job_id": JOB}],
+        },
+    )
+    assert main(["status"], connect=daemon.client) == 0
+    out = capsys.readouterr().out
+    assert "Impasto 0.1.0 is running at http://localhost" in out
+    assert "not used (no NVIDIA driver): cuda, tensorrt" in out
+    assert "GPU 0: Fake GPU, 2.0 GiB of 8.0 GiB used" in out
+    assert "Memory: 4.0 GiB free of 16.0 GiB" in out
+    assert "Queue: 1 processing, 3 queued, paused" in out
+    assert "Loaded models: sd-tiny" in out
+    assert f"Worker 0 (pid 4242): busy on job {JOB}" in out
+
+
+def test_queue_prints_a_table_in_run_order(capsys: pytest.CaptureFixture[str]) -> None:
+    daemon = CliDaemon()
+    running = status("processing", progress=0.5)
+    waiting = status("queued", id="job-2", position=0, priority=5)
+    waiting["request"]["prompt"] = "p" * 60
+    daemon.overrides[("GET", "/api/v1/queue")] = httpx.Response(
+        200, json={"paused": False, "items": [running, waiting]}
+    )
+    assert main(["queue"], connect=daemon.client) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["ID", "STATUS", "PRIORITY", "MODEL", "SIZE", "PROMPT"]
+    assert lines[1].split() == [
+        JOB,
+        "processing",
+        "50%",
+        "0",
+        "sd-tiny",
+        "64x64",
+        "a",
+        "lighthouse",
+    ]
+    assert lines[2].split()[:4] == ["job-2", "queued", "#0", "5"]
+    assert lines[2].endswith("p" * 39 + "…")
+
+
+def test_empty_paused_queue_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    daemon = CliDaemon()
+    daemon.overrides[("GET", "/api/v1/queue")] = httpx.Response(
+        200, json={"paused": True, "items": []}
+    )
+    assert main(["queue"], connect=daemon.client) == 0
+    out = capsys.readouterr().out
+    assert "paused" in out and "No jobs are running or queued." in out
+
+
+def test_cancel_and_cancel_of_a_finished_job(capsys: pytest.CaptureFixture[str]) -> None:
+    daemon = CliDaemon()
+    assert main(["cancel", JOB], connect=daemon.client) == 0
+    assert f"Cancelled {JOB}." in capsys.readouterr().out
+    daemon.overrides[("POST", f"/api/v1/generate/{JOB}/cancel")] = httpx.Response(
+        409, json={"status_code": 409, "detail": "The job already finished (completed)."}
+    )
+    assert main(["cancel", JOB], connect=daemon.client) == 1
+    assert "already finished" in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["version"]) == 0
+    assert capsys.readouterr().out.strip() == f"impasto {__version__}"
+
+
+def test_tray_missing_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "impasto_tray", None)  # makes the import fail
+    assert main(["tray"]) == 1
+    assert "impasto[tray]" in capsys.readouterr().err
+
+
+def test_tray_runs_the_tray_main(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = types.ModuleType("impasto_tray")
+    fake.main = lambda: 0  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "impasto_tray", fake)
+    assert main(["tray"]) == 0
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert main(["generate"]) == 2
+    assert main(["generate", "x", "--steps", "many"]) == 2
+    assert "invalid int value" in capsys.readouterr().err
+
+
+def test_unauthorized_hints_at_the_token(capsys: pytest.CaptureFixture[str]) -> None:
+    daemon = CliDaemon()
+    daemon.overrides[("GET", "/api/v1/queue")] = httpx.Response(
+        401, json={"status_code": 401, "detail": "Missing or wrong token."}
+    )
+    assert main(["queue"], connect=daemon.client) == 1
+    assert "--token or IMPASTO_TOKEN" in capsys.readouterr().err

@@ -1,0 +1,133 @@
+"""`impasto generate` against a MockTransport-backed client."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from cli_fakes import JOB, CliDaemon
+from impasto.cli.main import main
+
+
+def test_generate_saves_every_image_and_prints_the_paths(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daemon = CliDaemon(batch=2)
+    out = tmp_path / "out"
+    argv = [
+        "generate",
+        "a lighthouse",
+        "--cfg",
+        "5.5",
+        "--batch",
+        "2",
+        "--steps",
+        "2",
+        "--negative",
+        "fog",
+        "--schedule",
+        "karras",
+        "-o",
+        str(out),
+    ]
+    assert main(argv, connect=daemon.client) == 0
+    printed = capsys.readouterr()
+    expected = [out / f"{JOB}-{i}.png" for i in range(2)]
+    assert printed.out.splitlines() == [str(p) for p in expected]
+    assert [p.read_bytes() for p in expected] == [daemon.images[0], daemon.images[1]]
+    assert "step 2/2" in printed.err and "\r[" in printed.err
+    body = json.loads(daemon.requests[0].content)
+    assert body == {
+        "prompt": "a lighthouse",
+        "cfg_scale": 5.5,
+        "batch_size": 2,
+        "steps": 2,
+        "negative_prompt": "fog",
+        "schedule": "karras",
+    }
+
+
+def test_generate_uploads_init_image_and_mask(tmp_path: Path) -> None:
+    init, mask = tmp_path / "init.png", tmp_path / "mask.png"
+    init.write_bytes(b"init")
+    mask.write_bytes(b"mask")
+    daemon = CliDaemon(batch=1)
+    argv = [
+        "generate",
+        "x",
+        "--init-image",
+        str(init),
+        "--mask",
+        str(mask),
+        "--strength",
+        "0.4",
+        "-o",
+        str(tmp_path),
+        "--quiet",
+    ]
+    assert main(argv, connect=daemon.client) == 0
+    uploads = [r for r in daemon.requests if r.url.path == "/api/v1/images"]
+    assert [b"init" in r.content for r in uploads] == [True, False]
+    submit = next(r for r in daemon.requests if r.url.path == "/api/v1/generate")
+    body = json.loads(submit.content)
+    assert (body["init_image"], body["mask_image"], body["strength"]) == (
+        "upload:up-7",
+        "upload:up-7",
+        0.4,
+    )
+
+
+def test_rejected_request_names_the_field(capsys: pytest.CaptureFixture[str]) -> None:
+    daemon = CliDaemon()
+    daemon.overrides[("POST", "/api/v1/generate")] = httpx.Response(
+        422,
+        json={
+            "status_code": 422,
+            "detail": "Invalid request",
+            "errors": [
+                {"field": "width", "message": "must be a multiple of 8 between 64 and 2048"}
+            ],
+        },
+    )
+    assert main(["generate", "x", "--width", "65"], connect=daemon.client) == 1
+    err = capsys.readouterr().err
+    assert "width: must be a multiple of 8" in err
+    assert "Invalid request" in err
+
+
+def test_failed_job_exits_1_with_the_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daemon = CliDaemon(outcome="failed")
+    out = tmp_path / "out"
+    assert main(["generate", "x", "-o", str(out)], connect=daemon.client) == 1
+    assert "out of memory: try a smaller size" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_ctrl_c_cancels_the_job(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    daemon = CliDaemon()
+    daemon.interrupt_stream = True
+    assert main(["generate", "x", "-o", str(tmp_path)], connect=daemon.client) == 130
+    cancels = [r for r in daemon.requests if r.url.path == f"/api/v1/generate/{JOB}/cancel"]
+    assert len(cancels) == 1 and cancels[0].method == "POST"
+    assert f"Cancelling job {JOB}" in capsys.readouterr().err
+
+
+def test_detach_prints_the_id_without_waiting(capsys: pytest.CaptureFixture[str]) -> None:
+    daemon = CliDaemon()
+    assert main(["generate", "x", "--detach"], connect=daemon.client) == 0
+    assert capsys.readouterr().out.strip() == JOB
+    assert [r.url.path for r in daemon.requests] == ["/api/v1/generate"]
+
+
+def test_missing_init_image_is_reported_before_submitting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daemon = CliDaemon()
+    argv = ["generate", "x", "--init-image", str(tmp_path / "nope.png")]
+    assert main(argv, connect=daemon.client) == 1
+    assert "nope.png is not a file" in capsys.readouterr().err
+    assert daemon.requests == []

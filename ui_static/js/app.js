@@ -1,0 +1,141 @@
+// Entry point: tabs, connection indicator, page-wide PNG drop, and wiring between panels.
+import { api } from './api.js';
+import { byId, toast } from './dom.js';
+import { events } from './events.js';
+import { Gallery } from './gallery.js';
+import { GenerateForm } from './generate.js';
+import { ModelsPanel } from './models.js';
+import { LiveProgress } from './progress.js';
+import { QueuePanel } from './queue.js';
+import { loadUi, saveUi } from './state.js';
+import { SystemPanel } from './system.js';
+import { Viewer } from './viewer.js';
+
+const TABS = ['generate', 'queue', 'gallery', 'models', 'system'];
+const CONNECTION_TEXT = { connecting: 'Connecting…', online: 'Connected', offline: 'Reconnecting…' };
+
+const form = new GenerateForm({ onQueued: (job) => live.track(job) });
+const viewer = new Viewer({
+  onUse: (request) => {
+    form.write({ ...request, model: request.model || '' });
+    showTab('generate');
+    toast('Settings loaded into the form.');
+  },
+  samplers: () => form.catalog.samplers,
+});
+const live = new LiveProgress({
+  events,
+  onResults: (_, results) => {
+    if (results.length) form.lastSeed = results[0].seed;
+  },
+  onOpen: (jobId, index) => viewer.openJob(jobId, index),
+});
+const queue = new QueuePanel({ events });
+const gallery = new Gallery({ events, viewer });
+const models = new ModelsPanel({
+  events,
+  onUse: (model) => {
+    form.write({ model: model.id });
+    showTab('generate');
+  },
+});
+const system = new SystemPanel();
+
+function showTab(name, { focus = false } = {}) {
+  if (!TABS.includes(name)) name = 'generate';
+  for (const tab of TABS) {
+    const button = byId(`tab-${tab}`);
+    const selected = tab === name;
+    button.setAttribute('aria-selected', String(selected));
+    button.tabIndex = selected ? 0 : -1;
+    byId(`panel-${tab}`).hidden = !selected;
+    if (selected && focus) button.focus();
+  }
+  document.body.dataset.tab = name;
+  saveUi({ tab: name });
+  if (location.hash !== `#${name}`) history.replaceState(null, '', `#${name}`);
+  if (name === 'gallery') gallery.show();
+  if (name === 'system') system.show();
+  if (name === 'models') models.refresh().catch(() => {});
+}
+
+function bindTabs() {
+  const list = document.querySelector('[role=tablist]');
+  list.addEventListener('click', (e) => {
+    const tab = e.target.closest('[role=tab]');
+    if (tab) showTab(tab.dataset.tab);
+  });
+  // Arrow keys move between tabs, as the WAI-ARIA tabs pattern expects.
+  list.addEventListener('keydown', (e) => {
+    const i = TABS.indexOf(document.activeElement?.dataset.tab);
+    if (i < 0) return;
+    const moves = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 };
+    if (e.key in moves) showTab(TABS[(i + moves[e.key] + TABS.length) % TABS.length], { focus: true });
+    else if (e.key === 'Home') showTab(TABS[0], { focus: true });
+    else if (e.key === 'End') showTab(TABS[TABS.length - 1], { focus: true });
+    else return;
+    e.preventDefault();
+  });
+  window.addEventListener('hashchange', () => showTab(location.hash.slice(1)));
+}
+
+function bindConnection() {
+  const conn = byId('conn');
+  events.on('state', (state) => {
+    conn.dataset.state = state;
+    conn.querySelector('.conn-label').textContent = CONNECTION_TEXT[state];
+    if (state === 'online' && !form.catalog.models.length) loadCatalog();
+  });
+}
+
+function bindPageDrop() {
+  const overlay = byId('drop-overlay');
+  let depth = 0;
+  const hasFiles = (e) => [...(e.dataTransfer?.types || [])].includes('Files');
+  window.addEventListener('dragenter', (e) => {
+    if (!hasFiles(e)) return;
+    depth += 1;
+    overlay.hidden = false;
+  });
+  window.addEventListener('dragleave', () => {
+    depth = Math.max(0, depth - 1);
+    if (!depth) overlay.hidden = true;
+  });
+  window.addEventListener('dragover', (e) => {
+    if (hasFiles(e)) e.preventDefault();
+  });
+  window.addEventListener('drop', async (e) => {
+    e.preventDefault();
+    depth = 0;
+    overlay.hidden = true;
+    const file = e.dataTransfer?.files?.[0];
+    if (!file) return;
+    const filled = await form.loadPng(file).catch(() => false);
+    if (filled) {
+      showTab('generate');
+      toast(`Loaded the settings from ${file.name}.`);
+    } else {
+      toast('No generation settings found in that file. To use it as an init image, drop it on the Image to image box.', 'error', 6000);
+    }
+  });
+}
+
+async function loadCatalog() {
+  try {
+    const [modelList, samplers] = await Promise.all([api('/models'), api('/samplers')]);
+    form.setCatalog({ models: modelList, samplers });
+  } catch (err) {
+    toast(`Could not load models: ${err.message}`, 'error');
+  }
+}
+
+bindTabs();
+bindConnection();
+bindPageDrop();
+showTab(location.hash.slice(1) || loadUi().tab || 'generate');
+await loadCatalog();
+queue.refresh();
+live.load();
+events.start();
+// Tests and curious people can reach the parts from the console.
+window.impasto = { events, form, live, queue, gallery, models, system, viewer };

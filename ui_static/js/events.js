@@ -1,0 +1,114 @@
+// The daemon's event stream over SSE: reconnects by itself and catches up by sequence number.
+import { API, ApiError, api, withToken } from './api.js';
+
+export const EVENT_TYPES = ['queued', 'started', 'progress', 'completed', 'failed', 'cancelled', 'queue', 'deleted'];
+const RETRY_MS = [250, 500, 1000, 2000, 4000];
+
+/**
+ * One shared stream. Listeners: on('event', fn) for every event, on(type, fn) for one type,
+ * on('state', fn) with 'connecting' | 'online' | 'offline', on('resync', fn) after a reconnect.
+ */
+export class EventStream {
+  constructor() {
+    this.lastSeq = null;
+    this.state = 'connecting';
+    this.source = null;
+    this.failures = 0;
+    this.timer = null;
+    this.listeners = new Map();
+    this.connectedOnce = false;
+  }
+
+  on(name, fn) {
+    if (!this.listeners.has(name)) this.listeners.set(name, new Set());
+    this.listeners.get(name).add(fn);
+    return () => this.listeners.get(name).delete(fn);
+  }
+
+  emit(name, payload) {
+    for (const fn of this.listeners.get(name) || []) {
+      try {
+        fn(payload);
+      } catch (err) {
+        console.error(`event listener for ${name} failed`, err);
+      }
+    }
+  }
+
+  setState(state) {
+    if (state === this.state) return;
+    this.state = state;
+    this.emit('state', state);
+  }
+
+  start() {
+    this.connect();
+    // A laptop waking up or a tab coming back: reconnect at once instead of waiting for backoff.
+    window.addEventListener('online', () => this.reconnectNow());
+    document.addEventListener('visibilitychange', () => {
+      if (!document.hidden && this.state === 'offline') this.reconnectNow();
+    });
+  }
+
+  reconnectNow() {
+    clearTimeout(this.timer);
+    this.failures = 0;
+    this.connect();
+  }
+
+  connect() {
+    this.source?.close();
+    const since = this.lastSeq === null ? '' : `?since=${this.lastSeq}`;
+    const source = new EventSource(withToken(`${API}/events${since}`));
+    this.source = source;
+    source.onopen = () => {
+      this.failures = 0;
+      this.setState('online');
+      // Panels refetch their lists: events cover jobs, REST covers anything older than the log.
+      if (this.connectedOnce) this.emit('resync', { since: this.lastSeq });
+      this.connectedOnce = true;
+    };
+    for (const type of EVENT_TYPES) source.addEventListener(type, (msg) => this.handle(msg));
+    source.onerror = () => {
+      // EventSource retries on its own without our since; we close it and do it ourselves.
+      source.close();
+      if (this.source !== source) return;
+      this.setState(this.connectedOnce ? 'offline' : 'connecting');
+      this.scheduleRetry();
+    };
+  }
+
+  async scheduleRetry() {
+    const delay = RETRY_MS[Math.min(this.failures, RETRY_MS.length - 1)];
+    this.failures += 1;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(async () => {
+      // The stream cannot report a 401; a plain request can, and asks for the token.
+      try {
+        await api('/queue');
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 0) return this.scheduleRetry();
+      }
+      this.connect();
+    }, delay);
+  }
+
+  handle(msg) {
+    let event;
+    try {
+      event = JSON.parse(msg.data);
+    } catch {
+      return;
+    }
+    if (typeof event.seq === 'number') {
+      // A replay after reconnecting may overlap what we saw; skip what we already handled.
+      if (this.lastSeq !== null && event.seq <= this.lastSeq) return;
+      this.lastSeq = event.seq;
+    }
+    this.emit('event', event);
+    this.emit(event.type, event);
+  }
+}
+
+/** The page's one stream. */
+export const events = new EventStream();

@@ -1,0 +1,314 @@
+// The Generate form: read/write values, validate, persist, submit (Ctrl+Enter), show errors.
+import { ApiError, api } from './api.js';
+import { byId, h, toast } from './dom.js';
+import { LoraList } from './loras.js';
+import { MaskEditor } from './mask.js';
+import { settingsFromPng } from './png-info.js';
+import { loadSettings, saveSettings } from './state.js';
+import { validateRequest } from './validate.js';
+
+const NUMBER_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'batch_size', 'priority', 'strength'];
+const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule'];
+const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS];
+export const DEFAULTS = {
+  prompt: '', negative_prompt: '', model: '', sampler: 'euler_a', schedule: 'default',
+  width: 512, height: 512, steps: 20, cfg_scale: 7, seed: -1, batch_size: 1, priority: 0,
+  strength: 0.75, loras: [],
+};
+
+/** The Generate panel's form. `catalog` holds the models and samplers once loaded. */
+export class GenerateForm {
+  constructor({ onQueued }) {
+    this.form = byId('gen-form');
+    this.onQueued = onQueued;
+    this.catalog = { models: [], samplers: [] };
+    this.lastSeed = null;
+    this.uploads = new WeakMap();
+    this.loras = new LoraList(byId('loras'), byId('add-lora'), () => this.changed());
+    this.mask = new MaskEditor({
+      stage: byId('mask-stage'), brush: byId('mask-brush'), erase: byId('mask-erase'),
+      onChange: () => this.updateImageSummary(),
+    });
+    for (const name of ERROR_FIELDS) this.errorSlot(name);
+    this.bind();
+  }
+
+  /** Fill the model and sampler lists; apply the stored or the default model's settings. */
+  setCatalog({ models, samplers }) {
+    this.catalog = { models, samplers };
+    const model = byId('model');
+    model.replaceChildren(h('option', { value: '' }, 'Default model'),
+      ...models.filter((m) => m.type !== 'lora').map((m) => h('option', { value: m.id }, m.name || m.id)));
+    byId('sampler').replaceChildren(...samplers.map((s) => h('option', { value: s.id }, s.name)));
+    byId('lora-names').replaceChildren(
+      ...models.filter((m) => m.type === 'lora').map((m) => h('option', { value: m.id })));
+    const stored = loadSettings();
+    const first = models.find((m) => m.type !== 'lora');
+    this.write({ ...DEFAULTS, ...(stored ? {} : first?.defaults || {}), ...(stored || {}) }, { save: false });
+  }
+
+  bind() {
+    this.form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.submit();
+    });
+    document.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && (e.ctrlKey || e.metaKey) && !byId('panel-generate').hidden) {
+        e.preventDefault();
+        this.submit();
+      }
+    });
+    this.form.addEventListener('input', (e) => {
+      const slider = e.target.dataset?.for;
+      if (slider) byId(slider).value = e.target.value;
+      else this.syncSlider(e.target.id);
+      if (e.target.id) this.clearError(e.target.id);
+      this.changed();
+    });
+    this.form.addEventListener('change', (e) => {
+      if (e.target.id === 'sampler') this.limitSchedules();
+      this.changed();
+    });
+    this.form.addEventListener('focusout', (e) => {
+      // Check a field when leaving it, but only once it holds something.
+      const id = e.target.id;
+      if (NUMBER_FIELDS.includes(id) && e.target.value !== '') {
+        const error = validateRequest({ [id]: Number(e.target.value) })[0];
+        if (error) this.showError(id, error.message);
+      }
+    });
+    byId('swap-size').addEventListener('click', () => {
+      const [w, h2] = [byId('width').value, byId('height').value];
+      this.write({ width: Number(h2), height: Number(w) });
+    });
+    byId('size-preset').addEventListener('change', (e) => {
+      const [w, h2] = e.target.value.split('x').map(Number);
+      if (w && h2) this.write({ width: w, height: h2 });
+      e.target.value = '';
+    });
+    byId('seed-random').addEventListener('click', () => this.write({ seed: -1 }));
+    byId('seed-reuse').addEventListener('click', () => {
+      if (this.lastSeed === null) toast('No seed to reuse yet: generate an image first.');
+      else this.write({ seed: this.lastSeed });
+    });
+    this.bindImageInput();
+  }
+
+  bindImageInput() {
+    const zone = byId('init-drop');
+    const file = byId('init-file');
+    const take = async (f) => {
+      if (!f) return;
+      try {
+        await this.mask.setImage(f);
+        byId('mask-editor').hidden = false;
+        zone.classList.add('has-image');
+        this.clearError('init_image');
+      } catch (err) {
+        this.showError('init_image', err.message);
+      }
+      this.updateImageSummary();
+    };
+    file.addEventListener('change', () => take(file.files[0]));
+    zone.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' || e.key === ' ') {
+        e.preventDefault();
+        file.click();
+      }
+    });
+    zone.addEventListener('dragover', (e) => {
+      e.preventDefault();
+      zone.classList.add('over');
+    });
+    zone.addEventListener('dragleave', () => zone.classList.remove('over'));
+    zone.addEventListener('drop', (e) => {
+      e.preventDefault();
+      e.stopPropagation();
+      zone.classList.remove('over');
+      take(e.dataTransfer.files[0]);
+    });
+    byId('mask-clear').addEventListener('click', () => this.mask.clear());
+    byId('mask-invert').addEventListener('click', () => this.mask.invert());
+    byId('init-remove').addEventListener('click', () => {
+      this.mask.removeImage();
+      file.value = '';
+      byId('mask-editor').hidden = true;
+      zone.classList.remove('has-image');
+      this.updateImageSummary();
+    });
+    this.updateImageSummary();
+  }
+
+  updateImageSummary() {
+    const text = !this.mask.hasImage ? '' : this.mask.hasMask ? '· inpaint' : '· img2img';
+    byId('img-summary').textContent = text;
+  }
+
+  syncSlider(id) {
+    const slider = this.form.querySelector(`input[type=range][data-for="${id}"]`);
+    if (slider) slider.value = byId(id).value;
+  }
+
+  limitSchedules() {
+    const sampler = this.catalog.samplers.find((s) => s.id === byId('sampler').value);
+    const allowed = sampler?.schedules || ['default', 'karras', 'exponential'];
+    const schedule = byId('schedule');
+    for (const option of schedule.options) option.disabled = !allowed.includes(option.value);
+    if (!allowed.includes(schedule.value)) schedule.value = allowed[0];
+  }
+
+  /** The request body the form describes (images excluded). */
+  read() {
+    const req = {};
+    for (const name of TEXT_FIELDS) req[name] = byId(name).value;
+    for (const name of NUMBER_FIELDS) {
+      const raw = byId(name).value.trim();
+      req[name] = raw === '' ? Number.NaN : Number(raw);
+    }
+    req.model = req.model || null;
+    req.loras = this.loras.read();
+    return req;
+  }
+
+  /** Put values into the form; unknown keys are ignored, missing ones left as they are. */
+  write(values, { save = true } = {}) {
+    for (const name of [...TEXT_FIELDS, ...NUMBER_FIELDS]) {
+      if (values[name] === undefined || values[name] === null && name !== 'model') continue;
+      const el = byId(name);
+      const value = values[name] ?? '';
+      if (el.tagName === 'SELECT' && value !== '' && ![...el.options].some((o) => o.value === String(value))) {
+        continue;
+      }
+      el.value = String(value);
+      this.syncSlider(name);
+      this.clearError(name);
+    }
+    if (Array.isArray(values.loras)) this.loras.write(values.loras);
+    if (values.sampler !== undefined) this.limitSchedules();
+    if (values.schedule && !byId('schedule').selectedOptions[0]?.disabled) byId('schedule').value = values.schedule;
+    if (save) this.changed();
+  }
+
+  changed() {
+    const values = this.read();
+    for (const name of NUMBER_FIELDS) if (Number.isNaN(values[name])) delete values[name];
+    saveSettings({ ...values, model: values.model || '' });
+    const count = values.loras.length;
+    byId('lora-summary').textContent = count ? `· ${count}` : '';
+  }
+
+  /** Fill the form from a PNG's embedded parameters; returns false when it has none. */
+  async loadPng(file) {
+    const values = await settingsFromPng(file, this.catalog);
+    if (!values) return false;
+    const { init_image, mask_image, ...rest } = values;
+    this.write({ ...DEFAULTS, model: '', ...rest });
+    return true;
+  }
+
+  async submit() {
+    this.clearErrors();
+    const req = this.read();
+    const errors = validateRequest(req);
+    if (errors.length) {
+      this.showErrors(errors);
+      return;
+    }
+    const button = byId('submit');
+    button.disabled = true;
+    try {
+      if (this.mask.hasImage) {
+        req.init_image = await this.upload(this.mask.file);
+        const mask = await this.mask.maskBlob();
+        if (mask) req.mask_image = await this.upload(mask);
+      }
+      const job = await api('/generate', {
+        method: 'POST', body: req, headers: { 'Idempotency-Key': crypto.randomUUID() },
+      });
+      this.onQueued?.(job, req);
+    } catch (err) {
+      if (err instanceof ApiError && err.errors.length) this.showErrors(err.errors);
+      else if (err instanceof ApiError && err.status === 429) {
+        this.showFormError(`${err.message}${err.retryAfter ? ` Try again in ${err.retryAfter}s.` : ''}`);
+      } else this.showFormError(err.message);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async upload(blob) {
+    // A file is uploaded once; every later submit reuses its id.
+    if (this.uploads.has(blob)) return this.uploads.get(blob);
+    const form = new FormData();
+    form.append('file', blob, blob.name || 'mask.png');
+    const res = await api('/images', { method: 'POST', form });
+    const ref = `upload:${res.id}`;
+    this.uploads.set(blob, ref);
+    return ref;
+  }
+
+  errorSlot(field) {
+    const id = `err-${field.replace(/[^\w-]/g, '_')}`;
+    let slot = document.getElementById(id);
+    if (slot) return slot;
+    const input = document.getElementById(field === 'init_image' ? 'init-drop' : field);
+    const host = input?.closest('.field') || input?.parentElement || byId('form-error').parentElement;
+    slot = h('p', { class: 'field-error', id, hidden: true });
+    host.append(slot);
+    if (input) input.setAttribute('aria-describedby', id);
+    return slot;
+  }
+
+  /** Show API-shaped errors next to their fields; the first one gets focus. */
+  showErrors(errors) {
+    let first = null;
+    for (const { field, message } of errors) {
+      const name = String(field || '').replace(/\.(\d+)(?=\.|$)/g, '[$1]');
+      const target = this.fieldElement(name);
+      if (!target) {
+        this.showFormError(field ? `${field}: ${message}` : message);
+        continue;
+      }
+      this.showError(target.id, message);
+      first ??= target;
+    }
+    if (first) {
+      const details = first.closest('details');
+      if (details) details.open = true;
+      first.focus();
+    }
+  }
+
+  fieldElement(name) {
+    const lora = /^loras\[(\d+)\]\.(name|weight)$/.exec(name);
+    if (lora) return document.getElementById(`lora-${lora[2]}-${lora[1]}`);
+    if (name === 'init_image' || name === 'mask_image') return byId('init-drop');
+    return ERROR_FIELDS.includes(name) ? byId(name) : null;
+  }
+
+  showError(id, message) {
+    const el = document.getElementById(id);
+    const slot = this.errorSlot(el?.id === 'init-drop' ? 'init_image' : id);
+    slot.textContent = message;
+    slot.hidden = false;
+    el?.setAttribute('aria-invalid', 'true');
+  }
+
+  clearError(id) {
+    const slot = document.getElementById(`err-${id}`);
+    if (slot) slot.hidden = true;
+    document.getElementById(id)?.removeAttribute('aria-invalid');
+  }
+
+  clearErrors() {
+    for (const slot of this.form.querySelectorAll('.field-error')) slot.hidden = true;
+    for (const el of this.form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+    byId('form-error').hidden = true;
+  }
+
+  showFormError(message) {
+    const box = byId('form-error');
+    box.textContent = message;
+    box.hidden = false;
+  }
+}

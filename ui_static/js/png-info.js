@@ -1,0 +1,139 @@
+// Read generation parameters from a PNG made by Impasto or AUTOMATIC1111 (tEXt/iTXt/zTXt chunks).
+
+const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
+const latin1 = new TextDecoder('latin1');
+const utf8 = new TextDecoder('utf-8');
+
+async function inflate(bytes) {
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate'));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/** All text chunks of a PNG as {keyword: text}; null when the bytes are not a PNG. */
+export async function readPngText(buffer) {
+  const bytes = new Uint8Array(buffer);
+  if (bytes.length < 8 || SIGNATURE.some((b, i) => bytes[i] !== b)) return null;
+  const view = new DataView(buffer);
+  const texts = {};
+  let pos = 8;
+  while (pos + 8 <= bytes.length) {
+    const length = view.getUint32(pos);
+    const type = latin1.decode(bytes.subarray(pos + 4, pos + 8));
+    const data = bytes.subarray(pos + 8, pos + 8 + length);
+    pos += 12 + length;
+    if (type === 'IEND') break;
+    if (type !== 'tEXt' && type !== 'iTXt' && type !== 'zTXt') continue;
+    const nul = data.indexOf(0);
+    if (nul < 0) continue;
+    const keyword = latin1.decode(data.subarray(0, nul));
+    try {
+      if (type === 'tEXt') texts[keyword] = latin1.decode(data.subarray(nul + 1));
+      else if (type === 'zTXt') texts[keyword] = latin1.decode(await inflate(data.subarray(nul + 2)));
+      else {
+        // iTXt: keyword \0 flag method language \0 translated keyword \0 text
+        const compressed = data[nul + 1] === 1;
+        const langEnd = data.indexOf(0, nul + 3);
+        const transEnd = data.indexOf(0, langEnd + 1);
+        const body = data.subarray(transEnd + 1);
+        texts[keyword] = utf8.decode(compressed ? await inflate(body) : body);
+      }
+    } catch {
+      // One unreadable chunk should not hide the others.
+    }
+  }
+  return texts;
+}
+
+// AUTOMATIC1111's own pattern for "Key: value, Key: "quoted, value"" (modules/infotext_utils.py).
+const PARAM = /\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)/g;
+const NEGATIVE = 'Negative prompt:';
+
+function unquote(text) {
+  if (text.length >= 2 && text.startsWith('"') && text.endsWith('"')) {
+    try {
+      const value = JSON.parse(text);
+      if (typeof value === 'string') return value;
+    } catch { /* not JSON after all */ }
+  }
+  return text;
+}
+
+/** A1111's "parameters" text -> {prompt, negative_prompt, steps, sampler_name, ...}. */
+export function parseA1111(text) {
+  const lines = text.trim().split('\n');
+  let last = lines.pop() ?? '';
+  // As A1111 does: a last line with fewer than three settings belongs to the prompt.
+  if ([...last.matchAll(PARAM)].filter((m) => m[0].trim()).length < 3) {
+    lines.push(last);
+    last = '';
+  }
+  const prompt = [];
+  const negative = [];
+  let inNegative = false;
+  for (const raw of lines) {
+    let line = raw.trim();
+    if (line.startsWith(NEGATIVE)) {
+      inNegative = true;
+      line = line.slice(NEGATIVE.length).trim();
+    }
+    (inNegative ? negative : prompt).push(line);
+  }
+  const out = { prompt: prompt.join('\n'), negative_prompt: negative.join('\n') };
+  for (const m of last.matchAll(PARAM)) {
+    if (!m[0].trim()) continue;
+    const key = m[1].trim();
+    const value = unquote(m[2].trim());
+    if (key === 'Size') {
+      const size = /^(\d+)x(\d+)$/.exec(value);
+      if (size) [out.width, out.height] = [Number(size[1]), Number(size[2])];
+    } else if (key === 'Steps') out.steps = Number.parseInt(value, 10);
+    else if (key === 'CFG scale') out.cfg_scale = Number.parseFloat(value);
+    else if (key === 'Seed') out.seed = Number.parseInt(value, 10);
+    else if (key === 'Sampler') out.sampler_name = value;
+    else if (key === 'Schedule type') out.schedule_type = value;
+    else if (key === 'Model') out.model = value;
+    else if (key === 'Denoising strength') out.strength = Number.parseFloat(value);
+  }
+  return out;
+}
+
+/** Map A1111's sampler label ("DPM++ 2M Karras" or "DPM++ 2M" + "Karras") to our ids. */
+export function matchSampler(label, scheduleLabel, samplers) {
+  const norm = (s) => s.toLowerCase().replace(/\s+/g, ' ').trim();
+  let name = norm(label || '');
+  let schedule = norm(scheduleLabel || '');
+  for (const suffix of ['karras', 'exponential']) {
+    if (name.endsWith(` ${suffix}`)) {
+      name = name.slice(0, -suffix.length - 1);
+      schedule = schedule || suffix;
+    }
+  }
+  const sampler = samplers.find((s) => norm(s.name) === name || norm(s.id) === name);
+  return {
+    sampler: sampler?.id,
+    schedule: ['karras', 'exponential'].includes(schedule) ? schedule : 'default',
+  };
+}
+
+/** Form values found in a PNG file, or null when it carries none. */
+export async function settingsFromPng(file, { samplers = [], models = [] } = {}) {
+  const texts = await readPngText(await file.arrayBuffer());
+  if (!texts) return null;
+  if (texts.impasto) {
+    try {
+      const request = JSON.parse(texts.impasto);
+      if (request && typeof request.prompt === 'string') return request;
+    } catch { /* fall back to the A1111 text */ }
+  }
+  if (!texts.parameters) return null;
+  const parsed = parseA1111(texts.parameters);
+  const { sampler, schedule } = matchSampler(parsed.sampler_name, parsed.schedule_type, samplers);
+  const model = models.find((m) => m.id === parsed.model || m.name === parsed.model);
+  const values = { ...parsed, schedule };
+  delete values.sampler_name;
+  delete values.schedule_type;
+  delete values.model;
+  if (sampler) values.sampler = sampler;
+  if (model) values.model = model.id;
+  return values;
+}

@@ -1,0 +1,108 @@
+// The Queue panel: jobs in run order, cancel, priority, pause/resume.
+import { ApiError, api } from './api.js';
+import { byId, formatTime, h, toast } from './dom.js';
+
+const REFRESH_ON = ['queued', 'started', 'completed', 'failed', 'cancelled', 'queue', 'deleted'];
+
+/** Keeps the queue list in step with the daemon. */
+export class QueuePanel {
+  constructor({ events }) {
+    this.paused = false;
+    this.items = [];
+    this.timer = null;
+    byId('queue-toggle').addEventListener('click', () => this.togglePause());
+    for (const type of REFRESH_ON) events.on(type, () => this.refreshSoon());
+    events.on('resync', () => this.refresh());
+    events.on('progress', (e) => this.progress(e.job_id, e.data));
+  }
+
+  refreshSoon() {
+    // Bursts of events (a batch finishing) become one request.
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.refresh(), 100);
+  }
+
+  async refresh() {
+    try {
+      const queue = await api('/queue');
+      this.paused = queue.paused;
+      this.items = queue.items;
+      this.render();
+    } catch {
+      // Shown by the connection indicator.
+    }
+  }
+
+  render() {
+    byId('queue-state').textContent = this.paused ? 'Paused' : 'Running';
+    byId('queue-state').dataset.state = this.paused ? 'paused' : 'running';
+    byId('queue-toggle').textContent = this.paused ? 'Resume queue' : 'Pause queue';
+    const count = byId('queue-count');
+    count.hidden = this.items.length === 0;
+    count.textContent = String(this.items.length);
+    count.setAttribute('aria-label', `${this.items.length} jobs in the queue`);
+    byId('queue-empty').hidden = this.items.length > 0;
+    byId('queue-list').replaceChildren(...this.items.map((job) => this.row(job)));
+  }
+
+  row(job) {
+    const req = job.request || {};
+    const running = job.status === 'processing';
+    const priority = h('input', {
+      type: 'number', min: '-100', max: '100', step: '1', value: String(job.priority),
+      id: `prio-${job.id}`, class: 'prio-input', disabled: running,
+      onchange: (e) => this.setPriority(job.id, Number(e.target.value)),
+    });
+    return h('li', { class: `queue-item ${job.status}`, dataset: { job: job.id } },
+      h('div', { class: 'q-main' },
+        h('div', { class: 'q-top' },
+          h('span', { class: `status ${job.status}` }, running ? 'Running' : `#${(job.position ?? 0) + 1}`),
+          h('span', { class: 'q-prompt', title: req.prompt }, req.prompt || '(no prompt)')),
+        h('div', { class: 'q-meta muted' },
+          [req.model, req.width && `${req.width}×${req.height}`, req.steps && `${req.steps} steps`,
+            req.batch_size > 1 && `×${req.batch_size}`, formatTime(job.created_at)].filter(Boolean).join(' · ')),
+        running ? h('div', { class: 'progress small', role: 'progressbar', 'aria-label': 'Job progress',
+          'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': String(Math.round(job.progress * 100)),
+          style: `--value:${Math.round(job.progress * 100)}%` }, h('div', { class: 'progress-fill' })) : null),
+      h('div', { class: 'q-actions' },
+        h('label', { for: priority.id, class: 'prio-label' }, 'Priority'), priority,
+        h('button', { type: 'button', class: 'btn danger', 'aria-label': `Cancel job: ${req.prompt || job.id}`,
+          onclick: () => this.cancel(job.id) }, 'Cancel')));
+  }
+
+  progress(jobId, data) {
+    const bar = byId('queue-list').querySelector(`[data-job="${CSS.escape(jobId || '')}"] .progress`);
+    if (!bar || !data) return;
+    const pct = Math.round((data.progress ?? 0) * 100);
+    bar.style.setProperty('--value', `${pct}%`);
+    bar.setAttribute('aria-valuenow', String(pct));
+  }
+
+  async setPriority(jobId, priority) {
+    try {
+      await api(`/generate/${jobId}`, { method: 'PATCH', body: { priority } });
+    } catch (err) {
+      toast(err instanceof ApiError && err.status === 409 ? 'Only queued jobs can change priority.' : err.message, 'error');
+    }
+    this.refresh();
+  }
+
+  async cancel(jobId) {
+    try {
+      await api(`/generate/${jobId}/cancel`, { method: 'POST' });
+    } catch (err) {
+      toast(err.message, 'error');
+    }
+    this.refresh();
+  }
+
+  async togglePause() {
+    try {
+      const res = await api(this.paused ? '/queue/resume' : '/queue/pause', { method: 'POST' });
+      this.paused = res.paused;
+      this.render();
+    } catch (err) {
+      toast(err.message, 'error');
+    }
+  }
+}

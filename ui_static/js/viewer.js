@@ -1,0 +1,98 @@
+// The full-size image dialog: parameters, "use these settings", download, delete, prev/next.
+import { api, withToken } from './api.js';
+import { byId, formatTime, h, toast } from './dom.js';
+
+/** Opens gallery entries (or any job's image) in a modal dialog. */
+export class Viewer {
+  constructor({ onUse, samplers }) {
+    this.onUse = onUse;
+    this.samplers = samplers;
+    this.gallery = null;
+    this.index = -1;
+    this.entry = null;
+    this.dialog = byId('viewer');
+    byId('viewer-close').addEventListener('click', () => this.dialog.close());
+    byId('viewer-prev').addEventListener('click', () => this.step(-1));
+    byId('viewer-next').addEventListener('click', () => this.step(1));
+    byId('viewer-use').addEventListener('click', () => this.use());
+    byId('viewer-delete').addEventListener('click', () => this.remove());
+    this.dialog.addEventListener('click', (e) => {
+      if (e.target === this.dialog) this.dialog.close();
+    });
+    this.dialog.addEventListener('keydown', (e) => {
+      if (e.target.closest('input, textarea')) return;
+      if (e.key === 'ArrowLeft') this.step(-1);
+      if (e.key === 'ArrowRight') this.step(1);
+    });
+  }
+
+  /** Show gallery entry number `index`. */
+  open(index) {
+    const entry = this.gallery?.entries[index];
+    if (!entry) return;
+    this.index = index;
+    this.show(entry);
+  }
+
+  /** Show one image of any job (from the live panel). */
+  async openJob(jobId, imageIndex) {
+    const job = await api(`/generate/${jobId}`);
+    const result = job.results.find((r) => r.index === imageIndex) || job.results[0];
+    if (!result) return;
+    this.index = this.gallery?.entries.findIndex((e) => e.job.id === jobId && e.result.index === result.index) ?? -1;
+    this.show({ job, result });
+  }
+
+  show(entry) {
+    this.entry = entry;
+    const { job, result } = entry;
+    const req = job.request || {};
+    const img = byId('viewer-img');
+    img.src = withToken(result.url);
+    img.alt = req.prompt || 'Generated image';
+    byId('viewer-title').textContent = formatTime(job.completed_at || job.created_at) || 'Image';
+    const download = byId('viewer-download');
+    download.href = withToken(result.url);
+    download.download = `impasto-${job.id.slice(0, 8)}-${result.seed}.png`;
+    const sampler = this.samplers().find((s) => s.id === req.sampler)?.name || req.sampler;
+    const rows = [
+      ['Prompt', req.prompt], ['Negative prompt', req.negative_prompt], ['Model', req.model],
+      ['Sampler', req.schedule && req.schedule !== 'default' ? `${sampler} · ${req.schedule}` : sampler],
+      ['Size', `${result.width} × ${result.height}`], ['Steps', req.steps], ['CFG scale', req.cfg_scale],
+      ['Seed', result.seed], ['Strength', req.init_image ? req.strength : null],
+      ['LoRAs', (req.loras || []).map((l) => `${l.name} (${l.weight})`).join(', ')],
+    ];
+    byId('viewer-params').replaceChildren(...rows.filter(([, v]) => v !== null && v !== undefined && v !== '')
+      .flatMap(([k, v]) => [h('dt', {}, k), h('dd', { dataset: { param: k } }, String(v))]));
+    byId('viewer-prev').disabled = this.index <= 0;
+    byId('viewer-next').disabled = this.index < 0 || this.index >= (this.gallery?.entries.length ?? 0) - 1;
+    if (!this.dialog.open) this.dialog.showModal();
+  }
+
+  step(delta) {
+    if (this.index < 0) return;
+    const next = this.index + delta;
+    if (next >= 0 && next < this.gallery.entries.length) this.open(next);
+  }
+
+  use() {
+    const { job, result } = this.entry;
+    this.dialog.close();
+    this.onUse({ ...job.request, seed: result.seed });
+  }
+
+  async remove() {
+    const { job } = this.entry;
+    const count = job.results.length;
+    const what = count > 1 ? `this job's ${count} images` : 'this image';
+    if (!window.confirm(`Delete ${what}? This removes the files from disk.`)) return;
+    try {
+      await api(`/generate/${job.id}`, { method: 'DELETE' });
+      this.gallery?.removeJob(job.id);
+      this.dialog.close();
+      toast('Deleted.');
+    } catch (err) {
+      toast(err.message, 'error');
+    }
+  }
+}
