@@ -60,7 +60,9 @@ class Daemon:
             IMPASTO_PARENT_PID=str(os.getpid()),
         )
         for key, value in self.settings.items():
-            env[f"IMPASTO_{key.upper()}"] = ",".join(value) if isinstance(value, list) else str(value)
+            env[f"IMPASTO_{key.upper()}"] = (
+                ",".join(value) if isinstance(value, list) else str(value)
+            )
         return env
 
     def start(self, timeout: float = 60.0) -> Daemon:
@@ -75,7 +77,9 @@ class Daemon:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"daemon exited with {self.process.returncode}:\n{self.output()}")
+                raise RuntimeError(
+                    f"daemon exited with {self.process.returncode}:\n{self.output()}"
+                )
             if self.discovery_file.exists():
                 with contextlib.suppress(httpx.HTTPError):
                     if self.client().get("/api/v1/health").status_code == 200:
@@ -131,7 +135,9 @@ class Daemon:
         self.stop(signal.SIGKILL)
 
 
-def wait_status(client: httpx.Client, job_id: str, statuses: set[str], timeout: float = 120.0) -> dict[str, Any]:
+def wait_status(
+    client: httpx.Client, job_id: str, statuses: set[str], timeout: float = 120.0
+) -> dict[str, Any]:
     """Poll a job until it reaches one of ``statuses``."""
     deadline = time.monotonic() + timeout
     body: dict[str, Any] = {}

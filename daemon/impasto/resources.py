@@ -9,7 +9,7 @@ _REPO = Path(__file__).resolve().parents[2]
 
 
 def _shipped(name: str, repo_relative: str) -> Path:
-    # A wheel or a binary carries the folder inside the package; a source checkout has it at the top.
+    # A wheel or a binary carries it inside the package; a source checkout has it at the top.
     inside = Path(str(resources.files("impasto"))) / name
     return inside if inside.is_dir() else _REPO / repo_relative
 

@@ -131,7 +131,9 @@ async def run_daemon(settings: Settings, paths: Paths) -> int:
     services = build_services(settings, paths)
     store = services.jobs.store
     for job_id in store.requeue_orphans():
-        services.bus.publish("queued", job_id, {"position": store.position(job_id), "retry": "daemon restarted"})
+        services.bus.publish(
+            "queued", job_id, {"position": store.position(job_id), "retry": "daemon restarted"}
+        )
     removed = remove_stale_temp_files(paths.output_dir)
     if removed:
         log.info("removed %d partial files left by a crash", removed)
@@ -143,7 +145,9 @@ async def run_daemon(settings: Settings, paths: Paths) -> int:
     use_socket = settings.socket and sys.platform != "win32"
     if use_socket:
         unix_app = mark_transport(app, "unix")
-        servers.append(Server(unix_app, uds=paths.socket, interface=Interfaces.ASGINL, log_enabled=False))
+        servers.append(
+            Server(unix_app, uds=paths.socket, interface=Interfaces.ASGINL, log_enabled=False)
+        )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

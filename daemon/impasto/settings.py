@@ -23,17 +23,19 @@ def _doc(text: str) -> msgspec.Meta:
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Every knob of the daemon; each field has a default, an env variable and a config key."""
 
-    host: Annotated[str, _doc("Address the HTTP server binds to (loopback unless a token is set).")] = (
-        "localhost"
-    )
+    host: Annotated[
+        str, _doc("Address the HTTP server binds to (loopback unless a token is set).")
+    ] = "localhost"
     port: Annotated[int, _doc("TCP port of the HTTP server (0 picks a free port).")] = 8080
-    socket: Annotated[bool, _doc("Also serve the API on a Unix socket (a named pipe on Windows).")] = (
-        True
-    )
-    socket_path: Annotated[str, _doc("Unix socket path; empty means impasto.sock in the runtime dir.")] = (
+    socket: Annotated[
+        bool, _doc("Also serve the API on a Unix socket (a named pipe on Windows).")
+    ] = True
+    socket_path: Annotated[
+        str, _doc("Unix socket path; empty means impasto.sock in the runtime dir.")
+    ] = ""
+    token: Annotated[str, _doc("API token; required on every request except /health when set.")] = (
         ""
     )
-    token: Annotated[str, _doc("API token; required on every request except /health when set.")] = ""
     allowed_hosts: Annotated[
         list[str], _doc("Extra Host header names accepted besides loopback names.")
     ] = msgspec.field(default_factory=list)
@@ -56,10 +58,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     workers: Annotated[int, _doc("Inference worker processes (0 means one per GPU, else 1).")] = 1
     max_queue: Annotated[int, _doc("Most queued jobs; beyond it submits get 429.")] = 1000
     max_attempts: Annotated[int, _doc("Times a job is tried when its worker dies.")] = 3
-    rate_limit: Annotated[int, _doc("Most generate requests per minute per client (0 = off).")] = 600
-    provider: Annotated[str, _doc("Execution provider: auto, cpu, cuda, tensorrt, directml, ...")] = (
-        "auto"
+    rate_limit: Annotated[int, _doc("Most generate requests per minute per client (0 = off).")] = (
+        600
     )
+    provider: Annotated[
+        str, _doc("Execution provider: auto, cpu, cuda, tensorrt, directml, ...")
+    ] = "auto"
     enable_tensorrt: Annotated[bool, _doc("Let 'auto' pick TensorRT when it is available.")] = False
     preview_every: Annotated[int, _doc("Send a preview image every N sampler steps (0 = off).")] = 2
     log_level: Annotated[str, _doc("Logging level: debug, info, warning or error.")] = "info"

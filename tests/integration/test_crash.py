@@ -26,7 +26,9 @@ def _wait_processing(daemon: Daemon, job_id: str, min_step: int = 1, timeout: fl
     raise TimeoutError(f"job {job_id} never started")
 
 
-def test_worker_killed_mid_job_is_restarted_and_job_completes(daemon_factory: type[Daemon], tmp_path) -> None:
+def test_worker_killed_mid_job_is_restarted_and_job_completes(
+    daemon_factory: type[Daemon], tmp_path
+) -> None:
     daemon = daemon_factory(tmp_path).start()
     daemon.wait_worker_ready()
     with daemon.client() as client:
@@ -40,7 +42,9 @@ def test_worker_killed_mid_job_is_restarted_and_job_completes(daemon_factory: ty
         assert new_pid != pid
 
 
-def test_job_fails_after_three_worker_deaths_with_the_reason(daemon_factory: type[Daemon], tmp_path) -> None:
+def test_job_fails_after_three_worker_deaths_with_the_reason(
+    daemon_factory: type[Daemon], tmp_path
+) -> None:
     daemon = daemon_factory(tmp_path).start()
     daemon.wait_worker_ready()
     with daemon.client() as client:
@@ -56,7 +60,9 @@ def test_job_fails_after_three_worker_deaths_with_the_reason(daemon_factory: typ
         assert wait_status(client, ok["id"], {"completed", "failed"})["status"] == "completed"
 
 
-def test_daemon_killed_with_queued_jobs_finishes_them_after_restart(daemon_factory: type[Daemon], tmp_path) -> None:
+def test_daemon_killed_with_queued_jobs_finishes_them_after_restart(
+    daemon_factory: type[Daemon], tmp_path
+) -> None:
     daemon = daemon_factory(tmp_path).start()
     daemon.wait_worker_ready()
     with daemon.client() as client:

@@ -10,13 +10,15 @@ from typing import Any
 import httpx
 import pytest
 import websockets.sync.client as ws_client
+from impasto.services.outputs import read_png_metadata
 from PIL import Image
 
-from impasto.services.outputs import read_png_metadata
 from tests.harness import TINY, Daemon, wait_status
 
 
-def sse_events(client: httpx.Client, path: str, until: str, timeout: float = 60.0) -> list[dict[str, Any]]:
+def sse_events(
+    client: httpx.Client, path: str, until: str, timeout: float = 60.0
+) -> list[dict[str, Any]]:
     """Read an SSE stream until an event of type ``until`` arrives."""
     events: list[dict[str, Any]] = []
     with client.stream("GET", path, timeout=timeout) as response:
@@ -66,7 +68,9 @@ def test_generate_end_to_end(impasto_daemon: Daemon, transport: str) -> None:
 def test_same_seed_same_pixels(impasto_daemon: Daemon) -> None:
     with impasto_daemon.client() as client:
         ids = [
-            client.post("/api/v1/generate", json={"prompt": "twins", "seed": 99, **TINY}).json()["id"]
+            client.post("/api/v1/generate", json={"prompt": "twins", "seed": 99, **TINY}).json()[
+                "id"
+            ]
             for _ in range(2)
         ]
         images = []
@@ -107,7 +111,9 @@ def test_events_in_order_and_replay(impasto_daemon: Daemon) -> None:
 
         # A client that reconnects after the 'started' event gets exactly what it missed.
         started_seq = live[1]["seq"]
-        replay = sse_events(client, f"/api/v1/events?job={job['id']}&since={started_seq}", until="completed")
+        replay = sse_events(
+            client, f"/api/v1/events?job={job['id']}&since={started_seq}", until="completed"
+        )
         assert [e["seq"] for e in replay] == seqs[2:]
         assert "preview" not in replay[0]["data"]  # previews are live-only
         # Last-Event-ID does the same for EventSource reconnects.
@@ -147,9 +153,10 @@ def test_cancel_running_job_within_one_step(impasto_daemon: Daemon) -> None:
         cancelled_at: dict[str, int] = {}
 
         def cancel_after_two_steps() -> None:
-            with impasto_daemon.client() as c, c.stream(
-                "GET", f"/api/v1/events?job={job['id']}&since=0"
-            ) as r:
+            with (
+                impasto_daemon.client() as c,
+                c.stream("GET", f"/api/v1/events?job={job['id']}&since=0") as r,
+            ):
                 for line in r.iter_lines():
                     if line.startswith("data:") and '"type":"progress"' in line:
                         event = json.loads(line[5:])
@@ -174,7 +181,9 @@ def test_queue_order_priority_and_pause(impasto_daemon: Daemon) -> None:
         assert client.post("/api/v1/queue/pause").json() == {"paused": True}
         try:
             low = client.post("/api/v1/generate", json={"prompt": "low", **TINY}).json()
-            high = client.post("/api/v1/generate", json={"prompt": "high", "priority": 5, **TINY}).json()
+            high = client.post(
+                "/api/v1/generate", json={"prompt": "high", "priority": 5, **TINY}
+            ).json()
             queue = client.get("/api/v1/queue").json()
             assert queue["paused"] is True
             assert [j["id"] for j in queue["items"]][:2] == [high["id"], low["id"]]
@@ -221,13 +230,20 @@ def test_img2img_and_inpaint_through_upload(impasto_daemon: Daemon, tmp_path: An
     buf = io.BytesIO()
     source.save(buf, format="PNG")
     with impasto_daemon.client() as client:
-        uploaded = client.post("/api/v1/images", files={"file": ("init.png", buf.getvalue(), "image/png")})
+        uploaded = client.post(
+            "/api/v1/images", files={"file": ("init.png", buf.getvalue(), "image/png")}
+        )
         assert uploaded.status_code == 201, uploaded.text
         upload = uploaded.json()
         assert (upload["width"], upload["height"]) == (80, 48)
         img2img = client.post(
             "/api/v1/generate",
-            json={"prompt": "img2img", "init_image": f"upload:{upload['id']}", "strength": 0.5, **TINY},
+            json={
+                "prompt": "img2img",
+                "init_image": f"upload:{upload['id']}",
+                "strength": 0.5,
+                **TINY,
+            },
         ).json()
         done = wait_status(client, img2img["id"], {"completed", "failed"})
         assert done["status"] == "completed", done

@@ -17,29 +17,43 @@ from tests.harness import TINY, Daemon, wait_status
 def test_foreign_host_is_refused(impasto_daemon: Daemon) -> None:
     with impasto_daemon.client() as client:
         assert client.get("/api/v1/health", headers={"Host": "evil.example"}).status_code == 403
-        assert client.get("/", headers={"Host": f"attacker.test:{impasto_daemon.port}"}).status_code == 403
-        assert client.get("/api/v1/health", headers={"Host": f"localhost:{impasto_daemon.port}"}).status_code == 200
+        assert (
+            client.get("/", headers={"Host": f"attacker.test:{impasto_daemon.port}"}).status_code
+            == 403
+        )
+        assert (
+            client.get(
+                "/api/v1/health", headers={"Host": f"localhost:{impasto_daemon.port}"}
+            ).status_code
+            == 200
+        )
         assert client.get("/api/v1/health", headers={"Host": "[::1]"}).status_code == 200
 
 
 def test_foreign_origin_on_post_is_refused(impasto_daemon: Daemon) -> None:
     with impasto_daemon.client() as client:
         body = {"prompt": "csrf", **TINY}
-        refused = client.post("/api/v1/generate", json=body, headers={"Origin": "http://evil.example"})
+        refused = client.post(
+            "/api/v1/generate", json=body, headers={"Origin": "http://evil.example"}
+        )
         assert refused.status_code == 403
         assert "origin" in refused.json()["detail"]
         same = client.post("/api/v1/generate", json=body, headers={"Origin": impasto_daemon.url})
         assert same.status_code == 202
         wait_status(client, same.json()["id"], {"completed", "failed"})
         # Reads from a foreign origin are harmless without CORS headers, so they pass.
-        assert client.get("/api/v1/health", headers={"Origin": "http://evil.example"}).status_code == 200
+        assert (
+            client.get("/api/v1/health", headers={"Origin": "http://evil.example"}).status_code
+            == 200
+        )
 
 
 def test_foreign_origin_on_websocket_is_refused(impasto_daemon: Daemon) -> None:
     url = impasto_daemon.url.replace("http", "ws") + "/api/v1/ws"
-    with pytest.raises((websockets.exceptions.InvalidStatus, websockets.exceptions.ConnectionClosed)):
-        with ws_client.connect(url, origin="http://evil.example") as conn:
-            conn.recv(timeout=5)
+    with pytest.raises(
+        (websockets.exceptions.InvalidStatus, websockets.exceptions.ConnectionClosed)
+    ), ws_client.connect(url, origin="http://evil.example") as conn:
+        conn.recv(timeout=5)
     with ws_client.connect(url, origin=impasto_daemon.url) as conn:
         assert conn.protocol.state.name == "OPEN"
 
@@ -90,7 +104,11 @@ def test_socket_and_discovery_file_are_private(impasto_daemon: Daemon) -> None:
 def test_non_loopback_bind_without_token_is_refused(tmp_path) -> None:
     daemon = Daemon(tmp_path, host="0.0.0.0")
     result = subprocess.run(
-        [sys.executable, "-m", "impasto", "serve"], env=daemon.env(), capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "impasto", "serve"],
+        env=daemon.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "without a token" in result.stderr and "IMPASTO_TOKEN" in result.stderr
@@ -104,7 +122,9 @@ def test_token_is_required_when_set(daemon_factory: type[Daemon], tmp_path) -> N
         assert bare.get("/api/v1/health").status_code == 200  # liveness stays open
         denied = bare.get("/api/v1/queue")
         assert denied.status_code == 401 and "Bearer" in denied.json()["detail"]
-        assert bare.get("/api/v1/queue", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert (
+            bare.get("/api/v1/queue", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        )
         assert bare.get("/api/v1/queue", params={"token": "s3cret-token"}).status_code == 200
         assert bare.get("/", follow_redirects=True).status_code == 200  # the UI loads to ask for it
     with daemon.client() as client:
@@ -117,7 +137,11 @@ def test_token_is_required_when_set(daemon_factory: type[Daemon], tmp_path) -> N
 def test_second_daemon_refuses_to_start(impasto_daemon: Daemon) -> None:
     twin = Daemon(impasto_daemon.root)
     result = subprocess.run(
-        [sys.executable, "-m", "impasto", "serve"], env=twin.env(), capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "impasto", "serve"],
+        env=twin.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert "already running" in result.stderr and str(impasto_daemon.process.pid) in result.stderr

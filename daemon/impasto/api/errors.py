@@ -66,20 +66,22 @@ def service_handler(request: Request[Any, Any, Any], exc: ServiceError) -> Respo
         return Response(
             _body(429, str(exc)), status_code=429, headers={"Retry-After": str(exc.retry_after)}
         )
-    status = 404 if isinstance(exc, NotFoundError) else 409 if isinstance(exc, ConflictError) else 400
+    status = (
+        404 if isinstance(exc, NotFoundError) else 409 if isinstance(exc, ConflictError) else 400
+    )
     return Response(_body(status, str(exc)), status_code=status)
 
 
 def http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     headers = dict(exc.headers or {})
-    return Response(_body(exc.status_code, str(exc.detail)), status_code=exc.status_code, headers=headers)
+    return Response(
+        _body(exc.status_code, str(exc.detail)), status_code=exc.status_code, headers=headers
+    )
 
 
 def internal_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return Response(
-        _body(500, "internal error; the daemon log has the details"), status_code=500
-    )
+    return Response(_body(500, "internal error; the daemon log has the details"), status_code=500)
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

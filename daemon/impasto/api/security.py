@@ -34,7 +34,7 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Authenticator:
-    """Finds the caller's token in a header, the query string or HTTP Basic; compares in constant time."""
+    """Finds the caller's token (header, query or HTTP Basic); compares in constant time."""
 
     token: str
 
@@ -109,7 +109,9 @@ class SecurityMiddleware:
         host = headers.get("host")
         over_socket = scope.get(TRANSPORT_KEY) == "unix"
         if not over_socket and not self.policy.host_allowed(host):
-            await _reject(scope, send, 403, f"Host {host!r} is not allowed; add it to allowed_hosts")
+            await _reject(
+                scope, send, 403, f"Host {host!r} is not allowed; add it to allowed_hosts"
+            )
             return
         is_ws = scope["type"] == "websocket"
         if (is_ws or scope.get("method") in STATE_CHANGING) and not self.policy.origin_allowed(

@@ -72,7 +72,9 @@ def decode_image(data: bytes, field: str, max_bytes: int) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data))
         if image.format not in ALLOWED_FORMATS:
-            raise FieldError(field, f"image type {image.format} is not allowed; use PNG, JPEG or WebP")
+            raise FieldError(
+                field, f"image type {image.format} is not allowed; use PNG, JPEG or WebP"
+            )
         if image.width * image.height > MAX_PIXELS:
             raise FieldError(field, f"image is {image.width}x{image.height}; at most 4096x4096")
         image.load()

@@ -88,7 +88,9 @@ class JobService:
         request["model"] = model.id
         sampler = request.get("sampler", "euler_a")
         if sampler not in SAMPLERS:
-            raise FieldError("sampler", f"unknown sampler {sampler!r}; one of {', '.join(SAMPLERS)}")
+            raise FieldError(
+                "sampler", f"unknown sampler {sampler!r}; one of {', '.join(SAMPLERS)}"
+            )
         schedule = request.get("schedule", "default")
         if schedule not in sampler_schedules(sampler):
             allowed = ", ".join(sampler_schedules(sampler))
@@ -134,7 +136,9 @@ class JobService:
         self.get(job_id)
         job = self.store.set_priority(job_id, priority)
         if job is None:
-            raise ConflictError(f"job {job_id} is not queued; only queued jobs can be reprioritised")
+            raise ConflictError(
+                f"job {job_id} is not queued; only queued jobs can be reprioritised"
+            )
         self.bus.publish("queue", None, {"paused": self.paused})
         return job
 
@@ -204,13 +208,19 @@ class JobService:
 
     def on_progress(self, job_id: str, message: StepProgress) -> None:
         self.store.update_progress(job_id, message.step, message.total)
-        data = {"step": message.step, "total": message.total, "progress": message.step / message.total}
+        data = {
+            "step": message.step,
+            "total": message.total,
+            "progress": message.step / message.total,
+        }
         extra = {"preview": preview_data_url(message.preview)} if message.preview else None
         self.bus.publish("progress", job_id, data, extra)
 
     def on_done(self, job_id: str, message: JobDone) -> None:
         self.store.mark_completed(job_id, message.results)
-        self.bus.publish("completed", job_id, {"results": [public_result(job_id, r) for r in message.results]})
+        self.bus.publish(
+            "completed", job_id, {"results": [public_result(job_id, r) for r in message.results]}
+        )
 
     def on_failed(self, job_id: str, error: str) -> None:
         self.store.mark_failed(job_id, error)
@@ -231,7 +241,9 @@ class JobService:
             self.bus.publish("failed", job.id, {"error": error})
             return
         self.store.requeue(job.id, reason)
-        self.bus.publish("queued", job.id, {"position": self.store.position(job.id), "retry": reason})
+        self.bus.publish(
+            "queued", job.id, {"position": self.store.position(job.id), "retry": reason}
+        )
 
 
 _ENGINE_FIELDS = (

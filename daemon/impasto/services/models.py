@@ -9,7 +9,13 @@ from typing import Any
 
 from impasto.resources import bundled_models_dir
 
-DEFAULT_SETTINGS = {"width": 512, "height": 512, "steps": 20, "cfg_scale": 7.0, "sampler": "euler_a"}
+DEFAULT_SETTINGS = {
+    "width": 512,
+    "height": 512,
+    "steps": 20,
+    "cfg_scale": 7.0,
+    "sampler": "euler_a",
+}
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ class WorkerHandle:
     provider: dict[str, Any] = field(default_factory=dict)
     loaded: list[dict[str, Any]] = field(default_factory=list)
     dead: asyncio.Event = field(default_factory=asyncio.Event)
+    reader: asyncio.Task[None] | None = None
 
     async def send(self, message: ToWorker) -> None:
         assert self.process.stdin is not None
@@ -175,7 +176,7 @@ class Supervisor:
         if stderr is not None:
             stderr.close()
         handle = WorkerHandle(id=f"worker-{slot}", device_id=slot, process=process)
-        asyncio.create_task(self._read(handle))
+        handle.reader = asyncio.create_task(self._read(handle))
         return handle
 
     async def _read(self, handle: WorkerHandle) -> None:

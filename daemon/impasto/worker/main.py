@@ -129,7 +129,12 @@ class Worker:
         self.channel.send(ModelsLoaded(loaded=loaded))
 
     def run(self, job: RunJob) -> None:
-        from impasto.engine import CancelToken, EngineError, GenerationCancelled, InvalidRequestError
+        from impasto.engine import (
+            CancelToken,
+            EngineError,
+            GenerationCancelled,
+            InvalidRequestError,
+        )
 
         token = CancelToken()
         with self._lock:

@@ -36,7 +36,9 @@ class EventsController(Controller):
         self,
         state: State,
         request: Request[Any, Any, Any],
-        since: Annotated[int | None, Parameter(ge=0, description="Replay events after this seq")] = None,
+        since: Annotated[
+            int | None, Parameter(ge=0, description="Replay events after this seq")
+        ] = None,
         job: Annotated[str | None, Parameter(description="Only this job's events")] = None,
     ) -> ServerSentEvent:
         bus: EventBus = state.services.bus
@@ -51,7 +53,9 @@ class EventsController(Controller):
                 data = msgspec.json.encode(event.to_json()).decode()
                 yield ServerSentEventMessage(data=data, event=event.type, id=event.seq)
 
-        return ServerSentEvent(messages(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return ServerSentEvent(
+            messages(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
 
     @websocket("/ws")
     async def ws(

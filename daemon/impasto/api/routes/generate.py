@@ -43,7 +43,9 @@ class GenerateController(Controller):
         return job_status(await jobs.cancel(job_id), jobs.position(job_id))
 
     @patch("/{job_id:str}", summary="Change a queued job's priority")
-    async def reprioritise(self, state: State, job_id: str, data: PriorityUpdate) -> GenerationStatus:
+    async def reprioritise(
+        self, state: State, job_id: str, data: PriorityUpdate
+    ) -> GenerationStatus:
         jobs = state.services.jobs
         return job_status(jobs.set_priority(job_id, data.priority), jobs.position(job_id))
 

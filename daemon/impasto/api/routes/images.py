@@ -56,7 +56,9 @@ class ImagesController(Controller):
     ) -> UploadedImage:
         file = data.get("file")
         if not isinstance(file, UploadFile):
-            raise FieldError("file", "send the image as multipart/form-data in a field named 'file'")
+            raise FieldError(
+                "file", "send the image as multipart/form-data in a field named 'file'"
+            )
         uploads = state.services.uploads
         content = await file.read(uploads.max_bytes + 1)
         upload_id, image = uploads.save_bytes(content, "file")

@@ -50,7 +50,13 @@ class HistoryController(Controller):
     ) -> HistoryPage:
         wanted = [s for s in (status or "").split(",") if s] or None
         if wanted and not set(wanted) <= STATUSES:
-            raise FieldError("status", f"must be a comma-separated list of {', '.join(sorted(STATUSES))}")
+            raise FieldError(
+                "status", f"must be a comma-separated list of {', '.join(sorted(STATUSES))}"
+            )
         jobs = state.services.jobs
-        items, next_cursor = jobs.history(cursor=cursor, limit=limit, status=wanted, model=model, query=q)
-        return HistoryPage(items=[job_status(j, jobs.position(j.id)) for j in items], next_cursor=next_cursor)
+        items, next_cursor = jobs.history(
+            cursor=cursor, limit=limit, status=wanted, model=model, query=q
+        )
+        return HistoryPage(
+            items=[job_status(j, jobs.position(j.id)) for j in items], next_cursor=next_cursor
+        )

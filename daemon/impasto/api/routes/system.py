@@ -42,7 +42,9 @@ class SystemController(Controller):
     @get("/samplers", summary="Sampler ids usable in requests")
     async def samplers(self) -> list[SamplerInfo]:
         return [
-            SamplerInfo(id=name, name=SAMPLER_NAMES.get(name, name), schedules=list(sampler_schedules(name)))
+            SamplerInfo(
+                id=name, name=SAMPLER_NAMES.get(name, name), schedules=list(sampler_schedules(name))
+            )
             for name in SAMPLERS
         ]
 

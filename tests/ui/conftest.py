@@ -1,0 +1,85 @@
+"""Playwright fixtures: Debian's Chromium (never a downloaded browser) driving the bundled UI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.harness import REPO
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+SCREENSHOTS = REPO / "build" / "ui-screenshots"
+# Small, quick jobs on the tiny model; tests raise steps where they need time to watch.
+QUICK = {"width": "64", "height": "64", "steps": "4", "cfg_scale": "5"}
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the whole session."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+class PageErrors(list[str]):
+    """Uncaught exceptions in the page; a test fails if any happened."""
+
+
+def new_page(browser: Browser, base_url: str, viewport: dict[str, int] = DESKTOP) -> Page:
+    """A fresh browser context (own localStorage) on the daemon, with errors collected."""
+    context = browser.new_context(base_url=base_url, viewport=viewport)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    errors = PageErrors()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors  # type: ignore[attr-defined]
+    return page
+
+
+@pytest.fixture
+def page(browser: Browser, impasto_daemon: Any) -> Iterator[Page]:
+    """The UI at 1280x800 on the module's daemon; fails the test on uncaught page errors."""
+    page = new_page(browser, impasto_daemon.url)
+    yield page
+    errors = page.errors  # type: ignore[attr-defined]
+    page.context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def open_ui(page: Page, tab: str = "generate") -> Page:
+    """Load the page and wait until the event stream is connected and models are listed."""
+    page.goto(f"/#{tab}")
+    page.wait_for_selector("#conn[data-state=online]")
+    page.wait_for_function("document.querySelectorAll('#sampler option').length > 1")
+    return page
+
+
+def fill_form(page: Page, **values: str) -> None:
+    """Type values into the Generate form's fields (ids are the API's field names)."""
+    for name, value in values.items():
+        page.fill(f"#{name}", value)
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save a screenshot under build/ui-screenshots/ and return its path."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
