@@ -50,9 +50,12 @@ def test_foreign_origin_on_post_is_refused(impasto_daemon: Daemon) -> None:
 
 def test_foreign_origin_on_websocket_is_refused(impasto_daemon: Daemon) -> None:
     url = impasto_daemon.url.replace("http", "ws") + "/api/v1/ws"
-    with pytest.raises(
-        (websockets.exceptions.InvalidStatus, websockets.exceptions.ConnectionClosed)
-    ), ws_client.connect(url, origin="http://evil.example") as conn:
+    with (
+        pytest.raises(
+            (websockets.exceptions.InvalidStatus, websockets.exceptions.ConnectionClosed)
+        ),
+        ws_client.connect(url, origin="http://evil.example") as conn,
+    ):
         conn.recv(timeout=5)
     with ws_client.connect(url, origin=impasto_daemon.url) as conn:
         assert conn.protocol.state.name == "OPEN"

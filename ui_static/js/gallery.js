@@ -2,7 +2,8 @@
 import { api, withToken } from './api.js';
 import { byId, h } from './dom.js';
 
-const PAGE = 40;
+// Tests shrink the page size to exercise the cursor with few images.
+const PAGE = window.IMPASTO_GALLERY_PAGE || 40;
 
 /** Completed jobs, newest first, one card per image. */
 export class Gallery {
@@ -64,6 +65,10 @@ export class Gallery {
     } finally {
       this.loading = false;
       this.updateFooter();
+    }
+    // The observer fires on changes only: a short page may leave the sentinel in view.
+    if (this.cursor && byId('gallery-sentinel').getBoundingClientRect().top < innerHeight + 600) {
+      requestAnimationFrame(() => this.loadMore());
     }
   }
 

@@ -1,0 +1,106 @@
+"""The Gallery panel: thumbnails, full-size view, "use these settings", delete, infinite scroll."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import Page, expect
+
+from tests.harness import TINY, wait_status
+from tests.ui.conftest import open_ui
+
+
+def make_jobs(daemon: Any, prompts: list[str], **overrides: Any) -> list[dict[str, Any]]:
+    """Generate through the API (not the page) and wait for each job to finish."""
+    jobs = []
+    with daemon.client() as client:
+        for prompt in prompts:
+            body = {**TINY, "prompt": prompt, **overrides}
+            job_id = client.post("/api/v1/generate", json=body).json()["id"]
+            jobs.append(wait_status(client, job_id, {"completed"}))
+    return jobs
+
+
+def test_gallery_shows_image_and_use_these_settings_restores_form(
+    page: Page, impasto_daemon: Any
+) -> None:
+    [job] = make_jobs(
+        impasto_daemon,
+        ["gallery restore test"],
+        steps=7,
+        cfg_scale=6.5,
+        sampler="dpmpp_2m",
+        schedule="karras",
+        negative_prompt="fog",
+    )
+    seed = job["results"][0]["seed"]
+    open_ui(page, "gallery")
+    thumb = page.locator(f".thumb[data-job='{job['id']}']")
+    expect(thumb).to_have_count(1)
+    # Thumbnails come from ?thumb=256 and load lazily once visible.
+    img = thumb.locator("img")
+    assert "thumb=256" in (img.get_attribute("src") or "")
+    page.wait_for_function(
+        "id => document.querySelector(`.thumb[data-job='${id}'] img`).naturalWidth > 0",
+        arg=job["id"],
+    )
+
+    thumb.click()
+    viewer = page.locator("#viewer")
+    expect(viewer).to_be_visible()
+    expect(viewer.locator("[data-param='Prompt']")).to_have_text("gallery restore test")
+    expect(viewer.locator("[data-param='Seed']")).to_have_text(str(seed))
+    href = page.locator("#viewer-download").get_attribute("href") or ""
+    assert href.endswith(f"/api/v1/images/{job['id']}/0")
+    page.wait_for_function("document.querySelector('#viewer-img').naturalWidth === 64")
+
+    page.click("#viewer-use")
+    expect(viewer).to_be_hidden()
+    expect(page.locator("#panel-generate")).to_be_visible()
+    expect(page.locator("#prompt")).to_have_value("gallery restore test")
+    expect(page.locator("#negative_prompt")).to_have_value("fog")
+    expect(page.locator("#seed")).to_have_value(str(seed))
+    expect(page.locator("#steps")).to_have_value("7")
+    expect(page.locator("#cfg_scale")).to_have_value("6.5")
+    expect(page.locator("#sampler")).to_have_value("dpmpp_2m")
+    expect(page.locator("#schedule")).to_have_value("karras")
+    expect(page.locator("#model")).to_have_value(job["request"]["model"])
+
+
+def test_new_images_appear_live_and_delete_removes_them(page: Page, impasto_daemon: Any) -> None:
+    open_ui(page, "gallery")
+    page.wait_for_selector("#gallery-empty, .thumb", state="attached")
+    [job] = make_jobs(impasto_daemon, ["arrives while watching"])
+    thumb = page.locator(f".thumb[data-job='{job['id']}']")
+    expect(thumb).to_have_count(1)
+    # Newest first: the job that just finished leads the grid.
+    expect(page.locator(".thumb").first).to_have_attribute("data-job", job["id"])
+
+    thumb.click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#viewer-delete")
+    expect(thumb).to_have_count(0)
+    with impasto_daemon.client() as client:
+        assert client.get(f"/api/v1/generate/{job['id']}").status_code == 404
+
+
+def test_infinite_scroll_follows_next_cursor(page: Page, impasto_daemon: Any) -> None:
+    make_jobs(impasto_daemon, [f"scroll {i}" for i in range(3)])
+    with impasto_daemon.client() as client:
+        total = sum(
+            len(j["results"])
+            for j in client.get("/api/v1/history?status=completed&limit=200").json()["items"]
+        )
+    # Pages of 2 force several cursor hops to reach everything.
+    page.add_init_script("window.IMPASTO_GALLERY_PAGE = 2")
+    open_ui(page, "gallery")
+    cursors: list[str] = []
+    page.on("request", lambda r: cursors.append(r.url) if "cursor=" in r.url else None)
+    for _ in range(total):
+        if page.locator(".thumb").count() >= total:
+            break
+        page.locator("#gallery-sentinel").scroll_into_view_if_needed()
+        page.wait_for_timeout(150)
+    expect(page.locator(".thumb")).to_have_count(total)
+    assert cursors, "later pages must be fetched with the previous page's next_cursor"
+    expect(page.locator("#gallery-more")).to_be_hidden()

@@ -1,0 +1,119 @@
+"""The Generate panel against a real daemon: submit, live preview, cancel, validation, persistence."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from playwright.sync_api import Page, Route, expect
+
+from tests.harness import wait_status
+from tests.ui.conftest import QUICK, fill_form, open_ui
+
+
+def test_submit_shows_live_preview_then_final_image(page: Page, impasto_daemon: Any) -> None:
+    open_ui(page)
+    fill_form(page, prompt="a lighthouse, ui submit test", **{**QUICK, "steps": "24"})
+    page.keyboard.press("Control+Enter")
+
+    live = page.locator("#live")
+    expect(live).to_have_attribute("data-state", "completed", timeout=60_000)
+    job_id = live.get_attribute("data-job")
+    assert job_id
+    # Previews arrive while sampling (preview_every=1); the page counted the ones it showed.
+    assert int(live.get_attribute("data-previews") or 0) >= 1
+    expect(page.locator("#live-step")).to_have_text("Step 24 / 24")
+    image = page.locator(f"#results[data-job='{job_id}'] img")
+    expect(image).to_have_count(1)
+    page.wait_for_function("document.querySelector('#results img').naturalWidth === 64")
+    with impasto_daemon.client() as client:
+        job = client.get(f"/api/v1/generate/{job_id}").json()
+    assert job["status"] == "completed"
+    assert job["request"]["prompt"] == "a lighthouse, ui submit test"
+    assert job["request"]["steps"] == 24
+
+
+def test_cancel_running_job(page: Page, impasto_daemon: Any) -> None:
+    open_ui(page)
+    fill_form(page, prompt="a long job to cancel", width="512", height="512", steps="150")
+    page.click("#submit")
+    expect(page.locator("#live")).to_have_attribute("data-state", "running", timeout=30_000)
+    page.wait_for_function("/Step [1-9]/.test(document.querySelector('#live-step').textContent)")
+    job_id = page.locator("#live").get_attribute("data-job")
+    page.click("#live-cancel")
+
+    expect(page.locator("#live")).to_have_attribute("data-state", "cancelled", timeout=30_000)
+    expect(page.locator("#live-title")).to_have_text("Cancelled")
+    with impasto_daemon.client() as client:
+        assert wait_status(client, str(job_id), {"cancelled"})["status"] == "cancelled"
+
+
+def test_client_validation_shows_error_on_field_and_sends_nothing(page: Page) -> None:
+    open_ui(page)
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    fill_form(page, prompt="bad width", width="65")
+    page.click("#submit")
+
+    error = page.locator("#err-width")
+    expect(error).to_be_visible()
+    expect(error).to_have_text("must be an integer multiple of 8 between 64 and 2048")
+    expect(page.locator("#width")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#width")).to_be_focused()
+    assert posts == []
+    # Fixing the field clears its error.
+    page.fill("#width", "64")
+    expect(error).to_be_hidden()
+
+
+def test_api_validation_error_is_shown_next_to_its_field(page: Page) -> None:
+    open_ui(page)
+
+    def corrupt_steps(route: Route) -> None:
+        # Get past the page's own checks to see how it shows the daemon's answer.
+        body = json.loads(route.request.post_data or "{}")
+        route.continue_(post_data=json.dumps({**body, "steps": 151}))
+
+    page.route("**/api/v1/generate", corrupt_steps)
+    fill_form(page, prompt="steps out of range", **QUICK)
+    page.click("#submit")
+
+    error = page.locator("#err-steps")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("between 1 and 150")
+    expect(page.locator("#steps")).to_have_attribute("aria-invalid", "true")
+
+
+def test_settings_persist_across_reload(page: Page) -> None:
+    open_ui(page)
+    fill_form(page, prompt="remember me", negative_prompt="not this", steps="33", seed="1234")
+    page.select_option("#sampler", "dpmpp_2m")
+    page.select_option("#schedule", "karras")
+    page.click("#add-lora")
+    page.fill("#lora-name-0", "my-style")
+    page.fill("#lora-weight-0", "0.6")
+
+    page.reload()
+    open_ui(page)
+    expect(page.locator("#prompt")).to_have_value("remember me")
+    expect(page.locator("#negative_prompt")).to_have_value("not this")
+    expect(page.locator("#steps")).to_have_value("33")
+    expect(page.locator("#seed")).to_have_value("1234")
+    expect(page.locator("#sampler")).to_have_value("dpmpp_2m")
+    expect(page.locator("#schedule")).to_have_value("karras")
+    expect(page.locator("#lora-name-0")).to_have_value("my-style")
+    expect(page.locator("#lora-weight-0")).to_have_value("0.6")
+
+
+def test_sampler_limits_schedules_and_presets_set_size(page: Page) -> None:
+    open_ui(page)
+    page.select_option("#sampler", "euler")
+    page.select_option("#schedule", "karras")
+    page.select_option("#sampler", "ddim")  # DDIM offers only the default schedule
+    expect(page.locator("#schedule")).to_have_value("default")
+    page.select_option("#size-preset", "512x768")
+    expect(page.locator("#width")).to_have_value("512")
+    expect(page.locator("#height")).to_have_value("768")
+    page.click("#swap-size")
+    expect(page.locator("#width")).to_have_value("768")
+    expect(page.locator("#height")).to_have_value("512")
