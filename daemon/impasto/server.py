@@ -11,6 +11,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -25,6 +26,7 @@ from impasto.services.jobs import JobOptions, JobService
 from impasto.services.models import ModelCatalog
 from impasto.services.outputs import remove_stale_temp_files
 from impasto.services.supervisor import Supervisor
+from impasto.services.system import gpus
 from impasto.settings import LoadedSettings, Settings
 from impasto.store.db import open_database
 from impasto.store.events import EventLog
@@ -74,6 +76,14 @@ def check_single_instance(paths: Paths) -> None:
         paths.socket.unlink()
 
 
+def worker_count(settings: Settings, gpu_count: int | None = None) -> int:
+    """``workers`` when set; 0 means one worker per NVIDIA GPU (pinned by device id), else 1."""
+    if settings.workers > 0:
+        return settings.workers
+    found = len(gpus()) if gpu_count is None else gpu_count
+    return max(1, found)
+
+
 def build_services(settings: Settings, paths: Paths) -> Services:
     db = open_database(paths.database)
     store = JobStore(db)
@@ -93,7 +103,7 @@ def build_services(settings: Settings, paths: Paths) -> Services:
     if settings.enable_tensorrt:
         worker_args.append("--enable-tensorrt")
     supervisor = Supervisor(
-        jobs, count=max(1, settings.workers), worker_args=worker_args, log_dir=paths.log_dir
+        jobs, count=worker_count(settings), worker_args=worker_args, log_dir=paths.log_dir
     )
     jobs.supervisor = supervisor
     return Services(
@@ -163,11 +173,18 @@ async def run_daemon(settings: Settings, paths: Paths) -> int:
         os.umask(old_umask)
     if use_socket:
         os.chmod(paths.socket, 0o600)
+    pipe_servers: list[Any] = []
+    pipe = None
+    if settings.socket and sys.platform == "win32":
+        from impasto.winpipe import pipe_name, serve_pipe, tcp_relay
+
+        pipe = pipe_name()
+        pipe_servers = await serve_pipe(pipe, tcp_relay(host, port))
     url_host = f"[{host}]" if ":" in host else host
     info = discovery.DaemonInfo(
         pid=os.getpid(),
         url=f"http://{url_host}:{port}",
-        socket=str(paths.socket) if use_socket else None,
+        socket=str(paths.socket) if use_socket else pipe,
         token=settings.token,
         version=__version__,
     )
@@ -186,6 +203,8 @@ async def run_daemon(settings: Settings, paths: Paths) -> int:
     log.info("shutting down")
     await services.supervisor.stop()
     services.bus.close_all()
+    for pipe_server in pipe_servers:
+        pipe_server.close()
     for server in servers:
         server.signal_handler_interrupt()
     await asyncio.gather(*tasks, return_exceptions=True)

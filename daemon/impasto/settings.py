@@ -55,7 +55,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_body_size: Annotated[int, _doc("Largest request body accepted, in bytes.")] = 64 * 1024**2
     default_model: Annotated[str, _doc("Model used when a request names none.")] = "sd-tiny"
     keep_alive: Annotated[float, _doc("Seconds the worker keeps an idle model loaded.")] = 300.0
-    workers: Annotated[int, _doc("Inference worker processes (0 means one per GPU, else 1).")] = 1
+    workers: Annotated[int, _doc("Inference worker processes; 0: one per NVIDIA GPU, or 1.")] = 0
     max_queue: Annotated[int, _doc("Most queued jobs; beyond it submits get 429.")] = 1000
     max_attempts: Annotated[int, _doc("Times a job is tried when its worker dies.")] = 3
     rate_limit: Annotated[int, _doc("Most generate requests per minute per client (0 = off).")] = (
@@ -150,3 +150,27 @@ def load_settings(
             sources[key] = source
     settings = msgspec.convert(merged, Settings, strict=False)
     return LoadedSettings(settings=settings, sources=sources, config_path=path)
+
+
+def markdown_table() -> str:
+    """The settings reference table of docs/configuration.md."""
+    rows = [
+        "| key (config.toml) | environment | `impasto serve` flag | default | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    defaults = Settings()
+    docs = field_docs()
+    for f in msgspec.structs.fields(Settings):
+        value = getattr(defaults, f.name)
+        if isinstance(value, bool):
+            shown = "true" if value else "false"
+        elif isinstance(value, list):
+            shown = "[]"
+        elif isinstance(value, str):
+            shown = f'"{value}"' if value else '"" (platform default)'
+        else:
+            shown = str(value)
+        flag = "--" + f.name.replace("_", "-")
+        env = ENV_PREFIX + f.name.upper()
+        rows.append(f"| `{f.name}` | `{env}` | `{flag}` | {shown} | {docs[f.name]} |")
+    return "\n".join(rows)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+
 from impasto.client import Client
 
 JOB = "11111111-2222-3333-4444-555555555555"

@@ -8,9 +8,10 @@ import types
 from pathlib import Path
 
 import httpx
-import impasto.worker.main
 import pytest
 from cli_fakes import JOB, CliDaemon, status
+
+import impasto.worker.main
 from impasto import __version__
 from impasto.cli.main import main
 from impasto.settings import LoadedSettings, Settings, field_docs

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from cli_fakes import JOB, CliDaemon
+
 from impasto.cli.main import main
 
 

@@ -8,6 +8,7 @@ import httpx
 import msgspec
 import pytest
 from client_fakes import FakeDaemon, job
+
 from impasto.client import (
     ApiError,
     Client,

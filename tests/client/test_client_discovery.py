@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from impasto.client import Client, DaemonNotRunning, resolve_endpoint
 from impasto.client.transport import FallbackTransport
 

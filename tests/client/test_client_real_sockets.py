@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from client_fakes import event, job, sse_message
+
 from impasto.client import AsyncClient, Client
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="Unix sockets")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from impasto.client.sse import ServerSentEvent, SSEDecoder
 
 STREAM = (

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 from client_fakes import FakeDaemon, event, job, sse_message
+
 from impasto.client import AsyncClient, Client, Event, StreamError
 from impasto.client.core import MAX_DROPS
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from impasto.engine import GenerationParams, StableDiffusion, load_pipeline
 from impasto.engine.providers import cpu_choice
 

@@ -20,6 +20,7 @@ from diffusers import (
 )
 from diffusers.schedulers import scheduling_lms_discrete
 from diffusers.schedulers.scheduling_lms_discrete import LMSDiscreteScheduler
+
 from impasto.engine.schedulers import SchedulerConfig, create_scheduler
 
 ORACLES: dict[str, tuple[Any, dict[str, Any]]] = {

@@ -19,10 +19,11 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from diffusers.pipelines.stable_diffusion import pipeline_stable_diffusion_img2img
-from impasto.engine import StableDiffusion
-from impasto.engine.pipelines.img2img import encode_init_image
 from optimum.onnxruntime import ORTStableDiffusionImg2ImgPipeline, ORTStableDiffusionPipeline
 from PIL import Image
+
+from impasto.engine import StableDiffusion
+from impasto.engine.pipelines.img2img import encode_init_image
 
 from .conftest import SD_TINY, SD_TINY_V, SIZE, small
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from impasto.engine import (
     CancelToken,
     GenerationCancelled,
@@ -13,7 +15,6 @@ from impasto.engine import (
     load_pipeline,
 )
 from impasto.engine.providers import cpu_choice
-from PIL import Image
 
 from .conftest import SD_TINY, small
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
+
 from impasto.engine import StableDiffusion
 from impasto.engine.pipelines.img2img import encode_init_image
 from impasto.engine.pipelines.inpaint import latent_mask
-from PIL import Image
 
 from .conftest import small
 

@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
+from onnx.external_data_helper import convert_model_to_external_data
+
 from impasto.engine import ModelFolderError, load_pipeline, open_model_folder
 from impasto.engine.model_folder import check_external_data
 from impasto.engine.onnx_external import external_data_locations
 from impasto.engine.providers import cpu_choice
-from onnx import TensorProto, helper, numpy_helper
-from onnx.external_data_helper import convert_model_to_external_data
 
 from .conftest import SD_TINY, SD_TINY_INPAINT, SD_TINY_V, small
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import onnxruntime as ort
 import pytest
+
 from impasto.engine import EngineError, select_providers
 from impasto.engine.providers import (
     CPU,

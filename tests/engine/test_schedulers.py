@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
+
 from impasto.engine.schedulers import (
     SAMPLER_NAMES,
     SAMPLERS,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from transformers import CLIPTokenizerFast
+
 from impasto.engine import StableDiffusion
 from impasto.engine.prompt_parser import BREAK, parse_prompt_attention
 from impasto.engine.text_encoder import CHUNK_TOKENS, Chunk, apply_emphasis, chunk_ids
 from impasto.engine.tokenizer import CONTEXT_LENGTH, ClipTokenizer
-from transformers import CLIPTokenizerFast
 
 from .conftest import SD_TINY, small
 

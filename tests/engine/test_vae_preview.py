@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from impasto.engine import StableDiffusion
 from impasto.engine.preview import Previewer, linear_preview
 from impasto.engine.vae import Vae

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from impasto.engine import InvalidRequestError, StableDiffusion, validate_params
 from PIL import Image
+
+from impasto.engine import InvalidRequestError, StableDiffusion, validate_params
 
 from .conftest import small
 

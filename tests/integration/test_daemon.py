@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 import websockets.sync.client as ws_client
-from impasto.services.outputs import read_png_metadata
 from PIL import Image
 
+from impasto.services.outputs import read_png_metadata
 from tests.harness import TINY, Daemon, wait_status
 
 

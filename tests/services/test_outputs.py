@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image, PngImagePlugin
+
 from impasto.services import outputs
 from impasto.services.outputs import (
     format_a1111_parameters,
@@ -17,7 +19,6 @@ from impasto.services.outputs import (
     remove_stale_temp_files,
     write_png,
 )
-from PIL import Image, PngImagePlugin
 
 REAL_LOOKING = (
     "masterpiece, best quality, 1girl, <lora:add_detail:0.6>, (detailed eyes:1.2),\n"

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from impasto.store import Database, EventLog, JobStore, open_database
 
 

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from impasto.store import Database, DatabaseError, JobStore, open_database
 from impasto.store.db import Migration, load_migrations, split_statements
 

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+
 from impasto.store import Event, EventLog, open_database
 
 

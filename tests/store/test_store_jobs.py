@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from impasto.store import InvalidCursorError, JobStore, open_database
 from impasto.store import jobs as jobs_module
 

@@ -42,9 +42,15 @@ class PageErrors(list[str]):
     """Uncaught exceptions in the page; a test fails if any happened."""
 
 
-def new_page(browser: Browser, base_url: str, viewport: dict[str, int] = DESKTOP) -> Page:
+def new_page(
+    browser: Browser, base_url: str, viewport: dict[str, int] = DESKTOP, color_scheme: str = "light"
+) -> Page:
     """A fresh browser context (own localStorage) on the daemon, with errors collected."""
-    context = browser.new_context(base_url=base_url, viewport=viewport)
+    context = browser.new_context(
+        base_url=base_url,
+        viewport=viewport,
+        color_scheme=color_scheme,  # type: ignore[arg-type]
+    )
     context.set_default_timeout(20_000)
     page = context.new_page()
     errors = PageErrors()

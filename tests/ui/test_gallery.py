@@ -93,9 +93,9 @@ def test_infinite_scroll_follows_next_cursor(page: Page, impasto_daemon: Any) ->
         )
     # Pages of 2 force several cursor hops to reach everything.
     page.add_init_script("window.IMPASTO_GALLERY_PAGE = 2")
-    open_ui(page, "gallery")
     cursors: list[str] = []
     page.on("request", lambda r: cursors.append(r.url) if "cursor=" in r.url else None)
+    open_ui(page, "gallery")
     for _ in range(total):
         if page.locator(".thumb").count() >= total:
             break

@@ -1,4 +1,4 @@
-"""The Generate panel against a real daemon: submit, live preview, cancel, validation, persistence."""
+"""The Generate panel on a real daemon: submit, live preview, cancel, validation, persistence."""
 
 from __future__ import annotations
 
@@ -89,6 +89,7 @@ def test_settings_persist_across_reload(page: Page) -> None:
     fill_form(page, prompt="remember me", negative_prompt="not this", steps="33", seed="1234")
     page.select_option("#sampler", "dpmpp_2m")
     page.select_option("#schedule", "karras")
+    page.click("#lora-card > summary")
     page.click("#add-lora")
     page.fill("#lora-name-0", "my-style")
     page.fill("#lora-weight-0", "0.6")

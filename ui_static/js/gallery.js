@@ -56,10 +56,12 @@ export class Gallery {
     const params = new URLSearchParams({ status: 'completed', limit: String(PAGE) });
     if (this.cursor) params.set('cursor', this.cursor);
     if (this.query) params.set('q', this.query);
+    let ok = false;
     try {
       const page = await api(`/history?${params}`);
       this.cursor = page.next_cursor;
       this.append(page.items);
+      ok = true;
     } catch {
       // Left as is; the connection indicator explains, and resync reloads.
     } finally {
@@ -67,7 +69,7 @@ export class Gallery {
       this.updateFooter();
     }
     // The observer fires on changes only: a short page may leave the sentinel in view.
-    if (this.cursor && byId('gallery-sentinel').getBoundingClientRect().top < innerHeight + 600) {
+    if (ok && this.cursor && byId('gallery-sentinel').getBoundingClientRect().top < innerHeight + 600) {
       requestAnimationFrame(() => this.loadMore());
     }
   }

@@ -183,7 +183,10 @@ export class GenerateForm {
       this.syncSlider(name);
       this.clearError(name);
     }
-    if (Array.isArray(values.loras)) this.loras.write(values.loras);
+    if (Array.isArray(values.loras)) {
+      this.loras.write(values.loras);
+      if (values.loras.length) byId('lora-card').open = true;
+    }
     if (values.sampler !== undefined) this.limitSchedules();
     if (values.schedule && !byId('schedule').selectedOptions[0]?.disabled) byId('schedule').value = values.schedule;
     if (save) this.changed();

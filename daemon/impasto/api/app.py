@@ -61,6 +61,7 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
         css_url="/schema-assets/swagger-ui.css",
         standalone_preset_js_url="/schema-assets/swagger-ui-standalone-preset.js",
         path="/",
+        favicon="<link rel='icon' type='image/png' href='/schema-assets/favicon-32x32.png'>",
     )
     return Litestar(
         route_handlers=[api, docs_router, *(extra_routers or []), ui_router],

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from impasto.cli.common import EXIT_OK, EXIT_USAGE, Context
-from impasto.settings import field_docs, load_settings
+from impasto.settings import field_docs, load_settings, markdown_table
 
 SECRETS = frozenset({"token"})
 
@@ -26,11 +26,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--config", type=Path, metavar="PATH", help="config.toml to read")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--show-token", action="store_true", help="print the token unmasked")
+    parser.add_argument(
+        "--markdown", action="store_true", help="print the settings reference table (for docs)"
+    )
     parser.set_defaults(handler=show_config)
 
 
 def show_config(args: argparse.Namespace, context: Context) -> int:
     """Print the settings as text or JSON."""
+    if args.markdown:
+        print(markdown_table())
+        return EXIT_OK
     try:
         loaded = load_settings(config_path=args.config)
     except ValueError as exc:

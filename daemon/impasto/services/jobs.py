@@ -52,6 +52,8 @@ class JobService:
         self.options = options
         self.paused = False
         self.supervisor: Supervisor | None = None
+        # The latest preview JPEG of each running job, for A1111's /progress current_image.
+        self.previews: dict[str, bytes] = {}
 
     # --- API side -------------------------------------------------------------------------
 
@@ -213,25 +215,33 @@ class JobService:
             "total": message.total,
             "progress": message.step / message.total,
         }
+        if message.preview:
+            self.previews[job_id] = message.preview
         extra = {"preview": preview_data_url(message.preview)} if message.preview else None
         self.bus.publish("progress", job_id, data, extra)
 
     def on_done(self, job_id: str, message: JobDone) -> None:
         self.store.mark_completed(job_id, message.results)
-        self.bus.publish(
-            "completed", job_id, {"results": [public_result(job_id, r) for r in message.results]}
-        )
+        self.previews.pop(job_id, None)
+        results = [public_result(job_id, r) for r in message.results]
+        data: dict[str, Any] = {"results": results, "timings": message.timings}
+        if message.warnings:
+            data["warnings"] = message.warnings
+        self.bus.publish("completed", job_id, data)
 
     def on_failed(self, job_id: str, error: str) -> None:
         self.store.mark_failed(job_id, error)
+        self.previews.pop(job_id, None)
         self.bus.publish("failed", job_id, {"error": error})
 
     def on_cancelled(self, job_id: str) -> None:
         self.store.mark_cancelled(job_id)
+        self.previews.pop(job_id, None)
         self.bus.publish("cancelled", job_id, {})
 
     def on_interrupted(self, job: Any, reason: str) -> None:
         """The worker died (or the daemon is stopping) mid-job: retry it, or give up."""
+        self.previews.pop(job.id, None)
         if reason == "daemon stopped":
             self.store.release(job.id)
             return

@@ -143,6 +143,7 @@ class Worker:
             token.cancel()
         try:
             params = build_params(job)
+            loading = time.perf_counter()
             pipe = self._pipeline(job.model_dir, job.keep_alive)
             self.report_models()
             self.channel.send(Started(job_id=job.job_id, total=params.steps, seeds=[]))
@@ -151,9 +152,16 @@ class Worker:
                 preview = _preview_jpeg(p.preview) if p.preview is not None else None
                 self.channel.send(StepProgress(job.job_id, p.step, p.total, preview))
 
+            started = time.perf_counter()
             images = pipe.generate(params, progress=progress, cancel=token)
+            generated = time.perf_counter()
             results = write_outputs(job, params, images)
-            self.channel.send(JobDone(job_id=job.job_id, results=results))
+            timings = {
+                "load": round(started - loading, 6),
+                "engine": round(generated - started, 6),
+                "write": round(time.perf_counter() - generated, 6),
+            }
+            self.channel.send(JobDone(job_id=job.job_id, results=results, timings=timings))
         except GenerationCancelled:
             self.channel.send(JobCancelled(job_id=job.job_id))
         except InvalidRequestError as exc:

@@ -67,6 +67,7 @@ class JobDone(msgspec.Struct, tag="done"):
     job_id: str
     results: list[dict[str, Any]]
     warnings: list[str] = msgspec.field(default_factory=list)
+    timings: dict[str, float] = msgspec.field(default_factory=dict)
 
 
 class JobFailed(msgspec.Struct, tag="failed"):

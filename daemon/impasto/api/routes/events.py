@@ -11,7 +11,7 @@ import msgspec
 from litestar import Controller, Request, WebSocket, get, websocket
 from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from impasto.services.events import EventBus
@@ -37,9 +37,9 @@ class EventsController(Controller):
         state: State,
         request: Request[Any, Any, Any],
         since: Annotated[
-            int | None, Parameter(ge=0, description="Replay events after this seq")
+            int | None, QueryParameter(ge=0, description="Replay events after this seq")
         ] = None,
-        job: Annotated[str | None, Parameter(description="Only this job's events")] = None,
+        job: Annotated[str | None, QueryParameter(description="Only this job's events")] = None,
     ) -> ServerSentEvent:
         bus: EventBus = state.services.bus
         start = _since(since, request.headers.get("last-event-id"))
@@ -61,8 +61,8 @@ class EventsController(Controller):
     async def ws(
         self,
         socket: WebSocket[Any, Any, Any],
-        since: Annotated[int | None, Parameter(ge=0)] = None,
-        job: str | None = None,
+        since: Annotated[int | None, QueryParameter(ge=0)] = None,
+        job: FromQuery[str | None] = None,
     ) -> None:
         bus: EventBus = socket.app.state.services.bus
         await socket.accept()

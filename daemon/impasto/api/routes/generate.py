@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import FromPath, HeaderParameter, JSONBody
 
 from impasto.api.convert import job_status
 from impasto.api.schemas import GenerateRequest, GenerationStatus, PriorityUpdate, QueuedResponse
@@ -22,9 +22,9 @@ class GenerateController(Controller):
     async def submit(
         self,
         state: State,
-        data: GenerateRequest,
+        data: JSONBody[GenerateRequest],
         idempotency_key: Annotated[
-            str | None, Parameter(header="Idempotency-Key", max_length=200, required=False)
+            str | None, HeaderParameter(name="Idempotency-Key", max_length=200, required=False)
         ] = None,
     ) -> Response[QueuedResponse]:
         services: Services = state.services
@@ -33,22 +33,22 @@ class GenerateController(Controller):
         return Response(body, status_code=202 if created else 200)
 
     @get("/{job_id:str}", summary="A job's status and results")
-    async def status(self, state: State, job_id: str) -> GenerationStatus:
+    async def status(self, state: State, job_id: FromPath[str]) -> GenerationStatus:
         jobs = state.services.jobs
         return job_status(jobs.get(job_id), jobs.position(job_id))
 
     @post("/{job_id:str}/cancel", status_code=200, summary="Cancel a queued or running job")
-    async def cancel(self, state: State, job_id: str) -> GenerationStatus:
+    async def cancel(self, state: State, job_id: FromPath[str]) -> GenerationStatus:
         jobs = state.services.jobs
         return job_status(await jobs.cancel(job_id), jobs.position(job_id))
 
     @patch("/{job_id:str}", summary="Change a queued job's priority")
     async def reprioritise(
-        self, state: State, job_id: str, data: PriorityUpdate
+        self, state: State, job_id: FromPath[str], data: JSONBody[PriorityUpdate]
     ) -> GenerationStatus:
         jobs = state.services.jobs
         return job_status(jobs.set_priority(job_id, data.priority), jobs.position(job_id))
 
     @delete("/{job_id:str}", status_code=204, summary="Delete a finished job and its images")
-    async def remove(self, state: State, job_id: str) -> None:
+    async def remove(self, state: State, job_id: FromPath[str]) -> None:
         state.services.jobs.delete(job_id)

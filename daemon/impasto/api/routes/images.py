@@ -8,8 +8,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State, UploadFile
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, Parameter
+from litestar.params import FromPath, MultipartBody, QueryParameter
 from PIL import Image
 
 from impasto.api.schemas import UploadedImage
@@ -30,9 +29,9 @@ class ImagesController(Controller):
         self,
         state: State,
         request: Request[Any, Any, Any],
-        job_id: str,
-        index: int,
-        thumb: Annotated[int | None, Parameter(ge=16, le=1024)] = None,
+        job_id: FromPath[str],
+        index: FromPath[int],
+        thumb: Annotated[int | None, QueryParameter(ge=16, le=1024)] = None,
     ) -> Response[bytes]:
         path = state.services.jobs.image_path(job_id, index)
         stat = path.stat()
@@ -52,7 +51,7 @@ class ImagesController(Controller):
     async def upload(
         self,
         state: State,
-        data: Annotated[dict[str, UploadFile], Body(media_type=RequestEncodingType.MULTI_PART)],
+        data: MultipartBody[dict[str, UploadFile]],
     ) -> UploadedImage:
         file = data.get("file")
         if not isinstance(file, UploadFile):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from litestar import Controller, get, post
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 
 from impasto.api.convert import job_status
 from impasto.api.schemas import HistoryPage, PauseState, QueueState
@@ -42,11 +42,13 @@ class HistoryController(Controller):
     async def history(
         self,
         state: State,
-        cursor: str | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-        status: Annotated[str | None, Parameter(description="Comma-separated statuses")] = None,
-        model: str | None = None,
-        q: Annotated[str | None, Parameter(max_length=1000)] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        status: Annotated[
+            str | None, QueryParameter(description="Comma-separated statuses")
+        ] = None,
+        model: FromQuery[str | None] = None,
+        q: Annotated[str | None, QueryParameter(max_length=1000)] = None,
     ) -> HistoryPage:
         wanted = [s for s in (status or "").split(",") if s] or None
         if wanted and not set(wanted) <= STATUSES:

@@ -1,0 +1,207 @@
+"""Helpers the AUTOMATIC1111 and OpenAI compatible APIs share: wait for jobs, interrupt, state."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from impasto.services.container import Services
+from impasto.services.jobs import FINISHED
+from impasto.services.outputs import read_png_metadata
+
+HEARTBEAT = 2.0
+_CHECKPOINT_SUFFIX = re.compile(r"\s*\[[0-9a-fA-F]{6,64}\]$")
+_EXTENSIONS = (".safetensors", ".ckpt", ".onnx", ".pt", ".bin")
+
+
+@dataclass
+class CompatState:
+    """What AUTOMATIC1111 keeps globally: the loaded checkpoint, options, the running task."""
+
+    checkpoint: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    # job id -> the ids of every job queued by the same compat request (n_iter), in order.
+    tasks: dict[str, list[str]] = field(default_factory=dict)
+
+    def track(self, job_ids: list[str]) -> None:
+        for job_id in job_ids:
+            self.tasks[job_id] = job_ids
+
+    def forget(self, job_ids: list[str]) -> None:
+        for job_id in job_ids:
+            self.tasks.pop(job_id, None)
+
+
+def compat_state(services: Services) -> CompatState:
+    """The one CompatState of this daemon, created on first use."""
+    state = services.extra.get("compat")
+    if not isinstance(state, CompatState):
+        state = services.extra["compat"] = CompatState()
+    return state
+
+
+def resolve_checkpoint(services: Services, name: str) -> str | None:
+    """An installed model id for an A1111 title ("x.safetensors [hash]"), path or id."""
+    cleaned = _CHECKPOINT_SUFFIX.sub("", name.strip())
+    cleaned = cleaned.replace("\\", "/").rsplit("/", 1)[-1]
+    for ext in _EXTENSIONS:
+        if cleaned.lower().endswith(ext):
+            cleaned = cleaned[: -len(ext)]
+    for candidate in (name.strip(), cleaned):
+        model = services.catalog.get(candidate)
+        if model is not None:
+            return model.id
+    lowered = cleaned.lower()
+    for model in services.catalog.list():
+        if model.id.lower() == lowered or model.name.lower() == lowered:
+            return model.id
+    return None
+
+
+def current_checkpoint(services: Services) -> str:
+    """The model compat requests use when they name none."""
+    return compat_state(services).checkpoint or services.settings.default_model
+
+
+def submit_all(services: Services, requests: list[dict[str, Any]]) -> list[Any]:
+    """Queue one Impasto job per request (never bypassing the queue); track them as one task."""
+    jobs = [services.jobs.submit(request)[0] for request in requests]
+    compat_state(services).track([job.id for job in jobs])
+    return jobs
+
+
+async def await_job(services: Services, job_id: str) -> Any:
+    """Follow the event stream until the job is completed, failed or cancelled; return it."""
+    job = services.jobs.get(job_id)
+    if job.status in FINISHED:
+        return job
+    # Replaying from 0 for this one job closes the gap between submit and subscribe.
+    async for _ in services.bus.stream(0, job_id, heartbeat=HEARTBEAT):
+        job = services.jobs.get(job_id)
+        if job.status in FINISHED:
+            return job
+    # The stream only ends when the bus shuts down or the subscriber overflowed: poll instead.
+    while job.status not in FINISHED:
+        await asyncio.sleep(HEARTBEAT / 4)
+        job = services.jobs.get(job_id)
+    return job
+
+
+async def await_all(services: Services, job_ids: list[str]) -> list[Any]:
+    """Wait for every job of a task in order; forget the task afterwards."""
+    try:
+        return [await await_job(services, job_id) for job_id in job_ids]
+    finally:
+        compat_state(services).forget(job_ids)
+
+
+def running_jobs(services: Services) -> list[Any]:
+    """Processing jobs, oldest start first."""
+    return [job for job in services.jobs.list_active() if job.status == "processing"]
+
+
+async def interrupt(services: Services, *, whole_task: bool) -> list[str]:
+    """Cancel what runs now; with ``whole_task`` also the rest of its compat request (n_iter)."""
+    state = compat_state(services)
+    cancelled: list[str] = []
+    for job in running_jobs(services):
+        targets = [job.id]
+        if whole_task:
+            targets += [j for j in state.tasks.get(job.id, []) if j != job.id]
+        for job_id in targets:
+            if services.jobs.get(job_id).status in FINISHED:
+                continue
+            await services.jobs.cancel(job_id)
+            cancelled.append(job_id)
+    return cancelled
+
+
+@dataclass(frozen=True)
+class ProgressSnapshot:
+    """Where the running job stands, as AUTOMATIC1111's /progress reports it."""
+
+    active: int
+    job_id: str | None
+    step: int
+    total: int
+    started_at: float | None
+    preview: bytes | None
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.total if self.total else 0.0
+
+    def eta(self) -> float:
+        """Seconds left, extrapolated from the time spent so far (0 before the first step)."""
+        if not self.started_at or not self.fraction:
+            return 0.0
+        spent = time.time() - self.started_at
+        return max(0.0, spent / self.fraction - spent)
+
+
+def progress(services: Services) -> ProgressSnapshot:
+    """The first running job's step and latest preview; ``active`` counts running + queued."""
+    active = services.jobs.list_active()
+    running = [job for job in active if job.status == "processing"]
+    if not running:
+        return ProgressSnapshot(len(active), None, 0, 0, None, None)
+    job = running[0]
+    total = job.total_steps or job.request.get("steps", 0)
+    preview = getattr(services.jobs, "previews", {}).get(job.id)
+    return ProgressSnapshot(len(active), job.id, job.current_step, total, job.started_at, preview)
+
+
+def png_base64(jpeg_or_png: bytes) -> str:
+    """Image bytes re-encoded as a base64 PNG, the format A1111 clients expect."""
+    with Image.open(io.BytesIO(jpeg_or_png)) as image:
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+@dataclass(frozen=True)
+class ResultImage:
+    """One generated image: its PNG bytes (parameters embedded) and record."""
+
+    job_id: str
+    index: int
+    seed: int
+    width: int
+    height: int
+    png: bytes
+    infotext: str
+
+    @property
+    def base64(self) -> str:
+        return base64.b64encode(self.png).decode("ascii")
+
+
+def result_images(services: Services, jobs: list[Any]) -> list[ResultImage]:
+    """Every image of the completed jobs, in job and index order."""
+    images: list[ResultImage] = []
+    for job in jobs:
+        if job.status != "completed":
+            continue
+        for result in sorted(job.results, key=lambda r: r["index"]):
+            path = services.jobs.image_path(job.id, result["index"])
+            png = path.read_bytes()
+            infotext = read_png_metadata(png)["parameters"] or ""
+            images.append(
+                ResultImage(
+                    job.id,
+                    result["index"],
+                    result["seed"],
+                    result["width"],
+                    result["height"],
+                    png,
+                    infotext,
+                )
+            )
+    return images

@@ -1,0 +1,241 @@
+"""Every endpoint of /api/v1, in-process, with each state it can answer from."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+from litestar.testing import TestClient
+from PIL import Image
+
+from impasto.services.container import Services
+
+TINY = {"width": 64, "height": 64, "steps": 2}
+
+
+def png_bytes(size: tuple[int, int] = (64, 64), mode: str = "RGB") -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, 128).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def submit(api: TestClient, **fields: object) -> dict:
+    response = api.post("/api/v1/generate", json={"prompt": "a cat", **TINY, **fields})
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def test_submit_fills_defaults_and_reports_position(api: TestClient) -> None:
+    first = submit(api)
+    second = submit(api)
+    assert first["status"] == "queued" and first["position"] == 0
+    assert second["position"] == 1
+    status = api.get(f"/api/v1/generate/{first['id']}").json()
+    request = status["request"]
+    assert request["model"] == "sd-tiny" and request["sampler"] == "euler_a"
+    assert request["cfg_scale"] == 7.0 and request["seed"] == -1 and request["batch_size"] == 1
+    assert status["status"] == "queued" and status["results"] == [] and status["progress"] == 0.0
+    assert status["total_steps"] == 2 and status["created_at"].endswith("Z")
+
+
+def test_unknown_job_is_404(api: TestClient) -> None:
+    for method, path in [
+        ("GET", "/api/v1/generate/nope"),
+        ("POST", "/api/v1/generate/nope/cancel"),
+        ("DELETE", "/api/v1/generate/nope"),
+        ("GET", "/api/v1/images/nope/0"),
+    ]:
+        response = api.request(method, path)
+        assert response.status_code == 404, (method, path)
+        assert "nope" in response.json()["detail"]
+    assert api.patch("/api/v1/generate/nope", json={"priority": 1}).status_code == 404
+
+
+def test_cancel_queued_then_conflicts(api: TestClient) -> None:
+    job = submit(api)
+    cancelled = api.post(f"/api/v1/generate/{job['id']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    again = api.post(f"/api/v1/generate/{job['id']}/cancel")
+    assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
+
+
+def test_priority_reorders_and_only_while_queued(api: TestClient) -> None:
+    a, b = submit(api), submit(api)
+    moved = api.patch(f"/api/v1/generate/{b['id']}", json={"priority": 10})
+    assert moved.status_code == 200 and moved.json()["position"] == 0
+    queue = api.get("/api/v1/queue").json()
+    assert [j["id"] for j in queue["items"]] == [b["id"], a["id"]] and queue["paused"] is False
+    api.post(f"/api/v1/generate/{a['id']}/cancel")
+    assert api.patch(f"/api/v1/generate/{a['id']}", json={"priority": 1}).status_code == 409
+    bad = api.patch(f"/api/v1/generate/{b['id']}", json={"priority": 101})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "priority"
+
+
+def test_delete_needs_a_finished_job(api: TestClient) -> None:
+    job = submit(api)
+    refused = api.delete(f"/api/v1/generate/{job['id']}")
+    assert refused.status_code == 409 and "cancel it" in refused.json()["detail"]
+    api.post(f"/api/v1/generate/{job['id']}/cancel")
+    assert api.delete(f"/api/v1/generate/{job['id']}").status_code == 204
+    assert api.get(f"/api/v1/generate/{job['id']}").status_code == 404
+
+
+def test_pause_and_resume(api: TestClient) -> None:
+    assert api.post("/api/v1/queue/pause").json() == {"paused": True}
+    assert api.get("/api/v1/queue").json()["paused"] is True
+    assert api.post("/api/v1/queue/resume").json() == {"paused": False}
+
+
+def test_history_pages_with_cursor_and_filters(api: TestClient) -> None:
+    ids = [submit(api, prompt=f"prompt number {i}")["id"] for i in range(5)]
+    page = api.get("/api/v1/history", params={"limit": 2}).json()
+    assert [j["id"] for j in page["items"]] == ids[::-1][:2]
+    seen = [j["id"] for j in page["items"]]
+    while page["next_cursor"]:
+        page = api.get("/api/v1/history", params={"limit": 2, "cursor": page["next_cursor"]}).json()
+        seen += [j["id"] for j in page["items"]]
+    assert seen == ids[::-1]
+    found = api.get("/api/v1/history", params={"q": "NUMBER 3"}).json()["items"]
+    assert [j["id"] for j in found] == [ids[3]]
+    api.post(f"/api/v1/generate/{ids[0]}/cancel")
+    cancelled = api.get("/api/v1/history", params={"status": "cancelled"}).json()["items"]
+    assert [j["id"] for j in cancelled] == [ids[0]]
+    bad = api.get("/api/v1/history", params={"status": "done"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "status"
+    bad_cursor = api.get("/api/v1/history", params={"cursor": "garbage!"})
+    assert bad_cursor.status_code == 422 and bad_cursor.json()["errors"][0]["field"] == "cursor"
+    assert api.get("/api/v1/history", params={"limit": 0}).status_code in (400, 422)
+
+
+def test_upload_then_use_as_init_image(api: TestClient, services: Services) -> None:
+    uploaded = api.post(
+        "/api/v1/images", files={"file": ("a.png", png_bytes((80, 40)), "image/png")}
+    )
+    assert uploaded.status_code == 201
+    body = uploaded.json()
+    assert (body["width"], body["height"], body["mode"]) == (80, 40, "RGB")
+    job = submit(api, init_image=f"upload:{body['id']}", strength=0.4)
+    request = api.get(f"/api/v1/generate/{job['id']}").json()["request"]
+    # Resized to the requested size into a new upload, so the worker gets what it expects.
+    resized = services.uploads.path_of(request["init_image"].removeprefix("upload:"))
+    assert Image.open(resized).size == (64, 64)
+
+
+def test_upload_rejects_non_images_and_oversize(tmp_path) -> None:
+    from impasto.api.app import create_app
+    from tests.api.conftest import make_services
+
+    services = make_services(tmp_path, max_upload_size=2000)
+    with TestClient(app=create_app(services)) as api:
+        text = api.post("/api/v1/images", files={"file": ("a.png", b"not an image", "image/png")})
+        assert text.status_code == 422 and text.json()["errors"][0]["field"] == "file"
+        big = api.post(
+            "/api/v1/images",
+            files={"file": ("b.png", png_bytes((400, 400), "RGB") + b"\0" * 3000, "image/png")},
+        )
+        assert big.status_code == 422 and "limit" in big.json()["detail"]
+        gif = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(gif, format="GIF")
+        refused = api.post("/api/v1/images", files={"file": ("c.gif", gif.getvalue(), "image/gif")})
+        assert refused.status_code == 422 and "GIF" in refused.json()["detail"]
+        missing = api.post("/api/v1/images", files={"other": ("c.png", png_bytes(), "image/png")})
+        assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "file"
+    services.extra["db"].close()
+
+
+def test_base64_and_data_url_images(api: TestClient) -> None:
+    raw = base64.b64encode(png_bytes()).decode()
+    assert submit(api, init_image=raw)["status"] == "queued"
+    assert (
+        submit(api, init_image=f"data:image/png;base64,{raw}", mask_image=raw)["status"] == "queued"
+    )
+
+
+def test_models_samplers_system_health(api: TestClient) -> None:
+    models = {m["id"]: m for m in api.get("/api/v1/models").json()}
+    assert {"sd-tiny", "sd-tiny-inpaint", "sd-tiny-v"} <= set(models)
+    assert models["sd-tiny"]["read_only"] is True and models["sd-tiny-inpaint"]["inpaint"] is True
+    assert models["sd-tiny-v"]["prediction_type"] == "v_prediction"
+    samplers = {s["id"]: s for s in api.get("/api/v1/samplers").json()}
+    assert {
+        "euler_a",
+        "euler",
+        "heun",
+        "lms",
+        "ddim",
+        "pndm",
+        "dpmpp_2m",
+        "dpmpp_2m_sde",
+        "unipc",
+        "lcm",
+    } <= set(samplers)
+    assert (
+        samplers["euler_a"]["name"] == "Euler a" and "karras" in samplers["dpmpp_2m"]["schedules"]
+    )
+    assert samplers["ddim"]["schedules"] == ["default"]
+    system = api.get("/api/v1/system").json()
+    assert system["version"] and system["queue"] == {"queued": 0, "processing": 0, "paused": False}
+    assert system["memory"]["total"] > 0 and isinstance(system["gpus"], list)
+    assert api.get("/api/v1/health").json()["status"] == "ok"
+
+
+def test_openapi_and_offline_docs(api: TestClient) -> None:
+    schema = api.get("/schema/openapi.json").json()
+    assert schema["openapi"].startswith("3.1")
+    assert "/api/v1/generate" in schema["paths"] and "/api/v1/events" in schema["paths"]
+    request = schema["components"]["schemas"]["GenerateRequest"]["properties"]
+    assert request["width"]["minimum"] == 64 and request["width"]["maximum"] == 2048
+    page = api.get("/schema")
+    assert page.status_code == 200
+    # Every script and stylesheet comes from the daemon itself: the page works offline.
+    assert "cdn" not in page.text.lower() and "unpkg" not in page.text.lower()
+    assert "/schema-assets/swagger-ui-bundle.js" in page.text
+    bundle = api.get("/schema-assets/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and len(bundle.content) > 100_000
+
+
+def test_ui_is_served_at_root(api: TestClient) -> None:
+    page = api.get("/")
+    assert page.status_code == 200 and "<html" in page.text.lower()
+
+
+def test_queue_full_answers_429_with_retry_after(tmp_path) -> None:
+    from impasto.api.app import create_app
+    from tests.api.conftest import make_services
+
+    services = make_services(tmp_path, max_queue=2)
+    with TestClient(app=create_app(services)) as api:
+        submit(api)
+        submit(api)
+        full = api.post("/api/v1/generate", json={"prompt": "third", **TINY})
+        assert full.status_code == 429 and int(full.headers["retry-after"]) > 0
+        assert "limit" in full.json()["detail"]
+        assert services.jobs.store.count_queued() == 2  # nothing half-created
+        assert api.get("/api/v1/health").status_code == 200
+    services.extra["db"].close()
+
+
+def test_rate_limit_on_generate(tmp_path) -> None:
+    from impasto.api.app import create_app
+    from tests.api.conftest import make_services
+
+    services = make_services(tmp_path, rate_limit=3)
+    with TestClient(app=create_app(services)) as api:
+        codes = [
+            api.post("/api/v1/generate", json={"prompt": "x", **TINY}).status_code for _ in range(5)
+        ]
+        assert codes[:3] == [202, 202, 202] and codes[3] == 429
+        assert api.get("/api/v1/queue").status_code == 200  # reads are not limited
+    services.extra["db"].close()
+
+
+def test_body_size_limit(tmp_path) -> None:
+    from impasto.api.app import create_app
+    from tests.api.conftest import make_services
+
+    services = make_services(tmp_path, max_body_size=4096)
+    with TestClient(app=create_app(services)) as api:
+        huge = api.post("/api/v1/generate", json={"prompt": "x", "init_image": "A" * 10_000})
+        assert huge.status_code == 413
+        assert services.jobs.store.count_queued() == 0
+    services.extra["db"].close()

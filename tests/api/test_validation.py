@@ -1,0 +1,103 @@
+"""Every invalid field gets a 4xx naming it and the allowed values; nothing is queued."""
+
+from __future__ import annotations
+
+import pytest
+from litestar.testing import TestClient
+
+from impasto.services.container import Services
+
+VALID = {"prompt": "a cat", "width": 64, "height": 64, "steps": 2}
+
+CASES = [
+    ("prompt", "", "1 to 1000 characters"),
+    ("prompt", "x" * 1001, "1 to 1000 characters"),
+    ("prompt", 5, "1 to 1000 characters"),
+    ("negative_prompt", "n" * 1001, "at most 1000"),
+    ("width", 65, "multiple of 8 between 64 and 2048"),
+    ("width", 56, "multiple of 8 between 64 and 2048"),
+    ("width", 2056, "multiple of 8 between 64 and 2048"),
+    ("height", 0, "multiple of 8 between 64 and 2048"),
+    ("height", "tall", "multiple of 8 between 64 and 2048"),
+    ("steps", 0, "between 1 and 150"),
+    ("steps", 151, "between 1 and 150"),
+    ("cfg_scale", 0.5, "between 1 and 30"),
+    ("cfg_scale", 30.5, "between 1 and 30"),
+    ("seed", -2, "-1 (random) or an integer between 0 and 4294967295"),
+    ("seed", 2**32, "-1 (random) or an integer between 0 and 4294967295"),
+    ("batch_size", 0, "between 1 and 10"),
+    ("batch_size", 11, "between 1 and 10"),
+    ("priority", 101, "between -100 and 100"),
+    ("strength", 1.5, "between 0 and 1"),
+    ("schedule", "linear", "default, karras, exponential"),
+    ("sampler", "k_lms_fast", "one of euler_a"),
+    ("model", "no-such-model", "is not installed; installed: sd-tiny"),
+    ("loras", [{"name": "detail", "weight": 3}], "between -2 and 2"),
+    ("loras", [{"name": "missing-lora", "weight": 1}], "missing-lora"),
+    ("init_image", "%%%not base64%%%", "base64"),
+    ("init_image", "upload:0123456789abcdef0123456789abcdef", "POST /images"),
+    ("init_image", "upload:../../etc/passwd", "no uploaded image"),
+    ("mask_image", "aGVsbG8=", "readable PNG, JPEG or WebP"),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"), CASES, ids=[f"{c[0]}={str(c[1])[:20]}" for c in CASES]
+)
+def test_invalid_field_is_named_with_allowed_values(
+    api: TestClient, services: Services, field: str, value: object, expected: str
+) -> None:
+    response = api.post("/api/v1/generate", json={**VALID, field: value})
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["status_code"] == 422
+    named = [e for e in body["errors"] if e["field"].split(".")[0].split("[")[0] == field]
+    assert named, body
+    assert expected in named[0]["message"], body
+    assert field in body["detail"]
+    assert services.jobs.store.count_queued() == 0
+
+
+def test_missing_prompt_is_required(api: TestClient) -> None:
+    response = api.post("/api/v1/generate", json={"width": 64})
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"field": "prompt", "message": "is required"}]
+
+
+def test_several_errors_are_reported_together(api: TestClient) -> None:
+    response = api.post("/api/v1/generate", json={**VALID, "width": 65, "steps": 0})
+    assert response.status_code == 422
+    fields = {e["field"] for e in response.json()["errors"]}
+    assert "width" in fields or "steps" in fields
+
+
+def test_malformed_json_is_400(api: TestClient, services: Services) -> None:
+    response = api.post(
+        "/api/v1/generate", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert services.jobs.store.count_queued() == 0
+
+
+def test_mask_without_init_image(api: TestClient) -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (64, 64)).save(buf, format="PNG")
+    response = api.post(
+        "/api/v1/generate", json={**VALID, "mask_image": base64.b64encode(buf.getvalue()).decode()}
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "mask_image"
+
+
+def test_unsupported_schedule_for_sampler(api: TestClient) -> None:
+    response = api.post("/api/v1/generate", json={**VALID, "sampler": "ddim", "schedule": "karras"})
+    assert response.status_code == 422
+    error = response.json()["errors"][0]
+    assert (
+        error["field"] == "schedule" and "ddim supports the schedules: default" in error["message"]
+    )

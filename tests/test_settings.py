@@ -1,0 +1,78 @@
+"""Settings: precedence of the four sources, errors that name the key, and docs kept in sync."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from impasto.paths import resolve_paths
+from impasto.settings import ENV_PREFIX, Settings, field_docs, load_settings, markdown_table
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+
+
+def test_precedence_defaults_file_env_cli(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('port = 9001\nkeep_alive = 60\nhost = "127.0.0.1"\n')
+    env = {"IMPASTO_PORT": "9002", "IMPASTO_KEEP_ALIVE": "30"}
+    loaded = load_settings({"port": 9003}, env=env, config_path=config)
+    s = loaded.settings
+    assert (s.port, s.keep_alive, s.host, s.workers) == (9003, 30.0, "127.0.0.1", 1)
+    assert loaded.sources["port"] == "command line"
+    assert loaded.sources["keep_alive"] == "environment"
+    assert loaded.sources["host"].startswith("config file")
+    assert loaded.sources["workers"] == "default"
+
+
+def test_env_lists_and_booleans(tmp_path: Path) -> None:
+    env = {"IMPASTO_ALLOWED_HOSTS": "a.local, b.local", "IMPASTO_SOCKET": "off"}
+    s = load_settings(env=env, config_path=tmp_path / "none.toml").settings
+    assert s.allowed_hosts == ["a.local", "b.local"] and s.socket is False
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"IMPASTO_PORT": "eighty"}, ["port", "environment"]),
+        ({"IMPASTO_KEEP_ALIVE": "soon"}, ["keep_alive"]),
+    ],
+)
+def test_bad_values_name_the_key_and_source(
+    tmp_path: Path, env: dict[str, str], words: list[str]
+) -> None:
+    with pytest.raises(ValueError) as info:
+        load_settings(env=env, config_path=tmp_path / "none.toml")
+    assert all(w in str(info.value) for w in words)
+
+
+def test_unknown_config_key_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("prot = 1\n")
+    with pytest.raises(ValueError, match=r"unknown setting.*prot"):
+        load_settings(env={}, config_path=config)
+
+
+def test_every_field_has_a_doc_and_is_in_the_docs() -> None:
+    docs = field_docs()
+    text = DOCS.read_text()
+    for field in msgspec.structs.fields(Settings):
+        assert docs[field.name], f"setting {field.name} has no one-line doc"
+        row = f"| `{field.name}` | `{ENV_PREFIX}{field.name.upper()}` |"
+        assert row in text, f"docs/configuration.md lacks {field.name}"
+        assert docs[field.name] in text, f"docs/configuration.md has a stale doc for {field.name}"
+    assert markdown_table() in text, "regenerate the table: impasto config --markdown"
+    documented = set(re.findall(r"^\| `(\w+)` \| `IMPASTO_", text, re.M))
+    assert documented == {f.name for f in msgspec.structs.fields(Settings)}
+
+
+def test_paths_follow_settings(tmp_path: Path) -> None:
+    s = Settings(data_dir=str(tmp_path / "d"), runtime_dir=str(tmp_path / "r"))
+    paths = resolve_paths(s)
+    assert paths.database == tmp_path / "d" / "impasto.db"
+    assert paths.output_dir == tmp_path / "d" / "outputs"
+    assert paths.socket == tmp_path / "r" / "impasto.sock"
+    paths.create()
+    assert (tmp_path / "r").stat().st_mode & 0o777 == 0o700

@@ -1,0 +1,91 @@
+"""Connection handling: the token prompt, and catching up on events after a daemon restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Browser, expect
+
+from tests.harness import TINY, wait_status
+from tests.ui.conftest import new_page, open_ui
+
+
+def test_token_is_asked_once_and_kept(
+    browser: Browser, daemon_factory: Any, tmp_path: Path
+) -> None:
+    daemon = daemon_factory(tmp_path / "d", token="s3cret-token").start()
+    daemon.wait_worker_ready()
+    with daemon.client() as client:
+        job = wait_status(
+            client,
+            client.post("/api/v1/generate", json={**TINY, "prompt": "token"}).json()["id"],
+            {"completed"},
+        )
+    page = new_page(browser, daemon.url)
+    try:
+        page.goto("/")
+        dialog = page.locator("#token-dialog")
+        expect(dialog).to_be_visible()
+        page.fill("#token-input", "wrong")
+        page.click("#token-form button[type=submit]")
+        expect(page.locator("#token-error")).to_be_visible()
+        page.fill("#token-input", "s3cret-token")
+        page.click("#token-form button[type=submit]")
+        expect(dialog).to_be_hidden()
+        expect(page.locator("#conn")).to_have_attribute("data-state", "online")
+        assert page.evaluate("JSON.parse(localStorage.getItem('impasto.token'))") == "s3cret-token"
+
+        # Images cannot send headers; they carry ?token= and still load.
+        page.click("#tab-gallery")
+        page.wait_for_function(
+            "id => document.querySelector(`.thumb[data-job='${id}'] img`)?.naturalWidth > 0",
+            arg=job["id"],
+        )
+        page.reload()
+        open_ui(page)
+        expect(dialog).to_be_hidden()
+        assert not page.errors  # type: ignore[attr-defined]
+    finally:
+        page.context.close()
+
+
+def test_reconnects_after_restart_and_catches_up_by_sequence(
+    browser: Browser, daemon_factory: Any, tmp_path: Path
+) -> None:
+    root = tmp_path / "d"
+    first = daemon_factory(root, preview_every=1).start()
+    first.wait_worker_ready()
+    page = new_page(browser, first.url)
+    streams: list[str] = []
+    page.on("request", lambda r: streams.append(r.url) if "/api/v1/events" in r.url else None)
+    try:
+        open_ui(page)
+        # One job while connected gives the page a sequence number to resume from.
+        with first.client() as client:
+            seen = client.post(
+                "/api/v1/generate", json={**TINY, "prompt": "before restart"}
+            ).json()["id"]
+        expect(page.locator("#results")).to_have_attribute("data-job", seen, timeout=60_000)
+
+        # Keep the page away while the daemon restarts and a job runs without it watching.
+        page.route("**/api/v1/events**", lambda route: route.abort())
+        first.stop()
+        expect(page.locator("#conn")).to_have_attribute("data-state", "offline")
+        expect(page.locator("#conn")).to_contain_text("Reconnecting")
+        second = daemon_factory(root, port=first.port, preview_every=1).start()
+        second.wait_worker_ready()
+        with second.client() as client:
+            body = {**TINY, "prompt": "while the page was away"}
+            missed = wait_status(
+                client, client.post("/api/v1/generate", json=body).json()["id"], {"completed"}
+            )
+        page.unroute("**/api/v1/events**")
+
+        expect(page.locator("#conn")).to_have_attribute("data-state", "online", timeout=20_000)
+        # The replayed "completed" event (not a page reload) puts the missed job's image up.
+        expect(page.locator("#results")).to_have_attribute("data-job", missed["id"], timeout=20_000)
+        assert any("since=" in url for url in streams[1:]), streams
+        assert not page.errors  # type: ignore[attr-defined]
+    finally:
+        page.context.close()

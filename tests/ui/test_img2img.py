@@ -1,0 +1,66 @@
+"""Img2img and inpainting from the page: choose an image, paint a mask, submit."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from playwright.sync_api import Page, expect
+
+from tests.harness import wait_status
+from tests.ui.conftest import QUICK, fill_form, open_ui
+
+
+def test_inpaint_uploads_image_and_painted_mask(
+    page: Page, impasto_daemon: Any, tmp_path: Path
+) -> None:
+    source = tmp_path / "init.png"
+    Image.new("RGB", (64, 64), (200, 120, 40)).save(source)
+    open_ui(page)
+    fill_form(page, prompt="inpaint from the page", **QUICK)
+    page.select_option("#model", "sd-tiny-inpaint")
+    page.click("#img-card > summary")
+    page.set_input_files("#init-file", str(source))
+    canvas = page.locator(".mask-canvas")
+    expect(canvas).to_be_visible()
+    expect(page.locator("#img-summary")).to_have_text("· img2img")
+
+    # Paint a stroke across the upper-left quarter of the image.
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    assert box
+    page.mouse.move(box["x"] + 4, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.2, steps=8)
+    page.mouse.up()
+    expect(page.locator("#img-summary")).to_have_text("· inpaint")
+    page.fill("#strength", "0.6")
+    page.click("#submit")
+
+    expect(page.locator("#live")).to_have_attribute("data-state", "completed", timeout=60_000)
+    job_id = page.locator("#live").get_attribute("data-job")
+    with impasto_daemon.client() as client:
+        job = wait_status(client, str(job_id), {"completed"})
+        request = job["request"]
+        assert request["init_image"].startswith("upload:")
+        assert request["mask_image"].startswith("upload:")
+        assert request["strength"] == 0.6
+        assert request["model"] == "sd-tiny-inpaint"
+    mask = Image.open(io.BytesIO(mask_png(page))).convert("L")
+    # White where painted (repaint), black elsewhere, at the init image's size.
+    assert mask.size == (64, 64)
+    assert mask.getpixel((10, 13)) == 255
+    assert mask.getpixel((50, 50)) == 0
+
+
+def mask_png(page: Page) -> bytes:
+    """The mask exactly as the page would upload it."""
+    data = page.evaluate(
+        """async () => {
+            const blob = await window.impasto.form.mask.maskBlob();
+            return Array.from(new Uint8Array(await blob.arrayBuffer()));
+        }"""
+    )
+    return bytes(data)

@@ -1,0 +1,98 @@
+"""Dropping a PNG made by Impasto or AUTOMATIC1111 on the page fills the Generate form."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+from PIL import Image, PngImagePlugin
+from playwright.sync_api import Page, expect
+
+from tests.harness import TINY, wait_status
+from tests.ui.conftest import open_ui
+
+
+def drop_file(page: Page, data: bytes, name: str, mime: str = "image/png") -> None:
+    """Dispatch a real drop event carrying `data` as a File, as a drag from the desktop would."""
+    transfer = page.evaluate_handle(
+        """([b64, name, mime]) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], name, { type: mime }));
+            return dt;
+        }""",
+        [base64.b64encode(data).decode(), name, mime],
+    )
+    page.dispatch_event("#panel-generate", "dragenter", {"dataTransfer": transfer})
+    expect(page.locator("#drop-overlay")).to_be_visible()
+    page.dispatch_event("#panel-generate", "drop", {"dataTransfer": transfer})
+
+
+def a1111_png(parameters: str) -> bytes:
+    """A PNG like AUTOMATIC1111 writes: the settings in a tEXt chunk named parameters."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", parameters)
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "purple").save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def test_drop_impasto_png_fills_form(page: Page, impasto_daemon: Any) -> None:
+    with impasto_daemon.client() as client:
+        body = {
+            **TINY,
+            "prompt": "dropped impasto png, ünïcode",
+            "negative_prompt": "grain",
+            "steps": 9,
+            "sampler": "heun",
+            "cfg_scale": 4.5,
+        }
+        job = wait_status(
+            client, client.post("/api/v1/generate", json=body).json()["id"], {"completed"}
+        )
+        png = client.get(job["results"][0]["url"]).content
+    open_ui(page, "gallery")
+    drop_file(page, png, "impasto.png")
+
+    expect(page.locator("#panel-generate")).to_be_visible()
+    expect(page.locator("#prompt")).to_have_value("dropped impasto png, ünïcode")
+    expect(page.locator("#negative_prompt")).to_have_value("grain")
+    expect(page.locator("#steps")).to_have_value("9")
+    expect(page.locator("#sampler")).to_have_value("heun")
+    expect(page.locator("#cfg_scale")).to_have_value("4.5")
+    expect(page.locator("#seed")).to_have_value(str(job["results"][0]["seed"]))
+    expect(page.locator("#width")).to_have_value("64")
+
+
+def test_drop_automatic1111_png_fills_form(page: Page) -> None:
+    text = (
+        "a castle in the clouds, (masterpiece:1.2)\n"
+        "Negative prompt: lowres, watermark\n"
+        "Steps: 28, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: 424242, "
+        'Size: 640x448, Model hash: abc123, Model: "someone, model"'
+    )
+    open_ui(page)
+    drop_file(page, a1111_png(text), "a1111.png")
+
+    expect(page.locator("#prompt")).to_have_value("a castle in the clouds, (masterpiece:1.2)")
+    expect(page.locator("#negative_prompt")).to_have_value("lowres, watermark")
+    expect(page.locator("#steps")).to_have_value("28")
+    expect(page.locator("#sampler")).to_have_value("dpmpp_2m")
+    expect(page.locator("#schedule")).to_have_value("karras")
+    expect(page.locator("#cfg_scale")).to_have_value("6.5")
+    expect(page.locator("#seed")).to_have_value("424242")
+    expect(page.locator("#width")).to_have_value("640")
+    expect(page.locator("#height")).to_have_value("448")
+    # An unknown model leaves the daemon's default selected.
+    expect(page.locator("#model")).to_have_value("")
+
+
+def test_drop_png_without_parameters_explains(page: Page) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "teal").save(buffer, format="PNG")
+    open_ui(page)
+    page.fill("#prompt", "unchanged")
+    drop_file(page, buffer.getvalue(), "plain.png")
+    expect(page.locator(".toast.error")).to_contain_text("No generation settings found")
+    expect(page.locator("#prompt")).to_have_value("unchanged")

@@ -1,0 +1,44 @@
+"""The bundled UI's files: small, offline (nothing fetched from other hosts), served at /."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+from impasto.resources import ui_static_dir
+
+BUDGET = 200 * 1024
+# Anything the page could load from elsewhere: absolute URLs in markup, CSS or imports.
+REMOTE = re.compile(
+    r"""(?:src|href|url\(|import|from)\s*=?\s*["'(]?\s*(?:https?:)?//""", re.IGNORECASE
+)
+
+
+def test_js_and_css_fit_the_size_budget() -> None:
+    files = [p for p in ui_static_dir().rglob("*") if p.suffix in {".js", ".css"}]
+    total = sum(p.stat().st_size for p in files)
+    assert files and total < BUDGET, f"{total} bytes of JS and CSS"
+
+
+def test_nothing_is_loaded_from_the_network() -> None:
+    for path in ui_static_dir().rglob("*"):
+        if path.suffix in {".html", ".js", ".css", ".svg"}:
+            text = path.read_text()
+            # The SVG namespace is an identifier, not a fetch.
+            text = text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+            assert not REMOTE.search(text), f"{path.name} refers to another host"
+
+
+def test_daemon_serves_every_module_the_page_imports(impasto_daemon: Any) -> None:
+    root = ui_static_dir()
+    with httpx.Client(base_url=impasto_daemon.url) as client:
+        index = client.get("/")
+        assert index.status_code == 200 and "<title>Impasto</title>" in index.text
+        for path in [*root.rglob("*.js"), *root.rglob("*.css")]:
+            response = client.get("/" + path.relative_to(root).as_posix())
+            assert response.status_code == 200, path
+            if path.suffix == ".js":
+                # Browsers refuse ES modules served with a non-JavaScript type.
+                assert "javascript" in response.headers["content-type"], path
