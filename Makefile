@@ -1,7 +1,12 @@
 # Impasto: the two commands people need are `make run` and `make test`.
 PYTHON ?= python3
 VENV ?= .venv
-PY := $(VENV)/bin/python
+ifeq ($(OS),Windows_NT)
+BIN := $(VENV)/Scripts
+else
+BIN := $(VENV)/bin
+endif
+PY := $(BIN)/python
 PIP := $(PY) -m pip
 
 .PHONY: run test lint unit bench package clean
@@ -22,13 +27,13 @@ run: $(VENV)/.installed
 
 ## lint: ruff, formatting and mypy
 lint: $(VENV)/.dev-installed
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy daemon/impasto
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy daemon/impasto
 
 ## test: install the dev extras, lint, then run the whole suite
 test: lint
-	$(VENV)/bin/pytest -q
+	$(BIN)/pytest -q
 
 ## bench: engine and API benchmarks (ratios against references measured in the same run)
 bench: $(VENV)/.dev-installed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from impasto.engine import session_cache
 from impasto.engine.providers import ProviderChoice
 from impasto.engine.types import ModelFolderError
 
@@ -21,7 +23,7 @@ ORT_DTYPES: dict[str, type[np.generic]] = {
     "tensor(int64)": np.int64,
     "tensor(int32)": np.int32,
 }
-_LEVELS = {
+LEVELS = {
     "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
@@ -55,10 +57,11 @@ def _contiguous(value: np.ndarray, dtype: type[np.generic]) -> np.ndarray:
     return np.require(np.asarray(value, dtype=dtype), requirements="C")
 
 
-def session_options(choice: ProviderChoice) -> ort.SessionOptions:
+def session_options(choice: ProviderChoice, level: str | None = None) -> ort.SessionOptions:
     """Options for every session of a pipeline: threads, optimisation level, quiet logs."""
     options = ort.SessionOptions()
-    options.graph_optimization_level = _LEVELS.get(choice.optimization_level, _LEVELS["basic"])
+    level = level or choice.optimization_level
+    options.graph_optimization_level = LEVELS.get(level, LEVELS["basic"])
     options.intra_op_num_threads = choice.threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -72,14 +75,9 @@ def session_options(choice: ProviderChoice) -> ort.SessionOptions:
 class OrtModel:
     """One ONNX component: feeds are cast to the declared input dtypes; run time is summed."""
 
-    def __init__(self, path: Path, choice: ProviderChoice) -> None:
-        try:
-            self.session = ort.InferenceSession(
-                str(path), session_options(choice), providers=list(choice.providers)
-            )
-        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
-            raise ModelFolderError(str(path), f"ONNX Runtime could not load it ({exc})") from exc
+    def __init__(self, path: Path, choice: ProviderChoice, cache_dir: Path | None = None) -> None:
         self.path = path
+        self.session, self.cache = self._open(path, choice, cache_dir)
         self.inputs = {
             i.name: TensorSpec(i.name, ORT_DTYPES.get(i.type, np.float32), tuple(i.shape))
             for i in self.session.get_inputs()
@@ -88,6 +86,27 @@ class OrtModel:
         self.device_type = _DEVICE_TYPES.get(choice.name) if choice.is_gpu else None
         self.device_id = choice.device_id
         self.run_seconds = 0.0
+
+    @staticmethod
+    def _open(
+        path: Path, choice: ProviderChoice, cache_dir: Path | None
+    ) -> tuple[ort.InferenceSession, session_cache.CachePlan]:
+        plan = session_cache.plan_load(path, choice.name, choice.optimization_level, cache_dir)
+        options = session_options(choice, plan.level)
+        session_cache.configure(options, plan)
+        providers = list(choice.providers)
+        try:
+            session = ort.InferenceSession(str(plan.load_path), options, providers=providers)
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+            session_cache.discard(plan)
+            if plan.load_path != path or plan.save_dir is not None:
+                # A damaged cache entry, or ORT could not save the optimised copy: load as is.
+                if plan.entry is not None:
+                    shutil.rmtree(plan.entry, ignore_errors=True)
+                return OrtModel._open(path, choice, None)
+            raise ModelFolderError(str(path), f"ONNX Runtime could not load it ({exc})") from exc
+        session_cache.commit(plan)
+        return session, plan
 
     def close(self) -> None:
         """Drop the session so ONNX Runtime frees its memory."""

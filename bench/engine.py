@@ -1,0 +1,374 @@
+"""Engine benchmark: our pipeline against its ONNX floor, optimum and diffusers, same latents.
+
+    .venv/bin/python bench/engine.py                  # tiny model + SD 1.5 shape at 256x256
+    .venv/bin/python bench/engine.py --full           # also 512x512
+    .venv/bin/python bench/engine.py --levels         # ORT graph optimisation levels, SD 1.5 UNet
+
+Every implementation runs in its own fresh subprocess (so torch is never in our process, and
+one 3.4 GB model is resident at a time), with the same thread count, sampler, steps, cfg and
+starting latents. The first generation is a warm-up; the table reports the median of ``--runs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "models" / "tiny" / "sd-tiny"
+# build_tiny.py with --keep-diffusers; seeded, so the same weights as the committed ONNX.
+TINY_DIFFUSERS = Path("~/.cache/impasto/bench/tiny/diffusers/sd-tiny").expanduser()
+SD15 = Path("~/.cache/impasto/bench/sd15").expanduser()
+PROMPT, NEGATIVE = "a lighthouse on a cliff at dusk, oil painting", "blurry, low quality"
+IMPLEMENTATIONS = ("ours", "optimum", "diffusers")
+
+
+# ---------------------------------------------------------------- children (one per process)
+
+
+def _latents(size: int) -> Any:
+    import numpy as np
+
+    shape = (1, 4, size // 8, size // 8)
+    return np.random.default_rng(42).standard_normal(shape).astype(np.float32)
+
+
+def _timed_runs(run: Any, runs: int) -> list[float]:
+    run()  # warm-up: first-call allocations and kernel selection are not steady state
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def child_ours(args: argparse.Namespace) -> dict[str, Any]:
+    """Our engine; also the floor (time inside ONNX Runtime) of each run."""
+    from impasto.engine import GenerationParams, load_pipeline
+    from impasto.engine.providers import CPU, OPTIMIZATION_LEVEL, ProviderChoice
+
+    choice = ProviderChoice(
+        name=CPU,
+        providers=[(CPU, {})],
+        threads=args.threads,
+        optimization_level=OPTIMIZATION_LEVEL[CPU],
+    )
+    start = time.perf_counter()
+    pipe = load_pipeline(Path(args.onnx), choice)
+    load = time.perf_counter() - start
+    params = GenerationParams(
+        prompt=PROMPT,
+        negative_prompt=NEGATIVE,
+        width=args.size,
+        height=args.size,
+        steps=args.steps,
+        cfg_scale=args.cfg,
+        seed=1,
+        sampler=args.sampler,
+    )
+    latents = _latents(args.size)
+    floors: list[float] = []
+    parts: dict[str, list[float]] = {"text": [], "unet": [], "vae": []}
+
+    def run() -> None:
+        before = pipe.session_seconds
+        marks = [pipe.text_model.run_seconds, pipe.unet.model.run_seconds]
+        marks.append(pipe.vae.decoder.run_seconds)
+        pipe.generate(params, latents=latents)
+        floors.append(pipe.session_seconds - before)
+        parts["text"].append(pipe.text_model.run_seconds - marks[0])
+        parts["unet"].append(pipe.unet.model.run_seconds - marks[1])
+        parts["vae"].append(pipe.vae.decoder.run_seconds - marks[2])
+
+    times = _timed_runs(run, args.runs)
+    return {
+        "times": times,
+        "floor": floors[1:],
+        "parts": {k: statistics.median(v[1:] or v) for k, v in parts.items()},
+        "load": load,
+    }
+
+
+def _torch_scheduler(pipe: Any, sampler: str) -> None:
+    from diffusers import DDIMScheduler, EulerDiscreteScheduler
+
+    if sampler == "euler":
+        pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    else:  # SD's configs mean clip_sample False; DDIMScheduler's own default is True
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=False)
+
+
+def _torch_call(pipe: Any, args: argparse.Namespace) -> Any:
+    import torch
+
+    latents = torch.from_numpy(_latents(args.size))
+    return lambda: pipe(
+        prompt=PROMPT,
+        negative_prompt=NEGATIVE,
+        num_inference_steps=args.steps,
+        guidance_scale=args.cfg,
+        height=args.size,
+        width=args.size,
+        latents=latents,
+        output_type="pil",
+    )
+
+
+def child_optimum(args: argparse.Namespace) -> dict[str, Any]:
+    """optimum's ORTStableDiffusionPipeline on the same ONNX folder, its default optimisation."""
+    import onnxruntime as ort
+    import torch
+    from optimum.onnxruntime import ORTStableDiffusionPipeline
+
+    torch.set_num_threads(args.threads)  # its glue (scheduler, image processing) runs in torch
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    options.inter_op_num_threads = 1
+    start = time.perf_counter()
+    pipe = ORTStableDiffusionPipeline.from_pretrained(
+        args.onnx, provider="CPUExecutionProvider", session_options=options
+    )
+    load = time.perf_counter() - start
+    _torch_scheduler(pipe, args.sampler)
+    return {"times": _timed_runs(_torch_call(pipe, args), args.runs), "load": load}
+
+
+def child_diffusers(args: argparse.Namespace) -> dict[str, Any]:
+    """diffusers' PyTorch StableDiffusionPipeline (fp32, CPU) on the same weights."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    start = time.perf_counter()
+    pipe = StableDiffusionPipeline.from_pretrained(args.diffusers, safety_checker=None)
+    load = time.perf_counter() - start
+    pipe.set_progress_bar_config(disable=True)
+    _torch_scheduler(pipe, args.sampler)
+    return {"times": _timed_runs(_torch_call(pipe, args), args.runs), "load": load}
+
+
+def child_rss(args: argparse.Namespace) -> dict[str, Any]:
+    """Peak resident memory of a fresh process that loads the model and generates once."""
+    import resource
+
+    result = child_ours(argparse.Namespace(**{**vars(args), "runs": 0}))
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return {"peak_rss_mib": peak_kib / 1024, "load": result["load"]}
+
+
+def child_import(_: argparse.Namespace) -> dict[str, Any]:
+    """Idle engine import plus provider selection, timed from inside a fresh interpreter."""
+    start = time.perf_counter()
+    from impasto.engine import select_providers
+
+    imported = time.perf_counter()
+    choice = select_providers()
+    done = time.perf_counter()
+    return {"import": imported - start, "select": done - imported, "provider": choice.name}
+
+
+def child_level(args: argparse.Namespace) -> dict[str, Any]:
+    """One UNet session at one graph optimisation level: creation time and per-step time."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from impasto.engine.sessions import LEVELS
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = LEVELS[args.level]
+    options.intra_op_num_threads = args.threads
+    options.inter_op_num_threads = 1
+    if args.cache:  # writes the optimised graph, as the session cache does
+        options.optimized_model_filepath = args.cache
+        options.add_session_config_entry(
+            "session.optimized_model_external_initializers_file_name",
+            Path(args.cache).name + ".data",
+        )
+    path = str(Path(args.onnx) / "unet" / "model.onnx") if not args.model else args.model
+    start = time.perf_counter()
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    created = time.perf_counter() - start
+    side = args.size // 8
+    rng = np.random.default_rng(0)
+    feeds = {
+        "sample": rng.standard_normal((2, 4, side, side)).astype(np.float32),
+        "timestep": np.asarray(999.0, dtype=np.float32),
+        "encoder_hidden_states": rng.standard_normal((2, 77, 768)).astype(np.float32),
+    }
+    times = _timed_runs(lambda: session.run(None, feeds), args.runs)
+    return {"create": created, "times": times}
+
+
+CHILDREN = {
+    "level": child_level,
+    "ours": child_ours,
+    "optimum": child_optimum,
+    "diffusers": child_diffusers,
+    "rss": child_rss,
+    "import": child_import,
+}
+
+
+# ---------------------------------------------------------------- parent
+
+
+def spawn(kind: str, args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+    """Run one child in a fresh interpreter and return its JSON result (or an error)."""
+    argv = [sys.executable, __file__, "--child", kind]
+    for key, value in {**vars(args), **extra}.items():
+        if key in ("child", "full", "levels") or value is None or value is False:
+            continue
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    threads = str(args.threads)
+    env = os.environ | {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    start = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    wall = time.perf_counter() - start
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"error": " | ".join(tail) or f"exit {proc.returncode}"}
+    return json.loads(lines[-1]) | {"wall": wall}
+
+
+def _fmt(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds:8.3f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "n/a" if a is None or not b else f"{a / b:.3f}"
+
+
+def table(
+    name: str, onnx: Path, diffusers: Path | None, size: int, args: argparse.Namespace
+) -> None:
+    """Measure the three implementations for one model and size and print one table."""
+    results: dict[str, dict[str, Any]] = {}
+    for kind in IMPLEMENTATIONS:
+        if kind == "diffusers" and (diffusers is None or not diffusers.is_dir()):
+            results[kind] = {"error": f"no diffusers folder ({diffusers})"}
+            continue
+        results[kind] = spawn(kind, args, onnx=onnx, diffusers=diffusers, size=size)
+    medians = {
+        k: statistics.median(r["times"]) if "times" in r else None for k, r in results.items()
+    }
+    ours = results["ours"]
+    floor = statistics.median(ours["floor"]) if "floor" in ours else None
+    print(
+        f"\n### {name} {size}x{size}, {args.sampler}, {args.steps} steps, cfg {args.cfg}, "
+        f"{args.threads} threads, median of {args.runs}"
+    )
+    print("\n| | seconds | load s |\n|---|---:|---:|")
+    print(f"| floor (ONNX runs inside ours) | {_fmt(floor)} | |")
+    for kind in IMPLEMENTATIONS:
+        load = results[kind].get("load")
+        print(f"| {kind} | {_fmt(medians[kind])} | {_fmt(load)} |")
+    print(
+        f"\nours/floor {_ratio(medians['ours'], floor)} (target <= 1.03), "
+        f"ours/optimum {_ratio(medians['ours'], medians['optimum'])} (<= 1.0), "
+        f"ours/diffusers {_ratio(medians['ours'], medians['diffusers'])} (<= 0.67)"
+    )
+    if "parts" in ours:
+        parts = ", ".join(f"{k} {v:.3f} s" for k, v in ours["parts"].items())
+        print(f"ours inside ONNX Runtime: {parts}")
+    for kind, result in results.items():
+        if "times" in result:
+            spread = ", ".join(f"{t:.3f}" for t in result["times"])
+            print(f"{kind} runs: {spread}")
+        else:
+            print(f"{kind}: {result['error']}")
+
+
+def idle_and_memory(args: argparse.Namespace) -> None:
+    """Import + provider selection time, and a tiny generation's peak RSS."""
+    imp = spawn("import", args)
+    if "error" in imp:
+        print(f"\nimport: {imp['error']}")
+    else:
+        print(
+            f"\nengine import {imp['import']:.3f} s + provider selection {imp['select']:.3f} s "
+            f"= {imp['import'] + imp['select']:.3f} s ({imp['provider']}; fresh interpreter "
+            f"wall incl. Python start-up {imp['wall']:.3f} s; target < 1 s)"
+        )
+    rss = spawn("rss", args, onnx=TINY, size=args.tiny_size)
+    if "error" in rss:
+        print(f"rss: {rss['error']}")
+    else:
+        print(
+            f"peak RSS of a fresh process loading sd-tiny and generating one "
+            f"{args.tiny_size}x{args.tiny_size} image: {rss['peak_rss_mib']:.0f} MiB"
+        )
+
+
+def levels(args: argparse.Namespace) -> None:
+    """Print session creation and per-step time of the SD 1.5 UNet at each level (CPU)."""
+    print(
+        f"\n### ORT graph optimisation level, SD 1.5-shaped UNet fp32, batch 2, "
+        f"{args.size or 256}x{args.size or 256}, {args.threads} threads, median of {args.runs}"
+    )
+    print("\n| level | session creation s | per step s |\n|---|---:|---:|")
+    for level in ("disabled", "basic", "extended", "all"):
+        result = spawn("level", args, onnx=SD15 / "onnx", size=args.size or 256, level=level)
+        if "error" in result:
+            print(f"| {level} | {result['error']} | |")
+            continue
+        step = statistics.median(result["times"])
+        print(f"| {level} | {result['create']:.2f} | {step:.3f} |")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options; the child-only ones are hidden from --help."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="also 512x512 for SD 1.5 shape")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--cfg", type=float, default=7.0)
+    parser.add_argument("--sampler", choices=["euler", "ddim"], default="euler")
+    parser.add_argument("--threads", type=int, default=2, help="same for ORT and torch")
+    parser.add_argument("--tiny-size", type=int, default=256)
+    parser.add_argument("--models", default="tiny,sd15", help="comma list: tiny, sd15")
+    parser.add_argument("--levels", action="store_true", help="measure ORT graph levels")
+    parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
+    parser.add_argument("--onnx", help=argparse.SUPPRESS)
+    parser.add_argument("--diffusers", help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--level", help=argparse.SUPPRESS)
+    parser.add_argument("--cache", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print one table per model and size, then idle import time and peak RSS."""
+    args = parse(argv)
+    if args.child:
+        print(json.dumps(CHILDREN[args.child](args)))
+        return 0
+    if args.levels:
+        levels(args)
+        return 0
+    print(f"# Engine benchmark ({os.cpu_count()} CPUs, {sys.platform}, python {sys.version[:6]})")
+    models = args.models.split(",")
+    if "tiny" in models:
+        table("sd-tiny", TINY, TINY_DIFFUSERS, args.tiny_size, args)
+    if "sd15" in models:
+        if not (SD15 / "onnx" / "unet").is_dir():
+            print(f"\n{SD15} is missing: run python models/build_tiny.py --shape sd15")
+        else:
+            for size in (256, 512) if args.full else (256,):
+                table("SD 1.5 shape", SD15 / "onnx", SD15 / "diffusers", size, args)
+    idle_and_memory(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""AUTOMATIC1111 requests to Impasto jobs, and finished jobs to A1111's response and info JSON."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from PIL import Image, ImageFilter, ImageOps
+
+from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
+from impasto.api.compat.common import checked_request, decode_base64_image, parse_loras, upload
+from impasto.api.compat.errors import CompatError
+from impasto.api.compat.samplers_map import (
+    UnknownSamplerError,
+    sampler_label,
+    schedule_label,
+    to_impasto,
+)
+from impasto.services.compat import ResultImage, current_checkpoint, resolve_checkpoint
+from impasto.services.container import Services
+
+MAX_ITERATIONS = 100
+SEED_SPACE = 2**32
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The Impasto requests one A1111 request became, and what the response echoes."""
+
+    requests: list[dict[str, Any]]
+    prompt: str
+    negative_prompt: str
+    model: str
+    sampler: str
+    schedule: str
+    strength: float | None
+    inpaint: bool
+
+
+def _reject_unsupported(req: Txt2ImgRequest) -> None:
+    # Ignoring these would hand back a different picture than the client asked for.
+    if req.enable_hr:
+        raise CompatError(
+            422, "hires fix is not supported; send enable_hr false and the final size", "enable_hr"
+        )
+    if req.script_name:
+        raise CompatError(422, f"scripts are not supported ({req.script_name!r})", "script_name")
+
+
+def _model(services: Services, req: Txt2ImgRequest) -> str:
+    wanted = (req.override_settings or {}).get("sd_model_checkpoint")
+    if not wanted:
+        return current_checkpoint(services)
+    model = resolve_checkpoint(services, str(wanted))
+    if model is None:
+        names = ", ".join(m.id for m in services.catalog.list())
+        raise CompatError(
+            422, f"checkpoint {wanted!r} is not installed; installed: {names}", "override_settings"
+        )
+    return model
+
+
+def plan(services: Services, req: Txt2ImgRequest) -> Plan:
+    """Check the request and split it into one Impasto request per iteration (n_iter)."""
+    _reject_unsupported(req)
+    try:
+        choice = to_impasto(req.sampler_name or req.sampler_index or "Euler", req.scheduler)
+    except UnknownSamplerError as exc:
+        raise CompatError(422, str(exc), exc.field) from None
+    iterations = req.n_iter if req.n_iter is not None else 1
+    if not 1 <= iterations <= MAX_ITERATIONS:
+        raise CompatError(422, f"must be an integer between 1 and {MAX_ITERATIONS}", "n_iter")
+    prompt, loras = parse_loras(req.prompt or "")
+    batch = req.batch_size if req.batch_size is not None else 1
+    seed = req.seed if req.seed is not None else -1
+    if seed == -1 and iterations > 1:
+        # A1111 numbers every image of a task from one seed; pick it here so they stay in line.
+        seed = random.randrange(SEED_SPACE)
+    strength = None
+    if isinstance(req, Img2ImgRequest):
+        strength = req.denoising_strength if req.denoising_strength is not None else 0.75
+    base = checked_request(
+        {
+            "prompt": prompt,
+            "negative_prompt": req.negative_prompt or "",
+            "model": _model(services, req),
+            "loras": loras,
+            "width": req.width if req.width is not None else 512,
+            "height": req.height if req.height is not None else 512,
+            "steps": req.steps if req.steps is not None else 50,
+            "cfg_scale": req.cfg_scale if req.cfg_scale is not None else 7.0,
+            "seed": seed,
+            "batch_size": batch,
+            "sampler": choice.sampler,
+            "schedule": choice.schedule,
+            **({"strength": strength} if strength is not None else {}),
+        }
+    )
+    images = None
+    if isinstance(req, Img2ImgRequest):
+        images = prepare_images(services, req, base["width"], base["height"])
+    requests = []
+    for index in range(iterations):
+        offset_seed = seed if seed == -1 else (seed + index * batch) % SEED_SPACE
+        requests.append({**base, **(images or {}), "seed": offset_seed})
+    return Plan(
+        requests=requests,
+        prompt=req.prompt or "",
+        negative_prompt=req.negative_prompt or "",
+        model=base["model"],
+        sampler=choice.sampler,
+        schedule=choice.schedule,
+        strength=strength,
+        inpaint=bool(images and images.get("mask_image")),
+    )
+
+
+def _resize(image: Image.Image, mode: int, size: tuple[int, int]) -> Image.Image:
+    """A1111's resize modes: 0 stretch, 1 crop to fill, 2 fit and pad (3, latent, stretches)."""
+    if mode == 1:
+        return ImageOps.fit(image, size, Image.Resampling.LANCZOS)
+    if mode == 2:
+        return ImageOps.pad(image, size, Image.Resampling.LANCZOS)
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def prepare_images(
+    services: Services, req: Img2ImgRequest, width: int, height: int
+) -> dict[str, str]:
+    """Decode, resize, invert and blur the init image and mask; store them as uploads."""
+    if not req.init_images:
+        raise CompatError(422, "img2img needs at least one image in init_images", "init_images")
+    size = (width, height)
+    mode = req.resize_mode or 0
+    init = decode_base64_image(services, req.init_images[0], "init_images")
+    out = {"init_image": upload(services, _resize(init.convert("RGB"), mode, size))}
+    if req.mask:
+        mask = _resize(decode_base64_image(services, req.mask, "mask").convert("L"), mode, size)
+        if req.inpainting_mask_invert:
+            mask = ImageOps.invert(mask)
+        blur = req.mask_blur if req.mask_blur is not None else (req.mask_blur_x or 0)
+        if blur > 0:
+            mask = mask.filter(ImageFilter.GaussianBlur(blur))
+        out["mask_image"] = upload(services, mask)
+    return out
+
+
+def echo(req: Txt2ImgRequest) -> dict[str, Any]:
+    """The request as A1111 echoes it in ``parameters`` (init images and mask left out)."""
+    parameters: dict[str, Any] = msgspec.to_builtins(req)
+    if isinstance(req, Img2ImgRequest) and not req.include_init_images:
+        parameters["init_images"] = None
+        parameters["mask"] = None
+    return parameters
+
+
+def info_json(
+    services: Services, req: Txt2ImgRequest, plan: Plan, images: list[ResultImage]
+) -> str:
+    """The ``info`` JSON text A1111 clients parse (Processed.js() in A1111)."""
+    first = plan.requests[0]
+    seeds = [image.seed for image in images] or [first["seed"]]
+    count = max(len(images), 1)
+    extra: dict[str, Any] = {"Schedule type": schedule_label(plan.schedule)}
+    if plan.inpaint and isinstance(req, Img2ImgRequest):
+        extra["Mask blur"] = req.mask_blur if req.mask_blur is not None else req.mask_blur_x
+    info = {
+        "prompt": plan.prompt,
+        "all_prompts": [plan.prompt] * count,
+        "negative_prompt": plan.negative_prompt,
+        "all_negative_prompts": [plan.negative_prompt] * count,
+        "seed": seeds[0],
+        "all_seeds": seeds,
+        "subseed": req.subseed if req.subseed is not None else -1,
+        "all_subseeds": [req.subseed if req.subseed is not None else -1] * count,
+        "subseed_strength": req.subseed_strength or 0,
+        "width": first["width"],
+        "height": first["height"],
+        "sampler_name": sampler_label(plan.sampler),
+        "cfg_scale": first["cfg_scale"],
+        "steps": first["steps"],
+        "batch_size": first["batch_size"],
+        "restore_faces": False,
+        "face_restoration_model": None,
+        "sd_model_name": plan.model,
+        "sd_model_hash": None,
+        "sd_vae_name": None,
+        "sd_vae_hash": None,
+        "seed_resize_from_w": -1,
+        "seed_resize_from_h": -1,
+        "denoising_strength": plan.strength,
+        "extra_generation_params": extra,
+        "index_of_first_image": 0,
+        "infotexts": [image.infotext for image in images],
+        "styles": req.styles or [],
+        "job_timestamp": time.strftime("%Y%m%d%H%M%S"),
+        "clip_skip": 1,
+        "is_using_inpainting_conditioning": plan.inpaint and _is_inpaint_model(services, plan),
+        "version": f"impasto {services.version}",
+    }
+    return json.dumps(info, ensure_ascii=False)
+
+
+def _is_inpaint_model(services: Services, plan: Plan) -> bool:
+    model = services.catalog.get(plan.model)
+    return bool(model and model.inpaint)
+
+
+def png_info_parameters(parsed: dict[str, Any]) -> dict[str, Any]:
+    """Our parsed ``parameters`` under A1111's png-info keys ("Steps", "Size-1", ...), as text."""
+    keys = {
+        "steps": "Steps",
+        "sampler_name": "Sampler",
+        "schedule_type": "Schedule type",
+        "cfg_scale": "CFG scale",
+        "seed": "Seed",
+        "width": "Size-1",
+        "height": "Size-2",
+        "model": "Model",
+    }
+    out: dict[str, Any] = {
+        "Prompt": parsed.get("prompt", ""),
+        "Negative prompt": parsed.get("negative_prompt", ""),
+    }
+    for ours, theirs in keys.items():
+        value = parsed.get(ours)
+        if value is None:
+            continue
+        integral = isinstance(value, float) and value.is_integer()
+        out[theirs] = str(int(value)) if integral else str(value)
+    out.update(parsed.get("extra") or {})
+    return out

@@ -1,0 +1,94 @@
+"""Wire schemas of the AUTOMATIC1111 API, as its clients send and read them.
+
+Fields are optional with A1111's defaults, and unknown fields are ignored, because clients send
+whatever their A1111 version knows (hires fix, scripts, extensions); docs/compat.md says which
+fields Impasto honours.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from impasto.api.schemas import Schema
+
+
+class Txt2ImgRequest(Schema):
+    """StableDiffusionProcessingTxt2Img, the fields Impasto reads or checks."""
+
+    prompt: str | None = ""
+    negative_prompt: str | None = ""
+    styles: list[str] | None = None
+    seed: int | None = -1
+    subseed: int | None = -1
+    subseed_strength: float | None = 0.0
+    sampler_name: str | None = None
+    sampler_index: str | None = None
+    scheduler: str | None = None
+    batch_size: int | None = 1
+    n_iter: int | None = 1
+    steps: int | None = 50
+    cfg_scale: float | None = 7.0
+    width: int | None = 512
+    height: int | None = 512
+    restore_faces: bool | None = None
+    tiling: bool | None = None
+    denoising_strength: float | None = None
+    override_settings: dict[str, Any] | None = None
+    override_settings_restore_afterwards: bool | None = True
+    enable_hr: bool | None = False
+    script_name: str | None = None
+    script_args: list[Any] | None = None
+    send_images: bool | None = True
+    save_images: bool | None = False
+    alwayson_scripts: dict[str, Any] | None = None
+
+
+class Img2ImgRequest(Txt2ImgRequest):
+    """StableDiffusionProcessingImg2Img: txt2img plus init images and the inpainting mask."""
+
+    init_images: list[str] | None = None
+    resize_mode: int | None = 0
+    mask: str | None = None
+    mask_blur: int | None = None
+    mask_blur_x: int | None = 4
+    mask_blur_y: int | None = 4
+    inpainting_fill: int | None = 0
+    inpaint_full_res: bool | int | None = True
+    inpaint_full_res_padding: int | None = 0
+    inpainting_mask_invert: int | None = 0
+    initial_noise_multiplier: float | None = None
+    image_cfg_scale: float | None = None
+    include_init_images: bool | None = False
+
+
+class GenerationResponse(Schema):
+    """What txt2img and img2img return: base64 PNGs, the request echoed, the info JSON text."""
+
+    images: list[str]
+    parameters: dict[str, Any]
+    info: str
+
+
+class ProgressResponse(Schema):
+    """GET /sdapi/v1/progress."""
+
+    progress: float
+    eta_relative: float
+    state: dict[str, Any]
+    current_image: str | None = None
+    textinfo: str | None = None
+    current_task: str | None = None
+
+
+class PngInfoRequest(Schema):
+    """POST /sdapi/v1/png-info: a base64 image or data URL."""
+
+    image: str
+
+
+class PngInfoResponse(Schema):
+    """The ``parameters`` text, the other text chunks, and the parsed generation parameters."""
+
+    info: str
+    items: dict[str, Any]
+    parameters: dict[str, Any]

@@ -1,0 +1,67 @@
+"""What both compatible APIs need: LoRA tags, request checks, image decoding and uploads."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any
+
+import msgspec
+from PIL import Image
+
+from impasto.api.schemas import FIELD_RULES, GenerateRequest
+from impasto.services.container import Services
+from impasto.services.errors import FieldError
+from impasto.services.images import decode_image
+
+# A1111's extra-network syntax: <lora:name>, <lora:name:weight>, <lora:name:te:unet>.
+LORA_TAG = re.compile(r"<(?:lora|lyco):([^:>]+)(?::([^:>]*))?(?::[^>]*)?>", re.IGNORECASE)
+_PATH = re.compile(r"\$\.(\w+)")
+# The native API insists on a prompt; A1111 and the engine accept an empty one.
+_EMPTY_PROMPT_STANDIN = " "
+
+
+def parse_loras(prompt: str) -> tuple[str, list[dict[str, Any]]]:
+    """Take ``<lora:name:weight>`` tags out of a prompt; return the prompt and the LoRA list."""
+    loras: list[dict[str, Any]] = []
+    for match in LORA_TAG.finditer(prompt):
+        name, weight = match.group(1).strip(), (match.group(2) or "").strip()
+        try:
+            value = float(weight) if weight else 1.0
+        except ValueError:
+            raise FieldError("prompt", f"the weight in {match.group(0)} must be a number") from None
+        loras.append({"name": name, "weight": value})
+    cleaned = re.sub(r"[ \t]{2,}", " ", LORA_TAG.sub("", prompt)).strip()
+    return cleaned, loras
+
+
+def checked_request(fields: dict[str, Any]) -> dict[str, Any]:
+    """Check ``fields`` against the native GenerateRequest rules; return the full request."""
+    prompt = fields.get("prompt") or ""
+    candidate = {**fields, "prompt": prompt or _EMPTY_PROMPT_STANDIN}
+    try:
+        request = msgspec.convert(candidate, GenerateRequest)
+    except msgspec.ValidationError as exc:
+        match = _PATH.search(str(exc))
+        field = match.group(1) if match else "body"
+        raise FieldError(field, FIELD_RULES.get(field, str(exc).split(" - at ")[0])) from None
+    checked = msgspec.to_builtins(request)
+    checked["prompt"] = prompt
+    return dict(checked)
+
+
+def decode_base64_image(services: Services, value: str, field: str) -> Image.Image:
+    """A base64 string or data URL as a decoded PNG, JPEG or WebP image."""
+    raw = value.split(",", 1)[1] if value.startswith("data:") else value
+    try:
+        data = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise FieldError(field, "must be a base64 encoded image or a data: URL") from None
+    return decode_image(data, field, services.uploads.max_bytes)
+
+
+def upload(services: Services, image: Image.Image) -> str:
+    """Store an image as an upload and return the ``upload:<id>`` a request can name."""
+    upload_id, _ = services.uploads.save_image(image)
+    return f"upload:{upload_id}"

@@ -1,0 +1,164 @@
+"""Error bodies in the dialect each compatible API's clients parse.
+
+AUTOMATIC1111 answers bad request bodies as FastAPI does (422, ``{"detail": [{"loc", "msg",
+"type"}]}``) and every other failure with ``{"error", "detail", "body", "errors"}``; OpenAI
+answers ``{"error": {"message", "type", "param", "code"}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from impasto.api.schemas import FIELD_RULES
+from impasto.services.errors import (
+    ConflictError,
+    FieldError,
+    NotFoundError,
+    QueueFullError,
+    ServiceError,
+)
+
+log = logging.getLogger("impasto.api.compat")
+_PATH = re.compile(r"`\$\.([A-Za-z_][\w.\[\]]*)`")
+
+
+class CompatError(Exception):
+    """A failure with an HTTP status that the compat handlers turn into their dialect."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+def validation_items(exc: ValidationException) -> list[tuple[str, str]]:
+    """(field, message) pairs of a request body Litestar could not decode."""
+    items = exc.extra if isinstance(exc.extra, list) else []
+    out: list[tuple[str, str]] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        message = str(item.get("message", ""))
+        match = _PATH.search(message)
+        field = str(item.get("key") or (match.group(1) if match else "body"))
+        leaf = re.sub(r"\[\d+\]", "", field).rsplit(".", 1)[-1]
+        out.append((field, FIELD_RULES.get(leaf) or message.split(" - at ")[0]))
+    return out or [("body", str(exc.detail))]
+
+
+def _status(exc: ServiceError) -> int:
+    if isinstance(exc, FieldError):
+        return 422
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, ConflictError):
+        return 409
+    if isinstance(exc, QueueFullError):
+        return 429
+    return 400
+
+
+# --- AUTOMATIC1111 -------------------------------------------------------------------------
+
+
+def _a1111_error(status: int, kind: str, message: str) -> Response[Any]:
+    body = {"error": kind, "detail": message, "body": "", "errors": message}
+    return Response(body, status_code=status)
+
+
+def _a1111_invalid(pairs: list[tuple[str, str]]) -> Response[Any]:
+    detail = [{"loc": ["body", f], "msg": m, "type": "value_error"} for f, m in pairs]
+    return Response({"detail": detail}, status_code=422)
+
+
+def _a1111_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    return _a1111_invalid(validation_items(exc))
+
+
+def _a1111_service(request: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
+    if isinstance(exc, FieldError):
+        # LoRAs come from <lora:...> tags, so the prompt is what the user has to fix.
+        field = "prompt" if exc.field == "loras" else exc.field
+        return _a1111_invalid([(field, exc.message)])
+    return _a1111_error(_status(exc), type(exc).__name__, str(exc))
+
+
+def _a1111_compat(request: Request[Any, Any, Any], exc: CompatError) -> Response[Any]:
+    if exc.status == 422 and exc.field:
+        return _a1111_invalid([(exc.field, exc.message)])
+    return _a1111_error(exc.status, "HTTPException", exc.message)
+
+
+def _a1111_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    return _a1111_error(exc.status_code, "HTTPException", str(exc.detail))
+
+
+def _a1111_internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _a1111_error(500, type(exc).__name__, "internal error; the daemon log has the details")
+
+
+A1111_HANDLERS: dict[Any, Any] = {
+    ValidationException: _a1111_validation,
+    ServiceError: _a1111_service,
+    CompatError: _a1111_compat,
+    HTTPException: _a1111_http,
+    Exception: _a1111_internal,
+}
+
+
+# --- OpenAI --------------------------------------------------------------------------------
+
+_OPENAI_TYPES = {401: "authentication_error", 429: "rate_limit_error"}
+
+
+def openai_error(
+    status: int, message: str, param: str | None = None, code: str | None = None
+) -> Response[Any]:
+    """An OpenAI error body; 5xx are server_error, 4xx invalid_request_error unless named."""
+    kind = "server_error" if status >= 500 else _OPENAI_TYPES.get(status, "invalid_request_error")
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return Response(body, status_code=status)
+
+
+def _openai_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    pairs = validation_items(exc)
+    message = "; ".join(f"{f}: {m}" for f, m in pairs)
+    return openai_error(400, message, pairs[0][0], "invalid_value")
+
+
+def _openai_service(request: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
+    if isinstance(exc, FieldError):
+        return openai_error(400, str(exc), exc.field, "invalid_value")
+    status = _status(exc)
+    code = {404: "not_found", 409: "conflict", 429: "rate_limit_exceeded"}.get(status)
+    return openai_error(status, str(exc), None, code)
+
+
+def _openai_compat(request: Request[Any, Any, Any], exc: CompatError) -> Response[Any]:
+    status = 400 if exc.status == 422 else exc.status
+    return openai_error(status, exc.message, exc.field, "invalid_value" if exc.field else None)
+
+
+def _openai_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    return openai_error(exc.status_code, str(exc.detail))
+
+
+def _openai_internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return openai_error(500, "internal error; the daemon log has the details")
+
+
+OPENAI_HANDLERS: dict[Any, Any] = {
+    ValidationException: _openai_validation,
+    ServiceError: _openai_service,
+    CompatError: _openai_compat,
+    HTTPException: _openai_http,
+    Exception: _openai_internal,
+}
