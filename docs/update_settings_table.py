@@ -1,4 +1,4 @@
-"""Rewrite the settings table in docs/configuration.md from impasto.settings (from the repo root)."""
+"""Rewrite the settings table of docs/configuration.md from impasto.settings."""
 
 import re
 from pathlib import Path

@@ -13,6 +13,7 @@ from typing import Any
 from PIL import Image
 
 from impasto.services.container import Services
+from impasto.services.errors import ServiceError
 from impasto.services.jobs import FINISHED
 from impasto.services.outputs import read_png_metadata
 
@@ -70,11 +71,21 @@ def current_checkpoint(services: Services) -> str:
     return compat_state(services).checkpoint or services.settings.default_model
 
 
-def submit_all(services: Services, requests: list[dict[str, Any]]) -> list[Any]:
-    """Queue one Impasto job per request (never bypassing the queue); track them as one task."""
-    jobs = [services.jobs.submit(request)[0] for request in requests]
-    compat_state(services).track([job.id for job in jobs])
-    return jobs
+async def submit_all(services: Services, requests: list[dict[str, Any]]) -> list[str]:
+    """Queue one Impasto job per request (never bypassing the queue); track them as one task.
+
+    If one is refused (a full queue), the ones already queued are cancelled: all or nothing.
+    """
+    job_ids: list[str] = []
+    try:
+        for request in requests:
+            job_ids.append(services.jobs.submit(request)[0].id)
+    except ServiceError:
+        for job_id in job_ids:
+            await services.jobs.cancel(job_id)
+        raise
+    compat_state(services).track(job_ids)
+    return job_ids
 
 
 async def await_job(services: Services, job_id: str) -> Any:
@@ -154,7 +165,7 @@ def progress(services: Services) -> ProgressSnapshot:
         return ProgressSnapshot(len(active), None, 0, 0, None, None)
     job = running[0]
     total = job.total_steps or job.request.get("steps", 0)
-    preview = getattr(services.jobs, "previews", {}).get(job.id)
+    preview = services.jobs.previews.get(job.id)
     return ProgressSnapshot(len(active), job.id, job.current_step, total, job.started_at, preview)
 
 
