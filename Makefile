@@ -13,12 +13,14 @@ PIP := $(PY) -m pip
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
+	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install -q -e .
 	touch $@
 
-$(VENV)/.dev-installed: pyproject.toml $(VENV)/.installed
+$(VENV)/.dev-installed: pyproject.toml $(VENV)/.installed $(wildcard plugins/*/pyproject.toml)
 	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q --no-build-isolation --no-deps -e plugins/impasto-upscale \
+		-e plugins/impasto-styles -e plugins/impasto-watermark
 	touch $@
 
 ## run: create .venv, install, start the daemon on the bundled tiny model and print its URL

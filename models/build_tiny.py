@@ -34,6 +34,8 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from clip_bpe import write_clip_files
 from fp16 import convert_folder_to_fp16
+from tiny_adapters import ADAPTERS_ROOT, build_adapters
+from tiny_families import FAMILIES, FamilyVariant, build_sd, build_sdxl
 
 SEED = 0
 TINY_ROOT = Path(__file__).resolve().parent / "tiny"
@@ -227,6 +229,30 @@ def build_tiny(variant: Variant, out_root: Path, keep_diffusers: Path | None) ->
     return out_root / variant.name
 
 
+def build_family_pipeline(variant: FamilyVariant, work: Path) -> Any:
+    """A seeded tiny pipeline of another family (see tiny_families.py)."""
+
+    def tokenizer(pad: str, folder: Path) -> CLIPTokenizer:
+        return make_tokenizer(Variant(variant.name, pad_token=pad), folder, None)
+
+    def config(act: str, tok: CLIPTokenizer) -> CLIPTextConfig:
+        return text_config(Variant(variant.name, hidden_act=act), tok, full=False)
+
+    builder = build_sdxl if variant.kind.startswith("sdxl") else build_sd
+    return builder(variant.kind, tokenizer, lambda: make_vae(False), config, work)
+
+
+def build_family(variant: FamilyVariant, out_root: Path, keep_diffusers: Path | None) -> Path:
+    """Build and export one tiny folder of another family into `out_root/NAME`."""
+    with tempfile.TemporaryDirectory(prefix="impasto-tiny-") as tmp:
+        work = Path(tmp)
+        diffusers_dir = (keep_diffusers or work) / variant.name
+        build_family_pipeline(variant, work).save_pretrained(diffusers_dir)
+        export_onnx(diffusers_dir, out_root / variant.name, variant.task, validate=True)
+    scrub_source_paths(out_root / variant.name, variant.name)
+    return out_root / variant.name
+
+
 def build_sd15(out: Path) -> None:
     """Build full-size SD-1.5-shaped weights as `out/diffusers` and `out/onnx`."""
     variant = Variant("sd15")
@@ -243,7 +269,9 @@ def build_sd15(out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=[*TINY, "sd-tiny-fp16"], help="build one tiny folder")
+    parser.add_argument(
+        "--only", choices=[*TINY, "sd-tiny-fp16", *FAMILIES, "adapters"], help="build one"
+    )
     parser.add_argument("--shape", choices=["tiny", "sd15"], default="tiny")
     parser.add_argument("--out", type=Path, help="output folder (default: models/tiny or cache)")
     parser.add_argument("--keep-diffusers", type=Path, help="also keep tiny diffusers folders")
@@ -253,9 +281,13 @@ def main(argv: list[str] | None = None) -> int:
         build_sd15((args.out or SD15_CACHE).expanduser())
     else:
         out_root = args.out or TINY_ROOT
-        names = [args.only] if args.only else [*TINY, "sd-tiny-fp16"]
+        names = [args.only] if args.only else [*TINY, "sd-tiny-fp16", *FAMILIES, "adapters"]
         for name in names:
-            if name == "sd-tiny-fp16":
+            if name == "adapters":
+                build_adapters(out_root / ADAPTERS_ROOT, build_pipeline, TINY["sd-tiny"])
+            elif name in FAMILIES:
+                build_family(FAMILIES[name], out_root, args.keep_diffusers)
+            elif name == "sd-tiny-fp16":
                 source = out_root / "sd-tiny"
                 if not source.exists():
                     build_tiny(TINY["sd-tiny"], out_root, args.keep_diffusers)

@@ -20,7 +20,7 @@ def test_precedence_defaults_file_env_cli(tmp_path: Path) -> None:
     env = {"IMPASTO_PORT": "9002", "IMPASTO_KEEP_ALIVE": "30"}
     loaded = load_settings({"port": 9003}, env=env, config_path=config)
     s = loaded.settings
-    assert (s.port, s.keep_alive, s.host, s.workers) == (9003, 30.0, "127.0.0.1", 1)
+    assert (s.port, s.keep_alive, s.host, s.workers) == (9003, 30.0, "127.0.0.1", 0)
     assert loaded.sources["port"] == "command line"
     assert loaded.sources["keep_alive"] == "environment"
     assert loaded.sources["host"].startswith("config file")

@@ -17,12 +17,17 @@ import httpx
 
 from impasto import __version__, discovery
 from impasto.api.app import create_app
+from impasto.api.routes.plugins import plugin_routers
 from impasto.api.security import LOOPBACK_NAMES, mark_transport
 from impasto.paths import Paths, resolve_paths
+from impasto.plugins import AppContext
+from impasto.plugins.manager import PluginHost, build_plugin_manager, read_plugin_config
 from impasto.services.container import Services
 from impasto.services.events import EventBus
 from impasto.services.images import UploadStore
+from impasto.services.installs import Installer, InstallOptions
 from impasto.services.jobs import JobOptions, JobService
+from impasto.services.manager import ModelManager
 from impasto.services.models import ModelCatalog
 from impasto.services.outputs import remove_stale_temp_files
 from impasto.services.supervisor import Supervisor
@@ -31,6 +36,7 @@ from impasto.settings import LoadedSettings, Settings
 from impasto.store.db import open_database
 from impasto.store.events import EventLog
 from impasto.store.jobs import JobStore
+from impasto.store.models import ModelStore
 
 log = logging.getLogger("impasto.server")
 
@@ -84,11 +90,12 @@ def worker_count(settings: Settings, gpu_count: int | None = None) -> int:
     return max(1, found)
 
 
-def build_services(settings: Settings, paths: Paths) -> Services:
+def build_services(settings: Settings, paths: Paths, plugins: PluginHost | None = None) -> Services:
     db = open_database(paths.database)
     store = JobStore(db)
     bus = EventBus(EventLog(db))
-    catalog = ModelCatalog(paths.models_dir)
+    model_store = ModelStore(db)
+    catalog = ModelCatalog(paths.models_dir, store=model_store)
     uploads = UploadStore(paths.uploads_dir, settings.max_upload_size)
     options = JobOptions(
         output_dir=paths.output_dir,
@@ -99,13 +106,27 @@ def build_services(settings: Settings, paths: Paths) -> Services:
         keep_alive=settings.keep_alive,
     )
     jobs = JobService(store, bus, catalog, uploads, options)
+    jobs.plugins = plugins
     worker_args = ["--provider", settings.provider]
+    worker_args += ["--data-dir", str(paths.data_dir), "--models-dir", str(paths.models_dir)]
     if settings.enable_tensorrt:
         worker_args.append("--enable-tensorrt")
     supervisor = Supervisor(
         jobs, count=worker_count(settings), worker_args=worker_args, log_dir=paths.log_dir
     )
     jobs.supervisor = supervisor
+    install_options = InstallOptions(
+        models_dir=paths.models_dir,
+        staging_dir=paths.temp_dir / "installs",
+        max_file_size=settings.max_file_size,
+        hf_endpoint=settings.hf_endpoint,
+        hf_token=settings.hf_token,
+        catalog_file=settings.model_catalog,
+    )
+    installer = Installer(model_store, catalog, bus, install_options)
+    manager = ModelManager(
+        catalog, model_store, installer, jobs, bus, supervisor, settings.keep_alive
+    )
     return Services(
         settings=settings,
         paths=paths,
@@ -116,6 +137,8 @@ def build_services(settings: Settings, paths: Paths) -> Services:
         supervisor=supervisor,
         version=__version__,
         extra={"db": db},
+        plugins=plugins,
+        models=manager,
     )
 
 
@@ -134,23 +157,36 @@ async def _wait_listening(host: str, port: int, sock: Path | None, timeout: floa
     raise StartupError(f"the server did not start listening on {host}:{port}")
 
 
-async def run_daemon(settings: Settings, paths: Paths) -> int:
+async def run_daemon(
+    settings: Settings, paths: Paths, plugin_config: dict[str, dict[str, Any]] | None = None
+) -> int:
     from granian.constants import Interfaces
     from granian.server.embed import Server
 
-    services = build_services(settings, paths)
+    from impasto.engine.schedulers import register_sampler
+
+    plugins = build_plugin_manager(
+        data_dir=paths.data_dir, models_dir=paths.models_dir, config=plugin_config
+    )
+    plugins.register_samplers(register_sampler)
+    services = build_services(settings, paths, plugins)
+    plugins.startup(AppContext(settings=settings, paths=paths, services=services))
     store = services.jobs.store
     for job_id in store.requeue_orphans():
         services.bus.publish(
             "queued", job_id, {"position": store.position(job_id), "retry": "daemon restarted"}
         )
+    assert services.models is not None
+    resumed = services.models.installer.resume()
+    if resumed:
+        log.info("resuming %d unfinished model install(s)", len(resumed))
     removed = remove_stale_temp_files(paths.output_dir)
     if removed:
         log.info("removed %d partial files left by a crash", removed)
 
     host = _bind_host(settings)
     port = settings.port or _free_port(host)
-    app = create_app(services)
+    app = create_app(services, extra_routers=plugin_routers(plugins))
     servers = [Server(app, address=host, port=port, interface=Interfaces.ASGINL, log_enabled=False)]
     use_socket = settings.socket and sys.platform != "win32"
     if use_socket:
@@ -201,7 +237,9 @@ async def run_daemon(settings: Settings, paths: Paths) -> int:
         watchers.append(asyncio.create_task(_parent_gone(int(parent))))
     await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
     log.info("shutting down")
+    await services.models.installer.stop()
     await services.supervisor.stop()
+    plugins.shutdown()
     services.bus.close_all()
     for pipe_server in pipe_servers:
         pipe_server.close()
@@ -240,7 +278,8 @@ def serve(loaded: LoadedSettings) -> int:
         paths.create()
         configure_logging(settings, paths)
         check_single_instance(paths)
-        return asyncio.run(run_daemon(settings, paths))
+        plugin_config = read_plugin_config(loaded.config_path)
+        return asyncio.run(run_daemon(settings, paths, plugin_config))
     except StartupError as exc:
         print(f"impasto: {exc}", file=sys.stderr)
         return 1

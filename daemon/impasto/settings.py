@@ -67,6 +67,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     enable_tensorrt: Annotated[bool, _doc("Let 'auto' pick TensorRT when it is available.")] = False
     preview_every: Annotated[int, _doc("Send a preview image every N sampler steps (0 = off).")] = 2
     log_level: Annotated[str, _doc("Logging level: debug, info, warning or error.")] = "info"
+    hf_token: Annotated[
+        str, _doc("Hugging Face token for private or gated repos (else HF_TOKEN).")
+    ] = ""
+    hf_endpoint: Annotated[
+        str, _doc("Hugging Face Hub URL; empty means HF_ENDPOINT or https://huggingface.co.")
+    ] = ""
+    model_catalog: Annotated[
+        str, _doc("TOML file of installable short names; empty means the built-in catalog.")
+    ] = ""
 
 
 def field_docs() -> dict[str, str]:

@@ -11,6 +11,7 @@ import pytest
 from impasto.engine import EngineError, select_providers
 from impasto.engine.providers import (
     CPU,
+    OPTIMIZATION_LEVEL,
     SystemEnvironment,
     physical_cores,
     probe_model_bytes,
@@ -64,7 +65,7 @@ def test_tensorrt_is_first_when_enabled() -> None:
 def test_cuda_without_a_gpu_is_rejected_with_the_driver_reason() -> None:
     env = FakeEnvironment([CUDA, CPU], gpus=0)
     choice = select_providers(env=env)
-    assert choice.name == CPU and choice.optimization_level == "basic"
+    assert choice.name == CPU and choice.optimization_level == OPTIMIZATION_LEVEL[CPU]
     assert (CUDA, "no NVIDIA driver found (fake)") in choice.rejected
     assert (DML, "not in this onnxruntime build") in choice.rejected
     assert [CUDA, CPU] not in env.probed  # no GPU: not even probed

@@ -12,10 +12,13 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
+from impasto.api.compat import compat_routers
 from impasto.api.errors import EXCEPTION_HANDLERS
 from impasto.api.routes.events import EventsController
 from impasto.api.routes.generate import GenerateController
 from impasto.api.routes.images import ImagesController
+from impasto.api.routes.models import ModelsController
+from impasto.api.routes.plugins import PluginsController
 from impasto.api.routes.queue import HistoryController, QueueController
 from impasto.api.routes.system import SystemController
 from impasto.api.security import Authenticator, Policy, SecurityMiddleware
@@ -41,7 +44,9 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
             HistoryController,
             ImagesController,
             SystemController,
+            ModelsController,
             EventsController,
+            PluginsController,
         ],
     )
     docs_router = create_static_files_router(
@@ -64,7 +69,7 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
         favicon="<link rel='icon' type='image/png' href='/schema-assets/favicon-32x32.png'>",
     )
     return Litestar(
-        route_handlers=[api, docs_router, *(extra_routers or []), ui_router],
+        route_handlers=[api, docs_router, *compat_routers(), *(extra_routers or []), ui_router],
         state=State({"services": services}),
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=middleware,

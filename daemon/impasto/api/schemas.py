@@ -27,6 +27,8 @@ FIELD_RULES: dict[str, str] = {
     "schedule": "must be one of default, karras, exponential",
     "weight": "must be a number between -2 and 2",
     "limit": "must be an integer between 1 and 200",
+    "vae": "must be the name of a VAE folder installed in the models folder's vae/",
+    "clip_skip": "must be an integer between 1 and 12",
 }
 
 
@@ -60,6 +62,11 @@ class GenerateRequest(Schema):
     init_image: str | None = None
     mask_image: str | None = None
     strength: Annotated[float, Meta(ge=0, le=1)] = 0.75
+    vae: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    clip_skip: Annotated[int, Meta(ge=1, le=12)] = 1
+    plugins: Annotated[
+        dict[str, Any], Meta(description="Options for plugins, by plugin name (docs/plugins.md)")
+    ] = msgspec.field(default_factory=dict)
 
 
 class QueuedResponse(Schema):

@@ -13,6 +13,7 @@ import httpx
 
 from impasto.client import core
 from impasto.client.errors import StreamError
+from impasto.client.plugins import PluginInfo, list_plugins, set_plugin_enabled
 from impasto.client.sync import client_options, endpoint_for
 from impasto.client.transport import async_transport
 from impasto.client.types import (
@@ -129,6 +130,14 @@ class AsyncClient:
     async def resume(self) -> bool:
         """Start jobs again; returns the paused flag."""
         return await self._call(core.resume())
+
+    async def plugins(self) -> list[PluginInfo]:
+        """The installed plugins, enabled or not, with any load error."""
+        return await self._call(list_plugins())
+
+    async def set_plugin_enabled(self, name: str, enabled: bool) -> PluginInfo:
+        """Enable or disable a plugin; it applies from the next job."""
+        return await self._call(set_plugin_enabled(name, enabled))
 
     async def history(
         self,

@@ -11,8 +11,10 @@ from typing import Any, TypeVar
 import httpx
 
 from impasto.client import core
+from impasto.client import models as models_api
 from impasto.client.discovery import Endpoint, resolve_endpoint
 from impasto.client.errors import StreamError
+from impasto.client.plugins import PluginInfo, list_plugins, set_plugin_enabled
 from impasto.client.transport import sync_transport
 from impasto.client.types import (
     Event,
@@ -109,6 +111,42 @@ class Client:
         """The installed models."""
         return self._call(core.models())
 
+    def model_details(self) -> list[models_api.ModelDetail]:
+        """Every installed model with its source, hash and license."""
+        return self._call(models_api.model_list())
+
+    def model(self, model_id: str) -> models_api.ModelDetail:
+        """One installed model with its source, hash and license."""
+        return self._call(models_api.model(model_id))
+
+    def install_model(self, source: str, **options: Any) -> models_api.InstallStatus:
+        """Start installing a catalog name, hub repo id, URL or path; returns the task."""
+        return self._call(models_api.install(source, **options))
+
+    def install_status(self, install_id: str) -> models_api.InstallStatus:
+        """One install task and its progress."""
+        return self._call(models_api.install_status(install_id))
+
+    def installs(self) -> list[models_api.InstallStatus]:
+        """Running and recent installs."""
+        return self._call(models_api.installs())
+
+    def cancel_install(self, install_id: str) -> models_api.InstallStatus:
+        """Cancel a running install."""
+        return self._call(models_api.cancel_install(install_id))
+
+    def remove_model(self, model_id: str, force: bool = False) -> models_api.ModelDetail:
+        """Delete an installed model (refused while jobs use it unless ``force``)."""
+        return self._call(models_api.remove(model_id, force))
+
+    def loaded_models(self) -> list[models_api.LoadedModel]:
+        """What the workers hold and until when."""
+        return self._call(models_api.loaded())
+
+    def load_model(self, model_id: str, unload: bool = False) -> int:
+        """Load (or unload) a model in every worker; returns how many workers were told."""
+        return self._call(models_api.load(model_id, unload))
+
     def samplers(self) -> list[SamplerInfo]:
         """The samplers and their schedules."""
         return self._call(core.samplers())
@@ -151,6 +189,14 @@ class Client:
     def resume(self) -> bool:
         """Start jobs again; returns the paused flag."""
         return self._call(core.resume())
+
+    def plugins(self) -> list[PluginInfo]:
+        """The installed plugins, enabled or not, with any load error."""
+        return self._call(list_plugins())
+
+    def set_plugin_enabled(self, name: str, enabled: bool) -> PluginInfo:
+        """Enable or disable a plugin; it applies from the next job."""
+        return self._call(set_plugin_enabled(name, enabled))
 
     def history(
         self,

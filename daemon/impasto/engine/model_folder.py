@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,12 @@ class ModelFolder:
     vae_scaling_factor: float
     unet_config: dict[str, Any]
     pad_token: str | None
+    text_encoder_2: Path | None = None  # SDXL's second (pooled) text encoder
+    tokenizer_2_dir: Path | None = None
+    pad_token_2: str | None = None
+    model_index: dict[str, Any] = field(default_factory=dict)
+    scheduler_class: str = ""
+    text_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -103,13 +109,15 @@ def open_model_folder(root: Path) -> ModelFolder:
     root = Path(root)
     if not root.is_dir():
         raise ModelFolderError(str(root), "is not a directory")
-    _read_json(root / "model_index.json")
+    model_index = _read_json(root / "model_index.json")
     text_encoder = _component(root, "text_encoder", required=True)
     unet = _component(root, "unet", required=True)
     vae_decoder = _component(root, "vae_decoder", required=True)
     vae_encoder = _component(root, "vae_encoder", required=False)
     taesd_decoder = _component(root, "taesd_decoder", required=False)
     assert text_encoder and unet and vae_decoder  # required=True raised otherwise
+    text_encoder_2 = _component(root, "text_encoder_2", required=False)
+    tokenizer_2_dir = root / "tokenizer_2" if text_encoder_2 else None
 
     tokenizer_dir = root / "tokenizer"
     for name in TOKENIZER_FILES:
@@ -118,6 +126,12 @@ def open_model_folder(root: Path) -> ModelFolder:
                 str(tokenizer_dir / name), "missing; the CLIP tokenizer needs it"
             )
 
+    if tokenizer_2_dir is not None:
+        for name in TOKENIZER_FILES:
+            if not (tokenizer_2_dir / name).is_file():
+                raise ModelFolderError(
+                    str(tokenizer_2_dir / name), "missing; SDXL's second tokenizer needs it"
+                )
     scheduler_data = _read_json(root / "scheduler" / "scheduler_config.json")
     try:
         scheduler = SchedulerConfig.from_dict(scheduler_data)
@@ -146,4 +160,35 @@ def open_model_folder(root: Path) -> ModelFolder:
         vae_scaling_factor=float(scaling),
         unet_config=_optional_json(root / "unet" / "config.json"),
         pad_token=_pad_token(tokenizer_dir),
+        text_encoder_2=text_encoder_2,
+        tokenizer_2_dir=tokenizer_2_dir,
+        pad_token_2=_pad_token(tokenizer_2_dir) if tokenizer_2_dir else None,
+        model_index=model_index,
+        scheduler_class=str(scheduler_data.get("_class_name", "")),
+        text_config=_optional_json(root / "text_encoder" / "config.json"),
     )
+
+
+@dataclass(frozen=True)
+class VaeFolder:
+    """An installed VAE: ``vae_decoder/`` (and optionally ``vae_encoder/``) in optimum's layout."""
+
+    root: Path
+    decoder: Path
+    encoder: Path | None
+    scaling_factor: float
+
+
+def open_vae_folder(root: Path) -> VaeFolder:
+    """Check a VAE folder for a per-request swap; raise ModelFolderError naming the bad file."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ModelFolderError(str(root), "is not a directory")
+    decoder = _component(root, "vae_decoder", required=True)
+    assert decoder is not None
+    config = _optional_json(root / "vae_decoder" / "config.json")
+    scaling = config.get("scaling_factor", DEFAULT_VAE_SCALING)
+    if not isinstance(scaling, (int, float)) or scaling <= 0:
+        raise ModelFolderError(str(root / "vae_decoder" / "config.json"), "bad scaling_factor")
+    encoder = _component(root, "vae_encoder", required=False)
+    return VaeFolder(root, decoder, encoder, float(scaling))

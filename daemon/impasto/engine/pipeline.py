@@ -8,9 +8,18 @@ from pathlib import Path
 
 import numpy as np
 
-from impasto.engine.model_folder import ModelFolder, open_model_folder
+from impasto.engine.adapters import AdapterCache, Components, final_norm_loader
+from impasto.engine.families import FamilyDefaults, detect_family, family_defaults
+from impasto.engine.model_folder import ModelFolder, open_model_folder, open_vae_folder
 from impasto.engine.noise import BatchNoise, resolve_seed
-from impasto.engine.pipelines.base import Denoise, Guidance, TaskPlan, UNet, latent_shape
+from impasto.engine.pipelines.base import (
+    Denoise,
+    Guidance,
+    TaskPlan,
+    UNet,
+    guidance_embedding,
+    latent_shape,
+)
 from impasto.engine.pipelines.img2img import plan_img2img
 from impasto.engine.pipelines.inpaint import plan_inpaint, prepare_inputs
 from impasto.engine.pipelines.txt2img import plan_txt2img
@@ -18,6 +27,7 @@ from impasto.engine.preview import Previewer
 from impasto.engine.providers import ProviderChoice, select_providers
 from impasto.engine.schedulers import create_scheduler
 from impasto.engine.schedulers.base import Scheduler, SchedulerConfig
+from impasto.engine.sdxl import Conditioning, SdxlPromptEncoder
 from impasto.engine.sessions import OrtModel
 from impasto.engine.text_encoder import PromptEncoder
 from impasto.engine.tokenizer import ClipTokenizer
@@ -45,6 +55,7 @@ class ModelInfo:
     is_inpaint: bool
     prediction_type: str
     default_size: int
+    defaults: FamilyDefaults | None = None  # the family's steps/cfg/sampler at default_size
 
 
 @dataclass
@@ -54,12 +65,7 @@ class DenoiseResult:
     latents: np.ndarray
     seeds: list[int]
     plan: TaskPlan
-
-
-def _family(folder: ModelFolder) -> str:
-    # Cross-attention width tells SD 1.x (CLIP ViT-L, 768) from SD 2.x (OpenCLIP ViT-H, 1024).
-    width = folder.unet_config.get("cross_attention_dim")
-    return {768: "sd1", 1024: "sd2"}.get(width if isinstance(width, int) else 0, "custom")
+    warnings: list[str]
 
 
 class StableDiffusion:
@@ -73,42 +79,64 @@ class StableDiffusion:
         scheduler_factory: SchedulerFactory | None = None,
         tile_latent: int = DEFAULT_TILE_LATENT,
         tile_overlap: int = DEFAULT_TILE_OVERLAP,
+        cache_dir: Path | None = None,
     ) -> None:
         self.folder = folder
         self.closed = False
         self.choice = choice
         self.scheduler_factory = scheduler_factory or create_scheduler
-        self.text_model = OrtModel(folder.text_encoder, choice)
-        self.unet = UNet(OrtModel(folder.unet, choice))
-        encoder = OrtModel(folder.vae_encoder, choice) if folder.vae_encoder else None
+        self.text_model = OrtModel(folder.text_encoder, choice, cache_dir)
+        self.unet = UNet(OrtModel(folder.unet, choice, cache_dir))
+        encoder = OrtModel(folder.vae_encoder, choice, cache_dir) if folder.vae_encoder else None
         self.vae = Vae(
-            OrtModel(folder.vae_decoder, choice),
+            OrtModel(folder.vae_decoder, choice, cache_dir),
             encoder,
             folder.vae_scaling_factor,
             tile_latent=tile_latent,
             tile_overlap=tile_overlap,
         )
-        taesd = OrtModel(folder.taesd_decoder, choice) if folder.taesd_decoder else None
+        taesd = OrtModel(folder.taesd_decoder, choice, cache_dir) if folder.taesd_decoder else None
         self.previewer = Previewer(taesd)
         self.prompts = PromptEncoder(
-            ClipTokenizer(folder.tokenizer_dir, folder.pad_token), self.text_model
+            ClipTokenizer(folder.tokenizer_dir, folder.pad_token),
+            self.text_model,
+            final_norm_loader(folder.text_encoder, folder.text_config),
         )
+        self.text_model_2 = None
+        prompts_2 = None
+        if folder.text_encoder_2 is not None and folder.tokenizer_2_dir is not None:
+            self.text_model_2 = OrtModel(folder.text_encoder_2, choice, cache_dir)
+            prompts_2 = PromptEncoder(
+                ClipTokenizer(folder.tokenizer_2_dir, folder.pad_token_2), self.text_model_2
+            )
+        self.adapters = AdapterCache(folder, choice, Components(self.prompts, prompts_2, self.unet))
+        self._vaes: dict[Path, Vae] = {}
+        self._tiles = (tile_latent, tile_overlap)
         sample_size = folder.unet_config.get("sample_size")
         default_size = sample_size * 8 if isinstance(sample_size, int) else 512
+        family = detect_family(folder)
+        defaults = family_defaults(family)
         self.info = ModelInfo(
             name=folder.name,
-            family=_family(folder),
+            family=family,
             dtype=self.unet.dtype_name,
             is_inpaint=self.unet.is_inpaint,
             prediction_type=folder.scheduler.prediction_type,
             default_size=default_size,
+            defaults=FamilyDefaults(
+                defaults.steps, defaults.cfg_scale, default_size, default_size, defaults.sampler
+            ),
         )
 
     @property
     def models(self) -> list[OrtModel]:
         """Every open session, for timing and closing."""
-        found = [self.text_model, self.unet.model, self.vae.decoder, self.vae.encoder]
-        found.append(self.previewer.taesd)
+        found = [self.text_model, self.text_model_2, self.unet.model]
+        found += [self.vae.decoder, self.vae.encoder, self.previewer.taesd]
+        for components in self.adapters.sets.values():
+            found += components.owned
+        for vae in self._vaes.values():
+            found += [vae.decoder, vae.encoder]
         return [m for m in found if m is not None]
 
     @property
@@ -145,16 +173,14 @@ class StableDiffusion:
         noise = BatchNoise(seed, batch)
         start_noise = noise(shape) if latents is None else latents.astype(np.float32)
 
-        guided = params.cfg_scale > 1.0  # a scale of 1 equals the cond output: skip uncond
-        cond, uncond = self.prompts.encode_pair(
-            params.prompt, params.negative_prompt if guided else None
-        )
+        parts = self.adapters.get(params.loras, params.embeddings)
+        guidance = self._guidance(parts, params)
         scheduler = self.scheduler_factory(params.sampler, self.folder.scheduler, params.schedule)
         scheduler.set_timesteps(params.steps)
         plan = self._plan(params, scheduler, start_noise)
         denoise = Denoise(
             scheduler=scheduler,
-            guidance=Guidance(self.unet, cond, uncond, float(params.cfg_scale), batch),
+            guidance=guidance,
             noise=noise,
             model_input=plan.model_input,
             after_step=plan.after_step,
@@ -164,17 +190,69 @@ class StableDiffusion:
             previewer=self.previewer,
         )
         final = denoise.run(plan.latents, plan.start)
-        return DenoiseResult(latents=final, seeds=noise.seeds, plan=plan)
+        return DenoiseResult(latents=final, seeds=noise.seeds, plan=plan, warnings=parts.warnings)
+
+    def _guidance(self, parts: Components, params: GenerationParams) -> Guidance:
+        """Text conditioning for the UNet: SD, SDXL (pooled + time ids) or LCM (cfg embedded)."""
+        cfg = float(params.cfg_scale)
+        embedded = "timestep_cond" in parts.unet.model.inputs
+        # A scale of 1 equals the cond output, and LCM embeds the scale: skip the uncond pass.
+        guided = cfg > 1.0 and not embedded
+        negative = params.negative_prompt if guided else None
+        if parts.prompts_2 is not None:
+            zeros = self.folder.model_index.get("force_zeros_for_empty_prompt", True) is True
+            sdxl = SdxlPromptEncoder(parts.prompts, parts.prompts_2, zeros)
+            cond, uncond = sdxl.encode_pair(
+                params.prompt, negative, params.width, params.height, params.clip_skip
+            )
+        else:
+            hidden, hidden_uncond = parts.prompts.encode_pair(
+                params.prompt, negative, params.clip_skip
+            )
+            cond = Conditioning(hidden, {})
+            uncond = Conditioning(hidden_uncond, {}) if hidden_uncond is not None else None
+        if embedded:
+            dim = parts.unet.model.input("timestep_cond").shape[-1]
+            cond.extra["timestep_cond"] = guidance_embedding(
+                cfg, dim if isinstance(dim, int) else 256
+            )
+        return Guidance(
+            parts.unet,
+            cond.hidden,
+            uncond.hidden if uncond else None,
+            cfg,
+            params.batch_size,
+            extra_cond=cond.extra,
+            extra_uncond=uncond.extra if uncond else None,
+        )
+
+    def vae_for(self, params: GenerationParams) -> Vae:
+        """The model's VAE, or the swapped-in one the request names (kept open once used)."""
+        if params.vae_dir is None:
+            return self.vae
+        key = Path(params.vae_dir).resolve()
+        if key not in self._vaes:
+            found = open_vae_folder(key)
+            encoder = OrtModel(found.encoder, self.choice) if found.encoder else None
+            self._vaes[key] = Vae(
+                OrtModel(found.decoder, self.choice),
+                encoder,
+                found.scaling_factor,
+                tile_latent=self._tiles[0],
+                tile_overlap=self._tiles[1],
+            )
+        return self._vaes[key]
 
     def _plan(self, params: GenerationParams, scheduler: Scheduler, noise: np.ndarray) -> TaskPlan:
+        vae = self.vae_for(params)
         if params.init_image is None:
             return plan_txt2img(scheduler, noise)
         if params.mask_image is None:
             return plan_img2img(
-                scheduler, self.vae, params.init_image, noise, params.steps, params.strength
+                scheduler, vae, params.init_image, noise, params.steps, params.strength
             )
         inputs = prepare_inputs(
-            self.vae, params.init_image, params.mask_image, noise.shape[0], self.unet.is_inpaint
+            vae, params.init_image, params.mask_image, noise.shape[0], self.unet.is_inpaint
         )
         return plan_inpaint(
             scheduler,
@@ -197,17 +275,27 @@ class StableDiffusion:
         result = self.denoise(params, progress, cancel, latents)
         if cancel is not None:
             cancel.raise_if_cancelled()
-        images = array_to_images(self.vae.decode(result.latents))
+        decoded = self.vae_for(params).decode(result.latents)
+        if not np.isfinite(decoded).all():
+            raise EngineError(
+                "the VAE decoded NaN or infinite values (the SDXL VAE overflows in fp16); "
+                "use an fp32 VAE or an fp16-fixed one with the vae option"
+            )
+        images = array_to_images(decoded)
         if result.plan.finish is not None:
             images = result.plan.finish(images)
+        warnings = tuple(result.warnings)
         return [
-            GeneratedImage(image=im, seed=s) for im, s in zip(images, result.seeds, strict=True)
+            GeneratedImage(image=im, seed=s, warnings=warnings)
+            for im, s in zip(images, result.seeds, strict=True)
         ]
 
     def close(self) -> None:
         """Release the sessions; the object cannot generate afterwards."""
         for model in self.models:
             model.close()
+        self.adapters.close()
+        self._vaes.clear()
         self.closed = True
 
 
@@ -218,8 +306,12 @@ def load_pipeline(
     scheduler_factory: SchedulerFactory | None = None,
     tile_latent: int = DEFAULT_TILE_LATENT,
     tile_overlap: int = DEFAULT_TILE_OVERLAP,
+    cache_dir: Path | None = None,
 ) -> StableDiffusion:
-    """Open a model folder's sessions on ``choice`` (the best provider found when None)."""
+    """Open a model folder's sessions on ``choice`` (the best provider found when None).
+
+    ``cache_dir`` keeps ONNX Runtime's optimised copies of the models (see session_cache).
+    """
     folder = open_model_folder(Path(model_dir))
     return StableDiffusion(
         folder,
@@ -227,4 +319,5 @@ def load_pipeline(
         scheduler_factory=scheduler_factory,
         tile_latent=tile_latent,
         tile_overlap=tile_overlap,
+        cache_dir=cache_dir,
     )

@@ -45,10 +45,21 @@ GPU_PROVIDERS = frozenset(
         "MIGraphXExecutionProvider",
     }
 )
-# Measured on an SD 1.5-shaped UNet on CPU: ENABLE_ALL ran no faster than ENABLE_BASIC but
-# added 10-20 s to session creation. GPU providers keep ORT's default (all), where fusions pay.
-OPTIMIZATION_LEVEL = {CPU: "basic", "CoreMLExecutionProvider": "basic"}
+# Measured on an SD 1.5-shaped UNet on CPU (docs/benchmarks.md, `bench/engine.py --levels`):
+# with onnxruntime 1.32, "extended" stepped as fast as or faster than "basic" and "all" (its
+# attention/GELU/LayerNorm fusions pay; "all" adds NCHWc layouts that did not) and opens in ~1 s,
+# where "all" took 7-28 s to open.
+# GPU providers keep ORT's default (all), where fusions pay.
+OPTIMIZATION_LEVEL = {CPU: "extended", "CoreMLExecutionProvider": "basic"}
 DEFAULT_OPTIMIZATION_LEVEL = "all"
+# Levels slow enough to optimise that a saved copy pays: "all" took 8-28 s on that UNet and its
+# saved copy opens in under 1 s; "basic" and "extended" open in about 1 s without one.
+CACHED_LEVELS = frozenset({"all"})
+# Providers that compile the graph themselves (TensorRT, CoreML, OpenVINO, MIGraphX) cannot save
+# ORT's optimised model; TensorRT keeps its own engine cache instead.
+SAVES_OPTIMIZED = frozenset(
+    {CPU, "CUDAExecutionProvider", "ROCMExecutionProvider", "DmlExecutionProvider"}
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,7 @@ class ProviderChoice:
     device_id: int = 0
     threads: int = 1
     optimization_level: str = "basic"
+    cache_optimized: bool = False  # save ORT's optimised models in the caller's cache dir
 
     @property
     def is_gpu(self) -> bool:
@@ -240,13 +252,15 @@ def select_providers(
         if reason:
             rejected.append((name, reason))
             continue
+        level = OPTIMIZATION_LEVEL.get(name, DEFAULT_OPTIMIZATION_LEVEL)
         return ProviderChoice(
             name=name,
             providers=providers,
             rejected=rejected,
             device_id=device_id,
             threads=threads,
-            optimization_level=OPTIMIZATION_LEVEL.get(name, DEFAULT_OPTIMIZATION_LEVEL),
+            optimization_level=level,
+            cache_optimized=name in SAVES_OPTIMIZED and level in CACHED_LEVELS,
         )
     detail = "; ".join(f"{n}: {r}" for n, r in rejected)
     if force:
@@ -256,7 +270,14 @@ def select_providers(
 
 def cpu_choice() -> ProviderChoice:
     """The CPU provider without probing; for tests and tools that want no GPU."""
-    return ProviderChoice(name=CPU, providers=[(CPU, {})], threads=physical_cores())
+    level = OPTIMIZATION_LEVEL[CPU]
+    return ProviderChoice(
+        name=CPU,
+        providers=[(CPU, {})],
+        threads=physical_cores(),
+        optimization_level=level,
+        cache_optimized=level in CACHED_LEVELS,
+    )
 
 
 def _varint(value: int) -> bytes:

@@ -75,9 +75,24 @@ def session_options(choice: ProviderChoice, level: str | None = None) -> ort.Ses
 class OrtModel:
     """One ONNX component: feeds are cast to the declared input dtypes; run time is summed."""
 
-    def __init__(self, path: Path, choice: ProviderChoice, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        choice: ProviderChoice,
+        cache_dir: Path | None = None,
+        initializers: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """``initializers`` replace weights of the model by name (run-time LoRA, embeddings)."""
         self.path = path
-        self.session, self.cache = self._open(path, choice, cache_dir)
+        # ORT reads the overriding arrays while the session lives: keep them referenced.
+        self._overrides = {
+            name: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value))
+            for name, value in (initializers or {}).items()
+        }
+        # A cached optimised copy would bake the overrides in (or ignore them): skip the cache.
+        self.session, self.cache = self._open(
+            path, choice, None if self._overrides else cache_dir, self._overrides
+        )
         self.inputs = {
             i.name: TensorSpec(i.name, ORT_DTYPES.get(i.type, np.float32), tuple(i.shape))
             for i in self.session.get_inputs()
@@ -89,20 +104,29 @@ class OrtModel:
 
     @staticmethod
     def _open(
-        path: Path, choice: ProviderChoice, cache_dir: Path | None
+        path: Path,
+        choice: ProviderChoice,
+        cache_dir: Path | None,
+        overrides: Mapping[str, ort.OrtValue] | None = None,
     ) -> tuple[ort.InferenceSession, session_cache.CachePlan]:
-        plan = session_cache.plan_load(path, choice.name, choice.optimization_level, cache_dir)
+        level = choice.optimization_level
+        plan = session_cache.plan_load(
+            path, choice.name, level, cache_dir if choice.cache_optimized else None
+        )
         options = session_options(choice, plan.level)
         session_cache.configure(options, plan)
+        for name, value in (overrides or {}).items():
+            options.add_initializer(name, value)
         providers = list(choice.providers)
         try:
             session = ort.InferenceSession(str(plan.load_path), options, providers=providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
             session_cache.discard(plan)
-            if plan.load_path != path or plan.save_dir is not None:
-                # A damaged cache entry, or ORT could not save the optimised copy: load as is.
-                if plan.entry is not None:
-                    shutil.rmtree(plan.entry, ignore_errors=True)
+            if plan.hit and plan.entry is not None:
+                # A damaged entry (disk full, killed mid-copy by hand): optimise and save again.
+                shutil.rmtree(plan.entry, ignore_errors=True)
+                return OrtModel._open(path, choice, cache_dir)
+            if plan.save_dir is not None:  # ORT could not save the optimised copy: skip the cache
                 return OrtModel._open(path, choice, None)
             raise ModelFolderError(str(path), f"ONNX Runtime could not load it ({exc})") from exc
         session_cache.commit(plan)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -16,6 +17,8 @@ MIN_SIZE, MAX_SIZE, SIZE_MULTIPLE = 64, 2048, 8
 MIN_STEPS, MAX_STEPS = 1, 150
 MIN_CFG, MAX_CFG = 1.0, 30.0
 MIN_BATCH, MAX_BATCH = 1, 10
+MIN_CLIP_SKIP, MAX_CLIP_SKIP = 1, 12
+MIN_LORA_WEIGHT, MAX_LORA_WEIGHT = -2.0, 2.0
 
 
 class EngineError(Exception):
@@ -92,6 +95,14 @@ class GenerationParams:
     mask_image: Image.Image | None = None
     strength: float = 0.75
     preview_every: int = 0
+    loras: list[tuple[Path, float]] = field(default_factory=list)
+    """LoRA files with their weights (-2..2), applied at run time."""
+    embeddings: list[Path] = field(default_factory=list)
+    """Textual inversion files whose tokens the prompts may use."""
+    vae_dir: Path | None = None
+    """A VAE folder (``vae_decoder/``, optional ``vae_encoder/``) replacing the model's."""
+    clip_skip: int = 1
+    """1 uses the last text encoder layer; n uses the n-th last (AUTOMATIC1111's setting)."""
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -101,3 +112,4 @@ class GeneratedImage:
 
     image: Image.Image
     seed: int
+    warnings: tuple[str, ...] = ()

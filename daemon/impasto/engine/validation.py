@@ -10,10 +10,14 @@ from impasto.engine.schedulers import SAMPLERS, sampler_schedules
 from impasto.engine.types import (
     MAX_BATCH,
     MAX_CFG,
+    MAX_CLIP_SKIP,
+    MAX_LORA_WEIGHT,
     MAX_SIZE,
     MAX_STEPS,
     MIN_BATCH,
     MIN_CFG,
+    MIN_CLIP_SKIP,
+    MIN_LORA_WEIGHT,
     MIN_SIZE,
     MIN_STEPS,
     SIZE_MULTIPLE,
@@ -81,6 +85,9 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
     _check_range("batch_size", params.batch_size, MIN_BATCH, MAX_BATCH, integer=True)
     _check_range("strength", params.strength, 0.0, 1.0, integer=False)
     _check_range("preview_every", params.preview_every, 0, MAX_STEPS, integer=True)
+    _check_range("clip_skip", params.clip_skip, MIN_CLIP_SKIP, MAX_CLIP_SKIP, integer=True)
+    for _, weight in params.loras:
+        _check_range("loras", weight, MIN_LORA_WEIGHT, MAX_LORA_WEIGHT, integer=False)
     if params.seed is not None and (not _is_int(params.seed) or not -1 <= params.seed <= MAX_SEED):
         raise InvalidRequestError("seed", f"{params.seed!r} is not -1 (random) or 0..{MAX_SEED}")
     if params.sampler not in SAMPLERS:

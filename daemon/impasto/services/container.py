@@ -10,6 +10,7 @@ from impasto.paths import Paths
 from impasto.services.events import EventBus
 from impasto.services.images import UploadStore
 from impasto.services.jobs import JobService
+from impasto.services.manager import ModelManager
 from impasto.services.models import ModelCatalog
 from impasto.services.supervisor import Supervisor
 from impasto.settings import Settings
@@ -28,4 +29,8 @@ class Services:
     supervisor: Supervisor | None
     version: str
     started_at: float = field(default_factory=time.time)
+    # The plugin host (impasto.plugins.manager.PluginHost), or None when plugins are off.
+    plugins: Any = None
+    # The model manager (installs, removal, load/unload); None in tests that build services bare.
+    models: ModelManager | None = None
     extra: dict[str, Any] = field(default_factory=dict)

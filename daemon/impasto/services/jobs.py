@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from impasto.engine.schedulers import SAMPLERS, sampler_schedules
+from impasto.plugins import PluginError, PluginRejected
 from impasto.services.errors import ConflictError, FieldError, NotFoundError, QueueFullError
 from impasto.services.events import EventBus
 from impasto.services.images import UploadStore
@@ -52,6 +53,8 @@ class JobService:
         self.options = options
         self.paused = False
         self.supervisor: Supervisor | None = None
+        # The plugin host (impasto.plugins.manager.PluginHost); None runs no plugins.
+        self.plugins: Any = None
         # The latest preview JPEG of each running job, for A1111's /progress current_image.
         self.previews: dict[str, bytes] = {}
 
@@ -60,8 +63,8 @@ class JobService:
     def submit(
         self, request: dict[str, Any], idempotency_key: str | None = None
     ) -> tuple[Any, bool]:
-        """Validate what the schema cannot, store the job, wake a worker."""
-        request = self._normalise(request)
+        """Run the plugins' preprocessors, validate what the schema cannot, store, wake a worker."""
+        request = self._normalise(self._preprocess(request))
         if self.store.count_queued() >= self.options.max_queue:
             raise QueueFullError(
                 f"the queue holds {self.options.max_queue} jobs, its limit; retry later", 10
@@ -80,6 +83,17 @@ class JobService:
                 self.supervisor.wake()
         return job, created
 
+    def _preprocess(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self.plugins is None:
+            return request
+        try:
+            result: dict[str, Any] = self.plugins.preprocess_request(request)
+        except PluginRejected as exc:
+            raise FieldError(exc.field, exc.message) from None
+        except PluginError as exc:
+            raise FieldError("plugins", exc.message) from None
+        return result
+
     def _normalise(self, request: dict[str, Any]) -> dict[str, Any]:
         request = dict(request)
         model_id = request.get("model") or self.options.default_model
@@ -97,8 +111,19 @@ class JobService:
         if schedule not in sampler_schedules(sampler):
             allowed = ", ".join(sampler_schedules(sampler))
             raise FieldError("schedule", f"{sampler} supports the schedules: {allowed}")
-        for lora in request.get("loras") or []:
-            raise FieldError("loras", f"LoRA {lora['name']!r} is not installed")
+        request["loras"] = [
+            {
+                "name": lora["name"],
+                "weight": lora.get("weight", 1.0),
+                "path": str(installed_adapter(self.catalog.models_dir, "loras", lora["name"])),
+            }
+            for lora in request.get("loras") or []
+        ]
+        if request.get("vae"):
+            vae = installed_adapter(self.catalog.models_dir, "vae", request["vae"])
+            request["vae_path"] = str(vae)
+        text = f"{request.get('prompt', '')} {request.get('negative_prompt', '')}"
+        request["embeddings"] = [str(p) for p in embeddings_in(self.catalog.models_dir, text)]
         size = (request["width"], request["height"])
         for key, mode in (("init_image", "RGB"), ("mask_image", "L")):
             value = request.get(key)
@@ -202,6 +227,8 @@ class JobService:
             output_dir=str(self.options.output_dir / day),
             preview_every=self.options.preview_every,
             keep_alive=self.options.keep_alive,
+            plugins=self.plugins.job_plugins() if self.plugins else {},
+            plugin_options=dict(job.request.get("plugins") or {}),
         )
 
     def on_started(self, job_id: str, message: Started) -> None:
@@ -270,7 +297,44 @@ _ENGINE_FIELDS = (
     "strength",
     "init_image",
     "mask_image",
+    "loras",
+    "embeddings",
+    "vae_path",
+    "clip_skip",
 )
+
+
+def installed_adapter(models_dir: Path, kind: str, name: str) -> Path:
+    """``<models_dir>/<kind>/<name>`` (a ``.safetensors`` file, or a folder for a VAE)."""
+    folder = models_dir / kind
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise FieldError(kind.rstrip("s"), f"{name!r} is not a plain name")
+    for candidate in (folder / name, folder / f"{name}.safetensors"):
+        if candidate.exists() and candidate.resolve().is_relative_to(folder.resolve()):
+            return candidate
+    found = sorted(p.stem for p in folder.glob("*")) if folder.is_dir() else []
+    label = {"loras": "LoRA", "vae": "VAE"}.get(kind, kind)
+    raise FieldError(
+        "loras" if kind == "loras" else kind,
+        f"{label} {name!r} is not installed in {folder}; installed: {', '.join(found) or 'none'}",
+    )
+
+
+def embeddings_in(models_dir: Path, text: str) -> list[Path]:
+    """Installed embeddings whose name (file stem or token) the prompt text uses."""
+    from impasto.engine.embeddings import EmbeddingError, load_embedding
+
+    found = []
+    for path in sorted((models_dir / "embeddings").glob("*.safetensors")):
+        if path.stem in text:
+            found.append(path)
+            continue
+        try:
+            if load_embedding(path).token in text:
+                found.append(path)
+        except EmbeddingError:
+            continue
+    return found
 
 
 def public_result(job_id: str, result: dict[str, Any]) -> dict[str, Any]:

@@ -143,14 +143,23 @@ def parse_a1111_parameters(text: str) -> dict[str, Any]:
 
 
 def write_png(
-    image: Image.Image, path: Path, *, parameters: str, request_json: dict[str, Any]
+    image: Image.Image,
+    path: Path,
+    *,
+    parameters: str | None = None,
+    request_json: dict[str, Any] | None = None,
+    text: dict[str, str] | None = None,
 ) -> Path:
     """Write ``image`` with its metadata to a temp file and rename it into place atomically."""
     path = Path(path)
     info = PngImagePlugin.PngInfo()
     # add_text writes tEXt when the text is Latin-1 and iTXt otherwise, as A1111 does.
-    info.add_text(PARAMETERS_KEY, parameters)
-    info.add_itxt(IMPASTO_KEY, json.dumps(request_json, ensure_ascii=False))
+    if parameters is not None:
+        info.add_text(PARAMETERS_KEY, parameters)
+    if request_json is not None:
+        info.add_itxt(IMPASTO_KEY, json.dumps(request_json, ensure_ascii=False))
+    for key, value in (text or {}).items():
+        info.add_text(key, value)
     fd, temp_name = tempfile.mkstemp(
         prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent
     )

@@ -19,6 +19,7 @@ from impasto.worker.protocol import (
     JobCancelled,
     JobDone,
     JobFailed,
+    LoadModel,
     ModelsLoaded,
     Ready,
     RunJob,
@@ -83,9 +84,10 @@ def _preview_jpeg(image: Any) -> bytes:
 class Worker:
     """Holds loaded pipelines for the keep-alive and turns RunJob messages into images."""
 
-    def __init__(self, channel: Channel, choice: Any) -> None:
+    def __init__(self, channel: Channel, choice: Any, plugins: Any = None) -> None:
         self.channel = channel
         self.choice = choice
+        self.plugins = plugins
         self.pipelines: dict[str, tuple[Any, float]] = {}
         self.current: tuple[str, Any] | None = None
         self._lock = threading.Lock()
@@ -96,11 +98,15 @@ class Worker:
             if self.current and (job_id is None or self.current[0] == job_id):
                 self.current[1].cancel()
 
-    def _pipeline(self, model_dir: str, keep_alive: float) -> Any:
+    def _pipeline(self, model_dir: str, keep_alive: float, job: RunJob | None = None) -> Any:
         from impasto.engine import load_pipeline
 
         entry = self.pipelines.get(model_dir)
-        pipe = entry[0] if entry else load_pipeline(Path(model_dir), self.choice)
+        pipe = entry[0] if entry else None
+        if pipe is None and self.plugins is not None and job is not None:
+            pipe = self.plugins.load_model(model_dir, job.plugins, job.plugin_options)
+        if pipe is None:
+            pipe = load_pipeline(Path(model_dir), self.choice)
         # One model at a time keeps memory bounded; switching models drops the others.
         for other in [d for d in self.pipelines if d != model_dir]:
             self.pipelines.pop(other)[0].close()
@@ -114,6 +120,24 @@ class Worker:
                 self.pipelines.pop(model_dir)
                 pipe.close()
                 self.report_models()
+
+    def unload(self, model_dir: str | None) -> None:
+        """Drop one model (or all when ``model_dir`` is None) and report what is left."""
+        if model_dir is None:
+            self.unload_all()
+            return
+        entry = self.pipelines.pop(model_dir, None)
+        if entry is not None:
+            entry[0].close()
+        self.report_models()
+
+    def preload(self, model_dir: str, keep_alive: float) -> None:
+        """Load a model before any job asks for it (``POST /models/{id}/load``)."""
+        try:
+            self._pipeline(model_dir, keep_alive)
+        except Exception:  # a bad folder must not take the worker down; the job will report it
+            log.exception("preloading %s failed", model_dir)
+        self.report_models()
 
     def unload_all(self) -> None:
         for pipe, _ in self.pipelines.values():
@@ -135,6 +159,7 @@ class Worker:
             GenerationCancelled,
             InvalidRequestError,
         )
+        from impasto.plugins import PluginError
 
         token = CancelToken()
         with self._lock:
@@ -144,7 +169,7 @@ class Worker:
         try:
             params = build_params(job)
             loading = time.perf_counter()
-            pipe = self._pipeline(job.model_dir, job.keep_alive)
+            pipe = self._pipeline(job.model_dir, job.keep_alive, job)
             self.report_models()
             self.channel.send(Started(job_id=job.job_id, total=params.steps, seeds=[]))
 
@@ -155,19 +180,28 @@ class Worker:
             started = time.perf_counter()
             images = pipe.generate(params, progress=progress, cancel=token)
             generated = time.perf_counter()
-            results = write_outputs(job, params, images)
+            results = write_outputs(job, params, images, self.plugins)
             timings = {
                 "load": round(started - loading, 6),
                 "engine": round(generated - started, 6),
                 "write": round(time.perf_counter() - generated, 6),
             }
-            self.channel.send(JobDone(job_id=job.job_id, results=results, timings=timings))
+            warnings = sorted({w for image in images for w in image.warnings})
+            self.channel.send(
+                JobDone(job_id=job.job_id, results=results, timings=timings, warnings=warnings)
+            )
         except GenerationCancelled:
             self.channel.send(JobCancelled(job_id=job.job_id))
         except InvalidRequestError as exc:
             self.channel.send(JobFailed(job.job_id, exc.message, field=exc.field))
+        except PluginError as exc:
+            self.channel.send(JobFailed(job.job_id, exc.message))
         except (EngineError, OSError, ValueError) as exc:
             self.channel.send(JobFailed(job.job_id, f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:
+            # A raised error (not a crash) would recur on retry: fail the job, keep the worker.
+            log.exception("job %s failed", job.job_id)
+            self.channel.send(JobFailed(job.job_id, f"generation failed: {exc}"))
         finally:
             with self._lock:
                 self.current = None
@@ -203,46 +237,44 @@ def build_params(job: RunJob) -> Any:
         schedule=p.get("schedule", "default"),
         strength=p.get("strength", 0.75),
         preview_every=job.preview_every,
+        loras=[(Path(lora["path"]), float(lora["weight"])) for lora in p.get("loras") or []],
+        embeddings=[Path(e) for e in p.get("embeddings") or []],
+        vae_dir=Path(p["vae_path"]) if p.get("vae_path") else None,
+        clip_skip=p.get("clip_skip") or 1,
         **images,
     )
 
 
-def write_outputs(job: RunJob, params: Any, images: list[Any]) -> list[dict[str, Any]]:
-    """Write each image atomically with its parameters embedded; return the result records."""
-    from impasto.engine.schedulers import SAMPLER_NAMES
-    from impasto.services.outputs import format_a1111_parameters, write_png
+def write_outputs(
+    job: RunJob, params: Any, images: list[Any], plugins: Any = None
+) -> list[dict[str, Any]]:
+    """Post-process each image through the job's plugins, write it atomically; return records."""
+    from impasto.plugins import PostprocessResult
+    from impasto.services.outputs import write_png
 
     folder = Path(job.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     results = []
     for index, generated in enumerate(images):
-        text = format_a1111_parameters(
-            prompt=params.prompt,
-            negative_prompt=params.negative_prompt,
-            steps=params.steps,
-            sampler_name=SAMPLER_NAMES.get(params.sampler, params.sampler),
-            schedule_type=params.schedule,
-            cfg_scale=params.cfg_scale,
+        # The PNG metadata is written by the built-in png_metadata plugin, like any other.
+        result = PostprocessResult(
+            job_id=job.job_id,
+            index=index,
             seed=generated.seed,
-            width=params.width,
-            height=params.height,
             model=job.model_name,
-            extra={"Denoising strength": params.strength} if params.init_image else None,
+            request=dict(job.params),
         )
-        request = {**job.params, "seed": generated.seed, "model": job.model_name}
-        path = write_png(
-            generated.image,
-            folder / f"{job.job_id}-{index}.png",
-            parameters=text,
-            request_json=request,
-        )
+        image = generated.image
+        if plugins is not None:
+            image = plugins.postprocess(result, image, job.plugins, job.plugin_options)
+        path = write_png(image, folder / f"{job.job_id}-{index}.png", text=result.text)
         results.append(
             {
                 "index": index,
                 "path": str(path),
                 "seed": generated.seed,
-                "width": generated.image.width,
-                "height": generated.image.height,
+                "width": image.width,
+                "height": image.height,
             }
         )
     return results
@@ -259,12 +291,28 @@ def describe_choice(choice: Any) -> dict[str, Any]:
     }
 
 
+def load_plugins(data_dir: str, models_dir: str) -> Any:
+    """The worker's own plugin host; which plugins run, and their config, come with each job."""
+    from impasto.engine.schedulers import register_sampler
+    from impasto.plugins.manager import build_plugin_manager
+
+    plugins = build_plugin_manager(
+        data_dir=Path(data_dir) if data_dir else None,
+        models_dir=Path(models_dir) if models_dir else None,
+        persist=False,
+    )
+    plugins.register_samplers(register_sampler)
+    return plugins
+
+
 def run_worker(argv: list[str] | None = None) -> int:
     """Entry point of ``impasto worker``: speak the frame protocol on stdin/stdout until EOF."""
     parser = argparse.ArgumentParser(prog="impasto worker")
     parser.add_argument("--provider", default="auto")
     parser.add_argument("--enable-tensorrt", action="store_true")
     parser.add_argument("--device-id", type=int, default=0)
+    parser.add_argument("--data-dir", default="", help="finds single-file plugins in DIR/plugins")
+    parser.add_argument("--models-dir", default="")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="worker: %(message)s")
 
@@ -279,8 +327,9 @@ def run_worker(argv: list[str] | None = None) -> int:
         enable_tensorrt=args.enable_tensorrt,
         device_id=args.device_id,
     )
+    plugins = load_plugins(args.data_dir, args.models_dir)
     channel.send(Ready(pid=os.getpid(), provider=describe_choice(choice)))
-    worker = Worker(channel, choice)
+    worker = Worker(channel, choice, plugins)
     while True:
         expiry = worker.next_expiry()
         timeout = None if expiry is None else max(0.0, expiry - time.time())
@@ -293,6 +342,8 @@ def run_worker(argv: list[str] | None = None) -> int:
             worker.unload_all()
             return 0
         if isinstance(message, UnloadModels):
-            worker.unload_all()
+            worker.unload(message.model_dir)
+        elif isinstance(message, LoadModel):
+            worker.preload(message.model_dir, message.keep_alive)
         elif isinstance(message, RunJob):
             worker.run(message)

@@ -21,6 +21,9 @@ class RunJob(msgspec.Struct, tag="run"):
     output_dir: str
     preview_every: int = 0
     keep_alive: float = 300.0
+    # Active plugins and their config tables; the request's per-plugin options.
+    plugins: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    plugin_options: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class CancelJob(msgspec.Struct, tag="cancel"):
@@ -30,7 +33,16 @@ class CancelJob(msgspec.Struct, tag="cancel"):
 
 
 class UnloadModels(msgspec.Struct, tag="unload"):
-    """Drop every loaded model now."""
+    """Drop ``model_dir`` now, or every loaded model when it is None."""
+
+    model_dir: str | None = None
+
+
+class LoadModel(msgspec.Struct, tag="load"):
+    """Load ``model_dir`` ahead of a job and keep it for ``keep_alive`` seconds."""
+
+    model_dir: str
+    keep_alive: float = 300.0
 
 
 class Shutdown(msgspec.Struct, tag="shutdown"):
@@ -90,7 +102,7 @@ class ModelsLoaded(msgspec.Struct, tag="models"):
     loaded: list[dict[str, Any]]
 
 
-ToWorker = RunJob | CancelJob | UnloadModels | Shutdown
+ToWorker = RunJob | CancelJob | UnloadModels | LoadModel | Shutdown
 FromWorker = Ready | Started | StepProgress | JobDone | JobFailed | JobCancelled | ModelsLoaded
 
 _encoder = msgspec.msgpack.Encoder()

@@ -47,6 +47,10 @@ def validation_items(exc: ValidationException) -> list[tuple[str, str]]:
         message = str(item.get("message", ""))
         match = _PATH.search(message)
         field = str(item.get("key") or (match.group(1) if match else "body"))
+        missing = re.search(r"missing required field `(\w+)`", message, re.IGNORECASE)
+        if missing:
+            out.append((missing.group(1), "is required"))
+            continue
         leaf = re.sub(r"\[\d+\]", "", field).rsplit(".", 1)[-1]
         out.append((field, FIELD_RULES.get(leaf) or message.split(" - at ")[0]))
     return out or [("body", str(exc.detail))]

@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Controller, get
 from litestar.datastructures import State
 
-from impasto.api.schemas import Health, ModelDefaults, ModelInfo, SamplerInfo
+from impasto.api.schemas import Health, SamplerInfo
 from impasto.engine.schedulers import SAMPLER_NAMES, SAMPLERS, sampler_schedules
 from impasto.services.system import system_report
 
@@ -20,24 +20,6 @@ class SystemController(Controller):
     @get("/health", summary="Liveness: answers without a token")
     async def health(self, state: State) -> Health:
         return Health(status="ok", version=state.services.version)
-
-    @get("/models", summary="Installed checkpoints, the bundled demo model included")
-    async def models(self, state: State) -> list[ModelInfo]:
-        return [
-            ModelInfo(
-                id=m.id,
-                name=m.name,
-                type=m.type,
-                family=m.family,
-                path=str(m.path),
-                size=m.size,
-                read_only=m.read_only,
-                inpaint=m.inpaint,
-                prediction_type=m.prediction_type,
-                defaults=ModelDefaults(**m.defaults),
-            )
-            for m in state.services.catalog.list()
-        ]
 
     @get("/samplers", summary="Sampler ids usable in requests")
     async def samplers(self) -> list[SamplerInfo]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -53,12 +53,16 @@ class UNet:
         size = batch if self.timestep.is_dynamic(0) or self.timestep.shape[0] == batch else 1
         return np.full((size,), value, dtype=self.timestep.dtype)
 
-    def run(self, sample: np.ndarray, t: float, hidden: Any) -> np.ndarray:
+    def run(
+        self, sample: np.ndarray, t: float, hidden: Any, extra: dict[str, Any] | None = None
+    ) -> np.ndarray:
+        """One UNet call; ``extra`` holds inputs such as SDXL's text_embeds and time_ids."""
         self.calls += 1
         feeds = {
             "sample": sample,
             "timestep": self._timestep(t, sample.shape[0]),
             "encoder_hidden_states": hidden,
+            **(extra or {}),
         }
         if self.dynamic_batch or sample.shape[0] == 1:
             return self.model.run(feeds).astype(np.float32)
@@ -68,6 +72,7 @@ class UNet:
                 "sample": sample[i : i + 1],
                 "timestep": self._timestep(t, 1),
                 "encoder_hidden_states": np.asarray(hidden)[i : i + 1],
+                **{k: np.asarray(v)[i : i + 1] for k, v in (extra or {}).items()},
             }
             rows.append(self.model.run(row_feeds).astype(np.float32))
         return np.concatenate(rows)
@@ -82,29 +87,45 @@ class Guidance:
     uncond: np.ndarray | None
     scale: float
     batch: int
+    extra_cond: dict[str, np.ndarray] = field(default_factory=dict)
+    extra_uncond: dict[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
-        cond = np.repeat(self.cond, self.batch, axis=0)
-        if self.uncond is None:
-            hidden = cond
-        else:
-            hidden = np.concatenate([np.repeat(self.uncond, self.batch, axis=0), cond])
+        hidden = self._stack(self.cond, self.uncond)
         # Constant over the run: uploading it once keeps it on the device between steps.
         self._hidden = self.unet.model.to_device("encoder_hidden_states", hidden)
         self._hidden_host = hidden
+        uncond_extra = self.extra_uncond or {}
+        self._extra_host = {
+            name: self._stack(value, uncond_extra.get(name) if self.uncond is not None else None)
+            for name, value in self.extra_cond.items()
+        }
+
+    def _stack(self, cond: np.ndarray, uncond: np.ndarray | None) -> np.ndarray:
+        rows = np.repeat(cond, self.batch, axis=0)
+        if uncond is None:
+            return rows
+        return np.concatenate([np.repeat(uncond, self.batch, axis=0), rows])
+
+    def _run(self, sample: np.ndarray, t: float, hidden: Any, part: slice | None = None) -> Any:
+        if not self._extra_host:
+            return self.unet.run(sample, t, hidden)
+        extra = {k: v if part is None else v[part] for k, v in self._extra_host.items()}
+        return self.unet.run(sample, t, hidden, extra)
 
     def predict(self, sample: np.ndarray, t: float) -> np.ndarray:
         """The guided model output for ``sample`` at timestep ``t``."""
         if self.uncond is None:
             # A fixed-batch UNet is fed row by row, which slices the host copy.
             hidden = self._hidden if self.unet.dynamic_batch else self._hidden_host
-            return self.unet.run(sample, t, hidden)
+            return self._run(sample, t, hidden)
         if self.unet.dynamic_batch:
-            both = self.unet.run(np.concatenate([sample, sample]), t, self._hidden)
+            both = self._run(np.concatenate([sample, sample]), t, self._hidden)
             out_uncond, out_cond = both[: self.batch], both[self.batch :]
         else:
-            out_uncond = self.unet.run(sample, t, self._hidden_host[: self.batch])
-            out_cond = self.unet.run(sample, t, self._hidden_host[self.batch :])
+            first, second = slice(None, self.batch), slice(self.batch, None)
+            out_uncond = self._run(sample, t, self._hidden_host[first], first)
+            out_cond = self._run(sample, t, self._hidden_host[second], second)
         return out_uncond + self.scale * (out_cond - out_uncond)
 
 
@@ -163,3 +184,15 @@ class TaskPlan:
     model_input: ModelInputFn | None = None
     after_step: AfterStepFn | None = None
     finish: Callable[[list[Image.Image]], list[Image.Image]] | None = None
+
+
+def guidance_embedding(scale: float, dim: int) -> np.ndarray:
+    """[1, dim]: the sinusoidal embedding of ``scale - 1`` an LCM-distilled UNet takes."""
+    w = np.float32((scale - 1.0) * 1000.0)
+    half = dim // 2
+    freqs = np.exp(np.arange(half, dtype=np.float32) * -(np.log(10000.0) / (half - 1)))
+    emb = w * freqs.astype(np.float32)
+    out = np.concatenate([np.sin(emb), np.cos(emb)])
+    if dim % 2:
+        out = np.concatenate([out, np.zeros(1, dtype=np.float32)])
+    return out[None].astype(np.float32)

@@ -6,6 +6,7 @@ from .registry import (
     SAMPLER_NAMES,
     SAMPLERS,
     create_scheduler,
+    register_sampler,
     sampler_schedules,
 )
 from .sigmas import SCHEDULES
@@ -19,5 +20,6 @@ __all__ = [
     "Scheduler",
     "SchedulerConfig",
     "create_scheduler",
+    "register_sampler",
     "sampler_schedules",
 ]

@@ -47,6 +47,17 @@ SAMPLER_NAMES: dict[str, str] = {
 """Sampler id -> the name people know it by."""
 
 
+def register_sampler(sampler_id: str, cls: type[Sampler], name: str) -> None:
+    """Add a sampler (a plugin's); its class declares ``schedules``. Ids cannot be reused."""
+    existing = SAMPLERS.get(sampler_id)
+    if existing is not None and existing is not cls:
+        raise ValueError(f"sampler id {sampler_id!r} is already taken by {existing.__name__}")
+    if not isinstance(cls, type) or "default" not in getattr(cls, "schedules", ()):
+        raise TypeError(f"sampler {sampler_id!r} must be a class whose schedules include default")
+    SAMPLERS[sampler_id] = cls
+    SAMPLER_NAMES[sampler_id] = name
+
+
 def _sampler_class(name: str) -> type[Sampler]:
     try:
         return SAMPLERS[name]

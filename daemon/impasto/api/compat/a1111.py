@@ -1,0 +1,102 @@
+"""The AUTOMATIC1111 API under /sdapi/v1: generation, progress and interrupts via the queue."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from litestar import Controller, Router, get, post
+from litestar.datastructures import State
+from litestar.params import JSONBody
+
+from impasto.api.compat.a1111_convert import echo, info_json, plan
+from impasto.api.compat.a1111_info import A1111InfoController
+from impasto.api.compat.a1111_schemas import (
+    GenerationResponse,
+    Img2ImgRequest,
+    ProgressResponse,
+    Txt2ImgRequest,
+)
+from impasto.api.compat.errors import A1111_HANDLERS, CompatError
+from impasto.services import compat
+from impasto.services.container import Services
+
+A1111_PREFIX = "/sdapi/v1"
+
+
+async def _generate(services: Services, req: Txt2ImgRequest) -> GenerationResponse:
+    """Queue the request's jobs, wait for all of them, answer as A1111 does."""
+    task = plan(services, req)
+    job_ids = await compat.submit_all(services, task.requests)
+    finished = await compat.await_all(services, job_ids)
+    failed = [job for job in finished if job.status == "failed"]
+    if failed:
+        raise CompatError(500, f"generation failed: {failed[0].error}")
+    # Interrupted or skipped jobs contribute no images, as in A1111 after an interrupt.
+    images = compat.result_images(services, finished)
+    return GenerationResponse(
+        images=[image.base64 for image in images] if req.send_images is not False else [],
+        parameters=echo(req),
+        info=info_json(services, req, task, images),
+    )
+
+
+class A1111GenerationController(Controller):
+    path = "/"
+    tags = ("automatic1111",)
+
+    @post("/txt2img", status_code=200, summary="A1111 txt2img: queue, wait, return base64 PNGs")
+    async def txt2img(self, state: State, data: JSONBody[Txt2ImgRequest]) -> GenerationResponse:
+        return await _generate(state.services, data)
+
+    @post("/img2img", status_code=200, summary="A1111 img2img, with an optional inpainting mask")
+    async def img2img(self, state: State, data: JSONBody[Img2ImgRequest]) -> GenerationResponse:
+        return await _generate(state.services, data)
+
+    @get("/progress", summary="The running job's progress, ETA and latest preview")
+    async def progress(self, state: State, skip_current_image: bool = False) -> ProgressResponse:
+        snap = compat.progress(state.services)
+        started = snap.started_at
+        job_state: dict[str, Any] = {
+            "skipped": False,
+            "interrupted": False,
+            "stopping_generation": False,
+            "job": snap.job_id or "",
+            "job_count": snap.active,
+            "job_timestamp": time.strftime("%Y%m%d%H%M%S", time.localtime(started))
+            if started
+            else "0",
+            "job_no": 0,
+            "sampling_step": snap.step,
+            "sampling_steps": snap.total,
+        }
+        image = None
+        if snap.preview and not skip_current_image:
+            image = compat.png_base64(snap.preview)
+        return ProgressResponse(
+            progress=round(snap.fraction, 4),
+            eta_relative=round(snap.eta(), 3),
+            state=job_state,
+            current_image=image,
+            textinfo=None,
+            current_task=snap.job_id,
+        )
+
+    @post("/interrupt", status_code=200, summary="Cancel the running job and the rest of its task")
+    async def interrupt(self, state: State) -> dict[str, Any]:
+        await compat.interrupt(state.services, whole_task=True)
+        return {}
+
+    @post("/skip", status_code=200, summary="Cancel the running job; its task goes on")
+    async def skip(self, state: State) -> dict[str, Any]:
+        await compat.interrupt(state.services, whole_task=False)
+        return {}
+
+
+def a1111_router() -> Router:
+    """A fresh router for /sdapi/v1 with A1111-style error bodies."""
+    return Router(
+        path=A1111_PREFIX,
+        route_handlers=[A1111GenerationController, A1111InfoController],
+        exception_handlers=A1111_HANDLERS,
+    )

@@ -1,0 +1,117 @@
+"""The AUTOMATIC1111 API's lists and settings: models, samplers, options, png-info."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from typing import Any
+
+from litestar import Controller, get, post
+from litestar.datastructures import State
+from litestar.params import JSONBody
+from PIL import Image, UnidentifiedImageError
+
+from impasto.api.compat.a1111_convert import png_info_parameters
+from impasto.api.compat.a1111_schemas import PngInfoRequest, PngInfoResponse
+from impasto.api.compat.errors import CompatError
+from impasto.api.compat.samplers_map import sampler_list, scheduler_list
+from impasto.services import compat
+from impasto.services.outputs import PARAMETERS_KEY, parse_a1111_parameters
+
+# Options A1111 clients commonly read; values describe what Impasto does.
+BASE_OPTIONS: dict[str, Any] = {
+    "sd_checkpoint_hash": None,
+    "sd_vae": "Automatic",
+    "CLIP_stop_at_last_layers": 1,
+    "samples_format": "png",
+    "eta_noise_seed_delta": 0,
+    "live_previews_enable": True,
+    "show_progress_every_n_steps": 1,
+}
+
+
+def _png_text(data: bytes) -> dict[str, str]:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            chunks = getattr(image, "text", None) or image.info
+            return {str(k): v for k, v in chunks.items() if isinstance(v, str)}
+    except (UnidentifiedImageError, OSError):
+        raise CompatError(422, "is not a readable image", "image") from None
+
+
+class A1111InfoController(Controller):
+    path = "/"
+    tags = ("automatic1111",)
+
+    @get("/sd-models", summary="Installed checkpoints, as A1111 lists them")
+    async def sd_models(self, state: State) -> list[dict[str, Any]]:
+        return [
+            {
+                "title": model.id,
+                "model_name": model.id,
+                "hash": None,
+                "sha256": None,
+                "filename": str(model.path),
+                "config": None,
+            }
+            for model in state.services.catalog.list()
+        ]
+
+    @get("/samplers", summary="Samplers by their A1111 names")
+    async def samplers(self) -> list[dict[str, Any]]:
+        return sampler_list()
+
+    @get("/schedulers", summary="Sigma schedules by their A1111 names")
+    async def schedulers(self) -> list[dict[str, Any]]:
+        return scheduler_list()
+
+    @get("/loras", summary="Installed LoRAs (none until LoRA support lands)")
+    async def loras(self) -> list[dict[str, Any]]:
+        return []
+
+    @get("/scripts", summary="Scripts (Impasto runs none)")
+    async def scripts(self) -> dict[str, list[str]]:
+        return {"txt2img": [], "img2img": []}
+
+    @post("/refresh-checkpoints", status_code=200, summary="Rescan models (always current)")
+    async def refresh_checkpoints(self) -> None:
+        # The catalog reads the models folder on every call, so there is nothing to refresh.
+        return None
+
+    @get("/options", summary="A1111 options; sd_model_checkpoint is the model used by default")
+    async def get_options(self, state: State) -> dict[str, Any]:
+        services = state.services
+        stored = compat.compat_state(services).options
+        current = compat.current_checkpoint(services)
+        return {**BASE_OPTIONS, **stored, "sd_model_checkpoint": current}
+
+    @post("/options", status_code=200, summary="Set options; sd_model_checkpoint switches models")
+    async def set_options(self, state: State, data: JSONBody[dict[str, Any]]) -> None:
+        services = state.services
+        compat_state = compat.compat_state(services)
+        if "sd_model_checkpoint" in data:
+            wanted = str(data["sd_model_checkpoint"])
+            model = compat.resolve_checkpoint(services, wanted)
+            if model is None:
+                names = ", ".join(m.id for m in services.catalog.list())
+                raise CompatError(
+                    422,
+                    f"checkpoint {wanted!r} is not installed; installed: {names}",
+                    "sd_model_checkpoint",
+                )
+            compat_state.checkpoint = model
+        # Other options are kept so clients read back what they set; Impasto ignores them.
+        compat_state.options.update({k: v for k, v in data.items() if k != "sd_model_checkpoint"})
+
+    @post("/png-info", status_code=200, summary="The generation parameters embedded in a PNG")
+    async def png_info(self, data: JSONBody[PngInfoRequest]) -> PngInfoResponse:
+        raw = data.image.split(",", 1)[1] if data.image.startswith("data:") else data.image
+        try:
+            image_bytes = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise CompatError(422, "must be a base64 image or a data: URL", "image") from None
+        chunks = _png_text(image_bytes)
+        text = chunks.pop(PARAMETERS_KEY, "")
+        parameters = png_info_parameters(parse_a1111_parameters(text)) if text else {}
+        return PngInfoResponse(info=text, items=chunks, parameters=parameters)

@@ -1,0 +1,244 @@
+"""The OpenAI images API under /v1: generations, edits and the model list, over Impasto's queue."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import quote
+
+from litestar import Controller, Request, Router, get, post
+from litestar.datastructures import State, UploadFile
+from litestar.params import JSONBody, MultipartBody
+from PIL import Image
+
+from impasto.api.compat.common import checked_request, parse_loras, upload
+from impasto.api.compat.errors import OPENAI_HANDLERS, CompatError
+from impasto.api.compat.samplers_map import UnknownSamplerError, to_impasto
+from impasto.api.schemas import Schema
+from impasto.services import compat
+from impasto.services.container import Services
+from impasto.services.images import decode_image
+
+OPENAI_PREFIX = "/v1"
+RESPONSE_FORMATS = ("url", "b64_json")
+MAX_IMAGES = 10
+
+
+class ImageGenerationRequest(Schema):
+    """OpenAI's image generation body; the last six fields are Impasto extensions."""
+
+    prompt: str
+    model: str | None = None
+    n: int | None = 1
+    size: str | None = None
+    response_format: str | None = None
+    quality: str | None = None
+    style: str | None = None
+    user: str | None = None
+    background: str | None = None
+    output_format: str | None = None
+    stream: bool | None = None
+    negative_prompt: str | None = None
+    seed: int | None = None
+    steps: int | None = None
+    cfg_scale: float | None = None
+    sampler: str | None = None
+    strength: float | None = None
+
+
+def _model(services: Services, name: str | None) -> Any:
+    # Clients default to OpenAI's names (dall-e-3, gpt-image-1): those mean "the current model".
+    model_id = compat.resolve_checkpoint(services, name) if name else None
+    return services.catalog.get(model_id or compat.current_checkpoint(services))
+
+
+def _size(value: str | None, defaults: dict[str, Any]) -> tuple[int, int]:
+    if not value or value == "auto":
+        return int(defaults.get("width", 512)), int(defaults.get("height", 512))
+    width, _, height = value.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise CompatError(400, f"size {value!r} must be WIDTHxHEIGHT, e.g. 512x512", "size")
+    return int(width), int(height)
+
+
+def _check(req: ImageGenerationRequest) -> None:
+    if not req.prompt.strip():
+        raise CompatError(400, "prompt must not be empty", "prompt")
+    if req.response_format and req.response_format not in RESPONSE_FORMATS:
+        raise CompatError(400, "response_format must be url or b64_json", "response_format")
+    if req.n is not None and not 1 <= req.n <= MAX_IMAGES:
+        raise CompatError(400, f"n must be between 1 and {MAX_IMAGES}", "n")
+    if req.output_format not in (None, "png"):
+        raise CompatError(400, "output_format must be png; Impasto writes PNG", "output_format")
+    if req.stream:
+        raise CompatError(400, "streaming is not supported; send stream false", "stream")
+
+
+def _impasto_request(
+    services: Services, req: ImageGenerationRequest, size: tuple[int, int] | None
+) -> dict[str, Any]:
+    _check(req)
+    model = _model(services, req.model)
+    defaults = model.defaults if model else {}
+    width, height = size or _size(req.size, defaults)
+    try:
+        choice = to_impasto(req.sampler or defaults.get("sampler", "euler_a"))
+    except UnknownSamplerError as exc:
+        raise CompatError(400, str(exc), "sampler") from None
+    prompt, loras = parse_loras(req.prompt)
+    fields: dict[str, Any] = {
+        "prompt": prompt,
+        "negative_prompt": req.negative_prompt or "",
+        "model": model.id if model else None,
+        "loras": loras,
+        "width": width,
+        "height": height,
+        "steps": req.steps or defaults.get("steps", 20),
+        "cfg_scale": req.cfg_scale or defaults.get("cfg_scale", 7.0),
+        "seed": req.seed if req.seed is not None else -1,
+        "batch_size": req.n or 1,
+        "sampler": choice.sampler,
+        "schedule": choice.schedule,
+    }
+    if req.strength is not None:
+        fields["strength"] = req.strength
+    return checked_request(fields)
+
+
+def _image_url(request: Request[Any, Any, Any], services: Services, job_id: str, index: int) -> str:
+    base = str(request.base_url).rstrip("/")
+    url = f"{base}/api/v1/images/{job_id}/{index}"
+    # OpenAI clients fetch the URL without their API key, so the token rides along.
+    token = services.settings.token
+    return f"{url}?token={quote(token)}" if token else url
+
+
+async def _run(
+    request: Request[Any, Any, Any],
+    services: Services,
+    fields: dict[str, Any],
+    response_format: str | None,
+) -> dict[str, Any]:
+    job_ids = await compat.submit_all(services, [fields])
+    jobs = await compat.await_all(services, job_ids)
+    job = jobs[0]
+    if job.status == "failed":
+        raise CompatError(500, f"generation failed: {job.error}")
+    if job.status != "completed":
+        raise CompatError(409, f"the job was {job.status} before it finished")
+    images = compat.result_images(services, jobs)
+    if response_format == "url":
+        data = [{"url": _image_url(request, services, i.job_id, i.index)} for i in images]
+    else:
+        data = [{"b64_json": image.base64} for image in images]
+    return {
+        "created": int(time.time()),
+        "data": data,
+        "output_format": "png",
+        "size": f"{fields['width']}x{fields['height']}",
+    }
+
+
+def _file(value: Any) -> UploadFile | None:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return value if isinstance(value, UploadFile) else None
+
+
+async def _read_image(services: Services, value: Any, field: str) -> Image.Image:
+    file = _file(value)
+    if file is None:
+        raise CompatError(400, f"send {field} as a file in multipart/form-data", field)
+    content = await file.read(services.uploads.max_bytes + 1)
+    return decode_image(content, field, services.uploads.max_bytes)
+
+
+def _repaint_mask(image: Image.Image, field: str) -> Image.Image:
+    """OpenAI marks the area to edit transparent; Impasto paints where the mask is white."""
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode not in ("RGBA", "LA", "PA"):
+        raise CompatError(
+            400, f"{field} must be a PNG with transparency marking the area to edit", field
+        )
+    alpha = image.getchannel("A")
+    return alpha.point(lambda value: 255 if value < 128 else 0, mode="L")
+
+
+def _form_request(form: dict[str, Any]) -> ImageGenerationRequest:
+    """Multipart fields are text: convert them the way the JSON body would be."""
+    values: dict[str, Any] = {}
+    for key in ImageGenerationRequest.__struct_fields__:
+        raw = form.get(key)
+        if isinstance(raw, list):
+            raw = raw[0] if raw else None
+        if isinstance(raw, str) and raw != "":
+            values[key] = raw
+    if "prompt" not in values:
+        raise CompatError(400, "prompt is required", "prompt")
+    converters: dict[str, Any] = {"n": int, "seed": int, "steps": int}
+    converters.update(cfg_scale=float, strength=float)
+    for key, convert in converters.items():
+        if key in values:
+            try:
+                values[key] = convert(values[key])
+            except ValueError:
+                raise CompatError(400, f"{key} must be a number", key) from None
+    values["stream"] = str(values.get("stream", "")).lower() == "true"
+    return ImageGenerationRequest(**values)
+
+
+class OpenAIImagesController(Controller):
+    path = "/"
+    tags = ("openai",)
+
+    @post("/images/generations", status_code=200, summary="OpenAI images.generate")
+    async def generations(
+        self, state: State, request: Request[Any, Any, Any], data: JSONBody[ImageGenerationRequest]
+    ) -> dict[str, Any]:
+        services: Services = state.services
+        fields = _impasto_request(services, data, None)
+        return await _run(request, services, fields, data.response_format)
+
+    @post("/images/edits", status_code=200, summary="OpenAI images.edit: inpaint an image")
+    async def edits(
+        self,
+        state: State,
+        request: Request[Any, Any, Any],
+        data: MultipartBody[dict[str, Any]],
+    ) -> dict[str, Any]:
+        services: Services = state.services
+        req = _form_request(data)
+        image = await _read_image(services, data.get("image") or data.get("image[]"), "image")
+        mask = None
+        if data.get("mask") is not None:
+            mask = _repaint_mask(await _read_image(services, data.get("mask"), "mask"), "mask")
+        elif "A" in image.getbands():
+            mask = _repaint_mask(image, "image")
+        size = _size(req.size, {"width": image.width // 8 * 8, "height": image.height // 8 * 8})
+        if req.strength is None and mask is not None:
+            # The transparent area is to be painted anew, not varied.
+            req.strength = 1.0
+        fields = _impasto_request(services, req, size)
+        fields["init_image"] = upload(services, image.convert("RGB").resize(size))
+        if mask is not None:
+            fields["mask_image"] = upload(services, mask.resize(size))
+        return await _run(request, services, fields, req.response_format)
+
+    @get("/models", summary="Installed models, OpenAI-style")
+    async def models(self, state: State) -> dict[str, Any]:
+        created = int(state.services.started_at)
+        data = [
+            {"id": m.id, "object": "model", "created": created, "owned_by": "impasto"}
+            for m in state.services.catalog.list()
+        ]
+        return {"object": "list", "data": data}
+
+
+def openai_router() -> Router:
+    """A fresh router for /v1 with OpenAI-style error bodies."""
+    return Router(
+        path=OPENAI_PREFIX,
+        route_handlers=[OpenAIImagesController],
+        exception_handlers=OPENAI_HANDLERS,
+    )

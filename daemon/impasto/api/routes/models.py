@@ -1,0 +1,187 @@
+"""Models: list, describe, install (with progress), remove, and load/unload in the workers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, delete, get, post
+from litestar.datastructures import State
+from litestar.params import FromQuery
+from msgspec import Meta
+
+from impasto.api.schemas import ModelDefaults, Schema
+from impasto.services.errors import ConflictError
+from impasto.services.events import iso_time
+from impasto.services.installs import install_json
+from impasto.services.manager import ModelManager
+from impasto.services.models import ModelEntry
+
+
+class ModelDetail(Schema):
+    """An installed model: the design document's Model record plus what Impasto detected."""
+
+    id: str
+    name: str
+    type: str
+    family: str
+    path: str
+    size: int
+    read_only: bool
+    inpaint: bool
+    prediction_type: str
+    defaults: ModelDefaults | None
+    precision: str = ""
+    version: str = ""
+    description: str = ""
+    hash: str = ""
+    source: str = ""
+    license: str = ""
+    active: bool = True
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+class InstallRequest(Schema):
+    """Where to install a model from, and how."""
+
+    source: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=4096,
+            description="A catalog name (sd-turbo), a hub repo id (owner/name), a URL or a path",
+        ),
+    ]
+    id: Annotated[str, Meta(max_length=80)] | None = None
+    name: Annotated[str, Meta(max_length=200)] | None = None
+    revision: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    subfolder: Annotated[str, Meta(max_length=500)] | None = None
+    sha256: Annotated[str, Meta(max_length=64)] | None = None
+    precision: Literal["fp32", "fp16"] | None = None
+    convert: bool = True
+    description: Annotated[str, Meta(max_length=2000)] | None = None
+    license: Annotated[str, Meta(max_length=200)] | None = None
+
+
+class InstallInfo(Schema):
+    """One install task and its progress."""
+
+    id: str
+    model_id: str
+    source: str
+    status: str
+    stage: str
+    bytes_done: int
+    bytes_total: int
+    error: str | None
+    created_at: str | None
+    updated_at: str | None
+    finished_at: str | None
+
+
+class LoadedModel(Schema):
+    """A model a worker holds, and when the keep-alive drops it."""
+
+    model: str
+    path: str
+    worker: str
+    size: int
+    expires_at: str | None
+    expires_in: float
+
+
+class LoadResult(Schema):
+    model: str
+    workers: int
+
+
+def model_detail(m: ModelEntry) -> ModelDetail:
+    """The wire form of a catalog entry."""
+    return ModelDetail(
+        id=m.id,
+        name=m.name,
+        type=m.type,
+        family=m.family,
+        path=str(m.path),
+        size=m.size,
+        read_only=m.read_only,
+        inpaint=m.inpaint,
+        prediction_type=m.prediction_type,
+        defaults=ModelDefaults(**m.defaults) if m.defaults else None,
+        precision=m.precision,
+        version=m.version,
+        description=m.description,
+        hash=m.hash,
+        source=m.source,
+        license=m.license,
+        active=m.active,
+        created_at=iso_time(m.created_at),
+        updated_at=iso_time(m.updated_at),
+    )
+
+
+def install_info(record: Any) -> InstallInfo:
+    body = install_json(record)
+    for key in ("created_at", "updated_at", "finished_at"):
+        body[key] = iso_time(body[key])
+    return InstallInfo(**body)
+
+
+def _manager(state: State) -> ModelManager:
+    manager: ModelManager | None = state.services.models
+    if manager is None:
+        raise ConflictError("the model manager is not running in this process")
+    return manager
+
+
+class ModelsController(Controller):
+    path = "/models"
+    tags = ["models"]
+
+    @get("/", summary="Installed models: checkpoints (the bundled demo ones too), LoRAs, VAEs")
+    async def list_models(self, state: State) -> list[ModelDetail]:
+        return [model_detail(m) for m in state.services.catalog.list_all()]
+
+    @get("/installs", summary="Running and recent installs with progress")
+    async def installs(self, state: State) -> list[InstallInfo]:
+        return [install_info(r) for r in _manager(state).installer.list_installs()]
+
+    @get("/installs/{install_id:str}", summary="One install and its progress")
+    async def install(self, state: State, install_id: str) -> InstallInfo:
+        return install_info(_manager(state).installer.get(install_id))
+
+    @post("/installs/{install_id:str}/cancel", status_code=200, summary="Cancel an install")
+    async def cancel_install(self, state: State, install_id: str) -> InstallInfo:
+        return install_info(_manager(state).installer.cancel(install_id))
+
+    @post("/install", status_code=202, summary="Install from the catalog, the hub, a URL or a path")
+    async def install_model(self, state: State, data: InstallRequest) -> InstallInfo:
+        request = {k: v for k, v in msgspec.structs.asdict(data).items() if k != "source"}
+        record = _manager(state).installer.submit(data.source, **request)
+        return install_info(record)
+
+    @get("/loaded", summary="Models the workers hold and when each expires (like ollama ps)")
+    async def loaded(self, state: State) -> list[LoadedModel]:
+        return [LoadedModel(**item) for item in _manager(state).loaded()]
+
+    @get("/{model_id:str}", summary="One installed model")
+    async def get_model(self, state: State, model_id: str) -> ModelDetail:
+        return model_detail(_manager(state).get(model_id))
+
+    @delete("/{model_id:str}", status_code=200, summary="Remove a model (409 while jobs use it)")
+    async def remove(
+        self, state: State, model_id: str, force: FromQuery[bool] = False
+    ) -> ModelDetail:
+        return model_detail(await _manager(state).remove(model_id, force=force))
+
+    @post("/{model_id:str}/load", status_code=200, summary="Load a model into the workers now")
+    async def load(
+        self, state: State, model_id: str, keep_alive: FromQuery[float | None] = None
+    ) -> LoadResult:
+        sent = await _manager(state).load(model_id, keep_alive)
+        return LoadResult(model=model_id, workers=sent)
+
+    @post("/{model_id:str}/unload", status_code=200, summary="Drop a model from the workers")
+    async def unload(self, state: State, model_id: str) -> LoadResult:
+        return LoadResult(model=model_id, workers=await _manager(state).unload(model_id))

@@ -1,0 +1,44 @@
+"""The plugin calls of the client: list plugins, enable or disable one."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import httpx
+import msgspec
+
+from impasto.client.core import Call
+from impasto.client.errors import ImpastoError
+
+
+class PluginInfo(msgspec.Struct, kw_only=True):
+    """GET /plugins: one installed plugin, its state and its load error if any."""
+
+    name: str
+    version: str
+    enabled: bool
+    builtin: bool = False
+    hooks: list[str] = msgspec.field(default_factory=list)
+    source: str = ""
+    error: str | None = None
+
+
+def _decode(kind: type) -> object:
+    def parse(response: httpx.Response) -> object:
+        try:
+            return msgspec.json.decode(response.content, type=kind)
+        except msgspec.MsgspecError as exc:
+            raise ImpastoError(f"unexpected answer from the daemon: {exc}") from None
+
+    return parse
+
+
+def list_plugins() -> Call[list[PluginInfo]]:
+    """GET /plugins."""
+    return Call("GET", "/plugins", _decode(list[PluginInfo]))  # type: ignore[arg-type]
+
+
+def set_plugin_enabled(name: str, enabled: bool) -> Call[PluginInfo]:
+    """POST /plugins/{name}/enable or /disable."""
+    action = "enable" if enabled else "disable"
+    return Call("POST", f"/plugins/{quote(name, safe='')}/{action}", _decode(PluginInfo))  # type: ignore[arg-type]

@@ -1,0 +1,87 @@
+"""Textual inversion embeddings: new prompt tokens backed by new rows of the embedding table.
+
+Formats (``.safetensors`` only; pickled ``.pt`` files could run code and are refused):
+diffusers (one tensor named after its token), AUTOMATIC1111 (``emb_params``, named by the file
+stem) and SDXL (``clip_l`` and ``clip_g`` for the two text encoders, named by the stem).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from impasto.engine.onnx_graph import OnnxGraph
+from impasto.engine.safetensors_reader import read_safetensors
+from impasto.engine.tokenizer import ClipTokenizer
+from impasto.engine.types import EngineError
+
+_SDXL_KEYS = {"clip_l": "text_encoder", "clip_g": "text_encoder_2"}
+
+
+class EmbeddingError(EngineError):
+    """An embedding file cannot be used; the message names the file and the reason."""
+
+
+@dataclass
+class Embedding:
+    """One textual inversion: its prompt token and its vectors [n, width] per text encoder."""
+
+    path: Path
+    token: str
+    vectors: dict[str, np.ndarray]
+
+
+def load_embedding(path: Path) -> Embedding:
+    """Parse one ``.safetensors`` textual inversion file."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise EmbeddingError(f"{path}: only .safetensors embeddings are supported")
+    tensors, _ = read_safetensors(path)
+    if "emb_params" in tensors:
+        token, vectors = path.stem, {"text_encoder": tensors["emb_params"]}
+    elif set(_SDXL_KEYS) & set(tensors):
+        token = path.stem
+        vectors = {_SDXL_KEYS[k]: v for k, v in tensors.items() if k in _SDXL_KEYS}
+    elif len(tensors) == 1:
+        token, value = next(iter(tensors.items()))
+        vectors = {"text_encoder": value}
+    else:
+        raise EmbeddingError(f"{path}: not a diffusers, AUTOMATIC1111 or SDXL embedding")
+    vectors = {k: np.atleast_2d(v).astype(np.float32) for k, v in vectors.items()}
+    return Embedding(path, token, vectors)
+
+
+def token_table(graph: OnnxGraph) -> str:
+    """The name of the text encoder's token embedding initializer."""
+    for node in graph.nodes:
+        if (
+            node.op_type == "Gather"
+            and "token_embedding" in node.name
+            and node.inputs
+            and node.inputs[0] in graph.initializers
+        ):
+            return node.inputs[0]
+    raise EmbeddingError(f"{graph.path}: no token embedding table found in the graph")
+
+
+def embedding_overrides(
+    graph: OnnxGraph, component: str, tokenizer: ClipTokenizer, embeddings: list[Embedding]
+) -> dict[str, np.ndarray]:
+    """Add each embedding's token to ``tokenizer`` and return the enlarged embedding table."""
+    name = token_table(graph)
+    table = graph.array(name)
+    rows = [table]
+    for embedding in embeddings:
+        vectors = embedding.vectors.get(component)
+        if vectors is None:
+            raise EmbeddingError(f"{embedding.path}: has no vectors for this model's {component}")
+        if vectors.shape[1] != table.shape[1]:
+            raise EmbeddingError(
+                f"{embedding.path}: vectors are {vectors.shape[1]} wide but this model's "
+                f"{component} takes {table.shape[1]}; it was made for another model family"
+            )
+        tokenizer.add_embedding(embedding.token, vectors.shape[0])
+        rows.append(vectors.astype(table.dtype))
+    return {name: np.concatenate(rows)}

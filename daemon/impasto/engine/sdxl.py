@@ -1,0 +1,79 @@
+"""SDXL conditioning: two CLIP text encoders, the second's pooled embedding, and time ids.
+
+As diffusers does: each encoder's penultimate hidden state (``hidden_states[-2]``, no final
+layer norm) is concatenated along the feature axis; ``text_embeds`` of the second encoder is the
+pooled embedding; ``time_ids`` are (original size, crop top-left, target size). Prompts over 75
+tokens are chunked AUTOMATIC1111-style; the pooled embedding comes from the first chunk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from impasto.engine.text_encoder import PromptEncoder, apply_emphasis, group_rows, pair_groups
+from impasto.engine.tokenizer import CONTEXT_LENGTH
+
+
+@dataclass
+class Conditioning:
+    """The UNet's text inputs for one prompt: hidden states and any extra named inputs."""
+
+    hidden: np.ndarray  # [1, tokens, width]
+    extra: dict[str, np.ndarray]  # e.g. text_embeds [1, P], time_ids [1, 6]
+
+
+def time_ids(width: int, height: int) -> np.ndarray:
+    """[1, 6]: original size, crop (0, 0) and target size, each (height, width)."""
+    return np.asarray([[height, width, 0, 0, height, width]], dtype=np.float32)
+
+
+class SdxlPromptEncoder:
+    """Both SDXL text encoders over the same chunks; ``zero_negative`` follows the folder's
+    ``force_zeros_for_empty_prompt`` (an empty negative prompt becomes zeros)."""
+
+    def __init__(self, first: PromptEncoder, second: PromptEncoder, zero_negative: bool) -> None:
+        self.first = first
+        self.second = second
+        self.zero_negative = zero_negative
+        self._pooled = second.model.output_index(("text_embeds",))
+
+    def encode_pair(
+        self, prompt: str, negative: str | None, width: int, height: int, clip_skip: int = 1
+    ) -> tuple[Conditioning, Conditioning | None]:
+        """Cond and (unless ``negative`` is None) uncond conditioning for one request."""
+        zeros = negative is not None and self.zero_negative and not negative.strip()
+        groups = pair_groups(self.first.tokenizer, prompt, negative, self.first.comma_id)
+        count = len(groups[0])
+        hidden_parts, weights = [], None
+        pooled = None
+        for encoder in (self.first, self.second):
+            rows, weights = group_rows(encoder.tokenizer, groups)
+            # SDXL already uses the penultimate layer; clip skip n moves n - 1 further back.
+            output = encoder.hidden_state_output(clip_skip + 1)
+            hidden_parts.append(encoder.encode_ids(rows, output))
+            if encoder is self.second:
+                pooled = encoder.encode_ids(rows, self._pooled)
+        assert weights is not None and pooled is not None
+        hidden = apply_emphasis(np.concatenate(hidden_parts, axis=-1), weights)
+        per_group = hidden.reshape(len(groups), count * CONTEXT_LENGTH, hidden.shape[-1])
+        ids = time_ids(width, height)
+        cond = Conditioning(per_group[0:1], {"text_embeds": pooled[0:1], "time_ids": ids})
+        if negative is None:
+            return cond, None
+        if zeros:
+            uncond = Conditioning(
+                np.zeros_like(per_group[0:1]),
+                {"text_embeds": np.zeros_like(pooled[0:1]), "time_ids": ids},
+            )
+        else:
+            first_negative_chunk = count  # rows of the negative start after the prompt's
+            uncond = Conditioning(
+                per_group[1:2],
+                {
+                    "text_embeds": pooled[first_negative_chunk : first_negative_chunk + 1],
+                    "time_ids": ids,
+                },
+            )
+        return cond, uncond

@@ -1,0 +1,408 @@
+"""Finds plugins, registers them with pluggy, keeps their enabled flags, and calls their hooks."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import sys
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from impasto import __version__
+from impasto.plugins import hookspecs
+from impasto.plugins.types import (
+    PluginContext,
+    PluginFailed,
+    PluginRejected,
+    PostprocessResult,
+    RejectRequest,
+    UnknownPluginError,
+)
+
+log = logging.getLogger("impasto.plugins")
+
+ENTRY_POINT_GROUP = "impasto.plugins"
+STATE_FILE = "plugins.json"
+# Built-in behaviour goes through the same hooks as everyone's plugins (datasette's way).
+BUILTIN_PLUGINS = {
+    "png_metadata": "impasto.plugins.png_metadata",
+    "prompt_filter": "impasto.plugins.prompt_filter",
+}
+HOOKS = (
+    "startup",
+    "shutdown",
+    "preprocess_request",
+    "postprocess_result",
+    "register_samplers",
+    "register_routes",
+    "model_loader",
+)
+
+
+@dataclass
+class PluginRecord:
+    """One discovered plugin: where it came from, whether it loaded, and what it implements."""
+
+    name: str
+    version: str
+    source: str
+    builtin: bool = False
+    module: ModuleType | None = None
+    error: str | None = None
+    default_enabled: bool = True
+    hooks: list[str] = field(default_factory=list)
+
+
+def read_plugin_config(config_path: Path | None) -> dict[str, dict[str, Any]]:
+    """The ``[plugins.<name>]`` tables of config.toml, by plugin name (empty when absent)."""
+    if config_path is None or not config_path.is_file():
+        return {}
+    with config_path.open("rb") as fh:
+        table = tomllib.load(fh).get("plugins", {})
+    return {name: dict(value) for name, value in table.items() if isinstance(value, dict)}
+
+
+def _describe_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class PluginHost:
+    """The pluggy manager plus, per plugin, its record, config and persisted enabled flag."""
+
+    def __init__(
+        self,
+        pm: pluggy.PluginManager,
+        records: list[PluginRecord],
+        config: Mapping[str, dict[str, Any]],
+        *,
+        data_dir: Path | None = None,
+        models_dir: Path | None = None,
+        state_file: Path | None = None,
+    ) -> None:
+        self.pm = pm
+        self.records = {r.name: r for r in records}
+        self.config = {name: dict(table) for name, table in config.items()}
+        self.data_dir = data_dir
+        self.models_dir = models_dir
+        self.state_file = state_file
+        self.sampler_owner: dict[str, str] = {}
+        self._state = self._read_state()
+
+    # --- state ----------------------------------------------------------------------------
+
+    def _read_state(self) -> dict[str, bool]:
+        if self.state_file is None or not self.state_file.is_file():
+            return {}
+        try:
+            data = json.loads(self.state_file.read_text())
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable %s: %s", self.state_file, exc)
+            return {}
+        enabled = data.get("enabled", {}) if isinstance(data, dict) else {}
+        return {str(k): bool(v) for k, v in enabled.items()}
+
+    def _write_state(self) -> None:
+        if self.state_file is None:
+            return
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.state_file.with_suffix(".tmp")
+        temp.write_text(json.dumps({"enabled": self._state}, indent=2, sort_keys=True))
+        os.replace(temp, self.state_file)
+
+    def enabled(self, name: str) -> bool:
+        """The flag set by API/CLI, else ``enabled`` in its config table, else its default."""
+        if name in self._state:
+            return self._state[name]
+        record = self.records.get(name)
+        configured = self.config.get(name, {}).get("enabled")
+        if isinstance(configured, bool):
+            return configured
+        return record.default_enabled if record else False
+
+    def active(self, name: str) -> bool:
+        """Enabled and loaded without error."""
+        record = self.records.get(name)
+        return record is not None and record.error is None and self.enabled(name)
+
+    def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
+        """Persist the flag; it applies to the next job. Unknown names raise UnknownPluginError."""
+        if name not in self.records:
+            known = ", ".join(sorted(self.records)) or "none"
+            raise UnknownPluginError(f"no plugin named {name!r}; installed: {known}")
+        self._state[name] = enabled
+        self._write_state()
+        return self.describe(self.records[name])
+
+    def describe(self, record: PluginRecord) -> dict[str, Any]:
+        """A plugin as GET /api/v1/plugins lists it."""
+        return {
+            "name": record.name,
+            "version": record.version,
+            "enabled": self.enabled(record.name),
+            "builtin": record.builtin,
+            "hooks": record.hooks,
+            "source": record.source,
+            "error": record.error,
+        }
+
+    def statuses(self) -> list[dict[str, Any]]:
+        """Every discovered plugin, loaded or not, sorted by name."""
+        return [self.describe(self.records[name]) for name in sorted(self.records)]
+
+    def job_plugins(self) -> dict[str, dict[str, Any]]:
+        """The active plugins and their config, as a job carries them to the worker."""
+        return {name: self.config.get(name, {}) for name in self.records if self.active(name)}
+
+    # --- calling hooks --------------------------------------------------------------------
+
+    def _impls(self, hook: str, active: Mapping[str, Any]) -> list[pluggy.HookImpl]:
+        caller = getattr(self.pm.hook, hook)
+        # pluggy runs the last registered (and tryfirst) implementation first; so do we.
+        return [
+            impl
+            for impl in reversed(caller.get_hookimpls())
+            if impl.plugin_name in active and not (impl.hookwrapper or impl.wrapper)
+        ]
+
+    def _context(self, name: str, config: Mapping[str, Any] | None, options: Any) -> Any:
+        return PluginContext(
+            name=name,
+            config=dict(config if config is not None else self.config.get(name, {})),
+            options=options,
+            data_dir=self.data_dir,
+            models_dir=self.models_dir,
+        )
+
+    def _invoke(self, hook: str, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
+        """Call one plugin's implementation; anything it raises is pinned on that plugin."""
+        try:
+            return impl.function(*(kwargs[arg] for arg in impl.argnames))
+        except RejectRequest:
+            raise
+        except Exception as exc:
+            log.exception("plugin %s failed in %s", impl.plugin_name, hook)
+            raise PluginFailed(impl.plugin_name, hook, exc) from exc
+
+    def preprocess_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Run every active preprocess_request hook; raises PluginRejected or PluginFailed."""
+        self._check_sampler(request.get("sampler"))
+        active = self.job_plugins()
+        options = request.get("plugins") or {}
+        request = dict(request)
+        for impl in self._impls("preprocess_request", active):
+            name = impl.plugin_name
+            context = self._context(name, active[name], options.get(name))
+            try:
+                value = self._invoke(
+                    "preprocess_request", impl, {"request": request, "context": context}
+                )
+            except RejectRequest as exc:
+                raise PluginRejected(
+                    name, f"rejected by plugin {name!r}: {exc.message}", exc.field
+                ) from None
+            if value is not None:
+                if not isinstance(value, dict):
+                    raise PluginFailed(
+                        name, "preprocess_request", TypeError("did not return a dict")
+                    )
+                request = value
+        self._check_sampler(request.get("sampler"))
+        return request
+
+    def _check_sampler(self, sampler: Any) -> None:
+        owner = self.sampler_owner.get(str(sampler))
+        if owner is not None and not self.active(owner):
+            raise PluginRejected(
+                owner,
+                f"sampler {sampler!r} comes from plugin {owner!r}, which is disabled; "
+                f"enable it with `impasto plugins enable {owner}`",
+                "sampler",
+            )
+
+    def postprocess(
+        self,
+        result: PostprocessResult,
+        image: Any,
+        active: Mapping[str, Any],
+        options: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Pass one output image through every active postprocess_result hook, in order."""
+        options = options or {}
+        for impl in self._impls("postprocess_result", active):
+            name = impl.plugin_name
+            context = self._context(name, active[name], options.get(name))
+            kwargs = {"result": result, "image": image, "context": context}
+            replaced = self._invoke("postprocess_result", impl, kwargs)
+            if replaced is not None:
+                image = replaced
+        return image
+
+    def load_model(
+        self, model_dir: str, active: Mapping[str, Any], options: Mapping[str, Any] | None = None
+    ) -> Any:
+        """The first pipeline an active model_loader returns for ``model_dir``, else None."""
+        options = options or {}
+        for impl in self._impls("model_loader", active):
+            name = impl.plugin_name
+            context = self._context(name, active[name], options.get(name))
+            pipeline = self._invoke(
+                "model_loader", impl, {"model_dir": model_dir, "context": context}
+            )
+            if pipeline is not None:
+                return pipeline
+        return None
+
+    def register_samplers(self, register: Callable[[str, type, str], None]) -> None:
+        """Add every loaded plugin's samplers (disabled ones are refused at submit time)."""
+        loaded = {name: None for name, r in self.records.items() if r.error is None}
+        for impl in self._impls("register_samplers", loaded):
+            name = impl.plugin_name
+            try:
+                for sampler_id, cls, label in (
+                    self._invoke(
+                        "register_samplers", impl, {"context": self._context(name, None, None)}
+                    )
+                    or []
+                ):
+                    register(sampler_id, cls, label)
+                    self.sampler_owner[sampler_id] = name
+            except (PluginFailed, ValueError, TypeError) as exc:
+                self.records[name].error = f"register_samplers: {exc}"
+
+    def route_handlers(self) -> dict[str, list[Any]]:
+        """Each loaded plugin's extra route handlers, by plugin name."""
+        loaded = {name: None for name, r in self.records.items() if r.error is None}
+        handlers: dict[str, list[Any]] = {}
+        for impl in self._impls("register_routes", loaded):
+            name = impl.plugin_name
+            try:
+                found = self._invoke(
+                    "register_routes", impl, {"context": self._context(name, None, None)}
+                )
+            except PluginFailed as exc:
+                self.records[name].error = str(exc)
+                continue
+            if found:
+                handlers.setdefault(name, []).extend(found)
+        return handlers
+
+    def startup(self, app_context: Any) -> None:
+        """Call startup on each active plugin; one that raises is marked broken, not fatal."""
+        self._lifecycle("startup", app_context=app_context)
+
+    def shutdown(self) -> None:
+        """Call shutdown on each active plugin, logging (not raising) failures."""
+        self._lifecycle("shutdown")
+
+    def _lifecycle(self, hook: str, **kwargs: Any) -> None:
+        active = self.job_plugins()
+        for impl in self._impls(hook, active):
+            name = impl.plugin_name
+            try:
+                self._invoke(hook, impl, {**kwargs, "context": self._context(name, None, None)})
+            except PluginFailed as exc:
+                if hook == "startup":
+                    self.records[name].error = str(exc)
+
+
+def _unknown_hooks(module: ModuleType) -> list[str]:
+    # pluggy keeps a marked function with no matching spec "pending"; a typo should be loud.
+    marked = (n for n in dir(module) if hasattr(getattr(module, n), "impasto_impl"))
+    return sorted(n for n in marked if n not in HOOKS)
+
+
+def _register(pm: pluggy.PluginManager, record: PluginRecord, load: Callable[[], Any]) -> None:
+    try:
+        module = load()
+        unknown = _unknown_hooks(module)
+        if unknown:
+            raise TypeError(f"unknown hook(s) {', '.join(unknown)}; see docs/plugins.md")
+        pm.register(module, name=record.name)
+    except Exception as exc:
+        record.error = _describe_error(exc)
+        log.warning("plugin %s (%s) failed to load: %s", record.name, record.source, record.error)
+        return
+    record.module = module
+    record.hooks = sorted(caller.name for caller in pm.get_hookcallers(module) or [])
+    record.default_enabled = bool(getattr(module, "DEFAULT_ENABLED", True))
+    record.version = str(getattr(module, "__version__", "") or record.version)
+
+
+def _load_file(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"impasto_plugin_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def discover(
+    pm: pluggy.PluginManager, plugin_dir: Path | None, entry_points: bool = True
+) -> list[PluginRecord]:
+    """Register the built-ins, the ``impasto.plugins`` entry points and plugin_dir/*.py."""
+    records: list[PluginRecord] = []
+    taken: dict[str, str] = {}
+
+    def add(record: PluginRecord, load: Callable[[], Any]) -> None:
+        if record.name in taken:
+            record.error = f"the name {record.name!r} is already used by {taken[record.name]}"
+            record.name = f"{record.name} ({record.source})"
+        else:
+            taken[record.name] = record.source
+            _register(pm, record, load)
+        records.append(record)
+
+    for name, module_name in BUILTIN_PLUGINS.items():
+        record = PluginRecord(name, __version__, f"builtin {module_name}", builtin=True)
+        add(record, functools.partial(importlib.import_module, module_name))
+    if entry_points:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = ep.dist
+            version = dist.version if dist is not None else "0"
+            source = f"distribution {dist.name if dist else '?'} ({ep.value})"
+            add(PluginRecord(ep.name, version, source), ep.load)
+    if plugin_dir is not None and plugin_dir.is_dir():
+        for path in sorted(plugin_dir.glob("*.py")):
+            if not path.name.startswith("_"):
+                add(
+                    PluginRecord(path.stem, "0", f"file {path}"),
+                    functools.partial(_load_file, path),
+                )
+    return records
+
+
+def build_plugin_manager(
+    *,
+    data_dir: Path | None = None,
+    models_dir: Path | None = None,
+    config: Mapping[str, dict[str, Any]] | None = None,
+    entry_points: bool = True,
+    persist: bool = True,
+) -> PluginHost:
+    """Discover and register plugins now (never at import time) and return their host."""
+    pm = pluggy.PluginManager("impasto")
+    pm.add_hookspecs(hookspecs)
+    plugin_dir = data_dir / "plugins" if data_dir is not None else None
+    records = discover(pm, plugin_dir, entry_points)
+    state_file = data_dir / STATE_FILE if data_dir is not None and persist else None
+    return PluginHost(
+        pm,
+        records,
+        config or {},
+        data_dir=data_dir,
+        models_dir=models_dir,
+        state_file=state_file,
+    )

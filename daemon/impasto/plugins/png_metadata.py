@@ -1,0 +1,33 @@
+"""Built-in: embed AUTOMATIC1111's ``parameters`` text and Impasto's request JSON in each PNG."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from impasto.engine.schedulers import SAMPLER_NAMES
+from impasto.plugins.hookspecs import hookimpl
+from impasto.plugins.types import PluginContext, PostprocessResult
+from impasto.services.outputs import IMPASTO_KEY, PARAMETERS_KEY, format_a1111_parameters
+
+
+@hookimpl(trylast=True)
+def postprocess_result(result: PostprocessResult, image: Any, context: PluginContext) -> None:
+    """Add the two text chunks other tools read the generation settings from."""
+    params = result.request
+    sampler = params.get("sampler", "euler_a")
+    result.text[PARAMETERS_KEY] = format_a1111_parameters(
+        prompt=params.get("prompt", ""),
+        negative_prompt=params.get("negative_prompt", ""),
+        steps=params.get("steps", 0),
+        sampler_name=SAMPLER_NAMES.get(sampler, sampler),
+        schedule_type=params.get("schedule", "default"),
+        cfg_scale=params.get("cfg_scale", 0.0),
+        seed=result.seed,
+        width=params.get("width", image.width),
+        height=params.get("height", image.height),
+        model=result.model,
+        extra={"Denoising strength": params.get("strength")} if params.get("init_image") else None,
+    )
+    request = {**params, "seed": result.seed, "model": result.model}
+    result.text[IMPASTO_KEY] = json.dumps(request, ensure_ascii=False)

@@ -1,0 +1,187 @@
+"""Tell what a model is from its files: layout, type, family, precision, prediction type."""
+
+from __future__ import annotations
+
+import json
+import mmap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from impasto.services.safety import UnsafeContentError, safetensors_header
+
+# ONNX TensorProto.DataType numbers that matter here.
+_ELEM_TYPES = {1: "fp32", 10: "fp16", 16: "bf16"}
+
+
+@dataclass(frozen=True)
+class Detected:
+    """What the files say: ``layout`` is onnx, diffusers or file."""
+
+    layout: str
+    type: str
+    family: str
+    precision: str = ""
+    prediction_type: str = "epsilon"
+    inpaint: bool = False
+
+
+@dataclass(frozen=True)
+class OnnxInput:
+    """One graph input: name, element type and shape (ints, or names for dynamic axes)."""
+
+    name: str
+    elem_type: str
+    shape: tuple[int | str, ...]
+
+
+def _varint(buf: Any, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _fields(buf: Any, start: int, end: int) -> list[tuple[int, int, int, int]]:
+    """(field number, wire type, value start, value end) of one protobuf message."""
+    out = []
+    pos = start
+    while pos < end:
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value_start = pos
+            _, pos = _varint(buf, pos)
+        elif wire == 1:
+            value_start, pos = pos, pos + 8
+        elif wire == 2:
+            length, value_start = _varint(buf, pos)
+            pos = value_start + length
+        elif wire == 5:
+            value_start, pos = pos, pos + 4
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+        if pos > end:
+            raise ValueError("field runs past its message")
+        out.append((number, wire, value_start, pos))
+    return out
+
+
+def _sub(buf: Any, start: int, end: int, number: int) -> list[tuple[int, int]]:
+    return [(s, e) for n, w, s, e in _fields(buf, start, end) if n == number and w == 2]
+
+
+def _int(buf: Any, start: int, end: int, number: int) -> int | None:
+    for n, w, s, _ in _fields(buf, start, end):
+        if n == number and w == 0:
+            return _varint(buf, s)[0]
+    return None
+
+
+def onnx_inputs(path: Path) -> list[OnnxInput]:
+    """The graph inputs of an ONNX file, read without loading its weights."""
+    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        inputs = []
+        for g_start, g_end in _sub(buf, 0, len(buf), 7):  # ModelProto.graph
+            for v_start, v_end in _sub(buf, g_start, g_end, 11):  # GraphProto.input
+                name = b"".join(bytes(buf[s:e]) for s, e in _sub(buf, v_start, v_end, 1))
+                elem, shape = 0, list[int | str]()
+                for t_start, t_end in _sub(buf, v_start, v_end, 2):  # ValueInfoProto.type
+                    for tt_start, tt_end in _sub(buf, t_start, t_end, 1):  # tensor_type
+                        elem = _int(buf, tt_start, tt_end, 1) or 0
+                        for s_start, s_end in _sub(buf, tt_start, tt_end, 2):  # shape
+                            for d_start, d_end in _sub(buf, s_start, s_end, 1):  # dim
+                                value = _int(buf, d_start, d_end, 1)
+                                params = _sub(buf, d_start, d_end, 2)
+                                if value is not None:
+                                    shape.append(value)
+                                else:
+                                    shape.append(
+                                        bytes(buf[params[0][0] : params[0][1]]).decode()
+                                        if params
+                                        else "?"
+                                    )
+                inputs.append(
+                    OnnxInput(name.decode(), _ELEM_TYPES.get(elem, str(elem)), tuple(shape))
+                )
+        return inputs
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _named_turbo(*configs: dict[str, Any]) -> bool:
+    return any("turbo" in str(c.get("_name_or_path", "")).lower() for c in configs)
+
+
+def detect_folder(root: Path) -> Detected:
+    """Detect a pipeline folder; raises ValueError when it is not a Stable Diffusion model."""
+    index = _json(root / "model_index.json")
+    if not index:
+        raise ValueError(f"{root.name}: no model_index.json, so not a Stable Diffusion pipeline")
+    scheduler = _json(root / "scheduler" / "scheduler_config.json")
+    unet_config = _json(root / "unet" / "config.json")
+    onnx_unet = root / "unet" / "model.onnx"
+    if onnx_unet.is_file():
+        layout = "onnx"
+        inputs = {i.name: i for i in onnx_inputs(onnx_unet)}
+        sample = inputs.get("sample")
+        channels = sample.shape[1] if sample and len(sample.shape) > 1 else None
+        in_channels = channels if isinstance(channels, int) else unet_config.get("in_channels", 4)
+        precision = sample.elem_type if sample else ""
+        xl = "text_embeds" in inputs or "time_ids" in inputs
+    elif any((root / "unet").glob("diffusion_pytorch_model*")):
+        layout = "diffusers"
+        in_channels = unet_config.get("in_channels", 4)
+        precision = str(unet_config.get("torch_dtype", "") or "")
+        xl = unet_config.get("addition_embed_type") == "text_time"
+    else:
+        raise ValueError(f"{root.name}: no unet/model.onnx and no diffusers UNet weights")
+    xl = xl or "XL" in str(index.get("_class_name", "")) or (root / "text_encoder_2").is_dir()
+    prediction = str(scheduler.get("prediction_type", "epsilon"))
+    turbo = _named_turbo(index, unet_config, scheduler)
+    if in_channels == 9:
+        family = "inpaint"
+    elif xl:
+        family = "sdxl-turbo" if turbo else "sdxl"
+    elif "LCM" in str(scheduler.get("_class_name", "")):
+        family = "lcm"
+    elif turbo:
+        family = "sd-turbo"
+    elif prediction == "v_prediction":
+        family = "sd2-v"
+    elif unet_config.get("cross_attention_dim") == 1024:
+        family = "sd2"
+    else:
+        family = "sd1"
+    return Detected(layout, "checkpoint", family, precision, prediction, in_channels == 9)
+
+
+def detect_file(path: Path) -> Detected:
+    """Detect a single .safetensors file: checkpoint, LoRA, embedding or VAE, by its tensors."""
+    try:
+        header = safetensors_header(path)
+    except UnsafeContentError as exc:
+        raise ValueError(str(exc)) from None
+    keys = [k for k in header if k != "__metadata__"]
+    if any(k.startswith("model.diffusion_model.") for k in keys):
+        xl = any(k.startswith("conditioner.embedders.1") for k in keys)
+        return Detected("file", "checkpoint", "sdxl" if xl else "sd1")
+    if any("lora" in k for k in keys):
+        return Detected("file", "lora", "")
+    if keys and all(k in ("emb_params", "string_to_param", "clip_l", "clip_g") for k in keys):
+        return Detected("file", "embedding", "")
+    if any(k.startswith(("decoder.", "encoder.", "first_stage_model.")) for k in keys):
+        return Detected("file", "vae", "")
+    raise ValueError(f"{path.name}: the tensors match no known model type")

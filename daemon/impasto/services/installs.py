@@ -1,0 +1,300 @@
+"""Install tasks: queued in SQLite, run in the background, reported on the event bus, resumable."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from impasto.services.convert import ConversionError, missing_converter
+from impasto.services.detect import detect_file, detect_folder
+from impasto.services.downloads import DownloadError, InstallCancelled
+from impasto.services.errors import ConflictError, FieldError, NotFoundError
+from impasto.services.events import EventBus
+from impasto.services.hub import HubError, hub_endpoint, hub_token
+from impasto.services.known import KnownModel, known_models
+from impasto.services.models import ModelCatalog
+from impasto.services.safety import UnsafeContentError, check_id
+from impasto.services.sources import describe_source, parse_source
+from impasto.services.staging import InstallError, StageJob, finalize, prepare
+from impasto.store.models import InstallRecord, ModelRecord, ModelStore
+
+log = logging.getLogger("impasto.installs")
+TICK = 0.5  # seconds between progress events while bytes move
+PRECISIONS = ("", "fp32", "fp16")
+
+
+@dataclass(frozen=True)
+class InstallOptions:
+    """Daemon-wide settings installs need."""
+
+    models_dir: Path
+    staging_dir: Path
+    max_file_size: int
+    hf_endpoint: str = ""
+    hf_token: str = ""
+    catalog_file: str = ""
+    concurrency: int = 1
+
+
+class Installer:
+    """Starts, tracks, cancels and resumes installs; all calls happen on the event loop."""
+
+    def __init__(
+        self, store: ModelStore, catalog: ModelCatalog, bus: EventBus, options: InstallOptions
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.bus = bus
+        self.options = options
+        self._jobs: dict[str, StageJob] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._slots: asyncio.Semaphore | None = None
+        self._stopping = False
+
+    def known(self) -> dict[str, KnownModel]:
+        """The catalog of short names."""
+        path = Path(self.options.catalog_file) if self.options.catalog_file else None
+        return known_models(path)
+
+    def submit(self, source_text: str, **request: Any) -> InstallRecord:
+        """Validate and queue an install; FieldError/ConflictError before anything is written."""
+        source, default_id = parse_source(
+            source_text,
+            revision=request.get("revision"),
+            subfolder=request.get("subfolder"),
+            known=self.known(),
+        )
+        model_id = request.get("id") or default_id
+        try:
+            check_id(model_id)
+        except ValueError as exc:
+            raise FieldError("id", str(exc)) from None
+        precision = request.get("precision") or ""
+        if precision not in PRECISIONS:
+            raise FieldError("precision", "must be fp32 or fp16")
+        sha = (request.get("sha256") or "").lower()
+        if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+            raise FieldError("sha256", "must be 64 hex digits")
+        if self.catalog.find(model_id) is not None or (self.options.models_dir / model_id).exists():
+            raise ConflictError(f"a model named {model_id!r} is already installed")
+        if self.store.active_install_for(model_id):
+            raise ConflictError(f"{model_id!r} is already being installed")
+        if source["kind"] == "path":
+            self._check_convertible(Path(source["path"]))
+        options = {
+            "sha256": sha,
+            "precision": precision,
+            "convert": request.get("convert", True),
+            "name": request.get("name") or model_id,
+            "description": request.get("description") or source.get("description", ""),
+            "license": request.get("license") or source.get("license", ""),
+            "family": source.get("family", ""),
+        }
+        record = self.store.create_install(model_id, source, options)
+        self._publish(record, "queued")
+        self._launch(record)
+        return record
+
+    def _check_convertible(self, path: Path) -> None:
+        """A local model that needs the exporter fails now, not after copying, without it."""
+        try:
+            found = detect_folder(path) if path.is_dir() else detect_file(path)
+        except (ValueError, OSError):
+            return  # the install reports what is wrong with the files
+        if found.layout != "onnx" and found.type == "checkpoint":
+            problem = missing_converter()
+            if problem:
+                raise FieldError("source", problem)
+
+    def get(self, install_id: str) -> InstallRecord:
+        """One install; NotFoundError if unknown."""
+        record = self.store.get_install(install_id)
+        if record is None:
+            raise NotFoundError(f"no install {install_id!r}")
+        return self._live(record)
+
+    def list_installs(self) -> list[InstallRecord]:
+        """Running installs first, then recent ones, with live byte counts."""
+        return [self._live(r) for r in self.store.list_installs()]
+
+    def cancel(self, install_id: str) -> InstallRecord:
+        """Stop a queued or running install; its staged files are deleted."""
+        record = self.get(install_id)
+        if record.status not in ("queued", "running"):
+            raise ConflictError(f"install {install_id} is already {record.status}")
+        job = self._jobs.get(install_id)
+        if job is not None:
+            job.cancel.set()
+        else:  # queued in the database but not running here (never in practice)
+            self._end(record, "cancelled", None)
+        return self.get(install_id)
+
+    def resume(self) -> list[str]:
+        """Restart the installs a stopped daemon left unfinished; clean orphaned staging."""
+        unfinished = self.store.unfinished_installs()
+        keep = {r.id for r in unfinished}
+        if self.options.staging_dir.is_dir():
+            for folder in self.options.staging_dir.iterdir():
+                if folder.name not in keep:
+                    shutil.rmtree(folder, ignore_errors=True)
+        if self.options.models_dir.is_dir():
+            for leftover in self.options.models_dir.glob(".*.partial"):
+                shutil.rmtree(leftover, ignore_errors=True)
+        for record in unfinished:
+            self._publish(record, "resumed")
+            self._launch(record)
+        return sorted(keep)
+
+    async def stop(self) -> None:
+        """Pause running installs for the next start (their rows stay running)."""
+        self._stopping = True
+        for job in self._jobs.values():
+            job.cancel.set()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    def wants_converter(self) -> str | None:
+        """Why conversion cannot run here, or None."""
+        return missing_converter()
+
+    # --- running --------------------------------------------------------------------------
+
+    def _live(self, record: InstallRecord) -> InstallRecord:
+        job = self._jobs.get(record.id)
+        if job is not None and record.status == "running":
+            record.stage = job.progress.stage
+            record.bytes_done, record.bytes_total = job.progress.fetched, job.progress.expected
+        return record
+
+    def _launch(self, record: InstallRecord) -> None:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(max(1, self.options.concurrency))
+        job = StageJob(
+            install_id=record.id,
+            model_id=record.model_id,
+            source=record.source,
+            options=record.options,
+            staging=self.options.staging_dir / record.id,
+            models_dir=self.options.models_dir,
+            max_file_size=self.options.max_file_size,
+            hub_endpoint=hub_endpoint(self.options.hf_endpoint),
+            hub_token=hub_token(self.options.hf_token),
+        )
+        self._jobs[record.id] = job
+        self._tasks[record.id] = asyncio.create_task(self._run(record, job), name=record.id)
+
+    async def _run(self, record: InstallRecord, job: StageJob) -> None:
+        assert self._slots is not None
+        try:
+            async with self._slots:
+                if job.cancel.is_set():
+                    raise InstallCancelled("cancelled")
+                self.store.update_install(record.id, status="running", stage="starting")
+                ticker = asyncio.create_task(self._tick(record, job))
+                try:
+                    ready, detected = await asyncio.to_thread(prepare, job)
+                    job.progress.start("install")
+                    installed = await asyncio.to_thread(finalize, job, ready, detected)
+                finally:
+                    ticker.cancel()
+                self._record_model(record, installed)
+                self._end(record, "completed", None, job)
+        except InstallCancelled:
+            if self._stopping:
+                log.info("install %s paused for the next start", record.id)
+                return
+            self._end(record, "cancelled", None, job)
+        except (
+            InstallError,
+            DownloadError,
+            HubError,
+            ConversionError,
+            UnsafeContentError,
+            OSError,
+        ) as exc:
+            self._end(record, "failed", str(exc), job)
+        except Exception as exc:  # a bug: fail the install rather than leave it running
+            log.exception("install %s crashed", record.id)
+            self._end(record, "failed", f"{type(exc).__name__}: {exc}", job)
+        finally:
+            self._jobs.pop(record.id, None)
+            self._tasks.pop(record.id, None)
+
+    async def _tick(self, record: InstallRecord, job: StageJob) -> None:
+        last: tuple[str, int] | None = None
+        while True:
+            progress = job.progress
+            now = (progress.stage, progress.done)
+            if now != last:
+                last = now
+                self.store.update_install(
+                    record.id,
+                    stage=progress.stage,
+                    bytes_done=progress.fetched,
+                    bytes_total=progress.expected,
+                )
+                self._publish(self._live(self.get(record.id)), "progress")
+            await asyncio.sleep(TICK)
+
+    def _record_model(self, record: InstallRecord, installed: Any) -> None:
+        options, detected = record.options, installed.detected
+        self.store.put(
+            ModelRecord(
+                id=record.model_id,
+                name=options.get("name") or record.model_id,
+                type=detected.type,
+                path=str(installed.path),
+                size=installed.size,
+                hash=installed.hash,
+                version=str(record.source.get("revision") or ""),
+                description=options.get("description", ""),
+                # What the files say wins; the catalog's family fills in what they cannot.
+                family=(detected.family if detected.family not in ("", "sd1") else "")
+                or options.get("family")
+                or detected.family,
+                precision=detected.precision,
+                source=describe_source(record.source),
+                license=options.get("license", ""),
+            )
+        )
+
+    def _end(
+        self, record: InstallRecord, status: str, error: str | None, job: StageJob | None = None
+    ) -> None:
+        if job is not None:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(job.staging)
+        changes: dict[str, Any] = {"status": status, "error": error, "stage": status}
+        if job is not None:
+            changes.update(bytes_done=job.progress.fetched, bytes_total=job.progress.expected)
+        updated = self.store.update_install(record.id, **changes)
+        self._publish(updated or record, status)
+        if error:
+            log.warning("install %s of %s failed: %s", record.id, record.model_id, error)
+
+    def _publish(self, record: InstallRecord, event: str) -> None:
+        self.bus.publish("install", None, install_json(record, event=event))
+
+
+def install_json(record: InstallRecord, event: str | None = None) -> dict[str, Any]:
+    """An install as the API and the event stream show it."""
+    body: dict[str, Any] = {
+        "id": record.id,
+        "model_id": record.model_id,
+        "source": describe_source(record.source),
+        "status": record.status,
+        "stage": record.stage,
+        "bytes_done": record.bytes_done,
+        "bytes_total": record.bytes_total,
+        "error": record.error,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "finished_at": record.finished_at,
+    }
+    if event:
+        body["event"] = event
+    return body

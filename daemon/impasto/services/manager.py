@@ -1,0 +1,125 @@
+"""Model operations beyond listing: describe, remove, and load/unload in the workers."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from impasto.services.errors import ConflictError, NotFoundError
+from impasto.services.events import EventBus, iso_time
+from impasto.services.installs import Installer
+from impasto.services.jobs import JobService
+from impasto.services.models import ModelCatalog, ModelEntry
+from impasto.services.supervisor import Supervisor
+from impasto.store.models import ModelStore
+from impasto.worker.protocol import LoadModel, UnloadModels
+
+
+class ModelManager:
+    """What the /models routes call; installs are delegated to the Installer."""
+
+    def __init__(
+        self,
+        catalog: ModelCatalog,
+        store: ModelStore,
+        installer: Installer,
+        jobs: JobService,
+        bus: EventBus,
+        supervisor: Supervisor | None,
+        keep_alive: float,
+    ) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.installer = installer
+        self.jobs = jobs
+        self.bus = bus
+        self.supervisor = supervisor
+        self.keep_alive = keep_alive
+
+    def get(self, model_id: str) -> ModelEntry:
+        """One installed model; NotFoundError when there is none."""
+        entry = self.catalog.find(model_id)
+        if entry is None:
+            raise NotFoundError(f"model {model_id!r} is not installed")
+        return entry
+
+    def users(self, model_id: str) -> list[str]:
+        """Ids of queued or running jobs that use ``model_id``."""
+        return [job.id for job in self.jobs.list_active() if job.model == model_id]
+
+    async def remove(self, model_id: str, *, force: bool = False) -> ModelEntry:
+        """Delete an installed model: unload it, move it out of the models dir, drop its row."""
+        entry = self.get(model_id)
+        if entry.read_only:
+            raise ConflictError(f"{model_id} is a bundled model and cannot be removed")
+        users = self.users(model_id)
+        if users and not force:
+            raise ConflictError(
+                f"{model_id} is used by {len(users)} queued or running job(s) "
+                f"({', '.join(users[:5])}); cancel them or remove with force=true"
+            )
+        if entry.type == "checkpoint":
+            await self._send(UnloadModels(model_dir=str(entry.path)))
+        folder = self.catalog.models_dir / model_id
+        target = folder if folder.exists() else Path(entry.path)
+        if not target.resolve().is_relative_to(self.catalog.models_dir.resolve()):
+            raise ConflictError(f"{model_id} lives outside the models dir; delete it by hand")
+        # One rename takes it out of the listing at once; the slow delete happens after.
+        trash = self.catalog.models_dir / f".{model_id}.{uuid.uuid4().hex[:8]}.deleting"
+        target.rename(trash)
+        self.store.delete(model_id)
+        shutil.rmtree(trash, ignore_errors=True)
+        self.bus.publish("model_removed", None, {"model_id": model_id})
+        return entry
+
+    def _handles(self) -> list[Any]:
+        if self.supervisor is None:
+            return []
+        return [h for h in self.supervisor.handles.values() if h.state in ("idle", "busy")]
+
+    async def _send(self, message: Any) -> int:
+        handles = self._handles()
+        for handle in handles:
+            await handle.send(message)
+        return len(handles)
+
+    async def load(self, model_id: str, keep_alive: float | None = None) -> int:
+        """Ask every live worker to load ``model_id``; returns how many were asked."""
+        entry = self.catalog.get(model_id)
+        if entry is None:
+            raise NotFoundError(f"checkpoint {model_id!r} is not installed")
+        sent = await self._send(LoadModel(str(entry.path), keep_alive or self.keep_alive))
+        if not sent:
+            raise ConflictError("no worker is running to load the model into")
+        return sent
+
+    async def unload(self, model_id: str) -> int:
+        """Ask every live worker to drop ``model_id``."""
+        entry = self.catalog.get(model_id)
+        if entry is None:
+            raise NotFoundError(f"checkpoint {model_id!r} is not installed")
+        return await self._send(UnloadModels(model_dir=str(entry.path)))
+
+    def loaded(self) -> list[dict[str, Any]]:
+        """What each worker holds and when it expires, like ``ollama ps``."""
+        by_path = {str(m.path): m for m in self.catalog.list()}
+        out = []
+        now = time.time()
+        for handle in self._handles():
+            for item in handle.loaded:
+                entry = by_path.get(item.get("model_dir", ""))
+                expires = float(item.get("expires_at") or 0)
+                out.append(
+                    {
+                        "model": entry.id if entry else Path(item.get("model_dir", "")).name,
+                        "path": item.get("model_dir", ""),
+                        "worker": handle.id,
+                        "size": entry.size if entry else 0,
+                        "expires_at": iso_time(expires),
+                        "expires_in": max(0.0, round(expires - now, 1)),
+                    }
+                )
+        return out

@@ -1,0 +1,89 @@
+"""Turn what a user typed (a catalog name, hub repo id, URL or path) into an install source."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlparse
+
+from impasto.services.errors import FieldError
+from impasto.services.known import KnownModel
+from impasto.services.safety import slugify
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
+
+
+def _stem(name: str) -> str:
+    lowered = name.lower()
+    for suffix in (*ARCHIVE_SUFFIXES, ".safetensors", ".onnx"):
+        if lowered.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def parse_source(
+    text: str,
+    *,
+    revision: str | None,
+    subfolder: str | None,
+    known: dict[str, KnownModel],
+) -> tuple[dict[str, Any], str]:
+    """The source record and the default model id for ``text``; FieldError when unusable."""
+    text = text.strip()
+    if not text:
+        raise FieldError("source", "must name a catalog model, a hub repo id, a URL or a path")
+    if subfolder and ".." in PurePosixPath(subfolder).parts:
+        raise FieldError("subfolder", "must stay inside the repo (no '..')")
+    if text in known:
+        entry = known[text]
+        source = {
+            "kind": "hub",
+            "repo": entry.repo,
+            "revision": revision or entry.revision,
+            "subfolder": subfolder if subfolder is not None else entry.subfolder,
+            "catalog": entry.name,
+            "family": entry.family,
+            "license": entry.license,
+            "description": entry.description,
+            "sha256": entry.sha256,
+        }
+        return source, entry.name
+    if text.startswith(("http://", "https://")):
+        url = urlparse(text)
+        if not url.netloc:
+            raise FieldError("source", f"{text!r} is not a valid URL")
+        if url.netloc in ("huggingface.co", "hf.co"):
+            parts = [p for p in url.path.split("/") if p]
+            if len(parts) == 2:  # a repo page: install from the hub, not the HTML
+                text = "/".join(parts)
+        if text.startswith(("http://", "https://")):
+            name = PurePosixPath(url.path).name or url.netloc
+            return {"kind": "url", "url": text, "filename": name}, slugify(_stem(name))
+    if text.startswith("hf:"):
+        text = text[3:]
+    path = Path(text).expanduser()
+    if path.is_absolute() or text.startswith((".", "~")) or path.exists():
+        if not path.exists():
+            raise FieldError("source", f"{text!r} does not exist on the daemon's machine")
+        return {"kind": "path", "path": str(path.resolve())}, slugify(_stem(path.name))
+    if _REPO_ID.match(text):
+        hub: dict[str, Any] = {"kind": "hub", "repo": text, "revision": revision}
+        hub["subfolder"] = subfolder or ""
+        return hub, slugify(text.split("/")[1])
+    names = ", ".join(sorted(known)) or "none"
+    raise FieldError(
+        "source",
+        f"{text!r} is not a catalog name ({names}), a hub repo id (owner/name), "
+        "an http(s) URL or an existing path",
+    )
+
+
+def describe_source(source: dict[str, Any]) -> str:
+    """The one-line form stored with the model: hf://repo@rev/sub, a URL or a path."""
+    if source["kind"] == "hub":
+        revision = f"@{source['revision']}" if source.get("revision") else ""
+        sub = f"/{source['subfolder']}" if source.get("subfolder") else ""
+        return f"hf://{source['repo']}{revision}{sub}"
+    return str(source.get("url") or source.get("path"))

@@ -1,0 +1,294 @@
+"""The blocking steps of one install: fetch into a staging folder, check, convert, move in.
+
+Everything happens under the install's own staging folder in the temp dir; the models dir sees
+the model only through one final rename, so an interrupted install never leaves half a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import threading
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from impasto.services.convert import convert
+from impasto.services.detect import Detected, detect_file, detect_folder
+from impasto.services.downloads import RemoteFile, fetch, sha256_of
+from impasto.services.hub import list_hub_files
+from impasto.services.safety import (
+    UnsafeContentError,
+    check_file,
+    check_tree,
+    copy_tree,
+    extract_archive,
+)
+
+# Free space wanted beyond the files themselves, for the database, logs and rounding.
+SPACE_MARGIN = 256 * 1024**2
+
+
+class InstallError(Exception):
+    """The install cannot complete; the message says why and what to do."""
+
+
+@dataclass
+class Progress:
+    """Shared between the install thread (writer) and the event ticker (reader)."""
+
+    stage: str = "queued"
+    done: int = 0
+    total: int = 0
+    file: str = ""
+    fetched: int = 0  # bytes on disk of the download, kept across stages
+    expected: int = 0  # the download's total size where the source says it
+
+    def start(self, stage: str, total: int = 0) -> None:
+        self.stage, self.done, self.total, self.file = stage, 0, total, ""
+
+    def add(self, count: int) -> None:
+        self.done += count
+        self.fetched += count
+
+
+@dataclass
+class StageJob:
+    """Everything the blocking steps of one install need."""
+
+    install_id: str
+    model_id: str
+    source: dict[str, Any]
+    options: dict[str, Any]
+    staging: Path
+    models_dir: Path
+    max_file_size: int
+    hub_endpoint: str
+    hub_token: str | None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    progress: Progress = field(default_factory=Progress)
+
+
+@dataclass(frozen=True)
+class Installed:
+    """What landed in the models dir."""
+
+    path: Path
+    detected: Detected
+    size: int
+    hash: str
+
+
+def check_space(folder: Path, needed: int) -> None:
+    """Refuse to start when ``folder``'s disk has less than ``needed`` bytes (plus a margin)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if needed + SPACE_MARGIN > free:
+        raise InstallError(
+            f"not enough free disk space in {folder}: the install needs about "
+            f"{(needed + SPACE_MARGIN) / 1024**3:.1f} GiB and {free / 1024**3:.1f} GiB is free"
+        )
+
+
+def _fetch_all(job: StageJob, files: list[RemoteFile], into: Path) -> None:
+    job.progress.start("download", sum(f.size or 0 for f in files))
+    job.progress.expected = job.progress.total
+    for remote in files:
+        job.progress.file = remote.path
+        dest = into / remote.path
+        part = dest.with_name(dest.name + ".part")
+        for earlier in (dest, part):  # what a previous run already fetched counts as done
+            if earlier.exists():
+                job.progress.add(earlier.stat().st_size)
+        fetch(
+            remote,
+            into / remote.path,
+            max_size=job.max_file_size,
+            progress=job.progress.add,
+            cancel=job.cancel,
+        )
+
+
+def _stage_hub(job: StageJob) -> Path:
+    src = job.source
+    listing = list_hub_files(
+        src["repo"],
+        src.get("revision") or None,
+        src.get("subfolder") or "",
+        endpoint=job.hub_endpoint,
+        token=job.hub_token,
+    )
+    files = listing.files
+    if src.get("sha256"):
+        files = [
+            RemoteFile(f.url, f.path, f.size, src["sha256"], f.headers)
+            if f.path == "model_index.json"
+            else f
+            for f in files
+        ]
+    for remote in files:
+        if remote.size is not None and remote.size > job.max_file_size:
+            raise InstallError(
+                f"{remote.path}: {remote.size} bytes is over the max_file_size limit "
+                f"({job.max_file_size})"
+            )
+    total = sum(f.size or 0 for f in files)
+    check_space(job.staging, total * (3 if listing.layout == "diffusers" else 1))
+    _fetch_all(job, files, job.staging / "files")
+    return job.staging / "files"
+
+
+def _stage_url(job: StageJob) -> Path:
+    src = job.source
+    name = src["filename"]
+    try:
+        head = httpx.head(src["url"], follow_redirects=True, timeout=30.0)
+        length = head.headers.get("Content-Length", "")
+    except httpx.HTTPError:
+        length = ""
+    if length.isdigit():
+        if int(length) > job.max_file_size:
+            raise InstallError(
+                f"{name}: {length} bytes is over the max_file_size limit ({job.max_file_size})"
+            )
+        check_space(job.staging, int(length) * 2)
+    size = int(length) if length.isdigit() else None
+    sha = job.options.get("sha256") or None
+    remote = RemoteFile(src["url"], name, size, sha)
+    _fetch_all(job, [remote], job.staging / "download")
+    download = job.staging / "download" / name
+    if zipfile.is_zipfile(download) or _is_tar(download):
+        job.progress.start("extract")
+        files = job.staging / "files"
+        shutil.rmtree(files, ignore_errors=True)
+        limit = job.max_file_size
+        extract_archive(download, files, limit, limit * 8)
+        return _model_root(files)
+    return download
+
+
+def _is_tar(path: Path) -> bool:
+    try:
+        return tarfile.is_tarfile(path)
+    except OSError:
+        return False
+
+
+def _model_root(folder: Path) -> Path:
+    """The folder holding model_index.json: the top, or the one folder an archive wraps it in."""
+    if (folder / "model_index.json").is_file():
+        return folder
+    children = [p for p in folder.iterdir() if p.is_dir()]
+    if len(children) == 1 and (children[0] / "model_index.json").is_file():
+        return children[0]
+    raise InstallError("the archive holds no model_index.json at its top or one folder down")
+
+
+def _stage_path(job: StageJob) -> Path:
+    src = Path(job.source["path"])
+    job.progress.start("copy")
+    if src.is_symlink():
+        raise UnsafeContentError(f"{src.name}: symbolic links are not accepted")
+    if src.is_dir():
+        size = check_tree(src, job.max_file_size)
+        check_space(job.staging, size * 2)
+        target = job.staging / "files"
+        shutil.rmtree(target, ignore_errors=True)
+        copy_tree(src, target, job.max_file_size)
+        return target
+    check_file(src, job.max_file_size)
+    check_space(job.staging, src.stat().st_size * 2)
+    target = job.staging / "files" / src.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, target)
+    return target
+
+
+def _tree_hash(root: Path) -> str:
+    """sha256 over each file's relative path and sha256: one id for a whole folder."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(root).as_posix()}\0{sha256_of(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def _convert(job: StageJob, source: Path) -> Path:
+    if not job.options.get("convert", True):
+        raise InstallError("this model needs converting to ONNX; retry with convert enabled")
+    job.progress.start("convert")
+    out = job.staging / "onnx"
+    shutil.rmtree(out, ignore_errors=True)
+    convert(
+        source,
+        out,
+        fp16=job.options.get("precision") == "fp16",
+        cancel=job.cancel,
+        log=job.staging / "convert.log",
+    )
+    return out
+
+
+def prepare(job: StageJob) -> tuple[Path, Detected]:
+    """Fetch, check and (if needed) convert; returns the ready folder or file and what it is."""
+    job.staging.mkdir(parents=True, exist_ok=True)
+    kind = job.source["kind"]
+    ready = (
+        _stage_hub(job) if kind == "hub" else _stage_url(job) if kind == "url" else _stage_path(job)
+    )
+    job.progress.start("verify")
+    try:
+        if ready.is_file():
+            check_file(ready, job.max_file_size)
+            detected = detect_file(ready)
+            if detected.type == "checkpoint":
+                ready = _convert(job, ready)
+                detected = detect_folder(ready)
+        else:
+            check_tree(ready, job.max_file_size)
+            detected = detect_folder(ready)
+            if detected.layout == "diffusers":
+                ready = _convert(job, ready)
+                check_tree(ready, job.max_file_size)
+                detected = detect_folder(ready)
+    except ValueError as exc:
+        raise InstallError(str(exc)) from exc
+    if ready.is_dir():
+        from impasto.engine import ModelFolderError, open_model_folder
+
+        try:
+            open_model_folder(ready)  # the engine's own checks: components, external data paths
+        except ModelFolderError as exc:
+            raise InstallError(f"not a usable ONNX model: {exc}") from exc
+    return ready, detected
+
+
+def finalize(job: StageJob, ready: Path, detected: Detected) -> Installed:
+    """Move the checked model into the models dir with one rename."""
+    final = job.models_dir / job.model_id
+    if final.exists():
+        raise InstallError(f"{final} already exists; remove the model first")
+    if ready.is_file():
+        package = job.staging / "package"
+        shutil.rmtree(package, ignore_errors=True)
+        package.mkdir()
+        ready = ready.replace(package / ready.name)
+        ready_root, digest = package, sha256_of(ready)
+        inner: Path | None = final / ready.name
+    else:
+        ready_root, digest, inner = ready, _tree_hash(ready), None
+    size = sum(p.stat().st_size for p in ready_root.rglob("*") if p.is_file())
+    job.models_dir.mkdir(parents=True, exist_ok=True)
+    if os.stat(ready_root).st_dev == os.stat(job.models_dir).st_dev:
+        ready_root.rename(final)
+    else:
+        # Another filesystem: copy beside the target under a dot-name, then rename in one step.
+        partial = job.models_dir / f".{job.model_id}.{job.install_id}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(ready_root, partial)
+        partial.rename(final)
+    return Installed(inner or final, detected, size, digest)

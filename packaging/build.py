@@ -1,0 +1,159 @@
+"""Build the single `impasto` executable with Nuitka for the current OS and one flavour.
+
+    python packaging/build.py --flavour cpu        # -> packaging/out/impasto (or impasto.exe)
+
+The flavour names the onnxruntime package the binary carries (cpu: onnxruntime,
+cuda: onnxruntime-gpu, directml: onnxruntime-directml); exactly that one must be
+installed in the building environment, never two at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "packaging" / "out"
+
+FLAVOURS = {
+    "cpu": "onnxruntime",
+    "cuda": "onnxruntime-gpu",
+    "directml": "onnxruntime-directml",
+}
+
+# Only for converting models and for tests: never in the binary. faker and polyfactory come
+# in through litestar's testing helpers and double the build time for nothing.
+EXCLUDED = [
+    "torch",
+    "torchvision",
+    "diffusers",
+    "optimum",
+    "transformers",
+    "onnx",
+    "faker",
+    "polyfactory",
+    "pytest",
+    "_pytest",
+    "schemathesis",
+    "hypothesis",
+    "playwright",
+    "IPython",
+    "matplotlib",
+    "tkinter",
+    "impasto.*.tests",
+]
+
+# pystray picks its backend by name at run time, so Nuitka cannot see the import.
+TRAY_BACKENDS = {"linux": "pystray._xorg", "win32": "pystray._win32", "darwin": "pystray._darwin"}
+
+
+def platform_key() -> str:
+    """linux, win32 or darwin."""
+    return "linux" if sys.platform.startswith("linux") else sys.platform
+
+
+def check_flavour(flavour: str) -> None:
+    """Fail unless exactly the flavour's onnxruntime package is installed."""
+    installed = []
+    for name in FLAVOURS.values():
+        try:
+            importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        installed.append(name)
+    wanted = FLAVOURS[flavour]
+    if installed != [wanted]:
+        others = [name for name in installed if name != wanted]
+        hint = f"pip uninstall -y {' '.join(others)}; " if others else ""
+        raise SystemExit(
+            f"flavour {flavour!r} needs exactly {wanted} installed, found {installed or 'none'}; "
+            f"run: {hint}pip install {wanted}"
+        )
+
+
+def version() -> str:
+    """The version of the impasto package being built."""
+    from impasto import __version__
+
+    return str(__version__)
+
+
+def binary_name() -> str:
+    """The executable's file name on this OS."""
+    return "impasto.exe" if platform_key() == "win32" else "impasto"
+
+
+def nuitka_command(flavour: str, build_dir: Path, build_id: str) -> list[str]:
+    """The full Nuitka command line."""
+    binary = binary_name()
+    command = [
+        sys.executable,
+        "-m",
+        "nuitka",
+        "--mode=onefile",
+        f"--output-dir={build_dir}",
+        f"--output-filename={binary}",
+        "--assume-yes-for-downloads",
+        "--lto=no",
+        "--include-package=impasto",
+        "--include-package=impasto_tray",
+        f"--include-module={TRAY_BACKENDS[platform_key()]}",
+        # Litestar names this module only as a string in its logging config.
+        "--include-module=litestar.logging.standard",
+        "--include-package-data=impasto",
+        f"--include-data-dir={REPO / 'ui_static'}=impasto/ui_static",
+        f"--include-data-dir={REPO / 'models' / 'tiny' / 'sd-tiny'}=impasto/bundled_models/sd-tiny",
+        # A cached extraction folder: the daemon and its workers (the same binary started
+        # again) share it, and a killed process leaves nothing new behind. The build id
+        # keeps a rebuilt binary from reusing an older build's files.
+        f"--onefile-tempdir-spec={{CACHE_DIR}}/impasto/{version()}-{flavour}-{build_id}",
+        # The daemon drains its queue and stops its workers on SIGTERM; give it the time.
+        "--onefile-child-grace-time=30000",
+        "--product-name=Impasto",
+        f"--product-version={version().split('+')[0].split('.dev')[0]}",
+        "--company-name=Impasto",
+    ]
+    command += [f"--nofollow-import-to={name}" for name in EXCLUDED]
+    if platform_key() == "win32":
+        icon = REPO / "packaging" / "windows" / "impasto.ico"
+        if icon.exists():
+            command.append(f"--windows-icon-from-ico={icon}")
+    if platform_key() == "darwin":
+        command.append("--macos-app-name=Impasto")
+    command.append(str(REPO / "packaging" / "impasto_entry.py"))
+    return command
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the binary; prints the Nuitka command, its time and the result's size."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flavour", choices=sorted(FLAVOURS), default="cpu")
+    parser.add_argument("--dry-run", action="store_true", help="print the command only")
+    args = parser.parse_args(argv)
+    build_dir = REPO / "build" / f"nuitka-{args.flavour}"
+    command = nuitka_command(args.flavour, build_dir, time.strftime("%Y%m%d%H%M%S"))
+    print(" ".join(command), flush=True)
+    if args.dry_run:
+        return 0
+    check_flavour(args.flavour)
+    started = time.monotonic()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "daemon"), str(REPO / "tray")]))
+    result = subprocess.run(command, env=env, check=False)
+    if result.returncode:
+        return result.returncode
+    OUT.mkdir(parents=True, exist_ok=True)
+    target = OUT / binary_name()
+    shutil.copy2(build_dir / binary_name(), target)
+    size = target.stat().st_size / 1e6
+    print(f"built {target} ({size:.1f} MB) in {(time.monotonic() - started) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

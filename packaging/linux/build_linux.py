@@ -1,0 +1,147 @@
+"""Linux packages of the `impasto` binary: a .deb (dpkg-deb) and a per-user tarball.
+
+Usage: python packaging/linux/build_linux.py --binary packaging/out/impasto --out packaging/out
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+# The tray package draws the icon; the repository's folders are enough to import it.
+sys.path[:0] = [str(REPO / "tray"), str(REPO / "daemon")]
+
+DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
+# Where the .deb puts things; the unit and desktop entry point at BINDIR.
+LIBDIR = "opt/impasto"
+BINDIR = "/usr/bin"
+
+
+def write_icon(target: Path, size: int = 256) -> Path:
+    """The application icon: the tray's idle look as a PNG."""
+    from impasto_tray.icons import render
+    from impasto_tray.state import DaemonState, Snapshot
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    render(Snapshot(DaemonState.IDLE), size=size).save(target)
+    return target
+
+
+def templated(name: str, bindir: str) -> str:
+    """A file of this folder with @BINDIR@ filled in."""
+    return (HERE / name).read_text().replace("@BINDIR@", bindir)
+
+
+def stage_deb(root: Path, binary: Path, version: str, arch: str) -> Path:
+    """Lay out the package tree under ``root``; returns it."""
+    lib = root / LIBDIR
+    lib.mkdir(parents=True)
+    shutil.copy2(binary, lib / "impasto")
+    (lib / "impasto").chmod(0o755)
+    (root / "usr" / "bin").mkdir(parents=True)
+    (root / "usr" / "bin" / "impasto").symlink_to(f"/{LIBDIR}/impasto")
+    unit = root / "usr" / "lib" / "systemd" / "user" / "impasto.service"
+    unit.parent.mkdir(parents=True)
+    unit.write_text(templated("impasto.service", BINDIR))
+    desktop = root / "usr" / "share" / "applications" / "impasto.desktop"
+    desktop.parent.mkdir(parents=True)
+    desktop.write_text(templated("impasto.desktop", BINDIR))
+    write_icon(root / "usr" / "share" / "icons" / "hicolor" / "256x256" / "apps" / "impasto.png")
+    control = root / "DEBIAN" / "control"
+    control.parent.mkdir()
+    size_kib = sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) // 1024
+    control.write_text(
+        "Package: impasto\n"
+        f"Version: {version}\n"
+        f"Architecture: {arch}\n"
+        "Maintainer: Impasto developers <impasto@users.noreply.github.com>\n"
+        f"Installed-Size: {size_kib}\n"
+        "Section: graphics\n"
+        "Priority: optional\n"
+        "Homepage: https://github.com/impasto/impasto\n"
+        "Description: Local Stable Diffusion daemon on ONNX Runtime\n"
+        " One binary holding the daemon, its web UI, a CLI and a tray icon.\n"
+        " Run the daemon per user: systemctl --user enable --now impasto\n"
+    )
+    # Models and outputs live in each user's home: removing the package never touches them.
+    return root
+
+
+def build_deb(binary: Path, out: Path, version: str, arch: str, work: Path) -> Path:
+    """Build ``impasto_<version>_<arch>.deb`` in ``out``."""
+    root = work / "deb-root"
+    shutil.rmtree(root, ignore_errors=True)
+    stage_deb(root, binary, version, arch)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / f"impasto_{version}_{arch}.deb"
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(target)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return target
+
+
+def build_tarball(binary: Path, out: Path, version: str, machine: str) -> Path:
+    """Build ``impasto-<version>-linux-<machine>.tar.gz`` with install.sh and uninstall.sh."""
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"impasto-{version}-linux-{machine}"
+    target = out / f"{name}.tar.gz"
+    icon = write_icon(out / f".{name}-icon.png")
+    members = {
+        "impasto": binary,
+        "install.sh": HERE / "install.sh",
+        "uninstall.sh": HERE / "uninstall.sh",
+        "impasto.service": HERE / "impasto.service",
+        "impasto.desktop": HERE / "impasto.desktop",
+        "impasto.png": icon,
+    }
+    executable = {"impasto", "install.sh", "uninstall.sh"}
+    with tarfile.open(target, "w:gz") as archive:
+        for member, source in members.items():
+            info = archive.gettarinfo(str(source), f"{name}/{member}")
+            info.mode = 0o755 if member in executable else 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            with source.open("rb") as handle:
+                archive.addfile(info, handle)
+    icon.unlink()
+    return target
+
+
+def package_version() -> str:
+    """The impasto version, in a form dpkg accepts."""
+    from impasto import __version__
+
+    return str(__version__).replace("_", "~")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the .deb and the tarball; prints their paths."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--binary", type=Path, default=REPO / "packaging" / "out" / "impasto")
+    parser.add_argument("--out", type=Path, default=REPO / "packaging" / "out")
+    parser.add_argument("--version", default=None)
+    args = parser.parse_args(argv)
+    if not args.binary.is_file():
+        parser.error(f"no binary at {args.binary}: run `make package` first")
+    version = args.version or package_version()
+    machine = platform.machine()
+    work = args.out / "work"
+    deb = build_deb(args.binary, args.out, version, DEB_ARCH.get(machine, machine), work)
+    shutil.rmtree(work, ignore_errors=True)
+    tarball = build_tarball(args.binary, args.out, version, machine)
+    print(deb, tarball, sep=os.linesep)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

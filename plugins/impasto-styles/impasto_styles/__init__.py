@@ -1,0 +1,102 @@
+"""Impasto plugin: expand named prompt styles from a TOML file before a job is queued."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from litestar import get
+
+from impasto.plugins import PluginContext, RejectRequest, hookimpl
+
+__version__ = "0.1.0"
+
+SETTINGS = {
+    "file": "The styles TOML file, absolute or relative to the data dir (default styles.toml).",
+    "default": "Styles applied when a request names none (default []).",
+}
+
+_cache: dict[Path, tuple[float, dict[str, dict[str, str]]]] = {}
+_context: dict[str, PluginContext] = {}
+
+
+def styles_file(context: PluginContext) -> Path:
+    """Where the styles of this daemon are kept."""
+    path = Path(str(context.config.get("file", "styles.toml")))
+    if not path.is_absolute() and context.data_dir is not None:
+        path = context.data_dir / path
+    return path
+
+
+def load_styles(path: Path) -> dict[str, dict[str, str]]:
+    """Style name -> {prompt, negative_prompt}; re-read when the file changes."""
+    if not path.is_file():
+        return {}
+    mtime = path.stat().st_mtime
+    cached = _cache.get(path)
+    if cached and cached[0] == mtime:
+        return cached[1]
+    with path.open("rb") as fh:
+        raw = tomllib.load(fh)
+    styles = {
+        str(name): {
+            "prompt": str(table.get("prompt", "")),
+            "negative_prompt": str(table.get("negative_prompt", "")),
+        }
+        for name, table in raw.items()
+        if isinstance(table, dict)
+    }
+    _cache[path] = (mtime, styles)
+    return styles
+
+
+def _join(first: str, second: str) -> str:
+    return ", ".join(part for part in (first.strip(), second.strip()) if part)
+
+
+def apply_style(prompt: str, negative: str, style: dict[str, str]) -> tuple[str, str]:
+    """The prompt and negative prompt after one style."""
+    template = style["prompt"]
+    prompt = (
+        template.replace("{prompt}", prompt) if "{prompt}" in template else _join(prompt, template)
+    )
+    return prompt, _join(negative, style["negative_prompt"])
+
+
+@hookimpl
+def startup(app_context: Any, context: PluginContext) -> None:
+    """Remember the context so the listing route finds the styles file."""
+    _context["styles"] = context
+
+
+@hookimpl(tryfirst=True)
+def preprocess_request(request: dict[str, Any], context: PluginContext) -> dict[str, Any] | None:
+    """Expand the styles a request names (or the configured default ones)."""
+    names = context.options if context.options is not None else context.config.get("default", [])
+    if isinstance(names, str):
+        names = [names]
+    if not names:
+        return None
+    styles = load_styles(styles_file(context))
+    unknown = [n for n in names if n not in styles]
+    if unknown:
+        known = ", ".join(sorted(styles)) or f"none (add some to {styles_file(context)})"
+        raise RejectRequest(f"unknown style(s) {', '.join(unknown)}; known: {known}", "plugins")
+    prompt, negative = request["prompt"], request.get("negative_prompt") or ""
+    for name in names:
+        prompt, negative = apply_style(prompt, negative, styles[name])
+    return {**request, "prompt": prompt, "negative_prompt": negative}
+
+
+@get("/", summary="The named prompt styles", sync_to_thread=False)
+def list_styles() -> dict[str, dict[str, str]]:
+    """Every style in the styles file."""
+    context = _context.get("styles")
+    return load_styles(styles_file(context)) if context else {}
+
+
+@hookimpl
+def register_routes(context: PluginContext) -> list[Any]:
+    """GET /api/v1/plugins/styles/ lists the styles."""
+    return [list_styles]

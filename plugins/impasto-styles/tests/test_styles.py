@@ -1,0 +1,66 @@
+"""impasto-styles through a real daemon: the stored prompt carries the style's text."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import pytest
+from PIL import Image
+
+from impasto.services.outputs import read_png_metadata
+from tests.harness import TINY, Daemon, wait_status
+
+STYLES = """
+[cinematic]
+prompt = "cinematic still of {prompt}, film grain"
+negative_prompt = "cartoon"
+
+[moody]
+prompt = "dark and moody"
+"""
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    running = Daemon(tmp_path_factory.mktemp("styles"), preview_every=0)
+    running.data_dir.mkdir(parents=True)
+    (running.data_dir / "my-styles.toml").write_text(STYLES)
+    running.root.joinpath("config.toml").write_text('[plugins.styles]\nfile = "my-styles.toml"\n')
+    running.start().wait_worker_ready()
+    yield running
+    running.stop()
+
+
+def test_styles_rewrite_the_stored_prompt(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        body = {**TINY, "prompt": "a lighthouse", "negative_prompt": "blurry"}
+        job = client.post(
+            "/api/v1/generate", json={**body, "plugins": {"styles": ["cinematic", "moody"]}}
+        )
+        assert job.status_code == 202, job.text
+        done = wait_status(client, job.json()["id"], {"completed", "failed"})
+        png = client.get(done["results"][0]["url"]).content
+    expected = "cinematic still of a lighthouse, film grain, dark and moody"
+    assert done["request"]["prompt"] == expected
+    assert done["request"]["negative_prompt"] == "blurry, cartoon"
+    assert read_png_metadata(png)["impasto"]["prompt"] == expected
+    assert Image.open(io.BytesIO(png)).size == (64, 64)
+
+
+def test_unknown_style_is_a_422_listing_the_known_ones(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        body = {**TINY, "prompt": "x", "plugins": {"styles": ["noir"]}}
+        response = client.post("/api/v1/generate", json=body)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "'styles'" in detail and "noir" in detail and "cinematic, moody" in detail
+
+
+def test_route_lists_the_styles(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        styles = client.get("/api/v1/plugins/styles/").json()
+    assert styles["cinematic"]["negative_prompt"] == "cartoon" and set(styles) == {
+        "cinematic",
+        "moody",
+    }

@@ -1,0 +1,7 @@
+"""``python -m impasto_watermark IMAGE...``."""
+
+import sys
+
+from impasto_watermark import main
+
+sys.exit(main())

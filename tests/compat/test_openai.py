@@ -1,0 +1,172 @@
+"""The OpenAI images API driven by the real ``openai`` client against a real daemon."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from PIL import Image
+
+from impasto.services.outputs import parse_a1111_parameters
+from tests.harness import Daemon
+
+FAST = {"steps": 4}
+
+
+@pytest.fixture
+def client(impasto_daemon: Daemon) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{impasto_daemon.url}/v1", api_key="unused", max_retries=0)
+
+
+def _decode(b64: str | None) -> Image.Image:
+    assert b64 is not None
+    return Image.open(io.BytesIO(base64.b64decode(b64)))
+
+
+def _embedded(image: Image.Image) -> dict[str, Any]:
+    return parse_a1111_parameters(image.info["parameters"])
+
+
+def _colours(image: Image.Image) -> set[Any]:
+    return {colour for _, colour in image.getcolors(maxcolors=1 << 16) or []}
+
+
+def test_generations_n2_b64_json_round_trips_size_prompt_and_seeds(client: openai.OpenAI) -> None:
+    response = client.images.generate(
+        model="dall-e-3",
+        prompt="an orange kite",
+        n=2,
+        size="64x96",
+        response_format="b64_json",
+        quality="hd",
+        style="vivid",
+        user="someone",
+        extra_body={"seed": 500, "negative_prompt": "rain", **FAST},
+    )
+    assert len(response.data) == 2
+    images = [_decode(item.b64_json) for item in response.data]
+    assert [image.size for image in images] == [(64, 96), (64, 96)]
+    params = [_embedded(image) for image in images]
+    assert [p["seed"] for p in params] == [500, 501]
+    assert {p["prompt"] for p in params} == {"an orange kite"}
+    assert {p["negative_prompt"] for p in params} == {"rain"}
+    assert {(p["width"], p["height"], p["steps"]) for p in params} == {(64, 96, 4)}
+    assert {p["model"] for p in params} == {"sd-tiny"}  # OpenAI's names mean the current model
+    assert response.size == "64x96"
+    assert images[0].tobytes() != images[1].tobytes()
+
+
+def test_generations_url_serves_the_png(client: openai.OpenAI, impasto_daemon: Daemon) -> None:
+    response = client.images.generate(
+        model="sd-tiny-v",
+        prompt="a paper boat",
+        n=2,
+        size="64x64",
+        response_format="url",
+        extra_body={"seed": 12, **FAST},
+    )
+    assert len(response.data) == 2
+    for index, item in enumerate(response.data):
+        assert item.url is not None and item.url.startswith(impasto_daemon.url)
+        fetched = httpx.get(item.url)
+        assert fetched.status_code == 200
+        image = Image.open(io.BytesIO(fetched.content))
+        assert image.size == (64, 64)
+        assert _embedded(image)["seed"] == 12 + index
+        assert _embedded(image)["model"] == "sd-tiny-v"
+
+
+def _png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_edits_repaint_the_transparent_part_of_the_mask(client: openai.OpenAI) -> None:
+    source = Image.new("RGB", (64, 64), (20, 60, 220))
+    mask = Image.new("RGBA", (64, 64), (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (32, 0, 64, 64))  # transparent right half = edit it
+    response = client.images.edit(
+        image=("source.png", _png(source), "image/png"),
+        mask=("mask.png", _png(mask), "image/png"),
+        prompt="a window",
+        n=2,
+        size="64x64",
+        response_format="b64_json",
+        extra_body={"seed": 8, **FAST},
+    )
+    assert len(response.data) == 2
+    for index, item in enumerate(response.data):
+        image = _decode(item.b64_json)
+        assert image.size == (64, 64)
+        rgb = image.convert("RGB")
+        assert _colours(rgb.crop((0, 0, 30, 64))) == {(20, 60, 220)}
+        assert len(_colours(rgb.crop((34, 0, 64, 64)))) > 1
+        params = _embedded(image)
+        assert (params["seed"], params["prompt"]) == (8 + index, "a window")
+        assert params["extra"]["Denoising strength"] == "1"
+
+
+def test_edits_use_the_image_alpha_when_there_is_no_mask(client: openai.OpenAI) -> None:
+    source = Image.new("RGBA", (128, 64), (220, 200, 20, 255))
+    source.paste((0, 0, 0, 0), (0, 0, 64, 64))  # transparent left half = edit it
+    response = client.images.edit(
+        image=("source.png", _png(source), "image/png"),
+        prompt="a cloud",
+        response_format="b64_json",
+        extra_body={"seed": 2, **FAST},
+    )
+    image = _decode(response.data[0].b64_json).convert("RGB")
+    assert image.size == (128, 64)  # no size: the image's own
+    assert _colours(image.crop((68, 0, 128, 64))) == {(220, 200, 20)}
+    assert len(_colours(image.crop((0, 0, 60, 64)))) > 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"size": "huge"}, "size"),
+        ({"size": "65x64"}, "width"),
+        ({"n": 11}, "n"),
+        ({"response_format": "jpeg"}, "response_format"),
+        ({"extra_body": {"sampler": "DPM fast"}}, "sampler"),
+    ],
+)
+def test_invalid_requests_get_openai_error_bodies(
+    client: openai.OpenAI, kwargs: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.images.generate(prompt="x", **kwargs)
+    error = info.value.body
+    assert isinstance(error, dict)
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == param
+    assert error["message"]
+
+
+def test_missing_prompt_names_the_field(impasto_daemon: Daemon) -> None:
+    with impasto_daemon.client() as http:
+        response = http.post("/v1/images/generations", json={"n": 1})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "prompt"
+    assert response.json()["error"]["message"] == "prompt: is required"
+
+
+def test_edit_with_an_opaque_mask_is_refused(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.images.edit(
+            image=("a.png", _png(Image.new("RGB", (64, 64))), "image/png"),
+            mask=("m.png", _png(Image.new("L", (64, 64))), "image/png"),
+            prompt="x",
+        )
+    assert isinstance(info.value.body, dict)
+    assert info.value.body["param"] == "mask"
+
+
+def test_models_lists_installed_checkpoints(client: openai.OpenAI) -> None:
+    ids = {model.id for model in client.models.list()}
+    assert {"sd-tiny", "sd-tiny-v", "sd-tiny-inpaint"} <= ids

@@ -1,0 +1,190 @@
+"""Installs end to end on a real daemon: hub, URL, folder, catalog name, cancel, remove, load."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+from impasto.cli.main import main as cli_main
+from tests.harness import Daemon, wait_status
+from tests.models_manager.conftest import TINY, tar_gz, wait_install
+from tests.models_manager.fakehub import FakeHub, Repo, folder_files
+
+GEN = {"prompt": "a red fox", "width": 64, "height": 64, "steps": 2, "seed": 7}
+
+
+def models_dir(daemon: Daemon) -> Path:
+    return daemon.data_dir / "models"
+
+
+def test_install_from_hub_resumes_a_dropped_connection(daemon: Daemon, hub: FakeHub) -> None:
+    unet_sha = hashlib.sha256((TINY / "sd-tiny" / "unet" / "model.onnx").read_bytes()).hexdigest()
+    hub.drop_once[unet_sha] = 300_000  # the UNet download breaks off after 300 kB
+    with daemon.client() as c:
+        body = {"source": "impasto/sd-tiny", "revision": "onnx", "subfolder": "onnx", "id": "hubby"}
+        started = c.post("/api/v1/models/install", json=body)
+        assert started.status_code == 202, started.text
+        done = wait_install(c, started.json()["id"], {"completed", "failed"})
+        assert done["status"] == "completed", done
+        model = c.get("/api/v1/models/hubby").json()
+    ranges = hub.ranges_for(f"/blobs/{unet_sha}")
+    assert len(ranges) == 1  # one resume, from what had arrived before the drop
+    start = int(ranges[0].removeprefix("bytes=").rstrip("-"))
+    assert 0 < start <= 300_000
+    assert model["source"] == "hf://impasto/sd-tiny@onnx/onnx"
+    assert model["family"] == "sd1" and model["precision"] == "fp32"
+    assert len(model["hash"]) == 64
+    installed = models_dir(daemon) / "hubby"
+    assert (installed / "unet" / "model.onnx").read_bytes() == (
+        TINY / "sd-tiny" / "unet" / "model.onnx"
+    ).read_bytes()
+    # Only the layout's files came down: no README, no pickle beside the weights.
+    assert not (installed / "README.md").exists()
+    assert not any(p.endswith("weights.bin") for _, p, _ in hub.requests)
+
+
+def test_wrong_hash_fails_and_leaves_nothing(daemon: Daemon, hub: FakeHub) -> None:
+    files = folder_files(TINY / "sd-tiny")
+    hub.add_repo("impasto/bad-hash", Repo(files, wrong_sha={"unet/model.onnx"}))
+    with daemon.client() as c:
+        started = c.post("/api/v1/models/install", json={"source": "impasto/bad-hash"}).json()
+        done = wait_install(c, started["id"], {"completed", "failed"})
+        assert done["status"] == "failed"
+        assert "sha256 mismatch" in done["error"] and "unet/model.onnx" in done["error"]
+        assert c.get("/api/v1/models/bad-hash").status_code == 404
+    assert not (models_dir(daemon) / "bad-hash").exists()
+    assert not (daemon.data_dir / "temp" / "installs" / started["id"]).exists()
+
+
+def test_not_enough_disk_space_is_refused_before_downloading(daemon: Daemon, hub: FakeHub) -> None:
+    files = folder_files(TINY / "sd-tiny")
+    huge = Repo(files, declared_size={"unet/model.onnx": 2**50})
+    hub.add_repo("impasto/huge", huge)
+    with daemon.client() as c:
+        body = {"source": "impasto/huge", "id": "huge"}
+        started = c.post("/api/v1/models/install", json=body).json()
+        done = wait_install(c, started["id"], {"completed", "failed"})
+    assert done["status"] == "failed"
+    assert "max_file_size" in done["error"] or "disk space" in done["error"]
+    assert not any("/blobs/" in p for _, p, _ in hub.requests if "huge" in p)
+
+
+def test_install_from_folder_then_generate(daemon: Daemon) -> None:
+    with daemon.client() as c:
+        body = {"source": str(TINY / "sd-tiny-v"), "id": "my-v", "name": "My V model"}
+        started = c.post("/api/v1/models/install", json=body).json()
+        assert wait_install(c, started["id"], {"completed", "failed"})["status"] == "completed"
+        listed = {m["id"]: m for m in c.get("/api/v1/models").json()}
+        assert listed["my-v"]["family"] == "sd2-v" and listed["my-v"]["name"] == "My V model"
+        assert listed["sd-tiny"]["read_only"] is True  # the bundled ones are still listed
+        job = c.post("/api/v1/generate", json={**GEN, "model": "my-v"}).json()
+        finished = wait_status(c, job["id"], {"completed", "failed"})
+    assert finished["status"] == "completed", finished
+
+
+def test_install_by_catalog_name_with_the_cli(daemon: Daemon, capsys: object) -> None:
+    code = cli_main(["pull", "tiny", "--url", daemon.url])
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert code == 0, out
+    assert "installed tiny" in out
+    with daemon.client() as c:
+        model = c.get("/api/v1/models/tiny").json()
+    assert model["license"] == "apache-2.0" and model["description"] == "the tiny test model"
+    assert cli_main(["models", "--url", daemon.url]) == 0
+    assert "tiny" in capsys.readouterr().out  # type: ignore[attr-defined]
+
+
+def test_install_from_url_archive_and_cancel(daemon: Daemon, hub: FakeHub) -> None:
+    hub.files["inpaint.tar.gz"] = tar_gz(TINY / "sd-tiny-inpaint", "sd-tiny-inpaint")
+    hub.files["slow.tar.gz"] = hub.files["inpaint.tar.gz"]
+    with daemon.client() as c:
+        url = f"{hub.url}/files/inpaint.tar.gz"
+        started = c.post("/api/v1/models/install", json={"source": url}).json()
+        assert started["model_id"] == "inpaint"
+        done = wait_install(c, started["id"], {"completed", "failed"})
+        assert done["status"] == "completed", done
+        assert c.get("/api/v1/models/inpaint").json()["family"] == "inpaint"
+
+        hub.rate = 200_000  # about 12 s for the archive: time to cancel
+        try:
+            slow = c.post("/api/v1/models/install", json={"source": f"{hub.url}/files/slow.tar.gz"})
+            install_id = slow.json()["id"]
+            wait_install(c, install_id, {"running"})
+            cancelled = c.post(f"/api/v1/models/installs/{install_id}/cancel")
+            assert cancelled.status_code == 200
+            final = wait_install(c, install_id, {"cancelled", "completed", "failed"})
+        finally:
+            hub.rate = 0
+        assert final["status"] == "cancelled"
+        again = c.post(f"/api/v1/models/installs/{install_id}/cancel")
+        assert again.status_code == 409
+    assert not (models_dir(daemon) / "slow").exists()
+    assert not (daemon.data_dir / "temp" / "installs" / install_id).exists()
+
+
+def test_remove_refuses_bundled_and_in_use_models(daemon: Daemon) -> None:
+    with daemon.client() as c:
+        body = {"source": str(TINY / "sd-tiny"), "id": "doomed"}
+        started = c.post("/api/v1/models/install", json=body).json()
+        assert wait_install(c, started["id"], {"completed", "failed"})["status"] == "completed"
+        bundled = c.delete("/api/v1/models/sd-tiny")
+        assert bundled.status_code == 409 and "bundled" in bundled.json()["detail"]
+        c.post("/api/v1/queue/pause")
+        try:
+            job = c.post("/api/v1/generate", json={**GEN, "model": "doomed"}).json()
+            busy = c.delete("/api/v1/models/doomed")
+            assert busy.status_code == 409 and job["id"] in busy.json()["detail"]
+            c.post(f"/api/v1/generate/{job['id']}/cancel")
+        finally:
+            c.post("/api/v1/queue/resume")
+        removed = c.delete("/api/v1/models/doomed")
+        assert removed.status_code == 200, removed.text
+        assert c.get("/api/v1/models/doomed").status_code == 404
+        assert c.delete("/api/v1/models/doomed").status_code == 404
+    assert not (models_dir(daemon) / "doomed").exists()
+
+
+def test_load_unload_and_loaded(daemon: Daemon) -> None:
+    with daemon.client() as c:
+        assert c.post("/api/v1/models/sd-tiny-v/load", params={"keep_alive": 60}).json() == {
+            "model": "sd-tiny-v",
+            "workers": 1,
+        }
+        loaded = []
+        for _ in range(100):
+            loaded = c.get("/api/v1/models/loaded").json()
+            if any(m["model"] == "sd-tiny-v" for m in loaded):
+                break
+            time.sleep(0.1)
+        entry = next(m for m in loaded if m["model"] == "sd-tiny-v")
+        assert 0 < entry["expires_in"] <= 60
+        c.post("/api/v1/models/sd-tiny-v/unload")
+        for _ in range(100):
+            loaded = c.get("/api/v1/models/loaded").json()
+            if not any(m["model"] == "sd-tiny-v" for m in loaded):
+                break
+            time.sleep(0.1)
+        assert not any(m["model"] == "sd-tiny-v" for m in loaded)
+        assert c.post("/api/v1/models/nope/load").status_code == 404
+
+
+def test_bad_input_names_the_field(daemon: Daemon) -> None:
+    cases = [
+        ({"source": "/no/such/folder"}, "source"),
+        ({"source": "not a thing"}, "source"),
+        ({"source": str(TINY / "sd-tiny"), "id": "../escape"}, "id"),
+        ({"source": str(TINY / "sd-tiny"), "sha256": "xyz"}, "sha256"),
+        ({"source": "impasto/sd-tiny", "subfolder": "../../etc"}, "subfolder"),
+        ({"source": "impasto/sd-tiny", "precision": "int3"}, "precision"),
+        ({"source": str(TINY / "sd-tiny"), "id": "sd-tiny"}, None),  # exists: 409
+    ]
+    with daemon.client() as c:
+        for body, field in cases:
+            response = c.post("/api/v1/models/install", json=body)
+            if field is None:
+                assert response.status_code == 409, response.text
+                continue
+            assert response.status_code == 422, (body, response.text)
+            assert response.json()["errors"][0]["field"] == field, response.text
+        assert c.get("/api/v1/models/installs/nope").status_code == 404

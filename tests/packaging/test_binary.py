@@ -1,0 +1,64 @@
+"""The built single binary (`make package`): serve, health, generate, stop, with no Python."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "packaging"))
+sys.path.insert(0, str(REPO / "packaging" / "linux"))
+
+import build_linux  # noqa: E402
+import smoke  # noqa: E402
+
+BINARY = Path(os.environ.get("IMPASTO_BINARY", REPO / "packaging" / "out" / "impasto"))
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not BINARY.is_file(),
+        reason=f"no binary at {BINARY}: build it with `make package` (too slow for CI)",
+    ),
+]
+
+
+def test_the_binary_serves_generates_and_stops_cleanly(tmp_path: Path) -> None:
+    summary = smoke.smoke(BINARY, tmp_path)
+    cold = summary["cold"]
+    assert cold["socket_health"] == "ok" and cold["images"], summary
+    assert cold["exit_code"] == 0 and cold["discovery_removed"], summary
+    assert summary["warm"]["exit_code"] == 0, summary
+    # The warm start reuses the unpacked files instead of unpacking them again.
+    cache = tmp_path / "cache" / "impasto"
+    assert len(list(cache.iterdir())) == 1
+
+
+def test_the_binary_carries_its_own_runtime_and_no_torch(tmp_path: Path) -> None:
+    env = smoke.clean_env(tmp_path, smoke.free_port())
+    version = subprocess.run([BINARY, "version"], env=env, capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("impasto "), version
+    unpacked = next((tmp_path / "cache" / "impasto").iterdir())
+    names = {p.name for p in unpacked.iterdir()}
+    assert "torch" not in names and "diffusers" not in names and "optimum" not in names
+    assert (unpacked / "impasto" / "ui_static" / "index.html").is_file()
+    assert (unpacked / "impasto" / "bundled_models" / "sd-tiny" / "model_index.json").is_file()
+    assert list((unpacked / "impasto" / "store" / "migrations").glob("*.sql"))
+    assert any(p.name.startswith("libonnxruntime") for p in unpacked.rglob("*.so*"))
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is Debian's")
+def test_the_deb_of_the_real_binary_runs_from_its_unpacked_tree(tmp_path: Path) -> None:
+    deb = build_linux.build_deb(BINARY, tmp_path / "out", "0.0.1", "amd64", tmp_path / "w")
+    root = tmp_path / "root"
+    subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+    env = smoke.clean_env(tmp_path, smoke.free_port())
+    result = subprocess.run(
+        [root / "opt" / "impasto" / "impasto", "version"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stdout.startswith("impasto ")

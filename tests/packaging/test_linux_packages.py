@@ -1,0 +1,94 @@
+"""The .deb and the per-user tarball: files land where the unit and desktop entry expect them."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "packaging" / "linux"))
+
+import build_linux  # noqa: E402
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("dpkg-deb") is None, reason="dpkg-deb is Debian's; these packages are Debian's"
+)
+
+
+@pytest.fixture
+def fake_binary(tmp_path: Path) -> Path:
+    """A stand-in for the Nuitka binary that says which arguments it got."""
+    binary = tmp_path / "impasto"
+    binary.write_text('#!/bin/sh\necho "fake impasto $*"\n')
+    binary.chmod(0o755)
+    return binary
+
+
+def entry(path: Path) -> dict[str, str]:
+    lines = path.read_text().splitlines()[1:]
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def test_the_deb_has_metadata_and_its_files_point_at_each_other(
+    fake_binary: Path, tmp_path: Path
+) -> None:
+    deb = build_linux.build_deb(fake_binary, tmp_path / "out", "1.2.3", "amd64", tmp_path / "w")
+    assert deb.name == "impasto_1.2.3_amd64.deb"
+    info = subprocess.run(["dpkg-deb", "-I", str(deb)], capture_output=True, text=True).stdout
+    assert "Package: impasto" in info and "Version: 1.2.3" in info
+    listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True).stdout
+    assert "root/root" in listing and "./opt/impasto/impasto" in listing
+    assert "./usr/bin/impasto -> /opt/impasto/impasto" in listing
+
+    root = tmp_path / "root"
+    subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+    binary = root / "opt" / "impasto" / "impasto"
+    assert os.access(binary, os.X_OK)
+    assert os.readlink(root / "usr" / "bin" / "impasto") == "/opt/impasto/impasto"
+    unit = (root / "usr/lib/systemd/user/impasto.service").read_text()
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    assert exec_start == "ExecStart=/usr/bin/impasto serve"
+    desktop = entry(root / "usr/share/applications/impasto.desktop")
+    assert shlex.split(desktop["Exec"]) == ["/usr/bin/impasto", "tray"]
+    assert (root / f"usr/share/icons/hicolor/256x256/apps/{desktop['Icon']}.png").is_file()
+    # The symlink's target inside the unpacked tree is the binary, which runs.
+    target = root / os.readlink(root / "usr" / "bin" / "impasto").lstrip("/")
+    assert subprocess.run([target, "version"], capture_output=True, text=True).stdout == (
+        "fake impasto version\n"
+    )
+
+
+def test_the_tarball_installs_per_user_and_uninstall_keeps_outputs(
+    fake_binary: Path, tmp_path: Path
+) -> None:
+    tarball = build_linux.build_tarball(fake_binary, tmp_path / "out", "1.2.3", "x86_64")
+    with tarfile.open(tarball) as archive:
+        archive.extractall(tmp_path / "unpacked", filter="data")
+    folder = tmp_path / "unpacked" / "impasto-1.2.3-linux-x86_64"
+    home = tmp_path / "home"
+    env = {"HOME": str(home), "PATH": os.environ["PATH"]}
+    subprocess.run(["sh", str(folder / "install.sh")], env=env, check=True, capture_output=True)
+
+    command = home / ".local" / "bin" / "impasto"
+    result = subprocess.run([command, "serve"], capture_output=True, text=True)
+    assert result.stdout == "fake impasto serve\n"
+    unit = (home / ".config/systemd/user/impasto.service").read_text()
+    assert f"ExecStart={command} serve" in unit
+    desktop = entry(home / ".local/share/applications/impasto.desktop")
+    assert shlex.split(desktop["Exec"]) == [str(command), "tray"]
+
+    outputs = home / ".local" / "share" / "impasto" / "outputs"
+    outputs.mkdir(parents=True)
+    (outputs / "keep.png").write_bytes(b"png")
+    uninstall = home / ".local" / "lib" / "impasto" / "uninstall.sh"
+    subprocess.run(["sh", str(uninstall)], env=env, check=True, capture_output=True)
+    assert not command.exists() and not (home / ".local/lib/impasto").exists()
+    assert not (home / ".config/systemd/user/impasto.service").exists()
+    assert (outputs / "keep.png").is_file()

@@ -1,0 +1,163 @@
+"""Plugins through a real daemon and worker: discovery, isolation, enable/disable, every hook."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from PIL import Image
+
+from impasto.cli.main import main as cli
+from tests.harness import TINY, Daemon, wait_status
+
+
+def plugins_by_name(daemon: Daemon) -> dict[str, dict]:
+    with daemon.client() as client:
+        return {p["name"]: p for p in client.get("/api/v1/plugins").json()}
+
+
+def run_job(daemon: Daemon, **request: object) -> dict:
+    with daemon.client() as client:
+        response = client.post("/api/v1/generate", json={**TINY, "seed": 3, **request})
+        assert response.status_code == 202, response.text
+        return wait_status(client, response.json()["id"], {"completed", "failed", "cancelled"})
+
+
+def set_enabled(daemon: Daemon, name: str, enabled: bool) -> dict:
+    with daemon.client() as client:
+        response = client.post(f"/api/v1/plugins/{name}/{'enable' if enabled else 'disable'}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+def test_lists_plugins_with_their_load_errors_and_still_serves(plugin_daemon: Daemon) -> None:
+    found = plugins_by_name(plugin_daemon)
+    assert "frobnicate" in found["broken"]["error"]
+    assert "unknown hook(s) postprocess_results" in found["typo"]["error"]
+    exploding = found["exploding"]
+    assert exploding["error"] is None and exploding["version"] == "1.2.3"
+    assert exploding["hooks"] == ["postprocess_result", "preprocess_request"]
+    assert found["png_metadata"]["builtin"] and found["png_metadata"]["enabled"]
+    assert found["prompt_filter"]["builtin"] and not found["prompt_filter"]["enabled"]
+    for name in ("upscale", "styles", "watermark"):  # the example distributions' entry points
+        assert found[name]["source"].startswith("distribution impasto-"), found[name]
+    assert run_job(plugin_daemon, prompt="still serving")["status"] == "completed"
+
+
+def test_a_raising_postprocessor_fails_only_its_job(plugin_daemon: Daemon) -> None:
+    pid = plugin_daemon.wait_worker_ready()["pid"]
+    failed = run_job(plugin_daemon, prompt="please explode")
+    assert failed["status"] == "failed"
+    assert "'exploding'" in failed["error"] and "boom on purpose" in failed["error"]
+    assert "postprocess_result" in failed["error"]
+    assert run_job(plugin_daemon, prompt="calm")["status"] == "completed"
+    assert plugin_daemon.wait_worker_ready()["pid"] == pid
+
+
+def test_a_raising_preprocessor_is_a_422_naming_it(plugin_daemon: Daemon) -> None:
+    with plugin_daemon.client() as client:
+        response = client.post("/api/v1/generate", json={**TINY, "prompt": "crash before queue"})
+    assert response.status_code == 422
+    assert "'exploding'" in response.json()["detail"]
+    assert response.json()["errors"][0]["field"] == "plugins"
+
+
+def test_disabling_a_plugin_applies_to_the_next_job(plugin_daemon: Daemon) -> None:
+    set_enabled(plugin_daemon, "exploding", False)
+    try:
+        assert run_job(plugin_daemon, prompt="explode, but disabled")["status"] == "completed"
+        state = json.loads((plugin_daemon.data_dir / "plugins.json").read_text())
+        assert state["enabled"]["exploding"] is False
+    finally:
+        set_enabled(plugin_daemon, "exploding", True)
+    assert run_job(plugin_daemon, prompt="explode again")["status"] == "failed"
+
+
+def test_prompt_filter_is_off_by_default_and_rejects_when_enabled(plugin_daemon: Daemon) -> None:
+    assert run_job(plugin_daemon, prompt="a forbidden fruit")["status"] == "completed"
+    assert cli(["plugins", "enable", "prompt_filter", "--url", plugin_daemon.url]) == 0
+    try:
+        with plugin_daemon.client() as client:
+            word = client.post("/api/v1/generate", json={**TINY, "prompt": "a Forbidden fruit"})
+            regex = client.post("/api/v1/generate", json={**TINY, "prompt": "castle  of doom"})
+            fine = client.post("/api/v1/generate", json={**TINY, "prompt": "forbiddenness"})
+        assert word.status_code == 422 and regex.status_code == 422
+        assert "'prompt_filter'" in word.json()["detail"] and "forbidden" in word.json()["detail"]
+        assert word.json()["errors"][0]["field"] == "prompt"
+        assert "castle" in regex.json()["detail"]
+        assert fine.status_code == 202  # whole words only
+    finally:
+        assert cli(["plugins", "disable", "prompt_filter", "--url", plugin_daemon.url]) == 0
+
+
+def test_cli_lists_plugins_and_reports_unknown_names(
+    plugin_daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(["plugins", "list", "--url", plugin_daemon.url]) == 0
+    out = capsys.readouterr().out
+    assert "png_metadata" in out and "(built-in): enabled" in out
+    assert "broken 0: failed to load: ImportError" in out
+    assert cli(["plugins", "enable", "nope", "--url", plugin_daemon.url]) == 1
+    assert "no plugin named 'nope'" in capsys.readouterr().err
+
+
+def test_png_metadata_is_a_plugin_that_can_be_disabled(plugin_daemon: Daemon) -> None:
+    from impasto.services.outputs import read_png_metadata
+
+    set_enabled(plugin_daemon, "png_metadata", False)
+    try:
+        bare = run_job(plugin_daemon, prompt="no metadata please")
+    finally:
+        set_enabled(plugin_daemon, "png_metadata", True)
+    with plugin_daemon.client() as client:
+        png = client.get(bare["results"][0]["url"]).content
+    assert read_png_metadata(png) == {"parameters": None, "impasto": None}
+
+
+def test_plugin_sampler_runs_and_follows_the_enabled_flag(plugin_daemon: Daemon) -> None:
+    with plugin_daemon.client() as client:
+        samplers = {s["id"]: s for s in client.get("/api/v1/samplers").json()}
+    assert samplers["plugin_euler"]["name"] == "Plugin Euler"
+    done = run_job(plugin_daemon, prompt="sampled", sampler="plugin_euler")
+    assert done["status"] == "completed"
+    reference = run_job(plugin_daemon, prompt="sampled", sampler="euler")
+    with plugin_daemon.client() as client:
+        ours, theirs = (client.get(j["results"][0]["url"]).content for j in (done, reference))
+    assert Image.open(io.BytesIO(ours)).tobytes() == Image.open(io.BytesIO(theirs)).tobytes()
+    set_enabled(plugin_daemon, "extras", False)
+    try:
+        with plugin_daemon.client() as client:
+            response = client.post(
+                "/api/v1/generate", json={**TINY, "prompt": "x", "sampler": "plugin_euler"}
+            )
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == "sampler"
+        assert "impasto plugins enable extras" in response.json()["detail"]
+    finally:
+        set_enabled(plugin_daemon, "extras", True)
+
+
+def test_model_loader_claims_its_folders(plugin_daemon: Daemon) -> None:
+    done = run_job(plugin_daemon, prompt="painted", model="claimed-tiny")
+    assert done["status"] == "completed", done["error"]
+    with plugin_daemon.client() as client:
+        png = Image.open(io.BytesIO(client.get(done["results"][0]["url"]).content))
+    assert png.convert("RGB").getcolors() == [(64 * 64, (12, 200, 34))]
+
+
+def test_plugin_routes_are_mounted_and_follow_the_enabled_flag(plugin_daemon: Daemon) -> None:
+    with plugin_daemon.client() as client:
+        assert client.get("/api/v1/plugins/extras/ping").json() == {"pong": "extras"}
+        set_enabled(plugin_daemon, "extras", False)
+        try:
+            gone = client.get("/api/v1/plugins/extras/ping")
+        finally:
+            set_enabled(plugin_daemon, "extras", True)
+    assert gone.status_code == 404 and "disabled" in gone.json()["detail"]
+
+
+def test_unknown_plugin_is_404(plugin_daemon: Daemon) -> None:
+    with plugin_daemon.client() as client:
+        response = client.post("/api/v1/plugins/nope/enable")
+    assert response.status_code == 404 and "broken" in response.json()["detail"]

@@ -1,0 +1,110 @@
+"""The tray's daemon child: restart with backoff after a crash, none after a stop."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from impasto_tray import daemon as daemon_module
+from impasto_tray.daemon import STABLE_AFTER, DaemonProcess, impasto_command
+
+
+class FakeProcess:
+    def __init__(self) -> None:
+        self.returncode: int | None = None
+        self.terminated = False
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def terminate(self) -> None:
+        self.terminated = True
+        self.returncode = -15
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        return self.returncode
+
+    def kill(self) -> None:
+        self.returncode = -9
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make() -> tuple[DaemonProcess, list[FakeProcess], list[dict[str, Any]], Clock]:
+    started: list[FakeProcess] = []
+    calls: list[dict[str, Any]] = []
+    clock = Clock()
+
+    def popen(command: list[str], **options: Any) -> FakeProcess:
+        calls.append({"command": command, **options})
+        started.append(FakeProcess())
+        return started[-1]
+
+    process = DaemonProcess(["impasto", "serve"], env={}, backoff=(1, 4), clock=clock, popen=popen)  # type: ignore[arg-type]
+    return process, started, calls, clock
+
+
+def test_the_child_knows_its_parent_so_it_dies_with_the_tray() -> None:
+    process, _, calls, _ = make()
+    process.start()
+    assert calls[0]["command"] == ["impasto", "serve"]
+    assert calls[0]["env"]["IMPASTO_PARENT_PID"].isdigit()
+
+
+def test_a_crash_restarts_after_a_growing_backoff() -> None:
+    process, started, _, clock = make()
+    process.start()
+    started[-1].returncode = 1
+    assert process.poll() is True  # restart pending
+    assert len(started) == 1 and process.last_exit == 1
+    clock.now += 1
+    assert process.poll() is False and len(started) == 2
+    started[-1].returncode = 1
+    process.poll()
+    clock.now += 3
+    process.poll()
+    assert len(started) == 2  # the second wait is 4 s
+    clock.now += 1
+    process.poll()
+    assert len(started) == 3 and process.alive
+
+
+def test_a_long_run_resets_the_backoff() -> None:
+    process, started, _, clock = make()
+    process.start()
+    started[-1].returncode = 1
+    process.poll()
+    clock.now += 1
+    process.poll()
+    clock.now += STABLE_AFTER
+    started[-1].returncode = 1
+    process.poll()
+    clock.now += 1
+    process.poll()
+    assert len(started) == 3
+
+
+def test_a_stop_is_graceful_and_never_restarted() -> None:
+    process, started, _, clock = make()
+    process.start()
+    assert process.stop() == -15
+    assert started[0].terminated and not process.wanted
+    clock.now += 100
+    assert process.poll() is False and len(started) == 1
+
+
+def test_the_command_is_this_python_outside_the_binary_and_the_binary_inside(
+    monkeypatch: Any,
+) -> None:
+    assert impasto_command("serve") == [sys.executable, "-m", "impasto", "serve"]
+    monkeypatch.setattr(daemon_module, "compiled", lambda: True)
+    monkeypatch.setattr(sys, "argv", ["./impasto", "tray"])
+    command = daemon_module.impasto_command("serve")
+    assert command[1:] == ["serve"] and command[0].endswith("/impasto")
+    assert command[0].startswith("/")

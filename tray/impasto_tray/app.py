@@ -1,0 +1,133 @@
+"""The pystray glue: the icon and its menu, fed by TrayController's snapshots."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from impasto.paths import resolve_paths
+from impasto.settings import load_settings
+from impasto_tray import icons, platforms
+from impasto_tray.controller import TrayController
+from impasto_tray.daemon import DaemonProcess, impasto_command
+from impasto_tray.state import Snapshot
+
+log = logging.getLogger(__name__)
+
+
+def build_controller() -> TrayController:
+    """The controller for this user's settings (IMPASTO_* variables and config.toml)."""
+    paths = resolve_paths(load_settings().settings)
+    return TrayController(
+        runtime_dir=paths.runtime_dir,
+        output_dir=paths.output_dir,
+        daemon=DaemonProcess(log_file=paths.log_dir / "tray-daemon.out"),
+        platform=platforms.current(),
+        autostart_command=impasto_command("tray"),
+    )
+
+
+def in_background(action: Callable[[], object]) -> Callable[[], None]:
+    """Run a menu action off the GUI thread: stopping a daemon may take seconds."""
+
+    def start() -> None:
+        threading.Thread(target=action, name="impasto-tray-action", daemon=True).start()
+
+    return start
+
+
+def build_menu(pystray: ModuleType, controller: TrayController, quit: Callable[[], None]) -> Any:
+    """The menu; its labels and ticks are read from the controller each time it opens."""
+    item, menu = pystray.MenuItem, pystray.Menu
+    running = lambda _item: controller.snapshot.running  # noqa: E731
+    return menu(
+        item(lambda _item: controller.snapshot.status_line, None, enabled=False),
+        menu.SEPARATOR,
+        item("Open Impasto", in_background(controller.open_ui), default=True, enabled=running),
+        item("Open outputs folder", in_background(controller.open_outputs)),
+        item(
+            lambda _item: "Stop daemon" if controller.can_stop else "Start daemon",
+            in_background(controller.toggle_daemon),
+            enabled=lambda _item: controller.can_stop or not controller.snapshot.running,
+        ),
+        item(
+            lambda _item: "Resume queue" if controller.snapshot.paused else "Pause queue",
+            in_background(controller.toggle_pause),
+            enabled=running,
+        ),
+        item(
+            "Start at login",
+            in_background(controller.toggle_autostart),
+            checked=lambda _item: controller.autostart,
+        ),
+        menu.SEPARATOR,
+        item("Quit", in_background(quit)),
+    )
+
+
+class IconView:
+    """Shows each snapshot on the pystray icon: picture, tooltip, menu labels."""
+
+    def __init__(self, icon: Any) -> None:
+        self.icon = icon
+
+    def show(self, snapshot: Snapshot) -> None:
+        """Redraw the icon for ``snapshot``."""
+        self.icon.title = snapshot.tooltip
+        self.icon.icon = icons.render(snapshot)
+        self.icon.update_menu()
+
+
+def create_icon(pystray: ModuleType, controller: TrayController) -> Any:
+    """A pystray Icon wired to ``controller``; Quit stops the daemon it started, then the icon."""
+
+    def quit() -> None:
+        controller.quit()
+        icon.stop()
+
+    icon = pystray.Icon(
+        "impasto",
+        icon=icons.render(controller.snapshot),
+        title=controller.snapshot.tooltip,
+        menu=build_menu(pystray, controller, quit),
+    )
+    controller.observers.append(IconView(icon).show)
+    return icon
+
+
+def import_pystray() -> ModuleType:
+    """pystray, or a clear error: with no display it raises Xlib errors, not ImportError."""
+    try:
+        import pystray
+    except Exception as exc:
+        raise RuntimeError(f"the tray icon needs a desktop session ({exc})") from exc
+    return pystray
+
+
+def run(*, start_daemon: bool = True, interval: float = 0.5) -> int:
+    """Run the tray until Quit; returns the exit code."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        pystray = import_pystray()
+    except RuntimeError as exc:
+        print(f"impasto tray: {exc}", file=sys.stderr)
+        return 1
+    controller = build_controller()
+    icon = create_icon(pystray, controller)
+
+    def setup(icon: Any) -> None:
+        icon.visible = True
+        controller.startup(start_daemon=start_daemon)
+        controller.watch(interval)
+
+    try:
+        icon.run(setup=setup)
+    finally:
+        controller.quit()
+    return 0
