@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +12,7 @@ from impasto.engine.adapters import AdapterCache, Components, final_norm_loader
 from impasto.engine.families import FamilyDefaults, detect_family, family_defaults
 from impasto.engine.model_folder import ModelFolder, open_model_folder, open_vae_folder
 from impasto.engine.noise import BatchNoise, resolve_seed
+from impasto.engine.padding import pad_params, padded_size, size_multiple
 from impasto.engine.pipelines.base import (
     Denoise,
     Guidance,
@@ -111,6 +112,7 @@ class StableDiffusion:
             )
         self.adapters = AdapterCache(folder, choice, Components(self.prompts, prompts_2, self.unet))
         self._vaes: dict[Path, Vae] = {}
+        self.size_multiple = size_multiple(folder.unet_config)
         self._tiles = (tile_latent, tile_overlap)
         sample_size = folder.unet_config.get("sample_size")
         default_size = sample_size * 8 if isinstance(sample_size, int) else 512
@@ -272,6 +274,12 @@ class StableDiffusion:
         latents: np.ndarray | None = None,
     ) -> list[GeneratedImage]:
         """Images for ``params``, each with the seed that made it (seed + batch index)."""
+        canvas = padded_size(params.width, params.height, self.size_multiple)
+        if latents is None and canvas != (params.width, params.height):
+            self.validate(params)
+            larger = self.generate(pad_params(params, canvas), progress, cancel)
+            box = (0, 0, params.width, params.height)
+            return [replace(g, image=g.image.crop(box)) for g in larger]
         result = self.denoise(params, progress, cancel, latents)
         if cancel is not None:
             cancel.raise_if_cancelled()
