@@ -19,7 +19,12 @@ setup(
         **DATA_PACKAGES,
     },
     package_data={
-        "impasto": ["py.typed", "store/migrations/*.sql", "api/docs_assets/*"],
+        "impasto": [
+            "py.typed",
+            "model_catalog.toml",
+            "store/migrations/*.sql",
+            "api/docs_assets/*",
+        ],
         "impasto.ui_static": ["**/*"],
         "impasto.bundled_models": ["sd-tiny/**/*"],
     },

@@ -29,7 +29,9 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 
 def pixels(daemon: Daemon, **fields: object) -> np.ndarray:
     with daemon.client() as client:
-        response = client.post("/api/v1/generate", json={"prompt": "a tiny house", "seed": 11, **TINY, **fields})
+        response = client.post(
+            "/api/v1/generate", json={"prompt": "a tiny house", "seed": 11, **TINY, **fields}
+        )
         assert response.status_code == 202, response.text
         done = wait_status(client, response.json()["id"], {"completed", "failed"})
         assert done["status"] == "completed", done
@@ -43,7 +45,9 @@ def test_lora_changes_the_image_and_weight_zero_does_not(daemon: Daemon) -> None
     zero = pixels(daemon, loras=[{"name": "tiny-peft", "weight": 0.0}])
     assert np.abs(with_lora - plain).max() > 0
     assert np.array_equal(zero, plain)
-    both = pixels(daemon, loras=[{"name": "tiny-peft", "weight": 0.7}, {"name": "tiny-kohya", "weight": -0.8}])
+    both = pixels(
+        daemon, loras=[{"name": "tiny-peft", "weight": 0.7}, {"name": "tiny-kohya", "weight": -0.8}]
+    )
     assert np.abs(both - with_lora).max() > 0
 
 
@@ -59,7 +63,9 @@ def test_clip_skip_on_a_model_with_hidden_states(daemon: Daemon) -> None:
 
 def test_unknown_adapters_are_refused_by_name(daemon: Daemon) -> None:
     with daemon.client() as client:
-        lora = client.post("/api/v1/generate", json={"prompt": "x", **TINY, "loras": [{"name": "nope"}]})
+        lora = client.post(
+            "/api/v1/generate", json={"prompt": "x", **TINY, "loras": [{"name": "nope"}]}
+        )
         assert lora.status_code == 422 and "tiny-peft" in lora.json()["detail"]
         vae = client.post("/api/v1/generate", json={"prompt": "x", **TINY, "vae": "../sd-tiny"})
         assert vae.status_code == 422 and vae.json()["errors"][0]["field"] == "vae"

@@ -87,7 +87,9 @@ def create_icon(pystray: ModuleType, controller: TrayController) -> Any:
 
     def quit() -> None:
         controller.quit()
+        print("DBG quit: running", icon._running, flush=True)
         icon.stop()
+        print("DBG quit: stopped", icon._running, flush=True)
 
     icon = pystray.Icon(
         "impasto",

@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar import Controller, Router, get, post
 from litestar.datastructures import State
-from litestar.params import JSONBody
+from litestar.params import FromQuery, JSONBody
 
 from impasto.api.compat.a1111_convert import echo, info_json, plan
 from impasto.api.compat.a1111_info import A1111InfoController
@@ -54,7 +54,9 @@ class A1111GenerationController(Controller):
         return await _generate(state.services, data)
 
     @get("/progress", summary="The running job's progress, ETA and latest preview")
-    async def progress(self, state: State, skip_current_image: bool = False) -> ProgressResponse:
+    async def progress(
+        self, state: State, skip_current_image: FromQuery[bool] = False
+    ) -> ProgressResponse:
         snap = compat.progress(state.services)
         started = snap.started_at
         job_state: dict[str, Any] = {

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, delete, get, post
 from litestar.datastructures import State
-from litestar.params import FromQuery
+from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import Meta
 
 from impasto.api.schemas import ModelDefaults, Schema
@@ -148,15 +148,15 @@ class ModelsController(Controller):
         return [install_info(r) for r in _manager(state).installer.list_installs()]
 
     @get("/installs/{install_id:str}", summary="One install and its progress")
-    async def install(self, state: State, install_id: str) -> InstallInfo:
+    async def install(self, state: State, install_id: FromPath[str]) -> InstallInfo:
         return install_info(_manager(state).installer.get(install_id))
 
     @post("/installs/{install_id:str}/cancel", status_code=200, summary="Cancel an install")
-    async def cancel_install(self, state: State, install_id: str) -> InstallInfo:
+    async def cancel_install(self, state: State, install_id: FromPath[str]) -> InstallInfo:
         return install_info(_manager(state).installer.cancel(install_id))
 
     @post("/install", status_code=202, summary="Install from the catalog, the hub, a URL or a path")
-    async def install_model(self, state: State, data: InstallRequest) -> InstallInfo:
+    async def install_model(self, state: State, data: JSONBody[InstallRequest]) -> InstallInfo:
         request = {k: v for k, v in msgspec.structs.asdict(data).items() if k != "source"}
         record = _manager(state).installer.submit(data.source, **request)
         return install_info(record)
@@ -166,22 +166,22 @@ class ModelsController(Controller):
         return [LoadedModel(**item) for item in _manager(state).loaded()]
 
     @get("/{model_id:str}", summary="One installed model")
-    async def get_model(self, state: State, model_id: str) -> ModelDetail:
+    async def get_model(self, state: State, model_id: FromPath[str]) -> ModelDetail:
         return model_detail(_manager(state).get(model_id))
 
     @delete("/{model_id:str}", status_code=200, summary="Remove a model (409 while jobs use it)")
     async def remove(
-        self, state: State, model_id: str, force: FromQuery[bool] = False
+        self, state: State, model_id: FromPath[str], force: FromQuery[bool] = False
     ) -> ModelDetail:
         return model_detail(await _manager(state).remove(model_id, force=force))
 
     @post("/{model_id:str}/load", status_code=200, summary="Load a model into the workers now")
     async def load(
-        self, state: State, model_id: str, keep_alive: FromQuery[float | None] = None
+        self, state: State, model_id: FromPath[str], keep_alive: FromQuery[float | None] = None
     ) -> LoadResult:
         sent = await _manager(state).load(model_id, keep_alive)
         return LoadResult(model=model_id, workers=sent)
 
     @post("/{model_id:str}/unload", status_code=200, summary="Drop a model from the workers")
-    async def unload(self, state: State, model_id: str) -> LoadResult:
+    async def unload(self, state: State, model_id: FromPath[str]) -> LoadResult:
         return LoadResult(model=model_id, workers=await _manager(state).unload(model_id))
