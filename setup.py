@@ -1,12 +1,26 @@
 """Package layout: `impasto` from daemon/, `impasto_tray` from tray/, and the shipped data
 (ui_static/ and the bundled tiny model) mapped inside the `impasto` package of the wheel."""
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 PACKAGES = find_packages("daemon") + find_packages("tray")
 DATA_PACKAGES = {"impasto.ui_static": "ui_static", "impasto.bundled_models": "models/tiny"}
 
+
+class BuildPy(build_py):
+    """Also ship models/catalog.toml as impasto/model_catalog.toml."""
+
+    def run(self) -> None:
+        super().run()
+        target = Path(self.build_lib, "impasto", "model_catalog.toml")
+        self.copy_file("models/catalog.toml", str(target))
+
+
 setup(
+    cmdclass={"build_py": BuildPy},
     packages=[*PACKAGES, *DATA_PACKAGES],
     package_dir={
         **{
@@ -21,7 +35,6 @@ setup(
     package_data={
         "impasto": [
             "py.typed",
-            "model_catalog.toml",
             "store/migrations/*.sql",
             "api/docs_assets/*",
         ],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -163,6 +164,41 @@ def job_overhead(daemon: Daemon, jobs: int) -> dict[str, float]:
     }
 
 
+ASSET = re.compile(
+    r"""(?:src|href)="/?([\w./-]+\.(?:js|css|svg|png|ico))"|from\s+['"]\./([^'"]+\.js)['"]"""
+)
+
+
+def first_load(daemon: Daemon, runs: int = 20) -> dict[str, float]:
+    """Time to fetch / and every asset it pulls in (modules followed), one client, serially."""
+    totals, counts, sizes = [], [], []
+    for _ in range(runs):
+        with daemon.client() as client:  # a new connection, like a fresh browser tab
+            start = time.perf_counter()
+            todo, seen, size = ["/"], set(), 0
+            while todo:
+                path = todo.pop()
+                if path in seen:
+                    continue
+                seen.add(path)
+                response = client.get(path)
+                assert response.status_code == 200, (path, response.status_code)
+                body = response.content
+                size += len(body)
+                base = path.rsplit("/", 1)[0] if path.endswith(".js") else ""
+                for linked, imported in ASSET.findall(body.decode("utf-8", "replace")):
+                    todo.append(f"/{linked}" if linked else f"{base}/{imported}")
+            totals.append((time.perf_counter() - start) * 1000)
+            counts.append(len(seen))
+            sizes.append(size)
+    return {
+        "files": counts[-1],
+        "kilobytes": sizes[-1] / 1024,
+        "median_ms": statistics.median(totals),
+        "p90_ms": pct([t / 1000 for t in totals], 0.9),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -183,6 +219,7 @@ def main() -> int:
                 while c.get(f"/api/v1/generate/{warm['id']}").json()["status"] != "completed":
                     time.sleep(0.05)
             overhead = job_overhead(daemon, args.jobs)
+            page = first_load(daemon)
             rows = read_latency(daemon, warm["id"], args.clients, args.requests)
         finally:
             daemon.stop()
@@ -202,6 +239,10 @@ def main() -> int:
     for key, value in overhead.items():
         print(f"  {key:<22}{value:>8.2f}")
     print("  target: overhead median < 20 ms")
+    print("\nFirst load of the web UI (/ and every script, style and image it pulls in, serially):")
+    for key, value in page.items():
+        print(f"  {key:<22}{value:>8.2f}")
+    print("  target: under 100 ms on loopback")
     return 0
 
 

@@ -366,6 +366,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cfg", type=float, default=7.0)
     parser.add_argument("--sampler", choices=["euler", "ddim"], default="euler")
     parser.add_argument("--threads", type=int, default=2, help="same for ORT and torch")
+    parser.add_argument("--sizes", default="256", help="SD 1.5 image sides, comma list")
     parser.add_argument("--tiny-size", type=int, default=256)
     parser.add_argument("--models", default="tiny,sd15", help="comma list: tiny, sd15")
     parser.add_argument("--levels", action="store_true", help="measure ORT graph levels")
@@ -400,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
         if not (SD15 / "onnx" / "unet").is_dir():
             print(f"\n{SD15} is missing: run python models/build_tiny.py --shape sd15")
         else:
-            for size in (256, 512) if args.full else (256,):
+            sizes = [int(x) for x in args.sizes.split(",")] + ([512] if args.full else [])
+            for size in sorted(set(sizes)):
                 table("SD 1.5 shape", SD15 / "onnx", SD15 / "diffusers", size, args)
     idle_and_memory(args)
     return 0

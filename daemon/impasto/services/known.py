@@ -1,4 +1,4 @@
-"""The built-in list of known-good public models (impasto/model_catalog.toml), by short name."""
+"""The built-in list of known-good public models (models/catalog.toml), by short name."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+_REPO = Path(__file__).resolve().parents[3]
 
 
 @dataclass(frozen=True)
@@ -24,8 +26,9 @@ class KnownModel:
 
 
 def catalog_file() -> Path:
-    """The catalog shipped inside the package."""
-    return Path(str(resources.files("impasto"))) / "model_catalog.toml"
+    """The catalog a wheel or binary carries inside the package, else the checkout's."""
+    inside = Path(str(resources.files("impasto"))) / "model_catalog.toml"
+    return inside if inside.is_file() else _REPO / "models" / "catalog.toml"
 
 
 def known_models(path: Path | None = None) -> dict[str, KnownModel]:
