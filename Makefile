@@ -42,5 +42,12 @@ bench: $(VENV)/.dev-installed
 	$(PY) bench/engine.py
 	$(PY) bench/api.py
 
+FLAVOUR ?= cpu
+## package: build the single `impasto` binary for this OS with Nuitka (FLAVOUR=cpu|cuda|directml), then Linux packages
+package: $(VENV)/.dev-installed
+	$(PIP) install -q nuitka==4.3.3 zstandard
+	$(PY) packaging/build.py --flavour $(FLAVOUR)
+	@if [ "$$(uname)" = Linux ]; then $(PY) packaging/linux/build_linux.py; fi
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info

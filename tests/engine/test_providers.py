@@ -50,7 +50,7 @@ def test_cuda_is_chosen_when_a_gpu_is_found_and_proven() -> None:
     choice = select_providers(env=env, device_id=1)
     assert choice.name == CUDA and choice.is_gpu
     assert choice.providers == [(CUDA, {"device_id": "1"}), (CPU, {})]
-    assert choice.rejected[0] == (TRT, "disabled in config (set tensorrt to enable it)")
+    assert choice.rejected[0] == (TRT, "disabled in config (set enable_tensorrt = true to use it)")
     assert choice.optimization_level == "all"
     assert env.probed == [[CUDA, CPU]]
 

@@ -148,7 +148,7 @@ def test_cancel_running_job_within_one_step(impasto_daemon: Daemon) -> None:
     with impasto_daemon.client() as client:
         job = client.post(
             "/api/v1/generate",
-            json={"prompt": "a long one", "width": 256, "height": 256, "steps": 150, "seed": 1},
+            json={"prompt": "a long one", "width": 512, "height": 512, "steps": 150, "seed": 1},
         ).json()
         cancelled_at: dict[str, int] = {}
 
@@ -161,8 +161,10 @@ def test_cancel_running_job_within_one_step(impasto_daemon: Daemon) -> None:
                     if line.startswith("data:") and '"type":"progress"' in line:
                         event = json.loads(line[5:])
                         if event["data"]["step"] >= 2:
-                            cancelled_at["step"] = event["data"]["step"]
-                            assert c.post(f"/api/v1/generate/{job['id']}/cancel").status_code == 200
+                            answer = c.post(f"/api/v1/generate/{job['id']}/cancel")
+                            assert answer.status_code == 200
+                            # The step the daemon had seen when the cancel reached the worker.
+                            cancelled_at["step"] = answer.json()["current_step"]
                             return
 
         thread = threading.Thread(target=cancel_after_two_steps)

@@ -23,7 +23,13 @@ def test_the_daemon_side_never_loads_pystray() -> None:
 
 
 def test_the_tray_talks_to_the_daemon_only_through_the_client() -> None:
-    banned = ("impasto.api", "impasto.services", "impasto.store", "impasto.engine", "impasto.server")
+    banned = (
+        "impasto.api",
+        "impasto.services",
+        "impasto.store",
+        "impasto.engine",
+        "impasto.server",
+    )
     offenders = []
     for path in TRAY.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import faulthandler
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -64,9 +63,24 @@ class RunningTray:
         )
         self.seen: list[Snapshot] = []
         self.controller.observers.append(self.seen.append)
-        self.icon = create_icon(import_pystray(), self.controller)
-        self.thread = threading.Thread(target=self.icon.run, kwargs={"setup": self._setup})
+        self.loop_ended = threading.Event()
+        self.stuck = threading.Event()
+        self.icon = create_icon(import_pystray(), self.controller, self.loop_ended, self.stuck.set)
+        self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.icon.run(setup=self._setup)
+        finally:
+            self.loop_ended.set()
+
+    def wait_quit(self, timeout: float = 60.0) -> None:
+        """Until the loop ends, or the app's fallback for a stuck pystray loop fires."""
+        deadline = time.monotonic() + timeout
+        while not (self.loop_ended.is_set() or self.stuck.is_set()):
+            assert time.monotonic() < deadline, "Quit neither ended the loop nor the process"
+            time.sleep(0.05)
 
     def _setup(self, icon: Any) -> None:
         icon.visible = True
@@ -100,7 +114,7 @@ class RunningTray:
     def stop(self) -> None:
         self.controller.quit()
         self.icon.stop()
-        self.thread.join(30)
+        self.thread.join(10)
 
 
 def dominant_colour(pixels: np.ndarray) -> tuple[int, int, int]:
@@ -212,10 +226,7 @@ def test_the_tray_runs_its_daemon_through_idle_generating_and_stopped(
     # Quit stops the daemon this tray started.
     child = tray.process.process
     tray.click("Quit")
-    tray.thread.join(60)
-    if tray.thread.is_alive():
-        faulthandler.dump_traceback()
-    assert not tray.thread.is_alive()
+    tray.wait_quit()
     assert child is not None and child.poll() == 0
     assert not harness.discovery_file.exists()
 
@@ -233,7 +244,7 @@ def test_the_tray_attaches_to_a_running_daemon_and_leaves_it_running(
         tray.wait_for(lambda _s: bool(tray.platform.opened), 10)
         assert tray.platform.opened == [("url", f"{harness.url}/?token=secret-token")]
         tray.click("Quit")
-        tray.thread.join(30)
+        tray.wait_quit()
         assert harness.process is not None and harness.process.poll() is None
         with harness.client() as http:
             assert http.get("/api/v1/health").status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -82,14 +83,28 @@ class IconView:
         self.icon.update_menu()
 
 
-def create_icon(pystray: ModuleType, controller: TrayController) -> Any:
-    """A pystray Icon wired to ``controller``; Quit stops the daemon it started, then the icon."""
+# Seconds Quit waits for pystray's loop to end before ending the process itself.
+QUIT_GRACE = 5.0
+
+
+def create_icon(
+    pystray: ModuleType,
+    controller: TrayController,
+    loop_ended: threading.Event | None = None,
+    stuck: Callable[[], None] = lambda: os._exit(0),
+) -> Any:
+    """A pystray Icon wired to ``controller``; Quit stops the daemon it started, then the icon.
+
+    pystray's X backend now and then misses the end of its own loop after ``stop()``
+    (seen under Xvfb); Quit then calls ``stuck`` once the daemon is already stopped.
+    """
 
     def quit() -> None:
         controller.quit()
-        print("DBG quit: running", icon._running, flush=True)
         icon.stop()
-        print("DBG quit: stopped", icon._running, flush=True)
+        if loop_ended is not None and not loop_ended.wait(QUIT_GRACE):
+            log.warning("the tray's event loop did not end; exiting")
+            stuck()
 
     icon = pystray.Icon(
         "impasto",
@@ -121,7 +136,8 @@ def run(*, start_daemon: bool = True, interval: float = 0.5) -> int:
         print(f"impasto tray: {exc}", file=sys.stderr)
         return 1
     controller = build_controller()
-    icon = create_icon(pystray, controller)
+    loop_ended = threading.Event()
+    icon = create_icon(pystray, controller, loop_ended)
 
     def setup(icon: Any) -> None:
         icon.visible = True
@@ -131,5 +147,6 @@ def run(*, start_daemon: bool = True, interval: float = 0.5) -> int:
     try:
         icon.run(setup=setup)
     finally:
+        loop_ended.set()
         controller.quit()
     return 0

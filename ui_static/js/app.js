@@ -4,7 +4,7 @@ import { byId, toast } from './dom.js';
 import { events } from './events.js';
 import { Gallery } from './gallery.js';
 import { GenerateForm } from './generate.js';
-import { ModelsPanel } from './models.js';
+import { ModelsPanel, onModelsChanged } from './models.js';
 import { LiveProgress } from './progress.js';
 import { QueuePanel } from './queue.js';
 import { loadUi, saveUi } from './state.js';
@@ -40,6 +40,8 @@ const models = new ModelsPanel({
   },
 });
 const system = new SystemPanel();
+// An install or a removal changes the Generate form's model list too.
+onModelsChanged(() => loadCatalog());
 
 function showTab(name, { focus = false } = {}) {
   if (!TABS.includes(name)) name = 'generate';

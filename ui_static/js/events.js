@@ -1,7 +1,10 @@
 // The daemon's event stream over SSE: reconnects by itself and catches up by sequence number.
 import { API, ApiError, api, withToken } from './api.js';
 
-export const EVENT_TYPES = ['queued', 'started', 'progress', 'completed', 'failed', 'cancelled', 'queue', 'deleted'];
+export const EVENT_TYPES = [
+  'queued', 'started', 'progress', 'completed', 'failed', 'cancelled', 'queue', 'deleted',
+  'install', 'model_removed',
+];
 const RETRY_MS = [250, 500, 1000, 2000, 4000];
 
 /**

@@ -1,108 +1,222 @@
-// The Models panel: installed models, what is loaded, and install when the daemon offers it.
-import { ApiError, API, api } from './api.js';
-import { byId, formatBytes, h, toast } from './dom.js';
-import { getToken } from './state.js';
+// The Models panel: installed models by type, what the workers hold now, load/unload, remove.
+import { api } from './api.js';
+import { byId, formatBytes, formatDuration, h, toast } from './dom.js';
+import { Installs } from './installs.js';
 
-/** Lists models; the install form appears only if /models/install exists. */
+const GROUPS = { checkpoint: 'Checkpoints', lora: 'LoRAs', embedding: 'Embeddings', vae: 'VAEs' };
+const LOADED_EVERY = 5; // seconds between /models/loaded polls while the panel is open
+const WAIT_MS = 20_000; // how long Load/Unload watch for the worker to do it
+const listeners = new Set();
+
+/** Call fn(models) whenever the installed models change (an install finished, one removed). */
+export function onModelsChanged(fn) {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+/** Installed models grouped by type, the install form, and the "Loaded now" list. */
 export class ModelsPanel {
   constructor({ events, onUse }) {
     this.onUse = onUse;
     this.models = [];
-    this.loaded = new Set();
-    byId('install-form').addEventListener('submit', (e) => {
-      e.preventDefault();
-      this.install();
-    });
-    // Install progress arrives as events; their exact shape belongs to the model manager.
-    events.on('event', (e) => {
-      if (/install|download/.test(e.type) && typeof e.data?.progress === 'number') this.installProgress(e.data);
-    });
+    this.loaded = []; // /models/loaded rows plus `until`, the local time they expire
+    this.problems = new Map(); // model id -> why the last remove failed, shown on its card
+    this.busy = new Set(); // model ids with a load/unload/remove in flight
+    this.installs = new Installs({ events, onInstalled: () => this.changed() });
+    events.on('model_removed', () => this.changed());
+    events.on('resync', () => this.visible() && this.refresh().catch(() => {}));
+    let ticks = 0;
+    setInterval(() => {
+      if (!this.visible()) return;
+      ticks += 1;
+      if (ticks % LOADED_EVERY === 0) this.refreshLoaded();
+      else this.tickExpiry();
+    }, 1000);
   }
 
+  visible() {
+    return !byId('panel-models').hidden;
+  }
+
+  /** Fetch models, installs and loaded models; returns the models. */
   async refresh() {
-    const [models, system] = await Promise.all([api('/models'), api('/system').catch(() => null)]);
+    const [models] = await Promise.all([
+      api('/models'),
+      this.refreshLoaded({ render: false }),
+      this.installs.refresh().catch(() => {}),
+    ]);
     this.models = models;
-    this.loaded = new Set((system?.loaded_models || []).map((m) => m.model));
     this.render();
-    this.probeInstall();
     return models;
   }
 
+  /** Refetch the list after a change and tell the Generate form. */
+  changed() {
+    clearTimeout(this.changeTimer);
+    // An install's "completed" and a remove's event can come together: one refetch for both.
+    this.changeTimer = setTimeout(async () => {
+      try {
+        const models = await this.refresh();
+        for (const fn of listeners) fn(models);
+      } catch (err) {
+        toast(`Could not list models: ${err.message}`, 'error');
+      }
+    }, 50);
+  }
+
+  async refreshLoaded({ render = true } = {}) {
+    try {
+      const now = Date.now();
+      const rows = await api('/models/loaded');
+      this.loaded = rows.map((m) => ({ ...m, until: m.expires_at ? now + m.expires_in * 1000 : null }));
+    } catch {
+      this.loaded = [];
+    }
+    if (render) this.render();
+    return this.loaded;
+  }
+
+  isLoaded(id) {
+    return this.loaded.some((m) => m.model === id);
+  }
+
   render() {
+    this.renderLoaded();
     const list = byId('models-list');
     if (!this.models.length) {
       list.replaceChildren(h('p', { class: 'empty' }, 'No models installed.'));
       return;
     }
-    list.replaceChildren(...this.models.map((m) => {
-      const d = m.defaults || {};
-      return h('article', { class: 'card model', dataset: { model: m.id } },
-        h('div', { class: 'model-head' },
-          h('h2', {}, m.name || m.id),
-          this.loaded.has(m.id) ? h('span', { class: 'pill ok' }, 'Loaded') : null),
-        h('div', { class: 'tags' },
-          h('span', { class: 'tag' }, m.family), h('span', { class: 'tag' }, m.type),
-          m.inpaint ? h('span', { class: 'tag accent' }, 'inpaint') : null,
-          m.prediction_type && m.prediction_type !== 'epsilon' ? h('span', { class: 'tag' }, m.prediction_type) : null,
-          m.read_only ? h('span', { class: 'tag' }, 'read-only') : null),
-        h('dl', { class: 'kv' },
-          h('dt', {}, 'Id'), h('dd', {}, h('code', {}, m.id)),
-          h('dt', {}, 'Size'), h('dd', {}, formatBytes(m.size)),
-          h('dt', {}, 'Defaults'), h('dd', {}, `${d.width}×${d.height}, ${d.steps} steps, CFG ${d.cfg_scale}, ${d.sampler}`),
-          h('dt', {}, 'Path'), h('dd', { class: 'path', title: m.path }, m.path)),
-        m.type === 'checkpoint' ? h('button', {
-          type: 'button', class: 'btn', onclick: () => this.onUse(m), 'aria-label': `Use ${m.name || m.id} to generate`,
-        }, 'Use for generation') : null);
+    const types = [...new Set([...Object.keys(GROUPS), ...this.models.map((m) => m.type)])];
+    const groups = types.map((type) => [type, this.models.filter((m) => m.type === type)]).filter(([, ms]) => ms.length);
+    list.replaceChildren(...groups.map(([type, models]) => {
+      const title = GROUPS[type] || type;
+      return h('section', { class: 'model-group', dataset: { type }, 'aria-label': title },
+        h('h2', { class: 'group-title' }, title, h('span', { class: 'count' }, String(models.length))),
+        h('div', { class: 'models-grid' }, ...models.map((m) => this.card(m))));
     }));
   }
 
-  async probeInstall() {
-    if (this.installKnown) return;
-    let exists = false;
-    try {
-      const token = getToken();
-      const res = await fetch(`${API}/models/install`, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
-      exists = res.status !== 404;
-    } catch {
-      return;
-    }
-    this.installKnown = true;
-    byId('install-card').hidden = !exists;
-    byId('install-missing').hidden = exists;
+  card(m) {
+    const name = m.name || m.id;
+    const d = m.defaults;
+    const loaded = this.isLoaded(m.id);
+    const busy = this.busy.has(m.id);
+    const problem = this.problems.get(m.id);
+    const checkpoint = m.type === 'checkpoint';
+    return h('article', { class: 'card model', dataset: { model: m.id } },
+      h('div', { class: 'model-head' },
+        h('h3', {}, name),
+        loaded ? h('span', { class: 'pill ok' }, 'Loaded') : null),
+      h('div', { class: 'tags' },
+        m.family ? h('span', { class: 'tag accent' }, m.family) : null,
+        m.precision ? h('span', { class: 'tag' }, m.precision) : null,
+        m.inpaint && m.family !== 'inpaint' ? h('span', { class: 'tag accent' }, 'inpaint') : null,
+        m.prediction_type && m.prediction_type !== 'epsilon' ? h('span', { class: 'tag' }, m.prediction_type) : null,
+        m.read_only ? h('span', { class: 'tag read-only', title: 'Bundled with Impasto; it cannot be removed' }, 'read-only') : null,
+        m.active === false ? h('span', { class: 'tag' }, 'inactive') : null),
+      m.description ? h('p', { class: 'model-desc muted' }, m.description) : null,
+      h('dl', { class: 'kv' },
+        h('dt', {}, 'Id'), h('dd', {}, h('code', {}, m.id)),
+        h('dt', {}, 'Size'), h('dd', { class: 'model-size' }, formatBytes(m.size)),
+        d ? [h('dt', {}, 'Defaults'), h('dd', {}, `${d.width}×${d.height}, ${d.steps} steps, CFG ${d.cfg_scale}, ${d.sampler}`)] : null,
+        m.source ? [h('dt', {}, 'Source'), h('dd', { class: 'path', title: m.source }, m.source)] : null,
+        m.license ? [h('dt', {}, 'License'), h('dd', {}, m.license)] : null,
+        h('dt', {}, 'Path'), h('dd', { class: 'path', title: m.path }, m.path)),
+      problem ? h('p', { class: 'form-error model-error', role: 'alert' }, problem) : null,
+      h('div', { class: 'model-actions' },
+        checkpoint ? h('button', {
+          type: 'button', class: 'btn', onclick: () => this.onUse(m), 'aria-label': `Use ${name} to generate`,
+        }, 'Use for generation') : null,
+        checkpoint ? h('button', {
+          type: 'button', class: 'btn', disabled: busy, 'aria-label': `${loaded ? 'Unload' : 'Load'} ${name}`,
+          dataset: { action: loaded ? 'unload' : 'load' },
+          onclick: () => (loaded ? this.unload(m) : this.load(m)),
+        }, loaded ? 'Unload' : 'Load') : null,
+        m.read_only ? null : h('button', {
+          type: 'button', class: 'btn danger', disabled: busy, 'aria-label': `Remove ${name}`,
+          dataset: { action: 'remove' }, onclick: () => this.remove(m),
+        }, 'Remove')));
   }
 
-  async install() {
-    const input = byId('install-source');
-    const error = byId('err-install-source');
-    const source = input.value.trim();
-    error.hidden = true;
-    if (!source) {
-      error.textContent = 'Enter a catalog name, a Hugging Face id or a URL.';
-      error.hidden = false;
-      input.focus();
+  renderLoaded() {
+    const box = byId('models-loaded');
+    if (!this.loaded.length) {
+      box.replaceChildren(h('p', { class: 'muted' },
+        'Nothing is loaded. A model loads when a job needs it or when you press Load, and stays for the keep-alive time.'));
       return;
     }
+    box.replaceChildren(...this.loaded.map((m) => h('div', { class: 'loaded-row', dataset: { model: m.model } },
+      h('div', { class: 'loaded-name' },
+        h('strong', {}, m.model),
+        h('span', { class: 'muted' }, ` ${m.worker}${m.size ? ` · ${formatBytes(m.size)}` : ''}`)),
+      h('span', { class: 'loaded-expiry muted', dataset: { until: m.until ?? '' } }, this.expiryText(m.until)),
+      h('button', {
+        type: 'button', class: 'btn small', 'aria-label': `Unload ${m.model}`,
+        onclick: () => this.unload(this.models.find((x) => x.id === m.model) || { id: m.model }),
+      }, 'Unload'))));
+  }
+
+  expiryText(until) {
+    if (!until) return 'stays loaded';
+    return `unloads in ${formatDuration(Math.max(0, (until - Date.now()) / 1000))}`;
+  }
+
+  tickExpiry() {
+    for (const el of document.querySelectorAll('#models-loaded .loaded-expiry')) {
+      el.textContent = this.expiryText(Number(el.dataset.until) || null);
+    }
+  }
+
+  async load(m) {
+    await this.whileBusy(m, async () => {
+      await api(`/models/${encodeURIComponent(m.id)}/load`, { method: 'POST' });
+      // The worker loads in the background; watch /models/loaded until it reports the model.
+      if (!(await this.waitLoaded(m.id, true))) toast(`${m.name || m.id} did not load yet.`, 'error');
+    });
+  }
+
+  async unload(m) {
+    await this.whileBusy(m, async () => {
+      await api(`/models/${encodeURIComponent(m.id)}/unload`, { method: 'POST' });
+      await this.waitLoaded(m.id, false);
+    });
+  }
+
+  async remove(m) {
+    const name = m.name || m.id;
+    if (!window.confirm(`Remove ${name}? Its files are deleted from the models folder.`)) return;
+    await this.whileBusy(m, async () => {
+      await api(`/models/${encodeURIComponent(m.id)}`, { method: 'DELETE' });
+      toast(`Removed ${name}.`);
+      this.models = this.models.filter((x) => x.id !== m.id);
+      this.changed();
+    });
+  }
+
+  /** Run an action for one model: buttons disabled meanwhile, its error shown on the card. */
+  async whileBusy(m, action) {
+    this.busy.add(m.id);
+    this.problems.delete(m.id);
+    this.render();
     try {
-      await api('/models/install', { method: 'POST', body: { source } });
-      this.installProgress({ progress: 0, message: `Installing ${source}…` });
+      await action();
     } catch (err) {
-      const field = err instanceof ApiError ? err.errors[0] : null;
-      error.textContent = field ? field.message : err.message;
-      error.hidden = false;
+      // A 409 explains itself ("used by 1 queued job ..."): keep it on the card.
+      this.problems.set(m.id, err.message);
+    } finally {
+      this.busy.delete(m.id);
+      this.render();
     }
   }
 
-  installProgress(data) {
-    const box = byId('install-progress');
-    box.hidden = false;
-    const pct = Math.round((data.progress || 0) * 100);
-    const bar = box.querySelector('.progress');
-    bar.style.setProperty('--value', `${pct}%`);
-    bar.setAttribute('aria-valuenow', String(pct));
-    byId('install-status').textContent = data.message || `${pct}%`;
-    if (pct >= 100) {
-      toast('Model installed.');
-      this.refresh();
+  async waitLoaded(id, want) {
+    const deadline = Date.now() + WAIT_MS;
+    while (Date.now() < deadline) {
+      await this.refreshLoaded({ render: false });
+      if (this.isLoaded(id) === want) return true;
+      await new Promise((resolve) => setTimeout(resolve, 300));
     }
+    return false;
   }
 }

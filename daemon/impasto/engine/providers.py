@@ -201,7 +201,7 @@ def resolve_name(name: str) -> str:
 def _precondition(name: str, enable_tensorrt: bool, env: ProviderEnvironment) -> str:
     """Why ``name`` cannot be used before probing it, or '' when it may be tried."""
     if name == "TensorrtExecutionProvider" and not enable_tensorrt:
-        return "disabled in config (set tensorrt to enable it)"
+        return "disabled in config (set enable_tensorrt = true to use it)"
     if name in ("TensorrtExecutionProvider", "CUDAExecutionProvider"):
         count, why = env.nvidia_gpus()
         if count == 0:
