@@ -80,14 +80,14 @@ export class Installs {
           class: 'progress', role: 'progressbar', 'aria-label': `Install progress of ${info.model_id}`,
           'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': '0',
         }, h('div', { class: 'progress-fill' })),
-        bytes: h('span', { class: 'install-bytes' }),
+        bytes: h('p', { class: 'install-bytes muted' }),
         error: h('p', { class: 'field-error', role: 'alert' }),
       };
       parts.row = h('article', { class: 'install', dataset: { install: info.id, model: info.model_id } },
         h('div', { class: 'install-head' }, h('strong', {}, info.model_id), parts.status, parts.cancel),
         h('p', { class: 'install-source muted', title: info.source }, info.source),
         parts.bar,
-        h('p', { class: 'install-meta muted' }, parts.bytes),
+        parts.bytes,
         parts.error);
       this.rows.set(info.id, parts);
     }
@@ -109,6 +109,7 @@ export class Installs {
     parts.bar.hidden = !active;
     parts.bytes.textContent = total && info.status !== 'completed'
       ? `${formatBytes(done)} of ${formatBytes(total)} · ${pct}%` : done ? formatBytes(done) : '';
+    parts.bytes.hidden = !parts.bytes.textContent;
     parts.error.textContent = info.error || '';
     parts.error.hidden = !info.error;
     return parts.row;
