@@ -12,6 +12,7 @@ starting latents. The first generation is a warm-up; the table reports the media
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -54,14 +55,9 @@ def _timed_runs(run: Any, runs: int) -> list[float]:
 def child_ours(args: argparse.Namespace) -> dict[str, Any]:
     """Our engine; also the floor (time inside ONNX Runtime) of each run."""
     from impasto.engine import GenerationParams, load_pipeline
-    from impasto.engine.providers import CPU, OPTIMIZATION_LEVEL, ProviderChoice
+    from impasto.engine.providers import cpu_choice
 
-    choice = ProviderChoice(
-        name=CPU,
-        providers=[(CPU, {})],
-        threads=args.threads,
-        optimization_level=OPTIMIZATION_LEVEL[CPU],
-    )
+    choice = dataclasses.replace(cpu_choice(), threads=args.threads)  # as production, no cache
     start = time.perf_counter()
     pipe = load_pipeline(Path(args.onnx), choice)
     load = time.perf_counter() - start

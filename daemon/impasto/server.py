@@ -21,7 +21,8 @@ from impasto.api.routes.plugins import plugin_routers
 from impasto.api.security import LOOPBACK_NAMES, mark_transport
 from impasto.paths import Paths, resolve_paths
 from impasto.plugins import AppContext
-from impasto.plugins.manager import PluginHost, build_plugin_manager, read_plugin_config
+from impasto.plugins.discovery import build_plugin_manager
+from impasto.plugins.manager import PluginHost, read_plugin_config
 from impasto.services.container import Services
 from impasto.services.events import EventBus
 from impasto.services.images import UploadStore

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from impasto.engine.providers import (
     cpu_choice,
     select_providers,
 )
-from impasto.engine.session_cache import DATA_FILE, MODEL_FILE
+from impasto.engine.session_cache import DATA_FILE, MODEL_FILE, ORPHAN_SECONDS
 from impasto.engine.sessions import OrtModel
 
 from .conftest import SD_TINY, small
@@ -177,3 +178,16 @@ def test_selection_caches_only_where_the_level_pays() -> None:
     assert cpu.optimization_level == OPTIMIZATION_LEVEL[CPU]
     assert cpu.cache_optimized == (OPTIMIZATION_LEVEL[CPU] in CACHED_LEVELS)
     assert cuda.cache_optimized != cpu.cache_optimized  # "all" is cached, "extended" is not
+
+
+def test_orphaned_private_folders_are_removed_on_the_next_save(unet: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    old, fresh = cache / ".tmp-killed-old", cache / ".tmp-writing-now"
+    for folder in (old, fresh):
+        folder.mkdir(parents=True)
+        (folder / MODEL_FILE).write_bytes(b"half written")
+    day_ago = time.time() - ORPHAN_SECONDS - 60
+    os.utime(old, (day_ago, day_ago))
+    OrtModel(unet, _choice("all"), cache)
+    assert not old.exists()
+    assert fresh.exists()  # might be another process saving right now

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from impasto.plugins import UnknownPluginError
-from impasto.plugins.manager import build_plugin_manager
+from impasto.plugins.discovery import build_plugin_manager
 
 PLUGIN = """
 from impasto.plugins import hookimpl

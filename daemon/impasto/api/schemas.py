@@ -147,21 +147,6 @@ class ModelDefaults(Schema):
     sampler: str
 
 
-class ModelInfo(Schema):
-    """An installed checkpoint."""
-
-    id: str
-    name: str
-    type: str
-    family: str
-    path: str
-    size: int
-    read_only: bool
-    inpaint: bool
-    prediction_type: str
-    defaults: ModelDefaults
-
-
 class SamplerInfo(Schema):
     id: str
     name: str

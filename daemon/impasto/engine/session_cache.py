@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from functools import cache
@@ -32,6 +33,7 @@ DATA_FILE = "model.onnx.data"
 # Initializers at least this large go to the data file; small ones stay inline in the graph.
 MIN_EXTERNAL_BYTES = 1024
 FORMAT = 1  # bump when the entry layout changes
+ORPHAN_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,12 @@ def commit(plan: CachePlan) -> None:
     for stale in plan.entry.parent.glob(f"{source}-*"):
         if stale != plan.entry:
             shutil.rmtree(stale, ignore_errors=True)
+    # Private folders of loads that were killed while ORT wrote them (a day is far longer than
+    # any save, so a concurrent writer's folder is never among them).
+    for orphan in plan.entry.parent.glob(".tmp-*"):
+        with contextlib.suppress(OSError):
+            if time.time() - orphan.stat().st_mtime > ORPHAN_SECONDS:
+                shutil.rmtree(orphan, ignore_errors=True)
 
 
 def discard(plan: CachePlan) -> None:

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-import importlib
-import importlib.metadata
-import importlib.util
 import json
 import logging
 import os
-import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,8 +14,6 @@ from typing import Any
 
 import pluggy
 
-from impasto import __version__
-from impasto.plugins import hookspecs
 from impasto.plugins.types import (
     PluginContext,
     PluginFailed,
@@ -73,7 +66,7 @@ def read_plugin_config(config_path: Path | None) -> dict[str, dict[str, Any]]:
     return {name: dict(value) for name, value in table.items() if isinstance(value, dict)}
 
 
-def _describe_error(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -314,95 +307,3 @@ class PluginHost:
             except PluginFailed as exc:
                 if hook == "startup":
                     self.records[name].error = str(exc)
-
-
-def _unknown_hooks(module: ModuleType) -> list[str]:
-    # pluggy keeps a marked function with no matching spec "pending"; a typo should be loud.
-    marked = (n for n in dir(module) if hasattr(getattr(module, n), "impasto_impl"))
-    return sorted(n for n in marked if n not in HOOKS)
-
-
-def _register(pm: pluggy.PluginManager, record: PluginRecord, load: Callable[[], Any]) -> None:
-    try:
-        module = load()
-        unknown = _unknown_hooks(module)
-        if unknown:
-            raise TypeError(f"unknown hook(s) {', '.join(unknown)}; see docs/plugins.md")
-        pm.register(module, name=record.name)
-    except Exception as exc:
-        record.error = _describe_error(exc)
-        log.warning("plugin %s (%s) failed to load: %s", record.name, record.source, record.error)
-        return
-    record.module = module
-    record.hooks = sorted(caller.name for caller in pm.get_hookcallers(module) or [])
-    record.default_enabled = bool(getattr(module, "DEFAULT_ENABLED", True))
-    record.version = str(getattr(module, "__version__", "") or record.version)
-
-
-def _load_file(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"impasto_plugin_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def discover(
-    pm: pluggy.PluginManager, plugin_dir: Path | None, entry_points: bool = True
-) -> list[PluginRecord]:
-    """Register the built-ins, the ``impasto.plugins`` entry points and plugin_dir/*.py."""
-    records: list[PluginRecord] = []
-    taken: dict[str, str] = {}
-
-    def add(record: PluginRecord, load: Callable[[], Any]) -> None:
-        if record.name in taken:
-            record.error = f"the name {record.name!r} is already used by {taken[record.name]}"
-            record.name = f"{record.name} ({record.source})"
-        else:
-            taken[record.name] = record.source
-            _register(pm, record, load)
-        records.append(record)
-
-    for name, module_name in BUILTIN_PLUGINS.items():
-        record = PluginRecord(name, __version__, f"builtin {module_name}", builtin=True)
-        add(record, functools.partial(importlib.import_module, module_name))
-    if entry_points:
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            dist = ep.dist
-            version = dist.version if dist is not None else "0"
-            source = f"distribution {dist.name if dist else '?'} ({ep.value})"
-            add(PluginRecord(ep.name, version, source), ep.load)
-    if plugin_dir is not None and plugin_dir.is_dir():
-        for path in sorted(plugin_dir.glob("*.py")):
-            if not path.name.startswith("_"):
-                add(
-                    PluginRecord(path.stem, "0", f"file {path}"),
-                    functools.partial(_load_file, path),
-                )
-    return records
-
-
-def build_plugin_manager(
-    *,
-    data_dir: Path | None = None,
-    models_dir: Path | None = None,
-    config: Mapping[str, dict[str, Any]] | None = None,
-    entry_points: bool = True,
-    persist: bool = True,
-) -> PluginHost:
-    """Discover and register plugins now (never at import time) and return their host."""
-    pm = pluggy.PluginManager("impasto")
-    pm.add_hookspecs(hookspecs)
-    plugin_dir = data_dir / "plugins" if data_dir is not None else None
-    records = discover(pm, plugin_dir, entry_points)
-    state_file = data_dir / STATE_FILE if data_dir is not None and persist else None
-    return PluginHost(
-        pm,
-        records,
-        config or {},
-        data_dir=data_dir,
-        models_dir=models_dir,
-        state_file=state_file,
-    )

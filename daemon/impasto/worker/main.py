@@ -294,7 +294,7 @@ def describe_choice(choice: Any) -> dict[str, Any]:
 def load_plugins(data_dir: str, models_dir: str) -> Any:
     """The worker's own plugin host; which plugins run, and their config, come with each job."""
     from impasto.engine.schedulers import register_sampler
-    from impasto.plugins.manager import build_plugin_manager
+    from impasto.plugins.discovery import build_plugin_manager
 
     plugins = build_plugin_manager(
         data_dir=Path(data_dir) if data_dir else None,
