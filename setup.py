@@ -15,7 +15,10 @@ class BuildPy(build_py):
 
     def run(self) -> None:
         super().run()
+        if getattr(self, "editable_mode", False):
+            return  # an editable install reads models/catalog.toml from the checkout
         target = Path(self.build_lib, "impasto", "model_catalog.toml")
+        self.mkpath(str(target.parent))
         self.copy_file("models/catalog.toml", str(target))
 
 

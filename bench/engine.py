@@ -248,11 +248,23 @@ def table(
 ) -> None:
     """Measure the three implementations for one model and size and print one table."""
     results: dict[str, dict[str, Any]] = {}
-    for kind in IMPLEMENTATIONS:
-        if kind == "diffusers" and (diffusers is None or not diffusers.is_dir()):
-            results[kind] = {"error": f"no diffusers folder ({diffusers})"}
-            continue
-        results[kind] = spawn(kind, args, onnx=onnx, diffusers=diffusers, size=size)
+    # Implementations take turns, round after round: on a shared machine the load drifts over
+    # minutes, and running each one only once would hand the drift to whichever ran last.
+    for _ in range(args.rounds):
+        for kind in IMPLEMENTATIONS:
+            if kind == "diffusers" and (diffusers is None or not diffusers.is_dir()):
+                results[kind] = {"error": f"no diffusers folder ({diffusers})"}
+                continue
+            result = spawn(kind, args, onnx=onnx, diffusers=diffusers, size=size)
+            merged = results.setdefault(kind, {})
+            if "error" in result or "error" in merged:
+                merged.setdefault("error", result.get("error"))
+                continue
+            for key in ("times", "floor"):
+                if key in result:
+                    merged[key] = merged.get(key, []) + result[key]
+            merged["parts"], merged["load"] = result.get("parts"), result["load"]
+    results = {k: {"error": r["error"]} if r.get("error") else r for k, r in results.items()}
     medians = {
         k: statistics.median(r["times"]) if "times" in r else None for k, r in results.items()
     }
@@ -260,7 +272,7 @@ def table(
     floor = statistics.median(ours["floor"]) if "floor" in ours else None
     print(
         f"\n### {name} {size}x{size}, {args.sampler}, {args.steps} steps, cfg {args.cfg}, "
-        f"{args.threads} threads, median of {args.runs}"
+        f"{args.threads} threads, median of {args.rounds} x {args.runs}"
     )
     print("\n| | seconds | load s |\n|---|---:|---:|")
     print(f"| floor (ONNX runs inside ours) | {_fmt(floor)} | |")
@@ -272,7 +284,7 @@ def table(
         f"ours/optimum {_ratio(medians['ours'], medians['optimum'])} (<= 1.0), "
         f"ours/diffusers {_ratio(medians['ours'], medians['diffusers'])} (<= 0.67)"
     )
-    if "parts" in ours:
+    if ours.get("parts"):
         parts = ", ".join(f"{k} {v:.3f} s" for k, v in ours["parts"].items())
         print(f"ours inside ONNX Runtime: {parts}")
     for kind, result in results.items():
@@ -369,7 +381,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--cache-levels", default="extended,all", help="levels --levels also saves and reloads"
     )
-    parser.add_argument("--rounds", type=int, default=3, help="--levels: rounds of all levels")
+    parser.add_argument("--rounds", type=int, default=1, help="fresh-process rounds, alternating")
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--onnx", help=argparse.SUPPRESS)
     parser.add_argument("--diffusers", help=argparse.SUPPRESS)

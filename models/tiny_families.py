@@ -18,6 +18,7 @@ from diffusers import (
     LatentConsistencyModelPipeline,
     LCMScheduler,
     StableDiffusionPipeline,
+    StableDiffusionXLImg2ImgPipeline,
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
 )
@@ -33,12 +34,12 @@ class FamilyVariant:
     """One tiny folder of another family: its name and how to build its pipeline."""
 
     name: str
-    kind: str  # "sdxl", "sdxl-turbo", "sd-turbo" or "lcm"
+    kind: str  # "sdxl", "sdxl-turbo", "sdxl-refiner", "sd-turbo" or "lcm"
 
     @property
     def task(self) -> str:
-        """The optimum export task."""
-        return "text-to-image"
+        """The optimum export task (optimum exports an SDXL refiner as image-to-image)."""
+        return "image-to-image" if self.kind == "sdxl-refiner" else "text-to-image"
 
 
 FAMILIES = {
@@ -46,6 +47,7 @@ FAMILIES = {
     for v in (
         FamilyVariant("sdxl-tiny", "sdxl"),
         FamilyVariant("sdxl-tiny-turbo", "sdxl-turbo"),
+        FamilyVariant("sdxl-tiny-refiner", "sdxl-refiner"),
         FamilyVariant("sd-tiny-turbo", "sd-turbo"),
         FamilyVariant("sd-tiny-lcm", "lcm"),
     )
@@ -101,6 +103,8 @@ def build_sdxl(kind: str, make_tokenizer: Any, make_vae: Any, text_config: Any, 
     torch.manual_seed(SEED + 2)
     vae = make_vae()
     vae.register_to_config(scaling_factor=SDXL_VAE_SCALING)
+    if kind == "sdxl-refiner":
+        return _sdxl_refiner(tokenizer_2, text_encoder_2, vae, config_2.projection_dim)
     if kind == "sdxl-turbo":
         # SDXL-Turbo's published scheduler: Euler ancestral on trailing timesteps.
         scheduler: Any = EulerAncestralDiscreteScheduler(
@@ -117,6 +121,30 @@ def build_sdxl(kind: str, make_tokenizer: Any, make_vae: Any, text_config: Any, 
         unet=unet,
         scheduler=scheduler,
         force_zeros_for_empty_prompt=True,
+    )
+
+
+def _sdxl_refiner(tokenizer_2: Any, text_encoder_2: Any, vae: Any, projection_dim: int) -> Any:
+    """The refiner: the base's second encoder only, and time ids ending in an aesthetic score."""
+    torch.manual_seed(SEED + 4)  # its own UNet, so a refined image differs from the base's
+    unet = _unet(
+        text_encoder_2.config.hidden_size,
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=TIME_EMBED_DIM,
+        # Original size (2), crop (2) and aesthetic score (1): five time ids.
+        projection_class_embeddings_input_dim=projection_dim + 5 * TIME_EMBED_DIM,
+    )
+    return StableDiffusionXLImg2ImgPipeline(
+        vae=vae,
+        text_encoder=None,
+        text_encoder_2=text_encoder_2,
+        tokenizer=None,
+        tokenizer_2=tokenizer_2,
+        unet=unet,
+        scheduler=EulerDiscreteScheduler(timestep_spacing="leading", **_SD_SCHEDULE),
+        requires_aesthetics_score=True,
+        force_zeros_for_empty_prompt=False,
     )
 
 

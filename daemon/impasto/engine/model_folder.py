@@ -192,3 +192,64 @@ def open_vae_folder(root: Path) -> VaeFolder:
         raise ModelFolderError(str(root / "vae_decoder" / "config.json"), "bad scaling_factor")
     encoder = _component(root, "vae_encoder", required=False)
     return VaeFolder(root, decoder, encoder, float(scaling))
+
+
+@dataclass(frozen=True)
+class RefinerFolder:
+    """An SDXL refiner: only the second text encoder, and a UNet conditioned on aesthetic score."""
+
+    root: Path
+    text_encoder_2: Path
+    tokenizer_2_dir: Path
+    pad_token_2: str | None
+    unet: Path
+    vae_decoder: Path
+    scheduler: SchedulerConfig
+    vae_scaling_factor: float
+    model_index: dict[str, Any]
+
+
+def is_refiner_folder(root: Path) -> bool:
+    """Whether ``root`` holds an SDXL refiner export (``requires_aesthetics_score``)."""
+    index = _optional_json(Path(root) / "model_index.json")
+    return index.get("requires_aesthetics_score") is True
+
+
+def open_refiner_folder(root: Path) -> RefinerFolder:
+    """Check an SDXL refiner folder (optimum's image-to-image export); raise ModelFolderError."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ModelFolderError(str(root), "is not a directory")
+    if not is_refiner_folder(root):
+        raise ModelFolderError(
+            str(root / "model_index.json"), "not an SDXL refiner (no requires_aesthetics_score)"
+        )
+    text_encoder_2 = _component(root, "text_encoder_2", required=True)
+    unet = _component(root, "unet", required=True)
+    vae_decoder = _component(root, "vae_decoder", required=True)
+    assert text_encoder_2 and unet and vae_decoder  # required=True raised otherwise
+    tokenizer_2_dir = root / "tokenizer_2"
+    for name in TOKENIZER_FILES:
+        if not (tokenizer_2_dir / name).is_file():
+            raise ModelFolderError(str(tokenizer_2_dir / name), "missing; the refiner needs it")
+    scheduler_file = root / "scheduler" / "scheduler_config.json"
+    try:
+        scheduler = SchedulerConfig.from_dict(_read_json(scheduler_file))
+    except TypeError as exc:
+        raise ModelFolderError(str(scheduler_file), str(exc)) from exc
+    scaling = _optional_json(root / "vae_decoder" / "config.json").get(
+        "scaling_factor", DEFAULT_VAE_SCALING
+    )
+    if not isinstance(scaling, (int, float)) or scaling <= 0:
+        raise ModelFolderError(str(root / "vae_decoder" / "config.json"), "bad scaling_factor")
+    return RefinerFolder(
+        root=root,
+        text_encoder_2=text_encoder_2,
+        tokenizer_2_dir=tokenizer_2_dir,
+        pad_token_2=_pad_token(tokenizer_2_dir),
+        unet=unet,
+        vae_decoder=vae_decoder,
+        scheduler=scheduler,
+        vae_scaling_factor=float(scaling),
+        model_index=_read_json(root / "model_index.json"),
+    )

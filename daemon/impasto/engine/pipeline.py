@@ -26,6 +26,7 @@ from impasto.engine.pipelines.inpaint import plan_inpaint, prepare_inputs
 from impasto.engine.pipelines.txt2img import plan_txt2img
 from impasto.engine.preview import Previewer
 from impasto.engine.providers import ProviderChoice, select_providers
+from impasto.engine.refiner import Refiner, switch_index
 from impasto.engine.schedulers import create_scheduler
 from impasto.engine.schedulers.base import Scheduler, SchedulerConfig
 from impasto.engine.sdxl import Conditioning, SdxlPromptEncoder
@@ -67,6 +68,7 @@ class DenoiseResult:
     seeds: list[int]
     plan: TaskPlan
     warnings: list[str]
+    refiner: Refiner | None = None  # set when a refiner ran the last steps
 
 
 class StableDiffusion:
@@ -112,6 +114,8 @@ class StableDiffusion:
             )
         self.adapters = AdapterCache(folder, choice, Components(self.prompts, prompts_2, self.unet))
         self._vaes: dict[Path, Vae] = {}
+        self._refiners: dict[Path, Refiner] = {}
+        self._cache_dir = cache_dir
         self.size_multiple = size_multiple(folder.unet_config)
         self._tiles = (tile_latent, tile_overlap)
         sample_size = folder.unet_config.get("sample_size")
@@ -139,6 +143,8 @@ class StableDiffusion:
             found += components.owned
         for vae in self._vaes.values():
             found += [vae.decoder, vae.encoder]
+        for refiner in self._refiners.values():
+            found += refiner.models
         return [m for m in found if m is not None]
 
     @property
@@ -191,8 +197,34 @@ class StableDiffusion:
             preview_every=params.preview_every,
             previewer=self.previewer,
         )
-        final = denoise.run(plan.latents, plan.start)
-        return DenoiseResult(latents=final, seeds=noise.seeds, plan=plan, warnings=parts.warnings)
+        steps = len(scheduler.timesteps)
+        switch = steps
+        if params.refiner is not None:
+            train = self.folder.scheduler.num_train_timesteps
+            base_steps = switch_index(scheduler.timesteps, params.refiner_switch, train)
+            switch = max(base_steps, plan.start)
+        final = denoise.run(plan.latents, plan.start, end=switch)
+        refiner = None
+        if params.refiner is not None and switch < steps:
+            refiner = self.refiner_for(params.refiner)
+            # A fresh scheduler from the refiner's config, laid out like the base's.
+            second = self.scheduler_factory(
+                params.sampler, refiner.folder.scheduler, params.schedule
+            )
+            second.set_timesteps(params.steps)
+            final = refiner.refine(
+                params, second, final, switch, plan.start, noise, progress, cancel, self.previewer
+            )
+        return DenoiseResult(final, noise.seeds, plan, parts.warnings, refiner)
+
+    def refiner_for(self, root: Path) -> Refiner:
+        """The SDXL refiner in ``root``, opened on first use (only the latest one stays open)."""
+        key = Path(root).resolve()
+        if key not in self._refiners:
+            for old in self._refiners.values():
+                old.close()
+            self._refiners = {key: Refiner(key, self.choice, self._tiles, self._cache_dir)}
+        return self._refiners[key]
 
     def _guidance(self, parts: Components, params: GenerationParams) -> Guidance:
         """Text conditioning for the UNet: SD, SDXL (pooled + time ids) or LCM (cfg embedded)."""
@@ -283,7 +315,11 @@ class StableDiffusion:
         result = self.denoise(params, progress, cancel, latents)
         if cancel is not None:
             cancel.raise_if_cancelled()
-        decoded = self.vae_for(params).decode(result.latents)
+        # The refiner's own VAE decodes its output (as diffusers' refiner pipeline does).
+        vae = self.vae_for(params)
+        if result.refiner is not None and params.vae_dir is None:
+            vae = result.refiner.vae
+        decoded = vae.decode(result.latents)
         if not np.isfinite(decoded).all():
             raise EngineError(
                 "the VAE decoded NaN or infinite values (the SDXL VAE overflows in fp16); "
@@ -304,6 +340,7 @@ class StableDiffusion:
             model.close()
         self.adapters.close()
         self._vaes.clear()
+        self._refiners.clear()
         self.closed = True
 
 

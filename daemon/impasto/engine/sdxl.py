@@ -24,31 +24,57 @@ class Conditioning:
     extra: dict[str, np.ndarray]  # e.g. text_embeds [1, P], time_ids [1, 6]
 
 
+# diffusers' StableDiffusionXLImg2ImgPipeline defaults for a refiner's aesthetic-score time id.
+AESTHETIC_SCORE, NEGATIVE_AESTHETIC_SCORE = 6.0, 2.5
+
+
 def time_ids(width: int, height: int) -> np.ndarray:
     """[1, 6]: original size, crop (0, 0) and target size, each (height, width)."""
     return np.asarray([[height, width, 0, 0, height, width]], dtype=np.float32)
 
 
+def aesthetic_time_ids(width: int, height: int, score: float) -> np.ndarray:
+    """[1, 5]: a refiner's original size, crop (0, 0) and aesthetic score."""
+    return np.asarray([[height, width, 0, 0, score]], dtype=np.float32)
+
+
 class SdxlPromptEncoder:
     """Both SDXL text encoders over the same chunks; ``zero_negative`` follows the folder's
-    ``force_zeros_for_empty_prompt`` (an empty negative prompt becomes zeros)."""
+    ``force_zeros_for_empty_prompt`` (an empty negative prompt becomes zeros).
 
-    def __init__(self, first: PromptEncoder, second: PromptEncoder, zero_negative: bool) -> None:
-        self.first = first
+    A refiner has no first encoder (``first`` None) and ``aesthetic`` time ids.
+    """
+
+    def __init__(
+        self,
+        first: PromptEncoder | None,
+        second: PromptEncoder,
+        zero_negative: bool,
+        aesthetic: bool = False,
+    ) -> None:
+        self.encoders = (second,) if first is None else (first, second)
         self.second = second
         self.zero_negative = zero_negative
+        self.aesthetic = aesthetic
         self._pooled = second.model.output_index(("text_embeds",))
+
+    def _time_ids(self, width: int, height: int, negative: bool) -> np.ndarray:
+        if not self.aesthetic:
+            return time_ids(width, height)
+        score = NEGATIVE_AESTHETIC_SCORE if negative else AESTHETIC_SCORE
+        return aesthetic_time_ids(width, height, score)
 
     def encode_pair(
         self, prompt: str, negative: str | None, width: int, height: int, clip_skip: int = 1
     ) -> tuple[Conditioning, Conditioning | None]:
         """Cond and (unless ``negative`` is None) uncond conditioning for one request."""
         zeros = negative is not None and self.zero_negative and not negative.strip()
-        groups = pair_groups(self.first.tokenizer, prompt, negative, self.first.comma_id)
+        lead = self.encoders[0]
+        groups = pair_groups(lead.tokenizer, prompt, negative, lead.comma_id)
         count = len(groups[0])
         hidden_parts, weights = [], None
         pooled = None
-        for encoder in (self.first, self.second):
+        for encoder in self.encoders:
             rows, weights = group_rows(encoder.tokenizer, groups)
             # SDXL already uses the penultimate layer; clip skip n moves n - 1 further back.
             output = encoder.hidden_state_output(clip_skip + 1)
@@ -58,8 +84,9 @@ class SdxlPromptEncoder:
         assert weights is not None and pooled is not None
         hidden = apply_emphasis(np.concatenate(hidden_parts, axis=-1), weights)
         per_group = hidden.reshape(len(groups), count * CONTEXT_LENGTH, hidden.shape[-1])
-        ids = time_ids(width, height)
+        ids = self._time_ids(width, height, negative=False)
         cond = Conditioning(per_group[0:1], {"text_embeds": pooled[0:1], "time_ids": ids})
+        ids = self._time_ids(width, height, negative=True)
         if negative is None:
             return cond, None
         if zeros:

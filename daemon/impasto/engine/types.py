@@ -103,6 +103,10 @@ class GenerationParams:
     """A VAE folder (``vae_decoder/``, optional ``vae_encoder/``) replacing the model's."""
     clip_skip: int = 1
     """1 uses the last text encoder layer; n uses the n-th last (AUTOMATIC1111's setting)."""
+    refiner: Path | None = None
+    """An SDXL refiner folder that runs the steps after ``refiner_switch``."""
+    refiner_switch: float = 0.8
+    """The fraction of the schedule (0..1) the base model runs before the refiner takes over."""
     extra: dict[str, object] = field(default_factory=dict)
 
 

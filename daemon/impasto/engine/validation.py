@@ -86,6 +86,10 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
     _check_range("strength", params.strength, 0.0, 1.0, integer=False)
     _check_range("preview_every", params.preview_every, 0, MAX_STEPS, integer=True)
     _check_range("clip_skip", params.clip_skip, MIN_CLIP_SKIP, MAX_CLIP_SKIP, integer=True)
+    _check_range("refiner_switch", params.refiner_switch, 0.0, 1.0, integer=False)
+    if params.refiner is not None and params.mask_image is not None:
+        # The inpaint hooks (mask channels, blending) belong to the base model's run.
+        raise InvalidRequestError("refiner", "inpainting cannot use a refiner")
     for _, weight in params.loras:
         _check_range("loras", weight, MIN_LORA_WEIGHT, MAX_LORA_WEIGHT, integer=False)
     if params.seed is not None and (not _is_int(params.seed) or not -1 <= params.seed <= MAX_SEED):

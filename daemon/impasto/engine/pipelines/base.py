@@ -143,11 +143,19 @@ class Denoise:
     preview_every: int = 0
     previewer: Previewer | None = None
 
-    def run(self, latents: np.ndarray, start: int) -> np.ndarray:
-        """Denoise ``latents`` from ``timesteps[start]`` to the end; progress per UNet call."""
+    def run(
+        self, latents: np.ndarray, start: int, end: int | None = None, origin: int | None = None
+    ) -> np.ndarray:
+        """Denoise ``latents`` from ``timesteps[start]`` up to ``end`` (default: the end).
+
+        Progress counts UNet calls from ``origin`` (default ``start``) over the whole schedule,
+        so a run split between two models (base and refiner) reports one sequence.
+        """
         timesteps = self.scheduler.timesteps
-        total = len(timesteps) - start
-        for step, i in enumerate(range(start, len(timesteps)), start=1):
+        origin = start if origin is None else origin
+        total = len(timesteps) - origin
+        stop = len(timesteps) if end is None else end
+        for step, i in enumerate(range(start, stop), start=start - origin + 1):
             if self.cancel is not None:
                 self.cancel.raise_if_cancelled()
             scaled = self.scheduler.scale_model_input(latents, i)
