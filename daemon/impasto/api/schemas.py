@@ -29,6 +29,8 @@ FIELD_RULES: dict[str, str] = {
     "limit": "must be an integer between 1 and 200",
     "vae": "must be the name of a VAE folder installed in the models folder's vae/",
     "clip_skip": "must be an integer between 1 and 12",
+    "refiner": "must be the id of an installed SDXL refiner model",
+    "refiner_switch": "must be a number between 0 and 1",
 }
 
 
@@ -64,6 +66,10 @@ class GenerateRequest(Schema):
     strength: Annotated[float, Meta(ge=0, le=1)] = 0.75
     vae: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
     clip_skip: Annotated[int, Meta(ge=1, le=12)] = 1
+    refiner: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    refiner_switch: Annotated[
+        float, Meta(ge=0, le=1, description="Fraction of the steps the base model runs")
+    ] = 0.8
     plugins: Annotated[
         dict[str, Any], Meta(description="Options for plugins, by plugin name (docs/plugins.md)")
     ] = msgspec.field(default_factory=dict)

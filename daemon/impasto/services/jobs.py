@@ -102,6 +102,10 @@ class JobService:
             names = ", ".join(m.id for m in self.catalog.list()) or "none"
             raise FieldError("model", f"model {model_id!r} is not installed; installed: {names}")
         request["model"] = model.id
+        if self._is_refiner(model.path):
+            raise FieldError(
+                "model", f"{model.id!r} is an SDXL refiner; pass it as refiner with an SDXL model"
+            )
         sampler = request.get("sampler", "euler_a")
         if sampler not in SAMPLERS:
             raise FieldError(
@@ -122,6 +126,8 @@ class JobService:
         if request.get("vae"):
             vae = installed_adapter(self.catalog.models_dir, "vae", request["vae"])
             request["vae_path"] = str(vae)
+        if request.get("refiner"):
+            request["refiner_path"] = str(self._refiner_path(request["refiner"]))
         text = f"{request.get('prompt', '')} {request.get('negative_prompt', '')}"
         request["embeddings"] = [str(p) for p in embeddings_in(self.catalog.models_dir, text)]
         size = (request["width"], request["height"])
@@ -206,6 +212,21 @@ class JobService:
                     raise NotFoundError(f"image {index} of job {job_id} is gone")
                 return path
         raise NotFoundError(f"job {job_id} has no image {index}")
+
+    @staticmethod
+    def _is_refiner(path: Path) -> bool:
+        from impasto.engine.model_folder import is_refiner_folder
+
+        return path.is_dir() and is_refiner_folder(path)
+
+    def _refiner_path(self, refiner_id: str) -> Path:
+        """The folder of an installed SDXL refiner; FieldError naming ``refiner`` otherwise."""
+        entry = self.catalog.get(refiner_id)
+        if entry is None:
+            raise FieldError("refiner", f"model {refiner_id!r} is not installed")
+        if not self._is_refiner(entry.path):
+            raise FieldError("refiner", f"model {refiner_id!r} is not an SDXL refiner")
+        return entry.path
 
     # --- supervisor side ------------------------------------------------------------------
 
@@ -301,6 +322,8 @@ _ENGINE_FIELDS = (
     "embeddings",
     "vae_path",
     "clip_skip",
+    "refiner_path",
+    "refiner_switch",
 )
 
 

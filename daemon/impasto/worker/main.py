@@ -241,6 +241,8 @@ def build_params(job: RunJob) -> Any:
         embeddings=[Path(e) for e in p.get("embeddings") or []],
         vae_dir=Path(p["vae_path"]) if p.get("vae_path") else None,
         clip_skip=p.get("clip_skip") or 1,
+        refiner=Path(p["refiner_path"]) if p.get("refiner_path") else None,
+        refiner_switch=p.get("refiner_switch", 0.8),
         **images,
     )
 
