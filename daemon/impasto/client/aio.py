@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import httpx
 
 from impasto.client import core
+from impasto.client import models as models_api
 from impasto.client.errors import StreamError
 from impasto.client.plugins import PluginInfo, list_plugins, set_plugin_enabled
 from impasto.client.sync import client_options, endpoint_for
@@ -87,6 +88,42 @@ class AsyncClient:
     async def models(self) -> list[ModelInfo]:
         """The installed models."""
         return await self._call(core.models())
+
+    async def model_details(self) -> list[models_api.ModelDetail]:
+        """Every installed model with its source, hash and license."""
+        return await self._call(models_api.model_list())
+
+    async def model(self, model_id: str) -> models_api.ModelDetail:
+        """One installed model with its source, hash and license."""
+        return await self._call(models_api.model(model_id))
+
+    async def install_model(self, source: str, **options: Any) -> models_api.InstallStatus:
+        """Start installing a catalog name, hub repo id, URL or path; returns the task."""
+        return await self._call(models_api.install(source, **options))
+
+    async def install_status(self, install_id: str) -> models_api.InstallStatus:
+        """One install task and its progress."""
+        return await self._call(models_api.install_status(install_id))
+
+    async def installs(self) -> list[models_api.InstallStatus]:
+        """Running and recent installs."""
+        return await self._call(models_api.installs())
+
+    async def cancel_install(self, install_id: str) -> models_api.InstallStatus:
+        """Cancel a running install."""
+        return await self._call(models_api.cancel_install(install_id))
+
+    async def remove_model(self, model_id: str, force: bool = False) -> models_api.ModelDetail:
+        """Delete an installed model (refused while jobs use it unless ``force``)."""
+        return await self._call(models_api.remove(model_id, force))
+
+    async def loaded_models(self) -> list[models_api.LoadedModel]:
+        """What the workers hold and until when."""
+        return await self._call(models_api.loaded())
+
+    async def load_model(self, model_id: str, unload: bool = False) -> int:
+        """Load (or unload) a model in every worker; returns how many workers were told."""
+        return await self._call(models_api.load(model_id, unload))
 
     async def samplers(self) -> list[SamplerInfo]:
         """The samplers and their schedules."""
