@@ -40,6 +40,7 @@ test: lint
 ## bench: engine and API benchmarks (ratios against references measured in the same run)
 bench: $(VENV)/.dev-installed
 	$(PY) bench/engine.py
+	$(PY) bench/families.py
 	$(PY) bench/api.py
 
 FLAVOUR ?= cpu

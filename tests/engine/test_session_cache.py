@@ -171,13 +171,17 @@ def test_load_pipeline_with_a_cache_dir_generates_the_same_image(tmp_path: Path)
         np.testing.assert_array_equal(np.asarray(pipe.generate(small())[0].image), plain)
 
 
+COREML = "CoreMLExecutionProvider"
+
+
 def test_selection_caches_only_where_the_level_pays() -> None:
     cuda = select_providers(env=FakeEnvironment([CUDA, CPU], gpus=1, works={CUDA, CPU}))
     assert cuda.cache_optimized == (cuda.optimization_level in CACHED_LEVELS)
     cpu = select_providers(env=FakeEnvironment([CPU], gpus=0, works={CPU}))
     assert cpu.optimization_level == OPTIMIZATION_LEVEL[CPU]
     assert cpu.cache_optimized == (OPTIMIZATION_LEVEL[CPU] in CACHED_LEVELS)
-    assert cuda.cache_optimized != cpu.cache_optimized  # "all" is cached, "extended" is not
+    cheap = select_providers(env=FakeEnvironment([CPU, COREML], gpus=0, works={CPU, COREML}))
+    assert cheap.name == COREML and not cheap.cache_optimized  # compiles the graph itself
 
 
 def test_orphaned_private_folders_are_removed_on_the_next_save(unet: Path, tmp_path: Path) -> None:

@@ -63,6 +63,8 @@ def test_generate_end_to_end(impasto_daemon: Daemon, transport: str) -> None:
         assert meta["impasto"]["seed"] == 7 and meta["impasto"]["model"] == "sd-tiny"
         png = Image.open(__import__("io").BytesIO(image.content))
         assert png.size == (64, 64)
+        # The worker keeps ONNX Runtime's optimised models for faster loads next time.
+        assert list((impasto_daemon.data_dir / "cache" / "ort").rglob("*.onnx"))
 
 
 def test_same_seed_same_pixels(impasto_daemon: Daemon) -> None:

@@ -45,15 +45,14 @@ GPU_PROVIDERS = frozenset(
         "MIGraphXExecutionProvider",
     }
 )
-# Measured on an SD 1.5-shaped UNet on CPU (docs/benchmarks.md, `bench/engine.py --levels`):
-# with onnxruntime 1.32, "extended" stepped as fast as or faster than "basic" and "all" (its
-# attention/GELU/LayerNorm fusions pay; "all" adds NCHWc layouts that did not) and opens in ~1 s,
-# where "all" took 7-28 s to open.
+# Measured on an SD 1.5-shaped UNet on CPU (docs/benchmarks.md, `bench/engine.py --levels`), with
+# onnxruntime 1.32: "all" stepped 4-5% faster than "extended" (VAE decode 10%), which beat
+# "basic", but takes 4-28 s to open the UNet, so CPU caches the optimised model (next table).
 # GPU providers keep ORT's default (all), where fusions pay.
-OPTIMIZATION_LEVEL = {CPU: "extended", "CoreMLExecutionProvider": "basic"}
+OPTIMIZATION_LEVEL = {CPU: "all", "CoreMLExecutionProvider": "basic"}
 DEFAULT_OPTIMIZATION_LEVEL = "all"
-# Levels slow enough to optimise that a saved copy pays: "all" took 8-28 s on that UNet and its
-# saved copy opens in under 1 s; "basic" and "extended" open in about 1 s without one.
+# Levels slow enough to optimise that a saved copy pays: "all" took 4-28 s on that UNet and its
+# saved copy opens in about 1 s; "basic" and "extended" open in about 1 s without one.
 CACHED_LEVELS = frozenset({"all"})
 # Providers that compile the graph themselves (TensorRT, CoreML, OpenVINO, MIGraphX) cannot save
 # ORT's optimised model; TensorRT keeps its own engine cache instead.

@@ -57,7 +57,35 @@ def folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+_DESCRIBED: dict[tuple[Path, bool], tuple[tuple[int, ...], ModelEntry | None]] = {}
+
+
+def _signature(folder: Path) -> tuple[int, ...]:
+    """Changes whenever the folder is replaced or its key files are rewritten."""
+    parts: list[int] = []
+    for path in (folder, folder / "model_index.json", folder / "unet", folder / "unet/model.onnx"):
+        try:
+            st = path.stat()
+        except OSError:
+            parts += [0, 0, 0]
+            continue
+        parts += [st.st_ino, st.st_mtime_ns, st.st_size]
+    return tuple(parts)
+
+
 def _describe(folder: Path, *, read_only: bool) -> ModelEntry | None:
+    """A folder's entry; reading ONNX headers and sizing folders is cached per signature."""
+    key = (folder, read_only)
+    signature = _signature(folder)
+    cached = _DESCRIBED.get(key)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    entry = _describe_uncached(folder, read_only=read_only)
+    _DESCRIBED[key] = (signature, entry)
+    return entry
+
+
+def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
     if not (folder / "model_index.json").is_file() or not (folder / "unet").is_dir():
         return None
     try:

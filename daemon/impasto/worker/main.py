@@ -84,10 +84,14 @@ def _preview_jpeg(image: Any) -> bytes:
 class Worker:
     """Holds loaded pipelines for the keep-alive and turns RunJob messages into images."""
 
-    def __init__(self, channel: Channel, choice: Any, plugins: Any = None) -> None:
+    def __init__(
+        self, channel: Channel, choice: Any, plugins: Any = None, cache_dir: Path | None = None
+    ) -> None:
         self.channel = channel
         self.choice = choice
         self.plugins = plugins
+        # ONNX Runtime's optimised copies of the models, so later loads skip the optimisation.
+        self.cache_dir = cache_dir
         self.pipelines: dict[str, tuple[Any, float]] = {}
         self.current: tuple[str, Any] | None = None
         self._lock = threading.Lock()
@@ -106,7 +110,7 @@ class Worker:
         if pipe is None and self.plugins is not None and job is not None:
             pipe = self.plugins.load_model(model_dir, job.plugins, job.plugin_options)
         if pipe is None:
-            pipe = load_pipeline(Path(model_dir), self.choice)
+            pipe = load_pipeline(Path(model_dir), self.choice, cache_dir=self.cache_dir)
         # One model at a time keeps memory bounded; switching models drops the others.
         for other in [d for d in self.pipelines if d != model_dir]:
             self.pipelines.pop(other)[0].close()
@@ -331,7 +335,8 @@ def run_worker(argv: list[str] | None = None) -> int:
     )
     plugins = load_plugins(args.data_dir, args.models_dir)
     channel.send(Ready(pid=os.getpid(), provider=describe_choice(choice)))
-    worker = Worker(channel, choice, plugins)
+    cache_dir = Path(args.data_dir) / "cache" / "ort" if args.data_dir else None
+    worker = Worker(channel, choice, plugins, cache_dir)
     while True:
         expiry = worker.next_expiry()
         timeout = None if expiry is None else max(0.0, expiry - time.time())
