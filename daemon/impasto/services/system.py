@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from impasto.services.events import iso_time
 
 if TYPE_CHECKING:
     from impasto.services.container import Services
@@ -57,7 +60,12 @@ def system_report(services: Services) -> dict[str, Any]:
     supervisor = services.supervisor
     workers = [h.to_json() for h in supervisor.handles.values()] if supervisor else []
     loaded = [
-        {"model": model["model_dir"].rsplit("/", 1)[-1], **model}
+        {
+            "model": Path(model["model_dir"]).name,
+            "model_dir": model["model_dir"],
+            "worker": w["id"],
+            "expires_at": iso_time(model.get("expires_at")),
+        }
         for w in workers
         for model in w["loaded"]
     ]

@@ -1,0 +1,67 @@
+"""The CLI against a real daemon: status after a job, queue, config, generate to a folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from tests.harness import TINY, Daemon, wait_status
+
+
+def cli(daemon: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "IMPASTO_RUNTIME_DIR": str(daemon.runtime_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "impasto", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_status_with_a_loaded_model(impasto_daemon: Daemon) -> None:
+    with impasto_daemon.client() as client:
+        job = client.post("/api/v1/generate", json={"prompt": "loaded", **TINY}).json()
+        wait_status(client, job["id"], {"completed"})
+        loaded = client.get("/api/v1/system").json()["loaded_models"]
+        assert loaded and loaded[0]["model"] == "sd-tiny" and loaded[0]["expires_at"].endswith("Z")
+    done = cli(impasto_daemon, "status")
+    assert done.returncode == 0, done.stderr
+    assert "sd-tiny" in done.stdout and "CPU" in done.stdout.upper()
+
+
+def test_generate_writes_pngs_and_queue_lists(impasto_daemon: Daemon, tmp_path: Path) -> None:
+    done = cli(
+        impasto_daemon,
+        "generate",
+        "a cli lighthouse",
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--seed",
+        "3",
+        "-o",
+        str(tmp_path),
+    )
+    assert done.returncode == 0, done.stderr
+    paths = [Path(line) for line in done.stdout.split() if line.endswith(".png")]
+    assert len(paths) == 2 and all(Image.open(p).size == (64, 64) for p in paths)
+    assert cli(impasto_daemon, "queue").returncode == 0
+    bad = cli(impasto_daemon, "generate", "x", "--width", "65")
+    assert bad.returncode == 1 and "width" in bad.stderr
+
+
+def test_every_read_command_decodes_the_live_answers(impasto_daemon: Daemon) -> None:
+    for args in (["models"], ["ps"], ["plugins", "list"], ["version"], ["models", "info", "sd-tiny"]):
+        done = cli(impasto_daemon, *args)
+        assert done.returncode == 0, (args, done.stderr)
+        assert "unexpected answer" not in done.stderr
