@@ -61,7 +61,13 @@ def test_generate_writes_pngs_and_queue_lists(impasto_daemon: Daemon, tmp_path: 
 
 
 def test_every_read_command_decodes_the_live_answers(impasto_daemon: Daemon) -> None:
-    for args in (["models"], ["ps"], ["plugins", "list"], ["version"], ["models", "info", "sd-tiny"]):
+    for args in (
+        ["models"],
+        ["ps"],
+        ["plugins", "list"],
+        ["version"],
+        ["models", "info", "sd-tiny"],
+    ):
         done = cli(impasto_daemon, *args)
         assert done.returncode == 0, (args, done.stderr)
         assert "unexpected answer" not in done.stderr
