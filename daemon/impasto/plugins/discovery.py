@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 import importlib
-import importlib.metadata
-import importlib.util
 import logging
 import sys
 from collections.abc import Callable, Mapping
+from importlib import metadata
+from importlib.util import module_from_spec, spec_from_file_location
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -54,10 +54,10 @@ def _register(pm: pluggy.PluginManager, record: PluginRecord, load: Callable[[],
 
 
 def _load_file(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"impasto_plugin_{path.stem}", path)
+    spec = spec_from_file_location(f"impasto_plugin_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
+    module = module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
@@ -83,7 +83,7 @@ def discover(
         record = PluginRecord(name, __version__, f"builtin {module_name}", builtin=True)
         add(record, functools.partial(importlib.import_module, module_name))
     if entry_points:
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             dist = ep.dist
             version = dist.version if dist is not None else "0"
             source = f"distribution {dist.name if dist else '?'} ({ep.value})"

@@ -7,12 +7,12 @@ in the child process, so the daemon never loads them.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import subprocess
 import sys
 import tempfile
 import threading
+from importlib.util import find_spec
 from pathlib import Path
 
 from impasto.services.downloads import InstallCancelled
@@ -30,7 +30,7 @@ def missing_converter() -> str | None:
     """None when conversion can run, else a message naming the install command."""
     for name in CONVERT_MODULES:
         try:
-            found = importlib.util.find_spec(name) is not None
+            found = find_spec(name) is not None
         except ModuleNotFoundError:
             found = False
         if not found:
