@@ -184,6 +184,6 @@ def test_conversion_without_the_extra_names_the_install_command(
     import threading
 
     with pytest.raises(convert.ConversionError, match=r"impasto\[convert\]"):
-        convert.convert(
-            tmp_path, tmp_path / "out", fp16=False, cancel=threading.Event(), log=tmp_path / "l"
-        )
+        convert.convert(tmp_path, tmp_path / "out", cancel=threading.Event(), log=tmp_path / "l")
+    with pytest.raises(convert.ConversionError, match=r"impasto\[convert\]"):
+        convert.optimize_fp16(tmp_path, cancel=threading.Event(), log=tmp_path / "l")

@@ -1,4 +1,8 @@
-"""A daemon killed mid-download resumes the install; a diffusers folder is converted and used."""
+"""A daemon killed mid-download resumes the install; checkpoints are converted and used.
+
+A diffusers folder and an original-layout single-file checkpoint both become ONNX; fp16 is an
+extra optimize stage.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
+import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 
+from impasto.cli.main import main as cli_main
 from tests.harness import REPO, Daemon, wait_status
 from tests.models_manager.conftest import TINY, tar_gz, wait_install
-from tests.models_manager.fakehub import FakeHub
+from tests.models_manager.fakehub import FakeHub, Repo, folder_files
+from tests.models_manager.ldm import write_single_file
 
 GEN = {"prompt": "a red fox", "width": 64, "height": 64, "steps": 2, "seed": 7}
 
@@ -60,26 +71,143 @@ def diffusers_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_convert_a_diffusers_folder_then_generate(daemon: Daemon, diffusers_folder: Path) -> None:
+def _install(c: httpx.Client, body: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """Start an install and follow it to its end; returns the last state and every stage seen."""
+    started = c.post("/api/v1/models/install", json=body)
+    assert started.status_code == 202, started.text
+    stages = set()
+    deadline = time.monotonic() + 180
+    while True:
+        state = c.get(f"/api/v1/models/installs/{started.json()['id']}").json()
+        stages.add(state["stage"])
+        if state["status"] not in ("queued", "running"):
+            return state, stages
+        assert time.monotonic() < deadline, state
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def converted(daemon: Daemon, diffusers_folder: Path) -> tuple[dict[str, Any], set[str]]:
+    """The tiny diffusers folder installed (converted) as 'converted': its model and stages."""
     with daemon.client() as c:
-        body = {"source": str(diffusers_folder), "id": "converted"}
-        started = c.post("/api/v1/models/install", json=body)
-        assert started.status_code == 202, started.text
-        stages = set()
-        deadline = time.monotonic() + 120
-        while True:
-            state = c.get(f"/api/v1/models/installs/{started.json()['id']}").json()
-            stages.add(state["stage"])
-            if state["status"] not in ("queued", "running"):
-                break
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        state, stages = _install(c, {"source": str(diffusers_folder), "id": "converted"})
         assert state["status"] == "completed", state
-        assert "convert" in stages
-        model = c.get("/api/v1/models/converted").json()
-        assert model["family"] == "sd1" and model["precision"] == "fp32"
-        installed = Path(model["path"])
-        assert (installed / "unet" / "model.onnx").is_file()
-        assert not list(installed.rglob("*.safetensors"))  # the torch weights stay behind
+        return c.get("/api/v1/models/converted").json(), stages
+
+
+def test_convert_a_diffusers_folder_then_generate(
+    daemon: Daemon, converted: tuple[dict[str, Any], set[str]]
+) -> None:
+    model, stages = converted
+    assert "convert" in stages and "optimize" not in stages
+    assert model["family"] == "sd1" and model["precision"] == "fp32"
+    installed = Path(model["path"])
+    assert (installed / "unet" / "model.onnx").is_file()
+    assert not list(installed.rglob("*.safetensors"))  # the torch weights stay behind
+    with daemon.client() as c:
         job = c.post("/api/v1/generate", json={**GEN, "model": "converted"}).json()
         assert wait_status(c, job["id"], {"completed", "failed"})["status"] == "completed"
+
+
+def _unet_output(folder: Path) -> np.ndarray:
+    """The UNet's output on fixed inputs, as fp32."""
+    session = ort.InferenceSession(str(folder / "unet" / "model.onnx"))
+    dtypes = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64}
+    types = {i.name: dtypes[i.type] for i in session.get_inputs()}
+    rng = np.random.default_rng(0)
+    feeds = {
+        "sample": rng.standard_normal((1, 4, 8, 8)).astype(types["sample"]),
+        "timestep": np.array(500, dtype=types["timestep"]),
+        "encoder_hidden_states": rng.standard_normal((1, 77, 32)).astype(
+            types["encoder_hidden_states"]
+        ),
+    }
+    return np.asarray(session.run(None, feeds)[0], dtype=np.float32)
+
+
+def test_a_single_file_checkpoint_converts_with_configs_from_the_hub(
+    daemon: Daemon,
+    hub: FakeHub,
+    diffusers_folder: Path,
+    converted: tuple[dict[str, Any], set[str]],
+    tmp_path: Path,
+) -> None:
+    # The original-layout checkpoint people download from model sites, made from the same
+    # weights as the diffusers folder; diffusers picks SD 1.5's repo from its tensor names and
+    # fetches only that repo's configs, here from the fake hub.
+    checkpoint = write_single_file(diffusers_folder, tmp_path / "tiny-ldm.safetensors")
+    configs = {
+        name: data
+        for name, data in folder_files(diffusers_folder).items()
+        if name.endswith((".json", ".txt"))
+    }
+    hub.add_repo("stable-diffusion-v1-5/stable-diffusion-v1-5", Repo(configs))
+    hub.files["tiny-ldm.safetensors"] = checkpoint.read_bytes()
+    with daemon.client() as c:
+        body = {"source": f"{hub.url}/files/tiny-ldm.safetensors", "id": "single-file"}
+        state, stages = _install(c, body)
+        assert state["status"] == "completed", state
+        assert "convert" in stages
+        model = c.get("/api/v1/models/single-file").json()
+        assert model["family"] == "sd1" and model["type"] == "checkpoint"
+        job = c.post("/api/v1/generate", json={**GEN, "model": "single-file"}).json()
+        assert wait_status(c, job["id"], {"completed", "failed"})["status"] == "completed"
+    fetched = {path for _, path, _ in hub.requests if "stable-diffusion-v1-5" in path}
+    assert any(path.endswith("unet/config.json") for path in fetched), fetched
+    assert not any(path.endswith(".safetensors") for path in fetched)
+    # Same weights as the folder converted above, so the same UNet.
+    installed = Path(model["path"])
+    reference = Path(converted[0]["path"])
+    np.testing.assert_allclose(_unet_output(installed), _unet_output(reference), atol=1e-5)
+
+
+def test_a_configs_folder_that_does_not_exist_is_refused(daemon: Daemon, tmp_path: Path) -> None:
+    checkpoint = tmp_path / "x.safetensors"
+    checkpoint.write_bytes(b"")
+    with daemon.client() as c:
+        body = {"source": str(checkpoint), "config": str(tmp_path / "nowhere")}
+        refused = c.post("/api/v1/models/install", json=body)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == "config"
+        assert all(i["model_id"] != "x" for i in c.get("/api/v1/models/installs").json())
+
+
+def test_fp16_conversion_is_an_optimize_stage(
+    daemon: Daemon, diffusers_folder: Path, converted: tuple[dict[str, Any], set[str]]
+) -> None:
+    with daemon.client() as c:
+        body = {"source": str(diffusers_folder), "id": "converted-fp16", "precision": "fp16"}
+        state, stages = _install(c, body)
+        assert state["status"] == "completed", state
+        assert {"convert", "optimize"} <= stages
+        model = c.get("/api/v1/models/converted-fp16").json()
+        assert model["precision"] == "fp16"
+        job = c.post("/api/v1/generate", json={**GEN, "model": "converted-fp16"}).json()
+        assert wait_status(c, job["id"], {"completed", "failed"})["status"] == "completed"
+    # The weights become fp16 and the UNet stays close to the fp32 conversion.
+    fp16, fp32 = Path(model["path"]), Path(converted[0]["path"])
+    for component in ("unet", "text_encoder", "vae_decoder"):
+        weights = onnx.load(str(fp16 / component / "model.onnx")).graph.initializer
+        halves = sum(w.data_type == onnx.TensorProto.FLOAT16 for w in weights)
+        singles = sum(w.data_type == onnx.TensorProto.FLOAT for w in weights)
+        assert halves > 10 * singles, (component, halves, singles)
+    np.testing.assert_allclose(_unet_output(fp16), _unet_output(fp32), atol=0.05)
+
+
+def test_cli_single_file_with_configs_from_a_local_folder(
+    daemon: Daemon,
+    hub: FakeHub,
+    diffusers_folder: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    checkpoint = write_single_file(diffusers_folder, tmp_path / "local-ldm.safetensors")
+    before = len(hub.requests)
+    args = ["pull", str(checkpoint), "--id", "sf-local", "--url", daemon.url]
+    code = cli_main([*args, "--diffusers-config", str(diffusers_folder)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "installed sf-local" in out
+    assert hub.requests[before:] == []  # the configs came from the folder, not the hub
+    with daemon.client() as c:
+        assert c.get("/api/v1/models/sf-local").json()["family"] == "sd1"

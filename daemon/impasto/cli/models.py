@@ -52,6 +52,12 @@ def _install_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subfolder", help="folder of the repo holding model_index.json")
     parser.add_argument("--sha256", help="expected sha256 of a downloaded file")
     parser.add_argument("--fp16", action="store_true", help="convert to fp16 (GPU providers)")
+    parser.add_argument(
+        "--diffusers-config",
+        dest="model_config",
+        metavar="REPO_OR_DIR",
+        help="single-file checkpoints: the diffusers repo id or folder with its configs",
+    )
     parser.add_argument("--no-wait", action="store_true", help="start it and return")
     parser.set_defaults(handler=pull)
 
@@ -81,6 +87,7 @@ def pull(args: argparse.Namespace, context: Context) -> int:
             subfolder=args.subfolder,
             sha256=args.sha256,
             precision="fp16" if args.fp16 else None,
+            config=args.model_config,
         )
         print(f"installing {task.model_id} from {task.source} (install {task.id})")
         if args.no_wait:

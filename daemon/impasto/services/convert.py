@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -16,10 +17,13 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from impasto.services.downloads import InstallCancelled
+from impasto.services.safety import safetensors_header
 
 CONVERT_MODULES = ("torch", "diffusers", "optimum.exporters.onnx")
 INSTALL_HINT = "pip install 'impasto[convert]'"
 COMPONENTS = ("text_encoder", "text_encoder_2", "unet", "vae_decoder", "vae_encoder")
+# ONNX files are protobufs, which cannot pass 2 GB; bigger weights go to model.onnx_data.
+EXTERNAL_DATA_ABOVE = 1536 * 1024**2
 
 
 class ConversionError(Exception):
@@ -41,16 +45,15 @@ def missing_converter() -> str | None:
     return None
 
 
-def convert(source: Path, output: Path, *, fp16: bool, cancel: threading.Event, log: Path) -> None:
-    """Run the exporter on ``source`` into ``output``; a cancel kills the child process."""
-    problem = missing_converter()
-    if problem:
-        raise ConversionError(problem)
-    args = [sys.executable, "-m", "impasto.services.convert", str(source), str(output)]
-    if fp16:
-        args.append("--fp16")
+def _run_child(args: list[str], *, cancel: threading.Event, log: Path, env: dict[str, str]) -> None:
+    """Run one converter child process; a cancel kills it, a failure quotes its log's tail."""
     with log.open("ab") as log_file:
-        process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "impasto.services.convert", *args],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+        )
         while True:
             try:
                 code = process.wait(timeout=0.2)
@@ -62,18 +65,63 @@ def convert(source: Path, output: Path, *, fp16: bool, cancel: threading.Event, 
                     raise InstallCancelled("cancelled") from None
     if code != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-        raise ConversionError("the ONNX export failed: " + " | ".join(tail))
+        raise ConversionError(f"the ONNX {args[0]} step failed: " + " | ".join(tail))
 
 
-def _export(source: Path, output: Path, fp16: bool) -> None:
+def convert(
+    source: Path,
+    output: Path,
+    *,
+    cancel: threading.Event,
+    log: Path,
+    config: str = "",
+    env: dict[str, str] | None = None,
+) -> None:
+    """Export ``source`` (a diffusers folder or a single-file checkpoint) to ONNX in ``output``.
+
+    ``config`` names the diffusers-format repo id or folder whose configs describe a single-file
+    checkpoint; without it diffusers picks the base model's repo from the weights and fetches
+    its configs from the hub (``env`` carries HF_ENDPOINT and HF_TOKEN to the child).
+    """
+    problem = missing_converter()
+    if problem:
+        raise ConversionError(problem)
+    args = ["export", str(source), str(output)]
+    if config:
+        args += ["--config", config]
+    _run_child(args, cancel=cancel, log=log, env=env or {})
+
+
+def optimize_fp16(folder: Path, *, cancel: threading.Event, log: Path) -> None:
+    """Turn an exported ONNX pipeline's weights and math to fp16, for GPU providers."""
+    problem = missing_converter()
+    if problem:
+        raise ConversionError(problem)
+    _run_child(["fp16", str(folder)], cancel=cancel, log=log, env={})
+
+
+def single_file_pipeline(path: Path) -> str:
+    """The diffusers pipeline class for a single-file checkpoint, from its tensor names."""
+    header = safetensors_header(path)
+    xl = any(k.startswith("conditioner.embedders.1.") for k in header)
+    first = header.get("model.diffusion_model.input_blocks.0.0.weight")
+    shape = first.get("shape") if isinstance(first, dict) else None
+    inpaint = bool(shape and len(shape) > 1 and shape[1] == 9)
+    if xl:
+        return "StableDiffusionXLInpaintPipeline" if inpaint else "StableDiffusionXLPipeline"
+    return "StableDiffusionInpaintPipeline" if inpaint else "StableDiffusionPipeline"
+
+
+def _export(source: Path, output: Path, config: str) -> None:
+    import diffusers
     from optimum.exporters.onnx import main_export
 
     with tempfile.TemporaryDirectory(prefix="impasto-convert-") as tmp:
         if source.is_file():
             # A single-file checkpoint becomes a diffusers folder first.
-            from diffusers import StableDiffusionPipeline
-
-            pipe = StableDiffusionPipeline.from_single_file(str(source))
+            pipeline_class = getattr(diffusers, single_file_pipeline(source))
+            kwargs = {"config": config} if config else {}
+            pipe = pipeline_class.from_single_file(str(source), **kwargs)
             source = Path(tmp) / "diffusers"
             pipe.save_pretrained(source, safe_serialization=True)
             del pipe
@@ -87,25 +135,59 @@ def _export(source: Path, output: Path, fp16: bool) -> None:
             local_files_only=True,
             do_validation=False,
         )
-    if fp16:
-        import onnx
-        from onnxruntime.transformers.float16 import convert_float_to_float16
 
-        for component in COMPONENTS:
-            path = output / component / "model.onnx"
-            if path.exists():
-                model = convert_float_to_float16(onnx.load(str(path)), keep_io_types=False)
-                onnx.save(model, str(path))
+
+def _external_files(path: Path) -> set[str]:
+    """The external-data files an ONNX file points to."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    names: set[str] = set()
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            names.update(e.value for e in tensor.external_data if e.key == "location")
+    return names
+
+
+def _fp16(folder: Path) -> None:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    for component in COMPONENTS:
+        path = folder / component / "model.onnx"
+        if not path.exists():
+            continue
+        old_data = _external_files(path)
+        # A path (not a loaded model) lets it infer shapes of models over protobuf's 2 GB.
+        model = convert_float_to_float16(str(path), keep_io_types=False)
+        onnx.load_external_data_for_model(model, str(path.parent))
+        for name in old_data:
+            (path.parent / name).unlink(missing_ok=True)
+        large = model.ByteSize() > EXTERNAL_DATA_ABOVE
+        onnx.save_model(
+            model,
+            str(path),
+            save_as_external_data=large,
+            all_tensors_to_one_file=True,
+            location="model.onnx_data",
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The child process: export SOURCE to OUTPUT (optionally fp16)."""
+    """The child process: ``export SOURCE OUTPUT`` or ``fp16 FOLDER``."""
     parser = argparse.ArgumentParser(prog="python -m impasto.services.convert")
-    parser.add_argument("source", type=Path)
-    parser.add_argument("output", type=Path)
-    parser.add_argument("--fp16", action="store_true")
+    steps = parser.add_subparsers(dest="step", required=True)
+    export = steps.add_parser("export", help="SOURCE (diffusers folder or checkpoint) to ONNX")
+    export.add_argument("source", type=Path)
+    export.add_argument("output", type=Path)
+    export.add_argument("--config", default="", help="diffusers repo id or folder of configs")
+    fp16 = steps.add_parser("fp16", help="an exported ONNX folder's weights to fp16, in place")
+    fp16.add_argument("folder", type=Path)
     args = parser.parse_args(argv)
-    _export(args.source, args.output, args.fp16)
+    if args.step == "export":
+        _export(args.source, args.output, args.config)
+    else:
+        _fp16(args.folder)
     return 0
 
 

@@ -77,6 +77,9 @@ class Installer:
         precision = request.get("precision") or ""
         if precision not in PRECISIONS:
             raise FieldError("precision", "must be fp32 or fp16")
+        config = request.get("config") or ""
+        if config and config.startswith(("/", ".", "~")) and not Path(config).expanduser().is_dir():
+            raise FieldError("config", "must be a hub repo id or a folder holding model_index.json")
         sha = (request.get("sha256") or "").lower()
         if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
             raise FieldError("sha256", "must be 64 hex digits")
@@ -90,6 +93,7 @@ class Installer:
             "sha256": sha,
             "precision": precision,
             "convert": request.get("convert", True),
+            "config": str(Path(config).expanduser()) if config.startswith("~") else config,
             "name": request.get("name") or model_id,
             "description": request.get("description") or source.get("description", ""),
             "license": request.get("license") or source.get("license", ""),

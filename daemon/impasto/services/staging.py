@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from impasto.services.convert import convert
+from impasto.services.convert import convert, optimize_fp16
 from impasto.services.detect import Detected, detect_file, detect_folder
 from impasto.services.downloads import RemoteFile, fetch, sha256_of
 from impasto.services.hub import list_hub_files
@@ -217,19 +217,33 @@ def _tree_hash(root: Path) -> str:
     return digest.hexdigest()
 
 
+def _hub_env(job: StageJob) -> dict[str, str]:
+    """What the converter child needs to fetch a single file's configs from the same hub."""
+    # Its own cache under the staging folder: fetched configs go when the install ends.
+    env = {"HF_ENDPOINT": job.hub_endpoint, "HF_HUB_CACHE": str(job.staging / "hf-cache")}
+    if job.hub_token:
+        env["HF_TOKEN"] = job.hub_token
+    return env
+
+
 def _convert(job: StageJob, source: Path) -> Path:
     if not job.options.get("convert", True):
         raise InstallError("this model needs converting to ONNX; retry with convert enabled")
     job.progress.start("convert")
     out = job.staging / "onnx"
     shutil.rmtree(out, ignore_errors=True)
+    log = job.staging / "convert.log"
     convert(
         source,
         out,
-        fp16=job.options.get("precision") == "fp16",
         cancel=job.cancel,
-        log=job.staging / "convert.log",
+        log=log,
+        config=job.options.get("config") or "",
+        env=_hub_env(job),
     )
+    if job.options.get("precision") == "fp16":
+        job.progress.start("optimize")
+        optimize_fp16(out, cancel=job.cancel, log=log)
     return out
 
 

@@ -60,6 +60,17 @@ class InstallRequest(Schema):
     sha256: Annotated[str, Meta(max_length=64)] | None = None
     precision: Literal["fp32", "fp16"] | None = None
     convert: bool = True
+    config: (
+        Annotated[
+            str,
+            Meta(
+                max_length=500,
+                description="For a single-file checkpoint: the diffusers repo id or folder whose "
+                "configs describe it (default: picked from its weights and fetched from the hub)",
+            ),
+        ]
+        | None
+    ) = None
     description: Annotated[str, Meta(max_length=2000)] | None = None
     license: Annotated[str, Meta(max_length=200)] | None = None
 
