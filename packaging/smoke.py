@@ -61,13 +61,19 @@ def wait_health(url: str, socket_path: Path, process: subprocess.Popen[bytes]) -
     raise TimeoutError("/health never answered")
 
 
-def run_once(binary: Path, work: Path, generate: bool) -> dict[str, Any]:
-    """Start the daemon once; optionally generate; stop it. Returns the measurements."""
+def run_once(
+    binary: Path | list[str], work: Path, generate: bool, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Start the daemon once; optionally generate; stop it. Returns the measurements.
+
+    ``binary`` is the executable, or a command that runs impasto (``python -m impasto``).
+    """
+    command = [str(binary)] if isinstance(binary, Path) else binary
     port = free_port()
-    env = clean_env(work, port)
+    env = {**clean_env(work, port), **(env or {})}
     url = f"http://127.0.0.1:{port}"
     log = (work / "daemon.out").open("ab")
-    process = subprocess.Popen([str(binary), "serve"], env=env, stdout=log, stderr=log, cwd=work)
+    process = subprocess.Popen([*command, "serve"], env=env, stdout=log, stderr=log, cwd=work)
     result: dict[str, Any] = {}
     try:
         result["health_s"] = round(wait_health(url, work / "run" / "impasto.sock", process), 2)
@@ -79,7 +85,7 @@ def run_once(binary: Path, work: Path, generate: bool) -> dict[str, Any]:
         if generate:
             started = time.monotonic()
             out = subprocess.run(
-                [str(binary), "generate", "a red lighthouse", "--width", "64", "--height", "64",
+                [*command, "generate", "a red lighthouse", "--width", "64", "--height", "64",
                  "--steps", "4", "--seed", "1", "--quiet", "-o", str(work / "images")],
                 env=env, capture_output=True, text=True, timeout=300, cwd=work,
             )  # fmt: skip

@@ -92,3 +92,53 @@ def test_the_tarball_installs_per_user_and_uninstall_keeps_outputs(
     assert not command.exists() and not (home / ".local/lib/impasto").exists()
     assert not (home / ".config/systemd/user/impasto.service").exists()
     assert (outputs / "keep.png").is_file()
+
+
+REAL_BINARY = REPO / "packaging" / "out" / "impasto"
+INSTALLED = ["/opt/impasto/impasto", "/usr/bin/impasto"]
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 and not os.environ.get("CI"),
+    reason="dpkg -i installs into the machine and needs root (CI runs as root)",
+)
+def test_the_deb_installs_with_dpkg_where_its_unit_and_entry_expect(
+    fake_binary: Path, tmp_path: Path
+) -> None:
+    assert os.geteuid() == 0, "dpkg -i needs root; CI runs .ci/run as root"
+    status = subprocess.run(["dpkg-query", "-W", "impasto"], capture_output=True, text=True)
+    assert status.returncode != 0, "an impasto package is already installed here; not touching it"
+    # The real binary when `make package` (or CI) built it, else the stand-in.
+    binary = REAL_BINARY if REAL_BINARY.is_file() else fake_binary
+    deb = build_linux.build_deb(binary, tmp_path / "out", "1.2.3", "amd64", tmp_path / "w")
+    subprocess.run(["dpkg", "-i", str(deb)], check=True, capture_output=True)
+    try:
+        listed = subprocess.run(["dpkg", "-L", "impasto"], capture_output=True, text=True).stdout
+        for path in INSTALLED:
+            assert path in listed.split("\n") and os.access(path, os.X_OK), path
+        assert os.path.realpath("/usr/bin/impasto") == "/opt/impasto/impasto"
+        unit = Path("/usr/lib/systemd/user/impasto.service")
+        exec_start = next(
+            line for line in unit.read_text().splitlines() if line.startswith("ExecStart=")
+        )
+        command = shlex.split(exec_start.removeprefix("ExecStart="))
+        assert os.access(command[0], os.X_OK), command
+        # systemd's own check fails on a unit whose command is missing or not executable.
+        check = subprocess.run(
+            ["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True
+        )
+        assert check.returncode == 0 and "impasto" not in check.stderr, check.stderr
+        desktop = entry(Path("/usr/share/applications/impasto.desktop"))
+        assert os.access(shlex.split(desktop["Exec"])[0], os.X_OK)
+        icon = Path(f"/usr/share/icons/hicolor/256x256/apps/{desktop['Icon']}.png")
+        assert icon.is_file() and icon.read_bytes()[:4] == b"\x89PNG"
+        subprocess.run(
+            ["desktop-file-validate", "/usr/share/applications/impasto.desktop"], check=True
+        )
+        env = {"HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+        version = subprocess.run(["impasto", "version"], env=env, capture_output=True, text=True)
+        assert version.returncode == 0 and "impasto" in version.stdout, version
+    finally:
+        subprocess.run(["dpkg", "--purge", "impasto"], check=True, capture_output=True)
+    for path in [*INSTALLED, "/usr/lib/systemd/user/impasto.service"]:
+        assert not os.path.lexists(path), path

@@ -1,4 +1,4 @@
-"""fp16 conversion of weights kept as ONNX external data (how big UNets are stored)."""
+"""Converter steps: the pipeline picked for a single file; fp16 with ONNX external data."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from safetensors.numpy import save_file
 
 from impasto.services import convert
 from tests.models_manager.conftest import TINY
@@ -44,3 +45,24 @@ def test_fp16_rewrites_external_data_and_drops_the_old_file(
     assert (unet.parent / "model.onnx_data").exists() == (threshold == 0)
     assert convert._external_files(unet) == ({"model.onnx_data"} if threshold == 0 else set())
     np.testing.assert_allclose(_unet(folder), reference, atol=0.05)
+
+
+@pytest.mark.parametrize(
+    ("keys", "channels", "expected"),
+    [
+        (["cond_stage_model.transformer.x"], 4, "StableDiffusionPipeline"),
+        (["cond_stage_model.transformer.x"], 9, "StableDiffusionInpaintPipeline"),
+        (["conditioner.embedders.1.model.x"], 4, "StableDiffusionXLPipeline"),
+        (["conditioner.embedders.1.model.x"], 9, "StableDiffusionXLInpaintPipeline"),
+    ],
+)
+def test_a_single_file_gets_the_pipeline_its_tensors_call_for(
+    tmp_path: Path, keys: list[str], channels: int, expected: str
+) -> None:
+    tensors = {key: np.zeros(1, np.float32) for key in keys}
+    tensors["model.diffusion_model.input_blocks.0.0.weight"] = np.zeros(
+        (2, channels, 1, 1), np.float32
+    )
+    path = tmp_path / "model.safetensors"
+    save_file(tensors, str(path))
+    assert convert.single_file_pipeline(path) == expected

@@ -1,0 +1,59 @@
+"""Binary benchmark: the Nuitka binary's size and cold start against the same daemon run from
+the virtualenv, measured in the same run.
+
+    python bench/binary.py [packaging/out/impasto] [--rounds 3]
+
+Cold: a fresh cache folder, so the onefile payload is unpacked first (the first start after an
+install). Warm: the unpacked files are reused. Reference: `python -m impasto serve` from this
+virtualenv, whose imports are warm in the page cache like the warm binary's. Each start is timed
+until /api/v1/health answers over TCP; medians of --rounds starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "packaging"))
+import smoke  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print size, cold, warm and reference start times, and their ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("binary", nargs="?", type=Path, default=REPO / "packaging/out/impasto")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    if not args.binary.is_file():
+        parser.error(f"no binary at {args.binary}: run `make package` first")
+    cold, warm, reference = [], [], []
+    venv_env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    for _ in range(args.rounds):
+        with tempfile.TemporaryDirectory(prefix="impasto-bench-") as folder:
+            work = Path(folder)
+            local = work / "bin" / "impasto"
+            local.parent.mkdir()
+            shutil.copy2(args.binary, local)
+            cold.append(smoke.run_once(local, work, generate=False)["health_s"])
+            warm.append(smoke.run_once(local, work, generate=False)["health_s"])
+            ref = work / "ref"
+            ref.mkdir()
+            command = [sys.executable, "-m", "impasto"]
+            reference.append(smoke.run_once(command, ref, False, venv_env)["health_s"])
+    size = args.binary.stat().st_size / 1e6
+    c, w, r = (statistics.median(x) for x in (cold, warm, reference))
+    print(f"binary: {size:.1f} MB ({args.binary})")
+    print(f"start until /health, median of {args.rounds}:")
+    print(f"  binary cold (unpacks)   {c:6.2f} s   ratio to venv {c / r:.2f}")
+    print(f"  binary warm             {w:6.2f} s   ratio to venv {w / r:.2f}")
+    print(f"  venv python -m impasto  {r:6.2f} s   (reference)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
