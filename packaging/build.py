@@ -47,6 +47,21 @@ EXCLUDED = [
     "matplotlib",
     "tkinter",
     "impasto.*.tests",
+    # Optional imports of the runtime's dependencies that a build venv with the dev extras
+    # would otherwise compile in: mypy (numpy's typing plugin), pydantic (litestar's plugin,
+    # unused), pygments/click/rich (httpx's command line), zstandard (httpx's decoder; Nuitka
+    # itself needs it only to compress the payload), hf_xet (huggingface_hub's Xet transfer,
+    # unused: installs download with their own resumable fetcher).
+    "mypy",
+    "mypyc",
+    "ast_serialize",
+    "pydantic",
+    "pydantic_core",
+    "pygments",
+    "click",
+    "rich",
+    "zstandard",
+    "hf_xet",
 ]
 
 # pystray picks its backend by name at run time, so Nuitka cannot see the import.
