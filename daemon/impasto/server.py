@@ -123,6 +123,7 @@ def build_services(settings: Settings, paths: Paths, plugins: PluginHost | None 
         hf_endpoint=settings.hf_endpoint,
         hf_token=settings.hf_token,
         catalog_file=settings.model_catalog,
+        provider=lambda: str(supervisor.provider.get("name", "")),
     )
     installer = Installer(model_store, catalog, bus, install_options)
     manager = ModelManager(

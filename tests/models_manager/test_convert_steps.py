@@ -12,6 +12,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from impasto.services import convert
+from impasto.services.installs import conversion_precision
 from tests.models_manager.conftest import TINY
 
 
@@ -66,3 +67,22 @@ def test_a_single_file_gets_the_pipeline_its_tensors_call_for(
     path = tmp_path / "model.safetensors"
     save_file(tensors, str(path))
     assert convert.single_file_pipeline(path) == expected
+
+
+@pytest.mark.parametrize(
+    ("requested", "provider", "expected"),
+    [
+        ("", "CUDAExecutionProvider", "fp16"),
+        ("", "TensorrtExecutionProvider", "fp16"),
+        ("", "DmlExecutionProvider", "fp16"),
+        ("", "CPUExecutionProvider", "fp32"),
+        ("", "CoreMLExecutionProvider", "fp32"),
+        ("", "", "fp32"),  # no worker has started yet
+        ("fp32", "CUDAExecutionProvider", "fp32"),
+        ("fp16", "CPUExecutionProvider", "fp16"),
+    ],
+)
+def test_conversions_default_to_fp16_on_gpu_providers_only(
+    requested: str, provider: str, expected: str
+) -> None:
+    assert conversion_precision(requested, provider) == expected

@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from impasto.engine.providers import GPU_PROVIDERS
 from impasto.services.convert import ConversionError, missing_converter
 from impasto.services.detect import detect_file, detect_folder
 from impasto.services.downloads import DownloadError, InstallCancelled
@@ -28,6 +30,17 @@ TICK = 0.5  # seconds between progress events while bytes move
 PRECISIONS = ("", "fp32", "fp16")
 
 
+def conversion_precision(requested: str, provider: str) -> str:
+    """What a conversion writes: the asked precision, else fp16 when the workers run on a GPU.
+
+    fp16 halves the weights and is what GPU providers run fastest; on the CPU provider fp16
+    math is slower than fp32, so CPU machines keep fp32.
+    """
+    if requested:
+        return requested
+    return "fp16" if provider in GPU_PROVIDERS else "fp32"
+
+
 @dataclass(frozen=True)
 class InstallOptions:
     """Daemon-wide settings installs need."""
@@ -39,6 +52,8 @@ class InstallOptions:
     hf_token: str = ""
     catalog_file: str = ""
     concurrency: int = 1
+    # The workers' execution provider name, "" until one has started (for the fp16 default).
+    provider: Callable[[], str] = lambda: ""
 
 
 class Installer:
@@ -77,6 +92,7 @@ class Installer:
         precision = request.get("precision") or ""
         if precision not in PRECISIONS:
             raise FieldError("precision", "must be fp32 or fp16")
+        precision = conversion_precision(precision, self.options.provider())
         config = request.get("config") or ""
         if config and config.startswith(("/", ".", "~")) and not Path(config).expanduser().is_dir():
             raise FieldError("config", "must be a hub repo id or a folder holding model_index.json")

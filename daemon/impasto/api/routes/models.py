@@ -58,7 +58,15 @@ class InstallRequest(Schema):
     revision: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
     subfolder: Annotated[str, Meta(max_length=500)] | None = None
     sha256: Annotated[str, Meta(max_length=64)] | None = None
-    precision: Literal["fp32", "fp16"] | None = None
+    precision: (
+        Annotated[
+            Literal["fp32", "fp16"],
+            Meta(
+                description="What a conversion writes (default: fp16 on GPU providers, else fp32)"
+            ),
+        ]
+        | None
+    ) = None
     convert: bool = True
     config: (
         Annotated[
