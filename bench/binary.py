@@ -6,7 +6,9 @@ the virtualenv, measured in the same run.
 Cold: a fresh cache folder, so the onefile payload is unpacked first (the first start after an
 install). Warm: the unpacked files are reused. Reference: `python -m impasto serve` from this
 virtualenv, whose imports are warm in the page cache like the warm binary's. Each start is timed
-until /api/v1/health answers over TCP; medians of --rounds starts.
+until /api/v1/health answers over TCP and until a worker reports ready; the resident memory of
+the whole process tree (daemon, workers, onefile bootstraps) is read with the worker idle.
+Medians of --rounds starts.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.binary.is_file():
         parser.error(f"no binary at {args.binary}: run `make package` first")
     cold, warm, reference = [], [], []
+    ready: dict[str, list[float]] = {"binary": [], "venv": []}
+    rss: dict[str, list[float]] = {"binary": [], "venv": []}
+    procs: dict[str, int] = {}
     venv_env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory(prefix="impasto-bench-") as folder:
@@ -40,11 +45,17 @@ def main(argv: list[str] | None = None) -> int:
             local.parent.mkdir()
             shutil.copy2(args.binary, local)
             cold.append(smoke.run_once(local, work, generate=False)["health_s"])
-            warm.append(smoke.run_once(local, work, generate=False)["health_s"])
+            runs = {"binary": smoke.run_once(local, work, generate=False)}
+            warm.append(runs["binary"]["health_s"])
             ref = work / "ref"
             ref.mkdir()
             command = [sys.executable, "-m", "impasto"]
-            reference.append(smoke.run_once(command, ref, False, venv_env)["health_s"])
+            runs["venv"] = smoke.run_once(command, ref, False, venv_env)
+            reference.append(runs["venv"]["health_s"])
+            for name, run in runs.items():
+                ready[name].append(run["worker_ready_s"])
+                rss[name].append(run["tree_rss_mb"])
+                procs[name] = run["processes"]
     size = args.binary.stat().st_size / 1e6
     c, w, r = (statistics.median(x) for x in (cold, warm, reference))
     print(f"binary: {size:.1f} MB ({args.binary})")
@@ -52,6 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  binary cold (unpacks)   {c:6.2f} s   ratio to venv {c / r:.2f}")
     print(f"  binary warm             {w:6.2f} s   ratio to venv {w / r:.2f}")
     print(f"  venv python -m impasto  {r:6.2f} s   (reference)")
+    b, v = statistics.median(ready["binary"]), statistics.median(ready["venv"])
+    print(
+        f"start until a worker is ready (warm): binary {b:.2f} s, venv {v:.2f} s, ratio {b / v:.2f}"
+    )
+    b, v = statistics.median(rss["binary"]), statistics.median(rss["venv"])
+    print(
+        f"resident memory of the process tree, idle worker: binary {b:.0f} MB "
+        f"({procs['binary']} processes), venv {v:.0f} MB ({procs['venv']} processes), "
+        f"ratio {b / v:.2f}"
+    )
     return 0
 
 

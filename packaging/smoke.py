@@ -61,6 +61,47 @@ def wait_health(url: str, socket_path: Path, process: subprocess.Popen[bytes]) -
     raise TimeoutError("/health never answered")
 
 
+def wait_worker(url: str) -> float:
+    """Seconds until a worker reports ready (idle) in /api/v1/system."""
+    started = time.monotonic()
+    while time.monotonic() - started < 180:
+        workers = httpx.get(f"{url}/api/v1/system", timeout=5).json()["workers"]
+        if any(w["state"] == "idle" for w in workers):
+            return time.monotonic() - started
+        time.sleep(0.02)
+    raise TimeoutError("no worker became ready")
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc; empty elsewhere)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and its descendants (Linux /proc; 0 elsewhere)."""
+    total = 0
+    for each in [pid, *descendants(pid)]:
+        try:
+            for line in Path(f"/proc/{each}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
+
+
 def run_once(
     binary: Path | list[str], work: Path, generate: bool, env: dict[str, str] | None = None
 ) -> dict[str, Any]:
@@ -76,7 +117,11 @@ def run_once(
     process = subprocess.Popen([*command, "serve"], env=env, stdout=log, stderr=log, cwd=work)
     result: dict[str, Any] = {}
     try:
+        started = time.monotonic()
         result["health_s"] = round(wait_health(url, work / "run" / "impasto.sock", process), 2)
+        result["worker_ready_s"] = round(wait_worker(url) + time.monotonic() - started, 2)
+        result["tree_rss_mb"] = round(tree_rss(process.pid) / 1e6, 1)
+        result["processes"] = 1 + len(descendants(process.pid))
         sock = httpx.HTTPTransport(uds=str(work / "run" / "impasto.sock"))
         with httpx.Client(transport=sock, base_url="http://impasto") as client:
             health = client.get("/api/v1/health").json()

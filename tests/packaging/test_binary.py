@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,37 @@ def test_the_deb_of_the_real_binary_runs_from_its_unpacked_tree(tmp_path: Path) 
         [root / "opt" / "impasto" / "impasto", "version"], env=env, capture_output=True, text=True
     )
     assert result.returncode == 0 and result.stdout.startswith("impasto ")
+
+
+def test_workers_start_from_the_unpacked_binary_not_the_onefile_bootstrap(
+    tmp_path: Path,
+) -> None:
+    local = tmp_path / "bin" / "impasto"
+    local.parent.mkdir()
+    shutil.copy2(BINARY, local)
+    port = smoke.free_port()
+    env = smoke.clean_env(tmp_path, port)
+    log = (tmp_path / "daemon.out").open("wb")
+    daemon = subprocess.Popen([local, "serve"], env=env, stdout=log, stderr=log)
+    try:
+        smoke.wait_health(f"http://127.0.0.1:{port}", tmp_path / "run" / "impasto.sock", daemon)
+        deadline = time.monotonic() + 60
+        workers: list[int] = []
+        while not workers and time.monotonic() < deadline:
+            workers = [
+                pid
+                for pid in smoke.descendants(daemon.pid)
+                if b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            ]
+            time.sleep(0.1)
+        assert workers, "no worker process started"
+        exes = {pid: os.readlink(f"/proc/{pid}/exe") for pid in smoke.descendants(daemon.pid)}
+        unpacked = tmp_path / "cache" / "impasto"
+        # Only the process we started runs the one file; the daemon and its worker run the
+        # unpacked executable, with no second bootstrap process per worker.
+        assert all(Path(exe).is_relative_to(unpacked) for exe in exes.values()), exes
+        assert len(exes) >= 2, exes  # the daemon and its workers
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(60) == 0
+        log.close()

@@ -37,8 +37,16 @@ log = logging.getLogger("impasto.supervisor")
 
 
 def worker_command() -> list[str]:
-    """How to start a worker: the same executable with the ``worker`` subcommand."""
+    """How to start a worker: the same executable with the ``worker`` subcommand.
+
+    Inside the onefile binary this process already runs the unpacked executable
+    (``sys.executable``, while ``sys.argv[0]`` names the one file). Starting that directly
+    skips the onefile bootstrap, which re-checks the whole unpacked payload on every start
+    (about half a second) and stays alive as an extra process beside each worker.
+    """
     if "__compiled__" in globals() or getattr(sys, "frozen", False):
+        if sys.executable and os.path.isfile(sys.executable):
+            return [sys.executable, "worker"]
         return [sys.argv[0], "worker"]
     return [sys.executable, "-m", "impasto.worker"]
 
