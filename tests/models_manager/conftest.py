@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import onnxruntime as ort
 import pytest
 
 from tests.harness import REPO, Daemon
@@ -65,3 +67,19 @@ def tar_gz(folder: Path, top: str) -> bytes:
     with tarfile.open(fileobj=buf, mode="w:gz") as tf:
         tf.add(folder, arcname=top)
     return buf.getvalue()
+
+
+def unet_output(folder: Path) -> np.ndarray:
+    """A pipeline folder's UNet output on fixed inputs, as fp32 (for fp32 or fp16 graphs)."""
+    session = ort.InferenceSession(str(folder / "unet" / "model.onnx"))
+    dtypes = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64}
+    types = {i.name: dtypes[i.type] for i in session.get_inputs()}
+    rng = np.random.default_rng(0)
+    feeds = {
+        "sample": rng.standard_normal((1, 4, 8, 8)).astype(types["sample"]),
+        "timestep": np.array(500, dtype=types["timestep"]),
+        "encoder_hidden_states": rng.standard_normal((1, 77, 32)).astype(
+            types["encoder_hidden_states"]
+        ),
+    }
+    return np.asarray(session.run(None, feeds)[0], dtype=np.float32)

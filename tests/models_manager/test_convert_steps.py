@@ -7,25 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from safetensors.numpy import save_file
 
 from impasto.services import convert
 from impasto.services.installs import conversion_precision
-from tests.models_manager.conftest import TINY
-
-
-def _unet(folder: Path) -> np.ndarray:
-    session = ort.InferenceSession(str(folder / "unet" / "model.onnx"))
-    dtype = np.float16 if session.get_inputs()[0].type == "tensor(float16)" else np.float32
-    rng = np.random.default_rng(1)
-    feeds = {
-        "sample": rng.standard_normal((1, 4, 8, 8)).astype(dtype),
-        "timestep": np.array(300, dtype=dtype),
-        "encoder_hidden_states": rng.standard_normal((1, 77, 32)).astype(dtype),
-    }
-    return np.asarray(session.run(None, feeds)[0], dtype=np.float32)
+from tests.models_manager.conftest import TINY, unet_output
 
 
 @pytest.mark.parametrize("threshold", [0, 1 << 40], ids=["stays-external", "inlined"])
@@ -37,7 +24,7 @@ def test_fp16_rewrites_external_data_and_drops_the_old_file(
     unet = folder / "unet" / "model.onnx"
     model = onnx.load(str(unet))
     onnx.save_model(model, str(unet), save_as_external_data=True, location="weights.pb")
-    reference = _unet(folder)
+    reference = unet_output(folder)
     monkeypatch.setattr(convert, "EXTERNAL_DATA_ABOVE", threshold)
 
     convert._fp16(folder)
@@ -45,7 +32,7 @@ def test_fp16_rewrites_external_data_and_drops_the_old_file(
     assert not (unet.parent / "weights.pb").exists()
     assert (unet.parent / "model.onnx_data").exists() == (threshold == 0)
     assert convert._external_files(unet) == ({"model.onnx_data"} if threshold == 0 else set())
-    np.testing.assert_allclose(_unet(folder), reference, atol=0.05)
+    np.testing.assert_allclose(unet_output(folder), reference, atol=0.05)
 
 
 @pytest.mark.parametrize(

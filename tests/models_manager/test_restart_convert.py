@@ -15,12 +15,11 @@ from typing import Any
 import httpx
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 
 from impasto.cli.main import main as cli_main
 from tests.harness import REPO, Daemon, wait_status
-from tests.models_manager.conftest import TINY, tar_gz, wait_install
+from tests.models_manager.conftest import TINY, tar_gz, unet_output, wait_install
 from tests.models_manager.fakehub import FakeHub, Repo, folder_files
 from tests.models_manager.ldm import write_single_file
 
@@ -109,22 +108,6 @@ def test_convert_a_diffusers_folder_then_generate(
         assert wait_status(c, job["id"], {"completed", "failed"})["status"] == "completed"
 
 
-def _unet_output(folder: Path) -> np.ndarray:
-    """The UNet's output on fixed inputs, as fp32."""
-    session = ort.InferenceSession(str(folder / "unet" / "model.onnx"))
-    dtypes = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64}
-    types = {i.name: dtypes[i.type] for i in session.get_inputs()}
-    rng = np.random.default_rng(0)
-    feeds = {
-        "sample": rng.standard_normal((1, 4, 8, 8)).astype(types["sample"]),
-        "timestep": np.array(500, dtype=types["timestep"]),
-        "encoder_hidden_states": rng.standard_normal((1, 77, 32)).astype(
-            types["encoder_hidden_states"]
-        ),
-    }
-    return np.asarray(session.run(None, feeds)[0], dtype=np.float32)
-
-
 def test_a_single_file_checkpoint_converts_with_configs_from_the_hub(
     daemon: Daemon,
     hub: FakeHub,
@@ -158,7 +141,7 @@ def test_a_single_file_checkpoint_converts_with_configs_from_the_hub(
     # Same weights as the folder converted above, so the same UNet.
     installed = Path(model["path"])
     reference = Path(converted[0]["path"])
-    np.testing.assert_allclose(_unet_output(installed), _unet_output(reference), atol=1e-5)
+    np.testing.assert_allclose(unet_output(installed), unet_output(reference), atol=1e-5)
 
 
 def test_a_configs_folder_that_does_not_exist_is_refused(daemon: Daemon, tmp_path: Path) -> None:
@@ -191,7 +174,7 @@ def test_fp16_conversion_is_an_optimize_stage(
         halves = sum(w.data_type == onnx.TensorProto.FLOAT16 for w in weights)
         singles = sum(w.data_type == onnx.TensorProto.FLOAT for w in weights)
         assert halves > 10 * singles, (component, halves, singles)
-    np.testing.assert_allclose(_unet_output(fp16), _unet_output(fp32), atol=0.05)
+    np.testing.assert_allclose(unet_output(fp16), unet_output(fp32), atol=0.05)
 
 
 def test_cli_single_file_with_configs_from_a_local_folder(
