@@ -94,8 +94,12 @@ class Installer:
             raise FieldError("precision", "must be fp32 or fp16")
         precision = conversion_precision(precision, self.options.provider())
         config = request.get("config") or ""
-        if config and config.startswith(("/", ".", "~")) and not Path(config).expanduser().is_dir():
-            raise FieldError("config", "must be a hub repo id or a folder holding model_index.json")
+        if config.startswith(("/", ".", "~")):  # a folder, not a hub repo id
+            config = str(Path(config).expanduser().resolve())
+            if not Path(config).is_dir():
+                raise FieldError(
+                    "config", "must be a hub repo id or a folder holding model_index.json"
+                )
         sha = (request.get("sha256") or "").lower()
         if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
             raise FieldError("sha256", "must be 64 hex digits")
@@ -109,7 +113,7 @@ class Installer:
             "sha256": sha,
             "precision": precision,
             "convert": request.get("convert", True),
-            "config": str(Path(config).expanduser()) if config.startswith("~") else config,
+            "config": config,
             "name": request.get("name") or model_id,
             "description": request.get("description") or source.get("description", ""),
             "license": request.get("license") or source.get("license", ""),
