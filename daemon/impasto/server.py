@@ -30,8 +30,8 @@ from impasto.services.installs import Installer, InstallOptions
 from impasto.services.jobs import JobOptions, JobService
 from impasto.services.manager import ModelManager
 from impasto.services.models import ModelCatalog
-from impasto.services.outputs import remove_stale_temp_files
-from impasto.services.supervisor import Supervisor
+from impasto.formats.png import remove_stale_temp_files
+from impasto.worker.supervisor import Supervisor
 from impasto.services.system import gpus
 from impasto.settings import LoadedSettings, Settings
 from impasto.store.db import open_database

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 
 from impasto.server import worker_count
-from impasto.services.supervisor import describe_exit, worker_command
+from impasto.worker.supervisor import describe_exit, worker_command
 from impasto.settings import Settings
 
 

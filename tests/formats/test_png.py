@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from impasto.services import outputs
-from impasto.services.outputs import (
+from impasto.formats.png import (
     format_a1111_parameters,
     parse_a1111_parameters,
     read_png_metadata,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from impasto.api.schemas import GenerationStatus, ImageResult
+from impasto.wire import GenerationStatus, ImageResult
 from impasto.services.events import iso_time
 from impasto.services.jobs import public_result
 

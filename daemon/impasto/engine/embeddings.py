@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from impasto.engine.onnx_graph import OnnxGraph
-from impasto.engine.safetensors_reader import read_safetensors
+from impasto.formats.safetensors import read_safetensors
 from impasto.engine.tokenizer import ClipTokenizer
 from impasto.engine.types import EngineError
 

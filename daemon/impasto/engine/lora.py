@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from impasto.engine.onnx_graph import OnnxGraph
-from impasto.engine.safetensors_reader import read_safetensors
+from impasto.formats.safetensors import read_safetensors
 from impasto.engine.types import EngineError
 
 # Component prefixes of each format -> the model folder part they modify.

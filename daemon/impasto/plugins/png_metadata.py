@@ -8,7 +8,7 @@ from typing import Any
 from impasto.engine.schedulers import SAMPLER_NAMES
 from impasto.plugins.hookspecs import hookimpl
 from impasto.plugins.types import PluginContext, PostprocessResult
-from impasto.services.outputs import IMPASTO_KEY, PARAMETERS_KEY, format_a1111_parameters
+from impasto.formats.png import IMPASTO_KEY, PARAMETERS_KEY, format_a1111_parameters
 
 
 @hookimpl(trylast=True)

@@ -15,7 +15,7 @@ from PIL import Image
 from impasto.services.container import Services
 from impasto.services.errors import ServiceError
 from impasto.services.jobs import FINISHED
-from impasto.services.outputs import read_png_metadata
+from impasto.formats.png import read_png_metadata
 
 HEARTBEAT = 2.0
 _CHECKPOINT_SUFFIX = re.compile(r"\s*\[[0-9a-fA-F]{6,64}\]$")

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from impasto.formats.protobuf import int_field as _int
+from impasto.formats.protobuf import submessages as _sub
 from impasto.services.safety import UnsafeContentError, safetensors_header
 
 # ONNX TensorProto.DataType numbers that matter here.
@@ -33,55 +35,6 @@ class OnnxInput:
     name: str
     elem_type: str
     shape: tuple[int | str, ...]
-
-
-def _varint(buf: Any, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise ValueError("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _fields(buf: Any, start: int, end: int) -> list[tuple[int, int, int, int]]:
-    """(field number, wire type, value start, value end) of one protobuf message."""
-    out = []
-    pos = start
-    while pos < end:
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value_start = pos
-            _, pos = _varint(buf, pos)
-        elif wire == 1:
-            value_start, pos = pos, pos + 8
-        elif wire == 2:
-            length, value_start = _varint(buf, pos)
-            pos = value_start + length
-        elif wire == 5:
-            value_start, pos = pos, pos + 4
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-        if pos > end:
-            raise ValueError("field runs past its message")
-        out.append((number, wire, value_start, pos))
-    return out
-
-
-def _sub(buf: Any, start: int, end: int, number: int) -> list[tuple[int, int]]:
-    return [(s, e) for n, w, s, e in _fields(buf, start, end) if n == number and w == 2]
-
-
-def _int(buf: Any, start: int, end: int, number: int) -> int | None:
-    for n, w, s, _ in _fields(buf, start, end):
-        if n == number and w == 0:
-            return _varint(buf, s)[0]
-    return None
 
 
 def onnx_inputs(path: Path) -> list[OnnxInput]:

@@ -14,7 +14,7 @@ from impasto.services.errors import ConflictError, FieldError, NotFoundError, Qu
 from impasto.services.events import EventBus
 from impasto.services.images import UploadStore
 from impasto.services.models import ModelCatalog
-from impasto.services.supervisor import Supervisor, preview_data_url
+from impasto.worker.supervisor import Supervisor, preview_data_url
 from impasto.store.jobs import InvalidCursorError
 from impasto.worker.protocol import JobDone, RunJob, Started, StepProgress
 

@@ -13,7 +13,7 @@ from impasto.services.events import EventBus, iso_time
 from impasto.services.installs import Installer
 from impasto.services.jobs import JobService
 from impasto.services.models import ModelCatalog, ModelEntry
-from impasto.services.supervisor import Supervisor
+from impasto.worker.supervisor import Supervisor
 from impasto.store.models import ModelStore
 from impasto.worker.protocol import LoadModel, UnloadModels
 

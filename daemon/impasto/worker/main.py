@@ -256,7 +256,7 @@ def write_outputs(
 ) -> list[dict[str, Any]]:
     """Post-process each image through the job's plugins, write it atomically; return records."""
     from impasto.plugins import PostprocessResult
-    from impasto.services.outputs import write_png
+    from impasto.formats.png import write_png
 
     folder = Path(job.output_dir)
     folder.mkdir(parents=True, exist_ok=True)

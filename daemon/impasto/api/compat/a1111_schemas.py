@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from impasto.api.schemas import Schema
+from impasto.wire import Schema
 
 
 class Txt2ImgRequest(Schema):

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 from PIL import Image
 
-from impasto.api.schemas import FIELD_RULES, GenerateRequest
+from impasto.wire import FIELD_RULES, GenerateRequest
 from impasto.services.container import Services
 from impasto.services.errors import FieldError
 from impasto.services.images import decode_image

@@ -14,7 +14,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from impasto.api.schemas import FIELD_RULES
+from impasto.wire import FIELD_RULES
 from impasto.services.errors import (
     ConflictError,
     FieldError,

@@ -14,7 +14,7 @@ from PIL import Image
 from impasto.api.compat.common import checked_request, parse_loras, upload
 from impasto.api.compat.errors import OPENAI_HANDLERS, CompatError
 from impasto.api.compat.samplers_map import UnknownSamplerError, to_impasto
-from impasto.api.schemas import Schema
+from impasto.wire import Schema
 from impasto.services import compat
 from impasto.services.container import Services
 from impasto.services.images import decode_image

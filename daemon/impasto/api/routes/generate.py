@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, HeaderParameter, JSONBody
 
 from impasto.api.convert import job_status
-from impasto.api.schemas import GenerateRequest, GenerationStatus, PriorityUpdate, QueuedResponse
+from impasto.wire import GenerateRequest, GenerationStatus, PriorityUpdate, QueuedResponse
 from impasto.services.container import Services
 
 

@@ -11,7 +11,7 @@ from litestar.datastructures import State, UploadFile
 from litestar.params import FromPath, MultipartBody, QueryParameter
 from PIL import Image
 
-from impasto.api.schemas import UploadedImage
+from impasto.wire import UploadedImage
 from impasto.services.errors import FieldError
 
 

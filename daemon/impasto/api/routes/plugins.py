@@ -11,7 +11,7 @@ from litestar.exceptions import NotFoundException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath
 
-from impasto.api.schemas import Schema
+from impasto.wire import Schema
 from impasto.plugins import UnknownPluginError
 from impasto.services.errors import NotFoundError
 

@@ -9,7 +9,7 @@ from litestar.datastructures import State
 from litestar.params import FromQuery, QueryParameter
 
 from impasto.api.convert import job_status
-from impasto.api.schemas import HistoryPage, PauseState, QueueState
+from impasto.wire import HistoryPage, PauseState, QueueState
 from impasto.services.errors import FieldError
 
 STATUSES = {"queued", "processing", "completed", "failed", "cancelled"}

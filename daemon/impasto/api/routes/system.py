@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Controller, get
 from litestar.datastructures import State
 
-from impasto.api.schemas import Health, SamplerInfo
+from impasto.wire import Health, SamplerInfo
 from impasto.engine.schedulers import SAMPLER_NAMES, SAMPLERS, sampler_schedules
 from impasto.services.system import system_report
 
