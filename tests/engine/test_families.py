@@ -149,8 +149,9 @@ def test_lcm_guidance_scale_is_embedded() -> None:
 def test_family_defaults_are_exposed() -> None:
     turbo = load_pipeline(TINY / "sd-tiny-turbo", cpu_choice()).info
     assert turbo.defaults is not None
-    assert (turbo.defaults.steps, turbo.defaults.cfg_scale) == (1, 1.0)
+    # Turbo: one step, no guidance (cfg 0: one UNet batch per step).
+    assert (turbo.defaults.steps, turbo.defaults.cfg_scale) == (1, 0.0)
     assert turbo.defaults.width == turbo.default_size
     assert family_defaults("lcm").sampler == "lcm"
     assert family_defaults("sdxl").width == 1024
-    assert family_defaults("no-such-family") == family_defaults("custom")
+    assert family_defaults("no-such-family") == family_defaults("sd1")

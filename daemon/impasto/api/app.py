@@ -13,6 +13,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
 from impasto.api.compat import compat_routers
+from impasto.api.dependencies import DEPENDENCIES
 from impasto.api.errors import EXCEPTION_HANDLERS
 from impasto.api.routes.events import EventsController
 from impasto.api.routes.generate import GenerateController
@@ -71,6 +72,7 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
     return Litestar(
         route_handlers=[api, docs_router, *compat_routers(), *(extra_routers or []), ui_router],
         state=State({"services": services}),
+        dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=middleware,
         request_max_body_size=settings.max_body_size,

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from impasto.wire import GenerationStatus, ImageResult
+import msgspec
+
 from impasto.services.events import iso_time
-from impasto.services.jobs import public_result
+from impasto.services.runner import job_plan, public_result
+from impasto.wire import GenerationStatus, ImageResult, ResolvedPlan
 
 
 def job_status(job: Any, position: int | None = None) -> GenerationStatus:
-    total = job.total_steps or job.request.get("steps", 0)
+    try:
+        plan: ResolvedPlan | None = job_plan(job)
+    except msgspec.ValidationError:  # a record written by hand, without the plan's fields
+        plan = None
+    total = job.total_steps or (plan.steps if plan else 0)
     if job.status == "completed":
         progress = 1.0
     else:
@@ -25,6 +31,7 @@ def job_status(job: Any, position: int | None = None) -> GenerationStatus:
         priority=job.priority,
         attempts=job.attempts,
         request=job.request,
+        plan=plan,
         results=[ImageResult(**public_result(job.id, r)) for r in job.results],
         error=job.error,
         created_at=iso_time(job.created_at) or "",

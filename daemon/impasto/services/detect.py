@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from impasto.engine.families import classify, signals_from_configs
 from impasto.formats.protobuf import int_field as _int
 from impasto.formats.protobuf import submessages as _sub
 from impasto.services.safety import UnsafeContentError, safetensors_header
@@ -74,10 +75,6 @@ def _json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _named_turbo(*configs: dict[str, Any]) -> bool:
-    return any("turbo" in str(c.get("_name_or_path", "")).lower() for c in configs)
-
-
 def detect_folder(root: Path) -> Detected:
     """Detect a pipeline folder; raises ValueError when it is not a Stable Diffusion model."""
     index = _json(root / "model_index.json")
@@ -102,22 +99,11 @@ def detect_folder(root: Path) -> Detected:
     else:
         raise ValueError(f"{root.name}: no unet/model.onnx and no diffusers UNet weights")
     xl = xl or "XL" in str(index.get("_class_name", "")) or (root / "text_encoder_2").is_dir()
-    prediction = str(scheduler.get("prediction_type", "epsilon"))
-    turbo = _named_turbo(index, unet_config, scheduler)
-    if in_channels == 9:
-        family = "inpaint"
-    elif xl:
-        family = "sdxl-turbo" if turbo else "sdxl"
-    elif "LCM" in str(scheduler.get("_class_name", "")):
-        family = "lcm"
-    elif turbo:
-        family = "sd-turbo"
-    elif prediction == "v_prediction":
-        family = "sd2-v"
-    elif unet_config.get("cross_attention_dim") == 1024:
-        family = "sd2"
-    else:
-        family = "sd1"
+    signals = signals_from_configs(
+        root.name, index, unet_config, scheduler, sdxl=xl, in_channels=in_channels
+    )
+    family = classify(signals)
+    prediction = signals.prediction_type
     return Detected(layout, "checkpoint", family, precision, prediction, in_channels == 9)
 
 

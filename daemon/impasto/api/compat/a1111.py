@@ -20,6 +20,7 @@ from impasto.api.compat.a1111_schemas import (
 from impasto.api.compat.errors import A1111_HANDLERS, CompatError
 from impasto.services import compat
 from impasto.services.container import Services
+from impasto.services.runner import job_plan
 
 A1111_PREFIX = "/sdapi/v1"
 
@@ -37,7 +38,7 @@ async def _generate(services: Services, req: Txt2ImgRequest) -> GenerationRespon
     return GenerationResponse(
         images=[image.base64 for image in images] if req.send_images is not False else [],
         parameters=echo(req),
-        info=info_json(services, req, task, images),
+        info=info_json(services, req, task, images, job_plan(finished[0])),
     )
 
 

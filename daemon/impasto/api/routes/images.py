@@ -11,8 +11,8 @@ from litestar.datastructures import State, UploadFile
 from litestar.params import FromPath, MultipartBody, QueryParameter
 from PIL import Image
 
-from impasto.wire import UploadedImage
 from impasto.services.errors import FieldError
+from impasto.wire import UploadedImage
 
 
 def _etag(path_stat: Any, extra: str) -> str:

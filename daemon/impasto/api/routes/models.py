@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -10,36 +11,12 @@ from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import Meta
 
-from impasto.wire import ModelDefaults, Schema
 from impasto.services.errors import ConflictError
 from impasto.services.events import iso_time
 from impasto.services.installs import install_json
 from impasto.services.manager import ModelManager
 from impasto.services.models import ModelEntry
-
-
-class ModelDetail(Schema):
-    """An installed model: the design document's Model record plus what Impasto detected."""
-
-    id: str
-    name: str
-    type: str
-    family: str
-    path: str
-    size: int
-    read_only: bool
-    inpaint: bool
-    prediction_type: str
-    defaults: ModelDefaults | None
-    precision: str = ""
-    version: str = ""
-    description: str = ""
-    hash: str = ""
-    source: str = ""
-    license: str = ""
-    active: bool = True
-    created_at: str | None = None
-    updated_at: str | None = None
+from impasto.wire import ModelDefaults, ModelDetail, Schema
 
 
 class InstallRequest(Schema):
@@ -115,6 +92,12 @@ class LoadResult(Schema):
     workers: int
 
 
+def _defaults(m: ModelEntry) -> ModelDefaults | None:
+    if m.type != "checkpoint":
+        return None
+    return ModelDefaults(**dataclasses.asdict(m.defaults))
+
+
 def model_detail(m: ModelEntry) -> ModelDetail:
     """The wire form of a catalog entry."""
     return ModelDetail(
@@ -127,7 +110,9 @@ def model_detail(m: ModelEntry) -> ModelDetail:
         read_only=m.read_only,
         inpaint=m.inpaint,
         prediction_type=m.prediction_type,
-        defaults=ModelDefaults(**m.defaults) if m.defaults else None,
+        defaults=ModelDefaults(**dataclasses.asdict(m.defaults))
+        if m.type == "checkpoint"
+        else None,
         precision=m.precision,
         version=m.version,
         description=m.description,

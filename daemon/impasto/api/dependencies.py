@@ -1,0 +1,31 @@
+"""Litestar dependency injection: each route names the service it uses, with its concrete type."""
+
+from __future__ import annotations
+
+from litestar.datastructures import State
+from litestar.di import Provide
+
+from impasto.services.container import Services
+from impasto.services.jobs import JobService
+from impasto.services.models import ModelCatalog
+
+
+def provide_services(state: State) -> Services:
+    services: Services = state.services
+    return services
+
+
+def provide_jobs(state: State) -> JobService:
+    return provide_services(state).jobs
+
+
+def provide_catalog(state: State) -> ModelCatalog:
+    return provide_services(state).catalog
+
+
+DEPENDENCIES: dict[str, Provide] = {
+    "services": Provide(provide_services, sync_to_thread=False),
+    "jobs": Provide(provide_jobs, sync_to_thread=False),
+    "catalog": Provide(provide_catalog, sync_to_thread=False),
+}
+"""Name -> provider, registered on the application; a handler asks by parameter name and type."""
