@@ -30,7 +30,7 @@ def job_status(job: Any, position: int | None = None) -> GenerationStatus:
         position=position if job.status == "queued" else None,
         priority=job.priority,
         attempts=job.attempts,
-        request=job.request,
+        request=_filled(job.request, plan),
         plan=plan,
         results=[ImageResult(**public_result(job.id, r)) for r in job.results],
         error=job.error,
@@ -38,3 +38,11 @@ def job_status(job: Any, position: int | None = None) -> GenerationStatus:
         started_at=iso_time(job.started_at),
         completed_at=iso_time(job.completed_at),
     )
+
+
+def _filled(request: dict[str, Any], plan: ResolvedPlan | None) -> dict[str, Any]:
+    """The request as sent, with what the plan chose for each field it left out (null)."""
+    if plan is None:
+        return request
+    chosen = msgspec.structs.asdict(plan)
+    return {k: chosen.get(k) if v is None and k in chosen else v for k, v in request.items()}

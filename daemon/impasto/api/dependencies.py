@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 
 from impasto.services.container import Services
 from impasto.services.jobs import JobService
@@ -29,3 +31,8 @@ DEPENDENCIES: dict[str, Provide] = {
     "catalog": Provide(provide_catalog, sync_to_thread=False),
 }
 """Name -> provider, registered on the application; a handler asks by parameter name and type."""
+
+Jobs: TypeAlias = NamedDependency[JobService]
+"""A handler parameter ``jobs: Jobs`` receives the daemon's JobService."""
+Catalog: TypeAlias = NamedDependency[ModelCatalog]
+"""A handler parameter ``catalog: Catalog`` receives the daemon's ModelCatalog."""

@@ -8,7 +8,7 @@ from litestar import Controller, Response, delete, get, patch, post
 from litestar.params import FromPath, HeaderParameter, JSONBody
 
 from impasto.api.convert import job_status
-from impasto.services.jobs import JobService
+from impasto.api.dependencies import Jobs
 from impasto.wire import (
     GenerateRequest,
     GenerationStatus,
@@ -25,7 +25,7 @@ class GenerateController(Controller):
     @post("/", status_code=202, summary="Queue a generation")
     async def submit(
         self,
-        jobs: JobService,
+        jobs: Jobs,
         data: JSONBody[GenerateRequest],
         idempotency_key: Annotated[
             str | None, HeaderParameter(name="Idempotency-Key", max_length=200, required=False)
@@ -36,23 +36,23 @@ class GenerateController(Controller):
         return Response(body, status_code=202 if created else 200)
 
     @post("/plan", status_code=200, summary="The resolved plan a request would run (no job)")
-    async def plan(self, jobs: JobService, data: JSONBody[GenerateRequest]) -> ResolvedPlan:
+    async def plan(self, jobs: Jobs, data: JSONBody[GenerateRequest]) -> ResolvedPlan:
         return jobs.plan(data)
 
     @get("/{job_id:str}", summary="A job's status and results")
-    async def status(self, jobs: JobService, job_id: FromPath[str]) -> GenerationStatus:
+    async def status(self, jobs: Jobs, job_id: FromPath[str]) -> GenerationStatus:
         return job_status(jobs.get(job_id), jobs.position(job_id))
 
     @post("/{job_id:str}/cancel", status_code=200, summary="Cancel a queued or running job")
-    async def cancel(self, jobs: JobService, job_id: FromPath[str]) -> GenerationStatus:
+    async def cancel(self, jobs: Jobs, job_id: FromPath[str]) -> GenerationStatus:
         return job_status(await jobs.cancel(job_id), jobs.position(job_id))
 
     @patch("/{job_id:str}", summary="Change a queued job's priority")
     async def reprioritise(
-        self, jobs: JobService, job_id: FromPath[str], data: JSONBody[PriorityUpdate]
+        self, jobs: Jobs, job_id: FromPath[str], data: JSONBody[PriorityUpdate]
     ) -> GenerationStatus:
         return job_status(jobs.set_priority(job_id, data.priority), jobs.position(job_id))
 
     @delete("/{job_id:str}", status_code=204, summary="Delete a finished job and its images")
-    async def remove(self, jobs: JobService, job_id: FromPath[str]) -> None:
+    async def remove(self, jobs: Jobs, job_id: FromPath[str]) -> None:
         jobs.delete(job_id)

@@ -8,8 +8,8 @@ from litestar import Controller, get, post
 from litestar.params import FromQuery, QueryParameter
 
 from impasto.api.convert import job_status
+from impasto.api.dependencies import Jobs
 from impasto.services.errors import FieldError
-from impasto.services.jobs import JobService
 from impasto.wire import HistoryPage, PauseState, QueueState
 
 STATUSES = {"queued", "processing", "completed", "failed", "cancelled"}
@@ -20,16 +20,16 @@ class QueueController(Controller):
     tags = ["queue"]
 
     @get("/", summary="Running and queued jobs in run order")
-    async def active(self, jobs: JobService) -> QueueState:
+    async def active(self, jobs: Jobs) -> QueueState:
         items = [job_status(j, jobs.position(j.id)) for j in jobs.list_active()]
         return QueueState(paused=jobs.paused, items=items)
 
     @post("/pause", status_code=200, summary="Stop starting new jobs")
-    async def pause(self, jobs: JobService) -> PauseState:
+    async def pause(self, jobs: Jobs) -> PauseState:
         return PauseState(paused=jobs.set_paused(True))
 
     @post("/resume", status_code=200, summary="Start jobs again")
-    async def resume(self, jobs: JobService) -> PauseState:
+    async def resume(self, jobs: Jobs) -> PauseState:
         return PauseState(paused=jobs.set_paused(False))
 
 
@@ -40,7 +40,7 @@ class HistoryController(Controller):
     @get("/", summary="Jobs, newest first, with cursor pagination")
     async def history(
         self,
-        jobs: JobService,
+        jobs: Jobs,
         cursor: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
         status: Annotated[
