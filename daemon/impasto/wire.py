@@ -8,6 +8,7 @@ Response types give every field a default so a client stays readable against new
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
 import msgspec
@@ -139,9 +140,9 @@ class GenerationStatus(Schema):
     plan: ResolvedPlan | None = None
     results: list[ImageResult] = msgspec.field(default_factory=list)
     error: str | None = None
-    created_at: str | None = None
-    started_at: str | None = None
-    completed_at: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
 
     @property
     def finished(self) -> bool:
@@ -213,8 +214,8 @@ class ModelDetail(Schema):
     source: str = ""
     license: str = ""
     active: bool = True
-    created_at: str | None = None
-    updated_at: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
 
 
 class SamplerInfo(Schema):
@@ -247,7 +248,7 @@ class Event(Schema):
     seq: int
     type: str
     job_id: str | None = None
-    time: str | None = None
+    time: datetime | None = None
     data: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
@@ -267,6 +268,11 @@ class ErrorBody(Schema):
     status_code: int
     detail: str
     errors: list[FieldErrorItem] | None = None
+
+
+def utc(ts: float | None) -> datetime | None:
+    """Unix seconds as an aware UTC datetime (sent as ISO 8601 with a Z)."""
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
 def _number(value: float) -> str:
@@ -324,7 +330,9 @@ def _read_limits() -> dict[str, FieldLimit]:
         assert isinstance(info, msgspec.inspect.StructType)
         for field in info.fields:
             limit = _field_limit(field.type)
-            if limit is not None and (limit.maximum is not None or limit.choices or limit.max_length):
+            if limit is not None and (
+                limit.maximum is not None or limit.choices or limit.max_length
+            ):
                 name = prefix + field.name
                 found[name] = msgspec.structs.replace(limit, rule=_rule(name, limit))
     return found

@@ -6,9 +6,8 @@ from typing import Any
 
 import msgspec
 
-from impasto.services.events import iso_time
 from impasto.services.runner import job_plan, public_result
-from impasto.wire import GenerationStatus, ImageResult, ResolvedPlan
+from impasto.wire import GenerationStatus, ImageResult, ResolvedPlan, utc
 
 
 def job_status(job: Any, position: int | None = None) -> GenerationStatus:
@@ -34,9 +33,9 @@ def job_status(job: Any, position: int | None = None) -> GenerationStatus:
         plan=plan,
         results=[ImageResult(**public_result(job.id, r)) for r in job.results],
         error=job.error,
-        created_at=iso_time(job.created_at) or "",
-        started_at=iso_time(job.started_at),
-        completed_at=iso_time(job.completed_at),
+        created_at=utc(job.created_at),
+        started_at=utc(job.started_at),
+        completed_at=utc(job.completed_at),
     )
 
 

@@ -7,28 +7,9 @@ from typing import Any
 import msgspec
 
 from impasto.client.core import Call, _decoder
-from impasto.client.types import ModelDefaults, _Result
+from impasto.client.types import ModelInfo, _Result
 
-
-class ModelDetail(_Result):
-    """One installed model with where it came from (GET /models/{id})."""
-
-    id: str
-    name: str
-    type: str = "checkpoint"
-    family: str = ""
-    path: str = ""
-    size: int = 0
-    read_only: bool = False
-    inpaint: bool = False
-    prediction_type: str = ""
-    defaults: ModelDefaults | None = None
-    precision: str = ""
-    version: str = ""
-    description: str = ""
-    hash: str = ""
-    source: str = ""
-    license: str = ""
+ModelDetail = ModelInfo
 
 
 class InstallStatus(_Result):

@@ -16,7 +16,7 @@ from impasto.services.events import iso_time
 from impasto.services.installs import install_json
 from impasto.services.manager import ModelManager
 from impasto.services.models import ModelEntry
-from impasto.wire import ModelDefaults, ModelDetail, Schema
+from impasto.wire import ModelDefaults, ModelDetail, Schema, utc
 
 
 class InstallRequest(Schema):
@@ -120,8 +120,8 @@ def model_detail(m: ModelEntry) -> ModelDetail:
         source=m.source,
         license=m.license,
         active=m.active,
-        created_at=iso_time(m.created_at),
-        updated_at=iso_time(m.updated_at),
+        created_at=utc(m.created_at),
+        updated_at=utc(m.updated_at),
     )
 
 
