@@ -102,8 +102,12 @@ class JobService:
             raise FieldError(exc.field, exc.message) from None
         except PluginError as exc:
             raise FieldError("plugins", exc.message) from None
+        # A plugin's changes pass the schema's checks again; the compatible APIs' empty prompt
+        # (checked with a stand-in by them) stays empty.
+        prompt = str(result.get("prompt") or "")
         try:
-            return msgspec.convert(result, GenerateRequest)
+            checked = msgspec.convert({**result, "prompt": prompt or " "}, GenerateRequest)
+            return msgspec.structs.replace(checked, prompt=prompt)
         except msgspec.ValidationError as exc:
             field = str(exc).rsplit("$.", 1)[-1].split("[")[0] if "$." in str(exc) else "plugins"
             raise FieldError(field, FIELD_RULES.get(field, str(exc))) from None
