@@ -74,8 +74,12 @@ class JobService:
             raise QueueFullError(
                 f"the queue holds {self.options.max_queue} jobs, its limit; retry later", 10
             )
+        # Images sent inline (data: URLs) are stored once, as the plan's uploads.
+        stored = msgspec.structs.replace(
+            request, init_image=plan.init_image, mask_image=plan.mask_image
+        )
         job, created = self.store.create(
-            msgspec.to_builtins(request),
+            msgspec.to_builtins(stored),
             model=plan.model,
             prompt=plan.prompt,
             priority=plan.priority,
