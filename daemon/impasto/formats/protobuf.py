@@ -6,14 +6,18 @@ initializers) and the services (model detection) read the few fields they need w
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator
+from typing import TypeAlias
+
+Buffer: TypeAlias = memoryview | bytes | mmap.mmap
 
 
 class ProtobufError(ValueError):
     """The bytes are not a well-formed protobuf message."""
 
 
-def varint(buf: memoryview | bytes, pos: int, end: int) -> tuple[int, int]:
+def varint(buf: Buffer, pos: int, end: int) -> tuple[int, int]:
     """The varint at ``pos`` and the position after it."""
     result = shift = 0
     while True:
@@ -27,7 +31,7 @@ def varint(buf: memoryview | bytes, pos: int, end: int) -> tuple[int, int]:
         shift += 7
 
 
-def fields(buf: memoryview | bytes, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
+def fields(buf: Buffer, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
     """Yield (field number, wire type, value start, value end) of one message's fields."""
     pos = start
     while pos < end:
@@ -50,14 +54,12 @@ def fields(buf: memoryview | bytes, start: int, end: int) -> Iterator[tuple[int,
         pos = next_pos
 
 
-def submessages(
-    buf: memoryview | bytes, start: int, end: int, number: int
-) -> list[tuple[int, int]]:
+def submessages(buf: Buffer, start: int, end: int, number: int) -> list[tuple[int, int]]:
     """(start, end) of every length-delimited field ``number`` of one message."""
     return [(s, e) for n, w, s, e in fields(buf, start, end) if n == number and w == 2]
 
 
-def int_field(buf: memoryview | bytes, start: int, end: int, number: int) -> int | None:
+def int_field(buf: Buffer, start: int, end: int, number: int) -> int | None:
     """The first varint field ``number`` of one message, or None."""
     for n, w, s, e in fields(buf, start, end):
         if n == number and w == 0:
