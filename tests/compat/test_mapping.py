@@ -31,6 +31,17 @@ from impasto.services.errors import FieldError
         ("k_lms_ka", None, "lms", "karras"),
         ("PLMS", None, "pndm", "default"),
         ("dpmpp_2m", None, "dpmpp_2m", "default"),
+        ("DPM++ SDE Karras", None, "dpmpp_sde", "karras"),
+        ("DPM++ 2S a", None, "dpmpp_2s_a", "default"),
+        ("DPM2 a Karras", None, "dpm_2_a", "karras"),
+        ("DPM2", "Exponential", "dpm_2", "exponential"),
+        ("DPM++ 2M SDE Heun", None, "dpmpp_2m_sde_heun", "default"),
+        ("DPM++ 3M SDE", "Karras", "dpmpp_3m_sde", "karras"),
+        ("Restart", None, "restart", "default"),
+        ("dpmpp_2m_sde_gpu", None, "dpmpp_2m_sde", "default"),
+        ("dpm_2_ancestral", None, "dpm_2_a", "default"),
+        ("euler_ancestral", None, "euler_a", "default"),
+        ("uni_pc_bh2", None, "unipc", "default"),
     ],
 )
 def test_a1111_names_map_to_impasto(

@@ -32,6 +32,10 @@ ORACLES: dict[str, tuple[Any, dict[str, Any]]] = {
     "pndm": (PNDMScheduler, {"skip_prk_steps": True}),
     "dpmpp_2m": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
     "dpmpp_2m_sde": (DPMSolverMultistepScheduler, {"algorithm_type": "sde-dpmsolver++"}),
+    "dpmpp_2m_sde_heun": (
+        DPMSolverMultistepScheduler,
+        {"algorithm_type": "sde-dpmsolver++", "solver_type": "heun"},
+    ),
     "unipc": (UniPCMultistepScheduler, {}),
     "lcm": (LCMScheduler, {}),
 }

@@ -193,6 +193,10 @@ class TestDPMPP2MSDE(SamplerContract):
     sampler_id = "dpmpp_2m_sde"
 
 
+class TestDPMPP2MSDEHeun(SamplerContract):
+    sampler_id = "dpmpp_2m_sde_heun"
+
+
 class TestUniPC(SamplerContract):
     sampler_id = "unipc"
 
@@ -224,6 +228,8 @@ def test_registry_is_complete() -> None:
     assert SAMPLER_NAMES["euler_a"] == "Euler a"
     assert SAMPLER_NAMES["dpmpp_2m"] == "DPM++ 2M"
     sigma_based = {"euler_a", "euler", "heun", "lms", "dpmpp_2m", "dpmpp_2m_sde", "unipc"}
+    sigma_based |= {"dpmpp_2m_sde_heun", "dpm_2", "dpm_2_a", "dpmpp_2s_a", "dpmpp_sde"}
+    sigma_based |= {"dpmpp_3m_sde", "restart"}
     for sampler_id in SAMPLERS:
         expected = (
             ("default", "karras", "exponential") if sampler_id in sigma_based else ("default",)

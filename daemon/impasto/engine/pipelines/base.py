@@ -177,10 +177,10 @@ def latent_shape(batch: int, width: int, height: int) -> tuple[int, int, int, in
     return (batch, LATENT_CHANNELS, height // VAE_FACTOR, width // VAE_FACTOR)
 
 
-def start_index(steps: int, strength: float, order: int) -> int:
+def start_index(scheduler: Scheduler, steps: int, strength: float) -> int:
     """The first timestep index of an img2img run, as diffusers computes it."""
     init_steps = min(int(steps * strength), steps)
-    return max(steps - init_steps, 0) * order
+    return scheduler.first_call(max(steps - init_steps, 0))
 
 
 @dataclass

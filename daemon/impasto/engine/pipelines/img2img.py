@@ -24,7 +24,7 @@ def noised_start(
     Strength so low that no step runs leaves the init latents unchanged, where diffusers
     would refuse; the result is then the init image through the VAE.
     """
-    start = start_index(steps, strength, scheduler.order)
+    start = start_index(scheduler, steps, strength)
     if start >= len(scheduler.timesteps):
         return init_latents.copy(), len(scheduler.timesteps)
     return scheduler.add_noise(init_latents, noise, start).astype(np.float32), start

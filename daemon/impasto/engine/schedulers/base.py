@@ -45,6 +45,10 @@ class Scheduler(Protocol):
         """Lay out ``timesteps`` for a run of ``num_inference_steps`` steps and reset state."""
         ...
 
+    def first_call(self, step: int) -> int:
+        """The index in ``timesteps`` where schedule step ``step`` starts (img2img's start)."""
+        ...
+
     def scale_model_input(self, sample: np.ndarray, index: int) -> np.ndarray:
         """Scale the latents before the UNet call at ``timesteps[index]``."""
         ...

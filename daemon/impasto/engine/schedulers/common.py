@@ -32,6 +32,10 @@ class Sampler:
         """Lay out ``timesteps`` for a run and reset state."""
         raise NotImplementedError
 
+    def first_call(self, step: int) -> int:
+        """The index in ``timesteps`` where schedule step ``step`` starts (img2img's start)."""
+        return step * self.order
+
     def scale_model_input(self, sample: np.ndarray, index: int) -> np.ndarray:
         """Scale the latents before the UNet call at ``timesteps[index]``."""
         raise NotImplementedError

@@ -16,6 +16,7 @@ class DPMPP2MSampler(SolverSampler):
 
     round_cosine_karras = False
     stochastic = False
+    solver_type = "midpoint"  # of the SDE variant's second-order term; "heun" is the other
 
     def step(
         self, model_output: np.ndarray, index: int, sample: np.ndarray, noise: NoiseFn
@@ -27,19 +28,22 @@ class DPMPP2MSampler(SolverSampler):
         alpha_t, sigma_t = float(self.alpha_t[index + 1]), float(self.sigma_t[index + 1])
         sigma_s = float(self.sigma_t[index])
         h = float(self.lambda_t[index + 1] - self.lambda_t[index])
-        m0 = self._outputs[0]
-        if len(self._outputs) < 2 or final:
-            d = m0
-        else:
+        d0, d1 = self._outputs[0], None
+        if len(self._outputs) >= 2 and not final:
             h_last = float(self.lambda_t[index] - self.lambda_t[index - 1])
-            d = m0 + (0.5 * h / h_last) * (m0 - self._outputs[1])
+            d1 = (h / h_last) * (d0 - self._outputs[1])
         if fresh is None:
-            prev = (sigma_t / sigma_s) * sample - (alpha_t * math.expm1(-h)) * d
+            prev = (sigma_t / sigma_s) * sample - (alpha_t * math.expm1(-h)) * d0
+            if d1 is not None:
+                prev = prev - (alpha_t * 0.5 * math.expm1(-h)) * d1
         else:
-            decay = math.exp(-h)
+            damp = -math.expm1(-2.0 * h)
             prev = (
-                (sigma_t / sigma_s * decay) * sample
-                + (alpha_t * -math.expm1(-2.0 * h)) * d
-                + (sigma_t * math.sqrt(-math.expm1(-2.0 * h))) * fresh
+                (sigma_t / sigma_s * math.exp(-h)) * sample
+                + (alpha_t * damp) * d0
+                + (sigma_t * math.sqrt(damp)) * fresh
             )
+            if d1 is not None:
+                weight = 0.5 * damp if self.solver_type == "midpoint" else damp / (-2.0 * h) + 1.0
+                prev = prev + (alpha_t * weight) * d1
         return prev.astype(sample.dtype, copy=False)

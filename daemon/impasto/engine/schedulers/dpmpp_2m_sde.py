@@ -15,3 +15,9 @@ class DPMPP2MSDESampler(DPMPP2MSampler):
     """DPM++ 2M with the SDE variant's damping and fresh noise every step."""
 
     stochastic = True
+
+
+class DPMPP2MSDEHeunSampler(DPMPP2MSDESampler):
+    """DPM++ 2M SDE with the second-order term of Heun's method (``solver_type="heun"``)."""
+
+    solver_type = "heun"

@@ -14,13 +14,18 @@ from .base import Scheduler, SchedulerConfig
 from .common import Sampler
 from .ddim import DDIMSampler
 from .dpmpp_2m import DPMPP2MSampler
-from .dpmpp_2m_sde import DPMPP2MSDESampler
+from .dpm_2 import DPM2AncestralSampler, DPM2Sampler
+from .dpmpp_2m_sde import DPMPP2MSDEHeunSampler, DPMPP2MSDESampler
+from .dpmpp_2s_a import DPMPP2SAncestralSampler
+from .dpmpp_3m_sde import DPMPP3MSDESampler
+from .dpmpp_sde import DPMPPSDESampler
 from .euler import EulerSampler
 from .euler_a import EulerAncestralSampler
 from .heun import HeunSampler
 from .lcm import LCMSampler
 from .lms import LMSSampler
 from .pndm import PNDMSampler
+from .restart import RestartSampler
 from .unipc import UniPCSampler
 
 DEFAULT_SAMPLER = "euler_a"
@@ -66,18 +71,63 @@ SAMPLER_SPECS: dict[str, SamplerSpec] = {
             EulerAncestralSampler,
             "Euler a",
             "Euler a",
-            ("k_euler_a", "k_euler_ancestral"),
+            ("k_euler_a", "k_euler_ancestral", "euler_ancestral"),
         ),
         SamplerSpec("euler", EulerSampler, "Euler", "Euler", ("k_euler",)),
-        SamplerSpec("heun", HeunSampler, "Heun", "Heun", ("k_heun",), recommended_steps=10),
         SamplerSpec("lms", LMSSampler, "LMS", "LMS", ("k_lms",), recommended_steps=30),
-        SamplerSpec("ddim", DDIMSampler, "DDIM", "DDIM", (), recommended_steps=30),
-        SamplerSpec("pndm", PNDMSampler, "PNDM (PLMS)", "PLMS", ("plms", "PNDM"), 30),
+        SamplerSpec("heun", HeunSampler, "Heun", "Heun", ("k_heun",), recommended_steps=10),
+        SamplerSpec("dpm_2", DPM2Sampler, "DPM2", "DPM2", ("k_dpm_2",), recommended_steps=10),
+        SamplerSpec(
+            "dpm_2_a",
+            DPM2AncestralSampler,
+            "DPM2 a",
+            "DPM2 a",
+            ("k_dpm_2_a", "dpm_2_ancestral"),
+            recommended_steps=10,
+        ),
+        SamplerSpec(
+            "dpmpp_2s_a",
+            DPMPP2SAncestralSampler,
+            "DPM++ 2S a",
+            "DPM++ 2S a",
+            ("k_dpmpp_2s_a", "dpmpp_2s_ancestral"),
+            recommended_steps=10,
+        ),
         SamplerSpec("dpmpp_2m", DPMPP2MSampler, "DPM++ 2M", "DPM++ 2M", ("k_dpmpp_2m",)),
         SamplerSpec(
-            "dpmpp_2m_sde", DPMPP2MSDESampler, "DPM++ 2M SDE", "DPM++ 2M SDE", ("k_dpmpp_2m_sde",)
+            "dpmpp_sde",
+            DPMPPSDESampler,
+            "DPM++ SDE",
+            "DPM++ SDE",
+            ("k_dpmpp_sde", "dpmpp_sde_gpu"),
+            recommended_steps=10,
         ),
-        SamplerSpec("unipc", UniPCSampler, "UniPC", "UniPC", (), recommended_steps=15),
+        SamplerSpec(
+            "dpmpp_2m_sde",
+            DPMPP2MSDESampler,
+            "DPM++ 2M SDE",
+            "DPM++ 2M SDE",
+            ("k_dpmpp_2m_sde", "dpmpp_2m_sde_gpu"),
+        ),
+        SamplerSpec(
+            "dpmpp_2m_sde_heun",
+            DPMPP2MSDEHeunSampler,
+            "DPM++ 2M SDE Heun",
+            "DPM++ 2M SDE Heun",
+            ("k_dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu"),
+        ),
+        SamplerSpec(
+            "dpmpp_3m_sde",
+            DPMPP3MSDESampler,
+            "DPM++ 3M SDE",
+            "DPM++ 3M SDE",
+            ("k_dpmpp_3m_sde", "dpmpp_3m_sde_gpu"),
+            recommended_steps=30,
+        ),
+        SamplerSpec("restart", RestartSampler, "Restart", "Restart", (), recommended_steps=20),
+        SamplerSpec("ddim", DDIMSampler, "DDIM", "DDIM", (), recommended_steps=30),
+        SamplerSpec("pndm", PNDMSampler, "PNDM (PLMS)", "PLMS", ("plms", "PNDM"), 30),
+        SamplerSpec("unipc", UniPCSampler, "UniPC", "UniPC", ("uni_pc", "uni_pc_bh2"), 15),
         SamplerSpec("lcm", LCMSampler, "LCM", "LCM", ("k_lcm",), recommended_steps=4),
     )
 }

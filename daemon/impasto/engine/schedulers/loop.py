@@ -1,0 +1,122 @@
+"""Samplers written k-diffusion style: one short function that owns its loop over sigmas.
+
+A loop function ``loop(x, sigmas, noise)`` is a generator. Where k-diffusion calls
+``denoised = model(x, sigma)``, it writes ``x, denoised = yield x, sigma``: the caller runs
+the UNet at ``sigma`` on ``x`` and sends back ``x`` (which a task may have adjusted, as
+inpainting does) with the model's clean-sample prediction. It returns the final latents.
+
+``LoopSampler`` drives such a function through the step-by-step ``Scheduler`` protocol the
+pipelines use: a dry run on the schedule finds the sigma of every UNet call beforehand, so
+``timesteps`` and progress totals are known; img2img and the refiner start the loop on the
+tail of the sigmas (``first_call``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import ClassVar
+
+import numpy as np
+
+from .base import NoiseFn
+from .k_base import SigmaSampler
+from .sigmas import k_denoised, k_schedule, sigma_to_t, train_sigmas
+
+Loop = Generator[tuple[np.ndarray, float], tuple[np.ndarray, np.ndarray], np.ndarray]
+"""A running sampler: yields (x, sigma) per model call, is sent (x, denoised), returns x."""
+LoopFn = Callable[[np.ndarray, np.ndarray, NoiseFn], Loop]
+
+
+def model_calls(loop: LoopFn, sigmas: np.ndarray) -> list[float]:
+    """The sigma of each model call ``loop`` makes over ``sigmas`` (a dry run on zeros)."""
+
+    def no_noise(shape: tuple[int, ...]) -> np.ndarray:
+        return np.zeros(shape, dtype=np.float32)
+
+    calls: list[float] = []
+    run = loop(np.zeros(1, dtype=np.float32), sigmas, no_noise)
+    try:
+        x, sigma = next(run)
+        while True:
+            calls.append(float(sigma))
+            x, sigma = run.send((x, np.zeros_like(x)))
+    except StopIteration:
+        return calls
+
+
+def ancestral_step(sigma_from: float, sigma_to: float, eta: float = 1.0) -> tuple[float, float]:
+    """(sigma_down, sigma_up): where to step deterministically, and how much noise to add."""
+    if not eta:
+        return sigma_to, 0.0
+    up = min(sigma_to, eta * (sigma_to**2 * (sigma_from**2 - sigma_to**2) / sigma_from**2) ** 0.5)
+    return (sigma_to**2 - up**2) ** 0.5, up
+
+
+def draw(noise: NoiseFn, x: np.ndarray) -> np.ndarray:
+    """Standard-normal noise shaped and typed like ``x``."""
+    return noise(x.shape).astype(x.dtype, copy=False)
+
+
+class LoopSampler(SigmaSampler):
+    """Runs the generator ``loop`` one UNet call per ``step``; subclasses name the function."""
+
+    loop: ClassVar[LoopFn]
+
+    def path(self, sigmas: np.ndarray) -> np.ndarray:
+        """The sigmas the loop walks for a schedule's ``sigmas`` (Restart inserts its jumps)."""
+        return sigmas
+
+    def set_timesteps(self, num_inference_steps: int) -> None:
+        """Lay out one timestep and sigma per model call, found by a dry run of the loop."""
+        steps_t, steps_sigma, ac = k_schedule(self.config, num_inference_steps, self.schedule)
+        loop = type(self).loop
+        self.step_sigmas = steps_sigma
+        self.path_sigmas = self.path(steps_sigma)
+        # A step's calls depend on its own sigmas only, so per-position counts add up.
+        per_position = [
+            len(model_calls(loop, self.path_sigmas[p : p + 2]))
+            for p in range(len(self.path_sigmas) - 1)
+        ]
+        self.position_calls = np.concatenate([[0], np.cumsum(per_position)]).astype(int)
+        calls = np.array(model_calls(loop, self.path_sigmas))
+        self.sigmas = np.append(calls, 0.0)
+        timesteps = sigma_to_t(calls, np.log(train_sigmas(ac)))
+        for j, sigma in enumerate(calls):  # the schedule's own sigmas keep its exact timesteps
+            exact = np.flatnonzero(steps_sigma[:-1] == sigma)
+            if exact.size:
+                timesteps[j] = steps_t[exact[0]]
+        self.timesteps = timesteps.astype(np.float64)
+        self.init_noise_sigma = float(calls[0]) if calls.size else 0.0
+        self._reset()
+
+    def _reset(self) -> None:
+        self._run: Loop | None = None
+        self._next = -1
+
+    def first_call(self, step: int) -> int:
+        """The index of the first model call of schedule step ``step``."""
+        if step >= len(self.step_sigmas) - 1:
+            return len(self.timesteps)
+        # Restart's path is rebuilt from the schedule: allow for rounding at the top.
+        position = int(np.argmax(self.path_sigmas <= self.step_sigmas[step] * (1 + 1e-6)))
+        return int(self.position_calls[position])
+
+    def step(
+        self, model_output: np.ndarray, index: int, sample: np.ndarray, noise: NoiseFn
+    ) -> np.ndarray:
+        """Feed the model's output at call ``index`` to the loop; return x at the next call."""
+        if self._run is None or index != self._next:
+            position = np.searchsorted(self.position_calls, index)
+            if position >= len(self.path_sigmas) - 1 or self.position_calls[position] != index:
+                # Started inside a step (a refiner switch): its start is gone; wait for the next.
+                return sample
+            self._run = type(self).loop(sample, self.path_sigmas[position:], noise)
+            next(self._run)
+        sigma = float(self.sigmas[index])
+        denoised = k_denoised(model_output, sample, sigma, self.config.prediction_type)
+        self._next = index + 1
+        try:
+            x, _ = self._run.send((sample, denoised))
+        except StopIteration as done:
+            x, self._run = done.value, None
+        return x.astype(sample.dtype, copy=False)

@@ -1,0 +1,160 @@
+"""The k-diffusion style samplers match k-diffusion's ``sampling.py`` on the same noise.
+
+Both sides run the same fake eps/v UNet: ours through the pipeline's ``Scheduler`` protocol
+(scaled input, timesteps from the dry run), k-diffusion's through its own DDPM denoiser
+wrapper, so the sigma -> timestep mapping is compared too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from impasto.engine.schedulers import SchedulerConfig, create_scheduler, sampler_schedules
+from impasto.engine.schedulers.loop import LoopSampler
+from impasto.engine.schedulers.restart import restart_path
+
+from . import kdiffusion_oracle
+from .scheduler_oracle import NoiseQueue, fake_unet
+
+SHAPE = (1, 4, 8, 8)
+TOLERANCE = 1e-4
+CONFIGS = {
+    "eps-leading": SchedulerConfig(),
+    "v-trailing": SchedulerConfig(prediction_type="v_prediction", timestep_spacing="trailing"),
+}
+REFERENCES = {
+    "dpm_2": "sample_dpm_2",
+    "dpm_2_a": "sample_dpm_2_ancestral",
+    "dpmpp_2s_a": "sample_dpmpp_2s_ancestral",
+    "dpmpp_sde": "sample_dpmpp_sde",
+    "dpmpp_3m_sde": "sample_dpmpp_3m_sde",
+    "restart": "sample_heun",  # under 20 steps Restart makes no restarts: Heun exactly
+}
+STOCHASTIC = {"dpm_2_a", "dpmpp_2s_a", "dpmpp_sde", "dpmpp_3m_sde"}
+
+
+def run_ours(
+    sampler_id: str, config: SchedulerConfig, schedule: str, steps: int, queue: NoiseQueue, start: int
+) -> tuple[np.ndarray, LoopSampler]:
+    """The pipeline's loop: txt2img from noise, or img2img from schedule step ``start``."""
+    sched = create_scheduler(sampler_id, config, schedule)
+    assert isinstance(sched, LoopSampler)
+    sched.set_timesteps(steps)
+    first = queue(SHAPE)
+    index = sched.first_call(start)
+    if start == 0:
+        latents = first * np.float32(sched.init_noise_sigma)
+    else:
+        latents = sched.add_noise(init_latents(), first, index).astype(np.float32)
+    for i in range(index, len(sched.timesteps)):
+        model_input = sched.scale_model_input(latents, i)
+        latents = sched.step(fake_unet(model_input, sched.timesteps[i]), i, latents, queue)
+    return latents, sched
+
+
+def run_reference(
+    name: str, config: SchedulerConfig, sigmas: np.ndarray, queue: NoiseQueue, start: int
+) -> np.ndarray:
+    """k-diffusion's sampler ``name`` over ``sigmas[start:]``."""
+    sampling, _ = kdiffusion_oracle.load()
+    model = kdiffusion_oracle.denoiser(config)
+    tail = torch.from_numpy(sigmas[start:].astype(np.float32))
+    first = torch.from_numpy(queue(SHAPE))
+    x = first * tail[0] if start == 0 else torch.from_numpy(init_latents()) + first * tail[0]
+    extra: dict[str, Any] = {"disable": True}
+    if name != "sample_dpm_2" and name != "sample_heun":
+        extra["noise_sampler"] = kdiffusion_oracle.noise_sampler(queue)
+    with torch.no_grad():
+        return getattr(sampling, name)(model, x, tail, **extra).numpy()
+
+
+def init_latents() -> np.ndarray:
+    return np.random.default_rng(7).standard_normal(SHAPE).astype(np.float32)
+
+
+@pytest.mark.parametrize("sampler_id", list(REFERENCES))
+@pytest.mark.parametrize("config_name", list(CONFIGS))
+@pytest.mark.parametrize("start", [0, 5])
+def test_matches_k_diffusion(sampler_id: str, config_name: str, start: int) -> None:
+    config = CONFIGS[config_name]
+    for schedule in sampler_schedules(sampler_id):
+        ours, sched = run_ours(sampler_id, config, schedule, 12, NoiseQueue(SHAPE, 3), start)
+        theirs = run_reference(
+            REFERENCES[sampler_id], config, sched.step_sigmas, NoiseQueue(SHAPE, 3), start
+        )
+        assert np.isfinite(ours).all() and np.abs(ours).max() > 1e-3
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=TOLERANCE, err_msg=schedule)
+
+
+@pytest.mark.parametrize("sampler_id", sorted(STOCHASTIC))
+def test_noise_changes_the_result(sampler_id: str) -> None:
+    config = CONFIGS["eps-leading"]
+    a, _ = run_ours(sampler_id, config, "default", 8, NoiseQueue(SHAPE, 3), 0)
+    queue = NoiseQueue(SHAPE, 3)
+    queue.items[1:] = NoiseQueue(SHAPE, 4).items[1:]
+    b, _ = run_ours(sampler_id, config, "default", 8, queue, 0)
+    assert not np.allclose(a, b, atol=1e-3)
+
+
+def test_restart_path_follows_a1111() -> None:
+    """20 steps: 11 Karras steps plus one 10-point restart from sigma ~0.1 up to ~2."""
+    sched = create_scheduler("restart", SchedulerConfig())
+    sched.set_timesteps(20)
+    sigmas = sched.step_sigmas
+    path = restart_path(sigmas)
+    rises = np.flatnonzero(np.diff(path) > 0)
+    assert len(rises) == 1
+    low, high = path[rises[0]], path[rises[0] + 1]
+    assert abs(low - 0.1) < 0.1 and abs(high - 2.0) < 1.0
+    assert len(path) == 20 - 9 + 1 + 10
+    assert path[0] == pytest.approx(sigmas[0]) and path[-1] == 0.0
+    sched36 = create_scheduler("restart", SchedulerConfig())
+    sched36.set_timesteps(40)
+    assert len(np.flatnonzero(np.diff(sched36.path_sigmas) > 0)) == 2  # 36+ steps restart twice
+
+
+def test_restart_with_restarts_matches_heun_segments() -> None:
+    """From 20 steps: k-diffusion's Heun down each falling run, A1111's noise at each rise."""
+    config = CONFIGS["eps-leading"]
+    ours, sched = run_ours("restart", config, "default", 24, NoiseQueue(SHAPE, 3), 0)
+    sampling, _ = kdiffusion_oracle.load()
+    model = kdiffusion_oracle.denoiser(config)
+    queue = NoiseQueue(SHAPE, 3)
+    path = sched.path_sigmas
+    x = torch.from_numpy(queue(SHAPE)) * float(path[0])
+    cuts = [0, *(np.flatnonzero(np.diff(path) > 0) + 1), len(path)]
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        if a > 0:
+            rise = (float(path[a]) ** 2 - float(path[a - 1]) ** 2) ** 0.5
+            x = x + torch.from_numpy(queue(SHAPE)) * rise
+        segment = torch.from_numpy(path[a:b].astype(np.float32))
+        with torch.no_grad():
+            x = sampling.sample_heun(model, x, segment, disable=True)
+    np.testing.assert_allclose(ours, x.numpy(), rtol=0, atol=TOLERANCE)
+
+
+@pytest.mark.parametrize("sampler_id", list(REFERENCES))
+def test_calls_add_up_and_timesteps_are_the_schedules(sampler_id: str) -> None:
+    sched = create_scheduler(sampler_id, SchedulerConfig())
+    sched.set_timesteps(10)
+    assert isinstance(sched, LoopSampler)
+    assert sched.position_calls[-1] == len(sched.timesteps)
+    euler = create_scheduler("euler", SchedulerConfig())
+    euler.set_timesteps(10)
+    # The schedule's own sigmas are called at the schedule's own (integer) timesteps.
+    assert sched.timesteps[0] == euler.timesteps[0]
+    assert sched.init_noise_sigma == pytest.approx(float(euler.sigmas[0]))
+
+
+def test_refiner_switch_inside_a_step_waits_for_the_next_step() -> None:
+    sched = create_scheduler("dpm_2", SchedulerConfig())
+    sched.set_timesteps(6)
+    latents = NoiseQueue(SHAPE, 1)(SHAPE)
+    out = sched.step(fake_unet(latents, sched.timesteps[1]), 1, latents, NoiseQueue(SHAPE, 2))
+    assert out is latents
+    moved = sched.step(fake_unet(latents, sched.timesteps[2]), 2, latents, NoiseQueue(SHAPE, 2))
+    assert not np.allclose(moved, latents)
