@@ -48,7 +48,8 @@ def load() -> tuple[Any, Any]:
     sys.modules[PACKAGE] = package
     sys.modules[f"{PACKAGE}.utils"] = package.utils = utils  # type: ignore[attr-defined]
     for name in ("sampling", "external"):
-        module_spec = importlib.util.spec_from_file_location(f"{PACKAGE}.{name}", root / f"{name}.py")
+        path = root / f"{name}.py"
+        module_spec = importlib.util.spec_from_file_location(f"{PACKAGE}.{name}", path)
         assert module_spec is not None and module_spec.loader is not None
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[module_spec.name] = module

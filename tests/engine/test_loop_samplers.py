@@ -7,6 +7,7 @@ wrapper, so the sigma -> timestep mapping is compared too.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,12 @@ STOCHASTIC = {"dpm_2_a", "dpmpp_2s_a", "dpmpp_sde", "dpmpp_3m_sde"}
 
 
 def run_ours(
-    sampler_id: str, config: SchedulerConfig, schedule: str, steps: int, queue: NoiseQueue, start: int
+    sampler_id: str,
+    config: SchedulerConfig,
+    schedule: str,
+    steps: int,
+    queue: NoiseQueue,
+    start: int,
 ) -> tuple[np.ndarray, LoopSampler]:
     """The pipeline's loop: txt2img from noise, or img2img from schedule step ``start``."""
     sched = create_scheduler(sampler_id, config, schedule)
@@ -127,7 +133,7 @@ def test_restart_with_restarts_matches_heun_segments() -> None:
     path = sched.path_sigmas
     x = torch.from_numpy(queue(SHAPE)) * float(path[0])
     cuts = [0, *(np.flatnonzero(np.diff(path) > 0) + 1), len(path)]
-    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+    for a, b in itertools.pairwise(cuts):
         if a > 0:
             rise = (float(path[a]) ** 2 - float(path[a - 1]) ** 2) ** 0.5
             x = x + torch.from_numpy(queue(SHAPE)) * rise

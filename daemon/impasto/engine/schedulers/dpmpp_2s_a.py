@@ -1,4 +1,5 @@
-"""DPM++ 2S a: ancestral single-step DPM-Solver++(2S) (k-diffusion ``sample_dpmpp_2s_ancestral``)."""
+"""DPM++ 2S a: ancestral single-step DPM-Solver++(2S)
+(k-diffusion ``sample_dpmpp_2s_ancestral``)."""
 
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from .base import Scheduler, SchedulerConfig
 from .common import Sampler
 from .ddim import DDIMSampler
-from .dpmpp_2m import DPMPP2MSampler
 from .dpm_2 import DPM2AncestralSampler, DPM2Sampler
+from .dpmpp_2m import DPMPP2MSampler
 from .dpmpp_2m_sde import DPMPP2MSDEHeunSampler, DPMPP2MSDESampler
 from .dpmpp_2s_a import DPMPP2SAncestralSampler
 from .dpmpp_3m_sde import DPMPP3MSDESampler
