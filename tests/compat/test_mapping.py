@@ -42,6 +42,8 @@ from impasto.services.errors import FieldError
         ("dpm_2_ancestral", None, "dpm_2_a", "default"),
         ("euler_ancestral", None, "euler_a", "default"),
         ("uni_pc_bh2", None, "unipc", "default"),
+        ("DPM fast", None, "dpm_fast", "default"),
+        ("DPM adaptive", "Karras", "dpm_adaptive", "karras"),
     ],
 )
 def test_a1111_names_map_to_impasto(
@@ -67,7 +69,7 @@ def test_every_listed_sampler_and_scheduler_maps_back_to_itself() -> None:
 
 @pytest.mark.parametrize(
     ("name", "scheduler", "field"),
-    [("DPM fast", None, "sampler_name"), ("Euler", "sgm_uniform", "scheduler")],
+    [("DEIS", None, "sampler_name"), ("Euler", "sgm_uniform", "scheduler")],
 )
 def test_unknown_names_say_what_exists(name: str, scheduler: str | None, field: str) -> None:
     with pytest.raises(UnknownSamplerError) as info:

@@ -203,7 +203,7 @@ class StableDiffusion:
             train = self.folder.scheduler.num_train_timesteps
             base_steps = switch_index(scheduler.timesteps, params.refiner_switch, train)
             switch = max(base_steps, plan.start)
-        final = denoise.run(plan.latents, plan.start, end=switch)
+        final = denoise.run(plan.latents, plan.start, end=switch if switch < steps else None)
         refiner = None
         if params.refiner is not None and switch < steps:
             refiner = self.refiner_for(params.refiner)

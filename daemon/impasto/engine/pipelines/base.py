@@ -151,20 +151,21 @@ class Denoise:
         Progress counts UNet calls from ``origin`` (default ``start``) over the whole schedule,
         so a run split between two models (base and refiner) reports one sequence.
         """
-        timesteps = self.scheduler.timesteps
         origin = start if origin is None else origin
-        total = len(timesteps) - origin
-        stop = len(timesteps) if end is None else end
-        for step, i in enumerate(range(start, stop), start=start - origin + 1):
+        i = start
+        # Re-read each step: an adaptive sampler (DPM adaptive) adds its calls as it goes.
+        while i < (len(self.scheduler.timesteps) if end is None else end):
             if self.cancel is not None:
                 self.cancel.raise_if_cancelled()
             scaled = self.scheduler.scale_model_input(latents, i)
             sample = self.model_input(scaled, i) if self.model_input else scaled
-            output = self.guidance.predict(sample, float(timesteps[i]))
+            output = self.guidance.predict(sample, float(self.scheduler.timesteps[i]))
             latents = self.scheduler.step(output, i, latents, self.noise)
             if self.after_step is not None:
                 latents = self.after_step(latents, i)
+            i += 1
             if self.progress is not None:
+                step, total = i - origin, len(self.scheduler.timesteps) - origin
                 preview = None
                 if self.preview_every > 0 and self.previewer and step % self.preview_every == 0:
                     preview = self.previewer(latents)
@@ -180,7 +181,7 @@ def latent_shape(batch: int, width: int, height: int) -> tuple[int, int, int, in
 def start_index(scheduler: Scheduler, steps: int, strength: float) -> int:
     """The first timestep index of an img2img run, as diffusers computes it."""
     init_steps = min(int(steps * strength), steps)
-    return scheduler.first_call(max(steps - init_steps, 0))
+    return scheduler.start_at(max(steps - init_steps, 0))
 
 
 @dataclass

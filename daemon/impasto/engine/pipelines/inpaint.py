@@ -80,10 +80,9 @@ def plan_inpaint(
         assert inputs.masked_latents is not None
         return np.concatenate([scaled, inputs.mask, inputs.masked_latents], axis=1)
 
-    last = len(scheduler.timesteps) - 1
-
     def blend(latents: np.ndarray, index: int) -> np.ndarray:
-        if index < last:
+        # Read at each step: an adaptive sampler lays out its calls as it goes.
+        if index < len(scheduler.timesteps) - 1:
             proper = scheduler.add_noise(inputs.init_latents, noise, index + 1)
         else:
             proper = inputs.init_latents

@@ -45,8 +45,8 @@ class Scheduler(Protocol):
         """Lay out ``timesteps`` for a run of ``num_inference_steps`` steps and reset state."""
         ...
 
-    def first_call(self, step: int) -> int:
-        """The index in ``timesteps`` where schedule step ``step`` starts (img2img's start)."""
+    def start_at(self, step: int) -> int:
+        """Prepare a run that starts at schedule step ``step`` (img2img); its first index."""
         ...
 
     def scale_model_input(self, sample: np.ndarray, index: int) -> np.ndarray:

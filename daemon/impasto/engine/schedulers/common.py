@@ -32,8 +32,8 @@ class Sampler:
         """Lay out ``timesteps`` for a run and reset state."""
         raise NotImplementedError
 
-    def first_call(self, step: int) -> int:
-        """The index in ``timesteps`` where schedule step ``step`` starts (img2img's start)."""
+    def start_at(self, step: int) -> int:
+        """Prepare a run that starts at schedule step ``step`` (img2img); its first index."""
         return step * self.order
 
     def scale_model_input(self, sample: np.ndarray, index: int) -> np.ndarray:

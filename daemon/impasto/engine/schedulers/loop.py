@@ -8,7 +8,7 @@ inpainting does) with the model's clean-sample prediction. It returns the final 
 ``LoopSampler`` drives such a function through the step-by-step ``Scheduler`` protocol the
 pipelines use: a dry run on the schedule finds the sigma of every UNet call beforehand, so
 ``timesteps`` and progress totals are known; img2img and the refiner start the loop on the
-tail of the sigmas (``first_call``).
+tail of the sigmas (``start_at``).
 """
 
 from __future__ import annotations
@@ -60,7 +60,13 @@ def draw(noise: NoiseFn, x: np.ndarray) -> np.ndarray:
 class LoopSampler(SigmaSampler):
     """Runs the generator ``loop`` one UNet call per ``step``; subclasses name the function."""
 
-    loop: ClassVar[LoopFn]
+    adaptive: ClassVar[bool] = False
+    """Whether the loop picks its sigmas as it runs: ``timesteps`` then grows call by call."""
+
+    @staticmethod
+    def loop(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn) -> Loop:
+        """The sampler: yields (x, sigma) per model call, is sent (x, denoised), returns x."""
+        raise NotImplementedError
 
     def path(self, sigmas: np.ndarray) -> np.ndarray:
         """The sigmas the loop walks for a schedule's ``sigmas`` (Restart inserts its jumps)."""
@@ -69,45 +75,66 @@ class LoopSampler(SigmaSampler):
     def set_timesteps(self, num_inference_steps: int) -> None:
         """Lay out one timestep and sigma per model call, found by a dry run of the loop."""
         steps_t, steps_sigma, ac = k_schedule(self.config, num_inference_steps, self.schedule)
-        loop = type(self).loop
-        self.step_sigmas = steps_sigma
+        self.step_sigmas, self._step_timesteps = steps_sigma, steps_t
+        self._log_train = np.log(train_sigmas(ac))
         self.path_sigmas = self.path(steps_sigma)
         # A step's calls depend on its own sigmas only, so per-position counts add up.
         per_position = [
-            len(model_calls(loop, self.path_sigmas[p : p + 2]))
+            len(model_calls(type(self).loop, self.path_sigmas[p : p + 2]))
             for p in range(len(self.path_sigmas) - 1)
         ]
         self.position_calls = np.concatenate([[0], np.cumsum(per_position)]).astype(int)
-        calls = np.array(model_calls(loop, self.path_sigmas))
-        self.sigmas = np.append(calls, 0.0)
-        timesteps = sigma_to_t(calls, np.log(train_sigmas(ac)))
-        for j, sigma in enumerate(calls):  # the schedule's own sigmas keep its exact timesteps
-            exact = np.flatnonzero(steps_sigma[:-1] == sigma)
-            if exact.size:
-                timesteps[j] = steps_t[exact[0]]
-        self.timesteps = timesteps.astype(np.float64)
-        self.init_noise_sigma = float(calls[0]) if calls.size else 0.0
+        self.sigmas, self.timesteps = self._lay_out(self.path_sigmas)
+        self.init_noise_sigma = float(self.sigmas[0])
         self._reset()
+
+    def _lay_out(self, path: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sigmas (ending at 0) and timesteps of the calls the loop makes along ``path``."""
+        calls = np.array(model_calls(type(self).loop, path))
+        if self.adaptive:
+            calls = calls[:1]
+        timesteps = sigma_to_t(calls, self._log_train)
+        for j, sigma in enumerate(calls):  # the schedule's own sigmas keep its exact timesteps
+            exact = np.flatnonzero(self.step_sigmas[:-1] == sigma)
+            if exact.size:
+                timesteps[j] = self._step_timesteps[exact[0]]
+        return np.append(calls, 0.0), timesteps.astype(np.float64)
 
     def _reset(self) -> None:
         self._run: Loop | None = None
         self._next = -1
+        self._start: tuple[int, int] | None = None
 
-    def first_call(self, step: int) -> int:
-        """The index of the first model call of schedule step ``step``."""
+    def _position(self, index: int) -> int | None:
+        """The path position a loop started at call ``index`` begins at; None inside a step."""
+        if self._start is not None and self._start[0] == index:
+            return self._start[1]
+        position = int(np.searchsorted(self.position_calls, index))
+        if position >= len(self.path_sigmas) - 1 or self.position_calls[position] != index:
+            return None
+        return position
+
+    def start_at(self, step: int) -> int:
+        """Lay out a run that starts at schedule step ``step``: the loop on the sigmas' tail."""
         if step >= len(self.step_sigmas) - 1:
             return len(self.timesteps)
         # Restart's path is rebuilt from the schedule: allow for rounding at the top.
         position = int(np.argmax(self.path_sigmas <= self.step_sigmas[step] * (1 + 1e-6)))
-        return int(self.position_calls[position])
+        first = int(self.position_calls[position])
+        # Samplers that plan over the whole range (DPM fast) call elsewhere on a tail.
+        sigmas, timesteps = self._lay_out(self.path_sigmas[position:])
+        self.sigmas = np.concatenate([self.sigmas[:first], sigmas])
+        self.timesteps = np.concatenate([self.timesteps[:first], timesteps])
+        self._start = (first, position)
+        return first
 
     def step(
         self, model_output: np.ndarray, index: int, sample: np.ndarray, noise: NoiseFn
     ) -> np.ndarray:
         """Feed the model's output at call ``index`` to the loop; return x at the next call."""
         if self._run is None or index != self._next:
-            position = np.searchsorted(self.position_calls, index)
-            if position >= len(self.path_sigmas) - 1 or self.position_calls[position] != index:
+            position = self._position(index)
+            if position is None:
                 # Started inside a step (a refiner switch): its start is gone; wait for the next.
                 return sample
             self._run = type(self).loop(sample, self.path_sigmas[position:], noise)
@@ -116,7 +143,19 @@ class LoopSampler(SigmaSampler):
         denoised = k_denoised(model_output, sample, sigma, self.config.prediction_type)
         self._next = index + 1
         try:
-            x, _ = self._run.send((sample, denoised))
+            x, sigma_next = self._run.send((sample, denoised))
+            if self.adaptive:
+                self._follow(index + 1, [sigma_next])
         except StopIteration as done:
             x, self._run = done.value, None
+            if self.adaptive:
+                self._follow(index + 1, [])
         return x.astype(sample.dtype, copy=False)
+
+    def _follow(self, index: int, calls: list[float]) -> None:
+        """Make ``calls`` the last model calls, from ``index`` on (an adaptive loop's choice)."""
+        sigmas, timesteps = np.array(calls, dtype=np.float64), np.zeros(len(calls))
+        if calls:
+            timesteps = sigma_to_t(sigmas, self._log_train)
+        self.sigmas = np.concatenate([self.sigmas[:index], sigmas, [0.0]])
+        self.timesteps = np.concatenate([self.timesteps[:index], timesteps])

@@ -14,6 +14,7 @@ from .base import Scheduler, SchedulerConfig
 from .common import Sampler
 from .ddim import DDIMSampler
 from .dpm_2 import DPM2AncestralSampler, DPM2Sampler
+from .dpm_solver import DPMAdaptiveSampler, DPMFastSampler
 from .dpmpp_2m import DPMPP2MSampler
 from .dpmpp_2m_sde import DPMPP2MSDEHeunSampler, DPMPP2MSDESampler
 from .dpmpp_2s_a import DPMPP2SAncestralSampler
@@ -123,6 +124,10 @@ SAMPLER_SPECS: dict[str, SamplerSpec] = {
             "DPM++ 3M SDE",
             ("k_dpmpp_3m_sde", "dpmpp_3m_sde_gpu"),
             recommended_steps=30,
+        ),
+        SamplerSpec("dpm_fast", DPMFastSampler, "DPM fast", "DPM fast", ("k_dpm_fast",), 30),
+        SamplerSpec(
+            "dpm_adaptive", DPMAdaptiveSampler, "DPM adaptive", "DPM adaptive", ("k_dpm_ad",), 20
         ),
         SamplerSpec("restart", RestartSampler, "Restart", "Restart", (), recommended_steps=20),
         SamplerSpec("ddim", DDIMSampler, "DDIM", "DDIM", (), recommended_steps=30),
