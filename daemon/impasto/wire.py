@@ -186,11 +186,11 @@ class UploadedImage(Schema):
 class ModelDefaults(Schema):
     """What a request for this model gets for each tunable it leaves out."""
 
-    width: int = 512
-    height: int = 512
-    steps: int = 20
-    cfg_scale: float = 7.0
-    sampler: str = "euler_a"
+    width: int
+    height: int
+    steps: int
+    cfg_scale: float
+    sampler: str
     schedule: str = "default"
 
 

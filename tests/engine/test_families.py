@@ -93,9 +93,10 @@ def test_sdxl_turbo_matches_optimum(steps: int, sampler: str) -> None:
     if sampler == "euler":
         ref.scheduler = EulerDiscreteScheduler.from_config(ref.scheduler.config)
     latents = noise(5)
-    # Turbo runs without guidance: diffusers' 0.0 and our 1.0 both skip the uncond pass.
+    # Turbo runs without guidance: the family default (0) is diffusers' guidance_scale=0.0.
+    cfg = family_defaults("sdxl-turbo").cfg_scale
     reference = _run(ref, latents, num_inference_steps=steps, guidance_scale=0.0)
-    ours = pipe.generate(small(sampler=sampler, steps=steps, cfg_scale=1.0), latents=latents)
+    ours = pipe.generate(small(sampler=sampler, steps=steps, cfg_scale=cfg), latents=latents)
     assert max_diff(reference, ours[0].image) <= MAX_PIXEL_DIFF
 
 

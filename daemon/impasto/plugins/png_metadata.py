@@ -15,7 +15,7 @@ from impasto.formats.png import IMPASTO_KEY, PARAMETERS_KEY, format_a1111_parame
 def postprocess_result(result: PostprocessResult, image: Any, context: PluginContext) -> None:
     """Add the two text chunks other tools read the generation settings from."""
     params = result.request  # the job's resolved plan: ids and names, never a path
-    sampler = params.get("sampler", "euler_a")
+    sampler = params["sampler"]
     schedule = params.get("schedule", "default")
     result.text[PARAMETERS_KEY] = format_a1111_parameters(
         prompt=params.get("prompt", ""),

@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 from litestar import Controller, get
-from litestar.datastructures import State
 
+from impasto.api.dependencies import AllServices
 from impasto.engine.schedulers import SAMPLER_SPECS
 from impasto.services.system import system_report
 from impasto.wire import LIMITS, FieldLimit, Health, SamplerInfo
@@ -18,8 +18,8 @@ class SystemController(Controller):
     tags = ["system"]
 
     @get("/health", summary="Liveness: answers without a token")
-    async def health(self, state: State) -> Health:
-        return Health(status="ok", version=state.services.version)
+    async def health(self, services: AllServices) -> Health:
+        return Health(status="ok", version=services.version)
 
     @get("/samplers", summary="Samplers: ids for requests, labels, A1111 names, schedules")
     async def samplers(self) -> list[SamplerInfo]:
@@ -40,7 +40,7 @@ class SystemController(Controller):
         return LIMITS
 
     @get("/system", summary="Version, execution provider, GPUs, memory, queue and workers")
-    async def system(self, state: State) -> dict[str, Any]:
-        report = system_report(state.services)
-        report["uptime"] = round(time.time() - state.services.started_at, 1)
+    async def system(self, services: AllServices) -> dict[str, Any]:
+        report = system_report(services)
+        report["uptime"] = round(time.time() - services.started_at, 1)
         return report
