@@ -15,7 +15,21 @@ import msgspec
 from msgspec import Meta
 
 Status = Literal["queued", "processing", "completed", "failed", "cancelled"]
-ScheduleName = Literal["default", "karras", "exponential"]
+ScheduleName = Literal[
+    "default",
+    "karras",
+    "exponential",
+    "uniform",
+    "polyexponential",
+    "sgm_uniform",
+    "kl_optimal",
+    "align_your_steps",
+    "align_your_steps_sdxl",
+    "simple",
+    "normal",
+    "ddim_uniform",
+    "beta",
+]
 SCHEDULE_NAMES: tuple[str, ...] = get_args(ScheduleName)
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 

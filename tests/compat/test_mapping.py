@@ -44,6 +44,11 @@ from impasto.services.errors import FieldError
         ("uni_pc_bh2", None, "unipc", "default"),
         ("DPM fast", None, "dpm_fast", "default"),
         ("DPM adaptive", "Karras", "dpm_adaptive", "karras"),
+        ("Euler", "sgm_uniform", "euler", "sgm_uniform"),
+        ("DPM++ 2M", "Align Your Steps", "dpmpp_2m", "align_your_steps"),
+        ("DPM++ SDE", "KL Optimal", "dpmpp_sde", "kl_optimal"),
+        ("Euler a", "ddim", "euler_a", "ddim_uniform"),
+        ("Heun", "Beta", "heun", "beta"),
     ],
 )
 def test_a1111_names_map_to_impasto(
@@ -69,7 +74,7 @@ def test_every_listed_sampler_and_scheduler_maps_back_to_itself() -> None:
 
 @pytest.mark.parametrize(
     ("name", "scheduler", "field"),
-    [("DEIS", None, "sampler_name"), ("Euler", "sgm_uniform", "scheduler")],
+    [("DEIS", None, "sampler_name"), ("Euler", "linear_quadratic", "scheduler")],
 )
 def test_unknown_names_say_what_exists(name: str, scheduler: str | None, field: str) -> None:
     with pytest.raises(UnknownSamplerError) as info:

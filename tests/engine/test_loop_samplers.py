@@ -83,11 +83,15 @@ def run_reference(
             return sampling.sample_dpm_fast(
                 model, x, tail[-2], tail[0], len(tail) - 1, eta=1.0, **extra
             ).numpy()
-    if name == "sample_dpm_adaptive":
+    if name == "sample_dpm_adaptive":  # in float64, as ours: its many calls amplify rounding
         with torch.no_grad():
-            return sampling.sample_dpm_adaptive(
-                model, x, tail[-2], tail[0], eta=1.0, **extra
-            ).numpy()
+            return (
+                sampling.sample_dpm_adaptive(
+                    model, x.double(), tail[-2].double(), tail[0].double(), eta=1.0, **extra
+                )
+                .float()
+                .numpy()
+            )
     with torch.no_grad():
         return getattr(sampling, name)(model, x, tail, **extra).numpy()
 
@@ -107,9 +111,10 @@ def test_matches_k_diffusion(sampler_id: str, config_name: str, start: int) -> N
             REFERENCES[sampler_id], config, sched.step_sigmas, NoiseQueue(SHAPE, 3), start
         )
         assert np.isfinite(ours).all() and np.abs(ours).max() > 1e-3
-        # DPM adaptive makes ~5x the calls; float32 (torch) against float64 scalars adds up.
-        rtol = TOLERANCE if sampler_id == "dpm_adaptive" else 0
-        np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=TOLERANCE, err_msg=schedule)
+        # DPM adaptive makes ~5x the calls and its float32 model outputs add up: it is held
+        # to 1e-5 of the largest value (here ~2e-4) instead.
+        atol = 1e-5 * np.abs(theirs).max() if sampler_id == "dpm_adaptive" else TOLERANCE
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=atol, err_msg=schedule)
 
 
 @pytest.mark.parametrize("sampler_id", sorted(STOCHASTIC))

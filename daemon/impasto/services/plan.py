@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from impasto.engine.schedulers import SAMPLER_SPECS, find_sampler, sampler_schedules
+from impasto.engine.schedulers import (
+    SAMPLER_SPECS,
+    find_sampler,
+    sampler_schedules,
+    schedule_for_model,
+)
 from impasto.services.errors import FieldError
 from impasto.services.images import UploadStore
 from impasto.services.models import ModelCatalog, ModelEntry
@@ -51,6 +56,7 @@ class Resolver:
         if schedule not in sampler_schedules(sampler):
             allowed = ", ".join(sampler_schedules(sampler))
             raise FieldError("schedule", f"{sampler} supports the schedules: {allowed}")
+        schedule = schedule_for_model(schedule, model.family.startswith("sdxl"))
         width = request.width or defaults.width
         height = request.height or defaults.height
         init_image, mask_image = self._images(request, (width, height))

@@ -15,6 +15,7 @@ from .registry import (
     register_sampler,
     sampler_label,
     sampler_schedules,
+    schedule_for_model,
     schedule_label,
 )
 from .sigmas import SCHEDULES
@@ -37,5 +38,6 @@ __all__ = [
     "register_sampler",
     "sampler_label",
     "sampler_schedules",
+    "schedule_for_model",
     "schedule_label",
 ]

@@ -24,7 +24,8 @@ class DPMPP2MSampler(SolverSampler):
         """One update from timesteps[index] to the next sigma."""
         self._remember(index, self.denoised(model_output, index, sample))
         fresh = noise(sample.shape).astype(sample.dtype, copy=False) if self.stochastic else None
-        final = index == len(self.timesteps) - 1
+        # First order into sigma 0 (diffusers' final_sigmas_type "zero", k-diffusion alike).
+        final = float(self.sigmas[index + 1]) == 0.0
         alpha_t, sigma_t = float(self.alpha_t[index + 1]), float(self.sigma_t[index + 1])
         sigma_s = float(self.sigma_t[index])
         h = float(self.lambda_t[index + 1] - self.lambda_t[index])

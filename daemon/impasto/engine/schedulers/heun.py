@@ -11,7 +11,7 @@ import numpy as np
 
 from .base import NoiseFn
 from .k_base import SigmaSampler
-from .sigmas import k_denoised, k_schedule
+from .sigmas import k_denoised, k_schedule, sigma_to_t, train_sigmas
 
 
 class HeunSampler(SigmaSampler):
@@ -20,10 +20,14 @@ class HeunSampler(SigmaSampler):
     order: int = 2
 
     def set_timesteps(self, num_inference_steps: int) -> None:
-        """Lay out the 2N-1 UNet calls and their 2N sigmas."""
-        timesteps, sigmas, _ = k_schedule(self.config, num_inference_steps, self.schedule)
+        """Lay out the 2N-1 UNet calls and their 2N sigmas (2N and 2N+1 if ending above 0)."""
+        timesteps, sigmas, ac = k_schedule(self.config, num_inference_steps, self.schedule)
         self.timesteps = np.concatenate([timesteps[:1], np.repeat(timesteps[1:], 2)])
         self.sigmas = np.concatenate([sigmas[:1], np.repeat(sigmas[1:-1], 2), sigmas[-1:]])
+        if sigmas[-1] > 0:  # KL Optimal: the last step is corrected too, at the last sigma
+            last = sigma_to_t(sigmas[-1:], np.log(train_sigmas(ac)))
+            self.timesteps = np.concatenate([self.timesteps, last])
+            self.sigmas = np.append(self.sigmas, sigmas[-1])
         self._after_schedule()
 
     def _reset(self) -> None:

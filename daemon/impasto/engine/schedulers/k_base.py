@@ -8,6 +8,7 @@ import numpy as np
 
 from .base import SchedulerConfig
 from .common import Sampler
+from .schedules import NAMED_SCHEDULES
 from .sigmas import SCHEDULES, k_schedule
 
 
@@ -30,8 +31,11 @@ class SigmaSampler(Sampler):
     def _after_schedule(self) -> None:
         """Derive the start noise level from the sigmas and reset per-run state."""
         top = float(self.sigmas.max())
-        # Under "leading" spacing diffusers starts from a unit-variance-scaled top sigma.
-        if self.config.timestep_spacing in ("linspace", "trailing"):
+        # Under "leading" spacing diffusers starts from a unit-variance-scaled top sigma;
+        # the A1111/ComfyUI schedules start at the top sigma, as k-diffusion does.
+        if self.config.timestep_spacing in ("linspace", "trailing") or self.schedule in (
+            NAMED_SCHEDULES
+        ):
             self.init_noise_sigma = top
         else:
             self.init_noise_sigma = (top**2 + 1) ** 0.5

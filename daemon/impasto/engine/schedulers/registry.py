@@ -143,6 +143,16 @@ SCHEDULE_SPECS: dict[str, ScheduleSpec] = {
         ScheduleSpec("default", "automatic", "Automatic"),
         ScheduleSpec("karras", "karras", "Karras", 7.0),
         ScheduleSpec("exponential", "exponential", "Exponential"),
+        ScheduleSpec("uniform", "uniform", "Uniform"),
+        ScheduleSpec("polyexponential", "polyexponential", "Polyexponential", 1.0),
+        ScheduleSpec("sgm_uniform", "sgm_uniform", "SGM Uniform"),
+        ScheduleSpec("kl_optimal", "kl_optimal", "KL Optimal"),
+        ScheduleSpec("align_your_steps", "align_your_steps", "Align Your Steps"),
+        ScheduleSpec("align_your_steps_sdxl", "align_your_steps_sdxl", "Align Your Steps SDXL"),
+        ScheduleSpec("simple", "simple", "Simple"),
+        ScheduleSpec("normal", "normal", "Normal"),
+        ScheduleSpec("ddim_uniform", "ddim", "DDIM"),
+        ScheduleSpec("beta", "beta", "Beta"),
     )
 }
 
@@ -190,6 +200,11 @@ def find_schedule(name: str | None) -> str | None:
         if key in (spec.id, spec.a1111_name.lower(), spec.label.lower()):
             return spec.id
     return None
+
+
+def schedule_for_model(schedule: str, sdxl: bool) -> str:
+    """A1111 picks the Align Your Steps table by model: SDXL models get the SDXL one."""
+    return "align_your_steps_sdxl" if schedule == "align_your_steps" and sdxl else schedule
 
 
 def sampler_label(sampler_id: str) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 from impasto.wire import SCHEDULE_NAMES
 
 from .base import SchedulerConfig
+from .schedules import NAMED_SCHEDULES
 
 SCHEDULES = SCHEDULE_NAMES
 """Sigma-schedule options of the sigma-based samplers: the request schema's list."""
@@ -151,6 +152,8 @@ def k_schedule(
     """Timesteps, sigmas (one longer, ending at 0) and training alphas of the Euler family."""
     ac = alphas_cumprod(config)
     train = train_sigmas(ac)
+    if schedule in NAMED_SCHEDULES:
+        return named_schedule(schedule, train, steps) + (ac,)
     timesteps = spaced_timesteps(config, steps)
     sigmas = np.interp(timesteps, np.arange(len(train)), train)
     reshaped = reshape_sigmas(schedule, sigmas, np.log(train), steps)
@@ -171,6 +174,8 @@ def solver_schedule(
     """
     ac = alphas_cumprod(config)
     train = train_sigmas(ac)
+    if schedule in NAMED_SCHEDULES:
+        return named_schedule(schedule, train, steps) + (ac,)
     timesteps = spaced_timesteps(config, steps, solver=True)
     if schedule == "default":
         sigmas = np.interp(timesteps, np.arange(len(train)), train)
@@ -184,6 +189,15 @@ def solver_schedule(
         timesteps = np.trunc(timesteps)
     sigmas = np.append(sigmas, 0.0).astype(np.float32).astype(np.float64)
     return timesteps.astype(np.float64), sigmas, ac
+
+
+def named_schedule(
+    schedule: str, train: np.ndarray, steps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Timesteps and sigmas of an A1111/ComfyUI schedule; timesteps are fractional."""
+    sigmas = NAMED_SCHEDULES[schedule](train.astype(np.float64), steps)
+    sigmas = sigmas.astype(np.float32).astype(np.float64)
+    return sigma_to_t(sigmas[:-1], np.log(train)), sigmas
 
 
 def sigma_to_alpha_sigma(sigmas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

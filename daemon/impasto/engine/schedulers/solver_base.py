@@ -9,6 +9,7 @@ import numpy as np
 
 from .base import SchedulerConfig
 from .common import Sampler
+from .schedules import NAMED_SCHEDULES
 from .sigmas import SCHEDULES, sigma_to_alpha_sigma, solver_schedule, vp_denoised
 
 
@@ -30,6 +31,9 @@ class SolverSampler(Sampler):
             self.config, num_inference_steps, self.schedule, self.round_cosine_karras
         )
         self.alpha_t, self.sigma_t = sigma_to_alpha_sigma(self.sigmas)
+        # diffusers starts its own schedules from unit noise; the A1111 ones start, as
+        # k-diffusion does, from noise at the top sigma (alpha-scaled here).
+        self.init_noise_sigma = float(self.sigma_t[0]) if self.schedule in NAMED_SCHEDULES else 1.0
         # The final sigma is 0, so its lambda is +inf; the final step is first order
         # and only needs exp(-inf) = 0 from it.
         with np.errstate(divide="ignore"):
