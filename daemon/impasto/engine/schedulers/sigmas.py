@@ -153,7 +153,7 @@ def k_schedule(
     ac = alphas_cumprod(config)
     train = train_sigmas(ac)
     if schedule in NAMED_SCHEDULES:
-        return named_schedule(schedule, train, steps) + (ac,)
+        return (*named_schedule(schedule, train, steps), ac)
     timesteps = spaced_timesteps(config, steps)
     sigmas = np.interp(timesteps, np.arange(len(train)), train)
     reshaped = reshape_sigmas(schedule, sigmas, np.log(train), steps)
@@ -175,7 +175,7 @@ def solver_schedule(
     ac = alphas_cumprod(config)
     train = train_sigmas(ac)
     if schedule in NAMED_SCHEDULES:
-        return named_schedule(schedule, train, steps) + (ac,)
+        return (*named_schedule(schedule, train, steps), ac)
     timesteps = spaced_timesteps(config, steps, solver=True)
     if schedule == "default":
         sigmas = np.interp(timesteps, np.arange(len(train)), train)
