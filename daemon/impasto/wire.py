@@ -243,6 +243,14 @@ class SamplerInfo(Schema):
     recommended_steps: int = 20
 
 
+class ScheduleInfo(Schema):
+    """One sigma schedule: its id for requests, display label and A1111 scheduler name."""
+
+    id: str
+    name: str = ""
+    a1111_name: str = ""
+
+
 class FieldLimit(Schema):
     """The allowed values of one request field, read from the schema's constraints."""
 

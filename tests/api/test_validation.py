@@ -29,7 +29,7 @@ CASES = [
     ("batch_size", 11, "between 1 and 10"),
     ("priority", 101, "between -100 and 100"),
     ("strength", 1.5, "between 0 and 1"),
-    ("schedule", "linear", "default, karras, exponential"),
+    ("schedule", "linear", "default, karras, exponential, uniform"),
     ("sampler", "k_lms_fast", "one of euler_a"),
     ("model", "no-such-model", "is not installed; installed: sd-tiny"),
     ("loras", [{"name": "detail", "weight": 3}], "between -2 and 2"),

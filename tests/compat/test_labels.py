@@ -2,7 +2,7 @@
 
 The PNG is written exactly as the worker writes it (the built-in png_metadata plugin on a plan);
 it is read back by the Python PNG-info reader, by ``POST /sdapi/v1/png-info`` and by the web UI's
-``matchSampler`` (run by Node against ``GET /api/v1/samplers``).
+``matchSampler`` (run by Node against ``GET /api/v1/samplers`` and ``/schedules``).
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ def test_the_web_uis_reader_maps_every_label_back(api: TestClient, tmp_path: Pat
             pytest.fail("node is required under CI (Debian package nodejs)")
         pytest.skip("needs node (Debian package nodejs)")
     samplers = api.get("/api/v1/samplers").json()
+    schedules = api.get("/api/v1/schedules").json()
     labels = []
     for sampler, schedule in CASES:
         parsed = parse_a1111_parameters(
@@ -101,9 +102,10 @@ def test_the_web_uis_reader_maps_every_label_back(api: TestClient, tmp_path: Pat
     script = (
         f"import {{ matchSampler }} from '{REPO / 'ui_static/js/png-info.js'}';\n"
         f"const samplers = {json.dumps(samplers)};\n"
+        f"const schedules = {json.dumps(schedules)};\n"
         f"const labels = {json.dumps(labels)};\n"
         "const wrong = labels.filter(([name, sched, id, want]) => {\n"
-        "  const got = matchSampler(name, sched, samplers);\n"
+        "  const got = matchSampler(name, sched, samplers, schedules);\n"
         "  return got.sampler !== id || got.schedule !== want;\n"
         "});\n"
         "console.log(JSON.stringify(wrong));\n"
@@ -113,3 +115,11 @@ def test_the_web_uis_reader_maps_every_label_back(api: TestClient, tmp_path: Pat
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
+
+
+def test_schedules_are_listed_with_their_labels(api: TestClient) -> None:
+    listed = {s["id"]: s for s in api.get("/api/v1/schedules").json()}
+    assert listed["sgm_uniform"]["name"] == "SGM Uniform"
+    assert listed["ddim_uniform"]["a1111_name"] == "ddim"
+    every = {schedule for spec in SAMPLER_SPECS.values() for schedule in spec.schedules}
+    assert every <= set(listed)

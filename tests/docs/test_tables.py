@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from impasto.engine.families import FAMILIES
-from impasto.engine.schedulers import SAMPLER_SPECS
+from impasto.engine.schedulers import SAMPLER_SPECS, SCHEDULE_SPECS, SCHEDULES
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -44,18 +44,27 @@ def test_the_families_table_is_the_code_table() -> None:
 def test_the_sampler_table_is_the_registry() -> None:
     header = (
         "| Impasto sampler | label | A1111 name | aliases accepted | schedules "
-        "| recommended steps |"
+        "| recommended steps | compared with |"
     )
-    documented = table_rows("compat.md", header)
+    documented = table_rows("samplers.md", header)
     expected = [
         [
             s.id,
             s.label,
             s.a1111_name,
             ", ".join(s.aliases) or "-",
-            ", ".join(s.schedules),
+            "all" if s.schedules == SCHEDULES else ", ".join(s.schedules),
             str(s.recommended_steps),
+            s.reference,
         ]
         for s in SAMPLER_SPECS.values()
     ]
     assert documented == expected
+
+
+def test_the_schedule_table_is_the_registry() -> None:
+    header = "| Impasto schedule | label | A1111 name | formula from, compared with |"
+    documented = table_rows("samplers.md", header)
+    expected = [[s.id, s.label, s.a1111_name, s.reference] for s in SCHEDULE_SPECS.values()]
+    assert documented == expected
+    assert tuple(SCHEDULE_SPECS) == SCHEDULES

@@ -124,10 +124,10 @@ function bindPageDrop() {
 
 async function loadCatalog() {
   try {
-    const [modelList, samplers, limits] = await Promise.all([
-      api('/models'), api('/samplers'), api('/limits'),
+    const [modelList, samplers, schedules, limits] = await Promise.all([
+      api('/models'), api('/samplers'), api('/schedules'), api('/limits'),
     ]);
-    await form.setCatalog({ models: modelList, samplers, limits });
+    await form.setCatalog({ models: modelList, samplers, schedules, limits });
   } catch (err) {
     toast(`Could not load models: ${err.message}`, 'error');
   }

@@ -23,7 +23,7 @@ export class GenerateForm {
   constructor({ onQueued }) {
     this.form = byId('gen-form');
     this.onQueued = onQueued;
-    this.catalog = { models: [], samplers: [] };
+    this.catalog = { models: [], samplers: [], schedules: [] };
     this.lastSeed = null;
     this.uploads = new WeakMap();
     this.loras = new LoraList(byId('loras'), byId('add-lora'), () => this.changed());
@@ -36,13 +36,17 @@ export class GenerateForm {
   }
 
   /** Fill the model and sampler lists; apply the stored or the default model's settings. */
-  async setCatalog({ models, samplers, limits }) {
-    this.catalog = { models, samplers };
+  async setCatalog({ models, samplers, schedules = [], limits }) {
+    this.catalog = { models, samplers, schedules };
     if (limits) setLimits(limits);
     const model = byId('model');
     model.replaceChildren(h('option', { value: '' }, 'Default model'),
       ...models.filter((m) => m.type !== 'lora').map((m) => h('option', { value: m.id }, m.name || m.id)));
     byId('sampler').replaceChildren(...samplers.map((s) => h('option', { value: s.id }, s.name)));
+    if (schedules.length) {
+      byId('schedule').replaceChildren(
+        ...schedules.map((s) => h('option', { value: s.id }, s.id === 'default' ? 'Default' : s.name)));
+    }
     byId('lora-names').replaceChildren(
       ...models.filter((m) => m.type === 'lora').map((m) => h('option', { value: m.id })));
     const stored = loadSettings();
@@ -190,7 +194,7 @@ export class GenerateForm {
 
   limitSchedules() {
     const sampler = this.catalog.samplers.find((s) => s.id === byId('sampler').value);
-    const allowed = sampler?.schedules || ['default', 'karras', 'exponential'];
+    const allowed = sampler?.schedules || ['default'];
     const schedule = byId('schedule');
     for (const option of schedule.options) option.disabled = !allowed.includes(option.value);
     if (!allowed.includes(schedule.value)) schedule.value = allowed[0];

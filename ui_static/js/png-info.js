@@ -98,15 +98,21 @@ export function parseA1111(text) {
 }
 
 /** Map A1111's sampler label ("DPM++ 2M Karras" or "DPM++ 2M" + "Karras") to our ids. */
-export function matchSampler(label, scheduleLabel, samplers) {
+export function matchSampler(label, scheduleLabel, samplers, scheduleList = []) {
   const norm = (s) => String(s || '').toLowerCase().replace(/\s+/g, ' ').trim();
   // Every name a sampler goes by (GET /samplers: id, label, A1111 name, aliases).
   const names = (s) => [s.id, s.name, s.a1111_name, ...(s.aliases || [])].map(norm);
   const schedules = [...new Set(samplers.flatMap((s) => s.schedules || []))].filter((x) => x !== 'default');
+  // Every name a schedule goes by (GET /schedules: id, label, A1111 name) -> its id.
+  const scheduleIds = new Map(schedules.map((id) => [id, id]));
+  for (const s of scheduleList) {
+    if (s.id === 'default') continue;
+    for (const n of [s.name, s.a1111_name]) if (n) scheduleIds.set(norm(n), s.id);
+  }
   let name = norm(label);
   let schedule = norm(scheduleLabel);
   let sampler = samplers.find((s) => names(s).includes(name));
-  for (const suffix of schedules) {
+  for (const suffix of scheduleIds.keys()) {
     if (!sampler && name.endsWith(` ${suffix}`)) {
       name = name.slice(0, -suffix.length - 1);
       schedule = schedule || suffix;
@@ -115,12 +121,12 @@ export function matchSampler(label, scheduleLabel, samplers) {
   }
   return {
     sampler: sampler?.id,
-    schedule: schedules.includes(schedule) ? schedule : 'default',
+    schedule: scheduleIds.get(schedule) || 'default',
   };
 }
 
 /** Form values found in a PNG file, or null when it carries none. */
-export async function settingsFromPng(file, { samplers = [], models = [] } = {}) {
+export async function settingsFromPng(file, { samplers = [], schedules = [], models = [] } = {}) {
   const texts = await readPngText(await file.arrayBuffer());
   if (!texts) return null;
   if (texts.impasto) {
@@ -131,7 +137,7 @@ export async function settingsFromPng(file, { samplers = [], models = [] } = {})
   }
   if (!texts.parameters) return null;
   const parsed = parseA1111(texts.parameters);
-  const { sampler, schedule } = matchSampler(parsed.sampler_name, parsed.schedule_type, samplers);
+  const { sampler, schedule } = matchSampler(parsed.sampler_name, parsed.schedule_type, samplers, schedules);
   const model = models.find((m) => m.id === parsed.model || m.name === parsed.model);
   const values = { ...parsed, schedule };
   delete values.sampler_name;

@@ -8,9 +8,9 @@ from typing import Any
 from litestar import Controller, get
 
 from impasto.api.dependencies import AllServices
-from impasto.engine.schedulers import SAMPLER_SPECS
+from impasto.engine.schedulers import SAMPLER_SPECS, SCHEDULE_SPECS
 from impasto.services.system import system_report
-from impasto.wire import LIMITS, FieldLimit, Health, SamplerInfo
+from impasto.wire import LIMITS, FieldLimit, Health, SamplerInfo, ScheduleInfo
 
 
 class SystemController(Controller):
@@ -33,6 +33,13 @@ class SystemController(Controller):
                 recommended_steps=spec.recommended_steps,
             )
             for spec in SAMPLER_SPECS.values()
+        ]
+
+    @get("/schedules", summary="Sigma schedules: ids for requests, labels, A1111 names")
+    async def schedules(self) -> list[ScheduleInfo]:
+        return [
+            ScheduleInfo(id=spec.id, name=spec.label, a1111_name=spec.a1111_name)
+            for spec in SCHEDULE_SPECS.values()
         ]
 
     @get("/limits", summary="The allowed values of each request field (from the schema)")

@@ -8,7 +8,7 @@ one ``register_sampler`` call); its class declares the schedules it supports.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .base import Scheduler, SchedulerConfig
 from .common import Sampler
@@ -42,6 +42,8 @@ class SamplerSpec:
     a1111_name: str
     aliases: tuple[str, ...] = ()
     recommended_steps: int = 20
+    reference: str = ""
+    """What it is compared with in the tests (docs/samplers.md)."""
 
     @property
     def schedules(self) -> tuple[str, ...]:
@@ -62,6 +64,8 @@ class ScheduleSpec:
     a1111_name: str
     label: str
     rho: float = -1.0
+    reference: str = ""
+    """Where its formula comes from and what the tests compare it with."""
 
 
 SAMPLER_SPECS: dict[str, SamplerSpec] = {
@@ -137,22 +141,69 @@ SAMPLER_SPECS: dict[str, SamplerSpec] = {
     )
 }
 
+_REFERENCES = {
+    "euler_a": "diffusers EulerAncestralDiscreteScheduler; k-diffusion sample_euler_ancestral",
+    "euler": "diffusers EulerDiscreteScheduler; k-diffusion sample_euler",
+    "lms": "diffusers LMSDiscreteScheduler; k-diffusion sample_lms",
+    "heun": "diffusers HeunDiscreteScheduler; k-diffusion sample_heun",
+    "dpm_2": "k-diffusion sample_dpm_2",
+    "dpm_2_a": "k-diffusion sample_dpm_2_ancestral",
+    "dpmpp_2s_a": "k-diffusion sample_dpmpp_2s_ancestral",
+    "dpmpp_2m": "diffusers DPMSolverMultistepScheduler (dpmsolver++); k-diffusion sample_dpmpp_2m",
+    "dpmpp_sde": "k-diffusion sample_dpmpp_sde",
+    "dpmpp_2m_sde": "diffusers DPMSolverMultistepScheduler (sde-dpmsolver++); "
+    "k-diffusion sample_dpmpp_2m_sde",
+    "dpmpp_2m_sde_heun": "diffusers DPMSolverMultistepScheduler (sde-dpmsolver++, heun); "
+    "k-diffusion sample_dpmpp_2m_sde (heun)",
+    "dpmpp_3m_sde": "k-diffusion sample_dpmpp_3m_sde",
+    "dpm_fast": "k-diffusion sample_dpm_fast (eta 1, as A1111)",
+    "dpm_adaptive": "k-diffusion sample_dpm_adaptive (eta 1, as A1111)",
+    "restart": "A1111 restart_sampler: k-diffusion sample_heun between restarts",
+    "ddim": "diffusers DDIMScheduler",
+    "pndm": "diffusers PNDMScheduler (skip_prk_steps)",
+    "unipc": "diffusers UniPCMultistepScheduler",
+    "lcm": "diffusers LCMScheduler",
+}
+SAMPLER_SPECS = {
+    key: replace(spec, reference=_REFERENCES.get(key, "")) for key, spec in SAMPLER_SPECS.items()
+}
+
 SCHEDULE_SPECS: dict[str, ScheduleSpec] = {
     s.id: s
     for s in (
-        ScheduleSpec("default", "automatic", "Automatic"),
-        ScheduleSpec("karras", "karras", "Karras", 7.0),
-        ScheduleSpec("exponential", "exponential", "Exponential"),
-        ScheduleSpec("uniform", "uniform", "Uniform"),
-        ScheduleSpec("polyexponential", "polyexponential", "Polyexponential", 1.0),
-        ScheduleSpec("sgm_uniform", "sgm_uniform", "SGM Uniform"),
-        ScheduleSpec("kl_optimal", "kl_optimal", "KL Optimal"),
-        ScheduleSpec("align_your_steps", "align_your_steps", "Align Your Steps"),
-        ScheduleSpec("align_your_steps_sdxl", "align_your_steps_sdxl", "Align Your Steps SDXL"),
-        ScheduleSpec("simple", "simple", "Simple"),
-        ScheduleSpec("normal", "normal", "Normal"),
-        ScheduleSpec("ddim_uniform", "ddim", "DDIM"),
-        ScheduleSpec("beta", "beta", "Beta"),
+        ScheduleSpec(
+            "default", "automatic", "Automatic", reference="the model's own (diffusers) spacing"
+        ),
+        ScheduleSpec("karras", "karras", "Karras", 7.0, "diffusers use_karras_sigmas"),
+        ScheduleSpec("exponential", "exponential", "Exponential", -1.0, "diffusers"),
+        ScheduleSpec("uniform", "uniform", "Uniform", -1.0, "k-diffusion get_sigmas"),
+        ScheduleSpec(
+            "polyexponential",
+            "polyexponential",
+            "Polyexponential",
+            1.0,
+            "k-diffusion get_sigmas_polyexponential",
+        ),
+        ScheduleSpec("sgm_uniform", "sgm_uniform", "SGM Uniform", -1.0, "A1111 / ComfyUI"),
+        ScheduleSpec("kl_optimal", "kl_optimal", "KL Optimal", -1.0, "A1111 (arctan steps)"),
+        ScheduleSpec(
+            "align_your_steps",
+            "align_your_steps",
+            "Align Your Steps",
+            -1.0,
+            "NVIDIA's SD 1.5 table (diffusers AysSchedules), A1111 resampling",
+        ),
+        ScheduleSpec(
+            "align_your_steps_sdxl",
+            "align_your_steps_sdxl",
+            "Align Your Steps SDXL",
+            -1.0,
+            "NVIDIA's SDXL table (diffusers AysSchedules), A1111 resampling",
+        ),
+        ScheduleSpec("simple", "simple", "Simple", -1.0, "ComfyUI"),
+        ScheduleSpec("normal", "normal", "Normal", -1.0, "ComfyUI / A1111 (k-diffusion t)"),
+        ScheduleSpec("ddim_uniform", "ddim", "DDIM", -1.0, "ComfyUI ddim_uniform"),
+        ScheduleSpec("beta", "beta", "Beta", -1.0, "ComfyUI beta (scipy beta.ppf)"),
     )
 }
 
