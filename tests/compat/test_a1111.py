@@ -12,6 +12,7 @@ import pytest
 import webuiapi
 from PIL import Image
 
+from impasto.engine.schedulers import SCHEDULE_SPECS
 from impasto.formats.png import parse_a1111_parameters
 from tests.harness import Daemon
 
