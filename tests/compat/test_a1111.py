@@ -182,7 +182,7 @@ def test_unknown_lora_sampler_and_hires_fix_get_a1111_errors(api: webuiapi.WebUI
     assert lora.value.args[0] == 422
     assert "paper-cut" in lora.value.args[1] and '"loc":["body","prompt"]' in lora.value.args[1]
     with pytest.raises(RuntimeError) as sampler:
-        api.txt2img(prompt="x", sampler_name="DDIM CFG++", **SIZE)
+        api.txt2img(prompt="x", sampler_name="DEIS", **SIZE)
     assert sampler.value.args[0] == 422 and "Sampler not found" in sampler.value.args[1]
     with pytest.raises(RuntimeError) as hires:
         api.txt2img(prompt="x", enable_hr=True, **SIZE)

@@ -133,7 +133,7 @@ def test_edits_use_the_image_alpha_when_there_is_no_mask(client: openai.OpenAI) 
         ({"size": "65x64"}, "width"),
         ({"n": 11}, "n"),
         ({"response_format": "jpeg"}, "response_format"),
-        ({"extra_body": {"sampler": "DDIM CFG++"}}, "sampler"),
+        ({"extra_body": {"sampler": "DEIS"}}, "sampler"),
     ],
 )
 def test_invalid_requests_get_openai_error_bodies(

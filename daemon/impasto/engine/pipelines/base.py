@@ -115,10 +115,17 @@ class Guidance:
 
     def predict(self, sample: np.ndarray, t: float) -> np.ndarray:
         """The guided model output for ``sample`` at timestep ``t``."""
+        return self.predict_with_uncond(sample, t, self.scale)[0]
+
+    def predict_with_uncond(
+        self, sample: np.ndarray, t: float, scale: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The output guided at ``scale``, and the unconditional one (the same without CFG)."""
         if self.uncond is None:
             # A fixed-batch UNet is fed row by row, which slices the host copy.
             hidden = self._hidden if self.unet.dynamic_batch else self._hidden_host
-            return self._run(sample, t, hidden)
+            out = self._run(sample, t, hidden)
+            return out, out
         if self.unet.dynamic_batch:
             both = self._run(np.concatenate([sample, sample]), t, self._hidden)
             out_uncond, out_cond = both[: self.batch], both[self.batch :]
@@ -126,7 +133,7 @@ class Guidance:
             first, second = slice(None, self.batch), slice(self.batch, None)
             out_uncond = self._run(sample, t, self._hidden_host[first], first)
             out_cond = self._run(sample, t, self._hidden_host[second], second)
-        return out_uncond + self.scale * (out_cond - out_uncond)
+        return out_uncond + scale * (out_cond - out_uncond), out_uncond
 
 
 @dataclass
@@ -159,7 +166,14 @@ class Denoise:
                 self.cancel.raise_if_cancelled()
             scaled = self.scheduler.scale_model_input(latents, i)
             sample = self.model_input(scaled, i) if self.model_input else scaled
-            output = self.guidance.predict(sample, float(self.scheduler.timesteps[i]))
+            t = float(self.scheduler.timesteps[i])
+            if self.scheduler.cfg_pp_divisor:
+                # CFG++: guidance scaled down, and the sampler steps along the uncond output.
+                scale = self.guidance.scale / self.scheduler.cfg_pp_divisor
+                output, uncond = self.guidance.predict_with_uncond(sample, t, scale)
+                self.scheduler.uncond_output = uncond
+            else:
+                output = self.guidance.predict(sample, t)
             latents = self.scheduler.step(output, i, latents, self.noise)
             if self.after_step is not None:
                 latents = self.after_step(latents, i)

@@ -40,6 +40,10 @@ class Scheduler(Protocol):
     timesteps: np.ndarray
     init_noise_sigma: float
     order: int
+    cfg_pp_divisor: float
+    """Non-zero for CFG++ samplers: the loop divides the guidance scale by it and sets
+    ``uncond_output`` (the unconditional model output) before each ``step``."""
+    uncond_output: np.ndarray | None
 
     def set_timesteps(self, num_inference_steps: int) -> None:
         """Lay out ``timesteps`` for a run of ``num_inference_steps`` steps and reset state."""

@@ -15,6 +15,8 @@ class Sampler:
     timesteps: np.ndarray
     init_noise_sigma: float = 1.0
     order: int = 1
+    cfg_pp_divisor: float = 0.0
+    uncond_output: np.ndarray | None = None
     schedules: ClassVar[tuple[str, ...]] = ("default",)
 
     def __init__(self, config: SchedulerConfig, schedule: str = "default") -> None:

@@ -50,3 +50,32 @@ class DDIMSampler(AlphaSampler):
         if self.eta > 0:
             prev = prev + std * noise(sample.shape).astype(sample.dtype, copy=False)
         return prev.astype(sample.dtype, copy=False)
+
+
+class DDIMCFGPPSampler(DDIMSampler):
+    """DDIM CFG++ (Chung et al. 2024; A1111's "DDIM CFG++"): the clean sample comes from the
+    output guided at scale / 12.5, the step back to noise along the unconditional output."""
+
+    cfg_pp_divisor = 12.5
+
+    def step(
+        self, model_output: np.ndarray, index: int, sample: np.ndarray, noise: NoiseFn
+    ) -> np.ndarray:
+        """A DDIM step whose direction term uses the unconditional noise prediction."""
+        plain = super().step(model_output, index, sample, noise)
+        if self.uncond_output is None:
+            return plain
+        alpha = self.alpha_at(float(self.timesteps[index]))
+        alpha_prev = self.alpha_at(float(self.prev_timesteps[index]))
+        variance = ((1 - alpha_prev) / (1 - alpha)) * (1 - alpha / alpha_prev)
+        direction = (1 - alpha_prev - self.eta**2 * variance) ** 0.5
+        swap = self._eps(self.uncond_output, sample, alpha) - self._eps(model_output, sample, alpha)
+        return (plain + direction * swap).astype(sample.dtype, copy=False)
+
+    def _eps(self, output: np.ndarray, sample: np.ndarray, alpha: float) -> np.ndarray:
+        a, s = alpha**0.5, (1 - alpha) ** 0.5
+        if self.config.prediction_type == "epsilon":
+            return output
+        if self.config.prediction_type == "v_prediction":
+            return a * output + s * sample
+        return (sample - a * output) / s

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from .base import Scheduler, SchedulerConfig
 from .common import Sampler
-from .ddim import DDIMSampler
+from .ddim import DDIMCFGPPSampler, DDIMSampler
 from .dpm_2 import DPM2AncestralSampler, DPM2Sampler
 from .dpm_solver import DPMAdaptiveSampler, DPMFastSampler
 from .dpmpp_2m import DPMPP2MSampler
@@ -135,6 +135,9 @@ SAMPLER_SPECS: dict[str, SamplerSpec] = {
         ),
         SamplerSpec("restart", RestartSampler, "Restart", "Restart", (), recommended_steps=20),
         SamplerSpec("ddim", DDIMSampler, "DDIM", "DDIM", (), recommended_steps=30),
+        SamplerSpec(
+            "ddim_cfg_pp", DDIMCFGPPSampler, "DDIM CFG++", "DDIM CFG++", ("ddim_cfgpp",), 30
+        ),
         SamplerSpec("pndm", PNDMSampler, "PNDM (PLMS)", "PLMS", ("plms", "PNDM"), 30),
         SamplerSpec("unipc", UniPCSampler, "UniPC", "UniPC", ("uni_pc", "uni_pc_bh2"), 15),
         SamplerSpec("lcm", LCMSampler, "LCM", "LCM", ("k_lcm",), recommended_steps=4),
@@ -160,6 +163,7 @@ _REFERENCES = {
     "dpm_adaptive": "k-diffusion sample_dpm_adaptive (eta 1, as A1111)",
     "restart": "A1111 restart_sampler: k-diffusion sample_heun between restarts",
     "ddim": "diffusers DDIMScheduler",
+    "ddim_cfg_pp": "diffusers DDIMScheduler with the CFG++ direction (uncond noise, scale / 12.5)",
     "pndm": "diffusers PNDMScheduler (skip_prk_steps)",
     "unipc": "diffusers UniPCMultistepScheduler",
     "lcm": "diffusers LCMScheduler",

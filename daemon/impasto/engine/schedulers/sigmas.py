@@ -191,9 +191,7 @@ def solver_schedule(
     return timesteps.astype(np.float64), sigmas, ac
 
 
-def named_schedule(
-    schedule: str, train: np.ndarray, steps: int
-) -> tuple[np.ndarray, np.ndarray]:
+def named_schedule(schedule: str, train: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
     """Timesteps and sigmas of an A1111/ComfyUI schedule; timesteps are fractional."""
     sigmas = NAMED_SCHEDULES[schedule](train.astype(np.float64), steps)
     sigmas = sigmas.astype(np.float32).astype(np.float64)
