@@ -58,10 +58,8 @@ def test_ddim_cfg_pp_matches_diffusers_ddim_with_the_uncond_direction(
         prev_t = int(t) - 1000 // 10
         a_prev = theirs.alphas_cumprod[prev_t] if prev_t >= 0 else theirs.final_alpha_cumprod
 
-        if prediction_type == "epsilon":
-            swap = yu - guided
-        else:  # eps = sqrt(a) v + sqrt(1 - a) x
-            swap = a**0.5 * (yu - guided)
+        # v-prediction: eps = sqrt(a) v + sqrt(1 - a) x, so only the v part differs.
+        swap = yu - guided if prediction_type == "epsilon" else a**0.5 * (yu - guided)
         y = prev + (1 - a_prev) ** 0.5 * swap
     np.testing.assert_allclose(x, y.numpy(), rtol=0, atol=1e-4)
     plain = create_scheduler("ddim", config)
