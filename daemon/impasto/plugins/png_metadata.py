@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 from impasto.engine.schedulers import sampler_label, schedule_label
+from impasto.formats.png import IMPASTO_KEY, PARAMETERS_KEY, format_a1111_parameters
 from impasto.plugins.hookspecs import hookimpl
 from impasto.plugins.types import PluginContext, PostprocessResult
-from impasto.formats.png import IMPASTO_KEY, PARAMETERS_KEY, format_a1111_parameters
 
 
 @hookimpl(trylast=True)
