@@ -63,12 +63,9 @@ class JobRunner:
     def run_message(self, job: Any) -> RunJob:
         """The typed message a worker runs: the plan, plus the folders to look names up in."""
         plan = job_plan(job)
-        model = self.catalog.get(plan.model)
         day = time.strftime("%Y-%m-%d", time.localtime(job.created_at))
         return RunJob(
             job_id=job.id,
-            model_dir=str(model.path) if model else "",
-            model_name=plan.model,
             plan=plan,
             models_dir=str(self.catalog.models_dir),
             uploads_dir=str(self.options.uploads_dir),

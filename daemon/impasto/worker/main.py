@@ -169,14 +169,17 @@ class Worker:
         from impasto.worker.files import NotInstalledError
 
         token = CancelToken()
+        model_dir = str(job_model_folder(job) or "")
         with self._lock:
             self.current = (job.job_id, token)
         if job.job_id in self.channel.cancelled:
             token.cancel()
         try:
+            if not model_dir:
+                raise NotInstalledError("model", f"model {job.plan.model!r} is no longer installed")
             params = build_params(job)
             loading = time.perf_counter()
-            pipe = self._pipeline(job.model_dir, job.keep_alive, job)
+            pipe = self._pipeline(model_dir, job.keep_alive, job)
             self.report_models()
             self.channel.send(Started(job_id=job.job_id, total=params.steps, seeds=[]))
 
@@ -215,9 +218,17 @@ class Worker:
             with self._lock:
                 self.current = None
             self.channel.cancelled.discard(job.job_id)
-            entry = self.pipelines.get(job.model_dir)
+            entry = self.pipelines.get(model_dir)
             if entry:
-                self.pipelines[job.model_dir] = (entry[0], time.time() + job.keep_alive)
+                self.pipelines[model_dir] = (entry[0], time.time() + job.keep_alive)
+
+
+def job_model_folder(job: RunJob) -> Path | None:
+    """The folder of the job's model: the models folder's, else the bundled one."""
+    from impasto.resources import bundled_models_dir
+    from impasto.worker.files import Roots, model_folder
+
+    return model_folder(Roots(Path(job.models_dir), bundled_models_dir()), job.plan.model)
 
 
 def build_params(job: RunJob) -> Any:
@@ -282,7 +293,7 @@ def write_outputs(
             job_id=job.job_id,
             index=index,
             seed=generated.seed,
-            model=job.model_name,
+            model=job.plan.model,
             request=msgspec.to_builtins(job.plan),
         )
         image = generated.image

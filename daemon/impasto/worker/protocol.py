@@ -16,13 +16,12 @@ MAX_FRAME = 64 * 1024 * 1024
 class RunJob(msgspec.Struct, tag="run"):
     """Generate one job's plan and write its images under ``output_dir``.
 
-    The plan names adapters and uploads; the worker looks their files up under ``models_dir``
-    and ``uploads_dir`` where it opens them (``impasto.worker.files``).
+    The plan names the model, adapters and uploads; the worker looks their files up under
+    ``models_dir`` (then the bundled models) and ``uploads_dir`` where it opens them
+    (``impasto.worker.files``).
     """
 
     job_id: str
-    model_dir: str
-    model_name: str
     plan: ResolvedPlan
     models_dir: str
     uploads_dir: str

@@ -8,13 +8,14 @@ from urllib.parse import quote
 
 import msgspec
 from litestar import Controller, Request, Router, get, post
-from litestar.datastructures import State, UploadFile
+from litestar.datastructures import UploadFile
 from litestar.params import JSONBody, MultipartBody
 from PIL import Image
 
 from impasto.api.compat.common import checked_request, parse_loras, upload
 from impasto.api.compat.errors import OPENAI_HANDLERS, CompatError
 from impasto.api.compat.samplers_map import UnknownSamplerError, to_impasto
+from impasto.api.dependencies import AllServices
 from impasto.services import compat
 from impasto.services.container import Services
 from impasto.services.images import decode_image
@@ -200,20 +201,21 @@ class OpenAIImagesController(Controller):
 
     @post("/images/generations", status_code=200, summary="OpenAI images.generate")
     async def generations(
-        self, state: State, request: Request[Any, Any, Any], data: JSONBody[ImageGenerationRequest]
+        self,
+        services: AllServices,
+        request: Request[Any, Any, Any],
+        data: JSONBody[ImageGenerationRequest],
     ) -> dict[str, Any]:
-        services: Services = state.services
         fields = _impasto_request(services, data, None)
         return await _run(request, services, fields, data.response_format)
 
     @post("/images/edits", status_code=200, summary="OpenAI images.edit: inpaint an image")
     async def edits(
         self,
-        state: State,
+        services: AllServices,
         request: Request[Any, Any, Any],
         data: MultipartBody[dict[str, Any]],
     ) -> dict[str, Any]:
-        services: Services = state.services
         req = _form_request(data)
         image = await _read_image(services, data.get("image") or data.get("image[]"), "image")
         mask = None
@@ -234,11 +236,11 @@ class OpenAIImagesController(Controller):
         return await _run(request, services, fields, req.response_format)
 
     @get("/models", summary="Installed models, OpenAI-style")
-    async def models(self, state: State) -> dict[str, Any]:
-        created = int(state.services.started_at)
+    async def models(self, services: AllServices) -> dict[str, Any]:
+        created = int(services.started_at)
         data = [
             {"id": m.id, "object": "model", "created": created, "owned_by": "impasto"}
-            for m in state.services.catalog.list()
+            for m in services.catalog.list()
         ]
         return {"object": "list", "data": data}
 
