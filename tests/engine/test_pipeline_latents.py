@@ -26,6 +26,7 @@ from .scheduler_oracle import ORACLES
 from .test_equivalence import NEGATIVE, PROMPT, _init_image, _noise
 
 RELATIVE = 1e-4
+CPU = "CPUExecutionProvider"
 PIPELINE_SAMPLERS = [s for s in ORACLES if s != "lcm"]  # LCM needs an LCM-distilled UNet
 STEPS = {"heun": 4, "pndm": 6}
 
@@ -131,7 +132,7 @@ IMG2IMG_SAMPLERS = [s for s in PIPELINE_SAMPLERS if s not in ("lms", "pndm")]
 def test_img2img_latents_match_optimum(
     pipe: StableDiffusion, sampler: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ref = ORTStableDiffusionImg2ImgPipeline.from_pretrained(SD_TINY, provider="CPUExecutionProvider")
+    ref = ORTStableDiffusionImg2ImgPipeline.from_pretrained(SD_TINY, provider=CPU)
     set_scheduler(ref, sampler)
     image, noise = _init_image(), _noise(5)
     steps = 8
