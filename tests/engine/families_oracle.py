@@ -17,6 +17,7 @@ ADAPTERS = TINY / "adapters"
 LORAS = ADAPTERS / "loras"
 EMBEDDINGS = ADAPTERS / "embeddings"
 MAX_PIXEL_DIFF = 2  # out of 255
+LATENT_TOLERANCE = 1e-4  # of the largest value
 SIZE = 64
 
 
@@ -31,6 +32,13 @@ def max_diff(reference: np.ndarray, ours: Image.Image) -> int:
     ref = (reference * 255).round().astype(np.int32)
     assert ref.std() > 10, "the reference image is flat; the comparison would prove nothing"
     return int(np.abs(ref - np.asarray(ours, dtype=np.int32)).max())
+
+
+def latents_close(ours: np.ndarray, reference: Any) -> bool:
+    """Whether final latents agree to 1e-4 of the reference's largest value everywhere."""
+    theirs = np.asarray(reference)
+    assert np.abs(theirs).max() > 0.1, "the reference latents are ~0; they would prove nothing"
+    return bool(np.abs(ours - theirs).max() <= LATENT_TOLERANCE * np.abs(theirs).max())
 
 
 def _builder() -> Any:
