@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
+from diffusers import EulerDiscreteScheduler
+from diffusers.pipelines.stable_diffusion import pipeline_stable_diffusion_inpaint
+from optimum.onnxruntime import ORTStableDiffusionInpaintPipeline
 from PIL import Image
 
-from impasto.engine import StableDiffusion
+from impasto.engine import StableDiffusion, load_pipeline
 from impasto.engine.pipelines.img2img import encode_init_image
-from impasto.engine.pipelines.inpaint import latent_mask
+from impasto.engine.pipelines.inpaint import latent_mask, prepare_inputs
+from impasto.engine.providers import cpu_choice
 
-from .conftest import small
+from .conftest import TINY, small
+from .families_oracle import latents_close
 
 
 def _init_image() -> Image.Image:
@@ -91,3 +98,49 @@ def test_inpainting_unet_output_depends_on_the_mask(pipe_inpaint: StableDiffusio
     a = pipe_inpaint.generate(small(init_image=image, mask_image=_right_half_mask(), extra=extra))
     b = pipe_inpaint.generate(small(init_image=image, mask_image=other, extra=extra))
     assert not np.array_equal(np.asarray(a[0].image), np.asarray(b[0].image))
+
+
+@pytest.mark.parametrize("strength", [1.0, 0.75])
+@pytest.mark.parametrize("folder", ["sd-tiny", "sd-tiny-inpaint"])
+def test_inpaint_latents_match_diffusers_inpaint_pipeline(
+    folder: str, strength: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against optimum's inpaint pipeline (diffusers' code): 9-channel and regular UNets.
+
+    Both sides get our init and masked-image latents (diffusers would sample the VAE's
+    posterior with its own generator) and our start noise.
+    """
+    pipe = load_pipeline(TINY / folder, cpu_choice())
+    ref = ORTStableDiffusionInpaintPipeline.from_pretrained(
+        TINY / folder, provider="CPUExecutionProvider"
+    )
+    ref.scheduler = EulerDiscreteScheduler.from_config(ref.scheduler.config)
+    image, mask = _init_image(), _right_half_mask()
+    noise = np.random.default_rng(9).standard_normal((1, 4, 8, 8)).astype(np.float32)
+    params = small(init_image=image, mask_image=mask, strength=strength, steps=6)
+    ours = pipe.denoise(params, latents=noise).latents
+    inputs = prepare_inputs(pipe.vae, image, mask, 1, pipe.unet.is_inpaint)
+    monkeypatch.setattr(
+        pipeline_stable_diffusion_inpaint, "randn_tensor", lambda *_, **__: torch.from_numpy(noise)
+    )
+    # A regular UNet never sees masked-image latents; any 4 channels keep diffusers from
+    # masking our latents with the full-size mask.
+    masked = inputs.init_latents if inputs.masked_latents is None else inputs.masked_latents
+    theirs = ref(
+        prompt="a red cat in a garden",
+        negative_prompt="blurry",
+        image=torch.from_numpy(inputs.init_latents),
+        mask_image=mask,
+        height=64,
+        width=64,
+        strength=strength,
+        num_inference_steps=6,
+        guidance_scale=7.0,
+        output_type="latent",
+        masked_image_latents=torch.from_numpy(masked),
+    ).images
+    assert latents_close(ours, theirs)
+    # The test bites: a 0.1% error in the model output is caught.
+    run = pipe.unet.run
+    monkeypatch.setattr(pipe.unet, "run", lambda *a, **k: run(*a, **k) * np.float32(1.001))
+    assert not latents_close(pipe.denoise(params, latents=noise).latents, theirs)
