@@ -10,6 +10,7 @@ import numpy as np
 
 from impasto.engine.adapters import AdapterCache, Components, final_norm_loader
 from impasto.engine.families import FamilyDefaults, detect_family, family_defaults
+from impasto.engine.hires import run_hires
 from impasto.engine.model_folder import ModelFolder, open_model_folder, open_vae_folder
 from impasto.engine.noise import BatchNoise, resolve_seed
 from impasto.engine.padding import pad_params, padded_size, size_multiple
@@ -21,7 +22,7 @@ from impasto.engine.pipelines.base import (
     guidance_embedding,
     latent_shape,
 )
-from impasto.engine.pipelines.img2img import plan_img2img
+from impasto.engine.pipelines.img2img import noised_start, plan_img2img
 from impasto.engine.pipelines.inpaint import plan_inpaint, prepare_inputs
 from impasto.engine.pipelines.txt2img import plan_txt2img
 from impasto.engine.preview import Previewer
@@ -69,6 +70,7 @@ class DenoiseResult:
     plan: TaskPlan
     warnings: list[str]
     refiner: Refiner | None = None  # set when a refiner ran the last steps
+    noise: BatchNoise | None = None  # the generators, to continue in a hires pass
 
 
 class StableDiffusion:
@@ -166,8 +168,15 @@ class StableDiffusion:
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
         latents: np.ndarray | None = None,
+        *,
+        init_latents: np.ndarray | None = None,
+        noise: BatchNoise | None = None,
     ) -> DenoiseResult:
-        """Validate, then run the sampler; ``latents`` replaces the seeded starting noise."""
+        """Validate, then run the sampler; ``latents`` replaces the seeded starting noise.
+
+        ``init_latents`` starts an img2img run from latents (a hires pass) instead of an
+        image; ``noise`` continues generators instead of seeding new ones.
+        """
         if self.closed:
             raise EngineError("this pipeline was closed; load the model again")
         self.validate(params)
@@ -177,15 +186,20 @@ class StableDiffusion:
             raise InvalidRequestError("latents", f"shape {latents.shape} must be {shape}")
         if cancel is not None:
             cancel.raise_if_cancelled()
-        seed = resolve_seed(params.seed)
-        noise = BatchNoise(seed, batch)
+        noise = noise or BatchNoise(resolve_seed(params.seed), batch)
         start_noise = noise(shape) if latents is None else latents.astype(np.float32)
 
         parts = self.adapters.get(params.loras, params.embeddings)
         guidance = self._guidance(parts, params)
         scheduler = self.scheduler_factory(params.sampler, self.folder.scheduler, params.schedule)
         scheduler.set_timesteps(params.steps)
-        plan = self._plan(params, scheduler, start_noise)
+        if init_latents is not None:
+            first, index = noised_start(
+                scheduler, init_latents, start_noise, params.steps, params.strength
+            )
+            plan = TaskPlan(latents=first, start=index)
+        else:
+            plan = self._plan(params, scheduler, start_noise)
         denoise = Denoise(
             scheduler=scheduler,
             guidance=guidance,
@@ -215,7 +229,7 @@ class StableDiffusion:
             final = refiner.refine(
                 params, second, final, switch, plan.start, noise, progress, cancel, self.previewer
             )
-        return DenoiseResult(final, noise.seeds, plan, parts.warnings, refiner)
+        return DenoiseResult(final, noise.seeds, plan, parts.warnings, refiner, noise)
 
     def refiner_for(self, root: Path) -> Refiner:
         """The SDXL refiner in ``root``, opened on first use (only the latest one stays open)."""
@@ -307,12 +321,15 @@ class StableDiffusion:
     ) -> list[GeneratedImage]:
         """Images for ``params``, each with the seed that made it (seed + batch index)."""
         canvas = padded_size(params.width, params.height, self.size_multiple)
-        if latents is None and canvas != (params.width, params.height):
+        if latents is None and params.hires is None and canvas != (params.width, params.height):
             self.validate(params)
             larger = self.generate(pad_params(params, canvas), progress, cancel)
             box = (0, 0, params.width, params.height)
             return [replace(g, image=g.image.crop(box)) for g in larger]
-        result = self.denoise(params, progress, cancel, latents)
+        if params.hires is not None:
+            result = run_hires(self, params, progress, cancel, latents)
+        else:
+            result = self.denoise(params, progress, cancel, latents)
         if cancel is not None:
             cancel.raise_if_cancelled()
         # The refiner's own VAE decodes its output (as diffusers' refiner pipeline does).

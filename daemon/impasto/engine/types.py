@@ -6,12 +6,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from PIL import Image
 
-Schedule = Literal["default", "karras", "exponential"]
+from impasto.wire import ScheduleName as Schedule
 
 
 class EngineError(Exception):
@@ -70,6 +70,25 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
+@dataclass(frozen=True)
+class HiresParams:
+    """AUTOMATIC1111's hires fix: upscale the first pass, then denoise it again at this size.
+
+    ``None`` fields and ``steps`` 0 take the first pass's value.
+    """
+
+    width: int
+    height: int
+    upscaler: str = "latent"
+    """A latent mode of ``upscale_latents.LATENT_MODES`` or an image one: lanczos, nearest."""
+    steps: int = 0
+    strength: float = 0.7
+    sampler: str | None = None
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    cfg_scale: float | None = None
+
+
 @dataclass
 class GenerationParams:
     """Everything one generation needs. ``seed`` None or -1 draws a random seed."""
@@ -101,6 +120,8 @@ class GenerationParams:
     """An SDXL refiner folder that runs the steps after ``refiner_switch``."""
     refiner_switch: float = 0.8
     """The fraction of the schedule (0..1) the base model runs before the refiner takes over."""
+    hires: HiresParams | None = None
+    """A second, larger pass after this one (txt2img only)."""
     extra: dict[str, object] = field(default_factory=dict)
 
 

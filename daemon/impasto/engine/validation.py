@@ -11,6 +11,7 @@ from PIL import Image
 
 from impasto.engine.schedulers import SAMPLERS, sampler_schedules
 from impasto.engine.types import GenerationParams, InvalidRequestError
+from impasto.engine.upscale_latents import UPSCALERS
 from impasto.wire import LIMITS
 
 INIT_IMAGE_MODES = ("RGB", "RGBA", "L")
@@ -117,3 +118,38 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
             )
     if params.mask_image is not None:
         _check_image("mask_image", params.mask_image, MASK_MODES, size)
+    if params.hires is not None:
+        _check_hires(params)
+
+
+def _check_hires(params: GenerationParams) -> None:
+    """The second pass: a txt2img run, a known upscaler, a size from the first pass's up."""
+    hires = params.hires
+    assert hires is not None
+    if params.init_image is not None:
+        raise InvalidRequestError("hires", "hires fix is for txt2img: send it without init_image")
+    if hires.upscaler not in UPSCALERS:
+        raise InvalidRequestError(
+            "hires.upscaler",
+            f"unknown upscaler {hires.upscaler!r}; use one of: {', '.join(UPSCALERS)}",
+        )
+    multiple = LIMITS["width"].multiple_of or 1
+    high = _bounds("width")[1]
+    for field, value, base in (
+        ("hires.width", hires.width, params.width),
+        ("hires.height", hires.height, params.height),
+    ):
+        if not _is_int(value) or value % multiple or not base <= value <= high:
+            raise InvalidRequestError(
+                field,
+                f"{value!r} is not a multiple of {multiple} from {base} (the first pass's size) "
+                f"to {high:g}",
+            )
+    _check_range("hires.steps", hires.steps, 0, _bounds("steps")[1], integer=True)
+    _check_range("hires.strength", hires.strength, 0, 1, integer=False)
+    if hires.cfg_scale is not None:
+        _check("hires.cfg_scale", hires.cfg_scale, "cfg_scale", integer=False)
+    if hires.sampler is not None and hires.sampler not in SAMPLERS:
+        raise InvalidRequestError(
+            "hires.sampler", f"unknown sampler {hires.sampler!r}; use one of: {', '.join(SAMPLERS)}"
+        )

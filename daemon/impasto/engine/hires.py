@@ -1,0 +1,115 @@
+"""Hires fix, as AUTOMATIC1111 runs it: a txt2img pass at the base size, an upscale (in latent
+space, or of the decoded image), then an img2img pass at the target size with its own steps,
+strength, sampler, prompt and CFG. Progress counts the UNet calls of both passes as one run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from impasto.engine.pipelines.base import start_index
+from impasto.engine.pipelines.img2img import encode_init_image
+from impasto.engine.schedulers import sampler_schedules
+from impasto.engine.types import (
+    CancelToken,
+    GenerationParams,
+    HiresParams,
+    Progress,
+    ProgressCallback,
+)
+from impasto.engine.upscale_latents import LATENT_MODES, upscale_latents
+from impasto.engine.vae import VAE_FACTOR, array_to_images
+
+if TYPE_CHECKING:
+    from impasto.engine.pipeline import DenoiseResult, StableDiffusion
+
+IMAGE_FILTERS = {"lanczos": Image.Resampling.LANCZOS, "nearest": Image.Resampling.NEAREST}
+
+
+def second_pass(params: GenerationParams, hires: HiresParams, seed: int) -> GenerationParams:
+    """The img2img pass at the target size: the first pass's settings where hires has none."""
+    sampler = hires.sampler or params.sampler
+    schedule = params.schedule if params.schedule in sampler_schedules(sampler) else "default"
+    return replace(
+        params,
+        prompt=hires.prompt or params.prompt,
+        negative_prompt=params.negative_prompt
+        if hires.negative_prompt is None
+        else hires.negative_prompt,
+        width=hires.width,
+        height=hires.height,
+        steps=hires.steps or params.steps,
+        cfg_scale=params.cfg_scale if hires.cfg_scale is None else hires.cfg_scale,
+        sampler=sampler,
+        schedule=schedule,
+        strength=hires.strength,
+        seed=seed,
+        hires=None,
+    )
+
+
+class TwoPassProgress:
+    """Reports both passes as one run of ``first + second`` UNet calls."""
+
+    def __init__(self, progress: ProgressCallback, second_calls: int) -> None:
+        self.progress = progress
+        self.second_calls = second_calls
+        self.first_calls = 0
+
+    def first(self, p: Progress) -> None:
+        self.first_calls = p.total
+        self.progress(Progress(p.step, p.total + self.second_calls, p.preview))
+
+    def second(self, p: Progress) -> None:
+        self.progress(Progress(self.first_calls + p.step, self.first_calls + p.total, p.preview))
+
+
+def upscaled_latents(
+    pipe: StableDiffusion, params: GenerationParams, latents: np.ndarray, hires: HiresParams
+) -> np.ndarray:
+    """The first pass's latents at the target size: resized, or decoded, resized and encoded."""
+    if hires.upscaler in LATENT_MODES:
+        size = (hires.height // VAE_FACTOR, hires.width // VAE_FACTOR)
+        return upscale_latents(latents, *size, hires.upscaler)
+    vae = pipe.vae_for(params)
+    images = array_to_images(vae.decode(latents))
+    resample = IMAGE_FILTERS[hires.upscaler]
+    rows = [
+        encode_init_image(vae, image.resize((hires.width, hires.height), resample), 1)
+        for image in images
+    ]
+    return np.concatenate(rows)
+
+
+def run_hires(
+    pipe: StableDiffusion,
+    params: GenerationParams,
+    progress: ProgressCallback | None,
+    cancel: CancelToken | None,
+    latents: np.ndarray | None,
+) -> DenoiseResult:
+    """Both passes; the second continues the first's noise generators, as A1111's does."""
+    hires = params.hires
+    assert hires is not None
+    pipe.validate(params)
+    first_params = replace(params, hires=None)
+    probe = second_pass(params, hires, 0)
+    scheduler = pipe.scheduler_factory(probe.sampler, pipe.folder.scheduler, probe.schedule)
+    scheduler.set_timesteps(probe.steps)
+    first_call = start_index(scheduler, probe.steps, probe.strength)
+    counter = TwoPassProgress(progress, len(scheduler.timesteps) - first_call) if progress else None
+    first = pipe.denoise(first_params, counter.first if counter else None, cancel, latents)
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    init = upscaled_latents(pipe, first_params, first.latents, hires)
+    return pipe.denoise(
+        second_pass(params, hires, first.seeds[0]),
+        counter.second if counter else None,
+        cancel,
+        init_latents=init,
+        noise=first.noise,
+    )

@@ -1,0 +1,135 @@
+"""Hires fix against the same two passes composed from diffusers (optimum) pipelines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from diffusers.pipelines.stable_diffusion import pipeline_stable_diffusion_img2img
+from optimum.onnxruntime import ORTStableDiffusionImg2ImgPipeline, ORTStableDiffusionPipeline
+
+from impasto.engine import InvalidRequestError, Progress, StableDiffusion
+from impasto.engine.noise import BatchNoise
+from impasto.engine.types import HiresParams
+
+from .conftest import SD_TINY, small
+from .families_oracle import latents_close
+from .scheduler_oracle import ORACLES
+
+CPU = "CPUExecutionProvider"
+PROMPT, NEGATIVE = "a red cat in a garden", "blurry"
+
+
+def with_scheduler(ref: Any, sampler: str) -> Any:
+    cls, overrides = ORACLES[sampler]
+    ref.scheduler = cls.from_config(ref.scheduler.config, **{"clip_sample": False, **overrides})
+    return ref
+
+
+@pytest.mark.parametrize(
+    ("sampler", "hr_sampler", "upscaler"),
+    [("euler", None, "latent"), ("dpmpp_2m", "ddim", "latent-bicubic")],
+)
+def test_hires_is_txt2img_then_upscale_then_img2img(
+    pipe: StableDiffusion,
+    sampler: str,
+    hr_sampler: str | None,
+    upscaler: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hires = HiresParams(
+        width=128,
+        height=96,
+        upscaler=upscaler,
+        steps=6,
+        strength=0.6,
+        sampler=hr_sampler,
+        prompt="a blue cat",
+        cfg_scale=5.0,
+    )
+    params = small(sampler=sampler, steps=5, seed=42, hires=hires)
+    progress: list[Progress] = []
+    ours = pipe.generate(params, progress=progress.append)[0].image
+    assert ours.size == (128, 96)
+    # Both passes count as one run: 5 + int(6 * 0.6) = 8 calls.
+    assert [(p.step, p.total) for p in progress] == [(i, 8) for i in range(1, 9)]
+
+    from impasto.engine.hires import run_hires
+
+    latents = run_hires(pipe, params, None, None, None).latents
+    # The reference: the same noise (the first pass's generator, continued) through diffusers.
+    generator = BatchNoise(42, 1)
+    first_noise = generator((1, 4, 8, 8))
+    second_noise = generator((1, 4, 12, 16))
+    base = with_scheduler(
+        ORTStableDiffusionPipeline.from_pretrained(SD_TINY, provider=CPU), sampler
+    )
+    first = base(
+        prompt=PROMPT,
+        negative_prompt=NEGATIVE,
+        num_inference_steps=5,
+        guidance_scale=7.0,
+        height=64,
+        width=64,
+        latents=torch.from_numpy(first_noise),
+        output_type="latent",
+    ).images
+    mode = "bilinear" if upscaler == "latent" else "bicubic"
+    upscaled = torch.nn.functional.interpolate(first, size=(12, 16), mode=mode)
+    img2img = with_scheduler(
+        ORTStableDiffusionImg2ImgPipeline.from_pretrained(SD_TINY, provider=CPU),
+        hr_sampler or sampler,
+    )
+    monkeypatch.setattr(
+        pipeline_stable_diffusion_img2img,
+        "randn_tensor",
+        lambda shape, **_: torch.from_numpy(second_noise).reshape(tuple(shape)),
+    )
+    second = img2img(
+        prompt="a blue cat",
+        negative_prompt=NEGATIVE,
+        image=upscaled,
+        strength=0.6,
+        num_inference_steps=6,
+        guidance_scale=5.0,
+        output_type="latent",
+    ).images
+    assert latents_close(latents, second)
+
+
+@pytest.mark.parametrize("upscaler", ["lanczos", "nearest"])
+def test_image_upscalers_decode_resize_and_encode(pipe: StableDiffusion, upscaler: str) -> None:
+    hires = HiresParams(width=96, height=96, upscaler=upscaler, strength=0.5)
+    image = pipe.generate(small(seed=3, hires=hires))[0].image
+    assert image.size == (96, 96)
+    latent = pipe.generate(small(seed=3, hires=HiresParams(width=96, height=96, strength=0.5)))
+    assert image.tobytes() != latent[0].image.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("hires", "extra", "field"),
+    [
+        (HiresParams(width=128, height=128, upscaler="esrgan"), {}, "hires.upscaler"),
+        (HiresParams(width=32, height=128), {}, "hires.width"),
+        (HiresParams(width=128, height=130), {}, "hires.height"),
+        (HiresParams(width=128, height=128, strength=1.5), {}, "hires.strength"),
+        (HiresParams(width=128, height=128, sampler="nope"), {}, "hires.sampler"),
+        (HiresParams(width=128, height=128, cfg_scale=99.0), {}, "hires.cfg_scale"),
+    ],
+)
+def test_bad_hires_fields_are_named(
+    pipe: StableDiffusion, hires: HiresParams, extra: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidRequestError) as err:
+        pipe.generate(small(hires=hires, **extra))
+    assert err.value.field == field
+
+
+def test_hires_is_txt2img_only(pipe: StableDiffusion) -> None:
+    from PIL import Image
+
+    image = Image.new("RGB", (64, 64))
+    with pytest.raises(InvalidRequestError) as err:
+        pipe.generate(small(init_image=image, hires=HiresParams(width=128, height=128)))
+    assert err.value.field == "hires"
