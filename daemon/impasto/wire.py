@@ -8,6 +8,7 @@ Response types give every field a default so a client stays readable against new
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
@@ -63,6 +64,49 @@ class LoraSpec(Schema):
     weight: LoraWeight = 1.0
 
 
+UpscalerName = Literal[
+    "latent",
+    "latent-antialiased",
+    "latent-bicubic",
+    "latent-bicubic-antialiased",
+    "latent-nearest",
+    "latent-nearest-exact",
+    "lanczos",
+    "nearest",
+]
+"""Hires fix upscalers: A1111's latent upscale modes, or a resize of the decoded image."""
+
+
+class HiresRequest(Schema):
+    """Hires fix (AUTOMATIC1111's): a second img2img pass at a larger size. Each field left out
+    takes the first pass's value; ``width``/``height`` win over ``scale``."""
+
+    scale: Annotated[float, Meta(ge=1, le=4, description="Target size over the first pass's")] = 2.0
+    width: Dimension | None = None
+    height: Dimension | None = None
+    upscaler: UpscalerName = "latent"
+    steps: Annotated[int, Meta(ge=0, le=150, description="0: the first pass's steps")] = 0
+    strength: Strength = 0.7
+    sampler: SamplerId | None = None
+    prompt: Prompt | None = None
+    negative_prompt: NegativePrompt | None = None
+    cfg_scale: CfgScale | None = None
+
+
+class ResolvedHires(Schema, kw_only=True):
+    """The second pass of a plan: its size resolved, the rest as asked (None: the first's)."""
+
+    width: int
+    height: int
+    upscaler: str = "latent"
+    steps: int = 0
+    strength: float = 0.7
+    sampler: str | None = None
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    cfg_scale: float | None = None
+
+
 class GenerateRequest(Schema):
     """What to generate. A tunable left out (or null) takes the chosen model's default."""
 
@@ -88,6 +132,7 @@ class GenerateRequest(Schema):
     refiner_switch: Annotated[
         float, Meta(ge=0, le=1, description="Fraction of the steps the base model runs")
     ] = 0.8
+    hires: HiresRequest | None = None
     plugins: Annotated[
         dict[str, Any], Meta(description="Options for plugins, by plugin name (docs/plugins.md)")
     ] = msgspec.field(default_factory=dict)
@@ -118,6 +163,7 @@ class ResolvedPlan(Schema, kw_only=True):
     clip_skip: int = 1
     refiner: str | None = None
     refiner_switch: float = 0.8
+    hires: ResolvedHires | None = None
     plugins: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
@@ -347,7 +393,7 @@ def _field_limit(info: Any) -> FieldLimit | None:
 
 def _read_limits() -> dict[str, FieldLimit]:
     found: dict[str, FieldLimit] = {}
-    for struct, prefix in ((GenerateRequest, ""), (LoraSpec, "lora_")):
+    for struct, prefix in ((GenerateRequest, ""), (LoraSpec, "lora_"), (HiresRequest, "hires_")):
         info = msgspec.inspect.type_info(struct)
         assert isinstance(info, msgspec.inspect.StructType)
         for field in info.fields:
@@ -376,3 +422,9 @@ FIELD_RULES: dict[str, str] = {
     **_OTHER_RULES,
 }
 """The allowed values of each request field, as error messages say them."""
+
+
+def field_rule(field: str) -> str | None:
+    """The rule of a field path: ``hires.scale`` is ``hires_scale``, else its last part."""
+    path = re.sub(r"\[\d+\]", "", field)
+    return FIELD_RULES.get(path.replace(".", "_")) or FIELD_RULES.get(path.rsplit(".", 1)[-1])

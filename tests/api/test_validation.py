@@ -101,3 +101,36 @@ def test_unsupported_schedule_for_sampler(api: TestClient) -> None:
     assert (
         error["field"] == "schedule" and "ddim supports the schedules: default" in error["message"]
     )
+
+
+HIRES_CASES = [
+    ({"scale": 5}, "hires.scale", "between 1 and 4"),
+    ({"upscaler": "esrgan"}, "hires.upscaler", "latent"),
+    ({"strength": 2}, "hires.strength", "between 0 and 1"),
+    ({"width": 2400}, "hires.width", "2048"),
+    ({"sampler": "nope"}, "hires.sampler", "unknown sampler"),
+]
+
+
+@pytest.mark.parametrize(("hires", "field", "expected"), HIRES_CASES)
+def test_bad_hires_fields_are_named(
+    api: TestClient, services: Services, hires: dict[str, object], field: str, expected: str
+) -> None:
+    response = api.post("/api/v1/generate", json={**VALID, "hires": hires})
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    named = [e for e in errors if e["field"] == field]
+    assert named and expected in named[0]["message"], errors
+    assert services.jobs.store.count_queued() == 0
+
+
+def test_hires_is_resolved_into_the_plan(api: TestClient) -> None:
+    body = {**VALID, "hires": {"scale": 1.5, "sampler": "DPM++ 2M", "steps": 3}}
+    response = api.post("/api/v1/generate/plan", json=body)
+    assert response.status_code in (200, 201), response.text
+    hires = response.json()["hires"]
+    assert (hires["width"], hires["height"], hires["sampler"]) == (96, 96, "dpmpp_2m")
+    assert (hires["upscaler"], hires["strength"], hires["steps"]) == ("latent", 0.7, 3)
+    image = "data:image/png;base64,iVBORw0KGgo="
+    refused = api.post("/api/v1/generate", json={**body, "init_image": image})
+    assert refused.status_code == 422

@@ -185,11 +185,40 @@ def test_unknown_lora_sampler_and_hires_fix_get_a1111_errors(api: webuiapi.WebUI
         api.txt2img(prompt="x", sampler_name="DEIS", **SIZE)
     assert sampler.value.args[0] == 422 and "Sampler not found" in sampler.value.args[1]
     with pytest.raises(RuntimeError) as hires:
-        api.txt2img(prompt="x", enable_hr=True, **SIZE)
-    assert hires.value.args[0] == 422 and "hires" in hires.value.args[1]
+        api.txt2img(prompt="x", enable_hr=True, hr_upscaler="R-ESRGAN 4x+", **SIZE)
+    assert hires.value.args[0] == 422 and "hr_upscaler" in hires.value.args[1]
+    with pytest.raises(RuntimeError) as hires_sampler:
+        api.txt2img(prompt="x", enable_hr=True, hr_sampler_name="DEIS", **SIZE)
+    assert hires_sampler.value.args[0] == 422 and "hr_sampler_name" in hires_sampler.value.args[1]
     with pytest.raises(RuntimeError) as size:
         api.txt2img(prompt="x", width=65, height=64)
     assert size.value.args[0] == 422 and "multiple of 8" in size.value.args[1]
+
+
+def test_hires_fix_makes_the_larger_image(api: webuiapi.WebUIApi) -> None:
+    result = api.txt2img(
+        prompt="a red cat",
+        steps=3,
+        seed=5,
+        enable_hr=True,
+        hr_scale=2,
+        hr_upscaler="Latent (bicubic)",
+        hr_second_pass_steps=4,
+        denoising_strength=0.5,
+        hr_sampler_name="DPM++ 2M",
+        **SIZE,
+    )
+    assert result.image.size == (128, 128)
+    sized = api.txt2img(
+        prompt="a red cat",
+        steps=2,
+        seed=5,
+        enable_hr=True,
+        hr_resize_x=96,
+        hr_upscaler="Lanczos",
+        **SIZE,
+    )
+    assert sized.image.size == (96, 96)  # one side given: the aspect ratio is kept
 
 
 def _wait_for_step(api: webuiapi.WebUIApi, timeout: float = 60.0) -> dict[str, Any]:

@@ -23,3 +23,12 @@ def test_latent_modes_equal_torch_interpolate(
     ).numpy()
     ours = upscale_latents(latents, *target, upscaler)
     np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-5)
+
+
+def test_the_request_schema_lists_the_engines_upscalers() -> None:
+    from typing import get_args
+
+    from impasto.engine.upscale_latents import UPSCALERS
+    from impasto.wire import UpscalerName
+
+    assert get_args(UpscalerName) == UPSCALERS

@@ -16,7 +16,7 @@ from impasto.services.errors import (
     QueueFullError,
     ServiceError,
 )
-from impasto.wire import FIELD_RULES
+from impasto.wire import field_rule
 
 log = logging.getLogger("impasto.api")
 _PATH = re.compile(r"`\$\.([A-Za-z_][\w.\[\]]*)`")
@@ -39,13 +39,12 @@ def _field_errors(exc: ValidationException) -> list[dict[str, str]]:
         key = item.get("key")
         match = _PATH.search(message)
         field = key or (match.group(1) if match else None) or str(item.get("source") or "body")
-        leaf = re.sub(r"\[\d+\]", "", str(field)).rsplit(".", 1)[-1]
         if "missing required field" in message.lower():
             missing = re.search(r"`(\w+)`", message)
             field = missing.group(1) if missing else field
             errors.append({"field": field, "message": "is required"})
             continue
-        rule = FIELD_RULES.get(leaf)
+        rule = field_rule(str(field))
         errors.append({"field": str(field), "message": rule or message.split(" - at ")[0]})
     return errors
 

@@ -18,7 +18,7 @@ from impasto.engine.schedulers import (
 from impasto.services.errors import FieldError
 from impasto.services.images import UploadStore
 from impasto.services.models import ModelCatalog, ModelEntry
-from impasto.wire import GenerateRequest, LoraSpec, ResolvedPlan
+from impasto.wire import LIMITS, GenerateRequest, LoraSpec, ResolvedHires, ResolvedPlan
 from impasto.worker.files import NotInstalledError, adapter_path, embeddings_in
 
 REFINER_FAMILY = "sdxl-refiner"
@@ -70,6 +70,7 @@ class Resolver:
             raise FieldError(exc.field, exc.message) from None
         if request.refiner:
             self._check_refiner(request.refiner)
+        hires = resolve_hires(request, width, height)
         text = f"{request.prompt} {request.negative_prompt}"
         return ResolvedPlan(
             prompt=request.prompt,
@@ -94,6 +95,7 @@ class Resolver:
             clip_skip=request.clip_skip,
             refiner=request.refiner,
             refiner_switch=request.refiner_switch,
+            hires=hires,
             plugins=dict(request.plugins),
         )
 
@@ -129,4 +131,48 @@ def resolve_sampler(name: str) -> str:
     found = find_sampler(name)
     if found is None:
         raise FieldError("sampler", f"unknown sampler {name!r}; one of {', '.join(SAMPLER_SPECS)}")
+    return found
+
+
+def resolve_hires(request: GenerateRequest, width: int, height: int) -> ResolvedHires | None:
+    """The hires pass's size (from ``scale`` unless given) and sampler id; txt2img only."""
+    hires = request.hires
+    if hires is None:
+        return None
+    if request.init_image or request.mask_image:
+        raise FieldError("hires", "hires fix is for txt2img: send it without init_image")
+    limit = LIMITS["width"]
+    multiple = limit.multiple_of or 8
+    top = int(limit.maximum or 2048)
+    sizes = {}
+    for field, given, base in (("width", hires.width, width), ("height", hires.height, height)):
+        # A1111: int(size * scale); the latents then floor it to a multiple of 8.
+        size = given or int(base * hires.scale) // multiple * multiple
+        if not base <= size <= top:
+            raise FieldError(
+                f"hires.{field}",
+                f"{size} must be from {base} (the first pass's {field}) to {top}; "
+                "lower hires.scale or the size",
+            )
+        sizes[field] = size
+    return ResolvedHires(
+        width=sizes["width"],
+        height=sizes["height"],
+        upscaler=hires.upscaler,
+        steps=hires.steps,
+        strength=hires.strength,
+        sampler=_hires_sampler(hires.sampler),
+        prompt=hires.prompt,
+        negative_prompt=hires.negative_prompt,
+        cfg_scale=hires.cfg_scale,
+    )
+
+
+def _hires_sampler(name: str | None) -> str | None:
+    if name is None:
+        return None
+    found = find_sampler(name)
+    if found is None:
+        allowed = ", ".join(SAMPLER_SPECS)
+        raise FieldError("hires.sampler", f"unknown sampler {name!r}; one of {allowed}")
     return found

@@ -233,9 +233,11 @@ def job_model_folder(job: RunJob) -> Path | None:
 
 def build_params(job: RunJob) -> Any:
     """The engine's request from the job's plan; every file is looked up and opened here."""
+    import msgspec
     from PIL import Image
 
     from impasto.engine import GenerationParams
+    from impasto.engine.types import HiresParams
     from impasto.resources import bundled_models_dir
     from impasto.worker.files import Roots, adapter_path, model_folder, upload_path
 
@@ -273,6 +275,7 @@ def build_params(job: RunJob) -> Any:
         clip_skip=plan.clip_skip,
         refiner=refiner,
         refiner_switch=plan.refiner_switch,
+        hires=HiresParams(**msgspec.structs.asdict(plan.hires)) if plan.hires else None,
         **images,
     )
 

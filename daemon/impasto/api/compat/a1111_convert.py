@@ -40,12 +40,62 @@ class Plan:
     inpaint: bool
 
 
+A1111_UPSCALERS = {
+    "latent": "latent",
+    "latent (antialiased)": "latent-antialiased",
+    "latent (bicubic)": "latent-bicubic",
+    "latent (bicubic antialiased)": "latent-bicubic-antialiased",
+    "latent (nearest)": "latent-nearest",
+    "latent (nearest-exact)": "latent-nearest-exact",
+    "lanczos": "lanczos",
+    "nearest": "nearest",
+}
+"""A1111's hires upscaler names (its latent modes and PIL resizes) -> Impasto's upscaler ids."""
+SAME = ("", "use same sampler", "use same scheduler")
+
+
+def _hires(services: Services, req: Txt2ImgRequest, model: str) -> dict[str, Any] | None:
+    """A1111's hires fix fields as the native ``hires`` object (txt2img only, as in A1111)."""
+    if not req.enable_hr or isinstance(req, Img2ImgRequest):
+        return None
+    name = (req.hr_upscaler or "Latent").strip()
+    upscaler = A1111_UPSCALERS.get(name.lower())
+    if upscaler is None:
+        allowed = "Latent, Latent (antialiased), Latent (bicubic), Latent (bicubic antialiased), "
+        allowed += "Latent (nearest), Latent (nearest-exact), Lanczos, Nearest"
+        raise CompatError(
+            422, f"hires upscaler {name!r} is not available; use one of: {allowed}", "hr_upscaler"
+        )
+    sampler = None
+    if (req.hr_sampler_name or "").strip().lower() not in SAME:
+        try:
+            sampler = to_impasto(req.hr_sampler_name).sampler
+        except UnknownSamplerError as exc:
+            raise CompatError(422, str(exc), "hr_sampler_name") from None
+    scale = req.hr_scale or 2.0
+    width, height = req.hr_resize_x or None, req.hr_resize_y or None
+    if (width is None) != (height is None):
+        # A1111 keeps the aspect ratio when only one side is given.
+        defaults = services.jobs.resolver.model(model).defaults
+        base_w, base_h = req.width or defaults.width, req.height or defaults.height
+        scale = width / base_w if width else (height or base_h) / base_h
+        width = height = None
+    return {
+        "scale": scale,
+        "width": width,
+        "height": height,
+        "upscaler": upscaler,
+        "steps": req.hr_second_pass_steps or 0,
+        "strength": 0.7 if req.denoising_strength is None else req.denoising_strength,
+        "sampler": sampler,
+        "prompt": req.hr_prompt or None,
+        "negative_prompt": req.hr_negative_prompt or None,
+        "cfg_scale": req.hr_cfg,
+    }
+
+
 def _reject_unsupported(req: Txt2ImgRequest) -> None:
     # Ignoring these would hand back a different picture than the client asked for.
-    if req.enable_hr:
-        raise CompatError(
-            422, "hires fix is not supported; send enable_hr false and the final size", "enable_hr"
-        )
     if req.script_name:
         raise CompatError(422, f"scripts are not supported ({req.script_name!r})", "script_name")
 
@@ -90,11 +140,12 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
     if isinstance(req, Img2ImgRequest):
         strength = req.denoising_strength if req.denoising_strength is not None else 0.75
     # Fields left None take the model's defaults in the resolution step.
+    model = _model(services, req)
     base = checked_request(
         {
             "prompt": prompt,
             "negative_prompt": req.negative_prompt or "",
-            "model": _model(services, req),
+            "model": model,
             "loras": loras,
             "width": req.width,
             "height": req.height,
@@ -105,6 +156,7 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "sampler": choice.sampler if choice else None,
             "schedule": None if schedule == "default" and choice is None else schedule,
             "strength": strength,
+            "hires": _hires(services, req, model),
         }
     )
     images: dict[str, str] = {}

@@ -37,6 +37,16 @@ class Txt2ImgRequest(Schema):
     override_settings: dict[str, Any] | None = None
     override_settings_restore_afterwards: bool | None = True
     enable_hr: bool | None = False
+    hr_scale: float | None = 2.0
+    hr_upscaler: str | None = None
+    hr_second_pass_steps: int | None = 0
+    hr_resize_x: int | None = 0
+    hr_resize_y: int | None = 0
+    hr_sampler_name: str | None = None
+    hr_scheduler: str | None = None
+    hr_prompt: str | None = ""
+    hr_negative_prompt: str | None = ""
+    hr_cfg: float | None = None
     script_name: str | None = None
     script_args: list[Any] | None = None
     send_images: bool | None = True

@@ -13,7 +13,7 @@ from PIL import Image
 from impasto.services.container import Services
 from impasto.services.errors import FieldError
 from impasto.services.images import decode_image
-from impasto.wire import FIELD_RULES, GenerateRequest
+from impasto.wire import GenerateRequest, field_rule
 
 # A1111's extra-network syntax: <lora:name>, <lora:name:weight>, <lora:name:te:unet>.
 LORA_TAG = re.compile(r"<(?:lora|lyco):([^:>]+)(?::([^:>]*))?(?::[^>]*)?>", re.IGNORECASE)
@@ -50,7 +50,7 @@ def checked_request(fields: dict[str, Any]) -> GenerateRequest:
     except msgspec.ValidationError as exc:
         match = _PATH.search(str(exc))
         field = match.group(1) if match else "body"
-        raise FieldError(field, FIELD_RULES.get(field, str(exc).split(" - at ")[0])) from None
+        raise FieldError(field, field_rule(field) or str(exc).split(" - at ")[0]) from None
     return msgspec.structs.replace(request, prompt=prompt)
 
 
