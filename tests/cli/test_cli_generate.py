@@ -132,3 +132,37 @@ def test_missing_init_image_is_reported_before_submitting(
     assert main(argv, connect=daemon.client) == 1
     assert "nope.png is not a file" in capsys.readouterr().err
     assert daemon.requests == []
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [
+        ("2x", {"scale": 2.0}),
+        ("1.5", {"scale": 1.5}),
+        ("1024x768", {"width": 1024, "height": 768}),
+    ],
+)
+def test_hires_flags_become_the_hires_object(
+    tmp_path: Path, flag: str, expected: dict[str, object]
+) -> None:
+    daemon = CliDaemon(batch=1)
+    argv = ["generate", "x", "--hires", flag, "--hires-steps", "8", "--hires-sampler", "DPM2"]
+    argv += ["--hires-upscaler", "latent-bicubic", "--hires-strength", "0.5", "-o", str(tmp_path)]
+    assert main(argv, connect=daemon.client) == 0
+    body = json.loads(daemon.requests[0].content)
+    assert body["hires"] == {
+        **expected,
+        "upscaler": "latent-bicubic",
+        "steps": 8,
+        "strength": 0.5,
+        "sampler": "DPM2",
+    }
+
+
+def test_a_bad_hires_size_is_refused_before_submitting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    daemon = CliDaemon(batch=1)
+    assert main(["generate", "x", "--hires", "big"], connect=daemon.client) == 2
+    assert "1024x768" in capsys.readouterr().err
+    assert daemon.requests == []

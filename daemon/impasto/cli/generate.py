@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, get_args
 
 from impasto.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Context
 from impasto.client import ApiError, Client, Event, JobStatus
-from impasto.wire import LIMITS, SCHEDULE_NAMES
+from impasto.wire import LIMITS, SCHEDULE_NAMES, UpscalerName
 
 # Flag -> request field; flags left out let the daemon (and the model) choose.
 REQUEST_FIELDS = {
@@ -79,6 +79,24 @@ def register(
         "--strength", type=float, help=f"how much to change the init image, {_range('strength')}"
     )
     parser.add_argument(
+        "--hires",
+        type=hires_size,
+        metavar="SCALE|WxH",
+        help="hires fix: a second pass at 2x (or 1.5, or 1024x768) the size",
+    )
+    parser.add_argument(
+        "--hires-upscaler", choices=get_args(UpscalerName), help="hires upscaler (default latent)"
+    )
+    parser.add_argument(
+        "--hires-steps", type=int, metavar="N", help="second pass steps (default: --steps)"
+    )
+    parser.add_argument(
+        "--hires-strength", type=float, metavar="F", help="second pass denoising (default 0.7)"
+    )
+    parser.add_argument("--hires-sampler", metavar="NAME", help="second pass sampler")
+    parser.add_argument("--hires-prompt", metavar="TEXT", help="second pass prompt")
+    parser.add_argument("--hires-cfg", type=float, metavar="SCALE", help="second pass CFG")
+    parser.add_argument(
         "-o", "--output", type=Path, default=Path("."), metavar="DIR", help="where to save"
     )
     parser.add_argument("--detach", action="store_true", help="print the job id and return")
@@ -118,6 +136,32 @@ class ProgressBar:
             self.drawn = False
 
 
+def hires_size(text: str) -> dict[str, Any]:
+    """``2x``, ``1.5`` or ``1024x768`` as the hires object's scale or size."""
+    value = text.strip().lower()
+    try:
+        if value.endswith("x"):
+            return {"scale": float(value[:-1])}
+        if "x" in value:
+            width, height = value.split("x", 1)
+            return {"width": int(width), "height": int(height)}
+        return {"scale": float(value)}
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a scale (2x, 1.5) or a size (1024x768)"
+        ) from None
+
+
+HIRES_FLAGS = {
+    "hires_upscaler": "upscaler",
+    "hires_steps": "steps",
+    "hires_strength": "strength",
+    "hires_sampler": "sampler",
+    "hires_prompt": "prompt",
+    "hires_cfg": "cfg_scale",
+}
+
+
 def build_request(args: argparse.Namespace, client: Client) -> dict[str, Any]:
     """The POST /generate body; init image and mask are uploaded first."""
     request: dict[str, Any] = {"prompt": args.prompt}
@@ -125,6 +169,9 @@ def build_request(args: argparse.Namespace, client: Client) -> dict[str, Any]:
         value = getattr(args, flag)
         if value is not None:
             request[field] = value
+    if args.hires is not None:
+        extra = {f: getattr(args, flag) for flag, f in HIRES_FLAGS.items()}
+        request["hires"] = {**args.hires, **{k: v for k, v in extra.items() if v is not None}}
     for flag, field in (("init_image", "init_image"), ("mask", "mask_image")):
         path: Path | None = getattr(args, flag)
         if path is not None:
