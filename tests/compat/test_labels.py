@@ -123,3 +123,38 @@ def test_schedules_are_listed_with_their_labels(api: TestClient) -> None:
     assert listed["ddim_uniform"]["a1111_name"] == "ddim"
     every = {schedule for spec in SAMPLER_SPECS.values() for schedule in spec.schedules}
     assert every <= set(listed)
+
+
+def test_hires_fix_is_written_as_a1111_writes_it(tmp_path: Path) -> None:
+    plan = {
+        "prompt": "a castle",
+        "negative_prompt": "",
+        "model": "sd-tiny",
+        "width": 64,
+        "height": 64,
+        "steps": 7,
+        "cfg_scale": 5.0,
+        "sampler": "euler",
+        "schedule": "default",
+        "hires": {
+            "width": 128,
+            "height": 128,
+            "upscaler": "latent-bicubic",
+            "steps": 4,
+            "strength": 0.5,
+            "sampler": "dpmpp_2m",
+            "prompt": None,
+            "negative_prompt": None,
+            "cfg_scale": None,
+        },
+    }
+    result = PostprocessResult(job_id="j", index=0, seed=3, model="sd-tiny", request=plan)
+    image = Image.new("RGB", (128, 128))
+    postprocess_result(result, image, PluginContext(name="png_metadata", config={}))
+    path = write_png(image, tmp_path / "out.png", text=result.text)
+    parsed = parse_a1111_parameters(read_png_metadata(path)["parameters"])
+    assert (parsed["width"], parsed["height"]) == (64, 64)  # A1111's Size is the first pass's
+    extra = parsed["extra"]
+    assert extra["Hires upscale"] == "2" and extra["Hires upscaler"] == "Latent (bicubic)"
+    assert extra["Hires steps"] == "4" and extra["Hires sampler"] == "DPM++ 2M"
+    assert parsed.get("strength", extra.get("Denoising strength")) in (0.5, "0.5")

@@ -24,6 +24,17 @@ IMAGE_UPSCALERS = ("lanczos", "nearest")
 """Upscalers of the decoded image (PIL filters of that name)."""
 UPSCALERS = (*LATENT_MODES, *IMAGE_UPSCALERS)
 """Every hires fix upscaler id."""
+UPSCALER_LABELS = {
+    "latent": "Latent",
+    "latent-antialiased": "Latent (antialiased)",
+    "latent-bicubic": "Latent (bicubic)",
+    "latent-bicubic-antialiased": "Latent (bicubic antialiased)",
+    "latent-nearest": "Latent (nearest)",
+    "latent-nearest-exact": "Latent (nearest-exact)",
+    "lanczos": "Lanczos",
+    "nearest": "Nearest",
+}
+"""Upscaler id -> AUTOMATIC1111's name (its API's ``hr_upscaler``, PNG ``Hires upscaler``)."""
 
 
 def _cubic(x: float, a: float) -> float:

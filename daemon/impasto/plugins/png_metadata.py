@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from impasto.engine.schedulers import sampler_label, schedule_label
+from impasto.engine.upscale_latents import UPSCALER_LABELS
 from impasto.formats.png import IMPASTO_KEY, PARAMETERS_KEY, format_a1111_parameters
 from impasto.plugins.hookspecs import hookimpl
 from impasto.plugins.types import PluginContext, PostprocessResult
@@ -29,7 +30,28 @@ def postprocess_result(result: PostprocessResult, image: Any, context: PluginCon
         width=params.get("width", image.width),
         height=params.get("height", image.height),
         model=result.model,
-        extra={"Denoising strength": params.get("strength")} if params.get("init_image") else None,
+        extra=_extra(params),
     )
     request = {**params, "seed": result.seed, "model": result.model}
     result.text[IMPASTO_KEY] = json.dumps(request, ensure_ascii=False)
+
+
+def _extra(params: dict[str, Any]) -> dict[str, Any] | None:
+    """Denoising strength of img2img; A1111's hires fix keys (Size stays the first pass's)."""
+    if params.get("init_image"):
+        return {"Denoising strength": params.get("strength")}
+    hires = params.get("hires")
+    if not hires:
+        return None
+    extra: dict[str, Any] = {
+        "Denoising strength": hires["strength"],
+        "Hires upscale": f"{hires['width'] / params['width']:g}",
+        "Hires resize": f"{hires['width']}x{hires['height']}",
+        "Hires steps": hires.get("steps") or None,
+        "Hires upscaler": UPSCALER_LABELS.get(hires["upscaler"], hires["upscaler"]),
+        "Hires sampler": sampler_label(hires["sampler"]) if hires.get("sampler") else None,
+        "Hires prompt": hires.get("prompt"),
+        "Hires negative prompt": hires.get("negative_prompt"),
+        "Hires CFG Scale": hires.get("cfg_scale"),
+    }
+    return {key: value for key, value in extra.items() if value is not None}

@@ -20,6 +20,7 @@ from impasto.api.compat.samplers_map import (
     schedule_label,
     to_impasto,
 )
+from impasto.engine.upscale_latents import UPSCALER_LABELS
 from impasto.services.compat import ResultImage, current_checkpoint, resolve_checkpoint
 from impasto.services.container import Services
 from impasto.wire import GenerateRequest, ResolvedPlan
@@ -40,16 +41,7 @@ class Plan:
     inpaint: bool
 
 
-A1111_UPSCALERS = {
-    "latent": "latent",
-    "latent (antialiased)": "latent-antialiased",
-    "latent (bicubic)": "latent-bicubic",
-    "latent (bicubic antialiased)": "latent-bicubic-antialiased",
-    "latent (nearest)": "latent-nearest",
-    "latent (nearest-exact)": "latent-nearest-exact",
-    "lanczos": "lanczos",
-    "nearest": "nearest",
-}
+A1111_UPSCALERS = {label.lower(): key for key, label in UPSCALER_LABELS.items()}
 """A1111's hires upscaler names (its latent modes and PIL resizes) -> Impasto's upscaler ids."""
 SAME = ("", "use same sampler", "use same scheduler")
 
@@ -61,8 +53,7 @@ def _hires(services: Services, req: Txt2ImgRequest, model: str) -> dict[str, Any
     name = (req.hr_upscaler or "Latent").strip()
     upscaler = A1111_UPSCALERS.get(name.lower())
     if upscaler is None:
-        allowed = "Latent, Latent (antialiased), Latent (bicubic), Latent (bicubic antialiased), "
-        allowed += "Latent (nearest), Latent (nearest-exact), Lanczos, Nearest"
+        allowed = ", ".join(UPSCALER_LABELS.values())
         raise CompatError(
             422, f"hires upscaler {name!r} is not available; use one of: {allowed}", "hr_upscaler"
         )
