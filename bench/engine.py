@@ -3,6 +3,7 @@
     .venv/bin/python bench/engine.py                  # tiny model + SD 1.5 shape at 256x256
     .venv/bin/python bench/engine.py --full           # also 512x512
     .venv/bin/python bench/engine.py --levels         # ORT graph optimisation levels, SD 1.5 UNet
+    .venv/bin/python bench/engine.py --sampler-table  # ours/floor for every sampler
 
 Every implementation runs in its own fresh subprocess (so torch is never in our process, and
 one 3.4 GB model is resident at a time), with the same thread count, sampler, steps, cfg and
@@ -94,13 +95,27 @@ def child_ours(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _torch_scheduler(pipe: Any, sampler: str) -> None:
-    from diffusers import DDIMScheduler, EulerDiscreteScheduler
+DIFFUSERS_SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "euler": ("EulerDiscreteScheduler", {}),
+    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
+    "heun": ("HeunDiscreteScheduler", {}),
+    "lms": ("LMSDiscreteScheduler", {}),
+    "ddim": ("DDIMScheduler", {}),
+    "pndm": ("PNDMScheduler", {"skip_prk_steps": True}),
+    "dpmpp_2m": ("DPMSolverMultistepScheduler", {}),
+    "dpmpp_2m_sde": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
+    "unipc": ("UniPCMultistepScheduler", {}),
+}
+"""Samplers optimum and diffusers can run too (the others are timed for ours only)."""
 
-    if sampler == "euler":
-        pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
-    else:  # SD's configs mean clip_sample False; DDIMScheduler's own default is True
-        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=False)
+
+def _torch_scheduler(pipe: Any, sampler: str) -> None:
+    import diffusers
+
+    name, overrides = DIFFUSERS_SCHEDULERS[sampler]
+    # SD's configs mean clip_sample False; DDIMScheduler's own default is True.
+    settings = {"clip_sample": False, **overrides}
+    pipe.scheduler = getattr(diffusers, name).from_config(pipe.scheduler.config, **settings)
 
 
 def _torch_call(pipe: Any, args: argparse.Namespace) -> Any:
@@ -220,7 +235,7 @@ def spawn(kind: str, args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
     """Run one child in a fresh interpreter and return its JSON result (or an error)."""
     argv = [sys.executable, __file__, "--child", kind]
     for key, value in {**vars(args), **extra}.items():
-        if key in ("child", "full", "levels") or value is None or value is False:
+        if key in ("child", "full", "levels", "sampler_table") or value is None or value is False:
             continue
         argv += [f"--{key.replace('_', '-')}", str(value)]
     threads = str(args.threads)
@@ -254,6 +269,9 @@ def table(
         for kind in IMPLEMENTATIONS:
             if kind == "diffusers" and (diffusers is None or not diffusers.is_dir()):
                 results[kind] = {"error": f"no diffusers folder ({diffusers})"}
+                continue
+            if kind != "ours" and args.sampler not in DIFFUSERS_SCHEDULERS:
+                results[kind] = {"error": f"diffusers has no {args.sampler} scheduler"}
                 continue
             result = spawn(kind, args, onnx=onnx, diffusers=diffusers, size=size)
             merged = results.setdefault(kind, {})
@@ -293,6 +311,33 @@ def table(
             print(f"{kind} runs: {spread}")
         else:
             print(f"{kind}: {result['error']}")
+
+
+def sampler_table(name: str, onnx: Path, size: int, args: argparse.Namespace) -> None:
+    """ours/floor for every sampler: what each adds around the ONNX sessions."""
+    from impasto.engine.schedulers import SAMPLER_SPECS
+
+    rows: dict[str, dict[str, list[float]]] = {}
+    for _ in range(args.rounds):
+        for sampler in SAMPLER_SPECS:
+            result = spawn("ours", args, onnx=onnx, size=size, sampler=sampler)
+            row = rows.setdefault(sampler, {"times": [], "floor": []})
+            if "error" in result:
+                print(f"{sampler}: {result['error']}")
+                continue
+            row["times"] += result["times"]
+            row["floor"] += result["floor"]
+    print(
+        f"\n### {name} {size}x{size}, {args.steps} steps, cfg {args.cfg}, {args.threads} threads, "
+        f"median of {args.rounds} x {args.runs}\n"
+    )
+    print("| sampler | ours s | floor s | ours/floor | ours - floor ms |\n|---|---:|---:|---:|---:|")
+    for sampler, row in rows.items():
+        if not row["times"]:
+            continue
+        ours, floor = statistics.median(row["times"]), statistics.median(row["floor"])
+        extra = (ours - floor) * 1000
+        print(f"| {sampler} | {ours:.3f} | {floor:.3f} | {_ratio(ours, floor)} | {extra:.0f} |")
 
 
 def idle_and_memory(args: argparse.Namespace) -> None:
@@ -367,12 +412,17 @@ def levels(args: argparse.Namespace) -> None:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options; the child-only ones are hidden from --help."""
+    from impasto.engine.schedulers import SAMPLER_SPECS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="also 512x512 for SD 1.5 shape")
     parser.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--cfg", type=float, default=7.0)
-    parser.add_argument("--sampler", choices=["euler", "ddim"], default="euler")
+    parser.add_argument("--sampler", choices=list(SAMPLER_SPECS), default="euler")
+    parser.add_argument(
+        "--sampler-table", action="store_true", help="ours/floor for every sampler (ours only)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="same for ORT and torch")
     parser.add_argument("--sizes", default="256", help="SD 1.5 image sides, comma list")
     parser.add_argument("--tiny-size", type=int, default=256)
@@ -403,6 +453,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"# Engine benchmark ({os.cpu_count()} CPUs, {sys.platform}, python {sys.version[:6]})")
     models = args.models.split(",")
+    if args.sampler_table:
+        if "tiny" in models:
+            sampler_table("sd-tiny", TINY, args.tiny_size, args)
+        if "sd15" in models and (SD15 / "onnx" / "unet").is_dir():
+            for size in sorted({int(x) for x in args.sizes.split(",")}):
+                sampler_table("SD 1.5 shape", SD15 / "onnx", size, args)
+        elif "sd15" in models:
+            print(f"\n{SD15} is missing: run python models/build_tiny.py --shape sd15")
+        return 0
     if "tiny" in models:
         table("sd-tiny", TINY, TINY_DIFFUSERS, args.tiny_size, args)
     if "sd15" in models:
