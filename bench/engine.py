@@ -331,7 +331,8 @@ def sampler_table(name: str, onnx: Path, size: int, args: argparse.Namespace) ->
         f"\n### {name} {size}x{size}, {args.steps} steps, cfg {args.cfg}, {args.threads} threads, "
         f"median of {args.rounds} x {args.runs}\n"
     )
-    print("| sampler | ours s | floor s | ours/floor | ours - floor ms |\n|---|---:|---:|---:|---:|")
+    print("| sampler | ours s | floor s | ours/floor | ours - floor ms |")
+    print("|---|---:|---:|---:|---:|")
     for sampler, row in rows.items():
         if not row["times"]:
             continue
