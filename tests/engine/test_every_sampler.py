@@ -1,0 +1,52 @@
+"""Every registered sampler runs through the real pipeline: txt2img, img2img, inpainting.
+
+Progress counts exactly the UNet calls, the output is finite and depends on the sampler. The
+numbers themselves are compared with references in test_schedulers.py, test_loop_samplers.py
+and test_pipeline_latents.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from impasto.engine import Progress, StableDiffusion
+from impasto.engine.schedulers import SAMPLER_SPECS
+
+from .conftest import small
+
+
+def _init() -> Image.Image:
+    pixels = np.random.default_rng(2).uniform(0, 255, (64, 64, 3)).astype(np.uint8)
+    return Image.fromarray(pixels, "RGB")
+
+
+def _mask() -> Image.Image:
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:, 32:] = 255
+    return Image.fromarray(mask, "L")
+
+
+TASKS = {
+    "txt2img": {},
+    "img2img": {"init_image": _init(), "strength": 0.6},
+    "inpaint": {"init_image": _init(), "mask_image": _mask(), "strength": 0.8},
+}
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+@pytest.mark.parametrize("sampler", list(SAMPLER_SPECS))
+def test_every_sampler_runs_every_task(pipe: StableDiffusion, sampler: str, task: str) -> None:
+    if sampler == "lcm":
+        pytest.skip("LCM needs an LCM-distilled UNet (test_families.py runs it on one)")
+    progress: list[Progress] = []
+    calls = pipe.unet.calls
+    result = pipe.denoise(small(sampler=sampler, steps=6, **TASKS[task]), progress.append)
+    made = pipe.unet.calls - calls
+    assert np.isfinite(result.latents).all()
+    assert made > 0 and [p.step for p in progress] == list(range(1, made + 1))
+    assert progress[-1].total == made
+    reference = pipe.denoise(small(sampler="euler", steps=6, **TASKS[task])).latents
+    if sampler != "euler":
+        assert not np.allclose(result.latents, reference, atol=1e-4)
