@@ -147,9 +147,7 @@ def make_unet(variant: Variant, cross_dim: int, full: bool) -> UNet2DConditionMo
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=cross_dim,
         attention_head_dim=8,
-        # Four channels per group: with one, GroupNorm removes the per-channel time embedding
-        # and the output would not depend on the timestep at all.
-        norm_num_groups=8,
+        norm_num_groups=32,
         use_linear_projection=variant.use_linear_projection,
     )
 
