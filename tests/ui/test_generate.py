@@ -118,3 +118,31 @@ def test_sampler_limits_schedules_and_presets_set_size(page: Page) -> None:
     page.click("#swap-size")
     expect(page.locator("#width")).to_have_value("768")
     expect(page.locator("#height")).to_have_value("512")
+
+
+def test_hires_fix_card_sends_the_hires_object_and_makes_the_larger_image(
+    page: Page, impasto_daemon: Any
+) -> None:
+    open_ui(page)
+    fill_form(page, prompt="a castle, hires ui test", **{**QUICK, "steps": "3"})
+    page.click("#hires-card summary")
+    page.check("#hires")
+    page.fill("#hires_scale", "2")
+    page.select_option("#hires_upscaler", "latent-bicubic")
+    page.fill("#hires_steps", "2")
+    page.fill("#hires_strength", "0.5")
+    with page.expect_request("**/api/v1/generate") as sent:
+        page.click("#submit")
+    body = json.loads(sent.value.post_data or "{}")
+    assert body["hires"] == {"scale": 2, "upscaler": "latent-bicubic", "steps": 2, "strength": 0.5}
+    live = page.locator("#live")
+    expect(live).to_have_attribute("data-state", "completed", timeout=60_000)
+    # Both passes count as one run: 3 + int(2 * 0.5) = 4 UNet calls.
+    expect(page.locator("#live-step")).to_have_text("Step 4 / 4")
+    page.wait_for_function("document.querySelector('#results img').naturalWidth === 128")
+    # The option list is the schema's, and a bad value is shown next to its field.
+    options = page.locator("#hires_upscaler option").all_inner_texts()
+    assert "lanczos" in options and "latent-nearest-exact" in options
+    page.fill("#hires_scale", "9")
+    page.click("#submit")
+    expect(page.locator("#err-hires_scale")).to_contain_text("between 1 and 4")

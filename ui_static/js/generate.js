@@ -9,7 +9,9 @@ import { setLimits, validateRequest } from './validate.js';
 
 const NUMBER_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'batch_size', 'priority', 'strength'];
 const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule'];
-const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS];
+// The hires fix card: request field under ``hires`` -> form element id.
+const HIRES_FIELDS = { scale: 'hires_scale', upscaler: 'hires_upscaler', steps: 'hires_steps', strength: 'hires_strength' };
+const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, ...Object.values(HIRES_FIELDS)];
 // Fields that do not depend on the model; the rest come from the chosen model's defaults.
 export const DEFAULTS = {
   prompt: '', negative_prompt: '', model: '', seed: -1, batch_size: 1, priority: 0,
@@ -39,6 +41,10 @@ export class GenerateForm {
   async setCatalog({ models, samplers, schedules = [], limits }) {
     this.catalog = { models, samplers, schedules };
     if (limits) setLimits(limits);
+    const upscalers = limits?.hires_upscaler?.choices;
+    if (upscalers?.length) {
+      byId('hires_upscaler').replaceChildren(...upscalers.map((u) => h('option', { value: u }, u)));
+    }
     const model = byId('model');
     model.replaceChildren(h('option', { value: '' }, 'Default model'),
       ...models.filter((m) => m.type !== 'lora').map((m) => h('option', { value: m.id }, m.name || m.id)));
@@ -210,6 +216,13 @@ export class GenerateForm {
     }
     req.model = req.model || null;
     req.loras = this.loras.read();
+    if (byId('hires').checked) {
+      req.hires = {};
+      for (const [key, id] of Object.entries(HIRES_FIELDS)) {
+        const raw = byId(id).value.trim();
+        req.hires[key] = key === 'upscaler' ? raw : raw === '' ? Number.NaN : Number(raw);
+      }
+    }
     return req;
   }
 
@@ -230,6 +243,12 @@ export class GenerateForm {
       this.loras.write(values.loras);
       if (values.loras.length) byId('lora-card').open = true;
     }
+    if (values.hires !== undefined) {
+      byId('hires').checked = Boolean(values.hires);
+      for (const [key, id] of Object.entries(HIRES_FIELDS)) {
+        if (values.hires?.[key] != null) byId(id).value = String(values.hires[key]);
+      }
+    }
     if (values.sampler !== undefined) this.limitSchedules();
     if (values.schedule && !byId('schedule').selectedOptions[0]?.disabled) byId('schedule').value = values.schedule;
     if (save) this.changed();
@@ -241,6 +260,7 @@ export class GenerateForm {
     saveSettings({ ...values, model: values.model || '' });
     const count = values.loras.length;
     byId('lora-summary').textContent = count ? `· ${count}` : '';
+    byId('hires-summary').textContent = values.hires ? `· ${values.hires.scale}x` : '';
   }
 
   /** Fill the form from a PNG's embedded parameters; returns false when it has none. */
@@ -329,6 +349,8 @@ export class GenerateForm {
     const lora = /^loras\[(\d+)\]\.(name|weight)$/.exec(name);
     if (lora) return document.getElementById(`lora-${lora[2]}-${lora[1]}`);
     if (name === 'init_image' || name === 'mask_image') return byId('init-drop');
+    const hires = /^hires\.(\w+)$/.exec(name);
+    if (hires) return HIRES_FIELDS[hires[1]] ? byId(HIRES_FIELDS[hires[1]]) : byId('hires');
     return ERROR_FIELDS.includes(name) ? byId(name) : null;
   }
 
