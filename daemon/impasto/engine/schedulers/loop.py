@@ -62,6 +62,9 @@ class LoopSampler(SigmaSampler):
 
     adaptive: ClassVar[bool] = False
     """Whether the loop picks its sigmas as it runs: ``timesteps`` then grows call by call."""
+    diffusers_start: ClassVar[bool] = False
+    """Start from diffusers' noise level (scaled top sigma under "leading" spacing) rather than
+    k-diffusion's (the top sigma), for the samplers compared with diffusers."""
 
     @staticmethod
     def loop(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn) -> Loop:
@@ -85,8 +88,11 @@ class LoopSampler(SigmaSampler):
         ]
         self.position_calls = np.concatenate([[0], np.cumsum(per_position)]).astype(int)
         self.sigmas, self.timesteps = self._lay_out(self.path_sigmas)
-        self.init_noise_sigma = float(self.sigmas[0])
-        self._reset()
+        if self.diffusers_start:
+            self._after_schedule()
+        else:
+            self.init_noise_sigma = float(self.sigmas[0])
+            self._reset()
 
     def _lay_out(self, path: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sigmas (ending at 0) and timesteps of the calls the loop makes along ``path``."""
@@ -141,6 +147,8 @@ class LoopSampler(SigmaSampler):
             next(self._run)
         sigma = float(self.sigmas[index])
         denoised = k_denoised(model_output, sample, sigma, self.config.prediction_type)
+        if self.config.clip_sample:
+            denoised = np.clip(denoised, -1.0, 1.0)
         self._next = index + 1
         try:
             x, sigma_next = self._run.send((sample, denoised))
