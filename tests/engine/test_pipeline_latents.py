@@ -56,7 +56,12 @@ class RecordedNoise:
         draws = iter(self.draws)
 
         def randn_tensor(shape: Any, **_: Any) -> torch.Tensor:
-            return torch.from_numpy(next(draws)).reshape(tuple(shape))
+            # diffusers' Euler a also draws at the last step, where sigma_up is 0 and ours
+            # (like k-diffusion) draws nothing: any value does there.
+            drawn = next(draws, None)
+            if drawn is None:
+                return torch.zeros(tuple(shape))
+            return torch.from_numpy(drawn).reshape(tuple(shape))
 
         if hasattr(module, "randn_tensor"):
             monkeypatch.setattr(module, "randn_tensor", randn_tensor)

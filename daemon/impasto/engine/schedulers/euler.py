@@ -1,22 +1,25 @@
-"""Euler: the first-order ODE sampler of Karras et al. (diffusers EulerDiscreteScheduler)."""
+"""Euler: the first-order ODE sampler of Karras et al. (k-diffusion ``sample_euler``;
+diffusers' EulerDiscreteScheduler)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from .base import NoiseFn
-from .k_base import SigmaSampler
-from .sigmas import k_denoised
+from .loop import Loop, LoopSampler
 
 
-class EulerSampler(SigmaSampler):
+def euler(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn) -> Loop:
     """Deterministic Euler steps along the probability-flow ODE in sigma."""
+    for i in range(len(sigmas) - 1):
+        sigma = float(sigmas[i])
+        x, denoised = yield x, sigma
+        x = x + (x - denoised) / sigma * (float(sigmas[i + 1]) - sigma)
+    return x
 
-    def step(
-        self, model_output: np.ndarray, index: int, sample: np.ndarray, noise: NoiseFn
-    ) -> np.ndarray:
-        """One Euler step from sigma[index] to sigma[index + 1]."""
-        sigma, sigma_next = float(self.sigmas[index]), float(self.sigmas[index + 1])
-        denoised = k_denoised(model_output, sample, sigma, self.config.prediction_type)
-        derivative = (sample - denoised) / sigma
-        return (sample + derivative * (sigma_next - sigma)).astype(sample.dtype, copy=False)
+
+class EulerSampler(LoopSampler):
+    """Euler, starting from diffusers' initial noise level (it is compared with diffusers)."""
+
+    diffusers_start = True
+    loop = staticmethod(euler)

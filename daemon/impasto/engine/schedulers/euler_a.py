@@ -1,7 +1,8 @@
-"""Euler ancestral: Euler steps that re-inject fresh noise (diffusers EulerAncestralDiscrete).
+"""Euler ancestral: Euler steps that re-inject fresh noise (k-diffusion
+``sample_euler_ancestral``; diffusers' EulerAncestralDiscreteScheduler).
 
 diffusers' own scheduler has no Karras or exponential option; here those schedules use
-the sigmas and timesteps of EulerDiscreteScheduler's, as k-diffusion and A1111 do.
+the sigmas of EulerDiscreteScheduler's, as k-diffusion and A1111 do.
 """
 
 from __future__ import annotations
@@ -9,28 +10,23 @@ from __future__ import annotations
 import numpy as np
 
 from .base import NoiseFn
-from .k_base import SigmaSampler
-from .sigmas import k_denoised
+from .loop import Loop, LoopSampler, ancestral_step, draw
 
 
-class EulerAncestralSampler(SigmaSampler):
+def euler_ancestral(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn) -> Loop:
     """Step down to sigma_down deterministically, then add noise of size sigma_up."""
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
+        x, denoised = yield x, sigma
+        sigma_down, sigma_up = ancestral_step(sigma, sigma_next)
+        x = x + (x - denoised) / sigma * (sigma_down - sigma)
+        if sigma_next > 0:
+            x = x + draw(noise, x) * sigma_up
+    return x
 
-    def set_timesteps(self, num_inference_steps: int) -> None:
-        """Lay out the sigmas and precompute each step's sigma_up and sigma_down."""
-        super().set_timesteps(num_inference_steps)
-        s_from, s_to = self.sigmas[:-1], self.sigmas[1:]
-        self.sigma_up = np.sqrt(s_to**2 * (s_from**2 - s_to**2) / s_from**2)
-        self.sigma_down = np.sqrt(s_to**2 - self.sigma_up**2)
 
-    def step(
-        self, model_output: np.ndarray, index: int, sample: np.ndarray, noise: NoiseFn
-    ) -> np.ndarray:
-        """One ancestral step; draws one noise tensor through ``noise`` every step."""
-        sigma = float(self.sigmas[index])
-        denoised = k_denoised(model_output, sample, sigma, self.config.prediction_type)
-        derivative = (sample - denoised) / sigma
-        prev = sample + derivative * (float(self.sigma_down[index]) - sigma)
-        # Drawn even when sigma_up is 0 (last step) so the n-th draw always feeds step n.
-        fresh = noise(sample.shape).astype(sample.dtype, copy=False)
-        return (prev + fresh * float(self.sigma_up[index])).astype(sample.dtype, copy=False)
+class EulerAncestralSampler(LoopSampler):
+    """Euler a, starting from diffusers' initial noise level (it is compared with diffusers)."""
+
+    diffusers_start = True
+    loop = staticmethod(euler_ancestral)
