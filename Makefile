@@ -19,6 +19,8 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.dev-installed: pyproject.toml $(VENV)/.installed $(wildcard plugins/*/pyproject.toml)
 	$(PIP) install -q -e '.[dev]'
+# The tests' reference samplers (k_diffusion/sampling.py); its other deps are for training.
+	$(PIP) install -q --no-deps k-diffusion==0.1.1.post1
 	$(PIP) install -q --no-build-isolation --no-deps -e plugins/impasto-upscale \
 		-e plugins/impasto-styles -e plugins/impasto-watermark
 	touch $@
