@@ -10,6 +10,7 @@ import secrets
 import signal
 import socket
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,15 @@ def worker_count(settings: Settings, gpu_count: int | None = None) -> int:
     return max(1, found)
 
 
+def install_roots(settings: Settings, paths: Paths) -> tuple[Path, ...]:
+    """The folders local install sources may lie in (resolved, so links cannot escape them)."""
+    if settings.install_roots:
+        chosen = [Path(folder).expanduser() for folder in settings.install_roots]
+    else:
+        chosen = [Path.home(), paths.data_dir, Path(tempfile.gettempdir())]
+    return tuple(Path(os.path.realpath(folder)) for folder in chosen)
+
+
 def build_services(settings: Settings, paths: Paths, plugins: PluginHost | None = None) -> Services:
     db = open_database(paths.database)
     store = JobStore(db)
@@ -123,6 +133,7 @@ def build_services(settings: Settings, paths: Paths, plugins: PluginHost | None 
         hf_endpoint=settings.hf_endpoint,
         hf_token=settings.hf_token,
         catalog_file=settings.model_catalog,
+        install_roots=install_roots(settings, paths),
         provider=lambda: str(supervisor.provider.get("name", "")),
     )
     installer = Installer(model_store, catalog, bus, install_options)

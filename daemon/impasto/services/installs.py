@@ -20,13 +20,14 @@ from impasto.services.events import EventBus
 from impasto.services.hub import HubError, hub_endpoint, hub_token
 from impasto.services.known import KnownModel, known_models
 from impasto.services.models import ModelCatalog
-from impasto.services.safety import UnsafeContentError, check_id
-from impasto.services.sources import describe_source, parse_source
+from impasto.services.safety import UnsafeContentError, check_id, walk_files
+from impasto.services.sources import describe_source, local_path, parse_source
 from impasto.services.staging import InstallError, StageJob, finalize, prepare
 from impasto.store.models import InstallRecord, ModelRecord, ModelStore
 
 log = logging.getLogger("impasto.installs")
 TICK = 0.5  # seconds between progress events while bytes move
+CANCEL_WAIT = 5.0  # seconds a cancelled install's step gets to stop before it is abandoned
 PRECISIONS = ("", "fp32", "fp16")
 
 
@@ -52,6 +53,8 @@ class InstallOptions:
     hf_token: str = ""
     catalog_file: str = ""
     concurrency: int = 1
+    # Folders local install sources must lie in (the install_roots setting); empty: anywhere.
+    install_roots: tuple[Path, ...] = ()
     # The workers' execution provider name, "" until one has started (for the fp16 default).
     provider: Callable[[], str] = lambda: ""
 
@@ -70,19 +73,38 @@ class Installer:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._slots: asyncio.Semaphore | None = None
         self._stopping = False
+        self._abandoned: set[str] = set()
 
     def known(self) -> dict[str, KnownModel]:
         """The catalog of short names."""
         path = Path(self.options.catalog_file) if self.options.catalog_file else None
         return known_models(path)
 
-    def submit(self, source_text: str, **request: Any) -> InstallRecord:
-        """Validate and queue an install; FieldError/ConflictError before anything is written."""
+    async def submit(self, source_text: str, **request: Any) -> InstallRecord:
+        """Validate and queue an install; FieldError/ConflictError before anything is written.
+
+        Checking a source touches the disk (a path's type, a file's header), so it runs in a
+        thread: a slow disk or a named pipe never stalls the event loop.
+        """
+        model_id, source, options = await asyncio.to_thread(self.validate, source_text, request)
+        if self.store.active_install_for(model_id):
+            raise ConflictError(f"{model_id!r} is already being installed")
+        record = self.store.create_install(model_id, source, options)
+        self._publish(record, "queued")
+        self._launch(record)
+        return record
+
+    def validate(
+        self, source_text: str, request: dict[str, Any]
+    ) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """The model id, source record and options of an install request (blocking)."""
+        roots = self.options.install_roots
         source, default_id = parse_source(
             source_text,
             revision=request.get("revision"),
             subfolder=request.get("subfolder"),
             known=self.known(),
+            roots=roots,
         )
         model_id = request.get("id") or default_id
         try:
@@ -95,18 +117,17 @@ class Installer:
         precision = conversion_precision(precision, self.options.provider())
         config = request.get("config") or ""
         if config.startswith(("/", ".", "~")):  # a folder, not a hub repo id
-            config = str(Path(config).expanduser().resolve())
-            if not Path(config).is_dir():
+            folder = local_path("config", config, roots)
+            if not folder.is_dir():
                 raise FieldError(
                     "config", "must be a hub repo id or a folder holding model_index.json"
                 )
+            config = str(folder)
         sha = (request.get("sha256") or "").lower()
         if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
             raise FieldError("sha256", "must be 64 hex digits")
         if self.catalog.find(model_id) is not None or (self.options.models_dir / model_id).exists():
             raise ConflictError(f"a model named {model_id!r} is already installed")
-        if self.store.active_install_for(model_id):
-            raise ConflictError(f"{model_id!r} is already being installed")
         if source["kind"] == "path":
             self._check_convertible(Path(source["path"]))
         options = {
@@ -119,16 +140,15 @@ class Installer:
             "license": request.get("license") or source.get("license", ""),
             "family": source.get("family", ""),
         }
-        record = self.store.create_install(model_id, source, options)
-        self._publish(record, "queued")
-        self._launch(record)
-        return record
+        return model_id, source, options
 
     def _check_convertible(self, path: Path) -> None:
         """A local model that needs the exporter fails now, not after copying, without it."""
         try:
+            if path.is_dir():
+                list(walk_files(path))  # lstat only: no FIFO or device is opened below
             found = detect_folder(path) if path.is_dir() else detect_file(path)
-        except (ValueError, OSError):
+        except (ValueError, OSError, UnsafeContentError):
             return  # the install reports what is wrong with the files
         if found.layout != "onnx" and found.type == "checkpoint":
             problem = missing_converter()
@@ -146,16 +166,24 @@ class Installer:
         """Running installs first, then recent ones, with live byte counts."""
         return [self._live(r) for r in self.store.list_installs()]
 
-    def cancel(self, install_id: str) -> InstallRecord:
-        """Stop a queued or running install; its staged files are deleted."""
+    async def cancel(self, install_id: str) -> InstallRecord:
+        """Stop a queued or running install; its staged files are deleted.
+
+        A step that does not notice the cancel within CANCEL_WAIT seconds is abandoned: the
+        install ends as cancelled now and whatever the step still does is thrown away.
+        """
         record = self.get(install_id)
         if record.status not in ("queued", "running"):
             raise ConflictError(f"install {install_id} is already {record.status}")
         job = self._jobs.get(install_id)
+        task = self._tasks.get(install_id)
         if job is not None:
             job.cancel.set()
-        else:  # queued in the database but not running here (never in practice)
-            self._end(record, "cancelled", None)
+        if task is not None:
+            await asyncio.wait([task], timeout=CANCEL_WAIT)
+        if job is None or (task is not None and not task.done()):
+            self._abandoned.add(install_id)
+            self._end(record, "cancelled", None, job)
         return self.get(install_id)
 
     def resume(self) -> list[str]:
@@ -179,7 +207,8 @@ class Installer:
         self._stopping = True
         for job in self._jobs.values():
             job.cancel.set()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks.values()), timeout=CANCEL_WAIT)
 
     def wants_converter(self) -> str | None:
         """Why conversion cannot run here, or None."""
@@ -214,6 +243,15 @@ class Installer:
     async def _run(self, record: InstallRecord, job: StageJob) -> None:
         assert self._slots is not None
         try:
+            await self._steps(record, job)
+        finally:
+            self._jobs.pop(record.id, None)
+            self._tasks.pop(record.id, None)
+            self._abandoned.discard(record.id)
+
+    async def _steps(self, record: InstallRecord, job: StageJob) -> None:
+        assert self._slots is not None
+        try:
             async with self._slots:
                 if job.cancel.is_set():
                     raise InstallCancelled("cancelled")
@@ -221,6 +259,8 @@ class Installer:
                 ticker = asyncio.create_task(self._tick(record, job))
                 try:
                     ready, detected = await asyncio.to_thread(prepare, job)
+                    if record.id in self._abandoned:
+                        raise InstallCancelled("cancelled")
                     job.progress.start("install")
                     installed = await asyncio.to_thread(finalize, job, ready, detected)
                 finally:
@@ -244,9 +284,6 @@ class Installer:
         except Exception as exc:  # a bug: fail the install rather than leave it running
             log.exception("install %s crashed", record.id)
             self._end(record, "failed", f"{type(exc).__name__}: {exc}", job)
-        finally:
-            self._jobs.pop(record.id, None)
-            self._tasks.pop(record.id, None)
 
     async def _tick(self, record: InstallRecord, job: StageJob) -> None:
         last: tuple[str, int] | None = None
@@ -289,9 +326,11 @@ class Installer:
     def _end(
         self, record: InstallRecord, status: str, error: str | None, job: StageJob | None = None
     ) -> None:
-        if job is not None:
-            with contextlib.suppress(OSError):
-                shutil.rmtree(job.staging)
+        if job is not None:  # deleting a big staging folder is slow: not on the event loop
+            asyncio.get_running_loop().run_in_executor(None, _remove_tree, job.staging)
+        current = self.store.get_install(record.id)
+        if current is not None and current.status not in ("queued", "running"):
+            return  # ended already (an abandoned step finishing late)
         changes: dict[str, Any] = {"status": status, "error": error, "stage": status}
         if job is not None:
             changes.update(bytes_done=job.progress.fetched, bytes_total=job.progress.expected)
@@ -302,6 +341,11 @@ class Installer:
 
     def _publish(self, record: InstallRecord, event: str) -> None:
         self.bus.publish("install", None, install_json(record, event=event))
+
+
+def _remove_tree(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        shutil.rmtree(folder)
 
 
 def install_json(record: InstallRecord, event: str | None = None) -> dict[str, Any]:

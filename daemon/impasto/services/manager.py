@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from impasto.services.errors import ConflictError, NotFoundError
+from impasto.services.errors import ConflictError, FieldError, NotFoundError
 from impasto.services.events import EventBus, iso_time
 from impasto.services.installs import Installer
 from impasto.services.jobs import JobService
@@ -16,6 +17,18 @@ from impasto.services.models import ModelCatalog, ModelEntry
 from impasto.services.supervisor import Supervisor
 from impasto.store.models import ModelStore
 from impasto.worker.protocol import LoadModel, UnloadModels
+
+# The longest keep-alive a load request may ask for: one week, in seconds.
+MAX_KEEP_ALIVE = 7 * 24 * 3600.0
+
+
+def check_keep_alive(seconds: float) -> float:
+    """``seconds`` when it is a finite number in 0..MAX_KEEP_ALIVE; FieldError otherwise."""
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_KEEP_ALIVE:
+        raise FieldError(
+            "keep_alive", f"must be a number of seconds between 0 and {MAX_KEEP_ALIVE:.0f}"
+        )
+    return seconds
 
 
 class ModelManager:
@@ -91,7 +104,8 @@ class ModelManager:
         entry = self.catalog.get(model_id)
         if entry is None:
             raise NotFoundError(f"checkpoint {model_id!r} is not installed")
-        sent = await self._send(LoadModel(str(entry.path), keep_alive or self.keep_alive))
+        seconds = check_keep_alive(keep_alive or self.keep_alive)
+        sent = await self._send(LoadModel(str(entry.path), seconds))
         if not sent:
             raise ConflictError("no worker is running to load the model into")
         return sent
@@ -111,15 +125,24 @@ class ModelManager:
         for handle in self._handles():
             for item in handle.loaded:
                 entry = by_path.get(item.get("model_dir", ""))
-                expires = float(item.get("expires_at") or 0)
+                expires = _finite(item.get("expires_at"))
                 out.append(
                     {
                         "model": entry.id if entry else Path(item.get("model_dir", "")).name,
                         "path": item.get("model_dir", ""),
                         "worker": handle.id,
                         "size": entry.size if entry else 0,
-                        "expires_at": iso_time(expires),
-                        "expires_in": max(0.0, round(expires - now, 1)),
+                        "expires_at": iso_time(expires) if expires else None,
+                        "expires_in": max(0.0, round(expires - now, 1)) if expires else 0.0,
                     }
                 )
         return out
+
+
+def _finite(value: Any) -> float:
+    """A worker-reported time as a finite float; 0.0 for anything else (never a 500)."""
+    try:
+        number = float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if math.isfinite(number) and 0 <= number < 1e11 else 0.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import tarfile
 import threading
 import zipfile
@@ -18,17 +19,12 @@ from typing import Any
 
 import httpx
 
+from impasto.services.archives import extract_archive
 from impasto.services.convert import convert, optimize_fp16
 from impasto.services.detect import Detected, detect_file, detect_folder
 from impasto.services.downloads import RemoteFile, fetch, sha256_of
 from impasto.services.hub import list_hub_files
-from impasto.services.safety import (
-    UnsafeContentError,
-    check_file,
-    check_tree,
-    copy_tree,
-    extract_archive,
-)
+from impasto.services.safety import check_file, check_special, check_tree, copy_file, copy_tree
 
 # Free space wanted beyond the files themselves, for the database, logs and rounding.
 SPACE_MARGIN = 256 * 1024**2
@@ -192,20 +188,20 @@ def _model_root(folder: Path) -> Path:
 def _stage_path(job: StageJob) -> Path:
     src = Path(job.source["path"])
     job.progress.start("copy")
-    if src.is_symlink():
-        raise UnsafeContentError(f"{src.name}: symbolic links are not accepted")
-    if src.is_dir():
+    # lstat only: a FIFO, device or socket is refused before anything opens it.
+    info = check_special(src)
+    if stat.S_ISDIR(info.st_mode):
         size = check_tree(src, job.max_file_size)
         check_space(job.staging, size * 2)
         target = job.staging / "files"
         shutil.rmtree(target, ignore_errors=True)
-        copy_tree(src, target, job.max_file_size)
+        copy_tree(src, target, job.max_file_size, job.cancel)
         return target
     check_file(src, job.max_file_size)
-    check_space(job.staging, src.stat().st_size * 2)
+    check_space(job.staging, info.st_size * 2)
     target = job.staging / "files" / src.name
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, target)
+    copy_file(src, target, job.max_file_size, job.cancel)
     return target
 
 

@@ -7,14 +7,14 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, delete, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import Meta
 
 from impasto.api.schemas import ModelDefaults, Schema
 from impasto.services.errors import ConflictError
 from impasto.services.events import iso_time
 from impasto.services.installs import install_json
-from impasto.services.manager import ModelManager
+from impasto.services.manager import MAX_KEEP_ALIVE, ModelManager
 from impasto.services.models import ModelEntry
 
 
@@ -172,12 +172,12 @@ class ModelsController(Controller):
 
     @post("/installs/{install_id:str}/cancel", status_code=200, summary="Cancel an install")
     async def cancel_install(self, state: State, install_id: FromPath[str]) -> InstallInfo:
-        return install_info(_manager(state).installer.cancel(install_id))
+        return install_info(await _manager(state).installer.cancel(install_id))
 
     @post("/install", status_code=202, summary="Install from the catalog, the hub, a URL or a path")
     async def install_model(self, state: State, data: JSONBody[InstallRequest]) -> InstallInfo:
         request = {k: v for k, v in msgspec.structs.asdict(data).items() if k != "source"}
-        record = _manager(state).installer.submit(data.source, **request)
+        record = await _manager(state).installer.submit(data.source, **request)
         return install_info(record)
 
     @get("/loaded", summary="Models the workers hold and when each expires (like ollama ps)")
@@ -196,7 +196,17 @@ class ModelsController(Controller):
 
     @post("/{model_id:str}/load", status_code=200, summary="Load a model into the workers now")
     async def load(
-        self, state: State, model_id: FromPath[str], keep_alive: FromQuery[float | None] = None
+        self,
+        state: State,
+        model_id: FromPath[str],
+        keep_alive: Annotated[
+            float | None,
+            QueryParameter(
+                ge=0,
+                le=MAX_KEEP_ALIVE,
+                description="Seconds the model stays loaded while idle (default: keep_alive)",
+            ),
+        ] = None,
     ) -> LoadResult:
         sent = await _manager(state).load(model_id, keep_alive)
         return LoadResult(model=model_id, workers=sent)
