@@ -98,6 +98,9 @@ def install_roots(settings: Settings, paths: Paths) -> tuple[Path, ...]:
         chosen = [Path(folder).expanduser() for folder in settings.install_roots]
     else:
         chosen = [Path.home(), paths.data_dir, Path(tempfile.gettempdir())]
+        cwd = Path.cwd()
+        if cwd != Path(cwd.anchor):  # the folder `impasto serve` ran in, unless it is / or C:\\
+            chosen.append(cwd)
     return tuple(Path(os.path.realpath(folder)) for folder in chosen)
 
 

@@ -51,7 +51,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_file_size: Annotated[int, _doc("Largest model file accepted, in bytes.")] = 10 * 1024**3
     install_roots: Annotated[
         list[str],
-        _doc("Folders local install sources may come from; empty: home, data dir and temp."),
+        _doc("Folders local install sources may come from; empty: home, data, temp, cwd."),
     ] = msgspec.field(default_factory=list)
     max_upload_size: Annotated[int, _doc("Largest uploaded init image or mask, in bytes.")] = (
         20 * 1024**2

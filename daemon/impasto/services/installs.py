@@ -144,9 +144,12 @@ class Installer:
 
     def _check_convertible(self, path: Path) -> None:
         """A local model that needs the exporter fails now, not after copying, without it."""
+        if path.is_dir():
+            try:  # lstat only, so no FIFO or device is opened by the detection below
+                list(walk_files(path))
+            except UnsafeContentError as exc:
+                raise FieldError("source", str(exc)) from None
         try:
-            if path.is_dir():
-                list(walk_files(path))  # lstat only: no FIFO or device is opened below
             found = detect_folder(path) if path.is_dir() else detect_file(path)
         except (ValueError, OSError, UnsafeContentError):
             return  # the install reports what is wrong with the files
@@ -183,7 +186,7 @@ class Installer:
             await asyncio.wait([task], timeout=CANCEL_WAIT)
         if job is None or (task is not None and not task.done()):
             self._abandoned.add(install_id)
-            self._end(record, "cancelled", None, job)
+            await self._end(record, "cancelled", None, job)
         return self.get(install_id)
 
     def resume(self) -> list[str]:
@@ -266,12 +269,12 @@ class Installer:
                 finally:
                     ticker.cancel()
                 self._record_model(record, installed)
-                self._end(record, "completed", None, job)
+                await self._end(record, "completed", None, job)
         except InstallCancelled:
             if self._stopping:
                 log.info("install %s paused for the next start", record.id)
                 return
-            self._end(record, "cancelled", None, job)
+            await self._end(record, "cancelled", None, job)
         except (
             InstallError,
             DownloadError,
@@ -280,10 +283,10 @@ class Installer:
             UnsafeContentError,
             OSError,
         ) as exc:
-            self._end(record, "failed", str(exc), job)
+            await self._end(record, "failed", str(exc), job)
         except Exception as exc:  # a bug: fail the install rather than leave it running
             log.exception("install %s crashed", record.id)
-            self._end(record, "failed", f"{type(exc).__name__}: {exc}", job)
+            await self._end(record, "failed", f"{type(exc).__name__}: {exc}", job)
 
     async def _tick(self, record: InstallRecord, job: StageJob) -> None:
         last: tuple[str, int] | None = None
@@ -323,11 +326,11 @@ class Installer:
             )
         )
 
-    def _end(
+    async def _end(
         self, record: InstallRecord, status: str, error: str | None, job: StageJob | None = None
     ) -> None:
         if job is not None:  # deleting a big staging folder is slow: not on the event loop
-            asyncio.get_running_loop().run_in_executor(None, _remove_tree, job.staging)
+            await asyncio.to_thread(_remove_tree, job.staging)
         current = self.store.get_install(record.id)
         if current is not None and current.status not in ("queued", "running"):
             return  # ended already (an abandoned step finishing late)
