@@ -16,6 +16,8 @@ from impasto.services.errors import (
     NotFoundError,
     QueueFullError,
     ServiceError,
+    StorageFullError,
+    is_disk_full,
 )
 
 log = logging.getLogger("impasto.api")
@@ -59,6 +61,8 @@ def validation_handler(request: Request[Any, Any, Any], exc: ValidationException
 
 
 def service_handler(request: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
+    if is_disk_full(exc):
+        return disk_full_handler(request, exc)
     if isinstance(exc, FieldError):
         errors = [{"field": exc.field, "message": exc.message}]
         return Response(_body(422, str(exc), errors), status_code=422)
@@ -79,7 +83,15 @@ def http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
     )
 
 
+def disk_full_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.error("disk full on %s %s: %s", request.method, request.url.path, exc)
+    detail = "disk full: the daemon cannot record anything; free some disk space and retry"
+    return Response(_body(507, detail), status_code=507, headers={"Retry-After": "30"})
+
+
 def internal_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if is_disk_full(exc):  # a file write that got ENOSPC, wherever it happened
+        return disk_full_handler(request, exc)
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return Response(_body(500, "internal error; the daemon log has the details"), status_code=500)
 
@@ -87,6 +99,7 @@ def internal_handler(request: Request[Any, Any, Any], exc: Exception) -> Respons
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     ValidationException: validation_handler,
     ServiceError: service_handler,
+    StorageFullError: disk_full_handler,
     HTTPException: http_handler,
     Exception: internal_handler,
 }

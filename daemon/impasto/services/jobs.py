@@ -161,8 +161,12 @@ class JobService:
         if job.status == "queued" and self.store.cancel_queued(job_id):
             self.bus.publish("cancelled", job_id, {})
             return self.get(job_id)
-        if self.supervisor:
-            await self.supervisor.cancel(job_id)
+        if self.supervisor and await self.supervisor.cancel(job_id):
+            return self.get(job_id)
+        # No worker runs it (it died, or recording the job failed): cancel it here.
+        if self.store.mark_cancelled(job_id) is not None:
+            self.previews.pop(job_id, None)
+            self.bus.publish("cancelled", job_id, {})
         return self.get(job_id)
 
     def set_priority(self, job_id: str, priority: int) -> Any:

@@ -135,6 +135,9 @@ class Supervisor:
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
+        # Jobs whose interruption could not be recorded yet (a full disk): retried until it is.
+        self._unsettled: dict[str, tuple[Any, str]] = {}
+        self._cancelled: set[str] = set()
 
     def start(self) -> None:
         for slot in range(self.count):
@@ -147,7 +150,9 @@ class Supervisor:
     async def cancel(self, job_id: str) -> bool:
         for handle in self.handles.values():
             if handle.job_id == job_id:
-                await handle.send(CancelJob(job_id=job_id))
+                self._cancelled.add(job_id)  # honoured even if the worker dies first
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await handle.send(CancelJob(job_id=job_id))
                 return True
         return False
 
@@ -224,6 +229,7 @@ class Supervisor:
             await handle.process.wait()
             if self._stopping:
                 return
+            self._retry_unsettled()
             log.warning("%s: %s; restarting", handle.id, describe_exit(handle.process.returncode))
             # A worker that ran a while is restarted at once; one that keeps dying backs off.
             backoff = 0.5 if time.monotonic() - started > 30 else min(backoff * 2, 30.0)
@@ -237,21 +243,49 @@ class Supervisor:
         self.provider = first.provider
         handle.state = "idle"
         while not self._stopping and not handle.dead.is_set():
+            self._retry_unsettled()
             job = None if self.runner.paused else self.runner.claim_next(handle.id)
             if job is None:
                 self._wake.clear()
                 await self._wait_for_work(handle)
                 continue
             handle.state, handle.job_id = "busy", job.id
-            await handle.send(self.runner.run_message(job))
-            finished = await self._follow(handle, job)
+            try:
+                await handle.send(self.runner.run_message(job))
+                finished = await self._follow(handle, job)
+            except Exception as exc:
+                # Recording the job failed (a full disk, a bug): the worker is restarted by
+                # the caller, and the job is requeued or failed, never left processing.
+                handle.state, handle.job_id = "idle", None
+                self._settle(job, job_error(exc))
+                raise
             handle.state, handle.job_id = "idle", None
-            if not finished:
+            if finished:
+                self._cancelled.discard(job.id)
+            else:
                 reason = describe_exit(handle.process.returncode)
                 if self._stopping and handle.process.returncode == 0:
                     reason = "daemon stopped"
-                self.runner.on_interrupted(job, reason)
+                self._settle(job, reason)
                 return
+
+    def _settle(self, job: Any, reason: str) -> None:
+        """Requeue or fail an interrupted job; keep it for a retry if even that fails."""
+        try:
+            if job.id in self._cancelled and reason != "daemon stopped":
+                self.runner.on_cancelled(job.id)
+            else:
+                self.runner.on_interrupted(job, reason)
+        except Exception as exc:
+            log.error("could not record the end of job %s (%s); will retry", job.id, exc)
+            self._unsettled[job.id] = (job, reason)
+        else:
+            self._unsettled.pop(job.id, None)
+            self._cancelled.discard(job.id)
+
+    def _retry_unsettled(self) -> None:
+        for job, reason in list(self._unsettled.values()):
+            self._settle(job, reason)
 
     async def _wait_for_work(self, handle: WorkerHandle) -> None:
         waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(handle.dead.wait())]
@@ -284,6 +318,15 @@ class Supervisor:
                 else:
                     self.runner.on_cancelled(job.id)
                 return True
+
+
+def job_error(exc: BaseException) -> str:
+    """Why following a job failed, in words a user can act on."""
+    from impasto.services.errors import is_disk_full
+
+    if is_disk_full(exc):
+        return f"disk full: the daemon could not record the job ({exc}); free some disk space"
+    return f"the daemon failed while running the job: {type(exc).__name__}: {exc}"
 
 
 def preview_data_url(jpeg: bytes) -> str:
