@@ -25,7 +25,7 @@ export class LiveProgress {
   /** Pick up a job that was already running when the page opened. */
   async load() {
     try {
-      const queue = await api('/queue');
+      const queue = await api('/queue?limit=10');
       const running = queue.items.find((j) => j.status === 'processing');
       if (running) {
         this.start(running.id);

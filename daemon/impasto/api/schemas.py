@@ -119,10 +119,12 @@ class PriorityUpdate(Schema):
 
 
 class QueueState(Schema):
-    """The active jobs in run order."""
+    """The active jobs in run order: one page of them (``limit``/``offset``)."""
 
     paused: bool
     items: list[GenerationStatus]
+    total: int = 0  # running and queued jobs in all, beyond this page too
+    next_offset: int | None = None  # the offset of the next page; None on the last one
 
 
 class PauseState(Schema):

@@ -115,7 +115,7 @@ async def await_all(services: Services, job_ids: list[str]) -> list[Any]:
 
 def running_jobs(services: Services) -> list[Any]:
     """Processing jobs, oldest start first."""
-    return [job for job in services.jobs.list_active() if job.status == "processing"]
+    return services.jobs.list_processing()
 
 
 async def interrupt(services: Services, *, whole_task: bool) -> list[str]:
@@ -159,14 +159,14 @@ class ProgressSnapshot:
 
 def progress(services: Services) -> ProgressSnapshot:
     """The first running job's step and latest preview; ``active`` counts running + queued."""
-    active = services.jobs.list_active()
-    running = [job for job in active if job.status == "processing"]
+    running = services.jobs.list_processing()
+    active = sum(services.jobs.store.count_active())
     if not running:
-        return ProgressSnapshot(len(active), None, 0, 0, None, None)
+        return ProgressSnapshot(active, None, 0, 0, None, None)
     job = running[0]
     total = job.total_steps or job.request.get("steps", 0)
     preview = services.jobs.previews.get(job.id)
-    return ProgressSnapshot(len(active), job.id, job.current_step, total, job.started_at, preview)
+    return ProgressSnapshot(active, job.id, job.current_step, total, job.started_at, preview)
 
 
 def png_base64(jpeg_or_png: bytes) -> str:

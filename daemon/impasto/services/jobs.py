@@ -191,7 +191,25 @@ class JobService:
         self.bus.publish("deleted", job_id, {})
 
     def list_active(self) -> list[Any]:
+        """Every queued or running job (prefer :meth:`queue_page`: this grows with the queue)."""
         return list(self.store.list_active())
+
+    def list_processing(self) -> list[Any]:
+        """The running jobs, oldest start first."""
+        return list(self.store.list_processing())
+
+    def queue_page(self, limit: int, offset: int) -> tuple[list[tuple[Any, int | None]], int]:
+        """One page of the active jobs with their positions, and how many are active in all.
+
+        Blocking SQL that grows with the queue: call it in a thread.
+        """
+        page = self.store.active_page(limit=limit, offset=offset)
+        running, queued = self.store.count_active()
+        return page, running + queued
+
+    def positions(self, job_ids: list[str]) -> dict[str, int]:
+        """Queue positions of the queued ones among ``job_ids``, in one query."""
+        return self.store.positions(job_ids)
 
     def history(self, **filters: Any) -> tuple[list[Any], str | None]:
         try:

@@ -61,7 +61,7 @@ class ModelManager:
 
     def users(self, model_id: str) -> list[str]:
         """Ids of queued or running jobs that use ``model_id``."""
-        return [job.id for job in self.jobs.list_active() if job.model == model_id]
+        return list(self.jobs.store.active_ids_using(model_id))
 
     async def remove(self, model_id: str, *, force: bool = False) -> ModelEntry:
         """Delete an installed model: unload it, move it out of the models dir, drop its row."""

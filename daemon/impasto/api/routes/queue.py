@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from typing import Annotated, Any
 
 from litestar import Controller, get, post
 from litestar.datastructures import State
@@ -13,17 +14,32 @@ from impasto.api.schemas import HistoryPage, PauseState, QueueState
 from impasto.services.errors import FieldError
 
 STATUSES = {"queued", "processing", "completed", "failed", "cancelled"}
+QUEUE_PAGE = 100  # jobs per GET /queue page unless limit says otherwise
+MAX_QUEUE_PAGE = 200  # the "limit" rule of FIELD_RULES
 
 
 class QueueController(Controller):
     path = "/queue"
     tags = ["queue"]
 
-    @get("/", summary="Running and queued jobs in run order")
-    async def active(self, state: State) -> QueueState:
+    @get("/", summary="Running and queued jobs in run order, a page at a time")
+    async def active(
+        self,
+        state: State,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_QUEUE_PAGE)] = QUEUE_PAGE,
+        offset: Annotated[int, QueryParameter(ge=0, le=10**9)] = 0,
+    ) -> QueueState:
         jobs = state.services.jobs
-        items = [job_status(j, jobs.position(j.id)) for j in jobs.list_active()]
-        return QueueState(paused=jobs.paused, items=items)
+        # The SQL and the decoding of each job grow with the page: not on the event loop.
+        page, total = await asyncio.to_thread(jobs.queue_page, limit, offset)
+        items = [job_status(job, position) for job, position in page]
+        more = offset + len(items) < total and len(items) == limit
+        return QueueState(
+            paused=jobs.paused,
+            items=items,
+            total=total,
+            next_offset=offset + len(items) if more else None,
+        )
 
     @post("/pause", status_code=200, summary="Stop starting new jobs")
     async def pause(self, state: State) -> PauseState:
@@ -56,9 +72,15 @@ class HistoryController(Controller):
                 "status", f"must be a comma-separated list of {', '.join(sorted(STATUSES))}"
             )
         jobs = state.services.jobs
-        items, next_cursor = jobs.history(
-            cursor=cursor, limit=limit, status=wanted, model=model, query=q
-        )
+
+        def page() -> tuple[list[Any], str | None, dict[str, int]]:
+            items, next_cursor = jobs.history(
+                cursor=cursor, limit=limit, status=wanted, model=model, query=q
+            )
+            queued = [j.id for j in items if j.status == "queued"]
+            return items, next_cursor, jobs.positions(queued)
+
+        items, next_cursor, positions = await asyncio.to_thread(page)
         return HistoryPage(
-            items=[job_status(j, jobs.position(j.id)) for j in items], next_cursor=next_cursor
+            items=[job_status(j, positions.get(j.id)) for j in items], next_cursor=next_cursor
         )
