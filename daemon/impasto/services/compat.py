@@ -79,7 +79,7 @@ async def submit_all(services: Services, requests: list[dict[str, Any]]) -> list
     job_ids: list[str] = []
     try:
         for request in requests:
-            job_ids.append(services.jobs.submit(request)[0].id)
+            job_ids.append((await services.jobs.submit_async(request))[0].id)
     except ServiceError:
         for job_id in job_ids:
             await services.jobs.cancel(job_id)

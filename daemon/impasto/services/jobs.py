@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -64,7 +65,21 @@ class JobService:
         self, request: dict[str, Any], idempotency_key: str | None = None
     ) -> tuple[Any, bool]:
         """Run the plugins' preprocessors, validate what the schema cannot, store, wake a worker."""
-        request = self._normalise(self._preprocess(request))
+        return self._enqueue(self.prepare(request), idempotency_key)
+
+    async def submit_async(
+        self, request: dict[str, Any], idempotency_key: str | None = None
+    ) -> tuple[Any, bool]:
+        """:meth:`submit` with the blocking part (plugins, decoding init images, reading model
+        folders) in a thread, so a big upload never stalls the event loop."""
+        prepared = await asyncio.to_thread(self.prepare, request)
+        return self._enqueue(prepared, idempotency_key)
+
+    def prepare(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The request after the plugins and the checks the schema cannot make (blocking)."""
+        return self._normalise(self._preprocess(request))
+
+    def _enqueue(self, request: dict[str, Any], idempotency_key: str | None) -> tuple[Any, bool]:
         if self.store.count_queued() >= self.options.max_queue:
             raise QueueFullError(
                 f"the queue holds {self.options.max_queue} jobs, its limit; retry later", 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import shutil
 import time
@@ -84,7 +85,7 @@ class ModelManager:
         trash = self.catalog.models_dir / f".{model_id}.{uuid.uuid4().hex[:8]}.deleting"
         target.rename(trash)
         self.store.delete(model_id)
-        shutil.rmtree(trash, ignore_errors=True)
+        await asyncio.to_thread(shutil.rmtree, trash, True)  # gigabytes: not on the event loop
         self.bus.publish("model_removed", None, {"model_id": model_id})
         return entry
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
@@ -18,6 +19,7 @@ from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import sampler_list, scheduler_list
 from impasto.services import compat
 from impasto.services.outputs import PARAMETERS_KEY, parse_a1111_parameters
+from impasto.services.png_text import PngTextError, is_png, png_text
 
 # Options A1111 clients commonly read; values describe what Impasto does.
 BASE_OPTIONS: dict[str, Any] = {
@@ -32,12 +34,30 @@ BASE_OPTIONS: dict[str, Any] = {
 
 
 def _png_text(data: bytes) -> dict[str, str]:
+    """The text of an image without decoding its pixels (no decompression bombs)."""
+    if is_png(data):
+        try:
+            return png_text(data)
+        except PngTextError as exc:
+            raise CompatError(422, f"is not a readable PNG: {exc}", "image") from None
     try:
+        # Other formats: opening reads the header only; .info holds their text fields.
         with Image.open(io.BytesIO(data)) as image:
-            chunks = getattr(image, "text", None) or image.info
-            return {str(k): v for k, v in chunks.items() if isinstance(v, str)}
-    except (UnidentifiedImageError, OSError):
+            return {str(k): v for k, v in image.info.items() if isinstance(v, str)}
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
         raise CompatError(422, "is not a readable image", "image") from None
+
+
+def _png_info(image: str) -> PngInfoResponse:
+    raw = image.split(",", 1)[1] if image.startswith("data:") else image
+    try:
+        image_bytes = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise CompatError(422, "must be a base64 image or a data: URL", "image") from None
+    chunks = _png_text(image_bytes)
+    text = chunks.pop(PARAMETERS_KEY, "")
+    parameters = png_info_parameters(parse_a1111_parameters(text)) if text else {}
+    return PngInfoResponse(info=text, items=chunks, parameters=parameters)
 
 
 class A1111InfoController(Controller):
@@ -106,12 +126,5 @@ class A1111InfoController(Controller):
 
     @post("/png-info", status_code=200, summary="The generation parameters embedded in a PNG")
     async def png_info(self, data: JSONBody[PngInfoRequest]) -> PngInfoResponse:
-        raw = data.image.split(",", 1)[1] if data.image.startswith("data:") else data.image
-        try:
-            image_bytes = base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError):
-            raise CompatError(422, "must be a base64 image or a data: URL", "image") from None
-        chunks = _png_text(image_bytes)
-        text = chunks.pop(PARAMETERS_KEY, "")
-        parameters = png_info_parameters(parse_a1111_parameters(text)) if text else {}
-        return PngInfoResponse(info=text, items=chunks, parameters=parameters)
+        # Decoding up to max_body_size of base64 is CPU work: not on the event loop.
+        return await asyncio.to_thread(_png_info, data.image)

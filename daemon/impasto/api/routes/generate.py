@@ -28,7 +28,7 @@ class GenerateController(Controller):
         ] = None,
     ) -> Response[QueuedResponse]:
         services: Services = state.services
-        job, created = services.jobs.submit(msgspec.to_builtins(data), idempotency_key)
+        job, created = await services.jobs.submit_async(msgspec.to_builtins(data), idempotency_key)
         body = QueuedResponse(id=job.id, status=job.status, position=services.jobs.position(job.id))
         return Response(body, status_code=202 if created else 200)
 

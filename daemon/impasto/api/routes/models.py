@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -160,7 +161,9 @@ class ModelsController(Controller):
 
     @get("/", summary="Installed models: checkpoints (the bundled demo ones too), LoRAs, VAEs")
     async def list_models(self, state: State) -> list[ModelDetail]:
-        return [model_detail(m) for m in state.services.catalog.list_all()]
+        # Describing model folders reads ONNX headers and sizes folders: not on the event loop.
+        entries = await asyncio.to_thread(state.services.catalog.list_all)
+        return [model_detail(m) for m in entries]
 
     @get("/installs", summary="Running and recent installs with progress")
     async def installs(self, state: State) -> list[InstallInfo]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -10,7 +11,7 @@ from litestar.datastructures import State
 
 from impasto.api.schemas import Health, SamplerInfo
 from impasto.engine.schedulers import SAMPLER_NAMES, SAMPLERS, sampler_schedules
-from impasto.services.system import system_report
+from impasto.services.system import machine_report, system_report
 
 
 class SystemController(Controller):
@@ -32,6 +33,7 @@ class SystemController(Controller):
 
     @get("/system", summary="Version, execution provider, GPUs, memory, queue and workers")
     async def system(self, state: State) -> dict[str, Any]:
-        report = system_report(state.services)
+        machine = await asyncio.to_thread(machine_report, state.services)
+        report = system_report(state.services, machine)
         report["uptime"] = round(time.time() - state.services.started_at, 1)
         return report
