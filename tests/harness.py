@@ -36,6 +36,10 @@ class Daemon:
         self.log_dir = root / "logs"
         self.process: subprocess.Popen[bytes] | None = None
         self.token = str(settings.get("token", ""))
+        # How and where the daemon starts: `python -m impasto serve` in the test's folder,
+        # unless a test starts it like a user would (the console script, another folder).
+        self.command: list[str] = [sys.executable, "-m", "impasto", "serve"]
+        self.cwd: Path | None = None
 
     @property
     def url(self) -> str:
@@ -69,7 +73,8 @@ class Daemon:
         self.root.mkdir(parents=True, exist_ok=True)
         out = (self.root / "daemon.out").open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "impasto", "serve"],
+            self.command,
+            cwd=self.cwd,
             env=self.env(),
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -74,6 +74,10 @@ class TrayController:
             try:
                 with self.connect() as client:
                     snapshot = snapshot_from_queue(client.queue(), owned=owned)
+                    health = client.health()
+                if health.status != "ok":  # answering, but unable to run jobs
+                    problem = health.problem or f"the daemon reports {health.status}"
+                    snapshot = Snapshot(DaemonState.ERROR, owned=owned, message=problem)
                 self._started_at = None
             except ApiError as exc:
                 snapshot = Snapshot(DaemonState.ERROR, owned=owned, message=str(exc))

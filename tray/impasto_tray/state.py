@@ -64,6 +64,8 @@ def snapshot_from_queue(queue: QueueState, *, owned: bool) -> Snapshot:
     """The snapshot of a daemon that answered GET /queue."""
     running = [job for job in queue.items if job.status == "processing"]
     waiting = sum(1 for job in queue.items if job.status == "queued")
+    # The listing is one page; total counts every running and queued job.
+    waiting = max(waiting, queue.total - len(running))
     if running:
         job = running[0]
         return Snapshot(

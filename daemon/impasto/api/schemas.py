@@ -162,8 +162,11 @@ class SamplerInfo(Schema):
 
 
 class Health(Schema):
+    """Liveness, and whether the daemon can run jobs: status "error" says why in ``problem``."""
+
     status: str
     version: str
+    problem: str | None = None
 
 
 class FieldErrorItem(Schema):

@@ -15,10 +15,11 @@ class _Result(msgspec.Struct, kw_only=True):
 
 
 class Health(_Result):
-    """GET /health: the daemon answers and says its version."""
+    """GET /health: the daemon answers and says its version; status "error" names a problem."""
 
     status: str
     version: str
+    problem: str | None = None
 
 
 class JobResult(_Result):
@@ -113,9 +114,9 @@ class RejectedProvider(_Result):
 
 
 class ProviderInfo(_Result):
-    """The execution provider in use and the ones considered."""
+    """The execution provider in use and the ones considered ("" until a worker started)."""
 
-    name: str
+    name: str = ""
     providers: list[str] = msgspec.field(default_factory=list)
     rejected: list[RejectedProvider] = msgspec.field(default_factory=list)
 
@@ -177,6 +178,8 @@ class QueueState(_Result):
 
     paused: bool
     items: list[JobStatus] = msgspec.field(default_factory=list)
+    total: int = 0  # running and queued jobs in all (items is the first page)
+    next_offset: int | None = None
 
 
 class HistoryPage(_Result):

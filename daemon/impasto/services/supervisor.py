@@ -7,6 +7,7 @@ import base64
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -34,6 +35,10 @@ from impasto.worker.protocol import (
 )
 
 log = logging.getLogger("impasto.supervisor")
+# Starts in a row that die before the worker says Ready, before health reports a problem and
+# queued jobs fail with its reason instead of waiting for a worker that never comes.
+MAX_START_FAILURES = 3
+_RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b: ")
 
 
 def worker_command() -> list[str]:
@@ -48,7 +53,9 @@ def worker_command() -> list[str]:
         if sys.executable and os.path.isfile(sys.executable):
             return [sys.executable, "worker"]
         return [sys.argv[0], "worker"]
-    return [sys.executable, "-m", "impasto.worker"]
+    # -P: the working directory does not go first on the import path, so a folder named
+    # "impasto" where the daemon was started (a clone, say) cannot shadow the package.
+    return [sys.executable, "-P", "-m", "impasto.worker"]
 
 
 def describe_exit(returncode: int | None) -> str:
@@ -77,6 +84,7 @@ class WorkerHandle:
     loaded: list[dict[str, Any]] = field(default_factory=list)
     dead: asyncio.Event = field(default_factory=asyncio.Event)
     reader: asyncio.Task[None] | None = None
+    ready: bool = False  # it said Ready (a start that never does is a failed start)
 
     async def send(self, message: ToWorker) -> None:
         assert self.process.stdin is not None
@@ -109,6 +117,7 @@ class JobRunner(Protocol):
     def on_failed(self, job_id: str, error: str) -> None: ...
     def on_cancelled(self, job_id: str) -> None: ...
     def on_interrupted(self, job: Any, reason: str) -> None: ...
+    def fail_queued(self, reason: str) -> int: ...
 
 
 class Supervisor:
@@ -138,10 +147,18 @@ class Supervisor:
         # Jobs whose interruption could not be recorded yet (a full disk): retried until it is.
         self._unsettled: dict[str, tuple[Any, str]] = {}
         self._cancelled: set[str] = set()
+        # Per worker slot: starts in a row that failed, and why the last one did.
+        self._start_failures: dict[int, int] = {}
+        self._problems: dict[int, str] = {}
 
     def start(self) -> None:
         for slot in range(self.count):
             self._tasks.append(asyncio.create_task(self._keep_alive(slot), name=f"worker-{slot}"))
+
+    @property
+    def problem(self) -> str | None:
+        """Why workers cannot start (after MAX_START_FAILURES tries in a row), else None."""
+        return next(iter(self._problems.values()), None)
 
     def wake(self) -> None:
         """A job was queued or the queue resumed: idle workers look again."""
@@ -184,7 +201,8 @@ class Supervisor:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
-            env={**os.environ, **(self.env or {})},
+            # PYTHONSAFEPATH (like -P) for any Python the worker starts in turn.
+            env={**os.environ, "PYTHONSAFEPATH": "1", **(self.env or {})},
         )
         if stderr is not None:
             stderr.close()
@@ -231,6 +249,8 @@ class Supervisor:
                 return
             self._retry_unsettled()
             log.warning("%s: %s; restarting", handle.id, describe_exit(handle.process.returncode))
+            if not handle.ready:
+                await self._start_failed(slot, handle)
             # A worker that ran a while is restarted at once; one that keeps dying backs off.
             backoff = 0.5 if time.monotonic() - started > 30 else min(backoff * 2, 30.0)
             await asyncio.sleep(backoff)
@@ -241,7 +261,9 @@ class Supervisor:
             return
         handle.provider = first.provider
         self.provider = first.provider
-        handle.state = "idle"
+        handle.state, handle.ready = "idle", True
+        self._start_failures.pop(handle.device_id, None)
+        self._problems.pop(handle.device_id, None)
         while not self._stopping and not handle.dead.is_set():
             self._retry_unsettled()
             job = None if self.runner.paused else self.runner.claim_next(handle.id)
@@ -268,6 +290,34 @@ class Supervisor:
                     reason = "daemon stopped"
                 self._settle(job, reason)
                 return
+
+    async def _start_failed(self, slot: int, handle: WorkerHandle) -> None:
+        """Count a worker that died before Ready; past the limit, say why and fail the queue."""
+        count = self._start_failures.get(slot, 0) + 1
+        self._start_failures[slot] = count
+        if count < MAX_START_FAILURES:
+            return
+        why = describe_exit(handle.process.returncode)
+        last = await asyncio.to_thread(_last_error_line, self._log_file(slot))
+        self._problems[slot] = (
+            f"the inference worker cannot start ({count} tries in a row, {why}"
+            + (f": {last}" if last else "")
+            + "); see "
+            + str(self._log_file(slot) or "the worker log")
+        )
+        log.error("%s", self._problems[slot])
+        if any(h.ready and not h.dead.is_set() for h in self.handles.values()):
+            return  # another worker still runs the queue
+        try:
+            failed = self.runner.fail_queued(self._problems[slot])
+        except Exception as exc:
+            log.error("could not fail the queued jobs (%s)", exc)
+            return
+        if failed:
+            log.error("failed %d queued job(s): no worker can start", failed)
+
+    def _log_file(self, slot: int) -> Path | None:
+        return self.log_dir / f"worker-{slot}.log" if self.log_dir else None
 
     def _settle(self, job: Any, reason: str) -> None:
         """Requeue or fail an interrupted job; keep it for a retry if even that fails."""
@@ -318,6 +368,21 @@ class Supervisor:
                 else:
                     self.runner.on_cancelled(job.id)
                 return True
+
+
+def _last_error_line(path: Path | None) -> str:
+    """The last line of a worker log that names an error (a traceback's last line), or ""."""
+    if path is None:
+        return ""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 8192))
+            tail = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    raised = [line for line in lines if _RAISED.match(line)]  # "module.SomeError: message"
+    return (raised or lines or [""])[-1][:300]
 
 
 def job_error(exc: BaseException) -> str:

@@ -267,6 +267,16 @@ class JobStore:
         """Record that a queued or running job failed; ``None`` if already finished."""
         return self._transition(job_id, "failed", ("queued", "processing"), error=error)
 
+    def fail_queued(self, error: str) -> list[str]:
+        """Fail every queued job with ``error``; returns their ids in run order."""
+        now = time.time()
+        rows = self.db.execute(
+            "UPDATE jobs SET status = 'failed', error = ?, completed_at = ?, updated_at = ?"
+            " WHERE status = 'queued' RETURNING id, priority, seq",
+            (error, now, now),
+        )
+        return [row[0] for row in sorted(rows, key=lambda r: (-r[1], r[2]))]
+
     def requeue(self, job_id: str, error: str) -> JobRecord:
         """Put a processing job back in the queue after a failed attempt (attempts + 1).
 

@@ -18,9 +18,13 @@ class SystemController(Controller):
     path = "/"
     tags = ["system"]
 
-    @get("/health", summary="Liveness: answers without a token")
+    @get("/health", summary="Liveness (without a token); status error when no worker can start")
     async def health(self, state: State) -> Health:
-        return Health(status="ok", version=state.services.version)
+        supervisor = state.services.supervisor
+        problem = supervisor.problem if supervisor else None
+        return Health(
+            status="error" if problem else "ok", version=state.services.version, problem=problem
+        )
 
     @get("/samplers", summary="Sampler ids usable in requests")
     async def samplers(self) -> list[SamplerInfo]:
