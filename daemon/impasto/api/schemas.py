@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from impasto.services.manager import MAX_KEEP_ALIVE
+
 Status = Literal["queued", "processing", "completed", "failed", "cancelled"]
 ScheduleName = Literal["default", "karras", "exponential"]
 
@@ -31,6 +33,8 @@ FIELD_RULES: dict[str, str] = {
     "clip_skip": "must be an integer between 1 and 12",
     "refiner": "must be the id of an installed SDXL refiner model",
     "refiner_switch": "must be a number between 0 and 1",
+    "keep_alive": f"must be a number of seconds between 0 and {MAX_KEEP_ALIVE:.0f} (a week)",
+    "offset": "must be an integer of at least 0",
 }
 
 
