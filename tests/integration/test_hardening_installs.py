@@ -6,6 +6,7 @@ import io
 import os
 import pickle
 import shutil
+import socket
 import threading
 import time
 import zipfile
@@ -197,9 +198,67 @@ def test_keep_alive_must_be_a_finite_bounded_number(daemon: Daemon, value: str) 
         assert c.get("/api/v1/models/loaded").status_code == 200
 
 
+class StalledServer:
+    """Answers any GET with headers promising a big body, then sends nothing, ever."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.held: list[socket.socket] = []
+        self.requests: list[str] = []  # the method of each request
+        self.closed = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.closed.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.requests.append(conn.recv(65536).split(b" ", 1)[0].decode())
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n"
+                b"Content-Type: application/octet-stream\r\n\r\n"
+            )
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self.closed.set()
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def stalled() -> Iterator[StalledServer]:
+    server = StalledServer()
+    yield server
+    server.close()
+
+
+def test_cancel_ends_an_install_stuck_in_a_read(daemon: Daemon, stalled: StalledServer) -> None:
+    with daemon.client() as c:
+        started = c.post(
+            "/api/v1/models/install", json={"source": f"{stalled.url}/model.safetensors"}
+        )
+        assert started.status_code == 202, started.text
+        install_id = started.json()["id"]
+        wait_install(c, install_id, {"running"})
+        deadline = time.monotonic() + 30
+        while "GET" not in stalled.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "GET" in stalled.requests, "the install never started its download"
+        time.sleep(0.5)  # the download thread is now blocked reading a body that never comes
+        cancelled = c.post(f"/api/v1/models/installs/{install_id}/cancel")
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["status"] == "cancelled"
+        assert c.get("/api/v1/health").status_code == 200
+
+
 def test_the_daemon_stops_on_sigterm_after_all_of_it(daemon: Daemon) -> None:
     daemon.wait_worker_ready()
     with daemon.client() as c:
         assert c.post("/api/v1/models/sd-tiny/load?keep_alive=600").status_code == 200
         assert c.get("/api/v1/models/loaded").status_code == 200
-    assert daemon.stop(timeout=30) == 0
+    # The stalled download's thread is still blocked in its read: SIGTERM must not wait for it.
+    assert daemon.stop(timeout=25) == 0

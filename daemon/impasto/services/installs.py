@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from impasto.engine.providers import GPU_PROVIDERS
 from impasto.services.convert import ConversionError, missing_converter
@@ -26,6 +27,7 @@ from impasto.services.staging import InstallError, StageJob, finalize, prepare
 from impasto.store.models import InstallRecord, ModelRecord, ModelStore
 
 log = logging.getLogger("impasto.installs")
+T = TypeVar("T")
 TICK = 0.5  # seconds between progress events while bytes move
 CANCEL_WAIT = 5.0  # seconds a cancelled install's step gets to stop before it is abandoned
 PRECISIONS = ("", "fp32", "fp16")
@@ -86,7 +88,7 @@ class Installer:
         Checking a source touches the disk (a path's type, a file's header), so it runs in a
         thread: a slow disk or a named pipe never stalls the event loop.
         """
-        model_id, source, options = await asyncio.to_thread(self.validate, source_text, request)
+        model_id, source, options = await in_daemon_thread(self.validate, source_text, request)
         if self.store.active_install_for(model_id):
             raise ConflictError(f"{model_id!r} is already being installed")
         record = self.store.create_install(model_id, source, options)
@@ -261,11 +263,11 @@ class Installer:
                 self.store.update_install(record.id, status="running", stage="starting")
                 ticker = asyncio.create_task(self._tick(record, job))
                 try:
-                    ready, detected = await asyncio.to_thread(prepare, job)
+                    ready, detected = await in_daemon_thread(prepare, job)
                     if record.id in self._abandoned:
                         raise InstallCancelled("cancelled")
                     job.progress.start("install")
-                    installed = await asyncio.to_thread(finalize, job, ready, detected)
+                    installed = await in_daemon_thread(finalize, job, ready, detected)
                 finally:
                     ticker.cancel()
                 self._record_model(record, installed)
@@ -344,6 +346,34 @@ class Installer:
 
     def _publish(self, record: InstallRecord, event: str) -> None:
         self.bus.publish("install", None, install_json(record, event=event))
+
+
+async def in_daemon_thread(function: Callable[..., T], *args: Any) -> T:
+    """Run a blocking install step in a daemon thread and await its result.
+
+    Unlike the default executor, a daemon thread stuck in a read (a stalled server, a hung
+    network mount) neither holds up the daemon's exit on SIGTERM nor a later install.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():
+            outcome()
+
+    def run() -> None:
+        try:
+            result = function(*args)
+        except BaseException as exc:  # handed to the awaiting task
+            error = exc
+            outcome = lambda: future.set_exception(error)  # noqa: E731
+        else:
+            outcome = lambda: future.set_result(result)  # noqa: E731
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, outcome)
+
+    threading.Thread(target=run, name=f"install-{function.__name__}", daemon=True).start()
+    return await future
 
 
 def _remove_tree(folder: Path) -> None:

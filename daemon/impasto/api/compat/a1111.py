@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -33,7 +34,8 @@ async def _generate(services: Services, req: Txt2ImgRequest) -> GenerationRespon
     if failed:
         raise CompatError(500, f"generation failed: {failed[0].error}")
     # Interrupted or skipped jobs contribute no images, as in A1111 after an interrupt.
-    images = compat.result_images(services, finished)
+    # Reading the PNGs back is file I/O that grows with the batch: not on the event loop.
+    images = await asyncio.to_thread(compat.result_images, services, finished)
     return GenerationResponse(
         images=[image.base64 for image in images] if req.send_images is not False else [],
         parameters=echo(req),
@@ -74,7 +76,7 @@ class A1111GenerationController(Controller):
         }
         image = None
         if snap.preview and not skip_current_image:
-            image = compat.png_base64(snap.preview)
+            image = await asyncio.to_thread(compat.png_base64, snap.preview)
         return ProgressResponse(
             progress=round(snap.fraction, 4),
             eta_relative=round(snap.eta(), 3),

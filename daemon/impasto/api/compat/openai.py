@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 from urllib.parse import quote
@@ -126,7 +127,7 @@ async def _run(
         raise CompatError(500, f"generation failed: {job.error}")
     if job.status != "completed":
         raise CompatError(409, f"the job was {job.status} before it finished")
-    images = compat.result_images(services, jobs)
+    images = await asyncio.to_thread(compat.result_images, services, jobs)
     if response_format == "url":
         data = [{"url": _image_url(request, services, i.job_id, i.index)} for i in images]
     else:
