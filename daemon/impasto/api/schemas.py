@@ -13,6 +13,9 @@ Status = Literal["queued", "processing", "completed", "failed", "cancelled"]
 ScheduleName = Literal["default", "karras", "exponential"]
 
 Dimension = Annotated[int, Meta(ge=64, le=2048, multiple_of=8, description="Pixels, multiple of 8")]
+# Ranges the compatibility schemas share with GenerateRequest (every number has a range).
+CfgScale = Annotated[float, Meta(ge=1, le=30)]
+Fraction = Annotated[float, Meta(ge=0, le=1)]
 
 # The allowed values of each request field, as error messages say them.
 FIELD_RULES: dict[str, str] = {

@@ -7,9 +7,11 @@ fields Impasto honours.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from impasto.api.schemas import Schema
+from msgspec import Meta
+
+from impasto.api.schemas import CfgScale, Fraction, Schema
 
 
 class Txt2ImgRequest(Schema):
@@ -20,19 +22,19 @@ class Txt2ImgRequest(Schema):
     styles: list[str] | None = None
     seed: int | None = -1
     subseed: int | None = -1
-    subseed_strength: float | None = 0.0
+    subseed_strength: Fraction | None = 0.0
     sampler_name: str | None = None
     sampler_index: str | None = None
     scheduler: str | None = None
     batch_size: int | None = 1
     n_iter: int | None = 1
     steps: int | None = 50
-    cfg_scale: float | None = 7.0
+    cfg_scale: CfgScale | None = 7.0
     width: int | None = 512
     height: int | None = 512
     restore_faces: bool | None = None
     tiling: bool | None = None
-    denoising_strength: float | None = None
+    denoising_strength: Fraction | None = None
     override_settings: dict[str, Any] | None = None
     override_settings_restore_afterwards: bool | None = True
     enable_hr: bool | None = False
@@ -56,8 +58,8 @@ class Img2ImgRequest(Txt2ImgRequest):
     inpaint_full_res: bool | int | None = True
     inpaint_full_res_padding: int | None = 0
     inpainting_mask_invert: int | None = 0
-    initial_noise_multiplier: float | None = None
-    image_cfg_scale: float | None = None
+    initial_noise_multiplier: Annotated[float, Meta(ge=0, le=10)] | None = None
+    image_cfg_scale: Annotated[float, Meta(ge=0, le=30)] | None = None
     include_init_images: bool | None = False
 
 

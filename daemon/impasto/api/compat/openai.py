@@ -15,7 +15,7 @@ from PIL import Image
 from impasto.api.compat.common import checked_request, parse_loras, upload
 from impasto.api.compat.errors import OPENAI_HANDLERS, CompatError
 from impasto.api.compat.samplers_map import UnknownSamplerError, to_impasto
-from impasto.api.schemas import Schema
+from impasto.api.schemas import CfgScale, Fraction, Schema
 from impasto.services import compat
 from impasto.services.container import Services
 from impasto.services.images import decode_image
@@ -42,9 +42,9 @@ class ImageGenerationRequest(Schema):
     negative_prompt: str | None = None
     seed: int | None = None
     steps: int | None = None
-    cfg_scale: float | None = None
+    cfg_scale: CfgScale | None = None
     sampler: str | None = None
-    strength: float | None = None
+    strength: Fraction | None = None
 
 
 def _model(services: Services, name: str | None) -> Any:
