@@ -12,10 +12,13 @@ from pathlib import Path
 
 import httpx
 
+from impasto.services.safety import check_free_space
+
 # httpx logs every request at INFO; a model is hundreds of requests the daemon log can skip.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 CHUNK = 256 * 1024
+FREE_SPACE_EVERY = 64 * 1024 * 1024  # bytes between free-space checks while downloading
 RETRIES = 6  # connection drops in a row, with no byte received between them, before giving up
 
 
@@ -100,6 +103,8 @@ def _stream_once(
                 offset += len(chunk)
                 if offset > max_size:
                     raise DownloadError(f"{remote.path}: over the max_file_size limit")
+                if offset % FREE_SPACE_EVERY < len(chunk):  # a body without a length, say
+                    check_free_space(part.parent, FREE_SPACE_EVERY)
                 progress(len(chunk))
         return total is None or offset >= total
 
