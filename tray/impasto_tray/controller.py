@@ -77,7 +77,9 @@ class TrayController:
                     health = client.health()
                 if health.status != "ok":  # answering, but unable to run jobs
                     problem = health.problem or f"the daemon reports {health.status}"
-                    snapshot = Snapshot(DaemonState.ERROR, owned=owned, message=problem)
+                    snapshot = Snapshot(
+                        DaemonState.ERROR, owned=owned, message=problem, answering=True
+                    )
                 self._started_at = None
             except ApiError as exc:
                 snapshot = Snapshot(DaemonState.ERROR, owned=owned, message=str(exc))
