@@ -1,0 +1,191 @@
+"""A desktop for the tray tests: a D-Bus session, real tray hosts, the screen and the mouse.
+
+Each tool is a Debian package; a missing one skips the test with the package's name, except
+under CI (``CI`` set), where it fails: `.ci/run` installs them all.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+# The XEmbed and StatusNotifierItem hosts the tests run, and the tools that drive them.
+PACKAGES = {
+    "Xvfb": "xvfb",
+    "dbus-daemon": "dbus",
+    "trayer": "trayer",
+    "tint2": "tint2",
+    "status-notifier-watcher": "haskell-status-notifier-item-utils",
+    "gtk-sni-tray-standalone": "haskell-gtk-sni-tray-utils",
+    "xdotool": "xdotool",
+}
+GTK_PACKAGES = (
+    "apt-get install libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-3.0 "
+    "gir1.2-ayatanaappindicator3-0.1; pip install 'impasto[tray-gtk]'"
+)
+
+
+def missing(reason: str) -> None:
+    """Skip with ``reason`` locally; fail under CI, where everything must be installed."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI installs it: see .ci/run)")
+    pytest.skip(reason)
+
+
+def need(*tools: str) -> None:
+    """The programs ``tools`` are on PATH, or the test skips/fails naming their packages."""
+    absent = [tool for tool in tools if shutil.which(tool) is None]
+    if absent:
+        packages = " ".join(PACKAGES.get(tool, tool) for tool in absent)
+        missing(f"{', '.join(absent)} not installed: apt-get install {packages}")
+
+
+def need_gtk() -> None:
+    """PyGObject with Gtk 3 and Ayatana AppIndicator, for pystray's menu backends."""
+    from impasto_tray.backends import has_appindicator, missing_gtk
+
+    why = missing_gtk()
+    if why or not has_appindicator():
+        missing(f"PyGObject/AppIndicator missing ({why or 'no AyatanaAppIndicator3'}): "
+                + GTK_PACKAGES)
+
+
+def wait_until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """``check()``'s first truthy result, polling; AssertionError naming ``what`` after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+class Processes:
+    """Background programs started for one test, stopped (in reverse) by ``close()``."""
+
+    def __init__(self, logs: Path, env: dict[str, str]) -> None:
+        self.logs = logs
+        self.env = env
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, command: Sequence[str]) -> subprocess.Popen[bytes]:
+        """Start ``command`` with its output in ``<logs>/<name>.log``."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = (self.logs / f"{name}.log").open("ab")
+        process = subprocess.Popen(list(command), env=self.env, stdout=log, stderr=log)
+        log.close()
+        self.started.append(process)
+        return process
+
+    def close(self) -> None:
+        """Terminate everything still running."""
+        for process in reversed(self.started):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+def start_session_bus(processes: Processes) -> str:
+    """A private D-Bus session bus; returns its address (also put in ``processes.env``)."""
+    config = processes.logs / "session.conf"
+    socket = processes.logs / "bus"
+    config.write_text(
+        "<busconfig><type>session</type><listen>unix:path="
+        f"{socket}</listen><auth>EXTERNAL</auth><policy context='default'>"
+        "<allow send_destination='*' eavesdrop='true'/><allow eavesdrop='true'/>"
+        "<allow own='*'/></policy></busconfig>"
+    )
+    processes.start("dbus", ["dbus-daemon", "--nofork", f"--config-file={config}"])
+    wait_until(socket.exists, "the D-Bus session bus")
+    address = f"unix:path={socket}"
+    processes.env["DBUS_SESSION_BUS_ADDRESS"] = address
+    return address
+
+
+class Screen:
+    """The X screen of ``display``: screenshots, windows, mouse and keys (python-xlib)."""
+
+    def __init__(self, display_name: str, env: dict[str, str]) -> None:
+        from Xlib import display
+
+        self.name = display_name
+        self.env = env
+        self.display = display.Display(display_name)
+        self.root = self.display.screen().root
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.display.close()
+
+    def grab(self) -> np.ndarray:
+        """The whole screen as an RGB array."""
+        from Xlib import X
+
+        geometry = self.root.get_geometry()
+        raw = self.root.get_image(
+            0, 0, geometry.width, geometry.height, X.ZPixmap, 0xFFFFFFFF
+        ).data
+        bgrx = np.frombuffer(raw, np.uint8).reshape(geometry.height, geometry.width, 4)
+        return np.ascontiguousarray(bgrx[..., 2::-1])
+
+    def save(self, target: Path) -> None:
+        """Write a screenshot as PNG (kept in the test's folder for a look after a failure)."""
+        from PIL import Image
+
+        Image.fromarray(self.grab()).save(target)
+
+    def find(self, colour: tuple[int, int, int]) -> tuple[int, int, int, int] | None:
+        """The bounding box (left, top, width, height) of the pixels of exactly ``colour``."""
+        mask = (self.grab() == np.array(colour, np.uint8)).all(axis=2)
+        ys, xs = np.nonzero(mask)
+        if len(xs) == 0:
+            return None
+        return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(
+            ys.max() - ys.min() + 1
+        )
+
+    def popups(self) -> list[tuple[int, int, int, int]]:
+        """Mapped override-redirect windows bigger than an icon: open menus."""
+        from Xlib import X, error
+
+        found = []
+        for window in self.root.query_tree().children:
+            try:
+                attributes = window.get_attributes()
+                if attributes.map_state != X.IsViewable or not attributes.override_redirect:
+                    continue
+                geometry = window.get_geometry()
+            except error.BadWindow:
+                continue
+            if geometry.width > 60 and geometry.height > 60:
+                found.append((geometry.x, geometry.y, geometry.width, geometry.height))
+        return found
+
+    def xdotool(self, *args: str) -> None:
+        """Run xdotool on this display."""
+        env = dict(self.env, DISPLAY=self.name)
+        subprocess.run(["xdotool", *args], env=env, check=True, timeout=30)
+
+    def click(self, x: int, y: int, button: int = 1) -> None:
+        """Move the pointer to (x, y) and click ``button``."""
+        self.xdotool("mousemove", str(x), str(y), "click", str(button))
+
+    def keys(self, *keys: str) -> None:
+        """Press ``keys`` one after the other."""
+        for key in keys:
+            self.xdotool("key", key)
+            time.sleep(0.15)
