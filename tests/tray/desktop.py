@@ -148,9 +148,14 @@ class Screen:
 
         Image.fromarray(self.grab()).save(target)
 
-    def find(self, colour: tuple[int, int, int]) -> tuple[int, int, int, int] | None:
-        """The bounding box (left, top, width, height) of the pixels of exactly ``colour``."""
-        mask = (self.grab() == np.array(colour, np.uint8)).all(axis=2)
+    def find(
+        self, colour: tuple[int, int, int], tolerance: int = 40
+    ) -> tuple[int, int, int, int] | None:
+        """The bounding box (left, top, width, height) of the pixels close to ``colour``."""
+        if not (self.grab() == np.array(colour, np.uint8)).all(axis=2).any():
+            return None  # not drawn in that state (yet)
+        distance = np.abs(self.grab().astype(np.int16) - np.array(colour, np.int16))
+        mask = (distance <= tolerance).all(axis=2)
         ys, xs = np.nonzero(mask)
         if len(xs) == 0:
             return None

@@ -5,7 +5,8 @@
   into a tray that starts after it (tint2 at login); and it logs an ``AssertionError``
   traceback for every update while no tray is there. Here it docks once, again when a tray
   manager announces itself (the ``MANAGER`` message of the system tray spec), and says
-  nothing per update.
+  nothing per update. Its click (open the web UI) never arrived: it did not ask X for
+  button presses. It also keeps the picture round instead of stretching it to the slot.
 - ``gtk``: the hover text went to ``set_title`` (an accessibility name), not the tooltip.
 - ``gtk`` and ``appindicator``: Quit raised when no notification service runs.
 """
@@ -53,6 +54,7 @@ def _gtk_icon(base: Any, *, status_icon: bool) -> Any:
 
 def _xorg_icon(base: Any) -> Any:
     import Xlib.X
+    from PIL import Image
 
     class XorgIcon(base):  # type: ignore[misc,valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -60,6 +62,12 @@ def _xorg_icon(base: Any) -> Any:
             self._manager_atom = self._display.intern_atom("MANAGER")
             # Tray managers announce themselves to the root window's StructureNotify clients.
             self._display.screen().root.change_attributes(event_mask=Xlib.X.StructureNotifyMask)
+            # pystray handles clicks but never asks X for them.
+            self._window.change_attributes(
+                event_mask=Xlib.X.ExposureMask
+                | Xlib.X.StructureNotifyMask
+                | Xlib.X.ButtonPressMask
+            )
             self._display.flush()
             pystray_messages = self._message_handlers[Xlib.X.ClientMessage]
 
@@ -87,6 +95,17 @@ def _xorg_icon(base: Any) -> Any:
             self._icon_valid = True
             if self._dock():
                 self._draw()
+
+        def _assert_icon_data(self, width: int, height: int) -> None:
+            # pystray stretches the picture to the slot; keep it round, centred in it.
+            if self._icon_data is not None and self._icon_data.size == (width, height):
+                return
+            side = max(1, min(width, height))
+            picture = self._icon.convert("RGBA").resize((side, side), Image.LANCZOS)
+            data = Image.new("RGB", (width, height))
+            data.paste(picture, ((width - side) // 2, (height - side) // 2), picture)
+            data.tostring = data.tobytes  # python-xlib's put_pil_image calls tostring()
+            self._icon_data = data
 
         def _on_destroy_notify(self, event: Any) -> None:
             manager = self._systray_manager
