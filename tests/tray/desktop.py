@@ -157,12 +157,14 @@ class Screen:
         Image.fromarray(self.grab()).save(target)
 
     def find(
-        self, colour: tuple[int, int, int], tolerance: int = 40
+        self, colour: tuple[int, int, int], rows: int = 48, tolerance: int = 40
     ) -> tuple[int, int, int, int] | None:
-        """The bounding box (left, top, width, height) of the pixels close to ``colour``."""
-        if not (self.grab() == np.array(colour, np.uint8)).all(axis=2).any():
+        """The bounding box (left, top, width, height) of the pixels close to ``colour`` in the
+        top ``rows`` of the screen, where the tests put their panels (not tooltips or menus)."""
+        pixels = self.grab()[:rows]
+        if not (pixels == np.array(colour, np.uint8)).all(axis=2).any():
             return None  # not drawn in that state (yet)
-        distance = np.abs(self.grab().astype(np.int16) - np.array(colour, np.int16))
+        distance = np.abs(pixels.astype(np.int16) - np.array(colour, np.int16))
         mask = (distance <= tolerance).all(axis=2)
         ys, xs = np.nonzero(mask)
         if len(xs) == 0:
