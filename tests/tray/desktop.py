@@ -190,6 +190,17 @@ class Screen:
                 found.append((geometry.x, geometry.y, geometry.width, geometry.height))
         return found
 
+    def windows_at(self, x: int, y: int) -> list[int]:
+        """The ids of the windows under (x, y), from the top-level one down."""
+        chain = []
+        window = self.root
+        while True:
+            child = window.translate_coords(self.root, x, y).child
+            if not child:
+                return chain
+            chain.append(int(child.id))
+            window = child
+
     def xdotool(self, *args: str) -> None:
         """Run xdotool on this display."""
         env = dict(self.env, DISPLAY=self.name)

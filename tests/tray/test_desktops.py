@@ -273,11 +273,14 @@ def test_xembed_without_pygobject_keeps_its_size_and_opens_the_ui(
     tray = tray_on(daemon, PYSTRAY_BACKEND="xorg")
     tray.wait_running()
     first = tray.icon(DaemonState.IDLE)
+    embedded = desktop.screen.windows_at(first[0] + first[2] // 2, first[1] + first[3] // 2)
     for paused in (True, False, True, False):  # the icon shrank after the first change
         with daemon.client() as http:
             http.post(f"/api/v1/queue/{'pause' if paused else 'resume'}")
         box = tray.icon(DaemonState.PAUSED if paused else DaemonState.IDLE)
         assert abs(box[2] - first[2]) <= 2 and abs(box[3] - first[3]) <= 2, (box, first)
+        # Docked once: pystray asked trayer to embed it again on every change of picture.
+        assert desktop.screen.windows_at(box[0] + box[2] // 2, box[1] + box[3] // 2) == embedded
     left, top, width, height = first
     desktop.screen.click(left + width // 2, top + height // 2)
     wait_until(tray.opened, "a click to open the web UI", 15)
