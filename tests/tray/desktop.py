@@ -55,8 +55,9 @@ def need_gtk() -> None:
 
     why = missing_gtk()
     if why or not has_appindicator():
-        missing(f"PyGObject/AppIndicator missing ({why or 'no AyatanaAppIndicator3'}): "
-                + GTK_PACKAGES)
+        missing(
+            f"PyGObject/AppIndicator missing ({why or 'no AyatanaAppIndicator3'}): " + GTK_PACKAGES
+        )
 
 
 def wait_until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
@@ -144,9 +145,7 @@ class Screen:
         from Xlib import X
 
         geometry = self.root.get_geometry()
-        raw = self.root.get_image(
-            0, 0, geometry.width, geometry.height, X.ZPixmap, 0xFFFFFFFF
-        ).data
+        raw = self.root.get_image(0, 0, geometry.width, geometry.height, X.ZPixmap, 0xFFFFFFFF).data
         bgrx = np.frombuffer(raw, np.uint8).reshape(geometry.height, geometry.width, 4)
         return np.ascontiguousarray(bgrx[..., 2::-1])
 
@@ -169,8 +168,11 @@ class Screen:
         ys, xs = np.nonzero(mask)
         if len(xs) == 0:
             return None
-        return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(
-            ys.max() - ys.min() + 1
+        return (
+            int(xs.min()),
+            int(ys.min()),
+            int(xs.max() - xs.min() + 1),
+            int(ys.max() - ys.min() + 1),
         )
 
     def popups(self) -> list[tuple[int, int, int, int]]:

@@ -27,13 +27,23 @@ from tests.tray.xserver import Xvfb
 
 pytestmark = pytest.mark.slow
 
-OPENER = "import pathlib, sys\npathlib.Path(sys.argv[0]).with_suffix('.txt').open('a').write(sys.argv[1] + '\\n')\n"
+# IMPASTO_TRAY_OPENER: writes each URL or folder the tray opens to opener.txt.
+OPENER = (
+    "import pathlib, sys\n"
+    "pathlib.Path(sys.argv[0]).with_suffix('.txt').open('a').write(sys.argv[1] + '\\n')\n"
+)
 # The smallest icon a panel should draw; the fault was one pixel wide.
 MIN_ICON = 16
 # Menu rows a keyboard "Down" reaches from the top, by the daemon's state (disabled rows
 # are skipped): the status line and separators never take the selection.
-RUNNING_ROWS = ["Open Impasto", "Open outputs folder", "Stop daemon", "Pause queue",
-                "Start at login", "Quit"]
+RUNNING_ROWS = [
+    "Open Impasto",
+    "Open outputs folder",
+    "Stop daemon",
+    "Pause queue",
+    "Start at login",
+    "Quit",
+]
 STOPPED_ROWS = ["Open outputs folder", "Start daemon", "Start at login", "Quit"]
 
 
@@ -61,8 +71,20 @@ class Desktop:
 
     def trayer(self) -> None:
         need("trayer")
-        self.processes.start("trayer", ["trayer", "--edge", "top", "--align", "right",
-                                        "--widthtype", "request", "--height", "32"])
+        self.processes.start(
+            "trayer",
+            [
+                "trayer",
+                "--edge",
+                "top",
+                "--align",
+                "right",
+                "--widthtype",
+                "request",
+                "--height",
+                "32",
+            ],
+        )
         self.wait_xembed_tray()
 
     def tint2(self) -> None:
@@ -85,8 +107,11 @@ class Desktop:
         from Xlib import X
 
         atom = self.screen.display.intern_atom("_NET_SYSTEM_TRAY_S0")
-        wait_until(lambda: self.screen.display.get_selection_owner(atom) != X.NONE,
-                   "the XEmbed tray", timeout)
+        wait_until(
+            lambda: self.screen.display.get_selection_owner(atom) != X.NONE,
+            "the XEmbed tray",
+            timeout,
+        )
 
 
 class Tray:
@@ -99,14 +124,19 @@ class Tray:
         opener.write_text(OPENER)
         self.opened_file = opener.with_suffix(".txt")
         self.log_file = desktop.root / "tray.log"
-        environment = {**desktop.env, **{k: v for k, v in daemon.env().items()
-                                          if k.startswith("IMPASTO_")}, **env}
+        environment = {
+            **desktop.env,
+            **{k: v for k, v in daemon.env().items() if k.startswith("IMPASTO_")},
+            **env,
+        }
         environment["IMPASTO_TRAY_OPENER"] = f"{sys.executable} {opener}"
         environment.pop("IMPASTO_PARENT_PID")
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "impasto", "tray"], env=environment,
-                stdout=log, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "impasto", "tray"],
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
 
     def log(self) -> str:
@@ -144,17 +174,21 @@ class Tray:
         wait_until(answered, "the daemon to answer", timeout)
 
     def wait_paused(self, paused: bool) -> None:
-        wait_until(lambda: (self.api("/api/v1/queue") or {}).get("paused") is paused,
-                   f"queue paused={paused}", 20)
+        wait_until(
+            lambda: (self.api("/api/v1/queue") or {}).get("paused") is paused,
+            f"queue paused={paused}",
+            20,
+        )
 
     # -- the screen ------------------------------------------------------------------------
 
     def icon(self, state: DaemonState, timeout: float = 30) -> tuple[int, int, int, int]:
         """The icon's box on screen once it shows ``state``'s colour; checks its size."""
-        box = wait_until(lambda: self.desktop.screen.find(COLOURS[state]),
-                         f"the {state} icon on screen", timeout)
+        box = wait_until(
+            lambda: self.desktop.screen.find(COLOURS[state]), f"the {state} icon on screen", timeout
+        )
         self.desktop.screen.save(self.desktop.root / f"screen-{state}.png")
-        left, top, width, height = box
+        width, height = box[2:]
         assert MIN_ICON <= width <= 64 and MIN_ICON <= height <= 64, box
         assert abs(width - height) <= 2, f"the icon is stretched: {box}"
         return box
@@ -329,8 +363,9 @@ def test_without_pystray_it_says_what_to_install() -> None:
         "from impasto.cli.main import main; sys.exit(main(['tray']))"
     )
     env = dict(os.environ, DISPLAY=":0")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
     assert result.returncode == 1
     assert "install `impasto[tray]`" in result.stderr
     assert "Traceback" not in result.stderr

@@ -64,9 +64,7 @@ def _xorg_icon(base: Any) -> Any:
             self._display.screen().root.change_attributes(event_mask=Xlib.X.StructureNotifyMask)
             # pystray handles clicks but never asks X for them.
             self._window.change_attributes(
-                event_mask=Xlib.X.ExposureMask
-                | Xlib.X.StructureNotifyMask
-                | Xlib.X.ButtonPressMask
+                event_mask=Xlib.X.ExposureMask | Xlib.X.StructureNotifyMask | Xlib.X.ButtonPressMask
             )
             self._display.flush()
             pystray_messages = self._message_handlers[Xlib.X.ClientMessage]
