@@ -194,7 +194,7 @@ class Screen:
 
     def windows_at(self, x: int, y: int) -> list[int]:
         """The ids of the windows under (x, y), from the top-level one down."""
-        chain = []
+        chain: list[int] = []
         window = self.root
         while True:
             child = window.translate_coords(self.root, x, y).child

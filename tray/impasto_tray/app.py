@@ -87,7 +87,16 @@ class IconView:
 # Seconds Quit waits for pystray's loop to end before ending the process itself.
 QUIT_GRACE = 5.0
 # Seconds to wait for a system tray before giving up (at login the panel may start later).
-HOST_WAIT = float(os.environ.get("IMPASTO_TRAY_HOST_WAIT", "15"))
+HOST_WAIT = 15.0
+
+
+def host_wait() -> float:
+    """``IMPASTO_TRAY_HOST_WAIT`` seconds, else HOST_WAIT."""
+    try:
+        return float(os.environ.get("IMPASTO_TRAY_HOST_WAIT", HOST_WAIT))
+    except ValueError:
+        log.warning("IMPASTO_TRAY_HOST_WAIT is not a number of seconds; using %.0f", HOST_WAIT)
+        return HOST_WAIT
 
 
 def create_icon(
@@ -183,8 +192,9 @@ def run(*, start_daemon: bool = True, interval: float = 0.5) -> int:
     if backend.note:
         log.warning("no tray menu (%s backend): %s", backend.name, backend.note)
     if not backends.host_present(backend):
-        log.info("waiting up to %.0f s for a system tray", HOST_WAIT)
-        if not backends.wait_for_host(backend, HOST_WAIT):
+        wait = host_wait()
+        log.info("waiting up to %.0f s for a system tray", wait)
+        if not backends.wait_for_host(backend, wait):
             print(f"impasto tray: {backends.NO_HOST}", file=sys.stderr)
             return 1
     controller = build_controller()

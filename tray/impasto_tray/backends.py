@@ -135,10 +135,11 @@ def choose(env: Mapping[str, str] = os.environ, platform: str = sys.platform) ->
     if forced:
         return Backend(forced, has_menu=forced != "xorg")
     why = missing_gtk()
-    if not why and not session_bus_address(env):
-        why = "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set)"
     if why:
         return Backend("xorg", has_menu=False, note=f"{why}; {MENU_HINT}")
+    if not session_bus_address(env):
+        why = "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set), which the menu needs"
+        return Backend("xorg", has_menu=False, note=why)
     if has_appindicator() and sni_watcher_present(env):
         return Backend("appindicator", has_menu=True)
     return Backend("gtk", has_menu=True)

@@ -36,7 +36,7 @@ def icon_class(pystray: ModuleType) -> Any:
 def _gtk_icon(base: Any, *, status_icon: bool) -> Any:
     from gi.repository import GLib
 
-    class GtkIcon(base):  # type: ignore[misc,valid-type]
+    class GtkIcon(base):
         def _update_title(self) -> None:
             super()._update_title()
             if status_icon:
@@ -56,7 +56,10 @@ def _xorg_icon(base: Any) -> Any:
     import Xlib.X
     from PIL import Image
 
-    class XorgIcon(base):  # type: ignore[misc,valid-type]
+    class XorgIcon(base):
+        _systray_manager: Any
+        _icon_data: Any
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._manager_atom = self._display.intern_atom("MANAGER")
@@ -99,10 +102,10 @@ def _xorg_icon(base: Any) -> Any:
             if self._icon_data is not None and self._icon_data.size == (width, height):
                 return
             side = max(1, min(width, height))
-            picture = self._icon.convert("RGBA").resize((side, side), Image.LANCZOS)
+            picture = self._icon.convert("RGBA").resize((side, side), Image.Resampling.LANCZOS)
             data = Image.new("RGB", (width, height))
             data.paste(picture, ((width - side) // 2, (height - side) // 2), picture)
-            data.tostring = data.tobytes  # python-xlib's put_pil_image calls tostring()
+            setattr(data, "tostring", data.tobytes)  # noqa: B010 - python-xlib calls tostring()
             self._icon_data = data
 
         def _on_destroy_notify(self, event: Any) -> None:
