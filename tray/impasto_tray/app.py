@@ -194,7 +194,11 @@ def run(*, start_daemon: bool = True, interval: float = 0.5) -> int:
     if not backends.host_present(backend):
         wait = host_wait()
         log.info("waiting up to %.0f s for a system tray", wait)
-        if not backends.wait_for_host(backend, wait):
+        try:
+            found = backends.wait_for_host(backend, wait)
+        except KeyboardInterrupt:  # Ctrl+C before there is anything to stop
+            return 130
+        if not found:
             print(f"impasto tray: {backends.NO_HOST}", file=sys.stderr)
             return 1
     controller = build_controller()
