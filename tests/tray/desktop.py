@@ -156,21 +156,23 @@ class Screen:
         Image.fromarray(self.grab()).save(target)
 
     def find(
-        self, colour: tuple[int, int, int], rows: int = 48, tolerance: int = 40
+        self, colour: tuple[int, int, int], rows: int = 48, tolerance: int = 40, margin: int = 8
     ) -> tuple[int, int, int, int] | None:
-        """The bounding box (left, top, width, height) of the pixels close to ``colour`` in the
-        top ``rows`` of the screen, where the tests put their panels (not tooltips or menus)."""
-        pixels = self.grab()[:rows]
-        if not (pixels == np.array(colour, np.uint8)).all(axis=2).any():
-            return None  # not drawn in that state (yet)
-        distance = np.abs(pixels.astype(np.int16) - np.array(colour, np.int16))
-        mask = (distance <= tolerance).all(axis=2)
-        ys, xs = np.nonzero(mask)
+        """The bounding box (left, top, width, height) of the icon drawn in ``colour``: the
+        pixels of exactly that colour in the top ``rows`` of the screen (where the tests put
+        their panels), grown by the pixels close to it (scaling blurs the edges)."""
+        pixels = self.grab()[:rows].astype(np.int16)
+        exact = (pixels == np.array(colour, np.int16)).all(axis=2)
+        ys, xs = np.nonzero(exact)
         if len(xs) == 0:
-            return None
+            return None  # not drawn in that state (yet)
+        top, left = max(0, int(ys.min()) - margin), max(0, int(xs.min()) - margin)
+        near = pixels[top : int(ys.max()) + margin + 1, left : int(xs.max()) + margin + 1]
+        close = (np.abs(near - np.array(colour, np.int16)) <= tolerance).all(axis=2)
+        ys, xs = np.nonzero(close)
         return (
-            int(xs.min()),
-            int(ys.min()),
+            left + int(xs.min()),
+            top + int(ys.min()),
             int(xs.max() - xs.min() + 1),
             int(ys.max() - ys.min() + 1),
         )
@@ -209,8 +211,10 @@ class Screen:
         subprocess.run(["xdotool", *args], env=env, check=True, timeout=30)
 
     def click(self, x: int, y: int, button: int = 1) -> None:
-        """Move the pointer to (x, y) and click ``button``."""
+        """Click ``button`` at (x, y), then move the pointer to the bottom left corner, away
+        from the icon (its tooltip) and from the menus that open below it."""
         self.xdotool("mousemove", str(x), str(y), "click", str(button))
+        self.xdotool("mousemove", "1", str(self.root.get_geometry().height - 2))
 
     def keys(self, *keys: str) -> None:
         """Press ``keys`` one after the other."""
