@@ -69,9 +69,9 @@ class Desktop:
         self.processes.close()
         self.xvfb.stop()
 
-    def trayer(self) -> None:
+    def trayer(self) -> subprocess.Popen[bytes]:
         need("trayer")
-        self.processes.start(
+        panel = self.processes.start(
             "trayer",
             [
                 "trayer",
@@ -86,6 +86,7 @@ class Desktop:
             ],
         )
         self.wait_xembed_tray()
+        return panel
 
     def tint2(self) -> None:
         need("tint2")
@@ -302,7 +303,7 @@ def test_xembed_tint2_attached_daemon_survives_ctrl_c(
 def test_xembed_without_pygobject_keeps_its_size_and_opens_the_ui(
     desktop: Desktop, tray_on: Callable[..., Tray], tmp_path: Path
 ) -> None:
-    desktop.trayer()
+    panel = desktop.trayer()
     daemon = Daemon(tmp_path / "daemon")
     tray = tray_on(daemon, PYSTRAY_BACKEND="xorg")
     tray.wait_running()
@@ -319,6 +320,13 @@ def test_xembed_without_pygobject_keeps_its_size_and_opens_the_ui(
     desktop.screen.click(left + width // 2, top + height // 2)
     wait_until(tray.opened, "a click to open the web UI", 15)
     assert tray.opened() == [f"{daemon.url}/"]
+
+    # A panel that starts after the icon (tint2 at login, a restarted panel) gets it docked.
+    panel.kill()
+    panel.wait()
+    wait_until(lambda: desktop.screen.find(COLOURS[DaemonState.IDLE]) is None, "the panel gone")
+    desktop.trayer()
+    tray.icon(DaemonState.IDLE)
     tray.process.send_signal(signal.SIGINT)
     assert tray.wait_exit(60) == 0
     assert not daemon.discovery_file.exists(), "Ctrl+C left the tray's daemon running"
