@@ -74,6 +74,9 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=middleware,
         request_max_body_size=settings.max_body_size,
+        # The daemon configures logging itself (impasto.logs); Litestar's default would replace
+        # the root handlers, and with them daemon.log.
+        logging_config=None,
         openapi_config=OpenAPIConfig(
             title="Impasto",
             version=services.version,
