@@ -71,3 +71,24 @@ def test_every_read_command_decodes_the_live_answers(impasto_daemon: Daemon) -> 
         done = cli(impasto_daemon, *args)
         assert done.returncode == 0, (args, done.stderr)
         assert "unexpected answer" not in done.stderr
+
+
+def test_models_info_reads_as_aligned_fields_with_a_defaults_block(impasto_daemon: Daemon) -> None:
+    done = cli(impasto_daemon, "models", "info", "sd-tiny")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    fields = dict(line.split(":", 1) for line in lines if not line.startswith(" "))
+    # Every value stands one or more spaces after its name's colon, all in one column.
+    assert all(value.startswith(" ") for value in fields.values() if value), lines
+    assert len({len(line) - len(line.split(":", 1)[1].lstrip()) for line in lines[:3]}) == 1
+    assert fields["prediction_type"].strip() == "epsilon"
+    block = lines[lines.index("defaults:") + 1 :]
+    assert block and all(line.startswith("  ") for line in block), lines
+    assert [line.split()[0] for line in block] == [
+        "width:",
+        "height:",
+        "steps:",
+        "cfg_scale:",
+        "sampler:",
+    ]
+    assert "ModelDefaults(" not in done.stdout
