@@ -92,3 +92,30 @@ def test_models_info_reads_as_aligned_fields_with_a_defaults_block(impasto_daemo
         "sampler:",
     ]
     assert "ModelDefaults(" not in done.stdout
+
+
+def test_generate_without_a_folder_saves_in_pictures_not_here(
+    impasto_daemon: Daemon, tmp_path: Path
+) -> None:
+    home, here = tmp_path / "home", tmp_path / "clone"
+    here.mkdir()
+    env = {
+        **os.environ,
+        "IMPASTO_RUNTIME_DIR": str(impasto_daemon.runtime_dir),
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "USERPROFILE": str(home),
+    }
+    args = ["generate", "a default folder", "--width", "64", "--height", "64", "--steps", "2"]
+    done = subprocess.run(
+        [sys.executable, "-m", "impasto", *args],
+        env=env,
+        cwd=here,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    saved = Path(done.stdout.strip())
+    assert saved.parent == home / "Pictures" / "Impasto" and saved.is_file()
+    assert list(here.iterdir()) == []
