@@ -33,9 +33,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     socket_path: Annotated[
         str, _doc("Unix socket path; empty means impasto.sock in the runtime dir.")
     ] = ""
-    token: Annotated[str, _doc("API token; required on every request except /health when set.")] = (
-        ""
-    )
+    token: Annotated[
+        str, _doc("API token; required on every request except /api/v1/health when set.")
+    ] = ""
     allowed_hosts: Annotated[
         list[str], _doc("Extra Host header names accepted besides loopback names.")
     ] = msgspec.field(default_factory=list)
