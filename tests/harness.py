@@ -60,6 +60,8 @@ class Daemon:
             IMPASTO_RUNTIME_DIR=str(self.runtime_dir),
             IMPASTO_LOG_DIR=str(self.log_dir),
             IMPASTO_PARENT_PID=str(os.getpid()),
+            # The suite runs on the bundled test models, so it lists them (users don't see them).
+            IMPASTO_SHOW_TEST_MODELS="1",
         )
         for key, value in self.settings.items():
             env[f"IMPASTO_{key.upper()}"] = (

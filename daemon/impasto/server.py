@@ -97,7 +97,12 @@ def build_services(settings: Settings, paths: Paths, plugins: PluginHost | None 
     store = JobStore(db)
     bus = EventBus(EventLog(db))
     model_store = ModelStore(db)
-    catalog = ModelCatalog(paths.models_dir, store=model_store)
+    catalog = ModelCatalog(
+        paths.models_dir,
+        store=model_store,
+        show_test_models=settings.show_test_models,
+        default_model=settings.default_model,
+    )
     uploads = UploadStore(paths.uploads_dir, settings.max_upload_size)
     options = JobOptions(
         output_dir=paths.output_dir,
