@@ -10,6 +10,7 @@ from litestar.testing import TestClient
 from impasto.api.app import create_app
 from impasto.resources import bundled_models_dir
 from impasto.services.models import TEST_MODEL_MARKER
+from impasto.settings import Settings
 from tests.api.conftest import make_services
 
 
@@ -32,6 +33,7 @@ def listed(tmp_path: Path, **settings: object) -> dict[str, list[str]]:
 
 
 def test_users_see_the_default_model_and_their_own_not_the_test_models(tmp_path: Path) -> None:
+    assert Settings().show_test_models is False  # what a fresh install gets
     own = tmp_path / "data" / "models" / "my-model"
     shutil.copytree(
         bundled_models_dir() / "sd-tiny", own, ignore=shutil.ignore_patterns(TEST_MODEL_MARKER)

@@ -20,7 +20,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 CACHE_CONTROL = b"no-cache"
 # Requests whose answers stay uncompressed: everything but the UI and the docs' assets.
-UNCOMPRESSED = ["^/api/", "^/sdapi/", "^/v1/", "^/schema/openapi"]
+UNCOMPRESSED = ["^/api/", "^/sdapi/", "^/v1/"]
 KEPT_ON_304 = {b"etag", b"cache-control", b"last-modified", b"vary"}
 
 
