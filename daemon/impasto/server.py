@@ -19,6 +19,7 @@ from impasto import __version__, discovery
 from impasto.api.app import create_app
 from impasto.api.routes.plugins import plugin_routers
 from impasto.api.security import LOOPBACK_NAMES, mark_transport
+from impasto.logs import configure_daemon_logging
 from impasto.paths import Paths, resolve_paths
 from impasto.plugins import AppContext
 from impasto.plugins.discovery import build_plugin_manager
@@ -96,7 +97,12 @@ def build_services(settings: Settings, paths: Paths, plugins: PluginHost | None 
     store = JobStore(db)
     bus = EventBus(EventLog(db))
     model_store = ModelStore(db)
-    catalog = ModelCatalog(paths.models_dir, store=model_store)
+    catalog = ModelCatalog(
+        paths.models_dir,
+        store=model_store,
+        show_test_models=settings.show_test_models,
+        default_model=settings.default_model,
+    )
     uploads = UploadStore(paths.uploads_dir, settings.max_upload_size)
     options = JobOptions(
         output_dir=paths.output_dir,
@@ -262,13 +268,7 @@ async def _parent_gone(pid: int) -> None:
 
 
 def configure_logging(settings: Settings, paths: Paths) -> None:
-    level = getattr(logging, settings.log_level.upper(), logging.INFO)
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    with contextlib.suppress(OSError):
-        handlers.append(logging.FileHandler(paths.log_dir / "daemon.log"))
-    logging.basicConfig(
-        level=level, handlers=handlers, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_daemon_logging(settings.log_level, paths.log_dir)
 
 
 def serve(loaded: LoadedSettings) -> int:

@@ -136,8 +136,9 @@ bindConnection();
 bindPageDrop();
 showTab(location.hash.slice(1) || loadUi().tab || 'generate');
 await loadCatalog();
-queue.refresh();
-live.load();
+// One GET /queue feeds both the Queue panel and the live card, now and after reconnects.
+queue.onResync = (q) => live.load(q);
+live.load(await queue.refresh());
 events.start();
 // Tests and curious people can reach the parts from the console.
 window.impasto = { events, form, live, queue, gallery, models, system, viewer };

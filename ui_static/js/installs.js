@@ -40,6 +40,11 @@ export class Installs {
   /** An install event or the POST's answer: merge it in and redraw its row. */
   update(info) {
     if (!info?.id) return;
+    if (info.event === 'dismissed') {
+      this.items.delete(info.id);
+      this.render();
+      return;
+    }
     const known = this.items.get(info.id);
     // A late progress tick must not bring a finished install back to life.
     if (known && !ACTIVE.has(known.status) && ACTIVE.has(info.status) && info.event !== 'resumed') return;
@@ -76,6 +81,10 @@ export class Installs {
           type: 'button', class: 'btn small danger', 'aria-label': `Cancel installing ${info.model_id}`,
           onclick: () => this.cancel(info.id),
         }, 'Cancel'),
+        dismiss: h('button', {
+          type: 'button', class: 'btn small ghost', 'aria-label': `Dismiss ${info.model_id}`,
+          onclick: () => this.dismiss(info.id),
+        }, 'Dismiss'),
         bar: h('div', {
           class: 'progress', role: 'progressbar', 'aria-label': `Install progress of ${info.model_id}`,
           'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': '0',
@@ -84,7 +93,7 @@ export class Installs {
         error: h('p', { class: 'field-error', role: 'alert' }),
       };
       parts.row = h('article', { class: 'install', dataset: { install: info.id, model: info.model_id } },
-        h('div', { class: 'install-head' }, h('strong', {}, info.model_id), parts.status, parts.cancel),
+        h('div', { class: 'install-head' }, h('strong', {}, info.model_id), parts.status, parts.cancel, parts.dismiss),
         h('p', { class: 'install-source muted', title: info.source }, info.source),
         parts.bar,
         parts.bytes,
@@ -102,6 +111,7 @@ export class Installs {
     parts.status.dataset.state = info.status;
     parts.status.textContent = STAGES[stage] || stage;
     parts.cancel.hidden = !active;
+    parts.dismiss.hidden = active;
     parts.bar.classList.toggle('indeterminate', active && !total);
     parts.bar.style.setProperty('--value', `${pct}%`);
     parts.bar.setAttribute('aria-valuenow', String(pct));
@@ -118,6 +128,16 @@ export class Installs {
   async cancel(id) {
     try {
       this.update(await api(`/models/installs/${encodeURIComponent(id)}/cancel`, { method: 'POST' }));
+    } catch (err) {
+      toast(err.message, 'error');
+    }
+  }
+
+  /** Remove a finished install's row, here and for every other open page. */
+  async dismiss(id) {
+    try {
+      await api(`/models/installs/${encodeURIComponent(id)}`, { method: 'DELETE' });
+      this.update({ id, event: 'dismissed' });
     } catch (err) {
       toast(err.message, 'error');
     }

@@ -5,7 +5,7 @@ const between = (v, lo, hi) => Number.isFinite(v) && v >= lo && v <= hi;
 
 /** field -> [test(value), message]; messages match the daemon's FIELD_RULES. */
 export const RULES = {
-  prompt: [(v) => typeof v === 'string' && v.trim().length >= 1 && v.length <= 1000, 'must be text of 1 to 1000 characters'],
+  prompt: [(v) => typeof v === 'string' && v.trim().length >= 1 && v.length <= 1000, 'must be text of 1 to 1000 characters, not only spaces'],
   negative_prompt: [(v) => typeof v === 'string' && v.length <= 1000, 'must be text of at most 1000 characters'],
   width: [(v) => isInt(v) && between(v, 64, 2048) && v % 8 === 0, 'must be an integer multiple of 8 between 64 and 2048'],
   height: [(v) => isInt(v) && between(v, 64, 2048) && v % 8 === 0, 'must be an integer multiple of 8 between 64 and 2048'],

@@ -14,7 +14,7 @@ Dimension = Annotated[int, Meta(ge=64, le=2048, multiple_of=8, description="Pixe
 
 # The allowed values of each request field, as error messages say them.
 FIELD_RULES: dict[str, str] = {
-    "prompt": "must be text of 1 to 1000 characters",
+    "prompt": "must be text of 1 to 1000 characters, not only spaces",
     "negative_prompt": "must be text of at most 1000 characters",
     "width": "must be an integer multiple of 8 between 64 and 2048",
     "height": "must be an integer multiple of 8 between 64 and 2048",
@@ -48,7 +48,8 @@ class LoraSpec(Schema):
 class GenerateRequest(Schema):
     """What to generate. Ranges follow the design document's GenerationRequest."""
 
-    prompt: Annotated[str, Meta(min_length=1, max_length=1000)]
+    # re.search: at least one character that is not whitespace.
+    prompt: Annotated[str, Meta(min_length=1, max_length=1000, pattern=r"\S")]
     negative_prompt: Annotated[str, Meta(max_length=1000)] = ""
     model: str | None = None
     loras: list[LoraSpec] = msgspec.field(default_factory=list)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
+
+import msgspec
 
 from impasto.cli.common import EXIT_FAILED, EXIT_OK, Context
 from impasto.client import Client
@@ -137,14 +140,33 @@ def list_models(args: argparse.Namespace, context: Context) -> int:
     return EXIT_OK
 
 
+def _present(record: msgspec.Struct) -> list[tuple[str, Any]]:
+    fields = ((name, getattr(record, name)) for name in record.__struct_fields__)
+    return [(name, value) for name, value in fields if value not in ("", None)]
+
+
+def describe(record: msgspec.Struct, indent: str = "") -> list[str]:
+    """``name: value`` lines, values aligned; nested records follow as indented blocks."""
+    rows = _present(record)
+    width = max((len(name) for name, _ in rows), default=0) + 2
+    lines, blocks = [], []
+    for name, value in rows:
+        if isinstance(value, msgspec.Struct):
+            blocks += [f"{indent}{name}:", *describe(value, indent + "  ")]
+            continue
+        if name == "size" and isinstance(value, int):
+            value = _size(value)
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
+        lines.append(f"{indent}{name + ':':{width}}{value}")
+    return lines + blocks
+
+
 def show_model(args: argparse.Namespace, context: Context) -> int:
     """Every field of one model."""
     with context.connect(args) as client:
         model = client.model(args.id)
-    for field in model.__struct_fields__:
-        value = getattr(model, field)
-        if value not in ("", None):
-            print(f"{field + ':':16}{value}")
+    print("\n".join(describe(model)))
     return EXIT_OK
 
 

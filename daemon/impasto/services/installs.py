@@ -146,6 +146,14 @@ class Installer:
         """Running installs first, then recent ones, with live byte counts."""
         return [self._live(r) for r in self.store.list_installs()]
 
+    def dismiss(self, install_id: str) -> None:
+        """Forget a finished install (its row in the list); ConflictError while it runs."""
+        record = self.get(install_id)
+        if record.status in ("queued", "running"):
+            raise ConflictError(f"install {install_id} is {record.status}: cancel it first")
+        self.store.delete_finished_install(install_id)
+        self._publish(record, "dismissed")
+
     def cancel(self, install_id: str) -> InstallRecord:
         """Stop a queued or running install; its staged files are deleted."""
         record = self.get(install_id)

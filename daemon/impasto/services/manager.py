@@ -105,7 +105,7 @@ class ModelManager:
 
     def loaded(self) -> list[dict[str, Any]]:
         """What each worker holds and when it expires, like ``ollama ps``."""
-        by_path = {str(m.path): m for m in self.catalog.list()}
+        by_path = {str(m.path): m for m in self.catalog.list(everything=True)}
         out = []
         now = time.time()
         for handle in self._handles():

@@ -27,6 +27,10 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+TEST_MODEL_MARKER = "impasto-test-model"
+"""A file whose presence in a model folder marks it as a test model."""
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One installed model as the API lists it; checkpoints are folders, the rest single files."""
@@ -48,6 +52,9 @@ class ModelEntry:
     source: str = ""
     license: str = ""
     active: bool = True
+    # A random-weight model for tests (TEST_MODEL_MARKER in its folder): usable by id, but
+    # listed only when the show_test_models setting asks for it.
+    test: bool = False
     created_at: float | None = None
     updated_at: float | None = None
 
@@ -118,6 +125,7 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
         size=folder_size(folder),
         defaults=defaults,
         precision=found.precision,
+        test=(folder / TEST_MODEL_MARKER).is_file(),
     )
 
 
@@ -166,17 +174,28 @@ class ModelCatalog:
     """Lists and resolves models; the models dir wins over a bundled model of the same id."""
 
     def __init__(
-        self, models_dir: Path, bundled_dir: Path | None = None, store: ModelStore | None = None
+        self,
+        models_dir: Path,
+        bundled_dir: Path | None = None,
+        store: ModelStore | None = None,
+        *,
+        show_test_models: bool = True,
+        default_model: str = "",
     ) -> None:
         self.models_dir = models_dir
         self.bundled_dir = bundled_dir or bundled_models_dir()
         self.store = store
+        self.show_test_models = show_test_models
+        self.default_model = default_model
+
+    def _shown(self, entry: ModelEntry) -> bool:
+        return not entry.test or self.show_test_models or entry.id == self.default_model
 
     def _records(self) -> dict[str, ModelRecord]:
         return {r.id: r for r in self.store.list_models()} if self.store else {}
 
-    def list(self) -> list[ModelEntry]:
-        """Checkpoints a job can generate with."""
+    def list(self, *, everything: bool = False) -> list[ModelEntry]:
+        """Checkpoints a job can generate with; test models too when shown or ``everything``."""
         records = self._records()
         found: dict[str, ModelEntry] = {}
         for root, read_only in ((self.bundled_dir, True), (self.models_dir, False)):
@@ -187,7 +206,7 @@ class ModelCatalog:
                 entry = _describe(folder, read_only=read_only)
                 if entry:
                     found[entry.id] = _with_record(entry, records.get(entry.id))
-        return list(found.values())
+        return [e for e in found.values() if everything or self._shown(e)]
 
     def list_all(self) -> builtins.list[ModelEntry]:
         """Checkpoints plus installed LoRAs, embeddings and VAEs."""

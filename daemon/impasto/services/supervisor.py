@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from impasto.logs import rotate_if_large
 from impasto.worker.protocol import (
     HEADER,
     CancelJob,
@@ -173,7 +174,9 @@ class Supervisor:
         stderr: Any = None
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            stderr = (self.log_dir / f"worker-{slot}.log").open("ab")
+            log_file = self.log_dir / f"worker-{slot}.log"
+            rotate_if_large(log_file)
+            stderr = log_file.open("ab")
         process = await asyncio.create_subprocess_exec(
             *args,
             stdin=asyncio.subprocess.PIPE,

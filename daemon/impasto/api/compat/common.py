@@ -19,7 +19,7 @@ from impasto.services.images import decode_image
 LORA_TAG = re.compile(r"<(?:lora|lyco):([^:>]+)(?::([^:>]*))?(?::[^>]*)?>", re.IGNORECASE)
 _PATH = re.compile(r"\$\.(\w+)")
 # The native API insists on a prompt; A1111 and the engine accept an empty one.
-_EMPTY_PROMPT_STANDIN = " "
+_EMPTY_PROMPT_STANDIN = "(empty)"
 
 
 def parse_loras(prompt: str) -> tuple[str, list[dict[str, Any]]]:

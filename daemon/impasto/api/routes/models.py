@@ -174,6 +174,12 @@ class ModelsController(Controller):
     async def cancel_install(self, state: State, install_id: FromPath[str]) -> InstallInfo:
         return install_info(_manager(state).installer.cancel(install_id))
 
+    @delete(
+        "/installs/{install_id:str}", status_code=204, summary="Dismiss a finished install's row"
+    )
+    async def dismiss_install(self, state: State, install_id: FromPath[str]) -> None:
+        _manager(state).installer.dismiss(install_id)
+
     @post("/install", status_code=202, summary="Install from the catalog, the hub, a URL or a path")
     async def install_model(self, state: State, data: JSONBody[InstallRequest]) -> InstallInfo:
         request = {k: v for k, v in msgspec.structs.asdict(data).items() if k != "source"}
