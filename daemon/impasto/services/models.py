@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from impasto.engine.runs_on import Capability, assess_folder
 from impasto.resources import bundled_models_dir
 from impasto.services.detect import detect_folder
 from impasto.store.models import ModelRecord, ModelStore
@@ -50,6 +51,8 @@ class ModelEntry:
     active: bool = True
     created_at: float | None = None
     updated_at: float | None = None
+    # Which execution providers can run its graphs (None for single files or unreadable graphs).
+    capability: Capability | None = None
 
 
 def folder_size(path: Path) -> int:
@@ -118,6 +121,7 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
         size=folder_size(folder),
         defaults=defaults,
         precision=found.precision,
+        capability=assess_folder(folder),
     )
 
 

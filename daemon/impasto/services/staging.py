@@ -22,6 +22,7 @@ from impasto.services.convert import convert, optimize_fp16
 from impasto.services.detect import Detected, detect_file, detect_folder
 from impasto.services.downloads import RemoteFile, fetch, sha256_of
 from impasto.services.hub import list_hub_files
+from impasto.services.runnable import UnrunnableError, folder_refusal, is_weight_file
 from impasto.services.safety import (
     UnsafeContentError,
     check_file,
@@ -70,8 +71,10 @@ class StageJob:
     max_file_size: int
     hub_endpoint: str
     hub_token: str | None
+    provider: str = ""  # the workers' execution provider, for the graph check
     cancel: threading.Event = field(default_factory=threading.Event)
     progress: Progress = field(default_factory=Progress)
+    warning: str = ""  # why the installed model cannot run here, when it cannot
 
 
 @dataclass(frozen=True)
@@ -95,9 +98,10 @@ def check_space(folder: Path, needed: int) -> None:
         )
 
 
-def _fetch_all(job: StageJob, files: list[RemoteFile], into: Path) -> None:
-    job.progress.start("download", sum(f.size or 0 for f in files))
-    job.progress.expected = job.progress.total
+def _fetch_all(job: StageJob, files: list[RemoteFile], into: Path, *, fresh: bool = True) -> None:
+    if fresh:
+        job.progress.start("download", sum(f.size or 0 for f in files))
+        job.progress.expected = job.progress.total
     for remote in files:
         job.progress.file = remote.path
         dest = into / remote.path
@@ -139,8 +143,24 @@ def _stage_hub(job: StageJob) -> Path:
             )
     total = sum(f.size or 0 for f in files)
     check_space(job.staging, total * (3 if listing.layout == "diffusers" else 1))
-    _fetch_all(job, files, job.staging / "files")
-    return job.staging / "files"
+    into = job.staging / "files"
+    # Graphs and configs first: with external data they are small, and they tell whether this
+    # machine can run the model before the weights are fetched.
+    weights = [f for f in files if is_weight_file(f.path)]
+    _fetch_all(job, [f for f in files if not is_weight_file(f.path)], into)
+    job.progress.total = job.progress.expected = total
+    if listing.layout == "onnx":
+        _check_runnable(job, into, f"{src['repo']} (ONNX build)", refuse=True)
+    _fetch_all(job, weights, into, fresh=False)
+    return into
+
+
+def _check_runnable(job: StageJob, folder: Path, what: str, *, refuse: bool) -> None:
+    """Refuse (or, forced or local, flag) a model whose graphs this provider cannot run."""
+    problem = folder_refusal(folder, job.provider, what)
+    if problem and refuse and not job.options.get("force"):
+        raise UnrunnableError(problem)
+    job.warning = problem
 
 
 def _stage_url(job: StageJob) -> Path:
@@ -271,6 +291,8 @@ def prepare(job: StageJob) -> tuple[Path, Detected]:
                 detected = detect_folder(ready)
     except ValueError as exc:
         raise InstallError(str(exc)) from exc
+    if ready.is_dir() and not job.warning:
+        _check_runnable(job, ready, job.model_id, refuse=False)
     if ready.is_dir():
         from impasto.engine import ModelFolderError, open_model_folder
 
