@@ -172,4 +172,3 @@ def installed_registry() -> KernelRegistry:
         )
     except (ImportError, AttributeError, RuntimeError):
         return table_registry()
-

@@ -106,7 +106,7 @@ class Installer:
         path = Path(self.options.catalog_file) if self.options.catalog_file else None
         return known_models(path)
 
-    def catalog(self) -> list[CatalogRow]:
+    def catalog_listing(self) -> list[CatalogRow]:
         """The catalog with the build this machine's provider gets from each entry."""
         provider = self.machine_provider() or CPU
         return catalog_rows(self.known(), provider, missing_converter())
@@ -153,7 +153,9 @@ class Installer:
         if source.get("catalog"):
             build = self.known()[source["catalog"]].variants[source["variant"]]
             note = f"{source['catalog']}: {variant_summary(build, provider or CPU)}"
-            problem = missing_converter() if build.convert and request.get("convert", True) else None
+            problem = (
+                missing_converter() if build.convert and request.get("convert", True) else None
+            )
             if problem:
                 raise FieldError("source", f"{note}; {problem}")
         options = {

@@ -97,7 +97,9 @@ def parse_entry(name: str, data: dict[str, Any]) -> KnownModel:
     data = dict(data)
     variants_data = data.pop("variants", None)
     top = {k: data.pop(k) for k in list(data) if k in _ENTRY_FIELDS}
-    if variants_data is None:  # the plain form: the whole entry is one build
+    if variants_data is None and not data:  # nothing to install; no_portable says why
+        variants: dict[str, Variant] = {}
+    elif variants_data is None:  # the plain form: the whole entry is one build
         variants = {"default": _variant(name, "default", data)}
     else:
         if data:
@@ -107,9 +109,14 @@ def parse_entry(name: str, data: dict[str, Any]) -> KnownModel:
         bad = set(variants_data) - VARIANT_KEYS
         if bad:
             allowed = ", ".join(sorted(VARIANT_KEYS))
-            raise CatalogError(f"{name}: unknown variant(s) {', '.join(sorted(bad))}; use {allowed}")
+            raise CatalogError(
+                f"{name}: unknown variant(s) {', '.join(sorted(bad))}; use {allowed}"
+            )
         variants = {key: _variant(name, key, value) for key, value in variants_data.items()}
-    return KnownModel(name=name, variants=variants, **top)
+    entry = KnownModel(name=name, variants=variants, **top)
+    if not any(k in variants for k in ("portable", "default")) and not entry.no_portable:
+        raise CatalogError(f"{name}: has no portable build and no no_portable reason")
+    return entry
 
 
 def catalog_file() -> Path:
@@ -145,6 +152,10 @@ def resolve_variant(entry: KnownModel, provider: str, wanted: str = "") -> Varia
     for key in variant_order(provider):
         if key in entry.variants:
             return entry.variants[key]
+    if not entry.variants:
+        raise NoVariantError(
+            f"{entry.name} has no build `impasto pull` can install: {entry.no_portable}"
+        )
     builds = "; ".join(v.describe() for v in entry.variants.values())
     why = f" There is no portable build: {entry.no_portable}." if entry.no_portable else ""
     raise NoVariantError(
@@ -155,9 +166,9 @@ def resolve_variant(entry: KnownModel, provider: str, wanted: str = "") -> Varia
 
 def variant_summary(variant: Variant, provider: str) -> str:
     """What `impasto pull` says about the build it picked."""
-    base = f"the {variant.key} build for {short_name(provider)}"
+    base = f"{short_name(provider)} gets the {variant.key} build"
     if variant.key == "default":
-        base = "its only build"
+        base = "its one build"
     what = f"{variant.repo}" + (f"/{variant.subfolder}" if variant.subfolder else "")
     size = f", about {variant.size / 1e9:.1f} GB" if variant.size else ""
     text = f"{base}: {what} ({variant.precision or 'precision unknown'}{size})"

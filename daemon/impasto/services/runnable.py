@@ -1,4 +1,4 @@
-"""Whether a model folder can run on this machine's execution provider, in words a user can act on."""
+"""Whether a model can run on this machine's execution provider, in words a user can act on."""
 
 from __future__ import annotations
 

@@ -295,9 +295,11 @@ def prepare(job: StageJob) -> tuple[Path, Detected]:
         _check_runnable(job, ready, job.model_id, refuse=False)
     if ready.is_dir():
         from impasto.engine import ModelFolderError, open_model_folder
+        from impasto.engine.model_folder import is_refiner_folder, open_refiner_folder
 
+        opener = open_refiner_folder if is_refiner_folder(ready) else open_model_folder
         try:
-            open_model_folder(ready)  # the engine's own checks: components, external data paths
+            opener(ready)  # the engine's own checks: components, external data paths
         except ModelFolderError as exc:
             raise InstallError(f"not a usable ONNX model: {exc}") from exc
     return ready, detected

@@ -255,7 +255,7 @@ class ModelsController(Controller):
 
     @get("/catalog", summary="The model catalog, with the build this machine would get")
     async def catalog(self, state: State) -> list[CatalogEntry]:
-        return [catalog_entry(row) for row in _manager(state).installer.catalog()]
+        return [catalog_entry(row) for row in _manager(state).installer.catalog_listing()]
 
     @get("/installs", summary="Running and recent installs with progress")
     async def installs(self, state: State) -> list[InstallInfo]:
