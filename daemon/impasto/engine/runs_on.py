@@ -88,6 +88,8 @@ def assess(components: dict[str, GraphOps], registry: KernelRegistry | None = No
                     f"opset {wanted} of {domain or 'ai.onnx'}; this onnxruntime knows up to "
                     f"{newest} (upgrade onnxruntime)"
                 )
+    # The UNet does nearly all the work, so its precision is the pipeline's for the fp16 note.
+    precision = components["unet"].precision if "unet" in components else merged.precision
     runs_on: list[str] = []
     blocked: dict[str, str] = {}
     notes: dict[str, str] = {}
@@ -110,7 +112,7 @@ def assess(components: dict[str, GraphOps], registry: KernelRegistry | None = No
             blocked[provider] = "; ".join(reasons)
             continue
         runs_on.append(provider)
-        if merged.precision == "fp16" and provider not in FP16_NATIVE:
+        if precision == "fp16" and provider not in FP16_NATIVE:
             notes[provider] = (
                 "fp16 graphs run through casts to fp32 around each operator: slower than an "
                 "fp32 build"
@@ -119,7 +121,7 @@ def assess(components: dict[str, GraphOps], registry: KernelRegistry | None = No
         runs_on=tuple(runs_on),
         blocked=blocked,
         notes=notes,
-        precision=merged.precision,
+        precision=precision,
         checked_with=registry.source,
     )
 
