@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 
 from impasto.engine.kernels import CPU, CUDA, DML, installed_registry, registry_from
-from impasto.engine.onnx_ops import GraphOps, read_graph_ops
+from impasto.engine.onnx_ops import GraphOps, peek_graph_ops, read_graph_ops
 from impasto.engine.runs_on import assess, assess_folder
 from tests.models_manager.conftest import TINY
 from tests.models_manager.unrunnable import cuda_only_pipeline, cuda_only_unet, one_op_model
@@ -122,3 +122,24 @@ def test_installed_registry_reads_this_onnxruntime() -> None:
     assert registry.version == ort.__version__
     assert registry.has(CPU, "com.microsoft", "MultiHeadAttention", 1)
     assert not registry.has(CPU, "com.microsoft", "GroupNorm", 1)
+
+
+def test_peeking_reads_the_nodes_and_opsets_without_the_inline_weights(tmp_path: Path) -> None:
+    big = tmp_path / "big.onnx"
+    cuda_only_unet(big, fp16=True, external=False, pad_bytes=6_000_000)
+    for path in (big, TINY / "sdxl-tiny" / "unet" / "model.onnx"):
+        data = path.read_bytes()
+        reads: list[tuple[int, int]] = []
+
+        def read(
+            offset: int, length: int, data: bytes = data, reads: list[tuple[int, int]] = reads
+        ) -> bytes:
+            reads.append((offset, length))
+            return data[offset : offset + length]
+
+        peeked = peek_graph_ops(read, len(data), first=4096)
+        full = read_graph_ops(path)
+        assert (peeked.ops, peeked.opsets) == (full.ops, full.opsets)
+        if path == big:  # the head and the tail: a few kB of 6 MB
+            assert sum(n for o, n in reads if o == 0) < 100_000
+            assert reads[-1][0] + reads[-1][1] == len(data)

@@ -43,9 +43,18 @@ def olive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def hub(olive: Path) -> Iterator[FakeHub]:
+def inline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CUDA-only build with 12 MB of weights inside unet/model.onnx (no external data)."""
+    return cuda_only_pipeline(
+        tmp_path_factory.mktemp("inline") / "sd-inline", fp16=True, inline_bytes=12_000_000
+    )
+
+
+@pytest.fixture(scope="module")
+def hub(olive: Path, inline: Path) -> Iterator[FakeHub]:
     server = FakeHub()
     server.add_repo("impasto/sd-cuda", Repo(folder_files(olive)))
+    server.add_repo("impasto/sd-inline", Repo(folder_files(inline)))
     server.add_repo("impasto/sd-portable", Repo(folder_files(TINY / "sd-tiny")))
     yield server
     server.close()
@@ -158,3 +167,19 @@ def test_naming_the_cuda_build_on_cpu_is_refused_before_its_weights(
     assert done["status"] == "failed" and "NhwcConv" in done["error"]
     assert len(weight_requests(hub, olive)) == before
     assert bad.status_code in (400, 422) and "variant" in bad.text
+
+
+def test_inline_weights_are_peeked_at_not_downloaded(
+    daemon: Daemon, hub: FakeHub, inline: Path
+) -> None:
+    unet = (inline / "unet" / "model.onnx").read_bytes()
+    blob = f"/blobs/{hashlib.sha256(unet).hexdigest()}"
+    with daemon.client() as c:
+        started = c.post("/api/v1/models/install", json={"source": "impasto/sd-inline"}).json()
+        done = wait_install(c, started["id"], {"completed", "failed"})
+    assert done["status"] == "failed" and "NhwcConv" in done["error"], done
+    gets = [r for m, p, r in hub.requests if m == "GET" and p == blob]
+    # Two ranged reads (the head with the nodes, the tail with the opsets), never the whole file.
+    assert len(gets) == 2 and gets[0] == "bytes=0-"
+    assert int(gets[1].removeprefix("bytes=").rstrip("-")) > len(unet) - 1000
+    assert done["bytes_total"] - done["bytes_done"] == len(unet)

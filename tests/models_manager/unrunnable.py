@@ -37,8 +37,13 @@ def _save(model: onnx.ModelProto, path: Path, external: bool) -> None:
         onnx.save_model(model, str(path))
 
 
-def cuda_only_unet(path: Path, *, fp16: bool = False, external: bool = True) -> None:
-    """A UNet-shaped graph (sample, timestep, encoder_hidden_states) with CUDA-only operators."""
+def cuda_only_unet(
+    path: Path, *, fp16: bool = False, external: bool = True, pad_bytes: int = 0
+) -> None:
+    """A UNet-shaped graph (sample, timestep, encoder_hidden_states) with CUDA-only operators.
+
+    ``pad_bytes`` adds an unused initializer of that size, standing in for a real UNet's weights.
+    """
     elem = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
     dtype = np.float16 if fp16 else np.float32
     rng = np.random.default_rng(0)
@@ -73,6 +78,9 @@ def cuda_only_unet(path: Path, *, fp16: bool = False, external: bool = True) -> 
         [helper.make_tensor_value_info("out_sample", elem, [1, 4, 8, 8])],
         initializer=[weight, gamma, beta],
     )
+    if pad_bytes:
+        pad = np.zeros(pad_bytes // np.dtype(dtype).itemsize, dtype)
+        graph.initializer.append(numpy_helper.from_array(pad, "weights_stand_in"))
     opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
     _save(helper.make_model(graph, opset_imports=opsets, ir_version=8), path, external)
 
@@ -92,11 +100,15 @@ def one_op_model(path: Path, op: str, *, domain: str = "", opset: int = 17) -> N
     _save(helper.make_model(graph, opset_imports=opsets, ir_version=8), path, external=False)
 
 
-def cuda_only_pipeline(folder: Path, *, fp16: bool = False) -> Path:
-    """The tiny SD pipeline with its UNet replaced by :func:`cuda_only_unet`."""
+def cuda_only_pipeline(folder: Path, *, fp16: bool = False, inline_bytes: int = 0) -> Path:
+    """The tiny SD pipeline with its UNet replaced by :func:`cuda_only_unet`.
+
+    With ``inline_bytes`` the UNet keeps that many bytes of weights inside model.onnx.
+    """
     shutil.copytree(TINY / "sd-tiny", folder)
     for leftover in (folder / "unet").iterdir():
         if leftover.name != "config.json":
             leftover.unlink()
-    cuda_only_unet(folder / "unet" / "model.onnx", fp16=fp16)
+    unet = folder / "unet" / "model.onnx"
+    cuda_only_unet(unet, fp16=fp16, external=not inline_bytes, pad_bytes=inline_bytes)
     return folder

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import mmap
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from impasto.engine.onnx_external import ProtobufError, _fields, _varint
+
+Reader = Callable[[int, int], bytes]  # (offset, length) -> at most length bytes from offset
 
 ONNX_DOMAIN = ""  # "ai.onnx" is the same domain under its long name
 _FLOAT_TYPES = {1: "fp32", 10: "fp16", 11: "fp64", 16: "bf16"}
@@ -147,3 +150,115 @@ def read_graph_ops(path: Path) -> GraphOps:
                 return graph_ops(view)
             finally:
                 view.release()
+
+
+class _NeedMore(Exception):
+    """The head read so far ends inside the graph's node list."""
+
+
+def _header(buf: memoryview, pos: int, end: int) -> tuple[int, int, int, int]:
+    """(field number, wire type, value start, value end) of the field at ``pos``."""
+    key, pos = _varint(buf, pos, end)
+    number, wire = key >> 3, key & 7
+    if wire == 0:
+        _, value_end = _varint(buf, pos, end)
+        return number, wire, pos, value_end
+    if wire == 1:
+        return number, wire, pos, pos + 8
+    if wire == 2:
+        length, pos = _varint(buf, pos, end)
+        return number, wire, pos, pos + length
+    if wire == 5:
+        return number, wire, pos, pos + 4
+    raise ProtobufError(f"unsupported wire type {wire}")
+
+
+def _head_graph(buf: memoryview, start: int, end: int, out: GraphOps) -> None:
+    """The nodes of a graph whose bytes may stop after its node list (weights follow nodes)."""
+    pos, nodes_done = start, False
+    while pos < min(end, len(buf)):
+        try:
+            number, wire, s, e = _header(buf, pos, len(buf))
+        except ProtobufError:
+            if nodes_done:
+                return
+            raise _NeedMore from None
+        if e > len(buf):  # this field runs past what was read
+            if number == 1 and not nodes_done:
+                raise _NeedMore
+            return
+        if number == 1 and wire == 2:
+            _node(buf, s, e, out, 0)
+        else:
+            nodes_done = True
+            if number == 5 and wire == 2:
+                kind = _FLOAT_TYPES.get(_int_field(buf, s, e, 2) or 0)
+                if kind:
+                    out.floats[kind] += 1
+        pos = e
+    if not nodes_done and end > len(buf):
+        raise _NeedMore
+
+
+def _from_head(head: memoryview, read: Reader, size: int) -> GraphOps:
+    out = GraphOps()
+    pos = 0
+    while pos < len(head):
+        try:
+            number, wire, s, e = _header(head, pos, len(head))
+        except ProtobufError:
+            raise _NeedMore from None
+        if number == 7 and wire == 2:
+            _head_graph(head, s, e, out)
+            if e > size:
+                raise ProtobufError("the graph runs past the end of the file")
+            tail = memoryview(read(e, size - e)) if e < size else memoryview(b"")
+            for n, w, fs, fe in _fields(tail, 0, len(tail)):
+                if n == 8 and w == 2:
+                    domain, version = _opset(tail, fs, fe)
+                    out.opsets[domain] = max(version, out.opsets.get(domain, 0))
+                elif n == 25 and w == 2:
+                    functions = graph_ops(_function_model(tail, fs, fe))
+                    out.ops |= functions.ops
+                    out.functions |= functions.functions
+            out.ops -= out.functions
+            out.floats.clear()  # the graph's inputs and most initializers were not read
+            return out
+        if e > len(head):
+            raise _NeedMore
+        if number == 8 and wire == 2:  # opset_import before the graph (unusual, but legal)
+            domain, version = _opset(head, s, e)
+            out.opsets[domain] = max(version, out.opsets.get(domain, 0))
+        pos = e
+    raise _NeedMore
+
+
+def _function_model(buf: memoryview, start: int, end: int) -> bytes:
+    """A ModelProto holding one FunctionProto (field 25), for :func:`graph_ops` to walk."""
+    body = bytes(buf[start:end])
+    length, out = len(body), bytearray()
+    while True:  # varint of the length
+        byte = length & 0x7F
+        length >>= 7
+        out.append(byte | (0x80 if length else 0))
+        if not length:
+            break
+    return b"\xca\x01" + bytes(out) + body  # the key of field 25, length-delimited
+
+
+def peek_graph_ops(read: Reader, size: int, first: int = 1 << 20) -> GraphOps:
+    """The needs of an ONNX file of ``size`` bytes read through ``read`` without its weights.
+
+    Serializers write a graph's nodes before its initializers, and a model's opset imports
+    after its graph, so the head of the file (grown until the node list ends) and the bytes
+    after the graph are enough even when the weights are stored inline.
+    """
+    want = first
+    while True:
+        head = memoryview(read(0, min(want, size)))
+        if len(head) >= size:
+            return graph_ops(head)
+        try:
+            return _from_head(head, read, size)
+        except _NeedMore:
+            want *= 4

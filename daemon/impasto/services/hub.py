@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
+
+import httpx
 
 from impasto.services.downloads import RemoteFile
 
@@ -115,3 +118,23 @@ def list_hub_files(
     except (HfHubHTTPError, OSError) as exc:
         raise HubError(f"cannot read {files[0].path} from {repo_id}: {exc}") from exc
     return HubListing(commit, layout, files)
+
+
+def range_reader(remote: RemoteFile, timeout: float = 60.0) -> Callable[[int, int], bytes]:
+    """Read ``length`` bytes at ``offset`` of a hub file with an HTTP Range request."""
+
+    def read(offset: int, length: int) -> bytes:
+        headers = {**remote.headers, "Range": f"bytes={offset}-"}
+        with httpx.stream(
+            "GET", remote.url, headers=headers, follow_redirects=True, timeout=timeout
+        ) as response:
+            if response.status_code != 206:
+                raise HubError(f"{remote.path}: the hub ignored a Range request")
+            out = bytearray()
+            for chunk in response.iter_bytes():
+                out += chunk
+                if len(out) >= length:
+                    break
+        return bytes(out[:length])
+
+    return read

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from impasto.engine.runs_on import Capability, assess_folder, short_name
+from impasto.engine.runs_on import Capability, short_name
 
 # Files of a hub listing that hold weights only (ONNX external data); the graphs come first.
 WEIGHT_SUFFIXES = (".onnx_data", ".data", ".pb", ".bin")
@@ -26,11 +24,6 @@ def refusal(capability: Capability | None, provider: str, what: str) -> str:
         "machine gets; a diffusers repo is converted here with pip install 'impasto[convert]'. "
         "To install this one anyway (to copy to another machine), repeat with --force."
     )
-
-
-def folder_refusal(root: Path, provider: str, what: str) -> str:
-    """:func:`refusal` for the graphs in ``root`` (a pipeline folder)."""
-    return refusal(assess_folder(root), provider, what)
 
 
 def is_weight_file(path: str) -> bool:
