@@ -166,7 +166,8 @@ def test_naming_the_cuda_build_on_cpu_is_refused_before_its_weights(
         bad = c.post("/api/v1/models/install", json={"source": "dual", "variant": "gpu"})
     assert done["status"] == "failed" and "NhwcConv" in done["error"]
     assert len(weight_requests(hub, olive)) == before
-    assert bad.status_code in (400, 422) and "variant" in bad.text
+    assert bad.status_code == 422 and "variant" in bad.text
+    assert "no 'gpu' build; it has: cuda, portable" in bad.text
 
 
 def test_inline_weights_are_peeked_at_not_downloaded(

@@ -88,7 +88,7 @@ class Installer:
     def _probe_provider(self) -> str:
         """Pick the provider as a worker would (opens a one-node session; run in a thread)."""
         from impasto.engine import EngineError
-        from impasto.engine.providers import CPU, select_providers
+        from impasto.engine.providers import select_providers
 
         setting = self.options.provider_setting
         try:
@@ -108,7 +108,7 @@ class Installer:
 
     def catalog_listing(self) -> list[CatalogRow]:
         """The catalog with the build this machine's provider gets from each entry."""
-        provider = self.machine_provider() or CPU
+        provider = self.machine_provider()
         return catalog_rows(self.known(), provider, missing_converter())
 
     def submit(self, source_text: str, **request: Any) -> InstallRecord:
@@ -152,7 +152,7 @@ class Installer:
         note = ""
         if source.get("catalog"):
             build = self.known()[source["catalog"]].variants[source["variant"]]
-            note = f"{source['catalog']}: {variant_summary(build, provider or CPU)}"
+            note = f"{source['catalog']}: {variant_summary(build, provider)}"
             problem = (
                 missing_converter() if build.convert and request.get("convert", True) else None
             )

@@ -166,7 +166,9 @@ def resolve_variant(entry: KnownModel, provider: str, wanted: str = "") -> Varia
 
 def variant_summary(variant: Variant, provider: str) -> str:
     """What `impasto pull` says about the build it picked."""
-    base = f"{short_name(provider)} gets the {variant.key} build"
+    # Before a worker or a probe named the provider, the portable build is the safe pick.
+    who = short_name(provider) if provider else "this machine (provider not known yet)"
+    base = f"{who} gets the {variant.key} build"
     if variant.key == "default":
         base = "its one build"
     what = f"{variant.repo}" + (f"/{variant.subfolder}" if variant.subfolder else "")

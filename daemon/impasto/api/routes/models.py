@@ -118,19 +118,13 @@ class InstallRequest(Schema):
     license: Annotated[str, Meta(max_length=200)] | None = None
     variant: (
         Annotated[
-            Literal[
-                "cuda",
-                "tensorrt",
-                "directml",
-                "coreml",
-                "rocm",
-                "migraphx",
-                "openvino",
-                "cpu",
-                "portable",
-                "default",
-            ],
-            Meta(description="A catalog model's build (default: the one for this machine)"),
+            str,
+            Meta(
+                min_length=1,
+                max_length=40,
+                description="A catalog model's build: cuda, directml, coreml, portable, ... "
+                "(default: the one for this machine's execution provider)",
+            ),
         ]
         | None
     ) = None
