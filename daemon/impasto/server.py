@@ -130,6 +130,8 @@ def build_services(settings: Settings, paths: Paths, plugins: PluginHost | None 
         hf_token=settings.hf_token,
         catalog_file=settings.model_catalog,
         provider=lambda: str(supervisor.provider.get("name", "")),
+        provider_setting=settings.provider,
+        enable_tensorrt=settings.enable_tensorrt,
     )
     installer = Installer(model_store, catalog, bus, install_options)
     manager = ModelManager(

@@ -29,6 +29,38 @@ class ModelDetail(_Result):
     hash: str = ""
     source: str = ""
     license: str = ""
+    runs_on: list[str] = msgspec.field(default_factory=list)
+    runs_here: bool | None = None
+    not_here: str = ""
+    runs_note: str = ""
+
+
+class CatalogVariant(_Result):
+    """One build of a catalog model."""
+
+    key: str
+    repo: str
+    revision: str = "main"
+    subfolder: str = ""
+    precision: str = ""
+    size: int = 0
+    convert: bool = False
+    convert_minutes: int = 0
+    note: str = ""
+
+
+class CatalogEntry(_Result):
+    """A catalog model and the build this machine would get (GET /models/catalog)."""
+
+    name: str
+    family: str = ""
+    license: str = ""
+    description: str = ""
+    checked: str = ""
+    no_portable: str = ""
+    variants: list[CatalogVariant] = msgspec.field(default_factory=list)
+    chosen: str = ""
+    summary: str = ""
 
 
 class InstallStatus(_Result):
@@ -42,6 +74,8 @@ class InstallStatus(_Result):
     bytes_done: int = 0
     bytes_total: int = 0
     error: str | None = None
+    note: str = ""
+    warning: str = ""
 
     @property
     def finished(self) -> bool:
@@ -72,6 +106,11 @@ def model(model_id: str) -> Call[ModelDetail]:
 def model_list() -> Call[list[ModelDetail]]:
     """GET /models with every field."""
     return Call("GET", "/models", _decoder(list[ModelDetail]))
+
+
+def catalog() -> Call[list[CatalogEntry]]:
+    """GET /models/catalog."""
+    return Call("GET", "/models/catalog", _decoder(list[CatalogEntry]))
 
 
 def install(source: str, **options: Any) -> Call[InstallStatus]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -121,3 +122,23 @@ def list_hub_files(
     except (OSError, httpx.TransportError) as exc:
         raise HubError(network_problem(files[0].url, exc)) from None
     return HubListing(commit, layout, files)
+
+
+def range_reader(remote: RemoteFile, timeout: float = 60.0) -> Callable[[int, int], bytes]:
+    """Read ``length`` bytes at ``offset`` of a hub file with an HTTP Range request."""
+
+    def read(offset: int, length: int) -> bytes:
+        headers = {**remote.headers, "Range": f"bytes={offset}-"}
+        with httpx.stream(
+            "GET", remote.url, headers=headers, follow_redirects=True, timeout=timeout
+        ) as response:
+            if response.status_code != 206:
+                raise HubError(f"{remote.path}: the hub ignored a Range request")
+            out = bytearray()
+            for chunk in response.iter_bytes():
+                out += chunk
+                if len(out) >= length:
+                    break
+        return bytes(out[:length])
+
+    return read

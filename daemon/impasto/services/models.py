@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from impasto.engine.runs_on import Capability, assess_folder
 from impasto.resources import bundled_models_dir
 from impasto.services.detect import detect_folder
 from impasto.store.models import ModelRecord, ModelStore
@@ -57,6 +58,8 @@ class ModelEntry:
     test: bool = False
     created_at: float | None = None
     updated_at: float | None = None
+    # Which execution providers can run its graphs (None for single files or unreadable graphs).
+    capability: Capability | None = None
 
 
 def folder_size(path: Path) -> int:
@@ -126,6 +129,7 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
         defaults=defaults,
         precision=found.precision,
         test=(folder / TEST_MODEL_MARKER).is_file(),
+        capability=assess_folder(folder),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -11,9 +12,11 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import Meta
 
 from impasto.api.schemas import ModelDefaults, Schema
+from impasto.engine.runs_on import short_name
 from impasto.services.errors import ConflictError
 from impasto.services.events import iso_time
 from impasto.services.installs import install_json
+from impasto.services.known import CatalogRow
 from impasto.services.manager import ModelManager
 from impasto.services.models import ModelEntry
 
@@ -40,6 +43,38 @@ class ModelDetail(Schema):
     active: bool = True
     created_at: str | None = None
     updated_at: str | None = None
+    runs_on: list[str] = []  # execution providers (short names) that can run its graphs
+    runs_here: bool | None = None  # on this machine's provider; None when not assessed
+    not_here: str = ""  # why it cannot run here
+    runs_note: str = ""  # a caveat where it runs here (fp16 on CPU)
+
+
+class CatalogVariant(Schema):
+    """One build of a catalog model."""
+
+    key: str
+    repo: str
+    revision: str
+    subfolder: str
+    precision: str
+    size: int
+    convert: bool
+    convert_minutes: int
+    note: str
+
+
+class CatalogEntry(Schema):
+    """A catalog model, its builds, and the one this machine's provider gets."""
+
+    name: str
+    family: str
+    license: str
+    description: str
+    checked: str
+    no_portable: str
+    variants: list[CatalogVariant]
+    chosen: str  # the variant key this machine gets; "" when none suits it
+    summary: str  # what it gets, or why nothing
 
 
 class InstallRequest(Schema):
@@ -81,6 +116,22 @@ class InstallRequest(Schema):
     ) = None
     description: Annotated[str, Meta(max_length=2000)] | None = None
     license: Annotated[str, Meta(max_length=200)] | None = None
+    variant: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=40,
+                description="A catalog model's build: cuda, directml, coreml, portable, ... "
+                "(default: the one for this machine's execution provider)",
+            ),
+        ]
+        | None
+    ) = None
+    force: Annotated[
+        bool,
+        Meta(description="Install even when this machine's execution provider cannot run it"),
+    ] = False
 
 
 class InstallInfo(Schema):
@@ -97,6 +148,8 @@ class InstallInfo(Schema):
     created_at: str | None
     updated_at: str | None
     finished_at: str | None
+    note: str = ""  # which build of a catalog model was picked, and why
+    warning: str = ""  # the model installed but cannot run on this machine's provider
 
 
 class LoadedModel(Schema):
@@ -115,9 +168,15 @@ class LoadResult(Schema):
     workers: int
 
 
-def model_detail(m: ModelEntry) -> ModelDetail:
-    """The wire form of a catalog entry."""
+def model_detail(m: ModelEntry, provider: str = "") -> ModelDetail:
+    """The wire form of an installed model; ``provider`` is this machine's, when known."""
+    capability = m.capability
+    runs_here = capability.runs(provider) if capability and provider else None
     return ModelDetail(
+        runs_on=[short_name(p) for p in capability.runs_on] if capability else [],
+        runs_here=runs_here,
+        not_here=capability.why_not(provider) if capability and runs_here is False else "",
+        runs_note=capability.notes.get(provider, "") if capability and runs_here else "",
         id=m.id,
         name=m.name,
         type=m.type,
@@ -147,6 +206,31 @@ def install_info(record: Any) -> InstallInfo:
     return InstallInfo(**body)
 
 
+def catalog_entry(row: CatalogRow) -> CatalogEntry:
+    """The wire form of a catalog row."""
+    entry = row.entry
+    variants = [
+        CatalogVariant(**{k: v for k, v in asdict(variant).items() if k != "sha256"})
+        for variant in entry.variants.values()
+    ]
+    return CatalogEntry(
+        name=entry.name,
+        family=entry.family,
+        license=entry.license,
+        description=entry.description,
+        checked=entry.checked,
+        no_portable=entry.no_portable,
+        variants=variants,
+        chosen=row.chosen.key if row.chosen else "",
+        summary=row.summary,
+    )
+
+
+def _provider(state: State) -> str:
+    manager: ModelManager | None = state.services.models
+    return manager.installer.machine_provider() if manager is not None else ""
+
+
 def _manager(state: State) -> ModelManager:
     manager: ModelManager | None = state.services.models
     if manager is None:
@@ -160,7 +244,12 @@ class ModelsController(Controller):
 
     @get("/", summary="Installed models: checkpoints (the bundled demo ones too), LoRAs, VAEs")
     async def list_models(self, state: State) -> list[ModelDetail]:
-        return [model_detail(m) for m in state.services.catalog.list_all()]
+        provider = _provider(state)
+        return [model_detail(m, provider) for m in state.services.catalog.list_all()]
+
+    @get("/catalog", summary="The model catalog, with the build this machine would get")
+    async def catalog(self, state: State) -> list[CatalogEntry]:
+        return [catalog_entry(row) for row in _manager(state).installer.catalog_listing()]
 
     @get("/installs", summary="Running and recent installs with progress")
     async def installs(self, state: State) -> list[InstallInfo]:
@@ -192,7 +281,7 @@ class ModelsController(Controller):
 
     @get("/{model_id:str}", summary="One installed model")
     async def get_model(self, state: State, model_id: FromPath[str]) -> ModelDetail:
-        return model_detail(_manager(state).get(model_id))
+        return model_detail(_manager(state).get(model_id), _provider(state))
 
     @delete("/{model_id:str}", status_code=200, summary="Remove a model (409 while jobs use it)")
     async def remove(
