@@ -218,13 +218,17 @@ def show_model(args: argparse.Namespace, context: Context) -> int:
     lines = describe(model, skip=capability)
     names = [line.index(":") for line in lines if ":" in line and not line.startswith(" ")]
     width = max([*names, len("not here")]) + 2
+    runs: list[str] = []
     if model.runs_on or model.runs_here is not None:
         runs_on = ", ".join(model.runs_on) or "no provider of this onnxruntime"
-        lines.append(f"{'runs on:':{width}}{runs_on}")
+        runs.append(f"{'runs on:':{width}}{runs_on}")
     if model.runs_here is False:
-        lines.append(f"{'not here:':{width}}{model.not_here}")
+        runs.append(f"{'not here:':{width}}{model.not_here}")
     elif model.runs_note:
-        lines.append(f"{'note:':{width}}{model.runs_note}")
+        runs.append(f"{'note:':{width}}{model.runs_note}")
+    # Nested blocks (``defaults:``) stay last.
+    blocks = next((i for i, line in enumerate(lines) if line.endswith(":")), len(lines))
+    lines[blocks:blocks] = runs
     print("\n".join(lines))
     return EXIT_OK
 
