@@ -19,6 +19,7 @@ from impasto import __version__, discovery
 from impasto.api.app import create_app
 from impasto.api.routes.plugins import plugin_routers
 from impasto.api.security import LOOPBACK_NAMES, mark_transport
+from impasto.formats.png import remove_stale_temp_files
 from impasto.logs import configure_daemon_logging
 from impasto.paths import Paths, resolve_paths
 from impasto.plugins import AppContext
@@ -31,14 +32,15 @@ from impasto.services.installs import Installer, InstallOptions
 from impasto.services.jobs import JobOptions, JobService
 from impasto.services.manager import ModelManager
 from impasto.services.models import ModelCatalog
-from impasto.services.outputs import remove_stale_temp_files
-from impasto.services.supervisor import Supervisor
+from impasto.services.plan import Resolver
+from impasto.services.runner import JobRunner, RunnerOptions
 from impasto.services.system import gpus
 from impasto.settings import LoadedSettings, Settings
 from impasto.store.db import open_database
 from impasto.store.events import EventLog
 from impasto.store.jobs import JobStore
 from impasto.store.models import ModelStore
+from impasto.worker.supervisor import Supervisor
 
 log = logging.getLogger("impasto.server")
 
@@ -104,24 +106,24 @@ def build_services(settings: Settings, paths: Paths, plugins: PluginHost | None 
         default_model=settings.default_model,
     )
     uploads = UploadStore(paths.uploads_dir, settings.max_upload_size)
-    options = JobOptions(
+    runner_options = RunnerOptions(
         output_dir=paths.output_dir,
-        default_model=settings.default_model,
-        max_queue=settings.max_queue,
+        uploads_dir=paths.uploads_dir,
         max_attempts=settings.max_attempts,
         preview_every=settings.preview_every,
         keep_alive=settings.keep_alive,
     )
-    jobs = JobService(store, bus, catalog, uploads, options)
-    jobs.plugins = plugins
+    runner = JobRunner(store, bus, catalog, runner_options, plugins)
     worker_args = ["--provider", settings.provider]
     worker_args += ["--data-dir", str(paths.data_dir), "--models-dir", str(paths.models_dir)]
     if settings.enable_tensorrt:
         worker_args.append("--enable-tensorrt")
     supervisor = Supervisor(
-        jobs, count=worker_count(settings), worker_args=worker_args, log_dir=paths.log_dir
+        runner, count=worker_count(settings), worker_args=worker_args, log_dir=paths.log_dir
     )
-    jobs.supervisor = supervisor
+    resolver = Resolver(catalog, uploads, settings.default_model)
+    options = JobOptions(output_dir=paths.output_dir, max_queue=settings.max_queue)
+    jobs = JobService(store, bus, resolver, runner, supervisor, options, plugins)
     install_options = InstallOptions(
         models_dir=paths.models_dir,
         staging_dir=paths.temp_dir / "installs",

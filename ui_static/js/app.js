@@ -35,7 +35,7 @@ const gallery = new Gallery({ events, viewer });
 const models = new ModelsPanel({
   events,
   onUse: (model) => {
-    form.write({ model: model.id });
+    form.applyModel(model.id);
     showTab('generate');
   },
 });
@@ -124,8 +124,10 @@ function bindPageDrop() {
 
 async function loadCatalog() {
   try {
-    const [modelList, samplers] = await Promise.all([api('/models'), api('/samplers')]);
-    form.setCatalog({ models: modelList, samplers });
+    const [modelList, samplers, limits] = await Promise.all([
+      api('/models'), api('/samplers'), api('/limits'),
+    ]);
+    await form.setCatalog({ models: modelList, samplers, limits });
   } catch (err) {
     toast(`Could not load models: ${err.message}`, 'error');
   }

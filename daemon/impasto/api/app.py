@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from impasto.api.compat import compat_routers
+from impasto.api.dependencies import DEPENDENCIES
 from impasto.api.errors import EXCEPTION_HANDLERS
 from impasto.api.routes.events import EventsController
 from impasto.api.routes.generate import GenerateController
@@ -66,6 +67,7 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
     return Litestar(
         route_handlers=[api, docs_router, *compat_routers(), *(extra_routers or []), *ui_routers],
         state=State({"services": services}),
+        dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=middleware,
         compression_config=compression(),

@@ -11,6 +11,7 @@ import platformdirs
 
 from impasto.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Context
 from impasto.client import ApiError, Client, Event, JobStatus
+from impasto.wire import LIMITS, SCHEDULE_NAMES
 
 # Flag -> request field; flags left out let the daemon (and the model) choose.
 REQUEST_FIELDS = {
@@ -29,6 +30,17 @@ REQUEST_FIELDS = {
 }
 
 
+def _range(field: str) -> str:
+    """A field's allowed range as help text, read from the request schema ("1..150")."""
+    limit = LIMITS[field]
+    low, high = (f"{v:g}" for v in (limit.minimum or 0, limit.maximum or 0))
+    step = f"multiple of {limit.multiple_of}, " if limit.multiple_of else ""
+    return f"{step}{low}..{high}"
+
+
+MODEL_DEFAULT = "default: the model's"
+
+
 def register(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
     connection: argparse.ArgumentParser,
@@ -43,18 +55,31 @@ def register(
     parser.add_argument("prompt", help="what to draw")
     parser.add_argument("--negative", metavar="TEXT", help="what to keep out of the image")
     parser.add_argument("--model", help="model id (default: the daemon's default model)")
-    parser.add_argument("--width", type=int, help="multiple of 8, 64..2048")
-    parser.add_argument("--height", type=int, help="multiple of 8, 64..2048")
-    parser.add_argument("--steps", type=int, help="sampler steps, 1..150")
-    parser.add_argument("--cfg", type=float, metavar="SCALE", help="guidance scale, 1..30")
+    parser.add_argument("--width", type=int, help=f"{_range('width')} ({MODEL_DEFAULT})")
+    parser.add_argument("--height", type=int, help=f"{_range('height')} ({MODEL_DEFAULT})")
+    parser.add_argument(
+        "--steps", type=int, help=f"sampler steps, {_range('steps')} ({MODEL_DEFAULT})"
+    )
+    parser.add_argument(
+        "--cfg",
+        type=float,
+        metavar="SCALE",
+        help=f"guidance scale, {_range('cfg_scale')}; 1 or less: no guidance ({MODEL_DEFAULT})",
+    )
     parser.add_argument("--seed", type=int, help="-1 for a random seed")
-    parser.add_argument("--batch", type=int, metavar="N", help="images to make, 1..10")
-    parser.add_argument("--sampler", help="sampler id (see GET /api/v1/samplers)")
-    parser.add_argument("--schedule", choices=["default", "karras", "exponential"])
-    parser.add_argument("--priority", type=int, help="-100..100, higher runs first")
+    parser.add_argument(
+        "--batch", type=int, metavar="N", help=f"images to make, {_range('batch_size')}"
+    )
+    parser.add_argument(
+        "--sampler", help=f"sampler id or name, see GET /api/v1/samplers ({MODEL_DEFAULT})"
+    )
+    parser.add_argument("--schedule", choices=SCHEDULE_NAMES)
+    parser.add_argument("--priority", type=int, help=f"{_range('priority')}, higher runs first")
     parser.add_argument("--init-image", type=Path, metavar="PATH", help="image to start from")
     parser.add_argument("--mask", type=Path, metavar="PATH", help="inpaint mask, white = repaint")
-    parser.add_argument("--strength", type=float, help="how much to change the init image, 0..1")
+    parser.add_argument(
+        "--strength", type=float, help=f"how much to change the init image, {_range('strength')}"
+    )
     parser.add_argument(
         "-o",
         "--output",

@@ -6,61 +6,13 @@ from typing import Any
 
 import msgspec
 
+from impasto import wire
 from impasto.client.core import Call, _decoder
-from impasto.client.types import ModelDefaults, _Result
+from impasto.client.types import ModelInfo, _Result
 
-
-class ModelDetail(_Result):
-    """One installed model with where it came from (GET /models/{id})."""
-
-    id: str
-    name: str
-    type: str = "checkpoint"
-    family: str = ""
-    path: str = ""
-    size: int = 0
-    read_only: bool = False
-    inpaint: bool = False
-    prediction_type: str = ""
-    defaults: ModelDefaults | None = None
-    precision: str = ""
-    version: str = ""
-    description: str = ""
-    hash: str = ""
-    source: str = ""
-    license: str = ""
-    runs_on: list[str] = msgspec.field(default_factory=list)
-    runs_here: bool | None = None
-    not_here: str = ""
-    runs_note: str = ""
-
-
-class CatalogVariant(_Result):
-    """One build of a catalog model."""
-
-    key: str
-    repo: str
-    revision: str = "main"
-    subfolder: str = ""
-    precision: str = ""
-    size: int = 0
-    convert: bool = False
-    convert_minutes: int = 0
-    note: str = ""
-
-
-class CatalogEntry(_Result):
-    """A catalog model and the build this machine would get (GET /models/catalog)."""
-
-    name: str
-    family: str = ""
-    license: str = ""
-    description: str = ""
-    checked: str = ""
-    no_portable: str = ""
-    variants: list[CatalogVariant] = msgspec.field(default_factory=list)
-    chosen: str = ""
-    summary: str = ""
+ModelDetail = ModelInfo
+CatalogVariant = wire.CatalogVariant
+CatalogEntry = wire.CatalogEntry
 
 
 class InstallStatus(_Result):

@@ -1,6 +1,6 @@
 """What an ONNX file asks of the runtime: its operators, opset versions and float precision.
 
-Read with the protobuf walker of :mod:`impasto.engine.onnx_external`, skipping weights by offset,
+Read with the protobuf walker of :mod:`impasto.formats.protobuf`, skipping weights by offset,
 so a multi-gigabyte graph costs a pass over its message headers and nothing needs the ``onnx``
 package. Subgraphs (If/Loop bodies) and model-local functions are walked too.
 """
@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from impasto.engine.onnx_external import ProtobufError, _fields, _varint
+from impasto.formats.protobuf import ProtobufError
+from impasto.formats.protobuf import fields as _fields
+from impasto.formats.protobuf import varint as _varint
 
 Reader = Callable[[int, int], bytes]  # (offset, length) -> at most length bytes from offset
 

@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 import builtins
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
+from impasto.engine.families import DEFAULT_FAMILY, FamilyDefaults, family_defaults
 from impasto.engine.runs_on import Capability, assess_folder
 from impasto.resources import bundled_models_dir
 from impasto.services.detect import detect_folder
 from impasto.store.models import ModelRecord, ModelStore
 
-DEFAULT_SETTINGS = {
-    "width": 512,
-    "height": 512,
-    "steps": 20,
-    "cfg_scale": 7.0,
-    "sampler": "euler_a",
-}
-# Distilled models sample in a step or few without guidance; XL models are trained at 1024.
-FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "sd-turbo": {"steps": 1, "cfg_scale": 0.0, "sampler": "euler_a"},
-    "sdxl-turbo": {"steps": 1, "cfg_scale": 0.0, "sampler": "euler_a"},
-    "lcm": {"steps": 4, "cfg_scale": 1.0},
-}
+# The bundled demo models are tiny random networks: small images keep them instant.
+DEMO_SIZE = 256
+
+
+def model_defaults(family: str, *, demo: bool = False) -> FamilyDefaults:
+    """What a request for a model of ``family`` gets: the family table's defaults."""
+    defaults = family_defaults(family)
+    if demo:
+        return replace(defaults, width=DEMO_SIZE, height=DEMO_SIZE)
+    return defaults
 
 
 TEST_MODEL_MARKER = "impasto-test-model"
@@ -44,7 +40,7 @@ class ModelEntry:
     inpaint: bool
     prediction_type: str
     size: int
-    defaults: dict[str, Any] = field(default_factory=dict)
+    defaults: FamilyDefaults = field(default_factory=lambda: family_defaults(DEFAULT_FAMILY))
     type: str = "checkpoint"
     precision: str = ""
     version: str = ""
@@ -104,19 +100,6 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
         return None
     if found.layout != "onnx":
         return None
-    unet_cfg_file = folder / "unet" / "config.json"
-    try:
-        unet_cfg = json.loads(unet_cfg_file.read_text()) if unet_cfg_file.is_file() else {}
-    except (OSError, ValueError):
-        unet_cfg = {}
-    sample = int(unet_cfg.get("sample_size", 64)) * 8
-    defaults = dict(DEFAULT_SETTINGS)
-    if read_only:
-        # The demo models are tiny random networks: small images keep them instant.
-        defaults.update(width=256, height=256, steps=12)
-    elif sample > 0:
-        defaults.update(width=sample, height=sample)
-    defaults.update(FAMILY_DEFAULTS.get(found.family, {}))
     return ModelEntry(
         id=folder.name,
         name=folder.name,
@@ -126,7 +109,7 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
         inpaint=found.inpaint,
         prediction_type=found.prediction_type,
         size=folder_size(folder),
-        defaults=defaults,
+        defaults=model_defaults(found.family, demo=read_only),
         precision=found.precision,
         test=(folder / TEST_MODEL_MARKER).is_file(),
         capability=assess_folder(folder),
@@ -136,10 +119,12 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
 def _with_record(entry: ModelEntry, record: ModelRecord | None) -> ModelEntry:
     if record is None or Path(record.path) != entry.path:
         return entry
+    family = record.family or entry.family
     return replace(
         entry,
         name=record.name or entry.name,
-        family=record.family or entry.family,
+        family=family,
+        defaults=model_defaults(family, demo=entry.read_only),
         version=record.version,
         description=record.description,
         hash=record.hash,

@@ -11,7 +11,6 @@ from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import Meta
 
-from impasto.api.schemas import ModelDefaults, Schema
 from impasto.engine.runs_on import short_name
 from impasto.services.errors import ConflictError
 from impasto.services.events import iso_time
@@ -19,62 +18,7 @@ from impasto.services.installs import install_json
 from impasto.services.known import CatalogRow
 from impasto.services.manager import ModelManager
 from impasto.services.models import ModelEntry
-
-
-class ModelDetail(Schema):
-    """An installed model: the design document's Model record plus what Impasto detected."""
-
-    id: str
-    name: str
-    type: str
-    family: str
-    path: str
-    size: int
-    read_only: bool
-    inpaint: bool
-    prediction_type: str
-    defaults: ModelDefaults | None
-    precision: str = ""
-    version: str = ""
-    description: str = ""
-    hash: str = ""
-    source: str = ""
-    license: str = ""
-    active: bool = True
-    created_at: str | None = None
-    updated_at: str | None = None
-    runs_on: list[str] = []  # execution providers (short names) that can run its graphs
-    runs_here: bool | None = None  # on this machine's provider; None when not assessed
-    not_here: str = ""  # why it cannot run here
-    runs_note: str = ""  # a caveat where it runs here (fp16 on CPU)
-
-
-class CatalogVariant(Schema):
-    """One build of a catalog model."""
-
-    key: str
-    repo: str
-    revision: str
-    subfolder: str
-    precision: str
-    size: int
-    convert: bool
-    convert_minutes: int
-    note: str
-
-
-class CatalogEntry(Schema):
-    """A catalog model, its builds, and the one this machine's provider gets."""
-
-    name: str
-    family: str
-    license: str
-    description: str
-    checked: str
-    no_portable: str
-    variants: list[CatalogVariant]
-    chosen: str  # the variant key this machine gets; "" when none suits it
-    summary: str  # what it gets, or why nothing
+from impasto.wire import CatalogEntry, CatalogVariant, ModelDefaults, ModelDetail, Schema, utc
 
 
 class InstallRequest(Schema):
@@ -186,7 +130,7 @@ def model_detail(m: ModelEntry, provider: str = "") -> ModelDetail:
         read_only=m.read_only,
         inpaint=m.inpaint,
         prediction_type=m.prediction_type,
-        defaults=ModelDefaults(**m.defaults) if m.defaults else None,
+        defaults=ModelDefaults(**asdict(m.defaults)) if m.type == "checkpoint" else None,
         precision=m.precision,
         version=m.version,
         description=m.description,
@@ -194,8 +138,8 @@ def model_detail(m: ModelEntry, provider: str = "") -> ModelDetail:
         source=m.source,
         license=m.license,
         active=m.active,
-        created_at=iso_time(m.created_at),
-        updated_at=iso_time(m.updated_at),
+        created_at=utc(m.created_at),
+        updated_at=utc(m.updated_at),
     )
 
 

@@ -141,6 +141,21 @@ class Supervisor:
         for slot in range(self.count):
             self._tasks.append(asyncio.create_task(self._keep_alive(slot), name=f"worker-{slot}"))
 
+    def live_workers(self) -> list[WorkerHandle]:
+        """The workers that are up (idle or busy), in start order."""
+        return [h for h in self.handles.values() if h.state in ("idle", "busy")]
+
+    async def broadcast(self, message: ToWorker) -> int:
+        """Send ``message`` to every live worker; returns how many got it."""
+        workers = self.live_workers()
+        for handle in workers:
+            await handle.send(message)
+        return len(workers)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every worker as /system reports it."""
+        return [h.to_json() for h in self.handles.values()]
+
     def wake(self) -> None:
         """A job was queued or the queue resumed: idle workers look again."""
         self._wake.set()
