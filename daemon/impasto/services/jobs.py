@@ -110,7 +110,8 @@ class JobService:
         # (checked with a stand-in by them) stays empty.
         prompt = str(result.get("prompt") or "")
         try:
-            checked = msgspec.convert({**result, "prompt": prompt or " "}, GenerateRequest)
+            standin = prompt if prompt.strip() else "(empty)"
+            checked = msgspec.convert({**result, "prompt": standin}, GenerateRequest)
             return msgspec.structs.replace(checked, prompt=prompt)
         except msgspec.ValidationError as exc:
             field = str(exc).rsplit("$.", 1)[-1].split("[")[0] if "$." in str(exc) else "plugins"

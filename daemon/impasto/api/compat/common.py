@@ -44,7 +44,7 @@ def checked_request(fields: dict[str, Any]) -> GenerateRequest:
     """
     prompt = fields.get("prompt") or ""
     candidate = {k: v for k, v in fields.items() if v is not None}
-    candidate["prompt"] = prompt or _EMPTY_PROMPT_STANDIN
+    candidate["prompt"] = prompt if prompt.strip() else _EMPTY_PROMPT_STANDIN
     try:
         request = msgspec.convert(candidate, GenerateRequest)
     except msgspec.ValidationError as exc:
