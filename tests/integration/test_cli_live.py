@@ -90,6 +90,7 @@ def test_models_info_reads_as_aligned_fields_with_a_defaults_block(impasto_daemo
         "steps:",
         "cfg_scale:",
         "sampler:",
+        "schedule:",
     ]
     assert "ModelDefaults(" not in done.stdout
 

@@ -30,9 +30,13 @@ SCREENSHOTS = REPO / "build" / "ui-screenshots"
 QUICK = {"width": "64", "height": "64", "steps": "4", "cfg_scale": "5"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the whole session (the system's; never a downloaded one)."""
+    """One headless Chromium for the UI tests (the system's; never a downloaded one).
+
+    Package scope: Playwright's sync API keeps an event loop on this thread while it runs, which
+    would break later tests that call ``asyncio.run``.
+    """
     executable = require_browser()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)

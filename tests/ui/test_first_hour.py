@@ -30,7 +30,7 @@ def test_a_failed_install_can_be_dismissed_for_good(page: Page, impasto_daemon: 
     open_ui(page, "models")
     failed = page.locator(".install[data-status=failed]")
     expect(failed).to_have_count(1)
-    expect(failed.locator(".field-error")).to_contain_text("cannot reach 127.0.0.1")
+    expect(failed.locator(".field-error[role=alert]")).to_contain_text("cannot reach 127.0.0.1")
     failed.get_by_role("button", name="Dismiss").click()
     expect(failed).to_have_count(0)
     page.reload()
