@@ -17,7 +17,12 @@ export class QueuePanel {
     this.inFlight = null;
     byId('queue-toggle').addEventListener('click', () => this.togglePause());
     for (const type of REFRESH_ON) events.on(type, () => this.refreshSoon());
-    events.on('resync', () => this.refresh());
+    // After a reconnect the live card catches up from the same answer: one GET /queue.
+    this.onResync = null;
+    events.on('resync', async () => {
+      const queue = await this.refresh();
+      if (queue && this.onResync) this.onResync(queue);
+    });
     events.on('progress', (e) => this.progress(e.job_id, e.data));
   }
 
@@ -32,8 +37,15 @@ export class QueuePanel {
     }, wait);
   }
 
+  /** Fetch and show the queue; returns it (null when the daemon is away). */
   async refresh() {
-    if (this.inFlight) return this.inFlight.then(() => this.refreshSoon());
+    // One request at a time: a call during one gets its answer, and another follows it.
+    if (this.inFlight) {
+      return this.inFlight.then((queue) => {
+        this.refreshSoon();
+        return queue;
+      });
+    }
     this.lastRefresh = Date.now();
     this.inFlight = (async () => {
       try {
@@ -43,12 +55,13 @@ export class QueuePanel {
         this.items = queue.items;
         this.total = queue.total ?? queue.items.length;
         this.render();
+        return queue;
       } catch {
-        // Shown by the connection indicator.
+        return null; // Shown by the connection indicator.
       }
     })();
     try {
-      await this.inFlight;
+      return await this.inFlight;
     } finally {
       this.inFlight = null;
     }

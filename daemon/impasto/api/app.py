@@ -10,9 +10,9 @@ from litestar.datastructures import State
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.static_files import create_static_files_router
 
 from impasto.api.compat import compat_routers
+from impasto.api.dependencies import DEPENDENCIES
 from impasto.api.errors import EXCEPTION_HANDLERS
 from impasto.api.routes.events import EventsController
 from impasto.api.routes.generate import GenerateController
@@ -22,6 +22,7 @@ from impasto.api.routes.plugins import PluginsController
 from impasto.api.routes.queue import HistoryController, QueueController
 from impasto.api.routes.system import SystemController
 from impasto.api.security import Authenticator, Policy, SecurityMiddleware
+from impasto.api.static import compression, static_routers
 from impasto.resources import ui_static_dir
 from impasto.services.container import Services
 
@@ -49,12 +50,7 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
             PluginsController,
         ],
     )
-    docs_router = create_static_files_router(
-        path="/schema-assets", directories=[DOCS_ASSETS], include_in_schema=False
-    )
-    ui_router = create_static_files_router(
-        path="/", directories=[ui_static_dir()], html_mode=True, include_in_schema=False, name="ui"
-    )
+    docs_router, *ui_routers = static_routers(ui_static_dir(), DOCS_ASSETS)
     middleware = []
     if settings.rate_limit > 0:
         limiter = RateLimitConfig(
@@ -69,11 +65,16 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
         favicon="<link rel='icon' type='image/png' href='/schema-assets/favicon-32x32.png'>",
     )
     return Litestar(
-        route_handlers=[api, docs_router, *compat_routers(), *(extra_routers or []), ui_router],
+        route_handlers=[api, docs_router, *compat_routers(), *(extra_routers or []), *ui_routers],
         state=State({"services": services}),
+        dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=middleware,
+        compression_config=compression(),
         request_max_body_size=settings.max_body_size,
+        # The daemon configures logging itself (impasto.logs); Litestar's default would replace
+        # the root handlers, and with them daemon.log.
+        logging_config=None,
         openapi_config=OpenAPIConfig(
             title="Impasto",
             version=services.version,

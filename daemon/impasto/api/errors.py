@@ -9,7 +9,6 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from impasto.api.schemas import FIELD_RULES
 from impasto.services.errors import (
     ConflictError,
     FieldError,
@@ -19,6 +18,7 @@ from impasto.services.errors import (
     StorageFullError,
     is_disk_full,
 )
+from impasto.wire import FIELD_RULES
 
 log = logging.getLogger("impasto.api")
 _PATH = re.compile(r"`\$\.([A-Za-z_][\w.\[\]]*)`")

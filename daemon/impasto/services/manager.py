@@ -15,20 +15,19 @@ from impasto.services.events import EventBus, iso_time
 from impasto.services.installs import Installer
 from impasto.services.jobs import JobService
 from impasto.services.models import ModelCatalog, ModelEntry
-from impasto.services.supervisor import Supervisor
 from impasto.store.models import ModelStore
+from impasto.wire import QUERY_LIMITS
 from impasto.worker.protocol import LoadModel, UnloadModels
+from impasto.worker.supervisor import Supervisor
 
-# The longest keep-alive a load request may ask for: one week, in seconds.
-MAX_KEEP_ALIVE = 7 * 24 * 3600.0
+_KEEP_ALIVE = QUERY_LIMITS["keep_alive"]
 
 
 def check_keep_alive(seconds: float) -> float:
-    """``seconds`` when it is a finite number in 0..MAX_KEEP_ALIVE; FieldError otherwise."""
-    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_KEEP_ALIVE:
-        raise FieldError(
-            "keep_alive", f"must be a number of seconds between 0 and {MAX_KEEP_ALIVE:.0f}"
-        )
+    """``seconds`` when it is a finite number in wire.KeepAlive's range; FieldError otherwise."""
+    low, high = _KEEP_ALIVE.minimum or 0, _KEEP_ALIVE.maximum or 0
+    if not math.isfinite(seconds) or not low <= seconds <= high:
+        raise FieldError("keep_alive", _KEEP_ALIVE.rule)
     return seconds
 
 
@@ -90,15 +89,10 @@ class ModelManager:
         return entry
 
     def _handles(self) -> list[Any]:
-        if self.supervisor is None:
-            return []
-        return [h for h in self.supervisor.handles.values() if h.state in ("idle", "busy")]
+        return self.supervisor.live_workers() if self.supervisor else []
 
     async def _send(self, message: Any) -> int:
-        handles = self._handles()
-        for handle in handles:
-            await handle.send(message)
-        return len(handles)
+        return await self.supervisor.broadcast(message) if self.supervisor else 0
 
     async def load(self, model_id: str, keep_alive: float | None = None) -> int:
         """Ask every live worker to load ``model_id``; returns how many were asked."""
@@ -120,7 +114,7 @@ class ModelManager:
 
     def loaded(self) -> list[dict[str, Any]]:
         """What each worker holds and when it expires, like ``ollama ps``."""
-        by_path = {str(m.path): m for m in self.catalog.list()}
+        by_path = {str(m.path): m for m in self.catalog.list(everything=True)}
         out = []
         now = time.time()
         for handle in self._handles():

@@ -3,28 +3,29 @@
 from __future__ import annotations
 
 import builtins
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
+from impasto.engine.families import DEFAULT_FAMILY, FamilyDefaults, family_defaults
+from impasto.engine.runs_on import Capability, assess_folder
 from impasto.resources import bundled_models_dir
 from impasto.services.detect import detect_folder
 from impasto.store.models import ModelRecord, ModelStore
 
-DEFAULT_SETTINGS = {
-    "width": 512,
-    "height": 512,
-    "steps": 20,
-    "cfg_scale": 7.0,
-    "sampler": "euler_a",
-}
-# Distilled models sample in a step or few without guidance; XL models are trained at 1024.
-FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "sd-turbo": {"steps": 1, "cfg_scale": 0.0, "sampler": "euler_a"},
-    "sdxl-turbo": {"steps": 1, "cfg_scale": 0.0, "sampler": "euler_a"},
-    "lcm": {"steps": 4, "cfg_scale": 1.0},
-}
+# The bundled demo models are tiny random networks: small images keep them instant.
+DEMO_SIZE = 256
+
+
+def model_defaults(family: str, *, demo: bool = False) -> FamilyDefaults:
+    """What a request for a model of ``family`` gets: the family table's defaults."""
+    defaults = family_defaults(family)
+    if demo:
+        return replace(defaults, width=DEMO_SIZE, height=DEMO_SIZE)
+    return defaults
+
+
+TEST_MODEL_MARKER = "impasto-test-model"
+"""A file whose presence in a model folder marks it as a test model."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class ModelEntry:
     inpaint: bool
     prediction_type: str
     size: int
-    defaults: dict[str, Any] = field(default_factory=dict)
+    defaults: FamilyDefaults = field(default_factory=lambda: family_defaults(DEFAULT_FAMILY))
     type: str = "checkpoint"
     precision: str = ""
     version: str = ""
@@ -48,8 +49,13 @@ class ModelEntry:
     source: str = ""
     license: str = ""
     active: bool = True
+    # A random-weight model for tests (TEST_MODEL_MARKER in its folder): usable by id, but
+    # listed only when the show_test_models setting asks for it.
+    test: bool = False
     created_at: float | None = None
     updated_at: float | None = None
+    # Which execution providers can run its graphs (None for single files or unreadable graphs).
+    capability: Capability | None = None
 
 
 def folder_size(path: Path) -> int:
@@ -94,19 +100,6 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
         return None
     if found.layout != "onnx":
         return None
-    unet_cfg_file = folder / "unet" / "config.json"
-    try:
-        unet_cfg = json.loads(unet_cfg_file.read_text()) if unet_cfg_file.is_file() else {}
-    except (OSError, ValueError):
-        unet_cfg = {}
-    sample = int(unet_cfg.get("sample_size", 64)) * 8
-    defaults = dict(DEFAULT_SETTINGS)
-    if read_only:
-        # The demo models are tiny random networks: small images keep them instant.
-        defaults.update(width=256, height=256, steps=12)
-    elif sample > 0:
-        defaults.update(width=sample, height=sample)
-    defaults.update(FAMILY_DEFAULTS.get(found.family, {}))
     return ModelEntry(
         id=folder.name,
         name=folder.name,
@@ -116,18 +109,22 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
         inpaint=found.inpaint,
         prediction_type=found.prediction_type,
         size=folder_size(folder),
-        defaults=defaults,
+        defaults=model_defaults(found.family, demo=read_only),
         precision=found.precision,
+        test=(folder / TEST_MODEL_MARKER).is_file(),
+        capability=assess_folder(folder),
     )
 
 
 def _with_record(entry: ModelEntry, record: ModelRecord | None) -> ModelEntry:
     if record is None or Path(record.path) != entry.path:
         return entry
+    family = record.family or entry.family
     return replace(
         entry,
         name=record.name or entry.name,
-        family=record.family or entry.family,
+        family=family,
+        defaults=model_defaults(family, demo=entry.read_only),
         version=record.version,
         description=record.description,
         hash=record.hash,
@@ -166,17 +163,28 @@ class ModelCatalog:
     """Lists and resolves models; the models dir wins over a bundled model of the same id."""
 
     def __init__(
-        self, models_dir: Path, bundled_dir: Path | None = None, store: ModelStore | None = None
+        self,
+        models_dir: Path,
+        bundled_dir: Path | None = None,
+        store: ModelStore | None = None,
+        *,
+        show_test_models: bool = True,
+        default_model: str = "",
     ) -> None:
         self.models_dir = models_dir
         self.bundled_dir = bundled_dir or bundled_models_dir()
         self.store = store
+        self.show_test_models = show_test_models
+        self.default_model = default_model
+
+    def _shown(self, entry: ModelEntry) -> bool:
+        return not entry.test or self.show_test_models or entry.id == self.default_model
 
     def _records(self) -> dict[str, ModelRecord]:
         return {r.id: r for r in self.store.list_models()} if self.store else {}
 
-    def list(self) -> list[ModelEntry]:
-        """Checkpoints a job can generate with."""
+    def list(self, *, everything: bool = False) -> list[ModelEntry]:
+        """Checkpoints a job can generate with; test models too when shown or ``everything``."""
         records = self._records()
         found: dict[str, ModelEntry] = {}
         for root, read_only in ((self.bundled_dir, True), (self.models_dir, False)):
@@ -187,7 +195,7 @@ class ModelCatalog:
                 entry = _describe(folder, read_only=read_only)
                 if entry:
                     found[entry.id] = _with_record(entry, records.get(entry.id))
-        return list(found.values())
+        return [e for e in found.values() if everything or self._shown(e)]
 
     def list_all(self) -> builtins.list[ModelEntry]:
         """Checkpoints plus installed LoRAs, embeddings and VAEs."""

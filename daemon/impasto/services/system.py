@@ -72,7 +72,7 @@ def system_report(services: Services, machine: dict[str, Any] | None = None) -> 
     machine = machine if machine is not None else machine_report(services)
     counts = machine["counts"]
     supervisor = services.supervisor
-    workers = [h.to_json() for h in supervisor.handles.values()] if supervisor else []
+    workers = supervisor.describe() if supervisor else []
     loaded = [
         {
             "model": Path(model["model_dir"]).name,

@@ -17,9 +17,9 @@ from impasto.api.compat.a1111_convert import png_info_parameters
 from impasto.api.compat.a1111_schemas import PngInfoRequest, PngInfoResponse
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import sampler_list, scheduler_list
+from impasto.formats.png import PARAMETERS_KEY, parse_a1111_parameters
+from impasto.formats.png_text import PngTextError, is_png, png_text
 from impasto.services import compat
-from impasto.services.outputs import PARAMETERS_KEY, parse_a1111_parameters
-from impasto.services.png_text import PngTextError, is_png, png_text
 
 # Options A1111 clients commonly read; values describe what Impasto does.
 BASE_OPTIONS: dict[str, Any] = {

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from msgspec import Meta
 
-from impasto.api.schemas import CfgScale, Fraction, Schema
+from impasto.wire import CfgScale, Fraction, Schema
 
 
 class Txt2ImgRequest(Schema):
@@ -28,10 +28,11 @@ class Txt2ImgRequest(Schema):
     scheduler: str | None = None
     batch_size: int | None = 1
     n_iter: int | None = 1
-    steps: int | None = 50
-    cfg_scale: CfgScale | None = 7.0
-    width: int | None = 512
-    height: int | None = 512
+    # Left out, they take the model's defaults (its family's, docs/families.md).
+    steps: int | None = None
+    cfg_scale: CfgScale | None = None
+    width: int | None = None
+    height: int | None = None
     restore_faces: bool | None = None
     tiling: bool | None = None
     denoising_strength: Fraction | None = None

@@ -14,7 +14,6 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from impasto.api.schemas import FIELD_RULES
 from impasto.services.errors import (
     ConflictError,
     FieldError,
@@ -22,6 +21,7 @@ from impasto.services.errors import (
     QueueFullError,
     ServiceError,
 )
+from impasto.wire import FIELD_RULES
 
 log = logging.getLogger("impasto.api.compat")
 _PATH = re.compile(r"`\$\.([A-Za-z_][\w.\[\]]*)`")

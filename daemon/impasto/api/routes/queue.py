@@ -6,16 +6,15 @@ import asyncio
 from typing import Annotated, Any
 
 from litestar import Controller, get, post
-from litestar.datastructures import State
 from litestar.params import FromQuery, QueryParameter
 
 from impasto.api.convert import job_status
-from impasto.api.schemas import HistoryPage, PauseState, QueueState
+from impasto.api.dependencies import Jobs
 from impasto.services.errors import FieldError
+from impasto.wire import HistoryPage, PageLimit, PageOffset, PauseState, QueueState, bounds
 
 STATUSES = {"queued", "processing", "completed", "failed", "cancelled"}
 QUEUE_PAGE = 100  # jobs per GET /queue page unless limit says otherwise
-MAX_QUEUE_PAGE = 200  # the "limit" rule of FIELD_RULES
 
 
 class QueueController(Controller):
@@ -25,11 +24,10 @@ class QueueController(Controller):
     @get("/", summary="Running and queued jobs in run order, a page at a time")
     async def active(
         self,
-        state: State,
-        limit: Annotated[int, QueryParameter(ge=1, le=MAX_QUEUE_PAGE)] = QUEUE_PAGE,
-        offset: Annotated[int, QueryParameter(ge=0, le=10**9)] = 0,
+        jobs: Jobs,
+        limit: Annotated[int, QueryParameter(**bounds(PageLimit))] = QUEUE_PAGE,
+        offset: Annotated[int, QueryParameter(**bounds(PageOffset))] = 0,
     ) -> QueueState:
-        jobs = state.services.jobs
         # The SQL and the decoding of each job grow with the page: not on the event loop.
         page, total = await asyncio.to_thread(jobs.queue_page, limit, offset)
         items = [job_status(job, position) for job, position in page]
@@ -42,12 +40,12 @@ class QueueController(Controller):
         )
 
     @post("/pause", status_code=200, summary="Stop starting new jobs")
-    async def pause(self, state: State) -> PauseState:
-        return PauseState(paused=state.services.jobs.set_paused(True))
+    async def pause(self, jobs: Jobs) -> PauseState:
+        return PauseState(paused=jobs.set_paused(True))
 
     @post("/resume", status_code=200, summary="Start jobs again")
-    async def resume(self, state: State) -> PauseState:
-        return PauseState(paused=state.services.jobs.set_paused(False))
+    async def resume(self, jobs: Jobs) -> PauseState:
+        return PauseState(paused=jobs.set_paused(False))
 
 
 class HistoryController(Controller):
@@ -57,9 +55,9 @@ class HistoryController(Controller):
     @get("/", summary="Jobs, newest first, with cursor pagination")
     async def history(
         self,
-        state: State,
+        jobs: Jobs,
         cursor: FromQuery[str | None] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        limit: Annotated[int, QueryParameter(**bounds(PageLimit))] = 50,
         status: Annotated[
             str | None, QueryParameter(description="Comma-separated statuses")
         ] = None,
@@ -71,7 +69,6 @@ class HistoryController(Controller):
             raise FieldError(
                 "status", f"must be a comma-separated list of {', '.join(sorted(STATUSES))}"
             )
-        jobs = state.services.jobs
 
         def page() -> tuple[list[Any], str | None, dict[str, int]]:
             items, next_cursor = jobs.history(

@@ -7,11 +7,11 @@ import time
 from typing import Any
 
 from litestar import Controller, get
-from litestar.datastructures import State
 
-from impasto.api.schemas import Health, SamplerInfo
-from impasto.engine.schedulers import SAMPLER_NAMES, SAMPLERS, sampler_schedules
+from impasto.api.dependencies import AllServices
+from impasto.engine.schedulers import SAMPLER_SPECS
 from impasto.services.system import machine_report, system_report
+from impasto.wire import LIMITS, FieldLimit, Health, SamplerInfo
 
 
 class SystemController(Controller):
@@ -19,25 +19,34 @@ class SystemController(Controller):
     tags = ["system"]
 
     @get("/health", summary="Liveness (without a token); status error when no worker can start")
-    async def health(self, state: State) -> Health:
-        supervisor = state.services.supervisor
+    async def health(self, services: AllServices) -> Health:
+        supervisor = services.supervisor
         problem = supervisor.problem if supervisor else None
         return Health(
-            status="error" if problem else "ok", version=state.services.version, problem=problem
+            status="error" if problem else "ok", version=services.version, problem=problem
         )
 
-    @get("/samplers", summary="Sampler ids usable in requests")
+    @get("/samplers", summary="Samplers: ids for requests, labels, A1111 names, schedules")
     async def samplers(self) -> list[SamplerInfo]:
         return [
             SamplerInfo(
-                id=name, name=SAMPLER_NAMES.get(name, name), schedules=list(sampler_schedules(name))
+                id=spec.id,
+                name=spec.label,
+                schedules=list(spec.schedules),
+                a1111_name=spec.a1111_name,
+                aliases=list(spec.aliases),
+                recommended_steps=spec.recommended_steps,
             )
-            for name in SAMPLERS
+            for spec in SAMPLER_SPECS.values()
         ]
 
+    @get("/limits", summary="The allowed values of each request field (from the schema)")
+    async def limits(self) -> dict[str, FieldLimit]:
+        return LIMITS
+
     @get("/system", summary="Version, execution provider, GPUs, memory, queue and workers")
-    async def system(self, state: State) -> dict[str, Any]:
-        machine = await asyncio.to_thread(machine_report, state.services)
-        report = system_report(state.services, machine)
-        report["uptime"] = round(time.time() - state.services.started_at, 1)
+    async def system(self, services: AllServices) -> dict[str, Any]:
+        machine = await asyncio.to_thread(machine_report, services)
+        report = system_report(services, machine)
+        report["uptime"] = round(time.time() - services.started_at, 1)
         return report
