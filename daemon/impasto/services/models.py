@@ -10,6 +10,7 @@ from impasto.engine.families import DEFAULT_FAMILY, FamilyDefaults, family_defau
 from impasto.engine.runs_on import Capability, assess_folder
 from impasto.resources import bundled_models_dir
 from impasto.services.detect import detect_folder
+from impasto.services.safety import TEST_MODEL_MARKER  # its presence marks a test model
 from impasto.store.models import ModelRecord, ModelStore
 
 # The bundled demo models are tiny random networks: small images keep them instant.
@@ -22,10 +23,6 @@ def model_defaults(family: str, *, demo: bool = False) -> FamilyDefaults:
     if demo:
         return replace(defaults, width=DEMO_SIZE, height=DEMO_SIZE)
     return defaults
-
-
-TEST_MODEL_MARKER = "impasto-test-model"
-"""A file whose presence in a model folder marks it as a test model."""
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,11 @@ COPY_CHUNK = 1024 * 1024
 RAW_DATA_SUFFIXES = frozenset({".onnx", ".onnx_data", ".data", ".pb"})
 # Text files a model folder may carry: configs, tokenizer files and documentation.
 TEXT_SUFFIXES = frozenset({".json", ".txt", ".md"})
-TEXT_NAMES = frozenset({"LICENSE", "README", "NOTICE", ".gitattributes", ".gitignore"})
+# The marker of the bundled random-weight test models (a line of text; services.models reads it).
+TEST_MODEL_MARKER = "impasto-test-model"
+TEXT_NAMES = frozenset(
+    {"LICENSE", "README", "NOTICE", ".gitattributes", ".gitignore", TEST_MODEL_MARKER}
+)
 MAX_TEXT_SIZE = 64 * 1024**2
 # Free space kept beyond what an unpack or copy writes, for the database and logs.
 FREE_SPACE_MARGIN = 256 * 1024**2
