@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -19,7 +20,12 @@ def impasto_daemon(lived_in_daemon: Daemon) -> Daemon:
 
 def test_the_page_fetches_the_queue_once_on_load(page: Page) -> None:
     queue_requests: list[str] = []
-    page.on("request", lambda r: r.url.endswith("/api/v1/queue") and queue_requests.append(r.url))
+    page.on(
+        "request",
+        lambda r: (
+            urlsplit(r.url).path.rstrip("/") == "/api/v1/queue" and queue_requests.append(r.url)
+        ),
+    )
     open_ui(page)
     page.wait_for_function("document.querySelector('#queue-state').textContent !== ''")
     page.wait_for_timeout(1000)
