@@ -21,10 +21,12 @@ import time
 from pathlib import Path
 
 import httpx
+import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from impasto.store.db import open_database
 from impasto.store.jobs import JobStore
+from impasto.wire import ResolvedPlan
 from tests.harness import Daemon
 
 
@@ -70,8 +72,25 @@ def fill(database: Path, count: int) -> None:
     db = open_database(database)
     store = JobStore(db)
     request = {"prompt": "a lighthouse at dusk", "model": "sd-tiny", "steps": 4}
+    # Stored as the daemon stores a job: the request and its resolved plan.
+    plan = ResolvedPlan(
+        prompt=request["prompt"],
+        model="sd-tiny",
+        width=64,
+        height=64,
+        steps=4,
+        cfg_scale=7.0,
+        sampler="euler_a",
+    )
     for i in range(count):
-        store.create(request, model="sd-tiny", prompt=request["prompt"], priority=i % 3)
+        store.create(
+            request,
+            model="sd-tiny",
+            prompt=request["prompt"],
+            priority=i % 3,
+            total_steps=4,
+            plan=msgspec.to_builtins(msgspec.structs.replace(plan, priority=i % 3)),
+        )
     db.close()
 
 
