@@ -100,7 +100,9 @@ def _a1111_compat(request: Request[Any, Any, Any], exc: CompatError) -> Response
 
 
 def _a1111_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    return _a1111_error(exc.status_code, "HTTPException", str(exc.detail))
+    response = _a1111_error(exc.status_code, "HTTPException", str(exc.detail))
+    response.headers.update(exc.headers or {})  # WWW-Authenticate, Retry-After
+    return response
 
 
 def _a1111_internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -151,7 +153,9 @@ def _openai_compat(request: Request[Any, Any, Any], exc: CompatError) -> Respons
 
 
 def _openai_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    return openai_error(exc.status_code, str(exc.detail))
+    response = openai_error(exc.status_code, str(exc.detail))
+    response.headers.update(exc.headers or {})  # WWW-Authenticate, Retry-After
+    return response
 
 
 def _openai_internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

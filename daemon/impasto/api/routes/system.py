@@ -9,6 +9,7 @@ from litestar import Controller, get
 from litestar.datastructures import State
 
 from impasto.api.schemas import Health, SamplerInfo
+from impasto.api.security import PUBLIC
 from impasto.engine.schedulers import SAMPLER_NAMES, SAMPLERS, sampler_schedules
 from impasto.services.system import system_report
 
@@ -17,7 +18,7 @@ class SystemController(Controller):
     path = "/"
     tags = ["system"]
 
-    @get("/health", summary="Liveness: answers without a token")
+    @get("/health", summary="Liveness: answers without a token", opt={PUBLIC: True})
     async def health(self, state: State) -> Health:
         return Health(status="ok", version=state.services.version)
 
