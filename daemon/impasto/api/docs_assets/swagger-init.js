@@ -5,6 +5,7 @@
     url: container.dataset.specUrl,
     dom_id: '#swagger-container',
     deepLinking: true,
+    validatorUrl: null, // the default badge is fetched from validator.swagger.io
     showExtensions: true,
     showCommonExtensions: true,
     presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
