@@ -13,12 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from impasto import __version__, discovery
 from impasto.api.app import create_app
 from impasto.api.routes.plugins import plugin_routers
 from impasto.api.security import LOOPBACK_NAMES, mark_transport
+from impasto.instance_lock import InstanceLock
 from impasto.paths import Paths, resolve_paths
 from impasto.plugins import AppContext
 from impasto.plugins.discovery import build_plugin_manager
@@ -65,22 +64,36 @@ def check_bind(settings: Settings) -> None:
         )
 
 
-def check_single_instance(paths: Paths) -> None:
-    """Exit if a live daemon owns the discovery file; clean up after a crashed one."""
-    info = discovery.read(paths.discovery_file)
-    if info is not None and info.pid != os.getpid() and discovery.pid_alive(info.pid):
-        try:
-            httpx.get(f"{info.url}/api/v1/health", timeout=2.0)
-        except httpx.HTTPError:
-            pass
-        else:
-            raise StartupError(
-                f"Impasto is already running (pid {info.pid}) at {info.url}; "
-                "stop it first with `kill {info.pid}` or the tray's Quit"
-            )
+def claim_instance(paths: Paths) -> list[InstanceLock]:
+    """Lock the data folder and the runtime folder for this daemon's life, or refuse to start.
+
+    Holding both locks proves no other daemon uses either folder, so a discovery file or
+    socket found there is left by a crashed daemon and is removed.
+    """
+    folders = dict.fromkeys([paths.data_dir.resolve(), paths.runtime_dir.resolve()])
+    held: list[InstanceLock] = []
+    for folder in folders:
+        lock = InstanceLock(folder)
+        if not lock.acquire():
+            for other in held:
+                other.release()
+            raise StartupError(_already_running(lock, paths))
+        held.append(lock)
     discovery.remove(paths.discovery_file)
     if sys.platform != "win32" and paths.socket.exists():
         paths.socket.unlink()
+    return held
+
+
+def _already_running(lock: InstanceLock, paths: Paths) -> str:
+    pid = lock.holder()
+    info = discovery.read(paths.discovery_file)
+    where = f" at {info.url}" if info is not None and info.pid == pid else ""
+    who, stop = (f"pid {pid}", f"`kill {pid}`") if pid else ("another process", "its tray's Quit")
+    return (
+        f"Impasto is already running ({who}){where} on {lock.path.parent}; "
+        f"stop it first with {stop} or the tray's Quit, or use another data_dir and runtime_dir"
+    )
 
 
 def worker_count(settings: Settings, gpu_count: int | None = None) -> int:
@@ -279,9 +292,13 @@ def serve(loaded: LoadedSettings) -> int:
         check_bind(settings)
         paths.create()
         configure_logging(settings, paths)
-        check_single_instance(paths)
+        locks = claim_instance(paths)
         plugin_config = read_plugin_config(loaded.config_path)
-        return asyncio.run(run_daemon(settings, paths, plugin_config))
+        try:
+            return asyncio.run(run_daemon(settings, paths, plugin_config))
+        finally:
+            for lock in locks:
+                lock.release()
     except StartupError as exc:
         print(f"impasto: {exc}", file=sys.stderr)
         return 1
