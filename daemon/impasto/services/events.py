@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -65,9 +64,11 @@ class Subscription:
             self.close()
 
     def close(self) -> None:
+        """End the stream: what is still queued is dropped (the client replays it by seq)."""
         self.closed = True
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(None)
+        while not self.queue.empty():  # a full queue would have no room for the end marker
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
 
 
 class EventBus:
