@@ -157,6 +157,44 @@ def build_services(settings: Settings, paths: Paths, plugins: PluginHost | None 
     )
 
 
+def connection_limits(settings: Settings) -> dict[str, Any]:
+    """granian options so idle or slow clients cannot starve the API (docs/troubleshooting.md).
+
+    granian holds one of ``backpressure`` permits per open connection, idle keep-alive ones too;
+    hyper's header timeout closes a connection that sends no complete request head in time,
+    which also ends idle keep-alive connections.
+    """
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+
+    raise_open_files_limit(2 * settings.max_connections + 256)
+    return {
+        "interface": Interfaces.ASGINL,
+        "log_enabled": False,
+        # HTTP/1 only: with protocol detection ("auto") a connection that never sends a byte
+        # escapes the header timeout; local clients and browsers without TLS speak HTTP/1.1.
+        "http": HTTPModes.http1,
+        "backlog": max(128, settings.max_connections),
+        "backpressure": settings.max_connections,
+        "http1_settings": HTTP1Settings(
+            header_read_timeout=max(1, round(settings.header_timeout * 1000))
+        ),
+    }
+
+
+def raise_open_files_limit(wanted: int) -> None:
+    """Each connection is a file descriptor: lift the soft limit toward ``wanted`` (POSIX)."""
+    try:
+        import resource
+    except ImportError:  # Windows has no such limit
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 async def _wait_listening(host: str, port: int, sock: Path | None, timeout: float = 15.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -175,7 +213,6 @@ async def _wait_listening(host: str, port: int, sock: Path | None, timeout: floa
 async def run_daemon(
     settings: Settings, paths: Paths, plugin_config: dict[str, dict[str, Any]] | None = None
 ) -> int:
-    from granian.constants import Interfaces
     from granian.server.embed import Server
 
     from impasto.engine.schedulers import register_sampler
@@ -202,13 +239,11 @@ async def run_daemon(
     host = _bind_host(settings)
     port = settings.port or _free_port(host)
     app = create_app(services, extra_routers=plugin_routers(plugins))
-    servers = [Server(app, address=host, port=port, interface=Interfaces.ASGINL, log_enabled=False)]
+    limits = connection_limits(settings)
+    servers = [Server(app, address=host, port=port, **limits)]
     use_socket = settings.socket and sys.platform != "win32"
     if use_socket:
-        unix_app = mark_transport(app, "unix")
-        servers.append(
-            Server(unix_app, uds=paths.socket, interface=Interfaces.ASGINL, log_enabled=False)
-        )
+        servers.append(Server(mark_transport(app, "unix"), uds=paths.socket, **limits))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

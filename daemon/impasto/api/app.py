@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, Request, Router
+from litestar import Litestar, Router
 from litestar.datastructures import State
-from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 
@@ -15,6 +14,7 @@ from impasto.api.compat import compat_routers
 from impasto.api.docs_page import SwaggerPage
 from impasto.api.errors import EXCEPTION_HANDLERS
 from impasto.api.headers import SecurityHeadersMiddleware
+from impasto.api.limits import RateLimiter, StreamSlots
 from impasto.api.routes.events import EventsController
 from impasto.api.routes.generate import GenerateController
 from impasto.api.routes.images import ImagesController
@@ -28,10 +28,6 @@ from impasto.services.container import Services
 
 DOCS_ASSETS = Path(__file__).parent / "docs_assets"
 API_PREFIX = "/api/v1"
-
-
-def _is_generate(request: Request[Any, Any, Any]) -> bool:
-    return request.method == "POST" and request.url.path.rstrip("/") == f"{API_PREFIX}/generate"
 
 
 def build_litestar(services: Services, extra_routers: list[Router] | None = None) -> Litestar:
@@ -62,12 +58,9 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
         name="ui",
         opt=public,
     )
-    middleware = []
+    middleware: list[Any] = [StreamSlots(settings.max_event_streams).middleware]
     if settings.rate_limit > 0:
-        limiter = RateLimitConfig(
-            rate_limit=("minute", settings.rate_limit), check_throttle_handler=_is_generate
-        )
-        middleware.append(limiter.middleware)
+        middleware.append(RateLimiter(settings.rate_limit).middleware)
     return Litestar(
         route_handlers=[api, docs_router, *compat_routers(), *(extra_routers or []), ui_router],
         state=State({"services": services}),

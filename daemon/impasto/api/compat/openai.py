@@ -14,6 +14,7 @@ from PIL import Image
 from impasto.api.compat.common import checked_request, parse_loras, upload
 from impasto.api.compat.errors import OPENAI_HANDLERS, CompatError
 from impasto.api.compat.samplers_map import UnknownSamplerError, to_impasto
+from impasto.api.limits import RATE_LIMITED
 from impasto.api.schemas import Schema
 from impasto.services import compat
 from impasto.services.container import Services
@@ -192,7 +193,12 @@ class OpenAIImagesController(Controller):
     path = "/"
     tags = ("openai",)
 
-    @post("/images/generations", status_code=200, summary="OpenAI images.generate")
+    @post(
+        "/images/generations",
+        status_code=200,
+        summary="OpenAI images.generate",
+        opt={RATE_LIMITED: True},
+    )
     async def generations(
         self, state: State, request: Request[Any, Any, Any], data: JSONBody[ImageGenerationRequest]
     ) -> dict[str, Any]:
@@ -200,7 +206,12 @@ class OpenAIImagesController(Controller):
         fields = _impasto_request(services, data, None)
         return await _run(request, services, fields, data.response_format)
 
-    @post("/images/edits", status_code=200, summary="OpenAI images.edit: inpaint an image")
+    @post(
+        "/images/edits",
+        status_code=200,
+        summary="OpenAI images.edit: inpaint an image",
+        opt={RATE_LIMITED: True},
+    )
     async def edits(
         self,
         state: State,

@@ -14,6 +14,7 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from impasto.api.limits import EVENT_STREAM
 from impasto.services.events import EventBus
 
 HEARTBEAT = 15.0
@@ -31,7 +32,11 @@ class EventsController(Controller):
     path = "/"
     tags = ["events"]
 
-    @get("/events", summary="Server-Sent Events: queued, started, progress, completed, ...")
+    @get(
+        "/events",
+        summary="Server-Sent Events: queued, started, progress, completed, ...",
+        opt={EVENT_STREAM: True},
+    )
     async def sse(
         self,
         state: State,
@@ -57,7 +62,7 @@ class EventsController(Controller):
             messages(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         )
 
-    @websocket("/ws")
+    @websocket("/ws", opt={EVENT_STREAM: True})
     async def ws(
         self,
         socket: WebSocket[Any, Any, Any],

@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, HeaderParameter, JSONBody
 
 from impasto.api.convert import job_status
+from impasto.api.limits import RATE_LIMITED
 from impasto.api.schemas import GenerateRequest, GenerationStatus, PriorityUpdate, QueuedResponse
 from impasto.services.container import Services
 
@@ -18,7 +19,7 @@ class GenerateController(Controller):
     path = "/generate"
     tags = ["generation"]
 
-    @post("/", status_code=202, summary="Queue a generation")
+    @post("/", status_code=202, summary="Queue a generation", opt={RATE_LIMITED: True})
     async def submit(
         self,
         state: State,
