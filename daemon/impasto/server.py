@@ -56,7 +56,17 @@ def _free_port(host: str) -> int:
 
 
 def check_bind(settings: Settings) -> None:
-    """Binding beyond loopback without a token would expose the machine: refuse."""
+    """Binding beyond loopback without a token would expose the machine: refuse.
+
+    A token of whitespace, or with whitespace around it, is refused too: clients strip it,
+    so it could never match, and a blank one looks set while protecting nothing.
+    """
+    if settings.token != settings.token.strip():
+        raise StartupError(
+            "the token is blank or starts or ends with whitespace: set IMPASTO_TOKEN (or token "
+            "in config.toml) to visible characters, for example the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
     if settings.host.lower() not in LOOPBACK_NAMES and not settings.token:
         raise StartupError(
             f"refusing to listen on {settings.host} without a token: set IMPASTO_TOKEN "

@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 
+from impasto.api.bodies import json_only
 from impasto.api.compat import compat_routers
 from impasto.api.docs_page import SwaggerPage
 from impasto.api.errors import EXCEPTION_HANDLERS
@@ -58,7 +59,7 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
         name="ui",
         opt=public,
     )
-    middleware: list[Any] = [StreamSlots(settings.max_event_streams).middleware]
+    middleware: list[Any] = [StreamSlots(settings.max_event_streams).middleware, json_only]
     if settings.rate_limit > 0:
         middleware.append(RateLimiter(settings.rate_limit).middleware)
     return Litestar(

@@ -29,6 +29,7 @@ class ModelDetail(_Result):
     hash: str = ""
     source: str = ""
     license: str = ""
+    problem: str = ""  # why the model cannot be used; empty when it can
 
 
 class InstallStatus(_Result):

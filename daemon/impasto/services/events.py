@@ -46,6 +46,8 @@ class EventStore(Protocol):
 
     def trim(self, keep: int = 10000) -> Any: ...
 
+    def last_seq(self) -> int: ...
+
 
 class Subscription:
     """A subscriber's bounded queue; overflowing closes it so the client reconnects with since."""
@@ -118,6 +120,10 @@ class EventBus:
         """
         sub = Subscription(job_id)
         self._subscribers.add(sub)
+        if since is not None:
+            # A cursor past the newest event (a reset database, a typo) follows live events
+            # from now on instead of waiting for a seq that may never come.
+            since = min(since, self._store.last_seq())
         try:
             last = since or 0
             if since is not None:

@@ -50,6 +50,8 @@ class ModelEntry:
     active: bool = True
     created_at: float | None = None
     updated_at: float | None = None
+    # Why the model cannot be used (a truncated or unreadable UNet, ...); empty when it can.
+    problem: str = ""
 
 
 def folder_size(path: Path) -> int:
@@ -90,8 +92,19 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
         return None
     try:
         found = detect_folder(folder)
-    except (ValueError, OSError):
-        return None
+    except (ValueError, OSError) as exc:
+        # Listed, not dropped: the user sees which model is broken and why.
+        return ModelEntry(
+            id=folder.name,
+            name=folder.name,
+            path=folder,
+            family="",
+            read_only=read_only,
+            inpaint=False,
+            prediction_type="",
+            size=folder_size(folder),
+            problem=f"unusable: {exc}; reinstall it or remove the folder",
+        )
     if found.layout != "onnx":
         return None
     unet_cfg_file = folder / "unet" / "config.json"
@@ -177,6 +190,10 @@ class ModelCatalog:
 
     def list(self) -> list[ModelEntry]:
         """Checkpoints a job can generate with."""
+        return [e for e in self._checkpoints() if not e.problem]
+
+    def _checkpoints(self) -> list[ModelEntry]:
+        """Every checkpoint folder, the unusable ones included (with their ``problem``)."""
         records = self._records()
         found: dict[str, ModelEntry] = {}
         for root, read_only in ((self.bundled_dir, True), (self.models_dir, False)):
@@ -190,8 +207,8 @@ class ModelCatalog:
         return list(found.values())
 
     def list_all(self) -> builtins.list[ModelEntry]:
-        """Checkpoints plus installed LoRAs, embeddings and VAEs."""
-        entries = {e.id: e for e in self.list()}
+        """Checkpoints (unusable ones too, with their problem) plus LoRAs, embeddings and VAEs."""
+        entries = {e.id: e for e in self._checkpoints()}
         for record in self._records().values():
             known = record.id in entries
             if record.type != "checkpoint" and not known and Path(record.path).exists():
@@ -209,7 +226,7 @@ class ModelCatalog:
             folder = root / model_id
             if folder.is_dir():
                 entry = _describe(folder, read_only=read_only)
-                if entry:
+                if entry and not entry.problem:
                     record = self.store.get(model_id) if self.store else None
                     return _with_record(entry, record)
         return None

@@ -14,6 +14,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from impasto.api.bodies import TOO_DEEP
 from impasto.api.schemas import FIELD_RULES
 from impasto.services.errors import (
     ConflictError,
@@ -112,6 +113,7 @@ def _a1111_internal(request: Request[Any, Any, Any], exc: Exception) -> Response
 
 A1111_HANDLERS: dict[Any, Any] = {
     ValidationException: _a1111_validation,
+    RecursionError: lambda request, exc: _a1111_error(400, "HTTPException", TOO_DEEP),
     ServiceError: _a1111_service,
     CompatError: _a1111_compat,
     HTTPException: _a1111_http,
@@ -165,6 +167,7 @@ def _openai_internal(request: Request[Any, Any, Any], exc: Exception) -> Respons
 
 OPENAI_HANDLERS: dict[Any, Any] = {
     ValidationException: _openai_validation,
+    RecursionError: lambda request, exc: openai_error(400, TOO_DEEP),
     ServiceError: _openai_service,
     CompatError: _openai_compat,
     HTTPException: _openai_http,

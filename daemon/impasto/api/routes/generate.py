@@ -9,6 +9,7 @@ from litestar import Controller, Response, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.params import FromPath, HeaderParameter, JSONBody
 
+from impasto.api.bodies import check_depth
 from impasto.api.convert import job_status
 from impasto.api.limits import RATE_LIMITED
 from impasto.api.schemas import GenerateRequest, GenerationStatus, PriorityUpdate, QueuedResponse
@@ -29,6 +30,7 @@ class GenerateController(Controller):
         ] = None,
     ) -> Response[QueuedResponse]:
         services: Services = state.services
+        check_depth(data.plugins, "plugins")
         job, created = services.jobs.submit(msgspec.to_builtins(data), idempotency_key)
         body = QueuedResponse(id=job.id, status=job.status, position=services.jobs.position(job.id))
         return Response(body, status_code=202 if created else 200)

@@ -40,6 +40,7 @@ class ModelDetail(Schema):
     active: bool = True
     created_at: str | None = None
     updated_at: str | None = None
+    problem: str = ""  # why it cannot be used; empty when it can
 
 
 class InstallRequest(Schema):
@@ -137,6 +138,7 @@ def model_detail(m: ModelEntry) -> ModelDetail:
         active=m.active,
         created_at=iso_time(m.created_at),
         updated_at=iso_time(m.updated_at),
+        problem=m.problem,
     )
 
 
