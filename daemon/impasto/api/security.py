@@ -13,7 +13,7 @@ import hmac
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
@@ -110,9 +110,8 @@ def token_guard(auth: Authenticator) -> Any:
     def require_token(
         connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
     ) -> None:
-        if handler.opt.get(PUBLIC) or auth.authenticated(
-            connection.scope, _headers(connection.scope)
-        ):
+        scope = cast(Scope, connection.scope)
+        if handler.opt.get(PUBLIC) or auth.authenticated(scope, _headers(scope)):
             return
         raise NotAuthorizedException(
             TOKEN_REQUIRED, headers={"WWW-Authenticate": 'Bearer realm="impasto"'}

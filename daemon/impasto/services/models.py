@@ -192,7 +192,7 @@ class ModelCatalog:
         """Checkpoints a job can generate with."""
         return [e for e in self._checkpoints() if not e.problem]
 
-    def _checkpoints(self) -> list[ModelEntry]:
+    def _checkpoints(self) -> builtins.list[ModelEntry]:
         """Every checkpoint folder, the unusable ones included (with their ``problem``)."""
         records = self._records()
         found: dict[str, ModelEntry] = {}
