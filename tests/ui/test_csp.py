@@ -4,6 +4,7 @@ origin, and the UI and the docs page work under their Content-Security-Policy.""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -12,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.ui.conftest import QUICK, fill_form, new_page, open_ui
+from tests.ui.conftest import QUICK, fill_form, new_page
 
 PANELS = ["generate", "queue", "gallery", "models", "system"]
 # Runs before any page script: records every CSP violation the page reports.
@@ -67,7 +68,7 @@ def test_ui_and_docs_send_the_security_headers(impasto_daemon: Any) -> None:
 def test_another_origin_cannot_frame_the_ui(
     browser: Browser, impasto_daemon: Any, attacker_origin: str
 ) -> None:
-    page = new_page(browser, attacker_origin)
+    page = new_page(browser, attacker_origin, enforce_csp=True)
     console: list[str] = []
     page.on("console", lambda message: console.append(message.text))
     try:
@@ -89,25 +90,47 @@ def _violations(page: Page) -> list[str]:
     return list(page.evaluate("window.__csp"))
 
 
-def test_every_panel_works_under_the_policy(page: Page, impasto_daemon: Any) -> None:
+def _wait_until(page: Page, expression: str, timeout: float = 30.0) -> None:
+    """Poll from Python: page.evaluate is not subject to the CSP, wait_for_function's eval is."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never true: {expression}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def strict_page(browser: Browser, impasto_daemon: Any) -> Iterator[Page]:
+    """The UI with its Content-Security-Policy enforced and every violation recorded."""
+    page = new_page(browser, impasto_daemon.url, enforce_csp=True)
     page.add_init_script(RECORD_VIOLATIONS)
-    open_ui(page)
+    yield page
+    errors = page.errors  # type: ignore[attr-defined]
+    page.context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def test_every_panel_works_under_the_policy(strict_page: Page) -> None:
+    page = strict_page
+    page.goto("/#generate")
+    expect(page.locator("#conn")).to_have_attribute("data-state", "online")
+    _wait_until(page, "document.querySelectorAll('#sampler option').length > 1")
     # A job exercises the live preview (data: URL), the result image and the event stream.
     fill_form(page, prompt="csp check", **{**QUICK, "steps": "8"})
     page.click("#submit")
     expect(page.locator("#live")).to_have_attribute("data-state", "completed", timeout=60_000)
     assert int(page.locator("#live").get_attribute("data-previews") or 0) >= 1
-    page.wait_for_function("document.querySelector('#results img')?.naturalWidth === 64")
+    _wait_until(page, "document.querySelector('#results img')?.naturalWidth === 64")
     for panel in PANELS:
         page.click(f"#tab-{panel}")
         expect(page.locator(f"#panel-{panel}")).to_be_visible()
         page.wait_for_load_state("networkidle")
-    page.wait_for_function("document.querySelector('#panel-gallery img')?.naturalWidth > 0")
+    _wait_until(page, "document.querySelector('#panel-gallery img')?.naturalWidth > 0")
     assert _violations(page) == []
 
 
 def test_docs_page_works_under_the_policy(browser: Browser, impasto_daemon: Any) -> None:
-    page = new_page(browser, impasto_daemon.url)
+    page = new_page(browser, impasto_daemon.url, enforce_csp=True)
     page.add_init_script(RECORD_VIOLATIONS)
     try:
         page.goto("/schema")
