@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "daemon" / "impasto"
 
 # layer -> module prefixes it must never import (top-level or lazily inside functions)
 FORBIDDEN = {
+    "formats": ["onnxruntime", "litestar", "httpx", "sqlite3"],
     "engine": [
         "impasto.api",
         "impasto.services",
@@ -96,6 +97,42 @@ def test_layer_imports_point_one_way(layer: str) -> None:
                 if name == banned or name.startswith(banned + "."):
                     offenders.append(f"{path.relative_to(PACKAGE)} imports {name}")
     assert not offenders, "\n".join(offenders)
+
+
+# The bottom of the stack: what each of these may import from Impasto itself, nothing more.
+# wire (the public types) and formats (file formats) sit below the engine; the engine reads the
+# schema's limits from wire and its files through formats.
+BOTTOM = {
+    "wire": {"impasto.wire"},
+    "formats": {"impasto.formats"},
+    "engine": {"impasto.engine", "impasto.formats", "impasto.wire"},
+}
+
+
+@pytest.mark.parametrize("layer", sorted(BOTTOM))
+def test_the_bottom_layers_import_nothing_above_them(layer: str) -> None:
+    offenders = []
+    for path in modules(layer):
+        for name in imports_of(path):
+            inside = name == "impasto" or name.startswith("impasto.")
+            if inside and not any(name == a or name.startswith(a + ".") for a in BOTTOM[layer]):
+                offenders.append(f"{path.relative_to(PACKAGE)} imports {name}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_wire_types_are_defined_once() -> None:
+    """The client decodes the daemon's own Structs: no class of the same name in the client."""
+    import impasto.wire as wire
+
+    names = {
+        n for n, v in vars(wire).items() if isinstance(v, type) and v.__module__ == wire.__name__
+    }
+    offenders = []
+    for path in modules("client"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.name in names:
+                offenders.append(f"{path.name} redefines {node.name}")
+    assert not offenders, offenders
 
 
 def test_cli_uses_the_client_not_the_daemon_internals() -> None:

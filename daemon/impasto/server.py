@@ -17,7 +17,9 @@ from impasto import __version__, discovery
 from impasto.api.app import create_app
 from impasto.api.routes.plugins import plugin_routers
 from impasto.api.security import LOOPBACK_NAMES, mark_transport
+from impasto.formats.png import remove_stale_temp_files
 from impasto.instance_lock import InstanceLock
+from impasto.logs import configure_daemon_logging
 from impasto.paths import Paths, resolve_paths
 from impasto.plugins import AppContext
 from impasto.plugins.discovery import build_plugin_manager
@@ -29,14 +31,15 @@ from impasto.services.installs import Installer, InstallOptions
 from impasto.services.jobs import JobOptions, JobService
 from impasto.services.manager import ModelManager
 from impasto.services.models import ModelCatalog
-from impasto.services.outputs import remove_stale_temp_files
-from impasto.services.supervisor import Supervisor
+from impasto.services.plan import Resolver
+from impasto.services.runner import JobRunner, RunnerOptions
 from impasto.services.system import gpus
 from impasto.settings import LoadedSettings, Settings
 from impasto.store.db import open_database
 from impasto.store.events import EventLog
 from impasto.store.jobs import JobStore
 from impasto.store.models import ModelStore
+from impasto.worker.supervisor import Supervisor
 
 log = logging.getLogger("impasto.server")
 
@@ -119,26 +122,31 @@ def build_services(settings: Settings, paths: Paths, plugins: PluginHost | None 
     store = JobStore(db)
     bus = EventBus(EventLog(db))
     model_store = ModelStore(db)
-    catalog = ModelCatalog(paths.models_dir, store=model_store)
-    uploads = UploadStore(paths.uploads_dir, settings.max_upload_size)
-    options = JobOptions(
-        output_dir=paths.output_dir,
+    catalog = ModelCatalog(
+        paths.models_dir,
+        store=model_store,
+        show_test_models=settings.show_test_models,
         default_model=settings.default_model,
-        max_queue=settings.max_queue,
+    )
+    uploads = UploadStore(paths.uploads_dir, settings.max_upload_size)
+    runner_options = RunnerOptions(
+        output_dir=paths.output_dir,
+        uploads_dir=paths.uploads_dir,
         max_attempts=settings.max_attempts,
         preview_every=settings.preview_every,
         keep_alive=settings.keep_alive,
     )
-    jobs = JobService(store, bus, catalog, uploads, options)
-    jobs.plugins = plugins
+    runner = JobRunner(store, bus, catalog, runner_options, plugins)
     worker_args = ["--provider", settings.provider]
     worker_args += ["--data-dir", str(paths.data_dir), "--models-dir", str(paths.models_dir)]
     if settings.enable_tensorrt:
         worker_args.append("--enable-tensorrt")
     supervisor = Supervisor(
-        jobs, count=worker_count(settings), worker_args=worker_args, log_dir=paths.log_dir
+        runner, count=worker_count(settings), worker_args=worker_args, log_dir=paths.log_dir
     )
-    jobs.supervisor = supervisor
+    resolver = Resolver(catalog, uploads, settings.default_model)
+    options = JobOptions(output_dir=paths.output_dir, max_queue=settings.max_queue)
+    jobs = JobService(store, bus, resolver, runner, supervisor, options, plugins)
     install_options = InstallOptions(
         models_dir=paths.models_dir,
         staging_dir=paths.temp_dir / "installs",
@@ -147,6 +155,8 @@ def build_services(settings: Settings, paths: Paths, plugins: PluginHost | None 
         hf_token=settings.hf_token,
         catalog_file=settings.model_catalog,
         provider=lambda: str(supervisor.provider.get("name", "")),
+        provider_setting=settings.provider,
+        enable_tensorrt=settings.enable_tensorrt,
     )
     installer = Installer(model_store, catalog, bus, install_options)
     manager = ModelManager(
@@ -320,13 +330,7 @@ async def _parent_gone(pid: int) -> None:
 
 
 def configure_logging(settings: Settings, paths: Paths) -> None:
-    level = getattr(logging, settings.log_level.upper(), logging.INFO)
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    with contextlib.suppress(OSError):
-        handlers.append(logging.FileHandler(paths.log_dir / "daemon.log"))
-    logging.basicConfig(
-        level=level, handlers=handlers, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_daemon_logging(settings.log_level, paths.log_dir)
 
 
 def serve(loaded: LoadedSettings) -> int:

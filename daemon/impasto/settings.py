@@ -33,9 +33,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     socket_path: Annotated[
         str, _doc("Unix socket path; empty means impasto.sock in the runtime dir.")
     ] = ""
-    token: Annotated[str, _doc("API token; required on every request except /health when set.")] = (
-        ""
-    )
+    token: Annotated[
+        str, _doc("API token; required on every request except /api/v1/health when set.")
+    ] = ""
     allowed_hosts: Annotated[
         list[str], _doc("Extra Host header names accepted besides loopback names.")
     ] = msgspec.field(default_factory=list)
@@ -54,6 +54,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     )
     max_body_size: Annotated[int, _doc("Largest request body accepted, in bytes.")] = 64 * 1024**2
     default_model: Annotated[str, _doc("Model used when a request names none.")] = "sd-tiny"
+    show_test_models: Annotated[
+        bool, _doc("List the bundled random-weight test models (the default model always shows).")
+    ] = False
     keep_alive: Annotated[float, _doc("Seconds the worker keeps an idle model loaded.")] = 300.0
     workers: Annotated[int, _doc("Inference worker processes; 0: one per NVIDIA GPU, or 1.")] = 0
     max_queue: Annotated[int, _doc("Most queued jobs; beyond it submits get 429.")] = 1000

@@ -115,9 +115,9 @@ def test_upload_then_use_as_init_image(api: TestClient, services: Services) -> N
     body = uploaded.json()
     assert (body["width"], body["height"], body["mode"]) == (80, 40, "RGB")
     job = submit(api, init_image=f"upload:{body['id']}", strength=0.4)
-    request = api.get(f"/api/v1/generate/{job['id']}").json()["request"]
+    plan = api.get(f"/api/v1/generate/{job['id']}").json()["plan"]
     # Resized to the requested size into a new upload, so the worker gets what it expects.
-    resized = services.uploads.path_of(request["init_image"].removeprefix("upload:"))
+    resized = services.uploads.path_of(plan["init_image"].removeprefix("upload:"))
     assert Image.open(resized).size == (64, 64)
 
 
@@ -239,3 +239,8 @@ def test_body_size_limit(tmp_path) -> None:
         assert huge.status_code == 413
         assert services.jobs.store.count_queued() == 0
     services.extra["db"].close()
+
+
+def test_dismissing_an_unknown_install_is_404(api: TestClient) -> None:
+    response = api.delete("/api/v1/models/installs/nope")
+    assert response.status_code == 404 and "nope" in response.json()["detail"]

@@ -11,6 +11,7 @@ VALID = {"prompt": "a cat", "width": 64, "height": 64, "steps": 2}
 
 CASES = [
     ("prompt", "", "1 to 1000 characters"),
+    ("prompt", " \t\n ", "not only spaces"),
     ("prompt", "x" * 1001, "1 to 1000 characters"),
     ("prompt", 5, "1 to 1000 characters"),
     ("negative_prompt", "n" * 1001, "at most 1000"),
@@ -21,8 +22,8 @@ CASES = [
     ("height", "tall", "multiple of 8 between 64 and 2048"),
     ("steps", 0, "between 1 and 150"),
     ("steps", 151, "between 1 and 150"),
-    ("cfg_scale", 0.5, "between 1 and 30"),
-    ("cfg_scale", 30.5, "between 1 and 30"),
+    ("cfg_scale", -0.5, "between 0 and 30"),
+    ("cfg_scale", 30.5, "between 0 and 30"),
     ("seed", -2, "-1 (random) or an integer between 0 and 4294967295"),
     ("seed", 2**32, "-1 (random) or an integer between 0 and 4294967295"),
     ("batch_size", 0, "between 1 and 10"),
@@ -101,3 +102,14 @@ def test_unsupported_schedule_for_sampler(api: TestClient) -> None:
     assert (
         error["field"] == "schedule" and "ddim supports the schedules: default" in error["message"]
     )
+
+
+def test_a_prompt_of_only_spaces_is_refused_like_an_empty_one_by_openai(
+    api: TestClient, services: Services
+) -> None:
+    """The OpenAI route refuses an empty prompt, so it refuses one of spaces the same way."""
+    for prompt in ("", " \t\n"):
+        response = api.post("/v1/images/generations", json={"prompt": prompt})
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["param"] == "prompt"
+    assert services.jobs.store.count_queued() == 0

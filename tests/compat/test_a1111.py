@@ -12,7 +12,7 @@ import pytest
 import webuiapi
 from PIL import Image
 
-from impasto.services.outputs import parse_a1111_parameters
+from impasto.formats.png import parse_a1111_parameters
 from tests.harness import Daemon
 
 SIZE = {"width": 64, "height": 64}

@@ -11,7 +11,7 @@ import openai
 import pytest
 from PIL import Image
 
-from impasto.services.outputs import parse_a1111_parameters
+from impasto.formats.png import parse_a1111_parameters
 from tests.harness import Daemon
 
 FAST = {"steps": 4}

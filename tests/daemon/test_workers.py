@@ -5,8 +5,8 @@ from __future__ import annotations
 import signal
 
 from impasto.server import worker_count
-from impasto.services.supervisor import describe_exit, worker_command
 from impasto.settings import Settings
+from impasto.worker.supervisor import describe_exit, worker_command
 
 
 def test_one_worker_per_gpu_by_default() -> None:

@@ -93,9 +93,10 @@ def test_sdxl_turbo_matches_optimum(steps: int, sampler: str) -> None:
     if sampler == "euler":
         ref.scheduler = EulerDiscreteScheduler.from_config(ref.scheduler.config)
     latents = noise(5)
-    # Turbo runs without guidance: diffusers' 0.0 and our 1.0 both skip the uncond pass.
+    # Turbo runs without guidance: the family default (0) is diffusers' guidance_scale=0.0.
+    cfg = family_defaults("sdxl-turbo").cfg_scale
     reference = _run(ref, latents, num_inference_steps=steps, guidance_scale=0.0)
-    ours = pipe.generate(small(sampler=sampler, steps=steps, cfg_scale=1.0), latents=latents)
+    ours = pipe.generate(small(sampler=sampler, steps=steps, cfg_scale=cfg), latents=latents)
     assert max_diff(reference, ours[0].image) <= MAX_PIXEL_DIFF
 
 
@@ -149,8 +150,9 @@ def test_lcm_guidance_scale_is_embedded() -> None:
 def test_family_defaults_are_exposed() -> None:
     turbo = load_pipeline(TINY / "sd-tiny-turbo", cpu_choice()).info
     assert turbo.defaults is not None
-    assert (turbo.defaults.steps, turbo.defaults.cfg_scale) == (1, 1.0)
+    # Turbo: one step, no guidance (cfg 0: one UNet batch per step).
+    assert (turbo.defaults.steps, turbo.defaults.cfg_scale) == (1, 0.0)
     assert turbo.defaults.width == turbo.default_size
     assert family_defaults("lcm").sampler == "lcm"
     assert family_defaults("sdxl").width == 1024
-    assert family_defaults("no-such-family") == family_defaults("custom")
+    assert family_defaults("no-such-family") == family_defaults("sd1")

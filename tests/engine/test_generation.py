@@ -115,7 +115,11 @@ def test_guidance_batches_cond_and_uncond_in_one_call(pipe: StableDiffusion) -> 
     assert pipe.unet.calls - before == 3
 
 
-def test_cfg_scale_one_skips_the_uncond_pass(pipe: StableDiffusion) -> None:
+@pytest.mark.parametrize("cfg_scale", [1.0, 0.0])
+def test_cfg_scale_one_or_less_skips_the_uncond_pass(
+    pipe: StableDiffusion, cfg_scale: float
+) -> None:
+    """1 or less is "no guidance" (Turbo's default 0): one UNet batch per step, not two."""
     seen: list[int] = []
     run = pipe.unet.run
 
@@ -125,8 +129,8 @@ def test_cfg_scale_one_skips_the_uncond_pass(pipe: StableDiffusion) -> None:
 
     pipe.unet.run = spy  # type: ignore[method-assign]
     try:
-        plain = pipe.generate(small(cfg_scale=1.0, negative_prompt="anything"))[0].image
-        other_negative = pipe.generate(small(cfg_scale=1.0, negative_prompt="x"))[0].image
+        plain = pipe.generate(small(cfg_scale=cfg_scale, negative_prompt="anything"))[0].image
+        other_negative = pipe.generate(small(cfg_scale=cfg_scale, negative_prompt="x"))[0].image
     finally:
         del pipe.unet.run
     assert seen == [1] * 8  # batch 1, no uncond half

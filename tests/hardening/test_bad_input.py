@@ -26,7 +26,8 @@ def _nested(depth: int) -> str:
 
 def test_deep_json_nesting_is_a_400_on_every_api(impasto_daemon: Daemon) -> None:
     body = f'{{"prompt": "x", "plugins": {{"a": {_nested(DEEP)}}}}}'
-    for path in ["/api/v1/generate", "/sdapi/v1/txt2img", "/v1/images/generations"]:
+    paths = ["/api/v1/generate", "/api/v1/generate/plan", "/sdapi/v1/txt2img"]
+    for path in [*paths, "/v1/images/generations"]:
         response = request(
             impasto_daemon.port,
             "POST",
@@ -41,11 +42,12 @@ def test_deep_json_nesting_is_a_400_on_every_api(impasto_daemon: Daemon) -> None
 def test_plugin_options_nesting_is_bounded(impasto_daemon: Daemon) -> None:
     with impasto_daemon.client() as client:
         deep = json.loads(_nested(40))
-        response = client.post("/api/v1/generate", json={"prompt": "x", "plugins": {"a": deep}})
-        assert response.status_code == 422
-        assert response.json()["errors"] == [
-            {"field": "plugins", "message": "nests deeper than 32 levels"}
-        ]
+        for path in ["/api/v1/generate", "/api/v1/generate/plan"]:
+            response = client.post(path, json={"prompt": "x", "plugins": {"a": deep}})
+            assert response.status_code == 422, path
+            assert response.json()["errors"] == [
+                {"field": "plugins", "message": "nests deeper than 32 levels"}
+            ]
 
 
 @pytest.mark.parametrize(
@@ -230,7 +232,8 @@ def test_every_json_route_refuses_text_plain(impasto_daemon: Daemon) -> None:
             )
             assert response.status == 415, (method, path, response.status)
             checked.append(path)
-    assert {"/api/v1/generate", "/sdapi/v1/txt2img", "/v1/images/generations"} <= set(checked)
+    wanted = {"/api/v1/generate", "/api/v1/generate/plan", "/sdapi/v1/txt2img"}
+    assert wanted | {"/v1/images/generations"} <= set(checked)
 
 
 def test_json_with_a_charset_is_accepted(impasto_daemon: Daemon) -> None:

@@ -110,6 +110,7 @@ def test_public_routes_stay_public(guarded_daemon: Daemon) -> None:
     ]
     for path in ui_and_docs:
         assert _send(guarded_daemon, "GET", path).status == 200, path
+    assert _send(guarded_daemon, "HEAD", "/").status == 200  # the index answers HEAD too
 
 
 @pytest.mark.parametrize("spell", [*DISPATCHED.values(), *OTHERS.values()])

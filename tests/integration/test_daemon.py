@@ -12,7 +12,7 @@ import pytest
 import websockets.sync.client as ws_client
 from PIL import Image
 
-from impasto.services.outputs import read_png_metadata
+from impasto.formats.png import read_png_metadata
 from tests.harness import TINY, Daemon, wait_status
 
 

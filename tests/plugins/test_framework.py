@@ -103,7 +103,7 @@ def test_cli_lists_plugins_and_reports_unknown_names(
 
 
 def test_png_metadata_is_a_plugin_that_can_be_disabled(plugin_daemon: Daemon) -> None:
-    from impasto.services.outputs import read_png_metadata
+    from impasto.formats.png import read_png_metadata
 
     set_enabled(plugin_daemon, "png_metadata", False)
     try:

@@ -115,17 +115,26 @@ def test_every_panel_works_under_the_policy(strict_page: Page) -> None:
     page.goto("/#generate")
     expect(page.locator("#conn")).to_have_attribute("data-state", "online")
     _wait_until(page, "document.querySelectorAll('#sampler option').length > 1")
+    # The defaults note comes from POST /generate/plan (the default model's resolved plan).
+    expect(page.locator("#model-defaults-note")).to_contain_text("Using")
     # A job exercises the live preview (data: URL), the result image and the event stream.
     fill_form(page, prompt="csp check", **{**QUICK, "steps": "8"})
     page.click("#submit")
     expect(page.locator("#live")).to_have_attribute("data-state", "completed", timeout=60_000)
     assert int(page.locator("#live").get_attribute("data-previews") or 0) >= 1
     _wait_until(page, "document.querySelector('#results img')?.naturalWidth === 64")
+    page.select_option("#model", "sd-tiny-turbo")  # choosing a model applies its defaults
+    expect(page.locator("#model-defaults-note")).to_contain_text("Applied")
     for panel in PANELS:
         page.click(f"#tab-{panel}")
         expect(page.locator(f"#panel-{panel}")).to_be_visible()
         page.wait_for_load_state("networkidle")
     _wait_until(page, "document.querySelector('#panel-gallery img')?.naturalWidth > 0")
+    # The install panel's catalog (GET /models/catalog) with its builds and licenses.
+    page.click("#tab-models")
+    page.click("#install-catalog summary")
+    expect(page.locator(".catalog-row").first).to_be_visible()
+    page.wait_for_load_state("networkidle")
     assert _violations(page) == []
 
 

@@ -74,7 +74,12 @@ class TrayController:
             try:
                 with self.connect() as client:
                     snapshot = snapshot_from_queue(client.queue(), owned=owned)
+                    health = client.health().status
                 self._started_at = None
+                if health != "ok":  # e.g. its workers cannot start
+                    snapshot = Snapshot(
+                        DaemonState.ERROR, owned=owned, message=f"the daemon reports {health}"
+                    )
             except ApiError as exc:
                 snapshot = Snapshot(DaemonState.ERROR, owned=owned, message=str(exc))
             except ImpastoError as exc:  # not running, or not answering (yet)
@@ -100,6 +105,9 @@ class TrayController:
     def _publish(self, snapshot: Snapshot) -> None:
         if snapshot == self.snapshot:
             return
+        if snapshot.state is not self.snapshot.state or snapshot.message != self.snapshot.message:
+            # Changes of state only: progress moves several times a second.
+            log.info("%s", snapshot.status_line)
         self.snapshot = snapshot
         for observer in list(self.observers):
             try:

@@ -35,7 +35,7 @@ const gallery = new Gallery({ events, viewer });
 const models = new ModelsPanel({
   events,
   onUse: (model) => {
-    form.write({ model: model.id });
+    form.applyModel(model.id);
     showTab('generate');
   },
 });
@@ -124,8 +124,10 @@ function bindPageDrop() {
 
 async function loadCatalog() {
   try {
-    const [modelList, samplers] = await Promise.all([api('/models'), api('/samplers')]);
-    form.setCatalog({ models: modelList, samplers });
+    const [modelList, samplers, limits] = await Promise.all([
+      api('/models'), api('/samplers'), api('/limits'),
+    ]);
+    await form.setCatalog({ models: modelList, samplers, limits });
   } catch (err) {
     toast(`Could not load models: ${err.message}`, 'error');
   }
@@ -136,8 +138,9 @@ bindConnection();
 bindPageDrop();
 showTab(location.hash.slice(1) || loadUi().tab || 'generate');
 await loadCatalog();
-queue.refresh();
-live.load();
+// One GET /queue feeds both the Queue panel and the live card, now and after reconnects.
+queue.onResync = (q) => live.load(q);
+live.load(await queue.refresh());
 events.start();
 // Tests and curious people can reach the parts from the console.
 window.impasto = { events, form, live, queue, gallery, models, system, viewer };

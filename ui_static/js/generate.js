@@ -5,16 +5,18 @@ import { LoraList } from './loras.js';
 import { MaskEditor } from './mask.js';
 import { settingsFromPng } from './png-info.js';
 import { loadSettings, saveSettings } from './state.js';
-import { validateRequest } from './validate.js';
+import { setLimits, validateRequest } from './validate.js';
 
 const NUMBER_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'batch_size', 'priority', 'strength'];
 const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule'];
 const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS];
+// Fields that do not depend on the model; the rest come from the chosen model's defaults.
 export const DEFAULTS = {
-  prompt: '', negative_prompt: '', model: '', sampler: 'euler_a', schedule: 'default',
-  width: 512, height: 512, steps: 20, cfg_scale: 7, seed: -1, batch_size: 1, priority: 0,
+  prompt: '', negative_prompt: '', model: '', seed: -1, batch_size: 1, priority: 0,
   strength: 0.75, loras: [],
 };
+// The tunables a model's defaults (GET /models, from the family table) set.
+export const MODEL_DEFAULT_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'sampler', 'schedule'];
 
 /** The Generate panel's form. `catalog` holds the models and samplers once loaded. */
 export class GenerateForm {
@@ -34,8 +36,9 @@ export class GenerateForm {
   }
 
   /** Fill the model and sampler lists; apply the stored or the default model's settings. */
-  setCatalog({ models, samplers }) {
+  async setCatalog({ models, samplers, limits }) {
     this.catalog = { models, samplers };
+    if (limits) setLimits(limits);
     const model = byId('model');
     model.replaceChildren(h('option', { value: '' }, 'Default model'),
       ...models.filter((m) => m.type !== 'lora' && !m.problem).map((m) => h('option', { value: m.id }, m.name || m.id)));
@@ -43,8 +46,40 @@ export class GenerateForm {
     byId('lora-names').replaceChildren(
       ...models.filter((m) => m.type === 'lora').map((m) => h('option', { value: m.id })));
     const stored = loadSettings();
-    const first = models.find((m) => m.type !== 'lora');
-    this.write({ ...DEFAULTS, ...(stored ? {} : first?.defaults || {}), ...(stored || {}) }, { save: false });
+    if (stored) {
+      this.write({ ...DEFAULTS, ...stored }, { save: false });
+      return;
+    }
+    this.write(DEFAULTS, { save: false });
+    await this.applyModel('', { announce: false, save: false });
+  }
+
+  /** The defaults of model ``id`` ('' = the daemon's default model, asked from /generate/plan). */
+  async modelDefaults(id) {
+    const model = this.catalog.models.find((m) => m.id === id);
+    if (model?.defaults) return { name: model.name || model.id, defaults: model.defaults };
+    // The plan of a bare request is exactly what the default model runs.
+    const plan = await api('/generate/plan', { method: 'POST', body: { prompt: 'defaults', model: id || null } });
+    const { width, height, steps, cfg_scale, sampler, schedule } = plan;
+    return { name: plan.model, defaults: { width, height, steps, cfg_scale, sampler, schedule } };
+  }
+
+  /** Choose a model and put its defaults in the form, saying so; the form shows what will run. */
+  async applyModel(id, { announce = true, save = true } = {}) {
+    let found;
+    try {
+      found = await this.modelDefaults(id);
+    } catch {
+      return;
+    }
+    const values = { model: id };
+    for (const name of MODEL_DEFAULT_FIELDS) values[name] = found.defaults[name];
+    this.write(values, { save });
+    const d = found.defaults;
+    const label = this.catalog.samplers.find((s) => s.id === d.sampler)?.name || d.sampler;
+    const note = `${found.name}'s defaults: ${d.width}×${d.height}, ${d.steps} step${d.steps === 1 ? '' : 's'}, `
+      + `CFG ${d.cfg_scale}${d.cfg_scale <= 1 ? ' (no guidance)' : ''}, ${label}.`;
+    byId('model-defaults-note').textContent = announce ? `Applied ${note}` : `Using ${note}`;
   }
 
   bind() {
@@ -67,6 +102,10 @@ export class GenerateForm {
     });
     this.form.addEventListener('change', (e) => {
       if (e.target.id === 'sampler') this.limitSchedules();
+      if (e.target.id === 'model') {
+        this.applyModel(e.target.value);
+        return;
+      }
       this.changed();
     });
     this.form.addEventListener('focusout', (e) => {

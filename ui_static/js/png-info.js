@@ -99,19 +99,23 @@ export function parseA1111(text) {
 
 /** Map A1111's sampler label ("DPM++ 2M Karras" or "DPM++ 2M" + "Karras") to our ids. */
 export function matchSampler(label, scheduleLabel, samplers) {
-  const norm = (s) => s.toLowerCase().replace(/\s+/g, ' ').trim();
-  let name = norm(label || '');
-  let schedule = norm(scheduleLabel || '');
-  for (const suffix of ['karras', 'exponential']) {
-    if (name.endsWith(` ${suffix}`)) {
+  const norm = (s) => String(s || '').toLowerCase().replace(/\s+/g, ' ').trim();
+  // Every name a sampler goes by (GET /samplers: id, label, A1111 name, aliases).
+  const names = (s) => [s.id, s.name, s.a1111_name, ...(s.aliases || [])].map(norm);
+  const schedules = [...new Set(samplers.flatMap((s) => s.schedules || []))].filter((x) => x !== 'default');
+  let name = norm(label);
+  let schedule = norm(scheduleLabel);
+  let sampler = samplers.find((s) => names(s).includes(name));
+  for (const suffix of schedules) {
+    if (!sampler && name.endsWith(` ${suffix}`)) {
       name = name.slice(0, -suffix.length - 1);
       schedule = schedule || suffix;
+      sampler = samplers.find((s) => names(s).includes(name));
     }
   }
-  const sampler = samplers.find((s) => norm(s.name) === name || norm(s.id) === name);
   return {
     sampler: sampler?.id,
-    schedule: ['karras', 'exponential'].includes(schedule) ? schedule : 'default',
+    schedule: schedules.includes(schedule) ? schedule : 'default',
   };
 }
 

@@ -12,7 +12,12 @@ export class QueuePanel {
     this.timer = null;
     byId('queue-toggle').addEventListener('click', () => this.togglePause());
     for (const type of REFRESH_ON) events.on(type, () => this.refreshSoon());
-    events.on('resync', () => this.refresh());
+    // After a reconnect the live card catches up from the same answer: one GET /queue.
+    this.onResync = null;
+    events.on('resync', async () => {
+      const queue = await this.refresh();
+      if (queue && this.onResync) this.onResync(queue);
+    });
     events.on('progress', (e) => this.progress(e.job_id, e.data));
   }
 
@@ -22,14 +27,16 @@ export class QueuePanel {
     this.timer = setTimeout(() => this.refresh(), 100);
   }
 
+  /** Fetch and show the queue; returns it (null when the daemon is away). */
   async refresh() {
     try {
       const queue = await api('/queue');
       this.paused = queue.paused;
       this.items = queue.items;
       this.render();
+      return queue;
     } catch {
-      // Shown by the connection indicator.
+      return null; // Shown by the connection indicator.
     }
   }
 

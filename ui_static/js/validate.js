@@ -1,35 +1,61 @@
-// Client-side checks with the API's ranges and wording, so errors read the same either way.
+// Client-side checks read from the daemon's own limits (GET /api/v1/limits, the request
+// schema's constraints), so the form never restates a range and errors read the same either way.
 
-const isInt = (v) => Number.isInteger(v);
-const between = (v, lo, hi) => Number.isFinite(v) && v >= lo && v <= hi;
+const FORM_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'batch_size', 'priority', 'strength'];
 
-/** field -> [test(value), message]; messages match the daemon's FIELD_RULES. */
-export const RULES = {
-  prompt: [(v) => typeof v === 'string' && v.trim().length >= 1 && v.length <= 1000, 'must be text of 1 to 1000 characters'],
-  negative_prompt: [(v) => typeof v === 'string' && v.length <= 1000, 'must be text of at most 1000 characters'],
-  width: [(v) => isInt(v) && between(v, 64, 2048) && v % 8 === 0, 'must be an integer multiple of 8 between 64 and 2048'],
-  height: [(v) => isInt(v) && between(v, 64, 2048) && v % 8 === 0, 'must be an integer multiple of 8 between 64 and 2048'],
-  steps: [(v) => isInt(v) && between(v, 1, 150), 'must be an integer between 1 and 150'],
-  cfg_scale: [(v) => between(v, 1, 30), 'must be a number between 1 and 30'],
-  seed: [(v) => isInt(v) && between(v, -1, 4294967295), 'must be -1 (random) or an integer between 0 and 4294967295'],
-  batch_size: [(v) => isInt(v) && between(v, 1, 10), 'must be an integer between 1 and 10'],
-  priority: [(v) => isInt(v) && between(v, -100, 100), 'must be an integer between -100 and 100'],
-  strength: [(v) => between(v, 0, 1), 'must be a number between 0 and 1'],
-};
+/** field -> [test(value), message]; empty until setLimits() ran. */
+export const RULES = {};
+let loraWeight = null;
+let loraName = null;
 
-const LORA_WEIGHT = [(v) => between(v, -2, 2), 'must be a number between -2 and 2'];
+function ruleOf(limit) {
+  if (limit.type === 'str') {
+    if (limit.choices) return [(v) => limit.choices.includes(v), limit.rule];
+    const min = limit.min_length ?? 0;
+    const max = limit.max_length ?? Infinity;
+    return [(v) => typeof v === 'string' && v.trim().length >= min && v.length <= max, limit.rule];
+  }
+  const test = (v) => Number.isFinite(v)
+    && (limit.type !== 'int' || Number.isInteger(v))
+    && (limit.minimum == null || v >= limit.minimum)
+    && (limit.maximum == null || v <= limit.maximum)
+    && (!limit.multiple_of || v % limit.multiple_of === 0);
+  return [test, limit.rule];
+}
+
+/** Take the limits the API serves; also sets the inputs' min, max and step. */
+export function setLimits(limits) {
+  for (const key of Object.keys(RULES)) delete RULES[key];
+  for (const [field, limit] of Object.entries(limits)) {
+    if (field.startsWith('lora_')) continue;
+    RULES[field] = ruleOf(limit);
+  }
+  loraWeight = limits.lora_weight ? ruleOf(limits.lora_weight) : null;
+  loraName = limits.lora_name ? ruleOf(limits.lora_name) : null;
+  for (const field of FORM_FIELDS) {
+    const limit = limits[field];
+    if (!limit) continue;
+    for (const el of document.querySelectorAll(`#${field}, input[type=range][data-for="${field}"]`)) {
+      if (limit.minimum != null) el.min = String(limit.minimum);
+      if (limit.maximum != null) el.max = String(limit.maximum);
+      if (limit.multiple_of) el.step = String(limit.multiple_of);
+    }
+  }
+}
 
 /** Errors in the API's shape: [{field, message}], empty when the request is fine. */
 export function validateRequest(req) {
   const errors = [];
   for (const [field, [ok, message]] of Object.entries(RULES)) {
-    if (field in req && !ok(req[field])) errors.push({ field, message });
+    if (field in req && req[field] !== null && !ok(req[field])) errors.push({ field, message });
   }
   (req.loras || []).forEach((lora, i) => {
-    if (!lora.name || lora.name.length > 200) {
+    if (!lora.name || (loraName && !loraName[0](lora.name))) {
       errors.push({ field: `loras[${i}].name`, message: 'must be the name of an installed LoRA' });
     }
-    if (!LORA_WEIGHT[0](lora.weight)) errors.push({ field: `loras[${i}].weight`, message: LORA_WEIGHT[1] });
+    if (loraWeight && !loraWeight[0](lora.weight)) {
+      errors.push({ field: `loras[${i}].weight`, message: loraWeight[1] });
+    }
   });
   return errors;
 }

@@ -8,10 +8,10 @@ from typing import Any
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
-from litestar.static_files import create_static_files_router
 
 from impasto.api.bodies import json_only
 from impasto.api.compat import compat_routers
+from impasto.api.dependencies import DEPENDENCIES
 from impasto.api.docs_page import SwaggerPage
 from impasto.api.errors import EXCEPTION_HANDLERS
 from impasto.api.headers import SecurityHeadersMiddleware
@@ -24,6 +24,7 @@ from impasto.api.routes.plugins import PluginsController
 from impasto.api.routes.queue import HistoryController, QueueController
 from impasto.api.routes.system import SystemController
 from impasto.api.security import PUBLIC, Authenticator, Policy, SecurityMiddleware, token_guard
+from impasto.api.static import compression, static_routers
 from impasto.resources import ui_static_dir
 from impasto.services.container import Services
 
@@ -47,35 +48,29 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
             PluginsController,
         ],
     )
-    public = {PUBLIC: True}
-    docs_router = create_static_files_router(
-        path="/schema-assets", directories=[DOCS_ASSETS], include_in_schema=False, opt=public
-    )
-    ui_router = create_static_files_router(
-        path="/",
-        directories=[ui_static_dir()],
-        html_mode=True,
-        include_in_schema=False,
-        name="ui",
-        opt=public,
-    )
+    docs_router, *ui_routers = static_routers(ui_static_dir(), DOCS_ASSETS)
     middleware: list[Any] = [StreamSlots(settings.max_event_streams).middleware, json_only]
     if settings.rate_limit > 0:
         middleware.append(RateLimiter(settings.rate_limit).middleware)
     return Litestar(
-        route_handlers=[api, docs_router, *compat_routers(), *(extra_routers or []), ui_router],
+        route_handlers=[api, docs_router, *compat_routers(), *(extra_routers or []), *ui_routers],
         state=State({"services": services}),
+        dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=middleware,
         guards=[token_guard(Authenticator(settings.token))],
+        compression_config=compression(),
         request_max_body_size=settings.max_body_size,
+        # The daemon configures logging itself (impasto.logs); Litestar's default would replace
+        # the root handlers, and with them daemon.log.
+        logging_config=None,
         openapi_config=OpenAPIConfig(
             title="Impasto",
             version=services.version,
             description="Local Stable Diffusion daemon. Docs: docs/api.md in the repository.",
             path="/schema",
             openapi_router=Router(
-                path="/schema", route_handlers=[], opt=public, include_in_schema=False
+                path="/schema", route_handlers=[], opt={PUBLIC: True}, include_in_schema=False
             ),
             render_plugins=[SwaggerPage()],
         ),

@@ -10,7 +10,6 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from impasto.api.bodies import too_deep_handler
-from impasto.api.schemas import FIELD_RULES
 from impasto.services.errors import (
     ConflictError,
     FieldError,
@@ -18,6 +17,7 @@ from impasto.services.errors import (
     QueueFullError,
     ServiceError,
 )
+from impasto.wire import FIELD_RULES
 
 log = logging.getLogger("impasto.api")
 _PATH = re.compile(r"`\$\.([A-Za-z_][\w.\[\]]*)`")

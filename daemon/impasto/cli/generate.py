@@ -7,8 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+import platformdirs
+
 from impasto.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Context
 from impasto.client import ApiError, Client, Event, JobStatus
+from impasto.wire import LIMITS, SCHEDULE_NAMES
 
 # Flag -> request field; flags left out let the daemon (and the model) choose.
 REQUEST_FIELDS = {
@@ -27,6 +30,17 @@ REQUEST_FIELDS = {
 }
 
 
+def _range(field: str) -> str:
+    """A field's allowed range as help text, read from the request schema ("1..150")."""
+    limit = LIMITS[field]
+    low, high = (f"{v:g}" for v in (limit.minimum or 0, limit.maximum or 0))
+    step = f"multiple of {limit.multiple_of}, " if limit.multiple_of else ""
+    return f"{step}{low}..{high}"
+
+
+MODEL_DEFAULT = "default: the model's"
+
+
 def register(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
     connection: argparse.ArgumentParser,
@@ -41,24 +55,46 @@ def register(
     parser.add_argument("prompt", help="what to draw")
     parser.add_argument("--negative", metavar="TEXT", help="what to keep out of the image")
     parser.add_argument("--model", help="model id (default: the daemon's default model)")
-    parser.add_argument("--width", type=int, help="multiple of 8, 64..2048")
-    parser.add_argument("--height", type=int, help="multiple of 8, 64..2048")
-    parser.add_argument("--steps", type=int, help="sampler steps, 1..150")
-    parser.add_argument("--cfg", type=float, metavar="SCALE", help="guidance scale, 1..30")
+    parser.add_argument("--width", type=int, help=f"{_range('width')} ({MODEL_DEFAULT})")
+    parser.add_argument("--height", type=int, help=f"{_range('height')} ({MODEL_DEFAULT})")
+    parser.add_argument(
+        "--steps", type=int, help=f"sampler steps, {_range('steps')} ({MODEL_DEFAULT})"
+    )
+    parser.add_argument(
+        "--cfg",
+        type=float,
+        metavar="SCALE",
+        help=f"guidance scale, {_range('cfg_scale')}; 1 or less: no guidance ({MODEL_DEFAULT})",
+    )
     parser.add_argument("--seed", type=int, help="-1 for a random seed")
-    parser.add_argument("--batch", type=int, metavar="N", help="images to make, 1..10")
-    parser.add_argument("--sampler", help="sampler id (see GET /api/v1/samplers)")
-    parser.add_argument("--schedule", choices=["default", "karras", "exponential"])
-    parser.add_argument("--priority", type=int, help="-100..100, higher runs first")
+    parser.add_argument(
+        "--batch", type=int, metavar="N", help=f"images to make, {_range('batch_size')}"
+    )
+    parser.add_argument(
+        "--sampler", help=f"sampler id or name, see GET /api/v1/samplers ({MODEL_DEFAULT})"
+    )
+    parser.add_argument("--schedule", choices=SCHEDULE_NAMES)
+    parser.add_argument("--priority", type=int, help=f"{_range('priority')}, higher runs first")
     parser.add_argument("--init-image", type=Path, metavar="PATH", help="image to start from")
     parser.add_argument("--mask", type=Path, metavar="PATH", help="inpaint mask, white = repaint")
-    parser.add_argument("--strength", type=float, help="how much to change the init image, 0..1")
     parser.add_argument(
-        "-o", "--output", type=Path, default=Path("."), metavar="DIR", help="where to save"
+        "--strength", type=float, help=f"how much to change the init image, {_range('strength')}"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help=f"where to save (default: {default_output_dir()})",
     )
     parser.add_argument("--detach", action="store_true", help="print the job id and return")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=generate)
+
+
+def default_output_dir() -> Path:
+    """Where `generate` saves without ``-o``: an Impasto folder in the user's Pictures."""
+    return Path(platformdirs.user_pictures_dir()) / "Impasto"
 
 
 class ProgressBar:
@@ -128,9 +164,10 @@ def generate(args: argparse.Namespace, context: Context) -> int:
         bar.close()
         if final.status != "completed":
             return _report_unfinished(final)
-        args.output.mkdir(parents=True, exist_ok=True)
+        folder = args.output or default_output_dir()
+        folder.mkdir(parents=True, exist_ok=True)
         for result in final.results:
-            target = args.output / f"{job_id}-{result.index}.png"
+            target = folder / f"{job_id}-{result.index}.png"
             target.write_bytes(client.download_image(job_id, result.index))
             print(target)
     return EXIT_OK

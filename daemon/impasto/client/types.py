@@ -3,56 +3,29 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import msgspec
 
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+from impasto import wire
+
+TERMINAL_STATUSES = wire.TERMINAL_STATUSES
 
 
 class _Result(msgspec.Struct, kw_only=True):
     """Base of every decoded result; unknown fields are ignored so newer daemons stay readable."""
 
 
-class Health(_Result):
-    """GET /health: the daemon answers and says its version."""
-
-    status: str
-    version: str
-
-
-class JobResult(_Result):
-    """One finished image of a job."""
-
-    index: int
-    url: str
-    seed: int
-    width: int
-    height: int
-
-
-class JobStatus(_Result):
-    """The state of one generation job (GET /generate/{id})."""
-
-    id: str
-    status: str
-    progress: float = 0.0
-    current_step: int = 0
-    total_steps: int = 0
-    position: int | None = None
-    priority: int = 0
-    attempts: int = 0
-    request: dict[str, Any] = msgspec.field(default_factory=dict)
-    results: list[JobResult] = msgspec.field(default_factory=list)
-    error: str | None = None
-    created_at: datetime | None = None
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
-
-    @property
-    def finished(self) -> bool:
-        """True once the job is completed, failed or cancelled."""
-        return self.status in TERMINAL_STATUSES
+# The public API's own types, one definition shared with the daemon (impasto.wire).
+Health = wire.Health
+JobResult = wire.ImageResult
+JobStatus = wire.GenerationStatus
+Event = wire.Event
+ModelDefaults = wire.ModelDefaults
+ModelInfo = wire.ModelDetail
+SamplerInfo = wire.SamplerInfo
+FieldLimit = wire.FieldLimit
+ResolvedPlan = wire.ResolvedPlan
 
 
 class Submitted(NamedTuple):
@@ -60,49 +33,6 @@ class Submitted(NamedTuple):
 
     id: str
     position: int
-
-
-class Event(_Result):
-    """One message of the event stream; ``data`` depends on ``type``."""
-
-    seq: int
-    type: str
-    job_id: str | None = None
-    time: datetime | None = None
-    data: dict[str, Any] = msgspec.field(default_factory=dict)
-
-
-class ModelDefaults(_Result):
-    """Generation defaults a model suggests."""
-
-    width: int = 512
-    height: int = 512
-    steps: int = 20
-    cfg_scale: float = 7.0
-    sampler: str = "euler_a"
-
-
-class ModelInfo(_Result):
-    """One installed model (GET /models)."""
-
-    id: str
-    name: str
-    type: str = "checkpoint"
-    family: str = ""
-    path: str = ""
-    size: int = 0
-    read_only: bool = False
-    inpaint: bool = False
-    prediction_type: str = ""
-    defaults: ModelDefaults = msgspec.field(default_factory=ModelDefaults)
-
-
-class SamplerInfo(_Result):
-    """One sampler and the noise schedules it supports (GET /samplers)."""
-
-    id: str
-    name: str
-    schedules: list[str] = msgspec.field(default_factory=list)
 
 
 class RejectedProvider(_Result):
@@ -172,24 +102,6 @@ class SystemInfo(_Result):
     workers: list[WorkerInfo] = msgspec.field(default_factory=list)
 
 
-class QueueState(_Result):
-    """GET /queue: running jobs first, then queued ones in run order."""
-
-    paused: bool
-    items: list[JobStatus] = msgspec.field(default_factory=list)
-
-
-class HistoryPage(_Result):
-    """One page of GET /history, newest first; ``next_cursor`` is None on the last page."""
-
-    items: list[JobStatus] = msgspec.field(default_factory=list)
-    next_cursor: str | None = None
-
-
-class UploadedImage(_Result):
-    """POST /images: the id to pass as ``upload:<id>`` and the image's size."""
-
-    id: str
-    width: int = 0
-    height: int = 0
-    mode: str = ""
+QueueState = wire.QueueState
+HistoryPage = wire.HistoryPage
+UploadedImage = wire.UploadedImage

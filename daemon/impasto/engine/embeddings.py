@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from impasto.engine.onnx_graph import OnnxGraph
-from impasto.engine.safetensors_reader import read_safetensors
 from impasto.engine.tokenizer import ClipTokenizer
 from impasto.engine.types import EngineError
+from impasto.formats.safetensors import read_safetensors
 
 _SDXL_KEYS = {"clip_l": "text_encoder", "clip_g": "text_encoder_2"}
 

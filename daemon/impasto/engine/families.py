@@ -1,60 +1,188 @@
-"""Model families (SD 1.x, SD 2.x, SDXL, Turbo, LCM) and their default request settings."""
+"""The one table of model families: how each is recognised and what a request gets by default.
+
+The engine (``ModelInfo.family``), the model detection of the services and the API's resolution
+step all read ``FAMILIES``; docs/families.md prints the same table and a test keeps them equal.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from impasto.engine.model_folder import ModelFolder
-
-FAMILIES = ("sd1", "sd2", "sdxl", "sd-turbo", "sdxl-turbo", "lcm", "sdxl-lcm", "custom")
 
 
 @dataclass(frozen=True)
 class FamilyDefaults:
-    """What a request gets when it does not say: steps, CFG scale, size and sampler."""
+    """What a request gets for each tunable it leaves out.
+
+    ``cfg_scale`` 1 or less means no classifier-free guidance: one UNet batch per step.
+    """
 
     steps: int
     cfg_scale: float
     width: int
     height: int
     sampler: str
+    schedule: str = "default"
 
 
-_DEFAULTS = {
-    "sd1": FamilyDefaults(20, 7.0, 512, 512, "euler_a"),
-    "sd2": FamilyDefaults(20, 7.0, 768, 768, "euler_a"),
-    "sdxl": FamilyDefaults(25, 7.0, 1024, 1024, "euler_a"),
-    # Turbo models are distilled for 1-4 steps without guidance (cfg 1 skips the uncond pass).
-    "sd-turbo": FamilyDefaults(1, 1.0, 512, 512, "euler_a"),
-    "sdxl-turbo": FamilyDefaults(1, 1.0, 512, 512, "euler_a"),
-    # LCM UNets embed the guidance scale; 8.5 is the published pipelines' default.
-    "lcm": FamilyDefaults(4, 8.5, 512, 512, "lcm"),
-    "sdxl-lcm": FamilyDefaults(4, 8.5, 1024, 1024, "lcm"),
-    "custom": FamilyDefaults(20, 7.0, 512, 512, "euler_a"),
+@dataclass(frozen=True)
+class Family:
+    """One family: its id, what it is, how it is recognised and its defaults."""
+
+    id: str
+    label: str
+    detected_by: str
+    defaults: FamilyDefaults
+
+
+FAMILIES: dict[str, Family] = {
+    f.id: f
+    for f in (
+        Family(
+            "sd1",
+            "Stable Diffusion 1.x",
+            "cross-attention width 768 (or anything not listed below)",
+            FamilyDefaults(20, 7.0, 512, 512, "euler_a"),
+        ),
+        Family(
+            "sd2",
+            "Stable Diffusion 2.x (epsilon)",
+            "cross-attention width 1024",
+            FamilyDefaults(20, 7.0, 512, 512, "euler_a"),
+        ),
+        Family(
+            "sd2-v",
+            "Stable Diffusion 2.x (v-prediction)",
+            "`prediction_type: v_prediction` in the scheduler config",
+            FamilyDefaults(20, 7.0, 768, 768, "euler_a"),
+        ),
+        Family(
+            "inpaint",
+            "Inpainting UNet",
+            "a UNet with 9 input channels",
+            FamilyDefaults(20, 7.0, 512, 512, "euler_a"),
+        ),
+        Family(
+            "sdxl",
+            "Stable Diffusion XL",
+            "`text_encoder_2/` or a `text_time` UNet",
+            FamilyDefaults(25, 7.0, 1024, 1024, "euler_a"),
+        ),
+        Family(
+            "sdxl-refiner",
+            "SDXL refiner",
+            "`requires_aesthetics_score` in `model_index.json`",
+            FamilyDefaults(25, 7.0, 1024, 1024, "euler_a"),
+        ),
+        # Adversarially distilled: 1-4 steps and no guidance (diffusers' guidance_scale=0).
+        Family(
+            "sd-turbo",
+            "SD-Turbo",
+            '"turbo" in the name, or a trailing-timestep Euler scheduler',
+            FamilyDefaults(1, 0.0, 512, 512, "euler_a"),
+        ),
+        Family(
+            "sdxl-turbo",
+            "SDXL-Turbo",
+            "as SD-Turbo, with the SDXL signs",
+            FamilyDefaults(1, 0.0, 512, 512, "euler_a"),
+        ),
+        # LCM UNets embed the guidance scale; 8.5 is the published pipelines' default.
+        Family(
+            "lcm",
+            "Latent Consistency Model",
+            "a UNet with `time_cond_proj_dim`, or an LCMScheduler",
+            FamilyDefaults(4, 8.5, 512, 512, "lcm"),
+        ),
+        Family(
+            "sdxl-lcm",
+            "SDXL Latent Consistency Model",
+            "as LCM, with the SDXL signs",
+            FamilyDefaults(4, 8.5, 1024, 1024, "lcm"),
+        ),
+    )
 }
+DEFAULT_FAMILY = "sd1"
 
 
 def family_defaults(family: str) -> FamilyDefaults:
-    """The defaults of ``family`` (one of FAMILIES; an unknown name gets the custom ones)."""
-    return _DEFAULTS.get(family, _DEFAULTS["custom"])
+    """The defaults of ``family`` (an unknown name gets SD 1.x's)."""
+    return (FAMILIES.get(family) or FAMILIES[DEFAULT_FAMILY]).defaults
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What a model's files say, read by the engine from a folder or by the services' detector."""
+
+    name: str
+    sdxl: bool
+    refiner: bool = False
+    in_channels: int = 4
+    lcm: bool = False
+    turbo: bool = False
+    prediction_type: str = "epsilon"
+    cross_attention_dim: int | None = None
+
+
+def classify(signals: Signals) -> str:
+    """The family id of a model from its signals: the detection rules of ``FAMILIES``."""
+    if signals.refiner:
+        return "sdxl-refiner"
+    if signals.in_channels == 9:
+        return "inpaint"
+    if signals.lcm:
+        return "sdxl-lcm" if signals.sdxl else "lcm"
+    if signals.turbo:
+        return "sdxl-turbo" if signals.sdxl else "sd-turbo"
+    if signals.sdxl:
+        return "sdxl"
+    if signals.prediction_type == "v_prediction":
+        return "sd2-v"
+    return "sd2" if signals.cross_attention_dim == 1024 else "sd1"
+
+
+def signals_from_configs(
+    name: str,
+    model_index: dict[str, Any],
+    unet_config: dict[str, Any],
+    scheduler_config: dict[str, Any],
+    *,
+    sdxl: bool,
+    in_channels: int | None = None,
+) -> Signals:
+    """Signals from a pipeline's JSON configs (``sdxl`` and ``in_channels`` from its weights)."""
+    scheduler_class = str(scheduler_config.get("_class_name", ""))
+    names = [
+        name,
+        *(str(c.get("_name_or_path", "")) for c in (model_index, unet_config, scheduler_config)),
+    ]
+    # Turbo checkpoints ship a trailing-timestep Euler scheduler (ancestral for SDXL-Turbo).
+    trailing = scheduler_config.get("timestep_spacing") == "trailing"
+    euler = scheduler_class.startswith("EulerAncestral" if sdxl else "Euler")
+    width = unet_config.get("cross_attention_dim")
+    channels = in_channels if in_channels is not None else unet_config.get("in_channels", 4)
+    return Signals(
+        name=name,
+        sdxl=sdxl,
+        refiner=bool(model_index.get("requires_aesthetics_score")),
+        in_channels=channels if isinstance(channels, int) else 4,
+        lcm=bool(unet_config.get("time_cond_proj_dim")) or "LCM" in scheduler_class,
+        turbo=any("turbo" in n.lower() for n in names) or (trailing and euler),
+        prediction_type=str(scheduler_config.get("prediction_type", "epsilon")),
+        cross_attention_dim=width if isinstance(width, int) else None,
+    )
 
 
 def detect_family(folder: ModelFolder) -> str:
-    """The family of a model folder, from its components, UNet config and scheduler config."""
+    """The family of an opened model folder."""
     unet = folder.unet_config
+    scheduler = {
+        "_class_name": folder.scheduler_class,
+        "timestep_spacing": folder.scheduler.timestep_spacing,
+        "prediction_type": folder.scheduler.prediction_type,
+    }
     sdxl = folder.text_encoder_2 is not None or unet.get("addition_embed_type") == "text_time"
-    lcm = bool(unet.get("time_cond_proj_dim")) or folder.scheduler_class == "LCMScheduler"
-    # Turbo (adversarial-distilled) checkpoints ship a trailing-timestep Euler scheduler.
-    turbo = "turbo" in folder.name.lower() or (
-        folder.scheduler.timestep_spacing == "trailing"
-        and folder.scheduler_class.startswith("EulerAncestral" if sdxl else "Euler")
-    )
-    if lcm:
-        return "sdxl-lcm" if sdxl else "lcm"
-    if turbo:
-        return "sdxl-turbo" if sdxl else "sd-turbo"
-    if sdxl:
-        return "sdxl"
-    # Cross-attention width tells SD 1.x (CLIP ViT-L, 768) from SD 2.x (OpenCLIP ViT-H, 1024).
-    width = unet.get("cross_attention_dim")
-    return {768: "sd1", 1024: "sd2"}.get(width if isinstance(width, int) else 0, "custom")
+    signals = signals_from_configs(folder.name, folder.model_index, unet, scheduler, sdxl=sdxl)
+    return classify(signals)

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from impasto.engine.onnx_graph import OnnxGraph
-from impasto.engine.safetensors_reader import read_safetensors
 from impasto.engine.types import EngineError
+from impasto.formats.safetensors import read_safetensors
 
 # Component prefixes of each format -> the model folder part they modify.
 _PEFT_COMPONENTS = {

@@ -1,4 +1,4 @@
-"""List the external-data files an ONNX model points at, with a tiny protobuf reader of our own.
+"""List the external-data files an ONNX model points at, with the tiny protobuf reader of formats.
 
 The ``onnx`` package is not a runtime dependency, and only a handful of ONNX fields can hold
 tensors, so walking those few paths by field number is simpler than shipping the full schema.
@@ -9,8 +9,10 @@ only a pass over its message headers.
 from __future__ import annotations
 
 import mmap
-from collections.abc import Iterator
 from pathlib import Path
+
+from impasto.formats.protobuf import ProtobufError
+from impasto.formats.protobuf import fields as _fields
 
 # (message kind, field number) -> kind of the sub-message found there. Only the fields on a path
 # from ModelProto down to a TensorProto are listed; everything else is skipped.
@@ -34,46 +36,6 @@ _CHILDREN: dict[tuple[str, int], str] = {
 _TENSOR_EXTERNAL_DATA = 13  # TensorProto.external_data: repeated StringStringEntryProto
 _ENTRY_KEY, _ENTRY_VALUE = 1, 2
 _MAX_DEPTH = 64  # subgraphs nest (If/Loop bodies); a deeper file is malformed or hostile
-
-
-class ProtobufError(ValueError):
-    """The bytes are not a well-formed protobuf message."""
-
-
-def _varint(buf: memoryview | bytes, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end or shift > 63:
-            raise ProtobufError("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _fields(buf: memoryview | bytes, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
-    """Yield (field number, wire type, value start, value end) of one message's fields."""
-    pos = start
-    while pos < end:
-        key, pos = _varint(buf, pos, end)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            _, next_pos = _varint(buf, pos, end)
-        elif wire == 1:
-            next_pos = pos + 8
-        elif wire == 2:
-            length, pos = _varint(buf, pos, end)
-            next_pos = pos + length
-        elif wire == 5:
-            next_pos = pos + 4
-        else:
-            raise ProtobufError(f"unsupported wire type {wire}")
-        if next_pos > end:
-            raise ProtobufError("field runs past the end of its message")
-        yield number, wire, pos, next_pos
-        pos = next_pos
 
 
 def _external_location(buf: memoryview | bytes, start: int, end: int) -> str | None:

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from impasto.engine.onnx_external import ProtobufError, _fields, _varint
+from impasto.formats.protobuf import ProtobufError
+from impasto.formats.protobuf import fields as _fields
+from impasto.formats.protobuf import varint as _varint
 
 _FLOAT, _FLOAT16, _DOUBLE, _BFLOAT16 = 1, 10, 11, 16
 _NUMPY: dict[int, type[np.generic]] = {

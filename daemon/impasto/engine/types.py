@@ -13,13 +13,6 @@ if TYPE_CHECKING:
 
 Schedule = Literal["default", "karras", "exponential"]
 
-MIN_SIZE, MAX_SIZE, SIZE_MULTIPLE = 64, 2048, 8
-MIN_STEPS, MAX_STEPS = 1, 150
-MIN_CFG, MAX_CFG = 1.0, 30.0
-MIN_BATCH, MAX_BATCH = 1, 10
-MIN_CLIP_SKIP, MAX_CLIP_SKIP = 1, 12
-MIN_LORA_WEIGHT, MAX_LORA_WEIGHT = -2.0, 2.0
-
 
 class EngineError(Exception):
     """Base class of the errors the engine raises on purpose."""
@@ -87,6 +80,7 @@ class GenerationParams:
     height: int = 512
     steps: int = 20
     cfg_scale: float = 7.0
+    """Classifier-free guidance; 1 or less runs the UNet once per step, without guidance."""
     seed: int | None = None
     batch_size: int = 1
     sampler: str = "euler_a"

@@ -1,4 +1,7 @@
-"""Check a GenerationParams before any session runs; errors name the field and allowed values."""
+"""Check a GenerationParams before any session runs; errors name the field and allowed values.
+
+The limits are the request schema's (``impasto.wire.LIMITS``), read here, never restated.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +10,22 @@ import math
 from PIL import Image
 
 from impasto.engine.schedulers import SAMPLERS, sampler_schedules
-from impasto.engine.types import (
-    MAX_BATCH,
-    MAX_CFG,
-    MAX_CLIP_SKIP,
-    MAX_LORA_WEIGHT,
-    MAX_SIZE,
-    MAX_STEPS,
-    MIN_BATCH,
-    MIN_CFG,
-    MIN_CLIP_SKIP,
-    MIN_LORA_WEIGHT,
-    MIN_SIZE,
-    MIN_STEPS,
-    SIZE_MULTIPLE,
-    GenerationParams,
-    InvalidRequestError,
-)
+from impasto.engine.types import GenerationParams, InvalidRequestError
+from impasto.wire import LIMITS
 
 INIT_IMAGE_MODES = ("RGB", "RGBA", "L")
 MASK_MODES = ("L", "1")
-MAX_SEED = 2**63 - 1  # numpy's PCG64 takes any non-negative int; keep seeds in an int64
+
+
+def _bounds(name: str) -> tuple[float, float]:
+    limit = LIMITS[name]
+    assert limit.minimum is not None and limit.maximum is not None
+    return limit.minimum, limit.maximum
+
+
+def _check(field: str, value: object, name: str | None = None, *, integer: bool) -> None:
+    low, high = _bounds(name or field)
+    _check_range(field, value, low, high, integer=integer)
 
 
 def _is_int(value: object) -> bool:
@@ -43,11 +41,13 @@ def _is_number(value: object) -> bool:
 
 
 def _check_size(field: str, value: object) -> None:
-    allowed = f"a multiple of {SIZE_MULTIPLE} from {MIN_SIZE} to {MAX_SIZE}"
+    low, high = _bounds(field)
+    multiple = LIMITS[field].multiple_of or 1
+    allowed = f"a multiple of {multiple} from {low:g} to {high:g}"
     if not _is_int(value):
         raise InvalidRequestError(field, f"must be an integer, {allowed}")
     assert isinstance(value, int)
-    if not MIN_SIZE <= value <= MAX_SIZE or value % SIZE_MULTIPLE:
+    if not low <= value <= high or value % multiple:
         raise InvalidRequestError(field, f"{value} is not {allowed}")
 
 
@@ -80,20 +80,21 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
         raise InvalidRequestError("negative_prompt", "must be a string")
     _check_size("width", params.width)
     _check_size("height", params.height)
-    _check_range("steps", params.steps, MIN_STEPS, MAX_STEPS, integer=True)
-    _check_range("cfg_scale", params.cfg_scale, MIN_CFG, MAX_CFG, integer=False)
-    _check_range("batch_size", params.batch_size, MIN_BATCH, MAX_BATCH, integer=True)
-    _check_range("strength", params.strength, 0.0, 1.0, integer=False)
-    _check_range("preview_every", params.preview_every, 0, MAX_STEPS, integer=True)
-    _check_range("clip_skip", params.clip_skip, MIN_CLIP_SKIP, MAX_CLIP_SKIP, integer=True)
-    _check_range("refiner_switch", params.refiner_switch, 0.0, 1.0, integer=False)
+    _check("steps", params.steps, integer=True)
+    _check("cfg_scale", params.cfg_scale, integer=False)
+    _check("batch_size", params.batch_size, integer=True)
+    _check("strength", params.strength, integer=False)
+    _check_range("preview_every", params.preview_every, 0, _bounds("steps")[1], integer=True)
+    _check("clip_skip", params.clip_skip, integer=True)
+    _check("refiner_switch", params.refiner_switch, integer=False)
     if params.refiner is not None and params.mask_image is not None:
         # The inpaint hooks (mask channels, blending) belong to the base model's run.
         raise InvalidRequestError("refiner", "inpainting cannot use a refiner")
     for _, weight in params.loras:
-        _check_range("loras", weight, MIN_LORA_WEIGHT, MAX_LORA_WEIGHT, integer=False)
-    if params.seed is not None and (not _is_int(params.seed) or not -1 <= params.seed <= MAX_SEED):
-        raise InvalidRequestError("seed", f"{params.seed!r} is not -1 (random) or 0..{MAX_SEED}")
+        _check("loras", weight, "lora_weight", integer=False)
+    low, high = _bounds("seed")
+    if params.seed is not None and (not _is_int(params.seed) or not low <= params.seed <= high):
+        raise InvalidRequestError("seed", f"{params.seed!r} is not -1 (random) or 0..{int(high)}")
     if params.sampler not in SAMPLERS:
         raise InvalidRequestError(
             "sampler", f"unknown sampler {params.sampler!r}; use one of: {', '.join(SAMPLERS)}"

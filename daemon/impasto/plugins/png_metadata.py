@@ -5,23 +5,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from impasto.engine.schedulers import SAMPLER_NAMES
+from impasto.engine.schedulers import sampler_label, schedule_label
+from impasto.formats.png import IMPASTO_KEY, PARAMETERS_KEY, format_a1111_parameters
 from impasto.plugins.hookspecs import hookimpl
 from impasto.plugins.types import PluginContext, PostprocessResult
-from impasto.services.outputs import IMPASTO_KEY, PARAMETERS_KEY, format_a1111_parameters
 
 
 @hookimpl(trylast=True)
 def postprocess_result(result: PostprocessResult, image: Any, context: PluginContext) -> None:
     """Add the two text chunks other tools read the generation settings from."""
-    params = result.request
-    sampler = params.get("sampler", "euler_a")
+    params = result.request  # the job's resolved plan: ids and names, never a path
+    sampler = params["sampler"]
+    schedule = params.get("schedule", "default")
     result.text[PARAMETERS_KEY] = format_a1111_parameters(
         prompt=params.get("prompt", ""),
         negative_prompt=params.get("negative_prompt", ""),
         steps=params.get("steps", 0),
-        sampler_name=SAMPLER_NAMES.get(sampler, sampler),
-        schedule_type=params.get("schedule", "default"),
+        sampler_name=sampler_label(sampler),
+        # A1111 leaves its automatic schedule out and names the others.
+        schedule_type=None if schedule == "default" else schedule_label(schedule),
         cfg_scale=params.get("cfg_scale", 0.0),
         seed=result.seed,
         width=params.get("width", image.width),

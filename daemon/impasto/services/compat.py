@@ -12,10 +12,11 @@ from typing import Any
 
 from PIL import Image
 
+from impasto.formats.png import read_png_metadata
 from impasto.services.container import Services
 from impasto.services.errors import ServiceError
 from impasto.services.jobs import FINISHED
-from impasto.services.outputs import read_png_metadata
+from impasto.wire import GenerateRequest
 
 HEARTBEAT = 2.0
 _CHECKPOINT_SUFFIX = re.compile(r"\s*\[[0-9a-fA-F]{6,64}\]$")
@@ -71,7 +72,7 @@ def current_checkpoint(services: Services) -> str:
     return compat_state(services).checkpoint or services.settings.default_model
 
 
-async def submit_all(services: Services, requests: list[dict[str, Any]]) -> list[str]:
+async def submit_all(services: Services, requests: list[GenerateRequest]) -> list[str]:
     """Queue one Impasto job per request (never bypassing the queue); track them as one task.
 
     If one is refused (a full queue), the ones already queued are cancelled: all or nothing.
@@ -164,7 +165,7 @@ def progress(services: Services) -> ProgressSnapshot:
     if not running:
         return ProgressSnapshot(len(active), None, 0, 0, None, None)
     job = running[0]
-    total = job.total_steps or job.request.get("steps", 0)
+    total = job.total_steps
     preview = services.jobs.previews.get(job.id)
     return ProgressSnapshot(len(active), job.id, job.current_step, total, job.started_at, preview)
 

@@ -12,8 +12,8 @@ from impasto.services.images import UploadStore
 from impasto.services.jobs import JobService
 from impasto.services.manager import ModelManager
 from impasto.services.models import ModelCatalog
-from impasto.services.supervisor import Supervisor
 from impasto.settings import Settings
+from impasto.worker.supervisor import Supervisor
 
 
 @dataclass

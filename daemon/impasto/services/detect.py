@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from impasto.engine.families import classify, signals_from_configs
+from impasto.formats.protobuf import int_field as _int
+from impasto.formats.protobuf import submessages as _sub
 from impasto.services.safety import UnsafeContentError, safetensors_header
 
 # ONNX TensorProto.DataType numbers that matter here.
@@ -33,55 +36,6 @@ class OnnxInput:
     name: str
     elem_type: str
     shape: tuple[int | str, ...]
-
-
-def _varint(buf: Any, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise ValueError("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _fields(buf: Any, start: int, end: int) -> list[tuple[int, int, int, int]]:
-    """(field number, wire type, value start, value end) of one protobuf message."""
-    out = []
-    pos = start
-    while pos < end:
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value_start = pos
-            _, pos = _varint(buf, pos)
-        elif wire == 1:
-            value_start, pos = pos, pos + 8
-        elif wire == 2:
-            length, value_start = _varint(buf, pos)
-            pos = value_start + length
-        elif wire == 5:
-            value_start, pos = pos, pos + 4
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-        if pos > end:
-            raise ValueError("field runs past its message")
-        out.append((number, wire, value_start, pos))
-    return out
-
-
-def _sub(buf: Any, start: int, end: int, number: int) -> list[tuple[int, int]]:
-    return [(s, e) for n, w, s, e in _fields(buf, start, end) if n == number and w == 2]
-
-
-def _int(buf: Any, start: int, end: int, number: int) -> int | None:
-    for n, w, s, _ in _fields(buf, start, end):
-        if n == number and w == 0:
-            return _varint(buf, s)[0]
-    return None
 
 
 def onnx_inputs(path: Path) -> list[OnnxInput]:
@@ -121,10 +75,6 @@ def _json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _named_turbo(*configs: dict[str, Any]) -> bool:
-    return any("turbo" in str(c.get("_name_or_path", "")).lower() for c in configs)
-
-
 def detect_folder(root: Path) -> Detected:
     """Detect a pipeline folder; raises ValueError when it is not a Stable Diffusion model."""
     index = _json(root / "model_index.json")
@@ -149,22 +99,11 @@ def detect_folder(root: Path) -> Detected:
     else:
         raise ValueError(f"{root.name}: no unet/model.onnx and no diffusers UNet weights")
     xl = xl or "XL" in str(index.get("_class_name", "")) or (root / "text_encoder_2").is_dir()
-    prediction = str(scheduler.get("prediction_type", "epsilon"))
-    turbo = _named_turbo(index, unet_config, scheduler)
-    if in_channels == 9:
-        family = "inpaint"
-    elif xl:
-        family = "sdxl-turbo" if turbo else "sdxl"
-    elif "LCM" in str(scheduler.get("_class_name", "")):
-        family = "lcm"
-    elif turbo:
-        family = "sd-turbo"
-    elif prediction == "v_prediction":
-        family = "sd2-v"
-    elif unet_config.get("cross_attention_dim") == 1024:
-        family = "sd2"
-    else:
-        family = "sd1"
+    signals = signals_from_configs(
+        root.name, index, unet_config, scheduler, sdxl=xl, in_channels=in_channels
+    )
+    family = classify(signals)
+    prediction = signals.prediction_type
     return Detected(layout, "checkpoint", family, precision, prediction, in_channels == 9)
 
 

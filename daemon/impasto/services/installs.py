@@ -11,15 +11,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from impasto.engine.providers import GPU_PROVIDERS
+from impasto.engine.providers import CPU, GPU_PROVIDERS
 from impasto.services.convert import ConversionError, missing_converter
 from impasto.services.detect import detect_file, detect_folder
 from impasto.services.downloads import DownloadError, InstallCancelled
 from impasto.services.errors import ConflictError, FieldError, NotFoundError
 from impasto.services.events import EventBus
 from impasto.services.hub import HubError, hub_endpoint, hub_token
-from impasto.services.known import KnownModel, known_models
+from impasto.services.known import (
+    CatalogRow,
+    KnownModel,
+    catalog_rows,
+    known_models,
+    variant_summary,
+)
 from impasto.services.models import ModelCatalog
+from impasto.services.runnable import UnrunnableError
 from impasto.services.safety import UnsafeContentError, check_id
 from impasto.services.sources import describe_source, parse_source
 from impasto.services.staging import InstallError, StageJob, finalize, prepare
@@ -54,6 +61,8 @@ class InstallOptions:
     concurrency: int = 1
     # The workers' execution provider name, "" until one has started (for the fp16 default).
     provider: Callable[[], str] = lambda: ""
+    provider_setting: str = "auto"  # the provider setting, to probe with before workers start
+    enable_tensorrt: bool = False
 
 
 class Installer:
@@ -70,19 +79,50 @@ class Installer:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._slots: asyncio.Semaphore | None = None
         self._stopping = False
+        self._probed = ""  # the provider a probe found while no worker had reported one
+
+    def machine_provider(self) -> str:
+        """The workers' provider, else what a probe found; '' before either (never blocks)."""
+        return self.options.provider() or self._probed
+
+    def _probe_provider(self) -> str:
+        """Pick the provider as a worker would (opens a one-node session; run in a thread)."""
+        from impasto.engine import EngineError
+        from impasto.engine.providers import select_providers
+
+        setting = self.options.provider_setting
+        try:
+            choice = select_providers(
+                None if setting in ("", "auto") else setting,
+                enable_tensorrt=self.options.enable_tensorrt,
+            )
+        except EngineError:
+            return CPU
+        self._probed = choice.name
+        return choice.name
 
     def known(self) -> dict[str, KnownModel]:
         """The catalog of short names."""
         path = Path(self.options.catalog_file) if self.options.catalog_file else None
         return known_models(path)
 
+    def catalog_listing(self) -> list[CatalogRow]:
+        """The catalog with the build this machine's provider gets from each entry."""
+        provider = self.machine_provider()
+        return catalog_rows(self.known(), provider, missing_converter())
+
     def submit(self, source_text: str, **request: Any) -> InstallRecord:
         """Validate and queue an install; FieldError/ConflictError before anything is written."""
+        # Before any worker or probe reported a provider, a catalog name resolves to the
+        # portable build, which every provider runs.
+        provider = self.machine_provider()
         source, default_id = parse_source(
             source_text,
             revision=request.get("revision"),
             subfolder=request.get("subfolder"),
             known=self.known(),
+            provider=provider,
+            variant=request.get("variant") or "",
         )
         model_id = request.get("id") or default_id
         try:
@@ -109,7 +149,18 @@ class Installer:
             raise ConflictError(f"{model_id!r} is already being installed")
         if source["kind"] == "path":
             self._check_convertible(Path(source["path"]))
+        note = ""
+        if source.get("catalog"):
+            build = self.known()[source["catalog"]].variants[source["variant"]]
+            note = f"{source['catalog']}: {variant_summary(build, provider)}"
+            problem = (
+                missing_converter() if build.convert and request.get("convert", True) else None
+            )
+            if problem:
+                raise FieldError("source", f"{note}; {problem}")
         options = {
+            "force": bool(request.get("force")),
+            "note": note,
             "sha256": sha,
             "precision": precision,
             "convert": request.get("convert", True),
@@ -145,6 +196,14 @@ class Installer:
     def list_installs(self) -> list[InstallRecord]:
         """Running installs first, then recent ones, with live byte counts."""
         return [self._live(r) for r in self.store.list_installs()]
+
+    def dismiss(self, install_id: str) -> None:
+        """Forget a finished install (its row in the list); ConflictError while it runs."""
+        record = self.get(install_id)
+        if record.status in ("queued", "running"):
+            raise ConflictError(f"install {install_id} is {record.status}: cancel it first")
+        self.store.delete_finished_install(install_id)
+        self._publish(record, "dismissed")
 
     def cancel(self, install_id: str) -> InstallRecord:
         """Stop a queued or running install; its staged files are deleted."""
@@ -207,6 +266,7 @@ class Installer:
             max_file_size=self.options.max_file_size,
             hub_endpoint=hub_endpoint(self.options.hf_endpoint),
             hub_token=hub_token(self.options.hf_token),
+            provider=self.machine_provider(),
         )
         self._jobs[record.id] = job
         self._tasks[record.id] = asyncio.create_task(self._run(record, job), name=record.id)
@@ -218,6 +278,7 @@ class Installer:
                 if job.cancel.is_set():
                     raise InstallCancelled("cancelled")
                 self.store.update_install(record.id, status="running", stage="starting")
+                job.provider = job.provider or await asyncio.to_thread(self._probe_provider)
                 ticker = asyncio.create_task(self._tick(record, job))
                 try:
                     ready, detected = await asyncio.to_thread(prepare, job)
@@ -236,6 +297,7 @@ class Installer:
             InstallError,
             DownloadError,
             HubError,
+            UnrunnableError,
             ConversionError,
             UnsafeContentError,
             OSError,
@@ -295,6 +357,8 @@ class Installer:
         changes: dict[str, Any] = {"status": status, "error": error, "stage": status}
         if job is not None:
             changes.update(bytes_done=job.progress.fetched, bytes_total=job.progress.expected)
+            if job.warning and status == "completed":
+                changes["options"] = {**record.options, "warning": job.warning}
         updated = self.store.update_install(record.id, **changes)
         self._publish(updated or record, status)
         if error:
@@ -315,6 +379,8 @@ def install_json(record: InstallRecord, event: str | None = None) -> dict[str, A
         "bytes_done": record.bytes_done,
         "bytes_total": record.bytes_total,
         "error": record.error,
+        "note": record.options.get("note", ""),
+        "warning": record.options.get("warning", ""),
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         "finished_at": record.finished_at,

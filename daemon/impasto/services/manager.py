@@ -13,9 +13,9 @@ from impasto.services.events import EventBus, iso_time
 from impasto.services.installs import Installer
 from impasto.services.jobs import JobService
 from impasto.services.models import ModelCatalog, ModelEntry
-from impasto.services.supervisor import Supervisor
 from impasto.store.models import ModelStore
 from impasto.worker.protocol import LoadModel, UnloadModels
+from impasto.worker.supervisor import Supervisor
 
 
 class ModelManager:
@@ -76,15 +76,10 @@ class ModelManager:
         return entry
 
     def _handles(self) -> list[Any]:
-        if self.supervisor is None:
-            return []
-        return [h for h in self.supervisor.handles.values() if h.state in ("idle", "busy")]
+        return self.supervisor.live_workers() if self.supervisor else []
 
     async def _send(self, message: Any) -> int:
-        handles = self._handles()
-        for handle in handles:
-            await handle.send(message)
-        return len(handles)
+        return await self.supervisor.broadcast(message) if self.supervisor else 0
 
     async def load(self, model_id: str, keep_alive: float | None = None) -> int:
         """Ask every live worker to load ``model_id``; returns how many were asked."""
@@ -105,7 +100,7 @@ class ModelManager:
 
     def loaded(self) -> list[dict[str, Any]]:
         """What each worker holds and when it expires, like ``ollama ps``."""
-        by_path = {str(m.path): m for m in self.catalog.list()}
+        by_path = {str(m.path): m for m in self.catalog.list(everything=True)}
         out = []
         now = time.time()
         for handle in self._handles():

@@ -3,28 +3,29 @@
 from __future__ import annotations
 
 import builtins
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
+from impasto.engine.families import DEFAULT_FAMILY, FamilyDefaults, family_defaults
+from impasto.engine.runs_on import Capability, assess_folder
 from impasto.resources import bundled_models_dir
 from impasto.services.detect import detect_folder
 from impasto.store.models import ModelRecord, ModelStore
 
-DEFAULT_SETTINGS = {
-    "width": 512,
-    "height": 512,
-    "steps": 20,
-    "cfg_scale": 7.0,
-    "sampler": "euler_a",
-}
-# Distilled models sample in a step or few without guidance; XL models are trained at 1024.
-FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "sd-turbo": {"steps": 1, "cfg_scale": 0.0, "sampler": "euler_a"},
-    "sdxl-turbo": {"steps": 1, "cfg_scale": 0.0, "sampler": "euler_a"},
-    "lcm": {"steps": 4, "cfg_scale": 1.0},
-}
+# The bundled demo models are tiny random networks: small images keep them instant.
+DEMO_SIZE = 256
+
+
+def model_defaults(family: str, *, demo: bool = False) -> FamilyDefaults:
+    """What a request for a model of ``family`` gets: the family table's defaults."""
+    defaults = family_defaults(family)
+    if demo:
+        return replace(defaults, width=DEMO_SIZE, height=DEMO_SIZE)
+    return defaults
+
+
+TEST_MODEL_MARKER = "impasto-test-model"
+"""A file whose presence in a model folder marks it as a test model."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class ModelEntry:
     inpaint: bool
     prediction_type: str
     size: int
-    defaults: dict[str, Any] = field(default_factory=dict)
+    defaults: FamilyDefaults = field(default_factory=lambda: family_defaults(DEFAULT_FAMILY))
     type: str = "checkpoint"
     precision: str = ""
     version: str = ""
@@ -48,8 +49,13 @@ class ModelEntry:
     source: str = ""
     license: str = ""
     active: bool = True
+    # A random-weight model for tests (TEST_MODEL_MARKER in its folder): usable by id, but
+    # listed only when the show_test_models setting asks for it.
+    test: bool = False
     created_at: float | None = None
     updated_at: float | None = None
+    # Which execution providers can run its graphs (None for single files or unreadable graphs).
+    capability: Capability | None = None
     # Why the model cannot be used (a truncated or unreadable UNet, ...); empty when it can.
     problem: str = ""
 
@@ -103,23 +109,11 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
             inpaint=False,
             prediction_type="",
             size=folder_size(folder),
+            test=(folder / TEST_MODEL_MARKER).is_file(),
             problem=f"unusable: {exc}; reinstall it or remove the folder",
         )
     if found.layout != "onnx":
         return None
-    unet_cfg_file = folder / "unet" / "config.json"
-    try:
-        unet_cfg = json.loads(unet_cfg_file.read_text()) if unet_cfg_file.is_file() else {}
-    except (OSError, ValueError):
-        unet_cfg = {}
-    sample = int(unet_cfg.get("sample_size", 64)) * 8
-    defaults = dict(DEFAULT_SETTINGS)
-    if read_only:
-        # The demo models are tiny random networks: small images keep them instant.
-        defaults.update(width=256, height=256, steps=12)
-    elif sample > 0:
-        defaults.update(width=sample, height=sample)
-    defaults.update(FAMILY_DEFAULTS.get(found.family, {}))
     return ModelEntry(
         id=folder.name,
         name=folder.name,
@@ -129,18 +123,22 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
         inpaint=found.inpaint,
         prediction_type=found.prediction_type,
         size=folder_size(folder),
-        defaults=defaults,
+        defaults=model_defaults(found.family, demo=read_only),
         precision=found.precision,
+        test=(folder / TEST_MODEL_MARKER).is_file(),
+        capability=assess_folder(folder),
     )
 
 
 def _with_record(entry: ModelEntry, record: ModelRecord | None) -> ModelEntry:
     if record is None or Path(record.path) != entry.path:
         return entry
+    family = record.family or entry.family
     return replace(
         entry,
         name=record.name or entry.name,
-        family=record.family or entry.family,
+        family=family,
+        defaults=model_defaults(family, demo=entry.read_only),
         version=record.version,
         description=record.description,
         hash=record.hash,
@@ -179,20 +177,31 @@ class ModelCatalog:
     """Lists and resolves models; the models dir wins over a bundled model of the same id."""
 
     def __init__(
-        self, models_dir: Path, bundled_dir: Path | None = None, store: ModelStore | None = None
+        self,
+        models_dir: Path,
+        bundled_dir: Path | None = None,
+        store: ModelStore | None = None,
+        *,
+        show_test_models: bool = True,
+        default_model: str = "",
     ) -> None:
         self.models_dir = models_dir
         self.bundled_dir = bundled_dir or bundled_models_dir()
         self.store = store
+        self.show_test_models = show_test_models
+        self.default_model = default_model
+
+    def _shown(self, entry: ModelEntry) -> bool:
+        return not entry.test or self.show_test_models or entry.id == self.default_model
 
     def _records(self) -> dict[str, ModelRecord]:
         return {r.id: r for r in self.store.list_models()} if self.store else {}
 
-    def list(self) -> list[ModelEntry]:
-        """Checkpoints a job can generate with."""
-        return [e for e in self._checkpoints() if not e.problem]
+    def list(self, *, everything: bool = False) -> list[ModelEntry]:
+        """Checkpoints a job can generate with; test models too when shown or ``everything``."""
+        return [e for e in self._checkpoints(everything=everything) if not e.problem]
 
-    def _checkpoints(self) -> builtins.list[ModelEntry]:
+    def _checkpoints(self, *, everything: bool = False) -> builtins.list[ModelEntry]:
         """Every checkpoint folder, the unusable ones included (with their ``problem``)."""
         records = self._records()
         found: dict[str, ModelEntry] = {}
@@ -204,7 +213,7 @@ class ModelCatalog:
                 entry = _describe(folder, read_only=read_only)
                 if entry:
                     found[entry.id] = _with_record(entry, records.get(entry.id))
-        return list(found.values())
+        return [e for e in found.values() if everything or self._shown(e)]
 
     def list_all(self) -> builtins.list[ModelEntry]:
         """Checkpoints (unusable ones too, with their problem) plus LoRAs, embeddings and VAEs."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import stat
@@ -10,6 +9,8 @@ import struct
 import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
+
+from impasto.formats.safetensors import SafetensorsError, read_header
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 # Pickle streams open with PROTO (0x80) then the protocol number; torch's zip format is a zip.
@@ -61,17 +62,10 @@ def safetensors_header(path: Path) -> dict[str, object]:
     """The JSON header of a .safetensors file; raises UnsafeContentError when it is not one."""
     if sniff(path) != "safetensors":
         raise UnsafeContentError(f"{path.name}: not a safetensors file (a pickle or other format)")
-    with path.open("rb") as fh:
-        (size,) = struct.unpack("<Q", fh.read(8))
-        if size + 8 > path.stat().st_size:
-            raise UnsafeContentError(f"{path.name}: safetensors header is longer than the file")
-        try:
-            header = json.loads(fh.read(size))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UnsafeContentError(f"{path.name}: safetensors header is not JSON") from exc
-    if not isinstance(header, dict):
-        raise UnsafeContentError(f"{path.name}: safetensors header is not an object")
-    return header
+    try:
+        return read_header(path)
+    except SafetensorsError as exc:
+        raise UnsafeContentError(str(exc)) from None
 
 
 def check_file(path: Path, max_file_size: int) -> None:

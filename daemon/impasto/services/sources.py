@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from impasto.services.errors import FieldError
-from impasto.services.known import KnownModel
+from impasto.services.known import KnownModel, NoVariantError, resolve_variant
 from impasto.services.safety import slugify
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -29,6 +29,8 @@ def parse_source(
     revision: str | None,
     subfolder: str | None,
     known: dict[str, KnownModel],
+    provider: str = "",
+    variant: str = "",
 ) -> tuple[dict[str, Any], str]:
     """The source record and the default model id for ``text``; FieldError when unusable."""
     text = text.strip()
@@ -38,18 +40,26 @@ def parse_source(
         raise FieldError("subfolder", "must stay inside the repo (no '..')")
     if text in known:
         entry = known[text]
+        try:
+            build = resolve_variant(entry, provider, variant)
+        except NoVariantError as exc:
+            raise FieldError("variant" if variant else "source", str(exc)) from None
         source = {
             "kind": "hub",
-            "repo": entry.repo,
-            "revision": revision or entry.revision,
-            "subfolder": subfolder if subfolder is not None else entry.subfolder,
+            "repo": build.repo,
+            "revision": revision or build.revision,
+            "subfolder": subfolder if subfolder is not None else build.subfolder,
             "catalog": entry.name,
+            "variant": build.key,
+            "convert": build.convert,
             "family": entry.family,
             "license": entry.license,
             "description": entry.description,
-            "sha256": entry.sha256,
+            "sha256": build.sha256,
         }
         return source, entry.name
+    if variant:
+        raise FieldError("variant", "only a catalog name has variants")
     if text.startswith(("http://", "https://")):
         url = urlparse(text)
         if not url.netloc:

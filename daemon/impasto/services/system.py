@@ -58,7 +58,7 @@ def memory() -> dict[str, int]:
 def system_report(services: Services) -> dict[str, Any]:
     counts = services.jobs.store.counts()
     supervisor = services.supervisor
-    workers = [h.to_json() for h in supervisor.handles.values()] if supervisor else []
+    workers = supervisor.describe() if supervisor else []
     loaded = [
         {
             "model": Path(model["model_dir"]).name,

@@ -47,6 +47,8 @@ class JobRecord:
     updated_at: float
     started_at: float | None
     completed_at: float | None
+    plan: dict[str, Any] | None = None
+    """The resolved plan (every default filled in); None on jobs from before plans."""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> JobRecord:
@@ -70,6 +72,7 @@ class JobRecord:
             updated_at=row["updated_at"],
             started_at=row["started_at"],
             completed_at=row["completed_at"],
+            plan=json.loads(row["plan"]) if row["plan"] else None,
         )
 
 
@@ -111,6 +114,7 @@ class JobStore:
         priority: int = 0,
         idempotency_key: str | None = None,
         total_steps: int = 0,
+        plan: dict[str, Any] | None = None,
     ) -> tuple[JobRecord, bool]:
         """Queue a job; a known idempotency key returns the existing job and ``False``."""
         now = time.time()
@@ -119,8 +123,8 @@ class JobStore:
             # return the winner instead of raising.
             row = conn.execute(
                 "INSERT INTO jobs (id, status, priority, request, idempotency_key, model, prompt,"
-                " total_steps, created_at, updated_at)"
-                " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)"
+                " total_steps, created_at, updated_at, plan)"
+                " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (idempotency_key) DO NOTHING RETURNING *",
                 (
                     str(uuid.uuid4()),
@@ -132,6 +136,7 @@ class JobStore:
                     total_steps,
                     now,
                     now,
+                    json.dumps(plan) if plan is not None else None,
                 ),
             ).fetchone()
             if row is not None:

@@ -7,11 +7,14 @@ import io
 import logging
 import os
 import queue
+import signal
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import IO, Any
+
+import msgspec
 
 from impasto.worker.protocol import (
     CancelJob,
@@ -69,6 +72,9 @@ class Channel:
                 if self.on_cancel:
                     self.on_cancel(None)
                 self.inbox.put(message)
+                # Stop reading: a thread still blocked on stdin when the interpreter exits
+                # aborts it ("Fatal Python error: _enter_buffered_busy").
+                return
             else:
                 self.inbox.put(message)
 
@@ -164,16 +170,20 @@ class Worker:
             InvalidRequestError,
         )
         from impasto.plugins import PluginError
+        from impasto.worker.files import NotInstalledError
 
         token = CancelToken()
+        model_dir = str(job_model_folder(job) or "")
         with self._lock:
             self.current = (job.job_id, token)
         if job.job_id in self.channel.cancelled:
             token.cancel()
         try:
+            if not model_dir:
+                raise NotInstalledError("model", f"model {job.plan.model!r} is no longer installed")
             params = build_params(job)
             loading = time.perf_counter()
-            pipe = self._pipeline(job.model_dir, job.keep_alive, job)
+            pipe = self._pipeline(model_dir, job.keep_alive, job)
             self.report_models()
             self.channel.send(Started(job_id=job.job_id, total=params.steps, seeds=[]))
 
@@ -200,6 +210,8 @@ class Worker:
             self.channel.send(JobFailed(job.job_id, exc.message, field=exc.field))
         except PluginError as exc:
             self.channel.send(JobFailed(job.job_id, exc.message))
+        except NotInstalledError as exc:
+            self.channel.send(JobFailed(job.job_id, exc.message, field=exc.field))
         except (EngineError, OSError, ValueError) as exc:
             self.channel.send(JobFailed(job.job_id, f"{type(exc).__name__}: {exc}"))
         except Exception as exc:
@@ -210,43 +222,61 @@ class Worker:
             with self._lock:
                 self.current = None
             self.channel.cancelled.discard(job.job_id)
-            entry = self.pipelines.get(job.model_dir)
+            entry = self.pipelines.get(model_dir)
             if entry:
-                self.pipelines[job.model_dir] = (entry[0], time.time() + job.keep_alive)
+                self.pipelines[model_dir] = (entry[0], time.time() + job.keep_alive)
+
+
+def job_model_folder(job: RunJob) -> Path | None:
+    """The folder of the job's model: the models folder's, else the bundled one."""
+    from impasto.resources import bundled_models_dir
+    from impasto.worker.files import Roots, model_folder
+
+    return model_folder(Roots(Path(job.models_dir), bundled_models_dir()), job.plan.model)
 
 
 def build_params(job: RunJob) -> Any:
-    """The engine's request from the job's stored parameters (image paths opened here)."""
+    """The engine's request from the job's plan; every file is looked up and opened here."""
     from PIL import Image
 
     from impasto.engine import GenerationParams
+    from impasto.resources import bundled_models_dir
+    from impasto.worker.files import Roots, adapter_path, model_folder, upload_path
 
-    p = dict(job.params)
+    plan = job.plan
+    models_dir = Path(job.models_dir)
     images: dict[str, Any] = {}
-    for key in ("init_image", "mask_image"):
-        path = p.pop(key, None)
-        if path:
-            with Image.open(path) as img:
-                images[key] = img.convert("L" if key == "mask_image" else "RGB")
+    for key, ref, mode in (
+        ("init_image", plan.init_image, "RGB"),
+        ("mask_image", plan.mask_image, "L"),
+    ):
+        if ref:
+            with Image.open(upload_path(Path(job.uploads_dir), ref)) as img:
+                images[key] = img.convert(mode)
+    refiner = None
+    if plan.refiner:
+        refiner = model_folder(Roots(models_dir, bundled_models_dir()), plan.refiner)
+        if refiner is None:
+            raise ValueError(f"refiner {plan.refiner!r} is no longer installed")
     return GenerationParams(
-        prompt=p["prompt"],
-        negative_prompt=p.get("negative_prompt", ""),
-        width=p["width"],
-        height=p["height"],
-        steps=p["steps"],
-        cfg_scale=p["cfg_scale"],
-        seed=p.get("seed"),
-        batch_size=p.get("batch_size", 1),
-        sampler=p.get("sampler", "euler_a"),
-        schedule=p.get("schedule", "default"),
-        strength=p.get("strength", 0.75),
+        prompt=plan.prompt,
+        negative_prompt=plan.negative_prompt,
+        width=plan.width,
+        height=plan.height,
+        steps=plan.steps,
+        cfg_scale=plan.cfg_scale,
+        seed=plan.seed,
+        batch_size=plan.batch_size,
+        sampler=plan.sampler,
+        schedule=plan.schedule,  # type: ignore[arg-type]
+        strength=plan.strength,
         preview_every=job.preview_every,
-        loras=[(Path(lora["path"]), float(lora["weight"])) for lora in p.get("loras") or []],
-        embeddings=[Path(e) for e in p.get("embeddings") or []],
-        vae_dir=Path(p["vae_path"]) if p.get("vae_path") else None,
-        clip_skip=p.get("clip_skip") or 1,
-        refiner=Path(p["refiner_path"]) if p.get("refiner_path") else None,
-        refiner_switch=p.get("refiner_switch", 0.8),
+        loras=[(adapter_path(models_dir, "loras", x.name), x.weight) for x in plan.loras],
+        embeddings=[models_dir / "embeddings" / f"{name}.safetensors" for name in plan.embeddings],
+        vae_dir=adapter_path(models_dir, "vae", plan.vae) if plan.vae else None,
+        clip_skip=plan.clip_skip,
+        refiner=refiner,
+        refiner_switch=plan.refiner_switch,
         **images,
     )
 
@@ -255,8 +285,8 @@ def write_outputs(
     job: RunJob, params: Any, images: list[Any], plugins: Any = None
 ) -> list[dict[str, Any]]:
     """Post-process each image through the job's plugins, write it atomically; return records."""
+    from impasto.formats.png import write_png
     from impasto.plugins import PostprocessResult
-    from impasto.services.outputs import write_png
 
     folder = Path(job.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -267,8 +297,8 @@ def write_outputs(
             job_id=job.job_id,
             index=index,
             seed=generated.seed,
-            model=job.model_name,
-            request=dict(job.params),
+            model=job.plan.model,
+            request=msgspec.to_builtins(job.plan),
         )
         image = generated.image
         if plugins is not None:
@@ -321,6 +351,9 @@ def run_worker(argv: list[str] | None = None) -> int:
     parser.add_argument("--models-dir", default="")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="worker: %(message)s")
+    # Ctrl+C reaches the whole process group; the daemon decides when its workers stop (it
+    # sends Shutdown, or closes the pipe), so the worker itself ignores SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints must never corrupt the frame stream

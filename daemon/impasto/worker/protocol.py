@@ -7,17 +7,24 @@ from typing import IO, Any
 
 import msgspec
 
+from impasto.wire import ResolvedPlan
+
 HEADER = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024
 
 
 class RunJob(msgspec.Struct, tag="run"):
-    """Generate one job and write its images under ``output_dir``."""
+    """Generate one job's plan and write its images under ``output_dir``.
+
+    The plan names the model, adapters and uploads; the worker looks their files up under
+    ``models_dir`` (then the bundled models) and ``uploads_dir`` where it opens them
+    (``impasto.worker.files``).
+    """
 
     job_id: str
-    model_dir: str
-    model_name: str
-    params: dict[str, Any]
+    plan: ResolvedPlan
+    models_dir: str
+    uploads_dir: str
     output_dir: str
     preview_every: int = 0
     keep_alive: float = 300.0

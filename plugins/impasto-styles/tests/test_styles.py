@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image
 
-from impasto.services.outputs import read_png_metadata
+from impasto.formats.png import read_png_metadata
 from tests.harness import TINY, Daemon, wait_status
 
 STYLES = """

@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 from litestar import Controller, Router, get, post
-from litestar.datastructures import State
 from litestar.params import FromQuery, JSONBody
 
 from impasto.api.compat.a1111_convert import echo, info_json, plan
@@ -18,9 +17,11 @@ from impasto.api.compat.a1111_schemas import (
     Txt2ImgRequest,
 )
 from impasto.api.compat.errors import A1111_HANDLERS, CompatError
+from impasto.api.dependencies import AllServices
 from impasto.api.limits import RATE_LIMITED
 from impasto.services import compat
 from impasto.services.container import Services
+from impasto.services.runner import job_plan
 
 A1111_PREFIX = "/sdapi/v1"
 
@@ -38,7 +39,7 @@ async def _generate(services: Services, req: Txt2ImgRequest) -> GenerationRespon
     return GenerationResponse(
         images=[image.base64 for image in images] if req.send_images is not False else [],
         parameters=echo(req),
-        info=info_json(services, req, task, images),
+        info=info_json(services, req, task, images, job_plan(finished[0])),
     )
 
 
@@ -52,8 +53,10 @@ class A1111GenerationController(Controller):
         summary="A1111 txt2img: queue, wait, return base64 PNGs",
         opt={RATE_LIMITED: True},
     )
-    async def txt2img(self, state: State, data: JSONBody[Txt2ImgRequest]) -> GenerationResponse:
-        return await _generate(state.services, data)
+    async def txt2img(
+        self, services: AllServices, data: JSONBody[Txt2ImgRequest]
+    ) -> GenerationResponse:
+        return await _generate(services, data)
 
     @post(
         "/img2img",
@@ -61,14 +64,16 @@ class A1111GenerationController(Controller):
         summary="A1111 img2img, with an optional inpainting mask",
         opt={RATE_LIMITED: True},
     )
-    async def img2img(self, state: State, data: JSONBody[Img2ImgRequest]) -> GenerationResponse:
-        return await _generate(state.services, data)
+    async def img2img(
+        self, services: AllServices, data: JSONBody[Img2ImgRequest]
+    ) -> GenerationResponse:
+        return await _generate(services, data)
 
     @get("/progress", summary="The running job's progress, ETA and latest preview")
     async def progress(
-        self, state: State, skip_current_image: FromQuery[bool] = False
+        self, services: AllServices, skip_current_image: FromQuery[bool] = False
     ) -> ProgressResponse:
-        snap = compat.progress(state.services)
+        snap = compat.progress(services)
         started = snap.started_at
         job_state: dict[str, Any] = {
             "skipped": False,
@@ -96,13 +101,13 @@ class A1111GenerationController(Controller):
         )
 
     @post("/interrupt", status_code=200, summary="Cancel the running job and the rest of its task")
-    async def interrupt(self, state: State) -> dict[str, Any]:
-        await compat.interrupt(state.services, whole_task=True)
+    async def interrupt(self, services: AllServices) -> dict[str, Any]:
+        await compat.interrupt(services, whole_task=True)
         return {}
 
     @post("/skip", status_code=200, summary="Cancel the running job; its task goes on")
-    async def skip(self, state: State) -> dict[str, Any]:
-        await compat.interrupt(state.services, whole_task=False)
+    async def skip(self, services: AllServices) -> dict[str, Any]:
+        await compat.interrupt(services, whole_task=False)
         return {}
 
 

@@ -22,6 +22,7 @@ from impasto.api.compat.samplers_map import (
 )
 from impasto.services.compat import ResultImage, current_checkpoint, resolve_checkpoint
 from impasto.services.container import Services
+from impasto.wire import GenerateRequest, ResolvedPlan
 
 MAX_ITERATIONS = 100
 SEED_SPACE = 2**32
@@ -31,12 +32,10 @@ SEED_SPACE = 2**32
 class Plan:
     """The Impasto requests one A1111 request became, and what the response echoes."""
 
-    requests: list[dict[str, Any]]
+    requests: list[GenerateRequest]
     prompt: str
     negative_prompt: str
     model: str
-    sampler: str
-    schedule: str
     strength: float | None
     inpaint: bool
 
@@ -67,10 +66,17 @@ def _model(services: Services, req: Txt2ImgRequest) -> str:
 def plan(services: Services, req: Txt2ImgRequest) -> Plan:
     """Check the request and split it into one Impasto request per iteration (n_iter)."""
     _reject_unsupported(req)
+    wanted_sampler = req.sampler_name or req.sampler_index
     try:
-        choice = to_impasto(req.sampler_name or req.sampler_index or "Euler", req.scheduler)
+        choice = to_impasto(wanted_sampler, req.scheduler) if wanted_sampler else None
     except UnknownSamplerError as exc:
         raise CompatError(422, str(exc), exc.field) from None
+    schedule = choice.schedule if choice else None
+    if choice is None and req.scheduler:
+        try:
+            schedule = to_impasto("Euler", req.scheduler).schedule
+        except UnknownSamplerError as exc:
+            raise CompatError(422, str(exc), exc.field) from None
     iterations = req.n_iter if req.n_iter is not None else 1
     if not 1 <= iterations <= MAX_ITERATIONS:
         raise CompatError(422, f"must be an integer between 1 and {MAX_ITERATIONS}", "n_iter")
@@ -83,39 +89,42 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
     strength = None
     if isinstance(req, Img2ImgRequest):
         strength = req.denoising_strength if req.denoising_strength is not None else 0.75
+    # Fields left None take the model's defaults in the resolution step.
     base = checked_request(
         {
             "prompt": prompt,
             "negative_prompt": req.negative_prompt or "",
             "model": _model(services, req),
             "loras": loras,
-            "width": req.width if req.width is not None else 512,
-            "height": req.height if req.height is not None else 512,
-            "steps": req.steps if req.steps is not None else 50,
-            "cfg_scale": req.cfg_scale if req.cfg_scale is not None else 7.0,
+            "width": req.width,
+            "height": req.height,
+            "steps": req.steps,
+            "cfg_scale": req.cfg_scale,
             "seed": seed,
             "batch_size": batch,
-            "sampler": choice.sampler,
-            "schedule": choice.schedule,
-            **({"strength": strength} if strength is not None else {}),
+            "sampler": choice.sampler if choice else None,
+            "schedule": None if schedule == "default" and choice is None else schedule,
+            "strength": strength,
         }
     )
-    images = None
+    images: dict[str, str] = {}
     if isinstance(req, Img2ImgRequest):
-        images = prepare_images(services, req, base["width"], base["height"])
+        width, height = base.width, base.height
+        if width is None or height is None:
+            defaults = services.jobs.resolver.model(base.model).defaults
+            width, height = width or defaults.width, height or defaults.height
+        images = prepare_images(services, req, width, height)
     requests = []
     for index in range(iterations):
         offset_seed = seed if seed == -1 else (seed + index * batch) % SEED_SPACE
-        requests.append({**base, **(images or {}), "seed": offset_seed})
+        requests.append(msgspec.structs.replace(base, seed=offset_seed, **images))
     return Plan(
         requests=requests,
         prompt=req.prompt or "",
         negative_prompt=req.negative_prompt or "",
-        model=base["model"],
-        sampler=choice.sampler,
-        schedule=choice.schedule,
+        model=base.model or "",
         strength=strength,
-        inpaint=bool(images and images.get("mask_image")),
+        inpaint=bool(images.get("mask_image")),
     )
 
 
@@ -159,13 +168,19 @@ def echo(req: Txt2ImgRequest) -> dict[str, Any]:
 
 
 def info_json(
-    services: Services, req: Txt2ImgRequest, plan: Plan, images: list[ResultImage]
+    services: Services,
+    req: Txt2ImgRequest,
+    plan: Plan,
+    images: list[ResultImage],
+    first: ResolvedPlan,
 ) -> str:
-    """The ``info`` JSON text A1111 clients parse (Processed.js() in A1111)."""
-    first = plan.requests[0]
-    seeds = [image.seed for image in images] or [first["seed"]]
+    """The ``info`` JSON text A1111 clients parse (Processed.js() in A1111).
+
+    ``first`` is the resolved plan of the first job: the values that ran, defaults included.
+    """
+    seeds = [image.seed for image in images] or [first.seed]
     count = max(len(images), 1)
-    extra: dict[str, Any] = {"Schedule type": schedule_label(plan.schedule)}
+    extra: dict[str, Any] = {"Schedule type": schedule_label(first.schedule)}
     if plan.inpaint and isinstance(req, Img2ImgRequest):
         extra["Mask blur"] = req.mask_blur if req.mask_blur is not None else req.mask_blur_x
     info = {
@@ -178,12 +193,12 @@ def info_json(
         "subseed": req.subseed if req.subseed is not None else -1,
         "all_subseeds": [req.subseed if req.subseed is not None else -1] * count,
         "subseed_strength": req.subseed_strength or 0,
-        "width": first["width"],
-        "height": first["height"],
-        "sampler_name": sampler_label(plan.sampler),
-        "cfg_scale": first["cfg_scale"],
-        "steps": first["steps"],
-        "batch_size": first["batch_size"],
+        "width": first.width,
+        "height": first.height,
+        "sampler_name": sampler_label(first.sampler),
+        "cfg_scale": first.cfg_scale,
+        "steps": first.steps,
+        "batch_size": first.batch_size,
         "restore_faces": False,
         "face_restoration_model": None,
         "sd_model_name": plan.model,

@@ -17,8 +17,8 @@ from impasto.api.compat.a1111_convert import png_info_parameters
 from impasto.api.compat.a1111_schemas import PngInfoRequest, PngInfoResponse
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import sampler_list, scheduler_list
+from impasto.formats.png import PARAMETERS_KEY, parse_a1111_parameters
 from impasto.services import compat
-from impasto.services.outputs import PARAMETERS_KEY, parse_a1111_parameters
 
 MAX_OPTIONS = 512  # option names kept (A1111 itself has about 400)
 MAX_OPTION_BYTES = 16 * 1024  # one option's value, as JSON

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from impasto.api.schemas import Schema
+from impasto.wire import Schema
 
 
 class Txt2ImgRequest(Schema):
@@ -26,10 +26,11 @@ class Txt2ImgRequest(Schema):
     scheduler: str | None = None
     batch_size: int | None = 1
     n_iter: int | None = 1
-    steps: int | None = 50
-    cfg_scale: float | None = 7.0
-    width: int | None = 512
-    height: int | None = 512
+    # Left out, they take the model's defaults (its family's, docs/families.md).
+    steps: int | None = None
+    cfg_scale: float | None = None
+    width: int | None = None
+    height: int | None = None
     restore_faces: bool | None = None
     tiling: bool | None = None
     denoising_strength: float | None = None

@@ -10,16 +10,16 @@ from typing import Any
 import msgspec
 from PIL import Image
 
-from impasto.api.schemas import FIELD_RULES, GenerateRequest
 from impasto.services.container import Services
 from impasto.services.errors import FieldError
 from impasto.services.images import decode_image
+from impasto.wire import FIELD_RULES, GenerateRequest
 
 # A1111's extra-network syntax: <lora:name>, <lora:name:weight>, <lora:name:te:unet>.
 LORA_TAG = re.compile(r"<(?:lora|lyco):([^:>]+)(?::([^:>]*))?(?::[^>]*)?>", re.IGNORECASE)
 _PATH = re.compile(r"\$\.(\w+)")
 # The native API insists on a prompt; A1111 and the engine accept an empty one.
-_EMPTY_PROMPT_STANDIN = " "
+_EMPTY_PROMPT_STANDIN = "(empty)"
 
 
 def parse_loras(prompt: str) -> tuple[str, list[dict[str, Any]]]:
@@ -36,19 +36,22 @@ def parse_loras(prompt: str) -> tuple[str, list[dict[str, Any]]]:
     return cleaned, loras
 
 
-def checked_request(fields: dict[str, Any]) -> dict[str, Any]:
-    """Check ``fields`` against the native GenerateRequest rules; return the full request."""
+def checked_request(fields: dict[str, Any]) -> GenerateRequest:
+    """``fields`` as a native GenerateRequest, checked against its rules (None = model default).
+
+    The compatible APIs accept an empty prompt, which the native schema refuses: the check runs
+    on a stand-in and the request keeps the empty prompt.
+    """
     prompt = fields.get("prompt") or ""
-    candidate = {**fields, "prompt": prompt or _EMPTY_PROMPT_STANDIN}
+    candidate = {k: v for k, v in fields.items() if v is not None}
+    candidate["prompt"] = prompt if prompt.strip() else _EMPTY_PROMPT_STANDIN
     try:
         request = msgspec.convert(candidate, GenerateRequest)
     except msgspec.ValidationError as exc:
         match = _PATH.search(str(exc))
         field = match.group(1) if match else "body"
         raise FieldError(field, FIELD_RULES.get(field, str(exc).split(" - at ")[0])) from None
-    checked = msgspec.to_builtins(request)
-    checked["prompt"] = prompt
-    return dict(checked)
+    return msgspec.structs.replace(request, prompt=prompt)
 
 
 def decode_base64_image(services: Services, value: str, field: str) -> Image.Image:

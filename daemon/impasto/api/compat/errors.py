@@ -15,7 +15,6 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from impasto.api.bodies import TOO_DEEP
-from impasto.api.schemas import FIELD_RULES
 from impasto.services.errors import (
     ConflictError,
     FieldError,
@@ -23,6 +22,7 @@ from impasto.services.errors import (
     QueueFullError,
     ServiceError,
 )
+from impasto.wire import FIELD_RULES
 
 log = logging.getLogger("impasto.api.compat")
 _PATH = re.compile(r"`\$\.([A-Za-z_][\w.\[\]]*)`")

@@ -6,19 +6,22 @@ import time
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 from litestar import Controller, Request, Router, get, post
-from litestar.datastructures import State, UploadFile
+from litestar.datastructures import UploadFile
 from litestar.params import JSONBody, MultipartBody
 from PIL import Image
 
 from impasto.api.compat.common import checked_request, parse_loras, upload
 from impasto.api.compat.errors import OPENAI_HANDLERS, CompatError
 from impasto.api.compat.samplers_map import UnknownSamplerError, to_impasto
+from impasto.api.dependencies import AllServices
 from impasto.api.limits import RATE_LIMITED
-from impasto.api.schemas import Schema
 from impasto.services import compat
 from impasto.services.container import Services
 from impasto.services.images import decode_image
+from impasto.services.runner import job_plan
+from impasto.wire import GenerateRequest, Schema
 
 OPENAI_PREFIX = "/v1"
 RESPONSE_FORMATS = ("url", "b64_json")
@@ -53,9 +56,10 @@ def _model(services: Services, name: str | None) -> Any:
     return services.catalog.get(model_id or compat.current_checkpoint(services))
 
 
-def _size(value: str | None, defaults: dict[str, Any]) -> tuple[int, int]:
+def _size(value: str | None, default: tuple[int, int] | None = None) -> tuple[int, int] | None:
+    """WIDTHxHEIGHT as numbers; None ("auto" or left out) takes the model's default size."""
     if not value or value == "auto":
-        return int(defaults.get("width", 512)), int(defaults.get("height", 512))
+        return default
     width, _, height = value.lower().partition("x")
     if not (width.isdigit() and height.isdigit()):
         raise CompatError(400, f"size {value!r} must be WIDTHxHEIGHT, e.g. 512x512", "size")
@@ -77,33 +81,35 @@ def _check(req: ImageGenerationRequest) -> None:
 
 def _impasto_request(
     services: Services, req: ImageGenerationRequest, size: tuple[int, int] | None
-) -> dict[str, Any]:
+) -> GenerateRequest:
     _check(req)
     model = _model(services, req.model)
-    defaults = model.defaults if model else {}
-    width, height = size or _size(req.size, defaults)
-    try:
-        choice = to_impasto(req.sampler or defaults.get("sampler", "euler_a"))
-    except UnknownSamplerError as exc:
-        raise CompatError(400, str(exc), "sampler") from None
+    width, height = size or _size(req.size) or (None, None)
+    choice = None
+    if req.sampler:
+        try:
+            choice = to_impasto(req.sampler)
+        except UnknownSamplerError as exc:
+            raise CompatError(400, str(exc), "sampler") from None
     prompt, loras = parse_loras(req.prompt)
-    fields: dict[str, Any] = {
-        "prompt": prompt,
-        "negative_prompt": req.negative_prompt or "",
-        "model": model.id if model else None,
-        "loras": loras,
-        "width": width,
-        "height": height,
-        "steps": req.steps or defaults.get("steps", 20),
-        "cfg_scale": req.cfg_scale or defaults.get("cfg_scale", 7.0),
-        "seed": req.seed if req.seed is not None else -1,
-        "batch_size": req.n or 1,
-        "sampler": choice.sampler,
-        "schedule": choice.schedule,
-    }
-    if req.strength is not None:
-        fields["strength"] = req.strength
-    return checked_request(fields)
+    # Fields left None take the model's defaults in the resolution step.
+    return checked_request(
+        {
+            "prompt": prompt,
+            "negative_prompt": req.negative_prompt or "",
+            "model": model.id if model else None,
+            "loras": loras,
+            "width": width,
+            "height": height,
+            "steps": req.steps,
+            "cfg_scale": req.cfg_scale,
+            "seed": req.seed if req.seed is not None else -1,
+            "batch_size": req.n or 1,
+            "sampler": choice.sampler if choice else None,
+            "schedule": choice.schedule if choice and choice.schedule != "default" else None,
+            "strength": req.strength,
+        }
+    )
 
 
 def _image_url(request: Request[Any, Any, Any], services: Services, job_id: str, index: int) -> str:
@@ -117,7 +123,7 @@ def _image_url(request: Request[Any, Any, Any], services: Services, job_id: str,
 async def _run(
     request: Request[Any, Any, Any],
     services: Services,
-    fields: dict[str, Any],
+    fields: GenerateRequest,
     response_format: str | None,
 ) -> dict[str, Any]:
     job_ids = await compat.submit_all(services, [fields])
@@ -128,6 +134,7 @@ async def _run(
     if job.status != "completed":
         raise CompatError(409, f"the job was {job.status} before it finished")
     images = compat.result_images(services, jobs)
+    plan = job_plan(job)
     if response_format == "url":
         data = [{"url": _image_url(request, services, i.job_id, i.index)} for i in images]
     else:
@@ -136,7 +143,7 @@ async def _run(
         "created": int(time.time()),
         "data": data,
         "output_format": "png",
-        "size": f"{fields['width']}x{fields['height']}",
+        "size": f"{plan.width}x{plan.height}",
     }
 
 
@@ -200,9 +207,11 @@ class OpenAIImagesController(Controller):
         opt={RATE_LIMITED: True},
     )
     async def generations(
-        self, state: State, request: Request[Any, Any, Any], data: JSONBody[ImageGenerationRequest]
+        self,
+        services: AllServices,
+        request: Request[Any, Any, Any],
+        data: JSONBody[ImageGenerationRequest],
     ) -> dict[str, Any]:
-        services: Services = state.services
         fields = _impasto_request(services, data, None)
         return await _run(request, services, fields, data.response_format)
 
@@ -214,11 +223,10 @@ class OpenAIImagesController(Controller):
     )
     async def edits(
         self,
-        state: State,
+        services: AllServices,
         request: Request[Any, Any, Any],
         data: MultipartBody[dict[str, Any]],
     ) -> dict[str, Any]:
-        services: Services = state.services
         req = _form_request(data)
         image = await _read_image(services, data.get("image") or data.get("image[]"), "image")
         mask = None
@@ -226,22 +234,24 @@ class OpenAIImagesController(Controller):
             mask = _repaint_mask(await _read_image(services, data.get("mask"), "mask"), "mask")
         elif "A" in image.getbands():
             mask = _repaint_mask(image, "image")
-        size = _size(req.size, {"width": image.width // 8 * 8, "height": image.height // 8 * 8})
+        size = _size(req.size, (image.width // 8 * 8, image.height // 8 * 8))
+        assert size is not None
         if req.strength is None and mask is not None:
             # The transparent area is to be painted anew, not varied.
             req.strength = 1.0
         fields = _impasto_request(services, req, size)
-        fields["init_image"] = upload(services, image.convert("RGB").resize(size))
+        images = {"init_image": upload(services, image.convert("RGB").resize(size))}
         if mask is not None:
-            fields["mask_image"] = upload(services, mask.resize(size))
+            images["mask_image"] = upload(services, mask.resize(size))
+        fields = msgspec.structs.replace(fields, **images)
         return await _run(request, services, fields, req.response_format)
 
     @get("/models", summary="Installed models, OpenAI-style")
-    async def models(self, state: State) -> dict[str, Any]:
-        created = int(state.services.started_at)
+    async def models(self, services: AllServices) -> dict[str, Any]:
+        created = int(services.started_at)
         data = [
             {"id": m.id, "object": "model", "created": created, "owned_by": "impasto"}
-            for m in state.services.catalog.list()
+            for m in services.catalog.list()
         ]
         return {"object": "list", "data": data}
 

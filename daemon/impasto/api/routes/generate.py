@@ -1,19 +1,23 @@
-"""Jobs: submit, read, cancel, reprioritise, delete."""
+"""Jobs: submit, read, cancel, reprioritise, delete; and the plan a request would run."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-import msgspec
 from litestar import Controller, Response, delete, get, patch, post
-from litestar.datastructures import State
 from litestar.params import FromPath, HeaderParameter, JSONBody
 
 from impasto.api.bodies import check_depth
 from impasto.api.convert import job_status
+from impasto.api.dependencies import Jobs
 from impasto.api.limits import RATE_LIMITED
-from impasto.api.schemas import GenerateRequest, GenerationStatus, PriorityUpdate, QueuedResponse
-from impasto.services.container import Services
+from impasto.wire import (
+    GenerateRequest,
+    GenerationStatus,
+    PriorityUpdate,
+    QueuedResponse,
+    ResolvedPlan,
+)
 
 
 class GenerateController(Controller):
@@ -23,35 +27,36 @@ class GenerateController(Controller):
     @post("/", status_code=202, summary="Queue a generation", opt={RATE_LIMITED: True})
     async def submit(
         self,
-        state: State,
+        jobs: Jobs,
         data: JSONBody[GenerateRequest],
         idempotency_key: Annotated[
             str | None, HeaderParameter(name="Idempotency-Key", max_length=200, required=False)
         ] = None,
     ) -> Response[QueuedResponse]:
-        services: Services = state.services
         check_depth(data.plugins, "plugins")
-        job, created = services.jobs.submit(msgspec.to_builtins(data), idempotency_key)
-        body = QueuedResponse(id=job.id, status=job.status, position=services.jobs.position(job.id))
+        job, created = jobs.submit(data, idempotency_key)
+        body = QueuedResponse(id=job.id, status=job.status, position=jobs.position(job.id))
         return Response(body, status_code=202 if created else 200)
 
+    @post("/plan", status_code=200, summary="The resolved plan a request would run (no job)")
+    async def plan(self, jobs: Jobs, data: JSONBody[GenerateRequest]) -> ResolvedPlan:
+        check_depth(data.plugins, "plugins")
+        return jobs.plan(data)
+
     @get("/{job_id:str}", summary="A job's status and results")
-    async def status(self, state: State, job_id: FromPath[str]) -> GenerationStatus:
-        jobs = state.services.jobs
+    async def status(self, jobs: Jobs, job_id: FromPath[str]) -> GenerationStatus:
         return job_status(jobs.get(job_id), jobs.position(job_id))
 
     @post("/{job_id:str}/cancel", status_code=200, summary="Cancel a queued or running job")
-    async def cancel(self, state: State, job_id: FromPath[str]) -> GenerationStatus:
-        jobs = state.services.jobs
+    async def cancel(self, jobs: Jobs, job_id: FromPath[str]) -> GenerationStatus:
         return job_status(await jobs.cancel(job_id), jobs.position(job_id))
 
     @patch("/{job_id:str}", summary="Change a queued job's priority")
     async def reprioritise(
-        self, state: State, job_id: FromPath[str], data: JSONBody[PriorityUpdate]
+        self, jobs: Jobs, job_id: FromPath[str], data: JSONBody[PriorityUpdate]
     ) -> GenerationStatus:
-        jobs = state.services.jobs
         return job_status(jobs.set_priority(job_id, data.priority), jobs.position(job_id))
 
     @delete("/{job_id:str}", status_code=204, summary="Delete a finished job and its images")
-    async def remove(self, state: State, job_id: FromPath[str]) -> None:
-        state.services.jobs.delete(job_id)
+    async def remove(self, jobs: Jobs, job_id: FromPath[str]) -> None:
+        jobs.delete(job_id)

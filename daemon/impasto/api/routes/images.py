@@ -7,12 +7,13 @@ import io
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import State, UploadFile
+from litestar.datastructures import UploadFile
 from litestar.params import FromPath, MultipartBody, QueryParameter
 from PIL import Image
 
-from impasto.api.schemas import UploadedImage
+from impasto.api.dependencies import Jobs, Uploads
 from impasto.services.errors import FieldError
+from impasto.wire import UploadedImage
 
 
 def _etag(path_stat: Any, extra: str) -> str:
@@ -27,13 +28,13 @@ class ImagesController(Controller):
     @get("/{job_id:str}/{index:int}", summary="A generated PNG (or a JPEG thumbnail)")
     async def image(
         self,
-        state: State,
+        jobs: Jobs,
         request: Request[Any, Any, Any],
         job_id: FromPath[str],
         index: FromPath[int],
         thumb: Annotated[int | None, QueryParameter(ge=16, le=1024)] = None,
     ) -> Response[bytes]:
-        path = state.services.jobs.image_path(job_id, index)
+        path = jobs.image_path(job_id, index)
         stat = path.stat()
         etag = _etag(stat, str(thumb))
         headers = {"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable"}
@@ -50,7 +51,7 @@ class ImagesController(Controller):
     @post("/", status_code=201, summary="Upload an init image or mask")
     async def upload(
         self,
-        state: State,
+        uploads: Uploads,
         data: MultipartBody[dict[str, UploadFile]],
     ) -> UploadedImage:
         file = data.get("file")
@@ -58,7 +59,6 @@ class ImagesController(Controller):
             raise FieldError(
                 "file", "send the image as multipart/form-data in a field named 'file'"
             )
-        uploads = state.services.uploads
         content = await file.read(uploads.max_bytes + 1)
         upload_id, image = uploads.save_bytes(content, "file")
         return UploadedImage(id=upload_id, width=image.width, height=image.height, mode=image.mode)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -10,37 +11,14 @@ from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import Meta
 
-from impasto.api.schemas import ModelDefaults, Schema
+from impasto.engine.runs_on import short_name
 from impasto.services.errors import ConflictError
 from impasto.services.events import iso_time
 from impasto.services.installs import install_json
+from impasto.services.known import CatalogRow
 from impasto.services.manager import ModelManager
 from impasto.services.models import ModelEntry
-
-
-class ModelDetail(Schema):
-    """An installed model: the design document's Model record plus what Impasto detected."""
-
-    id: str
-    name: str
-    type: str
-    family: str
-    path: str
-    size: int
-    read_only: bool
-    inpaint: bool
-    prediction_type: str
-    defaults: ModelDefaults | None
-    precision: str = ""
-    version: str = ""
-    description: str = ""
-    hash: str = ""
-    source: str = ""
-    license: str = ""
-    active: bool = True
-    created_at: str | None = None
-    updated_at: str | None = None
-    problem: str = ""  # why it cannot be used; empty when it can
+from impasto.wire import CatalogEntry, CatalogVariant, ModelDefaults, ModelDetail, Schema, utc
 
 
 class InstallRequest(Schema):
@@ -82,6 +60,22 @@ class InstallRequest(Schema):
     ) = None
     description: Annotated[str, Meta(max_length=2000)] | None = None
     license: Annotated[str, Meta(max_length=200)] | None = None
+    variant: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=40,
+                description="A catalog model's build: cuda, directml, coreml, portable, ... "
+                "(default: the one for this machine's execution provider)",
+            ),
+        ]
+        | None
+    ) = None
+    force: Annotated[
+        bool,
+        Meta(description="Install even when this machine's execution provider cannot run it"),
+    ] = False
 
 
 class InstallInfo(Schema):
@@ -98,6 +92,8 @@ class InstallInfo(Schema):
     created_at: str | None
     updated_at: str | None
     finished_at: str | None
+    note: str = ""  # which build of a catalog model was picked, and why
+    warning: str = ""  # the model installed but cannot run on this machine's provider
 
 
 class LoadedModel(Schema):
@@ -116,9 +112,15 @@ class LoadResult(Schema):
     workers: int
 
 
-def model_detail(m: ModelEntry) -> ModelDetail:
-    """The wire form of a catalog entry."""
+def model_detail(m: ModelEntry, provider: str = "") -> ModelDetail:
+    """The wire form of an installed model; ``provider`` is this machine's, when known."""
+    capability = m.capability
+    runs_here = capability.runs(provider) if capability and provider else None
     return ModelDetail(
+        runs_on=[short_name(p) for p in capability.runs_on] if capability else [],
+        runs_here=runs_here,
+        not_here=capability.why_not(provider) if capability and runs_here is False else "",
+        runs_note=capability.notes.get(provider, "") if capability and runs_here else "",
         id=m.id,
         name=m.name,
         type=m.type,
@@ -128,7 +130,7 @@ def model_detail(m: ModelEntry) -> ModelDetail:
         read_only=m.read_only,
         inpaint=m.inpaint,
         prediction_type=m.prediction_type,
-        defaults=ModelDefaults(**m.defaults) if m.defaults else None,
+        defaults=ModelDefaults(**asdict(m.defaults)) if m.type == "checkpoint" else None,
         precision=m.precision,
         version=m.version,
         description=m.description,
@@ -136,8 +138,8 @@ def model_detail(m: ModelEntry) -> ModelDetail:
         source=m.source,
         license=m.license,
         active=m.active,
-        created_at=iso_time(m.created_at),
-        updated_at=iso_time(m.updated_at),
+        created_at=utc(m.created_at),
+        updated_at=utc(m.updated_at),
         problem=m.problem,
     )
 
@@ -147,6 +149,31 @@ def install_info(record: Any) -> InstallInfo:
     for key in ("created_at", "updated_at", "finished_at"):
         body[key] = iso_time(body[key])
     return InstallInfo(**body)
+
+
+def catalog_entry(row: CatalogRow) -> CatalogEntry:
+    """The wire form of a catalog row."""
+    entry = row.entry
+    variants = [
+        CatalogVariant(**{k: v for k, v in asdict(variant).items() if k != "sha256"})
+        for variant in entry.variants.values()
+    ]
+    return CatalogEntry(
+        name=entry.name,
+        family=entry.family,
+        license=entry.license,
+        description=entry.description,
+        checked=entry.checked,
+        no_portable=entry.no_portable,
+        variants=variants,
+        chosen=row.chosen.key if row.chosen else "",
+        summary=row.summary,
+    )
+
+
+def _provider(state: State) -> str:
+    manager: ModelManager | None = state.services.models
+    return manager.installer.machine_provider() if manager is not None else ""
 
 
 def _manager(state: State) -> ModelManager:
@@ -162,7 +189,12 @@ class ModelsController(Controller):
 
     @get("/", summary="Installed models: checkpoints (the bundled demo ones too), LoRAs, VAEs")
     async def list_models(self, state: State) -> list[ModelDetail]:
-        return [model_detail(m) for m in state.services.catalog.list_all()]
+        provider = _provider(state)
+        return [model_detail(m, provider) for m in state.services.catalog.list_all()]
+
+    @get("/catalog", summary="The model catalog, with the build this machine would get")
+    async def catalog(self, state: State) -> list[CatalogEntry]:
+        return [catalog_entry(row) for row in _manager(state).installer.catalog_listing()]
 
     @get("/installs", summary="Running and recent installs with progress")
     async def installs(self, state: State) -> list[InstallInfo]:
@@ -176,6 +208,12 @@ class ModelsController(Controller):
     async def cancel_install(self, state: State, install_id: FromPath[str]) -> InstallInfo:
         return install_info(_manager(state).installer.cancel(install_id))
 
+    @delete(
+        "/installs/{install_id:str}", status_code=204, summary="Dismiss a finished install's row"
+    )
+    async def dismiss_install(self, state: State, install_id: FromPath[str]) -> None:
+        _manager(state).installer.dismiss(install_id)
+
     @post("/install", status_code=202, summary="Install from the catalog, the hub, a URL or a path")
     async def install_model(self, state: State, data: JSONBody[InstallRequest]) -> InstallInfo:
         request = {k: v for k, v in msgspec.structs.asdict(data).items() if k != "source"}
@@ -188,7 +226,7 @@ class ModelsController(Controller):
 
     @get("/{model_id:str}", summary="One installed model")
     async def get_model(self, state: State, model_id: FromPath[str]) -> ModelDetail:
-        return model_detail(_manager(state).get(model_id))
+        return model_detail(_manager(state).get(model_id), _provider(state))
 
     @delete("/{model_id:str}", status_code=200, summary="Remove a model (409 while jobs use it)")
     async def remove(

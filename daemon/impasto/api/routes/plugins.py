@@ -11,9 +11,9 @@ from litestar.exceptions import NotFoundException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath
 
-from impasto.api.schemas import Schema
 from impasto.plugins import UnknownPluginError
 from impasto.services.errors import NotFoundError
+from impasto.wire import Schema
 
 PLUGIN_ROUTES_PREFIX = "/api/v1/plugins"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get, post
-from litestar.datastructures import State
 from litestar.params import FromQuery, QueryParameter
 
 from impasto.api.convert import job_status
-from impasto.api.schemas import HistoryPage, PauseState, QueueState
+from impasto.api.dependencies import Jobs
 from impasto.services.errors import FieldError
+from impasto.wire import HistoryPage, PauseState, QueueState
 
 STATUSES = {"queued", "processing", "completed", "failed", "cancelled"}
 
@@ -20,18 +20,17 @@ class QueueController(Controller):
     tags = ["queue"]
 
     @get("/", summary="Running and queued jobs in run order")
-    async def active(self, state: State) -> QueueState:
-        jobs = state.services.jobs
+    async def active(self, jobs: Jobs) -> QueueState:
         items = [job_status(j, jobs.position(j.id)) for j in jobs.list_active()]
         return QueueState(paused=jobs.paused, items=items)
 
     @post("/pause", status_code=200, summary="Stop starting new jobs")
-    async def pause(self, state: State) -> PauseState:
-        return PauseState(paused=state.services.jobs.set_paused(True))
+    async def pause(self, jobs: Jobs) -> PauseState:
+        return PauseState(paused=jobs.set_paused(True))
 
     @post("/resume", status_code=200, summary="Start jobs again")
-    async def resume(self, state: State) -> PauseState:
-        return PauseState(paused=state.services.jobs.set_paused(False))
+    async def resume(self, jobs: Jobs) -> PauseState:
+        return PauseState(paused=jobs.set_paused(False))
 
 
 class HistoryController(Controller):
@@ -41,7 +40,7 @@ class HistoryController(Controller):
     @get("/", summary="Jobs, newest first, with cursor pagination")
     async def history(
         self,
-        state: State,
+        jobs: Jobs,
         cursor: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
         status: Annotated[
@@ -55,7 +54,6 @@ class HistoryController(Controller):
             raise FieldError(
                 "status", f"must be a comma-separated list of {', '.join(sorted(STATUSES))}"
             )
-        jobs = state.services.jobs
         items, next_cursor = jobs.history(
             cursor=cursor, limit=limit, status=wanted, model=model, query=q
         )

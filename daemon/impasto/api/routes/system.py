@@ -6,12 +6,12 @@ import time
 from typing import Any
 
 from litestar import Controller, get
-from litestar.datastructures import State
 
-from impasto.api.schemas import Health, SamplerInfo
+from impasto.api.dependencies import AllServices
 from impasto.api.security import PUBLIC
-from impasto.engine.schedulers import SAMPLER_NAMES, SAMPLERS, sampler_schedules
+from impasto.engine.schedulers import SAMPLER_SPECS
 from impasto.services.system import system_report
+from impasto.wire import LIMITS, FieldLimit, Health, SamplerInfo
 
 
 class SystemController(Controller):
@@ -19,20 +19,29 @@ class SystemController(Controller):
     tags = ["system"]
 
     @get("/health", summary="Liveness: answers without a token", opt={PUBLIC: True})
-    async def health(self, state: State) -> Health:
-        return Health(status="ok", version=state.services.version)
+    async def health(self, services: AllServices) -> Health:
+        return Health(status="ok", version=services.version)
 
-    @get("/samplers", summary="Sampler ids usable in requests")
+    @get("/samplers", summary="Samplers: ids for requests, labels, A1111 names, schedules")
     async def samplers(self) -> list[SamplerInfo]:
         return [
             SamplerInfo(
-                id=name, name=SAMPLER_NAMES.get(name, name), schedules=list(sampler_schedules(name))
+                id=spec.id,
+                name=spec.label,
+                schedules=list(spec.schedules),
+                a1111_name=spec.a1111_name,
+                aliases=list(spec.aliases),
+                recommended_steps=spec.recommended_steps,
             )
-            for name in SAMPLERS
+            for spec in SAMPLER_SPECS.values()
         ]
 
+    @get("/limits", summary="The allowed values of each request field (from the schema)")
+    async def limits(self) -> dict[str, FieldLimit]:
+        return LIMITS
+
     @get("/system", summary="Version, execution provider, GPUs, memory, queue and workers")
-    async def system(self, state: State) -> dict[str, Any]:
-        report = system_report(state.services)
-        report["uptime"] = round(time.time() - state.services.started_at, 1)
+    async def system(self, services: AllServices) -> dict[str, Any]:
+        report = system_report(services)
+        report["uptime"] = round(time.time() - services.started_at, 1)
         return report

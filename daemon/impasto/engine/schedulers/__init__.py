@@ -4,10 +4,18 @@ from .base import NoiseFn, Scheduler, SchedulerConfig
 from .registry import (
     DEFAULT_SAMPLER,
     SAMPLER_NAMES,
+    SAMPLER_SPECS,
     SAMPLERS,
+    SCHEDULE_SPECS,
+    SamplerSpec,
+    ScheduleSpec,
     create_scheduler,
+    find_sampler,
+    find_schedule,
     register_sampler,
+    sampler_label,
     sampler_schedules,
+    schedule_label,
 )
 from .sigmas import SCHEDULES
 
@@ -15,11 +23,19 @@ __all__ = [
     "DEFAULT_SAMPLER",
     "SAMPLERS",
     "SAMPLER_NAMES",
+    "SAMPLER_SPECS",
     "SCHEDULES",
+    "SCHEDULE_SPECS",
     "NoiseFn",
+    "SamplerSpec",
+    "ScheduleSpec",
     "Scheduler",
     "SchedulerConfig",
     "create_scheduler",
+    "find_sampler",
+    "find_schedule",
     "register_sampler",
+    "sampler_label",
     "sampler_schedules",
+    "schedule_label",
 ]

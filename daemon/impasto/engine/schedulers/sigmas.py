@@ -10,10 +10,12 @@ import math
 
 import numpy as np
 
+from impasto.wire import SCHEDULE_NAMES
+
 from .base import SchedulerConfig
 
-SCHEDULES = ("default", "karras", "exponential")
-"""Sigma-schedule options of the sigma-based samplers."""
+SCHEDULES = SCHEDULE_NAMES
+"""Sigma-schedule options of the sigma-based samplers: the request schema's list."""
 
 KARRAS_RHO = 7.0
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from impasto.logs import rotate_if_large
 from impasto.worker.protocol import (
     HEADER,
     CancelJob,
@@ -140,6 +141,21 @@ class Supervisor:
         for slot in range(self.count):
             self._tasks.append(asyncio.create_task(self._keep_alive(slot), name=f"worker-{slot}"))
 
+    def live_workers(self) -> list[WorkerHandle]:
+        """The workers that are up (idle or busy), in start order."""
+        return [h for h in self.handles.values() if h.state in ("idle", "busy")]
+
+    async def broadcast(self, message: ToWorker) -> int:
+        """Send ``message`` to every live worker; returns how many got it."""
+        workers = self.live_workers()
+        for handle in workers:
+            await handle.send(message)
+        return len(workers)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every worker as /system reports it."""
+        return [h.to_json() for h in self.handles.values()]
+
     def wake(self) -> None:
         """A job was queued or the queue resumed: idle workers look again."""
         self._wake.set()
@@ -173,7 +189,9 @@ class Supervisor:
         stderr: Any = None
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            stderr = (self.log_dir / f"worker-{slot}.log").open("ab")
+            log_file = self.log_dir / f"worker-{slot}.log"
+            rotate_if_large(log_file)
+            stderr = log_file.open("ab")
         process = await asyncio.create_subprocess_exec(
             *args,
             stdin=asyncio.subprocess.PIPE,

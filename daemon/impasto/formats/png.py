@@ -22,15 +22,6 @@ _PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
 _NEGATIVE = "Negative prompt:"
 
-# A1111 omits its automatic schedule and capitalizes the named ones.
-_SCHEDULE_LABELS: dict[str, str | None] = {
-    "": None,
-    "default": None,
-    "automatic": None,
-    "karras": "Karras",
-    "exponential": "Exponential",
-}
-
 # Our field name for each A1111 key, and how its text becomes a value.
 _KNOWN_FIELDS: dict[str, tuple[str, type]] = {
     "Steps": ("steps", int),
@@ -79,12 +70,14 @@ def format_a1111_parameters(
     model: str | None,
     extra: dict[str, Any] | None = None,
 ) -> str:
-    """The ``parameters`` text AUTOMATIC1111 writes: prompt, negative prompt, settings line."""
-    schedule = _SCHEDULE_LABELS.get((schedule_type or "").lower(), schedule_type)
+    """The ``parameters`` text AUTOMATIC1111 writes: prompt, negative prompt, settings line.
+
+    ``sampler_name`` and ``schedule_type`` are written as given: the sampler registry's labels.
+    """
     fields: dict[str, Any] = {
         "Steps": steps,
         "Sampler": sampler_name,
-        "Schedule type": schedule,
+        "Schedule type": schedule_type or None,
         "CFG scale": float(cfg_scale),
         "Seed": seed,
         "Size": f"{width}x{height}",

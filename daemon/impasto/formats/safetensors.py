@@ -12,8 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from impasto.engine.types import EngineError
-
 _DTYPES: dict[str, type[np.generic]] = {
     "F64": np.float64,
     "F32": np.float32,
@@ -28,8 +26,26 @@ _DTYPES: dict[str, type[np.generic]] = {
 MAX_HEADER = 100 * 1024 * 1024  # the format's own limit
 
 
-class SafetensorsError(EngineError):
+class SafetensorsError(ValueError):
     """A file is not a readable .safetensors file; the message names it."""
+
+
+def read_header(path: Path) -> dict[str, object]:
+    """The JSON header of ``path`` (``__metadata__`` included), read without the tensors."""
+    with Path(path).open("rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise SafetensorsError(f"{path.name}: too short to be a .safetensors file")
+        (length,) = struct.unpack("<Q", head)
+        if length > MAX_HEADER or length + 8 > Path(path).stat().st_size:
+            raise SafetensorsError(f"{path.name}: safetensors header is longer than the file")
+        try:
+            header = json.loads(fh.read(length))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SafetensorsError(f"{path.name}: safetensors header is not JSON") from exc
+    if not isinstance(header, dict):
+        raise SafetensorsError(f"{path.name}: safetensors header is not an object")
+    return header
 
 
 def read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:

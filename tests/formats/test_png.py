@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from PIL import Image, PngImagePlugin
 
-from impasto.services import outputs
-from impasto.services.outputs import (
+from impasto.formats import png as outputs
+from impasto.formats.png import (
     format_a1111_parameters,
     parse_a1111_parameters,
     read_png_metadata,
@@ -38,7 +38,7 @@ def settings(**overrides: Any) -> dict[str, Any]:
         "negative_prompt": "blurry",
         "steps": 20,
         "sampler_name": "Euler a",
-        "schedule_type": "karras",
+        "schedule_type": "Karras",
         "cfg_scale": 7.0,
         "seed": 1,
         "width": 512,
@@ -76,7 +76,7 @@ def test_format_omits_empty_fields_and_quotes_extras() -> None:
     text = format_a1111_parameters(
         **settings(
             negative_prompt="",
-            schedule_type="default",
+            schedule_type=None,
             cfg_scale=7.5,
             model=None,
             extra={"Denoising strength": 0.75, "Lora hashes": "a: 1, b: 2", "Skip": None},

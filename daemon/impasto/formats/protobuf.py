@@ -1,0 +1,67 @@
+"""The protobuf wire format, just enough to walk an ONNX file's messages by field number.
+
+The ``onnx`` package is not a runtime dependency; the engine (external data, graph
+initializers) and the services (model detection) read the few fields they need with this.
+"""
+
+from __future__ import annotations
+
+import mmap
+from collections.abc import Iterator
+from typing import TypeAlias
+
+Buffer: TypeAlias = memoryview | bytes | mmap.mmap
+
+
+class ProtobufError(ValueError):
+    """The bytes are not a well-formed protobuf message."""
+
+
+def varint(buf: Buffer, pos: int, end: int) -> tuple[int, int]:
+    """The varint at ``pos`` and the position after it."""
+    result = shift = 0
+    while True:
+        if pos >= end or shift > 63:
+            raise ProtobufError("truncated varint")
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+
+
+def fields(buf: Buffer, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
+    """Yield (field number, wire type, value start, value end) of one message's fields."""
+    pos = start
+    while pos < end:
+        key, pos = varint(buf, pos, end)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _, next_pos = varint(buf, pos, end)
+        elif wire == 1:
+            next_pos = pos + 8
+        elif wire == 2:
+            length, pos = varint(buf, pos, end)
+            next_pos = pos + length
+        elif wire == 5:
+            next_pos = pos + 4
+        else:
+            raise ProtobufError(f"unsupported wire type {wire}")
+        if next_pos > end:
+            raise ProtobufError("field runs past the end of its message")
+        yield number, wire, pos, next_pos
+        pos = next_pos
+
+
+def submessages(buf: Buffer, start: int, end: int, number: int) -> list[tuple[int, int]]:
+    """(start, end) of every length-delimited field ``number`` of one message."""
+    return [(s, e) for n, w, s, e in fields(buf, start, end) if n == number and w == 2]
+
+
+def int_field(buf: Buffer, start: int, end: int, number: int) -> int | None:
+    """The first varint field ``number`` of one message, or None."""
+    for n, w, s, e in fields(buf, start, end):
+        if n == number and w == 0:
+            return varint(buf, s, e)[0]
+    return None

@@ -1,0 +1,126 @@
+"""The one resolution step: a public request plus the chosen model becomes a resolved plan.
+
+Every entry point (native API, A1111, OpenAI; and so the CLI and the web UI) builds a
+``GenerateRequest`` and hands it here. The plan has the model's family defaults filled in, the
+sampler and schedule resolved to ids, adapters checked and named; it holds no local path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from impasto.engine.schedulers import SAMPLER_SPECS, find_sampler, sampler_schedules
+from impasto.services.errors import FieldError
+from impasto.services.images import UploadStore
+from impasto.services.models import ModelCatalog, ModelEntry
+from impasto.wire import GenerateRequest, LoraSpec, ResolvedPlan
+from impasto.worker.files import NotInstalledError, adapter_path, embeddings_in
+
+REFINER_FAMILY = "sdxl-refiner"
+
+
+@dataclass(frozen=True)
+class Resolver:
+    """Resolves requests against the installed models, adapters and uploads."""
+
+    catalog: ModelCatalog
+    uploads: UploadStore
+    default_model: str
+
+    def model(self, model_id: str | None) -> ModelEntry:
+        """The installed checkpoint a request names (or the default one); FieldError if none."""
+        wanted = model_id or self.default_model
+        model = self.catalog.get(wanted)
+        if model is None:
+            names = ", ".join(m.id for m in self.catalog.list()) or "none"
+            raise FieldError("model", f"model {wanted!r} is not installed; installed: {names}")
+        if model.family == REFINER_FAMILY:
+            raise FieldError(
+                "model", f"{model.id!r} is an SDXL refiner; pass it as refiner with an SDXL model"
+            )
+        return model
+
+    def resolve(self, request: GenerateRequest) -> ResolvedPlan:
+        """The plan of ``request``: defaults filled, names checked, images stored as uploads."""
+        model = self.model(request.model)
+        defaults = model.defaults
+        sampler = resolve_sampler(request.sampler or defaults.sampler)
+        schedule = request.schedule or defaults.schedule
+        if request.schedule is None and schedule not in sampler_schedules(sampler):
+            schedule = "default"
+        if schedule not in sampler_schedules(sampler):
+            allowed = ", ".join(sampler_schedules(sampler))
+            raise FieldError("schedule", f"{sampler} supports the schedules: {allowed}")
+        width = request.width or defaults.width
+        height = request.height or defaults.height
+        init_image, mask_image = self._images(request, (width, height))
+        models_dir = self.catalog.models_dir
+        try:
+            for lora in request.loras:
+                adapter_path(models_dir, "loras", lora.name)
+            if request.vae:
+                adapter_path(models_dir, "vae", request.vae)
+        except NotInstalledError as exc:
+            raise FieldError(exc.field, exc.message) from None
+        if request.refiner:
+            self._check_refiner(request.refiner)
+        text = f"{request.prompt} {request.negative_prompt}"
+        return ResolvedPlan(
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt,
+            model=model.id,
+            family=model.family,
+            width=width,
+            height=height,
+            steps=request.steps or defaults.steps,
+            cfg_scale=defaults.cfg_scale if request.cfg_scale is None else request.cfg_scale,
+            seed=request.seed,
+            batch_size=request.batch_size,
+            sampler=sampler,
+            schedule=schedule,
+            priority=request.priority,
+            init_image=init_image,
+            mask_image=mask_image,
+            strength=request.strength,
+            loras=[LoraSpec(name=lora.name, weight=lora.weight) for lora in request.loras],
+            embeddings=embeddings_in(models_dir, text),
+            vae=request.vae,
+            clip_skip=request.clip_skip,
+            refiner=request.refiner,
+            refiner_switch=request.refiner_switch,
+            plugins=dict(request.plugins),
+        )
+
+    def _images(
+        self, request: GenerateRequest, size: tuple[int, int]
+    ) -> tuple[str | None, str | None]:
+        found: dict[str, str | None] = {}
+        for key, value, mode in (
+            ("init_image", request.init_image, "RGB"),
+            ("mask_image", request.mask_image, "L"),
+        ):
+            if not value:
+                found[key] = None
+                continue
+            upload_id, image = self.uploads.resolve(value, key)
+            if image.size != size:
+                upload_id, _ = self.uploads.save_image(image.convert(mode).resize(size))
+            found[key] = f"upload:{upload_id}"
+        if found["mask_image"] and not found["init_image"]:
+            raise FieldError("mask_image", "a mask needs an init_image to paint into")
+        return found["init_image"], found["mask_image"]
+
+    def _check_refiner(self, refiner_id: str) -> None:
+        entry = self.catalog.get(refiner_id)
+        if entry is None:
+            raise FieldError("refiner", f"model {refiner_id!r} is not installed")
+        if entry.family != REFINER_FAMILY:
+            raise FieldError("refiner", f"model {refiner_id!r} is not an SDXL refiner")
+
+
+def resolve_sampler(name: str) -> str:
+    """The sampler id of any of its names; FieldError naming ``sampler`` otherwise."""
+    found = find_sampler(name)
+    if found is None:
+        raise FieldError("sampler", f"unknown sampler {name!r}; one of {', '.join(SAMPLER_SPECS)}")
+    return found

@@ -1,0 +1,139 @@
+"""The worker-facing side of the job life cycle: claim, build the worker message, record outcomes.
+
+The supervisor calls these; ``JobService`` (the API side) shares the store, the bus and the
+``paused`` flag through this object, so the two are wired by their constructors.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from impasto.services.events import EventBus
+from impasto.services.models import ModelCatalog
+from impasto.wire import ResolvedPlan
+from impasto.worker.protocol import JobDone, RunJob, Started, StepProgress
+from impasto.worker.supervisor import preview_data_url
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    """Where jobs write and read files, and the worker knobs taken from settings."""
+
+    output_dir: Path
+    uploads_dir: Path
+    max_attempts: int
+    preview_every: int
+    keep_alive: float
+
+
+def job_plan(job: Any) -> ResolvedPlan:
+    """A stored job's plan; jobs queued before plans existed carry every field in the request."""
+    return msgspec.convert(job.plan or job.request, ResolvedPlan)
+
+
+class JobRunner:
+    """Turns claimed jobs into ``RunJob`` messages and worker reports into job states."""
+
+    def __init__(
+        self,
+        store: Any,
+        bus: EventBus,
+        catalog: ModelCatalog,
+        options: RunnerOptions,
+        plugins: Any = None,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.catalog = catalog
+        self.options = options
+        # The plugin host (impasto.plugins.manager.PluginHost); None runs no plugins.
+        self.plugins = plugins
+        self.paused = False
+        # The latest preview JPEG of each running job, for A1111's /progress current_image.
+        self.previews: dict[str, bytes] = {}
+
+    def claim_next(self, worker_id: str) -> Any:
+        return self.store.claim_next(worker_id)
+
+    def run_message(self, job: Any) -> RunJob:
+        """The typed message a worker runs: the plan, plus the folders to look names up in."""
+        plan = job_plan(job)
+        day = time.strftime("%Y-%m-%d", time.localtime(job.created_at))
+        return RunJob(
+            job_id=job.id,
+            plan=plan,
+            models_dir=str(self.catalog.models_dir),
+            uploads_dir=str(self.options.uploads_dir),
+            output_dir=str(self.options.output_dir / day),
+            preview_every=self.options.preview_every,
+            keep_alive=self.options.keep_alive,
+            plugins=self.plugins.job_plugins() if self.plugins else {},
+            plugin_options=dict(plan.plugins),
+        )
+
+    def on_started(self, job_id: str, message: Started) -> None:
+        job = self.store.get(job_id)
+        self.bus.publish("started", job_id, {"total_steps": message.total, "attempt": job.attempts})
+
+    def on_progress(self, job_id: str, message: StepProgress) -> None:
+        self.store.update_progress(job_id, message.step, message.total)
+        data = {
+            "step": message.step,
+            "total": message.total,
+            "progress": message.step / message.total,
+        }
+        if message.preview:
+            self.previews[job_id] = message.preview
+        extra = {"preview": preview_data_url(message.preview)} if message.preview else None
+        self.bus.publish("progress", job_id, data, extra)
+
+    def on_done(self, job_id: str, message: JobDone) -> None:
+        self.store.mark_completed(job_id, message.results)
+        self.previews.pop(job_id, None)
+        results = [public_result(job_id, r) for r in message.results]
+        data: dict[str, Any] = {"results": results, "timings": message.timings}
+        if message.warnings:
+            data["warnings"] = message.warnings
+        self.bus.publish("completed", job_id, data)
+
+    def on_failed(self, job_id: str, error: str) -> None:
+        self.store.mark_failed(job_id, error)
+        self.previews.pop(job_id, None)
+        self.bus.publish("failed", job_id, {"error": error})
+
+    def on_cancelled(self, job_id: str) -> None:
+        self.store.mark_cancelled(job_id)
+        self.previews.pop(job_id, None)
+        self.bus.publish("cancelled", job_id, {})
+
+    def on_interrupted(self, job: Any, reason: str) -> None:
+        """The worker died (or the daemon is stopping) mid-job: retry it, or give up."""
+        self.previews.pop(job.id, None)
+        if reason == "daemon stopped":
+            self.store.release(job.id)
+            return
+        if job.attempts + 1 >= self.options.max_attempts:
+            error = f"{reason} (tried {job.attempts + 1} times)"
+            self.store.mark_failed(job.id, error)
+            self.bus.publish("failed", job.id, {"error": error})
+            return
+        self.store.requeue(job.id, reason)
+        self.bus.publish(
+            "queued", job.id, {"position": self.store.position(job.id), "retry": reason}
+        )
+
+
+def public_result(job_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    """A stored result as clients see it: a URL instead of a file path."""
+    return {
+        "index": result["index"],
+        "url": f"/api/v1/images/{job_id}/{result['index']}",
+        "seed": result["seed"],
+        "width": result["width"],
+        "height": result["height"],
+    }

@@ -1,0 +1,90 @@
+"""Where an installed model, adapter or upload lives: names in, paths out, where files open.
+
+Plans, job records and PNG metadata carry ids and names only; the services check a name here
+when a request arrives, the worker looks the path up here right before it opens the file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+UPLOAD_PREFIX = "upload:"
+_LABELS = {"loras": "LoRA", "vae": "VAE", "embeddings": "embedding"}
+
+
+class NotInstalledError(LookupError):
+    """A name that matches nothing installed; ``field`` names the request field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Roots:
+    """The folders names are looked up in: installed models first, then the bundled ones."""
+
+    models_dir: Path
+    bundled_dir: Path | None = None
+    uploads_dir: Path | None = None
+
+
+def _plain(name: str) -> bool:
+    return bool(name) and "/" not in name and "\\" not in name and not name.startswith(".")
+
+
+def model_folder(roots: Roots, model_id: str) -> Path | None:
+    """The folder of model ``model_id`` (models dir before bundled), or None."""
+    if not _plain(model_id):
+        return None
+    for root in (roots.models_dir, roots.bundled_dir):
+        if root is not None and (root / model_id).is_dir():
+            return root / model_id
+    return None
+
+
+def adapter_path(models_dir: Path, kind: str, name: str) -> Path:
+    """``<models_dir>/<kind>/<name>`` (a ``.safetensors`` file, or a folder for a VAE)."""
+    folder = models_dir / kind
+    field = "loras" if kind == "loras" else kind
+    label = _LABELS.get(kind, kind)
+    if not _plain(name):
+        raise NotInstalledError(field, f"{label} {name!r} is not a plain name")
+    for candidate in (folder / name, folder / f"{name}.safetensors"):
+        if candidate.exists() and candidate.resolve().is_relative_to(folder.resolve()):
+            return candidate
+    found = sorted(p.stem for p in folder.glob("*")) if folder.is_dir() else []
+    raise NotInstalledError(
+        field,
+        f"{label} {name!r} is not installed in the models folder's {kind}/; "
+        f"installed: {', '.join(found) or 'none'}",
+    )
+
+
+def embeddings_in(models_dir: Path, text: str) -> list[str]:
+    """Names of the installed embeddings whose file stem or token the prompt text uses."""
+    from impasto.engine.embeddings import EmbeddingError, load_embedding
+
+    found = []
+    for path in sorted((models_dir / "embeddings").glob("*.safetensors")):
+        if path.stem in text:
+            found.append(path.stem)
+            continue
+        try:
+            if load_embedding(path).token in text:
+                found.append(path.stem)
+        except EmbeddingError:
+            continue
+    return found
+
+
+def upload_path(uploads_dir: Path, value: str) -> Path:
+    """The file of an ``upload:<id>`` reference."""
+    upload_id = value.removeprefix(UPLOAD_PREFIX)
+    if not UPLOAD_ID.match(upload_id):
+        raise NotInstalledError("init_image", f"{value!r} is not an upload:<id> reference")
+    return uploads_dir / f"{upload_id}.png"

@@ -1,0 +1,115 @@
+"""Every sampler and schedule label a PNG gets is read back to the same id.
+
+The PNG is written exactly as the worker writes it (the built-in png_metadata plugin on a plan);
+it is read back by the Python PNG-info reader, by ``POST /sdapi/v1/png-info`` and by the web UI's
+``matchSampler`` (run by Node against ``GET /api/v1/samplers``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+from PIL import Image
+
+from impasto.api.app import create_app
+from impasto.api.compat.samplers_map import to_impasto
+from impasto.engine.schedulers import SAMPLER_SPECS, find_sampler, find_schedule
+from impasto.formats.png import parse_a1111_parameters, read_png_metadata, write_png
+from impasto.plugins.png_metadata import postprocess_result
+from impasto.plugins.types import PluginContext, PostprocessResult
+from tests.api.conftest import make_services
+from tests.harness import REPO
+
+CASES = [(spec.id, schedule) for spec in SAMPLER_SPECS.values() for schedule in spec.schedules]
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    services = make_services(tmp_path_factory.mktemp("labels"), allowed_hosts=["testserver"])
+    with TestClient(app=create_app(services), base_url="http://testserver") as client:
+        yield client
+    services.extra["db"].close()
+
+
+def written_png(tmp_path: Path, sampler: str, schedule: str) -> Path:
+    plan = {
+        "prompt": "a label test",
+        "negative_prompt": "",
+        "model": "sd-tiny",
+        "width": 64,
+        "height": 64,
+        "steps": 7,
+        "cfg_scale": 5.0,
+        "sampler": sampler,
+        "schedule": schedule,
+    }
+    result = PostprocessResult(job_id="j", index=0, seed=3, model="sd-tiny", request=plan)
+    image = Image.new("RGB", (64, 64))
+    postprocess_result(result, image, PluginContext(name="png_metadata", config={}))
+    return write_png(image, tmp_path / "out.png", text=result.text)
+
+
+@pytest.mark.parametrize(("sampler", "schedule"), CASES)
+def test_png_labels_read_back_to_the_same_ids(
+    api: TestClient, tmp_path: Path, sampler: str, schedule: str
+) -> None:
+    path = written_png(tmp_path, sampler, schedule)
+    metadata = read_png_metadata(path)
+    parsed = parse_a1111_parameters(metadata["parameters"])
+    assert find_sampler(parsed["sampler_name"]) == sampler
+    assert find_schedule(parsed["schedule_type"]) == schedule
+    choice = to_impasto(parsed["sampler_name"], parsed["schedule_type"])
+    assert (choice.sampler, choice.schedule) == (sampler, schedule)
+    assert (metadata["impasto"]["sampler"], metadata["impasto"]["schedule"]) == (sampler, schedule)
+
+    image = base64.b64encode(path.read_bytes()).decode()
+    response = api.post("/sdapi/v1/png-info", json={"image": image})
+    assert response.status_code == 200, response.text
+    parameters = response.json()["parameters"]
+    choice = to_impasto(parameters["Sampler"], parameters.get("Schedule type"))
+    assert (choice.sampler, choice.schedule) == (sampler, schedule)
+
+
+def test_the_pndm_label_is_a1111s(tmp_path: Path) -> None:
+    parsed = parse_a1111_parameters(
+        read_png_metadata(written_png(tmp_path, "pndm", "default"))["parameters"]
+    )
+    assert parsed["sampler_name"] == "PLMS"
+
+
+def test_the_web_uis_reader_maps_every_label_back(api: TestClient, tmp_path: Path) -> None:
+    node = shutil.which("node")
+    if node is None:
+        if os.environ.get("CI"):
+            pytest.fail("node is required under CI (Debian package nodejs)")
+        pytest.skip("needs node (Debian package nodejs)")
+    samplers = api.get("/api/v1/samplers").json()
+    labels = []
+    for sampler, schedule in CASES:
+        parsed = parse_a1111_parameters(
+            read_png_metadata(written_png(tmp_path, sampler, schedule))["parameters"]
+        )
+        labels.append([parsed["sampler_name"], parsed["schedule_type"], sampler, schedule])
+    script = (
+        f"import {{ matchSampler }} from '{REPO / 'ui_static/js/png-info.js'}';\n"
+        f"const samplers = {json.dumps(samplers)};\n"
+        f"const labels = {json.dumps(labels)};\n"
+        "const wrong = labels.filter(([name, sched, id, want]) => {\n"
+        "  const got = matchSampler(name, sched, samplers);\n"
+        "  return got.sampler !== id || got.schedule !== want;\n"
+        "});\n"
+        "console.log(JSON.stringify(wrong));\n"
+    )
+    done = subprocess.run(
+        [node, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
