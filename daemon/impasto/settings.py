@@ -65,9 +65,29 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     workers: Annotated[int, _doc("Inference worker processes; 0: one per NVIDIA GPU, or 1.")] = 0
     max_queue: Annotated[int, _doc("Most queued jobs; beyond it submits get 429.")] = 1000
     max_attempts: Annotated[int, _doc("Times a job is tried when its worker dies.")] = 3
-    rate_limit: Annotated[int, _doc("Most generate requests per minute per client (0 = off).")] = (
-        600
-    )
+    rate_limit: Annotated[
+        int, _doc("Most generate requests per minute per connection (0 = off).")
+    ] = 600
+    max_connections: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1, description="Most open HTTP connections per listener; more wait until one closes."
+        ),
+    ] = 1024
+    max_event_streams: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1, description="Most open event streams (SSE and WebSocket together); more get 503."
+        ),
+    ] = 256
+    header_timeout: Annotated[
+        float,
+        msgspec.Meta(
+            ge=1,
+            le=60,
+            description="Seconds a connection may stay idle or take to send a request's headers.",
+        ),
+    ] = 10.0
     provider: Annotated[
         str, _doc("Execution provider: auto, cpu, cuda, tensorrt, directml, ...")
     ] = "auto"

@@ -236,6 +236,8 @@ class ModelDetail(Schema):
     """Why it cannot run here."""
     runs_note: str = ""
     """A caveat where it runs here (fp16 on CPU)."""
+    problem: str = ""
+    """Why the model cannot be used (a truncated or unreadable UNet...); empty when it can."""
 
 
 class CatalogVariant(Schema):

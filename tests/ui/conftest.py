@@ -49,13 +49,22 @@ class PageErrors(list[str]):
 
 
 def new_page(
-    browser: Browser, base_url: str, viewport: dict[str, int] = DESKTOP, color_scheme: str = "light"
+    browser: Browser,
+    base_url: str,
+    viewport: dict[str, int] = DESKTOP,
+    color_scheme: str = "light",
+    enforce_csp: bool = False,
 ) -> Page:
-    """A fresh browser context (own localStorage) on the daemon, with errors collected."""
+    """A fresh browser context (own localStorage) on the daemon, with errors collected.
+
+    Playwright polls ``wait_for_function`` predicates with ``eval``, which the daemon's
+    Content-Security-Policy forbids, so pages bypass it unless ``enforce_csp`` (test_csp.py).
+    """
     context = browser.new_context(
         base_url=base_url,
         viewport=viewport,
         color_scheme=color_scheme,  # type: ignore[arg-type]
+        bypass_csp=not enforce_csp,
     )
     context.set_default_timeout(20_000)
     page = context.new_page()

@@ -41,7 +41,7 @@ export class GenerateForm {
     if (limits) setLimits(limits);
     const model = byId('model');
     model.replaceChildren(h('option', { value: '' }, 'Default model'),
-      ...models.filter((m) => m.type !== 'lora').map((m) => h('option', { value: m.id }, m.name || m.id)));
+      ...models.filter((m) => m.type !== 'lora' && !m.problem).map((m) => h('option', { value: m.id }, m.name || m.id)));
     byId('sampler').replaceChildren(...samplers.map((s) => h('option', { value: s.id }, s.name)));
     byId('lora-names').replaceChildren(
       ...models.filter((m) => m.type === 'lora').map((m) => h('option', { value: m.id })));

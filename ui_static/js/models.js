@@ -110,8 +110,9 @@ export class ModelsPanel {
     const d = m.defaults;
     const loaded = this.isLoaded(m.id);
     const busy = this.busy.has(m.id);
-    const problem = this.problems.get(m.id);
-    const checkpoint = m.type === 'checkpoint';
+    // m.problem: the daemon cannot use this model (a truncated UNet, ...); no Use or Load then.
+    const problem = m.problem || this.problems.get(m.id);
+    const checkpoint = m.type === 'checkpoint' && !m.problem;
     return h('article', { class: 'card model', dataset: { model: m.id } },
       h('div', { class: 'model-head' },
         h('h3', {}, name),

@@ -9,6 +9,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from impasto.api.bodies import too_deep_handler
 from impasto.services.errors import (
     ConflictError,
     FieldError,
@@ -98,6 +99,7 @@ def internal_handler(request: Request[Any, Any, Any], exc: Exception) -> Respons
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     ValidationException: validation_handler,
+    RecursionError: too_deep_handler,
     ServiceError: service_handler,
     StorageFullError: disk_full_handler,
     HTTPException: http_handler,

@@ -18,6 +18,8 @@ from litestar.response import File
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from impasto.api.security import PUBLIC
+
 CACHE_CONTROL = b"no-cache"
 # Requests whose answers stay uncompressed: everything but the UI and the docs' assets.
 UNCOMPRESSED = ["^/api/", "^/sdapi/", "^/v1/"]
@@ -76,7 +78,11 @@ def revalidated(app: ASGIApp) -> ASGIApp:
 
 
 def static_routers(ui_dir: Path, docs_assets: Path) -> list[Router]:
-    """The UI at ``/`` (index.html for ``/``, GET and HEAD) and the API docs' assets."""
+    """The UI at ``/`` (index.html for ``/``, GET and HEAD) and the API docs' assets.
+
+    All of them answer without a token (``PUBLIC``): the page asks for the token itself.
+    """
+    public = {PUBLIC: True}
 
     # Litestar's html_mode answers GET / only; this index answers HEAD / too.
     @route("/", http_method=[HttpMethod.GET, HttpMethod.HEAD], include_in_schema=False)
@@ -88,6 +94,7 @@ def static_routers(ui_dir: Path, docs_assets: Path) -> list[Router]:
         directories=[docs_assets],
         include_in_schema=False,
         middleware=[revalidated],
+        opt=public,
     )
     ui = create_static_files_router(
         path="/",
@@ -95,6 +102,7 @@ def static_routers(ui_dir: Path, docs_assets: Path) -> list[Router]:
         include_in_schema=False,
         name="ui",
         middleware=[revalidated],
+        opt=public,
     )
-    index_router = Router(path="/", route_handlers=[index], middleware=[revalidated])
+    index_router = Router(path="/", route_handlers=[index], middleware=[revalidated], opt=public)
     return [docs, index_router, ui]

@@ -157,7 +157,7 @@ def list_models(args: argparse.Namespace, context: Context) -> int:
     rows = [("ID", "TYPE", "FAMILY", "SIZE", "SOURCE")]
     for m in models:
         source = "bundled" if m.read_only else (m.source or "folder")
-        rows.append((m.id, m.type, m.family, _size(m.size), source))
+        rows.append((m.id, m.type, m.family or "-", _size(m.size), m.problem or source))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

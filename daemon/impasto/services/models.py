@@ -53,6 +53,8 @@ class ModelEntry:
     updated_at: float | None = None
     # Which execution providers can run its graphs (None for single files or unreadable graphs).
     capability: Capability | None = None
+    # Why the model cannot be used (a truncated or unreadable UNet, ...); empty when it can.
+    problem: str = ""
 
 
 def folder_size(path: Path) -> int:
@@ -93,8 +95,20 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
         return None
     try:
         found = detect_folder(folder)
-    except (ValueError, OSError):
-        return None
+    except (ValueError, OSError) as exc:
+        # Listed, not dropped: the user sees which model is broken and why.
+        return ModelEntry(
+            id=folder.name,
+            name=folder.name,
+            path=folder,
+            family="",
+            read_only=read_only,
+            inpaint=False,
+            prediction_type="",
+            size=folder_size(folder),
+            test=(folder / TEST_MODEL_MARKER).is_file(),
+            problem=f"unusable: {exc}; reinstall it or remove the folder",
+        )
     if found.layout != "onnx":
         return None
     return ModelEntry(
@@ -182,6 +196,10 @@ class ModelCatalog:
 
     def list(self, *, everything: bool = False) -> list[ModelEntry]:
         """Checkpoints a job can generate with; test models too when shown or ``everything``."""
+        return [e for e in self._checkpoints(everything=everything) if not e.problem]
+
+    def _checkpoints(self, *, everything: bool = False) -> builtins.list[ModelEntry]:
+        """Every checkpoint folder, the unusable ones included (with their ``problem``)."""
         records = self._records()
         found: dict[str, ModelEntry] = {}
         for root, read_only in ((self.bundled_dir, True), (self.models_dir, False)):
@@ -195,8 +213,8 @@ class ModelCatalog:
         return [e for e in found.values() if everything or self._shown(e)]
 
     def list_all(self) -> builtins.list[ModelEntry]:
-        """Checkpoints plus installed LoRAs, embeddings and VAEs."""
-        entries = {e.id: e for e in self.list()}
+        """Checkpoints (unusable ones too, with their problem) plus LoRAs, embeddings and VAEs."""
+        entries = {e.id: e for e in self._checkpoints()}
         for record in self._records().values():
             known = record.id in entries
             if record.type != "checkpoint" and not known and Path(record.path).exists():
@@ -214,7 +232,7 @@ class ModelCatalog:
             folder = root / model_id
             if folder.is_dir():
                 entry = _describe(folder, read_only=read_only)
-                if entry:
+                if entry and not entry.problem:
                     record = self.store.get(model_id) if self.store else None
                     return _with_record(entry, record)
         return None

@@ -92,7 +92,12 @@ def decode_cursor(cursor: str) -> tuple[float, int]:
         created_at, seq = json.loads(raw)
     except (binascii.Error, ValueError, TypeError) as exc:
         raise InvalidCursorError("cursor is not one returned by the history listing") from exc
-    if not isinstance(created_at, int | float) or not isinstance(seq, int):
+    if (
+        not isinstance(created_at, int | float)
+        or not isinstance(seq, int)
+        or not -1e18 < created_at < 1e18  # also refuses nan, inf and huge integers
+        or not 0 <= seq <= 2**63 - 1  # beyond SQLite's integers: not one of ours
+    ):
         raise InvalidCursorError("cursor is not one returned by the history listing")
     return float(created_at), seq
 

@@ -19,6 +19,7 @@ from impasto.api.compat.a1111_schemas import (
 )
 from impasto.api.compat.errors import A1111_HANDLERS, CompatError
 from impasto.api.dependencies import AllServices
+from impasto.api.limits import RATE_LIMITED
 from impasto.services import compat
 from impasto.services.container import Services
 from impasto.services.runner import job_plan
@@ -48,13 +49,23 @@ class A1111GenerationController(Controller):
     path = "/"
     tags = ("automatic1111",)
 
-    @post("/txt2img", status_code=200, summary="A1111 txt2img: queue, wait, return base64 PNGs")
+    @post(
+        "/txt2img",
+        status_code=200,
+        summary="A1111 txt2img: queue, wait, return base64 PNGs",
+        opt={RATE_LIMITED: True},
+    )
     async def txt2img(
         self, services: AllServices, data: JSONBody[Txt2ImgRequest]
     ) -> GenerationResponse:
         return await _generate(services, data)
 
-    @post("/img2img", status_code=200, summary="A1111 img2img, with an optional inpainting mask")
+    @post(
+        "/img2img",
+        status_code=200,
+        summary="A1111 img2img, with an optional inpainting mask",
+        opt={RATE_LIMITED: True},
+    )
     async def img2img(
         self, services: AllServices, data: JSONBody[Img2ImgRequest]
     ) -> GenerationResponse:

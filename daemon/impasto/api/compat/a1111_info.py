@@ -8,6 +8,7 @@ import binascii
 import io
 from typing import Any
 
+import msgspec
 from litestar import Controller, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
@@ -20,6 +21,21 @@ from impasto.api.compat.samplers_map import sampler_list, scheduler_list
 from impasto.formats.png import PARAMETERS_KEY, parse_a1111_parameters
 from impasto.formats.png_text import PngTextError, is_png, png_text
 from impasto.services import compat
+
+MAX_OPTIONS = 512  # option names kept (A1111 itself has about 400)
+MAX_OPTION_BYTES = 16 * 1024  # one option's value, as JSON
+
+
+def _check_options_size(new: dict[str, Any], stored: dict[str, Any]) -> None:
+    """Options are only echoed back, so they are kept small: refuse what no client needs."""
+    for key, value in new.items():
+        if len(key) > 200:
+            raise CompatError(422, "option names are at most 200 characters", key[:40])
+        if len(msgspec.json.encode(value)) > MAX_OPTION_BYTES:
+            raise CompatError(422, f"must be at most {MAX_OPTION_BYTES} bytes of JSON", key)
+    if len(stored.keys() | new.keys()) > MAX_OPTIONS:
+        raise CompatError(422, f"at most {MAX_OPTIONS} options are kept", next(iter(new)))
+
 
 # Options A1111 clients commonly read; values describe what Impasto does.
 BASE_OPTIONS: dict[str, Any] = {
@@ -122,7 +138,9 @@ class A1111InfoController(Controller):
                 )
             compat_state.checkpoint = model
         # Other options are kept so clients read back what they set; Impasto ignores them.
-        compat_state.options.update({k: v for k, v in data.items() if k != "sd_model_checkpoint"})
+        others = {k: v for k, v in data.items() if k != "sd_model_checkpoint"}
+        _check_options_size(others, compat_state.options)
+        compat_state.options.update(others)
 
     @post("/png-info", status_code=200, summary="The generation parameters embedded in a PNG")
     async def png_info(self, data: JSONBody[PngInfoRequest]) -> PngInfoResponse:

@@ -17,6 +17,7 @@ from impasto.api.compat.common import checked_request, parse_loras, upload
 from impasto.api.compat.errors import OPENAI_HANDLERS, CompatError
 from impasto.api.compat.samplers_map import UnknownSamplerError, to_impasto
 from impasto.api.dependencies import AllServices
+from impasto.api.limits import RATE_LIMITED
 from impasto.services import compat
 from impasto.services.container import Services
 from impasto.services.images import decode_image
@@ -200,7 +201,12 @@ class OpenAIImagesController(Controller):
     path = "/"
     tags = ("openai",)
 
-    @post("/images/generations", status_code=200, summary="OpenAI images.generate")
+    @post(
+        "/images/generations",
+        status_code=200,
+        summary="OpenAI images.generate",
+        opt={RATE_LIMITED: True},
+    )
     async def generations(
         self,
         services: AllServices,
@@ -210,7 +216,12 @@ class OpenAIImagesController(Controller):
         fields = _impasto_request(services, data, None)
         return await _run(request, services, fields, data.response_format)
 
-    @post("/images/edits", status_code=200, summary="OpenAI images.edit: inpaint an image")
+    @post(
+        "/images/edits",
+        status_code=200,
+        summary="OpenAI images.edit: inpaint an image",
+        opt={RATE_LIMITED: True},
+    )
     async def edits(
         self,
         services: AllServices,

@@ -150,6 +150,7 @@ def model_detail(m: ModelEntry, provider: str = "") -> ModelDetail:
         active=m.active,
         created_at=utc(m.created_at),
         updated_at=utc(m.updated_at),
+        problem=m.problem,
     )
 
 

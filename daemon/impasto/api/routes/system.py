@@ -9,6 +9,7 @@ from typing import Any
 from litestar import Controller, get
 
 from impasto.api.dependencies import AllServices
+from impasto.api.security import PUBLIC
 from impasto.engine.schedulers import SAMPLER_SPECS
 from impasto.services.system import machine_report, system_report
 from impasto.wire import LIMITS, FieldLimit, Health, SamplerInfo
@@ -18,7 +19,11 @@ class SystemController(Controller):
     path = "/"
     tags = ["system"]
 
-    @get("/health", summary="Liveness (without a token); status error when no worker can start")
+    @get(
+        "/health",
+        summary="Liveness (without a token); status error when no worker can start",
+        opt={PUBLIC: True},
+    )
     async def health(self, services: AllServices) -> Health:
         supervisor = services.supervisor
         problem = supervisor.problem if supervisor else None
