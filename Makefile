@@ -35,8 +35,13 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy daemon/impasto
 
-## test: install the dev extras, lint, then run the whole suite
+## test: install the dev extras and (as root, with apt) the system packages the tests use, lint,
+## then run the whole suite; tests whose tool is missing skip with a reason (fail under CI)
 test: lint
+	@sh .ci/test-packages
+	@# PyGObject (the tray's menu backends) builds only where its headers are installed.
+	@if pkg-config --exists gobject-introspection-1.0 cairo 2>/dev/null; then \
+		$(PIP) install -q -e '.[tray-gtk]'; fi
 	$(BIN)/pytest -q
 
 ## bench: engine and API benchmarks (ratios against references measured in the same run)
@@ -44,6 +49,7 @@ bench: $(VENV)/.dev-installed
 	$(PY) bench/engine.py
 	$(PY) bench/families.py
 	$(PY) bench/api.py
+	$(PY) bench/queue.py
 
 FLAVOUR ?= cpu
 ## package: build the single `impasto` binary for this OS with Nuitka (FLAVOUR=cpu|cuda|directml), then Linux packages

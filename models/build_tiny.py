@@ -218,6 +218,15 @@ def scrub_source_paths(folder: Path, name: str) -> None:
             config_file.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
+TEST_MODEL_NOTE = "random-weight test model: listed only with show_test_models (models/README.md)\n"
+
+
+def scrub_and_mark(folder: Path, name: str) -> None:
+    """Stable config paths, and the marker that keeps this test model out of users' lists."""
+    scrub_source_paths(folder, name)
+    (folder / "impasto-test-model").write_text(TEST_MODEL_NOTE, encoding="utf-8")
+
+
 def build_tiny(variant: Variant, out_root: Path, keep_diffusers: Path | None) -> Path:
     """Build one tiny variant into `out_root/NAME`; return that folder."""
     with tempfile.TemporaryDirectory(prefix="impasto-tiny-") as tmp:
@@ -225,7 +234,7 @@ def build_tiny(variant: Variant, out_root: Path, keep_diffusers: Path | None) ->
         diffusers_dir = (keep_diffusers or work) / variant.name
         build_pipeline(variant, work, full=False).save_pretrained(diffusers_dir)
         export_onnx(diffusers_dir, out_root / variant.name, variant.task, validate=True)
-    scrub_source_paths(out_root / variant.name, variant.name)
+    scrub_and_mark(out_root / variant.name, variant.name)
     return out_root / variant.name
 
 
@@ -249,7 +258,7 @@ def build_family(variant: FamilyVariant, out_root: Path, keep_diffusers: Path | 
         diffusers_dir = (keep_diffusers or work) / variant.name
         build_family_pipeline(variant, work).save_pretrained(diffusers_dir)
         export_onnx(diffusers_dir, out_root / variant.name, variant.task, validate=True)
-    scrub_source_paths(out_root / variant.name, variant.name)
+    scrub_and_mark(out_root / variant.name, variant.name)
     return out_root / variant.name
 
 
@@ -292,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not source.exists():
                     build_tiny(TINY["sd-tiny"], out_root, args.keep_diffusers)
                 convert_folder_to_fp16(source, out_root / name)
-                scrub_source_paths(out_root / name, name)
+                scrub_and_mark(out_root / name, name)
             else:
                 build_tiny(TINY[name], out_root, args.keep_diffusers)
             print(f"built {out_root / name}")

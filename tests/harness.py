@@ -35,7 +35,13 @@ class Daemon:
         self.runtime_dir = root / "run"
         self.log_dir = root / "logs"
         self.process: subprocess.Popen[bytes] | None = None
+        # Its own process group, so a test can send Ctrl+C's SIGINT to the daemon's whole group.
+        self.new_session = False
         self.token = str(settings.get("token", ""))
+        # How and where the daemon starts: `python -m impasto serve` in the test's folder,
+        # unless a test starts it like a user would (the console script, another folder).
+        self.command: list[str] = [sys.executable, "-m", "impasto", "serve"]
+        self.cwd: Path | None = None
 
     @property
     def url(self) -> str:
@@ -58,6 +64,8 @@ class Daemon:
             IMPASTO_RUNTIME_DIR=str(self.runtime_dir),
             IMPASTO_LOG_DIR=str(self.log_dir),
             IMPASTO_PARENT_PID=str(os.getpid()),
+            # The suite runs on the bundled test models, so it lists them (users don't see them).
+            IMPASTO_SHOW_TEST_MODELS="1",
         )
         for key, value in self.settings.items():
             env[f"IMPASTO_{key.upper()}"] = (
@@ -69,10 +77,12 @@ class Daemon:
         self.root.mkdir(parents=True, exist_ok=True)
         out = (self.root / "daemon.out").open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "impasto", "serve"],
+            self.command,
+            cwd=self.cwd,
             env=self.env(),
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=self.new_session,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -130,6 +140,17 @@ class Daemon:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+    def interrupt(self, timeout: float = 30.0) -> int:
+        """Ctrl+C in a terminal: SIGINT to the daemon's process group (needs ``new_session``)."""
+        assert self.process is not None and self.new_session
+        os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)

@@ -10,16 +10,17 @@ import secrets
 import signal
 import socket
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from impasto import __version__, discovery
 from impasto.api.app import create_app
 from impasto.api.routes.plugins import plugin_routers
 from impasto.api.security import LOOPBACK_NAMES, mark_transport
 from impasto.formats.png import remove_stale_temp_files
+from impasto.instance_lock import InstanceLock
+from impasto.logs import configure_daemon_logging
 from impasto.paths import Paths, resolve_paths
 from impasto.plugins import AppContext
 from impasto.plugins.discovery import build_plugin_manager
@@ -59,7 +60,17 @@ def _free_port(host: str) -> int:
 
 
 def check_bind(settings: Settings) -> None:
-    """Binding beyond loopback without a token would expose the machine: refuse."""
+    """Binding beyond loopback without a token would expose the machine: refuse.
+
+    A token of whitespace, or with whitespace around it, is refused too: clients strip it,
+    so it could never match, and a blank one looks set while protecting nothing.
+    """
+    if settings.token != settings.token.strip():
+        raise StartupError(
+            "the token is blank or starts or ends with whitespace: set IMPASTO_TOKEN (or token "
+            "in config.toml) to visible characters, for example the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
     if settings.host.lower() not in LOOPBACK_NAMES and not settings.token:
         raise StartupError(
             f"refusing to listen on {settings.host} without a token: set IMPASTO_TOKEN "
@@ -67,22 +78,36 @@ def check_bind(settings: Settings) -> None:
         )
 
 
-def check_single_instance(paths: Paths) -> None:
-    """Exit if a live daemon owns the discovery file; clean up after a crashed one."""
-    info = discovery.read(paths.discovery_file)
-    if info is not None and info.pid != os.getpid() and discovery.pid_alive(info.pid):
-        try:
-            httpx.get(f"{info.url}/api/v1/health", timeout=2.0)
-        except httpx.HTTPError:
-            pass
-        else:
-            raise StartupError(
-                f"Impasto is already running (pid {info.pid}) at {info.url}; "
-                "stop it first with `kill {info.pid}` or the tray's Quit"
-            )
+def claim_instance(paths: Paths) -> list[InstanceLock]:
+    """Lock the data folder and the runtime folder for this daemon's life, or refuse to start.
+
+    Holding both locks proves no other daemon uses either folder, so a discovery file or
+    socket found there is left by a crashed daemon and is removed.
+    """
+    folders = dict.fromkeys([paths.data_dir.resolve(), paths.runtime_dir.resolve()])
+    held: list[InstanceLock] = []
+    for folder in folders:
+        lock = InstanceLock(folder)
+        if not lock.acquire():
+            for other in held:
+                other.release()
+            raise StartupError(_already_running(lock, paths))
+        held.append(lock)
     discovery.remove(paths.discovery_file)
     if sys.platform != "win32" and paths.socket.exists():
         paths.socket.unlink()
+    return held
+
+
+def _already_running(lock: InstanceLock, paths: Paths) -> str:
+    pid = lock.holder()
+    info = discovery.read(paths.discovery_file)
+    where = f" at {info.url}" if info is not None and info.pid == pid else ""
+    who, stop = (f"pid {pid}", f"`kill {pid}`") if pid else ("another process", "its tray's Quit")
+    return (
+        f"Impasto is already running ({who}){where} on {lock.path.parent}; "
+        f"stop it first with {stop} or the tray's Quit, or use another data_dir and runtime_dir"
+    )
 
 
 def worker_count(settings: Settings, gpu_count: int | None = None) -> int:
@@ -93,12 +118,29 @@ def worker_count(settings: Settings, gpu_count: int | None = None) -> int:
     return max(1, found)
 
 
+def install_roots(settings: Settings, paths: Paths) -> tuple[Path, ...]:
+    """The folders local install sources may lie in (resolved, so links cannot escape them)."""
+    if settings.install_roots:
+        chosen = [Path(folder).expanduser() for folder in settings.install_roots]
+    else:
+        chosen = [Path.home(), paths.data_dir, Path(tempfile.gettempdir())]
+        cwd = Path.cwd()
+        if cwd != Path(cwd.anchor):  # the folder `impasto serve` ran in, unless it is / or C:\\
+            chosen.append(cwd)
+    return tuple(Path(os.path.realpath(folder)) for folder in chosen)
+
+
 def build_services(settings: Settings, paths: Paths, plugins: PluginHost | None = None) -> Services:
     db = open_database(paths.database)
     store = JobStore(db)
     bus = EventBus(EventLog(db))
     model_store = ModelStore(db)
-    catalog = ModelCatalog(paths.models_dir, store=model_store)
+    catalog = ModelCatalog(
+        paths.models_dir,
+        store=model_store,
+        show_test_models=settings.show_test_models,
+        default_model=settings.default_model,
+    )
     uploads = UploadStore(paths.uploads_dir, settings.max_upload_size)
     runner_options = RunnerOptions(
         output_dir=paths.output_dir,
@@ -125,7 +167,10 @@ def build_services(settings: Settings, paths: Paths, plugins: PluginHost | None 
         hf_endpoint=settings.hf_endpoint,
         hf_token=settings.hf_token,
         catalog_file=settings.model_catalog,
+        install_roots=install_roots(settings, paths),
         provider=lambda: str(supervisor.provider.get("name", "")),
+        provider_setting=settings.provider,
+        enable_tensorrt=settings.enable_tensorrt,
     )
     installer = Installer(model_store, catalog, bus, install_options)
     manager = ModelManager(
@@ -146,6 +191,44 @@ def build_services(settings: Settings, paths: Paths, plugins: PluginHost | None 
     )
 
 
+def connection_limits(settings: Settings) -> dict[str, Any]:
+    """granian options so idle or slow clients cannot starve the API (docs/troubleshooting.md).
+
+    granian holds one of ``backpressure`` permits per open connection, idle keep-alive ones too;
+    hyper's header timeout closes a connection that sends no complete request head in time,
+    which also ends idle keep-alive connections.
+    """
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+
+    raise_open_files_limit(2 * settings.max_connections + 256)
+    return {
+        "interface": Interfaces.ASGINL,
+        "log_enabled": False,
+        # HTTP/1 only: with protocol detection ("auto") a connection that never sends a byte
+        # escapes the header timeout; local clients and browsers without TLS speak HTTP/1.1.
+        "http": HTTPModes.http1,
+        "backlog": max(128, settings.max_connections),
+        "backpressure": settings.max_connections,
+        "http1_settings": HTTP1Settings(
+            header_read_timeout=max(1, round(settings.header_timeout * 1000))
+        ),
+    }
+
+
+def raise_open_files_limit(wanted: int) -> None:
+    """Each connection is a file descriptor: lift the soft limit toward ``wanted`` (POSIX)."""
+    try:
+        import resource
+    except ImportError:  # Windows has no such limit
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 async def _wait_listening(host: str, port: int, sock: Path | None, timeout: float = 15.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -164,7 +247,6 @@ async def _wait_listening(host: str, port: int, sock: Path | None, timeout: floa
 async def run_daemon(
     settings: Settings, paths: Paths, plugin_config: dict[str, dict[str, Any]] | None = None
 ) -> int:
-    from granian.constants import Interfaces
     from granian.server.embed import Server
 
     from impasto.engine.schedulers import register_sampler
@@ -191,13 +273,11 @@ async def run_daemon(
     host = _bind_host(settings)
     port = settings.port or _free_port(host)
     app = create_app(services, extra_routers=plugin_routers(plugins))
-    servers = [Server(app, address=host, port=port, interface=Interfaces.ASGINL, log_enabled=False)]
+    limits = connection_limits(settings)
+    servers = [Server(app, address=host, port=port, **limits)]
     use_socket = settings.socket and sys.platform != "win32"
     if use_socket:
-        unix_app = mark_transport(app, "unix")
-        servers.append(
-            Server(unix_app, uds=paths.socket, interface=Interfaces.ASGINL, log_enabled=False)
-        )
+        servers.append(Server(mark_transport(app, "unix"), uds=paths.socket, **limits))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -264,13 +344,7 @@ async def _parent_gone(pid: int) -> None:
 
 
 def configure_logging(settings: Settings, paths: Paths) -> None:
-    level = getattr(logging, settings.log_level.upper(), logging.INFO)
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    with contextlib.suppress(OSError):
-        handlers.append(logging.FileHandler(paths.log_dir / "daemon.log"))
-    logging.basicConfig(
-        level=level, handlers=handlers, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_daemon_logging(settings.log_level, paths.log_dir)
 
 
 def serve(loaded: LoadedSettings) -> int:
@@ -281,9 +355,13 @@ def serve(loaded: LoadedSettings) -> int:
         check_bind(settings)
         paths.create()
         configure_logging(settings, paths)
-        check_single_instance(paths)
+        locks = claim_instance(paths)
         plugin_config = read_plugin_config(loaded.config_path)
-        return asyncio.run(run_daemon(settings, paths, plugin_config))
+        try:
+            return asyncio.run(run_daemon(settings, paths, plugin_config))
+        finally:
+            for lock in locks:
+                lock.release()
     except StartupError as exc:
         print(f"impasto: {exc}", file=sys.stderr)
         return 1

@@ -33,9 +33,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     socket_path: Annotated[
         str, _doc("Unix socket path; empty means impasto.sock in the runtime dir.")
     ] = ""
-    token: Annotated[str, _doc("API token; required on every request except /health when set.")] = (
-        ""
-    )
+    token: Annotated[
+        str, _doc("API token; required on every request except /api/v1/health when set.")
+    ] = ""
     allowed_hosts: Annotated[
         list[str], _doc("Extra Host header names accepted besides loopback names.")
     ] = msgspec.field(default_factory=list)
@@ -49,18 +49,45 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     models_dir: Annotated[str, _doc("Folder installed models are read from.")] = ""
     temp_dir: Annotated[str, _doc("Folder for uploads and partial files.")] = ""
     max_file_size: Annotated[int, _doc("Largest model file accepted, in bytes.")] = 10 * 1024**3
+    install_roots: Annotated[
+        list[str],
+        _doc("Folders local install sources may come from; empty: home, data, temp, cwd."),
+    ] = msgspec.field(default_factory=list)
     max_upload_size: Annotated[int, _doc("Largest uploaded init image or mask, in bytes.")] = (
         20 * 1024**2
     )
     max_body_size: Annotated[int, _doc("Largest request body accepted, in bytes.")] = 64 * 1024**2
     default_model: Annotated[str, _doc("Model used when a request names none.")] = "sd-tiny"
+    show_test_models: Annotated[
+        bool, _doc("List the bundled random-weight test models (the default model always shows).")
+    ] = False
     keep_alive: Annotated[float, _doc("Seconds the worker keeps an idle model loaded.")] = 300.0
     workers: Annotated[int, _doc("Inference worker processes; 0: one per NVIDIA GPU, or 1.")] = 0
     max_queue: Annotated[int, _doc("Most queued jobs; beyond it submits get 429.")] = 1000
     max_attempts: Annotated[int, _doc("Times a job is tried when its worker dies.")] = 3
-    rate_limit: Annotated[int, _doc("Most generate requests per minute per client (0 = off).")] = (
-        600
-    )
+    rate_limit: Annotated[
+        int, _doc("Most generate requests per minute per connection (0 = off).")
+    ] = 600
+    max_connections: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1, description="Most open HTTP connections per listener; more wait until one closes."
+        ),
+    ] = 1024
+    max_event_streams: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1, description="Most open event streams (SSE and WebSocket together); more get 503."
+        ),
+    ] = 256
+    header_timeout: Annotated[
+        float,
+        msgspec.Meta(
+            ge=1,
+            le=60,
+            description="Seconds a connection may stay idle or take to send a request's headers.",
+        ),
+    ] = 10.0
     provider: Annotated[
         str, _doc("Execution provider: auto, cpu, cuda, tensorrt, directml, ...")
     ] = "auto"

@@ -34,7 +34,9 @@ ScheduleName = Literal[
 SCHEDULE_NAMES: tuple[str, ...] = get_args(ScheduleName)
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 
-Prompt = Annotated[str, Meta(min_length=1, max_length=1000)]
+# pattern: at least one character that is not whitespace (re.search semantics).
+NOT_BLANK = r"\S"
+Prompt = Annotated[str, Meta(min_length=1, max_length=1000, pattern=NOT_BLANK)]
 NegativePrompt = Annotated[str, Meta(max_length=1000)]
 Dimension = Annotated[int, Meta(ge=64, le=2048, multiple_of=8, description="Pixels, multiple of 8")]
 Steps = Annotated[int, Meta(ge=1, le=150)]
@@ -48,9 +50,16 @@ Priority = Annotated[int, Meta(ge=-100, le=100)]
 Strength = Annotated[float, Meta(ge=0, le=1)]
 ClipSkip = Annotated[int, Meta(ge=1, le=12)]
 Fraction = Annotated[float, Meta(ge=0, le=1)]
+HiresScale = Annotated[float, Meta(ge=1, le=4, description="Target size over the first pass's")]
 LoraWeight = Annotated[float, Meta(ge=-2, le=2)]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 SamplerId = Annotated[str, Meta(min_length=1, max_length=64)]
+# Query parameters: routes take their QueryParameter bounds from these (``bounds``).
+PageLimit = Annotated[int, Meta(ge=1, le=200)]
+PageOffset = Annotated[int, Meta(ge=0, le=10**9)]
+KeepAlive = Annotated[
+    float, Meta(ge=0, le=7 * 24 * 3600, description="Seconds a loaded model stays while idle")
+]
 
 
 class Schema(msgspec.Struct, kw_only=True):
@@ -81,7 +90,7 @@ class HiresRequest(Schema):
     """Hires fix (AUTOMATIC1111's): a second img2img pass at a larger size. Each field left out
     takes the first pass's value; ``width``/``height`` win over ``scale``."""
 
-    scale: Annotated[float, Meta(ge=1, le=4, description="Target size over the first pass's")] = 2.0
+    scale: HiresScale = 2.0
     width: Dimension | None = None
     height: Dimension | None = None
     upscaler: UpscalerName = "latent"
@@ -217,10 +226,14 @@ class PriorityUpdate(Schema):
 
 
 class QueueState(Schema):
-    """The active jobs in run order."""
+    """The active jobs in run order: one page of them (``limit``/``offset``)."""
 
     paused: bool = False
     items: list[GenerationStatus] = msgspec.field(default_factory=list)
+    total: int = 0
+    """Running and queued jobs in all, beyond this page too."""
+    next_offset: int | None = None
+    """The offset of the next page; None on the last one."""
 
 
 class PauseState(Schema):
@@ -276,6 +289,46 @@ class ModelDetail(Schema):
     active: bool = True
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    runs_on: list[str] = msgspec.field(default_factory=list)
+    """Execution providers (short names) that can run its graphs."""
+    runs_here: bool | None = None
+    """Whether this machine's provider can run it; None when not assessed."""
+    not_here: str = ""
+    """Why it cannot run here."""
+    runs_note: str = ""
+    """A caveat where it runs here (fp16 on CPU)."""
+    problem: str = ""
+    """Why the model cannot be used (a truncated or unreadable UNet...); empty when it can."""
+
+
+class CatalogVariant(Schema):
+    """One build of a catalog model."""
+
+    key: str
+    repo: str
+    revision: str = "main"
+    subfolder: str = ""
+    precision: str = ""
+    size: int = 0
+    convert: bool = False
+    convert_minutes: int = 0
+    note: str = ""
+
+
+class CatalogEntry(Schema):
+    """A catalog model, its builds, and the one this machine's provider gets."""
+
+    name: str
+    family: str = ""
+    license: str = ""
+    description: str = ""
+    checked: str = ""
+    no_portable: str = ""
+    variants: list[CatalogVariant] = msgspec.field(default_factory=list)
+    chosen: str = ""
+    """The variant key this machine gets; "" when none suits it."""
+    summary: str = ""
+    """What it gets, or why nothing."""
 
 
 class SamplerInfo(Schema):
@@ -306,6 +359,7 @@ class FieldLimit(Schema):
     multiple_of: int | None = None
     min_length: int | None = None
     max_length: int | None = None
+    pattern: str | None = None
     choices: list[str] | None = None
     rule: str = ""
 
@@ -321,8 +375,11 @@ class Event(Schema):
 
 
 class Health(Schema):
+    """Liveness, and whether the daemon can run jobs: status "error" says why in ``problem``."""
+
     status: str
     version: str
+    problem: str | None = None
 
 
 class FieldErrorItem(Schema):
@@ -352,8 +409,9 @@ def _rule(name: str, limit: FieldLimit) -> str:
     if limit.choices:
         return f"must be one of {', '.join(limit.choices)}"
     if limit.type == "str":
+        blank = ", not only spaces" if limit.pattern == NOT_BLANK else ""
         if limit.min_length:
-            return f"must be text of {limit.min_length} to {limit.max_length} characters"
+            return f"must be text of {limit.min_length} to {limit.max_length} characters{blank}"
         return f"must be text of at most {limit.max_length} characters"
     low, high = limit.minimum, limit.maximum
     if low is None or high is None:
@@ -387,7 +445,12 @@ def _field_limit(info: Any) -> FieldLimit | None:
             multiple_of=int(info.multiple_of) if info.multiple_of else None,
         )
     if isinstance(info, inspect.StrType):
-        return FieldLimit(type="str", min_length=info.min_length, max_length=info.max_length)
+        return FieldLimit(
+            type="str",
+            min_length=info.min_length,
+            max_length=info.max_length,
+            pattern=info.pattern,
+        )
     return None
 
 
@@ -409,10 +472,36 @@ def _read_limits() -> dict[str, FieldLimit]:
 LIMITS: dict[str, FieldLimit] = _read_limits()
 """Request field -> its limits; ``lora_weight`` and ``lora_name`` are a LoRA's."""
 
-# Rules of fields whose allowed values are not a range (installed names, query parameters).
+
+def _limit_of(kind: Any) -> FieldLimit:
+    limit = _field_limit(msgspec.inspect.type_info(kind))
+    assert limit is not None and limit.maximum is not None, f"{kind} has no range"
+    return limit
+
+
+QUERY_LIMITS: dict[str, FieldLimit] = {
+    name: msgspec.structs.replace(limit, rule=_rule(name, limit))
+    for name, limit in (
+        ("limit", _limit_of(PageLimit)),
+        ("offset", _limit_of(PageOffset)),
+        ("keep_alive", _limit_of(KeepAlive)),
+    )
+}
+"""Query parameters with a range -> their limits."""
+
+
+def bounds(kind: Any) -> dict[str, Any]:
+    """``ge``, ``le`` (and a description) of a ranged type, for a route's ``QueryParameter``."""
+    limit = _limit_of(kind)
+    schema = getattr(msgspec.inspect.type_info(kind), "extra_json_schema", None) or {}
+    found: dict[str, Any] = {"ge": limit.minimum, "le": limit.maximum}
+    return {**found, "description": schema["description"]} if "description" in schema else found
+
+
+# Rules of fields whose allowed values are not a range (installed names), and query parameters.
 _OTHER_RULES = {
     "weight": LIMITS["lora_weight"].rule,
-    "limit": "must be an integer between 1 and 200",
+    **{name: limit.rule for name, limit in QUERY_LIMITS.items()},
     "vae": "must be the name of a VAE folder installed in the models folder's vae/",
     "refiner": "must be the id of an installed SDXL refiner model",
 }

@@ -21,6 +21,7 @@ def make_services(tmp_path: Path, **overrides: object) -> Services:
         "runtime_dir": str(tmp_path / "run"),
         "log_dir": str(tmp_path / "logs"),
         "allowed_hosts": ["testserver.local"],
+        "show_test_models": True,  # the tests run on the bundled test models
         **overrides,
     }
     settings = Settings(**fields)  # type: ignore[arg-type]

@@ -239,3 +239,8 @@ def test_body_size_limit(tmp_path) -> None:
         assert huge.status_code == 413
         assert services.jobs.store.count_queued() == 0
     services.extra["db"].close()
+
+
+def test_dismissing_an_unknown_install_is_404(api: TestClient) -> None:
+    response = api.delete("/api/v1/models/installs/nope")
+    assert response.status_code == 404 and "nope" in response.json()["detail"]

@@ -11,6 +11,7 @@ VALID = {"prompt": "a cat", "width": 64, "height": 64, "steps": 2}
 
 CASES = [
     ("prompt", "", "1 to 1000 characters"),
+    ("prompt", " \t\n ", "not only spaces"),
     ("prompt", "x" * 1001, "1 to 1000 characters"),
     ("prompt", 5, "1 to 1000 characters"),
     ("negative_prompt", "n" * 1001, "at most 1000"),
@@ -134,3 +135,14 @@ def test_hires_is_resolved_into_the_plan(api: TestClient) -> None:
     image = "data:image/png;base64,iVBORw0KGgo="
     refused = api.post("/api/v1/generate", json={**body, "init_image": image})
     assert refused.status_code == 422
+
+
+def test_a_prompt_of_only_spaces_is_refused_like_an_empty_one_by_openai(
+    api: TestClient, services: Services
+) -> None:
+    """The OpenAI route refuses an empty prompt, so it refuses one of spaces the same way."""
+    for prompt in ("", " \t\n"):
+        response = api.post("/v1/images/generations", json={"prompt": prompt})
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["param"] == "prompt"
+    assert services.jobs.store.count_queued() == 0

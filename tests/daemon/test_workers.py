@@ -23,4 +23,4 @@ def test_exit_descriptions_name_the_signal() -> None:
 
 def test_worker_is_the_same_python_with_a_subcommand() -> None:
     command = worker_command()
-    assert command[-2:] == ["-m", "impasto.worker"]
+    assert command[-3:] == ["-P", "-m", "impasto.worker"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import Daemon
+from tests.tools import require
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 BLOCK = re.compile(r"```(bash|python|js)\n(.*?)```", re.S)
@@ -26,12 +26,12 @@ def run(lang: str, code: str, daemon: Daemon) -> str:
         "IMPASTO_RUNTIME_DIR": str(daemon.runtime_dir),
     }
     if lang == "bash":
+        require("curl", "curl", linux=False)
         argv = ["bash", "-euo", "pipefail", "-c", code]
     elif lang == "python":
         argv = [sys.executable, "-c", code]
     else:
-        node = shutil.which("node")
-        assert node, "node is needed to run the JavaScript example"
+        node = require("node", "nodejs", linux=False)
         argv = [node, "--input-type=module", "-e", code]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

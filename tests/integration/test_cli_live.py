@@ -71,3 +71,52 @@ def test_every_read_command_decodes_the_live_answers(impasto_daemon: Daemon) -> 
         done = cli(impasto_daemon, *args)
         assert done.returncode == 0, (args, done.stderr)
         assert "unexpected answer" not in done.stderr
+
+
+def test_models_info_reads_as_aligned_fields_with_a_defaults_block(impasto_daemon: Daemon) -> None:
+    done = cli(impasto_daemon, "models", "info", "sd-tiny")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    fields = dict(line.split(":", 1) for line in lines if not line.startswith(" "))
+    # Every value stands one or more spaces after its name's colon, all in one column.
+    assert all(value.startswith(" ") for value in fields.values() if value), lines
+    assert len({len(line) - len(line.split(":", 1)[1].lstrip()) for line in lines[:3]}) == 1
+    assert fields["prediction_type"].strip() == "epsilon"
+    block = lines[lines.index("defaults:") + 1 :]
+    assert block and all(line.startswith("  ") for line in block), lines
+    assert [line.split()[0] for line in block] == [
+        "width:",
+        "height:",
+        "steps:",
+        "cfg_scale:",
+        "sampler:",
+        "schedule:",
+    ]
+    assert "ModelDefaults(" not in done.stdout
+
+
+def test_generate_without_a_folder_saves_in_pictures_not_here(
+    impasto_daemon: Daemon, tmp_path: Path
+) -> None:
+    home, here = tmp_path / "home", tmp_path / "clone"
+    here.mkdir()
+    env = {
+        **os.environ,
+        "IMPASTO_RUNTIME_DIR": str(impasto_daemon.runtime_dir),
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "USERPROFILE": str(home),
+    }
+    args = ["generate", "a default folder", "--width", "64", "--height", "64", "--steps", "2"]
+    done = subprocess.run(
+        [sys.executable, "-m", "impasto", *args],
+        env=env,
+        cwd=here,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    saved = Path(done.stdout.strip())
+    assert saved.parent == home / "Pictures" / "Impasto" and saved.is_file()
+    assert list(here.iterdir()) == []

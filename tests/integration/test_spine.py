@@ -169,12 +169,13 @@ def test_every_prompt_only_family_is_covered() -> None:
 @pytest.mark.parametrize("family", sorted(MODELS))
 def test_the_web_ui_applies_the_model_defaults(daemon: Daemon, family: str) -> None:
     playwright = pytest.importorskip("playwright.sync_api", reason="needs playwright")
-    from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS, new_page
+    from tests.tools import require_browser
+    from tests.ui.conftest import CHROMIUM_ARGS, new_page
 
     model = MODELS[family]
     prompt = f"spine ui {family} {uuid.uuid4().hex[:8]}"
     with playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=require_browser(), args=CHROMIUM_ARGS)
         try:
             page = new_page(browser, daemon.url)
             page.goto("/#generate")

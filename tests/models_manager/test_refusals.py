@@ -15,13 +15,13 @@ import pytest
 from onnx import TensorProto, helper
 
 from impasto.services import convert
+from impasto.services.archives import extract_archive
 from impasto.services.detect import detect_file, detect_folder
 from impasto.services.safety import (
     UnsafeContentError,
     check_file,
     check_id,
     check_tree,
-    extract_archive,
 )
 from impasto.services.staging import InstallError, StageJob, prepare
 from tests.models_manager.conftest import TINY

@@ -8,12 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.tray.desktop import need
 from tests.tray.xserver import FakeSystemTray, Xvfb
 
 
 @pytest.fixture(scope="module")
 def x_display(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """DISPLAY of an Xvfb server started for this module (pystray's xorg backend forced)."""
+    need("Xvfb")
     server = Xvfb(tmp_path_factory.mktemp("xvfb") / "xvfb.log")
     saved = {key: os.environ.get(key) for key in ("DISPLAY", "PYSTRAY_BACKEND")}
     os.environ.update(DISPLAY=server.name, PYSTRAY_BACKEND="xorg")

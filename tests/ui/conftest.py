@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.harness import REPO
+from tests.harness import REPO, TINY, Daemon, free_port, wait_status
+from tests.tools import require_browser
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -29,11 +30,16 @@ SCREENSHOTS = REPO / "build" / "ui-screenshots"
 QUICK = {"width": "64", "height": "64", "steps": "4", "cfg_scale": "5"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the whole session."""
+    """One headless Chromium for the UI tests (the system's; never a downloaded one).
+
+    Package scope: Playwright's sync API keeps an event loop on this thread while it runs, which
+    would break later tests that call ``asyncio.run``.
+    """
+    executable = require_browser()
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         yield browser
         browser.close()
 
@@ -43,13 +49,22 @@ class PageErrors(list[str]):
 
 
 def new_page(
-    browser: Browser, base_url: str, viewport: dict[str, int] = DESKTOP, color_scheme: str = "light"
+    browser: Browser,
+    base_url: str,
+    viewport: dict[str, int] = DESKTOP,
+    color_scheme: str = "light",
+    enforce_csp: bool = False,
 ) -> Page:
-    """A fresh browser context (own localStorage) on the daemon, with errors collected."""
+    """A fresh browser context (own localStorage) on the daemon, with errors collected.
+
+    Playwright polls ``wait_for_function`` predicates with ``eval``, which the daemon's
+    Content-Security-Policy forbids, so pages bypass it unless ``enforce_csp`` (test_csp.py).
+    """
     context = browser.new_context(
         base_url=base_url,
         viewport=viewport,
         color_scheme=color_scheme,  # type: ignore[arg-type]
+        bypass_csp=not enforce_csp,
     )
     context.set_default_timeout(20_000)
     page = context.new_page()
@@ -89,3 +104,21 @@ def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+@pytest.fixture(scope="module")
+def lived_in_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """A daemon with a finished image and a failed install (its hub is unreachable)."""
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    daemon = Daemon(tmp_path_factory.mktemp("lived-in"), hf_endpoint=unreachable).start()
+    daemon.wait_worker_ready()
+    with daemon.client() as client:
+        job = client.post("/api/v1/generate", json={**TINY, "prompt": "a lighthouse"}).json()
+        wait_status(client, job["id"], {"completed"})
+        install = client.post("/api/v1/models/install", json={"source": "someone/model"}).json()
+        deadline = time.monotonic() + 30
+        while client.get(f"/api/v1/models/installs/{install['id']}").json()["status"] != "failed":
+            assert time.monotonic() < deadline, "the install did not fail"
+            time.sleep(0.1)
+    yield daemon
+    daemon.stop()

@@ -42,3 +42,27 @@ def test_daemon_serves_every_module_the_page_imports(impasto_daemon: Any) -> Non
             if path.suffix == ".js":
                 # Browsers refuse ES modules served with a non-JavaScript type.
                 assert "javascript" in response.headers["content-type"], path
+
+
+def test_files_are_compressed_revalidated_and_answer_head(impasto_daemon: Any) -> None:
+    root = ui_static_dir()
+    paths = ["/", *("/" + p.relative_to(root).as_posix() for p in root.rglob("*.js"))]
+    with httpx.Client(base_url=impasto_daemon.url) as client:
+        for path in [*paths, "/css/app.css", "/schema-assets/swagger-ui.css"]:
+            response = client.get(path, headers={"Accept-Encoding": "gzip"})
+            assert response.status_code == 200, path
+            size = int(response.headers["content-length"])
+            if len(response.content) > 1000:
+                assert response.headers.get("content-encoding") == "gzip", path
+                assert size < len(response.content), path  # what was sent is the gzip
+            assert response.headers["cache-control"] == "no-cache", path
+            etag = response.headers["etag"]
+            again = client.get(path, headers={"If-None-Match": etag})
+            assert again.status_code == 304 and again.content == b"", path
+            assert again.headers["etag"] == etag
+            head = client.head(path)
+            assert head.status_code == 200 and head.content == b"", path
+            assert head.headers["content-type"] == response.headers["content-type"], path
+        # The API stays uncompressed: small JSON, PNGs, and an event stream that must flow.
+        health = client.get("/api/v1/health", headers={"Accept-Encoding": "gzip"})
+        assert "content-encoding" not in health.headers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from typing import Any
 
 from impasto.paths import resolve_paths
 from impasto.settings import load_settings
-from impasto_tray import icons, platforms
+from impasto_tray import backends, icons, platforms, pystray_fixes
 from impasto_tray.controller import TrayController
 from impasto_tray.daemon import DaemonProcess, impasto_command
 from impasto_tray.state import Snapshot
@@ -85,6 +86,17 @@ class IconView:
 
 # Seconds Quit waits for pystray's loop to end before ending the process itself.
 QUIT_GRACE = 5.0
+# Seconds to wait for a system tray before giving up (at login the panel may start later).
+HOST_WAIT = 15.0
+
+
+def host_wait() -> float:
+    """``IMPASTO_TRAY_HOST_WAIT`` seconds, else HOST_WAIT."""
+    try:
+        return float(os.environ.get("IMPASTO_TRAY_HOST_WAIT", HOST_WAIT))
+    except ValueError:
+        log.warning("IMPASTO_TRAY_HOST_WAIT is not a number of seconds; using %.0f", HOST_WAIT)
+        return HOST_WAIT
 
 
 def create_icon(
@@ -106,41 +118,100 @@ def create_icon(
             log.warning("the tray's event loop did not end; exiting")
             stuck()
 
-    icon = pystray.Icon(
+    icon = pystray_fixes.icon_class(pystray)(
         "impasto",
         icon=icons.render(controller.snapshot),
         title=controller.snapshot.tooltip,
         menu=build_menu(pystray, controller, quit),
     )
     controller.observers.append(IconView(icon).show)
+    icon.quit = quit  # what SIGINT and SIGTERM do too
     return icon
 
 
-def import_pystray() -> ModuleType:
-    """pystray, or a clear error: with no display it raises Xlib errors, not ImportError."""
+def import_pystray(backend: backends.Backend | None = None) -> ModuleType:
+    """pystray on ``backend``, or a RuntimeError saying what to do."""
+    if backend is not None and backend.name not in ("win32", "darwin"):
+        os.environ["PYSTRAY_BACKEND"] = backend.name  # pystray reads it when imported
     try:
         import pystray
-    except Exception as exc:
-        raise RuntimeError(f"the tray icon needs a desktop session ({exc})") from exc
+    except ModuleNotFoundError as exc:
+        if exc.name != "pystray":
+            raise RuntimeError(f"pystray cannot load its backend: {exc}") from exc
+        raise RuntimeError(
+            "the tray icon needs pystray: install `impasto[tray]` (pip install 'impasto[tray]')"
+        ) from exc
+    except Exception as exc:  # without a display Xlib raises its own errors, not ImportError
+        raise RuntimeError(f"no desktop session to show the icon in ({exc})") from exc
     return pystray
 
 
-def run(*, start_daemon: bool = True, interval: float = 0.5) -> int:
-    """Run the tray until Quit; returns the exit code."""
+def quiet_logging() -> None:
+    """Log to stderr at INFO, without the HTTP client's line per poll."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def on_stop_signals(backend: backends.Backend, stop: Callable[[], None]) -> None:
+    """Call ``stop`` (once, off the signal's thread) on SIGINT or SIGTERM.
+
+    The GTK backends reset SIGINT to its default when their loop starts, and Python's own
+    handlers would wait for the GLib loop to run Python code, so there GLib watches them.
+    """
+    stopping = threading.Event()
+
+    def handle(*_args: object) -> bool:
+        if not stopping.is_set():
+            stopping.set()
+            log.info("stopping (signal)")
+            threading.Thread(target=stop, name="impasto-tray-quit", daemon=True).start()
+        return False  # GLib: remove the source
+
+    if backend.name in ("gtk", "appindicator"):
+        from gi.repository import GLib
+
+        for number in (signal.SIGINT, signal.SIGTERM):
+            GLib.unix_signal_add(GLib.PRIORITY_HIGH, number, handle)
+    elif threading.current_thread() is threading.main_thread():
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, handle)
+
+
+def run(*, start_daemon: bool = True, interval: float = 0.5) -> int:
+    """Run the tray until Quit, SIGINT or SIGTERM; returns the exit code."""
+    quiet_logging()
     try:
-        pystray = import_pystray()
-    except RuntimeError as exc:
+        backend = backends.choose()
+        pystray = import_pystray(backend)
+    except (backends.NoDesktop, RuntimeError) as exc:
         print(f"impasto tray: {exc}", file=sys.stderr)
         return 1
+    if backend.note:
+        log.warning("no tray menu (%s backend): %s", backend.name, backend.note)
+    if not backends.host_present(backend):
+        wait = host_wait()
+        log.info("waiting up to %.0f s for a system tray", wait)
+        try:
+            found = backends.wait_for_host(backend, wait)
+        except KeyboardInterrupt:  # Ctrl+C before there is anything to stop
+            return 130
+        if not found:
+            print(f"impasto tray: {backends.NO_HOST}", file=sys.stderr)
+            return 1
     controller = build_controller()
     loop_ended = threading.Event()
     icon = create_icon(pystray, controller, loop_ended)
+    if backend.name not in ("gtk", "appindicator"):
+        on_stop_signals(backend, icon.quit)
 
     def setup(icon: Any) -> None:
+        if backend.name in ("gtk", "appindicator"):
+            on_stop_signals(backend, icon.quit)  # after pystray reset SIGINT
         icon.visible = True
+        log.info("tray icon shown (%s backend)", backend.name)
         controller.startup(start_daemon=start_daemon)
         controller.watch(interval)
 

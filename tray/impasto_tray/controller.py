@@ -74,7 +74,13 @@ class TrayController:
             try:
                 with self.connect() as client:
                     snapshot = snapshot_from_queue(client.queue(), owned=owned)
+                    health = client.health()
                 self._started_at = None
+                if health.status != "ok":  # answering, but unable to run jobs (no worker starts)
+                    problem = health.problem or f"the daemon reports {health.status}"
+                    snapshot = Snapshot(
+                        DaemonState.ERROR, owned=owned, message=problem, answering=True
+                    )
             except ApiError as exc:
                 snapshot = Snapshot(DaemonState.ERROR, owned=owned, message=str(exc))
             except ImpastoError as exc:  # not running, or not answering (yet)
@@ -100,6 +106,9 @@ class TrayController:
     def _publish(self, snapshot: Snapshot) -> None:
         if snapshot == self.snapshot:
             return
+        if snapshot.state is not self.snapshot.state or snapshot.message != self.snapshot.message:
+            # Changes of state only: progress moves several times a second.
+            log.info("%s", snapshot.status_line)
         self.snapshot = snapshot
         for observer in list(self.observers):
             try:

@@ -83,6 +83,10 @@ class DaemonProcess:
         if sys.platform == "win32":
             # Its own group, so that CTRL_BREAK reaches the daemon and not the tray.
             options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+        else:
+            # Its own session, so that Ctrl+C in the tray's terminal reaches only the tray,
+            # which then stops the daemon gracefully (and not twice).
+            options["start_new_session"] = True
         log.info("starting the daemon: %s", " ".join(self.command))
         self.process = self.popen(
             self.command, env=env, stdout=output, stderr=subprocess.STDOUT, **options

@@ -31,11 +31,14 @@ class Snapshot:
     # True when this tray started the daemon (and so stops it on Quit).
     owned: bool = False
     message: str = ""
+    # An ERROR from a daemon that answers but cannot run jobs (its health names a problem).
+    answering: bool = False
 
     @property
     def running(self) -> bool:
         """The daemon answers its API."""
-        return self.state in (DaemonState.IDLE, DaemonState.GENERATING, DaemonState.PAUSED)
+        answers = (DaemonState.IDLE, DaemonState.GENERATING, DaemonState.PAUSED)
+        return self.state in answers or self.answering
 
     @property
     def tooltip(self) -> str:
@@ -64,6 +67,8 @@ def snapshot_from_queue(queue: QueueState, *, owned: bool) -> Snapshot:
     """The snapshot of a daemon that answered GET /queue."""
     running = [job for job in queue.items if job.status == "processing"]
     waiting = sum(1 for job in queue.items if job.status == "queued")
+    # The listing is one page; total counts every running and queued job.
+    waiting = max(waiting, queue.total - len(running))
     if running:
         job = running[0]
         return Snapshot(

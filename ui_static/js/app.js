@@ -12,7 +12,10 @@ import { SystemPanel } from './system.js';
 import { Viewer } from './viewer.js';
 
 const TABS = ['generate', 'queue', 'gallery', 'models', 'system'];
-const CONNECTION_TEXT = { connecting: 'Connecting…', online: 'Connected', offline: 'Reconnecting…' };
+const CONNECTION_TEXT = {
+  connecting: 'Connecting…', online: 'Connected', offline: 'Reconnecting…', error: 'Cannot run jobs',
+};
+const HEALTH_EVERY_MS = 10000;
 
 const form = new GenerateForm({ onQueued: (job) => live.track(job) });
 const viewer = new Viewer({
@@ -83,11 +86,35 @@ function bindTabs() {
 
 function bindConnection() {
   const conn = byId('conn');
-  events.on('state', (state) => {
+  // The event stream says whether the daemon answers; /health says whether it can run jobs
+  // (status "error" with a problem when no inference worker can start).
+  let problem = null;
+  const show = () => {
+    const state = events.state === 'online' && problem ? 'error' : events.state || 'connecting';
     conn.dataset.state = state;
     conn.querySelector('.conn-label').textContent = CONNECTION_TEXT[state];
-    if (state === 'online' && !form.catalog.models.length) loadCatalog();
+    conn.title = state === 'error' ? problem : '';
+  };
+  const checkHealth = async () => {
+    try {
+      const health = await api('/health');
+      const now = health.status === 'ok' ? null : (health.problem || `status ${health.status}`);
+      if (now && now !== problem) toast(`The daemon cannot run jobs: ${now}`, 'error', 10000);
+      problem = now;
+      show();
+    } catch {
+      // Unreachable: the event stream's state already says so.
+    }
+  };
+  events.on('state', (state) => {
+    show();
+    if (state === 'online') {
+      checkHealth();
+      if (!form.catalog.models.length) loadCatalog();
+    }
   });
+  events.on('failed', () => checkHealth());
+  setInterval(checkHealth, HEALTH_EVERY_MS);
 }
 
 function bindPageDrop() {
@@ -138,8 +165,9 @@ bindConnection();
 bindPageDrop();
 showTab(location.hash.slice(1) || loadUi().tab || 'generate');
 await loadCatalog();
-queue.refresh();
-live.load();
+// One GET /queue feeds both the Queue panel and the live card, now and after reconnects.
+queue.onResync = (q) => live.load(q);
+live.load(await queue.refresh());
 events.start();
 // Tests and curious people can reach the parts from the console.
 window.impasto = { events, form, live, queue, gallery, models, system, viewer };

@@ -88,7 +88,7 @@ export class EventStream {
     this.timer = setTimeout(async () => {
       // The stream cannot report a 401; a plain request can, and asks for the token.
       try {
-        await api('/queue');
+        await api('/queue?limit=1');
       } catch (err) {
         if (err instanceof ApiError && err.status === 0) return this.scheduleRetry();
       }

@@ -47,7 +47,7 @@ export class GenerateForm {
     }
     const model = byId('model');
     model.replaceChildren(h('option', { value: '' }, 'Default model'),
-      ...models.filter((m) => m.type !== 'lora').map((m) => h('option', { value: m.id }, m.name || m.id)));
+      ...models.filter((m) => m.type !== 'lora' && !m.problem).map((m) => h('option', { value: m.id }, m.name || m.id)));
     byId('sampler').replaceChildren(...samplers.map((s) => h('option', { value: s.id }, s.name)));
     if (schedules.length) {
       byId('schedule').replaceChildren(

@@ -27,8 +27,37 @@ export class Installs {
     events.on('resync', () => this.refresh().catch(() => {}));
   }
 
+  /** The catalog with the build this machine would get; each row can start its install. */
+  async refreshCatalog() {
+    const list = byId('catalog-list');
+    let entries;
+    try {
+      entries = await api('/models/catalog');
+    } catch (err) {
+      list.replaceChildren(h('p', { class: 'muted' }, `The catalog is not available: ${err.message}`));
+      return;
+    }
+    list.replaceChildren(...entries.map((e) => {
+      const chosen = e.variants.find((v) => v.key === e.chosen);
+      const builds = e.variants.map((v) => `${v.key} ${formatBytes(v.size)}${v.convert ? ' (converted here)' : ''}`);
+      return h('article', { class: 'catalog-row', dataset: { catalog: e.name, chosen: e.chosen } },
+        h('div', { class: 'install-head' },
+          h('strong', {}, e.name),
+          h('span', { class: 'tag' }, e.license || 'license unknown'),
+          chosen ? h('span', { class: 'tag accent' }, `${chosen.key} · ${formatBytes(chosen.size)}`) : null,
+          chosen ? h('button', {
+            type: 'button', class: 'btn small', 'aria-label': `Install ${e.name}`,
+            onclick: () => { byId('install-source').value = e.name; this.submit(); },
+          }, 'Install') : null),
+        e.description ? h('p', { class: 'muted' }, e.description) : null,
+        h('p', { class: 'catalog-builds muted' }, `Builds: ${builds.join(' · ') || 'none'}`),
+        h('p', { class: chosen ? 'catalog-summary' : 'catalog-summary field-error' }, e.summary));
+    }));
+  }
+
   /** Fetch every install the daemon remembers, so they survive a reload. */
   async refresh() {
+    this.refreshCatalog();
     const list = await api('/models/installs');
     // Events that arrived before the list are at least as new; the list fills in the rest.
     const live = this.items;
@@ -40,6 +69,11 @@ export class Installs {
   /** An install event or the POST's answer: merge it in and redraw its row. */
   update(info) {
     if (!info?.id) return;
+    if (info.event === 'dismissed') {
+      this.items.delete(info.id);
+      this.render();
+      return;
+    }
     const known = this.items.get(info.id);
     // A late progress tick must not bring a finished install back to life.
     if (known && !ACTIVE.has(known.status) && ACTIVE.has(info.status) && info.event !== 'resumed') return;
@@ -76,18 +110,26 @@ export class Installs {
           type: 'button', class: 'btn small danger', 'aria-label': `Cancel installing ${info.model_id}`,
           onclick: () => this.cancel(info.id),
         }, 'Cancel'),
+        dismiss: h('button', {
+          type: 'button', class: 'btn small ghost', 'aria-label': `Dismiss ${info.model_id}`,
+          onclick: () => this.dismiss(info.id),
+        }, 'Dismiss'),
         bar: h('div', {
           class: 'progress', role: 'progressbar', 'aria-label': `Install progress of ${info.model_id}`,
           'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': '0',
         }, h('div', { class: 'progress-fill' })),
         bytes: h('p', { class: 'install-bytes muted' }),
+        note: h('p', { class: 'install-note muted' }),
+        warning: h('p', { class: 'install-warning field-error' }),
         error: h('p', { class: 'field-error', role: 'alert' }),
       };
       parts.row = h('article', { class: 'install', dataset: { install: info.id, model: info.model_id } },
-        h('div', { class: 'install-head' }, h('strong', {}, info.model_id), parts.status, parts.cancel),
+        h('div', { class: 'install-head' }, h('strong', {}, info.model_id), parts.status, parts.cancel, parts.dismiss),
         h('p', { class: 'install-source muted', title: info.source }, info.source),
         parts.bar,
         parts.bytes,
+        parts.note,
+        parts.warning,
         parts.error);
       this.rows.set(info.id, parts);
     }
@@ -102,6 +144,7 @@ export class Installs {
     parts.status.dataset.state = info.status;
     parts.status.textContent = STAGES[stage] || stage;
     parts.cancel.hidden = !active;
+    parts.dismiss.hidden = active;
     parts.bar.classList.toggle('indeterminate', active && !total);
     parts.bar.style.setProperty('--value', `${pct}%`);
     parts.bar.setAttribute('aria-valuenow', String(pct));
@@ -110,6 +153,10 @@ export class Installs {
     parts.bytes.textContent = total && info.status !== 'completed'
       ? `${formatBytes(done)} of ${formatBytes(total)} · ${pct}%` : done ? formatBytes(done) : '';
     parts.bytes.hidden = !parts.bytes.textContent;
+    parts.note.textContent = info.note || '';
+    parts.note.hidden = !info.note;
+    parts.warning.textContent = info.warning || '';
+    parts.warning.hidden = !info.warning;
     parts.error.textContent = info.error || '';
     parts.error.hidden = !info.error;
     return parts.row;
@@ -118,6 +165,16 @@ export class Installs {
   async cancel(id) {
     try {
       this.update(await api(`/models/installs/${encodeURIComponent(id)}/cancel`, { method: 'POST' }));
+    } catch (err) {
+      toast(err.message, 'error');
+    }
+  }
+
+  /** Remove a finished install's row, here and for every other open page. */
+  async dismiss(id) {
+    try {
+      await api(`/models/installs/${encodeURIComponent(id)}`, { method: 'DELETE' });
+      this.update({ id, event: 'dismissed' });
     } catch (err) {
       toast(err.message, 'error');
     }

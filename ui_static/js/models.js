@@ -14,6 +14,14 @@ export function onModelsChanged(fn) {
   return () => listeners.delete(fn);
 }
 
+/** Where a model came from, without the folders of this machine: hub ids and URLs whole,
+ * a local file or folder by its name only. */
+export function shownSource(source) {
+  if (!/^(\/|~|[A-Za-z]:[\\/]|file:)/.test(source)) return source;
+  const name = source.replace(/[\\/]+$/, '').split(/[\\/]/).pop();
+  return `local: ${name}`;
+}
+
 /** Installed models grouped by type, the install form, and the "Loaded now" list. */
 export class ModelsPanel {
   constructor({ events, onUse }) {
@@ -102,8 +110,9 @@ export class ModelsPanel {
     const d = m.defaults;
     const loaded = this.isLoaded(m.id);
     const busy = this.busy.has(m.id);
-    const problem = this.problems.get(m.id);
-    const checkpoint = m.type === 'checkpoint';
+    // m.problem: the daemon cannot use this model (a truncated UNet, ...); no Use or Load then.
+    const problem = m.problem || this.problems.get(m.id);
+    const checkpoint = m.type === 'checkpoint' && !m.problem;
     return h('article', { class: 'card model', dataset: { model: m.id } },
       h('div', { class: 'model-head' },
         h('h3', {}, name),
@@ -114,19 +123,22 @@ export class ModelsPanel {
         m.inpaint && m.family !== 'inpaint' ? h('span', { class: 'tag accent' }, 'inpaint') : null,
         m.prediction_type && m.prediction_type !== 'epsilon' ? h('span', { class: 'tag' }, m.prediction_type) : null,
         m.read_only ? h('span', { class: 'tag read-only', title: 'Bundled with Impasto; it cannot be removed' }, 'read-only') : null,
-        m.active === false ? h('span', { class: 'tag' }, 'inactive') : null),
+        m.active === false ? h('span', { class: 'tag' }, 'inactive') : null,
+        m.runs_here === false ? h('span', { class: 'tag not-here', title: m.not_here }, 'cannot run here') : null),
       m.description ? h('p', { class: 'model-desc muted' }, m.description) : null,
       h('dl', { class: 'kv' },
         h('dt', {}, 'Id'), h('dd', {}, h('code', {}, m.id)),
         h('dt', {}, 'Size'), h('dd', { class: 'model-size' }, formatBytes(m.size)),
         d ? [h('dt', {}, 'Defaults'), h('dd', {}, `${d.width}×${d.height}, ${d.steps} steps, CFG ${d.cfg_scale}, ${d.sampler}`)] : null,
-        m.source ? [h('dt', {}, 'Source'), h('dd', { class: 'path', title: m.source }, m.source)] : null,
+        m.source ? [h('dt', {}, 'Source'), h('dd', { class: 'path' }, shownSource(m.source))] : null,
         m.license ? [h('dt', {}, 'License'), h('dd', {}, m.license)] : null,
-        h('dt', {}, 'Path'), h('dd', { class: 'path', title: m.path }, m.path)),
+        m.runs_on?.length ? [h('dt', {}, 'Runs on'), h('dd', { class: 'model-runs-on' }, m.runs_on.join(', '))] : null),
+      m.runs_here === false ? h('p', { class: 'form-error model-not-here' }, `Not on this machine: ${m.not_here}`) : null,
+      m.runs_note ? h('p', { class: 'muted model-runs-note' }, m.runs_note) : null,
       problem ? h('p', { class: 'form-error model-error', role: 'alert' }, problem) : null,
       h('div', { class: 'model-actions' },
         checkpoint ? h('button', {
-          type: 'button', class: 'btn', onclick: () => this.onUse(m), 'aria-label': `Use ${name} to generate`,
+          type: 'button', class: 'btn', onclick: () => this.onUse(m), 'aria-label': `Use for generation: ${name}`,
         }, 'Use for generation') : null,
         checkpoint ? h('button', {
           type: 'button', class: 'btn', disabled: busy, 'aria-label': `${loaded ? 'Unload' : 'Load'} ${name}`,

@@ -19,13 +19,12 @@ export class LiveProgress {
     events.on('completed', (e) => this.finish(e.job_id, 'completed', e.data));
     events.on('failed', (e) => this.finish(e.job_id, 'failed', e.data));
     events.on('cancelled', (e) => this.finish(e.job_id, 'cancelled', e.data));
-    events.on('resync', () => this.load());
   }
 
-  /** Pick up a job that was already running when the page opened. */
-  async load() {
+  /** Pick up a job that was already running when the page opened, from GET /queue's answer. */
+  async load(queue) {
+    if (!queue) return;
     try {
-      const queue = await api('/queue');
       const running = queue.items.find((j) => j.status === 'processing');
       if (running) {
         this.start(running.id);

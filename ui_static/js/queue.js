@@ -3,33 +3,67 @@ import { ApiError, api } from './api.js';
 import { byId, formatTime, h, toast } from './dom.js';
 
 const REFRESH_ON = ['queued', 'started', 'completed', 'failed', 'cancelled', 'queue', 'deleted'];
+const REFRESH_MS = 1000; // the most often job events make the panel ask for the queue
+const PAGE = 100; // jobs the panel lists; the badge counts them all
 
 /** Keeps the queue list in step with the daemon. */
 export class QueuePanel {
   constructor({ events }) {
     this.paused = false;
     this.items = [];
+    this.total = 0;
     this.timer = null;
+    this.lastRefresh = 0;
+    this.inFlight = null;
     byId('queue-toggle').addEventListener('click', () => this.togglePause());
     for (const type of REFRESH_ON) events.on(type, () => this.refreshSoon());
-    events.on('resync', () => this.refresh());
+    // After a reconnect the live card catches up from the same answer: one GET /queue.
+    this.onResync = null;
+    events.on('resync', async () => {
+      const queue = await this.refresh();
+      if (queue && this.onResync) this.onResync(queue);
+    });
     events.on('progress', (e) => this.progress(e.job_id, e.data));
   }
 
   refreshSoon() {
-    // Bursts of events (a batch finishing) become one request.
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.refresh(), 100);
+    // Throttled: a steady stream of job events costs at most one request per REFRESH_MS,
+    // and the last event of a burst is always followed by one.
+    if (this.timer) return;
+    const wait = Math.max(100, this.lastRefresh + REFRESH_MS - Date.now());
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.refresh();
+    }, wait);
   }
 
+  /** Fetch and show the queue; returns it (null when the daemon is away). */
   async refresh() {
+    // One request at a time: a call during one gets its answer, and another follows it.
+    if (this.inFlight) {
+      return this.inFlight.then((queue) => {
+        this.refreshSoon();
+        return queue;
+      });
+    }
+    this.lastRefresh = Date.now();
+    this.inFlight = (async () => {
+      try {
+        // The first page is what the panel shows; total counts the rest.
+        const queue = await api(`/queue?limit=${PAGE}`);
+        this.paused = queue.paused;
+        this.items = queue.items;
+        this.total = queue.total ?? queue.items.length;
+        this.render();
+        return queue;
+      } catch {
+        return null; // Shown by the connection indicator.
+      }
+    })();
     try {
-      const queue = await api('/queue');
-      this.paused = queue.paused;
-      this.items = queue.items;
-      this.render();
-    } catch {
-      // Shown by the connection indicator.
+      return await this.inFlight;
+    } finally {
+      this.inFlight = null;
     }
   }
 
@@ -38,9 +72,10 @@ export class QueuePanel {
     byId('queue-state').dataset.state = this.paused ? 'paused' : 'running';
     byId('queue-toggle').textContent = this.paused ? 'Resume queue' : 'Pause queue';
     const count = byId('queue-count');
-    count.hidden = this.items.length === 0;
-    count.textContent = String(this.items.length);
-    count.setAttribute('aria-label', `${this.items.length} jobs in the queue`);
+    const total = Math.max(this.total, this.items.length);
+    count.hidden = total === 0;
+    count.textContent = String(total);
+    count.setAttribute('aria-label', `${total} jobs in the queue`);
     byId('queue-empty').hidden = this.items.length > 0;
     byId('queue-list').replaceChildren(...this.items.map((job) => this.row(job)));
   }

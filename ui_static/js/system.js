@@ -5,7 +5,8 @@ import { byId, formatBytes, h } from './dom.js';
 function meter(label, used, total) {
   const pct = total ? Math.round((used / total) * 100) : 0;
   return h('div', { class: 'meter' },
-    h('div', { class: 'meter-label' }, h('span', {}, label), h('span', { class: 'muted' }, `${formatBytes(used)} / ${formatBytes(total)}`)),
+    h('div', { class: 'meter-label' }, h('span', {}, label),
+      h('span', { class: 'muted meter-value' }, `${formatBytes(used)} used of ${formatBytes(total)} (${formatBytes(total - used)} free)`)),
     h('div', { class: 'progress small', role: 'progressbar', 'aria-label': label, 'aria-valuemin': '0',
       'aria-valuemax': '100', 'aria-valuenow': String(pct), style: `--value:${pct}%` }, h('div', { class: 'progress-fill' })));
 }

@@ -9,12 +9,15 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from impasto.api.bodies import too_deep_handler
 from impasto.services.errors import (
     ConflictError,
     FieldError,
     NotFoundError,
     QueueFullError,
     ServiceError,
+    StorageFullError,
+    is_disk_full,
 )
 from impasto.wire import field_rule
 
@@ -58,6 +61,8 @@ def validation_handler(request: Request[Any, Any, Any], exc: ValidationException
 
 
 def service_handler(request: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
+    if is_disk_full(exc):
+        return disk_full_handler(request, exc)
     if isinstance(exc, FieldError):
         errors = [{"field": exc.field, "message": exc.message}]
         return Response(_body(422, str(exc), errors), status_code=422)
@@ -78,14 +83,24 @@ def http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
     )
 
 
+def disk_full_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.error("disk full on %s %s: %s", request.method, request.url.path, exc)
+    detail = "disk full: the daemon cannot record anything; free some disk space and retry"
+    return Response(_body(507, detail), status_code=507, headers={"Retry-After": "30"})
+
+
 def internal_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if is_disk_full(exc):  # a file write that got ENOSPC, wherever it happened
+        return disk_full_handler(request, exc)
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return Response(_body(500, "internal error; the daemon log has the details"), status_code=500)
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     ValidationException: validation_handler,
+    RecursionError: too_deep_handler,
     ServiceError: service_handler,
+    StorageFullError: disk_full_handler,
     HTTPException: http_handler,
     Exception: internal_handler,
 }

@@ -1,31 +1,46 @@
-"""Who is calling (authentication) and whether the request may proceed (Host, Origin checks)."""
+"""Who is calling (authentication) and whether the request may proceed (Host, Origin, token).
+
+The token is enforced by a guard on every route handler, so it is decided on the handler the
+router dispatched to, whatever the spelling of the path (``//``, ``/./``, ``%2f``, a trailing
+slash). Every handler needs the token unless it is marked public with ``opt={PUBLIC: True}``.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hmac
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-PROTECTED_PREFIXES = ("/api/", "/sdapi/", "/v1/")
-PUBLIC_PATHS = frozenset({"/api/v1/health"})
 TRANSPORT_KEY = "impasto.transport"
+PUBLIC = "public"  # route handler opt key: this handler answers without a token
+TOKEN_REQUIRED = (
+    "a valid token is required: send 'Authorization: Bearer <token>' "
+    "(the token is in the daemon's discovery file or your config)"
+)
 
 Scope = dict[str, Any]
+# ``name[:port]`` or ``[v6][:port]`` and nothing more: no userinfo '@', no path, no second port.
+_HOST = re.compile(r"(?:\[(?P<ip6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9._-]+))(?::\d{1,5})?")
 
 
-def _hostname(host: str) -> str:
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host.split("]")[0] + "]"
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+def _hostname(host: str) -> str | None:
+    """The name of a Host header value, or None when it is not a well-formed ``name[:port]``."""
+    match = _HOST.fullmatch(host.strip().lower())
+    if match is None:
+        return None
+    return f"[{match['ip6']}]" if match["ip6"] is not None else match["name"]
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -74,9 +89,9 @@ class Policy:
         )
 
     def host_allowed(self, host: str | None) -> bool:
-        if not host:
+        name = _hostname(host) if host else None
+        if name is None:
             return False
-        name = _hostname(host)
         return name in LOOPBACK_NAMES or name in self.allowed_hosts or "*" in self.allowed_hosts
 
     def origin_allowed(self, origin: str | None, host: str | None) -> bool:
@@ -88,18 +103,29 @@ class Policy:
         parts = urlsplit(origin)
         return bool(host) and parts.netloc == (host or "").lower()
 
-    @staticmethod
-    def needs_token(path: str) -> bool:
-        return path.startswith(PROTECTED_PREFIXES) and path not in PUBLIC_PATHS
+
+def token_guard(auth: Authenticator) -> Any:
+    """A Litestar guard: every handler not marked public needs the token (deny by default)."""
+
+    def require_token(
+        connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+    ) -> None:
+        scope = cast(Scope, connection.scope)
+        if handler.opt.get(PUBLIC) or auth.authenticated(scope, _headers(scope)):
+            return
+        raise NotAuthorizedException(
+            TOKEN_REQUIRED, headers={"WWW-Authenticate": 'Bearer realm="impasto"'}
+        )
+
+    return require_token
 
 
 class SecurityMiddleware:
-    """Pure ASGI: rejects foreign Hosts (DNS rebinding), foreign Origins and missing tokens."""
+    """Pure ASGI: rejects foreign Hosts (DNS rebinding) and foreign Origins before routing."""
 
-    def __init__(self, app: Any, policy: Policy, authenticator: Authenticator) -> None:
+    def __init__(self, app: Any, policy: Policy) -> None:
         self.app = app
         self.policy = policy
-        self.auth = authenticator
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -121,15 +147,6 @@ class SecurityMiddleware:
                 scope, send, 403, "cross-origin request refused; add the origin to allowed_origins"
             )
             return
-        if self.policy.needs_token(scope["path"]) and not self.auth.authenticated(scope, headers):
-            await _reject(
-                scope,
-                send,
-                401,
-                "a valid token is required: send 'Authorization: Bearer <token>' "
-                "(the token is in the daemon's discovery file or your config)",
-            )
-            return
         await self.app(scope, receive, send)
 
 
@@ -139,8 +156,6 @@ async def _reject(scope: Scope, send: Any, status: int, detail: str) -> None:
         return
     body = msgspec.json.encode({"status_code": status, "detail": detail})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if status == 401:
-        headers.append((b"www-authenticate", b'Bearer realm="impasto"'))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO, get_args
 
+import platformdirs
+
 from impasto.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Context
 from impasto.client import ApiError, Client, Event, JobStatus
 from impasto.wire import LIMITS, SCHEDULE_NAMES, UpscalerName
@@ -97,11 +99,20 @@ def register(
     parser.add_argument("--hires-prompt", metavar="TEXT", help="second pass prompt")
     parser.add_argument("--hires-cfg", type=float, metavar="SCALE", help="second pass CFG")
     parser.add_argument(
-        "-o", "--output", type=Path, default=Path("."), metavar="DIR", help="where to save"
+        "-o",
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help=f"where to save (default: {default_output_dir()})",
     )
     parser.add_argument("--detach", action="store_true", help="print the job id and return")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=generate)
+
+
+def default_output_dir() -> Path:
+    """Where `generate` saves without ``-o``: an Impasto folder in the user's Pictures."""
+    return Path(platformdirs.user_pictures_dir()) / "Impasto"
 
 
 class ProgressBar:
@@ -200,9 +211,10 @@ def generate(args: argparse.Namespace, context: Context) -> int:
         bar.close()
         if final.status != "completed":
             return _report_unfinished(final)
-        args.output.mkdir(parents=True, exist_ok=True)
+        folder = args.output or default_output_dir()
+        folder.mkdir(parents=True, exist_ok=True)
         for result in final.results:
-            target = args.output / f"{job_id}-{result.index}.png"
+            target = folder / f"{job_id}-{result.index}.png"
             target.write_bytes(client.download_image(job_id, result.index))
             print(target)
     return EXIT_OK

@@ -38,7 +38,7 @@ def _gib(size: int) -> str:
 def describe_system(info: SystemInfo) -> list[str]:
     """The lines of `impasto status` below the first."""
     provider = info.provider
-    lines = [f"Provider: {provider.name}"]
+    lines = [f"Provider: {provider.name or 'none yet (no worker has started)'}"]
     by_reason: dict[str, list[str]] = {}
     for rejected in provider.rejected:
         by_reason.setdefault(rejected.reason, []).append(rejected.name)
@@ -68,6 +68,9 @@ def show_status(args: argparse.Namespace, context: Context) -> int:
         print(f"Impasto {health.version} is running at {client.where}")
     for line in describe_system(info):
         print(line)
+    if health.status != "ok":
+        print(f"Problem: {health.problem or health.status}")
+        return EXIT_FAILED
     return EXIT_OK
 
 

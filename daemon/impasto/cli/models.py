@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
-from impasto.cli.common import EXIT_FAILED, EXIT_OK, Context
+import msgspec
+
+from impasto.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context
 from impasto.client import Client
 
 POLL = 0.25
@@ -46,7 +49,20 @@ def register(
 
 
 def _install_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", help="catalog name (sd-turbo), owner/repo, URL or path")
+    parser.add_argument(
+        "source", nargs="?", help="catalog name (sd-turbo), owner/repo, URL or path"
+    )
+    parser.add_argument(
+        "--list", action="store_true", help="show the catalog and the build this machine gets"
+    )
+    parser.add_argument(
+        "--variant", help="a catalog model's build: cuda, directml, coreml, portable, ..."
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="install even when this machine's execution provider cannot run it",
+    )
     parser.add_argument("--id", help="model id to install as (default: from the source)")
     parser.add_argument("--revision", help="hub branch, tag or commit")
     parser.add_argument("--subfolder", help="folder of the repo holding model_index.json")
@@ -79,9 +95,16 @@ def _bar(done: int, total: int, width: int = 30) -> str:
 
 def pull(args: argparse.Namespace, context: Context) -> int:
     """Start an install and follow it with a progress line until it ends."""
+    if args.list:
+        return show_catalog(args, context)
+    if not args.source:
+        print("impasto pull: name a model to install, or use --list", file=sys.stderr)
+        return EXIT_USAGE
     with context.connect(args) as client:
         task = client.install_model(
             args.source,
+            variant=args.variant,
+            force=args.force or None,
             id=args.id,
             revision=args.revision,
             subfolder=args.subfolder,
@@ -90,6 +113,8 @@ def pull(args: argparse.Namespace, context: Context) -> int:
             config=args.model_config,
         )
         print(f"installing {task.model_id} from {task.source} (install {task.id})")
+        if task.note:
+            print(task.note)
         if args.no_wait:
             return EXIT_OK
         return _follow(client, task.id)
@@ -118,6 +143,8 @@ def _follow(client: Client, install_id: str) -> int:
         print()
     if task.status == "completed":
         print(f"installed {task.model_id}")
+        if task.warning:
+            print(f"warning: {task.warning}", file=sys.stderr)
         return EXIT_OK
     print(f"install {task.status}: {task.error or ''}".rstrip(": "), file=sys.stderr)
     return EXIT_FAILED
@@ -130,21 +157,79 @@ def list_models(args: argparse.Namespace, context: Context) -> int:
     rows = [("ID", "TYPE", "FAMILY", "SIZE", "SOURCE")]
     for m in models:
         source = "bundled" if m.read_only else (m.source or "folder")
-        rows.append((m.id, m.type, m.family, _size(m.size), source))
+        rows.append((m.id, m.type, m.family or "-", _size(m.size), m.problem or source))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return EXIT_OK
 
 
+def _present(record: msgspec.Struct, skip: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
+    fields = (
+        (name, getattr(record, name)) for name in record.__struct_fields__ if name not in skip
+    )
+    return [(name, value) for name, value in fields if value not in ("", None)]
+
+
+def describe(record: msgspec.Struct, indent: str = "", skip: tuple[str, ...] = ()) -> list[str]:
+    """``name: value`` lines, values aligned; nested records follow as indented blocks."""
+    rows = _present(record, skip)
+    width = max((len(name) for name, _ in rows), default=0) + 2
+    lines, blocks = [], []
+    for name, value in rows:
+        if isinstance(value, msgspec.Struct):
+            blocks += [f"{indent}{name}:", *describe(value, indent + "  ")]
+            continue
+        if name == "size" and isinstance(value, int):
+            value = _size(value)
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
+        lines.append(f"{indent}{name + ':':{width}}{value}")
+    return lines + blocks
+
+
+def show_catalog(args: argparse.Namespace, context: Context) -> int:
+    """The catalog: sizes, licenses, and which build this machine would get."""
+    with context.connect(args) as client:
+        entries = client.model_catalog()
+    for entry in entries:
+        print(f"{entry.name}  ({entry.family}, license {entry.license or 'unknown'})")
+        if entry.description:
+            print(f"  {entry.description}")
+        for variant in entry.variants:
+            mark = "*" if variant.key == entry.chosen else " "
+            how = ", converted here" if variant.convert else ""
+            place = variant.repo + (f"/{variant.subfolder}" if variant.subfolder else "")
+            print(
+                f"  {mark} {variant.key:9} {_size(variant.size):>8}  "
+                f"{variant.precision or '?':5} {place}{how}"
+            )
+        if entry.no_portable:
+            print(f"    no portable build: {entry.no_portable}")
+        print(f"  this machine: {entry.summary}")
+    return EXIT_OK
+
+
 def show_model(args: argparse.Namespace, context: Context) -> int:
-    """Every field of one model."""
+    """Every field of one model, and where it runs."""
     with context.connect(args) as client:
         model = client.model(args.id)
-    for field in model.__struct_fields__:
-        value = getattr(model, field)
-        if value not in ("", None):
-            print(f"{field + ':':16}{value}")
+    capability = ("runs_on", "runs_here", "not_here", "runs_note")
+    lines = describe(model, skip=capability)
+    names = [line.index(":") for line in lines if ":" in line and not line.startswith(" ")]
+    width = max([*names, len("not here")]) + 2
+    runs: list[str] = []
+    if model.runs_on or model.runs_here is not None:
+        runs_on = ", ".join(model.runs_on) or "no provider of this onnxruntime"
+        runs.append(f"{'runs on:':{width}}{runs_on}")
+    if model.runs_here is False:
+        runs.append(f"{'not here:':{width}}{model.not_here}")
+    elif model.runs_note:
+        runs.append(f"{'note:':{width}}{model.runs_note}")
+    # Nested blocks (``defaults:``) stay last.
+    blocks = next((i for i, line in enumerate(lines) if line.endswith(":")), len(lines))
+    lines[blocks:blocks] = runs
+    print("\n".join(lines))
     return EXIT_OK
 
 

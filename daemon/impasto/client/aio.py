@@ -97,6 +97,10 @@ class AsyncClient:
         """One installed model with its source, hash and license."""
         return await self._call(models_api.model(model_id))
 
+    async def model_catalog(self) -> list[models_api.CatalogEntry]:
+        """The model catalog with the build this machine would get from each entry."""
+        return await self._call(models_api.catalog())
+
     async def install_model(self, source: str, **options: Any) -> models_api.InstallStatus:
         """Start installing a catalog name, hub repo id, URL or path; returns the task."""
         return await self._call(models_api.install(source, **options))

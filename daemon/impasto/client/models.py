@@ -6,10 +6,13 @@ from typing import Any
 
 import msgspec
 
+from impasto import wire
 from impasto.client.core import Call, _decoder
 from impasto.client.types import ModelInfo, _Result
 
 ModelDetail = ModelInfo
+CatalogVariant = wire.CatalogVariant
+CatalogEntry = wire.CatalogEntry
 
 
 class InstallStatus(_Result):
@@ -23,6 +26,8 @@ class InstallStatus(_Result):
     bytes_done: int = 0
     bytes_total: int = 0
     error: str | None = None
+    note: str = ""
+    warning: str = ""
 
     @property
     def finished(self) -> bool:
@@ -53,6 +58,11 @@ def model(model_id: str) -> Call[ModelDetail]:
 def model_list() -> Call[list[ModelDetail]]:
     """GET /models with every field."""
     return Call("GET", "/models", _decoder(list[ModelDetail]))
+
+
+def catalog() -> Call[list[CatalogEntry]]:
+    """GET /models/catalog."""
+    return Call("GET", "/models/catalog", _decoder(list[CatalogEntry]))
 
 
 def install(source: str, **options: Any) -> Call[InstallStatus]:

@@ -119,6 +119,10 @@ class Client:
         """One installed model with its source, hash and license."""
         return self._call(models_api.model(model_id))
 
+    def model_catalog(self) -> list[models_api.CatalogEntry]:
+        """The model catalog with the build this machine would get from each entry."""
+        return self._call(models_api.catalog())
+
     def install_model(self, source: str, **options: Any) -> models_api.InstallStatus:
         """Start installing a catalog name, hub repo id, URL or path; returns the task."""
         return self._call(models_api.install(source, **options))

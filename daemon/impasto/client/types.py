@@ -43,9 +43,9 @@ class RejectedProvider(_Result):
 
 
 class ProviderInfo(_Result):
-    """The execution provider in use and the ones considered."""
+    """The execution provider in use and the ones considered ("" until a worker started)."""
 
-    name: str
+    name: str = ""
     providers: list[str] = msgspec.field(default_factory=list)
     rejected: list[RejectedProvider] = msgspec.field(default_factory=list)
 

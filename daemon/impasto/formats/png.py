@@ -13,6 +13,8 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin
 
+from impasto.formats.png_text import is_png, png_text
+
 PARAMETERS_KEY = "parameters"
 IMPASTO_KEY = "impasto"
 TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
@@ -183,12 +185,14 @@ def _fsync_directory(folder: Path) -> None:
 
 def read_png_metadata(source: Path | str | bytes) -> dict[str, Any]:
     """The ``parameters`` text and the ``impasto`` request of a PNG (``None`` where absent)."""
-    stream = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
-    with stream, Image.open(stream) as image:
-        # .text also finds chunks written after the image data; other formats have .info only.
-        chunks = getattr(image, "text", None) or image.info
-        parameters = chunks.get(PARAMETERS_KEY)
-        raw_request = chunks.get(IMPASTO_KEY)
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    if is_png(data):  # the chunks alone: decoding the pixels could be a decompression bomb
+        chunks: dict[str, Any] = dict(png_text(data))
+    else:
+        with Image.open(io.BytesIO(data)) as image:  # other formats: the header's .info
+            chunks = {str(k): v for k, v in image.info.items()}
+    parameters = chunks.get(PARAMETERS_KEY)
+    raw_request = chunks.get(IMPASTO_KEY)
     request: dict[str, Any] | None = None
     if isinstance(raw_request, str):
         try:

@@ -80,7 +80,7 @@ async def submit_all(services: Services, requests: list[GenerateRequest]) -> lis
     job_ids: list[str] = []
     try:
         for request in requests:
-            job_ids.append(services.jobs.submit(request)[0].id)
+            job_ids.append((await services.jobs.submit_async(request))[0].id)
     except ServiceError:
         for job_id in job_ids:
             await services.jobs.cancel(job_id)
@@ -116,7 +116,7 @@ async def await_all(services: Services, job_ids: list[str]) -> list[Any]:
 
 def running_jobs(services: Services) -> list[Any]:
     """Processing jobs, oldest start first."""
-    return [job for job in services.jobs.list_active() if job.status == "processing"]
+    return services.jobs.list_processing()
 
 
 async def interrupt(services: Services, *, whole_task: bool) -> list[str]:
@@ -160,14 +160,14 @@ class ProgressSnapshot:
 
 def progress(services: Services) -> ProgressSnapshot:
     """The first running job's step and latest preview; ``active`` counts running + queued."""
-    active = services.jobs.list_active()
-    running = [job for job in active if job.status == "processing"]
+    running = services.jobs.list_processing()
+    active = sum(services.jobs.store.count_active())
     if not running:
-        return ProgressSnapshot(len(active), None, 0, 0, None, None)
+        return ProgressSnapshot(active, None, 0, 0, None, None)
     job = running[0]
     total = job.total_steps
     preview = services.jobs.previews.get(job.id)
-    return ProgressSnapshot(len(active), job.id, job.current_step, total, job.started_at, preview)
+    return ProgressSnapshot(active, job.id, job.current_step, total, job.started_at, preview)
 
 
 def png_base64(jpeg_or_png: bytes) -> str:

@@ -9,13 +9,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
+
+from impasto.services.safety import check_free_space
 
 # httpx logs every request at INFO; a model is hundreds of requests the daemon log can skip.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 CHUNK = 256 * 1024
+FREE_SPACE_EVERY = 64 * 1024 * 1024  # bytes between free-space checks while downloading
 RETRIES = 6  # connection drops in a row, with no byte received between them, before giving up
 
 
@@ -36,6 +40,26 @@ class RemoteFile:
     size: int | None = None
     sha256: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost cause: "Name or service not known", not three wrappers around it."""
+    seen = {id(exc)}
+    while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        exc = inner
+    return exc
+
+
+def network_problem(url: str, exc: BaseException) -> str:
+    """Why ``url`` could not be reached, naming its host, and what the user can check."""
+    host = urlsplit(url).hostname or url
+    cause = _root_cause(exc)
+    reason = getattr(cause, "strerror", None) or str(cause).strip() or type(cause).__name__
+    return (
+        f"cannot reach {host} ({reason}): check the network connection and any proxy "
+        "(HTTPS_PROXY), or point hf_endpoint / HF_ENDPOINT at a reachable mirror"
+    )
 
 
 def sha256_of(path: Path) -> str:
@@ -100,6 +124,8 @@ def _stream_once(
                 offset += len(chunk)
                 if offset > max_size:
                     raise DownloadError(f"{remote.path}: over the max_file_size limit")
+                if offset % FREE_SPACE_EVERY < len(chunk):  # a body without a length, say
+                    check_free_space(part.parent, FREE_SPACE_EVERY)
                 progress(len(chunk))
         return total is None or offset >= total
 
@@ -131,12 +157,13 @@ def fetch(
             try:
                 if _stream_once(client, remote, part, max_size, progress, cancel):
                     break
-            except (httpx.TransportError, httpx.RemoteProtocolError) as exc:
+            except httpx.TransportError as exc:
                 error = exc
             got = (part.stat().st_size if part.exists() else 0) - before
             drops = 0 if got > 0 else drops + 1
             if drops >= RETRIES:
-                raise DownloadError(f"{remote.path}: {error or 'the connection closed early'}")
+                why = network_problem(remote.url, error) if error else "the connection closed early"
+                raise DownloadError(f"{remote.path}: {why}")
             time.sleep(min(0.2 * 2**drops, 5.0))
     size = part.stat().st_size
     if remote.size is not None and size != remote.size:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+
+# Re-exported: the API answers a full disk under the database with 507, like DiskFullError.
+from impasto.store.db import StorageFullError
+
 
 class ServiceError(Exception):
     """Base class: ``str(exc)`` is a message a user can act on."""
@@ -30,3 +35,26 @@ class FieldError(ServiceError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class DiskFullError(ServiceError):
+    """The disk is full, so nothing can be recorded (507)."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for a full disk: under the database, or a file write that got ENOSPC."""
+    if isinstance(exc, StorageFullError | DiskFullError):
+        return True
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+__all__ = [
+    "ConflictError",
+    "DiskFullError",
+    "FieldError",
+    "NotFoundError",
+    "QueueFullError",
+    "ServiceError",
+    "StorageFullError",
+    "is_disk_full",
+]

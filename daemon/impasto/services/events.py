@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -47,6 +46,8 @@ class EventStore(Protocol):
 
     def trim(self, keep: int = 10000) -> Any: ...
 
+    def last_seq(self) -> int: ...
+
 
 class Subscription:
     """A subscriber's bounded queue; overflowing closes it so the client reconnects with since."""
@@ -65,9 +66,11 @@ class Subscription:
             self.close()
 
     def close(self) -> None:
+        """End the stream: what is still queued is dropped (the client replays it by seq)."""
         self.closed = True
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(None)
+        while not self.queue.empty():  # a full queue would have no room for the end marker
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
 
 
 class EventBus:
@@ -117,6 +120,10 @@ class EventBus:
         """
         sub = Subscription(job_id)
         self._subscribers.add(sub)
+        if since is not None:
+            # A cursor past the newest event (a reset database, a typo) follows live events
+            # from now on instead of waiting for a seq that may never come.
+            since = min(since, self._store.last_seq())
         try:
             last = since or 0
             if since is not None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from impasto.services.downloads import RemoteFile
+import httpx
+
+from impasto.services.downloads import RemoteFile, network_problem
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 COMPONENTS = frozenset(
@@ -78,8 +81,10 @@ def list_hub_files(
         raise HubError(f"revision {revision!r} does not exist in {repo_id}") from exc
     except RepositoryNotFoundError as exc:
         raise HubError(f"{repo_id} was not found on {endpoint} (or it is private)") from exc
-    except (HfHubHTTPError, OSError) as exc:
+    except HfHubHTTPError as exc:
         raise HubError(f"{endpoint} did not answer for {repo_id}: {exc}") from exc
+    except (OSError, httpx.TransportError) as exc:  # requests' and httpx's connection errors
+        raise HubError(network_problem(endpoint, exc)) from None
     commit = info.sha or revision or "main"
     prefix = PurePosixPath(subfolder.strip("/")) if subfolder.strip("/") else None
     entries: dict[PurePosixPath, Any] = {}
@@ -112,6 +117,28 @@ def list_hub_files(
     # One HEAD through the resolve endpoint proves the files are reachable before we stage.
     try:
         get_hf_file_metadata(files[0].url, token=token or False)
-    except (HfHubHTTPError, OSError) as exc:
+    except HfHubHTTPError as exc:
         raise HubError(f"cannot read {files[0].path} from {repo_id}: {exc}") from exc
+    except (OSError, httpx.TransportError) as exc:
+        raise HubError(network_problem(files[0].url, exc)) from None
     return HubListing(commit, layout, files)
+
+
+def range_reader(remote: RemoteFile, timeout: float = 60.0) -> Callable[[int, int], bytes]:
+    """Read ``length`` bytes at ``offset`` of a hub file with an HTTP Range request."""
+
+    def read(offset: int, length: int) -> bytes:
+        headers = {**remote.headers, "Range": f"bytes={offset}-"}
+        with httpx.stream(
+            "GET", remote.url, headers=headers, follow_redirects=True, timeout=timeout
+        ) as response:
+            if response.status_code != 206:
+                raise HubError(f"{remote.path}: the hub ignored a Range request")
+            out = bytearray()
+            for chunk in response.iter_bytes():
+                out += chunk
+                if len(out) >= length:
+                    break
+        return bytes(out[:length])
+
+    return read

@@ -6,27 +6,37 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from impasto.engine.providers import GPU_PROVIDERS
+from impasto.engine.providers import CPU, GPU_PROVIDERS
 from impasto.services.convert import ConversionError, missing_converter
 from impasto.services.detect import detect_file, detect_folder
 from impasto.services.downloads import DownloadError, InstallCancelled
 from impasto.services.errors import ConflictError, FieldError, NotFoundError
 from impasto.services.events import EventBus
 from impasto.services.hub import HubError, hub_endpoint, hub_token
-from impasto.services.known import KnownModel, known_models
+from impasto.services.known import (
+    CatalogRow,
+    KnownModel,
+    catalog_rows,
+    known_models,
+    variant_summary,
+)
 from impasto.services.models import ModelCatalog
-from impasto.services.safety import UnsafeContentError, check_id
-from impasto.services.sources import describe_source, parse_source
+from impasto.services.runnable import UnrunnableError
+from impasto.services.safety import UnsafeContentError, check_id, walk_files
+from impasto.services.sources import describe_source, local_path, parse_source
 from impasto.services.staging import InstallError, StageJob, finalize, prepare
 from impasto.store.models import InstallRecord, ModelRecord, ModelStore
 
 log = logging.getLogger("impasto.installs")
+T = TypeVar("T")
 TICK = 0.5  # seconds between progress events while bytes move
+CANCEL_WAIT = 5.0  # seconds a cancelled install's step gets to stop before it is abandoned
 PRECISIONS = ("", "fp32", "fp16")
 
 
@@ -52,8 +62,12 @@ class InstallOptions:
     hf_token: str = ""
     catalog_file: str = ""
     concurrency: int = 1
+    # Folders local install sources must lie in (the install_roots setting); empty: anywhere.
+    install_roots: tuple[Path, ...] = ()
     # The workers' execution provider name, "" until one has started (for the fp16 default).
     provider: Callable[[], str] = lambda: ""
+    provider_setting: str = "auto"  # the provider setting, to probe with before workers start
+    enable_tensorrt: bool = False
 
 
 class Installer:
@@ -70,19 +84,69 @@ class Installer:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._slots: asyncio.Semaphore | None = None
         self._stopping = False
+        self._abandoned: set[str] = set()
+        self._probed = ""  # the provider a probe found while no worker had reported one
+
+    def machine_provider(self) -> str:
+        """The workers' provider, else what a probe found; '' before either (never blocks)."""
+        return self.options.provider() or self._probed
+
+    def _probe_provider(self) -> str:
+        """Pick the provider as a worker would (opens a one-node session; run in a thread)."""
+        from impasto.engine import EngineError
+        from impasto.engine.providers import select_providers
+
+        setting = self.options.provider_setting
+        try:
+            choice = select_providers(
+                None if setting in ("", "auto") else setting,
+                enable_tensorrt=self.options.enable_tensorrt,
+            )
+        except EngineError:
+            return CPU
+        self._probed = choice.name
+        return choice.name
 
     def known(self) -> dict[str, KnownModel]:
         """The catalog of short names."""
         path = Path(self.options.catalog_file) if self.options.catalog_file else None
         return known_models(path)
 
-    def submit(self, source_text: str, **request: Any) -> InstallRecord:
-        """Validate and queue an install; FieldError/ConflictError before anything is written."""
+    def catalog_listing(self) -> list[CatalogRow]:
+        """The catalog with the build this machine's provider gets from each entry."""
+        provider = self.machine_provider()
+        return catalog_rows(self.known(), provider, missing_converter())
+
+    async def submit(self, source_text: str, **request: Any) -> InstallRecord:
+        """Validate and queue an install; FieldError/ConflictError before anything is written.
+
+        Checking a source touches the disk (a path's type, a file's header), so it runs in a
+        thread: a slow disk or a named pipe never stalls the event loop.
+        """
+        model_id, source, options = await in_daemon_thread(self.validate, source_text, request)
+        if self.store.active_install_for(model_id):
+            raise ConflictError(f"{model_id!r} is already being installed")
+        record = self.store.create_install(model_id, source, options)
+        self._publish(record, "queued")
+        self._launch(record)
+        return record
+
+    def validate(
+        self, source_text: str, request: dict[str, Any]
+    ) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """The model id, source record and options of an install request (blocking)."""
+        roots = self.options.install_roots
+        # Before any worker or probe reported a provider, a catalog name resolves to the
+        # portable build, which every provider runs.
+        provider = self.machine_provider()
         source, default_id = parse_source(
             source_text,
             revision=request.get("revision"),
             subfolder=request.get("subfolder"),
             known=self.known(),
+            roots=roots,
+            provider=provider,
+            variant=request.get("variant") or "",
         )
         model_id = request.get("id") or default_id
         try:
@@ -95,21 +159,31 @@ class Installer:
         precision = conversion_precision(precision, self.options.provider())
         config = request.get("config") or ""
         if config.startswith(("/", ".", "~")):  # a folder, not a hub repo id
-            config = str(Path(config).expanduser().resolve())
-            if not Path(config).is_dir():
+            folder = local_path("config", config, roots)
+            if not folder.is_dir():
                 raise FieldError(
                     "config", "must be a hub repo id or a folder holding model_index.json"
                 )
+            config = str(folder)
         sha = (request.get("sha256") or "").lower()
         if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
             raise FieldError("sha256", "must be 64 hex digits")
         if self.catalog.find(model_id) is not None or (self.options.models_dir / model_id).exists():
             raise ConflictError(f"a model named {model_id!r} is already installed")
-        if self.store.active_install_for(model_id):
-            raise ConflictError(f"{model_id!r} is already being installed")
         if source["kind"] == "path":
             self._check_convertible(Path(source["path"]))
+        note = ""
+        if source.get("catalog"):
+            build = self.known()[source["catalog"]].variants[source["variant"]]
+            note = f"{source['catalog']}: {variant_summary(build, provider)}"
+            problem = (
+                missing_converter() if build.convert and request.get("convert", True) else None
+            )
+            if problem:
+                raise FieldError("source", f"{note}; {problem}")
         options = {
+            "force": bool(request.get("force")),
+            "note": note,
             "sha256": sha,
             "precision": precision,
             "convert": request.get("convert", True),
@@ -119,16 +193,18 @@ class Installer:
             "license": request.get("license") or source.get("license", ""),
             "family": source.get("family", ""),
         }
-        record = self.store.create_install(model_id, source, options)
-        self._publish(record, "queued")
-        self._launch(record)
-        return record
+        return model_id, source, options
 
     def _check_convertible(self, path: Path) -> None:
         """A local model that needs the exporter fails now, not after copying, without it."""
+        if path.is_dir():
+            try:  # lstat only, so no FIFO or device is opened by the detection below
+                list(walk_files(path))
+            except UnsafeContentError as exc:
+                raise FieldError("source", str(exc)) from None
         try:
             found = detect_folder(path) if path.is_dir() else detect_file(path)
-        except (ValueError, OSError):
+        except (ValueError, OSError, UnsafeContentError):
             return  # the install reports what is wrong with the files
         if found.layout != "onnx" and found.type == "checkpoint":
             problem = missing_converter()
@@ -146,16 +222,32 @@ class Installer:
         """Running installs first, then recent ones, with live byte counts."""
         return [self._live(r) for r in self.store.list_installs()]
 
-    def cancel(self, install_id: str) -> InstallRecord:
-        """Stop a queued or running install; its staged files are deleted."""
+    def dismiss(self, install_id: str) -> None:
+        """Forget a finished install (its row in the list); ConflictError while it runs."""
+        record = self.get(install_id)
+        if record.status in ("queued", "running"):
+            raise ConflictError(f"install {install_id} is {record.status}: cancel it first")
+        self.store.delete_finished_install(install_id)
+        self._publish(record, "dismissed")
+
+    async def cancel(self, install_id: str) -> InstallRecord:
+        """Stop a queued or running install; its staged files are deleted.
+
+        A step that does not notice the cancel within CANCEL_WAIT seconds is abandoned: the
+        install ends as cancelled now and whatever the step still does is thrown away.
+        """
         record = self.get(install_id)
         if record.status not in ("queued", "running"):
             raise ConflictError(f"install {install_id} is already {record.status}")
         job = self._jobs.get(install_id)
+        task = self._tasks.get(install_id)
         if job is not None:
             job.cancel.set()
-        else:  # queued in the database but not running here (never in practice)
-            self._end(record, "cancelled", None)
+        if task is not None:
+            await asyncio.wait([task], timeout=CANCEL_WAIT)
+        if job is None or (task is not None and not task.done()):
+            self._abandoned.add(install_id)
+            await self._end(record, "cancelled", None, job)
         return self.get(install_id)
 
     def resume(self) -> list[str]:
@@ -179,7 +271,8 @@ class Installer:
         self._stopping = True
         for job in self._jobs.values():
             job.cancel.set()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks.values()), timeout=CANCEL_WAIT)
 
     def wants_converter(self) -> str | None:
         """Why conversion cannot run here, or None."""
@@ -207,6 +300,7 @@ class Installer:
             max_file_size=self.options.max_file_size,
             hub_endpoint=hub_endpoint(self.options.hf_endpoint),
             hub_token=hub_token(self.options.hf_token),
+            provider=self.machine_provider(),
         )
         self._jobs[record.id] = job
         self._tasks[record.id] = asyncio.create_task(self._run(record, job), name=record.id)
@@ -214,39 +308,49 @@ class Installer:
     async def _run(self, record: InstallRecord, job: StageJob) -> None:
         assert self._slots is not None
         try:
+            await self._steps(record, job)
+        finally:
+            self._jobs.pop(record.id, None)
+            self._tasks.pop(record.id, None)
+            self._abandoned.discard(record.id)
+
+    async def _steps(self, record: InstallRecord, job: StageJob) -> None:
+        assert self._slots is not None
+        try:
             async with self._slots:
                 if job.cancel.is_set():
                     raise InstallCancelled("cancelled")
                 self.store.update_install(record.id, status="running", stage="starting")
+                job.provider = job.provider or await asyncio.to_thread(self._probe_provider)
                 ticker = asyncio.create_task(self._tick(record, job))
                 try:
-                    ready, detected = await asyncio.to_thread(prepare, job)
+                    ready, detected = await in_daemon_thread(prepare, job)
+                    if record.id in self._abandoned:
+                        raise InstallCancelled("cancelled")
                     job.progress.start("install")
-                    installed = await asyncio.to_thread(finalize, job, ready, detected)
+                    installed = await in_daemon_thread(finalize, job, ready, detected)
                 finally:
                     ticker.cancel()
                 self._record_model(record, installed)
-                self._end(record, "completed", None, job)
+                await self._end(record, "completed", None, job)
         except InstallCancelled:
             if self._stopping:
                 log.info("install %s paused for the next start", record.id)
                 return
-            self._end(record, "cancelled", None, job)
+            await self._end(record, "cancelled", None, job)
         except (
             InstallError,
             DownloadError,
             HubError,
+            UnrunnableError,
             ConversionError,
             UnsafeContentError,
             OSError,
         ) as exc:
-            self._end(record, "failed", str(exc), job)
+            await self._end(record, "failed", str(exc), job)
         except Exception as exc:  # a bug: fail the install rather than leave it running
             log.exception("install %s crashed", record.id)
-            self._end(record, "failed", f"{type(exc).__name__}: {exc}", job)
-        finally:
-            self._jobs.pop(record.id, None)
-            self._tasks.pop(record.id, None)
+            await self._end(record, "failed", f"{type(exc).__name__}: {exc}", job)
 
     async def _tick(self, record: InstallRecord, job: StageJob) -> None:
         last: tuple[str, int] | None = None
@@ -286,15 +390,19 @@ class Installer:
             )
         )
 
-    def _end(
+    async def _end(
         self, record: InstallRecord, status: str, error: str | None, job: StageJob | None = None
     ) -> None:
-        if job is not None:
-            with contextlib.suppress(OSError):
-                shutil.rmtree(job.staging)
+        if job is not None:  # deleting a big staging folder is slow: not on the event loop
+            await asyncio.to_thread(_remove_tree, job.staging)
+        current = self.store.get_install(record.id)
+        if current is not None and current.status not in ("queued", "running"):
+            return  # ended already (an abandoned step finishing late)
         changes: dict[str, Any] = {"status": status, "error": error, "stage": status}
         if job is not None:
             changes.update(bytes_done=job.progress.fetched, bytes_total=job.progress.expected)
+            if job.warning and status == "completed":
+                changes["options"] = {**record.options, "warning": job.warning}
         updated = self.store.update_install(record.id, **changes)
         self._publish(updated or record, status)
         if error:
@@ -302,6 +410,39 @@ class Installer:
 
     def _publish(self, record: InstallRecord, event: str) -> None:
         self.bus.publish("install", None, install_json(record, event=event))
+
+
+async def in_daemon_thread(function: Callable[..., T], *args: Any) -> T:
+    """Run a blocking install step in a daemon thread and await its result.
+
+    Unlike the default executor, a daemon thread stuck in a read (a stalled server, a hung
+    network mount) neither holds up the daemon's exit on SIGTERM nor a later install.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():
+            outcome()
+
+    def run() -> None:
+        try:
+            result = function(*args)
+        except BaseException as exc:  # handed to the awaiting task
+            error = exc
+            outcome = lambda: future.set_exception(error)  # noqa: E731
+        else:
+            outcome = lambda: future.set_result(result)  # noqa: E731
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, outcome)
+
+    threading.Thread(target=run, name=f"install-{function.__name__}", daemon=True).start()
+    return await future
+
+
+def _remove_tree(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        shutil.rmtree(folder)
 
 
 def install_json(record: InstallRecord, event: str | None = None) -> dict[str, Any]:
@@ -315,6 +456,8 @@ def install_json(record: InstallRecord, event: str | None = None) -> dict[str, A
         "bytes_done": record.bytes_done,
         "bytes_total": record.bytes_total,
         "error": record.error,
+        "note": record.options.get("note", ""),
+        "warning": record.options.get("warning", ""),
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         "finished_at": record.finished_at,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,8 +69,24 @@ class JobService:
         self, request: GenerateRequest, idempotency_key: str | None = None
     ) -> tuple[Any, bool]:
         """Run the plugins' preprocessors, resolve the plan, store both, wake a worker."""
+        return self._enqueue(*self.prepare(request), idempotency_key)
+
+    async def submit_async(
+        self, request: GenerateRequest, idempotency_key: str | None = None
+    ) -> tuple[Any, bool]:
+        """:meth:`submit` with the blocking part (plugins, decoding init images, reading model
+        folders) in a thread, so a big upload never stalls the event loop."""
+        request, plan = await asyncio.to_thread(self.prepare, request)
+        return self._enqueue(request, plan, idempotency_key)
+
+    def prepare(self, request: GenerateRequest) -> tuple[GenerateRequest, ResolvedPlan]:
+        """The request after the plugins, and the plan it resolves to (blocking)."""
         request = self._preprocess(request)
-        plan = self.resolver.resolve(request)
+        return request, self.resolver.resolve(request)
+
+    def _enqueue(
+        self, request: GenerateRequest, plan: ResolvedPlan, idempotency_key: str | None
+    ) -> tuple[Any, bool]:
         if self.store.count_queued() >= self.options.max_queue:
             raise QueueFullError(
                 f"the queue holds {self.options.max_queue} jobs, its limit; retry later", 10
@@ -110,7 +127,8 @@ class JobService:
         # (checked with a stand-in by them) stays empty.
         prompt = str(result.get("prompt") or "")
         try:
-            checked = msgspec.convert({**result, "prompt": prompt or " "}, GenerateRequest)
+            standin = prompt if prompt.strip() else "(empty)"
+            checked = msgspec.convert({**result, "prompt": standin}, GenerateRequest)
             return msgspec.structs.replace(checked, prompt=prompt)
         except msgspec.ValidationError as exc:
             field = str(exc).rsplit("$.", 1)[-1].split("[")[0] if "$." in str(exc) else "plugins"
@@ -132,8 +150,12 @@ class JobService:
         if job.status == "queued" and self.store.cancel_queued(job_id):
             self.bus.publish("cancelled", job_id, {})
             return self.get(job_id)
-        if self.supervisor:
-            await self.supervisor.cancel(job_id)
+        if self.supervisor and await self.supervisor.cancel(job_id):
+            return self.get(job_id)
+        # No worker runs it (it died, or recording the job failed): cancel it here.
+        if self.store.mark_cancelled(job_id) is not None:
+            self.previews.pop(job_id, None)
+            self.bus.publish("cancelled", job_id, {})
         return self.get(job_id)
 
     def set_priority(self, job_id: str, priority: int) -> Any:
@@ -158,7 +180,25 @@ class JobService:
         self.bus.publish("deleted", job_id, {})
 
     def list_active(self) -> list[Any]:
+        """Every queued or running job (prefer :meth:`queue_page`: this grows with the queue)."""
         return list(self.store.list_active())
+
+    def list_processing(self) -> list[Any]:
+        """The running jobs, oldest start first."""
+        return list(self.store.list_processing())
+
+    def queue_page(self, limit: int, offset: int) -> tuple[list[tuple[Any, int | None]], int]:
+        """One page of the active jobs with their positions, and how many are active in all.
+
+        Blocking SQL that grows with the queue: call it in a thread.
+        """
+        page = self.store.active_page(limit=limit, offset=offset)
+        running, queued = self.store.count_active()
+        return page, running + queued
+
+    def positions(self, job_ids: list[str]) -> dict[str, int]:
+        """Queue positions of the queued ones among ``job_ids``, in one query."""
+        return self.store.positions(job_ids)
 
     def history(self, **filters: Any) -> tuple[list[Any], str | None]:
         try:

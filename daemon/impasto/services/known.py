@@ -1,28 +1,122 @@
-"""The built-in list of known-good public models (models/catalog.toml), by short name."""
+"""The built-in list of known-good public models (models/catalog.toml), by short name.
+
+An entry may offer several builds ("variants") of one model: one optimised for CUDA, one for
+DirectML or CoreML, and a portable one (plain ONNX, or converted from the diffusers weights)
+that every provider runs. :func:`resolve_variant` picks the build for this machine's provider.
+"""
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
+from typing import Any
+
+from impasto.engine.runs_on import short_name
 
 _REPO = Path(__file__).resolve().parents[3]
+# The variant key each provider prefers, before "portable" and a plain entry's "default".
+PROVIDER_VARIANT = {
+    "CUDAExecutionProvider": "cuda",
+    "TensorrtExecutionProvider": "tensorrt",
+    "DmlExecutionProvider": "directml",
+    "CoreMLExecutionProvider": "coreml",
+    "ROCMExecutionProvider": "rocm",
+    "MIGraphXExecutionProvider": "migraphx",
+    "OpenVINOExecutionProvider": "openvino",
+    "CPUExecutionProvider": "cpu",
+}
+VARIANT_KEYS = frozenset(PROVIDER_VARIANT.values()) | {"portable", "default"}
+
+
+class CatalogError(ValueError):
+    """The catalog file is malformed; the message names the entry and field."""
+
+
+class NoVariantError(LookupError):
+    """No build of a catalog model suits this machine; the message names the alternatives."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One build of a catalog model: where it lives and what it is."""
+
+    key: str
+    repo: str
+    revision: str = "main"
+    subfolder: str = ""
+    precision: str = ""
+    size: int = 0  # approximate download in bytes
+    sha256: str = ""  # of model_index.json where pinned
+    convert: bool = False  # diffusers weights, converted to ONNX here (the convert extra)
+    convert_minutes: int = 0  # rough conversion time on a desktop CPU
+    note: str = ""
+
+    def describe(self) -> str:
+        """'cuda: onnxruntime/sd-turbo (fp16, 2.6 GB)'."""
+        size = f", {self.size / 1e9:.1f} GB" if self.size else ""
+        how = ", converted here" if self.convert else ""
+        return f"{self.key}: {self.repo} ({self.precision or 'precision unknown'}{size}{how})"
 
 
 @dataclass(frozen=True)
 class KnownModel:
-    """One catalog entry: a hub repo, revision and subfolder, plus what we know of it."""
+    """One catalog entry: what the model is, its license, and its builds by variant key."""
 
     name: str
-    repo: str
-    revision: str = "main"
-    subfolder: str = ""
     family: str = ""
     license: str = ""
-    size: int = 0
-    sha256: str = ""
     description: str = ""
+    checked: str = ""  # what of the published layout was checked, and when
+    no_portable: str = ""  # why there is no portable build, when there is none
+    variants: dict[str, Variant] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        """The portable (else first) build's download size."""
+        chosen = self.variants.get("portable") or next(iter(self.variants.values()), None)
+        return chosen.size if chosen else 0
+
+
+_VARIANT_FIELDS = {f.name for f in fields(Variant)} - {"key"}
+_ENTRY_FIELDS = {"family", "license", "description", "checked", "no_portable"}
+
+
+def _variant(name: str, key: str, data: dict[str, Any]) -> Variant:
+    unknown = set(data) - _VARIANT_FIELDS
+    if unknown:
+        raise CatalogError(f"{name}.variants.{key}: unknown field(s) {', '.join(sorted(unknown))}")
+    if not isinstance(data.get("repo"), str) or "/" not in data["repo"]:
+        raise CatalogError(f"{name}.variants.{key}: repo must be a hub repo id (owner/name)")
+    return Variant(key=key, **data)
+
+
+def parse_entry(name: str, data: dict[str, Any]) -> KnownModel:
+    """One table of the catalog; a plain entry (repo at the top) is one "default" build."""
+    data = dict(data)
+    variants_data = data.pop("variants", None)
+    top = {k: data.pop(k) for k in list(data) if k in _ENTRY_FIELDS}
+    if variants_data is None and not data:  # nothing to install; no_portable says why
+        variants: dict[str, Variant] = {}
+    elif variants_data is None:  # the plain form: the whole entry is one build
+        variants = {"default": _variant(name, "default", data)}
+    else:
+        if data:
+            raise CatalogError(f"{name}: unknown field(s) {', '.join(sorted(data))}")
+        if not isinstance(variants_data, dict) or not variants_data:
+            raise CatalogError(f"{name}: variants must be a table of builds")
+        bad = set(variants_data) - VARIANT_KEYS
+        if bad:
+            allowed = ", ".join(sorted(VARIANT_KEYS))
+            raise CatalogError(
+                f"{name}: unknown variant(s) {', '.join(sorted(bad))}; use {allowed}"
+            )
+        variants = {key: _variant(name, key, value) for key, value in variants_data.items()}
+    entry = KnownModel(name=name, variants=variants, **top)
+    if not any(k in variants for k in ("portable", "default")) and not entry.no_portable:
+        raise CatalogError(f"{name}: has no portable build and no no_portable reason")
+    return entry
 
 
 def catalog_file() -> Path:
@@ -38,4 +132,78 @@ def known_models(path: Path | None = None) -> dict[str, KnownModel]:
         return {}
     with path.open("rb") as fh:
         data = tomllib.load(fh)
-    return {name: KnownModel(name=name, **entry) for name, entry in data.items()}
+    return {name: parse_entry(name, entry) for name, entry in data.items()}
+
+
+def variant_order(provider: str) -> tuple[str, ...]:
+    """The variant keys ``provider`` takes, best first."""
+    own = PROVIDER_VARIANT.get(provider, "cpu")
+    return (own, "portable", "default")
+
+
+def resolve_variant(entry: KnownModel, provider: str, wanted: str = "") -> Variant:
+    """The build of ``entry`` for ``provider`` (or the one ``wanted`` by key)."""
+    if wanted:
+        if wanted in entry.variants:
+            return entry.variants[wanted]
+        raise NoVariantError(
+            f"{entry.name} has no {wanted!r} build; it has: {', '.join(entry.variants)}"
+        )
+    for key in variant_order(provider):
+        if key in entry.variants:
+            return entry.variants[key]
+    if not entry.variants:
+        raise NoVariantError(
+            f"{entry.name} has no build `impasto pull` can install: {entry.no_portable}"
+        )
+    builds = "; ".join(v.describe() for v in entry.variants.values())
+    why = f" There is no portable build: {entry.no_portable}." if entry.no_portable else ""
+    raise NoVariantError(
+        f"{entry.name} has no build for {short_name(provider)}: its builds are {builds}.{why} "
+        "To fetch one anyway (for another machine), name it with --variant KEY and add --force."
+    )
+
+
+def variant_summary(variant: Variant, provider: str) -> str:
+    """What `impasto pull` says about the build it picked."""
+    # Before a worker or a probe named the provider, the portable build is the safe pick.
+    who = short_name(provider) if provider else "this machine (provider not known yet)"
+    base = f"{who} gets the {variant.key} build"
+    if variant.key == "default":
+        base = "its one build"
+    what = f"{variant.repo}" + (f"/{variant.subfolder}" if variant.subfolder else "")
+    size = f", about {variant.size / 1e9:.1f} GB" if variant.size else ""
+    text = f"{base}: {what} ({variant.precision or 'precision unknown'}{size})"
+    if variant.convert:
+        minutes = f" in about {variant.convert_minutes} min" if variant.convert_minutes else ""
+        text += f", converted to ONNX here{minutes} (needs pip install 'impasto[convert]')"
+    return text
+
+
+@dataclass(frozen=True)
+class CatalogRow:
+    """One catalog entry as `impasto pull --list` and the install panel show it."""
+
+    entry: KnownModel
+    chosen: Variant | None  # the build this machine would get
+    summary: str  # what it would get, or why nothing
+
+
+def catalog_rows(
+    known: dict[str, KnownModel], provider: str, converter_problem: str | None
+) -> list[CatalogRow]:
+    """Every entry with the build ``provider`` gets (or why none), by name."""
+    rows = []
+    for name in sorted(known):
+        entry = known[name]
+        try:
+            chosen: Variant | None = resolve_variant(entry, provider)
+        except NoVariantError as exc:
+            rows.append(CatalogRow(entry, None, str(exc)))
+            continue
+        assert chosen is not None
+        summary = variant_summary(chosen, provider)
+        if chosen.convert and converter_problem:
+            summary += "; the converter is not installed here"
+        rows.append(CatalogRow(entry, chosen, summary))
+    return rows

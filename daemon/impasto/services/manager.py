@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import shutil
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from impasto.services.errors import ConflictError, NotFoundError
+from impasto.services.errors import ConflictError, FieldError, NotFoundError
 from impasto.services.events import EventBus, iso_time
 from impasto.services.installs import Installer
 from impasto.services.jobs import JobService
 from impasto.services.models import ModelCatalog, ModelEntry
 from impasto.store.models import ModelStore
+from impasto.wire import QUERY_LIMITS
 from impasto.worker.protocol import LoadModel, UnloadModels
 from impasto.worker.supervisor import Supervisor
+
+_KEEP_ALIVE = QUERY_LIMITS["keep_alive"]
+
+
+def check_keep_alive(seconds: float) -> float:
+    """``seconds`` when it is a finite number in wire.KeepAlive's range; FieldError otherwise."""
+    low, high = _KEEP_ALIVE.minimum or 0, _KEEP_ALIVE.maximum or 0
+    if not math.isfinite(seconds) or not low <= seconds <= high:
+        raise FieldError("keep_alive", _KEEP_ALIVE.rule)
+    return seconds
 
 
 class ModelManager:
@@ -48,7 +61,7 @@ class ModelManager:
 
     def users(self, model_id: str) -> list[str]:
         """Ids of queued or running jobs that use ``model_id``."""
-        return [job.id for job in self.jobs.list_active() if job.model == model_id]
+        return list(self.jobs.store.active_ids_using(model_id))
 
     async def remove(self, model_id: str, *, force: bool = False) -> ModelEntry:
         """Delete an installed model: unload it, move it out of the models dir, drop its row."""
@@ -71,7 +84,7 @@ class ModelManager:
         trash = self.catalog.models_dir / f".{model_id}.{uuid.uuid4().hex[:8]}.deleting"
         target.rename(trash)
         self.store.delete(model_id)
-        shutil.rmtree(trash, ignore_errors=True)
+        await asyncio.to_thread(shutil.rmtree, trash, True)  # gigabytes: not on the event loop
         self.bus.publish("model_removed", None, {"model_id": model_id})
         return entry
 
@@ -86,7 +99,8 @@ class ModelManager:
         entry = self.catalog.get(model_id)
         if entry is None:
             raise NotFoundError(f"checkpoint {model_id!r} is not installed")
-        sent = await self._send(LoadModel(str(entry.path), keep_alive or self.keep_alive))
+        seconds = check_keep_alive(keep_alive or self.keep_alive)
+        sent = await self._send(LoadModel(str(entry.path), seconds))
         if not sent:
             raise ConflictError("no worker is running to load the model into")
         return sent
@@ -100,21 +114,30 @@ class ModelManager:
 
     def loaded(self) -> list[dict[str, Any]]:
         """What each worker holds and when it expires, like ``ollama ps``."""
-        by_path = {str(m.path): m for m in self.catalog.list()}
+        by_path = {str(m.path): m for m in self.catalog.list(everything=True)}
         out = []
         now = time.time()
         for handle in self._handles():
             for item in handle.loaded:
                 entry = by_path.get(item.get("model_dir", ""))
-                expires = float(item.get("expires_at") or 0)
+                expires = _finite(item.get("expires_at"))
                 out.append(
                     {
                         "model": entry.id if entry else Path(item.get("model_dir", "")).name,
                         "path": item.get("model_dir", ""),
                         "worker": handle.id,
                         "size": entry.size if entry else 0,
-                        "expires_at": iso_time(expires),
-                        "expires_in": max(0.0, round(expires - now, 1)),
+                        "expires_at": iso_time(expires) if expires else None,
+                        "expires_in": max(0.0, round(expires - now, 1)) if expires else 0.0,
                     }
                 )
         return out
+
+
+def _finite(value: Any) -> float:
+    """A worker-reported time as a finite float; 0.0 for anything else (never a 500)."""
+    try:
+        number = float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if math.isfinite(number) and 0 <= number < 1e11 else 0.0

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from impasto.engine.families import DEFAULT_FAMILY, FamilyDefaults, family_defaults
+from impasto.engine.runs_on import Capability, assess_folder
 from impasto.resources import bundled_models_dir
 from impasto.services.detect import detect_folder
+from impasto.services.safety import TEST_MODEL_MARKER  # its presence marks a test model
 from impasto.store.models import ModelRecord, ModelStore
 
 # The bundled demo models are tiny random networks: small images keep them instant.
@@ -44,8 +46,15 @@ class ModelEntry:
     source: str = ""
     license: str = ""
     active: bool = True
+    # A random-weight model for tests (TEST_MODEL_MARKER in its folder): usable by id, but
+    # listed only when the show_test_models setting asks for it.
+    test: bool = False
     created_at: float | None = None
     updated_at: float | None = None
+    # Which execution providers can run its graphs (None for single files or unreadable graphs).
+    capability: Capability | None = None
+    # Why the model cannot be used (a truncated or unreadable UNet, ...); empty when it can.
+    problem: str = ""
 
 
 def folder_size(path: Path) -> int:
@@ -86,8 +95,20 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
         return None
     try:
         found = detect_folder(folder)
-    except (ValueError, OSError):
-        return None
+    except (ValueError, OSError) as exc:
+        # Listed, not dropped: the user sees which model is broken and why.
+        return ModelEntry(
+            id=folder.name,
+            name=folder.name,
+            path=folder,
+            family="",
+            read_only=read_only,
+            inpaint=False,
+            prediction_type="",
+            size=folder_size(folder),
+            test=(folder / TEST_MODEL_MARKER).is_file(),
+            problem=f"unusable: {exc}; reinstall it or remove the folder",
+        )
     if found.layout != "onnx":
         return None
     return ModelEntry(
@@ -101,6 +122,8 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
         size=folder_size(folder),
         defaults=model_defaults(found.family, demo=read_only),
         precision=found.precision,
+        test=(folder / TEST_MODEL_MARKER).is_file(),
+        capability=assess_folder(folder),
     )
 
 
@@ -151,17 +174,32 @@ class ModelCatalog:
     """Lists and resolves models; the models dir wins over a bundled model of the same id."""
 
     def __init__(
-        self, models_dir: Path, bundled_dir: Path | None = None, store: ModelStore | None = None
+        self,
+        models_dir: Path,
+        bundled_dir: Path | None = None,
+        store: ModelStore | None = None,
+        *,
+        show_test_models: bool = True,
+        default_model: str = "",
     ) -> None:
         self.models_dir = models_dir
         self.bundled_dir = bundled_dir or bundled_models_dir()
         self.store = store
+        self.show_test_models = show_test_models
+        self.default_model = default_model
+
+    def _shown(self, entry: ModelEntry) -> bool:
+        return not entry.test or self.show_test_models or entry.id == self.default_model
 
     def _records(self) -> dict[str, ModelRecord]:
         return {r.id: r for r in self.store.list_models()} if self.store else {}
 
-    def list(self) -> list[ModelEntry]:
-        """Checkpoints a job can generate with."""
+    def list(self, *, everything: bool = False) -> list[ModelEntry]:
+        """Checkpoints a job can generate with; test models too when shown or ``everything``."""
+        return [e for e in self._checkpoints(everything=everything) if not e.problem]
+
+    def _checkpoints(self, *, everything: bool = False) -> builtins.list[ModelEntry]:
+        """Every checkpoint folder, the unusable ones included (with their ``problem``)."""
         records = self._records()
         found: dict[str, ModelEntry] = {}
         for root, read_only in ((self.bundled_dir, True), (self.models_dir, False)):
@@ -172,11 +210,11 @@ class ModelCatalog:
                 entry = _describe(folder, read_only=read_only)
                 if entry:
                     found[entry.id] = _with_record(entry, records.get(entry.id))
-        return list(found.values())
+        return [e for e in found.values() if everything or self._shown(e)]
 
     def list_all(self) -> builtins.list[ModelEntry]:
-        """Checkpoints plus installed LoRAs, embeddings and VAEs."""
-        entries = {e.id: e for e in self.list()}
+        """Checkpoints (unusable ones too, with their problem) plus LoRAs, embeddings and VAEs."""
+        entries = {e.id: e for e in self._checkpoints()}
         for record in self._records().values():
             known = record.id in entries
             if record.type != "checkpoint" and not known and Path(record.path).exists():
@@ -194,7 +232,7 @@ class ModelCatalog:
             folder = root / model_id
             if folder.is_dir():
                 entry = _describe(folder, read_only=read_only)
-                if entry:
+                if entry and not entry.problem:
                     record = self.store.get(model_id) if self.store else None
                     return _with_record(entry, record)
         return None

@@ -111,6 +111,13 @@ class JobRunner:
         self.previews.pop(job_id, None)
         self.bus.publish("cancelled", job_id, {})
 
+    def fail_queued(self, reason: str) -> int:
+        """Fail every queued job with ``reason`` (no worker can start); returns how many."""
+        failed = self.store.fail_queued(reason)
+        for job_id in failed:
+            self.bus.publish("failed", job_id, {"error": reason})
+        return len(failed)
+
     def on_interrupted(self, job: Any, reason: str) -> None:
         """The worker died (or the daemon is stopping) mid-job: retry it, or give up."""
         self.previews.pop(job.id, None)

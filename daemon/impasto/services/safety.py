@@ -1,14 +1,21 @@
-"""Refusals that keep a bad model file off the machine: pickles, traversal, links, sizes, ids."""
+"""Refusals that keep a bad model file off the machine: pickles, traversal, links, sizes, ids.
+
+A model folder may hold only what Impasto itself reads: ONNX graphs and the external data
+files they name, safetensors, and known text files (JSON configs, tokenizer vocabularies).
+Anything else is refused by structure, so no pickle of any protocol gets in under any name.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import stat
 import struct
-import tarfile
-import zipfile
-from pathlib import Path, PurePosixPath
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 from impasto.formats.safetensors import SafetensorsError, read_header
 
@@ -19,6 +26,16 @@ _ZIP = b"PK\x03\x04"
 _MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
 COPY_CHUNK = 1024 * 1024
 RAW_DATA_SUFFIXES = frozenset({".onnx", ".onnx_data", ".data", ".pb"})
+# Text files a model folder may carry: configs, tokenizer files and documentation.
+TEXT_SUFFIXES = frozenset({".json", ".txt", ".md"})
+# The marker of the bundled random-weight test models (a line of text; services.models reads it).
+TEST_MODEL_MARKER = "impasto-test-model"
+TEXT_NAMES = frozenset(
+    {"LICENSE", "README", "NOTICE", ".gitattributes", ".gitignore", TEST_MODEL_MARKER}
+)
+MAX_TEXT_SIZE = 64 * 1024**2
+# Free space kept beyond what an unpack or copy writes, for the database and logs.
+FREE_SPACE_MARGIN = 256 * 1024**2
 
 
 class UnsafeContentError(Exception):
@@ -68,104 +85,217 @@ def safetensors_header(path: Path) -> dict[str, object]:
         raise UnsafeContentError(str(exc)) from None
 
 
-def check_file(path: Path, max_file_size: int) -> None:
-    """Refuse a model file by its content and size; its name is never trusted."""
-    if path.is_symlink():
-        raise UnsafeContentError(f"{path.name}: symbolic links are not accepted")
-    size = path.stat().st_size
-    if size > max_file_size:
+def check_special(path: Path, shown: object | None = None) -> os.stat_result:
+    """``lstat`` of ``path``, refusing links, FIFOs, devices and sockets (never opens it)."""
+    name = shown if shown is not None else path.name
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        raise UnsafeContentError(f"{name}: symbolic links are not accepted")
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
         raise UnsafeContentError(
-            f"{path.name}: {size} bytes is over the max_file_size limit ({max_file_size})"
+            f"{name}: is a {file_kind(info.st_mode)}; only regular files and folders can be "
+            "installed"
         )
-    # Raw tensor data may begin with any bytes, and nothing ever unpickles it, so only
-    # files a loader could deserialise are sniffed.
-    kind = "data" if path.suffix in RAW_DATA_SUFFIXES else sniff(path)
-    if kind in ("pickle", "zip"):
+    return info
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    if stat.S_ISFIFO(mode):
+        return "named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device file"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISLNK(mode):
+        return "symbolic link"
+    return "special file"
+
+
+def open_regular(path: Path, shown: object | None = None) -> int:
+    """A read-only descriptor of a regular file; never blocks on a FIFO or device.
+
+    O_NONBLOCK makes opening a FIFO return at once, and the fstat after the open closes the
+    race where the file was swapped between the check and the open.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        name = shown if shown is not None else path.name
         raise UnsafeContentError(
-            f"{path.name}: pickle-based checkpoints (.ckpt/.pt/.bin) can run code when loaded "
-            "and are refused; use a .safetensors or ONNX version of the model"
+            f"{name}: is a {file_kind(info.st_mode)}; only regular files can be installed"
         )
-    if path.suffix == ".safetensors":
-        safetensors_header(path)
+    if flags & getattr(os, "O_NONBLOCK", 0) and hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    return fd
 
 
-def check_tree(root: Path, max_file_size: int) -> int:
-    """Check every file under ``root`` (no links anywhere); returns the total size."""
-    total = 0
-    for path in sorted(root.rglob("*")):
-        if path.is_symlink():
-            raise UnsafeContentError(f"{path.relative_to(root)}: symbolic links are not accepted")
-        if path.is_file():
-            check_file(path, max_file_size)
-            total += path.stat().st_size
-    return total
-
-
-def safe_member(name: str) -> PurePosixPath:
-    """An archive member's relative path, refusing absolute paths and '..' (zip-slip)."""
-    clean = name.replace("\\", "/")
-    path = PurePosixPath(clean)
-    if not clean or path.is_absolute() or ".." in path.parts or ":" in clean:
-        raise UnsafeContentError(f"archive member {name!r} would land outside the model folder")
-    return path
-
-
-def _copy_limited(src: object, dest: Path, limit: int, name: str) -> int:
+def copy_file(
+    src: Path,
+    dest: Path,
+    limit: int,
+    cancel: threading.Event | None = None,
+    progress: object | None = None,
+    shown: object | None = None,
+) -> int:
+    """Copy one regular file in chunks, refusing it once it grows past ``limit`` bytes."""
+    name = shown if shown is not None else src.name
+    fd = open_regular(src, name)
     written = 0
-    with dest.open("wb") as out:
-        while chunk := src.read(COPY_CHUNK):  # type: ignore[attr-defined]
+    with os.fdopen(fd, "rb") as fh, dest.open("wb") as out:
+        while chunk := fh.read(COPY_CHUNK):
+            if cancel is not None and cancel.is_set():
+                from impasto.services.downloads import InstallCancelled
+
+                raise InstallCancelled("cancelled")
             written += len(chunk)
             if written > limit:
-                raise UnsafeContentError(f"archive member {name!r} is over the size limit")
+                raise UnsafeContentError(
+                    f"{name}: more than {limit} bytes, over the max_file_size limit"
+                )
+            if written % (64 * COPY_CHUNK) < len(chunk):  # the file may grow while we copy
+                check_free_space(dest.parent, COPY_CHUNK)
             out.write(chunk)
+            if callable(progress):
+                progress(len(chunk))
     return written
 
 
-def extract_archive(archive: Path, dest: Path, max_file_size: int, max_total: int) -> None:
-    """Unpack a .zip or .tar(.gz) into ``dest``, refusing links, traversal and oversize members."""
-    dest.mkdir(parents=True, exist_ok=True)
-    total = 0
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                rel = safe_member(info.filename)
-                mode = info.external_attr >> 16
-                if stat.S_ISLNK(mode):
-                    raise UnsafeContentError(f"archive member {info.filename!r} is a symlink")
-                target = dest.joinpath(*rel.parts)
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src:
-                    total += _copy_limited(src, target, max_file_size, info.filename)
-                if total > max_total:
-                    raise UnsafeContentError("the archive unpacks to more than the size limit")
-        return
+def check_file(path: Path, max_file_size: int) -> None:
+    """Refuse a single model file by its content and size; its name is never trusted.
+
+    A file on its own must be a safetensors file (an ONNX graph only comes in a folder).
+    """
+    info = check_special(path)
+    if info.st_size > max_file_size:
+        raise UnsafeContentError(
+            f"{path.name}: {info.st_size} bytes is over the max_file_size limit ({max_file_size})"
+        )
+    if sniff(path) != "safetensors":
+        raise UnsafeContentError(
+            f"{path.name}: pickle-based checkpoints (.ckpt/.pt/.bin) and other formats can run "
+            "code when loaded and are refused; use a .safetensors or ONNX version of the model"
+        )
+    safetensors_header(path)
+
+
+def walk_files(root: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    """Every regular file under ``root`` with its lstat, refusing links and special files."""
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            path = Path(entry.path)
+            info = check_special(path, path.relative_to(root).as_posix())
+            if stat.S_ISDIR(info.st_mode):
+                pending.append(path)
+            else:
+                yield path, info
+
+
+def _check_text(path: Path, shown: str) -> None:
+    fd = open_regular(path, shown)
+    with os.fdopen(fd, "rb") as fh:
+        raw = fh.read(MAX_TEXT_SIZE + 1)
+    if len(raw) > MAX_TEXT_SIZE or b"\0" in raw:
+        raise UnsafeContentError(f"{shown}: not a text file (binary content or over 64 MiB)")
     try:
-        tf = tarfile.open(archive, "r:*")  # noqa: SIM115 - closed by the with below
-    except tarfile.TarError as exc:
-        raise UnsafeContentError(f"{archive.name}: not a zip or tar archive") from exc
-    with tf:
-        for member in tf:
-            rel = safe_member(member.name)
-            target = dest.joinpath(*rel.parts)
-            if member.isdir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            if not member.isfile():
-                raise UnsafeContentError(
-                    f"archive member {member.name!r} is a link or device, which is not accepted"
-                )
-            target.parent.mkdir(parents=True, exist_ok=True)
-            member_file = tf.extractfile(member)
-            assert member_file is not None
-            total += _copy_limited(member_file, target, max_file_size, member.name)
-            if total > max_total:
-                raise UnsafeContentError("the archive unpacks to more than the size limit")
+        text = raw.decode("utf-8")
+        if path.suffix == ".json":
+            json.loads(text)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise UnsafeContentError(f"{shown}: not valid UTF-8 text or JSON ({exc})") from None
 
 
-def copy_tree(src: Path, dest: Path, max_file_size: int) -> None:
-    """Copy a local model folder after checking it; links are refused, not followed."""
-    check_tree(src, max_file_size)
-    shutil.copytree(src, dest, symlinks=True)
+def _external_data(graph: Path, root: Path, shown: str) -> set[Path]:
+    """The files under ``root`` that the ONNX graph names as external data."""
+    from impasto.engine.onnx_external import read_external_data_locations
+
+    if sniff(graph) != "onnx":
+        raise UnsafeContentError(f"{shown}: not an ONNX model (a pickle or other format)")
+    try:
+        locations = read_external_data_locations(graph)
+    except (ValueError, IndexError) as exc:
+        raise UnsafeContentError(f"{shown}: not a readable ONNX model ({exc})") from None
+    named = set()
+    for location in locations:
+        target = os.path.normpath(graph.parent / location)
+        # One leaving the folder is reported by the engine's own check (ModelFolderError).
+        if Path(target).is_relative_to(root):
+            named.add(Path(target))
+    return named
+
+
+def check_tree(root: Path, max_file_size: int) -> int:
+    """Check every file under ``root`` by structure (see the module doc); returns the total size.
+
+    Links, FIFOs, devices and sockets are refused before anything is opened.
+    """
+    root = Path(os.path.normpath(root))
+    files = list(walk_files(root))
+    total = 0
+    for path, info in files:
+        if info.st_size > max_file_size:
+            raise UnsafeContentError(
+                f"{path.relative_to(root).as_posix()}: {info.st_size} bytes is over the "
+                f"max_file_size limit ({max_file_size})"
+            )
+        total += info.st_size
+    data: set[Path] = set()
+    for path, _ in files:
+        if path.suffix == ".onnx":
+            data |= _external_data(path, root, path.relative_to(root).as_posix())
+    for path, _ in files:
+        shown = path.relative_to(root).as_posix()
+        if path.suffix == ".onnx" or path in data:
+            continue
+        if path.suffix == ".safetensors":
+            safetensors_header(path)
+        elif path.suffix in TEXT_SUFFIXES or path.name in TEXT_NAMES:
+            _check_text(path, shown)
+        else:
+            kind = sniff(path)
+            what = "a pickle" if kind in ("pickle", "zip") else "not a model file"
+            raise UnsafeContentError(
+                f"{shown}: {what}; a model folder may hold only ONNX graphs and the external "
+                "data they name, .safetensors files and text/JSON configs (pickle-based "
+                "files can run code when loaded and are refused)"
+            )
+    return total
+
+
+def free_space(folder: Path) -> int:
+    """Free bytes on ``folder``'s filesystem (the nearest existing parent's)."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+def check_free_space(folder: Path, needed: int) -> None:
+    """Refuse to write ``needed`` bytes into ``folder`` when its disk cannot take them."""
+    free = free_space(folder)
+    if needed + FREE_SPACE_MARGIN > free:
+        raise UnsafeContentError(
+            f"not enough free disk space: this needs about "
+            f"{(needed + FREE_SPACE_MARGIN) / 1024**3:.2f} GiB and {free / 1024**3:.2f} GiB is "
+            "free; free some space or set temp_dir to a bigger disk"
+        )
+
+
+def copy_tree(
+    src: Path, dest: Path, max_file_size: int, cancel: threading.Event | None = None
+) -> None:
+    """Copy a checked local model folder; links and special files are refused, not followed."""
+    src = Path(os.path.normpath(src))
+    files = list(walk_files(src))
+    check_free_space(dest.parent, sum(info.st_size for _, info in files))
+    dest.mkdir(parents=True, exist_ok=True)
+    for path, _ in files:
+        rel = path.relative_to(src)
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        copy_file(path, target, max_file_size, cancel, shown=rel.as_posix())

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
 from impasto.services.errors import FieldError
-from impasto.services.known import KnownModel
-from impasto.services.safety import slugify
+from impasto.services.known import KnownModel, NoVariantError, resolve_variant
+from impasto.services.safety import UnsafeContentError, check_special, slugify
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
@@ -29,8 +31,16 @@ def parse_source(
     revision: str | None,
     subfolder: str | None,
     known: dict[str, KnownModel],
+    roots: Sequence[Path] = (),
+    provider: str = "",
+    variant: str = "",
 ) -> tuple[dict[str, Any], str]:
-    """The source record and the default model id for ``text``; FieldError when unusable."""
+    """The source record and the default model id for ``text``; FieldError when unusable.
+
+    A local path must lie inside one of ``roots`` (the install_roots setting; empty allows
+    any) and be a regular file or a folder. This stats files and never opens one, but it
+    still touches the disk: call it off the event loop.
+    """
     text = text.strip()
     if not text:
         raise FieldError("source", "must name a catalog model, a hub repo id, a URL or a path")
@@ -38,18 +48,26 @@ def parse_source(
         raise FieldError("subfolder", "must stay inside the repo (no '..')")
     if text in known:
         entry = known[text]
+        try:
+            build = resolve_variant(entry, provider, variant)
+        except NoVariantError as exc:
+            raise FieldError("variant" if variant else "source", str(exc)) from None
         source = {
             "kind": "hub",
-            "repo": entry.repo,
-            "revision": revision or entry.revision,
-            "subfolder": subfolder if subfolder is not None else entry.subfolder,
+            "repo": build.repo,
+            "revision": revision or build.revision,
+            "subfolder": subfolder if subfolder is not None else build.subfolder,
             "catalog": entry.name,
+            "variant": build.key,
+            "convert": build.convert,
             "family": entry.family,
             "license": entry.license,
             "description": entry.description,
-            "sha256": entry.sha256,
+            "sha256": build.sha256,
         }
         return source, entry.name
+    if variant:
+        raise FieldError("variant", "only a catalog name has variants")
     if text.startswith(("http://", "https://")):
         url = urlparse(text)
         if not url.netloc:
@@ -65,9 +83,8 @@ def parse_source(
         text = text[3:]
     path = Path(text).expanduser()
     if path.is_absolute() or text.startswith((".", "~")) or path.exists():
-        if not path.exists():
-            raise FieldError("source", f"{text!r} does not exist on the daemon's machine")
-        return {"kind": "path", "path": str(path.resolve())}, slugify(_stem(path.name))
+        resolved = local_path("source", text, roots)
+        return {"kind": "path", "path": str(resolved)}, slugify(_stem(path.name))
     if _REPO_ID.match(text):
         hub: dict[str, Any] = {"kind": "hub", "repo": text, "revision": revision}
         hub["subfolder"] = subfolder or ""
@@ -78,6 +95,29 @@ def parse_source(
         f"{text!r} is not a catalog name ({names}), a hub repo id (owner/name), "
         "an http(s) URL or an existing path",
     )
+
+
+def local_path(field: str, text: str, roots: Sequence[Path]) -> Path:
+    """The resolved local path ``text`` names, inside ``roots``, a regular file or a folder.
+
+    Messages repeat only what the user typed: nothing says whether a file outside the roots
+    exists, or where a link points.
+    """
+    resolved = Path(os.path.realpath(Path(text).expanduser()))
+    if roots and not any(resolved.is_relative_to(root) for root in roots):
+        allowed = ", ".join(str(root) for root in roots)
+        raise FieldError(
+            field,
+            f"{text!r} is outside the folders local installs may read ({allowed}); move the "
+            "model there or add its folder to the install_roots setting",
+        )
+    if not resolved.exists():
+        raise FieldError(field, f"{text!r} does not exist on the daemon's machine")
+    try:
+        check_special(resolved, repr(text))
+    except UnsafeContentError as exc:
+        raise FieldError(field, str(exc)) from None
+    return resolved
 
 
 def describe_source(source: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import tarfile
 import threading
 import zipfile
@@ -18,20 +19,21 @@ from typing import Any
 
 import httpx
 
+from impasto.engine.onnx_external import ProtobufError
+from impasto.engine.onnx_ops import GraphOps, peek_graph_ops, read_graph_ops
+from impasto.engine.runs_on import Capability, assess, assess_folder, folder_graphs
+from impasto.services.archives import extract_archive
 from impasto.services.convert import convert, optimize_fp16
 from impasto.services.detect import Detected, detect_file, detect_folder
 from impasto.services.downloads import RemoteFile, fetch, sha256_of
-from impasto.services.hub import list_hub_files
-from impasto.services.safety import (
-    UnsafeContentError,
-    check_file,
-    check_tree,
-    copy_tree,
-    extract_archive,
-)
+from impasto.services.hub import HubError, list_hub_files, range_reader
+from impasto.services.runnable import UnrunnableError, is_weight_file, refusal
+from impasto.services.safety import check_file, check_special, check_tree, copy_file, copy_tree
 
 # Free space wanted beyond the files themselves, for the database, logs and rounding.
 SPACE_MARGIN = 256 * 1024**2
+# A graph file above this size is peeked at (head and tail) rather than fetched before the check.
+PEEK_ABOVE = 8 * 1024**2
 
 
 class InstallError(Exception):
@@ -70,8 +72,10 @@ class StageJob:
     max_file_size: int
     hub_endpoint: str
     hub_token: str | None
+    provider: str = ""  # the workers' execution provider, for the graph check
     cancel: threading.Event = field(default_factory=threading.Event)
     progress: Progress = field(default_factory=Progress)
+    warning: str = ""  # why the installed model cannot run here, when it cannot
 
 
 @dataclass(frozen=True)
@@ -95,9 +99,10 @@ def check_space(folder: Path, needed: int) -> None:
         )
 
 
-def _fetch_all(job: StageJob, files: list[RemoteFile], into: Path) -> None:
-    job.progress.start("download", sum(f.size or 0 for f in files))
-    job.progress.expected = job.progress.total
+def _fetch_all(job: StageJob, files: list[RemoteFile], into: Path, *, fresh: bool = True) -> None:
+    if fresh:
+        job.progress.start("download", sum(f.size or 0 for f in files))
+        job.progress.expected = job.progress.total
     for remote in files:
         job.progress.file = remote.path
         dest = into / remote.path
@@ -139,8 +144,49 @@ def _stage_hub(job: StageJob) -> Path:
             )
     total = sum(f.size or 0 for f in files)
     check_space(job.staging, total * (3 if listing.layout == "diffusers" else 1))
-    _fetch_all(job, files, job.staging / "files")
-    return job.staging / "files"
+    into = job.staging / "files"
+    # Graphs and configs first: with external data they are small, and they tell whether this
+    # machine can run the model before the weights are fetched. A big graph with its weights
+    # inline is only peeked at (its nodes and opsets) with Range requests.
+    onnx = listing.layout == "onnx"
+    later = [f for f in files if is_weight_file(f.path) or (onnx and _peekable(f))]
+    _fetch_all(job, [f for f in files if f not in later], into)
+    job.progress.total = job.progress.expected = total
+    if onnx:
+        graphs = folder_graphs(into)
+        for remote in later:
+            if _peekable(remote):
+                peeked = _peek(remote)
+                if peeked is None:  # no Range support: fetch it whole to read it
+                    _fetch_all(job, [remote], into, fresh=False)
+                    peeked = read_graph_ops(into / remote.path)
+                graphs[remote.path.split("/")[0]] = peeked
+        what = f"{src['repo']} (ONNX build)"
+        _check_runnable(job, assess(graphs) if graphs else None, what, refuse=True)
+    _fetch_all(job, later, into, fresh=False)
+    return into
+
+
+def _peekable(remote: RemoteFile) -> bool:
+    """A component graph (not a weight file) big enough that reading only its head pays."""
+    return remote.path.endswith("/model.onnx") and (remote.size or 0) > PEEK_ABOVE
+
+
+def _peek(remote: RemoteFile) -> GraphOps | None:
+    try:
+        return peek_graph_ops(range_reader(remote), remote.size or 0)
+    except (HubError, httpx.HTTPError, ProtobufError, OSError):
+        return None
+
+
+def _check_runnable(
+    job: StageJob, capability: Capability | None, what: str, *, refuse: bool
+) -> None:
+    """Refuse (or, forced or local, flag) a model whose graphs this provider cannot run."""
+    problem = refusal(capability, job.provider, what)
+    if problem and refuse and not job.options.get("force"):
+        raise UnrunnableError(problem)
+    job.warning = problem
 
 
 def _stage_url(job: StageJob) -> Path:
@@ -192,20 +238,20 @@ def _model_root(folder: Path) -> Path:
 def _stage_path(job: StageJob) -> Path:
     src = Path(job.source["path"])
     job.progress.start("copy")
-    if src.is_symlink():
-        raise UnsafeContentError(f"{src.name}: symbolic links are not accepted")
-    if src.is_dir():
+    # lstat only: a FIFO, device or socket is refused before anything opens it.
+    info = check_special(src)
+    if stat.S_ISDIR(info.st_mode):
         size = check_tree(src, job.max_file_size)
         check_space(job.staging, size * 2)
         target = job.staging / "files"
         shutil.rmtree(target, ignore_errors=True)
-        copy_tree(src, target, job.max_file_size)
+        copy_tree(src, target, job.max_file_size, job.cancel)
         return target
     check_file(src, job.max_file_size)
-    check_space(job.staging, src.stat().st_size * 2)
+    check_space(job.staging, info.st_size * 2)
     target = job.staging / "files" / src.name
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, target)
+    copy_file(src, target, job.max_file_size, job.cancel)
     return target
 
 
@@ -271,11 +317,15 @@ def prepare(job: StageJob) -> tuple[Path, Detected]:
                 detected = detect_folder(ready)
     except ValueError as exc:
         raise InstallError(str(exc)) from exc
+    if ready.is_dir() and not job.warning:
+        _check_runnable(job, assess_folder(ready), job.model_id, refuse=False)
     if ready.is_dir():
         from impasto.engine import ModelFolderError, open_model_folder
+        from impasto.engine.model_folder import is_refiner_folder, open_refiner_folder
 
+        opener = open_refiner_folder if is_refiner_folder(ready) else open_model_folder
         try:
-            open_model_folder(ready)  # the engine's own checks: components, external data paths
+            opener(ready)  # the engine's own checks: components, external data paths
         except ModelFolderError as exc:
             raise InstallError(f"not a usable ONNX model: {exc}") from exc
     return ready, detected

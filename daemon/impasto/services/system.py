@@ -55,8 +55,22 @@ def memory() -> dict[str, int]:
         return {"total": pages * size, "available": 0}
 
 
-def system_report(services: Services) -> dict[str, Any]:
-    counts = services.jobs.store.counts()
+def machine_report(services: Services) -> dict[str, Any]:
+    """The blocking half of the report (NVML, /proc, a COUNT over every job): call in a thread."""
+    return {"gpus": gpus(), "memory": memory(), "counts": services.jobs.store.counts()}
+
+
+def _expiry(value: Any) -> str | None:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return iso_time(seconds) if 0 < seconds < 1e11 else None  # nan and inf fail both tests
+
+
+def system_report(services: Services, machine: dict[str, Any] | None = None) -> dict[str, Any]:
+    machine = machine if machine is not None else machine_report(services)
+    counts = machine["counts"]
     supervisor = services.supervisor
     workers = supervisor.describe() if supervisor else []
     loaded = [
@@ -64,7 +78,7 @@ def system_report(services: Services) -> dict[str, Any]:
             "model": Path(model["model_dir"]).name,
             "model_dir": model["model_dir"],
             "worker": w["id"],
-            "expires_at": iso_time(model.get("expires_at")),
+            "expires_at": _expiry(model.get("expires_at")),
         }
         for w in workers
         for model in w["loaded"]
@@ -72,8 +86,8 @@ def system_report(services: Services) -> dict[str, Any]:
     return {
         "version": services.version,
         "provider": supervisor.provider if supervisor else {},
-        "gpus": gpus(),
-        "memory": memory(),
+        "gpus": machine["gpus"],
+        "memory": machine["memory"],
         "queue": {
             "queued": counts.get("queued", 0),
             "processing": counts.get("processing", 0),

@@ -23,6 +23,28 @@ class DatabaseError(Exception):
     """The database cannot be opened or migrated; the message says what to do."""
 
 
+class StorageFullError(sqlite3.OperationalError):
+    """A write failed because the disk holding the database is full (SQLITE_FULL)."""
+
+
+def _full(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF == sqlite3.SQLITE_FULL) or "disk is full" in str(exc)
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """Turn SQLITE_FULL into StorageFullError so callers can tell "disk full" from a bug."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if _full(exc) and not isinstance(exc, StorageFullError):
+            raise StorageFullError(
+                f"the disk holding the database is full ({exc}); free some space"
+            ) from exc
+        raise
+
+
 @dataclass(frozen=True)
 class Migration:
     """One numbered schema step, read from ``store/migrations/NNNN_name.sql``."""
@@ -83,20 +105,26 @@ class Database:
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Run one statement in its own implicit transaction and return all rows."""
-        with self._lock:
+        with self._lock, _storage_errors():
             return self._connection.execute(sql, parameters).fetchall()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Hold the write lock from the start (BEGIN IMMEDIATE); commit on success."""
-        with self._lock:
+        with self._lock, _storage_errors():
             self._connection.execute("BEGIN IMMEDIATE")
             try:
                 yield self._connection
             except BaseException:
-                self._connection.execute("ROLLBACK")
+                if self._connection.in_transaction:
+                    self._connection.execute("ROLLBACK")
                 raise
-            self._connection.execute("COMMIT")
+            try:
+                self._connection.execute("COMMIT")
+            except sqlite3.Error:
+                if self._connection.in_transaction:
+                    self._connection.execute("ROLLBACK")
+                raise
 
     @property
     def user_version(self) -> int:

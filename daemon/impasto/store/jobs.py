@@ -19,6 +19,9 @@ MAX_HISTORY_LIMIT = 500
 
 # The run order of the queue: higher priority first, then first come first served.
 _RUN_ORDER = "priority DESC, seq ASC"
+# The partial index of queued jobs in run order. Named explicitly: without statistics SQLite
+# picks jobs_status and sorts every queued row, which made queue reads grow with the queue.
+_QUEUED = "jobs INDEXED BY jobs_run_order WHERE status = 'queued'"
 
 
 class InvalidCursorError(ValueError):
@@ -89,7 +92,12 @@ def decode_cursor(cursor: str) -> tuple[float, int]:
         created_at, seq = json.loads(raw)
     except (binascii.Error, ValueError, TypeError) as exc:
         raise InvalidCursorError("cursor is not one returned by the history listing") from exc
-    if not isinstance(created_at, int | float) or not isinstance(seq, int):
+    if (
+        not isinstance(created_at, int | float)
+        or not isinstance(seq, int)
+        or not -1e18 < created_at < 1e18  # also refuses nan, inf and huge integers
+        or not 0 <= seq <= 2**63 - 1  # beyond SQLite's integers: not one of ours
+    ):
         raise InvalidCursorError("cursor is not one returned by the history listing")
     return float(created_at), seq
 
@@ -153,35 +161,90 @@ class JobStore:
         return self._one(
             "UPDATE jobs SET status = 'processing', worker_id = ?, started_at = ?,"
             " updated_at = ?, current_step = 0"
-            " WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued'"
-            f" ORDER BY {_RUN_ORDER} LIMIT 1)"
+            f" WHERE seq = (SELECT seq FROM {_QUEUED} ORDER BY {_RUN_ORDER} LIMIT 1)"
             " RETURNING *",
             (worker_id, now, now),
         )
 
     def position(self, job_id: str) -> int | None:
         """The job's 0-based place among queued jobs in run order; ``None`` if not queued."""
+        # Two range counts on the run-order index: the work grows with the jobs ahead only.
         rows = self.db.execute(
-            "SELECT (SELECT COUNT(*) FROM jobs AS ahead WHERE ahead.status = 'queued'"
-            "   AND (ahead.priority > job.priority"
-            "        OR (ahead.priority = job.priority AND ahead.seq < job.seq)))"
+            f"SELECT (SELECT COUNT(*) FROM {_QUEUED} AND priority > job.priority)"
+            f" + (SELECT COUNT(*) FROM {_QUEUED} AND priority = job.priority AND seq < job.seq)"
             " FROM jobs AS job WHERE job.id = ? AND job.status = 'queued'",
             (job_id,),
         )
         return int(rows[0][0]) if rows else None
 
     def list_active(self) -> list[JobRecord]:
-        """Processing jobs (oldest start first), then queued jobs in run order."""
+        """Processing jobs (oldest start first), then queued jobs in run order (all of them)."""
+        return [job for job, _ in self.active_page(limit=None)]
+
+    def list_processing(self) -> list[JobRecord]:
+        """The running jobs, oldest start first (few: one per worker)."""
         rows = self.db.execute(
-            "SELECT * FROM jobs WHERE status IN ('processing', 'queued')"
-            " ORDER BY status = 'queued', CASE WHEN status = 'processing' THEN started_at END,"
-            f" {_RUN_ORDER}"
+            "SELECT * FROM jobs WHERE status = 'processing' ORDER BY started_at, seq"
         )
         return [JobRecord.from_row(row) for row in rows]
 
+    def active_page(
+        self, *, limit: int | None = 200, offset: int = 0
+    ) -> list[tuple[JobRecord, int | None]]:
+        """One page of :meth:`list_active`, each job with its queue position (None if running).
+
+        Positions come from the page's place in run order, so the page costs two indexed
+        queries however long the queue is (no per-job COUNT).
+        """
+        running = self.list_processing()
+        page: list[tuple[JobRecord, int | None]] = [(job, None) for job in running[offset:]]
+        if limit is not None:
+            page = page[:limit]
+        want = None if limit is None else limit - len(page)
+        if want is None or want > 0:
+            start = max(0, offset - len(running))
+            rows = self.db.execute(
+                f"SELECT * FROM {_QUEUED} ORDER BY {_RUN_ORDER} LIMIT ? OFFSET ?",
+                (-1 if want is None else want, start),
+            )
+            page += [(JobRecord.from_row(row), start + i) for i, row in enumerate(rows)]
+        return page
+
+    def count_active(self) -> tuple[int, int]:
+        """How many jobs run and how many wait: (processing, queued)."""
+        counts = dict.fromkeys(("processing", "queued"), 0)
+        for row in self.db.execute(
+            "SELECT status, COUNT(*) FROM jobs WHERE status IN ('processing', 'queued')"
+            " GROUP BY status"
+        ):
+            counts[row[0]] = int(row[1])
+        return counts["processing"], counts["queued"]
+
+    def active_ids_using(self, model: str) -> list[str]:
+        """Ids of queued or running jobs of ``model``."""
+        rows = self.db.execute(
+            "SELECT id FROM jobs WHERE status IN ('processing', 'queued') AND model = ?"
+            f" ORDER BY status = 'queued', {_RUN_ORDER}",
+            (model,),
+        )
+        return [row[0] for row in rows]
+
+    def positions(self, job_ids: list[str]) -> dict[str, int]:
+        """Queue positions of those of ``job_ids`` that are queued, in one query."""
+        if not job_ids:
+            return {}
+        marks = ", ".join("?" * len(job_ids))
+        rows = self.db.execute(
+            "SELECT id, pos FROM (SELECT id, ROW_NUMBER() OVER"
+            f" (ORDER BY {_RUN_ORDER}) - 1 AS pos FROM {_QUEUED})"
+            f" WHERE id IN ({marks})",
+            job_ids,
+        )
+        return {row[0]: int(row[1]) for row in rows}
+
     def count_queued(self) -> int:
         """How many jobs wait to run."""
-        return int(self.db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued'")[0][0])
+        return int(self.db.execute(f"SELECT COUNT(*) FROM {_QUEUED}")[0][0])
 
     def counts(self) -> dict[str, int]:
         """The number of jobs in every status (0 for the empty ones)."""
@@ -213,6 +276,16 @@ class JobStore:
     def mark_failed(self, job_id: str, error: str) -> JobRecord | None:
         """Record that a queued or running job failed; ``None`` if already finished."""
         return self._transition(job_id, "failed", ("queued", "processing"), error=error)
+
+    def fail_queued(self, error: str) -> list[str]:
+        """Fail every queued job with ``error``; returns their ids in run order."""
+        now = time.time()
+        rows = self.db.execute(
+            "UPDATE jobs SET status = 'failed', error = ?, completed_at = ?, updated_at = ?"
+            " WHERE status = 'queued' RETURNING id, priority, seq",
+            (error, now, now),
+        )
+        return [row[0] for row in sorted(rows, key=lambda r: (-r[1], r[2]))]
 
     def requeue(self, job_id: str, error: str) -> JobRecord:
         """Put a processing job back in the queue after a failed attempt (attempts + 1).

@@ -131,6 +131,15 @@ class ModelStore:
         )
         return [InstallRecord.from_row(r) for r in rows]
 
+    def delete_finished_install(self, install_id: str) -> bool:
+        """Forget a completed, failed or cancelled install; False if there was no such row."""
+        rows = self.db.execute(
+            "DELETE FROM installs WHERE id = ? AND status NOT IN ('queued', 'running')"
+            " RETURNING id",
+            (install_id,),
+        )
+        return bool(rows)
+
     def unfinished_installs(self) -> list[InstallRecord]:
         """Installs a stopped daemon left queued or running, oldest first."""
         rows = self.db.execute(

@@ -7,6 +7,7 @@ import io
 import logging
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -71,6 +72,9 @@ class Channel:
                 if self.on_cancel:
                     self.on_cancel(None)
                 self.inbox.put(message)
+                # Stop reading: a thread still blocked on stdin when the interpreter exits
+                # aborts it ("Fatal Python error: _enter_buffered_busy").
+                return
             else:
                 self.inbox.put(message)
 
@@ -350,6 +354,9 @@ def run_worker(argv: list[str] | None = None) -> int:
     parser.add_argument("--models-dir", default="")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="worker: %(message)s")
+    # Ctrl+C reaches the whole process group; the daemon decides when its workers stop (it
+    # sends Shutdown, or closes the pipe), so the worker itself ignores SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints must never corrupt the frame stream

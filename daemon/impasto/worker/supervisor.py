@@ -7,6 +7,7 @@ import base64
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from impasto.logs import rotate_if_large
 from impasto.worker.protocol import (
     HEADER,
     CancelJob,
@@ -34,6 +36,10 @@ from impasto.worker.protocol import (
 )
 
 log = logging.getLogger("impasto.supervisor")
+# Starts in a row that die before the worker says Ready, before health reports a problem and
+# queued jobs fail with its reason instead of waiting for a worker that never comes.
+MAX_START_FAILURES = 3
+_RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b: ")
 
 
 def worker_command() -> list[str]:
@@ -48,7 +54,9 @@ def worker_command() -> list[str]:
         if sys.executable and os.path.isfile(sys.executable):
             return [sys.executable, "worker"]
         return [sys.argv[0], "worker"]
-    return [sys.executable, "-m", "impasto.worker"]
+    # -P: the working directory does not go first on the import path, so a folder named
+    # "impasto" where the daemon was started (a clone, say) cannot shadow the package.
+    return [sys.executable, "-P", "-m", "impasto.worker"]
 
 
 def describe_exit(returncode: int | None) -> str:
@@ -77,6 +85,7 @@ class WorkerHandle:
     loaded: list[dict[str, Any]] = field(default_factory=list)
     dead: asyncio.Event = field(default_factory=asyncio.Event)
     reader: asyncio.Task[None] | None = None
+    ready: bool = False  # it said Ready (a start that never does is a failed start)
 
     async def send(self, message: ToWorker) -> None:
         assert self.process.stdin is not None
@@ -109,6 +118,7 @@ class JobRunner(Protocol):
     def on_failed(self, job_id: str, error: str) -> None: ...
     def on_cancelled(self, job_id: str) -> None: ...
     def on_interrupted(self, job: Any, reason: str) -> None: ...
+    def fail_queued(self, reason: str) -> int: ...
 
 
 class Supervisor:
@@ -135,10 +145,21 @@ class Supervisor:
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
+        # Jobs whose interruption could not be recorded yet (a full disk): retried until it is.
+        self._unsettled: dict[str, tuple[Any, str]] = {}
+        self._cancelled: set[str] = set()
+        # Per worker slot: starts in a row that failed, and why the last one did.
+        self._start_failures: dict[int, int] = {}
+        self._problems: dict[int, str] = {}
 
     def start(self) -> None:
         for slot in range(self.count):
             self._tasks.append(asyncio.create_task(self._keep_alive(slot), name=f"worker-{slot}"))
+
+    @property
+    def problem(self) -> str | None:
+        """Why workers cannot start (after MAX_START_FAILURES tries in a row), else None."""
+        return next(iter(self._problems.values()), None)
 
     def live_workers(self) -> list[WorkerHandle]:
         """The workers that are up (idle or busy), in start order."""
@@ -162,7 +183,9 @@ class Supervisor:
     async def cancel(self, job_id: str) -> bool:
         for handle in self.handles.values():
             if handle.job_id == job_id:
-                await handle.send(CancelJob(job_id=job_id))
+                self._cancelled.add(job_id)  # honoured even if the worker dies first
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await handle.send(CancelJob(job_id=job_id))
                 return True
         return False
 
@@ -188,13 +211,16 @@ class Supervisor:
         stderr: Any = None
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            stderr = (self.log_dir / f"worker-{slot}.log").open("ab")
+            log_file = self.log_dir / f"worker-{slot}.log"
+            rotate_if_large(log_file)
+            stderr = log_file.open("ab")
         process = await asyncio.create_subprocess_exec(
             *args,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
-            env={**os.environ, **(self.env or {})},
+            # PYTHONSAFEPATH (like -P) for any Python the worker starts in turn.
+            env={**os.environ, "PYTHONSAFEPATH": "1", **(self.env or {})},
         )
         if stderr is not None:
             stderr.close()
@@ -239,7 +265,10 @@ class Supervisor:
             await handle.process.wait()
             if self._stopping:
                 return
+            self._retry_unsettled()
             log.warning("%s: %s; restarting", handle.id, describe_exit(handle.process.returncode))
+            if not handle.ready:
+                await self._start_failed(slot, handle)
             # A worker that ran a while is restarted at once; one that keeps dying backs off.
             backoff = 0.5 if time.monotonic() - started > 30 else min(backoff * 2, 30.0)
             await asyncio.sleep(backoff)
@@ -250,23 +279,81 @@ class Supervisor:
             return
         handle.provider = first.provider
         self.provider = first.provider
-        handle.state = "idle"
+        handle.state, handle.ready = "idle", True
+        self._start_failures.pop(handle.device_id, None)
+        self._problems.pop(handle.device_id, None)
         while not self._stopping and not handle.dead.is_set():
+            self._retry_unsettled()
             job = None if self.runner.paused else self.runner.claim_next(handle.id)
             if job is None:
                 self._wake.clear()
                 await self._wait_for_work(handle)
                 continue
             handle.state, handle.job_id = "busy", job.id
-            await handle.send(self.runner.run_message(job))
-            finished = await self._follow(handle, job)
+            try:
+                await handle.send(self.runner.run_message(job))
+                finished = await self._follow(handle, job)
+            except Exception as exc:
+                # Recording the job failed (a full disk, a bug): the worker is restarted by
+                # the caller, and the job is requeued or failed, never left processing.
+                handle.state, handle.job_id = "idle", None
+                self._settle(job, job_error(exc))
+                raise
             handle.state, handle.job_id = "idle", None
-            if not finished:
+            if finished:
+                self._cancelled.discard(job.id)
+            else:
                 reason = describe_exit(handle.process.returncode)
                 if self._stopping and handle.process.returncode == 0:
                     reason = "daemon stopped"
-                self.runner.on_interrupted(job, reason)
+                self._settle(job, reason)
                 return
+
+    async def _start_failed(self, slot: int, handle: WorkerHandle) -> None:
+        """Count a worker that died before Ready; past the limit, say why and fail the queue."""
+        count = self._start_failures.get(slot, 0) + 1
+        self._start_failures[slot] = count
+        if count < MAX_START_FAILURES:
+            return
+        why = describe_exit(handle.process.returncode)
+        last = await asyncio.to_thread(_last_error_line, self._log_file(slot))
+        self._problems[slot] = (
+            f"the inference worker cannot start ({count} tries in a row, {why}"
+            + (f": {last}" if last else "")
+            + "); see "
+            + str(self._log_file(slot) or "the worker log")
+        )
+        log.error("%s", self._problems[slot])
+        if any(h.ready and not h.dead.is_set() for h in self.handles.values()):
+            return  # another worker still runs the queue
+        try:
+            failed = self.runner.fail_queued(self._problems[slot])
+        except Exception as exc:
+            log.error("could not fail the queued jobs (%s)", exc)
+            return
+        if failed:
+            log.error("failed %d queued job(s): no worker can start", failed)
+
+    def _log_file(self, slot: int) -> Path | None:
+        return self.log_dir / f"worker-{slot}.log" if self.log_dir else None
+
+    def _settle(self, job: Any, reason: str) -> None:
+        """Requeue or fail an interrupted job; keep it for a retry if even that fails."""
+        try:
+            if job.id in self._cancelled and reason != "daemon stopped":
+                self.runner.on_cancelled(job.id)
+            else:
+                self.runner.on_interrupted(job, reason)
+        except Exception as exc:
+            log.error("could not record the end of job %s (%s); will retry", job.id, exc)
+            self._unsettled[job.id] = (job, reason)
+        else:
+            self._unsettled.pop(job.id, None)
+            self._cancelled.discard(job.id)
+
+    def _retry_unsettled(self) -> None:
+        for job, reason in list(self._unsettled.values()):
+            self._settle(job, reason)
 
     async def _wait_for_work(self, handle: WorkerHandle) -> None:
         waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(handle.dead.wait())]
@@ -299,6 +386,30 @@ class Supervisor:
                 else:
                     self.runner.on_cancelled(job.id)
                 return True
+
+
+def _last_error_line(path: Path | None) -> str:
+    """The last line of a worker log that names an error (a traceback's last line), or ""."""
+    if path is None:
+        return ""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 8192))
+            tail = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    raised = [line for line in lines if _RAISED.match(line)]  # "module.SomeError: message"
+    return (raised or lines or [""])[-1][:300]
+
+
+def job_error(exc: BaseException) -> str:
+    """Why following a job failed, in words a user can act on."""
+    from impasto.services.errors import is_disk_full
+
+    if is_disk_full(exc):
+        return f"disk full: the daemon could not record the job ({exc}); free some disk space"
+    return f"the daemon failed while running the job: {type(exc).__name__}: {exc}"
 
 
 def preview_data_url(jpeg: bytes) -> str:

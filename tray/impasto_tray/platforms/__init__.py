@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import ModuleType
-from typing import Protocol
+from typing import Any, Protocol
+
+# A command line that opens URLs and folders instead of the desktop's default (xdg-open,
+# open, os.startfile); the URL or folder is appended as its last argument.
+OPENER_VARIABLE = "IMPASTO_TRAY_OPENER"
 
 
 class Platform(Protocol):
@@ -24,7 +31,43 @@ class Platform(Protocol):
         """Add (running ``command``) or remove the start-at-login entry."""
 
 
-def current() -> ModuleType:
+class CommandOpener:
+    """A platform whose URLs and folders open with a chosen command; autostart as ``base``."""
+
+    def __init__(self, base: Any, command: Sequence[str]) -> None:
+        self.base = base
+        self.command = list(command)
+
+    def _run(self, target: str) -> None:
+        subprocess.Popen(
+            [*self.command, target], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def open_url(self, url: str) -> None:
+        """Run the command on ``url``."""
+        self._run(url)
+
+    def open_path(self, path: str) -> None:
+        """Run the command on ``path``."""
+        self._run(path)
+
+    def autostart_enabled(self) -> bool:
+        """As the OS's platform."""
+        return bool(self.base.autostart_enabled())
+
+    def set_autostart(self, enabled: bool, command: Sequence[str]) -> None:
+        """As the OS's platform."""
+        self.base.set_autostart(enabled, command)
+
+
+def current(env: Mapping[str, str] = os.environ) -> Any:
+    """This OS's platform, opening with ``IMPASTO_TRAY_OPENER`` when that is set."""
+    base = os_module()
+    opener = env.get(OPENER_VARIABLE, "").strip()
+    return CommandOpener(base, shlex.split(opener)) if opener else base
+
+
+def os_module() -> ModuleType:
     """The module for this OS (a module satisfies Platform through its functions)."""
     if sys.platform == "win32":
         from impasto_tray.platforms import windows

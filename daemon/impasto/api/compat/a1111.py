@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -18,6 +19,7 @@ from impasto.api.compat.a1111_schemas import (
 )
 from impasto.api.compat.errors import A1111_HANDLERS, CompatError
 from impasto.api.dependencies import AllServices
+from impasto.api.limits import RATE_LIMITED
 from impasto.services import compat
 from impasto.services.container import Services
 from impasto.services.runner import job_plan
@@ -34,7 +36,8 @@ async def _generate(services: Services, req: Txt2ImgRequest) -> GenerationRespon
     if failed:
         raise CompatError(500, f"generation failed: {failed[0].error}")
     # Interrupted or skipped jobs contribute no images, as in A1111 after an interrupt.
-    images = compat.result_images(services, finished)
+    # Reading the PNGs back is file I/O that grows with the batch: not on the event loop.
+    images = await asyncio.to_thread(compat.result_images, services, finished)
     return GenerationResponse(
         images=[image.base64 for image in images] if req.send_images is not False else [],
         parameters=echo(req),
@@ -46,13 +49,23 @@ class A1111GenerationController(Controller):
     path = "/"
     tags = ("automatic1111",)
 
-    @post("/txt2img", status_code=200, summary="A1111 txt2img: queue, wait, return base64 PNGs")
+    @post(
+        "/txt2img",
+        status_code=200,
+        summary="A1111 txt2img: queue, wait, return base64 PNGs",
+        opt={RATE_LIMITED: True},
+    )
     async def txt2img(
         self, services: AllServices, data: JSONBody[Txt2ImgRequest]
     ) -> GenerationResponse:
         return await _generate(services, data)
 
-    @post("/img2img", status_code=200, summary="A1111 img2img, with an optional inpainting mask")
+    @post(
+        "/img2img",
+        status_code=200,
+        summary="A1111 img2img, with an optional inpainting mask",
+        opt={RATE_LIMITED: True},
+    )
     async def img2img(
         self, services: AllServices, data: JSONBody[Img2ImgRequest]
     ) -> GenerationResponse:
@@ -79,7 +92,7 @@ class A1111GenerationController(Controller):
         }
         image = None
         if snap.preview and not skip_current_image:
-            image = compat.png_base64(snap.preview)
+            image = await asyncio.to_thread(compat.png_base64, snap.preview)
         return ProgressResponse(
             progress=round(snap.fraction, 4),
             eta_relative=round(snap.eta(), 3),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
 from typing import Any
 
+import msgspec
 from litestar import Controller, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
@@ -17,7 +19,23 @@ from impasto.api.compat.a1111_schemas import PngInfoRequest, PngInfoResponse
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import sampler_list, scheduler_list
 from impasto.formats.png import PARAMETERS_KEY, parse_a1111_parameters
+from impasto.formats.png_text import PngTextError, is_png, png_text
 from impasto.services import compat
+
+MAX_OPTIONS = 512  # option names kept (A1111 itself has about 400)
+MAX_OPTION_BYTES = 16 * 1024  # one option's value, as JSON
+
+
+def _check_options_size(new: dict[str, Any], stored: dict[str, Any]) -> None:
+    """Options are only echoed back, so they are kept small: refuse what no client needs."""
+    for key, value in new.items():
+        if len(key) > 200:
+            raise CompatError(422, "option names are at most 200 characters", key[:40])
+        if len(msgspec.json.encode(value)) > MAX_OPTION_BYTES:
+            raise CompatError(422, f"must be at most {MAX_OPTION_BYTES} bytes of JSON", key)
+    if len(stored.keys() | new.keys()) > MAX_OPTIONS:
+        raise CompatError(422, f"at most {MAX_OPTIONS} options are kept", next(iter(new)))
+
 
 # Options A1111 clients commonly read; values describe what Impasto does.
 BASE_OPTIONS: dict[str, Any] = {
@@ -32,12 +50,30 @@ BASE_OPTIONS: dict[str, Any] = {
 
 
 def _png_text(data: bytes) -> dict[str, str]:
+    """The text of an image without decoding its pixels (no decompression bombs)."""
+    if is_png(data):
+        try:
+            return png_text(data)
+        except PngTextError as exc:
+            raise CompatError(422, f"is not a readable PNG: {exc}", "image") from None
     try:
+        # Other formats: opening reads the header only; .info holds their text fields.
         with Image.open(io.BytesIO(data)) as image:
-            chunks = getattr(image, "text", None) or image.info
-            return {str(k): v for k, v in chunks.items() if isinstance(v, str)}
-    except (UnidentifiedImageError, OSError):
+            return {str(k): v for k, v in image.info.items() if isinstance(v, str)}
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
         raise CompatError(422, "is not a readable image", "image") from None
+
+
+def _png_info(image: str) -> PngInfoResponse:
+    raw = image.split(",", 1)[1] if image.startswith("data:") else image
+    try:
+        image_bytes = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise CompatError(422, "must be a base64 image or a data: URL", "image") from None
+    chunks = _png_text(image_bytes)
+    text = chunks.pop(PARAMETERS_KEY, "")
+    parameters = png_info_parameters(parse_a1111_parameters(text)) if text else {}
+    return PngInfoResponse(info=text, items=chunks, parameters=parameters)
 
 
 class A1111InfoController(Controller):
@@ -102,16 +138,11 @@ class A1111InfoController(Controller):
                 )
             compat_state.checkpoint = model
         # Other options are kept so clients read back what they set; Impasto ignores them.
-        compat_state.options.update({k: v for k, v in data.items() if k != "sd_model_checkpoint"})
+        others = {k: v for k, v in data.items() if k != "sd_model_checkpoint"}
+        _check_options_size(others, compat_state.options)
+        compat_state.options.update(others)
 
     @post("/png-info", status_code=200, summary="The generation parameters embedded in a PNG")
     async def png_info(self, data: JSONBody[PngInfoRequest]) -> PngInfoResponse:
-        raw = data.image.split(",", 1)[1] if data.image.startswith("data:") else data.image
-        try:
-            image_bytes = base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError):
-            raise CompatError(422, "must be a base64 image or a data: URL", "image") from None
-        chunks = _png_text(image_bytes)
-        text = chunks.pop(PARAMETERS_KEY, "")
-        parameters = png_info_parameters(parse_a1111_parameters(text)) if text else {}
-        return PngInfoResponse(info=text, items=chunks, parameters=parameters)
+        # Decoding up to max_body_size of base64 is CPU work: not on the event loop.
+        return await asyncio.to_thread(_png_info, data.image)

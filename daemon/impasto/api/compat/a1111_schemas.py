@@ -7,9 +7,11 @@ fields Impasto honours.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from impasto.wire import Schema
+from msgspec import Meta
+
+from impasto.wire import CfgScale, Fraction, HiresScale, Schema
 
 
 class Txt2ImgRequest(Schema):
@@ -20,7 +22,7 @@ class Txt2ImgRequest(Schema):
     styles: list[str] | None = None
     seed: int | None = -1
     subseed: int | None = -1
-    subseed_strength: float | None = 0.0
+    subseed_strength: Fraction | None = 0.0
     sampler_name: str | None = None
     sampler_index: str | None = None
     scheduler: str | None = None
@@ -28,16 +30,16 @@ class Txt2ImgRequest(Schema):
     n_iter: int | None = 1
     # Left out, they take the model's defaults (its family's, docs/families.md).
     steps: int | None = None
-    cfg_scale: float | None = None
+    cfg_scale: CfgScale | None = None
     width: int | None = None
     height: int | None = None
     restore_faces: bool | None = None
     tiling: bool | None = None
-    denoising_strength: float | None = None
+    denoising_strength: Fraction | None = None
     override_settings: dict[str, Any] | None = None
     override_settings_restore_afterwards: bool | None = True
     enable_hr: bool | None = False
-    hr_scale: float | None = 2.0
+    hr_scale: HiresScale | None = 2.0
     hr_upscaler: str | None = None
     hr_second_pass_steps: int | None = 0
     hr_resize_x: int | None = 0
@@ -46,7 +48,7 @@ class Txt2ImgRequest(Schema):
     hr_scheduler: str | None = None
     hr_prompt: str | None = ""
     hr_negative_prompt: str | None = ""
-    hr_cfg: float | None = None
+    hr_cfg: CfgScale | None = None
     script_name: str | None = None
     script_args: list[Any] | None = None
     send_images: bool | None = True
@@ -67,8 +69,8 @@ class Img2ImgRequest(Txt2ImgRequest):
     inpaint_full_res: bool | int | None = True
     inpaint_full_res_padding: int | None = 0
     inpainting_mask_invert: int | None = 0
-    initial_noise_multiplier: float | None = None
-    image_cfg_scale: float | None = None
+    initial_noise_multiplier: Annotated[float, Meta(ge=0, le=10)] | None = None
+    image_cfg_scale: Annotated[float, Meta(ge=0, le=30)] | None = None
     include_init_images: bool | None = False
 
 

@@ -19,7 +19,7 @@ from impasto.wire import GenerateRequest, field_rule
 LORA_TAG = re.compile(r"<(?:lora|lyco):([^:>]+)(?::([^:>]*))?(?::[^>]*)?>", re.IGNORECASE)
 _PATH = re.compile(r"\$\.(\w+)")
 # The native API insists on a prompt; A1111 and the engine accept an empty one.
-_EMPTY_PROMPT_STANDIN = " "
+_EMPTY_PROMPT_STANDIN = "(empty)"
 
 
 def parse_loras(prompt: str) -> tuple[str, list[dict[str, Any]]]:
@@ -44,7 +44,7 @@ def checked_request(fields: dict[str, Any]) -> GenerateRequest:
     """
     prompt = fields.get("prompt") or ""
     candidate = {k: v for k, v in fields.items() if v is not None}
-    candidate["prompt"] = prompt or _EMPTY_PROMPT_STANDIN
+    candidate["prompt"] = prompt if prompt.strip() else _EMPTY_PROMPT_STANDIN
     try:
         request = msgspec.convert(candidate, GenerateRequest)
     except msgspec.ValidationError as exc:

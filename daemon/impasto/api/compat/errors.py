@@ -14,6 +14,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from impasto.api.bodies import TOO_DEEP
 from impasto.services.errors import (
     ConflictError,
     FieldError,
@@ -100,7 +101,9 @@ def _a1111_compat(request: Request[Any, Any, Any], exc: CompatError) -> Response
 
 
 def _a1111_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    return _a1111_error(exc.status_code, "HTTPException", str(exc.detail))
+    response = _a1111_error(exc.status_code, "HTTPException", str(exc.detail))
+    response.headers.update(exc.headers or {})  # WWW-Authenticate, Retry-After
+    return response
 
 
 def _a1111_internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -110,6 +113,7 @@ def _a1111_internal(request: Request[Any, Any, Any], exc: Exception) -> Response
 
 A1111_HANDLERS: dict[Any, Any] = {
     ValidationException: _a1111_validation,
+    RecursionError: lambda request, exc: _a1111_error(400, "HTTPException", TOO_DEEP),
     ServiceError: _a1111_service,
     CompatError: _a1111_compat,
     HTTPException: _a1111_http,
@@ -151,7 +155,9 @@ def _openai_compat(request: Request[Any, Any, Any], exc: CompatError) -> Respons
 
 
 def _openai_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    return openai_error(exc.status_code, str(exc.detail))
+    response = openai_error(exc.status_code, str(exc.detail))
+    response.headers.update(exc.headers or {})  # WWW-Authenticate, Retry-After
+    return response
 
 
 def _openai_internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -161,6 +167,7 @@ def _openai_internal(request: Request[Any, Any, Any], exc: Exception) -> Respons
 
 OPENAI_HANDLERS: dict[Any, Any] = {
     ValidationException: _openai_validation,
+    RecursionError: lambda request, exc: openai_error(400, TOO_DEEP),
     ServiceError: _openai_service,
     CompatError: _openai_compat,
     HTTPException: _openai_http,

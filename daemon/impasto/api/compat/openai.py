@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 from urllib.parse import quote
@@ -16,11 +17,12 @@ from impasto.api.compat.common import checked_request, parse_loras, upload
 from impasto.api.compat.errors import OPENAI_HANDLERS, CompatError
 from impasto.api.compat.samplers_map import UnknownSamplerError, to_impasto
 from impasto.api.dependencies import AllServices
+from impasto.api.limits import RATE_LIMITED
 from impasto.services import compat
 from impasto.services.container import Services
 from impasto.services.images import decode_image
 from impasto.services.runner import job_plan
-from impasto.wire import GenerateRequest, Schema
+from impasto.wire import CfgScale, Fraction, GenerateRequest, Schema
 
 OPENAI_PREFIX = "/v1"
 RESPONSE_FORMATS = ("url", "b64_json")
@@ -44,9 +46,9 @@ class ImageGenerationRequest(Schema):
     negative_prompt: str | None = None
     seed: int | None = None
     steps: int | None = None
-    cfg_scale: float | None = None
+    cfg_scale: CfgScale | None = None
     sampler: str | None = None
-    strength: float | None = None
+    strength: Fraction | None = None
 
 
 def _model(services: Services, name: str | None) -> Any:
@@ -132,7 +134,7 @@ async def _run(
         raise CompatError(500, f"generation failed: {job.error}")
     if job.status != "completed":
         raise CompatError(409, f"the job was {job.status} before it finished")
-    images = compat.result_images(services, jobs)
+    images = await asyncio.to_thread(compat.result_images, services, jobs)
     plan = job_plan(job)
     if response_format == "url":
         data = [{"url": _image_url(request, services, i.job_id, i.index)} for i in images]
@@ -199,7 +201,12 @@ class OpenAIImagesController(Controller):
     path = "/"
     tags = ("openai",)
 
-    @post("/images/generations", status_code=200, summary="OpenAI images.generate")
+    @post(
+        "/images/generations",
+        status_code=200,
+        summary="OpenAI images.generate",
+        opt={RATE_LIMITED: True},
+    )
     async def generations(
         self,
         services: AllServices,
@@ -209,7 +216,12 @@ class OpenAIImagesController(Controller):
         fields = _impasto_request(services, data, None)
         return await _run(request, services, fields, data.response_format)
 
-    @post("/images/edits", status_code=200, summary="OpenAI images.edit: inpaint an image")
+    @post(
+        "/images/edits",
+        status_code=200,
+        summary="OpenAI images.edit: inpaint an image",
+        opt={RATE_LIMITED: True},
+    )
     async def edits(
         self,
         services: AllServices,

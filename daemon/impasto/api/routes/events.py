@@ -14,16 +14,18 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from impasto.api.limits import EVENT_STREAM
 from impasto.services.events import EventBus
 
 HEARTBEAT = 15.0
+MAX_SEQ = 2**63 - 1  # SQLite's largest integer
 
 
 def _since(since: int | None, last_event_id: str | None) -> int | None:
     if since is not None:
         return since
-    if last_event_id and last_event_id.isdigit():
-        return int(last_event_id)
+    if last_event_id and last_event_id.isascii() and last_event_id.isdigit():
+        return min(int(last_event_id[:20]), MAX_SEQ)
     return None
 
 
@@ -31,13 +33,18 @@ class EventsController(Controller):
     path = "/"
     tags = ["events"]
 
-    @get("/events", summary="Server-Sent Events: queued, started, progress, completed, ...")
+    @get(
+        "/events",
+        summary="Server-Sent Events: queued, started, progress, completed, ...",
+        opt={EVENT_STREAM: True},
+    )
     async def sse(
         self,
         state: State,
         request: Request[Any, Any, Any],
         since: Annotated[
-            int | None, QueryParameter(ge=0, description="Replay events after this seq")
+            int | None,
+            QueryParameter(ge=0, le=MAX_SEQ, description="Replay events after this seq"),
         ] = None,
         job: Annotated[str | None, QueryParameter(description="Only this job's events")] = None,
     ) -> ServerSentEvent:
@@ -57,11 +64,11 @@ class EventsController(Controller):
             messages(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         )
 
-    @websocket("/ws")
+    @websocket("/ws", opt={EVENT_STREAM: True})
     async def ws(
         self,
         socket: WebSocket[Any, Any, Any],
-        since: Annotated[int | None, QueryParameter(ge=0)] = None,
+        since: Annotated[int | None, QueryParameter(ge=0, le=MAX_SEQ)] = None,
         job: FromQuery[str | None] = None,
     ) -> None:
         bus: EventBus = socket.app.state.services.bus

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.params import FromPath, HeaderParameter, JSONBody
 
+from impasto.api.bodies import check_depth
 from impasto.api.convert import job_status
 from impasto.api.dependencies import Jobs
+from impasto.api.limits import RATE_LIMITED
 from impasto.wire import (
     GenerateRequest,
     GenerationStatus,
@@ -22,7 +25,7 @@ class GenerateController(Controller):
     path = "/generate"
     tags = ["generation"]
 
-    @post("/", status_code=202, summary="Queue a generation")
+    @post("/", status_code=202, summary="Queue a generation", opt={RATE_LIMITED: True})
     async def submit(
         self,
         jobs: Jobs,
@@ -31,13 +34,15 @@ class GenerateController(Controller):
             str | None, HeaderParameter(name="Idempotency-Key", max_length=200, required=False)
         ] = None,
     ) -> Response[QueuedResponse]:
-        job, created = jobs.submit(data, idempotency_key)
+        check_depth(data.plugins, "plugins")
+        job, created = await jobs.submit_async(data, idempotency_key)
         body = QueuedResponse(id=job.id, status=job.status, position=jobs.position(job.id))
         return Response(body, status_code=202 if created else 200)
 
     @post("/plan", status_code=200, summary="The resolved plan a request would run (no job)")
     async def plan(self, jobs: Jobs, data: JSONBody[GenerateRequest]) -> ResolvedPlan:
-        return jobs.plan(data)
+        check_depth(data.plugins, "plugins")
+        return await asyncio.to_thread(jobs.plan, data)  # plugins, images, model folders
 
     @get("/{job_id:str}", summary="A job's status and results")
     async def status(self, jobs: Jobs, job_id: FromPath[str]) -> GenerationStatus:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 from typing import Annotated, Any
@@ -19,6 +20,14 @@ from impasto.wire import UploadedImage
 def _etag(path_stat: Any, extra: str) -> str:
     raw = f"{path_stat.st_mtime_ns}-{path_stat.st_size}-{extra}".encode()
     return '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
+
+
+def _thumbnail(path: Any, size: int) -> bytes:
+    with Image.open(path) as img:
+        img.thumbnail((size, size))
+        buf = io.BytesIO()
+        img.convert("RGB").save(buf, format="JPEG", quality=82)
+    return buf.getvalue()
 
 
 class ImagesController(Controller):
@@ -40,13 +49,12 @@ class ImagesController(Controller):
         headers = {"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable"}
         if request.headers.get("if-none-match") == etag:
             return Response(b"", status_code=304, headers=headers)
+        # Reading and scaling a PNG is file I/O and CPU work: not on the event loop.
         if thumb:
-            with Image.open(path) as img:
-                img.thumbnail((thumb, thumb))
-                buf = io.BytesIO()
-                img.convert("RGB").save(buf, format="JPEG", quality=82)
-            return Response(buf.getvalue(), media_type="image/jpeg", headers=headers)
-        return Response(path.read_bytes(), media_type="image/png", headers=headers)
+            body = await asyncio.to_thread(_thumbnail, path, thumb)
+            return Response(body, media_type="image/jpeg", headers=headers)
+        body = await asyncio.to_thread(path.read_bytes)
+        return Response(body, media_type="image/png", headers=headers)
 
     @post("/", status_code=201, summary="Upload an init image or mask")
     async def upload(
@@ -60,5 +68,5 @@ class ImagesController(Controller):
                 "file", "send the image as multipart/form-data in a field named 'file'"
             )
         content = await file.read(uploads.max_bytes + 1)
-        upload_id, image = uploads.save_bytes(content, "file")
+        upload_id, image = await asyncio.to_thread(uploads.save_bytes, content, "file")
         return UploadedImage(id=upload_id, width=image.width, height=image.height, mode=image.mode)

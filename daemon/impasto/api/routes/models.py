@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, delete, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import Meta
 
+from impasto.engine.runs_on import short_name
 from impasto.services.errors import ConflictError
 from impasto.services.events import iso_time
 from impasto.services.installs import install_json
+from impasto.services.known import CatalogRow
 from impasto.services.manager import ModelManager
 from impasto.services.models import ModelEntry
-from impasto.wire import ModelDefaults, ModelDetail, Schema, utc
+from impasto.wire import (
+    CatalogEntry,
+    CatalogVariant,
+    KeepAlive,
+    ModelDefaults,
+    ModelDetail,
+    Schema,
+    bounds,
+    utc,
+)
 
 
 class InstallRequest(Schema):
@@ -58,6 +70,22 @@ class InstallRequest(Schema):
     ) = None
     description: Annotated[str, Meta(max_length=2000)] | None = None
     license: Annotated[str, Meta(max_length=200)] | None = None
+    variant: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=40,
+                description="A catalog model's build: cuda, directml, coreml, portable, ... "
+                "(default: the one for this machine's execution provider)",
+            ),
+        ]
+        | None
+    ) = None
+    force: Annotated[
+        bool,
+        Meta(description="Install even when this machine's execution provider cannot run it"),
+    ] = False
 
 
 class InstallInfo(Schema):
@@ -74,6 +102,8 @@ class InstallInfo(Schema):
     created_at: str | None
     updated_at: str | None
     finished_at: str | None
+    note: str = ""  # which build of a catalog model was picked, and why
+    warning: str = ""  # the model installed but cannot run on this machine's provider
 
 
 class LoadedModel(Schema):
@@ -92,15 +122,15 @@ class LoadResult(Schema):
     workers: int
 
 
-def _defaults(m: ModelEntry) -> ModelDefaults | None:
-    if m.type != "checkpoint":
-        return None
-    return ModelDefaults(**dataclasses.asdict(m.defaults))
-
-
-def model_detail(m: ModelEntry) -> ModelDetail:
-    """The wire form of a catalog entry."""
+def model_detail(m: ModelEntry, provider: str = "") -> ModelDetail:
+    """The wire form of an installed model; ``provider`` is this machine's, when known."""
+    capability = m.capability
+    runs_here = capability.runs(provider) if capability and provider else None
     return ModelDetail(
+        runs_on=[short_name(p) for p in capability.runs_on] if capability else [],
+        runs_here=runs_here,
+        not_here=capability.why_not(provider) if capability and runs_here is False else "",
+        runs_note=capability.notes.get(provider, "") if capability and runs_here else "",
         id=m.id,
         name=m.name,
         type=m.type,
@@ -110,9 +140,7 @@ def model_detail(m: ModelEntry) -> ModelDetail:
         read_only=m.read_only,
         inpaint=m.inpaint,
         prediction_type=m.prediction_type,
-        defaults=ModelDefaults(**dataclasses.asdict(m.defaults))
-        if m.type == "checkpoint"
-        else None,
+        defaults=ModelDefaults(**asdict(m.defaults)) if m.type == "checkpoint" else None,
         precision=m.precision,
         version=m.version,
         description=m.description,
@@ -122,6 +150,7 @@ def model_detail(m: ModelEntry) -> ModelDetail:
         active=m.active,
         created_at=utc(m.created_at),
         updated_at=utc(m.updated_at),
+        problem=m.problem,
     )
 
 
@@ -130,6 +159,31 @@ def install_info(record: Any) -> InstallInfo:
     for key in ("created_at", "updated_at", "finished_at"):
         body[key] = iso_time(body[key])
     return InstallInfo(**body)
+
+
+def catalog_entry(row: CatalogRow) -> CatalogEntry:
+    """The wire form of a catalog row."""
+    entry = row.entry
+    variants = [
+        CatalogVariant(**{k: v for k, v in asdict(variant).items() if k != "sha256"})
+        for variant in entry.variants.values()
+    ]
+    return CatalogEntry(
+        name=entry.name,
+        family=entry.family,
+        license=entry.license,
+        description=entry.description,
+        checked=entry.checked,
+        no_portable=entry.no_portable,
+        variants=variants,
+        chosen=row.chosen.key if row.chosen else "",
+        summary=row.summary,
+    )
+
+
+def _provider(state: State) -> str:
+    manager: ModelManager | None = state.services.models
+    return manager.installer.machine_provider() if manager is not None else ""
 
 
 def _manager(state: State) -> ModelManager:
@@ -145,7 +199,14 @@ class ModelsController(Controller):
 
     @get("/", summary="Installed models: checkpoints (the bundled demo ones too), LoRAs, VAEs")
     async def list_models(self, state: State) -> list[ModelDetail]:
-        return [model_detail(m) for m in state.services.catalog.list_all()]
+        provider = _provider(state)
+        # Describing model folders reads ONNX headers and sizes folders: not on the event loop.
+        entries = await asyncio.to_thread(state.services.catalog.list_all)
+        return [model_detail(m, provider) for m in entries]
+
+    @get("/catalog", summary="The model catalog, with the build this machine would get")
+    async def catalog(self, state: State) -> list[CatalogEntry]:
+        return [catalog_entry(row) for row in _manager(state).installer.catalog_listing()]
 
     @get("/installs", summary="Running and recent installs with progress")
     async def installs(self, state: State) -> list[InstallInfo]:
@@ -157,12 +218,18 @@ class ModelsController(Controller):
 
     @post("/installs/{install_id:str}/cancel", status_code=200, summary="Cancel an install")
     async def cancel_install(self, state: State, install_id: FromPath[str]) -> InstallInfo:
-        return install_info(_manager(state).installer.cancel(install_id))
+        return install_info(await _manager(state).installer.cancel(install_id))
+
+    @delete(
+        "/installs/{install_id:str}", status_code=204, summary="Dismiss a finished install's row"
+    )
+    async def dismiss_install(self, state: State, install_id: FromPath[str]) -> None:
+        _manager(state).installer.dismiss(install_id)
 
     @post("/install", status_code=202, summary="Install from the catalog, the hub, a URL or a path")
     async def install_model(self, state: State, data: JSONBody[InstallRequest]) -> InstallInfo:
         request = {k: v for k, v in msgspec.structs.asdict(data).items() if k != "source"}
-        record = _manager(state).installer.submit(data.source, **request)
+        record = await _manager(state).installer.submit(data.source, **request)
         return install_info(record)
 
     @get("/loaded", summary="Models the workers hold and when each expires (like ollama ps)")
@@ -171,7 +238,7 @@ class ModelsController(Controller):
 
     @get("/{model_id:str}", summary="One installed model")
     async def get_model(self, state: State, model_id: FromPath[str]) -> ModelDetail:
-        return model_detail(_manager(state).get(model_id))
+        return model_detail(_manager(state).get(model_id), _provider(state))
 
     @delete("/{model_id:str}", status_code=200, summary="Remove a model (409 while jobs use it)")
     async def remove(
@@ -181,7 +248,10 @@ class ModelsController(Controller):
 
     @post("/{model_id:str}/load", status_code=200, summary="Load a model into the workers now")
     async def load(
-        self, state: State, model_id: FromPath[str], keep_alive: FromQuery[float | None] = None
+        self,
+        state: State,
+        model_id: FromPath[str],
+        keep_alive: Annotated[float | None, QueryParameter(**bounds(KeepAlive))] = None,
     ) -> LoadResult:
         sent = await _manager(state).load(model_id, keep_alive)
         return LoadResult(model=model_id, workers=sent)

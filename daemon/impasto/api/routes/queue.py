@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from typing import Annotated, Any
 
 from litestar import Controller, get, post
 from litestar.params import FromQuery, QueryParameter
@@ -10,19 +11,33 @@ from litestar.params import FromQuery, QueryParameter
 from impasto.api.convert import job_status
 from impasto.api.dependencies import Jobs
 from impasto.services.errors import FieldError
-from impasto.wire import HistoryPage, PauseState, QueueState
+from impasto.wire import HistoryPage, PageLimit, PageOffset, PauseState, QueueState, bounds
 
 STATUSES = {"queued", "processing", "completed", "failed", "cancelled"}
+QUEUE_PAGE = 100  # jobs per GET /queue page unless limit says otherwise
 
 
 class QueueController(Controller):
     path = "/queue"
     tags = ["queue"]
 
-    @get("/", summary="Running and queued jobs in run order")
-    async def active(self, jobs: Jobs) -> QueueState:
-        items = [job_status(j, jobs.position(j.id)) for j in jobs.list_active()]
-        return QueueState(paused=jobs.paused, items=items)
+    @get("/", summary="Running and queued jobs in run order, a page at a time")
+    async def active(
+        self,
+        jobs: Jobs,
+        limit: Annotated[int, QueryParameter(**bounds(PageLimit))] = QUEUE_PAGE,
+        offset: Annotated[int, QueryParameter(**bounds(PageOffset))] = 0,
+    ) -> QueueState:
+        # The SQL and the decoding of each job grow with the page: not on the event loop.
+        page, total = await asyncio.to_thread(jobs.queue_page, limit, offset)
+        items = [job_status(job, position) for job, position in page]
+        more = offset + len(items) < total and len(items) == limit
+        return QueueState(
+            paused=jobs.paused,
+            items=items,
+            total=total,
+            next_offset=offset + len(items) if more else None,
+        )
 
     @post("/pause", status_code=200, summary="Stop starting new jobs")
     async def pause(self, jobs: Jobs) -> PauseState:
@@ -42,7 +57,7 @@ class HistoryController(Controller):
         self,
         jobs: Jobs,
         cursor: FromQuery[str | None] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        limit: Annotated[int, QueryParameter(**bounds(PageLimit))] = 50,
         status: Annotated[
             str | None, QueryParameter(description="Comma-separated statuses")
         ] = None,
@@ -54,9 +69,15 @@ class HistoryController(Controller):
             raise FieldError(
                 "status", f"must be a comma-separated list of {', '.join(sorted(STATUSES))}"
             )
-        items, next_cursor = jobs.history(
-            cursor=cursor, limit=limit, status=wanted, model=model, query=q
-        )
+
+        def page() -> tuple[list[Any], str | None, dict[str, int]]:
+            items, next_cursor = jobs.history(
+                cursor=cursor, limit=limit, status=wanted, model=model, query=q
+            )
+            queued = [j.id for j in items if j.status == "queued"]
+            return items, next_cursor, jobs.positions(queued)
+
+        items, next_cursor, positions = await asyncio.to_thread(page)
         return HistoryPage(
-            items=[job_status(j, jobs.position(j.id)) for j in items], next_cursor=next_cursor
+            items=[job_status(j, positions.get(j.id)) for j in items], next_cursor=next_cursor
         )

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 from litestar import Controller, get
 
 from impasto.api.dependencies import AllServices
+from impasto.api.security import PUBLIC
 from impasto.engine.schedulers import SAMPLER_SPECS, SCHEDULE_SPECS
-from impasto.services.system import system_report
+from impasto.services.system import machine_report, system_report
 from impasto.wire import LIMITS, FieldLimit, Health, SamplerInfo, ScheduleInfo
 
 
@@ -17,9 +19,17 @@ class SystemController(Controller):
     path = "/"
     tags = ["system"]
 
-    @get("/health", summary="Liveness: answers without a token")
+    @get(
+        "/health",
+        summary="Liveness (without a token); status error when no worker can start",
+        opt={PUBLIC: True},
+    )
     async def health(self, services: AllServices) -> Health:
-        return Health(status="ok", version=services.version)
+        supervisor = services.supervisor
+        problem = supervisor.problem if supervisor else None
+        return Health(
+            status="error" if problem else "ok", version=services.version, problem=problem
+        )
 
     @get("/samplers", summary="Samplers: ids for requests, labels, A1111 names, schedules")
     async def samplers(self) -> list[SamplerInfo]:
@@ -48,6 +58,7 @@ class SystemController(Controller):
 
     @get("/system", summary="Version, execution provider, GPUs, memory, queue and workers")
     async def system(self, services: AllServices) -> dict[str, Any]:
-        report = system_report(services)
+        machine = await asyncio.to_thread(machine_report, services)
+        report = system_report(services, machine)
         report["uptime"] = round(time.time() - services.started_at, 1)
         return report

@@ -1,0 +1,75 @@
+"""Request bodies: a JSON route takes only JSON, and nesting is bounded.
+
+A ``text/plain`` body is what a cross-site form can send without a CORS preflight, so it is
+never read as JSON (415). Nesting deep enough to exhaust the decoder's stack is a 400, not a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import HTTPException
+
+from impasto.services.errors import FieldError
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+MAX_OPTION_DEPTH = 32  # levels of nesting allowed in free-form options such as ``plugins``
+TOO_DEEP = "the JSON body nests too deeply; flatten it"
+
+
+def is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _takes_json(handler: Any) -> bool:
+    data = handler.parsed_fn_signature.parameters.get("data")
+    kwarg = data.kwarg_definition if data is not None else None
+    return getattr(kwarg, "media_type", None) == RequestEncodingType.JSON
+
+
+def _has_body(headers: dict[bytes, bytes]) -> bool:
+    length = headers.get(b"content-length", b"0").strip()
+    return b"transfer-encoding" in headers or (length not in (b"", b"0"))
+
+
+def json_only(app: Any) -> Any:
+    """Litestar middleware: 415 for a body that is not JSON on a route that reads JSON."""
+
+    async def checked(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        handler = scope.get("route_handler")
+        if scope["type"] == "http" and scope.get("method") in BODY_METHODS and handler is not None:
+            headers = {k.lower(): v for k, v in scope.get("headers", [])}
+            content_type = headers.get(b"content-type", b"").decode("latin-1")
+            if _has_body(headers) and not is_json(content_type) and _takes_json(handler):
+                raise HTTPException(
+                    status_code=415,
+                    detail=f"the body must be JSON: send 'Content-Type: application/json' "
+                    f"(got {content_type or 'no Content-Type'!r})",
+                )
+        await app(scope, receive, send)
+
+    return checked
+
+
+def check_depth(value: Any, field: str, limit: int = MAX_OPTION_DEPTH) -> None:
+    """Raise FieldError when ``value`` nests lists or objects deeper than ``limit`` levels."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    raise FieldError(field, f"nests deeper than {limit} levels")
+                stack.append((child, depth + 1))
+
+
+def too_deep_handler(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
+    return Response({"status_code": 400, "detail": TOO_DEEP}, status_code=400)

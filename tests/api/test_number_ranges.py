@@ -1,0 +1,84 @@
+"""Every number a request can carry has a finite range: nan, inf and 1e308 never get through.
+
+Checked on the handlers' own declarations (the OpenAPI document drops a ``minimum`` of 0).
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin
+
+import msgspec
+from litestar.testing import TestClient
+
+from impasto.api.app import build_litestar
+from tests.api.conftest import make_services
+
+
+def _json_numbers(schema: dict[str, Any], defs: dict[str, Any], where: str) -> list[str]:
+    """Paths of number-typed values in a JSON schema that lack a lower or an upper bound."""
+    if "$ref" in schema:
+        return _json_numbers(defs[schema["$ref"].rsplit("/", 1)[-1]], defs, where)
+    found: list[str] = []
+    if schema.get("type") == "number":
+        low = schema.get("minimum", schema.get("exclusiveMinimum"))
+        high = schema.get("maximum", schema.get("exclusiveMaximum"))
+        if low is None or high is None:
+            found.append(where)
+    for key in ("anyOf", "oneOf", "allOf"):
+        for option in schema.get(key, []):
+            found += _json_numbers(option, defs, where)
+    for name, prop in schema.get("properties", {}).items():
+        found += _json_numbers(prop, defs, f"{where}.{name}")
+    if isinstance(schema.get("items"), dict):
+        found += _json_numbers(schema["items"], defs, f"{where}[]")
+    return found
+
+
+def _is_float(annotation: Any) -> bool:
+    if annotation is float:
+        return True
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_is_float(a) for a in get_args(annotation))
+    return False
+
+
+def test_every_request_number_has_a_finite_range(tmp_path: Path) -> None:
+    services = make_services(tmp_path)
+    app = build_litestar(services)
+    unbounded: list[str] = []
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            for name, field in handler.parsed_fn_signature.parameters.items():
+                where = f"{route.path} {name}"
+                if name == "data" and isinstance(field.annotation, type):
+                    if issubclass(field.annotation, msgspec.Struct):
+                        schema = msgspec.json.schema(field.annotation)
+                        unbounded += _json_numbers(schema, schema.get("$defs", {}), where)
+                elif _is_float(field.annotation):
+                    kwarg = field.kwarg_definition
+                    low = getattr(kwarg, "ge", None) if kwarg else None
+                    high = getattr(kwarg, "le", None) if kwarg else None
+                    if low is None or high is None or not math.isfinite(high - low):
+                        unbounded.append(where)
+    services.extra["db"].close()
+    assert not unbounded, f"numbers without a range (nan/inf/1e308 get through): {unbounded}"
+
+
+def test_keep_alive_out_of_range_names_the_field_and_range(api: TestClient) -> None:
+    for value in ("nan", "inf", "-inf", "1e308", "-1"):
+        answer = api.post(f"/api/v1/models/sd-tiny/load?keep_alive={value}")
+        assert answer.status_code == 422, answer.text
+        error = answer.json()["errors"][0]
+        assert error["field"] == "keep_alive"
+        assert "between 0 and 604800" in error["message"]
+
+
+def test_compat_numbers_out_of_range_are_refused(api: TestClient) -> None:
+    for field in ("denoising_strength", "subseed_strength", "image_cfg_scale"):
+        body = {"prompt": "x", "steps": 1, field: 1e308}
+        answer = api.post("/sdapi/v1/img2img", json={**body, "init_images": []})
+        assert answer.status_code in (400, 422), answer.text
+        assert field in answer.text

@@ -1,0 +1,109 @@
+"""One daemon per data folder and per runtime folder, enforced by an OS lock (issue #20, item 6)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.harness import Daemon
+
+
+def _serve(daemon: Daemon) -> subprocess.Popen[str]:
+    daemon.root.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "impasto", "serve"],
+        env=daemon.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _refusal(daemon: Daemon) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "impasto", "serve"],
+        env=daemon.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_same_data_folder_with_another_runtime_folder_is_refused(
+    daemon_factory: type[Daemon], tmp_path: Path
+) -> None:
+    first = daemon_factory(tmp_path / "a").start()
+    twin = Daemon(first.root)
+    twin.runtime_dir = tmp_path / "other-run"
+    result = _refusal(twin)
+    assert result.returncode == 1, result.stderr
+    assert f"already running (pid {first.process.pid})" in result.stderr  # type: ignore[union-attr]
+    assert "{" not in result.stderr and str(first.data_dir) in result.stderr
+    assert not (twin.runtime_dir / "daemon.json").exists()
+    assert first.discovery()["pid"] == first.process.pid  # type: ignore[union-attr]
+    assert _healthy(first.url)
+
+
+def test_same_runtime_folder_with_another_data_folder_is_refused(
+    daemon_factory: type[Daemon], tmp_path: Path
+) -> None:
+    first = daemon_factory(tmp_path / "a").start()
+    twin = Daemon(tmp_path / "b")
+    twin.runtime_dir = first.runtime_dir
+    result = _refusal(twin)
+    assert result.returncode == 1
+    assert f"pid {first.process.pid}" in result.stderr and first.url in result.stderr  # type: ignore[union-attr]
+    assert first.discovery()["pid"] == first.process.pid  # type: ignore[union-attr]
+    assert first.socket.exists() and _healthy(first.url)
+
+
+def test_two_started_at_the_same_instant_exactly_one_runs(tmp_path: Path) -> None:
+    for attempt in range(2):
+        root = tmp_path / f"race{attempt}"
+        daemons = [Daemon(root), Daemon(root)]
+        procs = [_serve(d) for d in daemons]
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                exited = [p for p in procs if p.poll() is not None]
+                running = [d for d, p in zip(daemons, procs, strict=True) if p.poll() is None]
+                if len(exited) == 1 and running and _healthy(running[0].url):
+                    break
+                time.sleep(0.1)
+            [loser] = [p for p in procs if p.poll() is not None]
+            [winner] = [p for p in procs if p.poll() is None]
+            assert loser.returncode == 1 and "already running" in loser.communicate()[1]
+            info = json.loads((root / "run" / "daemon.json").read_text())
+            assert info["pid"] == winner.pid
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(30)
+        assert not (root / "run" / "daemon.json").exists()  # the winner removed its own
+
+
+def test_a_killed_daemon_does_not_block_the_next(tmp_path: Path) -> None:
+    first = Daemon(tmp_path).start()
+    first.kill()
+    assert (first.data_dir / "impasto.lock").exists()  # the file stays; the OS lock does not
+    second = Daemon(tmp_path).start()
+    try:
+        assert second.discovery()["pid"] == second.process.pid != first.process.pid  # type: ignore[union-attr]
+        assert os.path.exists(second.socket)
+    finally:
+        second.stop()

@@ -1,0 +1,144 @@
+"""The model catalog: every entry is complete, and each provider resolves to the right build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from impasto.services.errors import FieldError
+from impasto.services.known import (
+    PROVIDER_VARIANT,
+    CatalogError,
+    NoVariantError,
+    catalog_file,
+    catalog_rows,
+    known_models,
+    parse_entry,
+    resolve_variant,
+)
+from impasto.services.sources import parse_source
+
+CATALOG = known_models(catalog_file())
+# The models the catalog promises (issue 18): base models, turbo, LCM, a fine-tune, TAESD.
+PROMISED = {
+    "sd15",
+    "sd21",
+    "sdxl-base",
+    "sdxl-refiner",
+    "sd-turbo",
+    "sdxl-turbo",
+    "lcm-dreamshaper-v7",
+    "dreamshaper-8",
+    "taesd",
+    "taesdxl",
+}
+FAMILIES = {"sd1", "sd2", "sd2-v", "sdxl", "sd-turbo", "sdxl-turbo", "lcm", "inpaint"}
+
+
+def test_the_catalog_offers_the_models_people_use() -> None:
+    assert set(CATALOG) >= PROMISED
+
+
+@pytest.mark.parametrize("name", sorted(CATALOG))
+def test_every_entry_is_complete(name: str) -> None:
+    entry = CATALOG[name]
+    assert entry.license, f"{name} names no license"
+    assert entry.family in FAMILIES
+    assert entry.description and entry.checked.startswith("20"), "say what was checked, when"
+    assert "portable" in entry.variants or entry.no_portable, "a portable build or why not"
+    for variant in entry.variants.values():
+        assert "/" in variant.repo and variant.size > 0 and variant.precision in ("fp16", "fp32")
+        assert variant.repo in entry.checked, f"{name}: {variant.repo} was not checked"
+        if variant.convert:
+            assert variant.convert_minutes > 0  # the user is told how long a conversion takes
+
+
+def test_sd_turbo_resolves_per_provider() -> None:
+    """The issue's done-when: one command, a CUDA build on CUDA and a CPU-runnable one on CPU."""
+    turbo = CATALOG["sd-turbo"]
+    assert resolve_variant(turbo, "CUDAExecutionProvider").repo == "onnxruntime/sd-turbo"
+    portable = resolve_variant(turbo, "CPUExecutionProvider")
+    assert portable.key == "portable" and portable.repo != "onnxruntime/sd-turbo"
+    for provider in (
+        "DmlExecutionProvider",
+        "CoreMLExecutionProvider",
+        "TensorrtExecutionProvider",
+    ):
+        assert resolve_variant(turbo, provider).key == "portable"
+
+
+def entry_with(**variants: dict[str, object]) -> object:
+    return parse_entry(
+        "m", {"license": "mit", "family": "sd1", "no_portable": "none made", "variants": variants}
+    )
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDER_VARIANT))
+def test_each_provider_takes_its_own_build_then_the_portable_one(provider: str) -> None:
+    own = PROVIDER_VARIANT[provider]
+    builds = {
+        key: {"repo": f"o/{key}", "precision": "fp16", "size": 1}
+        for key in PROVIDER_VARIANT.values()
+    }
+    full = entry_with(**builds, portable={"repo": "o/portable", "precision": "fp32", "size": 1})
+    assert resolve_variant(full, provider).repo == f"o/{own}"  # type: ignore[arg-type]
+    others = {k: v for k, v in builds.items() if k != own}
+    fallback = entry_with(**others, portable={"repo": "o/portable", "precision": "fp32", "size": 1})
+    assert resolve_variant(fallback, provider).key == "portable"  # type: ignore[arg-type]
+
+
+def test_a_missing_build_names_the_alternatives() -> None:
+    only_cuda = entry_with(cuda={"repo": "o/cuda", "precision": "fp16", "size": 2_600_000_000})
+    with pytest.raises(NoVariantError) as caught:
+        resolve_variant(only_cuda, "CPUExecutionProvider")  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert "no build for CPU" in message and "cuda: o/cuda (fp16, 2.6 GB)" in message
+    assert "none made" in message and "--variant" in message and "--force" in message
+    # Through the install request it is a 422 on the field.
+    with pytest.raises(FieldError) as field:
+        parse_source(
+            "m",
+            revision=None,
+            subfolder=None,
+            known={"m": only_cuda},
+            provider="CPUExecutionProvider",
+        )  # type: ignore[dict-item]
+    assert field.value.field == "source" and "o/cuda" in str(field.value)
+
+
+def test_asking_for_a_build_by_name() -> None:
+    turbo = CATALOG["sd-turbo"]
+    source, model_id = parse_source(
+        "sd-turbo",
+        revision=None,
+        subfolder=None,
+        known=CATALOG,
+        provider="CPUExecutionProvider",
+        variant="cuda",
+    )
+    assert source["repo"] == "onnxruntime/sd-turbo" and source["variant"] == "cuda"
+    assert model_id == "sd-turbo"
+    with pytest.raises(NoVariantError):
+        resolve_variant(turbo, "CPUExecutionProvider", "coreml")
+
+
+def test_listing_shows_what_this_machine_gets() -> None:
+    rows = {r.entry.name: r for r in catalog_rows(CATALOG, "CPUExecutionProvider", "no converter")}
+    assert rows["sd-turbo"].chosen is not None and rows["sd-turbo"].chosen.key == "portable"
+    assert "impasto[convert]" in rows["sd-turbo"].summary
+    assert "the converter is not installed" in rows["sd-turbo"].summary
+    assert rows["taesd"].chosen is None and "preview decoder" in rows["taesd"].summary
+
+
+def test_a_plain_entry_is_one_build_and_malformed_ones_are_refused(tmp_path: Path) -> None:
+    catalog = tmp_path / "c.toml"
+    catalog.write_text('[tiny]\nrepo = "impasto/sd-tiny"\nlicense = "mit"\nfamily = "sd1"\n')
+    tiny = known_models(catalog)["tiny"]
+    assert resolve_variant(tiny, "CUDAExecutionProvider").key == "default"
+    with pytest.raises(CatalogError, match="unknown variant"):
+        parse_entry("x", {"variants": {"gpu": {"repo": "a/b"}}})
+    with pytest.raises(CatalogError, match="no portable build and no no_portable"):
+        parse_entry("x", {"variants": {"cuda": {"repo": "a/b"}}})
+    with pytest.raises(CatalogError, match="repo must be"):
+        parse_entry("x", {"variants": {"portable": {"repo": "nope"}}})
