@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
@@ -187,7 +187,7 @@ def render(scene: Scene, rng: random.Random | None = None) -> Image.Image:
             image.paste(dark, mask=Image.fromarray(_and(stripes, mask)))
         elif thing.style == "outlined":
             edge = (20, 20, 20) if thing.colour != "black" else (245, 245, 245)
-            inner = _mask(replace(thing, shape=thing.shape), cx, cy, r - 5)
+            inner = _mask(thing, cx, cy, r - 3)
             if thing.shape == "ring":
                 inner = _ring_inner(cx, cy, r)
             ring = Image.fromarray(_and(mask, inner, invert_second=True))
@@ -198,8 +198,8 @@ def render(scene: Scene, rng: random.Random | None = None) -> Image.Image:
 def _ring_inner(cx: float, cy: float, r: float) -> Image.Image:
     mask = Image.new("L", (SIZE, SIZE), 0)
     draw = ImageDraw.Draw(mask)
-    draw.ellipse((cx - r + 4, cy - r + 4, cx + r - 4, cy + r - 4), fill=255)
-    h = r * 0.55 + 4
+    draw.ellipse((cx - r + 3, cy - r + 3, cx + r - 3, cy + r - 3), fill=255)
+    h = r * 0.55 + 3
     draw.ellipse((cx - h, cy - h, cx + h, cy + h), fill=0)
     return mask
 
@@ -221,3 +221,19 @@ def dataset(count: int, seed: int) -> list[tuple[Image.Image, str]]:
         scene = sample_scene(rng)
         pairs.append((render(scene, rng), caption(scene)))
     return pairs
+
+
+def test_prompts(count: int, seed: int) -> list[str]:
+    """Single-object prompts that name colour, shape and background (size, place sometimes)."""
+    rng = random.Random(seed)
+    prompts = []
+    for _ in range(count):
+        background = rng.choice(list(COLOURS))
+        thing = Thing(
+            shape=rng.choice(SHAPES),
+            colour=rng.choice([c for c in COLOURS if c != background]),
+            size=rng.choice([None, None, "small", "large"]),
+            position=rng.choice([None, None, *POSITIONS]),
+        )
+        prompts.append(caption(Scene((thing,), background)))
+    return prompts

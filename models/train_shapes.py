@@ -326,6 +326,49 @@ def export(out: Path, vae: AutoencoderKL, tokenizer: CLIPTokenizer, trainer: Tra
     return out / "onnx"
 
 
+INSTALL = Path(__file__).resolve().parent / "tiny" / NAME
+CARD = {
+    "description": (
+        "impasto-shapes: a 5 MB demo model trained here on flat shapes "
+        "(circle, square, triangle, star, ring in 8 colours on plain backgrounds). "
+        "Try: a red circle on a blue background."
+    ),
+    "defaults": {"width": 128, "height": 128, "steps": 20, "cfg_scale": 5.0, "sampler": "euler_a"},
+}
+
+
+def install(onnx_dir: Path, target: Path, command: str) -> None:
+    """Copy the export to `target` with impasto.json and a MANIFEST.json of sha256 hashes."""
+    import hashlib
+    import platform
+    import shutil
+
+    import diffusers
+    import transformers
+
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(onnx_dir, target)
+    (target / "impasto.json").write_text(json.dumps(CARD, indent=2) + "\n", encoding="utf-8")
+    files = sorted(p for p in target.rglob("*") if p.is_file() and p.name != "MANIFEST.json")
+    manifest = {
+        "command": command,
+        "seed": SEED,
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "diffusers": diffusers.__version__,
+            "transformers": transformers.__version__,
+        },
+        "sha256": {
+            p.relative_to(target).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in files
+        },
+        "bytes": sum(p.stat().st_size for p in files),
+    }
+    (target / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -337,8 +380,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=6e-4, help="UNet peak learning rate")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-export", action="store_true", help="stop after training")
+    parser.add_argument(
+        "--install", action="store_true", help=f"copy the export to {INSTALL} (the bundled model)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    # Tiny Adam moments turn denormal late in training, and CPUs are slow on denormals.
+    torch.set_flush_denormal(True)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     quick = args.quick
@@ -355,7 +403,12 @@ def main(argv: list[str] | None = None) -> int:
     trainer = Trainer(out, tokenizer, steps, lr=args.lr)
     trainer.run(latents * vae.config.scaling_factor, ids, empty, batch=batch)
     if not args.no_export:
-        log(out, f"exported {export(out, vae, tokenizer, trainer)}")
+        onnx_dir = export(out, vae, tokenizer, trainer)
+        log(out, f"exported {onnx_dir}")
+        if args.install:
+            command = "python models/train_shapes.py " + " ".join(argv or sys.argv[1:])
+            install(onnx_dir, INSTALL, command)
+            log(out, f"installed {INSTALL}")
     return 0
 
 

@@ -107,6 +107,8 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
     elif sample > 0:
         defaults.update(width=sample, height=sample)
     defaults.update(FAMILY_DEFAULTS.get(found.family, {}))
+    card = _model_card(folder)
+    defaults.update(card.get("defaults", {}))
     return ModelEntry(
         id=folder.name,
         name=folder.name,
@@ -118,7 +120,25 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
         size=folder_size(folder),
         defaults=defaults,
         precision=found.precision,
+        description=str(card.get("description", "")),
     )
+
+
+def _model_card(folder: Path) -> dict[str, Any]:
+    """A folder's optional ``impasto.json``: its description and recommended settings.
+
+    Only the keys of DEFAULT_SETTINGS are taken from its "defaults"; a bad file is ignored.
+    """
+    try:
+        card = json.loads((folder / "impasto.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(card, dict):
+        return {}
+    defaults = card.get("defaults")
+    defaults = defaults if isinstance(defaults, dict) else {}
+    card["defaults"] = {k: v for k, v in defaults.items() if k in DEFAULT_SETTINGS}
+    return card
 
 
 def _with_record(entry: ModelEntry, record: ModelRecord | None) -> ModelEntry:
