@@ -58,6 +58,9 @@ class Daemon:
             IMPASTO_RUNTIME_DIR=str(self.runtime_dir),
             IMPASTO_LOG_DIR=str(self.log_dir),
             IMPASTO_PARENT_PID=str(os.getpid()),
+            # The suite's plumbing tests run on the random tiny model, which is fast; the
+            # semantic tests (tests/semantic) name the trained default, impasto-shapes.
+            IMPASTO_DEFAULT_MODEL="sd-tiny",
         )
         for key, value in self.settings.items():
             env[f"IMPASTO_{key.upper()}"] = (
