@@ -204,7 +204,7 @@ def _ring_inner(cx: float, cy: float, r: float) -> Image.Image:
     return mask
 
 
-def _and(a: Image.Image, b: Image.Image, invert_second: bool = False):  # noqa: ANN202
+def _and(a: Image.Image, b: Image.Image, invert_second: bool = False):
     import numpy as np
 
     first, second = np.asarray(a) > 0, np.asarray(b) > 0

@@ -1,11 +1,12 @@
 """Train `impasto-shapes`, a small SD-1.x-shaped model that draws the scenes of shapes_world.py.
 
-    python models/train_shapes.py --out /tmp/shapes            # the full run (CPU, ~1.5 h)
+    python models/train_shapes.py --out /tmp/shapes --install  # the full run (2 CPU cores, ~1.5 h)
     python models/train_shapes.py --out /tmp/shapes --quick    # a few hundred steps, ~2 min
 
 Stages, each checkpointed under --out so a run can stop and resume:
   1. tokenizer: a CLIP-format BPE trained on captions + the tiny models' prompt corpus;
-  2. vae: an AutoencoderKL (factor 8, 4 latent channels) trained on 64x64 crops of scenes;
+  2. vae: an AutoencoderKL (factor 8, 4 latent channels) trained on 64x64 crops of scenes,
+     MSE then L1;
   3. latents: the training scenes encoded once (posterior means), scaling factor = 1/std;
   4. unet: a UNet2DConditionModel and a CLIPTextModel trained together (epsilon
      prediction, SD 1.5's noise schedule, 10% empty captions for classifier-free guidance,
@@ -24,7 +25,6 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -107,42 +107,55 @@ def make_vae() -> AutoencoderKL:
     )
 
 
-def train_vae(out: Path, steps: int, batch: int) -> AutoencoderKL:
-    """Train on random 32x32 crops (colours are local; 4x4 latents each); checkpoint often.
+def train_vae(
+    out: Path, steps: int, batch: int, stage: str = "vae", start: AutoencoderKL | None = None
+) -> AutoencoderKL:
+    """Train on random 64x64 crops of scenes; checkpoint every 200 steps.
 
-    The decoder reads the posterior mean (a tiny KL keeps the variance head sane): flat
-    colours come out right far sooner than with sampled latents. L1 + MSE on pixels.
+    Stage "vae" starts from scratch: MSE on a sampled latent + a little KL. Stage "vae-l1"
+    continues from it with L1 at half the rate, which brings the flat colours closer.
     """
-    folder = out / "vae"
+    folder = out / stage
     if (folder / "done").exists():
         return AutoencoderKL.from_pretrained(folder)
     torch.manual_seed(SEED)
-    vae = make_vae()
-    peak = 2e-3
-    images, _ = images_tensor(max(steps * batch // 16, 256), SEED + 1)
+    vae = start if start is not None else make_vae()
+    peak = 1e-3 if stage == "vae" else 5e-4
+    images, _ = images_tensor(max(steps * batch // 8, 256), SEED + (1 if stage == "vae" else 5))
     optimiser = torch.optim.AdamW(vae.parameters(), lr=peak, weight_decay=0.0)
     generator = torch.Generator().manual_seed(SEED)
     started = time.monotonic()
     for step in range(1, steps + 1):
-        cosine = 0.05 + 0.95 * (1 + math.cos(math.pi * step / steps)) / 2
+        cosine = 0.1 + 0.9 * (1 + math.cos(math.pi * step / steps)) / 2
         for group in optimiser.param_groups:
             group["lr"] = peak * min(1.0, step / 50) * cosine
         pick = torch.randint(0, len(images), (batch,), generator=generator)
-        y, x = torch.randint(0, 97, (2,), generator=generator).tolist()
-        pixels = to_unit(images[pick, :, y : y + 32, x : x + 32])
+        y, x = torch.randint(0, 65, (2,), generator=generator).tolist()
+        pixels = to_unit(images[pick, :, y : y + 64, x : x + 64])
         posterior = vae.encode(pixels).latent_dist
-        decoded = vae.decode(posterior.mean).sample
-        error = F.l1_loss(decoded, pixels) + F.mse_loss(decoded, pixels)
+        decoded = vae.decode(posterior.sample(generator)).sample
+        error = F.mse_loss(decoded, pixels) if stage == "vae" else F.l1_loss(decoded, pixels)
         loss = error + 1e-6 * posterior.kl().mean()
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
         if step % 50 == 0 or step == steps:
-            log(out, f"vae {step}/{steps} loss {loss.item():.5f} {time.monotonic() - started:.0f}s")
+            log(
+                out,
+                f"{stage} {step}/{steps} loss {loss.item():.5f} {time.monotonic() - started:.0f}s",
+            )
         if step % 200 == 0 or step == steps:
             vae.save_pretrained(folder)
     (folder / "done").write_text("ok\n")
     return vae
+
+
+def train_both_vae_stages(out: Path, steps: int, batch: int) -> AutoencoderKL:
+    """Stage "vae" for `steps`, then "vae-l1" for three quarters of that."""
+    if (out / "vae-l1" / "done").exists():
+        return AutoencoderKL.from_pretrained(out / "vae-l1")
+    vae = train_vae(out, steps, batch)
+    return train_vae(out, steps * 3 // 4, batch, stage="vae-l1", start=vae)
 
 
 # --- 3. latents ------------------------------------------------------------------------
@@ -281,10 +294,12 @@ class Trainer:
             for e, p in zip(ema.parameters(), live.parameters(), strict=True):
                 e.mul_(decay).add_(p.detach(), alpha=1 - decay)
 
-    def run(self, latents: torch.Tensor, ids: torch.Tensor, empty: torch.Tensor, batch: int) -> None:
-        """Train to `steps`, checkpointing every 250 steps."""
+    def run(
+        self, latents: torch.Tensor, ids: torch.Tensor, empty: torch.Tensor, batch: int, stop: int
+    ) -> None:
+        """Train to step `stop` of a `steps`-long schedule, checkpointing every 250 steps."""
         started, recent = time.monotonic(), []
-        while self.step < self.steps:
+        while self.step < min(stop, self.steps):
             pick = torch.randint(0, len(latents), (batch,), generator=self.generator)
             batch_ids = ids[pick].clone()
             dropped = torch.rand(batch, generator=self.generator) < 0.1
@@ -293,10 +308,13 @@ class Trainer:
             recent.append(self.train_step(latents[pick], batch_ids))
             if self.step % 50 == 0 or self.step == self.steps:
                 rate = (time.monotonic() - started) / len(recent)
-                log(self.out, f"unet {self.step}/{self.steps} loss {np.mean(recent):.4f} "
-                    f"lr {self.learning_rate():.2e} {rate:.2f}s/step")
+                log(
+                    self.out,
+                    f"unet {self.step}/{self.steps} loss {np.mean(recent):.4f} "
+                    f"lr {self.learning_rate():.2e} {rate:.2f}s/step",
+                )
                 started, recent = time.monotonic(), []
-            if self.step % 250 == 0 or self.step == self.steps:
+            if self.step % 250 == 0 or self.step in (self.steps, stop):
                 self.save()
 
 
@@ -335,7 +353,7 @@ def export(out: Path, vae: AutoencoderKL, tokenizer: CLIPTokenizer, trainer: Tra
 INSTALL = Path(__file__).resolve().parent / "tiny" / NAME
 CARD = {
     "description": (
-        "impasto-shapes: a 5 MB demo model trained here on flat shapes "
+        "impasto-shapes: an 18 MB demo model trained here on flat shapes "
         "(circle, square, triangle, star, ring in 8 colours on plain backgrounds). "
         "Try: a red circle on a blue background."
     ),
@@ -381,7 +399,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="work and output folder")
     parser.add_argument("--quick", action="store_true", help="a few hundred steps, to test")
     parser.add_argument("--steps", type=int, help="UNet steps (default 3000, quick 150)")
-    parser.add_argument("--vae-steps", type=int, help="VAE steps (default 1000, quick 60)")
+    parser.add_argument("--vae-steps", type=int, help="VAE steps (default 800, quick 60)")
+    parser.add_argument(
+        "--stop-at", type=int, help="stop (and export) at this step of the --steps schedule"
+    )
     parser.add_argument("--batch", type=int, help="UNet batch (default 32, quick 16)")
     parser.add_argument("--lr", type=float, default=6e-4, help="UNet peak learning rate")
     parser.add_argument("--threads", type=int, default=2)
@@ -396,18 +417,19 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     quick = args.quick
-    vae_steps = args.vae_steps or (60 if quick else 1000)
+    vae_steps = args.vae_steps or (60 if quick else 800)
     steps = args.steps or (150 if quick else 3000)
     batch = args.batch or (16 if quick else 32)
     tokenizer = train_tokenizer(out)
-    vae = train_vae(out, vae_steps, batch=8 if quick else 32)
+    vae = train_both_vae_stages(out, vae_steps, batch=8 if quick else 16)
     latents, captions = encode_latents(out, vae, 512 if quick else 10000)
     scale = 1.0 / float(latents.std())
     vae.register_to_config(scaling_factor=round(scale, 5))
     ids = tokenize(tokenizer, captions)
     empty = tokenize(tokenizer, [""])[0]
     trainer = Trainer(out, tokenizer, steps, lr=args.lr)
-    trainer.run(latents * vae.config.scaling_factor, ids, empty, batch=batch)
+    stop = args.stop_at or steps
+    trainer.run(latents * vae.config.scaling_factor, ids, empty, batch=batch, stop=stop)
     if not args.no_export:
         onnx_dir = export(out, vae, tokenizer, trainer)
         log(out, f"exported {onnx_dir}")

@@ -1,4 +1,4 @@
-"""The committed impasto-shapes model: its manifest, its card, and the training script's --quick run."""
+"""The committed impasto-shapes model: manifest, card, default, and the --quick training run."""
 
 from __future__ import annotations
 
@@ -50,7 +50,9 @@ def test_quick_training_run_exports_an_onnx_pipeline(tmp_path: Path) -> None:
     for part in ("text_encoder", "unet", "vae_decoder", "vae_encoder"):
         assert (out / "onnx" / part / "model.onnx").is_file(), part
     log = (out / "train.log").read_text()
-    losses = [float(line.split(" loss ")[1].split()[0]) for line in log.splitlines() if "unet " in line]
+    losses = [
+        float(line.split(" loss ")[1].split()[0]) for line in log.splitlines() if "unet " in line
+    ]
     assert losses and all(loss == loss for loss in losses)  # no NaN
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 _WORLD_FILE = Path(__file__).resolve().parents[2] / "models" / "shapes_world.py"
 
 
-def _load_world():  # noqa: ANN202
+def _load_world():
     spec = importlib.util.spec_from_file_location("shapes_world", _WORLD_FILE)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -144,9 +144,7 @@ def row_corners(filled: np.ndarray) -> np.ndarray:
     rows = np.nonzero(filled.any(1))[0]
     left = filled[rows].argmax(1)
     right = filled.shape[1] - filled[rows, ::-1].argmax(1)
-    return np.concatenate(
-        [np.stack([x, rows + dy], 1) for x in (left, right) for dy in (0, 1)]
-    )
+    return np.concatenate([np.stack([x, rows + dy], 1) for x in (left, right) for dy in (0, 1)])
 
 
 def classify(region: np.ndarray) -> str:
@@ -186,8 +184,9 @@ def analyse(image: Image.Image) -> Reading:
     if image.size != (128, 128):
         image = image.convert("RGB").resize((128, 128), Image.Resampling.BOX)
     label = labels(image)
-    border = np.concatenate([label[:3].ravel(), label[-3:].ravel(), label[:, :3].ravel(),
-                             label[:, -3:].ravel()])
+    border = np.concatenate(
+        [label[:3].ravel(), label[-3:].ravel(), label[:, :3].ravel(), label[:, -3:].ravel()]
+    )
     background = int(np.bincount(border, minlength=len(NAMES)).argmax())
     foreground = label != background
     # Closing joins a striped shape's bands (stripes may share the background's colour).

@@ -29,8 +29,10 @@ def test_img2img_keeps_the_layout_at_low_strength_and_follows_the_prompt_at_high
     low, high = (
         generate(
             shapes_daemon,
-            [{"prompt": TARGET, "init_image": init, "strength": s, "seed": seed}
-             for seed in range(4)],
+            [
+                {"prompt": TARGET, "init_image": init, "strength": s, "seed": seed}
+                for seed in range(4)
+            ],
         )
         for s in (0.3, 0.9)
     )
@@ -54,8 +56,13 @@ def test_inpainting_changes_only_the_mask(shapes_daemon: Daemon) -> None:
     images = generate(
         shapes_daemon,
         [
-            {"prompt": prompt, "init_image": data_uri(source), "mask_image": data_uri(mask),
-             "strength": 1.0, "seed": seed}
+            {
+                "prompt": prompt,
+                "init_image": data_uri(source),
+                "mask_image": data_uri(mask),
+                "strength": 1.0,
+                "seed": seed,
+            }
             for seed in range(4)
         ],
     )
