@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from PIL import Image
+
 from tests.harness import Daemon
 from tests.semantic.analyser import world
 from tests.semantic.jobs import PROMPT_SEED, SAMPLER_STEPS, generate, score
@@ -28,6 +30,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--samplers", default=",".join(SAMPLER_STEPS))
+    parser.add_argument("--sheet", type=Path, help="also save the first sampler's first 8 pictures")
     args = parser.parse_args()
     prompts = world.test_prompts(args.count, seed=PROMPT_SEED)
     rows = []
@@ -42,7 +45,14 @@ def main() -> int:
                     {"prompt": p, "seed": i, "sampler": sampler, "steps": steps, "cfg_scale": cfg}
                     for i, p in enumerate(prompts)
                 ]
-                result = score(prompts, generate(daemon, bodies))
+                images = generate(daemon, bodies)
+                result = score(prompts, images)
+                if args.sheet and not rows:
+                    sheet = Image.new("RGB", (128 * 4, 128 * 2))
+                    for i, image in enumerate(images[:8]):
+                        sheet.paste(image, ((i % 4) * 128, (i // 4) * 128))
+                    sheet.save(args.sheet)
+                    print("sheet prompts:", "; ".join(prompts[:8]), flush=True)
                 rows.append((f"{sampler}, {steps} steps, cfg {cfg:g}", result))
                 print(rows[-1][0], result, flush=True)
         finally:

@@ -26,7 +26,7 @@ def load_pipeline(out: Path) -> StableDiffusionPipeline:
     """The EMA weights of out/checkpoint.pt with out/vae, on DDIM."""
     tokenizer = training.train_tokenizer(out)
     trainer = training.Trainer(out, tokenizer, steps=1, lr=0.0)
-    vae = AutoencoderKL.from_pretrained(out / "vae")
+    vae = AutoencoderKL.from_pretrained(out / "vae-l1")
     latents = torch.load(out / "latents.pt")["latents"]
     vae.register_to_config(scaling_factor=round(1.0 / float(latents.std()), 5))
     scheduler = DDIMScheduler(

@@ -1,9 +1,9 @@
 """Read a picture of the shapes world with plain image statistics.
 
-Background = the commonest palette colour on the border; the object = the largest connected
-region of other colours; its colour = the commonest palette colour inside it; its shape from
-the region's hole, extent (area / bounding box) and solidity (area / convex hull); its
-position from the centroid. No model is involved, so it can judge one.
+Background = the commonest palette colour in a band just inside the border; the object =
+the largest connected region of other colours; its colour = the commonest palette colour
+inside it; its shape from the region's hole, extent (area / bounding box) and solidity
+(area / convex hull); its position from the centroid. No model is involved, so it can judge one.
 """
 
 from __future__ import annotations
@@ -184,8 +184,10 @@ def analyse(image: Image.Image) -> Reading:
     if image.size != (128, 128):
         image = image.convert("RGB").resize((128, 128), Image.Resampling.BOX)
     label = labels(image)
+    # A band just inside the edge: VAE decoders often smear the outermost pixels.
+    band = label[4:-4, 4:-4]
     border = np.concatenate(
-        [label[:3].ravel(), label[-3:].ravel(), label[:, :3].ravel(), label[:, -3:].ravel()]
+        [band[:4].ravel(), band[-4:].ravel(), band[:, :4].ravel(), band[:, -4:].ravel()]
     )
     background = int(np.bincount(border, minlength=len(NAMES)).argmax())
     foreground = label != background
