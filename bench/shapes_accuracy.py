@@ -30,6 +30,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--samplers", default=",".join(SAMPLER_STEPS))
+    parser.add_argument("--cfgs", default="1,3,7", help="extra euler_a rows at these CFG scales")
     parser.add_argument("--sheet", type=Path, help="also save the first sampler's first 8 pictures")
     args = parser.parse_args()
     prompts = world.test_prompts(args.count, seed=PROMPT_SEED)
@@ -39,7 +40,7 @@ def main() -> int:
         try:
             daemon.wait_worker_ready()
             runs = [(s, SAMPLER_STEPS[s], 5.0) for s in args.samplers.split(",")]
-            runs += [("euler_a", 20, cfg) for cfg in (1.0, 3.0, 7.0)]
+            runs += [("euler_a", 20, float(c)) for c in args.cfgs.split(",") if c]
             for sampler, steps, cfg in runs:
                 bodies = [
                     {"prompt": p, "seed": i, "sampler": sampler, "steps": steps, "cfg_scale": cfg}
