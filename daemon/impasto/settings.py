@@ -53,9 +53,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         20 * 1024**2
     )
     max_body_size: Annotated[int, _doc("Largest request body accepted, in bytes.")] = 64 * 1024**2
-    default_model: Annotated[str, _doc("Model used when a request names none.")] = (
-        "impasto-shapes"
-    )
+    default_model: Annotated[str, _doc("Model used when a request names none.")] = "impasto-shapes"
     keep_alive: Annotated[float, _doc("Seconds the worker keeps an idle model loaded.")] = 300.0
     workers: Annotated[int, _doc("Inference worker processes; 0: one per NVIDIA GPU, or 1.")] = 0
     max_queue: Annotated[int, _doc("Most queued jobs; beyond it submits get 429.")] = 1000
