@@ -42,7 +42,7 @@ setup(
             "api/docs_assets/*",
         ],
         "impasto.ui_static": ["**/*"],
-        "impasto.bundled_models": ["sd-tiny/**/*"],
+        "impasto.bundled_models": ["sd-tiny/**/*", "impasto-shapes/**/*"],
     },
     include_package_data=False,
 )

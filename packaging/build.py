@@ -124,6 +124,8 @@ def nuitka_command(flavour: str, build_dir: Path, build_id: str) -> list[str]:
         "--include-package-data=impasto",
         f"--include-data-dir={REPO / 'ui_static'}=impasto/ui_static",
         f"--include-data-dir={REPO / 'models' / 'tiny' / 'sd-tiny'}=impasto/bundled_models/sd-tiny",
+        f"--include-data-dir={REPO / 'models' / 'tiny' / 'impasto-shapes'}"
+        "=impasto/bundled_models/impasto-shapes",
         f"--include-data-files={REPO / 'models' / 'catalog.toml'}=impasto/model_catalog.toml",
         # A cached extraction folder: the daemon and its workers (the same binary started
         # again) share it, and a killed process leaves nothing new behind. The build id

@@ -66,6 +66,9 @@ class Daemon:
             IMPASTO_PARENT_PID=str(os.getpid()),
             # The suite runs on the bundled test models, so it lists them (users don't see them).
             IMPASTO_SHOW_TEST_MODELS="1",
+            # The suite's plumbing tests run on the random tiny model, which is fast; the
+            # semantic tests (tests/semantic) name the trained default, impasto-shapes.
+            IMPASTO_DEFAULT_MODEL="sd-tiny",
         )
         for key, value in self.settings.items():
             env[f"IMPASTO_{key.upper()}"] = (

@@ -41,6 +41,8 @@ def wheel_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         "impasto/ui_static/index.html",
         "impasto/bundled_models/sd-tiny/unet/model.onnx",
         "impasto/bundled_models/sd-tiny/tokenizer/vocab.json",
+        "impasto/bundled_models/impasto-shapes/unet/model.onnx",
+        "impasto/bundled_models/impasto-shapes/impasto.json",
         "impasto/store/migrations/0001_init.sql",
         "impasto/api/docs_assets/swagger-ui-bundle.js",
         "impasto/model_catalog.toml",

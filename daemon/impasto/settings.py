@@ -57,7 +57,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         20 * 1024**2
     )
     max_body_size: Annotated[int, _doc("Largest request body accepted, in bytes.")] = 64 * 1024**2
-    default_model: Annotated[str, _doc("Model used when a request names none.")] = "sd-tiny"
+    default_model: Annotated[str, _doc("Model used when a request names none.")] = "impasto-shapes"
     show_test_models: Annotated[
         bool, _doc("List the bundled random-weight test models (the default model always shows).")
     ] = False

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import builtins
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from impasto.engine.families import DEFAULT_FAMILY, FamilyDefaults, family_defaults
 from impasto.engine.runs_on import Capability, assess_folder
@@ -111,6 +113,7 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
         )
     if found.layout != "onnx":
         return None
+    card = _model_card(folder)
     return ModelEntry(
         id=folder.name,
         name=folder.name,
@@ -120,11 +123,42 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
         inpaint=found.inpaint,
         prediction_type=found.prediction_type,
         size=folder_size(folder),
-        defaults=model_defaults(found.family, demo=read_only),
+        defaults=replace(model_defaults(found.family, demo=read_only), **card["defaults"]),
         precision=found.precision,
         test=(folder / TEST_MODEL_MARKER).is_file(),
         capability=assess_folder(folder),
+        description=str(card.get("description", "")),
     )
+
+
+def _model_card(folder: Path) -> dict[str, Any]:
+    """A folder's optional ``impasto.json``: its description and recommended settings.
+
+    Only FamilyDefaults' fields, with values of their type, are taken from its "defaults"; a
+    bad file is ignored.
+    """
+    try:
+        card = json.loads((folder / "impasto.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        card = {}
+    if not isinstance(card, dict):
+        card = {}
+    defaults = card.get("defaults")
+    defaults = defaults if isinstance(defaults, dict) else {}
+    base = family_defaults(DEFAULT_FAMILY)
+    kinds = {name: type(getattr(base, name)) for name in base.__dataclass_fields__}
+    card["defaults"] = {
+        key: kinds[key](value)
+        for key, value in defaults.items()
+        if key in kinds and _fits(kinds[key], value)
+    }
+    return card
+
+
+def _fits(kind: type, value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, kind) or (kind is float and isinstance(value, int))
 
 
 def _with_record(entry: ModelEntry, record: ModelRecord | None) -> ModelEntry:

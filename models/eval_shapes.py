@@ -1,0 +1,87 @@
+"""Score a train_shapes.py checkpoint with the tests' analyser, in torch (no daemon needed).
+
+    python models/eval_shapes.py --out /tmp/shapes --count 40 --steps 20 --cfg 5
+
+Prints the fraction of pictures with the right background, colour, shape and position, and
+saves a contact sheet as out/eval.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import shapes_world as world
+import train_shapes as training
+
+
+def load_pipeline(out: Path) -> StableDiffusionPipeline:
+    """The EMA weights of out/checkpoint.pt with out/vae, on DDIM."""
+    tokenizer = training.train_tokenizer(out)
+    trainer = training.Trainer(out, tokenizer, steps=1, lr=0.0)
+    vae = AutoencoderKL.from_pretrained(out / "vae-l1")
+    latents = torch.load(out / "latents.pt")["latents"]
+    vae.register_to_config(scaling_factor=round(1.0 / float(latents.std()), 5))
+    scheduler = DDIMScheduler(
+        **training.SCHEDULE, set_alpha_to_one=False, steps_offset=1, clip_sample=False
+    )
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=trainer.ema[0],
+        tokenizer=tokenizer,
+        unet=trainer.ema[1],
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def main() -> int:
+    """Command-line entry point."""
+    from tests.semantic.analyser import analyse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--count", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--cfg", type=float, default=5.0)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    pipeline = load_pipeline(args.out)
+    prompts = world.test_prompts(args.count, seed=1234)
+    generator = torch.Generator().manual_seed(0)
+    images = []
+    for start in range(0, len(prompts), 8):
+        batch = prompts[start : start + 8]
+        images += pipeline(
+            batch,
+            num_inference_steps=args.steps,
+            guidance_scale=args.cfg,
+            generator=generator,
+            height=128,
+            width=128,
+        ).images
+    totals = {"background": 0, "colour": 0, "shape": 0, "position": 0}
+    for prompt, image in zip(prompts, images, strict=True):
+        verdict = analyse(image).matches(world.parse(prompt))
+        for key, ok in verdict.items():
+            totals[key] += ok
+    print(" ".join(f"{k} {v / len(prompts):.2f}" for k, v in totals.items()), flush=True)
+    sheet = Image.new("RGB", (128 * 8, 128 * ((len(images) + 7) // 8)))
+    for i, image in enumerate(images):
+        sheet.paste(image, ((i % 8) * 128, (i // 8) * 128))
+    sheet.save(args.out / "eval.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

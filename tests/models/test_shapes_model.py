@@ -1,0 +1,67 @@
+"""The committed impasto-shapes model: manifest, card, default, and the --quick training run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "models" / "tiny" / "impasto-shapes"
+
+
+def test_manifest_hashes_match_the_committed_files() -> None:
+    manifest = json.loads((MODEL / "MANIFEST.json").read_text())
+    assert manifest["command"].startswith("python models/train_shapes.py")
+    files = {
+        p.relative_to(MODEL).as_posix(): p
+        for p in MODEL.rglob("*")
+        if p.is_file() and p.name != "MANIFEST.json"
+    }
+    assert set(files) == set(manifest["sha256"])
+    for name, path in files.items():
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == manifest["sha256"][name], name
+    # The issue's size budget for the whole model.
+    assert sum(p.stat().st_size for p in files.values()) < 20 * 1024**2
+
+
+def test_card_recommends_the_trained_size() -> None:
+    card = json.loads((MODEL / "impasto.json").read_text())
+    unet = json.loads((MODEL / "unet" / "config.json").read_text())
+    assert card["defaults"]["width"] == card["defaults"]["height"] == unet["sample_size"] * 8
+
+
+def test_quick_training_run_exports_an_onnx_pipeline(tmp_path: Path) -> None:
+    # A few dozen steps of every stage: proves the script runs end to end, not that it learns.
+    out = tmp_path / "shapes"
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "models" / "train_shapes.py"), "--out", str(out), "--quick"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for part in ("text_encoder", "unet", "vae_decoder", "vae_encoder"):
+        assert (out / "onnx" / part / "model.onnx").is_file(), part
+    log = (out / "train.log").read_text()
+    losses = [
+        float(line.split(" loss ")[1].split()[0]) for line in log.splitlines() if "unet " in line
+    ]
+    assert losses and all(loss == loss for loss in losses)  # no NaN
+
+
+def test_it_is_the_default_model_and_listed_first(tmp_path: Path) -> None:
+    from impasto.services.models import ModelCatalog
+    from impasto.settings import Settings
+
+    assert Settings().default_model == "impasto-shapes"
+    [first, *_] = ModelCatalog(tmp_path).list()
+    assert first.id == "impasto-shapes" and first.read_only
+    assert first.defaults["width"] == 128 and first.defaults["cfg_scale"] == 5.0
+    assert "circle" in first.description

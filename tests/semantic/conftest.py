@@ -1,0 +1,17 @@
+"""A daemon serving the bundled impasto-shapes model, shared by the semantic tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.harness import Daemon
+
+
+@pytest.fixture(scope="session")
+def shapes_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    daemon = Daemon(tmp_path_factory.mktemp("shapes")).start()
+    daemon.wait_worker_ready()
+    yield daemon
+    daemon.stop()
