@@ -22,6 +22,8 @@ def make_services(tmp_path: Path, **overrides: object) -> Services:
         "log_dir": str(tmp_path / "logs"),
         "allowed_hosts": ["testserver.local"],
         "show_test_models": True,  # the tests run on the bundled test models
+        # Plumbing tests run on the fast random model, as tests/harness.py's daemons do.
+        "default_model": "sd-tiny",
         **overrides,
     }
     settings = Settings(**fields)  # type: ignore[arg-type]

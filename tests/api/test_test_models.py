@@ -38,10 +38,14 @@ def test_users_see_the_default_model_and_their_own_not_the_test_models(tmp_path:
     shutil.copytree(
         bundled_models_dir() / "sd-tiny", own, ignore=shutil.ignore_patterns(TEST_MODEL_MARKER)
     )
-    lists = listed(tmp_path, show_test_models=False)
-    # sd-tiny is the default model, which always shows.
+    # What a fresh install lists: the trained default model and the user's own.
+    lists = listed(tmp_path, show_test_models=False, default_model="impasto-shapes")
     for entry_point, ids in lists.items():
-        assert sorted(ids) == ["my-model", "sd-tiny"], entry_point
+        assert sorted(ids) == ["impasto-shapes", "my-model"], entry_point
+    # A test model chosen as the default model still shows.
+    lists = listed(tmp_path / "b", show_test_models=False)
+    for entry_point, ids in lists.items():
+        assert "sd-tiny" in ids and "sd-tiny-v" not in ids, entry_point
 
 
 def test_show_test_models_lists_them_all(tmp_path: Path) -> None:

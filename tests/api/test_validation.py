@@ -32,7 +32,7 @@ CASES = [
     ("strength", 1.5, "between 0 and 1"),
     ("schedule", "linear", "default, karras, exponential, uniform"),
     ("sampler", "k_lms_fast", "one of euler_a"),
-    ("model", "no-such-model", "is not installed; installed: sd-tiny"),
+    ("model", "no-such-model", "is not installed; installed: impasto-shapes, sd-tiny"),
     ("loras", [{"name": "detail", "weight": 3}], "between -2 and 2"),
     ("loras", [{"name": "missing-lora", "weight": 1}], "missing-lora"),
     ("init_image", "%%%not base64%%%", "base64"),

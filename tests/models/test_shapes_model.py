@@ -63,5 +63,5 @@ def test_it_is_the_default_model_and_listed_first(tmp_path: Path) -> None:
     assert Settings().default_model == "impasto-shapes"
     [first, *_] = ModelCatalog(tmp_path).list()
     assert first.id == "impasto-shapes" and first.read_only
-    assert first.defaults["width"] == 128 and first.defaults["cfg_scale"] == 5.0
+    assert first.defaults.width == 128 and first.defaults.cfg_scale == 5.0
     assert "circle" in first.description
