@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from impasto.paths import Paths
+from impasto.plugins.manager import PluginHost
 from impasto.services.events import EventBus
 from impasto.services.images import UploadStore
 from impasto.services.jobs import JobService
@@ -29,8 +30,8 @@ class Services:
     supervisor: Supervisor | None
     version: str
     started_at: float = field(default_factory=time.time)
-    # The plugin host (impasto.plugins.manager.PluginHost), or None when plugins are off.
-    plugins: Any = None
+    # The plugin host, or None when plugins are off.
+    plugins: PluginHost | None = None
     # The model manager (installs, removal, load/unload); None in tests that build services bare.
     models: ModelManager | None = None
     extra: dict[str, Any] = field(default_factory=dict)

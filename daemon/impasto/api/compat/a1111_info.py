@@ -10,7 +10,6 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, get, post
-from litestar.datastructures import State
 from litestar.params import JSONBody
 from PIL import Image, UnidentifiedImageError
 
@@ -18,6 +17,7 @@ from impasto.api.compat.a1111_convert import png_info_parameters
 from impasto.api.compat.a1111_schemas import PngInfoRequest, PngInfoResponse
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import sampler_list, scheduler_list
+from impasto.api.dependencies import AllServices, Catalog
 from impasto.formats.png import PARAMETERS_KEY, parse_a1111_parameters
 from impasto.formats.png_text import PngTextError, is_png, png_text
 from impasto.services import compat
@@ -81,7 +81,7 @@ class A1111InfoController(Controller):
     tags = ("automatic1111",)
 
     @get("/sd-models", summary="Installed checkpoints, as A1111 lists them")
-    async def sd_models(self, state: State) -> list[dict[str, Any]]:
+    async def sd_models(self, catalog: Catalog) -> list[dict[str, Any]]:
         return [
             {
                 "title": model.id,
@@ -91,7 +91,7 @@ class A1111InfoController(Controller):
                 "filename": str(model.path),
                 "config": None,
             }
-            for model in state.services.catalog.list()
+            for model in catalog.list()
         ]
 
     @get("/samplers", summary="Samplers by their A1111 names")
@@ -116,15 +116,13 @@ class A1111InfoController(Controller):
         return None
 
     @get("/options", summary="A1111 options; sd_model_checkpoint is the model used by default")
-    async def get_options(self, state: State) -> dict[str, Any]:
-        services = state.services
+    async def get_options(self, services: AllServices) -> dict[str, Any]:
         stored = compat.compat_state(services).options
         current = compat.current_checkpoint(services)
         return {**BASE_OPTIONS, **stored, "sd_model_checkpoint": current}
 
     @post("/options", status_code=200, summary="Set options; sd_model_checkpoint switches models")
-    async def set_options(self, state: State, data: JSONBody[dict[str, Any]]) -> None:
-        services = state.services
+    async def set_options(self, services: AllServices, data: JSONBody[dict[str, Any]]) -> None:
         compat_state = compat.compat_state(services)
         if "sd_model_checkpoint" in data:
             wanted = str(data["sd_model_checkpoint"])

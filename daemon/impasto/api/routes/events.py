@@ -9,13 +9,12 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, WebSocket, get, websocket
-from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from impasto.api.dependencies import Bus
 from impasto.api.limits import EVENT_STREAM
-from impasto.services.events import EventBus
 
 HEARTBEAT = 15.0
 MAX_SEQ = 2**63 - 1  # SQLite's largest integer
@@ -40,7 +39,7 @@ class EventsController(Controller):
     )
     async def sse(
         self,
-        state: State,
+        bus: Bus,
         request: Request[Any, Any, Any],
         since: Annotated[
             int | None,
@@ -48,7 +47,6 @@ class EventsController(Controller):
         ] = None,
         job: Annotated[str | None, QueryParameter(description="Only this job's events")] = None,
     ) -> ServerSentEvent:
-        bus: EventBus = state.services.bus
         start = _since(since, request.headers.get("last-event-id"))
 
         async def messages() -> AsyncIterator[ServerSentEventMessage]:
@@ -68,10 +66,10 @@ class EventsController(Controller):
     async def ws(
         self,
         socket: WebSocket[Any, Any, Any],
+        bus: Bus,
         since: Annotated[int | None, QueryParameter(ge=0, le=MAX_SEQ)] = None,
         job: FromQuery[str | None] = None,
     ) -> None:
-        bus: EventBus = socket.app.state.services.bus
         await socket.accept()
 
         async def forward() -> None:

@@ -8,16 +8,14 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, delete, get, post
-from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import Meta
 
+from impasto.api.dependencies import Catalog, MachineProvider, Manager
 from impasto.engine.runs_on import short_name
-from impasto.services.errors import ConflictError
 from impasto.services.events import iso_time
 from impasto.services.installs import install_json
 from impasto.services.known import CatalogRow
-from impasto.services.manager import ModelManager
 from impasto.services.models import ModelEntry
 from impasto.wire import (
     CatalogEntry,
@@ -181,81 +179,72 @@ def catalog_entry(row: CatalogRow) -> CatalogEntry:
     )
 
 
-def _provider(state: State) -> str:
-    manager: ModelManager | None = state.services.models
-    return manager.installer.machine_provider() if manager is not None else ""
-
-
-def _manager(state: State) -> ModelManager:
-    manager: ModelManager | None = state.services.models
-    if manager is None:
-        raise ConflictError("the model manager is not running in this process")
-    return manager
-
-
 class ModelsController(Controller):
     path = "/models"
     tags = ["models"]
 
     @get("/", summary="Installed models: checkpoints (the bundled demo ones too), LoRAs, VAEs")
-    async def list_models(self, state: State) -> list[ModelDetail]:
-        provider = _provider(state)
+    async def list_models(
+        self, catalog: Catalog, machine_provider: MachineProvider
+    ) -> list[ModelDetail]:
         # Describing model folders reads ONNX headers and sizes folders: not on the event loop.
-        entries = await asyncio.to_thread(state.services.catalog.list_all)
-        return [model_detail(m, provider) for m in entries]
+        entries = await asyncio.to_thread(catalog.list_all)
+        return [model_detail(m, machine_provider) for m in entries]
 
     @get("/catalog", summary="The model catalog, with the build this machine would get")
-    async def catalog(self, state: State) -> list[CatalogEntry]:
-        return [catalog_entry(row) for row in _manager(state).installer.catalog_listing()]
+    async def catalog(self, manager: Manager) -> list[CatalogEntry]:
+        return [catalog_entry(row) for row in manager.installer.catalog_listing()]
 
     @get("/installs", summary="Running and recent installs with progress")
-    async def installs(self, state: State) -> list[InstallInfo]:
-        return [install_info(r) for r in _manager(state).installer.list_installs()]
+    async def installs(self, manager: Manager) -> list[InstallInfo]:
+        return [install_info(r) for r in manager.installer.list_installs()]
 
     @get("/installs/{install_id:str}", summary="One install and its progress")
-    async def install(self, state: State, install_id: FromPath[str]) -> InstallInfo:
-        return install_info(_manager(state).installer.get(install_id))
+    async def install(self, manager: Manager, install_id: FromPath[str]) -> InstallInfo:
+        return install_info(manager.installer.get(install_id))
 
     @post("/installs/{install_id:str}/cancel", status_code=200, summary="Cancel an install")
-    async def cancel_install(self, state: State, install_id: FromPath[str]) -> InstallInfo:
-        return install_info(await _manager(state).installer.cancel(install_id))
+    async def cancel_install(self, manager: Manager, install_id: FromPath[str]) -> InstallInfo:
+        return install_info(await manager.installer.cancel(install_id))
 
     @delete(
         "/installs/{install_id:str}", status_code=204, summary="Dismiss a finished install's row"
     )
-    async def dismiss_install(self, state: State, install_id: FromPath[str]) -> None:
-        _manager(state).installer.dismiss(install_id)
+    async def dismiss_install(self, manager: Manager, install_id: FromPath[str]) -> None:
+        manager.installer.dismiss(install_id)
 
     @post("/install", status_code=202, summary="Install from the catalog, the hub, a URL or a path")
-    async def install_model(self, state: State, data: JSONBody[InstallRequest]) -> InstallInfo:
+    async def install_model(self, manager: Manager, data: JSONBody[InstallRequest]) -> InstallInfo:
         request = {k: v for k, v in msgspec.structs.asdict(data).items() if k != "source"}
-        record = await _manager(state).installer.submit(data.source, **request)
+        record = await manager.installer.submit(data.source, **request)
         return install_info(record)
 
     @get("/loaded", summary="Models the workers hold and when each expires (like ollama ps)")
-    async def loaded(self, state: State) -> list[LoadedModel]:
-        return [LoadedModel(**item) for item in _manager(state).loaded()]
+    async def loaded(self, manager: Manager) -> list[LoadedModel]:
+        return [LoadedModel(**item) for item in manager.loaded()]
 
     @get("/{model_id:str}", summary="One installed model")
-    async def get_model(self, state: State, model_id: FromPath[str]) -> ModelDetail:
-        return model_detail(_manager(state).get(model_id), _provider(state))
+    async def get_model(
+        self, manager: Manager, machine_provider: MachineProvider, model_id: FromPath[str]
+    ) -> ModelDetail:
+        return model_detail(manager.get(model_id), machine_provider)
 
     @delete("/{model_id:str}", status_code=200, summary="Remove a model (409 while jobs use it)")
     async def remove(
-        self, state: State, model_id: FromPath[str], force: FromQuery[bool] = False
+        self, manager: Manager, model_id: FromPath[str], force: FromQuery[bool] = False
     ) -> ModelDetail:
-        return model_detail(await _manager(state).remove(model_id, force=force))
+        return model_detail(await manager.remove(model_id, force=force))
 
     @post("/{model_id:str}/load", status_code=200, summary="Load a model into the workers now")
     async def load(
         self,
-        state: State,
+        manager: Manager,
         model_id: FromPath[str],
         keep_alive: Annotated[float | None, QueryParameter(**bounds(KeepAlive))] = None,
     ) -> LoadResult:
-        sent = await _manager(state).load(model_id, keep_alive)
+        sent = await manager.load(model_id, keep_alive)
         return LoadResult(model=model_id, workers=sent)
 
     @post("/{model_id:str}/unload", status_code=200, summary="Drop a model from the workers")
-    async def unload(self, state: State, model_id: FromPath[str]) -> LoadResult:
-        return LoadResult(model=model_id, workers=await _manager(state).unload(model_id))
+    async def unload(self, manager: Manager, model_id: FromPath[str]) -> LoadResult:
+        return LoadResult(model=model_id, workers=await manager.unload(model_id))

@@ -6,12 +6,13 @@ from typing import Any
 
 from litestar import Controller, Router, get, post
 from litestar.connection import ASGIConnection
-from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath
 
+from impasto.api.dependencies import Plugins, services_of
 from impasto.plugins import UnknownPluginError
+from impasto.plugins.manager import PluginHost
 from impasto.services.errors import NotFoundError
 from impasto.wire import Schema
 
@@ -30,16 +31,9 @@ class PluginInfo(Schema):
     error: str | None
 
 
-def _host(state: State) -> Any:
-    host = state.services.plugins
-    if host is None:
-        raise NotFoundError("plugins are not loaded in this daemon")
-    return host
-
-
-def _set(state: State, name: str, enabled: bool) -> PluginInfo:
+def _set(host: PluginHost, name: str, enabled: bool) -> PluginInfo:
     try:
-        return PluginInfo(**_host(state).set_enabled(name, enabled))
+        return PluginInfo(**host.set_enabled(name, enabled))
     except UnknownPluginError as exc:
         raise NotFoundError(str(exc)) from None
 
@@ -49,27 +43,28 @@ class PluginsController(Controller):
     tags = ["plugins"]
 
     @get("/", summary="Installed plugins: version, enabled, built-in, hooks, load error")
-    async def list_plugins(self, state: State) -> list[PluginInfo]:
-        return [PluginInfo(**item) for item in _host(state).statuses()]
+    async def list_plugins(self, plugins: Plugins) -> list[PluginInfo]:
+        return [PluginInfo(**item) for item in plugins.statuses()]
 
     @post("/{name:str}/enable", status_code=200, summary="Enable a plugin from the next job on")
-    async def enable(self, state: State, name: FromPath[str]) -> PluginInfo:
-        return _set(state, name, True)
+    async def enable(self, plugins: Plugins, name: FromPath[str]) -> PluginInfo:
+        return _set(plugins, name, True)
 
     @post("/{name:str}/disable", status_code=200, summary="Disable a plugin from the next job on")
-    async def disable(self, state: State, name: FromPath[str]) -> PluginInfo:
-        return _set(state, name, False)
+    async def disable(self, plugins: Plugins, name: FromPath[str]) -> PluginInfo:
+        return _set(plugins, name, False)
 
 
 def _enabled_guard(name: str) -> Any:
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        if not connection.app.state.services.plugins.active(name):
+        host = services_of(connection.app.state).plugins
+        if host is None or not host.active(name):
             raise NotFoundException(f"plugin {name!r} is disabled; `impasto plugins enable {name}`")
 
     return guard
 
 
-def plugin_routers(host: Any) -> list[Router]:
+def plugin_routers(host: PluginHost) -> list[Router]:
     """One router per plugin with register_routes, under /api/v1/plugins/<name>/."""
     return [
         Router(
