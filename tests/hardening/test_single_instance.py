@@ -81,7 +81,9 @@ def test_two_started_at_the_same_instant_exactly_one_runs(tmp_path: Path) -> Non
             while time.monotonic() < deadline:
                 exited = [p for p in procs if p.poll() is not None]
                 running = [d for d, p in zip(daemons, procs, strict=True) if p.poll() is None]
-                if len(exited) == 1 and running and _healthy(running[0].url):
+                # daemon.json is written just after the listeners answer: wait for both.
+                ready = running and _healthy(running[0].url)
+                if len(exited) == 1 and ready and (root / "run" / "daemon.json").exists():
                     break
                 time.sleep(0.1)
             [loser] = [p for p in procs if p.poll() is not None]
