@@ -146,6 +146,8 @@ def nuitka_command(flavour: str, build_dir: Path, build_id: str) -> list[str]:
         "--company-name=Impasto",
     ]
     command += [f"--nofollow-import-to={name}" for name in EXCLUDED]
+    # Its gi plugin resolves `gi.repository.*` imports even when gi is not followed.
+    command.append("--disable-plugins=gi")
     if platform_key() == "win32":
         icon = REPO / "packaging" / "windows" / "impasto.ico"
         if icon.exists():
