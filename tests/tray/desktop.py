@@ -6,7 +6,6 @@ under CI (``CI`` set), where it fails: `.ci/run` installs them all.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -17,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from tests.tools import ON_CI
 
 # The XEmbed and StatusNotifierItem hosts the tests run, and the tools that drive them.
 PACKAGES = {
@@ -36,8 +37,8 @@ GTK_PACKAGES = (
 
 def missing(reason: str) -> None:
     """Skip with ``reason`` locally; fail under CI, where everything must be installed."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI installs it: see .ci/run)")
+    if ON_CI:
+        pytest.fail(f"{reason} (CI installs it: see .ci/test-packages)")
     pytest.skip(reason)
 
 
