@@ -33,6 +33,7 @@ ScheduleName = Literal[
 ]
 SCHEDULE_NAMES: tuple[str, ...] = get_args(ScheduleName)
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+SEQ_MAX = 2**63 - 1  # SQLite's largest integer: no event seq or cursor of ours goes beyond it
 
 # pattern: at least one character that is not whitespace (re.search semantics).
 NOT_BLANK = r"\S"

@@ -77,6 +77,7 @@ class EventBus:
     """Publishes events in order; all calls happen on the daemon's event loop."""
 
     TRIM_EVERY = 500
+    REPLAY_PAGE = 1000
 
     def __init__(self, store: EventStore, keep: int = 20000) -> None:
         self._store = store
@@ -100,15 +101,20 @@ class EventBus:
             self._store.trim(self._keep)
         return event
 
-    def replay(self, since: int, job_id: str | None = None) -> list[LiveEvent]:
-        """Stored events after ``since`` (previews are not stored, so not replayed)."""
-        out: list[LiveEvent] = []
+    async def replay(self, since: int, job_id: str | None = None) -> AsyncIterator[LiveEvent]:
+        """Stored events after ``since``, read a page at a time off the event loop.
+
+        Previews are not stored, so they are not replayed.
+        """
         cursor = since
         while True:
-            batch = self._store.since(cursor, job_id=job_id, limit=1000)
-            out += [LiveEvent(e.seq, e.type, e.job_id, e.time, e.data) for e in batch]
-            if len(batch) < 1000:
-                return out
+            batch = await asyncio.to_thread(
+                self._store.since, cursor, job_id=job_id, limit=self.REPLAY_PAGE
+            )
+            for e in batch:
+                yield LiveEvent(e.seq, e.type, e.job_id, e.time, e.data)
+            if len(batch) < self.REPLAY_PAGE:
+                return
             cursor = batch[-1].seq
 
     async def stream(
@@ -123,11 +129,11 @@ class EventBus:
         if since is not None:
             # A cursor past the newest event (a reset database, a typo) follows live events
             # from now on instead of waiting for a seq that may never come.
-            since = min(since, self._store.last_seq())
+            since = min(since, await asyncio.to_thread(self._store.last_seq))
         try:
             last = since or 0
             if since is not None:
-                for event in self.replay(since, job_id):
+                async for event in self.replay(since, job_id):
                     last = event.seq
                     yield event
             while True:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from impasto.store.db import Database
+from impasto.wire import SEQ_MAX
 
 JobStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
 STATUSES: tuple[JobStatus, ...] = ("queued", "processing", "completed", "failed", "cancelled")
@@ -96,7 +97,7 @@ def decode_cursor(cursor: str) -> tuple[float, int]:
         not isinstance(created_at, int | float)
         or not isinstance(seq, int)
         or not -1e18 < created_at < 1e18  # also refuses nan, inf and huge integers
-        or not 0 <= seq <= 2**63 - 1  # beyond SQLite's integers: not one of ours
+        or not 0 <= seq <= SEQ_MAX  # beyond SQLite's integers: not one of ours
     ):
         raise InvalidCursorError("cursor is not one returned by the history listing")
     return float(created_at), seq

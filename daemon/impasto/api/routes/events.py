@@ -15,16 +15,16 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from impasto.api.dependencies import Bus
 from impasto.api.limits import EVENT_STREAM
+from impasto.wire import SEQ_MAX
 
 HEARTBEAT = 15.0
-MAX_SEQ = 2**63 - 1  # SQLite's largest integer
 
 
 def _since(since: int | None, last_event_id: str | None) -> int | None:
     if since is not None:
         return since
     if last_event_id and last_event_id.isascii() and last_event_id.isdigit():
-        return min(int(last_event_id[:20]), MAX_SEQ)
+        return min(int(last_event_id[:20]), SEQ_MAX)
     return None
 
 
@@ -43,7 +43,7 @@ class EventsController(Controller):
         request: Request[Any, Any, Any],
         since: Annotated[
             int | None,
-            QueryParameter(ge=0, le=MAX_SEQ, description="Replay events after this seq"),
+            QueryParameter(ge=0, le=SEQ_MAX, description="Replay events after this seq"),
         ] = None,
         job: Annotated[str | None, QueryParameter(description="Only this job's events")] = None,
     ) -> ServerSentEvent:
@@ -67,7 +67,7 @@ class EventsController(Controller):
         self,
         socket: WebSocket[Any, Any, Any],
         bus: Bus,
-        since: Annotated[int | None, QueryParameter(ge=0, le=MAX_SEQ)] = None,
+        since: Annotated[int | None, QueryParameter(ge=0, le=SEQ_MAX)] = None,
         job: FromQuery[str | None] = None,
     ) -> None:
         await socket.accept()
