@@ -138,7 +138,7 @@ class PromptsFromFile:
                     options["sampler"], options["schedule"] = ctx.sampler_names(options["sampler"])
                 except ValueError as exc:
                     raise FieldError(FIELD, f"line {number}: {exc}") from None
-            request = msgspec.structs.replace(base, seed=seed, **options)
+            request = msgspec.structs.replace(base, **{"seed": seed, **options})
             for index in range(n_iter):
                 step = index * request.batch_size
                 numbered = (
