@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import math
 import os
 import re
 from collections.abc import Callable
@@ -288,6 +289,9 @@ def supported_labels(is_img2img: bool) -> list[str]:
 
 
 # Ranges as A1111 reads them: "1-5" (step 1), "1-9 (+2)" (step), "1-10 [4]" (count).
+MAX_VALUES = 100
+
+
 def _range(unsigned: str) -> re.Pattern[str]:
     number = rf"[+-]?\s*{unsigned}"
     return re.compile(
@@ -303,7 +307,7 @@ def _number(text: str, cast: Callable[[str], Any]) -> Any:
     return cast(text.replace(" ", ""))
 
 
-def _expand(values: list[str], kind: ValueKind) -> list[Any]:
+def _expand(values: list[str], kind: ValueKind, which: str) -> list[Any]:
     out: list[Any] = []
     for value in values:
         match = (_INT_RANGE if kind == "int" else _FLOAT_RANGE).fullmatch(value)
@@ -313,18 +317,28 @@ def _expand(values: list[str], kind: ValueKind) -> list[Any]:
         cast = int if kind == "int" else float
         start, end = _number(match["start"], cast), _number(match["end"], cast)
         if match["count"] is not None:
-            points = np.linspace(start, end, num=int(float(match["count"]))).tolist()
-            out += [cast(point) for point in points]
-        elif kind == "int":
-            step = _number(match["step"], int) if match["step"] else 1
-            out += list(range(start, end + 1, step)) if step else [start]
+            count = int(float(match["count"]))
+            _check_count(count, which, value)
+            out += [cast(point) for point in np.linspace(start, end, num=count).tolist()]
+            continue
+        step = _number(match["step"], cast) if match["step"] else cast(1)
+        if not step:
+            out.append(start)
+            continue
+        # Counted before expanding, so "1-1000000000" is refused without building it.
+        _check_count(math.floor((end - start) / step) + 1, which, value)
+        if kind == "int":
+            out += list(range(start, end + 1, step))
         else:
-            step = _number(match["step"], float) if match["step"] else 1.0
-            out += np.arange(start, end + step, step).tolist() if step else [start]
+            out += np.arange(start, end + step, step).tolist()
     return out
 
 
-MAX_VALUES = 100
+def _check_count(count: int, which: str, text: str) -> None:
+    if count > MAX_VALUES:
+        raise FieldError(
+            FIELD, f"{which} range {text.strip()!r} has {count} values; at most {MAX_VALUES}"
+        )
 
 
 def axis_values(
@@ -357,12 +371,14 @@ def axis_values(
         try:
             values = [
                 cast(value) if isinstance(value, str) else value
-                for value in _expand(items, axis.kind)
+                for value in _expand(items, axis.kind, which)
             ]
         except ValueError as exc:
             raise FieldError(FIELD, f"{which} values for {axis.label}: {exc}") from None
     else:
         values = items
+    if not values:
+        raise FieldError(FIELD, f"{which} values give no value for {axis.label}")
     if len(values) > MAX_VALUES:
         raise FieldError(FIELD, f"{which} has {len(values)} values; at most {MAX_VALUES}")
     return values
