@@ -328,7 +328,7 @@ def _expand(values: list[str], kind: ValueKind, which: str) -> list[Any]:
         # Counted before expanding, so "1-1000000000" is refused without building it.
         _check_count(math.floor((end - start) / step) + 1, which, value)
         if kind == "int":
-            out += list(range(start, end + 1, step))
+            out += list(range(int(start), int(end) + 1, int(step)))
         else:
             out += np.arange(start, end + step, step).tolist()
     return out
