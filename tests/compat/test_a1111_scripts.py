@@ -17,7 +17,7 @@ from tests.harness import Daemon
 
 SIZE = {"width": 64, "height": 64}
 # txt2img axis indexes, as A1111 counts them (img2img-only types left out).
-NOTHING, SEED, STEPS, CFG, PROMPT_SR, SAMPLER, CHECKPOINT, ETA = 0, 1, 4, 6, 7, 9, 11, 21
+NOTHING, SEED, STEPS, CFG, PROMPT_SR, SAMPLER, CHECKPOINT, ETA, VAE = 0, 1, 4, 6, 7, 9, 11, 21, 27
 
 
 def xyz_args(
@@ -205,6 +205,8 @@ def test_xyz_mistakes_answer_422_naming_script_args_and_queue_nothing(
         (xyz_args((PROMPT_SR, "zebra, horse", [])), "zebra"),
         (xyz_args((CHECKPOINT, "", ["nope-model"])), "nope-model"),
         (xyz_args((STEPS, "", [])), "empty"),
+        # Found only when the plan resolves (no such VAE installed): still nothing queued.
+        (xyz_args((VAE, "", ["Automatic", "nope-vae"])), "nope-vae"),
         ([99], "index"),
     ]
     for args, needle in cases:

@@ -94,6 +94,7 @@ class ScriptContext:
         A cancelled job (``/interrupt``, ``/skip``) gives an empty list.
         """
         checked = [check(request) for request in requests]
+        await asyncio.to_thread(self._resolve_all, checked)
         jobs = await self.run_jobs(checked)
         failed = [job for job in jobs if job.status == "failed"]
         if failed:
@@ -112,6 +113,26 @@ class ScriptContext:
             return f"upload:{upload_id}"
 
         return await asyncio.to_thread(save)
+
+    def _resolve_all(self, requests: list[GenerateRequest]) -> None:
+        """Resolve every request before queueing any, so a bad value queues nothing.
+
+        The request as the tab built it is resolved first: its errors name its own fields.
+        Requests that differ only in their seed resolve alike, so each shape resolves once.
+        """
+        self.services.jobs.plan(self.base)
+        seen: set[bytes] = set()
+        for request in requests:
+            shape = msgspec.json.encode(msgspec.structs.replace(request, seed=-1))
+            if shape in seen:
+                continue
+            seen.add(shape)
+            try:
+                self.services.jobs.plan(request)
+            except FieldError as exc:
+                raise FieldError(
+                    FIELD, f"a script value makes {exc.field} invalid: {exc.message}"
+                ) from None
 
     def iterate(self, request: GenerateRequest) -> list[GenerateRequest]:
         """``request`` once per iteration (n_iter), seeds numbered on from its seed as A1111's."""
