@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import threading
 import time
 from typing import Any
@@ -45,6 +47,10 @@ def http(impasto_daemon: Daemon) -> httpx.Client:
     client = impasto_daemon.client()
     client.timeout = httpx.Timeout(300)
     return client
+
+
+def decode(data: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(data)))
 
 
 def embedded(image: Image.Image) -> dict[str, Any]:
@@ -165,6 +171,23 @@ def test_xyz_dropdown_axes_switch_samplers_and_checkpoints(api: webuiapi.WebUIAp
         ("Euler", "sd-tiny-turbo"),
         ("DPM++ 2M", "sd-tiny-turbo"),
     ]
+
+
+def test_xyz_size_axis_gives_each_cell_its_size(http: httpx.Client) -> None:
+    response = http.post(
+        "/sdapi/v1/txt2img",
+        json={
+            "prompt": "a kite",
+            "script_name": "x/y/z plot",
+            # The type by its label, which Impasto accepts besides A1111's index.
+            "script_args": xyz_args(("Size", "64x64, 96x64", [])),  # type: ignore[arg-type]
+        },
+    )
+    assert response.status_code == 200, response.text
+    grid, small, wide = (decode(image) for image in response.json()["images"])
+    assert (small.size, wide.size) == ((64, 64), (96, 64))
+    assert grid.size == (2 * 96, 64)
+    assert same_pixels(grid.crop((96, 0, 192, 64)), wide)
 
 
 def test_xyz_legend_z_axis_and_sub_grids(api: webuiapi.WebUIApi) -> None:

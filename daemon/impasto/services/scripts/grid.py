@@ -25,19 +25,24 @@ class Label:
     active: bool = True
 
 
+def cell_size(images: Sequence[Image.Image]) -> tuple[int, int]:
+    """The size of a grid's cells: the widest and the tallest image (a Size axis mixes them)."""
+    return max(image.width for image in images), max(image.height for image in images)
+
+
 def image_grid(images: Sequence[Image.Image], rows: int) -> Image.Image:
-    """``images`` left to right, top to bottom in ``rows`` rows; cells take the first's size."""
+    """``images`` left to right, top to bottom in ``rows`` rows, each at its cell's top left."""
     cols = math.ceil(len(images) / rows)
-    width, height = images[0].size
+    width, height = cell_size(images)
     grid = Image.new("RGB", (cols * width, rows * height), BACKGROUND)
     for index, image in enumerate(images):
         grid.paste(image.convert("RGB"), (index % cols * width, index // cols * height))
     return grid
 
 
-def blank_like(image: Image.Image | None, size: tuple[int, int]) -> Image.Image:
+def blank(size: tuple[int, int]) -> Image.Image:
     """The black cell A1111 leaves where a job gave no image (cancelled)."""
-    return Image.new("RGB", image.size if image is not None else size)
+    return Image.new("RGB", size)
 
 
 def annotate(

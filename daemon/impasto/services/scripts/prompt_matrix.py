@@ -24,7 +24,7 @@ from impasto.services.scripts.base import (
     decode,
     prompt_of,
 )
-from impasto.services.scripts.grid import Label, annotate, image_grid
+from impasto.services.scripts.grid import Label, annotate, cell_size, image_grid
 
 MAX_PARTS = 8  # 2**7 = 128 images
 
@@ -101,6 +101,6 @@ def _grid(results: list[ResultImage], parts: list[str], margin: int) -> ResultIm
         ]
 
     cols = math.ceil(len(pixels) / rows)
-    grid = annotate(grid, pixels[0].size, labels(across, cols), labels(down, rows), margin)
+    grid = annotate(grid, cell_size(pixels), labels(across, cols), labels(down, rows), margin)
     first = results[0]
     return composed(grid, first.infotext, first.seed)

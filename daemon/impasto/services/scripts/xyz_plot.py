@@ -27,7 +27,7 @@ from impasto.services.scripts.base import (
     infotext_with,
     prompt_of,
 )
-from impasto.services.scripts.grid import Label, annotate, blank_like, image_grid
+from impasto.services.scripts.grid import Label, annotate, blank, cell_size, image_grid
 from impasto.services.scripts.xyz_axes import Axis, axes_for, axis_values, supported_labels
 from impasto.wire import GenerateRequest
 
@@ -157,7 +157,7 @@ def _compose(
         cell_results.append(images[0] if images else None)
         pixels = [decode(image) for image in images]
         if not pixels:
-            cell_images.append(blank_like(None, size))
+            cell_images.append(blank(size))
         elif len(pixels) == 1:
             cell_images.append(pixels[0])
         else:
@@ -181,14 +181,13 @@ def _compose(
         block = cell_images[iz * per_grid : (iz + 1) * per_grid]
         grid = image_grid(block, rows=len(ys))
         if draw_legend:
-            cell_size = block[0].size
-            grid = annotate(grid, cell_size, legend(x_axis, xs), legend(y_axis, ys), margin)
+            grid = annotate(grid, cell_size(block), legend(x_axis, xs), legend(y_axis, ys), margin)
         grid_pixels.append(grid)
         source = next((r for r in cell_results[iz * per_grid : (iz + 1) * per_grid] if r), first)
         grids.append(composed(grid, infotext_with(source.infotext, params), source.seed))
     z_grid = image_grid(grid_pixels, rows=1)
     if draw_legend:
-        z_grid = annotate(z_grid, grid_pixels[0].size, legend(z_axis, zs), [[Label("")]])
+        z_grid = annotate(z_grid, cell_size(grid_pixels), legend(z_axis, zs), [[Label("")]])
     main_params = dict(params)
     if z_axis.label != "Nothing":
         main_params["Z Type"] = z_axis.label
