@@ -376,3 +376,22 @@ def test_interrupt_stops_a_running_plot_and_its_queued_cells(
     statuses = [job["status"] for job in history(http, 6)]
     assert statuses.count("cancelled") >= 5, statuses
     assert http.get("/api/v1/queue/").json()["total"] == 0
+
+
+def test_img2img_plot_counts_img2img_axis_types_and_varies_denoising(
+    api: webuiapi.WebUIApi,
+) -> None:
+    denoising_in_img2img = 22  # A1111's img2img list has no hires types
+    result = api.img2img(
+        images=[Image.new("RGB", (64, 64), (40, 90, 200))],
+        prompt="a blue tile",
+        seed=3,
+        script_name="x/y/z plot",
+        script_args=xyz_args((denoising_in_img2img, "0.3, 0.8", [])),
+        **SIZE,
+    )
+    _, low, high = result.images
+    assert [embedded(image)["extra"]["Denoising strength"] for image in (low, high)] == [
+        "0.3",
+        "0.8",
+    ]
