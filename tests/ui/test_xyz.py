@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from typing import Any
 
 from PIL import Image
@@ -41,9 +42,10 @@ def test_plot_of_steps_by_prompt_sr_shows_the_grid(page: Page, impasto_daemon: A
     # The cells ran as ordinary jobs: the history holds the replaced prompts.
     with impasto_daemon.client() as client:
         items = client.get("/api/v1/history/", params={"limit": 6}).json()["items"]
-    assert sorted(job["request"]["prompt"] for job in items) == ["a blue circle"] * 3 + [
-        "a red circle"
-    ] * 3
+    assert (
+        sorted(job["request"]["prompt"] for job in items)
+        == ["a blue circle"] * 3 + ["a red circle"] * 3
+    )
 
 
 def test_fill_writes_the_samplers_and_bad_values_show_an_error(page: Page) -> None:
@@ -62,3 +64,21 @@ def test_fill_writes_the_samplers_and_bad_values_show_an_error(page: Page) -> No
     expect(error).to_contain_text("script_args")
     expect(error).to_contain_text("steps")
     expect(page.locator("#xyz-figure")).to_be_hidden()
+
+
+def test_stop_interrupts_a_running_plot(page: Page, impasto_daemon: Any) -> None:
+    open_ui(page)
+    fill_form(page, prompt="a slow plot", **{**QUICK, "steps": "150"})
+    page.click("#xyz-card > summary")
+    page.select_option("#xyz-x-type", "Seed")
+    page.fill("#xyz-x-values", "1-5")
+    page.click("#xyz-run")
+    # The card counts the plot's jobs still running or queued while it waits.
+    expect(page.locator("#xyz-status")).to_contain_text("jobs left", timeout=30_000)
+    page.click("#xyz-stop")
+    # Stopped in the first cell there is no image at all; later, the rest are black cells.
+    expect(page.locator("#xyz-status")).to_have_text(re.compile(r"^Stopped"), timeout=60_000)
+    expect(page.locator("#xyz-stop")).to_be_hidden()
+    with impasto_daemon.client() as client:
+        items = client.get("/api/v1/history/", params={"limit": 5}).json()["items"]
+    assert [job["status"] for job in items].count("cancelled") >= 3

@@ -6,6 +6,7 @@ import { byId, h } from './dom.js';
 import { getToken } from './state.js';
 
 const SCRIPT = 'x/y/z plot';
+const POLL_MS = 700;
 // The axis types this card offers (all of them run in Impasto), with a hint for their values.
 const AXES = {
   Nothing: '',
@@ -147,6 +148,8 @@ export class XyzPlot {
       button.disabled = true;
       byId('xyz-stop').hidden = false;
       status.textContent = 'Running the plot: its cells are in the queue…';
+      this.stopped = false;
+      this.poll = setInterval(() => this.showProgress(), POLL_MS);
       const result = await sdapi('/txt2img', { method: 'POST', body: { ...toA1111(req), script_name: SCRIPT, script_args: args } });
       if (!result.images.length) {
         status.textContent = 'Stopped before any image was made.';
@@ -156,18 +159,28 @@ export class XyzPlot {
       byId('xyz-result').src = url;
       byId('xyz-download').href = url;
       byId('xyz-figure').hidden = false;
-      status.textContent = 'Done.';
+      status.textContent = this.stopped ? 'Stopped: the cells that did not run are black.' : 'Done.';
       byId('xyz-summary').textContent = '· done';
     } catch (err) {
       status.textContent = '';
       this.showError(err.message);
     } finally {
+      clearInterval(this.poll);
       button.disabled = false;
       byId('xyz-stop').hidden = true;
     }
   }
 
+  async showProgress() {
+    // job_count is A1111's count of running and queued jobs: the cells still to do.
+    const progress = await sdapi('/progress?skip_current_image=true').catch(() => null);
+    if (!progress || !byId('xyz-run').disabled) return;
+    const left = progress.state.job_count;
+    byId('xyz-status').textContent = `Running the plot: ${left} job${left === 1 ? '' : 's'} left…`;
+  }
+
   async stop() {
+    this.stopped = true;
     await sdapi('/interrupt', { method: 'POST' }).catch((err) => this.showError(err.message));
   }
 }
