@@ -6,7 +6,7 @@ Pure PIL, blocking: callers run these in a thread.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
@@ -63,6 +63,11 @@ def annotate(
         left, top, right, bottom = measure.textbbox((0, 0), label.text, font=font)
         return int(right - left), int(bottom - top)
 
+    # Column labels wider than a cell wrap at spaces, as A1111's legends do.
+    columns = [
+        [part for label in labels for part in _wrap(label, cell[0] - 4, size_of)]
+        for labels in columns
+    ]
     line = max([size_of(Label("Ag"))[1]] + [size_of(lb)[1] for lbs in columns for lb in lbs]) + 2
     has_top = any(label.text for labels in columns for label in labels)
     has_left = any(label.text for labels in rows for label in labels)
@@ -101,6 +106,17 @@ def annotate(
             _text(draw, font, label, (left - PAD - size_of(label)[0], y), size_of(label))
             y += line
     return out
+
+
+def _wrap(label: Label, width: int, size_of: Callable[[Label], tuple[int, int]]) -> list[Label]:
+    lines: list[str] = []
+    for word in label.text.split(" "):
+        candidate = f"{lines[-1]} {word}" if lines else word
+        if lines and size_of(Label(candidate))[0] <= width:
+            lines[-1] = candidate
+        else:
+            lines.append(word)
+    return [Label(text, label.active) for text in lines] or [label]
 
 
 def _text(
