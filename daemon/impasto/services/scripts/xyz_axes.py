@@ -358,7 +358,10 @@ def axis_values(
         items = text.strip().split("\n")
     else:
         items = [
-            item.strip() for item in itertools.chain.from_iterable(csv.reader(io.StringIO(text)))
+            item.strip()
+            for item in itertools.chain.from_iterable(
+                csv.reader(io.StringIO(text), skipinitialspace=True)
+            )
         ]
     items = [item for item in items if item != ""] if axis.kind != "str" else items
     if not items or items == [""]:
