@@ -231,12 +231,12 @@ def test_xyz_mistakes_answer_422_naming_script_args_and_queue_nothing(
         # Found only when the plan resolves (no such VAE installed): still nothing queued.
         (xyz_args((VAE, "", ["Automatic", "nope-vae"])), "nope-vae"),
         ([99], "index"),
+        # 100 cells of 2048x1024: past A1111's 200 megapixel grid limit.
+        (xyz_args((SEED, "1-100", [])), "megapixels", {"width": 2048, "height": 1024}),
     ]
-    for args, needle in cases:
-        response = http.post(
-            "/sdapi/v1/txt2img",
-            json={"prompt": "a cat", "script_name": "x/y/z plot", "script_args": args, **SIZE},
-        )
+    for args, needle, *size in cases:
+        body = {"prompt": "a cat", "script_name": "x/y/z plot", "script_args": args}
+        response = http.post("/sdapi/v1/txt2img", json={**body, **(size[0] if size else SIZE)})
         assert response.status_code == 422, (args, response.text)
         detail = response.json()["detail"][0]
         assert detail["loc"] == ["body", "script_args"]

@@ -134,6 +134,14 @@ class ScriptContext:
                     FIELD, f"a script value makes {exc.field} invalid: {exc.message}"
                 ) from None
 
+    def size_of(self, request: GenerateRequest) -> tuple[int, int]:
+        """The image size ``request`` makes, the model's default filling a missing side
+        (reads the catalog: call in a thread)."""
+        if request.width and request.height:
+            return request.width, request.height
+        defaults = self.services.jobs.resolver.model(request.model).defaults
+        return request.width or defaults.width, request.height or defaults.height
+
     def iterate(self, request: GenerateRequest) -> list[GenerateRequest]:
         """``request`` once per iteration (n_iter), seeds numbered on from its seed as A1111's."""
         if request.seed == -1:

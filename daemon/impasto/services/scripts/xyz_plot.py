@@ -32,6 +32,7 @@ from impasto.services.scripts.xyz_axes import Axis, axes_for, axis_values, suppo
 from impasto.wire import GenerateRequest
 
 MAX_CELLS = 400
+MAX_GRID_MEGAPIXELS = 200
 TITLE = "X/Y/Z plot"
 
 
@@ -95,6 +96,7 @@ class XyzPlot:
                 request = axis.apply(ctx, request, values[index], values)  # type: ignore[misc]
             cells[(ix, iy, iz)] = ctx.iterate(request)
         keys = list(cells)
+        await asyncio.to_thread(_check_grid_size, ctx, [cells[key][0] for key in keys])
         flat = [request for key in keys for request in cells[key]]
         results = await ctx.generate(flat)
         per_cell: dict[tuple[int, int, int], list[ResultImage]] = {}
@@ -120,6 +122,21 @@ class XyzPlot:
             )
 
         return await asyncio.to_thread(compose)
+
+
+def _check_grid_size(ctx: ScriptContext, requests: list[GenerateRequest]) -> None:
+    """A1111's limit on the grid's size (its img_max_size_mp option, 200 megapixels)."""
+    pixels = 0
+    for request in requests:
+        width, height = ctx.size_of(request)
+        pixels += width * height * request.batch_size * len(ctx.iterations)
+    megapixels = round(pixels / 1_000_000)
+    if megapixels >= MAX_GRID_MEGAPIXELS:
+        raise FieldError(
+            FIELD,
+            f"the grid would be {megapixels} megapixels; at most {MAX_GRID_MEGAPIXELS} "
+            "(use fewer values or a smaller size)",
+        )
 
 
 def _order(chosen: list[tuple[Axis, list[Any], str]]) -> list[tuple[int, int, int]]:
