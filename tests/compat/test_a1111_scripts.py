@@ -395,3 +395,19 @@ def test_img2img_plot_counts_img2img_axis_types_and_varies_denoising(
         "0.3",
         "0.8",
     ]
+
+
+def test_a_batch_makes_a_small_grid_in_each_cell(api: webuiapi.WebUIApi) -> None:
+    result = api.txt2img(
+        prompt="two stars",
+        seed=70,
+        batch_size=2,
+        script_name="x/y/z plot",
+        script_args=xyz_args((STEPS, "1, 2", [])),
+        **SIZE,
+    )
+    grid, *images = result.images
+    # Two cells side by side, each the batch's two images in one row.
+    assert grid.size == (2 * 2 * 64, 64)
+    assert [embedded(image)["seed"] for image in images] == [70, 71, 70, 71]
+    assert same_pixels(grid.crop((64, 0, 128, 64)), images[1])
