@@ -89,14 +89,9 @@ class XyzPlot:
         base = ctx.base
         if not keep_random and base.seed == -1:
             base = msgspec.structs.replace(base, seed=ctx.random_seed())
-        cells: dict[tuple[int, int, int], list[GenerateRequest]] = {}
-        for iz, iy, ix in _order(chosen):
-            request = base
-            for (axis, values, _), index in zip(chosen, (ix, iy, iz), strict=True):
-                request = axis.apply(ctx, request, values[index], values)  # type: ignore[misc]
-            cells[(ix, iy, iz)] = ctx.iterate(request)
+        # Applying a checkpoint value reads the models folder: off the event loop.
+        cells = await asyncio.to_thread(_cells, ctx, chosen, base)
         keys = list(cells)
-        await asyncio.to_thread(_check_grid_size, ctx, [cells[key][0] for key in keys])
         flat = [request for key in keys for request in cells[key]]
         results = await ctx.generate(flat)
         per_cell: dict[tuple[int, int, int], list[ResultImage]] = {}
@@ -122,6 +117,20 @@ class XyzPlot:
             )
 
         return await asyncio.to_thread(compose)
+
+
+def _cells(
+    ctx: ScriptContext, chosen: list[tuple[Axis, list[Any], str]], base: GenerateRequest
+) -> dict[tuple[int, int, int], list[GenerateRequest]]:
+    """Each cell's requests (one per iteration), keyed (ix, iy, iz), in the order to queue."""
+    cells: dict[tuple[int, int, int], list[GenerateRequest]] = {}
+    for iz, iy, ix in _order(chosen):
+        request = base
+        for (axis, values, _), index in zip(chosen, (ix, iy, iz), strict=True):
+            request = axis.apply(ctx, request, values[index], values)  # type: ignore[misc]
+        cells[(ix, iy, iz)] = ctx.iterate(request)
+    _check_grid_size(ctx, [requests[0] for requests in cells.values()])
+    return cells
 
 
 def _check_grid_size(ctx: ScriptContext, requests: list[GenerateRequest]) -> None:
