@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 
 from impasto.formats.png import parse_a1111_parameters
 from tests.ui.conftest import QUICK, fill_form, open_ui
+from tests.ui.test_accessibility import axe_violations
 
 
 def test_plot_of_steps_by_prompt_sr_shows_the_grid(page: Page, impasto_daemon: Any) -> None:
@@ -39,6 +40,8 @@ def test_plot_of_steps_by_prompt_sr_shows_the_grid(page: Page, impasto_daemon: A
     assert params["extra"]["Y Type"] == "Prompt S/R"
     assert params["seed"] == 12
     expect(page.locator("#xyz-download")).to_have_attribute("download", "xyz-plot.png")
+    # The open card with its result passes axe's WCAG 2.1 AA rules like the rest of the page.
+    assert axe_violations(page) == []
     # The cells ran as ordinary jobs: the history holds the replaced prompts.
     with impasto_daemon.client() as client:
         items = client.get("/api/v1/history/", params={"limit": 6}).json()["items"]
