@@ -10,6 +10,7 @@ import { QueuePanel } from './queue.js';
 import { loadUi, saveUi } from './state.js';
 import { SystemPanel } from './system.js';
 import { Viewer } from './viewer.js';
+import { XyzPlot } from './xyz.js';
 
 const TABS = ['generate', 'queue', 'gallery', 'models', 'system'];
 const CONNECTION_TEXT = {
@@ -18,6 +19,7 @@ const CONNECTION_TEXT = {
 const HEALTH_EVERY_MS = 10000;
 
 const form = new GenerateForm({ onQueued: (job) => live.track(job) });
+new XyzPlot({ read: () => form.read() });
 const viewer = new Viewer({
   onUse: (request) => {
     form.write({ ...request, model: request.model || '' });

@@ -17,6 +17,7 @@ from impasto.api.compat.a1111_schemas import (
     ProgressResponse,
     Txt2ImgRequest,
 )
+from impasto.api.compat.a1111_scripts import A1111ScriptsController, generate_with_script
 from impasto.api.compat.errors import A1111_HANDLERS, CompatError
 from impasto.api.dependencies import AllServices
 from impasto.api.limits import RATE_LIMITED
@@ -29,6 +30,8 @@ A1111_PREFIX = "/sdapi/v1"
 
 async def _generate(services: Services, req: Txt2ImgRequest) -> GenerationResponse:
     """Queue the request's jobs, wait for all of them, answer as A1111 does."""
+    if req.script_name:
+        return await generate_with_script(services, req)
     task = plan(services, req)
     job_ids = await compat.submit_all(services, task.requests)
     finished = await compat.await_all(services, job_ids)
@@ -117,6 +120,6 @@ def a1111_router() -> Router:
     """A fresh router for /sdapi/v1 with A1111-style error bodies."""
     return Router(
         path=A1111_PREFIX,
-        route_handlers=[A1111GenerationController, A1111InfoController],
+        route_handlers=[A1111GenerationController, A1111InfoController, A1111ScriptsController],
         exception_handlers=A1111_HANDLERS,
     )

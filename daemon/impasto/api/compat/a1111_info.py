@@ -106,10 +106,6 @@ class A1111InfoController(Controller):
     async def loras(self) -> list[dict[str, Any]]:
         return []
 
-    @get("/scripts", summary="Scripts (Impasto runs none)")
-    async def scripts(self) -> dict[str, list[str]]:
-        return {"txt2img": [], "img2img": []}
-
     @post("/refresh-checkpoints", status_code=200, summary="Rescan models (always current)")
     async def refresh_checkpoints(self) -> None:
         # The catalog reads the models folder on every call, so there is nothing to refresh.

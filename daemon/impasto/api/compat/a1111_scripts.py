@@ -1,0 +1,93 @@
+"""AUTOMATIC1111's selectable scripts on txt2img/img2img, and the two routes that list them.
+
+The scripts themselves (services/scripts) expand a request into ordinary queued jobs; this
+module picks the script, reads ``script_args``, and answers with A1111's response.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+from litestar import Controller, get
+
+from impasto.api.compat.a1111_convert import echo, info_json, plan
+from impasto.api.compat.a1111_schemas import GenerationResponse, Img2ImgRequest, Txt2ImgRequest
+from impasto.api.compat.errors import CompatError
+from impasto.api.compat.samplers_map import to_impasto
+from impasto.services import compat
+from impasto.services.container import Services
+from impasto.services.runner import job_plan
+from impasto.services.scripts.base import ScriptContext, ScriptFailed, parse_args
+from impasto.services.scripts.registry import find_script, scripts_for
+from impasto.wire import GenerateRequest
+
+
+def _sampler_names(name: str) -> tuple[str, str]:
+    choice = to_impasto(name)  # UnknownSamplerError is a ValueError naming the samplers
+    return choice.sampler, choice.schedule
+
+
+async def generate_with_script(services: Services, req: Txt2ImgRequest) -> GenerationResponse:
+    """Run ``req.script_name`` over the request; answer as A1111's txt2img/img2img do."""
+    is_img2img = isinstance(req, Img2ImgRequest)
+    script = find_script(req.script_name or "", is_img2img)
+    if script is None:
+        # A1111's script_name_to_index: 422 with its HTTPException body.
+        raise CompatError(422, f"Script '{req.script_name}' not found")
+    args = parse_args(script.arguments(is_img2img), req.script_args)
+    plain = msgspec.structs.replace(req, script_name=None, script_args=None)
+    task = plan(services, plain)
+    jobs: list[Any] = []
+
+    async def run_jobs(requests: list[GenerateRequest]) -> list[Any]:
+        job_ids = await compat.submit_all(services, requests)
+        finished = await compat.await_all(services, job_ids)
+        jobs.extend(finished)
+        return finished
+
+    ctx = ScriptContext(services, is_img2img, task.requests, _sampler_names, run_jobs)
+    try:
+        output = await script.run(ctx, args)
+    except ScriptFailed as exc:
+        raise CompatError(500, str(exc)) from None
+    info = json.loads(info_json(services, plain, task, output.images, job_plan(jobs[0])))
+    info["all_prompts"] = output.prompts or [task.prompt]
+    info["index_of_first_image"] = output.index_of_first_image
+    info["extra_generation_params"].update(output.extra)
+    parameters = echo(req)
+    images = [image.base64 for image in output.images] if req.send_images is not False else []
+    return GenerationResponse(
+        images=images, parameters=parameters, info=json.dumps(info, ensure_ascii=False)
+    )
+
+
+def _script_info(is_img2img: bool) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": script.title.lower(),
+            "is_alwayson": False,
+            "is_img2img": is_img2img,
+            "args": [arg.info() for arg in script.arguments(is_img2img)],
+        }
+        for script in scripts_for(is_img2img)
+    ]
+
+
+class A1111ScriptsController(Controller):
+    path = "/"
+    tags = ("automatic1111",)
+
+    @get("/scripts", summary="The selectable scripts of each tab, by A1111's lower-case names")
+    async def scripts(self) -> dict[str, list[str]]:
+        return {
+            "txt2img": [s.title.lower() for s in scripts_for(False)],
+            "img2img": [s.title.lower() for s in scripts_for(True)],
+        }
+
+    @get(
+        "/script-info", summary="Each script's arguments, in script_args order (A1111's ScriptInfo)"
+    )
+    async def script_info(self) -> list[dict[str, Any]]:
+        return _script_info(False) + _script_info(True)

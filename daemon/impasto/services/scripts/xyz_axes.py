@@ -1,0 +1,387 @@
+"""The X/Y/Z plot's axis types, in AUTOMATIC1111's order, and how their values are read.
+
+A1111 clients send an axis type as an index into this list (filtered by tab: txt2img drops the
+img2img-only types and the reverse), so the order and the labels are A1111's. Types Impasto
+cannot vary (sigma tweaks, Eta, face restoration...) stay in the list to keep the indexes and
+are refused when chosen. "Size" is Impasto's own addition, at the end so no index moves.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import math
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+import numpy as np
+
+from impasto.engine.schedulers import SCHEDULE_SPECS, find_schedule
+from impasto.engine.upscale_latents import UPSCALER_LABELS
+from impasto.services.compat import resolve_checkpoint
+from impasto.services.errors import FieldError
+from impasto.services.scripts.base import FIELD, ScriptContext
+from impasto.wire import GenerateRequest
+
+ValueKind = Literal["int", "float", "str", "permutations"]
+Format = Literal["label", "value", "join", "nothing", "basename"]
+Apply = Callable[[ScriptContext, GenerateRequest, Any, list[Any]], GenerateRequest]
+Tab = Literal["both", "txt2img", "img2img"]
+NOT_SET = ("", "none")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One axis type: its label, how values read and apply, and which tab offers it."""
+
+    label: str
+    kind: ValueKind
+    apply: Apply | None  # None: Impasto cannot vary this; choosing it is refused
+    tab: Tab = "both"
+    # Axes with choices read A1111's dropdown list (unless csv_mode); these name the choices.
+    choices: Callable[[ScriptContext], list[str]] | None = None
+    format: Format = "label"
+    # Axes that are slow to change (a checkpoint) are run outermost, as A1111 orders them.
+    cost: float = 0.0
+
+    def caption(self, value: Any) -> str:
+        """The legend text of ``value`` (A1111's format_value functions)."""
+        if isinstance(value, float):
+            value = round(value, 8)
+        if self.format == "nothing":
+            return ""
+        if self.format == "join":
+            return ", ".join(value)
+        if self.format == "basename":
+            return os.path.basename(str(value))
+        if self.format == "value":
+            return str(value)
+        return f"{self.label}: {value}"
+
+
+def _field(name: str) -> Apply:
+    def apply(
+        ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
+    ) -> GenerateRequest:
+        return msgspec.structs.replace(req, **{name: value})
+
+    return apply
+
+
+def _nothing(ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]) -> GenerateRequest:
+    return req
+
+
+def _hires(name: str) -> Apply:
+    """A hires fix field; without hires fix the value changes nothing, as in A1111."""
+
+    def apply(
+        ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
+    ) -> GenerateRequest:
+        if req.hires is None:
+            return req
+        return msgspec.structs.replace(
+            req, hires=msgspec.structs.replace(req.hires, **{name: value})
+        )
+
+    return apply
+
+
+def _prompt_sr(
+    ctx: ScriptContext, req: GenerateRequest, value: Any, values: list[Any]
+) -> GenerateRequest:
+    search = values[0]
+    if search not in req.prompt and search not in req.negative_prompt:
+        raise FieldError(FIELD, f"Prompt S/R did not find {search!r} in prompt or negative prompt")
+    return msgspec.structs.replace(
+        req,
+        prompt=req.prompt.replace(search, value),
+        negative_prompt=req.negative_prompt.replace(search, value),
+    )
+
+
+def _prompt_order(
+    ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
+) -> GenerateRequest:
+    """The tokens of ``value`` rewritten in this order, where they first appear in the prompt."""
+    missing = [token for token in value if token not in req.prompt]
+    if missing:
+        raise FieldError(FIELD, f"Prompt order: {missing[0]!r} is not in the prompt")
+    rest, parts = req.prompt, []
+    for token in sorted(value, key=req.prompt.find):
+        at = rest.find(token)
+        parts.append(rest[:at])
+        rest = rest[at + len(token) :]
+    prompt = "".join(part + token for part, token in zip(parts, value, strict=True)) + rest
+    return msgspec.structs.replace(req, prompt=prompt)
+
+
+def _sampler(field: str) -> Apply:
+    def apply(
+        ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
+    ) -> GenerateRequest:
+        try:
+            sampler, schedule = ctx.sampler_names(value)
+        except ValueError as exc:
+            raise FieldError(FIELD, str(exc)) from None
+        if field == "hires":
+            return _hires("sampler")(ctx, req, sampler, [])
+        # A legacy name ("DPM++ 2M Karras") carries its schedule; a plain one keeps the request's.
+        keep = req.schedule if schedule == "default" else schedule
+        return msgspec.structs.replace(req, sampler=sampler, schedule=keep)
+
+    return apply
+
+
+def _checkpoint(field: str) -> Apply:
+    def apply(
+        ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
+    ) -> GenerateRequest:
+        if field == "refiner" and str(value).strip().lower() in NOT_SET:
+            return msgspec.structs.replace(req, refiner=None)
+        model = resolve_checkpoint(ctx.services, str(value))
+        if model is None:
+            installed = ", ".join(m.id for m in ctx.services.catalog.list())
+            raise FieldError(FIELD, f"Unknown checkpoint: {value!r}; installed: {installed}")
+        return msgspec.structs.replace(req, **{field: model})
+
+    return apply
+
+
+def _schedule(
+    ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
+) -> GenerateRequest:
+    schedule = find_schedule(str(value))
+    if schedule is None:
+        names = ", ".join(spec.a1111_name for spec in SCHEDULE_SPECS.values())
+        raise FieldError(FIELD, f"Schedule type {value!r} is not supported; available: {names}")
+    return msgspec.structs.replace(req, schedule=schedule)
+
+
+def _denoising(
+    ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
+) -> GenerateRequest:
+    # img2img's strength; in txt2img A1111's denoising strength is the hires pass's.
+    if req.init_image is not None:
+        return msgspec.structs.replace(req, strength=value)
+    return _hires("strength")(ctx, req, value, [])
+
+
+_UPSCALERS = {label.lower(): key for key, label in UPSCALER_LABELS.items()}
+
+
+def _upscaler(
+    ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
+) -> GenerateRequest:
+    key = _UPSCALERS.get(str(value).strip().lower())
+    if key is None:
+        names = ", ".join(UPSCALER_LABELS.values())
+        raise FieldError(FIELD, f"Hires upscaler {value!r} is not available; use one of: {names}")
+    return _hires("upscaler")(ctx, req, key, [])
+
+
+def _vae(ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]) -> GenerateRequest:
+    name = str(value).strip()
+    automatic = name.lower() in ("", "none", "auto", "automatic")
+    return msgspec.structs.replace(req, vae=None if automatic else name)
+
+
+_SIZE = re.compile(r"\s*(\d+)\s*(?:[x×*]\s*(\d+))?\s*", re.IGNORECASE)
+
+
+def _size(ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]) -> GenerateRequest:
+    match = _SIZE.fullmatch(str(value))
+    if match is None:
+        raise FieldError(FIELD, f"Size values are WIDTHxHEIGHT or one number, not {value!r}")
+    width = int(match.group(1))
+    return msgspec.structs.replace(req, width=width, height=int(match.group(2) or width))
+
+
+def _checkpoints(ctx: ScriptContext) -> list[str]:
+    return sorted((m.id for m in ctx.services.catalog.list()), key=str.casefold)
+
+
+def _schedules(ctx: ScriptContext) -> list[str]:
+    return [spec.a1111_name for spec in SCHEDULE_SPECS.values()]
+
+
+def _upscalers(ctx: ScriptContext) -> list[str]:
+    return list(UPSCALER_LABELS.values())
+
+
+def _unused(ctx: ScriptContext) -> list[str]:
+    return []
+
+
+AXES: tuple[Axis, ...] = (
+    Axis("Nothing", "str", _nothing, format="nothing"),
+    Axis("Seed", "int", _field("seed")),
+    Axis("Var. seed", "int", None),
+    Axis("Var. strength", "float", None),
+    Axis("Steps", "int", _field("steps")),
+    Axis("Hires steps", "int", _hires("steps"), tab="txt2img"),
+    Axis("CFG Scale", "float", _field("cfg_scale")),
+    Axis("Image CFG Scale", "float", None, tab="img2img"),
+    Axis("Prompt S/R", "str", _prompt_sr, format="value"),
+    Axis("Prompt order", "permutations", _prompt_order, format="join"),
+    Axis("Sampler", "str", _sampler("sampler"), "txt2img", _unused, format="value"),
+    Axis("Hires sampler", "str", _sampler("hires"), "txt2img", _unused),
+    Axis("Sampler", "str", _sampler("sampler"), "img2img", _unused, format="value"),
+    Axis(
+        "Checkpoint name",
+        "str",
+        _checkpoint("model"),
+        choices=_checkpoints,
+        format="basename",
+        cost=1.0,
+    ),
+    Axis("Negative Guidance minimum sigma", "float", None),
+    Axis("Sigma Churn", "float", None),
+    Axis("Sigma min", "float", None),
+    Axis("Sigma max", "float", None),
+    Axis("Sigma noise", "float", None),
+    Axis("Schedule type", "str", _schedule, choices=_schedules),
+    Axis("Schedule min sigma", "float", None),
+    Axis("Schedule max sigma", "float", None),
+    Axis("Schedule rho", "float", None),
+    Axis("Eta", "float", None),
+    Axis("Clip skip", "int", _field("clip_skip")),
+    Axis("Denoising", "float", _denoising),
+    Axis("Initial noise multiplier", "float", None),
+    Axis("Extra noise", "float", None),
+    Axis("Hires upscaler", "str", _upscaler, "txt2img", _upscalers),
+    Axis("Cond. Image Mask Weight", "float", None, tab="img2img"),
+    Axis("VAE", "str", _vae, choices=_unused, cost=0.7),
+    Axis("Styles", "str", None, choices=_unused),
+    Axis("UniPC Order", "int", None, cost=0.5),
+    Axis("Face restore", "str", None, format="value"),
+    Axis("Token merging ratio", "float", None),
+    Axis("Token merging ratio high-res", "float", None),
+    Axis("Always discard next-to-last sigma", "str", None, choices=_unused),
+    Axis("SGM noise multiplier", "str", None, choices=_unused),
+    Axis(
+        "Refiner checkpoint",
+        "str",
+        _checkpoint("refiner"),
+        choices=_checkpoints,
+        format="basename",
+        cost=1.0,
+    ),
+    Axis("Refiner switch at", "float", _field("refiner_switch")),
+    Axis("RNG source", "str", None, choices=_unused),
+    Axis("Size", "str", _size),
+)
+
+
+def axes_for(is_img2img: bool) -> list[Axis]:
+    """The axis types of one tab, in the order A1111's indexes count them."""
+    tab = "img2img" if is_img2img else "txt2img"
+    return [axis for axis in AXES if axis.tab in ("both", tab)]
+
+
+def supported_labels(is_img2img: bool) -> list[str]:
+    return [axis.label for axis in axes_for(is_img2img) if axis.apply is not None]
+
+
+# Ranges as A1111 reads them: "1-5" (step 1), "1-9 (+2)" (step), "1-10 [4]" (count).
+MAX_VALUES = 100
+
+
+def _range(unsigned: str) -> re.Pattern[str]:
+    number = rf"[+-]?\s*{unsigned}"
+    return re.compile(
+        rf"\s*(?P<start>{number})\s*-\s*(?P<end>{number})"
+        rf"(?:\s*\((?P<step>[+-]{unsigned})\s*\)|\s*\[(?P<count>\d+(?:\.\d*)?)\s*\])?\s*"
+    )
+
+
+_INT_RANGE, _FLOAT_RANGE = _range(r"\d+"), _range(r"\d+(?:\.\d*)?")
+
+
+def _number(text: str, cast: Callable[[str], Any]) -> Any:
+    return cast(text.replace(" ", ""))
+
+
+def _expand(values: list[str], kind: ValueKind, which: str) -> list[Any]:
+    out: list[Any] = []
+    for value in values:
+        match = (_INT_RANGE if kind == "int" else _FLOAT_RANGE).fullmatch(value)
+        if match is None:
+            out.append(value)
+            continue
+        cast = int if kind == "int" else float
+        start, end = _number(match["start"], cast), _number(match["end"], cast)
+        if match["count"] is not None:
+            count = int(float(match["count"]))
+            _check_count(count, which, value)
+            out += [cast(point) for point in np.linspace(start, end, num=count).tolist()]
+            continue
+        step = _number(match["step"], cast) if match["step"] else cast(1)
+        if not step:
+            out.append(start)
+            continue
+        # Counted before expanding, so "1-1000000000" is refused without building it.
+        _check_count(math.floor((end - start) / step) + 1, which, value)
+        if kind == "int":
+            out += list(range(int(start), int(end) + 1, int(step)))
+        else:
+            out += np.arange(start, end + step, step).tolist()
+    return out
+
+
+def _check_count(count: int, which: str, text: str) -> None:
+    if count > MAX_VALUES:
+        raise FieldError(
+            FIELD, f"{which} range {text.strip()!r} has {count} values; at most {MAX_VALUES}"
+        )
+
+
+def axis_values(
+    axis: Axis, text: str, dropdown: list[str], *, csv_mode: bool, raw_mode: bool, which: str
+) -> list[Any]:
+    """An axis's values: the dropdown list for axes with choices, else the text as A1111 reads
+    it (CSV, or one value per line in raw mode; ranges for numbers).
+
+    A client that fills the text instead of the dropdown of an axis with choices is read from
+    the text: A1111 would silently ignore it.
+    """
+    if axis.label == "Nothing":
+        return [0]
+    if axis.choices is not None and not csv_mode and dropdown:
+        items = [str(item).strip() for item in dropdown]
+    elif raw_mode and "\n" in text.strip():
+        items = text.strip().split("\n")
+    else:
+        items = [
+            item.strip()
+            for item in itertools.chain.from_iterable(
+                csv.reader(io.StringIO(text), skipinitialspace=True)
+            )
+        ]
+    items = [item for item in items if item != ""] if axis.kind != "str" else items
+    if not items or items == [""]:
+        raise FieldError(FIELD, f"{which} values are empty; give values for {axis.label}")
+    values: list[Any]
+    if axis.kind == "permutations":
+        values = [list(order) for order in itertools.permutations(items)]
+    elif axis.kind in ("int", "float"):
+        cast = int if axis.kind == "int" else float
+        try:
+            values = [
+                cast(value) if isinstance(value, str) else value
+                for value in _expand(items, axis.kind, which)
+            ]
+        except ValueError as exc:
+            raise FieldError(FIELD, f"{which} values for {axis.label}: {exc}") from None
+    else:
+        values = items
+    if not values:
+        raise FieldError(FIELD, f"{which} values give no value for {axis.label}")
+    if len(values) > MAX_VALUES:
+        raise FieldError(FIELD, f"{which} has {len(values)} values; at most {MAX_VALUES}")
+    return values

@@ -1,0 +1,413 @@
+"""A1111's selectable scripts (script_name / script_args) against a real daemon and the real
+``webuiapi`` client: X/Y/Z plot, prompt matrix, prompts from file or textbox, loopback."""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+import webuiapi
+from PIL import Image, ImageChops
+
+from impasto.formats.png import parse_a1111_parameters
+from tests.harness import Daemon
+
+SIZE = {"width": 64, "height": 64}
+# txt2img axis indexes, as A1111 counts them (img2img-only types left out).
+NOTHING, SEED, STEPS, CFG, PROMPT_SR, SAMPLER, CHECKPOINT, ETA, VAE = 0, 1, 4, 6, 7, 9, 11, 21, 27
+
+
+def xyz_args(
+    x: tuple[int, str, list[str]],
+    y: tuple[int, str, list[str]] = (NOTHING, "", []),
+    z: tuple[int, str, list[str]] = (NOTHING, "", []),
+    *,
+    legend: bool = False,
+    lone: bool = True,
+    sub_grids: bool = False,
+) -> list[Any]:
+    """script_args for "x/y/z plot" in A1111's order (16 values)."""
+    return [*x, *y, *z, legend, lone, sub_grids, False, 0, False, False]
+
+
+@pytest.fixture
+def api(impasto_daemon: Daemon) -> webuiapi.WebUIApi:
+    client = webuiapi.WebUIApi(baseurl=f"{impasto_daemon.url}/sdapi/v1", steps=2)
+    client.set_options({"sd_model_checkpoint": "sd-tiny"})
+    return client
+
+
+@pytest.fixture
+def http(impasto_daemon: Daemon) -> httpx.Client:
+    client = impasto_daemon.client()
+    client.timeout = httpx.Timeout(300)
+    return client
+
+
+def decode(data: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(data)))
+
+
+def embedded(image: Image.Image) -> dict[str, Any]:
+    return parse_a1111_parameters(image.info["parameters"])
+
+
+def same_pixels(a: Image.Image, b: Image.Image) -> bool:
+    return ImageChops.difference(a.convert("RGB"), b.convert("RGB")).getbbox() is None
+
+
+def history(http: httpx.Client, count: int) -> list[dict[str, Any]]:
+    """The newest ``count`` jobs, oldest first."""
+    items = http.get("/api/v1/history/", params={"limit": count}).json()["items"]
+    return list(reversed(items))
+
+
+def test_scripts_and_script_info_list_what_runs_in_a1111_shapes(
+    api: webuiapi.WebUIApi, http: httpx.Client
+) -> None:
+    scripts = api.get_scripts()
+    assert scripts == {
+        "txt2img": ["prompt matrix", "prompts from file or textbox", "x/y/z plot"],
+        "img2img": ["loopback", "prompt matrix", "prompts from file or textbox", "x/y/z plot"],
+    }
+    info = http.get("/sdapi/v1/script-info").json()  # webuiapi has no getter for it
+    assert {(s["name"], s["is_img2img"]) for s in info} == {
+        *((name, False) for name in scripts["txt2img"]),
+        *((name, True) for name in scripts["img2img"]),
+    }
+    for script in info:
+        assert set(script) == {"name", "is_alwayson", "is_img2img", "args"}
+        assert script["is_alwayson"] is False
+        for arg in script["args"]:
+            assert set(arg) == {"label", "value", "minimum", "maximum", "step", "choices"}
+    by_name = {(s["name"], s["is_img2img"]): s["args"] for s in info}
+    xyz = by_name[("x/y/z plot", False)]
+    assert len(xyz) == 16
+    assert [a["label"] for a in xyz[9:]] == [
+        "Draw legend",
+        "Include Sub Images",
+        "Include Sub Grids",
+        "Keep -1 for seeds",
+        "Grid margins (px)",
+        "Use text inputs instead of dropdowns",
+        "Use raw text lines",
+    ]
+    x_types = xyz[0]["choices"]
+    assert (x_types[STEPS], x_types[SAMPLER], x_types[CHECKPOINT]) == (
+        "Steps",
+        "Sampler",
+        "Checkpoint name",
+    )
+    # img2img counts its own types: no hires ones, so its Sampler and Checkpoint come earlier.
+    img2img_types = by_name[("x/y/z plot", True)][0]["choices"]
+    assert (img2img_types[6], img2img_types[9], img2img_types[10]) == (
+        "Image CFG Scale",
+        "Sampler",
+        "Checkpoint name",
+    )
+    loops = by_name[("loopback", True)][0]
+    assert (loops["label"], loops["value"], loops["minimum"], loops["maximum"]) == (
+        "Loops",
+        4,
+        1,
+        32,
+    )
+
+
+def test_xyz_grid_is_the_axes_product_with_prompt_sr_in_each_infotext(
+    api: webuiapi.WebUIApi,
+) -> None:
+    result = api.txt2img(
+        prompt="a red house",
+        negative_prompt="blurry",
+        seed=321,
+        script_name="X/Y/Z plot",
+        script_args=xyz_args((STEPS, "1-3", []), (PROMPT_SR, "red, green", [])),
+        **SIZE,
+    )
+    grid, *cells = result.images
+    assert grid.size == (3 * 64, 2 * 64)
+    assert len(cells) == 6
+    # Cells run X fastest; each one sits at its place in the grid.
+    for index, cell in enumerate(cells):
+        col, row = index % 3, index // 3
+        assert same_pixels(grid.crop((col * 64, row * 64, col * 64 + 64, row * 64 + 64)), cell)
+        params = embedded(cell)
+        assert params["steps"] == col + 1
+        assert params["prompt"] == ("a red house", "a green house")[row]
+        assert params["seed"] == 321
+    info = result.info
+    assert info["index_of_first_image"] == 1
+    assert info["all_prompts"][1:] == ["a red house"] * 3 + ["a green house"] * 3
+    assert "X Type: Steps" in info["infotexts"][0]
+    assert "Y Type: Prompt S/R" in info["infotexts"][0]
+    assert "Script: X/Y/Z plot" in grid.info["parameters"]
+    assert info["extra_generation_params"]["Script"] == "X/Y/Z plot"
+    assert len(info["infotexts"]) == len(result.images)
+
+
+def test_xyz_dropdown_axes_switch_samplers_and_checkpoints(api: webuiapi.WebUIApi) -> None:
+    result = api.txt2img(
+        prompt="a boat",
+        seed=8,
+        script_name="x/y/z plot",
+        script_args=xyz_args(
+            (SAMPLER, "", ["Euler", "DPM++ 2M"]),
+            (CHECKPOINT, "", ["sd-tiny", "sd-tiny-turbo"]),
+        ),
+        **SIZE,
+    )
+    grid, *cells = result.images
+    assert grid.size == (128, 128) and len(cells) == 4
+    seen = [(embedded(c)["sampler_name"], embedded(c)["model"]) for c in cells]
+    assert seen == [
+        ("Euler", "sd-tiny"),
+        ("DPM++ 2M", "sd-tiny"),
+        ("Euler", "sd-tiny-turbo"),
+        ("DPM++ 2M", "sd-tiny-turbo"),
+    ]
+
+
+def test_xyz_size_axis_gives_each_cell_its_size(http: httpx.Client) -> None:
+    response = http.post(
+        "/sdapi/v1/txt2img",
+        json={
+            "prompt": "a kite",
+            "script_name": "x/y/z plot",
+            # The type by its label, which Impasto accepts besides A1111's index.
+            "script_args": xyz_args(("Size", "64x64, 96x64", [])),  # type: ignore[arg-type]
+        },
+    )
+    assert response.status_code == 200, response.text
+    grid, small, wide = (decode(image) for image in response.json()["images"])
+    assert (small.size, wide.size) == ((64, 64), (96, 64))
+    assert grid.size == (2 * 96, 64)
+    assert same_pixels(grid.crop((96, 0, 192, 64)), wide)
+
+
+def test_xyz_legend_z_axis_and_sub_grids(api: webuiapi.WebUIApi) -> None:
+    result = api.txt2img(
+        prompt="a hill",
+        script_name="x/y/z plot",
+        script_args=xyz_args(
+            (CFG, "3,7", []),
+            (NOTHING, "", []),
+            (SEED, "5,6", []),
+            legend=True,
+            lone=False,
+            sub_grids=True,
+        ),
+        **SIZE,
+    )
+    main, first, second = result.images
+    # The legend adds room for the labels around the 2x1 cells.
+    assert first.width > 2 * 64 or first.height > 64
+    assert first.size == second.size
+    assert main.width >= 2 * first.width and main.height > first.height
+    main_info = result.info["infotexts"][0]
+    assert 'Z Type: Seed, Z Values: "5,6", Fixed Z Values: "5, 6"' in main_info
+    assert [embedded(image)["seed"] for image in (first, second)] == [5, 6]
+    # The labels are drawn: the band above the cells is not plain white.
+    band = first.crop((first.width - 128, 0, first.width, first.height - 64))
+    assert len(band.getcolors(1 << 16) or []) > 1
+
+
+def test_xyz_mistakes_answer_422_naming_script_args_and_queue_nothing(
+    http: httpx.Client,
+) -> None:
+    before = len(http.get("/api/v1/history/", params={"limit": 200}).json()["items"])
+    cases = [
+        (xyz_args((SAMPLER, "", ["Euler", "No Such Sampler"])), "No Such Sampler"),
+        (xyz_args((ETA, "0.1,0.2", [])), "not supported"),
+        (xyz_args((STEPS, "1, 900", [])), "steps"),
+        (xyz_args((PROMPT_SR, "zebra, horse", [])), "zebra"),
+        (xyz_args((CHECKPOINT, "", ["nope-model"])), "nope-model"),
+        (xyz_args((STEPS, "", [])), "empty"),
+        # Found only when the plan resolves (no such VAE installed): still nothing queued.
+        (xyz_args((VAE, "", ["Automatic", "nope-vae"])), "nope-vae"),
+        ([99], "index"),
+        # 100 cells of 2048x1024: past A1111's 200 megapixel grid limit.
+        (xyz_args((SEED, "1-100", [])), "megapixels", {"width": 2048, "height": 1024}),
+    ]
+    for args, needle, *size in cases:
+        body = {"prompt": "a cat", "script_name": "x/y/z plot", "script_args": args}
+        response = http.post("/sdapi/v1/txt2img", json={**body, **(size[0] if size else SIZE)})
+        assert response.status_code == 422, (args, response.text)
+        detail = response.json()["detail"][0]
+        assert detail["loc"] == ["body", "script_args"]
+        assert needle.lower() in detail["msg"].lower(), (needle, detail)
+    after = len(http.get("/api/v1/history/", params={"limit": 200}).json()["items"])
+    assert after == before
+
+
+def test_unknown_script_is_a1111s_422(http: httpx.Client) -> None:
+    response = http.post("/sdapi/v1/txt2img", json={"prompt": "x", "script_name": "Outpainting"})
+    assert response.status_code == 422
+    assert response.json()["detail"] == "Script 'Outpainting' not found"
+    # Loopback is an img2img script only, as in A1111.
+    response = http.post("/sdapi/v1/txt2img", json={"prompt": "x", "script_name": "loopback"})
+    assert response.status_code == 422
+
+
+def test_prompt_matrix_runs_every_combination_with_a_labelled_grid(
+    api: webuiapi.WebUIApi,
+) -> None:
+    result = api.txt2img(
+        prompt="a cat|in the rain|at night",
+        seed=44,
+        script_name="prompt matrix",
+        script_args=[False, False, "positive", "comma", 0],
+        **SIZE,
+    )
+    grid, *cells = result.images
+    prompts = [embedded(cell)["prompt"] for cell in cells]
+    assert prompts == [
+        "a cat",
+        "a cat, in the rain",
+        "a cat, at night",
+        "a cat, in the rain, at night",
+    ]
+    assert {embedded(cell)["seed"] for cell in cells} == {44}
+    assert grid.width > 128 and grid.height > 128  # 2x2 cells plus the labels
+    assert result.info["index_of_first_image"] == 1
+    # Random seeds: one seed per combination, counting up.
+    varied = api.txt2img(
+        prompt="a dog|wet",
+        seed=10,
+        script_name="prompt matrix",
+        script_args=[True, True, "positive", "space", 0],
+        **SIZE,
+    )
+    assert [embedded(c)["prompt"] for c in varied.images[1:]] == ["a dog", "wet a dog"]
+    assert [embedded(c)["seed"] for c in varied.images[1:]] == [10, 11]
+
+
+def test_prompts_from_textbox_run_one_generation_per_line(api: webuiapi.WebUIApi) -> None:
+    lines = 'a fox\n\n--prompt "a grey wolf" --steps 3 --seed 11 --negative_prompt "blur"\n'
+    result = api.txt2img(
+        prompt="ignored",
+        seed=100,
+        script_name="prompts from file or textbox",
+        script_args=[True, False, lines],
+        **SIZE,
+    )
+    fox, wolf = (embedded(image) for image in result.images)
+    assert (fox["prompt"], fox["seed"], fox["steps"]) == ("a fox", 100, 2)
+    assert (wolf["prompt"], wolf["seed"], wolf["steps"]) == ("a grey wolf", 11, 3)
+    assert wolf["negative_prompt"] == "blur"
+    assert result.info["all_prompts"] == ["a fox", "a grey wolf"]
+
+
+def test_prompts_from_textbox_refuses_an_unknown_option(http: httpx.Client) -> None:
+    response = http.post(
+        "/sdapi/v1/txt2img",
+        json={
+            "prompt": "x",
+            "script_name": "prompts from file or textbox",
+            "script_args": [False, False, "a cat\n--prompt dog --stepz 3"],
+        },
+    )
+    assert response.status_code == 422
+    assert "line 2" in response.json()["detail"][0]["msg"]
+    assert "--stepz" in response.json()["detail"][0]["msg"]
+
+
+def test_loopback_feeds_each_output_back_as_the_next_init_image(
+    api: webuiapi.WebUIApi, http: httpx.Client, impasto_daemon: Daemon
+) -> None:
+    init = Image.new("RGB", (64, 64), (220, 40, 40))
+    result = api.img2img(
+        images=[init],
+        prompt="a red square",
+        seed=500,
+        denoising_strength=0.9,
+        script_name="loopback",
+        script_args=[3, 0.5, "Linear", "None"],
+        **SIZE,
+    )
+    grid, *loops = result.images
+    assert len(loops) == 3 and grid.size == (3 * 64, 64)
+    jobs = history(http, 3)
+    assert [job["plan"]["seed"] for job in jobs] == [500, 501, 502]
+    assert [round(job["plan"]["strength"], 3) for job in jobs] == [0.9, 0.7, 0.5]
+    uploads = impasto_daemon.data_dir / "uploads"
+    for previous, job, output in zip(jobs, jobs[1:], loops, strict=False):
+        upload_id = job["request"]["init_image"].removeprefix("upload:")
+        with Image.open(uploads / f"{upload_id}.png") as fed:
+            assert same_pixels(fed, output)
+        assert job["request"]["init_image"] != previous["request"]["init_image"]
+    assert result.info["extra_generation_params"]["Denoising curve"] == "Linear"
+
+
+def test_interrupt_stops_a_running_plot_and_its_queued_cells(
+    http: httpx.Client,
+) -> None:
+    answer: dict[str, Any] = {}
+
+    def run() -> None:
+        answer["response"] = http.post(
+            "/sdapi/v1/txt2img",
+            json={
+                "prompt": "a slow plot",
+                "steps": 150,
+                "script_name": "x/y/z plot",
+                "script_args": xyz_args((SEED, "1-6", [])),
+                **SIZE,
+            },
+        )
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        progress = http.get("/sdapi/v1/progress").json()
+        if progress["state"]["sampling_step"] > 0:
+            break
+        time.sleep(0.05)
+    assert http.post("/sdapi/v1/interrupt").status_code == 200
+    thread.join(120)
+    response = answer["response"]
+    assert response.status_code == 200
+    statuses = [job["status"] for job in history(http, 6)]
+    assert statuses.count("cancelled") >= 5, statuses
+    assert http.get("/api/v1/queue/").json()["total"] == 0
+
+
+def test_img2img_plot_counts_img2img_axis_types_and_varies_denoising(
+    api: webuiapi.WebUIApi,
+) -> None:
+    denoising_in_img2img = 22  # A1111's img2img list has no hires types
+    result = api.img2img(
+        images=[Image.new("RGB", (64, 64), (40, 90, 200))],
+        prompt="a blue tile",
+        seed=3,
+        script_name="x/y/z plot",
+        script_args=xyz_args((denoising_in_img2img, "0.3, 0.8", [])),
+        **SIZE,
+    )
+    _, low, high = result.images
+    assert [embedded(image)["extra"]["Denoising strength"] for image in (low, high)] == [
+        "0.3",
+        "0.8",
+    ]
+
+
+def test_a_batch_makes_a_small_grid_in_each_cell(api: webuiapi.WebUIApi) -> None:
+    result = api.txt2img(
+        prompt="two stars",
+        seed=70,
+        batch_size=2,
+        script_name="x/y/z plot",
+        script_args=xyz_args((STEPS, "1, 2", [])),
+        **SIZE,
+    )
+    grid, *images = result.images
+    # Two cells side by side, each the batch's two images in one row.
+    assert grid.size == (2 * 2 * 64, 64)
+    assert [embedded(image)["seed"] for image in images] == [70, 71, 70, 71]
+    assert same_pixels(grid.crop((64, 0, 128, 64)), images[1])

@@ -1,0 +1,186 @@
+// The X/Y/Z plot card: vary one or two settings of the Generate form over a grid of images.
+// It runs A1111's "x/y/z plot" script through /sdapi/v1/txt2img, so every cell is an ordinary
+// queued job (the Queue tab shows them, Stop interrupts them) and the daemon composes the grid.
+import { askToken } from './api.js';
+import { byId, h } from './dom.js';
+import { getToken } from './state.js';
+
+const SCRIPT = 'x/y/z plot';
+const POLL_MS = 700;
+// The axis types this card offers (all of them run in Impasto), with a hint for their values.
+const AXES = {
+  Nothing: '',
+  Seed: '1-4 or 10, 20, 30',
+  Steps: '10, 20, 30 or 10-30 (+10)',
+  'CFG Scale': '3, 5.5, 8 or 2-10 [5]',
+  'Prompt S/R': 'first the word in the prompt, then its replacements',
+  Sampler: 'Euler a, DPM++ 2M',
+  'Schedule type': 'Karras, Exponential',
+  'Checkpoint name': 'model ids, comma separated',
+  'Clip skip': '1, 2',
+  Size: '512x512, 768x512',
+};
+// Choices the Fill button writes, read from the form's own lists.
+const FILLS = { Sampler: '#sampler', 'Schedule type': '#schedule', 'Checkpoint name': '#model' };
+
+async function sdapi(path, { method = 'GET', body, signal } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const token = getToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const res = await fetch(`/sdapi/v1${path}`, { method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (res.status === 401) {
+    await askToken(Boolean(token));
+    return sdapi(path, { method, body, signal });
+  }
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    // A1111's bodies: {"detail": [{loc, msg}]} for bad fields, {"detail": "..."} otherwise.
+    const detail = Array.isArray(data.detail)
+      ? data.detail.map((d) => `${d.loc?.at(-1) ?? ''}: ${d.msg}`).join('; ')
+      : data.detail || `${res.status} ${res.statusText}`;
+    throw new Error(detail);
+  }
+  return data;
+}
+
+/** The Generate form's values as an A1111 txt2img request (one image per cell). */
+function toA1111(req) {
+  const tags = (req.loras || []).map((l) => ` <lora:${l.name}:${l.weight ?? 1}>`).join('');
+  const out = {
+    prompt: `${req.prompt}${tags}`,
+    negative_prompt: req.negative_prompt,
+    sampler_name: req.sampler || undefined,
+    scheduler: req.schedule || undefined,
+    batch_size: 1,
+  };
+  for (const key of ['width', 'height', 'steps', 'cfg_scale', 'seed']) {
+    if (Number.isFinite(req[key])) out[key] = req[key];
+  }
+  if (req.model) out.override_settings = { sd_model_checkpoint: req.model };
+  return out;
+}
+
+export class XyzPlot {
+  /** `read` returns the Generate form's request (GenerateForm.read). */
+  constructor({ read }) {
+    this.read = read;
+    this.types = null;
+    this.card = this.build();
+    const queueOptions = byId('priority').closest('.card');
+    queueOptions.before(this.card);
+    this.card.addEventListener('toggle', () => this.card.open && this.loadTypes());
+  }
+
+  build() {
+    const axis = (name, value) => {
+      const select = h('select', { id: `xyz-${name}-type`, onchange: () => this.hint(name) },
+        Object.keys(AXES).map((label) => h('option', { value: label, selected: label === value }, label)));
+      const fill = h('button', { type: 'button', class: 'btn small ghost', id: `xyz-${name}-fill`, hidden: true,
+        onclick: () => this.fill(name) }, 'Fill');
+      return h('div', { class: 'grid-2' },
+        h('div', { class: 'field' }, h('label', { for: `xyz-${name}-type` }, `${name.toUpperCase()} type`), select),
+        h('div', { class: 'field' },
+          h('label', { for: `xyz-${name}-values` }, `${name.toUpperCase()} values`),
+          h('div', { class: 'input-group' },
+            h('input', { id: `xyz-${name}-values`, type: 'text', autocomplete: 'off' }), fill)));
+    };
+    const card = h('details', { class: 'card', id: 'xyz-card' },
+      h('summary', { class: 'card-title' }, 'X/Y/Z plot ', h('span', { class: 'muted', id: 'xyz-summary' })),
+      h('p', { class: 'muted' }, 'One image per combination of the values, with this form’s other settings, in one grid.'),
+      axis('x', 'Steps'),
+      axis('y', 'Nothing'),
+      h('label', { class: 'check' }, h('input', { type: 'checkbox', id: 'xyz-legend', checked: true }), ' Draw legend'),
+      h('div', { class: 'submit-row' },
+        h('button', { type: 'button', class: 'btn primary', id: 'xyz-run', onclick: () => this.run() }, 'Run plot'),
+        h('button', { type: 'button', class: 'btn danger', id: 'xyz-stop', hidden: true, onclick: () => this.stop() }, 'Stop')),
+      h('p', { class: 'form-error', id: 'xyz-error', role: 'alert', hidden: true }),
+      h('p', { class: 'muted', id: 'xyz-status', role: 'status', 'aria-live': 'polite' }),
+      h('figure', { class: 'xyz-result', id: 'xyz-figure', hidden: true },
+        h('img', { id: 'xyz-result', alt: 'X/Y/Z plot grid' }),
+        h('figcaption', {}, h('a', { id: 'xyz-download', download: 'xyz-plot.png', href: '#' }, 'Download grid'))));
+    return card;
+  }
+
+  async loadTypes() {
+    if (this.types) return;
+    const info = await sdapi('/script-info');
+    const script = info.find((s) => s.name === SCRIPT && !s.is_img2img);
+    // A1111 clients send the axis type as its index in the script's list.
+    this.types = script.args[0].choices;
+    for (const name of ['x', 'y']) this.hint(name);
+  }
+
+  hint(name) {
+    const type = byId(`xyz-${name}-type`).value;
+    byId(`xyz-${name}-values`).placeholder = AXES[type] || '';
+    byId(`xyz-${name}-values`).disabled = type === 'Nothing';
+    byId(`xyz-${name}-fill`).hidden = !(type in FILLS);
+  }
+
+  fill(name) {
+    const select = document.querySelector(FILLS[byId(`xyz-${name}-type`).value]);
+    const values = [...select.options].filter((o) => o.value && !o.disabled).map((o) => (select.id === 'model' ? o.value : o.textContent));
+    byId(`xyz-${name}-values`).value = values.join(', ');
+  }
+
+  axisArgs(name) {
+    const type = byId(`xyz-${name}-type`).value;
+    return [this.types.indexOf(type), type === 'Nothing' ? '' : byId(`xyz-${name}-values`).value, []];
+  }
+
+  showError(message) {
+    const error = byId('xyz-error');
+    error.textContent = message;
+    error.hidden = !message;
+  }
+
+  async run() {
+    this.showError('');
+    const status = byId('xyz-status');
+    const button = byId('xyz-run');
+    try {
+      await this.loadTypes();
+      const req = this.read();
+      if (!req.prompt.trim()) throw new Error('Write a prompt first.');
+      const args = [...this.axisArgs('x'), ...this.axisArgs('y'), 0, '', [],
+        byId('xyz-legend').checked, false, false, false, 0, true, false];
+      button.disabled = true;
+      byId('xyz-stop').hidden = false;
+      status.textContent = 'Running the plot: its cells are in the queue…';
+      this.stopped = false;
+      this.poll = setInterval(() => this.showProgress(), POLL_MS);
+      const result = await sdapi('/txt2img', { method: 'POST', body: { ...toA1111(req), script_name: SCRIPT, script_args: args } });
+      if (!result.images.length) {
+        status.textContent = 'Stopped before any image was made.';
+        return;
+      }
+      const url = `data:image/png;base64,${result.images[0]}`;
+      byId('xyz-result').src = url;
+      byId('xyz-download').href = url;
+      byId('xyz-figure').hidden = false;
+      status.textContent = this.stopped ? 'Stopped: the cells that did not run are black.' : 'Done.';
+      byId('xyz-summary').textContent = '· done';
+    } catch (err) {
+      status.textContent = '';
+      this.showError(err.message);
+    } finally {
+      clearInterval(this.poll);
+      button.disabled = false;
+      byId('xyz-stop').hidden = true;
+    }
+  }
+
+  async showProgress() {
+    // job_count is A1111's count of running and queued jobs: the cells still to do.
+    const progress = await sdapi('/progress?skip_current_image=true').catch(() => null);
+    if (!progress || !byId('xyz-run').disabled) return;
+    const left = progress.state.job_count;
+    byId('xyz-status').textContent = `Running the plot: ${left} job${left === 1 ? '' : 's'} left…`;
+  }
+
+  async stop() {
+    this.stopped = true;
+    await sdapi('/interrupt', { method: 'POST' }).catch((err) => this.showError(err.message));
+  }
+}
