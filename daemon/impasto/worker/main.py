@@ -237,11 +237,9 @@ def job_model_folder(job: RunJob) -> Path | None:
 
 def build_params(job: RunJob) -> Any:
     """The engine's request from the job's plan; every file is looked up and opened here."""
-    import msgspec
     from PIL import Image
 
     from impasto.engine import GenerationParams
-    from impasto.engine.types import HiresParams
     from impasto.resources import bundled_models_dir
     from impasto.worker.files import Roots, adapter_path, model_folder, upload_path
 
@@ -279,8 +277,38 @@ def build_params(job: RunJob) -> Any:
         clip_skip=plan.clip_skip,
         refiner=refiner,
         refiner_switch=plan.refiner_switch,
-        hires=HiresParams(**msgspec.structs.asdict(plan.hires)) if plan.hires else None,
+        hires=_hires(plan.hires, models_dir) if plan.hires else None,
+        sd_upscale=_sd_upscale(plan.sd_upscale, models_dir) if plan.sd_upscale else None,
         **images,
+    )
+
+
+def _model_of(models_dir: Path, upscaler: str) -> Path | None:
+    """The super-resolution model file an upscaler name stands for (None: a built-in one)."""
+    from impasto.engine.image_upscale import BUILTIN
+    from impasto.engine.upscale_latents import UPSCALERS
+    from impasto.worker.files import upscaler_path
+
+    if upscaler in UPSCALERS or upscaler in BUILTIN:
+        return None
+    return upscaler_path(models_dir, upscaler)
+
+
+def _hires(hires: Any, models_dir: Path) -> Any:
+    from impasto.engine.types import HiresParams
+
+    fields = msgspec.structs.asdict(hires)
+    return HiresParams(**fields, upscaler_model=_model_of(models_dir, hires.upscaler))
+
+
+def _sd_upscale(spec: Any, models_dir: Path) -> Any:
+    from impasto.engine.types import SdUpscaleParams
+
+    return SdUpscaleParams(
+        scale=spec.scale,
+        overlap=spec.overlap,
+        upscaler=spec.upscaler,
+        upscaler_model=_model_of(models_dir, spec.upscaler),
     )
 
 
