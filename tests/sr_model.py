@@ -42,7 +42,7 @@ def reference_sr(image: Image.Image, path: Path) -> Image.Image:
     model = onnx.load(path)
     weights = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in model.graph.initializer}
     w, b = weights["w"], weights["b"]
-    scale = int(round((w.shape[0] // 3) ** 0.5))
+    scale = round((w.shape[0] // 3) ** 0.5)
     x = np.asarray(image.convert("RGB"), dtype=np.float64).transpose(2, 0, 1) / 255.0
     padded = np.pad(x, ((0, 0), (1, 1), (1, 1)))
     height, width = x.shape[1:]

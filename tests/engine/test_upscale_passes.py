@@ -3,6 +3,7 @@ same steps composed by hand."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from pathlib import Path
 
@@ -105,12 +106,12 @@ def test_split_and_combine_are_a1111s(
     grid = split_grid(image, *tile, overlap)
     xs = [x for x, _ in grid.rows[0].tiles]
     assert xs[0] == 0 and xs[-1] == size[0] - tile[0]
-    assert all(b - a <= tile[0] - overlap for a, b in zip(xs, xs[1:], strict=False))
+    assert all(b - a <= tile[0] - overlap for a, b in itertools.pairwise(xs))
     # Brighten every tile differently so blending shows.
     tiles = []
-    for n, (row, (x, piece)) in enumerate((row, t) for row in grid.rows for t in row.tiles):
+    for n, (y, (x, piece)) in enumerate((r.y, t) for r in grid.rows for t in r.tiles):
         shifted = np.clip(np.asarray(piece, dtype=int) + 10 * n, 0, 255).astype(np.uint8)
-        tiles.append((x, row.y, shifted))
+        tiles.append((x, y, shifted))
     for row in grid.rows:
         row.tiles = [(x, Image.fromarray(p)) for x, y, p in tiles if y == row.y]
     ours = np.asarray(combine_grid(grid), dtype=float)
