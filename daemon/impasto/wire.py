@@ -295,8 +295,9 @@ class UpscalerEntry(Schema):
 
 
 class UpscaleRequest(Schema):
-    """Upscale one image: by ``scale``, or to ``width`` x ``height`` when both are given
-    (``crop``: centred on a canvas of exactly that size, as A1111's extras crop)."""
+    """Upscale one image: by ``scale``, or to ``width`` x ``height`` when both are given: by
+    the larger of the two ratios, then (``crop``, A1111's default) centred on a canvas of
+    exactly that size."""
 
     image: Annotated[
         str,
@@ -310,7 +311,7 @@ class UpscaleRequest(Schema):
     scale: Annotated[float, Meta(gt=0, le=8, description="Factor (mode: scale by)")] = 2.0
     width: Annotated[int, Meta(ge=8, le=8192)] | None = None
     height: Annotated[int, Meta(ge=8, le=8192)] | None = None
-    crop: bool = False
+    crop: bool = True
 
 
 class ModelDefaults(Schema):

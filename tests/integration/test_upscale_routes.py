@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ import pytest
 import webuiapi
 from PIL import Image
 
+from impasto.client import Client
 from impasto.formats.png import parse_a1111_parameters
 from tests.harness import TINY, Daemon, wait_status
 from tests.sr_model import max_diff, pattern, reference_sr, write_sr_model
@@ -194,3 +198,65 @@ def test_bad_sd_upscale_requests_name_the_field(
         response = client.post("/api/v1/generate", json=body)
     assert response.status_code == 422, response.text
     assert field in response.text
+
+
+def cli(daemon: Daemon, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "IMPASTO_RUNTIME_DIR": str(daemon.runtime_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "impasto", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+
+
+def test_cli_upscales_a_file_and_an_output(daemon: Daemon, model: Path, tmp_path: Path) -> None:
+    source = pattern(24, 16)
+    source.save(tmp_path / "in.png")
+    done = cli(
+        daemon,
+        "upscale",
+        str(tmp_path / "in.png"),
+        "--upscaler",
+        "tiny-sr",
+        "--scale",
+        "2",
+        "-o",
+        str(tmp_path / "out.png"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(tmp_path / "out.png")
+    assert max_diff(Image.open(tmp_path / "out.png"), reference_sr(source, model)) <= 1
+
+    job, _ = run_job(daemon, {**TINY, "prompt": "a lighthouse", "seed": 3})
+    ref = job["results"][0]["url"].removeprefix("/api/v1/images/")
+    done = cli(
+        daemon,
+        "upscale",
+        ref,
+        "--upscaler",
+        "nearest",
+        "--width",
+        "96",
+        "--height",
+        "80",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    written = tmp_path / f"{ref.replace('/', '-')}-nearest.png"
+    assert done.stdout.strip() == written.name and Image.open(written).size == (96, 80)
+
+    listing = cli(daemon, "upscalers")
+    assert listing.returncode == 0 and "tiny-sr  (model)  2x" in listing.stdout
+    bad = cli(daemon, "upscale", str(tmp_path / "in.png"), "--upscaler", "esrgan")
+    assert bad.returncode == 1 and "upscaler" in bad.stderr and "tiny-sr" in bad.stderr
+
+
+def test_client_upscale_calls(daemon: Daemon) -> None:
+    with Client(base_url=daemon.url, token=daemon.token or None) as client:
+        names = [u.id for u in client.upscalers()]
+        png = client.upscale(b64(pattern(16, 16)), "lanczos", 3)
+    assert names == ["none", "lanczos", "nearest", "tiny-sr"]
+    assert Image.open(io.BytesIO(png)).size == (48, 48)
