@@ -14,7 +14,8 @@ __version__ = "0.1.0"
 
 SETTINGS = {
     "scale": "Upscale every image by 2 or 4 even when the request does not ask (0 = on request).",
-    "model": "ONNX model file (absolute or relative to the models dir); empty: upscalers/*.onnx.",
+    "model": "ONNX model file (absolute or relative to the models dir) or an installed upscaler's "
+    "name; empty: the first upscalers/*.onnx.",
 }
 SCALES = (2, 4)
 
