@@ -158,3 +158,21 @@ def test_sd_upscale_through_the_model(pipe: StableDiffusion, sr2: Path) -> None:
     # The model's float32 output may round one step apart from the reference's; img2img on a
     # tile that differs by one level moves a little more.
     assert max_diff(ours.image, combine_grid(grid)) <= 3
+
+
+def test_sd_upscale_cancels_between_and_within_tiles(pipe: StableDiffusion) -> None:
+    from impasto.engine import CancelToken, GenerationCancelled
+
+    token = CancelToken()
+    seen: list[int] = []
+
+    def progress(p: Progress) -> None:
+        seen.append(p.step)
+        if p.step == 3:  # inside the second tile
+            token.cancel()
+
+    spec = SdUpscaleParams(scale=2, overlap=16, upscaler="lanczos")
+    params = small(init_image=pattern(48, 40), strength=0.5, steps=4, seed=1, sd_upscale=spec)
+    with pytest.raises(GenerationCancelled):
+        pipe.generate(params, progress=progress, cancel=token)
+    assert seen == [1, 2, 3]

@@ -87,3 +87,11 @@ def test_sd_upscale_queues_a_job(page: Page, daemon: Daemon) -> None:
     assert (plan["width"], plan["height"], plan["strength"]) == (64, 64, 0.4)
     assert plan["prompt"] == "a harbour to sd upscale" and plan["seed"] == 21
     assert (done[0]["results"][0]["width"], done[0]["results"][0]["height"]) == (128, 128)
+
+
+def test_hires_menu_offers_the_installed_model(page: Page) -> None:
+    open_ui(page, "generate")
+    options = page.locator("#hires_upscaler option")
+    expect(page.locator("#hires_upscaler option[value='tiny-sr']")).to_have_count(1)
+    values = options.evaluate_all("els => els.map((e) => e.value)")
+    assert values[-3:] == ["lanczos", "nearest", "tiny-sr"]
