@@ -57,6 +57,8 @@ class UpscaleSpec:
     crop: bool = True
     upscaler2: str = NONE
     visibility2: float = 0.0
+    scale_field: str = "scale"
+    """The request field an oversized result is blamed on."""
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -137,7 +139,7 @@ class UpscalerService:
         else:
             scale = spec.scale
             spec.info["Postprocess upscale by"] = scale
-        check_output_size(image.size, scale)
+        check_output_size(image.size, scale, spec.scale_field)
         result = upscale_image(image, self.upscaler(upscaler_id), scale)
         if to_size and spec.crop:
             assert spec.width is not None and spec.height is not None
@@ -151,16 +153,18 @@ class UpscalerService:
         return result
 
 
-def check_output_size(size: tuple[int, int], scale: float) -> None:
+def check_output_size(size: tuple[int, int], scale: float, field_name: str = "scale") -> None:
     """Refuse an upscale whose result would be larger than MAX_SIDE on a side."""
     if not 0 < scale <= MAX_SCALE:
-        raise FieldError("scale", f"must be a number above 0 and at most {MAX_SCALE:g}")
+        raise FieldError(
+            field_name, f"upscales by {scale:g}; at most {MAX_SCALE:g}x, lower the factor or size"
+        )
     width, height = int(size[0] * scale), int(size[1] * scale)
     if max(width, height) > MAX_SIDE:
         raise FieldError(
-            "scale",
+            field_name,
             f"the result would be {width}x{height}; at most {MAX_SIDE} pixels a side, "
-            "lower the scale",
+            "lower the factor or size",
         )
 
 

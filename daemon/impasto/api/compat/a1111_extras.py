@@ -24,6 +24,7 @@ from msgspec import Meta
 from impasto.api.compat.common import decode_base64_image
 from impasto.api.compat.errors import CompatError
 from impasto.api.dependencies import AllServices
+from impasto.api.limits import RATE_LIMITED
 from impasto.services.container import Services
 from impasto.services.upscalers import UpscalerService, UpscaleSpec, infotext, png_with_info
 from impasto.wire import Schema
@@ -100,6 +101,7 @@ def _spec(req: ExtrasBaseRequest) -> UpscaleSpec:
         crop=req.upscaling_crop,
         upscaler2=req.upscaler_2,
         visibility2=req.extras_upscaler_2_visibility,
+        scale_field="upscaling_resize_w" if to_size else "upscaling_resize",
     )
 
 
@@ -140,7 +142,12 @@ class A1111ExtrasController(Controller):
             for info in found
         ]
 
-    @post("/extra-single-image", status_code=200, summary="Upscale one image (A1111 extras)")
+    @post(
+        "/extra-single-image",
+        status_code=200,
+        summary="Upscale one image (A1111 extras)",
+        opt={RATE_LIMITED: True},
+    )
     async def extra_single_image(
         self, services: AllServices, data: JSONBody[ExtrasSingleImageRequest]
     ) -> ExtrasSingleImageResponse:
@@ -149,7 +156,12 @@ class A1111ExtrasController(Controller):
         images, info = await asyncio.to_thread(run_extras, services, data, [("image", data.image)])
         return ExtrasSingleImageResponse(html_info=info, image=images[0])
 
-    @post("/extra-batch-images", status_code=200, summary="Upscale several images (A1111 extras)")
+    @post(
+        "/extra-batch-images",
+        status_code=200,
+        summary="Upscale several images (A1111 extras)",
+        opt={RATE_LIMITED: True},
+    )
     async def extra_batch_images(
         self, services: AllServices, data: JSONBody[ExtrasBatchImagesRequest]
     ) -> ExtrasBatchImagesResponse:
