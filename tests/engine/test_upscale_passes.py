@@ -15,7 +15,7 @@ from impasto.engine import Progress, StableDiffusion
 from impasto.engine.hires import run_hires, second_pass
 from impasto.engine.noise import BatchNoise
 from impasto.engine.pipelines.img2img import encode_init_image
-from impasto.engine.sd_upscale import combine_grid, split_grid
+from impasto.engine.tiles import combine_grid, split_grid
 from impasto.engine.types import HiresParams, SdUpscaleParams
 from tests.sr_model import max_diff, pattern, reference_sr, write_sr_model
 

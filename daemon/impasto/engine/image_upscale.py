@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from impasto.engine.tiles import Grid, TileRow, combine_grid, split_grid
+
 RESIZE_FILTERS = {"lanczos": Image.Resampling.LANCZOS, "nearest": Image.Resampling.NEAREST}
 """The built-in upscalers that resize with a PIL filter of that name."""
 NONE = "none"
@@ -27,11 +29,19 @@ MAX_PASSES = 3
 _PROBE = 16
 
 
+TILE = 192
+TILE_OVERLAP = 8
+"""A1111's ESRGAN_tile and ESRGAN_tile_overlap defaults: larger images run tile by tile, so a
+model's activations stay small whatever the image size."""
+
+
 @dataclass(frozen=True)
 class ModelUpscaler:
     """An installed ONNX super-resolution model: float32 NCHW RGB in [0, 1] in, the same out."""
 
     path: Path
+    tile: int = TILE
+    tile_overlap: int = TILE_OVERLAP
 
     def session(self) -> Any:
         return _sessions.get(self.path)
@@ -42,8 +52,32 @@ class ModelUpscaler:
         return _sessions.scale(self.path)
 
     def run(self, image: Image.Image) -> Image.Image:
-        """One pass of the model over the whole image."""
-        return run_model(self.session(), image)
+        """One pass of the model over the image, in overlapping tiles when it is larger than
+        one (blended as A1111's tiled ESRGAN does)."""
+        session = self.session()
+        width, height = image.size
+        small = width <= self.tile and height <= self.tile
+        if small or min(width, height) <= 2 * self.tile_overlap:
+            return run_model(session, image)
+        grid = split_grid(image, min(self.tile, width), min(self.tile, height), self.tile_overlap)
+        factor = 1
+        rows = []
+        for row in grid.rows:
+            tiles = []
+            for x, tile in row.tiles:
+                out = run_model(session, tile)
+                factor = out.width // tile.width
+                tiles.append((x * factor, out))
+            rows.append(TileRow(row.y * factor, tiles))
+        scaled = Grid(
+            rows,
+            grid.tile_w * factor,
+            grid.tile_h * factor,
+            width * factor,
+            height * factor,
+            grid.overlap * factor,
+        )
+        return combine_grid(scaled)
 
 
 Upscaler = str | ModelUpscaler
