@@ -176,3 +176,20 @@ def test_sd_upscale_cancels_between_and_within_tiles(pipe: StableDiffusion) -> N
     with pytest.raises(GenerationCancelled):
         pipe.generate(params, progress=progress, cancel=token)
     assert seen == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        (SdUpscaleParams(overlap=64), "sd_upscale.overlap"),
+        (SdUpscaleParams(scale=1, overlap=8, upscaler="none"), "sd_upscale.scale"),
+    ],
+)
+def test_bad_sd_upscale_params_are_named(
+    pipe: StableDiffusion, spec: SdUpscaleParams, field: str
+) -> None:
+    from impasto.engine import InvalidRequestError
+
+    with pytest.raises(InvalidRequestError) as err:
+        pipe.generate(small(init_image=pattern(48, 40), sd_upscale=spec))
+    assert err.value.field == field

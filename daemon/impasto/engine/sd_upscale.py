@@ -19,6 +19,7 @@ from impasto.engine.types import (
     CancelToken,
     GeneratedImage,
     GenerationParams,
+    InvalidRequestError,
     Progress,
     ProgressCallback,
 )
@@ -46,8 +47,21 @@ def run_sd_upscale(
     """One image: the upscaled init image with every tile denoised by img2img."""
     spec = params.sd_upscale
     assert spec is not None
+    if params.init_image is None:
+        raise InvalidRequestError("init_image", "SD upscale needs the image to upscale")
+    if not 0 <= spec.overlap < min(params.width, params.height):
+        raise InvalidRequestError(
+            "sd_upscale.overlap", f"must be from 0 to less than the tile's sides ({spec.overlap})"
+        )
     seed = resolve_seed(params.seed)
-    grid = split_grid(upscaled_source(params), params.width, params.height, spec.overlap)
+    source = upscaled_source(params)
+    if source.width < params.width or source.height < params.height:
+        raise InvalidRequestError(
+            "sd_upscale.scale",
+            f"the upscaled image ({source.width}x{source.height}) is smaller than a tile "
+            f"({params.width}x{params.height})",
+        )
+    grid = split_grid(source, params.width, params.height, spec.overlap)
     count = sum(len(row.tiles) for row in grid.rows)
     index = 0
     warnings: set[str] = set()
