@@ -114,3 +114,13 @@ def upscaler_path(models_dir: Path, name: str, field: str = "upscaler") -> Path:
         f"upscaler {name!r} is not installed in the models folder's {UPSCALERS_FOLDER}/; "
         f"installed: {', '.join(installed) or 'none'}",
     )
+
+
+def upscaler_file(models_dir: Path, upscaler: str) -> Path | None:
+    """The model file an upscaler name stands for; None for a built-in (latent or PIL) one."""
+    from impasto.engine.image_upscale import BUILTIN
+    from impasto.engine.upscale_latents import UPSCALERS
+
+    if upscaler in UPSCALERS or upscaler in BUILTIN:
+        return None
+    return upscaler_path(models_dir, upscaler)

@@ -283,33 +283,20 @@ def build_params(job: RunJob) -> Any:
     )
 
 
-def _model_of(models_dir: Path, upscaler: str) -> Path | None:
-    """The super-resolution model file an upscaler name stands for (None: a built-in one)."""
-    from impasto.engine.image_upscale import BUILTIN
-    from impasto.engine.upscale_latents import UPSCALERS
-    from impasto.worker.files import upscaler_path
-
-    if upscaler in UPSCALERS or upscaler in BUILTIN:
-        return None
-    return upscaler_path(models_dir, upscaler)
-
-
 def _hires(hires: Any, models_dir: Path) -> Any:
     from impasto.engine.types import HiresParams
+    from impasto.worker.files import upscaler_file
 
     fields = msgspec.structs.asdict(hires)
-    return HiresParams(**fields, upscaler_model=_model_of(models_dir, hires.upscaler))
+    return HiresParams(**fields, upscaler_model=upscaler_file(models_dir, hires.upscaler))
 
 
 def _sd_upscale(spec: Any, models_dir: Path) -> Any:
     from impasto.engine.types import SdUpscaleParams
+    from impasto.worker.files import upscaler_file
 
-    return SdUpscaleParams(
-        scale=spec.scale,
-        overlap=spec.overlap,
-        upscaler=spec.upscaler,
-        upscaler_model=_model_of(models_dir, spec.upscaler),
-    )
+    model = upscaler_file(models_dir, spec.upscaler)
+    return SdUpscaleParams(spec.scale, spec.overlap, spec.upscaler, model)
 
 
 def write_outputs(
