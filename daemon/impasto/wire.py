@@ -85,6 +85,14 @@ UpscalerName = Literal[
     "nearest",
 ]
 """Hires fix upscalers: A1111's latent upscale modes, or a resize of the decoded image."""
+HiresUpscaler = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=200,
+        description="A latent mode, lanczos, nearest, or an installed super-resolution model",
+    ),
+]
 
 
 class HiresRequest(Schema):
@@ -94,7 +102,7 @@ class HiresRequest(Schema):
     scale: HiresScale = 2.0
     width: Dimension | None = None
     height: Dimension | None = None
-    upscaler: UpscalerName = "latent"
+    upscaler: HiresUpscaler = "latent"
     steps: Annotated[int, Meta(ge=0, le=150, description="0: the first pass's steps")] = 0
     strength: Strength = 0.7
     sampler: SamplerId | None = None
@@ -115,6 +123,25 @@ class ResolvedHires(Schema, kw_only=True):
     prompt: str | None = None
     negative_prompt: str | None = None
     cfg_scale: float | None = None
+
+
+class SdUpscaleRequest(Schema):
+    """AUTOMATIC1111's SD upscale: ``init_image`` upscaled by ``scale``, then img2img over
+    overlapping tiles of the request's ``width`` x ``height``, blended into one image."""
+
+    scale: Annotated[float, Meta(ge=1, le=4, description="Upscale factor of the init image")] = 2.0
+    overlap: Annotated[int, Meta(ge=0, le=256, description="Pixels tiles overlap by")] = 64
+    upscaler: Annotated[str, Meta(min_length=1, max_length=200)] = "lanczos"
+
+
+class ResolvedSdUpscale(Schema, kw_only=True):
+    """SD upscale in a plan: the upscaler's id, the source size, the result's size."""
+
+    scale: float = 2.0
+    overlap: int = 64
+    upscaler: str = "lanczos"
+    width: int = 0
+    height: int = 0
 
 
 class GenerateRequest(Schema):
@@ -143,6 +170,7 @@ class GenerateRequest(Schema):
         float, Meta(ge=0, le=1, description="Fraction of the steps the base model runs")
     ] = 0.8
     hires: HiresRequest | None = None
+    sd_upscale: SdUpscaleRequest | None = None
     plugins: Annotated[
         dict[str, Any], Meta(description="Options for plugins, by plugin name (docs/plugins.md)")
     ] = msgspec.field(default_factory=dict)
@@ -174,6 +202,7 @@ class ResolvedPlan(Schema, kw_only=True):
     refiner: str | None = None
     refiner_switch: float = 0.8
     hires: ResolvedHires | None = None
+    sd_upscale: ResolvedSdUpscale | None = None
     plugins: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
@@ -255,6 +284,35 @@ class UploadedImage(Schema):
     width: int = 0
     height: int = 0
     mode: str = ""
+
+
+class UpscalerEntry(Schema):
+    """An upscaler: ``id`` for requests, ``name`` as A1111 shows it, a model's own ``scale``."""
+
+    id: str
+    name: str = ""
+    kind: str = ""
+    scale: float | None = None
+
+
+class UpscaleRequest(Schema):
+    """Upscale one image: by ``scale``, or to ``width`` x ``height`` when both are given: by
+    the larger of the two ratios, then (``crop``, A1111's default) centred on a canvas of
+    exactly that size."""
+
+    image: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            description="upload:<id>, base64 or a data: URL, or an output's "
+            "/api/v1/images/<job>/<index>",
+        ),
+    ]
+    upscaler: Annotated[str, Meta(min_length=1, max_length=200)] = "lanczos"
+    scale: Annotated[float, Meta(gt=0, le=8, description="Factor (mode: scale by)")] = 2.0
+    width: Annotated[int, Meta(ge=8, le=8192)] | None = None
+    height: Annotated[int, Meta(ge=8, le=8192)] | None = None
+    crop: bool = True
 
 
 class ModelDefaults(Schema):
@@ -457,7 +515,12 @@ def _field_limit(info: Any) -> FieldLimit | None:
 
 def _read_limits() -> dict[str, FieldLimit]:
     found: dict[str, FieldLimit] = {}
-    for struct, prefix in ((GenerateRequest, ""), (LoraSpec, "lora_"), (HiresRequest, "hires_")):
+    for struct, prefix in (
+        (GenerateRequest, ""),
+        (LoraSpec, "lora_"),
+        (HiresRequest, "hires_"),
+        (SdUpscaleRequest, "sd_upscale_"),
+    ):
         info = msgspec.inspect.type_info(struct)
         assert isinstance(info, msgspec.inspect.StructType)
         for field in info.fields:
@@ -472,6 +535,13 @@ def _read_limits() -> dict[str, FieldLimit]:
 
 LIMITS: dict[str, FieldLimit] = _read_limits()
 """Request field -> its limits; ``lora_weight`` and ``lora_name`` are a LoRA's."""
+# The built-in hires upscalers; GET /limits adds the installed super-resolution models.
+LIMITS["hires_upscaler"] = FieldLimit(
+    type="str",
+    choices=list(get_args(UpscalerName)),
+    rule=f"must be one of {', '.join(get_args(UpscalerName))} "
+    "or the name of an installed super-resolution model (GET /api/v1/upscalers)",
+)
 
 
 def _limit_of(kind: Any) -> FieldLimit:

@@ -18,7 +18,7 @@ BLOCK = re.compile(r"```(bash|python|js)\n(.*?)```", re.S)
 EXAMPLES = [(lang, code) for lang, code in BLOCK.findall(DOC.read_text())]
 
 
-def run(lang: str, code: str, daemon: Daemon) -> str:
+def run(lang: str, code: str, daemon: Daemon, cwd: Path) -> str:
     env = {
         **os.environ,
         "IMPASTO_URL": daemon.url,
@@ -33,7 +33,8 @@ def run(lang: str, code: str, daemon: Daemon) -> str:
     else:
         node = require("node", "nodejs", linux=False)
         argv = [node, "--input-type=module", "-e", code]
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    # In a scratch folder: examples may write files (upscaled.png).
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, cwd=cwd)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -45,12 +46,14 @@ def test_the_doc_has_examples_in_each_language() -> None:
 @pytest.mark.parametrize(
     ("lang", "code"), EXAMPLES, ids=[f"{lang}-{i}" for i, (lang, _) in enumerate(EXAMPLES)]
 )
-def test_example_runs(impasto_daemon: Daemon, lang: str, code: str) -> None:
-    out = run(lang, code, impasto_daemon)
+def test_example_runs(impasto_daemon: Daemon, lang: str, code: str, tmp_path: Path) -> None:
+    out = run(lang, code, impasto_daemon, tmp_path)
     if "--unix-socket" in code:
         assert '"status":"ok"' in out
     elif '"width": 65' in code:
         assert '"field":"width"' in out and "multiple of 8" in out
+    elif "/upscale" in code:
+        assert "200 image/png" in out
     elif "/events" in code and lang == "bash":
         assert "\nid: " in out and "\nevent: " in out and "\ndata: {" in out
     elif lang == "bash":

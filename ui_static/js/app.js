@@ -27,6 +27,7 @@ const viewer = new Viewer({
     toast('Settings loaded into the form.');
   },
   samplers: () => form.catalog.samplers,
+  onQueued: (job) => live.track(job),
 });
 const live = new LiveProgress({
   events,

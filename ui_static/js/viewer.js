@@ -1,11 +1,14 @@
-// The full-size image dialog: parameters, "use these settings", download, delete, prev/next.
+// The full-size image dialog: parameters, "use these settings", download, upscale, delete,
+// prev/next.
 import { api, withToken } from './api.js';
 import { byId, formatTime, h, toast } from './dom.js';
+import { UpscaleAction } from './upscale.js';
 
 /** Opens gallery entries (or any job's image) in a modal dialog. */
 export class Viewer {
-  constructor({ onUse, samplers }) {
+  constructor({ onUse, samplers, onQueued }) {
     this.onUse = onUse;
+    this.upscale = new UpscaleAction({ onQueued });
     this.samplers = samplers;
     this.gallery = null;
     this.index = -1;
@@ -45,6 +48,7 @@ export class Viewer {
 
   show(entry) {
     this.entry = entry;
+    this.upscale.show(entry);
     const { job, result } = entry;
     const req = job.request || {};
     const img = byId('viewer-img');

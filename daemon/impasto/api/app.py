@@ -23,6 +23,7 @@ from impasto.api.routes.models import ModelsController
 from impasto.api.routes.plugins import PluginsController
 from impasto.api.routes.queue import HistoryController, QueueController
 from impasto.api.routes.system import SystemController
+from impasto.api.routes.upscale import UpscaleController
 from impasto.api.security import PUBLIC, Authenticator, Policy, SecurityMiddleware, token_guard
 from impasto.api.static import compression, static_routers
 from impasto.resources import ui_static_dir
@@ -46,6 +47,7 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
             ModelsController,
             EventsController,
             PluginsController,
+            UpscaleController,
         ],
     )
     docs_router, *ui_routers = static_routers(ui_static_dir(), DOCS_ASSETS)

@@ -87,7 +87,10 @@ def register(
         help="hires fix: a second pass at 2x (or 1.5, or 1024x768) the size",
     )
     parser.add_argument(
-        "--hires-upscaler", choices=get_args(UpscalerName), help="hires upscaler (default latent)"
+        "--hires-upscaler",
+        metavar="NAME",
+        help=f"hires upscaler: {', '.join(get_args(UpscalerName))} or an installed "
+        "super-resolution model (`impasto upscalers`; default latent)",
     )
     parser.add_argument(
         "--hires-steps", type=int, metavar="N", help="second pass steps (default: --steps)"

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from impasto.cli import config, generate, info, models, plugins, serve
+from impasto.cli import config, generate, info, models, plugins, serve, upscale
 from impasto.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.register(commands, connection)
     config.register(commands)
     plugins.register(commands, connection)
+    upscale.register(commands, connection)
     return parser
 
 

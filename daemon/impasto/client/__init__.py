@@ -17,6 +17,7 @@ from impasto.client.types import (
     Submitted,
     SystemInfo,
     UploadedImage,
+    UpscalerEntry,
 )
 
 __all__ = [
@@ -40,5 +41,6 @@ __all__ = [
     "Submitted",
     "SystemInfo",
     "UploadedImage",
+    "UpscalerEntry",
     "resolve_endpoint",
 ]

@@ -27,6 +27,7 @@ from impasto.client.types import (
     SamplerInfo,
     Submitted,
     SystemInfo,
+    UpscalerEntry,
 )
 
 T = TypeVar("T")
@@ -205,6 +206,24 @@ class AsyncClient:
     async def upload_image(self, path: str | Path) -> str:
         """Upload an init image or mask; pass ``f"upload:{id}"`` in a request."""
         return (await self._call(core.upload_image(path))).id
+
+    async def upscalers(self) -> list[UpscalerEntry]:
+        """None, Lanczos, Nearest and each installed ONNX super-resolution model."""
+        return await self._call(core.upscalers())
+
+    async def upscale(
+        self,
+        image: str,
+        upscaler: str = "lanczos",
+        scale: float = 2.0,
+        *,
+        width: int | None = None,
+        height: int | None = None,
+        crop: bool = True,
+    ) -> bytes:
+        """The PNG of ``image`` (``upload:<id>``, base64, or an output's ``<job>/<index>``)
+        upscaled by ``scale``, or to ``width`` x ``height``; its text chunks are kept."""
+        return await self._call(core.upscale(image, upscaler, scale, width, height, crop))
 
     async def events(
         self, since: int | None = None, job: str | None = None

@@ -31,6 +31,7 @@ from impasto.client.types import (
     Submitted,
     SystemInfo,
     UploadedImage,
+    UpscalerEntry,
 )
 
 T = TypeVar("T")
@@ -226,6 +227,26 @@ def upload_image(path: str | Path) -> Call[UploadedImage]:
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     files = {"file": (path.name, path.read_bytes(), content_type)}
     return Call("POST", "/images", _decoder(UploadedImage), files=files)
+
+
+def upscalers() -> Call[list[UpscalerEntry]]:
+    """GET /upscalers."""
+    return Call("GET", "/upscalers", _decoder(list[UpscalerEntry]))
+
+
+def upscale(
+    image: str,
+    upscaler: str,
+    scale: float,
+    width: int | None = None,
+    height: int | None = None,
+    crop: bool = True,
+) -> Call[bytes]:
+    """POST /upscale: the upscaled PNG of an upload, an output or inline base64."""
+    body: dict[str, Any] = {"image": image, "upscaler": upscaler, "scale": scale, "crop": crop}
+    if width is not None and height is not None:
+        body.update(width=width, height=height)
+    return Call("POST", "/upscale", lambda r: r.content, body=body)
 
 
 def events(since: int | None, job: str | None) -> Call[None]:

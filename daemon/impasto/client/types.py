@@ -26,6 +26,7 @@ ModelInfo = wire.ModelDetail
 SamplerInfo = wire.SamplerInfo
 FieldLimit = wire.FieldLimit
 ResolvedPlan = wire.ResolvedPlan
+UpscalerEntry = wire.UpscalerEntry
 
 
 class Submitted(NamedTuple):

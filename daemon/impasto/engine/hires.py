@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from impasto.engine.image_upscale import ModelUpscaler, upscale_to
 from impasto.engine.pipelines.base import start_index
 from impasto.engine.pipelines.img2img import encode_init_image
 from impasto.engine.schedulers import sampler_schedules
@@ -77,12 +78,17 @@ def upscaled_latents(
         return upscale_latents(latents, *size, hires.upscaler)
     vae = pipe.vae_for(params)
     images = array_to_images(vae.decode(latents))
-    resample = IMAGE_FILTERS[hires.upscaler]
-    rows = [
-        encode_init_image(vae, image.resize((hires.width, hires.height), resample), 1)
-        for image in images
-    ]
+    rows = [encode_init_image(vae, upscaled_image(image, hires), 1) for image in images]
     return np.concatenate(rows)
+
+
+def upscaled_image(image: Image.Image, hires: HiresParams) -> Image.Image:
+    """One decoded first-pass image at the target size: a PIL resize, or the super-resolution
+    model then Lanczos to the exact size (A1111's ``resize_image`` with a model upscaler)."""
+    size = (hires.width, hires.height)
+    if hires.upscaler_model is not None:
+        return upscale_to(image, ModelUpscaler(hires.upscaler_model), *size)
+    return image.resize(size, IMAGE_FILTERS[hires.upscaler])
 
 
 def run_hires(

@@ -30,6 +30,7 @@ from impasto.engine.providers import ProviderChoice, select_providers
 from impasto.engine.refiner import Refiner, switch_index
 from impasto.engine.schedulers import create_scheduler
 from impasto.engine.schedulers.base import Scheduler, SchedulerConfig
+from impasto.engine.sd_upscale import run_sd_upscale
 from impasto.engine.sdxl import Conditioning, SdxlPromptEncoder
 from impasto.engine.sessions import OrtModel
 from impasto.engine.text_encoder import PromptEncoder
@@ -320,6 +321,8 @@ class StableDiffusion:
         latents: np.ndarray | None = None,
     ) -> list[GeneratedImage]:
         """Images for ``params``, each with the seed that made it (seed + batch index)."""
+        if params.sd_upscale is not None:
+            return run_sd_upscale(self, params, progress, cancel)
         canvas = padded_size(params.width, params.height, self.size_multiple)
         if latents is None and params.hires is None and canvas != (params.width, params.height):
             self.validate(params)

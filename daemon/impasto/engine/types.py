@@ -80,13 +80,28 @@ class HiresParams:
     width: int
     height: int
     upscaler: str = "latent"
-    """A latent mode of ``upscale_latents.LATENT_MODES`` or an image one: lanczos, nearest."""
+    """A latent mode of ``upscale_latents.LATENT_MODES``, an image one (lanczos, nearest), or
+    the name of the super-resolution model in ``upscaler_model``."""
     steps: int = 0
     strength: float = 0.7
     sampler: str | None = None
     prompt: str | None = None
     negative_prompt: str | None = None
     cfg_scale: float | None = None
+    upscaler_model: Path | None = None
+    """The ONNX super-resolution model file that upscales the decoded first pass."""
+
+
+@dataclass(frozen=True)
+class SdUpscaleParams:
+    """AUTOMATIC1111's SD upscale: ``init_image`` upscaled by ``scale``, then img2img over
+    overlapping tiles of ``width`` x ``height``, blended."""
+
+    scale: float = 2.0
+    overlap: int = 64
+    upscaler: str = "lanczos"
+    """none, lanczos, nearest, or the name of the model in ``upscaler_model``."""
+    upscaler_model: Path | None = None
 
 
 @dataclass
@@ -122,6 +137,8 @@ class GenerationParams:
     """The fraction of the schedule (0..1) the base model runs before the refiner takes over."""
     hires: HiresParams | None = None
     """A second, larger pass after this one (txt2img only)."""
+    sd_upscale: SdUpscaleParams | None = None
+    """Upscale ``init_image`` and img2img it tile by tile (one output image)."""
     extra: dict[str, object] = field(default_factory=dict)
 
 

@@ -128,7 +128,7 @@ def _check_hires(params: GenerationParams) -> None:
     assert hires is not None
     if params.init_image is not None:
         raise InvalidRequestError("hires", "hires fix is for txt2img: send it without init_image")
-    if hires.upscaler not in UPSCALERS:
+    if hires.upscaler not in UPSCALERS and hires.upscaler_model is None:
         raise InvalidRequestError(
             "hires.upscaler",
             f"unknown upscaler {hires.upscaler!r}; use one of: {', '.join(UPSCALERS)}",

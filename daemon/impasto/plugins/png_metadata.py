@@ -39,6 +39,15 @@ def postprocess_result(result: PostprocessResult, image: Any, context: PluginCon
 def _extra(params: dict[str, Any]) -> dict[str, Any] | None:
     """Denoising strength of img2img; A1111's hires fix keys (Size stays the first pass's)."""
     if params.get("init_image"):
+        sd_upscale = params.get("sd_upscale")
+        if sd_upscale:
+            # A1111's SD upscale script names its settings; Size stays the tile's.
+            upscaler = sd_upscale["upscaler"]
+            return {
+                "Denoising strength": params.get("strength"),
+                "SD upscale overlap": sd_upscale["overlap"],
+                "SD upscale upscaler": {**UPSCALER_LABELS, "none": "None"}.get(upscaler, upscaler),
+            }
         return {"Denoising strength": params.get("strength")}
     hires = params.get("hires")
     if not hires:

@@ -45,6 +45,11 @@ class UploadStore:
         tmp.replace(self.folder / f"{upload_id}.png")
         return upload_id, image
 
+    def image_size(self, upload_id: str) -> tuple[int, int]:
+        """(width, height) of an upload, reading only its header."""
+        with Image.open(self.path_of(upload_id)) as img:
+            return img.size
+
     def resolve(self, value: str, field: str) -> tuple[str, Image.Image]:
         """An ``upload:<id>``, a data URL or bare base64 -> (upload id, image)."""
         if value.startswith("upload:"):

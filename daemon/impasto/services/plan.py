@@ -8,20 +8,38 @@ sampler and schedule resolved to ids, adapters checked and named; it holds no lo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from impasto.engine.image_upscale import NONE, target_size
 from impasto.engine.schedulers import (
     SAMPLER_SPECS,
     find_sampler,
     sampler_schedules,
     schedule_for_model,
 )
+from impasto.engine.upscale_latents import UPSCALERS
 from impasto.services.errors import FieldError
 from impasto.services.images import UploadStore
 from impasto.services.models import ModelCatalog, ModelEntry
-from impasto.wire import LIMITS, GenerateRequest, LoraSpec, ResolvedHires, ResolvedPlan
-from impasto.worker.files import NotInstalledError, adapter_path, embeddings_in
+from impasto.services.upscalers import UpscalerService
+from impasto.wire import (
+    LIMITS,
+    GenerateRequest,
+    LoraSpec,
+    ResolvedHires,
+    ResolvedPlan,
+    ResolvedSdUpscale,
+)
+from impasto.worker.files import (
+    NotInstalledError,
+    adapter_path,
+    embeddings_in,
+    upscaler_models,
+    upscaler_path,
+)
 
 REFINER_FAMILY = "sdxl-refiner"
+MAX_SD_UPSCALE_SIDE = 4096
 
 
 @dataclass(frozen=True)
@@ -59,7 +77,12 @@ class Resolver:
         schedule = schedule_for_model(schedule, model.family.startswith("sdxl"))
         width = request.width or defaults.width
         height = request.height or defaults.height
-        init_image, mask_image = self._images(request, (width, height))
+        if request.sd_upscale is not None:
+            # The image keeps its own size: it is upscaled, then cut into tiles of this size.
+            init_image: str | None = self._upscale_source(request)
+            mask_image = None
+        else:
+            init_image, mask_image = self._images(request, (width, height))
         models_dir = self.catalog.models_dir
         try:
             for lora in request.loras:
@@ -70,7 +93,8 @@ class Resolver:
             raise FieldError(exc.field, exc.message) from None
         if request.refiner:
             self._check_refiner(request.refiner)
-        hires = resolve_hires(request, width, height)
+        hires = resolve_hires(request, width, height, self.catalog.models_dir)
+        sd_upscale = self._sd_upscale(request, init_image, width, height)
         text = f"{request.prompt} {request.negative_prompt}"
         return ResolvedPlan(
             prompt=request.prompt,
@@ -96,6 +120,7 @@ class Resolver:
             refiner=request.refiner,
             refiner_switch=request.refiner_switch,
             hires=hires,
+            sd_upscale=sd_upscale,
             plugins=dict(request.plugins),
         )
 
@@ -118,6 +143,51 @@ class Resolver:
             raise FieldError("mask_image", "a mask needs an init_image to paint into")
         return found["init_image"], found["mask_image"]
 
+    def _upscale_source(self, request: GenerateRequest) -> str:
+        """SD upscale's init image, stored at its own size (the tiles are the request's)."""
+        if not request.init_image:
+            raise FieldError("init_image", "SD upscale needs the image to upscale as init_image")
+        if request.mask_image or request.hires is not None or request.batch_size != 1:
+            raise FieldError(
+                "sd_upscale", "SD upscale makes one image: send it without mask, hires or batch"
+            )
+        upload_id, _ = self.uploads.resolve(request.init_image, "init_image")
+        return f"upload:{upload_id}"
+
+    def _sd_upscale(
+        self, request: GenerateRequest, init_image: str | None, width: int, height: int
+    ) -> ResolvedSdUpscale | None:
+        spec = request.sd_upscale
+        if spec is None or init_image is None:
+            return None
+        service = UpscalerService(self.catalog.models_dir)
+        upscaler = service.resolve(spec.upscaler, "sd_upscale.upscaler")
+        source = self.uploads.image_size(init_image.removeprefix("upload:"))
+        size = source if upscaler == NONE else target_size(source, spec.scale)
+        if size[0] < width or size[1] < height:
+            raise FieldError(
+                "sd_upscale.scale",
+                f"the upscaled image ({size[0]}x{size[1]}) is smaller than a tile "
+                f"({width}x{height}); raise the scale or lower width and height",
+            )
+        if max(size) > MAX_SD_UPSCALE_SIDE:
+            raise FieldError(
+                "sd_upscale.scale",
+                f"the upscaled image would be {size[0]}x{size[1]}; at most "
+                f"{MAX_SD_UPSCALE_SIDE} pixels a side",
+            )
+        if spec.overlap >= min(width, height):
+            raise FieldError(
+                "sd_upscale.overlap", f"must be less than the tile's sides ({width}x{height})"
+            )
+        return ResolvedSdUpscale(
+            scale=spec.scale,
+            overlap=spec.overlap,
+            upscaler=upscaler,
+            width=size[0],
+            height=size[1],
+        )
+
     def _check_refiner(self, refiner_id: str) -> None:
         entry = self.catalog.get(refiner_id)
         if entry is None:
@@ -134,7 +204,9 @@ def resolve_sampler(name: str) -> str:
     return found
 
 
-def resolve_hires(request: GenerateRequest, width: int, height: int) -> ResolvedHires | None:
+def resolve_hires(
+    request: GenerateRequest, width: int, height: int, models_dir: Path
+) -> ResolvedHires | None:
     """The hires pass's size (from ``scale`` unless given) and sampler id; txt2img only."""
     hires = request.hires
     if hires is None:
@@ -158,7 +230,7 @@ def resolve_hires(request: GenerateRequest, width: int, height: int) -> Resolved
     return ResolvedHires(
         width=sizes["width"],
         height=sizes["height"],
-        upscaler=hires.upscaler,
+        upscaler=_hires_upscaler(hires.upscaler, models_dir),
         steps=hires.steps,
         strength=hires.strength,
         sampler=_hires_sampler(hires.sampler),
@@ -166,6 +238,21 @@ def resolve_hires(request: GenerateRequest, width: int, height: int) -> Resolved
         negative_prompt=hires.negative_prompt,
         cfg_scale=hires.cfg_scale,
     )
+
+
+def _hires_upscaler(name: str, models_dir: Path) -> str:
+    """A latent or image upscaler id, or an installed super-resolution model's name."""
+    if name in UPSCALERS:
+        return name
+    try:
+        return upscaler_path(models_dir, name, "hires.upscaler").stem
+    except NotInstalledError:
+        models = ", ".join(upscaler_models(models_dir)) or "none installed"
+        raise FieldError(
+            "hires.upscaler",
+            f"unknown upscaler {name!r}; use one of: {', '.join(UPSCALERS)}, or a "
+            f"super-resolution model in the models folder's upscalers/ ({models})",
+        ) from None
 
 
 def _hires_sampler(name: str | None) -> str | None:

@@ -88,3 +88,39 @@ def upload_path(uploads_dir: Path, value: str) -> Path:
     if not UPLOAD_ID.match(upload_id):
         raise NotInstalledError("init_image", f"{value!r} is not an upload:<id> reference")
     return uploads_dir / f"{upload_id}.png"
+
+
+UPSCALERS_FOLDER = "upscalers"
+"""Where ONNX super-resolution models are installed: ``<models_dir>/upscalers/<name>.onnx``."""
+
+
+def upscaler_models(models_dir: Path) -> dict[str, Path]:
+    """Installed super-resolution models by name (the file stem), in name order."""
+    folder = models_dir / UPSCALERS_FOLDER
+    if not folder.is_dir():
+        return {}
+    found = sorted(folder.glob("*.onnx"), key=lambda p: p.stem.lower())
+    return {p.stem: p for p in found if _plain(p.stem) and p.is_file()}
+
+
+def upscaler_path(models_dir: Path, name: str, field: str = "upscaler") -> Path:
+    """The file of the installed super-resolution model ``name`` (case-insensitive)."""
+    installed = upscaler_models(models_dir)
+    for stem, path in installed.items():
+        if stem.lower() == name.lower():
+            return path
+    raise NotInstalledError(
+        field,
+        f"upscaler {name!r} is not installed in the models folder's {UPSCALERS_FOLDER}/; "
+        f"installed: {', '.join(installed) or 'none'}",
+    )
+
+
+def upscaler_file(models_dir: Path, upscaler: str) -> Path | None:
+    """The model file an upscaler name stands for; None for a built-in (latent or PIL) one."""
+    from impasto.engine.image_upscale import BUILTIN
+    from impasto.engine.upscale_latents import UPSCALERS
+
+    if upscaler in UPSCALERS or upscaler in BUILTIN:
+        return None
+    return upscaler_path(models_dir, upscaler)

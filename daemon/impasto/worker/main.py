@@ -237,11 +237,9 @@ def job_model_folder(job: RunJob) -> Path | None:
 
 def build_params(job: RunJob) -> Any:
     """The engine's request from the job's plan; every file is looked up and opened here."""
-    import msgspec
     from PIL import Image
 
     from impasto.engine import GenerationParams
-    from impasto.engine.types import HiresParams
     from impasto.resources import bundled_models_dir
     from impasto.worker.files import Roots, adapter_path, model_folder, upload_path
 
@@ -279,9 +277,26 @@ def build_params(job: RunJob) -> Any:
         clip_skip=plan.clip_skip,
         refiner=refiner,
         refiner_switch=plan.refiner_switch,
-        hires=HiresParams(**msgspec.structs.asdict(plan.hires)) if plan.hires else None,
+        hires=_hires(plan.hires, models_dir) if plan.hires else None,
+        sd_upscale=_sd_upscale(plan.sd_upscale, models_dir) if plan.sd_upscale else None,
         **images,
     )
+
+
+def _hires(hires: Any, models_dir: Path) -> Any:
+    from impasto.engine.types import HiresParams
+    from impasto.worker.files import upscaler_file
+
+    fields = msgspec.structs.asdict(hires)
+    return HiresParams(**fields, upscaler_model=upscaler_file(models_dir, hires.upscaler))
+
+
+def _sd_upscale(spec: Any, models_dir: Path) -> Any:
+    from impasto.engine.types import SdUpscaleParams
+    from impasto.worker.files import upscaler_file
+
+    model = upscaler_file(models_dir, spec.upscaler)
+    return SdUpscaleParams(spec.scale, spec.overlap, spec.upscaler, model)
 
 
 def write_outputs(

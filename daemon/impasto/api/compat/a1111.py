@@ -10,6 +10,7 @@ from litestar import Controller, Router, get, post
 from litestar.params import FromQuery, JSONBody
 
 from impasto.api.compat.a1111_convert import echo, info_json, plan
+from impasto.api.compat.a1111_extras import A1111ExtrasController
 from impasto.api.compat.a1111_info import A1111InfoController
 from impasto.api.compat.a1111_schemas import (
     GenerationResponse,
@@ -120,6 +121,11 @@ def a1111_router() -> Router:
     """A fresh router for /sdapi/v1 with A1111-style error bodies."""
     return Router(
         path=A1111_PREFIX,
-        route_handlers=[A1111GenerationController, A1111InfoController, A1111ScriptsController],
+        route_handlers=[
+            A1111GenerationController,
+            A1111InfoController,
+            A1111ScriptsController,
+            A1111ExtrasController,
+        ],
         exception_handlers=A1111_HANDLERS,
     )

@@ -23,6 +23,7 @@ from impasto.api.compat.samplers_map import (
 from impasto.engine.upscale_latents import UPSCALER_LABELS
 from impasto.services.compat import ResultImage, current_checkpoint, resolve_checkpoint
 from impasto.services.container import Services
+from impasto.services.upscalers import UpscalerService
 from impasto.wire import GenerateRequest, ResolvedPlan
 
 MAX_ITERATIONS = 100
@@ -51,9 +52,12 @@ def _hires(services: Services, req: Txt2ImgRequest, model: str) -> dict[str, Any
     if not req.enable_hr or isinstance(req, Img2ImgRequest):
         return None
     name = (req.hr_upscaler or "Latent").strip()
-    upscaler = A1111_UPSCALERS.get(name.lower())
+    models = UpscalerService(services.catalog.models_dir).models()
+    upscaler = A1111_UPSCALERS.get(name.lower()) or next(
+        (model for model in models if model.lower() == name.lower()), None
+    )
     if upscaler is None:
-        allowed = ", ".join(UPSCALER_LABELS.values())
+        allowed = ", ".join([*UPSCALER_LABELS.values(), *models])
         raise CompatError(
             422, f"hires upscaler {name!r} is not available; use one of: {allowed}", "hr_upscaler"
         )

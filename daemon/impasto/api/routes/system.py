@@ -6,12 +6,14 @@ import asyncio
 import time
 from typing import Any
 
+import msgspec
 from litestar import Controller, get
 
 from impasto.api.dependencies import AllServices
 from impasto.api.security import PUBLIC
 from impasto.engine.schedulers import SAMPLER_SPECS, SCHEDULE_SPECS
 from impasto.services.system import machine_report, system_report
+from impasto.services.upscalers import UpscalerService
 from impasto.wire import LIMITS, FieldLimit, Health, SamplerInfo, ScheduleInfo
 
 
@@ -53,8 +55,12 @@ class SystemController(Controller):
         ]
 
     @get("/limits", summary="The allowed values of each request field (from the schema)")
-    async def limits(self) -> dict[str, FieldLimit]:
-        return LIMITS
+    async def limits(self, services: AllServices) -> dict[str, FieldLimit]:
+        # The hires upscaler menu lists the installed super-resolution models too.
+        models = await asyncio.to_thread(UpscalerService(services.catalog.models_dir).models)
+        hires = LIMITS["hires_upscaler"]
+        choices = [*(hires.choices or []), *(m for m in models if m not in (hires.choices or []))]
+        return {**LIMITS, "hires_upscaler": msgspec.structs.replace(hires, choices=choices)}
 
     @get("/system", summary="Version, execution provider, GPUs, memory, queue and workers")
     async def system(self, services: AllServices) -> dict[str, Any]:

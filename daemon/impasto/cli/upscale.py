@@ -1,0 +1,92 @@
+"""`impasto upscale` and `impasto upscalers`: upscale an image through the daemon."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import re
+import sys
+from pathlib import Path
+
+from impasto.cli.common import EXIT_OK, EXIT_USAGE, Context
+
+OUTPUT_REF = re.compile(r"^[0-9A-Za-z_-]+/\d+$")
+
+
+def register(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    connection: argparse.ArgumentParser,
+) -> None:
+    """Add `upscale` and `upscalers`."""
+    upscale = commands.add_parser(
+        "upscale",
+        parents=[connection],
+        help="upscale an image (a file, or an output as JOB/INDEX) with an upscaler",
+    )
+    upscale.add_argument("image", help="a PNG/JPEG/WebP file, or an output as JOB_ID/INDEX")
+    upscale.add_argument(
+        "--upscaler",
+        default="lanczos",
+        metavar="NAME",
+        help="none, lanczos, nearest or an installed model (`impasto upscalers`)",
+    )
+    upscale.add_argument("--scale", type=float, default=2.0, help="factor (default 2)")
+    upscale.add_argument("--width", type=int, help="upscale to this width (with --height)")
+    upscale.add_argument("--height", type=int, help="upscale to this height (with --width)")
+    upscale.add_argument(
+        "--no-crop",
+        dest="crop",
+        action="store_false",
+        help="with --width/--height: keep the whole upscaled image (by the larger ratio) "
+        "instead of centring it on exactly that size",
+    )
+    upscale.add_argument(
+        "-o", "--output", type=Path, help="where to write the PNG (default: NAME-UPSCALER.png)"
+    )
+    upscale.set_defaults(handler=run_upscale)
+    listing = commands.add_parser(
+        "upscalers", parents=[connection], help="list the upscalers the daemon offers"
+    )
+    listing.set_defaults(handler=list_upscalers)
+
+
+def _source(image: str) -> tuple[str, str]:
+    """What the daemon is sent (an output reference or inline base64) and a name for the file."""
+    if OUTPUT_REF.match(image) and not Path(image).is_file():
+        return image, image.replace("/", "-")
+    path = Path(image)
+    return base64.b64encode(path.read_bytes()).decode("ascii"), path.stem
+
+
+def run_upscale(args: argparse.Namespace, context: Context) -> int:
+    """Upscale one image and write the PNG."""
+    if (args.width is None) != (args.height is None):
+        print("error: give both --width and --height, or neither", file=sys.stderr)
+        return EXIT_USAGE
+    if not OUTPUT_REF.match(args.image) and not Path(args.image).is_file():
+        print(f"error: {args.image} is not a file (nor an output as JOB_ID/INDEX)", file=sys.stderr)
+        return EXIT_USAGE
+    source, name = _source(args.image)
+    with context.connect(args) as client:
+        png = client.upscale(
+            source,
+            args.upscaler,
+            args.scale,
+            width=args.width,
+            height=args.height,
+            crop=args.crop,
+        )
+    output = args.output or Path(f"{name}-{args.upscaler}.png")
+    output.write_bytes(png)
+    print(output)
+    return EXIT_OK
+
+
+def list_upscalers(args: argparse.Namespace, context: Context) -> int:
+    """One upscaler a line: its id, its kind and a model's factor."""
+    with context.connect(args) as client:
+        found = client.upscalers()
+    for item in found:
+        scale = f"  {item.scale:g}x" if item.scale else ""
+        print(f"{item.id}  ({item.kind}){scale}")
+    return EXIT_OK

@@ -1,0 +1,225 @@
+"""The upscalers every surface offers: None, Lanczos, Nearest and each installed ONNX
+super-resolution model (``<models_dir>/upscalers/<name>.onnx``), found by name.
+
+Everything here blocks (file reads, model runs): routes call it in a thread.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image, PngImagePlugin
+
+from impasto.engine.image_upscale import (
+    BUILTIN,
+    NONE,
+    ModelUpscaler,
+    Upscaler,
+    upscale_image,
+)
+from impasto.services.errors import FieldError, NotFoundError
+from impasto.wire import UpscaleRequest
+from impasto.worker.files import NotInstalledError, upscaler_models, upscaler_path
+
+if TYPE_CHECKING:
+    from impasto.services.container import Services
+
+LABELS = {NONE: "None", "lanczos": "Lanczos", "nearest": "Nearest"}
+"""Built-in upscaler id -> AUTOMATIC1111's name."""
+MAX_SCALE = 8.0
+MAX_SIDE = 8192
+
+
+@dataclass(frozen=True)
+class UpscalerInfo:
+    """One upscaler as the listings show it; ``scale`` is a model's own factor."""
+
+    id: str
+    label: str
+    kind: str  # "none", "resize" or "model"
+    scale: float | None = None
+
+
+@dataclass
+class UpscaleSpec:
+    """An extras-style upscale: by a factor (mode 0) or to a size (mode 1), with A1111's crop
+    and a second upscaler blended in at ``visibility2``."""
+
+    upscaler: str
+    scale: float = 2.0
+    width: int | None = None
+    height: int | None = None
+    crop: bool = True
+    upscaler2: str = NONE
+    visibility2: float = 0.0
+    scale_field: str = "scale"
+    """The request field an oversized result is blamed on."""
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class UpscalerService:
+    """Lists, finds and runs upscalers; stateless apart from the engine's session cache."""
+
+    def __init__(self, models_dir: Path) -> None:
+        self.models_dir = models_dir
+
+    def models(self) -> dict[str, Path]:
+        return upscaler_models(self.models_dir)
+
+    def available(self) -> list[UpscalerInfo]:
+        """Every upscaler: the built-ins, then the installed models with their factors."""
+        found = [
+            UpscalerInfo(key, LABELS[key], "none" if key == NONE else "resize") for key in BUILTIN
+        ]
+        for name, path in self.models().items():
+            try:
+                scale: float | None = float(ModelUpscaler(path).scale)
+            except Exception:  # an unreadable model is listed; running it reports the error
+                scale = None
+            found.append(UpscalerInfo(name, name, "model", scale))
+        return found
+
+    def resolve(self, name: str | None, field_name: str = "upscaler") -> str:
+        """The id of an upscaler named by its id or A1111 label (any case); FieldError if none."""
+        wanted = (name or "").strip()
+        for key, label in LABELS.items():
+            if wanted.lower() in (key, label.lower()):
+                return key
+        try:
+            return upscaler_path(self.models_dir, wanted, field_name).stem
+        except NotInstalledError:
+            names = [info.label for info in self.names()]
+            raise FieldError(
+                field_name,
+                f"unknown upscaler {wanted!r}; use one of: {', '.join(names)} "
+                "(install ONNX super-resolution models in the models folder's upscalers/)",
+            ) from None
+
+    def names(self) -> list[UpscalerInfo]:
+        """The upscalers without reading the models (no factors)."""
+        builtin = [UpscalerInfo(k, LABELS[k], "none" if k == NONE else "resize") for k in BUILTIN]
+        return builtin + [UpscalerInfo(n, n, "model") for n in self.models()]
+
+    def upscaler(self, upscaler_id: str) -> Upscaler:
+        """What the engine runs for an id from :meth:`resolve`."""
+        if upscaler_id in BUILTIN:
+            return upscaler_id
+        return ModelUpscaler(upscaler_path(self.models_dir, upscaler_id))
+
+    def label(self, upscaler_id: str) -> str:
+        return LABELS.get(upscaler_id, upscaler_id)
+
+    def upscale(self, image: Image.Image, spec: UpscaleSpec) -> Image.Image:
+        """A1111's extras upscale of one image; ``spec.info`` gets its "Postprocess" entries."""
+        first = self.resolve(spec.upscaler, "upscaler_1")
+        second = self.resolve(spec.upscaler2, "upscaler_2")
+        if first == NONE:
+            return image
+        result = self._one(image, first, spec)
+        spec.info["Postprocess upscaler"] = self.label(first)
+        if second != NONE and spec.visibility2 > 0:
+            other = self._one(image, second, spec)
+            if other.mode != result.mode:
+                other = other.convert(result.mode)
+            result = Image.blend(result, other, spec.visibility2)
+            spec.info["Postprocess upscaler 2"] = self.label(second)
+        return result
+
+    def _one(self, image: Image.Image, upscaler_id: str, spec: UpscaleSpec) -> Image.Image:
+        to_size = spec.width is not None and spec.height is not None
+        if to_size:
+            assert spec.width is not None and spec.height is not None
+            scale = max(spec.width / image.width, spec.height / image.height)
+            spec.info["Postprocess upscale to"] = f"{spec.width}x{spec.height}"
+        else:
+            scale = spec.scale
+            spec.info["Postprocess upscale by"] = scale
+        check_output_size(image.size, scale, spec.scale_field)
+        result = upscale_image(image, self.upscaler(upscaler_id), scale)
+        if to_size and spec.crop:
+            assert spec.width is not None and spec.height is not None
+            # A1111 pastes the upscaled image centred on a black canvas of the asked size.
+            canvas = Image.new("RGB", (spec.width, spec.height))
+            canvas.paste(
+                result, (spec.width // 2 - result.width // 2, spec.height // 2 - result.height // 2)
+            )
+            spec.info["Postprocess crop to"] = f"{spec.width}x{spec.height}"
+            result = canvas
+        return result
+
+
+def check_output_size(size: tuple[int, int], scale: float, field_name: str = "scale") -> None:
+    """Refuse an upscale whose result would be larger than MAX_SIDE on a side."""
+    if not 0 < scale <= MAX_SCALE:
+        raise FieldError(
+            field_name, f"upscales by {scale:g}; at most {MAX_SCALE:g}x, lower the factor or size"
+        )
+    width, height = int(size[0] * scale), int(size[1] * scale)
+    if max(width, height) > MAX_SIDE:
+        raise FieldError(
+            field_name,
+            f"the result would be {width}x{height}; at most {MAX_SIDE} pixels a side, "
+            "lower the factor or size",
+        )
+
+
+def infotext(info: dict[str, Any]) -> str:
+    """A1111's "postprocessing" text: ``key: value`` pairs joined by commas, values quoted."""
+    parts = []
+    for key, value in info.items():
+        text = f"{value:g}" if isinstance(value, float) else str(value)
+        if "," in text or ":" in text or "\n" in text:
+            text = json.dumps(text, ensure_ascii=False)
+        parts.append(f"{key}: {text}")
+    return ", ".join(parts)
+
+
+def png_with_info(image: Image.Image, source: Image.Image, info: dict[str, Any]) -> bytes:
+    """The PNG of ``image`` keeping ``source``'s text chunks (its generation parameters), with
+    A1111's ``postprocessing`` chunk saying what was done."""
+    chunks = PngImagePlugin.PngInfo()
+    for key, value in (getattr(source, "text", None) or source.info).items():
+        if isinstance(key, str) and isinstance(value, str) and key != "postprocessing":
+            chunks.add_text(key, value)
+    if info:
+        chunks.add_text("postprocessing", infotext(info))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", pnginfo=chunks)
+    return buf.getvalue()
+
+
+OUTPUT_REF = re.compile(r"^(?:/api/v1/images/)?([0-9a-zA-Z_-]+)/(\d+)$")
+
+
+def source_image(services: Services, ref: str) -> Image.Image:
+    """The image a request names: an output (``/api/v1/images/<job>/<index>``), an upload or
+    inline base64."""
+    match = OUTPUT_REF.match(ref)
+    if match is None:
+        return services.uploads.resolve(ref, "image")[1]
+    try:
+        path = services.jobs.image_path(match.group(1), int(match.group(2)))
+    except NotFoundError as exc:
+        raise FieldError("image", str(exc)) from None
+    with Image.open(path) as img:
+        img.load()
+        return img
+
+
+def upscale_request(services: Services, req: UpscaleRequest) -> tuple[bytes, str]:
+    """The native upscale: the PNG (the source's text chunks kept) and the upscaler's id."""
+    if (req.width is None) != (req.height is None):
+        raise FieldError("width", "send both width and height, or neither (to scale by scale)")
+    source = source_image(services, req.image)
+    upscalers = UpscalerService(services.catalog.models_dir)
+    upscaler = upscalers.resolve(req.upscaler)
+    spec = UpscaleSpec(
+        upscaler=upscaler, scale=req.scale, width=req.width, height=req.height, crop=req.crop
+    )
+    result = upscalers.upscale(source, spec)
+    return png_with_info(result, source, spec.info), upscaler
