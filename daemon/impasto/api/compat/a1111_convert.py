@@ -64,11 +64,12 @@ def _hires(services: Services, req: Txt2ImgRequest, model: str) -> dict[str, Any
         except UnknownSamplerError as exc:
             raise CompatError(422, str(exc), "hr_sampler_name") from None
     scale = req.hr_scale or 2.0
-    width, height = req.hr_resize_x or None, req.hr_resize_y or None
+    width, height = to_multiple_of_8(req.hr_resize_x), to_multiple_of_8(req.hr_resize_y)
     if (width is None) != (height is None):
         # A1111 keeps the aspect ratio when only one side is given.
         defaults = services.jobs.resolver.model(model).defaults
-        base_w, base_h = req.width or defaults.width, req.height or defaults.height
+        base_w = to_multiple_of_8(req.width) or defaults.width
+        base_h = to_multiple_of_8(req.height) or defaults.height
         scale = width / base_w if width else (height or base_h) / base_h
         width = height = None
     return {
@@ -83,6 +84,26 @@ def _hires(services: Services, req: Txt2ImgRequest, model: str) -> dict[str, Any
         "negative_prompt": req.hr_negative_prompt or None,
         "cfg_scale": req.hr_cfg,
     }
+
+
+def _unknown_sampler(exc: UnknownSamplerError) -> CompatError:
+    """A1111's answer to a sampler it does not know: 404 "Sampler not found" (names listed)."""
+    if exc.field == "sampler_name":
+        return CompatError(404, str(exc))
+    return CompatError(422, str(exc), exc.field)
+
+
+def to_multiple_of_8(pixels: int | None) -> int | None:
+    """A1111 accepts any size and makes the image the latent's size: rounded down to 8."""
+    return None if not pixels else pixels - pixels % 8
+
+
+def _plugins(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
+    """A1111's ``styles`` as the styles plugin's options, where that plugin runs."""
+    host = services.plugins
+    if req.styles and host is not None and host.active("styles"):
+        return {"styles": list(req.styles)}
+    return {}
 
 
 def _reject_unsupported(req: Txt2ImgRequest) -> None:
@@ -111,13 +132,13 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
     try:
         choice = to_impasto(wanted_sampler, req.scheduler) if wanted_sampler else None
     except UnknownSamplerError as exc:
-        raise CompatError(422, str(exc), exc.field) from None
+        raise _unknown_sampler(exc) from None
     schedule = choice.schedule if choice else None
     if choice is None and req.scheduler:
         try:
             schedule = to_impasto("Euler", req.scheduler).schedule
         except UnknownSamplerError as exc:
-            raise CompatError(422, str(exc), exc.field) from None
+            raise _unknown_sampler(exc) from None
     iterations = req.n_iter if req.n_iter is not None else 1
     if not 1 <= iterations <= MAX_ITERATIONS:
         raise CompatError(422, f"must be an integer between 1 and {MAX_ITERATIONS}", "n_iter")
@@ -138,8 +159,8 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "negative_prompt": req.negative_prompt or "",
             "model": model,
             "loras": loras,
-            "width": req.width,
-            "height": req.height,
+            "width": to_multiple_of_8(req.width),
+            "height": to_multiple_of_8(req.height),
             "steps": req.steps,
             "cfg_scale": req.cfg_scale,
             "seed": seed,
@@ -148,6 +169,7 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "schedule": None if schedule == "default" and choice is None else schedule,
             "strength": strength,
             "hires": _hires(services, req, model),
+            "plugins": _plugins(services, req),
         }
     )
     images: dict[str, str] = {}
