@@ -13,7 +13,7 @@ import signal
 from typing import Any
 
 from litestar import Controller, Response, post, route
-from litestar.enums import HttpMethod
+from litestar.enums import HttpMethod, MediaType
 from litestar.params import JSONBody
 
 from impasto.api.compat.errors import CompatError, fastapi_detail
@@ -84,7 +84,9 @@ class A1111ActionsController(Controller):
 
     @post("/server-stop", status_code=200, summary="Stop the daemon (with api_server_stop)")
     async def server_stop(self, services: AllServices) -> Response[Any]:
-        return _stop_soon(services) or Response("Stopping.", status_code=200)
+        return _stop_soon(services) or Response(
+            "Stopping.", status_code=200, media_type=MediaType.TEXT
+        )
 
     @post("/server-restart", status_code=200, summary="Not restartable from inside: 501")
     async def server_restart(self, services: AllServices) -> Response[Any]:
