@@ -14,7 +14,7 @@ from typing import Any
 
 from litestar import Controller, Response, post, route
 from litestar.enums import HttpMethod, MediaType
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 
 from impasto.api.compat.errors import CompatError, fastapi_detail
 from impasto.api.dependencies import AllServices
@@ -101,5 +101,5 @@ class A1111ActionsController(Controller):
         status_code=404,
         include_in_schema=False,
     )
-    async def unknown(self, rest: str) -> Response[Any]:
+    async def unknown(self, rest: FromPath[str]) -> Response[Any]:
         return _not_found()
