@@ -335,6 +335,23 @@ def test_styles_field_applies_the_styles_plugin(http: httpx.Client) -> None:
     assert params["negative_prompt"] == "cartoon"
 
 
+def test_sd_vae_option_picks_an_installed_vae(api: webuiapi.WebUIApi) -> None:
+    plain = api.txt2img(prompt="a vase", seed=3, width=64, height=64).image
+    api.set_options({"sd_vae": "sd-tiny-vae-alt"})
+    try:
+        swapped = api.txt2img(prompt="a vase", seed=3, width=64, height=64).image
+        override = api.txt2img(
+            prompt="a vase", seed=3, width=64, height=64, override_settings={"sd_vae": "None"}
+        ).image
+    finally:
+        api.set_options({"sd_vae": "Automatic"})
+    assert swapped.tobytes() != plain.tobytes()
+    assert override.tobytes() == plain.tobytes()
+    with pytest.raises(RuntimeError) as unknown:
+        api.txt2img(prompt="x", override_settings={"sd_vae": "nope.safetensors"})
+    assert unknown.value.args[0] == 422 and '"loc":["body","vae"]' in unknown.value.args[1]
+
+
 def test_progress_and_png_info_shapes(api: webuiapi.WebUIApi) -> None:
     progress = api.get_progress()
     assert_shape(progress, PROGRESS)

@@ -21,7 +21,12 @@ from impasto.api.compat.samplers_map import (
     to_impasto,
 )
 from impasto.engine.upscale_latents import UPSCALER_LABELS
-from impasto.services.compat import ResultImage, current_checkpoint, resolve_checkpoint
+from impasto.services.compat import (
+    ResultImage,
+    compat_state,
+    current_checkpoint,
+    resolve_checkpoint,
+)
 from impasto.services.container import Services
 from impasto.wire import GenerateRequest, ResolvedPlan
 
@@ -44,6 +49,7 @@ class Plan:
 A1111_UPSCALERS = {label.lower(): key for key, label in UPSCALER_LABELS.items()}
 """A1111's hires upscaler names (its latent modes and PIL resizes) -> Impasto's upscaler ids."""
 SAME = ("", "use same sampler", "use same scheduler")
+NO_VAE = ("", "automatic", "none")  # A1111's sd_vae values that mean the checkpoint's own VAE
 
 
 def _hires(services: Services, req: Txt2ImgRequest, model: str) -> dict[str, Any] | None:
@@ -104,6 +110,17 @@ def _plugins(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
     if req.styles and host is not None and host.active("styles"):
         return {"styles": list(req.styles)}
     return {}
+
+
+def _vae(services: Services, req: Txt2ImgRequest) -> str | None:
+    """A1111's ``sd_vae`` (this request's override, else the stored option) as the native vae."""
+    stored = compat_state(services).options.get("sd_vae")
+    name = str((req.override_settings or {}).get("sd_vae", stored) or "").strip()
+    if name.lower() in NO_VAE:
+        return None
+    for ext in (".safetensors", ".ckpt", ".pt"):
+        name = name.removesuffix(ext)
+    return name
 
 
 def _reject_unsupported(req: Txt2ImgRequest) -> None:
@@ -170,6 +187,7 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "strength": strength,
             "hires": _hires(services, req, model),
             "plugins": _plugins(services, req),
+            "vae": _vae(services, req),
         }
     )
     images: dict[str, str] = {}
