@@ -200,7 +200,12 @@ def test_missing_routes_and_methods_answer_as_fastapi(http: httpx.Client) -> Non
         assert (answer.status_code, answer.json()) == (status, {"detail": detail}), path
 
 
-def test_features_impasto_lacks_answer_in_a1111s_error_shape(http: httpx.Client) -> None:
+def test_features_impasto_lacks_answer_in_a1111s_error_shape(
+    api: webuiapi.WebUIApi, http: httpx.Client
+) -> None:
+    with pytest.raises(RuntimeError) as interrogate:
+        api.interrogate(Image.new("RGB", (64, 64)))
+    assert interrogate.value.args[0] == 501 and "captioning" in interrogate.value.args[1]
     image = _b64_png(Image.new("RGB", (64, 64)))
     checks = [
         ("/sdapi/v1/interrogate", {"image": image, "model": "clip"}, 501, "captioning model"),
