@@ -366,6 +366,24 @@ def test_progress_and_png_info_shapes(api: webuiapi.WebUIApi) -> None:
     assert api.get_progress()["state"]["job_timestamp"] != "0"  # kept after the task
 
 
+def test_a_native_job_is_a_task_of_its_own(http: httpx.Client) -> None:
+    body = {"prompt": "native-task", "steps": 150, "width": 256, "height": 256}
+    job = http.post("/api/v1/generate", json=body).json()["id"]
+    try:
+        deadline = time.monotonic() + 60
+        while (state := http.get("/sdapi/v1/progress").json()["state"])["sampling_step"] < 1:
+            assert time.monotonic() < deadline, "the job never ran"
+            time.sleep(0.05)
+        assert (state["job"], state["job_no"], state["job_count"]) == (job, 0, 1)
+    finally:
+        assert http.post(f"/api/v1/generate/{job}/cancel").status_code == 200
+    deadline = time.monotonic() + 60
+    while (idle := http.get("/sdapi/v1/progress").json()["state"])["job_count"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert idle["job_timestamp"] == state["job_timestamp"] != "0"
+
+
 def test_server_stop_when_enabled(daemon_factory: type[Daemon], tmp_path: Path) -> None:
     running = daemon_factory(tmp_path / "stoppable", api_server_stop="true").start()
     with running.client() as client:

@@ -185,6 +185,9 @@ def progress(services: Services) -> ProgressSnapshot:
     state = compat_state(services)
     task = state.tasks.get(job.id, [job.id])
     started = state.task_started if job.id in state.tasks else job.started_at
+    if job.id not in state.tasks and job.started_at:
+        # A job from another API is the task now, as far as A1111 clients can see.
+        state.job_timestamp = time.strftime("%Y%m%d%H%M%S", time.localtime(job.started_at))
     preview = services.jobs.previews.get(job.id)
     return ProgressSnapshot(
         job.id, task.index(job.id), len(task), job.current_step, job.total_steps, started, preview

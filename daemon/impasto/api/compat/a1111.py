@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from litestar import Controller, Router, get, post
@@ -86,10 +85,6 @@ class A1111GenerationController(Controller):
     ) -> ProgressResponse:
         snap = compat.progress(services)
         state = compat.compat_state(services)
-        if snap.job_id is not None and snap.started_at and snap.job_id not in state.tasks:
-            # A job from another surface: it is the task now, as far as A1111 clients see.
-            stamp = time.localtime(snap.started_at)
-            state.job_timestamp = time.strftime("%Y%m%d%H%M%S", stamp)
         job_state: dict[str, Any] = {
             "skipped": state.skipped,
             "interrupted": state.interrupted,
