@@ -31,23 +31,30 @@ class CompatState:
     options: dict[str, Any] = field(default_factory=dict)
     # job id -> the ids of every job queued by the same compat request (n_iter), in order.
     tasks: dict[str, list[str]] = field(default_factory=dict)
+    # job id -> when its task was queued (A1111's State.time_start).
+    started: dict[str, float] = field(default_factory=dict)
     # A1111's State: the last task's start ("0" before any; kept when idle) and its flags.
     job_timestamp: str = "0"
-    task_started: float = 0.0
     skipped: bool = False
     interrupted: bool = False
 
     def track(self, job_ids: list[str]) -> None:
         """A new task (one compat request) begins: A1111's State.begin()."""
+        now = time.time()
         for job_id in job_ids:
             self.tasks[job_id] = job_ids
-        self.task_started = time.time()
-        self.job_timestamp = time.strftime("%Y%m%d%H%M%S", time.localtime(self.task_started))
+            self.started[job_id] = now
+        self.stamp(now)
         self.skipped = self.interrupted = False
+
+    def stamp(self, started: float) -> None:
+        """The running task's start as A1111's ``job_timestamp``."""
+        self.job_timestamp = time.strftime("%Y%m%d%H%M%S", time.localtime(started))
 
     def forget(self, job_ids: list[str]) -> None:
         for job_id in job_ids:
             self.tasks.pop(job_id, None)
+            self.started.pop(job_id, None)
 
 
 def compat_state(services: Services) -> CompatState:
@@ -183,11 +190,11 @@ def progress(services: Services) -> ProgressSnapshot:
         return ProgressSnapshot(None, 0, 0, 0, 0, None, None)
     job = running[0]
     state = compat_state(services)
+    # A job from another API is a task of its own, as far as A1111 clients can see.
     task = state.tasks.get(job.id, [job.id])
-    started = state.task_started if job.id in state.tasks else job.started_at
-    if job.id not in state.tasks and job.started_at:
-        # A job from another API is the task now, as far as A1111 clients can see.
-        state.job_timestamp = time.strftime("%Y%m%d%H%M%S", time.localtime(job.started_at))
+    started = state.started.get(job.id, job.started_at)
+    if started:
+        state.stamp(started)
     preview = services.jobs.previews.get(job.id)
     return ProgressSnapshot(
         job.id, task.index(job.id), len(task), job.current_step, job.total_steps, started, preview
