@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Router, get, post
-from litestar.params import FromQuery, JSONBody
+from litestar.params import FromQuery
 
 from impasto.api.compat.a1111_actions import A1111ActionsController
 from impasto.api.compat.a1111_convert import echo, info_json, plan
@@ -19,7 +19,7 @@ from impasto.api.compat.a1111_schemas import (
     Txt2ImgRequest,
 )
 from impasto.api.compat.errors import A1111_HANDLERS, CompatError
-from impasto.api.compat.lenient import lenient_convert
+from impasto.api.compat.lenient import documented_body, lenient_convert
 from impasto.api.dependencies import AllServices
 from impasto.api.limits import RATE_LIMITED
 from impasto.services import compat
@@ -31,6 +31,8 @@ BODY_NOTE = (
     "A1111's request fields (docs/compat.md), read as leniently as A1111 reads them: booleans "
     "and numeric strings in number fields, unknown fields ignored."
 )
+TXT2IMG_BODY = documented_body(Txt2ImgRequest, BODY_NOTE)
+IMG2IMG_BODY = documented_body(Img2ImgRequest, BODY_NOTE)
 
 
 async def _generate(services: Services, req: Txt2ImgRequest) -> GenerationResponse:
@@ -59,11 +61,10 @@ class A1111GenerationController(Controller):
         "/txt2img",
         status_code=200,
         summary="A1111 txt2img: queue, wait, return base64 PNGs",
-        description=BODY_NOTE,
         opt={RATE_LIMITED: True},
     )
     async def txt2img(
-        self, services: AllServices, data: JSONBody[dict[str, Any]]
+        self, services: AllServices, data: Annotated[dict[str, Any], TXT2IMG_BODY]
     ) -> GenerationResponse:
         return await _generate(services, lenient_convert(data, Txt2ImgRequest))
 
@@ -71,11 +72,10 @@ class A1111GenerationController(Controller):
         "/img2img",
         status_code=200,
         summary="A1111 img2img, with an optional inpainting mask",
-        description=BODY_NOTE,
         opt={RATE_LIMITED: True},
     )
     async def img2img(
-        self, services: AllServices, data: JSONBody[dict[str, Any]]
+        self, services: AllServices, data: Annotated[dict[str, Any], IMG2IMG_BODY]
     ) -> GenerationResponse:
         return await _generate(services, lenient_convert(data, Img2ImgRequest))
 

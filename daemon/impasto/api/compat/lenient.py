@@ -14,6 +14,8 @@ import re
 from typing import Any, TypeVar
 
 import msgspec
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
 from msgspec import inspect
 
 from impasto.api.compat.errors import CompatError
@@ -84,3 +86,14 @@ def lenient_convert(data: Any, schema: type[T]) -> T:
         if missing:
             field, reason = missing.group(1), "field required"
         raise CompatError(422, reason, field) from None
+
+
+def documented_body(schema: type[Any], description: str) -> Any:
+    """A raw JSON object body whose OpenAPI entry still lists ``schema``'s fields.
+
+    The handler takes the body as a dict and converts it with lenient_convert; without this the
+    API document would only say "object".
+    """
+    definition = msgspec.json.schema(schema)["$defs"][schema.__name__]
+    extra = {"title": schema.__name__, "properties": definition["properties"]}
+    return Body(media_type=RequestEncodingType.JSON, description=description, schema_extra=extra)
