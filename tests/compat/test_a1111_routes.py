@@ -436,3 +436,10 @@ def test_every_a1111_route_is_routed_and_documented() -> None:
         assert f"| `{method} /{path}`" in doc, f"docs/compat.md lacks {method} /{path}"
         if path not in ANSWERED_ELSEWHERE:
             assert (method, f"/sdapi/v1/{path}") in routed, f"{method} /sdapi/v1/{path}"
+
+
+def test_the_api_document_lists_the_a1111_body_fields(http: httpx.Client) -> None:
+    paths = http.get("/schema/openapi.json").json()["paths"]
+    for route, field in (("txt2img", "enable_hr"), ("img2img", "inpainting_mask_invert")):
+        body = paths[f"/sdapi/v1/{route}"]["post"]["requestBody"]["content"]["application/json"]
+        assert field in body["schema"]["properties"], route
