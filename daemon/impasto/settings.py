@@ -103,6 +103,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     model_catalog: Annotated[
         str, _doc("TOML file of installable short names; empty means the built-in catalog.")
     ] = ""
+    api_server_stop: Annotated[
+        bool, _doc("Enable A1111's /sdapi/v1/server-kill, -restart and -stop routes.")
+    ] = False
 
 
 def field_docs() -> dict[str, str]:

@@ -37,8 +37,11 @@ SEQ_MAX = 2**63 - 1  # SQLite's largest integer: no event seq or cursor of ours 
 
 # pattern: at least one character that is not whitespace (re.search semantics).
 NOT_BLANK = r"\S"
-Prompt = Annotated[str, Meta(min_length=1, max_length=1000, pattern=NOT_BLANK)]
-NegativePrompt = Annotated[str, Meta(max_length=1000)]
+# The text encoder takes any length in 75-token chunks (AUTOMATIC1111 has no cap either); this
+# bound, some 60 chunks, only keeps one request from tying the encoder up.
+MAX_PROMPT_CHARACTERS = 20_000
+Prompt = Annotated[str, Meta(min_length=1, max_length=MAX_PROMPT_CHARACTERS, pattern=NOT_BLANK)]
+NegativePrompt = Annotated[str, Meta(max_length=MAX_PROMPT_CHARACTERS)]
 Dimension = Annotated[int, Meta(ge=64, le=2048, multiple_of=8, description="Pixels, multiple of 8")]
 Steps = Annotated[int, Meta(ge=1, le=150)]
 CfgScale = Annotated[

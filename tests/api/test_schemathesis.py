@@ -26,7 +26,8 @@ def fuzz(schema: schemathesis.BaseSchema) -> list[str]:
         def no_5xx(case: schemathesis.Case) -> None:
             response = case.call(timeout=20)
             detail = (case.method, case.formatted_path, response.status_code, response.text[:300])
-            assert response.status_code < 500, detail
+            # 501 is a designed answer (a feature Impasto lacks, docs/compat.md), not a failure.
+            assert response.status_code < 500 or response.status_code == 501, detail
 
         no_5xx()
         checked.append(f"{operation.method.upper()} {operation.path}")

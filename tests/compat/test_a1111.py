@@ -172,7 +172,6 @@ def test_lists_describe_what_the_daemon_runs(api: webuiapi.WebUIApi) -> None:
     assert {spec.a1111_name for spec in SCHEDULE_SPECS.values()} == listed
     for name in names:  # every listed sampler is accepted back
         assert api.txt2img(prompt="x", sampler_name=name, steps=2, **SIZE).image.size == (64, 64)
-    assert api.get_loras() == []
     assert api.refresh_checkpoints() is None
 
 
@@ -183,7 +182,7 @@ def test_unknown_lora_sampler_and_hires_fix_get_a1111_errors(api: webuiapi.WebUI
     assert "paper-cut" in lora.value.args[1] and '"loc":["body","prompt"]' in lora.value.args[1]
     with pytest.raises(RuntimeError) as sampler:
         api.txt2img(prompt="x", sampler_name="DEIS", **SIZE)
-    assert sampler.value.args[0] == 422 and "Sampler not found" in sampler.value.args[1]
+    assert sampler.value.args[0] == 404 and "Sampler not found" in sampler.value.args[1]
     with pytest.raises(RuntimeError) as hires:
         api.txt2img(prompt="x", enable_hr=True, hr_upscaler="R-ESRGAN 4x+", **SIZE)
     assert hires.value.args[0] == 422 and "hr_upscaler" in hires.value.args[1]
@@ -191,8 +190,8 @@ def test_unknown_lora_sampler_and_hires_fix_get_a1111_errors(api: webuiapi.WebUI
         api.txt2img(prompt="x", enable_hr=True, hr_sampler_name="DEIS", **SIZE)
     assert hires_sampler.value.args[0] == 422 and "hr_sampler_name" in hires_sampler.value.args[1]
     with pytest.raises(RuntimeError) as size:
-        api.txt2img(prompt="x", width=65, height=64)
-    assert size.value.args[0] == 422 and "multiple of 8" in size.value.args[1]
+        api.txt2img(prompt="x", width=40, height=64)  # 40 is below the smallest size, 64
+    assert size.value.args[0] == 422 and '"loc":["body","width"]' in size.value.args[1]
 
 
 def test_hires_fix_makes_the_larger_image(api: webuiapi.WebUIApi) -> None:
@@ -245,9 +244,10 @@ def test_progress_during_a_job_then_interrupt_stops_the_whole_task(
         worker.join(60)
     state = progress["state"]
     assert state["sampling_steps"] == 150
-    assert 0 < progress["progress"] < 1
-    assert progress["progress"] == pytest.approx(state["sampling_step"] / 150, abs=1e-3)
-    assert state["job_count"] == 2  # the running iteration and the queued one
+    assert 0 < progress["progress"] < 0.5  # the first of two iterations
+    assert progress["progress"] == pytest.approx(state["sampling_step"] / 150 / 2, abs=1e-3)
+    assert (state["job_no"], state["job_count"]) == (0, 2)  # as A1111 counts n_iter
+    assert len(state["job_timestamp"]) == 14 and not state["interrupted"]
     assert progress["eta_relative"] > 0
     assert Image.open(BytesIO(b64decode(progress["current_image"]))).format == "PNG"
     assert not worker.is_alive()
@@ -257,6 +257,9 @@ def test_progress_during_a_job_then_interrupt_stops_the_whole_task(
     assert [job["status"] for job in jobs] == ["cancelled", "cancelled"]
     idle = api.get_progress()
     assert (idle["progress"], idle["state"]["job_count"]) == (0, 0)
+    # As A1111's State: the last task's timestamp stays, and it was interrupted.
+    assert idle["state"]["job_timestamp"] == state["job_timestamp"]
+    assert idle["state"]["interrupted"] is True and idle["state"]["skipped"] is False
 
 
 def test_skip_cancels_only_the_running_iteration(
@@ -268,11 +271,12 @@ def test_skip_cancels_only_the_running_iteration(
     worker.start()
     try:
         _wait_for_step(api)
-        api.skip()
+        assert api.skip() is None  # A1111's skip answers null
         deadline = time.monotonic() + 60
-        while api.get_progress()["state"]["job_count"] != 1 and time.monotonic() < deadline:
+        while api.get_progress()["state"]["job_no"] != 1 and time.monotonic() < deadline:
             time.sleep(0.02)
-        _wait_for_step(api)
+        second = _wait_for_step(api)
+        assert second["state"]["skipped"] is True and second["state"]["job_count"] == 2
     finally:
         api.interrupt()
         worker.join(60)

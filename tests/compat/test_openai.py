@@ -130,7 +130,8 @@ def test_edits_use_the_image_alpha_when_there_is_no_mask(client: openai.OpenAI) 
     ("kwargs", "param"),
     [
         ({"size": "huge"}, "size"),
-        ({"size": "65x64"}, "width"),
+        ({"size": "65x64"}, "size"),
+        ({"size": "64x4096"}, "size"),
         ({"n": 11}, "n"),
         ({"response_format": "jpeg"}, "response_format"),
         ({"extra_body": {"sampler": "DEIS"}}, "sampler"),
@@ -170,3 +171,36 @@ def test_edit_with_an_opaque_mask_is_refused(client: openai.OpenAI) -> None:
 def test_models_lists_installed_checkpoints(client: openai.OpenAI) -> None:
     ids = {model.id for model in client.models.list()}
     assert {"sd-tiny", "sd-tiny-v", "sd-tiny-inpaint"} <= ids
+
+
+def test_variations_are_img2img_of_the_image(client: openai.OpenAI) -> None:
+    source = Image.new("RGB", (96, 64), (30, 160, 90))
+    response = client.images.create_variation(
+        image=("source.png", _png(source), "image/png"),
+        n=2,
+        response_format="b64_json",
+        extra_body={"seed": 21, **FAST},
+    )
+    assert len(response.data) == 2
+    images = [_decode(item.b64_json) for item in response.data]
+    assert {image.size for image in images} == {(96, 64)}  # no size: the image's own
+    params = [_embedded(image) for image in images]
+    assert [p["seed"] for p in params] == [21, 22]
+    assert {p["extra"]["Denoising strength"] for p in params} == {"0.6"}
+    # An img2img of the image: the same seed over another image gives another picture.
+    other = client.images.create_variation(
+        image=("other.png", _png(Image.new("RGB", (96, 64), (200, 40, 40))), "image/png"),
+        response_format="b64_json",
+        extra_body={"seed": 21, **FAST},
+    )
+    assert _decode(other.data[0].b64_json).tobytes() != images[0].tobytes()
+    with httpx.Client(base_url=str(client.base_url).removesuffix("/v1/")) as http:
+        job = http.get("/api/v1/history", params={"limit": 1}).json()["items"][0]
+    assert job["plan"]["init_image"].startswith("upload:") and job["plan"]["strength"] == 0.6
+    sized = client.images.create_variation(
+        image=("source.png", _png(source), "image/png"),
+        size="256x256",
+        response_format="b64_json",
+        extra_body=FAST,
+    )
+    assert _decode(sized.data[0].b64_json).size == (256, 256)

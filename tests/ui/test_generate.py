@@ -7,6 +7,7 @@ from typing import Any
 
 from playwright.sync_api import Page, Route, expect
 
+from impasto.wire import LIMITS
 from tests.harness import wait_status
 from tests.ui.conftest import QUICK, fill_form, open_ui
 
@@ -64,6 +65,11 @@ def test_client_validation_shows_error_on_field_and_sends_nothing(page: Page) ->
     # Fixing the field clears its error.
     page.fill("#width", "64")
     expect(error).to_be_hidden()
+    # Text lengths come from the same limits: a prompt may be as long as the API takes.
+    expect(page.locator("#prompt")).to_have_attribute("maxlength", str(LIMITS["prompt"].max_length))
+    expect(page.locator("#negative_prompt")).to_have_attribute(
+        "maxlength", str(LIMITS["negative_prompt"].max_length)
+    )
 
 
 def test_api_validation_error_is_shown_next_to_its_field(page: Page) -> None:

@@ -23,7 +23,7 @@ function ruleOf(limit) {
   return [test, limit.rule];
 }
 
-/** Take the limits the API serves; also sets the inputs' min, max and step. */
+/** Take the limits the API serves; also sets the inputs' min, max, step and text lengths. */
 export function setLimits(limits) {
   for (const key of Object.keys(RULES)) delete RULES[key];
   for (const [field, limit] of Object.entries(limits)) {
@@ -40,6 +40,10 @@ export function setLimits(limits) {
       if (limit.maximum != null) el.max = String(limit.maximum);
       if (limit.multiple_of) el.step = String(limit.multiple_of);
     }
+  }
+  for (const field of ['prompt', 'negative_prompt']) {
+    const el = document.getElementById(field);
+    if (el && limits[field]?.max_length) el.maxLength = limits[field].max_length;
   }
 }
 

@@ -10,6 +10,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from impasto.api.bodies import too_deep_handler
+from impasto.api.compat.errors import a1111_routing
 from impasto.services.errors import (
     ConflictError,
     FieldError,
@@ -77,6 +78,9 @@ def service_handler(request: Request[Any, Any, Any], exc: ServiceError) -> Respo
 
 
 def http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    compat = a1111_routing(request, exc)  # a missing route under /sdapi answers as FastAPI
+    if compat is not None:
+        return compat
     headers = dict(exc.headers or {})
     return Response(
         _body(exc.status_code, str(exc.detail)), status_code=exc.status_code, headers=headers

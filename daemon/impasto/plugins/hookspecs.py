@@ -46,3 +46,8 @@ def register_routes(context: Any) -> list[Any] | None:
 @hookspec
 def model_loader(model_dir: str, context: Any) -> Any:
     """Return a pipeline (generate(params, progress, cancel), close()) for a folder, or None."""
+
+
+@hookspec
+def prompt_styles(context: Any) -> dict[str, dict[str, str]] | None:
+    """Return named prompt styles, name -> {prompt, negative_prompt}, for style listings."""

@@ -40,6 +40,7 @@ HOOKS = (
     "register_samplers",
     "register_routes",
     "model_loader",
+    "prompt_styles",
 )
 
 
@@ -289,6 +290,18 @@ class PluginHost:
             if found:
                 handlers.setdefault(name, []).extend(found)
         return handlers
+
+    def prompt_styles(self) -> dict[str, dict[str, str]]:
+        """Every active plugin's named prompt styles (the first plugin to name one wins)."""
+        active = self.job_plugins()
+        styles: dict[str, dict[str, str]] = {}
+        for impl in self._impls("prompt_styles", active):
+            context = self._context(impl.plugin_name, active[impl.plugin_name], None)
+            for name, style in (
+                self._invoke("prompt_styles", impl, {"context": context}) or {}
+            ).items():
+                styles.setdefault(str(name), style)
+        return styles
 
     def startup(self, app_context: Any) -> None:
         """Call startup on each active plugin; one that raises is marked broken, not fatal."""

@@ -31,14 +31,30 @@ class CompatState:
     options: dict[str, Any] = field(default_factory=dict)
     # job id -> the ids of every job queued by the same compat request (n_iter), in order.
     tasks: dict[str, list[str]] = field(default_factory=dict)
+    # job id -> when its task was queued (A1111's State.time_start).
+    started: dict[str, float] = field(default_factory=dict)
+    # A1111's State: the last task's start ("0" before any; kept when idle) and its flags.
+    job_timestamp: str = "0"
+    skipped: bool = False
+    interrupted: bool = False
 
     def track(self, job_ids: list[str]) -> None:
+        """A new task (one compat request) begins: A1111's State.begin()."""
+        now = time.time()
         for job_id in job_ids:
             self.tasks[job_id] = job_ids
+            self.started[job_id] = now
+        self.stamp(now)
+        self.skipped = self.interrupted = False
+
+    def stamp(self, started: float) -> None:
+        """The running task's start as A1111's ``job_timestamp``."""
+        self.job_timestamp = time.strftime("%Y%m%d%H%M%S", time.localtime(started))
 
     def forget(self, job_ids: list[str]) -> None:
         for job_id in job_ids:
             self.tasks.pop(job_id, None)
+            self.started.pop(job_id, None)
 
 
 def compat_state(services: Services) -> CompatState:
@@ -122,6 +138,10 @@ def running_jobs(services: Services) -> list[Any]:
 async def interrupt(services: Services, *, whole_task: bool) -> list[str]:
     """Cancel what runs now; with ``whole_task`` also the rest of its compat request (n_iter)."""
     state = compat_state(services)
+    if whole_task:
+        state.interrupted = True
+    else:
+        state.skipped = True
     cancelled: list[str] = []
     for job in running_jobs(services):
         targets = [job.id]
@@ -139,16 +159,21 @@ async def interrupt(services: Services, *, whole_task: bool) -> list[str]:
 class ProgressSnapshot:
     """Where the running job stands, as AUTOMATIC1111's /progress reports it."""
 
-    active: int
     job_id: str | None
+    job_no: int  # the running job's place in its task (A1111's n_iter index)
+    job_count: int  # jobs in the running task; 0 when idle
     step: int
     total: int
-    started_at: float | None
+    started_at: float | None  # when the task began
     preview: bytes | None
 
     @property
     def fraction(self) -> float:
-        return self.step / self.total if self.total else 0.0
+        """The task's progress, as A1111 counts it: finished iterations plus the running one."""
+        if not self.job_count:
+            return 0.0
+        within = self.step / self.total if self.total else 0.0
+        return min(1.0, (self.job_no + within) / self.job_count)
 
     def eta(self) -> float:
         """Seconds left, extrapolated from the time spent so far (0 before the first step)."""
@@ -159,15 +184,21 @@ class ProgressSnapshot:
 
 
 def progress(services: Services) -> ProgressSnapshot:
-    """The first running job's step and latest preview; ``active`` counts running + queued."""
+    """The first running job's step and latest preview, placed in its task (or alone)."""
     running = services.jobs.list_processing()
-    active = sum(services.jobs.store.count_active())
     if not running:
-        return ProgressSnapshot(active, None, 0, 0, None, None)
+        return ProgressSnapshot(None, 0, 0, 0, 0, None, None)
     job = running[0]
-    total = job.total_steps
+    state = compat_state(services)
+    # A job from another API is a task of its own, as far as A1111 clients can see.
+    task = state.tasks.get(job.id, [job.id])
+    started = state.started.get(job.id, job.started_at)
+    if started:
+        state.stamp(started)
     preview = services.jobs.previews.get(job.id)
-    return ProgressSnapshot(active, job.id, job.current_step, total, job.started_at, preview)
+    return ProgressSnapshot(
+        job.id, task.index(job.id), len(task), job.current_step, job.total_steps, started, preview
+    )
 
 
 def png_base64(jpeg_or_png: bytes) -> str:

@@ -89,6 +89,12 @@ def preprocess_request(request: dict[str, Any], context: PluginContext) -> dict[
     return {**request, "prompt": prompt, "negative_prompt": negative}
 
 
+@hookimpl
+def prompt_styles(context: PluginContext) -> dict[str, dict[str, str]]:
+    """The styles of the styles file, for listings such as A1111's /sdapi/v1/prompt-styles."""
+    return load_styles(styles_file(context))
+
+
 @get("/", summary="The named prompt styles", sync_to_thread=False)
 def list_styles() -> dict[str, dict[str, str]]:
     """Every style in the styles file."""

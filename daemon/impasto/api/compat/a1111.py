@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Router, get, post
-from litestar.params import FromQuery, JSONBody
+from litestar.params import FromQuery
 
+from impasto.api.compat.a1111_actions import A1111ActionsController
 from impasto.api.compat.a1111_convert import echo, info_json, plan
 from impasto.api.compat.a1111_extras import A1111ExtrasController
 from impasto.api.compat.a1111_info import A1111InfoController
+from impasto.api.compat.a1111_lists import A1111ListsController
 from impasto.api.compat.a1111_schemas import (
     GenerationResponse,
     Img2ImgRequest,
@@ -20,6 +21,7 @@ from impasto.api.compat.a1111_schemas import (
 )
 from impasto.api.compat.a1111_scripts import A1111ScriptsController, generate_with_script
 from impasto.api.compat.errors import A1111_HANDLERS, CompatError
+from impasto.api.compat.lenient import documented_body, lenient_convert
 from impasto.api.dependencies import AllServices
 from impasto.api.limits import RATE_LIMITED
 from impasto.services import compat
@@ -27,6 +29,12 @@ from impasto.services.container import Services
 from impasto.services.runner import job_plan
 
 A1111_PREFIX = "/sdapi/v1"
+BODY_NOTE = (
+    "A1111's request fields (docs/compat.md), read as leniently as A1111 reads them: booleans "
+    "and numeric strings in number fields, unknown fields ignored."
+)
+TXT2IMG_BODY = documented_body(Txt2ImgRequest, BODY_NOTE)
+IMG2IMG_BODY = documented_body(Img2ImgRequest, BODY_NOTE)
 
 
 async def _generate(services: Services, req: Txt2ImgRequest) -> GenerationResponse:
@@ -60,9 +68,9 @@ class A1111GenerationController(Controller):
         opt={RATE_LIMITED: True},
     )
     async def txt2img(
-        self, services: AllServices, data: JSONBody[Txt2ImgRequest]
+        self, services: AllServices, data: Annotated[dict[str, Any], TXT2IMG_BODY]
     ) -> GenerationResponse:
-        return await _generate(services, data)
+        return await _generate(services, lenient_convert(data, Txt2ImgRequest))
 
     @post(
         "/img2img",
@@ -71,26 +79,24 @@ class A1111GenerationController(Controller):
         opt={RATE_LIMITED: True},
     )
     async def img2img(
-        self, services: AllServices, data: JSONBody[Img2ImgRequest]
+        self, services: AllServices, data: Annotated[dict[str, Any], IMG2IMG_BODY]
     ) -> GenerationResponse:
-        return await _generate(services, data)
+        return await _generate(services, lenient_convert(data, Img2ImgRequest))
 
-    @get("/progress", summary="The running job's progress, ETA and latest preview")
+    @get("/progress", summary="The running task's progress, ETA and latest preview")
     async def progress(
         self, services: AllServices, skip_current_image: FromQuery[bool] = False
     ) -> ProgressResponse:
         snap = compat.progress(services)
-        started = snap.started_at
+        state = compat.compat_state(services)
         job_state: dict[str, Any] = {
-            "skipped": False,
-            "interrupted": False,
+            "skipped": state.skipped,
+            "interrupted": state.interrupted,
             "stopping_generation": False,
             "job": snap.job_id or "",
-            "job_count": snap.active,
-            "job_timestamp": time.strftime("%Y%m%d%H%M%S", time.localtime(started))
-            if started
-            else "0",
-            "job_no": 0,
+            "job_count": snap.job_count,
+            "job_timestamp": state.job_timestamp,  # the last one stays when idle, as in A1111
+            "job_no": snap.job_no,
             "sampling_step": snap.step,
             "sampling_steps": snap.total,
         }
@@ -112,9 +118,8 @@ class A1111GenerationController(Controller):
         return {}
 
     @post("/skip", status_code=200, summary="Cancel the running job; its task goes on")
-    async def skip(self, services: AllServices) -> dict[str, Any]:
+    async def skip(self, services: AllServices) -> None:
         await compat.interrupt(services, whole_task=False)
-        return {}
 
 
 def a1111_router() -> Router:
@@ -126,6 +131,8 @@ def a1111_router() -> Router:
             A1111InfoController,
             A1111ScriptsController,
             A1111ExtrasController,
+            A1111ListsController,
+            A1111ActionsController,
         ],
         exception_handlers=A1111_HANDLERS,
     )

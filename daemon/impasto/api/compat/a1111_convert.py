@@ -21,7 +21,12 @@ from impasto.api.compat.samplers_map import (
     to_impasto,
 )
 from impasto.engine.upscale_latents import UPSCALER_LABELS
-from impasto.services.compat import ResultImage, current_checkpoint, resolve_checkpoint
+from impasto.services.compat import (
+    ResultImage,
+    compat_state,
+    current_checkpoint,
+    resolve_checkpoint,
+)
 from impasto.services.container import Services
 from impasto.services.upscalers import UpscalerService
 from impasto.wire import GenerateRequest, ResolvedPlan
@@ -45,6 +50,7 @@ class Plan:
 A1111_UPSCALERS = {label.lower(): key for key, label in UPSCALER_LABELS.items()}
 """A1111's hires upscaler names (its latent modes and PIL resizes) -> Impasto's upscaler ids."""
 SAME = ("", "use same sampler", "use same scheduler")
+NO_VAE = ("", "automatic", "none")  # A1111's sd_vae values that mean the checkpoint's own VAE
 
 
 def _hires(services: Services, req: Txt2ImgRequest, model: str) -> dict[str, Any] | None:
@@ -68,11 +74,12 @@ def _hires(services: Services, req: Txt2ImgRequest, model: str) -> dict[str, Any
         except UnknownSamplerError as exc:
             raise CompatError(422, str(exc), "hr_sampler_name") from None
     scale = req.hr_scale or 2.0
-    width, height = req.hr_resize_x or None, req.hr_resize_y or None
+    width, height = to_multiple_of_8(req.hr_resize_x), to_multiple_of_8(req.hr_resize_y)
     if (width is None) != (height is None):
         # A1111 keeps the aspect ratio when only one side is given.
         defaults = services.jobs.resolver.model(model).defaults
-        base_w, base_h = req.width or defaults.width, req.height or defaults.height
+        base_w = to_multiple_of_8(req.width) or defaults.width
+        base_h = to_multiple_of_8(req.height) or defaults.height
         scale = width / base_w if width else (height or base_h) / base_h
         width = height = None
     return {
@@ -87,6 +94,37 @@ def _hires(services: Services, req: Txt2ImgRequest, model: str) -> dict[str, Any
         "negative_prompt": req.hr_negative_prompt or None,
         "cfg_scale": req.hr_cfg,
     }
+
+
+def _unknown_sampler(exc: UnknownSamplerError) -> CompatError:
+    """A1111's answer to a sampler it does not know: 404 "Sampler not found" (names listed)."""
+    if exc.field == "sampler_name":
+        return CompatError(404, str(exc))
+    return CompatError(422, str(exc), exc.field)
+
+
+def to_multiple_of_8(pixels: int | None) -> int | None:
+    """A1111 accepts any size and makes the image the latent's size: rounded down to 8."""
+    return None if not pixels else pixels - pixels % 8
+
+
+def _plugins(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
+    """A1111's ``styles`` as the styles plugin's options, where that plugin runs."""
+    host = services.plugins
+    if req.styles and host is not None and host.active("styles"):
+        return {"styles": list(req.styles)}
+    return {}
+
+
+def _vae(services: Services, req: Txt2ImgRequest) -> str | None:
+    """A1111's ``sd_vae`` (this request's override, else the stored option) as the native vae."""
+    stored = compat_state(services).options.get("sd_vae")
+    name = str((req.override_settings or {}).get("sd_vae", stored) or "").strip()
+    if name.lower() in NO_VAE:
+        return None
+    for ext in (".safetensors", ".ckpt", ".pt"):
+        name = name.removesuffix(ext)
+    return name
 
 
 def _reject_unsupported(req: Txt2ImgRequest) -> None:
@@ -115,13 +153,13 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
     try:
         choice = to_impasto(wanted_sampler, req.scheduler) if wanted_sampler else None
     except UnknownSamplerError as exc:
-        raise CompatError(422, str(exc), exc.field) from None
+        raise _unknown_sampler(exc) from None
     schedule = choice.schedule if choice else None
     if choice is None and req.scheduler:
         try:
             schedule = to_impasto("Euler", req.scheduler).schedule
         except UnknownSamplerError as exc:
-            raise CompatError(422, str(exc), exc.field) from None
+            raise _unknown_sampler(exc) from None
     iterations = req.n_iter if req.n_iter is not None else 1
     if not 1 <= iterations <= MAX_ITERATIONS:
         raise CompatError(422, f"must be an integer between 1 and {MAX_ITERATIONS}", "n_iter")
@@ -142,8 +180,8 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "negative_prompt": req.negative_prompt or "",
             "model": model,
             "loras": loras,
-            "width": req.width,
-            "height": req.height,
+            "width": to_multiple_of_8(req.width),
+            "height": to_multiple_of_8(req.height),
             "steps": req.steps,
             "cfg_scale": req.cfg_scale,
             "seed": seed,
@@ -152,6 +190,8 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "schedule": None if schedule == "default" and choice is None else schedule,
             "strength": strength,
             "hires": _hires(services, req, model),
+            "plugins": _plugins(services, req),
+            "vae": _vae(services, req),
         }
     )
     images: dict[str, str] = {}

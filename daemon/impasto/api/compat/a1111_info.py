@@ -14,13 +14,15 @@ from litestar.params import JSONBody
 from PIL import Image, UnidentifiedImageError
 
 from impasto.api.compat.a1111_convert import png_info_parameters
+from impasto.api.compat.a1111_defaults import A1111_DEFAULT_OPTIONS
 from impasto.api.compat.a1111_schemas import PngInfoRequest, PngInfoResponse
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import sampler_list, scheduler_list
 from impasto.api.dependencies import AllServices, Catalog
 from impasto.formats.png import PARAMETERS_KEY, parse_a1111_parameters
 from impasto.formats.png_text import PngTextError, is_png, png_text
-from impasto.services import compat
+from impasto.services import compat, compat_assets
+from impasto.services.container import Services
 
 MAX_OPTIONS = 512  # option names kept (A1111 itself has about 400)
 MAX_OPTION_BYTES = 16 * 1024  # one option's value, as JSON
@@ -37,16 +39,13 @@ def _check_options_size(new: dict[str, Any], stored: dict[str, Any]) -> None:
         raise CompatError(422, f"at most {MAX_OPTIONS} options are kept", next(iter(new)))
 
 
-# Options A1111 clients commonly read; values describe what Impasto does.
-BASE_OPTIONS: dict[str, Any] = {
-    "sd_checkpoint_hash": None,
-    "sd_vae": "Automatic",
-    "CLIP_stop_at_last_layers": 1,
-    "samples_format": "png",
-    "eta_noise_seed_delta": 0,
-    "live_previews_enable": True,
-    "show_progress_every_n_steps": 1,
-}
+def _impasto_options(services: Services) -> dict[str, Any]:
+    """A1111 options whose value is what Impasto does, whatever a client stored."""
+    return {
+        "sd_model_checkpoint": compat.current_checkpoint(services),
+        "show_progress_every_n_steps": services.settings.preview_every or -1,
+        "live_previews_enable": services.settings.preview_every > 0,
+    }
 
 
 def _png_text(data: bytes) -> dict[str, str]:
@@ -102,20 +101,19 @@ class A1111InfoController(Controller):
     async def schedulers(self) -> list[dict[str, Any]]:
         return scheduler_list()
 
-    @get("/loras", summary="Installed LoRAs (none until LoRA support lands)")
-    async def loras(self) -> list[dict[str, Any]]:
-        return []
+    @get("/loras", summary="Installed LoRAs (the models folder's loras/), as A1111's Lora lists")
+    async def loras(self, services: AllServices) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(compat_assets.installed_loras, services)
 
     @post("/refresh-checkpoints", status_code=200, summary="Rescan models (always current)")
-    async def refresh_checkpoints(self) -> None:
-        # The catalog reads the models folder on every call, so there is nothing to refresh.
-        return None
+    async def refresh_checkpoints(self, services: AllServices) -> None:
+        # The catalog reads the models folder on every call: listing it is the rescan.
+        await asyncio.to_thread(services.catalog.list)
 
     @get("/options", summary="A1111 options; sd_model_checkpoint is the model used by default")
     async def get_options(self, services: AllServices) -> dict[str, Any]:
         stored = compat.compat_state(services).options
-        current = compat.current_checkpoint(services)
-        return {**BASE_OPTIONS, **stored, "sd_model_checkpoint": current}
+        return {**A1111_DEFAULT_OPTIONS, **stored, **_impasto_options(services)}
 
     @post("/options", status_code=200, summary="Set options; sd_model_checkpoint switches models")
     async def set_options(self, services: AllServices, data: JSONBody[dict[str, Any]]) -> None:

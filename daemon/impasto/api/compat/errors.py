@@ -1,8 +1,10 @@
 """Error bodies in the dialect each compatible API's clients parse.
 
-AUTOMATIC1111 answers bad request bodies as FastAPI does (422, ``{"detail": [{"loc", "msg",
-"type"}]}``) and every other failure with ``{"error", "detail", "body", "errors"}``; OpenAI
-answers ``{"error": {"message", "type", "param", "code"}}``.
+AUTOMATIC1111 answers its own failures with ``{"error", "detail", "body", "errors"}`` and bad
+request bodies with FastAPI's 422 ``{"detail": [{"loc", "msg", "type"}]}`` (here with the other
+three keys too, so clients of either shape read it); a route or method that does not exist gets
+FastAPI's bare ``{"detail": "Not Found"}``. OpenAI answers ``{"error": {"message", "type",
+"param", "code"}}``.
 """
 
 from __future__ import annotations
@@ -72,14 +74,26 @@ def _status(exc: ServiceError) -> int:
 # --- AUTOMATIC1111 -------------------------------------------------------------------------
 
 
+A1111_PREFIX = "/sdapi/"
+
+
+def fastapi_detail(status: int, detail: str) -> Response[Any]:
+    """FastAPI's own answer for a missing route or method: ``{"detail": ...}``."""
+    return Response({"detail": detail}, status_code=status)
+
+
 def _a1111_error(status: int, kind: str, message: str) -> Response[Any]:
-    body = {"error": kind, "detail": message, "body": "", "errors": message}
+    # "errors" is str() of the exception, which for FastAPI's HTTPException is "<status>: <detail>"
+    errors = f"{status}: {message}" if kind == "HTTPException" else message
+    body = {"error": kind, "detail": message, "body": "", "errors": errors}
     return Response(body, status_code=status)
 
 
 def _a1111_invalid(pairs: list[tuple[str, str]]) -> Response[Any]:
     detail = [{"loc": ["body", f], "msg": m, "type": "value_error"} for f, m in pairs]
-    return Response({"detail": detail}, status_code=422)
+    summary = "; ".join(f"{f}: {m}" for f, m in pairs)
+    body = {"error": "RequestValidationError", "detail": detail, "body": "", "errors": summary}
+    return Response(body, status_code=422)
 
 
 def _a1111_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
@@ -98,6 +112,15 @@ def _a1111_compat(request: Request[Any, Any, Any], exc: CompatError) -> Response
     if exc.status == 422 and exc.field:
         return _a1111_invalid([(exc.field, exc.message)])
     return _a1111_error(exc.status, "HTTPException", exc.message)
+
+
+def a1111_routing(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any] | None:
+    """FastAPI's answer to a missing route or method under /sdapi, else None."""
+    if request.url.path.startswith(A1111_PREFIX) and exc.status_code in (404, 405):
+        response = fastapi_detail(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})  # Allow
+        return response
+    return None
 
 
 def _a1111_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

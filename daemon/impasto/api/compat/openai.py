@@ -1,4 +1,4 @@
-"""The OpenAI images API under /v1: generations, edits and the model list, over Impasto's queue."""
+"""The OpenAI images API under /v1: generations, edits, variations and models, over the queue."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from impasto.api.dependencies import AllServices
 from impasto.api.limits import RATE_LIMITED
 from impasto.services import compat
 from impasto.services.container import Services
+from impasto.services.errors import FieldError
 from impasto.services.images import decode_image
 from impasto.services.runner import job_plan
 from impasto.wire import CfgScale, Fraction, GenerateRequest, Schema
@@ -27,6 +28,8 @@ from impasto.wire import CfgScale, Fraction, GenerateRequest, Schema
 OPENAI_PREFIX = "/v1"
 RESPONSE_FORMATS = ("url", "b64_json")
 MAX_IMAGES = 10
+# How far a variation may move from its image (the img2img strength; ``strength`` overrides it).
+VARIATION_STRENGTH = 0.6
 
 
 class ImageGenerationRequest(Schema):
@@ -67,8 +70,8 @@ def _size(value: str | None, default: tuple[int, int] | None = None) -> tuple[in
     return int(width), int(height)
 
 
-def _check(req: ImageGenerationRequest) -> None:
-    if not req.prompt.strip():
+def _check(req: ImageGenerationRequest, *, prompt_required: bool = True) -> None:
+    if prompt_required and not req.prompt.strip():
         raise CompatError(400, "prompt must not be empty", "prompt")
     if req.response_format and req.response_format not in RESPONSE_FORMATS:
         raise CompatError(400, "response_format must be url or b64_json", "response_format")
@@ -81,9 +84,13 @@ def _check(req: ImageGenerationRequest) -> None:
 
 
 def _impasto_request(
-    services: Services, req: ImageGenerationRequest, size: tuple[int, int] | None
+    services: Services,
+    req: ImageGenerationRequest,
+    size: tuple[int, int] | None,
+    *,
+    prompt_required: bool = True,
 ) -> GenerateRequest:
-    _check(req)
+    _check(req, prompt_required=prompt_required)
     model = _model(services, req.model)
     width, height = size or _size(req.size) or (None, None)
     choice = None
@@ -94,23 +101,29 @@ def _impasto_request(
             raise CompatError(400, str(exc), "sampler") from None
     prompt, loras = parse_loras(req.prompt)
     # Fields left None take the model's defaults in the resolution step.
-    return checked_request(
-        {
-            "prompt": prompt,
-            "negative_prompt": req.negative_prompt or "",
-            "model": model.id if model else None,
-            "loras": loras,
-            "width": width,
-            "height": height,
-            "steps": req.steps,
-            "cfg_scale": req.cfg_scale,
-            "seed": req.seed if req.seed is not None else -1,
-            "batch_size": req.n or 1,
-            "sampler": choice.sampler if choice else None,
-            "schedule": choice.schedule if choice and choice.schedule != "default" else None,
-            "strength": req.strength,
-        }
-    )
+    fields = {
+        "prompt": prompt,
+        "negative_prompt": req.negative_prompt or "",
+        "model": model.id if model else None,
+        "loras": loras,
+        "width": width,
+        "height": height,
+        "steps": req.steps,
+        "cfg_scale": req.cfg_scale,
+        "seed": req.seed if req.seed is not None else -1,
+        "batch_size": req.n or 1,
+        "sampler": choice.sampler if choice else None,
+        "schedule": choice.schedule if choice and choice.schedule != "default" else None,
+        "strength": req.strength,
+    }
+    try:
+        return checked_request(fields)
+    except FieldError as exc:
+        if exc.field in ("width", "height") and size is None:
+            # The width and height came from ``size``: that is the parameter to fix.
+            message = f"size {req.size!r}: the {exc.field} {exc.message}"
+            raise CompatError(400, message, "size") from None
+        raise
 
 
 def _image_url(request: Request[Any, Any, Any], services: Services, job_id: str, index: int) -> str:
@@ -174,7 +187,7 @@ def _repaint_mask(image: Image.Image, field: str) -> Image.Image:
     return alpha.point(lambda value: 255 if value < 128 else 0, mode="L")
 
 
-def _form_request(form: dict[str, Any]) -> ImageGenerationRequest:
+def _form_request(form: dict[str, Any], *, prompt_required: bool = True) -> ImageGenerationRequest:
     """Multipart fields are text: convert them the way the JSON body would be."""
     values: dict[str, Any] = {}
     for key in ImageGenerationRequest.__struct_fields__:
@@ -184,7 +197,9 @@ def _form_request(form: dict[str, Any]) -> ImageGenerationRequest:
         if isinstance(raw, str) and raw != "":
             values[key] = raw
     if "prompt" not in values:
-        raise CompatError(400, "prompt is required", "prompt")
+        if prompt_required:
+            raise CompatError(400, "prompt is required", "prompt")
+        values["prompt"] = ""
     converters: dict[str, Any] = {"n": int, "seed": int, "steps": int}
     converters.update(cfg_scale=float, strength=float)
     for key, convert in converters.items():
@@ -245,6 +260,29 @@ class OpenAIImagesController(Controller):
         if mask is not None:
             images["mask_image"] = upload(services, mask.resize(size))
         fields = msgspec.structs.replace(fields, **images)
+        return await _run(request, services, fields, req.response_format)
+
+    @post(
+        "/images/variations",
+        status_code=200,
+        summary="OpenAI images.create_variation: an img2img of the image",
+        opt={RATE_LIMITED: True},
+    )
+    async def variations(
+        self,
+        services: AllServices,
+        request: Request[Any, Any, Any],
+        data: MultipartBody[dict[str, Any]],
+    ) -> dict[str, Any]:
+        req = _form_request(data, prompt_required=False)
+        image = await _read_image(services, data.get("image"), "image")
+        size = _size(req.size, (image.width // 8 * 8, image.height // 8 * 8))
+        assert size is not None
+        if req.strength is None:
+            req.strength = VARIATION_STRENGTH
+        fields = _impasto_request(services, req, size, prompt_required=False)
+        init = upload(services, image.convert("RGB").resize(size))
+        fields = msgspec.structs.replace(fields, init_image=init)
         return await _run(request, services, fields, req.response_format)
 
     @get("/models", summary="Installed models, OpenAI-style")

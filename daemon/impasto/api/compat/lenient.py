@@ -1,0 +1,99 @@
+"""Request bodies read as leniently as pydantic v1 reads them for AUTOMATIC1111.
+
+A1111's request models are pydantic v1 models, which coerce: ``false`` in an integer field is 0,
+``3.7`` is 3, ``"12"`` is 12, ``"yes"`` is true, a number in a text field is its text. Its clients
+rely on that, so one step driven by the schema's field types applies those coercions before
+msgspec converts (itself in lax mode, which reads numbers and booleans from strings). The
+schema's limits still apply afterwards, and an error names the field.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, TypeVar
+
+import msgspec
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from msgspec import inspect
+
+from impasto.api.compat.errors import CompatError
+
+T = TypeVar("T")
+
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
+_PATH = re.compile(r"at `\$\.?([^`]*)`")
+
+
+def _single(info: inspect.Type) -> inspect.Type:
+    """The one type a field holds: Optional and constraints taken off (unions stay unions)."""
+    if isinstance(info, inspect.UnionType):
+        kinds = [t for t in info.types if not isinstance(t, inspect.NoneType)]
+        info = kinds[0] if len(kinds) == 1 else info
+    return info.type if isinstance(info, inspect.Metadata) else info
+
+
+def _coerce(value: Any, info: inspect.Type) -> Any:
+    """``value`` as pydantic v1 would have turned it into ``info``'s type, else unchanged."""
+    kind = _single(info)
+    if value is None:
+        return value
+    if isinstance(kind, inspect.IntType):
+        if isinstance(value, bool):
+            return int(value)
+        if isinstance(value, float) and math.isfinite(value):
+            return int(value)  # pydantic v1 truncates
+    elif isinstance(kind, inspect.FloatType):
+        if isinstance(value, bool):
+            return float(value)
+    elif isinstance(kind, inspect.BoolType):
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+    elif isinstance(kind, inspect.StrType):
+        if isinstance(value, int | float):
+            return str(value)
+    elif isinstance(kind, inspect.ListType | inspect.SetType | inspect.FrozenSetType):
+        if isinstance(value, list):
+            return [_coerce(item, kind.item_type) for item in value]
+    elif isinstance(kind, inspect.StructType) and isinstance(value, dict):
+        return _coerce_fields(value, kind)
+    return value
+
+
+def _coerce_fields(data: dict[str, Any], info: inspect.StructType) -> dict[str, Any]:
+    fields = {field.encode_name: field.type for field in info.fields}
+    return {k: _coerce(v, fields[k]) if k in fields else v for k, v in data.items()}
+
+
+def lenient_convert(data: Any, schema: type[T]) -> T:
+    """``data`` (a decoded JSON body) as ``schema``, coerced as A1111's pydantic models coerce.
+
+    Unknown fields are ignored; a value that still does not fit raises a 422 naming the field.
+    """
+    info = inspect.type_info(schema)
+    if isinstance(info, inspect.StructType) and isinstance(data, dict):
+        data = _coerce_fields(data, info)
+    try:
+        return msgspec.convert(data, schema, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        match = _PATH.search(message)
+        field = match.group(1) if match and match.group(1) else "body"
+        reason = message.split(" - at ")[0]
+        missing = re.search(r"missing required field `(\w+)`", message, re.IGNORECASE)
+        if missing:
+            field, reason = missing.group(1), "field required"
+        raise CompatError(422, reason, field) from None
+
+
+def documented_body(schema: type[Any], description: str) -> Any:
+    """A raw JSON object body whose OpenAPI entry still lists ``schema``'s fields.
+
+    The handler takes the body as a dict and converts it with lenient_convert; without this the
+    API document would only say "object".
+    """
+    definition = msgspec.json.schema(schema)["$defs"][schema.__name__]
+    extra = {"title": schema.__name__, "properties": definition["properties"]}
+    return Body(media_type=RequestEncodingType.JSON, description=description, schema_extra=extra)

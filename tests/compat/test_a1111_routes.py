@@ -1,0 +1,445 @@
+"""Every AUTOMATIC1111 route Impasto answers, through the real ``webuiapi`` client where it has
+a method and raw requests elsewhere, against a daemon with LoRAs, VAEs, embeddings and styles
+installed. Shapes are checked against A1111's response models (modules/api/models.py)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import webuiapi
+from PIL import Image
+
+from impasto.api.compat.a1111_defaults import A1111_DEFAULT_OPTIONS
+from impasto.formats.png import parse_a1111_parameters
+from tests.harness import Daemon
+
+ADAPTERS = Path(__file__).resolve().parents[2] / "models" / "tiny" / "adapters"
+STYLES = '[cinematic]\nprompt = "cinematic still of {prompt}"\nnegative_prompt = "cartoon"\n'
+OPT = type(None)
+
+# A1111's response models: field -> the JSON types it may hold.
+SD_MODEL = {"title": str, "model_name": str, "hash": (str, OPT), "sha256": (str, OPT)}
+SD_MODEL |= {"filename": str, "config": (str, OPT)}
+SD_VAE = {"model_name": str, "filename": str}
+LORA = {"name": str, "alias": str, "path": str, "metadata": dict}
+EMBEDDING = {"step": (int, OPT), "sd_checkpoint": (str, OPT), "sd_checkpoint_name": (str, OPT)}
+EMBEDDING |= {"shape": int, "vectors": int}
+STYLE = {"name": str, "prompt": (str, OPT), "negative_prompt": (str, OPT)}
+SAMPLER = {"name": str, "aliases": list, "options": dict}
+SCHEDULER = {"name": str, "label": str, "aliases": (list, OPT), "default_rho": (float, int, OPT)}
+SCHEDULER |= {"need_inner_model": (bool, OPT)}
+PROGRESS = {"progress": (float, int), "eta_relative": (float, int), "state": dict}
+PROGRESS |= {"current_image": (str, OPT), "textinfo": (str, OPT)}
+STATE = {"skipped": bool, "interrupted": bool, "job": str, "job_count": int}
+STATE |= {"job_timestamp": str, "job_no": int, "sampling_step": int, "sampling_steps": int}
+MEMORY = {"ram": dict, "cuda": dict}
+SCRIPTS = {"txt2img": list, "img2img": list}
+PNG_INFO = {"info": str, "items": dict, "parameters": dict}
+
+
+def assert_shape(value: Any, model: dict[str, Any]) -> None:
+    """``value`` is an object with every field of ``model``, each of an allowed type."""
+    assert isinstance(value, dict), value
+    for field, kinds in model.items():
+        assert field in value, f"{field} missing from {sorted(value)}"
+        assert isinstance(value[field], kinds), (field, value[field])
+
+
+def assert_list_of(value: Any, model: dict[str, Any], *, empty: bool = False) -> None:
+    assert isinstance(value, list), value  # not an error dict
+    assert empty or value, "expected installed items"
+    for item in value:
+        assert_shape(item, model)
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    root = tmp_path_factory.mktemp("a1111-routes")
+    models = root / "models"
+    shutil.copytree(ADAPTERS, models)
+    running = Daemon(root, models_dir=str(models), preview_every=1)
+    running.data_dir.mkdir(parents=True)
+    (running.data_dir / "styles.toml").write_text(STYLES)
+    running.start().wait_worker_ready()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def api(daemon: Daemon) -> webuiapi.WebUIApi:
+    client = webuiapi.WebUIApi(baseurl=f"{daemon.url}/sdapi/v1", steps=3)
+    client.set_options({"sd_model_checkpoint": "sd-tiny"})
+    return client
+
+
+@pytest.fixture
+def http(daemon: Daemon) -> Iterator[httpx.Client]:
+    with daemon.client() as client:
+        yield client
+
+
+def _b64_png(image: Image.Image) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _image(b64: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(b64)))
+
+
+def test_webuiapi_listings_return_installed_things(api: webuiapi.WebUIApi, daemon: Daemon) -> None:
+    assert_list_of(api.get_sd_models(), SD_MODEL)
+    loras = api.get_loras()
+    assert_list_of(loras, LORA)
+    assert {lora["name"] for lora in loras} == {"tiny-kohya", "tiny-peft"}
+    assert all(Path(lora["path"]).is_file() for lora in loras)
+    vaes = api.get_sd_vae()
+    assert_list_of(vaes, SD_VAE)
+    assert [vae["model_name"] for vae in vaes] == ["sd-tiny-vae-alt"]
+    embeddings = api.get_embeddings()
+    assert_shape(embeddings, {"loaded": dict, "skipped": dict})
+    assert set(embeddings["loaded"]) == {"tiny-a1111", "tiny-diffusers"}
+    for item in embeddings["loaded"].values():
+        assert_shape(item, EMBEDDING)
+        assert item["shape"] > 0 and item["vectors"] >= 1
+    styles = api.get_prompt_styles()
+    assert_list_of(styles, STYLE)
+    assert styles == [
+        {"name": "cinematic", "prompt": "cinematic still of {prompt}", "negative_prompt": "cartoon"}
+    ]
+    assert_list_of(api.get_samplers(), SAMPLER)
+    assert_list_of(api.get_schedulers(), SCHEDULER)
+    modes = api.get_latent_upscale_modes()
+    assert_list_of(modes, {"name": str})
+    assert {"Latent", "Latent (bicubic antialiased)", "Latent (nearest-exact)"} <= {
+        m["name"] for m in modes
+    }
+    for empty in (api.get_hypernetworks, api.get_face_restorers, api.get_realesrgan_models):
+        assert empty() == []
+    assert_shape(api.get_scripts(), SCRIPTS)
+
+
+def test_memory_reports_real_ram(api: webuiapi.WebUIApi) -> None:
+    memory = api.get_memory()
+    assert_shape(memory, MEMORY)
+    total = next(
+        int(line.split()[1]) * 1024
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    assert memory["ram"]["total"] == total
+    assert memory["ram"]["free"] + memory["ram"]["used"] == total and memory["ram"]["used"] > 0
+    assert memory["cuda"] == {"error": "unavailable"} or "system" in memory["cuda"]
+
+
+def test_cmd_flags_name_the_daemons_settings(api: webuiapi.WebUIApi, daemon: Daemon) -> None:
+    flags = api.get_cmd_flags()
+    assert flags["port"] == daemon.port and flags["api"] is True
+    assert flags["api_server_stop"] is False and flags["api_auth"] is None
+    assert Path(flags["lora_dir"]) == Path(daemon.settings["models_dir"]) / "loras"
+    assert Path(flags["ckpt_dir"]) == Path(daemon.settings["models_dir"])
+
+
+def test_options_start_from_a1111s_defaults_and_keep_unknown_keys(api: webuiapi.WebUIApi) -> None:
+    options = api.get_options()
+    assert set(A1111_DEFAULT_OPTIONS) <= set(options)
+    assert options["send_seed"] is True and options["samples_format"] == "png"
+    assert options["CLIP_stop_at_last_layers"] == 1 and options["sd_vae"] == "Automatic"
+    assert options["sd_model_checkpoint"] == "sd-tiny"
+    assert options["show_progress_every_n_steps"] == 1  # the daemon's preview_every
+    assert api.set_options({"my_extension_option": [1, "two"], "jpeg_quality": 95}) is None
+    again = api.get_options()
+    assert again["my_extension_option"] == [1, "two"] and again["jpeg_quality"] == 95
+
+
+def test_refresh_and_checkpoint_actions_answer_like_a1111(
+    api: webuiapi.WebUIApi, http: httpx.Client
+) -> None:
+    assert api.refresh_checkpoints() is None
+    for route in ("refresh-vae", "refresh-embeddings", "refresh-loras"):
+        answer = http.post(f"/sdapi/v1/{route}")
+        assert (answer.status_code, answer.json()) == (200, None), route
+    assert http.post("/sdapi/v1/unload-checkpoint").json() == {}
+    _wait_loaded(http, [])
+    assert http.post("/sdapi/v1/reload-checkpoint").json() == {}
+    _wait_loaded(http, ["sd-tiny"])
+    assert http.post("/sdapi/v1/unload-checkpoint").json() == {}
+    _wait_loaded(http, [])
+
+
+def _wait_loaded(http: httpx.Client, wanted: list[str], timeout: float = 60.0) -> None:
+    """Workers report what they hold a moment after they change it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        loaded = [item["model"] for item in http.get("/api/v1/models/loaded").json()]
+        if loaded == wanted or time.monotonic() > deadline:
+            assert loaded == wanted
+            return
+        time.sleep(0.1)
+
+
+def test_missing_routes_and_methods_answer_as_fastapi(http: httpx.Client) -> None:
+    for method, path, status, detail in (
+        ("GET", "/sdapi/v1/no-such-route", 404, "Not Found"),
+        ("POST", "/sdapi/v1/no/such/route", 404, "Not Found"),
+        ("POST", "/sdapi/v1/sd-models", 405, "Method Not Allowed"),
+        ("GET", "/sdapi/v1/txt2img", 405, "Method Not Allowed"),
+        ("POST", "/sdapi/v1/server-kill", 404, "Not Found"),  # off: as without --api-server-stop
+        ("POST", "/sdapi/v1/server-restart", 404, "Not Found"),
+    ):
+        answer = http.request(method, path)
+        assert (answer.status_code, answer.json()) == (status, {"detail": detail}), path
+
+
+def test_features_impasto_lacks_answer_in_a1111s_error_shape(
+    api: webuiapi.WebUIApi, http: httpx.Client
+) -> None:
+    with pytest.raises(RuntimeError) as interrogate:
+        api.interrogate(Image.new("RGB", (64, 64)))
+    assert interrogate.value.args[0] == 501 and "captioning" in interrogate.value.args[1]
+    image = _b64_png(Image.new("RGB", (64, 64)))
+    checks = [
+        ("/sdapi/v1/interrogate", {"image": image, "model": "clip"}, 501, "captioning model"),
+        ("/sdapi/v1/interrogate", {"image": image, "model": "blip9"}, 404, "Model not found"),
+        ("/sdapi/v1/interrogate", {"model": "clip"}, 404, "Image not found"),
+        ("/sdapi/v1/create/embedding", {"name": "x"}, 501, "training"),
+        ("/sdapi/v1/create/hypernetwork", {"name": "x"}, 501, "training"),
+        ("/sdapi/v1/train/embedding", {}, 501, "training"),
+        ("/sdapi/v1/train/hypernetwork", {}, 501, "training"),
+    ]
+    for path, body, status, words in checks:
+        answer = http.post(path, json=body)
+        assert answer.status_code == status, (path, answer.text)
+        error = answer.json()
+        assert set(error) == {"error", "detail", "body", "errors"}
+        assert error["error"] == "HTTPException" and words in error["detail"]
+        assert error["errors"] == f"{status}: {error['detail']}"
+
+
+def test_unknown_sampler_is_a1111s_404(http: httpx.Client) -> None:
+    answer = http.post("/sdapi/v1/txt2img", json={"prompt": "x", "sampler_name": "DEIS"})
+    assert answer.status_code == 404
+    assert answer.json()["detail"].startswith("Sampler not found")
+
+
+def test_payloads_as_a1111_clients_send_them(http: httpx.Client) -> None:
+    long_prompt = ", ".join(f"detail {i}" for i in range(400))  # ~4,400 chars, 12+ chunks
+    body = {
+        "prompt": long_prompt,
+        "negative_prompt": "blurry",
+        "width": 70,  # not multiples of 8: A1111 makes the latent's size, 64x72
+        "height": 75,
+        "steps": "3",
+        "seed": 12.0,
+        "cfg_scale": "6.5",
+        "batch_size": True,  # pydantic v1 reads true as 1
+        "n_iter": 1,
+        "restore_faces": "false",
+        "tiling": 0,
+        "do_not_save_samples": True,  # fields Impasto does not know are ignored
+        "eta": 0,
+        "s_churn": 0.0,
+        "script_args": [],
+        "alwayson_scripts": {},
+        "send_images": "true",
+    }
+    answer = http.post("/sdapi/v1/txt2img", json=body)
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert len(result["images"]) == 1
+    image = _image(result["images"][0])
+    assert image.size == (64, 72)
+    params = parse_a1111_parameters(image.info["parameters"])
+    assert params["prompt"] == long_prompt
+    assert (params["seed"], params["steps"], params["cfg_scale"]) == (12, 3, 6.5)
+    refused = http.post("/sdapi/v1/txt2img", json={**body, "steps": "three"})
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "steps"]
+
+
+def test_img2img_as_webuis_own_clients_send_it(http: httpx.Client) -> None:
+    init = Image.new("RGB", (64, 64), (200, 30, 30))
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (32, 0, 64, 64))
+    body = {
+        "init_images": [_b64_png(init)],
+        "mask": _b64_png(mask),
+        "prompt": "a blue door",
+        "seed": 4,
+        "steps": 3,
+        "width": 64,
+        "height": 64,
+        "denoising_strength": 0.9,
+        "mask_blur": 0,
+        "inpainting_fill": 1,
+        "inpaint_full_res": False,
+        "inpaint_full_res_padding": 32,
+        "inpainting_mask_invert": False,  # what A1111's clients send; once refused
+        "resize_mode": 0,
+        "include_init_images": "false",
+    }
+    answer = http.post("/sdapi/v1/img2img", json=body)
+    assert answer.status_code == 200, answer.text
+    image = _image(answer.json()["images"][0]).convert("RGB")
+    assert {c for _, c in image.crop((0, 0, 30, 64)).getcolors() or []} == {(200, 30, 30)}
+    inverted = http.post("/sdapi/v1/img2img", json={**body, "inpainting_mask_invert": True})
+    flipped = _image(inverted.json()["images"][0]).convert("RGB")
+    assert {c for _, c in flipped.crop((34, 0, 64, 64)).getcolors() or []} == {(200, 30, 30)}
+
+
+def test_every_hires_field_reaches_the_plan(http: httpx.Client) -> None:
+    body = {
+        "prompt": "hires-mapping a red cat",
+        "negative_prompt": "dog",
+        "seed": 5,
+        "steps": 2,
+        "width": 64,
+        "height": 64,
+        "enable_hr": True,
+        "hr_scale": 1.5,
+        "hr_upscaler": "Latent (nearest-exact)",
+        "hr_second_pass_steps": 3,
+        "denoising_strength": 0.45,
+        "hr_sampler_name": "DPM++ 2M",
+        "hr_prompt": "a red cat, detailed",
+        "hr_negative_prompt": "blur",
+        "hr_cfg": 4.5,
+        "hr_resize_x": 0,
+        "hr_resize_y": 0,
+    }
+    answer = http.post("/sdapi/v1/txt2img", json=body)
+    assert answer.status_code == 200, answer.text
+    assert _image(answer.json()["images"][0]).size == (96, 96)
+    job = http.get("/api/v1/history", params={"q": "hires-mapping"}).json()["items"][0]
+    hires = job["plan"]["hires"]
+    assert (hires["width"], hires["height"], hires["upscaler"]) == (96, 96, "latent-nearest-exact")
+    assert (hires["steps"], hires["strength"], hires["sampler"]) == (3, 0.45, "dpmpp_2m")
+    assert (hires["prompt"], hires["negative_prompt"]) == ("a red cat, detailed", "blur")
+    assert hires["cfg_scale"] == 4.5
+    sized = http.post("/sdapi/v1/txt2img", json={**body, "hr_resize_x": 130, "hr_resize_y": 100})
+    assert _image(sized.json()["images"][0]).size == (128, 96)  # rounded down to 8, as A1111
+
+
+def test_styles_field_applies_the_styles_plugin(http: httpx.Client) -> None:
+    answer = http.post(
+        "/sdapi/v1/txt2img",
+        json={"prompt": "a lighthouse", "styles": ["cinematic"], "steps": 2, "width": 64},
+    )
+    assert answer.status_code == 200, answer.text
+    params = parse_a1111_parameters(_image(answer.json()["images"][0]).info["parameters"])
+    assert params["prompt"] == "cinematic still of a lighthouse"
+    assert params["negative_prompt"] == "cartoon"
+
+
+def test_sd_vae_option_picks_an_installed_vae(api: webuiapi.WebUIApi) -> None:
+    plain = api.txt2img(prompt="a vase", seed=3, width=64, height=64).image
+    api.set_options({"sd_vae": "sd-tiny-vae-alt"})
+    try:
+        swapped = api.txt2img(prompt="a vase", seed=3, width=64, height=64).image
+        override = api.txt2img(
+            prompt="a vase", seed=3, width=64, height=64, override_settings={"sd_vae": "None"}
+        ).image
+    finally:
+        api.set_options({"sd_vae": "Automatic"})
+    assert swapped.tobytes() != plain.tobytes()
+    assert override.tobytes() == plain.tobytes()
+    with pytest.raises(RuntimeError) as unknown:
+        api.txt2img(prompt="x", override_settings={"sd_vae": "nope.safetensors"})
+    assert unknown.value.args[0] == 422 and '"loc":["body","vae"]' in unknown.value.args[1]
+
+
+def test_progress_and_png_info_shapes(api: webuiapi.WebUIApi) -> None:
+    progress = api.get_progress()
+    assert_shape(progress, PROGRESS)
+    assert_shape(progress["state"], STATE)
+    result = api.txt2img(prompt="shape check", width=64, height=64)
+    assert_shape(api.png_info(result.image).json, PNG_INFO)
+    assert api.get_progress()["state"]["job_timestamp"] != "0"  # kept after the task
+
+
+def test_a_native_job_is_a_task_of_its_own(http: httpx.Client) -> None:
+    body = {"prompt": "native-task", "steps": 150, "width": 256, "height": 256}
+    job = http.post("/api/v1/generate", json=body).json()["id"]
+    try:
+        deadline = time.monotonic() + 60
+        while (state := http.get("/sdapi/v1/progress").json()["state"])["sampling_step"] < 1:
+            assert time.monotonic() < deadline, "the job never ran"
+            time.sleep(0.05)
+        assert (state["job"], state["job_no"], state["job_count"]) == (job, 0, 1)
+    finally:
+        assert http.post(f"/api/v1/generate/{job}/cancel").status_code == 200
+    deadline = time.monotonic() + 60
+    while (idle := http.get("/sdapi/v1/progress").json()["state"])["job_count"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert idle["job_timestamp"] == state["job_timestamp"] != "0"
+
+
+def test_server_stop_when_enabled(daemon_factory: type[Daemon], tmp_path: Path) -> None:
+    running = daemon_factory(tmp_path / "stoppable", api_server_stop="true").start()
+    with running.client() as client:
+        restart = client.post("/sdapi/v1/server-restart")
+        assert restart.status_code == 501  # A1111 without a launcher that restarts it
+        stop = client.post("/sdapi/v1/server-stop")
+        assert (stop.status_code, stop.text) == (200, "Stopping.")
+    assert running.process is not None
+    assert running.process.wait(timeout=30) == 0
+
+
+# A1111's add_api_route list (modules/api/api.py, 1.10) and the Lora extension's two routes.
+A1111_ROUTES = [
+    *(("POST", p) for p in ("txt2img", "img2img", "extra-single-image", "extra-batch-images")),
+    ("POST", "png-info"),
+    ("GET", "progress"),
+    *(("POST", p) for p in ("interrogate", "interrupt", "skip")),
+    ("GET", "options"),
+    ("POST", "options"),
+    *(("GET", p) for p in ("cmd-flags", "samplers", "schedulers", "upscalers")),
+    *(("GET", p) for p in ("latent-upscale-modes", "sd-models", "sd-vae", "hypernetworks")),
+    *(("GET", p) for p in ("face-restorers", "realesrgan-models", "prompt-styles", "embeddings")),
+    *(("POST", p) for p in ("refresh-embeddings", "refresh-checkpoints", "refresh-vae")),
+    *(("POST", p) for p in ("create/embedding", "create/hypernetwork")),
+    *(("POST", p) for p in ("train/embedding", "train/hypernetwork")),
+    ("GET", "memory"),
+    *(("POST", p) for p in ("unload-checkpoint", "reload-checkpoint")),
+    *(("GET", p) for p in ("scripts", "script-info", "extensions")),
+    *(("POST", p) for p in ("server-kill", "server-restart", "server-stop")),
+    ("GET", "loras"),
+    ("POST", "refresh-loras"),
+]
+# Routes other parts of Impasto answer (the upscale plugin, the built-in scripts); their tests
+# live with them.
+ANSWERED_ELSEWHERE = {"upscalers", "extra-single-image", "extra-batch-images", "script-info"}
+COMPAT_DOC = Path(__file__).resolve().parents[2] / "docs" / "compat.md"
+
+
+def test_every_a1111_route_is_routed_and_documented() -> None:
+    from impasto.api.compat import compat_routers
+
+    routed = set()
+    for router in compat_routers():
+        for item in router.routes:
+            for method in getattr(item, "methods", ()):
+                routed.add((method, item.path))
+    doc = COMPAT_DOC.read_text()
+    assert len(A1111_ROUTES) == 41  # 39 add_api_route entries (options twice) + 2 of Lora
+    for method, path in A1111_ROUTES:
+        assert f"| `{method} /{path}`" in doc, f"docs/compat.md lacks {method} /{path}"
+        if path not in ANSWERED_ELSEWHERE:
+            assert (method, f"/sdapi/v1/{path}") in routed, f"{method} /sdapi/v1/{path}"
+
+
+def test_the_api_document_lists_the_a1111_body_fields(http: httpx.Client) -> None:
+    paths = http.get("/schema/openapi.json").json()["paths"]
+    for route, field in (("txt2img", "enable_hr"), ("img2img", "inpainting_mask_invert")):
+        body = paths[f"/sdapi/v1/{route}"]["post"]["requestBody"]["content"]["application/json"]
+        assert field in body["schema"]["properties"], route
