@@ -416,9 +416,6 @@ A1111_ROUTES = [
     ("GET", "loras"),
     ("POST", "refresh-loras"),
 ]
-# Routes other parts of Impasto answer (the upscale plugin, the built-in scripts); their tests
-# live with them.
-ANSWERED_ELSEWHERE = {"upscalers", "extra-single-image", "extra-batch-images", "script-info"}
 COMPAT_DOC = Path(__file__).resolve().parents[2] / "docs" / "compat.md"
 
 
@@ -434,8 +431,7 @@ def test_every_a1111_route_is_routed_and_documented() -> None:
     assert len(A1111_ROUTES) == 41  # 39 add_api_route entries (options twice) + 2 of Lora
     for method, path in A1111_ROUTES:
         assert f"| `{method} /{path}`" in doc, f"docs/compat.md lacks {method} /{path}"
-        if path not in ANSWERED_ELSEWHERE:
-            assert (method, f"/sdapi/v1/{path}") in routed, f"{method} /sdapi/v1/{path}"
+        assert (method, f"/sdapi/v1/{path}") in routed, f"{method} /sdapi/v1/{path}"
 
 
 def test_the_api_document_lists_the_a1111_body_fields(http: httpx.Client) -> None:
