@@ -1,0 +1,82 @@
+"""A real multi-node Ray cluster on 127.0.0.1 for the cluster tests, always torn down.
+
+Each node is its own raylet and object store (Ray's ``cluster_utils``), sized for a small
+shared CI machine: one CPU per worker node, a 100 MB object store, no dashboard.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.tools import ON_CI
+
+NODE: dict[str, Any] = {
+    "node_ip_address": "127.0.0.1",
+    "object_store_memory": 100 * 1024**2,
+    "include_dashboard": False,
+}
+# A killed node is declared dead after about two seconds instead of Ray's default fifteen.
+FAST_HEALTH = {"health_check_period_ms": 500, "health_check_failure_threshold": 4}
+ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    # Ray turns a 127.0.0.1 cluster address into the machine's outward IP unless told that
+    # this is a single-machine cluster; the test cluster listens on loopback only.
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+}
+
+
+def require_ray() -> Any:
+    """The ``ray`` module; skips (fails under CI) when the ``cluster`` extra is missing."""
+    try:
+        import ray
+    except ImportError:
+        message = "Ray is not installed: pip install 'impasto[cluster]' (make test installs it)"
+        if ON_CI:
+            pytest.fail(f"{message}; CI must provide it", pytrace=False)
+        pytest.skip(message)
+    return ray
+
+
+class LocalRayCluster:
+    """A head without CPUs (no worker lands on it) and worker nodes added one at a time."""
+
+    def __init__(self, cache: Path) -> None:
+        require_ray()
+        from ray.cluster_utils import Cluster
+
+        # Nodes inherit the environment: every node of this cluster shares the model cache.
+        self._saved = {k: os.environ.get(k) for k in [*ENV, "IMPASTO_CLUSTER_CACHE"]}
+        os.environ.update(ENV, IMPASTO_CLUSTER_CACHE=str(cache))
+        self.cluster = Cluster(
+            initialize_head=True,
+            head_node_args={"num_cpus": 0, "_system_config": FAST_HEALTH, **NODE},
+        )
+
+    @property
+    def address(self) -> str:
+        return str(self.cluster.address)
+
+    def add_worker_node(self) -> Any:
+        return self.cluster.add_node(num_cpus=1, **NODE)
+
+    def kill_node(self, node: Any) -> None:
+        """SIGKILL the node's raylet and store, as when its machine loses power."""
+        self.cluster.remove_node(node, allow_graceful=False)
+
+    def close(self) -> None:
+        try:
+            self.cluster.shutdown()
+        finally:
+            for key, value in self._saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def node_id(node: Any) -> str:
+    return str(node.node_id)

@@ -1,0 +1,188 @@
+"""Workers on a real multi-node Ray cluster on loopback: one queue on the head, nothing lost.
+
+One cluster (a head and two CPU worker nodes) and one daemon serve the whole module, to stay
+within CI's time; the last test kills a node, so the tests run in file order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster.raycluster import LocalRayCluster, node_id
+from tests.harness import REPO, TINY, Daemon, wait_status
+
+pytestmark = pytest.mark.timeout(150)
+LONG = {"width": 128, "height": 128, "steps": 40}
+HEAD_ONLY = "head-only-tiny"
+
+
+class Setup:
+    def __init__(self, cluster: LocalRayCluster, nodes: list[Any], daemon: Daemon, cache: Path):
+        self.cluster = cluster
+        self.nodes = nodes
+        self.daemon = daemon
+        self.cache = cache
+
+    def db(self) -> sqlite3.Connection:
+        return sqlite3.connect(f"file:{self.daemon.data_dir / 'impasto.db'}?mode=ro", uri=True)
+
+    def worker_of(self, job_id: str) -> str:
+        with self.db() as db:
+            return str(
+                db.execute("SELECT worker_id FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
+            )
+
+    def events(self, job_id: str, kind: str) -> list[dict[str, Any]]:
+        with self.db() as db:
+            rows = db.execute(
+                "SELECT data FROM events WHERE job_id = ? AND type = ?", (job_id, kind)
+            ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def wait_workers(self, nodes: list[Any], timeout: float = 90.0) -> None:
+        """Until every node in ``nodes`` has an idle or busy worker."""
+        wanted = {node_id(n) for n in nodes}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            up = {w["node"]["id"] for w in self.daemon.workers() if w["state"] in ("idle", "busy")}
+            if wanted <= up:
+                return
+            time.sleep(0.3)
+        raise TimeoutError(f"workers did not start on every node: {self.daemon.workers()}")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    root = tmp_path_factory.mktemp("cluster")
+    cache = root / "node-cache"
+    cluster = LocalRayCluster(cache)
+    daemon = Daemon(root / "daemon", cluster=cluster.address, max_attempts=3)
+    try:
+        nodes = [cluster.add_worker_node(), cluster.add_worker_node()]
+        # A model only the head daemon has: no node can read it but through the head.
+        shutil.copytree(
+            REPO / "models" / "tiny" / "sd-tiny", daemon.data_dir / "models" / HEAD_ONLY
+        )
+        daemon.start()
+        state = Setup(cluster, nodes, daemon, cache)
+        state.wait_workers(nodes)
+        yield state
+    finally:
+        daemon.stop()
+        cluster.close()
+
+
+def test_jobs_are_spread_over_the_nodes_with_progress(setup: Setup) -> None:
+    with setup.daemon.client() as client:
+        ids = [
+            client.post(
+                "/api/v1/generate", json={"prompt": f"spread {i}", **TINY, "steps": 8}
+            ).json()["id"]
+            for i in range(6)
+        ]
+        done = [wait_status(client, job_id, {"completed", "failed"}) for job_id in ids]
+    assert [d["status"] for d in done] == ["completed"] * 6, done
+    workers = {setup.worker_of(job_id) for job_id in ids}
+    nodes = {node_id(n)[:6] for n in setup.nodes}
+    assert {w.split("/")[1] for w in workers} == nodes, workers
+    for job_id in ids:
+        steps = [e["step"] for e in setup.events(job_id, "progress")]
+        assert steps == list(range(1, 9)), steps
+    image = setup.daemon.client().get(done[0]["results"][0]["url"])
+    assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+
+
+def test_cancel_reaches_a_job_on_another_node(setup: Setup) -> None:
+    with setup.daemon.client() as client:
+        job = client.post("/api/v1/generate", json={"prompt": "stop me", **LONG, "steps": 150})
+        job_id = job.json()["id"]
+        deadline = time.monotonic() + 60
+        while client.get(f"/api/v1/generate/{job_id}").json()["current_step"] < 2:
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.05)
+        assert client.post(f"/api/v1/generate/{job_id}/cancel").status_code == 200
+        done = wait_status(client, job_id, {"cancelled", "completed", "failed"}, timeout=30)
+    assert done["status"] == "cancelled", done
+    assert done["current_step"] < 150
+    assert setup.worker_of(job_id).split("/")[1] in {node_id(n)[:6] for n in setup.nodes}
+
+
+def test_a_model_only_on_the_head_is_fetched_verified_and_cached(setup: Setup) -> None:
+    with setup.daemon.client() as client:
+        job = client.post(
+            "/api/v1/generate", json={"prompt": "fetched", "model": HEAD_ONLY, **TINY}
+        )
+        assert job.status_code in (200, 201, 202), job.text
+        done = wait_status(client, job.json()["id"], {"completed", "failed"})
+    assert done["status"] == "completed", done
+    head_folder = setup.daemon.data_dir / "models" / HEAD_ONLY
+    files = sorted(p for p in head_folder.rglob("*") if p.is_file())
+    roots = list((setup.cache / "roots").iterdir())
+    assert roots, "no models root was made on the node"
+    for path in files:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        blob = setup.cache / "blobs" / digest
+        assert blob.is_file(), f"{path.name} was not cached by content"
+        linked = [r / HEAD_ONLY / path.relative_to(head_folder) for r in roots]
+        assert any(p.exists() and os.path.samefile(p, blob) for p in linked), path
+    assert not list((setup.cache / "blobs").glob(".*.part")), "a partial download was left"
+
+
+def test_a_node_added_later_takes_jobs(setup: Setup) -> None:
+    late = setup.cluster.add_worker_node()
+    setup.nodes.append(late)
+    setup.wait_workers([late])
+    with setup.daemon.client() as client:
+        ids = [
+            client.post(
+                "/api/v1/generate", json={"prompt": f"late {i}", **TINY, "steps": 12}
+            ).json()["id"]
+            for i in range(6)
+        ]
+        for job_id in ids:
+            assert wait_status(client, job_id, {"completed", "failed"})["status"] == "completed"
+    assert node_id(late)[:6] in {setup.worker_of(j).split("/")[1] for j in ids}
+
+
+def test_a_node_killed_mid_job_loses_nothing(setup: Setup) -> None:
+    with setup.daemon.client() as client:
+        ids = [
+            client.post(
+                "/api/v1/generate", json={"prompt": f"survive {i}", "seed": i, **LONG}
+            ).json()["id"]
+            for i in range(len(setup.nodes))
+        ]
+        victim_job, victim = None, None
+        deadline = time.monotonic() + 60
+        while victim is None:
+            assert time.monotonic() < deadline, "no job started"
+            for job_id in ids:
+                job = client.get(f"/api/v1/generate/{job_id}").json()
+                if job["status"] == "processing" and job["current_step"] >= 2:
+                    worker = setup.worker_of(job_id)
+                    victim_job = job_id
+                    victim = next(n for n in setup.nodes if node_id(n)[:6] == worker.split("/")[1])
+                    break
+            time.sleep(0.05)
+        setup.cluster.kill_node(victim)
+        setup.nodes.remove(victim)
+        done = {job_id: wait_status(client, job_id, {"completed", "failed"}, 120) for job_id in ids}
+    assert all(d["status"] == "completed" for d in done.values()), done
+    assert done[victim_job]["attempts"] == 1
+    assert "Ray node" in setup.events(victim_job, "queued")[-1]["retry"]
+    for job_id in ids:
+        assert len(setup.events(job_id, "completed")) == 1
+    written = sorted(p.name for p in (setup.daemon.data_dir / "outputs").rglob("*") if p.is_file())
+    survivors = [name for name in written if name.split("-0.png")[0] in ids]
+    assert sorted(survivors) == sorted(f"{job_id}-0.png" for job_id in ids)
+    assert not [name for name in written if not name.endswith(".png")], written
