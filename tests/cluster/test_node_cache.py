@@ -74,12 +74,12 @@ def test_a_missing_file_times_out_with_a_reason(tmp_path: Path) -> None:
 
 def test_the_least_recently_used_model_is_evicted_past_the_limit(tmp_path: Path) -> None:
     cache = BlobCache(tmp_path, limit=450)  # room for two of the 200-byte models
-    manifests = {name: _manifest(name, {f"{name}/w.bin": name.encode() * 100}) for name in "abc"}
+    manifests = {name: _manifest(name, {f"{name}/w.bin": name.encode() * 200}) for name in "abc"}
 
     def use(name: str) -> None:
         manifest = manifests[name]
         if cache.missing(manifest):
-            _send(cache, name.encode() * 100, chunk=64)
+            _send(cache, name.encode() * 200, chunk=64)
         cache.link(manifest)
         cache.evict(keep=name)
         time.sleep(0.02)  # distinct use times
