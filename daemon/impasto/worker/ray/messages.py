@@ -67,15 +67,95 @@ class Outputs(msgspec.Struct, tag="outputs"):
     images: list[bytes]
 
 
+# Between the daemon and its Ray bridge process (the Ray driver), over the bridge's pipes.
+
+
+class NodeInfo(msgspec.Struct, frozen=True):
+    """A live node of the cluster and what it offers."""
+
+    node_id: str
+    ip: str
+    gpus: int
+    cpus: float
+
+
+class Spawn(msgspec.Struct, tag="spawn"):
+    """Start worker actor ``key`` on ``node_id`` (a GPU of it, or one CPU)."""
+
+    key: str
+    node_id: str
+    gpu: bool
+    provider: str
+    enable_tensorrt: bool
+    cache_size: int
+
+
+class Deliver(msgspec.Struct, tag="deliver"):
+    """A ``ToActor`` message for actor ``key``; deliveries to one actor keep their order."""
+
+    key: str
+    body: bytes
+
+
+class Chunk(msgspec.Struct, tag="chunk"):
+    """Part of a file for actor ``key``'s node; ``error`` set: the head cannot send it."""
+
+    key: str
+    sha256: str
+    offset: int
+    data: bytes
+    final: bool
+    error: str = ""
+
+
+class Kill(msgspec.Struct, tag="kill"):
+    """End actor ``key`` now."""
+
+    key: str
+
+
+class Nodes(msgspec.Struct, tag="nodes"):
+    """The live nodes, sent whenever the list changes."""
+
+    nodes: list[NodeInfo]
+
+
+class Out(msgspec.Struct, tag="out"):
+    """A ``FromActor`` message of actor ``key``."""
+
+    key: str
+    body: bytes
+
+
+class Acked(msgspec.Struct, tag="acked"):
+    """Actor ``key`` took the chunk of ``sha256`` at ``offset``: the head sends the next."""
+
+    key: str
+    sha256: str
+    offset: int
+
+
+class Ended(msgspec.Struct, tag="ended"):
+    """Actor ``key`` is gone; ``lost`` says why when it did not stop when asked."""
+
+    key: str
+    lost: str = ""
+
+
+ToBridge = Spawn | Deliver | Chunk | Kill
+FromBridge = Nodes | Out | Acked | Ended
+
 ToActor = ToWorker | ClusterJob | ClusterLoad
 FromActor = FromWorker | NeedBlobs | Outputs
 
 _encoder = msgspec.msgpack.Encoder()
 _to_actor = msgspec.msgpack.Decoder(ToActor)
 _from_actor = msgspec.msgpack.Decoder(FromActor)
+_to_bridge = msgspec.msgpack.Decoder(ToBridge)
+_from_bridge = msgspec.msgpack.Decoder(FromBridge)
 
 
-def encode(message: ToActor | FromActor) -> bytes:
+def encode(message: ToActor | FromActor | ToBridge | FromBridge) -> bytes:
     return _encoder.encode(message)
 
 
@@ -85,3 +165,11 @@ def decode_to_actor(body: bytes) -> ToActor:
 
 def decode_from_actor(body: bytes) -> FromActor:
     return _from_actor.decode(body)
+
+
+def decode_to_bridge(body: bytes) -> ToBridge:
+    return _to_bridge.decode(body)
+
+
+def decode_from_bridge(body: bytes) -> FromBridge:
+    return _from_bridge.decode(body)

@@ -4,7 +4,8 @@
 node. Each actor is wrapped in a handle the base ``Supervisor`` drives exactly like a worker
 process: it claims a job from the SQLite queue, sends it, relays progress, and requeues it
 with an attempt counted when the worker is lost. Ray is the transport and the placement; the
-queue stays on the head.
+queue stays on the head. The daemon never imports Ray: a bridge process is the Ray driver
+(``impasto.worker.ray.bridge``), restarted when it dies with a lost head.
 """
 
 from __future__ import annotations
@@ -14,37 +15,53 @@ import contextlib
 import itertools
 import logging
 import os
+import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
-import ray
-from ray.exceptions import RayError
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from impasto.formats.png import TEMP_PREFIX, TEMP_SUFFIX
+from impasto.logs import rotate_if_large
 from impasto.settings import Settings
-from impasto.worker.protocol import JobDone, LoadModel, ModelsLoaded, Ready, RunJob, ToWorker
-from impasto.worker.ray.actor import WorkerActor
+from impasto.worker.protocol import (
+    HEADER,
+    JobDone,
+    LoadModel,
+    ModelsLoaded,
+    Ready,
+    RunJob,
+    ToWorker,
+)
 from impasto.worker.ray.manifest import FileIndex
 from impasto.worker.ray.messages import (
     CHUNK,
+    Acked,
+    Chunk,
     ClusterJob,
     ClusterLoad,
+    Deliver,
+    Ended,
+    Kill,
     NeedBlobs,
+    NodeInfo,
+    Nodes,
+    Out,
     Outputs,
+    Spawn,
+    ToBridge,
     decode_from_actor,
+    decode_from_bridge,
     encode,
 )
 from impasto.worker.supervisor import JobRunner, Supervisor, WorkerHandle, describe_exit
 
 log = logging.getLogger("impasto.supervisor")
-PLACE_EVERY_S = 1.0  # how often the node list is read: a joining node gets workers this fast
 CONNECT_PROBLEM = -1  # the key of "cannot reach the cluster" among the supervisor's problems
-RemoteWorker: Any = ray.remote(WorkerActor)
+BRIDGE_LOG = "ray-bridge.log"
 
 
 @dataclass(frozen=True)
@@ -62,19 +79,18 @@ class NodeSlot:
         return (self.node_id, self.index)
 
 
-def node_slots(node: dict[str, Any], cpu_workers: int) -> list[tuple[str, str, int, bool]]:
-    """(node id, ip, index, gpu) of every worker a live node of ``ray.nodes()`` should run."""
-    resources = node.get("Resources") or {}
-    gpus = int(resources.get("GPU", 0))
-    count = gpus or min(cpu_workers, int(resources.get("CPU", 0)))
-    return [(node["NodeID"], node["NodeManagerAddress"], i, gpus > 0) for i in range(count)]
+def node_slots(node: NodeInfo, cpu_workers: int) -> list[tuple[str, int]]:
+    """(node id, index) of every worker a live node should run: one per GPU, else CPU slots."""
+    count = node.gpus or min(cpu_workers, int(node.cpus))
+    return [(node.node_id, i) for i in range(count)]
 
 
 class ActorProcess:
     """The little of a process the base supervisor asks of a worker: pid, exit, wait, kill."""
 
-    def __init__(self, actor: Any) -> None:
-        self.actor = actor
+    def __init__(self, supervisor: RaySupervisor, key: str) -> None:
+        self.supervisor = supervisor
+        self.key = key
         self.pid: int | None = None
         self.returncode: int | None = None
         self.ended = asyncio.Event()
@@ -84,8 +100,7 @@ class ActorProcess:
         return self.returncode
 
     def kill(self) -> None:
-        with contextlib.suppress(Exception):
-            ray.kill(self.actor, no_restart=True)
+        self.supervisor.post(Kill(self.key))
 
 
 @dataclass
@@ -93,29 +108,29 @@ class RayWorkerHandle(WorkerHandle):
     """A worker actor as the base supervisor sees a worker process."""
 
     slot: NodeSlot | None = None
-    files: FileIndex = field(default_factory=FileIndex)
+    owner: RaySupervisor | None = None
     current: RunJob | None = None  # the job sent last, with the head's paths
     lost: str = ""
 
     @property
-    def actor(self) -> Any:
-        return self.process.actor  # type: ignore[attr-defined]
+    def key(self) -> str:
+        return self.process.key  # type: ignore[attr-defined]
 
     async def send(self, message: ToWorker) -> None:
+        assert self.owner is not None
+        files = self.owner.files
         body: bytes
         if isinstance(message, RunJob):
             self.current = message
-            manifest = await asyncio.to_thread(self.files.for_job, message)
+            manifest = await asyncio.to_thread(files.for_job, message)
             body = encode(ClusterJob(run=message, manifest=manifest))
         elif isinstance(message, LoadModel):
             models_dir = Path(message.model_dir).parent
-            manifest = await asyncio.to_thread(self.files.for_model, models_dir, message.model_dir)
+            manifest = await asyncio.to_thread(files.for_model, models_dir, message.model_dir)
             body = encode(ClusterLoad(load=message, manifest=manifest))
         else:
             body = encode(message)
-        # A lost actor shows as the end of its message stream; the reader records why.
-        with contextlib.suppress(RayError):
-            await self.actor.deliver.remote(body)
+        await self.owner.to_bridge(Deliver(self.key, body))
 
     def exit_reason(self) -> str:
         if self.lost:
@@ -139,63 +154,179 @@ class RaySupervisor(Supervisor):
         self.files = FileIndex()  # shared: a model is hashed once for every worker
         self._slots: dict[tuple[str, int], NodeSlot] = {}
         self._numbers = itertools.count()
+        self._keys = itertools.count()
+        self._actors: dict[str, RayWorkerHandle] = {}
+        self._bridge: asyncio.subprocess.Process | None = None
+        self._acks: dict[tuple[str, str, int], asyncio.Future[None]] = {}
         self._transfers: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        self._tasks.append(asyncio.create_task(self._run_cluster(), name="ray-cluster"))
+        self._tasks.append(asyncio.create_task(self._keep_bridge(), name="ray-bridge"))
 
     async def stop(self, timeout: float = 10.0) -> None:
         await super().stop(timeout)
         for task in self._transfers:
             task.cancel()
-        if ray.is_initialized():
-            await asyncio.to_thread(ray.shutdown)
-
-    async def _run_cluster(self) -> None:
-        await self._connect()
-        while not self._stopping:
+        bridge = self._bridge
+        if bridge is not None and bridge.returncode is None:
+            if bridge.stdin is not None:
+                bridge.stdin.close()  # the bridge shuts its Ray driver down and exits
             try:
-                nodes = await asyncio.to_thread(ray.nodes)
-            except Exception as exc:
-                log.warning("cannot list the Ray cluster's nodes (%s)", exc)
-            else:
-                self._place([n for n in nodes if n.get("Alive")])
-            await asyncio.sleep(PLACE_EVERY_S)
+                await asyncio.wait_for(bridge.wait(), timeout)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    bridge.kill()
+                await bridge.wait()
 
-    async def _connect(self) -> None:
+    async def to_bridge(self, message: ToBridge) -> None:
+        bridge = self._bridge
+        if bridge is None or bridge.stdin is None:
+            return  # no cluster: the handle ends with the bridge
+        self.post(message)
+        with contextlib.suppress(ConnectionError):
+            await bridge.stdin.drain()
+
+    def post(self, message: ToBridge) -> None:
+        bridge = self._bridge
+        if bridge is not None and bridge.stdin is not None and not bridge.stdin.is_closing():
+            body = encode(message)
+            bridge.stdin.write(HEADER.pack(len(body)) + body)
+
+    async def _keep_bridge(self) -> None:
         backoff = 1.0
         while not self._stopping:
-            try:
-                await asyncio.to_thread(connect, self.settings.cluster)
-            except Exception as exc:
+            process = await self._start_bridge()
+            self._bridge = process
+            connected = await self._read_bridge(process)
+            code = await process.wait()
+            self._bridge = None
+            for handle in list(self._actors.values()):
+                handle.lost = handle.lost or "the connection to the Ray cluster was lost"
+                self._end(handle)
+            self._place([])
+            if self._stopping:
+                return
+            if connected:
+                backoff = 1.0
+                log.warning("the Ray bridge exited (code %s); reconnecting", code)
+            else:
                 self._problems[CONNECT_PROBLEM] = (
-                    f"cannot connect to the Ray cluster at {self.settings.cluster!r} ({exc}); "
-                    "check the address, and that `ray start` runs there (docs/cluster.md)"
+                    f"cannot connect to the Ray cluster at {self.settings.cluster!r}; check the "
+                    f"address, and that `ray start` runs there (see {self._bridge_log()})"
                 )
                 log.error("%s", self._problems[CONNECT_PROBLEM])
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-            else:
-                self._problems.pop(CONNECT_PROBLEM, None)
-                log.info("connected to the Ray cluster at %s", self.settings.cluster)
-                return
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
 
-    def _place(self, nodes: list[dict[str, Any]]) -> None:
+    def _bridge_log(self) -> str:
+        return str(self.log_dir / BRIDGE_LOG) if self.log_dir else "the daemon's stderr"
+
+    async def _start_bridge(self) -> asyncio.subprocess.Process:
+        stderr: Any = None
+        if self.log_dir:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            rotate_if_large(self.log_dir / BRIDGE_LOG)
+            stderr = (self.log_dir / BRIDGE_LOG).open("ab")
+        command = [sys.executable, "-P", "-m", "impasto.worker.ray.bridge", self.settings.cluster]
+        try:
+            return await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=stderr,
+                env={**os.environ, "PYTHONSAFEPATH": "1"},
+            )
+        finally:
+            if stderr is not None:
+                stderr.close()
+
+    async def _read_bridge(self, process: asyncio.subprocess.Process) -> bool:
+        """Dispatch the bridge's frames until it exits; True when it reached the cluster."""
+        assert process.stdout is not None
+        connected = False
+        try:
+            while True:
+                header = await process.stdout.readexactly(HEADER.size)
+                (size,) = HEADER.unpack(header)
+                message = decode_from_bridge(await process.stdout.readexactly(size))
+                if isinstance(message, Nodes):
+                    if not connected:
+                        connected = True
+                        self._problems.pop(CONNECT_PROBLEM, None)
+                        log.info("connected to the Ray cluster at %s", self.settings.cluster)
+                    self._place(message.nodes)
+                elif isinstance(message, Out):
+                    handle = self._actors.get(message.key)
+                    if handle is not None:
+                        await self._on_actor_message(handle, message.body)
+                elif isinstance(message, Acked):
+                    ack = self._acks.pop((message.key, message.sha256, message.offset), None)
+                    if ack is not None and not ack.done():
+                        ack.set_result(None)
+                elif isinstance(message, Ended):
+                    handle = self._actors.get(message.key)
+                    if handle is not None:
+                        handle.lost = handle.lost or message.lost
+                        self._end(handle)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except Exception:
+            log.exception("the Ray bridge sent an unreadable frame")
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+        return connected
+
+    async def _on_actor_message(self, handle: RayWorkerHandle, body: bytes) -> None:
+        try:
+            message = decode_from_actor(body)
+            if isinstance(message, NeedBlobs):
+                task = asyncio.create_task(self._send_blobs(handle, message.sha256))
+                self._transfers.add(task)
+                task.add_done_callback(self._transfers.discard)
+            elif isinstance(message, Outputs):
+                done = await asyncio.to_thread(write_outputs, handle.current, message)
+                handle.inbox.put_nowait(done)
+            elif isinstance(message, ModelsLoaded):
+                handle.loaded = message.loaded
+            else:
+                if isinstance(message, Ready):
+                    handle.process.pid = message.pid
+                handle.inbox.put_nowait(message)
+        except Exception as exc:
+            log.exception("%s sent an unreadable message", handle.id)
+            handle.lost = f"unreadable message: {exc}"
+            handle.process.kill()
+
+    def _end(self, handle: RayWorkerHandle) -> None:
+        process: ActorProcess = handle.process  # type: ignore[assignment]
+        if process.ended.is_set():
+            return
+        self._actors.pop(handle.key, None)
+        for key in [k for k in self._acks if k[0] == handle.key]:
+            self._acks.pop(key).cancel()
+        process.returncode = None if handle.lost else 0
+        handle.state = "dead"
+        handle.dead.set()
+        handle.inbox.put_nowait(None)
+        process.ended.set()
+
+    def _place(self, nodes: list[NodeInfo]) -> None:
         """Start a worker for every new slot; let go of the slots of nodes that left."""
         wanted = {
-            (node_id, index): (node_id, ip, index, gpu)
+            key: node
             for node in nodes
-            for node_id, ip, index, gpu in node_slots(node, self.settings.cluster_cpu_workers)
+            for key in node_slots(node, self.settings.cluster_cpu_workers)
         }
-        for key, (node_id, ip, index, gpu) in wanted.items():
+        for key, node in wanted.items():
             if key not in self._slots:
-                slot = NodeSlot(node_id, ip, index, gpu, next(self._numbers))
+                slot = NodeSlot(node.node_id, node.ip, key[1], node.gpus > 0, next(self._numbers))
                 self._slots[key] = slot
                 name = f"ray-worker-{slot.number}"
                 self._tasks.append(asyncio.create_task(self._keep_slot(slot), name=name))
         for key in [k for k in self._slots if k not in wanted]:
             slot = self._slots.pop(key)
-            log.warning("Ray node %s (%s) left the cluster", slot.ip, slot.node_id[:8])
+            if nodes:
+                log.warning("Ray node %s (%s) left the cluster", slot.ip, slot.node_id[:8])
             for handle in self._handles_of(slot):
                 handle.lost = handle.lost or "the node left the cluster"
                 handle.process.kill()
@@ -221,7 +352,7 @@ class RaySupervisor(Supervisor):
                 return
             self._retry_unsettled()
             log.warning("%s: %s", handle.id, handle.exit_reason())
-            if not handle.ready:
+            if not handle.ready and self._slots.get(slot.key) is slot:
                 await self._start_failed(slot.number, handle)
             backoff = 0.5 if time.monotonic() - started > 30 else min(backoff * 2, 30.0)
             await asyncio.sleep(backoff)
@@ -229,58 +360,35 @@ class RaySupervisor(Supervisor):
             self.handles.pop(handle.id, None)
 
     def _spawn_actor(self, slot: NodeSlot) -> RayWorkerHandle:
-        actor = RemoteWorker.options(
-            num_cpus=0 if slot.gpu else 1,
-            num_gpus=1 if slot.gpu else 0,
-            max_concurrency=4,  # the message stream, deliveries and file chunks at once
-            max_restarts=0,  # the supervisor restarts workers; Ray must not replay a job
-            scheduling_strategy=NodeAffinitySchedulingStrategy(slot.node_id, soft=False),
-        ).remote(
-            self.settings.provider, self.settings.enable_tensorrt, self.settings.cluster_cache_size
-        )
+        key = str(next(self._keys))
         handle = RayWorkerHandle(
             id=f"{slot.ip}/{slot.node_id[:6]}/{slot.index}",
             device_id=slot.number,
-            process=ActorProcess(actor),  # type: ignore[arg-type]
+            process=ActorProcess(self, key),  # type: ignore[arg-type]
             slot=slot,
-            files=self.files,
+            owner=self,
         )
-        handle.reader = asyncio.create_task(self._read_actor(handle))
+        self._actors[key] = handle
+        if self._bridge is None:
+            handle.lost = "no connection to the Ray cluster"
+            self._end(handle)
+            return handle
+        settings = self.settings
+        self.post(
+            Spawn(
+                key=key,
+                node_id=slot.node_id,
+                gpu=slot.gpu,
+                provider=settings.provider,
+                enable_tensorrt=settings.enable_tensorrt,
+                cache_size=settings.cluster_cache_size,
+            )
+        )
         return handle
 
-    async def _read_actor(self, handle: RayWorkerHandle) -> None:
-        process: ActorProcess = handle.process  # type: ignore[assignment]
-        stream = handle.actor.messages.options(num_returns="streaming").remote()
-        try:
-            async for ref in stream:
-                message = decode_from_actor(await ref)
-                if isinstance(message, NeedBlobs):
-                    task = asyncio.create_task(self._send_blobs(handle, message.sha256))
-                    self._transfers.add(task)
-                    task.add_done_callback(self._transfers.discard)
-                elif isinstance(message, Outputs):
-                    done = await asyncio.to_thread(write_outputs, handle.current, message)
-                    handle.inbox.put_nowait(done)
-                elif isinstance(message, ModelsLoaded):
-                    handle.loaded = message.loaded
-                else:
-                    if isinstance(message, Ready):
-                        process.pid = message.pid
-                    handle.inbox.put_nowait(message)
-            process.returncode = 0
-        except RayError as exc:
-            handle.lost = handle.lost or first_line(exc)
-        except Exception as exc:
-            log.exception("%s sent an unreadable message", handle.id)
-            handle.lost = f"unreadable message: {exc}"
-            process.kill()
-        handle.state = "dead"
-        handle.dead.set()
-        handle.inbox.put_nowait(None)
-        process.ended.set()
-
     async def _send_blobs(self, handle: RayWorkerHandle, digests: list[str]) -> None:
-        """Stream each file to the node in chunks; the node verifies its sha256."""
+        """Stream each file to the node in acknowledged chunks; the node checks its sha256."""
+        loop = asyncio.get_running_loop()
         for sha256 in digests:
             path = self.files.paths.get(sha256)
             try:
@@ -291,24 +399,15 @@ class RaySupervisor(Supervisor):
                 while True:
                     data = await asyncio.to_thread(read_chunk, path, offset)
                     final = offset + len(data) >= size or not data
-                    await handle.actor.put_chunk.remote(sha256, offset, data, final, "")
+                    ack = self._acks[(handle.key, sha256, offset)] = loop.create_future()
+                    await self.to_bridge(Chunk(handle.key, sha256, offset, data, final))
+                    await ack
                     offset += len(data)
                     if final:
                         break
             except OSError as exc:
                 reason = f"the head could not read {sha256[:12]}: {exc}"
-                with contextlib.suppress(RayError):
-                    await handle.actor.put_chunk.remote(sha256, 0, b"", True, reason)
-            except RayError:
-                return  # the worker is gone; its job is requeued by the supervisor
-
-
-def connect(address: str) -> None:
-    """Join the cluster as its driver (``auto``, ``HOST:PORT`` or ``ray://HOST:PORT``)."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no reports leave the network
-    if ray.is_initialized():
-        return
-    ray.init(address=address, namespace="impasto", log_to_driver=False)
+                await self.to_bridge(Chunk(handle.key, sha256, 0, b"", True, reason))
 
 
 def read_chunk(path: Path, offset: int) -> bytes:
@@ -326,9 +425,8 @@ def write_outputs(run: RunJob | None, outputs: Outputs) -> JobDone:
     results = []
     for result, data in zip(outputs.done.results, outputs.images, strict=True):
         path = folder / Path(result["path"]).name
-        fd, temp = tempfile.mkstemp(
-            prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=folder
-        )
+        prefix = f"{TEMP_PREFIX}{path.name}."
+        fd, temp = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=folder)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -341,8 +439,3 @@ def write_outputs(run: RunJob | None, outputs: Outputs) -> JobDone:
             raise
         results.append({**result, "path": str(path)})
     return msgspec.structs.replace(outputs.done, results=results)
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
