@@ -19,8 +19,13 @@ NODE: dict[str, Any] = {
     "object_store_memory": 100 * 1024**2,
     "include_dashboard": False,
 }
-# A killed node is declared dead after about two seconds instead of Ray's default fifteen.
-FAST_HEALTH = {"health_check_period_ms": 500, "health_check_failure_threshold": 4}
+# A killed node is declared dead after about two seconds instead of Ray's default fifteen, and
+# a driver that lost the head gives up after five seconds instead of sixty.
+FAST_HEALTH = {
+    "health_check_period_ms": 500,
+    "health_check_failure_threshold": 4,
+    "gcs_rpc_server_reconnect_timeout_s": 5,
+}
 ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
     # Ray turns a 127.0.0.1 cluster address into the machine's outward IP unless told that
@@ -44,17 +49,21 @@ def require_ray() -> Any:
 class LocalRayCluster:
     """A head without CPUs (no worker lands on it) and worker nodes added one at a time."""
 
-    def __init__(self, cache: Path) -> None:
+    def __init__(self, cache: Path, *, head_cpus: int = 0, port: int | None = None) -> None:
         require_ray()
         from ray.cluster_utils import Cluster
 
         # Nodes inherit the environment: every node of this cluster shares the model cache.
         self._saved = {k: os.environ.get(k) for k in [*ENV, "IMPASTO_CLUSTER_CACHE"]}
         os.environ.update(ENV, IMPASTO_CLUSTER_CACHE=str(cache))
-        self.cluster = Cluster(
-            initialize_head=True,
-            head_node_args={"num_cpus": 0, "_system_config": FAST_HEALTH, **NODE},
-        )
+        head: dict[str, Any] = {"num_cpus": head_cpus, "_system_config": FAST_HEALTH, **NODE}
+        if port:
+            head["gcs_server_port"] = port
+        try:
+            self.cluster = Cluster(initialize_head=True, head_node_args=head)
+        except BaseException:
+            self._restore()
+            raise
 
     @property
     def address(self) -> str:
@@ -71,11 +80,14 @@ class LocalRayCluster:
         try:
             self.cluster.shutdown()
         finally:
-            for key, value in self._saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+            self._restore()
+
+    def _restore(self) -> None:
+        for key, value in self._saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def node_id(node: Any) -> str:
