@@ -31,6 +31,9 @@ ENV = {
     # Ray turns a 127.0.0.1 cluster address into the machine's outward IP unless told that
     # this is a single-machine cluster; the test cluster listens on loopback only.
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    # Ray kills workers when the machine's memory is over 95% used, which a shared CI machine
+    # often is because of other processes: the test workers themselves are small.
+    "RAY_memory_monitor_refresh_ms": "0",
 }
 
 

@@ -138,6 +138,27 @@ def test_a_model_only_on_the_head_is_fetched_verified_and_cached(setup: Setup) -
     assert not list((setup.cache / "blobs").glob(".*.part")), "a partial download was left"
 
 
+def test_load_ps_and_unload_reach_every_node(setup: Setup) -> None:
+    """A head-only model loaded ahead of jobs shows in `impasto ps` per worker, by node."""
+    head_dir = str(setup.daemon.data_dir / "models" / HEAD_ONLY)
+    with setup.daemon.client() as client:
+        loaded = client.post(f"/api/v1/models/{HEAD_ONLY}/load", json={"keep_alive": 60})
+        assert loaded.status_code == 200, loaded.text
+        deadline = time.monotonic() + 60
+        rows: list[dict[str, Any]] = []
+        while len({r["worker"] for r in rows if r["model"] == HEAD_ONLY}) < len(setup.nodes):
+            assert time.monotonic() < deadline, rows
+            rows = client.get("/api/v1/models/loaded").json()
+            time.sleep(0.2)
+        assert {r["path"] for r in rows if r["model"] == HEAD_ONLY} == {head_dir}
+        workers = {r["worker"].split("/")[1] for r in rows if r["model"] == HEAD_ONLY}
+        assert workers == {node_id(n)[:6] for n in setup.nodes}
+        assert client.post(f"/api/v1/models/{HEAD_ONLY}/unload").status_code == 200
+        while any(r["model"] == HEAD_ONLY for r in client.get("/api/v1/models/loaded").json()):
+            assert time.monotonic() < deadline + 30, "the model stayed loaded"
+            time.sleep(0.2)
+
+
 def test_a_node_added_later_takes_jobs(setup: Setup) -> None:
     late = setup.cluster.add_worker_node()
     setup.nodes.append(late)

@@ -16,36 +16,23 @@ import itertools
 import logging
 import os
 import sys
-import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
-from impasto.formats.png import TEMP_PREFIX, TEMP_SUFFIX
 from impasto.logs import rotate_if_large
 from impasto.settings import Settings
 from impasto.worker.protocol import (
     HEADER,
-    JobDone,
-    LoadModel,
     ModelsLoaded,
     Ready,
-    RunJob,
-    ToWorker,
 )
+from impasto.worker.ray.handle import ActorProcess, NodeSlot, RayWorkerHandle, node_slots
 from impasto.worker.ray.manifest import FileIndex
 from impasto.worker.ray.messages import (
-    CHUNK,
     Acked,
     Chunk,
-    ClusterJob,
-    ClusterLoad,
-    Deliver,
     Ended,
-    Kill,
     NeedBlobs,
     NodeInfo,
     Nodes,
@@ -57,92 +44,17 @@ from impasto.worker.ray.messages import (
     decode_from_bridge,
     encode,
 )
-from impasto.worker.supervisor import JobRunner, Supervisor, WorkerHandle, describe_exit
+from impasto.worker.ray.outputs import read_chunk, write_outputs
+from impasto.worker.supervisor import (
+    MAX_START_FAILURES,
+    JobRunner,
+    Supervisor,
+    WorkerHandle,
+)
 
 log = logging.getLogger("impasto.supervisor")
 CONNECT_PROBLEM = -1  # the key of "cannot reach the cluster" among the supervisor's problems
 BRIDGE_LOG = "ray-bridge.log"
-
-
-@dataclass(frozen=True)
-class NodeSlot:
-    """One worker place: a GPU of a node, or one of a CPU-only node's configured slots."""
-
-    node_id: str
-    ip: str
-    index: int
-    gpu: bool
-    number: int  # unique per daemon run: the base supervisor keys start failures by it
-
-    @property
-    def key(self) -> tuple[str, int]:
-        return (self.node_id, self.index)
-
-
-def node_slots(node: NodeInfo, cpu_workers: int) -> list[tuple[str, int]]:
-    """(node id, index) of every worker a live node should run: one per GPU, else CPU slots."""
-    count = node.gpus or min(cpu_workers, int(node.cpus))
-    return [(node.node_id, i) for i in range(count)]
-
-
-class ActorProcess:
-    """The little of a process the base supervisor asks of a worker: pid, exit, wait, kill."""
-
-    def __init__(self, supervisor: RaySupervisor, key: str) -> None:
-        self.supervisor = supervisor
-        self.key = key
-        self.pid: int | None = None
-        self.returncode: int | None = None
-        self.ended = asyncio.Event()
-
-    async def wait(self) -> int | None:
-        await self.ended.wait()
-        return self.returncode
-
-    def kill(self) -> None:
-        self.supervisor.post(Kill(self.key))
-
-
-@dataclass
-class RayWorkerHandle(WorkerHandle):
-    """A worker actor as the base supervisor sees a worker process."""
-
-    slot: NodeSlot | None = None
-    owner: RaySupervisor | None = None
-    current: RunJob | None = None  # the job sent last, with the head's paths
-    lost: str = ""
-
-    @property
-    def key(self) -> str:
-        return self.process.key  # type: ignore[attr-defined]
-
-    async def send(self, message: ToWorker) -> None:
-        assert self.owner is not None
-        files = self.owner.files
-        body: bytes
-        if isinstance(message, RunJob):
-            self.current = message
-            manifest = await asyncio.to_thread(files.for_job, message)
-            body = encode(ClusterJob(run=message, manifest=manifest))
-        elif isinstance(message, LoadModel):
-            models_dir = Path(message.model_dir).parent
-            manifest = await asyncio.to_thread(files.for_model, models_dir, message.model_dir)
-            body = encode(ClusterLoad(load=message, manifest=manifest))
-        else:
-            body = encode(message)
-        await self.owner.to_bridge(Deliver(self.key, body))
-
-    def exit_reason(self) -> str:
-        if self.lost:
-            where = self.slot.ip if self.slot else "?"
-            return f"worker on Ray node {where} lost ({self.lost})"
-        return describe_exit(self.process.returncode)
-
-    def to_json(self) -> dict[str, Any]:
-        data = super().to_json()
-        if self.slot:
-            data["node"] = {"ip": self.slot.ip, "id": self.slot.node_id, "gpu": self.slot.gpu}
-        return data
 
 
 class RaySupervisor(Supervisor):
@@ -358,6 +270,23 @@ class RaySupervisor(Supervisor):
             await asyncio.sleep(backoff)
         for handle in self._handles_of(slot):
             self.handles.pop(handle.id, None)
+        self._start_failures.pop(slot.number, None)
+        self._problems.pop(slot.number, None)
+
+    async def _start_failed(self, slot: int, handle: WorkerHandle) -> None:
+        """Say why a node's worker keeps dying before Ready; the queue waits for other nodes.
+
+        Unlike local workers, queued jobs are not failed: a lost head or node also ends
+        workers before Ready, and another node, or this one back, runs the jobs.
+        """
+        count = self._start_failures.get(slot, 0) + 1
+        self._start_failures[slot] = count
+        if count >= MAX_START_FAILURES:
+            self._problems[slot] = (
+                f"a worker cannot start ({count} tries in a row, {handle.exit_reason()}); "
+                "see Ray's worker logs on that node (/tmp/ray/session_latest/logs)"
+            )
+            log.error("%s", self._problems[slot])
 
     def _spawn_actor(self, slot: NodeSlot) -> RayWorkerHandle:
         key = str(next(self._keys))
@@ -408,34 +337,3 @@ class RaySupervisor(Supervisor):
             except OSError as exc:
                 reason = f"the head could not read {sha256[:12]}: {exc}"
                 await self.to_bridge(Chunk(handle.key, sha256, 0, b"", True, reason))
-
-
-def read_chunk(path: Path, offset: int) -> bytes:
-    with path.open("rb") as fh:
-        fh.seek(offset)
-        return fh.read(CHUNK)
-
-
-def write_outputs(run: RunJob | None, outputs: Outputs) -> JobDone:
-    """Write a node's images where a local worker would have, atomically; the head's JobDone."""
-    if run is None or run.job_id != outputs.done.job_id:
-        raise RuntimeError(f"images of job {outputs.done.job_id} arrived for no running job")
-    folder = Path(run.output_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    results = []
-    for result, data in zip(outputs.done.results, outputs.images, strict=True):
-        path = folder / Path(result["path"]).name
-        prefix = f"{TEMP_PREFIX}{path.name}."
-        fd, temp = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-            raise
-        results.append({**result, "path": str(path)})
-    return msgspec.structs.replace(outputs.done, results=results)
