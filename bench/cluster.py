@@ -34,8 +34,8 @@ from typing import Any
 _BENCH = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH]
 sys.path.insert(0, str(_BENCH.parent))
-from tests.cluster.raycluster import LocalRayCluster
-from tests.harness import Daemon, wait_status
+from tests.cluster.raycluster import LocalRayCluster  # noqa: E402
+from tests.harness import Daemon, wait_status  # noqa: E402
 
 
 def _job(steps: int, i: int) -> dict[str, Any]:
@@ -54,7 +54,7 @@ def wait_workers(daemon: Daemon, count: int, timeout: float = 180.0) -> None:
 def throughput(daemon: Daemon, jobs: int, steps: int, warm: int) -> float:
     with daemon.client() as client:
         warmups = [
-            client.post("/api/v1/generate", json=_job(steps, -i)).json() for i in range(warm)
+            client.post("/api/v1/generate", json=_job(steps, 500 + i)).json() for i in range(warm)
         ]
         for job in warmups:
             wait_status(client, job["id"], {"completed"}, timeout=300)
@@ -106,7 +106,9 @@ def main() -> None:
         local.start()
         wait_workers(local, 1)
         rows.append(("local, 1 worker process", throughput(local, args.jobs, args.steps, 1)))
+        print(rows[-1], flush=True)
         local_over = overheads(local, args.serial, args.steps)
+        print("local overheads (ms):", [round(x, 1) for x in local_over], flush=True)
     finally:
         local.stop()
 
@@ -117,12 +119,14 @@ def main() -> None:
         daemon.start()
         wait_workers(daemon, 1)
         ray_over = overheads(daemon, args.serial, args.steps)
+        print("Ray overheads (ms):", [round(x, 1) for x in ray_over], flush=True)
         for count in range(1, args.nodes + 1):
             if count > 1:
                 cluster.add_worker_node()
                 wait_workers(daemon, count)
             label = f"Ray, {count} worker node{'s' if count > 1 else ''}"
             rows.append((label, throughput(daemon, args.jobs, args.steps, count)))
+            print(rows[-1], flush=True)
     finally:
         daemon.stop()
         cluster.close()
