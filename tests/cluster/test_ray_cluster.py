@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 
 from tests.cluster.raycluster import LocalRayCluster, node_id
 from tests.harness import REPO, TINY, Daemon, wait_status
+from tests.integration.test_daemon import sse_events
 
 pytestmark = pytest.mark.timeout(150)
 LONG = {"width": 128, "height": 128, "steps": 40}
@@ -100,6 +102,27 @@ def test_jobs_are_spread_over_the_nodes_with_progress(setup: Setup) -> None:
         assert steps == list(range(1, 9)), steps
     image = setup.daemon.client().get(done[0]["results"][0]["url"])
     assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+
+
+def test_the_events_stream_carries_previews_from_a_node(setup: Setup) -> None:
+    with setup.daemon.client() as client:
+        # Paused, so every event after 'queued' is sent live (previews are never replayed).
+        client.post("/api/v1/queue/pause")
+        job = client.post("/api/v1/generate", json={"prompt": "live", **TINY}).json()
+        resume = threading.Timer(0.5, lambda: setup.daemon.client().post("/api/v1/queue/resume"))
+        resume.start()
+        try:
+            live = sse_events(client, f"/api/v1/events?job={job['id']}&since=0", until="completed")
+        finally:
+            resume.join()
+            client.post("/api/v1/queue/resume")
+    assert [e["type"] for e in live][:2] == ["queued", "started"]
+    progress = [e for e in live if e["type"] == "progress"]
+    assert [e["data"]["step"] for e in progress] == list(range(1, TINY["steps"] + 1))
+    previews = [e["data"]["preview"] for e in progress if "preview" in e["data"]]
+    assert len(previews) == TINY["steps"] // 2  # preview_every: 2 by default
+    assert all(p.startswith("data:image/jpeg;base64,") for p in previews)
+    assert setup.worker_of(job["id"]).split("/")[1] in {node_id(n)[:6] for n in setup.nodes}
 
 
 def test_cancel_reaches_a_job_on_another_node(setup: Setup) -> None:
