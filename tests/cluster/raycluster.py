@@ -34,6 +34,10 @@ ENV = {
     # Ray kills workers when the machine's memory is over 95% used, which a shared CI machine
     # often is because of other processes: the test workers themselves are small.
     "RAY_memory_monitor_refresh_ms": "0",
+    # Ray's own token authentication, as docs/cluster.md asks for: every node, and the daemon's
+    # Ray bridge (it inherits the daemon's environment), must present this token.
+    "RAY_AUTH_MODE": "token",
+    "RAY_AUTH_TOKEN": "impasto-cluster-tests-" + "0" * 32,
 }
 
 
@@ -53,12 +57,17 @@ class LocalRayCluster:
     """A head without CPUs (no worker lands on it) and worker nodes added one at a time."""
 
     def __init__(self, cache: Path, *, head_cpus: int = 0, port: int | None = None) -> None:
-        require_ray()
-        from ray.cluster_utils import Cluster
-
         # Nodes inherit the environment: every node of this cluster shares the model cache.
+        # Set before Ray is first imported here: it reads its authentication mode once.
         self._saved = {k: os.environ.get(k) for k in [*ENV, "IMPASTO_CLUSTER_CACHE"]}
         os.environ.update(ENV, IMPASTO_CLUSTER_CACHE=str(cache))
+        try:
+            require_ray()
+        except BaseException:
+            self._restore()
+            raise
+        from ray.cluster_utils import Cluster
+
         head: dict[str, Any] = {"num_cpus": head_cpus, "_system_config": FAST_HEALTH, **NODE}
         if port:
             head["gcs_server_port"] = port
@@ -73,6 +82,13 @@ class LocalRayCluster:
         return str(self.cluster.address)
 
     def add_worker_node(self) -> Any:
+        """A new node of one CPU; tried twice, since Ray gives a raylet a fixed 30 s to
+        register, which a loaded two-core CI machine can miss."""
+        try:
+            return self.cluster.add_node(num_cpus=1, **NODE)
+        except Exception as exc:
+            if "timed out during startup" not in str(exc):
+                raise
         return self.cluster.add_node(num_cpus=1, **NODE)
 
     def kill_node(self, node: Any) -> None:

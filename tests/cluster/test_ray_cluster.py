@@ -25,6 +25,9 @@ from tests.integration.test_daemon import sse_events
 
 pytestmark = pytest.mark.timeout(150)
 LONG = {"width": 128, "height": 128, "steps": 40}
+# Long enough that a node's worker process cannot finish it in the moment it outlives its
+# killed raylet (it talks to the driver directly, so a job ending then completes normally).
+VICTIM = {"width": 256, "height": 256, "steps": 150}
 HEAD_ONLY = "head-only-tiny"
 
 
@@ -198,11 +201,36 @@ def test_a_node_added_later_takes_jobs(setup: Setup) -> None:
     assert node_id(late)[:6] in {setup.worker_of(j).split("/")[1] for j in ids}
 
 
+def test_a_daemon_without_the_clusters_token_is_refused_and_says_so(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """Ray's token authentication guards the cluster, model transfer and results included."""
+    outsider = Daemon(tmp_path / "outsider", cluster=setup.cluster.address)
+    env = outsider.env()
+    outsider.env = lambda: {**env, "RAY_AUTH_TOKEN": "not-the-cluster-token-" + "1" * 32}  # type: ignore[method-assign]
+    try:
+        outsider.start()
+        deadline = time.monotonic() + 90
+        with outsider.client() as client:
+            while True:
+                health = client.get("/api/v1/health").json()
+                if health.get("problem"):
+                    break
+                assert time.monotonic() < deadline, health
+                time.sleep(0.5)
+        assert "cannot connect to the Ray cluster" in health["problem"], health
+        assert outsider.workers() == []
+        log = (outsider.log_dir / "ray-bridge.log").read_text()
+        assert "Authentication token is missing or incorrect" in log, log[-2000:]
+    finally:
+        outsider.stop()
+
+
 def test_a_node_killed_mid_job_loses_nothing(setup: Setup) -> None:
     with setup.daemon.client() as client:
         ids = [
             client.post(
-                "/api/v1/generate", json={"prompt": f"survive {i}", "seed": i, **LONG}
+                "/api/v1/generate", json={"prompt": f"survive {i}", "seed": i, **VICTIM}
             ).json()["id"]
             for i in range(len(setup.nodes))
         ]
