@@ -21,6 +21,7 @@ import pytest
 
 from tests.cluster.raycluster import LocalRayCluster, node_id
 from tests.harness import REPO, TINY, Daemon, wait_status
+from tests.integration.test_cli_live import cli
 from tests.integration.test_daemon import sse_events
 
 pytestmark = pytest.mark.timeout(150)
@@ -179,6 +180,11 @@ def test_load_ps_and_unload_reach_every_node(setup: Setup) -> None:
         assert {r["path"] for r in rows if r["model"] == HEAD_ONLY} == {head_dir}
         workers = {r["worker"].split("/")[1] for r in rows if r["model"] == HEAD_ONLY}
         assert workers == {node_id(n)[:6] for n in setup.nodes}
+        ps = cli(setup.daemon, "ps")
+        assert ps.returncode == 0, ps.stderr
+        lines = [line.split() for line in ps.stdout.splitlines()[1:]]
+        shown = {line[1] for line in lines if line and line[0] == HEAD_ONLY}
+        assert shown == {r["worker"] for r in rows if r["model"] == HEAD_ONLY}, ps.stdout
         assert client.post(f"/api/v1/models/{HEAD_ONLY}/unload").status_code == 200
         while any(r["model"] == HEAD_ONLY for r in client.get("/api/v1/models/loaded").json()):
             assert time.monotonic() < deadline + 30, "the model stayed loaded"
