@@ -79,6 +79,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         shutil.copytree(
             REPO / "models" / "tiny" / "sd-tiny", daemon.data_dir / "models" / HEAD_ONLY
         )
+        # LoRAs and VAEs only the head has, too.
+        shutil.copytree(
+            REPO / "models" / "tiny" / "adapters", daemon.data_dir / "models", dirs_exist_ok=True
+        )
         daemon.start()
         state = Setup(cluster, nodes, daemon, cache)
         state.wait_workers(nodes)
@@ -163,6 +167,29 @@ def test_a_model_only_on_the_head_is_fetched_verified_and_cached(setup: Setup) -
         linked = [r / HEAD_ONLY / path.relative_to(head_folder) for r in roots]
         assert any(p.exists() and os.path.samefile(p, blob) for p in linked), path
     assert not list((setup.cache / "blobs").glob(".*.part")), "a partial download was left"
+
+
+def _image(setup: Setup, **fields: Any) -> bytes:
+    with setup.daemon.client() as client:
+        job = client.post(
+            "/api/v1/generate", json={"prompt": "house", "seed": 11, **TINY, **fields}
+        )
+        assert job.status_code == 202, job.text
+        done = wait_status(client, job.json()["id"], {"completed", "failed"})
+        assert done["status"] == "completed", done
+        return client.get(done["results"][0]["url"]).content
+
+
+def test_adapters_only_on_the_head_reach_the_node(setup: Setup) -> None:
+    plain = _image(setup)
+    with_lora = _image(setup, loras=[{"name": "tiny-peft", "weight": 1.0}])
+    with_vae = _image(setup, vae="sd-tiny-vae-alt")
+    assert with_lora != plain and with_vae != plain and with_lora != with_vae
+    lora = setup.daemon.data_dir / "models" / "loras" / "tiny-peft.safetensors"
+    assert (setup.cache / "blobs" / hashlib.sha256(lora.read_bytes()).hexdigest()).is_file()
+    vae = setup.daemon.data_dir / "models" / "vae" / "sd-tiny-vae-alt"
+    for path in (p for p in vae.rglob("*") if p.is_file()):
+        assert (setup.cache / "blobs" / hashlib.sha256(path.read_bytes()).hexdigest()).is_file()
 
 
 def test_load_ps_and_unload_reach_every_node(setup: Setup) -> None:
