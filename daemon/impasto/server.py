@@ -125,7 +125,7 @@ def build_supervisor(
     if settings.cluster:
         from impasto.worker.ray import RaySupervisor
 
-        return RaySupervisor(runner, settings, log_dir=paths.log_dir)
+        return RaySupervisor(runner, settings, paths.models_dir, log_dir=paths.log_dir)
     return Supervisor(
         runner, count=worker_count(settings), worker_args=worker_args, log_dir=paths.log_dir
     )

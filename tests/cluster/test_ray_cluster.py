@@ -213,6 +213,13 @@ def test_load_ps_and_unload_reach_every_node(setup: Setup) -> None:
         shown = {line[1] for line in lines if line and line[0] == HEAD_ONLY}
         assert shown == {r["worker"] for r in rows if r["model"] == HEAD_ONLY}, ps.stdout
         assert client.post(f"/api/v1/models/{HEAD_ONLY}/unload").status_code == 200
+        # A bundled model is on every node already: loading it sends no file.
+        assert client.post("/api/v1/models/sd-tiny/load", json={"keep_alive": 1}).status_code == 200
+        while not any(r["model"] == "sd-tiny" for r in client.get("/api/v1/models/loaded").json()):
+            assert time.monotonic() < deadline + 30, "the bundled model never loaded"
+            time.sleep(0.2)
+        roots = list((setup.cache / "roots").iterdir())
+        assert not [r for r in roots if (r / "sd-tiny").exists()], "a bundled model was sent"
         while any(r["model"] == HEAD_ONLY for r in client.get("/api/v1/models/loaded").json()):
             assert time.monotonic() < deadline + 30, "the model stayed loaded"
             time.sleep(0.2)

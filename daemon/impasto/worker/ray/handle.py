@@ -25,6 +25,7 @@ class Bridged(Protocol):
     """What a handle needs of its supervisor: the head's file index and the bridge's pipe."""
 
     files: FileIndex
+    models_dir: Path  # the head's models folder: what is in it is sent, bundled models are not
 
     async def to_bridge(self, message: ToBridge) -> None: ...
     def post(self, message: ToBridge) -> None: ...
@@ -91,7 +92,7 @@ class RayWorkerHandle(WorkerHandle):
             manifest = await asyncio.to_thread(files.for_job, message)
             body = encode(ClusterJob(run=message, manifest=manifest))
         elif isinstance(message, LoadModel):
-            models_dir = Path(message.model_dir).parent
+            models_dir = self.owner.models_dir
             manifest = await asyncio.to_thread(files.for_model, models_dir, message.model_dir)
             body = encode(ClusterLoad(load=message, manifest=manifest))
         else:

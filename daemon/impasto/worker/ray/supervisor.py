@@ -60,9 +60,12 @@ BRIDGE_LOG = "ray-bridge.log"
 class RaySupervisor(Supervisor):
     """Worker actors on every live node of a Ray cluster, fed from the head's queue."""
 
-    def __init__(self, runner: JobRunner, settings: Settings, log_dir: Path | None = None) -> None:
+    def __init__(
+        self, runner: JobRunner, settings: Settings, models_dir: Path, log_dir: Path | None = None
+    ) -> None:
         super().__init__(runner, count=1, log_dir=log_dir)
         self.settings = settings
+        self.models_dir = models_dir
         self.files = FileIndex()  # shared: a model is hashed once for every worker
         self._slots: dict[tuple[str, int], NodeSlot] = {}
         self._numbers = itertools.count()
