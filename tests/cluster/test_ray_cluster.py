@@ -6,7 +6,9 @@ within CI's time; the last test kills a node, so the tests run in file order.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from tests.cluster.raycluster import LocalRayCluster, node_id
 from tests.harness import REPO, TINY, Daemon, wait_status
@@ -190,6 +193,36 @@ def test_adapters_only_on_the_head_reach_the_node(setup: Setup) -> None:
     vae = setup.daemon.data_dir / "models" / "vae" / "sd-tiny-vae-alt"
     for path in (p for p in vae.rglob("*") if p.is_file()):
         assert (setup.cache / "blobs" / hashlib.sha256(path.read_bytes()).hexdigest()).is_file()
+
+
+def test_an_uploaded_init_image_and_mask_reach_the_node(setup: Setup) -> None:
+    def png(image: Image.Image) -> bytes:
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        return buf.getvalue()
+
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    with setup.daemon.client() as client:
+        init = client.post(
+            "/api/v1/images",
+            files={
+                "file": ("init.png", png(Image.new("RGB", (64, 64), (200, 30, 30))), "image/png")
+            },
+        ).json()["id"]
+        fields = {"prompt": "inpaint", "model": "sd-tiny-inpaint", **TINY}
+        job = client.post(
+            "/api/v1/generate",
+            json={
+                **fields,
+                "init_image": f"upload:{init}",
+                "mask_image": "data:image/png;base64," + base64.b64encode(png(mask)).decode(),
+            },
+        ).json()
+        done = wait_status(client, job["id"], {"completed", "failed"})
+    assert done["status"] == "completed", done
+    upload = setup.daemon.data_dir / "uploads" / f"{init}.png"
+    assert (setup.cache / "blobs" / hashlib.sha256(upload.read_bytes()).hexdigest()).is_file()
 
 
 def test_load_ps_and_unload_reach_every_node(setup: Setup) -> None:
