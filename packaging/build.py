@@ -70,6 +70,10 @@ EXCLUDED = [
     "scipy",
     "torchsde",
     "torchdiffeq",
+    # Ray workers are Python processes a node's raylet starts: the `cluster` extra is for pip
+    # installs (docs/cluster.md), never compiled into the binary.
+    "ray",
+    "impasto.worker.ray",
 ]
 
 # pystray picks its backend by name at run time, so Nuitka cannot see the import.

@@ -118,6 +118,19 @@ def worker_count(settings: Settings, gpu_count: int | None = None) -> int:
     return max(1, found)
 
 
+def build_supervisor(
+    settings: Settings, paths: Paths, runner: JobRunner, worker_args: list[str]
+) -> Supervisor:
+    """Local worker processes, or Ray actors when ``cluster`` is set (only then is Ray imported)."""
+    if settings.cluster:
+        from impasto.worker.ray import RaySupervisor
+
+        return RaySupervisor(runner, settings, paths.models_dir, log_dir=paths.log_dir)
+    return Supervisor(
+        runner, count=worker_count(settings), worker_args=worker_args, log_dir=paths.log_dir
+    )
+
+
 def install_roots(settings: Settings, paths: Paths) -> tuple[Path, ...]:
     """The folders local install sources may lie in (resolved, so links cannot escape them)."""
     if settings.install_roots:
@@ -154,9 +167,7 @@ def build_services(settings: Settings, paths: Paths, plugins: PluginHost | None 
     worker_args += ["--data-dir", str(paths.data_dir), "--models-dir", str(paths.models_dir)]
     if settings.enable_tensorrt:
         worker_args.append("--enable-tensorrt")
-    supervisor = Supervisor(
-        runner, count=worker_count(settings), worker_args=worker_args, log_dir=paths.log_dir
-    )
+    supervisor = build_supervisor(settings, paths, runner, worker_args)
     resolver = Resolver(catalog, uploads, settings.default_model)
     options = JobOptions(output_dir=paths.output_dir, max_queue=settings.max_queue)
     jobs = JobService(store, bus, resolver, runner, supervisor, options, plugins)

@@ -106,6 +106,22 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     api_server_stop: Annotated[
         bool, _doc("Enable A1111's /sdapi/v1/server-kill, -restart and -stop routes.")
     ] = False
+    cluster: Annotated[
+        str,
+        _doc("Run workers on a Ray cluster: ray://HOST:PORT, HOST:PORT or auto (docs/cluster.md)."),
+    ] = ""
+    cluster_cpu_workers: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0, le=64, description="Workers per Ray node without a GPU (0: GPU nodes only)."
+        ),
+    ] = 1
+    cluster_cache_size: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0, description="Bytes of head models a Ray node caches before evicting (LRU)."
+        ),
+    ] = 50 * 1024**3
 
 
 def field_docs() -> dict[str, str]:

@@ -245,8 +245,10 @@ def show_loaded(args: argparse.Namespace, context: Context) -> int:
     """What the workers hold, like `ollama ps`."""
     with context.connect(args) as client:
         loaded = client.loaded_models()
-    print(f"{'MODEL':24}{'WORKER':12}{'SIZE':12}UNTIL")
+    # Cluster workers are named by node (10.0.0.7/3f2a1c/0): the column fits the longest.
+    width = max([12, *(len(item.worker) + 2 for item in loaded)])
+    print(f"{'MODEL':24}{'WORKER':{width}}{'SIZE':12}UNTIL")
     for item in loaded:
         until = f"{item.expires_in:.0f} s from now"
-        print(f"{item.model:24}{item.worker:12}{_size(item.size):12}{until}")
+        print(f"{item.model:24}{item.worker:{width}}{_size(item.size):12}{until}")
     return EXIT_OK

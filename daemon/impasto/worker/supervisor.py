@@ -93,6 +93,10 @@ class WorkerHandle:
         with contextlib.suppress(ConnectionError):
             await self.process.stdin.drain()
 
+    def exit_reason(self) -> str:
+        """Why the worker is gone, in the words a requeued job records."""
+        return describe_exit(self.process.returncode)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -303,7 +307,7 @@ class Supervisor:
             if finished:
                 self._cancelled.discard(job.id)
             else:
-                reason = describe_exit(handle.process.returncode)
+                reason = handle.exit_reason()
                 if self._stopping and handle.process.returncode == 0:
                     reason = "daemon stopped"
                 self._settle(job, reason)
@@ -315,7 +319,7 @@ class Supervisor:
         self._start_failures[slot] = count
         if count < MAX_START_FAILURES:
             return
-        why = describe_exit(handle.process.returncode)
+        why = handle.exit_reason()
         last = await asyncio.to_thread(_last_error_line, self._log_file(slot))
         self._problems[slot] = (
             f"the inference worker cannot start ({count} tries in a row, {why}"
