@@ -49,7 +49,7 @@ bench: $(VENV)/.dev-installed
 	$(PY) bench/engine.py
 	$(PY) bench/families.py
 	$(PY) bench/api.py
-	$(PY) bench/queue.py
+	$(PY) bench/queue_load.py
 
 FLAVOUR ?= cpu
 ## package: build the single `impasto` binary for this OS with Nuitka (FLAVOUR=cpu|cuda|directml), then Linux packages

@@ -30,10 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-# bench/queue.py would shadow the standard library's queue module that Ray imports.
-_BENCH = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH]
-sys.path.insert(0, str(_BENCH.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.cluster.raycluster import LocalRayCluster  # noqa: E402
 from tests.harness import Daemon, wait_status  # noqa: E402
 

@@ -1,7 +1,7 @@
 """Queue benchmark: GET /queue and /health latency with 10,000 queued jobs, against the same
 daemon's latency with an empty queue measured in the same run.
 
-    python bench/queue.py [--jobs 10000] [--requests 500] [--hammer 2]
+    python bench/queue_load.py [--jobs 10000] [--requests 500] [--hammer 2]
 
 A real daemon (`impasto serve`, one worker, queue paused) first answers with an empty queue
 (the reference); then --jobs jobs are queued straight into its SQLite file and the same reads
