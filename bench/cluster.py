@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.cluster.raycluster import LocalRayCluster  # noqa: E402
-from tests.harness import Daemon, wait_status  # noqa: E402
+from tests.cluster.raycluster import LocalRayCluster
+from tests.harness import Daemon, wait_status
 
 
 def _job(steps: int, i: int) -> dict[str, Any]:
