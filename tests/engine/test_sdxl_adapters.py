@@ -36,7 +36,7 @@ from .families_oracle import (
 )
 
 sys.path.insert(0, str(ROOT / "models"))
-from tiny_adapters import _lora, _metadata  # noqa: E402
+from tiny_adapters import _lora, _metadata
 
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.2", "conv1"]
 # kohya: MLP only, as diffusers 0.39 drops kohya text-encoder attention keys after converting
@@ -52,7 +52,10 @@ def sdxl() -> StableDiffusion:
 
 
 def _reference(
-    latents: np.ndarray, lora: Path | None = None, weight: float = 1.0, embedding: Path | None = None
+    latents: np.ndarray,
+    lora: Path | None = None,
+    weight: float = 1.0,
+    embedding: Path | None = None,
 ) -> np.ndarray:
     """Final latents of the torch SDXL pipeline with ``lora`` fused / ``embedding`` loaded."""
     pipe = torch_pipeline("sdxl-tiny")
