@@ -6,7 +6,8 @@ the committed UNet graph run by ONNX Runtime behind k-diffusion's ``DiscreteEpsD
 (its own sigma -> timestep mapping), classifier-free guidance on the denoised outputs, and
 k-diffusion's sampler over the schedule's sigmas, fed the noise our pipeline drew. The final
 latents must agree to 1e-4 of their largest value; the tiny UNet depends on the timestep, so
-a wrong timestep fails here too (the last test).
+a wrong timestep fails here too. DDIM CFG++ (in no library) is compared with diffusers' DDIM
+step given A1111's CFG++ direction, on the same parts.
 """
 
 from __future__ import annotations
@@ -142,3 +143,31 @@ def test_a_wrong_timestep_fails_the_comparison(
     monkeypatch.setattr(UNet, "run", shifted)
     ours, theirs = ours_and_theirs(pipe, reference_parts, sampler_id, monkeypatch)
     assert not close(ours, theirs)
+
+
+def test_ddim_cfg_pp_latents_match_a_ddim_loop_with_the_cfg_pp_direction(
+    pipe: StableDiffusion, reference_parts: Any
+) -> None:
+    # A1111's DDIM CFG++: guidance at CFG / 12.5, x0 from the guided noise, the step back to
+    # noise along the unconditional noise. diffusers' DDIM step (eta 0) gives the first part.
+    from diffusers import DDIMScheduler
+
+    embeds, _, unet = reference_parts
+    ddim = DDIMScheduler.from_pretrained(SD_TINY, subfolder="scheduler", clip_sample=False)
+    ddim.set_timesteps(STEPS)
+    start = _noise()
+    x = torch.from_numpy(start)
+    scale = CFG / 12.5
+    for t in ddim.timesteps:
+        feeds = {
+            "sample": torch.cat([x, x]).numpy(),
+            "timestep": np.array(float(t), dtype=np.float32),
+            "encoder_hidden_states": embeds.numpy(),
+        }
+        uncond, cond = torch.from_numpy(unet.run(None, feeds)[0]).chunk(2)
+        guided = uncond + scale * (cond - uncond)
+        prev_t = int(t) - ddim.config.num_train_timesteps // STEPS
+        a_prev = ddim.alphas_cumprod[prev_t] if prev_t >= 0 else ddim.final_alpha_cumprod
+        x = ddim.step(guided, t, x).prev_sample + (1 - a_prev) ** 0.5 * (uncond - guided)
+    ours = pipe.denoise(small(sampler="ddim_cfg_pp", steps=STEPS), latents=start).latents
+    assert close(ours, x.numpy()), np.abs(ours - x.numpy()).max() / np.abs(x.numpy()).max()
