@@ -53,15 +53,20 @@ def _timed_runs(run: Any, runs: int) -> list[float]:
     return times
 
 
-def child_ours(args: argparse.Namespace) -> dict[str, Any]:
-    """Our engine; also the floor (time inside ONNX Runtime) of each run."""
-    from impasto.engine import GenerationParams, load_pipeline
+def _load_ours(args: argparse.Namespace) -> tuple[Any, float]:
+    from impasto.engine import load_pipeline
     from impasto.engine.providers import cpu_choice
 
     choice = dataclasses.replace(cpu_choice(), threads=args.threads)  # as production, no cache
     start = time.perf_counter()
     pipe = load_pipeline(Path(args.onnx), choice)
-    load = time.perf_counter() - start
+    return pipe, time.perf_counter() - start
+
+
+def _ours_run(pipe: Any, args: argparse.Namespace, sampler: str) -> tuple[Any, dict[str, Any]]:
+    """One generation with ``sampler`` as a callable, and where it records floor and parts."""
+    from impasto.engine import GenerationParams
+
     params = GenerationParams(
         prompt=PROMPT,
         negative_prompt=NEGATIVE,
@@ -70,29 +75,58 @@ def child_ours(args: argparse.Namespace) -> dict[str, Any]:
         steps=args.steps,
         cfg_scale=args.cfg,
         seed=1,
-        sampler=args.sampler,
+        sampler=sampler,
     )
     latents = _latents(args.size)
-    floors: list[float] = []
-    parts: dict[str, list[float]] = {"text": [], "unet": [], "vae": []}
+    record: dict[str, Any] = {"floor": [], "text": [], "unet": [], "vae": []}
 
     def run() -> None:
         before = pipe.session_seconds
         marks = [pipe.text_model.run_seconds, pipe.unet.model.run_seconds]
         marks.append(pipe.vae.decoder.run_seconds)
         pipe.generate(params, latents=latents)
-        floors.append(pipe.session_seconds - before)
-        parts["text"].append(pipe.text_model.run_seconds - marks[0])
-        parts["unet"].append(pipe.unet.model.run_seconds - marks[1])
-        parts["vae"].append(pipe.vae.decoder.run_seconds - marks[2])
+        record["floor"].append(pipe.session_seconds - before)
+        record["text"].append(pipe.text_model.run_seconds - marks[0])
+        record["unet"].append(pipe.unet.model.run_seconds - marks[1])
+        record["vae"].append(pipe.vae.decoder.run_seconds - marks[2])
 
+    return run, record
+
+
+def child_ours(args: argparse.Namespace) -> dict[str, Any]:
+    """Our engine; also the floor (time inside ONNX Runtime) of each run."""
+    pipe, load = _load_ours(args)
+    run, record = _ours_run(pipe, args, args.sampler)
     times = _timed_runs(run, args.runs)
     return {
         "times": times,
-        "floor": floors[1:],
-        "parts": {k: statistics.median(v[1:] or v) for k, v in parts.items()},
+        "floor": record["floor"][1:],
+        "parts": {
+            k: statistics.median(record[k][1:] or record[k]) for k in ("text", "unet", "vae")
+        },
         "load": load,
     }
+
+
+def child_samplers(args: argparse.Namespace) -> dict[str, Any]:
+    """Every sampler of ``--samplers`` in one process: one load and warm-up, then ``--runs`` each.
+
+    The samplers take turns ``--rounds`` times, so a change of machine load spreads over all.
+    """
+    pipe, load = _load_ours(args)
+    samplers = args.samplers.split(",")
+    warm_up, _ = _ours_run(pipe, args, samplers[0])
+    warm_up()  # first-call allocations and kernel selection are not steady state
+    rows: dict[str, dict[str, list[float]]] = {s: {"times": [], "floor": []} for s in samplers}
+    for _ in range(args.rounds):
+        for sampler in samplers:
+            run, record = _ours_run(pipe, args, sampler)
+            for _ in range(args.runs):
+                start = time.perf_counter()
+                run()
+                rows[sampler]["times"].append(time.perf_counter() - start)
+            rows[sampler]["floor"] += record["floor"]
+    return {"rows": rows, "load": load}
 
 
 DIFFUSERS_SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -221,6 +255,7 @@ def child_level(args: argparse.Namespace) -> dict[str, Any]:
 CHILDREN = {
     "level": child_level,
     "ours": child_ours,
+    "samplers": child_samplers,
     "optimum": child_optimum,
     "diffusers": child_diffusers,
     "rss": child_rss,
@@ -314,31 +349,33 @@ def table(
 
 
 def sampler_table(name: str, onnx: Path, size: int, args: argparse.Namespace) -> None:
-    """ours/floor for every sampler: what each adds around the ONNX sessions."""
+    """ours/floor for every sampler: what each adds around the ONNX sessions.
+
+    All samplers run in one fresh process (one model load), taking turns ``--rounds`` times;
+    each row's floor is the time inside ONNX Runtime in that row's own runs.
+    """
     from impasto.engine.schedulers import SAMPLER_SPECS
 
-    rows: dict[str, dict[str, list[float]]] = {}
-    for _ in range(args.rounds):
-        for sampler in SAMPLER_SPECS:
-            result = spawn("ours", args, onnx=onnx, size=size, sampler=sampler)
-            row = rows.setdefault(sampler, {"times": [], "floor": []})
-            if "error" in result:
-                print(f"{sampler}: {result['error']}")
-                continue
-            row["times"] += result["times"]
-            row["floor"] += result["floor"]
+    samplers = args.samplers or ",".join(SAMPLER_SPECS)
+    result = spawn("samplers", args, onnx=onnx, size=size, samplers=samplers)
+    if "error" in result:
+        print(f"samplers: {result['error']}")
+        return
     print(
         f"\n### {name} {size}x{size}, {args.steps} steps, cfg {args.cfg}, {args.threads} threads, "
-        f"median of {args.rounds} x {args.runs}\n"
+        f"median of {args.rounds} x {args.runs} (one process, load {result['load']:.1f} s)\n"
     )
     print("| sampler | ours s | floor s | ours/floor | ours - floor ms |")
     print("|---|---:|---:|---:|---:|")
-    for sampler, row in rows.items():
-        if not row["times"]:
-            continue
+    for sampler, row in result["rows"].items():
         ours, floor = statistics.median(row["times"]), statistics.median(row["floor"])
         extra = (ours - floor) * 1000
         print(f"| {sampler} | {ours:.3f} | {floor:.3f} | {_ratio(ours, floor)} | {extra:.0f} |")
+    print(f"\nworst ours/floor {max(_worst(r) for r in result['rows'].values()):.4f}")
+
+
+def _worst(row: dict[str, list[float]]) -> float:
+    return statistics.median(row["times"]) / statistics.median(row["floor"])
 
 
 def idle_and_memory(args: argparse.Namespace) -> None:
@@ -424,6 +461,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sampler-table", action="store_true", help="ours/floor for every sampler (ours only)"
     )
+    parser.add_argument("--samplers", help="comma list for --sampler-table (default: all)")
     parser.add_argument("--threads", type=int, default=2, help="same for ORT and torch")
     parser.add_argument("--sizes", default="256", help="SD 1.5 image sides, comma list")
     parser.add_argument("--tiny-size", type=int, default=256)

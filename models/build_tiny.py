@@ -147,7 +147,9 @@ def make_unet(variant: Variant, cross_dim: int, full: bool) -> UNet2DConditionMo
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=cross_dim,
         attention_head_dim=8,
-        norm_num_groups=32,
+        # Groups of 4 channels: with one channel per group (32), GroupNorm would cancel the
+        # per-channel time embedding, and a wrong timestep would go unseen end to end.
+        norm_num_groups=8,
         use_linear_projection=variant.use_linear_projection,
     )
 

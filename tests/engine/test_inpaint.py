@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from diffusers import EulerDiscreteScheduler
 from diffusers.pipelines.stable_diffusion import pipeline_stable_diffusion_inpaint
 from optimum.onnxruntime import ORTStableDiffusionInpaintPipeline
 from PIL import Image
@@ -17,6 +16,7 @@ from impasto.engine.providers import cpu_choice
 
 from .conftest import TINY, small
 from .families_oracle import latents_close
+from .test_pipeline_latents import set_scheduler
 
 
 def _init_image() -> Image.Image:
@@ -100,10 +100,11 @@ def test_inpainting_unet_output_depends_on_the_mask(pipe_inpaint: StableDiffusio
     assert not np.array_equal(np.asarray(a[0].image), np.asarray(b[0].image))
 
 
+@pytest.mark.parametrize("sampler", ["euler", "dpmpp_2m"])
 @pytest.mark.parametrize("strength", [1.0, 0.75])
 @pytest.mark.parametrize("folder", ["sd-tiny", "sd-tiny-inpaint"])
 def test_inpaint_latents_match_diffusers_inpaint_pipeline(
-    folder: str, strength: float, monkeypatch: pytest.MonkeyPatch
+    folder: str, strength: float, sampler: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Against optimum's inpaint pipeline (diffusers' code): 9-channel and regular UNets.
 
@@ -114,10 +115,10 @@ def test_inpaint_latents_match_diffusers_inpaint_pipeline(
     ref = ORTStableDiffusionInpaintPipeline.from_pretrained(
         TINY / folder, provider="CPUExecutionProvider"
     )
-    ref.scheduler = EulerDiscreteScheduler.from_config(ref.scheduler.config)
+    set_scheduler(ref, sampler)
     image, mask = _init_image(), _right_half_mask()
     noise = np.random.default_rng(9).standard_normal((1, 4, 8, 8)).astype(np.float32)
-    params = small(init_image=image, mask_image=mask, strength=strength, steps=6)
+    params = small(init_image=image, mask_image=mask, strength=strength, steps=6, sampler=sampler)
     ours = pipe.denoise(params, latents=noise).latents
     inputs = prepare_inputs(pipe.vae, image, mask, 1, pipe.unet.is_inpaint)
     monkeypatch.setattr(

@@ -118,6 +118,18 @@ def test_the_comparison_catches_a_0_1_percent_error(
     assert not close(ours, theirs)
 
 
+@pytest.mark.parametrize("sampler", ["euler", "dpmpp_2m", "ddim"])
+def test_the_comparison_catches_a_timestep_one_off(
+    pipe: StableDiffusion, ref_txt2img: Any, sampler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tiny UNet depends on the timestep (models/build_tiny.py: 8 GroupNorm groups), so
+    # t + 1 (of 1000) in every call shows in the final latents.
+    run: Callable[..., np.ndarray] = UNet.run
+    monkeypatch.setattr(UNet, "run", lambda self, x, t, *a, **k: run(self, x, t + 1.0, *a, **k))
+    ours, theirs = txt2img_pair(pipe, ref_txt2img, sampler, monkeypatch)
+    assert not close(ours, theirs)
+
+
 @pytest.mark.parametrize("sampler", ["euler", "dpmpp_2m", "unipc"])
 def test_v_prediction_latents_match_optimum(
     pipe_v: StableDiffusion, sampler: str, monkeypatch: pytest.MonkeyPatch

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from impasto.engine.lora_sgm import UNetLayout, sgm_to_diffusers
 from impasto.engine.onnx_graph import OnnxGraph
 from impasto.engine.types import EngineError
 from impasto.formats.safetensors import read_safetensors
@@ -180,12 +181,15 @@ def lora_overrides(
     ``base`` holds weights already overridden (an enlarged embedding table), updated in place.
     """
     targets = weight_targets(graph)
+    layout = UNetLayout.of(targets) if component == "unet" else None
     overrides = base if base is not None else {}
     deltas: dict[str, np.ndarray] = {}
     unmatched: list[str] = []
     for lora, weight in loras:
         for module in lora.components.get(component, []):
             target = targets.get(module.key)
+            if target is None and layout is not None:  # kohya's SDXL names (lora_sgm.py)
+                target = targets.get(sgm_to_diffusers(module.key, layout) or "")
             if target is None:
                 unmatched.append(module.key)
                 continue

@@ -1,0 +1,173 @@
+"""Whole txt2img runs of the samplers diffusers lacks, against k-diffusion on the real tiny UNet.
+
+diffusers has no DPM2, DPM2 a, DPM++ 2S a, DPM++ SDE, DPM++ 3M SDE, DPM fast, DPM adaptive or
+Restart pipeline, so the reference is AUTOMATIC1111's arrangement: optimum's text encoding,
+the committed UNet graph run by ONNX Runtime behind k-diffusion's ``DiscreteEpsDDPMDenoiser``
+(its own sigma -> timestep mapping), classifier-free guidance on the denoised outputs, and
+k-diffusion's sampler over the schedule's sigmas, fed the noise our pipeline drew. The final
+latents must agree to 1e-4 of their largest value; the tiny UNet depends on the timestep, so
+a wrong timestep fails here too. DDIM CFG++ (in no library) is compared with diffusers' DDIM
+step given A1111's CFG++ direction, on the same parts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from optimum.onnxruntime import ORTStableDiffusionPipeline
+
+from impasto.engine import StableDiffusion
+from impasto.engine.pipelines.base import UNet
+from impasto.engine.schedulers import create_scheduler
+
+from . import kdiffusion_oracle
+from .conftest import SD_TINY, small
+from .test_equivalence import NEGATIVE, PROMPT, _noise
+from .test_pipeline_latents import RecordedNoise, close
+
+CFG = 7.0
+STEPS = 6
+SAMPLERS = {
+    "dpm_2": "sample_dpm_2",
+    "dpm_2_a": "sample_dpm_2_ancestral",
+    "dpmpp_2s_a": "sample_dpmpp_2s_ancestral",
+    "dpmpp_sde": "sample_dpmpp_sde",
+    "dpmpp_3m_sde": "sample_dpmpp_3m_sde",
+    "dpm_fast": "sample_dpm_fast",
+    "dpm_adaptive": "sample_dpm_adaptive",
+    "restart": "sample_heun",  # under 20 steps Restart makes no restarts: Heun exactly
+}
+
+
+@pytest.fixture(scope="module")
+def reference_parts() -> tuple[torch.Tensor, Any, ort.InferenceSession]:
+    """Optimum's prompt embeddings [uncond, cond], the schedule's alphas, the UNet graph."""
+    ref = ORTStableDiffusionPipeline.from_pretrained(SD_TINY, provider="CPUExecutionProvider")
+    cond, uncond = ref.encode_prompt(PROMPT, "cpu", 1, True, negative_prompt=NEGATIVE)
+    embeds = torch.cat([uncond, cond]).float()
+    alphas = torch.as_tensor(np.asarray(ref.scheduler.alphas_cumprod), dtype=torch.float32)
+    unet = ort.InferenceSession(
+        str(SD_TINY / "unet" / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    return embeds, alphas, unet
+
+
+def guided_denoiser(embeds: torch.Tensor, alphas: torch.Tensor, unet: Any) -> Any:
+    """A1111's CFG denoiser: uncond + CFG * (cond - uncond) of k-diffusion's denoised."""
+    _, external = kdiffusion_oracle.load()
+
+    def eps(scaled: torch.Tensor, t: torch.Tensor, **_: Any) -> torch.Tensor:
+        feeds = {
+            "sample": scaled.float().numpy(),
+            "timestep": np.array(float(t.reshape(-1)[0]), dtype=np.float32),
+            "encoder_hidden_states": embeds.numpy(),
+        }
+        return torch.from_numpy(unet.run(None, feeds)[0]).to(scaled.dtype)
+
+    model = external.DiscreteEpsDDPMDenoiser(eps, alphas, quantize=False)
+
+    def denoise(x: torch.Tensor, sigma: torch.Tensor, **_: Any) -> torch.Tensor:
+        both = model(torch.cat([x, x]), torch.cat([sigma.reshape(1)] * 2))
+        uncond, cond = both.chunk(2)
+        return uncond + CFG * (cond - uncond)
+
+    return denoise
+
+
+def kdiffusion_run(
+    sampler_id: str, parts: tuple[Any, Any, Any], start: np.ndarray, draws: list[np.ndarray]
+) -> np.ndarray:
+    """k-diffusion's sampler over the schedule's sigmas, with ``draws`` as its noise."""
+    sampling, _ = kdiffusion_oracle.load()
+    sched = create_scheduler(sampler_id, _folder_config())
+    sched.set_timesteps(STEPS)
+    sigmas = torch.from_numpy(np.asarray(sched.step_sigmas, dtype=np.float32))
+    model = guided_denoiser(*parts)
+    queue = iter(draws)
+    extra: dict[str, Any] = {"disable": True}
+    if sampler_id not in ("dpm_2", "restart"):
+        extra["noise_sampler"] = lambda *_: torch.from_numpy(next(queue))
+    x = torch.from_numpy(start) * sigmas[0]
+    name = SAMPLERS[sampler_id]
+    with torch.no_grad():
+        if name == "sample_dpm_fast":  # as A1111 calls it: the non-zero range, eta 1
+            out = sampling.sample_dpm_fast(
+                model, x, sigmas[-2], sigmas[0], len(sigmas) - 1, eta=1.0, **extra
+            )
+        elif name == "sample_dpm_adaptive":  # in float64, as ours
+            out = sampling.sample_dpm_adaptive(
+                model, x.double(), sigmas[-2].double(), sigmas[0].double(), eta=1.0, **extra
+            ).float()
+        else:
+            out = getattr(sampling, name)(model, x, sigmas, **extra)
+    return out.numpy()
+
+
+def _folder_config() -> Any:
+    from impasto.engine.model_folder import open_model_folder
+
+    return open_model_folder(SD_TINY).scheduler
+
+
+def ours_and_theirs(
+    pipe: StableDiffusion, parts: Any, sampler_id: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[np.ndarray, np.ndarray]:
+    start = _noise()
+    recorded = RecordedNoise(monkeypatch)
+    ours = pipe.denoise(small(sampler=sampler_id, steps=STEPS), latents=start).latents
+    return ours, kdiffusion_run(sampler_id, parts, start, recorded.draws)
+
+
+@pytest.mark.parametrize("sampler_id", list(SAMPLERS))
+def test_txt2img_latents_match_k_diffusion(
+    pipe: StableDiffusion, reference_parts: Any, sampler_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ours, theirs = ours_and_theirs(pipe, reference_parts, sampler_id, monkeypatch)
+    assert close(ours, theirs), np.abs(ours - theirs).max() / np.abs(theirs).max()
+
+
+@pytest.mark.parametrize("sampler_id", ["dpm_2", "dpmpp_sde"])
+def test_a_wrong_timestep_fails_the_comparison(
+    pipe: StableDiffusion, reference_parts: Any, sampler_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The timestep one step off (t + 1 of 1000) in every UNet call must be caught.
+    run = UNet.run
+
+    def shifted(self: UNet, sample: np.ndarray, t: float, *args: Any, **kwargs: Any) -> Any:
+        return run(self, sample, t + 1.0, *args, **kwargs)
+
+    monkeypatch.setattr(UNet, "run", shifted)
+    ours, theirs = ours_and_theirs(pipe, reference_parts, sampler_id, monkeypatch)
+    assert not close(ours, theirs)
+
+
+def test_ddim_cfg_pp_latents_match_a_ddim_loop_with_the_cfg_pp_direction(
+    pipe: StableDiffusion, reference_parts: Any
+) -> None:
+    # A1111's DDIM CFG++: guidance at CFG / 12.5, x0 from the guided noise, the step back to
+    # noise along the unconditional noise. diffusers' DDIM step (eta 0) gives the first part.
+    from diffusers import DDIMScheduler
+
+    embeds, _, unet = reference_parts
+    ddim = DDIMScheduler.from_pretrained(SD_TINY, subfolder="scheduler", clip_sample=False)
+    ddim.set_timesteps(STEPS)
+    start = _noise()
+    x = torch.from_numpy(start)
+    scale = CFG / 12.5
+    for t in ddim.timesteps:
+        feeds = {
+            "sample": torch.cat([x, x]).numpy(),
+            "timestep": np.array(float(t), dtype=np.float32),
+            "encoder_hidden_states": embeds.numpy(),
+        }
+        uncond, cond = torch.from_numpy(unet.run(None, feeds)[0]).chunk(2)
+        guided = uncond + scale * (cond - uncond)
+        prev_t = int(t) - ddim.config.num_train_timesteps // STEPS
+        a_prev = ddim.alphas_cumprod[prev_t] if prev_t >= 0 else ddim.final_alpha_cumprod
+        x = ddim.step(guided, t, x).prev_sample + (1 - a_prev) ** 0.5 * (uncond - guided)
+    ours = pipe.denoise(small(sampler="ddim_cfg_pp", steps=STEPS), latents=start).latents
+    assert close(ours, x.numpy()), np.abs(ours - x.numpy()).max() / np.abs(x.numpy()).max()
