@@ -81,6 +81,7 @@ class A1111InfoController(Controller):
 
     @get("/sd-models", summary="Installed checkpoints, as A1111 lists them")
     async def sd_models(self, catalog: Catalog) -> list[dict[str, Any]]:
+        models = await asyncio.to_thread(catalog.list)
         return [
             {
                 "title": model.id,
@@ -90,7 +91,7 @@ class A1111InfoController(Controller):
                 "filename": str(model.path),
                 "config": None,
             }
-            for model in catalog.list()
+            for model in models
         ]
 
     @get("/samplers", summary="Samplers by their A1111 names")
@@ -120,9 +121,11 @@ class A1111InfoController(Controller):
         compat_state = compat.compat_state(services)
         if "sd_model_checkpoint" in data:
             wanted = str(data["sd_model_checkpoint"])
-            model = compat.resolve_checkpoint(services, wanted)
+            # A title or file name is matched against the models folder's listing: in a thread.
+            model = await asyncio.to_thread(compat.resolve_checkpoint, services, wanted)
             if model is None:
-                names = ", ".join(m.id for m in services.catalog.list())
+                listed = await asyncio.to_thread(services.catalog.list)
+                names = ", ".join(m.id for m in listed)
                 raise CompatError(
                     422,
                     f"checkpoint {wanted!r} is not installed; installed: {names}",

@@ -14,8 +14,8 @@ import msgspec
 from litestar import Controller, get
 
 from impasto.api.compat.a1111_convert import echo, info_json, plan
-from impasto.api.compat.common import decode_base64_image, upload
 from impasto.api.compat.a1111_schemas import GenerationResponse, Img2ImgRequest, Txt2ImgRequest
+from impasto.api.compat.common import decode_base64_image, upload
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import to_impasto
 from impasto.api.dependencies import AllServices
@@ -42,7 +42,7 @@ async def generate_with_script(services: Services, req: Txt2ImgRequest) -> Gener
         raise CompatError(422, f"Script '{req.script_name}' not found")
     args = parse_args(script.arguments(is_img2img), req.script_args)
     plain = msgspec.structs.replace(req, script_name=None, script_args=None)
-    task = plan(services, plain)
+    task = await asyncio.to_thread(plan, services, plain)
     jobs: list[Any] = []
 
     async def run_jobs(requests: list[GenerateRequest]) -> list[Any]:
@@ -58,14 +58,15 @@ async def generate_with_script(services: Services, req: Txt2ImgRequest) -> Gener
             source.append(await asyncio.to_thread(_original_init_image, services, req))
         return source[0]
 
-    ctx = ScriptContext(
-        services, is_img2img, task.requests, _sampler_names, run_jobs, source_image
-    )
+    ctx = ScriptContext(services, is_img2img, task.requests, _sampler_names, run_jobs, source_image)
     try:
         output = await script.run(ctx, args)
     except ScriptFailed as exc:
         raise CompatError(500, str(exc)) from None
-    info = json.loads(info_json(services, plain, task, output.images, job_plan(jobs[0])))
+    text = await asyncio.to_thread(
+        info_json, services, plain, task, output.images, job_plan(jobs[0])
+    )
+    info = json.loads(text)
     info["all_prompts"] = output.prompts or [task.prompt]
     info["index_of_first_image"] = output.index_of_first_image
     info["extra_generation_params"].update(output.extra)
