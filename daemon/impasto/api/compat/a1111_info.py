@@ -88,7 +88,8 @@ class A1111InfoController(Controller):
                 "model_name": model.id,
                 "hash": None,
                 "sha256": None,
-                "filename": str(model.path),
+                # The folder's name, relative to the models folder: no local path leaves.
+                "filename": model.path.name,
                 "config": None,
             }
             for model in models
