@@ -3,7 +3,7 @@ event loop's thread, for tests/integration/test_event_loop.py.
 
 Recorded, with the stack that did it: decoding or encoding an image (``PIL.Image.open``,
 ``Image.save``), and opening or listing anything under the data folder or the bundled models
-(Python's audit events ``open``, ``os.listdir``, ``os.scandir``). Each record is one JSON line
+(Python's audit events: ``open``, listing, removing and renaming). Each record is one JSON line
 appended to the file named by ``IMPASTO_TEST_LOOP_GUARD``.
 """
 
@@ -22,7 +22,15 @@ from typing import Any
 from PIL import Image
 
 LOG = Path(os.environ["IMPASTO_TEST_LOOP_GUARD"])
-FILE_EVENTS = ("open", "os.listdir", "os.scandir")
+FILE_EVENTS = (
+    "open",
+    "os.listdir",
+    "os.scandir",
+    "os.remove",
+    "os.rename",
+    "os.rmdir",
+    "shutil.rmtree",
+)
 _busy = threading.local()
 
 

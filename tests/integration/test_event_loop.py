@@ -93,6 +93,7 @@ def test_every_listing_reads_files_in_a_thread(daemon: GuardedDaemon, http: http
         if "get" in item and "{" not in path and "events" not in path
     ]
     assert "/sdapi/v1/sd-models" in paths and "/api/v1/models" in paths
+    paths += ["/api/v1/models/sd-tiny", "/api/v1/models/sdxl-tiny"]  # one model, described
     failures = []
     for path in paths:
         http.get(path)
@@ -188,3 +189,16 @@ def test_openai_image_uploads_decode_in_a_thread(
     )
     assert response.status_code == 200, response.text
     assert_not_blocked(daemon, f"POST {path}")
+
+
+def test_queue_and_plugin_switches(daemon: GuardedDaemon, http: httpx.Client) -> None:
+    plugins = [plugin["name"] for plugin in http.get("/api/v1/plugins").json()]
+    assert plugins
+    for path in (
+        "/api/v1/queue/pause",
+        "/api/v1/queue/resume",
+        f"/api/v1/plugins/{plugins[0]}/disable",
+        f"/api/v1/plugins/{plugins[0]}/enable",
+    ):
+        assert http.post(path).status_code == 200, path
+        assert_not_blocked(daemon, f"POST {path}")
