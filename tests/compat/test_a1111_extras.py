@@ -164,3 +164,61 @@ def test_oversized_result_names_the_factor(daemon: Daemon) -> None:
     assert status == 422
     (item,) = answer["detail"]  # type: ignore[misc]
     assert item["loc"] == ["body", "upscaling_resize"] and "8192" in item["msg"]
+
+
+def test_extras_read_bodies_as_leniently_as_a1111(daemon: Daemon) -> None:
+    # As pydantic v1 reads them: true for resize mode 1, numbers as strings, a float size,
+    # 1/0 for booleans, a number for an upscaler name, unknown fields ignored.
+    source = pattern(40, 24)
+    status, body = _raw(
+        daemon,
+        "extra-single-image",
+        {
+            "image": _b64(source),
+            "resize_mode": True,
+            "upscaling_resize_w": "96",
+            "upscaling_resize_h": 64.0,
+            "upscaling_crop": 1,
+            "show_extras_results": "yes",
+            "upscale_first": 0,
+            "upscaler_1": "Lanczos",
+            "upscaler_2": "None",
+            "extras_upscaler_2_visibility": "0",
+            "gfpgan_visibility": False,
+            "save_output": True,  # not one of A1111's fields: ignored, as pydantic does
+        },
+    )
+    assert status == 200, body
+    image = Image.open(io.BytesIO(base64.b64decode(str(body["image"]))))
+    assert image.size == (96, 64)  # mode 1, cropped to exactly that size
+    status, body = _raw(
+        daemon,
+        "extra-batch-images",
+        {
+            "imageList": [{"data": _b64(source), "name": 7}],
+            "upscaling_resize": "2",
+            "upscaler_1": "Nearest",
+            "resize_mode": 0.0,
+        },
+    )
+    assert status == 200, body
+    (data,) = body["images"]  # type: ignore[misc]
+    assert Image.open(io.BytesIO(base64.b64decode(data))).size == (80, 48)
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "field"),
+    [
+        ("extra-single-image", {"upscaling_resize": "twice"}, "upscaling_resize"),
+        ("extra-single-image", {"upscaling_crop": "maybe"}, "upscaling_crop"),
+        ("extra-single-image", {"resize_mode": 2.5}, "resize_mode"),
+        ("extra-batch-images", {"imageList": [{"name": "a"}]}, "imageList[0].data"),
+    ],
+)
+def test_extras_values_that_still_do_not_fit_name_the_field(
+    daemon: Daemon, route: str, body: dict[str, object], field: str
+) -> None:
+    status, answer = _raw(daemon, route, {"image": _b64(pattern(8, 8)), **body})
+    assert status == 422, answer
+    (item,) = answer["detail"]  # type: ignore[misc]
+    assert item["loc"] == ["body", field], item

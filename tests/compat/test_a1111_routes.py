@@ -101,10 +101,18 @@ def test_webuiapi_listings_return_installed_things(api: webuiapi.WebUIApi, daemo
     loras = api.get_loras()
     assert_list_of(loras, LORA)
     assert {lora["name"] for lora in loras} == {"tiny-kohya", "tiny-peft"}
-    assert all(Path(lora["path"]).is_file() for lora in loras)
+    # Relative to the models folder: no local path leaves the daemon.
+    models = Path(daemon.settings["models_dir"])
+    assert {lora["path"] for lora in loras} == {
+        "loras/tiny-kohya.safetensors",
+        "loras/tiny-peft.safetensors",
+    }
+    assert all((models / lora["path"]).is_file() for lora in loras)
     vaes = api.get_sd_vae()
     assert_list_of(vaes, SD_VAE)
     assert [vae["model_name"] for vae in vaes] == ["sd-tiny-vae-alt"]
+    assert [vae["filename"] for vae in vaes] == ["vae/sd-tiny-vae-alt"]
+    assert {m["filename"] for m in api.get_sd_models()} >= {"sd-tiny", "sdxl-tiny"}
     embeddings = api.get_embeddings()
     assert_shape(embeddings, {"loaded": dict, "skipped": dict})
     assert set(embeddings["loaded"]) == {"tiny-a1111", "tiny-diffusers"}
@@ -145,8 +153,9 @@ def test_cmd_flags_name_the_daemons_settings(api: webuiapi.WebUIApi, daemon: Dae
     flags = api.get_cmd_flags()
     assert flags["port"] == daemon.port and flags["api"] is True
     assert flags["api_server_stop"] is False and flags["api_auth"] is None
-    assert Path(flags["lora_dir"]) == Path(daemon.settings["models_dir"]) / "loras"
-    assert Path(flags["ckpt_dir"]) == Path(daemon.settings["models_dir"])
+    # Folders relative to the models folder: no local path leaves the daemon.
+    assert (flags["ckpt_dir"], flags["lora_dir"], flags["vae_dir"]) == (".", "loras", "vae")
+    assert flags["embeddings_dir"] == "embeddings"
 
 
 def test_options_start_from_a1111s_defaults_and_keep_unknown_keys(api: webuiapi.WebUIApi) -> None:

@@ -1,5 +1,6 @@
 """A1111's selectable scripts (script_name / script_args) against a real daemon and the real
-``webuiapi`` client: X/Y/Z plot, prompt matrix, prompts from file or textbox, loopback."""
+``webuiapi`` client: X/Y/Z plot, prompt matrix, prompts from file or textbox, loopback,
+SD upscale."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from PIL import Image, ImageChops
 
 from impasto.formats.png import parse_a1111_parameters
 from tests.harness import Daemon
+from tests.sr_model import max_diff, pattern, write_sr_model
 
 SIZE = {"width": 64, "height": 64}
 # txt2img axis indexes, as A1111 counts them (img2img-only types left out).
@@ -73,7 +75,13 @@ def test_scripts_and_script_info_list_what_runs_in_a1111_shapes(
     scripts = api.get_scripts()
     assert scripts == {
         "txt2img": ["prompt matrix", "prompts from file or textbox", "x/y/z plot"],
-        "img2img": ["loopback", "prompt matrix", "prompts from file or textbox", "x/y/z plot"],
+        "img2img": [
+            "loopback",
+            "prompt matrix",
+            "prompts from file or textbox",
+            "sd upscale",
+            "x/y/z plot",
+        ],
     }
     info = http.get("/sdapi/v1/script-info").json()  # webuiapi has no getter for it
     assert {(s["name"], s["is_img2img"]) for s in info} == {
@@ -110,6 +118,11 @@ def test_scripts_and_script_info_list_what_runs_in_a1111_shapes(
         "Sampler",
         "Checkpoint name",
     )
+    upscale = by_name[("sd upscale", True)]
+    assert [a["label"] for a in upscale] == [None, "Tile overlap", "Upscaler", "Scale Factor"]
+    assert (upscale[1]["value"], upscale[1]["maximum"], upscale[3]["value"]) == (64, 256, 2.0)
+    upscalers = [u["name"] for u in http.get("/sdapi/v1/upscalers").json()]
+    assert upscale[2]["choices"] == upscalers and upscale[2]["value"] == "None"
     loops = by_name[("loopback", True)][0]
     assert (loops["label"], loops["value"], loops["minimum"], loops["maximum"]) == (
         "Loops",
@@ -411,3 +424,113 @@ def test_a_batch_makes_a_small_grid_in_each_cell(api: webuiapi.WebUIApi) -> None
     assert grid.size == (2 * 2 * 64, 64)
     assert [embedded(image)["seed"] for image in images] == [70, 71, 70, 71]
     assert same_pixels(grid.crop((64, 0, 128, 64)), images[1])
+
+
+def b64(image: Image.Image) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def test_sd_upscale_tiles_the_original_image_upscaled_by_the_factor(
+    api: webuiapi.WebUIApi, http: httpx.Client, impasto_daemon: Daemon
+) -> None:
+    write_sr_model(impasto_daemon.data_dir / "models" / "upscalers" / "tiny-sr.onnx", scale=2)
+    upscalers = [u["name"] for u in http.get("/sdapi/v1/upscalers").json()]
+    source = pattern(48, 40)  # not the tile size: the script upscales the image as sent
+    result = api.img2img(
+        images=[source],
+        prompt="a lighthouse",
+        seed=11,
+        n_iter=2,
+        denoising_strength=0.6,
+        script_name="SD upscale",
+        script_args=[None, 16, upscalers.index("tiny-sr"), 2],
+        **SIZE,
+    )
+    assert [image.size for image in result.images] == [(96, 80), (96, 80)]
+    assert result.info["extra_generation_params"]["SD upscale upscaler"] == "tiny-sr"
+    assert result.info["extra_generation_params"]["SD upscale overlap"] == 16
+    jobs = history(http, 2)
+    # Each iteration is one job of its own seed (seed + n); its progress counts four tiles of
+    # one img2img step each (2 steps at strength 0.6).
+    assert [job["plan"]["seed"] for job in jobs] == [11, 12]
+    for job in jobs:
+        assert job["plan"]["sd_upscale"]["upscaler"] == "tiny-sr"
+        assert (job["current_step"], job["total_steps"]) == (4, 4)
+        upload_id = job["request"]["init_image"].removeprefix("upload:")
+        with Image.open(impasto_daemon.data_dir / "uploads" / f"{upload_id}.png") as fed:
+            assert same_pixels(fed, source)
+    # The tiles ran img2img: the result is not the upscaled image, and the seeds differ.
+    extras = http.post(
+        "/sdapi/v1/extra-single-image",
+        json={"image": b64(source), "upscaler_1": "tiny-sr", "upscaling_resize": 2},
+    )
+    plain = decode(extras.json()["image"])
+    assert max_diff(plain, result.images[0]) > 30
+    assert not same_pixels(result.images[0], result.images[1])
+    assert embedded(result.images[0])["extra"]["SD upscale upscaler"] == "tiny-sr"
+
+
+def test_sd_upscale_by_upscaler_name_and_its_mistakes(http: httpx.Client) -> None:
+    body = {
+        "init_images": [b64(pattern(48, 40))],
+        "prompt": "x",
+        "steps": 2,
+        "seed": 5,
+        "script_name": "sd upscale",
+        **SIZE,
+    }
+    ok = http.post("/sdapi/v1/img2img", json={**body, "script_args": ["", 16, "Lanczos", 2]})
+    assert ok.status_code == 200, ok.text
+    assert decode(ok.json()["images"][0]).size == (96, 80)
+    for args, words in (
+        (["", 16, 99, 2], "upscaler_index 99"),
+        (["", 300, 1, 2], "Tile overlap"),
+        (["", 16, 1, 1.2], "smaller than a tile"),
+    ):
+        response = http.post("/sdapi/v1/img2img", json={**body, "script_args": args})
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"][0]
+        assert detail["loc"][-1] == "script_args" and words in detail["msg"], detail
+    masked = http.post(
+        "/sdapi/v1/img2img",
+        json={**body, "mask": b64(Image.new("L", (48, 40), 255)), "script_args": ["", 16, 1, 2]},
+    )
+    assert masked.status_code == 422 and "mask" in masked.text
+    # SD upscale is an img2img script only, as in A1111.
+    txt = http.post("/sdapi/v1/txt2img", json={"prompt": "x", "script_name": "SD upscale"})
+    assert txt.status_code == 422 and "not found" in txt.text
+
+
+def test_interrupt_stops_a_running_sd_upscale(http: httpx.Client) -> None:
+    answer: dict[str, Any] = {}
+
+    def run() -> None:
+        answer["response"] = http.post(
+            "/sdapi/v1/img2img",
+            json={
+                "init_images": [b64(pattern(48, 40))],
+                "prompt": "a slow upscale",
+                "steps": 150,
+                "denoising_strength": 1,
+                "script_name": "SD upscale",
+                "script_args": ["", 16, 1, 2],
+                **SIZE,
+            },
+        )
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        progress = http.get("/sdapi/v1/progress").json()
+        if progress["state"]["sampling_step"] > 0:
+            break
+        time.sleep(0.05)
+    assert 0 < progress["progress"] < 1
+    assert http.post("/sdapi/v1/interrupt").status_code == 200
+    thread.join(120)
+    assert answer["response"].status_code == 200
+    assert answer["response"].json()["images"] == []
+    assert [job["status"] for job in history(http, 1)] == ["cancelled"]

@@ -2,7 +2,9 @@
 
 Generate with a LoRA, an embedding, a VAE swap and an init image (SD 1.x), with a refiner
 (SDXL), and through the A1111 and OpenAI routes; then search every byte that came back for the
-data, models and temp folders (and the test's root folder that holds them).
+data, models and temp folders (and the test's root folder that holds them). The listings too:
+every GET route of the API document without path parameters (A1111's sd-models, sd-vae, loras,
+embeddings, upscalers, cmd-flags, ...), with LoRAs, VAEs, embeddings and an upscaler installed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 from PIL import Image
 
 from tests.harness import TINY, Daemon, wait_status
+from tests.sr_model import write_sr_model
 
 ADAPTERS = Path(__file__).resolve().parents[2] / "models" / "tiny" / "adapters"
 
@@ -28,6 +31,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     root = tmp_path_factory.mktemp("leak")
     models = root / "models"
     shutil.copytree(ADAPTERS, models)
+    write_sr_model(models / "upscalers" / "tiny-sr.onnx")
     d = Daemon(root, models_dir=str(models), temp_dir=str(root / "tmp")).start()
     d.wait_worker_ready()
     yield d
@@ -68,6 +72,37 @@ def _upload(client: httpx.Client) -> str:
     response = client.post("/api/v1/images", files={"file": ("i.png", buf.getvalue())})
     assert response.status_code == 201, response.text
     return f"upload:{response.json()['id']}"
+
+
+def _assert_no_folder_in(daemon: Daemon, everything: bytes) -> None:
+    folders = {
+        daemon.root,
+        daemon.data_dir,
+        Path(daemon.settings["models_dir"]),
+        daemon.root / "tmp",
+    }
+    for folder in folders:
+        for spelling in {str(folder), str(folder.resolve()), str(folder).replace("/", "\\/")}:
+            assert spelling.encode() not in everything, f"{spelling} leaked"
+
+
+def test_no_listing_holds_a_local_path(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        document = client.get("/schema/openapi.json").json()
+        paths = [
+            path
+            for path, item in document["paths"].items()
+            if "get" in item and "{" not in path and not path.endswith("/events")
+        ]
+        assert {"/sdapi/v1/sd-vae", "/sdapi/v1/loras", "/sdapi/v1/cmd-flags"} <= set(paths)
+        answers = {path: client.get(path) for path in paths}
+    for path, response in answers.items():
+        assert response.status_code == 200, (path, response.text)
+    listed = b"\n".join(response.content for response in answers.values())
+    # The listings do list what is installed (by name, relative to the models folder).
+    for name in (b"loras/tiny-peft.safetensors", b"vae/sd-tiny-vae-alt", b"tiny-a1111", b"tiny-sr"):
+        assert name in listed, name
+    _assert_no_folder_in(daemon, listed)
 
 
 def test_no_response_record_event_or_png_holds_a_local_path(daemon: Daemon) -> None:
@@ -128,12 +163,4 @@ def test_no_response_record_event_or_png_holds_a_local_path(daemon: Daemon) -> N
         seen.append(_events(client))
     everything = b"\n".join(seen)
     assert b"tiny-peft" in everything and b"sdxl-tiny-refiner" in everything
-    folders = {
-        daemon.root,
-        daemon.data_dir,
-        Path(daemon.settings["models_dir"]),
-        daemon.root / "tmp",
-    }
-    for folder in folders:
-        for spelling in {str(folder), str(folder.resolve()), str(folder).replace("/", "\\/")}:
-            assert spelling.encode() not in everything, f"{spelling} leaked"
+    _assert_no_folder_in(daemon, everything)

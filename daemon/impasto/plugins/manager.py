@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -92,6 +93,8 @@ class PluginHost:
         self.state_file = state_file
         self.sampler_owner: dict[str, str] = {}
         self._state = self._read_state()
+        # set_enabled runs in the API's threads: one writer of the state file at a time.
+        self._write_lock = threading.Lock()
 
     # --- state ----------------------------------------------------------------------------
 
@@ -109,10 +112,11 @@ class PluginHost:
     def _write_state(self) -> None:
         if self.state_file is None:
             return
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.state_file.with_suffix(".tmp")
-        temp.write_text(json.dumps({"enabled": self._state}, indent=2, sort_keys=True))
-        os.replace(temp, self.state_file)
+        with self._write_lock:
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            temp = self.state_file.with_suffix(".tmp")
+            temp.write_text(json.dumps({"enabled": dict(self._state)}, indent=2, sort_keys=True))
+            os.replace(temp, self.state_file)
 
     def enabled(self, name: str) -> bool:
         """The flag set by API/CLI, else ``enabled`` in its config table, else its default."""
@@ -130,7 +134,9 @@ class PluginHost:
         return record is not None and record.error is None and self.enabled(name)
 
     def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
-        """Persist the flag; it applies to the next job. Unknown names raise UnknownPluginError."""
+        """Persist the flag; it applies to the next job. Unknown names raise UnknownPluginError.
+
+        Writes the state file: the API calls it in a thread."""
         if name not in self.records:
             known = ", ".join(sorted(self.records)) or "none"
             raise UnknownPluginError(f"no plugin named {name!r}; installed: {known}")

@@ -37,8 +37,15 @@ def safetensors_metadata(path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
 
 
+def _relative(services: Services, path: Path) -> str:
+    """``path`` relative to the models folder (``loras/x.safetensors``): no local path leaves
+    the daemon."""
+    return path.relative_to(services.catalog.models_dir).as_posix()
+
+
 def installed_loras(services: Services) -> list[dict[str, Any]]:
-    """A1111's /loras items: name, alias (the trainer's output name), path and metadata."""
+    """A1111's /loras items: name, alias (the trainer's output name), path (relative to the
+    models folder) and metadata."""
     folder = _folder(services, "loras")
     if not folder.is_dir():
         return []
@@ -49,7 +56,7 @@ def installed_loras(services: Services) -> list[dict[str, Any]]:
             {
                 "name": path.stem,
                 "alias": metadata.get("ss_output_name") or path.stem,
-                "path": str(path),
+                "path": _relative(services, path),
                 "metadata": metadata,
             }
         )
@@ -57,12 +64,16 @@ def installed_loras(services: Services) -> list[dict[str, Any]]:
 
 
 def installed_vaes(services: Services) -> list[dict[str, str]]:
-    """A1111's /sd-vae items: each VAE folder (or file) a request's ``vae`` may name."""
+    """A1111's /sd-vae items: each VAE folder (or file) a request's ``vae`` may name; the
+    filename relative to the models folder."""
     folder = _folder(services, "vae")
     if not folder.is_dir():
         return []
     return [
-        {"model_name": path.stem if path.is_file() else path.name, "filename": str(path)}
+        {
+            "model_name": path.stem if path.is_file() else path.name,
+            "filename": _relative(services, path),
+        }
         for path in sorted(folder.iterdir())
         if not path.name.startswith(".")
     ]

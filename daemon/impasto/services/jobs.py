@@ -169,6 +169,16 @@ class JobService:
         return job
 
     def delete(self, job_id: str) -> None:
+        self._remove(job_id)
+        self.bus.publish("deleted", job_id, {})
+
+    async def delete_async(self, job_id: str) -> None:
+        """:meth:`delete` with the file removals in a thread; the event is published here."""
+        await asyncio.to_thread(self._remove, job_id)
+        self.bus.publish("deleted", job_id, {})
+
+    def _remove(self, job_id: str) -> None:
+        """Remove a finished job's images and record (blocking)."""
         job = self.get(job_id)
         if job.status not in FINISHED:
             raise ConflictError(f"job {job_id} is {job.status}; cancel it before deleting it")
@@ -177,7 +187,6 @@ class JobService:
             if path.is_file() and path.resolve().is_relative_to(self.options.output_dir.resolve()):
                 path.unlink()
         self.store.delete(job_id)
-        self.bus.publish("deleted", job_id, {})
 
     def list_active(self) -> list[Any]:
         """Every queued or running job (prefer :meth:`queue_page`: this grows with the queue)."""

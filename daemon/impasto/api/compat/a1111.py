@@ -41,7 +41,8 @@ async def _generate(services: Services, req: Txt2ImgRequest) -> GenerationRespon
     """Queue the request's jobs, wait for all of them, answer as A1111 does."""
     if req.script_name:
         return await generate_with_script(services, req)
-    task = plan(services, req)
+    # Decoding and storing the init image and mask, and the model lookups: in a thread.
+    task = await asyncio.to_thread(plan, services, req)
     job_ids = await compat.submit_all(services, task.requests)
     finished = await compat.await_all(services, job_ids)
     failed = [job for job in finished if job.status == "failed"]
@@ -53,7 +54,7 @@ async def _generate(services: Services, req: Txt2ImgRequest) -> GenerationRespon
     return GenerationResponse(
         images=[image.base64 for image in images] if req.send_images is not False else [],
         parameters=echo(req),
-        info=info_json(services, req, task, images, job_plan(finished[0])),
+        info=await asyncio.to_thread(info_json, services, req, task, images, job_plan(finished[0])),
     )
 
 

@@ -14,15 +14,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import html
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, get, post
-from litestar.params import JSONBody
 from msgspec import Meta
 
 from impasto.api.compat.common import decode_base64_image
 from impasto.api.compat.errors import CompatError
+from impasto.api.compat.lenient import documented_body, lenient_convert
 from impasto.api.dependencies import AllServices
 from impasto.api.limits import RATE_LIMITED
 from impasto.services.container import Services
@@ -74,6 +74,14 @@ class FileData(Schema):
 
 class ExtrasBatchImagesRequest(ExtrasBaseRequest):
     imageList: list[FileData] = msgspec.field(default_factory=list)
+
+
+BODY_NOTE = (
+    "A1111's extras fields, read as leniently as A1111 reads them: booleans and numeric strings "
+    "in number fields, numbers in text fields, unknown fields ignored."
+)
+SINGLE_BODY = documented_body(ExtrasSingleImageRequest, BODY_NOTE)
+BATCH_BODY = documented_body(ExtrasBatchImagesRequest, BODY_NOTE)
 
 
 class ExtrasSingleImageResponse(Schema):
@@ -149,11 +157,12 @@ class A1111ExtrasController(Controller):
         opt={RATE_LIMITED: True},
     )
     async def extra_single_image(
-        self, services: AllServices, data: JSONBody[ExtrasSingleImageRequest]
+        self, services: AllServices, data: Annotated[dict[str, Any], SINGLE_BODY]
     ) -> ExtrasSingleImageResponse:
-        if not data.image:
+        req = lenient_convert(data, ExtrasSingleImageRequest)
+        if not req.image:
             raise CompatError(422, "send the image as base64 in image", "image")
-        images, info = await asyncio.to_thread(run_extras, services, data, [("image", data.image)])
+        images, info = await asyncio.to_thread(run_extras, services, req, [("image", req.image)])
         return ExtrasSingleImageResponse(html_info=info, image=images[0])
 
     @post(
@@ -163,8 +172,9 @@ class A1111ExtrasController(Controller):
         opt={RATE_LIMITED: True},
     )
     async def extra_batch_images(
-        self, services: AllServices, data: JSONBody[ExtrasBatchImagesRequest]
+        self, services: AllServices, data: Annotated[dict[str, Any], BATCH_BODY]
     ) -> ExtrasBatchImagesResponse:
-        pairs = [(f"imageList[{i}].data", item.data) for i, item in enumerate(data.imageList)]
-        images, info = await asyncio.to_thread(run_extras, services, data, pairs)
+        req = lenient_convert(data, ExtrasBatchImagesRequest)
+        pairs = [(f"imageList[{i}].data", item.data) for i, item in enumerate(req.imageList)]
+        images, info = await asyncio.to_thread(run_extras, services, req, pairs)
         return ExtrasBatchImagesResponse(html_info=info, images=images)

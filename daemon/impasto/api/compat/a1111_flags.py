@@ -13,9 +13,9 @@ def command_line_flags(services: Services) -> dict[str, Any]:
     """A1111's flags (its FlagsModel's names) with the values Impasto runs with.
 
     Flags with no Impasto counterpart carry A1111's defaults; the token is never shown.
+    Folders are given relative to the models folder (``.``): no local path leaves the daemon.
     """
     settings = services.settings
-    models = services.catalog.models_dir
     cpu_only = settings.provider == "cpu"
     return {
         "api": True,
@@ -29,16 +29,16 @@ def command_line_flags(services: Services) -> dict[str, Any]:
         "cors_allow_origins": ",".join(settings.allowed_origins) or None,
         "cors_allow_origins_regex": None,
         "timeout_keep_alive": 30,
-        "data_dir": str(models.parent),
-        "models_dir": str(models),
-        "ckpt_dir": str(models),
+        "data_dir": ".",
+        "models_dir": ".",
+        "ckpt_dir": ".",
         "ckpt": None,
-        "vae_dir": str(models / "vae"),
+        "vae_dir": "vae",
         "vae_path": None,
-        "lora_dir": str(models / "loras"),
-        "lyco_dir_backcompat": str(models / "loras"),
-        "embeddings_dir": str(models / "embeddings"),
-        "hypernetwork_dir": str(models / "hypernetworks"),
+        "lora_dir": "loras",
+        "lyco_dir_backcompat": "loras",
+        "embeddings_dir": "embeddings",
+        "hypernetwork_dir": "hypernetworks",
         "styles_file": [],
         "skip_torch_cuda_test": cpu_only,
         "use_cpu": ["all"] if cpu_only else [],

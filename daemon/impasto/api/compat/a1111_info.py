@@ -81,16 +81,18 @@ class A1111InfoController(Controller):
 
     @get("/sd-models", summary="Installed checkpoints, as A1111 lists them")
     async def sd_models(self, catalog: Catalog) -> list[dict[str, Any]]:
+        models = await asyncio.to_thread(catalog.list)
         return [
             {
                 "title": model.id,
                 "model_name": model.id,
                 "hash": None,
                 "sha256": None,
-                "filename": str(model.path),
+                # The folder's name, relative to the models folder: no local path leaves.
+                "filename": model.path.name,
                 "config": None,
             }
-            for model in catalog.list()
+            for model in models
         ]
 
     @get("/samplers", summary="Samplers by their A1111 names")
@@ -120,9 +122,11 @@ class A1111InfoController(Controller):
         compat_state = compat.compat_state(services)
         if "sd_model_checkpoint" in data:
             wanted = str(data["sd_model_checkpoint"])
-            model = compat.resolve_checkpoint(services, wanted)
+            # A title or file name is matched against the models folder's listing: in a thread.
+            model = await asyncio.to_thread(compat.resolve_checkpoint, services, wanted)
             if model is None:
-                names = ", ".join(m.id for m in services.catalog.list())
+                listed = await asyncio.to_thread(services.catalog.list)
+                names = ", ".join(m.id for m in listed)
                 raise CompatError(
                     422,
                     f"checkpoint {wanted!r} is not installed; installed: {names}",

@@ -6,6 +6,7 @@ module picks the script, reads ``script_args``, and answers with A1111's respons
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -14,13 +15,16 @@ from litestar import Controller, get
 
 from impasto.api.compat.a1111_convert import echo, info_json, plan
 from impasto.api.compat.a1111_schemas import GenerationResponse, Img2ImgRequest, Txt2ImgRequest
+from impasto.api.compat.common import decode_base64_image, upload
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import to_impasto
+from impasto.api.dependencies import AllServices
 from impasto.services import compat
 from impasto.services.container import Services
 from impasto.services.runner import job_plan
-from impasto.services.scripts.base import ScriptContext, ScriptFailed, parse_args
+from impasto.services.scripts.base import ScriptArg, ScriptContext, ScriptFailed, parse_args
 from impasto.services.scripts.registry import find_script, scripts_for
+from impasto.services.upscalers import UpscalerService
 from impasto.wire import GenerateRequest
 
 
@@ -38,7 +42,7 @@ async def generate_with_script(services: Services, req: Txt2ImgRequest) -> Gener
         raise CompatError(422, f"Script '{req.script_name}' not found")
     args = parse_args(script.arguments(is_img2img), req.script_args)
     plain = msgspec.structs.replace(req, script_name=None, script_args=None)
-    task = plan(services, plain)
+    task = await asyncio.to_thread(plan, services, plain)
     jobs: list[Any] = []
 
     async def run_jobs(requests: list[GenerateRequest]) -> list[Any]:
@@ -47,12 +51,22 @@ async def generate_with_script(services: Services, req: Txt2ImgRequest) -> Gener
         jobs.extend(finished)
         return finished
 
-    ctx = ScriptContext(services, is_img2img, task.requests, _sampler_names, run_jobs)
+    source: list[str | None] = []
+
+    async def source_image() -> str | None:
+        if not source:
+            source.append(await asyncio.to_thread(_original_init_image, services, req))
+        return source[0]
+
+    ctx = ScriptContext(services, is_img2img, task.requests, _sampler_names, run_jobs, source_image)
     try:
         output = await script.run(ctx, args)
     except ScriptFailed as exc:
         raise CompatError(500, str(exc)) from None
-    info = json.loads(info_json(services, plain, task, output.images, job_plan(jobs[0])))
+    text = await asyncio.to_thread(
+        info_json, services, plain, task, output.images, job_plan(jobs[0])
+    )
+    info = json.loads(text)
     info["all_prompts"] = output.prompts or [task.prompt]
     info["index_of_first_image"] = output.index_of_first_image
     info["extra_generation_params"].update(output.extra)
@@ -63,16 +77,33 @@ async def generate_with_script(services: Services, req: Txt2ImgRequest) -> Gener
     )
 
 
-def _script_info(is_img2img: bool) -> list[dict[str, Any]]:
+def _original_init_image(services: Services, req: Txt2ImgRequest) -> str | None:
+    """The first init image as sent, unresized, stored as an upload (blocking)."""
+    images = req.init_images if isinstance(req, Img2ImgRequest) else None
+    if not images:
+        return None
+    return upload(services, decode_base64_image(services, images[0], "init_images").convert("RGB"))
+
+
+def _script_info(services: Services, is_img2img: bool) -> list[dict[str, Any]]:
+    """Every script of a tab with its arguments; reads the upscalers folder (blocking)."""
+    upscalers = [info.label for info in UpscalerService(services.catalog.models_dir).names()]
     return [
         {
             "name": script.title.lower(),
             "is_alwayson": False,
             "is_img2img": is_img2img,
-            "args": [arg.info() for arg in script.arguments(is_img2img)],
+            "args": [_arg_info(arg, upscalers) for arg in script.arguments(is_img2img)],
         }
         for script in scripts_for(is_img2img)
     ]
+
+
+def _arg_info(arg: ScriptArg, upscalers: list[str]) -> dict[str, Any]:
+    info = arg.info()
+    if arg.kind == "upscaler":
+        info["choices"] = upscalers
+    return info
 
 
 class A1111ScriptsController(Controller):
@@ -89,5 +120,8 @@ class A1111ScriptsController(Controller):
     @get(
         "/script-info", summary="Each script's arguments, in script_args order (A1111's ScriptInfo)"
     )
-    async def script_info(self) -> list[dict[str, Any]]:
-        return _script_info(False) + _script_info(True)
+    async def script_info(self, services: AllServices) -> list[dict[str, Any]]:
+        def both() -> list[dict[str, Any]]:
+            return _script_info(services, False) + _script_info(services, True)
+
+        return await asyncio.to_thread(both)

@@ -48,6 +48,12 @@ def _coerce(value: Any, info: inspect.Type) -> Any:
     elif isinstance(kind, inspect.FloatType):
         if isinstance(value, bool):
             return float(value)
+    elif isinstance(kind, inspect.LiteralType) and all(
+        type(choice) is int for choice in kind.values
+    ):
+        # pydantic v1 looks a Literal up by equality: true is 1, 1.0 is 1.
+        if isinstance(value, bool) or (isinstance(value, float) and value.is_integer()):
+            return int(value)
     elif isinstance(kind, inspect.BoolType):
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
@@ -84,7 +90,9 @@ def lenient_convert(data: Any, schema: type[T]) -> T:
         reason = message.split(" - at ")[0]
         missing = re.search(r"missing required field `(\w+)`", message, re.IGNORECASE)
         if missing:
-            field, reason = missing.group(1), "field required"
+            # Nested: "missing required field `data` - at `$.imageList[0]`".
+            where = f"{match.group(1)}." if match and match.group(1) else ""
+            field, reason = f"{where}{missing.group(1)}", "field required"
         raise CompatError(422, reason, field) from None
 
 
@@ -94,6 +102,20 @@ def documented_body(schema: type[Any], description: str) -> Any:
     The handler takes the body as a dict and converts it with lenient_convert; without this the
     API document would only say "object".
     """
-    definition = msgspec.json.schema(schema)["$defs"][schema.__name__]
-    extra = {"title": schema.__name__, "properties": definition["properties"]}
+    defs = msgspec.json.schema(schema)["$defs"]
+    properties = _inline(defs[schema.__name__]["properties"], defs)
+    extra = {"title": schema.__name__, "properties": properties}
     return Body(media_type=RequestEncodingType.JSON, description=description, schema_extra=extra)
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """``node`` with msgspec's ``#/$defs/...`` references replaced by their definitions (the API
+    document has no such ``$defs``)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {key: _inline(value, defs) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inline(item, defs) for item in node]
+    return node

@@ -172,7 +172,7 @@ async def _read_image(services: Services, value: Any, field: str) -> Image.Image
     if file is None:
         raise CompatError(400, f"send {field} as a file in multipart/form-data", field)
     content = await file.read(services.uploads.max_bytes + 1)
-    return decode_image(content, field, services.uploads.max_bytes)
+    return await asyncio.to_thread(decode_image, content, field, services.uploads.max_bytes)
 
 
 def _repaint_mask(image: Image.Image, field: str) -> Image.Image:
@@ -212,6 +212,47 @@ def _form_request(form: dict[str, Any], *, prompt_required: bool = True) -> Imag
     return ImageGenerationRequest(**values)
 
 
+def _edit_request(
+    services: Services,
+    req: ImageGenerationRequest,
+    image: Image.Image,
+    mask_image: Image.Image | None,
+) -> GenerateRequest:
+    """An inpainting request: the image and the mask (its transparent area) stored as uploads.
+
+    Resizing and storing images is blocking work: call in a thread.
+    """
+    mask = None
+    if mask_image is not None:
+        mask = _repaint_mask(mask_image, "mask")
+    elif "A" in image.getbands():
+        mask = _repaint_mask(image, "image")
+    size = _size(req.size, (image.width // 8 * 8, image.height // 8 * 8))
+    assert size is not None
+    if req.strength is None and mask is not None:
+        # The transparent area is to be painted anew, not varied.
+        req.strength = 1.0
+    fields = _impasto_request(services, req, size)
+    images = {"init_image": upload(services, image.convert("RGB").resize(size))}
+    if mask is not None:
+        images["mask_image"] = upload(services, mask.resize(size))
+    return msgspec.structs.replace(fields, **images)
+
+
+def _variation_request(
+    services: Services, req: ImageGenerationRequest, image: Image.Image
+) -> GenerateRequest:
+    """An img2img of ``image`` at VARIATION_STRENGTH unless ``strength`` says otherwise
+    (blocking: call in a thread)."""
+    size = _size(req.size, (image.width // 8 * 8, image.height // 8 * 8))
+    assert size is not None
+    if req.strength is None:
+        req.strength = VARIATION_STRENGTH
+    fields = _impasto_request(services, req, size, prompt_required=False)
+    init = upload(services, image.convert("RGB").resize(size))
+    return msgspec.structs.replace(fields, init_image=init)
+
+
 class OpenAIImagesController(Controller):
     path = "/"
     tags = ("openai",)
@@ -228,7 +269,8 @@ class OpenAIImagesController(Controller):
         request: Request[Any, Any, Any],
         data: JSONBody[ImageGenerationRequest],
     ) -> dict[str, Any]:
-        fields = _impasto_request(services, data, None)
+        # Finding the model by name may list the models folder: in a thread.
+        fields = await asyncio.to_thread(_impasto_request, services, data, None)
         return await _run(request, services, fields, data.response_format)
 
     @post(
@@ -245,21 +287,10 @@ class OpenAIImagesController(Controller):
     ) -> dict[str, Any]:
         req = _form_request(data)
         image = await _read_image(services, data.get("image") or data.get("image[]"), "image")
-        mask = None
+        mask_image = None
         if data.get("mask") is not None:
-            mask = _repaint_mask(await _read_image(services, data.get("mask"), "mask"), "mask")
-        elif "A" in image.getbands():
-            mask = _repaint_mask(image, "image")
-        size = _size(req.size, (image.width // 8 * 8, image.height // 8 * 8))
-        assert size is not None
-        if req.strength is None and mask is not None:
-            # The transparent area is to be painted anew, not varied.
-            req.strength = 1.0
-        fields = _impasto_request(services, req, size)
-        images = {"init_image": upload(services, image.convert("RGB").resize(size))}
-        if mask is not None:
-            images["mask_image"] = upload(services, mask.resize(size))
-        fields = msgspec.structs.replace(fields, **images)
+            mask_image = await _read_image(services, data.get("mask"), "mask")
+        fields = await asyncio.to_thread(_edit_request, services, req, image, mask_image)
         return await _run(request, services, fields, req.response_format)
 
     @post(
@@ -276,21 +307,16 @@ class OpenAIImagesController(Controller):
     ) -> dict[str, Any]:
         req = _form_request(data, prompt_required=False)
         image = await _read_image(services, data.get("image"), "image")
-        size = _size(req.size, (image.width // 8 * 8, image.height // 8 * 8))
-        assert size is not None
-        if req.strength is None:
-            req.strength = VARIATION_STRENGTH
-        fields = _impasto_request(services, req, size, prompt_required=False)
-        init = upload(services, image.convert("RGB").resize(size))
-        fields = msgspec.structs.replace(fields, init_image=init)
+        fields = await asyncio.to_thread(_variation_request, services, req, image)
         return await _run(request, services, fields, req.response_format)
 
     @get("/models", summary="Installed models, OpenAI-style")
     async def models(self, services: AllServices) -> dict[str, Any]:
         created = int(services.started_at)
+        models = await asyncio.to_thread(services.catalog.list)
         data = [
             {"id": m.id, "object": "model", "created": created, "owned_by": "impasto"}
-            for m in services.catalog.list()
+            for m in models
         ]
         return {"object": "list", "data": data}
 

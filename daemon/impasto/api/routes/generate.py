@@ -60,4 +60,4 @@ class GenerateController(Controller):
 
     @delete("/{job_id:str}", status_code=204, summary="Delete a finished job and its images")
     async def remove(self, jobs: Jobs, job_id: FromPath[str]) -> None:
-        jobs.delete(job_id)
+        await jobs.delete_async(job_id)  # removing the images is file I/O

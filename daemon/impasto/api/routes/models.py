@@ -221,7 +221,8 @@ class ModelsController(Controller):
 
     @get("/loaded", summary="Models the workers hold and when each expires (like ollama ps)")
     async def loaded(self, manager: Manager) -> list[LoadedModel]:
-        return [LoadedModel(**item) for item in manager.loaded()]
+        # Matching loaded models to installed ones lists the models folder: in a thread.
+        return [LoadedModel(**item) for item in await asyncio.to_thread(manager.loaded)]
 
     @get("/{model_id:str}", summary="One installed model")
     async def get_model(

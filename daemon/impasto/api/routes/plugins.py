@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from litestar import Controller, Router, get, post
@@ -48,11 +49,11 @@ class PluginsController(Controller):
 
     @post("/{name:str}/enable", status_code=200, summary="Enable a plugin from the next job on")
     async def enable(self, plugins: Plugins, name: FromPath[str]) -> PluginInfo:
-        return _set(plugins, name, True)
+        return await asyncio.to_thread(_set, plugins, name, True)  # writes the state file
 
     @post("/{name:str}/disable", status_code=200, summary="Disable a plugin from the next job on")
     async def disable(self, plugins: Plugins, name: FromPath[str]) -> PluginInfo:
-        return _set(plugins, name, False)
+        return await asyncio.to_thread(_set, plugins, name, False)  # writes the state file
 
 
 def _enabled_guard(name: str) -> Any:

@@ -32,7 +32,7 @@ from impasto.services.container import Services
 from impasto.services.errors import FieldError
 from impasto.wire import GenerateRequest, field_rule
 
-ArgKind = Literal["bool", "int", "float", "str", "choice", "index", "list"]
+ArgKind = Literal["bool", "int", "float", "str", "choice", "index", "list", "upscaler"]
 SEED_SPACE = 2**32
 FIELD = "script_args"
 _EMPTY_PROMPT_STANDIN = "(empty)"
@@ -43,10 +43,12 @@ class ScriptArg:
     """One argument: A1111's ScriptArg fields plus how ``script_args`` values are read.
 
     ``index`` arguments are dropdowns A1111 sends as the index of one of ``choices`` (X type);
-    the label itself is accepted too.
+    the label itself is accepted too. ``upscaler`` arguments index the installed upscalers
+    (``/sdapi/v1/upscalers``), which the script checks when it runs; ``/script-info`` lists them
+    as the choices. A label of None is A1111's for a control without one (an info text).
     """
 
-    label: str
+    label: str | None
     kind: ArgKind
     value: Any = None
     minimum: float | None = None
@@ -83,6 +85,9 @@ class ScriptContext:
     sampler_names: SamplerNames
     # The caller's ``generate``: queue requests as one task, wait, return the finished jobs.
     run_jobs: Callable[[list[GenerateRequest]], Awaitable[list[Any]]]
+    # The init image as the client sent it, before the tab resized it to width x height, as
+    # ``upload:<id>`` (stored on the first call; None without one). For SD upscale.
+    source_image: Callable[[], Awaitable[str | None]] | None = None
 
     @property
     def base(self) -> GenerateRequest:
@@ -226,6 +231,8 @@ def _read(spec: ScriptArg, position: int, value: Any) -> Any:
         if spec.kind == "list":
             return []
         return value
+    if spec.kind == "upscaler":
+        return value  # an index or a name; the script resolves it against what is installed
     try:
         if spec.kind == "bool":
             return _bool(value)

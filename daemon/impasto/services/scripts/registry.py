@@ -6,10 +6,11 @@ from impasto.services.scripts.base import Script
 from impasto.services.scripts.loopback import Loopback
 from impasto.services.scripts.prompt_matrix import PromptMatrix
 from impasto.services.scripts.prompts_from_file import PromptsFromFile
+from impasto.services.scripts.sd_upscale import SdUpscale
 from impasto.services.scripts.xyz_plot import XyzPlot
 
 # In A1111's order (its scripts/ folder, alphabetical by file name): /scripts lists them so.
-SCRIPTS: list[Script] = [Loopback(), PromptMatrix(), PromptsFromFile(), XyzPlot()]
+SCRIPTS: list[Script] = [Loopback(), PromptMatrix(), PromptsFromFile(), SdUpscale(), XyzPlot()]
 
 
 def scripts_for(is_img2img: bool) -> list[Script]:
