@@ -13,7 +13,7 @@ from tests.api.conftest import make_services
 
 # These wait for their images before answering. With no worker running they would wait forever,
 # so they are fuzzed with a queue that takes nothing (every valid request answers 429 at once).
-WAITING = r"^/(sdapi/v1/(txt2img|img2img)|v1/images/(generations|edits))$"
+WAITING = r"^/(sdapi/v1/(txt2img|img2img)|v1/images/(generations|edits|variations))$"
 
 
 def fuzz(schema: schemathesis.BaseSchema) -> list[str]:

@@ -127,12 +127,6 @@ def _vae(services: Services, req: Txt2ImgRequest) -> str | None:
     return name
 
 
-def _reject_unsupported(req: Txt2ImgRequest) -> None:
-    # Ignoring these would hand back a different picture than the client asked for.
-    if req.script_name:
-        raise CompatError(422, f"scripts are not supported ({req.script_name!r})", "script_name")
-
-
 def _model(services: Services, req: Txt2ImgRequest) -> str:
     wanted = (req.override_settings or {}).get("sd_model_checkpoint")
     if not wanted:
@@ -148,7 +142,6 @@ def _model(services: Services, req: Txt2ImgRequest) -> str:
 
 def plan(services: Services, req: Txt2ImgRequest) -> Plan:
     """Check the request and split it into one Impasto request per iteration (n_iter)."""
-    _reject_unsupported(req)
     wanted_sampler = req.sampler_name or req.sampler_index
     try:
         choice = to_impasto(wanted_sampler, req.scheduler) if wanted_sampler else None
