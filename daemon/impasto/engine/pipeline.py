@@ -16,6 +16,7 @@ from impasto.engine.noise import BatchNoise, resolve_seed
 from impasto.engine.padding import pad_params, padded_size, size_multiple
 from impasto.engine.pipelines.base import (
     Denoise,
+    FeatureCache,
     Guidance,
     TaskPlan,
     UNet,
@@ -139,7 +140,7 @@ class StableDiffusion:
     @property
     def models(self) -> list[OrtModel]:
         """Every open session, for timing and closing."""
-        found = [self.text_model, self.text_model_2, self.unet.model]
+        found = [self.text_model, self.text_model_2, self.unet.model, self.unet.shallow]
         found += [self.vae.decoder, self.vae.encoder, self.previewer.taesd]
         for components in self.adapters.sets.values():
             found += components.owned
@@ -243,6 +244,10 @@ class StableDiffusion:
     def _guidance(self, parts: Components, params: GenerationParams) -> Guidance:
         """Text conditioning for the UNet: SD, SDXL (pooled + time ids) or LCM (cfg embedded)."""
         cfg = float(params.cfg_scale)
+        cache = None
+        if params.cache_interval > 1:
+            parts.unet.enable_deep_cache()
+            cache = FeatureCache(params.cache_interval)
         embedded = "timestep_cond" in parts.unet.model.inputs
         # A scale of 1 equals the cond output, and LCM embeds the scale: skip the uncond pass.
         guided = cfg > 1.0 and not embedded
@@ -272,6 +277,7 @@ class StableDiffusion:
             params.batch_size,
             extra_cond=cond.extra,
             extra_uncond=uncond.extra if uncond else None,
+            cache=cache,
         )
 
     def vae_for(self, params: GenerationParams) -> Vae:

@@ -122,6 +122,10 @@ class GenerationParams:
     """The fraction of the schedule (0..1) the base model runs before the refiner takes over."""
     hires: HiresParams | None = None
     """A second, larger pass after this one (txt2img only)."""
+    cache_interval: int = 0
+    """DeepCache: the whole UNet every n-th evaluation, its shallow part between; 0 or 1 off."""
+    decoder: str = "full"
+    """``full``: the model's VAE; ``fast``: its TAESD decoder (a quick approximation)."""
     extra: dict[str, object] = field(default_factory=dict)
 
 
