@@ -188,6 +188,8 @@ class ResolvedPlan(Schema, kw_only=True):
     hires: ResolvedHires | None = None
     cache_interval: int = 0
     decoder: str = "full"
+    fast_decoder: str | None = None
+    """The installed TAESD for previews and ``decoder: fast`` (None: the model's own, if any)."""
     plugins: dict[str, Any] = msgspec.field(default_factory=dict)
 
 

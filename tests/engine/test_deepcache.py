@@ -20,7 +20,7 @@ import torch
 from diffusers import EulerDiscreteScheduler
 
 from impasto.engine import load_pipeline
-from impasto.engine.deepcache import FULL_FILE, DeepCacheError, split_unet
+from impasto.engine.deepcache import DeepCacheError, split_unet
 from impasto.engine.providers import cpu_choice
 from impasto.engine.types import EngineError
 

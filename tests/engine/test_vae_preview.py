@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from impasto.engine import StableDiffusion
-from impasto.engine.preview import Previewer, linear_preview
+from impasto.engine.preview import FastDecoder, Previewer, linear_preview
 from impasto.engine.vae import Vae
 
 
@@ -74,6 +74,6 @@ def test_linear_preview_is_latent_sized_rgb() -> None:
 def test_previewer_uses_taesd_when_present() -> None:
     decoder = PointwiseDecoder()
     decoder.inputs = {"latent_sample": None}  # type: ignore[attr-defined]
-    previewer = Previewer(decoder)  # type: ignore[arg-type]
+    previewer = Previewer(FastDecoder(decoder))  # type: ignore[arg-type]
     image = previewer(_latents(4, 4, batch=2))
     assert decoder.shapes == [(1, 4, 4, 4)] and image.size == (32, 32)

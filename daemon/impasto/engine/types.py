@@ -126,6 +126,9 @@ class GenerationParams:
     """DeepCache: the whole UNet every n-th evaluation, its shallow part between; 0 or 1 off."""
     decoder: str = "full"
     """``full``: the model's VAE; ``fast``: its TAESD decoder (a quick approximation)."""
+    fast_decoder: Path | None = None
+    """An installed TAESD folder (``taesd_decoder/``) for previews and ``decoder="fast"``,
+    used when the model folder has no ``taesd_decoder/`` of its own."""
     extra: dict[str, object] = field(default_factory=dict)
 
 

@@ -93,7 +93,8 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
     )
     decoders = LIMITS["decoder"].choices or []
     if params.decoder not in decoders:
-        raise InvalidRequestError("decoder", f"{params.decoder!r} is not one of {', '.join(decoders)}")
+        allowed = ", ".join(decoders)
+        raise InvalidRequestError("decoder", f"{params.decoder!r} is not one of {allowed}")
     if params.refiner is not None and params.mask_image is not None:
         # The inpaint hooks (mask channels, blending) belong to the base model's run.
         raise InvalidRequestError("refiner", "inpainting cannot use a refiner")

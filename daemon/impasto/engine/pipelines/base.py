@@ -62,7 +62,8 @@ class UNet:
         try:
             split = split_unet(self.model.path)
         except DeepCacheError as exc:
-            raise EngineError(f"DeepCache (cache_interval) cannot run on this model: {exc}") from exc
+            problem = f"DeepCache (cache_interval) cannot run on this model: {exc}"
+            raise EngineError(problem) from exc
         full = self.model.reopen(split.full)
         self.shallow = self.model.reopen(split.shallow)
         plain, self.model = self.model, full

@@ -1,0 +1,230 @@
+"""DeepCache and the fast decoder against diffusers, on the SD 1.5 shape, in one run.
+
+    nice .venv/bin/python bench/speed.py                    # both tables, 512x512, 2 threads
+    nice .venv/bin/python bench/speed.py --only deepcache   # 20 steps: DeepCache vs diffusers
+    nice .venv/bin/python bench/speed.py --only fast        # 1 step, no CFG: TAESD vs diffusers
+    nice .venv/bin/python bench/speed.py --only preview     # a TAESD preview against a UNet step
+
+Weights: ``models/build_tiny.py --shape sd15`` (random SD 1.5-shaped weights, and a TAESD with
+TAESD's real architecture under ``taesd/``). Each measurement runs in a fresh subprocess with
+the same threads, sampler (euler), prompt and starting latents; the ratios are of runs made in
+this one invocation, taking turns round after round, so machine load drifts into all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+SD15 = Path("~/.cache/impasto/bench/sd15").expanduser()
+PROMPT, NEGATIVE = "a lighthouse on a cliff at dusk, oil painting", "blurry, low quality"
+
+
+def _latents(size: int) -> Any:
+    import numpy as np
+
+    shape = (1, 4, size // 8, size // 8)
+    return np.random.default_rng(42).standard_normal(shape).astype(np.float32)
+
+
+def _timed(run: Any, runs: int, warmup: bool) -> list[float]:
+    if warmup:
+        run()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def child_ours(args: argparse.Namespace) -> dict[str, Any]:
+    """Our engine with the asked DeepCache interval and decoder."""
+    from impasto.engine import GenerationParams, load_pipeline
+    from impasto.engine.providers import cpu_choice
+
+    choice = dataclasses.replace(cpu_choice(), threads=args.threads)
+    pipe = load_pipeline(SD15 / "onnx", choice)
+    params = GenerationParams(
+        prompt=PROMPT,
+        negative_prompt=NEGATIVE,
+        width=args.size,
+        height=args.size,
+        steps=args.steps,
+        cfg_scale=args.cfg,
+        seed=1,
+        sampler="euler",
+        cache_interval=args.cache_interval,
+        decoder=args.decoder,
+        fast_decoder=SD15 / "taesd",
+    )
+    latents = _latents(args.size)
+    if args.cache_interval > 1:
+        pipe.unet.enable_deep_cache()  # the split and its session load are not a run
+    return {"times": _timed(lambda: pipe.generate(params, latents=latents), args.runs, args.warmup)}
+
+
+def child_diffusers(args: argparse.Namespace) -> dict[str, Any]:
+    """diffusers' StableDiffusionPipeline (fp32, CPU, AutoencoderKL decode) on the same weights."""
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    pipe = StableDiffusionPipeline.from_pretrained(SD15 / "diffusers", safety_checker=None)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    latents = torch.from_numpy(_latents(args.size))
+
+    def run() -> None:
+        pipe(
+            prompt=PROMPT,
+            negative_prompt=NEGATIVE if args.cfg > 1 else None,
+            num_inference_steps=args.steps,
+            guidance_scale=args.cfg,
+            height=args.size,
+            width=args.size,
+            latents=latents,
+            output_type="pil",
+        )
+
+    return {"times": _timed(run, args.runs, args.warmup)}
+
+
+def child_preview(args: argparse.Namespace) -> dict[str, Any]:
+    """One TAESD preview decode against one UNet step (CFG batch of 2), same sessions as ours."""
+    import numpy as np
+
+    from impasto.engine import GenerationParams, load_pipeline
+    from impasto.engine.providers import cpu_choice
+
+    choice = dataclasses.replace(cpu_choice(), threads=args.threads)
+    pipe = load_pipeline(SD15 / "onnx", choice)
+    params = GenerationParams(prompt=PROMPT, fast_decoder=SD15 / "taesd")
+    fast = pipe.fast_decoder_for(params)
+    assert fast is not None
+    latents = _latents(args.size)
+    side = args.size // 8
+    rng = np.random.default_rng(0)
+    feeds = {
+        "sample": rng.standard_normal((2, 4, side, side)).astype(np.float32),
+        "timestep": np.asarray(999.0, dtype=np.float32),
+        "encoder_hidden_states": rng.standard_normal((2, 77, 768)).astype(np.float32),
+    }
+    preview = _timed(lambda: fast.decode(latents), args.runs, True)
+    step = _timed(lambda: pipe.unet.model.run(feeds), args.runs, True)
+    return {"preview": preview, "step": step}
+
+
+CHILDREN = {"ours": child_ours, "diffusers": child_diffusers, "preview": child_preview}
+
+
+def spawn(kind: str, args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+    """Run one child in a fresh interpreter and return its JSON result (or an error)."""
+    settings = {**vars(args), **extra}
+    argv = [sys.executable, __file__, "--child", kind]
+    for key in ("size", "threads", "runs", "steps", "cfg", "cache_interval", "decoder"):
+        argv += [f"--{key.replace('_', '-')}", str(settings[key])]
+    if settings["warmup"]:
+        argv.append("--warmup")
+    threads = str(args.threads)
+    env = os.environ | {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"error": " | ".join(tail) or f"exit {proc.returncode}"}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def compare(title: str, target: float, args: argparse.Namespace, cases: dict[str, dict]) -> None:
+    """Run each case ``args.rounds`` times in turn; print medians and ours/diffusers."""
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(args.rounds):
+        for name, extra in cases.items():
+            settings = {k: v for k, v in extra.items() if k != "kind"}
+            result = spawn(extra.get("kind", "ours"), args, **settings)
+            if "error" in result:
+                print(f"{name}: {result['error']}")
+                continue
+            times[name] += result.get("times", [])
+    medians = {k: statistics.median(v) for k, v in times.items() if v}
+    print(f"\n### {title}, {args.size}x{args.size}, {args.threads} threads\n")
+    print("| | seconds | / diffusers |\n|---|---:|---:|")
+    reference = medians.get("diffusers")
+    for name, value in medians.items():
+        ratio = f"{value / reference:.3f}" if reference else "n/a"
+        print(f"| {name} | {value:.2f} | {ratio} |")
+    first = next(iter(medians), None)
+    if first and reference and first != "diffusers":
+        print(f"\n{first}/diffusers {medians[first] / reference:.3f} (target <= {target})")
+    for name, values in times.items():
+        print(f"{name} runs: {', '.join(f'{t:.2f}' for t in values)}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child", choices=sorted(CHILDREN))
+    parser.add_argument("--only", choices=["deepcache", "fast", "preview"])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--cfg", type=float, default=7.5)
+    parser.add_argument("--cache-interval", type=int, default=0)
+    parser.add_argument("--decoder", default="full")
+    parser.add_argument("--warmup", action="store_true", help="one untimed run first")
+    parser.add_argument("--interval", type=int, default=3, help="DeepCache's (SD 1.x's value)")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(CHILDREN[args.child](args)))
+        return 0
+    if args.only in (None, "deepcache"):
+        compare(
+            f"20 steps euler, cfg 7.5: DeepCache every {args.interval} steps",
+            0.35,
+            args,
+            {
+                f"ours, cache_interval {args.interval}": {"cache_interval": args.interval},
+                "ours, no cache": {},
+                "diffusers": {"kind": "diffusers"},
+            },
+        )
+    if args.only in (None, "fast"):
+        one = {"steps": 1, "cfg": 0.0, "warmup": True}
+        compare(
+            "1 step, no CFG: fast decoder (TAESD) against diffusers' AutoencoderKL",
+            0.3,
+            args,
+            {
+                "ours, decoder fast": {**one, "decoder": "fast"},
+                "ours, decoder full": {**one},
+                "diffusers": {**one, "kind": "diffusers"},
+            },
+        )
+    if args.only in (None, "preview"):
+        result = spawn("preview", args, runs=3)
+        if "error" in result:
+            print(f"preview: {result['error']}")
+        else:
+            preview, step = statistics.median(result["preview"]), statistics.median(result["step"])
+            print(
+                f"\n### Live preview cost, {args.size}x{args.size}\n\nTAESD preview "
+                f"{preview * 1000:.0f} ms, UNet step (CFG batch 2) {step * 1000:.0f} ms: "
+                f"preview/step {preview / step:.3f} (target < 0.05)"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
