@@ -64,10 +64,17 @@ class UNet:
         except DeepCacheError as exc:
             problem = f"DeepCache (cache_interval) cannot run on this model: {exc}"
             raise EngineError(problem) from exc
-        full = self.model.reopen(split.full)
-        self.shallow = self.model.reopen(split.shallow)
-        plain, self.model = self.model, full
+        # The full graph replaces the plain one: close it first, so the UNet's weights are
+        # never in memory twice (3.4 GB each for SD 1.5 in fp32).
+        plain = self.model
         plain.close()
+        try:
+            full = plain.reopen(split.full)
+        except EngineError:
+            self.model = plain.reopen(plain.path)
+            raise
+        self.model = full  # it gives the plain output too: a failure below leaves it working
+        self.shallow = plain.reopen(split.shallow)
         self.feature = split.feature
 
     @property
