@@ -4,6 +4,7 @@
     nice .venv/bin/python bench/speed.py --only deepcache   # 20 steps: DeepCache vs diffusers
     nice .venv/bin/python bench/speed.py --only fast        # 1 step, no CFG: TAESD vs diffusers
     nice .venv/bin/python bench/speed.py --only preview     # a TAESD preview against a UNet step
+    nice .venv/bin/python bench/speed.py --only parts --runs 2  # per-call times, targets composed
 
 Weights: ``models/build_tiny.py --shape sd15`` (random SD 1.5-shaped weights, and a TAESD with
 TAESD's real architecture under ``taesd/``). Each measurement runs in a fresh subprocess with
@@ -124,13 +125,134 @@ def child_preview(args: argparse.Namespace) -> dict[str, Any]:
     return {"preview": preview, "step": step}
 
 
-CHILDREN = {"ours": child_ours, "diffusers": child_diffusers, "preview": child_preview}
+def _unet_feeds(batch: int, size: int) -> dict[str, Any]:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return {
+        "sample": rng.standard_normal((batch, 4, size // 8, size // 8)).astype(np.float32),
+        "timestep": np.asarray(999.0, dtype=np.float32),
+        "encoder_hidden_states": rng.standard_normal((batch, 77, 768)).astype(np.float32),
+    }
+
+
+def _median(run: Any, runs: int) -> float:
+    return statistics.median(_timed(run, runs, True))
+
+
+def child_parts_ours(args: argparse.Namespace) -> dict[str, Any]:
+    """Our sessions one call at a time: full and shallow UNet (batch 2 and 1), VAE, TAESD."""
+    from impasto.engine import GenerationParams, load_pipeline
+    from impasto.engine.providers import cpu_choice
+
+    choice = dataclasses.replace(cpu_choice(), threads=args.threads)
+    pipe = load_pipeline(SD15 / "onnx", choice)
+    pipe.unet.enable_deep_cache()
+    unet, shallow = pipe.unet.model, pipe.unet.shallow
+    assert shallow is not None
+    fast = pipe.fast_decoder_for(GenerationParams(prompt="x", fast_decoder=SD15 / "taesd"))
+    assert fast is not None
+    latents = _latents(args.size)
+    parts: dict[str, float] = {}
+    for batch in (2, 1):
+        feeds = _unet_feeds(batch, args.size)
+        out = unet.run_outputs(feeds, (0, 1))
+        parts[f"unet_b{batch}"] = _median(lambda f=feeds: unet.run(f), args.runs)
+        cut = {k: v for k, v in feeds.items() if k in shallow.inputs} | {pipe.unet.feature: out[1]}
+        parts[f"shallow_b{batch}"] = _median(lambda c=cut: shallow.run(c), args.runs)
+    parts["vae"] = _median(lambda: pipe.vae.decode(latents), args.runs)
+    parts["taesd"] = _median(lambda: fast.decode(latents), args.runs)
+    prompt = GenerationParams(prompt=PROMPT, negative_prompt=NEGATIVE)
+    parts["text"] = _median(
+        lambda: pipe.prompts.encode_pair(prompt.prompt, prompt.negative_prompt, 1), args.runs
+    )
+    return {"parts": parts}
+
+
+def child_parts_diffusers(args: argparse.Namespace) -> dict[str, Any]:
+    """diffusers' torch modules one call at a time: UNet (batch 2 and 1), AutoencoderKL decode."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    pipe = StableDiffusionPipeline.from_pretrained(SD15 / "diffusers", safety_checker=None)
+    parts: dict[str, float] = {}
+    with torch.no_grad():
+        for batch in (2, 1):
+            feeds = {k: torch.from_numpy(v) for k, v in _unet_feeds(batch, args.size).items()}
+            parts[f"unet_b{batch}"] = _median(lambda f=feeds: pipe.unet(**f), args.runs)
+        latents = torch.from_numpy(_latents(args.size)) / pipe.vae.config.scaling_factor
+        parts["vae"] = _median(lambda: pipe.vae.decode(latents), args.runs)
+        parts["text"] = _median(
+            lambda: pipe.encode_prompt(PROMPT, "cpu", 1, True, NEGATIVE), args.runs
+        )
+    return {"parts": parts}
+
+
+def parts_table(args: argparse.Namespace) -> None:
+    """Per-call times of both sides in one run, and the two targets composed from them."""
+    ours = spawn("parts_ours", args)
+    theirs = spawn("parts_diffusers", args)
+    if "error" in ours or "error" in theirs:
+        print(f"ours: {ours.get('error')}, diffusers: {theirs.get('error')}")
+        return
+    o, d = ours["parts"], theirs["parts"]
+    print(f"\n### Per call, {args.size}x{args.size}, {args.threads} threads, median of {args.runs}")
+    print("\n| call | ours s | diffusers s |\n|---|---:|---:|")
+    for key in sorted(set(o) | set(d)):
+        mine = f"{o[key]:.3f}" if key in o else ""
+        print(f"| {key} | {mine} | {d[key]:.3f} |" if key in d else f"| {key} | {mine} | |")
+    steps, n = 20, args.interval
+    full = len(range(0, steps, n))
+    cached = o["text"] + full * o["unet_b2"] + (steps - full) * o["shallow_b2"] + o["vae"]
+    plain = o["text"] + steps * o["unet_b2"] + o["vae"]
+    reference = d["text"] + steps * d["unet_b2"] + d["vae"]
+    print(
+        f"\n20 steps, cfg: ours with DeepCache every {n} ({full} full, {steps - full} shallow) "
+        f"{cached:.1f} s, ours without {plain:.1f} s, diffusers {reference:.1f} s: "
+        f"ours/diffusers {cached / reference:.3f} with DeepCache (target <= 0.35), "
+        f"{plain / reference:.3f} without"
+    )
+    one_fast = o["unet_b1"] + o["taesd"]
+    one_ref = d["unet_b1"] + d["vae"]
+    print(
+        f"1 step, no CFG: ours with the fast decoder {one_fast:.2f} s, diffusers "
+        f"(AutoencoderKL) {one_ref:.2f} s: ours/diffusers {one_fast / one_ref:.3f} (target <= 0.3)"
+    )
+    print(
+        f"Live preview: TAESD {o['taesd']:.3f} s / UNet step {o['unet_b2']:.3f} s = "
+        f"{o['taesd'] / o['unet_b2']:.3f} (target < 0.05)"
+    )
+
+
+CHILDREN = {
+    "ours": child_ours,
+    "diffusers": child_diffusers,
+    "preview": child_preview,
+    "parts_ours": child_parts_ours,
+    "parts_diffusers": child_parts_diffusers,
+}
+
+
+def _wait_for_memory(gib: float, patience: float = 900.0) -> None:
+    """On a shared machine, start a 3.4 GB model only once that much memory is free."""
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        with open("/proc/meminfo", encoding="ascii") as info:
+            fields = dict(line.split(":", 1) for line in info)
+        if int(fields["MemAvailable"].split()[0]) / 1024**2 >= gib:
+            return
+        time.sleep(5)
 
 
 def spawn(kind: str, args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
     """Run one child in a fresh interpreter and return its JSON result (or an error)."""
     settings = {**vars(args), **extra}
-    argv = [sys.executable, __file__, "--child", kind]
+    if Path("/proc/meminfo").is_file():
+        _wait_for_memory(args.free_gib)
+    # -P: bench/ is not put on sys.path (its queue.py would hide the standard library's).
+    argv = [sys.executable, "-P", __file__, "--child", kind]
     for key in ("size", "threads", "runs", "steps", "cfg", "cache_interval", "decoder"):
         argv += [f"--{key.replace('_', '-')}", str(settings[key])]
     if settings["warmup"]:
@@ -174,7 +296,7 @@ def compare(title: str, target: float, args: argparse.Namespace, cases: dict[str
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", choices=sorted(CHILDREN))
-    parser.add_argument("--only", choices=["deepcache", "fast", "preview"])
+    parser.add_argument("--only", choices=["deepcache", "fast", "preview", "parts"])
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=1)
@@ -184,10 +306,14 @@ def main() -> int:
     parser.add_argument("--cache-interval", type=int, default=0)
     parser.add_argument("--decoder", default="full")
     parser.add_argument("--warmup", action="store_true", help="one untimed run first")
+    parser.add_argument("--free-gib", type=float, default=10.0, help="wait for this much memory")
     parser.add_argument("--interval", type=int, default=3, help="DeepCache's (SD 1.x's value)")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(CHILDREN[args.child](args)))
+        return 0
+    if args.only == "parts":
+        parts_table(args)
         return 0
     if args.only in (None, "deepcache"):
         compare(

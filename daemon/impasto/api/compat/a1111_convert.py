@@ -21,7 +21,12 @@ from impasto.api.compat.samplers_map import (
     to_impasto,
 )
 from impasto.engine.upscale_latents import UPSCALER_LABELS
-from impasto.services.compat import ResultImage, current_checkpoint, resolve_checkpoint
+from impasto.services.compat import (
+    ResultImage,
+    compat_state,
+    current_checkpoint,
+    resolve_checkpoint,
+)
 from impasto.services.container import Services
 from impasto.wire import GenerateRequest, ResolvedPlan
 
@@ -104,6 +109,12 @@ def _model(services: Services, req: Txt2ImgRequest) -> str:
     return model
 
 
+def _decoder(services: Services, req: Txt2ImgRequest) -> str:
+    """A1111's ``sd_vae_decode_method`` ("Full" or "TAESD"; override, else the set option)."""
+    options = {**compat_state(services).options, **(req.override_settings or {})}
+    return "fast" if options.get("sd_vae_decode_method") == "TAESD" else "full"
+
+
 def plan(services: Services, req: Txt2ImgRequest) -> Plan:
     """Check the request and split it into one Impasto request per iteration (n_iter)."""
     _reject_unsupported(req)
@@ -148,6 +159,7 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "schedule": None if schedule == "default" and choice is None else schedule,
             "strength": strength,
             "hires": _hires(services, req, model),
+            "decoder": _decoder(services, req),
         }
     )
     images: dict[str, str] = {}

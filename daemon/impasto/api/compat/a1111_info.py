@@ -45,6 +45,8 @@ BASE_OPTIONS: dict[str, Any] = {
     "samples_format": "png",
     "eta_noise_seed_delta": 0,
     "live_previews_enable": True,
+    "sd_vae_decode_method": "Full",  # "TAESD": decoder "fast" (docs/speed.md)
+    "show_progress_type": "TAESD",  # previews use TAESD when installed, else a linear map
     "show_progress_every_n_steps": 1,
 }
 
