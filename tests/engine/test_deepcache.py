@@ -189,3 +189,25 @@ def test_a_model_that_cannot_be_split_fails_naming_the_field(
     with pytest.raises(EngineError, match=r"cache_interval.*no cut here"):
         pipe.generate(small(cache_interval=2))
     pipe.generate(small())  # without DeepCache the model still runs
+
+
+def test_deepcache_runs_sdxl_with_its_extra_inputs(tmp_path: Path) -> None:
+    """SDXL's text_embeds and time_ids reach the shallow pass (its time embedding needs them)."""
+    folder = Path(shutil.copytree(TINY / "sdxl-tiny", tmp_path / "sdxl-tiny"))
+    pipe = load_pipeline(folder, cpu_choice())
+    plain = pipe.generate(small(steps=4))[0].image
+    cached = pipe.generate(small(steps=4, cache_interval=2))[0].image
+    assert pipe.unet.shallow is not None and "time_ids" in pipe.unet.shallow.inputs
+    assert np.asarray(plain).shape == np.asarray(cached).shape
+
+
+def test_deepcache_keeps_a_lora_applied(tiny_copy: Path) -> None:
+    """A LoRA's replaced weights reach the split graphs: one full step equals the plain run."""
+    lora = [(TINY / "adapters" / "loras" / "tiny-peft.safetensors", 1.0)]
+    pipe = load_pipeline(tiny_copy, cpu_choice())
+    with_lora = pipe.generate(small(steps=1, loras=lora))[0].image
+    cached = pipe.generate(small(steps=1, loras=lora, cache_interval=2))[0].image
+    without = pipe.generate(small(steps=1, cache_interval=2))[0].image
+    np.testing.assert_array_equal(np.asarray(cached), np.asarray(with_lora))
+    assert np.abs(np.asarray(cached, np.int32) - np.asarray(without, np.int32)).max() > 0
+    pipe.generate(small(steps=3, loras=lora, cache_interval=2))  # the shallow pass opens too
