@@ -181,7 +181,7 @@ def test_deepcache_runs_the_full_unet_every_interval(tiny_copy: Path) -> None:
 def test_a_model_that_cannot_be_split_fails_naming_the_field(
     tiny_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(_model: Path) -> None:
+    def refuse(_model: Path, _fallback: Path | None = None) -> None:
         raise DeepCacheError("no cut here")
 
     monkeypatch.setattr("impasto.engine.pipelines.base.split_unet", refuse)
@@ -211,3 +211,26 @@ def test_deepcache_keeps_a_lora_applied(tiny_copy: Path) -> None:
     np.testing.assert_array_equal(np.asarray(cached), np.asarray(with_lora))
     assert np.abs(np.asarray(cached, np.int32) - np.asarray(without, np.int32)).max() > 0
     pipe.generate(small(steps=3, loras=lora, cache_interval=2))  # the shallow pass opens too
+
+
+def test_a_read_only_bundled_model_splits_into_the_cache(
+    tiny_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model folder that cannot be written (bundled) gets its split in the cache folder."""
+    import impasto.engine.deepcache as deepcache
+
+    unet_dir = tiny_copy / "unet"
+    real_replace = deepcache.os.replace
+
+    def read_only(source: Any, target: Any) -> None:
+        if Path(target).parent == unet_dir:
+            raise PermissionError(13, "read-only", str(target))
+        real_replace(source, target)
+
+    monkeypatch.setattr(deepcache.os, "replace", read_only)
+    monkeypatch.setattr(deepcache.os, "access", lambda path, mode: Path(path) != unet_dir)
+    with pytest.raises(DeepCacheError, match="cannot write"):
+        split_unet(unet_dir / "model.onnx")
+    split = split_unet(unet_dir / "model.onnx", tmp_path / "cache")
+    assert split.full.is_relative_to(tmp_path / "cache") and split.shallow.is_file()
+    assert not (unet_dir / "deepcache-full.onnx").exists()

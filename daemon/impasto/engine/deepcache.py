@@ -20,12 +20,14 @@ the ``onnx`` package is not needed and a split takes about as long as copying th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mmap
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from impasto.engine.onnx_external import read_external_data_locations
 from impasto.formats.protobuf import ProtobufError, fields, varint
 
 FULL_FILE = "deepcache-full.onnx"
@@ -229,10 +231,13 @@ def _model_without_graph(buf: memoryview) -> tuple[bytes, tuple[int, int]]:
 
 def _write(path: Path, parts: list[bytes | memoryview]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as out:
-        for part in parts:
-            out.write(part)
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as out:
+            for part in parts:
+                out.write(part)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _split(model: Path, full: Path, shallow: Path) -> tuple[str, frozenset[str]]:
@@ -248,7 +253,8 @@ def _split(model: Path, full: Path, shallow: Path) -> tuple[str, frozenset[str]]
             extra_output = _field(_G_OUTPUT, _tensor_value_info(feature, elem_type))
             full_graph_len = (ge - gs) + len(extra_output)
             graph_key = _varint_bytes(_MODEL_GRAPH << 3 | 2) + _varint_bytes(full_graph_len)
-            _write(full, [head, graph_key, buf[gs:ge], extra_output])
+            with buf[gs:ge] as graph_bytes:  # released before the mapping closes, even on error
+                _write(full, [head, graph_key, graph_bytes, extra_output])
 
             nodes, names = _needed_nodes(graph, out_name, feature)
             if feature not in names:
@@ -279,14 +285,31 @@ def _source_stats(model: Path) -> list[int]:
     return [FORMAT, st.st_size, st.st_mtime_ns]
 
 
-def split_unet(model: Path) -> DeepCacheSplit:
+def split_unet(model: Path, fallback_dir: Path | None = None) -> DeepCacheSplit:
     """The DeepCache graphs of ``model`` (a UNet's ``model.onnx``), split now or reused.
 
     The split is redone when ``model.onnx`` changes (size or mtime), as after an install step
-    rewrites it. Raises DeepCacheError when the graph has no recognisable cut.
+    rewrites it. A read-only model folder (a bundled model) whose weights are all inline gets
+    its split in ``fallback_dir`` instead. Raises DeepCacheError when the graph has no
+    recognisable cut or the split cannot be written.
     """
     model = Path(model)
-    folder = model.parent
+    try:
+        return _split_in(model, model.parent)
+    except DeepCacheError as exc:
+        writable = os.access(model.parent, os.W_OK)
+        if writable or fallback_dir is None or read_external_data_locations(model):
+            raise
+        digest = hashlib.sha256(str(model.resolve()).encode()).hexdigest()[:16]
+        folder = fallback_dir / "deepcache" / digest
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            raise exc from None
+        return _split_in(model, folder)
+
+
+def _split_in(model: Path, folder: Path) -> DeepCacheSplit:
     full, shallow, info_file = folder / FULL_FILE, folder / SHALLOW_FILE, folder / INFO_FILE
     try:
         info = json.loads(info_file.read_text(encoding="utf-8"))

@@ -60,7 +60,7 @@ class UNet:
         if self.shallow is not None:
             return
         try:
-            split = split_unet(self.model.path)
+            split = split_unet(self.model.path, self.model.cache_dir)
         except DeepCacheError as exc:
             problem = f"DeepCache (cache_interval) cannot run on this model: {exc}"
             raise EngineError(problem) from exc
