@@ -105,6 +105,7 @@ def child_preview(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
     from impasto.engine import GenerationParams, load_pipeline
+    from impasto.engine.preview import Previewer
     from impasto.engine.providers import cpu_choice
 
     choice = dataclasses.replace(cpu_choice(), threads=args.threads)
@@ -120,7 +121,8 @@ def child_preview(args: argparse.Namespace) -> dict[str, Any]:
         "timestep": np.asarray(999.0, dtype=np.float32),
         "encoder_hidden_states": rng.standard_normal((2, 77, 768)).astype(np.float32),
     }
-    preview = _timed(lambda: fast.decode(latents), args.runs, True)
+    previewer = Previewer(fast)  # as a generation makes its previews (at most 256 px)
+    preview = _timed(lambda: previewer(latents), args.runs, True)
     step = _timed(lambda: pipe.unet.model.run(feeds), args.runs, True)
     return {"preview": preview, "step": step}
 
@@ -141,31 +143,47 @@ def _median(run: Any, runs: int) -> float:
 
 
 def child_parts_ours(args: argparse.Namespace) -> dict[str, Any]:
-    """Our sessions one call at a time: full and shallow UNet (batch 2 and 1), VAE, TAESD."""
-    from impasto.engine import GenerationParams, load_pipeline
+    """Our sessions one call at a time: full and shallow UNet (batch 2 and 1), VAE, TAESD.
+
+    Each session is opened alone and closed after its calls, so one 3.4 GB UNet (and ONNX
+    Runtime's optimisation of it) is in memory at a time, as in a DeepCache generation.
+    """
+    from impasto.engine.deepcache import split_unet
+    from impasto.engine.model_folder import open_model_folder
+    from impasto.engine.preview import FastDecoder
     from impasto.engine.providers import cpu_choice
+    from impasto.engine.sessions import OrtModel
+    from impasto.engine.text_encoder import PromptEncoder
+    from impasto.engine.tokenizer import ClipTokenizer
+    from impasto.engine.vae import Vae
 
     choice = dataclasses.replace(cpu_choice(), threads=args.threads)
-    pipe = load_pipeline(SD15 / "onnx", choice)
-    pipe.unet.enable_deep_cache()
-    unet, shallow = pipe.unet.model, pipe.unet.shallow
-    assert shallow is not None
-    fast = pipe.fast_decoder_for(GenerationParams(prompt="x", fast_decoder=SD15 / "taesd"))
-    assert fast is not None
-    latents = _latents(args.size)
+    folder = open_model_folder(SD15 / "onnx")
+    split = split_unet(folder.unet)
     parts: dict[str, float] = {}
+    features = {}
+    unet = OrtModel(split.full, choice)
     for batch in (2, 1):
         feeds = _unet_feeds(batch, args.size)
-        out = unet.run_outputs(feeds, (0, 1))
+        features[batch] = unet.run_outputs(feeds, (0, 1))[1]
         parts[f"unet_b{batch}"] = _median(lambda f=feeds: unet.run(f), args.runs)
-        cut = {k: v for k, v in feeds.items() if k in shallow.inputs} | {pipe.unet.feature: out[1]}
+    unet.close()
+    shallow = OrtModel(split.shallow, choice)
+    for batch in (2, 1):
+        feeds = _unet_feeds(batch, args.size)
+        cut = {k: v for k, v in feeds.items() if k in shallow.inputs}
+        cut[split.feature] = features[batch]
         parts[f"shallow_b{batch}"] = _median(lambda c=cut: shallow.run(c), args.runs)
-    parts["vae"] = _median(lambda: pipe.vae.decode(latents), args.runs)
+    shallow.close()
+    latents = _latents(args.size)
+    vae = Vae(OrtModel(folder.vae_decoder, choice), None, folder.vae_scaling_factor)
+    parts["vae"] = _median(lambda: vae.decode(latents), args.runs)
+    vae.decoder.close()
+    fast = FastDecoder(OrtModel(SD15 / "taesd" / "taesd_decoder" / "model.onnx", choice))
     parts["taesd"] = _median(lambda: fast.decode(latents), args.runs)
-    prompt = GenerationParams(prompt=PROMPT, negative_prompt=NEGATIVE)
-    parts["text"] = _median(
-        lambda: pipe.prompts.encode_pair(prompt.prompt, prompt.negative_prompt, 1), args.runs
-    )
+    text = OrtModel(folder.text_encoder, choice)
+    prompts = PromptEncoder(ClipTokenizer(folder.tokenizer_dir, folder.pad_token), text)
+    parts["text"] = _median(lambda: prompts.encode_pair(PROMPT, NEGATIVE, 1), args.runs)
     return {"parts": parts}
 
 

@@ -44,6 +44,23 @@ class FastDecoder:
         return np.concatenate(rows).astype(np.float32)
 
 
+PREVIEW_LATENT_SIDE = 32
+"""Latents larger than this (256 px) are averaged down before a TAESD preview: the decode's
+cost grows with the pixels, and a preview need not be full size to be read."""
+
+
+def preview_latents(latents: np.ndarray) -> np.ndarray:
+    """The first image's latents, average-pooled by a whole factor to at most 32 a side."""
+    first = latents[:1].astype(np.float32)
+    _, c, h, w = first.shape
+    factor = max(1, -(-max(h, w) // PREVIEW_LATENT_SIDE))
+    if factor == 1:
+        return first
+    h2, w2 = h // factor, w // factor
+    cropped = first[:, :, : h2 * factor, : w2 * factor]
+    return cropped.reshape(1, c, h2, factor, w2, factor).mean(axis=(3, 5))
+
+
 class Previewer:
     """Makes previews with a fast decoder (TAESD) when one is installed, else linearly."""
 
@@ -51,7 +68,7 @@ class Previewer:
         self.fast = fast
 
     def __call__(self, latents: np.ndarray) -> Image.Image:
-        """A preview of the first image of ``latents``."""
+        """A preview of the first image of ``latents`` (at most 256 px a side with TAESD)."""
         if self.fast is None:
             return linear_preview(latents)
-        return array_to_images(self.fast.decode(latents[:1]))[0]
+        return array_to_images(self.fast.decode(preview_latents(latents)))[0]
