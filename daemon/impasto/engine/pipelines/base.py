@@ -184,7 +184,11 @@ class Guidance:
         slot: int = 0,
     ) -> Any:
         extra = {k: v if part is None else v[part] for k, v in self._extra_host.items()}
-        return self.unet.run(sample, t, hidden, extra or None, self.cache, reuse, slot)
+        if self.cache is not None:
+            return self.unet.run(sample, t, hidden, extra or None, self.cache, reuse, slot)
+        if not extra:
+            return self.unet.run(sample, t, hidden)
+        return self.unet.run(sample, t, hidden, extra)
 
     def predict(self, sample: np.ndarray, t: float) -> np.ndarray:
         """The guided model output for ``sample`` at timestep ``t``."""
