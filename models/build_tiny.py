@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from diffusers import (
     AutoencoderKL,
+    AutoencoderTiny,
     DDIMScheduler,
     PNDMScheduler,
     StableDiffusionInpaintPipeline,
@@ -171,6 +172,35 @@ def make_vae(full: bool) -> AutoencoderKL:
     )
 
 
+TAESD_TINY = "taesd-tiny"
+
+
+def make_taesd(full: bool) -> AutoencoderTiny:
+    """TAESD's architecture (diffusers' defaults), or an 8-channel one with one block a level.
+
+    Seeded here, so a rebuild (and the tests' torch reference) gives the same weights.
+    """
+    torch.manual_seed(SEED + 3)
+    if full:
+        return AutoencoderTiny()
+    return AutoencoderTiny(
+        encoder_block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        num_encoder_blocks=(1, 1, 1, 1),
+        num_decoder_blocks=(1, 1, 1, 1),
+    )
+
+
+def build_taesd(out: Path, full: bool = False) -> Path:
+    """Export a seeded AutoencoderTiny's decoder as an installed fast decoder folder."""
+    from impasto.services.convert import export_fast_decoder
+
+    if out.exists():
+        shutil.rmtree(out)
+    export_fast_decoder(make_taesd(full), out)
+    return out
+
+
 # Returns Any: mypy resolves diffusers' lazy exports to dummy classes without save_pretrained.
 def build_pipeline(variant: Variant, work: Path, full: bool) -> Any:
     """Assemble a seeded random-weight pipeline; `work` receives the tokenizer files."""
@@ -281,7 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--only", choices=[*TINY, "sd-tiny-fp16", *FAMILIES, "adapters"], help="build one"
+        "--only",
+        choices=[*TINY, "sd-tiny-fp16", *FAMILIES, "adapters", TAESD_TINY],
+        help="build one",
     )
     parser.add_argument("--shape", choices=["tiny", "sd15"], default="tiny")
     parser.add_argument("--out", type=Path, help="output folder (default: models/tiny or cache)")
@@ -290,11 +322,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     if args.shape == "sd15":
         build_sd15((args.out or SD15_CACHE).expanduser())
+        build_taesd((args.out or SD15_CACHE).expanduser() / "taesd", full=True)
     else:
         out_root = args.out or TINY_ROOT
-        names = [args.only] if args.only else [*TINY, "sd-tiny-fp16", *FAMILIES, "adapters"]
+        every = [*TINY, "sd-tiny-fp16", *FAMILIES, "adapters", TAESD_TINY]
+        names = [args.only] if args.only else every
         for name in names:
-            if name == "adapters":
+            if name == TAESD_TINY:
+                build_taesd(out_root / name)
+            elif name == "adapters":
                 build_adapters(out_root / ADAPTERS_ROOT, build_pipeline, TINY["sd-tiny"])
             elif name in FAMILIES:
                 build_family(FAMILIES[name], out_root, args.keep_diffusers)

@@ -56,6 +56,17 @@ ClipSkip = Annotated[int, Meta(ge=1, le=12)]
 Fraction = Annotated[float, Meta(ge=0, le=1)]
 HiresScale = Annotated[float, Meta(ge=1, le=4, description="Target size over the first pass's")]
 LoraWeight = Annotated[float, Meta(ge=-2, le=2)]
+CacheInterval = Annotated[
+    int,
+    Meta(
+        ge=-1,
+        le=10,
+        description="DeepCache: the whole UNet every n-th step, its shallow part between; "
+        "0 off, -1 the model family's recommended interval",
+    ),
+]
+DecoderName = Literal["full", "fast"]
+"""The final decode: the model's VAE, or the tiny TAESD decoder (docs/speed.md)."""
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 SamplerId = Annotated[str, Meta(min_length=1, max_length=64)]
 # Query parameters: routes take their QueryParameter bounds from these (``bounds``).
@@ -174,6 +185,8 @@ class GenerateRequest(Schema):
     ] = 0.8
     hires: HiresRequest | None = None
     sd_upscale: SdUpscaleRequest | None = None
+    cache_interval: CacheInterval = 0
+    decoder: DecoderName = "full"
     plugins: Annotated[
         dict[str, Any], Meta(description="Options for plugins, by plugin name (docs/plugins.md)")
     ] = msgspec.field(default_factory=dict)
@@ -206,6 +219,10 @@ class ResolvedPlan(Schema, kw_only=True):
     refiner_switch: float = 0.8
     hires: ResolvedHires | None = None
     sd_upscale: ResolvedSdUpscale | None = None
+    cache_interval: int = 0
+    decoder: str = "full"
+    fast_decoder: str | None = None
+    """The installed TAESD for previews and ``decoder: fast`` (None: the model's own, if any)."""
     plugins: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
@@ -462,6 +479,9 @@ def utc(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
+_MINUS_ONE = {"cache_interval": "the model family's recommended interval"}
+
+
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
@@ -482,7 +502,8 @@ def _rule(name: str, limit: FieldLimit) -> str:
     if limit.multiple_of:
         kind = f"an integer multiple of {limit.multiple_of}"
     if low == -1 and limit.type == "int":
-        return f"must be -1 (random) or {kind} between 0 and {_number(high)}"
+        meaning = _MINUS_ONE.get(name, "random")
+        return f"must be -1 ({meaning}) or {kind} between 0 and {_number(high)}"
     return f"must be {kind} between {_number(low)} and {_number(high)}"
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from impasto.engine import StableDiffusion
-from impasto.engine.preview import Previewer, linear_preview
+from impasto.engine.preview import FastDecoder, Previewer, linear_preview
 from impasto.engine.vae import Vae
 
 
@@ -74,6 +74,18 @@ def test_linear_preview_is_latent_sized_rgb() -> None:
 def test_previewer_uses_taesd_when_present() -> None:
     decoder = PointwiseDecoder()
     decoder.inputs = {"latent_sample": None}  # type: ignore[attr-defined]
-    previewer = Previewer(decoder)  # type: ignore[arg-type]
+    previewer = Previewer(FastDecoder(decoder))  # type: ignore[arg-type]
     image = previewer(_latents(4, 4, batch=2))
     assert decoder.shapes == [(1, 4, 4, 4)] and image.size == (32, 32)
+
+
+def test_large_previews_are_decoded_from_pooled_latents() -> None:
+    """A 512 px generation's TAESD preview decodes 32x32 latents (a quarter of the pixels)."""
+    decoder = PointwiseDecoder()
+    decoder.inputs = {"latent_sample": None}  # type: ignore[attr-defined]
+    latents = _latents(64, 48)
+    image = Previewer(FastDecoder(decoder))(latents)  # type: ignore[arg-type]
+    assert decoder.shapes == [(1, 4, 32, 24)] and image.size == (192, 256)
+    pooled = latents[0, :, :2, :2].mean(axis=(1, 2))
+    sent = np.arctanh(np.clip(np.asarray(image, np.float32)[0, 0] / 127.5 - 1, -0.999, 0.999))
+    assert np.allclose(sent, pooled[:3], atol=0.02)

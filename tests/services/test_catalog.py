@@ -128,7 +128,8 @@ def test_listing_shows_what_this_machine_gets() -> None:
     assert rows["sd-turbo"].chosen is not None and rows["sd-turbo"].chosen.key == "portable"
     assert "impasto[convert]" in rows["sd-turbo"].summary
     assert "the converter is not installed" in rows["sd-turbo"].summary
-    assert rows["taesd"].chosen is None and "preview decoder" in rows["taesd"].summary
+    assert rows["taesd"].chosen is not None and rows["taesd"].chosen.convert
+    assert rows["taesd"].chosen.repo == "madebyollin/taesd"
 
 
 def test_a_plain_entry_is_one_build_and_malformed_ones_are_refused(tmp_path: Path) -> None:

@@ -7,15 +7,15 @@ import { settingsFromPng } from './png-info.js';
 import { loadSettings, saveSettings } from './state.js';
 import { setLimits, validateRequest } from './validate.js';
 
-const NUMBER_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'batch_size', 'priority', 'strength'];
-const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule'];
+const NUMBER_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'batch_size', 'priority', 'strength', 'cache_interval'];
+const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule', 'decoder'];
 // The hires fix card: request field under ``hires`` -> form element id.
 const HIRES_FIELDS = { scale: 'hires_scale', upscaler: 'hires_upscaler', steps: 'hires_steps', strength: 'hires_strength' };
 const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, ...Object.values(HIRES_FIELDS)];
 // Fields that do not depend on the model; the rest come from the chosen model's defaults.
 export const DEFAULTS = {
   prompt: '', negative_prompt: '', model: '', seed: -1, batch_size: 1, priority: 0,
-  strength: 0.75, loras: [],
+  strength: 0.75, loras: [], cache_interval: 0, decoder: 'full',
 };
 // The tunables a model's defaults (GET /models, from the family table) set.
 export const MODEL_DEFAULT_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'sampler', 'schedule'];

@@ -27,6 +27,8 @@ REQUEST_FIELDS = {
     "schedule": "schedule",
     "priority": "priority",
     "strength": "strength",
+    "cache_interval": "cache_interval",
+    "decoder": "decoder",
 }
 
 
@@ -101,6 +103,18 @@ def register(
     parser.add_argument("--hires-sampler", metavar="NAME", help="second pass sampler")
     parser.add_argument("--hires-prompt", metavar="TEXT", help="second pass prompt")
     parser.add_argument("--hires-cfg", type=float, metavar="SCALE", help="second pass CFG")
+    parser.add_argument(
+        "--cache-interval",
+        type=int,
+        metavar="N",
+        help=f"DeepCache: the whole UNet every N-th step ({_range('cache_interval')}; "
+        "-1: the model family's recommended N; default 0, off)",
+    )
+    parser.add_argument(
+        "--decoder",
+        choices=LIMITS["decoder"].choices,
+        help="final decode: full (the model's VAE, default) or fast (TAESD, if installed)",
+    )
     parser.add_argument(
         "-o",
         "--output",

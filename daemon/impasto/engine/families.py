@@ -35,6 +35,8 @@ class Family:
     label: str
     detected_by: str
     defaults: FamilyDefaults
+    cache_interval: int = 0
+    """DeepCache's recommended interval (``cache_interval: -1``); 0: the family skips it."""
 
 
 FAMILIES: dict[str, Family] = {
@@ -45,36 +47,42 @@ FAMILIES: dict[str, Family] = {
             "Stable Diffusion 1.x",
             "cross-attention width 768 (or anything not listed below)",
             FamilyDefaults(20, 7.0, 512, 512, "euler_a"),
+            cache_interval=3,
         ),
         Family(
             "sd2",
             "Stable Diffusion 2.x (epsilon)",
             "cross-attention width 1024",
             FamilyDefaults(20, 7.0, 512, 512, "euler_a"),
+            cache_interval=3,
         ),
         Family(
             "sd2-v",
             "Stable Diffusion 2.x (v-prediction)",
             "`prediction_type: v_prediction` in the scheduler config",
             FamilyDefaults(20, 7.0, 768, 768, "euler_a"),
+            cache_interval=3,
         ),
         Family(
             "inpaint",
             "Inpainting UNet",
             "a UNet with 9 input channels",
             FamilyDefaults(20, 7.0, 512, 512, "euler_a"),
+            cache_interval=3,
         ),
         Family(
             "sdxl",
             "Stable Diffusion XL",
             "`text_encoder_2/` or a `text_time` UNet",
             FamilyDefaults(25, 7.0, 1024, 1024, "euler_a"),
+            cache_interval=3,
         ),
         Family(
             "sdxl-refiner",
             "SDXL refiner",
             "`requires_aesthetics_score` in `model_index.json`",
             FamilyDefaults(25, 7.0, 1024, 1024, "euler_a"),
+            cache_interval=3,
         ),
         # Adversarially distilled: 1-4 steps and no guidance (diffusers' guidance_scale=0).
         Family(
@@ -105,6 +113,11 @@ FAMILIES: dict[str, Family] = {
     )
 }
 DEFAULT_FAMILY = "sd1"
+
+
+def recommended_cache_interval(family: str) -> int:
+    """DeepCache's interval for ``family`` (0 for the few-step families, where it does not pay)."""
+    return (FAMILIES.get(family) or FAMILIES[DEFAULT_FAMILY]).cache_interval
 
 
 def family_defaults(family: str) -> FamilyDefaults:

@@ -16,6 +16,7 @@ from impasto.engine.noise import BatchNoise, resolve_seed
 from impasto.engine.padding import pad_params, padded_size, size_multiple
 from impasto.engine.pipelines.base import (
     Denoise,
+    FeatureCache,
     Guidance,
     TaskPlan,
     UNet,
@@ -25,7 +26,7 @@ from impasto.engine.pipelines.base import (
 from impasto.engine.pipelines.img2img import noised_start, plan_img2img
 from impasto.engine.pipelines.inpaint import plan_inpaint, prepare_inputs
 from impasto.engine.pipelines.txt2img import plan_txt2img
-from impasto.engine.preview import Previewer
+from impasto.engine.preview import FastDecoder, Previewer
 from impasto.engine.providers import ProviderChoice, select_providers
 from impasto.engine.refiner import Refiner, switch_index
 from impasto.engine.schedulers import create_scheduler
@@ -101,8 +102,9 @@ class StableDiffusion:
             tile_latent=tile_latent,
             tile_overlap=tile_overlap,
         )
-        taesd = OrtModel(folder.taesd_decoder, choice, cache_dir) if folder.taesd_decoder else None
-        self.previewer = Previewer(taesd)
+        own = folder.taesd_decoder
+        self.fast_decoder = FastDecoder(OrtModel(own, choice, cache_dir)) if own else None
+        self._fast: dict[Path, FastDecoder] = {}
         self.prompts = PromptEncoder(
             ClipTokenizer(folder.tokenizer_dir, folder.pad_token),
             self.text_model,
@@ -140,8 +142,9 @@ class StableDiffusion:
     @property
     def models(self) -> list[OrtModel]:
         """Every open session, for timing and closing."""
-        found = [self.text_model, self.text_model_2, self.unet.model]
-        found += [self.vae.decoder, self.vae.encoder, self.previewer.taesd]
+        found = [self.text_model, self.text_model_2, self.unet.model, self.unet.shallow]
+        found += [self.vae.decoder, self.vae.encoder]
+        found += [f.model for f in [self.fast_decoder, *self._fast.values()] if f is not None]
         for components in self.adapters.sets.values():
             found += components.owned
         for vae in self._vaes.values():
@@ -158,6 +161,12 @@ class StableDiffusion:
     def validate(self, params: GenerationParams) -> None:
         """Raise InvalidRequestError if ``params`` cannot run on this model."""
         validate_params(params, has_vae_encoder=self.vae.encoder is not None)
+        if params.decoder == "fast" and self.fast_decoder_for(params) is None:
+            raise InvalidRequestError(
+                "decoder",
+                "fast needs a TAESD decoder and none is installed for this model; install one "
+                "with `impasto pull taesd` (taesdxl for SDXL models)",
+            )
         if self.info.is_inpaint and params.mask_image is None:
             raise InvalidRequestError(
                 "mask_image", "this is an inpainting model; it needs an init image and a mask"
@@ -201,6 +210,7 @@ class StableDiffusion:
             plan = TaskPlan(latents=first, start=index)
         else:
             plan = self._plan(params, scheduler, start_noise)
+        previewer = Previewer(self.fast_decoder_for(params))
         denoise = Denoise(
             scheduler=scheduler,
             guidance=guidance,
@@ -210,7 +220,7 @@ class StableDiffusion:
             progress=progress,
             cancel=cancel,
             preview_every=params.preview_every,
-            previewer=self.previewer,
+            previewer=previewer,
         )
         steps = len(scheduler.timesteps)
         switch = steps
@@ -228,9 +238,21 @@ class StableDiffusion:
             )
             second.set_timesteps(params.steps)
             final = refiner.refine(
-                params, second, final, switch, plan.start, noise, progress, cancel, self.previewer
+                params, second, final, switch, plan.start, noise, progress, cancel, previewer
             )
         return DenoiseResult(final, noise.seeds, plan, parts.warnings, refiner, noise)
+
+    def fast_decoder_for(self, params: GenerationParams) -> FastDecoder | None:
+        """The model's own TAESD decoder, else the installed one the request names, or None."""
+        if self.fast_decoder is not None or params.fast_decoder is None:
+            return self.fast_decoder
+        key = Path(params.fast_decoder).resolve()
+        if key not in self._fast:
+            path = key / "taesd_decoder" / "model.onnx"
+            if not path.is_file():
+                raise EngineError(f"{path}: missing; reinstall the fast decoder")
+            self._fast[key] = FastDecoder(OrtModel(path, self.choice, self._cache_dir))
+        return self._fast[key]
 
     def refiner_for(self, root: Path) -> Refiner:
         """The SDXL refiner in ``root``, opened on first use (only the latest one stays open)."""
@@ -244,6 +266,10 @@ class StableDiffusion:
     def _guidance(self, parts: Components, params: GenerationParams) -> Guidance:
         """Text conditioning for the UNet: SD, SDXL (pooled + time ids) or LCM (cfg embedded)."""
         cfg = float(params.cfg_scale)
+        cache = None
+        if params.cache_interval > 1:
+            parts.unet.enable_deep_cache()
+            cache = FeatureCache(params.cache_interval)
         embedded = "timestep_cond" in parts.unet.model.inputs
         # A scale of 1 equals the cond output, and LCM embeds the scale: skip the uncond pass.
         guided = cfg > 1.0 and not embedded
@@ -273,6 +299,7 @@ class StableDiffusion:
             params.batch_size,
             extra_cond=cond.extra,
             extra_uncond=uncond.extra if uncond else None,
+            cache=cache,
         )
 
     def vae_for(self, params: GenerationParams) -> Vae:
@@ -339,7 +366,8 @@ class StableDiffusion:
         vae = self.vae_for(params)
         if result.refiner is not None and params.vae_dir is None:
             vae = result.refiner.vae
-        decoded = vae.decode(result.latents)
+        fast = self.fast_decoder_for(params) if params.decoder == "fast" else None
+        decoded = fast.decode(result.latents) if fast else vae.decode(result.latents)
         if not np.isfinite(decoded).all():
             raise EngineError(
                 "the VAE decoded NaN or infinite values (the SDXL VAE overflows in fp16); "

@@ -27,20 +27,48 @@ def linear_preview(latents: np.ndarray) -> Image.Image:
     return array_to_images(rgb[None])[0]
 
 
-class Previewer:
-    """Makes previews with TAESD when the folder has ``taesd_decoder/model.onnx``, else linearly.
+class FastDecoder:
+    """TAESD's decoder (diffusers' AutoencoderTiny decoder exported to ONNX).
 
-    The TAESD decoder is expected as optimum exports diffusers' AutoencoderTiny decoder: it
-    takes UNet-space latents (its scaling factor is 1) and returns RGB in [-1, 1].
+    It takes UNet-space latents (its scaling factor is 1) and returns RGB in [-1, 1], at a
+    small fraction of the cost of the model's VAE decoder, with softer detail.
     """
 
-    def __init__(self, taesd: OrtModel | None = None) -> None:
-        self.taesd = taesd
-        self._input = next(iter(taesd.inputs)) if taesd is not None else ""
+    def __init__(self, model: OrtModel) -> None:
+        self.model = model
+        self._input = next(iter(model.inputs))
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        """Scaled latents [N, 4, h, w] to [N, 3, 8h, 8w] in [-1, 1], one image at a time."""
+        rows = [self.model.run({self._input: row[None]}) for row in latents]
+        return np.concatenate(rows).astype(np.float32)
+
+
+PREVIEW_LATENT_SIDE = 32
+"""Latents larger than this (256 px) are averaged down before a TAESD preview: the decode's
+cost grows with the pixels, and a preview need not be full size to be read."""
+
+
+def preview_latents(latents: np.ndarray) -> np.ndarray:
+    """The first image's latents, average-pooled by a whole factor to at most 32 a side."""
+    first = latents[:1].astype(np.float32)
+    _, c, h, w = first.shape
+    factor = max(1, -(-max(h, w) // PREVIEW_LATENT_SIDE))
+    if factor == 1:
+        return first
+    h2, w2 = h // factor, w // factor
+    cropped = first[:, :, : h2 * factor, : w2 * factor]
+    return cropped.reshape(1, c, h2, factor, w2, factor).mean(axis=(3, 5))
+
+
+class Previewer:
+    """Makes previews with a fast decoder (TAESD) when one is installed, else linearly."""
+
+    def __init__(self, fast: FastDecoder | None = None) -> None:
+        self.fast = fast
 
     def __call__(self, latents: np.ndarray) -> Image.Image:
-        """A preview of the first image of ``latents``."""
-        if self.taesd is None:
+        """A preview of the first image of ``latents`` (at most 256 px a side with TAESD)."""
+        if self.fast is None:
             return linear_preview(latents)
-        decoded = self.taesd.run({self._input: latents[:1]})
-        return array_to_images(decoded.astype(np.float32))[0]
+        return array_to_images(self.fast.decode(preview_latents(latents)))[0]

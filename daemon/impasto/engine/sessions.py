@@ -84,6 +84,8 @@ class OrtModel:
     ) -> None:
         """``initializers`` replace weights of the model by name (run-time LoRA, embeddings)."""
         self.path = path
+        self.choice, self.cache_dir = choice, cache_dir
+        self.initializers = dict(initializers or {})
         # ORT reads the overriding arrays while the session lives: keep them referenced.
         self._overrides = {
             name: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value))
@@ -171,20 +173,38 @@ class OrtModel:
             return array
         return ort.OrtValue.ortvalue_from_numpy(array, self.device_type, self.device_id)
 
+    def reopen(self, path: Path) -> OrtModel:
+        """Another graph of the same weights (a DeepCache split), opened as this one was.
+
+        Only the overriding initializers the other graph has are passed on.
+        """
+        from impasto.engine.onnx_graph import OnnxGraph
+
+        overrides = self.initializers
+        if overrides:
+            present = OnnxGraph(path).initializers
+            overrides = {k: v for k, v in overrides.items() if k in present}
+        return OrtModel(path, self.choice, self.cache_dir, overrides)
+
     def run(self, feeds: Mapping[str, Any], output: int = 0) -> np.ndarray:
         """Run and return output ``output`` as a numpy array."""
+        return self.run_outputs(feeds, (output,))[0]
+
+    def run_outputs(self, feeds: Mapping[str, Any], outputs: Sequence[int]) -> list[np.ndarray]:
+        """Run and return the outputs at ``outputs`` as numpy arrays."""
         cast = self._cast(feeds)
+        names = [self.output_names[i] for i in outputs]
         start = time.perf_counter()
         try:
             if self.device_type is None:
-                result = self.session.run([self.output_names[output]], cast)[0]
+                results = self.session.run(names, cast)
             else:
-                result = self._run_bound(cast, output)
+                results = self._run_bound(cast, names)
         finally:
             self.run_seconds += time.perf_counter() - start
-        return np.asarray(result)
+        return [np.asarray(r) for r in results]
 
-    def _run_bound(self, feeds: dict[str, Any], output: int) -> np.ndarray:
+    def _run_bound(self, feeds: dict[str, Any], outputs: list[str]) -> list[np.ndarray]:
         # Inputs go up once per call (or are already OrtValues on the device); the output is
         # allocated on the device and copied back once, instead of ORT's per-call staging.
         binding = self.session.io_binding()
@@ -193,6 +213,7 @@ class OrtModel:
                 value = ort.OrtValue.ortvalue_from_numpy(value, self.device_type, self.device_id)
             binding.bind_ortvalue_input(name, value)
         assert self.device_type is not None
-        binding.bind_output(self.output_names[output], self.device_type, self.device_id)
+        for name in outputs:
+            binding.bind_output(name, self.device_type, self.device_id)
         self.session.run_with_iobinding(binding)
-        return np.asarray(binding.copy_outputs_to_cpu()[0])
+        return [np.asarray(r) for r in binding.copy_outputs_to_cpu()]

@@ -139,6 +139,13 @@ class GenerationParams:
     """A second, larger pass after this one (txt2img only)."""
     sd_upscale: SdUpscaleParams | None = None
     """Upscale ``init_image`` and img2img it tile by tile (one output image)."""
+    cache_interval: int = 0
+    """DeepCache: the whole UNet every n-th evaluation, its shallow part between; 0 or 1 off."""
+    decoder: str = "full"
+    """``full``: the model's VAE; ``fast``: its TAESD decoder (a quick approximation)."""
+    fast_decoder: Path | None = None
+    """An installed TAESD folder (``taesd_decoder/``) for previews and ``decoder="fast"``,
+    used when the model folder has no ``taesd_decoder/`` of its own."""
     extra: dict[str, object] = field(default_factory=dict)
 
 

@@ -88,6 +88,13 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
     _check_range("preview_every", params.preview_every, 0, _bounds("steps")[1], integer=True)
     _check("clip_skip", params.clip_skip, integer=True)
     _check("refiner_switch", params.refiner_switch, integer=False)
+    _check_range(
+        "cache_interval", params.cache_interval, 0, _bounds("cache_interval")[1], integer=True
+    )
+    decoders = LIMITS["decoder"].choices or []
+    if params.decoder not in decoders:
+        allowed = ", ".join(decoders)
+        raise InvalidRequestError("decoder", f"{params.decoder!r} is not one of {allowed}")
     if params.refiner is not None and params.mask_image is not None:
         # The inpaint hooks (mask channels, blending) belong to the base model's run.
         raise InvalidRequestError("refiner", "inpainting cannot use a refiner")

@@ -15,7 +15,9 @@ import tempfile
 import threading
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
+from impasto.services.detect import FAST_DECODER_DIR, is_fast_decoder_folder
 from impasto.services.downloads import InstallCancelled
 from impasto.services.safety import safetensors_header
 
@@ -113,6 +115,9 @@ def single_file_pipeline(path: Path) -> str:
 
 
 def _export(source: Path, output: Path, config: str) -> None:
+    if source.is_dir() and is_fast_decoder_folder(source):
+        _export_fast_decoder(source, output)
+        return
     import diffusers
     from optimum.exporters.onnx import main_export
 
@@ -135,6 +140,42 @@ def _export(source: Path, output: Path, config: str) -> None:
             local_files_only=True,
             do_validation=False,
         )
+
+
+def export_fast_decoder(model: object, output: Path) -> Path:
+    """Export an AutoencoderTiny's decoder to ``output/taesd_decoder/model.onnx``.
+
+    The graph takes UNet-space latents as ``latent_sample`` and returns RGB in [-1, 1] as
+    ``sample`` (what ``AutoencoderTiny.decode`` computes), with dynamic batch and size.
+    """
+    import torch
+
+    vae: Any = model
+    folder = output / FAST_DECODER_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    latents = torch.zeros(1, vae.config.latent_channels, 8, 8)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with torch.no_grad():
+        torch.onnx.export(
+            vae.decoder.eval(),
+            (latents,),
+            str(folder / "model.onnx"),
+            input_names=["latent_sample"],
+            output_names=["sample"],
+            dynamic_axes={"latent_sample": axes, "sample": axes},
+            opset_version=17,
+            dynamo=False,
+        )
+    config = {k: v for k, v in dict(vae.config).items() if not k.startswith("_")}
+    config["_class_name"] = "AutoencoderTiny"
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return folder / "model.onnx"
+
+
+def _export_fast_decoder(source: Path, output: Path) -> None:
+    from diffusers import AutoencoderTiny
+
+    export_fast_decoder(AutoencoderTiny.from_pretrained(str(source)), output)
 
 
 def _external_files(path: Path) -> set[str]:

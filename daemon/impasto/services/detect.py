@@ -75,9 +75,25 @@ def _json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+FAST_DECODER_DIR = "taesd_decoder"
+
+
+def is_fast_decoder_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds diffusers' AutoencoderTiny (TAESD) config and weights."""
+    return _json(folder / "config.json").get("_class_name") == "AutoencoderTiny"
+
+
 def detect_folder(root: Path) -> Detected:
-    """Detect a pipeline folder; raises ValueError when it is not a Stable Diffusion model."""
+    """Detect a pipeline folder; raises ValueError when it is not a Stable Diffusion model.
+
+    A fast decoder (TAESD) is a ``vae``: diffusers' AutoencoderTiny weights to convert, or
+    its converted ``taesd_decoder/model.onnx``.
+    """
     index = _json(root / "model_index.json")
+    if not index and (root / FAST_DECODER_DIR / "model.onnx").is_file():
+        return Detected("onnx", "vae", "")
+    if not index and is_fast_decoder_folder(root):
+        return Detected("diffusers", "vae", "")
     if not index:
         raise ValueError(f"{root.name}: no model_index.json, so not a Stable Diffusion pipeline")
     scheduler = _json(root / "scheduler" / "scheduler_config.json")

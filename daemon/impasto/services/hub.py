@@ -95,10 +95,15 @@ def list_hub_files(
                 continue
             path = PurePosixPath(*path.parts[len(prefix.parts) :])
         entries[path] = sibling
-    if PurePosixPath("model_index.json") not in entries:
+    tiny = {PurePosixPath(n) for n in ("config.json", "diffusion_pytorch_model.safetensors")}
+    if PurePosixPath("model_index.json") not in entries and tiny <= set(entries):
+        # A lone diffusers model such as TAESD (AutoencoderTiny): its config and weights.
+        layout, suffixes = "diffusers-model", DIFFUSERS_SUFFIXES
+        entries = {path: entries[path] for path in tiny}
+    elif PurePosixPath("model_index.json") not in entries:
         where = f"{repo_id}/{subfolder}" if subfolder else repo_id
         raise HubError(f"{where} has no model_index.json: not a Stable Diffusion pipeline")
-    if PurePosixPath("unet/model.onnx") in entries:
+    elif PurePosixPath("unet/model.onnx") in entries:
         layout, suffixes = "onnx", ONNX_SUFFIXES
     elif any(p.parts[0] == "unet" and p.suffix == ".safetensors" for p in entries):
         layout, suffixes = "diffusers", DIFFUSERS_SUFFIXES
@@ -107,7 +112,7 @@ def list_hub_files(
     headers = build_hf_headers(token=token or False, library_name="impasto")
     files = []
     for rel, sibling in sorted(entries.items()):
-        if not _wanted(rel, suffixes):
+        if layout != "diffusers-model" and not _wanted(rel, suffixes):
             continue
         name = sibling.rfilename
         lfs = sibling.lfs

@@ -271,6 +271,20 @@ class ModelCatalog:
                     return _with_record(entry, record)
         return None
 
+    def fast_decoder_for(self, family: str) -> str | None:
+        """The id of an installed fast decoder (TAESD) for a model of ``family``, or None.
+
+        TAESD decodes SD 1.x/2.x latents and TAESDXL SDXL's; an install records which.
+        """
+        xl = family.startswith("sdxl")
+        for record in sorted(self._records().values(), key=lambda r: r.id):
+            folder = Path(record.path)
+            if record.type != "vae" or not (folder / "taesd_decoder" / "model.onnx").is_file():
+                continue
+            if record.family.startswith("sdxl") == xl:
+                return record.id
+        return None
+
     def find(self, model_id: str) -> ModelEntry | None:
         """Any installed model ``model_id``: a checkpoint or a single-file model."""
         entry = self.get(model_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from impasto.engine.families import recommended_cache_interval
 from impasto.engine.image_upscale import NONE, target_size
 from impasto.engine.schedulers import (
     SAMPLER_SPECS,
@@ -95,6 +96,17 @@ class Resolver:
             self._check_refiner(request.refiner)
         hires = resolve_hires(request, width, height, self.catalog.models_dir)
         sd_upscale = self._sd_upscale(request, init_image, width, height)
+        fast_decoder = self.catalog.fast_decoder_for(model.family)
+        if request.decoder == "fast" and fast_decoder is None and not _has_own_taesd(model.path):
+            kind = "taesdxl" if model.family.startswith("sdxl") else "taesd"
+            raise FieldError(
+                "decoder",
+                f"fast needs a TAESD decoder for {model.id!r} and none is installed; "
+                f"install one with: impasto pull {kind}",
+            )
+        cache_interval = request.cache_interval
+        if cache_interval == -1:
+            cache_interval = recommended_cache_interval(model.family)
         text = f"{request.prompt} {request.negative_prompt}"
         return ResolvedPlan(
             prompt=request.prompt,
@@ -121,6 +133,9 @@ class Resolver:
             refiner_switch=request.refiner_switch,
             hires=hires,
             sd_upscale=sd_upscale,
+            cache_interval=cache_interval,
+            decoder=request.decoder,
+            fast_decoder=fast_decoder,
             plugins=dict(request.plugins),
         )
 
@@ -194,6 +209,11 @@ class Resolver:
             raise FieldError("refiner", f"model {refiner_id!r} is not installed")
         if entry.family != REFINER_FAMILY:
             raise FieldError("refiner", f"model {refiner_id!r} is not an SDXL refiner")
+
+
+def _has_own_taesd(model_dir: Path) -> bool:
+    """Whether a model folder carries its own ``taesd_decoder/`` (which the engine prefers)."""
+    return (model_dir / "taesd_decoder" / "model.onnx").is_file()
 
 
 def resolve_sampler(name: str) -> str:

@@ -6,6 +6,7 @@ the model only through one final rename, so an interrupted install never leaves 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -319,7 +320,7 @@ def prepare(job: StageJob) -> tuple[Path, Detected]:
         raise InstallError(str(exc)) from exc
     if ready.is_dir() and not job.warning:
         _check_runnable(job, assess_folder(ready), job.model_id, refuse=False)
-    if ready.is_dir():
+    if ready.is_dir() and detected.type == "checkpoint":
         from impasto.engine import ModelFolderError, open_model_folder
         from impasto.engine.model_folder import is_refiner_folder, open_refiner_folder
 
@@ -328,7 +329,17 @@ def prepare(job: StageJob) -> tuple[Path, Detected]:
             opener(ready)  # the engine's own checks: components, external data paths
         except ModelFolderError as exc:
             raise InstallError(f"not a usable ONNX model: {exc}") from exc
+        _split_for_deepcache(ready)
     return ready, detected
+
+
+def _split_for_deepcache(folder: Path) -> None:
+    """Write the UNet's DeepCache graphs now, so the first cached request does not wait."""
+    from impasto.engine.deepcache import DeepCacheError, split_unet
+
+    # A UNet that cannot be split still runs; a request asking for DeepCache is told why.
+    with contextlib.suppress(DeepCacheError):
+        split_unet(folder / "unet" / "model.onnx")
 
 
 def finalize(job: StageJob, ready: Path, detected: Detected) -> Installed:

@@ -253,6 +253,8 @@ def build_params(job: RunJob) -> Any:
         if ref:
             with Image.open(upload_path(Path(job.uploads_dir), ref)) as img:
                 images[key] = img.convert(mode)
+    roots = Roots(models_dir, bundled_models_dir())
+    fast_decoder = model_folder(roots, plan.fast_decoder) if plan.fast_decoder else None
     refiner = None
     if plan.refiner:
         refiner = model_folder(Roots(models_dir, bundled_models_dir()), plan.refiner)
@@ -279,6 +281,9 @@ def build_params(job: RunJob) -> Any:
         refiner_switch=plan.refiner_switch,
         hires=_hires(plan.hires, models_dir) if plan.hires else None,
         sd_upscale=_sd_upscale(plan.sd_upscale, models_dir) if plan.sd_upscale else None,
+        cache_interval=plan.cache_interval,
+        decoder=plan.decoder,
+        fast_decoder=fast_decoder,
         **images,
     )
 

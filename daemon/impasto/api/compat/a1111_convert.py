@@ -140,6 +140,12 @@ def _model(services: Services, req: Txt2ImgRequest) -> str:
     return model
 
 
+def _decoder(services: Services, req: Txt2ImgRequest) -> str:
+    """A1111's ``sd_vae_decode_method`` ("Full" or "TAESD"; override, else the set option)."""
+    options = {**compat_state(services).options, **(req.override_settings or {})}
+    return "fast" if options.get("sd_vae_decode_method") == "TAESD" else "full"
+
+
 def plan(services: Services, req: Txt2ImgRequest) -> Plan:
     """Check the request and split it into one Impasto request per iteration (n_iter)."""
     wanted_sampler = req.sampler_name or req.sampler_index
@@ -185,6 +191,7 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "hires": _hires(services, req, model),
             "plugins": _plugins(services, req),
             "vae": _vae(services, req),
+            "decoder": _decoder(services, req),
         }
     )
     images: dict[str, str] = {}

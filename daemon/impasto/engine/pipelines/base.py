@@ -9,17 +9,34 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from impasto.engine.deepcache import DeepCacheError, split_unet
 from impasto.engine.noise import BatchNoise
 from impasto.engine.preview import Previewer
 from impasto.engine.schedulers.base import Scheduler
 from impasto.engine.sessions import OrtModel
-from impasto.engine.types import CancelToken, Progress, ProgressCallback
+from impasto.engine.types import CancelToken, EngineError, Progress, ProgressCallback
 from impasto.engine.vae import LATENT_CHANNELS, VAE_FACTOR
 
 ModelInputFn = Callable[[np.ndarray, int], np.ndarray]
 """Builds the UNet's ``sample`` from scaled latents at a step (inpaint adds mask channels)."""
 AfterStepFn = Callable[[np.ndarray, int], np.ndarray]
 """Adjusts the latents after a step (inpaint with a regular UNet blends the kept region)."""
+
+
+@dataclass
+class FeatureCache:
+    """DeepCache over one run: every ``interval``-th UNet evaluation runs the whole UNet and
+    remembers its deep feature; the evaluations between run only the shallow path with it."""
+
+    interval: int
+    evaluations: int = 0
+    features: dict[object, np.ndarray] = field(default_factory=dict)
+
+    def next_reuses(self) -> bool:
+        """Whether the next evaluation reuses the remembered feature (and count it)."""
+        reuse = self.evaluations % self.interval != 0 and bool(self.features)
+        self.evaluations += 1
+        return reuse
 
 
 class UNet:
@@ -34,6 +51,31 @@ class UNet:
         self.in_channels = channels if isinstance(channels, int) else LATENT_CHANNELS
         self.dynamic_batch = self.sample.is_dynamic(0)
         self.calls = 0
+        self.shallow: OrtModel | None = None  # DeepCache's shallow path, once opened
+        self.feature = ""
+
+    def enable_deep_cache(self) -> None:
+        """Open the DeepCache split: the full graph (which replaces the plain one) and the
+        shallow one. EngineError when the UNet's graph cannot be split."""
+        if self.shallow is not None:
+            return
+        try:
+            split = split_unet(self.model.path, self.model.cache_dir)
+        except DeepCacheError as exc:
+            problem = f"DeepCache (cache_interval) cannot run on this model: {exc}"
+            raise EngineError(problem) from exc
+        # The full graph replaces the plain one: close it first, so the UNet's weights are
+        # never in memory twice (3.4 GB each for SD 1.5 in fp32).
+        plain = self.model
+        plain.close()
+        try:
+            full = plain.reopen(split.full)
+        except EngineError:
+            self.model = plain.reopen(plain.path)
+            raise
+        self.model = full  # it gives the plain output too: a failure below leaves it working
+        self.shallow = plain.reopen(split.shallow)
+        self.feature = split.feature
 
     @property
     def is_inpaint(self) -> bool:
@@ -54,9 +96,20 @@ class UNet:
         return np.full((size,), value, dtype=self.timestep.dtype)
 
     def run(
-        self, sample: np.ndarray, t: float, hidden: Any, extra: dict[str, Any] | None = None
+        self,
+        sample: np.ndarray,
+        t: float,
+        hidden: Any,
+        extra: dict[str, Any] | None = None,
+        cache: FeatureCache | None = None,
+        reuse: bool = False,
+        slot: int = 0,
     ) -> np.ndarray:
-        """One UNet call; ``extra`` holds inputs such as SDXL's text_embeds and time_ids."""
+        """One UNet call; ``extra`` holds inputs such as SDXL's text_embeds and time_ids.
+
+        With ``cache`` (DeepCache), ``reuse`` runs the shallow path on the feature remembered
+        for ``slot``; otherwise the full pass runs and remembers it.
+        """
         self.calls += 1
         feeds = {
             "sample": sample,
@@ -65,7 +118,7 @@ class UNet:
             **(extra or {}),
         }
         if self.dynamic_batch or sample.shape[0] == 1:
-            return self.model.run(feeds).astype(np.float32)
+            return self._call(feeds, cache, reuse, slot)
         rows = []  # a UNet exported with a fixed batch of 1
         for i in range(sample.shape[0]):
             row_feeds = {
@@ -74,8 +127,21 @@ class UNet:
                 "encoder_hidden_states": np.asarray(hidden)[i : i + 1],
                 **{k: np.asarray(v)[i : i + 1] for k, v in (extra or {}).items()},
             }
-            rows.append(self.model.run(row_feeds).astype(np.float32))
+            rows.append(self._call(row_feeds, cache, reuse, (slot, i)))
         return np.concatenate(rows)
+
+    def _call(
+        self, feeds: dict[str, Any], cache: FeatureCache | None, reuse: bool, key: object
+    ) -> np.ndarray:
+        if cache is None or self.shallow is None:
+            return self.model.run(feeds).astype(np.float32)
+        if reuse:
+            shallow_feeds = {k: v for k, v in feeds.items() if k in self.shallow.inputs}
+            shallow_feeds[self.feature] = cache.features[key]
+            return self.shallow.run(shallow_feeds).astype(np.float32)
+        index = self.model.output_index((self.feature,))
+        out, cache.features[key] = self.model.run_outputs(feeds, (0, index))
+        return out.astype(np.float32)
 
 
 @dataclass
@@ -89,6 +155,7 @@ class Guidance:
     batch: int
     extra_cond: dict[str, np.ndarray] = field(default_factory=dict)
     extra_uncond: dict[str, np.ndarray] | None = None
+    cache: FeatureCache | None = None  # DeepCache's state, when the request asks for it
 
     def __post_init__(self) -> None:
         hidden = self._stack(self.cond, self.uncond)
@@ -107,10 +174,20 @@ class Guidance:
             return rows
         return np.concatenate([np.repeat(uncond, self.batch, axis=0), rows])
 
-    def _run(self, sample: np.ndarray, t: float, hidden: Any, part: slice | None = None) -> Any:
-        if not self._extra_host:
-            return self.unet.run(sample, t, hidden)
+    def _run(
+        self,
+        sample: np.ndarray,
+        t: float,
+        hidden: Any,
+        part: slice | None = None,
+        reuse: bool = False,
+        slot: int = 0,
+    ) -> Any:
         extra = {k: v if part is None else v[part] for k, v in self._extra_host.items()}
+        if self.cache is not None:
+            return self.unet.run(sample, t, hidden, extra or None, self.cache, reuse, slot)
+        if not extra:
+            return self.unet.run(sample, t, hidden)
         return self.unet.run(sample, t, hidden, extra)
 
     def predict(self, sample: np.ndarray, t: float) -> np.ndarray:
@@ -121,18 +198,19 @@ class Guidance:
         self, sample: np.ndarray, t: float, scale: float
     ) -> tuple[np.ndarray, np.ndarray]:
         """The output guided at ``scale``, and the unconditional one (the same without CFG)."""
+        reuse = self.cache.next_reuses() if self.cache is not None else False
         if self.uncond is None:
             # A fixed-batch UNet is fed row by row, which slices the host copy.
             hidden = self._hidden if self.unet.dynamic_batch else self._hidden_host
-            out = self._run(sample, t, hidden)
+            out = self._run(sample, t, hidden, reuse=reuse)
             return out, out
         if self.unet.dynamic_batch:
-            both = self._run(np.concatenate([sample, sample]), t, self._hidden)
+            both = self._run(np.concatenate([sample, sample]), t, self._hidden, reuse=reuse)
             out_uncond, out_cond = both[: self.batch], both[self.batch :]
         else:
             first, second = slice(None, self.batch), slice(self.batch, None)
-            out_uncond = self._run(sample, t, self._hidden_host[first], first)
-            out_cond = self._run(sample, t, self._hidden_host[second], second)
+            out_uncond = self._run(sample, t, self._hidden_host[first], first, reuse, 0)
+            out_cond = self._run(sample, t, self._hidden_host[second], second, reuse, 1)
         return out_uncond + scale * (out_cond - out_uncond), out_uncond
 
 

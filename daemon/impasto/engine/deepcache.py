@@ -1,0 +1,335 @@
+"""DeepCache: split an ONNX UNet so neighbouring steps can reuse its deep features.
+
+DeepCache (Ma et al., 2023; the ``DeepCacheSDHelper`` at branch 0) runs the whole UNet on
+"full" steps and remembers the hidden state that enters the last resnet of the last up block;
+on the steps between, only the shallow path runs: ``conv_in``, the time embedding, that last
+resnet (fed the remembered state concatenated with the fresh ``conv_in`` output, its skip),
+what follows it in the block, and the output head.
+
+The split is a cut of the ONNX graph, found by structure rather than by node names, so it works
+on our converter's exports and on public ONNX builds alike: the skip of that last resnet is the
+one ``Concat`` that consumes ``conv_in``'s output, and the remembered state is its other input.
+Two graphs are written beside ``unet/model.onnx`` (external-data paths stay valid there):
+
+- ``deepcache-full.onnx``: the UNet with the remembered state as a second output;
+- ``deepcache-shallow.onnx``: the nodes the output needs once that state is an input.
+
+Both are protobuf rewrites by byte ranges (weights are copied or referenced, never decoded), so
+the ``onnx`` package is not needed and a split takes about as long as copying the graph file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mmap
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from impasto.engine.onnx_external import read_external_data_locations
+from impasto.formats.protobuf import ProtobufError, fields, varint
+
+FULL_FILE = "deepcache-full.onnx"
+SHALLOW_FILE = "deepcache-shallow.onnx"
+INFO_FILE = "deepcache.json"
+FORMAT = 1  # bump when the cut changes, so old splits are redone
+_MODEL_GRAPH, _G_NODE, _G_INIT, _G_INPUT, _G_OUTPUT, _G_VALUE_INFO = 7, 1, 5, 11, 12, 13
+_PASS_THROUGH = {"Cast", "Identity"}  # ops that may sit between conv_in and its consumers
+
+
+class DeepCacheError(Exception):
+    """The UNet cannot be split for DeepCache; the message says why."""
+
+
+@dataclass(frozen=True)
+class DeepCacheSplit:
+    """The two graphs of a split UNet and the name of the tensor passed between them."""
+
+    full: Path
+    shallow: Path
+    feature: str
+    shallow_initializers: frozenset[str]
+
+
+@dataclass
+class _Node:
+    span: tuple[int, int]
+    op_type: str = ""
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Graph:
+    nodes: list[_Node] = field(default_factory=list)
+    initializers: dict[str, tuple[int, int]] = field(default_factory=dict)
+    init_types: dict[str, int] = field(default_factory=dict)
+    inputs: dict[str, tuple[int, int]] = field(default_factory=dict)
+    outputs: list[tuple[str, tuple[int, int]]] = field(default_factory=list)
+    other: list[tuple[int, int, int]] = field(default_factory=list)  # (field, start, end)
+
+
+def _text(buf: memoryview, s: int, e: int) -> str:
+    return bytes(buf[s:e]).decode("utf-8", "replace")
+
+
+def _name_of(buf: memoryview, s: int, e: int, number: int) -> str:
+    for n, w, fs, fe in fields(buf, s, e):
+        if n == number and w == 2:
+            return _text(buf, fs, fe)
+    return ""
+
+
+def _read_graph(buf: memoryview, s: int, e: int) -> _Graph:
+    graph = _Graph()
+    for number, wire, fs, fe in fields(buf, s, e):
+        if number == _G_NODE and wire == 2:
+            node = _Node((fs, fe))
+            for n, w, ns, ne in fields(buf, fs, fe):
+                if n == 1 and w == 2:
+                    node.inputs.append(_text(buf, ns, ne))
+                elif n == 2 and w == 2:
+                    node.outputs.append(_text(buf, ns, ne))
+                elif n == 4 and w == 2:
+                    node.op_type = _text(buf, ns, ne)
+            graph.nodes.append(node)
+        elif number == _G_INIT and wire == 2:
+            name = _name_of(buf, fs, fe, 8)
+            graph.initializers[name] = (fs, fe)
+            for n, w, ns, ne in fields(buf, fs, fe):
+                if n == 2 and w == 0:
+                    graph.init_types[name] = varint(buf, ns, ne)[0]
+        elif number == _G_INPUT and wire == 2:
+            graph.inputs[_name_of(buf, fs, fe, 1)] = (fs, fe)
+        elif number == _G_OUTPUT and wire == 2:
+            graph.outputs.append((_name_of(buf, fs, fe, 1), (fs, fe)))
+        elif number != _G_VALUE_INFO:  # value_info is optional; ORT infers shapes again
+            graph.other.append((number, fs, fe))
+    return graph
+
+
+# ---------------------------------------------------------------- protobuf writing
+
+
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field."""
+    return _varint_bytes(number << 3 | 2) + _varint_bytes(len(payload)) + payload
+
+
+def _tensor_value_info(name: str, elem_type: int) -> bytes:
+    """A ValueInfoProto of a rank-4 tensor with every dimension dynamic."""
+    dims = b"".join(_field(1, _field(2, f"deepcache_{axis}".encode())) for axis in "nchw")
+    tensor = _varint_bytes(1 << 3) + _varint_bytes(elem_type) + _field(2, dims)
+    return _field(1, name.encode()) + _field(2, _field(1, tensor))
+
+
+# ---------------------------------------------------------------- the cut
+
+
+def _consumers(graph: _Graph) -> dict[str, list[_Node]]:
+    found: dict[str, list[_Node]] = {}
+    for node in graph.nodes:
+        for name in node.inputs:
+            found.setdefault(name, []).append(node)
+    return found
+
+
+def _find_cut(graph: _Graph) -> tuple[str, int]:
+    """The remembered tensor's name and its element type."""
+    consumers = _consumers(graph)
+    frontier = ["sample"]
+    conv_in: _Node | None = None
+    while frontier and conv_in is None:
+        name = frontier.pop()
+        for node in consumers.get(name, []):
+            if node.op_type == "Conv":
+                conv_in = node
+                break
+            if node.op_type in _PASS_THROUGH:
+                frontier.extend(node.outputs)
+    if conv_in is None:
+        raise DeepCacheError("no Conv reads the UNet's sample input (conv_in not found)")
+    skip = conv_in.outputs[0]
+    reads = {skip}
+    for node in consumers.get(skip, []):  # conv_in's output may be cast before its uses
+        if node.op_type in _PASS_THROUGH:
+            reads.update(node.outputs)
+    concats = [
+        n for n in graph.nodes if n.op_type == "Concat" and any(i in reads for i in n.inputs)
+    ]
+    if len(concats) != 1 or len(concats[0].inputs) != 2:
+        raise DeepCacheError(
+            f"expected one two-input Concat reading conv_in's output, found {len(concats)}"
+        )
+    feature = next(i for i in concats[0].inputs if i not in reads)
+    weight = conv_in.inputs[1] if len(conv_in.inputs) > 1 else ""
+    elem_type = graph.init_types.get(weight, 1)
+    return feature, elem_type
+
+
+def _needed_nodes(graph: _Graph, output: str, cut: str) -> tuple[list[_Node], set[str]]:
+    """The nodes ``output`` depends on when ``cut`` is given, and the names they read."""
+    producer = {out: node for node in graph.nodes for out in node.outputs}
+    wanted, seen, names = [output], set(), set()
+    kept: set[int] = set()
+    while wanted:
+        name = wanted.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        names.add(name)
+        node = producer.get(name)
+        if name == cut or node is None:
+            continue
+        kept.add(id(node))
+        wanted.extend(i for i in node.inputs if i)
+    return [n for n in graph.nodes if id(n) in kept], names
+
+
+def _model_without_graph(buf: memoryview) -> tuple[bytes, tuple[int, int]]:
+    """The ModelProto's bytes except its graph field, and the graph's span."""
+    rest = bytearray()
+    graph_span: tuple[int, int] | None = None
+    pos = 0
+    while pos < len(buf):
+        key_start = pos
+        key, pos = varint(buf, pos, len(buf))
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _, end = varint(buf, pos, len(buf))
+        elif wire == 1:
+            end = pos + 8
+        elif wire == 2:
+            length, pos = varint(buf, pos, len(buf))
+            end = pos + length
+        elif wire == 5:
+            end = pos + 4
+        else:
+            raise ProtobufError(f"unsupported wire type {wire}")
+        if number == _MODEL_GRAPH and wire == 2:
+            graph_span = (pos, end)
+        else:
+            rest += buf[key_start:end]
+        pos = end
+    if graph_span is None:
+        raise DeepCacheError("the model file has no graph")
+    return bytes(rest), graph_span
+
+
+def _write(path: Path, parts: list[bytes | memoryview]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as out:
+            for part in parts:
+                out.write(part)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _split(model: Path, full: Path, shallow: Path) -> tuple[str, frozenset[str]]:
+    with model.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        buf = memoryview(m)
+        try:
+            head, (gs, ge) = _model_without_graph(buf)
+            graph = _read_graph(buf, gs, ge)
+            if not graph.outputs:
+                raise DeepCacheError("the UNet graph has no output")
+            feature, elem_type = _find_cut(graph)
+            out_name = graph.outputs[0][0]
+            extra_output = _field(_G_OUTPUT, _tensor_value_info(feature, elem_type))
+            full_graph_len = (ge - gs) + len(extra_output)
+            graph_key = _varint_bytes(_MODEL_GRAPH << 3 | 2) + _varint_bytes(full_graph_len)
+            with buf[gs:ge] as graph_bytes:  # released before the mapping closes, even on error
+                _write(full, [head, graph_key, graph_bytes, extra_output])
+
+            nodes, names = _needed_nodes(graph, out_name, feature)
+            if feature not in names:
+                raise DeepCacheError("the UNet's output does not depend on the cut")
+            body = bytearray()
+            for number, fs, fe in graph.other:  # name, doc string, sparse initializers...
+                body += _field(number, bytes(buf[fs:fe]))
+            for node in nodes:
+                body += _field(_G_NODE, bytes(buf[node.span[0] : node.span[1]]))
+            kept = frozenset(n for n in graph.initializers if n in names)
+            for name in kept:
+                s, e = graph.initializers[name]
+                body += _field(_G_INIT, bytes(buf[s:e]))
+            for name, (s, e) in graph.inputs.items():
+                if name in names and name not in graph.initializers:
+                    body += _field(_G_INPUT, bytes(buf[s:e]))
+            body += _field(_G_INPUT, _tensor_value_info(feature, elem_type))
+            s, e = graph.outputs[0][1]
+            body += _field(_G_OUTPUT, bytes(buf[s:e]))
+            _write(shallow, [head, _field(_MODEL_GRAPH, bytes(body))])
+        finally:
+            buf.release()
+    return feature, kept
+
+
+def _source_stats(model: Path) -> list[int]:
+    st = model.stat()
+    return [FORMAT, st.st_size, st.st_mtime_ns]
+
+
+def split_unet(model: Path, fallback_dir: Path | None = None) -> DeepCacheSplit:
+    """The DeepCache graphs of ``model`` (a UNet's ``model.onnx``), split now or reused.
+
+    The split is redone when ``model.onnx`` changes (size or mtime), as after an install step
+    rewrites it. A read-only model folder (a bundled model) whose weights are all inline gets
+    its split in ``fallback_dir`` instead. Raises DeepCacheError when the graph has no
+    recognisable cut or the split cannot be written.
+    """
+    model = Path(model)
+    try:
+        return _split_in(model, model.parent)
+    except DeepCacheError as exc:
+        writable = os.access(model.parent, os.W_OK)
+        if writable or fallback_dir is None or read_external_data_locations(model):
+            raise
+        digest = hashlib.sha256(str(model.resolve()).encode()).hexdigest()[:16]
+        folder = fallback_dir / "deepcache" / digest
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            raise exc from None
+        return _split_in(model, folder)
+
+
+def _split_in(model: Path, folder: Path) -> DeepCacheSplit:
+    full, shallow, info_file = folder / FULL_FILE, folder / SHALLOW_FILE, folder / INFO_FILE
+    try:
+        info = json.loads(info_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        info = {}
+    if (
+        isinstance(info, dict)
+        and info.get("source") == _source_stats(model)
+        and full.is_file()
+        and shallow.is_file()
+    ):
+        return DeepCacheSplit(
+            full, shallow, str(info["feature"]), frozenset(info.get("initializers", []))
+        )
+    try:
+        feature, kept = _split(model, full, shallow)
+        record = {"source": _source_stats(model), "feature": feature, "initializers": sorted(kept)}
+        info_file.write_text(json.dumps(record), encoding="utf-8")
+    except ProtobufError as exc:
+        raise DeepCacheError(f"{model}: not a readable ONNX model ({exc})") from exc
+    except OSError as exc:
+        raise DeepCacheError(f"cannot write the DeepCache split beside {model} ({exc})") from exc
+    return DeepCacheSplit(full, shallow, feature, kept)
