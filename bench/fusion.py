@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 SD15 = Path("~/.cache/impasto/bench/sd15/onnx").expanduser()
+FUSED = "model.fused-bench.onnx"  # written beside each graph for the run, removed after
 
 
 def _feeds(component: str, size: int) -> dict[str, Any]:
@@ -48,8 +49,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     import onnxruntime as ort
 
-    from impasto.engine.sessions import session_options
     from impasto.engine.providers import cpu_choice
+    from impasto.engine.sessions import session_options
 
     choice = cpu_choice()
     options = session_options(choice)
@@ -74,24 +75,23 @@ def prepare(scratch: Path, components: list[str], int8: bool) -> dict[str, dict[
     """The exported, fused (and int8) graph of each component, weights linked, not copied."""
     import onnx
 
-    from impasto.services.optimize import link_weights, quantize_unet
     from impasto.services.fusion import fuse_attention
+    from impasto.services.optimize import quantize_unet
 
     paths: dict[str, dict[str, Path]] = {}
     for component in components:
         source = SD15 / component / "model.onnx"
-        fused_dir = scratch / component / "fused"
-        fused_dir.mkdir(parents=True)
-        link_weights(source.parent, fused_dir)
+        # Beside the original: ORT refuses external data outside the graph's folder, links too.
+        fused = source.with_name(FUSED)
         model = onnx.load(str(source), load_external_data=False)
         count = fuse_attention(model)
-        onnx.save_model(model, str(fused_dir / "model.onnx"))
+        onnx.save_model(model, str(fused))
         print(f"{component}: {count} attention blocks fused", flush=True)
-        paths[component] = {"exported": source, "fused": fused_dir / "model.onnx"}
+        paths[component] = {"exported": source, "fused": fused}
         if int8 and component == "unet":
             # onnx refuses linked weights (a "hardlink attack"): the quantiser gets a real copy.
             source_dir = scratch / component / "fused-copy"
-            source_dir.mkdir()
+            source_dir.mkdir(parents=True)
             model = onnx.load(str(source))
             fuse_attention(model)
             onnx.save_model(
@@ -134,37 +134,45 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(child(args)))
         return 0
-    import numpy as np
-
     if not (SD15 / "unet" / "model.onnx").is_file():
         print(f"{SD15} is missing: run python models/build_tiny.py --shape sd15")
         return 1
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     with tempfile.TemporaryDirectory(prefix="impasto-fusion-bench-") as tmp:
-        scratch = Path(tmp)
-        paths = prepare(scratch, args.components.split(","), args.int8)
-        for component, variants in paths.items():
-            times: dict[str, list[float]] = {name: [] for name in variants}
-            opens: dict[str, list[float]] = {name: [] for name in variants}
-            for _ in range(args.rounds):
-                for name, model in variants.items():
-                    result = run_child(args, component, model, scratch / f"{component}-{name}.npy")
-                    times[name] += result["times"]
-                    opens[name].append(result["open"])
-            reference = np.load(scratch / f"{component}-exported.npy")
-            base = statistics.median(times["exported"])
-            print(f"\n{component} at {args.size}x{args.size}, {args.threads} threads")
-            print(f"{'variant':10} {'ms/call':>9} {'ratio':>7} {'open s':>7} {'max |diff|':>11}  runs")
-            for name in variants:
-                output = np.load(scratch / f"{component}-{name}.npy")
-                diff = float(np.abs(output - reference).max())
-                median = statistics.median(times[name])
-                runs = ", ".join(f"{t * 1000:.0f}" for t in times[name])
-                print(
-                    f"{name:10} {median * 1000:9.0f} {median / base:7.3f} "
-                    f"{statistics.median(opens[name]):7.1f} {diff:11.2e}  {runs}"
-                )
+        try:
+            report(args, Path(tmp))
+        finally:
+            for graph in SD15.glob(f"*/{FUSED}"):
+                graph.unlink()
     return 0
+
+
+def report(args: argparse.Namespace, scratch: Path) -> None:
+    """Prepare the variants, time them in turns, print the table of each component."""
+    import numpy as np
+
+    paths = prepare(scratch, args.components.split(","), args.int8)
+    for component, variants in paths.items():
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        opens: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(args.rounds):
+            for name, model in variants.items():
+                result = run_child(args, component, model, scratch / f"{component}-{name}.npy")
+                times[name] += result["times"]
+                opens[name].append(result["open"])
+        reference = np.load(scratch / f"{component}-exported.npy")
+        base = statistics.median(times["exported"])
+        print(f"\n{component} at {args.size}x{args.size}, {args.threads} threads")
+        print(f"{'variant':10} {'ms/call':>9} {'ratio':>7} {'open s':>7} {'max |diff|':>11}  runs")
+        for name in variants:
+            output = np.load(scratch / f"{component}-{name}.npy")
+            diff = float(np.abs(output - reference).max())
+            median = statistics.median(times[name])
+            runs = ", ".join(f"{t * 1000:.0f}" for t in times[name])
+            print(
+                f"{name:10} {median * 1000:9.0f} {median / base:7.3f} "
+                f"{statistics.median(opens[name]):7.1f} {diff:11.2e}  {runs}"
+            )
 
 
 if __name__ == "__main__":

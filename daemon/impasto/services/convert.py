@@ -206,7 +206,7 @@ def _fp16(folder: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The child process: ``export SOURCE OUTPUT``, ``fp16 FOLDER``, ``fuse FOLDER``, ``int8 FOLDER``."""
+    """The child process: ``export SOURCE OUTPUT``, or ``fp16|fuse|int8 FOLDER``."""
     parser = argparse.ArgumentParser(prog="python -m impasto.services.convert")
     steps = parser.add_subparsers(dest="step", required=True)
     export = steps.add_parser("export", help="SOURCE (diffusers folder or checkpoint) to ONNX")

@@ -142,8 +142,12 @@ def _is_default_scale(g: _Graph, name: str) -> bool:
     root = g.producer.get(inner.input[1])
     while root is not None and root.op_type == "Cast":
         root = g.producer.get(root.input[0])
-    return one is not None and one.size == 1 and float(one.reshape(-1)[0]) == 1.0 and root is not None and (
-        root.op_type == "Sqrt"
+    return (
+        one is not None
+        and one.size == 1
+        and float(one.reshape(-1)[0]) == 1.0
+        and root is not None
+        and (root.op_type == "Sqrt")
     )
 
 
@@ -215,7 +219,13 @@ def _match(g: _Graph, softmax: onnx.NodeProto) -> tuple[onnx.NodeProto, onnx.Nod
     qk = node
     q, k = _branch(g, qk.input[0], Q_PERM), _branch(g, qk.input[1], K_PERM)
     pv = g.only_consumer(softmax.output[0])
-    if q is None or k is None or pv is None or pv.op_type != "MatMul" or pv.input[0] != softmax.output[0]:
+    if (
+        q is None
+        or k is None
+        or pv is None
+        or pv.op_type != "MatMul"
+        or pv.input[0] != softmax.output[0]
+    ):
         return None
     v = _branch(g, pv.input[1], Q_PERM)
     out_t = g.only_consumer(pv.output[0])
@@ -227,7 +237,8 @@ def _match(g: _Graph, softmax: onnx.NodeProto) -> tuple[onnx.NodeProto, onnx.Nod
     out_shape = g.constant(out_r.input[1])
     concat = g.make(out_r.input[1], "Concat")
     if not (
-        (out_shape is not None and out_shape.size == 3) or (concat is not None and len(concat.input) == 3)
+        (out_shape is not None and out_shape.size == 3)
+        or (concat is not None and len(concat.input) == 3)
     ):
         return None
     if not q.heads == k.heads == v.heads:

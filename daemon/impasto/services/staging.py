@@ -47,7 +47,12 @@ PEEK_ABOVE = 8 * 1024**2
 # Providers with kernels for com.microsoft's MultiHeadAttention; the graph compilers (TensorRT,
 # OpenVINO, CoreML) would hand fused nodes back to the CPU, so their installs stay unfused.
 FUSES_FOR = frozenset(
-    {"CPUExecutionProvider", "CUDAExecutionProvider", "ROCMExecutionProvider", "DmlExecutionProvider"}
+    {
+        "CPUExecutionProvider",
+        "CUDAExecutionProvider",
+        "ROCMExecutionProvider",
+        "DmlExecutionProvider",
+    }
 )
 
 
