@@ -328,7 +328,9 @@ def _optimize(job: StageJob, folder: Path, detected: Detected) -> None:
     if int8 and detected.precision not in ("", "fp32", "int8"):
         raise InstallError(f"precision int8 needs an fp32 UNet; this one is {detected.precision}")
     job.progress.start("optimize")
-    if problem is None and (job.provider or "CPUExecutionProvider") in FUSES_FOR:
+    if problem is not None:
+        logger.info("%s: attention left unfused: %s", job.model_id, problem)
+    elif (job.provider or "CPUExecutionProvider") in FUSES_FOR:
         try:
             fuse_graphs(folder, cancel=job.cancel, log=log, provider=job.provider)
         except ConversionError as exc:
