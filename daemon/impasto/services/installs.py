@@ -27,10 +27,11 @@ from impasto.services.known import (
     variant_summary,
 )
 from impasto.services.models import ModelCatalog
+from impasto.services.optimize_stage import warm_cache
 from impasto.services.runnable import UnrunnableError
 from impasto.services.safety import UnsafeContentError, check_id, walk_files
 from impasto.services.sources import describe_source, local_path, parse_source
-from impasto.services.staging import InstallError, StageJob, finalize, prepare, warm_cache
+from impasto.services.staging import InstallError, StageJob, finalize, prepare
 from impasto.store.models import InstallRecord, ModelRecord, ModelStore
 
 log = logging.getLogger("impasto.installs")
@@ -339,7 +340,9 @@ class Installer:
                     installed = await in_daemon_thread(finalize, job, ready, detected)
                     if self.options.warm_command:
                         job.progress.start("cache")
-                        await in_daemon_thread(warm_cache, self.options.warm_command, installed)
+                        await in_daemon_thread(
+                            warm_cache, self.options.warm_command, installed.path
+                        )
                 finally:
                     ticker.cancel()
                 self._record_model(record, installed)

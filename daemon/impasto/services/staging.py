@@ -7,11 +7,9 @@ the model only through one final rename, so an interrupted install never leaves 
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import shutil
 import stat
-import subprocess
 import tarfile
 import threading
 import zipfile
@@ -25,35 +23,18 @@ from impasto.engine.onnx_external import ProtobufError
 from impasto.engine.onnx_ops import GraphOps, peek_graph_ops, read_graph_ops
 from impasto.engine.runs_on import Capability, assess, assess_folder, folder_graphs
 from impasto.services.archives import extract_archive
-from impasto.services.convert import (
-    ConversionError,
-    convert,
-    fuse_graphs,
-    missing_optimizer,
-    optimize_fp16,
-    quantize_int8,
-)
+from impasto.services.convert import convert, optimize_fp16
 from impasto.services.detect import Detected, detect_file, detect_folder
 from impasto.services.downloads import RemoteFile, fetch, sha256_of
 from impasto.services.hub import HubError, list_hub_files, range_reader
+from impasto.services.optimize_stage import optimize_folder
 from impasto.services.runnable import UnrunnableError, is_weight_file, refusal
 from impasto.services.safety import check_file, check_special, check_tree, copy_file, copy_tree
 
-logger = logging.getLogger("impasto.installs")
 # Free space wanted beyond the files themselves, for the database, logs and rounding.
 SPACE_MARGIN = 256 * 1024**2
 # A graph file above this size is peeked at (head and tail) rather than fetched before the check.
 PEEK_ABOVE = 8 * 1024**2
-# Providers with kernels for com.microsoft's MultiHeadAttention; the graph compilers (TensorRT,
-# OpenVINO, CoreML) would hand fused nodes back to the CPU, so their installs stay unfused.
-FUSES_FOR = frozenset(
-    {
-        "CPUExecutionProvider",
-        "CUDAExecutionProvider",
-        "ROCMExecutionProvider",
-        "DmlExecutionProvider",
-    }
-)
 
 
 class InstallError(Exception):
@@ -313,32 +294,6 @@ def _convert(job: StageJob, source: Path) -> Path:
     return out
 
 
-def _optimize(job: StageJob, folder: Path, detected: Detected) -> None:
-    """Fuse attention for this machine's provider; quantise the UNet when int8 was asked for.
-
-    Fusion is a speed-up, never a reason to fail: without the onnx package, or when the
-    child fails, the graphs stay as exported (each fused graph replaces its original only
-    after matching its outputs).
-    """
-    log = job.staging / "optimize.log"
-    int8 = job.options.get("precision") == "int8"
-    problem = missing_optimizer()
-    if int8 and problem:
-        raise InstallError(f"precision int8: {problem}")
-    if int8 and detected.precision not in ("", "fp32", "int8"):
-        raise InstallError(f"precision int8 needs an fp32 UNet; this one is {detected.precision}")
-    job.progress.start("optimize")
-    if problem is not None:
-        logger.info("%s: attention left unfused: %s", job.model_id, problem)
-    elif (job.provider or "CPUExecutionProvider") in FUSES_FOR:
-        try:
-            fuse_graphs(folder, cancel=job.cancel, log=log, provider=job.provider)
-        except ConversionError as exc:
-            logger.warning("%s: attention left unfused: %s", job.model_id, exc)
-    if int8 and detected.precision != "int8":
-        quantize_int8(folder, cancel=job.cancel, log=log)
-
-
 def prepare(job: StageJob) -> tuple[Path, Detected]:
     """Fetch, check and (if needed) convert; returns the ready folder or file and what it is."""
     job.staging.mkdir(parents=True, exist_ok=True)
@@ -364,7 +319,16 @@ def prepare(job: StageJob) -> tuple[Path, Detected]:
     except ValueError as exc:
         raise InstallError(str(exc)) from exc
     if ready.is_dir() and detected.layout == "onnx":
-        _optimize(job, ready, detected)
+        job.progress.start("optimize")
+        optimize_folder(
+            ready,
+            model_id=job.model_id,
+            provider=job.provider,
+            precision=str(job.options.get("precision") or ""),
+            unet_precision=detected.precision,
+            cancel=job.cancel,
+            log=job.staging / "optimize.log",
+        )
         detected = detect_folder(ready)  # int8 is read from the graph
     if ready.is_dir() and not job.warning:
         _check_runnable(job, assess_folder(ready), job.model_id, refuse=False)
@@ -405,29 +369,3 @@ def finalize(job: StageJob, ready: Path, detected: Detected) -> Installed:
         shutil.copytree(ready_root, partial)
         partial.rename(final)
     return Installed(inner or final, detected, size, digest)
-
-
-WARM_TIMEOUT = 3600.0  # seconds; ORT optimises an SDXL UNet in well under a minute
-
-
-def warm_cache(command: tuple[str, ...], installed: Installed) -> None:
-    """Open the installed model once in a worker process, which saves ORT's optimised graphs.
-
-    A failure costs only the speed of the first generation, so it is logged, not raised.
-    """
-    if not installed.path.is_dir():
-        return  # a single-file LoRA, embedding or VAE: nothing a worker opens on its own
-    try:
-        done = subprocess.run(
-            [*command, "--warm", str(installed.path)],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=WARM_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        logger.warning("%s: optimised graphs not cached: %s", installed.path.name, exc)
-        return
-    if done.returncode != 0:
-        tail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
-        logger.warning("%s: optimised graphs not cached: %s", installed.path.name, " | ".join(tail))
