@@ -102,3 +102,27 @@ def test_fuse_folder_rewrites_only_checked_graphs(tmp_path: Path) -> None:
     assert not list(folder.rglob("model.fused.onnx"))
     for part in fused:
         assert count_ops(onnx.load(str(folder / part / "model.onnx")), ["Softmax"])["Softmax"] == 0
+
+
+def test_run_time_lora_works_on_a_fused_model(tmp_path: Path) -> None:
+    import shutil
+
+    from impasto.engine import load_pipeline
+    from impasto.engine.providers import cpu_choice
+    from tests.engine.conftest import small
+    from tests.engine.families_oracle import LORAS, noise
+
+    folder = tmp_path / "fused"
+    shutil.copytree(TINY / "sd-tiny", folder)
+    assert fuse_folder(folder)["unet"] == 8
+    lora = [(LORAS / "tiny-peft.safetensors", 1.0)]
+    images = {}
+    for name, path in (("exported", TINY / "sd-tiny"), ("fused", folder)):
+        pipe = load_pipeline(path, cpu_choice())
+        with_lora = pipe.generate(small(steps=4, loras=lora), latents=noise(2))[0]
+        assert with_lora.warnings == ()  # every LoRA layer found its weight
+        plain = pipe.generate(small(steps=4), latents=noise(2))[0].image
+        images[name] = (np.asarray(with_lora.image, np.int32), np.asarray(plain, np.int32))
+        pipe.close()
+    assert np.abs(images["fused"][0] - images["exported"][0]).max() <= 2
+    assert np.abs(images["fused"][0] - images["fused"][1]).max() > 4  # the LoRA changed it
