@@ -6,8 +6,8 @@
 
 For each component of the SD 1.5-shaped model (``models/build_tiny.py --shape sd15``) it
 writes the fused graph beside the exported one for the run (ORT wants external weights in the
-graph's own folder), and with ``--int8`` the quantised UNet in a scratch folder, then times one call of each variant in a fresh process: the UNet
-at batch 2 (classifier-free guidance), the VAE decoder at batch 1, on ``--threads`` threads at
+graph's own folder), and with ``--int8`` the quantised UNet in a scratch folder, then times
+calls of each variant in a fresh process: the UNet at batch 2 (classifier-free guidance), the VAE decoder at batch 1, on ``--threads`` threads at
 the CPU provider's level. Prints ms per call (median, and the fastest run: on a loaded machine
 other work only ever adds time), fused/exported and int8/exported ratios, and the largest
 absolute difference of each variant's output from the exported graph's.
@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 SD15 = Path("~/.cache/impasto/bench/sd15/onnx").expanduser()
-FUSED = "model.fused-bench.onnx"  # written beside each graph for the run, removed after
+# Written beside each graph for the run and removed after; one name per run.
+FUSED = f"model.fused-bench-{os.getpid()}.onnx"
 
 
 def _feeds(component: str, size: int) -> dict[str, Any]:
