@@ -7,10 +7,11 @@
 For each component of the SD 1.5-shaped model (``models/build_tiny.py --shape sd15``) it
 writes the fused graph beside the exported one for the run (ORT wants external weights in the
 graph's own folder), and with ``--int8`` the quantised UNet in a scratch folder, then times
-calls of each variant in a fresh process: the UNet at batch 2 (classifier-free guidance), the VAE decoder at batch 1, on ``--threads`` threads at
-the CPU provider's level. Prints ms per call (median, and the fastest run: on a loaded machine
-other work only ever adds time), fused/exported and int8/exported ratios, and the largest
-absolute difference of each variant's output from the exported graph's.
+calls of each variant in a fresh process: the UNet at batch 2 (classifier-free guidance), the
+VAE decoder at batch 1, on ``--threads`` threads at the CPU provider's level. Prints ms per
+call (median, and the fastest run: on a loaded machine other work only ever adds time),
+fused/exported and int8/exported ratios, and the largest absolute difference of each
+variant's output from the exported graph's.
 """
 
 from __future__ import annotations
