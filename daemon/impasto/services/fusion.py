@@ -4,13 +4,14 @@ Exporters write scaled dot-product attention as a dozen nodes per block: each of
 reshaped to heads and transposed, Q and K scaled, ``MatMul``, an optional mask ``Add``,
 ``Softmax``, ``MatMul`` and the transpose and reshape back. ORT's fused kernel does the same
 math without materialising the transposed copies (a 4096-token self-attention at 512x512 runs
-in about 2/3 of the time on two cores). ORT's own ``onnxruntime.transformers`` UNet fusion
-also merges the Q/K/V projections into one weight, which breaks run-time LoRA (it finds a
+in about half the time on two cores: bench/attention_block.py). ORT's own UNet fusion
+(``onnxruntime.transformers.optimizer``, which also fails on today's exports with numpy 2)
+merges the Q/K/V projections into one weight, which breaks run-time LoRA (it finds a
 layer's weight through the ``.../to_q/MatMul`` node); this matcher keeps every projection as
 exported and replaces only the attention core, so it works for UNets, VAEs and CLIP alike.
 
 Only the graph changes: weights are never loaded, so a 3.4 GB UNet with external data is
-fused in about a second and its data files stay as they are. Needs the ``onnx`` package.
+fused in seconds and its data files stay as they are. Needs the ``onnx`` package.
 """
 
 from __future__ import annotations
@@ -30,11 +31,10 @@ K_PERM = [0, 2, 3, 1]  # [B, L, N, H] -> [B, N, H, L]
 
 @dataclass
 class _Branch:
-    """One of Q, K, V: the 3-D tensor that enters, the head count, and the nodes consumed."""
+    """One of Q, K, V: the 3-D tensor that enters, its head count, and its scale factor."""
 
     source: str
     heads: int
-    nodes: list[onnx.NodeProto]
     scale: str | float | None = None  # the Mul factor: a tensor name, a constant, or none
 
 
@@ -153,7 +153,6 @@ def _is_default_scale(g: _Graph, name: str) -> bool:
 
 def _branch(g: _Graph, name: str, perm: list[int]) -> _Branch | None:
     """Walk back from an attention MatMul input: [Mul] <- Transpose(perm) <- Reshape(heads)."""
-    nodes: list[onnx.NodeProto] = []
     scale: str | float | None = None
     node = g.producer.get(name)
     if node is not None and node.op_type == "Mul":
@@ -167,7 +166,6 @@ def _branch(g: _Graph, name: str, perm: list[int]) -> _Branch | None:
                 break
         else:
             return None
-        nodes.append(node)
         node = g.producer.get(name)
     if node is None or node.op_type != "Transpose" or _perm(node) != perm:
         return None
@@ -177,7 +175,7 @@ def _branch(g: _Graph, name: str, perm: list[int]) -> _Branch | None:
     heads = _heads(g, reshape)
     if not heads:
         return None
-    return _Branch(reshape.input[0], heads, [*nodes, node, reshape], scale)
+    return _Branch(reshape.input[0], heads, scale)
 
 
 def _scale(q: _Branch, k: _Branch, extra: float) -> float | None:

@@ -27,13 +27,6 @@ SMALL_SIDE = 8
 SCRATCH = "model.fused.onnx"
 
 
-def link_weights(source: Path, target: Path) -> None:
-    """Make ``source``'s external-data files visible in ``target`` (symbolic links, for ORT)."""
-    for file in source.iterdir():
-        if file.is_file() and not file.name.endswith(".onnx"):
-            (target / file.name).symlink_to(file.resolve())
-
-
 def _small_feeds(session: Any) -> dict[str, np.ndarray]:
     """Random inputs at small sizes for every input of ``session``."""
     rng = np.random.default_rng(0)
