@@ -5,17 +5,17 @@
 
 Writes ``~/.cache/impasto/bench/sd15/onnx-fused`` once: the SD 1.5-shaped export
 (``models/build_tiny.py --shape sd15``) with every graph's attention fused as an install
-does, weights hard-linked. Then times bench/engine.py's children (``ours`` on the exported and
-on the fused folder, ``diffusers`` on the same weights), each in a fresh process, at two step
-counts. A 20-step generation on a shared two-core machine takes minutes per implementation, so
-the 20-step time is extrapolated: ``T(20) = T(b) + (20 - b) * (T(b) - T(a)) / (b - a)``, the
-per-step cost measured as the difference of the two runs (text encoder and VAE cancel out).
+does, weights copied beside it (3.4 GB). Then times bench/engine.py's children (``ours`` on
+the exported and on the fused folder, ``diffusers`` on the same weights), each in a fresh
+process, at two step counts. A 20-step generation on a shared two-core machine takes
+minutes per implementation, so the 20-step time is extrapolated:
+``T(20) = T(b) + (20 - b) * (T(b) - T(a)) / (b - a)``, the per-step cost measured as the
+difference of the two runs (text encoder and VAE cancel out).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -52,7 +52,9 @@ def fused_folder() -> Path:
             onnx.save_model(model, str(target))
             print(f"{file.parent.name}: {count} attention blocks fused", flush=True)
         else:
-            os.link(file, target)  # the same folder for ORT's external-data check
+            # A copy, in the graph's folder for ORT's external-data check; a hard link would
+            # make the onnx package refuse the original's weights ("hardlink attack").
+            shutil.copy2(file, target)
     partial.rename(FUSED)
     return FUSED
 
