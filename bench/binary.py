@@ -3,8 +3,9 @@ the virtualenv, measured in the same run.
 
     python bench/binary.py [packaging/out/impasto] [--rounds 3]
 
-Cold: a fresh cache folder, so the onefile payload is unpacked first (the first start after an
-install). Warm: the unpacked files are reused. Reference: `python -m impasto serve` from this
+Cold: a fresh cache folder, so a onefile payload is unpacked first (the first start after an
+install; a standalone folder, what the Linux packages ship, has nothing to unpack). Warm: the
+unpacked files are reused. Reference: `python -m impasto serve` from this
 virtualenv, whose imports are warm in the page cache like the warm binary's. Each start is timed
 until /api/v1/health answers over TCP and until a worker reports ready; the resident memory of
 the whole process tree (daemon, workers, onefile bootstraps) is read with the worker idle.
@@ -14,7 +15,6 @@ Medians of --rounds starts.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
 import tempfile
@@ -23,6 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "packaging"))
 import smoke  # noqa: E402
+from nuitka_layout import copy_program, standalone_folder  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,9 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory(prefix="impasto-bench-") as folder:
             work = Path(folder)
-            local = work / "bin" / "impasto"
-            local.parent.mkdir()
-            shutil.copy2(args.binary, local)
+            local = copy_program(args.binary, work / "bin")
             cold.append(smoke.run_once(local, work, generate=False)["health_s"])
             runs = {"binary": smoke.run_once(local, work, generate=False)}
             warm.append(runs["binary"]["health_s"])
@@ -56,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
                 ready[name].append(run["worker_ready_s"])
                 rss[name].append(run["tree_rss_mb"])
                 procs[name] = run["processes"]
-    size = args.binary.stat().st_size / 1e6
+    kind = "onefile" if standalone_folder(args.binary) is None else "standalone folder"
     c, w, r = (statistics.median(x) for x in (cold, warm, reference))
-    print(f"binary: {size:.1f} MB ({args.binary})")
+    print(f"binary: {smoke.program_mb(args.binary):.1f} MB, {kind} ({args.binary})")
     print(f"start until /health, median of {args.rounds}:")
     print(f"  binary cold (unpacks)   {c:6.2f} s   ratio to venv {c / r:.2f}")
     print(f"  binary warm             {w:6.2f} s   ratio to venv {w / r:.2f}")

@@ -268,7 +268,9 @@ CHILDREN = {
 
 def spawn(kind: str, args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
     """Run one child in a fresh interpreter and return its JSON result (or an error)."""
-    argv = [sys.executable, __file__, "--child", kind]
+    # -P: bench/ must not go first on the path, where bench/queue.py would shadow the
+    # standard library queue that torch imports (the diffusers and optimum children).
+    argv = [sys.executable, "-P", __file__, "--child", kind]
     for key, value in {**vars(args), **extra}.items():
         if key in ("child", "full", "levels", "sampler_table") or value is None or value is False:
             continue

@@ -1,6 +1,11 @@
-"""Build the single `impasto` executable with Nuitka for the current OS and one flavour.
+"""Build the `impasto` program with Nuitka for the current OS and one flavour.
 
     python packaging/build.py --flavour cpu        # -> packaging/out/impasto (or impasto.exe)
+
+On Linux the default ``--mode standalone`` writes Nuitka's standalone folder to
+``packaging/out/impasto.dist/`` and makes ``packaging/out/impasto`` a link to its executable
+(what the .deb and the tarball ship: nothing to unpack at each start); elsewhere, and with
+``--mode onefile``, ``packaging/out/impasto`` is one self-unpacking file.
 
 The flavour names the onnxruntime package the binary carries (cpu: onnxruntime,
 cuda: onnxruntime-gpu, directml: onnxruntime-directml); exactly that one must be
@@ -20,6 +25,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "packaging" / "out"
+sys.path.insert(0, str(REPO / "packaging"))
+from nuitka_layout import DIST  # noqa: E402
 
 FLAVOURS = {
     "cpu": "onnxruntime",
@@ -116,14 +123,21 @@ def binary_name() -> str:
     return "impasto.exe" if platform_key() == "win32" else "impasto"
 
 
-def nuitka_command(flavour: str, build_dir: Path, build_id: str) -> list[str]:
+def default_mode() -> str:
+    """standalone where the packages ship a folder (Linux), onefile elsewhere."""
+    return "standalone" if platform_key() == "linux" else "onefile"
+
+
+def nuitka_command(
+    flavour: str, build_dir: Path, build_id: str, mode: str = "onefile"
+) -> list[str]:
     """The full Nuitka command line."""
     binary = binary_name()
     command = [
         sys.executable,
         "-m",
         "nuitka",
-        "--mode=onefile",
+        f"--mode={mode}",
         f"--output-dir={build_dir}",
         f"--output-filename={binary}",
         "--assume-yes-for-downloads",
@@ -139,16 +153,19 @@ def nuitka_command(flavour: str, build_dir: Path, build_id: str) -> list[str]:
         f"--include-data-dir={REPO / 'models' / 'tiny' / 'impasto-shapes'}"
         "=impasto/bundled_models/impasto-shapes",
         f"--include-data-files={REPO / 'models' / 'catalog.toml'}=impasto/model_catalog.toml",
-        # A cached extraction folder: the daemon and its workers (the same binary started
-        # again) share it, and a killed process leaves nothing new behind. The build id
-        # keeps a rebuilt binary from reusing an older build's files.
-        f"--onefile-tempdir-spec={{CACHE_DIR}}/impasto/{version()}-{flavour}-{build_id}",
-        # The daemon drains its queue and stops its workers on SIGTERM; give it the time.
-        "--onefile-child-grace-time=30000",
         "--product-name=Impasto",
         f"--product-version={version().split('+')[0].split('.dev')[0]}",
         "--company-name=Impasto",
     ]
+    if mode == "onefile":
+        command += [
+            # A cached extraction folder: the daemon and its workers (the same binary started
+            # again) share it, and a killed process leaves nothing new behind. The build id
+            # keeps a rebuilt binary from reusing an older build's files.
+            f"--onefile-tempdir-spec={{CACHE_DIR}}/impasto/{version()}-{flavour}-{build_id}",
+            # The daemon drains its queue and stops its workers on SIGTERM; give it the time.
+            "--onefile-child-grace-time=30000",
+        ]
     command += [f"--nofollow-import-to={name}" for name in EXCLUDED]
     # Its gi plugin resolves `gi.repository.*` imports even when gi is not followed.
     command.append("--disable-plugins=gi")
@@ -166,10 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     """Build the binary; prints the Nuitka command, its time and the result's size."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flavour", choices=sorted(FLAVOURS), default="cpu")
+    parser.add_argument("--mode", choices=["standalone", "onefile"], default=default_mode())
     parser.add_argument("--dry-run", action="store_true", help="print the command only")
     args = parser.parse_args(argv)
-    build_dir = REPO / "build" / f"nuitka-{args.flavour}"
-    command = nuitka_command(args.flavour, build_dir, time.strftime("%Y%m%d%H%M%S"))
+    build_dir = REPO / "build" / f"nuitka-{args.flavour}-{args.mode}"
+    build_id = time.strftime("%Y%m%d%H%M%S")
+    command = nuitka_command(args.flavour, build_dir, build_id, args.mode)
     print(" ".join(command), flush=True)
     if args.dry_run:
         return 0
@@ -179,12 +198,30 @@ def main(argv: list[str] | None = None) -> int:
     result = subprocess.run(command, env=env, check=False)
     if result.returncode:
         return result.returncode
-    OUT.mkdir(parents=True, exist_ok=True)
-    target = OUT / binary_name()
-    shutil.copy2(build_dir / binary_name(), target)
-    size = target.stat().st_size / 1e6
+    target = publish(build_dir, args.mode)
+    files = [target] if args.mode == "onefile" else list((OUT / DIST).rglob("*"))
+    size = sum(f.stat().st_size for f in files if f.is_file()) / 1e6
     print(f"built {target} ({size:.1f} MB) in {(time.monotonic() - started) / 60:.1f} min")
     return 0
+
+
+def publish(build_dir: Path, mode: str) -> Path:
+    """Copy Nuitka's result to packaging/out; returns the path of the executable to run.
+
+    The onefile result and the standalone folder's link have the same path, so a new build
+    of either mode replaces the other.
+    """
+    OUT.mkdir(parents=True, exist_ok=True)
+    target = OUT / binary_name()
+    target.unlink(missing_ok=True)
+    shutil.rmtree(OUT / DIST, ignore_errors=True)
+    if mode == "onefile":
+        shutil.copy2(build_dir / binary_name(), target)
+        return target
+    # Nuitka names the folder after the entry script.
+    shutil.copytree(build_dir / "impasto_entry.dist", OUT / DIST, symlinks=True)
+    target.symlink_to(Path(DIST) / binary_name())
+    return target
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from nuitka_layout import copy_program, standalone_folder
 
 
 def free_port() -> int:
@@ -153,16 +153,22 @@ def run_once(
     return result
 
 
+def program_mb(local: Path) -> float:
+    """The size of the program: its one file, or its whole standalone folder."""
+    folder = standalone_folder(local)
+    files = [local] if folder is None else [p for p in folder.rglob("*") if p.is_file()]
+    return round(sum(p.stat().st_size for p in files) / 1e6, 1)
+
+
 def smoke(binary: Path, work: Path) -> dict[str, Any]:
-    """Copy the binary into ``work`` and run it twice: cold (fresh cache) and warm."""
+    """Copy the program into ``work`` and run it twice: cold (fresh cache) and warm."""
     work.mkdir(parents=True, exist_ok=True)
-    local = work / "bin" / binary.name
-    local.parent.mkdir(exist_ok=True)
-    shutil.copy2(binary, local)
+    local = copy_program(binary, work / "bin")
     cold = run_once(local, work, generate=True)
     warm = run_once(local, work, generate=False)
     return {
-        "binary_mb": round(local.stat().st_size / 1e6, 1),
+        "binary_mb": program_mb(local),
+        "standalone": standalone_folder(local) is not None,
         "cold": cold,
         "warm": warm,
         "ok": all(

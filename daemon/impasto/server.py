@@ -182,6 +182,7 @@ def build_services(settings: Settings, paths: Paths, plugins: PluginHost | None 
         provider=lambda: str(supervisor.provider.get("name", "")),
         provider_setting=settings.provider,
         enable_tensorrt=settings.enable_tensorrt,
+        warm_command=(*supervisor.command(), *worker_args),
     )
     installer = Installer(model_store, catalog, bus, install_options)
     manager = ModelManager(

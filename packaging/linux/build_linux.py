@@ -1,6 +1,10 @@
-"""Linux packages of the `impasto` binary: a .deb (dpkg-deb) and a per-user tarball.
+"""Linux packages of the `impasto` program: a .deb (dpkg-deb) and a per-user tarball.
 
 Usage: python packaging/linux/build_linux.py --binary packaging/out/impasto --out packaging/out
+
+``--binary`` is a onefile executable, or the link to the executable of Nuitka's standalone
+folder (packaging/nuitka_layout.py), whose whole folder is then shipped: the .deb puts it in
+/opt/impasto/, the tarball carries it as impasto.dist/ for install.sh.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 # The tray package draws the icon; the repository's folders are enough to import it.
-sys.path[:0] = [str(REPO / "tray"), str(REPO / "daemon")]
+sys.path[:0] = [str(REPO / "tray"), str(REPO / "daemon"), str(REPO / "packaging")]
+
+from nuitka_layout import DIST, standalone_folder  # noqa: E402
 
 DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 # Where the .deb puts things; the unit and desktop entry point at BINDIR.
@@ -43,8 +49,12 @@ def templated(name: str, bindir: str) -> str:
 def stage_deb(root: Path, binary: Path, version: str, arch: str) -> Path:
     """Lay out the package tree under ``root``; returns it."""
     lib = root / LIBDIR
-    lib.mkdir(parents=True)
-    shutil.copy2(binary, lib / "impasto")
+    folder = standalone_folder(binary)
+    if folder is None:
+        lib.mkdir(parents=True)
+        shutil.copy2(binary, lib / "impasto")
+    else:  # the standalone folder is the program: /opt/impasto/impasto beside its libraries
+        shutil.copytree(folder, lib, symlinks=True)
     (lib / "impasto").chmod(0o755)
     (root / "usr" / "bin").mkdir(parents=True)
     (root / "usr" / "bin" / "impasto").symlink_to(f"/{LIBDIR}/impasto")
@@ -96,21 +106,31 @@ def build_tarball(binary: Path, out: Path, version: str, machine: str) -> Path:
     name = f"impasto-{version}-linux-{machine}"
     target = out / f"{name}.tar.gz"
     icon = write_icon(out / f".{name}-icon.png")
+    folder = standalone_folder(binary)
     members = {
-        "impasto": binary,
         "install.sh": HERE / "install.sh",
         "uninstall.sh": HERE / "uninstall.sh",
         "impasto.service": HERE / "impasto.service",
         "impasto.desktop": HERE / "impasto.desktop",
         "impasto.png": icon,
     }
-    executable = {"impasto", "install.sh", "uninstall.sh"}
+    if folder is None:
+        members["impasto"] = binary
+    else:  # install.sh copies the folder and links its executable
+        for file in sorted(folder.rglob("*")):
+            if file.is_file() or file.is_symlink():
+                members[f"{DIST}/{file.relative_to(folder).as_posix()}"] = file
+    executable = {"impasto", f"{DIST}/impasto", "install.sh", "uninstall.sh"}
     with tarfile.open(target, "w:gz") as archive:
         for member, source in members.items():
             info = archive.gettarinfo(str(source), f"{name}/{member}")
-            info.mode = 0o755 if member in executable else 0o644
+            runs = member in executable or (info.isfile() and info.mode & 0o111)
+            info.mode = 0o755 if runs else 0o644
             info.uid = info.gid = 0
             info.uname = info.gname = "root"
+            if not info.isfile():  # a link inside the standalone folder
+                archive.addfile(info)
+                continue
             with source.open("rb") as handle:
                 archive.addfile(info, handle)
     icon.unlink()

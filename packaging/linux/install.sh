@@ -12,7 +12,14 @@ bindir="$PREFIX/bin"
 
 mkdir -p "$libdir" "$bindir" "$DATA_HOME/applications" "$DATA_HOME/icons/hicolor/256x256/apps" \
     "$CONFIG_HOME/systemd/user"
-install -m 0755 "$here/impasto" "$libdir/impasto"
+rm -rf "$libdir/impasto" "$libdir/impasto.dist"  # an earlier install of either kind
+if [ -d "$here/impasto.dist" ]; then
+    # Nuitka's standalone folder: the executable beside its libraries, nothing to unpack.
+    cp -R "$here/impasto.dist" "$libdir/impasto.dist"
+    ln -sfn "$libdir/impasto.dist/impasto" "$libdir/impasto"
+else
+    install -m 0755 "$here/impasto" "$libdir/impasto"
+fi
 ln -sf "$libdir/impasto" "$bindir/impasto"
 install -m 0644 "$here/impasto.png" "$DATA_HOME/icons/hicolor/256x256/apps/impasto.png"
 sed "s|@BINDIR@|$bindir|g" "$here/impasto.desktop" > "$DATA_HOME/applications/impasto.desktop"

@@ -6,9 +6,11 @@ import hashlib
 import time
 from pathlib import Path
 
+import numpy as np
+
 from impasto.cli.main import main as cli_main
 from tests.harness import Daemon, wait_status
-from tests.models_manager.conftest import TINY, tar_gz, wait_install
+from tests.models_manager.conftest import TINY, tar_gz, unet_output, wait_install
 from tests.models_manager.fakehub import FakeHub, Repo, folder_files
 
 GEN = {"prompt": "a red fox", "width": 64, "height": 64, "steps": 2, "seed": 7}
@@ -36,9 +38,9 @@ def test_install_from_hub_resumes_a_dropped_connection(daemon: Daemon, hub: Fake
     assert model["family"] == "sd1" and model["precision"] == "fp32"
     assert len(model["hash"]) == 64
     installed = models_dir(daemon) / "hubby"
-    assert (installed / "unet" / "model.onnx").read_bytes() == (
-        TINY / "sd-tiny" / "unet" / "model.onnx"
-    ).read_bytes()
+    # The resumed download is whole: the installed UNet (its attention fused at install)
+    # computes what the original does.
+    np.testing.assert_allclose(unet_output(installed), unet_output(TINY / "sd-tiny"), atol=1e-3)
     # Only the layout's files came down: no README, no pickle beside the weights.
     assert not (installed / "README.md").exists()
     assert not any(p.endswith("weights.bin") for _, p, _ in hub.requests)

@@ -1,9 +1,12 @@
-"""The built single binary (`make package`): serve, health, generate, stop, with no Python."""
+"""The built program (`make package`): serve, health, generate, stop, with no Python.
+
+Either build works: Nuitka's standalone folder (Linux's default, packaging/nuitka_layout.py)
+or the onefile executable, whose payload is unpacked into a cache folder.
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +21,7 @@ sys.path.insert(0, str(REPO / "packaging" / "linux"))
 
 import build_linux  # noqa: E402
 import smoke  # noqa: E402
+from nuitka_layout import copy_program, standalone_folder  # noqa: E402
 
 from tests.tools import ON_CI, linux_only, require  # noqa: E402
 
@@ -44,16 +48,24 @@ def test_the_binary_serves_generates_and_stops_cleanly(tmp_path: Path) -> None:
     assert cold["socket_health"] == "ok" and cold["images"], summary
     assert cold["exit_code"] == 0 and cold["discovery_removed"], summary
     assert summary["warm"]["exit_code"] == 0, summary
-    # The warm start reuses the unpacked files instead of unpacking them again.
     cache = tmp_path / "cache" / "impasto"
-    assert len(list(cache.iterdir())) == 1
+    if summary["standalone"]:  # it runs where it lies: nothing is unpacked anywhere
+        assert not cache.exists() or not any(cache.iterdir())
+    else:  # the warm start reuses the unpacked files instead of unpacking them again
+        assert len(list(cache.iterdir())) == 1
+
+
+def _program_tree(tmp_path: Path) -> Path:
+    """The folder the program's files run from: its standalone folder, or the unpacked cache."""
+    folder = standalone_folder(BINARY)
+    return folder if folder is not None else next((tmp_path / "cache" / "impasto").iterdir())
 
 
 def test_the_binary_carries_its_own_runtime_and_no_torch(tmp_path: Path) -> None:
     env = smoke.clean_env(tmp_path, smoke.free_port())
     version = subprocess.run([BINARY, "version"], env=env, capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.startswith("impasto "), version
-    unpacked = next((tmp_path / "cache" / "impasto").iterdir())
+    unpacked = _program_tree(tmp_path)
     names = {p.name for p in unpacked.iterdir()}
     assert "torch" not in names and "diffusers" not in names and "optimum" not in names
     assert (unpacked / "impasto" / "ui_static" / "index.html").is_file()
@@ -77,9 +89,7 @@ def test_the_deb_of_the_real_binary_runs_from_its_unpacked_tree(tmp_path: Path) 
 def test_workers_start_from_the_unpacked_binary_not_the_onefile_bootstrap(
     tmp_path: Path,
 ) -> None:
-    local = tmp_path / "bin" / "impasto"
-    local.parent.mkdir()
-    shutil.copy2(BINARY, local)
+    local = copy_program(BINARY, tmp_path / "bin")
     port = smoke.free_port()
     env = smoke.clean_env(tmp_path, port)
     log = (tmp_path / "daemon.out").open("wb")
@@ -97,7 +107,8 @@ def test_workers_start_from_the_unpacked_binary_not_the_onefile_bootstrap(
             time.sleep(0.1)
         assert workers, "no worker process started"
         exes = {pid: os.readlink(f"/proc/{pid}/exe") for pid in smoke.descendants(daemon.pid)}
-        unpacked = tmp_path / "cache" / "impasto"
+        folder = standalone_folder(local)
+        unpacked = folder if folder is not None else tmp_path / "cache" / "impasto"
         # Only the process we started runs the one file; the daemon and its worker run the
         # unpacked executable, with no second bootstrap process per worker.
         assert all(Path(exe).is_relative_to(unpacked) for exe in exes.values()), exes

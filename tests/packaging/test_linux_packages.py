@@ -154,3 +154,44 @@ def test_the_deb_installs_with_dpkg_where_its_unit_and_entry_expect(
         subprocess.run([*root, "dpkg", "--purge", "impasto"], check=True, capture_output=True)
     for path in [*INSTALLED, "/usr/lib/systemd/user/impasto.service"]:
         assert not os.path.lexists(path), path
+
+
+def test_the_deb_and_tarball_ship_the_whole_standalone_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "out" / "impasto.dist"
+    folder.mkdir(parents=True)
+    (folder / "impasto").write_text(
+        '#!/bin/sh\nhere=$(dirname "$(readlink -f "$0")")\n'
+        'echo "fake impasto $* $(cat "$here/libfake.so")"\n'
+    )
+    (folder / "impasto").chmod(0o755)
+    (folder / "libfake.so").write_text("with-its-libraries")
+    (folder / "libfake.so.1").symlink_to("libfake.so")
+    (folder / "share").mkdir()
+    (folder / "share" / "index.html").write_text("<html></html>")
+    binary = tmp_path / "out" / "impasto"
+    binary.symlink_to("impasto.dist/impasto")  # what packaging/build.py leaves
+
+    deb = build_linux.build_deb(binary, tmp_path / "deb", "1.2.3", "amd64", tmp_path / "w")
+    root = tmp_path / "root"
+    subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+    program = root / "opt" / "impasto" / "impasto"
+    assert (root / "opt" / "impasto" / "share" / "index.html").is_file()
+    assert os.readlink(root / "opt" / "impasto" / "libfake.so.1") == "libfake.so"
+    run = subprocess.run([program, "version"], capture_output=True, text=True)
+    assert run.stdout == "fake impasto version with-its-libraries\n"
+
+    tarball = build_linux.build_tarball(binary, tmp_path / "tar", "1.2.3", "x86_64")
+    with tarfile.open(tarball) as archive:
+        archive.extractall(tmp_path / "unpacked", filter="data")
+    unpacked = tmp_path / "unpacked" / "impasto-1.2.3-linux-x86_64"
+    assert not (unpacked / "impasto").exists()  # no onefile beside the folder
+    home = tmp_path / "home"
+    env = {"HOME": str(home), "PATH": os.environ["PATH"]}
+    subprocess.run(["sh", str(unpacked / "install.sh")], env=env, check=True, capture_output=True)
+    command = home / ".local" / "bin" / "impasto"
+    run = subprocess.run([command, "serve"], capture_output=True, text=True)
+    assert run.stdout == "fake impasto serve with-its-libraries\n"
+    lib = home / ".local" / "lib" / "impasto"
+    assert (lib / "impasto.dist" / "share" / "index.html").is_file()
+    subprocess.run(["sh", str(lib / "uninstall.sh")], env=env, check=True, capture_output=True)
+    assert not command.exists() and not lib.exists()

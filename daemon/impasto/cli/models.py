@@ -67,7 +67,13 @@ def _install_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--revision", help="hub branch, tag or commit")
     parser.add_argument("--subfolder", help="folder of the repo holding model_index.json")
     parser.add_argument("--sha256", help="expected sha256 of a downloaded file")
-    parser.add_argument("--fp16", action="store_true", help="convert to fp16 (GPU providers)")
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "fp16", "int8"],
+        help="fp16: convert to fp16 (GPU providers); int8: quantise the UNet (CPU, smaller, "
+        "faster, a little less exact; see docs/models.md); default: fp16 on a GPU, else fp32",
+    )
+    parser.add_argument("--fp16", action="store_true", help="the same as --precision fp16")
     parser.add_argument(
         "--diffusers-config",
         dest="model_config",
@@ -109,7 +115,7 @@ def pull(args: argparse.Namespace, context: Context) -> int:
             revision=args.revision,
             subfolder=args.subfolder,
             sha256=args.sha256,
-            precision="fp16" if args.fp16 else None,
+            precision="fp16" if args.fp16 else args.precision,
             config=args.model_config,
         )
         print(f"installing {task.model_id} from {task.source} (install {task.id})")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -26,10 +27,31 @@ INSTALL_HINT = "pip install 'impasto[convert]'"
 COMPONENTS = ("text_encoder", "text_encoder_2", "unet", "vae_decoder", "vae_encoder")
 # ONNX files are protobufs, which cannot pass 2 GB; bigger weights go to model.onnx_data.
 EXTERNAL_DATA_ABOVE = 1536 * 1024**2
+CPU_PROVIDER = "CPUExecutionProvider"
 
 
 class ConversionError(Exception):
     """The export failed or cannot run here; the message says what to do."""
+
+
+OPTIMIZE_INSTALL_HINT = "pip install onnx (or 'impasto[convert]')"
+
+
+def missing_optimizer() -> str | None:
+    """None when the optimise stage (fused attention, int8) can run here, else why not.
+
+    It runs in a child Python (``-m impasto.services.convert``) with the ``onnx`` package; the
+    single binary has neither.
+    """
+    if "__compiled__" in globals() or getattr(sys, "frozen", False):
+        return "the single binary cannot rewrite graphs; install the Python package for it"
+    try:
+        found = find_spec("onnx") is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        return f"rewriting ONNX graphs needs the onnx package: {OPTIMIZE_INSTALL_HINT}"
+    return None
 
 
 def missing_converter() -> str | None:
@@ -100,6 +122,16 @@ def optimize_fp16(folder: Path, *, cancel: threading.Event, log: Path) -> None:
     if problem:
         raise ConversionError(problem)
     _run_child(["fp16", str(folder)], cancel=cancel, log=log, env={})
+
+
+def fuse_graphs(folder: Path, *, cancel: threading.Event, log: Path, provider: str) -> None:
+    """Fuse attention in each graph of an ONNX pipeline folder, checked against the original."""
+    _run_child(["fuse", str(folder), "--provider", provider], cancel=cancel, log=log, env={})
+
+
+def quantize_int8(folder: Path, *, cancel: threading.Event, log: Path) -> None:
+    """Replace an ONNX pipeline's fp32 UNet with its dynamic-int8 quantisation."""
+    _run_child(["int8", str(folder)], cancel=cancel, log=log, env={})
 
 
 def single_file_pipeline(path: Path) -> str:
@@ -215,7 +247,7 @@ def _fp16(folder: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The child process: ``export SOURCE OUTPUT`` or ``fp16 FOLDER``."""
+    """The child process: ``export SOURCE OUTPUT``, or ``fp16|fuse|int8 FOLDER``."""
     parser = argparse.ArgumentParser(prog="python -m impasto.services.convert")
     steps = parser.add_subparsers(dest="step", required=True)
     export = steps.add_parser("export", help="SOURCE (diffusers folder or checkpoint) to ONNX")
@@ -224,11 +256,26 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--config", default="", help="diffusers repo id or folder of configs")
     fp16 = steps.add_parser("fp16", help="an exported ONNX folder's weights to fp16, in place")
     fp16.add_argument("folder", type=Path)
+    fuse = steps.add_parser("fuse", help="fuse attention in an ONNX folder's graphs, in place")
+    fuse.add_argument("folder", type=Path)
+    fuse.add_argument("--provider", default="CPUExecutionProvider", help="to check outputs on")
+    int8 = steps.add_parser("int8", help="an ONNX folder's UNet to dynamic int8, in place")
+    int8.add_argument("folder", type=Path)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     if args.step == "export":
         _export(args.source, args.output, args.config)
-    else:
+    elif args.step == "fp16":
         _fp16(args.folder)
+    elif args.step == "fuse":
+        from impasto.services.optimize import fuse_folder
+
+        providers = list(dict.fromkeys([args.provider or "CPUExecutionProvider", CPU_PROVIDER]))
+        fuse_folder(args.folder, providers)
+    else:
+        from impasto.services.optimize import int8_folder
+
+        int8_folder(args.folder)
     return 0
 
 

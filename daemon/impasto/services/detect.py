@@ -9,12 +9,37 @@ from pathlib import Path
 from typing import Any
 
 from impasto.engine.families import classify, signals_from_configs
+from impasto.engine.onnx_ops import read_graph_ops
+from impasto.formats.protobuf import ProtobufError
 from impasto.formats.protobuf import int_field as _int
 from impasto.formats.protobuf import submessages as _sub
 from impasto.services.safety import UnsafeContentError, safetensors_header
 
 # ONNX TensorProto.DataType numbers that matter here.
 _ELEM_TYPES = {1: "fp32", 10: "fp16", 16: "bf16"}
+# Operators of a quantised graph (ONNX Runtime's dynamic and static int8 outputs); its inputs
+# stay float, so its precision shows only in what it computes with.
+INT8_OPS = frozenset(
+    {
+        "DynamicQuantizeLinear",
+        "DynamicQuantizeMatMul",
+        "MatMulInteger",
+        "MatMulIntegerToFloat",
+        "ConvInteger",
+        "QLinearMatMul",
+        "QLinearConv",
+        "QuantizeLinear",
+    }
+)
+
+
+def is_quantized(graph: Path) -> bool:
+    """Whether the ONNX graph computes in int8 (read from its operators, not its weights)."""
+    try:
+        ops = read_graph_ops(graph).ops
+    except (OSError, ProtobufError):
+        return False
+    return any(op in INT8_OPS for _, op in ops)
 
 
 @dataclass(frozen=True)
@@ -106,6 +131,8 @@ def detect_folder(root: Path) -> Detected:
         channels = sample.shape[1] if sample and len(sample.shape) > 1 else None
         in_channels = channels if isinstance(channels, int) else unet_config.get("in_channels", 4)
         precision = sample.elem_type if sample else ""
+        if precision == "fp32" and is_quantized(onnx_unet):
+            precision = "int8"
         xl = "text_embeds" in inputs or "time_ids" in inputs
     elif any((root / "unet").glob("diffusion_pytorch_model*")):
         layout = "diffusers"

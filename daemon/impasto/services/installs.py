@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from impasto.engine.providers import CPU, GPU_PROVIDERS
-from impasto.services.convert import ConversionError, missing_converter
+from impasto.services.convert import ConversionError, missing_converter, missing_optimizer
 from impasto.services.detect import detect_file, detect_folder
 from impasto.services.downloads import DownloadError, InstallCancelled
 from impasto.services.errors import ConflictError, FieldError, NotFoundError
@@ -27,6 +27,7 @@ from impasto.services.known import (
     variant_summary,
 )
 from impasto.services.models import ModelCatalog
+from impasto.services.optimize_stage import warm_cache
 from impasto.services.runnable import UnrunnableError
 from impasto.services.safety import UnsafeContentError, check_id, walk_files
 from impasto.services.sources import describe_source, local_path, parse_source
@@ -37,14 +38,15 @@ log = logging.getLogger("impasto.installs")
 T = TypeVar("T")
 TICK = 0.5  # seconds between progress events while bytes move
 CANCEL_WAIT = 5.0  # seconds a cancelled install's step gets to stop before it is abandoned
-PRECISIONS = ("", "fp32", "fp16")
+PRECISIONS = ("", "fp32", "fp16", "int8")
 
 
 def conversion_precision(requested: str, provider: str) -> str:
     """What a conversion writes: the asked precision, else fp16 when the workers run on a GPU.
 
     fp16 halves the weights and is what GPU providers run fastest; on the CPU provider fp16
-    math is slower than fp32, so CPU machines keep fp32.
+    math is slower than fp32, so CPU machines keep fp32. int8 (never a default) is an fp32
+    export whose UNet is then quantised.
     """
     if requested:
         return requested
@@ -68,6 +70,9 @@ class InstallOptions:
     provider: Callable[[], str] = lambda: ""
     provider_setting: str = "auto"  # the provider setting, to probe with before workers start
     enable_tensorrt: bool = False
+    # A worker's command line; with ``--warm DIR`` it caches the optimised graphs of an
+    # installed model (empty: no warm-up).
+    warm_command: tuple[str, ...] = ()
 
 
 class Installer:
@@ -155,7 +160,11 @@ class Installer:
             raise FieldError("id", str(exc)) from None
         precision = request.get("precision") or ""
         if precision not in PRECISIONS:
-            raise FieldError("precision", "must be fp32 or fp16")
+            raise FieldError("precision", "must be fp32, fp16 or int8")
+        if precision == "int8":
+            problem = missing_optimizer()
+            if problem:
+                raise FieldError("precision", f"int8 cannot be made here: {problem}")
         precision = conversion_precision(precision, self.options.provider())
         config = request.get("config") or ""
         if config.startswith(("/", ".", "~")):  # a folder, not a hub repo id
@@ -329,6 +338,11 @@ class Installer:
                         raise InstallCancelled("cancelled")
                     job.progress.start("install")
                     installed = await in_daemon_thread(finalize, job, ready, detected)
+                    if self.options.warm_command:
+                        job.progress.start("cache")
+                        await in_daemon_thread(
+                            warm_cache, self.options.warm_command, installed.path
+                        )
                 finally:
                     ticker.cancel()
                 self._record_model(record, installed)

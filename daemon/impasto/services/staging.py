@@ -28,6 +28,7 @@ from impasto.services.convert import convert, optimize_fp16
 from impasto.services.detect import Detected, detect_file, detect_folder
 from impasto.services.downloads import RemoteFile, fetch, sha256_of
 from impasto.services.hub import HubError, list_hub_files, range_reader
+from impasto.services.optimize_stage import optimize_folder
 from impasto.services.runnable import UnrunnableError, is_weight_file, refusal
 from impasto.services.safety import check_file, check_special, check_tree, copy_file, copy_tree
 
@@ -318,6 +319,18 @@ def prepare(job: StageJob) -> tuple[Path, Detected]:
                 detected = detect_folder(ready)
     except ValueError as exc:
         raise InstallError(str(exc)) from exc
+    if ready.is_dir() and detected.layout == "onnx":
+        job.progress.start("optimize")
+        optimize_folder(
+            ready,
+            model_id=job.model_id,
+            provider=job.provider,
+            precision=str(job.options.get("precision") or ""),
+            unet_precision=detected.precision,
+            cancel=job.cancel,
+            log=job.staging / "optimize.log",
+        )
+        detected = detect_folder(ready)  # int8 is read from the graph
     if ready.is_dir() and not job.warning:
         _check_runnable(job, assess_folder(ready), job.model_id, refuse=False)
     if ready.is_dir() and detected.type == "checkpoint":

@@ -372,8 +372,10 @@ def run_worker(argv: list[str] | None = None) -> int:
     parser.add_argument("--device-id", type=int, default=0)
     parser.add_argument("--data-dir", default="", help="finds single-file plugins in DIR/plugins")
     parser.add_argument("--models-dir", default="")
+    parser.add_argument("--warm", metavar="MODEL_DIR", help="cache MODEL_DIR's graphs, then exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="worker: %(message)s")
+    cache_dir = Path(args.data_dir) / "cache" / "ort" if args.data_dir else None
     # Ctrl+C reaches the whole process group; the daemon decides when its workers stop (it
     # sends Shutdown, or closes the pipe), so the worker itself ignores SIGINT.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -389,9 +391,12 @@ def run_worker(argv: list[str] | None = None) -> int:
         enable_tensorrt=args.enable_tensorrt,
         device_id=args.device_id,
     )
+    if args.warm:
+        from impasto.worker.warm import warm
+
+        return warm(Path(args.warm), choice, cache_dir)
     plugins = load_plugins(args.data_dir, args.models_dir)
     channel.send(Ready(pid=os.getpid(), provider=describe_choice(choice)))
-    cache_dir = Path(args.data_dir) / "cache" / "ort" if args.data_dir else None
     worker = Worker(channel, choice, plugins, cache_dir)
     while True:
         expiry = worker.next_expiry()

@@ -47,9 +47,10 @@ class InstallRequest(Schema):
     sha256: Annotated[str, Meta(max_length=64)] | None = None
     precision: (
         Annotated[
-            Literal["fp32", "fp16"],
+            Literal["fp32", "fp16", "int8"],
             Meta(
-                description="What a conversion writes (default: fp16 on GPU providers, else fp32)"
+                description="What a conversion writes (default: fp16 on GPU providers, else "
+                "fp32); int8: an fp32 model whose UNet is quantised to int8 (CPU)"
             ),
         ]
         | None

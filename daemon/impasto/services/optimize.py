@@ -1,0 +1,176 @@
+"""The install's optimise stage: fused attention for every graph, and an optional int8 UNet.
+
+Runs in the converter's child process (``python -m impasto.services.convert fuse|int8``): it
+needs the ``onnx`` package, which the daemon itself never imports. Each fused graph is checked
+against the graph it replaces on a small random input before it is kept, so an export this
+matcher misreads installs unfused instead of wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("impasto.optimize")
+
+COMPONENTS = ("text_encoder", "text_encoder_2", "unet", "vae_decoder", "vae_encoder")
+# A fused graph is kept when it matches the exported one this closely (relative to the
+# largest output value, at least 1): fp32 math reorders sums, fp16 rounds each step.
+TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2}
+SMALL_DIMS = {"batch": 1, "sequence": 77}  # symbolic dims by name; others get SMALL_SIDE
+SMALL_SIDE = 8
+SCRATCH = "model.fused.onnx"
+
+
+def _small_feeds(session: Any) -> dict[str, np.ndarray]:
+    """Random inputs at small sizes for every input of ``session``."""
+    rng = np.random.default_rng(0)
+    feeds: dict[str, np.ndarray] = {}
+    for spec in session.get_inputs():
+        shape = []
+        for axis, dim in enumerate(spec.shape):
+            if isinstance(dim, int) and dim > 0:
+                shape.append(dim)
+            elif axis == 0:
+                shape.append(SMALL_DIMS["batch"])
+            elif "input_ids" in spec.name:
+                shape.append(SMALL_DIMS["sequence"])
+            else:
+                shape.append(SMALL_SIDE)
+        if "int" in spec.type:
+            feeds[spec.name] = rng.integers(0, 100, shape).astype(
+                np.int32 if "int32" in spec.type else np.int64
+            )
+        elif spec.name == "timestep":
+            feeds[spec.name] = np.full(shape, 500.0, np.float32)
+        elif spec.name == "time_ids":
+            ids = np.array([64, 64, 0, 0, 64, 64], np.float32)[: shape[1]]  # a refiner's are 5
+            feeds[spec.name] = np.tile(ids, (shape[0], 1))
+        else:
+            feeds[spec.name] = rng.standard_normal(shape).astype(np.float32)
+        if "float16" in spec.type:
+            feeds[spec.name] = feeds[spec.name].astype(np.float16)
+    return feeds
+
+
+def _outputs(path: Path, providers: list[str], feeds: dict[str, np.ndarray] | None = None) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=providers)
+    feeds = feeds if feeds is not None else _small_feeds(session)
+    return feeds, [np.asarray(o, np.float32) for o in session.run(None, feeds)]
+
+
+def same_outputs(exported: Path, fused: Path, precision: str, providers: list[str]) -> str:
+    """'' when ``fused`` computes what ``exported`` does on a small random input, else why not."""
+    try:
+        feeds, want = _outputs(exported, providers)
+        _, got = _outputs(fused, providers, feeds)
+    except Exception as exc:  # ORT's own error types: the fused graph does not load or run here
+        return f"the fused graph does not run ({exc})"
+    limit = TOLERANCE.get(precision, TOLERANCE["fp16"])
+    for a, b in zip(want, got, strict=True):
+        worst = float(np.abs(a - b).max()) if a.size else 0.0
+        scale = max(1.0, float(np.abs(a).max()) if a.size else 0.0)
+        if not worst <= limit * scale:
+            return f"outputs differ by {worst:.3g} (allowed {limit * scale:.3g})"
+    return ""
+
+
+def _precision(model: Any) -> str:
+    float16 = 10
+    types = [i.type.tensor_type.elem_type for i in model.graph.input]
+    return "fp16" if float16 in types else "fp32"
+
+
+def fuse_folder(folder: Path, providers: list[str] | None = None) -> dict[str, int]:
+    """Fuse attention in each component graph of a pipeline folder, in place; counts by part."""
+    import onnx
+
+    from impasto.services.fusion import fuse_attention
+
+    providers = providers or ["CPUExecutionProvider"]
+    fused: dict[str, int] = {}
+    for component in COMPONENTS:
+        path = folder / component / "model.onnx"
+        if not path.is_file():
+            continue
+        model = onnx.load(str(path), load_external_data=False)  # the graph only, weights stay
+        count = fuse_attention(model)
+        if not count:
+            continue
+        scratch = path.with_name(SCRATCH)
+        onnx.save_model(model, str(scratch))
+        problem = same_outputs(path, scratch, _precision(model), providers)
+        if problem:
+            scratch.unlink(missing_ok=True)
+            log.warning("%s: attention left unfused: %s", component, problem)
+            continue
+        os.replace(scratch, path)
+        fused[component] = count
+        log.info("%s: %d attention blocks fused", component, count)
+    return fused
+
+
+def quantize_unet(source: Path, target: Path) -> None:
+    """Write a dynamic-int8 copy of the UNet graph ``source`` to ``target`` (weights beside it).
+
+    The matrix multiplications with constant weights get int8 weights and per-call uint8
+    activations; convolutions stay fp32 (ORT's integer convolution is slower than its fp32
+    one on x86).
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    quantize_dynamic(
+        source,
+        target,
+        op_types_to_quantize=["MatMul", "Gemm"],
+        weight_type=QuantType.QInt8,
+        use_external_data_format=True,
+        extra_options={"MatMulConstBOnly": True},
+    )
+
+
+def _external_files(path: Path) -> set[str]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    names: set[str] = set()
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            names.update(e.value for e in tensor.external_data if e.key == "location")
+    return names
+
+
+def int8_folder(folder: Path, providers: list[str] | None = None) -> None:
+    """Replace the pipeline's UNet with its dynamic-int8 quantisation, in place."""
+    unet = folder / "unet" / "model.onnx"
+    work = folder / "unet" / ".int8"
+    shutil.rmtree(work, ignore_errors=True)
+    quantize_unet(unet, work / "model.onnx")
+    problem = _int8_runs(work / "model.onnx", providers or ["CPUExecutionProvider"])
+    if problem:
+        shutil.rmtree(work, ignore_errors=True)
+        raise RuntimeError(f"the int8 UNet does not run: {problem}")
+    for name in _external_files(unet):
+        (unet.parent / name).unlink(missing_ok=True)
+    for file in work.iterdir():
+        os.replace(file, unet.parent / file.name)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _int8_runs(path: Path, providers: list[str]) -> str:
+    try:
+        _outputs(path, providers)
+    except Exception as exc:  # ORT's own error types
+        return str(exc)
+    return ""

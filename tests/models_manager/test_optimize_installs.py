@@ -1,0 +1,76 @@
+"""The install's optimise stage on a real daemon: fused attention, the warmed ORT cache, int8."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from impasto.engine import session_cache
+from impasto.engine.onnx_ops import read_graph_ops
+from impasto.engine.providers import cpu_choice
+from tests.harness import Daemon, wait_status
+from tests.models_manager.conftest import TINY, unet_output, wait_install
+
+GEN = {"prompt": "a red fox", "width": 64, "height": 64, "steps": 2, "seed": 7}
+PARTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
+# An int8 UNet's output on the tiny model's fixed inputs stays this close to fp32's, relative
+# to the largest output value (measured 0.5-2%; random tiny weights quantise worst).
+INT8_BOUND = 0.05
+
+
+def _ops(graph: Path) -> set[str]:
+    return {op for _, op in read_graph_ops(graph).ops}
+
+
+def _install(daemon: Daemon, body: dict[str, object]) -> dict[str, object]:
+    with daemon.client() as c:
+        started = c.post("/api/v1/models/install", json=body)
+        assert started.status_code == 202, started.text
+        done = wait_install(c, started.json()["id"], {"completed", "failed"}, timeout=180)
+        assert done["status"] == "completed", done
+        return c.get(f"/api/v1/models/{body['id']}").json()
+
+
+def _entries(cache: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in cache.iterdir() if not p.name.startswith(".")}
+
+
+def test_install_fuses_attention_and_caches_the_optimised_graphs(daemon: Daemon) -> None:
+    model = _install(daemon, {"source": str(TINY / "sd-tiny"), "id": "fused"})
+    installed = Path(str(model["path"]))
+    for part in PARTS:
+        ops = _ops(installed / part / "model.onnx")
+        assert "MultiHeadAttention" in ops and "Softmax" not in ops, part
+    original = unet_output(TINY / "sd-tiny")
+    np.testing.assert_allclose(unet_output(installed), original, atol=1e-3)
+    assert model["precision"] == "fp32"
+
+    # The install ended with every graph optimised and saved where a worker looks for it.
+    cache = daemon.data_dir / "cache" / "ort"
+    choice = cpu_choice()
+    for part in PARTS:
+        graph = installed / part / "model.onnx"
+        plan = session_cache.plan_load(graph, choice.name, choice.optimization_level, cache)
+        assert plan.hit, part
+    before = _entries(cache)
+    with daemon.client() as c:
+        job = c.post("/api/v1/generate", json={**GEN, "model": "fused"}).json()
+        assert wait_status(c, job["id"], {"completed", "failed"})["status"] == "completed"
+    # A miss would have written a new entry (and removed the install's as stale).
+    assert _entries(cache) == before
+
+
+def test_int8_install_is_its_own_precision_and_stays_close(daemon: Daemon) -> None:
+    model = _install(daemon, {"source": str(TINY / "sd-tiny"), "id": "eight", "precision": "int8"})
+    installed = Path(str(model["path"]))
+    assert model["precision"] == "int8"
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} & _ops(installed / "unet" / "model.onnx")
+    original, quantised = unet_output(TINY / "sd-tiny"), unet_output(installed)
+    error = float(np.abs(quantised - original).max()) / float(np.abs(original).max())
+    assert 0 < error < INT8_BOUND, error
+    with daemon.client() as c:
+        listed = {m["id"]: m for m in c.get("/api/v1/models").json()}
+        assert listed["eight"]["precision"] == "int8"
+        job = c.post("/api/v1/generate", json={**GEN, "model": "eight"}).json()
+        assert wait_status(c, job["id"], {"completed", "failed"})["status"] == "completed"
