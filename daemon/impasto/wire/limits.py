@@ -1,0 +1,156 @@
+"""The allowed values of each request field, read once from the request types' constraints."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, get_args
+
+import msgspec
+
+from impasto.wire.messages import FieldLimit
+from impasto.wire.requests import (
+    NOT_BLANK,
+    SCHEDULE_NAMES,
+    GenerateRequest,
+    HiresRequest,
+    KeepAlive,
+    LoraSpec,
+    PageLimit,
+    PageOffset,
+    SdUpscaleRequest,
+    UpscalerName,
+)
+
+_MINUS_ONE = {"cache_interval": "the model family's recommended interval"}
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _rule(name: str, limit: FieldLimit) -> str:
+    """The sentence error messages use for a field, e.g. "must be an integer between 1 and 150"."""
+    if limit.choices:
+        return f"must be one of {', '.join(limit.choices)}"
+    if limit.type == "str":
+        blank = ", not only spaces" if limit.pattern == NOT_BLANK else ""
+        if limit.min_length:
+            return f"must be text of {limit.min_length} to {limit.max_length} characters{blank}"
+        return f"must be text of at most {limit.max_length} characters"
+    low, high = limit.minimum, limit.maximum
+    if low is None or high is None:
+        return ""
+    kind = "an integer" if limit.type == "int" else "a number"
+    if limit.multiple_of:
+        kind = f"an integer multiple of {limit.multiple_of}"
+    if low == -1 and limit.type == "int":
+        meaning = _MINUS_ONE.get(name, "random")
+        return f"must be -1 ({meaning}) or {kind} between 0 and {_number(high)}"
+    return f"must be {kind} between {_number(low)} and {_number(high)}"
+
+
+def _field_limit(info: Any) -> FieldLimit | None:
+    inspect = msgspec.inspect
+    if isinstance(info, inspect.UnionType):
+        kinds = [t for t in info.types if not isinstance(t, inspect.NoneType)]
+        if len(kinds) != 1:
+            return None
+        info = kinds[0]
+    if isinstance(info, inspect.Metadata):
+        info = info.type
+    if isinstance(info, inspect.LiteralType):
+        # inspect sorts a Literal's values; keep the order the type declares them in.
+        values = SCHEDULE_NAMES if set(info.values) == set(SCHEDULE_NAMES) else info.values
+        return FieldLimit(type="str", choices=[str(v) for v in values])
+    if isinstance(info, inspect.IntType | inspect.FloatType):
+        return FieldLimit(
+            type="int" if isinstance(info, inspect.IntType) else "float",
+            minimum=info.ge,
+            maximum=info.le,
+            multiple_of=int(info.multiple_of) if info.multiple_of else None,
+        )
+    if isinstance(info, inspect.StrType):
+        return FieldLimit(
+            type="str",
+            min_length=info.min_length,
+            max_length=info.max_length,
+            pattern=info.pattern,
+        )
+    return None
+
+
+def _read_limits() -> dict[str, FieldLimit]:
+    found: dict[str, FieldLimit] = {}
+    for struct, prefix in (
+        (GenerateRequest, ""),
+        (LoraSpec, "lora_"),
+        (HiresRequest, "hires_"),
+        (SdUpscaleRequest, "sd_upscale_"),
+    ):
+        info = msgspec.inspect.type_info(struct)
+        assert isinstance(info, msgspec.inspect.StructType)
+        for field in info.fields:
+            limit = _field_limit(field.type)
+            if limit is not None and (
+                limit.maximum is not None or limit.choices or limit.max_length
+            ):
+                name = prefix + field.name
+                found[name] = msgspec.structs.replace(limit, rule=_rule(name, limit))
+    return found
+
+
+LIMITS: dict[str, FieldLimit] = _read_limits()
+"""Request field -> its limits; ``lora_weight`` and ``lora_name`` are a LoRA's."""
+# The built-in hires upscalers; GET /limits adds the installed super-resolution models.
+LIMITS["hires_upscaler"] = FieldLimit(
+    type="str",
+    choices=list(get_args(UpscalerName)),
+    rule=f"must be one of {', '.join(get_args(UpscalerName))} "
+    "or the name of an installed super-resolution model (GET /api/v1/upscalers)",
+)
+
+
+def _limit_of(kind: Any) -> FieldLimit:
+    limit = _field_limit(msgspec.inspect.type_info(kind))
+    assert limit is not None and limit.maximum is not None, f"{kind} has no range"
+    return limit
+
+
+QUERY_LIMITS: dict[str, FieldLimit] = {
+    name: msgspec.structs.replace(limit, rule=_rule(name, limit))
+    for name, limit in (
+        ("limit", _limit_of(PageLimit)),
+        ("offset", _limit_of(PageOffset)),
+        ("keep_alive", _limit_of(KeepAlive)),
+    )
+}
+"""Query parameters with a range -> their limits."""
+
+
+def bounds(kind: Any) -> dict[str, Any]:
+    """``ge``, ``le`` (and a description) of a ranged type, for a route's ``QueryParameter``."""
+    limit = _limit_of(kind)
+    schema = getattr(msgspec.inspect.type_info(kind), "extra_json_schema", None) or {}
+    found: dict[str, Any] = {"ge": limit.minimum, "le": limit.maximum}
+    return {**found, "description": schema["description"]} if "description" in schema else found
+
+
+# Rules of fields whose allowed values are not a range (installed names), and query parameters.
+_OTHER_RULES = {
+    "weight": LIMITS["lora_weight"].rule,
+    **{name: limit.rule for name, limit in QUERY_LIMITS.items()},
+    "vae": "must be the name of a VAE folder installed in the models folder's vae/",
+    "refiner": "must be the id of an installed SDXL refiner model",
+}
+
+FIELD_RULES: dict[str, str] = {
+    **{name: limit.rule for name, limit in LIMITS.items()},
+    **_OTHER_RULES,
+}
+"""The allowed values of each request field, as error messages say them."""
+
+
+def field_rule(field: str) -> str | None:
+    """The rule of a field path: ``hires.scale`` is ``hires_scale``, else its last part."""
+    path = re.sub(r"\[\d+\]", "", field)
+    return FIELD_RULES.get(path.replace(".", "_")) or FIELD_RULES.get(path.rsplit(".", 1)[-1])

@@ -1,0 +1,270 @@
+"""The other bodies routes take and answer: jobs, queue, models, catalog, events, errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from impasto.wire.requests import (
+    TERMINAL_STATUSES,
+    Priority,
+    ResolvedPlan,
+    Schema,
+    Status,
+)
+
+
+class QueuedResponse(Schema):
+    """A job was accepted."""
+
+    id: str
+    status: Status
+    position: int | None
+
+
+class ImageResult(Schema):
+    """One generated image."""
+
+    index: int
+    url: str
+    seed: int
+    width: int = 0
+    height: int = 0
+
+
+class GenerationStatus(Schema):
+    """Where a job stands: the request as sent, the plan that runs, its results once done."""
+
+    id: str
+    status: str
+    progress: float = 0.0
+    current_step: int = 0
+    total_steps: int = 0
+    position: int | None = None
+    priority: int = 0
+    attempts: int = 0
+    request: dict[str, Any] = msgspec.field(default_factory=dict)
+    plan: ResolvedPlan | None = None
+    results: list[ImageResult] = msgspec.field(default_factory=list)
+    error: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True once the job is completed, failed or cancelled."""
+        return self.status in TERMINAL_STATUSES
+
+
+class PriorityUpdate(Schema):
+    """A new priority for a queued job."""
+
+    priority: Priority
+
+
+class QueueState(Schema):
+    """The active jobs in run order: one page of them (``limit``/``offset``)."""
+
+    paused: bool = False
+    items: list[GenerationStatus] = msgspec.field(default_factory=list)
+    total: int = 0
+    """Running and queued jobs in all, beyond this page too."""
+    next_offset: int | None = None
+    """The offset of the next page; None on the last one."""
+
+
+class PauseState(Schema):
+    paused: bool
+
+
+class HistoryPage(Schema):
+    """One page of finished and active jobs, newest first."""
+
+    items: list[GenerationStatus] = msgspec.field(default_factory=list)
+    next_cursor: str | None = None
+
+
+class UploadedImage(Schema):
+    """An uploaded init image or mask; pass ``upload:<id>`` in a request."""
+
+    id: str
+    width: int = 0
+    height: int = 0
+    mode: str = ""
+
+
+class UpscalerEntry(Schema):
+    """An upscaler: ``id`` for requests, ``name`` as A1111 shows it, a model's own ``scale``."""
+
+    id: str
+    name: str = ""
+    kind: str = ""
+    scale: float | None = None
+
+
+class UpscaleRequest(Schema):
+    """Upscale one image: by ``scale``, or to ``width`` x ``height`` when both are given: by
+    the larger of the two ratios, then (``crop``, A1111's default) centred on a canvas of
+    exactly that size."""
+
+    image: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            description="upload:<id>, base64 or a data: URL, or an output's "
+            "/api/v1/images/<job>/<index>",
+        ),
+    ]
+    upscaler: Annotated[str, Meta(min_length=1, max_length=200)] = "lanczos"
+    scale: Annotated[float, Meta(gt=0, le=8, description="Factor (mode: scale by)")] = 2.0
+    width: Annotated[int, Meta(ge=8, le=8192)] | None = None
+    height: Annotated[int, Meta(ge=8, le=8192)] | None = None
+    crop: bool = True
+
+
+class ModelDefaults(Schema):
+    """What a request for this model gets for each tunable it leaves out."""
+
+    width: int
+    height: int
+    steps: int
+    cfg_scale: float
+    sampler: str
+    schedule: str = "default"
+
+
+class ModelDetail(Schema):
+    """An installed model: the design document's Model record plus what Impasto detected."""
+
+    id: str
+    name: str = ""
+    type: str = "checkpoint"
+    family: str = ""
+    path: str = ""
+    size: int = 0
+    read_only: bool = False
+    inpaint: bool = False
+    prediction_type: str = ""
+    defaults: ModelDefaults | None = None
+    precision: str = ""
+    version: str = ""
+    description: str = ""
+    hash: str = ""
+    source: str = ""
+    license: str = ""
+    active: bool = True
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    runs_on: list[str] = msgspec.field(default_factory=list)
+    """Execution providers (short names) that can run its graphs."""
+    runs_here: bool | None = None
+    """Whether this machine's provider can run it; None when not assessed."""
+    not_here: str = ""
+    """Why it cannot run here."""
+    runs_note: str = ""
+    """A caveat where it runs here (fp16 on CPU)."""
+    problem: str = ""
+    """Why the model cannot be used (a truncated or unreadable UNet...); empty when it can."""
+
+
+class CatalogVariant(Schema):
+    """One build of a catalog model."""
+
+    key: str
+    repo: str
+    revision: str = "main"
+    subfolder: str = ""
+    precision: str = ""
+    size: int = 0
+    convert: bool = False
+    convert_minutes: int = 0
+    note: str = ""
+
+
+class CatalogEntry(Schema):
+    """A catalog model, its builds, and the one this machine's provider gets."""
+
+    name: str
+    family: str = ""
+    license: str = ""
+    description: str = ""
+    checked: str = ""
+    no_portable: str = ""
+    variants: list[CatalogVariant] = msgspec.field(default_factory=list)
+    chosen: str = ""
+    """The variant key this machine gets; "" when none suits it."""
+    summary: str = ""
+    """What it gets, or why nothing."""
+
+
+class SamplerInfo(Schema):
+    """One sampler: its id for requests, display label, A1111 name, schedules and steps."""
+
+    id: str
+    name: str = ""
+    schedules: list[str] = msgspec.field(default_factory=list)
+    a1111_name: str = ""
+    aliases: list[str] = msgspec.field(default_factory=list)
+    recommended_steps: int = 20
+
+
+class ScheduleInfo(Schema):
+    """One sigma schedule: its id for requests, display label and A1111 scheduler name."""
+
+    id: str
+    name: str = ""
+    a1111_name: str = ""
+
+
+class FieldLimit(Schema):
+    """The allowed values of one request field, read from the schema's constraints."""
+
+    type: str
+    minimum: float | None = None
+    maximum: float | None = None
+    multiple_of: int | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    choices: list[str] | None = None
+    rule: str = ""
+
+
+class Event(Schema):
+    """One message of the event stream; ``data`` depends on ``type``."""
+
+    seq: int
+    type: str
+    job_id: str | None = None
+    time: datetime | None = None
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Health(Schema):
+    """Liveness, and whether the daemon can run jobs: status "error" says why in ``problem``."""
+
+    status: str
+    version: str
+    problem: str | None = None
+
+
+class FieldErrorItem(Schema):
+    field: str
+    message: str
+
+
+class ErrorBody(Schema):
+    """Every error response."""
+
+    status_code: int
+    detail: str
+    errors: list[FieldErrorItem] | None = None
+
+
+def utc(ts: float | None) -> datetime | None:
+    """Unix seconds as an aware UTC datetime (sent as ISO 8601 with a Z)."""
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)

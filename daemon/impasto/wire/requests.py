@@ -1,0 +1,222 @@
+"""The generation request and its resolved plan.
+
+The ``Meta`` constraints here are the only statement of each limit (``impasto.wire.limits``
+reads them).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, get_args
+
+import msgspec
+from msgspec import Meta
+
+Status = Literal["queued", "processing", "completed", "failed", "cancelled"]
+ScheduleName = Literal[
+    "default",
+    "karras",
+    "exponential",
+    "uniform",
+    "polyexponential",
+    "sgm_uniform",
+    "kl_optimal",
+    "align_your_steps",
+    "align_your_steps_sdxl",
+    "simple",
+    "normal",
+    "ddim_uniform",
+    "beta",
+]
+SCHEDULE_NAMES: tuple[str, ...] = get_args(ScheduleName)
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+SEQ_MAX = 2**63 - 1  # SQLite's largest integer: no event seq or cursor of ours goes beyond it
+
+# pattern: at least one character that is not whitespace (re.search semantics).
+NOT_BLANK = r"\S"
+# The text encoder takes any length in 75-token chunks (AUTOMATIC1111 has no cap either); this
+# bound, some 60 chunks, only keeps one request from tying the encoder up.
+MAX_PROMPT_CHARACTERS = 20_000
+Prompt = Annotated[str, Meta(min_length=1, max_length=MAX_PROMPT_CHARACTERS, pattern=NOT_BLANK)]
+NegativePrompt = Annotated[str, Meta(max_length=MAX_PROMPT_CHARACTERS)]
+Dimension = Annotated[int, Meta(ge=64, le=2048, multiple_of=8, description="Pixels, multiple of 8")]
+Steps = Annotated[int, Meta(ge=1, le=150)]
+CfgScale = Annotated[
+    float,
+    Meta(ge=0, le=30, description="Guidance scale; 1 or less runs without CFG (one UNet batch)"),
+]
+Seed = Annotated[int, Meta(ge=-1, le=4294967295, description="-1 draws a random seed")]
+BatchSize = Annotated[int, Meta(ge=1, le=10)]
+Priority = Annotated[int, Meta(ge=-100, le=100)]
+Strength = Annotated[float, Meta(ge=0, le=1)]
+ClipSkip = Annotated[int, Meta(ge=1, le=12)]
+Fraction = Annotated[float, Meta(ge=0, le=1)]
+HiresScale = Annotated[float, Meta(ge=1, le=4, description="Target size over the first pass's")]
+LoraWeight = Annotated[float, Meta(ge=-2, le=2)]
+CacheInterval = Annotated[
+    int,
+    Meta(
+        ge=-1,
+        le=10,
+        description="DeepCache: the whole UNet every n-th step, its shallow part between; "
+        "0 off, -1 the model family's recommended interval",
+    ),
+]
+DecoderName = Literal["full", "fast"]
+"""The final decode: the model's VAE, or the tiny TAESD decoder (docs/speed.md)."""
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+SamplerId = Annotated[str, Meta(min_length=1, max_length=64)]
+# Query parameters: routes take their QueryParameter bounds from these (``bounds``).
+PageLimit = Annotated[int, Meta(ge=1, le=200)]
+PageOffset = Annotated[int, Meta(ge=0, le=10**9)]
+KeepAlive = Annotated[
+    float, Meta(ge=0, le=7 * 24 * 3600, description="Seconds a loaded model stays while idle")
+]
+
+
+class Schema(msgspec.Struct, kw_only=True):
+    """Base of every wire schema."""
+
+
+class LoraSpec(Schema):
+    """A LoRA applied at run time, by its installed name."""
+
+    name: Name
+    weight: LoraWeight = 1.0
+
+
+UpscalerName = Literal[
+    "latent",
+    "latent-antialiased",
+    "latent-bicubic",
+    "latent-bicubic-antialiased",
+    "latent-nearest",
+    "latent-nearest-exact",
+    "lanczos",
+    "nearest",
+]
+"""Hires fix upscalers: A1111's latent upscale modes, or a resize of the decoded image."""
+HiresUpscaler = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=200,
+        description="A latent mode, lanczos, nearest, or an installed super-resolution model",
+    ),
+]
+
+
+class HiresRequest(Schema):
+    """Hires fix (AUTOMATIC1111's): a second img2img pass at a larger size. Each field left out
+    takes the first pass's value; ``width``/``height`` win over ``scale``."""
+
+    scale: HiresScale = 2.0
+    width: Dimension | None = None
+    height: Dimension | None = None
+    upscaler: HiresUpscaler = "latent"
+    steps: Annotated[int, Meta(ge=0, le=150, description="0: the first pass's steps")] = 0
+    strength: Strength = 0.7
+    sampler: SamplerId | None = None
+    prompt: Prompt | None = None
+    negative_prompt: NegativePrompt | None = None
+    cfg_scale: CfgScale | None = None
+
+
+class ResolvedHires(Schema, kw_only=True):
+    """The second pass of a plan: its size resolved, the rest as asked (None: the first's)."""
+
+    width: int
+    height: int
+    upscaler: str = "latent"
+    steps: int = 0
+    strength: float = 0.7
+    sampler: str | None = None
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    cfg_scale: float | None = None
+
+
+class SdUpscaleRequest(Schema):
+    """AUTOMATIC1111's SD upscale: ``init_image`` upscaled by ``scale``, then img2img over
+    overlapping tiles of the request's ``width`` x ``height``, blended into one image."""
+
+    scale: Annotated[float, Meta(ge=1, le=4, description="Upscale factor of the init image")] = 2.0
+    overlap: Annotated[int, Meta(ge=0, le=256, description="Pixels tiles overlap by")] = 64
+    upscaler: Annotated[str, Meta(min_length=1, max_length=200)] = "lanczos"
+
+
+class ResolvedSdUpscale(Schema, kw_only=True):
+    """SD upscale in a plan: the upscaler's id, the source size, the result's size."""
+
+    scale: float = 2.0
+    overlap: int = 64
+    upscaler: str = "lanczos"
+    width: int = 0
+    height: int = 0
+
+
+class GenerateRequest(Schema):
+    """What to generate. A tunable left out (or null) takes the chosen model's default."""
+
+    prompt: Prompt
+    negative_prompt: NegativePrompt = ""
+    model: str | None = None
+    loras: list[LoraSpec] = msgspec.field(default_factory=list)
+    width: Dimension | None = None
+    height: Dimension | None = None
+    steps: Steps | None = None
+    cfg_scale: CfgScale | None = None
+    seed: Seed = -1
+    batch_size: BatchSize = 1
+    sampler: SamplerId | None = None
+    schedule: ScheduleName | None = None
+    priority: Priority = 0
+    init_image: str | None = None
+    mask_image: str | None = None
+    strength: Strength = 0.75
+    vae: Name | None = None
+    clip_skip: ClipSkip = 1
+    refiner: Name | None = None
+    refiner_switch: Annotated[
+        float, Meta(ge=0, le=1, description="Fraction of the steps the base model runs")
+    ] = 0.8
+    hires: HiresRequest | None = None
+    sd_upscale: SdUpscaleRequest | None = None
+    cache_interval: CacheInterval = 0
+    decoder: DecoderName = "full"
+    plugins: Annotated[
+        dict[str, Any], Meta(description="Options for plugins, by plugin name (docs/plugins.md)")
+    ] = msgspec.field(default_factory=dict)
+
+
+class ResolvedPlan(Schema, kw_only=True):
+    """A request with every default filled in: what runs. Ids and names only, never paths."""
+
+    prompt: str
+    negative_prompt: str = ""
+    model: str
+    family: str = ""
+    width: int
+    height: int
+    steps: int
+    cfg_scale: float
+    seed: int = -1
+    batch_size: int = 1
+    sampler: str
+    schedule: str = "default"
+    priority: int = 0
+    init_image: str | None = None
+    mask_image: str | None = None
+    strength: float = 0.75
+    loras: list[LoraSpec] = msgspec.field(default_factory=list)
+    embeddings: list[str] = msgspec.field(default_factory=list)
+    vae: str | None = None
+    clip_skip: int = 1
+    refiner: str | None = None
+    refiner_switch: float = 0.8
+    hires: ResolvedHires | None = None
+    sd_upscale: ResolvedSdUpscale | None = None
+    cache_interval: int = 0
+    decoder: str = "full"
+    fast_decoder: str | None = None
+    """The installed TAESD for previews and ``decoder: fast`` (None: the model's own, if any)."""
+    plugins: dict[str, Any] = msgspec.field(default_factory=dict)
