@@ -28,7 +28,8 @@ from impasto.plugins.manager import PluginHost, read_plugin_config
 from impasto.services.container import Services
 from impasto.services.events import EventBus
 from impasto.services.images import UploadStore
-from impasto.services.installs import Installer, InstallOptions
+from impasto.services.install_checks import InstallOptions
+from impasto.services.installs import Installer
 from impasto.services.jobs import JobOptions, JobService
 from impasto.services.manager import ModelManager
 from impasto.services.models import ModelCatalog

@@ -11,7 +11,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from impasto.services import convert
-from impasto.services.installs import conversion_precision
+from impasto.services.install_checks import conversion_precision
 from tests.models_manager.conftest import TINY, unet_output
 
 

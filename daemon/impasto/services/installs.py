@@ -8,29 +8,30 @@ import logging
 import shutil
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from impasto.engine.providers import CPU, GPU_PROVIDERS
-from impasto.services.convert import ConversionError, missing_converter, missing_optimizer
-from impasto.services.detect import detect_file, detect_folder
+from impasto.engine.providers import CPU
+from impasto.services.convert import ConversionError, missing_converter
 from impasto.services.downloads import DownloadError, InstallCancelled
-from impasto.services.errors import ConflictError, FieldError, NotFoundError
+from impasto.services.errors import ConflictError, NotFoundError
 from impasto.services.events import EventBus
 from impasto.services.hub import HubError, hub_endpoint, hub_token
+from impasto.services.install_checks import (
+    InstallOptions,
+    validate_install,
+)
 from impasto.services.known import (
     CatalogRow,
     KnownModel,
     catalog_rows,
     known_models,
-    variant_summary,
 )
 from impasto.services.models import ModelCatalog
 from impasto.services.optimize_stage import warm_cache
 from impasto.services.runnable import UnrunnableError
-from impasto.services.safety import UnsafeContentError, check_id, walk_files
-from impasto.services.sources import describe_source, local_path, parse_source
+from impasto.services.safety import UnsafeContentError
+from impasto.services.sources import describe_source
 from impasto.services.staging import InstallError, StageJob, finalize, prepare
 from impasto.store.models import InstallRecord, ModelRecord, ModelStore
 
@@ -38,41 +39,6 @@ log = logging.getLogger("impasto.installs")
 T = TypeVar("T")
 TICK = 0.5  # seconds between progress events while bytes move
 CANCEL_WAIT = 5.0  # seconds a cancelled install's step gets to stop before it is abandoned
-PRECISIONS = ("", "fp32", "fp16", "int8")
-
-
-def conversion_precision(requested: str, provider: str) -> str:
-    """What a conversion writes: the asked precision, else fp16 when the workers run on a GPU.
-
-    fp16 halves the weights and is what GPU providers run fastest; on the CPU provider fp16
-    math is slower than fp32, so CPU machines keep fp32. int8 (never a default) is an fp32
-    export whose UNet is then quantised.
-    """
-    if requested:
-        return requested
-    return "fp16" if provider in GPU_PROVIDERS else "fp32"
-
-
-@dataclass(frozen=True)
-class InstallOptions:
-    """Daemon-wide settings installs need."""
-
-    models_dir: Path
-    staging_dir: Path
-    max_file_size: int
-    hf_endpoint: str = ""
-    hf_token: str = ""
-    catalog_file: str = ""
-    concurrency: int = 1
-    # Folders local install sources must lie in (the install_roots setting); empty: anywhere.
-    install_roots: tuple[Path, ...] = ()
-    # The workers' execution provider name, "" until one has started (for the fp16 default).
-    provider: Callable[[], str] = lambda: ""
-    provider_setting: str = "auto"  # the provider setting, to probe with before workers start
-    enable_tensorrt: bool = False
-    # A worker's command line; with ``--warm DIR`` it caches the optimised graphs of an
-    # installed model (empty: no warm-up).
-    warm_command: tuple[str, ...] = ()
 
 
 class Installer:
@@ -140,85 +106,7 @@ class Installer:
         self, source_text: str, request: dict[str, Any]
     ) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """The model id, source record and options of an install request (blocking)."""
-        roots = self.options.install_roots
-        # Before any worker or probe reported a provider, a catalog name resolves to the
-        # portable build, which every provider runs.
-        provider = self.machine_provider()
-        source, default_id = parse_source(
-            source_text,
-            revision=request.get("revision"),
-            subfolder=request.get("subfolder"),
-            known=self.known(),
-            roots=roots,
-            provider=provider,
-            variant=request.get("variant") or "",
-        )
-        model_id = request.get("id") or default_id
-        try:
-            check_id(model_id)
-        except ValueError as exc:
-            raise FieldError("id", str(exc)) from None
-        precision = request.get("precision") or ""
-        if precision not in PRECISIONS:
-            raise FieldError("precision", "must be fp32, fp16 or int8")
-        if precision == "int8":
-            problem = missing_optimizer()
-            if problem:
-                raise FieldError("precision", f"int8 cannot be made here: {problem}")
-        precision = conversion_precision(precision, self.options.provider())
-        config = request.get("config") or ""
-        if config.startswith(("/", ".", "~")):  # a folder, not a hub repo id
-            folder = local_path("config", config, roots)
-            if not folder.is_dir():
-                raise FieldError(
-                    "config", "must be a hub repo id or a folder holding model_index.json"
-                )
-            config = str(folder)
-        sha = (request.get("sha256") or "").lower()
-        if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
-            raise FieldError("sha256", "must be 64 hex digits")
-        if self.catalog.find(model_id) is not None or (self.options.models_dir / model_id).exists():
-            raise ConflictError(f"a model named {model_id!r} is already installed")
-        if source["kind"] == "path":
-            self._check_convertible(Path(source["path"]))
-        note = ""
-        if source.get("catalog"):
-            build = self.known()[source["catalog"]].variants[source["variant"]]
-            note = f"{source['catalog']}: {variant_summary(build, provider)}"
-            problem = (
-                missing_converter() if build.convert and request.get("convert", True) else None
-            )
-            if problem:
-                raise FieldError("source", f"{note}; {problem}")
-        options = {
-            "force": bool(request.get("force")),
-            "note": note,
-            "sha256": sha,
-            "precision": precision,
-            "convert": request.get("convert", True),
-            "config": config,
-            "name": request.get("name") or model_id,
-            "description": request.get("description") or source.get("description", ""),
-            "license": request.get("license") or source.get("license", ""),
-            "family": source.get("family", ""),
-        }
-        return model_id, source, options
-
-    def _check_convertible(self, path: Path) -> None:
-        """A local model that needs the exporter fails now, not after copying, without it."""
-        if path.is_dir():
-            try:  # lstat only, so no FIFO or device is opened by the detection below
-                list(walk_files(path))
-            except UnsafeContentError as exc:
-                raise FieldError("source", str(exc)) from None
-        try:
-            found = detect_folder(path) if path.is_dir() else detect_file(path)
-        except (ValueError, OSError, UnsafeContentError):
-            return  # the install reports what is wrong with the files
-        if found.layout != "onnx" and found.type == "checkpoint":
-            problem = missing_converter()
-            if problem:
-                raise FieldError("source", problem)
+        return validate_install(self, source_text, request)
 
     def get(self, install_id: str) -> InstallRecord:
         """One install; NotFoundError if unknown."""
