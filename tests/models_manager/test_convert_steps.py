@@ -10,6 +10,7 @@ import onnx
 import pytest
 from safetensors.numpy import save_file
 
+from impasto.engine.onnx_external import read_external_data_locations
 from impasto.services import convert
 from impasto.services.install_checks import conversion_precision
 from tests.models_manager.conftest import TINY, unet_output
@@ -31,7 +32,9 @@ def test_fp16_rewrites_external_data_and_drops_the_old_file(
 
     assert not (unet.parent / "weights.pb").exists()
     assert (unet.parent / "model.onnx_data").exists() == (threshold == 0)
-    assert convert._external_files(unet) == ({"model.onnx_data"} if threshold == 0 else set())
+    assert set(read_external_data_locations(unet)) == (
+        {"model.onnx_data"} if threshold == 0 else set()
+    )
     np.testing.assert_allclose(unet_output(folder), reference, atol=0.05)
 
 

@@ -8,8 +8,9 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from PIL import Image, PngImagePlugin
 
@@ -155,12 +156,20 @@ def write_png(
         info.add_itxt(IMPASTO_KEY, json.dumps(request_json, ensure_ascii=False))
     for key, value in (text or {}).items():
         info.add_text(key, value)
+    return write_atomically(path, lambda file: image.save(file, format="PNG", pnginfo=info))
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Write a file through ``write`` into a temp file beside ``path``, synced, then renamed.
+
+    Readers see the old file or the whole new one, never a part; a failure leaves no temp file.
+    """
     fd, temp_name = tempfile.mkstemp(
         prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent
     )
     try:
         with os.fdopen(fd, "wb") as file:
-            image.save(file, format="PNG", pnginfo=info)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp_name, path)

@@ -18,6 +18,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from impasto.engine.onnx_external import read_external_data_locations
 from impasto.services.detect import FAST_DECODER_DIR, is_fast_decoder_folder
 from impasto.services.downloads import InstallCancelled
 from impasto.services.safety import safetensors_header
@@ -210,18 +211,6 @@ def _export_fast_decoder(source: Path, output: Path) -> None:
     export_fast_decoder(AutoencoderTiny.from_pretrained(str(source)), output)
 
 
-def _external_files(path: Path) -> set[str]:
-    """The external-data files an ONNX file points to."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    names: set[str] = set()
-    for tensor in model.graph.initializer:
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            names.update(e.value for e in tensor.external_data if e.key == "location")
-    return names
-
-
 def _fp16(folder: Path) -> None:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
@@ -230,7 +219,7 @@ def _fp16(folder: Path) -> None:
         path = folder / component / "model.onnx"
         if not path.exists():
             continue
-        old_data = _external_files(path)
+        old_data = set(read_external_data_locations(path))
         # A path (not a loaded model) lets it infer shapes of models over protobuf's 2 GB.
         model = convert_float_to_float16(str(path), keep_io_types=False)
         onnx.load_external_data_for_model(model, str(path.parent))

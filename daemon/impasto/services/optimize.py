@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from impasto.engine.onnx_external import read_external_data_locations
+
 log = logging.getLogger("impasto.optimize")
 
 COMPONENTS = ("text_encoder", "text_encoder_2", "unet", "vae_decoder", "vae_encoder")
@@ -140,17 +142,6 @@ def quantize_unet(source: Path, target: Path) -> None:
     )
 
 
-def _external_files(path: Path) -> set[str]:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    names: set[str] = set()
-    for tensor in model.graph.initializer:
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            names.update(e.value for e in tensor.external_data if e.key == "location")
-    return names
-
-
 def int8_folder(folder: Path, providers: list[str] | None = None) -> None:
     """Replace the pipeline's UNet with its dynamic-int8 quantisation, in place."""
     unet = folder / "unet" / "model.onnx"
@@ -161,7 +152,7 @@ def int8_folder(folder: Path, providers: list[str] | None = None) -> None:
     if problem:
         shutil.rmtree(work, ignore_errors=True)
         raise RuntimeError(f"the int8 UNet does not run: {problem}")
-    for name in _external_files(unet):
+    for name in set(read_external_data_locations(unet)):
         (unet.parent / name).unlink(missing_ok=True)
     for file in work.iterdir():
         os.replace(file, unet.parent / file.name)

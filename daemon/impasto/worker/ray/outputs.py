@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import msgspec
 
-from impasto.formats.png import TEMP_PREFIX, TEMP_SUFFIX
+from impasto.formats.png import write_atomically
 from impasto.worker.protocol import JobDone, RunJob
 from impasto.worker.ray.messages import CHUNK, Outputs
 
@@ -29,17 +28,10 @@ def write_outputs(run: RunJob | None, outputs: Outputs) -> JobDone:
     results = []
     for result, data in zip(outputs.done.results, outputs.images, strict=True):
         path = folder / Path(result["path"]).name
-        prefix = f"{TEMP_PREFIX}{path.name}."
-        fd, temp = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-            raise
+        write_atomically(path, _writer(data))
         results.append({**result, "path": str(path)})
     return msgspec.structs.replace(outputs.done, results=results)
+
+
+def _writer(data: bytes) -> Callable[[BinaryIO], object]:
+    return lambda file: file.write(data)
