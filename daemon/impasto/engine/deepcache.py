@@ -289,32 +289,34 @@ def split_unet(model: Path, fallback_dir: Path | None = None) -> DeepCacheSplit:
     """The DeepCache graphs of ``model`` (a UNet's ``model.onnx``), split now or reused.
 
     The split is redone when ``model.onnx`` changes (size or mtime), as after an install step
-    rewrites it. A read-only model folder (a bundled model) whose weights are all inline gets
-    its split in ``fallback_dir`` instead. Raises DeepCacheError when the graph has no
-    recognisable cut or the split cannot be written.
+    rewrites it. A split made beside the model (at install) is reused. Otherwise a graph whose
+    weights are all inline is split into ``fallback_dir`` when one is given, so model folders
+    (a bundled model above all) stay as shipped; one with external weights is split beside
+    them. Raises DeepCacheError when the graph has no recognisable cut or the split cannot be
+    written.
     """
     model = Path(model)
-    try:
-        return _split_in(model, model.parent)
-    except DeepCacheError as exc:
-        writable = os.access(model.parent, os.W_OK)
-        if writable or fallback_dir is None or read_external_data_locations(model):
-            raise
+    found = _reuse(model, model.parent)
+    if found is not None:
+        return found
+    if fallback_dir is not None and not read_external_data_locations(model):
         digest = hashlib.sha256(str(model.resolve()).encode()).hexdigest()[:16]
         folder = fallback_dir / "deepcache" / digest
         try:
             folder.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            raise exc from None
+        except OSError as exc:
+            raise DeepCacheError(f"cannot write the DeepCache split in {folder} ({exc})") from exc
         return _split_in(model, folder)
+    return _split_in(model, model.parent)
 
 
-def _split_in(model: Path, folder: Path) -> DeepCacheSplit:
+def _reuse(model: Path, folder: Path) -> DeepCacheSplit | None:
+    """The split in ``folder`` when it was made from ``model`` as it is now."""
     full, shallow, info_file = folder / FULL_FILE, folder / SHALLOW_FILE, folder / INFO_FILE
     try:
         info = json.loads(info_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        info = {}
+        return None
     if (
         isinstance(info, dict)
         and info.get("source") == _source_stats(model)
@@ -324,6 +326,14 @@ def _split_in(model: Path, folder: Path) -> DeepCacheSplit:
         return DeepCacheSplit(
             full, shallow, str(info["feature"]), frozenset(info.get("initializers", []))
         )
+    return None
+
+
+def _split_in(model: Path, folder: Path) -> DeepCacheSplit:
+    found = _reuse(model, folder)
+    if found is not None:
+        return found
+    full, shallow, info_file = folder / FULL_FILE, folder / SHALLOW_FILE, folder / INFO_FILE
     try:
         feature, kept = _split(model, full, shallow)
         record = {"source": _source_stats(model), "feature": feature, "initializers": sorted(kept)}
