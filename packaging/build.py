@@ -43,6 +43,13 @@ EXCLUDED = [
     "optimum",
     "transformers",
     "onnx",
+    # The install's attention fusion and int8 quantisation need the onnx package, which the
+    # binary does not carry (they report it missing); their onnxruntime helpers would pull in
+    # sympy and more.
+    "onnxruntime.quantization",
+    "onnxruntime.transformers",
+    "onnxruntime.tools",
+    "sympy",
     "faker",
     "polyfactory",
     "pytest",
