@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import msgspec
 
+from impasto.worker.params import build_params, job_model_folder
 from impasto.worker.protocol import (
     CancelJob,
     FromWorker,
@@ -225,83 +226,6 @@ class Worker:
             entry = self.pipelines.get(model_dir)
             if entry:
                 self.pipelines[model_dir] = (entry[0], time.time() + job.keep_alive)
-
-
-def job_model_folder(job: RunJob) -> Path | None:
-    """The folder of the job's model: the models folder's, else the bundled one."""
-    from impasto.resources import bundled_models_dir
-    from impasto.worker.files import Roots, model_folder
-
-    return model_folder(Roots(Path(job.models_dir), bundled_models_dir()), job.plan.model)
-
-
-def build_params(job: RunJob) -> Any:
-    """The engine's request from the job's plan; every file is looked up and opened here."""
-    from PIL import Image
-
-    from impasto.engine import GenerationParams
-    from impasto.resources import bundled_models_dir
-    from impasto.worker.files import Roots, adapter_path, model_folder, upload_path
-
-    plan = job.plan
-    models_dir = Path(job.models_dir)
-    images: dict[str, Any] = {}
-    for key, ref, mode in (
-        ("init_image", plan.init_image, "RGB"),
-        ("mask_image", plan.mask_image, "L"),
-    ):
-        if ref:
-            with Image.open(upload_path(Path(job.uploads_dir), ref)) as img:
-                images[key] = img.convert(mode)
-    roots = Roots(models_dir, bundled_models_dir())
-    fast_decoder = model_folder(roots, plan.fast_decoder) if plan.fast_decoder else None
-    refiner = None
-    if plan.refiner:
-        refiner = model_folder(Roots(models_dir, bundled_models_dir()), plan.refiner)
-        if refiner is None:
-            raise ValueError(f"refiner {plan.refiner!r} is no longer installed")
-    return GenerationParams(
-        prompt=plan.prompt,
-        negative_prompt=plan.negative_prompt,
-        width=plan.width,
-        height=plan.height,
-        steps=plan.steps,
-        cfg_scale=plan.cfg_scale,
-        seed=plan.seed,
-        batch_size=plan.batch_size,
-        sampler=plan.sampler,
-        schedule=plan.schedule,  # type: ignore[arg-type]
-        strength=plan.strength,
-        preview_every=job.preview_every,
-        loras=[(adapter_path(models_dir, "loras", x.name), x.weight) for x in plan.loras],
-        embeddings=[models_dir / "embeddings" / f"{name}.safetensors" for name in plan.embeddings],
-        vae_dir=adapter_path(models_dir, "vae", plan.vae) if plan.vae else None,
-        clip_skip=plan.clip_skip,
-        refiner=refiner,
-        refiner_switch=plan.refiner_switch,
-        hires=_hires(plan.hires, models_dir) if plan.hires else None,
-        sd_upscale=_sd_upscale(plan.sd_upscale, models_dir) if plan.sd_upscale else None,
-        cache_interval=plan.cache_interval,
-        decoder=plan.decoder,
-        fast_decoder=fast_decoder,
-        **images,
-    )
-
-
-def _hires(hires: Any, models_dir: Path) -> Any:
-    from impasto.engine.types import HiresParams
-    from impasto.worker.files import upscaler_file
-
-    fields = msgspec.structs.asdict(hires)
-    return HiresParams(**fields, upscaler_model=upscaler_file(models_dir, hires.upscaler))
-
-
-def _sd_upscale(spec: Any, models_dir: Path) -> Any:
-    from impasto.engine.types import SdUpscaleParams
-    from impasto.worker.files import upscaler_file
-
-    model = upscaler_file(models_dir, spec.upscaler)
-    return SdUpscaleParams(spec.scale, spec.overlap, spec.upscaler, model)
 
 
 def write_outputs(
