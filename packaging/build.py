@@ -4,6 +4,7 @@
 
 On Linux the default ``--mode standalone`` writes Nuitka's standalone folder to
 ``packaging/out/impasto.dist/`` and makes ``packaging/out/impasto`` a link to its executable
+(``impasto.bin``: the folder's ``impasto/`` holds the package's data)
 (what the .deb and the tarball ship: nothing to unpack at each start); elsewhere, and with
 ``--mode onefile``, ``packaging/out/impasto`` is one self-unpacking file.
 
@@ -26,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "packaging" / "out"
 sys.path.insert(0, str(REPO / "packaging"))
-from nuitka_layout import DIST  # noqa: E402
+from nuitka_layout import DIST, STANDALONE_EXECUTABLE  # noqa: E402
 
 FLAVOURS = {
     "cpu": "onnxruntime",
@@ -125,9 +126,11 @@ def version() -> str:
     return str(__version__)
 
 
-def binary_name() -> str:
-    """The executable's file name on this OS."""
-    return "impasto.exe" if platform_key() == "win32" else "impasto"
+def binary_name(mode: str = "onefile") -> str:
+    """The executable's file name on this OS, in a onefile build or in the standalone folder."""
+    if platform_key() == "win32":
+        return "impasto.exe"
+    return STANDALONE_EXECUTABLE if mode == "standalone" else "impasto"
 
 
 def default_mode() -> str:
@@ -139,7 +142,7 @@ def nuitka_command(
     flavour: str, build_dir: Path, build_id: str, mode: str = "onefile"
 ) -> list[str]:
     """The full Nuitka command line."""
-    binary = binary_name()
+    binary = binary_name(mode)
     command = [
         sys.executable,
         "-m",
@@ -219,7 +222,7 @@ def publish(build_dir: Path, mode: str) -> Path:
     of either mode replaces the other.
     """
     OUT.mkdir(parents=True, exist_ok=True)
-    target = OUT / binary_name()
+    target = OUT / binary_name()  # the name people run, whichever the mode
     target.unlink(missing_ok=True)
     shutil.rmtree(OUT / DIST, ignore_errors=True)
     if mode == "onefile":
@@ -227,7 +230,7 @@ def publish(build_dir: Path, mode: str) -> Path:
         return target
     # Nuitka names the folder after the entry script.
     shutil.copytree(build_dir / "impasto_entry.dist", OUT / DIST, symlinks=True)
-    target.symlink_to(Path(DIST) / binary_name())
+    target.symlink_to(Path(DIST) / binary_name(mode))
     return target
 
 

@@ -1,6 +1,6 @@
 """Where a built Impasto program lives: one onefile executable, or Nuitka's standalone folder.
 
-A standalone build is ``packaging/out/impasto.dist/`` (the ``impasto`` executable beside the
+A standalone build is ``packaging/out/impasto.dist/`` (the ``impasto.bin`` executable beside the
 libraries and data it loads) with ``packaging/out/impasto`` a symbolic link to that executable,
 so every tool can be handed ``packaging/out/impasto`` either way. A standalone start maps the
 files where they lie; a onefile start first checks (and on the first start unpacks) its whole
@@ -13,6 +13,9 @@ import shutil
 from pathlib import Path
 
 DIST = "impasto.dist"
+# The standalone folder holds the `impasto` package's data as impasto/ (ui_static, the bundled
+# models), so its executable cannot also be called `impasto` where names have no extension.
+STANDALONE_EXECUTABLE = "impasto.bin"
 
 
 def standalone_folder(binary: Path) -> Path | None:

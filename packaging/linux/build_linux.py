@@ -23,7 +23,7 @@ REPO = HERE.parents[1]
 # The tray package draws the icon; the repository's folders are enough to import it.
 sys.path[:0] = [str(REPO / "tray"), str(REPO / "daemon"), str(REPO / "packaging")]
 
-from nuitka_layout import DIST, standalone_folder  # noqa: E402
+from nuitka_layout import DIST, STANDALONE_EXECUTABLE, standalone_folder  # noqa: E402
 
 DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 # Where the .deb puts things; the unit and desktop entry point at BINDIR.
@@ -53,11 +53,13 @@ def stage_deb(root: Path, binary: Path, version: str, arch: str) -> Path:
     if folder is None:
         lib.mkdir(parents=True)
         shutil.copy2(binary, lib / "impasto")
-    else:  # the standalone folder is the program: /opt/impasto/impasto beside its libraries
+        executable = "impasto"
+    else:  # the standalone folder is the program: its executable beside its libraries
         shutil.copytree(folder, lib, symlinks=True)
-    (lib / "impasto").chmod(0o755)
+        executable = binary.resolve().name
+    (lib / executable).chmod(0o755)
     (root / "usr" / "bin").mkdir(parents=True)
-    (root / "usr" / "bin" / "impasto").symlink_to(f"/{LIBDIR}/impasto")
+    (root / "usr" / "bin" / "impasto").symlink_to(f"/{LIBDIR}/{executable}")
     unit = root / "usr" / "lib" / "systemd" / "user" / "impasto.service"
     unit.parent.mkdir(parents=True)
     unit.write_text(templated("impasto.service", BINDIR))
@@ -120,7 +122,7 @@ def build_tarball(binary: Path, out: Path, version: str, machine: str) -> Path:
         for file in sorted(folder.rglob("*")):
             if file.is_file() or file.is_symlink():
                 members[f"{DIST}/{file.relative_to(folder).as_posix()}"] = file
-    executable = {"impasto", f"{DIST}/impasto", "install.sh", "uninstall.sh"}
+    executable = {"impasto", f"{DIST}/{STANDALONE_EXECUTABLE}", "install.sh", "uninstall.sh"}
     with tarfile.open(target, "w:gz") as archive:
         for member, source in members.items():
             info = archive.gettarinfo(str(source), f"{name}/{member}")

@@ -16,7 +16,8 @@ rm -rf "$libdir/impasto" "$libdir/impasto.dist"  # an earlier install of either 
 if [ -d "$here/impasto.dist" ]; then
     # Nuitka's standalone folder: the executable beside its libraries, nothing to unpack.
     cp -R "$here/impasto.dist" "$libdir/impasto.dist"
-    ln -sfn "$libdir/impasto.dist/impasto" "$libdir/impasto"
+    # Its executable is impasto.bin: the folder's impasto/ holds the package's data.
+    ln -sfn "$libdir/impasto.dist/impasto.bin" "$libdir/impasto"
 else
     install -m 0755 "$here/impasto" "$libdir/impasto"
 fi

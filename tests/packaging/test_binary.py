@@ -80,9 +80,9 @@ def test_the_deb_of_the_real_binary_runs_from_its_unpacked_tree(tmp_path: Path) 
     root = tmp_path / "root"
     subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
     env = smoke.clean_env(tmp_path, smoke.free_port())
-    result = subprocess.run(
-        [root / "opt" / "impasto" / "impasto", "version"], env=env, capture_output=True, text=True
-    )
+    # /usr/bin/impasto is an absolute link into /opt/impasto: follow it inside the unpacked tree.
+    program = root / os.readlink(root / "usr" / "bin" / "impasto").lstrip("/")
+    result = subprocess.run([program, "version"], env=env, capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("impasto ")
 
 
@@ -106,9 +106,12 @@ def test_workers_start_from_the_unpacked_binary_not_the_onefile_bootstrap(
             ]
             time.sleep(0.1)
         assert workers, "no worker process started"
-        exes = {pid: os.readlink(f"/proc/{pid}/exe") for pid in smoke.descendants(daemon.pid)}
         folder = standalone_folder(local)
         unpacked = folder if folder is not None else tmp_path / "cache" / "impasto"
+        # A onefile start is a bootstrap whose child is the daemon; a standalone start is the
+        # daemon itself.
+        processes = [*smoke.descendants(daemon.pid), *([daemon.pid] if folder else [])]
+        exes = {pid: os.readlink(f"/proc/{pid}/exe") for pid in processes}
         # Only the process we started runs the one file; the daemon and its worker run the
         # unpacked executable, with no second bootstrap process per worker.
         assert all(Path(exe).is_relative_to(unpacked) for exe in exes.values()), exes

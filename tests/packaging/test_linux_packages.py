@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "packaging" / "linux"))
 
 import build_linux  # noqa: E402
+from nuitka_layout import STANDALONE_EXECUTABLE, standalone_folder  # noqa: E402
 
 from tests.tools import may_install_into_the_host, require  # noqa: E402
 
@@ -98,7 +99,7 @@ def test_the_tarball_installs_per_user_and_uninstall_keeps_outputs(
 
 
 REAL_BINARY = REPO / "packaging" / "out" / "impasto"
-INSTALLED = ["/opt/impasto/impasto", "/usr/bin/impasto"]
+INSTALLED = ["/opt/impasto", "/usr/bin/impasto"]
 
 
 def as_root() -> list[str]:
@@ -128,7 +129,10 @@ def test_the_deb_installs_with_dpkg_where_its_unit_and_entry_expect(
         listed = subprocess.run(["dpkg", "-L", "impasto"], capture_output=True, text=True).stdout
         for path in INSTALLED:
             assert path in listed.split("\n") and os.access(path, os.X_OK), path
-        assert os.path.realpath("/usr/bin/impasto") == "/opt/impasto/impasto"
+        # A onefile binary is installed as `impasto`; a standalone folder keeps its own name.
+        executable = "impasto" if standalone_folder(binary) is None else STANDALONE_EXECUTABLE
+        assert os.path.realpath("/usr/bin/impasto") == f"/opt/impasto/{executable}"
+        assert os.path.isfile("/opt/impasto/" + executable)
         unit = Path("/usr/lib/systemd/user/impasto.service")
         exec_start = next(
             line for line in unit.read_text().splitlines() if line.startswith("ExecStart=")
@@ -159,22 +163,27 @@ def test_the_deb_installs_with_dpkg_where_its_unit_and_entry_expect(
 def test_the_deb_and_tarball_ship_the_whole_standalone_folder(tmp_path: Path) -> None:
     folder = tmp_path / "out" / "impasto.dist"
     folder.mkdir(parents=True)
-    (folder / "impasto").write_text(
+    executable = folder / STANDALONE_EXECUTABLE
+    executable.write_text(
         '#!/bin/sh\nhere=$(dirname "$(readlink -f "$0")")\n'
         'echo "fake impasto $* $(cat "$here/libfake.so")"\n'
     )
-    (folder / "impasto").chmod(0o755)
+    executable.chmod(0o755)
+    (folder / "impasto").mkdir()  # the package's data, as Nuitka lays it out
+    (folder / "impasto" / "model_catalog.toml").write_text("")
     (folder / "libfake.so").write_text("with-its-libraries")
     (folder / "libfake.so.1").symlink_to("libfake.so")
     (folder / "share").mkdir()
     (folder / "share" / "index.html").write_text("<html></html>")
     binary = tmp_path / "out" / "impasto"
-    binary.symlink_to("impasto.dist/impasto")  # what packaging/build.py leaves
+    binary.symlink_to(f"impasto.dist/{STANDALONE_EXECUTABLE}")  # what packaging/build.py leaves
 
     deb = build_linux.build_deb(binary, tmp_path / "deb", "1.2.3", "amd64", tmp_path / "w")
     root = tmp_path / "root"
     subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
-    program = root / "opt" / "impasto" / "impasto"
+    program = root / "usr" / "bin" / "impasto"
+    assert os.readlink(program) == f"/opt/impasto/{STANDALONE_EXECUTABLE}"
+    program = root / "opt" / "impasto" / STANDALONE_EXECUTABLE
     assert (root / "opt" / "impasto" / "share" / "index.html").is_file()
     assert os.readlink(root / "opt" / "impasto" / "libfake.so.1") == "libfake.so"
     run = subprocess.run([program, "version"], capture_output=True, text=True)
