@@ -6,7 +6,7 @@ import signal
 
 from impasto.server import worker_count
 from impasto.settings import Settings
-from impasto.worker.supervisor import describe_exit, worker_command
+from impasto.worker.processes import describe_exit, worker_command
 
 
 def test_one_worker_per_gpu_by_default() -> None:

@@ -15,7 +15,7 @@ from impasto.services.errors import ConflictError, FieldError, NotFoundError, Qu
 from impasto.services.events import EventBus
 from impasto.services.plan import Resolver
 from impasto.services.runner import JobRunner
-from impasto.store.jobs import InvalidCursorError
+from impasto.store.cursors import InvalidCursorError
 from impasto.wire import FIELD_RULES, GenerateRequest, ResolvedPlan
 from impasto.worker.supervisor import Supervisor
 

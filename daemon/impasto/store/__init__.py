@@ -1,8 +1,9 @@
 """Persistence on stdlib sqlite3: the job queue, the history and the event log."""
 
+from impasto.store.cursors import InvalidCursorError
 from impasto.store.db import Database, DatabaseError, open_database
 from impasto.store.events import Event, EventLog
-from impasto.store.jobs import InvalidCursorError, JobRecord, JobStatus, JobStore
+from impasto.store.jobs import JobRecord, JobStatus, JobStore
 
 __all__ = [
     "Database",

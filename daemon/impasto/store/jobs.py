@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import sqlite3
 import time
@@ -11,8 +9,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
+from impasto.store.cursors import decode_cursor, encode_cursor
 from impasto.store.db import Database
-from impasto.wire import SEQ_MAX
 
 JobStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
 STATUSES: tuple[JobStatus, ...] = ("queued", "processing", "completed", "failed", "cancelled")
@@ -23,10 +21,6 @@ _RUN_ORDER = "priority DESC, seq ASC"
 # The partial index of queued jobs in run order. Named explicitly: without statistics SQLite
 # picks jobs_status and sorts every queued row, which made queue reads grow with the queue.
 _QUEUED = "jobs INDEXED BY jobs_run_order WHERE status = 'queued'"
-
-
-class InvalidCursorError(ValueError):
-    """A history cursor was not produced by ``JobStore.history``."""
 
 
 @dataclass
@@ -78,29 +72,6 @@ class JobRecord:
             completed_at=row["completed_at"],
             plan=json.loads(row["plan"]) if row["plan"] else None,
         )
-
-
-def encode_cursor(created_at: float, seq: int) -> str:
-    """Make the opaque history cursor that points just after the row (created_at, seq)."""
-    raw = json.dumps([created_at, seq]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[float, int]:
-    """Read a cursor made by ``encode_cursor``; raise ``InvalidCursorError`` otherwise."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, seq = json.loads(raw)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise InvalidCursorError("cursor is not one returned by the history listing") from exc
-    if (
-        not isinstance(created_at, int | float)
-        or not isinstance(seq, int)
-        or not -1e18 < created_at < 1e18  # also refuses nan, inf and huge integers
-        or not 0 <= seq <= SEQ_MAX  # beyond SQLite's integers: not one of ours
-    ):
-        raise InvalidCursorError("cursor is not one returned by the history listing")
-    return float(created_at), seq
 
 
 class JobStore:

@@ -7,20 +7,16 @@ import base64
 import contextlib
 import logging
 import os
-import re
-import signal
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from impasto.logs import rotate_if_large
+from impasto.worker.processes import WorkerHandle, describe_exit, last_error_line, worker_command
 from impasto.worker.protocol import (
     HEADER,
     CancelJob,
-    FromWorker,
     JobCancelled,
     JobDone,
     JobFailed,
@@ -32,81 +28,12 @@ from impasto.worker.protocol import (
     StepProgress,
     ToWorker,
     decode_from_worker,
-    encode_frame,
 )
 
 log = logging.getLogger("impasto.supervisor")
 # Starts in a row that die before the worker says Ready, before health reports a problem and
 # queued jobs fail with its reason instead of waiting for a worker that never comes.
 MAX_START_FAILURES = 3
-_RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b: ")
-
-
-def worker_command() -> list[str]:
-    """How to start a worker: the same executable with the ``worker`` subcommand.
-
-    Inside the onefile binary this process already runs the unpacked executable
-    (``sys.executable``, while ``sys.argv[0]`` names the one file). Starting that directly
-    skips the onefile bootstrap, which re-checks the whole unpacked payload on every start
-    (about half a second) and stays alive as an extra process beside each worker.
-    """
-    if "__compiled__" in globals() or getattr(sys, "frozen", False):
-        if sys.executable and os.path.isfile(sys.executable):
-            return [sys.executable, "worker"]
-        return [sys.argv[0], "worker"]
-    # -P: the working directory does not go first on the import path, so a folder named
-    # "impasto" where the daemon was started (a clone, say) cannot shadow the package.
-    return [sys.executable, "-P", "-m", "impasto.worker"]
-
-
-def describe_exit(returncode: int | None) -> str:
-    if returncode is None:
-        return "worker stopped answering"
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = "unknown"
-        return f"worker killed by signal {-returncode} ({name})"
-    return f"worker exited with code {returncode}"
-
-
-@dataclass
-class WorkerHandle:
-    """One running worker process as the daemon sees it."""
-
-    id: str
-    device_id: int
-    process: asyncio.subprocess.Process
-    inbox: asyncio.Queue[FromWorker | None] = field(default_factory=asyncio.Queue)
-    state: str = "starting"
-    job_id: str | None = None
-    provider: dict[str, Any] = field(default_factory=dict)
-    loaded: list[dict[str, Any]] = field(default_factory=list)
-    dead: asyncio.Event = field(default_factory=asyncio.Event)
-    reader: asyncio.Task[None] | None = None
-    ready: bool = False  # it said Ready (a start that never does is a failed start)
-
-    async def send(self, message: ToWorker) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(encode_frame(message))
-        with contextlib.suppress(ConnectionError):
-            await self.process.stdin.drain()
-
-    def exit_reason(self) -> str:
-        """Why the worker is gone, in the words a requeued job records."""
-        return describe_exit(self.process.returncode)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "pid": self.process.pid,
-            "device_id": self.device_id,
-            "state": self.state,
-            "job_id": self.job_id,
-            "provider": self.provider,
-            "loaded": self.loaded,
-        }
 
 
 class JobRunner(Protocol):
@@ -320,7 +247,7 @@ class Supervisor:
         if count < MAX_START_FAILURES:
             return
         why = handle.exit_reason()
-        last = await asyncio.to_thread(_last_error_line, self._log_file(slot))
+        last = await asyncio.to_thread(last_error_line, self._log_file(slot))
         self._problems[slot] = (
             f"the inference worker cannot start ({count} tries in a row, {why}"
             + (f": {last}" if last else "")
@@ -390,21 +317,6 @@ class Supervisor:
                 else:
                     self.runner.on_cancelled(job.id)
                 return True
-
-
-def _last_error_line(path: Path | None) -> str:
-    """The last line of a worker log that names an error (a traceback's last line), or ""."""
-    if path is None:
-        return ""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 8192))
-            tail = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    lines = [line.strip() for line in tail.splitlines() if line.strip()]
-    raised = [line for line in lines if _RAISED.match(line)]  # "module.SomeError: message"
-    return (raised or lines or [""])[-1][:300]
 
 
 def job_error(exc: BaseException) -> str:

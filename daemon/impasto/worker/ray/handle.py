@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from impasto.worker.processes import WorkerHandle, describe_exit
 from impasto.worker.protocol import LoadModel, RunJob, ToWorker
 from impasto.worker.ray.manifest import FileIndex
 from impasto.worker.ray.messages import (
@@ -18,7 +19,6 @@ from impasto.worker.ray.messages import (
     ToBridge,
     encode,
 )
-from impasto.worker.supervisor import WorkerHandle, describe_exit
 
 
 class Bridged(Protocol):
