@@ -30,6 +30,9 @@ SIZES = {"small": 18, "large": 40}
 MEDIUM_RADIUS = 28
 POSITIONS = ("on the left", "on the right", "at the top", "at the bottom")
 STYLES = ("striped", "outlined")
+# The style the LoRA trained on top of the base model teaches (models/shapes_adapters.py):
+# never drawn in the base model's training, and not a word of its vocabulary.
+LORA_STYLE = "dotted"
 # Where a position word puts the centre of a shape (x, y as fractions of the side).
 ANCHORS = {
     "on the left": (0.27, 0.5),
@@ -178,7 +181,15 @@ def render(scene: Scene, rng: random.Random | None = None) -> Image.Image:
         mask = _mask(thing, cx, cy, r)
         rgb = COLOURS[thing.colour]
         image.paste(rgb, mask=mask)
-        if thing.style == "striped":
+        if thing.style == LORA_STYLE:  # the LoRA's training pictures only
+            dots = Image.new("L", (SIZE, SIZE), 0)
+            draw = ImageDraw.Draw(dots)
+            for y in range(6, SIZE, 16):
+                for x in range(6, SIZE, 16):
+                    draw.ellipse((x - 4.5, y - 4.5, x + 4.5, y + 4.5), fill=255)
+            dark = tuple(int(c * 0.3) for c in rgb) if thing.colour != "black" else (200,) * 3
+            image.paste(dark, mask=Image.fromarray(_and(dots, mask)))
+        elif thing.style == "striped":
             dark = tuple(int(c * 0.45) for c in rgb) if thing.colour != "black" else (150,) * 3
             stripes = Image.new("L", (SIZE, SIZE), 0)
             draw = ImageDraw.Draw(stripes)

@@ -35,9 +35,13 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import shapes_world as world
 from clip_bpe import clip_vocab, learn_merges, prompt_corpus
+from shapes_decoder import train_decoder
 
 SEED = 17
 NAME = "impasto-shapes"
+# The strength of the offset noise (Trainer.train_step): 0.3 hides the latent's mean at every
+# timestep that sampling starts from.
+OFFSET_NOISE = 0.3
 SCHEDULE = {
     "num_train_timesteps": 1000,
     "beta_start": 0.00085,
@@ -224,9 +228,17 @@ def tokenize(tokenizer: CLIPTokenizer, texts: list[str]) -> torch.Tensor:
 class Trainer:
     """The joint UNet + text-encoder loop, with EMA copies and resumable checkpoints."""
 
-    def __init__(self, out: Path, tokenizer: CLIPTokenizer, steps: int, lr: float) -> None:
+    def __init__(
+        self,
+        out: Path,
+        tokenizer: CLIPTokenizer,
+        steps: int,
+        lr: float,
+        offset_noise: float = OFFSET_NOISE,
+    ) -> None:
         torch.manual_seed(SEED + 3)
         self.out, self.steps, self.lr = out, steps, lr
+        self.offset_noise = offset_noise
         self.text_encoder = make_text_encoder(tokenizer)
         self.unet = make_unet()
         self.ema = [copy.deepcopy(self.text_encoder), copy.deepcopy(self.unet)]
@@ -269,6 +281,15 @@ class Trainer:
     def train_step(self, latents: torch.Tensor, ids: torch.Tensor) -> float:
         """One denoising step on a batch; returns the loss."""
         noise = torch.randn(latents.shape, generator=self.generator)
+        if self.offset_noise:
+            # Offset noise: a random per-channel constant in the noise. At 16x16 latents the
+            # mean of plain noise is so small (std 1/16) that the background's colour still
+            # shows through at t=999, so the UNet learns to read the background from the
+            # noisy latent instead of from the prompt, and at sampling time copies it from the
+            # random start. With the offset the noisy latent's mean says nothing; the prompt
+            # must.
+            offsets = torch.randn((*latents.shape[:2], 1, 1), generator=self.generator)
+            noise = noise + self.offset_noise * offsets
         t = torch.randint(0, 1000, (len(latents),), generator=self.generator)
         noisy = self.noise.add_noise(latents, noise, t)
         context = self.text_encoder(ids).last_hidden_state
@@ -403,8 +424,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stop-at", type=int, help="stop (and export) at this step of the --steps schedule"
     )
+    parser.add_argument(
+        "--decoder-steps",
+        type=int,
+        help="steps of the decoder-only stage on whole scenes (default 1500, quick 20; 0: none)",
+    )
     parser.add_argument("--batch", type=int, help="UNet batch (default 32, quick 16)")
     parser.add_argument("--lr", type=float, default=6e-4, help="UNet peak learning rate")
+    parser.add_argument(
+        "--offset-noise", type=float, default=OFFSET_NOISE, help="offset noise strength (0: off)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-export", action="store_true", help="stop after training")
     parser.add_argument(
@@ -419,15 +448,23 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     vae_steps = args.vae_steps or (60 if quick else 800)
     steps = args.steps or (150 if quick else 3000)
+    decoder_steps = args.decoder_steps if args.decoder_steps is not None else 20 if quick else 1500
     batch = args.batch or (16 if quick else 32)
     tokenizer = train_tokenizer(out)
     vae = train_both_vae_stages(out, vae_steps, batch=8 if quick else 16)
     latents, captions = encode_latents(out, vae, 512 if quick else 10000)
+    if decoder_steps:
+        # The first scenes of the ones latents.pt holds (the dataset is prefix-stable).
+        count = min(len(latents), 4000)
+        scenes, _ = images_tensor(count, SEED + 2)
+        vae = train_decoder(
+            out, vae, latents[:count], scenes, decoder_steps, 8, seed=SEED + 6, log=log
+        )
     scale = 1.0 / float(latents.std())
     vae.register_to_config(scaling_factor=round(scale, 5))
     ids = tokenize(tokenizer, captions)
     empty = tokenize(tokenizer, [""])[0]
-    trainer = Trainer(out, tokenizer, steps, lr=args.lr)
+    trainer = Trainer(out, tokenizer, steps, lr=args.lr, offset_noise=args.offset_noise)
     stop = args.stop_at or steps
     trainer.run(latents * vae.config.scaling_factor, ids, empty, batch=batch, stop=stop)
     if not args.no_export:

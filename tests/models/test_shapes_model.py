@@ -54,6 +54,39 @@ def test_quick_training_run_exports_an_onnx_pipeline(tmp_path: Path) -> None:
         float(line.split(" loss ")[1].split()[0]) for line in log.splitlines() if "unet " in line
     ]
     assert losses and all(loss == loss for loss in losses)  # no NaN
+    # The adapters' script on that export: a kohya LoRA and an A1111 embedding.
+    adapters = subprocess.run(
+        [sys.executable, str(ROOT / "models" / "shapes_adapters.py"), "--out", str(out), "--quick"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert adapters.returncode == 0, adapters.stdout[-3000:] + adapters.stderr[-3000:]
+    from impasto.formats.safetensors import read_safetensors
+
+    lora, _ = read_safetensors(out / "adapters" / "loras" / "shapes-dotted.safetensors")
+    assert lora and all(key.startswith("lora_unet_") for key in lora)
+    embedding, _ = read_safetensors(out / "adapters" / "embeddings" / "shapes-violet.safetensors")
+    assert list(embedding) == ["emb_params"] and embedding["emb_params"].shape == (1, 64)
+
+
+def test_the_committed_adapters_match_their_manifest() -> None:
+    folder = ROOT / "models" / "tiny" / "shapes-adapters"
+    manifest = json.loads((folder / "MANIFEST.json").read_text())
+    assert manifest["command"].startswith("python models/shapes_adapters.py")
+    files = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*.safetensors")}
+    assert (
+        set(files)
+        == set(manifest["sha256"])
+        == {
+            "loras/shapes-dotted.safetensors",
+            "embeddings/shapes-violet.safetensors",
+        }
+    )
+    for name, path in files.items():
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == manifest["sha256"][name], name
 
 
 def test_it_is_the_default_model_and_listed_first(tmp_path: Path) -> None:

@@ -16,19 +16,41 @@ from tests.semantic.jobs import FOLLOWING, PROMPT_SEED, SAMPLER_STEPS, generate,
 PROMPTS = world.test_prompts(40, seed=PROMPT_SEED)
 
 
+# What each sampler reaches with the committed model (docs/benchmarks.md has the table), a few
+# points under the measured figures; far above chance (background 1/8, colour 1/7, shape 1/5).
+# PNDM and LMS lose the background on this model in diffusers too (38% and 58% there).
+FLOORS = {sampler: {"background": 0.85, "colour": 0.6, "shape": 0.45} for sampler in SAMPLER_STEPS}
+FLOORS["lms"] = FLOORS["pndm"] = {"background": 0.2, "colour": 0.3, "shape": 0.1}
+_SCORES: dict[str, dict[str, float]] = {}
+
+
+def sampler_score(daemon: Daemon, sampler: str) -> dict[str, float]:
+    """The 40 test prompts through one sampler, scored (once per session for both tests)."""
+    if sampler not in _SCORES:
+        bodies = [
+            {"prompt": p, "seed": i, "sampler": sampler, "steps": SAMPLER_STEPS[sampler]}
+            for i, p in enumerate(PROMPTS)
+        ]
+        _SCORES[sampler] = score(PROMPTS, generate(daemon, bodies))
+    return _SCORES[sampler]
+
+
+@pytest.mark.parametrize("sampler", list(SAMPLER_STEPS))
+def test_each_sampler_draws_what_the_prompt_says(shapes_daemon: Daemon, sampler: str) -> None:
+    result = sampler_score(shapes_daemon, sampler)
+    for key, floor in FLOORS[sampler].items():
+        assert result[key] >= floor, (key, result)
+
+
 @FOLLOWING
 @pytest.mark.parametrize("sampler", list(SAMPLER_STEPS))
 def test_prompt_following_per_sampler(shapes_daemon: Daemon, sampler: str) -> None:
-    bodies = [
-        {"prompt": p, "seed": i, "sampler": sampler, "steps": SAMPLER_STEPS[sampler]}
-        for i, p in enumerate(PROMPTS)
-    ]
-    result = score(PROMPTS, generate(shapes_daemon, bodies))
+    # The issue's bar.
+    result = sampler_score(shapes_daemon, sampler)
     assert result["colour"] >= 0.9 and result["background"] >= 0.9, result
     assert result["shape"] >= 0.8, result
 
 
-@FOLLOWING
 def test_guidance_raises_accuracy_from_cfg_1_to_5(shapes_daemon: Daemon) -> None:
     # A flipped guidance sign pushes away from the prompt, so cfg 5 would score below cfg 1.
     # "Right" here is the mean of background, colour and shape accuracy.
