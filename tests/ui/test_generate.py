@@ -34,6 +34,32 @@ def test_submit_shows_live_preview_then_final_image(page: Page, impasto_daemon: 
     assert job["request"]["steps"] == 24
 
 
+def test_a_job_whose_events_overtake_its_post_answer_stays_done(
+    page: Page, impasto_daemon: Any
+) -> None:
+    # A short job can start, run and finish (over the event stream) before the answer to its
+    # POST reaches the page. Hold that answer back until the job has completed: the card must
+    # then stay "completed", not go back to "queued".
+    def after_the_job_ends(route: Route) -> None:
+        response = route.fetch()
+        job_id = response.json()["id"]
+        with impasto_daemon.client() as client:
+            assert wait_status(client, job_id, {"completed"})["status"] == "completed"
+        page.wait_for_function(f"document.querySelector('#live').dataset.job === '{job_id}'")
+        route.fulfill(response=response)
+
+    page.route("**/api/v1/generate", after_the_job_ends)
+    open_ui(page)
+    fill_form(page, prompt="a job faster than its answer", **QUICK)
+    with page.expect_response("**/api/v1/generate"):
+        page.click("#submit")
+    page.wait_for_timeout(300)  # the page handles the late answer
+    live = page.locator("#live")
+    expect(live).to_have_attribute("data-state", "completed")
+    expect(page.locator("#live-title")).to_have_text("Done")
+    expect(page.locator("#results img")).to_have_count(1)
+
+
 def test_cancel_running_job(page: Page, impasto_daemon: Any) -> None:
     open_ui(page)
     fill_form(page, prompt="a long job to cancel", width="512", height="512", steps="150")

@@ -47,6 +47,9 @@ export class LiveProgress {
   track(job) {
     this.mine.add(job.id);
     if (this.card.dataset.state === 'running') return;
+    // A short job's events can overtake the answer to its POST: the card already shows it
+    // running or ended, and "queued" would be a step back.
+    if (this.current === job.id) return;
     this.current = job.id;
     this.setState('queued', 'Queued', job.position ? `Position ${job.position + 1} in the queue` : 'Starting next…');
     this.setBar(0);
