@@ -22,7 +22,6 @@ layout of a models folder, which the semantic tests use.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import sys
@@ -222,21 +221,11 @@ def train_embedding(out: Path, steps: int, count: int) -> Path:
 
 def install(out: Path, command: str) -> None:
     """Copy out/adapters to models/tiny/shapes-adapters with a MANIFEST.json."""
-    import hashlib
-
     if INSTALL.exists():
         shutil.rmtree(INSTALL)
     shutil.copytree(out / "adapters", INSTALL)
-    files = sorted(p for p in INSTALL.rglob("*.safetensors"))
-    manifest = {
-        "command": command,
-        "seed": base.SEED,
-        "sha256": {
-            p.relative_to(INSTALL).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in files
-        },
-    }
-    (INSTALL / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    files = list(INSTALL.rglob("*.safetensors"))
+    base.write_manifest(INSTALL, files, {"command": command, "seed": base.SEED})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -382,9 +382,22 @@ CARD = {
 }
 
 
+def write_manifest(target: Path, files: list[Path], fields: dict[str, object]) -> None:
+    """target/MANIFEST.json: `fields`, then each file's sha256 (by path under target)."""
+    import hashlib
+
+    manifest = {
+        **fields,
+        "sha256": {
+            p.relative_to(target).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(files)
+        },
+    }
+    (target / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
 def install(onnx_dir: Path, target: Path, command: str) -> None:
     """Copy the export to `target` with impasto.json and a MANIFEST.json of sha256 hashes."""
-    import hashlib
     import platform
     import shutil
 
@@ -395,23 +408,16 @@ def install(onnx_dir: Path, target: Path, command: str) -> None:
         shutil.rmtree(target)
     shutil.copytree(onnx_dir, target)
     (target / "impasto.json").write_text(json.dumps(CARD, indent=2) + "\n", encoding="utf-8")
-    files = sorted(p for p in target.rglob("*") if p.is_file() and p.name != "MANIFEST.json")
-    manifest = {
-        "command": command,
-        "seed": SEED,
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "diffusers": diffusers.__version__,
-            "transformers": transformers.__version__,
-        },
-        "sha256": {
-            p.relative_to(target).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in files
-        },
-        "bytes": sum(p.stat().st_size for p in files),
+    files = [p for p in target.rglob("*") if p.is_file() and p.name != "MANIFEST.json"]
+    versions = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
     }
-    (target / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    size = sum(p.stat().st_size for p in files)
+    fields = {"command": command, "seed": SEED, "versions": versions, "bytes": size}
+    write_manifest(target, files, fields)
 
 
 def main(argv: list[str] | None = None) -> int:

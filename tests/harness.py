@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +159,18 @@ class Daemon:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def daemon_with_models(root: Path, models: Path) -> Iterator[Daemon]:
+    """A started daemon (worker ready) whose models folder is a copy of ``models``."""
+    shutil.copytree(models, root / "models")
+    daemon = Daemon(root, models_dir=str(root / "models")).start()
+    try:
+        daemon.wait_worker_ready()
+        yield daemon
+    finally:
+        daemon.stop()
 
 
 def wait_status(

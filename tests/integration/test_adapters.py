@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,20 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.harness import TINY, Daemon, wait_status
+from tests.harness import TINY, Daemon, daemon_with_models, wait_status
 
 ADAPTERS = Path(__file__).resolve().parents[2] / "models" / "tiny" / "adapters"
 
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    root = tmp_path_factory.mktemp("adapters")
-    models = root / "models"
-    shutil.copytree(ADAPTERS, models)
-    d = Daemon(root, models_dir=str(models)).start()
-    d.wait_worker_ready()
-    yield d
-    d.stop()
+    with daemon_with_models(tmp_path_factory.mktemp("adapters"), ADAPTERS) as d:
+        yield d
 
 
 def pixels(daemon: Daemon, **fields: object) -> np.ndarray:

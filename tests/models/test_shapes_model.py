@@ -34,19 +34,20 @@ def test_card_recommends_the_trained_size() -> None:
     assert card["defaults"]["width"] == card["defaults"]["height"] == unet["sample_size"] * 8
 
 
+def run_script(name: str, out: Path) -> None:
+    """`python models/<name> --out OUT --quick`, which must succeed."""
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    command = [sys.executable, str(ROOT / "models" / name), "--out", str(out), "--quick"]
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=900, check=False
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
 def test_quick_training_run_exports_an_onnx_pipeline(tmp_path: Path) -> None:
     # A few dozen steps of every stage: proves the script runs end to end, not that it learns.
     out = tmp_path / "shapes"
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "models" / "train_shapes.py"), "--out", str(out), "--quick"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_script("train_shapes.py", out)
     for part in ("text_encoder", "unet", "vae_decoder", "vae_encoder"):
         assert (out / "onnx" / part / "model.onnx").is_file(), part
     log = (out / "train.log").read_text()
@@ -55,15 +56,7 @@ def test_quick_training_run_exports_an_onnx_pipeline(tmp_path: Path) -> None:
     ]
     assert losses and all(loss == loss for loss in losses)  # no NaN
     # The adapters' script on that export: a kohya LoRA and an A1111 embedding.
-    adapters = subprocess.run(
-        [sys.executable, str(ROOT / "models" / "shapes_adapters.py"), "--out", str(out), "--quick"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
-    assert adapters.returncode == 0, adapters.stdout[-3000:] + adapters.stderr[-3000:]
+    run_script("shapes_adapters.py", out)
     from impasto.formats.safetensors import read_safetensors
 
     lora, _ = read_safetensors(out / "adapters" / "loras" / "shapes-dotted.safetensors")

@@ -9,7 +9,6 @@ in a models folder, through the real daemon.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.harness import Daemon
+from tests.harness import Daemon, daemon_with_models
 from tests.semantic.analyser import analyse, erode
 from tests.semantic.jobs import generate
 
@@ -27,13 +26,8 @@ SEEDS = range(8)
 
 @pytest.fixture(scope="module")
 def adapters_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    root = tmp_path_factory.mktemp("shapes-adapters")
-    models = root / "models"
-    shutil.copytree(ADAPTERS, models)
-    daemon = Daemon(root, models_dir=str(models)).start()
-    daemon.wait_worker_ready()
-    yield daemon
-    daemon.stop()
+    with daemon_with_models(tmp_path_factory.mktemp("shapes-adapters"), ADAPTERS) as daemon:
+        yield daemon
 
 
 def texture(image: Image.Image) -> float:
