@@ -43,8 +43,9 @@ def _latents(size: int) -> Any:
     return np.random.default_rng(42).standard_normal(shape).astype(np.float32)
 
 
-def _timed_runs(run: Any, runs: int) -> list[float]:
-    run()  # warm-up: first-call allocations and kernel selection are not steady state
+def _timed_runs(run: Any, runs: int, warmup: bool = True) -> list[float]:
+    if warmup:  # first-call allocations and kernel selection are not steady state
+        run()
     times = []
     for _ in range(runs):
         start = time.perf_counter()

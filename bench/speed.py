@@ -25,26 +25,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-SD15 = Path("~/.cache/impasto/bench/sd15").expanduser()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import engine
+
+SD15 = engine.SD15
 PROMPT, NEGATIVE = "a lighthouse on a cliff at dusk, oil painting", "blurry, low quality"
-
-
-def _latents(size: int) -> Any:
-    import numpy as np
-
-    shape = (1, 4, size // 8, size // 8)
-    return np.random.default_rng(42).standard_normal(shape).astype(np.float32)
-
-
-def _timed(run: Any, runs: int, warmup: bool) -> list[float]:
-    if warmup:
-        run()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return times
+_latents = engine._latents
+_timed = engine._timed_runs
 
 
 def child_ours(args: argparse.Namespace) -> dict[str, Any]:

@@ -162,15 +162,22 @@ class Daemon:
 
 
 @contextlib.contextmanager
-def daemon_with_models(root: Path, models: Path) -> Iterator[Daemon]:
-    """A started daemon (worker ready) whose models folder is a copy of ``models``."""
-    shutil.copytree(models, root / "models")
-    daemon = Daemon(root, models_dir=str(root / "models")).start()
+def running_daemon(root: Path, **settings: Any) -> Iterator[Daemon]:
+    """A daemon started in ``root`` with ``settings``, its worker ready; stopped on exit."""
+    daemon = Daemon(root, **settings).start()
     try:
         daemon.wait_worker_ready()
         yield daemon
     finally:
         daemon.stop()
+
+
+@contextlib.contextmanager
+def daemon_with_models(root: Path, models: Path) -> Iterator[Daemon]:
+    """A running daemon whose models folder is a copy of ``models``."""
+    shutil.copytree(models, root / "models")
+    with running_daemon(root, models_dir=str(root / "models")) as daemon:
+        yield daemon
 
 
 def wait_status(

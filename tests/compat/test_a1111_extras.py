@@ -10,7 +10,7 @@ import pytest
 import webuiapi
 from PIL import Image, PngImagePlugin
 
-from tests.harness import Daemon
+from tests.harness import Daemon, running_daemon
 from tests.sr_model import max_diff, pattern, reference_sr, write_sr_model
 
 LANCZOS = Image.Resampling.LANCZOS
@@ -20,10 +20,8 @@ LANCZOS = Image.Resampling.LANCZOS
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     root = tmp_path_factory.mktemp("extras")
     write_sr_model(root / "data" / "models" / "upscalers" / "tiny-sr.onnx", scale=2)
-    running = Daemon(root, preview_every=0).start()
-    running.wait_worker_ready()
-    yield running
-    running.stop()
+    with running_daemon(root, preview_every=0) as running:
+        yield running
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from PIL import Image
 
 from impasto.client import Client
 from impasto.formats.png import parse_a1111_parameters
-from tests.harness import TINY, Daemon, wait_status
+from tests.harness import TINY, Daemon, running_daemon, wait_status
 from tests.sr_model import max_diff, pattern, reference_sr, write_sr_model
 
 
@@ -26,10 +26,8 @@ from tests.sr_model import max_diff, pattern, reference_sr, write_sr_model
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     root = tmp_path_factory.mktemp("upscale-routes")
     write_sr_model(root / "data" / "models" / "upscalers" / "tiny-sr.onnx", scale=2)
-    running = Daemon(root, preview_every=0).start()
-    running.wait_worker_ready()
-    yield running
-    running.stop()
+    with running_daemon(root, preview_every=0) as running:
+        yield running
 
 
 @pytest.fixture

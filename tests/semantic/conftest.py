@@ -6,12 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness import Daemon
+from tests.harness import Daemon, running_daemon
 
 
 @pytest.fixture(scope="session")
 def shapes_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    daemon = Daemon(tmp_path_factory.mktemp("shapes")).start()
-    daemon.wait_worker_ready()
-    yield daemon
-    daemon.stop()
+    with running_daemon(tmp_path_factory.mktemp("shapes")) as daemon:
+        yield daemon

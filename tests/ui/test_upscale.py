@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
-from tests.harness import Daemon
+from tests.harness import Daemon, running_daemon
 from tests.sr_model import max_diff, reference_sr, write_sr_model
 from tests.ui.conftest import new_page, open_ui
 from tests.ui.test_gallery import make_jobs
@@ -21,10 +21,8 @@ from tests.ui.test_gallery import make_jobs
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     root = tmp_path_factory.mktemp("ui-upscale")
     write_sr_model(root / "data" / "models" / "upscalers" / "tiny-sr.onnx", scale=2)
-    running = Daemon(root, preview_every=0).start()
-    running.wait_worker_ready()
-    yield running
-    running.stop()
+    with running_daemon(root, preview_every=0) as running:
+        yield running
 
 
 @pytest.fixture
