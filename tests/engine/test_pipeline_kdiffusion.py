@@ -27,20 +27,12 @@ from impasto.engine.schedulers import create_scheduler
 from . import kdiffusion_oracle
 from .conftest import SD_TINY, small
 from .test_equivalence import NEGATIVE, PROMPT, _noise
+from .test_loop_samplers import REFERENCES
 from .test_pipeline_latents import RecordedNoise, close
 
 CFG = 7.0
 STEPS = 6
-SAMPLERS = {
-    "dpm_2": "sample_dpm_2",
-    "dpm_2_a": "sample_dpm_2_ancestral",
-    "dpmpp_2s_a": "sample_dpmpp_2s_ancestral",
-    "dpmpp_sde": "sample_dpmpp_sde",
-    "dpmpp_3m_sde": "sample_dpmpp_3m_sde",
-    "dpm_fast": "sample_dpm_fast",
-    "dpm_adaptive": "sample_dpm_adaptive",
-    "restart": "sample_heun",  # under 20 steps Restart makes no restarts: Heun exactly
-}
+SAMPLERS = REFERENCES  # our sampler -> its k-diffusion function (test_loop_samplers.py)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,14 +75,21 @@ def new_page(
     return page
 
 
-@pytest.fixture
-def page(browser: Browser, impasto_daemon: Any) -> Iterator[Page]:
-    """The UI at 1280x800 on the module's daemon; fails the test on uncaught page errors."""
-    page = new_page(browser, impasto_daemon.url)
+@contextlib.contextmanager
+def checked_page(browser: Browser, url: str, **options: Any) -> Iterator[Page]:
+    """``new_page``, closed on exit; fails if the page had uncaught errors by then."""
+    page = new_page(browser, url, **options)
     yield page
     errors = page.errors  # type: ignore[attr-defined]
     page.context.close()
     assert not errors, f"uncaught errors in the page: {errors}"
+
+
+@pytest.fixture
+def page(browser: Browser, impasto_daemon: Any) -> Iterator[Page]:
+    """The UI at 1280x800 on the module's daemon; fails the test on uncaught page errors."""
+    with checked_page(browser, impasto_daemon.url) as page:
+        yield page
 
 
 def open_ui(page: Page, tab: str = "generate") -> Page:

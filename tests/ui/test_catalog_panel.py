@@ -10,7 +10,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.harness import Daemon
 from tests.models_manager.conftest import wait_install
 from tests.models_manager.unrunnable import cuda_only_pipeline
-from tests.ui.conftest import new_page, open_ui, screenshot
+from tests.ui.conftest import checked_page, open_ui, screenshot
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +30,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 
 @pytest.fixture
 def page(browser: Browser, daemon: Daemon) -> Iterator[Page]:
-    page = new_page(browser, daemon.url)
-    yield page
-    errors = page.errors  # type: ignore[attr-defined]
-    page.context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
+    with checked_page(browser, daemon.url) as page:
+        yield page
 
 
 def test_catalog_lists_licenses_sizes_and_the_build_for_this_machine(page: Page) -> None:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.ui.conftest import QUICK, fill_form, new_page
+from tests.ui.conftest import QUICK, checked_page, fill_form, new_page
 
 PANELS = ["generate", "queue", "gallery", "models", "system"]
 # Runs before any page script: records every CSP violation the page reports.
@@ -102,12 +102,9 @@ def _wait_until(page: Page, expression: str, timeout: float = 30.0) -> None:
 @pytest.fixture
 def strict_page(browser: Browser, impasto_daemon: Any) -> Iterator[Page]:
     """The UI with its Content-Security-Policy enforced and every violation recorded."""
-    page = new_page(browser, impasto_daemon.url, enforce_csp=True)
-    page.add_init_script(RECORD_VIOLATIONS)
-    yield page
-    errors = page.errors  # type: ignore[attr-defined]
-    page.context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
+    with checked_page(browser, impasto_daemon.url, enforce_csp=True) as page:
+        page.add_init_script(RECORD_VIOLATIONS)
+        yield page
 
 
 def test_every_panel_works_under_the_policy(strict_page: Page) -> None:

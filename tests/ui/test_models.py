@@ -12,7 +12,15 @@ from playwright.sync_api import Browser, Page, expect
 from tests.harness import TINY, Daemon, wait_status
 from tests.models_manager.conftest import tar_gz, wait_install
 from tests.models_manager.fakehub import FakeHub
-from tests.ui.conftest import DESKTOP, PHONE, SCREENSHOTS, new_page, open_ui, screenshot
+from tests.ui.conftest import (
+    DESKTOP,
+    PHONE,
+    SCREENSHOTS,
+    checked_page,
+    new_page,
+    open_ui,
+    screenshot,
+)
 from tests.ui.test_layout import UNLABELLED
 
 MODELS = Path(__file__).resolve().parents[2] / "models" / "tiny"
@@ -56,11 +64,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 @pytest.fixture
 def page(browser: Browser, daemon: Daemon) -> Iterator[Page]:
     """The UI on this module's daemon; fails the test on uncaught page errors."""
-    page = new_page(browser, daemon.url)
-    yield page
-    errors = page.errors  # type: ignore[attr-defined]
-    page.context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
+    with checked_page(browser, daemon.url) as page:
+        yield page
 
 
 def models_dir(daemon: Daemon) -> Path:

@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.harness import Daemon, running_daemon
 from tests.sr_model import max_diff, reference_sr, write_sr_model
-from tests.ui.conftest import new_page, open_ui
+from tests.ui.conftest import checked_page, open_ui
 from tests.ui.test_gallery import make_jobs
 
 
@@ -27,11 +27,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 
 @pytest.fixture
 def page(browser: Browser, daemon: Daemon) -> Iterator[Page]:
-    page = new_page(browser, daemon.url)
-    yield page
-    errors = page.errors  # type: ignore[attr-defined]
-    page.context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
+    with checked_page(browser, daemon.url) as page:
+        yield page
 
 
 def open_viewer(page: Page, job: dict[str, Any]) -> None:
