@@ -244,3 +244,29 @@ def test_body_size_limit(tmp_path) -> None:
 def test_dismissing_an_unknown_install_is_404(api: TestClient) -> None:
     response = api.delete("/api/v1/models/installs/nope")
     assert response.status_code == 404 and "nope" in response.json()["detail"]
+
+
+def test_inpaint_options_reach_the_plan_and_are_checked(api: TestClient) -> None:
+    image = base64.b64encode(png_bytes((160, 96))).decode()
+    mask = base64.b64encode(png_bytes((160, 96), "L")).decode()
+    body = {"prompt": "a cat", **TINY, "init_image": image, "mask_image": mask}
+    options = {"inpaint_area": "masked", "inpaint_padding": 12, "masked_content": "fill"}
+    plan = api.post("/api/v1/generate/plan", json={**body, **options})
+    assert plan.status_code == 200, plan.text
+    assert {key: plan.json()[key] for key in options} == options
+    defaults = api.post("/api/v1/generate/plan", json=body).json()
+    assert (defaults["inpaint_area"], defaults["inpaint_padding"]) == ("whole", 32)
+    assert defaults["masked_content"] == "original"
+    for bad, field, words in (
+        ({"inpaint_area": "everywhere"}, "inpaint_area", "whole, masked"),
+        ({"inpaint_padding": 257}, "inpaint_padding", "between 0 and 256"),
+        ({"masked_content": "sand"}, "masked_content", "latent_nothing"),
+    ):
+        refused = api.post("/api/v1/generate", json={**body, **bad})
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["errors"][0]
+        assert error["field"] == field and words in error["message"], error
+    no_mask = {"prompt": "a cat", **TINY, "init_image": image, "inpaint_area": "masked"}
+    refused = api.post("/api/v1/generate", json=no_mask)
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "inpaint_area"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import webuiapi
 from PIL import Image
@@ -303,6 +304,42 @@ def test_img2img_as_webuis_own_clients_send_it(http: httpx.Client) -> None:
     inverted = http.post("/sdapi/v1/img2img", json={**body, "inpainting_mask_invert": True})
     flipped = _image(inverted.json()["images"][0]).convert("RGB")
     assert {c for _, c in flipped.crop((34, 0, 64, 64)).getcolors() or []} == {(200, 30, 30)}
+
+
+def test_img2img_only_masked_keeps_the_image_size_and_repaints_the_masked_patch(
+    http: httpx.Client,
+) -> None:
+    """``inpaint_full_res`` (A1111's API default): the crop around the mask is inpainted at
+    width x height and pasted back into the init image, which keeps its own size."""
+    init = Image.new("RGB", (160, 96), (200, 30, 30))
+    mask = Image.new("L", init.size, 0)
+    mask.paste(255, (100, 30, 130, 60))
+    body = {
+        "init_images": [_b64_png(init)],
+        "mask": _b64_png(mask),
+        "prompt": "a blue door",
+        "seed": 4,
+        "steps": 3,
+        "width": 64,
+        "height": 64,
+        "denoising_strength": 0.9,
+        "mask_blur": 0,
+        "inpaint_full_res_padding": 8,
+        "inpainting_fill": 2,
+    }
+    answer = http.post("/sdapi/v1/img2img", json=body)
+    assert answer.status_code == 200, answer.text
+    image = _image(answer.json()["images"][0]).convert("RGB")
+    assert image.size == (160, 96)
+    pixels, inside = np.asarray(image), np.asarray(mask) > 0
+    assert (pixels[~inside] == (200, 30, 30)).all()
+    assert np.abs(pixels[inside].astype(int) - (200, 30, 30)).mean() > 10
+    # "Whole picture" scales the image to width x height, as before.
+    whole = http.post("/sdapi/v1/img2img", json={**body, "inpaint_full_res": 0})
+    assert _image(whole.json()["images"][0]).size == (64, 64)
+    refused = http.post("/sdapi/v1/img2img", json={**body, "inpainting_fill": 4})
+    assert refused.status_code == 422
+    assert "inpainting_fill" in refused.text and "latent nothing" in refused.text.replace("_", " ")
 
 
 def test_every_hires_field_reaches_the_plan(http: httpx.Client) -> None:

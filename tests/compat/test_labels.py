@@ -158,3 +158,24 @@ def test_hires_fix_is_written_as_a1111_writes_it(tmp_path: Path) -> None:
     assert extra["Hires upscale"] == "2" and extra["Hires upscaler"] == "Latent (bicubic)"
     assert extra["Hires steps"] == "4" and extra["Hires sampler"] == "DPM++ 2M"
     assert parsed.get("strength", extra.get("Denoising strength")) in (0.5, "0.5")
+
+
+@pytest.mark.parametrize("clip_skip", [1, 2])
+def test_clip_skip_is_written_as_a1111_writes_it(tmp_path: Path, clip_skip: int) -> None:
+    plan = {
+        "prompt": "a castle",
+        "model": "sd-tiny",
+        "width": 64,
+        "height": 64,
+        "steps": 7,
+        "cfg_scale": 5.0,
+        "sampler": "euler",
+        "clip_skip": clip_skip,
+    }
+    result = PostprocessResult(job_id="j", index=0, seed=3, model="sd-tiny", request=plan)
+    image = Image.new("RGB", (64, 64))
+    postprocess_result(result, image, PluginContext(name="png_metadata", config={}))
+    path = write_png(image, tmp_path / "out.png", text=result.text)
+    extra = parse_a1111_parameters(read_png_metadata(path)["parameters"])["extra"]
+    # A1111 writes "Clip skip: N" only above 1.
+    assert extra.get("Clip skip") == (None if clip_skip == 1 else str(clip_skip))

@@ -17,7 +17,7 @@ def test_inpaint_uploads_image_and_painted_mask(
     page: Page, impasto_daemon: Any, tmp_path: Path
 ) -> None:
     source = tmp_path / "init.png"
-    Image.new("RGB", (64, 64), (200, 120, 40)).save(source)
+    Image.new("RGB", (96, 64), (200, 120, 40)).save(source)
     open_ui(page)
     fill_form(page, prompt="inpaint from the page", **QUICK)
     page.select_option("#model", "sd-tiny-inpaint")
@@ -37,6 +37,9 @@ def test_inpaint_uploads_image_and_painted_mask(
     page.mouse.up()
     expect(page.locator("#img-summary")).to_have_text("· inpaint")
     page.fill("#strength", "0.6")
+    page.select_option("#inpaint_area", "masked")
+    page.select_option("#masked_content", "fill")
+    page.fill("#inpaint_padding", "16")
     page.click("#submit")
 
     expect(page.locator("#live")).to_have_attribute("data-state", "completed", timeout=60_000)
@@ -48,9 +51,13 @@ def test_inpaint_uploads_image_and_painted_mask(
         assert request["mask_image"].startswith("upload:")
         assert request["strength"] == 0.6
         assert request["model"] == "sd-tiny-inpaint"
+        assert (request["inpaint_area"], request["masked_content"]) == ("masked", "fill")
+        assert request["inpaint_padding"] == 16
+        # Only masked: the picture keeps the init image's size, not width x height.
+        assert (job["results"][0]["width"], job["results"][0]["height"]) == (96, 64)
     mask = Image.open(io.BytesIO(mask_png(page))).convert("L")
     # White where painted (repaint), black elsewhere, at the init image's size.
-    assert mask.size == (64, 64)
+    assert mask.size == (96, 64)
     assert mask.getpixel((10, 13)) == 255
     assert mask.getpixel((50, 50)) == 0
 

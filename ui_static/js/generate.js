@@ -7,8 +7,10 @@ import { settingsFromPng } from './png-info.js';
 import { loadSettings, saveSettings } from './state.js';
 import { setLimits, validateRequest } from './validate.js';
 
-const NUMBER_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'batch_size', 'priority', 'strength', 'cache_interval'];
-const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule', 'decoder'];
+const NUMBER_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'batch_size', 'priority', 'strength', 'cache_interval', 'inpaint_padding'];
+const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule', 'decoder', 'inpaint_area', 'masked_content'];
+// Sent only with a mask: they say how to inpaint.
+const INPAINT_FIELDS = ['inpaint_area', 'inpaint_padding', 'masked_content'];
 // The hires fix card: request field under ``hires`` -> form element id.
 const HIRES_FIELDS = { scale: 'hires_scale', upscaler: 'hires_upscaler', steps: 'hires_steps', strength: 'hires_strength' };
 const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, ...Object.values(HIRES_FIELDS)];
@@ -16,6 +18,7 @@ const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, ...Object.values(HIRES_F
 export const DEFAULTS = {
   prompt: '', negative_prompt: '', model: '', seed: -1, batch_size: 1, priority: 0,
   strength: 0.75, loras: [], cache_interval: 0, decoder: 'full',
+  inpaint_area: 'whole', inpaint_padding: 32, masked_content: 'original',
 };
 // The tunables a model's defaults (GET /models, from the family table) set.
 export const MODEL_DEFAULT_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'sampler', 'schedule'];
@@ -275,6 +278,7 @@ export class GenerateForm {
   async submit() {
     this.clearErrors();
     const req = this.read();
+    if (!this.mask.hasImage) for (const name of INPAINT_FIELDS) delete req[name];
     const errors = validateRequest(req);
     if (errors.length) {
       this.showErrors(errors);
@@ -288,6 +292,7 @@ export class GenerateForm {
         const mask = await this.mask.maskBlob();
         if (mask) req.mask_image = await this.upload(mask);
       }
+      if (!req.mask_image) for (const name of INPAINT_FIELDS) delete req[name];
       const job = await api('/generate', {
         method: 'POST', body: req, headers: { 'Idempotency-Key': crypto.randomUUID() },
       });

@@ -29,6 +29,9 @@ REQUEST_FIELDS = {
     "strength": "strength",
     "cache_interval": "cache_interval",
     "decoder": "decoder",
+    "inpaint_area": "inpaint_area",
+    "inpaint_padding": "inpaint_padding",
+    "masked_content": "masked_content",
 }
 
 
@@ -81,6 +84,24 @@ def register(
     parser.add_argument("--mask", type=Path, metavar="PATH", help="inpaint mask, white = repaint")
     parser.add_argument(
         "--strength", type=float, help=f"how much to change the init image, {_range('strength')}"
+    )
+    parser.add_argument(
+        "--inpaint-area",
+        choices=LIMITS["inpaint_area"].choices,
+        help="whole: inpaint at the picture's size (default); masked: only the part around the "
+        "mask, at --width x --height, pasted back into the full-size picture",
+    )
+    parser.add_argument(
+        "--inpaint-padding",
+        type=int,
+        metavar="PX",
+        help=f"context around the mask for --inpaint-area masked ({_range('inpaint_padding')}; "
+        "default 32)",
+    )
+    parser.add_argument(
+        "--masked-content",
+        choices=LIMITS["masked_content"].choices,
+        help="what the masked part starts from below strength 1 (default original)",
     )
     parser.add_argument(
         "--hires",

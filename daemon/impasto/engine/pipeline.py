@@ -9,18 +9,17 @@ from pathlib import Path
 import numpy as np
 
 from impasto.engine.adapters import AdapterCache, Components, final_norm_loader
+from impasto.engine.conditioning import build_guidance
 from impasto.engine.families import FamilyDefaults, detect_family, family_defaults
 from impasto.engine.hires import run_hires
+from impasto.engine.inpaint_area import run_masked_area
 from impasto.engine.model_folder import ModelFolder, open_model_folder, open_vae_folder
 from impasto.engine.noise import BatchNoise, resolve_seed
 from impasto.engine.padding import pad_params, padded_size, size_multiple
 from impasto.engine.pipelines.base import (
     Denoise,
-    FeatureCache,
-    Guidance,
     TaskPlan,
     UNet,
-    guidance_embedding,
     latent_shape,
 )
 from impasto.engine.pipelines.img2img import noised_start, plan_img2img
@@ -32,7 +31,6 @@ from impasto.engine.refiner import Refiner, switch_index
 from impasto.engine.schedulers import create_scheduler
 from impasto.engine.schedulers.base import Scheduler, SchedulerConfig
 from impasto.engine.sd_upscale import run_sd_upscale
-from impasto.engine.sdxl import Conditioning, SdxlPromptEncoder
 from impasto.engine.sessions import OrtModel
 from impasto.engine.text_encoder import PromptEncoder
 from impasto.engine.tokenizer import ClipTokenizer
@@ -200,7 +198,7 @@ class StableDiffusion:
         start_noise = noise(shape) if latents is None else latents.astype(np.float32)
 
         parts = self.adapters.get(params.loras, params.embeddings)
-        guidance = self._guidance(parts, params)
+        guidance = build_guidance(parts, params, self.folder.model_index)
         scheduler = self.scheduler_factory(params.sampler, self.folder.scheduler, params.schedule)
         scheduler.set_timesteps(params.steps)
         if init_latents is not None:
@@ -263,45 +261,6 @@ class StableDiffusion:
             self._refiners = {key: Refiner(key, self.choice, self._tiles, self._cache_dir)}
         return self._refiners[key]
 
-    def _guidance(self, parts: Components, params: GenerationParams) -> Guidance:
-        """Text conditioning for the UNet: SD, SDXL (pooled + time ids) or LCM (cfg embedded)."""
-        cfg = float(params.cfg_scale)
-        cache = None
-        if params.cache_interval > 1:
-            parts.unet.enable_deep_cache()
-            cache = FeatureCache(params.cache_interval)
-        embedded = "timestep_cond" in parts.unet.model.inputs
-        # A scale of 1 equals the cond output, and LCM embeds the scale: skip the uncond pass.
-        guided = cfg > 1.0 and not embedded
-        negative = params.negative_prompt if guided else None
-        if parts.prompts_2 is not None:
-            zeros = self.folder.model_index.get("force_zeros_for_empty_prompt", True) is True
-            sdxl = SdxlPromptEncoder(parts.prompts, parts.prompts_2, zeros)
-            cond, uncond = sdxl.encode_pair(
-                params.prompt, negative, params.width, params.height, params.clip_skip
-            )
-        else:
-            hidden, hidden_uncond = parts.prompts.encode_pair(
-                params.prompt, negative, params.clip_skip
-            )
-            cond = Conditioning(hidden, {})
-            uncond = Conditioning(hidden_uncond, {}) if hidden_uncond is not None else None
-        if embedded:
-            dim = parts.unet.model.input("timestep_cond").shape[-1]
-            cond.extra["timestep_cond"] = guidance_embedding(
-                cfg, dim if isinstance(dim, int) else 256
-            )
-        return Guidance(
-            parts.unet,
-            cond.hidden,
-            uncond.hidden if uncond else None,
-            cfg,
-            params.batch_size,
-            extra_cond=cond.extra,
-            extra_uncond=uncond.extra if uncond else None,
-            cache=cache,
-        )
-
     def vae_for(self, params: GenerationParams) -> Vae:
         """The model's VAE, or the swapped-in one the request names (kept open once used)."""
         if params.vae_dir is None:
@@ -327,8 +286,9 @@ class StableDiffusion:
             return plan_img2img(
                 scheduler, vae, params.init_image, noise, params.steps, params.strength
             )
+        content = params.masked_content
         inputs = prepare_inputs(
-            vae, params.init_image, params.mask_image, noise.shape[0], self.unet.is_inpaint
+            vae, params.init_image, params.mask_image, len(noise), self.unet.is_inpaint, content
         )
         return plan_inpaint(
             scheduler,
@@ -338,6 +298,7 @@ class StableDiffusion:
             params.steps,
             params.strength,
             overlay=bool(params.extra.get("inpaint_overlay", True)),
+            masked_content=content,
         )
 
     def generate(
@@ -350,6 +311,9 @@ class StableDiffusion:
         """Images for ``params``, each with the seed that made it (seed + batch index)."""
         if params.sd_upscale is not None:
             return run_sd_upscale(self, params, progress, cancel)
+        if params.inpaint_area == "masked" and params.mask_image is not None:
+            self.validate(params)
+            return run_masked_area(self, params, progress, cancel)
         canvas = padded_size(params.width, params.height, self.size_multiple)
         if latents is None and params.hires is None and canvas != (params.width, params.height):
             self.validate(params)

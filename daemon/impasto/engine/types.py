@@ -143,6 +143,14 @@ class GenerationParams:
     """DeepCache: the whole UNet every n-th evaluation, its shallow part between; 0 or 1 off."""
     decoder: str = "full"
     """``full``: the model's VAE; ``fast``: its TAESD decoder (a quick approximation)."""
+    inpaint_area: str = "whole"
+    """``whole``: inpaint at the whole picture's size; ``masked``: only the part around the mask,
+    scaled to width x height and pasted back (the output keeps the init image's size)."""
+    inpaint_padding: int = 32
+    """Pixels of context around the mask's bounding box for ``inpaint_area="masked"``."""
+    masked_content: str = "original"
+    """What the masked part starts from below strength 1: ``original``, ``fill``,
+    ``latent_noise`` or ``latent_nothing`` (AUTOMATIC1111's "masked content")."""
     fast_decoder: Path | None = None
     """An installed TAESD folder (``taesd_decoder/``) for previews and ``decoder="fast"``,
     used when the model folder has no ``taesd_decoder/`` of its own."""

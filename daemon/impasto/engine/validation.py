@@ -91,10 +91,12 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
     _check_range(
         "cache_interval", params.cache_interval, 0, _bounds("cache_interval")[1], integer=True
     )
-    decoders = LIMITS["decoder"].choices or []
-    if params.decoder not in decoders:
-        allowed = ", ".join(decoders)
-        raise InvalidRequestError("decoder", f"{params.decoder!r} is not one of {allowed}")
+    for field in ("decoder", "inpaint_area", "masked_content"):
+        choices = LIMITS[field].choices or []
+        if getattr(params, field) not in choices:
+            allowed = ", ".join(choices)
+            raise InvalidRequestError(field, f"{getattr(params, field)!r} is not one of {allowed}")
+    _check("inpaint_padding", params.inpaint_padding, integer=True)
     if params.refiner is not None and params.mask_image is not None:
         # The inpaint hooks (mask channels, blending) belong to the base model's run.
         raise InvalidRequestError("refiner", "inpainting cannot use a refiner")
@@ -117,6 +119,9 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
     size = (params.width, params.height)
     if params.mask_image is not None and params.init_image is None:
         raise InvalidRequestError("init_image", "inpainting needs an init image with the mask")
+    if params.init_image is not None and masked_area(params):
+        # Only the crop around the mask is scaled to width x height; the image keeps its size.
+        size = params.init_image.size
     if params.init_image is not None:
         _check_image("init_image", params.init_image, INIT_IMAGE_MODES, size)
         if not has_vae_encoder:
@@ -160,3 +165,8 @@ def _check_hires(params: GenerationParams) -> None:
         raise InvalidRequestError(
             "hires.sampler", f"unknown sampler {hires.sampler!r}; use one of: {', '.join(SAMPLERS)}"
         )
+
+
+def masked_area(params: GenerationParams) -> bool:
+    """Whether only the part around the mask is inpainted (``inpaint_area="masked"``)."""
+    return params.inpaint_area == "masked" and params.mask_image is not None

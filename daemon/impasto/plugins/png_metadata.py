@@ -37,6 +37,13 @@ def postprocess_result(result: PostprocessResult, image: Any, context: PluginCon
 
 
 def _extra(params: dict[str, Any]) -> dict[str, Any] | None:
+    """The pass's keys, and A1111's ``Clip skip`` where it is above 1 (as A1111 writes it)."""
+    clip_skip = params.get("clip_skip", 1)
+    extra = {**(_pass_extra(params) or {}), **({"Clip skip": clip_skip} if clip_skip > 1 else {})}
+    return extra or None
+
+
+def _pass_extra(params: dict[str, Any]) -> dict[str, Any] | None:
     """Denoising strength of img2img; A1111's hires fix keys (Size stays the first pass's)."""
     if params.get("init_image"):
         sd_upscale = params.get("sd_upscale")

@@ -84,6 +84,8 @@ class Resolver:
             mask_image = None
         else:
             init_image, mask_image = self._images(request, (width, height))
+            if request.inpaint_area == "masked" and mask_image is None:
+                raise FieldError("inpaint_area", "masked needs a mask_image (and an init_image)")
         models_dir = self.catalog.models_dir
         try:
             for lora in request.loras:
@@ -135,6 +137,9 @@ class Resolver:
             sd_upscale=sd_upscale,
             cache_interval=cache_interval,
             decoder=request.decoder,
+            inpaint_area=request.inpaint_area,
+            inpaint_padding=request.inpaint_padding,
+            masked_content=request.masked_content,
             fast_decoder=fast_decoder,
             plugins=dict(request.plugins),
         )
@@ -142,7 +147,10 @@ class Resolver:
     def _images(
         self, request: GenerateRequest, size: tuple[int, int]
     ) -> tuple[str | None, str | None]:
+        """The init image and mask as uploads of ``size``; with ``inpaint_area`` masked and a
+        mask, the init image keeps its own size (only the crop around the mask is scaled)."""
         found: dict[str, str | None] = {}
+        masked = request.inpaint_area == "masked" and bool(request.mask_image)
         for key, value, mode in (
             ("init_image", request.init_image, "RGB"),
             ("mask_image", request.mask_image, "L"),
@@ -151,6 +159,8 @@ class Resolver:
                 found[key] = None
                 continue
             upload_id, image = self.uploads.resolve(value, key)
+            if masked and key == "init_image":
+                size = image.size
             if image.size != size:
                 upload_id, _ = self.uploads.save_image(image.convert(mode).resize(size))
             found[key] = f"upload:{upload_id}"

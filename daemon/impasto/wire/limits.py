@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Any, get_args
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import msgspec
 
 from impasto.wire.messages import FieldLimit
 from impasto.wire.requests import (
     NOT_BLANK,
-    SCHEDULE_NAMES,
     GenerateRequest,
     HiresRequest,
     KeepAlive,
@@ -49,7 +48,18 @@ def _rule(name: str, limit: FieldLimit) -> str:
     return f"must be {kind} between {_number(low)} and {_number(high)}"
 
 
-def _field_limit(info: Any) -> FieldLimit | None:
+def _literal_values(hint: Any) -> tuple[Any, ...] | None:
+    """A field's Literal values in the order the type declares them (msgspec sorts them)."""
+    if get_origin(hint) is Literal:
+        return get_args(hint)
+    for inner in get_args(hint):  # through Annotated[...] and X | None
+        found = _literal_values(inner)
+        if found is not None:
+            return found
+    return None
+
+
+def _field_limit(info: Any, hint: Any = None) -> FieldLimit | None:
     inspect = msgspec.inspect
     if isinstance(info, inspect.UnionType):
         kinds = [t for t in info.types if not isinstance(t, inspect.NoneType)]
@@ -59,8 +69,7 @@ def _field_limit(info: Any) -> FieldLimit | None:
     if isinstance(info, inspect.Metadata):
         info = info.type
     if isinstance(info, inspect.LiteralType):
-        # inspect sorts a Literal's values; keep the order the type declares them in.
-        values = SCHEDULE_NAMES if set(info.values) == set(SCHEDULE_NAMES) else info.values
+        values = _literal_values(hint) or info.values
         return FieldLimit(type="str", choices=[str(v) for v in values])
     if isinstance(info, inspect.IntType | inspect.FloatType):
         return FieldLimit(
@@ -89,8 +98,9 @@ def _read_limits() -> dict[str, FieldLimit]:
     ):
         info = msgspec.inspect.type_info(struct)
         assert isinstance(info, msgspec.inspect.StructType)
+        hints = get_type_hints(struct, include_extras=True)
         for field in info.fields:
-            limit = _field_limit(field.type)
+            limit = _field_limit(field.type, hints.get(field.name))
             if limit is not None and (
                 limit.maximum is not None or limit.choices or limit.max_length
             ):

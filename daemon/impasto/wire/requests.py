@@ -63,6 +63,13 @@ CacheInterval = Annotated[
 ]
 DecoderName = Literal["full", "fast"]
 """The final decode: the model's VAE, or the tiny TAESD decoder (docs/speed.md)."""
+InpaintArea = Literal["whole", "masked"]
+"""Inpaint the whole picture, or only the part around the mask at full resolution."""
+MaskedContent = Literal["original", "fill", "latent_noise", "latent_nothing"]
+"""What the masked part starts from below strength 1 (AUTOMATIC1111's "masked content")."""
+InpaintPadding = Annotated[
+    int, Meta(ge=0, le=256, description="Pixels of context around the mask (inpaint_area masked)")
+]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 SamplerId = Annotated[str, Meta(min_length=1, max_length=64)]
 # Query parameters: routes take their QueryParameter bounds from these (``bounds``).
@@ -183,6 +190,9 @@ class GenerateRequest(Schema):
     sd_upscale: SdUpscaleRequest | None = None
     cache_interval: CacheInterval = 0
     decoder: DecoderName = "full"
+    inpaint_area: InpaintArea = "whole"
+    inpaint_padding: InpaintPadding = 32
+    masked_content: MaskedContent = "original"
     plugins: Annotated[
         dict[str, Any], Meta(description="Options for plugins, by plugin name (docs/plugins.md)")
     ] = msgspec.field(default_factory=dict)
@@ -217,6 +227,9 @@ class ResolvedPlan(Schema, kw_only=True):
     sd_upscale: ResolvedSdUpscale | None = None
     cache_interval: int = 0
     decoder: str = "full"
+    inpaint_area: str = "whole"
+    inpaint_padding: int = 32
+    masked_content: str = "original"
     fast_decoder: str | None = None
     """The installed TAESD for previews and ``decoder: fast`` (None: the model's own, if any)."""
     plugins: dict[str, Any] = msgspec.field(default_factory=dict)

@@ -66,6 +66,9 @@ def build_params(job: RunJob) -> Any:
         sd_upscale=_sd_upscale(plan.sd_upscale, models_dir) if plan.sd_upscale else None,
         cache_interval=plan.cache_interval,
         decoder=plan.decoder,
+        inpaint_area=plan.inpaint_area,
+        inpaint_padding=plan.inpaint_padding,
+        masked_content=plan.masked_content,
         fast_decoder=fast_decoder,
         **images,
     )

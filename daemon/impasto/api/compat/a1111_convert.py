@@ -192,6 +192,7 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "plugins": _plugins(services, req),
             "vae": _vae(services, req),
             "decoder": _decoder(services, req),
+            **_inpaint_options(req),
         }
     )
     images: dict[str, str] = {}
@@ -215,6 +216,35 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
     )
 
 
+# A1111's "Masked content" radio, by index (inpainting_fill).
+MASKED_CONTENT = ("fill", "original", "latent_noise", "latent_nothing")
+
+
+def _only_masked(req: Txt2ImgRequest) -> bool:
+    """A1111's inpaint area "Only masked" (``inpaint_full_res``, its API's default)."""
+    if not isinstance(req, Img2ImgRequest) or not req.mask:
+        return False
+    return req.inpaint_full_res is None or bool(req.inpaint_full_res)
+
+
+def _inpaint_options(req: Txt2ImgRequest) -> dict[str, Any]:
+    """Inpaint area, padding and masked content for an img2img request with a mask."""
+    if not isinstance(req, Img2ImgRequest) or not req.mask:
+        return {}
+    fill = req.inpainting_fill if req.inpainting_fill is not None else 0
+    if not 0 <= fill < len(MASKED_CONTENT):
+        raise CompatError(
+            422,
+            f"must be one of 0..{len(MASKED_CONTENT) - 1} ({', '.join(MASKED_CONTENT)})",
+            "inpainting_fill",
+        )
+    return {
+        "inpaint_area": "masked" if _only_masked(req) else "whole",
+        "inpaint_padding": req.inpaint_full_res_padding or 0,
+        "masked_content": MASKED_CONTENT[fill],
+    }
+
+
 def _resize(image: Image.Image, mode: int, size: tuple[int, int]) -> Image.Image:
     """A1111's resize modes: 0 stretch, 1 crop to fill, 2 fit and pad (3, latent, stretches)."""
     if mode == 1:
@@ -232,8 +262,11 @@ def prepare_images(
         raise CompatError(422, "img2img needs at least one image in init_images", "init_images")
     size = (width, height)
     mode = req.resize_mode or 0
-    init = decode_base64_image(services, req.init_images[0], "init_images")
-    out = {"init_image": upload(services, _resize(init.convert("RGB"), mode, size))}
+    init = decode_base64_image(services, req.init_images[0], "init_images").convert("RGB")
+    if _only_masked(req):
+        # Only the crop around the mask is scaled to width x height; the image keeps its size.
+        size, mode = init.size, 0
+    out = {"init_image": upload(services, _resize(init, mode, size))}
     if req.mask:
         mask = _resize(decode_base64_image(services, req.mask, "mask").convert("L"), mode, size)
         if req.inpainting_mask_invert:
@@ -300,7 +333,7 @@ def info_json(
         "infotexts": [image.infotext for image in images],
         "styles": req.styles or [],
         "job_timestamp": time.strftime("%Y%m%d%H%M%S"),
-        "clip_skip": 1,
+        "clip_skip": first.clip_skip,
         "is_using_inpainting_conditioning": plan.inpaint and _is_inpaint_model(services, plan),
         "version": f"impasto {services.version}",
     }

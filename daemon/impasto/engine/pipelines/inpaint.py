@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from impasto.engine.inpaint_area import fill_masked, masked_start
 from impasto.engine.pipelines.base import TaskPlan
 from impasto.engine.pipelines.img2img import encode_init_image, noised_start
 from impasto.engine.schedulers.base import Scheduler
@@ -43,10 +44,19 @@ class InpaintInputs:
 
 
 def prepare_inputs(
-    vae: Vae, image: Image.Image, mask_image: Image.Image, batch: int, inpaint_unet: bool
+    vae: Vae,
+    image: Image.Image,
+    mask_image: Image.Image,
+    batch: int,
+    inpaint_unet: bool,
+    masked_content: str = "original",
 ) -> InpaintInputs:
-    """Encode the init image (and, for a 9-channel UNet, the masked image) once."""
+    """Encode the init image (and, for a 9-channel UNet, the masked image) once.
+
+    ``masked_content`` ``fill`` paints the masked part in the colours around it first.
+    """
     pixel_mask = binary_mask(mask_image)
+    start_image = fill_masked(image, pixel_mask) if masked_content == "fill" else image
     masked_latents = None
     if inpaint_unet:
         masked = image_to_array(image) * (1.0 - pixel_mask)[None, None]
@@ -54,7 +64,7 @@ def prepare_inputs(
     return InpaintInputs(
         pixel_mask=pixel_mask,
         mask=latent_mask(pixel_mask, batch),
-        init_latents=encode_init_image(vae, image, batch),
+        init_latents=encode_init_image(vae, start_image, batch),
         masked_latents=masked_latents,
     )
 
@@ -68,13 +78,19 @@ def plan_inpaint(
     strength: float,
     *,
     overlay: bool = True,
+    masked_content: str = "original",
 ) -> TaskPlan:
-    """The plan for either UNet kind; ``inputs.masked_latents`` says which."""
+    """The plan for either UNet kind; ``inputs.masked_latents`` says which.
+
+    ``masked_content`` ``latent_noise``/``latent_nothing`` start the masked part from noise or
+    zeros instead of the init image's latents (below strength 1; above, all is noise).
+    """
     if strength >= 1.0:
         # Full strength starts from pure noise like txt2img (diffusers does the same).
         latents, start = (noise * np.float32(scheduler.init_noise_sigma)).astype(np.float32), 0
     else:
-        latents, start = noised_start(scheduler, inputs.init_latents, noise, steps, strength)
+        first = masked_start(inputs.init_latents, inputs.mask, noise, masked_content)
+        latents, start = noised_start(scheduler, first, noise, steps, strength)
 
     def model_input(scaled: np.ndarray, index: int) -> np.ndarray:
         assert inputs.masked_latents is not None

@@ -1,0 +1,130 @@
+"""Inpaint area "only masked" (AUTOMATIC1111's ``inpaint_full_res``) and masked content.
+
+*Only masked*: the part of the image around the mask (its bounding box grown by a padding, then
+to the request's aspect ratio) is cut out, scaled to the request's width x height, inpainted
+there, scaled back and pasted into the untouched full image. A small repair in a large picture
+gets the model's whole resolution, and a model that draws its subjects in the middle of the
+frame draws them inside the mask. The output keeps the init image's size.
+
+*Masked content* decides what the masked part starts from below strength 1: the original
+pixels, a ``fill`` of the colours around it, or, in latent space, noise or nothing (zeros).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from impasto.engine.types import CancelToken, GeneratedImage, GenerationParams, ProgressCallback
+
+if TYPE_CHECKING:
+    from impasto.engine.pipeline import StableDiffusion
+
+Box = tuple[int, int, int, int]
+# Coarse to fine: each finer blur overwrites the coarser wherever it saw enough kept pixels.
+FILL_RADII = (256, 64, 16, 4, 1)
+FILL_MIN_ALPHA = 13  # of 255: a blur that saw at least 5% kept pixels
+
+
+def _grow(low: int, high: int, size: int, limit: int) -> tuple[int, int]:
+    """[low, high) grown about its centre to ``size``, shifted inside [0, limit), clamped."""
+    low -= (size - (high - low)) // 2
+    high = low + size
+    if high > limit:
+        low, high = low - (high - limit), limit
+    if low < 0:
+        low, high = 0, min(high - low, limit)
+    return low, high
+
+
+def crop_box(mask: Image.Image, padding: int, width: int, height: int) -> Box:
+    """Where to inpaint: the mask's bounding box, ``padding`` pixels wider on every side, then
+    grown to the aspect ratio of ``width`` x ``height`` (as far as the image allows).
+
+    Every pixel the mask touches counts, a blurred edge included; an empty mask gives the
+    whole image.
+    """
+    found = mask.convert("L").point(lambda v: 255 if v > 0 else 0).getbbox()
+    if found is None:
+        return (0, 0, mask.width, mask.height)
+    x1, y1, x2, y2 = found
+    x1, y1 = max(x1 - padding, 0), max(y1 - padding, 0)
+    x2, y2 = min(x2 + padding, mask.width), min(y2 + padding, mask.height)
+    ratio = width / height
+    if (x2 - x1) / (y2 - y1) < ratio:
+        x1, x2 = _grow(x1, x2, round((y2 - y1) * ratio), mask.width)
+    else:
+        y1, y2 = _grow(y1, y2, round((x2 - x1) / ratio), mask.height)
+    return (x1, y1, x2, y2)
+
+
+def repaint_region(mask: Image.Image) -> Image.Image:
+    """The mask as the pipeline reads it: white (repaint) from half grey up, else black."""
+    return mask.convert("L").point(lambda v: 255 if v >= 128 else 0)
+
+
+def run_masked_area(
+    pipe: StableDiffusion,
+    params: GenerationParams,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> list[GeneratedImage]:
+    """Inpaint the crop around the mask at width x height; paste it into the full image."""
+    assert params.init_image is not None and params.mask_image is not None
+    full = params.init_image.convert("RGB")
+    mask = params.mask_image.convert("L")
+    box = crop_box(mask, params.inpaint_padding, params.width, params.height)
+    size = (params.width, params.height)
+    inner = replace(
+        params,
+        init_image=full.crop(box).resize(size, Image.Resampling.LANCZOS),
+        mask_image=mask.crop(box).resize(size, Image.Resampling.LANCZOS),
+        inpaint_area="whole",
+    )
+    # Outside the mask the result is the init image exactly (the inner run's overlay is
+    # scaled and would blur it); inside, the inpainted crop scaled back.
+    keep = repaint_region(mask.crop(box))
+    results = []
+    for generated in pipe.generate(inner, progress, cancel):
+        patch = generated.image.convert("RGB").resize(keep.size, Image.Resampling.LANCZOS)
+        image = full.copy()
+        image.paste(patch, box[:2], keep)
+        results.append(replace(generated, image=image))
+    return results
+
+
+def fill_masked(image: Image.Image, repaint: np.ndarray) -> Image.Image:
+    """``image`` with the repaint part (``repaint`` 1) painted in the blurred colours around it.
+
+    A normalised blur (PIL's premultiplied ``RGBa``: colours weighted by how much of the kept
+    image each blur saw) from coarse to fine: far from the kept pixels the coarse blur's
+    average colour, near them the finer blurs' local colours.
+    """
+    keep = repaint < 0.5
+    rgba = image.convert("RGB").convert("RGBA")
+    rgba.putalpha(Image.fromarray((keep * 255).astype(np.uint8), "L"))
+    premultiplied = rgba.convert("RGBa")
+    filled = np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+    for radius in FILL_RADII:
+        blurred = np.asarray(
+            premultiplied.filter(ImageFilter.GaussianBlur(radius)).convert("RGBA"), np.uint8
+        )
+        seen = blurred[..., 3] >= FILL_MIN_ALPHA
+        filled[seen] = blurred[seen, :3]
+    filled[keep] = np.asarray(image.convert("RGB"), dtype=np.uint8)[keep]
+    return Image.fromarray(filled, "RGB")
+
+
+def masked_start(
+    init_latents: np.ndarray, mask: np.ndarray, noise: np.ndarray, content: str
+) -> np.ndarray:
+    """The init latents with the masked part replaced by ``noise`` or zeros (latent
+    ``noise``/``nothing``); unchanged for ``original`` and ``fill`` (done in pixels)."""
+    if content == "latent_noise":
+        return (init_latents * (1.0 - mask) + noise * mask).astype(np.float32)
+    if content == "latent_nothing":
+        return (init_latents * (1.0 - mask)).astype(np.float32)
+    return init_latents
