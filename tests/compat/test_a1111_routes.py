@@ -276,11 +276,12 @@ def test_payloads_as_a1111_clients_send_them(http: httpx.Client) -> None:
     assert refused.json()["detail"][0]["loc"] == ["body", "steps"]
 
 
-def test_img2img_as_webuis_own_clients_send_it(http: httpx.Client) -> None:
-    init = Image.new("RGB", (64, 64), (200, 30, 30))
-    mask = Image.new("L", (64, 64), 0)
-    mask.paste(255, (32, 0, 64, 64))
-    body = {
+def _inpaint_body(size: tuple[int, int], box: tuple[int, int, int, int]) -> dict[str, Any]:
+    """A 64x64 img2img of a red picture of ``size`` with ``box`` masked, as A1111 takes it."""
+    init = Image.new("RGB", size, (200, 30, 30))
+    mask = Image.new("L", size, 0)
+    mask.paste(255, box)
+    return {
         "init_images": [_b64_png(init)],
         "mask": _b64_png(mask),
         "prompt": "a blue door",
@@ -290,6 +291,12 @@ def test_img2img_as_webuis_own_clients_send_it(http: httpx.Client) -> None:
         "height": 64,
         "denoising_strength": 0.9,
         "mask_blur": 0,
+    }
+
+
+def test_img2img_as_webuis_own_clients_send_it(http: httpx.Client) -> None:
+    body = {
+        **_inpaint_body((64, 64), (32, 0, 64, 64)),
         "inpainting_fill": 1,
         "inpaint_full_res": False,
         "inpaint_full_res_padding": 32,
@@ -311,27 +318,15 @@ def test_img2img_only_masked_keeps_the_image_size_and_repaints_the_masked_patch(
 ) -> None:
     """``inpaint_full_res`` (A1111's API default): the crop around the mask is inpainted at
     width x height and pasted back into the init image, which keeps its own size."""
-    init = Image.new("RGB", (160, 96), (200, 30, 30))
-    mask = Image.new("L", init.size, 0)
-    mask.paste(255, (100, 30, 130, 60))
-    body = {
-        "init_images": [_b64_png(init)],
-        "mask": _b64_png(mask),
-        "prompt": "a blue door",
-        "seed": 4,
-        "steps": 3,
-        "width": 64,
-        "height": 64,
-        "denoising_strength": 0.9,
-        "mask_blur": 0,
-        "inpaint_full_res_padding": 8,
-        "inpainting_fill": 2,
-    }
+    box = (100, 30, 130, 60)
+    body = {**_inpaint_body((160, 96), box), "inpaint_full_res_padding": 8, "inpainting_fill": 2}
     answer = http.post("/sdapi/v1/img2img", json=body)
     assert answer.status_code == 200, answer.text
     image = _image(answer.json()["images"][0]).convert("RGB")
     assert image.size == (160, 96)
-    pixels, inside = np.asarray(image), np.asarray(mask) > 0
+    inside = np.zeros((96, 160), bool)
+    inside[box[1] : box[3], box[0] : box[2]] = True
+    pixels = np.asarray(image)
     assert (pixels[~inside] == (200, 30, 30)).all()
     assert np.abs(pixels[inside].astype(int) - (200, 30, 30)).mean() > 10
     # "Whole picture" scales the image to width x height, as before.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from impasto.engine.adapters import Components
-from impasto.engine.pipelines.base import FeatureCache, Guidance, guidance_embedding
+from impasto.engine.pipelines.base import FeatureCache, Guidance, UNet, guidance_embedding
 from impasto.engine.sdxl import Conditioning, SdxlPromptEncoder
 from impasto.engine.types import GenerationParams
 
@@ -39,12 +39,24 @@ def build_guidance(
     if embedded:
         dim = parts.unet.model.input("timestep_cond").shape[-1]
         cond.extra["timestep_cond"] = guidance_embedding(cfg, dim if isinstance(dim, int) else 256)
+    return guidance_for(parts.unet, cond, uncond, cfg, params.batch_size, cache)
+
+
+def guidance_for(
+    unet: UNet,
+    cond: Conditioning,
+    uncond: Conditioning | None,
+    cfg: float,
+    batch: int,
+    cache: FeatureCache | None = None,
+) -> Guidance:
+    """The UNet's inputs for a prompt's (and its negative's, under CFG) conditioning."""
     return Guidance(
-        parts.unet,
+        unet,
         cond.hidden,
         uncond.hidden if uncond else None,
         cfg,
-        params.batch_size,
+        batch,
         extra_cond=cond.extra,
         extra_uncond=uncond.extra if uncond else None,
         cache=cache,

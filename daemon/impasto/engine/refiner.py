@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from impasto.engine.conditioning import guidance_for
 from impasto.engine.model_folder import open_refiner_folder
 from impasto.engine.noise import BatchNoise
-from impasto.engine.pipelines.base import Denoise, Guidance, UNet
+from impasto.engine.pipelines.base import Denoise, UNet
 from impasto.engine.preview import Previewer
 from impasto.engine.providers import ProviderChoice
 from impasto.engine.schedulers.base import Scheduler
@@ -83,15 +84,7 @@ class Refiner:
         cond, uncond = self.prompts.encode_pair(
             params.prompt, negative, params.width, params.height, params.clip_skip
         )
-        guidance = Guidance(
-            self.unet,
-            cond.hidden,
-            uncond.hidden if uncond else None,
-            cfg,
-            params.batch_size,
-            extra_cond=cond.extra,
-            extra_uncond=uncond.extra if uncond else None,
-        )
+        guidance = guidance_for(self.unet, cond, uncond, cfg, params.batch_size)
         denoise = Denoise(
             scheduler=scheduler,
             guidance=guidance,

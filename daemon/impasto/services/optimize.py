@@ -137,6 +137,10 @@ def quantize_unet(source: Path, target: Path) -> None:
         target,
         op_types_to_quantize=["MatMul", "Gemm"],
         weight_type=QuantType.QInt8,
+        # 7-bit weights: on x86 CPUs without VNNI (AVX2, AVX-512F) the u8 x s8 kernels
+        # saturate their 16-bit sums with full-range weights (ONNX Runtime's quantization
+        # notes); sd-tiny's UNet was 8.8% off its fp32 output that way here, 0.4% with this.
+        reduce_range=True,
         use_external_data_format=True,
         extra_options={"MatMulConstBOnly": True},
     )
