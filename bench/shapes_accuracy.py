@@ -1,11 +1,15 @@
 """How often impasto-shapes draws what the prompt says, per sampler and per CFG scale.
 
-    python bench/shapes_accuracy.py [--count 40] [--samplers euler_a,ddim]
+    python bench/shapes_accuracy.py [--count 40] [--samplers euler_a,ddim] [--misses]
+    python bench/shapes_accuracy.py --vae
 
 Runs the real daemon on the bundled model and reads every picture with the semantic tests'
 analyser (tests/semantic/analyser.py). Prompts come from shapes_world.test_prompts with the
 tests' seed, so the numbers are the ones tests/semantic/test_prompt_following.py checks.
 Accuracy, not speed: the table goes to docs/benchmarks.md as printed.
+
+`--vae` scores what the VAE alone costs: each test prompt's scene drawn by shapes_world,
+encoded and decoded by the bundled model's ONNX VAE, read by the analyser (no UNet, no daemon).
 """
 
 from __future__ import annotations
@@ -19,10 +23,51 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from PIL import Image
 
 from tests.harness import Daemon
-from tests.semantic.analyser import world
-from tests.semantic.jobs import PROMPT_SEED, SAMPLER_STEPS, generate, score
+from tests.semantic.analyser import analyse, world
+from tests.semantic.jobs import MODEL, PROMPT_SEED, SAMPLER_STEPS, generate, score
 
 COLUMNS = ("background", "colour", "shape", "position", "all")
+MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "tiny" / MODEL
+
+
+def vae_round_trip(prompts: list[str]) -> list[tuple[str, list[Image.Image]]]:
+    """The clean scene of each prompt, and the same after the bundled VAE's encode and decode."""
+    import random
+
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    encoder, decoder = (
+        ort.InferenceSession(str(MODEL_DIR / part / "model.onnx"), options)
+        for part in ("vae_encoder", "vae_decoder")
+    )
+    rng = random.Random(5)
+    clean, decoded = [], []
+    for prompt in prompts:
+        scene = world.render(world.parse(prompt), rng).convert("RGB")
+        pixels = (np.asarray(scene, np.float32) / 127.5 - 1).transpose(2, 0, 1)[None]
+        moments = encoder.run(None, {encoder.get_inputs()[0].name: pixels})[0]
+        out = decoder.run(None, {decoder.get_inputs()[0].name: moments[:, :4]})[0][0]
+        rgb = ((np.clip(out.transpose(1, 2, 0), -1, 1) + 1) * 127.5).round().astype(np.uint8)
+        clean.append(scene)
+        decoded.append(Image.fromarray(rgb))
+    return [("scenes as drawn", clean), ("scenes after the VAE round trip", decoded)]
+
+
+def print_misses(prompts: list[str], images: list[Image.Image]) -> None:
+    """Each prompt whose background, colour or shape the analyser read wrong, and the reading."""
+    for index, (prompt, image) in enumerate(zip(prompts, images, strict=True)):
+        reading = analyse(image)
+        verdict = reading.matches(world.parse(prompt))
+        wrong = [k for k in ("background", "colour", "shape") if not verdict[k]]
+        if wrong:
+            print(
+                f"  seed {index}: {prompt!r}: wrong {', '.join(wrong)}; read "
+                f"{reading.colour} {reading.shape} on {reading.background}",
+                flush=True,
+            )
 
 
 def main() -> int:
@@ -32,9 +77,19 @@ def main() -> int:
     parser.add_argument("--samplers", default=",".join(SAMPLER_STEPS))
     parser.add_argument("--cfgs", default="1,3,7", help="extra euler_a rows at these CFG scales")
     parser.add_argument("--sheet", type=Path, help="also save the first sampler's first 8 pictures")
+    parser.add_argument("--misses", action="store_true", help="list each picture read wrong")
+    parser.add_argument("--vae", action="store_true", help="score the VAE round trip instead")
     args = parser.parse_args()
     prompts = world.test_prompts(args.count, seed=PROMPT_SEED)
     rows = []
+    if args.vae:
+        for name, images in vae_round_trip(prompts):
+            rows.append((name, score(prompts, images)))
+            print(rows[-1][0], rows[-1][1], flush=True)
+            if args.misses:
+                print_misses(prompts, images)
+        print_table(rows)
+        return 0
     with tempfile.TemporaryDirectory(prefix="impasto-shapes-bench-") as tmp:
         daemon = Daemon(Path(tmp)).start()
         try:
@@ -56,14 +111,21 @@ def main() -> int:
                     print("sheet prompts:", "; ".join(prompts[:8]), flush=True)
                 rows.append((f"{sampler}, {steps} steps, cfg {cfg:g}", result))
                 print(rows[-1][0], result, flush=True)
+                if args.misses:
+                    print_misses(prompts, images)
         finally:
             daemon.stop()
+    print_table(rows)
+    return 0
+
+
+def print_table(rows: list[tuple[str, dict[str, float]]]) -> None:
+    """The rows as the Markdown table docs/benchmarks.md holds."""
     print()
-    print("| sampler | " + " | ".join(COLUMNS) + " |")
+    print("| run | " + " | ".join(COLUMNS) + " |")
     print("|---|" + "---:|" * len(COLUMNS))
     for name, result in rows:
         print(f"| {name} | " + " | ".join(f"{result[c]:.0%}" for c in COLUMNS) + " |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -105,9 +105,20 @@ def test_convert_a_diffusers_folder_then_generate(
     installed = Path(model["path"])
     assert b"MultiHeadAttention" in (installed / "unet" / "model.onnx").read_bytes()
     assert not list(installed.rglob("*.safetensors"))  # the torch weights stay behind
+    # Every text encoder layer's output is exported (optimum does so for SDXL only), so
+    # AUTOMATIC1111's clip skip works on converted SD 1.x models.
+    encoder = onnx.load(str(installed / "text_encoder" / "model.onnx"), load_external_data=False)
+    outputs = {output.name for output in encoder.graph.output}
+    assert {"last_hidden_state", "hidden_states.0", "hidden_states.2"} <= outputs, outputs
+    pictures = []
     with daemon.client() as c:
-        job = c.post("/api/v1/generate", json={**GEN, "model": "converted"}).json()
-        assert wait_status(c, job["id"], {"completed", "failed"})["status"] == "completed"
+        for clip_skip in (1, 2):
+            body = {**GEN, "model": "converted", "clip_skip": clip_skip}
+            job = c.post("/api/v1/generate", json=body).json()
+            done = wait_status(c, job["id"], {"completed", "failed"})
+            assert done["status"] == "completed", done
+            pictures.append(c.get(done["results"][0]["url"]).content)
+    assert pictures[0] != pictures[1]
 
 
 def test_a_single_file_checkpoint_converts_with_configs_from_the_hub(

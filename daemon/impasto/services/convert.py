@@ -12,7 +12,6 @@ import logging
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 from importlib.util import find_spec
 from pathlib import Path
@@ -152,27 +151,35 @@ def _export(source: Path, output: Path, config: str) -> None:
         _export_fast_decoder(source, output)
         return
     import diffusers
-    from optimum.exporters.onnx import main_export
+    from optimum.exporters.onnx import onnx_export_from_model
 
-    with tempfile.TemporaryDirectory(prefix="impasto-convert-") as tmp:
-        if source.is_file():
-            # A single-file checkpoint becomes a diffusers folder first.
-            pipeline_class = getattr(diffusers, single_file_pipeline(source))
-            kwargs = {"config": config} if config else {}
-            pipe = pipeline_class.from_single_file(str(source), **kwargs)
-            source = Path(tmp) / "diffusers"
-            pipe.save_pretrained(source, safe_serialization=True)
-            del pipe
-        index = json.loads((source / "model_index.json").read_text(encoding="utf-8"))
-        task = "inpainting" if "Inpaint" in str(index.get("_class_name", "")) else "text-to-image"
-        main_export(
-            str(source),
-            output=output,
-            task=task,
-            library_name="diffusers",
-            local_files_only=True,
-            do_validation=False,
-        )
+    if source.is_file():
+        # A single-file checkpoint: the original-layout weights, with diffusers' configs.
+        pipeline_class = getattr(diffusers, single_file_pipeline(source))
+        kwargs = {"config": config} if config else {}
+        pipe = pipeline_class.from_single_file(str(source), **kwargs)
+    else:
+        pipe = diffusers.DiffusionPipeline.from_pretrained(str(source), local_files_only=True)
+    with_hidden_states(pipe)
+    task = "inpainting" if "Inpaint" in type(pipe).__name__ else "text-to-image"
+    onnx_export_from_model(pipe, output, task=task, do_validation=False)
+
+
+def with_hidden_states(pipe: Any) -> None:
+    """Export every text encoder layer's output (``hidden_states.N``), which clip skip reads.
+
+    optimum does this for SDXL's encoders only; for SD 1.x and 2.x it exports the last layer
+    alone, so AUTOMATIC1111's "Clip skip" (very common with SD 1.5 fine-tunes) could not work
+    on a converted model. The extra outputs cost nothing when unread.
+    """
+    for name in ("text_encoder", "text_encoder_2"):
+        encoder = getattr(pipe, name, None)
+        if encoder is None:
+            continue
+        encoder.config.output_hidden_states = True
+        text_model = getattr(encoder, "text_model", None)
+        if text_model is not None:
+            text_model.config.output_hidden_states = True
 
 
 def export_fast_decoder(model: object, output: Path) -> Path:

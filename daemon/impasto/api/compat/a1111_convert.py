@@ -146,6 +146,29 @@ def _decoder(services: Services, req: Txt2ImgRequest) -> str:
     return "fast" if options.get("sd_vae_decode_method") == "TAESD" else "full"
 
 
+CLIP_SKIP_OPTION = "CLIP_stop_at_last_layers"
+MAX_CLIP_SKIP = 12  # A1111's settings slider
+
+
+def checked_clip_skip(value: object, field: str) -> int:
+    """A1111's ``CLIP_stop_at_last_layers`` value as Impasto's ``clip_skip`` (1 = no skip)."""
+    if isinstance(value, float) and value.is_integer():  # 2.0 from a JSON client
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CLIP_SKIP:
+        raise CompatError(422, f"must be an integer between 1 and {MAX_CLIP_SKIP}", field)
+    return value
+
+
+def _clip_skip(services: Services, req: Txt2ImgRequest) -> int:
+    """Clip skip: this request's ``override_settings``, else the option set with /options."""
+    overrides = req.override_settings or {}
+    if CLIP_SKIP_OPTION in overrides:
+        field = f"override_settings.{CLIP_SKIP_OPTION}"
+        return checked_clip_skip(overrides[CLIP_SKIP_OPTION], field)
+    stored = compat_state(services).options.get(CLIP_SKIP_OPTION, 1)
+    return checked_clip_skip(stored, CLIP_SKIP_OPTION)
+
+
 def plan(services: Services, req: Txt2ImgRequest) -> Plan:
     """Check the request and split it into one Impasto request per iteration (n_iter)."""
     wanted_sampler = req.sampler_name or req.sampler_index
@@ -192,6 +215,7 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "plugins": _plugins(services, req),
             "vae": _vae(services, req),
             "decoder": _decoder(services, req),
+            "clip_skip": _clip_skip(services, req),
             **_inpaint_options(req),
         }
     )

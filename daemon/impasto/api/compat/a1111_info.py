@@ -13,7 +13,11 @@ from litestar import Controller, get, post
 from litestar.params import JSONBody
 from PIL import Image, UnidentifiedImageError
 
-from impasto.api.compat.a1111_convert import png_info_parameters
+from impasto.api.compat.a1111_convert import (
+    CLIP_SKIP_OPTION,
+    checked_clip_skip,
+    png_info_parameters,
+)
 from impasto.api.compat.a1111_defaults import A1111_DEFAULT_OPTIONS
 from impasto.api.compat.a1111_schemas import PngInfoRequest, PngInfoResponse
 from impasto.api.compat.errors import CompatError
@@ -120,6 +124,8 @@ class A1111InfoController(Controller):
     @post("/options", status_code=200, summary="Set options; sd_model_checkpoint switches models")
     async def set_options(self, services: AllServices, data: JSONBody[dict[str, Any]]) -> None:
         compat_state = compat.compat_state(services)
+        if CLIP_SKIP_OPTION in data:  # checked before anything is kept
+            checked_clip_skip(data[CLIP_SKIP_OPTION], CLIP_SKIP_OPTION)
         if "sd_model_checkpoint" in data:
             wanted = str(data["sd_model_checkpoint"])
             # A title or file name is matched against the models folder's listing: in a thread.
@@ -133,7 +139,8 @@ class A1111InfoController(Controller):
                     "sd_model_checkpoint",
                 )
             compat_state.checkpoint = model
-        # Other options are kept so clients read back what they set; Impasto ignores them.
+        # Other options are kept so clients read back what they set; Impasto honours the ones
+        # docs/compat.md lists (clip skip, sd_vae, sd_vae_decode_method...).
         others = {k: v for k, v in data.items() if k != "sd_model_checkpoint"}
         _check_options_size(others, compat_state.options)
         compat_state.options.update(others)
