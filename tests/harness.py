@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -192,6 +195,16 @@ def wait_status(
             return body
         time.sleep(0.05)
     raise TimeoutError(f"job {job_id} stuck at {body.get('status')}: {body}")
+
+
+def generated_pixels(client: httpx.Client, body: dict[str, Any]) -> np.ndarray:
+    """Generate ``body`` through the native API; its first picture as int16 pixels."""
+    response = client.post("/api/v1/generate", json=body)
+    assert response.status_code == 202, response.text
+    done = wait_status(client, response.json()["id"], {"completed", "failed"})
+    assert done["status"] == "completed", done
+    png = client.get(done["results"][0]["url"]).content
+    return np.asarray(Image.open(io.BytesIO(png)), dtype=np.int16)
 
 
 TINY = {"width": 64, "height": 64, "steps": 4, "cfg_scale": 5.0}

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from impasto.formats.png import parse_a1111_parameters
-from tests.harness import Daemon, wait_status
+from tests.harness import Daemon, generated_pixels
 
 # sd-tiny-turbo's text encoder exports every layer's hidden state; sd-tiny's only the last.
 MODEL = "sd-tiny-turbo"
@@ -47,12 +47,7 @@ def txt2img(http: httpx.Client, **overrides: Any) -> tuple[np.ndarray, dict[str,
 def native(http: httpx.Client, clip_skip: int) -> np.ndarray:
     body = {"prompt": BODY["prompt"], "seed": 5, "steps": 1, "cfg_scale": 1.0, "model": MODEL}
     body |= {"width": 64, "height": 64, "sampler": "euler", "clip_skip": clip_skip}
-    job = http.post("/api/v1/generate", json=body)
-    assert job.status_code == 202, job.text
-    done = wait_status(http, job.json()["id"], {"completed", "failed"})
-    assert done["status"] == "completed", done
-    png = http.get(done["results"][0]["url"]).content
-    return np.asarray(Image.open(io.BytesIO(png)), dtype=np.int16)
+    return generated_pixels(http, body)
 
 
 def test_override_setting_skips_clip_layers_as_the_native_field_does(http: httpx.Client) -> None:

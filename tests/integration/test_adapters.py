@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from tests.harness import TINY, Daemon, daemon_with_models, wait_status
+from tests.harness import TINY, Daemon, daemon_with_models, generated_pixels
 
 ADAPTERS = Path(__file__).resolve().parents[2] / "models" / "tiny" / "adapters"
 
@@ -23,14 +21,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 
 def pixels(daemon: Daemon, **fields: object) -> np.ndarray:
     with daemon.client() as client:
-        response = client.post(
-            "/api/v1/generate", json={"prompt": "a tiny house", "seed": 11, **TINY, **fields}
-        )
-        assert response.status_code == 202, response.text
-        done = wait_status(client, response.json()["id"], {"completed", "failed"})
-        assert done["status"] == "completed", done
-        png = client.get(done["results"][0]["url"]).content
-    return np.asarray(Image.open(io.BytesIO(png)), dtype=np.int16)
+        return generated_pixels(client, {"prompt": "a tiny house", "seed": 11, **TINY, **fields})
 
 
 def test_lora_changes_the_image_and_weight_zero_does_not(daemon: Daemon) -> None:

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
-from PIL import Image
 
-from tests.harness import TINY, Daemon, wait_status
+from tests.harness import TINY, Daemon, generated_pixels
 
 
 def _generate(daemon: Daemon, **fields: object) -> np.ndarray:
     request = {"prompt": "a tiny house", "seed": 5, "model": "sdxl-tiny", **TINY, **fields}
     with daemon.client() as client:
-        response = client.post("/api/v1/generate", json=request)
-        assert response.status_code == 202, response.text
-        done = wait_status(client, response.json()["id"], {"completed", "failed"})
-        assert done["status"] == "completed", done
-        png = client.get(done["results"][0]["url"]).content
-    return np.asarray(Image.open(io.BytesIO(png)), dtype=np.int16)
+        return generated_pixels(client, request)
 
 
 def test_generate_with_a_refiner(impasto_daemon: Daemon) -> None:
