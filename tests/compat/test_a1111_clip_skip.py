@@ -92,8 +92,30 @@ def test_out_of_range_values_are_refused_and_nothing_is_kept(
     assert http.get("/api/v1/queue").json() == before
 
 
-def test_a_model_without_hidden_states_says_how_to_get_them(http: httpx.Client) -> None:
-    settings = {"sd_model_checkpoint": "sd-tiny", OPTION: 2}
-    failed = http.post("/sdapi/v1/txt2img", json={**BODY, "override_settings": settings})
-    assert failed.status_code >= 400
-    assert "hidden states" in failed.json()["detail"], failed.text
+def test_a_model_skips_as_many_layers_as_it_has(http: httpx.Client) -> None:
+    """A1111 applies Clip skip to every model, so a model exported without hidden states
+    (sd-tiny) draws without skipping, and sd-tiny-turbo (2 layers) skips at most 2."""
+    plain, _ = txt2img(http, sd_model_checkpoint="sd-tiny")
+    lowered, info = txt2img(http, sd_model_checkpoint="sd-tiny", **{OPTION: 2})
+    np.testing.assert_array_equal(lowered, plain)
+    assert info["clip_skip"] == 1
+    two, _ = txt2img(http, **{OPTION: 2})
+    most, info = txt2img(http, **{OPTION: 3})
+    np.testing.assert_array_equal(most, two)
+    assert info["clip_skip"] == 2
+
+
+@pytest.mark.parametrize(
+    ("model", "clip_skip", "message"),
+    [("sd-tiny", 2, "without hidden states"), (MODEL, 3, "between 1 and 2")],
+)
+def test_the_native_api_refuses_what_the_model_cannot_skip(
+    http: httpx.Client, model: str, clip_skip: int, message: str
+) -> None:
+    before = http.get("/api/v1/queue").json()
+    body = {"prompt": "a tree", "model": model, "clip_skip": clip_skip, "width": 64, "height": 64}
+    refused = http.post("/api/v1/generate", json=body)
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["errors"][0]
+    assert error["field"] == "clip_skip" and message in error["message"], error
+    assert http.get("/api/v1/queue").json() == before

@@ -92,6 +92,33 @@ def onnx_inputs(path: Path) -> list[OnnxInput]:
         return inputs
 
 
+def onnx_output_names(path: Path) -> list[str]:
+    """The graph output names of an ONNX file, read without loading its weights."""
+    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        return [
+            b"".join(bytes(buf[s:e]) for s, e in _sub(buf, v_start, v_end, 1)).decode()
+            for g_start, g_end in _sub(buf, 0, len(buf), 7)  # ModelProto.graph
+            for v_start, v_end in _sub(buf, g_start, g_end, 12)  # GraphProto.output
+        ]
+
+
+def clip_skip_limit(root: Path, family: str) -> int:
+    """The largest ``clip_skip`` the folder's text encoders can serve (1: no skipping).
+
+    Skipping reads ``hidden_states.N`` outputs, which an encoder has only when it was exported
+    with them; SDXL already reads the penultimate layer, so it can skip one layer fewer.
+    """
+    limits = []
+    for name in ("text_encoder", "text_encoder_2"):
+        path = root / name / "model.onnx"
+        if not path.is_file():
+            continue
+        hidden = sum(n.startswith("hidden_states.") for n in onnx_output_names(path))
+        layers = max(hidden - 1, 0)
+        limits.append(layers - 1 if family.startswith("sdxl") else layers)
+    return max(1, min(limits)) if limits else 1
+
+
 def _json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -11,7 +11,7 @@ from typing import Any
 from impasto.engine.families import DEFAULT_FAMILY, FamilyDefaults, family_defaults
 from impasto.engine.runs_on import Capability, assess_folder
 from impasto.resources import bundled_models_dir
-from impasto.services.detect import detect_folder
+from impasto.services.detect import clip_skip_limit, detect_folder
 from impasto.services.safety import TEST_MODEL_MARKER  # its presence marks a test model
 from impasto.store.models import ModelRecord, ModelStore
 
@@ -57,6 +57,8 @@ class ModelEntry:
     capability: Capability | None = None
     # Why the model cannot be used (a truncated or unreadable UNet, ...); empty when it can.
     problem: str = ""
+    # The largest clip skip its text encoders were exported for (1: none; detect.py).
+    clip_skip_max: int = 1
 
 
 def folder_size(path: Path) -> int:
@@ -128,7 +130,15 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
         test=(folder / TEST_MODEL_MARKER).is_file(),
         capability=assess_folder(folder),
         description=str(card.get("description", "")),
+        clip_skip_max=_clip_skip_max(folder, found.family),
     )
+
+
+def _clip_skip_max(folder: Path, family: str) -> int:
+    try:
+        return clip_skip_limit(folder, family)
+    except (ValueError, OSError):  # an unreadable text encoder fails when the model opens
+        return 1
 
 
 def _model_card(folder: Path) -> dict[str, Any]:

@@ -106,6 +106,7 @@ class Resolver:
                 f"fast needs a TAESD decoder for {model.id!r} and none is installed; "
                 f"install one with: impasto pull {kind}",
             )
+        _check_clip_skip(request.clip_skip, model)
         cache_interval = request.cache_interval
         if cache_interval == -1:
             cache_interval = recommended_cache_interval(model.family)
@@ -219,6 +220,19 @@ class Resolver:
             raise FieldError("refiner", f"model {refiner_id!r} is not installed")
         if entry.family != REFINER_FAMILY:
             raise FieldError("refiner", f"model {refiner_id!r} is not an SDXL refiner")
+
+
+def _check_clip_skip(clip_skip: int, model: ModelEntry) -> None:
+    """FieldError unless the model's text encoders were exported with the layers to skip."""
+    if clip_skip <= model.clip_skip_max:
+        return
+    if model.clip_skip_max == 1:
+        raise FieldError(
+            "clip_skip",
+            f"must be 1 for {model.id!r}: its text encoder was exported without hidden states "
+            "(install the model's checkpoint to convert it with them)",
+        )
+    raise FieldError("clip_skip", f"must be between 1 and {model.clip_skip_max} for {model.id!r}")
 
 
 def _has_own_taesd(model_dir: Path) -> bool:

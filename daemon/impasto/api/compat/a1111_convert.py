@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -146,6 +147,7 @@ def _decoder(services: Services, req: Txt2ImgRequest) -> str:
     return "fast" if options.get("sd_vae_decode_method") == "TAESD" else "full"
 
 
+log = logging.getLogger("impasto.api.compat")
 CLIP_SKIP_OPTION = "CLIP_stop_at_last_layers"
 MAX_CLIP_SKIP = 12  # A1111's settings slider
 
@@ -159,14 +161,24 @@ def checked_clip_skip(value: object, field: str) -> int:
     return value
 
 
-def _clip_skip(services: Services, req: Txt2ImgRequest) -> int:
-    """Clip skip: this request's ``override_settings``, else the option set with /options."""
+def _clip_skip(services: Services, req: Txt2ImgRequest, model: str) -> int:
+    """Clip skip: this request's ``override_settings``, else the option set with /options.
+
+    A1111 applies it to every model; here a model whose text encoder was exported without
+    hidden states skips as many layers as it can (none), as the setting is usually a global
+    preference, not something this one request is about.
+    """
     overrides = req.override_settings or {}
     if CLIP_SKIP_OPTION in overrides:
         field = f"override_settings.{CLIP_SKIP_OPTION}"
-        return checked_clip_skip(overrides[CLIP_SKIP_OPTION], field)
-    stored = compat_state(services).options.get(CLIP_SKIP_OPTION, 1)
-    return checked_clip_skip(stored, CLIP_SKIP_OPTION)
+        wanted = checked_clip_skip(overrides[CLIP_SKIP_OPTION], field)
+    else:
+        stored = compat_state(services).options.get(CLIP_SKIP_OPTION, 1)
+        wanted = checked_clip_skip(stored, CLIP_SKIP_OPTION)
+    limit = services.jobs.resolver.model(model or None).clip_skip_max
+    if wanted > limit:
+        log.info("clip skip %d lowered to %d: %r has no more hidden states", wanted, limit, model)
+    return min(wanted, limit)
 
 
 def plan(services: Services, req: Txt2ImgRequest) -> Plan:
@@ -215,7 +227,7 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "plugins": _plugins(services, req),
             "vae": _vae(services, req),
             "decoder": _decoder(services, req),
-            "clip_skip": _clip_skip(services, req),
+            "clip_skip": _clip_skip(services, req, model),
             **_inpaint_options(req),
         }
     )
