@@ -166,3 +166,24 @@ def test_a_bad_hires_size_is_refused_before_submitting(
     assert main(["generate", "x", "--hires", "big"], connect=daemon.client) == 2
     assert "1024x768" in capsys.readouterr().err
     assert daemon.requests == []
+
+
+def test_adapter_flags_become_request_fields(tmp_path: Path) -> None:
+    daemon = CliDaemon(batch=1)
+    argv = ["generate", "x", "--lora", "tiny-kohya", "--lora", "ink:style:-0.5", "--vae", "alt"]
+    argv += ["--clip-skip", "2", "--refiner", "xl-refiner", "--refiner-switch", "0.7"]
+    assert main([*argv, "-o", str(tmp_path)], connect=daemon.client) == 0
+    body = json.loads(daemon.requests[0].content)
+    # A name may hold colons; the weight is what follows the last one.
+    assert body["loras"] == [{"name": "tiny-kohya"}, {"name": "ink:style", "weight": -0.5}]
+    assert (body["vae"], body["clip_skip"]) == ("alt", 2)
+    assert (body["refiner"], body["refiner_switch"]) == ("xl-refiner", 0.7)
+
+
+def test_a_lora_weight_that_is_not_a_number_is_refused_before_submitting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    daemon = CliDaemon(batch=1)
+    assert main(["generate", "x", "--lora", "ink:heavy"], connect=daemon.client) == 2
+    assert "not a number" in capsys.readouterr().err
+    assert daemon.requests == []

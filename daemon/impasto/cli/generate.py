@@ -32,6 +32,10 @@ REQUEST_FIELDS = {
     "inpaint_area": "inpaint_area",
     "inpaint_padding": "inpaint_padding",
     "masked_content": "masked_content",
+    "vae": "vae",
+    "clip_skip": "clip_skip",
+    "refiner": "refiner",
+    "refiner_switch": "refiner_switch",
 }
 
 
@@ -137,6 +141,29 @@ def register(
         help="final decode: full (the model's VAE, default) or fast (TAESD, if installed)",
     )
     parser.add_argument(
+        "--lora",
+        dest="loras",
+        action="append",
+        type=lora_spec,
+        metavar="NAME[:WEIGHT]",
+        help="a LoRA from the models folder's loras/ at WEIGHT (default 1); repeatable",
+    )
+    parser.add_argument("--vae", metavar="NAME", help="an installed VAE instead of the model's")
+    parser.add_argument(
+        "--clip-skip",
+        type=int,
+        metavar="N",
+        help=f"AUTOMATIC1111's clip skip: 1 (default) uses the last text encoder layer "
+        f"({_range('clip_skip')})",
+    )
+    parser.add_argument("--refiner", metavar="ID", help="an SDXL refiner for the last steps")
+    parser.add_argument(
+        "--refiner-switch",
+        type=float,
+        metavar="F",
+        help="fraction of the steps the base model runs before the refiner (default 0.8)",
+    )
+    parser.add_argument(
         "-o",
         "--output",
         type=Path,
@@ -201,6 +228,18 @@ def hires_size(text: str) -> dict[str, Any]:
         ) from None
 
 
+def lora_spec(text: str) -> dict[str, Any]:
+    """``NAME`` or ``NAME:WEIGHT`` as a request's LoRA entry."""
+    name, colon, weight = text.rpartition(":")
+    if not colon:
+        return {"name": text}
+    try:
+        return {"name": name, "weight": float(weight)}
+    except ValueError:
+        message = f"{text!r}: the weight after ':' is not a number"
+        raise argparse.ArgumentTypeError(message) from None
+
+
 HIRES_FLAGS = {
     "hires_upscaler": "upscaler",
     "hires_steps": "steps",
@@ -218,6 +257,8 @@ def build_request(args: argparse.Namespace, client: Client) -> dict[str, Any]:
         value = getattr(args, flag)
         if value is not None:
             request[field] = value
+    if args.loras:
+        request["loras"] = args.loras
     if args.hires is not None:
         extra = {f: getattr(args, flag) for flag, f in HIRES_FLAGS.items()}
         request["hires"] = {**args.hires, **{k: v for k, v in extra.items() if v is not None}}
