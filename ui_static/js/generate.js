@@ -7,7 +7,7 @@ import { settingsFromPng } from './png-info.js';
 import { loadSettings, saveSettings } from './state.js';
 import { setLimits, validateRequest } from './validate.js';
 
-const NUMBER_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'batch_size', 'priority', 'strength', 'cache_interval', 'inpaint_padding'];
+const NUMBER_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'batch_size', 'priority', 'strength', 'cache_interval', 'inpaint_padding', 'clip_skip'];
 const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule', 'decoder', 'inpaint_area', 'masked_content'];
 // Sent only with a mask: they say how to inpaint.
 const INPAINT_FIELDS = ['inpaint_area', 'inpaint_padding', 'masked_content'];
@@ -18,7 +18,7 @@ const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, ...Object.values(HIRES_F
 export const DEFAULTS = {
   prompt: '', negative_prompt: '', model: '', seed: -1, batch_size: 1, priority: 0,
   strength: 0.75, loras: [], cache_interval: 0, decoder: 'full',
-  inpaint_area: 'whole', inpaint_padding: 32, masked_content: 'original',
+  inpaint_area: 'whole', inpaint_padding: 32, masked_content: 'original', clip_skip: 1,
 };
 // The tunables a model's defaults (GET /models, from the family table) set.
 export const MODEL_DEFAULT_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'sampler', 'schedule'];

@@ -1,0 +1,38 @@
+"""The Advanced card sends Clip skip; the daemon's refusal for a model without hidden states
+shows on the field, and a PNG's A1111 "Clip skip" fills it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import Page, expect
+
+from tests.harness import wait_status
+from tests.ui.conftest import QUICK, fill_form, open_ui
+
+
+def test_clip_skip_is_sent_and_a_model_that_cannot_skip_says_so(
+    page: Page, impasto_daemon: Any
+) -> None:
+    open_ui(page)
+    fill_form(page, prompt="a lighthouse, clip skip from the ui", **QUICK)
+    page.click("#advanced-card summary")
+    expect(page.locator("#clip_skip")).to_have_value("1")
+    # The bundled default model's text encoder was exported without hidden states.
+    page.fill("#clip_skip", "2")
+    page.click("#submit")
+    error = page.locator("#err-clip_skip")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("hidden states")
+    # Out of the schema's range: refused in the page, before any request.
+    page.fill("#clip_skip", "13")
+    page.click("#submit")
+    expect(error).to_contain_text("12")
+
+    page.fill("#clip_skip", "1")
+    page.click("#submit")
+    live = page.locator("#live")
+    expect(live).to_have_attribute("data-state", "completed", timeout=60_000)
+    with impasto_daemon.client() as client:
+        job = wait_status(client, str(live.get_attribute("data-job")), {"completed"})
+    assert job["request"]["clip_skip"] == 1
