@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.harness import REPO, TINY, Daemon, free_port, wait_status
 from tests.tools import require_browser
@@ -98,6 +98,14 @@ def open_ui(page: Page, tab: str = "generate") -> Page:
     page.wait_for_selector("#conn[data-state=online]")
     page.wait_for_function("document.querySelectorAll('#sampler option').length > 1")
     return page
+
+
+def finished_job(page: Page, daemon: Any) -> dict[str, Any]:
+    """The job the page just submitted, once the live card says it completed, as the API has it."""
+    live = page.locator("#live")
+    expect(live).to_have_attribute("data-state", "completed", timeout=60_000)
+    with daemon.client() as client:
+        return wait_status(client, str(live.get_attribute("data-job")), {"completed"})
 
 
 def fill_form(page: Page, **values: str) -> None:

@@ -7,8 +7,7 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from tests.harness import wait_status
-from tests.ui.conftest import QUICK, fill_form, open_ui
+from tests.ui.conftest import QUICK, fill_form, finished_job, open_ui
 
 
 def test_clip_skip_is_sent_and_a_model_that_cannot_skip_says_so(
@@ -31,8 +30,4 @@ def test_clip_skip_is_sent_and_a_model_that_cannot_skip_says_so(
 
     page.fill("#clip_skip", "1")
     page.click("#submit")
-    live = page.locator("#live")
-    expect(live).to_have_attribute("data-state", "completed", timeout=60_000)
-    with impasto_daemon.client() as client:
-        job = wait_status(client, str(live.get_attribute("data-job")), {"completed"})
-    assert job["request"]["clip_skip"] == 1
+    assert finished_job(page, impasto_daemon)["request"]["clip_skip"] == 1

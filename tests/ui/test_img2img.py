@@ -9,8 +9,7 @@ from typing import Any
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from tests.harness import wait_status
-from tests.ui.conftest import QUICK, fill_form, open_ui
+from tests.ui.conftest import QUICK, fill_form, finished_job, open_ui
 
 
 def test_inpaint_uploads_image_and_painted_mask(
@@ -42,19 +41,16 @@ def test_inpaint_uploads_image_and_painted_mask(
     page.fill("#inpaint_padding", "16")
     page.click("#submit")
 
-    expect(page.locator("#live")).to_have_attribute("data-state", "completed", timeout=60_000)
-    job_id = page.locator("#live").get_attribute("data-job")
-    with impasto_daemon.client() as client:
-        job = wait_status(client, str(job_id), {"completed"})
-        request = job["request"]
-        assert request["init_image"].startswith("upload:")
-        assert request["mask_image"].startswith("upload:")
-        assert request["strength"] == 0.6
-        assert request["model"] == "sd-tiny-inpaint"
-        assert (request["inpaint_area"], request["masked_content"]) == ("masked", "fill")
-        assert request["inpaint_padding"] == 16
-        # Only masked: the picture keeps the init image's size, not width x height.
-        assert (job["results"][0]["width"], job["results"][0]["height"]) == (96, 64)
+    job = finished_job(page, impasto_daemon)
+    request = job["request"]
+    assert request["init_image"].startswith("upload:")
+    assert request["mask_image"].startswith("upload:")
+    assert request["strength"] == 0.6
+    assert request["model"] == "sd-tiny-inpaint"
+    assert (request["inpaint_area"], request["masked_content"]) == ("masked", "fill")
+    assert request["inpaint_padding"] == 16
+    # Only masked: the picture keeps the init image's size, not width x height.
+    assert (job["results"][0]["width"], job["results"][0]["height"]) == (96, 64)
     mask = Image.open(io.BytesIO(mask_png(page))).convert("L")
     # White where painted (repaint), black elsewhere, at the init image's size.
     assert mask.size == (96, 64)

@@ -6,8 +6,7 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from tests.harness import wait_status
-from tests.ui.conftest import QUICK, fill_form, open_ui
+from tests.ui.conftest import QUICK, fill_form, finished_job, open_ui
 
 
 def test_speed_card_sends_cache_interval_and_decoder(page: Page, impasto_daemon: Any) -> None:
@@ -16,10 +15,7 @@ def test_speed_card_sends_cache_interval_and_decoder(page: Page, impasto_daemon:
     page.click("#speed-card summary")
     page.select_option("#cache_interval", "-1")
     page.click("#submit")
-    live = page.locator("#live")
-    expect(live).to_have_attribute("data-state", "completed", timeout=60_000)
-    with impasto_daemon.client() as client:
-        job = wait_status(client, str(live.get_attribute("data-job")), {"completed"})
+    job = finished_job(page, impasto_daemon)
     assert job["request"]["cache_interval"] == -1 and job["request"]["decoder"] == "full"
     assert job["plan"]["cache_interval"] == 3  # SD 1.x's recommended interval
 
