@@ -119,3 +119,11 @@ def test_the_native_api_refuses_what_the_model_cannot_skip(
     error = refused.json()["errors"][0]
     assert error["field"] == "clip_skip" and message in error["message"], error
     assert http.get("/api/v1/queue").json() == before
+
+
+def test_the_model_list_says_how_many_layers_each_model_can_skip(http: httpx.Client) -> None:
+    models = ("sd-tiny", MODEL)
+    limits = {m: http.get(f"/api/v1/models/{m}").json()["clip_skip_max"] for m in models}
+    assert limits == {"sd-tiny": 1, MODEL: 2}
+    # SDXL reads the penultimate layer already: its 2-layer tiny encoders skip none more.
+    assert http.get("/api/v1/models/sdxl-tiny").json()["clip_skip_max"] == 1

@@ -169,6 +169,8 @@ class ModelDetail(Schema):
     """A caveat where it runs here (fp16 on CPU)."""
     problem: str = ""
     """Why the model cannot be used (a truncated or unreadable UNet...); empty when it can."""
+    clip_skip_max: int = 1
+    """The largest clip_skip its text encoders were exported for (1: no clip skip)."""
 
 
 class CatalogVariant(Schema):

@@ -147,6 +147,7 @@ def model_detail(m: ModelEntry, provider: str = "") -> ModelDetail:
         source=m.source,
         license=m.license,
         active=m.active,
+        clip_skip_max=m.clip_skip_max,
         created_at=utc(m.created_at),
         updated_at=utc(m.updated_at),
         problem=m.problem,
