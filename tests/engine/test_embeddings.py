@@ -13,6 +13,7 @@ from optimum.onnxruntime import ORTStableDiffusionPipeline
 
 from impasto.engine import InvalidRequestError, StableDiffusion, load_pipeline
 from impasto.engine.providers import cpu_choice
+from impasto.services.optimize import expose_hidden_states
 
 from .conftest import SD_TINY, TINY, small
 from .families_oracle import ADAPTERS, EMBEDDINGS, MAX_PIXEL_DIFF, max_diff, noise, torch_pipeline
@@ -59,10 +60,18 @@ def test_embedding_changes_the_image(pipe: StableDiffusion) -> None:
     assert np.abs(np.asarray(plain, np.int32) - np.asarray(used, np.int32)).max() > 2
 
 
-def test_clip_skip_matches_diffusers() -> None:
-    # sd-tiny-turbo is exported with every layer's hidden state; diffusers counts from 0.
-    ours = load_pipeline(TINY / "sd-tiny-turbo", cpu_choice())
-    reference = torch_pipeline("sd-tiny-turbo")
+@pytest.mark.parametrize("model", ["sd-tiny-turbo", "sd-tiny"])
+def test_clip_skip_matches_diffusers(model: str, tmp_path: Path) -> None:
+    # sd-tiny-turbo is exported with every layer's hidden state; sd-tiny without, so it gets
+    # them as an install's optimise stage adds them. diffusers counts from 0.
+    folder = TINY / model
+    if model == "sd-tiny":
+        folder = tmp_path / model
+        shutil.copytree(TINY / model, folder)
+        assert expose_hidden_states(folder) == 2
+        assert expose_hidden_states(folder) == 0  # once is enough
+    ours = load_pipeline(folder, cpu_choice())
+    reference = torch_pipeline(model)
     prompt = "a red cat in a garden"
     for clip_skip in (1, 2):
         expected = _diffusers_embeds(reference, prompt, clip_skip - 1 or None)

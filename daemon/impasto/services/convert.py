@@ -125,7 +125,8 @@ def optimize_fp16(folder: Path, *, cancel: threading.Event, log: Path) -> None:
 
 
 def fuse_graphs(folder: Path, *, cancel: threading.Event, log: Path, provider: str) -> None:
-    """Fuse attention in each graph of an ONNX pipeline folder, checked against the original."""
+    """Fuse attention in each graph of an ONNX pipeline folder, checked against the original,
+    and give an SD 1.x/2.x text encoder the per-layer outputs clip skip reads."""
     _run_child(["fuse", str(folder), "--provider", provider], cancel=cancel, log=log, env={})
 
 
@@ -252,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--config", default="", help="diffusers repo id or folder of configs")
     fp16 = steps.add_parser("fp16", help="an exported ONNX folder's weights to fp16, in place")
     fp16.add_argument("folder", type=Path)
-    fuse = steps.add_parser("fuse", help="fuse attention in an ONNX folder's graphs, in place")
+    fuse = steps.add_parser(
+        "fuse", help="fuse attention in an ONNX folder's graphs; expose clip skip's hidden states"
+    )
     fuse.add_argument("folder", type=Path)
     fuse.add_argument("--provider", default="CPUExecutionProvider", help="to check outputs on")
     int8 = steps.add_parser("int8", help="an ONNX folder's UNet to dynamic int8, in place")
@@ -264,9 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.step == "fp16":
         _fp16(args.folder)
     elif args.step == "fuse":
-        from impasto.services.optimize import fuse_folder
+        from impasto.services.optimize import expose_hidden_states, fuse_folder
 
         providers = list(dict.fromkeys([args.provider or "CPUExecutionProvider", CPU_PROVIDER]))
+        expose_hidden_states(args.folder, providers)
         fuse_folder(args.folder, providers)
     else:
         from impasto.services.optimize import int8_folder

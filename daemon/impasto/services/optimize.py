@@ -8,8 +8,11 @@ matcher misreads installs unfused instead of wrong.
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -91,6 +94,92 @@ def _precision(model: Any) -> str:
     float16 = 10
     types = [i.type.tensor_type.elem_type for i in model.graph.input]
     return "fp16" if float16 in types else "fp32"
+
+
+_EMBEDDINGS_SUM = "/text_model/embeddings/Add"
+_LAYER_SUM = re.compile(r"/text_model/encoder/layers\.(\d+)/Add_1")
+
+
+def hidden_state_tensors(model: Any) -> list[str]:
+    """A CLIP text encoder export's hidden states: the embeddings' sum, then each encoder
+    layer's residual sum, found by the node names torch's exporter gives them; [] if absent."""
+    embeddings, layers = None, {}
+    for node in model.graph.node:
+        if node.op_type != "Add":
+            continue
+        if node.name == _EMBEDDINGS_SUM:
+            embeddings = node.output[0]
+        elif match := _LAYER_SUM.fullmatch(node.name):
+            layers[int(match.group(1))] = node.output[0]
+    if embeddings is None or sorted(layers) != list(range(len(layers))) or not layers:
+        return []
+    return [embeddings, *(layers[index] for index in range(len(layers)))]
+
+
+def expose_hidden_states(folder: Path, providers: list[str] | None = None) -> int:
+    """Give ``text_encoder`` the ``hidden_states.N`` outputs clip skip reads, in place.
+
+    optimum exports them for SDXL only, so SD 1.x and 2.x ONNX builds cannot skip CLIP layers.
+    The tensors already exist inside the graph; they become outputs through Identity nodes.
+    Kept only when the old outputs are unchanged and the last hidden state through the final
+    layer norm is the exported ``last_hidden_state``. Returns the layers exposed (0: none).
+    """
+    import onnx
+    from onnx import helper
+
+    path = folder / "text_encoder" / "model.onnx"
+    if not path.is_file():
+        return 0
+    model = onnx.load(str(path), load_external_data=False)
+    outputs = {output.name: output for output in model.graph.output}
+    exposed = any(name.startswith("hidden_states.") for name in outputs)
+    if exposed or "last_hidden_state" not in outputs:
+        return 0
+    tensors = hidden_state_tensors(model)
+    if not tensors:
+        log.info("text_encoder: no hidden states found to expose; clip skip stays off")
+        return 0
+    for index, tensor in enumerate(tensors):
+        name = f"hidden_states.{index}"
+        model.graph.node.append(helper.make_node("Identity", [tensor], [name], name=f"/{name}"))
+        output = copy.deepcopy(outputs["last_hidden_state"])
+        output.name = name
+        model.graph.output.append(output)
+    scratch = path.with_name(SCRATCH)
+    onnx.save_model(model, str(scratch))
+    last = list(outputs).index("last_hidden_state")
+    problem = _hidden_states_problem(path, scratch, last, providers or ["CPUExecutionProvider"])
+    if problem:
+        scratch.unlink(missing_ok=True)
+        log.warning("text_encoder: hidden states not exposed: %s", problem)
+        return 0
+    os.replace(scratch, path)
+    log.info("text_encoder: %d hidden states exposed for clip skip", len(tensors))
+    return len(tensors) - 1
+
+
+def _hidden_states_problem(exported: Path, exposed: Path, last: int, providers: list[str]) -> str:
+    """'' when ``exposed`` keeps ``exported``'s outputs and its last hidden state is right."""
+    from impasto.engine.adapters import final_norm_loader
+
+    try:
+        feeds, want = _outputs(exported, providers)
+        _, got = _outputs(exposed, providers, feeds)
+    except Exception as exc:  # ORT's own error types
+        return f"the graph does not run ({exc})"
+    if any(not np.array_equal(a, b) for a, b in zip(want, got[: len(want)], strict=True)):
+        return "the exported outputs changed"
+    config_path = exposed.parent / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    try:
+        norm = final_norm_loader(exposed, config)()
+    except Exception as exc:  # no final layer norm node
+        return str(exc)
+    normed, reference = norm(got[-1]), want[last]
+    scale = max(1.0, float(np.abs(reference).max()))
+    if not float(np.abs(normed - reference).max()) <= TOLERANCE["fp32"] * scale:
+        return "the last hidden state through the final layer norm is not last_hidden_state"
+    return ""
 
 
 def fuse_folder(folder: Path, providers: list[str] | None = None) -> dict[str, int]:
