@@ -230,7 +230,7 @@ def _check_clip_skip(clip_skip: int, model: ModelEntry) -> None:
         raise FieldError(
             "clip_skip",
             f"must be 1 for {model.id!r}: its text encoder was exported without hidden states "
-            "(install the model's checkpoint to convert it with them)",
+            "(installing it through Impasto adds them)",
         )
     raise FieldError("clip_skip", f"must be between 1 and {model.clip_skip_max} for {model.id!r}")
 

@@ -32,6 +32,8 @@ from impasto.services.container import Services
 from impasto.services.upscalers import UpscalerService
 from impasto.wire import GenerateRequest, ResolvedPlan
 
+log = logging.getLogger("impasto.api.compat")
+
 MAX_ITERATIONS = 100
 SEED_SPACE = 2**32
 
@@ -147,7 +149,6 @@ def _decoder(services: Services, req: Txt2ImgRequest) -> str:
     return "fast" if options.get("sd_vae_decode_method") == "TAESD" else "full"
 
 
-log = logging.getLogger("impasto.api.compat")
 CLIP_SKIP_OPTION = "CLIP_stop_at_last_layers"
 MAX_CLIP_SKIP = 12  # A1111's settings slider
 
