@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -138,8 +138,7 @@ class PromptEncoder:
     @property
     def layers(self) -> int:
         """Transformer layers whose outputs were exported (0 without ``hidden_states.N``)."""
-        found = [n for n in self.model.output_names if n.startswith("hidden_states.")]
-        return max(len(found) - 1, 0)
+        return exported_layers(self.model.output_names)
 
     def hidden_state_output(self, from_end: int) -> int:
         """Index of the output ``hidden_states[-from_end]``; InvalidRequestError if absent."""
@@ -190,6 +189,12 @@ class PromptEncoder:
         cond = per_group[0:1]
         uncond = per_group[1:2] if negative is not None else None
         return cond, uncond
+
+
+def exported_layers(output_names: Iterable[str]) -> int:
+    """Transformer layers a text encoder graph exports the outputs of: ``hidden_states.0`` is
+    the embeddings, ``hidden_states.N`` layer N's (0 when exported without them)."""
+    return max(sum(name.startswith("hidden_states.") for name in output_names) - 1, 0)
 
 
 def apply_emphasis(hidden: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ from typing import Any
 
 from impasto.engine.families import classify, signals_from_configs
 from impasto.engine.onnx_ops import read_graph_ops
+from impasto.engine.text_encoder import exported_layers
 from impasto.formats.protobuf import ProtobufError
 from impasto.formats.protobuf import int_field as _int
 from impasto.formats.protobuf import submessages as _sub
@@ -63,13 +64,18 @@ class OnnxInput:
     shape: tuple[int | str, ...]
 
 
+def _value_name(buf: mmap.mmap, start: int, end: int) -> str:
+    """ValueInfoProto.name (field 1) of the message at ``start:end``."""
+    return b"".join(bytes(buf[s:e]) for s, e in _sub(buf, start, end, 1)).decode()
+
+
 def onnx_inputs(path: Path) -> list[OnnxInput]:
     """The graph inputs of an ONNX file, read without loading its weights."""
     with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         inputs = []
         for g_start, g_end in _sub(buf, 0, len(buf), 7):  # ModelProto.graph
             for v_start, v_end in _sub(buf, g_start, g_end, 11):  # GraphProto.input
-                name = b"".join(bytes(buf[s:e]) for s, e in _sub(buf, v_start, v_end, 1))
+                name = _value_name(buf, v_start, v_end)
                 elem, shape = 0, list[int | str]()
                 for t_start, t_end in _sub(buf, v_start, v_end, 2):  # ValueInfoProto.type
                     for tt_start, tt_end in _sub(buf, t_start, t_end, 1):  # tensor_type
@@ -86,9 +92,7 @@ def onnx_inputs(path: Path) -> list[OnnxInput]:
                                         if params
                                         else "?"
                                     )
-                inputs.append(
-                    OnnxInput(name.decode(), _ELEM_TYPES.get(elem, str(elem)), tuple(shape))
-                )
+                inputs.append(OnnxInput(name, _ELEM_TYPES.get(elem, str(elem)), tuple(shape)))
         return inputs
 
 
@@ -96,7 +100,7 @@ def onnx_output_names(path: Path) -> list[str]:
     """The graph output names of an ONNX file, read without loading its weights."""
     with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         return [
-            b"".join(bytes(buf[s:e]) for s, e in _sub(buf, v_start, v_end, 1)).decode()
+            _value_name(buf, v_start, v_end)
             for g_start, g_end in _sub(buf, 0, len(buf), 7)  # ModelProto.graph
             for v_start, v_end in _sub(buf, g_start, g_end, 12)  # GraphProto.output
         ]
@@ -113,8 +117,7 @@ def clip_skip_limit(root: Path, family: str) -> int:
         path = root / name / "model.onnx"
         if not path.is_file():
             continue
-        hidden = sum(n.startswith("hidden_states.") for n in onnx_output_names(path))
-        layers = max(hidden - 1, 0)
+        layers = exported_layers(onnx_output_names(path))
         limits.append(layers - 1 if family.startswith("sdxl") else layers)
     return max(1, min(limits)) if limits else 1
 

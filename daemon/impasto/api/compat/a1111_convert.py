@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import random
 import time
 from dataclasses import dataclass
@@ -13,6 +12,12 @@ import msgspec
 from PIL import Image, ImageFilter, ImageOps
 
 from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
+from impasto.api.compat.a1111_settings import (
+    checkpoint_setting,
+    clip_skip_setting,
+    decoder_setting,
+    vae_setting,
+)
 from impasto.api.compat.common import checked_request, decode_base64_image, parse_loras, upload
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import (
@@ -22,17 +27,10 @@ from impasto.api.compat.samplers_map import (
     to_impasto,
 )
 from impasto.engine.upscale_latents import UPSCALER_LABELS
-from impasto.services.compat import (
-    ResultImage,
-    compat_state,
-    current_checkpoint,
-    resolve_checkpoint,
-)
+from impasto.services.compat import ResultImage
 from impasto.services.container import Services
 from impasto.services.upscalers import UpscalerService
 from impasto.wire import GenerateRequest, ResolvedPlan
-
-log = logging.getLogger("impasto.api.compat")
 
 MAX_ITERATIONS = 100
 SEED_SPACE = 2**32
@@ -53,7 +51,6 @@ class Plan:
 A1111_UPSCALERS = {label.lower(): key for key, label in UPSCALER_LABELS.items()}
 """A1111's hires upscaler names (its latent modes and PIL resizes) -> Impasto's upscaler ids."""
 SAME = ("", "use same sampler", "use same scheduler")
-NO_VAE = ("", "automatic", "none")  # A1111's sd_vae values that mean the checkpoint's own VAE
 
 
 def _hires(services: Services, req: Txt2ImgRequest, model: str) -> dict[str, Any] | None:
@@ -119,69 +116,6 @@ def _plugins(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
     return {}
 
 
-def _vae(services: Services, req: Txt2ImgRequest) -> str | None:
-    """A1111's ``sd_vae`` (this request's override, else the stored option) as the native vae."""
-    stored = compat_state(services).options.get("sd_vae")
-    name = str((req.override_settings or {}).get("sd_vae", stored) or "").strip()
-    if name.lower() in NO_VAE:
-        return None
-    for ext in (".safetensors", ".ckpt", ".pt"):
-        name = name.removesuffix(ext)
-    return name
-
-
-def _model(services: Services, req: Txt2ImgRequest) -> str:
-    wanted = (req.override_settings or {}).get("sd_model_checkpoint")
-    if not wanted:
-        return current_checkpoint(services)
-    model = resolve_checkpoint(services, str(wanted))
-    if model is None:
-        names = ", ".join(m.id for m in services.catalog.list())
-        raise CompatError(
-            422, f"checkpoint {wanted!r} is not installed; installed: {names}", "override_settings"
-        )
-    return model
-
-
-def _decoder(services: Services, req: Txt2ImgRequest) -> str:
-    """A1111's ``sd_vae_decode_method`` ("Full" or "TAESD"; override, else the set option)."""
-    options = {**compat_state(services).options, **(req.override_settings or {})}
-    return "fast" if options.get("sd_vae_decode_method") == "TAESD" else "full"
-
-
-CLIP_SKIP_OPTION = "CLIP_stop_at_last_layers"
-MAX_CLIP_SKIP = 12  # A1111's settings slider
-
-
-def checked_clip_skip(value: object, field: str) -> int:
-    """A1111's ``CLIP_stop_at_last_layers`` value as Impasto's ``clip_skip`` (1 = no skip)."""
-    if isinstance(value, float) and value.is_integer():  # 2.0 from a JSON client
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CLIP_SKIP:
-        raise CompatError(422, f"must be an integer between 1 and {MAX_CLIP_SKIP}", field)
-    return value
-
-
-def _clip_skip(services: Services, req: Txt2ImgRequest, model: str) -> int:
-    """Clip skip: this request's ``override_settings``, else the option set with /options.
-
-    A1111 applies it to every model; here a model whose text encoder was exported without
-    hidden states skips as many layers as it can (none), as the setting is usually a global
-    preference, not something this one request is about.
-    """
-    overrides = req.override_settings or {}
-    if CLIP_SKIP_OPTION in overrides:
-        field = f"override_settings.{CLIP_SKIP_OPTION}"
-        wanted = checked_clip_skip(overrides[CLIP_SKIP_OPTION], field)
-    else:
-        stored = compat_state(services).options.get(CLIP_SKIP_OPTION, 1)
-        wanted = checked_clip_skip(stored, CLIP_SKIP_OPTION)
-    limit = services.jobs.resolver.model(model or None).clip_skip_max
-    if wanted > limit:
-        log.info("clip skip %d lowered to %d: %r has no more hidden states", wanted, limit, model)
-    return min(wanted, limit)
-
-
 def plan(services: Services, req: Txt2ImgRequest) -> Plan:
     """Check the request and split it into one Impasto request per iteration (n_iter)."""
     wanted_sampler = req.sampler_name or req.sampler_index
@@ -208,7 +142,7 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
     if isinstance(req, Img2ImgRequest):
         strength = req.denoising_strength if req.denoising_strength is not None else 0.75
     # Fields left None take the model's defaults in the resolution step.
-    model = _model(services, req)
+    model = checkpoint_setting(services, req)
     base = checked_request(
         {
             "prompt": prompt,
@@ -226,9 +160,9 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "strength": strength,
             "hires": _hires(services, req, model),
             "plugins": _plugins(services, req),
-            "vae": _vae(services, req),
-            "decoder": _decoder(services, req),
-            "clip_skip": _clip_skip(services, req, model),
+            "vae": vae_setting(services, req),
+            "decoder": decoder_setting(services, req),
+            "clip_skip": clip_skip_setting(services, req, model),
             **_inpaint_options(req),
         }
     )

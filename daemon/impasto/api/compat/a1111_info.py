@@ -13,13 +13,10 @@ from litestar import Controller, get, post
 from litestar.params import JSONBody
 from PIL import Image, UnidentifiedImageError
 
-from impasto.api.compat.a1111_convert import (
-    CLIP_SKIP_OPTION,
-    checked_clip_skip,
-    png_info_parameters,
-)
+from impasto.api.compat.a1111_convert import png_info_parameters
 from impasto.api.compat.a1111_defaults import A1111_DEFAULT_OPTIONS
 from impasto.api.compat.a1111_schemas import PngInfoRequest, PngInfoResponse
+from impasto.api.compat.a1111_settings import CLIP_SKIP_OPTION, checked_clip_skip
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import sampler_list, scheduler_list
 from impasto.api.dependencies import AllServices, Catalog

@@ -1,0 +1,79 @@
+"""AUTOMATIC1111's settings as native request fields: each from this request's
+``override_settings``, else from the options a client set with ``POST /options``."""
+
+from __future__ import annotations
+
+import logging
+
+from impasto.api.compat.a1111_schemas import Txt2ImgRequest
+from impasto.api.compat.errors import CompatError
+from impasto.services.compat import compat_state, current_checkpoint, resolve_checkpoint
+from impasto.services.container import Services
+from impasto.wire import LIMITS
+
+log = logging.getLogger("impasto.api.compat")
+
+NO_VAE = ("", "automatic", "none")  # A1111's sd_vae values that mean the checkpoint's own VAE
+CLIP_SKIP_OPTION = "CLIP_stop_at_last_layers"
+
+
+def vae_setting(services: Services, req: Txt2ImgRequest) -> str | None:
+    """A1111's ``sd_vae`` (this request's override, else the stored option) as the native vae."""
+    stored = compat_state(services).options.get("sd_vae")
+    name = str((req.override_settings or {}).get("sd_vae", stored) or "").strip()
+    if name.lower() in NO_VAE:
+        return None
+    for ext in (".safetensors", ".ckpt", ".pt"):
+        name = name.removesuffix(ext)
+    return name
+
+
+def checkpoint_setting(services: Services, req: Txt2ImgRequest) -> str:
+    """``override_settings.sd_model_checkpoint``, else the checkpoint set with /options."""
+    wanted = (req.override_settings or {}).get("sd_model_checkpoint")
+    if not wanted:
+        return current_checkpoint(services)
+    model = resolve_checkpoint(services, str(wanted))
+    if model is None:
+        names = ", ".join(m.id for m in services.catalog.list())
+        raise CompatError(
+            422, f"checkpoint {wanted!r} is not installed; installed: {names}", "override_settings"
+        )
+    return model
+
+
+def decoder_setting(services: Services, req: Txt2ImgRequest) -> str:
+    """A1111's ``sd_vae_decode_method`` ("Full" or "TAESD"; override, else the set option)."""
+    options = {**compat_state(services).options, **(req.override_settings or {})}
+    return "fast" if options.get("sd_vae_decode_method") == "TAESD" else "full"
+
+
+def checked_clip_skip(value: object, field: str) -> int:
+    """A1111's ``CLIP_stop_at_last_layers`` value as Impasto's ``clip_skip`` (1 = no skip)."""
+    if isinstance(value, float) and value.is_integer():  # 2.0 from a JSON client
+        value = int(value)
+    limit = LIMITS["clip_skip"]  # the native field's range, A1111's slider's too (1-12)
+    low, high = limit.minimum or 1, limit.maximum or 1
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise CompatError(422, limit.rule, field)
+    return value
+
+
+def clip_skip_setting(services: Services, req: Txt2ImgRequest, model: str) -> int:
+    """Clip skip: this request's ``override_settings``, else the option set with /options.
+
+    A1111 applies it to every model; here a model whose text encoder was exported without
+    hidden states skips as many layers as it can (none), as the setting is usually a global
+    preference, not something this one request is about.
+    """
+    overrides = req.override_settings or {}
+    if CLIP_SKIP_OPTION in overrides:
+        field = f"override_settings.{CLIP_SKIP_OPTION}"
+        wanted = checked_clip_skip(overrides[CLIP_SKIP_OPTION], field)
+    else:
+        stored = compat_state(services).options.get(CLIP_SKIP_OPTION, 1)
+        wanted = checked_clip_skip(stored, CLIP_SKIP_OPTION)
+    limit = services.jobs.resolver.model(model or None).clip_skip_max
+    if wanted > limit:
+        log.info("clip skip %d lowered to %d: %r has no more hidden states", wanted, limit, model)
+    return min(wanted, limit)
