@@ -31,3 +31,20 @@ def test_clip_skip_is_sent_and_a_model_that_cannot_skip_says_so(
     page.fill("#clip_skip", "1")
     page.click("#submit")
     assert finished_job(page, impasto_daemon)["request"]["clip_skip"] == 1
+
+
+def test_clip_skip_field_is_capped_at_the_chosen_models_limit(
+    page: Page, impasto_daemon: Any
+) -> None:
+    open_ui(page)
+    page.click("#advanced-card summary")
+    field, note = page.locator("#clip_skip"), page.locator("#clip-skip-limit")
+    # The default model (impasto-shapes) was exported without hidden states.
+    expect(note).to_contain_text("1 only")
+    expect(field).to_have_attribute("max", "1")
+    # sd-tiny-turbo's text encoder has two layers' hidden states.
+    page.select_option("#model", "sd-tiny-turbo")
+    expect(note).to_contain_text("1 to 2")
+    expect(field).to_have_attribute("max", "2")
+    page.select_option("#model", "")
+    expect(field).to_have_attribute("max", "1")

@@ -61,6 +61,7 @@ export class GenerateForm {
     const stored = loadSettings();
     if (stored) {
       this.write({ ...DEFAULTS, ...stored }, { save: false });
+      this.modelDefaults(stored.model || '').then((found) => this.limitClipSkip(found.model), () => {});
       return;
     }
     this.write(DEFAULTS, { save: false });
@@ -70,11 +71,25 @@ export class GenerateForm {
   /** The defaults of model ``id`` ('' = the daemon's default model, asked from /generate/plan). */
   async modelDefaults(id) {
     const model = this.catalog.models.find((m) => m.id === id);
-    if (model?.defaults) return { name: model.name || model.id, defaults: model.defaults };
+    if (model?.defaults) return { model, name: model.name || model.id, defaults: model.defaults };
     // The plan of a bare request is exactly what the default model runs.
     const plan = await api('/generate/plan', { method: 'POST', body: { prompt: 'defaults', model: id || null } });
     const { width, height, steps, cfg_scale, sampler, schedule } = plan;
-    return { name: plan.model, defaults: { width, height, steps, cfg_scale, sampler, schedule } };
+    const known = this.catalog.models.find((m) => m.id === plan.model);
+    return { model: known, name: plan.model, defaults: { width, height, steps, cfg_scale, sampler, schedule } };
+  }
+
+  /** Cap the Clip skip field at what the chosen model's text encoders serve (its clip_skip_max). */
+  limitClipSkip(model) {
+    const field = byId('clip_skip');
+    const schemaMax = Number(field.dataset.schemaMax || field.max || Infinity);
+    if (!field.dataset.schemaMax && field.max) field.dataset.schemaMax = field.max;
+    const most = Math.min(schemaMax, model?.clip_skip_max ?? schemaMax);
+    if (Number.isFinite(most)) field.max = String(most);
+    const name = model?.name || model?.id;
+    byId('clip-skip-limit').textContent = !model ? ''
+      : most <= 1 ? `${name}: 1 only (its text encoder was exported without hidden states).`
+        : `${name}: 1 to ${most}.`;
   }
 
   /** Choose a model and put its defaults in the form, saying so; the form shows what will run. */
@@ -88,6 +103,7 @@ export class GenerateForm {
     const values = { model: id };
     for (const name of MODEL_DEFAULT_FIELDS) values[name] = found.defaults[name];
     this.write(values, { save });
+    this.limitClipSkip(found.model);
     const d = found.defaults;
     const label = this.catalog.samplers.find((s) => s.id === d.sampler)?.name || d.sampler;
     const note = `${found.name}'s defaults: ${d.width}×${d.height}, ${d.steps} step${d.steps === 1 ? '' : 's'}, `
