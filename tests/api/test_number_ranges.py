@@ -14,6 +14,7 @@ import msgspec
 from litestar.testing import TestClient
 
 from impasto.api.app import build_litestar
+from impasto.wire import FIELD_RULES
 from tests.api.conftest import make_services
 
 
@@ -82,3 +83,28 @@ def test_compat_numbers_out_of_range_are_refused(api: TestClient) -> None:
         answer = api.post("/sdapi/v1/img2img", json={**body, "init_images": []})
         assert answer.status_code in (400, 422), answer.text
         assert field in answer.text
+
+
+def test_every_ranged_query_parameter_states_its_range_in_words(tmp_path: Path) -> None:
+    """A ranged query parameter out of range reads "must be ... between", as body fields do."""
+    services = make_services(tmp_path)
+    app = build_litestar(services)
+    ranged: dict[str, str] = {}
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            for name, field in handler.parsed_fn_signature.parameters.items():
+                kwarg = field.kwarg_definition
+                if name != "data" and getattr(kwarg, "le", None) is not None:
+                    ranged[name] = route.path
+    services.extra["db"].close()
+    assert {"limit", "thumb", "since", "keep_alive"} <= ranged.keys(), ranged
+    unworded = {n: p for n, p in ranged.items() if "between" not in (FIELD_RULES.get(n) or "")}
+    assert not unworded, f"query parameters whose 422 would read as msgspec's: {unworded}"
+
+
+def test_a_thumbnail_size_out_of_range_names_its_range(api: TestClient) -> None:
+    answer = api.get("/api/v1/images/00000000-0000-0000-0000-000000000000/0?thumb=99999")
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"] == [
+        {"field": "thumb", "message": "must be an integer between 16 and 1024"}
+    ]

@@ -72,6 +72,41 @@ def test_several_errors_are_reported_together(api: TestClient) -> None:
     assert "width" in fields or "steps" in fields
 
 
+BODY_CASES = {"empty": b"", "array": b"[1]", "string": b'"a cat"', "null": b"null"}
+
+
+@pytest.mark.parametrize("body", BODY_CASES.values(), ids=BODY_CASES.keys())
+@pytest.mark.parametrize(
+    "path", ["/api/v1/generate", "/sdapi/v1/txt2img", "/v1/images/generations"]
+)
+def test_a_missing_or_non_object_body_is_named_as_the_body_in_every_dialect(
+    api: TestClient, services: Services, path: str, body: bytes
+) -> None:
+    response = api.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code in (400, 422), response.text
+    text = response.text
+    assert "body" in text and "'data'" not in text and '"data"' not in text, text
+    if not body:
+        assert "is required: send a JSON object" in text
+    if path.startswith("/sdapi"):
+        assert {"loc": ["body"]}.items() <= response.json()["detail"][0].items()
+    elif path.startswith("/v1"):
+        assert response.json()["error"]["param"] is None
+    else:
+        assert response.json()["errors"][0]["field"] == "body"
+    assert services.jobs.store.count_queued() == 0
+
+
+def test_a_missing_lora_is_named_by_its_index(api: TestClient, services: Services) -> None:
+    folder = services.catalog.models_dir / "loras"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "detail.safetensors").write_bytes(b"")  # the plan checks that it is installed
+    loras = [{"name": "detail", "weight": 1}, {"name": "missing-lora", "weight": 1}]
+    response = api.post("/api/v1/generate", json={**VALID, "loras": loras})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "loras[1].name"
+
+
 def test_malformed_json_is_400(api: TestClient, services: Services) -> None:
     response = api.post(
         "/api/v1/generate", content=b"{not json", headers={"content-type": "application/json"}

@@ -6,17 +6,22 @@ never read as JSON (415). Nesting deep enough to exhaust the decoder's stack is 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar import Request, Response
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 
 from impasto.services.errors import FieldError
+from impasto.wire import field_rule
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 MAX_OPTION_DEPTH = 32  # levels of nesting allowed in free-form options such as ``plugins``
 TOO_DEEP = "the JSON body nests too deeply; flatten it"
+NO_BODY = "is required: send a JSON object"
+_PATH = re.compile(r"`\$\.([A-Za-z_][\w.\[\]]*)`")
+_MISSING = re.compile(r"missing required field `(\w+)`", re.IGNORECASE)
 
 
 def is_json(content_type: str) -> bool:
@@ -73,3 +78,27 @@ def check_depth(value: Any, field: str, limit: int = MAX_OPTION_DEPTH) -> None:
 
 def too_deep_handler(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
     return Response({"status_code": 400, "detail": TOO_DEEP}, status_code=400)
+
+
+def validation_items(exc: ValidationException) -> list[tuple[str, str]]:
+    """(field, message) pairs of a request body Litestar could not decode, for every API dialect.
+
+    The handler's body parameter (``data``) is the body itself: an empty body is "body is
+    required", a body of the wrong JSON type is "body: Expected `object`...".
+    """
+    items = exc.extra if isinstance(exc.extra, list) else []
+    out: list[tuple[str, str]] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        message = str(item.get("message", ""))
+        match = _PATH.search(message)
+        field = str(item.get("key") or (match.group(1) if match else "body"))
+        missing = _MISSING.search(message)
+        if missing:
+            out.append((missing.group(1), "is required"))
+        elif field == "data":
+            out.append(("body", NO_BODY if message == "'data'" else message.split(" - at ")[0]))
+        else:
+            out.append((field, field_rule(field) or message.split(" - at ")[0]))
+    return out

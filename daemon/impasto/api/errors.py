@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from impasto.api.bodies import too_deep_handler
+from impasto.api.bodies import too_deep_handler, validation_items
 from impasto.api.compat.errors import a1111_routing
 from impasto.services.errors import (
     ConflictError,
@@ -20,10 +19,8 @@ from impasto.services.errors import (
     StorageFullError,
     is_disk_full,
 )
-from impasto.wire import field_rule
 
 log = logging.getLogger("impasto.api")
-_PATH = re.compile(r"`\$\.([A-Za-z_][\w.\[\]]*)`")
 
 
 def _body(status: int, detail: str, errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
@@ -33,28 +30,8 @@ def _body(status: int, detail: str, errors: list[dict[str, str]] | None = None) 
     return body
 
 
-def _field_errors(exc: ValidationException) -> list[dict[str, str]]:
-    items = exc.extra if isinstance(exc.extra, list) else []
-    errors = []
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        message = str(item.get("message", ""))
-        key = item.get("key")
-        match = _PATH.search(message)
-        field = key or (match.group(1) if match else None) or str(item.get("source") or "body")
-        if "missing required field" in message.lower():
-            missing = re.search(r"`(\w+)`", message)
-            field = missing.group(1) if missing else field
-            errors.append({"field": field, "message": "is required"})
-            continue
-        rule = field_rule(str(field))
-        errors.append({"field": str(field), "message": rule or message.split(" - at ")[0]})
-    return errors
-
-
 def validation_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    errors = _field_errors(exc)
+    errors = [{"field": f, "message": m} for f, m in validation_items(exc)]
     if not errors:
         return Response(_body(400, f"malformed request: {exc.detail}"), status_code=400)
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)

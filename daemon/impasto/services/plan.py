@@ -87,9 +87,12 @@ class Resolver:
             if request.inpaint_area == "masked" and mask_image is None:
                 raise FieldError("inpaint_area", "masked needs a mask_image (and an init_image)")
         models_dir = self.catalog.models_dir
-        try:
-            for lora in request.loras:
+        for i, lora in enumerate(request.loras):
+            try:
                 adapter_path(models_dir, "loras", lora.name)
+            except NotInstalledError as exc:
+                raise FieldError(f"loras[{i}].name", exc.message) from None
+        try:
             if request.vae:
                 adapter_path(models_dir, "vae", request.vae)
         except NotInstalledError as exc:

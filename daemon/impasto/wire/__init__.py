@@ -52,6 +52,7 @@ from impasto.wire.requests import (
     ClipSkip,
     DecoderName,
     Dimension,
+    EventSeq,
     Fraction,
     GenerateRequest,
     HiresRequest,
@@ -77,6 +78,7 @@ from impasto.wire.requests import (
     Status,
     Steps,
     Strength,
+    ThumbSize,
     UpscalerName,
 )
 
@@ -99,6 +101,7 @@ __all__ = [
     "Dimension",
     "ErrorBody",
     "Event",
+    "EventSeq",
     "FieldErrorItem",
     "FieldLimit",
     "Fraction",
@@ -138,6 +141,7 @@ __all__ = [
     "Status",
     "Steps",
     "Strength",
+    "ThumbSize",
     "UploadedImage",
     "UpscaleRequest",
     "UpscalerEntry",

@@ -10,6 +10,7 @@ import msgspec
 from impasto.wire.messages import FieldLimit
 from impasto.wire.requests import (
     NOT_BLANK,
+    EventSeq,
     GenerateRequest,
     HiresRequest,
     KeepAlive,
@@ -17,6 +18,7 @@ from impasto.wire.requests import (
     PageLimit,
     PageOffset,
     SdUpscaleRequest,
+    ThumbSize,
     UpscalerName,
 )
 
@@ -132,6 +134,8 @@ QUERY_LIMITS: dict[str, FieldLimit] = {
         ("limit", _limit_of(PageLimit)),
         ("offset", _limit_of(PageOffset)),
         ("keep_alive", _limit_of(KeepAlive)),
+        ("thumb", _limit_of(ThumbSize)),
+        ("since", _limit_of(EventSeq)),
     )
 }
 """Query parameters with a range -> their limits."""

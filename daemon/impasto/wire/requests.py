@@ -75,6 +75,8 @@ SamplerId = Annotated[str, Meta(min_length=1, max_length=64)]
 # Query parameters: routes take their QueryParameter bounds from these (``bounds``).
 PageLimit = Annotated[int, Meta(ge=1, le=200)]
 PageOffset = Annotated[int, Meta(ge=0, le=10**9)]
+ThumbSize = Annotated[int, Meta(ge=16, le=1024, description="Longest side of a JPEG thumbnail")]
+EventSeq = Annotated[int, Meta(ge=0, le=SEQ_MAX, description="Replay events after this seq")]
 KeepAlive = Annotated[
     float, Meta(ge=0, le=7 * 24 * 3600, description="Seconds a loaded model stays while idle")
 ]

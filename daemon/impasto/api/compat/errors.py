@@ -10,13 +10,12 @@ FastAPI's bare ``{"detail": "Not Found"}``. OpenAI answers ``{"error": {"message
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from impasto.api.bodies import TOO_DEEP
+from impasto.api.bodies import TOO_DEEP, validation_items
 from impasto.services.errors import (
     ConflictError,
     FieldError,
@@ -24,10 +23,8 @@ from impasto.services.errors import (
     QueueFullError,
     ServiceError,
 )
-from impasto.wire import FIELD_RULES
 
 log = logging.getLogger("impasto.api.compat")
-_PATH = re.compile(r"`\$\.([A-Za-z_][\w.\[\]]*)`")
 
 
 class CompatError(Exception):
@@ -40,23 +37,8 @@ class CompatError(Exception):
         self.field = field
 
 
-def validation_items(exc: ValidationException) -> list[tuple[str, str]]:
-    """(field, message) pairs of a request body Litestar could not decode."""
-    items = exc.extra if isinstance(exc.extra, list) else []
-    out: list[tuple[str, str]] = []
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        message = str(item.get("message", ""))
-        match = _PATH.search(message)
-        field = str(item.get("key") or (match.group(1) if match else "body"))
-        missing = re.search(r"missing required field `(\w+)`", message, re.IGNORECASE)
-        if missing:
-            out.append((missing.group(1), "is required"))
-            continue
-        leaf = re.sub(r"\[\d+\]", "", field).rsplit(".", 1)[-1]
-        out.append((field, FIELD_RULES.get(leaf) or message.split(" - at ")[0]))
-    return out or [("body", str(exc.detail))]
+def _validation_pairs(exc: ValidationException) -> list[tuple[str, str]]:
+    return validation_items(exc) or [("body", str(exc.detail))]
 
 
 def _status(exc: ServiceError) -> int:
@@ -90,14 +72,18 @@ def _a1111_error(status: int, kind: str, message: str) -> Response[Any]:
 
 
 def _a1111_invalid(pairs: list[tuple[str, str]]) -> Response[Any]:
-    detail = [{"loc": ["body", f], "msg": m, "type": "value_error"} for f, m in pairs]
+    # The body as a whole is FastAPI's ["body"]; a field in it ["body", field].
+    detail = [
+        {"loc": ["body"] if f == "body" else ["body", f], "msg": m, "type": "value_error"}
+        for f, m in pairs
+    ]
     summary = "; ".join(f"{f}: {m}" for f, m in pairs)
     body = {"error": "RequestValidationError", "detail": detail, "body": "", "errors": summary}
     return Response(body, status_code=422)
 
 
 def _a1111_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    return _a1111_invalid(validation_items(exc))
+    return _a1111_invalid(_validation_pairs(exc))
 
 
 def _a1111_service(request: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
@@ -159,9 +145,10 @@ def openai_error(
 
 
 def _openai_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    pairs = validation_items(exc)
+    pairs = _validation_pairs(exc)
     message = "; ".join(f"{f}: {m}" for f, m in pairs)
-    return openai_error(400, message, pairs[0][0], "invalid_value")
+    param = None if pairs[0][0] == "body" else pairs[0][0]  # OpenAI names no param for the body
+    return openai_error(400, message, param, "invalid_value")
 
 
 def _openai_service(request: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:

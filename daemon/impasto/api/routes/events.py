@@ -15,7 +15,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from impasto.api.dependencies import Bus
 from impasto.api.limits import EVENT_STREAM
-from impasto.wire import SEQ_MAX
+from impasto.wire import SEQ_MAX, EventSeq, bounds
 
 HEARTBEAT = 15.0
 
@@ -41,10 +41,7 @@ class EventsController(Controller):
         self,
         bus: Bus,
         request: Request[Any, Any, Any],
-        since: Annotated[
-            int | None,
-            QueryParameter(ge=0, le=SEQ_MAX, description="Replay events after this seq"),
-        ] = None,
+        since: Annotated[int | None, QueryParameter(**bounds(EventSeq))] = None,
         job: Annotated[str | None, QueryParameter(description="Only this job's events")] = None,
     ) -> ServerSentEvent:
         start = _since(since, request.headers.get("last-event-id"))
@@ -67,7 +64,7 @@ class EventsController(Controller):
         self,
         socket: WebSocket[Any, Any, Any],
         bus: Bus,
-        since: Annotated[int | None, QueryParameter(ge=0, le=SEQ_MAX)] = None,
+        since: Annotated[int | None, QueryParameter(**bounds(EventSeq))] = None,
         job: FromQuery[str | None] = None,
     ) -> None:
         await socket.accept()

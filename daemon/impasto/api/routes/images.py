@@ -14,7 +14,7 @@ from PIL import Image
 
 from impasto.api.dependencies import Jobs, Uploads
 from impasto.services.errors import FieldError
-from impasto.wire import UploadedImage
+from impasto.wire import ThumbSize, UploadedImage, bounds
 
 
 def _etag(path_stat: Any, extra: str) -> str:
@@ -41,7 +41,7 @@ class ImagesController(Controller):
         request: Request[Any, Any, Any],
         job_id: FromPath[str],
         index: FromPath[int],
-        thumb: Annotated[int | None, QueryParameter(ge=16, le=1024)] = None,
+        thumb: Annotated[int | None, QueryParameter(**bounds(ThumbSize))] = None,
     ) -> Response[bytes]:
         path = jobs.image_path(job_id, index)
         stat = path.stat()
