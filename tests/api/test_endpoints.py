@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import struct
+import zlib
 
 from litestar.testing import TestClient
 from PIL import Image
@@ -121,6 +123,19 @@ def test_upload_then_use_as_init_image(api: TestClient, services: Services) -> N
     assert Image.open(resized).size == (64, 64)
 
 
+def huge_png_header(side: int = 60000) -> bytes:
+    """A small PNG whose header claims side x side pixels (a decompression bomb)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+    return b"\x89PNG\r\n\x1a\n" + body + chunk(b"IEND", b"")
+
+
 def test_upload_rejects_non_images_and_oversize(tmp_path) -> None:
     from impasto.api.app import create_app
     from tests.api.conftest import make_services
@@ -138,6 +153,9 @@ def test_upload_rejects_non_images_and_oversize(tmp_path) -> None:
         Image.new("RGB", (8, 8)).save(gif, format="GIF")
         refused = api.post("/api/v1/images", files={"file": ("c.gif", gif.getvalue(), "image/gif")})
         assert refused.status_code == 422 and "GIF" in refused.json()["detail"]
+        # A header claiming 60000x60000 pixels: Pillow refuses it before decoding anything.
+        bomb = api.post("/api/v1/images", files={"file": ("d.png", huge_png_header(), "image/png")})
+        assert bomb.status_code == 422 and "at most 4096x4096" in bomb.json()["detail"], bomb.text
         missing = api.post("/api/v1/images", files={"other": ("c.png", png_bytes(), "image/png")})
         assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "file"
     services.extra["db"].close()

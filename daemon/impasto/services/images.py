@@ -83,6 +83,9 @@ def decode_image(data: bytes, field: str, max_bytes: int) -> Image.Image:
         if image.width * image.height > MAX_PIXELS:
             raise FieldError(field, f"image is {image.width}x{image.height}; at most 4096x4096")
         image.load()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:
+        # Pillow refuses to even open a header this large (over twice its pixel limit).
+        raise FieldError(field, "image is larger than 4096x4096; at most 4096x4096") from None
+    except (UnidentifiedImageError, OSError):
         raise FieldError(field, "is not a readable PNG, JPEG or WebP image") from None
     return image
