@@ -11,6 +11,7 @@ import httpx
 import pytest
 import websockets.sync.client as ws_client
 from PIL import Image
+from websockets.exceptions import ConnectionClosed
 
 from impasto.formats.png import read_png_metadata
 from tests.harness import TINY, Daemon, wait_status
@@ -144,6 +145,19 @@ def test_websocket_stream_matches_sse(impasto_daemon: Daemon) -> None:
                 break
     assert [e["seq"] for e in received] == [e["seq"] for e in via_sse]
     assert [e["type"] for e in received] == [e["type"] for e in via_sse]
+
+
+@pytest.mark.parametrize("since", ["-1", "abc", "1.5", str(2**63)])
+def test_websocket_with_a_bad_since_is_closed_with_the_rule(
+    impasto_daemon: Daemon, since: str
+) -> None:
+    # Not a refused handshake (a bare 403, as a foreign Origin gets): a close frame saying why.
+    url = impasto_daemon.url.replace("http", "ws") + f"/api/v1/ws?since={since}"
+    with ws_client.connect(url) as conn, pytest.raises(ConnectionClosed) as closed:
+        conn.recv(timeout=10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1008
+    assert closed.value.rcvd.reason.startswith("since: must be an integer between 0 and")
 
 
 def test_cancel_running_job_within_one_step(impasto_daemon: Daemon) -> None:

@@ -15,9 +15,10 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from impasto.api.dependencies import Bus
 from impasto.api.limits import EVENT_STREAM
-from impasto.wire import SEQ_MAX, EventSeq, bounds
+from impasto.wire import FIELD_RULES, SEQ_MAX, EventSeq, bounds
 
 HEARTBEAT = 15.0
+POLICY_VIOLATION = 1008  # WebSocket close code for a request the server will not serve
 
 
 def _since(since: int | None, last_event_id: str | None) -> int | None:
@@ -26,6 +27,15 @@ def _since(since: int | None, last_event_id: str | None) -> int | None:
     if last_event_id and last_event_id.isascii() and last_event_id.isdigit():
         return min(int(last_event_id[:20]), SEQ_MAX)
     return None
+
+
+def _query_seq(value: str | None) -> int | str | None:
+    """A ``since`` query value as a seq, or the rule it breaks."""
+    if value is None:
+        return None
+    if value.isascii() and value.isdigit() and len(value) <= 19 and int(value) <= SEQ_MAX:
+        return int(value)
+    return FIELD_RULES["since"]
 
 
 class EventsController(Controller):
@@ -64,13 +74,19 @@ class EventsController(Controller):
         self,
         socket: WebSocket[Any, Any, Any],
         bus: Bus,
-        since: Annotated[int | None, QueryParameter(**bounds(EventSeq))] = None,
+        since: FromQuery[str | None] = None,
         job: FromQuery[str | None] = None,
     ) -> None:
         await socket.accept()
+        start = _query_seq(since)
+        if isinstance(start, str):
+            # Checked after the handshake: a refused handshake reaches clients as a bare 403,
+            # which reads like the Origin check; a close frame carries the reason.
+            await socket.close(code=POLICY_VIOLATION, reason=f"since: {start}")
+            return
 
         async def forward() -> None:
-            async for event in bus.stream(since, job, heartbeat=HEARTBEAT):
+            async for event in bus.stream(start, job, heartbeat=HEARTBEAT):
                 if event is not None:
                     await socket.send_text(msgspec.json.encode(event.to_json()).decode())
 
