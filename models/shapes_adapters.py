@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="train_shapes.py's --out")
     parser.add_argument("--quick", action="store_true", help="a few steps, to test")
-    parser.add_argument("--lora-steps", type=int, help="LoRA steps (default 400, quick 5)")
+    parser.add_argument("--lora-steps", type=int, help="LoRA steps (default 800, quick 5)")
     parser.add_argument("--embedding-steps", type=int, help="embedding steps (default 300)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--install", action="store_true", help=f"copy the files to {INSTALL}")
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     count = 64 if args.quick else 2000
-    lora = train_lora(args.out, args.lora_steps or (5 if args.quick else 400), count)
+    lora = train_lora(args.out, args.lora_steps or (5 if args.quick else 800), count)
     base.log(args.out, f"wrote {lora}")
     steps = args.embedding_steps or (5 if args.quick else 300)
     embedding = train_embedding(args.out, steps, count)

@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="work and output folder")
     parser.add_argument("--quick", action="store_true", help="a few hundred steps, to test")
-    parser.add_argument("--steps", type=int, help="UNet steps (default 3000, quick 150)")
+    parser.add_argument("--steps", type=int, help="UNet steps (default 7000, quick 150)")
     parser.add_argument("--vae-steps", type=int, help="VAE steps (default 800, quick 60)")
     parser.add_argument(
         "--stop-at", type=int, help="stop (and export) at this step of the --steps schedule"
@@ -456,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     quick = args.quick
     vae_steps = args.vae_steps or (60 if quick else 800)
-    steps = args.steps or (150 if quick else 3000)
+    steps = args.steps or (150 if quick else 7000)
     decoder_steps = args.decoder_steps if args.decoder_steps is not None else 20 if quick else 1500
     batch = args.batch or (16 if quick else 32)
     tokenizer = train_tokenizer(out)

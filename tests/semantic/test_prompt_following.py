@@ -11,16 +11,23 @@ import pytest
 
 from tests.harness import Daemon
 from tests.semantic.analyser import analyse, world
-from tests.semantic.jobs import FOLLOWING, PROMPT_SEED, SAMPLER_STEPS, generate, score
+from tests.semantic.jobs import (
+    BELOW_BAR,
+    FOLLOWING,
+    PROMPT_SEED,
+    SAMPLER_STEPS,
+    generate,
+    score,
+)
 
 PROMPTS = world.test_prompts(40, seed=PROMPT_SEED)
 
 
 # What each sampler reaches with the committed model (docs/benchmarks.md has the table), a few
 # points under the measured figures; far above chance (background 1/8, colour 1/7, shape 1/5).
-# PNDM and LMS lose the background on this model in diffusers too (38% and 58% there).
-FLOORS = {sampler: {"background": 0.85, "colour": 0.6, "shape": 0.45} for sampler in SAMPLER_STEPS}
-FLOORS["lms"] = FLOORS["pndm"] = {"background": 0.2, "colour": 0.3, "shape": 0.1}
+# PNDM is the weakest here, as diffusers' own PNDMScheduler is on these weights.
+FLOORS = {sampler: {"background": 0.85, "colour": 0.8, "shape": 0.6} for sampler in SAMPLER_STEPS}
+FLOORS["pndm"] = {"background": 0.7, "colour": 0.55, "shape": 0.45}
 _SCORES: dict[str, dict[str, float]] = {}
 
 
@@ -42,8 +49,9 @@ def test_each_sampler_draws_what_the_prompt_says(shapes_daemon: Daemon, sampler:
         assert result[key] >= floor, (key, result)
 
 
-@FOLLOWING
-@pytest.mark.parametrize("sampler", list(SAMPLER_STEPS))
+@pytest.mark.parametrize(
+    "sampler", [pytest.param(s, marks=FOLLOWING) if s in BELOW_BAR else s for s in SAMPLER_STEPS]
+)
 def test_prompt_following_per_sampler(shapes_daemon: Daemon, sampler: str) -> None:
     # The issue's bar.
     result = sampler_score(shapes_daemon, sampler)
@@ -64,18 +72,14 @@ def test_guidance_raises_accuracy_from_cfg_1_to_5(shapes_daemon: Daemon) -> None
 
 def test_negative_prompt_keeps_the_circle_from_being_red(shapes_daemon: Daemon) -> None:
     seeds = range(40)
-    negative = [{"prompt": "a circle", "negative_prompt": "red", "seed": s} for s in seeds]
-    readings = [analyse(image) for image in generate(shapes_daemon, negative)]
-    red_circles = sum(r.colour == "red" and r.shape == "circle" for r in readings)
-    assert red_circles <= len(readings) * 0.1, red_circles
-    # The same negative prompt, now the only colour named: it must steer, not be ignored.
-    steered = [
-        {"prompt": "a red circle", "negative_prompt": "red", "seed": s, "cfg_scale": 5.0}
-        for s in range(10)
-    ]
-    plain = [{"prompt": "a red circle", "seed": s} for s in range(10)]
-    red = [
-        sum(analyse(image).colour == "red" for image in generate(shapes_daemon, bodies))
-        for bodies in (steered, plain)
-    ]
-    assert red[0] < red[1], red
+
+    def red_circles(negative: str) -> int:
+        bodies = [{"prompt": "a circle", "negative_prompt": negative, "seed": s} for s in seeds]
+        readings = [analyse(image) for image in generate(shapes_daemon, bodies)]
+        return sum(r.colour == "red" and r.shape == "circle" for r in readings)
+
+    steered, plain = red_circles("red"), red_circles("")
+    assert steered <= len(seeds) * 0.1, steered
+    # The same seeds without it draw some red circles (a colour is picked at random): the
+    # negative prompt steers, it is not ignored (ignored, both counts would be equal).
+    assert steered < plain, (steered, plain)
