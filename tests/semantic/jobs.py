@@ -23,8 +23,7 @@ RECOMMENDED: dict[str, Any] = {
     "cfg_scale": 5.0,
 }
 # The samplers the semantic tests cover, each at its recommended steps as GET /samplers
-# publishes them (the bar is "each sampler at its recommended steps"): euler_a, euler,
-# dpmpp_2m and dpmpp_2m_sde 20, heun 10 (two UNet calls a step), unipc 15, lms, ddim, pndm 30.
+# publishes them from the registry (the bar is "each sampler at its recommended steps").
 TESTED_SAMPLERS = (
     "euler_a",
     "euler",

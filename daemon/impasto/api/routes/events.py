@@ -33,9 +33,10 @@ def _query_seq(value: str | None) -> int | str | None:
     """A ``since`` query value as a seq, or the rule it breaks."""
     if value is None:
         return None
-    if value.isascii() and value.isdigit() and len(value) <= 19 and int(value) <= SEQ_MAX:
-        return int(value)
-    return FIELD_RULES["since"]
+    try:
+        return msgspec.convert(value, EventSeq, strict=False)  # the SSE route's type and range
+    except msgspec.ValidationError:
+        return FIELD_RULES["since"]
 
 
 class EventsController(Controller):
