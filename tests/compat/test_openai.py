@@ -157,6 +157,15 @@ def test_missing_prompt_names_the_field(impasto_daemon: Daemon) -> None:
     assert response.json()["error"]["message"] == "prompt: is required"
 
 
+def test_a_lora_tag_that_is_not_installed_names_the_prompt(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.images.generate(prompt="a kite <lora:paper-cut:0.5>")
+    error = info.value.body
+    assert isinstance(error, dict)
+    assert error["param"] == "prompt"
+    assert error["message"].startswith("prompt: <lora> tag 1: ") and "paper-cut" in error["message"]
+
+
 def test_edit_with_an_opaque_mask_is_refused(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.images.edit(

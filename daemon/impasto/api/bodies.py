@@ -6,7 +6,6 @@ never read as JSON (415). Nesting deep enough to exhaust the decoder's stack is 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from litestar import Request, Response
@@ -14,14 +13,12 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, ValidationException
 
 from impasto.services.errors import FieldError
-from impasto.wire import field_rule
+from impasto.wire import decode_error
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 MAX_OPTION_DEPTH = 32  # levels of nesting allowed in free-form options such as ``plugins``
 TOO_DEEP = "the JSON body nests too deeply; flatten it"
 NO_BODY = "is required: send a JSON object"
-_PATH = re.compile(r"`\$\.([A-Za-z_][\w.\[\]]*)`")
-_MISSING = re.compile(r"missing required field `(\w+)`", re.IGNORECASE)
 
 
 def is_json(content_type: str) -> bool:
@@ -92,13 +89,9 @@ def validation_items(exc: ValidationException) -> list[tuple[str, str]]:
         if not isinstance(item, dict):
             continue
         message = str(item.get("message", ""))
-        match = _PATH.search(message)
-        field = str(item.get("key") or (match.group(1) if match else "body"))
-        missing = _MISSING.search(message)
-        if missing:
-            out.append((missing.group(1), "is required"))
-        elif field == "data":
-            out.append(("body", NO_BODY if message == "'data'" else message.split(" - at ")[0]))
-        else:
-            out.append((field, field_rule(field) or message.split(" - at ")[0]))
+        key = item.get("key")
+        field, rule = decode_error(message, None if key in (None, "", "data") else str(key))
+        if key == "data" and field == "body":
+            rule = NO_BODY if message == "'data'" else rule
+        out.append((field, rule))
     return out

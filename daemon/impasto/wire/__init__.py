@@ -14,6 +14,7 @@ from impasto.wire.limits import (
     LIMITS,
     QUERY_LIMITS,
     bounds,
+    decode_error,
     field_rule,
 )
 from impasto.wire.messages import (
@@ -147,6 +148,7 @@ __all__ = [
     "UpscalerEntry",
     "UpscalerName",
     "bounds",
+    "decode_error",
     "field_rule",
     "utc",
 ]

@@ -22,6 +22,8 @@ from impasto.wire.requests import (
     UpscalerName,
 )
 
+_PATH = re.compile(r"`\$\.([A-Za-z_][\w.\[\]]*)`")
+_MISSING = re.compile(r"missing required field `(\w+)`", re.IGNORECASE)
 _MINUS_ONE = {"cache_interval": "the model family's recommended interval"}
 
 
@@ -168,3 +170,20 @@ def field_rule(field: str) -> str | None:
     """The rule of a field path: ``hires.scale`` is ``hires_scale``, else its last part."""
     path = re.sub(r"\[\d+\]", "", field)
     return FIELD_RULES.get(path.replace(".", "_")) or FIELD_RULES.get(path.rsplit(".", 1)[-1])
+
+
+def error_path(message: str) -> str | None:
+    """The field a msgspec error is at (``loras[0].weight``), None for the body itself."""
+    match = _PATH.search(message)
+    return match.group(1) if match else None
+
+
+def decode_error(message: str, field: str | None = None) -> tuple[str, str]:
+    """(field, message) of a msgspec decode error: ``Expected `int` <= 150 - at `$.steps```
+    is ``steps`` and its rule in words; a nested path keeps its indexes (``loras[0].weight``)."""
+    where = error_path(message)
+    missing = _MISSING.search(message)
+    if missing:
+        return (f"{where}.{missing.group(1)}" if where else missing.group(1)), "is required"
+    field = field or where or "body"
+    return field, field_rule(field) or message.split(" - at ")[0]

@@ -13,11 +13,10 @@ from PIL import Image
 from impasto.services.container import Services
 from impasto.services.errors import FieldError
 from impasto.services.images import decode_image
-from impasto.wire import GenerateRequest, field_rule
+from impasto.wire import GenerateRequest, decode_error
 
 # A1111's extra-network syntax: <lora:name>, <lora:name:weight>, <lora:name:te:unet>.
 LORA_TAG = re.compile(r"<(?:lora|lyco):([^:>]+)(?::([^:>]*))?(?::[^>]*)?>", re.IGNORECASE)
-_PATH = re.compile(r"\$\.(\w+)")
 # The native API insists on a prompt; A1111 and the engine accept an empty one.
 _EMPTY_PROMPT_STANDIN = "(empty)"
 
@@ -48,9 +47,7 @@ def checked_request(fields: dict[str, Any]) -> GenerateRequest:
     try:
         request = msgspec.convert(candidate, GenerateRequest)
     except msgspec.ValidationError as exc:
-        match = _PATH.search(str(exc))
-        field = match.group(1) if match else "body"
-        raise FieldError(field, field_rule(field) or str(exc).split(" - at ")[0]) from None
+        raise FieldError(*decode_error(str(exc))) from None
     return msgspec.structs.replace(request, prompt=prompt)
 
 

@@ -10,6 +10,7 @@ FastAPI's bare ``{"detail": "Not Found"}``. OpenAI answers ``{"error": {"message
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from litestar import Request, Response
@@ -37,8 +38,24 @@ class CompatError(Exception):
         self.field = field
 
 
+_LORA_FIELD = re.compile(r"loras(?:\[(\d+)\](?:\.(\w+))?)?")
+
+
+def _as_sent(field: str, message: str) -> tuple[str, str]:
+    """``field`` and ``message`` as a compat client sent them: LoRAs are ``<lora:...>`` tags
+    in the prompt, so ``loras[0].weight`` is the prompt's first tag."""
+    match = _LORA_FIELD.fullmatch(field)
+    if match is None:
+        return field, message
+    if match[1] is None:
+        return "prompt", message
+    part = f" {match[2]}" if match[2] and match[2] != "name" else ""
+    return "prompt", f"<lora> tag {int(match[1]) + 1}{part}: {message}"
+
+
 def _validation_pairs(exc: ValidationException) -> list[tuple[str, str]]:
-    return validation_items(exc) or [("body", str(exc.detail))]
+    pairs = validation_items(exc) or [("body", str(exc.detail))]
+    return [_as_sent(field, message) for field, message in pairs]
 
 
 def _status(exc: ServiceError) -> int:
@@ -88,9 +105,7 @@ def _a1111_validation(request: Request[Any, Any, Any], exc: ValidationException)
 
 def _a1111_service(request: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
     if isinstance(exc, FieldError):
-        # LoRAs come from <lora:...> tags, so the prompt is what the user has to fix.
-        field = "prompt" if exc.field == "loras" else exc.field
-        return _a1111_invalid([(field, exc.message)])
+        return _a1111_invalid([_as_sent(exc.field, exc.message)])
     return _a1111_error(_status(exc), type(exc).__name__, str(exc))
 
 
@@ -153,7 +168,8 @@ def _openai_validation(request: Request[Any, Any, Any], exc: ValidationException
 
 def _openai_service(request: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
     if isinstance(exc, FieldError):
-        return openai_error(400, str(exc), exc.field, "invalid_value")
+        field, message = _as_sent(exc.field, exc.message)
+        return openai_error(400, f"{field}: {message}", field, "invalid_value")
     status = _status(exc)
     code = {404: "not_found", 409: "conflict", 429: "rate_limit_exceeded"}.get(status)
     return openai_error(status, str(exc), None, code)

@@ -10,7 +10,6 @@ schema's limits still apply afterwards, and an error names the field.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, TypeVar
 
 import msgspec
@@ -19,12 +18,12 @@ from litestar.params import Body
 from msgspec import inspect
 
 from impasto.api.compat.errors import CompatError
+from impasto.wire import decode_error
 
 T = TypeVar("T")
 
 _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
 _FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
-_PATH = re.compile(r"at `\$\.?([^`]*)`")
 
 
 def _single(info: inspect.Type) -> inspect.Type:
@@ -85,14 +84,9 @@ def lenient_convert(data: Any, schema: type[T]) -> T:
         return msgspec.convert(data, schema, strict=False)
     except msgspec.ValidationError as exc:
         message = str(exc)
-        match = _PATH.search(message)
-        field = match.group(1) if match and match.group(1) else "body"
-        reason = message.split(" - at ")[0]
-        missing = re.search(r"missing required field `(\w+)`", message, re.IGNORECASE)
-        if missing:
-            # Nested: "missing required field `data` - at `$.imageList[0]`".
-            where = f"{match.group(1)}." if match and match.group(1) else ""
-            field, reason = f"{where}{missing.group(1)}", "field required"
+        field, rule = decode_error(message)
+        # pydantic's words for a missing field; otherwise msgspec's own reason, as A1111 gives.
+        reason = "field required" if rule == "is required" else message.split(" - at ")[0]
         raise CompatError(422, reason, field) from None
 
 

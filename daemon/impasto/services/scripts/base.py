@@ -30,7 +30,7 @@ from impasto.services import compat
 from impasto.services.compat import ResultImage
 from impasto.services.container import Services
 from impasto.services.errors import FieldError
-from impasto.wire import GenerateRequest, field_rule
+from impasto.wire import GenerateRequest, decode_error
 
 ArgKind = Literal["bool", "int", "float", "str", "choice", "index", "list", "upscaler"]
 SEED_SPACE = 2**32
@@ -203,9 +203,7 @@ def check(request: GenerateRequest) -> GenerateRequest:
     try:
         checked = msgspec.convert(fields, GenerateRequest)
     except msgspec.ValidationError as exc:
-        text = str(exc)
-        name = text.rsplit("$.", 1)[-1].split("`")[0].split("[")[0] if "$." in text else "body"
-        rule = field_rule(name.rsplit(".", 1)[-1]) or text.split(" - at ")[0]
+        name, rule = decode_error(str(exc))
         raise FieldError(FIELD, f"a script value makes {name} invalid: {rule}") from None
     return msgspec.structs.replace(checked, prompt=prompt)
 
