@@ -179,7 +179,7 @@ def train(
             started, recent = time.monotonic(), []
 
 
-def train_lora(out: Path, steps: int, count: int) -> Path:
+def train_lora(out: Path, steps: int, count: int, lr: float) -> Path:
     """The `dotted` LoRA; returns its file."""
     torch.manual_seed(base.SEED + 12)
     parts = Parts(out)
@@ -187,7 +187,7 @@ def train_lora(out: Path, steps: int, count: int) -> Path:
     data = (parts.latents(images), base.tokenize(parts.tokenizer, captions))
     wrapped = add_lora(parts.unet)
     params = [p for lora in wrapped.values() for p in (lora.down.weight, lora.up.weight)]
-    train(out, parts, params, data, steps, lr=5e-4, tag="lora")
+    train(out, parts, params, data, steps, lr=lr, tag="lora")
     target = out / "adapters" / "loras" / f"{LORA}.safetensors"
     target.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"ss_network_dim": str(RANK), "ss_network_alpha": str(RANK)}
@@ -233,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="train_shapes.py's --out")
     parser.add_argument("--quick", action="store_true", help="a few steps, to test")
-    parser.add_argument("--lora-steps", type=int, help="LoRA steps (default 800, quick 5)")
+    parser.add_argument("--lora-steps", type=int, help="LoRA steps (default 1600, quick 5)")
+    parser.add_argument("--lora-lr", type=float, default=1e-3, help="LoRA learning rate")
     parser.add_argument("--embedding-steps", type=int, help="embedding steps (default 300)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--install", action="store_true", help=f"copy the files to {INSTALL}")
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     count = 64 if args.quick else 2000
-    lora = train_lora(args.out, args.lora_steps or (5 if args.quick else 800), count)
+    lora = train_lora(args.out, args.lora_steps or (5 if args.quick else 1600), count, args.lora_lr)
     base.log(args.out, f"wrote {lora}")
     steps = args.embedding_steps or (5 if args.quick else 300)
     embedding = train_embedding(args.out, steps, count)
