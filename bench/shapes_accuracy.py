@@ -1,6 +1,7 @@
 """How often impasto-shapes draws what the prompt says, per sampler and per CFG scale.
 
     python bench/shapes_accuracy.py [--count 40] [--samplers euler_a,ddim] [--misses]
+    python bench/shapes_accuracy.py --samplers lms,pndm --steps lms=50,pndm=50 --cfgs ""
     python bench/shapes_accuracy.py --vae
 
 Runs the real daemon on the bundled model and reads every picture with the semantic tests'
@@ -75,6 +76,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--samplers", default=",".join(SAMPLER_STEPS))
+    parser.add_argument(
+        "--steps", default="", help="steps other than the recommended ones: lms=50,pndm=50"
+    )
     parser.add_argument("--cfgs", default="1,3,7", help="extra euler_a rows at these CFG scales")
     parser.add_argument("--sheet", type=Path, help="also save the first sampler's first 8 pictures")
     parser.add_argument("--misses", action="store_true", help="list each picture read wrong")
@@ -94,7 +98,9 @@ def main() -> int:
         daemon = Daemon(Path(tmp)).start()
         try:
             daemon.wait_worker_ready()
-            runs = [(s, SAMPLER_STEPS[s], 5.0) for s in args.samplers.split(",")]
+            chosen = dict(_pair(item) for item in args.steps.split(",") if item)
+            steps_of = {**SAMPLER_STEPS, **chosen}
+            runs = [(s, steps_of[s], 5.0) for s in args.samplers.split(",")]
             runs += [("euler_a", 20, float(c)) for c in args.cfgs.split(",") if c]
             for sampler, steps, cfg in runs:
                 bodies = [
@@ -117,6 +123,11 @@ def main() -> int:
             daemon.stop()
     print_table(rows)
     return 0
+
+
+def _pair(item: str) -> tuple[str, int]:
+    name, _, steps = item.partition("=")
+    return name, int(steps)
 
 
 def print_table(rows: list[tuple[str, dict[str, float]]]) -> None:
