@@ -15,7 +15,9 @@ from impasto.services.errors import FieldError, NotFoundError
 
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP"}
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
-MAX_PIXELS = 4096 * 4096
+MAX_SIDE = 4096  # an input image may have at most MAX_SIDE * MAX_SIDE pixels
+MAX_PIXELS = MAX_SIDE * MAX_SIDE
+_AT_MOST = f"at most {MAX_SIDE}x{MAX_SIDE} pixels"
 
 
 class UploadStore:
@@ -81,11 +83,11 @@ def decode_image(data: bytes, field: str, max_bytes: int) -> Image.Image:
                 field, f"image type {image.format} is not allowed; use PNG, JPEG or WebP"
             )
         if image.width * image.height > MAX_PIXELS:
-            raise FieldError(field, f"image is {image.width}x{image.height}; at most 4096x4096")
+            raise FieldError(field, f"image is {image.width}x{image.height}; {_AT_MOST}")
         image.load()
     except Image.DecompressionBombError:
         # Pillow refuses to even open a header this large (over twice its pixel limit).
-        raise FieldError(field, "image is larger than 4096x4096; at most 4096x4096") from None
+        raise FieldError(field, f"image is too large to open; {_AT_MOST}") from None
     except (UnidentifiedImageError, OSError):
         raise FieldError(field, "is not a readable PNG, JPEG or WebP image") from None
     return image
