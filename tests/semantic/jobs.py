@@ -38,10 +38,9 @@ TESTED_SAMPLERS = (
 SAMPLER_STEPS = {name: SAMPLER_SPECS[name].recommended_steps for name in TESTED_SAMPLERS}
 PROMPT_SEED = 1234
 # The issue's bar (90% background and colour, 80% shape at every sampler) is met by euler_a,
-# euler, ddim and dpmpp_2m; these five fall short (docs/benchmarks.md, "impasto-shapes
-# accuracy"): heun (shape 72%), lms (88/82/70%), pndm (80/65/57%), dpmpp_2m_sde (shape 68%),
-# unipc (colour 88%). Strict, so a better model turns these into failures that ask for the
-# mark to go.
+# euler, ddim and dpmpp_2m; these five fall short by the figures in FOLLOWING's reason
+# (docs/benchmarks.md, "impasto-shapes accuracy"). Strict, so a better model turns these into
+# failures that ask for the mark to go.
 BELOW_BAR = ("heun", "lms", "pndm", "dpmpp_2m_sde", "unipc")
 FOLLOWING = pytest.mark.xfail(
     strict=True,

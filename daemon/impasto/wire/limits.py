@@ -24,6 +24,7 @@ from impasto.wire.requests import (
 
 _PATH = re.compile(r"`\$\.([A-Za-z_][\w.\[\]]*)`")
 _MISSING = re.compile(r"missing required field `(\w+)`", re.IGNORECASE)
+REQUIRED = "is required"  # decode_error's rule for a field the body left out
 _MINUS_ONE = {"cache_interval": "the model family's recommended interval"}
 
 
@@ -184,6 +185,6 @@ def decode_error(message: str, field: str | None = None) -> tuple[str, str]:
     where = error_path(message)
     missing = _MISSING.search(message)
     if missing:
-        return (f"{where}.{missing.group(1)}" if where else missing.group(1)), "is required"
+        return (f"{where}.{missing.group(1)}" if where else missing.group(1)), REQUIRED
     field = field or where or "body"
     return field, field_rule(field) or message.split(" - at ")[0]

@@ -18,7 +18,7 @@ from litestar.params import Body
 from msgspec import inspect
 
 from impasto.api.compat.errors import CompatError
-from impasto.wire import decode_error
+from impasto.wire import REQUIRED, decode_error
 
 T = TypeVar("T")
 
@@ -86,7 +86,7 @@ def lenient_convert(data: Any, schema: type[T]) -> T:
         message = str(exc)
         field, rule = decode_error(message)
         # pydantic's words for a missing field; otherwise msgspec's own reason, as A1111 gives.
-        reason = "field required" if rule == "is required" else message.split(" - at ")[0]
+        reason = "field required" if rule == REQUIRED else message.split(" - at ")[0]
         raise CompatError(422, reason, field) from None
 
 
