@@ -2,6 +2,7 @@
 
     python bench/shapes_accuracy.py [--count 40] [--samplers euler_a,ddim] [--misses]
     python bench/shapes_accuracy.py --samplers lms,pndm --steps lms=50,pndm=50 --cfgs ""
+    python bench/shapes_accuracy.py --samplers lms,unipc --schedules default,karras,exponential
     python bench/shapes_accuracy.py --vae
 
 Runs the real daemon on the bundled model and reads every picture with the semantic tests'
@@ -25,7 +26,14 @@ from PIL import Image
 
 from tests.harness import Daemon
 from tests.semantic.analyser import analyse, world
-from tests.semantic.jobs import MODEL, PROMPT_SEED, SAMPLER_STEPS, generate, score
+from tests.semantic.jobs import (
+    MODEL,
+    PROMPT_SEED,
+    SAMPLER_SCHEDULES,
+    SAMPLER_STEPS,
+    generate,
+    score,
+)
 
 COLUMNS = ("background", "colour", "shape", "position", "all")
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "tiny" / MODEL
@@ -79,6 +87,11 @@ def main() -> int:
     parser.add_argument(
         "--steps", default="", help="steps other than the recommended ones: lms=50,pndm=50"
     )
+    parser.add_argument(
+        "--schedules",
+        default="recommended",
+        help="each sampler on each of these (recommended: its own, as the tests run it)",
+    )
     parser.add_argument("--cfgs", default="1,3,7", help="extra euler_a rows at these CFG scales")
     parser.add_argument("--sheet", type=Path, help="also save the first sampler's first 8 pictures")
     parser.add_argument("--misses", action="store_true", help="list each picture read wrong")
@@ -100,11 +113,27 @@ def main() -> int:
             daemon.wait_worker_ready()
             chosen = dict(_pair(item) for item in args.steps.split(",") if item)
             steps_of = {**SAMPLER_STEPS, **chosen}
-            runs = [(s, steps_of[s], 5.0) for s in args.samplers.split(",")]
-            runs += [("euler_a", 20, float(c)) for c in args.cfgs.split(",") if c]
-            for sampler, steps, cfg in runs:
+            runs = [
+                (
+                    s,
+                    steps_of[s],
+                    5.0,
+                    SAMPLER_SCHEDULES.get(s, "default") if w == "recommended" else w,
+                )
+                for s in args.samplers.split(",")
+                for w in args.schedules.split(",")
+            ]
+            runs += [("euler_a", 20, float(c), "default") for c in args.cfgs.split(",") if c]
+            for sampler, steps, cfg, schedule in runs:
                 bodies = [
-                    {"prompt": p, "seed": i, "sampler": sampler, "steps": steps, "cfg_scale": cfg}
+                    {
+                        "prompt": p,
+                        "seed": i,
+                        "sampler": sampler,
+                        "schedule": schedule,
+                        "steps": steps,
+                        "cfg_scale": cfg,
+                    }
                     for i, p in enumerate(prompts)
                 ]
                 images = generate(daemon, bodies)
@@ -115,7 +144,8 @@ def main() -> int:
                         sheet.paste(image, ((i % 4) * 128, (i // 4) * 128))
                     sheet.save(args.sheet)
                     print("sheet prompts:", "; ".join(prompts[:8]), flush=True)
-                rows.append((f"{sampler}, {steps} steps, cfg {cfg:g}", result))
+                on = "" if schedule == "default" else f", {schedule}"
+                rows.append((f"{sampler}{on}, {steps} steps, cfg {cfg:g}", result))
                 print(rows[-1][0], result, flush=True)
                 if args.misses:
                     print_misses(prompts, images)

@@ -2,7 +2,7 @@
 
     nice .venv/bin/python bench/speed.py                    # both tables, 512x512, 2 threads
     nice .venv/bin/python bench/speed.py --only deepcache   # 20 steps: DeepCache vs diffusers
-    nice .venv/bin/python bench/speed.py --only fast        # 1 step, no CFG: TAESD vs diffusers
+    nice .venv/bin/python bench/speed.py --only fast --runs 3  # 1 step, no CFG: TAESD vs diffusers
     nice .venv/bin/python bench/speed.py --only preview     # a TAESD preview against a UNet step
     nice .venv/bin/python bench/speed.py --only parts --runs 2  # per-call times, targets composed
 
@@ -285,15 +285,20 @@ def compare(title: str, target: float, args: argparse.Namespace, cases: dict[str
                 continue
             times[name] += result.get("times", [])
     medians = {k: statistics.median(v) for k, v in times.items() if v}
+    means = {k: statistics.mean(v) for k, v in times.items() if v}
     print(f"\n### {title}, {args.size}x{args.size}, {args.threads} threads\n")
-    print("| | seconds | / diffusers |\n|---|---:|---:|")
-    reference = medians.get("diffusers")
+    print("| | median s | / diffusers | mean s | / diffusers |\n|---|---:|---:|---:|---:|")
+    reference, mean_reference = medians.get("diffusers"), means.get("diffusers")
     for name, value in medians.items():
         ratio = f"{value / reference:.3f}" if reference else "n/a"
-        print(f"| {name} | {value:.2f} | {ratio} |")
+        mean_ratio = f"{means[name] / mean_reference:.3f}" if mean_reference else "n/a"
+        print(f"| {name} | {value:.2f} | {ratio} | {means[name]:.2f} | {mean_ratio} |")
     first = next(iter(medians), None)
-    if first and reference and first != "diffusers":
-        print(f"\n{first}/diffusers {medians[first] / reference:.3f} (target <= {target})")
+    if first and reference and mean_reference and first != "diffusers":
+        print(
+            f"\n{first}/diffusers {medians[first] / reference:.3f} by the median, "
+            f"{means[first] / mean_reference:.3f} by the mean (target <= {target})"
+        )
     for name, values in times.items():
         print(f"{name} runs: {', '.join(f'{t:.2f}' for t in values)}")
 

@@ -191,6 +191,13 @@ def test_models_samplers_system_health(api: TestClient) -> None:
         samplers["euler_a"]["name"] == "Euler a" and "karras" in samplers["dpmpp_2m"]["schedules"]
     )
     assert samplers["ddim"]["schedules"] == ["default"]
+    # The settings each sampler is meant to run with (A1111's per-sampler scheduler, EDM's Heun).
+    assert samplers["heun"]["recommended_steps"] == 10
+    assert samplers["heun"]["recommended_schedule"] == "karras"
+    assert samplers["dpmpp_2m_sde"]["recommended_schedule"] == "exponential"
+    assert samplers["euler_a"]["recommended_schedule"] == "default"
+    for sampler in samplers.values():
+        assert sampler["recommended_schedule"] in sampler["schedules"], sampler
     system = api.get("/api/v1/system").json()
     assert system["version"] and system["queue"] == {"queued": 0, "processing": 0, "paused": False}
     assert system["memory"]["total"] > 0 and isinstance(system["gpus"], list)

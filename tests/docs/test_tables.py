@@ -44,7 +44,7 @@ def test_the_families_table_is_the_code_table() -> None:
 def test_the_sampler_table_is_the_registry() -> None:
     header = (
         "| Impasto sampler | label | A1111 name | aliases accepted | schedules "
-        "| recommended steps | compared with |"
+        "| recommended steps | recommended schedule | compared with |"
     )
     documented = table_rows("samplers.md", header)
     expected = [
@@ -55,6 +55,7 @@ def test_the_sampler_table_is_the_registry() -> None:
             ", ".join(s.aliases) or "-",
             "all" if s.schedules == SCHEDULES else ", ".join(s.schedules),
             str(s.recommended_steps),
+            s.recommended_schedule,
             s.reference,
         ]
         for s in SAMPLER_SPECS.values()

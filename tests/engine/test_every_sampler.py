@@ -52,3 +52,28 @@ def test_every_sampler_runs_every_task(pipe: StableDiffusion, sampler: str, task
     reference = pipe.denoise(small(sampler="euler", steps=6, **TASKS[task])).latents
     if sampler != "euler":
         assert not np.allclose(result.latents, reference, atol=1e-4)
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_every_sampler_runs_on_its_recommended_schedule(
+    pipe: StableDiffusion, sampler: str
+) -> None:
+    """The schedule GET /samplers recommends is one the sampler runs (and not silently another)."""
+    spec = SAMPLER_SPECS[sampler]
+    assert spec.recommended_schedule in spec.schedules
+    result = pipe.denoise(small(sampler=sampler, steps=6, schedule=spec.recommended_schedule))
+    assert np.isfinite(result.latents).all()
+    if spec.recommended_schedule != "default":
+        default = pipe.denoise(small(sampler=sampler, steps=6)).latents
+        assert not np.allclose(result.latents, default, atol=1e-4)
+
+
+def test_a_plugin_sampler_cannot_recommend_a_schedule_it_lacks() -> None:
+    from impasto.engine.schedulers import SAMPLERS as CLASSES
+    from impasto.engine.schedulers import register_sampler
+
+    with pytest.raises(ValueError, match="recommended_schedule 'karras' is not one of"):
+        register_sampler(
+            "test_ddim_karras", CLASSES["ddim"], "DDIM again", recommended_schedule="karras"
+        )
+    assert "test_ddim_karras" not in SAMPLER_SPECS

@@ -15,6 +15,7 @@ from tests.semantic.jobs import (
     BELOW_BAR,
     FOLLOWING,
     PROMPT_SEED,
+    SAMPLER_SCHEDULES,
     SAMPLER_STEPS,
     generate,
     score,
@@ -35,7 +36,13 @@ def sampler_score(daemon: Daemon, sampler: str) -> dict[str, float]:
     """The 40 test prompts through one sampler, scored (once per session for both tests)."""
     if sampler not in _SCORES:
         bodies = [
-            {"prompt": p, "seed": i, "sampler": sampler, "steps": SAMPLER_STEPS[sampler]}
+            {
+                "prompt": p,
+                "seed": i,
+                "sampler": sampler,
+                "steps": SAMPLER_STEPS[sampler],
+                "schedule": SAMPLER_SCHEDULES[sampler],
+            }
             for i, p in enumerate(PROMPTS)
         ]
         _SCORES[sampler] = score(PROMPTS, generate(daemon, bodies))

@@ -144,6 +144,13 @@ def test_sampler_limits_schedules_and_presets_set_size(page: Page) -> None:
     page.select_option("#schedule", "karras")
     page.select_option("#sampler", "ddim")  # DDIM offers only the default schedule
     expect(page.locator("#schedule")).to_have_value("default")
+    # Picking a sampler selects the schedule GET /samplers recommends for it.
+    page.select_option("#sampler", "heun")
+    expect(page.locator("#schedule")).to_have_value("karras")
+    page.select_option("#sampler", "dpmpp_2m_sde")
+    expect(page.locator("#schedule")).to_have_value("exponential")
+    page.select_option("#sampler", "euler")
+    expect(page.locator("#schedule")).to_have_value("default")
     page.select_option("#size-preset", "512x768")
     expect(page.locator("#width")).to_have_value("512")
     expect(page.locator("#height")).to_have_value("768")

@@ -130,7 +130,7 @@ export class GenerateForm {
       this.changed();
     });
     this.form.addEventListener('change', (e) => {
-      if (e.target.id === 'sampler') this.limitSchedules();
+      if (e.target.id === 'sampler') this.limitSchedules({ recommend: true });
       if (e.target.id === 'model') {
         this.applyModel(e.target.value);
         return;
@@ -217,11 +217,15 @@ export class GenerateForm {
     if (slider) slider.value = byId(id).value;
   }
 
-  limitSchedules() {
+  /** Enable the schedules the sampler runs; ``recommend`` (a sampler picked by hand) also
+   *  selects the one it is meant to run on, as A1111's "Automatic" scheduler does. */
+  limitSchedules({ recommend = false } = {}) {
     const sampler = this.catalog.samplers.find((s) => s.id === byId('sampler').value);
     const allowed = sampler?.schedules || ['default'];
     const schedule = byId('schedule');
     for (const option of schedule.options) option.disabled = !allowed.includes(option.value);
+    const recommended = sampler?.recommended_schedule;
+    if (recommend && recommended && allowed.includes(recommended)) schedule.value = recommended;
     if (!allowed.includes(schedule.value)) schedule.value = allowed[0];
   }
 

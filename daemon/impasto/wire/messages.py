@@ -204,7 +204,8 @@ class CatalogEntry(Schema):
 
 
 class SamplerInfo(Schema):
-    """One sampler: its id for requests, display label, A1111 name, schedules and steps."""
+    """One sampler: its id for requests, display label, A1111 name, schedules and the steps
+    and schedule it is meant to run with."""
 
     id: str
     name: str = ""
@@ -212,6 +213,7 @@ class SamplerInfo(Schema):
     a1111_name: str = ""
     aliases: list[str] = msgspec.field(default_factory=list)
     recommended_steps: int = 20
+    recommended_schedule: str = "default"
 
 
 class ScheduleInfo(Schema):

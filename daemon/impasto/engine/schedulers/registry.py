@@ -1,4 +1,4 @@
-"""The one sampler registry: per sampler its id, class, labels, A1111 names and recommended steps.
+"""The one sampler registry: per sampler its id, class, labels, A1111 names, recommended settings.
 
 Everything that names a sampler reads this table: requests (ids), the UI's menu (through
 ``GET /api/v1/samplers``), the PNG ``parameters`` text and the PNG-info readers, and the
@@ -44,6 +44,8 @@ class SamplerSpec:
     recommended_steps: int = 20
     reference: str = ""
     """What it is compared with in the tests (docs/samplers.md)."""
+    recommended_schedule: str = "default"
+    """The schedule it is meant to run on (``_RECOMMENDED_SCHEDULES`` says where from)."""
 
     @property
     def schedules(self) -> tuple[str, ...]:
@@ -168,8 +170,29 @@ _REFERENCES = {
     "unipc": "diffusers UniPCMultistepScheduler",
     "lcm": "diffusers LCMScheduler",
 }
+# The schedule each sampler is meant to run on, where it is not the model's own spacing: the
+# schedulers AUTOMATIC1111 (1.9 and later) gives these samplers when its "Automatic" is chosen,
+# and for Heun the Karras schedule its second-order method runs on in Karras et al. 2022 (EDM,
+# Algorithm 1). The UI selects it when a sampler is picked; the "default" request value stays
+# the model's own spacing (docs/samplers.md).
+_RECOMMENDED_SCHEDULES = {
+    "heun": "karras",
+    "dpm_2": "karras",
+    "dpm_2_a": "karras",
+    "dpmpp_2s_a": "karras",
+    "dpmpp_2m": "karras",
+    "dpmpp_sde": "karras",
+    "dpmpp_2m_sde": "exponential",
+    "dpmpp_2m_sde_heun": "exponential",
+    "dpmpp_3m_sde": "exponential",
+}
 SAMPLER_SPECS = {
-    key: replace(spec, reference=_REFERENCES.get(key, "")) for key, spec in SAMPLER_SPECS.items()
+    key: replace(
+        spec,
+        reference=_REFERENCES.get(key, ""),
+        recommended_schedule=_RECOMMENDED_SCHEDULES.get(key, "default"),
+    )
+    for key, spec in SAMPLER_SPECS.items()
 }
 
 SCHEDULE_SPECS: dict[str, ScheduleSpec] = {
@@ -226,6 +249,7 @@ def register_sampler(
     a1111_name: str | None = None,
     aliases: tuple[str, ...] = (),
     recommended_steps: int = 20,
+    recommended_schedule: str = "default",
 ) -> None:
     """Add a sampler (a plugin's); its class declares ``schedules``. Ids cannot be reused."""
     existing = SAMPLERS.get(sampler_id)
@@ -233,7 +257,20 @@ def register_sampler(
         raise ValueError(f"sampler id {sampler_id!r} is already taken by {existing.__name__}")
     if not isinstance(cls, type) or "default" not in getattr(cls, "schedules", ()):
         raise TypeError(f"sampler {sampler_id!r} must be a class whose schedules include default")
-    spec = SamplerSpec(sampler_id, cls, name, a1111_name or name, aliases, recommended_steps)
+    if recommended_schedule not in cls.schedules:
+        raise ValueError(
+            f"sampler {sampler_id!r}: recommended_schedule {recommended_schedule!r} is not one "
+            f"of its schedules ({', '.join(cls.schedules)})"
+        )
+    spec = SamplerSpec(
+        sampler_id,
+        cls,
+        name,
+        a1111_name or name,
+        aliases,
+        recommended_steps,
+        recommended_schedule=recommended_schedule,
+    )
     SAMPLER_SPECS[sampler_id] = spec
     SAMPLERS[sampler_id] = cls
     SAMPLER_NAMES[sampler_id] = name
