@@ -119,6 +119,9 @@ def test_plugin_sampler_runs_and_follows_the_enabled_flag(plugin_daemon: Daemon)
     with plugin_daemon.client() as client:
         samplers = {s["id"]: s for s in client.get("/api/v1/samplers").json()}
     assert samplers["plugin_euler"]["name"] == "Plugin Euler"
+    # A 4-tuple's settings reach the registry: the recommended schedule is served.
+    assert samplers["plugin_euler"]["recommended_schedule"] == "default"
+    assert samplers["plugin_euler_k"]["recommended_schedule"] == "karras"
     done = run_job(plugin_daemon, prompt="sampled", sampler="plugin_euler")
     assert done["status"] == "completed"
     reference = run_job(plugin_daemon, prompt="sampled", sampler="euler")

@@ -42,8 +42,8 @@ PROMPT_SEED = 1234
 # The issue's bar (90% background and colour, 80% shape at every sampler) is met by euler_a,
 # euler, heun (on Karras), ddim, dpmpp_2m (Karras) and dpmpp_2m_sde (Exponential); these three
 # fall short by the figures in FOLLOWING's reason (docs/benchmarks.md, "impasto-shapes
-# accuracy"), on every schedule they run. Strict, so a better model turns these into failures
-# that ask for the mark to go.
+# accuracy"), LMS and UniPC on the default, Karras and Exponential schedules alike (PNDM runs
+# only its own). Strict, so a better model turns these into failures that ask for the mark to go.
 BELOW_BAR = ("lms", "pndm", "unipc")
 FOLLOWING = pytest.mark.xfail(
     strict=True,

@@ -34,8 +34,8 @@ def postprocess_result(result: Any, image: Any, context: Any) -> Any:
 
 
 @hookspec
-def register_samplers(context: Any) -> list[tuple[str, type, str]] | None:
-    """Return (sampler id, sampler class, display name) triples to add to the engine."""
+def register_samplers(context: Any) -> list[tuple[Any, ...]] | None:
+    """Return (sampler id, class, display name[, register_sampler keywords]) to add samplers."""
 
 
 @hookspec

@@ -263,19 +263,23 @@ class PluginHost:
                 return pipeline
         return None
 
-    def register_samplers(self, register: Callable[[str, type, str], None]) -> None:
-        """Add every loaded plugin's samplers (disabled ones are refused at submit time)."""
+    def register_samplers(self, register: Callable[..., None]) -> None:
+        """Add every loaded plugin's samplers (disabled ones are refused at submit time).
+
+        Each entry is ``(id, class, label)`` or ``(id, class, label, settings)``, settings being
+        ``register_sampler``'s keywords (``recommended_steps``, ``recommended_schedule``, ...).
+        """
         loaded = {name: None for name, r in self.records.items() if r.error is None}
         for impl in self._impls("register_samplers", loaded):
             name = impl.plugin_name
             try:
-                for sampler_id, cls, label in (
+                for sampler_id, cls, label, *settings in (
                     self._invoke(
                         "register_samplers", impl, {"context": self._context(name, None, None)}
                     )
                     or []
                 ):
-                    register(sampler_id, cls, label)
+                    register(sampler_id, cls, label, **(settings[0] if settings else {}))
                     self.sampler_owner[sampler_id] = name
             except (PluginFailed, ValueError, TypeError) as exc:
                 self.records[name].error = f"register_samplers: {exc}"

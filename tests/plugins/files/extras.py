@@ -33,7 +33,10 @@ class Painted:
 
 @hookimpl
 def register_samplers():
-    return [("plugin_euler", PluginEuler, "Plugin Euler")]
+    return [
+        ("plugin_euler", PluginEuler, "Plugin Euler"),
+        ("plugin_euler_k", PluginEuler, "Plugin Euler K", {"recommended_schedule": "karras"}),
+    ]
 
 
 @hookimpl
