@@ -173,8 +173,9 @@ _REFERENCES = {
 # The schedule each sampler is meant to run on, where it is not the model's own spacing: the
 # schedulers AUTOMATIC1111 (1.9 and later) gives these samplers when its "Automatic" is chosen,
 # and for Heun the Karras schedule its second-order method runs on in Karras et al. 2022 (EDM,
-# Algorithm 1). The UI selects it when a sampler is picked; the "default" request value stays
-# the model's own spacing (docs/samplers.md).
+# Algorithm 1). (A1111's Karras for Restart is built into RestartSampler on every schedule.)
+# The UI selects it when a sampler is picked; the "default" request value stays the model's own
+# spacing (docs/samplers.md).
 _RECOMMENDED_SCHEDULES = {
     "heun": "karras",
     "dpm_2": "karras",
