@@ -2,6 +2,7 @@
 
     nice .venv/bin/python bench/speed.py                    # both tables, 512x512, 2 threads
     nice .venv/bin/python bench/speed.py --only deepcache   # 20 steps: DeepCache vs diffusers
+    nice .venv/bin/python bench/speed.py --only deepcache --int8  # DeepCache on the int8 UNet
     nice .venv/bin/python bench/speed.py --only fast --runs 3  # 1 step, no CFG: TAESD vs diffusers
     nice .venv/bin/python bench/speed.py --only preview     # a TAESD preview against a UNet step
     nice .venv/bin/python bench/speed.py --only parts --runs 2  # per-call times, targets composed
@@ -18,6 +19,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -29,6 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import engine
 
 SD15 = engine.SD15
+# The same pipeline with its UNet quantised to int8 as `--precision int8` installs do it
+# (impasto.services.optimize.quantize_unet), the other components linked (--int8).
+SD15_INT8 = SD15 / "onnx-int8"
 PROMPT, NEGATIVE = "a lighthouse on a cliff at dusk, oil painting", "blurry, low quality"
 _latents = engine._latents
 _timed = engine._timed_runs
@@ -40,7 +45,7 @@ def child_ours(args: argparse.Namespace) -> dict[str, Any]:
     from impasto.engine.providers import cpu_choice
 
     choice = dataclasses.replace(cpu_choice(), threads=args.threads)
-    pipe = load_pipeline(SD15 / "onnx", choice)
+    pipe = load_pipeline(SD15_INT8 if args.int8 else SD15 / "onnx", choice)
     params = GenerationParams(
         prompt=PROMPT,
         negative_prompt=NEGATIVE,
@@ -96,7 +101,7 @@ def child_preview(args: argparse.Namespace) -> dict[str, Any]:
     from impasto.engine.providers import cpu_choice
 
     choice = dataclasses.replace(cpu_choice(), threads=args.threads)
-    pipe = load_pipeline(SD15 / "onnx", choice)
+    pipe = load_pipeline(SD15_INT8 if args.int8 else SD15 / "onnx", choice)
     params = GenerationParams(prompt=PROMPT, fast_decoder=SD15 / "taesd")
     fast = pipe.fast_decoder_for(params)
     assert fast is not None
@@ -262,6 +267,8 @@ def spawn(kind: str, args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
         argv += [f"--{key.replace('_', '-')}", str(settings[key])]
     if settings["warmup"]:
         argv.append("--warmup")
+    if settings["int8"]:
+        argv.append("--int8")
     threads = str(args.threads)
     env = os.environ | {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
@@ -303,6 +310,25 @@ def compare(title: str, target: float, args: argparse.Namespace, cases: dict[str
         print(f"{name} runs: {', '.join(f'{t:.2f}' for t in values)}")
 
 
+def int8_pipeline() -> None:
+    """SD15_INT8: links to the SD 1.5-shaped export with the UNet quantised (made once)."""
+    from impasto.services.optimize import quantize_unet
+
+    if (SD15_INT8 / "unet" / "model.onnx").is_file():
+        return
+    # The other components as hard links; the UNet is written by the quantiser itself (onnx
+    # refuses to read external data through a link).
+    shutil.copytree(
+        SD15 / "onnx",
+        SD15_INT8,
+        copy_function=os.link,
+        ignore=shutil.ignore_patterns("unet"),
+        dirs_exist_ok=True,
+    )
+    quantize_unet(SD15 / "onnx" / "unet" / "model.onnx", SD15_INT8 / "unet" / "model.onnx")
+    shutil.copy(SD15 / "onnx" / "unet" / "config.json", SD15_INT8 / "unet" / "config.json")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", choices=sorted(CHILDREN))
@@ -316,6 +342,9 @@ def main() -> int:
     parser.add_argument("--cache-interval", type=int, default=0)
     parser.add_argument("--decoder", default="full")
     parser.add_argument("--warmup", action="store_true", help="one untimed run first")
+    parser.add_argument(
+        "--int8", action="store_true", help="ours on the int8 UNet (deepcache: no uncached row)"
+    )
     parser.add_argument("--free-gib", type=float, default=10.0, help="wait for this much memory")
     parser.add_argument("--interval", type=int, default=3, help="DeepCache's (SD 1.x's value)")
     args = parser.parse_args()
@@ -325,16 +354,22 @@ def main() -> int:
     if args.only == "parts":
         parts_table(args)
         return 0
+    if args.int8:
+        int8_pipeline()
     if args.only in (None, "deepcache"):
+        unet = ", int8 UNet" if args.int8 else ""
+        cases: dict[str, dict[str, Any]] = {
+            f"ours, cache_interval {args.interval}{unet}": {"cache_interval": args.interval},
+            "ours, no cache": {},
+            "diffusers": {"kind": "diffusers"},
+        }
+        if args.int8:
+            del cases["ours, no cache"]
         compare(
-            f"20 steps euler, cfg 7.5: DeepCache every {args.interval} steps",
+            f"20 steps euler, cfg 7.5: DeepCache every {args.interval} steps{unet}",
             0.35,
             args,
-            {
-                f"ours, cache_interval {args.interval}": {"cache_interval": args.interval},
-                "ours, no cache": {},
-                "diffusers": {"kind": "diffusers"},
-            },
+            cases,
         )
     if args.only in (None, "fast"):
         one = {"steps": 1, "cfg": 0.0, "warmup": True}
