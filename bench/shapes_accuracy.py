@@ -24,16 +24,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from PIL import Image
 
+from impasto.engine.schedulers import SAMPLER_SPECS
 from tests.harness import Daemon
 from tests.semantic.analyser import analyse, world
-from tests.semantic.jobs import (
-    MODEL,
-    PROMPT_SEED,
-    SAMPLER_SCHEDULES,
-    SAMPLER_STEPS,
-    generate,
-    score,
-)
+from tests.semantic.jobs import MODEL, PROMPT_SEED, SAMPLER_STEPS, generate, score
 
 COLUMNS = ("background", "colour", "shape", "position", "all")
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "tiny" / MODEL
@@ -112,13 +106,14 @@ def main() -> int:
         try:
             daemon.wait_worker_ready()
             chosen = dict(_pair(item) for item in args.steps.split(",") if item)
-            steps_of = {**SAMPLER_STEPS, **chosen}
+            # Any registered sampler, at the registry's recommended steps and schedule.
+            steps_of = {k: spec.recommended_steps for k, spec in SAMPLER_SPECS.items()} | chosen
             runs = [
                 (
                     s,
                     steps_of[s],
                     5.0,
-                    SAMPLER_SCHEDULES.get(s, "default") if w == "recommended" else w,
+                    SAMPLER_SPECS[s].recommended_schedule if w == "recommended" else w,
                 )
                 for s in args.samplers.split(",")
                 for w in args.schedules.split(",")
