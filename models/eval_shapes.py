@@ -23,15 +23,19 @@ import train_shapes as training
 
 
 def load_pipeline(out: Path) -> StableDiffusionPipeline:
-    """The EMA weights of out/checkpoint.pt with out/vae, on DDIM."""
+    """The EMA weights of out/settle.pt (stage 5) or else out/checkpoint.pt (stage 4) with
+    out/vae, on DDIM with the noise schedule the stage trained."""
     tokenizer = training.train_tokenizer(out)
-    trainer = training.Trainer(out, tokenizer, steps=1, lr=0.0)
-    vae = AutoencoderKL.from_pretrained(out / "vae-l1")
+    settled = (out / "settle.pt").exists()
+    recipe = training.SETTLED if settled else training.PRETRAIN
+    stage = "settle" if settled else "unet"
+    trainer = training.Trainer(out, tokenizer, steps=1, lr=0.0, recipe=recipe, stage=stage)
+    # The decoder stage's VAE (which --from-onnx also writes) or else the one before it.
+    final = out / "vae-decoder"
+    vae = AutoencoderKL.from_pretrained(final if final.exists() else out / "vae-l1")
     latents = torch.load(out / "latents.pt")["latents"]
     vae.register_to_config(scaling_factor=round(1.0 / float(latents.std()), 5))
-    scheduler = DDIMScheduler(
-        **training.SCHEDULE, set_alpha_to_one=False, steps_offset=1, clip_sample=False
-    )
+    scheduler = DDIMScheduler.from_config(training.sampling_scheduler(recipe).config)
     return StableDiffusionPipeline(
         vae=vae,
         text_encoder=trainer.ema[0],

@@ -22,6 +22,7 @@ layout of a models folder, which the semantic tests use.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import shutil
 import sys
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, UNet2DConditionModel
 from safetensors.torch import save_file
 from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -127,7 +128,9 @@ class Parts:
         self.text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder")
         self.unet = UNet2DConditionModel.from_pretrained(folder / "unet")
         self.vae = AutoencoderKL.from_pretrained(folder / "vae")
-        self.noise = DDPMScheduler(**base.SCHEDULE)
+        scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+        settled = scheduler.get("prediction_type") == "v_prediction"
+        self.recipe = base.SETTLED if settled else base.PRETRAIN
         for model in (self.text_encoder, self.unet, self.vae):
             model.requires_grad_(False)
 
@@ -140,16 +143,10 @@ class Parts:
         return torch.cat(chunks) * self.vae.config.scaling_factor
 
     def loss(self, latents: torch.Tensor, ids: torch.Tensor, generator: torch.Generator):
-        """The base training's loss (offset noise, min-SNR-5 weighted epsilon)."""
-        noise = torch.randn(latents.shape, generator=generator)
-        offsets = torch.randn((*latents.shape[:2], 1, 1), generator=generator)
-        noise = noise + base.OFFSET_NOISE * offsets
-        t = torch.randint(0, 1000, (len(latents),), generator=generator)
-        noisy = self.noise.add_noise(latents, noise, t)
-        predicted = self.unet(noisy, t, self.text_encoder(ids).last_hidden_state).sample
-        snr = self.noise.alphas_cumprod[t] / (1 - self.noise.alphas_cumprod[t])
-        weight = torch.clamp(snr, max=5.0) / snr
-        return (weight * ((predicted - noise) ** 2).mean(dim=(1, 2, 3))).mean()
+        """The loss the base model was last trained with (its exported scheduler says which)."""
+        return base.denoising_loss(
+            self.unet, self.text_encoder, ids, latents, generator, self.recipe
+        )
 
 
 def train(

@@ -9,9 +9,14 @@ Stages, each checkpointed under --out so a run can stop and resume:
      MSE then L1;
   3. latents: the training scenes encoded once (posterior means), scaling factor = 1/std;
   4. unet: a UNet2DConditionModel and a CLIPTextModel trained together (epsilon
-     prediction, SD 1.5's noise schedule, 10% empty captions for classifier-free guidance,
-     an EMA copy of both that is what gets exported);
-  5. export: the diffusers pipeline saved and exported with optimum, as models/build_tiny.py does.
+     prediction with offset noise, SD 1.5's noise schedule, 10% empty captions for
+     classifier-free guidance, an EMA copy of both);
+  5. settle (opt-in, `--settle-steps N`; not part of the committed weights): both go on from
+     stage 4's EMA weights on the SETTLED recipe (the same betas rescaled to zero terminal
+     SNR, v-prediction, no offset noise, wrong captions for some scenes at low noise); its
+     EMA copy is then what gets exported. `--from-onnx FOLDER` runs this stage alone on an
+     earlier export's weights (models/README.md has what one such run measured);
+  6. export: the diffusers pipeline saved and exported with optimum, as models/build_tiny.py does.
 Everything is seeded; on the same torch build and thread count a rerun gives the same weights.
 """
 
@@ -19,17 +24,25 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import math
 import random
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDPMScheduler, PNDMScheduler, UNet2DConditionModel
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    DDPMScheduler,
+    PNDMScheduler,
+    UNet2DConditionModel,
+)
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,15 +52,62 @@ from shapes_decoder import train_decoder
 
 SEED = 17
 NAME = "impasto-shapes"
-# The strength of the offset noise (Trainer.train_step): 0.3 hides the latent's mean at every
-# timestep that sampling starts from.
-OFFSET_NOISE = 0.3
 SCHEDULE = {
     "num_train_timesteps": 1000,
     "beta_start": 0.00085,
     "beta_end": 0.012,
     "beta_schedule": "scaled_linear",
 }
+# Below MISMATCH_RAMP[0] the settle stage gives a caption from elsewhere in the batch to a
+# share of the scenes, fading to none at MISMATCH_RAMP[1] (Recipe.mismatch).
+MISMATCH_RAMP = (350, 550)
+SETTLE_LR = 2e-4
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What one denoising step trains on: the noise, the prediction target and the captions."""
+
+    # A random per-channel constant added to the noise, times this (0: none).
+    offset_noise: float = 0.0
+    # Predict v (sqrt(a) * noise - sqrt(1 - a) * x0) instead of the noise.
+    v_prediction: bool = False
+    # The betas rescaled so that t=999 is pure noise (diffusers' rescale_betas_zero_snr).
+    zero_snr: bool = False
+    # The share of scenes trained with a wrong caption at low timesteps (MISMATCH_RAMP).
+    mismatch: float = 0.0
+
+
+# Stage 4. Offset noise: at 16x16 latents the mean of plain noise is so small (std 1/16) that
+# the background's colour still shows through at t=999, so without it the UNet learns to read
+# the background from the noisy latent instead of from the prompt, and at sampling time copies
+# it from the random start. With the offset (0.3) the noisy latent's mean says nothing.
+PRETRAIN = Recipe(offset_noise=0.3)
+# Stage 5, opt-in. What it is for (models/README.md, "Toward img2img at low strength"): trained
+# to treat a shift of the whole picture's colour as noise at every noise level, the stage-4
+# model re-decides an img2img source's background from the prompt; and because every caption
+# said exactly what its scene showed, it trusts the caption over the picture even at low
+# noise, so at CFG 5 an img2img prompt that differs from its source wrecks the picture at
+# strength 0.1. A zero-terminal-SNR schedule hides the start's mean without offset noise
+# (t=999 is pure noise; it needs v-prediction, the noise is not a usable target there), and
+# a wrong caption for half the scenes below t=350 teaches that at low noise the picture
+# decides.
+SETTLED = Recipe(v_prediction=True, zero_snr=True, mismatch=0.5)
+
+
+@functools.cache
+def noise_schedule(recipe: Recipe) -> DDPMScheduler:
+    """The training noise schedule of `recipe`."""
+    return DDPMScheduler(
+        **SCHEDULE,
+        rescale_betas_zero_snr=recipe.zero_snr,
+        prediction_type="v_prediction" if recipe.v_prediction else "epsilon",
+    )
+
+
+def ramp_down(t: torch.Tensor, low: int, high: int) -> torch.Tensor:
+    """1 up to timestep `low`, falling linearly to 0 at `high`."""
+    return ((high - t.float()) / (high - low)).clamp(0.0, 1.0)
 
 
 def log(out: Path, message: str) -> None:
@@ -228,6 +288,43 @@ def tokenize(tokenizer: CLIPTokenizer, texts: list[str]) -> torch.Tensor:
     ).input_ids
 
 
+def denoising_loss(
+    unet: UNet2DConditionModel,
+    text_encoder: CLIPTextModel,
+    ids: torch.Tensor,
+    latents: torch.Tensor,
+    generator: torch.Generator,
+    recipe: Recipe,
+) -> torch.Tensor:
+    """The min-SNR-5 weighted loss of one denoising step on a batch, as `recipe` says."""
+    noise = torch.randn(latents.shape, generator=generator)
+    offsets = None
+    if recipe.offset_noise:
+        offsets = torch.randn((*latents.shape[:2], 1, 1), generator=generator)
+    t = torch.randint(0, 1000, (len(latents),), generator=generator)
+    if offsets is not None:
+        noise = noise + recipe.offset_noise * offsets
+    if recipe.mismatch:
+        share = recipe.mismatch * ramp_down(t, *MISMATCH_RAMP)
+        wrong = torch.rand(len(t), generator=generator) < share
+        others = ids[torch.randperm(len(ids), generator=generator)]
+        ids = torch.where(wrong[:, None], others, ids)
+    schedule = noise_schedule(recipe)
+    noisy = schedule.add_noise(latents, noise, t)
+    predicted = unet(noisy, t, text_encoder(ids).last_hidden_state).sample
+    snr = schedule.alphas_cumprod[t] / (1 - schedule.alphas_cumprod[t])
+    if recipe.v_prediction:
+        # Min-SNR-5 in v terms, floored at 1 so that the pure-noise end (SNR 0) still trains:
+        # the x0 error weighted by SNR clamped to [1, 5].
+        target = schedule.get_velocity(latents, noise, t)
+        weight = torch.clamp(snr, 1.0, 5.0) / (snr + 1)
+    else:
+        # Min-SNR-5 weighting: converges faster than the plain epsilon loss.
+        target = noise
+        weight = torch.clamp(snr, max=5.0) / snr
+    return (weight * ((predicted - target) ** 2).mean(dim=(1, 2, 3))).mean()
+
+
 class Trainer:
     """The joint UNet + text-encoder loop, with EMA copies and resumable checkpoints."""
 
@@ -237,20 +334,27 @@ class Trainer:
         tokenizer: CLIPTokenizer,
         steps: int,
         lr: float,
-        offset_noise: float = OFFSET_NOISE,
+        recipe: Recipe = PRETRAIN,
+        *,
+        start: tuple[CLIPTextModel, UNet2DConditionModel] | None = None,
+        stage: str = "unet",
     ) -> None:
-        torch.manual_seed(SEED + 3)
-        self.out, self.steps, self.lr = out, steps, lr
-        self.offset_noise = offset_noise
-        self.text_encoder = make_text_encoder(tokenizer)
-        self.unet = make_unet()
+        """`start`: the stage's first weights (for the settle stage); `stage` names its log
+        lines and its checkpoint file."""
+        seeds = {"unet": (SEED + 3, SEED + 4), "settle": (SEED + 7, SEED + 8)}[stage]
+        torch.manual_seed(seeds[0])
+        self.out, self.steps, self.lr, self.stage = out, steps, lr, stage
+        self.recipe = recipe
+        self.text_encoder = make_text_encoder(tokenizer) if start is None else start[0]
+        self.unet = make_unet() if start is None else start[1]
+        self.text_encoder.train()
+        self.unet.train()
         self.ema = [copy.deepcopy(self.text_encoder), copy.deepcopy(self.unet)]
         params = [*self.text_encoder.parameters(), *self.unet.parameters()]
         self.optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-        self.noise = DDPMScheduler(**SCHEDULE)
         self.step = 0
-        self.generator = torch.Generator().manual_seed(SEED + 4)
-        checkpoint = out / "checkpoint.pt"
+        self.generator = torch.Generator().manual_seed(seeds[1])
+        checkpoint = self.checkpoint_path()
         if checkpoint.exists():
             state = torch.load(checkpoint, weights_only=False)
             self.text_encoder.load_state_dict(state["text_encoder"])
@@ -261,8 +365,11 @@ class Trainer:
             self.generator.set_state(state["generator"])
             self.step = state["step"]
 
+    def checkpoint_path(self) -> Path:
+        return self.out / ("checkpoint.pt" if self.stage == "unet" else f"{self.stage}.pt")
+
     def save(self) -> None:
-        """Write checkpoint.pt atomically (a killed run keeps the previous one)."""
+        """Write the checkpoint atomically (a killed run keeps the previous one)."""
         state = {
             "text_encoder": self.text_encoder.state_dict(),
             "unet": self.unet.state_dict(),
@@ -272,8 +379,9 @@ class Trainer:
             "generator": self.generator.get_state(),
             "step": self.step,
         }
-        torch.save(state, self.out / "checkpoint.tmp")
-        (self.out / "checkpoint.tmp").replace(self.out / "checkpoint.pt")
+        temporary = self.checkpoint_path().with_suffix(".tmp")
+        torch.save(state, temporary)
+        temporary.replace(self.checkpoint_path())
 
     def learning_rate(self) -> float:
         """Linear warm-up over 200 steps, then cosine down to a tenth."""
@@ -283,24 +391,9 @@ class Trainer:
 
     def train_step(self, latents: torch.Tensor, ids: torch.Tensor) -> float:
         """One denoising step on a batch; returns the loss."""
-        noise = torch.randn(latents.shape, generator=self.generator)
-        if self.offset_noise:
-            # Offset noise: a random per-channel constant in the noise. At 16x16 latents the
-            # mean of plain noise is so small (std 1/16) that the background's colour still
-            # shows through at t=999, so the UNet learns to read the background from the
-            # noisy latent instead of from the prompt, and at sampling time copies it from the
-            # random start. With the offset the noisy latent's mean says nothing; the prompt
-            # must.
-            offsets = torch.randn((*latents.shape[:2], 1, 1), generator=self.generator)
-            noise = noise + self.offset_noise * offsets
-        t = torch.randint(0, 1000, (len(latents),), generator=self.generator)
-        noisy = self.noise.add_noise(latents, noise, t)
-        context = self.text_encoder(ids).last_hidden_state
-        predicted = self.unet(noisy, t, context).sample
-        # Min-SNR-5 weighting: converges faster than the plain epsilon loss.
-        snr = self.noise.alphas_cumprod[t] / (1 - self.noise.alphas_cumprod[t])
-        weight = torch.clamp(snr, max=5.0) / snr
-        loss = (weight * ((predicted - noise) ** 2).mean(dim=(1, 2, 3))).mean()
+        loss = denoising_loss(
+            self.unet, self.text_encoder, ids, latents, self.generator, self.recipe
+        )
         for group in self.optimiser.param_groups:
             group["lr"] = self.learning_rate()
         self.optimiser.zero_grad(set_to_none=True)
@@ -334,7 +427,7 @@ class Trainer:
                 rate = (time.monotonic() - started) / len(recent)
                 log(
                     self.out,
-                    f"unet {self.step}/{self.steps} loss {np.mean(recent):.4f} "
+                    f"{self.stage} {self.step}/{self.steps} loss {np.mean(recent):.4f} "
                     f"lr {self.learning_rate():.2e} {rate:.2f}s/step",
                 )
                 started, recent = time.monotonic(), []
@@ -342,15 +435,42 @@ class Trainer:
                 self.save()
 
 
-# --- 5. export -------------------------------------------------------------------------
+def from_onnx(
+    out: Path, folder: Path
+) -> tuple[CLIPTokenizer, AutoencoderKL, tuple[CLIPTextModel, UNet2DConditionModel]]:
+    """The tokenizer, VAE, text encoder and UNet of an earlier export, for the settle stage."""
+    import shutil
+
+    import shapes_from_onnx
+
+    (out / "tokenizer").mkdir(parents=True, exist_ok=True)
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copyfile(folder / "tokenizer" / name, out / "tokenizer" / name)
+    tokenizer = train_tokenizer(out)
+    vae = shapes_from_onnx.vae(folder)
+    vae.save_pretrained(out / "vae-decoder")  # where a full run keeps its final VAE
+    start = (shapes_from_onnx.text_encoder(folder), shapes_from_onnx.unet(folder))
+    log(out, f"read the weights of {folder} (checked against its ONNX graphs)")
+    return tokenizer, vae, start
 
 
-def export(out: Path, vae: AutoencoderKL, tokenizer: CLIPTokenizer, trainer: Trainer) -> Path:
-    """Save the EMA weights as a diffusers pipeline and export it to ONNX in out/onnx."""
-    from build_tiny import export_onnx, scrub_source_paths
-    from diffusers import StableDiffusionPipeline
+# --- 6. export -------------------------------------------------------------------------
 
-    scheduler = PNDMScheduler(
+
+def sampling_scheduler(recipe: Recipe) -> DDIMScheduler | PNDMScheduler:
+    """The scheduler config shipped with weights trained on `recipe`: SD 1.5's PNDM for the
+    epsilon stage, DDIM on trailing timesteps (so sampling starts at t=999, the pure noise the
+    model learned) for the zero-terminal-SNR v-prediction one."""
+    if recipe.zero_snr:
+        return DDIMScheduler(
+            set_alpha_to_one=False,
+            clip_sample=False,
+            prediction_type="v_prediction" if recipe.v_prediction else "epsilon",
+            rescale_betas_zero_snr=True,
+            timestep_spacing="trailing",
+            **SCHEDULE,
+        )
+    return PNDMScheduler(
         skip_prk_steps=True,
         set_alpha_to_one=False,
         steps_offset=1,
@@ -358,6 +478,14 @@ def export(out: Path, vae: AutoencoderKL, tokenizer: CLIPTokenizer, trainer: Tra
         timestep_spacing="leading",
         **SCHEDULE,
     )
+
+
+def export(out: Path, vae: AutoencoderKL, tokenizer: CLIPTokenizer, trainer: Trainer) -> Path:
+    """Save the EMA weights as a diffusers pipeline and export it to ONNX in out/onnx."""
+    from build_tiny import export_onnx, scrub_source_paths
+    from diffusers import StableDiffusionPipeline
+
+    scheduler = sampling_scheduler(trainer.recipe)
     pipeline = StableDiffusionPipeline(
         vae=vae,
         text_encoder=trainer.ema[0],
@@ -441,7 +569,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, help="UNet batch (default 32, quick 16)")
     parser.add_argument("--lr", type=float, default=6e-4, help="UNet peak learning rate")
     parser.add_argument(
-        "--offset-noise", type=float, default=OFFSET_NOISE, help="offset noise strength (0: off)"
+        "--offset-noise",
+        type=float,
+        default=PRETRAIN.offset_noise,
+        help="offset noise strength of stage 4 (0: off)",
+    )
+    parser.add_argument(
+        "--settle-steps",
+        type=int,
+        help="steps of the settle stage (default 0: none; 3000 in the run models/README.md "
+        "reports)",
+    )
+    parser.add_argument(
+        "--from-onnx",
+        type=Path,
+        help="run only the settle stage, on the weights of this ONNX export (for example "
+        "models/tiny/impasto-shapes)",
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-export", action="store_true", help="stop after training")
@@ -459,30 +602,63 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (150 if quick else 7000)
     decoder_steps = args.decoder_steps if args.decoder_steps is not None else 20 if quick else 1500
     batch = args.batch or (16 if quick else 32)
-    tokenizer = train_tokenizer(out)
-    vae = train_both_vae_stages(out, vae_steps, batch=8 if quick else 16)
-    latents, captions = encode_latents(out, vae, 512 if quick else 10000)
-    if decoder_steps:
-        # The first scenes of the ones latents.pt holds (the dataset is prefix-stable).
-        count = min(len(latents), 4000)
-        scenes, _ = images_tensor(count, SEED + 2)
-        vae = train_decoder(
-            out, vae, latents[:count], scenes, decoder_steps, 8, seed=SEED + 6, log=log
-        )
-    scale = 1.0 / float(latents.std())
-    vae.register_to_config(scaling_factor=round(scale, 5))
+    settle_steps = args.settle_steps or 0
+    if args.from_onnx:
+        tokenizer, vae, start = from_onnx(out, args.from_onnx)
+        latents, captions = encode_latents(out, vae, 512 if quick else 10000)
+    else:
+        tokenizer = train_tokenizer(out)
+        vae = train_both_vae_stages(out, vae_steps, batch=8 if quick else 16)
+        latents, captions = encode_latents(out, vae, 512 if quick else 10000)
+        if decoder_steps:
+            # The first scenes of the ones latents.pt holds (the dataset is prefix-stable).
+            count = min(len(latents), 4000)
+            scenes, _ = images_tensor(count, SEED + 2)
+            vae = train_decoder(
+                out, vae, latents[:count], scenes, decoder_steps, 8, seed=SEED + 6, log=log
+            )
+        scale = 1.0 / float(latents.std())
+        vae.register_to_config(scaling_factor=round(scale, 5))
     ids = tokenize(tokenizer, captions)
     empty = tokenize(tokenizer, [""])[0]
-    trainer = Trainer(out, tokenizer, steps, lr=args.lr, offset_noise=args.offset_noise)
-    stop = args.stop_at or steps
-    trainer.run(latents * vae.config.scaling_factor, ids, empty, batch=batch, stop=stop)
-    if not args.no_export:
-        onnx_dir = export(out, vae, tokenizer, trainer)
-        log(out, f"exported {onnx_dir}")
-        if args.install:
-            command = "python models/train_shapes.py " + " ".join(argv or sys.argv[1:])
-            install(onnx_dir, INSTALL, command)
-            log(out, f"installed {INSTALL}")
+    scaled = latents * vae.config.scaling_factor
+    if not args.from_onnx:
+        pretrain = replace(PRETRAIN, offset_noise=args.offset_noise)
+        trainer = Trainer(out, tokenizer, steps, lr=args.lr, recipe=pretrain)
+        trainer.run(scaled, ids, empty, batch=batch, stop=args.stop_at or steps)
+        start = (trainer.ema[0], trainer.ema[1])
+    # The settle stage follows a finished stage 4 (--stop-at exports stage 4 where it stopped).
+    if settle_steps and (args.from_onnx or trainer.step == steps):
+        trainer = Trainer(
+            out,
+            tokenizer,
+            settle_steps,
+            lr=SETTLE_LR,
+            recipe=SETTLED,
+            start=start,
+            stage="settle",
+        )
+        trainer.run(scaled, ids, empty, batch=batch, stop=settle_steps)
+    if args.no_export:
+        return 0
+    return export_and_install(args, argv, out, vae, tokenizer, trainer)
+
+
+def export_and_install(
+    args: argparse.Namespace,
+    argv: list[str] | None,
+    out: Path,
+    vae: AutoencoderKL,
+    tokenizer: CLIPTokenizer,
+    trainer: Trainer,
+) -> int:
+    """Export the EMA weights; with --install copy them to the bundled model's folder."""
+    onnx_dir = export(out, vae, tokenizer, trainer)
+    log(out, f"exported {onnx_dir}")
+    if args.install:
+        command = "python models/train_shapes.py " + " ".join(argv or sys.argv[1:])
+        install(onnx_dir, INSTALL, command)
+        log(out, f"installed {INSTALL}")
     return 0
 
 

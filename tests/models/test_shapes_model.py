@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "tiny" / "impasto-shapes"
 
@@ -34,10 +36,11 @@ def test_card_recommends_the_trained_size() -> None:
     assert card["defaults"]["width"] == card["defaults"]["height"] == unet["sample_size"] * 8
 
 
-def run_script(name: str, out: Path) -> None:
-    """`python models/<name> --out OUT --quick`, which must succeed."""
+def run_script(name: str, out: Path, *options: str) -> None:
+    """`python models/<name> --out OUT --quick [options]`, which must succeed."""
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     command = [sys.executable, str(ROOT / "models" / name), "--out", str(out), "--quick"]
+    command += options
     result = subprocess.run(
         command, capture_output=True, text=True, env=env, timeout=900, check=False
     )
@@ -63,6 +66,41 @@ def test_quick_training_run_exports_an_onnx_pipeline(tmp_path: Path) -> None:
     assert lora and all(key.startswith("lora_unet_") for key in lora)
     embedding, _ = read_safetensors(out / "adapters" / "embeddings" / "shapes-violet.safetensors")
     assert list(embedding) == ["emb_params"] and embedding["emb_params"].shape == (1, 64)
+    # The settle stage alone, on the weights read back from that export (--from-onnx).
+    settled = tmp_path / "settled"
+    run_script("train_shapes.py", settled, "--from-onnx", str(out / "onnx"), "--settle-steps", "4")
+    log = (settled / "train.log").read_text()
+    assert "checked against its ONNX graphs" in log and "settle 4/4 loss" in log
+    assert (settled / "onnx" / "unet" / "model.onnx").is_file()
+    scheduler = json.loads((settled / "onnx" / "scheduler" / "scheduler_config.json").read_text())
+    assert scheduler["prediction_type"] == "v_prediction" and scheduler["rescale_betas_zero_snr"]
+    assert "settle" not in (out / "train.log").read_text()  # opt-in: the default run has none
+    # The adapters train with the loss of the export they are given (here v-prediction).
+    run_script("shapes_adapters.py", settled)
+    assert (settled / "adapters" / "loras" / "shapes-dotted.safetensors").is_file()
+
+
+def test_weights_read_back_from_the_committed_export_reproduce_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """shapes_from_onnx compares each module it rebuilds with its ONNX graph and refuses a
+    mismatch; here on the committed model, and once with the unnamed weights paired wrongly."""
+    monkeypatch.syspath_prepend(str(ROOT / "models"))
+    import shapes_from_onnx
+
+    folder = ROOT / "models" / "tiny" / "impasto-shapes"
+    unet = shapes_from_onnx.unet(folder)
+    assert unet.config.cross_attention_dim == 64
+    shapes_from_onnx.text_encoder(folder)
+    shapes_from_onnx.vae(folder)
+    first_use = shapes_from_onnx._first_use
+
+    def reversed_use(model: object, run: object) -> dict[str, int]:
+        return {name: -index for name, index in first_use(model, run).items()}
+
+    monkeypatch.setattr(shapes_from_onnx, "_first_use", reversed_use)
+    with pytest.raises(ValueError, match=r"does not fit|differs from its ONNX graph"):
+        shapes_from_onnx.unet(folder)
 
 
 def test_the_committed_adapters_match_their_manifest() -> None:

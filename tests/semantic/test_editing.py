@@ -34,8 +34,9 @@ def _img2img(daemon: Daemon, strength: float) -> list[Reading]:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="impasto-shapes was trained with offset noise (models/README.md): at strength 0.3 "
-    "it re-decides the background colour (white turns green) and rounds the square",
+    reason="impasto-shapes re-decides the background at 0.3 (white turns green) and rounds the "
+    "square: offset noise, and CFG on a model that trusts the prompt over the picture at low "
+    "noise (models/README.md, 'Toward img2img at low strength')",
 )
 def test_img2img_keeps_the_layout_at_low_strength(shapes_daemon: Daemon) -> None:
     for reading in _img2img(shapes_daemon, 0.3):
