@@ -76,7 +76,9 @@ def _load(
     model.load_state_dict(loaded, strict=False)
 
 
-def _check(name: str, ours: torch.Tensor, session: ort.InferenceSession, feeds: dict) -> None:
+def _check(name: str, ours: torch.Tensor, path: Path, feeds: dict) -> None:
+    """Refuse `ours` unless it matches the first output of the ONNX graph at `path`."""
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     theirs = session.run(None, feeds)[0]
     diff = float(np.abs(ours.detach().numpy() - theirs).max())
     if diff > TOLERANCE:
@@ -96,13 +98,12 @@ def unet(folder: Path) -> UNet2DConditionModel:
     t = torch.tensor([500.0, 500.0])
     path = folder / "unet" / "model.onnx"
     _load(model, path, lambda: model(sample, t, context))
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feeds = {
         "sample": sample.numpy(),
         "timestep": np.array(500.0, np.float32),
         "encoder_hidden_states": context.numpy(),
     }
-    _check("unet", model(sample, t, context).sample, session, feeds)
+    _check("unet", model(sample, t, context).sample, path, feeds)
     return model
 
 
@@ -117,8 +118,7 @@ def text_encoder(folder: Path) -> CLIPTextModel:
     ids = torch.randint(0, config.vocab_size, (2, 77))
     path = folder / "text_encoder" / "model.onnx"
     _load(model, path, lambda: model(ids))
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    _check("text_encoder", model(ids).last_hidden_state, session, {"input_ids": ids.numpy()})
+    _check("text_encoder", model(ids).last_hidden_state, path, {"input_ids": ids.numpy()})
     return model
 
 
@@ -132,10 +132,8 @@ def vae(folder: Path) -> AutoencoderKL:
     _load(model, encoder, lambda: model.encode(image), ("encoder.", "quant_conv."))
     decoder = folder / "vae_decoder" / "model.onnx"
     _load(model, decoder, lambda: model.decode(latents), ("decoder.", "post_quant_conv."))
-    session = ort.InferenceSession(str(encoder), providers=["CPUExecutionProvider"])
     # optimum's encoder returns the posterior's parameters (quant_conv's output).
     moments = model.quant_conv(model.encoder(image))
-    _check("vae_encoder", moments, session, {"sample": image.numpy()})
-    session = ort.InferenceSession(str(decoder), providers=["CPUExecutionProvider"])
-    _check("vae_decoder", model.decode(latents).sample, session, {"latent_sample": latents.numpy()})
+    _check("vae_encoder", moments, encoder, {"sample": image.numpy()})
+    _check("vae_decoder", model.decode(latents).sample, decoder, {"latent_sample": latents.numpy()})
     return model

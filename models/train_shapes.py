@@ -77,6 +77,11 @@ class Recipe:
     # The share of scenes trained with a wrong caption at low timesteps (MISMATCH_RAMP).
     mismatch: float = 0.0
 
+    @property
+    def prediction_type(self) -> str:
+        """The target as diffusers' schedulers name it."""
+        return "v_prediction" if self.v_prediction else "epsilon"
+
 
 # Stage 4. Offset noise: at 16x16 latents the mean of plain noise is so small (std 1/16) that
 # the background's colour still shows through at t=999, so without it the UNet learns to read
@@ -101,7 +106,7 @@ def noise_schedule(recipe: Recipe) -> DDPMScheduler:
     return DDPMScheduler(
         **SCHEDULE,
         rescale_betas_zero_snr=recipe.zero_snr,
-        prediction_type="v_prediction" if recipe.v_prediction else "epsilon",
+        prediction_type=recipe.prediction_type,
     )
 
 
@@ -465,7 +470,7 @@ def sampling_scheduler(recipe: Recipe) -> DDIMScheduler | PNDMScheduler:
         return DDIMScheduler(
             set_alpha_to_one=False,
             clip_sample=False,
-            prediction_type="v_prediction" if recipe.v_prediction else "epsilon",
+            prediction_type=recipe.prediction_type,
             rescale_betas_zero_snr=True,
             timestep_spacing="trailing",
             **SCHEDULE,
