@@ -81,12 +81,16 @@ def test_same_seed_gives_the_same_image_and_legacy_karras_names_match(
     legacy = api.txt2img(
         prompt="dunes", seed=9, sampler_name="DPM++ 2M Karras", scheduler="automatic", **SIZE
     )
+    # A1111 1.9+: "Automatic" (or no scheduler) runs DPM++ 2M on Karras, and says so.
+    automatic = api.txt2img(prompt="dunes", seed=9, sampler_name="DPM++ 2M", **SIZE)
     other = api.txt2img(
-        prompt="dunes", seed=9, sampler_name="DPM++ 2M", scheduler="automatic", **SIZE
+        prompt="dunes", seed=9, sampler_name="DPM++ 2M", scheduler="Uniform", **SIZE
     )
-    assert modern.image.tobytes() == legacy.image.tobytes()
+    assert modern.image.tobytes() == legacy.image.tobytes() == automatic.image.tobytes()
     assert modern.image.tobytes() != other.image.tobytes()
     assert _embedded(legacy.image)["schedule_type"] == "Karras"
+    assert "Schedule type: Karras" in automatic.info["infotexts"][0]
+    assert _embedded(other.image)["schedule_type"] == "Uniform"
 
 
 def test_img2img_with_mask_repaints_only_the_white_half(api: webuiapi.WebUIApi) -> None:
@@ -169,7 +173,7 @@ def test_lists_describe_what_the_daemon_runs(api: webuiapi.WebUIApi) -> None:
     names = api.util_get_sampler_names()
     assert {"Euler a", "DPM++ 2M", "DDIM", "UniPC"} <= set(names)
     listed = set(api.util_get_scheduler_names())
-    assert {spec.a1111_name for spec in SCHEDULE_SPECS.values()} == listed
+    assert {"automatic", *(spec.a1111_name for spec in SCHEDULE_SPECS.values())} == listed
     for name in names:  # every listed sampler is accepted back
         assert api.txt2img(prompt="x", sampler_name=name, steps=2, **SIZE).image.size == (64, 64)
     assert api.refresh_checkpoints() is None

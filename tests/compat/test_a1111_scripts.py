@@ -21,7 +21,8 @@ from tests.sr_model import max_diff, pattern, write_sr_model
 
 SIZE = {"width": 64, "height": 64}
 # txt2img axis indexes, as A1111 counts them (img2img-only types left out).
-NOTHING, SEED, STEPS, CFG, PROMPT_SR, SAMPLER, CHECKPOINT, ETA, VAE = 0, 1, 4, 6, 7, 9, 11, 21, 27
+NOTHING, SEED, STEPS, CFG, PROMPT_SR, SAMPLER, CHECKPOINT, SCHEDULE = 0, 1, 4, 6, 7, 9, 11, 17
+ETA, VAE = 21, 27
 
 
 def xyz_args(
@@ -183,6 +184,31 @@ def test_xyz_dropdown_axes_switch_samplers_and_checkpoints(api: webuiapi.WebUIAp
         ("DPM++ 2M", "sd-tiny"),
         ("Euler", "sd-tiny-turbo"),
         ("DPM++ 2M", "sd-tiny-turbo"),
+    ]
+
+
+def test_xyz_schedule_axis_wins_and_automatic_is_each_samplers_own(
+    api: webuiapi.WebUIApi,
+) -> None:
+    # Schedule type on X, Sampler on Y: A1111 reads the scheduler when it samples, so the
+    # axis's Exponential holds whatever the Sampler axis sets, and "Automatic" is the
+    # sampler's own choice (Uniform for Euler, Karras for DPM++ 2M).
+    result = api.txt2img(
+        prompt="a boat",
+        seed=8,
+        script_name="x/y/z plot",
+        script_args=xyz_args(
+            (SCHEDULE, "", ["Automatic", "Exponential"]), (SAMPLER, "", ["Euler", "DPM++ 2M"])
+        ),
+        **SIZE,
+    )
+    _, *cells = result.images
+    seen = [(embedded(c)["sampler_name"], embedded(c)["schedule_type"]) for c in cells]
+    assert seen == [
+        ("Euler", "Uniform"),
+        ("Euler", "Exponential"),
+        ("DPM++ 2M", "Karras"),
+        ("DPM++ 2M", "Exponential"),
     ]
 
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import astuple
 from pathlib import Path
 
 import pytest
@@ -86,35 +87,62 @@ def test_the_pndm_label_is_a1111s(tmp_path: Path) -> None:
 
 
 def test_the_web_uis_reader_maps_every_label_back(api: TestClient, tmp_path: Path) -> None:
+    labels: list[list[str | None]] = []
+    for sampler, schedule in CASES:
+        parsed = parse_a1111_parameters(
+            read_png_metadata(written_png(tmp_path, sampler, schedule))["parameters"]
+        )
+        labels.append([parsed["sampler_name"], parsed["schedule_type"]])
+    matched = [(m["sampler"], m["schedule"]) for m in run_match_sampler(api, labels)]
+    assert matched == CASES
+
+
+def run_match_sampler(api: TestClient, labels: list[list[str | None]]) -> list[dict[str, str]]:
+    """ui_static/js/png-info.js's matchSampler on each (sampler, schedule label), under Node."""
     node = shutil.which("node")
     if node is None:
         if os.environ.get("CI"):
             pytest.fail("node is required under CI (Debian package nodejs)")
         pytest.skip("needs node (Debian package nodejs)")
-    samplers = api.get("/api/v1/samplers").json()
-    schedules = api.get("/api/v1/schedules").json()
-    labels = []
-    for sampler, schedule in CASES:
-        parsed = parse_a1111_parameters(
-            read_png_metadata(written_png(tmp_path, sampler, schedule))["parameters"]
-        )
-        labels.append([parsed["sampler_name"], parsed["schedule_type"], sampler, schedule])
     script = (
         f"import {{ matchSampler }} from '{REPO / 'ui_static/js/png-info.js'}';\n"
-        f"const samplers = {json.dumps(samplers)};\n"
-        f"const schedules = {json.dumps(schedules)};\n"
+        f"const samplers = {json.dumps(api.get('/api/v1/samplers').json())};\n"
+        f"const schedules = {json.dumps(api.get('/api/v1/schedules').json())};\n"
         f"const labels = {json.dumps(labels)};\n"
-        "const wrong = labels.filter(([name, sched, id, want]) => {\n"
-        "  const got = matchSampler(name, sched, samplers, schedules);\n"
-        "  return got.sampler !== id || got.schedule !== want;\n"
-        "});\n"
-        "console.log(JSON.stringify(wrong));\n"
+        "console.log(JSON.stringify(labels.map(([name, sched]) =>\n"
+        "  matchSampler(name, sched, samplers, schedules))));\n"
     )
     done = subprocess.run(
         [node, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == []
+    return json.loads(done.stdout)
+
+
+def test_a1111s_automatic_reads_as_what_a1111_ran(api: TestClient) -> None:
+    """An A1111 PNG that says "Automatic", or no schedule, ran the sampler's own choice."""
+    labels: list[list[str | None]] = [
+        ["Euler", "Automatic"],
+        ["DPM++ 2M", None],
+        ["DPM++ 2M SDE", "Automatic"],
+        ["DDIM", "Automatic"],
+        ["LMS Karras", "Automatic"],
+        ["DPM++ 2M", "Default"],
+    ]
+    matched = [(m["sampler"], m["schedule"]) for m in run_match_sampler(api, labels)]
+    python = [astuple(to_impasto(name, schedule)) for name, schedule in labels]
+    assert (
+        matched
+        == python
+        == [
+            ("euler", "uniform"),
+            ("dpmpp_2m", "karras"),
+            ("dpmpp_2m_sde", "exponential"),
+            ("ddim", "default"),
+            ("lms", "karras"),
+            ("dpmpp_2m", "default"),
+        ]
+    )
 
 
 def test_schedules_are_listed_with_their_labels(api: TestClient) -> None:

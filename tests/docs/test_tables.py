@@ -44,7 +44,7 @@ def test_the_families_table_is_the_code_table() -> None:
 def test_the_sampler_table_is_the_registry() -> None:
     header = (
         "| Impasto sampler | label | A1111 name | aliases accepted | schedules "
-        "| recommended steps | recommended schedule | compared with |"
+        "| recommended steps | recommended schedule | A1111 Automatic | compared with |"
     )
     documented = table_rows("samplers.md", header)
     expected = [
@@ -56,6 +56,7 @@ def test_the_sampler_table_is_the_registry() -> None:
             "all" if s.schedules == SCHEDULES else ", ".join(s.schedules),
             str(s.recommended_steps),
             s.recommended_schedule,
+            s.a1111_schedule,
             s.reference,
         ]
         for s in SAMPLER_SPECS.values()

@@ -122,6 +122,8 @@ def test_plugin_sampler_runs_and_follows_the_enabled_flag(plugin_daemon: Daemon)
     # A 4-tuple's settings reach the registry: the recommended schedule is served.
     assert samplers["plugin_euler"]["recommended_schedule"] == "default"
     assert samplers["plugin_euler_k"]["recommended_schedule"] == "karras"
+    assert samplers["plugin_euler"]["a1111_schedule"] == "default"
+    assert samplers["plugin_euler_k"]["a1111_schedule"] == "uniform"
     done = run_job(plugin_daemon, prompt="sampled", sampler="plugin_euler")
     assert done["status"] == "completed"
     reference = run_job(plugin_daemon, prompt="sampled", sampler="euler")

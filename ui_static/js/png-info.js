@@ -98,20 +98,21 @@ export function parseA1111(text) {
   return out;
 }
 
-/** Map A1111's sampler label ("DPM++ 2M Karras" or "DPM++ 2M" + "Karras") to our ids. */
+/** Map A1111's sampler label ("DPM++ 2M Karras" or "DPM++ 2M" + "Karras") to our ids.
+ *  No schedule, or "Automatic", means what A1111's "Automatic" runs that sampler on. */
 export function matchSampler(label, scheduleLabel, samplers, scheduleList = []) {
   const norm = (s) => String(s || '').toLowerCase().replace(/\s+/g, ' ').trim();
   // Every name a sampler goes by (GET /samplers: id, label, A1111 name, aliases).
   const names = (s) => [s.id, s.name, s.a1111_name, ...(s.aliases || [])].map(norm);
-  const schedules = [...new Set(samplers.flatMap((s) => s.schedules || []))].filter((x) => x !== 'default');
+  const schedules = [...new Set(samplers.flatMap((s) => s.schedules || []))];
   // Every name a schedule goes by (GET /schedules: id, label, A1111 name) -> its id.
   const scheduleIds = new Map(schedules.map((id) => [id, id]));
   for (const s of scheduleList) {
-    if (s.id === 'default') continue;
     for (const n of [s.name, s.a1111_name]) if (n) scheduleIds.set(norm(n), s.id);
   }
   let name = norm(label);
   let schedule = norm(scheduleLabel);
+  if (schedule === 'automatic') schedule = '';
   let sampler = samplers.find((s) => names(s).includes(name));
   for (const suffix of scheduleIds.keys()) {
     if (!sampler && name.endsWith(` ${suffix}`)) {
@@ -120,9 +121,10 @@ export function matchSampler(label, scheduleLabel, samplers, scheduleList = []) 
       sampler = samplers.find((s) => names(s).includes(name));
     }
   }
+  const automatic = !schedule;
   return {
     sampler: sampler?.id,
-    schedule: scheduleIds.get(schedule) || 'default',
+    schedule: (automatic ? sampler?.a1111_schedule : scheduleIds.get(schedule)) || 'default',
   };
 }
 

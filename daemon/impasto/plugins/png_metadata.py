@@ -23,8 +23,9 @@ def postprocess_result(result: PostprocessResult, image: Any, context: PluginCon
         negative_prompt=params.get("negative_prompt", ""),
         steps=params.get("steps", 0),
         sampler_name=sampler_label(sampler),
-        # A1111 leaves its automatic schedule out and names the others.
-        schedule_type=None if schedule == "default" else schedule_label(schedule),
+        # Always named: a PNG without it means A1111's per-sampler "Automatic" to its readers,
+        # which is not the model's own spacing ("Default").
+        schedule_type=schedule_label(schedule),
         cfg_scale=params.get("cfg_scale", 0.0),
         seed=result.seed,
         width=params.get("width", image.width),

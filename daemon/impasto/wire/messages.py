@@ -204,8 +204,8 @@ class CatalogEntry(Schema):
 
 
 class SamplerInfo(Schema):
-    """One sampler: its id for requests, display label, A1111 name, schedules and the steps
-    and schedule it is meant to run with."""
+    """One sampler: its id for requests, display label, A1111 name, schedules, the steps and
+    schedule it is meant to run with, and the schedule A1111's "Automatic" gives it."""
 
     id: str
     name: str = ""
@@ -214,6 +214,8 @@ class SamplerInfo(Schema):
     aliases: list[str] = msgspec.field(default_factory=list)
     recommended_steps: int = 20
     recommended_schedule: str = "default"
+    a1111_schedule: str = "default"
+    """The schedule AUTOMATIC1111's "Automatic" scheduler runs it on."""
 
 
 class ScheduleInfo(Schema):

@@ -35,7 +35,12 @@ class Painted:
 def register_samplers():
     return [
         ("plugin_euler", PluginEuler, "Plugin Euler"),
-        ("plugin_euler_k", PluginEuler, "Plugin Euler K", {"recommended_schedule": "karras"}),
+        (
+            "plugin_euler_k",
+            PluginEuler,
+            "Plugin Euler K",
+            {"recommended_schedule": "karras", "a1111_schedule": "uniform"},
+        ),
     ]
 
 

@@ -22,6 +22,7 @@ from impasto.api.compat.common import checked_request, decode_base64_image, pars
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import (
     UnknownSamplerError,
+    explicit_schedule,
     sampler_label,
     schedule_label,
     to_impasto,
@@ -121,14 +122,10 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
     wanted_sampler = req.sampler_name or req.sampler_index
     try:
         choice = to_impasto(wanted_sampler, req.scheduler) if wanted_sampler else None
+        # Without a sampler the model's default runs, on the model's schedule unless one is named.
+        schedule = choice.schedule if choice else explicit_schedule(req.scheduler)
     except UnknownSamplerError as exc:
         raise _unknown_sampler(exc) from None
-    schedule = choice.schedule if choice else None
-    if choice is None and req.scheduler:
-        try:
-            schedule = to_impasto("Euler", req.scheduler).schedule
-        except UnknownSamplerError as exc:
-            raise _unknown_sampler(exc) from None
     iterations = req.n_iter if req.n_iter is not None else 1
     if not 1 <= iterations <= MAX_ITERATIONS:
         raise CompatError(422, f"must be an integer between 1 and {MAX_ITERATIONS}", "n_iter")
@@ -156,7 +153,7 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "seed": seed,
             "batch_size": batch,
             "sampler": choice.sampler if choice else None,
-            "schedule": None if schedule == "default" and choice is None else schedule,
+            "schedule": schedule,
             "strength": strength,
             "hires": _hires(services, req, model),
             "plugins": _plugins(services, req),

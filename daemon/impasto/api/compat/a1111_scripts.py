@@ -28,11 +28,6 @@ from impasto.services.upscalers import UpscalerService
 from impasto.wire import GenerateRequest
 
 
-def _sampler_names(name: str) -> tuple[str, str]:
-    choice = to_impasto(name)  # UnknownSamplerError is a ValueError naming the samplers
-    return choice.sampler, choice.schedule
-
-
 async def generate_with_script(services: Services, req: Txt2ImgRequest) -> GenerationResponse:
     """Run ``req.script_name`` over the request; answer as A1111's txt2img/img2img do."""
     is_img2img = isinstance(req, Img2ImgRequest)
@@ -58,7 +53,12 @@ async def generate_with_script(services: Services, req: Txt2ImgRequest) -> Gener
             source.append(await asyncio.to_thread(_original_init_image, services, req))
         return source[0]
 
-    ctx = ScriptContext(services, is_img2img, task.requests, _sampler_names, run_jobs, source_image)
+    def sampler_names(name: str) -> tuple[str, str]:
+        # The request's scheduler applies to a sampler a script names, as in A1111.
+        choice = to_impasto(name, req.scheduler)  # UnknownSamplerError is a ValueError
+        return choice.sampler, choice.schedule
+
+    ctx = ScriptContext(services, is_img2img, task.requests, sampler_names, run_jobs, source_image)
     try:
         output = await script.run(ctx, args)
     except ScriptFailed as exc:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from impasto.api.compat.common import checked_request, parse_loras, upload
 from impasto.api.compat.errors import OPENAI_HANDLERS, CompatError
-from impasto.api.compat.samplers_map import UnknownSamplerError, to_impasto
+from impasto.api.compat.samplers_map import UnknownSamplerError, sampler_from_name
 from impasto.api.dependencies import AllServices
 from impasto.api.limits import RATE_LIMITED
 from impasto.services import compat
@@ -93,10 +93,11 @@ def _impasto_request(
     _check(req, prompt_required=prompt_required)
     model = _model(services, req.model)
     width, height = size or _size(req.size) or (None, None)
-    choice = None
+    sampler, schedule = None, None
     if req.sampler:
         try:
-            choice = to_impasto(req.sampler)
+            # As in the native API: the model's schedule, unless a legacy name carries one.
+            sampler, schedule = sampler_from_name(req.sampler)
         except UnknownSamplerError as exc:
             raise CompatError(400, str(exc), "sampler") from None
     prompt, loras = parse_loras(req.prompt)
@@ -112,8 +113,8 @@ def _impasto_request(
         "cfg_scale": req.cfg_scale,
         "seed": req.seed if req.seed is not None else -1,
         "batch_size": req.n or 1,
-        "sampler": choice.sampler if choice else None,
-        "schedule": choice.schedule if choice and choice.schedule != "default" else None,
+        "sampler": sampler,
+        "schedule": schedule,
         "strength": req.strength,
     }
     try:

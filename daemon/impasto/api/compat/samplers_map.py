@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from impasto.engine.schedulers import (
+    A1111_AUTOMATIC,
     SAMPLER_SPECS,
     SCHEDULE_SPECS,
     find_sampler,
@@ -14,8 +15,11 @@ from impasto.engine.schedulers import (
 )
 
 __all__ = [
+    "AUTOMATIC",
     "SamplerChoice",
     "UnknownSamplerError",
+    "explicit_schedule",
+    "sampler_from_name",
     "sampler_label",
     "sampler_list",
     "schedule_label",
@@ -23,6 +27,7 @@ __all__ = [
     "to_impasto",
 ]
 
+AUTOMATIC = A1111_AUTOMATIC
 # Before A1111 1.9 the schedule was part of the sampler name: "DPM++ 2M Karras".
 _LEGACY_SUFFIXES = {" karras": "karras", " exponential": "exponential", "_ka": "karras"}
 
@@ -46,34 +51,43 @@ class SamplerChoice:
 def to_impasto(sampler_name: str | None, scheduler: str | None = None) -> SamplerChoice:
     """("DPM++ 2M", "Karras"), ("DPM++ 2M Karras", None) or ("euler_a", None) -> a choice.
 
-    An explicit scheduler other than automatic wins over a legacy suffix in the name.
+    As in A1111 1.9 and later: an explicit scheduler other than automatic wins over a legacy
+    suffix in the name; with none (or "Automatic") the suffix's schedule, else the one A1111's
+    "Automatic" gives that sampler (Karras for DPM++ 2M, Uniform for Euler).
     """
-    key = (sampler_name or "Euler a").strip()
-    legacy_schedule = "default"
+    found, legacy = sampler_from_name(sampler_name or "Euler a")
+    wanted = explicit_schedule(scheduler)
+    if wanted is None:
+        wanted = legacy or SAMPLER_SPECS[found].a1111_schedule
+    return SamplerChoice(found, wanted)
+
+
+def sampler_from_name(name: str) -> tuple[str, str | None]:
+    """A sampler id and the schedule a pre-1.9 name carries ("DPM++ 2M Karras"), else None."""
+    key = name.strip()
     found = find_sampler(key)
-    if found is None:
-        for suffix, schedule in _LEGACY_SUFFIXES.items():
-            if key.lower().endswith(suffix):
-                found = find_sampler(key[: -len(suffix)])
-                if found is not None:
-                    legacy_schedule = schedule
-                    break
-    if found is None:
-        names = ", ".join(spec.a1111_name for spec in SAMPLER_SPECS.values())
+    if found is not None:
+        return found, None
+    for suffix, schedule in _LEGACY_SUFFIXES.items():
+        if key.lower().endswith(suffix):
+            found = find_sampler(key[: -len(suffix)])
+            if found is not None:
+                return found, schedule
+    names = ", ".join(spec.a1111_name for spec in SAMPLER_SPECS.values())
+    raise UnknownSamplerError("sampler_name", f"Sampler not found: {name!r}; available: {names}")
+
+
+def explicit_schedule(scheduler: str | None) -> str | None:
+    """The schedule an A1111 ``scheduler`` names; None for none or "Automatic" (per sampler)."""
+    if scheduler is None or scheduler.strip().lower() in ("", AUTOMATIC):
+        return None
+    wanted = find_schedule(scheduler)
+    if wanted is None:
+        names = ", ".join(str(entry["name"]) for entry in scheduler_list())
         raise UnknownSamplerError(
-            "sampler_name", f"Sampler not found: {sampler_name!r}; available: {names}"
+            "scheduler", f"Scheduler not supported: {scheduler!r}; available: {names}"
         )
-    schedule = legacy_schedule
-    if scheduler:
-        wanted = find_schedule(scheduler)
-        if wanted is None:
-            names = ", ".join(spec.a1111_name for spec in SCHEDULE_SPECS.values())
-            raise UnknownSamplerError(
-                "scheduler", f"Scheduler not supported: {scheduler!r}; available: {names}"
-            )
-        if wanted != "default":
-            schedule = wanted
-    return SamplerChoice(found, schedule)
+    return wanted
 
 
 def sampler_list() -> list[dict[str, object]]:
@@ -85,14 +99,26 @@ def sampler_list() -> list[dict[str, object]]:
 
 
 def scheduler_list() -> list[dict[str, object]]:
-    """GET /sdapi/v1/schedulers: the schedules Impasto runs, named as A1111 names them."""
+    """GET /sdapi/v1/schedulers: A1111's "automatic" (per sampler), then Impasto's schedules."""
+    entries: list[tuple[str, str, list[str] | None, float]] = [
+        (AUTOMATIC, "Automatic", None, -1.0),
+        *(
+            (
+                spec.a1111_name,
+                spec.label,
+                [spec.id] if spec.id != spec.a1111_name else None,
+                spec.rho,
+            )
+            for spec in SCHEDULE_SPECS.values()
+        ),
+    ]
     return [
         {
-            "name": spec.a1111_name,
-            "label": spec.label,
-            "aliases": [spec.id] if spec.id != spec.a1111_name else None,
-            "default_rho": spec.rho,
+            "name": name,
+            "label": label,
+            "aliases": aliases,
+            "default_rho": rho,
             "need_inner_model": False,
         }
-        for spec in SCHEDULE_SPECS.values()
+        for name, label, aliases, rho in entries
     ]

@@ -44,6 +44,7 @@ class SystemController(Controller):
                 aliases=list(spec.aliases),
                 recommended_steps=spec.recommended_steps,
                 recommended_schedule=spec.recommended_schedule,
+                a1111_schedule=spec.a1111_schedule,
             )
             for spec in SAMPLER_SPECS.values()
         ]

@@ -2,6 +2,7 @@
 
 from .base import NoiseFn, Scheduler, SchedulerConfig
 from .registry import (
+    A1111_AUTOMATIC,
     DEFAULT_SAMPLER,
     SAMPLER_NAMES,
     SAMPLER_SPECS,
@@ -21,6 +22,7 @@ from .registry import (
 from .sigmas import SCHEDULES
 
 __all__ = [
+    "A1111_AUTOMATIC",
     "DEFAULT_SAMPLER",
     "SAMPLERS",
     "SAMPLER_NAMES",

@@ -30,6 +30,8 @@ from .restart import RestartSampler
 from .unipc import UniPCSampler
 
 DEFAULT_SAMPLER = "euler_a"
+A1111_AUTOMATIC = "automatic"
+"""A1111's default scheduler: not one schedule but each sampler's ``a1111_schedule``."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class SamplerSpec:
     """What it is compared with in the tests (docs/samplers.md)."""
     recommended_schedule: str = "default"
     """The schedule it is meant to run on (``_RECOMMENDED_SCHEDULES`` says where from)."""
+    a1111_schedule: str = "default"
+    """The schedule AUTOMATIC1111's "Automatic" scheduler runs it on (``_a1111_schedule``)."""
 
     @property
     def schedules(self) -> tuple[str, ...]:
@@ -170,28 +174,49 @@ _REFERENCES = {
     "unipc": "diffusers UniPCMultistepScheduler",
     "lcm": "diffusers LCMScheduler",
 }
-# The schedule each sampler is meant to run on, where it is not the model's own spacing: the
-# schedulers AUTOMATIC1111 (1.9 and later) gives these samplers when its "Automatic" is chosen,
-# and for Heun the Karras schedule its second-order method runs on in Karras et al. 2022 (EDM,
-# Algorithm 1). (A1111's Karras for Restart is built into RestartSampler on every schedule.)
-# The UI selects it when a sampler is picked; the "default" request value stays the model's own
-# spacing (docs/samplers.md).
-_RECOMMENDED_SCHEDULES = {
-    "heun": "karras",
+# The scheduler AUTOMATIC1111 (1.9 and later) gives a sampler when its "Automatic" is chosen:
+# the sampler's own ``scheduler`` option in A1111's sampler table.
+_A1111_OPTION_SCHEDULES = {
     "dpm_2": "karras",
     "dpm_2_a": "karras",
     "dpmpp_2s_a": "karras",
     "dpmpp_2m": "karras",
     "dpmpp_sde": "karras",
+    "restart": "karras",
     "dpmpp_2m_sde": "exponential",
     "dpmpp_2m_sde_heun": "exponential",
     "dpmpp_3m_sde": "exponential",
 }
+# Samplers A1111 runs through k-diffusion with no scheduler option: its "Automatic" is then
+# the model wrapper's get_sigmas, which is the ``uniform`` schedule here. (DDIM, PLMS, UniPC and
+# DDIM CFG++ step over timesteps there, so no scheduler applies; LCM here has only ``default``.)
+_A1111_UNIFORM = ("euler_a", "euler", "lms", "heun", "dpm_fast", "dpm_adaptive")
+# The schedule each sampler is meant to run on, where it is not the model's own spacing: A1111's
+# per-sampler choice above, and for Heun the Karras schedule its second-order method runs on in
+# Karras et al. 2022 (EDM, Algorithm 1). (Restart lays Karras steps between its schedule's end
+# points on every schedule, so it keeps the model's own spacing.) The UI selects it when a
+# sampler is picked; the "default" request value stays the model's own spacing
+# (docs/samplers.md).
+_RECOMMENDED_SCHEDULES = {
+    **{key: value for key, value in _A1111_OPTION_SCHEDULES.items() if key != "restart"},
+    "heun": "karras",
+}
+
+
+def _a1111_schedule(spec: SamplerSpec) -> str:
+    """What A1111's "Automatic" means for ``spec``: its option, k-diffusion's spacing, or none."""
+    wanted = _A1111_OPTION_SCHEDULES.get(spec.id)
+    if wanted is None and spec.id in _A1111_UNIFORM:
+        wanted = "uniform"
+    return wanted if wanted in spec.schedules else "default"
+
+
 SAMPLER_SPECS = {
     key: replace(
         spec,
         reference=_REFERENCES.get(key, ""),
         recommended_schedule=_RECOMMENDED_SCHEDULES.get(key, "default"),
+        a1111_schedule=_a1111_schedule(spec),
     )
     for key, spec in SAMPLER_SPECS.items()
 }
@@ -200,7 +225,7 @@ SCHEDULE_SPECS: dict[str, ScheduleSpec] = {
     s.id: s
     for s in (
         ScheduleSpec(
-            "default", "automatic", "Automatic", reference="the model's own (diffusers) spacing"
+            "default", "default", "Default", reference="the model's own (diffusers) spacing"
         ),
         ScheduleSpec("karras", "karras", "Karras", 7.0, "diffusers use_karras_sigmas"),
         ScheduleSpec("exponential", "exponential", "Exponential", -1.0, "diffusers"),
@@ -251,6 +276,7 @@ def register_sampler(
     aliases: tuple[str, ...] = (),
     recommended_steps: int = 20,
     recommended_schedule: str = "default",
+    a1111_schedule: str = "default",
 ) -> None:
     """Add a sampler (a plugin's); its class declares ``schedules``. Ids cannot be reused."""
     existing = SAMPLERS.get(sampler_id)
@@ -258,11 +284,15 @@ def register_sampler(
         raise ValueError(f"sampler id {sampler_id!r} is already taken by {existing.__name__}")
     if not isinstance(cls, type) or "default" not in getattr(cls, "schedules", ()):
         raise TypeError(f"sampler {sampler_id!r} must be a class whose schedules include default")
-    if recommended_schedule not in cls.schedules:
-        raise ValueError(
-            f"sampler {sampler_id!r}: recommended_schedule {recommended_schedule!r} is not one "
-            f"of its schedules ({', '.join(cls.schedules)})"
-        )
+    for setting, schedule in (
+        ("recommended_schedule", recommended_schedule),
+        ("a1111_schedule", a1111_schedule),
+    ):
+        if schedule not in cls.schedules:
+            raise ValueError(
+                f"sampler {sampler_id!r}: {setting} {schedule!r} is not one of its schedules "
+                f"({', '.join(cls.schedules)})"
+            )
     spec = SamplerSpec(
         sampler_id,
         cls,
@@ -271,6 +301,7 @@ def register_sampler(
         aliases,
         recommended_steps,
         recommended_schedule=recommended_schedule,
+        a1111_schedule=a1111_schedule,
     )
     SAMPLER_SPECS[sampler_id] = spec
     SAMPLERS[sampler_id] = cls
@@ -287,7 +318,10 @@ def find_sampler(name: str) -> str | None:
 
 
 def find_schedule(name: str | None) -> str | None:
-    """The schedule id of a schedule id, A1111 scheduler name or label; "" means default."""
+    """The schedule id of a schedule id, A1111 scheduler name or label; "" means default.
+
+    A1111's "Automatic" (``A1111_AUTOMATIC``) is a per-sampler choice: None here.
+    """
     key = (name or "default").strip().lower() or "default"
     for spec in SCHEDULE_SPECS.values():
         if key in (spec.id, spec.a1111_name.lower(), spec.label.lower()):

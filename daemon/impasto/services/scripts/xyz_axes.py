@@ -21,7 +21,12 @@ from typing import Any, Literal
 import msgspec
 import numpy as np
 
-from impasto.engine.schedulers import SCHEDULE_SPECS, find_schedule
+from impasto.engine.schedulers import (
+    A1111_AUTOMATIC,
+    SAMPLER_SPECS,
+    SCHEDULE_SPECS,
+    find_schedule,
+)
 from impasto.engine.upscale_latents import UPSCALER_LABELS
 from impasto.services.compat import resolve_checkpoint
 from impasto.services.errors import FieldError
@@ -48,6 +53,9 @@ class Axis:
     format: Format = "label"
     # Axes that are slow to change (a checkpoint) are run outermost, as A1111 orders them.
     cost: float = 0.0
+    # Applied to a cell's request after the other axes: A1111 reads the scheduler when it
+    # samples, so a "Schedule type" axis wins over the schedule a "Sampler" axis brings.
+    late: bool = False
 
     def caption(self, value: Any) -> str:
         """The legend text of ``value`` (A1111's format_value functions)."""
@@ -131,9 +139,9 @@ def _sampler(field: str) -> Apply:
             raise FieldError(FIELD, str(exc)) from None
         if field == "hires":
             return _hires("sampler")(ctx, req, sampler, [])
-        # A legacy name ("DPM++ 2M Karras") carries its schedule; a plain one keeps the request's.
-        keep = req.schedule if schedule == "default" else schedule
-        return msgspec.structs.replace(req, sampler=sampler, schedule=keep)
+        # The schedule the request's scheduler gives this sampler (A1111's "Automatic": the
+        # sampler's own); a "Schedule type" axis is applied after this one and wins.
+        return msgspec.structs.replace(req, sampler=sampler, schedule=schedule)
 
     return apply
 
@@ -156,9 +164,13 @@ def _checkpoint(field: str) -> Apply:
 def _schedule(
     ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
 ) -> GenerateRequest:
+    if str(value).strip().lower() == A1111_AUTOMATIC:
+        # A1111's "Automatic": the sampler's own choice; the model's schedule for its default.
+        spec = SAMPLER_SPECS.get(req.sampler or "")
+        return msgspec.structs.replace(req, schedule=spec.a1111_schedule if spec else None)
     schedule = find_schedule(str(value))
     if schedule is None:
-        names = ", ".join(spec.a1111_name for spec in SCHEDULE_SPECS.values())
+        names = ", ".join(_schedules(ctx))
         raise FieldError(FIELD, f"Schedule type {value!r} is not supported; available: {names}")
     return msgspec.structs.replace(req, schedule=schedule)
 
@@ -207,7 +219,7 @@ def _checkpoints(ctx: ScriptContext) -> list[str]:
 
 
 def _schedules(ctx: ScriptContext) -> list[str]:
-    return [spec.a1111_name for spec in SCHEDULE_SPECS.values()]
+    return [A1111_AUTOMATIC, *(spec.a1111_name for spec in SCHEDULE_SPECS.values())]
 
 
 def _upscalers(ctx: ScriptContext) -> list[str]:
@@ -245,7 +257,7 @@ AXES: tuple[Axis, ...] = (
     Axis("Sigma min", "float", None),
     Axis("Sigma max", "float", None),
     Axis("Sigma noise", "float", None),
-    Axis("Schedule type", "str", _schedule, choices=_schedules),
+    Axis("Schedule type", "str", _schedule, choices=_schedules, late=True),
     Axis("Schedule min sigma", "float", None),
     Axis("Schedule max sigma", "float", None),
     Axis("Schedule rho", "float", None),

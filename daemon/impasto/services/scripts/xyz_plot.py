@@ -126,7 +126,8 @@ def _cells(
     cells: dict[tuple[int, int, int], list[GenerateRequest]] = {}
     for iz, iy, ix in _order(chosen):
         request = base
-        for (axis, values, _), index in zip(chosen, (ix, iy, iz), strict=True):
+        picks = zip(chosen, (ix, iy, iz), strict=True)
+        for (axis, values, _), index in sorted(picks, key=lambda pick: pick[0][0].late):
             request = axis.apply(ctx, request, values[index], values)  # type: ignore[misc]
         cells[(ix, iy, iz)] = ctx.iterate(request)
     _check_grid_size(ctx, [requests[0] for requests in cells.values()])
