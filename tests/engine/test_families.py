@@ -15,7 +15,7 @@ from optimum.onnxruntime import (
 )
 
 from impasto.engine import load_pipeline
-from impasto.engine.families import family_defaults
+from impasto.engine.families import Signals, classify, family_defaults
 from impasto.engine.noise import BatchNoise
 from impasto.engine.providers import cpu_choice
 
@@ -156,3 +156,22 @@ def test_family_defaults_are_exposed() -> None:
     assert family_defaults("lcm").sampler == "lcm"
     assert family_defaults("sdxl").width == 1024
     assert family_defaults("no-such-family") == family_defaults("sd1")
+
+
+@pytest.mark.parametrize(
+    ("width", "prediction", "family", "size"),
+    [
+        (768, "epsilon", "sd1", 512),
+        (1024, "epsilon", "sd2", 512),
+        # An SD 1.x v-prediction fine-tune keeps SD 1.x's 512 px; SD 2.x-v is a 768 px model.
+        (768, "v_prediction", "sd1-v", 512),
+        (1024, "v_prediction", "sd2-v", 768),
+        (None, "v_prediction", "sd2-v", 768),
+    ],
+)
+def test_v_prediction_models_are_told_apart_by_text_width(
+    width: int | None, prediction: str, family: str, size: int
+) -> None:
+    signals = Signals("m", sdxl=False, prediction_type=prediction, cross_attention_dim=width)
+    assert classify(signals) == family
+    assert family_defaults(family).width == size

@@ -57,9 +57,16 @@ FAMILIES: dict[str, Family] = {
             cache_interval=3,
         ),
         Family(
+            "sd1-v",
+            "Stable Diffusion 1.x (v-prediction)",
+            "`prediction_type: v_prediction` and cross-attention width 768",
+            FamilyDefaults(20, 7.0, 512, 512, "euler_a"),
+            cache_interval=3,
+        ),
+        Family(
             "sd2-v",
             "Stable Diffusion 2.x (v-prediction)",
-            "`prediction_type: v_prediction` in the scheduler config",
+            "`prediction_type: v_prediction` in the scheduler config (any other width)",
             FamilyDefaults(20, 7.0, 768, 768, "euler_a"),
             cache_interval=3,
         ),
@@ -113,6 +120,7 @@ FAMILIES: dict[str, Family] = {
     )
 }
 DEFAULT_FAMILY = "sd1"
+SD1_WIDTH, SD2_WIDTH = 768, 1024  # cross-attention widths: CLIP ViT-L/14 and OpenCLIP ViT-H/14
 
 
 def recommended_cache_interval(family: str) -> int:
@@ -152,8 +160,9 @@ def classify(signals: Signals) -> str:
     if signals.sdxl:
         return "sdxl"
     if signals.prediction_type == "v_prediction":
-        return "sd2-v"
-    return "sd2" if signals.cross_attention_dim == 1024 else "sd1"
+        # SD 1.x v-prediction fine-tunes keep SD 1.x's text encoder (width 768) and 512 px.
+        return "sd1-v" if signals.cross_attention_dim == SD1_WIDTH else "sd2-v"
+    return "sd2" if signals.cross_attention_dim == SD2_WIDTH else "sd1"
 
 
 def signals_from_configs(
