@@ -15,7 +15,6 @@ from impasto.engine.schedulers import (
 )
 
 __all__ = [
-    "AUTOMATIC",
     "SamplerChoice",
     "UnknownSamplerError",
     "explicit_schedule",
@@ -27,7 +26,6 @@ __all__ = [
     "to_impasto",
 ]
 
-AUTOMATIC = A1111_AUTOMATIC
 # Before A1111 1.9 the schedule was part of the sampler name: "DPM++ 2M Karras".
 _LEGACY_SUFFIXES = {" karras": "karras", " exponential": "exponential", "_ka": "karras"}
 
@@ -79,7 +77,7 @@ def sampler_from_name(name: str) -> tuple[str, str | None]:
 
 def explicit_schedule(scheduler: str | None) -> str | None:
     """The schedule an A1111 ``scheduler`` names; None for none or "Automatic" (per sampler)."""
-    if scheduler is None or scheduler.strip().lower() in ("", AUTOMATIC):
+    if scheduler is None or scheduler.strip().lower() in ("", A1111_AUTOMATIC):
         return None
     wanted = find_schedule(scheduler)
     if wanted is None:
@@ -101,7 +99,7 @@ def sampler_list() -> list[dict[str, object]]:
 def scheduler_list() -> list[dict[str, object]]:
     """GET /sdapi/v1/schedulers: A1111's "automatic" (per sampler), then Impasto's schedules."""
     entries: list[tuple[str, str, list[str] | None, float]] = [
-        (AUTOMATIC, "Automatic", None, -1.0),
+        (A1111_AUTOMATIC, "Automatic", None, -1.0),
         *(
             (
                 spec.a1111_name,
