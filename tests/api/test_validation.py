@@ -145,6 +145,8 @@ HIRES_CASES = [
     ({"strength": 2}, "hires.strength", "between 0 and 1"),
     ({"width": 2400}, "hires.width", "2048"),
     ({"sampler": "nope"}, "hires.sampler", "unknown sampler"),
+    ({"schedule": "Karras"}, "hires.schedule", "karras"),  # ids only, as the first pass's
+    ({"sampler": "ddim", "schedule": "karras"}, "hires.schedule", "ddim supports"),
 ]
 
 
@@ -167,6 +169,17 @@ def test_hires_is_resolved_into_the_plan(api: TestClient) -> None:
     hires = response.json()["hires"]
     assert (hires["width"], hires["height"], hires["sampler"]) == (96, 96, "dpmpp_2m")
     assert (hires["upscaler"], hires["strength"], hires["steps"]) == ("latent", 0.7, 3)
+    # The schedule: the first pass's where the hires sampler has it, else default; or its own.
+    assert hires["schedule"] == response.json()["schedule"]
+    for sampler, schedule, expected in (
+        ("ddim", None, "default"),
+        ("euler", "exponential", "exponential"),
+        (None, "karras", "karras"),
+    ):
+        hires_body = {"sampler": sampler, "schedule": schedule}
+        planned = api.post("/api/v1/generate/plan", json={**VALID, "hires": hires_body})
+        assert planned.status_code in (200, 201), planned.text
+        assert planned.json()["hires"]["schedule"] == expected
     image = "data:image/png;base64,iVBORw0KGgo="
     refused = api.post("/api/v1/generate", json={**body, "init_image": image})
     assert refused.status_code == 422

@@ -148,6 +148,7 @@ def test_hires_flags_become_the_hires_object(
     daemon = CliDaemon(batch=1)
     argv = ["generate", "x", "--hires", flag, "--hires-steps", "8", "--hires-sampler", "DPM2"]
     argv += ["--hires-upscaler", "latent-bicubic", "--hires-strength", "0.5", "-o", str(tmp_path)]
+    argv += ["--hires-schedule", "karras"]
     assert main(argv, connect=daemon.client) == 0
     body = json.loads(daemon.requests[0].content)
     assert body["hires"] == {
@@ -156,6 +157,7 @@ def test_hires_flags_become_the_hires_object(
         "steps": 8,
         "strength": 0.5,
         "sampler": "DPM2",
+        "schedule": "karras",
     }
 
 

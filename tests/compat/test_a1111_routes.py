@@ -370,6 +370,69 @@ def test_every_hires_field_reaches_the_plan(http: httpx.Client) -> None:
     assert _image(sized.json()["images"][0]).size == (128, 96)  # rounded down to 8, as A1111
 
 
+# A1111 1.9+: the hires pass's scheduler is hr_scheduler, else the first pass's scheduler;
+# "Automatic" is the hires sampler's own (Karras for DPM++ 2M, Uniform for Euler).
+HIRES_SCHEDULES = [
+    ({"sampler_name": "Euler"}, None, "uniform"),
+    ({"sampler_name": "Euler", "hr_sampler_name": "DPM++ 2M"}, "dpmpp_2m", "karras"),
+    (
+        {"sampler_name": "Euler", "scheduler": "Exponential", "hr_sampler_name": "DPM++ 2M"},
+        "dpmpp_2m",
+        "exponential",
+    ),
+    (
+        {
+            "sampler_name": "Euler",
+            "scheduler": "Exponential",
+            "hr_sampler_name": "DPM++ 2M",
+            "hr_scheduler": "Automatic",
+        },
+        "dpmpp_2m",
+        "karras",
+    ),
+    ({"sampler_name": "DPM++ 2M", "hr_scheduler": "Uniform"}, None, "uniform"),
+    (
+        {
+            "sampler_name": "DPM++ 2M",
+            "scheduler": "Exponential",
+            "hr_sampler_name": "Use same sampler",
+            "hr_scheduler": "Use same scheduler",
+        },
+        None,
+        "exponential",
+    ),
+    ({"sampler_name": "Euler", "hr_sampler_name": "DDIM"}, "ddim", "default"),
+]
+
+
+@pytest.mark.parametrize(("fields", "sampler", "schedule"), HIRES_SCHEDULES)
+def test_hires_scheduler_follows_a1111(
+    http: httpx.Client, fields: dict[str, str], sampler: str | None, schedule: str
+) -> None:
+    tag = f"hires-schedule {sorted(fields.items())}"
+    body = {"prompt": tag, "steps": 1, "width": 64, "height": 64, "enable_hr": True, **fields}
+    answer = http.post("/sdapi/v1/txt2img", json={**body, "hr_scale": 1.25})
+    assert answer.status_code == 200, answer.text
+    job = http.get("/api/v1/history", params={"q": tag}).json()["items"][0]
+    hires = job["plan"]["hires"]
+    assert (hires["sampler"], hires["schedule"]) == (sampler, schedule)
+    info = parse_a1111_parameters(_image(answer.json()["images"][0]).info["parameters"])
+    differs = schedule != job["plan"]["schedule"]
+    written = info["extra"].get("Hires schedule type")
+    assert written == (schedule.title() if differs else None), info
+
+
+def test_a_bad_hires_scheduler_is_named(http: httpx.Client) -> None:
+    body = {"prompt": "x", "steps": 1, "width": 64, "height": 64, "enable_hr": True}
+    unknown = http.post("/sdapi/v1/txt2img", json={**body, "hr_scheduler": "Sideways"})
+    assert unknown.status_code == 422 and "hr_scheduler" in unknown.text, unknown.text
+    assert "Sideways" in unknown.text
+    lacking = http.post(
+        "/sdapi/v1/txt2img", json={**body, "hr_sampler_name": "DDIM", "hr_scheduler": "Karras"}
+    )
+    assert lacking.status_code == 422 and "ddim supports" in lacking.text, lacking.text
+
+
 def test_styles_field_applies_the_styles_plugin(http: httpx.Client) -> None:
     answer = http.post(
         "/sdapi/v1/txt2img",

@@ -212,6 +212,29 @@ def test_xyz_schedule_axis_wins_and_automatic_is_each_samplers_own(
     ]
 
 
+def test_xyz_hires_sampler_axis_brings_its_own_automatic_schedule(http: httpx.Client) -> None:
+    # No hr_scheduler: the hires pass takes the first pass's scheduler, here Automatic, which
+    # is each hires sampler's own (Uniform for Euler, Karras for DPM++ 2M).
+    response = http.post(
+        "/sdapi/v1/txt2img",
+        json={
+            "prompt": "a tower",
+            "steps": 1,
+            **SIZE,
+            "enable_hr": True,
+            "hr_scale": 1.25,
+            "script_name": "x/y/z plot",
+            "script_args": xyz_args(("Hires sampler", "", ["Euler", "DPM++ 2M"])),  # type: ignore[arg-type]
+        },
+    )
+    assert response.status_code == 200, response.text
+    planned = [
+        (job["plan"]["hires"]["sampler"], job["plan"]["hires"]["schedule"])
+        for job in history(http, 2)
+    ]
+    assert planned == [("euler", "uniform"), ("dpmpp_2m", "karras")]
+
+
 def test_xyz_size_axis_gives_each_cell_its_size(http: httpx.Client) -> None:
     response = http.post(
         "/sdapi/v1/txt2img",

@@ -15,26 +15,33 @@ from impasto.engine.types import HiresParams
 
 from .conftest import SD_TINY, small
 from .families_oracle import latents_close
-from .scheduler_oracle import ORACLES
+from .scheduler_oracle import ORACLES, SCHEDULE_FLAGS
 
 CPU = "CPUExecutionProvider"
 PROMPT, NEGATIVE = "a red cat in a garden", "blurry"
 
 
-def with_scheduler(ref: Any, sampler: str) -> Any:
+def with_scheduler(ref: Any, sampler: str, schedule: str = "default") -> Any:
     cls, overrides = ORACLES[sampler]
-    ref.scheduler = cls.from_config(ref.scheduler.config, **{"clip_sample": False, **overrides})
+    settings = {"clip_sample": False, **overrides, **SCHEDULE_FLAGS[schedule]}
+    ref.scheduler = cls.from_config(ref.scheduler.config, **settings)
     return ref
 
 
 @pytest.mark.parametrize(
-    ("sampler", "hr_sampler", "upscaler"),
-    [("euler", None, "latent"), ("dpmpp_2m", "ddim", "latent-bicubic")],
+    ("sampler", "hr_sampler", "hr_schedule", "upscaler"),
+    [
+        ("euler", None, None, "latent"),
+        ("dpmpp_2m", "ddim", None, "latent-bicubic"),
+        # The hires pass on its own schedule (A1111's hr_scheduler), the first on the default.
+        ("euler", "dpmpp_2m", "karras", "latent"),
+    ],
 )
 def test_hires_is_txt2img_then_upscale_then_img2img(
     pipe: StableDiffusion,
     sampler: str,
     hr_sampler: str | None,
+    hr_schedule: str | None,
     upscaler: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -45,6 +52,7 @@ def test_hires_is_txt2img_then_upscale_then_img2img(
         steps=6,
         strength=0.6,
         sampler=hr_sampler,
+        schedule=hr_schedule,  # type: ignore[arg-type]
         prompt="a blue cat",
         cfg_scale=5.0,
     )
@@ -80,6 +88,7 @@ def test_hires_is_txt2img_then_upscale_then_img2img(
     img2img = with_scheduler(
         ORTStableDiffusionImg2ImgPipeline.from_pretrained(SD_TINY, provider=CPU),
         hr_sampler or sampler,
+        hr_schedule or "default",
     )
     monkeypatch.setattr(
         pipeline_stable_diffusion_img2img,

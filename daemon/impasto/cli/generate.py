@@ -126,6 +126,7 @@ def register(
         "--hires-strength", type=float, metavar="F", help="second pass denoising (default 0.7)"
     )
     parser.add_argument("--hires-sampler", metavar="NAME", help="second pass sampler")
+    parser.add_argument("--hires-schedule", choices=SCHEDULE_NAMES, help="second pass schedule")
     parser.add_argument("--hires-prompt", metavar="TEXT", help="second pass prompt")
     parser.add_argument("--hires-cfg", type=float, metavar="SCALE", help="second pass CFG")
     parser.add_argument(
@@ -245,6 +246,7 @@ HIRES_FLAGS = {
     "hires_steps": "steps",
     "hires_strength": "strength",
     "hires_sampler": "sampler",
+    "hires_schedule": "schedule",
     "hires_prompt": "prompt",
     "hires_cfg": "cfg_scale",
 }

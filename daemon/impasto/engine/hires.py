@@ -34,7 +34,10 @@ IMAGE_FILTERS = {"lanczos": Image.Resampling.LANCZOS, "nearest": Image.Resamplin
 def second_pass(params: GenerationParams, hires: HiresParams, seed: int) -> GenerationParams:
     """The img2img pass at the target size: the first pass's settings where hires has none."""
     sampler = hires.sampler or params.sampler
-    schedule = params.schedule if params.schedule in sampler_schedules(sampler) else "default"
+    schedule = hires.schedule or params.schedule
+    if schedule not in sampler_schedules(sampler):
+        # The first pass's schedule, which a hires sampler of another kind may not have.
+        schedule = "default"
     return replace(
         params,
         prompt=hires.prompt or params.prompt,

@@ -85,6 +85,7 @@ class HiresParams:
     steps: int = 0
     strength: float = 0.7
     sampler: str | None = None
+    schedule: Schedule | None = None
     prompt: str | None = None
     negative_prompt: str | None = None
     cfg_scale: float | None = None

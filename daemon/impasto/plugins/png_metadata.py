@@ -67,6 +67,9 @@ def _pass_extra(params: dict[str, Any]) -> dict[str, Any] | None:
         "Hires steps": hires.get("steps") or None,
         "Hires upscaler": UPSCALER_LABELS.get(hires["upscaler"], hires["upscaler"]),
         "Hires sampler": sampler_label(hires["sampler"]) if hires.get("sampler") else None,
+        "Hires schedule type": schedule_label(hires["schedule"])
+        if hires.get("schedule") not in (None, params.get("schedule"))
+        else None,
         "Hires prompt": hires.get("prompt"),
         "Hires negative prompt": hires.get("negative_prompt"),
         "Hires CFG Scale": hires.get("cfg_scale"),

@@ -72,10 +72,8 @@ class Resolver:
         schedule = request.schedule or defaults.schedule
         if request.schedule is None and schedule not in sampler_schedules(sampler):
             schedule = "default"
-        if schedule not in sampler_schedules(sampler):
-            allowed = ", ".join(sampler_schedules(sampler))
-            raise FieldError("schedule", f"{sampler} supports the schedules: {allowed}")
-        schedule = schedule_for_model(schedule, model.family.startswith("sdxl"))
+        sdxl = model.family.startswith("sdxl")
+        schedule = check_schedule("schedule", sampler, schedule, sdxl)
         width = request.width or defaults.width
         height = request.height or defaults.height
         if request.sd_upscale is not None:
@@ -99,7 +97,8 @@ class Resolver:
             raise FieldError(exc.field, exc.message) from None
         if request.refiner:
             self._check_refiner(request.refiner)
-        hires = resolve_hires(request, width, height, self.catalog.models_dir)
+        first = FirstPass(width, height, sampler, schedule, sdxl)
+        hires = resolve_hires(request, first, self.catalog.models_dir)
         sd_upscale = self._sd_upscale(request, init_image, width, height)
         fast_decoder = self.catalog.fast_decoder_for(model.family)
         if request.decoder == "fast" and fast_decoder is None and not _has_own_taesd(model.path):
@@ -251,13 +250,35 @@ def resolve_sampler(name: str) -> str:
     return found
 
 
+def check_schedule(field: str, sampler: str, schedule: str, sdxl: bool) -> str:
+    """``schedule`` as ``sampler`` runs it on this kind of model; FieldError naming ``field``
+    when the sampler lacks it."""
+    if schedule not in sampler_schedules(sampler):
+        allowed = ", ".join(sampler_schedules(sampler))
+        raise FieldError(field, f"{sampler} supports the schedules: {allowed}")
+    return schedule_for_model(schedule, sdxl)
+
+
+@dataclass(frozen=True)
+class FirstPass:
+    """What the hires pass starts from: the first pass's size, sampler and schedule."""
+
+    width: int
+    height: int
+    sampler: str
+    schedule: str
+    sdxl: bool
+
+
 def resolve_hires(
-    request: GenerateRequest, width: int, height: int, models_dir: Path
+    request: GenerateRequest, first: FirstPass, models_dir: Path
 ) -> ResolvedHires | None:
-    """The hires pass's size (from ``scale`` unless given) and sampler id; txt2img only."""
+    """The hires pass's size (from ``scale`` unless given), sampler id and schedule (the first
+    pass's where its sampler has it, else ``default``); txt2img only."""
     hires = request.hires
     if hires is None:
         return None
+    width, height = first.width, first.height
     if request.init_image or request.mask_image:
         raise FieldError("hires", "hires fix is for txt2img: send it without init_image")
     limit = LIMITS["width"]
@@ -274,13 +295,22 @@ def resolve_hires(
                 "lower hires.scale or the size",
             )
         sizes[field] = size
+    sampler = _hires_sampler(hires.sampler)
+    runs_with = sampler or first.sampler
+    if hires.schedule is not None:
+        schedule = check_schedule("hires.schedule", runs_with, hires.schedule, first.sdxl)
+    elif first.schedule in sampler_schedules(runs_with):
+        schedule = first.schedule
+    else:
+        schedule = "default"
     return ResolvedHires(
         width=sizes["width"],
         height=sizes["height"],
         upscaler=_hires_upscaler(hires.upscaler, models_dir),
         steps=hires.steps,
         strength=hires.strength,
-        sampler=_hires_sampler(hires.sampler),
+        sampler=sampler,
+        schedule=schedule,
         prompt=hires.prompt,
         negative_prompt=hires.negative_prompt,
         cfg_scale=hires.cfg_scale,

@@ -116,7 +116,8 @@ HiresUpscaler = Annotated[
 
 class HiresRequest(Schema):
     """Hires fix (AUTOMATIC1111's): a second img2img pass at a larger size. Each field left out
-    takes the first pass's value; ``width``/``height`` win over ``scale``."""
+    takes the first pass's value (``schedule``: where the hires sampler has it, else
+    ``default``); ``width``/``height`` win over ``scale``."""
 
     scale: HiresScale = 2.0
     width: Dimension | None = None
@@ -125,6 +126,7 @@ class HiresRequest(Schema):
     steps: Annotated[int, Meta(ge=0, le=150, description="0: the first pass's steps")] = 0
     strength: Strength = 0.7
     sampler: SamplerId | None = None
+    schedule: ScheduleName | None = None
     prompt: Prompt | None = None
     negative_prompt: NegativePrompt | None = None
     cfg_scale: CfgScale | None = None
@@ -139,6 +141,7 @@ class ResolvedHires(Schema, kw_only=True):
     steps: int = 0
     strength: float = 0.7
     sampler: str | None = None
+    schedule: str | None = None
     prompt: str | None = None
     negative_prompt: str | None = None
     cfg_scale: float | None = None

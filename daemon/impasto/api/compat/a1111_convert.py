@@ -51,7 +51,7 @@ class Plan:
 
 A1111_UPSCALERS = {label.lower(): key for key, label in UPSCALER_LABELS.items()}
 """A1111's hires upscaler names (its latent modes and PIL resizes) -> Impasto's upscaler ids."""
-SAME = ("", "use same sampler", "use same scheduler")
+SAME_SAMPLER = ("", "use same sampler")
 
 
 def _hires(services: Services, req: Txt2ImgRequest, model: str) -> dict[str, Any] | None:
@@ -68,12 +68,7 @@ def _hires(services: Services, req: Txt2ImgRequest, model: str) -> dict[str, Any
         raise CompatError(
             422, f"hires upscaler {name!r} is not available; use one of: {allowed}", "hr_upscaler"
         )
-    sampler = None
-    if (req.hr_sampler_name or "").strip().lower() not in SAME:
-        try:
-            sampler = to_impasto(req.hr_sampler_name).sampler
-        except UnknownSamplerError as exc:
-            raise CompatError(422, str(exc), "hr_sampler_name") from None
+    sampler, schedule = _hires_sampler(req)
     scale = req.hr_scale or 2.0
     width, height = to_multiple_of_8(req.hr_resize_x), to_multiple_of_8(req.hr_resize_y)
     if (width is None) != (height is None):
@@ -91,10 +86,44 @@ def _hires(services: Services, req: Txt2ImgRequest, model: str) -> dict[str, Any
         "steps": req.hr_second_pass_steps or 0,
         "strength": 0.7 if req.denoising_strength is None else req.denoising_strength,
         "sampler": sampler,
+        "schedule": schedule,
         "prompt": req.hr_prompt or None,
         "negative_prompt": req.hr_negative_prompt or None,
         "cfg_scale": req.hr_cfg,
     }
+
+
+def hires_scheduler(req: Txt2ImgRequest) -> str | None:
+    """The A1111 scheduler name of the hires pass: ``hr_scheduler``, the first pass's when it is
+    unset or "Use same scheduler" (A1111 sets it so); "Automatic" stays per sampler."""
+    return req.scheduler if _same_scheduler(req) else req.hr_scheduler
+
+
+def _same_scheduler(req: Txt2ImgRequest) -> bool:
+    return req.hr_scheduler is None or req.hr_scheduler.strip().lower() == "use same scheduler"
+
+
+def _hires_sampler(req: Txt2ImgRequest) -> tuple[str | None, str | None]:
+    """The hires pass's sampler id and schedule as A1111 1.9+ picks them (None: the first
+    pass's). Its scheduler is ``hr_scheduler``, or the first pass's when that is unset or "Use
+    same scheduler"; "Automatic" (or empty) is the hires sampler's own (Karras for DPM++ 2M)."""
+    hr_sampler = req.hr_sampler_name
+    if (hr_sampler or "").strip().lower() in SAME_SAMPLER:
+        hr_sampler = None
+    first = req.sampler_name or req.sampler_index
+    try:
+        sampler = to_impasto(hr_sampler).sampler if hr_sampler else None
+        named = explicit_schedule(req.scheduler) is not None
+        if _same_scheduler(req) and (sampler is None or named):
+            # The first pass's schedule, as the plan resolves it for this sampler.
+            return sampler, None
+        if sampler is None and not first:
+            # The model's default sampler in both passes: only a named schedule changes.
+            return None, explicit_schedule(req.hr_scheduler)
+        return sampler, to_impasto(hr_sampler or first, hires_scheduler(req)).schedule
+    except UnknownSamplerError as exc:
+        field = "hr_sampler_name" if exc.field == "sampler_name" else "hr_scheduler"
+        raise CompatError(422, str(exc), field) from None
 
 
 def _unknown_sampler(exc: UnknownSamplerError) -> CompatError:

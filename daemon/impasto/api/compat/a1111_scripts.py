@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, get
 
-from impasto.api.compat.a1111_convert import echo, info_json, plan
+from impasto.api.compat.a1111_convert import echo, hires_scheduler, info_json, plan
 from impasto.api.compat.a1111_schemas import GenerationResponse, Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.common import decode_base64_image, upload
 from impasto.api.compat.errors import CompatError
@@ -53,9 +53,10 @@ async def generate_with_script(services: Services, req: Txt2ImgRequest) -> Gener
             source.append(await asyncio.to_thread(_original_init_image, services, req))
         return source[0]
 
-    def sampler_names(name: str) -> tuple[str, str]:
+    def sampler_names(name: str, hires: bool = False) -> tuple[str, str]:
         # The request's scheduler applies to a sampler a script names, as in A1111.
-        choice = to_impasto(name, req.scheduler)  # UnknownSamplerError is a ValueError
+        scheduler = hires_scheduler(req) if hires else req.scheduler
+        choice = to_impasto(name, scheduler)  # UnknownSamplerError is a ValueError
         return choice.sampler, choice.schedule
 
     ctx = ScriptContext(services, is_img2img, task.requests, sampler_names, run_jobs, source_image)

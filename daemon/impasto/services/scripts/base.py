@@ -69,9 +69,10 @@ class ScriptArg:
 
 
 class SamplerNames(Protocol):
-    """A1111 sampler names to Impasto's (sampler id, schedule); ValueError names the choices."""
+    """A1111 sampler names to Impasto's (sampler id, schedule); ValueError names the choices.
+    ``hires``: the schedule the hires pass's scheduler gives it."""
 
-    def __call__(self, name: str) -> tuple[str, str]: ...
+    def __call__(self, name: str, hires: bool = False) -> tuple[str, str]: ...
 
 
 @dataclass

@@ -134,11 +134,12 @@ def _sampler(field: str) -> Apply:
         ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
     ) -> GenerateRequest:
         try:
-            sampler, schedule = ctx.sampler_names(value)
+            sampler, schedule = ctx.sampler_names(value, hires=field == "hires")
         except ValueError as exc:
             raise FieldError(FIELD, str(exc)) from None
         if field == "hires":
-            return _hires("sampler")(ctx, req, sampler, [])
+            req = _hires("sampler")(ctx, req, sampler, [])
+            return _hires("schedule")(ctx, req, schedule, [])
         # The schedule the request's scheduler gives this sampler (A1111's "Automatic": the
         # sampler's own); a "Schedule type" axis is applied after this one and wins.
         return msgspec.structs.replace(req, sampler=sampler, schedule=schedule)
