@@ -93,8 +93,9 @@ def vae_key(key: str, blocks: int) -> str:
     return key
 
 
-def write_single_file(diffusers: Path, target: Path) -> Path:
-    """The pipeline in ``diffusers`` as one LDM-layout checkpoint at ``target``."""
+def write_single_file(diffusers: Path, target: Path, markers: tuple[str, ...] = ()) -> Path:
+    """The pipeline in ``diffusers`` as one LDM-layout checkpoint at ``target``; ``markers``:
+    empty tensors by those names (ComfyUI's ``v_pred``, ``ztsnr``)."""
     unet_config = json.loads((diffusers / "unet" / "config.json").read_text())
     vae_config = json.loads((diffusers / "vae" / "config.json").read_text())
     per_block = unet_config["layers_per_block"]
@@ -113,5 +114,7 @@ def write_single_file(diffusers: Path, target: Path) -> Path:
         out["first_stage_model." + name] = value
     for key, value in load_file(diffusers / "text_encoder" / "model.safetensors").items():
         out["cond_stage_model.transformer." + key] = value
+    for name in markers:
+        out[name] = np.zeros((0,), dtype=np.float32)
     save_file({k: np.ascontiguousarray(v) for k, v in out.items()}, str(target))
     return target

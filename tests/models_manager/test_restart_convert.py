@@ -6,6 +6,7 @@ extra optimize stage.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import httpx
 import numpy as np
 import onnx
 import pytest
+from safetensors.numpy import save_file
 
 from impasto.cli.main import main as cli_main
 from tests.harness import REPO, Daemon, wait_status
@@ -207,3 +209,47 @@ def test_cli_single_file_with_configs_from_a_local_folder(
     assert hub.requests[before:] == []  # the configs came from the folder, not the hub
     with daemon.client() as c:
         assert c.get("/api/v1/models/sf-local").json()["family"] == "sd1"
+
+
+def test_a_single_file_says_v_prediction_by_marker_or_a1111_yaml(
+    daemon: Daemon, diffusers_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """diffusers' configs for a single file are the base model's (epsilon); a v-prediction
+    fine-tune says so with ComfyUI's marker tensors or an A1111 ``.yaml`` beside it."""
+    markers = write_single_file(
+        diffusers_folder, tmp_path / "zsnr.safetensors", markers=("v_pred", "ztsnr")
+    )
+    sidecar = write_single_file(diffusers_folder, tmp_path / "yaml-v.safetensors")
+    sidecar.with_suffix(".yaml").write_text(
+        "model:\n  target: ldm.models.diffusion.ddpm.LatentDiffusion\n"
+        '  params:\n    parameterization: "v"\n',
+        encoding="utf-8",
+    )
+    plain = write_single_file(diffusers_folder, tmp_path / "plain.safetensors")
+    for path in (markers, sidecar, plain):
+        args = ["pull", str(path), "--id", path.stem, "--url", daemon.url]
+        code = cli_main([*args, "--diffusers-config", str(diffusers_folder)])
+        assert code == 0, capsys.readouterr().out
+    with daemon.client() as c:
+        models = {m: c.get(f"/api/v1/models/{m}").json() for m in ("zsnr", "yaml-v", "plain")}
+    predictions = {m: models[m]["prediction_type"] for m in models}
+    assert predictions == {"zsnr": "v_prediction", "yaml-v": "v_prediction", "plain": "epsilon"}
+    # The tiny model's text width is 32, not SD 1.x's 768: v-prediction makes it sd2-v.
+    assert [models[m]["family"] for m in ("zsnr", "yaml-v", "plain")] == ["sd2-v", "sd2-v", "sd1"]
+    config = json.loads(
+        (Path(models["zsnr"]["path"]) / "scheduler" / "scheduler_config.json").read_text()
+    )
+    assert config["rescale_betas_zero_snr"] is True and config["timestep_spacing"] == "trailing"
+    plain_config = Path(models["plain"]["path"]) / "scheduler" / "scheduler_config.json"
+    assert not json.loads(plain_config.read_text()).get("rescale_betas_zero_snr")
+
+
+def test_a_linked_yaml_beside_a_checkpoint_is_refused(daemon: Daemon, tmp_path: Path) -> None:
+    secret = tmp_path / "elsewhere.txt"
+    secret.write_text("model: {}\n", encoding="utf-8")
+    checkpoint = tmp_path / "linked.safetensors"
+    save_file({"model.diffusion_model.out.2.bias": np.zeros(4, np.float32)}, str(checkpoint))
+    checkpoint.with_suffix(".yaml").symlink_to(secret)
+    with daemon.client() as c:
+        state, _ = _install(c, {"source": str(checkpoint), "id": "linked"})
+    assert state["status"] == "failed" and "symbolic link" in state["error"], state

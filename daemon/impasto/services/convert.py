@@ -147,6 +147,44 @@ def single_file_pipeline(path: Path) -> str:
     return "StableDiffusionInpaintPipeline" if inpaint else "StableDiffusionPipeline"
 
 
+SIDECAR_SUFFIX = ".yaml"
+"""AUTOMATIC1111's original-config file beside a checkpoint: ``model.yaml`` for
+``model.safetensors``."""
+
+
+def single_file_scheduler(path: Path) -> dict[str, Any]:
+    """Scheduler settings a single-file checkpoint states outside diffusers' configs.
+
+    The marker tensors ComfyUI and Forge read (``v_pred``: v-prediction; ``ztsnr``: zero
+    terminal SNR, sampled from t=999 on trailing timesteps), and AUTOMATIC1111's ``.yaml``
+    beside the file (``model.params.parameterization: "v"``). Empty when it states none.
+    """
+    import yaml
+
+    keys = set(safetensors_header(path))
+    settings: dict[str, Any] = {}
+    sidecar = path.with_suffix(SIDECAR_SUFFIX)
+    if sidecar.is_file():
+        original = yaml.safe_load(sidecar.read_text(encoding="utf-8")) or {}
+        params = (original.get("model") or {}).get("params") or {}
+        if params.get("parameterization") == "v":
+            settings["prediction_type"] = "v_prediction"
+    if "v_pred" in keys:
+        settings["prediction_type"] = "v_prediction"
+    if "ztsnr" in keys:
+        settings.update(rescale_betas_zero_snr=True, timestep_spacing="trailing")
+    return settings
+
+
+def _with_scheduler_settings(pipe: Any, settings: dict[str, Any]) -> None:
+    import diffusers
+
+    # SD 1.5's PNDM has no zero-SNR rescaling; DDIM does, as diffusers' zero-SNR pipelines use.
+    kind = diffusers.DDIMScheduler if settings.get("rescale_betas_zero_snr") else None
+    kind = kind or type(pipe.scheduler)
+    pipe.scheduler = kind.from_config(pipe.scheduler.config, **settings)
+
+
 def _export(source: Path, output: Path, config: str) -> None:
     if source.is_dir() and is_fast_decoder_folder(source):
         _export_fast_decoder(source, output)
@@ -159,6 +197,9 @@ def _export(source: Path, output: Path, config: str) -> None:
         pipeline_class = getattr(diffusers, single_file_pipeline(source))
         kwargs = {"config": config} if config else {}
         pipe = pipeline_class.from_single_file(str(source), **kwargs)
+        settings = single_file_scheduler(source)
+        if settings:
+            _with_scheduler_settings(pipe, settings)
     else:
         pipe = diffusers.DiffusionPipeline.from_pretrained(str(source), local_files_only=True)
     with_hidden_states(pipe)

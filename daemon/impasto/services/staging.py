@@ -24,7 +24,7 @@ from impasto.engine.onnx_external import ProtobufError
 from impasto.engine.onnx_ops import GraphOps, peek_graph_ops, read_graph_ops
 from impasto.engine.runs_on import Capability, assess, assess_folder, folder_graphs
 from impasto.services.archives import extract_archive
-from impasto.services.convert import convert, optimize_fp16
+from impasto.services.convert import SIDECAR_SUFFIX, convert, optimize_fp16
 from impasto.services.detect import Detected, detect_file, detect_folder
 from impasto.services.downloads import RemoteFile, fetch, sha256_of
 from impasto.services.hub import HubError, list_hub_files, range_reader
@@ -36,6 +36,8 @@ from impasto.services.safety import check_file, check_special, check_tree, copy_
 SPACE_MARGIN = 256 * 1024**2
 # A graph file above this size is peeked at (head and tail) rather than fetched before the check.
 PEEK_ABOVE = 8 * 1024**2
+# An A1111 .yaml beside a checkpoint is a few KB; anything this large is not one.
+SIDECAR_MAX_BYTES = 1024**2
 
 
 class InstallError(Exception):
@@ -254,6 +256,10 @@ def _stage_path(job: StageJob) -> Path:
     target = job.staging / "files" / src.name
     target.parent.mkdir(parents=True, exist_ok=True)
     copy_file(src, target, job.max_file_size, job.cancel)
+    sidecar = src.with_suffix(SIDECAR_SUFFIX)
+    if os.path.lexists(sidecar):
+        # A1111's config beside the checkpoint says what its tensors cannot (v-prediction).
+        copy_file(sidecar, target.with_suffix(SIDECAR_SUFFIX), SIDECAR_MAX_BYTES, job.cancel)
     return target
 
 
