@@ -22,12 +22,13 @@ import shapes_world as world
 import train_shapes as training
 
 
-def load_pipeline(out: Path) -> StableDiffusionPipeline:
-    """The EMA weights of out/settle.pt (stage 5) or else out/checkpoint.pt (stage 4) with
-    out/vae, on DDIM with the noise schedule the stage trained."""
+def load_pipeline(out: Path, stage4: str = "offset") -> StableDiffusionPipeline:
+    """The EMA weights of out/settle.pt (stage 5) or else out/checkpoint.pt (stage 4, trained
+    on the ``stage4`` recipe, train_shapes.py's ``--recipe``) with out/vae, on DDIM with the
+    noise schedule the stage trained."""
     tokenizer = training.train_tokenizer(out)
     settled = (out / "settle.pt").exists()
-    recipe = training.SETTLED if settled else training.PRETRAIN
+    recipe = training.SETTLED if settled or stage4 == "settled" else training.PRETRAIN
     stage = "settle" if settled else "unet"
     trainer = training.Trainer(out, tokenizer, steps=1, lr=0.0, recipe=recipe, stage=stage)
     # The decoder stage's VAE (which --from-onnx also writes) or else the one before it.
@@ -58,9 +59,12 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--cfg", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--recipe", choices=("offset", "settled"), default="offset", help="stage 4's --recipe"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    pipeline = load_pipeline(args.out)
+    pipeline = load_pipeline(args.out, args.recipe)
     prompts = world.test_prompts(args.count, seed=1234)
     generator = torch.Generator().manual_seed(0)
     images = []

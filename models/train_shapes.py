@@ -580,6 +580,13 @@ def main(argv: list[str] | None = None) -> int:
         help="offset noise strength of stage 4 (0: off)",
     )
     parser.add_argument(
+        "--recipe",
+        choices=("offset", "settled"),
+        default="offset",
+        help="stage 4's recipe: offset noise and epsilon (default, the committed weights), or "
+        "the settle stage's SETTLED from the first step",
+    )
+    parser.add_argument(
         "--settle-steps",
         type=int,
         help="steps of the settle stage (default 0: none; 3000 in the run models/README.md "
@@ -588,8 +595,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--from-onnx",
         type=Path,
-        help="run only the settle stage, on the weights of this ONNX export (for example "
-        "models/tiny/impasto-shapes)",
+        help="take stages 1-3 (tokenizer, VAE) from this ONNX export (for example "
+        "models/tiny/impasto-shapes); with --settle-steps run only the settle stage, on its "
+        "UNet and text encoder",
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-export", action="store_true", help="stop after training")
@@ -627,9 +635,10 @@ def main(argv: list[str] | None = None) -> int:
     ids = tokenize(tokenizer, captions)
     empty = tokenize(tokenizer, [""])[0]
     scaled = latents * vae.config.scaling_factor
-    if not args.from_onnx:
+    if not (args.from_onnx and settle_steps):
         pretrain = replace(PRETRAIN, offset_noise=args.offset_noise)
-        trainer = Trainer(out, tokenizer, steps, lr=args.lr, recipe=pretrain)
+        recipe = SETTLED if args.recipe == "settled" else pretrain
+        trainer = Trainer(out, tokenizer, steps, lr=args.lr, recipe=recipe)
         trainer.run(scaled, ids, empty, batch=batch, stop=args.stop_at or steps)
         start = (trainer.ema[0], trainer.ema[1])
     # The settle stage follows a finished stage 4 (--stop-at exports stage 4 where it stopped).

@@ -433,6 +433,47 @@ def test_a_bad_hires_scheduler_is_named(http: httpx.Client) -> None:
     assert lacking.status_code == 422 and "ddim supports" in lacking.text, lacking.text
 
 
+def test_refiner_checkpoint_and_switch_reach_the_plan_and_the_infotext(
+    http: httpx.Client,
+) -> None:
+    body = {
+        "prompt": "a1111-refiner a tiny house",
+        "seed": 5,
+        "steps": 4,
+        "width": 64,
+        "height": 64,
+        "sampler_name": "Euler",
+        "override_settings": {"sd_model_checkpoint": "sdxl-tiny"},
+    }
+    plain = http.post("/sdapi/v1/txt2img", json={**body, "refiner_checkpoint": "None"})
+    assert plain.status_code == 200, plain.text
+    refined = http.post(
+        "/sdapi/v1/txt2img",
+        # A1111 clients send the checkpoint's title: file name and hash.
+        json={
+            **body,
+            "refiner_checkpoint": "sdxl-tiny-refiner.safetensors [0123456789]",
+            "refiner_switch_at": 0.5,
+        },
+    )
+    assert refined.status_code == 200, refined.text
+    jobs = http.get("/api/v1/history", params={"q": "a1111-refiner"}).json()["items"]
+    plans = [(job["plan"].get("refiner"), job["plan"]["refiner_switch"]) for job in jobs]
+    assert plans == [("sdxl-tiny-refiner", 0.5), (None, 0.8)]  # newest first
+    images = [_image(answer.json()["images"][0]) for answer in (plain, refined)]
+    assert images[0].tobytes() != images[1].tobytes()
+    info = parse_a1111_parameters(images[1].info["parameters"])["extra"]
+    assert (info["Refiner"], info["Refiner switch at"]) == ("sdxl-tiny-refiner", "0.5")
+    assert "Refiner" not in parse_a1111_parameters(images[0].info["parameters"])["extra"]
+    unknown = http.post("/sdapi/v1/txt2img", json={**body, "refiner_checkpoint": "nope"})
+    assert unknown.status_code == 422 and "refiner_checkpoint" in unknown.text, unknown.text
+    bad_switch = http.post(
+        "/sdapi/v1/txt2img",
+        json={**body, "refiner_checkpoint": "sdxl-tiny-refiner", "refiner_switch_at": 1.5},
+    )
+    assert bad_switch.status_code == 422 and "refiner_switch_at" in bad_switch.text
+
+
 def test_styles_field_applies_the_styles_plugin(http: httpx.Client) -> None:
     answer = http.post(
         "/sdapi/v1/txt2img",

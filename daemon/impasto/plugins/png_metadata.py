@@ -38,9 +38,13 @@ def postprocess_result(result: PostprocessResult, image: Any, context: PluginCon
 
 
 def _extra(params: dict[str, Any]) -> dict[str, Any] | None:
-    """The pass's keys, and A1111's ``Clip skip`` where it is above 1 (as A1111 writes it)."""
+    """The pass's keys, A1111's ``Clip skip`` where it is above 1 and its refiner keys where
+    one runs (as A1111 writes them)."""
     clip_skip = params.get("clip_skip", 1)
     extra = {**(_pass_extra(params) or {}), **({"Clip skip": clip_skip} if clip_skip > 1 else {})}
+    if params.get("refiner"):
+        extra["Refiner"] = params["refiner"]
+        extra["Refiner switch at"] = params.get("refiner_switch", 0.8)
     return extra or None
 
 

@@ -16,6 +16,7 @@ from impasto.api.compat.a1111_settings import (
     checkpoint_setting,
     clip_skip_setting,
     decoder_setting,
+    refiner_setting,
     vae_setting,
 )
 from impasto.api.compat.common import checked_request, decode_base64_image, parse_loras, upload
@@ -189,6 +190,8 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "vae": vae_setting(services, req),
             "decoder": decoder_setting(services, req),
             "clip_skip": clip_skip_setting(services, req, model),
+            "refiner": refiner_setting(services, req),
+            "refiner_switch": 0.8 if req.refiner_switch_at is None else req.refiner_switch_at,
             **_inpaint_options(req),
         }
     )

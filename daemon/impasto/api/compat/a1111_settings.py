@@ -42,6 +42,21 @@ def checkpoint_setting(services: Services, req: Txt2ImgRequest) -> str:
     return model
 
 
+def refiner_setting(services: Services, req: Txt2ImgRequest) -> str | None:
+    """A1111's ``refiner_checkpoint`` (a title, file name or id; empty or "None": no refiner)
+    as the native refiner's model id."""
+    wanted = (req.refiner_checkpoint or "").strip()
+    if wanted.lower() in ("", "none"):
+        return None
+    model = resolve_checkpoint(services, wanted)
+    if model is None:
+        names = ", ".join(m.id for m in services.catalog.list())
+        raise CompatError(
+            422, f"checkpoint {wanted!r} is not installed; installed: {names}", "refiner_checkpoint"
+        )
+    return model
+
+
 def decoder_setting(services: Services, req: Txt2ImgRequest) -> str:
     """A1111's ``sd_vae_decode_method`` ("Full" or "TAESD"; override, else the set option)."""
     options = {**compat_state(services).options, **(req.override_settings or {})}
