@@ -26,6 +26,8 @@ CASES = [
     ("cfg_scale", 30.5, "between 0 and 30"),
     ("seed", -2, "-1 (random) or an integer between 0 and 4294967295"),
     ("seed", 2**32, "-1 (random) or an integer between 0 and 4294967295"),
+    ("subseed", -5, "-1 (random) or an integer between 0 and 4294967295"),
+    ("subseed_strength", 1.5, "between 0 and 1"),
     ("batch_size", 0, "between 1 and 10"),
     ("batch_size", 11, "between 1 and 10"),
     ("priority", 101, "between -100 and 100"),
@@ -160,6 +162,16 @@ def test_bad_hires_fields_are_named(
     named = [e for e in errors if e["field"] == field]
     assert named and expected in named[0]["message"], errors
     assert services.jobs.store.count_queued() == 0
+
+
+def test_a_random_variation_seed_is_drawn_into_the_plan(api: TestClient) -> None:
+    plans = [
+        api.post("/api/v1/generate/plan", json={**VALID, **fields}).json()
+        for fields in ({"subseed_strength": 0.4}, {"subseed": 12, "subseed_strength": 0.4}, {})
+    ]
+    drawn, given, none = ((p["subseed"], p["subseed_strength"]) for p in plans)
+    assert 0 <= drawn[0] <= 2**32 - 1 and drawn[1] == 0.4
+    assert given == (12, 0.4) and none == (-1, 0.0)
 
 
 def test_hires_is_resolved_into_the_plan(api: TestClient) -> None:

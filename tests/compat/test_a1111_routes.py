@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -472,6 +473,22 @@ def test_refiner_checkpoint_and_switch_reach_the_plan_and_the_infotext(
         json={**body, "refiner_checkpoint": "sdxl-tiny-refiner", "refiner_switch_at": 1.5},
     )
     assert bad_switch.status_code == 422 and "refiner_switch_at" in bad_switch.text
+
+
+def test_variation_seed_numbers_each_image_and_says_so(http: httpx.Client) -> None:
+    body = {"prompt": "a lantern", "seed": 5, "steps": 2, "width": 64, "height": 64}
+    varied = {**body, "subseed": 7, "subseed_strength": 0.3, "batch_size": 2, "n_iter": 2}
+    answer = http.post("/sdapi/v1/txt2img", json=varied)
+    assert answer.status_code == 200, answer.text
+    info = json.loads(answer.json()["info"])
+    assert info["all_seeds"] == [5, 6, 7, 8] and info["all_subseeds"] == [7, 8, 9, 10]
+    assert info["subseed_strength"] == 0.3
+    for subseed, text in zip(info["all_subseeds"], info["infotexts"], strict=True):
+        assert f"Variation seed: {subseed}, Variation seed strength: 0.3" in text, text
+    plain = http.post("/sdapi/v1/txt2img", json=body).json()
+    first = _image(answer.json()["images"][0]).tobytes()
+    assert first != _image(plain["images"][0]).tobytes()
+    assert "Variation seed" not in json.loads(plain["info"])["infotexts"][0]
 
 
 def test_styles_field_applies_the_styles_plugin(http: httpx.Client) -> None:

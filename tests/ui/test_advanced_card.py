@@ -48,3 +48,22 @@ def test_clip_skip_field_is_capped_at_the_chosen_models_limit(
     expect(field).to_have_attribute("max", "2")
     page.select_option("#model", "")
     expect(field).to_have_attribute("max", "1")
+
+
+def test_variation_seed_fields_are_sent_and_checked_in_the_page(
+    page: Page, impasto_daemon: Any
+) -> None:
+    open_ui(page)
+    fill_form(page, prompt="a lighthouse, a variation from the ui", **QUICK)
+    page.click("#advanced-card summary")
+    expect(page.locator("#subseed")).to_have_value("-1")
+    expect(page.locator("#subseed_strength")).to_have_value("0")
+    page.fill("#subseed_strength", "1.5")
+    page.click("#submit")
+    expect(page.locator("#err-subseed_strength")).to_contain_text("between 0 and 1")
+    page.fill("#subseed", "77")
+    page.fill("#subseed_strength", "0.25")
+    page.click("#submit")
+    job = finished_job(page, impasto_daemon)
+    assert (job["request"]["subseed"], job["request"]["subseed_strength"]) == (77, 0.25)
+    assert (job["plan"]["subseed"], job["plan"]["subseed_strength"]) == (77, 0.25)

@@ -94,6 +94,8 @@ export function parseA1111(text) {
     else if (key === 'Model') out.model = value;
     else if (key === 'Denoising strength') out.strength = Number.parseFloat(value);
     else if (key === 'Clip skip') out.clip_skip = Number.parseInt(value, 10);
+    else if (key === 'Variation seed') out.subseed = Number.parseInt(value, 10);
+    else if (key === 'Variation seed strength') out.subseed_strength = Number.parseFloat(value);
   }
   return out;
 }

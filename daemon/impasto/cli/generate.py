@@ -22,6 +22,8 @@ REQUEST_FIELDS = {
     "steps": "steps",
     "cfg": "cfg_scale",
     "seed": "seed",
+    "subseed": "subseed",
+    "subseed_strength": "subseed_strength",
     "batch": "batch_size",
     "sampler": "sampler",
     "schedule": "schedule",
@@ -76,6 +78,15 @@ def register(
         help=f"guidance scale, {_range('cfg_scale')}; 1 or less: no guidance ({MODEL_DEFAULT})",
     )
     parser.add_argument("--seed", type=int, help="-1 for a random seed")
+    parser.add_argument(
+        "--subseed", type=int, metavar="SEED", help="variation seed (-1 random; A1111's)"
+    )
+    parser.add_argument(
+        "--subseed-strength",
+        type=float,
+        metavar="X",
+        help=f"how far toward the variation seed's noise, {_range('subseed_strength')}",
+    )
     parser.add_argument(
         "--batch", type=int, metavar="N", help=f"images to make, {_range('batch_size')}"
     )

@@ -14,7 +14,7 @@ from impasto.engine.families import FamilyDefaults, detect_family, family_defaul
 from impasto.engine.hires import run_hires
 from impasto.engine.inpaint_area import run_masked_area
 from impasto.engine.model_folder import ModelFolder, open_model_folder, open_vae_folder
-from impasto.engine.noise import BatchNoise, resolve_seed
+from impasto.engine.noise import BatchNoise, Variation, resolve_seed
 from impasto.engine.padding import pad_params, padded_size, size_multiple
 from impasto.engine.pipelines.base import (
     Denoise,
@@ -194,7 +194,11 @@ class StableDiffusion:
             raise InvalidRequestError("latents", f"shape {latents.shape} must be {shape}")
         if cancel is not None:
             cancel.raise_if_cancelled()
-        noise = noise or BatchNoise(resolve_seed(params.seed), batch)
+        if noise is None:
+            variation = None
+            if params.subseed_strength > 0:
+                variation = Variation(resolve_seed(params.subseed), params.subseed_strength)
+            noise = BatchNoise(resolve_seed(params.seed), batch, variation)
         start_noise = noise(shape) if latents is None else latents.astype(np.float32)
 
         parts = self.adapters.get(params.loras, params.embeddings)

@@ -117,6 +117,10 @@ class GenerationParams:
     cfg_scale: float = 7.0
     """Classifier-free guidance; 1 or less runs the UNet once per step, without guidance."""
     seed: int | None = None
+    subseed: int | None = None
+    """AUTOMATIC1111's variation seed (None or -1: random), used when ``subseed_strength`` > 0."""
+    subseed_strength: float = 0.0
+    """How far the starting noise moves toward the variation seed's (0..1)."""
     batch_size: int = 1
     sampler: str = "euler_a"
     schedule: Schedule = "default"

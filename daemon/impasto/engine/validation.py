@@ -103,8 +103,11 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
     for _, weight in params.loras:
         _check("loras", weight, "lora_weight", integer=False)
     low, high = _bounds("seed")
-    if params.seed is not None and (not _is_int(params.seed) or not low <= params.seed <= high):
-        raise InvalidRequestError("seed", f"{params.seed!r} is not -1 (random) or 0..{int(high)}")
+    for field in ("seed", "subseed"):
+        value = getattr(params, field)
+        if value is not None and (not _is_int(value) or not low <= value <= high):
+            raise InvalidRequestError(field, f"{value!r} is not -1 (random) or 0..{int(high)}")
+    _check("subseed_strength", params.subseed_strength, integer=False)
     if params.sampler not in SAMPLERS:
         raise InvalidRequestError(
             "sampler", f"unknown sampler {params.sampler!r}; use one of: {', '.join(SAMPLERS)}"

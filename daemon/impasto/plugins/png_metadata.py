@@ -31,17 +31,22 @@ def postprocess_result(result: PostprocessResult, image: Any, context: PluginCon
         width=params.get("width", image.width),
         height=params.get("height", image.height),
         model=result.model,
-        extra=_extra(params),
+        extra=_extra(params, result.index),
     )
     request = {**params, "seed": result.seed, "model": result.model}
+    if params.get("subseed_strength"):
+        request["subseed"] = params["subseed"] + result.index  # this image's, as its seed
     result.text[IMPASTO_KEY] = json.dumps(request, ensure_ascii=False)
 
 
-def _extra(params: dict[str, Any]) -> dict[str, Any] | None:
-    """The pass's keys, A1111's ``Clip skip`` where it is above 1 and its refiner keys where
-    one runs (as A1111 writes them)."""
+def _extra(params: dict[str, Any], index: int) -> dict[str, Any] | None:
+    """The pass's keys, A1111's ``Clip skip`` where it is above 1, its variation seed (image i
+    of a batch: subseed + i) and refiner keys where they apply (as A1111 writes them)."""
     clip_skip = params.get("clip_skip", 1)
     extra = {**(_pass_extra(params) or {}), **({"Clip skip": clip_skip} if clip_skip > 1 else {})}
+    if params.get("subseed_strength"):
+        extra["Variation seed"] = params["subseed"] + index
+        extra["Variation seed strength"] = params["subseed_strength"]
     if params.get("refiner"):
         extra["Refiner"] = params["refiner"]
         extra["Refiner switch at"] = params.get("refiner_switch", 0.8)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from impasto.engine.families import recommended_cache_interval
 from impasto.engine.image_upscale import NONE, target_size
+from impasto.engine.noise import resolve_seed
 from impasto.engine.schedulers import (
     SAMPLER_SPECS,
     find_sampler,
@@ -123,6 +124,9 @@ class Resolver:
             steps=request.steps or defaults.steps,
             cfg_scale=defaults.cfg_scale if request.cfg_scale is None else request.cfg_scale,
             seed=request.seed,
+            # A random variation seed is drawn here, so the plan and the PNG say which it was.
+            subseed=resolve_seed(request.subseed) if request.subseed_strength > 0 else -1,
+            subseed_strength=request.subseed_strength,
             batch_size=request.batch_size,
             sampler=sampler,
             schedule=schedule,

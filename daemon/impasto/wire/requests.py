@@ -178,6 +178,12 @@ class GenerateRequest(Schema):
     steps: Steps | None = None
     cfg_scale: CfgScale | None = None
     seed: Seed = -1
+    subseed: Annotated[
+        int, Meta(ge=-1, le=4294967295, description="Variation seed; -1 draws a random one")
+    ] = -1
+    subseed_strength: Annotated[
+        float, Meta(ge=0, le=1, description="How far the start noise moves to the subseed's")
+    ] = 0.0
     batch_size: BatchSize = 1
     sampler: SamplerId | None = None
     schedule: ScheduleName | None = None
@@ -215,6 +221,8 @@ class ResolvedPlan(Schema, kw_only=True):
     steps: int
     cfg_scale: float
     seed: int = -1
+    subseed: int = -1
+    subseed_strength: float = 0.0
     batch_size: int = 1
     sampler: str
     schedule: str = "default"

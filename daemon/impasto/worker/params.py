@@ -51,6 +51,8 @@ def build_params(job: RunJob) -> Any:
         steps=plan.steps,
         cfg_scale=plan.cfg_scale,
         seed=plan.seed,
+        subseed=plan.subseed,
+        subseed_strength=plan.subseed_strength,
         batch_size=plan.batch_size,
         sampler=plan.sampler,
         schedule=plan.schedule,  # type: ignore[arg-type]

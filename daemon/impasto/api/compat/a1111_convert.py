@@ -165,6 +165,10 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
     if seed == -1 and iterations > 1:
         # A1111 numbers every image of a task from one seed; pick it here so they stay in line.
         seed = random.randrange(SEED_SPACE)
+    variation = req.subseed_strength or 0.0
+    subseed = req.subseed if req.subseed is not None and variation > 0 else -1
+    if subseed == -1 and variation > 0 and iterations > 1:
+        subseed = random.randrange(SEED_SPACE)  # numbered like the seeds
     strength = None
     if isinstance(req, Img2ImgRequest):
         strength = req.denoising_strength if req.denoising_strength is not None else 0.75
@@ -181,6 +185,8 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "steps": req.steps,
             "cfg_scale": req.cfg_scale,
             "seed": seed,
+            "subseed": subseed,
+            "subseed_strength": variation,
             "batch_size": batch,
             "sampler": choice.sampler if choice else None,
             "schedule": schedule,
@@ -205,7 +211,10 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
     requests = []
     for index in range(iterations):
         offset_seed = seed if seed == -1 else (seed + index * batch) % SEED_SPACE
-        requests.append(msgspec.structs.replace(base, seed=offset_seed, **images))
+        offset_subseed = subseed if subseed == -1 else (subseed + index * batch) % SEED_SPACE
+        requests.append(
+            msgspec.structs.replace(base, seed=offset_seed, subseed=offset_subseed, **images)
+        )
     return Plan(
         requests=requests,
         prompt=req.prompt or "",
@@ -300,6 +309,10 @@ def info_json(
     """
     seeds = [image.seed for image in images] or [first.seed]
     count = max(len(images), 1)
+    # The variation seeds that ran (image i: subseed + i), else what the request said.
+    subseed = first.subseed if first.subseed_strength else req.subseed
+    subseed = -1 if subseed is None else subseed
+    subseeds = [subseed + i if first.subseed_strength else subseed for i in range(count)]
     extra: dict[str, Any] = {"Schedule type": schedule_label(first.schedule)}
     if plan.inpaint and isinstance(req, Img2ImgRequest):
         extra["Mask blur"] = req.mask_blur if req.mask_blur is not None else req.mask_blur_x
@@ -310,9 +323,9 @@ def info_json(
         "all_negative_prompts": [plan.negative_prompt] * count,
         "seed": seeds[0],
         "all_seeds": seeds,
-        "subseed": req.subseed if req.subseed is not None else -1,
-        "all_subseeds": [req.subseed if req.subseed is not None else -1] * count,
-        "subseed_strength": req.subseed_strength or 0,
+        "subseed": subseeds[0],
+        "all_subseeds": subseeds,
+        "subseed_strength": first.subseed_strength,
         "width": first.width,
         "height": first.height,
         "sampler_name": sampler_label(first.sampler),

@@ -234,8 +234,8 @@ def _unused(ctx: ScriptContext) -> list[str]:
 AXES: tuple[Axis, ...] = (
     Axis("Nothing", "str", _nothing, format="nothing"),
     Axis("Seed", "int", _field("seed")),
-    Axis("Var. seed", "int", None),
-    Axis("Var. strength", "float", None),
+    Axis("Var. seed", "int", _field("subseed")),
+    Axis("Var. strength", "float", _field("subseed_strength")),
     Axis("Steps", "int", _field("steps")),
     Axis("Hires steps", "int", _hires("steps"), tab="txt2img"),
     Axis("CFG Scale", "float", _field("cfg_scale")),

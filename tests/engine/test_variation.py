@@ -1,0 +1,56 @@
+"""AUTOMATIC1111's variation seed: the starting noise moved toward another seed's noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from impasto.engine import InvalidRequestError, StableDiffusion
+from impasto.engine.noise import BatchNoise, Variation, slerp
+
+from .conftest import small
+
+
+def test_slerp_runs_from_one_noise_to_the_other_keeping_its_length() -> None:
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((2, 4, 8, 8), dtype=np.float32)
+    np.testing.assert_allclose(slerp(0.0, a, b), a, atol=1e-6)
+    np.testing.assert_allclose(slerp(1.0, a, b), b, atol=1e-6)
+    halfway = slerp(0.5, a, b)
+    # A straight mix of two independent noises is about 1/sqrt(2) as long; slerp is not.
+    assert np.linalg.norm(halfway) == pytest.approx(np.linalg.norm(a), rel=0.05)
+    assert np.linalg.norm((a + b) / 2) < 0.8 * np.linalg.norm(a)
+    # The same direction from both ends: a unit vector between them.
+    cos = lambda x, y: float(x.ravel() @ y.ravel() / np.linalg.norm(x) / np.linalg.norm(y))  # noqa: E731
+    assert cos(halfway, a) == pytest.approx(cos(halfway, b), abs=0.02)
+
+
+def test_only_the_first_draw_varies_and_image_i_moves_toward_subseed_plus_i() -> None:
+    shape = (2, 4, 8, 8)
+    plain, varied = BatchNoise(5, 2), BatchNoise(5, 2, Variation(40, 1.0))
+    first = varied(shape)
+    np.testing.assert_allclose(first[0], BatchNoise(40, 1)((1, 4, 8, 8))[0], atol=1e-6)
+    np.testing.assert_allclose(first[1], BatchNoise(41, 1)((1, 4, 8, 8))[0], atol=1e-6)
+    plain(shape)
+    # What an ancestral sampler draws next comes from the seed's generators, as in A1111.
+    np.testing.assert_array_equal(varied(shape), plain(shape))
+
+
+def _latents(pipe: StableDiffusion, **fields: object) -> np.ndarray:
+    return pipe.denoise(small(**{"seed": 5, **fields})).latents
+
+
+def test_strength_0_is_the_seed_and_1_is_the_subseeds_start(pipe: StableDiffusion) -> None:
+    seed = _latents(pipe)
+    np.testing.assert_array_equal(_latents(pipe, subseed=99, subseed_strength=0.0), seed)
+    # Euler is deterministic after its start, so strength 1 is the subseed's picture.
+    np.testing.assert_allclose(
+        _latents(pipe, subseed=99, subseed_strength=1.0), _latents(pipe, seed=99), atol=1e-5
+    )
+    between = _latents(pipe, subseed=99, subseed_strength=0.3)
+    assert np.abs(between - seed).max() > 1e-3
+    # Near 0 it is near the seed's picture: a variation, not another picture.
+    assert np.abs(between - seed).mean() < np.abs(_latents(pipe, seed=99) - seed).mean()
+    with pytest.raises(InvalidRequestError) as bad:
+        pipe.denoise(small(subseed=1, subseed_strength=1.5))
+    assert bad.value.field == "subseed_strength"
