@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 import httpx
+import numpy as np
 import openai
 import pytest
 from PIL import Image
@@ -126,6 +127,33 @@ def test_edits_use_the_image_alpha_when_there_is_no_mask(client: openai.OpenAI) 
     assert len(_colours(image.crop((0, 0, 60, 64)))) > 1
 
 
+@pytest.mark.parametrize(("output_format", "magic"), [("jpeg", b"\xff\xd8"), ("webp", b"RIFF")])
+def test_gpt_image_output_formats_are_encoded_as_asked(
+    client: openai.OpenAI, output_format: str, magic: bytes
+) -> None:
+    png = client.images.generate(prompt="a teal boat", extra_body={"seed": 8, **FAST})
+    reference = _decode(png.data[0].b64_json).convert("RGB")
+    sizes = []
+    for compression in (100, 20):
+        response = client.images.generate(
+            model="gpt-image-1",
+            prompt="a teal boat",
+            output_format=output_format,  # type: ignore[arg-type]
+            output_compression=compression,
+            extra_body={"seed": 8, **FAST},
+        )
+        assert response.output_format == output_format
+        data = base64.b64decode(response.data[0].b64_json or "")
+        assert data.startswith(magic)
+        sizes.append(len(data))
+        # The same picture as the PNG, encoded at that quality (Pillow, as the daemon uses).
+        expected = io.BytesIO()
+        reference.save(expected, output_format.upper(), quality=compression)
+        decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        assert np.array_equal(decoded, np.asarray(Image.open(expected).convert("RGB")))
+    assert sizes[1] < sizes[0]  # output_compression reaches the encoder
+
+
 @pytest.mark.parametrize(
     ("kwargs", "param"),
     [
@@ -134,6 +162,9 @@ def test_edits_use_the_image_alpha_when_there_is_no_mask(client: openai.OpenAI) 
         ({"size": "64x4096"}, "size"),
         ({"n": 11}, "n"),
         ({"response_format": "jpeg"}, "response_format"),
+        ({"output_format": "gif"}, "output_format"),
+        ({"output_format": "webp", "output_compression": 101}, "output_compression"),
+        ({"output_format": "jpeg", "response_format": "url"}, "output_format"),
         ({"extra_body": {"sampler": "DEIS"}}, "sampler"),
     ],
 )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import time
 from typing import Any
 from urllib.parse import quote
@@ -27,6 +29,8 @@ from impasto.wire import CfgScale, Fraction, GenerateRequest, Schema
 
 OPENAI_PREFIX = "/v1"
 RESPONSE_FORMATS = ("url", "b64_json")
+# gpt-image-1's output formats -> PIL's writer; jpeg and webp take output_compression (0-100).
+OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 MAX_IMAGES = 10
 # How far a variation may move from its image (the img2img strength; ``strength`` overrides it).
 VARIATION_STRENGTH = 0.6
@@ -45,6 +49,7 @@ class ImageGenerationRequest(Schema):
     user: str | None = None
     background: str | None = None
     output_format: str | None = None
+    output_compression: int | None = None
     stream: bool | None = None
     negative_prompt: str | None = None
     seed: int | None = None
@@ -77,8 +82,15 @@ def _check(req: ImageGenerationRequest, *, prompt_required: bool = True) -> None
         raise CompatError(400, "response_format must be url or b64_json", "response_format")
     if req.n is not None and not 1 <= req.n <= MAX_IMAGES:
         raise CompatError(400, f"n must be between 1 and {MAX_IMAGES}", "n")
-    if req.output_format not in (None, "png"):
-        raise CompatError(400, "output_format must be png; Impasto writes PNG", "output_format")
+    if req.output_format is not None and req.output_format not in OUTPUT_FORMATS:
+        allowed = ", ".join(OUTPUT_FORMATS)
+        raise CompatError(400, f"output_format must be one of {allowed}", "output_format")
+    if req.output_compression is not None and not 0 <= req.output_compression <= 100:
+        raise CompatError(400, "output_compression must be between 0 and 100", "output_compression")
+    if req.response_format == "url" and (req.output_format or "png") != "png":
+        raise CompatError(
+            400, "a url is the stored PNG; ask b64_json for jpeg or webp", "output_format"
+        )
     if req.stream:
         raise CompatError(400, "streaming is not supported; send stream false", "stream")
 
@@ -135,11 +147,22 @@ def _image_url(request: Request[Any, Any, Any], services: Services, job_id: str,
     return f"{url}?token={quote(token)}" if token else url
 
 
+def _encoded(image: compat.ResultImage, output_format: str, compression: int | None) -> str:
+    """The image as base64 in ``output_format``: the PNG itself, or re-encoded (blocking)."""
+    if output_format == "png":
+        return image.base64
+    with Image.open(io.BytesIO(image.png)) as decoded:
+        out = io.BytesIO()
+        quality = 100 if compression is None else compression
+        decoded.convert("RGB").save(out, OUTPUT_FORMATS[output_format], quality=quality)
+    return base64.b64encode(out.getvalue()).decode("ascii")
+
+
 async def _run(
     request: Request[Any, Any, Any],
     services: Services,
     fields: GenerateRequest,
-    response_format: str | None,
+    req: ImageGenerationRequest,
 ) -> dict[str, Any]:
     job_ids = await compat.submit_all(services, [fields])
     jobs = await compat.await_all(services, job_ids)
@@ -150,14 +173,20 @@ async def _run(
         raise CompatError(409, f"the job was {job.status} before it finished")
     images = await asyncio.to_thread(compat.result_images, services, jobs)
     plan = job_plan(job)
-    if response_format == "url":
+    output_format = req.output_format or "png"
+    if req.response_format == "url":
         data = [{"url": _image_url(request, services, i.job_id, i.index)} for i in images]
     else:
-        data = [{"b64_json": image.base64} for image in images]
+        data = []
+        for image in images:
+            encoded = await asyncio.to_thread(
+                _encoded, image, output_format, req.output_compression
+            )
+            data.append({"b64_json": encoded})
     return {
         "created": int(time.time()),
         "data": data,
-        "output_format": "png",
+        "output_format": output_format,
         "size": f"{plan.width}x{plan.height}",
     }
 
@@ -201,7 +230,7 @@ def _form_request(form: dict[str, Any], *, prompt_required: bool = True) -> Imag
         if prompt_required:
             raise CompatError(400, "prompt is required", "prompt")
         values["prompt"] = ""
-    converters: dict[str, Any] = {"n": int, "seed": int, "steps": int}
+    converters: dict[str, Any] = {"n": int, "seed": int, "steps": int, "output_compression": int}
     converters.update(cfg_scale=float, strength=float)
     for key, convert in converters.items():
         if key in values:
@@ -272,7 +301,7 @@ class OpenAIImagesController(Controller):
     ) -> dict[str, Any]:
         # Finding the model by name may list the models folder: in a thread.
         fields = await asyncio.to_thread(_impasto_request, services, data, None)
-        return await _run(request, services, fields, data.response_format)
+        return await _run(request, services, fields, data)
 
     @post(
         "/images/edits",
@@ -292,7 +321,7 @@ class OpenAIImagesController(Controller):
         if data.get("mask") is not None:
             mask_image = await _read_image(services, data.get("mask"), "mask")
         fields = await asyncio.to_thread(_edit_request, services, req, image, mask_image)
-        return await _run(request, services, fields, req.response_format)
+        return await _run(request, services, fields, req)
 
     @post(
         "/images/variations",
@@ -309,7 +338,7 @@ class OpenAIImagesController(Controller):
         req = _form_request(data, prompt_required=False)
         image = await _read_image(services, data.get("image"), "image")
         fields = await asyncio.to_thread(_variation_request, services, req, image)
-        return await _run(request, services, fields, req.response_format)
+        return await _run(request, services, fields, req)
 
     @get("/models", summary="Installed models, OpenAI-style")
     async def models(self, services: AllServices) -> dict[str, Any]:
