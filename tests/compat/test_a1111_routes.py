@@ -491,6 +491,43 @@ def test_variation_seed_numbers_each_image_and_says_so(http: httpx.Client) -> No
     assert "Variation seed" not in json.loads(plain["info"])["infotexts"][0]
 
 
+def test_built_in_alwayson_scripts_set_their_fields(http: httpx.Client) -> None:
+    """A1111 1.6+'s Seed, Sampler and Refiner scripts write their args over the fields."""
+    body = {
+        "prompt": "alwayson a tiny house",
+        "seed": 1,
+        "steps": 9,
+        "width": 64,
+        "height": 64,
+        "override_settings": {"sd_model_checkpoint": "sdxl-tiny"},
+        "alwayson_scripts": {
+            "Seed": {"args": [21, True, 40, 0.25, 0, 0]},
+            "sampler": {"args": [3, "DPM++ 2M", "Exponential"]},
+            "Refiner": {"args": [True, "sdxl-tiny-refiner.safetensors", 0.6]},
+        },
+    }
+    answer = http.post("/sdapi/v1/txt2img", json=body)
+    assert answer.status_code == 200, answer.text
+    plan = http.get("/api/v1/history", params={"q": "alwayson"}).json()["items"][0]["plan"]
+    assert (plan["seed"], plan["subseed"], plan["subseed_strength"]) == (21, 40, 0.25)
+    assert (plan["steps"], plan["sampler"], plan["schedule"]) == (3, "dpmpp_2m", "exponential")
+    assert (plan["refiner"], plan["refiner_switch"]) == ("sdxl-tiny-refiner", 0.6)
+    # Refiner off: no refiner even with a checkpoint named at the top level.
+    off = {**body, "refiner_checkpoint": "sdxl-tiny-refiner"}
+    off["alwayson_scripts"] = {"Refiner": {"args": [False, "sdxl-tiny-refiner", 0.6]}}
+    assert http.post("/sdapi/v1/txt2img", json=off).status_code == 200
+    latest = http.get("/api/v1/history", params={"q": "alwayson"}).json()["items"][0]["plan"]
+    assert latest.get("refiner") is None
+    # A script Impasto does not have is refused, as A1111 refuses one it has not installed.
+    missing = {**body, "alwayson_scripts": {"controlnet": {"args": [{"enabled": True}]}}}
+    refused = http.post("/sdapi/v1/txt2img", json=missing)
+    assert refused.status_code == 422, refused.text
+    assert "always on script controlnet not found" in refused.text
+    assert "alwayson_scripts" in refused.text
+    bad_args = {**body, "alwayson_scripts": {"Seed": {"args": ["soon"]}}}
+    assert http.post("/sdapi/v1/txt2img", json=bad_args).status_code == 422
+
+
 def test_styles_field_applies_the_styles_plugin(http: httpx.Client) -> None:
     answer = http.post(
         "/sdapi/v1/txt2img",

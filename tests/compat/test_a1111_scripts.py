@@ -85,13 +85,14 @@ def test_scripts_and_script_info_list_what_runs_in_a1111_shapes(
         ],
     }
     info = http.get("/sdapi/v1/script-info").json()  # webuiapi has no getter for it
+    built_in = ("seed", "sampler", "refiner")  # A1111's always-on scripts Impasto runs
     assert {(s["name"], s["is_img2img"]) for s in info} == {
-        *((name, False) for name in scripts["txt2img"]),
-        *((name, True) for name in scripts["img2img"]),
+        *((name, False) for name in [*scripts["txt2img"], *built_in]),
+        *((name, True) for name in [*scripts["img2img"], *built_in]),
     }
     for script in info:
         assert set(script) == {"name", "is_alwayson", "is_img2img", "args"}
-        assert script["is_alwayson"] is False
+        assert script["is_alwayson"] is (script["name"] in built_in)
         for arg in script["args"]:
             assert set(arg) == {"label", "value", "minimum", "maximum", "step", "choices"}
     by_name = {(s["name"], s["is_img2img"]): s["args"] for s in info}

@@ -9,6 +9,7 @@ from litestar import Controller, Router, get, post
 from litestar.params import FromQuery
 
 from impasto.api.compat.a1111_actions import A1111ActionsController
+from impasto.api.compat.a1111_alwayson import with_alwayson_scripts
 from impasto.api.compat.a1111_convert import echo, info_json, plan
 from impasto.api.compat.a1111_extras import A1111ExtrasController
 from impasto.api.compat.a1111_info import A1111InfoController
@@ -71,7 +72,9 @@ class A1111GenerationController(Controller):
     async def txt2img(
         self, services: AllServices, data: Annotated[dict[str, Any], TXT2IMG_BODY]
     ) -> GenerationResponse:
-        return await _generate(services, lenient_convert(data, Txt2ImgRequest))
+        return await _generate(
+            services, lenient_convert(with_alwayson_scripts(data), Txt2ImgRequest)
+        )
 
     @post(
         "/img2img",
@@ -82,7 +85,9 @@ class A1111GenerationController(Controller):
     async def img2img(
         self, services: AllServices, data: Annotated[dict[str, Any], IMG2IMG_BODY]
     ) -> GenerationResponse:
-        return await _generate(services, lenient_convert(data, Img2ImgRequest))
+        return await _generate(
+            services, lenient_convert(with_alwayson_scripts(data), Img2ImgRequest)
+        )
 
     @get("/progress", summary="The running task's progress, ETA and latest preview")
     async def progress(

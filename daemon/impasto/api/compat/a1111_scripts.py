@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, get
 
+from impasto.api.compat.a1111_alwayson import BUILT_IN
 from impasto.api.compat.a1111_convert import echo, hires_scheduler, info_json, plan
 from impasto.api.compat.a1111_schemas import GenerationResponse, Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.common import decode_base64_image, upload
@@ -97,7 +98,7 @@ def _script_info(services: Services, is_img2img: bool) -> list[dict[str, Any]]:
             "args": [_arg_info(arg, upscalers) for arg in script.arguments(is_img2img)],
         }
         for script in scripts_for(is_img2img)
-    ]
+    ] + [script.info(is_img2img) for script in BUILT_IN.values()]
 
 
 def _arg_info(arg: ScriptArg, upscalers: list[str]) -> dict[str, Any]:
