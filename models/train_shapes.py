@@ -16,6 +16,8 @@ Stages, each checkpointed under --out so a run can stop and resume:
      SNR, v-prediction, no offset noise, wrong captions for some scenes at low noise); its
      EMA copy is then what gets exported. `--from-onnx FOLDER` runs this stage alone on an
      earlier export's weights (models/README.md has what one such run measured);
+     `--recipe settled` trains stage 4 itself on SETTLED instead (with `--from-onnx` and
+     no settle steps: stage 4 alone, from fresh weights, on that export's tokenizer and VAE);
   6. export: the diffusers pipeline saved and exported with optimum, as models/build_tiny.py does.
 Everything is seeded; on the same torch build and thread count a rerun gives the same weights.
 """

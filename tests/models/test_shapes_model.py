@@ -78,6 +78,22 @@ def test_quick_training_run_exports_an_onnx_pipeline(tmp_path: Path) -> None:
     # The adapters train with the loss of the export they are given (here v-prediction).
     run_script("shapes_adapters.py", settled)
     assert (settled / "adapters" / "loras" / "shapes-dotted.safetensors").is_file()
+    # Stage 4 itself on the settle recipe, from fresh weights on the export's tokenizer and VAE.
+    fresh = tmp_path / "fresh"
+    run_script(
+        "train_shapes.py",
+        fresh,
+        "--from-onnx",
+        str(out / "onnx"),
+        "--recipe",
+        "settled",
+        "--steps",
+        "4",
+    )
+    log = (fresh / "train.log").read_text()
+    assert "unet 4/4 loss" in log and "settle" not in log
+    scheduler = json.loads((fresh / "onnx" / "scheduler" / "scheduler_config.json").read_text())
+    assert scheduler["prediction_type"] == "v_prediction" and scheduler["rescale_betas_zero_snr"]
 
 
 def test_weights_read_back_from_the_committed_export_reproduce_it(
