@@ -20,6 +20,7 @@ import webuiapi
 from PIL import Image
 
 from impasto.api.compat.a1111_defaults import A1111_DEFAULT_OPTIONS
+from impasto.api.compat.a1111_infotext import infotext_labels
 from impasto.formats.png import parse_a1111_parameters
 from tests.harness import Daemon
 
@@ -491,41 +492,105 @@ def test_variation_seed_numbers_each_image_and_says_so(http: httpx.Client) -> No
     assert "Variation seed" not in json.loads(plain["info"])["infotexts"][0]
 
 
-def test_built_in_alwayson_scripts_set_their_fields(http: httpx.Client) -> None:
-    """A1111 1.6+'s Seed, Sampler and Refiner scripts write their args over the fields."""
+def _latest_plan(http: httpx.Client, query: str) -> dict[str, Any]:
+    return http.get("/api/v1/history", params={"q": query}).json()["items"][0]["plan"]
+
+
+def test_built_in_alwayson_scripts_leave_the_request_fields_alone(http: httpx.Client) -> None:
+    """A1111 1.6+'s Seed, Sampler and Refiner scripts set up the browser UI only: through the
+    API their args change nothing (a client sending /script-info's defaults keeps its own
+    settings), while scripts that are not there, or are selectable, are refused."""
     body = {
         "prompt": "alwayson a tiny house",
         "seed": 1,
-        "steps": 9,
+        "steps": 3,
+        "sampler_name": "DPM++ 2M",
+        "scheduler": "Exponential",
         "width": 64,
         "height": 64,
         "override_settings": {"sd_model_checkpoint": "sdxl-tiny"},
+        "refiner_checkpoint": "sdxl-tiny-refiner",
+        "refiner_switch_at": 0.6,
         "alwayson_scripts": {
             "Seed": {"args": [21, True, 40, 0.25, 0, 0]},
-            "sampler": {"args": [3, "DPM++ 2M", "Exponential"]},
-            "Refiner": {"args": [True, "sdxl-tiny-refiner.safetensors", 0.6]},
+            "sampler": {"args": [20, "Euler a", "Automatic"]},
+            "Refiner": {"args": [False, None, 0.8]},
         },
     }
     answer = http.post("/sdapi/v1/txt2img", json=body)
     assert answer.status_code == 200, answer.text
-    plan = http.get("/api/v1/history", params={"q": "alwayson"}).json()["items"][0]["plan"]
-    assert (plan["seed"], plan["subseed"], plan["subseed_strength"]) == (21, 40, 0.25)
+    plan = _latest_plan(http, "alwayson")
+    assert (plan["seed"], plan.get("subseed_strength") or 0) == (1, 0)
     assert (plan["steps"], plan["sampler"], plan["schedule"]) == (3, "dpmpp_2m", "exponential")
     assert (plan["refiner"], plan["refiner_switch"]) == ("sdxl-tiny-refiner", 0.6)
-    # Refiner off: no refiner even with a checkpoint named at the top level.
-    off = {**body, "refiner_checkpoint": "sdxl-tiny-refiner"}
-    off["alwayson_scripts"] = {"Refiner": {"args": [False, "sdxl-tiny-refiner", 0.6]}}
-    assert http.post("/sdapi/v1/txt2img", json=off).status_code == 200
-    latest = http.get("/api/v1/history", params={"q": "alwayson"}).json()["items"][0]["plan"]
-    assert latest.get("refiner") is None
     # A script Impasto does not have is refused, as A1111 refuses one it has not installed.
     missing = {**body, "alwayson_scripts": {"controlnet": {"args": [{"enabled": True}]}}}
     refused = http.post("/sdapi/v1/txt2img", json=missing)
     assert refused.status_code == 422, refused.text
     assert "always on script controlnet not found" in refused.text
     assert "alwayson_scripts" in refused.text
-    bad_args = {**body, "alwayson_scripts": {"Seed": {"args": ["soon"]}}}
+    selectable = {**body, "alwayson_scripts": {"X/Y/Z plot": {"args": []}}}
+    refused = http.post("/sdapi/v1/txt2img", json=selectable)
+    assert refused.status_code == 422, refused.text
+    assert "Cannot have a selectable script in the always on scripts params" in refused.text
+    bad_args = {**body, "alwayson_scripts": {"Seed": {"args": "soon"}}}
     assert http.post("/sdapi/v1/txt2img", json=bad_args).status_code == 422
+
+
+INFOTEXT = (
+    "infotext a red barn\n"
+    "Negative prompt: fog\n"
+    "Steps: 4, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 5.5, Seed: 77, "
+    "Size: 64x80, Variation seed: 9, Variation seed strength: 0.2, Denoising strength: 0.4, "
+    "Hires upscale: 1.5, Hires steps: 2, Hires upscaler: Latent, Clip skip: 2, Model: sdxl-tiny"
+)
+
+
+def test_infotext_fills_the_fields_the_request_leaves_unset(http: httpx.Client) -> None:
+    """A1111 1.7+'s ``infotext``: the text's settings apply, the request's own fields win."""
+    answer = http.post("/sdapi/v1/txt2img", json={"infotext": INFOTEXT, "seed": 5})
+    assert answer.status_code == 200, answer.text
+    plan = _latest_plan(http, "infotext a red barn")
+    assert plan["prompt"] == "infotext a red barn" and plan["negative_prompt"] == "fog"
+    assert (plan["steps"], plan["sampler"], plan["schedule"]) == (4, "dpmpp_2m", "karras")
+    assert (plan["cfg_scale"], plan["seed"], plan["width"], plan["height"]) == (5.5, 5, 64, 80)
+    assert (plan["subseed"], plan["subseed_strength"]) == (9, 0.2)
+    # As A1111 echoes the request after the text was applied: Clip skip is an override setting
+    # (sd-tiny's text encoder has no earlier layers to skip to, so the plan keeps 1).
+    echoed = answer.json()["parameters"]
+    assert echoed["override_settings"] == {"CLIP_stop_at_last_layers": 2}
+    assert (echoed["steps"], echoed["seed"], echoed["enable_hr"]) == (4, 5, True)
+    hires = plan["hires"]
+    assert (hires["width"], hires["height"], hires["steps"], hires["strength"]) == (96, 120, 2, 0.4)
+    assert json.loads(answer.json()["info"])["seed"] == 5
+    # A1111's default keeps the model ("Do not change selected model when reading generation
+    # parameters"); with that option off the text's model is used.
+    assert plan["model"] != "sdxl-tiny"
+    assert http.post("/sdapi/v1/options", json={"disable_weights_auto_swap": False}).is_success
+    try:
+        swapped = {"infotext": INFOTEXT.replace("Clip skip: 2", "Clip skip: 1"), "steps": 1}
+        assert http.post("/sdapi/v1/txt2img", json=swapped).status_code == 200
+        assert _latest_plan(http, "infotext a red barn")["model"] == "sdxl-tiny"
+    finally:
+        http.post("/sdapi/v1/options", json={"disable_weights_auto_swap": True})
+    # img2img takes the mask settings by their labels; txt2img-only labels do not apply.
+    img2img = {
+        "infotext": "infotext a blue barn\nSteps: 2, Sampler: Euler, CFG scale: 4, Seed: 3, "
+        "Size: 64x64, Denoising strength: 0.55, Mask blur: 2, Masked content: latent noise, "
+        "Inpaint area: Whole picture, Hires upscale: 2",
+        "init_images": [_b64_png(Image.new("RGB", (64, 64), "white"))],
+        "mask": _b64_png(Image.new("L", (64, 64), 255)),
+    }
+    answer = http.post("/sdapi/v1/img2img", json=img2img)
+    assert answer.status_code == 200, answer.text
+    plan = _latest_plan(http, "infotext a blue barn")
+    assert (plan["steps"], plan["sampler"], plan["seed"], plan["strength"]) == (2, "euler", 3, 0.55)
+    assert (plan["masked_content"], plan["inpaint_area"]) == ("latent_noise", "whole")
+    assert plan.get("hires") is None
+    # A value that does not fit names the field and the label it came from.
+    bad = http.post("/sdapi/v1/txt2img", json={"infotext": "x\nSteps: many, Seed: 1, CFG scale: 7"})
+    assert bad.status_code == 422, bad.text
+    assert "infotext" in bad.text and "Steps" in bad.text
 
 
 def test_styles_field_applies_the_styles_plugin(http: httpx.Client) -> None:
@@ -638,3 +703,11 @@ def test_the_api_document_lists_the_a1111_body_fields(http: httpx.Client) -> Non
     for route, field in (("txt2img", "enable_hr"), ("img2img", "inpainting_mask_invert")):
         body = paths[f"/sdapi/v1/{route}"]["post"]["requestBody"]["content"]["application/json"]
         assert field in body["schema"]["properties"], route
+
+
+def test_infotext_labels_split_every_size_as_a1111_does() -> None:
+    """png-info's ``parameters`` and ``infotext`` read "WxH" values as A1111's parser does."""
+    labels = infotext_labels("a cat\nSteps: 2, Sampler: Euler, Size: 64x80, Hires resize: 96x120")
+    assert (labels["Size-1"], labels["Size-2"]) == ("64", "80")
+    assert (labels["Hires resize-1"], labels["Hires resize-2"]) == ("96", "120")
+    assert "Hires resize" not in labels

@@ -9,10 +9,11 @@ from litestar import Controller, Router, get, post
 from litestar.params import FromQuery
 
 from impasto.api.compat.a1111_actions import A1111ActionsController
-from impasto.api.compat.a1111_alwayson import with_alwayson_scripts
+from impasto.api.compat.a1111_alwayson import check_alwayson_scripts
 from impasto.api.compat.a1111_convert import echo, info_json, plan
 from impasto.api.compat.a1111_extras import A1111ExtrasController
 from impasto.api.compat.a1111_info import A1111InfoController
+from impasto.api.compat.a1111_infotext import with_infotext
 from impasto.api.compat.a1111_lists import A1111ListsController
 from impasto.api.compat.a1111_schemas import (
     GenerationResponse,
@@ -36,6 +37,17 @@ BODY_NOTE = (
 )
 TXT2IMG_BODY = documented_body(Txt2ImgRequest, BODY_NOTE)
 IMG2IMG_BODY = documented_body(Img2ImgRequest, BODY_NOTE)
+
+
+async def _request(
+    services: Services, data: dict[str, Any], schema: type[Txt2ImgRequest]
+) -> Txt2ImgRequest:
+    """The body as ``schema``: always-on scripts checked, ``infotext`` filling what it leaves."""
+    is_img2img = schema is Img2ImgRequest
+    check_alwayson_scripts(data, is_img2img)
+    if data.get("infotext"):  # resolving its Model and Refiner reads the model list
+        data = await asyncio.to_thread(with_infotext, services, data, is_img2img)
+    return lenient_convert(data, schema)
 
 
 async def _generate(services: Services, req: Txt2ImgRequest) -> GenerationResponse:
@@ -72,9 +84,7 @@ class A1111GenerationController(Controller):
     async def txt2img(
         self, services: AllServices, data: Annotated[dict[str, Any], TXT2IMG_BODY]
     ) -> GenerationResponse:
-        return await _generate(
-            services, lenient_convert(with_alwayson_scripts(data), Txt2ImgRequest)
-        )
+        return await _generate(services, await _request(services, data, Txt2ImgRequest))
 
     @post(
         "/img2img",
@@ -85,9 +95,7 @@ class A1111GenerationController(Controller):
     async def img2img(
         self, services: AllServices, data: Annotated[dict[str, Any], IMG2IMG_BODY]
     ) -> GenerationResponse:
-        return await _generate(
-            services, lenient_convert(with_alwayson_scripts(data), Img2ImgRequest)
-        )
+        return await _generate(services, await _request(services, data, Img2ImgRequest))
 
     @get("/progress", summary="The running task's progress, ETA and latest preview")
     async def progress(

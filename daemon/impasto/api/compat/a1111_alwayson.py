@@ -1,61 +1,32 @@
 """AUTOMATIC1111's built-in always-on scripts, sent in a request's ``alwayson_scripts``.
 
-A1111 1.6+ moved Seed, Sampler and Refiner into always-on scripts whose ``setup`` writes their
-arguments over the request's own fields; API clients send them as ``{"Refiner": {"args":
-[true, "sdxl_refiner", 0.8]}}``. Impasto applies the same arguments to the same fields. A
-script it does not have (ControlNet, ADetailer, ...) is refused as A1111 refuses one that is
-not installed, rather than run without it.
+A1111 1.6+ moved the Seed, Sampler and Refiner controls into always-on scripts. They are
+``ScriptBuiltinUI`` scripts, whose ``setup`` runs in the browser UI only: through the API their
+``args`` are accepted and change nothing, and the request's own fields (``seed``, ``steps``,
+``refiner_checkpoint``, ...) decide, so a client that sends the script defaults it read from
+``/script-info`` keeps its settings. Impasto does the same. A script it does not have
+(ControlNet, ADetailer, ...) is refused as A1111 refuses one that is not installed, rather than
+run without it, and a selectable script there is refused as A1111 refuses it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from impasto.api.compat.errors import CompatError
+from impasto.services.scripts.registry import find_script
 
 FIELD = "alwayson_scripts"
-NO_REFINER = (None, "", "None")
-
-
-def _seed(args: list[Any]) -> dict[str, Any]:
-    # setup(p, seed, seed_checkbox, subseed, subseed_strength, resize_w, resize_h)
-    fields: dict[str, Any] = {}
-    if args:
-        fields["seed"] = args[0]
-    if len(args) >= 4 and args[1]:
-        fields["subseed"], fields["subseed_strength"] = args[2], args[3]
-    return fields
-
-
-def _sampler(args: list[Any]) -> dict[str, Any]:
-    # setup(p, steps, sampler_name, scheduler)
-    names = ("steps", "sampler_name", "scheduler")
-    return dict(zip(names, args, strict=False))
-
-
-def _refiner(args: list[Any]) -> dict[str, Any]:
-    # setup(p, enable_refiner, refiner_checkpoint, refiner_switch_at)
-    if not args:
-        return {}
-    checkpoint = args[1] if len(args) > 1 else None
-    if not args[0] or checkpoint in NO_REFINER:
-        return {"refiner_checkpoint": None}
-    fields = {"refiner_checkpoint": checkpoint}
-    if len(args) > 2:
-        fields["refiner_switch_at"] = args[2]
-    return fields
 
 
 @dataclass(frozen=True)
 class AlwaysOn:
-    """A built-in always-on script: its A1111 title, its arguments (label, UI default) in
-    ``args`` order, and the request fields its arguments set."""
+    """A built-in always-on script: its A1111 title and its arguments (label, UI default) in
+    ``args`` order."""
 
     title: str
     args: tuple[tuple[str, Any], ...]
-    fields: Callable[[list[Any]], dict[str, Any]]
 
     def info(self, is_img2img: bool) -> dict[str, Any]:
         """A1111's ScriptInfo entry (GET /script-info)."""
@@ -90,7 +61,6 @@ BUILT_IN = {
                 ("Resize seed from width", 0),
                 ("Resize seed from height", 0),
             ),
-            _seed,
         ),
         AlwaysOn(
             "Sampler",
@@ -99,28 +69,28 @@ BUILT_IN = {
                 ("Sampling method", "Euler a"),
                 ("Schedule type", "Automatic"),
             ),
-            _sampler,
         ),
         AlwaysOn(
             "Refiner",
             (("Refiner", False), ("Checkpoint", None), ("Switch at", 0.8)),
-            _refiner,
         ),
     )
 }
 
 
-def with_alwayson_scripts(body: dict[str, Any]) -> dict[str, Any]:
-    """``body`` with its always-on scripts' arguments written over the fields they set."""
+def check_alwayson_scripts(body: dict[str, Any], is_img2img: bool) -> None:
+    """Refuse what A1111 refuses in ``alwayson_scripts``; the built-ins' args change nothing."""
     scripts = body.get(FIELD)
     if not scripts:
-        return body
+        return
     if not isinstance(scripts, dict):
         raise CompatError(422, "must be an object of script name -> {args: [...]}", FIELD)
-    fields: dict[str, Any] = {}
     for name, entry in scripts.items():
-        script = BUILT_IN.get(str(name).strip().lower())
-        if script is None:
+        if find_script(str(name), is_img2img) is not None:
+            raise CompatError(
+                422, "Cannot have a selectable script in the always on scripts params", FIELD
+            )
+        if str(name).strip().lower() not in BUILT_IN:
             runs = ", ".join(script.title for script in BUILT_IN.values())
             raise CompatError(
                 422, f"always on script {name} not found; Impasto runs: {runs}", FIELD
@@ -128,5 +98,3 @@ def with_alwayson_scripts(body: dict[str, Any]) -> dict[str, Any]:
         args = entry.get("args", []) if isinstance(entry, dict) else None
         if not isinstance(args, list):
             raise CompatError(422, f'{name}: send {{"args": [...]}}', FIELD)
-        fields.update(script.fields(args))
-    return {**body, **fields}

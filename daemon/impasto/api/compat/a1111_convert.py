@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ from impasto.services.upscalers import UpscalerService
 from impasto.wire import GenerateRequest, ResolvedPlan
 
 MAX_ITERATIONS = 100
+_IMAGE_SIZE = re.compile(r"^(\d+)x(\d+)$")  # A1111's re_imagesize
 SEED_SPACE = 2**32
 
 
@@ -380,5 +382,10 @@ def png_info_parameters(parsed: dict[str, Any]) -> dict[str, Any]:
             continue
         integral = isinstance(value, float) and value.is_integer()
         out[theirs] = str(int(value)) if integral else str(value)
-    out.update(parsed.get("extra") or {})
+    for key, value in (parsed.get("extra") or {}).items():
+        size = _IMAGE_SIZE.match(str(value))
+        if size is None:
+            out[key] = value
+        else:  # A1111 splits every "WxH" value: "Hires resize: 1024x768" -> -1 and -2
+            out[f"{key}-1"], out[f"{key}-2"] = size.group(1), size.group(2)
     return out

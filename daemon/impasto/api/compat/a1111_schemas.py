@@ -57,6 +57,8 @@ class Txt2ImgRequest(Schema):
     send_images: bool | None = True
     save_images: bool | None = False
     alwayson_scripts: dict[str, Any] | None = None
+    # A1111 1.7+: a picture's parameters text; it fills the fields the request leaves unset.
+    infotext: str | None = None
 
 
 class Img2ImgRequest(Txt2ImgRequest):

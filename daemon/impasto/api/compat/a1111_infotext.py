@@ -1,0 +1,151 @@
+"""AUTOMATIC1111's ``infotext`` request field (1.7+): a picture's parameters text as defaults.
+
+A client pastes the text A1111 writes under a picture (``Steps: 20, Sampler: Euler a, ...``)
+and the request takes its settings from it, except for the fields the request sets itself, as
+A1111's ``Api.apply_infotext`` does. Labels map to request fields as in A1111's paste fields for
+the tab; the values are converted by the request schema's own field types, so a label whose
+value does not fit is a 422 naming ``infotext`` and the label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from impasto.api.compat.a1111_convert import MASKED_CONTENT, png_info_parameters
+from impasto.api.compat.a1111_defaults import A1111_DEFAULT_OPTIONS
+from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
+from impasto.api.compat.a1111_settings import CLIP_SKIP_OPTION, checked_clip_skip
+from impasto.api.compat.errors import CompatError
+from impasto.api.compat.lenient import lenient_convert
+from impasto.formats.png import parse_a1111_parameters
+from impasto.services.compat import compat_state, resolve_checkpoint
+from impasto.services.container import Services
+
+FIELD = "infotext"
+AUTO_SWAP_OPTION = "disable_weights_auto_swap"
+
+# The label A1111 writes -> the request field it fills, on both tabs (A1111's paste fields,
+# the Seed, Sampler and Refiner scripts' included).
+BOTH_TABS = {
+    "Prompt": "prompt",
+    "Negative prompt": "negative_prompt",
+    "CFG scale": "cfg_scale",
+    "Size-1": "width",
+    "Size-2": "height",
+    "Batch size": "batch_size",
+    "Denoising strength": "denoising_strength",
+    "Seed": "seed",
+    "Variation seed": "subseed",
+    "Variation seed strength": "subseed_strength",
+    "Steps": "steps",
+    "Sampler": "sampler_name",
+    "Schedule type": "scheduler",
+    "Refiner switch at": "refiner_switch_at",
+}
+TXT2IMG = {
+    **BOTH_TABS,
+    "Hires upscale": "hr_scale",
+    "Hires upscaler": "hr_upscaler",
+    "Hires steps": "hr_second_pass_steps",
+    "Hires resize-1": "hr_resize_x",
+    "Hires resize-2": "hr_resize_y",
+    "Hires sampler": "hr_sampler_name",
+    "Hires schedule type": "hr_scheduler",
+    "Hires prompt": "hr_prompt",
+    "Hires negative prompt": "hr_negative_prompt",
+    "Hires CFG Scale": "hr_cfg",
+}
+IMG2IMG = {
+    **BOTH_TABS,
+    "Image CFG scale": "image_cfg_scale",
+    "Mask blur": "mask_blur",
+    "Masked area padding": "inpaint_full_res_padding",
+}
+# Labels whose text is a choice, read as A1111's radio buttons index it (img2img only).
+IMG2IMG_CHOICES: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "Mask mode": ("inpainting_mask_invert", lambda text: int(text == "Inpaint not masked")),
+    "Masked content": (
+        "inpainting_fill",
+        lambda text: (
+            MASKED_CONTENT.index(key) if (key := text.replace(" ", "_")) in MASKED_CONTENT else text
+        ),
+    ),
+    "Inpaint area": ("inpaint_full_res", lambda text: text == "Only masked"),
+}
+
+
+def infotext_labels(text: str) -> dict[str, Any]:
+    """``text`` parsed into A1111's labels ("Steps", "Size-1", ...), as /png-info answers."""
+    return png_info_parameters(parse_a1111_parameters(text))
+
+
+def _checked(schema: type[Txt2ImgRequest], label: str, field: str, value: Any) -> Any:
+    """``value`` converted to ``field``'s type by the schema, or a 422 naming the label."""
+    try:
+        converted = lenient_convert({field: value}, schema)
+    except CompatError as exc:
+        raise CompatError(422, f"{label}: {value!r}: {exc.message}", FIELD) from None
+    return getattr(converted, field)
+
+
+def _fields(labels: dict[str, Any], is_img2img: bool) -> dict[str, Any]:
+    """The request fields ``labels`` give, before the request's own are laid over them."""
+    schema = Img2ImgRequest if is_img2img else Txt2ImgRequest
+    fields = {
+        field: _checked(schema, label, field, labels[label])
+        for label, field in (IMG2IMG if is_img2img else TXT2IMG).items()
+        if label in labels
+    }
+    if is_img2img:
+        for label, (field, read) in IMG2IMG_CHOICES.items():
+            if label in labels:
+                fields[field] = _checked(schema, label, field, read(str(labels[label])))
+    elif "Denoising strength" in labels:
+        # A1111's txt2img writes a denoising strength only for the hires fix's second pass.
+        fields["enable_hr"] = True
+    return fields
+
+
+def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
+    """``override_settings`` entries the text gives: Clip skip, the decoder, and the model
+    when the ``disable_weights_auto_swap`` option is off (A1111's default keeps the model)."""
+    settings: dict[str, Any] = {}
+    if "Clip skip" in labels:
+        text = str(labels["Clip skip"])
+        if not text.strip().isdigit():
+            raise CompatError(422, f"Clip skip: {text!r}: must be a whole number", FIELD)
+        settings[CLIP_SKIP_OPTION] = checked_clip_skip(int(text), f"{FIELD} (Clip skip)")
+    if labels.get("VAE Decoder") in ("Full", "TAESD"):
+        settings["sd_vae_decode_method"] = labels["VAE Decoder"]
+    options = compat_state(services).options
+    keep_model = options.get(AUTO_SWAP_OPTION, A1111_DEFAULT_OPTIONS[AUTO_SWAP_OPTION])
+    model = resolve_checkpoint(services, str(labels["Model"])) if "Model" in labels else None
+    if model is not None and not keep_model:
+        settings["sd_model_checkpoint"] = model
+    return settings
+
+
+def with_infotext(services: Services, body: dict[str, Any], is_img2img: bool) -> dict[str, Any]:
+    """``body`` with the fields its ``infotext`` gives, where it does not set them itself.
+
+    Reads the model list for ``Refiner`` and ``Model`` (blocking: call it in a thread).
+    """
+    text = body.get(FIELD)
+    if not text:
+        return body
+    if not isinstance(text, str):
+        raise CompatError(422, "must be the parameters text of a picture", FIELD)
+    labels = infotext_labels(text)
+    fields = _fields(labels, is_img2img)
+    if "Refiner" in labels:
+        # As A1111's lookup_checkpoint: a refiner that is not installed is left out.
+        refiner = resolve_checkpoint(services, str(labels["Refiner"]))
+        if refiner is not None:
+            fields["refiner_checkpoint"] = refiner
+    merged = {**fields, **body}
+    overrides = body.get("override_settings")
+    settings = _settings(services, labels)
+    if settings and (overrides is None or isinstance(overrides, dict)):
+        merged["override_settings"] = {**settings, **(overrides or {})}
+    return merged
