@@ -7,6 +7,7 @@ import pytest
 
 from impasto.engine import InvalidRequestError, StableDiffusion
 from impasto.engine.noise import BatchNoise, Variation, slerp
+from impasto.engine.types import HiresParams
 
 from .conftest import small
 
@@ -54,3 +55,26 @@ def test_strength_0_is_the_seed_and_1_is_the_subseeds_start(pipe: StableDiffusio
     with pytest.raises(InvalidRequestError) as bad:
         pipe.denoise(small(subseed=1, subseed_strength=1.5))
     assert bad.value.field == "subseed_strength"
+
+
+def test_a_hires_pass_varies_its_starting_noise_too(
+    pipe: StableDiffusion, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A1111 draws the hires pass's starting noise with the variation seed as well."""
+    blended: list[tuple[int, ...]] = []
+    blend = Variation.blend
+
+    def spy(self: Variation, noise: np.ndarray) -> np.ndarray:
+        blended.append(noise.shape)
+        return blend(self, noise)
+
+    monkeypatch.setattr(Variation, "blend", spy)
+    hires = HiresParams(width=128, height=128, steps=2, strength=0.5)
+    params = small(seed=5, subseed=99, subseed_strength=0.4, hires=hires)
+    varied = pipe.generate(params)
+    assert blended == [(1, 4, 8, 8), (1, 4, 16, 16)]
+    blended.clear()
+    plain = pipe.generate(small(seed=5, hires=hires))
+    assert blended == []
+    pixels = [np.asarray(result[0].image, np.int16) for result in (varied, plain)]
+    assert np.abs(pixels[0] - pixels[1]).max() > 0

@@ -101,7 +101,8 @@ def run_hires(
     cancel: CancelToken | None,
     latents: np.ndarray | None,
 ) -> DenoiseResult:
-    """Both passes; the second continues the first's noise generators, as A1111's does."""
+    """Both passes; the second continues the first's noise generators, and a variation seed
+    moves its starting noise too, as in A1111."""
     hires = params.hires
     assert hires is not None
     pipe.validate(params)
@@ -115,6 +116,8 @@ def run_hires(
     if cancel is not None:
         cancel.raise_if_cancelled()
     init = upscaled_latents(pipe, first_params, first.latents, hires)
+    if first.noise is not None:
+        first.noise.vary_next()  # the second pass's start, at its size, varies as the first's
     return pipe.denoise(
         second_pass(params, hires, first.seeds[0]),
         counter.second if counter else None,

@@ -54,12 +54,18 @@ class BatchNoise:
     """One PCG64 generator per batch image, so an image's pixels do not depend on batch size.
 
     A ``variation`` changes the first draw only (the starting noise), as in A1111; the noise
-    ancestral samplers draw later comes from the seed's generators."""
+    ancestral samplers draw later comes from the seed's generators. ``vary_next`` applies it
+    once more: a hires pass's starting noise, which A1111 varies too."""
 
     def __init__(self, seed: int, batch_size: int, variation: Variation | None = None) -> None:
         self.seeds = [seed + i for i in range(batch_size)]
         self._generators = [np.random.Generator(np.random.PCG64(s)) for s in self.seeds]
+        self.variation = variation
         self._variation = variation
+
+    def vary_next(self) -> None:
+        """Blend the next draw with this noise's variation (if any) as the first one was."""
+        self._variation = self.variation
 
     def __call__(self, shape: tuple[int, ...]) -> np.ndarray:
         """Standard-normal float32 noise of ``shape``; row i comes from image i's generator."""
