@@ -435,6 +435,22 @@ def test_a_bad_hires_scheduler_is_named(http: httpx.Client) -> None:
     assert lacking.status_code == 422 and "ddim supports" in lacking.text, lacking.text
 
 
+def test_a_hires_checkpoint_other_than_the_model_is_refused(http: httpx.Client) -> None:
+    """A1111 1.8+'s hr_checkpoint_name: the same model runs, another is a 422, not ignored."""
+    current = http.get("/sdapi/v1/options").json()["sd_model_checkpoint"]
+    body = {"prompt": "hr-checkpoint x", "steps": 1, "width": 64, "height": 64, "enable_hr": True}
+    for same in ("Use same checkpoint", "", current):
+        answer = http.post("/sdapi/v1/txt2img", json={**body, "hr_checkpoint_name": same})
+        assert answer.status_code == 200, (same, answer.text)
+    other = "sdxl-tiny" if current != "sdxl-tiny" else "sd-tiny"
+    before = len(http.get("/api/v1/history", params={"q": "hr-checkpoint"}).json()["items"])
+    refused = http.post("/sdapi/v1/txt2img", json={**body, "hr_checkpoint_name": other})
+    assert refused.status_code == 422, refused.text
+    assert "hr_checkpoint_name" in refused.text and other in refused.text
+    after = len(http.get("/api/v1/history", params={"q": "hr-checkpoint"}).json()["items"])
+    assert after == before  # nothing was queued
+
+
 def test_refiner_checkpoint_and_switch_reach_the_plan_and_the_infotext(
     http: httpx.Client,
 ) -> None:

@@ -30,7 +30,7 @@ from impasto.api.compat.samplers_map import (
     to_impasto,
 )
 from impasto.engine.upscale_latents import UPSCALER_LABELS
-from impasto.services.compat import ResultImage
+from impasto.services.compat import ResultImage, resolve_checkpoint
 from impasto.services.container import Services
 from impasto.services.upscalers import UpscalerService
 from impasto.wire import GenerateRequest, ResolvedPlan
@@ -55,6 +55,7 @@ class Plan:
 A1111_UPSCALERS = {label.lower(): key for key, label in UPSCALER_LABELS.items()}
 """A1111's hires upscaler names (its latent modes and PIL resizes) -> Impasto's upscaler ids."""
 SAME_SAMPLER = ("", "use same sampler")
+SAME_CHECKPOINT = ("", "use same checkpoint")
 
 
 def _hires(services: Services, req: Txt2ImgRequest, model: str) -> dict[str, Any] | None:
@@ -71,6 +72,7 @@ def _hires(services: Services, req: Txt2ImgRequest, model: str) -> dict[str, Any
         raise CompatError(
             422, f"hires upscaler {name!r} is not available; use one of: {allowed}", "hr_upscaler"
         )
+    _check_hires_checkpoint(services, req, model)
     sampler, schedule = _hires_sampler(req)
     scale = req.hr_scale or 2.0
     width, height = to_multiple_of_8(req.hr_resize_x), to_multiple_of_8(req.hr_resize_y)
@@ -94,6 +96,20 @@ def _hires(services: Services, req: Txt2ImgRequest, model: str) -> dict[str, Any
         "negative_prompt": req.hr_negative_prompt or None,
         "cfg_scale": req.hr_cfg,
     }
+
+
+def _check_hires_checkpoint(services: Services, req: Txt2ImgRequest, model: str) -> None:
+    """A1111 1.8+'s ``hr_checkpoint_name``: the hires pass on the first pass's model runs; another
+    model is refused rather than ignored (Impasto runs both passes on one model)."""
+    wanted = (req.hr_checkpoint_name or "").strip()
+    if wanted.lower() in SAME_CHECKPOINT or resolve_checkpoint(services, wanted) == model:
+        return
+    raise CompatError(
+        422,
+        f"a hires pass on another checkpoint ({wanted!r}) is not supported: both passes run on "
+        f"{model!r}; send 'Use same checkpoint' or leave it out",
+        "hr_checkpoint_name",
+    )
 
 
 def hires_scheduler(req: Txt2ImgRequest) -> str | None:

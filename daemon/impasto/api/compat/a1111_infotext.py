@@ -55,6 +55,7 @@ TXT2IMG = {
     "Hires prompt": "hr_prompt",
     "Hires negative prompt": "hr_negative_prompt",
     "Hires CFG Scale": "hr_cfg",
+    "Hires checkpoint": "hr_checkpoint_name",
 }
 IMG2IMG = {
     **BOTH_TABS,

@@ -49,6 +49,7 @@ class Txt2ImgRequest(Schema):
     hr_prompt: str | None = ""
     hr_negative_prompt: str | None = ""
     hr_cfg: CfgScale | None = None
+    hr_checkpoint_name: str | None = None
     # A1111 1.6+: an SDXL refiner takes over at this fraction of the steps.
     refiner_checkpoint: str | None = None
     refiner_switch_at: Fraction | None = None
