@@ -28,6 +28,7 @@ CASES = [
     ("seed", 2**32, "-1 (random) or an integer between 0 and 4294967295"),
     ("subseed", -5, "-1 (random) or an integer between 0 and 4294967295"),
     ("subseed_strength", 1.5, "between 0 and 1"),
+    ("eta", 1.5, "between 0 and 1"),
     ("batch_size", 0, "between 1 and 10"),
     ("batch_size", 11, "between 1 and 10"),
     ("priority", 101, "between -100 and 100"),
@@ -172,6 +173,27 @@ def test_a_random_variation_seed_is_drawn_into_the_plan(api: TestClient) -> None
     drawn, given, none = ((p["subseed"], p["subseed_strength"]) for p in plans)
     assert 0 <= drawn[0] <= 2**32 - 1 and drawn[1] == 0.4
     assert given == (12, 0.4) and none == (-1, 0.0)
+
+
+def test_eta_goes_to_samplers_that_add_noise_and_is_refused_by_the_others(
+    api: TestClient, services: Services
+) -> None:
+    planned = api.post("/api/v1/generate/plan", json={**VALID, "sampler": "ddim", "eta": 0.3})
+    assert planned.status_code in (200, 201), planned.text
+    assert planned.json()["eta"] == 0.3
+    unset = api.post("/api/v1/generate/plan", json={**VALID, "sampler": "euler_a"}).json()
+    assert unset["eta"] is None  # each sampler's own: 1 for Euler a
+    refused = api.post("/api/v1/generate", json={**VALID, "sampler": "euler", "eta": 0.3})
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["errors"][0]
+    assert error["field"] == "eta" and "euler_a" in error["message"], error
+    # A hires pass whose sampler adds noise takes it.
+    hires = {"sampler": "euler_a", "scale": 1.5}
+    body = {**VALID, "sampler": "euler", "eta": 0.3, "hires": hires}
+    assert api.post("/api/v1/generate/plan", json=body).json()["eta"] == 0.3
+    assert services.jobs.store.count_queued() == 0
+    samplers = {s["id"]: s["eta"] for s in api.get("/api/v1/samplers").json()}
+    assert (samplers["euler_a"], samplers["ddim"], samplers["euler"]) == (1.0, 0.0, None)
 
 
 def test_hires_is_resolved_into_the_plan(api: TestClient) -> None:

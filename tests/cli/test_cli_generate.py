@@ -30,6 +30,8 @@ def test_generate_saves_every_image_and_prints_the_paths(
         "fog",
         "--schedule",
         "karras",
+        "--eta",
+        "0.5",
         "-o",
         str(out),
     ]
@@ -47,6 +49,7 @@ def test_generate_saves_every_image_and_prints_the_paths(
         "steps": 2,
         "negative_prompt": "fog",
         "schedule": "karras",
+        "eta": 0.5,
     }
 
 

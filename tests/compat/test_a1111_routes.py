@@ -727,3 +727,30 @@ def test_infotext_labels_split_every_size_as_a1111_does() -> None:
     assert (labels["Size-1"], labels["Size-2"]) == ("64", "80")
     assert (labels["Hires resize-1"], labels["Hires resize-2"]) == ("96", "120")
     assert "Hires resize" not in labels
+
+
+def test_eta_and_the_eta_options_reach_samplers_that_add_noise(http: httpx.Client) -> None:
+    """A1111's ``eta`` (webuiapi sends 1.0), else ``eta_ancestral`` / ``eta_ddim``; samplers
+    without per-step noise run without it, as A1111 passes it only to those that take it."""
+    body = {"prompt": "eta-mapping a cat", "steps": 2, "width": 64, "height": 64}
+    cases = [
+        ({"sampler_name": "DDIM", "eta": 0.4}, 0.4, {"Eta DDIM": "0.4"}),
+        ({"sampler_name": "Euler a", "eta": 1.0}, 1.0, {}),
+        ({"sampler_name": "Euler", "eta": 0.4}, None, {}),
+        ({"sampler_name": "Euler a", "override_settings": {"eta_ancestral": 0.2}}, 0.2, {}),
+        ({"sampler_name": "DDIM", "override_settings": {"eta_ancestral": 0.2}}, None, {}),
+        ({"sampler_name": "Euler a", "infotext": "x\nSteps: 2, Seed: 1, Eta: 0.6"}, 0.6, {}),
+    ]
+    for fields, eta, written in cases:
+        answer = http.post("/sdapi/v1/txt2img", json={**body, **fields})
+        assert answer.status_code == 200, (fields, answer.text)
+        plan = _latest_plan(http, "eta-mapping")
+        assert plan["eta"] == eta, (fields, plan)
+        extra = parse_a1111_parameters(_image(answer.json()["images"][0]).info["parameters"])
+        for key, value in written.items():
+            assert extra["extra"].get(key) == value, extra
+        if eta in (None, 1.0):  # the sampler's own: nothing written, as in A1111
+            assert not {"Eta", "Eta DDIM"} & set(extra["extra"]), extra
+    bad = {**body, "sampler_name": "Euler a", "override_settings": {"eta_ancestral": 3}}
+    refused = http.post("/sdapi/v1/txt2img", json=bad)
+    assert refused.status_code == 422 and "eta_ancestral" in refused.text, refused.text

@@ -22,7 +22,7 @@ from tests.sr_model import max_diff, pattern, write_sr_model
 SIZE = {"width": 64, "height": 64}
 # txt2img axis indexes, as A1111 counts them (img2img-only types left out).
 NOTHING, SEED, STEPS, CFG, PROMPT_SR, SAMPLER, CHECKPOINT, SCHEDULE = 0, 1, 4, 6, 7, 9, 11, 17
-ETA, VAE = 21, 27
+CHURN, ETA, VAE = 13, 21, 27
 
 
 def xyz_args(
@@ -236,6 +236,49 @@ def test_xyz_hires_sampler_axis_brings_its_own_automatic_schedule(http: httpx.Cl
     assert planned == [("euler", "uniform"), ("dpmpp_2m", "karras")]
 
 
+def test_xyz_eta_axis_sets_eta_where_the_sampler_adds_noise(http: httpx.Client) -> None:
+    """Eta on X, Sampler on Y: Euler a and DDIM take it (the PNG says Eta / Eta DDIM where it
+    differs from theirs), Euler adds no noise per step and runs without it, as in A1111."""
+    response = http.post(
+        "/sdapi/v1/txt2img",
+        json={
+            "prompt": "a kite",
+            "seed": 3,
+            "steps": 2,
+            **SIZE,
+            "script_name": "x/y/z plot",
+            "script_args": xyz_args(
+                (ETA, "0, 0.5", []), (SAMPLER, "", ["Euler a", "Euler", "DDIM"])
+            ),
+        },
+    )
+    assert response.status_code == 200, response.text
+    jobs = history(http, 6)
+    planned = [(job["plan"]["sampler"], job["plan"]["eta"]) for job in jobs]
+    assert planned == [
+        ("euler_a", 0.0),
+        ("euler_a", 0.5),
+        ("euler", None),
+        ("euler", None),
+        ("ddim", 0.0),
+        ("ddim", 0.5),
+    ]
+    _, *cells = response.json()["images"]
+    written = [embedded(_png(cell))["extra"] for cell in cells]
+    assert [(w.get("Eta"), w.get("Eta DDIM")) for w in written] == [
+        ("0", None),
+        ("0.5", None),
+        (None, None),
+        (None, None),
+        (None, None),
+        (None, "0.5"),
+    ]
+
+
+def _png(b64: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(b64)))
+
+
 def test_xyz_size_axis_gives_each_cell_its_size(http: httpx.Client) -> None:
     response = http.post(
         "/sdapi/v1/txt2img",
@@ -286,7 +329,8 @@ def test_xyz_mistakes_answer_422_naming_script_args_and_queue_nothing(
     before = len(http.get("/api/v1/history/", params={"limit": 200}).json()["items"])
     cases = [
         (xyz_args((SAMPLER, "", ["Euler", "No Such Sampler"])), "No Such Sampler"),
-        (xyz_args((ETA, "0.1,0.2", [])), "not supported"),
+        (xyz_args((CHURN, "0.1,0.2", [])), "not supported"),
+        (xyz_args((ETA, "0.5,1.5", [])), "Eta 1.5"),
         (xyz_args((STEPS, "1, 900", [])), "steps"),
         (xyz_args((PROMPT_SR, "zebra, horse", [])), "zebra"),
         (xyz_args((CHECKPOINT, "", ["nope-model"])), "nope-model"),

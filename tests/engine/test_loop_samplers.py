@@ -37,6 +37,14 @@ REFERENCES = {
     "dpm_adaptive": "sample_dpm_adaptive",
     "restart": "sample_heun",  # under 20 steps Restart makes no restarts: Heun exactly
 }
+# The samplers that take A1111's eta, and k-diffusion's function for each.
+ETA_REFERENCES = {
+    "euler_a": "sample_euler_ancestral",
+    "dpm_2_a": "sample_dpm_2_ancestral",
+    "dpmpp_2s_a": "sample_dpmpp_2s_ancestral",
+    "dpmpp_sde": "sample_dpmpp_sde",
+    "dpmpp_3m_sde": "sample_dpmpp_3m_sde",
+}
 STOCHASTIC = {"dpm_2_a", "dpmpp_2s_a", "dpmpp_sde", "dpmpp_3m_sde", "dpm_fast", "dpm_adaptive"}
 
 
@@ -47,9 +55,10 @@ def run_ours(
     steps: int,
     queue: NoiseQueue,
     start: int,
+    eta: float | None = None,
 ) -> tuple[np.ndarray, LoopSampler]:
     """The pipeline's loop: txt2img from noise, or img2img from schedule step ``start``."""
-    sched = create_scheduler(sampler_id, config, schedule)
+    sched = create_scheduler(sampler_id, config, schedule, eta)
     assert isinstance(sched, LoopSampler)
     sched.set_timesteps(steps)
     first = queue(SHAPE)
@@ -67,9 +76,14 @@ def run_ours(
 
 
 def run_reference(
-    name: str, config: SchedulerConfig, sigmas: np.ndarray, queue: NoiseQueue, start: int
+    name: str,
+    config: SchedulerConfig,
+    sigmas: np.ndarray,
+    queue: NoiseQueue,
+    start: int,
+    eta: float = 1.0,
 ) -> np.ndarray:
-    """k-diffusion's sampler ``name`` over ``sigmas[start:]``."""
+    """k-diffusion's sampler ``name`` over ``sigmas[start:]`` (``eta`` where it takes one)."""
     sampling, _ = kdiffusion_oracle.load()
     model = kdiffusion_oracle.denoiser(config)
     tail = torch.from_numpy(sigmas[start:].astype(np.float32))
@@ -78,20 +92,22 @@ def run_reference(
     extra: dict[str, Any] = {"disable": True}
     if name != "sample_dpm_2" and name != "sample_heun":
         extra["noise_sampler"] = kdiffusion_oracle.noise_sampler(queue)
-    if name == "sample_dpm_fast":  # as A1111 calls it: the non-zero range, eta 1
+    if name == "sample_dpm_fast":  # as A1111 calls it: the non-zero range
         with torch.no_grad():
             return sampling.sample_dpm_fast(
-                model, x, tail[-2], tail[0], len(tail) - 1, eta=1.0, **extra
+                model, x, tail[-2], tail[0], len(tail) - 1, eta=eta, **extra
             ).numpy()
     if name == "sample_dpm_adaptive":  # in float64, as ours: its many calls amplify rounding
         with torch.no_grad():
             return (
                 sampling.sample_dpm_adaptive(
-                    model, x.double(), tail[-2].double(), tail[0].double(), eta=1.0, **extra
+                    model, x.double(), tail[-2].double(), tail[0].double(), eta=eta, **extra
                 )
                 .float()
                 .numpy()
             )
+    if name in ETA_REFERENCES.values():
+        extra["eta"] = eta
     with torch.no_grad():
         return getattr(sampling, name)(model, x, tail, **extra).numpy()
 
@@ -210,3 +226,57 @@ def test_refiner_switch_inside_a_step_waits_for_the_next_step() -> None:
     assert out is latents
     moved = sched.step(fake_unet(latents, sched.timesteps[2]), 2, latents, NoiseQueue(SHAPE, 2))
     assert not np.allclose(moved, latents)
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5])
+@pytest.mark.parametrize("sampler_id", [*ETA_REFERENCES, "dpm_fast", "dpm_adaptive"])
+def test_eta_matches_k_diffusion(sampler_id: str, eta: float) -> None:
+    """A1111's ``eta`` scales the fresh noise as k-diffusion's ``eta`` argument does. (Trailing
+    spacing: diffusers' Euler a then starts from the top sigma, as k-diffusion does.)"""
+    config = CONFIGS["v-trailing"]
+    ours, sched = run_ours(sampler_id, config, "default", 12, NoiseQueue(SHAPE, 3), 0, eta)
+    name = ETA_REFERENCES.get(sampler_id) or REFERENCES[sampler_id]
+    theirs = run_reference(name, config, sched.step_sigmas, NoiseQueue(SHAPE, 3), 0, eta)
+    atol = 1e-5 * np.abs(theirs).max() if sampler_id == "dpm_adaptive" else TOLERANCE
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=atol)
+    plain, _ = run_ours(sampler_id, config, "default", 12, NoiseQueue(SHAPE, 3), 0)
+    assert np.abs(ours - plain).max() > 1e-3  # eta changed the picture
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("solver_type", ["midpoint", "heun"])
+def test_dpmpp_2m_sde_eta_matches_k_diffusion(eta: float, solver_type: str) -> None:
+    """DPM++ 2M SDE (diffusers' stochastic DPM-Solver++, in VP variables) with A1111's eta is
+    k-diffusion's ``sample_dpmpp_2m_sde`` with Gaussian noise."""
+    config = CONFIGS["eps-leading"]
+    sampler_id = "dpmpp_2m_sde" if solver_type == "midpoint" else "dpmpp_2m_sde_heun"
+    sched = create_scheduler(sampler_id, config, "default", eta)
+    sched.set_timesteps(12)
+    queue = NoiseQueue(SHAPE, 3)
+    latents = queue(SHAPE) * np.float32(sched.init_noise_sigma)
+    for i in range(len(sched.timesteps)):
+        model_input = sched.scale_model_input(latents, i)
+        latents = sched.step(fake_unet(model_input, sched.timesteps[i]), i, latents, queue)
+    sigmas = np.asarray(sched.sigmas, dtype=np.float64)  # type: ignore[attr-defined]
+    sampling, _ = kdiffusion_oracle.load()
+    reference = NoiseQueue(SHAPE, 3)
+    alpha_0 = 1 / (sigmas[0] ** 2 + 1) ** 0.5  # diffusers' unit noise, in k-diffusion's terms
+    x = torch.from_numpy(reference(SHAPE)) / float(alpha_0)
+    with torch.no_grad():
+        theirs = sampling.sample_dpmpp_2m_sde(
+            kdiffusion_oracle.denoiser(config),
+            x,
+            torch.from_numpy(sigmas.astype(np.float32)),
+            eta=eta,
+            solver_type=solver_type,
+            noise_sampler=kdiffusion_oracle.noise_sampler(reference),
+            disable=True,
+        ).numpy()
+    np.testing.assert_allclose(latents, theirs, rtol=0, atol=TOLERANCE)
+
+
+def test_eta_is_refused_by_samplers_that_add_no_noise() -> None:
+    with pytest.raises(ValueError, match="no eta"):
+        create_scheduler("euler", SchedulerConfig(), "default", 0.5)
+    assert create_scheduler("ddim", SchedulerConfig()).eta == 0.0  # type: ignore[attr-defined]
+    assert create_scheduler("euler_a", SchedulerConfig()).eta == 1.0  # type: ignore[attr-defined]

@@ -78,3 +78,16 @@ def test_a_hires_pass_varies_its_starting_noise_too(
     assert blended == []
     pixels = [np.asarray(result[0].image, np.int16) for result in (varied, plain)]
     assert np.abs(pixels[0] - pixels[1]).max() > 0
+
+
+def test_eta_reaches_the_sampler(pipe: StableDiffusion) -> None:
+    """Euler a at eta 0 adds no noise: Euler's picture; DDIM's eta adds it (A1111's eta)."""
+    euler = _latents(pipe, sampler="euler")
+    np.testing.assert_allclose(_latents(pipe, sampler="euler_a", eta=0.0), euler, atol=1e-5)
+    assert np.abs(_latents(pipe, sampler="euler_a") - euler).max() > 1e-3
+    ddim = _latents(pipe, sampler="ddim")
+    np.testing.assert_array_equal(_latents(pipe, sampler="ddim", eta=0.0), ddim)
+    assert np.abs(_latents(pipe, sampler="ddim", eta=0.7) - ddim).max() > 1e-3
+    with pytest.raises(InvalidRequestError) as bad:
+        pipe.denoise(small(sampler="ddim", eta=1.5))
+    assert bad.value.field == "eta"

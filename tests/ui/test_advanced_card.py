@@ -67,3 +67,24 @@ def test_variation_seed_fields_are_sent_and_checked_in_the_page(
     job = finished_job(page, impasto_daemon)
     assert (job["request"]["subseed"], job["request"]["subseed_strength"]) == (77, 0.25)
     assert (job["plan"]["subseed"], job["plan"]["subseed_strength"]) == (77, 0.25)
+
+
+def test_eta_is_sent_for_samplers_that_add_noise_and_off_for_the_others(
+    page: Page, impasto_daemon: Any
+) -> None:
+    open_ui(page)
+    fill_form(page, prompt="a lighthouse, eta from the ui", **QUICK)
+    page.click("#advanced-card summary")
+    eta = page.locator("#eta")
+    page.select_option("#sampler", "euler")
+    expect(eta).to_be_disabled()
+    page.select_option("#sampler", "ddim")
+    expect(eta).to_be_enabled()
+    expect(eta).to_have_attribute("placeholder", "0")
+    page.fill("#eta", "1.5")
+    page.click("#submit")
+    expect(page.locator("#err-eta")).to_contain_text("between 0 and 1")
+    page.fill("#eta", "0.4")
+    page.click("#submit")
+    job = finished_job(page, impasto_daemon)
+    assert (job["request"]["eta"], job["plan"]["eta"], job["plan"]["sampler"]) == (0.4, 0.4, "ddim")

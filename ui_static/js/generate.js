@@ -13,10 +13,10 @@ const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule'
 const INPAINT_FIELDS = ['inpaint_area', 'inpaint_padding', 'masked_content'];
 // The hires fix card: request field under ``hires`` -> form element id.
 const HIRES_FIELDS = { scale: 'hires_scale', upscaler: 'hires_upscaler', steps: 'hires_steps', strength: 'hires_strength' };
-const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, ...Object.values(HIRES_FIELDS)];
+const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, 'eta', ...Object.values(HIRES_FIELDS)];
 // Fields that do not depend on the model; the rest come from the chosen model's defaults.
 export const DEFAULTS = {
-  prompt: '', negative_prompt: '', model: '', seed: -1, subseed: -1, subseed_strength: 0,
+  prompt: '', negative_prompt: '', model: '', seed: -1, subseed: -1, subseed_strength: 0, eta: null,
   batch_size: 1, priority: 0,
   strength: 0.75, loras: [], cache_interval: 0, decoder: 'full',
   inpaint_area: 'whole', inpaint_padding: 32, masked_content: 'original', clip_skip: 1,
@@ -228,6 +228,10 @@ export class GenerateForm {
     const recommended = sampler?.recommended_schedule;
     if (recommend && recommended && allowed.includes(recommended)) schedule.value = recommended;
     if (!allowed.includes(schedule.value)) schedule.value = allowed[0];
+    // Eta only for the samplers that add noise per step; the placeholder is their own value.
+    const eta = byId('eta');
+    eta.disabled = sampler?.eta == null;
+    eta.placeholder = sampler?.eta == null ? 'not used' : String(sampler.eta);
   }
 
   /** The request body the form describes (images excluded). */
@@ -239,6 +243,9 @@ export class GenerateForm {
       req[name] = raw === '' ? Number.NaN : Number(raw);
     }
     req.model = req.model || null;
+    // Blank, or a sampler that adds no noise per step: the sampler's own (no eta sent).
+    const eta = byId('eta');
+    if (eta.value.trim() !== '' && !eta.disabled) req.eta = Number(eta.value);
     req.loras = this.loras.read();
     if (byId('hires').checked) {
       req.hires = {};
@@ -273,6 +280,7 @@ export class GenerateForm {
         if (values.hires?.[key] != null) byId(id).value = String(values.hires[key]);
       }
     }
+    if (values.eta !== undefined) byId('eta').value = values.eta == null ? '' : String(values.eta);
     if (values.sampler !== undefined) this.limitSchedules();
     if (values.schedule && !byId('schedule').selectedOptions[0]?.disabled) byId('schedule').value = values.schedule;
     if (save) this.changed();

@@ -96,6 +96,7 @@ export function parseA1111(text) {
     else if (key === 'Clip skip') out.clip_skip = Number.parseInt(value, 10);
     else if (key === 'Variation seed') out.subseed = Number.parseInt(value, 10);
     else if (key === 'Variation seed strength') out.subseed_strength = Number.parseFloat(value);
+    else if (key === 'Eta' || key === 'Eta DDIM') out.eta = Number.parseFloat(value);
   }
   return out;
 }

@@ -27,6 +27,7 @@ REQUEST_FIELDS = {
     "batch": "batch_size",
     "sampler": "sampler",
     "schedule": "schedule",
+    "eta": "eta",
     "priority": "priority",
     "strength": "strength",
     "cache_interval": "cache_interval",
@@ -94,6 +95,13 @@ def register(
         "--sampler", help=f"sampler id or name, see GET /api/v1/samplers ({MODEL_DEFAULT})"
     )
     parser.add_argument("--schedule", choices=SCHEDULE_NAMES)
+    parser.add_argument(
+        "--eta",
+        type=float,
+        metavar="X",
+        help=f"fresh noise per step of the ancestral, SDE and DDIM samplers, {_range('eta')} "
+        "(their own: 1; DDIM 0)",
+    )
     parser.add_argument("--priority", type=int, help=f"{_range('priority')}, higher runs first")
     parser.add_argument("--init-image", type=Path, metavar="PATH", help="image to start from")
     parser.add_argument("--mask", type=Path, metavar="PATH", help="inpaint mask, white = repaint")

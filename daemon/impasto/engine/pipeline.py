@@ -28,7 +28,7 @@ from impasto.engine.pipelines.txt2img import plan_txt2img
 from impasto.engine.preview import FastDecoder, Previewer
 from impasto.engine.providers import ProviderChoice, select_providers
 from impasto.engine.refiner import Refiner, switch_index
-from impasto.engine.schedulers import create_scheduler
+from impasto.engine.schedulers import create_scheduler, sampler_eta
 from impasto.engine.schedulers.base import Scheduler, SchedulerConfig
 from impasto.engine.sd_upscale import run_sd_upscale
 from impasto.engine.sessions import OrtModel
@@ -45,7 +45,7 @@ from impasto.engine.types import (
 from impasto.engine.vae import DEFAULT_TILE_LATENT, DEFAULT_TILE_OVERLAP, Vae, array_to_images
 from impasto.engine.validation import validate_params
 
-SchedulerFactory = Callable[[str, SchedulerConfig, str], Scheduler]
+SchedulerFactory = Callable[[str, SchedulerConfig, str, float | None], Scheduler]
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,10 @@ class StableDiffusion:
 
         parts = self.adapters.get(params.loras, params.embeddings)
         guidance = build_guidance(parts, params, self.folder.model_index)
-        scheduler = self.scheduler_factory(params.sampler, self.folder.scheduler, params.schedule)
+        eta = sampler_eta(params.sampler, params.eta)
+        scheduler = self.scheduler_factory(
+            params.sampler, self.folder.scheduler, params.schedule, eta
+        )
         scheduler.set_timesteps(params.steps)
         if init_latents is not None:
             first, index = noised_start(
@@ -236,7 +239,7 @@ class StableDiffusion:
             refiner = self.refiner_for(params.refiner)
             # A fresh scheduler from the refiner's config, laid out like the base's.
             second = self.scheduler_factory(
-                params.sampler, refiner.folder.scheduler, params.schedule
+                params.sampler, refiner.folder.scheduler, params.schedule, eta
             )
             second.set_timesteps(params.steps)
             final = refiner.refine(

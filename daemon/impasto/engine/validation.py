@@ -112,6 +112,8 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
         raise InvalidRequestError(
             "sampler", f"unknown sampler {params.sampler!r}; use one of: {', '.join(SAMPLERS)}"
         )
+    if params.eta is not None:
+        _check("eta", params.eta, integer=False)
     schedules = sampler_schedules(params.sampler)
     if params.schedule not in schedules:
         raise InvalidRequestError(

@@ -15,7 +15,9 @@ from impasto.engine.image_upscale import NONE, target_size
 from impasto.engine.noise import resolve_seed
 from impasto.engine.schedulers import (
     SAMPLER_SPECS,
+    eta_samplers,
     find_sampler,
+    sampler_eta,
     sampler_schedules,
     schedule_for_model,
 )
@@ -130,6 +132,7 @@ class Resolver:
             batch_size=request.batch_size,
             sampler=sampler,
             schedule=schedule,
+            eta=_checked_eta(request.eta, sampler, hires),
             priority=request.priority,
             init_image=init_image,
             mask_image=mask_image,
@@ -226,6 +229,17 @@ class Resolver:
             raise FieldError("refiner", f"model {refiner_id!r} is not installed")
         if entry.family != REFINER_FAMILY:
             raise FieldError("refiner", f"model {refiner_id!r} is not an SDXL refiner")
+
+
+def _checked_eta(eta: float | None, sampler: str, hires: ResolvedHires | None) -> float | None:
+    """``eta`` where a sampler of this request adds noise per step to use it, else a 422."""
+    used_by = [sampler, *([hires.sampler] if hires and hires.sampler else [])]
+    if eta is None or any(sampler_eta(name, eta) is not None for name in used_by):
+        return eta
+    takes = ", ".join(eta_samplers())
+    raise FieldError(
+        "eta", f"{sampler} adds no noise per step, so has no eta; samplers with eta: {takes}"
+    )
 
 
 def _check_clip_skip(clip_skip: int, model: ModelEntry) -> None:

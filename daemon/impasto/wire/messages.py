@@ -216,6 +216,8 @@ class SamplerInfo(Schema):
     recommended_schedule: str = "default"
     a1111_schedule: str = "default"
     """The schedule AUTOMATIC1111's "Automatic" scheduler runs it on."""
+    eta: float | None = None
+    """Its fresh noise per step when a request names no ``eta``; null: it takes no eta."""
 
 
 class ScheduleInfo(Schema):

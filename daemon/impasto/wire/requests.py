@@ -187,6 +187,18 @@ class GenerateRequest(Schema):
     batch_size: BatchSize = 1
     sampler: SamplerId | None = None
     schedule: ScheduleName | None = None
+    eta: (
+        Annotated[
+            float,
+            Meta(
+                ge=0,
+                le=1,
+                description="Fresh noise per step of the ancestral, SDE and DDIM samplers "
+                "(A1111's eta); null: the sampler's own (1; DDIM 0)",
+            ),
+        ]
+        | None
+    ) = None
     priority: Priority = 0
     init_image: str | None = None
     mask_image: str | None = None
@@ -226,6 +238,7 @@ class ResolvedPlan(Schema, kw_only=True):
     batch_size: int = 1
     sampler: str
     schedule: str = "default"
+    eta: float | None = None
     priority: int = 0
     init_image: str | None = None
     mask_image: str | None = None

@@ -56,6 +56,7 @@ def build_params(job: RunJob) -> Any:
         batch_size=plan.batch_size,
         sampler=plan.sampler,
         schedule=plan.schedule,  # type: ignore[arg-type]
+        eta=plan.eta,
         strength=plan.strength,
         preview_every=job.preview_every,
         loras=[(adapter_path(models_dir, "loras", x.name), x.weight) for x in plan.loras],

@@ -17,6 +17,7 @@ from impasto.api.compat.a1111_settings import (
     checkpoint_setting,
     clip_skip_setting,
     decoder_setting,
+    eta_setting,
     refiner_setting,
     vae_setting,
 )
@@ -208,6 +209,7 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "batch_size": batch,
             "sampler": choice.sampler if choice else None,
             "schedule": schedule,
+            "eta": eta_setting(services, req, model, choice.sampler if choice else None),
             "strength": strength,
             "hires": _hires(services, req, model),
             "plugins": _plugins(services, req),

@@ -109,14 +109,17 @@ def _fields(labels: dict[str, Any], is_img2img: bool) -> dict[str, Any]:
 
 
 def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
-    """``override_settings`` entries the text gives: Clip skip, the decoder, and the model
-    when the ``disable_weights_auto_swap`` option is off (A1111's default keeps the model)."""
+    """``override_settings`` entries the text gives: Clip skip, Eta, Eta DDIM, the decoder, and
+    the model when the ``disable_weights_auto_swap`` option is off (A1111's default keeps it)."""
     settings: dict[str, Any] = {}
     if "Clip skip" in labels:
         text = str(labels["Clip skip"])
         if not text.strip().isdigit():
             raise CompatError(422, f"Clip skip: {text!r}: must be a whole number", FIELD)
         settings[CLIP_SKIP_OPTION] = checked_clip_skip(int(text), f"{FIELD} (Clip skip)")
+    for label, option in (("Eta", "eta_ancestral"), ("Eta DDIM", "eta_ddim")):
+        if label in labels:
+            settings[option] = _checked(Txt2ImgRequest, label, "eta", labels[label])
     if labels.get("VAE Decoder") in ("Full", "TAESD"):
         settings["sd_vae_decode_method"] = labels["VAE Decoder"]
     options = compat_state(services).options

@@ -23,6 +23,8 @@ class Txt2ImgRequest(Schema):
     seed: int | None = -1
     subseed: int | None = -1
     subseed_strength: Fraction | None = 0.0
+    # The ancestral, SDE and DDIM samplers' fresh noise per step (None: eta_ancestral/eta_ddim).
+    eta: Fraction | None = None
     sampler_name: str | None = None
     sampler_index: str | None = None
     scheduler: str | None = None

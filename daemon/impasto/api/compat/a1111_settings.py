@@ -7,6 +7,7 @@ import logging
 
 from impasto.api.compat.a1111_schemas import Txt2ImgRequest
 from impasto.api.compat.errors import CompatError
+from impasto.engine.schedulers import SAMPLER_SPECS
 from impasto.services.compat import compat_state, current_checkpoint, resolve_checkpoint
 from impasto.services.container import Services
 from impasto.wire import LIMITS
@@ -55,6 +56,29 @@ def refiner_setting(services: Services, req: Txt2ImgRequest) -> str | None:
             422, f"checkpoint {wanted!r} is not installed; installed: {names}", "refiner_checkpoint"
         )
     return model
+
+
+def eta_setting(
+    services: Services, req: Txt2ImgRequest, model: str, sampler: str | None
+) -> float | None:
+    """A1111's eta for the sampler that runs: the request's ``eta``, else the option its kind
+    reads (``eta_ancestral`` for the k-diffusion samplers, ``eta_ddim`` for DDIM; this
+    request's override, else the set option); None where the sampler adds no noise per step."""
+    sampler = sampler or services.jobs.resolver.model(model).defaults.sampler
+    default = SAMPLER_SPECS[sampler].cls.eta_default if sampler in SAMPLER_SPECS else None
+    if default is None:
+        return None  # A1111 passes eta only to samplers that take one
+    if req.eta is not None:
+        return req.eta
+    option = "eta_ddim" if default == 0 else "eta_ancestral"
+    options = {**compat_state(services).options, **(req.override_settings or {})}
+    if option not in options:
+        return None
+    value = options[option]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        field = f"override_settings.{option}" if option in (req.override_settings or {}) else option
+        raise CompatError(422, "must be a number between 0 and 1", field)
+    return float(value)
 
 
 def decoder_setting(services: Services, req: Txt2ImgRequest) -> str:

@@ -43,6 +43,7 @@ class SystemController(Controller):
                 a1111_name=spec.a1111_name,
                 aliases=list(spec.aliases),
                 recommended_steps=spec.recommended_steps,
+                eta=spec.cls.eta_default,
                 recommended_schedule=spec.recommended_schedule,
                 a1111_schedule=spec.a1111_schedule,
             )

@@ -18,16 +18,24 @@ class Sampler:
     cfg_pp_divisor: float = 0.0
     uncond_output: np.ndarray | None = None
     schedules: ClassVar[tuple[str, ...]] = ("default",)
+    eta_default: ClassVar[float | None] = None
+    """How much fresh noise each step adds when a request names no ``eta`` (A1111's: 1 for the
+    ancestral and SDE samplers, 0 for DDIM); None for samplers that add none."""
 
-    def __init__(self, config: SchedulerConfig, schedule: str = "default") -> None:
+    def __init__(
+        self, config: SchedulerConfig, schedule: str = "default", eta: float | None = None
+    ) -> None:
         """Keep the config; nothing is laid out until ``set_timesteps``."""
         if schedule not in self.schedules:
             raise ValueError(
                 f"{type(self).__name__} does not support the {schedule!r} sigma schedule; "
                 f"use one of: {', '.join(self.schedules)}"
             )
+        if eta is not None and self.eta_default is None:
+            raise ValueError(f"{type(self).__name__} adds no noise per step: it has no eta")
         self.config = config
         self.schedule = schedule
+        self.eta = self.eta_default if eta is None else eta
         self.timesteps = np.zeros(0)
 
     def set_timesteps(self, num_inference_steps: int) -> None:

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import NoiseFn, SchedulerConfig
+from .base import NoiseFn
 from .sigmas import spaced_timesteps
 from .vp_base import AlphaSampler
 
 
 class DDIMSampler(AlphaSampler):
-    """Deterministic at ``eta=0``; ``eta > 0`` adds DDPM-like noise through the noise function."""
+    """Deterministic at ``eta=0``; ``eta > 0`` adds DDPM-like noise through the noise function
+    (``eta`` scales the per-step noise: 0 is DDIM, 1 is DDPM's posterior variance)."""
 
-    def __init__(
-        self, config: SchedulerConfig, schedule: str = "default", eta: float = 0.0
-    ) -> None:
-        """``eta`` scales the per-step noise: 0 is DDIM, 1 is DDPM's posterior variance."""
-        super().__init__(config, schedule)
-        self.eta = eta
+    eta_default = 0.0
 
     def set_timesteps(self, num_inference_steps: int) -> None:
         """Lay out the integer timesteps of ``config.timestep_spacing``."""
@@ -45,9 +41,9 @@ class DDIMSampler(AlphaSampler):
         if self.config.clip_sample:
             x0 = np.clip(x0, -1.0, 1.0)
         variance = ((1 - alpha_prev) / (1 - alpha)) * (1 - alpha / alpha_prev)
-        std = self.eta * variance**0.5
+        std = (self.eta or 0.0) * variance**0.5
         prev = alpha_prev**0.5 * x0 + (1 - alpha_prev - std**2) ** 0.5 * eps
-        if self.eta > 0:
+        if (self.eta or 0.0) > 0:
             prev = prev + std * noise(sample.shape).astype(sample.dtype, copy=False)
         return prev.astype(sample.dtype, copy=False)
 
@@ -68,7 +64,7 @@ class DDIMCFGPPSampler(DDIMSampler):
         alpha = self.alpha_at(float(self.timesteps[index]))
         alpha_prev = self.alpha_at(float(self.prev_timesteps[index]))
         variance = ((1 - alpha_prev) / (1 - alpha)) * (1 - alpha / alpha_prev)
-        direction = (1 - alpha_prev - self.eta**2 * variance) ** 0.5
+        direction = (1 - alpha_prev - (self.eta or 0.0) ** 2 * variance) ** 0.5
         swap = self._eps(self.uncond_output, sample, alpha) - self._eps(model_output, sample, alpha)
         return (plain + direction * swap).astype(sample.dtype, copy=False)
 

@@ -32,12 +32,12 @@ def dpm_2(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn) -> Loop:
     return x
 
 
-def dpm_2_ancestral(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn) -> Loop:
+def dpm_2_ancestral(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn, eta: float = 1.0) -> Loop:
     """DPM2 down to sigma_down, then fresh noise of size sigma_up."""
     for i in range(len(sigmas) - 1):
         sigma = float(sigmas[i])
         x, denoised = yield x, sigma
-        sigma_down, sigma_up = ancestral_step(sigma, float(sigmas[i + 1]))
+        sigma_down, sigma_up = ancestral_step(sigma, float(sigmas[i + 1]), eta)
         d = (x - denoised) / sigma
         if sigma_down == 0:
             x = x + d * (sigma_down - sigma)
@@ -59,4 +59,5 @@ class DPM2Sampler(LoopSampler):
 class DPM2AncestralSampler(LoopSampler):
     """DPM2 a: DPM2 with ancestral noise."""
 
+    eta_default = 1.0
     loop = staticmethod(dpm_2_ancestral)

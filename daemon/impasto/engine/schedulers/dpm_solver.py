@@ -1,6 +1,6 @@
 """DPM fast and DPM adaptive: DPM-Solver (Lu et al. 2022, arXiv 2206.00927) as k-diffusion's
 ``DPMSolver`` writes it and AUTOMATIC1111 runs it: from the schedule's first sigma to its last
-non-zero one, with ``eta=1`` (A1111's default "Eta for ancestral samplers").
+non-zero one, with ``eta`` 1 unless asked (A1111's default "Eta for ancestral samplers").
 
 DPM fast makes one model call per step on a grid even in log-sigma; DPM adaptive chooses its
 step sizes by an error estimate, so its number of model calls is known only at the end. Both
@@ -16,8 +16,6 @@ import numpy as np
 
 from .base import NoiseFn
 from .loop import Loop, LoopSampler, ancestral_step, draw
-
-ETA = 1.0
 
 EpsCall = Generator[tuple[np.ndarray, float], tuple[np.ndarray, np.ndarray], np.ndarray]
 
@@ -68,14 +66,14 @@ def dpm_solver_step(x: np.ndarray, t: float, t_next: float, order: int) -> EpsCa
     return base - sigma_of(t_next) * math.expm1(h) * (eps_r1 - eps)
 
 
-def ancestral_target(t: float, t_next: float, t_end: float) -> tuple[float, float]:
+def ancestral_target(t: float, t_next: float, t_end: float, eta: float) -> tuple[float, float]:
     """Where the deterministic part of a step from t to t_next ends, and the noise to add."""
-    sigma_down, _ = ancestral_step(sigma_of(t), sigma_of(t_next), ETA)
+    sigma_down, _ = ancestral_step(sigma_of(t), sigma_of(t_next), eta)
     t_down = min(t_end, -math.log(sigma_down))
     return t_down, (sigma_of(t_next) ** 2 - sigma_of(t_down) ** 2) ** 0.5
 
 
-def dpm_fast(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn) -> Loop:
+def dpm_fast(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn, eta: float = 1.0) -> Loop:
     """As many model calls as steps, mostly third-order steps evenly spaced in log-sigma."""
     calls = len(sigmas) - 1
     t_start, t_end = -math.log(float(sigmas[0])), -math.log(float(sigmas[-2]))
@@ -84,7 +82,7 @@ def dpm_fast(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn) -> Loop:
     orders = [3] * (m - 2) + [2, 1] if calls % 3 == 0 else [3] * (m - 1) + [calls % 3]
     for i, order in enumerate(orders):
         t, t_next = float(ts[i]), float(ts[i + 1])
-        t_down, sigma_up = ancestral_target(t, t_next, t_end)
+        t_down, sigma_up = ancestral_target(t, t_next, t_end, eta)
         x = yield from dpm_solver_step(x, t, t_down, order)
         x = x + sigma_up * draw(noise, x)
     return x
@@ -106,15 +104,15 @@ class StepSizeController:
         return factor >= self.accept_safety
 
 
-def dpm_adaptive(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn) -> Loop:
+def dpm_adaptive(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn, eta: float = 1.0) -> Loop:
     """Third-order steps, each checked against a second-order one, sized to the error."""
     t, t_end = -math.log(float(sigmas[0])), -math.log(float(sigmas[-2]))
     x_prev = x
     rtol, atol = 0.05, 0.0078
-    control = StepSizeController(0.05, 1.5)  # k-diffusion's order for eta > 0
+    control = StepSizeController(0.05, 1.5 if eta else 3)  # k-diffusion's orders
     while t < t_end - 1e-5:
         t_next = min(t_end, t + control.h)
-        t_down, sigma_up = ancestral_target(t, t_next, t_end)
+        t_down, sigma_up = ancestral_target(t, t_next, t_end, eta)
         low, high = yield from dpm_solver_23(x, t, t_down)
         delta = np.maximum(atol, rtol * np.maximum(np.abs(low), np.abs(x_prev)))
         error = float(np.linalg.norm((low - high) / delta)) / low.size**0.5
@@ -128,6 +126,7 @@ def dpm_adaptive(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn) -> Loop:
 class DPMFastSampler(LoopSampler):
     """DPM fast: one model call per step over the schedule's non-zero range."""
 
+    eta_default = 1.0
     loop = staticmethod(dpm_fast)
 
 
@@ -135,4 +134,5 @@ class DPMAdaptiveSampler(LoopSampler):
     """DPM adaptive: ``timesteps`` grows by each call the error control decides on."""
 
     adaptive = True
+    eta_default = 1.0
     loop = staticmethod(dpm_adaptive)

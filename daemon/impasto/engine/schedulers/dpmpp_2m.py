@@ -37,14 +37,19 @@ class DPMPP2MSampler(SolverSampler):
             prev = (sigma_t / sigma_s) * sample - (alpha_t * math.expm1(-h)) * d0
             if d1 is not None:
                 prev = prev - (alpha_t * 0.5 * math.expm1(-h)) * d1
+        elif final:  # sigma 0: the prediction itself (eta * h would be 0 * inf at eta 0)
+            prev = alpha_t * d0
         else:
-            damp = -math.expm1(-2.0 * h)
+            # k-diffusion's sample_dpmpp_2m_sde in these variables; eta 1 is diffusers' step.
+            eta_h = float(self.eta or 0.0) * h
+            damp = -math.expm1(-h - eta_h)
             prev = (
-                (sigma_t / sigma_s * math.exp(-h)) * sample
+                (sigma_t / sigma_s * math.exp(-eta_h)) * sample
                 + (alpha_t * damp) * d0
-                + (sigma_t * math.sqrt(damp)) * fresh
+                + (sigma_t * math.sqrt(-math.expm1(-2.0 * eta_h))) * fresh
             )
             if d1 is not None:
-                weight = 0.5 * damp if self.solver_type == "midpoint" else damp / (-2.0 * h) + 1.0
+                midpoint = self.solver_type == "midpoint"
+                weight = 0.5 * damp if midpoint else damp / (-h - eta_h) + 1.0
                 prev = prev + (alpha_t * weight) * d1
         return prev.astype(sample.dtype, copy=False)

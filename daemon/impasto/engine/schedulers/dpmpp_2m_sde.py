@@ -15,6 +15,7 @@ class DPMPP2MSDESampler(DPMPP2MSampler):
     """DPM++ 2M with the SDE variant's damping and fresh noise every step."""
 
     stochastic = True
+    eta_default = 1.0
 
 
 class DPMPP2MSDEHeunSampler(DPMPP2MSDESampler):

@@ -11,12 +11,12 @@ from .base import NoiseFn
 from .loop import Loop, LoopSampler, ancestral_step, draw
 
 
-def dpmpp_2s_ancestral(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn) -> Loop:
+def dpmpp_2s_ancestral(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn, eta: float = 1.0) -> Loop:
     """A DPM-Solver++ midpoint step in log-sigma down to sigma_down, then ancestral noise."""
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
         x, denoised = yield x, sigma
-        sigma_down, sigma_up = ancestral_step(sigma, sigma_next)
+        sigma_down, sigma_up = ancestral_step(sigma, sigma_next, eta)
         if sigma_down == 0:
             x = x + (x - denoised) / sigma * (sigma_down - sigma)
         else:
@@ -32,5 +32,7 @@ def dpmpp_2s_ancestral(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn) -> Loo
 
 class DPMPP2SAncestralSampler(LoopSampler):
     """DPM++ 2S a: two model calls per step, one on the last."""
+
+    eta_default = 1.0
 
     loop = staticmethod(dpmpp_2s_ancestral)

@@ -16,7 +16,7 @@ from .base import NoiseFn
 from .loop import Loop, LoopSampler, ancestral_step, draw
 
 
-def dpmpp_sde(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn) -> Loop:
+def dpmpp_sde(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn, eta: float = 1.0) -> Loop:
     """Two ancestral DPM-Solver++ stages per step, through the log-sigma midpoint."""
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
@@ -25,11 +25,11 @@ def dpmpp_sde(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn) -> Loop:
             x = x + (x - denoised) / sigma * (sigma_next - sigma)
             continue
         sigma_s = math.sqrt(sigma * sigma_next)
-        sd, su = ancestral_step(sigma, sigma_s)
+        sd, su = ancestral_step(sigma, sigma_s, eta)
         x_2 = (sd / sigma) * x - math.expm1(math.log(sd) - math.log(sigma)) * denoised
         x_2 = x_2 + draw(noise, x) * su
         x_2, denoised_2 = yield x_2, sigma_s
-        sd, su = ancestral_step(sigma, sigma_next)
+        sd, su = ancestral_step(sigma, sigma_next, eta)
         # With r = 1/2 the second stage uses the midpoint prediction alone.
         x = (sd / sigma) * x - math.expm1(math.log(sd) - math.log(sigma)) * denoised_2
         x = x + draw(noise, x) * su
@@ -38,5 +38,7 @@ def dpmpp_sde(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn) -> Loop:
 
 class DPMPPSDESampler(LoopSampler):
     """DPM++ SDE: two model calls per step, one on the last."""
+
+    eta_default = 1.0
 
     loop = staticmethod(dpmpp_sde)

@@ -17,9 +17,11 @@ class SigmaSampler(Sampler):
 
     schedules: ClassVar[tuple[str, ...]] = SCHEDULES
 
-    def __init__(self, config: SchedulerConfig, schedule: str = "default") -> None:
+    def __init__(
+        self, config: SchedulerConfig, schedule: str = "default", eta: float | None = None
+    ) -> None:
         """Keep the config; nothing is laid out until ``set_timesteps``."""
-        super().__init__(config, schedule)
+        super().__init__(config, schedule, eta)
         self.sigmas = np.zeros(1)
         self.init_noise_sigma = 1.0
 

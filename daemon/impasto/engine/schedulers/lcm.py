@@ -24,9 +24,11 @@ class LCMSampler(AlphaSampler):
         schedule: str = "default",
         original_inference_steps: int = 50,
         timestep_scaling: float = 10.0,
+        *,
+        eta: float | None = None,
     ) -> None:
         """The defaults are those of the published LCM scheduler configs."""
-        super().__init__(config, schedule)
+        super().__init__(config, schedule, eta)
         self.original_inference_steps = original_inference_steps
         self.timestep_scaling = timestep_scaling
 

@@ -13,6 +13,7 @@ tail of the sigmas (``start_at``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Generator
 from typing import ClassVar
 
@@ -71,6 +72,11 @@ class LoopSampler(SigmaSampler):
         """The sampler: yields (x, sigma) per model call, is sent (x, denoised), returns x."""
         raise NotImplementedError
 
+    def _loop(self) -> LoopFn:
+        """``loop`` with this sampler's ``eta`` where it adds noise."""
+        loop: Callable[..., Loop] = type(self).loop
+        return loop if self.eta is None else functools.partial(loop, eta=self.eta)
+
     def path(self, sigmas: np.ndarray) -> np.ndarray:
         """The sigmas the loop walks for a schedule's ``sigmas`` (Restart inserts its jumps)."""
         return sigmas
@@ -83,7 +89,7 @@ class LoopSampler(SigmaSampler):
         self.path_sigmas = self.path(steps_sigma)
         # A step's calls depend on its own sigmas only, so per-position counts add up.
         per_position = [
-            len(model_calls(type(self).loop, self.path_sigmas[p : p + 2]))
+            len(model_calls(self._loop(), self.path_sigmas[p : p + 2]))
             for p in range(len(self.path_sigmas) - 1)
         ]
         self.position_calls = np.concatenate([[0], np.cumsum(per_position)]).astype(int)
@@ -96,7 +102,7 @@ class LoopSampler(SigmaSampler):
 
     def _lay_out(self, path: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sigmas (ending at 0) and timesteps of the calls the loop makes along ``path``."""
-        calls = np.array(model_calls(type(self).loop, path))
+        calls = np.array(model_calls(self._loop(), path))
         if self.adaptive:
             calls = calls[:1]
         timesteps = sigma_to_t(calls, self._log_train)
@@ -143,7 +149,7 @@ class LoopSampler(SigmaSampler):
             if position is None:
                 # Started inside a step (a refiner switch): its start is gone; wait for the next.
                 return sample
-            self._run = type(self).loop(sample, self.path_sigmas[position:], noise)
+            self._run = self._loop()(sample, self.path_sigmas[position:], noise)
             next(self._run)
         sigma = float(self.sigmas[index])
         denoised = k_denoised(model_output, sample, sigma, self.config.prediction_type)

@@ -29,9 +29,11 @@ PLMS_WEIGHTS = {
 class PNDMSampler(AlphaSampler):
     """Pseudo linear multistep sampling (Liu et al. 2022)."""
 
-    def __init__(self, config: SchedulerConfig, schedule: str = "default") -> None:
+    def __init__(
+        self, config: SchedulerConfig, schedule: str = "default", eta: float | None = None
+    ) -> None:
         """As AlphaSampler, but a zero-SNR last alpha is clamped so the step stays finite."""
-        super().__init__(config, schedule)
+        super().__init__(config, schedule, eta)
         self.alphas_cumprod = alphas_cumprod(config).astype(np.float64)
         self._reset()
 

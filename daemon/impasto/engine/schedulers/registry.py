@@ -165,8 +165,8 @@ _REFERENCES = {
     "dpmpp_2m_sde_heun": "diffusers DPMSolverMultistepScheduler (sde-dpmsolver++, heun); "
     "k-diffusion sample_dpmpp_2m_sde (heun)",
     "dpmpp_3m_sde": "k-diffusion sample_dpmpp_3m_sde",
-    "dpm_fast": "k-diffusion sample_dpm_fast (eta 1, as A1111)",
-    "dpm_adaptive": "k-diffusion sample_dpm_adaptive (eta 1, as A1111)",
+    "dpm_fast": "k-diffusion sample_dpm_fast (eta 1 unless asked, as A1111)",
+    "dpm_adaptive": "k-diffusion sample_dpm_adaptive (eta 1 unless asked, as A1111)",
     "restart": "A1111 restart_sampler: k-diffusion sample_heun between restarts",
     "ddim": "diffusers DDIMScheduler",
     "ddim_cfg_pp": "diffusers DDIMScheduler with the CFG++ direction (uncond noise, scale / 12.5)",
@@ -360,12 +360,25 @@ def sampler_schedules(name: str) -> tuple[str, ...]:
     return _sampler_spec(name).schedules
 
 
-def create_scheduler(name: str, config: SchedulerConfig, schedule: str = "default") -> Scheduler:
-    """A fresh sampler ``name`` for a model's scheduler config, on sigma ``schedule``."""
+def eta_samplers() -> tuple[str, ...]:
+    """The samplers that add fresh noise per step, so take an ``eta``."""
+    return tuple(s.id for s in SAMPLER_SPECS.values() if s.cls.eta_default is not None)
+
+
+def sampler_eta(name: str, eta: float | None) -> float | None:
+    """``eta`` for sampler ``name``: itself where the sampler takes one, else None."""
+    return eta if _sampler_spec(name).cls.eta_default is not None else None
+
+
+def create_scheduler(
+    name: str, config: SchedulerConfig, schedule: str = "default", eta: float | None = None
+) -> Scheduler:
+    """A fresh sampler ``name`` for a model's scheduler config, on sigma ``schedule``, adding
+    ``eta`` times its fresh noise per step (None: its default; only samplers that add noise)."""
     cls = _sampler_spec(name).cls
     if schedule not in cls.schedules:
         raise ValueError(
             f"sampler {name!r} does not support the {schedule!r} schedule; "
             f"choose one of: {', '.join(cls.schedules)}"
         )
-    return cls(config, schedule)
+    return cls(config, schedule, eta=eta)

@@ -20,9 +20,11 @@ class SolverSampler(Sampler):
     history = 2
     round_cosine_karras = True
 
-    def __init__(self, config: SchedulerConfig, schedule: str = "default") -> None:
+    def __init__(
+        self, config: SchedulerConfig, schedule: str = "default", eta: float | None = None
+    ) -> None:
         """Keep the config; nothing is laid out until ``set_timesteps``."""
-        super().__init__(config, schedule)
+        super().__init__(config, schedule, eta)
         self._reset()
 
     def set_timesteps(self, num_inference_steps: int) -> None:

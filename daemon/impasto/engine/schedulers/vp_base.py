@@ -12,9 +12,11 @@ from .sigmas import alphas_cumprod
 class AlphaSampler(Sampler):
     """Latents stay at unit variance; each index names an integer training timestep."""
 
-    def __init__(self, config: SchedulerConfig, schedule: str = "default") -> None:
+    def __init__(
+        self, config: SchedulerConfig, schedule: str = "default", eta: float | None = None
+    ) -> None:
         """Precompute the training alphas; nothing is laid out until ``set_timesteps``."""
-        super().__init__(config, schedule)
+        super().__init__(config, schedule, eta)
         # Zero-SNR models reach alpha_cumprod 0 exactly here, as in diffusers' DDIM and LCM.
         self.alphas_cumprod = alphas_cumprod(config, clamp_zero_snr=False).astype(np.float64)
         self.final_alpha_cumprod = 1.0 if config.set_alpha_to_one else float(self.alphas_cumprod[0])

@@ -26,12 +26,13 @@ from impasto.engine.schedulers import (
     SAMPLER_SPECS,
     SCHEDULE_SPECS,
     find_schedule,
+    sampler_eta,
 )
 from impasto.engine.upscale_latents import UPSCALER_LABELS
 from impasto.services.compat import resolve_checkpoint
 from impasto.services.errors import FieldError
 from impasto.services.scripts.base import FIELD, ScriptContext
-from impasto.wire import GenerateRequest
+from impasto.wire import LIMITS, GenerateRequest
 
 ValueKind = Literal["int", "float", "str", "permutations"]
 Format = Literal["label", "value", "join", "nothing", "basename"]
@@ -141,10 +142,21 @@ def _sampler(field: str) -> Apply:
             req = _hires("sampler")(ctx, req, sampler, [])
             return _hires("schedule")(ctx, req, schedule, [])
         # The schedule the request's scheduler gives this sampler (A1111's "Automatic": the
-        # sampler's own); a "Schedule type" axis is applied after this one and wins.
-        return msgspec.structs.replace(req, sampler=sampler, schedule=schedule)
+        # sampler's own); a "Schedule type" axis is applied after this one and wins. A sampler
+        # without per-step noise leaves eta out, as A1111 passes it only to those that take it.
+        eta = sampler_eta(sampler, req.eta)
+        return msgspec.structs.replace(req, sampler=sampler, schedule=schedule, eta=eta)
 
     return apply
+
+
+def _eta(ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]) -> GenerateRequest:
+    """A1111's Eta axis: the sampler's fresh noise per step, where the sampler adds any."""
+    low, high = LIMITS["eta"].minimum or 0, LIMITS["eta"].maximum or 1
+    if not low <= float(value) <= high:
+        raise FieldError(FIELD, f"Eta {value!r} is not between {low:g} and {high:g}")
+    sampler = req.sampler or ctx.services.jobs.resolver.model(req.model).defaults.sampler
+    return msgspec.structs.replace(req, eta=sampler_eta(sampler, float(value)))
 
 
 def _checkpoint(field: str) -> Apply:
@@ -262,7 +274,7 @@ AXES: tuple[Axis, ...] = (
     Axis("Schedule min sigma", "float", None),
     Axis("Schedule max sigma", "float", None),
     Axis("Schedule rho", "float", None),
-    Axis("Eta", "float", None),
+    Axis("Eta", "float", _eta, late=True),
     Axis("Clip skip", "int", _field("clip_skip")),
     Axis("Denoising", "float", _denoising),
     Axis("Initial noise multiplier", "float", None),
