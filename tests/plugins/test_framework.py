@@ -119,6 +119,7 @@ def test_plugin_sampler_runs_and_follows_the_enabled_flag(plugin_daemon: Daemon)
     with plugin_daemon.client() as client:
         samplers = {s["id"]: s for s in client.get("/api/v1/samplers").json()}
     assert samplers["plugin_euler"]["name"] == "Plugin Euler"
+    assert samplers["plugin_euler"]["eta"] is None  # it adds no noise per step
     # A 4-tuple's settings reach the registry: the recommended schedule is served.
     assert samplers["plugin_euler"]["recommended_schedule"] == "default"
     assert samplers["plugin_euler_k"]["recommended_schedule"] == "karras"

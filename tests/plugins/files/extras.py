@@ -13,7 +13,11 @@ MARKER = "claimed-by-extras.txt"
 
 
 class PluginEuler(EulerSampler):
-    """Euler under another id, as a plugin would ship a new sampler."""
+    """Euler under another id, as a plugin would ship a new sampler, with the two-argument
+    constructor of a plugin written before samplers took an ``eta``."""
+
+    def __init__(self, config, schedule="default"):
+        super().__init__(config, schedule)
 
 
 class Painted:

@@ -381,4 +381,5 @@ def create_scheduler(
             f"sampler {name!r} does not support the {schedule!r} schedule; "
             f"choose one of: {', '.join(cls.schedules)}"
         )
-    return cls(config, schedule, eta=eta)
+    # Without an eta, the two-argument call a plugin's own sampler class may define.
+    return cls(config, schedule) if eta is None else cls(config, schedule, eta=eta)
