@@ -29,6 +29,7 @@ CASES = [
     ("subseed", -5, "-1 (random) or an integer between 0 and 4294967295"),
     ("subseed_strength", 1.5, "between 0 and 1"),
     ("eta", 1.5, "between 0 and 1"),
+    ("seed_resize_from_width", 100, "multiple of 8 between 0 and 2048"),
     ("batch_size", 0, "between 1 and 10"),
     ("batch_size", 11, "between 1 and 10"),
     ("priority", 101, "between -100 and 100"),
@@ -194,6 +195,16 @@ def test_eta_goes_to_samplers_that_add_noise_and_is_refused_by_the_others(
     assert services.jobs.store.count_queued() == 0
     samplers = {s["id"]: s["eta"] for s in api.get("/api/v1/samplers").json()}
     assert (samplers["euler_a"], samplers["ddim"], samplers["euler"]) == (1.0, 0.0, None)
+
+
+def test_a_resized_seed_needs_both_sides(api: TestClient, services: Services) -> None:
+    sides = {"seed_resize_from_width": 64, "seed_resize_from_height": 96}
+    planned = api.post("/api/v1/generate/plan", json={**VALID, **sides}).json()
+    assert (planned["seed_resize_from_width"], planned["seed_resize_from_height"]) == (64, 96)
+    refused = api.post("/api/v1/generate", json={**VALID, "seed_resize_from_width": 64})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "seed_resize_from_height"
+    assert services.jobs.store.count_queued() == 0
 
 
 def test_hires_is_resolved_into_the_plan(api: TestClient) -> None:

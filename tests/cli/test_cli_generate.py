@@ -32,6 +32,8 @@ def test_generate_saves_every_image_and_prints_the_paths(
         "karras",
         "--eta",
         "0.5",
+        "--seed-resize-from",
+        "512x768",
         "-o",
         str(out),
     ]
@@ -50,6 +52,8 @@ def test_generate_saves_every_image_and_prints_the_paths(
         "negative_prompt": "fog",
         "schedule": "karras",
         "eta": 0.5,
+        "seed_resize_from_width": 512,
+        "seed_resize_from_height": 768,
     }
 
 

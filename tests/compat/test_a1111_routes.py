@@ -754,3 +754,31 @@ def test_eta_and_the_eta_options_reach_samplers_that_add_noise(http: httpx.Clien
     bad = {**body, "sampler_name": "Euler a", "override_settings": {"eta_ancestral": 3}}
     refused = http.post("/sdapi/v1/txt2img", json=bad)
     assert refused.status_code == 422 and "eta_ancestral" in refused.text, refused.text
+
+
+def test_resize_seed_from_reaches_the_plan_the_png_and_the_info(http: httpx.Client) -> None:
+    """A1111's seed_resize_from_w/_h (both above 0; rounded down to 8), its PNG key and info,
+    and the same from an infotext."""
+    body = {"prompt": "seed-resize a cat", "steps": 1, "width": 64, "height": 64, "seed": 4}
+    answer = http.post(
+        "/sdapi/v1/txt2img", json={**body, "seed_resize_from_w": 100, "seed_resize_from_h": 64}
+    )
+    assert answer.status_code == 200, answer.text
+    plan = _latest_plan(http, "seed-resize")
+    assert (plan["seed_resize_from_width"], plan["seed_resize_from_height"]) == (96, 64)
+    info = json.loads(answer.json()["info"])
+    assert (info["seed_resize_from_w"], info["seed_resize_from_h"]) == (100, 64)
+    written = parse_a1111_parameters(_image(answer.json()["images"][0]).info["parameters"])
+    assert written["extra"]["Seed resize from"] == "96x64"
+    resized = _image(answer.json()["images"][0]).tobytes()
+    # Off (webuiapi's 0, A1111's -1): the plain picture, which differs.
+    for off in (0, -1):
+        plain = http.post(
+            "/sdapi/v1/txt2img", json={**body, "seed_resize_from_w": off, "seed_resize_from_h": 64}
+        )
+        assert _latest_plan(http, "seed-resize")["seed_resize_from_width"] == 0
+        assert _image(plain.json()["images"][0]).tobytes() != resized
+    pasted = {**body, "infotext": "x\nSteps: 1, Seed: 4, Size: 64x64, Seed resize from: 96x64"}
+    assert http.post("/sdapi/v1/txt2img", json=pasted).status_code == 200
+    plan = _latest_plan(http, "seed-resize")
+    assert (plan["seed_resize_from_width"], plan["seed_resize_from_height"]) == (96, 64)

@@ -91,3 +91,33 @@ def test_eta_reaches_the_sampler(pipe: StableDiffusion) -> None:
     with pytest.raises(InvalidRequestError) as bad:
         pipe.denoise(small(sampler="ddim", eta=1.5))
     assert bad.value.field == "eta"
+
+
+def test_a_resized_seed_lays_the_seeds_noise_at_that_size_over_the_centre() -> None:
+    """A1111's "Resize seed from": the starting noise is the seed's at the other size, centred
+    (cropped to the centre when larger), the rest the seed's noise at the real size."""
+    shape = (1, 4, 8, 8)
+    plain = BatchNoise(5, 1)(shape)[0]
+    small = BatchNoise(5, 1)((1, 4, 4, 4))[0]
+    resized = BatchNoise(5, 1, resize_from=(4, 4))(shape)[0]
+    np.testing.assert_array_equal(resized[:, 2:6, 2:6], small)
+    outside = np.ones((8, 8), dtype=bool)
+    outside[2:6, 2:6] = False
+    np.testing.assert_array_equal(resized[:, outside], plain[:, outside])
+    large = BatchNoise(5, 1)((1, 4, 12, 10))[0]
+    np.testing.assert_array_equal(
+        BatchNoise(5, 1, resize_from=(12, 10))(shape)[0], large[:, 2:10, 1:9]
+    )
+    # The same size changes nothing; a variation moves the seed's part.
+    np.testing.assert_array_equal(BatchNoise(5, 1, resize_from=(8, 8))(shape)[0], plain)
+    varied = BatchNoise(5, 1, Variation(40, 1.0), resize_from=(4, 4))(shape)[0]
+    np.testing.assert_allclose(varied[:, 2:6, 2:6], BatchNoise(40, 1)((1, 4, 4, 4))[0], atol=1e-6)
+
+
+def test_the_pipeline_starts_from_the_resized_seed(pipe: StableDiffusion) -> None:
+    plain = _latents(pipe)
+    np.testing.assert_array_equal(_latents(pipe, seed_resize_from=(64, 64)), plain)
+    assert np.abs(_latents(pipe, seed_resize_from=(32, 48)) - plain).max() > 1e-3
+    with pytest.raises(InvalidRequestError) as bad:
+        pipe.denoise(small(seed_resize_from=(0, 64)))
+    assert bad.value.field == "seed_resize_from_width"

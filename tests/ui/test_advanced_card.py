@@ -69,7 +69,7 @@ def test_variation_seed_fields_are_sent_and_checked_in_the_page(
     assert (job["plan"]["subseed"], job["plan"]["subseed_strength"]) == (77, 0.25)
 
 
-def test_eta_is_sent_for_samplers_that_add_noise_and_off_for_the_others(
+def test_eta_and_resize_seed_from_are_sent_and_eta_is_off_where_unused(
     page: Page, impasto_daemon: Any
 ) -> None:
     open_ui(page)
@@ -85,6 +85,13 @@ def test_eta_is_sent_for_samplers_that_add_noise_and_off_for_the_others(
     page.click("#submit")
     expect(page.locator("#err-eta")).to_contain_text("between 0 and 1")
     page.fill("#eta", "0.4")
+    # Resize seed from: one side alone is the daemon's 422 on the other.
+    page.fill("#seed_resize_from_width", "64")
+    page.click("#submit")
+    expect(page.locator("#err-seed_resize_from_height")).to_contain_text("both sides")
+    page.fill("#seed_resize_from_height", "96")
     page.click("#submit")
     job = finished_job(page, impasto_daemon)
     assert (job["request"]["eta"], job["plan"]["eta"], job["plan"]["sampler"]) == (0.4, 0.4, "ddim")
+    sides = (job["plan"]["seed_resize_from_width"], job["plan"]["seed_resize_from_height"])
+    assert sides == (64, 96)

@@ -89,6 +89,13 @@ def register(
         help=f"how far toward the variation seed's noise, {_range('subseed_strength')}",
     )
     parser.add_argument(
+        "--seed-resize-from",
+        type=seed_size,
+        metavar="WxH",
+        help="start from the noise the seed gives at this size (A1111's Resize seed from), so a "
+        "picture keeps its layout at another --width/--height",
+    )
+    parser.add_argument(
         "--batch", type=int, metavar="N", help=f"images to make, {_range('batch_size')}"
     )
     parser.add_argument(
@@ -248,6 +255,15 @@ def hires_size(text: str) -> dict[str, Any]:
         ) from None
 
 
+def seed_size(text: str) -> tuple[int, int]:
+    """``512x768`` as (width, height)."""
+    try:
+        width, height = text.strip().lower().split("x", 1)
+        return int(width), int(height)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (512x768)") from None
+
+
 def lora_spec(text: str) -> dict[str, Any]:
     """``NAME`` or ``NAME:WEIGHT`` as a request's LoRA entry."""
     name, colon, weight = text.rpartition(":")
@@ -280,6 +296,9 @@ def build_request(args: argparse.Namespace, client: Client) -> dict[str, Any]:
             request[field] = value
     if args.loras:
         request["loras"] = args.loras
+    if args.seed_resize_from is not None:
+        width, height = args.seed_resize_from
+        request["seed_resize_from_width"], request["seed_resize_from_height"] = width, height
     if args.hires is not None:
         extra = {f: getattr(args, flag) for flag, f in HIRES_FLAGS.items()}
         request["hires"] = {**args.hires, **{k: v for k, v in extra.items() if v is not None}}

@@ -50,28 +50,57 @@ class Variation:
         return np.stack(rows)
 
 
+def centred(base: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """``base`` [C, H, W] with ``part`` [C, h, w] laid over its centre (A1111's resized seed):
+    cropped to the centre where it is larger."""
+    out = base.copy()
+    (_, height, width), (_, h, w) = base.shape, part.shape
+    dy, dx = (height - h) // 2, (width - w) // 2
+    rows, cols = min(h, height), min(w, width)
+    ty, tx, sy, sx = max(dy, 0), max(dx, 0), max(-dy, 0), max(-dx, 0)
+    out[:, ty : ty + rows, tx : tx + cols] = part[:, sy : sy + rows, sx : sx + cols]
+    return out
+
+
 class BatchNoise:
     """One PCG64 generator per batch image, so an image's pixels do not depend on batch size.
 
     A ``variation`` changes the first draw only (the starting noise), as in A1111; the noise
-    ancestral samplers draw later comes from the seed's generators. ``vary_next`` applies it
-    once more: a hires pass's starting noise, which A1111 varies too."""
+    ancestral samplers draw later comes from the seed's generators. ``resize_from`` (a latent
+    height and width: A1111's "Resize seed from") makes the first draw the seed's noise at that
+    size, laid over the centre, so the picture keeps the layout the seed gives at that size.
+    ``vary_next`` applies both once more: a hires pass's starting noise, as A1111 does."""
 
-    def __init__(self, seed: int, batch_size: int, variation: Variation | None = None) -> None:
+    def __init__(
+        self,
+        seed: int,
+        batch_size: int,
+        variation: Variation | None = None,
+        resize_from: tuple[int, int] | None = None,
+    ) -> None:
         self.seeds = [seed + i for i in range(batch_size)]
         self._generators = [np.random.Generator(np.random.PCG64(s)) for s in self.seeds]
         self.variation = variation
-        self._variation = variation
+        self.resize_from = resize_from
+        self._armed = True
 
     def vary_next(self) -> None:
-        """Blend the next draw with this noise's variation (if any) as the first one was."""
-        self._variation = self.variation
+        """Make the next draw a starting noise again (variation and resized seed)."""
+        self._armed = True
 
     def __call__(self, shape: tuple[int, ...]) -> np.ndarray:
         """Standard-normal float32 noise of ``shape``; row i comes from image i's generator."""
         if shape[0] != len(self._generators):
             raise ValueError(f"noise batch {shape[0]} != {len(self._generators)} images")
-        rows = [g.standard_normal(shape[1:], dtype=np.float32) for g in self._generators]
-        noise = np.stack(rows)
-        variation, self._variation = self._variation, None
-        return noise if variation is None else variation.blend(noise)
+        noise = np.stack([g.standard_normal(shape[1:], dtype=np.float32) for g in self._generators])
+        armed, self._armed = self._armed, False
+        if not armed:
+            return noise
+        small = (shape[1], *self.resize_from) if self.resize_from else tuple(shape[1:])
+        if small == tuple(shape[1:]):
+            return noise if self.variation is None else self.variation.blend(noise)
+        # The seed's own noise at the other size (a fresh generator: its first draw there).
+        parts = np.stack([_normal(seed, small) for seed in self.seeds])
+        if self.variation is not None:
+            parts = self.variation.blend(parts)
+        return np.stack([centred(row, part) for row, part in zip(noise, parts, strict=True)])

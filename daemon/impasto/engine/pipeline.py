@@ -198,7 +198,11 @@ class StableDiffusion:
             variation = None
             if params.subseed_strength > 0:
                 variation = Variation(resolve_seed(params.subseed), params.subseed_strength)
-            noise = BatchNoise(resolve_seed(params.seed), batch, variation)
+            resize_from = None
+            if params.seed_resize_from is not None:
+                _, _, from_h, from_w = latent_shape(1, *params.seed_resize_from)
+                resize_from = (from_h, from_w)
+            noise = BatchNoise(resolve_seed(params.seed), batch, variation, resize_from)
         start_noise = noise(shape) if latents is None else latents.astype(np.float32)
 
         parts = self.adapters.get(params.loras, params.embeddings)

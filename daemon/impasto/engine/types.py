@@ -120,6 +120,9 @@ class GenerationParams:
     subseed: int | None = None
     """AUTOMATIC1111's variation seed (None or -1: random), used when ``subseed_strength`` > 0."""
     subseed_strength: float = 0.0
+    seed_resize_from: tuple[int, int] | None = None
+    """AUTOMATIC1111's "Resize seed from" (width, height in pixels): the starting noise is the
+    seed's at that size, laid over the centre, so the layout it gives there carries over."""
     eta: float | None = None
     """How much fresh noise each step of the ancestral, SDE and DDIM samplers adds (A1111's
     eta); None: each sampler's own (1; DDIM 0). A sampler without per-step noise ignores it."""

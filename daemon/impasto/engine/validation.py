@@ -15,6 +15,7 @@ from impasto.engine.upscale_latents import UPSCALERS
 from impasto.wire import LIMITS
 
 INIT_IMAGE_MODES = ("RGB", "RGBA", "L")
+SEED_RESIZE_FIELDS = ("seed_resize_from_width", "seed_resize_from_height")
 MASK_MODES = ("L", "1")
 
 
@@ -114,6 +115,11 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
         )
     if params.eta is not None:
         _check("eta", params.eta, integer=False)
+    if params.seed_resize_from is not None:
+        for field, value in zip(SEED_RESIZE_FIELDS, params.seed_resize_from, strict=True):
+            _check(field, value, integer=True)
+            if value <= 0:
+                raise InvalidRequestError(field, "must be above 0 (leave both out for no resize)")
     schedules = sampler_schedules(params.sampler)
     if params.schedule not in schedules:
         raise InvalidRequestError(

@@ -47,6 +47,9 @@ def _extra(params: dict[str, Any], index: int) -> dict[str, Any] | None:
     if params.get("subseed_strength"):
         extra["Variation seed"] = params["subseed"] + index
         extra["Variation seed strength"] = params["subseed_strength"]
+    if params.get("seed_resize_from_width") and params.get("seed_resize_from_height"):
+        size = f"{params['seed_resize_from_width']}x{params['seed_resize_from_height']}"
+        extra["Seed resize from"] = size
     if params.get("refiner"):
         extra["Refiner"] = params["refiner"]
         extra["Refiner switch at"] = params.get("refiner_switch", 0.8)

@@ -129,6 +129,7 @@ class Resolver:
             # A random variation seed is drawn here, so the plan and the PNG say which it was.
             subseed=resolve_seed(request.subseed) if request.subseed_strength > 0 else -1,
             subseed_strength=request.subseed_strength,
+            **_seed_resize(request),
             batch_size=request.batch_size,
             sampler=sampler,
             schedule=schedule,
@@ -229,6 +230,18 @@ class Resolver:
             raise FieldError("refiner", f"model {refiner_id!r} is not installed")
         if entry.family != REFINER_FAMILY:
             raise FieldError("refiner", f"model {refiner_id!r} is not an SDXL refiner")
+
+
+def _seed_resize(request: GenerateRequest) -> dict[str, int]:
+    """A1111's Resize seed from: both sides, or neither (a 422 names the one left out)."""
+    sides = {
+        "seed_resize_from_width": request.seed_resize_from_width,
+        "seed_resize_from_height": request.seed_resize_from_height,
+    }
+    missing = [name for name, value in sides.items() if not value]
+    if len(missing) == 1:
+        raise FieldError(missing[0], "set both sides of the seed's size (0 for both: no resize)")
+    return sides
 
 
 def _checked_eta(eta: float | None, sampler: str, hires: ResolvedHires | None) -> float | None:

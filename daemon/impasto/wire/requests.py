@@ -50,6 +50,16 @@ Priority = Annotated[int, Meta(ge=-100, le=100)]
 Strength = Annotated[float, Meta(ge=0, le=1)]
 ClipSkip = Annotated[int, Meta(ge=1, le=12)]
 Fraction = Annotated[float, Meta(ge=0, le=1)]
+SeedResizeSide = Annotated[
+    int,
+    Meta(
+        ge=0,
+        le=2048,
+        multiple_of=8,
+        description="A1111's Resize seed from: the start noise is the seed's at this size "
+        "(0 = off; set both sides)",
+    ),
+]
 HiresScale = Annotated[float, Meta(ge=1, le=4, description="Target size over the first pass's")]
 LoraWeight = Annotated[float, Meta(ge=-2, le=2)]
 CacheInterval = Annotated[
@@ -184,6 +194,8 @@ class GenerateRequest(Schema):
     subseed_strength: Annotated[
         float, Meta(ge=0, le=1, description="How far the start noise moves to the subseed's")
     ] = 0.0
+    seed_resize_from_width: SeedResizeSide = 0
+    seed_resize_from_height: SeedResizeSide = 0
     batch_size: BatchSize = 1
     sampler: SamplerId | None = None
     schedule: ScheduleName | None = None
@@ -235,6 +247,8 @@ class ResolvedPlan(Schema, kw_only=True):
     seed: int = -1
     subseed: int = -1
     subseed_strength: float = 0.0
+    seed_resize_from_width: int = 0
+    seed_resize_from_height: int = 0
     batch_size: int = 1
     sampler: str
     schedule: str = "default"

@@ -158,6 +158,18 @@ def to_multiple_of_8(pixels: int | None) -> int | None:
     return None if not pixels else pixels - pixels % 8
 
 
+def _seed_resize(req: Txt2ImgRequest) -> dict[str, int]:
+    """A1111's ``seed_resize_from_w``/``_h`` (used when both are above 0) as native fields,
+    rounded down to 8 as A1111 divides them by 8."""
+    width, height = req.seed_resize_from_w or 0, req.seed_resize_from_h or 0
+    if width < 8 or height < 8:
+        return {}
+    return {
+        "seed_resize_from_width": width - width % 8,
+        "seed_resize_from_height": height - height % 8,
+    }
+
+
 def _plugins(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
     """A1111's ``styles`` as the styles plugin's options, where that plugin runs."""
     host = services.plugins
@@ -206,6 +218,7 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "seed": seed,
             "subseed": subseed,
             "subseed_strength": variation,
+            **_seed_resize(req),
             "batch_size": batch,
             "sampler": choice.sampler if choice else None,
             "schedule": schedule,
@@ -358,8 +371,8 @@ def info_json(
         "sd_model_hash": None,
         "sd_vae_name": None,
         "sd_vae_hash": None,
-        "seed_resize_from_w": -1,
-        "seed_resize_from_h": -1,
+        "seed_resize_from_w": req.seed_resize_from_w if req.seed_resize_from_w is not None else -1,
+        "seed_resize_from_h": req.seed_resize_from_h if req.seed_resize_from_h is not None else -1,
         "denoising_strength": plan.strength,
         "extra_generation_params": extra,
         "index_of_first_image": 0,

@@ -38,6 +38,8 @@ BOTH_TABS = {
     "Seed": "seed",
     "Variation seed": "subseed",
     "Variation seed strength": "subseed_strength",
+    "Seed resize from-1": "seed_resize_from_w",
+    "Seed resize from-2": "seed_resize_from_h",
     "Steps": "steps",
     "Sampler": "sampler_name",
     "Schedule type": "scheduler",

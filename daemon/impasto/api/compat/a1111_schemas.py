@@ -23,6 +23,9 @@ class Txt2ImgRequest(Schema):
     seed: int | None = -1
     subseed: int | None = -1
     subseed_strength: Fraction | None = 0.0
+    # "Resize seed from" (A1111's Seed extras): both above 0, else off.
+    seed_resize_from_h: int | None = -1
+    seed_resize_from_w: int | None = -1
     # The ancestral, SDE and DDIM samplers' fresh noise per step (None: eta_ancestral/eta_ddim).
     eta: Fraction | None = None
     sampler_name: str | None = None

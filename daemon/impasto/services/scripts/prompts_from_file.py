@@ -30,6 +30,12 @@ def _flag(text: str) -> bool:
     return text == "true"
 
 
+def _side(text: str) -> int:
+    """A "Resize seed from" side: rounded down to 8 as A1111 divides it; -1 or 0 is off."""
+    value = int(text)
+    return max(value - value % 8, 0)
+
+
 # A1111's option -> (Impasto field or None to accept and ignore, how the text reads).
 OPTIONS: dict[str, tuple[str | None, Callable[[str], Any]]] = {
     "prompt": ("prompt", str),
@@ -46,8 +52,8 @@ OPTIONS: dict[str, tuple[str | None, Callable[[str], Any]]] = {
     "styles": (None, str),
     "subseed": ("subseed", int),
     "subseed_strength": ("subseed_strength", float),
-    "seed_resize_from_h": (None, int),
-    "seed_resize_from_w": (None, int),
+    "seed_resize_from_h": ("seed_resize_from_height", _side),
+    "seed_resize_from_w": ("seed_resize_from_width", _side),
     "outpath_samples": (None, str),
     "outpath_grids": (None, str),
     "prompt_for_display": (None, str),
