@@ -37,6 +37,21 @@ def test_install_from_hub_resumes_a_dropped_connection(daemon: Daemon, hub: Fake
     assert model["source"] == "hf://impasto/sd-tiny@onnx/onnx"
     assert model["family"] == "sd1" and model["precision"] == "fp32"
     assert len(model["hash"]) == 64
+    with daemon.client() as c:
+        # A1111's listing carries the hash, and its short form names the checkpoint, as there.
+        listed = {m["model_name"]: m for m in c.get("/sdapi/v1/sd-models").json()}
+        assert listed["hubby"]["sha256"] == model["hash"]
+        assert listed["hubby"]["hash"] == model["hash"][:10]
+        by_hash = {"sd_model_checkpoint": model["hash"][:10]}
+        answer = c.post(
+            "/sdapi/v1/txt2img",
+            json={**GEN, "prompt": "by hash", "steps": 1, "override_settings": by_hash},
+        )
+        assert answer.status_code == 200, answer.text
+        assert (
+            c.get("/api/v1/history", params={"q": "by hash"}).json()["items"][0]["plan"]["model"]
+            == "hubby"
+        )
     installed = models_dir(daemon) / "hubby"
     # The resumed download is whole: the installed UNet (its attention fused at install)
     # computes what the original does.

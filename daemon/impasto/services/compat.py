@@ -80,6 +80,12 @@ def resolve_checkpoint(services: Services, name: str) -> str | None:
     for model in services.catalog.list():
         if model.id.lower() == lowered or model.name.lower() == lowered:
             return model.id
+    # By hash, as A1111's checkpoint aliases: the sha256, or its first 10 digits.
+    wanted = name.strip().lower()
+    if len(wanted) in (10, 64) and all(c in "0123456789abcdef" for c in wanted):
+        for model in services.catalog.list():
+            if model.hash and model.hash.lower()[: len(wanted)] == wanted:
+                return model.id
     return None
 
 

@@ -87,8 +87,10 @@ class A1111InfoController(Controller):
             {
                 "title": model.id,
                 "model_name": model.id,
-                "hash": None,
-                "sha256": None,
+                # A1111's short hash is the sha256's first 10 hex digits. An installed single
+                # file's hash is its sha256; a folder's is one over its files (docs/models.md).
+                "hash": model.hash[:10] if model.hash else None,
+                "sha256": model.hash or None,
                 # The folder's name, relative to the models folder: no local path leaves.
                 "filename": model.path.name,
                 "config": None,

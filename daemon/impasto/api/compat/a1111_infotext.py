@@ -126,7 +126,9 @@ def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
         settings["sd_vae_decode_method"] = labels["VAE Decoder"]
     options = compat_state(services).options
     keep_model = options.get(AUTO_SWAP_OPTION, A1111_DEFAULT_OPTIONS[AUTO_SWAP_OPTION])
-    model = resolve_checkpoint(services, str(labels["Model"])) if "Model" in labels else None
+    # A1111 swaps by "Model hash"; Impasto's own PNGs name the model (no hash).
+    named = [str(labels[key]) for key in ("Model hash", "Model") if key in labels]
+    model = next(filter(None, (resolve_checkpoint(services, name) for name in named)), None)
     if model is not None and not keep_model:
         settings["sd_model_checkpoint"] = model
     return settings
