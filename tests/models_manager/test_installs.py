@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -48,6 +49,7 @@ def test_install_from_hub_resumes_a_dropped_connection(daemon: Daemon, hub: Fake
             json={**GEN, "prompt": "by hash", "steps": 1, "override_settings": by_hash},
         )
         assert answer.status_code == 200, answer.text
+        assert json.loads(answer.json()["info"])["sd_model_hash"] == model["hash"][:10]
         assert (
             c.get("/api/v1/history", params={"q": "by hash"}).json()["items"][0]["plan"]["model"]
             == "hubby"

@@ -158,6 +158,12 @@ def to_multiple_of_8(pixels: int | None) -> int | None:
     return None if not pixels else pixels - pixels % 8
 
 
+def _short_hash(services: Services, model_id: str) -> str | None:
+    """A1111's short model hash (the sha256's first 10 digits), where the install has one."""
+    model = services.catalog.get(model_id)
+    return model.hash[:10] if model is not None and model.hash else None
+
+
 def _seed_resize(req: Txt2ImgRequest) -> dict[str, int]:
     """A1111's ``seed_resize_from_w``/``_h`` (used when both are above 0) as native fields,
     rounded down to 8 as A1111 divides them by 8."""
@@ -368,7 +374,7 @@ def info_json(
         "restore_faces": False,
         "face_restoration_model": None,
         "sd_model_name": plan.model,
-        "sd_model_hash": None,
+        "sd_model_hash": _short_hash(services, plan.model),
         "sd_vae_name": None,
         "sd_vae_hash": None,
         "seed_resize_from_w": req.seed_resize_from_w if req.seed_resize_from_w is not None else -1,
