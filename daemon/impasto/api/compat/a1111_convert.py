@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +36,6 @@ from impasto.services.upscalers import UpscalerService
 from impasto.wire import GenerateRequest, ResolvedPlan
 
 MAX_ITERATIONS = 100
-_IMAGE_SIZE = re.compile(r"^(\d+)x(\d+)$")  # A1111's re_imagesize
 SEED_SPACE = 2**32
 
 
@@ -395,34 +393,3 @@ def info_json(
 def _is_inpaint_model(services: Services, plan: Plan) -> bool:
     model = services.catalog.get(plan.model)
     return bool(model and model.inpaint)
-
-
-def png_info_parameters(parsed: dict[str, Any]) -> dict[str, Any]:
-    """Our parsed ``parameters`` under A1111's png-info keys ("Steps", "Size-1", ...), as text."""
-    keys = {
-        "steps": "Steps",
-        "sampler_name": "Sampler",
-        "schedule_type": "Schedule type",
-        "cfg_scale": "CFG scale",
-        "seed": "Seed",
-        "width": "Size-1",
-        "height": "Size-2",
-        "model": "Model",
-    }
-    out: dict[str, Any] = {
-        "Prompt": parsed.get("prompt", ""),
-        "Negative prompt": parsed.get("negative_prompt", ""),
-    }
-    for ours, theirs in keys.items():
-        value = parsed.get(ours)
-        if value is None:
-            continue
-        integral = isinstance(value, float) and value.is_integer()
-        out[theirs] = str(int(value)) if integral else str(value)
-    for key, value in (parsed.get("extra") or {}).items():
-        size = _IMAGE_SIZE.match(str(value))
-        if size is None:
-            out[key] = value
-        else:  # A1111 splits every "WxH" value: "Hires resize: 1024x768" -> -1 and -2
-            out[f"{key}-1"], out[f"{key}-2"] = size.group(1), size.group(2)
-    return out

@@ -13,8 +13,8 @@ from litestar import Controller, get, post
 from litestar.params import JSONBody
 from PIL import Image, UnidentifiedImageError
 
-from impasto.api.compat.a1111_convert import png_info_parameters
 from impasto.api.compat.a1111_defaults import A1111_DEFAULT_OPTIONS
+from impasto.api.compat.a1111_infotext import png_info_parameters
 from impasto.api.compat.a1111_schemas import PngInfoRequest, PngInfoResponse
 from impasto.api.compat.a1111_settings import CLIP_SKIP_OPTION, checked_clip_skip
 from impasto.api.compat.errors import CompatError

@@ -9,10 +9,11 @@ value does not fit is a 422 naming ``infotext`` and the label.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
-from impasto.api.compat.a1111_convert import MASKED_CONTENT, png_info_parameters
+from impasto.api.compat.a1111_convert import MASKED_CONTENT
 from impasto.api.compat.a1111_defaults import A1111_DEFAULT_OPTIONS
 from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.a1111_settings import CLIP_SKIP_OPTION, checked_clip_skip
@@ -23,6 +24,7 @@ from impasto.services.compat import compat_state, resolve_checkpoint
 from impasto.services.container import Services
 
 FIELD = "infotext"
+_IMAGE_SIZE = re.compile(r"^(\d+)x(\d+)$")  # A1111's re_imagesize
 AUTO_SWAP_OPTION = "disable_weights_auto_swap"
 
 # The label A1111 writes -> the request field it fills, on both tabs (A1111's paste fields,
@@ -76,6 +78,37 @@ IMG2IMG_CHOICES: dict[str, tuple[str, Callable[[str], Any]]] = {
     ),
     "Inpaint area": ("inpaint_full_res", lambda text: text == "Only masked"),
 }
+
+
+def png_info_parameters(parsed: dict[str, Any]) -> dict[str, Any]:
+    """Our parsed ``parameters`` under A1111's png-info keys ("Steps", "Size-1", ...), as text."""
+    keys = {
+        "steps": "Steps",
+        "sampler_name": "Sampler",
+        "schedule_type": "Schedule type",
+        "cfg_scale": "CFG scale",
+        "seed": "Seed",
+        "width": "Size-1",
+        "height": "Size-2",
+        "model": "Model",
+    }
+    out: dict[str, Any] = {
+        "Prompt": parsed.get("prompt", ""),
+        "Negative prompt": parsed.get("negative_prompt", ""),
+    }
+    for ours, theirs in keys.items():
+        value = parsed.get(ours)
+        if value is None:
+            continue
+        integral = isinstance(value, float) and value.is_integer()
+        out[theirs] = str(int(value)) if integral else str(value)
+    for key, value in (parsed.get("extra") or {}).items():
+        size = _IMAGE_SIZE.match(str(value))
+        if size is None:
+            out[key] = value
+        else:  # A1111 splits every "WxH" value: "Hires resize: 1024x768" -> -1 and -2
+            out[f"{key}-1"], out[f"{key}-2"] = size.group(1), size.group(2)
+    return out
 
 
 def infotext_labels(text: str) -> dict[str, Any]:
