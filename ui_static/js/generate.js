@@ -22,6 +22,8 @@ export const DEFAULTS = {
   strength: 0.75, loras: [], cache_interval: 0, decoder: 'full',
   inpaint_area: 'whole', inpaint_padding: 32, masked_content: 'original', clip_skip: 1,
 };
+// Schedules that start at the model's top sigma (unusable on zero-terminal-SNR models).
+const TOP_SIGMA_SCHEDULES = ['karras', 'exponential'];
 // The tunables a model's defaults (GET /models, from the family table) set.
 export const MODEL_DEFAULT_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'sampler', 'schedule'];
 
@@ -63,7 +65,7 @@ export class GenerateForm {
     const stored = loadSettings();
     if (stored) {
       this.write({ ...DEFAULTS, ...stored }, { save: false });
-      this.modelDefaults(stored.model || '').then((found) => this.limitClipSkip(found.model), () => {});
+      this.modelDefaults(stored.model || '').then((found) => this.useModel(found.model), () => {});
       return;
     }
     this.write(DEFAULTS, { save: false });
@@ -79,6 +81,12 @@ export class GenerateForm {
     const { width, height, steps, cfg_scale, sampler, schedule } = plan;
     const known = this.catalog.models.find((m) => m.id === plan.model);
     return { model: known, name: plan.model, defaults: { width, height, steps, cfg_scale, sampler, schedule } };
+  }
+
+  /** What the form adapts to the chosen model: its Clip skip limit, its zero-SNR training. */
+  useModel(model) {
+    this.zeroSnr = Boolean(model?.zero_snr);
+    this.limitClipSkip(model);
   }
 
   /** Cap the Clip skip field at what the chosen model's text encoders serve (its clip_skip_max). */
@@ -104,8 +112,8 @@ export class GenerateForm {
     }
     const values = { model: id };
     for (const name of MODEL_DEFAULT_FIELDS) values[name] = found.defaults[name];
+    this.useModel(found.model);
     this.write(values, { save });
-    this.limitClipSkip(found.model);
     const d = found.defaults;
     const label = this.catalog.samplers.find((s) => s.id === d.sampler)?.name || d.sampler;
     const note = `${found.name}'s defaults: ${d.width}×${d.height}, ${d.steps} step${d.steps === 1 ? '' : 's'}, `
@@ -226,7 +234,10 @@ export class GenerateForm {
     const allowed = sampler?.schedules || ['default'];
     const schedule = byId('schedule');
     for (const option of schedule.options) option.disabled = !allowed.includes(option.value);
-    const recommended = sampler?.recommended_schedule;
+    let recommended = sampler?.recommended_schedule;
+    // A zero-terminal-SNR model's top sigma is huge: Karras and Exponential would spend the
+    // steps far above any noise level that shapes the picture. Keep the model's own spacing.
+    if (this.zeroSnr && TOP_SIGMA_SCHEDULES.includes(recommended)) recommended = 'default';
     if (recommend && recommended && allowed.includes(recommended)) schedule.value = recommended;
     if (!allowed.includes(schedule.value)) schedule.value = allowed[0];
     // Eta only for the samplers that add noise per step; the placeholder is their own value.

@@ -53,6 +53,8 @@ class Detected:
     precision: str = ""
     prediction_type: str = "epsilon"
     inpaint: bool = False
+    zero_snr: bool = False
+    """Its scheduler rescales the betas to zero terminal SNR (``rescale_betas_zero_snr``)."""
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,8 @@ def detect_folder(root: Path) -> Detected:
     )
     family = classify(signals)
     prediction = signals.prediction_type
-    return Detected(layout, "checkpoint", family, precision, prediction, in_channels == 9)
+    zero_snr = bool(scheduler.get("rescale_betas_zero_snr"))
+    return Detected(layout, "checkpoint", family, precision, prediction, in_channels == 9, zero_snr)
 
 
 def detect_file(path: Path) -> Detected:

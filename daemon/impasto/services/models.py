@@ -39,6 +39,8 @@ class ModelEntry:
     inpaint: bool
     prediction_type: str
     size: int
+    # Trained for zero terminal SNR: schedules from the top sigma (Karras) do not suit it.
+    zero_snr: bool = False
     defaults: FamilyDefaults = field(default_factory=lambda: family_defaults(DEFAULT_FAMILY))
     type: str = "checkpoint"
     precision: str = ""
@@ -124,6 +126,7 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
         read_only=read_only,
         inpaint=found.inpaint,
         prediction_type=found.prediction_type,
+        zero_snr=found.zero_snr,
         size=folder_size(folder),
         defaults=replace(model_defaults(found.family, demo=read_only), **card["defaults"]),
         precision=found.precision,

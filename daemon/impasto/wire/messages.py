@@ -149,6 +149,9 @@ class ModelDetail(Schema):
     read_only: bool = False
     inpaint: bool = False
     prediction_type: str = ""
+    zero_snr: bool = False
+    """Trained for zero terminal SNR: Karras and Exponential schedules start at a top sigma far
+    above any useful noise level on it, so the web UI keeps the model's own schedule."""
     defaults: ModelDefaults | None = None
     precision: str = ""
     version: str = ""

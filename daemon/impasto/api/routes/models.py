@@ -139,6 +139,7 @@ def model_detail(m: ModelEntry, provider: str = "") -> ModelDetail:
         read_only=m.read_only,
         inpaint=m.inpaint,
         prediction_type=m.prediction_type,
+        zero_snr=m.zero_snr,
         defaults=ModelDefaults(**asdict(m.defaults)) if m.type == "checkpoint" else None,
         precision=m.precision,
         version=m.version,
