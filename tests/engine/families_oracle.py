@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -52,6 +54,8 @@ def torch_pipeline(name: str) -> Any:
     """The seeded diffusers (torch) pipeline the committed tiny ONNX folder ``name`` came from."""
     build_tiny = _builder()
     work = Path(tempfile.mkdtemp(prefix="impasto-test-"))
+    # The builder's scratch (its tokenizer files); read into memory by the time it returns.
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
     if name in build_tiny.TINY:
         return build_tiny.build_pipeline(build_tiny.TINY[name], work, full=False)
     return build_tiny.build_family_pipeline(build_tiny.FAMILIES[name], work)

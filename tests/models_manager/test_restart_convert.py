@@ -62,10 +62,11 @@ def test_killed_daemon_resumes_the_download(tmp_path: Path, hub: FakeHub) -> Non
 def diffusers_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny SD pipeline saved in diffusers format (torch, a few seconds)."""
     out = tmp_path_factory.mktemp("diffusers") / "tiny-diffusers"
+    work = tmp_path_factory.mktemp("tokenizer-work")  # the builder's scratch, removed by pytest
     script = (
-        "import sys, tempfile; from pathlib import Path; sys.path.insert(0, 'models');"
+        "import sys; from pathlib import Path; sys.path.insert(0, 'models');"
         "import build_tiny as b;"
-        "b.build_pipeline(b.TINY['sd-tiny'], Path(tempfile.mkdtemp()), full=False)"
+        f"b.build_pipeline(b.TINY['sd-tiny'], Path({str(work)!r}), full=False)"
         f".save_pretrained({str(out)!r})"
     )
     subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True, capture_output=True)
