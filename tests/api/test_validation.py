@@ -29,6 +29,7 @@ CASES = [
     ("subseed", -5, "-1 (random) or an integer between 0 and 4294967295"),
     ("subseed_strength", 1.5, "between 0 and 1"),
     ("eta", 1.5, "between 0 and 1"),
+    ("rng", "gpu", "pcg64, cpu"),
     ("seed_resize_from_width", 100, "multiple of 8 between 0 and 2048"),
     ("batch_size", 0, "between 1 and 10"),
     ("batch_size", 11, "between 1 and 10"),

@@ -34,6 +34,8 @@ def test_generate_saves_every_image_and_prints_the_paths(
         "0.5",
         "--seed-resize-from",
         "512x768",
+        "--rng",
+        "cpu",
         "-o",
         str(out),
     ]
@@ -54,6 +56,7 @@ def test_generate_saves_every_image_and_prints_the_paths(
         "eta": 0.5,
         "seed_resize_from_width": 512,
         "seed_resize_from_height": 768,
+        "rng": "cpu",
     }
 
 

@@ -90,8 +90,10 @@ def test_eta_and_resize_seed_from_are_sent_and_eta_is_off_where_unused(
     page.click("#submit")
     expect(page.locator("#err-seed_resize_from_height")).to_contain_text("both sides")
     page.fill("#seed_resize_from_height", "96")
+    page.select_option("#rng", "cpu")
     page.click("#submit")
     job = finished_job(page, impasto_daemon)
     assert (job["request"]["eta"], job["plan"]["eta"], job["plan"]["sampler"]) == (0.4, 0.4, "ddim")
     sides = (job["plan"]["seed_resize_from_width"], job["plan"]["seed_resize_from_height"])
     assert sides == (64, 96)
+    assert job["plan"]["rng"] == "cpu"

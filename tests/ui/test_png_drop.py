@@ -71,7 +71,7 @@ def test_drop_automatic1111_png_fills_form(page: Page) -> None:
         "Negative prompt: lowres, watermark\n"
         "Steps: 28, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: 424242, "
         'Size: 640x448, Model hash: abc123, Model: "someone, model", Eta: 0.3, '
-        "Seed resize from: 512x384"
+        "Seed resize from: 512x384, RNG: CPU"
     )
     open_ui(page)
     drop_file(page, a1111_png(text), "a1111.png")
@@ -88,6 +88,7 @@ def test_drop_automatic1111_png_fills_form(page: Page) -> None:
     expect(page.locator("#eta")).to_have_value("0.3")
     expect(page.locator("#seed_resize_from_width")).to_have_value("512")
     expect(page.locator("#seed_resize_from_height")).to_have_value("384")
+    expect(page.locator("#rng")).to_have_value("cpu")
     # An unknown model leaves the daemon's default selected.
     expect(page.locator("#model")).to_have_value("")
 

@@ -8,7 +8,7 @@ import { loadSettings, saveSettings } from './state.js';
 import { setLimits, validateRequest } from './validate.js';
 
 const NUMBER_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'subseed', 'subseed_strength', 'seed_resize_from_width', 'seed_resize_from_height', 'batch_size', 'priority', 'strength', 'cache_interval', 'inpaint_padding', 'clip_skip'];
-const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule', 'decoder', 'inpaint_area', 'masked_content'];
+const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule', 'rng', 'decoder', 'inpaint_area', 'masked_content'];
 // Sent only with a mask: they say how to inpaint.
 const INPAINT_FIELDS = ['inpaint_area', 'inpaint_padding', 'masked_content'];
 // The hires fix card: request field under ``hires`` -> form element id.
@@ -17,7 +17,7 @@ const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, 'eta', ...Object.values(
 // Fields that do not depend on the model; the rest come from the chosen model's defaults.
 export const DEFAULTS = {
   prompt: '', negative_prompt: '', model: '', seed: -1, subseed: -1, subseed_strength: 0, eta: null,
-  seed_resize_from_width: 0, seed_resize_from_height: 0,
+  seed_resize_from_width: 0, seed_resize_from_height: 0, rng: 'pcg64',
   batch_size: 1, priority: 0,
   strength: 0.75, loras: [], cache_interval: 0, decoder: 'full',
   inpaint_area: 'whole', inpaint_padding: 32, masked_content: 'original', clip_skip: 1,

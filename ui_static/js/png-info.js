@@ -97,6 +97,7 @@ export function parseA1111(text) {
     else if (key === 'Variation seed') out.subseed = Number.parseInt(value, 10);
     else if (key === 'Variation seed strength') out.subseed_strength = Number.parseFloat(value);
     else if (key === 'Eta' || key === 'Eta DDIM') out.eta = Number.parseFloat(value);
+    else if (key === 'RNG') out.rng = value === 'CPU' ? 'cpu' : 'pcg64';
     else if (key === 'Seed resize from') {
       const [w, h] = value.split('x').map((n) => Number.parseInt(n, 10));
       if (w > 0 && h > 0) Object.assign(out, { seed_resize_from_width: w, seed_resize_from_height: h });

@@ -28,6 +28,7 @@ REQUEST_FIELDS = {
     "sampler": "sampler",
     "schedule": "schedule",
     "eta": "eta",
+    "rng": "rng",
     "priority": "priority",
     "strength": "strength",
     "cache_interval": "cache_interval",
@@ -102,6 +103,12 @@ def register(
         "--sampler", help=f"sampler id or name, see GET /api/v1/samplers ({MODEL_DEFAULT})"
     )
     parser.add_argument("--schedule", choices=SCHEDULE_NAMES)
+    parser.add_argument(
+        "--rng",
+        choices=LIMITS["rng"].choices,
+        help="noise source: pcg64 (default), or cpu: torch's CPU generator, so a seed starts "
+        "from the noise AUTOMATIC1111 (RNG: CPU) and ComfyUI give it",
+    )
     parser.add_argument(
         "--eta",
         type=float,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
+
+from impasto.engine.torch_rng import TorchCpuGenerator
 
 MAX_SEED = 2**32 - 1  # the range AUTOMATIC1111 and most UIs show and accept
 
@@ -17,8 +20,28 @@ def resolve_seed(seed: int | None) -> int:
     return int(seed)
 
 
-def _normal(seed: int, shape: tuple[int, ...]) -> np.ndarray:
-    return np.random.Generator(np.random.PCG64(seed)).standard_normal(shape, dtype=np.float32)
+RNGS = ("pcg64", "cpu")
+"""Noise sources: numpy's PCG64 (Impasto's own), or torch's CPU generator (``cpu``: the noise
+of AUTOMATIC1111's "RNG: CPU" and of ComfyUI for the same seed; torch_rng.py)."""
+
+
+class Normals(Protocol):
+    """A seeded generator of standard normals (numpy's Generator, or torch's CPU one)."""
+
+    def standard_normal(self, shape: tuple[int, ...], dtype: type = ...) -> np.ndarray: ...
+
+
+def generator(seed: int, rng: str = "pcg64") -> Normals:
+    """A fresh generator seeded with ``seed`` from the noise source ``rng``."""
+    if rng == "cpu":
+        return TorchCpuGenerator(seed)
+    if rng != "pcg64":
+        raise ValueError(f"unknown noise source {rng!r}; use one of: {', '.join(RNGS)}")
+    return np.random.Generator(np.random.PCG64(seed))
+
+
+def _normal(seed: int, shape: tuple[int, ...], rng: str = "pcg64") -> np.ndarray:
+    return generator(seed, rng).standard_normal(shape, dtype=np.float32)
 
 
 def slerp(t: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -41,10 +64,11 @@ class Variation:
 
     subseed: int
     strength: float
+    rng: str = "pcg64"
 
     def blend(self, noise: np.ndarray) -> np.ndarray:
         rows = [
-            slerp(self.strength, row, _normal(self.subseed + i, row.shape))
+            slerp(self.strength, row, _normal(self.subseed + i, row.shape, self.rng))
             for i, row in enumerate(noise)
         ]
         return np.stack(rows)
@@ -63,7 +87,8 @@ def centred(base: np.ndarray, part: np.ndarray) -> np.ndarray:
 
 
 class BatchNoise:
-    """One PCG64 generator per batch image, so an image's pixels do not depend on batch size.
+    """One generator per batch image (``rng``: PCG64, or torch's CPU one as A1111's "RNG: CPU"
+    seeds image i with seed + i), so an image's pixels do not depend on batch size.
 
     A ``variation`` changes the first draw only (the starting noise), as in A1111; the noise
     ancestral samplers draw later comes from the seed's generators. ``resize_from`` (a latent
@@ -77,9 +102,11 @@ class BatchNoise:
         batch_size: int,
         variation: Variation | None = None,
         resize_from: tuple[int, int] | None = None,
+        rng: str = "pcg64",
     ) -> None:
         self.seeds = [seed + i for i in range(batch_size)]
-        self._generators = [np.random.Generator(np.random.PCG64(s)) for s in self.seeds]
+        self.rng = rng
+        self._generators = [generator(s, rng) for s in self.seeds]
         self.variation = variation
         self.resize_from = resize_from
         self._armed = True
@@ -100,7 +127,7 @@ class BatchNoise:
         if small == tuple(shape[1:]):
             return noise if self.variation is None else self.variation.blend(noise)
         # The seed's own noise at the other size (a fresh generator: its first draw there).
-        parts = np.stack([_normal(seed, small) for seed in self.seeds])
+        parts = np.stack([_normal(seed, small, self.rng) for seed in self.seeds])
         if self.variation is not None:
             parts = self.variation.blend(parts)
         return np.stack([centred(row, part) for row, part in zip(noise, parts, strict=True)])

@@ -197,12 +197,14 @@ class StableDiffusion:
         if noise is None:
             variation = None
             if params.subseed_strength > 0:
-                variation = Variation(resolve_seed(params.subseed), params.subseed_strength)
+                subseed = resolve_seed(params.subseed)
+                variation = Variation(subseed, params.subseed_strength, params.rng)
             resize_from = None
             if params.seed_resize_from is not None:
                 _, _, from_h, from_w = latent_shape(1, *params.seed_resize_from)
                 resize_from = (from_h, from_w)
-            noise = BatchNoise(resolve_seed(params.seed), batch, variation, resize_from)
+            seed = resolve_seed(params.seed)
+            noise = BatchNoise(seed, batch, variation, resize_from, params.rng)
         start_noise = noise(shape) if latents is None else latents.astype(np.float32)
 
         parts = self.adapters.get(params.loras, params.embeddings)

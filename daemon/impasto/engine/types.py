@@ -120,6 +120,9 @@ class GenerationParams:
     subseed: int | None = None
     """AUTOMATIC1111's variation seed (None or -1: random), used when ``subseed_strength`` > 0."""
     subseed_strength: float = 0.0
+    rng: str = "pcg64"
+    """The noise source: ``pcg64`` (numpy's), or ``cpu``: torch's CPU generator, whose noise for
+    a seed is AUTOMATIC1111's with "RNG: CPU" and ComfyUI's."""
     seed_resize_from: tuple[int, int] | None = None
     """AUTOMATIC1111's "Resize seed from" (width, height in pixels): the starting noise is the
     seed's at that size, laid over the centre, so the layout it gives there carries over."""

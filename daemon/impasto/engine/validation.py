@@ -9,6 +9,7 @@ import math
 
 from PIL import Image
 
+from impasto.engine.noise import RNGS
 from impasto.engine.schedulers import SAMPLERS, sampler_schedules
 from impasto.engine.types import GenerationParams, InvalidRequestError
 from impasto.engine.upscale_latents import UPSCALERS
@@ -113,6 +114,8 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
         raise InvalidRequestError(
             "sampler", f"unknown sampler {params.sampler!r}; use one of: {', '.join(SAMPLERS)}"
         )
+    if params.rng not in RNGS:
+        raise InvalidRequestError("rng", f"{params.rng!r} is not one of {', '.join(RNGS)}")
     if params.eta is not None:
         _check("eta", params.eta, integer=False)
     if params.seed_resize_from is not None:

@@ -130,6 +130,7 @@ class Resolver:
             subseed=resolve_seed(request.subseed) if request.subseed_strength > 0 else -1,
             subseed_strength=request.subseed_strength,
             **_seed_resize(request),
+            rng=request.rng,
             batch_size=request.batch_size,
             sampler=sampler,
             schedule=schedule,

@@ -196,6 +196,13 @@ class GenerateRequest(Schema):
     ] = 0.0
     seed_resize_from_width: SeedResizeSide = 0
     seed_resize_from_height: SeedResizeSide = 0
+    rng: Annotated[
+        Literal["pcg64", "cpu"],
+        Meta(
+            description="Noise source: pcg64 (Impasto's), or cpu: torch's CPU generator, whose "
+            "noise for a seed is A1111's with RNG: CPU and ComfyUI's"
+        ),
+    ] = "pcg64"
     batch_size: BatchSize = 1
     sampler: SamplerId | None = None
     schedule: ScheduleName | None = None
@@ -249,6 +256,7 @@ class ResolvedPlan(Schema, kw_only=True):
     subseed_strength: float = 0.0
     seed_resize_from_width: int = 0
     seed_resize_from_height: int = 0
+    rng: str = "pcg64"
     batch_size: int = 1
     sampler: str
     schedule: str = "default"

@@ -53,6 +53,7 @@ def build_params(job: RunJob) -> Any:
         seed=plan.seed,
         subseed=plan.subseed,
         subseed_strength=plan.subseed_strength,
+        rng=plan.rng,
         seed_resize_from=(plan.seed_resize_from_width, plan.seed_resize_from_height)
         if plan.seed_resize_from_width and plan.seed_resize_from_height
         else None,

@@ -18,6 +18,7 @@ from impasto.api.compat.a1111_settings import (
     decoder_setting,
     eta_setting,
     refiner_setting,
+    rng_setting,
     vae_setting,
 )
 from impasto.api.compat.common import checked_request, decode_base64_image, parse_loras, upload
@@ -223,6 +224,7 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "subseed": subseed,
             "subseed_strength": variation,
             **_seed_resize(req),
+            "rng": rng_setting(services, req),
             "batch_size": batch,
             "sampler": choice.sampler if choice else None,
             "schedule": schedule,

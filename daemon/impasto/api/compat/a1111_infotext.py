@@ -155,6 +155,8 @@ def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
     for label, option in (("Eta", "eta_ancestral"), ("Eta DDIM", "eta_ddim")):
         if label in labels:
             settings[option] = _checked(Txt2ImgRequest, label, "eta", labels[label])
+    if "RNG" in labels:
+        settings["randn_source"] = str(labels["RNG"])
     if labels.get("VAE Decoder") in ("Full", "TAESD"):
         settings["sd_vae_decode_method"] = labels["VAE Decoder"]
     options = compat_state(services).options

@@ -81,6 +81,13 @@ def eta_setting(
     return float(value)
 
 
+def rng_setting(services: Services, req: Txt2ImgRequest) -> str:
+    """A1111's ``randn_source`` (override, else the set option): "CPU" is torch's CPU generator,
+    which Impasto reproduces; "GPU" and "NV" (CUDA's Philox) run on Impasto's own noise."""
+    options = {**compat_state(services).options, **(req.override_settings or {})}
+    return "cpu" if str(options.get("randn_source", "")).upper() == "CPU" else "pcg64"
+
+
 def decoder_setting(services: Services, req: Txt2ImgRequest) -> str:
     """A1111's ``sd_vae_decode_method`` ("Full" or "TAESD"; override, else the set option)."""
     options = {**compat_state(services).options, **(req.override_settings or {})}
