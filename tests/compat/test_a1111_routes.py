@@ -368,6 +368,11 @@ def test_every_hires_field_reaches_the_plan(http: httpx.Client) -> None:
     assert (hires["steps"], hires["strength"], hires["sampler"]) == (3, 0.45, "dpmpp_2m")
     assert (hires["prompt"], hires["negative_prompt"]) == ("a red cat, detailed", "blur")
     assert hires["cfg_scale"] == 4.5
+    # info's extra_generation_params carries what the PNG adds, typed as A1111's.
+    extra = json.loads(answer.json()["info"])["extra_generation_params"]
+    assert (extra["Hires upscale"], extra["Hires steps"]) == (1.5, 3), extra
+    assert extra["Hires upscaler"] == "Latent (nearest-exact)" and extra["Schedule type"]
+    assert "Denoising strength" not in extra  # a field of its own in info
     sized = http.post("/sdapi/v1/txt2img", json={**body, "hr_resize_x": 130, "hr_resize_y": 100})
     assert _image(sized.json()["images"][0]).size == (128, 96)  # rounded down to 8, as A1111
 

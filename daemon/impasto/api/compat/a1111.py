@@ -10,11 +10,12 @@ from litestar.params import FromQuery
 
 from impasto.api.compat.a1111_actions import A1111ActionsController
 from impasto.api.compat.a1111_alwayson import check_alwayson_scripts
-from impasto.api.compat.a1111_convert import echo, info_json, plan
+from impasto.api.compat.a1111_convert import echo, plan
 from impasto.api.compat.a1111_extras import A1111ExtrasController
 from impasto.api.compat.a1111_info import A1111InfoController
 from impasto.api.compat.a1111_infotext import with_infotext
 from impasto.api.compat.a1111_lists import A1111ListsController
+from impasto.api.compat.a1111_processed import info_json
 from impasto.api.compat.a1111_schemas import (
     GenerationResponse,
     Img2ImgRequest,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import random
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,15 +24,13 @@ from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import (
     UnknownSamplerError,
     explicit_schedule,
-    sampler_label,
-    schedule_label,
     to_impasto,
 )
 from impasto.engine.upscale_latents import UPSCALER_LABELS
-from impasto.services.compat import ResultImage, resolve_checkpoint
+from impasto.services.compat import resolve_checkpoint
 from impasto.services.container import Services
 from impasto.services.upscalers import UpscalerService
-from impasto.wire import GenerateRequest, ResolvedPlan
+from impasto.wire import GenerateRequest
 
 MAX_ITERATIONS = 100
 SEED_SPACE = 2**32
@@ -155,12 +151,6 @@ def _unknown_sampler(exc: UnknownSamplerError) -> CompatError:
 def to_multiple_of_8(pixels: int | None) -> int | None:
     """A1111 accepts any size and makes the image the latent's size: rounded down to 8."""
     return None if not pixels else pixels - pixels % 8
-
-
-def _short_hash(services: Services, model_id: str) -> str | None:
-    """A1111's short model hash (the sha256's first 10 digits), where the install has one."""
-    model = services.catalog.get(model_id)
-    return model.hash[:10] if model is not None and model.hash else None
 
 
 def _seed_resize(req: Txt2ImgRequest) -> dict[str, int]:
@@ -333,65 +323,3 @@ def echo(req: Txt2ImgRequest) -> dict[str, Any]:
         parameters["init_images"] = None
         parameters["mask"] = None
     return parameters
-
-
-def info_json(
-    services: Services,
-    req: Txt2ImgRequest,
-    plan: Plan,
-    images: list[ResultImage],
-    first: ResolvedPlan,
-) -> str:
-    """The ``info`` JSON text A1111 clients parse (Processed.js() in A1111).
-
-    ``first`` is the resolved plan of the first job: the values that ran, defaults included.
-    """
-    seeds = [image.seed for image in images] or [first.seed]
-    count = max(len(images), 1)
-    # The variation seeds that ran (image i: subseed + i), else what the request said.
-    subseed = first.subseed if first.subseed_strength else req.subseed
-    subseed = -1 if subseed is None else subseed
-    subseeds = [subseed + i if first.subseed_strength else subseed for i in range(count)]
-    extra: dict[str, Any] = {"Schedule type": schedule_label(first.schedule)}
-    if plan.inpaint and isinstance(req, Img2ImgRequest):
-        extra["Mask blur"] = req.mask_blur if req.mask_blur is not None else req.mask_blur_x
-    info = {
-        "prompt": plan.prompt,
-        "all_prompts": [plan.prompt] * count,
-        "negative_prompt": plan.negative_prompt,
-        "all_negative_prompts": [plan.negative_prompt] * count,
-        "seed": seeds[0],
-        "all_seeds": seeds,
-        "subseed": subseeds[0],
-        "all_subseeds": subseeds,
-        "subseed_strength": first.subseed_strength,
-        "width": first.width,
-        "height": first.height,
-        "sampler_name": sampler_label(first.sampler),
-        "cfg_scale": first.cfg_scale,
-        "steps": first.steps,
-        "batch_size": first.batch_size,
-        "restore_faces": False,
-        "face_restoration_model": None,
-        "sd_model_name": plan.model,
-        "sd_model_hash": _short_hash(services, plan.model),
-        "sd_vae_name": None,
-        "sd_vae_hash": None,
-        "seed_resize_from_w": req.seed_resize_from_w if req.seed_resize_from_w is not None else -1,
-        "seed_resize_from_h": req.seed_resize_from_h if req.seed_resize_from_h is not None else -1,
-        "denoising_strength": plan.strength,
-        "extra_generation_params": extra,
-        "index_of_first_image": 0,
-        "infotexts": [image.infotext for image in images],
-        "styles": req.styles or [],
-        "job_timestamp": time.strftime("%Y%m%d%H%M%S"),
-        "clip_skip": first.clip_skip,
-        "is_using_inpainting_conditioning": plan.inpaint and _is_inpaint_model(services, plan),
-        "version": f"impasto {services.version}",
-    }
-    return json.dumps(info, ensure_ascii=False)
-
-
-def _is_inpaint_model(services: Services, plan: Plan) -> bool:
-    model = services.catalog.get(plan.model)
-    return bool(model and model.inpaint)

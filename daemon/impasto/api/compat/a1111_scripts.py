@@ -14,7 +14,8 @@ import msgspec
 from litestar import Controller, get
 
 from impasto.api.compat.a1111_alwayson import BUILT_IN
-from impasto.api.compat.a1111_convert import echo, hires_scheduler, info_json, plan
+from impasto.api.compat.a1111_convert import echo, hires_scheduler, plan
+from impasto.api.compat.a1111_processed import info_json
 from impasto.api.compat.a1111_schemas import GenerationResponse, Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.common import decode_base64_image, upload
 from impasto.api.compat.errors import CompatError

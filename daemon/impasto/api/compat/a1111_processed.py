@@ -1,0 +1,119 @@
+"""A1111's ``info``: the JSON text of ``Processed.js()`` that its clients parse."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from impasto.api.compat.a1111_convert import Plan
+from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
+from impasto.api.compat.samplers_map import sampler_label, schedule_label
+from impasto.formats.png import parse_a1111_parameters
+from impasto.services.compat import ResultImage
+from impasto.services.container import Services
+from impasto.wire import ResolvedPlan
+
+# Infotext keys A1111 writes from its own fields, not from ``extra_generation_params``.
+_OWN_KEYS = frozenset(
+    {
+        "Variation seed",
+        "Variation seed strength",
+        "Seed resize from",
+        "Denoising strength",
+        "Clip skip",
+        "RNG",
+        "Model hash",
+        "VAE",
+        "VAE hash",
+        "Version",
+    }
+)
+
+
+def _extra_params(infotext: str) -> dict[str, Any]:
+    """The first picture's extra settings (hires fix, refiner, eta, ...) as A1111 lists them
+    in ``extra_generation_params``: numbers as numbers."""
+    extra: dict[str, Any] = {}
+    for key, text in parse_a1111_parameters(infotext)["extra"].items():
+        if key in _OWN_KEYS:
+            continue
+        for kind in (int, float):
+            try:
+                extra[key] = kind(text)
+                break
+            except ValueError:
+                continue
+        else:
+            extra[key] = text
+    return extra
+
+
+def _short_hash(services: Services, model_id: str) -> str | None:
+    """A1111's short model hash (the sha256's first 10 digits), where the install has one."""
+    model = services.catalog.get(model_id)
+    return model.hash[:10] if model is not None and model.hash else None
+
+
+def info_json(
+    services: Services,
+    req: Txt2ImgRequest,
+    plan: Plan,
+    images: list[ResultImage],
+    first: ResolvedPlan,
+) -> str:
+    """The ``info`` JSON text A1111 clients parse (Processed.js() in A1111).
+
+    ``first`` is the resolved plan of the first job: the values that ran, defaults included.
+    """
+    seeds = [image.seed for image in images] or [first.seed]
+    count = max(len(images), 1)
+    # The variation seeds that ran (image i: subseed + i), else what the request said.
+    subseed = first.subseed if first.subseed_strength else req.subseed
+    subseed = -1 if subseed is None else subseed
+    subseeds = [subseed + i if first.subseed_strength else subseed for i in range(count)]
+    extra: dict[str, Any] = {"Schedule type": schedule_label(first.schedule)}
+    if images and images[0].infotext:
+        extra.update(_extra_params(images[0].infotext))
+    if plan.inpaint and isinstance(req, Img2ImgRequest):
+        extra["Mask blur"] = req.mask_blur if req.mask_blur is not None else req.mask_blur_x
+    info = {
+        "prompt": plan.prompt,
+        "all_prompts": [plan.prompt] * count,
+        "negative_prompt": plan.negative_prompt,
+        "all_negative_prompts": [plan.negative_prompt] * count,
+        "seed": seeds[0],
+        "all_seeds": seeds,
+        "subseed": subseeds[0],
+        "all_subseeds": subseeds,
+        "subseed_strength": first.subseed_strength,
+        "width": first.width,
+        "height": first.height,
+        "sampler_name": sampler_label(first.sampler),
+        "cfg_scale": first.cfg_scale,
+        "steps": first.steps,
+        "batch_size": first.batch_size,
+        "restore_faces": False,
+        "face_restoration_model": None,
+        "sd_model_name": plan.model,
+        "sd_model_hash": _short_hash(services, plan.model),
+        "sd_vae_name": None,
+        "sd_vae_hash": None,
+        "seed_resize_from_w": req.seed_resize_from_w if req.seed_resize_from_w is not None else -1,
+        "seed_resize_from_h": req.seed_resize_from_h if req.seed_resize_from_h is not None else -1,
+        "denoising_strength": plan.strength,
+        "extra_generation_params": extra,
+        "index_of_first_image": 0,
+        "infotexts": [image.infotext for image in images],
+        "styles": req.styles or [],
+        "job_timestamp": time.strftime("%Y%m%d%H%M%S"),
+        "clip_skip": first.clip_skip,
+        "is_using_inpainting_conditioning": plan.inpaint and _is_inpaint_model(services, plan),
+        "version": f"impasto {services.version}",
+    }
+    return json.dumps(info, ensure_ascii=False)
+
+
+def _is_inpaint_model(services: Services, plan: Plan) -> bool:
+    model = services.catalog.get(plan.model)
+    return bool(model and model.inpaint)
