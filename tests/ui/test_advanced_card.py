@@ -10,12 +10,17 @@ from playwright.sync_api import Page, expect
 from tests.ui.conftest import QUICK, fill_form, finished_job, open_ui
 
 
+def _advanced(page: Page, prompt: str) -> None:
+    """The Generate form with ``prompt`` and the quick settings, its Advanced card open."""
+    open_ui(page)
+    fill_form(page, prompt=prompt, **QUICK)
+    page.click("#advanced-card summary")
+
+
 def test_clip_skip_is_sent_and_a_model_that_cannot_skip_says_so(
     page: Page, impasto_daemon: Any
 ) -> None:
-    open_ui(page)
-    fill_form(page, prompt="a lighthouse, clip skip from the ui", **QUICK)
-    page.click("#advanced-card summary")
+    _advanced(page, "a lighthouse, clip skip from the ui")
     expect(page.locator("#clip_skip")).to_have_value("1")
     # The bundled default model's text encoder was exported without hidden states.
     page.fill("#clip_skip", "2")
@@ -53,9 +58,7 @@ def test_clip_skip_field_is_capped_at_the_chosen_models_limit(
 def test_variation_seed_fields_are_sent_and_checked_in_the_page(
     page: Page, impasto_daemon: Any
 ) -> None:
-    open_ui(page)
-    fill_form(page, prompt="a lighthouse, a variation from the ui", **QUICK)
-    page.click("#advanced-card summary")
+    _advanced(page, "a lighthouse, a variation from the ui")
     expect(page.locator("#subseed")).to_have_value("-1")
     expect(page.locator("#subseed_strength")).to_have_value("0")
     page.fill("#subseed_strength", "1.5")
@@ -72,9 +75,7 @@ def test_variation_seed_fields_are_sent_and_checked_in_the_page(
 def test_eta_and_resize_seed_from_are_sent_and_eta_is_off_where_unused(
     page: Page, impasto_daemon: Any
 ) -> None:
-    open_ui(page)
-    fill_form(page, prompt="a lighthouse, eta from the ui", **QUICK)
-    page.click("#advanced-card summary")
+    _advanced(page, "a lighthouse, eta from the ui")
     eta = page.locator("#eta")
     page.select_option("#sampler", "euler")
     expect(eta).to_be_disabled()
