@@ -120,6 +120,7 @@ class GenerationParams:
     subseed: int | None = None
     """AUTOMATIC1111's variation seed (None or -1: random), used when ``subseed_strength`` > 0."""
     subseed_strength: float = 0.0
+    """How far the starting noise moves toward the variation seed's (0..1)."""
     rng: str = "pcg64"
     """The noise source: ``pcg64`` (numpy's), or ``cpu``: torch's CPU generator, whose noise for
     a seed is AUTOMATIC1111's with "RNG: CPU" and ComfyUI's."""
@@ -129,7 +130,6 @@ class GenerationParams:
     eta: float | None = None
     """How much fresh noise each step of the ancestral, SDE and DDIM samplers adds (A1111's
     eta); None: each sampler's own (1; DDIM 0). A sampler without per-step noise ignores it."""
-    """How far the starting noise moves toward the variation seed's (0..1)."""
     batch_size: int = 1
     sampler: str = "euler_a"
     schedule: Schedule = "default"

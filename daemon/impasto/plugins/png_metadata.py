@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from impasto.engine.schedulers import SAMPLER_SPECS, sampler_label, schedule_label
+from impasto.engine.schedulers import eta_default, sampler_label, schedule_label
 from impasto.engine.upscale_latents import UPSCALER_LABELS
 from impasto.formats.png import IMPASTO_KEY, PARAMETERS_KEY, format_a1111_parameters
 from impasto.plugins.hookspecs import hookimpl
@@ -62,7 +62,7 @@ def _extra(params: dict[str, Any], index: int) -> dict[str, Any] | None:
 def _eta(sampler: str, eta: float | None) -> dict[str, float]:
     """A1111's ``Eta`` (ancestral and SDE samplers, default 1) or ``Eta DDIM`` (default 0),
     written where the request's differs from the sampler's default."""
-    default = SAMPLER_SPECS[sampler].cls.eta_default if sampler in SAMPLER_SPECS else None
+    default = eta_default(sampler)
     if eta is None or default is None or eta == default:
         return {}
     return {"Eta DDIM" if default == 0 else "Eta": eta}

@@ -88,8 +88,9 @@ class LoopSampler(SigmaSampler):
         self._log_train = np.log(train_sigmas(ac))
         self.path_sigmas = self.path(steps_sigma)
         # A step's calls depend on its own sigmas only, so per-position counts add up.
+        loop = self._loop()
         per_position = [
-            len(model_calls(self._loop(), self.path_sigmas[p : p + 2]))
+            len(model_calls(loop, self.path_sigmas[p : p + 2]))
             for p in range(len(self.path_sigmas) - 1)
         ]
         self.position_calls = np.concatenate([[0], np.cumsum(per_position)]).astype(int)

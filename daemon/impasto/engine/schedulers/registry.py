@@ -360,9 +360,16 @@ def sampler_schedules(name: str) -> tuple[str, ...]:
     return _sampler_spec(name).schedules
 
 
+def eta_default(name: str) -> float | None:
+    """The ``eta`` sampler ``name`` runs with when a request names none (1 for the ancestral and
+    SDE samplers, 0 for DDIM); None for a sampler that adds no noise per step, or none known."""
+    spec = SAMPLER_SPECS.get(name)
+    return spec.cls.eta_default if spec is not None else None
+
+
 def eta_samplers() -> tuple[str, ...]:
     """The samplers that add fresh noise per step, so take an ``eta``."""
-    return tuple(s.id for s in SAMPLER_SPECS.values() if s.cls.eta_default is not None)
+    return tuple(name for name in SAMPLER_SPECS if eta_default(name) is not None)
 
 
 def sampler_eta(name: str, eta: float | None) -> float | None:
