@@ -84,8 +84,8 @@ export function parseA1111(text) {
     const key = m[1].trim();
     const value = unquote(m[2].trim());
     if (key === 'Size') {
-      const size = /^(\d+)x(\d+)$/.exec(value);
-      if (size) [out.width, out.height] = [Number(size[1]), Number(size[2])];
+      const size = widthHeight(value);
+      if (size) [out.width, out.height] = size;
     } else if (key === 'Steps') out.steps = Number.parseInt(value, 10);
     else if (key === 'CFG scale') out.cfg_scale = Number.parseFloat(value);
     else if (key === 'Seed') out.seed = Number.parseInt(value, 10);
@@ -99,11 +99,17 @@ export function parseA1111(text) {
     else if (key === 'Eta' || key === 'Eta DDIM') out.eta = Number.parseFloat(value);
     else if (key === 'RNG') out.rng = value === 'CPU' ? 'cpu' : 'pcg64';
     else if (key === 'Seed resize from') {
-      const [w, h] = value.split('x').map((n) => Number.parseInt(n, 10));
-      if (w > 0 && h > 0) Object.assign(out, { seed_resize_from_width: w, seed_resize_from_height: h });
+      const size = widthHeight(value);
+      if (size) [out.seed_resize_from_width, out.seed_resize_from_height] = size;
     }
   }
   return out;
+}
+
+/** A1111's "WxH" value as [width, height], or null. */
+function widthHeight(value) {
+  const size = /^(\d+)x(\d+)$/.exec(value);
+  return size ? [Number(size[1]), Number(size[2])] : null;
 }
 
 /** Map A1111's sampler label ("DPM++ 2M Karras" or "DPM++ 2M" + "Karras") to our ids.

@@ -22,7 +22,7 @@ TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
 
 # AUTOMATIC1111's own patterns (modules/infotext_utils.py), so we read what it reads.
 _PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
-_SIZE = re.compile(r"^(\d+)x(\d+)$")
+IMAGE_SIZE = re.compile(r"^(\d+)x(\d+)$")
 _NEGATIVE = "Negative prompt:"
 
 # Our field name for each A1111 key, and how its text becomes a value.
@@ -124,7 +124,7 @@ def parse_a1111_parameters(text: str) -> dict[str, Any]:
     }
     for key, raw_value in _PARAM.findall(last):
         value = _unquote(raw_value)
-        size = _SIZE.match(value)
+        size = IMAGE_SIZE.match(value)
         if key == "Size" and size is not None:
             result["width"], result["height"] = int(size.group(1)), int(size.group(2))
         elif key in _KNOWN_FIELDS:

@@ -9,7 +9,6 @@ value does not fit is a 422 naming ``infotext`` and the label.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -19,12 +18,11 @@ from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.a1111_settings import CLIP_SKIP_OPTION, checked_clip_skip
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.lenient import lenient_convert
-from impasto.formats.png import parse_a1111_parameters
+from impasto.formats.png import IMAGE_SIZE, parse_a1111_parameters
 from impasto.services.compat import compat_state, resolve_checkpoint
 from impasto.services.container import Services
 
 FIELD = "infotext"
-_IMAGE_SIZE = re.compile(r"^(\d+)x(\d+)$")  # A1111's re_imagesize
 AUTO_SWAP_OPTION = "disable_weights_auto_swap"
 
 # The label A1111 writes -> the request field it fills, on both tabs (A1111's paste fields,
@@ -103,7 +101,7 @@ def png_info_parameters(parsed: dict[str, Any]) -> dict[str, Any]:
         integral = isinstance(value, float) and value.is_integer()
         out[theirs] = str(int(value)) if integral else str(value)
     for key, value in (parsed.get("extra") or {}).items():
-        size = _IMAGE_SIZE.match(str(value))
+        size = IMAGE_SIZE.match(str(value))
         if size is None:
             out[key] = value
         else:  # A1111 splits every "WxH" value: "Hires resize: 1024x768" -> -1 and -2
@@ -144,8 +142,9 @@ def _fields(labels: dict[str, Any], is_img2img: bool) -> dict[str, Any]:
 
 
 def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
-    """``override_settings`` entries the text gives: Clip skip, Eta, Eta DDIM, the decoder, and
-    the model when the ``disable_weights_auto_swap`` option is off (A1111's default keeps it)."""
+    """``override_settings`` entries the text gives: Clip skip, Eta, Eta DDIM, RNG, the decoder,
+    and the model when the ``disable_weights_auto_swap`` option is off (A1111's default keeps
+    it)."""
     settings: dict[str, Any] = {}
     if "Clip skip" in labels:
         text = str(labels["Clip skip"])
@@ -160,11 +159,12 @@ def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
     if labels.get("VAE Decoder") in ("Full", "TAESD"):
         settings["sd_vae_decode_method"] = labels["VAE Decoder"]
     options = compat_state(services).options
-    keep_model = options.get(AUTO_SWAP_OPTION, A1111_DEFAULT_OPTIONS[AUTO_SWAP_OPTION])
+    if options.get(AUTO_SWAP_OPTION, A1111_DEFAULT_OPTIONS[AUTO_SWAP_OPTION]):
+        return settings  # A1111's default: the text does not change the model
     # A1111 swaps by "Model hash"; Impasto's own PNGs name the model (no hash).
     named = [str(labels[key]) for key in ("Model hash", "Model") if key in labels]
     model = next(filter(None, (resolve_checkpoint(services, name) for name in named)), None)
-    if model is not None and not keep_model:
+    if model is not None:
         settings["sd_model_checkpoint"] = model
     return settings
 

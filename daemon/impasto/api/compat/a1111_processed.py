@@ -49,12 +49,6 @@ def _extra_params(infotext: str) -> dict[str, Any]:
     return extra
 
 
-def _short_hash(services: Services, model_id: str) -> str | None:
-    """A1111's short model hash (the sha256's first 10 digits), where the install has one."""
-    model = services.catalog.get(model_id)
-    return model.hash[:10] if model is not None and model.hash else None
-
-
 def info_json(
     services: Services,
     req: Txt2ImgRequest,
@@ -72,6 +66,7 @@ def info_json(
     subseed = first.subseed if first.subseed_strength else req.subseed
     subseed = -1 if subseed is None else subseed
     subseeds = [subseed + i if first.subseed_strength else subseed for i in range(count)]
+    model = services.catalog.get(plan.model)
     extra: dict[str, Any] = {"Schedule type": schedule_label(first.schedule)}
     if images and images[0].infotext:
         extra.update(_extra_params(images[0].infotext))
@@ -96,7 +91,8 @@ def info_json(
         "restore_faces": False,
         "face_restoration_model": None,
         "sd_model_name": plan.model,
-        "sd_model_hash": _short_hash(services, plan.model),
+        # A1111's short hash: the sha256's first 10 digits, where the install has one.
+        "sd_model_hash": model.hash[:10] if model is not None and model.hash else None,
         "sd_vae_name": None,
         "sd_vae_hash": None,
         "seed_resize_from_w": req.seed_resize_from_w if req.seed_resize_from_w is not None else -1,
@@ -108,12 +104,7 @@ def info_json(
         "styles": req.styles or [],
         "job_timestamp": time.strftime("%Y%m%d%H%M%S"),
         "clip_skip": first.clip_skip,
-        "is_using_inpainting_conditioning": plan.inpaint and _is_inpaint_model(services, plan),
+        "is_using_inpainting_conditioning": plan.inpaint and bool(model and model.inpaint),
         "version": f"impasto {services.version}",
     }
     return json.dumps(info, ensure_ascii=False)
-
-
-def _is_inpaint_model(services: Services, plan: Plan) -> bool:
-    model = services.catalog.get(plan.model)
-    return bool(model and model.inpaint)

@@ -7,7 +7,7 @@ import logging
 
 from impasto.api.compat.a1111_schemas import Txt2ImgRequest
 from impasto.api.compat.errors import CompatError
-from impasto.engine.schedulers import SAMPLER_SPECS
+from impasto.engine.schedulers import eta_default
 from impasto.services.compat import compat_state, current_checkpoint, resolve_checkpoint
 from impasto.services.container import Services
 from impasto.wire import LIMITS
@@ -58,40 +58,45 @@ def refiner_setting(services: Services, req: Txt2ImgRequest) -> str | None:
     return model
 
 
+def _options(services: Services, req: Txt2ImgRequest) -> dict[str, object]:
+    """The A1111 options this request runs with: its ``override_settings`` over the set ones."""
+    return {**compat_state(services).options, **(req.override_settings or {})}
+
+
 def eta_setting(
     services: Services, req: Txt2ImgRequest, model: str, sampler: str | None
 ) -> float | None:
     """A1111's eta for the sampler that runs: the request's ``eta``, else the option its kind
     reads (``eta_ancestral`` for the k-diffusion samplers, ``eta_ddim`` for DDIM; this
     request's override, else the set option); None where the sampler adds no noise per step."""
-    sampler = sampler or services.jobs.resolver.model(model).defaults.sampler
-    default = SAMPLER_SPECS[sampler].cls.eta_default if sampler in SAMPLER_SPECS else None
+    default = eta_default(sampler or services.jobs.resolver.model(model).defaults.sampler)
     if default is None:
         return None  # A1111 passes eta only to samplers that take one
     if req.eta is not None:
         return req.eta
     option = "eta_ddim" if default == 0 else "eta_ancestral"
-    options = {**compat_state(services).options, **(req.override_settings or {})}
+    options = _options(services, req)
     if option not in options:
         return None
     value = options[option]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+    limit = LIMITS["eta"]  # the native field's range
+    low, high = limit.minimum or 0, limit.maximum or 1
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         field = f"override_settings.{option}" if option in (req.override_settings or {}) else option
-        raise CompatError(422, "must be a number between 0 and 1", field)
+        raise CompatError(422, limit.rule, field)
     return float(value)
 
 
 def rng_setting(services: Services, req: Txt2ImgRequest) -> str:
     """A1111's ``randn_source`` (override, else the set option): "CPU" is torch's CPU generator,
     which Impasto reproduces; "GPU" and "NV" (CUDA's Philox) run on Impasto's own noise."""
-    options = {**compat_state(services).options, **(req.override_settings or {})}
+    options = _options(services, req)
     return "cpu" if str(options.get("randn_source", "")).upper() == "CPU" else "pcg64"
 
 
 def decoder_setting(services: Services, req: Txt2ImgRequest) -> str:
     """A1111's ``sd_vae_decode_method`` ("Full" or "TAESD"; override, else the set option)."""
-    options = {**compat_state(services).options, **(req.override_settings or {})}
-    return "fast" if options.get("sd_vae_decode_method") == "TAESD" else "full"
+    return "fast" if _options(services, req).get("sd_vae_decode_method") == "TAESD" else "full"
 
 
 def checked_clip_skip(value: object, field: str) -> int:
