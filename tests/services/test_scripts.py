@@ -9,7 +9,8 @@ from impasto.services.errors import FieldError
 from impasto.services.scripts.base import ScriptArg, parse_args
 from impasto.services.scripts.grid import Label, annotate, image_grid
 from impasto.services.scripts.registry import SCRIPTS, find_script, scripts_for
-from impasto.services.scripts.xyz_axes import AXES, axes_for, axis_values
+from impasto.services.scripts.xyz_axes import AXES, axes_for
+from impasto.services.scripts.xyz_values import axis_values
 
 STEPS = next(axis for axis in AXES if axis.label == "Steps")
 CFG = next(axis for axis in AXES if axis.label == "CFG Scale")

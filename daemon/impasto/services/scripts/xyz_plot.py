@@ -28,7 +28,8 @@ from impasto.services.scripts.base import (
     prompt_of,
 )
 from impasto.services.scripts.grid import Label, annotate, blank, cell_size, image_grid
-from impasto.services.scripts.xyz_axes import Axis, axes_for, axis_values, supported_labels
+from impasto.services.scripts.xyz_axes import Axis, axes_for, supported_labels
+from impasto.services.scripts.xyz_values import axis_values
 from impasto.wire import GenerateRequest
 
 MAX_CELLS = 400
