@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
+from typing import Any
 
+import msgspec
 from litestar.testing import TestClient
 
-from impasto.api.app import create_app
+from impasto.api.app import build_litestar, create_app
+from impasto.services.container import Services
 from tests.api.conftest import make_services
 
 API = Path(__file__).resolve().parents[2] / "daemon" / "impasto" / "api"
@@ -52,3 +56,38 @@ def test_only_the_dependencies_module_reads_the_application_state() -> None:
         and ("state.services" in path.read_text() or "state: State" in path.read_text())
     ]
     assert not readers, f"use the typed providers in api/dependencies.py: {readers}"
+
+
+def _body_fields(handler: Any) -> set[str]:
+    """The top-level field names of a route's JSON body (none for a route without one)."""
+    data = handler.parsed_fn_signature.parameters.get("data")
+    if data is None:
+        return set()
+    body = data.annotation
+    while typing.get_origin(body) is typing.Annotated:
+        body = typing.get_args(body)[0]
+    info = msgspec.inspect.type_info(body)
+    return {field.encode_name for field in getattr(info, "fields", ())}
+
+
+def test_no_dependency_is_named_like_a_body_field(services: Services) -> None:
+    """Litestar takes a body error at a key that names a dependency for a server fault: a bad
+    value there would be a 500 instead of a 422 naming the field."""
+    app = build_litestar(services)
+    checked = set()
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            fields = _body_fields(handler)
+            if fields:
+                checked.add(route.path)
+            clash = fields & set(handler.resolve_dependencies())
+            assert not clash, f"{route.path}: {sorted(clash)} name a body field and a dependency"
+    assert {"/api/v1/generate", "/sdapi/v1/png-info", "/v1/images/generations"} <= checked
+
+
+def test_a_bad_value_in_the_plugins_options_is_a_422_naming_them(api: TestClient) -> None:
+    for path in ("/api/v1/generate", "/api/v1/generate/plan"):
+        response = api.post(path, json={"prompt": "a red circle", "plugins": []})
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["field"] == "plugins"
+        assert "Expected `object`, got `array`" in response.json()["detail"]

@@ -156,6 +156,14 @@ def test_bad_resize_mode_and_missing_image(daemon: Daemon) -> None:
     assert status == 422 and body["detail"][0]["loc"] == ["body", "image"]  # type: ignore[index]
 
 
+def test_a_factor_under_one_names_its_range(daemon: Daemon) -> None:
+    body = {"image": _b64(pattern(64, 64)), "upscaler_1": "Lanczos", "upscaling_resize": 0.001}
+    status, answer = _raw(daemon, "extra-single-image", body)
+    assert status == 422, answer
+    (item,) = answer["detail"]  # type: ignore[misc]
+    assert item["loc"] == ["body", "upscaling_resize"] and ">= 1" in item["msg"]
+
+
 def test_oversized_result_names_the_factor(daemon: Daemon) -> None:
     body = {"image": _b64(pattern(2000, 8)), "upscaler_1": "Lanczos", "upscaling_resize": 8}
     status, answer = _raw(daemon, "extra-single-image", body)

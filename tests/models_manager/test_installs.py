@@ -186,6 +186,12 @@ def test_load_unload_and_loaded(daemon: Daemon) -> None:
             time.sleep(0.1)
         assert not any(m["model"] == "sd-tiny-v" for m in loaded)
         assert c.post("/api/v1/models/nope/load").status_code == 404
+        # A refiner runs only beside an SDXL model: refused as generating with it is, not a 200
+        # for a load the worker then fails.
+        refiner = c.post("/api/v1/models/sdxl-tiny-refiner/load")
+        assert refiner.status_code == 422, refiner.text
+        assert refiner.json()["errors"][0]["field"] == "model_id"
+        assert "SDXL refiner" in refiner.json()["detail"]
 
 
 def test_bad_input_names_the_field(daemon: Daemon) -> None:

@@ -3,6 +3,11 @@
 Handlers ask by parameter name and type (``jobs: Jobs``). Code that only holds a connection
 (guards, middleware) reads the same services through `services_of`, the one accessor of the
 application state.
+
+A dependency is never named like a field of a request body: Litestar takes a body error at a
+key that names a dependency for a server fault (500, not 422), so the plugin host is
+``plugin_host`` (the generate body has ``plugins``). tests/api/test_dependencies.py checks
+every route.
 """
 
 from __future__ import annotations
@@ -78,7 +83,7 @@ DEPENDENCIES: dict[str, Provide] = {
     "bus": Provide(provide_bus, sync_to_thread=False),
     "manager": Provide(provide_manager, sync_to_thread=False),
     "machine_provider": Provide(provide_machine_provider, sync_to_thread=False),
-    "plugins": Provide(provide_plugins, sync_to_thread=False),
+    "plugin_host": Provide(provide_plugins, sync_to_thread=False),
 }
 """Name -> provider, registered on the application; a handler asks by parameter name and type."""
 
@@ -95,6 +100,6 @@ Manager: TypeAlias = NamedDependency[ModelManager]
 MachineProvider: TypeAlias = NamedDependency[str]
 """A handler parameter ``machine_provider: MachineProvider`` receives the provider installs use."""
 Plugins: TypeAlias = NamedDependency[PluginHost]
-"""A handler parameter ``plugins: Plugins`` receives the PluginHost (404 when plugins are off)."""
+"""A handler parameter ``plugin_host: Plugins`` receives the PluginHost (404 with plugins off)."""
 AllServices: TypeAlias = NamedDependency[Services]
 """A handler parameter ``services: AllServices`` receives every service (for reports)."""

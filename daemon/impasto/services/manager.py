@@ -99,6 +99,7 @@ class ModelManager:
         entry = self.catalog.get(model_id)
         if entry is None:
             raise NotFoundError(f"checkpoint {model_id!r} is not installed")
+        entry.check_usable_alone("model_id")  # a worker would fail to load it alone
         seconds = check_keep_alive(keep_alive or self.keep_alive)
         sent = await self._send(LoadModel(str(entry.path), seconds))
         if not sent:

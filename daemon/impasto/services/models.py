@@ -12,6 +12,7 @@ from impasto.engine.families import DEFAULT_FAMILY, FamilyDefaults, family_defau
 from impasto.engine.runs_on import Capability, assess_folder
 from impasto.resources import bundled_models_dir
 from impasto.services.detect import clip_skip_limit, detect_folder
+from impasto.services.errors import FieldError
 from impasto.services.safety import TEST_MODEL_MARKER  # its presence marks a test model
 from impasto.store.models import ModelRecord, ModelStore
 
@@ -61,6 +62,18 @@ class ModelEntry:
     problem: str = ""
     # The largest clip skip its text encoders were exported for (1: none; detect.py).
     clip_skip_max: int = 1
+
+    def check_usable_alone(self, field_name: str) -> None:
+        """FieldError naming ``field_name`` for a model that only runs beside another (an SDXL
+        refiner): generating with it and loading it are refused alike."""
+        if self.family == REFINER_FAMILY:
+            raise FieldError(
+                field_name,
+                f"{self.id!r} is an SDXL refiner; pass it as refiner with an SDXL model",
+            )
+
+
+REFINER_FAMILY = "sdxl-refiner"
 
 
 def folder_size(path: Path) -> int:

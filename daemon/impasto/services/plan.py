@@ -24,7 +24,7 @@ from impasto.engine.schedulers import (
 from impasto.engine.upscale_latents import UPSCALERS
 from impasto.services.errors import FieldError
 from impasto.services.images import UploadStore
-from impasto.services.models import ModelCatalog, ModelEntry
+from impasto.services.models import REFINER_FAMILY, ModelCatalog, ModelEntry
 from impasto.services.upscalers import UpscalerService
 from impasto.wire import (
     LIMITS,
@@ -42,7 +42,6 @@ from impasto.worker.files import (
     upscaler_path,
 )
 
-REFINER_FAMILY = "sdxl-refiner"
 MAX_SD_UPSCALE_SIDE = 4096
 
 
@@ -61,10 +60,7 @@ class Resolver:
         if model is None:
             names = ", ".join(m.id for m in self.catalog.list()) or "none"
             raise FieldError("model", f"model {wanted!r} is not installed; installed: {names}")
-        if model.family == REFINER_FAMILY:
-            raise FieldError(
-                "model", f"{model.id!r} is an SDXL refiner; pass it as refiner with an SDXL model"
-            )
+        model.check_usable_alone("model")
         return model
 
     def resolve(self, request: GenerateRequest) -> ResolvedPlan:

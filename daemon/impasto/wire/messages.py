@@ -120,7 +120,7 @@ class UpscaleRequest(Schema):
         ),
     ]
     upscaler: Annotated[str, Meta(min_length=1, max_length=200)] = "lanczos"
-    scale: Annotated[float, Meta(gt=0, le=8, description="Factor (mode: scale by)")] = 2.0
+    scale: Annotated[float, Meta(ge=1, le=8, description="Factor (mode: scale by)")] = 2.0
     width: Annotated[int, Meta(ge=8, le=8192)] | None = None
     height: Annotated[int, Meta(ge=8, le=8192)] | None = None
     crop: bool = True

@@ -53,7 +53,7 @@ class ExtrasBaseRequest(Schema):
     codeformer_visibility: Visibility = 0.0
     codeformer_weight: Visibility = 0.0
     # A1111's UI bounds: up to 8x, sides up to 8192.
-    upscaling_resize: Annotated[float, Meta(gt=0, le=8)] = 2.0
+    upscaling_resize: Annotated[float, Meta(ge=1, le=8)] = 2.0
     upscaling_resize_w: Annotated[int, Meta(ge=1, le=8192)] = 512
     upscaling_resize_h: Annotated[int, Meta(ge=1, le=8192)] = 512
     upscaling_crop: bool = True

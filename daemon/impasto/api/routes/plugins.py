@@ -44,16 +44,16 @@ class PluginsController(Controller):
     tags = ["plugins"]
 
     @get("/", summary="Installed plugins: version, enabled, built-in, hooks, load error")
-    async def list_plugins(self, plugins: Plugins) -> list[PluginInfo]:
-        return [PluginInfo(**item) for item in plugins.statuses()]
+    async def list_plugins(self, plugin_host: Plugins) -> list[PluginInfo]:
+        return [PluginInfo(**item) for item in plugin_host.statuses()]
 
     @post("/{name:str}/enable", status_code=200, summary="Enable a plugin from the next job on")
-    async def enable(self, plugins: Plugins, name: FromPath[str]) -> PluginInfo:
-        return await asyncio.to_thread(_set, plugins, name, True)  # writes the state file
+    async def enable(self, plugin_host: Plugins, name: FromPath[str]) -> PluginInfo:
+        return await asyncio.to_thread(_set, plugin_host, name, True)  # writes the state file
 
     @post("/{name:str}/disable", status_code=200, summary="Disable a plugin from the next job on")
-    async def disable(self, plugins: Plugins, name: FromPath[str]) -> PluginInfo:
-        return await asyncio.to_thread(_set, plugins, name, False)  # writes the state file
+    async def disable(self, plugin_host: Plugins, name: FromPath[str]) -> PluginInfo:
+        return await asyncio.to_thread(_set, plugin_host, name, False)  # writes the state file
 
 
 def _enabled_guard(name: str) -> Any:
