@@ -7,9 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
+from litestar import Router, get
+from litestar.exceptions import InternalServerException
 from litestar.testing import TestClient
 
 from impasto.api.app import build_litestar, create_app
+from impasto.api.security import PUBLIC
 from impasto.services.container import Services
 from tests.api.conftest import make_services
 
@@ -91,3 +95,26 @@ def test_a_bad_value_in_the_plugins_options_is_a_422_naming_them(api: TestClient
         assert response.status_code == 422, response.text
         assert response.json()["errors"][0]["field"] == "plugins"
         assert "Expected `object`, got `array`" in response.json()["detail"]
+
+
+def test_a_fault_inside_litestar_is_logged_and_answered_like_any_other(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Litestar raises its own InternalServerException for faults it finds (the dependency
+    clash above was one): the answer and the daemon log are those of any unhandled error."""
+
+    @get("/fault", opt={PUBLIC: True})
+    async def fault() -> None:
+        try:
+            raise ValueError("what went wrong")
+        except ValueError as error:
+            raise InternalServerException() from error
+
+    app = create_app(services, extra_routers=[Router(path="/api/v1/test", route_handlers=[fault])])
+    with TestClient(app=app, base_url="http://testserver.local") as api, caplog.at_level("ERROR"):
+        response = api.get("/api/v1/test/fault")
+    assert response.status_code == 500
+    assert response.json()["detail"] == "internal error; the daemon log has the details"
+    (record,) = [r for r in caplog.records if r.name == "impasto.api"]
+    assert "GET /api/v1/test/fault" in record.getMessage()
+    assert record.exc_info and "what went wrong" in repr(record.exc_info[1].__cause__)

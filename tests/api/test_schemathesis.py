@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
 
 from impasto.api.app import create_app
 from tests.api.conftest import make_services
@@ -21,8 +23,15 @@ def fuzz(schema: schemathesis.BaseSchema) -> list[str]:
     for result in schema.get_all_operations():
         operation = result.ok()
 
-        @given(case=operation.as_strategy())
-        @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+        # Valid requests and invalid ones (a wrong type, a value out of range, a missing field):
+        # both must get an answer that is not a server error.
+        cases = st.one_of(
+            operation.as_strategy(GenerationMode.POSITIVE),
+            operation.as_strategy(GenerationMode.NEGATIVE),
+        )
+
+        @given(case=cases)
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
         def no_5xx(case: schemathesis.Case) -> None:
             response = case.call(timeout=20)
             detail = (case.method, case.formatted_path, response.status_code, response.text[:300])

@@ -136,15 +136,17 @@ def test_unknown_upscaler_names_the_field(daemon: Daemon) -> None:
     assert "ESRGAN_4x" in item["msg"] and "tiny-sr" in item["msg"]
 
 
-def test_face_restoration_is_unavailable_in_a1111s_error_shape(daemon: Daemon) -> None:
-    status, body = _raw(
-        daemon,
-        "extra-single-image",
-        {"image": _b64(pattern(8, 8)), "upscaler_1": "Lanczos", "gfpgan_visibility": 0.5},
-    )
-    assert status == 501
-    assert set(body) == {"error", "detail", "body", "errors"}
-    assert "face restoration" in str(body["detail"])
+def test_face_restoration_is_refused_naming_the_field(daemon: Daemon) -> None:
+    for field in ("gfpgan_visibility", "codeformer_visibility"):
+        status, body = _raw(
+            daemon,
+            "extra-single-image",
+            {"image": _b64(pattern(8, 8)), "upscaler_1": "Lanczos", field: 0.5},
+        )
+        assert status == 422, body
+        (item,) = body["detail"]  # type: ignore[misc]
+        assert item["loc"] == ["body", field]
+        assert "must be 0" in item["msg"] and "face restoration" in item["msg"]
 
 
 def test_bad_resize_mode_and_missing_image(daemon: Daemon) -> None:

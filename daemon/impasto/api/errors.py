@@ -58,6 +58,8 @@ def http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
     compat = a1111_routing(request, exc)  # a missing route under /sdapi answers as FastAPI
     if compat is not None:
         return compat
+    if exc.status_code == 500:  # Litestar's own InternalServerException: logged, as any fault
+        return internal_handler(request, exc)
     headers = dict(exc.headers or {})
     return Response(
         _body(exc.status_code, str(exc.detail)), status_code=exc.status_code, headers=headers

@@ -6,7 +6,8 @@ scales by ``upscaling_resize``; mode 1 scales by the larger ratio to ``upscaling
 ``_h`` and, with ``upscaling_crop``, centres that on a canvas of exactly that size; upscaler 2 is
 blended in at ``extras_upscaler_2_visibility``; the image's PNG text passes through, with a
 ``postprocessing`` chunk saying what was done. Face restoration (GFPGAN, CodeFormer) does not
-exist in Impasto: a visibility above 0 gets a 501 in A1111's error shape.
+exist in Impasto: a visibility above 0 is a 422 naming the field and its one allowed value, in
+A1111's validation shape (a value this server cannot honour, not a route it lacks).
 """
 
 from __future__ import annotations
@@ -97,9 +98,7 @@ class ExtrasBatchImagesResponse(Schema):
 def _spec(req: ExtrasBaseRequest) -> UpscaleSpec:
     if req.gfpgan_visibility > 0 or req.codeformer_visibility > 0:
         field = "gfpgan_visibility" if req.gfpgan_visibility > 0 else "codeformer_visibility"
-        raise CompatError(
-            501, f"face restoration is not available in Impasto; send {field} 0", field
-        )
+        raise CompatError(422, "must be 0: face restoration is not available in Impasto", field)
     to_size = req.resize_mode == 1
     return UpscaleSpec(
         upscaler=req.upscaler_1,
