@@ -16,6 +16,8 @@ from impasto.api.docs_page import SwaggerPage
 from impasto.api.errors import EXCEPTION_HANDLERS
 from impasto.api.headers import SecurityHeadersMiddleware
 from impasto.api.limits import RateLimiter, StreamSlots
+from impasto.api.openapi_errors import OpenAPIJson
+from impasto.api.options import point_options_at_their_routes
 from impasto.api.routes.events import EventsController
 from impasto.api.routes.generate import GenerateController
 from impasto.api.routes.images import ImagesController
@@ -54,7 +56,7 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
     middleware: list[Any] = [StreamSlots(settings.max_event_streams).middleware, json_only]
     if settings.rate_limit > 0:
         middleware.append(RateLimiter(settings.rate_limit).middleware)
-    return Litestar(
+    app = Litestar(
         route_handlers=[api, docs_router, *compat_routers(), *(extra_routers or []), *ui_routers],
         state=State({"services": services}),
         dependencies=DEPENDENCIES,
@@ -74,10 +76,12 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
             openapi_router=Router(
                 path="/schema", route_handlers=[], opt={PUBLIC: True}, include_in_schema=False
             ),
-            render_plugins=[SwaggerPage()],
+            render_plugins=[SwaggerPage(), OpenAPIJson()],
         ),
         debug=False,
     )
+    point_options_at_their_routes(app)
+    return app
 
 
 def create_app(services: Services, extra_routers: list[Router] | None = None) -> Any:

@@ -6,6 +6,7 @@ import asyncio
 from typing import Annotated
 
 from litestar import Controller, Response, delete, get, patch, post
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody
 
 from impasto.api.bodies import check_depth
@@ -25,7 +26,18 @@ class GenerateController(Controller):
     path = "/generate"
     tags = ["generation"]
 
-    @post("/", status_code=202, summary="Queue a generation", opt={RATE_LIMITED: True})
+    @post(
+        "/",
+        status_code=202,
+        summary="Queue a generation",
+        opt={RATE_LIMITED: True},
+        responses={
+            200: ResponseSpec(
+                QueuedResponse,
+                description="The job an earlier request with this Idempotency-Key made",
+            )
+        },
+    )
     async def submit(
         self,
         jobs: Jobs,
