@@ -158,6 +158,15 @@ def test_upload_rejects_non_images_and_oversize(tmp_path) -> None:
         assert bomb.status_code == 422 and "at most 4096x4096" in bomb.json()["detail"], bomb.text
         missing = api.post("/api/v1/images", files={"other": ("c.png", png_bytes(), "image/png")})
         assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "file"
+        # The document names the field the route reads (it said an array named "files").
+        document = api.get("/schema/openapi.json").json()
+        form = document["paths"]["/api/v1/images"]["post"]["requestBody"]["content"]
+        ref = form["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]
+        schema = document["components"]["schemas"][ref]
+        assert schema["required"] == ["file"] and schema["properties"]["file"]["format"] == "binary"
+        # An output is a PNG, its thumbnail a JPEG: both documented (it said application/json).
+        image = document["paths"]["/api/v1/images/{job_id}/{index}"]["get"]["responses"]["200"]
+        assert set(image["content"]) == {"image/png", "image/jpeg"}
     services.extra["db"].close()
 
 

@@ -16,7 +16,7 @@ from impasto.api.docs_page import SwaggerPage
 from impasto.api.errors import EXCEPTION_HANDLERS
 from impasto.api.headers import SecurityHeadersMiddleware
 from impasto.api.limits import RateLimiter, StreamSlots
-from impasto.api.openapi_errors import OpenAPIJson
+from impasto.api.openapi_doc import OpenAPIJson
 from impasto.api.options import point_options_at_their_routes
 from impasto.api.routes.events import EventsController
 from impasto.api.routes.generate import GenerateController

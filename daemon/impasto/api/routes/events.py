@@ -15,7 +15,8 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from impasto.api.dependencies import Bus
 from impasto.api.limits import EVENT_STREAM
-from impasto.wire import FIELD_RULES, SEQ_MAX, EventSeq, bounds
+from impasto.api.params import ranged
+from impasto.wire import FIELD_RULES, SEQ_MAX, EventSeq
 
 HEARTBEAT = 15.0
 POLICY_VIOLATION = 1008  # WebSocket close code for a request the server will not serve
@@ -52,7 +53,7 @@ class EventsController(Controller):
         self,
         bus: Bus,
         request: Request[Any, Any, Any],
-        since: Annotated[int | None, QueryParameter(**bounds(EventSeq))] = None,
+        since: Annotated[int | None, ranged(EventSeq)] = None,
         job: Annotated[str | None, QueryParameter(description="Only this job's events")] = None,
     ) -> ServerSentEvent:
         start = _since(since, request.headers.get("last-event-id"))

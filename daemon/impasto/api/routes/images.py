@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
-from litestar.params import FromPath, MultipartBody, QueryParameter
+from litestar.params import FromPath, MultipartBody
 from PIL import Image
 
 from impasto.api.dependencies import Jobs, Uploads
-from impasto.services.errors import FieldError
-from impasto.wire import ThumbSize, UploadedImage, bounds
+from impasto.api.openapi_doc import ALSO_ANSWERS
+from impasto.api.params import ranged
+from impasto.wire import ThumbSize, UploadedImage
 
 
 def _etag(path_stat: Any, extra: str) -> str:
@@ -30,18 +32,31 @@ def _thumbnail(path: Any, size: int) -> bytes:
     return buf.getvalue()
 
 
+@dataclass
+class UploadForm:
+    """The upload's form: the image in a field named ``file``. The OpenAPI document names the
+    field from here, so a client built from it sends what the route reads."""
+
+    file: UploadFile
+
+
 class ImagesController(Controller):
     path = "/images"
     tags = ["images"]
 
-    @get("/{job_id:str}/{index:int}", summary="A generated PNG (or a JPEG thumbnail)")
+    @get(
+        "/{job_id:str}/{index:int}",
+        summary="A generated PNG (or a JPEG thumbnail)",
+        media_type="image/png",
+        opt={ALSO_ANSWERS: ("image/jpeg",)},
+    )
     async def image(
         self,
         jobs: Jobs,
         request: Request[Any, Any, Any],
         job_id: FromPath[str],
         index: FromPath[int],
-        thumb: Annotated[int | None, QueryParameter(**bounds(ThumbSize))] = None,
+        thumb: Annotated[int | None, ranged(ThumbSize)] = None,
     ) -> Response[bytes]:
         path = jobs.image_path(job_id, index)
         stat = path.stat()
@@ -60,13 +75,8 @@ class ImagesController(Controller):
     async def upload(
         self,
         uploads: Uploads,
-        data: MultipartBody[dict[str, UploadFile]],
+        data: MultipartBody[UploadForm],
     ) -> UploadedImage:
-        file = data.get("file")
-        if not isinstance(file, UploadFile):
-            raise FieldError(
-                "file", "send the image as multipart/form-data in a field named 'file'"
-            )
-        content = await file.read(uploads.max_bytes + 1)
+        content = await data.file.read(uploads.max_bytes + 1)
         upload_id, image = await asyncio.to_thread(uploads.save_bytes, content, "file")
         return UploadedImage(id=upload_id, width=image.width, height=image.height, mode=image.mode)

@@ -8,10 +8,11 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, delete, get, post
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import Meta
 
 from impasto.api.dependencies import Catalog, MachineProvider, Manager
+from impasto.api.params import ranged
 from impasto.engine.runs_on import short_name
 from impasto.services.events import iso_time
 from impasto.services.installs import install_json
@@ -24,7 +25,6 @@ from impasto.wire import (
     ModelDefaults,
     ModelDetail,
     Schema,
-    bounds,
     utc,
 )
 
@@ -244,7 +244,7 @@ class ModelsController(Controller):
         self,
         manager: Manager,
         model_id: FromPath[str],
-        keep_alive: Annotated[float | None, QueryParameter(**bounds(KeepAlive))] = None,
+        keep_alive: Annotated[float | None, ranged(KeepAlive)] = None,
     ) -> LoadResult:
         sent = await manager.load(model_id, keep_alive)
         return LoadResult(model=model_id, workers=sent)

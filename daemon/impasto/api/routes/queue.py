@@ -10,8 +10,9 @@ from litestar.params import FromQuery, QueryParameter
 
 from impasto.api.convert import job_status
 from impasto.api.dependencies import Jobs
+from impasto.api.params import ranged
 from impasto.services.errors import FieldError
-from impasto.wire import HistoryPage, PageLimit, PageOffset, PauseState, QueueState, bounds
+from impasto.wire import HistoryPage, PageLimit, PageOffset, PauseState, QueueState
 
 STATUSES = {"queued", "processing", "completed", "failed", "cancelled"}
 QUEUE_PAGE = 100  # jobs per GET /queue page unless limit says otherwise
@@ -25,8 +26,8 @@ class QueueController(Controller):
     async def active(
         self,
         jobs: Jobs,
-        limit: Annotated[int, QueryParameter(**bounds(PageLimit))] = QUEUE_PAGE,
-        offset: Annotated[int, QueryParameter(**bounds(PageOffset))] = 0,
+        limit: Annotated[int, ranged(PageLimit)] = QUEUE_PAGE,
+        offset: Annotated[int, ranged(PageOffset)] = 0,
     ) -> QueueState:
         # The SQL and the decoding of each job grow with the page: not on the event loop.
         page, total = await asyncio.to_thread(jobs.queue_page, limit, offset)
@@ -57,7 +58,7 @@ class HistoryController(Controller):
         self,
         jobs: Jobs,
         cursor: FromQuery[str | None] = None,
-        limit: Annotated[int, QueryParameter(**bounds(PageLimit))] = 50,
+        limit: Annotated[int, ranged(PageLimit)] = 50,
         status: Annotated[
             str | None, QueryParameter(description="Comma-separated statuses")
         ] = None,

@@ -1,0 +1,207 @@
+"""``/schema/openapi.json``: Litestar's document, corrected where it says otherwise than the API.
+
+Errors. Litestar documents one ``400`` per route in the shape of its own
+``ValidationException``. The daemon answers otherwise: every native failure (400, 401, 404,
+409, 413, 415, 422, 429, 507, 500) is ``{"status_code", "detail", "errors"?}``; the
+AUTOMATIC1111 routes answer as A1111 does (FastAPI's ``{"detail": [{"loc", "msg", "type"}]}``
+for a body it cannot read, A1111's ``{"error", "detail", "body", "errors"}`` for the rest,
+``{"detail": "Not Found"}`` for a missing route); the OpenAI routes answer ``{"error":
+{"message", "type", "param", "code"}}``. `document_errors` writes that in: a ``4XX`` and a
+``5XX`` response on every operation, referring to the dialect's error schema, in place of the
+``400``.
+
+Media types. A route that answers in more than one media type (an image as PNG, or as a JPEG
+thumbnail) names the others in its ``opt`` under `ALSO_ANSWERS`; Litestar documents only the
+handler's own.
+
+Bounds. Litestar 2 leaves out a lower bound of 0 on an optional number (``cfg_scale``: ``ge=0``,
+documented with a maximum only), so schema-driven clients sent negative values as valid.
+`restore_bounds` takes the bounds of every request body from msgspec, which checks them.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import msgspec
+from litestar import Litestar, Request
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.routes import HTTPRoute
+
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+_NATIVE = {
+    "type": "object",
+    "description": "Impasto's error: the status, what to do, and the fields at fault",
+    "required": ["status_code", "detail"],
+    "properties": {
+        "status_code": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+_A1111 = {
+    "type": "object",
+    "description": "AUTOMATIC1111's errors: FastAPI's validation list, or its HTTPException",
+    "required": ["detail"],
+    "properties": {
+        "detail": {
+            "anyOf": [
+                {"type": "string"},
+                {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "loc": {"type": "array"},
+                            "msg": {"type": "string"},
+                            "type": {"type": "string"},
+                        },
+                    },
+                },
+            ]
+        },
+        "error": {"type": "string"},
+        "body": {},
+        "errors": {},
+    },
+}
+_OPENAI = {
+    "description": "OpenAI's error object (the security layer's refusals are Impasto's)",
+    "anyOf": [
+        {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["message", "type"],
+                    "properties": {
+                        "message": {"type": "string"},
+                        "type": {"type": "string"},
+                        "param": {"type": ["string", "null"]},
+                        "code": {"type": ["string", "null"]},
+                    },
+                }
+            },
+        },
+        {"$ref": "#/components/schemas/ImpastoError"},
+    ],
+}
+ERROR_SCHEMAS = {"ImpastoError": _NATIVE, "A1111Error": _A1111, "OpenAIError": _OPENAI}
+
+
+def error_schema_name(path: str) -> str:
+    """The error dialect a route answers in, by where it is mounted."""
+    if path.startswith("/sdapi/"):
+        return "A1111Error"
+    if path.startswith("/v1/"):
+        return "OpenAIError"
+    return "ImpastoError"
+
+
+def _response(description: str, name: str) -> dict[str, Any]:
+    schema = {"$ref": f"#/components/schemas/{name}"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def document_errors(openapi: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``openapi`` whose operations document their error responses."""
+    out = copy.deepcopy(openapi)
+    out.setdefault("components", {}).setdefault("schemas", {}).update(ERROR_SCHEMAS)
+    for path, item in out.get("paths", {}).items():
+        name = error_schema_name(path)
+        for method, operation in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            responses.pop("400", None)  # Litestar's ValidationException, which is never sent
+            responses["4XX"] = _response("The request cannot be served as sent", name)
+            responses["5XX"] = _response(
+                "A fault (the daemon log has it), a feature Impasto lacks (501) or a full disk "
+                "(507)",
+                name,
+            )
+    return out
+
+
+_LOWER = ("minimum", "exclusiveMinimum")
+ALSO_ANSWERS = "also_answers"  # route handler opt key: media types answered besides its own
+
+
+def _http_handlers(app: Litestar) -> list[tuple[HTTPRoute, Any]]:
+    return [
+        (route, handler)
+        for route in app.routes
+        if isinstance(route, HTTPRoute)
+        for handler in route.route_handlers
+    ]
+
+
+def add_media_types(openapi: dict[str, Any], app: Litestar) -> None:
+    """Document the `ALSO_ANSWERS` media types of each handler's success answer (in place)."""
+    for route, handler in _http_handlers(app):
+        for media_type in handler.opt.get(ALSO_ANSWERS, ()):
+            for method in handler.http_methods:
+                operation = openapi["paths"][route.path_format][method.lower()]
+                content = operation["responses"][str(handler.status_code)]["content"]
+                content.setdefault(media_type, copy.deepcopy(next(iter(content.values()))))
+
+
+def _body_types(app: Litestar) -> list[Any]:
+    """The msgspec types of the request bodies the app's routes read."""
+    found = []
+    for _, handler in _http_handlers(app):
+        data = handler.parsed_fn_signature.parameters.get("data")
+        body = data.annotation if data is not None else None
+        if isinstance(body, type) and issubclass(body, msgspec.Struct):
+            found.append(body)
+    return found
+
+
+def _lower_bound(schema: dict[str, Any]) -> dict[str, Any]:
+    """The lower bound of a number schema, or of its number branch (an optional number)."""
+    for branch in (schema, *schema.get("anyOf", ())):
+        bound = {key: branch[key] for key in _LOWER if key in branch}
+        if bound:
+            return bound
+    return {}
+
+
+def restore_bounds(openapi: dict[str, Any], bodies: list[Any]) -> None:
+    """Give each number of ``openapi``'s body schemas the lower bound msgspec checks, where
+    Litestar left it out (in place)."""
+    _, checked = msgspec.json.schema_components(bodies, ref_template="{name}")
+    documented = openapi.get("components", {}).get("schemas", {})
+    for name, schema in checked.items():
+        properties = documented.get(name, {}).get("properties", {})
+        for field, rule in schema.get("properties", {}).items():
+            written = properties.get(field)
+            if written is None or any(key in written for key in _LOWER):
+                continue
+            written.update(_lower_bound(rule))
+
+
+class OpenAPIJson(JsonRenderPlugin):
+    """``/schema/openapi.json``: Litestar's document with the error responses, every media type
+    of an answer and the bounds of request bodies as msgspec checks them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._documented: dict[str, Any] | None = None
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        if self._documented is None:  # the document never changes once the app is built
+            documented = document_errors(openapi_schema)
+            restore_bounds(documented, _body_types(request.app))
+            add_media_types(documented, request.app)
+            self._documented = documented
+        return self.render_json(request, self._documented)
