@@ -134,6 +134,35 @@ def test_detach_prints_the_id_without_waiting(capsys: pytest.CaptureFixture[str]
     assert [r.url.path for r in daemon.requests] == ["/api/v1/generate"]
 
 
+def test_an_output_folder_that_cannot_be_made_is_reported_before_submitting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daemon = CliDaemon()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["generate", "x", "-o", str(blocker / "out")], connect=daemon.client) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and str(blocker) in err
+    assert not daemon.requests  # no job was queued for pictures that could not be saved
+
+
+def test_a_failed_job_leaves_no_folder_behind(tmp_path: Path) -> None:
+    daemon = CliDaemon(outcome="failed")
+    out = tmp_path / "new" / "nested"
+    assert main(["generate", "x", "-o", str(out)], connect=daemon.client) == 1
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_number_json_cannot_carry_is_refused_without_a_request(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    daemon = CliDaemon()
+    for flag in (["--cfg", "nan"], ["--strength", "inf"], ["--lora", "style:nan"]):
+        assert main(["generate", "x", "--detach", *flag], connect=daemon.client) == 1
+        assert "must be a finite number" in capsys.readouterr().err
+    assert not daemon.requests
+
+
 def test_missing_init_image_is_reported_before_submitting(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

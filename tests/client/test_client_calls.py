@@ -16,6 +16,7 @@ from impasto.client import (
     FieldError,
     ImpastoError,
     JobStatus,
+    UnsendableRequest,
 )
 
 
@@ -37,6 +38,23 @@ def test_submit_sends_merged_body_and_idempotency_key(daemon: FakeDaemon) -> Non
     assert sent.headers["Idempotency-Key"] == "k1"
     assert sent.headers["Authorization"] == "Bearer s3cret"
     assert sent.headers["Content-Type"] == "application/json"
+
+
+def test_a_number_json_cannot_carry_is_refused_before_sending(daemon: FakeDaemon) -> None:
+    # msgspec writes NaN and infinity as null, which the daemon reads as "the model's default".
+    body = {
+        "prompt": "a cat",
+        "cfg_scale": float("nan"),
+        "loras": [{"name": "a", "weight": float("inf")}],
+        "hires": {"scale": float("-inf")},
+        "strength": 0.5,
+    }
+    with client_for(daemon) as client, pytest.raises(UnsendableRequest) as refused:
+        client.submit(body)
+    fields = [error.field for error in refused.value.errors]
+    assert fields == ["cfg_scale", "loras[0].weight", "hires.scale"]
+    assert "finite" in str(refused.value) and isinstance(refused.value, ImpastoError)
+    assert not daemon.requests  # nothing was sent
 
 
 def test_no_token_sends_no_authorization(daemon: FakeDaemon) -> None:

@@ -322,27 +322,51 @@ def generate(args: argparse.Namespace, context: Context) -> int:
         if path is not None and not path.is_file():
             print(f"error: {path} is not a file", file=sys.stderr)
             return EXIT_FAILED
-    with context.connect(args) as client:
-        job_id, position = client.submit(build_request(args, client))
-        if args.detach:
-            print(job_id)
-            return EXIT_OK
-        print(f"Queued job {job_id} (position {position})", file=sys.stderr)
-        bar = ProgressBar(sys.stderr)
-        try:
-            final = client.wait(job_id, on_progress=None if args.quiet else bar.update)
-        except KeyboardInterrupt:
-            bar.close()
-            return _cancel(client, job_id)
+    folder = args.output or default_output_dir()
+    # Made before the job, so a folder that cannot be made costs no generation; removed again
+    # (when still empty) if no picture lands in it.
+    made = [] if args.detach else _make_folder(folder)
+    saved = False
+    try:
+        with context.connect(args) as client:
+            code = _run(args, client, folder)
+            saved = code == EXIT_OK and not args.detach
+            return code
+    finally:
+        if not saved:
+            for path in made:  # deepest first; stops at the first that is not empty
+                try:
+                    path.rmdir()
+                except OSError:
+                    break
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Create ``folder``; the folders this made, deepest first."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _run(args: argparse.Namespace, client: Client, folder: Path) -> int:
+    job_id, position = client.submit(build_request(args, client))
+    if args.detach:
+        print(job_id)
+        return EXIT_OK
+    print(f"Queued job {job_id} (position {position})", file=sys.stderr)
+    bar = ProgressBar(sys.stderr)
+    try:
+        final = client.wait(job_id, on_progress=None if args.quiet else bar.update)
+    except KeyboardInterrupt:
         bar.close()
-        if final.status != "completed":
-            return _report_unfinished(final)
-        folder = args.output or default_output_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        for result in final.results:
-            target = folder / f"{job_id}-{result.index}.png"
-            target.write_bytes(client.download_image(job_id, result.index))
-            print(target)
+        return _cancel(client, job_id)
+    bar.close()
+    if final.status != "completed":
+        return _report_unfinished(final)
+    for result in final.results:
+        target = folder / f"{job_id}-{result.index}.png"
+        target.write_bytes(client.download_image(job_id, result.index))
+        print(target)
     return EXIT_OK
 
 

@@ -62,6 +62,10 @@ def main(argv: Sequence[str] | None = None, *, connect: Connect | None = None) -
     except ImpastoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except OSError as exc:  # a file the command reads or writes (an output folder, an image)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 

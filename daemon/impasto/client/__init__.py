@@ -2,7 +2,14 @@
 
 from impasto.client.aio import AsyncClient
 from impasto.client.discovery import Endpoint, resolve_endpoint
-from impasto.client.errors import ApiError, DaemonNotRunning, FieldError, ImpastoError, StreamError
+from impasto.client.errors import (
+    ApiError,
+    DaemonNotRunning,
+    FieldError,
+    ImpastoError,
+    StreamError,
+    UnsendableRequest,
+)
 from impasto.client.sync import Client
 from impasto.client.types import (
     Event,
@@ -40,6 +47,7 @@ __all__ = [
     "StreamError",
     "Submitted",
     "SystemInfo",
+    "UnsendableRequest",
     "UploadedImage",
     "UpscalerEntry",
     "resolve_endpoint",

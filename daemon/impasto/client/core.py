@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import mimetypes
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +19,7 @@ from impasto.client.errors import (
     FieldError,
     ImpastoError,
     StreamError,
+    UnsendableRequest,
 )
 from impasto.client.sse import SSEDecoder
 from impasto.client.types import (
@@ -60,6 +62,7 @@ class Call(Generic[T]):
         headers = dict(self.headers)
         content = None
         if self.body is not None:
+            check_finite(self.body)
             content = msgspec.json.encode(self.body)
             headers["Content-Type"] = "application/json"
         return client.build_request(
@@ -71,6 +74,27 @@ class Call(Generic[T]):
             files=self.files,
             timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
         )
+
+
+NOT_FINITE = "must be a finite number (NaN and infinity have no JSON form)"
+
+
+def _not_finite(value: Any, where: str) -> list[str]:
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [where]
+    if isinstance(value, dict):
+        return [f for key, item in value.items() for f in _not_finite(item, f"{where}.{key}")]
+    if isinstance(value, list | tuple):
+        return [f for i, item in enumerate(value) for f in _not_finite(item, f"{where}[{i}]")]
+    return []
+
+
+def check_finite(body: Any) -> None:
+    """Raise UnsendableRequest naming every NaN or infinite number in ``body``: msgspec (as
+    most JSON encoders) writes them as ``null``, which the daemon reads as "the default"."""
+    fields = _not_finite(msgspec.to_builtins(body), "")
+    if fields:
+        raise UnsendableRequest([FieldError(f.lstrip("."), NOT_FINITE) for f in fields])
 
 
 class _ErrorBody(msgspec.Struct):

@@ -50,5 +50,14 @@ class ApiError(ImpastoError):
         return text
 
 
+class UnsendableRequest(ImpastoError):
+    """A request the client refused to send: a number JSON cannot carry (NaN, infinity), which
+    an encoder would write as ``null`` and the daemon would read as "the default"."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors) + " (not sent)")
+
+
 class StreamError(ImpastoError):
     """The event stream kept dropping without delivering anything."""
