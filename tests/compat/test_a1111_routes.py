@@ -639,7 +639,9 @@ def test_sd_vae_option_picks_an_installed_vae(api: webuiapi.WebUIApi) -> None:
     assert override.tobytes() == plain.tobytes()
     with pytest.raises(RuntimeError) as unknown:
         api.txt2img(prompt="x", override_settings={"sd_vae": "nope.safetensors"})
-    assert unknown.value.args[0] == 422 and '"loc":["body","vae"]' in unknown.value.args[1]
+    # Named as the client sent it (it said "vae", a native field the client never sent).
+    where = '"loc":["body","override_settings.sd_vae"]'
+    assert unknown.value.args[0] == 422 and where in unknown.value.args[1]
 
 
 def test_progress_and_png_info_shapes(api: webuiapi.WebUIApi) -> None:
@@ -759,6 +761,31 @@ def test_eta_and_the_eta_options_reach_samplers_that_add_noise(http: httpx.Clien
     bad = {**body, "sampler_name": "Euler a", "override_settings": {"eta_ancestral": 3}}
     refused = http.post("/sdapi/v1/txt2img", json=bad)
     assert refused.status_code == 422 and "eta_ancestral" in refused.text, refused.text
+
+
+def test_options_a_request_would_refuse_are_refused_where_they_are_set(
+    http: httpx.Client,
+) -> None:
+    """A bad eta or VAE option was kept, and every request after it was a 422 naming a field
+    the client had not sent; now ``POST /options`` refuses it and keeps nothing."""
+    before = http.get("/sdapi/v1/options").json()
+    for option, value, words in (
+        ("eta_ancestral", "x", "between 0 and 1"),
+        ("eta_ddim", 5, "between 0 and 1"),
+        ("sd_vae", "missing.safetensors", "VAE 'missing' is not installed"),
+    ):
+        refused = http.post("/sdapi/v1/options", json={option: value, "samples_format": "jpg"})
+        assert refused.status_code == 422, refused.text
+        (item,) = refused.json()["detail"]
+        assert item["loc"] == ["body", option] and words in item["msg"], item
+    assert http.get("/sdapi/v1/options").json() == before  # nothing of the refused bodies kept
+    body = {"prompt": "options a cat", "steps": 1, "width": 64, "height": 64}
+    assert http.post("/sdapi/v1/txt2img", json=body).status_code == 200
+    unknown_vae = http.post(
+        "/sdapi/v1/txt2img", json={**body, "override_settings": {"sd_vae": "missing"}}
+    )
+    assert unknown_vae.status_code == 422
+    assert unknown_vae.json()["detail"][0]["loc"] == ["body", "override_settings.sd_vae"]
 
 
 def test_resize_seed_from_reaches_the_plan_the_png_and_the_info(http: httpx.Client) -> None:

@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from impasto.api.compat.a1111_defaults import A1111_DEFAULT_OPTIONS
 from impasto.api.compat.a1111_infotext import png_info_parameters
 from impasto.api.compat.a1111_schemas import PngInfoRequest, PngInfoResponse
-from impasto.api.compat.a1111_settings import CLIP_SKIP_OPTION, checked_clip_skip
+from impasto.api.compat.a1111_settings import check_options
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import sampler_list, scheduler_list
 from impasto.api.dependencies import AllServices, Catalog
@@ -123,8 +123,8 @@ class A1111InfoController(Controller):
     @post("/options", status_code=200, summary="Set options; sd_model_checkpoint switches models")
     async def set_options(self, services: AllServices, data: JSONBody[dict[str, Any]]) -> None:
         compat_state = compat.compat_state(services)
-        if CLIP_SKIP_OPTION in data:  # checked before anything is kept
-            checked_clip_skip(data[CLIP_SKIP_OPTION], CLIP_SKIP_OPTION)
+        # Checked before anything is kept; sd_vae lists the models folder: in a thread.
+        await asyncio.to_thread(check_options, services, data)
         if "sd_model_checkpoint" in data:
             wanted = str(data["sd_model_checkpoint"])
             # A title or file name is matched against the models folder's listing: in a thread.

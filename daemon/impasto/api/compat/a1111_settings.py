@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from impasto.api.compat.a1111_schemas import Txt2ImgRequest
 from impasto.api.compat.errors import CompatError
 from impasto.engine.schedulers import eta_default
+from impasto.services import compat_assets
 from impasto.services.compat import compat_state, current_checkpoint, resolve_checkpoint
 from impasto.services.container import Services
 from impasto.wire import LIMITS
@@ -18,15 +21,29 @@ NO_VAE = ("", "automatic", "none")  # A1111's sd_vae values that mean the checkp
 CLIP_SKIP_OPTION = "CLIP_stop_at_last_layers"
 
 
-def vae_setting(services: Services, req: Txt2ImgRequest) -> str | None:
-    """A1111's ``sd_vae`` (this request's override, else the stored option) as the native vae."""
-    stored = compat_state(services).options.get("sd_vae")
-    name = str((req.override_settings or {}).get("sd_vae", stored) or "").strip()
+def checked_vae(services: Services, value: object, field: str) -> str | None:
+    """A1111's ``sd_vae`` value as the native ``vae``: None for the checkpoint's own VAE, else
+    an installed VAE's name (a file extension dropped); a CompatError names ``field`` when no
+    such VAE is installed. Lists the models folder: call it off the event loop."""
+    name = str(value or "").strip()
     if name.lower() in NO_VAE:
         return None
     for ext in (".safetensors", ".ckpt", ".pt"):
         name = name.removesuffix(ext)
+    installed = [item["model_name"] for item in compat_assets.installed_vaes(services)]
+    if name not in installed:
+        listed = ", ".join(installed) or "none"
+        message = f"VAE {name!r} is not installed in the models folder's vae/; installed: {listed}"
+        raise CompatError(422, message, field)
     return name
+
+
+def vae_setting(services: Services, req: Txt2ImgRequest) -> str | None:
+    """A1111's ``sd_vae`` (this request's override, else the stored option) as the native vae."""
+    overrides = req.override_settings or {}
+    if "sd_vae" in overrides:
+        return checked_vae(services, overrides["sd_vae"], "override_settings.sd_vae")
+    return checked_vae(services, compat_state(services).options.get("sd_vae"), "sd_vae")
 
 
 def checkpoint_setting(services: Services, req: Txt2ImgRequest) -> str:
@@ -78,11 +95,15 @@ def eta_setting(
     options = _options(services, req)
     if option not in options:
         return None
-    value = options[option]
+    field = f"override_settings.{option}" if option in (req.override_settings or {}) else option
+    return checked_eta(options[option], field)
+
+
+def checked_eta(value: object, field: str) -> float:
+    """An A1111 eta option's value (``eta_ancestral``, ``eta_ddim``) in the native range."""
     limit = LIMITS["eta"]  # the native field's range
     low, high = limit.minimum or 0, limit.maximum or 1
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        field = f"override_settings.{option}" if option in (req.override_settings or {}) else option
         raise CompatError(422, limit.rule, field)
     return float(value)
 
@@ -128,3 +149,21 @@ def clip_skip_setting(services: Services, req: Txt2ImgRequest, model: str) -> in
     if wanted > limit:
         log.info("clip skip %d lowered to %d: %r has no more hidden states", wanted, limit, model)
     return min(wanted, limit)
+
+
+OPTION_CHECKS: dict[str, Callable[[Services, object, str], object]] = {
+    CLIP_SKIP_OPTION: lambda _, value, field: checked_clip_skip(value, field),
+    "eta_ancestral": lambda _, value, field: checked_eta(value, field),
+    "eta_ddim": lambda _, value, field: checked_eta(value, field),
+    "sd_vae": checked_vae,
+}
+"""The options a later request reads and would refuse: ``POST /options`` checks each with the
+same rule, so a bad value is refused where it is set, not in every request after it."""
+
+
+def check_options(services: Services, options: dict[str, Any]) -> None:
+    """CompatError for the first option in ``options`` that a request would refuse (blocking:
+    ``sd_vae`` lists the models folder)."""
+    for key, check in OPTION_CHECKS.items():
+        if key in options:
+            check(services, options[key], key)
