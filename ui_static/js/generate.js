@@ -34,6 +34,9 @@ export class GenerateForm {
     this.onQueued = onQueued;
     this.catalog = { models: [], samplers: [], schedules: [] };
     this.lastSeed = null;
+    // Counts model choices: defaults fetched for an earlier choice (the default model's, asked
+    // of /generate/plan at load) must not land over a later one.
+    this.modelChoice = 0;
     this.uploads = new WeakMap();
     this.loras = new LoraList(byId('loras'), byId('add-lora'), () => this.changed());
     this.mask = new MaskEditor({
@@ -65,7 +68,10 @@ export class GenerateForm {
     const stored = loadSettings();
     if (stored) {
       this.write({ ...DEFAULTS, ...stored }, { save: false });
-      this.modelDefaults(stored.model || '').then((found) => this.useModel(found.model), () => {});
+      const choice = ++this.modelChoice;
+      this.modelDefaults(stored.model || '').then((found) => {
+        if (choice === this.modelChoice) this.useModel(found.model);
+      }, () => {});
       return;
     }
     this.write(DEFAULTS, { save: false });
@@ -104,12 +110,14 @@ export class GenerateForm {
 
   /** Choose a model and put its defaults in the form, saying so; the form shows what will run. */
   async applyModel(id, { announce = true, save = true } = {}) {
+    const choice = ++this.modelChoice;
     let found;
     try {
       found = await this.modelDefaults(id);
     } catch {
       return;
     }
+    if (choice !== this.modelChoice) return; // another model was chosen while this one loaded
     const values = { model: id };
     for (const name of MODEL_DEFAULT_FIELDS) values[name] = found.defaults[name];
     this.useModel(found.model);
