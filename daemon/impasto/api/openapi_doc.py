@@ -29,6 +29,9 @@ from litestar import Litestar, Request
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.routes import HTTPRoute
 
+from impasto.api.compat.errors import A1111_PREFIX
+from impasto.api.compat.openai import OPENAI_PREFIX
+
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
 _NATIVE = {
@@ -101,9 +104,9 @@ ERROR_SCHEMAS = {"ImpastoError": _NATIVE, "A1111Error": _A1111, "OpenAIError": _
 
 def error_schema_name(path: str) -> str:
     """The error dialect a route answers in, by where it is mounted."""
-    if path.startswith("/sdapi/"):
+    if path.startswith(A1111_PREFIX):
         return "A1111Error"
-    if path.startswith("/v1/"):
+    if path.startswith(f"{OPENAI_PREFIX}/"):
         return "OpenAIError"
     return "ImpastoError"
 
