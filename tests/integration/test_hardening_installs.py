@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import pickle
@@ -22,6 +23,7 @@ from tests.models_manager.conftest import TINY, wait_install
 from tests.models_manager.fakehub import FakeHub
 
 MB = 1024 * 1024
+REPO_LORA = TINY / "shapes-adapters" / "loras" / "shapes-dotted.safetensors"
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +199,87 @@ def test_a_clean_folder_in_the_roots_still_installs(daemon: Daemon, sources: Pat
         assert started.status_code == 202, started.text
         done = wait_install(c, started.json()["id"], {"completed", "failed", "cancelled"})
     assert done["status"] == "completed", done
+
+
+def _cache_snapshot(root: Path, model: Path) -> Path:
+    """``model`` laid out as the Hugging Face cache keeps a download: every file of the
+    snapshot a relative link into ``blobs/``, named by its content's hash."""
+    blobs = root / "blobs"
+    snapshot = root / "snapshots" / "0123abcd"
+    blobs.mkdir(parents=True)
+    for path in sorted(p for p in model.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        blob = blobs / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        link = snapshot / path.relative_to(model)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    return snapshot
+
+
+def test_a_hugging_face_cache_snapshot_installs_as_the_files_its_links_name(
+    daemon: Daemon, sources: Path
+) -> None:
+    snapshot = _cache_snapshot(sources / "models--someone--sd-tiny", TINY / "sd-tiny")
+    with daemon.client() as c:
+        started = c.post("/api/v1/models/install", json={"source": str(snapshot), "id": "cached"})
+        assert started.status_code == 202, started.text
+        done = wait_install(c, started.json()["id"], {"completed", "failed", "cancelled"})
+        assert done["status"] == "completed", done
+        installed = Path(c.get("/api/v1/models/cached").json()["path"])
+    # The installed copy holds the content, under the snapshot's names, and no links.
+    names = sorted(p.relative_to(installed).as_posix() for p in installed.rglob("*"))
+    assert not [p for p in installed.rglob("*") if p.is_symlink()]
+    assert (installed / "tokenizer" / "vocab.json").read_bytes() == (
+        TINY / "sd-tiny" / "tokenizer" / "vocab.json"
+    ).read_bytes()
+    assert "unet/model.onnx" in names
+
+
+def test_a_linked_single_file_keeps_the_name_it_was_given(daemon: Daemon, sources: Path) -> None:
+    lora = REPO_LORA.read_bytes()
+    blob = sources / "lora-blob-4f2a9c"  # a cache blob: named by hash, no suffix
+    blob.write_bytes(lora)
+    link = sources / "linked-lora.safetensors"
+    link.symlink_to(blob.name)
+    with daemon.client() as c:
+        started = c.post("/api/v1/models/install", json={"source": str(link)})
+        assert started.status_code == 202, started.text
+        done = wait_install(c, started.json()["id"], {"completed", "failed", "cancelled"})
+        assert done["status"] == "completed", done
+        model = c.get(f"/api/v1/models/{done['model_id']}").json()
+    assert done["model_id"] == "linked-lora"
+    assert model["type"] == "lora"
+    assert Path(model["path"]).name == "linked-lora.safetensors"
+
+
+@pytest.mark.parametrize("kind", ["outside", "folder", "fifo", "broken"])
+def test_links_a_model_folder_may_not_follow(
+    daemon: Daemon, sources: Path, tmp_path: Path, kind: str
+) -> None:
+    folder = sources / f"bad-link-{kind}"
+    shutil.copytree(TINY / "sd-tiny", folder)
+    vocab = folder / "tokenizer" / "vocab.json"
+    secret = tmp_path / "secret.json"  # outside the install roots
+    secret.write_text("{}")
+    vocab.unlink()
+    if kind == "outside":
+        vocab.symlink_to(secret)
+    elif kind == "folder":
+        vocab.symlink_to(folder / "unet")
+    elif kind == "fifo":
+        os.mkfifo(sources / f"pipe-{kind}")
+        vocab.symlink_to(sources / f"pipe-{kind}")
+    else:
+        vocab.symlink_to(sources / "no-such-blob")
+    with daemon.client() as c:
+        answer = c.post("/api/v1/models/install", json={"source": str(folder)})
+        assert answer.status_code == 422, answer.text
+        body = answer.json()
+        assert body["errors"][0]["field"] == "source"
+        assert body["detail"].startswith("source: tokenizer/vocab.json: a symbolic link")
+        assert str(tmp_path) not in body["detail"]  # where it points is not told
+        assert c.get(f"/api/v1/models/bad-link-{kind}").status_code == 404
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e308", "-1"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -110,7 +110,7 @@ def validate_install(
     if installer.catalog.find(model_id) is not None or (settings.models_dir / model_id).exists():
         raise ConflictError(f"a model named {model_id!r} is already installed")
     if source["kind"] == "path":
-        check_convertible(Path(source["path"]))
+        check_convertible(Path(source["path"]), roots)
     note = ""
     if source.get("catalog"):
         build = installer.known()[source["catalog"]].variants[source["variant"]]
@@ -133,11 +133,11 @@ def validate_install(
     return model_id, source, options
 
 
-def check_convertible(path: Path) -> None:
+def check_convertible(path: Path, roots: Sequence[Path]) -> None:
     """A local model that needs the exporter fails now, not after copying, without it."""
     if path.is_dir():
         try:  # lstat only, so no FIFO or device is opened by the detection below
-            list(walk_files(path))
+            list(walk_files(path, roots))
         except UnsafeContentError as exc:
             raise FieldError("source", str(exc)) from None
     try:

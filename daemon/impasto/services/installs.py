@@ -198,6 +198,7 @@ class Installer:
             hub_endpoint=hub_endpoint(self.options.hf_endpoint),
             hub_token=hub_token(self.options.hf_token),
             provider=self.machine_provider(),
+            link_roots=self.options.install_roots,
         )
         self._jobs[record.id] = job
         self._tasks[record.id] = asyncio.create_task(self._run(record, job), name=record.id)

@@ -14,8 +14,9 @@ import shutil
 import stat
 import struct
 import threading
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 from impasto.formats.safetensors import SafetensorsError, read_header
 
@@ -182,18 +183,59 @@ def check_file(path: Path, max_file_size: int) -> None:
     safetensors_header(path)
 
 
-def walk_files(root: Path) -> Iterator[tuple[Path, os.stat_result]]:
-    """Every regular file under ``root`` with its lstat, refusing links and special files."""
+@dataclass(frozen=True)
+class TreeFile:
+    """One regular file of a model folder: its name in the folder and the file to read."""
+
+    rel: PurePosixPath  # as the model names it (a link's own name, not its target's)
+    path: Path  # the file itself, or the regular file its link resolves to
+    info: os.stat_result  # lstat of ``path``
+
+
+def walk_files(root: Path, link_roots: Sequence[Path] | None = None) -> Iterator[TreeFile]:
+    """Every regular file under ``root``, refusing special files; links per ``link_roots``.
+
+    With ``link_roots`` None every symbolic link is refused. Otherwise a link to a regular
+    file that resolves inside one of ``link_roots`` (empty: anywhere, as the install_roots
+    setting) stands for that file, as in a Hugging Face cache snapshot (each file a link
+    into ``blobs/``) or a models folder that links to a shared disk; a link to a folder, to
+    a special file or outside the roots is refused without saying where it points.
+    """
     pending = [root]
     while pending:
         folder = pending.pop()
         for entry in sorted(os.scandir(folder), key=lambda e: e.name):
             path = Path(entry.path)
-            info = check_special(path, path.relative_to(root).as_posix())
+            rel = PurePosixPath(path.relative_to(root).as_posix())
+            if link_roots is not None and entry.is_symlink():
+                target = _link_target(path, rel, link_roots)
+                yield TreeFile(rel, target, os.lstat(target))
+                continue
+            info = check_special(path, rel)
             if stat.S_ISDIR(info.st_mode):
                 pending.append(path)
             else:
-                yield path, info
+                yield TreeFile(rel, path, info)
+
+
+def _link_target(link: Path, rel: PurePosixPath, roots: Sequence[Path]) -> Path:
+    """The regular file ``link`` resolves to inside ``roots``; UnsafeContentError otherwise."""
+    target = Path(os.path.realpath(link))
+    if roots and not any(target.is_relative_to(root) for root in roots):
+        raise UnsafeContentError(
+            f"{rel}: a symbolic link that leads outside the folders local installs may read "
+            "(the install_roots setting)"
+        )
+    try:
+        info = os.lstat(target)
+    except OSError:
+        raise UnsafeContentError(f"{rel}: a symbolic link to nothing (broken link)") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise UnsafeContentError(
+            f"{rel}: a symbolic link to a folder or special file; only links to regular "
+            "files are followed"
+        )
+    return target
 
 
 def _check_text(path: Path, shown: str) -> None:
@@ -210,54 +252,55 @@ def _check_text(path: Path, shown: str) -> None:
         raise UnsafeContentError(f"{shown}: not valid UTF-8 text or JSON ({exc})") from None
 
 
-def _external_data(graph: Path, root: Path, shown: str) -> set[Path]:
-    """The files under ``root`` that the ONNX graph names as external data."""
+def _external_data(graph: TreeFile) -> set[PurePosixPath]:
+    """The files of the folder (by their names in it) that the ONNX graph names as data."""
     from impasto.engine.onnx_external import read_external_data_locations
 
-    if sniff(graph) != "onnx":
+    shown = graph.rel.as_posix()
+    if sniff(graph.path) != "onnx":
         raise UnsafeContentError(f"{shown}: not an ONNX model (a pickle or other format)")
     try:
-        locations = read_external_data_locations(graph)
+        locations = read_external_data_locations(graph.path)
     except (ValueError, IndexError) as exc:
         raise UnsafeContentError(f"{shown}: not a readable ONNX model ({exc})") from None
     named = set()
     for location in locations:
-        target = os.path.normpath(graph.parent / location)
+        target = PurePosixPath(os.path.normpath(graph.rel.parent / location))
         # One leaving the folder is reported by the engine's own check (ModelFolderError).
-        if Path(target).is_relative_to(root):
-            named.add(Path(target))
+        if not target.is_absolute() and target.parts[:1] != ("..",):
+            named.add(target)
     return named
 
 
-def check_tree(root: Path, max_file_size: int) -> int:
+def check_tree(root: Path, max_file_size: int, link_roots: Sequence[Path] | None = None) -> int:
     """Check every file under ``root`` by structure (see the module doc); returns the total size.
 
-    Links, FIFOs, devices and sockets are refused before anything is opened.
+    Special files are refused before anything is opened; links as ``walk_files`` says.
     """
     root = Path(os.path.normpath(root))
-    files = list(walk_files(root))
+    files = list(walk_files(root, link_roots))
     total = 0
-    for path, info in files:
-        if info.st_size > max_file_size:
+    for file in files:
+        if file.info.st_size > max_file_size:
             raise UnsafeContentError(
-                f"{path.relative_to(root).as_posix()}: {info.st_size} bytes is over the "
-                f"max_file_size limit ({max_file_size})"
+                f"{file.rel}: {file.info.st_size} bytes is over the max_file_size limit "
+                f"({max_file_size})"
             )
-        total += info.st_size
-    data: set[Path] = set()
-    for path, _ in files:
-        if path.suffix == ".onnx":
-            data |= _external_data(path, root, path.relative_to(root).as_posix())
-    for path, _ in files:
-        shown = path.relative_to(root).as_posix()
-        if path.suffix == ".onnx" or path in data:
+        total += file.info.st_size
+    data: set[PurePosixPath] = set()
+    for file in files:
+        if file.rel.suffix == ".onnx":
+            data |= _external_data(file)
+    for file in files:
+        shown = file.rel.as_posix()
+        if file.rel.suffix == ".onnx" or file.rel in data:
             continue
-        if path.suffix == ".safetensors":
-            safetensors_header(path)
-        elif path.suffix in TEXT_SUFFIXES or path.name in TEXT_NAMES:
-            _check_text(path, shown)
+        if file.rel.suffix == ".safetensors":
+            safetensors_header(file.path)
+        elif file.rel.suffix in TEXT_SUFFIXES or file.rel.name in TEXT_NAMES:
+            _check_text(file.path, shown)
         else:
-            kind = sniff(path)
+            kind = sniff(file.path)
             what = "a pickle" if kind in ("pickle", "zip") else "not a model file"
             raise UnsafeContentError(
                 f"{shown}: {what}; a model folder may hold only ONNX graphs and the external "
@@ -287,15 +330,18 @@ def check_free_space(folder: Path, needed: int) -> None:
 
 
 def copy_tree(
-    src: Path, dest: Path, max_file_size: int, cancel: threading.Event | None = None
+    src: Path,
+    dest: Path,
+    max_file_size: int,
+    cancel: threading.Event | None = None,
+    link_roots: Sequence[Path] | None = None,
 ) -> None:
-    """Copy a checked local model folder; links and special files are refused, not followed."""
+    """Copy a checked local model folder; a followed link is copied as its file's content."""
     src = Path(os.path.normpath(src))
-    files = list(walk_files(src))
-    check_free_space(dest.parent, sum(info.st_size for _, info in files))
+    files = list(walk_files(src, link_roots))
+    check_free_space(dest.parent, sum(file.info.st_size for file in files))
     dest.mkdir(parents=True, exist_ok=True)
-    for path, _ in files:
-        rel = path.relative_to(src)
-        target = dest / rel
+    for file in files:
+        target = dest.joinpath(*file.rel.parts)
         target.parent.mkdir(parents=True, exist_ok=True)
-        copy_file(path, target, max_file_size, cancel, shown=rel.as_posix())
+        copy_file(file.path, target, max_file_size, cancel, shown=file.rel.as_posix())

@@ -84,7 +84,8 @@ def parse_source(
     path = Path(text).expanduser()
     if path.is_absolute() or text.startswith((".", "~")) or path.exists():
         resolved = local_path("source", text, roots)
-        return {"kind": "path", "path": str(resolved)}, slugify(_stem(path.name))
+        source = {"kind": "path", "path": str(resolved), "filename": path.name}
+        return source, slugify(_stem(path.name))
     if _REPO_ID.match(text):
         hub: dict[str, Any] = {"kind": "hub", "repo": text, "revision": revision}
         hub["subfolder"] = subfolder or ""

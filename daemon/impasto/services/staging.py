@@ -77,6 +77,9 @@ class StageJob:
     hub_endpoint: str
     hub_token: str | None
     provider: str = ""  # the workers' execution provider, for the graph check
+    # Where a local folder's symbolic links may lead (the install_roots setting; empty:
+    # anywhere); None refuses every link.
+    link_roots: tuple[Path, ...] | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     progress: Progress = field(default_factory=Progress)
     warning: str = ""  # why the installed model cannot run here, when it cannot
@@ -245,15 +248,16 @@ def _stage_path(job: StageJob) -> Path:
     # lstat only: a FIFO, device or socket is refused before anything opens it.
     info = check_special(src)
     if stat.S_ISDIR(info.st_mode):
-        size = check_tree(src, job.max_file_size)
+        size = check_tree(src, job.max_file_size, job.link_roots)
         check_space(job.staging, size * 2)
         target = job.staging / "files"
         shutil.rmtree(target, ignore_errors=True)
-        copy_tree(src, target, job.max_file_size, job.cancel)
+        copy_tree(src, target, job.max_file_size, job.cancel, job.link_roots)
         return target
     check_file(src, job.max_file_size)
     check_space(job.staging, info.st_size * 2)
-    target = job.staging / "files" / src.name
+    # The name the user gave: a link's target may be a cache blob named by its hash.
+    target = job.staging / "files" / (job.source.get("filename") or src.name)
     target.parent.mkdir(parents=True, exist_ok=True)
     copy_file(src, target, job.max_file_size, job.cancel)
     sidecar = src.with_suffix(SIDECAR_SUFFIX)
