@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -44,7 +45,13 @@ def test_generate_saves_every_image_and_prints_the_paths(
     expected = [out / f"{JOB}-{i}.png" for i in range(2)]
     assert printed.out.splitlines() == [str(p) for p in expected]
     assert [p.read_bytes() for p in expected] == [daemon.images[0], daemon.images[1]]
-    assert "step 2/2" in printed.err and "\r[" in printed.err
+    # stderr is not a terminal here: plain progress lines, no carriage-return redraws.
+    assert "\r" not in printed.err
+    assert [line for line in printed.err.splitlines() if "%" in line] == [
+        "  0% started",
+        " 50% step 1/2",
+        "100% step 2/2",
+    ]
     body = json.loads(daemon.requests[0].content)
     assert body == {
         "prompt": "a lighthouse",
@@ -228,3 +235,25 @@ def test_a_lora_weight_that_is_not_a_number_is_refused_before_submitting(
     assert main(["generate", "x", "--lora", "ink:heavy"], connect=daemon.client) == 2
     assert "not a number" in capsys.readouterr().err
     assert daemon.requests == []
+
+
+def test_on_a_terminal_the_bar_is_redrawn_in_place() -> None:
+    from impasto.cli.generate import ProgressBar
+    from impasto.wire import Event
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    bar = ProgressBar(screen, width=10)
+    bar.update(Event(seq=1, type="started", job_id="j", data={}))
+    for step in (1, 2):
+        data = {"step": step, "total": 2, "progress": step / 2}
+        bar.update(Event(seq=1 + step, type="progress", job_id="j", data=data))
+    bar.close()
+    assert screen.getvalue().split("\r")[1:] == [
+        "[----------]   0% started   ",
+        "[#####-----]  50% step 1/2   ",
+        "[##########] 100% step 2/2   \n",
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -64,8 +65,26 @@ def test_generate_end_to_end(impasto_daemon: Daemon, transport: str) -> None:
         assert meta["impasto"]["seed"] == 7 and meta["impasto"]["model"] == "sd-tiny"
         png = Image.open(__import__("io").BytesIO(image.content))
         assert png.size == (64, 64)
+        # The design document's GenerationResult: the file (relative to the output folder,
+        # so no local path reaches a client) and its metadata.
+        path = Path(result["image_path"])
+        assert not path.is_absolute() and ".." not in path.parts
+        assert (impasto_daemon.data_dir / "outputs" / path).read_bytes() == image.content
+        assert result["metadata"]["parameters"] == meta["parameters"]
+        assert json.loads(result["metadata"]["impasto"]) == meta["impasto"]
         # The worker keeps ONNX Runtime's optimised models for faster loads next time.
         assert list((impasto_daemon.data_dir / "cache" / "ort").rglob("*.onnx"))
+
+
+def test_models_carry_the_design_documents_field_names(impasto_daemon: Daemon) -> None:
+    with impasto_daemon.client() as client:
+        models = client.get("/api/v1/models").json()
+        one = client.get("/api/v1/models/sd-tiny").json()
+    assert [m for m in models if m["id"] == "sd-tiny"] == [one]
+    for model in models:
+        assert model["file_path"] == model["path"] and Path(model["file_path"]).exists()
+        assert model["file_size"] == model["size"] > 0
+        assert model["is_active"] is model["active"]
 
 
 def test_same_seed_same_pixels(impasto_daemon: Daemon) -> None:

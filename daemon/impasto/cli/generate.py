@@ -215,12 +215,16 @@ def default_output_dir() -> Path:
 
 
 class ProgressBar:
-    """A one-line text bar redrawn with carriage returns."""
+    """Progress on a terminal: one text bar redrawn with carriage returns. Anywhere else (a
+    log file, a pipe) a plain line at the start and at each tenth of the way, so a log is
+    not one line of a thousand redraws."""
 
     def __init__(self, stream: TextIO, width: int = 30) -> None:
         self.stream = stream
         self.width = width
         self.drawn = False
+        self.live = _is_terminal(stream)
+        self.tenth = -1  # the last tenth written as a line (not live)
 
     def update(self, event: Event) -> None:
         """Redraw for a job event (progress events carry step, total and progress)."""
@@ -232,7 +236,15 @@ class ProgressBar:
             self._draw(fraction, f"step {step}/{total}")
 
     def _draw(self, fraction: float, label: str) -> None:
-        filled = round(max(0.0, min(1.0, fraction)) * self.width)
+        fraction = max(0.0, min(1.0, fraction))
+        if not self.live:
+            tenth = int(fraction * 10)
+            if tenth != self.tenth:
+                self.tenth = tenth
+                self.stream.write(f"{fraction * 100:3.0f}% {label}\n")
+                self.stream.flush()
+            return
+        filled = round(fraction * self.width)
         bar = "#" * filled + "-" * (self.width - filled)
         self.stream.write(f"\r[{bar}] {fraction * 100:3.0f}% {label}   ")
         self.stream.flush()
@@ -244,6 +256,13 @@ class ProgressBar:
             self.stream.write("\n")
             self.stream.flush()
             self.drawn = False
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 def hires_size(text: str) -> dict[str, Any]:

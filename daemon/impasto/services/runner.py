@@ -93,13 +93,22 @@ class JobRunner:
         self.bus.publish("progress", job_id, data, extra)
 
     def on_done(self, job_id: str, message: JobDone) -> None:
-        self.store.mark_completed(job_id, message.results)
+        stored = [{**r, "image_path": self._image_path(r["path"])} for r in message.results]
+        self.store.mark_completed(job_id, stored)
         self.previews.pop(job_id, None)
-        results = [public_result(job_id, r) for r in message.results]
+        results = [public_result(job_id, r) for r in stored]
         data: dict[str, Any] = {"results": results, "timings": message.timings}
         if message.warnings:
             data["warnings"] = message.warnings
         self.bus.publish("completed", job_id, data)
+
+    def _image_path(self, path: str) -> str:
+        """Where an output lies, relative to the output folder: no local path reaches a
+        client (records and responses are shared; docs/api.md)."""
+        try:
+            return Path(path).relative_to(self.options.output_dir).as_posix()
+        except ValueError:
+            return Path(path).name
 
     def on_failed(self, job_id: str, error: str) -> None:
         self.store.mark_failed(job_id, error)
@@ -136,11 +145,15 @@ class JobRunner:
 
 
 def public_result(job_id: str, result: dict[str, Any]) -> dict[str, Any]:
-    """A stored result as clients see it: a URL instead of a file path."""
+    """A stored result as clients see it: a URL to fetch it, its file relative to the
+    output folder (never the local path), its PNG text."""
     return {
         "index": result["index"],
         "url": f"/api/v1/images/{job_id}/{result['index']}",
         "seed": result["seed"],
         "width": result["width"],
         "height": result["height"],
+        # Results stored before these fields existed have neither.
+        "image_path": result.get("image_path", ""),
+        "metadata": result.get("metadata", {}),
     }

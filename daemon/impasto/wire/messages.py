@@ -26,13 +26,19 @@ class QueuedResponse(Schema):
 
 
 class ImageResult(Schema):
-    """One generated image."""
+    """One generated image: ``url`` to fetch it; ``image_path``, ``seed`` and ``metadata`` as
+    the design document's GenerationResult has them."""
 
     index: int
     url: str
     seed: int
     width: int = 0
     height: int = 0
+    image_path: str = ""
+    """Where the PNG lies on the daemon's machine (the outputs folder)."""
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+    """The PNG's text chunks: ``parameters`` (AUTOMATIC1111's infotext), ``impasto`` (the
+    plan as JSON) and what plugins add."""
 
 
 class GenerationStatus(Schema):
@@ -174,6 +180,16 @@ class ModelDetail(Schema):
     """Why the model cannot be used (a truncated or unreadable UNet...); empty when it can."""
     clip_skip_max: int = 1
     """The largest clip_skip its text encoders were exported for (1: no clip skip)."""
+    file_path: str = ""
+    """The design document's name for ``path`` (always the same value)."""
+    file_size: int = 0
+    """The design document's name for ``size``."""
+    is_active: bool = True
+    """The design document's name for ``active``."""
+
+    def __post_init__(self) -> None:
+        # One source for each value: the design document's names copy Impasto's.
+        self.file_path, self.file_size, self.is_active = self.path, self.size, self.active
 
 
 class CatalogVariant(Schema):

@@ -258,6 +258,7 @@ def write_outputs(
                 "seed": generated.seed,
                 "width": image.width,
                 "height": image.height,
+                "metadata": {str(key): str(value) for key, value in result.text.items()},
             }
         )
     return results
