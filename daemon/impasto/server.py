@@ -37,7 +37,7 @@ from impasto.services.plan import Resolver
 from impasto.services.runner import JobRunner, RunnerOptions
 from impasto.services.system import gpus
 from impasto.settings import LoadedSettings, Settings
-from impasto.store.db import open_database
+from impasto.store.db import DatabaseError, open_database
 from impasto.store.events import EventLog
 from impasto.store.jobs import JobStore
 from impasto.store.models import ModelStore
@@ -375,7 +375,7 @@ def serve(loaded: LoadedSettings) -> int:
         finally:
             for lock in locks:
                 lock.release()
-    except StartupError as exc:
+    except (StartupError, DatabaseError) as exc:
         print(f"impasto: {exc}", file=sys.stderr)
         return 1
 

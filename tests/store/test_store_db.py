@@ -158,3 +158,54 @@ def test_two_openers_on_a_new_file_migrate_once(db_path: Path) -> None:
     assert all(database.user_version == len(load_migrations()) for database in results)
     for database in results:
         database.close()
+
+
+def _aside(db_path: Path) -> list[Path]:
+    return sorted(db_path.parent.glob(f"{db_path.name}.corrupt-*"))
+
+
+def test_a_file_that_is_not_a_database_is_moved_aside(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db_path.parent.mkdir(parents=True)
+    garbage = os.urandom(64 * 1024)
+    db_path.write_bytes(garbage)
+    with caplog.at_level("WARNING"):
+        db = open_database(db_path)
+    [aside] = _aside(db_path)
+    assert aside.read_bytes() == garbage  # kept, for whoever wants to look
+    assert str(aside) in caplog.text and "file is not a database" in caplog.text
+    job, _ = JobStore(db).create({"x": 1}, model="m", prompt="p")  # a working new one
+    assert JobStore(db).get(job.id) is not None
+    db.close()
+
+
+def test_damaged_pages_are_found_at_open_not_mid_job(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = open_database(db_path)
+    store = JobStore(db)
+    for i in range(200):
+        store.create({"x": i, "pad": "y" * 500}, model="m", prompt=f"p{i}")
+    db.close()
+    assert db_path.stat().st_size > 30 * 4096
+    with db_path.open("r+b") as fh:  # a run of 0xFF over a table page, as a bad sector
+        fh.seek(20 * 4096 + 100)
+        fh.write(b"\xff" * 3000)
+    damaged = db_path.read_bytes()
+    with caplog.at_level("WARNING"):
+        db = open_database(db_path)
+    [aside] = _aside(db_path)
+    assert aside.read_bytes() == damaged
+    assert "damaged:" in caplog.text and "\n" not in caplog.records[-1].getMessage()
+    assert JobStore(db).list_active() == []  # the new file starts empty
+    db.close()
+
+
+def test_without_recovery_a_damaged_file_is_an_error_naming_it(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    db_path.write_bytes(b"not sqlite at all" * 100)
+    with pytest.raises(DatabaseError, match="is damaged") as caught:
+        open_database(db_path, recover=False)
+    assert str(db_path) in str(caught.value)
+    assert _aside(db_path) == [] and db_path.read_bytes() == b"not sqlite at all" * 100

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sqlite3
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 BUSY_TIMEOUT_MS = 10_000
+log = logging.getLogger(__name__)
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
 
 
@@ -148,26 +150,88 @@ class Database:
         self.close()
 
 
-def open_database(path: Path, *, migrations: Sequence[Migration] | None = None) -> Database:
-    """Open (creating if needed) the database at ``path`` and bring its schema up to date."""
+def open_database(
+    path: Path, *, migrations: Sequence[Migration] | None = None, recover: bool = True
+) -> Database:
+    """Open (creating if needed) the database at ``path`` and bring its schema up to date.
+
+    A file SQLite cannot read (not a database, or a damaged one: ``PRAGMA quick_check``) is
+    moved aside with its WAL files to ``<name>.corrupt-<time>`` and a new one is made, with a
+    warning naming where the old one went; ``recover=False`` raises DatabaseError instead.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    chosen = list(migrations) if migrations is not None else load_migrations()
+    try:
+        return _open(path, chosen)
+    except sqlite3.DatabaseError as exc:
+        if not _damaged(exc):
+            raise DatabaseError(f"cannot open the database {path}: {exc}") from exc
+        if not recover:
+            raise DatabaseError(
+                f"the database {path} is damaged ({exc}); move it away and Impasto makes a new one"
+            ) from exc
+        aside = _move_aside(path)
+        log.warning(
+            "the database %s could not be read (%s): moved it to %s and started a new one; "
+            "the job history and queue it held are in that file, the images stay in the "
+            "output folder",
+            path,
+            exc,
+            aside,
+        )
+    return _open(path, chosen)
+
+
+def _open(path: Path, migrations: list[Migration]) -> Database:
     _create_private_file(path)
     try:
         connection = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
         )
-    except sqlite3.Error as exc:
+    except sqlite3.OperationalError as exc:
         raise DatabaseError(f"cannot open the database {path}: {exc}") from exc
     connection.row_factory = sqlite3.Row
     connection.create_function("casefold", 1, _casefold, deterministic=True)
     try:
         _configure(connection)
-        _migrate(connection, list(migrations) if migrations is not None else load_migrations())
+        _check_pages(connection)
+        _migrate(connection, migrations)
     except BaseException:
         connection.close()
         raise
     return Database(connection, path)
+
+
+class _DamagedError(sqlite3.DatabaseError):
+    """``PRAGMA quick_check`` found damage the open itself did not."""
+
+
+def _check_pages(connection: sqlite3.Connection) -> None:
+    # quick_check reads every page once (linear in the file, milliseconds for a large
+    # queue), so damage is found at start rather than as failures in the middle of a job.
+    rows = [str(row[0]) for row in connection.execute("PRAGMA quick_check(5)").fetchall()]
+    if rows != ["ok"]:
+        problems = [line for row in rows for line in row.splitlines() if "***" not in line]
+        raise _DamagedError(f"damaged: {'; '.join(problems)}"[:300])
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    """True for a file SQLite cannot read as a database (not locks, not a full disk)."""
+    if isinstance(exc, _DamagedError):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename ``path`` and its -wal/-shm files to ``<name>.corrupt-<time>``; the new name."""
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            os.replace(source, Path(f"{aside}{suffix}"))
+    return aside
 
 
 def _create_private_file(path: Path) -> None:
