@@ -55,6 +55,36 @@ def test_unknown_config_key_is_refused(tmp_path: Path) -> None:
         load_settings(env={}, config_path=config)
 
 
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"port = 1\n[plugins\n", "Expected ']'"),
+        (b"\xff\xfeport = 1\n", "utf-8"),
+    ],
+)
+def test_an_unreadable_config_file_is_named(tmp_path: Path, content: bytes, words: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_bytes(content)
+    with pytest.raises(ValueError) as info:
+        load_settings(env={}, config_path=config)
+    assert str(info.value).startswith(f"{config}: not valid TOML: ") and words in str(info.value)
+
+
+def test_client_commands_report_unreadable_settings_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from impasto.cli.main import main
+
+    config = tmp_path / "config.toml"
+    config.write_text("[broken\n")
+    monkeypatch.setenv("IMPASTO_CONFIG", str(config))
+    monkeypatch.delenv("IMPASTO_RUNTIME_DIR", raising=False)
+    assert main(["status"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot tell where the daemon is: {config}: not valid TOML")
+    assert len(err.splitlines()) == 1
+
+
 def test_every_field_has_a_doc_and_is_in_the_docs() -> None:
     docs = field_docs()
     text = DOCS.read_text()

@@ -183,8 +183,7 @@ def load_settings(
     path = config_path or default_config_path()
     layers: list[tuple[str, dict[str, Any]]] = []
     if path.is_file():
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        data = _read_config(path)
         known = {k: v for k, v in data.items() if k in _field_types()}
         unknown = sorted(set(data) - set(known) - {"plugins"})
         if unknown:
@@ -205,6 +204,17 @@ def load_settings(
             sources[key] = source
     settings = msgspec.convert(merged, Settings, strict=False)
     return LoadedSettings(settings=settings, sources=sources, config_path=path)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """The config file's table; ValueError naming the file when it cannot be read."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read: {exc.strerror or exc}") from None
 
 
 def markdown_table() -> str:

@@ -183,6 +183,11 @@ def on_stop_signals(backend: backends.Backend, stop: Callable[[], None]) -> None
 def run(*, start_daemon: bool = True, interval: float = 0.5) -> int:
     """Run the tray until Quit, SIGINT or SIGTERM; returns the exit code."""
     quiet_logging()
+    try:  # the settings first: a bad one is reported before any wait for a display
+        controller = build_controller()
+    except ValueError as exc:  # config.toml is not TOML, or an IMPASTO_* value is bad
+        print(f"impasto tray: {exc}", file=sys.stderr)
+        return 1
     try:
         backend = backends.choose()
         pystray = import_pystray(backend)
@@ -201,7 +206,6 @@ def run(*, start_daemon: bool = True, interval: float = 0.5) -> int:
         if not found:
             print(f"impasto tray: {backends.NO_HOST}", file=sys.stderr)
             return 1
-    controller = build_controller()
     loop_ended = threading.Event()
     icon = create_icon(pystray, controller, loop_ended)
     if backend.name not in ("gtk", "appindicator"):

@@ -7,6 +7,7 @@ from impasto.client.errors import (
     DaemonNotRunning,
     FieldError,
     ImpastoError,
+    SettingsError,
     StreamError,
     UnsendableRequest,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "ModelInfo",
     "QueueState",
     "SamplerInfo",
+    "SettingsError",
     "StreamError",
     "Submitted",
     "SystemInfo",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import msgspec
 
-from impasto.client.errors import DaemonNotRunning
+from impasto.client.errors import DaemonNotRunning, SettingsError
 
 TOKEN_ENV = "IMPASTO_TOKEN"
 
@@ -43,7 +43,11 @@ def default_runtime_dir() -> Path:
     from impasto.paths import resolve_paths
     from impasto.settings import load_settings
 
-    return resolve_paths(load_settings().settings).runtime_dir
+    try:
+        settings = load_settings().settings
+    except ValueError as exc:  # a config file that is not TOML, a bad IMPASTO_* value
+        raise SettingsError(f"cannot tell where the daemon is: {exc}") from None
+    return resolve_paths(settings).runtime_dir
 
 
 def read_discovery_file(path: Path) -> DiscoveryFile:

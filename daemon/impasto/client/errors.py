@@ -18,6 +18,11 @@ class DaemonNotRunning(ImpastoError):
         self.reason = reason
 
 
+class SettingsError(ImpastoError):
+    """The settings that say where the daemon is (config.toml, IMPASTO_* variables) are
+    unreadable; the message names the file or variable."""
+
+
 class FieldError(msgspec.Struct, frozen=True):
     """One invalid request field and what is wrong with it."""
 
