@@ -31,6 +31,7 @@ from impasto.services.images import UploadStore
 from impasto.services.install_checks import InstallOptions
 from impasto.services.installs import Installer
 from impasto.services.jobs import JobOptions, JobService
+from impasto.services.known import CatalogError
 from impasto.services.manager import ModelManager
 from impasto.services.models import ModelCatalog
 from impasto.services.plan import Resolver
@@ -186,6 +187,10 @@ def build_services(settings: Settings, paths: Paths, plugins: PluginHost | None 
         warm_command=(*supervisor.command(), *worker_args),
     )
     installer = Installer(model_store, catalog, bus, install_options)
+    try:
+        installer.catalog_source.check()
+    except CatalogError as exc:
+        raise StartupError(f"model_catalog: {exc}") from None
     manager = ModelManager(
         catalog, model_store, installer, jobs, bus, supervisor, settings.keep_alive
     )

@@ -1,5 +1,6 @@
-"""A database file SQLite cannot read, met at start: the daemon starts on a new one and says
-where the old one went; a schema from a newer Impasto stops it with one line of advice."""
+"""Files the daemon reads at start, damaged: a database SQLite cannot read (the daemon starts on
+a new one and says where the old one went), a schema from a newer Impasto and a model catalog
+that is not TOML (each stops it with one line of advice)."""
 
 from __future__ import annotations
 
@@ -48,3 +49,22 @@ def test_a_newer_schema_stops_the_daemon_with_advice_not_a_traceback(
     assert "impasto: the database schema is version 999" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list(daemon.data_dir.glob("impasto.db.corrupt-*"))  # readable: kept in place
+
+
+def test_a_broken_model_catalog_stops_the_daemon_naming_it(
+    daemon_factory: type[Daemon], tmp_path: Path
+) -> None:
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text("[[broken]\n")
+    daemon = daemon_factory(tmp_path / "d")
+    daemon.root.mkdir(parents=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "impasto", "serve"],
+        env={**daemon.env(), "IMPASTO_MODEL_CATALOG": str(catalog)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert f"impasto: model_catalog: {catalog}: not valid TOML" in result.stderr
+    assert "Traceback" not in result.stderr

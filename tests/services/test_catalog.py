@@ -10,6 +10,7 @@ from impasto.services.errors import FieldError
 from impasto.services.known import (
     PROVIDER_VARIANT,
     CatalogError,
+    CatalogSource,
     NoVariantError,
     catalog_file,
     catalog_rows,
@@ -143,3 +144,31 @@ def test_a_plain_entry_is_one_build_and_malformed_ones_are_refused(tmp_path: Pat
         parse_entry("x", {"variants": {"cuda": {"repo": "a/b"}}})
     with pytest.raises(CatalogError, match="repo must be"):
         parse_entry("x", {"variants": {"portable": {"repo": "nope"}}})
+
+
+TINY_ENTRY = '[tiny]\nrepo = "impasto/sd-tiny"\nlicense = "mit"\nfamily = "sd1"\n'
+
+
+def test_a_catalog_file_that_cannot_be_used_is_named(tmp_path: Path) -> None:
+    catalog = tmp_path / "c.toml"
+    catalog.write_text("[[broken]\n")
+    with pytest.raises(CatalogError, match=r"c\.toml: not valid TOML"):
+        CatalogSource(catalog).check()
+    catalog.write_text('[x]\nvariants = {gpu = {repo = "a/b"}}\n')
+    with pytest.raises(CatalogError, match=r"c\.toml: x: unknown variant"):
+        CatalogSource(catalog).check()
+
+
+def test_an_edit_that_breaks_the_catalog_keeps_the_last_good_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    catalog = tmp_path / "c.toml"
+    catalog.write_text(TINY_ENTRY)
+    source = CatalogSource(catalog)
+    assert list(source.check()) == ["tiny"]
+    catalog.write_text(TINY_ENTRY + "[[oops\n")
+    with caplog.at_level("WARNING"):
+        assert list(source.entries()) == ["tiny"]
+    assert "c.toml: not valid TOML" in caplog.text and "last read is kept" in caplog.text
+    catalog.write_text(TINY_ENTRY + TINY_ENTRY.replace("[tiny]", "[tiny2]") + "\n")
+    assert list(source.entries()) == ["tiny", "tiny2"]  # a good edit is read again

@@ -23,9 +23,9 @@ from impasto.services.install_checks import (
 )
 from impasto.services.known import (
     CatalogRow,
+    CatalogSource,
     KnownModel,
     catalog_rows,
-    known_models,
 )
 from impasto.services.models import ModelCatalog
 from impasto.services.optimize_stage import warm_cache
@@ -57,6 +57,8 @@ class Installer:
         self._stopping = False
         self._abandoned: set[str] = set()
         self._probed = ""  # the provider a probe found while no worker had reported one
+        catalog_path = Path(options.catalog_file) if options.catalog_file else None
+        self.catalog_source = CatalogSource(catalog_path)
 
     def machine_provider(self) -> str:
         """The workers' provider, else what a probe found; '' before either (never blocks)."""
@@ -79,9 +81,8 @@ class Installer:
         return choice.name
 
     def known(self) -> dict[str, KnownModel]:
-        """The catalog of short names."""
-        path = Path(self.options.catalog_file) if self.options.catalog_file else None
-        return known_models(path)
+        """The catalog of short names (blocking: it may read the file)."""
+        return self.catalog_source.entries()
 
     def catalog_listing(self) -> list[CatalogRow]:
         """The catalog with the build this machine's provider gets from each entry."""

@@ -7,6 +7,7 @@ that every provider runs. :func:`resolve_variant` picks the build for this machi
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from impasto.engine.runs_on import short_name
+
+log = logging.getLogger(__name__)
 
 _REPO = Path(__file__).resolve().parents[3]
 # The variant key each provider prefers, before "portable" and a plain entry's "default".
@@ -126,13 +129,57 @@ def catalog_file() -> Path:
 
 
 def known_models(path: Path | None = None) -> dict[str, KnownModel]:
-    """Every catalog entry by short name (empty when the file is missing)."""
+    """Every catalog entry by short name (empty when the file is missing).
+
+    CatalogError naming the file when it is not TOML or an entry is wrong.
+    """
     path = path or catalog_file()
     if not path.is_file():
         return {}
-    with path.open("rb") as fh:
-        data = tomllib.load(fh)
-    return {name: parse_entry(name, entry) for name, entry in data.items()}
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+        return {name: parse_entry(name, entry) for name, entry in data.items()}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{path}: not valid TOML: {exc}") from None
+    except CatalogError as exc:
+        raise CatalogError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+
+
+class CatalogSource:
+    """The catalog file, read again when it changes. An edit that breaks it keeps the last
+    catalog that read well, with a warning, so installs never fail on a typo in it."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or catalog_file()
+        self._signature: tuple[int, int] | None = None
+        self._entries: dict[str, KnownModel] = {}
+
+    def check(self) -> dict[str, KnownModel]:
+        """Read it now; CatalogError when it cannot be used (what the daemon's start runs)."""
+        self._entries = known_models(self.path)
+        self._signature = self._stat()
+        return self._entries
+
+    def entries(self) -> dict[str, KnownModel]:
+        """The current catalog (blocking: it may read the file)."""
+        signature = self._stat()
+        if signature != self._signature:
+            self._signature = signature
+            try:
+                self._entries = known_models(self.path)
+            except CatalogError as exc:
+                log.warning("%s; the catalog as last read is kept", exc)
+        return self._entries
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            info = self.path.stat()
+        except OSError:
+            return None
+        return (info.st_mtime_ns, info.st_size)
 
 
 def variant_order(provider: str) -> tuple[str, ...]:

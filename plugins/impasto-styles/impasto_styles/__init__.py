@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from litestar import get
 from impasto.plugins import PluginContext, RejectRequest, hookimpl
 
 __version__ = "0.1.0"
+log = logging.getLogger(__name__)
 
 SETTINGS = {
     "file": "The styles TOML file, absolute or relative to the data dir (default styles.toml).",
@@ -29,16 +31,32 @@ def styles_file(context: PluginContext) -> Path:
     return path
 
 
+class StylesFileError(ValueError):
+    """The styles file cannot be read and no earlier reading of it is at hand."""
+
+
 def load_styles(path: Path) -> dict[str, dict[str, str]]:
-    """Style name -> {prompt, negative_prompt}; re-read when the file changes."""
+    """Style name -> {prompt, negative_prompt}; re-read when the file changes.
+
+    An edit that breaks the file keeps the styles as last read, with a warning; with none
+    read before, StylesFileError names the file and the error.
+    """
     if not path.is_file():
         return {}
     mtime = path.stat().st_mtime
     cached = _cache.get(path)
     if cached and cached[0] == mtime:
         return cached[1]
-    with path.open("rb") as fh:
-        raw = tomllib.load(fh)
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        problem = f"styles file {path}: not readable as TOML: {exc}"
+        if cached is None:
+            raise StylesFileError(problem) from None
+        log.warning("%s; the styles as last read are kept", problem)
+        _cache[path] = (mtime, cached[1])  # warn once per edit
+        return cached[1]
     styles = {
         str(name): {
             "prompt": str(table.get("prompt", "")),
@@ -49,6 +67,17 @@ def load_styles(path: Path) -> dict[str, dict[str, str]]:
     }
     _cache[path] = (mtime, styles)
     return styles
+
+
+def _listed(context: PluginContext | None) -> dict[str, dict[str, str]]:
+    """The styles for a listing: none (with a warning) while the file cannot be read."""
+    if context is None:
+        return {}
+    try:
+        return load_styles(styles_file(context))
+    except StylesFileError as exc:
+        log.warning("%s", exc)
+        return {}
 
 
 def _join(first: str, second: str) -> str:
@@ -78,7 +107,10 @@ def preprocess_request(request: dict[str, Any], context: PluginContext) -> dict[
         names = [names]
     if not names:
         return None
-    styles = load_styles(styles_file(context))
+    try:
+        styles = load_styles(styles_file(context))
+    except StylesFileError as exc:
+        raise RejectRequest(str(exc), "plugins") from None
     unknown = [n for n in names if n not in styles]
     if unknown:
         known = ", ".join(sorted(styles)) or f"none (add some to {styles_file(context)})"
@@ -92,14 +124,13 @@ def preprocess_request(request: dict[str, Any], context: PluginContext) -> dict[
 @hookimpl
 def prompt_styles(context: PluginContext) -> dict[str, dict[str, str]]:
     """The styles of the styles file, for listings such as A1111's /sdapi/v1/prompt-styles."""
-    return load_styles(styles_file(context))
+    return _listed(context)
 
 
-@get("/", summary="The named prompt styles", sync_to_thread=False)
+@get("/", summary="The named prompt styles", sync_to_thread=True)
 def list_styles() -> dict[str, dict[str, str]]:
-    """Every style in the styles file."""
-    context = _context.get("styles")
-    return load_styles(styles_file(context)) if context else {}
+    """Every style in the styles file (read in a thread: a file on a slow disk)."""
+    return _listed(_context.get("styles"))
 
 
 @hookimpl

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -64,3 +67,39 @@ def test_route_lists_the_styles(daemon: Daemon) -> None:
         "cinematic",
         "moody",
     }
+
+
+def test_a_broken_styles_file_is_named_and_an_edit_keeps_the_last_good_styles(
+    daemon: Daemon,
+) -> None:
+    styles = daemon.data_dir / "my-styles.toml"
+    body = {**TINY, "prompt": "x", "plugins": {"styles": ["moody"]}}
+    with daemon.client() as client:
+        assert client.get("/api/v1/plugins/styles/").status_code == 200  # read once: good
+        styles.write_text(STYLES + "[[broken\n")
+        os.utime(styles, (time.time() + 5, time.time() + 5))  # a new mtime, whatever the clock
+        # The styles as last read stay in use, for requests and listings alike.
+        assert set(client.get("/api/v1/plugins/styles/").json()) == {"cinematic", "moody"}
+        assert client.post("/api/v1/generate/plan", json=body).json()["prompt"] == (
+            "x, dark and moody"
+        )
+        log = (daemon.log_dir / "daemon.log").read_text()
+        assert "my-styles.toml: not readable as TOML" in log and "as last read" in log
+        styles.write_text(STYLES)
+
+
+def test_a_styles_file_broken_from_the_start_is_a_422_naming_it(tmp_path: Path) -> None:
+    running = Daemon(tmp_path / "d", preview_every=0)
+    running.data_dir.mkdir(parents=True)
+    (running.data_dir / "styles.toml").write_text("[[broken\n")
+    running.start()
+    try:
+        with running.client() as client:
+            body = {**TINY, "prompt": "x", "plugins": {"styles": ["moody"]}}
+            answer = client.post("/api/v1/generate", json=body)
+            assert client.get("/api/v1/plugins/styles/").json() == {}
+            assert client.get("/sdapi/v1/prompt-styles").status_code == 200
+    finally:
+        running.stop()
+    assert answer.status_code == 422
+    assert "styles.toml: not readable as TOML" in answer.json()["detail"]
