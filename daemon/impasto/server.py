@@ -163,6 +163,14 @@ def build_services(settings: Settings, paths: Paths, plugins: PluginHost | None 
         max_attempts=settings.max_attempts,
         preview_every=settings.preview_every,
         keep_alive=settings.keep_alive,
+        private_folders=(
+            (paths.models_dir, "<models>"),
+            (paths.output_dir, "<outputs>"),
+            (paths.uploads_dir, "<uploads>"),
+            (paths.temp_dir, "<temp>"),
+            (paths.data_dir, "<data>"),
+            (catalog.bundled_dir, "<bundled models>"),
+        ),
     )
     runner = JobRunner(store, bus, catalog, runner_options, plugins)
     worker_args = ["--provider", settings.provider]

@@ -164,3 +164,27 @@ def test_no_response_record_event_or_png_holds_a_local_path(daemon: Daemon) -> N
     everything = b"\n".join(seen)
     assert b"tiny-peft" in everything and b"sdxl-tiny-refiner" in everything
     _assert_no_folder_in(daemon, everything)
+
+
+def test_a_failed_job_names_the_file_not_the_folder(daemon: Daemon) -> None:
+    """A job that fails on a broken file says which file, never where it lies; an embedding
+    that cannot be read is skipped (as A1111 does) rather than failing every prompt using its
+    word, and A1111's listing puts it under ``skipped``."""
+    models = Path(daemon.settings["models_dir"])
+    (models / "loras" / "broken-lora.safetensors").write_bytes(b"\xff" * 64)
+    (models / "embeddings" / "brokenword.safetensors").write_bytes(b"\x10" + bytes(7) + b"{")
+    with daemon.client() as client:
+        failing = {"prompt": "x", "loras": [{"name": "broken-lora", "weight": 1}], **TINY}
+        skipping = {"prompt": "a brokenword house", **TINY}
+        ids = [
+            client.post("/api/v1/generate", json=body).json()["id"] for body in (failing, skipping)
+        ]
+        failed, done = (wait_status(client, i, {"completed", "failed"}) for i in ids)
+        listing = client.get("/sdapi/v1/embeddings")
+        events = _events(client)
+    assert failed["status"] == "failed"
+    assert "broken-lora.safetensors" in failed["error"], failed["error"]
+    assert done["status"] == "completed", done["error"]
+    assert "brokenword" not in done["plan"]["embeddings"]
+    assert listing.status_code == 200 and "brokenword" in listing.json()["skipped"]
+    _assert_no_folder_in(daemon, failed["error"].encode() + b"\n" + events)

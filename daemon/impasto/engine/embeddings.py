@@ -15,7 +15,7 @@ import numpy as np
 from impasto.engine.onnx_graph import OnnxGraph
 from impasto.engine.tokenizer import ClipTokenizer
 from impasto.engine.types import EngineError
-from impasto.formats.safetensors import read_safetensors
+from impasto.formats.safetensors import SafetensorsError, read_safetensors
 
 _SDXL_KEYS = {"clip_l": "text_encoder", "clip_g": "text_encoder_2"}
 
@@ -38,7 +38,10 @@ def load_embedding(path: Path) -> Embedding:
     path = Path(path)
     if path.suffix != ".safetensors":
         raise EmbeddingError(f"{path}: only .safetensors embeddings are supported")
-    tensors, _ = read_safetensors(path)
+    try:
+        tensors, _ = read_safetensors(path)
+    except SafetensorsError as exc:  # truncated, not safetensors, unreadable
+        raise EmbeddingError(f"embedding {exc}") from None
     if "emb_params" in tensors:
         token, vectors = path.stem, {"text_encoder": tensors["emb_params"]}
     elif set(_SDXL_KEYS) & set(tensors):

@@ -27,7 +27,8 @@ MAX_HEADER = 100 * 1024 * 1024  # the format's own limit
 
 
 class SafetensorsError(ValueError):
-    """A file is not a readable .safetensors file; the message names it."""
+    """A file is not a readable .safetensors file; the message names it (by its file name:
+    messages reach job errors and API answers, which never carry a local path)."""
 
 
 def read_header(path: Path) -> dict[str, object]:
@@ -53,18 +54,18 @@ def read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise SafetensorsError(f"{path}: cannot read ({exc.strerror})") from exc
+        raise SafetensorsError(f"{Path(path).name}: cannot read ({exc.strerror})") from exc
     if len(data) < 8:
-        raise SafetensorsError(f"{path}: too short to be a .safetensors file")
+        raise SafetensorsError(f"{Path(path).name}: too short to be a .safetensors file")
     (length,) = struct.unpack("<Q", data[:8])
     if length > MAX_HEADER or 8 + length > len(data):
-        raise SafetensorsError(f"{path}: bad header length {length}")
+        raise SafetensorsError(f"{Path(path).name}: safetensors header is longer than the file")
     try:
         header = json.loads(data[8 : 8 + length])
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SafetensorsError(f"{path}: header is not JSON ({exc})") from exc
+        raise SafetensorsError(f"{Path(path).name}: header is not JSON ({exc})") from exc
     if not isinstance(header, dict):
-        raise SafetensorsError(f"{path}: header is not a JSON object")
+        raise SafetensorsError(f"{Path(path).name}: header is not a JSON object")
     metadata = header.pop("__metadata__", None) or {}
     body = memoryview(data)[8 + length :]
     tensors = {}
@@ -80,20 +81,21 @@ def _tensor(path: Path, name: str, info: object, body: memoryview) -> np.ndarray
         start, end = int(start), int(end)
         shape = tuple(int(s) for s in shape)
     except (AssertionError, KeyError, TypeError, ValueError):
-        raise SafetensorsError(f"{path}: tensor {name!r} has a malformed entry") from None
+        problem = f"{Path(path).name}: tensor {name!r} has a malformed entry"
+        raise SafetensorsError(problem) from None
     if not 0 <= start <= end <= len(body):
-        raise SafetensorsError(f"{path}: tensor {name!r} lies outside the file")
+        raise SafetensorsError(f"{Path(path).name}: tensor {name!r} lies outside the file")
     raw = body[start:end]
     count = int(np.prod(shape, dtype=np.int64))
     if dtype == "BF16":
         if len(raw) != 2 * count:
-            raise SafetensorsError(f"{path}: tensor {name!r} has the wrong size")
+            raise SafetensorsError(f"{Path(path).name}: tensor {name!r} has the wrong size")
         # bfloat16 is the top half of a float32.
         wide = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
         return wide.view(np.float32).reshape(shape)
     if dtype not in _DTYPES:
-        raise SafetensorsError(f"{path}: tensor {name!r} has unsupported dtype {dtype}")
+        raise SafetensorsError(f"{Path(path).name}: tensor {name!r} has unsupported dtype {dtype}")
     np_dtype = np.dtype(_DTYPES[dtype]).newbyteorder("<")
     if len(raw) != np_dtype.itemsize * count:
-        raise SafetensorsError(f"{path}: tensor {name!r} has the wrong size")
+        raise SafetensorsError(f"{Path(path).name}: tensor {name!r} has the wrong size")
     return np.frombuffer(raw, dtype=np_dtype).reshape(shape).copy()

@@ -6,6 +6,7 @@ The supervisor calls these; ``JobService`` (the API side) shares the store, the 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,9 @@ class RunnerOptions:
     max_attempts: int
     preview_every: int
     keep_alive: float
+    # Folders whose local paths a job's error must not carry (records and answers get
+    # shared), each with the label that replaces it: (models_dir, "<models>"), ...
+    private_folders: tuple[tuple[Path, str], ...] = ()
 
 
 def job_plan(job: Any) -> ResolvedPlan:
@@ -110,7 +114,20 @@ class JobRunner:
         except ValueError:
             return Path(path).name
 
+    def public_error(self, error: str) -> str:
+        """``error`` with each private folder's path replaced by its label (the deepest
+        folder first, so ``<models>/loras/x`` rather than ``<data>/models/loras/x``)."""
+        spellings = [
+            (spelling, label)
+            for folder, label in self.options.private_folders
+            for spelling in {str(folder), os.path.realpath(folder)}
+        ]
+        for spelling, label in sorted(spellings, key=lambda pair: -len(pair[0])):
+            error = error.replace(spelling, label)
+        return error
+
     def on_failed(self, job_id: str, error: str) -> None:
+        error = self.public_error(error)
         self.store.mark_failed(job_id, error)
         self.previews.pop(job_id, None)
         self.bus.publish("failed", job_id, {"error": error})
@@ -122,6 +139,7 @@ class JobRunner:
 
     def fail_queued(self, reason: str) -> int:
         """Fail every queued job with ``reason`` (no worker can start); returns how many."""
+        reason = self.public_error(reason)
         failed = self.store.fail_queued(reason)
         for job_id in failed:
             self.bus.publish("failed", job_id, {"error": reason})
@@ -133,6 +151,7 @@ class JobRunner:
         if reason == "daemon stopped":
             self.store.release(job.id)
             return
+        reason = self.public_error(reason)
         if job.attempts + 1 >= self.options.max_attempts:
             error = f"{reason} (tried {job.attempts + 1} times)"
             self.store.mark_failed(job.id, error)

@@ -66,20 +66,25 @@ def adapter_path(models_dir: Path, kind: str, name: str) -> Path:
 
 
 def embeddings_in(models_dir: Path, text: str) -> list[str]:
-    """Names of the installed embeddings whose file stem or token the prompt text uses."""
+    """Names of the installed embeddings whose file stem or token the prompt text uses, as a
+    word of its own (``red`` is not in ``redhead``). An unreadable file is left out, as
+    AUTOMATIC1111 skips it: its name stays plain text rather than failing the job."""
     from impasto.engine.embeddings import EmbeddingError, load_embedding
 
     found = []
     for path in sorted((models_dir / "embeddings").glob("*.safetensors")):
-        if path.stem in text:
-            found.append(path.stem)
-            continue
         try:
-            if load_embedding(path).token in text:
-                found.append(path.stem)
+            embedding = load_embedding(path)
         except EmbeddingError:
             continue
+        if _mentions(text, path.stem) or _mentions(text, embedding.token):
+            found.append(path.stem)
     return found
+
+
+def _mentions(text: str, name: str) -> bool:
+    """``name`` in ``text`` with no letter, digit, ``_`` or ``-`` right before or after it."""
+    return bool(name) and re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) is not None
 
 
 def upload_path(uploads_dir: Path, value: str) -> Path:
