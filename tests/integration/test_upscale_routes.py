@@ -261,3 +261,28 @@ def test_client_upscale_calls(daemon: Daemon) -> None:
         png = client.upscale(b64(pattern(16, 16)), "lanczos", 3)
     assert names == ["none", "lanczos", "nearest", "tiny-sr"]
     assert Image.open(io.BytesIO(png)).size == (48, 48)
+
+
+def test_an_unreadable_upscaler_model_is_a_422_naming_it(daemon: Daemon, model: Path) -> None:
+    """A broken file in upscalers/ (a failed copy, not ONNX) blames the field that chose it,
+    names the model and not its local path; listings still answer."""
+    broken = model.with_name("broken-sr.onnx")
+    broken.write_bytes(b"\x08\x07 not really a protobuf")
+    try:
+        with daemon.client() as client:
+            listed = client.get("/api/v1/upscalers")
+            native = client.post(
+                "/api/v1/upscale", json={"image": b64(pattern(8, 8)), "upscaler": "broken-sr"}
+            )
+            a1111 = client.post(
+                "/sdapi/v1/extra-single-image",
+                json={"image": b64(pattern(8, 8)), "upscaler_1": "broken-sr"},
+            )
+    finally:
+        broken.unlink()
+    assert listed.status_code == 200 and "broken-sr" in listed.text
+    assert native.status_code == 422 and native.json()["errors"][0]["field"] == "upscaler"
+    assert a1111.status_code == 422 and a1111.json()["detail"][0]["loc"] == ["body", "upscaler_1"]
+    for answer in (native, a1111):
+        assert "'broken-sr' is not a readable ONNX model" in answer.text
+        assert str(daemon.root) not in answer.text

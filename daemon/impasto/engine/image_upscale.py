@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from impasto.engine.tiles import Grid, TileRow, combine_grid, split_grid
+from impasto.engine.types import EngineError
 
 RESIZE_FILTERS = {"lanczos": Image.Resampling.LANCZOS, "nearest": Image.Resampling.NEAREST}
 """The built-in upscalers that resize with a PIL filter of that name."""
@@ -33,6 +34,10 @@ TILE = 192
 TILE_OVERLAP = 8
 """A1111's ESRGAN_tile and ESRGAN_tile_overlap defaults: larger images run tile by tile, so a
 model's activations stay small whatever the image size."""
+
+
+class UpscalerModelError(EngineError):
+    """An installed upscaler model cannot be opened or run; the message names it by name."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,15 @@ class ModelUpscaler:
         """One pass of the model over the image, in overlapping tiles when it is larger than
         one (blended as A1111's tiled ESRGAN does)."""
         session = self.session()
+        try:
+            return self._run(session, image)
+        except Exception as exc:
+            raise UpscalerModelError(
+                f"upscaler {self.path.stem!r} failed on the image: a super-resolution model "
+                f"takes float32 RGB of shape 1x3xHxW ({type(exc).__name__})"
+            ) from exc
+
+    def _run(self, session: Any, image: Image.Image) -> Image.Image:
         width, height = image.size
         small = width <= self.tile and height <= self.tile
         if small or min(width, height) <= 2 * self.tile_overlap:
@@ -105,9 +119,15 @@ class _SessionCache:
                     del self._sessions[old]
                 options = ort.SessionOptions()
                 options.log_severity_level = 3
-                self._sessions[key] = ort.InferenceSession(
-                    str(path), options, providers=["CPUExecutionProvider"]
-                )
+                try:
+                    self._sessions[key] = ort.InferenceSession(
+                        str(path), options, providers=["CPUExecutionProvider"]
+                    )
+                except Exception as exc:  # ORT's messages carry the local path: not repeated
+                    raise UpscalerModelError(
+                        f"upscaler {path.stem!r} is not a readable ONNX model "
+                        f"({type(exc).__name__}); reinstall or remove {path.name}"
+                    ) from exc
             return self._sessions[key]
 
     def scale(self, path: Path) -> int:

@@ -20,6 +20,7 @@ from impasto.engine.image_upscale import (
     NONE,
     ModelUpscaler,
     Upscaler,
+    UpscalerModelError,
     upscale_image,
 )
 from impasto.services.errors import FieldError, NotFoundError
@@ -59,6 +60,9 @@ class UpscaleSpec:
     visibility2: float = 0.0
     scale_field: str = "scale"
     """The request field an oversized result is blamed on."""
+    upscaler_fields: tuple[str, str] = ("upscaler_1", "upscaler_2")
+    """The request fields naming ``upscaler`` and ``upscaler2`` (an unusable model is
+    blamed on them)."""
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -116,21 +120,24 @@ class UpscalerService:
 
     def upscale(self, image: Image.Image, spec: UpscaleSpec) -> Image.Image:
         """A1111's extras upscale of one image; ``spec.info`` gets its "Postprocess" entries."""
-        first = self.resolve(spec.upscaler, "upscaler_1")
-        second = self.resolve(spec.upscaler2, "upscaler_2")
+        first_field, second_field = spec.upscaler_fields
+        first = self.resolve(spec.upscaler, first_field)
+        second = self.resolve(spec.upscaler2, second_field)
         if first == NONE:
             return image
-        result = self._one(image, first, spec)
+        result = self._one(image, first, spec, first_field)
         spec.info["Postprocess upscaler"] = self.label(first)
         if second != NONE and spec.visibility2 > 0:
-            other = self._one(image, second, spec)
+            other = self._one(image, second, spec, second_field)
             if other.mode != result.mode:
                 other = other.convert(result.mode)
             result = Image.blend(result, other, spec.visibility2)
             spec.info["Postprocess upscaler 2"] = self.label(second)
         return result
 
-    def _one(self, image: Image.Image, upscaler_id: str, spec: UpscaleSpec) -> Image.Image:
+    def _one(
+        self, image: Image.Image, upscaler_id: str, spec: UpscaleSpec, field_name: str
+    ) -> Image.Image:
         to_size = spec.width is not None and spec.height is not None
         if to_size:
             assert spec.width is not None and spec.height is not None
@@ -140,7 +147,10 @@ class UpscalerService:
             scale = spec.scale
             spec.info["Postprocess upscale by"] = scale
         check_output_size(image.size, scale, spec.scale_field)
-        result = upscale_image(image, self.upscaler(upscaler_id), scale)
+        try:
+            result = upscale_image(image, self.upscaler(upscaler_id), scale)
+        except UpscalerModelError as exc:
+            raise FieldError(field_name, str(exc)) from None
         if to_size and spec.crop:
             assert spec.width is not None and spec.height is not None
             # A1111 pastes the upscaled image centred on a black canvas of the asked size.
@@ -219,7 +229,12 @@ def upscale_request(services: Services, req: UpscaleRequest) -> tuple[bytes, str
     upscalers = UpscalerService(services.catalog.models_dir)
     upscaler = upscalers.resolve(req.upscaler)
     spec = UpscaleSpec(
-        upscaler=upscaler, scale=req.scale, width=req.width, height=req.height, crop=req.crop
+        upscaler=upscaler,
+        scale=req.scale,
+        width=req.width,
+        height=req.height,
+        crop=req.crop,
+        upscaler_fields=("upscaler", "upscaler"),
     )
     result = upscalers.upscale(source, spec)
     return png_with_info(result, source, spec.info), upscaler
