@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -31,3 +32,13 @@ def daemon_factory(tmp_path: object) -> Iterator[type[Daemon]]:
     yield Factory
     for daemon in started:
         daemon.stop()
+
+
+@pytest.fixture
+def broken_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A config.toml that is not TOML, made this process's config (IMPASTO_CONFIG)."""
+    config = tmp_path / "config.toml"
+    config.write_text("[broken\n")
+    monkeypatch.setenv("IMPASTO_CONFIG", str(config))
+    monkeypatch.delenv("IMPASTO_RUNTIME_DIR", raising=False)
+    return config

@@ -81,6 +81,16 @@ class Daemon:
             )
         return env
 
+    def refused(self, **extra_env: str) -> subprocess.CompletedProcess[str]:
+        """Run ``impasto serve`` as a daemon that should refuse to start, to its end."""
+        return subprocess.run(
+            [sys.executable, "-m", "impasto", "serve"],
+            env={**self.env(), **extra_env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     def start(self, timeout: float = 60.0) -> Daemon:
         self.root.mkdir(parents=True, exist_ok=True)
         out = (self.root / "daemon.out").open("ab")

@@ -71,17 +71,13 @@ def test_an_unreadable_config_file_is_named(tmp_path: Path, content: bytes, word
 
 
 def test_client_commands_report_unreadable_settings_in_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    broken_config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from impasto.cli.main import main
 
-    config = tmp_path / "config.toml"
-    config.write_text("[broken\n")
-    monkeypatch.setenv("IMPASTO_CONFIG", str(config))
-    monkeypatch.delenv("IMPASTO_RUNTIME_DIR", raising=False)
     assert main(["status"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"error: cannot tell where the daemon is: {config}: not valid TOML")
+    assert err.startswith(f"error: cannot tell where the daemon is: {broken_config}: not valid")
     assert len(err.splitlines()) == 1
 
 

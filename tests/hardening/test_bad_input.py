@@ -6,8 +6,6 @@ import base64
 import json
 import re
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -132,13 +130,7 @@ def test_rate_limit_is_per_connection_with_retry_after(
 @pytest.mark.parametrize("token", ["   ", "\t", " padded-token "])
 def test_blank_or_padded_token_is_refused_at_startup(tmp_path: Path, token: str) -> None:
     daemon = Daemon(tmp_path, token=token)
-    result = subprocess.run(
-        [sys.executable, "-m", "impasto", "serve"],
-        env=daemon.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = daemon.refused()
     assert result.returncode == 1
     assert "token is blank or starts or ends with whitespace" in result.stderr
     assert not daemon.discovery_file.exists()
@@ -194,10 +186,22 @@ def test_truncated_unet_is_listed_as_unusable_with_the_reason(impasto_daemon: Da
             assert listed["sd-tiny"]["problem"] == ""
             job = client.post("/api/v1/generate", json={"prompt": "x", "model": "broken-unet"})
             assert job.status_code == 422 and job.json()["errors"][0]["field"] == "model"
+            # Refused by name with the reason, not as "not installed" while listed.
+            reason = listed["broken-unet"]["problem"]
+            assert job.json()["errors"][0]["message"] == (
+                f"model 'broken-unet' cannot be used: {reason}"
+            )
+            load = client.post("/api/v1/models/broken-unet/load")
+            assert load.status_code == 422 and reason in load.text
             names = [m["title"] for m in client.get("/sdapi/v1/sd-models").json()]
             assert not any("broken-unet" in name for name in names)
+            # It can be looked at and removed through the API, as its problem says to.
+            assert client.get("/api/v1/models/broken-unet").json()["problem"] == reason
+            assert client.delete("/api/v1/models/broken-unet").status_code == 200
+            assert not folder.exists()
+            assert client.get("/api/v1/models/broken-unet").status_code == 404
     finally:
-        shutil.rmtree(folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize(

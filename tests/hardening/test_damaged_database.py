@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.harness import TINY, Daemon, wait_status
@@ -38,13 +36,7 @@ def test_a_newer_schema_stops_the_daemon_with_advice_not_a_traceback(
     database = sqlite3.connect(daemon.data_dir / "impasto.db")
     database.execute("PRAGMA user_version = 999")
     database.close()
-    result = subprocess.run(
-        [sys.executable, "-m", "impasto", "serve"],
-        env=daemon.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = daemon.refused()
     assert result.returncode == 1
     assert "impasto: the database schema is version 999" in result.stderr
     assert "Traceback" not in result.stderr
@@ -58,13 +50,7 @@ def test_a_broken_model_catalog_stops_the_daemon_naming_it(
     catalog.write_text("[[broken]\n")
     daemon = daemon_factory(tmp_path / "d")
     daemon.root.mkdir(parents=True)
-    result = subprocess.run(
-        [sys.executable, "-m", "impasto", "serve"],
-        env={**daemon.env(), "IMPASTO_MODEL_CATALOG": str(catalog)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = daemon.refused(IMPASTO_MODEL_CATALOG=str(catalog))
     assert result.returncode == 1
     assert f"impasto: model_catalog: {catalog}: not valid TOML" in result.stderr
     assert "Traceback" not in result.stderr

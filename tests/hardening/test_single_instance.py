@@ -26,16 +26,6 @@ def _serve(daemon: Daemon) -> subprocess.Popen[str]:
     )
 
 
-def _refusal(daemon: Daemon) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "impasto", "serve"],
-        env=daemon.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def _healthy(url: str) -> bool:
     try:
         return httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200
@@ -49,7 +39,7 @@ def test_same_data_folder_with_another_runtime_folder_is_refused(
     first = daemon_factory(tmp_path / "a").start()
     twin = Daemon(first.root)
     twin.runtime_dir = tmp_path / "other-run"
-    result = _refusal(twin)
+    result = twin.refused()
     assert result.returncode == 1, result.stderr
     assert f"already running (pid {first.process.pid})" in result.stderr  # type: ignore[union-attr]
     assert "{" not in result.stderr and str(first.data_dir) in result.stderr
@@ -64,7 +54,7 @@ def test_same_runtime_folder_with_another_data_folder_is_refused(
     first = daemon_factory(tmp_path / "a").start()
     twin = Daemon(tmp_path / "b")
     twin.runtime_dir = first.runtime_dir
-    result = _refusal(twin)
+    result = twin.refused()
     assert result.returncode == 1
     assert f"pid {first.process.pid}" in result.stderr and first.url in result.stderr  # type: ignore[union-attr]
     assert first.discovery()["pid"] == first.process.pid  # type: ignore[union-attr]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import stat
-import subprocess
-import sys
 
 import httpx
 import pytest
@@ -106,13 +104,7 @@ def test_socket_and_discovery_file_are_private(impasto_daemon: Daemon) -> None:
 
 def test_non_loopback_bind_without_token_is_refused(tmp_path) -> None:
     daemon = Daemon(tmp_path, host="0.0.0.0")
-    result = subprocess.run(
-        [sys.executable, "-m", "impasto", "serve"],
-        env=daemon.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = daemon.refused()
     assert result.returncode != 0
     assert "without a token" in result.stderr and "IMPASTO_TOKEN" in result.stderr
     assert not daemon.discovery_file.exists()
@@ -139,13 +131,7 @@ def test_token_is_required_when_set(daemon_factory: type[Daemon], tmp_path) -> N
 
 def test_second_daemon_refuses_to_start(impasto_daemon: Daemon) -> None:
     twin = Daemon(impasto_daemon.root)
-    result = subprocess.run(
-        [sys.executable, "-m", "impasto", "serve"],
-        env=twin.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = twin.refused()
     assert result.returncode == 1
     assert "already running" in result.stderr and str(impasto_daemon.process.pid) in result.stderr
     assert impasto_daemon.discovery()["pid"] == impasto_daemon.process.pid

@@ -129,12 +129,10 @@ def test_the_http_client_does_not_log_every_poll(monkeypatch: pytest.MonkeyPatch
 
 
 def test_a_bad_config_file_is_one_line_before_any_display_is_looked_for(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    broken_config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text("[broken\n")
-    monkeypatch.setenv("IMPASTO_CONFIG", str(config))
     monkeypatch.delenv("DISPLAY", raising=False)  # the settings speak first, not the display
     assert app.run(start_daemon=False) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"impasto tray: {config}: not valid TOML") and len(err.splitlines()) == 1
+    assert err.startswith(f"impasto tray: {broken_config}: not valid TOML")
+    assert len(err.splitlines()) == 1

@@ -96,7 +96,7 @@ class ModelManager:
 
     async def load(self, model_id: str, keep_alive: float | None = None) -> int:
         """Ask every live worker to load ``model_id``; returns how many were asked."""
-        entry = self.catalog.get(model_id)
+        entry = self.catalog.get(model_id, broken=True)
         if entry is None:
             raise NotFoundError(f"checkpoint {model_id!r} is not installed")
         entry.check_usable_alone("model_id")  # a worker would fail to load it alone

@@ -64,8 +64,11 @@ class ModelEntry:
     clip_skip_max: int = 1
 
     def check_usable_alone(self, field_name: str) -> None:
-        """FieldError naming ``field_name`` for a model that only runs beside another (an SDXL
-        refiner): generating with it and loading it are refused alike."""
+        """FieldError naming ``field_name`` for a model that cannot be used (its ``problem``)
+        or only runs beside another (an SDXL refiner): generating with it and loading it are
+        refused alike."""
+        if self.problem:
+            raise FieldError(field_name, f"model {self.id!r} cannot be used: {self.problem}")
         if self.family == REFINER_FAMILY:
             raise FieldError(
                 field_name,
@@ -281,8 +284,9 @@ class ModelCatalog:
                 entries[record.id] = _file_entry(record)
         return sorted(entries.values(), key=lambda e: e.id)
 
-    def get(self, model_id: str) -> ModelEntry | None:
-        """The checkpoint ``model_id``, or None."""
+    def get(self, model_id: str, *, broken: bool = False) -> ModelEntry | None:
+        """The checkpoint ``model_id``, or None; one that cannot be used (``problem``) only
+        with ``broken`` (to show, refuse by name or remove it)."""
         # Ids are folder names: anything with a separator or dots could leave the folder.
         if "/" in model_id or "\\" in model_id or model_id in {"", ".", ".."}:
             return None
@@ -292,7 +296,7 @@ class ModelCatalog:
             folder = root / model_id
             if folder.is_dir():
                 entry = _describe(folder, read_only=read_only)
-                if entry and not entry.problem:
+                if entry and (broken or not entry.problem):
                     record = self.store.get(model_id) if self.store else None
                     return _with_record(entry, record)
         return None
@@ -312,8 +316,9 @@ class ModelCatalog:
         return None
 
     def find(self, model_id: str) -> ModelEntry | None:
-        """Any installed model ``model_id``: a checkpoint or a single-file model."""
-        entry = self.get(model_id)
+        """Any installed model ``model_id``: a checkpoint (an unusable one too, with its
+        ``problem``) or a single-file model."""
+        entry = self.get(model_id, broken=True)
         if entry is not None or self.store is None:
             return entry
         record = self.store.get(model_id)

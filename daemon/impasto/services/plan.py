@@ -56,7 +56,7 @@ class Resolver:
     def model(self, model_id: str | None) -> ModelEntry:
         """The installed checkpoint a request names (or the default one); FieldError if none."""
         wanted = model_id or self.default_model
-        model = self.catalog.get(wanted)
+        model = self.catalog.get(wanted, broken=True)
         if model is None:
             names = ", ".join(m.id for m in self.catalog.list()) or "none"
             raise FieldError("model", f"model {wanted!r} is not installed; installed: {names}")
@@ -222,9 +222,11 @@ class Resolver:
         )
 
     def _check_refiner(self, refiner_id: str) -> None:
-        entry = self.catalog.get(refiner_id)
+        entry = self.catalog.get(refiner_id, broken=True)
         if entry is None:
             raise FieldError("refiner", f"model {refiner_id!r} is not installed")
+        if entry.problem:
+            raise FieldError("refiner", f"model {refiner_id!r} cannot be used: {entry.problem}")
         if entry.family != REFINER_FAMILY:
             raise FieldError("refiner", f"model {refiner_id!r} is not an SDXL refiner")
 
