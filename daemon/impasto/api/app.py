@@ -14,6 +14,7 @@ from impasto.api.compat import compat_routers
 from impasto.api.dependencies import DEPENDENCIES
 from impasto.api.docs_page import SwaggerPage
 from impasto.api.errors import EXCEPTION_HANDLERS
+from impasto.api.head import HeadAsGet
 from impasto.api.headers import SecurityHeadersMiddleware
 from impasto.api.limits import RateLimiter, StreamSlots
 from impasto.api.openapi_doc import OpenAPIJson
@@ -85,9 +86,12 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
 
 
 def create_app(services: Services, extra_routers: list[Router] | None = None) -> Any:
-    """The full ASGI app: Litestar (a guard checks the token) behind Host/Origin checks."""
+    """The full ASGI app: Litestar (a guard checks the token) behind Host/Origin checks, with
+    ``HEAD`` served as ``GET`` on every route (api/head.py)."""
     settings = services.settings
     policy = Policy.build(settings.allowed_hosts, settings.allowed_origins)
-    return SecurityHeadersMiddleware(
-        SecurityMiddleware(build_litestar(services, extra_routers), policy)
+    return HeadAsGet(
+        SecurityHeadersMiddleware(
+            SecurityMiddleware(build_litestar(services, extra_routers), policy)
+        )
     )

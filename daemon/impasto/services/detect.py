@@ -158,7 +158,10 @@ def detect_folder(root: Path) -> Detected:
     onnx_unet = root / "unet" / "model.onnx"
     if onnx_unet.is_file():
         layout = "onnx"
-        inputs = {i.name: i for i in onnx_inputs(onnx_unet)}
+        try:
+            inputs = {i.name: i for i in onnx_inputs(onnx_unet)}
+        except ValueError as exc:  # a truncated or damaged graph (ProtobufError)
+            raise ValueError(f"unet/model.onnx is not a readable ONNX graph ({exc})") from None
         sample = inputs.get("sample")
         channels = sample.shape[1] if sample and len(sample.shape) > 1 else None
         in_channels = channels if isinstance(channels, int) else unet_config.get("in_channels", 4)
