@@ -143,11 +143,10 @@ def test_unsafe_ids_are_refused(bad: str) -> None:
         check_id(bad)
 
 
-def test_external_data_leaving_the_folder_is_refused(tmp_path: Path) -> None:
-    folder = tmp_path / "src"
-    shutil.copytree(TINY / "sd-tiny", folder)
+def _graph_with_external_data(path: Path, location: str) -> None:
+    """A one-node graph at ``path`` whose weight lives in the file ``location`` names."""
     weight = helper.make_tensor("w", TensorProto.FLOAT, [1], b"\0\0\0\0", raw=True)
-    onnx.external_data_helper.set_external_data(weight, location="../../secret.bin")
+    onnx.external_data_helper.set_external_data(weight, location=location)
     weight.data_location = TensorProto.EXTERNAL
     weight.ClearField("raw_data")
     graph = helper.make_graph(
@@ -157,7 +156,25 @@ def test_external_data_leaving_the_folder_is_refused(tmp_path: Path) -> None:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
         [weight],
     )
-    onnx.save(helper.make_model(graph), str(folder / "vae_decoder" / "model.onnx"))
+    onnx.save(helper.make_model(graph), str(path))
+
+
+def test_the_external_data_a_graph_names_is_accepted_and_nothing_else(tmp_path: Path) -> None:
+    folder = tmp_path / "src"
+    shutil.copytree(TINY / "sd-tiny", folder)
+    _graph_with_external_data(folder / "vae_decoder" / "model.onnx", "weights/w.bin")
+    (folder / "vae_decoder" / "weights").mkdir()
+    (folder / "vae_decoder" / "weights" / "w.bin").write_bytes(bytes(4))
+    assert check_tree(folder, 10 * MB) > 0  # named by the graph: weights, not a pickle
+    (folder / "vae_decoder" / "weights" / "other.bin").write_bytes(bytes(4))
+    with pytest.raises(UnsafeContentError, match=r"vae_decoder/weights/other\.bin: not a model"):
+        check_tree(folder, 10 * MB)
+
+
+def test_external_data_leaving_the_folder_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "src"
+    shutil.copytree(TINY / "sd-tiny", folder)
+    _graph_with_external_data(folder / "vae_decoder" / "model.onnx", "../../secret.bin")
     (tmp_path / "secret.bin").write_bytes(b"\0\0\0\0")
     job = StageJob(
         install_id="t",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import re
 import shutil
 import stat
@@ -265,7 +266,9 @@ def _external_data(graph: TreeFile) -> set[PurePosixPath]:
         raise UnsafeContentError(f"{shown}: not a readable ONNX model ({exc})") from None
     named = set()
     for location in locations:
-        target = PurePosixPath(os.path.normpath(graph.rel.parent / location))
+        # posixpath: a folder's names are "/"-separated on every OS (os.path would give
+        # backslashes on Windows, which no name in the folder has).
+        target = PurePosixPath(posixpath.normpath(f"{graph.rel.parent}/{location}"))
         # One leaving the folder is reported by the engine's own check (ModelFolderError).
         if not target.is_absolute() and target.parts[:1] != ("..",):
             named.add(target)
