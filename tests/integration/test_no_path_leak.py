@@ -166,25 +166,32 @@ def test_no_response_record_event_or_png_holds_a_local_path(daemon: Daemon) -> N
     _assert_no_folder_in(daemon, everything)
 
 
-def test_a_failed_job_names_the_file_not_the_folder(daemon: Daemon) -> None:
-    """A job that fails on a broken file says which file, never where it lies; an embedding
-    that cannot be read is skipped (as A1111 does) rather than failing every prompt using its
-    word, and A1111's listing puts it under ``skipped``."""
+def test_broken_adapters_are_named_by_file_not_folder(daemon: Daemon) -> None:
+    """A request naming a broken LoRA or VAE is refused saying which file, never where it
+    lies; an embedding that cannot be read is skipped (as A1111 does) rather than failing
+    every prompt using its word, and A1111's listing puts it under ``skipped``."""
     models = Path(daemon.settings["models_dir"])
     (models / "loras" / "broken-lora.safetensors").write_bytes(b"\xff" * 64)
     (models / "embeddings" / "brokenword.safetensors").write_bytes(b"\x10" + bytes(7) + b"{")
+    (models / "vae" / "empty-vae").mkdir()
     with daemon.client() as client:
-        failing = {"prompt": "x", "loras": [{"name": "broken-lora", "weight": 1}], **TINY}
-        skipping = {"prompt": "a brokenword house", **TINY}
-        ids = [
-            client.post("/api/v1/generate", json=body).json()["id"] for body in (failing, skipping)
+        refused = [
+            client.post("/api/v1/generate", json={"prompt": "x", **TINY, **extra})
+            for extra in (
+                {"loras": [{"name": "broken-lora", "weight": 1}]},
+                {"vae": "empty-vae"},
+            )
         ]
-        failed, done = (wait_status(client, i, {"completed", "failed"}) for i in ids)
+        job = client.post("/api/v1/generate", json={"prompt": "a brokenword house", **TINY})
+        done = wait_status(client, job.json()["id"], {"completed", "failed"})
         listing = client.get("/sdapi/v1/embeddings")
         events = _events(client)
-    assert failed["status"] == "failed"
-    assert "broken-lora.safetensors" in failed["error"], failed["error"]
+    # Refused before a job is queued, naming the field and the file, not its folder.
+    assert [answer.status_code for answer in refused] == [422, 422]
+    lora, vae = (answer.json()["errors"][0] for answer in refused)
+    assert lora["field"] == "loras[0].name" and "broken-lora.safetensors" in lora["message"]
+    assert vae["field"] == "vae" and "no vae_decoder/model.onnx" in vae["message"]
     assert done["status"] == "completed", done["error"]
     assert "brokenword" not in done["plan"]["embeddings"]
     assert listing.status_code == 200 and "brokenword" in listing.json()["skipped"]
-    _assert_no_folder_in(daemon, failed["error"].encode() + b"\n" + events)
+    _assert_no_folder_in(daemon, b"\n".join([*(a.content for a in refused), events]))

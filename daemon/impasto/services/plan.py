@@ -37,6 +37,7 @@ from impasto.wire import (
 from impasto.worker.files import (
     NotInstalledError,
     adapter_path,
+    check_adapter,
     embeddings_in,
     upscaler_models,
     upscaler_path,
@@ -86,12 +87,14 @@ class Resolver:
         models_dir = self.catalog.models_dir
         for i, lora in enumerate(request.loras):
             try:
-                adapter_path(models_dir, "loras", lora.name)
+                path = adapter_path(models_dir, "loras", lora.name)
+                check_adapter(path, "loras", lora.name, f"loras[{i}].name")
             except NotInstalledError as exc:
                 raise FieldError(f"loras[{i}].name", exc.message) from None
         try:
             if request.vae:
-                adapter_path(models_dir, "vae", request.vae)
+                path = adapter_path(models_dir, "vae", request.vae)
+                check_adapter(path, "vae", request.vae, "vae")
         except NotInstalledError as exc:
             raise FieldError(exc.field, exc.message) from None
         if request.refiner:

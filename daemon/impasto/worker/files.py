@@ -65,6 +65,26 @@ def adapter_path(models_dir: Path, kind: str, name: str) -> Path:
     )
 
 
+def check_adapter(path: Path, kind: str, name: str, field: str) -> None:
+    """NotInstalledError naming ``field`` when the installed adapter at ``path`` cannot be
+    used: a ``.safetensors`` whose header does not read, a VAE folder without its decoder.
+    Cheap (a header, a stat), so a request is refused before it queues a job that would fail."""
+    from impasto.formats.safetensors import SafetensorsError, read_header
+
+    label = _LABELS.get(kind, kind)
+    if path.is_dir():
+        if not (path / "vae_decoder" / "model.onnx").is_file():
+            raise NotInstalledError(
+                field, f"{label} {name!r} is incomplete: its folder has no vae_decoder/model.onnx"
+            )
+        return
+    try:
+        read_header(path)
+    except (SafetensorsError, OSError) as exc:
+        reason = exc if isinstance(exc, SafetensorsError) else exc.strerror
+        raise NotInstalledError(field, f"{label} {name!r} cannot be read: {reason}") from None
+
+
 def embeddings_in(models_dir: Path, text: str) -> list[str]:
     """Names of the installed embeddings whose file stem or token the prompt text uses, as a
     word of its own (``red`` is not in ``redhead``). An unreadable file is left out, as
