@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 from litestar.testing import TestClient
 
 from impasto.services.container import Services
+
+TINY_LORA = (
+    Path(__file__).resolve().parents[2] / "models/tiny/adapters/loras/tiny-kohya.safetensors"
+)
 
 VALID = {"prompt": "a cat", "width": 64, "height": 64, "steps": 2}
 
@@ -105,11 +112,22 @@ def test_a_missing_or_non_object_body_is_named_as_the_body_in_every_dialect(
 def test_a_missing_lora_is_named_by_its_index(api: TestClient, services: Services) -> None:
     folder = services.catalog.models_dir / "loras"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "detail.safetensors").write_bytes(b"")  # the plan checks that it is installed
+    # The plan checks that each is installed and that its header reads.
+    shutil.copy(TINY_LORA, folder / "detail.safetensors")
+    (folder / "empty.safetensors").write_bytes(b"")
     loras = [{"name": "detail", "weight": 1}, {"name": "missing-lora", "weight": 1}]
     response = api.post("/api/v1/generate", json={**VALID, "loras": loras})
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["field"] == "loras[1].name"
+    loras = [{"name": "detail", "weight": 1}, {"name": "empty", "weight": 1}]
+    response = api.post("/api/v1/generate", json={**VALID, "loras": loras})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0] == {
+        "field": "loras[1].name",
+        "message": "LoRA 'empty' cannot be read: empty.safetensors: too short to be a "
+        ".safetensors file",
+    }
+    assert services.jobs.store.count_queued() == 0
 
 
 def test_malformed_json_is_400(api: TestClient, services: Services) -> None:
