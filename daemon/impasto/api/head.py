@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from impasto.api.headers import Headers, editing_headers
+
 _DISCONNECT = {"type": "http.disconnect"}
 
 
@@ -59,17 +61,14 @@ class HeadAsGet:
 
 def _with_head_allowed(send: Any) -> Any:
     """``send`` with ``HEAD`` added to an ``Allow`` header that lists ``GET``."""
+    return editing_headers(send, _head_in_allow)
 
-    async def patched(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            headers = [
-                (name, _add_head(value) if bytes(name).lower() == b"allow" else value)
-                for name, value in message.get("headers", [])
-            ]
-            message = {**message, "headers": headers}
-        await send(message)
 
-    return patched
+def _head_in_allow(headers: Headers) -> Headers:
+    return [
+        (name, _add_head(value) if bytes(name).lower() == b"allow" else value)
+        for name, value in headers
+    ]
 
 
 def _add_head(value: bytes) -> bytes:

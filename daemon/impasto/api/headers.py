@@ -7,6 +7,7 @@ masks as ``blob:`` URLs, and run no inline script, so the policy allows exactly 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -31,6 +32,25 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 
 
+Headers = list[tuple[bytes, bytes]]
+
+
+def editing_headers(send: Any, edit: Callable[[Headers], Headers]) -> Any:
+    """``send`` with ``edit`` applied to the headers of the response's start message."""
+
+    async def edited(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": edit(list(message.get("headers", [])))}
+        await send(message)
+
+    return edited
+
+
+def _with_security_headers(headers: Headers) -> Headers:
+    present = {bytes(name).lower() for name, _ in headers}
+    return headers + [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+
+
 class SecurityHeadersMiddleware:
     """Pure ASGI: adds SECURITY_HEADERS to each HTTP response that does not set them itself."""
 
@@ -41,13 +61,4 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-
-        async def send_with_headers(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {bytes(name).lower() for name, _ in headers}
-                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, editing_headers(send, _with_security_headers))
