@@ -238,7 +238,7 @@ def test_a_lora_weight_that_is_not_a_number_is_refused_before_submitting(
 
 
 def test_on_a_terminal_the_bar_is_redrawn_in_place() -> None:
-    from impasto.cli.generate import ProgressBar
+    from impasto.cli.progress import ProgressBar
     from impasto.wire import Event
 
     class Terminal(io.StringIO):
