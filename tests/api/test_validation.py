@@ -249,6 +249,41 @@ def test_hires_is_resolved_into_the_plan(api: TestClient) -> None:
     assert refused.status_code == 422
 
 
+def test_a1111_combined_sampler_names_carry_their_schedule(
+    api: TestClient, services: Services
+) -> None:
+    """A pre-1.9 A1111 name ("DPM++ 2M Karras") means the sampler and its schedule, on the
+    native API as on /sdapi; an explicit ``schedule`` wins; a combined name whose sampler lacks
+    the schedule is refused naming ``sampler``."""
+    cases = (
+        ({"sampler": "DPM++ 2M Karras"}, ("dpmpp_2m", "karras")),
+        ({"sampler": "dpm++ 2m karras", "schedule": "exponential"}, ("dpmpp_2m", "exponential")),
+        ({"sampler": "Euler a Exponential"}, ("euler_a", "exponential")),
+        ({"sampler": "k_dpm_2_ka"}, ("dpm_2", "karras")),
+        ({"sampler": "Euler a"}, ("euler_a", "default")),
+    )
+    for fields, expected in cases:
+        planned = api.post("/api/v1/generate/plan", json={**VALID, **fields})
+        assert planned.status_code in (200, 201), planned.text
+        assert (planned.json()["sampler"], planned.json()["schedule"]) == expected, fields
+    hires = {"scale": 1.5, "sampler": "DPM++ SDE Karras", "steps": 3}
+    planned = api.post("/api/v1/generate/plan", json={**VALID, "hires": hires})
+    assert planned.status_code in (200, 201), planned.text
+    assert (planned.json()["hires"]["sampler"], planned.json()["hires"]["schedule"]) == (
+        "dpmpp_sde",
+        "karras",
+    )
+    for body, field in (
+        ({**VALID, "sampler": "DDIM Karras"}, "sampler"),
+        ({**VALID, "hires": {**hires, "sampler": "DDIM Karras"}}, "hires.sampler"),
+        ({**VALID, "sampler": "Karras"}, "sampler"),
+    ):
+        refused = api.post("/api/v1/generate", json=body)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == field
+    assert services.jobs.store.count_queued() == 0
+
+
 def test_a_prompt_of_only_spaces_is_refused_like_an_empty_one_by_openai(
     api: TestClient, services: Services
 ) -> None:

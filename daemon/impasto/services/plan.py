@@ -16,7 +16,7 @@ from impasto.engine.noise import resolve_seed
 from impasto.engine.schedulers import (
     SAMPLER_SPECS,
     eta_samplers,
-    find_sampler,
+    find_sampler_and_schedule,
     sampler_eta,
     sampler_schedules,
     schedule_for_model,
@@ -68,12 +68,16 @@ class Resolver:
         """The plan of ``request``: defaults filled, names checked, images stored as uploads."""
         model = self.model(request.model)
         defaults = model.defaults
-        sampler = resolve_sampler(request.sampler or defaults.sampler)
-        schedule = request.schedule or defaults.schedule
-        if request.schedule is None and schedule not in sampler_schedules(sampler):
+        sampler, named = resolve_sampler("sampler", request.sampler or defaults.sampler)
+        # An explicit schedule wins over one in a combined name ("DPM++ 2M Karras"), as in
+        # A1111 1.9 and later; the model's default schedule only where the sampler has it.
+        schedule = request.schedule or named or defaults.schedule
+        chosen = request.schedule or named
+        if chosen is None and schedule not in sampler_schedules(sampler):
             schedule = "default"
         sdxl = model.family.startswith("sdxl")
-        schedule = check_schedule("schedule", sampler, schedule, sdxl)
+        field = "sampler" if request.schedule is None and named else "schedule"
+        schedule = check_schedule(field, sampler, schedule, sdxl)
         width = request.width or defaults.width
         height = request.height or defaults.height
         if request.sd_upscale is not None:
@@ -275,11 +279,13 @@ def _has_own_taesd(model_dir: Path) -> bool:
     return (model_dir / "taesd_decoder" / "model.onnx").is_file()
 
 
-def resolve_sampler(name: str) -> str:
-    """The sampler id of any of its names; FieldError naming ``sampler`` otherwise."""
-    found = find_sampler(name)
+def resolve_sampler(field: str, name: str) -> tuple[str, str | None]:
+    """The sampler id of any of its names, and the schedule of a pre-1.9 A1111 name ("DPM++ 2M
+    Karras"), else None; FieldError naming ``field`` for a name that means no sampler."""
+    found = find_sampler_and_schedule(name)
     if found is None:
-        raise FieldError("sampler", f"unknown sampler {name!r}; one of {', '.join(SAMPLER_SPECS)}")
+        allowed = ", ".join(SAMPLER_SPECS)
+        raise FieldError(field, f"unknown sampler {name!r}; one of {allowed}")
     return found
 
 
@@ -328,10 +334,14 @@ def resolve_hires(
                 "lower hires.scale or the size",
             )
         sizes[field] = size
-    sampler = _hires_sampler(hires.sampler)
+    sampler, named = (None, None)
+    if hires.sampler is not None:
+        sampler, named = resolve_sampler("hires.sampler", hires.sampler)
     runs_with = sampler or first.sampler
     if hires.schedule is not None:
         schedule = check_schedule("hires.schedule", runs_with, hires.schedule, first.sdxl)
+    elif named is not None:
+        schedule = check_schedule("hires.sampler", runs_with, named, first.sdxl)
     elif first.schedule in sampler_schedules(runs_with):
         schedule = first.schedule
     else:
@@ -363,13 +373,3 @@ def _hires_upscaler(name: str, models_dir: Path) -> str:
             f"unknown upscaler {name!r}; use one of: {', '.join(UPSCALERS)}, or a "
             f"super-resolution model in the models folder's upscalers/ ({models})",
         ) from None
-
-
-def _hires_sampler(name: str | None) -> str | None:
-    if name is None:
-        return None
-    found = find_sampler(name)
-    if found is None:
-        allowed = ", ".join(SAMPLER_SPECS)
-        raise FieldError("hires.sampler", f"unknown sampler {name!r}; one of {allowed}")
-    return found

@@ -8,7 +8,7 @@ from impasto.engine.schedulers import (
     A1111_AUTOMATIC,
     SAMPLER_SPECS,
     SCHEDULE_SPECS,
-    find_sampler,
+    find_sampler_and_schedule,
     find_schedule,
     sampler_label,
     schedule_label,
@@ -25,9 +25,6 @@ __all__ = [
     "scheduler_list",
     "to_impasto",
 ]
-
-# Before A1111 1.9 the schedule was part of the sampler name: "DPM++ 2M Karras".
-_LEGACY_SUFFIXES = {" karras": "karras", " exponential": "exponential", "_ka": "karras"}
 
 
 class UnknownSamplerError(ValueError):
@@ -62,15 +59,9 @@ def to_impasto(sampler_name: str | None, scheduler: str | None = None) -> Sample
 
 def sampler_from_name(name: str) -> tuple[str, str | None]:
     """A sampler id and the schedule a pre-1.9 name carries ("DPM++ 2M Karras"), else None."""
-    key = name.strip()
-    found = find_sampler(key)
+    found = find_sampler_and_schedule(name)
     if found is not None:
-        return found, None
-    for suffix, schedule in _LEGACY_SUFFIXES.items():
-        if key.lower().endswith(suffix):
-            found = find_sampler(key[: -len(suffix)])
-            if found is not None:
-                return found, schedule
+        return found
     names = ", ".join(spec.a1111_name for spec in SAMPLER_SPECS.values())
     raise UnknownSamplerError("sampler_name", f"Sampler not found: {name!r}; available: {names}")
 

@@ -317,6 +317,26 @@ def find_sampler(name: str) -> str | None:
     return None
 
 
+# Before A1111 1.9 the schedule was part of the sampler name: "DPM++ 2M Karras", "k_dpm_2_ka".
+LEGACY_SUFFIXES = {" karras": "karras", " exponential": "exponential", "_ka": "karras"}
+
+
+def find_sampler_and_schedule(name: str) -> tuple[str, str | None] | None:
+    """The sampler id of any of its names, and the schedule a pre-1.9 combined name carries
+    ("DPM++ 2M Karras" -> ("dpmpp_2m", "karras"); "Euler a" -> ("euler_a", None)); None when
+    the name means no sampler."""
+    key = name.strip()
+    found = find_sampler(key)
+    if found is not None:
+        return found, None
+    for suffix, schedule in LEGACY_SUFFIXES.items():
+        if key.lower().endswith(suffix):
+            found = find_sampler(key[: -len(suffix)])
+            if found is not None:
+                return found, schedule
+    return None
+
+
 def find_schedule(name: str | None) -> str | None:
     """The schedule id of a schedule id, A1111 scheduler name or label; "" means default.
 
