@@ -89,17 +89,38 @@ def embeddings_in(models_dir: Path, text: str) -> list[str]:
     """Names of the installed embeddings whose file stem or token the prompt text uses, as a
     word of its own (``red`` is not in ``redhead``). An unreadable file is left out, as
     AUTOMATIC1111 skips it: its name stays plain text rather than failing the job."""
-    from impasto.engine.embeddings import EmbeddingError, load_embedding
-
     found = []
     for path in sorted((models_dir / "embeddings").glob("*.safetensors")):
         try:
-            embedding = load_embedding(path)
-        except EmbeddingError:
+            token = _embedding_token(path)
+        except OSError:  # removed or unreadable since the listing
             continue
-        if _mentions(text, path.stem) or _mentions(text, embedding.token):
+        if token is not None and (_mentions(text, path.stem) or _mentions(text, token)):
             found.append(path.stem)
     return found
+
+
+# Each embedding file's token (None: unreadable) by path, with the size and modification time
+# it was read at: a prompt is checked against every installed embedding, and reading each
+# file's tensors on every request would grow with the folder.
+_TOKENS: dict[Path, tuple[tuple[int, int], str | None]] = {}
+
+
+def _embedding_token(path: Path) -> str | None:
+    """The token of the embedding in ``path``, read again only when the file changed."""
+    from impasto.engine.embeddings import EmbeddingError, load_embedding
+
+    info = path.stat()
+    key = (info.st_size, info.st_mtime_ns)
+    cached = _TOKENS.get(path)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    try:
+        token: str | None = load_embedding(path).token
+    except EmbeddingError:
+        token = None
+    _TOKENS[path] = (key, token)
+    return token
 
 
 def _mentions(text: str, name: str) -> bool:
