@@ -20,6 +20,13 @@ Stages, each checkpointed under --out so a run can stop and resume:
      no settle steps: stage 4 alone, from fresh weights, on that export's tokenizer and VAE);
   6. export: the diffusers pipeline saved and exported with optimum, as models/build_tiny.py does.
 Everything is seeded; on the same torch build and thread count a rerun gives the same weights.
+
+On a GPU (`--device cuda`: stages 4 and 5, and the encoding with `--from-onnx`; every random
+draw still comes from the CPU generator), `--time-budget SECONDS` fixes both stages' step
+counts from the rate measured early in stage 4 and logs them as `--steps N --settle-steps M`
+for a rerun; each run leaves its EMA weights in out/weights.safetensors, which `--weights
+FILE --from-onnx FOLDER` exports (and installs) on another machine. models/README.md has what
+one such run measured.
 """
 
 from __future__ import annotations
@@ -64,6 +71,7 @@ SCHEDULE = {
 # share of the scenes, fading to none at MISMATCH_RAMP[1] (Recipe.mismatch).
 MISMATCH_RAMP = (350, 550)
 SETTLE_LR = 2e-4
+WARM_UP = 200
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,11 @@ class Recipe:
     zero_snr: bool = False
     # The share of scenes trained with a wrong caption at low timesteps (MISMATCH_RAMP).
     mismatch: float = 0.0
+    # Offset noise only above these timesteps: none up to the first, full from the second.
+    offset_fade: tuple[int, int] | None = None
+    # The share of two-object scenes trained with a caption of one of their objects and its
+    # side (`a red circle on the left`): scenes hold things their prompt does not name.
+    partial: float = 0.0
 
     @property
     def prediction_type(self) -> str:
@@ -100,6 +113,13 @@ PRETRAIN = Recipe(offset_noise=0.3)
 # a wrong caption for half the scenes below t=350 teaches that at low noise the picture
 # decides.
 SETTLED = Recipe(v_prediction=True, zero_snr=True, mismatch=0.5)
+# Stage 5 on SD 1.5's own schedule and target (so Karras and exponential sigma schedules keep
+# working): offset noise only above t=600, so that a shift of the whole picture's colour at low
+# noise is the picture's and not noise; wrong captions for half the scenes below t=350; and
+# two-object scenes captioned by one of their objects, so that a prompt for one new object
+# does not deny what else a picture holds (whole-picture inpainting).
+GENTLE = Recipe(offset_noise=0.3, offset_fade=(300, 600), mismatch=0.5, partial=0.3)
+RECIPES = {"offset": PRETRAIN, "settled": SETTLED, "gentle": GENTLE}
 
 
 @functools.cache
@@ -233,15 +253,21 @@ def train_both_vae_stages(out: Path, steps: int, batch: int) -> AutoencoderKL:
 
 
 @torch.no_grad()
-def encode_latents(out: Path, vae: AutoencoderKL, count: int) -> tuple[torch.Tensor, list[str]]:
-    """Encode `count` scenes once; save latents (unscaled means) and captions."""
+def encode_latents(
+    out: Path, vae: AutoencoderKL, count: int, device: str = "cpu"
+) -> tuple[torch.Tensor, list[str]]:
+    """Encode `count` scenes once; save latents (unscaled means, on the CPU) and captions."""
     path = out / "latents.pt"
     if path.exists():
         saved = torch.load(path)
         return saved["latents"], saved["captions"]
     images, captions = images_tensor(count, SEED + 2)
-    vae.eval()
-    chunks = [vae.encode(to_unit(images[i : i + 64])).latent_dist.mean for i in range(0, count, 64)]
+    vae.eval().to(device)
+    chunks = [
+        vae.encode(to_unit(images[i : i + 64]).to(device)).latent_dist.mean.cpu()
+        for i in range(0, count, 64)
+    ]
+    vae.cpu()
     latents = torch.cat(chunks)
     torch.save({"latents": latents, "captions": captions}, path)
     log(out, f"encoded {count} scenes, latent std {latents.std().item():.4f}")
@@ -303,33 +329,72 @@ def denoising_loss(
     generator: torch.Generator,
     recipe: Recipe,
 ) -> torch.Tensor:
-    """The min-SNR-5 weighted loss of one denoising step on a batch, as `recipe` says."""
+    """The min-SNR-5 weighted loss of one denoising step on a batch, as `recipe` says.
+
+    Every random draw comes from `generator` on the CPU, so a run on a GPU draws the same
+    noise, timesteps and captions as one on the CPU."""
+    device = latents.device
     noise = torch.randn(latents.shape, generator=generator)
     offsets = None
     if recipe.offset_noise:
         offsets = torch.randn((*latents.shape[:2], 1, 1), generator=generator)
     t = torch.randint(0, 1000, (len(latents),), generator=generator)
     if offsets is not None:
-        noise = noise + recipe.offset_noise * offsets
+        strength = torch.full((len(t),), recipe.offset_noise)
+        if recipe.offset_fade:
+            strength = strength * (1 - ramp_down(t, *recipe.offset_fade))
+        noise = noise + strength[:, None, None, None] * offsets
     if recipe.mismatch:
         share = recipe.mismatch * ramp_down(t, *MISMATCH_RAMP)
         wrong = torch.rand(len(t), generator=generator) < share
-        others = ids[torch.randperm(len(ids), generator=generator)]
-        ids = torch.where(wrong[:, None], others, ids)
+        others = ids[torch.randperm(len(ids), generator=generator).to(device)]
+        ids = torch.where(wrong.to(device)[:, None], others, ids)
     schedule = noise_schedule(recipe)
-    noisy = schedule.add_noise(latents, noise, t)
-    predicted = unet(noisy, t, text_encoder(ids).last_hidden_state).sample
+    noise, t_device = noise.to(device), t.to(device)
+    noisy = schedule.add_noise(latents, noise, t_device)
+    predicted = unet(noisy, t_device, text_encoder(ids).last_hidden_state).sample
     snr = schedule.alphas_cumprod[t] / (1 - schedule.alphas_cumprod[t])
     if recipe.v_prediction:
         # Min-SNR-5 in v terms, floored at 1 so that the pure-noise end (SNR 0) still trains:
         # the x0 error weighted by SNR clamped to [1, 5].
-        target = schedule.get_velocity(latents, noise, t)
+        target = schedule.get_velocity(latents, noise, t_device)
         weight = torch.clamp(snr, 1.0, 5.0) / (snr + 1)
     else:
         # Min-SNR-5 weighting: converges faster than the plain epsilon loss.
         target = noise
         weight = torch.clamp(snr, max=5.0) / snr
-    return (weight * ((predicted - target) ** 2).mean(dim=(1, 2, 3))).mean()
+    errors = ((predicted - target) ** 2).mean(dim=(1, 2, 3))
+    return (weight.to(device) * errors).mean()
+
+
+def partial_captions(captions: list[str]) -> tuple[list[str], list[str], list[bool]]:
+    """For each two-object caption, one caption for each object with its side (the first is
+    drawn on the left): `a red circle and a blue square on a white background` gives `a red
+    circle on the left on a white background` and `a blue square on the right on ...`."""
+    left, right, pairs = [], [], []
+    for text in captions:
+        head, sep, tail = text.partition(" on a ")
+        things = head.split(" and ")
+        pair = len(things) == 2
+        left.append(f"{things[0]} on the left{sep}{tail}" if pair else text)
+        right.append(f"{things[1]} on the right{sep}{tail}" if pair else text)
+        pairs.append(pair)
+    return left, right, pairs
+
+
+@dataclass
+class Budget:
+    """A wall-clock budget for stage 4 and the settle stage together: at CALIBRATE steps into
+    stage 4 their step counts are fixed from the measured rate (before warm-up ends, so the
+    run follows the same schedule as a rerun given those counts), and `share` of the steps
+    go to the settle stage. Past `deadline` + `grace` a stage stops where it is."""
+
+    deadline: float
+    share: float
+    settle_steps: int = 0
+    grace: float = 30.0
+    # The steps between which the rate is measured (past the first steps' start-up costs).
+    calibrate: tuple[int, int] = (50, 150)
 
 
 class Trainer:
@@ -345,15 +410,18 @@ class Trainer:
         *,
         start: tuple[CLIPTextModel, UNet2DConditionModel] | None = None,
         stage: str = "unet",
+        device: str = "cpu",
+        budget: Budget | None = None,
     ) -> None:
         """`start`: the stage's first weights (for the settle stage); `stage` names its log
         lines and its checkpoint file."""
         seeds = {"unet": (SEED + 3, SEED + 4), "settle": (SEED + 7, SEED + 8)}[stage]
         torch.manual_seed(seeds[0])
         self.out, self.steps, self.lr, self.stage = out, steps, lr, stage
-        self.recipe = recipe
-        self.text_encoder = make_text_encoder(tokenizer) if start is None else start[0]
-        self.unet = make_unet() if start is None else start[1]
+        self.recipe, self.budget = recipe, budget
+        text_encoder = make_text_encoder(tokenizer) if start is None else start[0]
+        self.text_encoder = text_encoder.to(device)
+        self.unet = (make_unet() if start is None else start[1]).to(device)
         self.text_encoder.train()
         self.unet.train()
         self.ema = [copy.deepcopy(self.text_encoder), copy.deepcopy(self.unet)]
@@ -363,13 +431,13 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(seeds[1])
         checkpoint = self.checkpoint_path()
         if checkpoint.exists():
-            state = torch.load(checkpoint, weights_only=False)
+            state = torch.load(checkpoint, weights_only=False, map_location=device)
             self.text_encoder.load_state_dict(state["text_encoder"])
             self.unet.load_state_dict(state["unet"])
             self.ema[0].load_state_dict(state["ema_text_encoder"])
             self.ema[1].load_state_dict(state["ema_unet"])
             self.optimiser.load_state_dict(state["optimiser"])
-            self.generator.set_state(state["generator"])
+            self.generator.set_state(state["generator"].cpu())
             self.step = state["step"]
 
     def checkpoint_path(self) -> Path:
@@ -391,9 +459,10 @@ class Trainer:
         temporary.replace(self.checkpoint_path())
 
     def learning_rate(self) -> float:
-        """Linear warm-up over 200 steps, then cosine down to a tenth."""
-        warm = min(1.0, self.step / 200)
-        cosine = 0.1 + 0.9 * (1 + math.cos(math.pi * min(1.0, self.step / self.steps))) / 2
+        """Linear warm-up over 200 steps, then cosine down to a tenth by the last step."""
+        warm = min(1.0, self.step / WARM_UP)
+        progress = max(0, self.step - WARM_UP) / max(1, self.steps - WARM_UP)
+        cosine = 0.1 + 0.9 * (1 + math.cos(math.pi * min(1.0, progress))) / 2
         return self.lr * warm * cosine
 
     def train_step(self, latents: torch.Tensor, ids: torch.Tensor) -> float:
@@ -415,21 +484,64 @@ class Trainer:
     def update_ema(self) -> None:
         decay = min(0.999, (1 + self.step) / (10 + self.step))
         for ema, live in zip(self.ema, (self.text_encoder, self.unet), strict=True):
-            for e, p in zip(ema.parameters(), live.parameters(), strict=True):
-                e.mul_(decay).add_(p.detach(), alpha=1 - decay)
+            averages = list(ema.parameters())
+            torch._foreach_mul_(averages, decay)
+            torch._foreach_add_(averages, [p.detach() for p in live.parameters()], alpha=1 - decay)
+
+    def calibrate(self, timer: dict[int, float]) -> bool:
+        """Keep the budget: fix the step counts at calibration; True when time is up."""
+        if self.budget is None:
+            return False
+        now = time.monotonic()
+        first, last = self.budget.calibrate
+        if self.stage == "unet" and self.step in (first, last):
+            timer[self.step] = now
+        if self.stage == "unet" and self.step == last:
+            rate = (now - timer[first]) / (last - first)
+            available = last + (self.budget.deadline - now) / rate
+            self.steps = min(self.steps, round(available * (1 - self.budget.share)))
+            self.budget.settle_steps = round(available * self.budget.share)
+            log(
+                self.out,
+                f"budget: {rate:.3f}s/step, --steps {self.steps} "
+                f"--settle-steps {self.budget.settle_steps}",
+            )
+        if now > self.budget.deadline + self.budget.grace:
+            log(self.out, f"{self.stage} stopped by the budget at step {self.step}/{self.steps}")
+            return True
+        return False
 
     def run(
-        self, latents: torch.Tensor, ids: torch.Tensor, empty: torch.Tensor, batch: int, stop: int
+        self,
+        latents: torch.Tensor,
+        ids: torch.Tensor,
+        empty: torch.Tensor,
+        batch: int,
+        stop: int,
+        partial: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
-        """Train to step `stop` of a `steps`-long schedule, checkpointing every 250 steps."""
-        started, recent = time.monotonic(), []
+        """Train to step `stop` of a `steps`-long schedule, checkpointing every 250 steps.
+
+        `partial`: each scene's left-object and right-object caption ids and whether it holds
+        two objects (partial_captions), for a recipe with `partial`."""
+        started, recent, timer = time.monotonic(), [], {}
+        device = latents.device
         while self.step < min(stop, self.steps):
             pick = torch.randint(0, len(latents), (batch,), generator=self.generator)
             batch_ids = ids[pick].clone()
             dropped = torch.rand(batch, generator=self.generator) < 0.1
             batch_ids[dropped] = empty
+            if self.recipe.partial and partial is not None:
+                left, right, pairs = partial
+                swap = (torch.rand(batch, generator=self.generator) < self.recipe.partial) & pairs[
+                    pick
+                ]
+                side = torch.rand(batch, generator=self.generator) < 0.5
+                one = torch.where(side[:, None], left[pick], right[pick])
+                batch_ids = torch.where((swap & ~dropped)[:, None], one, batch_ids)
             self.step += 1
-            recent.append(self.train_step(latents[pick], batch_ids))
+            pick = pick.to(device)
+            recent.append(self.train_step(latents[pick], batch_ids.to(device)))
             if self.step % 50 == 0 or self.step == self.steps:
                 rate = (time.monotonic() - started) / len(recent)
                 log(
@@ -438,8 +550,38 @@ class Trainer:
                     f"lr {self.learning_rate():.2e} {rate:.2f}s/step",
                 )
                 started, recent = time.monotonic(), []
-            if self.step % 250 == 0 or self.step in (self.steps, stop):
+            over = self.calibrate(timer)
+            if self.step % 250 == 0 or self.step in (self.steps, stop) or over:
                 self.save()
+            if over:
+                break
+
+    def save_weights(self, path: Path) -> None:
+        """The EMA text encoder and UNet as one safetensors file (prefixes `text_encoder.`
+        and `unet.`), what `--weights` exports."""
+        from safetensors.torch import save_file
+
+        tensors = {
+            f"{name}.{key}": value.detach().cpu().contiguous()
+            for name, model in zip(("text_encoder", "unet"), self.ema, strict=True)
+            for key, value in model.state_dict().items()
+        }
+        save_file(tensors, str(path))
+
+
+def load_weights(
+    path: Path, tokenizer: CLIPTokenizer
+) -> tuple[CLIPTextModel, UNet2DConditionModel]:
+    """A text encoder and UNet from a `save_weights` file."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    models = (make_text_encoder(tokenizer), make_unet())
+    for name, model in zip(("text_encoder", "unet"), models, strict=True):
+        prefix = f"{name}."
+        state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        model.load_state_dict(state, strict=True)
+    return models
 
 
 def from_onnx(
@@ -487,17 +629,24 @@ def sampling_scheduler(recipe: Recipe) -> DDIMScheduler | PNDMScheduler:
     )
 
 
-def export(out: Path, vae: AutoencoderKL, tokenizer: CLIPTokenizer, trainer: Trainer) -> Path:
-    """Save the EMA weights as a diffusers pipeline and export it to ONNX in out/onnx."""
+def export(
+    out: Path,
+    vae: AutoencoderKL,
+    tokenizer: CLIPTokenizer,
+    models: tuple[CLIPTextModel, UNet2DConditionModel],
+    recipe: Recipe,
+) -> Path:
+    """Save the weights as a diffusers pipeline and export it to ONNX in out/onnx."""
     from build_tiny import export_onnx, scrub_source_paths
     from diffusers import StableDiffusionPipeline
 
-    scheduler = sampling_scheduler(trainer.recipe)
+    scheduler = sampling_scheduler(recipe)
+    text_encoder, unet = (model.cpu().eval() for model in models)
     pipeline = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=trainer.ema[0],
+        vae=vae.cpu(),
+        text_encoder=text_encoder,
         tokenizer=tokenizer,
-        unet=trainer.ema[1],
+        unet=unet,
         scheduler=scheduler,
         safety_checker=None,
         feature_extractor=None,
@@ -601,6 +750,41 @@ def main(argv: list[str] | None = None) -> int:
         "models/tiny/impasto-shapes); with --settle-steps run only the settle stage, on its "
         "UNet and text encoder",
     )
+    parser.add_argument(
+        "--settle-recipe",
+        choices=("settled", "gentle"),
+        default="settled",
+        help="the settle stage's recipe: SETTLED (zero terminal SNR, v-prediction) or GENTLE "
+        "(SD 1.5's schedule and target, offset noise only at high noise, partial captions)",
+    )
+    parser.add_argument(
+        "--settle-mismatch", type=float, help="the settle recipe's share of wrong captions"
+    )
+    parser.add_argument(
+        "--settle-partial",
+        type=float,
+        help="the settle recipe's share of two-object scenes captioned by one object",
+    )
+    parser.add_argument("--scenes", type=int, help="training scenes (default 10000, quick 512)")
+    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        help="seconds for stage 4 and the settle stage together: their step counts (at most "
+        "--steps) are fixed from the rate measured early in stage 4, and logged",
+    )
+    parser.add_argument(
+        "--settle-share",
+        type=float,
+        default=0.3,
+        help="with --time-budget and --settle-recipe, the settle stage's share of the steps",
+    )
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        help="export (and --install) these trained weights (a weights.safetensors a run "
+        "wrote; with --from-onnx for the tokenizer and VAE) instead of training",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-export", action="store_true", help="stop after training")
     parser.add_argument(
@@ -610,6 +794,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     # Tiny Adam moments turn denormal late in training, and CPUs are slow on denormals.
     torch.set_flush_denormal(True)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     quick = args.quick
@@ -617,47 +802,77 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (150 if quick else 7000)
     decoder_steps = args.decoder_steps if args.decoder_steps is not None else 20 if quick else 1500
     batch = args.batch or (16 if quick else 32)
+    scenes = args.scenes or (512 if quick else 10000)
     settle_steps = args.settle_steps or 0
+    settle_recipe = RECIPES[args.settle_recipe]
+    if args.settle_mismatch is not None:
+        settle_recipe = replace(settle_recipe, mismatch=args.settle_mismatch)
+    if args.settle_partial is not None:
+        settle_recipe = replace(settle_recipe, partial=args.settle_partial)
+    if args.weights:
+        if not args.from_onnx:
+            parser.error("--weights needs --from-onnx (the tokenizer and VAE)")
+        tokenizer, vae, _ = from_onnx(out, args.from_onnx)
+        recipe = settle_recipe if settle_steps else RECIPES[args.recipe]
+        models = load_weights(args.weights, tokenizer)
+        return export_and_install(args, argv, out, vae, tokenizer, models, recipe)
+    budget = None
+    if args.time_budget:
+        share = args.settle_share if settle_steps else 0.0
+        budget = Budget(time.monotonic() + args.time_budget, share)
+        if quick:
+            budget.calibrate = (5, 15)
     if args.from_onnx:
         tokenizer, vae, start = from_onnx(out, args.from_onnx)
-        latents, captions = encode_latents(out, vae, 512 if quick else 10000)
+        latents, captions = encode_latents(out, vae, scenes, args.device)
     else:
         tokenizer = train_tokenizer(out)
         vae = train_both_vae_stages(out, vae_steps, batch=8 if quick else 16)
-        latents, captions = encode_latents(out, vae, 512 if quick else 10000)
+        latents, captions = encode_latents(out, vae, scenes, args.device)
         if decoder_steps:
             # The first scenes of the ones latents.pt holds (the dataset is prefix-stable).
             count = min(len(latents), 4000)
-            scenes, _ = images_tensor(count, SEED + 2)
+            scenes_, _ = images_tensor(count, SEED + 2)
             vae = train_decoder(
-                out, vae, latents[:count], scenes, decoder_steps, 8, seed=SEED + 6, log=log
+                out, vae, latents[:count], scenes_, decoder_steps, 8, seed=SEED + 6, log=log
             )
         scale = 1.0 / float(latents.std())
         vae.register_to_config(scaling_factor=round(scale, 5))
+    device = torch.device(args.device)
     ids = tokenize(tokenizer, captions)
     empty = tokenize(tokenizer, [""])[0]
-    scaled = latents * vae.config.scaling_factor
-    if not (args.from_onnx and settle_steps):
+    left, right, pairs = partial_captions(captions)
+    partial = (tokenize(tokenizer, left), tokenize(tokenizer, right), torch.tensor(pairs))
+    scaled = (latents * vae.config.scaling_factor).to(device)
+    if not (args.from_onnx and settle_steps and not budget):
         pretrain = replace(PRETRAIN, offset_noise=args.offset_noise)
-        recipe = SETTLED if args.recipe == "settled" else pretrain
-        trainer = Trainer(out, tokenizer, steps, lr=args.lr, recipe=recipe)
-        trainer.run(scaled, ids, empty, batch=batch, stop=args.stop_at or steps)
+        recipe = pretrain if args.recipe == "offset" else RECIPES[args.recipe]
+        trainer = Trainer(
+            out, tokenizer, steps, lr=args.lr, recipe=recipe, device=args.device, budget=budget
+        )
+        trainer.run(scaled, ids, empty, batch=batch, stop=args.stop_at or steps, partial=partial)
         start = (trainer.ema[0], trainer.ema[1])
+        if budget:
+            settle_steps = budget.settle_steps if settle_steps else 0
     # The settle stage follows a finished stage 4 (--stop-at exports stage 4 where it stopped).
-    if settle_steps and (args.from_onnx or trainer.step == steps):
+    if settle_steps and (args.from_onnx or trainer.step == trainer.steps):
         trainer = Trainer(
             out,
             tokenizer,
             settle_steps,
             lr=SETTLE_LR,
-            recipe=SETTLED,
+            recipe=settle_recipe,
             start=start,
             stage="settle",
+            device=args.device,
+            budget=budget,
         )
-        trainer.run(scaled, ids, empty, batch=batch, stop=settle_steps)
+        trainer.run(scaled, ids, empty, batch=batch, stop=settle_steps, partial=partial)
+    trainer.save_weights(out / "weights.safetensors")
     if args.no_export:
         return 0
-    return export_and_install(args, argv, out, vae, tokenizer, trainer)
+    models = (trainer.ema[0], trainer.ema[1])
+    return export_and_install(args, argv, out, vae, tokenizer, models, trainer.recipe)
 
 
 def export_and_install(
@@ -666,10 +881,11 @@ def export_and_install(
     out: Path,
     vae: AutoencoderKL,
     tokenizer: CLIPTokenizer,
-    trainer: Trainer,
+    models: tuple[CLIPTextModel, UNet2DConditionModel],
+    recipe: Recipe,
 ) -> int:
-    """Export the EMA weights; with --install copy them to the bundled model's folder."""
-    onnx_dir = export(out, vae, tokenizer, trainer)
+    """Export the weights; with --install copy them to the bundled model's folder."""
+    onnx_dir = export(out, vae, tokenizer, models, recipe)
     log(out, f"exported {onnx_dir}")
     if args.install:
         command = "python models/train_shapes.py " + " ".join(argv or sys.argv[1:])

@@ -94,6 +94,66 @@ def test_quick_training_run_exports_an_onnx_pipeline(tmp_path: Path) -> None:
     assert "unet 4/4 loss" in log and "settle" not in log
     scheduler = json.loads((fresh / "onnx" / "scheduler" / "scheduler_config.json").read_text())
     assert scheduler["prediction_type"] == "v_prediction" and scheduler["rescale_betas_zero_snr"]
+    # A time budget (as on a GPU): the step counts are fixed from the measured rate and
+    # logged, the settle stage gets its share, and the weights file exports as trained.
+    budgeted = tmp_path / "budgeted"
+    run_script(
+        "train_shapes.py",
+        budgeted,
+        "--from-onnx",
+        str(out / "onnx"),
+        "--time-budget",
+        "20",
+        "--settle-steps",
+        "1",
+        "--settle-recipe",
+        "gentle",
+        "--steps",
+        "40",
+        "--batch",
+        "4",
+        "--no-export",
+    )
+    log = (budgeted / "train.log").read_text()
+    fixed = next(line for line in log.splitlines() if " budget: " in line).split()
+    steps, settle = int(fixed[fixed.index("--steps") + 1]), int(fixed[-1])
+    assert 15 <= steps <= 40 and settle > 0
+    assert f"unet {steps}/{steps} loss" in log and f"settle {settle}/{settle} loss" in log
+    exported = tmp_path / "exported"
+    weights = budgeted / "weights.safetensors"
+    run_script(
+        "train_shapes.py", exported, "--from-onnx", str(out / "onnx"), "--weights", str(weights)
+    )
+    _assert_unet_matches(exported / "onnx", weights)
+
+
+def _assert_unet_matches(onnx_dir: Path, weights: Path) -> None:
+    """The exported UNet holds exactly the UNet weights of `weights` (the same output as torch)."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+    from safetensors.torch import load_file
+
+    sys.path.insert(0, str(ROOT / "models"))
+    import train_shapes
+
+    unet = train_shapes.make_unet().eval()
+    tensors = load_file(str(weights))
+    unet.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("unet.")})
+    generator = torch.Generator().manual_seed(0)
+    sample = torch.randn((1, 4, 16, 16), generator=generator)
+    context = torch.randn((1, 77, 64), generator=generator)
+    timestep = torch.tensor(500.0)
+    with torch.no_grad():
+        expected = unet(sample, timestep, context).sample.numpy()
+    session = ort.InferenceSession(str(onnx_dir / "unet" / "model.onnx"))
+    feeds = {
+        "sample": sample.numpy(),
+        "timestep": timestep.numpy(),
+        "encoder_hidden_states": context.numpy(),
+    }
+    got = session.run(None, feeds)[0]
+    assert np.abs(got - expected).max() < 1e-4
 
 
 def test_weights_read_back_from_the_committed_export_reproduce_it(
