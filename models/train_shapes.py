@@ -747,8 +747,8 @@ def main(argv: list[str] | None = None) -> int:
         "--from-onnx",
         type=Path,
         help="take stages 1-3 (tokenizer, VAE) from this ONNX export (for example "
-        "models/tiny/impasto-shapes); with --settle-steps run only the settle stage, on its "
-        "UNet and text encoder",
+        "models/tiny/impasto-shapes); with --settle-steps (and no --time-budget) run only the "
+        "settle stage, on its UNet and text encoder",
     )
     parser.add_argument(
         "--settle-recipe",

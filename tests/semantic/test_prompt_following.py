@@ -26,9 +26,7 @@ PROMPTS = world.test_prompts(40, seed=PROMPT_SEED)
 
 # What each sampler reaches with the committed model (docs/benchmarks.md has the table), a few
 # points under the measured figures; far above chance (background 1/8, colour 1/7, shape 1/5).
-# PNDM is the weakest here (diffusers' own PNDMScheduler was as weak on the earlier weights).
 FLOORS = {sampler: {"background": 0.85, "colour": 0.8, "shape": 0.6} for sampler in SAMPLER_STEPS}
-FLOORS["pndm"] = {"background": 0.7, "colour": 0.55, "shape": 0.45}
 _SCORES: dict[str, dict[str, float]] = {}
 
 
