@@ -71,8 +71,8 @@ class Resolver:
         sampler, named = resolve_sampler("sampler", request.sampler or defaults.sampler)
         # An explicit schedule wins over one in a combined name ("DPM++ 2M Karras"), as in
         # A1111 1.9 and later; the model's default schedule only where the sampler has it.
-        schedule = request.schedule or named or defaults.schedule
         chosen = request.schedule or named
+        schedule = chosen or defaults.schedule
         if chosen is None and schedule not in sampler_schedules(sampler):
             schedule = "default"
         sdxl = model.family.startswith("sdxl")
