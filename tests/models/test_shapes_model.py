@@ -30,6 +30,29 @@ def test_manifest_hashes_match_the_committed_files() -> None:
     assert sum(p.stat().st_size for p in files.values()) < 20 * 1024**2
 
 
+PARTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
+
+
+def _attention_ops(folder: Path) -> dict[str, tuple[int, int]]:
+    """Each part's count of fused attention nodes and of Softmax nodes left unfused."""
+    import onnx
+
+    counts = {}
+    for part in PARTS:
+        graph = onnx.load(str(folder / part / "model.onnx"), load_external_data=False).graph
+        ops = [node.op_type for node in graph.node]
+        counts[part] = (ops.count("MultiHeadAttention"), ops.count("Softmax"))
+    return counts
+
+
+def test_the_bundled_graphs_run_fused_attention() -> None:
+    """As an install leaves a model: every attention block is ONNX Runtime's fused kernel,
+    which never holds a whole attention matrix (docs/benchmarks.md, "The bundled model's
+    attention": the exported graphs run out of memory at 1792x1024)."""
+    counts = _attention_ops(MODEL)
+    assert all(fused > 0 and softmax == 0 for fused, softmax in counts.values()), counts
+
+
 def test_card_recommends_the_trained_size() -> None:
     card = json.loads((MODEL / "impasto.json").read_text())
     unet = json.loads((MODEL / "unet" / "config.json").read_text())
@@ -58,6 +81,14 @@ def test_quick_training_run_exports_an_onnx_pipeline(tmp_path: Path) -> None:
         float(line.split(" loss ")[1].split()[0]) for line in log.splitlines() if "unet " in line
     ]
     assert losses and all(loss == loss for loss in losses)  # no NaN
+    # --install's step after the copy: the graphs fused (into a scratch folder here).
+    sys.path.insert(0, str(ROOT / "models"))
+    import train_shapes
+
+    assert all(softmax for _, softmax in _attention_ops(out / "onnx").values())
+    installed = tmp_path / "installed"
+    train_shapes.install(out / "onnx", installed, "python models/train_shapes.py --quick")
+    assert all(fused and not softmax for fused, softmax in _attention_ops(installed).values())
     # The adapters' script on that export: a kohya LoRA and an A1111 embedding.
     run_script("shapes_adapters.py", out)
     from impasto.formats.safetensors import read_safetensors

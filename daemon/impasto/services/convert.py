@@ -34,7 +34,7 @@ class ConversionError(Exception):
     """The export failed or cannot run here; the message says what to do."""
 
 
-OPTIMIZE_INSTALL_HINT = "pip install onnx (or 'impasto[convert]')"
+OPTIMIZE_INSTALL_HINT = "pip install onnx (a dependency of impasto that is missing here)"
 
 
 def missing_optimizer() -> str | None:

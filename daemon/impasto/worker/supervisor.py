@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from impasto.logs import rotate_if_large
+from impasto.worker.oom import OUT_OF_MEMORY, killed_for_memory, oom_kill_count
 from impasto.worker.processes import WorkerHandle, describe_exit, last_error_line, worker_command
 from impasto.worker.protocol import (
     HEADER,
@@ -77,7 +78,7 @@ class Supervisor:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         # Jobs whose interruption could not be recorded yet (a full disk): retried until it is.
-        self._unsettled: dict[str, tuple[Any, str]] = {}
+        self._unsettled: dict[str, tuple[Any, str, bool]] = {}
         self._cancelled: set[str] = set()
         # Per worker slot: starts in a row that failed, and why the last one did.
         self._start_failures: dict[int, int] = {}
@@ -221,6 +222,7 @@ class Supervisor:
                 await self._wait_for_work(handle)
                 continue
             handle.state, handle.job_id = "busy", job.id
+            oom_kills = await asyncio.to_thread(oom_kill_count)
             try:
                 await handle.send(self.runner.run_message(job))
                 finished = await self._follow(handle, job)
@@ -234,10 +236,15 @@ class Supervisor:
             if finished:
                 self._cancelled.discard(job.id)
             else:
-                reason = handle.exit_reason()
+                reason, retry = handle.exit_reason(), True
                 if self._stopping and handle.process.returncode == 0:
                     reason = "daemon stopped"
-                self._settle(job, reason)
+                elif killed_for_memory(
+                    handle.process.returncode, oom_kills, await asyncio.to_thread(oom_kill_count)
+                ):
+                    # Another try would meet the same wall and cost another worker.
+                    reason, retry = OUT_OF_MEMORY, False
+                self._settle(job, reason, retry=retry)
                 return
 
     async def _start_failed(self, slot: int, handle: WorkerHandle) -> None:
@@ -268,23 +275,26 @@ class Supervisor:
     def _log_file(self, slot: int) -> Path | None:
         return self.log_dir / f"worker-{slot}.log" if self.log_dir else None
 
-    def _settle(self, job: Any, reason: str) -> None:
-        """Requeue or fail an interrupted job; keep it for a retry if even that fails."""
+    def _settle(self, job: Any, reason: str, *, retry: bool = True) -> None:
+        """Requeue (``retry``) or fail an interrupted job; keep it for another attempt at
+        recording if even that fails."""
         try:
             if job.id in self._cancelled and reason != "daemon stopped":
                 self.runner.on_cancelled(job.id)
-            else:
+            elif retry:
                 self.runner.on_interrupted(job, reason)
+            else:
+                self.runner.on_failed(job.id, reason)
         except Exception as exc:
             log.error("could not record the end of job %s (%s); will retry", job.id, exc)
-            self._unsettled[job.id] = (job, reason)
+            self._unsettled[job.id] = (job, reason, retry)
         else:
             self._unsettled.pop(job.id, None)
             self._cancelled.discard(job.id)
 
     def _retry_unsettled(self) -> None:
-        for job, reason in list(self._unsettled.values()):
-            self._settle(job, reason)
+        for job, reason, retry in list(self._unsettled.values()):
+            self._settle(job, reason, retry=retry)
 
     async def _wait_for_work(self, handle: WorkerHandle) -> None:
         waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(handle.dead.wait())]
