@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from impasto.engine import embeddings
+from impasto.worker import files
 from impasto.worker.files import embeddings_in
 
 VIOLET = (
@@ -54,3 +55,7 @@ def test_each_embedding_file_is_read_once_until_it_changes(
     os.utime(broken, ns=(1, 1))
     assert embeddings_in(tmp_path, "a violet square") == ["square", "violet"]
     assert reads.count("square.safetensors") == 2 and reads.count("violet.safetensors") == 1
+    # A removed file leaves neither a result nor its cached token behind.
+    broken.unlink()
+    assert embeddings_in(tmp_path, "a violet square") == ["violet"]
+    assert broken not in files._TOKENS and folder / "violet.safetensors" in files._TOKENS

@@ -90,7 +90,11 @@ def embeddings_in(models_dir: Path, text: str) -> list[str]:
     word of its own (``red`` is not in ``redhead``). An unreadable file is left out, as
     AUTOMATIC1111 skips it: its name stays plain text rather than failing the job."""
     found = []
-    for path in sorted((models_dir / "embeddings").glob("*.safetensors")):
+    folder = models_dir / "embeddings"
+    paths = sorted(folder.glob("*.safetensors"))
+    for gone in [p for p in _TOKENS if p.parent == folder and p not in paths]:
+        del _TOKENS[gone]  # removed since: its entry would stay for the daemon's lifetime
+    for path in paths:
         try:
             token = _embedding_token(path)
         except OSError:  # removed or unreadable since the listing

@@ -1,6 +1,13 @@
 """Numpy samplers of the engine, one algorithm per module, behind one Protocol."""
 
 from .base import NoiseFn, Scheduler, SchedulerConfig
+from .names import (
+    find_sampler,
+    find_sampler_and_schedule,
+    find_schedule,
+    sampler_label,
+    schedule_label,
+)
 from .registry import (
     A1111_AUTOMATIC,
     DEFAULT_SAMPLER,
@@ -13,15 +20,10 @@ from .registry import (
     create_scheduler,
     eta_default,
     eta_samplers,
-    find_sampler,
-    find_sampler_and_schedule,
-    find_schedule,
     register_sampler,
     sampler_eta,
-    sampler_label,
     sampler_schedules,
     schedule_for_model,
-    schedule_label,
 )
 from .sigmas import SCHEDULES
 
