@@ -40,7 +40,10 @@ def child(folder: Path, width: int, height: int) -> None:
     import numpy as np
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
+    from impasto.engine.providers import cpu_choice
+    from impasto.engine.sessions import session_options
+
+    options = session_options(cpu_choice())  # as the worker opens it, without the cache
     options.intra_op_num_threads = 2
     rng = np.random.default_rng(0)
     latents = rng.standard_normal((2, 4, height // 8, width // 8), dtype=np.float32)
@@ -95,7 +98,6 @@ def main() -> int:
     if args.child:
         child(Path(args.child[0]), *_size(args.child[1]))
         return 0
-    sys.path.insert(0, str(ROOT / "daemon"))
     from impasto.services.optimize import fuse_folder
 
     sizes = [_size(s) for s in args.sizes.split(",")]

@@ -702,7 +702,8 @@ def install(onnx_dir: Path, target: Path, command: str) -> None:
     # (at 1792x1024 the exported graph needs over 24 GB; fused, under 1 GB) and matches the
     # exported graph within float rounding (fuse_folder checks each graph's outputs).
     fused = fuse_folder(target)
-    if set(fused) != {"text_encoder", "unet", "vae_decoder", "vae_encoder"}:
+    graphs = {path.parent.name for path in target.glob("*/model.onnx")}
+    if set(fused) != graphs:
         raise SystemExit(f"attention fusion left graphs as exported: fused only {fused}")
     (target / "impasto.json").write_text(json.dumps(CARD, indent=2) + "\n", encoding="utf-8")
     files = [p for p in target.rglob("*") if p.is_file() and p.name != "MANIFEST.json"]

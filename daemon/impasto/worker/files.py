@@ -92,7 +92,8 @@ def embeddings_in(models_dir: Path, text: str) -> list[str]:
     found = []
     folder = models_dir / "embeddings"
     paths = sorted(folder.glob("*.safetensors"))
-    for gone in [p for p in _TOKENS if p.parent == folder and p not in paths]:
+    listed = set(paths)
+    for gone in [p for p in _TOKENS if p.parent == folder and p not in listed]:
         del _TOKENS[gone]  # removed since: its entry would stay for the daemon's lifetime
     for path in paths:
         try:

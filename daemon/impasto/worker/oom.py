@@ -13,6 +13,7 @@ worker's job is retried as any crash is.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 PROC_CGROUP = Path("/proc/self/cgroup")
@@ -23,12 +24,13 @@ _V1_FILE = "memory.oom_control"
 _V2_FILE = "memory.events"
 
 
-def _counter_files(proc_cgroup: Path, root: Path) -> list[Path]:
+@cache  # a process's cgroup stays what it was when the daemon started
+def _counter_files(proc_cgroup: Path, root: Path) -> tuple[Path, ...]:
     """The candidate counter files for this process's memory cgroup."""
     try:
         lines = proc_cgroup.read_text(encoding="ascii", errors="replace").splitlines()
     except OSError:
-        return []
+        return ()
     v1: list[Path] = []
     v2: list[Path] = []
     for line in lines:
@@ -39,7 +41,7 @@ def _counter_files(proc_cgroup: Path, root: Path) -> list[Path]:
             v1.append(root / "memory" / relative / _V1_FILE)
         elif number == "0" and controllers == "":
             v2.append(root / relative / _V2_FILE)
-    return v1 + v2
+    return (*v1, *v2)
 
 
 def oom_kill_count(proc_cgroup: Path = PROC_CGROUP, root: Path = CGROUP_ROOT) -> int | None:
