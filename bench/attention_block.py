@@ -49,9 +49,9 @@ def export(path: Path, tokens: int, cross: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     import numpy as np
-    import onnx
     import onnxruntime as ort
 
+    from impasto.formats.onnx_model import OnnxModel
     from impasto.services.fusion import fuse_attention
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -66,14 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             exported = Path(tmp) / "attn.onnx"
             export(exported, args.tokens, cross)
-            model = onnx.load(str(exported))
+            model = OnnxModel.load(exported)
             assert fuse_attention(model) == 1
             options = ort.SessionOptions()
             options.intra_op_num_threads = args.threads
             options.inter_op_num_threads = 1
             sessions = {
                 "exported": ort.InferenceSession(str(exported), options),
-                "fused": ort.InferenceSession(model.SerializeToString(), options),
+                "fused": ort.InferenceSession(model.encode(), options),
             }
             rng = np.random.default_rng(0)
             feeds = {"hidden_states": rng.standard_normal((2, args.tokens, 320), np.float32)}

@@ -32,8 +32,7 @@ FUSED = SD15 / "onnx-fused"
 
 def fused_folder() -> Path:
     """The fused copy of the SD 1.5-shaped export, made once."""
-    import onnx
-
+    from impasto.formats.onnx_model import OnnxModel
     from impasto.services.fusion import fuse_attention
 
     if (FUSED / "model_index.json").is_file():
@@ -47,13 +46,13 @@ def fused_folder() -> Path:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         if file.name == "model.onnx":
-            model = onnx.load(str(file), load_external_data=False)  # inline weights come along
+            model = OnnxModel.load(file)  # inline weights come along
             count = fuse_attention(model)
-            onnx.save_model(model, str(target))
+            model.save(target)
             print(f"{file.parent.name}: {count} attention blocks fused", flush=True)
         else:
-            # A copy, in the graph's folder for ORT's external-data check; a hard link would
-            # make the onnx package refuse the original's weights ("hardlink attack").
+            # A copy, in the graph's folder for ORT's external-data check (ORT refuses
+            # linked weights too).
             shutil.copy2(file, target)
     partial.rename(FUSED)
     return FUSED

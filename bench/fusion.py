@@ -78,6 +78,7 @@ def prepare(scratch: Path, components: list[str], int8: bool) -> dict[str, dict[
     """The exported, fused (and int8) graph of each component, weights linked, not copied."""
     import onnx
 
+    from impasto.formats.onnx_model import OnnxModel
     from impasto.services.fusion import fuse_attention
     from impasto.services.optimize import quantize_unet
 
@@ -86,17 +87,17 @@ def prepare(scratch: Path, components: list[str], int8: bool) -> dict[str, dict[
         source = SD15 / component / "model.onnx"
         # Beside the original: ORT refuses external data outside the graph's folder, links too.
         fused = source.with_name(FUSED)
-        model = onnx.load(str(source), load_external_data=False)
+        model = OnnxModel.load(source)
         count = fuse_attention(model)
-        onnx.save_model(model, str(fused))
+        model.save(fused)
         print(f"{component}: {count} attention blocks fused", flush=True)
         paths[component] = {"exported": source, "fused": fused}
         if int8 and component == "unet":
             # onnx refuses linked weights (a "hardlink attack"): the quantiser gets a real copy.
             source_dir = scratch / component / "fused-copy"
             source_dir.mkdir(parents=True)
-            model = onnx.load(str(source))
-            fuse_attention(model)
+            model = onnx.load_from_string(fused.read_bytes())  # the graph, then the weights
+            onnx.load_external_data_for_model(model, str(source.parent))
             onnx.save_model(
                 model,
                 str(source_dir / "model.onnx"),

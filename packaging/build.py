@@ -44,9 +44,9 @@ EXCLUDED = [
     "optimum",
     "transformers",
     "onnx",
-    # The install's attention fusion and int8 quantisation need the onnx package, which the
-    # binary does not carry (they report it missing); their onnxruntime helpers would pull in
-    # sympy and more.
+    # Only the install's int8 quantisation needs the onnx package (fused attention and clip
+    # skip's outputs are written with impasto.formats.onnx_model); the binary reports int8
+    # unavailable. onnxruntime's helpers below would pull in sympy and more.
     "onnxruntime.quantization",
     "onnxruntime.transformers",
     "onnxruntime.tools",

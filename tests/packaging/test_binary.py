@@ -7,6 +7,7 @@ or the onefile executable, whose payload is unpacked into a cache folder.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ sys.path.insert(0, str(REPO / "packaging"))
 sys.path.insert(0, str(REPO / "packaging" / "linux"))
 
 import build_linux  # noqa: E402
+import httpx  # noqa: E402
 import smoke  # noqa: E402
 from nuitka_layout import copy_program, standalone_folder  # noqa: E402
 
@@ -120,3 +122,40 @@ def test_workers_start_from_the_unpacked_binary_not_the_onefile_bootstrap(
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(60) == 0
         log.close()
+
+
+def test_the_binary_fuses_attention_when_it_installs_a_model(tmp_path: Path) -> None:
+    """The binary carries no onnx package; its install still fuses (in an ``impasto
+    convert-step`` child of its own) and gives the text encoder clip skip's outputs."""
+    from impasto.formats.onnx_model import OnnxModel
+    from impasto.services.fusion import count_ops
+
+    source = tmp_path / "home" / "sd-tiny"  # the home folder is a local install root
+    shutil.copytree(REPO / "models" / "tiny" / "sd-tiny", source)
+    port = smoke.free_port()
+    env = smoke.clean_env(tmp_path, port)
+    log = (tmp_path / "daemon.out").open("wb")
+    daemon = subprocess.Popen([BINARY, "serve"], env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        smoke.wait_health(url, tmp_path / "run" / "impasto.sock", daemon)
+        with httpx.Client(base_url=url, timeout=30) as client:
+            started = client.post("/api/v1/models/install", json={"source": str(source), "id": "f"})
+            assert started.status_code == 202, started.text
+            deadline = time.monotonic() + 300
+            install: dict[str, object] = {}
+            while install.get("status") not in ("completed", "failed"):
+                assert time.monotonic() < deadline, install
+                time.sleep(0.2)
+                install = client.get(f"/api/v1/models/installs/{started.json()['id']}").json()
+            assert install["status"] == "completed", install
+            model = client.get("/api/v1/models/f").json()
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(60) == 0
+        log.close()
+    installed = Path(model["path"])
+    for part, blocks in {"text_encoder": 2, "unet": 8, "vae_decoder": 1, "vae_encoder": 1}.items():
+        counts = count_ops(OnnxModel.load(installed / part / "model.onnx"), ["MultiHeadAttention"])
+        assert counts == {"MultiHeadAttention": blocks}, part
+    assert model["clip_skip_max"] == 2, model

@@ -40,9 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, *, connect: Connect | None = None) -> int:
     """Run one command; returns the exit code (0 ok, 1 failed, 2 usage, 3 not running)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:1] == ["worker"]:
-        # The worker has its own argument parser; hand it everything after the word.
-        return serve.run_worker(args_list[1:])
+    child = serve.CHILD_ROLES.get(args_list[0]) if args_list else None
+    if child is not None:
+        # A child process of the daemon (a worker, an install's graph step): it has its own
+        # argument parser, so hand it everything after the word.
+        return child(args_list[1:])
     try:
         args = build_parser().parse_args(args_list)
     except SystemExit as exc:  # --help, or a usage error already printed by argparse

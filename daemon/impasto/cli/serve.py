@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import msgspec
 
 from impasto.cli.common import EXIT_USAGE, Context
 from impasto.settings import Settings, field_docs, load_settings
+from impasto.worker.processes import CONVERT_WORD, WORKER_WORD
 
 
 def _defaults() -> dict[str, Any]:
@@ -58,9 +60,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_settings_flags(parser)
     parser.set_defaults(handler=serve)
     worker = commands.add_parser(
-        "worker", help="internal: an inference worker process (started by the daemon)"
+        WORKER_WORD, help="internal: an inference worker process (started by the daemon)"
     )
     worker.set_defaults(handler=lambda args, context: run_worker([]))
+    step = commands.add_parser(
+        CONVERT_WORD, help="internal: an install's graph step (started by the daemon)"
+    )
+    step.set_defaults(handler=lambda args, context: run_convert_step(["--help"]))
 
 
 def serve(args: argparse.Namespace, context: Context) -> int:
@@ -81,3 +87,17 @@ def run_worker(argv: list[str]) -> int:
     from impasto.worker.main import run_worker as worker_main
 
     return worker_main(argv)
+
+
+def run_convert_step(argv: list[str]) -> int:
+    """Run one of the converter's child steps (the binary has no ``python -m``)."""
+    from impasto.services.convert import main as convert_main
+
+    return convert_main(argv)
+
+
+# The daemon's child processes, started as ``impasto WORD ...`` from the binary.
+CHILD_ROLES: dict[str, Callable[[list[str]], int]] = {
+    WORKER_WORD: run_worker,
+    CONVERT_WORD: run_convert_step,
+}

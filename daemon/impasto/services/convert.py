@@ -21,6 +21,7 @@ from impasto.engine.onnx_external import read_external_data_locations
 from impasto.services.detect import FAST_DECODER_DIR, is_fast_decoder_folder
 from impasto.services.downloads import InstallCancelled
 from impasto.services.safety import safetensors_header
+from impasto.worker.processes import CONVERT_WORD, child_command
 
 CONVERT_MODULES = ("torch", "diffusers", "optimum.exporters.onnx")
 INSTALL_HINT = "pip install 'impasto[convert]'"
@@ -37,20 +38,20 @@ class ConversionError(Exception):
 OPTIMIZE_INSTALL_HINT = "pip install onnx (a dependency of impasto that is missing here)"
 
 
-def missing_optimizer() -> str | None:
-    """None when the optimise stage (fused attention, int8) can run here, else why not.
+def missing_quantizer() -> str | None:
+    """None when an int8 UNet can be made here, else why not.
 
-    It runs in a child Python (``-m impasto.services.convert``) with the ``onnx`` package; the
-    single binary has neither.
+    onnxruntime's quantiser needs the ``onnx`` package, which the single binary leaves out
+    (fused attention and clip skip's outputs need neither: services/optimize.py).
     """
     if "__compiled__" in globals() or getattr(sys, "frozen", False):
-        return "the single binary cannot rewrite graphs; install the Python package for it"
+        return "the single binary cannot quantise models; install the Python package for it"
     try:
         found = find_spec("onnx") is not None
     except ModuleNotFoundError:
         found = False
     if not found:
-        return f"rewriting ONNX graphs needs the onnx package: {OPTIMIZE_INSTALL_HINT}"
+        return f"quantising to int8 needs the onnx package: {OPTIMIZE_INSTALL_HINT}"
     return None
 
 
@@ -73,7 +74,7 @@ def _run_child(args: list[str], *, cancel: threading.Event, log: Path, env: dict
     """Run one converter child process; a cancel kills it, a failure quotes its log's tail."""
     with log.open("ab") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "impasto.services.convert", *args],
+            [*child_command(CONVERT_WORD, "impasto.services.convert"), *args],
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env={**os.environ, **env},
@@ -286,7 +287,7 @@ def _fp16(folder: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """The child process: ``export SOURCE OUTPUT``, or ``fp16|fuse|int8 FOLDER``."""
-    parser = argparse.ArgumentParser(prog="python -m impasto.services.convert")
+    parser = argparse.ArgumentParser(prog=f"impasto {CONVERT_WORD}")
     steps = parser.add_subparsers(dest="step", required=True)
     export = steps.add_parser("export", help="SOURCE (diffusers folder or checkpoint) to ONNX")
     export.add_argument("source", type=Path)

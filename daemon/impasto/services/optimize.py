@@ -1,14 +1,14 @@
 """The install's optimise stage: fused attention for every graph, and an optional int8 UNet.
 
-Runs in the converter's child process (``python -m impasto.services.convert fuse|int8``): it
-needs the ``onnx`` package, which the daemon itself never imports. Each fused graph is checked
-against the graph it replaces on a small random input before it is kept, so an export this
-matcher misreads installs unfused instead of wrong.
+Runs in the converter's child process (``python -m impasto.services.convert fuse|int8``, or
+the binary's ``impasto convert-step``). The graph edits (fusion, clip skip's outputs) use
+``formats.onnx_model`` and need no ``onnx`` package; int8 needs onnxruntime's quantiser, which
+does. Each fused graph is checked against the graph it replaces on a small random input
+before it is kept, so an export this matcher misreads installs unfused instead of wrong.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from impasto.engine.onnx_external import read_external_data_locations
+from impasto.formats.onnx_model import Node, OnnxModel
 
 log = logging.getLogger("impasto.optimize")
 
@@ -90,9 +91,9 @@ def same_outputs(exported: Path, fused: Path, precision: str, providers: list[st
     return ""
 
 
-def _precision(model: Any) -> str:
+def _precision(model: OnnxModel) -> str:
     float16 = 10
-    types = [i.type.tensor_type.elem_type for i in model.graph.input]
+    types = [value.elem_type for value in model.graph.inputs]
     return "fp16" if float16 in types else "fp32"
 
 
@@ -100,17 +101,17 @@ _EMBEDDINGS_SUM = "/text_model/embeddings/Add"
 _LAYER_SUM = re.compile(r"/text_model/encoder/layers\.(\d+)/Add_1")
 
 
-def hidden_state_tensors(model: Any) -> list[str]:
+def hidden_state_tensors(model: OnnxModel) -> list[str]:
     """A CLIP text encoder export's hidden states: the embeddings' sum, then each encoder
     layer's residual sum, found by the node names torch's exporter gives them; [] if absent."""
     embeddings, layers = None, {}
-    for node in model.graph.node:
+    for node in model.graph.nodes:
         if node.op_type != "Add":
             continue
         if node.name == _EMBEDDINGS_SUM:
-            embeddings = node.output[0]
+            embeddings = node.outputs[0]
         elif match := _LAYER_SUM.fullmatch(node.name):
-            layers[int(match.group(1))] = node.output[0]
+            layers[int(match.group(1))] = node.outputs[0]
     if embeddings is None or sorted(layers) != list(range(len(layers))) or not layers:
         return []
     return [embeddings, *(layers[index] for index in range(len(layers)))]
@@ -124,14 +125,11 @@ def expose_hidden_states(folder: Path, providers: list[str] | None = None) -> in
     Kept only when the old outputs are unchanged and the last hidden state through the final
     layer norm is the exported ``last_hidden_state``. Returns the layers exposed (0: none).
     """
-    import onnx
-    from onnx import helper
-
     path = folder / "text_encoder" / "model.onnx"
     if not path.is_file():
         return 0
-    model = onnx.load(str(path), load_external_data=False)
-    outputs = {output.name: output for output in model.graph.output}
+    model = OnnxModel.load(path)
+    outputs = {output.name: output for output in model.graph.outputs}
     exposed = any(name.startswith("hidden_states.") for name in outputs)
     if exposed or "last_hidden_state" not in outputs:
         return 0
@@ -141,12 +139,10 @@ def expose_hidden_states(folder: Path, providers: list[str] | None = None) -> in
         return 0
     for index, tensor in enumerate(tensors):
         name = f"hidden_states.{index}"
-        model.graph.node.append(helper.make_node("Identity", [tensor], [name], name=f"/{name}"))
-        output = copy.deepcopy(outputs["last_hidden_state"])
-        output.name = name
-        model.graph.output.append(output)
+        model.graph.nodes.append(Node.new("Identity", [tensor], [name], name=f"/{name}"))
+        model.graph.outputs.append(outputs["last_hidden_state"].renamed(name))
     scratch = path.with_name(SCRATCH)
-    onnx.save_model(model, str(scratch))
+    model.save(scratch)
     last = list(outputs).index("last_hidden_state")
     problem = _hidden_states_problem(path, scratch, last, providers or ["CPUExecutionProvider"])
     if problem:
@@ -184,8 +180,6 @@ def _hidden_states_problem(exported: Path, exposed: Path, last: int, providers: 
 
 def fuse_folder(folder: Path, providers: list[str] | None = None) -> dict[str, int]:
     """Fuse attention in each component graph of a pipeline folder, in place; counts by part."""
-    import onnx
-
     from impasto.services.fusion import fuse_attention
 
     providers = providers or ["CPUExecutionProvider"]
@@ -194,12 +188,12 @@ def fuse_folder(folder: Path, providers: list[str] | None = None) -> dict[str, i
         path = folder / component / "model.onnx"
         if not path.is_file():
             continue
-        model = onnx.load(str(path), load_external_data=False)  # the graph only, weights stay
+        model = OnnxModel.load(path)  # the graph only: external weights stay where they are
         count = fuse_attention(model)
         if not count:
             continue
         scratch = path.with_name(SCRATCH)
-        onnx.save_model(model, str(scratch))
+        model.save(scratch)
         problem = same_outputs(path, scratch, _precision(model), providers)
         if problem:
             scratch.unlink(missing_ok=True)

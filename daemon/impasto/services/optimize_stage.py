@@ -1,7 +1,7 @@
 """The install steps after the files are checked: fuse and quantise the graphs, warm the cache.
 
-The graph work runs in the converter's child process (services/optimize.py, needing the
-``onnx`` package); the cache is warmed by a worker process started with ``--warm``.
+The graph work runs in the converter's child process (services/optimize.py; int8 alone needs
+the ``onnx`` package); the cache is warmed by a worker process started with ``--warm``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from impasto.services.convert import (
     ConversionError,
     fuse_graphs,
-    missing_optimizer,
+    missing_quantizer,
     quantize_int8,
 )
 
@@ -40,19 +40,17 @@ def optimize_folder(
 ) -> None:
     """Fuse attention for ``provider``; quantise the UNet when ``precision`` is int8.
 
-    Fusion is a speed-up, never a reason to fail: without the onnx package, or when the
-    child fails, the graphs stay as exported (each fused graph replaces its original only
-    after matching its outputs). An int8 request that cannot be met raises ConversionError.
+    Fusion is a speed-up, never a reason to fail: when the child fails, the graphs stay as
+    exported (each fused graph replaces its original only after matching its outputs). An
+    int8 request that cannot be met raises ConversionError.
     """
     int8 = precision == "int8"
-    problem = missing_optimizer()
-    if int8 and problem:
+    problem = missing_quantizer() if int8 else None
+    if problem:
         raise ConversionError(f"precision int8: {problem}")
     if int8 and unet_precision not in ("", "fp32", "int8"):
         raise ConversionError(f"precision int8 needs an fp32 UNet; this one is {unet_precision}")
-    if problem is not None:
-        logger.info("%s: attention left unfused: %s", model_id, problem)
-    elif (provider or CPU) in FUSES_FOR:
+    if (provider or CPU) in FUSES_FOR:
         try:
             fuse_graphs(folder, cancel=cancel, log=log, provider=provider)
         except ConversionError as exc:

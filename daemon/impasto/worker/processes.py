@@ -17,21 +17,32 @@ from impasto.worker.protocol import FromWorker, ToWorker, encode_frame
 _RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b: ")
 
 
-def worker_command() -> list[str]:
-    """How to start a worker: the same executable with the ``worker`` subcommand.
+# The binary's hidden subcommands for its child processes (cli/serve.py runs them).
+WORKER_WORD = "worker"
+CONVERT_WORD = "convert-step"
+
+
+def child_command(word: str, module: str) -> list[str]:
+    """How to start this program again in a child role: the binary with the hidden subcommand
+    ``word``, or this Python running ``module``.
 
     Inside the onefile binary this process already runs the unpacked executable
     (``sys.executable``, while ``sys.argv[0]`` names the one file). Starting that directly
     skips the onefile bootstrap, which re-checks the whole unpacked payload on every start
-    (about half a second) and stays alive as an extra process beside each worker.
+    (about half a second) and stays alive as an extra process beside each child.
     """
     if "__compiled__" in globals() or getattr(sys, "frozen", False):
         if sys.executable and os.path.isfile(sys.executable):
-            return [sys.executable, "worker"]
-        return [sys.argv[0], "worker"]
+            return [sys.executable, word]
+        return [sys.argv[0], word]
     # -P: the working directory does not go first on the import path, so a folder named
     # "impasto" where the daemon was started (a clone, say) cannot shadow the package.
-    return [sys.executable, "-P", "-m", "impasto.worker"]
+    return [sys.executable, "-P", "-m", module]
+
+
+def worker_command() -> list[str]:
+    """How to start a worker: ``impasto worker`` in the binary, ``-m impasto.worker`` else."""
+    return child_command(WORKER_WORD, "impasto.worker")
 
 
 def describe_exit(returncode: int | None) -> str:

@@ -1,0 +1,384 @@
+"""An ONNX model's main graph as editable nodes, written back without the ``onnx`` package.
+
+The install's graph rewrites (fused attention, clip skip's extra outputs) change only the node
+list, the graph's outputs and the opset imports. Everything else (weights, inputs, metadata)
+is copied as the bytes it was, and each node the rewrite keeps is copied as its own bytes, so
+the single binary, which does not carry ``onnx``, rewrites graphs as the Python package does.
+New nodes and fields are encoded the way protobuf's own serializer orders them (by field
+number), so the file equals what ``onnx.save_model`` writes for the same edit.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from impasto.formats.protobuf import ProtobufError, fields, varint
+
+# ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto and ValueInfoProto fields.
+_MODEL_GRAPH, _MODEL_OPSET = 7, 8
+_GRAPH_NODE, _GRAPH_INITIALIZER, _GRAPH_INPUT, _GRAPH_OUTPUT = 1, 5, 11, 12
+_ATTR_FLOAT, _ATTR_INT, _ATTR_GRAPH = 1, 2, 5
+_TENSOR_TYPES: dict[int, str] = {1: "<f4", 6: "<i4", 7: "<i8", 10: "<f2", 11: "<f8"}
+_UNSIGNED_64 = 1 << 64
+# Tensors up to this many elements have their values read (shapes, scales: what rewrites
+# look at); bigger ones are weights, known by shape and type only, and copied as bytes.
+CONSTANT_LIMIT = 4096
+
+
+def _signed(value: int) -> int:
+    """A varint read as protobuf's int64 (negative numbers are ten-byte two's complement)."""
+    return value - _UNSIGNED_64 if value >= 1 << 63 else value
+
+
+def _text(buf: memoryview, start: int, end: int) -> str:
+    return bytes(buf[start:end]).decode("utf-8")
+
+
+def _encode_varint(value: int) -> bytes:
+    value %= _UNSIGNED_64
+    out = bytearray()
+    while True:
+        low = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(low | 0x80)
+        else:
+            out.append(low)
+            return bytes(out)
+
+
+def _key(number: int, wire: int) -> bytes:
+    return _encode_varint(number << 3 | wire)
+
+
+def _length_delimited(number: int, data: bytes) -> bytes:
+    return _key(number, 2) + _encode_varint(len(data)) + data
+
+
+def _string_field(number: int, text: str) -> bytes:
+    return _length_delimited(number, text.encode("utf-8"))
+
+
+def _varints(buf: memoryview, start: int, end: int) -> Iterator[int]:
+    pos = start
+    while pos < end:
+        value, pos = varint(buf, pos, end)
+        yield value
+
+
+@dataclass
+class Tensor:
+    """A TensorProto's shape and type, and its values when the file holds them inline and
+    they are no more than CONSTANT_LIMIT."""
+
+    dims: tuple[int, ...]
+    data_type: int
+    values: np.ndarray | None = None
+
+
+def _stored_values(buf: memoryview, number: int, wire: int, s: int, e: int) -> list[float | int]:
+    """The values of one typed-data field of a TensorProto, packed or one per field."""
+    if number == 4:  # float_data
+        return list(struct.unpack(f"<{(e - s) // 4}f", buf[s:e]))
+    if number == 10:  # double_data
+        return list(struct.unpack(f"<{(e - s) // 8}d", buf[s:e]))
+    found = list(_varints(buf, s, e)) if wire == 2 else [varint(buf, s, e)[0]]
+    return [_signed(v) for v in found]  # int32_data, int64_data
+
+
+def _tensor(buf: memoryview, start: int, end: int) -> Tensor:
+    dims: list[int] = []
+    data_type, external = 0, False
+    raw: tuple[int, int] | None = None
+    typed: dict[int, list[tuple[int, int, int]]] = {}  # field -> (wire, start, end) of each
+    for number, wire, s, e in fields(buf, start, end):
+        if number == 1:  # dims: packed, or one varint per field
+            found = list(_varints(buf, s, e)) if wire == 2 else [varint(buf, s, e)[0]]
+            dims.extend(_signed(v) for v in found)
+        elif number == 2 and wire == 0:
+            data_type = varint(buf, s, e)[0]
+        elif number == 9 and wire == 2:
+            raw = (s, e)
+        elif number == 13:  # external_data
+            external = True
+        elif number == 14 and wire == 0:  # data_location: 1 is EXTERNAL
+            external = external or varint(buf, s, e)[0] == 1
+        elif number in (4, 5, 7, 10):  # float_data, int32_data, int64_data, double_data
+            typed.setdefault(number, []).append((wire, s, e))
+    tensor = Tensor(tuple(dims), data_type)
+    dtype = _TENSOR_TYPES.get(data_type)
+    size = int(np.prod(dims, dtype=np.int64))
+    if external or dtype is None or size > CONSTANT_LIMIT:
+        return tensor
+    # float16 values travel as int32 bit patterns; the others in their own field.
+    field_number = {1: 4, 6: 5, 7: 7, 10: 5, 11: 10}[data_type]
+    stored = [
+        value
+        for wire, s, e in typed.get(field_number, [])
+        for value in _stored_values(buf, field_number, wire, s, e)
+    ]
+    if raw is not None:
+        values = np.frombuffer(bytes(buf[raw[0] : raw[1]]), dtype)
+    elif data_type == 10:
+        values = np.array(stored, np.uint16).view(np.float16)
+    else:
+        values = np.array(stored, dtype)
+    if values.size != size:
+        return tensor
+    tensor.values = np.array(values.reshape(dims), dtype=dtype[1:])
+    return tensor
+
+
+@dataclass
+class Attribute:
+    """One AttributeProto: the values a graph rewrite reads, and the message's bytes."""
+
+    name: str
+    raw: bytes
+    f: float | None = None
+    i: int | None = None
+    ints: list[int] = field(default_factory=list)
+    t: Tensor | None = None
+    graphs: list[Graph] = field(default_factory=list)
+
+
+def _attribute(buf: memoryview, start: int, end: int) -> Attribute:
+    attr = Attribute(name="", raw=bytes(buf[start:end]))
+    for number, wire, s, e in fields(buf, start, end):
+        if number == 1 and wire == 2:
+            attr.name = _text(buf, s, e)
+        elif number == 2 and wire == 5:
+            attr.f = struct.unpack("<f", buf[s:e])[0]
+        elif number == 3 and wire == 0:
+            attr.i = _signed(varint(buf, s, e)[0])
+        elif number == 8:
+            found = list(_varints(buf, s, e)) if wire == 2 else [varint(buf, s, e)[0]]
+            attr.ints.extend(_signed(v) for v in found)
+        elif number == 5 and wire == 2:
+            attr.t = _tensor(buf, s, e)
+        elif number in (6, 11) and wire == 2:  # g, graphs: If and Loop bodies
+            attr.graphs.append(Graph(buf, s, e))
+    return attr
+
+
+def _encode_attribute(name: str, value: int | float) -> bytes:
+    """An INT or FLOAT attribute, fields in the order protobuf writes them (1, 2|3, 20)."""
+    if isinstance(value, int):
+        body = _key(3, 0) + _encode_varint(value) + _key(20, 0) + _encode_varint(_ATTR_INT)
+    else:
+        body = _key(2, 5) + struct.pack("<f", value) + _key(20, 0) + _encode_varint(_ATTR_FLOAT)
+    return _string_field(1, name) + body
+
+
+@dataclass
+class Node:
+    """One NodeProto. ``raw`` is its original encoding; a node made by a rewrite has none."""
+
+    op_type: str
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    name: str = ""
+    domain: str = ""
+    attributes: list[Attribute] = field(default_factory=list)
+    raw: bytes | None = None
+
+    @classmethod
+    def new(
+        cls,
+        op_type: str,
+        inputs: list[str],
+        outputs: list[str],
+        *,
+        name: str = "",
+        domain: str = "",
+        **attributes: int | float,
+    ) -> Node:
+        """A node as ``onnx.helper.make_node`` makes it: attributes sorted by name."""
+        attrs = [
+            Attribute(name=key, raw=_encode_attribute(key, value))
+            for key, value in sorted(attributes.items())
+        ]
+        return cls(op_type, list(inputs), list(outputs), name, domain, attrs)
+
+    def attribute(self, name: str) -> Attribute | None:
+        return next((attr for attr in self.attributes if attr.name == name), None)
+
+    def encode(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
+        parts = [_string_field(1, name) for name in self.inputs]
+        parts += [_string_field(2, name) for name in self.outputs]
+        parts += [_string_field(3, self.name)] if self.name else []
+        parts.append(_string_field(4, self.op_type))
+        parts += [_length_delimited(5, attr.raw) for attr in self.attributes]
+        parts += [_string_field(7, self.domain)] if self.domain else []
+        return b"".join(parts)
+
+
+def _node(buf: memoryview, start: int, end: int) -> Node:
+    node = Node(op_type="", raw=bytes(buf[start:end]))
+    for number, wire, s, e in fields(buf, start, end):
+        if wire != 2:
+            continue
+        if number == 1:
+            node.inputs.append(_text(buf, s, e))
+        elif number == 2:
+            node.outputs.append(_text(buf, s, e))
+        elif number == 3:
+            node.name = _text(buf, s, e)
+        elif number == 4:
+            node.op_type = _text(buf, s, e)
+        elif number == 5:
+            node.attributes.append(_attribute(buf, s, e))
+        elif number == 7:
+            node.domain = _text(buf, s, e)
+    return node
+
+
+@dataclass
+class ValueInfo:
+    """A graph input or output: its name, element type (0: not a tensor) and bytes."""
+
+    name: str
+    elem_type: int
+    raw: bytes
+
+    def renamed(self, name: str) -> ValueInfo:
+        """The same type and shape under another name."""
+        buf = memoryview(self.raw)
+        whole = _whole_fields(buf, 0, len(buf))
+        rest = [bytes(buf[head:e]) for n, _, _, e, head in whole if n != 1]
+        return ValueInfo(name, self.elem_type, _string_field(1, name) + b"".join(rest))
+
+
+def _whole_fields(
+    buf: memoryview, start: int, end: int
+) -> Iterator[tuple[int, int, int, int, int]]:
+    """Like ``fields``, with each field's first byte (its key) last."""
+    head = start
+    for number, wire, s, e in fields(buf, start, end):
+        yield number, wire, s, e, head
+        head = e
+
+
+def _value_info(buf: memoryview, start: int, end: int) -> ValueInfo:
+    name, elem_type = "", 0
+    for number, wire, s, e in fields(buf, start, end):
+        if number == 1 and wire == 2:
+            name = _text(buf, s, e)
+        elif number == 2 and wire == 2:  # TypeProto.tensor_type.elem_type
+            for n, w, ts, te in fields(buf, s, e):
+                if n == 1 and w == 2:
+                    for n2, w2, es, ee in fields(buf, ts, te):
+                        if n2 == 1 and w2 == 0:
+                            elem_type = varint(buf, es, ee)[0]
+    return ValueInfo(name, elem_type, bytes(buf[start:end]))
+
+
+class Graph:
+    """A GraphProto's nodes, initializers (shape, type and inline values), inputs, outputs."""
+
+    def __init__(self, buf: memoryview, start: int, end: int) -> None:
+        self.span = (start, end)
+        self.nodes: list[Node] = []
+        self.initializers: dict[str, Tensor] = {}
+        self.inputs: list[ValueInfo] = []
+        self.outputs: list[ValueInfo] = []
+        # Every field as (number, its whole encoding: a view of the file's bytes, not a copy).
+        self._fields: list[tuple[int, memoryview]] = []
+        for number, wire, s, e, head in _whole_fields(buf, start, end):
+            self._fields.append((number, buf[head:e]))
+            if wire != 2:
+                continue
+            if number == _GRAPH_NODE:
+                self.nodes.append(_node(buf, s, e))
+            elif number == _GRAPH_INITIALIZER:
+                name = next(
+                    (_text(buf, ns, ne) for n, w, ns, ne in fields(buf, s, e) if n == 8), ""
+                )
+                self.initializers[name] = _tensor(buf, s, e)
+            elif number == _GRAPH_INPUT:
+                self.inputs.append(_value_info(buf, s, e))
+            elif number == _GRAPH_OUTPUT:
+                self.outputs.append(_value_info(buf, s, e))
+
+    def encode(self) -> bytes:
+        """The graph with the current nodes and outputs; every other field as it was."""
+        parts: list[bytes | memoryview] = []
+        nodes_written = outputs_written = False
+        for number, encoded in self._fields:
+            if number == _GRAPH_NODE:
+                if not nodes_written:
+                    parts += [_length_delimited(1, node.encode()) for node in self.nodes]
+                    nodes_written = True
+            elif number == _GRAPH_OUTPUT:
+                if not outputs_written:
+                    parts += [_length_delimited(12, out.raw) for out in self.outputs]
+                    outputs_written = True
+            else:
+                parts.append(encoded)
+        if not nodes_written:
+            parts[:0] = [_length_delimited(1, node.encode()) for node in self.nodes]
+        if not outputs_written:
+            parts += [_length_delimited(12, out.raw) for out in self.outputs]
+        return b"".join(parts)
+
+
+class OnnxModel:
+    """A ModelProto whose main graph can be edited and written back."""
+
+    def __init__(self, data: bytes) -> None:
+        buf = memoryview(data)
+        self._fields: list[tuple[int, memoryview]] = []  # views of ``data``, as in Graph
+        self.opsets: list[tuple[str, int]] = []
+        graph: Graph | None = None
+        for number, wire, s, e, head in _whole_fields(buf, 0, len(buf)):
+            self._fields.append((number, buf[head:e]))
+            if number == _MODEL_GRAPH and wire == 2:
+                graph = Graph(buf, s, e)
+            elif number == _MODEL_OPSET and wire == 2:
+                domain, version = "", 0
+                for n, w, os_, oe in fields(buf, s, e):
+                    if n == 1 and w == 2:
+                        domain = _text(buf, os_, oe)
+                    elif n == 2 and w == 0:
+                        version = _signed(varint(buf, os_, oe)[0])
+                self.opsets.append((domain, version))
+        if graph is None:
+            raise ProtobufError("not an ONNX model: no graph")
+        self.graph = graph
+        self._opsets_read = len(self.opsets)
+
+    @classmethod
+    def load(cls, path: Path) -> OnnxModel:
+        """The model file alone: external data files are neither read nor needed."""
+        return cls(Path(path).read_bytes())
+
+    def add_opset(self, domain: str, version: int) -> None:
+        if all(name != domain for name, _ in self.opsets):
+            self.opsets.append((domain, version))
+
+    def encode(self) -> bytes:
+        parts: list[bytes | memoryview] = []
+        new = [
+            _length_delimited(_MODEL_OPSET, _string_field(1, name) + _key(2, 0) + _encode_varint(v))
+            for name, v in self.opsets[self._opsets_read :]
+        ]
+        for number, encoded in self._fields:
+            if new and number > _MODEL_OPSET:  # after the last opset import, in field order
+                parts += new
+                new = []
+            if number == _MODEL_GRAPH:
+                parts.append(_length_delimited(_MODEL_GRAPH, self.graph.encode()))
+            else:
+                parts.append(encoded)
+        parts += new
+        return b"".join(parts)
+
+    def save(self, path: Path) -> None:
+        Path(path).write_bytes(self.encode())
