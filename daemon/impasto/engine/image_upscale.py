@@ -147,9 +147,11 @@ _sessions = _SessionCache()
 
 def run_model(session: Any, image: Image.Image) -> Image.Image:
     """One pass of a super-resolution session over an RGB image."""
+    from impasto.engine.sessions import releasing_run_options
+
     pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     batch = np.ascontiguousarray(pixels.transpose(2, 0, 1)[None])
-    (out,) = session.run(None, {session.get_inputs()[0].name: batch})
+    (out,) = session.run(None, {session.get_inputs()[0].name: batch}, releasing_run_options())
     rgb = np.clip(out[0].transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return Image.fromarray(rgb, "RGB")
 
