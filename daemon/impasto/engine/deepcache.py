@@ -28,7 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from impasto.engine.onnx_external import read_external_data_locations
-from impasto.formats.protobuf import ProtobufError, fields, varint
+from impasto.formats.protobuf import (
+    ProtobufError,
+    encode_varint,
+    fields,
+    length_delimited,
+    varint,
+)
 
 FULL_FILE = "deepcache-full.onnx"
 SHALLOW_FILE = "deepcache-shallow.onnx"
@@ -112,28 +118,13 @@ def _read_graph(buf: memoryview, s: int, e: int) -> _Graph:
 # ---------------------------------------------------------------- protobuf writing
 
 
-def _varint_bytes(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited field."""
-    return _varint_bytes(number << 3 | 2) + _varint_bytes(len(payload)) + payload
-
-
 def _tensor_value_info(name: str, elem_type: int) -> bytes:
     """A ValueInfoProto of a rank-4 tensor with every dimension dynamic."""
-    dims = b"".join(_field(1, _field(2, f"deepcache_{axis}".encode())) for axis in "nchw")
-    tensor = _varint_bytes(1 << 3) + _varint_bytes(elem_type) + _field(2, dims)
-    return _field(1, name.encode()) + _field(2, _field(1, tensor))
+    dims = b"".join(
+        length_delimited(1, length_delimited(2, f"deepcache_{axis}".encode())) for axis in "nchw"
+    )
+    tensor = encode_varint(1 << 3) + encode_varint(elem_type) + length_delimited(2, dims)
+    return length_delimited(1, name.encode()) + length_delimited(2, length_delimited(1, tensor))
 
 
 # ---------------------------------------------------------------- the cut
@@ -250,9 +241,9 @@ def _split(model: Path, full: Path, shallow: Path) -> tuple[str, frozenset[str]]
                 raise DeepCacheError("the UNet graph has no output")
             feature, elem_type = _find_cut(graph)
             out_name = graph.outputs[0][0]
-            extra_output = _field(_G_OUTPUT, _tensor_value_info(feature, elem_type))
+            extra_output = length_delimited(_G_OUTPUT, _tensor_value_info(feature, elem_type))
             full_graph_len = (ge - gs) + len(extra_output)
-            graph_key = _varint_bytes(_MODEL_GRAPH << 3 | 2) + _varint_bytes(full_graph_len)
+            graph_key = encode_varint(_MODEL_GRAPH << 3 | 2) + encode_varint(full_graph_len)
             with buf[gs:ge] as graph_bytes:  # released before the mapping closes, even on error
                 _write(full, [head, graph_key, graph_bytes, extra_output])
 
@@ -261,20 +252,20 @@ def _split(model: Path, full: Path, shallow: Path) -> tuple[str, frozenset[str]]
                 raise DeepCacheError("the UNet's output does not depend on the cut")
             body = bytearray()
             for number, fs, fe in graph.other:  # name, doc string, sparse initializers...
-                body += _field(number, bytes(buf[fs:fe]))
+                body += length_delimited(number, bytes(buf[fs:fe]))
             for node in nodes:
-                body += _field(_G_NODE, bytes(buf[node.span[0] : node.span[1]]))
+                body += length_delimited(_G_NODE, bytes(buf[node.span[0] : node.span[1]]))
             kept = frozenset(n for n in graph.initializers if n in names)
             for name in kept:
                 s, e = graph.initializers[name]
-                body += _field(_G_INIT, bytes(buf[s:e]))
+                body += length_delimited(_G_INIT, bytes(buf[s:e]))
             for name, (s, e) in graph.inputs.items():
                 if name in names and name not in graph.initializers:
-                    body += _field(_G_INPUT, bytes(buf[s:e]))
-            body += _field(_G_INPUT, _tensor_value_info(feature, elem_type))
+                    body += length_delimited(_G_INPUT, bytes(buf[s:e]))
+            body += length_delimited(_G_INPUT, _tensor_value_info(feature, elem_type))
             s, e = graph.outputs[0][1]
-            body += _field(_G_OUTPUT, bytes(buf[s:e]))
-            _write(shallow, [head, _field(_MODEL_GRAPH, bytes(body))])
+            body += length_delimited(_G_OUTPUT, bytes(buf[s:e]))
+            _write(shallow, [head, length_delimited(_MODEL_GRAPH, bytes(body))])
         finally:
             buf.release()
     return feature, kept

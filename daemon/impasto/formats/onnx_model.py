@@ -17,7 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from impasto.formats.protobuf import ProtobufError, fields, varint
+from impasto.formats.protobuf import (
+    ProtobufError,
+    encode_varint,
+    fields,
+    length_delimited,
+    varint,
+)
 
 # ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto and ValueInfoProto fields.
 _MODEL_GRAPH, _MODEL_OPSET = 7, 8
@@ -39,29 +45,12 @@ def _text(buf: memoryview, start: int, end: int) -> str:
     return bytes(buf[start:end]).decode("utf-8")
 
 
-def _encode_varint(value: int) -> bytes:
-    value %= _UNSIGNED_64
-    out = bytearray()
-    while True:
-        low = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
-
-
 def _key(number: int, wire: int) -> bytes:
-    return _encode_varint(number << 3 | wire)
-
-
-def _length_delimited(number: int, data: bytes) -> bytes:
-    return _key(number, 2) + _encode_varint(len(data)) + data
+    return encode_varint(number << 3 | wire)
 
 
 def _string_field(number: int, text: str) -> bytes:
-    return _length_delimited(number, text.encode("utf-8"))
+    return length_delimited(number, text.encode("utf-8"))
 
 
 def _varints(buf: memoryview, start: int, end: int) -> Iterator[int]:
@@ -169,9 +158,9 @@ def _attribute(buf: memoryview, start: int, end: int) -> Attribute:
 def _encode_attribute(name: str, value: int | float) -> bytes:
     """An INT or FLOAT attribute, fields in the order protobuf writes them (1, 2|3, 20)."""
     if isinstance(value, int):
-        body = _key(3, 0) + _encode_varint(value) + _key(20, 0) + _encode_varint(_ATTR_INT)
+        body = _key(3, 0) + encode_varint(value) + _key(20, 0) + encode_varint(_ATTR_INT)
     else:
-        body = _key(2, 5) + struct.pack("<f", value) + _key(20, 0) + _encode_varint(_ATTR_FLOAT)
+        body = _key(2, 5) + struct.pack("<f", value) + _key(20, 0) + encode_varint(_ATTR_FLOAT)
     return _string_field(1, name) + body
 
 
@@ -215,7 +204,7 @@ class Node:
         parts += [_string_field(2, name) for name in self.outputs]
         parts += [_string_field(3, self.name)] if self.name else []
         parts.append(_string_field(4, self.op_type))
-        parts += [_length_delimited(5, attr.raw) for attr in self.attributes]
+        parts += [length_delimited(5, attr.raw) for attr in self.attributes]
         parts += [_string_field(7, self.domain)] if self.domain else []
         return b"".join(parts)
 
@@ -314,18 +303,18 @@ class Graph:
         for number, encoded in self._fields:
             if number == _GRAPH_NODE:
                 if not nodes_written:
-                    parts += [_length_delimited(1, node.encode()) for node in self.nodes]
+                    parts += [length_delimited(1, node.encode()) for node in self.nodes]
                     nodes_written = True
             elif number == _GRAPH_OUTPUT:
                 if not outputs_written:
-                    parts += [_length_delimited(12, out.raw) for out in self.outputs]
+                    parts += [length_delimited(12, out.raw) for out in self.outputs]
                     outputs_written = True
             else:
                 parts.append(encoded)
         if not nodes_written:
-            parts[:0] = [_length_delimited(1, node.encode()) for node in self.nodes]
+            parts[:0] = [length_delimited(1, node.encode()) for node in self.nodes]
         if not outputs_written:
-            parts += [_length_delimited(12, out.raw) for out in self.outputs]
+            parts += [length_delimited(12, out.raw) for out in self.outputs]
         return b"".join(parts)
 
 
@@ -366,7 +355,7 @@ class OnnxModel:
     def encode(self) -> bytes:
         parts: list[bytes | memoryview] = []
         new = [
-            _length_delimited(_MODEL_OPSET, _string_field(1, name) + _key(2, 0) + _encode_varint(v))
+            length_delimited(_MODEL_OPSET, _string_field(1, name) + _key(2, 0) + encode_varint(v))
             for name, v in self.opsets[self._opsets_read :]
         ]
         for number, encoded in self._fields:
@@ -374,7 +363,7 @@ class OnnxModel:
                 parts += new
                 new = []
             if number == _MODEL_GRAPH:
-                parts.append(_length_delimited(_MODEL_GRAPH, self.graph.encode()))
+                parts.append(length_delimited(_MODEL_GRAPH, self.graph.encode()))
             else:
                 parts.append(encoded)
         parts += new

@@ -1,4 +1,5 @@
-"""The protobuf wire format, just enough to walk an ONNX file's messages by field number.
+"""The protobuf wire format, just enough to walk an ONNX file's messages by field number and to
+write the few fields a graph rewrite adds.
 
 The ``onnx`` package is not a runtime dependency; the engine (external data, graph
 initializers) and the services (model detection) read the few fields they need with this.
@@ -65,3 +66,22 @@ def int_field(buf: Buffer, start: int, end: int, number: int) -> int | None:
         if n == number and w == 0:
             return varint(buf, s, e)[0]
     return None
+
+
+def encode_varint(value: int) -> bytes:
+    """``value`` as a varint; a negative one as protobuf writes an int64 (ten bytes)."""
+    value %= 1 << 64
+    out = bytearray()
+    while True:
+        low = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(low | 0x80)
+        else:
+            out.append(low)
+            return bytes(out)
+
+
+def length_delimited(number: int, payload: bytes) -> bytes:
+    """Field ``number`` (wire type 2) holding ``payload``."""
+    return encode_varint(number << 3 | 2) + encode_varint(len(payload)) + payload
