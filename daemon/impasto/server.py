@@ -80,6 +80,28 @@ def check_bind(settings: Settings) -> None:
         )
 
 
+def check_cluster(settings: Settings) -> None:
+    """A ``cluster`` setting this install cannot serve is refused before anything starts.
+
+    Ray workers need the ``cluster`` extra; the single binary leaves Ray out altogether.
+    """
+    if not settings.cluster:
+        return
+    try:
+        import impasto.worker.ray  # noqa: F401  (checks that Ray is installed; imports no Ray)
+    except ImportError as exc:
+        compiled = "__compiled__" in globals() or getattr(sys, "frozen", False)
+        why = (
+            "the single binary runs local workers only: Ray workers need the Python package, "
+            "pip install 'impasto[cluster]' (docs/cluster.md)"
+            if compiled
+            else str(exc)
+        )
+        raise StartupError(
+            f"{why} (cluster = {settings.cluster!r}; unset it to run local workers)"
+        ) from None
+
+
 def claim_instance(paths: Paths) -> list[InstanceLock]:
     """Lock the data folder and the runtime folder for this daemon's life, or refuse to start.
 
@@ -379,6 +401,7 @@ def serve(loaded: LoadedSettings) -> int:
     paths = resolve_paths(settings)
     try:
         check_bind(settings)
+        check_cluster(settings)
         paths.create()
         configure_logging(settings, paths)
         locks = claim_instance(paths)

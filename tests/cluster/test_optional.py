@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 import textwrap
@@ -67,21 +68,32 @@ def test_a_daemon_without_the_cluster_setting_never_imports_ray(tmp_path: Path) 
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr
 
 
-def test_the_cluster_setting_without_ray_says_what_to_install(tmp_path: Path) -> None:
+def test_the_cluster_setting_without_ray_refuses_to_start_and_says_what_to_install(
+    tmp_path: Path,
+) -> None:
+    """``impasto serve`` with ``cluster`` set and Ray missing: one line naming the extra, exit
+    status 1, no traceback, nothing listening (the binary's case: tests/packaging)."""
     script = textwrap.dedent(
-        f"""
+        """
         import sys
-        sys.modules["ray"] = None
-        from impasto.paths import resolve_paths
-        from impasto.server import build_services
-        from impasto.settings import Settings
-
-        settings = Settings(cluster="auto", data_dir={str(tmp_path)!r})
-        build_services(settings, resolve_paths(settings))
+        sys.modules["ray"] = None  # any `import ray` now raises ImportError
+        from impasto.cli.main import main
+        raise SystemExit(main(["serve"]))
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMPASTO_")}
+    env.update(
+        IMPASTO_CLUSTER="auto",
+        IMPASTO_CONFIG=str(tmp_path / "config.toml"),
+        IMPASTO_DATA_DIR=str(tmp_path / "data"),
+        IMPASTO_RUNTIME_DIR=str(tmp_path / "run"),
+        IMPASTO_LOG_DIR=str(tmp_path / "logs"),
+        IMPASTO_PORT="1",  # never bound: the check comes first
     )
-    assert result.returncode != 0
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert result.returncode == 1, result.stderr
     assert "pip install 'impasto[cluster]'" in result.stderr
+    assert "cluster = 'auto'" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()

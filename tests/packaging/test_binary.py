@@ -159,3 +159,12 @@ def test_the_binary_fuses_attention_when_it_installs_a_model(tmp_path: Path) -> 
         counts = count_ops(OnnxModel.load(installed / part / "model.onnx"), ["MultiHeadAttention"])
         assert counts == {"MultiHeadAttention": blocks}, part
     assert model["clip_skip_max"] == 2, model
+
+
+def test_the_binary_refuses_the_cluster_setting_it_cannot_serve(tmp_path: Path) -> None:
+    """Ray is never compiled in: ``cluster`` set is one clear line and exit status 1."""
+    env = {**smoke.clean_env(tmp_path, smoke.free_port()), "IMPASTO_CLUSTER": "auto"}
+    result = subprocess.run([BINARY, "serve"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert "single binary runs local workers only" in result.stderr, result.stderr
+    assert "pip install 'impasto[cluster]'" in result.stderr and "Traceback" not in result.stderr
