@@ -102,3 +102,69 @@ def test_paths_follow_settings(tmp_path: Path) -> None:
     assert paths.socket == tmp_path / "r" / "impasto.sock"
     paths.create()
     assert (tmp_path / "r").stat().st_mode & 0o777 == 0o700
+
+
+# Numbers with no natural bound above (sizes, counts) need only a floor; the rest have both.
+UNBOUNDED_ABOVE = {
+    "max_file_size",
+    "max_upload_size",
+    "max_body_size",
+    "max_queue",
+    "rate_limit",
+    "preview_every",
+    "max_connections",
+    "max_event_streams",
+    "cluster_cache_size",
+}
+
+
+def _numeric_fields() -> list[msgspec.inspect.Field]:
+    info = msgspec.inspect.type_info(Settings)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return [
+        f
+        for f in info.fields
+        if isinstance(f.type, msgspec.inspect.Metadata)
+        and isinstance(f.type.type, msgspec.inspect.IntType | msgspec.inspect.FloatType)
+    ]
+
+
+def test_every_numeric_setting_is_bounded() -> None:
+    """A new number without bounds fails here: -1 workers or a port of 70000 must not load."""
+    fields = _numeric_fields()
+    assert {f.name for f in fields} >= {"port", "workers", "keep_alive", "max_attempts"}
+    for f in fields:
+        kind = f.type.type
+        assert kind.ge is not None, f.name
+        assert kind.le is not None or f.name in UNBOUNDED_ABOVE, f.name
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("port", "70000", "<= 65535"),
+        ("port", "-1", ">= 0"),
+        ("workers", "-3", ">= 0"),
+        ("max_queue", "0", ">= 1"),
+        ("max_attempts", "0", ">= 1"),
+        ("keep_alive", "nan", ">= 0"),
+        ("keep_alive", "inf", "<= 604800"),
+        ("preview_every", "-2", ">= 0"),
+        ("max_upload_size", "0", ">= 1"),
+        ("rate_limit", "-1", ">= 0"),
+        ("log_level", "bogus", "debug, info, warning, error"),
+        ("hf_endpoint", "hub.local", "http:// or https:// URL"),
+    ],
+)
+def test_out_of_range_values_are_refused_with_the_allowed_range(
+    tmp_path: Path, key: str, value: str, words: str
+) -> None:
+    with pytest.raises(ValueError) as raised:
+        load_settings(env={ENV_PREFIX + key.upper(): value}, config_path=tmp_path / "none.toml")
+    assert key in str(raised.value) and words in str(raised.value)
+
+
+def test_the_docs_table_states_each_range() -> None:
+    table = markdown_table()
+    assert "TCP port of the HTTP server (0 picks a free port). Allowed: 0-65535." in table
+    assert "Allowed: 0-604800." in table  # keep_alive, as the API's keep_alive

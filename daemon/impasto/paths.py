@@ -36,6 +36,8 @@ class Paths:
         self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if sys.platform != "win32":
             os.chmod(self.runtime_dir, 0o700)
+            # A socket_path elsewhere: its folder is made as private as the runtime dir's.
+            self.socket.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
 def _runtime_default() -> Path:

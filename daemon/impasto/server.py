@@ -18,6 +18,8 @@ from impasto import __version__, discovery
 from impasto.api.app import create_app
 from impasto.api.routes.plugins import plugin_routers
 from impasto.api.security import LOOPBACK_NAMES, mark_transport
+from impasto.engine.providers import resolve_name
+from impasto.engine.types import EngineError
 from impasto.formats.png import remove_stale_temp_files
 from impasto.instance_lock import InstanceLock
 from impasto.logs import configure_daemon_logging
@@ -100,6 +102,17 @@ def check_cluster(settings: Settings) -> None:
         raise StartupError(
             f"{why} (cluster = {settings.cluster!r}; unset it to run local workers)"
         ) from None
+
+
+def check_provider(settings: Settings) -> None:
+    """An execution provider name no ONNX Runtime knows is refused before anything starts
+    (the worker would fail on it at every start)."""
+    if settings.provider.strip().lower() == "auto":
+        return
+    try:
+        resolve_name(settings.provider)
+    except EngineError as exc:
+        raise StartupError(f"provider: {exc}, or auto") from None
 
 
 def claim_instance(paths: Paths) -> list[InstanceLock]:
@@ -402,6 +415,7 @@ def serve(loaded: LoadedSettings) -> int:
     try:
         check_bind(settings)
         check_cluster(settings)
+        check_provider(settings)
         paths.create()
         configure_logging(settings, paths)
         locks = claim_instance(paths)

@@ -8,16 +8,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import msgspec
 import platformdirs
+
+from impasto.wire.requests import KEEP_ALIVE_MAX
 
 APP_NAME = "impasto"
 ENV_PREFIX = "IMPASTO_"
 
 
-def _doc(text: str) -> msgspec.Meta:
-    return msgspec.Meta(description=text)
+def _doc(text: str, *, ge: int | None = None, le: int | None = None) -> msgspec.Meta:
+    """The field's one-line doc and its bounds, checked on every load."""
+    return msgspec.Meta(description=text, ge=ge, le=le)
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
@@ -26,7 +33,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     host: Annotated[
         str, _doc("Address the HTTP server binds to (loopback unless a token is set).")
     ] = "localhost"
-    port: Annotated[int, _doc("TCP port of the HTTP server (0 picks a free port).")] = 8080
+    port: Annotated[
+        int, _doc("TCP port of the HTTP server (0 picks a free port).", ge=0, le=65535)
+    ] = 8080
     socket: Annotated[
         bool, _doc("Also serve the API on a Unix socket (a named pipe on Windows).")
     ] = True
@@ -48,25 +57,35 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     output_dir: Annotated[str, _doc("Folder generated images are written to.")] = ""
     models_dir: Annotated[str, _doc("Folder installed models are read from.")] = ""
     temp_dir: Annotated[str, _doc("Folder for uploads and partial files.")] = ""
-    max_file_size: Annotated[int, _doc("Largest model file accepted, in bytes.")] = 10 * 1024**3
+    max_file_size: Annotated[int, _doc("Largest model file accepted, in bytes.", ge=1)] = (
+        10 * 1024**3
+    )
     install_roots: Annotated[
         list[str],
         _doc("Folders local install sources may come from; empty: home, data, temp, cwd."),
     ] = msgspec.field(default_factory=list)
-    max_upload_size: Annotated[int, _doc("Largest uploaded init image or mask, in bytes.")] = (
-        20 * 1024**2
+    max_upload_size: Annotated[
+        int, _doc("Largest uploaded init image or mask, in bytes.", ge=1)
+    ] = 20 * 1024**2
+    max_body_size: Annotated[int, _doc("Largest request body accepted, in bytes.", ge=1)] = (
+        64 * 1024**2
     )
-    max_body_size: Annotated[int, _doc("Largest request body accepted, in bytes.")] = 64 * 1024**2
     default_model: Annotated[str, _doc("Model used when a request names none.")] = "impasto-shapes"
     show_test_models: Annotated[
         bool, _doc("List the bundled random-weight test models (the default model always shows).")
     ] = False
-    keep_alive: Annotated[float, _doc("Seconds the worker keeps an idle model loaded.")] = 300.0
-    workers: Annotated[int, _doc("Inference worker processes; 0: one per NVIDIA GPU, or 1.")] = 0
-    max_queue: Annotated[int, _doc("Most queued jobs; beyond it submits get 429.")] = 1000
-    max_attempts: Annotated[int, _doc("Times a job is tried when its worker dies.")] = 3
+    keep_alive: Annotated[
+        float, _doc("Seconds the worker keeps an idle model loaded.", ge=0, le=KEEP_ALIVE_MAX)
+    ] = 300.0
+    workers: Annotated[
+        int, _doc("Inference worker processes; 0: one per NVIDIA GPU, or 1.", ge=0, le=64)
+    ] = 0
+    max_queue: Annotated[int, _doc("Most queued jobs; beyond it submits get 429.", ge=1)] = 1000
+    max_attempts: Annotated[
+        int, _doc("Times a job is tried when its worker dies.", ge=1, le=100)
+    ] = 3
     rate_limit: Annotated[
-        int, _doc("Most generate requests per minute per connection (0 = off).")
+        int, _doc("Most generate requests per minute per connection (0 = off).", ge=0)
     ] = 600
     max_connections: Annotated[
         int,
@@ -92,7 +111,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         str, _doc("Execution provider: auto, cpu, cuda, tensorrt, directml, ...")
     ] = "auto"
     enable_tensorrt: Annotated[bool, _doc("Let 'auto' pick TensorRT when it is available.")] = False
-    preview_every: Annotated[int, _doc("Send a preview image every N sampler steps (0 = off).")] = 2
+    preview_every: Annotated[
+        int, _doc("Send a preview image every N sampler steps (0 = off).", ge=0)
+    ] = 2
     log_level: Annotated[str, _doc("Logging level: debug, info, warning or error.")] = "info"
     hf_token: Annotated[
         str, _doc("Hugging Face token for private or gated repos (else HF_TOKEN).")
@@ -123,6 +144,18 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         ),
     ] = 50 * 1024**3
 
+    def __post_init__(self) -> None:
+        # Settings with a closed set or a form (bounds are in each field's Meta).
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise ValueError(
+                f"log_level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
+            )
+        endpoint = urlsplit(self.hf_endpoint)
+        if self.hf_endpoint and (endpoint.scheme not in ("http", "https") or not endpoint.netloc):
+            raise ValueError(
+                f"hf_endpoint must be an http:// or https:// URL, not {self.hf_endpoint!r}"
+            )
+
 
 def field_docs() -> dict[str, str]:
     """The one-line doc of every settings field, by name."""
@@ -133,6 +166,23 @@ def field_docs() -> dict[str, str]:
         extra = f.type.extra_json_schema if isinstance(f.type, msgspec.inspect.Metadata) else None
         docs[f.name] = (extra or {}).get("description", "")
     return docs
+
+
+def field_ranges() -> dict[str, str]:
+    """``"0-65535"``, ``">= 1"``...: the bounds of every bounded numeric setting, by name."""
+    info = msgspec.inspect.type_info(Settings)
+    assert isinstance(info, msgspec.inspect.StructType)
+    ranges: dict[str, str] = {}
+    for f in info.fields:
+        kind = f.type.type if isinstance(f.type, msgspec.inspect.Metadata) else f.type
+        if not isinstance(kind, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+            continue
+        low, high = kind.ge, kind.le
+        if low is not None and high is not None:
+            ranges[f.name] = f"{low}-{high}"
+        elif low is not None:
+            ranges[f.name] = f">= {low}"
+    return ranges
 
 
 @dataclass(frozen=True)
@@ -224,7 +274,7 @@ def markdown_table() -> str:
         "|---|---|---|---|---|",
     ]
     defaults = Settings()
-    docs = field_docs()
+    docs, ranges = field_docs(), field_ranges()
     for f in msgspec.structs.fields(Settings):
         value = getattr(defaults, f.name)
         if isinstance(value, bool):
@@ -237,5 +287,6 @@ def markdown_table() -> str:
             shown = str(value)
         flag = "--" + f.name.replace("_", "-")
         env = ENV_PREFIX + f.name.upper()
-        rows.append(f"| `{f.name}` | `{env}` | `{flag}` | {shown} | {docs[f.name]} |")
+        meaning = docs[f.name] + (f" Allowed: {ranges[f.name]}." if f.name in ranges else "")
+        rows.append(f"| `{f.name}` | `{env}` | `{flag}` | {shown} | {meaning} |")
     return "\n".join(rows)

@@ -87,8 +87,9 @@ PageLimit = Annotated[int, Meta(ge=1, le=200)]
 PageOffset = Annotated[int, Meta(ge=0, le=10**9)]
 ThumbSize = Annotated[int, Meta(ge=16, le=1024, description="Longest side of a JPEG thumbnail")]
 EventSeq = Annotated[int, Meta(ge=0, le=SEQ_MAX, description="Replay events after this seq")]
+KEEP_ALIVE_MAX = 7 * 24 * 3600  # a week; also the keep_alive setting's bound
 KeepAlive = Annotated[
-    float, Meta(ge=0, le=7 * 24 * 3600, description="Seconds a loaded model stays while idle")
+    float, Meta(ge=0, le=KEEP_ALIVE_MAX, description="Seconds a loaded model stays while idle")
 ]
 
 

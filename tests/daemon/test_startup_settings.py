@@ -1,0 +1,41 @@
+"""Settings a daemon cannot serve are refused at start, in one line, before anything listens;
+settings it can serve by making a folder are served."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import httpx
+
+from tests.harness import Daemon
+from tests.tools import linux_only
+
+
+def test_an_unknown_execution_provider_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    daemon = Daemon(tmp_path, provider="FooExecutionProvider")
+    result = daemon.refused()
+    assert result.returncode == 1, result.stderr
+    assert "unknown execution provider 'FooExecutionProvider'" in result.stderr
+    assert "cpu" in result.stderr and "auto" in result.stderr  # the names it accepts
+    assert "Traceback" not in result.stderr
+    assert not daemon.discovery_file.exists()
+
+
+def test_an_out_of_range_setting_names_the_key_and_its_range(tmp_path: Path) -> None:
+    result = Daemon(tmp_path, workers=-3).refused()
+    assert result.returncode == 2, result.stderr
+    assert "workers" in result.stderr and ">= 0" in result.stderr
+
+
+def test_a_socket_path_in_a_missing_folder_gets_a_private_folder(tmp_path: Path) -> None:
+    linux_only("Unix sockets")
+    socket_path = tmp_path / "sockets" / "deeper" / "impasto.sock"
+    daemon = Daemon(tmp_path / "d", socket_path=str(socket_path)).start()
+    try:
+        transport = httpx.HTTPTransport(uds=str(socket_path))
+        with httpx.Client(transport=transport, base_url="http://impasto") as client:
+            assert client.get("/api/v1/health").status_code == 200
+        assert stat.S_IMODE(socket_path.parent.stat().st_mode) == 0o700
+    finally:
+        daemon.stop()
