@@ -166,7 +166,8 @@ def _encode_attribute(name: str, value: int | float) -> bytes:
 
 @dataclass
 class Node:
-    """One NodeProto. ``raw`` is its original encoding; a node made by a rewrite has none."""
+    """One NodeProto. ``raw`` is its original encoding, written back as it was: a rewrite
+    replaces nodes (``Node.new``) rather than changing the fields of one it keeps."""
 
     op_type: str
     inputs: list[str] = field(default_factory=list)
@@ -248,7 +249,7 @@ class ValueInfo:
 def _whole_fields(
     buf: memoryview, start: int, end: int
 ) -> Iterator[tuple[int, int, int, int, int]]:
-    """Like ``fields``, with each field's first byte (its key) last."""
+    """Like ``fields``, with one more value last: where the field's key starts."""
     head = start
     for number, wire, s, e in fields(buf, start, end):
         yield number, wire, s, e, head
@@ -273,7 +274,6 @@ class Graph:
     """A GraphProto's nodes, initializers (shape, type and inline values), inputs, outputs."""
 
     def __init__(self, buf: memoryview, start: int, end: int) -> None:
-        self.span = (start, end)
         self.nodes: list[Node] = []
         self.initializers: dict[str, Tensor] = {}
         self.inputs: list[ValueInfo] = []
