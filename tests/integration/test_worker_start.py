@@ -61,6 +61,9 @@ def test_workers_that_cannot_start_show_in_health_status_and_fail_the_queue(
                 health = c.get("/api/v1/health").json()
             assert health["status"] == "error", health
             assert "cannot start" in health["problem"] and "migraphx" in health["problem"]
+            # The worker exits with its error, not killed by an abort on the way out.
+            assert "exited with code 1" in health["problem"], health
+            assert "signal" not in health["problem"], health
             # The waiting job fails with that reason instead of waiting forever.
             failed = wait_status(c, job_id, {"completed", "failed", "cancelled"}, timeout=120)
             assert failed["status"] == "failed" and "cannot start" in failed["error"], failed

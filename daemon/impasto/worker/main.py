@@ -307,7 +307,6 @@ def run_worker(argv: list[str] | None = None) -> int:
 
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints must never corrupt the frame stream
-    channel = Channel(sys.stdin.buffer, out)
 
     from impasto.engine import select_providers
 
@@ -321,6 +320,9 @@ def run_worker(argv: list[str] | None = None) -> int:
 
         return warm(Path(args.warm), choice, cache_dir)
     plugins = load_plugins(args.data_dir, args.models_dir)
+    # Only now the reader thread: a startup error raised while it sat blocked on stdin made
+    # the interpreter abort at exit (SIGABRT) instead of exiting with the error.
+    channel = Channel(sys.stdin.buffer, out)
     channel.send(Ready(pid=os.getpid(), provider=describe_choice(choice)))
     worker = Worker(channel, choice, plugins, cache_dir)
     while True:
