@@ -293,3 +293,41 @@ def test_a_prompt_of_only_spaces_is_refused_like_an_empty_one_by_openai(
         assert response.status_code == 400, response.text
         assert response.json()["error"]["param"] == "prompt"
     assert services.jobs.store.count_queued() == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "allowed"),
+    [
+        # Bodies outside the generate request, whose rules are read from the route's own type.
+        (
+            "/api/v1/models/install",
+            {"source": "a/b", "precision": "int4"},
+            "precision",
+            "must be one of fp32, fp16, int8",
+        ),
+        (
+            "/sdapi/v1/extra-single-image",
+            {"image": "aGk=", "resize_mode": 7},
+            "resize_mode",
+            "must be one of 0, 1",
+        ),
+        ("/api/v1/generate", {**VALID, "decoder": "turbo"}, "decoder", "must be one of full, fast"),
+    ],
+)
+def test_a_value_outside_a_closed_set_is_answered_with_the_set(
+    api: TestClient, path: str, body: dict[str, object], field: str, allowed: str
+) -> None:
+    response = api.post(path, json=body)
+    assert response.status_code == 422, response.text
+    assert field in response.text and allowed in response.text, response.text
+    assert "Invalid enum value" not in response.text
+
+
+def test_choices_are_found_through_nesting_options_and_lists() -> None:
+    from impasto.wire.limits import choices_rule
+    from impasto.wire.requests import GenerateRequest
+
+    assert choices_rule(GenerateRequest, "rng") == "must be one of pcg64, cpu"
+    assert choices_rule(GenerateRequest | None, "inpaint_area") == "must be one of whole, masked"
+    assert choices_rule(GenerateRequest, "prompt") is None  # text, not a closed set
+    assert choices_rule(GenerateRequest, "no_such_field") is None

@@ -14,6 +14,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from impasto.services.errors import FieldError
 from impasto.wire import decode_error
+from impasto.wire.limits import ENUM_ERROR, choices_rule
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 MAX_OPTION_DEPTH = 32  # levels of nesting allowed in free-form options such as ``plugins``
@@ -77,11 +78,21 @@ def too_deep_handler(request: Request[Any, Any, Any], exc: RecursionError) -> Re
     return Response({"status_code": 400, "detail": TOO_DEEP}, status_code=400)
 
 
-def validation_items(exc: ValidationException) -> list[tuple[str, str]]:
+def _body_type(request: Request[Any, Any, Any] | None) -> Any:
+    """The type the route decodes its body into (its ``data`` parameter), if any."""
+    handler = request.scope.get("route_handler") if request is not None else None
+    data = handler.parsed_fn_signature.parameters.get("data") if handler is not None else None
+    return data.annotation if data is not None else None
+
+
+def validation_items(
+    exc: ValidationException, request: Request[Any, Any, Any] | None = None
+) -> list[tuple[str, str]]:
     """(field, message) pairs of a request body Litestar could not decode, for every API dialect.
 
     The handler's body parameter (``data``) is the body itself: an empty body is "body is
-    required", a body of the wrong JSON type is "body: Expected `object`...".
+    required", a body of the wrong JSON type is "body: Expected `object`...". A value outside
+    a closed set is answered with the set, read from the route's body type.
     """
     items = exc.extra if isinstance(exc.extra, list) else []
     out: list[tuple[str, str]] = []
@@ -93,5 +104,7 @@ def validation_items(exc: ValidationException) -> list[tuple[str, str]]:
         field, rule = decode_error(message, None if key in (None, "", "data") else str(key))
         if key == "data" and field == "body":
             rule = NO_BODY if message == "'data'" else rule
+        if rule.startswith(ENUM_ERROR):
+            rule = choices_rule(_body_type(request), field) or rule
         out.append((field, rule))
     return out

@@ -31,7 +31,7 @@ def _body(status: int, detail: str, errors: list[dict[str, str]] | None = None) 
 
 
 def validation_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    errors = [{"field": f, "message": m} for f, m in validation_items(exc)]
+    errors = [{"field": f, "message": m} for f, m in validation_items(exc, request)]
     if not errors:
         return Response(_body(400, f"malformed request: {exc.detail}"), status_code=400)
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)

@@ -14,6 +14,12 @@ from impasto.services.known import KnownModel, NoVariantError, resolve_variant
 from impasto.services.safety import UnsafeContentError, check_special, slugify
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+# A hub source as describe_source writes it (and as users paste it back): hf://owner/name,
+# then optionally @revision and /subfolder. "hf:owner/name" works too.
+_HUB_SOURCE = re.compile(
+    r"^hf:(?://)?(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)"
+    r"(?:@(?P<revision>[^/@]+))?(?:/(?P<subfolder>.+))?$"
+)
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 
 
@@ -80,7 +86,7 @@ def parse_source(
             name = PurePosixPath(url.path).name or url.netloc
             return {"kind": "url", "url": text, "filename": name}, slugify(_stem(name))
     if text.startswith("hf:"):
-        text = text[3:]
+        return _hub_source(text, revision, subfolder)
     path = Path(text).expanduser()
     if path.is_absolute() or text.startswith((".", "~")) or path.exists():
         resolved = local_path("source", text, roots)
@@ -119,6 +125,29 @@ def local_path(field: str, text: str, roots: Sequence[Path]) -> Path:
     except UnsafeContentError as exc:
         raise FieldError(field, str(exc)) from None
     return resolved
+
+
+def _hub_source(
+    text: str, revision: str | None, subfolder: str | None
+) -> tuple[dict[str, Any], str]:
+    """An ``hf://owner/name@revision/subfolder`` source; the request's own fields win."""
+    match = _HUB_SOURCE.match(text)
+    if match is None:
+        raise FieldError(
+            "source",
+            f"{text!r} is not a hub source: write hf://owner/name, optionally followed by "
+            "@revision and /subfolder",
+        )
+    inner = match["subfolder"] or ""
+    if ".." in PurePosixPath(inner).parts:
+        raise FieldError("source", "the subfolder must stay inside the repo (no '..')")
+    source = {
+        "kind": "hub",
+        "repo": match["repo"],
+        "revision": revision or match["revision"],
+        "subfolder": subfolder if subfolder is not None else inner,
+    }
+    return source, slugify(match["repo"].split("/")[1])
 
 
 def describe_source(source: dict[str, Any]) -> str:

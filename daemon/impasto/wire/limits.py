@@ -53,12 +53,12 @@ def _rule(name: str, limit: FieldLimit) -> str:
     return f"must be {kind} between {_number(low)} and {_number(high)}"
 
 
-def _literal_values(hint: Any) -> tuple[Any, ...] | None:
+def literal_values(hint: Any) -> tuple[Any, ...] | None:
     """A field's Literal values in the order the type declares them (msgspec sorts them)."""
     if get_origin(hint) is Literal:
         return get_args(hint)
     for inner in get_args(hint):  # through Annotated[...] and X | None
-        found = _literal_values(inner)
+        found = literal_values(inner)
         if found is not None:
             return found
     return None
@@ -74,7 +74,7 @@ def _field_limit(info: Any, hint: Any = None) -> FieldLimit | None:
     if isinstance(info, inspect.Metadata):
         info = info.type
     if isinstance(info, inspect.LiteralType):
-        values = _literal_values(hint) or info.values
+        values = literal_values(hint) or info.values
         return FieldLimit(type="str", choices=[str(v) for v in values])
     if isinstance(info, inspect.IntType | inspect.FloatType):
         return FieldLimit(
@@ -177,6 +177,33 @@ def error_path(message: str) -> str | None:
     """The field a msgspec error is at (``loras[0].weight``), None for the body itself."""
     match = _PATH.search(message)
     return match.group(1) if match else None
+
+
+ENUM_ERROR = "Invalid enum value"  # how msgspec starts the error of a value outside a Literal
+
+
+def _struct_in(hint: Any) -> type | None:
+    """The msgspec Struct a type is or holds (through Annotated, ``| None`` and lists)."""
+    if isinstance(hint, type) and issubclass(hint, msgspec.Struct):
+        return hint
+    for inner in get_args(hint):
+        found = _struct_in(inner)
+        if found is not None:
+            return found
+    return None
+
+
+def choices_rule(schema: Any, field: str) -> str | None:
+    """ "must be one of ..." for a Literal ``field`` (``hires.upscaler``, ``loras[0].x``) of the
+    body type ``schema``; None when the field is not one."""
+    kind, hint = _struct_in(schema), None
+    for part in re.sub(r"\[\d+\]", "", field).split("."):
+        if kind is None:
+            return None
+        hint = get_type_hints(kind, include_extras=True).get(part)
+        kind = _struct_in(hint)
+    values = literal_values(hint) if hint is not None else None
+    return f"must be one of {', '.join(str(v) for v in values)}" if values else None
 
 
 def decode_error(message: str, field: str | None = None) -> tuple[str, str]:

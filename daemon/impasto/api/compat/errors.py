@@ -53,8 +53,10 @@ def _as_sent(field: str, message: str) -> tuple[str, str]:
     return "prompt", f"<lora> tag {int(match[1]) + 1}{part}: {message}"
 
 
-def _validation_pairs(exc: ValidationException) -> list[tuple[str, str]]:
-    pairs = validation_items(exc) or [("body", str(exc.detail))]
+def _validation_pairs(
+    exc: ValidationException, request: Request[Any, Any, Any]
+) -> list[tuple[str, str]]:
+    pairs = validation_items(exc, request) or [("body", str(exc.detail))]
     return [_as_sent(field, message) for field, message in pairs]
 
 
@@ -100,7 +102,7 @@ def _a1111_invalid(pairs: list[tuple[str, str]]) -> Response[Any]:
 
 
 def _a1111_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    return _a1111_invalid(_validation_pairs(exc))
+    return _a1111_invalid(_validation_pairs(exc, request))
 
 
 def _a1111_service(request: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
@@ -160,7 +162,7 @@ def openai_error(
 
 
 def _openai_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    pairs = _validation_pairs(exc)
+    pairs = _validation_pairs(exc, request)
     message = "; ".join(f"{f}: {m}" for f, m in pairs)
     param = None if pairs[0][0] == "body" else pairs[0][0]  # OpenAI names no param for the body
     return openai_error(400, message, param, "invalid_value")

@@ -19,6 +19,7 @@ from msgspec import inspect
 
 from impasto.api.compat.errors import CompatError
 from impasto.wire import REQUIRED, decode_error
+from impasto.wire.limits import ENUM_ERROR, choices_rule
 
 T = TypeVar("T")
 
@@ -87,6 +88,8 @@ def lenient_convert(data: Any, schema: type[T]) -> T:
         field, rule = decode_error(message)
         # pydantic's words for a missing field; otherwise msgspec's own reason, as A1111 gives.
         reason = "field required" if rule == REQUIRED else message.split(" - at ")[0]
+        if reason.startswith(ENUM_ERROR):
+            reason = choices_rule(schema, field) or reason
         raise CompatError(422, reason, field) from None
 
 
