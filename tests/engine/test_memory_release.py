@@ -54,3 +54,27 @@ def test_a_large_call_leaves_no_arena_behind() -> None:
     mib = 1024**2
     assert kept_by_default > 40 * mib, kept_by_default / mib  # the arena this guards against
     assert kept < kept_by_default / 4, (kept / mib, kept_by_default / mib)
+
+
+def test_a_session_whose_allocator_is_no_arena_runs_as_before(monkeypatch) -> None:
+    """ORT refuses the release option where the CPU allocator is not an arena (an execution
+    provider may choose so); such a session runs on without it instead of failing."""
+    import numpy as np
+
+    from impasto.engine import sessions
+    from impasto.engine.providers import cpu_choice
+
+    original = sessions.session_options
+
+    def without_arena(*args: object, **kwargs: object) -> object:
+        options = original(*args, **kwargs)  # type: ignore[arg-type]
+        options.enable_cpu_mem_arena = False
+        return options
+
+    monkeypatch.setattr(sessions, "session_options", without_arena)
+    decoder = REPO / "models" / "tiny" / "sd-tiny" / "vae_decoder" / "model.onnx"
+    model = sessions.OrtModel(decoder, cpu_choice())
+    latents = np.zeros((1, 4, 8, 8), np.float32)
+    assert model.run({"latent_sample": latents}).shape == (1, 3, 64, 64)
+    assert model._run_options is None  # dropped after ORT's refusal, not retried every call
+    assert model.run({"latent_sample": latents}).shape == (1, 3, 64, 64)

@@ -66,6 +66,10 @@ def releasing_run_options() -> ort.RunOptions:
     return options
 
 
+# How ORT refuses releasing_run_options where the CPU allocator is not an arena.
+_NO_ARENA = "Did not find an arena based allocator"
+
+
 def _contiguous(value: np.ndarray, dtype: type[np.generic]) -> np.ndarray:
     # Not np.ascontiguousarray: it turns a 0-d array (the UNet's scalar timestep) into 1-d.
     return np.require(np.asarray(value, dtype=dtype), requirements="C")
@@ -117,7 +121,7 @@ class OrtModel:
         self.device_type = _DEVICE_TYPES.get(choice.name) if choice.is_gpu else None
         self.device_id = choice.device_id
         self.run_seconds = 0.0
-        self._run_options = releasing_run_options()
+        self._run_options: ort.RunOptions | None = releasing_run_options()
 
     @staticmethod
     def _open(
@@ -211,13 +215,23 @@ class OrtModel:
         names = [self.output_names[i] for i in outputs]
         start = time.perf_counter()
         try:
-            if self.device_type is None:
-                results = self.session.run(names, cast, self._run_options)
-            else:
-                results = self._run_bound(cast, names)
+            try:
+                results = self._run(cast, names)
+            except Exception as exc:  # ORT's own error types
+                if self._run_options is None or _NO_ARENA not in str(exc):
+                    raise
+                # This session's CPU allocator is no arena (an execution provider's own
+                # choice): nothing to release, so run as ORT does by default from now on.
+                self._run_options = None
+                results = self._run(cast, names)
         finally:
             self.run_seconds += time.perf_counter() - start
         return [np.asarray(r) for r in results]
+
+    def _run(self, feeds: dict[str, Any], names: list[str]) -> list[Any]:
+        if self.device_type is None:
+            return list(self.session.run(names, feeds, self._run_options))
+        return self._run_bound(feeds, names)
 
     def _run_bound(self, feeds: dict[str, Any], outputs: list[str]) -> list[np.ndarray]:
         # Inputs go up once per call (or are already OrtValues on the device); the output is
