@@ -57,8 +57,9 @@ def releasing_run_options() -> ort.RunOptions:
 
     The arena otherwise keeps every call's working memory reserved until the session closes:
     after one 1024x1024 call an SD 1.5 UNet's worker stayed 1.1 GB larger for as long as the
-    model stayed loaded (bench/arena.py). At SD 1.5 sizes releasing costs nothing measurable
-    per call; on the 128-pixel bundled model about a millisecond of a 9 ms UNet call.
+    model stayed loaded, and the decoder 3.6 GB after one 768x768 decode (bench/arena.py).
+    Releasing cost an SD 1.5 UNet call nothing measurable and a decode about 3%; whole
+    generations of the bundled model showed no cost.
     Only the CPU arena: a GPU provider's arena is the device's to keep.
     """
     options = ort.RunOptions()
