@@ -19,6 +19,10 @@ SETTINGS = {
     "default": "Styles applied when a request names none (default []).",
 }
 
+# The request field a refusal names: this plugin's options (A1111 clients send them as
+# ``styles``, and their errors say so).
+FIELD = "plugins.styles"
+
 _cache: dict[Path, tuple[float, dict[str, dict[str, str]]]] = {}
 _context: dict[str, PluginContext] = {}
 
@@ -110,11 +114,11 @@ def preprocess_request(request: dict[str, Any], context: PluginContext) -> dict[
     try:
         styles = load_styles(styles_file(context))
     except StylesFileError as exc:
-        raise RejectRequest(str(exc), "plugins") from None
+        raise RejectRequest(str(exc), FIELD) from None
     unknown = [n for n in names if n not in styles]
     if unknown:
         known = ", ".join(sorted(styles)) or f"none (add some to {styles_file(context)})"
-        raise RejectRequest(f"unknown style(s) {', '.join(unknown)}; known: {known}", "plugins")
+        raise RejectRequest(f"unknown style(s) {', '.join(unknown)}; known: {known}", FIELD)
     prompt, negative = request["prompt"], request.get("negative_prompt") or ""
     for name in names:
         prompt, negative = apply_style(prompt, negative, styles[name])

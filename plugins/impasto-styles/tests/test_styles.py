@@ -58,6 +58,16 @@ def test_unknown_style_is_a_422_listing_the_known_ones(daemon: Daemon) -> None:
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert "'styles'" in detail and "noir" in detail and "cinematic, moody" in detail
+    assert response.json()["errors"][0]["field"] == "plugins.styles"
+
+
+def test_an_a1111_client_is_told_about_the_field_it_sent(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        body = {"prompt": "x", "styles": ["noir"], "steps": 2, "width": 64, "height": 64}
+        response = client.post("/sdapi/v1/txt2img", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "styles"], response.text
+    assert "noir" in response.json()["detail"][0]["msg"]
 
 
 def test_route_lists_the_styles(daemon: Daemon) -> None:

@@ -39,11 +39,15 @@ class CompatError(Exception):
 
 
 _LORA_FIELD = re.compile(r"loras(?:\[(\d+)\](?:\.(\w+))?)?")
+# Native fields an A1111 request fills from a field of its own (api/compat/a1111_convert.py).
+_SENT_AS = {"plugins.styles": "styles"}
 
 
 def _as_sent(field: str, message: str) -> tuple[str, str]:
     """``field`` and ``message`` as a compat client sent them: LoRAs are ``<lora:...>`` tags
     in the prompt, so ``loras[0].weight`` is the prompt's first tag."""
+    if field in _SENT_AS:
+        return _SENT_AS[field], message
     match = _LORA_FIELD.fullmatch(field)
     if match is None:
         return field, message
