@@ -1,7 +1,9 @@
-"""Files shipped with Impasto: the static web UI and the bundled tiny demo model."""
+"""Files shipped with Impasto (the static web UI, the bundled models), and whether this
+process is the single binary that ships them."""
 
 from __future__ import annotations
 
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -22,3 +24,8 @@ def ui_static_dir() -> Path:
 def bundled_models_dir() -> Path:
     """The folder holding the tiny demo models that ship with Impasto."""
     return _shipped("bundled_models", "models/tiny")
+
+
+def compiled() -> bool:
+    """True inside the single binary (Nuitka sets ``__compiled__`` in every compiled module)."""
+    return "__compiled__" in globals() or bool(getattr(sys, "frozen", False))

@@ -27,6 +27,7 @@ from impasto.paths import Paths, resolve_paths
 from impasto.plugins import AppContext
 from impasto.plugins.discovery import build_plugin_manager
 from impasto.plugins.manager import PluginHost, read_plugin_config
+from impasto.resources import compiled
 from impasto.services.container import Services
 from impasto.services.events import EventBus
 from impasto.services.images import UploadStore
@@ -92,11 +93,10 @@ def check_cluster(settings: Settings) -> None:
     try:
         import impasto.worker.ray  # noqa: F401  (checks that Ray is installed; imports no Ray)
     except ImportError as exc:
-        compiled = "__compiled__" in globals() or getattr(sys, "frozen", False)
         why = (
             "the single binary runs local workers only: Ray workers need the Python package, "
             "pip install 'impasto[cluster]' (docs/cluster.md)"
-            if compiled
+            if compiled()
             else str(exc)
         )
         raise StartupError(

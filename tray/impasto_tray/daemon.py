@@ -12,17 +12,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from impasto.resources import compiled
+
 log = logging.getLogger(__name__)
 
 # Seconds to wait before each restart after a crash; the last one repeats.
 BACKOFF = (1.0, 2.0, 5.0, 15.0, 30.0)
 # A daemon that ran this long before dying starts the backoff from the beginning again.
 STABLE_AFTER = 60.0
-
-
-def compiled() -> bool:
-    """True inside the single binary (Nuitka sets ``__compiled__`` in every compiled module)."""
-    return "__compiled__" in globals() or bool(getattr(sys, "frozen", False))
 
 
 def impasto_command(*args: str) -> list[str]:

@@ -11,13 +11,13 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import threading
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 from impasto.engine.onnx_external import read_external_data_locations
+from impasto.resources import compiled
 from impasto.services.detect import FAST_DECODER_DIR, is_fast_decoder_folder
 from impasto.services.downloads import InstallCancelled
 from impasto.services.safety import safetensors_header
@@ -44,7 +44,7 @@ def missing_quantizer() -> str | None:
     onnxruntime's quantiser needs the ``onnx`` package, which the single binary leaves out
     (fused attention and clip skip's outputs need neither: services/optimize.py).
     """
-    if "__compiled__" in globals() or getattr(sys, "frozen", False):
+    if compiled():
         return "the single binary cannot quantise models; install the Python package for it"
     try:
         found = find_spec("onnx") is not None

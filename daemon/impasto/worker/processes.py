@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from impasto.resources import compiled
 from impasto.worker.protocol import FromWorker, ToWorker, encode_frame
 
 _RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b: ")
@@ -31,7 +32,7 @@ def child_command(word: str, module: str) -> list[str]:
     skips the onefile bootstrap, which re-checks the whole unpacked payload on every start
     (about half a second) and stays alive as an extra process beside each child.
     """
-    if "__compiled__" in globals() or getattr(sys, "frozen", False):
+    if compiled():
         if sys.executable and os.path.isfile(sys.executable):
             return [sys.executable, word]
         return [sys.argv[0], word]
