@@ -33,6 +33,8 @@ from impasto.formats.protobuf import (
     encode_varint,
     fields,
     length_delimited,
+    string_field,
+    text,
     varint,
 )
 
@@ -76,17 +78,6 @@ class _Graph:
     other: list[tuple[int, int, int]] = field(default_factory=list)  # (field, start, end)
 
 
-def _text(buf: memoryview, s: int, e: int) -> str:
-    return bytes(buf[s:e]).decode("utf-8", "replace")
-
-
-def _name_of(buf: memoryview, s: int, e: int, number: int) -> str:
-    for n, w, fs, fe in fields(buf, s, e):
-        if n == number and w == 2:
-            return _text(buf, fs, fe)
-    return ""
-
-
 def _read_graph(buf: memoryview, s: int, e: int) -> _Graph:
     graph = _Graph()
     for number, wire, fs, fe in fields(buf, s, e):
@@ -94,22 +85,22 @@ def _read_graph(buf: memoryview, s: int, e: int) -> _Graph:
             node = _Node((fs, fe))
             for n, w, ns, ne in fields(buf, fs, fe):
                 if n == 1 and w == 2:
-                    node.inputs.append(_text(buf, ns, ne))
+                    node.inputs.append(text(buf, ns, ne))
                 elif n == 2 and w == 2:
-                    node.outputs.append(_text(buf, ns, ne))
+                    node.outputs.append(text(buf, ns, ne))
                 elif n == 4 and w == 2:
-                    node.op_type = _text(buf, ns, ne)
+                    node.op_type = text(buf, ns, ne)
             graph.nodes.append(node)
         elif number == _G_INIT and wire == 2:
-            name = _name_of(buf, fs, fe, 8)
+            name = string_field(buf, fs, fe, 8)
             graph.initializers[name] = (fs, fe)
             for n, w, ns, ne in fields(buf, fs, fe):
                 if n == 2 and w == 0:
                     graph.init_types[name] = varint(buf, ns, ne)[0]
         elif number == _G_INPUT and wire == 2:
-            graph.inputs[_name_of(buf, fs, fe, 1)] = (fs, fe)
+            graph.inputs[string_field(buf, fs, fe, 1)] = (fs, fe)
         elif number == _G_OUTPUT and wire == 2:
-            graph.outputs.append((_name_of(buf, fs, fe, 1), (fs, fe)))
+            graph.outputs.append((string_field(buf, fs, fe, 1), (fs, fe)))
         elif number != _G_VALUE_INFO:  # value_info is optional; ORT infers shapes again
             graph.other.append((number, fs, fe))
     return graph

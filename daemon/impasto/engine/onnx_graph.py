@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from impasto.formats.protobuf import ProtobufError
+from impasto.formats.protobuf import ProtobufError, repeated_varints, text
 from impasto.formats.protobuf import fields as _fields
 from impasto.formats.protobuf import varint as _varint
 
@@ -55,26 +55,22 @@ class Initializer:
         return _NUMPY.get(self.data_type, np.float32)
 
 
-def _string(buf: memoryview, s: int, e: int) -> str:
-    return bytes(buf[s:e]).decode("utf-8", "replace")
-
-
 def _node(buf: memoryview, start: int, end: int) -> Node:
     node = Node(name="", op_type="")
     for number, wire, s, e in _fields(buf, start, end):
         if number == 1 and wire == 2:
-            node.inputs.append(_string(buf, s, e))
+            node.inputs.append(text(buf, s, e))
         elif number == 2 and wire == 2:
-            node.outputs.append(_string(buf, s, e))
+            node.outputs.append(text(buf, s, e))
         elif number == 3 and wire == 2:
-            node.name = _string(buf, s, e)
+            node.name = text(buf, s, e)
         elif number == 4 and wire == 2:
-            node.op_type = _string(buf, s, e)
+            node.op_type = text(buf, s, e)
         elif number == 5 and wire == 2:
             name, value = "", None
             for n, w, as_, ae in _fields(buf, s, e):
                 if n == 1 and w == 2:
-                    name = _string(buf, as_, ae)
+                    name = text(buf, as_, ae)
                 elif n == 3 and w == 0:
                     value, _ = _varint(buf, as_, ae)
             if value is not None:
@@ -87,7 +83,7 @@ def _external_entry(buf: memoryview, start: int, end: int, init: Initializer) ->
     entry: dict[int, str] = {}
     for number, wire, s, e in _fields(buf, start, end):
         if wire == 2 and number in (1, 2):
-            entry[number] = _string(buf, s, e)
+            entry[number] = text(buf, s, e)
     key, value = entry.get(1, ""), entry.get(2, "")
     if key == "location":
         init.location = value
@@ -101,19 +97,14 @@ def _initializer(buf: memoryview, start: int, end: int) -> Initializer:
     dims: list[int] = []
     init = Initializer(name="", dims=(), data_type=0)
     for number, wire, s, e in _fields(buf, start, end):
-        if number == 1 and wire == 0:
-            dims.append(_varint(buf, s, e)[0])
-        elif number == 1 and wire == 2:  # packed dims
-            pos = s
-            while pos < e:
-                value, pos = _varint(buf, pos, e)
-                dims.append(value)
+        if number == 1:  # dims: packed, or one varint per field
+            dims.extend(repeated_varints(buf, wire, s, e))
         elif number == 2 and wire == 0:
             init.data_type = _varint(buf, s, e)[0]
         elif number == 4 and wire == 2:
             init.floats = (s, e)
         elif number == 8 and wire == 2:
-            init.name = _string(buf, s, e)
+            init.name = text(buf, s, e)
         elif number == 9 and wire == 2:
             init.raw = (s, e)
         elif number == 13 and wire == 2:

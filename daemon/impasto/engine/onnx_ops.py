@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from impasto.formats.protobuf import ProtobufError
+from impasto.formats.onnx_model import elem_type
+from impasto.formats.protobuf import ProtobufError, int_field, text
 from impasto.formats.protobuf import fields as _fields
 from impasto.formats.protobuf import varint as _varint
 
@@ -54,34 +55,13 @@ class GraphOps:
             self.opsets[domain] = max(version, self.opsets.get(domain, 0))
 
 
-def _text(buf: memoryview, s: int, e: int) -> str:
-    return bytes(buf[s:e]).decode("utf-8", "replace")
-
-
-def _int_field(buf: memoryview, start: int, end: int, number: int) -> int | None:
-    for n, w, s, e in _fields(buf, start, end):
-        if n == number and w == 0:
-            return _varint(buf, s, e)[0]
-    return None
-
-
-def _elem_type(buf: memoryview, start: int, end: int) -> int | None:
-    """ValueInfoProto.type.tensor_type.elem_type."""
-    for n, w, s, e in _fields(buf, start, end):
-        if n == 2 and w == 2:  # type
-            for tn, tw, ts, te in _fields(buf, s, e):
-                if tn == 1 and tw == 2:  # tensor_type
-                    return _int_field(buf, ts, te, 1)
-    return None
-
-
 def _node(buf: memoryview, start: int, end: int, out: GraphOps, depth: int) -> None:
     op_type, domain = "", ""
     for n, w, s, e in _fields(buf, start, end):
         if n == 4 and w == 2:
-            op_type = _text(buf, s, e)
+            op_type = text(buf, s, e)
         elif n == 7 and w == 2:
-            domain = _text(buf, s, e)
+            domain = text(buf, s, e)
         elif n == 5 and w == 2:  # attribute: subgraphs live in g (6) and graphs (11)
             for an, aw, as_, ae in _fields(buf, s, e):
                 if an in (6, 11) and aw == 2:
@@ -98,11 +78,11 @@ def _graph(buf: memoryview, start: int, end: int, out: GraphOps, depth: int) -> 
         if n == 1:  # node
             _node(buf, s, e, out, depth)
         elif n == 5:  # initializer: TensorProto.data_type is field 2
-            kind = _FLOAT_TYPES.get(_int_field(buf, s, e, 2) or 0)
+            kind = _FLOAT_TYPES.get(int_field(buf, s, e, 2) or 0)
             if kind:
                 out.floats[kind] += 1
         elif n == 11 and depth == 0:  # the main graph's inputs
-            kind = _FLOAT_TYPES.get(_elem_type(buf, s, e) or 0)
+            kind = _FLOAT_TYPES.get(elem_type(buf, s, e) or 0)
             if kind:
                 out.floats[kind] += 1
 
@@ -111,7 +91,7 @@ def _opset(buf: memoryview, start: int, end: int) -> tuple[str, int]:
     domain, version = "", 0
     for n, w, s, e in _fields(buf, start, end):
         if n == 1 and w == 2:
-            domain = _text(buf, s, e)
+            domain = text(buf, s, e)
         elif n == 2 and w == 0:
             version = _varint(buf, s, e)[0]
     return domain_name(domain), version
@@ -131,9 +111,9 @@ def graph_ops(data: bytes | memoryview) -> GraphOps:
             name, domain = "", ""
             for fn, fw, fs, fe in _fields(buf, s, e):
                 if fn == 1 and fw == 2:
-                    name = _text(buf, fs, fe)
+                    name = text(buf, fs, fe)
                 elif fn == 10 and fw == 2:
-                    domain = _text(buf, fs, fe)
+                    domain = text(buf, fs, fe)
                 elif fn == 7 and fw == 2:
                     _node(buf, fs, fe, out, 1)
             out.functions.add((domain_name(domain), name))
@@ -194,7 +174,7 @@ def _head_graph(buf: memoryview, start: int, end: int, out: GraphOps) -> None:
         else:
             nodes_done = True
             if number == 5 and wire == 2:
-                kind = _FLOAT_TYPES.get(_int_field(buf, s, e, 2) or 0)
+                kind = _FLOAT_TYPES.get(int_field(buf, s, e, 2) or 0)
                 if kind:
                     out.floats[kind] += 1
         pos = e

@@ -21,14 +21,19 @@ from impasto.formats.protobuf import (
     ProtobufError,
     encode_varint,
     fields,
+    int_field,
     length_delimited,
+    repeated_varints,
+    string_field,
+    submessages,
+    text,
     varint,
 )
 
 # ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto and ValueInfoProto fields.
 _MODEL_GRAPH, _MODEL_OPSET = 7, 8
 _GRAPH_NODE, _GRAPH_INITIALIZER, _GRAPH_INPUT, _GRAPH_OUTPUT = 1, 5, 11, 12
-_ATTR_FLOAT, _ATTR_INT, _ATTR_GRAPH = 1, 2, 5
+_ATTR_FLOAT, _ATTR_INT = 1, 2
 _TENSOR_TYPES: dict[int, str] = {1: "<f4", 6: "<i4", 7: "<i8", 10: "<f2", 11: "<f8"}
 _UNSIGNED_64 = 1 << 64
 # Tensors up to this many elements have their values read (shapes, scales: what rewrites
@@ -41,23 +46,12 @@ def _signed(value: int) -> int:
     return value - _UNSIGNED_64 if value >= 1 << 63 else value
 
 
-def _text(buf: memoryview, start: int, end: int) -> str:
-    return bytes(buf[start:end]).decode("utf-8")
-
-
 def _key(number: int, wire: int) -> bytes:
     return encode_varint(number << 3 | wire)
 
 
-def _string_field(number: int, text: str) -> bytes:
-    return length_delimited(number, text.encode("utf-8"))
-
-
-def _varints(buf: memoryview, start: int, end: int) -> Iterator[int]:
-    pos = start
-    while pos < end:
-        value, pos = varint(buf, pos, end)
-        yield value
+def _string_field(number: int, value: str) -> bytes:
+    return length_delimited(number, value.encode("utf-8"))
 
 
 @dataclass
@@ -76,8 +70,7 @@ def _stored_values(buf: memoryview, number: int, wire: int, s: int, e: int) -> l
         return list(struct.unpack(f"<{(e - s) // 4}f", buf[s:e]))
     if number == 10:  # double_data
         return list(struct.unpack(f"<{(e - s) // 8}d", buf[s:e]))
-    found = list(_varints(buf, s, e)) if wire == 2 else [varint(buf, s, e)[0]]
-    return [_signed(v) for v in found]  # int32_data, int64_data
+    return [_signed(v) for v in repeated_varints(buf, wire, s, e)]  # int32_data, int64_data
 
 
 def _tensor(buf: memoryview, start: int, end: int) -> Tensor:
@@ -87,8 +80,7 @@ def _tensor(buf: memoryview, start: int, end: int) -> Tensor:
     typed: dict[int, list[tuple[int, int, int]]] = {}  # field -> (wire, start, end) of each
     for number, wire, s, e in fields(buf, start, end):
         if number == 1:  # dims: packed, or one varint per field
-            found = list(_varints(buf, s, e)) if wire == 2 else [varint(buf, s, e)[0]]
-            dims.extend(_signed(v) for v in found)
+            dims.extend(_signed(v) for v in repeated_varints(buf, wire, s, e))
         elif number == 2 and wire == 0:
             data_type = varint(buf, s, e)[0]
         elif number == 9 and wire == 2:
@@ -140,14 +132,13 @@ def _attribute(buf: memoryview, start: int, end: int) -> Attribute:
     attr = Attribute(name="", raw=bytes(buf[start:end]))
     for number, wire, s, e in fields(buf, start, end):
         if number == 1 and wire == 2:
-            attr.name = _text(buf, s, e)
+            attr.name = text(buf, s, e)
         elif number == 2 and wire == 5:
             attr.f = struct.unpack("<f", buf[s:e])[0]
         elif number == 3 and wire == 0:
             attr.i = _signed(varint(buf, s, e)[0])
         elif number == 8:
-            found = list(_varints(buf, s, e)) if wire == 2 else [varint(buf, s, e)[0]]
-            attr.ints.extend(_signed(v) for v in found)
+            attr.ints.extend(_signed(v) for v in repeated_varints(buf, wire, s, e))
         elif number == 5 and wire == 2:
             attr.t = _tensor(buf, s, e)
         elif number in (6, 11) and wire == 2:  # g, graphs: If and Loop bodies
@@ -216,17 +207,17 @@ def _node(buf: memoryview, start: int, end: int) -> Node:
         if wire != 2:
             continue
         if number == 1:
-            node.inputs.append(_text(buf, s, e))
+            node.inputs.append(text(buf, s, e))
         elif number == 2:
-            node.outputs.append(_text(buf, s, e))
+            node.outputs.append(text(buf, s, e))
         elif number == 3:
-            node.name = _text(buf, s, e)
+            node.name = text(buf, s, e)
         elif number == 4:
-            node.op_type = _text(buf, s, e)
+            node.op_type = text(buf, s, e)
         elif number == 5:
             node.attributes.append(_attribute(buf, s, e))
         elif number == 7:
-            node.domain = _text(buf, s, e)
+            node.domain = text(buf, s, e)
     return node
 
 
@@ -256,18 +247,17 @@ def _whole_fields(
         head = e
 
 
+def elem_type(buf: memoryview, start: int, end: int) -> int | None:
+    """ValueInfoProto.type.tensor_type.elem_type; None for a value that is not a tensor."""
+    for ts, te in submessages(buf, start, end, 2):  # type
+        for tensor_start, tensor_end in submessages(buf, ts, te, 1):  # tensor_type
+            return int_field(buf, tensor_start, tensor_end, 1)
+    return None
+
+
 def _value_info(buf: memoryview, start: int, end: int) -> ValueInfo:
-    name, elem_type = "", 0
-    for number, wire, s, e in fields(buf, start, end):
-        if number == 1 and wire == 2:
-            name = _text(buf, s, e)
-        elif number == 2 and wire == 2:  # TypeProto.tensor_type.elem_type
-            for n, w, ts, te in fields(buf, s, e):
-                if n == 1 and w == 2:
-                    for n2, w2, es, ee in fields(buf, ts, te):
-                        if n2 == 1 and w2 == 0:
-                            elem_type = varint(buf, es, ee)[0]
-    return ValueInfo(name, elem_type, bytes(buf[start:end]))
+    name = string_field(buf, start, end, 1)
+    return ValueInfo(name, elem_type(buf, start, end) or 0, bytes(buf[start:end]))
 
 
 class Graph:
@@ -287,10 +277,7 @@ class Graph:
             if number == _GRAPH_NODE:
                 self.nodes.append(_node(buf, s, e))
             elif number == _GRAPH_INITIALIZER:
-                name = next(
-                    (_text(buf, ns, ne) for n, w, ns, ne in fields(buf, s, e) if n == 8), ""
-                )
-                self.initializers[name] = _tensor(buf, s, e)
+                self.initializers[string_field(buf, s, e, 8)] = _tensor(buf, s, e)
             elif number == _GRAPH_INPUT:
                 self.inputs.append(_value_info(buf, s, e))
             elif number == _GRAPH_OUTPUT:
@@ -334,7 +321,7 @@ class OnnxModel:
                 domain, version = "", 0
                 for n, w, os_, oe in fields(buf, s, e):
                     if n == 1 and w == 2:
-                        domain = _text(buf, os_, oe)
+                        domain = text(buf, os_, oe)
                     elif n == 2 and w == 0:
                         version = _signed(varint(buf, os_, oe)[0])
                 self.opsets.append((domain, version))

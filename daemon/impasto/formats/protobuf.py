@@ -68,6 +68,30 @@ def int_field(buf: Buffer, start: int, end: int, number: int) -> int | None:
     return None
 
 
+def string_field(buf: Buffer, start: int, end: int, number: int) -> str:
+    """The first length-delimited field ``number`` of one message as text, or ""."""
+    for n, w, s, e in fields(buf, start, end):
+        if n == number and w == 2:
+            return text(buf, s, e)
+    return ""
+
+
+def text(buf: Buffer, start: int, end: int) -> str:
+    """A string field's bytes as UTF-8 (undecodable bytes replaced, never raised)."""
+    return bytes(buf[start:end]).decode("utf-8", "replace")
+
+
+def repeated_varints(buf: Buffer, wire: int, start: int, end: int) -> list[int]:
+    """One occurrence of a repeated varint field: packed (wire type 2) or a single value."""
+    if wire != 2:
+        return [varint(buf, start, end)[0]]
+    values, pos = [], start
+    while pos < end:
+        value, pos = varint(buf, pos, end)
+        values.append(value)
+    return values
+
+
 def encode_varint(value: int) -> bytes:
     """``value`` as a varint; a negative one as protobuf writes an int64 (ten bytes)."""
     value %= 1 << 64
