@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -39,14 +40,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WAYS = ("arena", "shrink", "shrink-last", "no-arena")
-SHRINK = "memory.enable_memory_arena_shrinkage"
 
 
 def _rss_mib() -> float:
     with open("/proc/self/statm", encoding="ascii") as statm:
         pages = int(statm.read().split()[1])
-    import os
-
     return pages * os.sysconf("SC_PAGE_SIZE") / 1024**2
 
 
@@ -55,7 +53,7 @@ def child(graph: Path, way: str, big: int, size: int, calls: int) -> None:
     import onnxruntime as ort
 
     from impasto.engine.providers import cpu_choice
-    from impasto.engine.sessions import session_options
+    from impasto.engine.sessions import releasing_run_options, session_options
 
     options = session_options(cpu_choice())
     options.intra_op_num_threads = 2
@@ -79,9 +77,7 @@ def child(graph: Path, way: str, big: int, size: int, calls: int) -> None:
         return out
 
     def run(side: int, shrink: bool) -> float:
-        run_options = ort.RunOptions()
-        if shrink:
-            run_options.add_run_config_entry(SHRINK, "cpu:0")
+        run_options = releasing_run_options() if shrink else ort.RunOptions()
         given = feeds(side)
         started = time.perf_counter()
         unet.run(None, given, run_options)
