@@ -17,17 +17,13 @@ from typing import Any
 from impasto import __version__, discovery
 from impasto.api.app import create_app
 from impasto.api.routes.plugins import plugin_routers
-from impasto.api.security import LOOPBACK_NAMES, mark_transport
-from impasto.engine.providers import resolve_name
-from impasto.engine.types import EngineError
+from impasto.api.security import mark_transport
 from impasto.formats.png import remove_stale_temp_files
-from impasto.instance_lock import InstanceLock
 from impasto.logs import configure_daemon_logging
 from impasto.paths import Paths, resolve_paths
 from impasto.plugins import AppContext
 from impasto.plugins.discovery import build_plugin_manager
 from impasto.plugins.manager import PluginHost, read_plugin_config
-from impasto.resources import compiled
 from impasto.services.container import Services
 from impasto.services.events import EventBus
 from impasto.services.images import UploadStore
@@ -41,6 +37,7 @@ from impasto.services.plan import Resolver
 from impasto.services.runner import JobRunner, RunnerOptions
 from impasto.services.system import gpus
 from impasto.settings import LoadedSettings, Settings
+from impasto.startup import StartupError, check_settings, claim_instance
 from impasto.store.db import DatabaseError, open_database
 from impasto.store.events import EventLog
 from impasto.store.jobs import JobStore
@@ -48,10 +45,6 @@ from impasto.store.models import ModelStore
 from impasto.worker.supervisor import Supervisor
 
 log = logging.getLogger("impasto.server")
-
-
-class StartupError(Exception):
-    """The daemon cannot start; the message says why and what to do."""
 
 
 def _bind_host(settings: Settings) -> str:
@@ -62,89 +55,6 @@ def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-def check_bind(settings: Settings) -> None:
-    """Binding beyond loopback without a token would expose the machine: refuse.
-
-    A token of whitespace, or with whitespace around it, is refused too: clients strip it,
-    so it could never match, and a blank one looks set while protecting nothing.
-    """
-    if settings.token != settings.token.strip():
-        raise StartupError(
-            "the token is blank or starts or ends with whitespace: set IMPASTO_TOKEN (or token "
-            "in config.toml) to visible characters, for example the output of "
-            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
-        )
-    if settings.host.lower() not in LOOPBACK_NAMES and not settings.token:
-        raise StartupError(
-            f"refusing to listen on {settings.host} without a token: set IMPASTO_TOKEN "
-            "(or token in config.toml) or bind to localhost"
-        )
-
-
-def check_cluster(settings: Settings) -> None:
-    """A ``cluster`` setting this install cannot serve is refused before anything starts.
-
-    Ray workers need the ``cluster`` extra; the single binary leaves Ray out altogether.
-    """
-    if not settings.cluster:
-        return
-    try:
-        import impasto.worker.ray  # noqa: F401  (checks that Ray is installed; imports no Ray)
-    except ImportError as exc:
-        why = (
-            "the single binary runs local workers only: Ray workers need the Python package, "
-            "pip install 'impasto[cluster]' (docs/cluster.md)"
-            if compiled()
-            else str(exc)
-        )
-        raise StartupError(
-            f"{why} (cluster = {settings.cluster!r}; unset it to run local workers)"
-        ) from None
-
-
-def check_provider(settings: Settings) -> None:
-    """An execution provider name no ONNX Runtime knows is refused before anything starts
-    (the worker would fail on it at every start)."""
-    if settings.provider.strip().lower() == "auto":
-        return
-    try:
-        resolve_name(settings.provider)
-    except EngineError as exc:
-        raise StartupError(f"provider: {exc}, or auto") from None
-
-
-def claim_instance(paths: Paths) -> list[InstanceLock]:
-    """Lock the data folder and the runtime folder for this daemon's life, or refuse to start.
-
-    Holding both locks proves no other daemon uses either folder, so a discovery file or
-    socket found there is left by a crashed daemon and is removed.
-    """
-    folders = dict.fromkeys([paths.data_dir.resolve(), paths.runtime_dir.resolve()])
-    held: list[InstanceLock] = []
-    for folder in folders:
-        lock = InstanceLock(folder)
-        if not lock.acquire():
-            for other in held:
-                other.release()
-            raise StartupError(_already_running(lock, paths))
-        held.append(lock)
-    discovery.remove(paths.discovery_file)
-    if sys.platform != "win32" and paths.socket.exists():
-        paths.socket.unlink()
-    return held
-
-
-def _already_running(lock: InstanceLock, paths: Paths) -> str:
-    pid = lock.holder()
-    info = discovery.read(paths.discovery_file)
-    where = f" at {info.url}" if info is not None and info.pid == pid else ""
-    who, stop = (f"pid {pid}", f"`kill {pid}`") if pid else ("another process", "its tray's Quit")
-    return (
-        f"Impasto is already running ({who}){where} on {lock.path.parent}; "
-        f"stop it first with {stop} or the tray's Quit, or use another data_dir and runtime_dir"
-    )
 
 
 def worker_count(settings: Settings, gpu_count: int | None = None) -> int:
@@ -413,9 +323,7 @@ def serve(loaded: LoadedSettings) -> int:
     settings = loaded.settings
     paths = resolve_paths(settings)
     try:
-        check_bind(settings)
-        check_cluster(settings)
-        check_provider(settings)
+        check_settings(settings)
         paths.create()
         configure_logging(settings, paths)
         locks = claim_instance(paths)

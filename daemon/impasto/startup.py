@@ -1,0 +1,113 @@
+"""What ``impasto serve`` refuses before it starts anything, and the folder locks it holds.
+
+Each refusal is a StartupError whose message says why and what to do; ``serve`` prints it on
+one line and exits with status 1. The settings are checked before any folder is made or any
+port is bound; the folder locks are taken once the folders exist.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from impasto import discovery
+from impasto.api.security import LOOPBACK_NAMES
+from impasto.engine.providers import resolve_name
+from impasto.engine.types import EngineError
+from impasto.instance_lock import InstanceLock
+from impasto.paths import Paths
+from impasto.resources import compiled
+from impasto.settings import Settings
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says why and what to do."""
+
+
+def check_settings(settings: Settings) -> None:
+    """Every refusal that needs only the settings, in the order a user would fix them."""
+    check_bind(settings)
+    check_cluster(settings)
+    check_provider(settings)
+
+
+def check_bind(settings: Settings) -> None:
+    """Binding beyond loopback without a token would expose the machine: refuse.
+
+    A token of whitespace, or with whitespace around it, is refused too: clients strip it,
+    so it could never match, and a blank one looks set while protecting nothing.
+    """
+    if settings.token != settings.token.strip():
+        raise StartupError(
+            "the token is blank or starts or ends with whitespace: set IMPASTO_TOKEN (or token "
+            "in config.toml) to visible characters, for example the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    if settings.host.lower() not in LOOPBACK_NAMES and not settings.token:
+        raise StartupError(
+            f"refusing to listen on {settings.host} without a token: set IMPASTO_TOKEN "
+            "(or token in config.toml) or bind to localhost"
+        )
+
+
+def check_cluster(settings: Settings) -> None:
+    """A ``cluster`` setting this install cannot serve is refused before anything starts.
+
+    Ray workers need the ``cluster`` extra; the single binary leaves Ray out altogether.
+    """
+    if not settings.cluster:
+        return
+    try:
+        import impasto.worker.ray  # noqa: F401  (checks that Ray is installed; imports no Ray)
+    except ImportError as exc:
+        why = (
+            "the single binary runs local workers only: Ray workers need the Python package, "
+            "pip install 'impasto[cluster]' (docs/cluster.md)"
+            if compiled()
+            else str(exc)
+        )
+        raise StartupError(
+            f"{why} (cluster = {settings.cluster!r}; unset it to run local workers)"
+        ) from None
+
+
+def check_provider(settings: Settings) -> None:
+    """An execution provider name no ONNX Runtime knows is refused before anything starts
+    (the worker would fail on it at every start)."""
+    if settings.provider.strip().lower() == "auto":
+        return
+    try:
+        resolve_name(settings.provider)
+    except EngineError as exc:
+        raise StartupError(f"provider: {exc}, or auto") from None
+
+
+def claim_instance(paths: Paths) -> list[InstanceLock]:
+    """Lock the data folder and the runtime folder for this daemon's life, or refuse to start.
+
+    Holding both locks proves no other daemon uses either folder, so a discovery file or
+    socket found there is left by a crashed daemon and is removed.
+    """
+    folders = dict.fromkeys([paths.data_dir.resolve(), paths.runtime_dir.resolve()])
+    held: list[InstanceLock] = []
+    for folder in folders:
+        lock = InstanceLock(folder)
+        if not lock.acquire():
+            for other in held:
+                other.release()
+            raise StartupError(_already_running(lock, paths))
+        held.append(lock)
+    discovery.remove(paths.discovery_file)
+    if sys.platform != "win32" and paths.socket.exists():
+        paths.socket.unlink()
+    return held
+
+
+def _already_running(lock: InstanceLock, paths: Paths) -> str:
+    pid = lock.holder()
+    info = discovery.read(paths.discovery_file)
+    where = f" at {info.url}" if info is not None and info.pid == pid else ""
+    who, stop = (f"pid {pid}", f"`kill {pid}`") if pid else ("another process", "its tray's Quit")
+    return (
+        f"Impasto is already running ({who}){where} on {lock.path.parent}; "
+        f"stop it first with {stop} or the tray's Quit, or use another data_dir and runtime_dir"
+    )
