@@ -154,6 +154,12 @@ def test_every_numeric_setting_is_bounded() -> None:
         ("rate_limit", "-1", ">= 0"),
         ("log_level", "bogus", "debug, info, warning, error"),
         ("hf_endpoint", "hub.local", "http:// or https:// URL"),
+        ("cluster", "ray:/10.0.0.1:10001", "ray://HOST:PORT"),
+        ("cluster", "10.0.0.1", "HOST:PORT"),
+        ("cluster", "head:port", "HOST:PORT"),
+        ("cluster", "head:70000", "HOST:PORT"),
+        ("cluster", "http://head:8265", "HOST:PORT"),
+        ("cluster", "Auto", "auto"),
     ],
 )
 def test_out_of_range_values_are_refused_with_the_allowed_range(
@@ -162,6 +168,16 @@ def test_out_of_range_values_are_refused_with_the_allowed_range(
     with pytest.raises(ValueError) as raised:
         load_settings(env={ENV_PREFIX + key.upper(): value}, config_path=tmp_path / "none.toml")
     assert key in str(raised.value) and words in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "address", ["auto", "127.0.0.1:6379", "ray://head.internal:10001", "ray://[::1]:10001"]
+)
+def test_the_cluster_address_forms_of_the_docs_load(tmp_path: Path, address: str) -> None:
+    settings = load_settings(
+        env={ENV_PREFIX + "CLUSTER": address}, config_path=tmp_path / "none.toml"
+    ).settings
+    assert settings.cluster == address
 
 
 def test_the_docs_table_states_each_range() -> None:

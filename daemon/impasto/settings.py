@@ -155,6 +155,26 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             raise ValueError(
                 f"hf_endpoint must be an http:// or https:// URL, not {self.hf_endpoint!r}"
             )
+        if self.cluster and not _cluster_address(self.cluster):
+            raise ValueError(
+                "cluster must be auto, HOST:PORT (a Ray cluster's GCS address) or "
+                f"ray://HOST:PORT (Ray Client), not {self.cluster!r}"
+            )
+
+
+def _cluster_address(value: str) -> bool:
+    """Whether ``value`` is one of the Ray addresses docs/cluster.md lists."""
+    if value == "auto":
+        return True
+    rest = value.removeprefix("ray://")
+    if "/" in rest or "@" in rest:
+        return False
+    try:
+        address = urlsplit(f"ray://{rest}")
+        port = address.port
+    except ValueError:  # a port that is not a number or is out of range
+        return False
+    return bool(address.hostname) and port is not None and port > 0
 
 
 def field_docs() -> dict[str, str]:
