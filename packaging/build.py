@@ -44,9 +44,8 @@ EXCLUDED = [
     "optimum",
     "transformers",
     "onnx",
-    # Only the install's int8 quantisation needs the onnx package (fused attention and clip
-    # skip's outputs are written with impasto.formats.onnx_model); the binary reports int8
-    # unavailable. onnxruntime's helpers below would pull in sympy and more.
+    # The install's graph work (fused attention, clip skip's outputs, int8) is written with
+    # impasto.formats.onnx_model; onnxruntime's helpers below would pull in sympy and more.
     "onnxruntime.quantization",
     "onnxruntime.transformers",
     "onnxruntime.tools",

@@ -71,7 +71,7 @@ def test_int8_install_is_its_own_precision_and_stays_close(daemon: Daemon) -> No
     model = _install(daemon, {"source": str(TINY / "sd-tiny"), "id": "eight", "precision": "int8"})
     installed = Path(str(model["path"]))
     assert model["precision"] == "int8"
-    assert {"DynamicQuantizeLinear", "MatMulInteger"} & _ops(installed / "unet" / "model.onnx")
+    assert "DynamicQuantizeMatMul" in _ops(installed / "unet" / "model.onnx")
     original, quantised = unet_output(TINY / "sd-tiny"), unet_output(installed)
     error = float(np.abs(quantised - original).max()) / float(np.abs(original).max())
     assert 0 < error < INT8_BOUND, error

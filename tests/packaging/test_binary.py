@@ -124,9 +124,12 @@ def test_workers_start_from_the_unpacked_binary_not_the_onefile_bootstrap(
         log.close()
 
 
-def test_the_binary_fuses_attention_when_it_installs_a_model(tmp_path: Path) -> None:
+def test_the_binary_fuses_attention_and_quantises_when_it_installs_a_model(
+    tmp_path: Path,
+) -> None:
     """The binary carries no onnx package; its install still fuses (in an ``impasto
-    convert-step`` child of its own) and gives the text encoder clip skip's outputs."""
+    convert-step`` child of its own), gives the text encoder clip skip's outputs and makes
+    an int8 UNet on request."""
     from impasto.formats.onnx_model import OnnxModel
     from impasto.services.fusion import count_ops
 
@@ -137,28 +140,35 @@ def test_the_binary_fuses_attention_when_it_installs_a_model(tmp_path: Path) -> 
     log = (tmp_path / "daemon.out").open("wb")
     daemon = subprocess.Popen([BINARY, "serve"], env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
+    models: dict[str, dict[str, object]] = {}
     try:
         smoke.wait_health(url, tmp_path / "run" / "impasto.sock", daemon)
         with httpx.Client(base_url=url, timeout=30) as client:
-            started = client.post("/api/v1/models/install", json={"source": str(source), "id": "f"})
-            assert started.status_code == 202, started.text
-            deadline = time.monotonic() + 300
-            install: dict[str, object] = {}
-            while install.get("status") not in ("completed", "failed"):
-                assert time.monotonic() < deadline, install
-                time.sleep(0.2)
-                install = client.get(f"/api/v1/models/installs/{started.json()['id']}").json()
-            assert install["status"] == "completed", install
-            model = client.get("/api/v1/models/f").json()
+            for model_id, precision in (("f", "fp32"), ("q", "int8")):
+                body = {"source": str(source), "id": model_id, "precision": precision}
+                started = client.post("/api/v1/models/install", json=body)
+                assert started.status_code == 202, started.text
+                deadline = time.monotonic() + 300
+                install: dict[str, object] = {}
+                while install.get("status") not in ("completed", "failed"):
+                    assert time.monotonic() < deadline, install
+                    time.sleep(0.2)
+                    install = client.get(f"/api/v1/models/installs/{started.json()['id']}").json()
+                assert install["status"] == "completed", install
+                models[model_id] = client.get(f"/api/v1/models/{model_id}").json()
     finally:
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(60) == 0
         log.close()
-    installed = Path(model["path"])
+    installed = Path(str(models["f"]["path"]))
     for part, blocks in {"text_encoder": 2, "unet": 8, "vae_decoder": 1, "vae_encoder": 1}.items():
         counts = count_ops(OnnxModel.load(installed / part / "model.onnx"), ["MultiHeadAttention"])
         assert counts == {"MultiHeadAttention": blocks}, part
-    assert model["clip_skip_max"] == 2, model
+    assert models["f"]["clip_skip_max"] == 2, models["f"]
+    assert models["q"]["precision"] == "int8", models["q"]
+    quantised = OnnxModel.load(Path(str(models["q"]["path"])) / "unet" / "model.onnx")
+    counts = count_ops(quantised, ["DynamicQuantizeMatMul", "MultiHeadAttention"])
+    assert counts == {"DynamicQuantizeMatMul": 50, "MultiHeadAttention": 8}, counts
 
 
 def test_the_binary_refuses_the_cluster_setting_it_cannot_serve(tmp_path: Path) -> None:

@@ -154,23 +154,28 @@ class OnnxGraph:
             name, seen = outputs[name].inputs[0], seen + 1
         return name
 
-    def array(self, name: str) -> np.ndarray:
-        """The values of initializer ``name``, read from the model or its external data."""
-        init = self.initializers[self.resolve(name)]
+    def stored(self, init: Initializer) -> bytes:
+        """The bytes of ``init``'s values as the model or its external-data file holds them."""
         if init.location is not None:
             source = (self.path.parent / init.location).resolve()
             if not source.is_relative_to(self.path.parent.resolve()):
                 raise ProtobufError(f"external data {init.location!r} leaves the model folder")
             with source.open("rb") as handle:
                 handle.seek(init.offset)
-                raw = handle.read(init.length) if init.length is not None else handle.read()
-        else:
-            with self.path.open("rb") as handle:
-                span = init.raw or init.floats
-                if span is None:
-                    raise ProtobufError(f"initializer {name!r} stores its values in no known field")
-                handle.seek(span[0])
-                raw = handle.read(span[1] - span[0])
+                return handle.read(init.length) if init.length is not None else handle.read()
+        with self.path.open("rb") as handle:
+            span = init.raw or init.floats
+            if span is None:
+                raise ProtobufError(
+                    f"initializer {init.name!r} stores its values in no known field"
+                )
+            handle.seek(span[0])
+            return handle.read(span[1] - span[0])
+
+    def array(self, name: str) -> np.ndarray:
+        """The values of initializer ``name``, read from the model or its external data."""
+        init = self.initializers[self.resolve(name)]
+        raw = self.stored(init)
         if init.data_type == _BFLOAT16:
             values = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
         elif init.data_type in _NUMPY:

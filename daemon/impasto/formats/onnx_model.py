@@ -1,9 +1,10 @@
 """An ONNX model's main graph as editable nodes, written back without the ``onnx`` package.
 
-The install's graph rewrites (fused attention, clip skip's extra outputs) change only the node
-list, the graph's outputs and the opset imports. Everything else (weights, inputs, metadata)
-is copied as the bytes it was, and each node the rewrite keeps is copied as its own bytes, so
-the single binary, which does not carry ``onnx``, rewrites graphs as the Python package does.
+The install's graph rewrites (fused attention, clip skip's extra outputs, int8 weights) change
+the node list, the graph's outputs, its initializers and the opset imports. Everything else
+(inputs, metadata, each initializer and node the rewrite keeps) is copied as the bytes it was,
+so the single binary, which does not carry ``onnx``, rewrites graphs as the Python package
+does.
 New nodes and fields are encoded the way protobuf's own serializer orders them (by field
 number), so the file equals what ``onnx.save_model`` writes for the same edit.
 """
@@ -52,6 +53,25 @@ def _key(number: int, wire: int) -> bytes:
 
 def _string_field(number: int, value: str) -> bytes:
     return length_delimited(number, value.encode("utf-8"))
+
+
+def tensor_proto(
+    name: str,
+    dims: tuple[int, ...],
+    data_type: int,
+    *,
+    raw: bytes = b"",
+    external: dict[str, str] | None = None,
+) -> bytes:
+    """A TensorProto holding ``raw`` (little-endian values) inline, or pointing at the
+    ``external`` entries (``location``, ``offset``, ``length``) instead."""
+    body = b"".join(_key(1, 0) + encode_varint(dim) for dim in dims)
+    body += _key(2, 0) + encode_varint(data_type) + _string_field(8, name)
+    if external is None:
+        return body + length_delimited(9, raw)
+    for key, value in external.items():
+        body += length_delimited(13, _string_field(1, key) + _string_field(2, value))
+    return body + _key(14, 0) + encode_varint(1)  # data_location: EXTERNAL
 
 
 @dataclass
@@ -261,11 +281,16 @@ def _value_info(buf: memoryview, start: int, end: int) -> ValueInfo:
 
 
 class Graph:
-    """A GraphProto's nodes, initializers (shape, type and inline values), inputs, outputs."""
+    """A GraphProto's nodes, initializers (shape, type and inline values), inputs, outputs.
+
+    ``tensor_protos`` holds each initializer's TensorProto as it will be written: a rewrite
+    that drops or adds weights edits it (``initializers`` describes the ones read).
+    """
 
     def __init__(self, buf: memoryview, start: int, end: int) -> None:
         self.nodes: list[Node] = []
         self.initializers: dict[str, Tensor] = {}
+        self.tensor_protos: dict[str, bytes | memoryview] = {}
         self.inputs: list[ValueInfo] = []
         self.outputs: list[ValueInfo] = []
         # Every field as (number, its whole encoding: a view of the file's bytes, not a copy).
@@ -277,17 +302,28 @@ class Graph:
             if number == _GRAPH_NODE:
                 self.nodes.append(_node(buf, s, e))
             elif number == _GRAPH_INITIALIZER:
-                self.initializers[string_field(buf, s, e, 8)] = _tensor(buf, s, e)
+                name = string_field(buf, s, e, 8)
+                self.initializers[name] = _tensor(buf, s, e)
+                self.tensor_protos[name] = buf[s:e]
             elif number == _GRAPH_INPUT:
                 self.inputs.append(_value_info(buf, s, e))
             elif number == _GRAPH_OUTPUT:
                 self.outputs.append(_value_info(buf, s, e))
 
     def encode(self) -> bytes:
-        """The graph with the current nodes and outputs; every other field as it was."""
+        """The graph with the current nodes, initializers and outputs; every other field as
+        it was (new initializers go where protobuf orders them: after the graph's name)."""
         parts: list[bytes | memoryview] = []
         nodes_written = outputs_written = False
+        initializers: list[bytes | memoryview] = []
+        for tensor in self.tensor_protos.values():  # views of a big file's weights stay views
+            initializers += [_key(_GRAPH_INITIALIZER, 2) + encode_varint(len(tensor)), tensor]
         for number, encoded in self._fields:
+            if initializers and number >= _GRAPH_INITIALIZER:
+                parts += initializers
+                initializers = []
+            if number == _GRAPH_INITIALIZER:
+                continue
             if number == _GRAPH_NODE:
                 if not nodes_written:
                     parts += [length_delimited(1, node.encode()) for node in self.nodes]
@@ -300,6 +336,7 @@ class Graph:
                 parts.append(encoded)
         if not nodes_written:
             parts[:0] = [length_delimited(1, node.encode()) for node in self.nodes]
+        parts += initializers
         if not outputs_written:
             parts += [length_delimited(12, out.raw) for out in self.outputs]
         return b"".join(parts)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from impasto.engine.onnx_external import read_external_data_locations
-from impasto.resources import compiled
 from impasto.services.detect import FAST_DECODER_DIR, is_fast_decoder_folder
 from impasto.services.downloads import InstallCancelled
 from impasto.services.safety import safetensors_header
@@ -33,26 +32,6 @@ CPU_PROVIDER = "CPUExecutionProvider"
 
 class ConversionError(Exception):
     """The export failed or cannot run here; the message says what to do."""
-
-
-OPTIMIZE_INSTALL_HINT = "pip install onnx (a dependency of impasto that is missing here)"
-
-
-def missing_quantizer() -> str | None:
-    """None when an int8 UNet can be made here, else why not.
-
-    onnxruntime's quantiser needs the ``onnx`` package, which the single binary leaves out
-    (fused attention and clip skip's outputs need neither: services/optimize.py).
-    """
-    if compiled():
-        return "the single binary cannot quantise models; install the Python package for it"
-    try:
-        found = find_spec("onnx") is not None
-    except ModuleNotFoundError:
-        found = False
-    if not found:
-        return f"quantising to int8 needs the onnx package: {OPTIMIZE_INSTALL_HINT}"
-    return None
 
 
 def missing_converter() -> str | None:

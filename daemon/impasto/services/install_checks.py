@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from impasto.engine.providers import GPU_PROVIDERS
-from impasto.services.convert import missing_converter, missing_quantizer
+from impasto.services.convert import missing_converter
 from impasto.services.detect import detect_file, detect_folder
 from impasto.services.errors import ConflictError, FieldError
 from impasto.services.known import KnownModel, variant_summary
@@ -93,10 +93,6 @@ def validate_install(
     precision = request.get("precision") or ""
     if precision not in PRECISIONS:
         raise FieldError("precision", "must be fp32, fp16 or int8")
-    if precision == "int8":
-        problem = missing_quantizer()
-        if problem:
-            raise FieldError("precision", f"int8 cannot be made here: {problem}")
     precision = conversion_precision(precision, settings.provider())
     config = request.get("config") or ""
     if config.startswith(("/", ".", "~")):  # a folder, not a hub repo id

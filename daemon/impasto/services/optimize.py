@@ -1,10 +1,10 @@
 """The install's optimise stage: fused attention for every graph, and an optional int8 UNet.
 
 Runs in the converter's child process (``python -m impasto.services.convert fuse|int8``, or
-the binary's ``impasto convert-step``). The graph edits (fusion, clip skip's outputs) use
-``formats.onnx_model`` and need no ``onnx`` package; int8 needs onnxruntime's quantiser, which
-does. Each fused graph is checked against the graph it replaces on a small random input
-before it is kept, so an export this matcher misreads installs unfused instead of wrong.
+the binary's ``impasto convert-step``). The graph edits (fusion, clip skip's outputs, int8)
+use ``formats.onnx_model`` and need no ``onnx`` package. Each fused graph is checked against
+the graph it replaces on a small random input before it is kept, so an export this matcher
+misreads installs unfused instead of wrong.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 
 from impasto.engine.onnx_external import read_external_data_locations
 from impasto.formats.onnx_model import Node, OnnxModel
+from impasto.services.int8 import quantize_matmuls
 
 log = logging.getLogger("impasto.optimize")
 
@@ -206,27 +207,9 @@ def fuse_folder(folder: Path, providers: list[str] | None = None) -> dict[str, i
 
 
 def quantize_unet(source: Path, target: Path) -> None:
-    """Write a dynamic-int8 copy of the UNet graph ``source`` to ``target`` (weights beside it).
-
-    The matrix multiplications with constant weights get int8 weights and per-call uint8
-    activations; convolutions stay fp32 (ORT's integer convolution is slower than its fp32
-    one on x86).
-    """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    quantize_dynamic(
-        source,
-        target,
-        op_types_to_quantize=["MatMul", "Gemm"],
-        weight_type=QuantType.QInt8,
-        # 7-bit weights: on x86 CPUs without VNNI (AVX2, AVX-512F) the u8 x s8 kernels
-        # saturate their 16-bit sums with full-range weights (ONNX Runtime's quantization
-        # notes); sd-tiny's UNet was 8.8% off its fp32 output that way here, 0.4% with this.
-        reduce_range=True,
-        use_external_data_format=True,
-        extra_options={"MatMulConstBOnly": True},
-    )
+    """Write a dynamic-int8 copy of the UNet graph ``source`` to ``target`` (services/int8.py)."""
+    count = quantize_matmuls(source, target)
+    log.info("unet: %d matrix multiplications quantised to int8", count)
 
 
 def int8_folder(folder: Path, providers: list[str] | None = None) -> None:

@@ -1,7 +1,7 @@
 """The install steps after the files are checked: fuse and quantise the graphs, warm the cache.
 
-The graph work runs in the converter's child process (services/optimize.py; int8 alone needs
-the ``onnx`` package); the cache is warmed by a worker process started with ``--warm``.
+The graph work runs in the converter's child process (services/optimize.py, which needs no
+``onnx`` package); the cache is warmed by a worker process started with ``--warm``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from pathlib import Path
 from impasto.services.convert import (
     ConversionError,
     fuse_graphs,
-    missing_quantizer,
     quantize_int8,
 )
 
@@ -45,9 +44,6 @@ def optimize_folder(
     int8 request that cannot be met raises ConversionError.
     """
     int8 = precision == "int8"
-    problem = missing_quantizer() if int8 else None
-    if problem:
-        raise ConversionError(f"precision int8: {problem}")
     if int8 and unet_precision not in ("", "fp32", "int8"):
         raise ConversionError(f"precision int8 needs an fp32 UNet; this one is {unet_precision}")
     if (provider or CPU) in FUSES_FOR:
