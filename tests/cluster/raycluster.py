@@ -56,11 +56,19 @@ def require_ray() -> Any:
 class LocalRayCluster:
     """A head without CPUs (no worker lands on it) and worker nodes added one at a time."""
 
-    def __init__(self, cache: Path, *, head_cpus: int = 0, port: int | None = None) -> None:
+    def __init__(
+        self,
+        cache: Path,
+        *,
+        head_cpus: int = 0,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         # Nodes inherit the environment: every node of this cluster shares the model cache.
         # Set before Ray is first imported here: it reads its authentication mode once.
-        self._saved = {k: os.environ.get(k) for k in [*ENV, "IMPASTO_CLUSTER_CACHE"]}
-        os.environ.update(ENV, IMPASTO_CLUSTER_CACHE=str(cache))
+        settings = {**ENV, **(env or {}), "IMPASTO_CLUSTER_CACHE": str(cache)}
+        self._saved = {k: os.environ.get(k) for k in settings}
+        os.environ.update(settings)
         try:
             require_ray()
         except BaseException:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from impasto.resources import compiled
+from impasto.worker.oom import OUT_OF_MEMORY, killed_for_memory
 from impasto.worker.protocol import FromWorker, ToWorker, encode_frame
 
 _RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b: ")
@@ -83,6 +84,12 @@ class WorkerHandle:
     def exit_reason(self) -> str:
         """Why the worker is gone, in the words a requeued job records."""
         return describe_exit(self.process.returncode)
+
+    def memory_kill(self, oom_kills_before: int | None, oom_kills_after: int | None) -> str:
+        """Why the system stopped this (exited) worker for want of memory, or "": Linux's
+        OOM killer, told by the memory cgroup's kill counts around its job (worker/oom.py)."""
+        killed = killed_for_memory(self.process.returncode, oom_kills_before, oom_kills_after)
+        return OUT_OF_MEMORY if killed else ""
 
     def to_json(self) -> dict[str, Any]:
         return {

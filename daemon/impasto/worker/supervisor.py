@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from impasto.logs import rotate_if_large
-from impasto.worker.oom import OUT_OF_MEMORY, killed_for_memory, oom_kill_count
+from impasto.worker.oom import oom_kill_count
 from impasto.worker.processes import WorkerHandle, describe_exit, last_error_line, worker_command
 from impasto.worker.protocol import (
     HEADER,
@@ -239,11 +239,11 @@ class Supervisor:
                 reason, retry = handle.exit_reason(), True
                 if self._stopping and handle.process.returncode == 0:
                     reason = "daemon stopped"
-                elif killed_for_memory(
-                    handle.process.returncode, oom_kills, await asyncio.to_thread(oom_kill_count)
+                elif memory := handle.memory_kill(
+                    oom_kills, await asyncio.to_thread(oom_kill_count)
                 ):
                     # Another try would meet the same wall and cost another worker.
-                    reason, retry = OUT_OF_MEMORY, False
+                    reason, retry = memory, False
                 self._settle(job, reason, retry=retry)
                 return
 

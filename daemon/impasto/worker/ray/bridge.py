@@ -21,7 +21,7 @@ from typing import IO, Any
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no reports leave the network
 
 import ray
-from ray.exceptions import RayError
+from ray.exceptions import OutOfMemoryError, RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from impasto.worker.protocol import HEADER, read_frame
@@ -126,17 +126,19 @@ class Bridge:
         self._start(self._feed(message.key, actor, self.feeds[message.key]))
 
     async def _stream(self, key: str, actor: Any) -> None:
-        lost = ""
+        lost, out_of_memory = "", False
         try:
             async for ref in actor.messages.options(num_returns="streaming").remote():
                 self.out.send(Out(key, await ref))
         except RayError as exc:
             lost = first_line(exc)
+            # Ray's memory monitor stopped the actor (its node was over the kill threshold).
+            out_of_memory = isinstance(exc, OutOfMemoryError)
         self.actors.pop(key, None)
         feed = self.feeds.pop(key, None)
         if feed is not None:
             feed.put_nowait(Deliver(key, b""))  # ends the feed task
-        self.out.send(Ended(key, lost))
+        self.out.send(Ended(key, lost, out_of_memory))
 
     async def _feed(self, key: str, actor: Any, feed: asyncio.Queue[Deliver | Chunk]) -> None:
         while True:

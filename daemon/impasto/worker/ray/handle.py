@@ -78,6 +78,7 @@ class RayWorkerHandle(WorkerHandle):
     owner: Bridged | None = None
     current: RunJob | None = None  # the job sent last, with the head's paths
     lost: str = ""
+    out_of_memory: bool = False  # Ray's memory monitor stopped it
 
     @property
     def key(self) -> str:
@@ -100,10 +101,20 @@ class RayWorkerHandle(WorkerHandle):
         await self.owner.to_bridge(Deliver(self.key, body))
 
     def exit_reason(self) -> str:
+        where = self.slot.ip if self.slot else "?"
+        if self.out_of_memory:
+            return (
+                f"out of memory: Ray's memory monitor stopped the worker on node {where} "
+                f"({self.lost or 'the node was over its memory threshold'}); a smaller size "
+                "or batch, or fewer jobs at once, needs less"
+            )
         if self.lost:
-            where = self.slot.ip if self.slot else "?"
             return f"worker on Ray node {where} lost ({self.lost})"
         return describe_exit(self.process.returncode)
+
+    def memory_kill(self, oom_kills_before: int | None, oom_kills_after: int | None) -> str:
+        """Ray says so (the daemon's cgroup counts nothing on another machine)."""
+        return self.exit_reason() if self.out_of_memory else ""
 
     def to_json(self) -> dict[str, Any]:
         data = super().to_json()

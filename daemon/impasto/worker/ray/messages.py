@@ -136,10 +136,12 @@ class Acked(msgspec.Struct, tag="acked"):
 
 
 class Ended(msgspec.Struct, tag="ended"):
-    """Actor ``key`` is gone; ``lost`` says why when it did not stop when asked."""
+    """Actor ``key`` is gone; ``lost`` says why when it did not stop when asked, and
+    ``out_of_memory`` whether Ray stopped it because its node ran out of memory."""
 
     key: str
     lost: str = ""
+    out_of_memory: bool = False
 
 
 ToBridge = Spawn | Deliver | Chunk | Kill

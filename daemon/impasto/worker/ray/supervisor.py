@@ -182,6 +182,7 @@ class RaySupervisor(Supervisor):
                     handle = self._actors.get(message.key)
                     if handle is not None:
                         handle.lost = handle.lost or message.lost
+                        handle.out_of_memory = handle.out_of_memory or message.out_of_memory
                         self._end(handle)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
