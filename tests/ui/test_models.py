@@ -131,6 +131,25 @@ def test_a_model_install_shows_progress(page: Page, daemon: Daemon, files: FakeH
     assert not (models_dir(daemon) / "tiny-copy").exists()
 
 
+def test_an_int8_install_from_the_advanced_options(
+    page: Page, daemon: Daemon, files: FakeHub
+) -> None:
+    open_ui(page, "models")
+    page.fill("#install-source", f"{files.url}/files/tiny-copy.tar.gz")
+    page.click("#install-advanced summary")
+    page.fill("#install-id", "tiny-eight")
+    page.select_option("#install-precision", "int8")
+    page.click("#install-submit")
+    row = install_row(page, "tiny-eight")
+    expect(row).to_have_attribute("data-status", "completed", timeout=90_000)
+    card = page.locator(".model-group[data-type=checkpoint] .model[data-model=tiny-eight]")
+    expect(card.locator(".tags")).to_contain_text("int8")
+    expect(page.locator("#install-precision")).to_have_value("")  # the form starts afresh
+    with daemon.client() as client:
+        assert client.get("/api/v1/models/tiny-eight").json()["precision"] == "int8"
+        assert client.delete("/api/v1/models/tiny-eight").status_code in (200, 204)
+
+
 def test_cancel_an_install_and_see_field_errors(page: Page, daemon: Daemon, files: FakeHub) -> None:
     open_ui(page, "models")
     page.fill("#install-source", "not a thing")

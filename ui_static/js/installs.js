@@ -3,7 +3,7 @@ import { ApiError, api } from './api.js';
 import { byId, formatBytes, h, toast } from './dom.js';
 
 const ACTIVE = new Set(['queued', 'running']);
-const FIELDS = ['source', 'revision', 'subfolder', 'id'];
+const FIELDS = ['source', 'revision', 'subfolder', 'id', 'precision'];
 const KEEP_FINISHED = 5; // finished installs still listed under the running ones
 const STAGES = {
   queued: 'Waiting', starting: 'Starting', download: 'Downloading', extract: 'Unpacking',
