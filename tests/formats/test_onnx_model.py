@@ -4,9 +4,6 @@ the onnx package's own reading and writing of the same models and edits."""
 from __future__ import annotations
 
 import copy
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from impasto.formats.onnx_model import Node, OnnxModel
 from impasto.services.fusion import count_ops
 from tests.harness import REPO
+from tests.without_onnx import run_step_without_onnx
 
 TINY = REPO / "models" / "tiny"
 GRAPHS = sorted(TINY.glob("*/*/model.onnx"))
@@ -171,15 +169,7 @@ def test_the_install_step_fuses_and_exposes_clip_skip_without_the_onnx_package(
     tmp_path: Path,
 ) -> None:
     """As the single binary runs it: ``onnx`` cannot be imported in the child."""
-    folder = tmp_path / "sd-tiny"
-    shutil.copytree(TINY / "sd-tiny", folder)
-    code = (
-        "import sys; sys.modules['onnx'] = None\n"  # any `import onnx` now raises ImportError
-        "from impasto.services.convert import main\n"
-        f"raise SystemExit(main(['fuse', {str(folder)!r}]))\n"
-    )
-    done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    folder = run_step_without_onnx("fuse", "sd-tiny", tmp_path)
     for part, blocks in {"text_encoder": 2, "unet": 8, "vae_decoder": 1, "vae_encoder": 1}.items():
         counts = count_ops(OnnxModel.load(folder / part / "model.onnx"), ["MultiHeadAttention"])
         assert counts == {"MultiHeadAttention": blocks}, part

@@ -5,9 +5,6 @@ import in the install step."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +17,7 @@ from onnxruntime.quantization.quant_utils import quantize_data
 from impasto.formats.onnx_model import OnnxModel
 from impasto.services.int8 import DATA_FILE, quantize_matmuls, quantize_weight
 from tests.harness import REPO
+from tests.without_onnx import run_step_without_onnx
 
 TINY = REPO / "models" / "tiny"
 UNETS = ["sd-tiny", "sdxl-tiny", "impasto-shapes"]
@@ -135,14 +133,6 @@ def test_external_weights_are_copied_to_one_data_file(tmp_path: Path) -> None:
 
 def test_the_install_step_quantises_without_the_onnx_package(tmp_path: Path) -> None:
     """As the single binary runs it: ``onnx`` cannot be imported in the child."""
-    folder = tmp_path / "sd-tiny"
-    shutil.copytree(TINY / "sd-tiny", folder)
-    code = (
-        "import sys; sys.modules['onnx'] = None\n"  # any `import onnx` now raises ImportError
-        "from impasto.services.convert import main\n"
-        f"raise SystemExit(main(['int8', {str(folder)!r}]))\n"
-    )
-    done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    folder = run_step_without_onnx("int8", "sd-tiny", tmp_path)
     assert _ops(folder / "unet" / "model.onnx").count("DynamicQuantizeMatMul") == 50
     assert not (folder / "unet" / ".int8").exists()  # the work folder is gone
