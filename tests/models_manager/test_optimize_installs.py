@@ -80,3 +80,38 @@ def test_int8_install_is_its_own_precision_and_stays_close(daemon: Daemon) -> No
         assert listed["eight"]["precision"] == "int8"
         job = c.post("/api/v1/generate", json={**GEN, "model": "eight"}).json()
         assert wait_status(c, job["id"], {"completed", "failed"})["status"] == "completed"
+
+
+def _install_task(daemon: Daemon, body: dict[str, object]) -> dict[str, object]:
+    with daemon.client() as c:
+        started = c.post("/api/v1/models/install", json=body)
+        assert started.status_code == 202, started.text
+        done = wait_install(c, started.json()["id"], {"completed", "failed"}, timeout=180)
+        assert done["status"] == "completed", done
+        return dict(done)
+
+
+def test_an_fp16_install_of_an_fp32_onnx_model_turns_it_to_fp16(daemon: Daemon) -> None:
+    """precision is what was asked for, not only for conversions: a ready fp32 ONNX model
+    asked for in fp16 gets fp16 weights (it was installed as fp32 without a word)."""
+    task = _install_task(
+        daemon, {"source": str(TINY / "sd-tiny"), "id": "half", "precision": "fp16"}
+    )
+    assert task["warning"] == "", task
+    with daemon.client() as c:
+        model = c.get("/api/v1/models/half").json()
+        assert model["precision"] == "fp16"
+        job = c.post("/api/v1/generate", json={**GEN, "model": "half"}).json()
+        assert wait_status(c, job["id"], {"completed", "failed"})["status"] == "completed"
+    original = unet_output(TINY / "sd-tiny")
+    error = float(np.abs(unet_output(Path(model["path"])) - original).max())
+    assert error < 2e-2 * float(np.abs(original).max()), error
+
+
+def test_a_precision_that_cannot_be_applied_is_said(daemon: Daemon) -> None:
+    """fp32 asked for fp16 weights: installed as they are, and the install says so."""
+    body = {"source": str(TINY / "sd-tiny-fp16"), "id": "stays-half", "precision": "fp32"}
+    task = _install_task(daemon, body)
+    assert "precision fp32 not applied" in str(task["warning"]), task
+    unasked = _install_task(daemon, {"source": str(TINY / "sd-tiny-fp16"), "id": "as-is"})
+    assert unasked["warning"] == "", unasked  # the CPU's fp32 default is not a request

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from impasto.engine.onnx_external import read_external_data_locations
+from impasto.resources import compiled
 from impasto.services.detect import FAST_DECODER_DIR, is_fast_decoder_folder
 from impasto.services.downloads import InstallCancelled
 from impasto.services.safety import safetensors_header
@@ -47,6 +48,18 @@ def missing_converter() -> str | None:
                 f"install the converter with: {INSTALL_HINT}"
             )
     return None
+
+
+def missing_fp16_converter() -> str | None:
+    """None when an fp32 ONNX folder can be turned to fp16 here, else why not (ONNX Runtime's
+    float16 tool needs the ``onnx`` package, a part of the ``convert`` extra)."""
+    if compiled():
+        return "the single binary cannot turn weights to fp16; install the Python package for it"
+    try:
+        found = find_spec("onnx") is not None
+    except ModuleNotFoundError:
+        found = False
+    return None if found else f"turning weights to fp16 needs onnx: {INSTALL_HINT}"
 
 
 def _run_child(args: list[str], *, cancel: threading.Event, log: Path, env: dict[str, str]) -> None:

@@ -119,6 +119,7 @@ def validate_install(
         "note": note,
         "sha256": sha,
         "precision": precision,
+        "precision_asked": bool(request.get("precision")),
         "convert": request.get("convert", True),
         "config": config,
         "name": request.get("name") or model_id,

@@ -24,7 +24,12 @@ from impasto.engine.onnx_external import ProtobufError
 from impasto.engine.onnx_ops import GraphOps, peek_graph_ops, read_graph_ops
 from impasto.engine.runs_on import Capability, assess, assess_folder, folder_graphs
 from impasto.services.archives import extract_archive
-from impasto.services.convert import SIDECAR_SUFFIX, convert, optimize_fp16
+from impasto.services.convert import (
+    SIDECAR_SUFFIX,
+    convert,
+    missing_fp16_converter,
+    optimize_fp16,
+)
 from impasto.services.detect import Detected, detect_file, detect_folder
 from impasto.services.downloads import RemoteFile, fetch, sha256_of
 from impasto.services.hub import HubError, list_hub_files, range_reader
@@ -305,6 +310,22 @@ def _convert(job: StageJob, source: Path) -> Path:
     return out
 
 
+def _match_precision(job: StageJob, folder: Path, precision: str) -> str:
+    """Turn a ready fp32 ONNX folder to fp16 when the request asked for fp16; "" when the
+    folder is what was asked, else why it stays as it is (the install's warning)."""
+    asked = str(job.options.get("precision") or "") if job.options.get("precision_asked") else ""
+    if asked == "fp32" and precision == "fp16":
+        return "precision fp32 not applied: the model's weights are fp16 (they are not widened)"
+    if asked != "fp16" or precision != "fp32":
+        return ""
+    problem = missing_fp16_converter()
+    if problem:
+        return f"precision fp16 not applied, the model stays fp32: {problem}"
+    job.progress.start("convert")
+    optimize_fp16(folder, cancel=job.cancel, log=job.staging / "convert.log")
+    return ""
+
+
 def prepare(job: StageJob) -> tuple[Path, Detected]:
     """Fetch, check and (if needed) convert; returns the ready folder or file and what it is."""
     job.staging.mkdir(parents=True, exist_ok=True)
@@ -313,22 +334,27 @@ def prepare(job: StageJob) -> tuple[Path, Detected]:
         _stage_hub(job) if kind == "hub" else _stage_url(job) if kind == "url" else _stage_path(job)
     )
     job.progress.start("verify")
+    converted = False
     try:
         if ready.is_file():
             check_file(ready, job.max_file_size)
             detected = detect_file(ready)
             if detected.type == "checkpoint":
-                ready = _convert(job, ready)
+                ready, converted = _convert(job, ready), True
                 detected = detect_folder(ready)
         else:
             check_tree(ready, job.max_file_size)
             detected = detect_folder(ready)
             if detected.layout == "diffusers":
-                ready = _convert(job, ready)
+                ready, converted = _convert(job, ready), True
                 check_tree(ready, job.max_file_size)
                 detected = detect_folder(ready)
     except ValueError as exc:
         raise InstallError(str(exc)) from exc
+    unmet = ""
+    if ready.is_dir() and detected.layout == "onnx" and not converted:
+        unmet = _match_precision(job, ready, detected.precision)
+        detected = detect_folder(ready)
     if ready.is_dir() and detected.layout == "onnx":
         job.progress.start("optimize")
         optimize_folder(
@@ -343,6 +369,7 @@ def prepare(job: StageJob) -> tuple[Path, Detected]:
         detected = detect_folder(ready)  # int8 is read from the graph
     if ready.is_dir() and not job.warning:
         _check_runnable(job, assess_folder(ready), job.model_id, refuse=False)
+    job.warning = "; ".join(filter(None, [job.warning, unmet]))
     if ready.is_dir() and detected.type == "checkpoint":
         from impasto.engine import ModelFolderError, open_model_folder
         from impasto.engine.model_folder import is_refiner_folder, open_refiner_folder
