@@ -102,7 +102,8 @@ def test_the_int8_unet_computes_what_onnx_runtimes_quantiser_makes(
 
 def test_external_weights_are_copied_to_one_data_file(tmp_path: Path) -> None:
     """A UNet over 2 GB keeps its weights in files beside the graph: the kept ones (the
-    convolutions) and the new int8 ones go to one data file; the source's stays as it was."""
+    convolutions, Constant nodes' values) and the new int8 ones go to one data file; the
+    source's stays as it was."""
     source = tmp_path / "source" / "model.onnx"
     source.parent.mkdir()
     onnx.save_model(
@@ -110,7 +111,8 @@ def test_external_weights_are_copied_to_one_data_file(tmp_path: Path) -> None:
         str(source),
         save_as_external_data=True,
         location="weights.bin",
-        size_threshold=1024,
+        size_threshold=0,  # as optimum exports: every tensor, Constant nodes' values too
+        convert_attribute=True,
     )
     before = (source.parent / "weights.bin").read_bytes()
     quantize_matmuls(source, tmp_path / "ours" / "model.onnx")

@@ -93,7 +93,8 @@ def _external_entry(buf: memoryview, start: int, end: int, init: Initializer) ->
         init.length = int(value)
 
 
-def _initializer(buf: memoryview, start: int, end: int) -> Initializer:
+def read_tensor(buf: memoryview, start: int, end: int) -> Initializer:
+    """The TensorProto at ``buf[start:end]``: where its values are, not the values."""
     dims: list[int] = []
     init = Initializer(name="", dims=(), data_type=0)
     for number, wire, s, e in _fields(buf, start, end):
@@ -138,7 +139,7 @@ class OnnxGraph:
                 if n == 1 and w == 2:
                     self.nodes.append(_node(buf, gs, ge))
                 elif n == 5 and w == 2:
-                    init = _initializer(buf, gs, ge)
+                    init = read_tensor(buf, gs, ge)
                     self.initializers[init.name] = init
 
     def resolve(self, name: str) -> str:

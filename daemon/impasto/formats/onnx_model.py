@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +164,16 @@ def _attribute(buf: memoryview, start: int, end: int) -> Attribute:
         elif number in (6, 11) and wire == 2:  # g, graphs: If and Loop bodies
             attr.graphs.append(Graph(buf, s, e))
     return attr
+
+
+def with_tensor(attr: Attribute, tensor: bytes) -> Attribute:
+    """``attr`` holding the TensorProto ``tensor`` (AttributeProto.t) instead of its own."""
+    buf = memoryview(attr.raw)
+    parts = [
+        length_delimited(5, tensor) if number == 5 else bytes(buf[head:end])
+        for number, _, _, end, head in _whole_fields(buf, 0, len(buf))
+    ]
+    return replace(attr, raw=b"".join(parts), t=_tensor(memoryview(tensor), 0, len(tensor)))
 
 
 def _encode_attribute(name: str, value: int | float) -> bytes:

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from impasto.engine.onnx_graph import OnnxGraph
-from impasto.formats.onnx_model import Graph, Node, OnnxModel, tensor_proto
+from impasto.engine.onnx_external import read_external_data_locations
+from impasto.engine.onnx_graph import OnnxGraph, read_tensor
+from impasto.formats.onnx_model import Graph, Node, OnnxModel, tensor_proto, with_tensor
+from impasto.formats.protobuf import submessages
 
 FLOAT, INT8 = 1, 3  # TensorProto.DataType
 MS_DOMAIN = "com.microsoft"
@@ -125,11 +128,11 @@ def quantize_matmuls(source: Path, target: Path) -> int:
 def _write(model: OnnxModel, weights: OnnxGraph, new: dict[str, np.ndarray], target: Path) -> None:
     """Save ``model`` with the ``new`` weights added. When the source keeps weights in data
     files, every external weight it keeps and every new one of EXTERNAL_FROM bytes or more go
-    to one data file beside ``target``; otherwise the new ones are written inline."""
+    to one data file beside ``target`` (node attributes' tensors, small, go inline);
+    otherwise the new ones are written inline."""
     graph = model.graph
-    external = any(init.location for init in weights.initializers.values())
     target.parent.mkdir(parents=True, exist_ok=True)
-    if not external:
+    if not read_external_data_locations(weights.path):
         for name, values in new.items():
             graph.tensor_protos[name] = _inline(name, values)
         model.save(target)
@@ -141,19 +144,38 @@ def _write(model: OnnxModel, weights: OnnxGraph, new: dict[str, np.ndarray], tar
             data.write(raw)
             return tensor_proto(name, dims, data_type, external=entries)
 
-        for name in list(graph.tensor_protos):
-            init = weights.initializers.get(name)
-            if init is not None and init.location:
-                graph.tensor_protos[name] = put(
-                    name, init.dims, init.data_type, weights.stored(init)
-                )
+        kept = {n: weights.initializers.get(n) for n in graph.tensor_protos}
+        moved = {n: init for n, init in kept.items() if init is not None and init.location}
+        graph.nodes = [_inline_attribute_tensors(node, weights) for node in graph.nodes]
+        for name, init in moved.items():
+            graph.tensor_protos[name] = put(name, init.dims, init.data_type, weights.stored(init))
         for name, values in new.items():
-            if values.nbytes < EXTERNAL_FROM:
-                graph.tensor_protos[name] = _inline(name, values)
-            else:
-                raw = np.ascontiguousarray(values).tobytes()
-                graph.tensor_protos[name] = put(name, values.shape, INT8, raw)
+            raw = np.ascontiguousarray(values).tobytes()
+            graph.tensor_protos[name] = (
+                _inline(name, values)
+                if values.nbytes < EXTERNAL_FROM
+                else put(name, values.shape, INT8, raw)
+            )
     model.save(target)
+    left = set(read_external_data_locations(target)) - {DATA_FILE}
+    if left:
+        raise ValueError(f"the int8 graph still points at {sorted(left)}")
+
+
+def _inline_attribute_tensors(node: Node, weights: OnnxGraph) -> Node:
+    """``node`` with the tensors of its attributes that live in a data file (exporters write
+    even a Constant's or a ConstantOfShape's value there) held inline instead."""
+    attributes, changed = [], False
+    for attr in node.attributes:
+        raw = memoryview(attr.raw)
+        spans = submessages(raw, 0, len(raw), 5)  # AttributeProto.t
+        tensor = read_tensor(raw, *spans[0]) if len(spans) == 1 else None
+        if tensor is not None and tensor.location:
+            stored = weights.stored(tensor)
+            inline = tensor_proto(tensor.name, tensor.dims, tensor.data_type, raw=stored)
+            attr, changed = with_tensor(attr, inline), True
+        attributes.append(attr)
+    return replace(node, attributes=attributes, raw=None) if changed else node
 
 
 def _inline(name: str, values: np.ndarray) -> bytes:
