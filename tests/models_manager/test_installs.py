@@ -76,6 +76,22 @@ def test_wrong_hash_fails_and_leaves_nothing(daemon: Daemon, hub: FakeHub) -> No
     assert not (daemon.data_dir / "temp" / "installs" / started["id"]).exists()
 
 
+def test_a_local_file_is_checked_against_the_sha256_given(daemon: Daemon) -> None:
+    lora = TINY / "adapters" / "loras" / "tiny-kohya.safetensors"
+    digest = hashlib.sha256(lora.read_bytes()).hexdigest()
+    with daemon.client() as c:
+        body = {"source": str(lora), "id": "lora-checked", "sha256": "0" * 64}
+        started = c.post("/api/v1/models/install", json=body).json()
+        done = wait_install(c, started["id"], {"completed", "failed"})
+        assert done["status"] == "failed" and "sha256 mismatch" in done["error"], done
+        assert digest in done["error"]
+        assert c.get("/api/v1/models/lora-checked").status_code == 404
+        body["sha256"] = digest.upper()  # hex in either case, as for URLs
+        started = c.post("/api/v1/models/install", json=body).json()
+        done = wait_install(c, started["id"], {"completed", "failed"})
+        assert done["status"] == "completed", done
+
+
 def test_not_enough_disk_space_is_refused_before_downloading(daemon: Daemon, hub: FakeHub) -> None:
     files = folder_files(TINY / "sd-tiny")
     huge = Repo(files, declared_size={"unet/model.onnx": 2**50})
@@ -202,6 +218,12 @@ def test_bad_input_names_the_field(daemon: Daemon) -> None:
         ({"source": str(TINY / "sd-tiny"), "sha256": "xyz"}, "sha256"),
         ({"source": "impasto/sd-tiny", "subfolder": "../../etc"}, "subfolder"),
         ({"source": "impasto/sd-tiny", "precision": "int3"}, "precision"),
+        # Fields that mean nothing for the source's kind are refused, not ignored.
+        ({"source": str(TINY / "sd-tiny"), "revision": "v1"}, "revision"),
+        ({"source": str(TINY / "sd-tiny"), "subfolder": "unet"}, "subfolder"),
+        ({"source": str(TINY / "sd-tiny"), "sha256": "a" * 64}, "sha256"),  # a folder
+        ({"source": "impasto/sd-tiny", "sha256": "a" * 64}, "sha256"),
+        ({"source": "https://example.org/m.safetensors", "revision": "main"}, "revision"),
         ({"source": str(TINY / "sd-tiny"), "id": "sd-tiny"}, None),  # exists: 409
     ]
     with daemon.client() as c:

@@ -66,7 +66,7 @@ def _install_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--id", help="model id to install as (default: from the source)")
     parser.add_argument("--revision", help="hub branch, tag or commit")
     parser.add_argument("--subfolder", help="folder of the repo holding model_index.json")
-    parser.add_argument("--sha256", help="expected sha256 of a downloaded file")
+    parser.add_argument("--sha256", help="expected sha256 of the file (a URL or a local file)")
     parser.add_argument(
         "--precision",
         choices=["fp32", "fp16", "int8"],

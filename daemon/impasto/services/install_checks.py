@@ -85,6 +85,7 @@ def validate_install(
         provider=provider,
         variant=request.get("variant") or "",
     )
+    check_applies(source, request)
     model_id = request.get("id") or default_id
     try:
         check_id(model_id)
@@ -128,6 +129,25 @@ def validate_install(
         "family": source.get("family", ""),
     }
     return model_id, source, options
+
+
+def check_applies(source: dict[str, Any], request: dict[str, Any]) -> None:
+    """A field that means nothing for this kind of source is refused, not ignored."""
+    kind = source["kind"]
+    what = {"url": "a URL", "path": "a local path"}.get(kind, "")
+    for name in ("revision", "subfolder"):
+        if request.get(name) and what:
+            raise FieldError(
+                name, f"applies to Hugging Face sources (a hub repo or a catalog name), not {what}"
+            )
+    if request.get("sha256") and kind == "hub":
+        raise FieldError(
+            "sha256",
+            "checks one file (a URL or a local file); a hub repo's files are checked against "
+            "the hub's own sha256",
+        )
+    if request.get("sha256") and kind == "path" and Path(source["path"]).is_dir():
+        raise FieldError("sha256", "checks one file; this source is a folder")
 
 
 def check_convertible(path: Path, roots: Sequence[Path]) -> None:

@@ -265,6 +265,9 @@ def _stage_path(job: StageJob) -> Path:
     target = job.staging / "files" / (job.source.get("filename") or src.name)
     target.parent.mkdir(parents=True, exist_ok=True)
     copy_file(src, target, job.max_file_size, job.cancel)
+    expected = str(job.options.get("sha256") or "")
+    if expected and (digest := sha256_of(target)) != expected:
+        raise InstallError(f"{src.name}: sha256 mismatch (expected {expected}, got {digest})")
     sidecar = src.with_suffix(SIDECAR_SUFFIX)
     if os.path.lexists(sidecar):
         # A1111's config beside the checkpoint says what its tensors cannot (v-prediction).
