@@ -92,6 +92,29 @@ def test_a_local_file_is_checked_against_the_sha256_given(daemon: Daemon) -> Non
         assert done["status"] == "completed", done
 
 
+def test_the_model_list_filters_by_type(daemon: Daemon) -> None:
+    lora = TINY / "adapters" / "loras" / "tiny-kohya.safetensors"
+    with daemon.client() as c:
+        started = c.post("/api/v1/models/install", json={"source": str(lora), "id": "typed"})
+        assert (
+            wait_install(c, started.json()["id"], {"completed", "failed"})["status"] == "completed"
+        )
+
+        def listed(query: str) -> dict[str, str]:
+            response = c.get(f"/api/v1/models{query}")
+            assert response.status_code == 200, response.text
+            return {m["id"]: m["type"] for m in response.json()}
+
+        everything = listed("")
+        assert set(listed("?type=lora").values()) == {"lora"} and "typed" in listed("?type=lora")
+        assert set(listed("?type=checkpoint").values()) == {"checkpoint"}
+        both = listed("?type=lora,checkpoint")
+        assert both == {k: v for k, v in everything.items() if v in ("lora", "checkpoint")}
+        refused = c.get("/api/v1/models?type=loras")
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "type"
+        assert "checkpoint, lora, embedding, vae" in refused.text
+
+
 def test_not_enough_disk_space_is_refused_before_downloading(daemon: Daemon, hub: FakeHub) -> None:
     files = folder_files(TINY / "sd-tiny")
     huge = Repo(files, declared_size={"unet/model.onnx": 2**50})

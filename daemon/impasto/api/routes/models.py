@@ -8,12 +8,14 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, delete, get, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import Meta
 
 from impasto.api.dependencies import Catalog, MachineProvider, Manager
 from impasto.api.params import ranged
 from impasto.engine.runs_on import short_name
+from impasto.services.detect import MODEL_TYPES
+from impasto.services.errors import FieldError
 from impasto.services.events import iso_time
 from impasto.services.installs import install_json
 from impasto.services.known import CatalogRow
@@ -188,11 +190,24 @@ class ModelsController(Controller):
 
     @get("/", summary="Installed models: checkpoints (the bundled demo ones too), LoRAs, VAEs")
     async def list_models(
-        self, catalog: Catalog, machine_provider: MachineProvider
+        self,
+        catalog: Catalog,
+        machine_provider: MachineProvider,
+        kinds: Annotated[
+            str | None,
+            QueryParameter(
+                query="type", description=f"Comma-separated types: {', '.join(MODEL_TYPES)}"
+            ),
+        ] = None,
     ) -> list[ModelDetail]:
+        wanted = {t for t in (kinds or "").split(",") if t}
+        if not wanted <= set(MODEL_TYPES):
+            raise FieldError("type", f"must be a comma-separated list of {', '.join(MODEL_TYPES)}")
         # Describing model folders reads ONNX headers and sizes folders: not on the event loop.
         entries = await asyncio.to_thread(catalog.list_all)
-        return [model_detail(m, machine_provider) for m in entries]
+        return [
+            model_detail(m, machine_provider) for m in entries if not wanted or m.type in wanted
+        ]
 
     @get("/catalog", summary="The model catalog, with the build this machine would get")
     async def catalog(self, manager: Manager) -> list[CatalogEntry]:
