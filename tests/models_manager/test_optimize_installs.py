@@ -23,13 +23,21 @@ def _ops(graph: Path) -> set[str]:
     return {op for _, op in read_graph_ops(graph).ops}
 
 
-def _install(daemon: Daemon, body: dict[str, object]) -> dict[str, object]:
+def _install_task(daemon: Daemon, body: dict[str, object]) -> dict[str, object]:
+    """The finished install task of ``body``, which must complete."""
     with daemon.client() as c:
         started = c.post("/api/v1/models/install", json=body)
         assert started.status_code == 202, started.text
         done = wait_install(c, started.json()["id"], {"completed", "failed"}, timeout=180)
         assert done["status"] == "completed", done
-        return c.get(f"/api/v1/models/{body['id']}").json()
+        return dict(done)
+
+
+def _install(daemon: Daemon, body: dict[str, object]) -> dict[str, object]:
+    """The model ``body`` installs."""
+    _install_task(daemon, body)
+    with daemon.client() as c:
+        return dict(c.get(f"/api/v1/models/{body['id']}").json())
 
 
 def _entries(cache: Path) -> dict[str, int]:
@@ -80,15 +88,6 @@ def test_int8_install_is_its_own_precision_and_stays_close(daemon: Daemon) -> No
         assert listed["eight"]["precision"] == "int8"
         job = c.post("/api/v1/generate", json={**GEN, "model": "eight"}).json()
         assert wait_status(c, job["id"], {"completed", "failed"})["status"] == "completed"
-
-
-def _install_task(daemon: Daemon, body: dict[str, object]) -> dict[str, object]:
-    with daemon.client() as c:
-        started = c.post("/api/v1/models/install", json=body)
-        assert started.status_code == 202, started.text
-        done = wait_install(c, started.json()["id"], {"completed", "failed"}, timeout=180)
-        assert done["status"] == "completed", done
-        return dict(done)
 
 
 def test_an_fp16_install_of_an_fp32_onnx_model_turns_it_to_fp16(daemon: Daemon) -> None:
