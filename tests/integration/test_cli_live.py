@@ -120,3 +120,23 @@ def test_generate_without_a_folder_saves_in_pictures_not_here(
     saved = Path(done.stdout.strip())
     assert saved.parent == home / "Pictures" / "Impasto" and saved.is_file()
     assert list(here.iterdir()) == []
+
+
+def test_models_lists_one_type_with_the_type_option(impasto_daemon: Daemon) -> None:
+    def ids(*args: str) -> list[str]:
+        done = cli(impasto_daemon, *args)
+        assert done.returncode == 0, (args, done.stderr)
+        return [line.split()[0] for line in done.stdout.splitlines()[1:] if line.strip()]
+
+    everything = ids("models")
+    assert "sd-tiny" in everything
+    with impasto_daemon.client() as client:
+        types = {m["id"]: m["type"] for m in client.get("/api/v1/models").json()}
+    for kind in ("checkpoint", "lora"):
+        want = [i for i in everything if types[i] == kind]
+        assert ids("models", "--type", kind) == want
+        assert ids("models", "list", "--type", kind) == want
+    both = ids("models", "list", "--type", "lora", "--type", "checkpoint")
+    assert sorted(both) == sorted(i for i in everything if types[i] in ("lora", "checkpoint"))
+    bad = cli(impasto_daemon, "models", "--type", "loras")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr

@@ -11,6 +11,7 @@ import msgspec
 
 from impasto.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context
 from impasto.client import Client
+from impasto.client.models import MODEL_TYPES
 
 POLL = 0.25
 
@@ -27,9 +28,16 @@ def register(
     models = commands.add_parser("models", parents=[connection], help="list or manage models")
     models.set_defaults(handler=list_models)
     sub = models.add_subparsers(dest="models_command", metavar="ACTION")
-    sub.add_parser("list", parents=[connection], help="list installed models").set_defaults(
-        handler=list_models
-    )
+    listing = sub.add_parser("list", parents=[connection], help="list installed models")
+    listing.set_defaults(handler=list_models)
+    for parser in (models, listing):
+        parser.add_argument(
+            "--type",
+            dest="types",
+            action="append",
+            choices=MODEL_TYPES,
+            help="only models of this type (repeatable)",
+        )
     _install_options(sub.add_parser("install", parents=[connection], help="install a model"))
     for parser in (
         sub.add_parser("remove", parents=[connection], help="delete an installed model"),
@@ -159,7 +167,7 @@ def _follow(client: Client, install_id: str) -> int:
 def list_models(args: argparse.Namespace, context: Context) -> int:
     """A table of installed models."""
     with context.connect(args) as client:
-        models = client.model_details()
+        models = client.model_details(getattr(args, "types", None) or ())
     rows = [("ID", "TYPE", "FAMILY", "SIZE", "SOURCE")]
     for m in models:
         source = "bundled" if m.read_only else (m.source or "folder")

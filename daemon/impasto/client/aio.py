@@ -90,9 +90,9 @@ class AsyncClient:
         """The installed models."""
         return await self._call(core.models())
 
-    async def model_details(self) -> list[models_api.ModelDetail]:
-        """Every installed model with its source, hash and license."""
-        return await self._call(models_api.model_list())
+    async def model_details(self, types: Sequence[str] = ()) -> list[models_api.ModelDetail]:
+        """Every installed model (of ``types`` when given) with its source, hash and license."""
+        return await self._call(models_api.model_list(types))
 
     async def model(self, model_id: str) -> models_api.ModelDetail:
         """One installed model with its source, hash and license."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -55,9 +56,13 @@ def model(model_id: str) -> Call[ModelDetail]:
     return Call("GET", f"/models/{model_id}", _decoder(ModelDetail))
 
 
-def model_list() -> Call[list[ModelDetail]]:
-    """GET /models with every field."""
-    return Call("GET", "/models", _decoder(list[ModelDetail]))
+MODEL_TYPES = wire.MODEL_TYPES
+
+
+def model_list(types: Sequence[str] = ()) -> Call[list[ModelDetail]]:
+    """GET /models with every field; only ``types`` (checkpoint, lora, ...) when given."""
+    params: dict[str, str | int] = {"type": ",".join(types)} if types else {}
+    return Call("GET", "/models", _decoder(list[ModelDetail]), params=params)
 
 
 def catalog() -> Call[list[CatalogEntry]]:

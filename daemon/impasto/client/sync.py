@@ -112,9 +112,9 @@ class Client:
         """The installed models."""
         return self._call(core.models())
 
-    def model_details(self) -> list[models_api.ModelDetail]:
-        """Every installed model with its source, hash and license."""
-        return self._call(models_api.model_list())
+    def model_details(self, types: Sequence[str] = ()) -> list[models_api.ModelDetail]:
+        """Every installed model (of ``types`` when given) with its source, hash and license."""
+        return self._call(models_api.model_list(types))
 
     def model(self, model_id: str) -> models_api.ModelDetail:
         """One installed model with its source, hash and license."""

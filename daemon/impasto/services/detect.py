@@ -16,7 +16,6 @@ from impasto.formats.protobuf import int_field as _int
 from impasto.formats.protobuf import submessages as _sub
 from impasto.services.safety import UnsafeContentError, safetensors_header
 
-MODEL_TYPES = ("checkpoint", "lora", "embedding", "vae")  # the design document's ModelType
 # ONNX TensorProto.DataType numbers that matter here.
 _ELEM_TYPES = {1: "fp32", 10: "fp16", 16: "bf16"}
 # Operators of a quantised graph (ONNX Runtime's dynamic and static int8 outputs); its inputs

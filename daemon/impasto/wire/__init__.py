@@ -19,6 +19,7 @@ from impasto.wire.limits import (
     field_rule,
 )
 from impasto.wire.messages import (
+    MODEL_TYPES,
     CatalogEntry,
     CatalogVariant,
     ErrorBody,
@@ -88,6 +89,7 @@ __all__ = [
     "FIELD_RULES",
     "LIMITS",
     "MAX_PROMPT_CHARACTERS",
+    "MODEL_TYPES",
     "NOT_BLANK",
     "QUERY_LIMITS",
     "REQUIRED",

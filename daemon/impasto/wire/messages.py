@@ -143,6 +143,10 @@ class ModelDefaults(Schema):
     schedule: str = "default"
 
 
+MODEL_TYPES = ("checkpoint", "lora", "embedding", "vae")
+"""The kinds of installed model (the design document's ModelType): ``ModelDetail.type``."""
+
+
 class ModelDetail(Schema):
     """An installed model: the design document's Model record plus what Impasto detected."""
 

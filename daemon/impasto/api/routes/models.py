@@ -14,13 +14,13 @@ from msgspec import Meta
 from impasto.api.dependencies import Catalog, MachineProvider, Manager
 from impasto.api.params import ranged
 from impasto.engine.runs_on import short_name
-from impasto.services.detect import MODEL_TYPES
 from impasto.services.errors import FieldError
 from impasto.services.events import iso_time
 from impasto.services.installs import install_json
 from impasto.services.known import CatalogRow
 from impasto.services.models import ModelEntry
 from impasto.wire import (
+    MODEL_TYPES,
     CatalogEntry,
     CatalogVariant,
     KeepAlive,
