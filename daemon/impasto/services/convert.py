@@ -35,14 +35,18 @@ class ConversionError(Exception):
     """The export failed or cannot run here; the message says what to do."""
 
 
+def _importable(name: str) -> bool:
+    """Whether module ``name`` can be imported here (without importing it)."""
+    try:
+        return find_spec(name) is not None
+    except ModuleNotFoundError:  # a missing parent package
+        return False
+
+
 def missing_converter() -> str | None:
     """None when conversion can run, else a message naming the install command."""
     for name in CONVERT_MODULES:
-        try:
-            found = find_spec(name) is not None
-        except ModuleNotFoundError:
-            found = False
-        if not found:
+        if not _importable(name):
             return (
                 f"converting to ONNX needs {name.split('.')[0]}, which is not installed; "
                 f"install the converter with: {INSTALL_HINT}"
@@ -55,11 +59,7 @@ def missing_fp16_converter() -> str | None:
     float16 tool needs the ``onnx`` package, a part of the ``convert`` extra)."""
     if compiled():
         return "the single binary cannot turn weights to fp16; install the Python package for it"
-    try:
-        found = find_spec("onnx") is not None
-    except ModuleNotFoundError:
-        found = False
-    return None if found else f"turning weights to fp16 needs onnx: {INSTALL_HINT}"
+    return None if _importable("onnx") else f"turning weights to fp16 needs onnx: {INSTALL_HINT}"
 
 
 def _run_child(args: list[str], *, cancel: threading.Event, log: Path, env: dict[str, str]) -> None:
