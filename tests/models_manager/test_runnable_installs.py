@@ -170,6 +170,22 @@ def test_naming_the_cuda_build_on_cpu_is_refused_before_its_weights(
     assert "no 'gpu' build; it has: cuda, portable" in bad.text
 
 
+def test_int8_of_an_fp16_build_is_refused_before_the_download(daemon: Daemon, hub: FakeHub) -> None:
+    """int8 quantises an fp32 UNet: naming the fp16 CUDA build with it is a 422 on the request,
+    not a failure after the download; without the name, the fp32 build is taken."""
+    requests = len(hub.requests)
+    with daemon.client() as c:
+        body = {"source": "dual", "variant": "cuda", "precision": "int8", "id": "dual-int8"}
+        refused = c.post("/api/v1/models/install", json=body)
+        installs = c.get("/api/v1/models/installs").json()
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["errors"][0]
+    assert error["field"] == "precision"
+    assert "cuda build is fp16" in error["message"] and "variant" in error["message"]
+    assert len(hub.requests) == requests  # nothing was fetched
+    assert all(i.get("model_id") != "dual-int8" for i in installs)
+
+
 def test_inline_weights_are_peeked_at_not_downloaded(
     daemon: Daemon, hub: FakeHub, inline: Path
 ) -> None:

@@ -89,6 +89,43 @@ def test_each_provider_takes_its_own_build_then_the_portable_one(provider: str) 
     assert resolve_variant(fallback, provider).key == "portable"  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("precision", "expected"),
+    [("", "cuda"), ("fp16", "cuda"), ("fp32", "portable"), ("int8", "portable")],
+)
+def test_an_asked_precision_picks_the_build_it_is_made_from(precision: str, expected: str) -> None:
+    """fp32 or int8 asked on CUDA: the portable fp32 build, not the fp16 CUDA one (int8
+    quantises fp32 weights; fp16 ones are not widened). fp16: the CUDA build stays."""
+    turbo = CATALOG["sd-turbo"]
+    assert resolve_variant(turbo, "CUDAExecutionProvider", precision=precision).key == expected
+    source, _ = parse_source(
+        "sd-turbo",
+        revision=None,
+        subfolder=None,
+        known=CATALOG,
+        provider="CUDAExecutionProvider",
+        precision=precision,
+    )
+    assert source["variant"] == expected
+    # A build named by key wins over the precision (the install then warns or refuses).
+    named = resolve_variant(turbo, "CPUExecutionProvider", "cuda", precision)
+    assert named.key == "cuda"
+
+
+def test_a_precision_no_build_is_made_from_keeps_the_providers_pick() -> None:
+    fp16_only = entry_with(
+        cuda={"repo": "o/cuda", "precision": "fp16", "size": 1},
+        portable={"repo": "o/portable", "precision": "fp16", "size": 1},
+    )
+    for precision in ("fp32", "int8"):
+        build = resolve_variant(fp16_only, "CUDAExecutionProvider", precision=precision)  # type: ignore[arg-type]
+        assert build.key == "cuda"
+    # On the CPU provider, fp16 asked: the portable fp32 build (converted), as with no precision.
+    assert resolve_variant(CATALOG["sd-turbo"], "CPUExecutionProvider", precision="fp16").key == (
+        "portable"
+    )
+
+
 def test_a_missing_build_names_the_alternatives() -> None:
     only_cuda = entry_with(cuda={"repo": "o/cuda", "precision": "fp16", "size": 2_600_000_000})
     with pytest.raises(NoVariantError) as caught:

@@ -11,7 +11,7 @@ from impasto.engine.providers import GPU_PROVIDERS
 from impasto.services.convert import missing_converter
 from impasto.services.detect import detect_file, detect_folder
 from impasto.services.errors import ConflictError, FieldError
-from impasto.services.known import KnownModel, variant_summary
+from impasto.services.known import KnownModel, made_from, variant_summary
 from impasto.services.models import ModelCatalog
 from impasto.services.safety import UnsafeContentError, check_id, walk_files
 from impasto.services.sources import local_path, parse_source
@@ -76,6 +76,9 @@ def validate_install(
     # Before any worker or probe reported a provider, a catalog name resolves to the
     # portable build, which every provider runs.
     provider = installer.machine_provider()
+    asked = request.get("precision") or ""
+    if asked not in PRECISIONS:
+        raise FieldError("precision", "must be fp32, fp16 or int8")
     source, default_id = parse_source(
         source_text,
         revision=request.get("revision"),
@@ -84,6 +87,7 @@ def validate_install(
         roots=roots,
         provider=provider,
         variant=request.get("variant") or "",
+        precision=asked,
     )
     check_applies(source, request)
     model_id = request.get("id") or default_id
@@ -91,10 +95,7 @@ def validate_install(
         check_id(model_id)
     except ValueError as exc:
         raise FieldError("id", str(exc)) from None
-    precision = request.get("precision") or ""
-    if precision not in PRECISIONS:
-        raise FieldError("precision", "must be fp32, fp16 or int8")
-    precision = conversion_precision(precision, settings.provider())
+    precision = conversion_precision(asked, settings.provider())
     config = request.get("config") or ""
     if config.startswith(("/", ".", "~")):  # a folder, not a hub repo id
         folder = local_path("config", config, roots)
@@ -112,6 +113,12 @@ def validate_install(
     if source.get("catalog"):
         build = installer.known()[source["catalog"]].variants[source["variant"]]
         note = f"{source['catalog']}: {variant_summary(build, provider)}"
+        if asked == "int8" and build.precision not in ("", *made_from("int8")):
+            raise FieldError(
+                "precision",
+                f"int8 quantises an fp32 UNet; {source['catalog']}'s {build.key} build is "
+                f"{build.precision}: name an fp32 build with variant, or leave precision out",
+            )
         problem = missing_converter() if build.convert and request.get("convert", True) else None
         if problem:
             raise FieldError("source", f"{note}; {problem}")

@@ -188,17 +188,37 @@ def variant_order(provider: str) -> tuple[str, ...]:
     return (own, "portable", "default")
 
 
-def resolve_variant(entry: KnownModel, provider: str, wanted: str = "") -> Variant:
-    """The build of ``entry`` for ``provider`` (or the one ``wanted`` by key)."""
+def made_from(precision: str) -> tuple[str, ...]:
+    """The build precisions an install asked for ``precision`` is made from, best first: fp32
+    and int8 (a quantised fp32 UNet) from fp32 weights, which are never narrowed silently, nor
+    fp16 ones widened; fp16 from fp16 weights, else from fp32 ones by conversion."""
+    return {"fp32": ("fp32",), "int8": ("int8", "fp32"), "fp16": ("fp16", "fp32")}.get(
+        precision, ()
+    )
+
+
+def resolve_variant(
+    entry: KnownModel, provider: str, wanted: str = "", precision: str = ""
+) -> Variant:
+    """The build of ``entry`` for ``provider`` (or the one ``wanted`` by key).
+
+    With a ``precision`` asked, the first build in the provider's order that it can be made
+    from wins over the provider's own build (fp32 asked on CUDA takes the portable fp32 build,
+    not the fp16 CUDA one); when none can, the provider's pick stands.
+    """
     if wanted:
         if wanted in entry.variants:
             return entry.variants[wanted]
         raise NoVariantError(
             f"{entry.name} has no {wanted!r} build; it has: {', '.join(entry.variants)}"
         )
-    for key in variant_order(provider):
-        if key in entry.variants:
-            return entry.variants[key]
+    builds = [entry.variants[key] for key in variant_order(provider) if key in entry.variants]
+    for source in made_from(precision):
+        for build in builds:
+            if build.precision == source:
+                return build
+    if builds:
+        return builds[0]
     if not entry.variants:
         raise NoVariantError(
             f"{entry.name} has no build `impasto pull` can install: {entry.no_portable}"

@@ -40,9 +40,12 @@ def parse_source(
     roots: Sequence[Path] = (),
     provider: str = "",
     variant: str = "",
+    precision: str = "",
 ) -> tuple[dict[str, Any], str]:
     """The source record and the default model id for ``text``; FieldError when unusable.
 
+    A catalog name resolves to its ``variant`` build, else to the build for ``provider`` that
+    the asked ``precision`` can be made from (known.resolve_variant).
     A local path must lie inside one of ``roots`` (the install_roots setting; empty allows
     any) and be a regular file or a folder. This stats files and never opens one, but it
     still touches the disk: call it off the event loop.
@@ -55,7 +58,7 @@ def parse_source(
     if text in known:
         entry = known[text]
         try:
-            build = resolve_variant(entry, provider, variant)
+            build = resolve_variant(entry, provider, variant, precision)
         except NoVariantError as exc:
             raise FieldError("variant" if variant else "source", str(exc)) from None
         source = {
