@@ -223,10 +223,10 @@ def resolve_variant(
         raise NoVariantError(
             f"{entry.name} has no build `impasto pull` can install: {entry.no_portable}"
         )
-    builds = "; ".join(v.describe() for v in entry.variants.values())
+    others = "; ".join(v.describe() for v in entry.variants.values())
     why = f" There is no portable build: {entry.no_portable}." if entry.no_portable else ""
     raise NoVariantError(
-        f"{entry.name} has no build for {short_name(provider)}: its builds are {builds}.{why} "
+        f"{entry.name} has no build for {short_name(provider)}: its builds are {others}.{why} "
         "To fetch one anyway (for another machine), name it with --variant KEY and add --force."
     )
 
