@@ -6,7 +6,8 @@ the node list, the graph's outputs, its initializers and the opset imports. Ever
 so the single binary, which does not carry ``onnx``, rewrites graphs as the Python package
 does.
 New nodes and fields are encoded the way protobuf's own serializer orders them (by field
-number), so the file equals what ``onnx.save_model`` writes for the same edit.
+number), so the file equals what ``onnx.save_model`` writes for the same edit. Tensors
+(initializers, attribute values) are read and written by formats/onnx_tensor.py.
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-
+from impasto.formats.onnx_tensor import Tensor, parse_tensor
 from impasto.formats.protobuf import (
     ProtobufError,
+    encode_key,
+    encode_string,
     encode_varint,
     fields,
     int_field,
     length_delimited,
     repeated_varints,
+    signed,
     string_field,
     submessages,
     text,
@@ -35,104 +38,6 @@ from impasto.formats.protobuf import (
 _MODEL_GRAPH, _MODEL_OPSET = 7, 8
 _GRAPH_NODE, _GRAPH_INITIALIZER, _GRAPH_INPUT, _GRAPH_OUTPUT = 1, 5, 11, 12
 _ATTR_FLOAT, _ATTR_INT = 1, 2
-_TENSOR_TYPES: dict[int, str] = {1: "<f4", 6: "<i4", 7: "<i8", 10: "<f2", 11: "<f8"}
-_UNSIGNED_64 = 1 << 64
-# Tensors up to this many elements have their values read (shapes, scales: what rewrites
-# look at); bigger ones are weights, known by shape and type only, and copied as bytes.
-CONSTANT_LIMIT = 4096
-
-
-def _signed(value: int) -> int:
-    """A varint read as protobuf's int64 (negative numbers are ten-byte two's complement)."""
-    return value - _UNSIGNED_64 if value >= 1 << 63 else value
-
-
-def _key(number: int, wire: int) -> bytes:
-    return encode_varint(number << 3 | wire)
-
-
-def _string_field(number: int, value: str) -> bytes:
-    return length_delimited(number, value.encode("utf-8"))
-
-
-def tensor_proto(
-    name: str,
-    dims: tuple[int, ...],
-    data_type: int,
-    *,
-    raw: bytes = b"",
-    external: dict[str, str] | None = None,
-) -> bytes:
-    """A TensorProto holding ``raw`` (little-endian values) inline, or pointing at the
-    ``external`` entries (``location``, ``offset``, ``length``) instead."""
-    body = b"".join(_key(1, 0) + encode_varint(dim) for dim in dims)
-    body += _key(2, 0) + encode_varint(data_type) + _string_field(8, name)
-    if external is None:
-        return body + length_delimited(9, raw)
-    for key, value in external.items():
-        body += length_delimited(13, _string_field(1, key) + _string_field(2, value))
-    return body + _key(14, 0) + encode_varint(1)  # data_location: EXTERNAL
-
-
-@dataclass
-class Tensor:
-    """A TensorProto's shape and type, and its values when the file holds them inline and
-    they are no more than CONSTANT_LIMIT."""
-
-    dims: tuple[int, ...]
-    data_type: int
-    values: np.ndarray | None = None
-
-
-def _stored_values(buf: memoryview, number: int, wire: int, s: int, e: int) -> list[float | int]:
-    """The values of one typed-data field of a TensorProto, packed or one per field."""
-    if number == 4:  # float_data
-        return list(struct.unpack(f"<{(e - s) // 4}f", buf[s:e]))
-    if number == 10:  # double_data
-        return list(struct.unpack(f"<{(e - s) // 8}d", buf[s:e]))
-    return [_signed(v) for v in repeated_varints(buf, wire, s, e)]  # int32_data, int64_data
-
-
-def _tensor(buf: memoryview, start: int, end: int) -> Tensor:
-    dims: list[int] = []
-    data_type, external = 0, False
-    raw: tuple[int, int] | None = None
-    typed: dict[int, list[tuple[int, int, int]]] = {}  # field -> (wire, start, end) of each
-    for number, wire, s, e in fields(buf, start, end):
-        if number == 1:  # dims: packed, or one varint per field
-            dims.extend(_signed(v) for v in repeated_varints(buf, wire, s, e))
-        elif number == 2 and wire == 0:
-            data_type = varint(buf, s, e)[0]
-        elif number == 9 and wire == 2:
-            raw = (s, e)
-        elif number == 13:  # external_data
-            external = True
-        elif number == 14 and wire == 0:  # data_location: 1 is EXTERNAL
-            external = external or varint(buf, s, e)[0] == 1
-        elif number in (4, 5, 7, 10):  # float_data, int32_data, int64_data, double_data
-            typed.setdefault(number, []).append((wire, s, e))
-    tensor = Tensor(tuple(dims), data_type)
-    dtype = _TENSOR_TYPES.get(data_type)
-    size = int(np.prod(dims, dtype=np.int64))
-    if external or dtype is None or size > CONSTANT_LIMIT:
-        return tensor
-    # float16 values travel as int32 bit patterns; the others in their own field.
-    field_number = {1: 4, 6: 5, 7: 7, 10: 5, 11: 10}[data_type]
-    stored = [
-        value
-        for wire, s, e in typed.get(field_number, [])
-        for value in _stored_values(buf, field_number, wire, s, e)
-    ]
-    if raw is not None:
-        values = np.frombuffer(bytes(buf[raw[0] : raw[1]]), dtype)
-    elif data_type == 10:
-        values = np.array(stored, np.uint16).view(np.float16)
-    else:
-        values = np.array(stored, dtype)
-    if values.size != size:
-        return tensor
-    tensor.values = np.array(values.reshape(dims), dtype=dtype[1:])
-    return tensor
 
 
 @dataclass
@@ -156,11 +61,11 @@ def _attribute(buf: memoryview, start: int, end: int) -> Attribute:
         elif number == 2 and wire == 5:
             attr.f = struct.unpack("<f", buf[s:e])[0]
         elif number == 3 and wire == 0:
-            attr.i = _signed(varint(buf, s, e)[0])
+            attr.i = signed(varint(buf, s, e)[0])
         elif number == 8:
-            attr.ints.extend(_signed(v) for v in repeated_varints(buf, wire, s, e))
+            attr.ints.extend(signed(v) for v in repeated_varints(buf, wire, s, e))
         elif number == 5 and wire == 2:
-            attr.t = _tensor(buf, s, e)
+            attr.t = parse_tensor(buf, s, e)
         elif number in (6, 11) and wire == 2:  # g, graphs: If and Loop bodies
             attr.graphs.append(Graph(buf, s, e))
     return attr
@@ -173,16 +78,23 @@ def with_tensor(attr: Attribute, tensor: bytes) -> Attribute:
         length_delimited(5, tensor) if number == 5 else bytes(buf[head:end])
         for number, _, _, end, head in _whole_fields(buf, 0, len(buf))
     ]
-    return replace(attr, raw=b"".join(parts), t=_tensor(memoryview(tensor), 0, len(tensor)))
+    return replace(attr, raw=b"".join(parts), t=parse_tensor(memoryview(tensor), 0, len(tensor)))
 
 
 def _encode_attribute(name: str, value: int | float) -> bytes:
     """An INT or FLOAT attribute, fields in the order protobuf writes them (1, 2|3, 20)."""
     if isinstance(value, int):
-        body = _key(3, 0) + encode_varint(value) + _key(20, 0) + encode_varint(_ATTR_INT)
+        body = (
+            encode_key(3, 0) + encode_varint(value) + encode_key(20, 0) + encode_varint(_ATTR_INT)
+        )
     else:
-        body = _key(2, 5) + struct.pack("<f", value) + _key(20, 0) + encode_varint(_ATTR_FLOAT)
-    return _string_field(1, name) + body
+        body = (
+            encode_key(2, 5)
+            + struct.pack("<f", value)
+            + encode_key(20, 0)
+            + encode_varint(_ATTR_FLOAT)
+        )
+    return encode_string(1, name) + body
 
 
 @dataclass
@@ -222,12 +134,12 @@ class Node:
     def encode(self) -> bytes:
         if self.raw is not None:
             return self.raw
-        parts = [_string_field(1, name) for name in self.inputs]
-        parts += [_string_field(2, name) for name in self.outputs]
-        parts += [_string_field(3, self.name)] if self.name else []
-        parts.append(_string_field(4, self.op_type))
+        parts = [encode_string(1, name) for name in self.inputs]
+        parts += [encode_string(2, name) for name in self.outputs]
+        parts += [encode_string(3, self.name)] if self.name else []
+        parts.append(encode_string(4, self.op_type))
         parts += [length_delimited(5, attr.raw) for attr in self.attributes]
-        parts += [_string_field(7, self.domain)] if self.domain else []
+        parts += [encode_string(7, self.domain)] if self.domain else []
         return b"".join(parts)
 
 
@@ -264,7 +176,7 @@ class ValueInfo:
         buf = memoryview(self.raw)
         whole = _whole_fields(buf, 0, len(buf))
         rest = [bytes(buf[head:e]) for n, _, _, e, head in whole if n != 1]
-        return ValueInfo(name, self.elem_type, _string_field(1, name) + b"".join(rest))
+        return ValueInfo(name, self.elem_type, encode_string(1, name) + b"".join(rest))
 
 
 def _whole_fields(
@@ -313,7 +225,7 @@ class Graph:
                 self.nodes.append(_node(buf, s, e))
             elif number == _GRAPH_INITIALIZER:
                 name = string_field(buf, s, e, 8)
-                self.initializers[name] = _tensor(buf, s, e)
+                self.initializers[name] = parse_tensor(buf, s, e)
                 self.tensor_protos[name] = buf[s:e]
             elif number == _GRAPH_INPUT:
                 self.inputs.append(_value_info(buf, s, e))
@@ -327,7 +239,7 @@ class Graph:
         nodes_written = outputs_written = False
         initializers: list[bytes | memoryview] = []
         for tensor in self.tensor_protos.values():  # views of a big file's weights stay views
-            initializers += [_key(_GRAPH_INITIALIZER, 2) + encode_varint(len(tensor)), tensor]
+            initializers += [encode_key(_GRAPH_INITIALIZER, 2) + encode_varint(len(tensor)), tensor]
         for number, encoded in self._fields:
             if initializers and number >= _GRAPH_INITIALIZER:
                 parts += initializers
@@ -370,7 +282,7 @@ class OnnxModel:
                     if n == 1 and w == 2:
                         domain = text(buf, os_, oe)
                     elif n == 2 and w == 0:
-                        version = _signed(varint(buf, os_, oe)[0])
+                        version = signed(varint(buf, os_, oe)[0])
                 self.opsets.append((domain, version))
         if graph is None:
             raise ProtobufError("not an ONNX model: no graph")
@@ -389,7 +301,9 @@ class OnnxModel:
     def encode(self) -> bytes:
         parts: list[bytes | memoryview] = []
         new = [
-            length_delimited(_MODEL_OPSET, _string_field(1, name) + _key(2, 0) + encode_varint(v))
+            length_delimited(
+                _MODEL_OPSET, encode_string(1, name) + encode_key(2, 0) + encode_varint(v)
+            )
             for name, v in self.opsets[self._opsets_read :]
         ]
         for number, encoded in self._fields:
@@ -405,3 +319,9 @@ class OnnxModel:
 
     def save(self, path: Path) -> None:
         Path(path).write_bytes(self.encode())
+
+
+def _opset_import(domain: str, version: int) -> bytes:
+    """A ModelProto's opset_import field for ``domain`` at ``version``."""
+    body = encode_string(1, domain) + encode_key(2, 0) + encode_varint(version)
+    return length_delimited(_MODEL_OPSET, body)

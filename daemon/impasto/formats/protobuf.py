@@ -18,6 +18,9 @@ class ProtobufError(ValueError):
     """The bytes are not a well-formed protobuf message."""
 
 
+_UNSIGNED_64 = 1 << 64
+
+
 def varint(buf: Buffer, pos: int, end: int) -> tuple[int, int]:
     """The varint at ``pos`` and the position after it."""
     result = shift = 0
@@ -109,3 +112,18 @@ def encode_varint(value: int) -> bytes:
 def length_delimited(number: int, payload: bytes) -> bytes:
     """Field ``number`` (wire type 2) holding ``payload``."""
     return encode_varint(number << 3 | 2) + encode_varint(len(payload)) + payload
+
+
+def signed(value: int) -> int:
+    """A varint read as protobuf's int64 (negative numbers are ten-byte two's complement)."""
+    return value - _UNSIGNED_64 if value >= 1 << 63 else value
+
+
+def encode_key(number: int, wire: int) -> bytes:
+    """The key of field ``number`` with wire type ``wire``."""
+    return encode_varint(number << 3 | wire)
+
+
+def encode_string(number: int, value: str) -> bytes:
+    """Field ``number`` holding ``value`` as UTF-8."""
+    return length_delimited(number, value.encode("utf-8"))

@@ -21,7 +21,8 @@ import numpy as np
 
 from impasto.engine.onnx_external import read_external_data_locations
 from impasto.engine.onnx_graph import OnnxGraph, read_tensor
-from impasto.formats.onnx_model import Graph, Node, OnnxModel, tensor_proto, with_tensor
+from impasto.formats.onnx_model import Graph, Node, OnnxModel, with_tensor
+from impasto.formats.onnx_tensor import tensor_proto
 from impasto.formats.protobuf import submessages
 
 FLOAT, INT8 = 1, 3  # TensorProto.DataType
