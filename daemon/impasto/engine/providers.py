@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from impasto.engine.types import EngineError
+from impasto.formats.protobuf import encode_key, encode_varint, length_delimited
 
 CPU = "CPUExecutionProvider"
 
@@ -279,20 +280,10 @@ def cpu_choice() -> ProviderChoice:
     )
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 def _field(number: int, payload: bytes | int) -> bytes:
     if isinstance(payload, int):
-        return _varint(number << 3) + _varint(payload)
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+        return encode_key(number, 0) + encode_varint(payload)
+    return length_delimited(number, payload)
 
 
 def probe_model_bytes() -> bytes:
