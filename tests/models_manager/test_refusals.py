@@ -23,7 +23,8 @@ from impasto.services.safety import (
     check_id,
     check_tree,
 )
-from impasto.services.staging import InstallError, StageJob, prepare
+from impasto.services.stage_job import InstallError, StageJob
+from impasto.services.staging import prepare
 from tests.models_manager.conftest import TINY
 
 FAMILIES = {

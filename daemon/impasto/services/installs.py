@@ -32,7 +32,8 @@ from impasto.services.optimize_stage import warm_cache
 from impasto.services.runnable import UnrunnableError
 from impasto.services.safety import UnsafeContentError
 from impasto.services.sources import describe_source
-from impasto.services.staging import InstallError, StageJob, finalize, prepare
+from impasto.services.stage_job import InstallError, StageJob
+from impasto.services.staging import finalize, prepare
 from impasto.store.models import InstallRecord, ModelRecord, ModelStore
 
 log = logging.getLogger("impasto.installs")
