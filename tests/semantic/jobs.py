@@ -6,7 +6,6 @@ import base64
 import io
 from typing import Any
 
-import pytest
 from PIL import Image
 
 from impasto.engine.schedulers.registry import SAMPLER_SPECS
@@ -39,16 +38,6 @@ TESTED_SAMPLERS = (
 SAMPLER_STEPS = {name: SAMPLER_SPECS[name].recommended_steps for name in TESTED_SAMPLERS}
 SAMPLER_SCHEDULES = {name: SAMPLER_SPECS[name].recommended_schedule for name in TESTED_SAMPLERS}
 PROMPT_SEED = 1234
-# The bar (90% background and colour, 80% shape at every sampler) is met by every
-# sampler but PNDM, which falls short by the figures in FOLLOWING's reason (one prompt;
-# docs/benchmarks.md, "impasto-shapes accuracy"). Strict, so a better model turns this into a
-# failure that asks for the mark to go.
-BELOW_BAR = ("pndm",)
-FOLLOWING = pytest.mark.xfail(
-    strict=True,
-    reason="impasto-shapes misses 90/90/80 at this sampler (pndm 100/95/78%: shape one prompt "
-    "short; docs/benchmarks.md)",
-)
 
 
 def generate(daemon: Daemon, bodies: list[dict[str, Any]]) -> list[Image.Image]:

@@ -12,8 +12,6 @@ import pytest
 from tests.harness import Daemon
 from tests.semantic.analyser import analyse, world
 from tests.semantic.jobs import (
-    BELOW_BAR,
-    FOLLOWING,
     PROMPT_SEED,
     SAMPLER_SCHEDULES,
     SAMPLER_STEPS,
@@ -54,9 +52,7 @@ def test_each_sampler_draws_what_the_prompt_says(shapes_daemon: Daemon, sampler:
         assert result[key] >= floor, (key, result)
 
 
-@pytest.mark.parametrize(
-    "sampler", [pytest.param(s, marks=FOLLOWING) if s in BELOW_BAR else s for s in SAMPLER_STEPS]
-)
+@pytest.mark.parametrize("sampler", list(SAMPLER_STEPS))
 def test_prompt_following_per_sampler(shapes_daemon: Daemon, sampler: str) -> None:
     # The bar.
     result = sampler_score(shapes_daemon, sampler)
