@@ -89,6 +89,13 @@ def test_each_provider_takes_its_own_build_then_the_portable_one(provider: str) 
     assert resolve_variant(fallback, provider).key == "portable"  # type: ignore[arg-type]
 
 
+def parse_turbo(provider: str, **options: str) -> tuple[dict[str, object], str]:
+    """``sd-turbo`` as an install request names it, on ``provider``."""
+    return parse_source(
+        "sd-turbo", revision=None, subfolder=None, known=CATALOG, provider=provider, **options
+    )
+
+
 @pytest.mark.parametrize(
     ("precision", "expected"),
     [("", "cuda"), ("fp16", "cuda"), ("fp32", "portable"), ("int8", "portable")],
@@ -98,14 +105,7 @@ def test_an_asked_precision_picks_the_build_it_is_made_from(precision: str, expe
     quantises fp32 weights; fp16 ones are not widened). fp16: the CUDA build stays."""
     turbo = CATALOG["sd-turbo"]
     assert resolve_variant(turbo, "CUDAExecutionProvider", precision=precision).key == expected
-    source, _ = parse_source(
-        "sd-turbo",
-        revision=None,
-        subfolder=None,
-        known=CATALOG,
-        provider="CUDAExecutionProvider",
-        precision=precision,
-    )
+    source, _ = parse_turbo("CUDAExecutionProvider", precision=precision)
     assert source["variant"] == expected
     # A build named by key wins over the precision (the install then warns or refuses).
     named = resolve_variant(turbo, "CPUExecutionProvider", "cuda", precision)
@@ -147,14 +147,7 @@ def test_a_missing_build_names_the_alternatives() -> None:
 
 def test_asking_for_a_build_by_name() -> None:
     turbo = CATALOG["sd-turbo"]
-    source, model_id = parse_source(
-        "sd-turbo",
-        revision=None,
-        subfolder=None,
-        known=CATALOG,
-        provider="CPUExecutionProvider",
-        variant="cuda",
-    )
+    source, model_id = parse_turbo("CPUExecutionProvider", variant="cuda")
     assert source["repo"] == "onnxruntime/sd-turbo" and source["variant"] == "cuda"
     assert model_id == "sd-turbo"
     with pytest.raises(NoVariantError):
