@@ -19,6 +19,11 @@ VALID = {"prompt": "a cat", "width": 64, "height": 64, "steps": 2}
 CASES = [
     ("prompt", "", "1 to 20000 characters"),
     ("prompt", " \t\n ", "not only spaces"),
+    # Text only: a NUL byte cannot go into the PNG's text chunks (nor means anything as a word).
+    ("prompt", "a red\x00 circle", "without control characters"),
+    ("prompt", "bell\x07", "without control characters"),
+    ("negative_prompt", "blurry\x00", "without control characters"),
+    ("hires", {"scale": 2, "prompt": "x\x1b[31m"}, "without control characters"),
     ("prompt", "x" * 20001, "1 to 20000 characters"),
     ("prompt", 5, "1 to 20000 characters"),
     ("negative_prompt", "n" * 20001, "at most 20000"),

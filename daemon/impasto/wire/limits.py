@@ -9,6 +9,7 @@ import msgspec
 
 from impasto.wire.messages import FieldLimit
 from impasto.wire.requests import (
+    CONTROL_FREE,
     NOT_BLANK,
     EventSeq,
     GenerateRequest,
@@ -37,10 +38,14 @@ def _rule(name: str, limit: FieldLimit) -> str:
     if limit.choices:
         return f"must be one of {', '.join(limit.choices)}"
     if limit.type == "str":
-        blank = ", not only spaces" if limit.pattern == NOT_BLANK else ""
+        rules = {
+            NOT_BLANK: ", not only spaces, without control characters (tab and newline are fine)",
+            CONTROL_FREE: ", without control characters (tab and newline are fine)",
+        }
+        more = rules.get(limit.pattern or "", "")
         if limit.min_length:
-            return f"must be text of {limit.min_length} to {limit.max_length} characters{blank}"
-        return f"must be text of at most {limit.max_length} characters"
+            return f"must be text of {limit.min_length} to {limit.max_length} characters{more}"
+        return f"must be text of at most {limit.max_length} characters{more}"
     low, high = limit.minimum, limit.maximum
     if low is None or high is None:
         return ""

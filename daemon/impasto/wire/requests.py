@@ -31,13 +31,17 @@ SCHEDULE_NAMES: tuple[str, ...] = get_args(ScheduleName)
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 SEQ_MAX = 2**63 - 1  # SQLite's largest integer: no event seq or cursor of ours goes beyond it
 
-# pattern: at least one character that is not whitespace (re.search semantics).
-NOT_BLANK = r"\S"
+# Prompts are text: no control characters but tab, newline and carriage return. (They end up
+# in each PNG's text chunks, where a NUL byte is not allowed, and mean nothing to a tokenizer.)
+# Patterns are re.search patterns, also valid JSON Schema (ECMA-262) regexes.
+CONTROL_FREE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+# The same, with at least one character that is not whitespace.
+NOT_BLANK = r"^(?=[\s\S]*\S)[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 # The text encoder takes any length in 75-token chunks (AUTOMATIC1111 has no cap either); this
 # bound, some 60 chunks, only keeps one request from tying the encoder up.
 MAX_PROMPT_CHARACTERS = 20_000
 Prompt = Annotated[str, Meta(min_length=1, max_length=MAX_PROMPT_CHARACTERS, pattern=NOT_BLANK)]
-NegativePrompt = Annotated[str, Meta(max_length=MAX_PROMPT_CHARACTERS)]
+NegativePrompt = Annotated[str, Meta(max_length=MAX_PROMPT_CHARACTERS, pattern=CONTROL_FREE)]
 Dimension = Annotated[int, Meta(ge=64, le=2048, multiple_of=8, description="Pixels, multiple of 8")]
 Steps = Annotated[int, Meta(ge=1, le=150)]
 CfgScale = Annotated[
