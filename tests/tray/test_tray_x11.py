@@ -148,6 +148,9 @@ def tray_for(
     yield start
     for tray in trays:
         tray.stop()
+    # The last test's fixture values outlive the module's X server (pytest drops them after the
+    # module teardown): let go of the icons here, so x_display collects them while X runs.
+    trays.clear()
 
 
 @pytest.mark.slow
