@@ -196,7 +196,7 @@ class ModelsController(Controller):
         kinds: Annotated[
             str | None,
             QueryParameter(
-                query="type", description=f"Comma-separated types: {', '.join(MODEL_TYPES)}"
+                name="type", description=f"Comma-separated types: {', '.join(MODEL_TYPES)}"
             ),
         ] = None,
     ) -> list[ModelDetail]:
