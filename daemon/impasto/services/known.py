@@ -190,8 +190,8 @@ def variant_order(provider: str) -> tuple[str, ...]:
 
 def made_from(precision: str) -> tuple[str, ...]:
     """The build precisions an install asked for ``precision`` is made from, best first: fp32
-    and int8 (a quantised fp32 UNet) from fp32 weights, which are never narrowed silently, nor
-    fp16 ones widened; fp16 from fp16 weights, else from fp32 ones by conversion."""
+    from fp32 weights (fp16 ones are never widened); int8 from an int8 build, else fp32 weights
+    (it quantises an fp32 UNet); fp16 from fp16 weights, else fp32 ones converted."""
     return {"fp32": ("fp32",), "int8": ("int8", "fp32"), "fp16": ("fp16", "fp32")}.get(
         precision, ()
     )
