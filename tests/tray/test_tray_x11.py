@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import gc
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,14 +13,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from impasto_tray import pystray_fixes
 from impasto_tray.app import create_icon, import_pystray
 from impasto_tray.controller import TrayController
 from impasto_tray.daemon import DaemonProcess
 from impasto_tray.icons import COLOURS
 from impasto_tray.state import DaemonState, Snapshot
 from tests.harness import TINY, Daemon
-from tests.tray.xserver import FakeSystemTray, IconWindow, screenshot
+from tests.tray.desktop import need
+from tests.tray.xserver import FakeSystemTray, IconWindow, Xvfb, screenshot
 
 # Long enough on the tiny model for a 0.1 s poll to see several steps.
 SLOW_JOB = {**TINY, "width": 128, "height": 128, "steps": 150, "prompt": "a slow lighthouse"}
@@ -253,3 +258,28 @@ def test_the_tray_attaches_to_a_running_daemon_and_leaves_it_running(
             assert http.get("/api/v1/health").status_code == 200
     finally:
         harness.stop()
+
+
+def test_the_icon_goes_quietly_when_the_x_server_went_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session ends (X server gone) before the tray's icon is collected: pystray closing its
+    display raised into Python's "Exception ignored" at exit; the fixed icon says nothing."""
+    need("Xvfb")
+    server = Xvfb(tmp_path / "xvfb.log")
+    try:
+        monkeypatch.setenv("DISPLAY", server.name)
+        # The X11 backend whatever pystray picks here (it looks for a display on import).
+        import pystray._xorg as pystray_xorg
+
+        icon = pystray_fixes.icon_class(pystray_xorg)(
+            "impasto", icon=Image.new("RGB", (16, 16), "red"), title="impasto"
+        )
+        assert icon._display.get_display_name() == server.name  # connected to this server
+    finally:
+        server.stop()
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    del icon
+    gc.collect()
+    assert [repr(u.exc_value) for u in unraisable] == []

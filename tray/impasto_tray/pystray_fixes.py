@@ -6,7 +6,8 @@
   traceback for every update while no tray is there. Here it docks once, again when a tray
   manager announces itself (the ``MANAGER`` message of the system tray spec), and says
   nothing per update. Its click (open the web UI) never arrived: it did not ask X for
-  button presses. It also keeps the picture round instead of stretching it to the slot.
+  button presses. It also keeps the picture round instead of stretching it to the slot, and
+  goes quietly when the X server went first (pystray's clean-up raised at exit).
 - ``gtk``: the hover text went to ``set_title`` (an accessibility name), not the tooltip.
 - ``gtk`` and ``appindicator``: Quit raised when no notification service runs.
 """
@@ -53,6 +54,7 @@ def _gtk_icon(base: Any, *, status_icon: bool) -> Any:
 
 
 def _xorg_icon(base: Any) -> Any:
+    import Xlib.error
     import Xlib.X
     from PIL import Image
 
@@ -107,6 +109,14 @@ def _xorg_icon(base: Any) -> Any:
             data.paste(picture, ((width - side) // 2, (height - side) // 2), picture)
             setattr(data, "tostring", data.tobytes)  # noqa: B010 - python-xlib calls tostring()
             self._icon_data = data
+
+        def __del__(self) -> None:
+            # pystray closes its X connection when the icon goes; if the X server went first
+            # (the session ended) that raised into Python's "Exception ignored" at exit.
+            try:
+                super().__del__()
+            except (Xlib.error.ConnectionClosedError, OSError) as exc:
+                log.debug("X display already gone: %s", exc)
 
         def _on_destroy_notify(self, event: Any) -> None:
             manager = self._systray_manager
