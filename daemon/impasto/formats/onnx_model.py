@@ -84,17 +84,10 @@ def with_tensor(attr: Attribute, tensor: bytes) -> Attribute:
 def _encode_attribute(name: str, value: int | float) -> bytes:
     """An INT or FLOAT attribute, fields in the order protobuf writes them (1, 2|3, 20)."""
     if isinstance(value, int):
-        body = (
-            encode_key(3, 0) + encode_varint(value) + encode_key(20, 0) + encode_varint(_ATTR_INT)
-        )
+        body, kind = encode_key(3, 0) + encode_varint(value), _ATTR_INT
     else:
-        body = (
-            encode_key(2, 5)
-            + struct.pack("<f", value)
-            + encode_key(20, 0)
-            + encode_varint(_ATTR_FLOAT)
-        )
-    return encode_string(1, name) + body
+        body, kind = encode_key(2, 5) + struct.pack("<f", value), _ATTR_FLOAT
+    return encode_string(1, name) + body + encode_key(20, 0) + encode_varint(kind)
 
 
 @dataclass
@@ -300,12 +293,7 @@ class OnnxModel:
 
     def encode(self) -> bytes:
         parts: list[bytes | memoryview] = []
-        new = [
-            length_delimited(
-                _MODEL_OPSET, encode_string(1, name) + encode_key(2, 0) + encode_varint(v)
-            )
-            for name, v in self.opsets[self._opsets_read :]
-        ]
+        new = [_opset_import(name, v) for name, v in self.opsets[self._opsets_read :]]
         for number, encoded in self._fields:
             if new and number > _MODEL_OPSET:  # after the last opset import, in field order
                 parts += new

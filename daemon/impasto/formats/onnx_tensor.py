@@ -68,6 +68,8 @@ def _stored_values(buf: memoryview, number: int, wire: int, s: int, e: int) -> l
 
 
 def parse_tensor(buf: memoryview, start: int, end: int) -> Tensor:
+    """The TensorProto in ``buf[start:end]``: shape and type, and values when held inline and
+    no more than CONSTANT_LIMIT."""
     dims: list[int] = []
     data_type, external = 0, False
     raw: tuple[int, int] | None = None
