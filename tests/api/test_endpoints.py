@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import struct
 import zlib
 
@@ -107,6 +108,25 @@ def test_history_pages_with_cursor_and_filters(api: TestClient) -> None:
     bad_cursor = api.get("/api/v1/history", params={"cursor": "garbage!"})
     assert bad_cursor.status_code == 422 and bad_cursor.json()["errors"][0]["field"] == "cursor"
     assert api.get("/api/v1/history", params={"limit": 0}).status_code in (400, 422)
+    # An empty parameter is none: a client filling a URL template from nothing gets page one.
+    empty = api.get("/api/v1/history", params={"limit": 2, "cursor": "", "model": "", "status": ""})
+    assert [j["id"] for j in empty.json()["items"]] == ids[::-1][:2], empty.text
+
+
+def test_comma_list_parameters_document_what_they_take(api: TestClient) -> None:
+    """The document's pattern takes exactly the lists the route takes (schema-driven clients
+    and fuzzers build their values from it)."""
+    paths = api.get("/schema/openapi.json").json()["paths"]
+    cases = [
+        ("/api/v1/history", "status", "cancelled,queued", "done"),
+        ("/api/v1/models", "type", "lora,vae", "loras"),
+    ]
+    for path, name, good, bad in cases:
+        (param,) = [p for p in paths[path]["get"]["parameters"] if p["name"] == name]
+        pattern = re.compile(param["schema"]["pattern"])
+        assert pattern.search(good) and pattern.search("") and not pattern.search(bad), pattern
+        assert api.get(path, params={name: good}).status_code == 200
+        assert api.get(path, params={name: bad}).status_code == 422
 
 
 def test_upload_then_use_as_init_image(api: TestClient, services: Services) -> None:

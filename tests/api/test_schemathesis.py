@@ -44,8 +44,9 @@ def fuzz(schema: schemathesis.BaseSchema) -> list[str]:
         def no_5xx(case: schemathesis.Case) -> None:
             response = case.call(timeout=20)
             detail = (case.method, case.formatted_path, response.status_code, response.text[:300])
-            # 501 is a designed answer (a feature Impasto lacks, docs/compat.md), not a failure.
-            assert response.status_code < 500 or response.status_code == 501, detail
+            # No 5xx at all: a route that can only answer 501 (a feature Impasto lacks) is
+            # routed for A1111's clients but left out of the document (docs/compat.md).
+            assert response.status_code < 500, detail
             case.validate_response(response, checks=CONFORMANCE)
 
         no_5xx()

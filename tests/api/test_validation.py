@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
+from impasto.api.app import create_app
 from impasto.services.container import Services
+from tests.api.conftest import make_services
 
 TINY_LORA = (
     Path(__file__).resolve().parents[2] / "models/tiny/adapters/loras/tiny-kohya.safetensors"
@@ -32,6 +34,13 @@ CASES = [
     ("width", 2056, "multiple of 8 between 64 and 2048"),
     ("height", 0, "multiple of 8 between 64 and 2048"),
     ("height", "tall", "multiple of 8 between 64 and 2048"),
+    # A typed body holds to its JSON types: a number in a string is not a number.
+    ("width", "128", "multiple of 8 between 64 and 2048"),
+    ("steps", "20", "between 1 and 150"),
+    ("steps", 20.5, "between 1 and 150"),
+    ("cfg_scale", "7", "between 0 and 30"),
+    ("seed", "42", "-1 (random) or an integer between 0 and 4294967295"),
+    ("hires", {"scale": "2"}, "between 1 and 4"),
     ("steps", 0, "between 1 and 150"),
     ("steps", 151, "between 1 and 150"),
     ("cfg_scale", -0.5, "between 0 and 30"),
@@ -133,6 +142,62 @@ def test_a_missing_lora_is_named_by_its_index(api: TestClient, services: Service
         ".safetensors file",
     }
     assert services.jobs.store.count_queued() == 0
+
+
+def test_a_whole_float_is_an_integer(api: TestClient) -> None:
+    """JSON Schema's ``integer`` includes ``128.0`` (what Python's json writes for a float)."""
+    response = api.post("/api/v1/generate/plan", json={**VALID, "width": 128.0, "steps": 3.0})
+    assert response.status_code == 200, response.text
+    assert (response.json()["width"], response.json()["steps"]) == (128, 3)
+
+
+STRICT_ROUTES = [
+    ("post", "/api/v1/models/install", {"source": "x", "convert": "true"}, "convert", 422),
+    ("post", "/api/v1/models/install", {"source": "x", "force": 1}, "force", 422),
+    ("patch", "/api/v1/generate/0123456789abcdef", {"priority": "5"}, "priority", 422),
+    ("post", "/api/v1/upscale", {"image": "aGVsbG8=", "scale": "2"}, "scale", 422),
+    ("post", "/v1/images/generations", {"prompt": "a cat", "n": "2"}, "n", 400),
+    ("post", "/v1/images/generations", {"prompt": "a cat", "n": 11}, "n", 400),
+    ("post", "/v1/images/generations", {"prompt": "a cat", "steps": 0}, "steps", 400),
+    ("post", "/v1/images/generations", {"prompt": "a cat", "stream": "yes"}, "stream", 400),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field", "status"),
+    STRICT_ROUTES,
+    ids=[f"{r[1]}:{r[3]}" for r in STRICT_ROUTES],
+)
+def test_every_typed_body_is_held_to_its_json_types(
+    api: TestClient,
+    services: Services,
+    method: str,
+    path: str,
+    body: dict[str, object],
+    field: str,
+    status: int,
+) -> None:
+    response = api.request(method.upper(), path, json=body)
+    assert response.status_code == status, response.text
+    answer = response.json()
+    named = answer["error"]["param"] if "error" in answer else answer["errors"][0]["field"]
+    assert named == field, answer
+    # The field's rule in words ("must be true or false"), not the decoder's ("Expected `bool`").
+    assert "must be" in response.text and "Expected `" not in response.text, answer
+    assert services.jobs.store.count_queued() == 0
+
+
+def test_a1111_routes_still_coerce_as_pydantic_does(tmp_path: Path) -> None:
+    """AUTOMATIC1111's own server reads ``"2"`` as 2 (pydantic v1); its clients rely on it, so
+    the typed-body rule leaves its routes to their lenient reading (docs/compat.md). With a
+    queue that takes nothing, a body that passed validation is answered 429."""
+    services = make_services(tmp_path, max_queue=0)
+    body = {"prompt": "a cat", "steps": "2", "width": "64", "height": 64.0}
+    with TestClient(app=create_app(services)) as client:
+        assert client.post("/sdapi/v1/txt2img", json=body).status_code == 429
+        refused = client.post("/sdapi/v1/txt2img", json={**body, "steps": "many"})
+        assert refused.status_code == 422, refused.text
+    services.extra["db"].close()  # type: ignore[attr-defined]
 
 
 def test_malformed_json_is_400(api: TestClient, services: Services) -> None:
@@ -289,6 +354,24 @@ def test_a1111_combined_sampler_names_carry_their_schedule(
     assert services.jobs.store.count_queued() == 0
 
 
+def test_the_openai_bodies_are_documented_as_they_are_read(api: TestClient) -> None:
+    """The document says what the routes refuse: an empty prompt, an edit without its image
+    (schema-driven clients and fuzzers build their requests from it)."""
+    paths = api.get("/schema/openapi.json").json()["paths"]
+    body = paths["/v1/images/generations"]["post"]["requestBody"]["content"]
+    prompt = body["application/json"]["schema"]
+    assert "$ref" in prompt  # the request schema, whose prompt holds the native prompt's rule
+    schemas = api.get("/schema/openapi.json").json()["components"]["schemas"]
+    assert schemas["ImageGenerationRequest"]["properties"]["prompt"]["minLength"] == 1
+    for route, required in (("edits", {"image", "prompt"}), ("variations", {"image"})):
+        form = paths[f"/v1/images/{route}"]["post"]["requestBody"]["content"]
+        schema = form["multipart/form-data"]["schema"]
+        assert set(schema["required"]) == required, route
+        assert schema["properties"]["image"] == {"type": "string", "format": "binary"}
+        assert schema["properties"]["n"]["type"] == "integer"  # a form field is never null
+        assert schema["properties"]["n"]["maximum"] == 10
+
+
 def test_a_prompt_of_only_spaces_is_refused_like_an_empty_one_by_openai(
     api: TestClient, services: Services
 ) -> None:
@@ -328,11 +411,12 @@ def test_a_value_outside_a_closed_set_is_answered_with_the_set(
     assert "Invalid enum value" not in response.text
 
 
-def test_choices_are_found_through_nesting_options_and_lists() -> None:
-    from impasto.wire.limits import choices_rule
+def test_rules_are_found_through_nesting_options_and_lists() -> None:
+    from impasto.wire.limits import schema_rule
     from impasto.wire.requests import GenerateRequest
 
-    assert choices_rule(GenerateRequest, "rng") == "must be one of pcg64, cpu"
-    assert choices_rule(GenerateRequest | None, "inpaint_area") == "must be one of whole, masked"
-    assert choices_rule(GenerateRequest, "prompt") is None  # text, not a closed set
-    assert choices_rule(GenerateRequest, "no_such_field") is None
+    assert schema_rule(GenerateRequest, "rng") == "must be one of pcg64, cpu"
+    assert schema_rule(GenerateRequest | None, "inpaint_area") == "must be one of whole, masked"
+    assert str(schema_rule(GenerateRequest, "prompt")).startswith("must be text of 1 to")
+    assert schema_rule(GenerateRequest, "steps") == "must be an integer between 1 and 150"
+    assert schema_rule(GenerateRequest, "no_such_field") is None

@@ -721,6 +721,19 @@ def test_every_a1111_route_is_routed_and_documented() -> None:
         assert (method, f"/sdapi/v1/{path}") in routed, f"{method} /sdapi/v1/{path}"
 
 
+def test_routes_that_only_answer_501_are_left_out_of_the_api_document(
+    http: httpx.Client,
+) -> None:
+    """Routed (A1111's clients get the 501 and what to do instead), but not listed: a schema
+    lists what the daemon serves, and schema-driven testers count a 5xx as a fault."""
+    paths = http.get("/schema/openapi.json").json()["paths"]
+    for route in ("interrogate", "create/embedding", "train/hypernetwork", "server-restart"):
+        assert f"/sdapi/v1/{route}" not in paths, route
+    assert "/sdapi/v1/txt2img" in paths and "/sdapi/v1/server-stop" in paths
+    training = http.post("/sdapi/v1/train/embedding", json={})
+    assert training.status_code == 501 and "training" in training.json()["detail"]
+
+
 def test_the_api_document_lists_the_a1111_body_fields(http: httpx.Client) -> None:
     paths = http.get("/schema/openapi.json").json()["paths"]
     for route, field in (("txt2img", "enable_hr"), ("img2img", "inpainting_mask_invert")):

@@ -102,8 +102,8 @@ def test_upscale_an_output_keeps_its_parameters(daemon: Daemon) -> None:
         ({"image": "A", "upscaler": "esrgan"}, "upscaler"),
         ({"image": "A", "scale": 9}, "scale"),
         # Under 1 the destination could be 0 pixels wide (was a 500); A1111's bound too.
-        ({"image": "A", "scale": 5e-324}, "scale: Expected `float` >= 1.0"),
-        ({"image": "A", "scale": 0.5}, "scale: Expected `float` >= 1.0"),
+        ({"image": "A", "scale": 5e-324}, "scale: must be a number between 1 and 8"),
+        ({"image": "A", "scale": 0.5}, "scale: must be a number between 1 and 8"),
         ({"image": "A", "width": 64}, "width"),
     ],
 )

@@ -9,7 +9,7 @@ from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
-from impasto.api.bodies import json_only
+from impasto.api.bodies import json_only, strict_types
 from impasto.api.compat import compat_routers
 from impasto.api.dependencies import DEPENDENCIES
 from impasto.api.docs_page import SwaggerPage
@@ -63,6 +63,7 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=middleware,
+        before_request=strict_types,
         guards=[token_guard(Authenticator(settings.token))],
         compression_config=compression(),
         request_max_body_size=settings.max_body_size,

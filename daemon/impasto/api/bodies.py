@@ -1,20 +1,23 @@
-"""Request bodies: a JSON route takes only JSON, and nesting is bounded.
+"""Request bodies: a JSON route takes only JSON, of the types its schema says, nesting bounded.
 
 A ``text/plain`` body is what a cross-site form can send without a CORS preflight, so it is
 never read as JSON (415). Nesting deep enough to exhaust the decoder's stack is a 400, not a 500.
+Litestar converts bodies in msgspec's lax mode (``"128"`` for an integer, ``1`` for a boolean:
+lax mode is for query strings); ``strict_types`` holds a typed body to its schema's JSON types.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
 from impasto.services.errors import FieldError
 from impasto.wire import decode_error
-from impasto.wire.limits import ENUM_ERROR, choices_rule
+from impasto.wire.limits import ENUM_ERROR, MSGSPEC_RULE, schema_rule
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 MAX_OPTION_DEPTH = 32  # levels of nesting allowed in free-form options such as ``plugins``
@@ -57,6 +60,44 @@ def json_only(app: Any) -> Any:
         await app(scope, receive, send)
 
     return checked
+
+
+def _integral(value: Any) -> Any:
+    """``value`` with every whole float as an int: JSON Schema's ``integer`` includes ``128.0``."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    return value
+
+
+async def strict_types(request: Request[Any, Any, Any]) -> None:
+    """Before-request hook: 422 for a JSON body whose values have the wrong JSON type.
+
+    Only typed bodies (msgspec structs) are held to their types; a route that takes a free-form
+    object (the AUTOMATIC1111 routes, which coerce as pydantic does) is left to its handler.
+    The body is decoded once: Litestar reuses the value ``request.json()`` cached.
+    """
+    handler = request.scope.get("route_handler")
+    body_type = _body_type(request)
+    if request.method not in BODY_METHODS or not _takes_json(handler):
+        return
+    if not (isinstance(body_type, type) and issubclass(body_type, msgspec.Struct)):
+        return
+    try:
+        data = await request.json()
+    except SerializationException:
+        return  # malformed JSON: the body's own decoding answers 400
+    if data is None:
+        return  # no body: the signature's own check says the body is required
+    try:
+        msgspec.convert(_integral(data), body_type, strict=True)
+    except msgspec.ValidationError as exc:
+        extra = [{"message": str(exc), "key": "data", "source": "body"}]
+        detail = "the body does not match its schema"
+        raise ValidationException(detail=detail, extra=extra) from None
 
 
 def check_depth(value: Any, field: str, limit: int = MAX_OPTION_DEPTH) -> None:
@@ -104,7 +145,7 @@ def validation_items(
         field, rule = decode_error(message, None if key in (None, "", "data") else str(key))
         if key == "data" and field == "body":
             rule = NO_BODY if message == "'data'" else rule
-        if rule.startswith(ENUM_ERROR):
-            rule = choices_rule(_body_type(request), field) or rule
+        if rule.startswith((ENUM_ERROR, MSGSPEC_RULE)):  # msgspec's words: say the field's rule
+            rule = schema_rule(_body_type(request), field) or rule
         out.append((field, rule))
     return out

@@ -129,8 +129,7 @@ def document_errors(openapi: dict[str, Any]) -> dict[str, Any]:
             responses.pop("400", None)  # Litestar's ValidationException, which is never sent
             responses["4XX"] = _response("The request cannot be served as sent", name)
             responses["5XX"] = _response(
-                "A fault (the daemon log has it), a feature Impasto lacks (501) or a full disk "
-                "(507)",
+                "A fault (the daemon log has it) or a full disk (507)",
                 name,
             )
     return out

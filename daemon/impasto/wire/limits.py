@@ -43,6 +43,8 @@ def _rule(name: str, limit: FieldLimit) -> str:
             CONTROL_FREE: ", without control characters (tab and newline are fine)",
         }
         more = rules.get(limit.pattern or "", "")
+        if limit.max_length is None:
+            return f"must be text{more}"
         if limit.min_length:
             return f"must be text of {limit.min_length} to {limit.max_length} characters{more}"
         return f"must be text of at most {limit.max_length} characters{more}"
@@ -185,6 +187,7 @@ def error_path(message: str) -> str | None:
 
 
 ENUM_ERROR = "Invalid enum value"  # how msgspec starts the error of a value outside a Literal
+MSGSPEC_RULE = "Expected `"  # how msgspec starts the error of a value out of range or type
 
 
 def _struct_in(hint: Any) -> type | None:
@@ -198,17 +201,30 @@ def _struct_in(hint: Any) -> type | None:
     return None
 
 
-def choices_rule(schema: Any, field: str) -> str | None:
-    """ "must be one of ..." for a Literal ``field`` (``hires.upscaler``, ``loras[0].x``) of the
-    body type ``schema``; None when the field is not one."""
-    kind, hint = _struct_in(schema), None
-    for part in re.sub(r"\[\d+\]", "", field).split("."):
+def schema_rule(schema: Any, field: str) -> str | None:
+    """The rule of ``field`` (``hires.upscaler``, ``loras[0].x``) read from its type in the body
+    type ``schema``: "must be one of ..." for a Literal, the range or the text rule otherwise;
+    None when the field is not there or its type has no rule."""
+    kind, hint, name = _struct_in(schema), None, field
+    for name in re.sub(r"\[\d+\]", "", field).split("."):
         if kind is None:
             return None
-        hint = get_type_hints(kind, include_extras=True).get(part)
+        hint = get_type_hints(kind, include_extras=True).get(name)
         kind = _struct_in(hint)
-    values = literal_values(hint) if hint is not None else None
-    return f"must be one of {', '.join(str(v) for v in values)}" if values else None
+    if hint is None:
+        return None
+    values = literal_values(hint)
+    if values:
+        return f"must be one of {', '.join(str(v) for v in values)}"
+    info = msgspec.inspect.type_info(hint)
+    if isinstance(info, msgspec.inspect.UnionType):
+        info = next(t for t in info.types if not isinstance(t, msgspec.inspect.NoneType))
+    if isinstance(info, msgspec.inspect.Metadata):
+        info = info.type
+    if isinstance(info, msgspec.inspect.BoolType):
+        return "must be true or false"
+    limit = _field_limit(info, hint)
+    return (_rule(name, limit) or None) if limit is not None else None
 
 
 def decode_error(message: str, field: str | None = None) -> tuple[str, str]:

@@ -3,6 +3,9 @@
 Features Impasto does not have (interrogation, embedding and hypernetwork training) answer 501
 in A1111's error shape with what to do instead. The server routes exist only with the
 ``api_server_stop`` setting, like A1111's ``--api-server-stop``; without it they are 404.
+A route that can only answer 501 (and ``server-restart``, which does with that setting, as
+A1111 does) is routed for A1111's clients but left out of the API document, which lists what
+the daemon serves.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ class A1111ActionsController(Controller):
             await services.models.load(compat.current_checkpoint(services))
         return {}
 
-    @post("/interrogate", status_code=200, summary="Caption an image (no captioning model: 501)")
+    @post("/interrogate", status_code=200, include_in_schema=False)
     async def interrogate(self, data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
         if not data.get("image"):
             raise CompatError(404, "Image not found")
@@ -73,7 +76,7 @@ class A1111ActionsController(Controller):
     @post(
         ["/create/embedding", "/create/hypernetwork", "/train/embedding", "/train/hypernetwork"],
         status_code=200,
-        summary="Training (not available: 501)",
+        include_in_schema=False,
     )
     async def training(self) -> dict[str, Any]:
         raise CompatError(501, NO_TRAINING)
@@ -88,7 +91,7 @@ class A1111ActionsController(Controller):
             "Stopping.", status_code=200, media_type=MediaType.TEXT
         )
 
-    @post("/server-restart", status_code=200, summary="Not restartable from inside: 501")
+    @post("/server-restart", status_code=200, include_in_schema=False)
     async def server_restart(self, services: AllServices) -> Response[Any]:
         if not services.settings.api_server_stop:
             return _not_found()

@@ -19,7 +19,7 @@ from msgspec import inspect
 
 from impasto.api.compat.errors import CompatError
 from impasto.wire import REQUIRED, decode_error
-from impasto.wire.limits import ENUM_ERROR, choices_rule
+from impasto.wire.limits import ENUM_ERROR, schema_rule
 
 T = TypeVar("T")
 
@@ -89,20 +89,42 @@ def lenient_convert(data: Any, schema: type[T]) -> T:
         # pydantic's words for a missing field; otherwise msgspec's own reason, as A1111 gives.
         reason = "field required" if rule == REQUIRED else message.split(" - at ")[0]
         if reason.startswith(ENUM_ERROR):
-            reason = choices_rule(schema, field) or reason
+            reason = schema_rule(schema, field) or reason
         raise CompatError(422, reason, field) from None
 
 
-def documented_body(schema: type[Any], description: str) -> Any:
-    """A raw JSON object body whose OpenAPI entry still lists ``schema``'s fields.
+def documented_body(
+    schema: type[Any],
+    description: str,
+    *,
+    media_type: RequestEncodingType = RequestEncodingType.JSON,
+    files: tuple[str, ...] = (),
+    required: tuple[str, ...] = (),
+) -> Any:
+    """A raw object body whose OpenAPI entry still lists ``schema``'s fields.
 
-    The handler takes the body as a dict and converts it with lenient_convert; without this the
-    API document would only say "object".
+    The handler takes the body as a dict and converts it (lenient_convert, or a form's own
+    reading); without this the API document would only say "object". ``files`` are a form's
+    file fields, ``required`` the fields it cannot do without.
     """
     defs = msgspec.json.schema(schema)["$defs"]
     properties = _inline(defs[schema.__name__]["properties"], defs)
-    extra = {"title": schema.__name__, "properties": properties}
-    return Body(media_type=RequestEncodingType.JSON, description=description, schema_extra=extra)
+    if media_type == RequestEncodingType.MULTI_PART:  # a form field is sent or left out, never null
+        properties = {name: _not_null(node) for name, node in properties.items()}
+    properties.update({name: {"type": "string", "format": "binary"} for name in files})
+    extra: dict[str, Any] = {"title": schema.__name__, "properties": properties}
+    if required:
+        extra["required"] = list(required)
+    return Body(media_type=media_type, description=description, schema_extra=extra)
+
+
+def _not_null(node: dict[str, Any]) -> dict[str, Any]:
+    """``node`` without its ``null`` alternative (``{"anyOf": [X, {"type": "null"}]}`` is X)."""
+    kinds = [kind for kind in node.get("anyOf", ()) if kind != {"type": "null"}]
+    if len(kinds) != 1:
+        return node
+    rest = {key: value for key, value in node.items() if key != "anyOf"}
+    return {**kinds[0], **rest}
 
 
 def _inline(node: Any, defs: dict[str, Any]) -> Any:

@@ -6,17 +6,20 @@ import asyncio
 import base64
 import io
 import time
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import msgspec
 from litestar import Controller, Request, Router, get, post
 from litestar.datastructures import UploadFile
-from litestar.params import JSONBody, MultipartBody
+from litestar.enums import RequestEncodingType
+from litestar.params import JSONBody
+from msgspec import Meta
 from PIL import Image
 
 from impasto.api.compat.common import checked_request, parse_loras, upload
 from impasto.api.compat.errors import OPENAI_HANDLERS, CompatError
+from impasto.api.compat.lenient import documented_body
 from impasto.api.compat.samplers_map import UnknownSamplerError, sampler_from_name
 from impasto.api.dependencies import AllServices
 from impasto.api.limits import RATE_LIMITED
@@ -25,9 +28,20 @@ from impasto.services.container import Services
 from impasto.services.errors import FieldError
 from impasto.services.images import decode_image
 from impasto.services.runner import job_plan
-from impasto.wire import CfgScale, Fraction, GenerateRequest, Schema
+from impasto.wire import (
+    BatchSize,
+    CfgScale,
+    Fraction,
+    GenerateRequest,
+    NegativePrompt,
+    Prompt,
+    Schema,
+    Seed,
+    Steps,
+)
 
 OPENAI_PREFIX = "/v1"
+FORM_NOTE = "multipart/form-data, as OpenAI's: the image file(s) and the generation fields"
 RESPONSE_FORMATS = ("url", "b64_json")
 # gpt-image-1's output formats -> PIL's writer; jpeg and webp take output_compression (0-100).
 OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
@@ -39,9 +53,9 @@ VARIATION_STRENGTH = 0.6
 class ImageGenerationRequest(Schema):
     """OpenAI's image generation body; the last six fields are Impasto extensions."""
 
-    prompt: str
+    prompt: Prompt
     model: str | None = None
-    n: int | None = 1
+    n: BatchSize | None = 1
     size: str | None = None
     response_format: str | None = None
     quality: str | None = None
@@ -49,11 +63,11 @@ class ImageGenerationRequest(Schema):
     user: str | None = None
     background: str | None = None
     output_format: str | None = None
-    output_compression: int | None = None
+    output_compression: Annotated[int, Meta(ge=0, le=100)] | None = None
     stream: bool | None = None
-    negative_prompt: str | None = None
-    seed: int | None = None
-    steps: int | None = None
+    negative_prompt: NegativePrompt | None = None
+    seed: Seed | None = None
+    steps: Steps | None = None
     cfg_scale: CfgScale | None = None
     sampler: str | None = None
     strength: Fraction | None = None
@@ -217,6 +231,22 @@ def _repaint_mask(image: Image.Image, field: str) -> Image.Image:
     return alpha.point(lambda value: 255 if value < 128 else 0, mode="L")
 
 
+EDIT_FORM = documented_body(
+    ImageGenerationRequest,
+    FORM_NOTE,
+    media_type=RequestEncodingType.MULTI_PART,
+    files=("image", "mask"),
+    required=("image", "prompt"),
+)
+VARIATION_FORM = documented_body(
+    ImageGenerationRequest,
+    FORM_NOTE,
+    media_type=RequestEncodingType.MULTI_PART,
+    files=("image",),
+    required=("image",),
+)
+
+
 def _form_request(form: dict[str, Any], *, prompt_required: bool = True) -> ImageGenerationRequest:
     """Multipart fields are text: convert them the way the JSON body would be."""
     values: dict[str, Any] = {}
@@ -313,7 +343,7 @@ class OpenAIImagesController(Controller):
         self,
         services: AllServices,
         request: Request[Any, Any, Any],
-        data: MultipartBody[dict[str, Any]],
+        data: Annotated[dict[str, Any], EDIT_FORM],
     ) -> dict[str, Any]:
         req = _form_request(data)
         image = await _read_image(services, data.get("image") or data.get("image[]"), "image")
@@ -333,7 +363,7 @@ class OpenAIImagesController(Controller):
         self,
         services: AllServices,
         request: Request[Any, Any, Any],
-        data: MultipartBody[dict[str, Any]],
+        data: Annotated[dict[str, Any], VARIATION_FORM],
     ) -> dict[str, Any]:
         req = _form_request(data, prompt_required=False)
         image = await _read_image(services, data.get("image"), "image")

@@ -8,13 +8,12 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, delete, get, post
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import Meta
 
 from impasto.api.dependencies import Catalog, MachineProvider, Manager
-from impasto.api.params import ranged
+from impasto.api.params import comma_list, ranged, read_comma_list
 from impasto.engine.runs_on import short_name
-from impasto.services.errors import FieldError
 from impasto.services.events import iso_time
 from impasto.services.installs import install_json
 from impasto.services.known import CatalogRow
@@ -193,16 +192,9 @@ class ModelsController(Controller):
         self,
         catalog: Catalog,
         machine_provider: MachineProvider,
-        kinds: Annotated[
-            str | None,
-            QueryParameter(
-                name="type", description=f"Comma-separated types: {', '.join(MODEL_TYPES)}"
-            ),
-        ] = None,
+        kinds: Annotated[str | None, comma_list(MODEL_TYPES, name="type")] = None,
     ) -> list[ModelDetail]:
-        wanted = {t for t in (kinds or "").split(",") if t}
-        if not wanted <= set(MODEL_TYPES):
-            raise FieldError("type", f"must be a comma-separated list of {', '.join(MODEL_TYPES)}")
+        wanted = read_comma_list(kinds, MODEL_TYPES, "type")
         # Describing model folders reads ONNX headers and sizes folders: not on the event loop.
         entries = await asyncio.to_thread(catalog.list_all)
         return [

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from litestar import Controller, get, post
 from litestar.params import FromQuery, QueryParameter
 
 from impasto.api.convert import job_status
 from impasto.api.dependencies import Jobs
-from impasto.api.params import ranged
-from impasto.services.errors import FieldError
-from impasto.wire import HistoryPage, PageLimit, PageOffset, PauseState, QueueState
+from impasto.api.params import comma_list, ranged, read_comma_list
+from impasto.wire import HistoryPage, PageLimit, PageOffset, PauseState, QueueState, Status
 
-STATUSES = {"queued", "processing", "completed", "failed", "cancelled"}
+STATUSES: tuple[str, ...] = get_args(Status)
 QUEUE_PAGE = 100  # jobs per GET /queue page unless limit says otherwise
 
 
@@ -59,21 +58,16 @@ class HistoryController(Controller):
         jobs: Jobs,
         cursor: FromQuery[str | None] = None,
         limit: Annotated[int, ranged(PageLimit)] = 50,
-        status: Annotated[
-            str | None, QueryParameter(description="Comma-separated statuses")
-        ] = None,
+        status: Annotated[str | None, comma_list(STATUSES)] = None,
         model: FromQuery[str | None] = None,
         q: Annotated[str | None, QueryParameter(max_length=1000)] = None,
     ) -> HistoryPage:
-        wanted = [s for s in (status or "").split(",") if s] or None
-        if wanted and not set(wanted) <= STATUSES:
-            raise FieldError(
-                "status", f"must be a comma-separated list of {', '.join(sorted(STATUSES))}"
-            )
+        wanted = sorted(read_comma_list(status, STATUSES, "status")) or None
 
         def page() -> tuple[list[Any], str | None, dict[str, int]]:
+            # An empty parameter is none (a client that fills a URL template from nothing).
             items, next_cursor = jobs.history(
-                cursor=cursor, limit=limit, status=wanted, model=model, query=q
+                cursor=cursor or None, limit=limit, status=wanted, model=model or None, query=q
             )
             queued = [j.id for j in items if j.status == "queued"]
             return items, next_cursor, jobs.positions(queued)
