@@ -248,6 +248,25 @@ def test_openapi_and_offline_docs(api: TestClient) -> None:
     assert bundle.status_code == 200 and len(bundle.content) > 100_000
 
 
+def test_links_lead_from_a_submitted_job_to_what_can_be_done_with_it(api: TestClient) -> None:
+    """The document's links point at real operations and name a parameter the answer holds:
+    following them from a submit gets the job (what a stateful tester or a client does)."""
+    document = api.get("/schema/openapi.json").json()
+    submit = document["paths"]["/api/v1/generate"]["post"]["responses"]["202"]
+    links = submit["links"]
+    assert {"JobStatus", "Cancel", "Remove", "Reprioritise"} <= set(links)
+    for link in links.values():
+        # "#/paths/~1api~1v1~1generate~1{job_id}/get" -> the operation it names
+        *parts, method = link["operationRef"].removeprefix("#/paths/").split("/")
+        path = "/".join(parts).replace("~1", "/").replace("~0", "~")
+        assert method in document["paths"][path], link
+        assert link["parameters"] == {"job_id": "$response.body#/id"}
+    job = api.post("/api/v1/generate", json={"prompt": "a cat"}).json()
+    assert api.get(f"/api/v1/generate/{job['id']}").json()["status"] == "queued"
+    models = document["paths"]["/api/v1/models"]["get"]["responses"]["200"]["links"]
+    assert models["Model"]["parameters"] == {"model_id": "$response.body#/0/id"}
+
+
 def test_ui_is_served_at_root(api: TestClient) -> None:
     page = api.get("/")
     assert page.status_code == 200 and "<html" in page.text.lower()

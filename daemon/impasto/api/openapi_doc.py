@@ -14,6 +14,10 @@ Media types. A route that answers in more than one media type (an image as PNG, 
 thumbnail) names the others in its ``opt`` under `ALSO_ANSWERS`; Litestar documents only the
 handler's own.
 
+Links. The answer to a submitted job, a started install and the model list links to what can be
+done next with the id it holds (`LINKS`), as OpenAPI 3 ``links`` that clients and stateful
+testers (Schemathesis) follow.
+
 Bounds. Litestar 2 leaves out a lower bound of 0 on an optional number (``cfg_scale``: ``ge=0``,
 documented with a maximum only), so schema-driven clients sent negative values as valid.
 `restore_bounds` takes the bounds of every request body from msgspec, which checks them.
@@ -192,9 +196,54 @@ def restore_bounds(openapi: dict[str, Any], bodies: list[Any]) -> None:
             written.update(_lower_bound(rule))
 
 
+JOB = {"job_id": "$response.body#/id"}
+INSTALL = {"install_id": "$response.body#/id"}
+FIRST_MODEL = {"model_id": "$response.body#/0/id"}
+# (path, method) of an answer -> links to what can be done next with what it returned:
+# (name, path, method, parameters as OpenAPI runtime expressions).
+LINKS: dict[tuple[str, str], list[tuple[str, str, str, dict[str, str]]]] = {
+    ("/api/v1/generate", "post"): [
+        ("JobStatus", "/api/v1/generate/{job_id}", "get", JOB),
+        ("Reprioritise", "/api/v1/generate/{job_id}", "patch", JOB),
+        ("Cancel", "/api/v1/generate/{job_id}/cancel", "post", JOB),
+        ("Remove", "/api/v1/generate/{job_id}", "delete", JOB),
+    ],
+    ("/api/v1/models/install", "post"): [
+        ("InstallStatus", "/api/v1/models/installs/{install_id}", "get", INSTALL),
+        ("CancelInstall", "/api/v1/models/installs/{install_id}/cancel", "post", INSTALL),
+        ("DismissInstall", "/api/v1/models/installs/{install_id}", "delete", INSTALL),
+    ],
+    ("/api/v1/models", "get"): [
+        ("Model", "/api/v1/models/{model_id}", "get", FIRST_MODEL),
+        ("LoadModel", "/api/v1/models/{model_id}/load", "post", FIRST_MODEL),
+        ("UnloadModel", "/api/v1/models/{model_id}/unload", "post", FIRST_MODEL),
+    ],
+}
+
+
+def _operation_ref(path: str, method: str) -> str:
+    """A JSON pointer to an operation of this document (RFC 6901 escapes ``~`` and ``/``)."""
+    return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+
+
+def add_links(openapi: dict[str, Any]) -> None:
+    """Write `LINKS` into the success answers of ``openapi`` (in place): clients and stateful
+    testers follow them from a submitted job or install to its status, cancel and delete."""
+    for (path, method), links in LINKS.items():
+        responses = openapi["paths"][path][method]["responses"]
+        written = {
+            name: {"operationRef": _operation_ref(target, verb), "parameters": parameters}
+            for name, target, verb, parameters in links
+        }
+        for status, response in responses.items():
+            if status.startswith("2"):
+                response["links"] = written
+
+
 class OpenAPIJson(JsonRenderPlugin):
     """``/schema/openapi.json``: Litestar's document with the error responses, every media type
-    of an answer and the bounds of request bodies as msgspec checks them."""
+    of an answer, the bounds of request bodies as msgspec checks them and links between
+    operations."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -205,5 +254,6 @@ class OpenAPIJson(JsonRenderPlugin):
             documented = document_errors(openapi_schema)
             restore_bounds(documented, _body_types(request.app))
             add_media_types(documented, request.app)
+            add_links(documented)
             self._documented = documented
         return self.render_json(request, self._documented)
