@@ -81,10 +81,10 @@ async def strict_types(request: Request[Any, Any, Any]) -> None:
     The body is decoded once: Litestar reuses the value ``request.json()`` cached.
     """
     handler = request.scope.get("route_handler")
-    body_type = _body_type(request)
     if request.method not in BODY_METHODS or not _takes_json(handler):
         return
-    if not (isinstance(body_type, type) and issubclass(body_type, msgspec.Struct)):
+    typed = struct_body(handler)
+    if typed is None:
         return
     try:
         data = await request.json()
@@ -93,7 +93,7 @@ async def strict_types(request: Request[Any, Any, Any]) -> None:
     if data is None:
         return  # no body: the signature's own check says the body is required
     try:
-        msgspec.convert(_integral(data), body_type, strict=True)
+        msgspec.convert(_integral(data), typed, strict=True)
     except msgspec.ValidationError as exc:
         extra = [{"message": str(exc), "key": "data", "source": "body"}]
         detail = "the body does not match its schema"
@@ -119,11 +119,20 @@ def too_deep_handler(request: Request[Any, Any, Any], exc: RecursionError) -> Re
     return Response({"status_code": 400, "detail": TOO_DEEP}, status_code=400)
 
 
-def _body_type(request: Request[Any, Any, Any] | None) -> Any:
-    """The type the route decodes its body into (its ``data`` parameter), if any."""
-    handler = request.scope.get("route_handler") if request is not None else None
+def body_type(handler: Any) -> Any:
+    """The type a route handler decodes its body into (its ``data`` parameter), if any."""
     data = handler.parsed_fn_signature.parameters.get("data") if handler is not None else None
     return data.annotation if data is not None else None
+
+
+def struct_body(handler: Any) -> type[msgspec.Struct] | None:
+    """The handler's body type when it is a msgspec struct (a typed body), else None."""
+    body = body_type(handler)
+    return body if isinstance(body, type) and issubclass(body, msgspec.Struct) else None
+
+
+def _body_type(request: Request[Any, Any, Any] | None) -> Any:
+    return body_type(request.scope.get("route_handler") if request is not None else None)
 
 
 def validation_items(

@@ -33,6 +33,7 @@ from litestar import Litestar, Request
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.routes import HTTPRoute
 
+from impasto.api.bodies import struct_body
 from impasto.api.compat.errors import A1111_PREFIX
 from impasto.api.compat.openai import OPENAI_PREFIX
 
@@ -164,13 +165,8 @@ def add_media_types(openapi: dict[str, Any], app: Litestar) -> None:
 
 def _body_types(app: Litestar) -> list[Any]:
     """The msgspec types of the request bodies the app's routes read."""
-    found = []
-    for _, handler in _http_handlers(app):
-        data = handler.parsed_fn_signature.parameters.get("data")
-        body = data.annotation if data is not None else None
-        if isinstance(body, type) and issubclass(body, msgspec.Struct):
-            found.append(body)
-    return found
+    found = (struct_body(handler) for _, handler in _http_handlers(app))
+    return [body for body in found if body is not None]
 
 
 def _lower_bound(schema: dict[str, Any]) -> dict[str, Any]:

@@ -37,6 +37,8 @@ def _rule(name: str, limit: FieldLimit) -> str:
     """The sentence error messages use for a field, e.g. "must be an integer between 1 and 150"."""
     if limit.choices:
         return f"must be one of {', '.join(limit.choices)}"
+    if limit.type == "bool":
+        return "must be true or false"
     if limit.type == "str":
         rules = {
             NOT_BLANK: ", not only spaces, without control characters (tab and newline are fine)",
@@ -83,6 +85,8 @@ def _field_limit(info: Any, hint: Any = None) -> FieldLimit | None:
     if isinstance(info, inspect.LiteralType):
         values = literal_values(hint) or info.values
         return FieldLimit(type="str", choices=[str(v) for v in values])
+    if isinstance(info, inspect.BoolType):
+        return FieldLimit(type="bool")
     if isinstance(info, inspect.IntType | inspect.FloatType):
         return FieldLimit(
             type="int" if isinstance(info, inspect.IntType) else "float",
@@ -216,14 +220,7 @@ def schema_rule(schema: Any, field: str) -> str | None:
     values = literal_values(hint)
     if values:
         return f"must be one of {', '.join(str(v) for v in values)}"
-    info = msgspec.inspect.type_info(hint)
-    if isinstance(info, msgspec.inspect.UnionType):
-        info = next(t for t in info.types if not isinstance(t, msgspec.inspect.NoneType))
-    if isinstance(info, msgspec.inspect.Metadata):
-        info = info.type
-    if isinstance(info, msgspec.inspect.BoolType):
-        return "must be true or false"
-    limit = _field_limit(info, hint)
+    limit = _field_limit(msgspec.inspect.type_info(hint), hint)
     return (_rule(name, limit) or None) if limit is not None else None
 
 
