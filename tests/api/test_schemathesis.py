@@ -33,11 +33,13 @@ def fuzz(schema: schemathesis.BaseSchema) -> list[str]:
         operation = result.ok()
 
         # Valid requests and invalid ones (a wrong type, a value out of range, a missing field):
-        # both must get an answer that is not a server error.
-        cases = st.one_of(
-            operation.as_strategy(GenerationMode.POSITIVE),
-            operation.as_strategy(GenerationMode.NEGATIVE),
-        )
+        # both must get an answer that is not a server error. Schemathesis cannot mutate a
+        # multipart body with a file part (its negative filter raises "Unsupported type:
+        # 'Binary'" now and then), so the forms get valid requests here; their bad input is
+        # tested in tests/compat/test_openai.py and tests/api/test_endpoints.py.
+        multipart = any(body.media_type == "multipart/form-data" for body in operation.body)
+        modes = [GenerationMode.POSITIVE] if multipart else list(GenerationMode)
+        cases = st.one_of(*(operation.as_strategy(mode) for mode in modes))
 
         @given(case=cases)
         @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))

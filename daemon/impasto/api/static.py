@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import mimetypes
 from pathlib import Path
+from typing import Any
 
 from litestar import HttpMethod, Router, route
 from litestar.config.compression import CompressionConfig
+from litestar.file_system import BaseLocalFileSystem
 from litestar.response import File
 from litestar.static_files import create_static_files_router
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, PathType, Receive, Scope, Send
+from litestar.types.file_types import FileInfo
 
 from impasto.api.security import PUBLIC
 
@@ -77,6 +80,20 @@ def revalidated(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
+class _Files(BaseLocalFileSystem):
+    """The local files, where a path the OS cannot look up is a missing file, as it is: a name
+    under a file (``/index.html/x``), one too long for the file system, a NUL. Litestar answers
+    those errors with a 500."""
+
+    async def info(self, path: PathType, **kwargs: Any) -> FileInfo:
+        try:
+            return await super().info(path, **kwargs)
+        except (FileNotFoundError, PermissionError):
+            raise
+        except (OSError, ValueError):
+            raise FileNotFoundError(str(path)) from None
+
+
 def static_routers(ui_dir: Path, docs_assets: Path) -> list[Router]:
     """The UI at ``/`` (index.html for ``/``, GET and HEAD) and the API docs' assets.
 
@@ -92,6 +109,7 @@ def static_routers(ui_dir: Path, docs_assets: Path) -> list[Router]:
     docs = create_static_files_router(
         path="/schema-assets",
         directories=[docs_assets],
+        file_system=_Files(),
         include_in_schema=False,
         middleware=[revalidated],
         opt=public,
@@ -99,6 +117,7 @@ def static_routers(ui_dir: Path, docs_assets: Path) -> list[Router]:
     ui = create_static_files_router(
         path="/",
         directories=[ui_dir],
+        file_system=_Files(),
         include_in_schema=False,
         name="ui",
         middleware=[revalidated],

@@ -10,6 +10,7 @@ from typing import Any
 
 from impasto.engine.families import DEFAULT_FAMILY, FamilyDefaults, family_defaults
 from impasto.engine.runs_on import Capability, assess_folder
+from impasto.fsnames import plain_name
 from impasto.resources import bundled_models_dir
 from impasto.services.detect import clip_skip_limit, detect_folder
 from impasto.services.errors import FieldError
@@ -288,9 +289,7 @@ class ModelCatalog:
         """The checkpoint ``model_id``, or None; one that cannot be used (``problem``) only
         with ``broken`` (to show, refuse by name or remove it)."""
         # Ids are folder names: anything with a separator or dots could leave the folder.
-        if "/" in model_id or "\\" in model_id or model_id in {"", ".", ".."}:
-            return None
-        if model_id.startswith("."):
+        if not plain_name(model_id):
             return None
         for root, read_only in ((self.models_dir, False), (self.bundled_dir, True)):
             folder = root / model_id

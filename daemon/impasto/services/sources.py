@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
+from impasto import fsnames
 from impasto.services.errors import FieldError
 from impasto.services.known import KnownModel, NoVariantError, resolve_variant
 from impasto.services.safety import UnsafeContentError, check_special, slugify
@@ -91,7 +92,7 @@ def parse_source(
     if text.startswith("hf:"):
         return _hub_source(text, revision, subfolder)
     path = Path(text).expanduser()
-    if path.is_absolute() or text.startswith((".", "~")) or path.exists():
+    if path.is_absolute() or text.startswith((".", "~")) or fsnames.exists(path):
         resolved = local_path("source", text, roots)
         source = {"kind": "path", "path": str(resolved), "filename": path.name}
         return source, slugify(_stem(path.name))
@@ -113,6 +114,8 @@ def local_path(field: str, text: str, roots: Sequence[Path]) -> Path:
     Messages repeat only what the user typed: nothing says whether a file outside the roots
     exists, or where a link points.
     """
+    if "\0" in text:  # no path holds one; the OS refuses to look it up at all
+        raise FieldError(field, f"{text!r} is not a path: it holds a NUL character")
     resolved = Path(os.path.realpath(Path(text).expanduser()))
     if roots and not any(resolved.is_relative_to(root) for root in roots):
         allowed = ", ".join(str(root) for root in roots)
@@ -121,7 +124,7 @@ def local_path(field: str, text: str, roots: Sequence[Path]) -> Path:
             f"{text!r} is outside the folders local installs may read ({allowed}); move the "
             "model there or add its folder to the install_roots setting",
         )
-    if not resolved.exists():
+    if not fsnames.exists(resolved):
         raise FieldError(field, f"{text!r} does not exist on the daemon's machine")
     try:
         check_special(resolved, repr(text))

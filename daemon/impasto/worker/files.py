@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from impasto.fsnames import plain_name
+
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 UPLOAD_PREFIX = "upload:"
 _LABELS = {"loras": "LoRA", "vae": "VAE", "embeddings": "embedding"}
@@ -33,13 +35,9 @@ class Roots:
     uploads_dir: Path | None = None
 
 
-def _plain(name: str) -> bool:
-    return bool(name) and "/" not in name and "\\" not in name and not name.startswith(".")
-
-
 def model_folder(roots: Roots, model_id: str) -> Path | None:
     """The folder of model ``model_id`` (models dir before bundled), or None."""
-    if not _plain(model_id):
+    if not plain_name(model_id):
         return None
     for root in (roots.models_dir, roots.bundled_dir):
         if root is not None and (root / model_id).is_dir():
@@ -52,10 +50,14 @@ def adapter_path(models_dir: Path, kind: str, name: str) -> Path:
     folder = models_dir / kind
     field = "loras" if kind == "loras" else kind
     label = _LABELS.get(kind, kind)
-    if not _plain(name):
+    if not plain_name(name):
         raise NotInstalledError(field, f"{label} {name!r} is not a plain name")
     for candidate in (folder / name, folder / f"{name}.safetensors"):
-        if candidate.exists() and candidate.resolve().is_relative_to(folder.resolve()):
+        if (
+            plain_name(candidate.name)
+            and candidate.exists()
+            and candidate.resolve().is_relative_to(folder.resolve())
+        ):
             return candidate
     found = sorted(p.stem for p in folder.glob("*")) if folder.is_dir() else []
     raise NotInstalledError(
@@ -151,7 +153,7 @@ def upscaler_models(models_dir: Path) -> dict[str, Path]:
     if not folder.is_dir():
         return {}
     found = sorted(folder.glob("*.onnx"), key=lambda p: p.stem.lower())
-    return {p.stem: p for p in found if _plain(p.stem) and p.is_file()}
+    return {p.stem: p for p in found if plain_name(p.stem) and p.is_file()}
 
 
 def upscaler_path(models_dir: Path, name: str, field: str = "upscaler") -> Path:
