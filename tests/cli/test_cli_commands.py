@@ -142,7 +142,7 @@ def test_status_summarises_the_daemon(capsys: pytest.CaptureFixture[str]) -> Non
             "memory": {"total": 16 * 1024**3, "available": 4 * 1024**3},
             "queue": {"queued": 3, "processing": 1, "paused": True},
             "loaded_models": [{"model": "sd-tiny", "expires_at": "2025-01-01T00:05:00Z"}],
-            "workers": [{"id": 0, "pid": 4242, "state": "busy", "job_id": JOB}],
+            "workers": [{"id": "worker-0", "pid": 4242, "state": "busy", "job_id": JOB}],
         },
     )
     assert main(["status"], connect=daemon.client) == 0
@@ -153,7 +153,7 @@ def test_status_summarises_the_daemon(capsys: pytest.CaptureFixture[str]) -> Non
     assert "Memory: 4.0 GiB free of 16.0 GiB" in out
     assert "Queue: 1 processing, 3 queued, paused" in out
     assert "Loaded models: sd-tiny" in out
-    assert f"Worker 0 (pid 4242): busy on job {JOB}" in out
+    assert f"Worker-0 (pid 4242): busy on job {JOB}" in out
 
 
 def test_queue_prints_a_table_in_run_order(capsys: pytest.CaptureFixture[str]) -> None:

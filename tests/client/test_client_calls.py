@@ -186,7 +186,7 @@ def test_models_samplers_and_system_decode(daemon: FakeDaemon) -> None:
             "memory": {"total": 8, "available": 4},
             "queue": {"queued": 2, "processing": 1, "paused": False},
             "loaded_models": [{"model": "sd-tiny", "expires_at": None}],
-            "workers": [{"id": 0, "pid": 5, "state": "busy", "job_id": "j"}],
+            "workers": [{"id": "worker-0", "pid": 5, "state": "busy", "job_id": "j"}],
             "new_field_from_a_newer_daemon": 1,
         },
     )

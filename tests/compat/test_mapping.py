@@ -75,16 +75,16 @@ def test_every_listed_sampler_and_scheduler_maps_back_to_itself() -> None:
     listed = sampler_list()
     assert len(listed) == len(SAMPLERS)
     for entry in listed:
-        choice = to_impasto(str(entry["name"]))
-        assert sampler_label(choice.sampler) == entry["name"]
-        for alias in entry["aliases"]:  # type: ignore[attr-defined]
+        choice = to_impasto(entry.name)
+        assert sampler_label(choice.sampler) == entry.name
+        for alias in entry.aliases:
             assert to_impasto(alias).sampler == choice.sampler
     automatic, *schedules = scheduler_list()
-    assert (automatic["name"], automatic["label"]) == ("automatic", "Automatic")
+    assert (automatic.name, automatic.label) == ("automatic", "Automatic")
     assert to_impasto("DPM++ 2M", "automatic").schedule == "karras"
     for entry in schedules:
-        choice = to_impasto("DPM++ 2M", str(entry["name"]))
-        assert schedule_label(choice.schedule) == entry["label"]
+        choice = to_impasto("DPM++ 2M", entry.name)
+        assert schedule_label(choice.schedule) == entry.label
         assert choice.schedule in sampler_schedules("dpmpp_2m")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from impasto.cli.main import main as cli_main
+from tests.documented import assert_documented
 from tests.harness import Daemon, wait_status
 from tests.models_manager.conftest import TINY, tar_gz, unet_output, wait_install
 from tests.models_manager.fakehub import FakeHub, Repo, folder_files
@@ -163,6 +164,10 @@ def test_install_from_url_archive_and_cancel(daemon: Daemon, hub: FakeHub) -> No
         done = wait_install(c, started["id"], {"completed", "failed"})
         assert done["status"] == "completed", done
         assert c.get("/api/v1/models/inpaint").json()["family"] == "inpaint"
+        # Each answer is what the document says: the started task, the finished one, the list.
+        assert_documented(c, "/api/v1/models/install", started, method="post")
+        assert_documented(c, "/api/v1/models/installs/{install_id}", done)
+        assert_documented(c, "/api/v1/models/installs", c.get("/api/v1/models/installs").json())
 
         hub.rate = 200_000  # about 12 s for the archive: time to cancel
         try:
@@ -171,6 +176,8 @@ def test_install_from_url_archive_and_cancel(daemon: Daemon, hub: FakeHub) -> No
             wait_install(c, install_id, {"running"})
             cancelled = c.post(f"/api/v1/models/installs/{install_id}/cancel")
             assert cancelled.status_code == 200
+            route = "/api/v1/models/installs/{install_id}/cancel"
+            assert_documented(c, route, cancelled.json(), method="post")
             final = wait_install(c, install_id, {"cancelled", "completed", "failed"})
         finally:
             hub.rate = 0
@@ -217,6 +224,13 @@ def test_load_unload_and_loaded(daemon: Daemon) -> None:
             time.sleep(0.1)
         entry = next(m for m in loaded if m["model"] == "sd-tiny-v")
         assert 0 < entry["expires_in"] <= 60
+        assert_documented(c, "/api/v1/models/loaded", loaded)
+        system = c.get("/api/v1/system").json()
+        assert_documented(c, "/api/v1/system", system)
+        [held] = [m for m in system["loaded_models"] if m["model"] == "sd-tiny-v"]
+        assert held["expires_at"] == entry["expires_at"]
+        [worker] = [w for w in system["workers"] if w["id"] == held["worker"]]
+        assert held in worker["loaded"]  # the same entry, times included, in its worker
         c.post("/api/v1/models/sd-tiny-v/unload")
         for _ in range(100):
             loaded = c.get("/api/v1/models/loaded").json()

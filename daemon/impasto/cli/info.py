@@ -56,7 +56,7 @@ def describe_system(info: SystemInfo) -> list[str]:
     lines.append(f"Loaded models: {loaded}")
     for worker in info.workers:
         doing = f" on job {worker.job_id}" if worker.job_id else ""
-        lines.append(f"Worker {worker.id} (pid {worker.pid}): {worker.state}{doing}")
+        lines.append(f"{worker.id.capitalize()} (pid {worker.pid}): {worker.state}{doing}")
     return lines
 
 

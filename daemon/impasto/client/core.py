@@ -23,6 +23,7 @@ from impasto.client.errors import (
 )
 from impasto.client.sse import SSEDecoder
 from impasto.client.types import (
+    TERMINAL_STATUSES,
     Event,
     Health,
     HistoryPage,
@@ -38,7 +39,7 @@ from impasto.client.types import (
 
 T = TypeVar("T")
 API = "/api/v1"
-JOB_END_EVENTS = frozenset({"completed", "failed", "cancelled", "deleted"})
+JOB_END_EVENTS = TERMINAL_STATUSES | {"deleted"}
 # Drops in a row, without a single event between them, before wait()/events() give up.
 MAX_DROPS = 5
 

@@ -5,50 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import msgspec
-
 from impasto import wire
 from impasto.client.core import Call, _decoder
-from impasto.client.types import ModelInfo, _Result
+from impasto.client.types import ModelInfo
 
 ModelDetail = ModelInfo
 CatalogVariant = wire.CatalogVariant
 CatalogEntry = wire.CatalogEntry
 
 
-class InstallStatus(_Result):
-    """One install task and its progress (GET /models/installs/{id})."""
-
-    id: str
-    model_id: str
-    source: str
-    status: str
-    stage: str = ""
-    bytes_done: int = 0
-    bytes_total: int = 0
-    error: str | None = None
-    note: str = ""
-    warning: str = ""
-
-    @property
-    def finished(self) -> bool:
-        """Whether the install ended (completed, failed or cancelled)."""
-        return self.status in ("completed", "failed", "cancelled")
-
-
-class LoadedModel(_Result):
-    """A model a worker holds (GET /models/loaded)."""
-
-    model: str
-    path: str = ""
-    worker: str = ""
-    size: int = 0
-    expires_at: str | None = None
-    expires_in: float = 0.0
-
-
-class _LoadResult(msgspec.Struct):
-    workers: int = 0
+InstallStatus = wire.InstallInfo
+LoadedModel = wire.LoadedModel
 
 
 def model(model_id: str) -> Call[ModelDetail]:
@@ -106,7 +73,7 @@ def load(model_id: str, unload: bool = False) -> Call[int]:
     """POST /models/{id}/load (or /unload); the number of workers told."""
 
     def parse(response: Any) -> int:
-        return _decoder(_LoadResult)(response).workers
+        return _decoder(wire.LoadResult)(response).workers
 
     action = "unload" if unload else "load"
     return Call("POST", f"/models/{model_id}/{action}", parse)

@@ -7,20 +7,11 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
+from impasto import wire
 from impasto.client.core import Call
 from impasto.client.errors import ImpastoError
 
-
-class PluginInfo(msgspec.Struct, kw_only=True):
-    """GET /plugins: one installed plugin, its state and its load error if any."""
-
-    name: str
-    version: str
-    enabled: bool
-    builtin: bool = False
-    hooks: list[str] = msgspec.field(default_factory=list)
-    source: str = ""
-    error: str | None = None
+PluginInfo = wire.PluginInfo
 
 
 def _decode(kind: type) -> object:

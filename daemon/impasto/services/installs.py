@@ -35,6 +35,7 @@ from impasto.services.sources import describe_source
 from impasto.services.stage_job import InstallError, StageJob
 from impasto.services.staging import finalize, prepare
 from impasto.store.models import InstallRecord, ModelRecord, ModelStore
+from impasto.wire import ACTIVE_INSTALL, InstallStatus
 
 log = logging.getLogger("impasto.installs")
 T = TypeVar("T")
@@ -124,7 +125,7 @@ class Installer:
     def dismiss(self, install_id: str) -> None:
         """Forget a finished install (its row in the list); ConflictError while it runs."""
         record = self.get(install_id)
-        if record.status in ("queued", "running"):
+        if record.status in ACTIVE_INSTALL:
             raise ConflictError(f"install {install_id} is {record.status}: cancel it first")
         self.store.delete_finished_install(install_id)
         self._publish(record, "dismissed")
@@ -136,7 +137,7 @@ class Installer:
         install ends as cancelled now and whatever the step still does is thrown away.
         """
         record = self.get(install_id)
-        if record.status not in ("queued", "running"):
+        if record.status not in ACTIVE_INSTALL:
             raise ConflictError(f"install {install_id} is already {record.status}")
         job = self._jobs.get(install_id)
         task = self._tasks.get(install_id)
@@ -296,12 +297,16 @@ class Installer:
         )
 
     async def _end(
-        self, record: InstallRecord, status: str, error: str | None, job: StageJob | None = None
+        self,
+        record: InstallRecord,
+        status: InstallStatus,
+        error: str | None,
+        job: StageJob | None = None,
     ) -> None:
         if job is not None:  # deleting a big staging folder is slow: not on the event loop
             await asyncio.to_thread(_remove_tree, job.staging)
         current = self.store.get_install(record.id)
-        if current is not None and current.status not in ("queued", "running"):
+        if current is not None and current.status not in ACTIVE_INSTALL:
             return  # ended already (an abandoned step finishing late)
         changes: dict[str, Any] = {"status": status, "error": error, "stage": status}
         if job is not None:

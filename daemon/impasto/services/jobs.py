@@ -16,12 +16,12 @@ from impasto.services.events import EventBus
 from impasto.services.plan import Resolver
 from impasto.services.runner import JobRunner
 from impasto.store.cursors import InvalidCursorError
-from impasto.wire import FIELD_RULES, GenerateRequest, ResolvedPlan
+from impasto.wire import FIELD_RULES, TERMINAL_STATUSES, GenerateRequest, ResolvedPlan
 from impasto.worker.supervisor import Supervisor
 
 log = logging.getLogger("impasto.jobs")
 
-FINISHED = {"completed", "failed", "cancelled"}
+FINISHED = TERMINAL_STATUSES
 
 
 @dataclass(frozen=True)

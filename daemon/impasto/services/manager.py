@@ -7,16 +7,17 @@ import math
 import shutil
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from impasto.services.errors import ConflictError, FieldError, NotFoundError
-from impasto.services.events import EventBus, iso_time
+from impasto.services.events import EventBus
 from impasto.services.installs import Installer
 from impasto.services.jobs import JobService
 from impasto.services.models import ModelCatalog, ModelEntry
 from impasto.store.models import ModelStore
-from impasto.wire import QUERY_LIMITS
+from impasto.wire import QUERY_LIMITS, LoadedModel, utc
 from impasto.worker.protocol import LoadModel, UnloadModels
 from impasto.worker.supervisor import Supervisor
 
@@ -113,7 +114,7 @@ class ModelManager:
             raise NotFoundError(f"checkpoint {model_id!r} is not installed")
         return await self._send(UnloadModels(model_dir=str(entry.path)))
 
-    def loaded(self) -> list[dict[str, Any]]:
+    def loaded(self) -> list[LoadedModel]:
         """What each worker holds and when it expires, like ``ollama ps``."""
         by_path = {str(m.path): m for m in self.catalog.list(everything=True)}
         out = []
@@ -123,16 +124,22 @@ class ModelManager:
                 entry = by_path.get(item.get("model_dir", ""))
                 expires = _finite(item.get("expires_at"))
                 out.append(
-                    {
-                        "model": entry.id if entry else Path(item.get("model_dir", "")).name,
-                        "path": item.get("model_dir", ""),
-                        "worker": handle.id,
-                        "size": entry.size if entry else 0,
-                        "expires_at": iso_time(expires) if expires else None,
-                        "expires_in": max(0.0, round(expires - now, 1)) if expires else 0.0,
-                    }
+                    LoadedModel(
+                        model=entry.id if entry else Path(item.get("model_dir", "")).name,
+                        path=item.get("model_dir", ""),
+                        worker=handle.id,
+                        size=entry.size if entry else 0,
+                        expires_at=utc(expires) if expires else None,
+                        expires_in=max(0.0, round(expires - now, 1)) if expires else 0.0,
+                    )
                 )
         return out
+
+
+def worker_expiry(value: Any) -> datetime | None:
+    """A worker-reported expiry (Unix seconds) as a time; None for nothing or nonsense."""
+    seconds = _finite(value)
+    return utc(seconds) if seconds else None
 
 
 def _finite(value: Any) -> float:

@@ -7,7 +7,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from impasto.services.events import iso_time
+import msgspec
+
+from impasto.services.manager import worker_expiry
+from impasto.wire import HeldModel, SystemInfo, WorkerInfo
 
 if TYPE_CHECKING:
     from impasto.services.container import Services
@@ -60,39 +63,42 @@ def machine_report(services: Services) -> dict[str, Any]:
     return {"gpus": gpus(), "memory": memory(), "counts": services.jobs.store.counts()}
 
 
-def _expiry(value: Any) -> str | None:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return None
-    return iso_time(seconds) if 0 < seconds < 1e11 else None  # nan and inf fail both tests
+def _worker(described: dict[str, Any]) -> WorkerInfo:
+    """A worker as the supervisor describes it, its models' expiry as a time."""
+    held = [
+        HeldModel(
+            model=Path(model["model_dir"]).name,
+            model_dir=model["model_dir"],
+            worker=described["id"],
+            expires_at=worker_expiry(model.get("expires_at")),
+        )
+        for model in described["loaded"]
+    ]
+    return msgspec.convert({**described, "loaded": held}, WorkerInfo, from_attributes=True)
 
 
-def system_report(services: Services, machine: dict[str, Any] | None = None) -> dict[str, Any]:
+def system_report(
+    services: Services, machine: dict[str, Any] | None = None, uptime: float = 0.0
+) -> SystemInfo:
     machine = machine if machine is not None else machine_report(services)
     counts = machine["counts"]
     supervisor = services.supervisor
-    workers = supervisor.describe() if supervisor else []
-    loaded = [
+    workers = [_worker(w) for w in supervisor.describe()] if supervisor else []
+    return msgspec.convert(
         {
-            "model": Path(model["model_dir"]).name,
-            "model_dir": model["model_dir"],
-            "worker": w["id"],
-            "expires_at": _expiry(model.get("expires_at")),
-        }
-        for w in workers
-        for model in w["loaded"]
-    ]
-    return {
-        "version": services.version,
-        "provider": supervisor.provider if supervisor else {},
-        "gpus": machine["gpus"],
-        "memory": machine["memory"],
-        "queue": {
-            "queued": counts.get("queued", 0),
-            "processing": counts.get("processing", 0),
-            "paused": services.jobs.paused,
+            "version": services.version,
+            "provider": supervisor.provider if supervisor else {},
+            "gpus": machine["gpus"],
+            "memory": machine["memory"],
+            "queue": {
+                "queued": counts.get("queued", 0),
+                "processing": counts.get("processing", 0),
+                "paused": services.jobs.paused,
+            },
+            "loaded_models": [model for worker in workers for model in worker.loaded],
+            "workers": workers,
+            "uptime": uptime,
         },
-        "loaded_models": loaded,
-        "workers": workers,
-    }
+        SystemInfo,
+        from_attributes=True,
+    )

@@ -7,13 +7,13 @@ import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, cast, get_args
 
 from impasto.store.cursors import decode_cursor, encode_cursor
 from impasto.store.db import Database
+from impasto.wire import Status as JobStatus
 
-JobStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
-STATUSES: tuple[JobStatus, ...] = ("queued", "processing", "completed", "failed", "cancelled")
+STATUSES: tuple[JobStatus, ...] = get_args(JobStatus)
 MAX_HISTORY_LIMIT = 500
 
 # The run order of the queue: higher priority first, then first come first served.

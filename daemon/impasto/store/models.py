@@ -10,8 +10,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from impasto.store.db import Database
+from impasto.wire import ACTIVE_INSTALL, TERMINAL_STATUSES, InstallStatus
 
-ACTIVE_INSTALL = ("queued", "running")
+# The SQL test for a queued or running install (constants of ours, not input).
+_ACTIVE = f"status IN ({', '.join(repr(status) for status in ACTIVE_INSTALL)})"
 
 
 @dataclass
@@ -50,7 +52,7 @@ class InstallRecord:
     model_id: str
     source: dict[str, Any]
     options: dict[str, Any]
-    status: str
+    status: InstallStatus
     stage: str
     bytes_done: int
     bytes_total: int
@@ -125,8 +127,7 @@ class ModelStore:
     def list_installs(self, limit: int = 100) -> list[InstallRecord]:
         """Running and recent install tasks, newest first."""
         rows = self.db.execute(
-            "SELECT * FROM installs ORDER BY status IN ('queued', 'running') DESC,"
-            " created_at DESC LIMIT ?",
+            f"SELECT * FROM installs ORDER BY {_ACTIVE} DESC, created_at DESC LIMIT ?",
             (limit,),
         )
         return [InstallRecord.from_row(r) for r in rows]
@@ -134,23 +135,20 @@ class ModelStore:
     def delete_finished_install(self, install_id: str) -> bool:
         """Forget a completed, failed or cancelled install; False if there was no such row."""
         rows = self.db.execute(
-            "DELETE FROM installs WHERE id = ? AND status NOT IN ('queued', 'running')"
-            " RETURNING id",
+            f"DELETE FROM installs WHERE id = ? AND NOT {_ACTIVE} RETURNING id",
             (install_id,),
         )
         return bool(rows)
 
     def unfinished_installs(self) -> list[InstallRecord]:
         """Installs a stopped daemon left queued or running, oldest first."""
-        rows = self.db.execute(
-            "SELECT * FROM installs WHERE status IN ('queued', 'running') ORDER BY created_at"
-        )
+        rows = self.db.execute(f"SELECT * FROM installs WHERE {_ACTIVE} ORDER BY created_at")
         return [InstallRecord.from_row(r) for r in rows]
 
     def active_install_for(self, model_id: str) -> InstallRecord | None:
         """The queued or running install that targets ``model_id``."""
         rows = self.db.execute(
-            "SELECT * FROM installs WHERE model_id = ? AND status IN ('queued', 'running')",
+            f"SELECT * FROM installs WHERE model_id = ? AND {_ACTIVE}",
             (model_id,),
         )
         return InstallRecord.from_row(rows[0]) if rows else None
@@ -158,7 +156,7 @@ class ModelStore:
     def update_install(self, install_id: str, **changes: Any) -> InstallRecord | None:
         """Set some columns of an install (``source``/``options`` are JSON-encoded here)."""
         changes["updated_at"] = time.time()
-        if changes.get("status") in ("completed", "failed", "cancelled"):
+        if changes.get("status") in TERMINAL_STATUSES:
             changes["finished_at"] = changes["updated_at"]
         for key in ("source", "options"):
             if key in changes:

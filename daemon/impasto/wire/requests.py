@@ -29,6 +29,9 @@ ScheduleName = Literal[
 ]
 SCHEDULE_NAMES: tuple[str, ...] = get_args(ScheduleName)
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+# A model install task: queued, running, then one of the terminal statuses.
+InstallStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
+ACTIVE_INSTALL: tuple[InstallStatus, ...] = ("queued", "running")
 SEQ_MAX = 2**63 - 1  # SQLite's largest integer: no event seq or cursor of ours goes beyond it
 
 # Prompts are text: no control characters but tab, newline and carriage return. (They end up

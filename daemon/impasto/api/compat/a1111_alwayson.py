@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from impasto.api.compat.a1111_schemas import ScriptArg, ScriptInfo
 from impasto.api.compat.errors import CompatError
 from impasto.services.scripts.registry import find_script
 
@@ -28,24 +29,19 @@ class AlwaysOn:
     title: str
     args: tuple[tuple[str, Any], ...]
 
-    def info(self, is_img2img: bool) -> dict[str, Any]:
+    def info(self, is_img2img: bool) -> ScriptInfo:
         """A1111's ScriptInfo entry (GET /script-info)."""
-        return {
-            "name": self.title.lower(),
-            "is_alwayson": True,
-            "is_img2img": is_img2img,
-            "args": [
-                {
-                    "label": label,
-                    "value": value,
-                    "minimum": None,
-                    "maximum": None,
-                    "step": None,
-                    "choices": None,
-                }
+        return ScriptInfo(
+            name=self.title.lower(),
+            is_alwayson=True,
+            is_img2img=is_img2img,
+            args=[
+                ScriptArg(
+                    label=label, value=value, minimum=None, maximum=None, step=None, choices=None
+                )
                 for label, value in self.args
             ],
-        }
+        )
 
 
 BUILT_IN = {

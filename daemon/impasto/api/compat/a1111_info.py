@@ -15,7 +15,14 @@ from PIL import Image, UnidentifiedImageError
 
 from impasto.api.compat.a1111_defaults import A1111_DEFAULT_OPTIONS
 from impasto.api.compat.a1111_infotext import png_info_parameters
-from impasto.api.compat.a1111_schemas import PngInfoRequest, PngInfoResponse
+from impasto.api.compat.a1111_schemas import (
+    LoraItem,
+    PngInfoRequest,
+    PngInfoResponse,
+    SamplerItem,
+    SchedulerItem,
+    SDModelItem,
+)
 from impasto.api.compat.a1111_settings import check_options
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import sampler_list, scheduler_list
@@ -81,34 +88,35 @@ class A1111InfoController(Controller):
     tags = ("automatic1111",)
 
     @get("/sd-models", summary="Installed checkpoints, as A1111 lists them")
-    async def sd_models(self, catalog: Catalog) -> list[dict[str, Any]]:
+    async def sd_models(self, catalog: Catalog) -> list[SDModelItem]:
         models = await asyncio.to_thread(catalog.list)
         return [
-            {
-                "title": model.id,
-                "model_name": model.id,
+            SDModelItem(
+                title=model.id,
+                model_name=model.id,
                 # A1111's short hash is the sha256's first 10 hex digits. An installed single
                 # file's hash is its sha256; a folder's is one over its files (docs/models.md).
-                "hash": model.hash[:10] if model.hash else None,
-                "sha256": model.hash or None,
+                hash=model.hash[:10] if model.hash else None,
+                sha256=model.hash or None,
                 # The folder's name, relative to the models folder: no local path leaves.
-                "filename": model.path.name,
-                "config": None,
-            }
+                filename=model.path.name,
+                config=None,
+            )
             for model in models
         ]
 
     @get("/samplers", summary="Samplers by their A1111 names")
-    async def samplers(self) -> list[dict[str, Any]]:
+    async def samplers(self) -> list[SamplerItem]:
         return sampler_list()
 
     @get("/schedulers", summary="Sigma schedules by their A1111 names")
-    async def schedulers(self) -> list[dict[str, Any]]:
+    async def schedulers(self) -> list[SchedulerItem]:
         return scheduler_list()
 
     @get("/loras", summary="Installed LoRAs (the models folder's loras/), as A1111's Lora lists")
-    async def loras(self, services: AllServices) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(compat_assets.installed_loras, services)
+    async def loras(self, services: AllServices) -> list[LoraItem]:
+        loras = await asyncio.to_thread(compat_assets.installed_loras, services)
+        return [LoraItem(**lora) for lora in loras]
 
     @post("/refresh-checkpoints", status_code=200, summary="Rescan models (always current)")
     async def refresh_checkpoints(self, services: AllServices) -> None:

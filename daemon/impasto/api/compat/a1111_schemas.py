@@ -116,3 +116,151 @@ class PngInfoResponse(Schema):
     info: str
     items: dict[str, Any]
     parameters: dict[str, Any]
+
+
+# The listings' items, named and typed as A1111's modules/api/models.py has them (nullable
+# where its pydantic field is Optional). Impasto always sends every field, so each is required.
+
+
+class SamplerItem(Schema):
+    """GET /sdapi/v1/samplers."""
+
+    name: str
+    aliases: list[str]
+    options: dict[str, Any]
+
+
+class SchedulerItem(Schema):
+    """GET /sdapi/v1/schedulers."""
+
+    name: str
+    label: str
+    aliases: list[str] | None
+    default_rho: float | None
+    need_inner_model: bool | None
+
+
+class SDModelItem(Schema):
+    """GET /sdapi/v1/sd-models; ``filename`` is relative to the models folder."""
+
+    title: str
+    model_name: str
+    hash: str | None
+    sha256: str | None
+    filename: str
+    config: str | None
+
+
+class SDVaeItem(Schema):
+    """GET /sdapi/v1/sd-vae; ``filename`` is relative to the models folder."""
+
+    model_name: str
+    filename: str
+
+
+class LoraItem(Schema):
+    """GET /sdapi/v1/loras, as A1111's built-in Lora extension lists them."""
+
+    name: str
+    alias: str
+    path: str
+    metadata: dict[str, Any]
+
+
+class HypernetworkItem(Schema):
+    """GET /sdapi/v1/hypernetworks."""
+
+    name: str
+    path: str | None
+
+
+class FaceRestorerItem(Schema):
+    """GET /sdapi/v1/face-restorers."""
+
+    name: str
+    cmd_dir: str | None
+
+
+class RealesrganItem(Schema):
+    """GET /sdapi/v1/realesrgan-models."""
+
+    name: str
+    path: str | None
+    scale: int | None
+
+
+class PromptStyleItem(Schema):
+    """GET /sdapi/v1/prompt-styles."""
+
+    name: str
+    prompt: str | None
+    negative_prompt: str | None
+
+
+class LatentUpscalerModeItem(Schema):
+    """GET /sdapi/v1/latent-upscale-modes."""
+
+    name: str
+
+
+class ExtensionItem(Schema):
+    """GET /sdapi/v1/extensions."""
+
+    name: str
+    remote: str
+    branch: str
+    commit_hash: str
+    version: str
+    commit_date: str
+    enabled: bool
+
+
+class EmbeddingItem(Schema):
+    """One textual inversion embedding: ``shape`` is the vector width, ``vectors`` their count."""
+
+    step: int | None
+    sd_checkpoint: str | None
+    sd_checkpoint_name: str | None
+    shape: int
+    vectors: int
+
+
+class EmbeddingsResponse(Schema):
+    """GET /sdapi/v1/embeddings: by name, the readable ones and those that could not be read."""
+
+    loaded: dict[str, EmbeddingItem]
+    skipped: dict[str, EmbeddingItem]
+
+
+class MemoryResponse(Schema):
+    """GET /sdapi/v1/memory: A1111's RAM and CUDA reports, objects of byte counts."""
+
+    ram: dict[str, Any]
+    cuda: dict[str, Any]
+
+
+class ScriptsList(Schema):
+    """GET /sdapi/v1/scripts: the selectable scripts' lower-case titles per tab."""
+
+    txt2img: list[str]
+    img2img: list[str]
+
+
+class ScriptArg(Schema):
+    """One argument of a script, in ``script_args`` order: its UI default, range and choices."""
+
+    label: str | None
+    value: Any
+    minimum: float | None
+    maximum: float | None
+    step: float | None
+    choices: list[str] | None
+
+
+class ScriptInfo(Schema):
+    """GET /sdapi/v1/script-info: a script and its arguments."""
+
+    name: str | None
+    is_alwayson: bool | None
+    is_img2img: bool | None
+    args: list[ScriptArg]

@@ -16,7 +16,14 @@ from litestar import Controller, get
 from impasto.api.compat.a1111_alwayson import BUILT_IN
 from impasto.api.compat.a1111_convert import echo, hires_scheduler, plan
 from impasto.api.compat.a1111_processed import info_json
-from impasto.api.compat.a1111_schemas import GenerationResponse, Img2ImgRequest, Txt2ImgRequest
+from impasto.api.compat.a1111_schemas import (
+    GenerationResponse,
+    Img2ImgRequest,
+    ScriptInfo,
+    ScriptsList,
+    Txt2ImgRequest,
+)
+from impasto.api.compat.a1111_schemas import ScriptArg as ScriptArgInfo
 from impasto.api.compat.common import decode_base64_image, upload
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import to_impasto
@@ -88,24 +95,24 @@ def _original_init_image(services: Services, req: Txt2ImgRequest) -> str | None:
     return upload(services, decode_base64_image(services, images[0], "init_images").convert("RGB"))
 
 
-def _script_info(services: Services, is_img2img: bool) -> list[dict[str, Any]]:
+def _script_info(services: Services, is_img2img: bool) -> list[ScriptInfo]:
     """Every script of a tab with its arguments; reads the upscalers folder (blocking)."""
     upscalers = [info.label for info in UpscalerService(services.catalog.models_dir).names()]
     return [
-        {
-            "name": script.title.lower(),
-            "is_alwayson": False,
-            "is_img2img": is_img2img,
-            "args": [_arg_info(arg, upscalers) for arg in script.arguments(is_img2img)],
-        }
+        ScriptInfo(
+            name=script.title.lower(),
+            is_alwayson=False,
+            is_img2img=is_img2img,
+            args=[_arg_info(arg, upscalers) for arg in script.arguments(is_img2img)],
+        )
         for script in scripts_for(is_img2img)
     ] + [script.info(is_img2img) for script in BUILT_IN.values()]
 
 
-def _arg_info(arg: ScriptArg, upscalers: list[str]) -> dict[str, Any]:
-    info = arg.info()
+def _arg_info(arg: ScriptArg, upscalers: list[str]) -> ScriptArgInfo:
+    info = ScriptArgInfo(**arg.info())
     if arg.kind == "upscaler":
-        info["choices"] = upscalers
+        info.choices = upscalers
     return info
 
 
@@ -114,17 +121,17 @@ class A1111ScriptsController(Controller):
     tags = ("automatic1111",)
 
     @get("/scripts", summary="The selectable scripts of each tab, by A1111's lower-case names")
-    async def scripts(self) -> dict[str, list[str]]:
-        return {
-            "txt2img": [s.title.lower() for s in scripts_for(False)],
-            "img2img": [s.title.lower() for s in scripts_for(True)],
-        }
+    async def scripts(self) -> ScriptsList:
+        return ScriptsList(
+            txt2img=[s.title.lower() for s in scripts_for(False)],
+            img2img=[s.title.lower() for s in scripts_for(True)],
+        )
 
     @get(
         "/script-info", summary="Each script's arguments, in script_args order (A1111's ScriptInfo)"
     )
-    async def script_info(self, services: AllServices) -> list[dict[str, Any]]:
-        def both() -> list[dict[str, Any]]:
+    async def script_info(self, services: AllServices) -> list[ScriptInfo]:
+        def both() -> list[ScriptInfo]:
             return _script_info(services, False) + _script_info(services, True)
 
         return await asyncio.to_thread(both)

@@ -14,12 +14,18 @@ from litestar import Controller, Request, Router, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import JSONBody
-from msgspec import Meta
 from PIL import Image
 
 from impasto.api.compat.common import checked_request, parse_loras, upload
 from impasto.api.compat.errors import OPENAI_HANDLERS, CompatError
 from impasto.api.compat.lenient import documented_body
+from impasto.api.compat.openai_schemas import Image as ImageData
+from impasto.api.compat.openai_schemas import (
+    ImageGenerationRequest,
+    ImagesResponse,
+    ListModelsResponse,
+    Model,
+)
 from impasto.api.compat.samplers_map import UnknownSamplerError, sampler_from_name
 from impasto.api.dependencies import AllServices
 from impasto.api.limits import RATE_LIMITED
@@ -28,17 +34,7 @@ from impasto.services.container import Services
 from impasto.services.errors import FieldError
 from impasto.services.images import decode_image
 from impasto.services.runner import job_plan
-from impasto.wire import (
-    BatchSize,
-    CfgScale,
-    Fraction,
-    GenerateRequest,
-    NegativePrompt,
-    Prompt,
-    Schema,
-    Seed,
-    Steps,
-)
+from impasto.wire import GenerateRequest
 
 OPENAI_PREFIX = "/v1"
 FORM_NOTE = "multipart/form-data, as OpenAI's: the image file(s) and the generation fields"
@@ -48,29 +44,6 @@ OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 MAX_IMAGES = 10
 # How far a variation may move from its image (the img2img strength; ``strength`` overrides it).
 VARIATION_STRENGTH = 0.6
-
-
-class ImageGenerationRequest(Schema):
-    """OpenAI's image generation body; the last six fields are Impasto extensions."""
-
-    prompt: Prompt
-    model: str | None = None
-    n: BatchSize | None = 1
-    size: str | None = None
-    response_format: str | None = None
-    quality: str | None = None
-    style: str | None = None
-    user: str | None = None
-    background: str | None = None
-    output_format: str | None = None
-    output_compression: Annotated[int, Meta(ge=0, le=100)] | None = None
-    stream: bool | None = None
-    negative_prompt: NegativePrompt | None = None
-    seed: Seed | None = None
-    steps: Steps | None = None
-    cfg_scale: CfgScale | None = None
-    sampler: str | None = None
-    strength: Fraction | None = None
 
 
 def _model(services: Services, name: str | None) -> Any:
@@ -177,7 +150,7 @@ async def _run(
     services: Services,
     fields: GenerateRequest,
     req: ImageGenerationRequest,
-) -> dict[str, Any]:
+) -> ImagesResponse:
     job_ids = await compat.submit_all(services, [fields])
     jobs = await compat.await_all(services, job_ids)
     job = jobs[0]
@@ -189,20 +162,20 @@ async def _run(
     plan = job_plan(job)
     output_format = req.output_format or "png"
     if req.response_format == "url":
-        data = [{"url": _image_url(request, services, i.job_id, i.index)} for i in images]
+        data = [ImageData(url=_image_url(request, services, i.job_id, i.index)) for i in images]
     else:
         data = []
         for image in images:
             encoded = await asyncio.to_thread(
                 _encoded, image, output_format, req.output_compression
             )
-            data.append({"b64_json": encoded})
-    return {
-        "created": int(time.time()),
-        "data": data,
-        "output_format": output_format,
-        "size": f"{plan.width}x{plan.height}",
-    }
+            data.append(ImageData(b64_json=encoded))
+    return ImagesResponse(
+        created=int(time.time()),
+        data=data,
+        output_format=output_format,
+        size=f"{plan.width}x{plan.height}",
+    )
 
 
 def _file(value: Any) -> UploadFile | None:
@@ -328,7 +301,7 @@ class OpenAIImagesController(Controller):
         services: AllServices,
         request: Request[Any, Any, Any],
         data: JSONBody[ImageGenerationRequest],
-    ) -> dict[str, Any]:
+    ) -> ImagesResponse:
         # Finding the model by name may list the models folder: in a thread.
         fields = await asyncio.to_thread(_impasto_request, services, data, None)
         return await _run(request, services, fields, data)
@@ -344,7 +317,7 @@ class OpenAIImagesController(Controller):
         services: AllServices,
         request: Request[Any, Any, Any],
         data: Annotated[dict[str, Any], EDIT_FORM],
-    ) -> dict[str, Any]:
+    ) -> ImagesResponse:
         req = _form_request(data)
         image = await _read_image(services, data.get("image") or data.get("image[]"), "image")
         mask_image = None
@@ -364,21 +337,18 @@ class OpenAIImagesController(Controller):
         services: AllServices,
         request: Request[Any, Any, Any],
         data: Annotated[dict[str, Any], VARIATION_FORM],
-    ) -> dict[str, Any]:
+    ) -> ImagesResponse:
         req = _form_request(data, prompt_required=False)
         image = await _read_image(services, data.get("image"), "image")
         fields = await asyncio.to_thread(_variation_request, services, req, image)
         return await _run(request, services, fields, req)
 
     @get("/models", summary="Installed models, OpenAI-style")
-    async def models(self, services: AllServices) -> dict[str, Any]:
+    async def models(self, services: AllServices) -> ListModelsResponse:
         created = int(services.started_at)
         models = await asyncio.to_thread(services.catalog.list)
-        data = [
-            {"id": m.id, "object": "model", "created": created, "owned_by": "impasto"}
-            for m in models
-        ]
-        return {"object": "list", "data": data}
+        data = [Model(id=m.id, object="model", created=created, owned_by="impasto") for m in models]
+        return ListModelsResponse(object="list", data=data)
 
 
 def openai_router() -> Router:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from impasto.api.compat.a1111_schemas import SamplerItem, SchedulerItem
 from impasto.engine.schedulers import (
     A1111_AUTOMATIC,
     SAMPLER_SPECS,
@@ -72,22 +73,22 @@ def explicit_schedule(scheduler: str | None) -> str | None:
         return None
     wanted = find_schedule(scheduler)
     if wanted is None:
-        names = ", ".join(str(entry["name"]) for entry in scheduler_list())
+        names = ", ".join(entry.name for entry in scheduler_list())
         raise UnknownSamplerError(
             "scheduler", f"Scheduler not supported: {scheduler!r}; available: {names}"
         )
     return wanted
 
 
-def sampler_list() -> list[dict[str, object]]:
+def sampler_list() -> list[SamplerItem]:
     """GET /sdapi/v1/samplers: every sampler Impasto runs, named as A1111 names it."""
     return [
-        {"name": spec.a1111_name, "aliases": [*spec.aliases, spec.id], "options": {}}
+        SamplerItem(name=spec.a1111_name, aliases=[*spec.aliases, spec.id], options={})
         for spec in SAMPLER_SPECS.values()
     ]
 
 
-def scheduler_list() -> list[dict[str, object]]:
+def scheduler_list() -> list[SchedulerItem]:
     """GET /sdapi/v1/schedulers: A1111's "automatic" (per sampler), then Impasto's schedules."""
     entries: list[tuple[str, str, list[str] | None, float]] = [
         (A1111_AUTOMATIC, "Automatic", None, -1.0),
@@ -102,12 +103,8 @@ def scheduler_list() -> list[dict[str, object]]:
         ),
     ]
     return [
-        {
-            "name": name,
-            "label": label,
-            "aliases": aliases,
-            "default_rho": rho,
-            "need_inner_model": False,
-        }
+        SchedulerItem(
+            name=name, label=label, aliases=aliases, default_rho=rho, need_inner_model=False
+        )
         for name, label, aliases, rho in entries
     ]

@@ -47,6 +47,7 @@ class EventsController(Controller):
     @get(
         "/events",
         summary="Server-Sent Events: queued, started, progress, completed, ...",
+        media_type="text/event-stream",
         opt={EVENT_STREAM: True},
     )
     async def sse(

@@ -14,7 +14,6 @@ from msgspec import Meta
 from impasto.api.dependencies import Catalog, MachineProvider, Manager
 from impasto.api.params import comma_list, ranged, read_comma_list
 from impasto.engine.runs_on import short_name
-from impasto.services.events import iso_time
 from impasto.services.installs import install_json
 from impasto.services.known import CatalogRow
 from impasto.services.models import ModelEntry
@@ -22,7 +21,10 @@ from impasto.wire import (
     MODEL_TYPES,
     CatalogEntry,
     CatalogVariant,
+    InstallInfo,
     KeepAlive,
+    LoadedModel,
+    LoadResult,
     ModelDefaults,
     ModelDetail,
     Schema,
@@ -88,40 +90,6 @@ class InstallRequest(Schema):
     ] = False
 
 
-class InstallInfo(Schema):
-    """One install task and its progress."""
-
-    id: str
-    model_id: str
-    source: str
-    status: str
-    stage: str
-    bytes_done: int
-    bytes_total: int
-    error: str | None
-    created_at: str | None
-    updated_at: str | None
-    finished_at: str | None
-    note: str = ""  # which build of a catalog model was picked, and why
-    warning: str = ""  # the model installed but cannot run on this machine's provider
-
-
-class LoadedModel(Schema):
-    """A model a worker holds, and when the keep-alive drops it."""
-
-    model: str
-    path: str
-    worker: str
-    size: int
-    expires_at: str | None
-    expires_in: float
-
-
-class LoadResult(Schema):
-    model: str
-    workers: int
-
-
 def model_detail(m: ModelEntry, provider: str = "") -> ModelDetail:
     """The wire form of an installed model; ``provider`` is this machine's, when known."""
     capability = m.capability
@@ -159,8 +127,8 @@ def model_detail(m: ModelEntry, provider: str = "") -> ModelDetail:
 def install_info(record: Any) -> InstallInfo:
     body = install_json(record)
     for key in ("created_at", "updated_at", "finished_at"):
-        body[key] = iso_time(body[key])
-    return InstallInfo(**body)
+        body[key] = utc(body[key])
+    return msgspec.convert(body, InstallInfo, from_attributes=True)
 
 
 def catalog_entry(row: CatalogRow) -> CatalogEntry:
@@ -232,7 +200,7 @@ class ModelsController(Controller):
     @get("/loaded", summary="Models the workers hold and when each expires (like ollama ps)")
     async def loaded(self, manager: Manager) -> list[LoadedModel]:
         # Matching loaded models to installed ones lists the models folder: in a thread.
-        return [LoadedModel(**item) for item in await asyncio.to_thread(manager.loaded)]
+        return await asyncio.to_thread(manager.loaded)
 
     @get("/{model_id:str}", summary="One installed model")
     async def get_model(

@@ -15,21 +15,9 @@ from impasto.api.dependencies import Plugins, services_of
 from impasto.plugins import UnknownPluginError
 from impasto.plugins.manager import PluginHost
 from impasto.services.errors import NotFoundError
-from impasto.wire import Schema
+from impasto.wire import PluginInfo
 
 PLUGIN_ROUTES_PREFIX = "/api/v1/plugins"
-
-
-class PluginInfo(Schema):
-    """One discovered plugin and its state."""
-
-    name: str
-    version: str
-    enabled: bool
-    builtin: bool
-    hooks: list[str]
-    source: str
-    error: str | None
 
 
 def _set(host: PluginHost, name: str, enabled: bool) -> PluginInfo:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import msgspec
 from litestar import Controller, get
@@ -14,7 +13,7 @@ from impasto.api.security import PUBLIC
 from impasto.engine.schedulers import SAMPLER_SPECS, SCHEDULE_SPECS
 from impasto.services.system import machine_report, system_report
 from impasto.services.upscalers import UpscalerService
-from impasto.wire import LIMITS, FieldLimit, Health, SamplerInfo, ScheduleInfo
+from impasto.wire import LIMITS, FieldLimit, Health, SamplerInfo, ScheduleInfo, SystemInfo
 
 
 class SystemController(Controller):
@@ -66,8 +65,6 @@ class SystemController(Controller):
         return {**LIMITS, "hires_upscaler": msgspec.structs.replace(hires, choices=choices)}
 
     @get("/system", summary="Version, execution provider, GPUs, memory, queue and workers")
-    async def system(self, services: AllServices) -> dict[str, Any]:
+    async def system(self, services: AllServices) -> SystemInfo:
         machine = await asyncio.to_thread(machine_report, services)
-        report = system_report(services, machine)
-        report["uptime"] = round(time.time() - services.started_at, 1)
-        return report
+        return system_report(services, machine, round(time.time() - services.started_at, 1))

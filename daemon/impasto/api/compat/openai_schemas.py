@@ -1,0 +1,74 @@
+"""Wire schemas of the OpenAI images API, named as OpenAI's own API document names them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from msgspec import UNSET, Meta, UnsetType
+
+from impasto.wire import (
+    BatchSize,
+    CfgScale,
+    Fraction,
+    NegativePrompt,
+    Prompt,
+    Schema,
+    Seed,
+    Steps,
+)
+
+
+class ImageGenerationRequest(Schema):
+    """OpenAI's image generation body; the last six fields are Impasto extensions."""
+
+    prompt: Prompt
+    model: str | None = None
+    n: BatchSize | None = 1
+    size: str | None = None
+    response_format: str | None = None
+    quality: str | None = None
+    style: str | None = None
+    user: str | None = None
+    background: str | None = None
+    output_format: str | None = None
+    output_compression: Annotated[int, Meta(ge=0, le=100)] | None = None
+    stream: bool | None = None
+    negative_prompt: NegativePrompt | None = None
+    seed: Seed | None = None
+    steps: Steps | None = None
+    cfg_scale: CfgScale | None = None
+    sampler: str | None = None
+    strength: Fraction | None = None
+
+
+class Image(Schema):
+    """One generated image: ``b64_json`` or, with ``response_format: url``, ``url``; the other
+    is left out of the JSON, as OpenAI leaves it."""
+
+    b64_json: str | UnsetType = UNSET
+    url: str | UnsetType = UNSET
+
+
+class ImagesResponse(Schema):
+    """What images.generate, images.edit and images.create_variation answer."""
+
+    created: int
+    data: list[Image]
+    output_format: str
+    size: str
+
+
+class Model(Schema):
+    """An installed model, as OpenAI lists a model."""
+
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ListModelsResponse(Schema):
+    """GET /v1/models."""
+
+    object: Literal["list"]
+    data: list[Model]
