@@ -377,3 +377,7 @@ def test_every_native_json_answer_has_a_schema(api: TestClient) -> None:
     assert list(events) == ["text/event-stream"]
     job = document["components"]["schemas"]["GenerationStatus"]["properties"]["status"]
     assert set(job["enum"]) == {"queued", "processing", "completed", "failed", "cancelled"}
+    model = document["components"]["schemas"]["ModelDetail"]["properties"]["type"]
+    assert set(model["enum"]) == {"checkpoint", "lora", "embedding", "vae"}
+    install = document["components"]["schemas"]["InstallInfo"]["properties"]["status"]
+    assert set(install["enum"]) == {"queued", "running", "completed", "failed", "cancelled"}

@@ -16,6 +16,7 @@ from impasto.services.detect import clip_skip_limit, detect_folder
 from impasto.services.errors import FieldError
 from impasto.services.safety import TEST_MODEL_MARKER  # its presence marks a test model
 from impasto.store.models import ModelRecord, ModelStore
+from impasto.wire import ModelType
 
 # The bundled demo models are tiny random networks: small images keep them instant.
 DEMO_SIZE = 256
@@ -44,7 +45,7 @@ class ModelEntry:
     # Trained for zero terminal SNR: schedules from the top sigma (Karras) do not suit it.
     zero_snr: bool = False
     defaults: FamilyDefaults = field(default_factory=lambda: family_defaults(DEFAULT_FAMILY))
-    type: str = "checkpoint"
+    type: ModelType = "checkpoint"
     precision: str = ""
     version: str = ""
     description: str = ""

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from impasto.store.db import Database
-from impasto.wire import ACTIVE_INSTALL, TERMINAL_STATUSES, InstallStatus
+from impasto.wire import ACTIVE_INSTALL, TERMINAL_STATUSES, InstallStatus, ModelType
 
 # The SQL test for a queued or running install (constants of ours, not input).
 _ACTIVE = f"status IN ({', '.join(repr(status) for status in ACTIVE_INSTALL)})"
@@ -22,7 +22,7 @@ class ModelRecord:
 
     id: str
     name: str
-    type: str
+    type: ModelType
     path: str
     size: int = 0
     hash: str = ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 from msgspec import Meta
@@ -144,8 +144,9 @@ class ModelDefaults(Schema):
     schedule: str = "default"
 
 
-MODEL_TYPES = ("checkpoint", "lora", "embedding", "vae")
+ModelType = Literal["checkpoint", "lora", "embedding", "vae"]
 """The kinds of installed model (the design document's ModelType): ``ModelDetail.type``."""
+MODEL_TYPES: tuple[ModelType, ...] = get_args(ModelType)
 
 
 class ModelDetail(Schema):
@@ -153,7 +154,7 @@ class ModelDetail(Schema):
 
     id: str
     name: str = ""
-    type: str = "checkpoint"
+    type: ModelType = "checkpoint"
     family: str = ""
     path: str = ""
     size: int = 0
