@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -62,3 +63,19 @@ def test_system_says_which_memory_figure_is_used_and_which_is_free(page: Page) -
     open_ui(page, "system")
     ram = page.locator(".meter").filter(has_text="System RAM").locator(".meter-value")
     expect(ram).to_have_text(re.compile(r"^\S+ \w+ used of \S+ \w+ \(\S+ \w+ free\)$"))
+
+
+def test_system_shows_when_a_loaded_model_unloads(page: Page, impasto_daemon: Daemon) -> None:
+    """The daemon sends the time as ISO 8601 with microseconds; the page shows a clock time."""
+    with impasto_daemon.client() as client:
+        model = client.get("/api/v1/models").json()[0]["id"]
+        assert client.post(f"/api/v1/models/{model}/load", params={"keep_alive": 600}).is_success
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            loaded = client.get("/api/v1/system").json()["loaded_models"]
+            if any(held["model"] == model for held in loaded):
+                break
+            time.sleep(0.1)
+    open_ui(page, "system")
+    row = page.locator("#system-body tr").filter(has_text=model)
+    expect(row.locator("td").nth(1)).to_have_text(re.compile(r"^\d{1,2}:\d{2}:\d{2}"))
