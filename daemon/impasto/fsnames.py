@@ -32,11 +32,3 @@ def exists(path: Path) -> bool:
         return path.exists()
     except (OSError, ValueError):
         return False
-
-
-def is_dir(path: Path) -> bool:
-    """``path.is_dir()``, False for a path the OS cannot hold."""
-    try:
-        return path.is_dir()
-    except (OSError, ValueError):
-        return False

@@ -15,8 +15,7 @@ from PIL import Image
 from impasto.formats.png import read_png_metadata
 from impasto.services.container import Services
 from impasto.services.errors import ServiceError
-from impasto.services.jobs import FINISHED
-from impasto.wire import GenerateRequest
+from impasto.wire import TERMINAL_STATUSES, GenerateRequest
 
 HEARTBEAT = 2.0
 _CHECKPOINT_SUFFIX = re.compile(r"\s*\[[0-9a-fA-F]{6,64}\]$")
@@ -114,15 +113,15 @@ async def submit_all(services: Services, requests: list[GenerateRequest]) -> lis
 async def await_job(services: Services, job_id: str) -> Any:
     """Follow the event stream until the job is completed, failed or cancelled; return it."""
     job = services.jobs.get(job_id)
-    if job.status in FINISHED:
+    if job.status in TERMINAL_STATUSES:
         return job
     # Replaying from 0 for this one job closes the gap between submit and subscribe.
     async for _ in services.bus.stream(0, job_id, heartbeat=HEARTBEAT):
         job = services.jobs.get(job_id)
-        if job.status in FINISHED:
+        if job.status in TERMINAL_STATUSES:
             return job
     # The stream only ends when the bus shuts down or the subscriber overflowed: poll instead.
-    while job.status not in FINISHED:
+    while job.status not in TERMINAL_STATUSES:
         await asyncio.sleep(HEARTBEAT / 4)
         job = services.jobs.get(job_id)
     return job
@@ -154,7 +153,7 @@ async def interrupt(services: Services, *, whole_task: bool) -> list[str]:
         if whole_task:
             targets += [j for j in state.tasks.get(job.id, []) if j != job.id]
         for job_id in targets:
-            if services.jobs.get(job_id).status in FINISHED:
+            if services.jobs.get(job_id).status in TERMINAL_STATUSES:
                 continue
             await services.jobs.cancel(job_id)
             cancelled.append(job_id)

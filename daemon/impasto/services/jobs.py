@@ -21,8 +21,6 @@ from impasto.worker.supervisor import Supervisor
 
 log = logging.getLogger("impasto.jobs")
 
-FINISHED = TERMINAL_STATUSES
-
 
 @dataclass(frozen=True)
 class JobOptions:
@@ -145,7 +143,7 @@ class JobService:
 
     async def cancel(self, job_id: str) -> Any:
         job = self.get(job_id)
-        if job.status in FINISHED:
+        if job.status in TERMINAL_STATUSES:
             raise ConflictError(f"job {job_id} is already {job.status}")
         if job.status == "queued" and self.store.cancel_queued(job_id):
             self.bus.publish("cancelled", job_id, {})
@@ -180,7 +178,7 @@ class JobService:
     def _remove(self, job_id: str) -> None:
         """Remove a finished job's images and record (blocking)."""
         job = self.get(job_id)
-        if job.status not in FINISHED:
+        if job.status not in TERMINAL_STATUSES:
             raise ConflictError(f"job {job_id} is {job.status}; cancel it before deleting it")
         for result in job.results:
             path = Path(result.get("path", ""))

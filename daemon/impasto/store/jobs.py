@@ -7,13 +7,13 @@ import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, cast, get_args
+from typing import Any, cast
 
 from impasto.store.cursors import decode_cursor, encode_cursor
 from impasto.store.db import Database
+from impasto.wire import STATUSES
 from impasto.wire import Status as JobStatus
 
-STATUSES: tuple[JobStatus, ...] = get_args(JobStatus)
 MAX_HISTORY_LIMIT = 500
 
 # The run order of the queue: higher priority first, then first come first served.

@@ -3,7 +3,9 @@
 Imported by the API routes and by ``impasto.client``: a type exists once. ``requests`` holds the
 generation request, whose ``Meta`` constraints are the only statement of each limit;
 ``limits`` reads them for the engine, the error messages and the web UI (``GET
-/api/v1/limits``); ``messages`` holds the other bodies. Response types give every field a
+/api/v1/limits``); ``messages`` holds the other bodies of jobs, models and events, and
+``system`` what the daemon reports about itself (the machine, installs, loaded models, plugins).
+Response types give every field a
 default so a client stays readable against newer daemons.
 """
 
@@ -27,34 +29,21 @@ from impasto.wire.messages import (
     FieldErrorItem,
     FieldLimit,
     GenerationStatus,
-    GpuInfo,
     Health,
-    HeldModel,
     HistoryPage,
     ImageResult,
-    InstallInfo,
-    LoadedModel,
-    LoadResult,
-    MemoryInfo,
     ModelDefaults,
     ModelDetail,
     ModelType,
     PauseState,
-    PluginInfo,
     PriorityUpdate,
-    ProviderInfo,
-    QueueCounts,
     QueuedResponse,
     QueueState,
-    RejectedProvider,
     SamplerInfo,
     ScheduleInfo,
-    SystemInfo,
     UploadedImage,
     UpscalerEntry,
     UpscaleRequest,
-    WorkerInfo,
-    WorkerNode,
     utc,
 )
 from impasto.wire.requests import (
@@ -63,6 +52,7 @@ from impasto.wire.requests import (
     NOT_BLANK,
     SCHEDULE_NAMES,
     SEQ_MAX,
+    STATUSES,
     TERMINAL_STATUSES,
     BatchSize,
     CacheInterval,
@@ -100,6 +90,21 @@ from impasto.wire.requests import (
     ThumbSize,
     UpscalerName,
 )
+from impasto.wire.system import (
+    GpuInfo,
+    HeldModel,
+    InstallInfo,
+    LoadedModel,
+    LoadResult,
+    MemoryInfo,
+    PluginInfo,
+    ProviderInfo,
+    QueueCounts,
+    RejectedProvider,
+    SystemInfo,
+    WorkerInfo,
+    WorkerNode,
+)
 
 __all__ = [
     "ACTIVE_INSTALL",
@@ -112,6 +117,7 @@ __all__ = [
     "REQUIRED",
     "SCHEDULE_NAMES",
     "SEQ_MAX",
+    "STATUSES",
     "TERMINAL_STATUSES",
     "BatchSize",
     "CacheInterval",

@@ -28,6 +28,7 @@ ScheduleName = Literal[
     "beta",
 ]
 SCHEDULE_NAMES: tuple[str, ...] = get_args(ScheduleName)
+STATUSES: tuple[Status, ...] = get_args(Status)
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 # A model install task: queued, running, then one of the terminal statuses.
 InstallStatus = Literal["queued", "running", "completed", "failed", "cancelled"]

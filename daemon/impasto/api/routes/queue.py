@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 from litestar import Controller, get, post
 from litestar.params import FromQuery, QueryParameter
@@ -11,9 +11,8 @@ from litestar.params import FromQuery, QueryParameter
 from impasto.api.convert import job_status
 from impasto.api.dependencies import Jobs
 from impasto.api.params import comma_list, ranged, read_comma_list
-from impasto.wire import HistoryPage, PageLimit, PageOffset, PauseState, QueueState, Status
+from impasto.wire import STATUSES, HistoryPage, PageLimit, PageOffset, PauseState, QueueState
 
-STATUSES: tuple[str, ...] = get_args(Status)
 QUEUE_PAGE = 100  # jobs per GET /queue page unless limit says otherwise
 
 
