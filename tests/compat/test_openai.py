@@ -188,6 +188,39 @@ def test_missing_prompt_names_the_field(impasto_daemon: Daemon) -> None:
     assert response.json()["error"]["message"] == "prompt: is required"
 
 
+@pytest.mark.parametrize("route", ["edits", "variations"])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("n", "abc"),
+        ("n", "1.5"),
+        ("n", "11"),
+        ("stream", "yes"),
+        ("output_compression", "101"),
+        ("seed", "-5"),
+        ("steps", "0"),
+        ("cfg_scale", "nan"),
+        ("strength", "2"),
+    ],
+)
+def test_form_fields_are_read_as_the_json_body_reads_them(
+    impasto_daemon: Daemon, route: str, field: str, value: str
+) -> None:
+    """A multipart field is text; it is refused for the same reason, in the same words, as the
+    same text in a JSON body (no second list of which field is a number)."""
+    image = _png(Image.new("RGBA", (64, 64), (0, 0, 0, 0)))
+    with impasto_daemon.client() as http:
+        form = http.post(
+            f"/v1/images/{route}",
+            files={"image": ("a.png", image, "image/png")},
+            data={"prompt": "x", field: value},
+        )
+        as_json = http.post("/v1/images/generations", json={"prompt": "x", field: value})
+    assert form.status_code == as_json.status_code == 400, form.text
+    assert form.json()["error"]["param"] == field
+    assert form.json()["error"]["message"] == as_json.json()["error"]["message"]
+
+
 def test_a_lora_tag_that_is_not_installed_names_the_prompt(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.images.generate(prompt="a kite <lora:paper-cut:0.5>")

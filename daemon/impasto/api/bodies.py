@@ -17,7 +17,6 @@ from litestar.exceptions import HTTPException, SerializationException, Validatio
 
 from impasto.services.errors import FieldError
 from impasto.wire import decode_error
-from impasto.wire.limits import ENUM_ERROR, MSGSPEC_RULE, schema_rule
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 MAX_OPTION_DEPTH = 32  # levels of nesting allowed in free-form options such as ``plugins``
@@ -151,10 +150,9 @@ def validation_items(
             continue
         message = str(item.get("message", ""))
         key = item.get("key")
-        field, rule = decode_error(message, None if key in (None, "", "data") else str(key))
+        named = None if key in (None, "", "data") else str(key)
+        field, rule = decode_error(message, named, schema=_body_type(request))
         if key == "data" and field == "body":
             rule = NO_BODY if message == "'data'" else rule
-        if rule.startswith((ENUM_ERROR, MSGSPEC_RULE)):  # msgspec's words: say the field's rule
-            rule = schema_rule(_body_type(request), field) or rule
         out.append((field, rule))
     return out

@@ -17,6 +17,7 @@ from impasto.wire.limits import (
     QUERY_LIMITS,
     REQUIRED,
     bounds,
+    convert_allowing_empty_prompt,
     decode_error,
     field_rule,
 )
@@ -190,6 +191,7 @@ __all__ = [
     "WorkerInfo",
     "WorkerNode",
     "bounds",
+    "convert_allowing_empty_prompt",
     "decode_error",
     "field_rule",
     "utc",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import msgspec
 
@@ -26,6 +26,8 @@ from impasto.wire.requests import (
 _PATH = re.compile(r"`\$\.([A-Za-z_][\w.\[\]]*)`")
 _MISSING = re.compile(r"missing required field `(\w+)`", re.IGNORECASE)
 REQUIRED = "is required"  # decode_error's rule for a field the body left out
+_EMPTY_PROMPT_STANDIN = "(empty)"
+S = TypeVar("S", bound=msgspec.Struct)
 _MINUS_ONE = {"cache_interval": "the model family's recommended interval"}
 
 
@@ -224,12 +226,34 @@ def schema_rule(schema: Any, field: str) -> str | None:
     return (_rule(name, limit) or None) if limit is not None else None
 
 
-def decode_error(message: str, field: str | None = None) -> tuple[str, str]:
+def decode_error(message: str, field: str | None = None, schema: Any = None) -> tuple[str, str]:
     """(field, message) of a msgspec decode error: ``Expected `int` <= 150 - at `$.steps```
-    is ``steps`` and its rule in words; a nested path keeps its indexes (``loras[0].weight``)."""
+    is ``steps`` and its rule in words; a nested path keeps its indexes (``loras[0].weight``).
+
+    A field with no rule of its own name is given the rule of its type in ``schema`` (the body
+    type that was decoded), and msgspec's own words only where neither has one.
+    """
     where = error_path(message)
     missing = _MISSING.search(message)
     if missing:
         return (f"{where}.{missing.group(1)}" if where else missing.group(1)), REQUIRED
     field = field or where or "body"
-    return field, field_rule(field) or message.split(" - at ")[0]
+    rule = field_rule(field) or message.split(" - at ")[0]
+    if schema is not None and rule.startswith((ENUM_ERROR, MSGSPEC_RULE)):
+        rule = schema_rule(schema, field) or rule
+    return field, rule
+
+
+def convert_allowing_empty_prompt(
+    fields: dict[str, Any], schema: type[S], *, strict: bool = True
+) -> S:
+    """``fields`` as ``schema``, checked against its rules, but for an empty or blank prompt.
+
+    The native API insists on a prompt; A1111, OpenAI's variations and the engine accept none.
+    The check runs on a stand-in and the result keeps the prompt as sent. Raises msgspec's
+    ValidationError (``decode_error`` reads it).
+    """
+    prompt = fields.get("prompt") or ""
+    candidate = {**fields, "prompt": prompt if prompt.strip() else _EMPTY_PROMPT_STANDIN}
+    converted = msgspec.convert(candidate, schema, strict=strict)
+    return msgspec.structs.replace(converted, prompt=prompt)

@@ -13,12 +13,10 @@ from PIL import Image
 from impasto.services.container import Services
 from impasto.services.errors import FieldError
 from impasto.services.images import decode_image
-from impasto.wire import GenerateRequest, decode_error
+from impasto.wire import GenerateRequest, convert_allowing_empty_prompt, decode_error
 
 # A1111's extra-network syntax: <lora:name>, <lora:name:weight>, <lora:name:te:unet>.
 LORA_TAG = re.compile(r"<(?:lora|lyco):([^:>]+)(?::([^:>]*))?(?::[^>]*)?>", re.IGNORECASE)
-# The native API insists on a prompt; A1111 and the engine accept an empty one.
-_EMPTY_PROMPT_STANDIN = "(empty)"
 
 
 def parse_loras(prompt: str) -> tuple[str, list[dict[str, Any]]]:
@@ -36,19 +34,13 @@ def parse_loras(prompt: str) -> tuple[str, list[dict[str, Any]]]:
 
 
 def checked_request(fields: dict[str, Any]) -> GenerateRequest:
-    """``fields`` as a native GenerateRequest, checked against its rules (None = model default).
-
-    The compatible APIs accept an empty prompt, which the native schema refuses: the check runs
-    on a stand-in and the request keeps the empty prompt.
-    """
-    prompt = fields.get("prompt") or ""
+    """``fields`` as a native GenerateRequest, checked against its rules (None = model default);
+    the compatible APIs accept an empty prompt, which the native schema refuses."""
     candidate = {k: v for k, v in fields.items() if v is not None}
-    candidate["prompt"] = prompt if prompt.strip() else _EMPTY_PROMPT_STANDIN
     try:
-        request = msgspec.convert(candidate, GenerateRequest)
+        return convert_allowing_empty_prompt(candidate, GenerateRequest)
     except msgspec.ValidationError as exc:
-        raise FieldError(*decode_error(str(exc))) from None
-    return msgspec.structs.replace(request, prompt=prompt)
+        raise FieldError(*decode_error(str(exc), schema=GenerateRequest)) from None
 
 
 def decode_base64_image(services: Services, value: str, field: str) -> Image.Image:

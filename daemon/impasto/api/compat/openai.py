@@ -34,7 +34,7 @@ from impasto.services.container import Services
 from impasto.services.errors import FieldError
 from impasto.services.images import decode_image
 from impasto.services.runner import job_plan
-from impasto.wire import GenerateRequest
+from impasto.wire import GenerateRequest, convert_allowing_empty_prompt, decode_error
 
 OPENAI_PREFIX = "/v1"
 FORM_NOTE = "multipart/form-data, as OpenAI's: the image file(s) and the generation fields"
@@ -221,7 +221,7 @@ VARIATION_FORM = documented_body(
 
 
 def _form_request(form: dict[str, Any], *, prompt_required: bool = True) -> ImageGenerationRequest:
-    """Multipart fields are text: convert them the way the JSON body would be."""
+    """Multipart fields are text: read them as the JSON body's types and limits read them."""
     values: dict[str, Any] = {}
     for key in ImageGenerationRequest.__struct_fields__:
         raw = form.get(key)
@@ -229,20 +229,15 @@ def _form_request(form: dict[str, Any], *, prompt_required: bool = True) -> Imag
             raw = raw[0] if raw else None
         if isinstance(raw, str) and raw != "":
             values[key] = raw
-    if "prompt" not in values:
-        if prompt_required:
-            raise CompatError(400, "prompt is required", "prompt")
-        values["prompt"] = ""
-    converters: dict[str, Any] = {"n": int, "seed": int, "steps": int, "output_compression": int}
-    converters.update(cfg_scale=float, strength=float)
-    for key, convert in converters.items():
-        if key in values:
-            try:
-                values[key] = convert(values[key])
-            except ValueError:
-                raise CompatError(400, f"{key} must be a number", key) from None
-    values["stream"] = str(values.get("stream", "")).lower() == "true"
-    return ImageGenerationRequest(**values)
+    if prompt_required and "prompt" not in values:
+        raise CompatError(400, "prompt is required", "prompt")
+    try:
+        # Lax mode reads numbers and true/false from text; the schema's limits still apply. A
+        # variation needs no prompt (images.create_variation has none).
+        return convert_allowing_empty_prompt(values, ImageGenerationRequest, strict=False)
+    except msgspec.ValidationError as exc:
+        field, rule = decode_error(str(exc), schema=ImageGenerationRequest)
+        raise CompatError(400, f"{field}: {rule}", field) from None
 
 
 def _edit_request(

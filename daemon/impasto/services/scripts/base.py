@@ -30,12 +30,11 @@ from impasto.services import compat
 from impasto.services.compat import ResultImage
 from impasto.services.container import Services
 from impasto.services.errors import FieldError
-from impasto.wire import GenerateRequest, decode_error
+from impasto.wire import GenerateRequest, convert_allowing_empty_prompt, decode_error
 
 ArgKind = Literal["bool", "int", "float", "str", "choice", "index", "list", "upscaler"]
 SEED_SPACE = 2**32
 FIELD = "script_args"
-_EMPTY_PROMPT_STANDIN = "(empty)"
 
 
 @dataclass(frozen=True)
@@ -198,15 +197,11 @@ def check(request: GenerateRequest) -> GenerateRequest:
     A script's values (a steps axis of 500) break the schema's limits only here, so the error
     names ``script_args`` with the rule. An empty prompt stays empty, as the compatible APIs allow.
     """
-    fields = msgspec.to_builtins(request)
-    prompt = fields.get("prompt") or ""
-    fields["prompt"] = prompt if prompt.strip() else _EMPTY_PROMPT_STANDIN
     try:
-        checked = msgspec.convert(fields, GenerateRequest)
+        return convert_allowing_empty_prompt(msgspec.to_builtins(request), GenerateRequest)
     except msgspec.ValidationError as exc:
-        name, rule = decode_error(str(exc))
+        name, rule = decode_error(str(exc), schema=GenerateRequest)
         raise FieldError(FIELD, f"a script value makes {name} invalid: {rule}") from None
-    return msgspec.structs.replace(checked, prompt=prompt)
 
 
 def parse_args(specs: Sequence[ScriptArg], values: list[Any] | None) -> list[Any]:
