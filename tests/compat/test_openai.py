@@ -221,6 +221,33 @@ def test_form_fields_are_read_as_the_json_body_reads_them(
     assert form.json()["error"]["message"] == as_json.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("route", ["edits", "variations"])
+@pytest.mark.parametrize(
+    ("image_size", "size", "param"),
+    [((4, 4), None, "image"), ((3000, 64), None, "image"), ((64, 64), "64x4000", "size")],
+)
+def test_an_edit_or_variation_out_of_range_names_where_its_size_came_from(
+    impasto_daemon: Daemon,
+    route: str,
+    image_size: tuple[int, int],
+    size: str | None,
+    param: str,
+) -> None:
+    """Without ``size`` the output takes the image's size: a 4x4 image is refused naming
+    ``image`` (the request has no width or height to name), a bad ``size`` naming ``size``."""
+    image = _png(Image.new("RGB", image_size))
+    with impasto_daemon.client() as http:
+        response = http.post(
+            f"/v1/images/{route}",
+            files={"image": ("a.png", image, "image/png")},
+            data={"prompt": "x", **({"size": size} if size else {})},
+        )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == param
+    assert "between 64 and 2048" in error["message"]
+
+
 def test_a_lora_tag_that_is_not_installed_names_the_prompt(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.images.generate(prompt="a kite <lora:paper-cut:0.5>")

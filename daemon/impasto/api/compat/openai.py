@@ -52,14 +52,19 @@ def _model(services: Services, name: str | None) -> Any:
     return services.catalog.get(model_id or compat.current_checkpoint(services))
 
 
-def _size(value: str | None, default: tuple[int, int] | None = None) -> tuple[int, int] | None:
+def _size(value: str | None) -> tuple[int, int] | None:
     """WIDTHxHEIGHT as numbers; None ("auto" or left out) takes the model's default size."""
     if not value or value == "auto":
-        return default
+        return None
     width, _, height = value.lower().partition("x")
     if not (width.isdigit() and height.isdigit()):
         raise CompatError(400, f"size {value!r} must be WIDTHxHEIGHT, e.g. 512x512", "size")
     return int(width), int(height)
+
+
+def _output_size(req: ImageGenerationRequest, image: Image.Image) -> tuple[int, int]:
+    """An edit's or variation's size: ``size``, else the image's own (down to a multiple of 8)."""
+    return _size(req.size) or (image.width // 8 * 8, image.height // 8 * 8)
 
 
 def _check(req: ImageGenerationRequest, *, prompt_required: bool = True) -> None:
@@ -85,13 +90,16 @@ def _check(req: ImageGenerationRequest, *, prompt_required: bool = True) -> None
 def _impasto_request(
     services: Services,
     req: ImageGenerationRequest,
-    size: tuple[int, int] | None,
+    image: Image.Image | None = None,
     *,
     prompt_required: bool = True,
 ) -> GenerateRequest:
+    """The native request of ``req``; an edit or variation passes its ``image``, whose size is
+    the output's unless ``size`` is sent."""
     _check(req, prompt_required=prompt_required)
     model = _model(services, req.model)
-    width, height = size or _size(req.size) or (None, None)
+    size = _output_size(req, image) if image is not None else _size(req.size)
+    width, height = size or (None, None)
     sampler, schedule = None, None
     if req.sampler:
         try:
@@ -119,11 +127,18 @@ def _impasto_request(
     try:
         return checked_request(fields)
     except FieldError as exc:
-        if exc.field in ("width", "height") and size is None:
-            # The width and height came from ``size``: that is the parameter to fix.
+        if exc.field not in ("width", "height"):
+            raise
+        # The width and height came from ``size`` or, without it, the image: that is the
+        # parameter to fix.
+        if _size(req.size) is not None or image is None:
             message = f"size {req.size!r}: the {exc.field} {exc.message}"
             raise CompatError(400, message, "size") from None
-        raise
+        message = (
+            f"image is {image.width}x{image.height}, the output size when size is not sent: "
+            f"the {exc.field} {exc.message}; send size"
+        )
+        raise CompatError(400, message, "image") from None
 
 
 def _image_url(request: Request[Any, Any, Any], services: Services, job_id: str, index: int) -> str:
@@ -255,12 +270,11 @@ def _edit_request(
         mask = _repaint_mask(mask_image, "mask")
     elif "A" in image.getbands():
         mask = _repaint_mask(image, "image")
-    size = _size(req.size, (image.width // 8 * 8, image.height // 8 * 8))
-    assert size is not None
     if req.strength is None and mask is not None:
         # The transparent area is to be painted anew, not varied.
         req.strength = 1.0
-    fields = _impasto_request(services, req, size)
+    fields = _impasto_request(services, req, image)
+    size = _output_size(req, image)
     images = {"init_image": upload(services, image.convert("RGB").resize(size))}
     if mask is not None:
         images["mask_image"] = upload(services, mask.resize(size))
@@ -272,11 +286,10 @@ def _variation_request(
 ) -> GenerateRequest:
     """An img2img of ``image`` at VARIATION_STRENGTH unless ``strength`` says otherwise
     (blocking: call in a thread)."""
-    size = _size(req.size, (image.width // 8 * 8, image.height // 8 * 8))
-    assert size is not None
     if req.strength is None:
         req.strength = VARIATION_STRENGTH
-    fields = _impasto_request(services, req, size, prompt_required=False)
+    fields = _impasto_request(services, req, image, prompt_required=False)
+    size = _output_size(req, image)
     init = upload(services, image.convert("RGB").resize(size))
     return msgspec.structs.replace(fields, init_image=init)
 
@@ -298,7 +311,7 @@ class OpenAIImagesController(Controller):
         data: JSONBody[ImageGenerationRequest],
     ) -> ImagesResponse:
         # Finding the model by name may list the models folder: in a thread.
-        fields = await asyncio.to_thread(_impasto_request, services, data, None)
+        fields = await asyncio.to_thread(_impasto_request, services, data)
         return await _run(request, services, fields, data)
 
     @post(
