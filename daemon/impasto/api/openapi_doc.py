@@ -11,8 +11,9 @@ for a body it cannot read, A1111's ``{"error", "detail", "body", "errors"}`` for
 ``400``.
 
 Media types. A route that answers in more than one media type (an image as PNG, or as a JPEG
-thumbnail) names the others in its ``opt`` under `ALSO_ANSWERS`; Litestar documents only the
-handler's own.
+thumbnail) names the others in its ``opt`` under `ALSO_ANSWERS`, each alone (the same schema)
+or with its own schema type (OpenAI's ``stream: true``: server-sent events, whose data are
+``ImageStreamEvent``); Litestar documents only the handler's own.
 
 Links. The answer to a submitted job, a started install and the model list links to what can be
 done next with the id it holds (`LINKS`), as OpenAPI 3 ``links`` that clients and stateful
@@ -34,8 +35,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.routes import HTTPRoute
 
 from impasto.api.bodies import struct_body
-from impasto.api.compat.errors import A1111_PREFIX
-from impasto.api.compat.openai import OPENAI_PREFIX
+from impasto.api.compat.errors import A1111_PREFIX, OPENAI_PREFIX
 
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
@@ -155,12 +155,21 @@ def _http_handlers(app: Litestar) -> list[tuple[HTTPRoute, Any]]:
 
 def add_media_types(openapi: dict[str, Any], app: Litestar) -> None:
     """Document the `ALSO_ANSWERS` media types of each handler's success answer (in place)."""
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
     for route, handler in _http_handlers(app):
-        for media_type in handler.opt.get(ALSO_ANSWERS, ()):
+        for also in handler.opt.get(ALSO_ANSWERS, ()):
+            media_type, kind = also if isinstance(also, tuple) else (also, None)
             for method in handler.http_methods:
                 operation = openapi["paths"][route.path_format][method.lower()]
                 content = operation["responses"][str(handler.status_code)]["content"]
-                content.setdefault(media_type, copy.deepcopy(next(iter(content.values()))))
+                if kind is None:
+                    content.setdefault(media_type, copy.deepcopy(next(iter(content.values()))))
+                    continue
+                (ref,), components = msgspec.json.schema_components(
+                    [kind], ref_template="#/components/schemas/{name}"
+                )
+                schemas.update(components)
+                content.setdefault(media_type, {"schema": ref})
 
 
 def _body_types(app: Litestar) -> list[Any]:

@@ -7,6 +7,7 @@ import base64
 import io
 import re
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,6 +126,33 @@ async def await_job(services: Services, job_id: str) -> Any:
         await asyncio.sleep(HEARTBEAT / 4)
         job = services.jobs.get(job_id)
     return job
+
+
+async def spread_previews(
+    services: Services, job_id: str, count: int
+) -> AsyncIterator[bytes | None]:
+    """Up to ``count`` of a running job's previews (JPEG), spread over its steps: the first one
+    at or past each of ``count + 1`` equal parts of the steps. Yields None after HEARTBEAT idle
+    seconds (for keep-alives) and ends when the job has finished, however it finished.
+
+    Fewer come when the job has fewer previews (the daemon's ``preview_every``), as OpenAI's
+    ``partial_images`` may also give fewer.
+    """
+    if services.jobs.get(job_id).status in TERMINAL_STATUSES:
+        return
+    sent = 0
+    async for event in services.bus.stream(0, job_id, heartbeat=HEARTBEAT):
+        if event is None:
+            yield None
+        elif event.type in TERMINAL_STATUSES:
+            return
+        elif event.type == "progress" and sent < count:
+            preview = event.ephemeral.get("preview")
+            step, total = event.data.get("step", 0), event.data.get("total", 0)
+            if preview and step * (count + 1) >= (sent + 1) * total:
+                sent += 1
+                yield base64.b64decode(preview.partition(",")[2])
+    await await_job(services, job_id)  # the bus closed early: wait by polling
 
 
 async def await_all(services: Services, job_ids: list[str]) -> list[Any]:

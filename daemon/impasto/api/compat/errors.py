@@ -80,6 +80,7 @@ def _status(exc: ServiceError) -> int:
 
 
 A1111_PREFIX = "/sdapi/"
+OPENAI_PREFIX = "/v1"
 
 
 def fastapi_detail(status: int, detail: str) -> Response[Any]:

@@ -3,32 +3,33 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 import time
 from typing import Annotated, Any
 from urllib.parse import quote
 
 import msgspec
-from litestar import Controller, Request, Router, get, post
+from litestar import Controller, Request, Response, Router, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import JSONBody
 from PIL import Image
 
 from impasto.api.compat.common import checked_request, parse_loras, upload
-from impasto.api.compat.errors import OPENAI_HANDLERS, CompatError
+from impasto.api.compat.errors import OPENAI_HANDLERS, OPENAI_PREFIX, CompatError
 from impasto.api.compat.lenient import documented_body
 from impasto.api.compat.openai_schemas import Image as ImageData
 from impasto.api.compat.openai_schemas import (
     ImageGenerationRequest,
     ImagesResponse,
+    ImageStreamEvent,
     ListModelsResponse,
     Model,
 )
+from impasto.api.compat.openai_stream import OUTPUT_FORMATS, StreamKind, encoded, stream_answer
 from impasto.api.compat.samplers_map import UnknownSamplerError, sampler_from_name
 from impasto.api.dependencies import AllServices
 from impasto.api.limits import RATE_LIMITED
+from impasto.api.openapi_doc import ALSO_ANSWERS
 from impasto.services import compat
 from impasto.services.container import Services
 from impasto.services.errors import FieldError
@@ -36,12 +37,16 @@ from impasto.services.images import decode_image
 from impasto.services.runner import job_plan
 from impasto.wire import GenerateRequest, convert_allowing_empty_prompt, decode_error
 
-OPENAI_PREFIX = "/v1"
 FORM_NOTE = "multipart/form-data, as OpenAI's: the image file(s) and the generation fields"
 RESPONSE_FORMATS = ("url", "b64_json")
-# gpt-image-1's output formats -> PIL's writer; jpeg and webp take output_compression (0-100).
-OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 MAX_IMAGES = 10
+STREAMS = (("text/event-stream", ImageStreamEvent),)
+STREAM_NOTE = (
+    "With stream true the answer is server-sent events (text/event-stream): up to "
+    "partial_images (0-3) previews as <kind>.partial_image, then each image as "
+    "<kind>.completed (kind image_generation or image_edit), each event's data an "
+    "ImageStreamEvent; an error event if the job fails or is cancelled."
+)
 # How far a variation may move from its image (the img2img strength; ``strength`` overrides it).
 VARIATION_STRENGTH = 0.6
 
@@ -67,8 +72,8 @@ def _output_size(req: ImageGenerationRequest, image: Image.Image) -> tuple[int, 
     return _size(req.size) or (image.width // 8 * 8, image.height // 8 * 8)
 
 
-def _check(req: ImageGenerationRequest, *, prompt_required: bool = True) -> None:
-    if prompt_required and not req.prompt.strip():
+def _check(req: ImageGenerationRequest, *, variation: bool = False) -> None:
+    if not variation and not req.prompt.strip():
         raise CompatError(400, "prompt must not be empty", "prompt")
     if req.response_format and req.response_format not in RESPONSE_FORMATS:
         raise CompatError(400, "response_format must be url or b64_json", "response_format")
@@ -83,8 +88,12 @@ def _check(req: ImageGenerationRequest, *, prompt_required: bool = True) -> None
         raise CompatError(
             400, "a url is the stored PNG; ask b64_json for jpeg or webp", "output_format"
         )
-    if req.stream:
-        raise CompatError(400, "streaming is not supported; send stream false", "stream")
+    if req.stream and variation:
+        raise CompatError(400, "a variation does not stream; send stream false", "stream")
+    if req.stream and req.response_format == "url":
+        raise CompatError(
+            400, "a stream carries b64_json; leave response_format out", "response_format"
+        )
 
 
 def _impasto_request(
@@ -92,11 +101,11 @@ def _impasto_request(
     req: ImageGenerationRequest,
     image: Image.Image | None = None,
     *,
-    prompt_required: bool = True,
+    variation: bool = False,
 ) -> GenerateRequest:
     """The native request of ``req``; an edit or variation passes its ``image``, whose size is
-    the output's unless ``size`` is sent."""
-    _check(req, prompt_required=prompt_required)
+    the output's unless ``size`` is sent (a variation needs no prompt and does not stream)."""
+    _check(req, variation=variation)
     model = _model(services, req.model)
     size = _output_size(req, image) if image is not None else _size(req.size)
     width, height = size or (None, None)
@@ -149,24 +158,17 @@ def _image_url(request: Request[Any, Any, Any], services: Services, job_id: str,
     return f"{url}?token={quote(token)}" if token else url
 
 
-def _encoded(image: compat.ResultImage, output_format: str, compression: int | None) -> str:
-    """The image as base64 in ``output_format``: the PNG itself, or re-encoded (blocking)."""
-    if output_format == "png":
-        return image.base64
-    with Image.open(io.BytesIO(image.png)) as decoded:
-        out = io.BytesIO()
-        quality = 100 if compression is None else compression
-        decoded.convert("RGB").save(out, OUTPUT_FORMATS[output_format], quality=quality)
-    return base64.b64encode(out.getvalue()).decode("ascii")
-
-
 async def _run(
     request: Request[Any, Any, Any],
     services: Services,
     fields: GenerateRequest,
     req: ImageGenerationRequest,
-) -> ImagesResponse:
+    kind: StreamKind = "image_generation",
+) -> Response[Any]:
+    """Queue the job; answer its images when it is done, or stream them with ``stream``."""
     job_ids = await compat.submit_all(services, [fields])
+    if req.stream:
+        return stream_answer(services, job_ids, req, kind)
     jobs = await compat.await_all(services, job_ids)
     job = jobs[0]
     if job.status == "failed":
@@ -181,16 +183,15 @@ async def _run(
     else:
         data = []
         for image in images:
-            encoded = await asyncio.to_thread(
-                _encoded, image, output_format, req.output_compression
-            )
-            data.append(ImageData(b64_json=encoded))
-    return ImagesResponse(
+            b64 = await asyncio.to_thread(encoded, image, output_format, req.output_compression)
+            data.append(ImageData(b64_json=b64))
+    answer = ImagesResponse(
         created=int(time.time()),
         data=data,
         output_format=output_format,
         size=f"{plan.width}x{plan.height}",
     )
+    return Response(answer)
 
 
 def _file(value: Any) -> UploadFile | None:
@@ -288,7 +289,7 @@ def _variation_request(
     (blocking: call in a thread)."""
     if req.strength is None:
         req.strength = VARIATION_STRENGTH
-    fields = _impasto_request(services, req, image, prompt_required=False)
+    fields = _impasto_request(services, req, image, variation=True)
     size = _output_size(req, image)
     init = upload(services, image.convert("RGB").resize(size))
     return msgspec.structs.replace(fields, init_image=init)
@@ -302,14 +303,15 @@ class OpenAIImagesController(Controller):
         "/images/generations",
         status_code=200,
         summary="OpenAI images.generate",
-        opt={RATE_LIMITED: True},
+        description=STREAM_NOTE,
+        opt={RATE_LIMITED: True, ALSO_ANSWERS: STREAMS},
     )
     async def generations(
         self,
         services: AllServices,
         request: Request[Any, Any, Any],
         data: JSONBody[ImageGenerationRequest],
-    ) -> ImagesResponse:
+    ) -> Response[ImagesResponse]:
         # Finding the model by name may list the models folder: in a thread.
         fields = await asyncio.to_thread(_impasto_request, services, data)
         return await _run(request, services, fields, data)
@@ -318,21 +320,22 @@ class OpenAIImagesController(Controller):
         "/images/edits",
         status_code=200,
         summary="OpenAI images.edit: inpaint an image",
-        opt={RATE_LIMITED: True},
+        description=STREAM_NOTE,
+        opt={RATE_LIMITED: True, ALSO_ANSWERS: STREAMS},
     )
     async def edits(
         self,
         services: AllServices,
         request: Request[Any, Any, Any],
         data: Annotated[dict[str, Any], EDIT_FORM],
-    ) -> ImagesResponse:
+    ) -> Response[ImagesResponse]:
         req = _form_request(data)
         image = await _read_image(services, data.get("image") or data.get("image[]"), "image")
         mask_image = None
         if data.get("mask") is not None:
             mask_image = await _read_image(services, data.get("mask"), "mask")
         fields = await asyncio.to_thread(_edit_request, services, req, image, mask_image)
-        return await _run(request, services, fields, req)
+        return await _run(request, services, fields, req, "image_edit")
 
     @post(
         "/images/variations",
@@ -345,7 +348,7 @@ class OpenAIImagesController(Controller):
         services: AllServices,
         request: Request[Any, Any, Any],
         data: Annotated[dict[str, Any], VARIATION_FORM],
-    ) -> ImagesResponse:
+    ) -> Response[ImagesResponse]:
         req = _form_request(data, prompt_required=False)
         image = await _read_image(services, data.get("image"), "image")
         fields = await asyncio.to_thread(_variation_request, services, req, image)

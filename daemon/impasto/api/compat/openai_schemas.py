@@ -33,6 +33,7 @@ class ImageGenerationRequest(Schema):
     output_format: str | None = None
     output_compression: Annotated[int, Meta(ge=0, le=100)] | None = None
     stream: bool | None = None
+    partial_images: Annotated[int, Meta(ge=0, le=3)] | None = None
     negative_prompt: NegativePrompt | None = None
     seed: Seed | None = None
     steps: Steps | None = None
@@ -56,6 +57,29 @@ class ImagesResponse(Schema):
     data: list[Image]
     output_format: str
     size: str
+
+
+StreamEventType = Literal[
+    "image_generation.partial_image",
+    "image_generation.completed",
+    "image_edit.partial_image",
+    "image_edit.completed",
+]
+
+
+class ImageStreamEvent(Schema):
+    """One server-sent event of a streamed generation or edit (``stream: true``), as OpenAI's
+    ImageGenPartialImageEvent and ImageGenCompletedEvent (and their ``image_edit`` twins): a
+    partial image carries ``partial_image_index``."""
+
+    type: StreamEventType
+    b64_json: str
+    created_at: int
+    size: str
+    quality: str
+    background: str
+    output_format: str
+    partial_image_index: int | UnsetType = UNSET
 
 
 class Model(Schema):
