@@ -13,7 +13,7 @@ from cli_fakes import JOB, CliDaemon, status
 
 import impasto.worker.main
 from impasto import __version__
-from impasto.cli.main import main
+from impasto.cli.main import build_parser, main
 from impasto.settings import LoadedSettings, Settings, field_docs
 
 
@@ -105,6 +105,25 @@ def test_worker_gets_the_rest_of_the_arguments(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(impasto.worker.main, "run_worker", lambda argv: seen.append(argv) or 7)
     assert main(["worker", "--device-id", "1", "--provider", "cpu"]) == 7
     assert seen == [["--device-id", "1", "--provider", "cpu"]]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--url", "http://127.0.0.1:9", "--token", "t", "status"],
+        ["status", "--url", "http://127.0.0.1:9", "--token", "t"],
+        ["--url", "http://elsewhere:1", "status", "--url", "http://127.0.0.1:9", "--token", "t"],
+    ],
+)
+def test_connection_options_go_before_or_after_the_command(argv: list[str]) -> None:
+    """As with git's or docker's global options; the command's own copy wins."""
+    args = build_parser().parse_args(argv)
+    assert (args.url, args.token, args.unix_socket) == ("http://127.0.0.1:9", "t", None)
+
+
+def test_without_connection_options_the_discovery_file_is_read() -> None:
+    args = build_parser().parse_args(["queue"])
+    assert (args.url, args.token, args.unix_socket) == (None, None, None)
 
 
 def test_no_daemon_exits_3_and_says_how_to_start_it(capsys: pytest.CaptureFixture[str]) -> None:

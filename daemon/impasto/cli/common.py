@@ -33,11 +33,19 @@ class Context:
     connect: Connect = connect_from_args
 
 
+def add_connection_options(parser: argparse.ArgumentParser, default: object = None) -> None:
+    """The options that say where the daemon is (``impasto --url X status`` and ``impasto
+    status --url X`` alike: a command's own copy defaults to SUPPRESS, keeping the first)."""
+    group = parser.add_argument_group("connection (default: the running daemon's discovery file)")
+    group.add_argument("--url", default=default, help="daemon URL, e.g. http://127.0.0.1:8080")
+    group.add_argument("--unix-socket", default=default, metavar="PATH", help="daemon Unix socket")
+    group.add_argument(
+        "--token", default=default, help="API token (default: IMPASTO_TOKEN or the discovery file)"
+    )
+
+
 def connection_options() -> argparse.ArgumentParser:
-    """A parent parser with the options that say where the daemon is."""
+    """A parent parser with the connection options, for each command that talks to the daemon."""
     parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("connection (default: the running daemon's discovery file)")
-    group.add_argument("--url", help="daemon URL, e.g. http://127.0.0.1:8080")
-    group.add_argument("--unix-socket", metavar="PATH", help="daemon Unix socket")
-    group.add_argument("--token", help="API token (default: IMPASTO_TOKEN or the discovery file)")
+    add_connection_options(parent, default=argparse.SUPPRESS)
     return parent

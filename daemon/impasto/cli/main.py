@@ -14,6 +14,7 @@ from impasto.cli.common import (
     EXIT_USAGE,
     Connect,
     Context,
+    add_connection_options,
     connect_from_args,
     connection_options,
 )
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="impasto", description="Local Stable Diffusion daemon on ONNX Runtime."
     )
+    add_connection_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     connection = connection_options()
     serve.register(commands)
