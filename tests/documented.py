@@ -11,22 +11,36 @@ import jsonschema
 
 
 def answer_schema(
-    document: dict[str, Any], path: str, method: str = "get", *, closed: bool = True
+    document: dict[str, Any],
+    path: str,
+    method: str = "get",
+    *,
+    closed: bool = True,
+    media_type: str = "application/json",
 ) -> dict[str, Any]:
     """The JSON schema of an operation's 2xx answer, with the components it refers to.
 
     ``closed``: the document's types with no room for fields they do not name, so that a field
-    a route adds without declaring it fails validation too.
+    a route adds without declaring it fails validation too. For ``text/event-stream`` it is the
+    schema of one event: ``{"event": name, "data": text}`` (see `event_data_schema`).
     """
     responses = document["paths"][path][method.lower()]["responses"]
     [ok] = [answer for status, answer in responses.items() if status.startswith("2")]
-    schema = ok["content"]["application/json"]["schema"]
+    schema = ok["content"][media_type]["schema"]
     components = copy.deepcopy(document["components"])
     if closed:
         for component in components["schemas"].values():
             if "properties" in component:
                 component["additionalProperties"] = False
     return {**schema, "components": components}
+
+
+def event_data_schema(document: dict[str, Any], path: str, method: str = "get") -> dict[str, Any]:
+    """The JSON schema of the ``data`` of one server-sent event of an operation (closed)."""
+    event = answer_schema(document, path, method, media_type="text/event-stream")
+    data = event["properties"]["data"]
+    assert data["contentMediaType"] == "application/json"
+    return {**data["contentSchema"], "components": event["components"]}
 
 
 def schema_errors(schema: dict[str, Any], body: Any) -> list[str]:

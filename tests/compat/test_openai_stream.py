@@ -9,12 +9,12 @@ import threading
 import time
 from typing import Any
 
-import httpx
 import numpy as np
 import openai
 import pytest
 from PIL import Image
 
+from tests.documented import answer_schema, event_data_schema, schema_errors
 from tests.harness import Daemon
 
 PROMPT = "a lighthouse at dusk"
@@ -161,6 +161,10 @@ def test_a_waiting_stream_keeps_alive_and_a_cancelled_job_ends_it_with_an_error(
     assert len(data) == 1
     error: dict[str, Any] = json.loads(data[0])["error"]
     assert error["type"] == "server_error" and "cancelled" in error["message"]
+    with impasto_daemon.client() as http:
+        document = http.get("/schema/openapi.json").json()
+    schema = event_data_schema(document, "/v1/images/generations", "post")
+    assert schema_errors(schema, json.loads(data[0])) == []
 
 
 def test_the_sdk_raises_the_error_event(client: openai.OpenAI, impasto_daemon: Daemon) -> None:
@@ -201,15 +205,23 @@ def test_what_cannot_stream_is_refused_before_anything_is_queued(
     assert before == after
 
 
-def test_the_stream_is_documented(impasto_daemon: Daemon) -> None:
-    with httpx.Client(base_url=impasto_daemon.url) as http:
+def test_every_event_is_what_the_document_says(impasto_daemon: Daemon) -> None:
+    """The document's ``text/event-stream`` answer: each event's name from its set, and its
+    data, read as JSON, valid against its closed schema (an undeclared field fails)."""
+    route = "/v1/images/generations"
+    body = {"prompt": PROMPT, "stream": True, "partial_images": 3, "steps": 8, "size": "64x64"}
+    with impasto_daemon.client() as http:
         document = http.get("/schema/openapi.json").json()
-    body = document["components"]["schemas"]["ImageGenerationRequest"]["properties"]
-    assert (body["partial_images"]["minimum"], body["partial_images"]["maximum"]) == (0, 3)
-    for route in ("generations", "edits"):
-        answer = document["paths"][f"/v1/images/{route}"]["post"]["responses"]["200"]["content"]
-        assert answer["text/event-stream"]["schema"] == {
-            "$ref": "#/components/schemas/ImageStreamEvent"
-        }
-    event = document["components"]["schemas"]["ImageStreamEvent"]
-    assert "image_edit.partial_image" in event["properties"]["type"]["enum"]
+        with http.stream("POST", route, json=body) as response:
+            lines = list(response.iter_lines())
+    fields = document["components"]["schemas"]["ImageGenerationRequest"]["properties"]
+    assert (fields["partial_images"]["minimum"], fields["partial_images"]["maximum"]) == (0, 3)
+    names = answer_schema(document, route, "post", media_type="text/event-stream")
+    data_schema = event_data_schema(document, route, "post")
+    events = [line.removeprefix("event: ") for line in lines if line.startswith("event: ")]
+    data = [json.loads(line.removeprefix("data: ")) for line in lines if line.startswith("data:")]
+    assert events == ["image_generation.partial_image"] * 3 + ["image_generation.completed"]
+    assert set(events) <= set(names["properties"]["event"]["enum"])
+    for item in data:
+        assert schema_errors(data_schema, item) == []
+    assert [item["type"] for item in data] == events

@@ -15,6 +15,7 @@ from PIL import Image
 from websockets.exceptions import ConnectionClosed
 
 from impasto.formats.png import read_png_metadata
+from tests.documented import event_data_schema, schema_errors
 from tests.harness import TINY, Daemon, wait_status
 
 
@@ -130,6 +131,9 @@ def test_events_in_order_and_replay(impasto_daemon: Daemon) -> None:
         seqs = [e["seq"] for e in live]
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
         assert all(e["job_id"] == job["id"] for e in live)
+        # Each event is what the API document says one is (its type one of the documented).
+        schema = event_data_schema(client.get("/schema/openapi.json").json(), "/api/v1/events")
+        assert [schema_errors(schema, e) for e in live] == [[]] * len(live)
 
         # A client that reconnects after the 'started' event gets exactly what it missed.
         started_seq = live[1]["seq"]

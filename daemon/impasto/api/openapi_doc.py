@@ -11,9 +11,11 @@ for a body it cannot read, A1111's ``{"error", "detail", "body", "errors"}`` for
 ``400``.
 
 Media types. A route that answers in more than one media type (an image as PNG, or as a JPEG
-thumbnail) names the others in its ``opt`` under `ALSO_ANSWERS`, each alone (the same schema)
-or with its own schema type (OpenAI's ``stream: true``: server-sent events, whose data are
-``ImageStreamEvent``); Litestar documents only the handler's own.
+thumbnail) names the others in its ``opt`` under `ALSO_ANSWERS`; Litestar documents only the
+handler's own. An `EventStream` there documents server-sent events (``GET /events``, OpenAI's
+``stream: true``) as OpenAPI 3.2 reads a ``text/event-stream`` schema and Schemathesis checks
+it: the schema of one event, its ``event`` name from a closed set and its ``data`` JSON text
+of the given types.
 
 Links. The answer to a submitted job, a started install and the model list links to what can be
 done next with the id it holds (`LINKS`), as OpenAPI 3 ``links`` that clients and stateful
@@ -27,6 +29,7 @@ documented with a maximum only), so schema-driven clients sent negative values a
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -142,6 +145,43 @@ def document_errors(openapi: dict[str, Any]) -> dict[str, Any]:
 
 _LOWER = ("minimum", "exclusiveMinimum")
 ALSO_ANSWERS = "also_answers"  # route handler opt key: media types answered besides its own
+EVENT_STREAM_MEDIA = "text/event-stream"
+
+
+@dataclass(frozen=True)
+class EventStream:
+    """A server-sent event answer: the names of its events and the types of their JSON data
+    (msgspec types, or the names of schemas the document has, such as "OpenAIError")."""
+
+    events: tuple[str, ...]
+    data: tuple[Any, ...]
+
+
+def _event_schema(stream: EventStream, schemas: dict[str, Any]) -> dict[str, Any]:
+    """The schema of one event of ``stream``; its data types are added to ``schemas``."""
+    refs = []
+    for kind in stream.data:
+        if isinstance(kind, str):
+            refs.append({"$ref": f"#/components/schemas/{kind}"})
+            continue
+        (ref,), components = msgspec.json.schema_components(
+            [kind], ref_template="#/components/schemas/{name}"
+        )
+        schemas.update(components)
+        refs.append(ref)
+    return {
+        "type": "object",
+        "description": "One server-sent event: its name and its data, a JSON text",
+        "properties": {
+            "event": {"type": "string", "enum": list(stream.events)},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": refs[0] if len(refs) == 1 else {"oneOf": refs},
+            },
+            "id": {"type": "string"},
+        },
+    }
 
 
 def _http_handlers(app: Litestar) -> list[tuple[HTTPRoute, Any]]:
@@ -158,18 +198,13 @@ def add_media_types(openapi: dict[str, Any], app: Litestar) -> None:
     schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
     for route, handler in _http_handlers(app):
         for also in handler.opt.get(ALSO_ANSWERS, ()):
-            media_type, kind = also if isinstance(also, tuple) else (also, None)
             for method in handler.http_methods:
                 operation = openapi["paths"][route.path_format][method.lower()]
                 content = operation["responses"][str(handler.status_code)]["content"]
-                if kind is None:
-                    content.setdefault(media_type, copy.deepcopy(next(iter(content.values()))))
-                    continue
-                (ref,), components = msgspec.json.schema_components(
-                    [kind], ref_template="#/components/schemas/{name}"
-                )
-                schemas.update(components)
-                content.setdefault(media_type, {"schema": ref})
+                if isinstance(also, EventStream):
+                    content[EVENT_STREAM_MEDIA] = {"schema": _event_schema(also, schemas)}
+                else:
+                    content.setdefault(also, copy.deepcopy(next(iter(content.values()))))
 
 
 def _body_types(app: Litestar) -> list[Any]:

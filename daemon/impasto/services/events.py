@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from impasto.wire import EventType
+
 
 @dataclass(frozen=True)
 class LiveEvent:
@@ -87,7 +89,7 @@ class EventBus:
 
     def publish(
         self,
-        type: str,
+        type: EventType,
         job_id: str | None,
         data: dict[str, Any],
         ephemeral: dict[str, Any] | None = None,

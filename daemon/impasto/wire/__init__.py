@@ -22,11 +22,13 @@ from impasto.wire.limits import (
     field_rule,
 )
 from impasto.wire.messages import (
+    EVENT_TYPES,
     MODEL_TYPES,
     CatalogEntry,
     CatalogVariant,
     ErrorBody,
     Event,
+    EventType,
     FieldErrorItem,
     FieldLimit,
     GenerationStatus,
@@ -109,6 +111,7 @@ from impasto.wire.system import (
 
 __all__ = [
     "ACTIVE_INSTALL",
+    "EVENT_TYPES",
     "FIELD_RULES",
     "LIMITS",
     "MAX_PROMPT_CHARACTERS",
@@ -131,6 +134,7 @@ __all__ = [
     "ErrorBody",
     "Event",
     "EventSeq",
+    "EventType",
     "FieldErrorItem",
     "FieldLimit",
     "Fraction",

@@ -266,11 +266,30 @@ class FieldLimit(Schema):
     rule: str = ""
 
 
+# What the event stream says happened: a job's life (queued ... cancelled, deleted), the
+# queue paused or resumed, an install's progress, a model removed.
+EventType = Literal[
+    "queued",
+    "started",
+    "progress",
+    "completed",
+    "failed",
+    "cancelled",
+    "deleted",
+    "queue",
+    "install",
+    "model_removed",
+]
+EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
+
+
 class Event(Schema):
     """One message of the event stream; ``data`` depends on ``type``."""
 
     seq: int
-    type: str
+    # Documented as the EventType enum, read as any text: a client keeps working when a later
+    # daemon says something new.
+    type: Annotated[str, Meta(extra_json_schema={"enum": list(EVENT_TYPES)})]
     job_id: str | None = None
     time: datetime | None = None
     data: dict[str, Any] = msgspec.field(default_factory=dict)

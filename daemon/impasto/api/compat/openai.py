@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 from urllib.parse import quote
 
 import msgspec
@@ -24,12 +24,13 @@ from impasto.api.compat.openai_schemas import (
     ImageStreamEvent,
     ListModelsResponse,
     Model,
+    StreamEventType,
 )
 from impasto.api.compat.openai_stream import OUTPUT_FORMATS, StreamKind, encoded, stream_answer
 from impasto.api.compat.samplers_map import UnknownSamplerError, sampler_from_name
 from impasto.api.dependencies import AllServices
 from impasto.api.limits import RATE_LIMITED
-from impasto.api.openapi_doc import ALSO_ANSWERS
+from impasto.api.openapi_doc import ALSO_ANSWERS, EventStream
 from impasto.services import compat
 from impasto.services.container import Services
 from impasto.services.errors import FieldError
@@ -40,7 +41,7 @@ from impasto.wire import GenerateRequest, convert_allowing_empty_prompt, decode_
 FORM_NOTE = "multipart/form-data, as OpenAI's: the image file(s) and the generation fields"
 RESPONSE_FORMATS = ("url", "b64_json")
 MAX_IMAGES = 10
-STREAMS = (("text/event-stream", ImageStreamEvent),)
+STREAMS = (EventStream((*get_args(StreamEventType), "error"), (ImageStreamEvent, "OpenAIError")),)
 STREAM_NOTE = (
     "With stream true the answer is server-sent events (text/event-stream): up to "
     "partial_images (0-3) previews as <kind>.partial_image, then each image as "

@@ -15,8 +15,9 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from impasto.api.dependencies import Bus
 from impasto.api.limits import EVENT_STREAM
+from impasto.api.openapi_doc import ALSO_ANSWERS, EVENT_STREAM_MEDIA, EventStream
 from impasto.api.params import ranged
-from impasto.wire import FIELD_RULES, SEQ_MAX, EventSeq
+from impasto.wire import EVENT_TYPES, FIELD_RULES, SEQ_MAX, Event, EventSeq
 
 HEARTBEAT = 15.0
 POLICY_VIOLATION = 1008  # WebSocket close code for a request the server will not serve
@@ -47,8 +48,8 @@ class EventsController(Controller):
     @get(
         "/events",
         summary="Server-Sent Events: queued, started, progress, completed, ...",
-        media_type="text/event-stream",
-        opt={EVENT_STREAM: True},
+        media_type=EVENT_STREAM_MEDIA,
+        opt={EVENT_STREAM: True, ALSO_ANSWERS: (EventStream(EVENT_TYPES, (Event,)),)},
     )
     async def sse(
         self,
