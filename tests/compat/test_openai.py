@@ -248,6 +248,29 @@ def test_an_edit_or_variation_out_of_range_names_where_its_size_came_from(
     assert "between 64 and 2048" in error["message"]
 
 
+def test_without_response_format_an_image_carries_both_its_url_and_its_data(
+    client: openai.OpenAI, impasto_daemon: Daemon
+) -> None:
+    """dall-e-2 and 3 answer a URL by default and gpt-image-1 base64: a client written for
+    either reads its field without asking for it."""
+    response = client.images.generate(
+        prompt="a kite", model="dall-e-3", size="64x64", extra_body=FAST
+    )
+    [image] = response.data
+    assert image.url is not None and image.b64_json is not None
+    with httpx.Client() as http:
+        assert http.get(image.url).content == base64.b64decode(image.b64_json)
+    with impasto_daemon.client() as http:
+        for asked, fields in (
+            ({"response_format": "b64_json"}, {"b64_json"}),
+            ({"response_format": "url"}, {"url"}),
+            ({"output_format": "jpeg"}, {"b64_json"}),  # re-encoded: not the URL's PNG
+        ):
+            body = {"prompt": "a kite", "size": "64x64", "steps": 2, **asked}
+            data = http.post("/v1/images/generations", json=body).json()["data"]
+            assert set(data[0]) == fields, asked
+
+
 def test_a_lora_tag_that_is_not_installed_names_the_prompt(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.images.generate(prompt="a kite <lora:paper-cut:0.5>")

@@ -151,6 +151,15 @@ def _impasto_request(
         raise CompatError(400, message, "image") from None
 
 
+def _response_formats(req: ImageGenerationRequest) -> tuple[str, ...]:
+    """What each image carries: what ``response_format`` asks; without it, both ``b64_json``
+    (gpt-image-1's only answer) and ``url`` (the default of dall-e-2 and 3, whose clients read
+    it), unless the image is re-encoded from the PNG the URL serves."""
+    if req.response_format:
+        return (req.response_format,)
+    return RESPONSE_FORMATS if (req.output_format or "png") == "png" else ("b64_json",)
+
+
 def _image_url(request: Request[Any, Any, Any], services: Services, job_id: str, index: int) -> str:
     base = str(request.base_url).rstrip("/")
     url = f"{base}/api/v1/images/{job_id}/{index}"
@@ -179,13 +188,16 @@ async def _run(
     images = await asyncio.to_thread(compat.result_images, services, jobs)
     plan = job_plan(job)
     output_format = req.output_format or "png"
-    if req.response_format == "url":
-        data = [ImageData(url=_image_url(request, services, i.job_id, i.index)) for i in images]
-    else:
-        data = []
-        for image in images:
-            b64 = await asyncio.to_thread(encoded, image, output_format, req.output_compression)
-            data.append(ImageData(b64_json=b64))
+    formats = _response_formats(req)
+    data = []
+    for image in images:
+        item = ImageData()
+        if "b64_json" in formats:
+            compression = req.output_compression
+            item.b64_json = await asyncio.to_thread(encoded, image, output_format, compression)
+        if "url" in formats:
+            item.url = _image_url(request, services, image.job_id, image.index)
+        data.append(item)
     answer = ImagesResponse(
         created=int(time.time()),
         data=data,
