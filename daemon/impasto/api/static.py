@@ -9,12 +9,15 @@ reach the browser as it is written.
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
+import os
 from pathlib import Path
 from typing import Any
 
 from litestar import HttpMethod, Router, route
 from litestar.config.compression import CompressionConfig
+from litestar.exceptions import PermissionDeniedException
 from litestar.file_system import BaseLocalFileSystem
 from litestar.response import File
 from litestar.static_files import create_static_files_router
@@ -80,18 +83,32 @@ def revalidated(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
+def _unreadable() -> PermissionDeniedException:
+    return PermissionDeniedException("the daemon may not read this file; check its permissions")
+
+
 class _Files(BaseLocalFileSystem):
     """The local files, where a path the OS cannot look up is a missing file, as it is: a name
-    under a file (``/index.html/x``), one too long for the file system, a NUL. Litestar answers
-    those errors with a 500."""
+    under a file (``/index.html/x``), one too long for the file system, a NUL (Litestar answers
+    those with a 500); and a file the daemon may not read is a 403, as web servers answer it
+    (Litestar's 401 would ask the client for credentials, which would change nothing).
+
+    A file can be looked up but not read (mode 000): that is found here, before the answer
+    starts, since opening it comes after the status and headers are sent.
+    """
 
     async def info(self, path: PathType, **kwargs: Any) -> FileInfo:
         try:
-            return await super().info(path, **kwargs)
-        except (FileNotFoundError, PermissionError):
+            found = await super().info(path, **kwargs)
+        except FileNotFoundError:
             raise
+        except PermissionError:
+            raise _unreadable() from None
         except (OSError, ValueError):
             raise FileNotFoundError(str(path)) from None
+        if found["type"] == "file" and not await asyncio.to_thread(os.access, path, os.R_OK):
+            raise _unreadable()
+        return found
 
 
 def static_routers(ui_dir: Path, docs_assets: Path) -> list[Router]:
@@ -104,7 +121,12 @@ def static_routers(ui_dir: Path, docs_assets: Path) -> list[Router]:
     # Litestar's html_mode answers GET / only; this index answers HEAD / too.
     @route("/", http_method=[HttpMethod.GET, HttpMethod.HEAD], include_in_schema=False)
     async def index() -> File:
-        return File(ui_dir / "index.html", filename="index.html", content_disposition_type="inline")
+        return File(
+            ui_dir / "index.html",
+            filename="index.html",
+            content_disposition_type="inline",
+            file_system=_Files(),
+        )
 
     docs = create_static_files_router(
         path="/schema-assets",
