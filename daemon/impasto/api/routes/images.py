@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
+from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, MultipartBody
 from PIL import Image
 
@@ -22,6 +25,12 @@ from impasto.wire import ThumbSize, UploadedImage
 def _etag(path_stat: Any, extra: str) -> str:
     raw = f"{path_stat.st_mtime_ns}-{path_stat.st_size}-{extra}".encode()
     return '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
+
+
+def _located(jobs: Any, job_id: str, index: int) -> tuple[Path, os.stat_result]:
+    """An output's file and its stat (blocking: a database read and file lookups)."""
+    path = jobs.image_path(job_id, index)
+    return path, path.stat()
 
 
 def _thumbnail(path: Any, size: int) -> bytes:
@@ -58,17 +67,21 @@ class ImagesController(Controller):
         index: FromPath[int],
         thumb: Annotated[int | None, ranged(ThumbSize)] = None,
     ) -> Response[bytes]:
-        path = jobs.image_path(job_id, index)
-        stat = path.stat()
-        etag = _etag(stat, str(thumb))
-        headers = {"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable"}
-        if request.headers.get("if-none-match") == etag:
-            return Response(b"", status_code=304, headers=headers)
-        # Reading and scaling a PNG is file I/O and CPU work: not on the event loop.
-        if thumb:
-            body = await asyncio.to_thread(_thumbnail, path, thumb)
-            return Response(body, media_type="image/jpeg", headers=headers)
-        body = await asyncio.to_thread(path.read_bytes)
+        # Finding, reading and scaling a PNG is file I/O and CPU work: not on the event loop.
+        try:
+            path, stat = await asyncio.to_thread(_located, jobs, job_id, index)
+            etag = _etag(stat, str(thumb))
+            headers = {"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable"}
+            if request.headers.get("if-none-match") == etag:
+                return Response(b"", status_code=304, headers=headers)
+            if thumb:
+                body = await asyncio.to_thread(_thumbnail, path, thumb)
+                return Response(body, media_type="image/jpeg", headers=headers)
+            body = await asyncio.to_thread(path.read_bytes)
+        except PermissionError:
+            # The output folder's permissions, changed under the daemon: no credential helps.
+            detail = "the daemon may not read this image; check the output folder's permissions"
+            raise PermissionDeniedException(detail) from None
         return Response(body, media_type="image/png", headers=headers)
 
     @post("/", status_code=201, summary="Upload an init image or mask")
