@@ -296,6 +296,16 @@ def test_models_lists_installed_checkpoints(client: openai.OpenAI) -> None:
     assert {"sd-tiny", "sd-tiny-v", "sd-tiny-inpaint"} <= ids
 
 
+def test_a_model_is_retrieved_by_its_id(client: openai.OpenAI) -> None:
+    listed = {model.id: model for model in client.models.list()}
+    model = client.models.retrieve("sd-tiny")
+    assert model == listed["sd-tiny"]
+    with pytest.raises(openai.NotFoundError) as info:
+        client.models.retrieve("dall-e-3")  # an OpenAI name is not an installed model
+    assert isinstance(info.value.body, dict)
+    assert (info.value.body["param"], info.value.body["code"]) == ("model", "model_not_found")
+
+
 def test_variations_are_img2img_of_the_image(client: openai.OpenAI) -> None:
     source = Image.new("RGB", (96, 64), (30, 160, 90))
     response = client.images.create_variation(

@@ -29,13 +29,17 @@ log = logging.getLogger("impasto.api.compat")
 
 
 class CompatError(Exception):
-    """A failure with an HTTP status that the compat handlers turn into their dialect."""
+    """A failure with an HTTP status that the compat handlers turn into their dialect; ``code``
+    is OpenAI's machine-readable ``code`` where it has its own (``model_not_found``)."""
 
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, field: str | None = None, code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.code = code
 
 
 _LORA_FIELD = re.compile(r"loras(?:\[(\d+)\](?:\.(\w+))?)?")
@@ -184,7 +188,8 @@ def _openai_service(request: Request[Any, Any, Any], exc: ServiceError) -> Respo
 
 def _openai_compat(request: Request[Any, Any, Any], exc: CompatError) -> Response[Any]:
     status = 400 if exc.status == 422 else exc.status
-    return openai_error(status, exc.message, exc.field, "invalid_value" if exc.field else None)
+    code = exc.code or ("invalid_value" if exc.field else None)
+    return openai_error(status, exc.message, exc.field, code)
 
 
 def _openai_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

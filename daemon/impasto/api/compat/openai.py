@@ -207,6 +207,11 @@ async def _run(
     return Response(answer)
 
 
+def _listed(services: Services, model_id: str) -> Model:
+    """An installed model as OpenAI describes one (``created``: when the daemon started)."""
+    return Model(id=model_id, object="model", created=int(services.started_at), owned_by="impasto")
+
+
 def _file(value: Any) -> UploadFile | None:
     if isinstance(value, list):
         value = value[0] if value else None
@@ -369,10 +374,17 @@ class OpenAIImagesController(Controller):
 
     @get("/models", summary="Installed models, OpenAI-style")
     async def models(self, services: AllServices) -> ListModelsResponse:
-        created = int(services.started_at)
         models = await asyncio.to_thread(services.catalog.list)
-        data = [Model(id=m.id, object="model", created=created, owned_by="impasto") for m in models]
-        return ListModelsResponse(object="list", data=data)
+        return ListModelsResponse(object="list", data=[_listed(services, m.id) for m in models])
+
+    @get("/models/{model_id:str}", summary="One installed model, OpenAI-style")
+    async def model(self, services: AllServices, model_id: str) -> Model:
+        # An OpenAI name (dall-e-3) is not a model here: the listing does not have it either.
+        found = await asyncio.to_thread(services.catalog.get, model_id)
+        if found is None:
+            message = f"the model {model_id!r} does not exist"
+            raise CompatError(404, message, "model", "model_not_found")
+        return _listed(services, found.id)
 
 
 def openai_router() -> Router:
