@@ -81,6 +81,12 @@ def test_generations_url_serves_the_png(client: openai.OpenAI, impasto_daemon: D
         assert _embedded(image)["model"] == "sd-tiny-v"
 
 
+def http_document(daemon: Daemon) -> dict[str, Any]:
+    with daemon.client() as http:
+        document: dict[str, Any] = http.get("/schema/openapi.json").json()
+    return document
+
+
 def _png(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
@@ -201,6 +207,8 @@ def test_missing_prompt_names_the_field(impasto_daemon: Daemon) -> None:
         ("steps", "0"),
         ("cfg_scale", "nan"),
         ("strength", "2"),
+        ("output_format", "gif"),
+        ("response_format", "jpeg"),
     ],
 )
 def test_form_fields_are_read_as_the_json_body_reads_them(
@@ -219,6 +227,11 @@ def test_form_fields_are_read_as_the_json_body_reads_them(
     assert form.status_code == as_json.status_code == 400, form.text
     assert form.json()["error"]["param"] == field
     assert form.json()["error"]["message"] == as_json.json()["error"]["message"]
+    if field in ("output_format", "response_format"):  # the choices, from the schema's enum
+        document = http_document(impasto_daemon)
+        choices = document["components"]["schemas"]["ImageGenerationRequest"]["properties"][field]
+        allowed = ", ".join(value for value in choices["enum"] if value is not None)
+        assert form.json()["error"]["message"] == f"{field}: must be one of {allowed}"
 
 
 @pytest.mark.parametrize("route", ["edits", "variations"])

@@ -17,6 +17,11 @@ from impasto.wire import (
     Steps,
 )
 
+# How the images come back; what gpt-image-1 encodes them as (jpeg and webp take
+# output_compression 0-100).
+ResponseFormat = Literal["url", "b64_json"]
+OutputFormat = Literal["png", "jpeg", "webp"]
+
 
 class ImageGenerationRequest(Schema):
     """OpenAI's image generation body; the last six fields are Impasto extensions."""
@@ -25,12 +30,12 @@ class ImageGenerationRequest(Schema):
     model: str | None = None
     n: BatchSize | None = 1
     size: str | None = None
-    response_format: str | None = None
+    response_format: ResponseFormat | None = None
     quality: str | None = None
     style: str | None = None
     user: str | None = None
     background: str | None = None
-    output_format: str | None = None
+    output_format: OutputFormat | None = None
     output_compression: Annotated[int, Meta(ge=0, le=100)] | None = None
     stream: bool | None = None
     partial_images: Annotated[int, Meta(ge=0, le=3)] | None = None

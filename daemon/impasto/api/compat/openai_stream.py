@@ -24,8 +24,6 @@ from impasto.services import compat
 from impasto.services.container import Services
 from impasto.services.runner import job_plan
 
-# gpt-image-1's output formats -> PIL's writer; jpeg and webp take output_compression (0-100).
-OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 StreamKind = Literal["image_generation", "image_edit"]
 
 
@@ -33,7 +31,7 @@ def encode(image: Image.Image, output_format: str, compression: int | None) -> s
     """``image`` as base64 in ``output_format`` (blocking)."""
     out = io.BytesIO()
     quality = 100 if compression is None else compression
-    image.convert("RGB").save(out, OUTPUT_FORMATS[output_format], quality=quality)
+    image.convert("RGB").save(out, output_format.upper(), quality=quality)  # PIL's names
     return base64.b64encode(out.getvalue()).decode("ascii")
 
 
