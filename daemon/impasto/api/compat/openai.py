@@ -11,7 +11,7 @@ import msgspec
 from litestar import Controller, Request, Response, Router, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 from PIL import Image
 
 from impasto.api.compat.common import checked_request, parse_loras, upload
@@ -370,7 +370,7 @@ class OpenAIImagesController(Controller):
         return ListModelsResponse(object="list", data=[_listed(services, m.id) for m in models])
 
     @get("/models/{model_id:str}", summary="One installed model, OpenAI-style")
-    async def model(self, services: AllServices, model_id: str) -> Model:
+    async def model(self, services: AllServices, model_id: FromPath[str]) -> Model:
         # An OpenAI name (dall-e-3) is not a model here: the listing does not have it either.
         found = await asyncio.to_thread(services.catalog.get, model_id)
         if found is None:
