@@ -172,6 +172,9 @@ def test_gpt_image_output_formats_are_encoded_as_asked(
         ({"output_format": "webp", "output_compression": 101}, "output_compression"),
         ({"output_format": "jpeg", "response_format": "url"}, "output_format"),
         ({"extra_body": {"sampler": "DEIS"}}, "sampler"),
+        ({"background": "transparent"}, "background"),  # the pictures are opaque
+        ({"quality": "ultra"}, "quality"),
+        ({"style": "pastel"}, "style"),
     ],
 )
 def test_invalid_requests_get_openai_error_bodies(

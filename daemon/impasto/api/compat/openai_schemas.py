@@ -21,6 +21,11 @@ from impasto.wire import (
 # output_compression 0-100).
 ResponseFormat = Literal["url", "b64_json"]
 OutputFormat = Literal["png", "jpeg", "webp"]
+# OpenAI's values (dall-e-3's and gpt-image-1's), accepted and, but for a transparent background,
+# which this engine cannot draw, without effect here.
+Quality = Literal["standard", "hd", "low", "medium", "high", "auto"]
+Style = Literal["vivid", "natural"]
+Background = Literal["transparent", "opaque", "auto"]
 
 
 class ImageGenerationRequest(Schema):
@@ -31,10 +36,10 @@ class ImageGenerationRequest(Schema):
     n: BatchSize | None = 1
     size: str | None = None
     response_format: ResponseFormat | None = None
-    quality: str | None = None
-    style: str | None = None
+    quality: Quality | None = None
+    style: Style | None = None
     user: str | None = None
-    background: str | None = None
+    background: Background | None = None
     output_format: OutputFormat | None = None
     output_compression: Annotated[int, Meta(ge=0, le=100)] | None = None
     stream: bool | None = None
