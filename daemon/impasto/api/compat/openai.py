@@ -81,9 +81,6 @@ def _check(req: ImageGenerationRequest, *, variation: bool = False) -> None:
         raise CompatError(
             400, "a url is the stored PNG; ask b64_json for jpeg or webp", "output_format"
         )
-    if req.background == "transparent":
-        message = "a transparent background cannot be drawn here (the pictures are opaque)"
-        raise CompatError(400, f"{message}; send opaque or auto", "background")
     if req.stream and variation:
         raise CompatError(400, "a variation does not stream; send stream false", "stream")
     if req.stream and req.response_format == "url":

@@ -21,11 +21,11 @@ from impasto.wire import (
 # output_compression 0-100).
 ResponseFormat = Literal["url", "b64_json"]
 OutputFormat = Literal["png", "jpeg", "webp"]
-# OpenAI's values (dall-e-3's and gpt-image-1's), accepted and, but for a transparent background,
-# which this engine cannot draw, without effect here.
+# OpenAI's values (dall-e-3's and gpt-image-1's), accepted and without effect here; but not
+# OpenAI's "transparent" background, which this engine cannot draw (its pictures are opaque).
 Quality = Literal["standard", "hd", "low", "medium", "high", "auto"]
 Style = Literal["vivid", "natural"]
-Background = Literal["transparent", "opaque", "auto"]
+Background = Literal["opaque", "auto"]
 
 
 class ImageGenerationRequest(Schema):
