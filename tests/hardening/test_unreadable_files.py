@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from litestar import Litestar
-from litestar.file_system import BaseLocalFileSystem
 from litestar.testing import TestClient
 from PIL import Image
 
@@ -54,12 +53,13 @@ def test_readable_files_are_served(ui: Path) -> None:
 def test_a_file_the_daemon_may_not_read_is_forbidden(
     ui: Path, monkeypatch: pytest.MonkeyPatch, where: str, path: str
 ) -> None:
-    if where == "stat":
-        monkeypatch.setattr(BaseLocalFileSystem, "info", _denied)
-    else:
-        monkeypatch.setattr(static.os, "access", lambda path, mode: False)
     with _client(ui) as client:
+        if where == "stat":
+            monkeypatch.setattr(static.os, "stat", _denied)
+        else:
+            monkeypatch.setattr(static.os, "access", lambda path, mode: False)
         response = client.get(path)
+        monkeypatch.undo()
     assert response.status_code == 403, response.text
     assert "permissions" in response.json()["detail"]
     assert "www-authenticate" not in response.headers

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 from litestar import HttpMethod, Router, route
 from litestar.config.compression import CompressionConfig
 from litestar.exceptions import PermissionDeniedException
-from litestar.file_system import BaseLocalFileSystem
+from litestar.file_system import BaseLocalFileSystem, FileSystemAdapter
 from litestar.response import File
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, PathType, Receive, Scope, Send
@@ -87,6 +88,12 @@ def _unreadable() -> PermissionDeniedException:
     return PermissionDeniedException("the daemon may not read this file; check its permissions")
 
 
+def _stat_readable(path: PathType) -> tuple[os.stat_result, bool]:
+    """A path's stat, and whether the daemon may read it if it is a file (blocking)."""
+    result = os.stat(path)
+    return result, not stat.S_ISREG(result.st_mode) or os.access(path, os.R_OK)
+
+
 class _Files(BaseLocalFileSystem):
     """The local files, where a path the OS cannot look up is a missing file, as it is: a name
     under a file (``/index.html/x``), one too long for the file system, a NUL (Litestar answers
@@ -99,16 +106,17 @@ class _Files(BaseLocalFileSystem):
 
     async def info(self, path: PathType, **kwargs: Any) -> FileInfo:
         try:
-            found = await super().info(path, **kwargs)
+            # One trip to a thread for both questions: the static files' hot path.
+            result, readable = await asyncio.to_thread(_stat_readable, path)
         except FileNotFoundError:
             raise
         except PermissionError:
             raise _unreadable() from None
         except (OSError, ValueError):
             raise FileNotFoundError(str(path)) from None
-        if found["type"] == "file" and not await asyncio.to_thread(os.access, path, os.R_OK):
+        if not readable:
             raise _unreadable()
-        return found
+        return await FileSystemAdapter.parse_stat_result(path=path, result=result)
 
 
 def static_routers(ui_dir: Path, docs_assets: Path) -> list[Router]:
