@@ -246,7 +246,7 @@ VARIATION_FORM = documented_body(
 )
 
 
-def _form_request(form: dict[str, Any], *, prompt_required: bool = True) -> ImageGenerationRequest:
+def _form_request(form: dict[str, Any], *, variation: bool = False) -> ImageGenerationRequest:
     """Multipart fields are text: read them as the JSON body's types and limits read them."""
     values: dict[str, Any] = {}
     for key in ImageGenerationRequest.__struct_fields__:
@@ -255,7 +255,7 @@ def _form_request(form: dict[str, Any], *, prompt_required: bool = True) -> Imag
             raw = raw[0] if raw else None
         if isinstance(raw, str) and raw != "":
             values[key] = raw
-    if prompt_required and "prompt" not in values:
+    if not variation and "prompt" not in values:
         raise CompatError(400, "prompt is required", "prompt")
     try:
         # Lax mode reads numbers and true/false from text; the schema's limits still apply. A
@@ -359,7 +359,7 @@ class OpenAIImagesController(Controller):
         request: Request[Any, Any, Any],
         data: Annotated[dict[str, Any], VARIATION_FORM],
     ) -> Response[ImagesResponse]:
-        req = _form_request(data, prompt_required=False)
+        req = _form_request(data, variation=True)
         image = await _read_image(services, data.get("image"), "image")
         fields = await asyncio.to_thread(_variation_request, services, req, image)
         return await _run(request, services, fields, req)
