@@ -381,3 +381,33 @@ def test_every_native_json_answer_has_a_schema(api: TestClient) -> None:
     assert set(model["enum"]) == {"checkpoint", "lora", "embedding", "vae"}
     install = document["components"]["schemas"]["InstallInfo"]["properties"]["status"]
     assert set(install["enum"]) == {"queued", "running", "completed", "failed", "cancelled"}
+
+
+def test_clear_cancels_every_queued_job_in_run_order_and_keeps_the_running_one(
+    api: TestClient, services: Services
+) -> None:
+    running = submit(api, prompt="running")
+    assert services.jobs.store.claim_next("w0").id == running["id"]  # as a worker would
+    low, high, middle = submit(api), submit(api, priority=9), submit(api, priority=5)
+    seq = services.extra["db"].execute("SELECT MAX(seq) FROM events")[0][0]
+
+    cleared = api.post("/api/v1/queue/clear")
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json() == {"cancelled": [high["id"], middle["id"], low["id"]]}
+    assert [j["id"] for j in api.get("/api/v1/queue").json()["items"]] == [running["id"]]
+    for job in (low, high, middle):
+        assert api.get(f"/api/v1/generate/{job['id']}").json()["status"] == "cancelled"
+    # Each one's cancelled event, as a single cancel publishes: what clients waiting on a job see.
+    events = services.extra["db"].execute(
+        "SELECT type, job_id FROM events WHERE seq > ? ORDER BY seq", (seq,)
+    )
+    assert [tuple(e) for e in events] == [("cancelled", job["id"]) for job in (high, middle, low)]
+    assert api.post("/api/v1/queue/clear").json() == {"cancelled": []}
+
+    everything = api.post("/api/v1/queue/clear", params={"running": "true"})
+    assert everything.json() == {"cancelled": [running["id"]]}
+    assert api.get(f"/api/v1/generate/{running['id']}").json()["status"] == "cancelled"
+    assert api.get("/api/v1/queue").json()["items"] == []
+    bad = api.post("/api/v1/queue/clear", params={"running": "maybe"})
+    assert bad.status_code == 422, bad.text
+    assert bad.json()["errors"] == [{"field": "running", "message": "must be true or false"}]

@@ -7,6 +7,7 @@ bound (Litestar 2 left out a lower bound of 0; impasto.api.openapi_doc restores 
 from __future__ import annotations
 
 import math
+import re
 import types
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
@@ -15,6 +16,7 @@ import msgspec
 from litestar.testing import TestClient
 
 from impasto.api.app import build_litestar
+from impasto.services.container import Services
 from impasto.wire import FIELD_RULES
 from tests.api.conftest import make_services
 
@@ -137,3 +139,23 @@ def test_the_openapi_document_states_both_bounds_of_every_number(api: TestClient
     load = document["paths"]["/api/v1/models/{model_id}/load"]["post"]["parameters"]
     keep_alive = next(p["schema"] for p in load if p["name"] == "keep_alive")
     assert (keep_alive["minimum"], keep_alive["maximum"]) == (0, 604800)
+
+
+def test_every_flag_query_parameter_says_true_or_false(api: TestClient, services: Services) -> None:
+    """A flag (``?force=``, ``?running=``, A1111's ``?skip_current_image=``) given another
+    word names itself and its two values, not msgspec's "Expected `bool`"."""
+    flags: list[tuple[str, str, str]] = []
+    for route in build_litestar(services).routes:
+        for handler in getattr(route, "route_handlers", []):
+            for name, field in handler.parsed_fn_signature.parameters.items():
+                if name != "data" and field.annotation is bool:
+                    path = re.sub(r"\{(\w+):\w+\}", "x", route.path)
+                    flags += [(method, path, name) for method in handler.http_methods]
+    assert {"force", "running", "skip_current_image"} <= {name for _, _, name in flags}, flags
+    for method, path, name in flags:
+        answer = api.request(method, path, params={name: "maybe"})
+        assert answer.status_code == 422, (method, path, answer.text)
+        errors = answer.json()["detail" if path.startswith("/sdapi") else "errors"]
+        if path.startswith("/sdapi"):  # FastAPI's shape
+            errors = [{"field": e["loc"][-1], "message": e["msg"]} for e in errors]
+        assert errors == [{"field": name, "message": "must be true or false"}], (method, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import httpx
@@ -11,6 +12,7 @@ from client_fakes import FakeDaemon, job
 
 from impasto.client import (
     ApiError,
+    AsyncClient,
     Client,
     DaemonNotRunning,
     FieldError,
@@ -99,6 +101,36 @@ def test_priority_cancel_delete_and_queue_calls(daemon: FakeDaemon) -> None:
     assert state.paused and [item.id for item in state.items] == ["j"]
     methods = [(r.method, r.url.path) for r in daemon.requests]
     assert ("DELETE", "/api/v1/generate/j") in methods
+
+
+def test_clear_queue_sends_running_only_when_asked(daemon: FakeDaemon) -> None:
+    daemon.routes[("POST", "/api/v1/queue/clear")] = httpx.Response(
+        200, json={"cancelled": ["b", "a"]}
+    )
+    with client_for(daemon) as client:
+        assert client.clear_queue() == ["b", "a"]
+        assert client.clear_queue(running=True) == ["b", "a"]
+    sent = [(r.method, r.url.path, dict(r.url.params)) for r in daemon.requests]
+    assert sent == [
+        ("POST", "/api/v1/queue/clear", {}),
+        ("POST", "/api/v1/queue/clear", {"running": "true"}),
+    ]
+
+
+def test_the_async_client_offers_every_call_of_the_sync_one() -> None:
+    """One client per style, the same calls with the same parameters (close is aclose)."""
+    calls = {n for n in dir(Client) if not n.startswith("_")} - {"close"}
+    acalls = {n for n in dir(AsyncClient) if not n.startswith("_")} - {"aclose"}
+    assert calls == acalls
+    for name in calls:
+        if isinstance(getattr(Client, name), property):
+            assert isinstance(getattr(AsyncClient, name), property), name
+            continue
+        sync, asynchronous = (
+            inspect.signature(getattr(Client, name)),
+            inspect.signature(getattr(AsyncClient, name)),
+        )
+        assert list(sync.parameters) == list(asynchronous.parameters), name
 
 
 def test_history_follows_cursors_until_the_last_page(daemon: FakeDaemon) -> None:

@@ -140,3 +140,42 @@ def test_models_lists_one_type_with_the_type_option(impasto_daemon: Daemon) -> N
     assert sorted(both) == sorted(i for i in everything if types[i] in ("lora", "checkpoint"))
     bad = cli(impasto_daemon, "models", "--type", "loras")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_cancel_every_queued_job_then_everything(impasto_daemon: Daemon) -> None:
+    """`impasto cancel --queued` empties the queue and lets the running job go on; `--all`
+    stops that one too; ids are cancelled one by one, an unknown one said and skipped."""
+    with impasto_daemon.client() as client:
+        long = {"prompt": "a long one", "width": 1024, "height": 1024, "steps": 150}  # ~50 s
+        running = client.post("/api/v1/generate", json=long).json()["id"]
+        wait_status(client, running, {"processing"})
+        queued = [
+            client.post("/api/v1/generate", json={"prompt": f"waits {i}", **TINY}).json()["id"]
+            for i in range(3)
+        ]
+        done = cli(impasto_daemon, "cancel", "--queued")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "Cancelled 3 queued jobs."
+        assert [client.get(f"/api/v1/generate/{j}").json()["status"] for j in queued] == [
+            "cancelled"
+        ] * 3
+        assert client.get(f"/api/v1/generate/{running}").json()["status"] == "processing"
+        assert (
+            cli(impasto_daemon, "cancel", "--queued").stdout.strip() == "No queued jobs to cancel."
+        )
+
+        done = cli(impasto_daemon, "cancel", "--all")
+        assert done.returncode == 0 and done.stdout.strip() == "Cancelled 1 job.", done
+        assert wait_status(client, running, {"cancelled", "completed"})["status"] == "cancelled"
+        assert client.get("/api/v1/queue").json()["items"] == []
+
+        one = client.post("/api/v1/generate", json={"prompt": "by id", **long}).json()["id"]
+        done = cli(impasto_daemon, "cancel", "no-such-job", one)
+        assert done.returncode == 1 and "no-such-job" in done.stderr, done
+        assert one in done.stdout and "no-such-job" not in done.stdout
+        assert wait_status(client, one, {"cancelled", "completed"})["status"] == "cancelled"
+
+    nothing = cli(impasto_daemon, "cancel")
+    assert nothing.returncode == 2 and "--queued or --all" in nothing.stderr
+    both = cli(impasto_daemon, "cancel", one, "--all")
+    assert both.returncode == 2 and "not allowed with" in both.stderr

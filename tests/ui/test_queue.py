@@ -55,3 +55,43 @@ def test_queue_order_priority_cancel_pause_resume(page: Page, impasto_daemon: An
     with impasto_daemon.client() as client:
         assert wait_status(client, str(third_id), {"completed"})["priority"] == 10
         assert client.get(f"/api/v1/generate/{second_id}").json()["status"] == "cancelled"
+
+
+def test_clear_queue_asks_then_cancels_every_waiting_job(page: Page, impasto_daemon: Any) -> None:
+    open_ui(page, "queue")
+    clear = page.locator("#queue-clear")
+    expect(clear).to_be_disabled()
+    page.click("#queue-toggle")
+    expect(page.locator("#queue-state")).to_have_text("Paused")
+    try:
+        for prompt in ("clear first", "clear second", "clear third"):
+            submit(page, prompt)
+        page.click("#tab-queue")
+        items = page.locator(".queue-item")
+        expect(items).to_have_count(3)
+        expect(clear).to_be_enabled()
+        ids = [str(items.nth(i).get_attribute("data-job")) for i in range(3)]
+
+        asked: list[str] = []
+
+        def say_no(dialog: Any) -> None:
+            asked.append(dialog.message)
+            dialog.dismiss()
+
+        page.once("dialog", say_no)
+        clear.click()
+        expect(items).to_have_count(3)
+        assert asked == ["Cancel 3 waiting jobs? A running job goes on."]
+
+        page.once("dialog", lambda dialog: dialog.accept())
+        clear.click()
+        expect(page.locator(".toast")).to_contain_text(["Cancelled 3 queued jobs."])
+        expect(items).to_have_count(0)
+        expect(page.locator("#queue-count")).to_be_hidden()
+        expect(clear).to_be_disabled()
+    finally:
+        page.click("#queue-toggle")
+    expect(page.locator("#queue-state")).to_have_text("Running")
+    with impasto_daemon.client() as client:
+        for job_id in ids:
+            assert client.get(f"/api/v1/generate/{job_id}").json()["status"] == "cancelled"

@@ -1,4 +1,4 @@
-// The Queue panel: jobs in run order, cancel, priority, pause/resume.
+// The Queue panel: jobs in run order, cancel, priority, pause/resume, clear.
 import { ApiError, api } from './api.js';
 import { byId, formatTime, h, toast } from './dom.js';
 
@@ -12,10 +12,12 @@ export class QueuePanel {
     this.paused = false;
     this.items = [];
     this.total = 0;
+    this.waiting = 0; // queued jobs, not running ones
     this.timer = null;
     this.lastRefresh = 0;
     this.inFlight = null;
     byId('queue-toggle').addEventListener('click', () => this.togglePause());
+    byId('queue-clear').addEventListener('click', () => this.clear());
     for (const type of REFRESH_ON) events.on(type, () => this.refreshSoon());
     // After a reconnect the live card catches up from the same answer: one GET /queue.
     this.onResync = null;
@@ -76,6 +78,11 @@ export class QueuePanel {
     count.hidden = total === 0;
     count.textContent = String(total);
     count.setAttribute('aria-label', `${total} jobs in the queue`);
+    // The running jobs are all on the first page (they come first in run order).
+    this.waiting = total - this.items.filter((job) => job.status === 'processing').length;
+    const clear = byId('queue-clear');
+    clear.disabled = this.waiting === 0;
+    clear.title = this.waiting ? `Cancel the ${this.waiting} waiting jobs; running ones go on` : 'Nothing is waiting';
     byId('queue-empty').hidden = this.items.length > 0;
     byId('queue-list').replaceChildren(...this.items.map((job) => this.row(job)));
   }
@@ -125,6 +132,21 @@ export class QueuePanel {
   async cancel(jobId) {
     try {
       await api(`/generate/${jobId}/cancel`, { method: 'POST' });
+    } catch (err) {
+      toast(err.message, 'error');
+    }
+    this.refresh();
+  }
+
+  /** Cancel every waiting job (POST /queue/clear); a running job goes on. */
+  async clear() {
+    const n = this.waiting;
+    const what = n === 1 ? '1 waiting job' : `${n} waiting jobs`;
+    if (!window.confirm(`Cancel ${what}? A running job goes on.`)) return;
+    try {
+      const res = await api('/queue/clear', { method: 'POST' });
+      const count = res.cancelled.length;
+      toast(`Cancelled ${count} queued ${count === 1 ? 'job' : 'jobs'}.`);
     } catch (err) {
       toast(err.message, 'error');
     }

@@ -7,8 +7,8 @@ import importlib
 import sys
 
 from impasto import __version__
-from impasto.cli.common import EXIT_FAILED, EXIT_OK, Context
-from impasto.client import JobStatus, SystemInfo
+from impasto.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context
+from impasto.client import ApiError, JobStatus, SystemInfo
 
 
 def register(
@@ -22,9 +22,16 @@ def register(
     status.set_defaults(handler=show_status)
     queue = commands.add_parser("queue", parents=[connection], help="list running and queued jobs")
     queue.set_defaults(handler=show_queue)
-    cancel = commands.add_parser("cancel", parents=[connection], help="cancel a job")
-    cancel.add_argument("id", help="job id (see `impasto queue`)")
-    cancel.set_defaults(handler=cancel_job)
+    cancel = commands.add_parser(
+        "cancel", parents=[connection], help="cancel jobs: by id, every queued one, or all"
+    )
+    which = cancel.add_mutually_exclusive_group()
+    which.add_argument("ids", nargs="*", default=[], metavar="ID", help="job ids (`impasto queue`)")
+    which.add_argument("--queued", action="store_true", help="cancel every queued job")
+    which.add_argument(
+        "--all", action="store_true", help="cancel every queued job and the running ones"
+    )
+    cancel.set_defaults(handler=cancel_jobs)
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=show_version)
     tray = commands.add_parser("tray", help="run the tray icon (needs impasto[tray])")
@@ -116,15 +123,34 @@ def show_queue(args: argparse.Namespace, context: Context) -> int:
     return EXIT_OK
 
 
-def cancel_job(args: argparse.Namespace, context: Context) -> int:
-    """Cancel one job (a running one stops within a sampler step)."""
+def cancel_jobs(args: argparse.Namespace, context: Context) -> int:
+    """Cancel jobs by id, or every queued one (``--queued``), or everything (``--all``); a
+    running job stops within a sampler step."""
+    if not (args.ids or args.queued or args.all):
+        print("error: name the jobs to cancel: ID ..., --queued or --all", file=sys.stderr)
+        return EXIT_USAGE
     with context.connect(args) as client:
-        result = client.cancel(args.id)
-    if result.status == "cancelled":
-        print(f"Cancelled {result.id}.")
-    else:
-        print(f"Cancelling {result.id}: it stops within one step.")
-    return EXIT_OK
+        if not args.ids:
+            count = len(client.clear_queue(running=args.all))
+            what = ("" if args.all else "queued ") + ("job" if count == 1 else "jobs")
+            print(f"Cancelled {count} {what}." if count else f"No {what} to cancel.")
+            return EXIT_OK
+        code = EXIT_OK
+        for job_id in args.ids:
+            try:
+                result = client.cancel(job_id)
+            except ApiError as exc:
+                if exc.status not in (404, 409):
+                    raise
+                # One unknown or finished job does not stop the others.
+                print(f"error: {exc}", file=sys.stderr)
+                code = EXIT_FAILED
+                continue
+            if result.status == "cancelled":
+                print(f"Cancelled {result.id}.")
+            else:
+                print(f"Cancelling {result.id}: it stops within one step.")
+    return code
 
 
 def show_version(args: argparse.Namespace, context: Context) -> int:

@@ -173,6 +173,11 @@ class AsyncClient:
         """Start jobs again; returns the paused flag."""
         return await self._call(core.resume())
 
+    async def clear_queue(self, running: bool = False) -> list[str]:
+        """Cancel every queued job (with ``running``, the running ones too); returns the ids
+        cancelled, queued ones in run order first."""
+        return await self._call(core.clear_queue(running))
+
     async def plugins(self) -> list[PluginInfo]:
         """The installed plugins, enabled or not, with any load error."""
         return await self._call(list_plugins())

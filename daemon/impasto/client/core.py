@@ -156,6 +156,10 @@ class _PausedBody(msgspec.Struct):
     paused: bool
 
 
+class _ClearedBody(msgspec.Struct):
+    cancelled: list[str]
+
+
 def _submitted(response: httpx.Response) -> Submitted:
     body = _decoder(_SubmitBody)(response)
     return Submitted(body.id, body.position)
@@ -227,6 +231,14 @@ def pause() -> Call[bool]:
 def resume() -> Call[bool]:
     """POST /queue/resume."""
     return Call("POST", "/queue/resume", _paused)
+
+
+def clear_queue(running: bool) -> Call[list[str]]:
+    """POST /queue/clear: the ids cancelled."""
+    params: dict[str, str | int] = {"running": "true"} if running else {}
+    return Call(
+        "POST", "/queue/clear", lambda r: _decoder(_ClearedBody)(r).cancelled, params=params
+    )
 
 
 def history_page(

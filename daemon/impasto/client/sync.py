@@ -195,6 +195,11 @@ class Client:
         """Start jobs again; returns the paused flag."""
         return self._call(core.resume())
 
+    def clear_queue(self, running: bool = False) -> list[str]:
+        """Cancel every queued job (with ``running``, the running ones too); returns the ids
+        cancelled, queued ones in run order first."""
+        return self._call(core.clear_queue(running))
+
     def plugins(self) -> list[PluginInfo]:
         """The installed plugins, enabled or not, with any load error."""
         return self._call(list_plugins())

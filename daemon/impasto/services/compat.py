@@ -15,7 +15,7 @@ from PIL import Image
 
 from impasto.formats.png import read_png_metadata
 from impasto.services.container import Services
-from impasto.services.errors import ServiceError
+from impasto.services.errors import NotFoundError, ServiceError
 from impasto.wire import TERMINAL_STATUSES, GenerateRequest
 
 HEARTBEAT = 2.0
@@ -55,6 +55,10 @@ class CompatState:
         for job_id in job_ids:
             self.tasks.pop(job_id, None)
             self.started.pop(job_id, None)
+
+    def task_list(self) -> list[list[str]]:
+        """Each tracked task once."""
+        return list({id(ids): ids for ids in self.tasks.values()}.values())
 
 
 def compat_state(services: Services) -> CompatState:
@@ -107,8 +111,27 @@ async def submit_all(services: Services, requests: list[GenerateRequest]) -> lis
         for job_id in job_ids:
             await services.jobs.cancel(job_id)
         raise
-    compat_state(services).track(job_ids)
+    state = compat_state(services)
+    # A task whose request never reached its own forget (a streamed answer nobody read) is
+    # forgotten here once its jobs are over. One lookup per tracked job: SQL that grows with
+    # the tasks in flight, so in a thread.
+    over = await asyncio.to_thread(_finished_tasks, services, state.task_list())
+    for task in over:
+        state.forget(task)
+    state.track(job_ids)
     return job_ids
+
+
+def _finished_tasks(services: Services, tasks: list[list[str]]) -> list[list[str]]:
+    """The tasks whose jobs are all over (or gone): nothing will ask for them again."""
+
+    def over(job_id: str) -> bool:
+        try:
+            return services.jobs.get(job_id).status in TERMINAL_STATUSES
+        except NotFoundError:
+            return True
+
+    return [task for task in tasks if all(over(job_id) for job_id in task)]
 
 
 async def await_job(services: Services, job_id: str) -> Any:

@@ -21,6 +21,8 @@ from impasto.worker.supervisor import Supervisor
 
 log = logging.getLogger("impasto.jobs")
 
+CLEAR_BATCH = 100  # cancelled events :meth:`JobService.clear` publishes between yields
+
 
 @dataclass(frozen=True)
 class JobOptions:
@@ -155,6 +157,25 @@ class JobService:
             self.previews.pop(job_id, None)
             self.bus.publish("cancelled", job_id, {})
         return self.get(job_id)
+
+    async def clear(self, *, running: bool = False) -> list[str]:
+        """Cancel every queued job, and with ``running`` the running ones as well; returns the
+        ids cancelled, queued ones in run order first."""
+        # One UPDATE that grows with the queue: in a thread. The queued jobs go first, so none
+        # of them starts in a slot that cancelling a running job frees.
+        cancelled = await asyncio.to_thread(self.store.cancel_all_queued)
+        for done, job_id in enumerate(cancelled, 1):
+            self.bus.publish("cancelled", job_id, {})
+            if done % CLEAR_BATCH == 0:
+                await asyncio.sleep(0)  # a thousand events: let other requests in between
+        if running:
+            for job in await asyncio.to_thread(self.list_processing):
+                try:
+                    await self.cancel(job.id)
+                except ConflictError:
+                    continue  # it finished meanwhile
+                cancelled.append(job.id)
+        return cancelled
 
     def set_priority(self, job_id: str, priority: int) -> Any:
         self.get(job_id)

@@ -251,11 +251,20 @@ class JobStore:
 
     def fail_queued(self, error: str) -> list[str]:
         """Fail every queued job with ``error``; returns their ids in run order."""
+        return self._finish_queued("failed", error)
+
+    def cancel_all_queued(self) -> list[str]:
+        """Cancel every queued job; returns their ids in run order."""
+        return self._finish_queued("cancelled", None)
+
+    def _finish_queued(self, status: JobStatus, error: str | None) -> list[str]:
+        """Move every queued job to ``status`` in one statement (a job the worker claims at the
+        same moment is either claimed or finished here, never both)."""
         now = time.time()
         rows = self.db.execute(
-            "UPDATE jobs SET status = 'failed', error = ?, completed_at = ?, updated_at = ?"
+            "UPDATE jobs SET status = ?, error = ?, completed_at = ?, updated_at = ?"
             " WHERE status = 'queued' RETURNING id, priority, seq",
-            (error, now, now),
+            (status, error, now, now),
         )
         return [row[0] for row in sorted(rows, key=lambda r: (-r[1], r[2]))]
 

@@ -28,6 +28,7 @@ _MISSING = re.compile(r"missing required field `(\w+)`", re.IGNORECASE)
 REQUIRED = "is required"  # decode_error's rule for a field the body left out
 _EMPTY_PROMPT_STANDIN = "(empty)"
 S = TypeVar("S", bound=msgspec.Struct)
+BOOL_RULE = "must be true or false"
 _MINUS_ONE = {"cache_interval": "the model family's recommended interval"}
 
 
@@ -40,7 +41,7 @@ def _rule(name: str, limit: FieldLimit) -> str:
     if limit.choices:
         return f"must be one of {', '.join(limit.choices)}"
     if limit.type == "bool":
-        return "must be true or false"
+        return BOOL_RULE
     if limit.type == "str":
         rules = {
             NOT_BLANK: ", not only spaces, without control characters (tab and newline are fine)",
@@ -194,6 +195,7 @@ def error_path(message: str) -> str | None:
 
 ENUM_ERROR = "Invalid enum value"  # how msgspec starts the error of a value outside a Literal
 MSGSPEC_RULE = "Expected `"  # how msgspec starts the error of a value out of range or type
+_BOOL_ERROR = re.compile(r"Expected `bool( \| null)?`, got")
 
 
 def _struct_in(hint: Any) -> type | None:
@@ -241,6 +243,8 @@ def decode_error(message: str, field: str | None = None, schema: Any = None) -> 
     rule = field_rule(field) or message.split(" - at ")[0]
     if schema is not None and rule.startswith((ENUM_ERROR, MSGSPEC_RULE)):
         rule = schema_rule(schema, field) or rule
+    if _BOOL_ERROR.match(rule):  # a flag, in a body or a query, has one rule wherever it is
+        rule = BOOL_RULE
     return field, rule
 
 

@@ -87,6 +87,12 @@ class PauseState(Schema):
     paused: bool
 
 
+class QueueCleared(Schema):
+    """What ``POST /queue/clear`` cancelled: the queued jobs in run order, then any running."""
+
+    cancelled: list[str]
+
+
 class HistoryPage(Schema):
     """One page of finished and active jobs, newest first."""
 

@@ -11,7 +11,15 @@ from litestar.params import FromQuery, QueryParameter
 from impasto.api.convert import job_status
 from impasto.api.dependencies import Jobs
 from impasto.api.params import comma_list, ranged, read_comma_list
-from impasto.wire import STATUSES, HistoryPage, PageLimit, PageOffset, PauseState, QueueState
+from impasto.wire import (
+    STATUSES,
+    HistoryPage,
+    PageLimit,
+    PageOffset,
+    PauseState,
+    QueueCleared,
+    QueueState,
+)
 
 QUEUE_PAGE = 100  # jobs per GET /queue page unless limit says otherwise
 
@@ -45,6 +53,17 @@ class QueueController(Controller):
     @post("/resume", status_code=200, summary="Start jobs again")
     async def resume(self, jobs: Jobs) -> PauseState:
         return PauseState(paused=jobs.set_paused(False))
+
+    @post(
+        "/clear",
+        status_code=200,
+        summary="Cancel every queued job (and with running=true the running ones)",
+        description="Each job cancelled publishes its `cancelled` event, as a single cancel "
+        "does. Running jobs go on unless `running` is true. The answer lists the ids "
+        "cancelled: the queued jobs in run order, then the running ones.",
+    )
+    async def clear(self, jobs: Jobs, running: FromQuery[bool] = False) -> QueueCleared:
+        return QueueCleared(cancelled=await jobs.clear(running=running))
 
 
 class HistoryController(Controller):
