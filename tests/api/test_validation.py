@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
 
-from impasto.api.app import create_app
+from impasto.api.app import build_litestar, create_app
+from impasto.api.bodies import struct_body
 from impasto.services.container import Services
 from tests.api.conftest import make_services
 
@@ -420,3 +422,64 @@ def test_rules_are_found_through_nesting_options_and_lists() -> None:
     assert str(schema_rule(GenerateRequest, "prompt")).startswith("must be text of 1 to")
     assert schema_rule(GenerateRequest, "steps") == "must be an integer between 1 and 150"
     assert schema_rule(GenerateRequest, "no_such_field") is None
+
+
+def test_every_native_body_refuses_a_field_its_schema_lacks(
+    api: TestClient, services: Services
+) -> None:
+    """A misspelt field would otherwise be ignored without a word: every typed body of
+    Impasto's own API answers 422 naming it, whatever else the body holds."""
+    routes: list[tuple[str, str]] = []
+    for route in build_litestar(services).routes:
+        for handler in getattr(route, "route_handlers", []):
+            if route.path.startswith("/api/") and struct_body(handler) is not None:
+                path = re.sub(r"\{(\w+):\w+\}", "x", route.path)
+                routes += [(method, path) for method in handler.http_methods]
+    assert {("POST", "/api/v1/generate"), ("PATCH", "/api/v1/generate/x")} <= set(routes)
+    assert {("POST", "/api/v1/models/install"), ("POST", "/api/v1/upscale")} <= set(routes)
+    for method, path in routes:
+        answer = api.request(method, path, json={"zzz_not_a_field": 1})
+        assert answer.status_code == 422, (method, path, answer.text)
+        assert answer.json()["errors"] == [
+            {"field": "zzz_not_a_field", "message": "is not a field of this request"}
+        ], (method, path)
+    assert services.jobs.store.count_queued() == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "meant"),
+    [
+        ({"stepz": 4}, "stepz", "steps"),
+        ({"negative": "blurry"}, "negative", "negative_prompt"),
+        ({"loras": [{"name": "x", "weigth": 1}]}, "loras[0].weigth", "weight"),
+        ({"hires": {"scale": 2, "upscalr": "lanczos"}}, "hires.upscalr", "upscaler"),
+    ],
+)
+def test_a_misspelt_field_is_named_with_the_field_meant(
+    api: TestClient, services: Services, extra: dict[str, object], field: str, meant: str
+) -> None:
+    answer = api.post("/api/v1/generate", json={"prompt": "a cat", **extra})
+    assert answer.status_code == 422, answer.text
+    message = f"is not a field of this request; did you mean {meant}?"
+    assert answer.json()["errors"] == [{"field": field, "message": message}]
+    assert services.jobs.store.count_queued() == 0
+
+
+def test_free_form_options_and_the_compatible_apis_take_any_field(tmp_path: Path) -> None:
+    """``plugins`` is a map of each plugin's own options, not fields; A1111 and OpenAI clients
+    send fields Impasto does not know (AUTOMATIC1111 ignores them; tools send OpenAI-compatible
+    servers their own extras). With a queue
+    that takes nothing, a body that passed validation is answered 429."""
+    services = make_services(tmp_path, max_queue=0)
+    with TestClient(app=create_app(services)) as client:
+        native = {"prompt": "a cat", "plugins": {"any-plugin": {"any option": 1}}}
+        assert client.post("/api/v1/generate", json=native).status_code == 429
+        a1111 = {"prompt": "a cat", "steps": 2, "not_an_a1111_field": 1}
+        assert client.post("/sdapi/v1/txt2img", json=a1111).status_code == 429
+        openai_body = {"prompt": "a cat", "not_an_openai_field": 1}
+        assert client.post("/v1/images/generations", json=openai_body).status_code == 429
+        document = client.get("/schema/openapi.json").json()["components"]["schemas"]
+    assert document["GenerateRequest"]["additionalProperties"] is False
+    assert document["LoraSpec"]["additionalProperties"] is False
+    assert "additionalProperties" not in document["ImageGenerationRequest"]
+    services.extra["db"].close()  # type: ignore[attr-defined]

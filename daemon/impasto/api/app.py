@@ -9,7 +9,7 @@ from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
-from impasto.api.bodies import json_only, strict_types
+from impasto.api.bodies import KNOWN_FIELDS_ONLY, json_only, strict_types
 from impasto.api.compat import compat_routers
 from impasto.api.dependencies import DEPENDENCIES
 from impasto.api.docs_page import SwaggerPage
@@ -41,6 +41,7 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
     settings = services.settings
     api = Router(
         path=API_PREFIX,
+        opt={KNOWN_FIELDS_ONLY: True},
         route_handlers=[
             GenerateController,
             QueueController,

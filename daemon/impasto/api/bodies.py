@@ -16,12 +16,13 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
 from impasto.services.errors import FieldError
-from impasto.wire import decode_error
+from impasto.wire import decode_error, unknown_field
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 MAX_OPTION_DEPTH = 32  # levels of nesting allowed in free-form options such as ``plugins``
 TOO_DEEP = "the JSON body nests too deeply; flatten it"
 NO_BODY = "is required: send a JSON object"
+KNOWN_FIELDS_ONLY = "known_fields_only"  # route opt: a body field the schema lacks is a 422
 
 
 def is_json(content_type: str) -> bool:
@@ -73,11 +74,14 @@ def _integral(value: Any) -> Any:
 
 
 async def strict_types(request: Request[Any, Any, Any]) -> None:
-    """Before-request hook: 422 for a JSON body whose values have the wrong JSON type.
+    """Before-request hook: 422 for a JSON body whose values have the wrong JSON type, or (on
+    routes whose ``opt`` sets KNOWN_FIELDS_ONLY: Impasto's own API) a field its schema lacks.
 
     Only typed bodies (msgspec structs) are held to their types; a route that takes a free-form
     object (the AUTOMATIC1111 routes, which coerce as pydantic does) is left to its handler.
-    The body is decoded once: Litestar reuses the value ``request.json()`` cached.
+    The compatible APIs ignore unknown fields: AUTOMATIC1111 does, and tools send OpenAI-compatible
+    servers their own extras. The body is
+    decoded once: Litestar reuses the value ``request.json()`` cached.
     """
     handler = request.scope.get("route_handler")
     if request.method not in BODY_METHODS or not _takes_json(handler):
@@ -91,6 +95,10 @@ async def strict_types(request: Request[Any, Any, Any]) -> None:
         return  # malformed JSON: the body's own decoding answers 400
     if data is None:
         return  # no body: the signature's own check says the body is required
+    if handler.opt.get(KNOWN_FIELDS_ONLY):
+        unknown = unknown_field(data, typed)
+        if unknown is not None:  # a misspelt field would otherwise be ignored without a word
+            raise FieldError(*unknown)
     try:
         msgspec.convert(_integral(data), typed, strict=True)
     except msgspec.ValidationError as exc:

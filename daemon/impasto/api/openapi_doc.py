@@ -24,6 +24,10 @@ testers (Schemathesis) follow.
 Bounds. Litestar 2 leaves out a lower bound of 0 on an optional number (``cfg_scale``: ``ge=0``,
 documented with a maximum only), so schema-driven clients sent negative values as valid.
 `restore_bounds` takes the bounds of every request body from msgspec, which checks them.
+
+Closed objects. Impasto's own routes refuse a body field their schema lacks (a misspelt
+``stepz`` would otherwise be ignored); `close_objects` says so (``additionalProperties:
+false``) on those bodies and the objects within them.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from litestar import Litestar, Request
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.routes import HTTPRoute
 
-from impasto.api.bodies import struct_body
+from impasto.api.bodies import KNOWN_FIELDS_ONLY, struct_body
 from impasto.api.compat.errors import A1111_PREFIX, OPENAI_PREFIX
 
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
@@ -207,10 +211,25 @@ def add_media_types(openapi: dict[str, Any], app: Litestar) -> None:
                     content.setdefault(also, copy.deepcopy(next(iter(content.values()))))
 
 
-def _body_types(app: Litestar) -> list[Any]:
-    """The msgspec types of the request bodies the app's routes read."""
-    found = (struct_body(handler) for _, handler in _http_handlers(app))
+def _body_types(app: Litestar, *, known_fields_only: bool = False) -> list[Any]:
+    """The msgspec types of the request bodies the app's routes read (with
+    ``known_fields_only``, of the routes that refuse a field their schema lacks)."""
+    found = (
+        struct_body(handler)
+        for _, handler in _http_handlers(app)
+        if handler.opt.get(KNOWN_FIELDS_ONLY) or not known_fields_only
+    )
     return [body for body in found if body is not None]
+
+
+def close_objects(openapi: dict[str, Any], bodies: list[Any]) -> None:
+    """Document ``bodies`` and the objects they hold as taking no other fields
+    (``additionalProperties: false``), as the routes reading them check (in place)."""
+    _, checked = msgspec.json.schema_components(bodies, ref_template="{name}")
+    documented = openapi.get("components", {}).get("schemas", {})
+    for name in checked:
+        if "properties" in documented.get(name, {}):
+            documented[name]["additionalProperties"] = False
 
 
 def _lower_bound(schema: dict[str, Any]) -> dict[str, Any]:
@@ -293,6 +312,7 @@ class OpenAPIJson(JsonRenderPlugin):
         if self._documented is None:  # the document never changes once the app is built
             documented = document_errors(openapi_schema)
             restore_bounds(documented, _body_types(request.app))
+            close_objects(documented, _body_types(request.app, known_fields_only=True))
             add_media_types(documented, request.app)
             add_links(documented)
             self._documented = documented

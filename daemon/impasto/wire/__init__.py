@@ -20,6 +20,7 @@ from impasto.wire.limits import (
     convert_allowing_empty_prompt,
     decode_error,
     field_rule,
+    unknown_field,
 )
 from impasto.wire.messages import (
     EVENT_TYPES,
@@ -200,5 +201,6 @@ __all__ = [
     "convert_allowing_empty_prompt",
     "decode_error",
     "field_rule",
+    "unknown_field",
     "utc",
 ]

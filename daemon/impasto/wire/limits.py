@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
@@ -195,6 +196,7 @@ def error_path(message: str) -> str | None:
 
 ENUM_ERROR = "Invalid enum value"  # how msgspec starts the error of a value outside a Literal
 MSGSPEC_RULE = "Expected `"  # how msgspec starts the error of a value out of range or type
+UNKNOWN_FIELD = "is not a field of this request"
 _BOOL_ERROR = re.compile(r"Expected `bool( \| null)?`, got")
 
 
@@ -204,6 +206,48 @@ def _struct_in(hint: Any) -> type | None:
         return hint
     for inner in get_args(hint):
         found = _struct_in(inner)
+        if found is not None:
+            return found
+    return None
+
+
+def _nested_struct(hint: Any) -> type | None:
+    """The msgspec Struct a field holds as itself, optionally, or as a list of them (not as the
+    values of a map, whose keys are not fields)."""
+    if isinstance(hint, type) and issubclass(hint, msgspec.Struct):
+        return hint
+    if get_origin(hint) is dict:
+        return None
+    for inner in get_args(hint):
+        found = _nested_struct(inner)
+        if found is not None:
+            return found
+    return None
+
+
+def unknown_field(data: Any, schema: Any, where: str = "") -> tuple[str, str] | None:
+    """The first field of ``data`` (a decoded JSON body) that its struct in ``schema`` does not
+    have, at any depth, and its rule: ``("loras[0].weigth", "is not a field of this request;
+    did you mean weight?")``. None when every field is known (or ``schema`` holds no struct)."""
+    kind = _nested_struct(schema)
+    if kind is None:
+        return None
+    if isinstance(data, list):
+        for index, item in enumerate(data):
+            found = unknown_field(item, kind, f"{where}[{index}]")
+            if found is not None:
+                return found
+        return None
+    if not isinstance(data, dict):
+        return None
+    hints = get_type_hints(kind, include_extras=True)
+    fields = {f.encode_name: hints[f.name] for f in msgspec.structs.fields(kind)}
+    for name, value in data.items():
+        path = f"{where}.{name}" if where else str(name)
+        if name not in fields:
+            close = difflib.get_close_matches(str(name), fields, n=1)
+            return path, UNKNOWN_FIELD + (f"; did you mean {close[0]}?" if close else "")
+        found = unknown_field(value, fields[name], path)
         if found is not None:
             return found
     return None
