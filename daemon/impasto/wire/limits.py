@@ -201,25 +201,14 @@ _BOOL_ERROR = re.compile(r"Expected `bool( \| null)?`, got")
 
 
 def _struct_in(hint: Any) -> type | None:
-    """The msgspec Struct a type is or holds (through Annotated, ``| None`` and lists)."""
-    if isinstance(hint, type) and issubclass(hint, msgspec.Struct):
-        return hint
-    for inner in get_args(hint):
-        found = _struct_in(inner)
-        if found is not None:
-            return found
-    return None
-
-
-def _nested_struct(hint: Any) -> type | None:
-    """The msgspec Struct a field holds as itself, optionally, or as a list of them (not as the
-    values of a map, whose keys are not fields)."""
+    """The msgspec Struct a type is or holds (through Annotated, ``| None`` and lists; not as
+    the values of a map, whose keys are not fields)."""
     if isinstance(hint, type) and issubclass(hint, msgspec.Struct):
         return hint
     if get_origin(hint) is dict:
         return None
     for inner in get_args(hint):
-        found = _nested_struct(inner)
+        found = _struct_in(inner)
         if found is not None:
             return found
     return None
@@ -229,7 +218,7 @@ def unknown_field(data: Any, schema: Any, where: str = "") -> tuple[str, str] | 
     """The first field of ``data`` (a decoded JSON body) that its struct in ``schema`` does not
     have, at any depth, and its rule: ``("loras[0].weigth", "is not a field of this request;
     did you mean weight?")``. None when every field is known (or ``schema`` holds no struct)."""
-    kind = _nested_struct(schema)
+    kind = _struct_in(schema)
     if kind is None:
         return None
     if isinstance(data, list):
