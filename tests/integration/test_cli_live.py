@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -179,3 +180,40 @@ def test_cancel_every_queued_job_then_everything(impasto_daemon: Daemon) -> None
     assert nothing.returncode == 2 and "--queued or --all" in nothing.stderr
     both = cli(impasto_daemon, "cancel", one, "--all")
     assert both.returncode == 2 and "not allowed with" in both.stderr
+
+
+def test_history_lists_filters_and_saves_the_images(impasto_daemon: Daemon, tmp_path: Path) -> None:
+    with impasto_daemon.client() as client:
+        done = client.post("/api/v1/generate", json={"prompt": "history probe one", **TINY})
+        first = wait_status(client, done.json()["id"], {"completed"})
+        queued = client.post("/api/v1/queue/pause")
+        assert queued.status_code == 200
+        try:
+            second = client.post("/api/v1/generate", json={"prompt": "history probe two", **TINY})
+            client.post(f"/api/v1/generate/{second.json()['id']}/cancel")
+        finally:
+            client.post("/api/v1/queue/resume")
+    second_id = second.json()["id"]
+
+    table = cli(impasto_daemon, "history", "-n", "2")
+    assert table.returncode == 0, table.stderr
+    header, newest, older = table.stdout.splitlines()
+    assert header.split() == ["ID", "STATUS", "CREATED", "MODEL", "SIZE", "IMAGES", "PROMPT"]
+    assert newest.split()[:2] == [second_id, "cancelled"] and "history probe two" in newest
+    assert older.split()[:2] == [first["id"], "completed"]
+    assert older.split()[5:8] == ["64x64", "1", "history"]
+
+    folder = tmp_path / "saved"
+    saved = cli(impasto_daemon, "history", "--search", "PROBE", "--save", str(folder))
+    assert saved.returncode == 0, saved.stderr
+    # The cancelled job has no image; the completed one's is the daemon's own PNG, byte for byte.
+    assert saved.stdout.splitlines() == [str(folder / f"{first['id']}-0.png")]
+    with impasto_daemon.client() as client:
+        png = client.get(first["results"][0]["url"]).content
+    assert (folder / f"{first['id']}-0.png").read_bytes() == png
+
+    as_json = cli(impasto_daemon, "history", "--search", "history probe", "--json")
+    assert [job["id"] for job in json.loads(as_json.stdout)] == [second_id, first["id"]]
+    assert cli(impasto_daemon, "history", "--search", "no such prompt").stdout == "No jobs match.\n"
+    bad = cli(impasto_daemon, "history", "--status", "done")
+    assert bad.returncode == 1 and "status" in bad.stderr, bad

@@ -332,11 +332,16 @@ def _run(args: argparse.Namespace, client: Client, folder: Path) -> int:
     bar.close()
     if final.status != "completed":
         return _report_unfinished(final)
-    for result in final.results:
-        target = folder / f"{job_id}-{result.index}.png"
-        target.write_bytes(client.download_image(job_id, result.index))
-        print(target)
+    save_images(client, final, folder)
     return EXIT_OK
+
+
+def save_images(client: Client, job: JobStatus, folder: Path) -> None:
+    """Download a finished job's images into ``folder`` as ``JOB-INDEX.png``; print each path."""
+    for result in job.results:
+        target = folder / f"{job.id}-{result.index}.png"
+        target.write_bytes(client.download_image(job.id, result.index))
+        print(target)
 
 
 def _cancel(client: Client, job_id: str) -> int:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from impasto.cli import config, generate, info, models, plugins, serve, upscale
+from impasto.cli import config, generate, history, info, models, plugins, serve, upscale
 from impasto.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(commands)
     generate.register(commands, connection)
     info.register(commands, connection)
+    history.register(commands, connection)
     models.register(commands, connection)
     config.register(commands)
     plugins.register(commands, connection)
