@@ -7,7 +7,7 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 from tests.harness import TINY, wait_status
-from tests.ui.conftest import open_ui
+from tests.ui.conftest import finished_job, open_ui
 
 
 def make_jobs(daemon: Any, prompts: list[str], **overrides: Any) -> list[dict[str, Any]]:
@@ -104,3 +104,39 @@ def test_infinite_scroll_follows_next_cursor(page: Page, impasto_daemon: Any) ->
     expect(page.locator(".thumb")).to_have_count(total)
     assert cursors, "later pages must be fetched with the previous page's next_cursor"
     expect(page.locator("#gallery-more")).to_be_hidden()
+
+
+def test_send_to_img2img_loads_the_image_and_its_settings_at_its_size(
+    page: Page, impasto_daemon: Any
+) -> None:
+    """A1111's "Send to img2img": the picture becomes the init image, its settings fill the
+    form at the picture's own size, and a hires pass is not stacked on top of it."""
+    [job] = make_jobs(
+        impasto_daemon, ["send me to img2img"], steps=3, hires={"scale": 2, "steps": 1}
+    )
+    result = job["results"][0]
+    assert (result["width"], result["height"]) == (128, 128)
+    open_ui(page, "gallery")
+    page.locator(f".thumb[data-job='{job['id']}']").click()
+    page.click("#viewer-img2img")
+    expect(page.locator("#viewer")).to_be_hidden()
+    expect(page.locator("#panel-generate")).to_be_visible()
+    expect(page.locator("#img-card")).to_have_attribute("open", "")
+    expect(page.locator("#img-summary")).to_have_text("· img2img")
+    expect(page.locator("#prompt")).to_have_value("send me to img2img")
+    expect(page.locator("#seed")).to_have_value(str(result["seed"]))
+    expect(page.locator("#width")).to_have_value("128")
+    expect(page.locator("#height")).to_have_value("128")
+    expect(page.locator("#hires")).not_to_be_checked()
+    taken = page.evaluate(
+        "async () => Array.from(new Uint8Array(await window.impasto.form.mask.file.arrayBuffer()))"
+    )
+    with impasto_daemon.client() as client:
+        assert bytes(taken) == client.get(result["url"]).content
+
+    page.fill("#steps", "2")
+    page.click("#submit")
+    sent = finished_job(page, impasto_daemon)
+    assert sent["request"]["init_image"].startswith("upload:")
+    assert sent["request"]["hires"] is None
+    assert (sent["results"][0]["width"], sent["results"][0]["height"]) == (128, 128)

@@ -26,6 +26,14 @@ const viewer = new Viewer({
     showTab('generate');
     toast('Settings loaded into the form.');
   },
+  onImage: async (request, file) => {
+    form.write({ ...request, model: request.model || '' });
+    showTab('generate');
+    if (await form.setInitImage(file)) {
+      byId('img-card').open = true;
+      toast('Image and settings loaded: set the strength, or paint a mask to inpaint.');
+    }
+  },
   samplers: () => form.catalog.samplers,
   onQueued: (job) => live.track(job),
 });

@@ -180,21 +180,27 @@ export class GenerateForm {
     this.bindImageInput();
   }
 
+  /** Show a File as the init image (img2img, or inpaint once a mask is painted); false when
+   * the browser cannot read it (the error is shown at the drop zone). */
+  async setInitImage(f) {
+    let taken = false;
+    try {
+      await this.mask.setImage(f);
+      byId('mask-editor').hidden = false;
+      byId('init-drop').classList.add('has-image');
+      this.clearError('init_image');
+      taken = true;
+    } catch (err) {
+      this.showError('init_image', err.message);
+    }
+    this.updateImageSummary();
+    return taken;
+  }
+
   bindImageInput() {
     const zone = byId('init-drop');
     const file = byId('init-file');
-    const take = async (f) => {
-      if (!f) return;
-      try {
-        await this.mask.setImage(f);
-        byId('mask-editor').hidden = false;
-        zone.classList.add('has-image');
-        this.clearError('init_image');
-      } catch (err) {
-        this.showError('init_image', err.message);
-      }
-      this.updateImageSummary();
-    };
+    const take = (f) => f && this.setInitImage(f);
     file.addEventListener('change', () => take(file.files[0]));
     zone.addEventListener('keydown', (e) => {
       if (e.key === 'Enter' || e.key === ' ') {

@@ -1,13 +1,14 @@
-// The full-size image dialog: parameters, "use these settings", download, upscale, delete,
-// prev/next.
+// The full-size image dialog: parameters, "use these settings", "send to img2img", download,
+// upscale, delete, prev/next.
 import { api, withToken } from './api.js';
 import { byId, formatTime, h, toast } from './dom.js';
 import { UpscaleAction } from './upscale.js';
 
 /** Opens gallery entries (or any job's image) in a modal dialog. */
 export class Viewer {
-  constructor({ onUse, samplers, onQueued }) {
+  constructor({ onUse, onImage, samplers, onQueued }) {
     this.onUse = onUse;
+    this.onImage = onImage;
     this.upscale = new UpscaleAction({ onQueued });
     this.samplers = samplers;
     this.gallery = null;
@@ -18,6 +19,7 @@ export class Viewer {
     byId('viewer-prev').addEventListener('click', () => this.step(-1));
     byId('viewer-next').addEventListener('click', () => this.step(1));
     byId('viewer-use').addEventListener('click', () => this.use());
+    byId('viewer-img2img').addEventListener('click', () => this.sendToImg2img());
     byId('viewer-delete').addEventListener('click', () => this.remove());
     this.dialog.addEventListener('click', (e) => {
       if (e.target === this.dialog) this.dialog.close();
@@ -83,6 +85,25 @@ export class Viewer {
     const { job, result } = this.entry;
     this.dialog.close();
     this.onUse({ ...job.request, seed: result.seed });
+  }
+
+  /** The image as the init image, with its settings at its own size (A1111's "Send to img2img"). */
+  async sendToImg2img() {
+    const { job, result } = this.entry;
+    let file;
+    try {
+      const res = await fetch(withToken(result.url));
+      if (!res.ok) throw new Error(`The image could not be read (HTTP ${res.status}).`);
+      file = new File([await res.blob()], `impasto-${job.id.slice(0, 8)}-${result.index}.png`, { type: 'image/png' });
+    } catch (err) {
+      toast(err.message, 'error');
+      return;
+    }
+    this.dialog.close();
+    // At the picture's own size, so no hires pass on top (the picture may be one's result).
+    const { init_image, mask_image, ...request } = job.request || {};
+    const size = { width: result.width, height: result.height };
+    this.onImage({ ...request, ...size, seed: result.seed, hires: null }, file);
   }
 
   async remove() {
