@@ -9,7 +9,7 @@ endif
 PY := $(BIN)/python
 PIP := $(PY) -m pip
 
-.PHONY: run test lint unit bench package clean
+.PHONY: run test lint unit bench package clean convert
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ $(VENV)/.dev-installed: pyproject.toml $(VENV)/.installed $(wildcard plugins/*/p
 ## run: create .venv, install, start the daemon on the bundled tiny model and print its URL
 run: $(VENV)/.installed
 	$(PY) -m impasto serve
+
+## convert: add the converter (torch, diffusers, optimum: the `convert` extra) to .venv, so
+## `impasto pull` can install diffusers repos and checkpoints, which it converts to ONNX
+convert: $(VENV)/.installed
+	$(PIP) install -q -e '.[convert]'
 
 ## lint: ruff, formatting and mypy
 lint: $(VENV)/.dev-installed

@@ -26,6 +26,11 @@ def bundled_models_dir() -> Path:
     return _shipped("bundled_models", "models/tiny")
 
 
+def source_checkout() -> bool:
+    """True when Impasto runs from its repository (``make run``, ``pip install -e .``)."""
+    return not compiled() and (_REPO / "pyproject.toml").is_file() and (_REPO / "daemon").is_dir()
+
+
 def compiled() -> bool:
     """True inside the single binary (Nuitka sets ``__compiled__`` in every compiled module)."""
     return "__compiled__" in globals() or bool(getattr(sys, "frozen", False))

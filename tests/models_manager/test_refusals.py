@@ -6,6 +6,7 @@ import io
 import json
 import shutil
 import struct
+import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
@@ -198,10 +199,43 @@ def test_conversion_without_the_extra_names_the_install_command(
 ) -> None:
     monkeypatch.setattr(convert, "CONVERT_MODULES", ("impasto_no_such_module",))
     message = convert.missing_converter()
-    assert message is not None and "pip install 'impasto[convert]'" in message
+    # The tests run from the checkout: make run's .venv takes the extra by make convert.
+    assert message is not None and message.endswith(
+        "install the converter: in the Impasto checkout run make convert "
+        "(pip install -e '.[convert]' into .venv)"
+    )
     import threading
 
-    with pytest.raises(convert.ConversionError, match=r"impasto\[convert\]"):
+    with pytest.raises(convert.ConversionError, match="make convert"):
         convert.convert(tmp_path, tmp_path / "out", cancel=threading.Event(), log=tmp_path / "l")
-    with pytest.raises(convert.ConversionError, match=r"impasto\[convert\]"):
+    with pytest.raises(convert.ConversionError, match="make convert"):
         convert.optimize_fp16(tmp_path, cancel=threading.Event(), log=tmp_path / "l")
+
+
+@pytest.mark.parametrize(
+    ("binary", "checkout", "says"),
+    [
+        (True, False, "the single binary cannot convert; install a model's ONNX build instead"),
+        (False, True, "in the Impasto checkout run make convert"),
+        (False, False, "pip install 'impasto[convert]' (into the daemon's Python environment)"),
+    ],
+)
+def test_the_converter_hint_fits_how_impasto_was_installed(
+    monkeypatch: pytest.MonkeyPatch, binary: bool, checkout: bool, says: str
+) -> None:
+    monkeypatch.setattr(convert, "compiled", lambda: binary)
+    monkeypatch.setattr(convert, "source_checkout", lambda: checkout)
+    assert convert.converter_hint().startswith(says)
+
+
+def test_make_convert_installs_the_extra_into_make_runs_venv() -> None:
+    """The hint's command exists: `make convert` installs the `convert` extra into .venv."""
+    root = Path(__file__).resolve().parents[2]
+    dry = subprocess.run(
+        ["make", "-n", "convert", "VENV=.venv-that-is-not-made"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert ".venv-that-is-not-made/bin/python -m pip install -q -e '.[convert]'" in dry.stdout

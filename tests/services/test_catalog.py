@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from impasto.services.convert import converter_hint
 from impasto.services.errors import FieldError
 from impasto.services.known import (
     PROVIDER_VARIANT,
@@ -157,7 +158,7 @@ def test_asking_for_a_build_by_name() -> None:
 def test_listing_shows_what_this_machine_gets() -> None:
     rows = {r.entry.name: r for r in catalog_rows(CATALOG, "CPUExecutionProvider", "no converter")}
     assert rows["sd-turbo"].chosen is not None and rows["sd-turbo"].chosen.key == "portable"
-    assert "impasto[convert]" in rows["sd-turbo"].summary
+    assert converter_hint() in rows["sd-turbo"].summary
     assert "the converter is not installed" in rows["sd-turbo"].summary
     assert rows["taesd"].chosen is not None and rows["taesd"].chosen.convert
     assert rows["taesd"].chosen.repo == "madebyollin/taesd"

@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from impasto.engine.onnx_external import read_external_data_locations
-from impasto.resources import compiled
+from impasto.resources import compiled, source_checkout
 from impasto.services.detect import FAST_DECODER_DIR, is_fast_decoder_folder
 from impasto.services.downloads import InstallCancelled
 from impasto.services.safety import safetensors_header
 from impasto.worker.processes import CONVERT_WORD, child_command
 
 CONVERT_MODULES = ("torch", "diffusers", "optimum.exporters.onnx")
-INSTALL_HINT = "pip install 'impasto[convert]'"
+WHEEL_HINT = "pip install 'impasto[convert]'"
 COMPONENTS = ("text_encoder", "text_encoder_2", "unet", "vae_decoder", "vae_encoder")
 # ONNX files are protobufs, which cannot pass 2 GB; bigger weights go to model.onnx_data.
 EXTERNAL_DATA_ABOVE = 1536 * 1024**2
@@ -43,13 +43,27 @@ def _importable(name: str) -> bool:
         return False
 
 
+def converter_hint() -> str:
+    """How to get the converter (the ``convert`` extra) for the way this Impasto is installed:
+    a source checkout installs it into its own environment, a wheel by pip; the single binary
+    cannot take it."""
+    if compiled():
+        return (
+            "the single binary cannot convert; install a model's ONNX build instead "
+            f"(impasto pull --list), or the Python package with its converter: {WHEEL_HINT}"
+        )
+    if source_checkout():
+        return "in the Impasto checkout run make convert (pip install -e '.[convert]' into .venv)"
+    return f"{WHEEL_HINT} (into the daemon's Python environment)"
+
+
 def missing_converter() -> str | None:
-    """None when conversion can run, else a message naming the install command."""
+    """None when conversion can run, else a message saying how to install it."""
     for name in CONVERT_MODULES:
         if not _importable(name):
             return (
                 f"converting to ONNX needs {name.split('.')[0]}, which is not installed; "
-                f"install the converter with: {INSTALL_HINT}"
+                f"install the converter: {converter_hint()}"
             )
     return None
 
@@ -59,7 +73,9 @@ def missing_fp16_converter() -> str | None:
     float16 tool needs the ``onnx`` package, a part of the ``convert`` extra)."""
     if compiled():
         return "the single binary cannot turn weights to fp16; install the Python package for it"
-    return None if _importable("onnx") else f"turning weights to fp16 needs onnx: {INSTALL_HINT}"
+    return (
+        None if _importable("onnx") else f"turning weights to fp16 needs onnx: {converter_hint()}"
+    )
 
 
 def _run_child(args: list[str], *, cancel: threading.Event, log: Path, env: dict[str, str]) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from impasto.engine.runs_on import short_name
+from impasto.services.convert import converter_hint
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +244,7 @@ def variant_summary(variant: Variant, provider: str) -> str:
     text = f"{base}: {what} ({variant.precision or 'precision unknown'}{size})"
     if variant.convert:
         minutes = f" in about {variant.convert_minutes} min" if variant.convert_minutes else ""
-        text += f", converted to ONNX here{minutes} (needs pip install 'impasto[convert]')"
+        text += f", converted to ONNX here{minutes} (needs the converter: {converter_hint()})"
     return text
 
 

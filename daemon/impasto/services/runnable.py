@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from impasto.engine.runs_on import Capability, short_name
+from impasto.services.convert import converter_hint
 
 # Files of a hub listing that hold weights only (ONNX external data); the graphs come first.
 WEIGHT_SUFFIXES = (".onnx_data", ".data", ".pb", ".bin")
@@ -21,7 +22,7 @@ def refusal(capability: Capability | None, provider: str, what: str) -> str:
         f"{what} cannot run on this machine's execution provider ({short_name(provider)}): "
         f"{capability.why_not(provider)}. It runs on: {where}. Install a portable build "
         "(plain ONNX) instead: `impasto pull --list` shows catalog models and the build this "
-        "machine gets; a diffusers repo is converted here with pip install 'impasto[convert]'. "
+        f"machine gets; a diffusers repo is converted here (the converter: {converter_hint()}). "
         "To install this one anyway (to copy to another machine), repeat with --force."
     )
 
