@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -186,22 +187,35 @@ def test_history_lists_filters_and_saves_the_images(impasto_daemon: Daemon, tmp_
     with impasto_daemon.client() as client:
         done = client.post("/api/v1/generate", json={"prompt": "history probe one", **TINY})
         first = wait_status(client, done.json()["id"], {"completed"})
-        queued = client.post("/api/v1/queue/pause")
-        assert queued.status_code == 200
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 64), "red").save(buf, "PNG")
+        upload = client.post("/api/v1/images", files={"file": ("i.png", buf.getvalue())}).json()
+        assert client.post("/api/v1/queue/pause").status_code == 200
         try:
             second = client.post("/api/v1/generate", json={"prompt": "history probe two", **TINY})
             client.post(f"/api/v1/generate/{second.json()['id']}/cancel")
+            # A job whose init image is gone by the time it runs fails, with the reason.
+            init = {"init_image": f"upload:{upload['id']}"}
+            third = client.post(
+                "/api/v1/generate", json={"prompt": "history probe 3", **TINY, **init}
+            )
+            for stored in impasto_daemon.data_dir.glob(f"uploads/{upload['id']}*"):
+                stored.unlink()
         finally:
             client.post("/api/v1/queue/resume")
+        failed = wait_status(client, third.json()["id"], {"failed", "completed"})
+    assert failed["status"] == "failed" and upload["id"] in failed["error"]
     second_id = second.json()["id"]
 
-    table = cli(impasto_daemon, "history", "-n", "2")
+    table = cli(impasto_daemon, "history", "-n", "3")
     assert table.returncode == 0, table.stderr
-    header, newest, older = table.stdout.splitlines()
+    header, newest, why, middle, oldest = table.stdout.splitlines()
     assert header.split() == ["ID", "STATUS", "CREATED", "MODEL", "SIZE", "IMAGES", "PROMPT"]
-    assert newest.split()[:2] == [second_id, "cancelled"] and "history probe two" in newest
-    assert older.split()[:2] == [first["id"], "completed"]
-    assert older.split()[5:8] == ["64x64", "1", "history"]
+    assert newest.split()[:2] == [failed["id"], "failed"]
+    assert why == f"  {failed['error']}"
+    assert middle.split()[:2] == [second_id, "cancelled"] and "history probe two" in middle
+    assert oldest.split()[:2] == [first["id"], "completed"]
+    assert oldest.split()[5:8] == ["64x64", "1", "history"]
 
     folder = tmp_path / "saved"
     saved = cli(impasto_daemon, "history", "--search", "PROBE", "--save", str(folder))
@@ -213,7 +227,11 @@ def test_history_lists_filters_and_saves_the_images(impasto_daemon: Daemon, tmp_
     assert (folder / f"{first['id']}-0.png").read_bytes() == png
 
     as_json = cli(impasto_daemon, "history", "--search", "history probe", "--json")
-    assert [job["id"] for job in json.loads(as_json.stdout)] == [second_id, first["id"]]
+    assert [job["id"] for job in json.loads(as_json.stdout)] == [
+        failed["id"],
+        second_id,
+        first["id"],
+    ]
     assert cli(impasto_daemon, "history", "--search", "no such prompt").stdout == "No jobs match.\n"
     bad = cli(impasto_daemon, "history", "--status", "done")
     assert bad.returncode == 1 and "status" in bad.stderr, bad

@@ -78,8 +78,12 @@ def show_history(args: argparse.Namespace, context: Context) -> int:
         print("No jobs match." if status or args.model or args.search else "No jobs yet.")
         return EXIT_OK
     header = ["ID", "STATUS", "CREATED", "MODEL", "SIZE", "IMAGES", "PROMPT"]
-    for line in format_table(header, [_row(job) for job in found]):
+    header_line, *lines = format_table(header, [_row(job) for job in found])
+    print(header_line)
+    for job, line in zip(found, lines, strict=True):
         print(line)
+        if job.error:  # why it failed (or was cancelled by the daemon), under its row
+            print(f"  {job.error}")
     return EXIT_OK
 
 
