@@ -34,6 +34,7 @@ from impasto.services.known import CatalogError
 from impasto.services.manager import ModelManager
 from impasto.services.models import ModelCatalog
 from impasto.services.plan import Resolver
+from impasto.services.retention import sweep_uploads_forever
 from impasto.services.runner import JobRunner, RunnerOptions
 from impasto.services.system import gpus
 from impasto.settings import LoadedSettings, Settings
@@ -286,12 +287,14 @@ async def run_daemon(
     if use_socket:
         print(f"API socket: {paths.socket}", flush=True)
 
+    sweeper = asyncio.create_task(sweep_uploads_forever(services, settings.upload_retention_hours))
     watchers = [asyncio.create_task(stop.wait()), *tasks]
     parent = os.environ.get("IMPASTO_PARENT_PID", "")
     if parent.isdigit():
         watchers.append(asyncio.create_task(_parent_gone(int(parent))))
     await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
     log.info("shutting down")
+    sweeper.cancel()
     await services.models.installer.stop()
     await services.supervisor.stop()
     plugins.shutdown()

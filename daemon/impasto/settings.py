@@ -56,7 +56,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     log_dir: Annotated[str, _doc("Folder of the log files.")] = ""
     output_dir: Annotated[str, _doc("Folder generated images are written to.")] = ""
     models_dir: Annotated[str, _doc("Folder installed models are read from.")] = ""
-    temp_dir: Annotated[str, _doc("Folder for uploads and partial files.")] = ""
+    temp_dir: Annotated[str, _doc("Folder for partial files (model installs in progress).")] = ""
     max_file_size: Annotated[int, _doc("Largest model file accepted, in bytes.", ge=1)] = (
         10 * 1024**3
     )
@@ -81,6 +81,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         int, _doc("Inference worker processes; 0: one per NVIDIA GPU, or 1.", ge=0, le=64)
     ] = 0
     max_queue: Annotated[int, _doc("Most queued jobs; beyond it submits get 429.", ge=1)] = 1000
+    upload_retention_hours: Annotated[
+        float,
+        _doc(
+            "Hours an uploaded init image or mask is kept once no queued or running job uses "
+            "it (0 = for ever).",
+            ge=0,
+            le=1_000_000,
+        ),
+    ] = 168
     max_attempts: Annotated[
         int, _doc("Times a job is tried when its worker dies.", ge=1, le=100)
     ] = 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -318,3 +319,22 @@ def test_idempotency_key_returns_the_same_job(impasto_daemon: Daemon) -> None:
         assert first.json()["id"] == second.json()["id"]
         history = client.get("/api/v1/history", params={"q": "once"}).json()
         assert len(history["items"]) == 1
+
+
+def test_uploads_past_their_retention_are_swept_when_the_daemon_starts(
+    daemon_factory: type[Daemon], tmp_path: Path
+) -> None:
+    daemon = daemon_factory(tmp_path, upload_retention_hours=1)
+    uploads = daemon.data_dir / "uploads"
+    uploads.mkdir(parents=True)
+    old, recent = uploads / f"{'a' * 32}.png", uploads / f"{'b' * 32}.png"
+    for path in (old, recent):
+        Image.new("RGB", (8, 8)).save(path)
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    daemon.start()
+    deadline = time.monotonic() + 30
+    while old.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not old.exists() and recent.exists()
+    assert "removed 1 uploads older than 1 hours" in (daemon.log_dir / "daemon.log").read_text()

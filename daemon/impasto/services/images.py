@@ -15,6 +15,7 @@ from impasto.services.errors import FieldError, NotFoundError
 
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP"}
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+UPLOAD_REF = re.compile(r"upload:([0-9a-f]{32})")  # how requests and plans name an upload
 MAX_SIDE = 4096  # an input image may have at most MAX_SIDE * MAX_SIDE pixels
 MAX_PIXELS = MAX_SIDE * MAX_SIDE
 _AT_MOST = f"at most {MAX_SIDE}x{MAX_SIDE} pixels"
@@ -46,6 +47,23 @@ class UploadStore:
         image.save(tmp, format="PNG")
         tmp.replace(self.folder / f"{upload_id}.png")
         return upload_id, image
+
+    def sweep(self, older_than: float, in_use: set[str]) -> int:
+        """Delete the uploads last written before ``older_than`` (a time.time()) that no id in
+        ``in_use`` names, and temporary files a crash left; returns how many went (blocking)."""
+        removed = 0
+        for path in self.folder.glob("*"):
+            upload_id = path.name.removesuffix(".png")
+            stale = path.name.startswith(".") and path.name.endswith(".tmp")
+            if not (stale or (UPLOAD_ID.match(upload_id) and upload_id not in in_use)):
+                continue
+            try:
+                if path.stat().st_mtime < older_than:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # removed meanwhile
+        return removed
 
     def image_size(self, upload_id: str) -> tuple[int, int]:
         """(width, height) of an upload, reading only its header."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ import msgspec
 from impasto.plugins import PluginError, PluginRejected
 from impasto.services.errors import ConflictError, FieldError, NotFoundError, QueueFullError
 from impasto.services.events import EventBus
+from impasto.services.images import UPLOAD_REF
 from impasto.services.plan import Resolver
 from impasto.services.runner import JobRunner
 from impasto.store.cursors import InvalidCursorError
@@ -206,6 +208,15 @@ class JobService:
             if path.is_file() and path.resolve().is_relative_to(self.options.output_dir.resolve()):
                 path.unlink()
         self.store.delete(job_id)
+
+    def uploads_in_use(self) -> set[str]:
+        """The ids of the uploads a queued or running job names, in its request or its plan
+        (blocking SQL that grows with the queue: call it in a thread)."""
+        used: set[str] = set()
+        for job in self.store.list_active():
+            text = json.dumps([job.request, job.plan])
+            used.update(UPLOAD_REF.findall(text))
+        return used
 
     def list_active(self) -> list[Any]:
         """Every queued or running job (prefer :meth:`queue_page`: this grows with the queue)."""
