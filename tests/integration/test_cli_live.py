@@ -204,7 +204,8 @@ def test_history_lists_filters_and_saves_the_images(impasto_daemon: Daemon, tmp_
         finally:
             client.post("/api/v1/queue/resume")
         failed = wait_status(client, third.json()["id"], {"failed", "completed"})
-    assert failed["status"] == "failed" and upload["id"] in failed["error"]
+    assert failed["status"] == "failed", failed
+    assert f"init_image upload:{upload['id']} is no longer in the uploads folder" in failed["error"]
     second_id = second.json()["id"]
 
     table = cli(impasto_daemon, "history", "-n", "3")

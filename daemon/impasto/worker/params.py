@@ -34,7 +34,10 @@ def build_params(job: RunJob) -> Any:
         ("mask_image", plan.mask_image, "L"),
     ):
         if ref:
-            with Image.open(upload_path(Path(job.uploads_dir), ref)) as img:
+            path = upload_path(Path(job.uploads_dir), ref)
+            if not path.is_file():  # removed by hand, or swept between submit and start
+                raise ValueError(f"{key} {ref} is no longer in the uploads folder; send it again")
+            with Image.open(path) as img:
                 images[key] = img.convert(mode)
     roots = Roots(models_dir, bundled_models_dir())
     fast_decoder = model_folder(roots, plan.fast_decoder) if plan.fast_decoder else None
