@@ -79,9 +79,9 @@ async def strict_types(request: Request[Any, Any, Any]) -> None:
 
     Only typed bodies (msgspec structs) are held to their types; a route that takes a free-form
     object (the AUTOMATIC1111 routes, which coerce as pydantic does) is left to its handler.
-    The compatible APIs ignore unknown fields: AUTOMATIC1111 does, and tools send OpenAI-compatible
-    servers their own extras. The body is
-    decoded once: Litestar reuses the value ``request.json()`` cached.
+    The compatible APIs ignore unknown fields: AUTOMATIC1111 does, and tools send
+    OpenAI-compatible servers their own extras. The body is decoded once: Litestar reuses the
+    value ``request.json()`` cached.
     """
     handler = request.scope.get("route_handler")
     if request.method not in BODY_METHODS or not _takes_json(handler):
