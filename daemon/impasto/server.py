@@ -38,7 +38,7 @@ from impasto.services.retention import sweep_uploads_forever
 from impasto.services.runner import JobRunner, RunnerOptions
 from impasto.services.system import gpus
 from impasto.settings import LoadedSettings, Settings
-from impasto.startup import StartupError, check_settings, claim_instance
+from impasto.startup import StartupError, check_port, check_settings, claim_instance
 from impasto.store.db import DatabaseError, open_database
 from impasto.store.events import EventLog
 from impasto.store.jobs import JobStore
@@ -293,6 +293,14 @@ async def run_daemon(
     if parent.isdigit():
         watchers.append(asyncio.create_task(_parent_gone(int(parent))))
     await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
+    # A listener that ends on its own (its port taken between the check and the bind) is a
+    # failure, not a stop: say so and exit 1.
+    ended = [task for task in tasks if task.done()]
+    failure = None
+    if ended and not stop.is_set():
+        exc = ended[0].exception()
+        failure = f"the HTTP server stopped by itself: {exc or 'no error given'}"
+        log.error("%s", failure)
     log.info("shutting down")
     sweeper.cancel()
     await services.models.installer.stop()
@@ -306,6 +314,9 @@ async def run_daemon(
     await asyncio.gather(*tasks, return_exceptions=True)
     discovery.remove(paths.discovery_file, pid=os.getpid())
     services.extra["db"].close()
+    if failure:
+        print(f"impasto: {failure}", file=sys.stderr, flush=True)
+        return 1
     print("Impasto stopped.", flush=True)
     return 0
 
@@ -330,8 +341,9 @@ def serve(loaded: LoadedSettings) -> int:
         paths.create()
         configure_logging(settings, paths)
         locks = claim_instance(paths)
-        plugin_config = read_plugin_config(loaded.config_path)
         try:
+            check_port(_bind_host(settings), settings.port)
+            plugin_config = read_plugin_config(loaded.config_path)
             return asyncio.run(run_daemon(settings, paths, plugin_config))
         finally:
             for lock in locks:

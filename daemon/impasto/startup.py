@@ -7,6 +7,8 @@ port is bound; the folder locks are taken once the folders exist.
 
 from __future__ import annotations
 
+import errno
+import socket
 import sys
 
 from impasto import discovery
@@ -79,6 +81,25 @@ def check_provider(settings: Settings) -> None:
         resolve_name(settings.provider)
     except EngineError as exc:
         raise StartupError(f"provider: {exc}, or auto") from None
+
+
+def check_port(host: str, port: int) -> None:
+    """The HTTP port is free to listen on (0 picks a free one later), or refuse to start: the
+    server would otherwise fail in the background after the daemon said where it runs."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        if sys.platform != "win32":  # as servers bind: a closed connection's TIME_WAIT is fine
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            why = "is in use by another program" if exc.errno == errno.EADDRINUSE else exc.strerror
+            raise StartupError(
+                f"port {port} on {host} {why}: choose another with --port N (IMPASTO_PORT, or "
+                "port in config.toml), or --port 0 for any free port"
+            ) from None
 
 
 def claim_instance(paths: Paths) -> list[InstanceLock]:

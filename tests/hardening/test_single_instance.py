@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
+from impasto.paths import resolve_paths
+from impasto.server import run_daemon
+from impasto.settings import Settings
 from tests.harness import Daemon
 
 
@@ -99,3 +105,45 @@ def test_a_killed_daemon_does_not_block_the_next(tmp_path: Path) -> None:
         assert os.path.exists(second.socket)
     finally:
         second.stop()
+
+
+def test_a_port_another_program_holds_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    """Another program (or a daemon of other folders) on the port: the daemon said it was
+    running at that URL, then stopped with status 0. Now it refuses at once, saying what to do."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        refused = Daemon(tmp_path, port=port).refused()
+    assert refused.returncode == 1, refused
+    assert refused.stderr.strip() == (
+        f"impasto: port {port} on 127.0.0.1 is in use by another program: choose another with "
+        "--port N (IMPASTO_PORT, or port in config.toml), or --port 0 for any free port"
+    )
+    assert "running" not in refused.stdout
+
+
+def test_a_listener_that_ends_by_itself_fails_the_daemon(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The port taken between the check and the bind (``run_daemon`` is past the check): the
+    server's task ends on its own, and the daemon stops with status 1 and the reason, not as if
+    it had been asked to stop."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        settings = Settings(
+            port=other.getsockname()[1],
+            data_dir=str(tmp_path / "data"),
+            runtime_dir=str(tmp_path / "run"),
+            log_dir=str(tmp_path / "logs"),
+            socket=False,
+            show_test_models=True,
+            default_model="sd-tiny",
+        )
+        paths = resolve_paths(settings)
+        paths.create()
+        code = asyncio.run(run_daemon(settings, paths))
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("impasto: the HTTP server stopped by itself: "), err
