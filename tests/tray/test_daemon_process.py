@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from impasto_tray import daemon as daemon_module
@@ -108,3 +109,36 @@ def test_the_command_is_this_python_outside_the_binary_and_the_binary_inside(
     command = daemon_module.impasto_command("serve")
     assert command[1:] == ["serve"] and command[0].endswith("/impasto")
     assert command[0].startswith("/")
+
+
+def test_a_refused_start_is_shown_with_the_daemons_reason(tmp_path: Path) -> None:
+    """`impasto serve` says why it exits 1 on one `impasto: ...` line; the tray shows it, and
+    only this run's: an earlier run's reason in the same file is not repeated."""
+    output = tmp_path / "tray-daemon.out"
+    output.write_text("impasto: an earlier run's reason\n")
+    started: list[FakeProcess] = []
+
+    def popen(command: list[str], **options: Any) -> FakeProcess:
+        started.append(FakeProcess())
+        return started[-1]
+
+    process = DaemonProcess(
+        ["impasto", "serve"],
+        env={},
+        log_file=output,
+        backoff=(1,),
+        popen=popen,  # type: ignore[arg-type]
+    )
+    process.start()
+    started[-1].returncode = 1
+    process.poll()
+    assert process.exit_message() == "the daemon exited with code 1"
+    process.restart_at = 0  # restart now
+    process.poll()
+    with output.open("a") as out:
+        out.write("Impasto 0.1.0\nimpasto: port 8080 on 127.0.0.1 is in use by another program\n")
+    started[-1].returncode = 1
+    process.poll()
+    assert process.exit_message() == (
+        "the daemon exited with code 1: port 8080 on 127.0.0.1 is in use by another program"
+    )

@@ -93,7 +93,7 @@ class TrayController:
             return Snapshot(
                 DaemonState.ERROR,
                 owned=owned,
-                message=f"the daemon exited with code {self.daemon.last_exit}; restarting",
+                message=f"{self.daemon.exit_message()}; restarting",
             )
         if self.daemon.alive:
             started = self._started_at if self._started_at is not None else self.clock()

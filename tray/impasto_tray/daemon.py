@@ -52,7 +52,9 @@ class DaemonProcess:
         self.crashes = 0
         self.restart_at: float | None = None
         self.last_exit: int | None = None
+        self.last_reason = ""  # the daemon's own last words (``impasto: ...``), if it said any
         self._started_at = 0.0
+        self._output_from = 0
 
     @property
     def alive(self) -> bool:
@@ -76,6 +78,7 @@ class DaemonProcess:
         if self.log_file is not None:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             output = self.log_file.open("ab")
+            self._output_from = output.seek(0, os.SEEK_END)  # this run's output starts here
         options: dict[str, Any] = {}
         if sys.platform == "win32":
             # Its own group, so that CTRL_BREAK reaches the daemon and not the tray.
@@ -91,6 +94,11 @@ class DaemonProcess:
         if not isinstance(output, int):
             output.close()  # the child has its own handle
         self._started_at = self.clock()
+
+    def exit_message(self) -> str:
+        """Why the daemon last exited, for the tray's status line."""
+        code = f"the daemon exited with code {self.last_exit}"
+        return f"{code}: {self.last_reason}" if self.last_reason else code
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """Ask the child to stop (SIGTERM / CTRL_BREAK), kill it after ``timeout``; no restart."""
@@ -117,6 +125,7 @@ class DaemonProcess:
         now = self.clock()
         if self.process is not None and self.process.poll() is not None:
             self.last_exit = self.process.returncode
+            self.last_reason = last_words(self.log_file, self._output_from)
             if now - self._started_at >= STABLE_AFTER:
                 self.crashes = 0
             delay = self.backoff[min(self.crashes, len(self.backoff) - 1)]
@@ -127,3 +136,23 @@ class DaemonProcess:
         if self.restart_at is not None and now >= self.restart_at:
             self.start()
         return self.restart_at is not None
+
+
+REFUSAL = "impasto: "  # how ``impasto serve`` starts the one line it prints before exiting 1
+TAIL_BYTES = 8192
+
+
+def last_words(log_file: Path | None, start: int = 0) -> str:
+    """The daemon's last ``impasto: ...`` line in its output file after offset ``start`` (where
+    its run began): a refused start says why there (a port in use, another daemon running).
+    Without the prefix; "" when there is none."""
+    if log_file is None:
+        return ""
+    try:
+        with log_file.open("rb") as out:
+            out.seek(max(start, out.seek(0, os.SEEK_END) - TAIL_BYTES))
+            tail = out.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    said = [line for line in tail.splitlines() if line.startswith(REFUSAL)]
+    return said[-1].removeprefix(REFUSAL).strip() if said else ""
