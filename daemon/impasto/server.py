@@ -38,7 +38,13 @@ from impasto.services.retention import sweep_uploads_forever
 from impasto.services.runner import JobRunner, RunnerOptions
 from impasto.services.system import gpus
 from impasto.settings import LoadedSettings, Settings
-from impasto.startup import StartupError, check_port, check_settings, claim_instance
+from impasto.startup import (
+    StartupError,
+    check_port,
+    check_settings,
+    check_socket_path,
+    claim_instance,
+)
 from impasto.store.db import DatabaseError, open_database
 from impasto.store.events import EventLog
 from impasto.store.jobs import JobStore
@@ -201,10 +207,17 @@ def raise_open_files_limit(wanted: int) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-async def _wait_listening(host: str, port: int, sock: Path | None, timeout: float = 15.0) -> None:
+async def _wait_listening(
+    host: str, port: int, sock: Path | None, servers: list[asyncio.Task[Any]], timeout: float = 15.0
+) -> None:
+    """Return once the port answers and the socket exists; a server that ends meanwhile (it
+    could not listen) is a StartupError with its reason."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
+        for task in servers:
+            if task.done():
+                raise StartupError(f"the server could not start: {task.exception()}")
         try:
             _, writer = await asyncio.open_connection(host, port)
             writer.close()
@@ -260,7 +273,7 @@ async def run_daemon(
     old_umask = os.umask(0o177)  # the socket is created owner-only, not widened afterwards
     tasks = [asyncio.create_task(s.serve()) for s in servers]
     try:
-        await _wait_listening(host, port, paths.socket if use_socket else None)
+        await _wait_listening(host, port, paths.socket if use_socket else None, tasks)
     finally:
         os.umask(old_umask)
     if use_socket:
@@ -343,6 +356,8 @@ def serve(loaded: LoadedSettings) -> int:
         locks = claim_instance(paths)
         try:
             check_port(_bind_host(settings), settings.port)
+            if settings.socket and sys.platform != "win32":
+                check_socket_path(paths.socket)
             plugin_config = read_plugin_config(loaded.config_path)
             return asyncio.run(run_daemon(settings, paths, plugin_config))
         finally:

@@ -8,8 +8,10 @@ port is bound; the folder locks are taken once the folders exist.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import sys
+from pathlib import Path
 
 from impasto import discovery
 from impasto.api.security import LOOPBACK_NAMES
@@ -100,6 +102,22 @@ def check_port(host: str, port: int) -> None:
                 f"port {port} on {host} {why}: choose another with --port N (IMPASTO_PORT, or "
                 "port in config.toml), or --port 0 for any free port"
             ) from None
+
+
+# The longest Unix socket path the OS takes (sockaddr_un.sun_path, less its closing NUL).
+SOCKET_PATH_MAX = 107 if sys.platform.startswith("linux") else 103
+
+
+def check_socket_path(path: Path) -> None:
+    """A Unix socket path the OS can bind, or refuse to start (the listener would fail in the
+    background, after the daemon said where it runs)."""
+    size = len(os.fsencode(path))
+    if size > SOCKET_PATH_MAX:
+        raise StartupError(
+            f"the API socket path {path} is {size} bytes, longer than the {SOCKET_PATH_MAX} "
+            "this OS allows: set socket_path (IMPASTO_SOCKET_PATH) or runtime_dir to a shorter "
+            "path, or socket = false to serve over TCP only"
+        )
 
 
 def claim_instance(paths: Paths) -> list[InstanceLock]:

@@ -18,6 +18,7 @@ import pytest
 from impasto.paths import resolve_paths
 from impasto.server import run_daemon
 from impasto.settings import Settings
+from impasto.startup import StartupError
 from tests.harness import Daemon
 
 
@@ -143,7 +144,22 @@ def test_a_listener_that_ends_by_itself_fails_the_daemon(
         )
         paths = resolve_paths(settings)
         paths.create()
-        code = asyncio.run(run_daemon(settings, paths))
+        try:
+            code = asyncio.run(run_daemon(settings, paths))
+            said = capsys.readouterr().err
+        except StartupError as exc:  # it ended before the port answered: serve prints this
+            code, said = 1, f"impasto: {exc}"
     assert code == 1
-    err = capsys.readouterr().err
-    assert err.startswith("impasto: the HTTP server stopped by itself: "), err
+    assert said.startswith(
+        ("impasto: the HTTP server stopped by itself: ", "impasto: the server could not start: ")
+    ), said
+    assert "Address already in use" in said or "in use" in said.lower(), said
+
+
+def test_a_socket_path_longer_than_the_os_takes_is_refused(tmp_path: Path) -> None:
+    daemon = Daemon(tmp_path)
+    daemon.runtime_dir = tmp_path / ("r" * 120)
+    refused = daemon.refused()
+    assert refused.returncode == 1, refused
+    assert refused.stderr.startswith(f"impasto: the API socket path {daemon.socket} is "), refused
+    assert "set socket_path (IMPASTO_SOCKET_PATH) or runtime_dir to a shorter" in refused.stderr
