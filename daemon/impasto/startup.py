@@ -97,7 +97,16 @@ def check_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            why = "is in use by another program" if exc.errno == errno.EADDRINUSE else exc.strerror
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise StartupError(
+                    f"cannot listen on {host}: no network interface of this machine has that "
+                    "address; set host (--host, IMPASTO_HOST) to one of its addresses, or "
+                    "localhost"
+                ) from None
+            why = {
+                errno.EADDRINUSE: "is in use by another program",
+                errno.EACCES: "needs privileges this user lacks (ports below 1024 do)",
+            }.get(exc.errno or 0, f"cannot be listened on ({exc.strerror})")
             raise StartupError(
                 f"port {port} on {host} {why}: choose another with --port N (IMPASTO_PORT, or "
                 "port in config.toml), or --port 0 for any free port"

@@ -18,7 +18,7 @@ import pytest
 from impasto.paths import resolve_paths
 from impasto.server import run_daemon
 from impasto.settings import Settings
-from impasto.startup import StartupError
+from impasto.startup import StartupError, check_port
 from tests.harness import Daemon
 
 
@@ -163,3 +163,12 @@ def test_a_socket_path_longer_than_the_os_takes_is_refused(tmp_path: Path) -> No
     assert refused.returncode == 1, refused
     assert refused.stderr.startswith(f"impasto: the API socket path {daemon.socket} is "), refused
     assert "set socket_path (IMPASTO_SOCKET_PATH) or runtime_dir to a shorter" in refused.stderr
+
+
+def test_a_host_this_machine_does_not_have_is_refused_naming_the_host() -> None:
+    with pytest.raises(StartupError) as refused:
+        check_port("192.0.2.1", 8080)  # TEST-NET-1: documentation only, on no interface
+    assert str(refused.value).startswith(
+        "cannot listen on 192.0.2.1: no network interface of this machine has that address"
+    )
+    check_port("127.0.0.1", 0)  # 0 is checked when the free port is picked
