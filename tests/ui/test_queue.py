@@ -1,13 +1,21 @@
-"""The Queue panel: run order, pause/resume, priority changes and cancel."""
+"""The Queue panel: run order, pause/resume, priority changes, cancel, clear and failed jobs."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+from PIL import Image
 from playwright.sync_api import Page, expect
 
-from tests.harness import wait_status
+from tests.harness import TINY, wait_status
 from tests.ui.conftest import QUICK, fill_form, open_ui
+
+
+def _png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), "red").save(buf, "PNG")
+    return buf.getvalue()
 
 
 def submit(page: Page, prompt: str) -> None:
@@ -95,3 +103,50 @@ def test_clear_queue_asks_then_cancels_every_waiting_job(page: Page, impasto_dae
     with impasto_daemon.client() as client:
         for job_id in ids:
             assert client.get(f"/api/v1/generate/{job_id}").json()["status"] == "cancelled"
+
+
+def test_a_failed_job_is_listed_with_its_reason_then_retried_or_dismissed(
+    page: Page, impasto_daemon: Any
+) -> None:
+    """A job that failed while nobody watched: the Queue panel lists it with the reason; Retry
+    queues the same request again, Dismiss deletes the record."""
+    with impasto_daemon.client() as client:
+        upload = client.post("/api/v1/images", files={"file": ("i.png", _png())}).json()
+        client.post("/api/v1/queue/pause")
+        try:
+            body = {
+                "prompt": "doomed by a lost image",
+                **TINY,
+                "init_image": f"upload:{upload['id']}",
+            }
+            job_id = client.post("/api/v1/generate", json=body).json()["id"]
+            for stored in impasto_daemon.data_dir.glob(f"uploads/{upload['id']}*"):
+                stored.unlink()
+        finally:
+            client.post("/api/v1/queue/resume")
+        assert wait_status(client, job_id, {"failed", "completed"})["status"] == "failed"
+
+    open_ui(page, "queue")
+    row = page.locator(f"#failed-list .queue-item[data-job='{job_id}']")
+    expect(row).to_be_visible()
+    expect(row.locator(".q-prompt")).to_have_text("doomed by a lost image")
+    expect(row.locator(".q-error")).to_contain_text("is no longer in the uploads folder")
+
+    # Retry sends the same request: with its image still gone, the daemon says so at once;
+    # with the image back, the job is queued again and runs.
+    retry = row.get_by_role("button", name="Retry: doomed by a lost image")
+    retry.click()
+    expect(page.locator(".toast.error")).to_contain_text("init_image")
+    (impasto_daemon.data_dir / "uploads" / f"{upload['id']}.png").write_bytes(_png())
+    retry.click()
+    expect(page.locator(".toast").last).to_have_text("Queued again.")
+    live = page.locator("#live")
+    expect(live).to_have_attribute("data-state", "completed", timeout=60_000)
+    with impasto_daemon.client() as client:
+        again = client.get(f"/api/v1/generate/{live.get_attribute('data-job')}").json()
+    assert again["id"] != job_id and again["request"]["prompt"] == "doomed by a lost image"
+
+    row.get_by_role("button", name="Dismiss: doomed by a lost image").click()
+    expect(row).to_have_count(0)
+    with impasto_daemon.client() as client:
+        assert client.get(f"/api/v1/generate/{job_id}").status_code == 404

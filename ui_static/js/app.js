@@ -2,6 +2,7 @@
 import { api } from './api.js';
 import { byId, toast } from './dom.js';
 import { events } from './events.js';
+import { FailedList } from './failed.js';
 import { Gallery } from './gallery.js';
 import { GenerateForm } from './generate.js';
 import { ModelsPanel, onModelsChanged } from './models.js';
@@ -45,6 +46,8 @@ const live = new LiveProgress({
   onOpen: (jobId, index) => viewer.openJob(jobId, index),
 });
 const queue = new QueuePanel({ events });
+const failed = new FailedList({ events, onQueued: (job) => live.track(job) });
+failed.refresh();
 const gallery = new Gallery({ events, viewer });
 const models = new ModelsPanel({
   events,
@@ -181,4 +184,4 @@ queue.onResync = (q) => live.load(q);
 live.load(await queue.refresh());
 events.start();
 // Tests and curious people can reach the parts from the console.
-window.impasto = { events, form, live, queue, gallery, models, system, viewer };
+window.impasto = { events, form, live, queue, failed, gallery, models, system, viewer };
