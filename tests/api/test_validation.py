@@ -440,9 +440,20 @@ def test_every_native_body_refuses_a_field_its_schema_lacks(
     for method, path in routes:
         answer = api.request(method, path, json={"zzz_not_a_field": 1})
         assert answer.status_code == 422, (method, path, answer.text)
-        assert answer.json()["errors"] == [
-            {"field": "zzz_not_a_field", "message": "is not a field of this request"}
-        ], (method, path)
+        [error] = answer.json()["errors"]
+        assert error["field"] == "zzz_not_a_field", (method, path)
+        assert error["message"].startswith("is not a field of this request; its fields are ")
+    # A small body lists its fields; a large one says where they are.
+    answer = api.patch("/api/v1/generate/x", json={"prio": 1}).json()["errors"]
+    assert answer == [
+        {"field": "prio", "message": "is not a field of this request; did you mean priority?"}
+    ]
+    answer = api.patch("/api/v1/generate/x", json={"rank": 1}).json()["errors"]
+    assert answer == [
+        {"field": "rank", "message": "is not a field of this request; its fields are priority"}
+    ]
+    answer = api.post("/api/v1/generate", json={"zzz": 1}).json()["errors"]
+    assert answer[0]["message"].endswith("its fields are listed in the API document (/schema)")
     assert services.jobs.store.count_queued() == 0
 
 

@@ -197,6 +197,7 @@ def error_path(message: str) -> str | None:
 ENUM_ERROR = "Invalid enum value"  # how msgspec starts the error of a value outside a Literal
 MSGSPEC_RULE = "Expected `"  # how msgspec starts the error of a value out of range or type
 UNKNOWN_FIELD = "is not a field of this request"
+LIST_FIELDS_UP_TO = 12  # an unknown field's error lists the fields of a body that has so few
 _BOOL_ERROR = re.compile(r"Expected `bool( \| null)?`, got")
 
 
@@ -234,12 +235,22 @@ def unknown_field(data: Any, schema: Any, where: str = "") -> tuple[str, str] | 
     for name, value in data.items():
         path = f"{where}.{name}" if where else str(name)
         if name not in fields:
-            close = difflib.get_close_matches(str(name), fields, n=1)
-            return path, UNKNOWN_FIELD + (f"; did you mean {close[0]}?" if close else "")
+            return path, UNKNOWN_FIELD + _which_instead(str(name), list(fields))
         found = unknown_field(value, fields[name], path)
         if found is not None:
             return found
     return None
+
+
+def _which_instead(name: str, fields: list[str]) -> str:
+    """What to send instead of the unknown field ``name``: the closest field, else the fields
+    (a few) or where they are listed (many)."""
+    close = difflib.get_close_matches(name, fields, n=1)
+    if close:
+        return f"; did you mean {close[0]}?"
+    if len(fields) <= LIST_FIELDS_UP_TO:
+        return f"; its fields are {', '.join(fields)}"
+    return "; its fields are listed in the API document (/schema)"
 
 
 def schema_rule(schema: Any, field: str) -> str | None:
