@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from PIL import Image
@@ -236,3 +237,28 @@ def test_history_lists_filters_and_saves_the_images(impasto_daemon: Daemon, tmp_
     assert cli(impasto_daemon, "history", "--search", "no such prompt").stdout == "No jobs match.\n"
     bad = cli(impasto_daemon, "history", "--status", "done")
     assert bad.returncode == 1 and "status" in bad.stderr, bad
+
+
+def test_queue_pause_and_resume(impasto_daemon: Daemon) -> None:
+    paused = cli(impasto_daemon, "queue", "pause")
+    try:
+        assert paused.returncode == 0, paused.stderr
+        assert paused.stdout.startswith("Paused: the running job finishes")
+        with impasto_daemon.client() as client:
+            assert client.get("/api/v1/queue").json()["paused"] is True
+            job = client.post("/api/v1/generate", json={"prompt": "waits", **TINY}).json()
+        listed = cli(impasto_daemon, "queue")
+        assert (
+            "The queue is paused: queued jobs wait until `impasto queue resume`." in listed.stdout
+        )
+        assert job["id"] in listed.stdout
+        time.sleep(0.5)
+        with impasto_daemon.client() as client:
+            assert client.get(f"/api/v1/generate/{job['id']}").json()["status"] == "queued"
+    finally:
+        resumed = cli(impasto_daemon, "queue", "resume")
+    assert resumed.returncode == 0 and resumed.stdout.strip() == "Resumed: queued jobs start again."
+    with impasto_daemon.client() as client:
+        assert wait_status(client, job["id"], {"completed"})["status"] == "completed"
+    bad = cli(impasto_daemon, "queue", "stop")
+    assert bad.returncode == 2 and "invalid choice: 'stop'" in bad.stderr

@@ -1,4 +1,4 @@
-"""`impasto status`, `queue`, `cancel`, `version` and `tray`."""
+"""`impasto status`, `queue` (list, pause, resume), `cancel`, `version` and `tray`."""
 
 from __future__ import annotations
 
@@ -20,7 +20,15 @@ def register(
         "status", parents=[connection], help="is the daemon running, on what, and how busy"
     )
     status.set_defaults(handler=show_status)
-    queue = commands.add_parser("queue", parents=[connection], help="list running and queued jobs")
+    queue = commands.add_parser(
+        "queue", parents=[connection], help="list running and queued jobs, or pause or resume"
+    )
+    queue.add_argument(
+        "action",
+        nargs="?",
+        choices=["pause", "resume"],
+        help="pause: start no new jobs (the running one finishes); resume: start them again",
+    )
     queue.set_defaults(handler=show_queue)
     cancel = commands.add_parser(
         "cancel", parents=[connection], help="cancel jobs: by id, every queued one, or all"
@@ -109,11 +117,19 @@ def format_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def show_queue(args: argparse.Namespace, context: Context) -> int:
-    """The running and queued jobs, in run order."""
+    """The running and queued jobs, in run order; or pause or resume the queue."""
     with context.connect(args) as client:
+        if args.action == "pause":
+            client.pause()
+            print("Paused: the running job finishes, queued jobs wait for `impasto queue resume`.")
+            return EXIT_OK
+        if args.action == "resume":
+            client.resume()
+            print("Resumed: queued jobs start again.")
+            return EXIT_OK
         state = client.queue()
     if state.paused:
-        print("The queue is paused: queued jobs wait until it is resumed.")
+        print("The queue is paused: queued jobs wait until `impasto queue resume`.")
     if not state.items:
         print("No jobs are running or queued.")
         return EXIT_OK
