@@ -199,6 +199,14 @@ def test_a1111_routes_still_coerce_as_pydantic_does(tmp_path: Path) -> None:
         assert client.post("/sdapi/v1/txt2img", json=body).status_code == 429
         refused = client.post("/sdapi/v1/txt2img", json={**body, "steps": "many"})
         assert refused.status_code == 422, refused.text
+        # FastAPI's shape with pydantic v1's words, as A1111's own server answers.
+        assert refused.json()["detail"] == [
+            {
+                "loc": ["body", "steps"],
+                "msg": "value is not a valid integer",
+                "type": "type_error.integer",
+            }
+        ]
     services.extra["db"].close()  # type: ignore[attr-defined]
 
 

@@ -37,20 +37,33 @@ def test_pydantic_v1_coercions(field: str, sent: Any, read: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "field"),
+    ("body", "field", "msg", "kind"),
     [
-        ({"steps": "twenty"}, "steps"),
-        ({"restore_faces": "maybe"}, "restore_faces"),
-        ({"restore_faces": 2}, "restore_faces"),
-        ({"cfg_scale": 99}, "cfg_scale"),  # limits still apply after coercion
-        ({"styles": "cinematic"}, "styles"),
-        ({"override_settings": [1]}, "override_settings"),
+        # A value of the wrong type: pydantic v1's words and error type, as A1111 answers.
+        ({"steps": "twenty"}, "steps", "value is not a valid integer", "type_error.integer"),
+        ({"cfg_scale": "x"}, "cfg_scale", "value is not a valid float", "type_error.float"),
+        (
+            {"restore_faces": "maybe"},
+            "restore_faces",
+            "value could not be parsed to a boolean",
+            "type_error.bool",
+        ),
+        ({"restore_faces": 2}, "restore_faces", "value could not be parsed to a boolean", None),
+        ({"prompt": ["a"]}, "prompt", "str type expected", "type_error.str"),
+        ({"styles": "cinematic"}, "styles", "value is not a valid list", "type_error.list"),
+        ({"override_settings": [1]}, "override_settings", "value is not a valid dict", None),
+        # Limits still apply after coercion (A1111 has none): the schema's rule in words.
+        ({"cfg_scale": 99}, "cfg_scale", "must be a number between 0 and 30", "value_error"),
     ],
 )
-def test_what_still_does_not_fit_names_the_field(body: dict[str, Any], field: str) -> None:
+def test_what_still_does_not_fit_names_the_field(
+    body: dict[str, Any], field: str, msg: str, kind: str | None
+) -> None:
     with pytest.raises(CompatError) as error:
         lenient_convert(body, Txt2ImgRequest)
-    assert (error.value.status, error.value.field) == (422, field)
+    assert (error.value.status, error.value.field, error.value.message) == (422, field, msg)
+    if kind is not None:
+        assert error.value.code == kind
 
 
 def test_memory_report_has_a1111s_cuda_keys_with_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:

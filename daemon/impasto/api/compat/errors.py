@@ -99,10 +99,11 @@ def _a1111_error(status: int, kind: str, message: str) -> Response[Any]:
     return Response(body, status_code=status)
 
 
-def _a1111_invalid(pairs: list[tuple[str, str]]) -> Response[Any]:
-    # The body as a whole is FastAPI's ["body"]; a field in it ["body", field].
+def _a1111_invalid(pairs: list[tuple[str, str]], kind: str | None = None) -> Response[Any]:
+    # The body as a whole is FastAPI's ["body"]; a field in it ["body", field]. ``kind`` is
+    # pydantic's error type where known (``type_error.integer``).
     detail = [
-        {"loc": ["body"] if f == "body" else ["body", f], "msg": m, "type": "value_error"}
+        {"loc": ["body"] if f == "body" else ["body", f], "msg": m, "type": kind or "value_error"}
         for f, m in pairs
     ]
     summary = "; ".join(f"{f}: {m}" for f, m in pairs)
@@ -122,7 +123,7 @@ def _a1111_service(request: Request[Any, Any, Any], exc: ServiceError) -> Respon
 
 def _a1111_compat(request: Request[Any, Any, Any], exc: CompatError) -> Response[Any]:
     if exc.status == 422 and exc.field:
-        return _a1111_invalid([(exc.field, exc.message)])
+        return _a1111_invalid([(exc.field, exc.message)], exc.code)
     return _a1111_error(exc.status, "HTTPException", exc.message)
 
 

@@ -10,6 +10,7 @@ schema's limits still apply afterwards, and an error names the field.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, TypeVar
 
 import msgspec
@@ -19,7 +20,7 @@ from msgspec import inspect
 
 from impasto.api.compat.errors import CompatError
 from impasto.wire import REQUIRED, decode_error
-from impasto.wire.limits import ENUM_ERROR, schema_rule
+from impasto.wire.limits import ENUM_ERROR, MSGSPEC_RULE, schema_rule
 
 T = TypeVar("T")
 
@@ -84,13 +85,36 @@ def lenient_convert(data: Any, schema: type[T]) -> T:
     try:
         return msgspec.convert(data, schema, strict=False)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        field, rule = decode_error(message)
-        # pydantic's words for a missing field; otherwise msgspec's own reason, as A1111 gives.
-        reason = "field required" if rule == REQUIRED else message.split(" - at ")[0]
-        if reason.startswith(ENUM_ERROR):
-            reason = schema_rule(schema, field) or reason
-        raise CompatError(422, reason, field) from None
+        field, reason, kind = pydantic_error(str(exc), schema)
+        raise CompatError(422, reason, field, code=kind) from None
+
+
+# msgspec's name of the type a value failed to be -> pydantic v1's error (msg, type), which is
+# what A1111 (FastAPI on pydantic v1) answers for a value of the wrong type.
+_PYDANTIC_TYPE_ERRORS = {
+    "int": ("value is not a valid integer", "type_error.integer"),
+    "float": ("value is not a valid float", "type_error.float"),
+    "bool": ("value could not be parsed to a boolean", "type_error.bool"),
+    "str": ("str type expected", "type_error.str"),
+    "array": ("value is not a valid list", "type_error.list"),
+    "object": ("value is not a valid dict", "type_error.dict"),
+}
+_WRONG_TYPE = re.compile(r"^Expected `(\w+)(?: \| null)?`, got `")
+
+
+def pydantic_error(message: str, schema: Any) -> tuple[str, str, str]:
+    """(field, msg, type) of a msgspec error as A1111 words it: pydantic v1's words for a
+    missing field or a value of the wrong type; a value out of the schema's range or outside its
+    set (limits A1111 does not have) gets the schema's rule in words."""
+    field, rule = decode_error(message)
+    if rule == REQUIRED:
+        return field, "field required", "value_error.missing"
+    wrong = _WRONG_TYPE.match(message)
+    if wrong and wrong.group(1) in _PYDANTIC_TYPE_ERRORS:
+        return field, *_PYDANTIC_TYPE_ERRORS[wrong.group(1)]
+    if rule.startswith((ENUM_ERROR, MSGSPEC_RULE)):
+        rule = schema_rule(schema, field) or rule.split(" - at ")[0]
+    return field, rule, "value_error"
 
 
 def documented_body(
