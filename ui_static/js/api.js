@@ -82,3 +82,16 @@ export function withToken(url) {
   if (!token) return url;
   return `${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`;
 }
+
+/** A binary answer (an image) as a Blob, with the token header; errors as ApiError. */
+export async function fetchBlob(url, init = {}) {
+  const headers = { ...(init.headers || {}) };
+  const token = getToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const res = await fetch(url, { ...init, headers });
+  if (!res.ok) {
+    const body = (res.headers.get('content-type') || '').includes('json') ? await res.json() : {};
+    throw new ApiError(res.status, body.detail || `${res.status} ${res.statusText}`, body.errors || []);
+  }
+  return res.blob();
+}

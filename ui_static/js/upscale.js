@@ -1,8 +1,7 @@
 // The viewer's Upscale action: an upscaler (built-in or installed model) by a factor, or
 // AUTOMATIC1111's SD upscale (upscale, then img2img over overlapping tiles) as a queued job.
-import { API, ApiError, api } from './api.js';
+import { API, api, fetchBlob } from './api.js';
 import { byId, h, toast } from './dom.js';
-import { getToken } from './state.js';
 
 // What an SD upscale job takes over from the image's own request.
 const KEEP = ['prompt', 'negative_prompt', 'model', 'loras', 'sampler', 'schedule', 'steps',
@@ -15,18 +14,6 @@ function dataUrl(blob) {
     reader.onerror = () => reject(reader.error);
     reader.readAsDataURL(blob);
   });
-}
-
-async function fetchBlob(url, init = {}) {
-  const headers = { ...(init.headers || {}) };
-  const token = getToken();
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const res = await fetch(url, { ...init, headers });
-  if (!res.ok) {
-    const body = (res.headers.get('content-type') || '').includes('json') ? await res.json() : {};
-    throw new ApiError(res.status, body.detail || `${res.status} ${res.statusText}`, body.errors || []);
-  }
-  return res.blob();
 }
 
 export class UpscaleAction {

@@ -1,6 +1,6 @@
 // The full-size image dialog: parameters, "use these settings", "send to img2img", download,
 // upscale, delete, prev/next.
-import { api, withToken } from './api.js';
+import { api, fetchBlob, withToken } from './api.js';
 import { byId, formatTime, h, toast } from './dom.js';
 import { UpscaleAction } from './upscale.js';
 
@@ -92,9 +92,8 @@ export class Viewer {
     const { job, result } = this.entry;
     let file;
     try {
-      const res = await fetch(withToken(result.url));
-      if (!res.ok) throw new Error(`The image could not be read (HTTP ${res.status}).`);
-      file = new File([await res.blob()], `impasto-${job.id.slice(0, 8)}-${result.index}.png`, { type: 'image/png' });
+      const blob = await fetchBlob(result.url);
+      file = new File([blob], `impasto-${job.id.slice(0, 8)}-${result.index}.png`, { type: 'image/png' });
     } catch (err) {
       toast(err.message, 'error');
       return;
