@@ -20,7 +20,6 @@ from msgspec import inspect
 
 from impasto.api.compat.errors import CompatError
 from impasto.wire import REQUIRED, decode_error
-from impasto.wire.limits import ENUM_ERROR, MSGSPEC_RULE, schema_rule
 
 T = TypeVar("T")
 
@@ -106,14 +105,12 @@ def pydantic_error(message: str, schema: Any) -> tuple[str, str, str]:
     """(field, msg, type) of a msgspec error as A1111 words it: pydantic v1's words for a
     missing field or a value of the wrong type; a value out of the schema's range or outside its
     set (limits A1111 does not have) gets the schema's rule in words."""
-    field, rule = decode_error(message)
+    field, rule = decode_error(message, schema=schema)
     if rule == REQUIRED:
         return field, "field required", "value_error.missing"
     wrong = _WRONG_TYPE.match(message)
     if wrong and wrong.group(1) in _PYDANTIC_TYPE_ERRORS:
         return field, *_PYDANTIC_TYPE_ERRORS[wrong.group(1)]
-    if rule.startswith((ENUM_ERROR, MSGSPEC_RULE)):
-        rule = schema_rule(schema, field) or rule.split(" - at ")[0]
     return field, rule, "value_error"
 
 
