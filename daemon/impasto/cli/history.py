@@ -12,11 +12,10 @@ import msgspec
 
 from impasto.cli.common import EXIT_OK, Context
 from impasto.cli.generate import save_images
-from impasto.cli.info import format_table
+from impasto.cli.info import clipped_prompt, format_table, size_text
 from impasto.client import JobStatus
 
 PAGE = 50  # jobs asked for at a time
-PROMPT_WIDTH = 40
 
 
 def register(
@@ -88,18 +87,14 @@ def show_history(args: argparse.Namespace, context: Context) -> int:
 
 
 def _row(job: JobStatus) -> list[str]:
-    request = job.request
-    prompt = str(request.get("prompt", ""))
-    if len(prompt) > PROMPT_WIDTH:
-        prompt = prompt[: PROMPT_WIDTH - 1] + "…"
     return [
         job.id,
         job.status,
         _local(job.created_at),
-        str(request.get("model") or ""),
-        f"{request.get('width', '?')}x{request.get('height', '?')}",
+        str(job.request.get("model") or ""),
+        size_text(job),
         str(len(job.results)),
-        prompt,
+        clipped_prompt(job),
     ]
 
 

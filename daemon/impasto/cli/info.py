@@ -90,21 +90,26 @@ def show_status(args: argparse.Namespace, context: Context) -> int:
 
 
 def _row(item: JobStatus) -> list[str]:
-    request = item.request
     if item.status == "processing":
         state = f"processing {item.progress * 100:.0f}%"
     else:
         state = f"queued #{item.position}" if item.position is not None else item.status
-    prompt = str(request.get("prompt", ""))
-    size = f"{request.get('width', '?')}x{request.get('height', '?')}"
-    return [
-        item.id,
-        state,
-        str(item.priority),
-        str(request.get("model") or ""),
-        size,
-        prompt if len(prompt) <= 40 else prompt[:39] + "…",
-    ]
+    model = str(item.request.get("model") or "")
+    return [item.id, state, str(item.priority), model, size_text(item), clipped_prompt(item)]
+
+
+PROMPT_WIDTH = 40  # characters of a prompt a table shows
+
+
+def size_text(job: JobStatus) -> str:
+    """A job's requested size as WxH."""
+    return f"{job.request.get('width', '?')}x{job.request.get('height', '?')}"
+
+
+def clipped_prompt(job: JobStatus) -> str:
+    """A job's prompt cut to PROMPT_WIDTH characters, with an ellipsis where it was cut."""
+    prompt = str(job.request.get("prompt", ""))
+    return prompt if len(prompt) <= PROMPT_WIDTH else prompt[: PROMPT_WIDTH - 1] + "…"
 
 
 def format_table(header: list[str], rows: list[list[str]]) -> list[str]:
