@@ -255,3 +255,23 @@ def test_unauthorized_hints_at_the_token(capsys: pytest.CaptureFixture[str]) -> 
     )
     assert main(["queue"], connect=daemon.client) == 1
     assert "--token or IMPASTO_TOKEN" in capsys.readouterr().err
+
+
+def test_impasto_url_and_url_say_where_the_daemon_is(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Nothing listens on port 9: the message names the address the command was sent to.
+    monkeypatch.setenv("IMPASTO_URL", "http://127.0.0.1:9")
+    assert main(["status"]) == 3
+    assert "nothing answers at http://127.0.0.1:9" in capsys.readouterr().err
+    # HOST:PORT is http, as with OLLAMA_HOST; the option beats the variable.
+    assert main(["status", "--url", "127.0.0.1:10"]) == 3
+    assert "nothing answers at http://127.0.0.1:10" in capsys.readouterr().err
+
+
+def test_an_address_that_is_not_http_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("IMPASTO_URL", "ftp://127.0.0.1:9")
+    assert main(["queue"]) == 2
+    assert "IMPASTO_URL 'ftp://127.0.0.1:9' is not the daemon's address" in capsys.readouterr().err

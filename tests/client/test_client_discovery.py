@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from impasto.client import Client, DaemonNotRunning, resolve_endpoint
+from impasto.client import Client, DaemonNotRunning, SettingsError, resolve_endpoint
 from impasto.client.transport import FallbackTransport
 
 
@@ -87,3 +87,49 @@ def test_explicit_arguments_skip_discovery(tmp_path: Path, monkeypatch: pytest.M
         "given",
         False,
     )
+
+
+@pytest.fixture
+def settings_runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This machine's runtime dir, as the settings say, holding a daemon's discovery file."""
+    for name in ("IMPASTO_URL", "IMPASTO_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("IMPASTO_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.setenv("IMPASTO_CONFIG", str(tmp_path / "no-config.toml"))
+    write_discovery(tmp_path)
+    return tmp_path
+
+
+def test_impasto_url_names_the_daemon_when_no_argument_does(
+    settings_runtime: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMPASTO_URL", "192.0.2.7:8080/")
+    endpoint = resolve_endpoint()
+    assert (endpoint.url, endpoint.socket, endpoint.token) == ("http://192.0.2.7:8080", None, "")
+    monkeypatch.setenv("IMPASTO_TOKEN", "from-env")
+    assert resolve_endpoint().token == "from-env"
+    # Arguments still win: a URL, or a runtime dir to read.
+    assert resolve_endpoint(base_url="http://127.0.0.1:1").url == "http://127.0.0.1:1"
+    assert resolve_endpoint(runtime_dir=settings_runtime).url == "http://127.0.0.1:8181"
+
+
+def test_impasto_url_of_this_machines_daemon_takes_its_token(
+    settings_runtime: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMPASTO_URL", "http://127.0.0.1:8181")
+    assert resolve_endpoint().token == "t0k"
+    monkeypatch.setenv("IMPASTO_URL", "http://127.0.0.1:8182")
+    assert resolve_endpoint().token == ""
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [("IMPASTO_URL", "ftp://127.0.0.1:8080"), ("IMPASTO_URL", "http://"), ("--url", "unix:///x")],
+)
+def test_an_address_that_is_not_http_is_refused_by_name(
+    settings_runtime: Path, monkeypatch: pytest.MonkeyPatch, where: str, value: str
+) -> None:
+    if where == "IMPASTO_URL":
+        monkeypatch.setenv("IMPASTO_URL", value)
+    with pytest.raises(SettingsError, match=f"{where} '{value}' is not the daemon's address"):
+        resolve_endpoint(base_url=value if where == "--url" else None)

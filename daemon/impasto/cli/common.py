@@ -36,8 +36,12 @@ class Context:
 def add_connection_options(parser: argparse.ArgumentParser, default: object = None) -> None:
     """The options that say where the daemon is (``impasto --url X status`` and ``impasto
     status --url X`` alike: a command's own copy defaults to SUPPRESS, keeping the first)."""
-    group = parser.add_argument_group("connection (default: the running daemon's discovery file)")
-    group.add_argument("--url", default=default, help="daemon URL, e.g. http://127.0.0.1:8080")
+    group = parser.add_argument_group(
+        "connection (default: IMPASTO_URL, else the running daemon's discovery file)"
+    )
+    group.add_argument(
+        "--url", default=default, help="daemon URL, e.g. http://127.0.0.1:8080 (or HOST:PORT)"
+    )
     group.add_argument("--unix-socket", default=default, metavar="PATH", help="daemon Unix socket")
     group.add_argument(
         "--token", default=default, help="API token (default: IMPASTO_TOKEN or the discovery file)"

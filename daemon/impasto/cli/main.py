@@ -18,7 +18,7 @@ from impasto.cli.common import (
     connect_from_args,
     connection_options,
 )
-from impasto.client import ApiError, DaemonNotRunning, ImpastoError
+from impasto.client import ApiError, DaemonNotRunning, ImpastoError, SettingsError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +59,9 @@ def main(argv: Sequence[str] | None = None, *, connect: Connect | None = None) -
     except DaemonNotRunning as exc:
         print(exc, file=sys.stderr)
         return EXIT_NOT_RUNNING
+    except SettingsError as exc:  # --url, IMPASTO_URL or a setting that says where it is
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ApiError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if exc.status == 401:

@@ -12,6 +12,9 @@ import msgspec
 from impasto.client.errors import DaemonNotRunning, SettingsError
 
 TOKEN_ENV = "IMPASTO_TOKEN"
+# Where the daemon is when no argument says so (the CLI's --url; Ollama's OLLAMA_HOST): before
+# the discovery file, which only knows the daemon of this machine's own settings.
+URL_ENV = "IMPASTO_URL"
 
 
 class DiscoveryFile(msgspec.Struct, kw_only=True):
@@ -80,18 +83,41 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def daemon_url(text: str, source: str = "--url") -> str:
+    """``text`` as a base URL: ``host:port`` means http, a trailing slash goes; another scheme
+    than http or https is a SettingsError naming ``source``."""
+    url = text.strip()
+    if "://" not in url:
+        url = f"http://{url}"
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in ("http", "https") or not rest.strip("/"):
+        raise SettingsError(
+            f"{source} {text!r} is not the daemon's address: give http://HOST:PORT "
+            "(e.g. http://127.0.0.1:8080)"
+        )
+    return url.rstrip("/")
+
+
 def resolve_endpoint(
     base_url: str | None = None,
     socket: str | os.PathLike[str] | None = None,
     token: str | None = None,
     runtime_dir: str | os.PathLike[str] | None = None,
 ) -> Endpoint:
-    """Explicit url/socket win; otherwise read daemon.json and prefer its socket if it exists."""
+    """Explicit url/socket win, then an explicit ``runtime_dir``'s daemon.json, then
+    IMPASTO_URL, then the daemon.json of the settings' runtime dir (its socket preferred when
+    the file exists)."""
+    if base_url is None and socket is None and runtime_dir is None:
+        from_env = os.environ.get(URL_ENV, "").strip()
+        if from_env:
+            url = daemon_url(from_env, URL_ENV)
+            token = token if token is not None else _env_token() or _own_token(url)
+            return Endpoint(url=url, token=token)
     if base_url is not None or socket is not None:
         return Endpoint(
-            url=(base_url or "http://localhost").rstrip("/"),
+            url=daemon_url(base_url) if base_url is not None else "http://localhost",
             socket=os.fspath(socket) if socket is not None else None,
-            token=token if token is not None else os.environ.get(TOKEN_ENV, ""),
+            token=token if token is not None else _env_token(),
             tcp_fallback=base_url is not None,
         )
     folder = Path(runtime_dir) if runtime_dir is not None else default_runtime_dir()
@@ -103,3 +129,16 @@ def resolve_endpoint(
         socket=usable_socket,
         token=token if token is not None else info.token,
     )
+
+
+def _env_token() -> str:
+    return os.environ.get(TOKEN_ENV, "")
+
+
+def _own_token(url: str) -> str:
+    """The token of this machine's daemon when ``url`` is its address, else none."""
+    try:
+        info = read_discovery_file(default_runtime_dir() / "daemon.json")
+    except (DaemonNotRunning, SettingsError):
+        return ""
+    return info.token if info.url.rstrip("/") == url else ""
