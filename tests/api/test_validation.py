@@ -211,10 +211,42 @@ def test_a1111_routes_still_coerce_as_pydantic_does(tmp_path: Path) -> None:
 
 
 def test_malformed_json_is_400(api: TestClient, services: Services) -> None:
-    response = api.post(
-        "/api/v1/generate", content=b"{not json", headers={"content-type": "application/json"}
-    )
-    assert response.status_code == 400
+    for content in (b"{not json", b'{"prompt": "a cat",', b'{"prompt": "a cat"} x'):
+        response = api.post(
+            "/api/v1/generate", content=content, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 400
+        assert response.json()["detail"].startswith("the body is not valid JSON: ")
+    assert services.jobs.store.count_queued() == 0
+
+
+OUT_OF_RANGE = [
+    ("/api/v1/generate", '{"prompt": "a cat", "cfg_scale": 1e400}', "cfg_scale", 422),
+    ("/api/v1/generate", '{"prompt": "a cat", "steps": -1e999}', "steps", 422),
+    (
+        "/api/v1/generate",
+        '{"prompt": "a", "loras": [{"name": "x", "weight": 1e309}]}',
+        "loras",
+        422,
+    ),
+    ("/api/v1/generate", '{"prompt": "a cat", "plugins": {"p": {"x": 1e400}}}', "plugins", 422),
+    ("/v1/images/generations", '{"prompt": "a cat", "n": 1e400}', "n", 400),
+]
+
+
+@pytest.mark.parametrize(("path", "content", "field", "status"), OUT_OF_RANGE)
+def test_a_number_past_a_floats_range_names_its_field(
+    api: TestClient, services: Services, path: str, content: str, field: str, status: int
+) -> None:
+    """JSON allows ``1e400``; a decoder cannot hold it. The answer names the field (the
+    decoder's own error only says ``at `$[...]```)."""
+    headers = {"content-type": "application/json"}
+    response = api.post(path, content=content.encode(), headers=headers)
+    assert response.status_code == status, response.text
+    answer = response.json()
+    named = answer["error"]["param"] if "error" in answer else answer["errors"][0]["field"]
+    assert named.startswith(field), answer
+    assert "[...]" not in response.text and "Number out of range" not in response.text
     assert services.jobs.store.count_queued() == 0
 
 

@@ -13,7 +13,12 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.exceptions import (
+    ClientException,
+    HTTPException,
+    SerializationException,
+    ValidationException,
+)
 
 from impasto.services.errors import FieldError
 from impasto.wire import decode_error, unknown_field
@@ -91,8 +96,9 @@ async def strict_types(request: Request[Any, Any, Any]) -> None:
         return
     try:
         data = await request.json()
-    except SerializationException:
-        return  # malformed JSON: the body's own decoding answers 400
+    except SerializationException as exc:
+        await _unreadable(request, typed, exc)
+        return
     if data is None:
         return  # no body: the signature's own check says the body is required
     if handler.opt.get(KNOWN_FIELDS_ONLY):
@@ -102,9 +108,30 @@ async def strict_types(request: Request[Any, Any, Any]) -> None:
     try:
         msgspec.convert(_integral(data), typed, strict=True)
     except msgspec.ValidationError as exc:
-        extra = [{"message": str(exc), "key": "data", "source": "body"}]
-        detail = "the body does not match its schema"
-        raise ValidationException(detail=detail, extra=extra) from None
+        raise _schema_mismatch(exc) from None
+
+
+def _schema_mismatch(exc: msgspec.ValidationError) -> ValidationException:
+    """msgspec's error (its ``$.field`` path) as the 422 the error handlers turn into words."""
+    extra = [{"message": str(exc), "key": "data", "source": "body"}]
+    return ValidationException(detail="the body does not match its schema", extra=extra)
+
+
+async def _unreadable(
+    request: Request[Any, Any, Any], typed: type[msgspec.Struct], exc: SerializationException
+) -> None:
+    """A body that does not decode: a value the schema cannot hold (``1e400``, past a float's
+    range, which only a decode into the schema places) is a 422 naming its field; anything
+    else is a 400 saying the body is not JSON."""
+    body = await request.body()
+    try:
+        msgspec.json.decode(body, type=typed)
+    except msgspec.ValidationError as mismatch:
+        raise _schema_mismatch(mismatch) from None
+    except msgspec.DecodeError:
+        pass
+    reason = str(exc.detail or exc).rstrip(".")
+    raise ClientException(detail=f"the body is not valid JSON: {reason}") from None
 
 
 def check_depth(value: Any, field: str, limit: int = MAX_OPTION_DEPTH) -> None:

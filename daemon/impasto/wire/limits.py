@@ -191,13 +191,16 @@ def field_rule(field: str) -> str | None:
 def error_path(message: str) -> str | None:
     """The field a msgspec error is at (``loras[0].weight``), None for the body itself."""
     match = _PATH.search(message)
-    return match.group(1) if match else None
+    # ``plugins[...]``: msgspec's mark for a map's value; the field is the map.
+    return match.group(1).split("[...]")[0] if match else None
 
 
 ENUM_ERROR = "Invalid enum value"  # how msgspec starts the error of a value outside a Literal
 MSGSPEC_RULE = "Expected `"  # how msgspec starts the error of a value out of range or type
 UNKNOWN_FIELD = "is not a field of this request"
 LIST_FIELDS_UP_TO = 12  # an unknown field's error lists the fields of a body that has so few
+_OUT_OF_RANGE = "Number out of range"  # msgspec's error of a number past a float's range
+OUT_OF_RANGE_RULE = "holds a number too large to read (past a 64-bit float's range)"
 _BOOL_ERROR = re.compile(r"Expected `bool( \| null)?`, got")
 
 
@@ -285,6 +288,8 @@ def decode_error(message: str, field: str | None = None, schema: Any = None) -> 
         return (f"{where}.{missing.group(1)}" if where else missing.group(1)), REQUIRED
     field = field or where or "body"
     rule = field_rule(field) or message.split(" - at ")[0]
+    if rule == _OUT_OF_RANGE:  # 1e400 where any JSON value goes (a plugin's options)
+        rule = OUT_OF_RANGE_RULE
     if schema is not None and rule.startswith((ENUM_ERROR, MSGSPEC_RULE)):
         rule = schema_rule(schema, field) or rule
     if _BOOL_ERROR.match(rule):  # a flag, in a body or a query, has one rule wherever it is
