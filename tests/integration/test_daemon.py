@@ -184,6 +184,20 @@ def test_websocket_with_a_bad_since_is_closed_with_the_rule(
     assert closed.value.rcvd.reason.startswith("since: must be an integer between 0 and")
 
 
+def test_events_of_a_job_that_does_not_exist_are_refused(impasto_daemon: Daemon) -> None:
+    """Not a stream that stays silent for ever: a typo'd or deleted job says so."""
+    job = "6f1c2a7e-0000-4000-8000-000000000000"
+    with impasto_daemon.client() as client:
+        response = client.get(f"/api/v1/events?job={job}", timeout=10)
+        assert response.status_code == 404, response.text
+        assert response.json()["detail"] == f"no job {job}"
+    url = impasto_daemon.url.replace("http", "ws") + f"/api/v1/ws?job={job}"
+    with ws_client.connect(url) as conn, pytest.raises(ConnectionClosed) as closed:
+        conn.recv(timeout=10)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, f"job: no job {job}")
+
+
 def test_cancel_running_job_within_one_step(impasto_daemon: Daemon) -> None:
     with impasto_daemon.client() as client:
         job = client.post(

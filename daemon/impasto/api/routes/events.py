@@ -13,10 +13,11 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from impasto.api.dependencies import Bus
+from impasto.api.dependencies import Bus, Jobs
 from impasto.api.limits import EVENT_STREAM
 from impasto.api.openapi_doc import ALSO_ANSWERS, EVENT_STREAM_MEDIA, EventStream
 from impasto.api.params import ranged
+from impasto.services.errors import NotFoundError
 from impasto.wire import EVENT_TYPES, FIELD_RULES, SEQ_MAX, Event, EventSeq
 
 HEARTBEAT = 15.0
@@ -54,10 +55,15 @@ class EventsController(Controller):
     async def sse(
         self,
         bus: Bus,
+        jobs: Jobs,
         request: Request[Any, Any, Any],
         since: Annotated[int | None, ranged(EventSeq)] = None,
-        job: Annotated[str | None, QueryParameter(description="Only this job's events")] = None,
+        job: Annotated[
+            str | None, QueryParameter(description="Only this job's events (404: no such job)")
+        ] = None,
     ) -> ServerSentEvent:
+        if job is not None:
+            jobs.get(job)  # 404 for no such job (a typo, a deleted job): it would stay silent
         start = _since(since, request.headers.get("last-event-id"))
 
         async def messages() -> AsyncIterator[ServerSentEventMessage]:
@@ -78,16 +84,23 @@ class EventsController(Controller):
         self,
         socket: WebSocket[Any, Any, Any],
         bus: Bus,
+        jobs: Jobs,
         since: FromQuery[str | None] = None,
         job: FromQuery[str | None] = None,
     ) -> None:
         await socket.accept()
         start = _query_seq(since)
+        # Checked after the handshake: a refused handshake reaches clients as a bare 403, which
+        # reads like the Origin check; a close frame carries the reason.
         if isinstance(start, str):
-            # Checked after the handshake: a refused handshake reaches clients as a bare 403,
-            # which reads like the Origin check; a close frame carries the reason.
             await socket.close(code=POLICY_VIOLATION, reason=f"since: {start}")
             return
+        if job is not None:
+            try:
+                jobs.get(job)
+            except NotFoundError as exc:
+                await socket.close(code=POLICY_VIOLATION, reason=f"job: {exc}")
+                return
 
         async def forward() -> None:
             async for event in bus.stream(start, job, heartbeat=HEARTBEAT):
