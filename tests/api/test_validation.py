@@ -146,6 +146,38 @@ def test_a_missing_lora_is_named_by_its_index(api: TestClient, services: Service
     assert services.jobs.store.count_queued() == 0
 
 
+def test_lora_tags_in_the_prompt_are_loras_as_in_a1111(api: TestClient, services: Services) -> None:
+    """A prompt pasted from AUTOMATIC1111 (or a PNG it made) keeps its LoRAs: the tags leave
+    the prompt and join ``loras``, after the field's own; the PNG text writes them back."""
+    folder = services.catalog.models_dir / "loras"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(TINY_LORA, folder / "detail.safetensors")
+    shutil.copy(TINY_LORA, folder / "ink.safetensors")
+    body = {
+        **VALID,
+        "prompt": "a fox <lora:detail:0.6>, snow  <LORA:ink>",
+        "loras": [{"name": "ink", "weight": -0.5}],
+    }
+    plan = api.post("/api/v1/generate/plan", json=body).json()
+    assert plan["prompt"] == "a fox , snow"
+    assert plan["loras"] == [
+        {"name": "ink", "weight": -0.5},
+        {"name": "detail", "weight": 0.6},
+        {"name": "ink", "weight": 1.0},
+    ]
+    refused = {
+        "a fox <lora:missing:0.5>": "<lora:missing:0.5>: LoRA 'missing' is not installed",
+        "a fox <lora:detail:7>": "<lora:detail:7>: the weight must be a number between -2 and 2",
+        "a fox <lora:detail:strong>": "<lora:detail:strong>: the weight must be a number",
+    }
+    for prompt, message in refused.items():
+        response = api.post("/api/v1/generate", json={**VALID, "prompt": prompt})
+        assert response.status_code == 422, response.text
+        error = response.json()["errors"][0]
+        assert error["field"] == "prompt" and error["message"].startswith(message), error
+    assert services.jobs.store.count_queued() == 0
+
+
 def test_a_whole_float_is_an_integer(api: TestClient) -> None:
     """JSON Schema's ``integer`` includes ``128.0`` (what Python's json writes for a float)."""
     response = api.post("/api/v1/generate/plan", json={**VALID, "width": 128.0, "steps": 3.0})

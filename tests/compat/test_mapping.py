@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from impasto.api.compat.common import checked_request, parse_loras
+from impasto.api.compat.common import checked_request
 from impasto.api.compat.samplers_map import (
     UnknownSamplerError,
     sampler_label,
@@ -104,18 +104,6 @@ def test_unknown_names_say_what_exists(name: str, scheduler: str | None, field: 
         to_impasto(name, scheduler)
     assert info.value.field == field
     assert "available" in str(info.value)
-
-
-def test_lora_tags_leave_the_prompt_and_become_the_lora_list() -> None:
-    prompt, loras = parse_loras("a cat <lora:paper:0.6>, sunset <lora:grain> <LORA:x:1.2:0.5>")
-    assert prompt == "a cat , sunset"
-    assert loras == [
-        {"name": "paper", "weight": 0.6},
-        {"name": "grain", "weight": 1.0},
-        {"name": "x", "weight": 1.2},
-    ]
-    with pytest.raises(FieldError):
-        parse_loras("<lora:paper:strong>")
 
 
 def test_checked_request_uses_the_native_rules_but_allows_an_empty_prompt() -> None:

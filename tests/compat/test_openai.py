@@ -293,7 +293,7 @@ def test_a_lora_tag_that_is_not_installed_names_the_prompt(client: openai.OpenAI
     error = info.value.body
     assert isinstance(error, dict)
     assert error["param"] == "prompt"
-    assert error["message"].startswith("prompt: <lora> tag 1: ") and "paper-cut" in error["message"]
+    assert error["message"].startswith("prompt: <lora:paper-cut:0.5>: LoRA 'paper-cut' is not")
 
 
 def test_edit_with_an_opaque_mask_is_refused(client: openai.OpenAI) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from tests.harness import TINY, Daemon, daemon_with_models, generated_pixels
+from impasto.formats.png import read_png_metadata
+from tests.harness import TINY, Daemon, daemon_with_models, generated_pixels, wait_status
 
 ADAPTERS = Path(__file__).resolve().parents[2] / "models" / "tiny" / "adapters"
 
@@ -34,6 +37,25 @@ def test_lora_changes_the_image_and_weight_zero_does_not(daemon: Daemon) -> None
         daemon, loras=[{"name": "tiny-peft", "weight": 0.7}, {"name": "tiny-kohya", "weight": -0.8}]
     )
     assert np.abs(both - with_lora).max() > 0
+
+
+def test_a_lora_tag_in_the_prompt_is_the_lora_and_the_png_text_writes_it_back(
+    daemon: Daemon,
+) -> None:
+    """As in AUTOMATIC1111: the same picture as the ``loras`` field gives, and the PNG's
+    ``parameters`` text (what A1111's PNG Info and Civitai read) carries the tag again."""
+    field = pixels(daemon, loras=[{"name": "tiny-peft", "weight": 0.7}])
+    with daemon.client() as client:
+        body = {"prompt": "a tiny house <lora:tiny-peft:0.7>", "seed": 11, **TINY}
+        response = client.post("/api/v1/generate", json=body)
+        done = wait_status(client, response.json()["id"], {"completed", "failed"})
+        assert done["status"] == "completed", done
+        png = client.get(done["results"][0]["url"]).content
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png)), dtype=np.int16), field)
+    metadata = read_png_metadata(png)
+    assert metadata["parameters"].startswith("a tiny house <lora:tiny-peft:0.7>\n")
+    assert metadata["impasto"]["prompt"] == "a tiny house"
+    assert metadata["impasto"]["loras"] == [{"name": "tiny-peft", "weight": 0.7}]
 
 
 def test_vae_swap_changes_the_decode(daemon: Daemon) -> None:

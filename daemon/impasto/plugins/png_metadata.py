@@ -8,6 +8,7 @@ from typing import Any
 from impasto.engine.schedulers import eta_default, sampler_label, schedule_label
 from impasto.engine.upscale_latents import UPSCALER_LABELS
 from impasto.formats.png import IMPASTO_KEY, PARAMETERS_KEY, format_a1111_parameters
+from impasto.formats.prompt_tags import with_lora_tags
 from impasto.plugins.hookspecs import hookimpl
 from impasto.plugins.types import PluginContext, PostprocessResult
 
@@ -18,8 +19,11 @@ def postprocess_result(result: PostprocessResult, image: Any, context: PluginCon
     params = result.request  # the job's resolved plan: ids and names, never a path
     sampler = params["sampler"]
     schedule = params.get("schedule", "default")
+    loras = [(lora["name"], lora["weight"]) for lora in params.get("loras", [])]
     result.text[PARAMETERS_KEY] = format_a1111_parameters(
-        prompt=params.get("prompt", ""),
+        # A1111's prompt holds its LoRAs as tags: tools that read the text (A1111's PNG Info,
+        # Civitai) learn them from there.
+        prompt=with_lora_tags(params.get("prompt", ""), loras),
         negative_prompt=params.get("negative_prompt", ""),
         steps=params.get("steps", 0),
         sampler_name=sampler_label(sampler),

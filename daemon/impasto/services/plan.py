@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from impasto.engine.families import recommended_cache_interval
 from impasto.engine.image_upscale import NONE, target_size
 from impasto.engine.noise import resolve_seed
@@ -22,6 +24,7 @@ from impasto.engine.schedulers import (
     schedule_for_model,
 )
 from impasto.engine.upscale_latents import UPSCALERS
+from impasto.formats.prompt_tags import lora_tags
 from impasto.services.errors import FieldError
 from impasto.services.images import UploadStore
 from impasto.services.models import REFINER_FAMILY, ModelCatalog, ModelEntry
@@ -33,6 +36,7 @@ from impasto.wire import (
     ResolvedHires,
     ResolvedPlan,
     ResolvedSdUpscale,
+    decode_error,
 )
 from impasto.worker.files import (
     NotInstalledError,
@@ -44,6 +48,25 @@ from impasto.worker.files import (
 )
 
 MAX_SD_UPSCALE_SIDE = 4096
+
+
+def _prompt_loras(request: GenerateRequest) -> tuple[str, list[tuple[LoraSpec, str, str]]]:
+    """The prompt without its ``<lora:name:weight>`` tags (A1111's, as prompts are shared
+    between tools), and every LoRA to apply: ``loras``, then the tags; each with the field an
+    error names and, for a tag, its text."""
+    try:
+        prompt, tags = lora_tags(request.prompt)
+    except ValueError as exc:
+        raise FieldError("prompt", str(exc)) from None
+    loras = [(lora, f"loras[{i}].name", "") for i, lora in enumerate(request.loras)]
+    for tag in tags:
+        try:
+            spec = msgspec.convert({"name": tag.name, "weight": tag.weight}, LoraSpec)
+        except msgspec.ValidationError as exc:
+            field, rule = decode_error(str(exc), schema=LoraSpec)
+            raise FieldError("prompt", f"{tag.text}: the {field} {rule}") from None
+        loras.append((spec, "prompt", tag.text))
+    return prompt, loras
 
 
 @dataclass(frozen=True)
@@ -89,12 +112,13 @@ class Resolver:
             if request.inpaint_area == "masked" and mask_image is None:
                 raise FieldError("inpaint_area", "masked needs a mask_image (and an init_image)")
         models_dir = self.catalog.models_dir
-        for i, lora in enumerate(request.loras):
+        prompt, loras = _prompt_loras(request)
+        for lora, field, tag in loras:
             try:
                 path = adapter_path(models_dir, "loras", lora.name)
-                check_adapter(path, "loras", lora.name, f"loras[{i}].name")
+                check_adapter(path, "loras", lora.name, field)
             except NotInstalledError as exc:
-                raise FieldError(f"loras[{i}].name", exc.message) from None
+                raise FieldError(field, f"{tag}: {exc.message}" if tag else exc.message) from None
         try:
             if request.vae:
                 path = adapter_path(models_dir, "vae", request.vae)
@@ -118,9 +142,9 @@ class Resolver:
         cache_interval = request.cache_interval
         if cache_interval == -1:
             cache_interval = recommended_cache_interval(model.family)
-        text = f"{request.prompt} {request.negative_prompt}"
+        text = f"{prompt} {request.negative_prompt}"
         return ResolvedPlan(
-            prompt=request.prompt,
+            prompt=prompt,
             negative_prompt=request.negative_prompt,
             model=model.id,
             family=model.family,
@@ -142,7 +166,7 @@ class Resolver:
             init_image=init_image,
             mask_image=mask_image,
             strength=request.strength,
-            loras=[LoraSpec(name=lora.name, weight=lora.weight) for lora in request.loras],
+            loras=[LoraSpec(name=lora.name, weight=lora.weight) for lora, _, _ in loras],
             embeddings=embeddings_in(models_dir, text),
             vae=request.vae,
             clip_skip=request.clip_skip,

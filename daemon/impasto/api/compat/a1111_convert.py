@@ -19,7 +19,7 @@ from impasto.api.compat.a1111_settings import (
     rng_setting,
     vae_setting,
 )
-from impasto.api.compat.common import checked_request, decode_base64_image, parse_loras, upload
+from impasto.api.compat.common import checked_request, decode_base64_image, upload
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import (
     UnknownSamplerError,
@@ -185,7 +185,6 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
     iterations = req.n_iter if req.n_iter is not None else 1
     if not 1 <= iterations <= MAX_ITERATIONS:
         raise CompatError(422, f"must be an integer between 1 and {MAX_ITERATIONS}", "n_iter")
-    prompt, loras = parse_loras(req.prompt or "")
     batch = req.batch_size if req.batch_size is not None else 1
     seed = req.seed if req.seed is not None else -1
     if seed == -1 and iterations > 1:
@@ -202,10 +201,10 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
     model = checkpoint_setting(services, req)
     base = checked_request(
         {
-            "prompt": prompt,
+            # Its <lora:...> tags are read in the resolution step, as any prompt's.
+            "prompt": req.prompt or "",
             "negative_prompt": req.negative_prompt or "",
             "model": model,
-            "loras": loras,
             "width": to_multiple_of_8(req.width),
             "height": to_multiple_of_8(req.height),
             "steps": req.steps,

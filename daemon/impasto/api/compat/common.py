@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from typing import Any
 
 import msgspec
@@ -14,23 +13,6 @@ from impasto.services.container import Services
 from impasto.services.errors import FieldError
 from impasto.services.images import decode_image
 from impasto.wire import GenerateRequest, convert_allowing_empty_prompt, decode_error
-
-# A1111's extra-network syntax: <lora:name>, <lora:name:weight>, <lora:name:te:unet>.
-LORA_TAG = re.compile(r"<(?:lora|lyco):([^:>]+)(?::([^:>]*))?(?::[^>]*)?>", re.IGNORECASE)
-
-
-def parse_loras(prompt: str) -> tuple[str, list[dict[str, Any]]]:
-    """Take ``<lora:name:weight>`` tags out of a prompt; return the prompt and the LoRA list."""
-    loras: list[dict[str, Any]] = []
-    for match in LORA_TAG.finditer(prompt):
-        name, weight = match.group(1).strip(), (match.group(2) or "").strip()
-        try:
-            value = float(weight) if weight else 1.0
-        except ValueError:
-            raise FieldError("prompt", f"the weight in {match.group(0)} must be a number") from None
-        loras.append({"name": name, "weight": value})
-    cleaned = re.sub(r"[ \t]{2,}", " ", LORA_TAG.sub("", prompt)).strip()
-    return cleaned, loras
 
 
 def checked_request(fields: dict[str, Any]) -> GenerateRequest:

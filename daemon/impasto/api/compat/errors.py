@@ -10,7 +10,6 @@ FastAPI's bare ``{"detail": "Not Found"}``. OpenAI answers ``{"error": {"message
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from litestar import Request, Response
@@ -42,23 +41,13 @@ class CompatError(Exception):
         self.code = code
 
 
-_LORA_FIELD = re.compile(r"loras(?:\[(\d+)\](?:\.(\w+))?)?")
 # Native fields an A1111 request fills from a field of its own (api/compat/a1111_convert.py).
 _SENT_AS = {"plugins.styles": "styles"}
 
 
 def _as_sent(field: str, message: str) -> tuple[str, str]:
-    """``field`` and ``message`` as a compat client sent them: LoRAs are ``<lora:...>`` tags
-    in the prompt, so ``loras[0].weight`` is the prompt's first tag."""
-    if field in _SENT_AS:
-        return _SENT_AS[field], message
-    match = _LORA_FIELD.fullmatch(field)
-    if match is None:
-        return field, message
-    if match[1] is None:
-        return "prompt", message
-    part = f" {match[2]}" if match[2] and match[2] != "name" else ""
-    return "prompt", f"<lora> tag {int(match[1]) + 1}{part}: {message}"
+    """``field`` and ``message`` as a compat client sent them."""
+    return _SENT_AS.get(field, field), message
 
 
 def _validation_pairs(

@@ -14,7 +14,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import FromPath, JSONBody
 from PIL import Image
 
-from impasto.api.compat.common import checked_request, parse_loras, upload
+from impasto.api.compat.common import checked_request, upload
 from impasto.api.compat.errors import OPENAI_HANDLERS, OPENAI_PREFIX, CompatError
 from impasto.api.compat.lenient import documented_body
 from impasto.api.compat.openai_schemas import Image as ImageData
@@ -109,13 +109,11 @@ def _impasto_request(
             sampler, schedule = sampler_from_name(req.sampler)
         except UnknownSamplerError as exc:
             raise CompatError(400, str(exc), "sampler") from None
-    prompt, loras = parse_loras(req.prompt)
     # Fields left None take the model's defaults in the resolution step.
     fields = {
-        "prompt": prompt,
+        "prompt": req.prompt,  # its <lora:...> tags are read in the resolution step
         "negative_prompt": req.negative_prompt or "",
         "model": model.id if model else None,
-        "loras": loras,
         "width": width,
         "height": height,
         "steps": req.steps,
