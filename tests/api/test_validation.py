@@ -566,3 +566,17 @@ def test_free_form_options_and_the_compatible_apis_take_any_field(tmp_path: Path
     assert document["LoraSpec"]["additionalProperties"] is False
     assert "additionalProperties" not in document["ImageGenerationRequest"]
     services.extra["db"].close()  # type: ignore[attr-defined]
+
+
+def test_plugin_options_in_a_daemon_without_plugins_are_refused(
+    api: TestClient, services: Services
+) -> None:
+    services.jobs.plugins = None  # a daemon started with plugins off
+    body = {**VALID, "plugins": {"styles": {"styles": ["x"]}}}
+    response = api.post("/api/v1/generate", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0] == {
+        "field": "plugins",
+        "message": "plugins are not loaded in this daemon",
+    }
+    assert api.post("/api/v1/generate", json=VALID).status_code == 202

@@ -74,6 +74,32 @@ def test_disabling_a_plugin_applies_to_the_next_job(plugin_daemon: Daemon) -> No
     assert run_job(plugin_daemon, prompt="explode again")["status"] == "failed"
 
 
+def test_options_for_a_plugin_that_will_not_run_are_refused(plugin_daemon: Daemon) -> None:
+    """Not a job that runs without what it asked for: no such plugin, a disabled one, or one
+    that failed to load is a 422 naming ``plugins.<name>`` and what to do."""
+    refused = {
+        "nope": "no plugin named 'nope'; installed: ",
+        "watermark": "plugin 'watermark' is disabled, so these options would do nothing; "
+        "enable it with `impasto plugins enable watermark`",
+        "broken": "plugin 'broken' failed to load (",
+    }
+    with plugin_daemon.client() as client:
+        for name, message in refused.items():
+            body = {**TINY, "prompt": "a fox", "plugins": {name: {"text": "x"}}}
+            response = client.post("/api/v1/generate", json=body)
+            assert response.status_code == 422, response.text
+            error = response.json()["errors"][0]
+            assert error["field"] == f"plugins.{name}", error
+            assert message in error["message"], error
+        assert client.get("/api/v1/queue").json()["items"] == []
+    set_enabled(plugin_daemon, "watermark", True)
+    try:
+        done = run_job(plugin_daemon, prompt="marked", plugins={"watermark": {"text": "x"}})
+        assert done["status"] == "completed", done
+    finally:
+        set_enabled(plugin_daemon, "watermark", False)
+
+
 def test_prompt_filter_is_off_by_default_and_rejects_when_enabled(plugin_daemon: Daemon) -> None:
     assert run_job(plugin_daemon, prompt="a forbidden fruit")["status"] == "completed"
     assert cli(["plugins", "enable", "prompt_filter", "--url", plugin_daemon.url]) == 0

@@ -199,6 +199,8 @@ class PluginHost:
         self._check_sampler(request.get("sampler"))
         active = self.job_plugins()
         options = request.get("plugins") or {}
+        for name in options:
+            self._check_options_for(name)
         request = dict(request)
         for impl in self._impls("preprocess_request", active):
             name = impl.plugin_name
@@ -219,6 +221,24 @@ class PluginHost:
                 request = value
         self._check_sampler(request.get("sampler"))
         return request
+
+    def _check_options_for(self, name: str) -> None:
+        """Options for a plugin that will not run (none of that name, disabled, failed to load)
+        are refused: the request would otherwise run without what it asked for."""
+        record = self.records.get(name)
+        field = f"plugins.{name}"
+        if record is None:
+            known = ", ".join(sorted(self.records)) or "none"
+            raise PluginRejected(name, f"no plugin named {name!r}; installed: {known}", field)
+        if record.error is not None:
+            message = f"plugin {name!r} failed to load ({record.error}); see GET /plugins"
+            raise PluginRejected(name, message, field)
+        if not self.enabled(name):
+            message = (
+                f"plugin {name!r} is disabled, so these options would do nothing; enable it "
+                f"with `impasto plugins enable {name}`"
+            )
+            raise PluginRejected(name, message, field)
 
     def _check_sampler(self, sampler: Any) -> None:
         owner = self.sampler_owner.get(str(sampler))

@@ -118,6 +118,8 @@ class JobService:
 
     def _preprocess(self, request: GenerateRequest) -> GenerateRequest:
         if self.plugins is None:
+            if request.plugins:  # options no plugin would read
+                raise FieldError("plugins", "plugins are not loaded in this daemon")
             return request
         try:
             result: dict[str, Any] = self.plugins.preprocess_request(msgspec.to_builtins(request))
