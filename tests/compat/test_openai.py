@@ -287,6 +287,23 @@ def test_without_response_format_an_image_carries_both_its_url_and_its_data(
             assert set(data[0]) == fields, asked
 
 
+def test_a_model_name_that_is_not_installed_is_refused(client: openai.OpenAI) -> None:
+    """OpenAI's names mean the current model (tools hard-code them); any other name that is
+    not installed is a typo or a removed model, not a reason to draw with another one."""
+    with pytest.raises(openai.BadRequestError) as info:
+        client.images.generate(prompt="a kite", model="sd-tiny-typo", size="64x64")
+    error = info.value.body
+    assert isinstance(error, dict)
+    assert error["param"] == "model"
+    assert error["message"].startswith("model 'sd-tiny-typo' is not installed; installed: ")
+    assert "sd-tiny-turbo" in error["message"]
+    for name in ("gpt-image-1-mini", "dall-e-2"):
+        done = client.images.generate(
+            prompt="a kite", model=name, size="64x64", extra_body=FAST, response_format="b64_json"
+        )
+        assert _embedded(_decode(done.data[0].b64_json))["model"] == "sd-tiny"
+
+
 def test_a_lora_tag_that_is_not_installed_names_the_prompt(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.images.generate(prompt="a kite <lora:paper-cut:0.5>")

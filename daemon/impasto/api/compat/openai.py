@@ -52,10 +52,25 @@ STREAM_NOTE = (
 VARIATION_STRENGTH = 0.6
 
 
+# OpenAI's own image models (dall-e-2, dall-e-3, gpt-image-1, gpt-image-1-mini, ...): clients
+# send them by default, and tools hard-code them, so they mean "the current model".
+OPENAI_MODEL_PREFIXES = ("dall-e", "gpt-image", "chatgpt-image")
+
+
 def _model(services: Services, name: str | None) -> Any:
-    # Clients default to OpenAI's names (dall-e-3, gpt-image-1): those mean "the current model".
-    model_id = compat.resolve_checkpoint(services, name) if name else None
-    return services.catalog.get(model_id or compat.current_checkpoint(services))
+    """The installed model ``name`` names; OpenAI's names, or none, mean the current one."""
+    if not name or name.strip().lower().startswith(OPENAI_MODEL_PREFIXES):
+        return services.catalog.get(compat.current_checkpoint(services))
+    model_id = compat.resolve_checkpoint(services, name)
+    if model_id is None:
+        # Not a picture from another model than the one asked for (a typo, a removed model).
+        installed = ", ".join(m.id for m in services.catalog.list()) or "none"
+        message = (
+            f"model {name!r} is not installed; installed: {installed} (OpenAI's names, such "
+            "as dall-e-3 or gpt-image-1, mean the current model)"
+        )
+        raise CompatError(400, message, "model")
+    return services.catalog.get(model_id)
 
 
 def _size(value: str | None) -> tuple[int, int] | None:
