@@ -240,6 +240,34 @@ def test_every_json_route_refuses_text_plain(impasto_daemon: Daemon) -> None:
     assert wanted | {"/v1/images/generations"} <= set(checked)
 
 
+def test_every_form_route_refuses_a_body_that_is_not_a_form(impasto_daemon: Daemon) -> None:
+    """A route that takes files says what to send, as the JSON routes do, instead of
+    "Invalid multipart/form-data" (and the OpenAI routes in OpenAI's error shape)."""
+    schema = request(impasto_daemon.port, "GET", "/schema/openapi.json").json()
+    checked = []
+    for template, operations in schema["paths"].items():
+        path = re.sub(r"\{[^}]+\}", "1", template)
+        for method, operation in operations.items():
+            content = operation.get("requestBody", {}).get("content", {})
+            if "multipart/form-data" not in content:
+                continue
+            for content_type in ("application/json", "application/x-www-form-urlencoded"):
+                response = request(
+                    impasto_daemon.port,
+                    method.upper(),
+                    path,
+                    headers={"Content-Type": content_type},
+                    body=b'{"prompt": "a form?"}',
+                )
+                assert response.status == 415, (method, path, response.status)
+                text = response.body.decode()
+                assert "send multipart/form-data" in text and content_type in text, text
+                if path.startswith("/v1/"):
+                    assert response.json()["error"]["type"] == "invalid_request_error"
+            checked.append(path)
+    assert {"/api/v1/images", "/v1/images/edits", "/v1/images/variations"} <= set(checked)
+
+
 def test_json_with_a_charset_is_accepted(impasto_daemon: Daemon) -> None:
     response = request(
         impasto_daemon.port,

@@ -37,10 +37,27 @@ def is_json(content_type: str) -> bool:
     )
 
 
-def _takes_json(handler: Any) -> bool:
+def _body_media(handler: Any) -> Any:
+    """The encoding a route handler reads its body in (its ``data`` parameter), if any."""
     data = handler.parsed_fn_signature.parameters.get("data")
     kwarg = data.kwarg_definition if data is not None else None
-    return getattr(kwarg, "media_type", None) == RequestEncodingType.JSON
+    return getattr(kwarg, "media_type", None)
+
+
+def _takes_json(handler: Any) -> bool:
+    return bool(_body_media(handler) == RequestEncodingType.JSON)
+
+
+def _wrong_media(handler: Any, content_type: str) -> str | None:
+    """Why a body of ``content_type`` cannot be what ``handler`` reads, else None."""
+    media = _body_media(handler)
+    got = f"(got {content_type or 'no Content-Type'!r})"
+    if media == RequestEncodingType.JSON and not is_json(content_type):
+        return f"the body must be JSON: send 'Content-Type: application/json' {got}"
+    multipart = content_type.split(";", 1)[0].strip().lower() == "multipart/form-data"
+    if media == RequestEncodingType.MULTI_PART and not multipart:
+        return f"the body must be a form with files: send multipart/form-data {got}"
+    return None
 
 
 def _has_body(headers: dict[bytes, bytes]) -> bool:
@@ -49,19 +66,17 @@ def _has_body(headers: dict[bytes, bytes]) -> bool:
 
 
 def json_only(app: Any) -> Any:
-    """Litestar middleware: 415 for a body that is not JSON on a route that reads JSON."""
+    """Litestar middleware: 415 for a body in another encoding than its route reads (JSON, or
+    a multipart form for the routes that take files)."""
 
     async def checked(scope: dict[str, Any], receive: Any, send: Any) -> None:
         handler = scope.get("route_handler")
         if scope["type"] == "http" and scope.get("method") in BODY_METHODS and handler is not None:
             headers = {k.lower(): v for k, v in scope.get("headers", [])}
             content_type = headers.get(b"content-type", b"").decode("latin-1")
-            if _has_body(headers) and not is_json(content_type) and _takes_json(handler):
-                raise HTTPException(
-                    status_code=415,
-                    detail=f"the body must be JSON: send 'Content-Type: application/json' "
-                    f"(got {content_type or 'no Content-Type'!r})",
-                )
+            wrong = _wrong_media(handler, content_type) if _has_body(headers) else None
+            if wrong is not None:
+                raise HTTPException(status_code=415, detail=wrong)
         await app(scope, receive, send)
 
     return checked
