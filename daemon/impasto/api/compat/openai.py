@@ -88,6 +88,12 @@ def _output_size(req: ImageGenerationRequest, image: Image.Image) -> tuple[int, 
     return _size(req.size) or (image.width // 8 * 8, image.height // 8 * 8)
 
 
+def _request_size(fields: GenerateRequest) -> tuple[int, int]:
+    """The output size an edit's or variation's request settled (``_output_size``'s)."""
+    assert fields.width is not None and fields.height is not None  # an image gives one
+    return fields.width, fields.height
+
+
 def _check(req: ImageGenerationRequest, *, variation: bool = False) -> None:
     """What the body's types cannot say (they hold each field's own values and range)."""
     if not variation and not req.prompt.strip():
@@ -298,7 +304,7 @@ def _edit_request(
         # The transparent area is to be painted anew, not varied.
         req.strength = 1.0
     fields = _impasto_request(services, req, image)
-    size = _output_size(req, image)
+    size = _request_size(fields)
     images = {"init_image": upload(services, image.convert("RGB").resize(size))}
     if mask is not None:
         images["mask_image"] = upload(services, mask.resize(size))
@@ -313,7 +319,7 @@ def _variation_request(
     if req.strength is None:
         req.strength = VARIATION_STRENGTH
     fields = _impasto_request(services, req, image, variation=True)
-    size = _output_size(req, image)
+    size = _request_size(fields)
     init = upload(services, image.convert("RGB").resize(size))
     return msgspec.structs.replace(fields, init_image=init)
 
