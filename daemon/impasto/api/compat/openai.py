@@ -17,8 +17,8 @@ from PIL import Image
 from impasto.api.compat.common import checked_request, upload
 from impasto.api.compat.errors import OPENAI_HANDLERS, OPENAI_PREFIX, CompatError
 from impasto.api.compat.lenient import documented_body
-from impasto.api.compat.openai_schemas import Image as ImageData
 from impasto.api.compat.openai_schemas import (
+    RESPONSE_SIZES,
     ImageGenerationRequest,
     ImagesResponse,
     ImageStreamEvent,
@@ -27,6 +27,7 @@ from impasto.api.compat.openai_schemas import (
     ResponseFormat,
     StreamEventType,
 )
+from impasto.api.compat.openai_schemas import Image as ImageData
 from impasto.api.compat.openai_stream import StreamKind, encoded, stream_answer
 from impasto.api.compat.samplers_map import UnknownSamplerError, sampler_from_name
 from impasto.api.dependencies import AllServices
@@ -209,11 +210,12 @@ async def _run(
         if "url" in formats:
             item.url = _image_url(request, services, image.job_id, image.index)
         data.append(item)
+    size = f"{plan.width}x{plan.height}"
     answer = ImagesResponse(
         created=int(time.time()),
         data=data,
         output_format=output_format,
-        size=f"{plan.width}x{plan.height}",
+        size=size if size in RESPONSE_SIZES else msgspec.UNSET,
     )
     return Response(answer)
 

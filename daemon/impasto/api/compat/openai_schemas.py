@@ -60,13 +60,19 @@ class Image(Schema):
     url: str | UnsetType = UNSET
 
 
+# The sizes OpenAI's document allows in an answer's ``size`` (an enum: generated clients
+# refuse a response with another value, so another size leaves the field out).
+RESPONSE_SIZES = ("1024x1024", "1024x1536", "1536x1024")
+
+
 class ImagesResponse(Schema):
-    """What images.generate, images.edit and images.create_variation answer."""
+    """What images.generate, images.edit and images.create_variation answer; ``size`` only
+    where it is one of RESPONSE_SIZES."""
 
     created: int
     data: list[Image]
     output_format: str
-    size: str
+    size: str | UnsetType = UNSET
 
 
 StreamEventType = Literal[
