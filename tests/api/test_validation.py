@@ -165,6 +165,18 @@ def test_lora_tags_in_the_prompt_are_loras_as_in_a1111(api: TestClient, services
         {"name": "detail", "weight": 0.6},
         {"name": "ink", "weight": 1.0},
     ]
+    # A hires prompt copied from the prompt keeps its tags out of the text encoder; the pass
+    # runs with the first pass's LoRAs, so a tag naming others is refused.
+    hires = {"scale": 1.5, "prompt": "a fox in snow <lora:detail:0.6>"}
+    plan = api.post("/api/v1/generate/plan", json={**body, "hires": hires}).json()
+    assert plan["hires"]["prompt"] == "a fox in snow"
+    hires["prompt"] = "a fox <lora:detail:0.9>"
+    response = api.post("/api/v1/generate", json={**body, "hires": hires})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "hires.prompt"
+    assert response.json()["errors"][0]["message"].startswith(
+        "<lora:detail:0.9>: the hires pass runs with the first pass's LoRAs"
+    )
     refused = {
         "a fox <lora:missing:0.5>": "<lora:missing:0.5>: LoRA 'missing' is not installed",
         "a fox <lora:detail:7>": "<lora:detail:7>: the weight must be a number between -2 and 2",

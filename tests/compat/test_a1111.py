@@ -189,6 +189,10 @@ def test_unknown_lora_sampler_and_hires_fix_get_a1111_errors(api: webuiapi.WebUI
     assert weight.value.args[0] == 422 and '"loc":["body","prompt"]' in weight.value.args[1]
     rule = "<lora:paper-cut:7>: the weight must be a number between -2 and 2"
     assert rule in weight.value.args[1]
+    with pytest.raises(RuntimeError) as hires_tag:
+        api.txt2img(prompt="a cat", enable_hr=True, hr_prompt="<lora:paper-cut:0.7>", **SIZE)
+    assert hires_tag.value.args[0] == 422
+    assert '"loc":["body","hr_prompt"]' in hires_tag.value.args[1]
     with pytest.raises(RuntimeError) as sampler:
         api.txt2img(prompt="x", sampler_name="DEIS", **SIZE)
     assert sampler.value.args[0] == 404 and "Sampler not found" in sampler.value.args[1]

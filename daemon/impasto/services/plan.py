@@ -128,7 +128,8 @@ class Resolver:
         if request.refiner:
             self._check_refiner(request.refiner)
         first = FirstPass(width, height, sampler, schedule, sdxl)
-        hires = resolve_hires(request, first, self.catalog.models_dir)
+        specs = [lora for lora, _, _ in loras]
+        hires = resolve_hires(request, first, self.catalog.models_dir, specs)
         sd_upscale = self._sd_upscale(request, init_image, width, height)
         fast_decoder = self.catalog.fast_decoder_for(model.family)
         if request.decoder == "fast" and fast_decoder is None and not _has_own_taesd(model.path):
@@ -166,7 +167,7 @@ class Resolver:
             init_image=init_image,
             mask_image=mask_image,
             strength=request.strength,
-            loras=[LoraSpec(name=lora.name, weight=lora.weight) for lora, _, _ in loras],
+            loras=specs,
             embeddings=embeddings_in(models_dir, text),
             vae=request.vae,
             clip_skip=request.clip_skip,
@@ -334,10 +335,11 @@ class FirstPass:
 
 
 def resolve_hires(
-    request: GenerateRequest, first: FirstPass, models_dir: Path
+    request: GenerateRequest, first: FirstPass, models_dir: Path, loras: list[LoraSpec]
 ) -> ResolvedHires | None:
     """The hires pass's size (from ``scale`` unless given), sampler id and schedule (the first
-    pass's where its sampler has it, else ``default``); txt2img only."""
+    pass's where its sampler has it, else ``default``), its prompt without LoRA tags (``loras``
+    are the first pass's); txt2img only."""
     hires = request.hires
     if hires is None:
         return None
@@ -378,10 +380,30 @@ def resolve_hires(
         strength=hires.strength,
         sampler=sampler,
         schedule=schedule,
-        prompt=hires.prompt,
+        prompt=_hires_prompt(hires.prompt, loras),
         negative_prompt=hires.negative_prompt,
         cfg_scale=hires.cfg_scale,
     )
+
+
+def _hires_prompt(prompt: str | None, loras: list[LoraSpec]) -> str | None:
+    """The hires prompt without its LoRA tags, which A1111 users copy from the prompt: the pass
+    runs with the first pass's LoRAs, so a tag naming another LoRA or weight is refused."""
+    if not prompt:
+        return prompt
+    try:
+        text, tags = lora_tags(prompt)
+    except ValueError as exc:
+        raise FieldError("hires.prompt", str(exc)) from None
+    applied = {(lora.name, lora.weight) for lora in loras}
+    for tag in tags:
+        if (tag.name, tag.weight) not in applied:
+            raise FieldError(
+                "hires.prompt",
+                f"{tag.text}: the hires pass runs with the first pass's LoRAs; name it in the "
+                "prompt or loras (at the same weight), or leave it out here",
+            )
+    return text
 
 
 def _hires_upscaler(name: str, models_dir: Path) -> str:

@@ -42,7 +42,7 @@ class CompatError(Exception):
 
 
 # Native fields an A1111 request fills from a field of its own (api/compat/a1111_convert.py).
-_SENT_AS = {"plugins.styles": "styles"}
+_SENT_AS = {"plugins.styles": "styles", "hires.prompt": "hr_prompt"}
 
 
 def _as_sent(field: str, message: str) -> tuple[str, str]:
