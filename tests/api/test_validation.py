@@ -11,6 +11,7 @@ from litestar.testing import TestClient
 
 from impasto.api.app import build_litestar, create_app
 from impasto.api.bodies import struct_body
+from impasto.plugins.discovery import build_plugin_manager
 from impasto.services.container import Services
 from tests.api.conftest import make_services
 
@@ -41,15 +42,15 @@ CASES = [
     ("steps", "20", "between 1 and 150"),
     ("steps", 20.5, "between 1 and 150"),
     ("cfg_scale", "7", "between 0 and 30"),
-    ("seed", "42", "-1 (random) or an integer between 0 and 4294967295"),
+    ("seed", "42", "-1 (random) or an integer between 0 and 9223372036854775807"),
     ("hires", {"scale": "2"}, "between 1 and 4"),
     ("steps", 0, "between 1 and 150"),
     ("steps", 151, "between 1 and 150"),
     ("cfg_scale", -0.5, "between 0 and 30"),
     ("cfg_scale", 30.5, "between 0 and 30"),
-    ("seed", -2, "-1 (random) or an integer between 0 and 4294967295"),
-    ("seed", 2**32, "-1 (random) or an integer between 0 and 4294967295"),
-    ("subseed", -5, "-1 (random) or an integer between 0 and 4294967295"),
+    ("seed", -2, "-1 (random) or an integer between 0 and 9223372036854775807"),
+    ("seed", 2**63, "-1 (random) or an integer between 0 and 9223372036854775807"),
+    ("subseed", -5, "-1 (random) or an integer between 0 and 9223372036854775807"),
     ("subseed_strength", 1.5, "between 0 and 1"),
     ("eta", 1.5, "between 0 and 1"),
     ("rng", "gpu", "pcg64, cpu"),
@@ -566,8 +567,10 @@ def test_free_form_options_and_the_compatible_apis_take_any_field(tmp_path: Path
     servers their own extras). With a queue
     that takes nothing, a body that passed validation is answered 429."""
     services = make_services(tmp_path, max_queue=0)
+    # The built-in plugins (these tests' services run none): options go to a running plugin.
+    services.jobs.plugins = build_plugin_manager(data_dir=tmp_path, entry_points=False)
     with TestClient(app=create_app(services)) as client:
-        native = {"prompt": "a cat", "plugins": {"any-plugin": {"any option": 1}}}
+        native = {"prompt": "a cat", "plugins": {"png_metadata": {"any option": [{"x": 1}]}}}
         assert client.post("/api/v1/generate", json=native).status_code == 429
         a1111 = {"prompt": "a cat", "steps": 2, "not_an_a1111_field": 1}
         assert client.post("/sdapi/v1/txt2img", json=a1111).status_code == 429

@@ -17,7 +17,9 @@ from .conftest import small
 ATOL = 5e-6
 
 
-@pytest.mark.parametrize("seed", [0, 1234, 2**32 - 1, 2**32 + 5])
+# ComfyUI's seeds are 64-bit (156680208700286 is one it drew); torch seeds its generator with
+# the low 32 bits, and so does ours.
+@pytest.mark.parametrize("seed", [0, 1234, 2**32 - 1, 2**32 + 5, 156680208700286, 2**63 - 1])
 @pytest.mark.parametrize("shape", [(16,), (17,), (4, 8, 8), (4, 64, 64), (1, 4, 13, 9)])
 def test_the_same_normals_as_torch_randn_and_the_next_ones_too(
     seed: int, shape: tuple[int, ...]
@@ -53,6 +55,18 @@ def test_batch_noise_is_a1111s_cpu_noise_per_image() -> None:
     varied = BatchNoise(7, 1, Variation(40, 1.0, "cpu"), rng="cpu")((1, *shape[1:]))
     subseed = torch.randn(shape[1:], generator=torch.Generator().manual_seed(40)).numpy()
     np.testing.assert_allclose(varied[0], subseed, atol=ATOL)
+
+
+def test_image_seeds_wrap_past_the_top_of_the_seed_range() -> None:
+    """seed + i stays a seed a request may name (int64), so a batch from the last seed reads
+    back: its second image is seed 0, with seed 0's noise."""
+    top = 2**63 - 1
+    noise = BatchNoise(top, 2, Variation(top, 0.5))
+    assert noise.seeds == [top, 0]
+    first = noise((2, 4, 8, 8))
+    plain = BatchNoise(0, 1)((1, 4, 8, 8))
+    assert not np.array_equal(first[1], plain[0])  # varied toward subseed 0 at 0.5
+    np.testing.assert_array_equal(BatchNoise(top, 2)((2, 4, 8, 8))[1], plain[0])
 
 
 def test_the_pipeline_starts_from_the_chosen_noise(pipe: StableDiffusion) -> None:

@@ -23,7 +23,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("steps", {"steps": 151}, "from 1 to 150"),
     ("cfg_scale", {"cfg_scale": -0.5}, "from 0 to 30"),
     ("cfg_scale", {"cfg_scale": float("nan")}, "from 0 to 30"),
-    ("seed", {"seed": 2**32}, "0..4294967295"),
+    ("seed", {"seed": 2**63}, "0..9223372036854775807"),
     ("batch_size", {"batch_size": 11}, "from 1 to 10"),
     ("strength", {"strength": 1.5}, "from 0 to 1"),
     ("seed", {"seed": -2}, "-1 (random)"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import threading
@@ -113,6 +114,27 @@ def test_batch_reports_each_seed(impasto_daemon: Daemon) -> None:
         done = wait_status(client, job["id"], {"completed"})
         assert [r["seed"] for r in done["results"]] == [10, 11, 12]
         assert [r["index"] for r in done["results"]] == [0, 1, 2]
+
+
+def test_an_int64_seed_runs_and_its_batch_wraps_to_seed_zero(impasto_daemon: Daemon) -> None:
+    """The design document's seeds are int64 (ComfyUI's below 2**63 among them): the largest
+    runs, its batch's next image is seed 0 (a seed a request can name again), and the PNG
+    text says so."""
+    top = 2**63 - 1
+    with impasto_daemon.client() as client:
+        body = {"prompt": "wide seed", "seed": top, "batch_size": 2, **TINY}
+        job = client.post("/api/v1/generate", json=body).json()
+        done = wait_status(client, job["id"], {"completed", "failed"})
+        assert [r["seed"] for r in done["results"]] == [top, 0], done
+        png = client.get(done["results"][0]["url"]).content
+        again = client.post("/api/v1/generate", json={**body, "seed": 0, "batch_size": 1})
+        zero = wait_status(client, again.json()["id"], {"completed"})
+        second = client.get(done["results"][1]["url"]).content
+        assert (
+            Image.open(io.BytesIO(second)).tobytes()
+            == Image.open(io.BytesIO(client.get(zero["results"][0]["url"]).content)).tobytes()
+        )
+    assert f"Seed: {top}," in read_png_metadata(png)["parameters"]
 
 
 def test_events_in_order_and_replay(impasto_daemon: Daemon) -> None:

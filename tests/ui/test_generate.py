@@ -98,6 +98,25 @@ def test_client_validation_shows_error_on_field_and_sends_nothing(page: Page) ->
     )
 
 
+def test_a_seed_past_what_a_browser_holds_exactly_is_refused_not_changed(page: Page) -> None:
+    """The API takes int64 seeds; a browser reads numbers as doubles, so 2**53 + 1 would be
+    sent as 2**53: the form says so instead of sending another seed."""
+    open_ui(page)
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    fill_form(page, prompt="a big seed", seed=str(2**53 + 1), **QUICK)
+    page.click("#submit")
+    error = page.locator("#err-seed")
+    expect(error).to_be_visible()
+    expect(error).to_have_text(
+        "is larger than a browser can send exactly (9007199254740991); use the CLI or the API "
+        "for it"
+    )
+    assert posts == []
+    page.fill("#seed", str(2**53 - 1))  # the largest it holds exactly is fine
+    expect(error).to_be_hidden()
+
+
 def test_api_validation_error_is_shown_next_to_its_field(page: Page) -> None:
     open_ui(page)
 

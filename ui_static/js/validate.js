@@ -3,8 +3,11 @@
 
 const FORM_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'subseed', 'subseed_strength', 'seed_resize_from_width', 'seed_resize_from_height', 'eta', 'batch_size', 'priority', 'strength', 'clip_skip'];
 
-/** field -> [test(value), message]; empty until setLimits() ran. */
+/** field -> [test(value), message, integer?]; empty until setLimits() ran. */
 export const RULES = {};
+// A browser reads numbers as doubles: an integer past 2**53 (a large seed) is no longer the one
+// typed, so it is refused here rather than sent changed.
+const UNSAFE = `is larger than a browser can send exactly (${Number.MAX_SAFE_INTEGER}); use the CLI or the API for it`;
 let loraWeight = null;
 let loraName = null;
 
@@ -20,7 +23,7 @@ function ruleOf(limit) {
     && (limit.minimum == null || v >= limit.minimum)
     && (limit.maximum == null || v <= limit.maximum)
     && (!limit.multiple_of || v % limit.multiple_of === 0);
-  return [test, limit.rule];
+  return [test, limit.rule, limit.type === 'int'];
 }
 
 /** Take the limits the API serves; also sets the inputs' min, max, step and text lengths. */
@@ -50,8 +53,11 @@ export function setLimits(limits) {
 /** Errors in the API's shape: [{field, message}], empty when the request is fine. */
 export function validateRequest(req) {
   const errors = [];
-  for (const [field, [ok, message]] of Object.entries(RULES)) {
-    if (field in req && req[field] !== null && !ok(req[field])) errors.push({ field, message });
+  for (const [field, [ok, message, integer]] of Object.entries(RULES)) {
+    if (!(field in req) || req[field] === null) continue;
+    const value = req[field];
+    if (integer && Number.isInteger(value) && !Number.isSafeInteger(value)) errors.push({ field, message: UNSAFE });
+    else if (!ok(value)) errors.push({ field, message });
   }
   (req.loras || []).forEach((lora, i) => {
     if (!lora.name || (loraName && !loraName[0](lora.name))) {

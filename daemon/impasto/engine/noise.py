@@ -9,15 +9,24 @@ from typing import Protocol
 import numpy as np
 
 from impasto.engine.torch_rng import TorchCpuGenerator
+from impasto.wire import SEED_SPACE
 
-MAX_SEED = 2**32 - 1  # the range AUTOMATIC1111 and most UIs show and accept
+# A drawn seed is 32-bit, as AUTOMATIC1111 draws them: short to note down and to type. Any
+# seed of the request's range can be asked for (ComfyUI's larger ones too).
+DRAWN_SEEDS = 2**32
 
 
 def resolve_seed(seed: int | None) -> int:
     """The seed to use: ``seed`` itself, or a fresh random one when it is None or -1."""
     if seed is None or seed == -1:
-        return secrets.randbelow(MAX_SEED + 1)
+        return secrets.randbelow(DRAWN_SEEDS)
     return int(seed)
+
+
+def offset_seed(seed: int, offset: int) -> int:
+    """``seed + offset`` (image i of a batch, iteration n of a run), wrapping past the top of
+    the seed range so the result is a seed a request may name."""
+    return (seed + offset) % SEED_SPACE
 
 
 RNGS = ("pcg64", "cpu")
@@ -68,7 +77,7 @@ class Variation:
 
     def blend(self, noise: np.ndarray) -> np.ndarray:
         rows = [
-            slerp(self.strength, row, _normal(self.subseed + i, row.shape, self.rng))
+            slerp(self.strength, row, _normal(offset_seed(self.subseed, i), row.shape, self.rng))
             for i, row in enumerate(noise)
         ]
         return np.stack(rows)
@@ -104,7 +113,7 @@ class BatchNoise:
         resize_from: tuple[int, int] | None = None,
         rng: str = "pcg64",
     ) -> None:
-        self.seeds = [seed + i for i in range(batch_size)]
+        self.seeds = [offset_seed(seed, i) for i in range(batch_size)]
         self.rng = rng
         self._generators = [generator(s, rng) for s in self.seeds]
         self.variation = variation

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from impasto.engine.image_upscale import NONE, ModelUpscaler, upscale_image
-from impasto.engine.noise import resolve_seed
+from impasto.engine.noise import offset_seed, resolve_seed
 from impasto.engine.tiles import combine_grid, split_grid
 from impasto.engine.types import (
     CancelToken,
@@ -76,7 +76,11 @@ def run_sd_upscale(
                     progress(Progress(done * p.total + p.step, count * p.total, p.preview))
 
             tile_params = replace(
-                params, init_image=tile, seed=seed + index, batch_size=1, sd_upscale=None
+                params,
+                init_image=tile,
+                seed=offset_seed(seed, index),
+                batch_size=1,
+                sd_upscale=None,
             )
             (result,) = pipe.generate(tile_params, report, cancel)
             warnings.update(result.warnings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from impasto.engine.noise import offset_seed
 from impasto.engine.schedulers import eta_default, sampler_label, schedule_label
 from impasto.engine.upscale_latents import UPSCALER_LABELS
 from impasto.formats.png import IMPASTO_KEY, PARAMETERS_KEY, format_a1111_parameters
@@ -39,7 +40,7 @@ def postprocess_result(result: PostprocessResult, image: Any, context: PluginCon
     )
     request = {**params, "seed": result.seed, "model": result.model}
     if params.get("subseed_strength"):
-        request["subseed"] = params["subseed"] + result.index  # this image's, as its seed
+        request["subseed"] = offset_seed(params["subseed"], result.index)  # this image's
     result.text[IMPASTO_KEY] = json.dumps(request, ensure_ascii=False)
 
 
@@ -49,7 +50,7 @@ def _extra(params: dict[str, Any], index: int) -> dict[str, Any] | None:
     clip_skip = params.get("clip_skip", 1)
     extra = {**(_pass_extra(params) or {}), **({"Clip skip": clip_skip} if clip_skip > 1 else {})}
     if params.get("subseed_strength"):
-        extra["Variation seed"] = params["subseed"] + index
+        extra["Variation seed"] = offset_seed(params["subseed"], index)
         extra["Variation seed strength"] = params["subseed_strength"]
     if params.get("seed_resize_from_width") and params.get("seed_resize_from_height"):
         size = f"{params['seed_resize_from_width']}x{params['seed_resize_from_height']}"

@@ -52,7 +52,11 @@ CfgScale = Annotated[
     float,
     Meta(ge=0, le=30, description="Guidance scale; 1 or less runs without CFG (one UNet batch)"),
 ]
-Seed = Annotated[int, Meta(ge=-1, le=4294967295, description="-1 draws a random seed")]
+# Seeds are the design document's int64 (AUTOMATIC1111's 32-bit ones fit, and the ComfyUI
+# seeds below 2**63; msgspec bounds stop at int64); image i of a batch takes seed + i, wrapping
+# past the top.
+SEED_SPACE = 2**63
+Seed = Annotated[int, Meta(ge=-1, le=SEED_SPACE - 1, description="-1 draws a random seed")]
 BatchSize = Annotated[int, Meta(ge=1, le=10)]
 Priority = Annotated[int, Meta(ge=-100, le=100)]
 Strength = Annotated[float, Meta(ge=0, le=1)]
@@ -198,7 +202,7 @@ class GenerateRequest(Schema):
     cfg_scale: CfgScale | None = None
     seed: Seed = -1
     subseed: Annotated[
-        int, Meta(ge=-1, le=4294967295, description="Variation seed; -1 draws a random one")
+        int, Meta(ge=-1, le=SEED_SPACE - 1, description="Variation seed; -1 draws a random one")
     ] = -1
     subseed_strength: Annotated[
         float, Meta(ge=0, le=1, description="How far the start noise moves to the subseed's")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +25,7 @@ from impasto.api.compat.samplers_map import (
     explicit_schedule,
     to_impasto,
 )
+from impasto.engine.noise import offset_seed, resolve_seed
 from impasto.engine.upscale_latents import UPSCALER_LABELS
 from impasto.services.compat import resolve_checkpoint
 from impasto.services.container import Services
@@ -33,7 +33,6 @@ from impasto.services.upscalers import UpscalerService
 from impasto.wire import GenerateRequest
 
 MAX_ITERATIONS = 100
-SEED_SPACE = 2**32
 
 
 @dataclass(frozen=True)
@@ -189,11 +188,11 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
     seed = req.seed if req.seed is not None else -1
     if seed == -1 and iterations > 1:
         # A1111 numbers every image of a task from one seed; pick it here so they stay in line.
-        seed = random.randrange(SEED_SPACE)
+        seed = resolve_seed(-1)
     variation = req.subseed_strength or 0.0
     subseed = req.subseed if req.subseed is not None and variation > 0 else -1
     if subseed == -1 and variation > 0 and iterations > 1:
-        subseed = random.randrange(SEED_SPACE)  # numbered like the seeds
+        subseed = resolve_seed(-1)  # numbered like the seeds
     strength = None
     if isinstance(req, Img2ImgRequest):
         strength = req.denoising_strength if req.denoising_strength is not None else 0.75
@@ -238,10 +237,10 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
         images = prepare_images(services, req, width, height)
     requests = []
     for index in range(iterations):
-        offset_seed = seed if seed == -1 else (seed + index * batch) % SEED_SPACE
-        offset_subseed = subseed if subseed == -1 else (subseed + index * batch) % SEED_SPACE
+        numbered = seed if seed == -1 else offset_seed(seed, index * batch)
+        numbered_subseed = subseed if subseed == -1 else offset_seed(subseed, index * batch)
         requests.append(
-            msgspec.structs.replace(base, seed=offset_seed, subseed=offset_subseed, **images)
+            msgspec.structs.replace(base, seed=numbered, subseed=numbered_subseed, **images)
         )
     return Plan(
         requests=requests,

@@ -9,6 +9,7 @@ from typing import Any
 from impasto.api.compat.a1111_convert import Plan
 from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.samplers_map import sampler_label, schedule_label
+from impasto.engine.noise import offset_seed
 from impasto.formats.png import parse_a1111_parameters
 from impasto.services.compat import ResultImage
 from impasto.services.container import Services
@@ -65,7 +66,9 @@ def info_json(
     # The variation seeds that ran (image i: subseed + i), else what the request said.
     subseed = first.subseed if first.subseed_strength else req.subseed
     subseed = -1 if subseed is None else subseed
-    subseeds = [subseed + i if first.subseed_strength else subseed for i in range(count)]
+    subseeds = [
+        offset_seed(subseed, i) if first.subseed_strength else subseed for i in range(count)
+    ]
     model = services.catalog.get(plan.model)
     extra: dict[str, Any] = {"Schedule type": schedule_label(first.schedule)}
     if images and images[0].infotext:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -25,6 +24,7 @@ from typing import Any, Literal, Protocol
 import msgspec
 from PIL import Image, PngImagePlugin
 
+from impasto.engine.noise import offset_seed, resolve_seed
 from impasto.formats.png import PARAMETERS_KEY, parse_a1111_parameters
 from impasto.services import compat
 from impasto.services.compat import ResultImage
@@ -33,7 +33,6 @@ from impasto.services.errors import FieldError
 from impasto.wire import GenerateRequest, convert_allowing_empty_prompt, decode_error
 
 ArgKind = Literal["bool", "int", "float", "str", "choice", "index", "list", "upscaler"]
-SEED_SPACE = 2**32
 FIELD = "script_args"
 
 
@@ -153,7 +152,7 @@ class ScriptContext:
             return [request] * len(self.iterations)
         return [
             msgspec.structs.replace(
-                request, seed=(request.seed + index * request.batch_size) % SEED_SPACE
+                request, seed=offset_seed(request.seed, index * request.batch_size)
             )
             for index in range(len(self.iterations))
         ]
@@ -161,7 +160,7 @@ class ScriptContext:
     @staticmethod
     def random_seed() -> int:
         """A seed drawn now, for -1 where the script needs one seed (A1111's fix_seed)."""
-        return random.randrange(SEED_SPACE)
+        return resolve_seed(-1)
 
 
 class ScriptFailed(Exception):

@@ -15,11 +15,11 @@ from typing import Any
 
 import msgspec
 
+from impasto.engine.noise import offset_seed
 from impasto.services.compat import ResultImage
 from impasto.services.errors import FieldError
 from impasto.services.scripts.base import (
     FIELD,
-    SEED_SPACE,
     ScriptArg,
     ScriptContext,
     ScriptOutput,
@@ -94,7 +94,7 @@ class Loopback:
                 request = msgspec.structs.replace(
                     request,
                     init_image=await ctx.upload(last.png),
-                    seed=(request.seed + 1) % SEED_SPACE,
+                    seed=offset_seed(request.seed, 1),
                     strength=strength_at(loop + 1, loops, base.strength, final, curve),
                 )
             if batches > 1 and last is not None and not interrupted:

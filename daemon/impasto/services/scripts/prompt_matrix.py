@@ -13,10 +13,10 @@ from typing import Any
 
 import msgspec
 
+from impasto.engine.noise import offset_seed
 from impasto.services.compat import ResultImage
 from impasto.services.errors import FieldError
 from impasto.services.scripts.base import (
-    SEED_SPACE,
     ScriptArg,
     ScriptContext,
     ScriptOutput,
@@ -68,7 +68,7 @@ class PromptMatrix:
             msgspec.structs.replace(
                 base,
                 batch_size=1,
-                seed=(seed + (index if different_seeds else 0)) % SEED_SPACE,
+                seed=offset_seed(seed, index if different_seeds else 0),
                 **{field: prompt},
             )
             for index, prompt in enumerate(prompts)

@@ -12,10 +12,10 @@ from typing import Any
 
 import msgspec
 
+from impasto.engine.noise import offset_seed
 from impasto.services.errors import FieldError
 from impasto.services.scripts.base import (
     FIELD,
-    SEED_SPACE,
     ScriptArg,
     ScriptContext,
     ScriptOutput,
@@ -147,11 +147,9 @@ class PromptsFromFile:
             request = msgspec.structs.replace(base, **{"seed": seed, **options})
             for index in range(n_iter):
                 step = index * request.batch_size
-                numbered = (
-                    request.seed if request.seed == -1 else (request.seed + step) % SEED_SPACE
-                )
+                numbered = request.seed if request.seed == -1 else offset_seed(request.seed, step)
                 requests.append(msgspec.structs.replace(request, seed=numbered))
             if iterate_seed:
-                seed = (seed + base.batch_size * len(ctx.iterations)) % SEED_SPACE
+                seed = offset_seed(seed, base.batch_size * len(ctx.iterations))
         results = [image for images in await ctx.generate(requests) for image in images]
         return ScriptOutput(images=results, prompts=[prompt_of(image) for image in results])

@@ -16,9 +16,9 @@ from typing import Any
 
 import msgspec
 
+from impasto.engine.noise import offset_seed
 from impasto.services.errors import FieldError
 from impasto.services.scripts.base import (
-    SEED_SPACE,
     ScriptArg,
     ScriptContext,
     ScriptOutput,
@@ -62,7 +62,7 @@ class SdUpscale:
             models_dir,
         )
         requests: list[GenerateRequest] = [
-            msgspec.structs.replace(request, seed=(seed + n) % SEED_SPACE)
+            msgspec.structs.replace(request, seed=offset_seed(seed, n))
             for n in range(len(ctx.iterations))
         ]
         results = await ctx.generate(requests)
