@@ -75,7 +75,7 @@ def test_client_commands_report_unreadable_settings_in_one_line(
 ) -> None:
     from impasto.cli.main import main
 
-    assert main(["status"]) == 1
+    assert main(["status"]) == 2  # a bad setting is a usage error, as for `impasto config`
     err = capsys.readouterr().err
     assert err.startswith(f"error: cannot tell where the daemon is: {broken_config}: not valid")
     assert len(err.splitlines()) == 1
