@@ -67,6 +67,25 @@ def test_old_uploads_go_unless_a_waiting_job_names_them(
     assert {p.name for p in folder.iterdir()} == {"notes.txt"}
 
 
+def test_an_old_upload_named_while_a_sweep_runs_is_kept(
+    api: TestClient, services: Services
+) -> None:
+    """The sweep reads which uploads waiting jobs name, then deletes: a job that names an old
+    upload in between marks it used (its time), and the sweep checks that time under the same
+    lock before it deletes."""
+    name = _upload(api)
+    path = services.uploads.folder / f"{name}.png"
+    _age(path, 8)
+    in_use = services.jobs.uploads_in_use()  # the sweep's view, taken before the job came
+    assert name not in in_use
+    body = {"prompt": "a cat", "width": 64, "height": 64, "init_image": f"upload:{name}"}
+    job = api.post("/api/v1/generate", json=body)
+    assert job.status_code == 202, job.text
+    assert services.jobs.get(job.json()["id"]).plan["init_image"] == f"upload:{name}"
+    assert services.uploads.sweep(time.time() - 7 * DAY, in_use) == 0
+    assert path.is_file()
+
+
 def test_the_sweeper_sweeps_at_once_and_zero_hours_keeps_everything(
     api: TestClient, services: Services
 ) -> None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
+import os
 import re
+import threading
 import uuid
 from pathlib import Path
 
@@ -27,6 +30,9 @@ class UploadStore:
     def __init__(self, folder: Path, max_bytes: int) -> None:
         self.folder = folder
         self.max_bytes = max_bytes
+        # A request naming an upload marks it used (its time) while the sweep, under the same
+        # lock, checks that time and deletes: an upload a new job names is never swept.
+        self._lock = threading.Lock()
 
     def path_of(self, upload_id: str) -> Path:
         # Ids are generated here as hex; anything else could name a path outside the folder.
@@ -49,8 +55,9 @@ class UploadStore:
         return upload_id, image
 
     def sweep(self, older_than: float, in_use: set[str]) -> int:
-        """Delete the uploads last written before ``older_than`` (a time.time()) that no id in
-        ``in_use`` names, and temporary files a crash left; returns how many went (blocking)."""
+        """Delete the uploads last written or named by a request before ``older_than`` (a
+        time.time()) that no id in ``in_use`` names, and temporary files a crash left; returns
+        how many went (blocking)."""
         removed = 0
         for path in self.folder.glob("*"):
             upload_id = path.name.removesuffix(".png")
@@ -58,9 +65,10 @@ class UploadStore:
             if not (stale or (UPLOAD_ID.match(upload_id) and upload_id not in in_use)):
                 continue
             try:
-                if path.stat().st_mtime < older_than:
-                    path.unlink()
-                    removed += 1
+                with self._lock:
+                    if path.stat().st_mtime < older_than:
+                        path.unlink()
+                        removed += 1
             except FileNotFoundError:
                 continue  # removed meanwhile
         return removed
@@ -74,7 +82,11 @@ class UploadStore:
         """An ``upload:<id>``, a data URL or bare base64 -> (upload id, image)."""
         if value.startswith("upload:"):
             try:
-                path = self.path_of(value.removeprefix("upload:"))
+                with self._lock:
+                    path = self.path_of(value.removeprefix("upload:"))
+                    # Used now: the retention period counts from the last request naming it.
+                    with contextlib.suppress(OSError):
+                        os.utime(path)
             except NotFoundError as exc:
                 raise FieldError(field, str(exc)) from None
             with Image.open(path) as img:
