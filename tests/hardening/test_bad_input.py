@@ -217,55 +217,43 @@ def test_generate_refuses_bodies_that_are_not_json(
     assert b"application/json" in response.body
 
 
+def _routes_reading(daemon: Daemon, media_type: str) -> list[tuple[str, str]]:
+    """(method, path) of every route whose body the API document lists as ``media_type``."""
+    schema = request(daemon.port, "GET", "/schema/openapi.json").json()
+    return [
+        (method.upper(), re.sub(r"\{[^}]+\}", "1", template))
+        for template, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if media_type in operation.get("requestBody", {}).get("content", {})
+    ]
+
+
 def test_every_json_route_refuses_text_plain(impasto_daemon: Daemon) -> None:
     """What a cross-site form can send without a preflight is never read as JSON."""
-    schema = request(impasto_daemon.port, "GET", "/schema/openapi.json").json()
-    checked = []
-    for template, operations in schema["paths"].items():
-        path = re.sub(r"\{[^}]+\}", "1", template)
-        for method, operation in operations.items():
-            content = operation.get("requestBody", {}).get("content", {})
-            if "application/json" not in content:
-                continue
-            response = request(
-                impasto_daemon.port,
-                method.upper(),
-                path,
-                headers={"Content-Type": "text/plain"},
-                body=b'{"prompt": "csrf"}',
-            )
-            assert response.status == 415, (method, path, response.status)
-            checked.append(path)
+    routes = _routes_reading(impasto_daemon, "application/json")
+    for method, path in routes:
+        headers = {"Content-Type": "text/plain"}
+        response = request(impasto_daemon.port, method, path, headers=headers, body=b"{}")
+        assert response.status == 415, (method, path, response.status)
     wanted = {"/api/v1/generate", "/api/v1/generate/plan", "/sdapi/v1/txt2img"}
-    assert wanted | {"/v1/images/generations"} <= set(checked)
+    assert wanted | {"/v1/images/generations"} <= {path for _, path in routes}
 
 
 def test_every_form_route_refuses_a_body_that_is_not_a_form(impasto_daemon: Daemon) -> None:
     """A route that takes files says what to send, as the JSON routes do, instead of
     "Invalid multipart/form-data" (and the OpenAI routes in OpenAI's error shape)."""
-    schema = request(impasto_daemon.port, "GET", "/schema/openapi.json").json()
-    checked = []
-    for template, operations in schema["paths"].items():
-        path = re.sub(r"\{[^}]+\}", "1", template)
-        for method, operation in operations.items():
-            content = operation.get("requestBody", {}).get("content", {})
-            if "multipart/form-data" not in content:
-                continue
-            for content_type in ("application/json", "application/x-www-form-urlencoded"):
-                response = request(
-                    impasto_daemon.port,
-                    method.upper(),
-                    path,
-                    headers={"Content-Type": content_type},
-                    body=b'{"prompt": "a form?"}',
-                )
-                assert response.status == 415, (method, path, response.status)
-                text = response.body.decode()
-                assert "send multipart/form-data" in text and content_type in text, text
-                if path.startswith("/v1/"):
-                    assert response.json()["error"]["type"] == "invalid_request_error"
-            checked.append(path)
-    assert {"/api/v1/images", "/v1/images/edits", "/v1/images/variations"} <= set(checked)
+    routes = _routes_reading(impasto_daemon, "multipart/form-data")
+    for method, path in routes:
+        for content_type in ("application/json", "application/x-www-form-urlencoded"):
+            headers = {"Content-Type": content_type}
+            response = request(impasto_daemon.port, method, path, headers=headers, body=b"{}")
+            assert response.status == 415, (method, path, response.status)
+            text = response.body.decode()
+            assert "send multipart/form-data" in text and content_type in text, text
+            if path.startswith("/v1/"):
+                assert response.json()["error"]["type"] == "invalid_request_error"
+    wanted = {"/api/v1/images", "/v1/images/edits", "/v1/images/variations"}
+    assert wanted <= {path for _, path in routes}
 
 
 def test_json_with_a_charset_is_accepted(impasto_daemon: Daemon) -> None:
