@@ -623,6 +623,16 @@ def test_styles_field_applies_the_styles_plugin(http: httpx.Client) -> None:
     params = parse_a1111_parameters(_image(answer.json()["images"][0]).info["parameters"])
     assert params["prompt"] == "cinematic still of a lighthouse"
     assert params["negative_prompt"] == "cartoon"
+    # With the plugin off the styles would do nothing: refused on styles, not dropped.
+    assert http.post("/api/v1/plugins/styles/disable").status_code == 200
+    try:
+        body = {"prompt": "a lighthouse", "styles": ["cinematic"], "steps": 2, "width": 64}
+        refused = http.post("/sdapi/v1/txt2img", json=body)
+    finally:
+        assert http.post("/api/v1/plugins/styles/enable").status_code == 200
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"][0]["loc"] == ["body", "styles"]
+    assert "plugin 'styles' is disabled" in refused.json()["detail"][0]["msg"]
 
 
 def test_sd_vae_option_picks_an_installed_vae(api: webuiapi.WebUIApi) -> None:

@@ -165,11 +165,14 @@ def _seed_resize(req: Txt2ImgRequest) -> dict[str, int]:
 
 
 def _plugins(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
-    """A1111's ``styles`` as the styles plugin's options, where that plugin runs."""
-    host = services.plugins
-    if req.styles and host is not None and host.active("styles"):
-        return {"styles": list(req.styles)}
-    return {}
+    """A1111's ``styles`` as the styles plugin's options. Where that plugin does not run, the
+    plugin host refuses them (on ``styles``) rather than draw without them."""
+    if not req.styles:
+        return {}
+    if services.plugins is None:
+        message = "styles need the styles plugin, and this daemon runs without plugins"
+        raise CompatError(422, message, "styles")
+    return {"styles": list(req.styles)}
 
 
 def plan(services: Services, req: Txt2ImgRequest) -> Plan:
