@@ -635,6 +635,14 @@ def test_styles_field_applies_the_styles_plugin(http: httpx.Client) -> None:
     assert "plugin 'styles' is disabled" in refused.json()["detail"][0]["msg"]
 
 
+def test_tiling_is_refused_rather_than_ignored(http: httpx.Client) -> None:
+    body = {"prompt": "a brick wall texture", "steps": 2, "width": 64, "height": 64}
+    refused = http.post("/sdapi/v1/txt2img", json={**body, "tiling": True})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"][0]["loc"] == ["body", "tiling"]
+    assert http.post("/sdapi/v1/txt2img", json={**body, "tiling": False}).status_code == 200
+
+
 def test_sd_vae_option_picks_an_installed_vae(api: webuiapi.WebUIApi) -> None:
     plain = api.txt2img(prompt="a vase", seed=3, width=64, height=64).image
     api.set_options({"sd_vae": "sd-tiny-vae-alt"})

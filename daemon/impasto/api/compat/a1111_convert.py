@@ -184,6 +184,9 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
         schedule = choice.schedule if choice else explicit_schedule(req.scheduler)
     except UnknownSamplerError as exc:
         raise _unknown_sampler(exc) from None
+    if req.tiling:
+        # A seamless texture is another picture than the one drawn without it.
+        raise CompatError(422, "seamless tiling is not available in Impasto; send false", "tiling")
     iterations = req.n_iter if req.n_iter is not None else 1
     if not 1 <= iterations <= MAX_ITERATIONS:
         raise CompatError(422, f"must be an integer between 1 and {MAX_ITERATIONS}", "n_iter")
