@@ -181,7 +181,8 @@ def register(
         action="append",
         type=lora_spec,
         metavar="NAME[:WEIGHT]",
-        help="a LoRA from the models folder's loras/ at WEIGHT (default 1); repeatable",
+        help="a LoRA from the models folder's loras/ at WEIGHT (default 1); repeatable "
+        "(A1111's <lora:NAME:WEIGHT> in the prompt works too)",
     )
     parser.add_argument("--vae", metavar="NAME", help="an installed VAE instead of the model's")
     parser.add_argument(
