@@ -73,3 +73,46 @@ def parse_prompt_attention(text: str) -> list[tuple[str, float]]:
         else:
             merged.append((fragment, weight))
     return merged or [("", 1.0)]
+
+
+_OPENER = {")": "(", "]": "["}
+
+
+def _is_when(text: str) -> bool:
+    """A1111's step or fraction of steps in ``[from:to:when]``: an unsigned number."""
+    return re.fullmatch(r"\s*(\d+(\.\d*)?|\.\d+)\s*", text) is not None
+
+
+def unsupported_syntax(text: str) -> str | None:
+    """The first AUTOMATIC1111 prompt-editing fragment in ``text`` (``[from:to:when]``,
+    ``[to:when]``, ``[from::when]``, alternating ``[a|b]``), which changes the prompt between
+    steps and which Impasto does not run; None when there is none.
+
+    Emphasis brackets are not it: ``[word]``, ``(a:1.2)`` inside, and ``\\[`` escapes. A square
+    group is prompt editing only where its last top-level colon is followed by a number, or
+    where it holds a top-level ``|``, as A1111's grammar reads it.
+    """
+    frames: list[tuple[str, int, list[int], bool]] = []  # (bracket, start, colons, bar)
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char in "([":
+            frames.append((char, i, [], False))
+        elif char in _OPENER and frames and frames[-1][0] == _OPENER[char]:
+            bracket, start, colons, bar = frames.pop()
+            if bracket == "[":
+                inner = text[start + 1 : i]
+                edits = colons and _is_when(text[colons[-1] + 1 : i]) and len(colons) <= 2
+                if edits or bar:
+                    return text[start : i + 1] if inner.strip() else None
+        elif frames and frames[-1][0] == "[":
+            bracket, start, colons, bar = frames[-1]
+            if char == ":":
+                colons.append(i)
+            elif char == "|":
+                frames[-1] = (bracket, start, colons, True)
+        i += 1
+    return None

@@ -15,6 +15,7 @@ import msgspec
 from impasto.engine.families import recommended_cache_interval
 from impasto.engine.image_upscale import NONE, target_size
 from impasto.engine.noise import resolve_seed
+from impasto.engine.prompt_parser import unsupported_syntax
 from impasto.engine.schedulers import (
     SAMPLER_SPECS,
     eta_samplers,
@@ -69,6 +70,27 @@ def _prompt_loras(request: GenerateRequest) -> tuple[str, list[tuple[LoraSpec, s
     return prompt, loras
 
 
+def _check_prompt_syntax(request: GenerateRequest) -> None:
+    """Refuse AUTOMATIC1111's prompt editing, which Impasto does not run: drawn without it, the
+    picture would not be the one asked for (the brackets would only weaken the words)."""
+    hires = request.hires
+    texts = {
+        "prompt": request.prompt,
+        "negative_prompt": request.negative_prompt,
+        "hires.prompt": hires.prompt if hires is not None else None,
+        "hires.negative_prompt": hires.negative_prompt if hires is not None else None,
+    }
+    for field, text in texts.items():
+        fragment = unsupported_syntax(text) if text else None
+        if fragment is not None:
+            raise FieldError(
+                field,
+                f"{fragment} is AUTOMATIC1111's prompt editing ([from:to:when], or [a|b] "
+                "alternating: words that change between steps), which Impasto does not run; "
+                "write the words to draw, or escape the brackets as \\[ and \\]",
+            )
+
+
 @dataclass(frozen=True)
 class Resolver:
     """Resolves requests against the installed models, adapters and uploads."""
@@ -89,6 +111,7 @@ class Resolver:
 
     def resolve(self, request: GenerateRequest) -> ResolvedPlan:
         """The plan of ``request``: defaults filled, names checked, images stored as uploads."""
+        _check_prompt_syntax(request)
         model = self.model(request.model)
         defaults = model.defaults
         sampler, named = resolve_sampler("sampler", request.sampler or defaults.sampler)

@@ -42,7 +42,11 @@ class CompatError(Exception):
 
 
 # Native fields an A1111 request fills from a field of its own (api/compat/a1111_convert.py).
-_SENT_AS = {"plugins.styles": "styles", "hires.prompt": "hr_prompt"}
+_SENT_AS = {
+    "plugins.styles": "styles",
+    "hires.prompt": "hr_prompt",
+    "hires.negative_prompt": "hr_negative_prompt",
+}
 
 
 def _as_sent(field: str, message: str) -> tuple[str, str]:
