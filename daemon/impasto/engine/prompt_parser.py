@@ -103,11 +103,9 @@ def unsupported_syntax(text: str) -> str | None:
             frames.append((char, i, [], False))
         elif char in _OPENER and frames and frames[-1][0] == _OPENER[char]:
             bracket, start, colons, bar = frames.pop()
-            if bracket == "[":
-                inner = text[start + 1 : i]
-                edits = colons and _is_when(text[colons[-1] + 1 : i]) and len(colons) <= 2
-                if edits or bar:
-                    return text[start : i + 1] if inner.strip() else None
+            edits = bool(colons) and len(colons) <= 2 and _is_when(text[colons[-1] + 1 : i])
+            if bracket == "[" and (edits or bar):
+                return text[start : i + 1]
         elif frames and frames[-1][0] == "[":
             bracket, start, colons, bar = frames[-1]
             if char == ":":
