@@ -9,7 +9,7 @@ from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
-from impasto.api.bodies import KNOWN_FIELDS_ONLY, json_only, strict_types
+from impasto.api.bodies import KNOWN_FIELDS_ONLY, checked_body
 from impasto.api.compat import compat_routers
 from impasto.api.dependencies import DEPENDENCIES
 from impasto.api.docs_page import SwaggerPage
@@ -55,7 +55,7 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
         ],
     )
     docs_router, *ui_routers = static_routers(ui_static_dir(), DOCS_ASSETS)
-    middleware: list[Any] = [StreamSlots(settings.max_event_streams).middleware, json_only]
+    middleware: list[Any] = [StreamSlots(settings.max_event_streams).middleware]
     if settings.rate_limit > 0:
         middleware.append(RateLimiter(settings.rate_limit).middleware)
     app = Litestar(
@@ -64,7 +64,7 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=middleware,
-        before_request=strict_types,
+        before_request=checked_body,
         guards=[token_guard(Authenticator(settings.token))],
         compression_config=compression(),
         request_max_body_size=settings.max_body_size,

@@ -262,9 +262,8 @@ class FieldLimit(Schema):
     """The allowed values of one request field, read from the schema's constraints."""
 
     type: str
-    # An integer's bounds stay integers: a float would round the seed's (2**64 - 1).
-    minimum: int | float | None = None
-    maximum: int | float | None = None
+    minimum: float | None = None
+    maximum: float | None = None
     multiple_of: int | None = None
     min_length: int | None = None
     max_length: int | None = None
