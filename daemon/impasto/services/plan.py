@@ -10,12 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import msgspec
-
 from impasto.engine.families import recommended_cache_interval
 from impasto.engine.image_upscale import NONE, target_size
 from impasto.engine.noise import resolve_seed
-from impasto.engine.prompt_parser import unsupported_syntax
 from impasto.engine.schedulers import (
     SAMPLER_SPECS,
     eta_samplers,
@@ -25,10 +22,10 @@ from impasto.engine.schedulers import (
     schedule_for_model,
 )
 from impasto.engine.upscale_latents import UPSCALERS
-from impasto.formats.prompt_tags import lora_tags
 from impasto.services.errors import FieldError
 from impasto.services.images import UploadStore
 from impasto.services.models import REFINER_FAMILY, ModelCatalog, ModelEntry
+from impasto.services.prompt_text import check_prompt_syntax, hires_prompt, prompt_loras
 from impasto.services.upscalers import UpscalerService
 from impasto.wire import (
     LIMITS,
@@ -37,7 +34,6 @@ from impasto.wire import (
     ResolvedHires,
     ResolvedPlan,
     ResolvedSdUpscale,
-    decode_error,
 )
 from impasto.worker.files import (
     NotInstalledError,
@@ -49,46 +45,6 @@ from impasto.worker.files import (
 )
 
 MAX_SD_UPSCALE_SIDE = 4096
-
-
-def _prompt_loras(request: GenerateRequest) -> tuple[str, list[tuple[LoraSpec, str, str]]]:
-    """The prompt without its ``<lora:name:weight>`` tags (A1111's, as prompts are shared
-    between tools), and every LoRA to apply: ``loras``, then the tags; each with the field an
-    error names and, for a tag, its text."""
-    try:
-        prompt, tags = lora_tags(request.prompt)
-    except ValueError as exc:
-        raise FieldError("prompt", str(exc)) from None
-    loras = [(lora, f"loras[{i}].name", "") for i, lora in enumerate(request.loras)]
-    for tag in tags:
-        try:
-            spec = msgspec.convert({"name": tag.name, "weight": tag.weight}, LoraSpec)
-        except msgspec.ValidationError as exc:
-            field, rule = decode_error(str(exc), schema=LoraSpec)
-            raise FieldError("prompt", f"{tag.text}: the {field} {rule}") from None
-        loras.append((spec, "prompt", tag.text))
-    return prompt, loras
-
-
-def _check_prompt_syntax(request: GenerateRequest) -> None:
-    """Refuse AUTOMATIC1111's prompt editing, which Impasto does not run: drawn without it, the
-    picture would not be the one asked for (the brackets would only weaken the words)."""
-    hires = request.hires
-    texts = {
-        "prompt": request.prompt,
-        "negative_prompt": request.negative_prompt,
-        "hires.prompt": hires.prompt if hires is not None else None,
-        "hires.negative_prompt": hires.negative_prompt if hires is not None else None,
-    }
-    for field, text in texts.items():
-        fragment = unsupported_syntax(text) if text else None
-        if fragment is not None:
-            raise FieldError(
-                field,
-                f"{fragment} is AUTOMATIC1111's prompt editing ([from:to:when], or [a|b] "
-                "alternating: words that change between steps), which Impasto does not run; "
-                "write the words to draw, or escape the brackets as \\[ and \\]",
-            )
 
 
 @dataclass(frozen=True)
@@ -111,7 +67,7 @@ class Resolver:
 
     def resolve(self, request: GenerateRequest) -> ResolvedPlan:
         """The plan of ``request``: defaults filled, names checked, images stored as uploads."""
-        _check_prompt_syntax(request)
+        check_prompt_syntax(request)
         model = self.model(request.model)
         defaults = model.defaults
         sampler, named = resolve_sampler("sampler", request.sampler or defaults.sampler)
@@ -135,7 +91,7 @@ class Resolver:
             if request.inpaint_area == "masked" and mask_image is None:
                 raise FieldError("inpaint_area", "masked needs a mask_image (and an init_image)")
         models_dir = self.catalog.models_dir
-        prompt, loras = _prompt_loras(request)
+        prompt, loras = prompt_loras(request)
         for lora, field, tag in loras:
             try:
                 path = adapter_path(models_dir, "loras", lora.name)
@@ -403,30 +359,10 @@ def resolve_hires(
         strength=hires.strength,
         sampler=sampler,
         schedule=schedule,
-        prompt=_hires_prompt(hires.prompt, loras),
+        prompt=hires_prompt(hires.prompt, loras),
         negative_prompt=hires.negative_prompt,
         cfg_scale=hires.cfg_scale,
     )
-
-
-def _hires_prompt(prompt: str | None, loras: list[LoraSpec]) -> str | None:
-    """The hires prompt without its LoRA tags, which A1111 users copy from the prompt: the pass
-    runs with the first pass's LoRAs, so a tag naming another LoRA or weight is refused."""
-    if not prompt:
-        return prompt
-    try:
-        text, tags = lora_tags(prompt)
-    except ValueError as exc:
-        raise FieldError("hires.prompt", str(exc)) from None
-    applied = {(lora.name, lora.weight) for lora in loras}
-    for tag in tags:
-        if (tag.name, tag.weight) not in applied:
-            raise FieldError(
-                "hires.prompt",
-                f"{tag.text}: the hires pass runs with the first pass's LoRAs; name it in the "
-                "prompt or loras (at the same weight), or leave it out here",
-            )
-    return text
 
 
 def _hires_upscaler(name: str, models_dir: Path) -> str:
