@@ -191,24 +191,25 @@ def test_lora_tags_in_the_prompt_are_loras_as_in_a1111(api: TestClient, services
     assert services.jobs.store.count_queued() == 0
 
 
-def test_a1111_prompt_editing_is_refused_where_it_is(api: TestClient, services: Services) -> None:
-    """Run without it, ``[cat:dog:0.5]`` would only weaken the words: not the picture asked
-    for. Escaped brackets and plain emphasis are fine."""
+def test_a1111_prompt_editing_is_taken_where_a1111_takes_it(
+    api: TestClient, services: Services
+) -> None:
+    """``[cat:dog:0.5]`` and ``[a|b]`` run (engine/prompt_schedule.py); the plan keeps the
+    prompts as written, as the PNG's parameters do."""
     hires = {"scale": 1.5}
     cases = {
         "prompt": {"prompt": "a [cat:dog:0.5]"},
         "negative_prompt": {"negative_prompt": "[blurry|grainy]"},
-        "hires.prompt": {"hires": {**hires, "prompt": "a [cat:0.5]"}},
+        "hires.prompt": {"hires": {**hires, "prompt": "a [cat:1.5]"}},
         "hires.negative_prompt": {"hires": {**hires, "negative_prompt": "[ugly::3]"}},
     }
     for field, fields in cases.items():
-        response = api.post("/api/v1/generate", json={**VALID, **fields})
-        assert response.status_code == 422, response.text
-        error = response.json()["errors"][0]
-        assert error["field"] == field and "AUTOMATIC1111's prompt editing" in error["message"]
-    assert services.jobs.store.count_queued() == 0
-    fine = {**VALID, "prompt": "a \\[cat:dog:0.5\\] [small] (cat:1.2)"}
-    assert api.post("/api/v1/generate", json=fine).status_code == 202
+        response = api.post("/api/v1/generate/plan", json={**VALID, **fields})
+        assert response.status_code == 200, (field, response.text)
+        plan = response.json()
+        sent = fields.get("hires", fields)
+        key = field.removeprefix("hires.")
+        assert (plan["hires"] if "hires" in fields else plan)[key] == sent[key]
 
 
 def test_a_whole_float_is_an_integer(api: TestClient) -> None:

@@ -14,6 +14,7 @@ from PIL import Image
 
 from impasto.engine.schedulers import SCHEDULE_SPECS
 from impasto.formats.png import parse_a1111_parameters
+from impasto.wire import MAX_PROMPT_CHARACTERS
 from tests.harness import Daemon
 
 SIZE = {"width": 64, "height": 64}
@@ -193,10 +194,11 @@ def test_unknown_lora_sampler_and_hires_fix_get_a1111_errors(api: webuiapi.WebUI
         api.txt2img(prompt="a cat", enable_hr=True, hr_prompt="<lora:paper-cut:0.7>", **SIZE)
     assert hires_tag.value.args[0] == 422
     assert '"loc":["body","hr_prompt"]' in hires_tag.value.args[1]
-    with pytest.raises(RuntimeError) as editing:
-        api.txt2img(prompt="a cat", enable_hr=True, hr_negative_prompt="[a|b]", **SIZE)
-    assert editing.value.args[0] == 422
-    assert '"loc":["body","hr_negative_prompt"]' in editing.value.args[1]
+    with pytest.raises(RuntimeError) as too_long:
+        long = "a" * (MAX_PROMPT_CHARACTERS + 1)
+        api.txt2img(prompt="a cat", enable_hr=True, hr_negative_prompt=long, **SIZE)
+    assert too_long.value.args[0] == 422
+    assert '"loc":["body","hr_negative_prompt"]' in too_long.value.args[1]
     with pytest.raises(RuntimeError) as sampler:
         api.txt2img(prompt="x", sampler_name="DEIS", **SIZE)
     assert sampler.value.args[0] == 404 and "Sampler not found" in sampler.value.args[1]

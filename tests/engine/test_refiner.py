@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -98,6 +99,21 @@ def test_switch_one_is_the_base_alone(sdxl: Any) -> None:
         small(sampler="euler", steps=STEPS, refiner=REFINER, refiner_switch=1.0), latents=latents
     )[0].image
     assert plain.tobytes() == full.tobytes()
+
+
+def test_the_refiner_goes_on_with_the_prompts_edits_where_the_base_stopped(sdxl: Any) -> None:
+    """Switch 0.5 over 5 steps: the base runs steps 0-1, the refiner 2-4. ``[...:3]`` edits
+    the prompt at the refiner's last step, counted from the base's first; ``[...:4]`` never."""
+    latents = noise(14)
+
+    def refined(prompt: str) -> bytes:
+        params = small(sampler="euler", steps=STEPS, refiner=REFINER, refiner_switch=0.5)
+        params = replace(params, prompt=prompt)
+        return sdxl.generate(params, latents=latents)[0].image.tobytes()
+
+    plain = refined(PROMPT)
+    assert refined("a [red cat in a garden:blue dog on a beach:4]") == plain
+    assert refined("a [red cat in a garden:blue dog on a beach:3]") != plain
 
 
 def test_refiner_folder_is_checked(sdxl: Any) -> None:

@@ -7,7 +7,7 @@ import pytest
 from transformers import CLIPTokenizerFast
 
 from impasto.engine import StableDiffusion
-from impasto.engine.prompt_parser import BREAK, parse_prompt_attention, unsupported_syntax
+from impasto.engine.prompt_parser import BREAK, parse_prompt_attention
 from impasto.engine.text_encoder import CHUNK_TOKENS, Chunk, apply_emphasis, chunk_ids
 from impasto.engine.tokenizer import CONTEXT_LENGTH, ClipTokenizer
 
@@ -127,26 +127,3 @@ def test_emphasis_weights_tokens_and_restores_the_mean(pipe: StableDiffusion) ->
 def test_apply_emphasis_with_unit_weights_is_identity() -> None:
     hidden = np.random.default_rng(0).standard_normal((2, 77, 8)).astype(np.float32)
     assert apply_emphasis(hidden, np.ones((2, 77), np.float32)) is hidden
-
-
-@pytest.mark.parametrize(
-    ("prompt", "found"),
-    [
-        ("a [cat:dog:0.5] in snow", "[cat:dog:0.5]"),
-        ("[cat:dog:10]", "[cat:dog:10]"),
-        ("a cat [wearing a hat:0.25]", "[wearing a hat:0.25]"),
-        ("a [cat::4]", "[cat::4]"),
-        ("a [cat|dog|fox]", "[cat|dog|fox]"),
-        ("(a [cat:dog:.5]:1.2)", "[cat:dog:.5]"),
-        ("[a:(b:1.2):3]", "[a:(b:1.2):3]"),  # emphasis inside the edit's words
-        ("[[cat|dog] house]", "[cat|dog]"),
-        # Emphasis and text, as A1111's grammar reads them: not prompt editing.
-        ("a [word] and [(a:1.2)]", None),
-        ("[a:b] and [a:b:c:0.5] and [x:1e3]", None),
-        ("[a (b|c)] | bars outside", None),
-        ("escaped \\[cat:dog:0.5\\]", None),
-        ("unclosed [cat:dog:0.5", None),
-    ],
-)
-def test_prompt_editing_is_found_and_emphasis_is_not(prompt: str, found: str | None) -> None:
-    assert unsupported_syntax(prompt) == found

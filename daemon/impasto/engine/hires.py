@@ -125,4 +125,5 @@ def run_hires(
         cancel,
         init_latents=init,
         noise=first.noise,
+        first_pass_steps=params.steps,
     )

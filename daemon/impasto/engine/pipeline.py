@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from impasto.engine.adapters import AdapterCache, Components, final_norm_loader
-from impasto.engine.conditioning import build_guidance
+from impasto.engine.conditioning import StepCount, build_guidance
 from impasto.engine.families import FamilyDefaults, detect_family, family_defaults
 from impasto.engine.hires import run_hires
 from impasto.engine.inpaint_area import run_masked_area
@@ -179,11 +179,13 @@ class StableDiffusion:
         *,
         init_latents: np.ndarray | None = None,
         noise: BatchNoise | None = None,
+        first_pass_steps: int | None = None,
     ) -> DenoiseResult:
         """Validate, then run the sampler; ``latents`` replaces the seeded starting noise.
 
         ``init_latents`` starts an img2img run from latents (a hires pass) instead of an
-        image; ``noise`` continues generators instead of seeding new ones.
+        image; ``noise`` continues generators instead of seeding new ones; in a hires pass,
+        ``first_pass_steps`` (the first pass's) places the prompt's edits as A1111 does.
         """
         if self.closed:
             raise EngineError("this pipeline was closed; load the model again")
@@ -208,12 +210,13 @@ class StableDiffusion:
         start_noise = noise(shape) if latents is None else latents.astype(np.float32)
 
         parts = self.adapters.get(params.loras, params.embeddings)
-        guidance = build_guidance(parts, params, self.folder.model_index)
         eta = sampler_eta(params.sampler, params.eta)
         scheduler = self.scheduler_factory(
             params.sampler, self.folder.scheduler, params.schedule, eta
         )
         scheduler.set_timesteps(params.steps)
+        count = StepCount.of(scheduler, params.steps, first_pass_steps)
+        guidance = build_guidance(parts, params, self.folder.model_index, count)
         if init_latents is not None:
             first, index = noised_start(
                 scheduler, init_latents, start_noise, params.steps, params.strength
@@ -249,7 +252,15 @@ class StableDiffusion:
             )
             second.set_timesteps(params.steps)
             final = refiner.refine(
-                params, second, final, switch, plan.start, noise, progress, cancel, previewer
+                params,
+                second,
+                count,
+                final,
+                (switch, plan.start),
+                noise,
+                progress,
+                cancel,
+                previewer,
             )
         return DenoiseResult(final, noise.seeds, plan, parts.warnings, refiner, noise)
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from impasto.engine.conditioning import guidance_for
+from impasto.engine.conditioning import StepCount, guidance_for, scheduled_guidance
 from impasto.engine.model_folder import open_refiner_folder
 from impasto.engine.noise import BatchNoise
-from impasto.engine.pipelines.base import Denoise, UNet
+from impasto.engine.pipelines.base import Denoise, Guidance, Pair, UNet
 from impasto.engine.preview import Previewer
 from impasto.engine.providers import ProviderChoice
 from impasto.engine.schedulers.base import Scheduler
@@ -70,21 +70,32 @@ class Refiner:
         self,
         params: GenerationParams,
         scheduler: Scheduler,
+        count: StepCount,
         latents: np.ndarray,
-        start: int,
-        origin: int,
+        calls: tuple[int, int],
         noise: BatchNoise,
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
         previewer: Previewer | None = None,
     ) -> np.ndarray:
-        """Run ``scheduler`` (laid out for every step) from index ``start`` to the end."""
+        """Run ``scheduler`` (laid out for every step) from call ``calls[0]`` to the end.
+
+        The base's run began at call ``calls[1]``: progress and the prompt's edits (counted as
+        ``count`` says) go on from there.
+        """
+        start, origin = calls
         cfg = float(params.cfg_scale)
         negative = params.negative_prompt if cfg > 1.0 else None
-        cond, uncond = self.prompts.encode_pair(
-            params.prompt, negative, params.width, params.height, params.clip_skip
-        )
-        guidance = guidance_for(self.unet, cond, uncond, cfg, params.batch_size)
+
+        def encode(prompt: str, negative: str | None) -> Pair:
+            return self.prompts.encode_pair(
+                prompt, negative, params.width, params.height, params.clip_skip
+            )
+
+        def build(pair: Pair) -> Guidance:
+            return guidance_for(self.unet, pair[0], pair[1], cfg, params.batch_size)
+
+        guidance = scheduled_guidance(encode, build, params.prompt, negative, count)
         denoise = Denoise(
             scheduler=scheduler,
             guidance=guidance,

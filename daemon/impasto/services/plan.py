@@ -25,7 +25,7 @@ from impasto.engine.upscale_latents import UPSCALERS
 from impasto.services.errors import FieldError
 from impasto.services.images import UploadStore
 from impasto.services.models import REFINER_FAMILY, ModelCatalog, ModelEntry
-from impasto.services.prompt_text import check_prompt_syntax, hires_prompt, prompt_loras
+from impasto.services.prompt_text import hires_prompt, prompt_loras
 from impasto.services.upscalers import UpscalerService
 from impasto.wire import (
     LIMITS,
@@ -67,7 +67,6 @@ class Resolver:
 
     def resolve(self, request: GenerateRequest) -> ResolvedPlan:
         """The plan of ``request``: defaults filled, names checked, images stored as uploads."""
-        check_prompt_syntax(request)
         model = self.model(request.model)
         defaults = model.defaults
         sampler, named = resolve_sampler("sampler", request.sampler or defaults.sampler)

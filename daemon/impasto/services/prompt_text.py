@@ -1,11 +1,11 @@
 """What a request's prompts say beyond their words, read in the resolution step: AUTOMATIC1111's
-LoRA tags (applied, as prompts are pasted between tools) and its prompt editing (refused)."""
+LoRA tags, applied, as prompts are pasted between tools. (Its prompt editing is the engine's:
+engine/prompt_schedule.py.)"""
 
 from __future__ import annotations
 
 import msgspec
 
-from impasto.engine.prompt_parser import unsupported_syntax
 from impasto.formats.prompt_tags import LoraTag, lora_tags
 from impasto.services.errors import FieldError
 from impasto.wire import GenerateRequest, LoraSpec, decode_error
@@ -50,24 +50,3 @@ def hires_prompt(prompt: str | None, loras: list[LoraSpec]) -> str | None:
                 "prompt or loras (at the same weight), or leave it out here",
             )
     return text
-
-
-def check_prompt_syntax(request: GenerateRequest) -> None:
-    """Refuse AUTOMATIC1111's prompt editing, which Impasto does not run: drawn without it, the
-    picture would not be the one asked for (the brackets would only weaken the words)."""
-    hires = request.hires
-    texts = {
-        "prompt": request.prompt,
-        "negative_prompt": request.negative_prompt,
-        "hires.prompt": hires.prompt if hires is not None else None,
-        "hires.negative_prompt": hires.negative_prompt if hires is not None else None,
-    }
-    for field, text in texts.items():
-        fragment = unsupported_syntax(text) if text else None
-        if fragment is not None:
-            raise FieldError(
-                field,
-                f"{fragment} is AUTOMATIC1111's prompt editing ([from:to:when], or [a|b] "
-                "alternating: words that change between steps), which Impasto does not run; "
-                "write the words to draw, or escape the brackets as \\[ and \\]",
-            )

@@ -13,6 +13,7 @@ from impasto.engine.deepcache import DeepCacheError, split_unet
 from impasto.engine.noise import BatchNoise
 from impasto.engine.preview import Previewer
 from impasto.engine.schedulers.base import Scheduler
+from impasto.engine.sdxl import Conditioning
 from impasto.engine.sessions import OrtModel
 from impasto.engine.types import CancelToken, EngineError, Progress, ProgressCallback
 from impasto.engine.vae import LATENT_CHANNELS, VAE_FACTOR
@@ -214,12 +215,39 @@ class Guidance:
         return out_uncond + scale * (out_cond - out_uncond), out_uncond
 
 
+Pair = tuple[Conditioning, Conditioning | None]
+"""A prompt's conditioning and its negative's (None without CFG)."""
+
+
+@dataclass
+class PromptSchedule:
+    """Guidance that changes between steps (A1111's prompt editing): ``entries`` holds each
+    stretch's last step and its conditioning, made into a ``Guidance`` by ``build`` when the
+    stretch begins (only the current one is kept: its hidden states are repeated per image and
+    may sit on the device)."""
+
+    entries: list[tuple[int, Pair]]
+    build: Callable[[Pair], Guidance]
+    calls_per_step: float = 1.0
+    """UNet calls per sampler step (2 for Heun): steps count sampler steps, not calls."""
+    _current: tuple[Pair, Guidance] | None = None
+
+    def at(self, call: int) -> Guidance:
+        """The guidance of the pass's UNet call ``call`` (counted from the pass's first); the
+        step it belongs to counts from 0, as A1111's sampler counts them."""
+        step = int(call / self.calls_per_step + 1e-9)
+        pair = next((p for end, p in self.entries if step <= end), self.entries[-1][1])
+        if self._current is None or self._current[0] is not pair:
+            self._current = (pair, self.build(pair))
+        return self._current[1]
+
+
 @dataclass
 class Denoise:
-    """One denoising run: sampler, guidance, noise, and the task's hooks."""
+    """One denoising run: sampler, guidance (or a prompt schedule), noise, the task's hooks."""
 
     scheduler: Scheduler
-    guidance: Guidance
+    guidance: Guidance | PromptSchedule
     noise: BatchNoise
     model_input: ModelInputFn | None = None
     after_step: AfterStepFn | None = None
@@ -245,13 +273,16 @@ class Denoise:
             scaled = self.scheduler.scale_model_input(latents, i)
             sample = self.model_input(scaled, i) if self.model_input else scaled
             t = float(self.scheduler.timesteps[i])
+            guidance = self.guidance
+            if isinstance(guidance, PromptSchedule):
+                guidance = guidance.at(i - origin)
             if self.scheduler.cfg_pp_divisor:
                 # CFG++: guidance scaled down, and the sampler steps along the uncond output.
-                scale = self.guidance.scale / self.scheduler.cfg_pp_divisor
-                output, uncond = self.guidance.predict_with_uncond(sample, t, scale)
+                scale = guidance.scale / self.scheduler.cfg_pp_divisor
+                output, uncond = guidance.predict_with_uncond(sample, t, scale)
                 self.scheduler.uncond_output = uncond
             else:
-                output = self.guidance.predict(sample, t)
+                output = guidance.predict(sample, t)
             latents = self.scheduler.step(output, i, latents, self.noise)
             if self.after_step is not None:
                 latents = self.after_step(latents, i)
