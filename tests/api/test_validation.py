@@ -212,6 +212,28 @@ def test_a1111_prompt_editing_is_taken_where_a1111_takes_it(
         assert (plan["hires"] if "hires" in fields else plan)[key] == sent[key]
 
 
+def test_seamless_tiling_is_planned_and_what_cannot_wrap_is_refused(
+    api: TestClient, services: Services
+) -> None:
+    """Before anything is queued: the parts that cannot wrap, and sizes the model's UNet does
+    not divide whole (sd-tiny halves its latents once: 16-pixel steps)."""
+    plan = api.post("/api/v1/generate/plan", json={**VALID, "tiling": True})
+    assert plan.status_code == 200 and plan.json()["tiling"] is True
+    assert api.post("/api/v1/generate/plan", json=VALID).json()["tiling"] is False
+    cases = {
+        "cache_interval": {"cache_interval": 3},
+        "width": {"width": 72},
+        "hires.height": {"hires": {"width": 128, "height": 136}},
+    }
+    for field, fields in cases.items():
+        response = api.post("/api/v1/generate", json={**VALID, "tiling": True, **fields})
+        assert response.status_code == 422, (field, response.text)
+        error = response.json()["errors"][0]
+        assert error["field"] == field, error
+        assert "tiling" in error["message"], error
+    assert services.jobs.store.count_queued() == 0
+
+
 def test_a_whole_float_is_an_integer(api: TestClient) -> None:
     """JSON Schema's ``integer`` includes ``128.0`` (what Python's json writes for a float)."""
     response = api.post("/api/v1/generate/plan", json={**VALID, "width": 128.0, "steps": 3.0})

@@ -228,6 +228,15 @@ def test_adapter_flags_become_request_fields(tmp_path: Path) -> None:
     assert (body["refiner"], body["refiner_switch"]) == ("xl-refiner", 0.7)
 
 
+def test_tiling_is_sent_only_when_asked_for(tmp_path: Path) -> None:
+    daemon = CliDaemon(batch=1)
+    assert main(["generate", "x", "--tiling", "-o", str(tmp_path)], connect=daemon.client) == 0
+    assert main(["generate", "x", "-o", str(tmp_path)], connect=daemon.client) == 0
+    posts = [r for r in daemon.requests if r.method == "POST" and r.url.path.endswith("/generate")]
+    bodies = [json.loads(request.content) for request in posts]
+    assert bodies[0]["tiling"] is True and "tiling" not in bodies[1]
+
+
 def test_a_lora_weight_that_is_not_a_number_is_refused_before_submitting(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -635,12 +635,26 @@ def test_styles_field_applies_the_styles_plugin(http: httpx.Client) -> None:
     assert "plugin 'styles' is disabled" in refused.json()["detail"][0]["msg"]
 
 
-def test_tiling_is_refused_rather_than_ignored(http: httpx.Client) -> None:
-    body = {"prompt": "a brick wall texture", "steps": 2, "width": 64, "height": 64}
-    refused = http.post("/sdapi/v1/txt2img", json={**body, "tiling": True})
-    assert refused.status_code == 422, refused.text
-    assert refused.json()["detail"][0]["loc"] == ["body", "tiling"]
-    assert http.post("/sdapi/v1/txt2img", json={**body, "tiling": False}).status_code == 200
+def test_tiling_draws_a_seamless_picture_and_says_so(http: httpx.Client) -> None:
+    """``tiling: true`` runs the wrapping graphs (tests/engine/test_seamless.py shows they
+    wrap), the PNG says ``Tiling: True`` as A1111 writes it, and that text pasted back as
+    ``infotext`` asks for tiling again."""
+    body = {"prompt": "a brick wall texture", "steps": 2, "width": 64, "height": 64, "seed": 4}
+    tiled = http.post("/sdapi/v1/txt2img", json={**body, "tiling": True})
+    assert tiled.status_code == 200, tiled.text
+    parameters = _image(tiled.json()["images"][0]).info["parameters"]
+    assert "Tiling: True" in parameters
+    assert _latest_plan(http, "a brick wall texture")["tiling"] is True
+    plain = http.post("/sdapi/v1/txt2img", json={**body, "tiling": False})
+    assert plain.json()["images"][0] != tiled.json()["images"][0]
+    assert "Tiling" not in _image(plain.json()["images"][0]).info["parameters"]
+    pasted = http.post("/sdapi/v1/txt2img", json={"infotext": parameters, "prompt": "pasted tile"})
+    assert pasted.status_code == 200, pasted.text
+    assert _latest_plan(http, "pasted tile")["tiling"] is True
+    # A size the UNet cannot divide whole would be drawn larger and cropped: refused.
+    odd = http.post("/sdapi/v1/txt2img", json={**body, "tiling": True, "width": 72})
+    assert odd.status_code == 422, odd.text
+    assert odd.json()["detail"][0]["loc"] == ["body", "width"]
 
 
 def test_sd_vae_option_picks_an_installed_vae(api: webuiapi.WebUIApi) -> None:

@@ -395,7 +395,8 @@ def test_prompt_matrix_runs_every_combination_with_a_labelled_grid(
 
 
 def test_prompts_from_textbox_run_one_generation_per_line(api: webuiapi.WebUIApi) -> None:
-    lines = 'a fox\n\n--prompt "a grey wolf" --steps 3 --seed 11 --negative_prompt "blur"\n'
+    lines = 'a fox\n\n--prompt "a grey wolf" --steps 3 --seed 11 --negative_prompt "blur"'
+    lines += " --tiling true --restore_faces true\n"
     result = api.txt2img(
         prompt="ignored",
         seed=100,
@@ -407,6 +408,8 @@ def test_prompts_from_textbox_run_one_generation_per_line(api: webuiapi.WebUIApi
     assert (fox["prompt"], fox["seed"], fox["steps"]) == ("a fox", 100, 2)
     assert (wolf["prompt"], wolf["seed"], wolf["steps"]) == ("a grey wolf", 11, 3)
     assert wolf["negative_prompt"] == "blur"
+    # --tiling runs (A1111 writes "Tiling: True"); --restore_faces is accepted and ignored.
+    assert wolf["extra"].get("Tiling") == "True" and "Tiling" not in fox["extra"]
     assert result.info["all_prompts"] == ["a fox", "a grey wolf"]
 
 

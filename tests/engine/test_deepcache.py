@@ -217,18 +217,18 @@ def test_a_read_only_bundled_model_splits_into_the_cache(
     tiny_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A model folder that cannot be written (bundled) gets its split in the cache folder."""
-    import impasto.engine.deepcache as deepcache
+    import impasto.engine.onnx_rewrite as rewrite
 
     unet_dir = tiny_copy / "unet"
-    real_replace = deepcache.os.replace
+    real_replace = rewrite.os.replace
 
     def read_only(source: Any, target: Any) -> None:
         if Path(target).parent == unet_dir:
             raise PermissionError(13, "read-only", str(target))
         real_replace(source, target)
 
-    monkeypatch.setattr(deepcache.os, "replace", read_only)
-    monkeypatch.setattr(deepcache.os, "access", lambda path, mode: Path(path) != unet_dir)
+    monkeypatch.setattr(rewrite.os, "replace", read_only)
+    monkeypatch.setattr(rewrite.os, "access", lambda path, mode: Path(path) != unet_dir)
     with pytest.raises(DeepCacheError, match="cannot write"):
         split_unet(unet_dir / "model.onnx")
     split = split_unet(unet_dir / "model.onnx", tmp_path / "cache")

@@ -98,3 +98,26 @@ def test_eta_and_resize_seed_from_are_sent_and_eta_is_off_where_unused(
     sides = (job["plan"]["seed_resize_from_width"], job["plan"]["seed_resize_from_height"])
     assert sides == (64, 96)
     assert job["plan"]["rng"] == "cpu"
+
+
+def test_seamless_tiling_is_sent_and_a_size_it_cannot_wrap_shows_on_the_field(
+    page: Page, impasto_daemon: Any
+) -> None:
+    _advanced(page, "a brick wall, seamless from the ui")
+    tiling = page.locator("#tiling")
+    expect(tiling).not_to_be_checked()
+    tiling.check()
+    # The default model's UNet divides 64 whole but not 72: drawn larger and cropped, no wrap.
+    page.fill("#width", "72")
+    page.click("#submit")
+    error = page.locator("#err-width")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("seamless tiling")
+    page.fill("#width", "64")
+    page.click("#submit")
+    job = finished_job(page, impasto_daemon)
+    assert job["request"]["tiling"] is True and job["plan"]["tiling"] is True
+    # Remembered with the other settings.
+    page.reload()
+    page.click("#advanced-card summary")
+    expect(page.locator("#tiling")).to_be_checked()

@@ -13,7 +13,7 @@ const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule'
 const INPAINT_FIELDS = ['inpaint_area', 'inpaint_padding', 'masked_content'];
 // The hires fix card: request field under ``hires`` -> form element id.
 const HIRES_FIELDS = { scale: 'hires_scale', upscaler: 'hires_upscaler', steps: 'hires_steps', strength: 'hires_strength' };
-const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, 'eta', ...Object.values(HIRES_FIELDS)];
+const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, 'eta', 'tiling', ...Object.values(HIRES_FIELDS)];
 // Fields that do not depend on the model; the rest come from the chosen model's defaults.
 export const DEFAULTS = {
   prompt: '', negative_prompt: '', model: '', seed: -1, subseed: -1, subseed_strength: 0, eta: null,
@@ -21,6 +21,7 @@ export const DEFAULTS = {
   batch_size: 1, priority: 0,
   strength: 0.75, loras: [], cache_interval: 0, decoder: 'full',
   inpaint_area: 'whole', inpaint_padding: 32, masked_content: 'original', clip_skip: 1,
+  tiling: false,
 };
 // Schedules that start at the model's top sigma (unusable on zero-terminal-SNR models).
 const TOP_SIGMA_SCHEDULES = ['karras', 'exponential'];
@@ -273,6 +274,7 @@ export class GenerateForm {
     const eta = byId('eta');
     if (eta.value.trim() !== '' && !eta.disabled) req.eta = Number(eta.value);
     req.loras = this.loras.read();
+    req.tiling = byId('tiling').checked;
     if (byId('hires').checked) {
       req.hires = {};
       for (const [key, id] of Object.entries(HIRES_FIELDS)) {
@@ -306,6 +308,7 @@ export class GenerateForm {
         if (values.hires?.[key] != null) byId(id).value = String(values.hires[key]);
       }
     }
+    if (values.tiling !== undefined) byId('tiling').checked = Boolean(values.tiling);
     if (values.eta !== undefined) byId('eta').value = values.eta == null ? '' : String(values.eta);
     if (values.sampler !== undefined) this.limitSchedules();
     if (values.schedule && !byId('schedule').selectedOptions[0]?.disabled) byId('schedule').value = values.schedule;

@@ -98,6 +98,7 @@ export function parseA1111(text) {
     else if (key === 'Variation seed strength') out.subseed_strength = Number.parseFloat(value);
     else if (key === 'Eta' || key === 'Eta DDIM') out.eta = Number.parseFloat(value);
     else if (key === 'RNG') out.rng = value === 'CPU' ? 'cpu' : 'pcg64';
+    else if (key === 'Tiling') out.tiling = value === 'True';
     else if (key === 'Seed resize from') {
       const size = widthHeight(value);
       if (size) [out.seed_resize_from_width, out.seed_resize_from_height] = size;

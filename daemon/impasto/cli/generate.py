@@ -41,6 +41,7 @@ REQUEST_FIELDS = {
     "clip_skip": "clip_skip",
     "refiner": "refiner",
     "refiner_switch": "refiner_switch",
+    "tiling": "tiling",
 }
 
 
@@ -191,6 +192,12 @@ def register(
         metavar="N",
         help=f"AUTOMATIC1111's clip skip: 1 (default) uses the last text encoder layer "
         f"({_range('clip_skip')})",
+    )
+    parser.add_argument(
+        "--tiling",
+        action="store_true",
+        default=None,
+        help="seamless tiling: the picture wraps around, so it tiles without a seam",
     )
     parser.add_argument("--refiner", metavar="ID", help="an SDXL refiner for the last steps")
     parser.add_argument(

@@ -21,13 +21,14 @@ from impasto.engine.model_folder import ModelFolder
 from impasto.engine.onnx_graph import OnnxGraph
 from impasto.engine.pipelines.base import UNet
 from impasto.engine.providers import ProviderChoice
+from impasto.engine.seamless import seamless_path
 from impasto.engine.sessions import OrtModel
 from impasto.engine.text_encoder import LayerNorm, PromptEncoder
 from impasto.engine.tokenizer import ClipTokenizer
 from impasto.engine.types import InvalidRequestError
 
 CACHED_SETS = 2  # adapter sets kept open besides the base sessions
-AdapterKey = tuple[tuple[tuple[str, float], ...], tuple[str, ...]]
+AdapterKey = tuple[tuple[tuple[str, float], ...], tuple[str, ...], bool]
 
 
 @dataclass
@@ -62,26 +63,38 @@ def final_norm_loader(text_encoder: Path, config: dict[str, object]) -> Callable
     return load
 
 
-def adapter_key(loras: list[tuple[Path, float]], embeddings: list[Path]) -> AdapterKey:
+def adapter_key(
+    loras: list[tuple[Path, float]], embeddings: list[Path], seamless: bool = False
+) -> AdapterKey:
     """The cache key of an adapter set; LoRAs at weight 0 drop out (they change nothing)."""
     active = tuple(sorted((str(Path(p).resolve()), float(w)) for p, w in loras if w != 0))
-    return active, tuple(sorted(str(Path(p).resolve()) for p in embeddings))
+    return active, tuple(sorted(str(Path(p).resolve()) for p in embeddings)), seamless
 
 
 class AdapterCache:
     """Opens and keeps the sessions of the last few adapter sets of one model folder."""
 
-    def __init__(self, folder: ModelFolder, choice: ProviderChoice, base: Components) -> None:
+    def __init__(
+        self,
+        folder: ModelFolder,
+        choice: ProviderChoice,
+        base: Components,
+        cache_dir: Path | None = None,
+    ) -> None:
         self.folder = folder
         self.choice = choice
         self.base = base
+        self.cache_dir = cache_dir  # where a seamless UNet of inline weights is written
         self.sets: OrderedDict[AdapterKey, Components] = OrderedDict()
         self.opened = 0  # adapter sets opened so far, for tests and benchmarks
 
-    def get(self, loras: list[tuple[Path, float]], embeddings: list[Path]) -> Components:
-        """The components for this adapter set (the base ones when it is empty)."""
-        key = adapter_key(loras, embeddings)
-        if key == ((), ()):
+    def get(
+        self, loras: list[tuple[Path, float]], embeddings: list[Path], seamless: bool = False
+    ) -> Components:
+        """The components for this adapter set (the base ones when it is empty); with
+        ``seamless``, the UNet wraps around for seamless tiling (engine/seamless.py)."""
+        key = adapter_key(loras, embeddings, seamless)
+        if key == ((), (), False):
             return self.base
         if key in self.sets:
             self.sets.move_to_end(key)
@@ -135,7 +148,13 @@ class AdapterCache:
                 if model or tokenizer is not base.tokenizer
                 else base
             )
-        unet_model = apply("unet", self.folder.unet, {})
+        unet_path = self.folder.unet
+        if key[2]:
+            unet_path = seamless_path(unet_path, self.cache_dir)
+        unet_model = apply("unet", unet_path, {})
+        if unet_model is None and key[2]:
+            unet_model = OrtModel(unet_path, self.choice, self.cache_dir)
+            owned.append(unet_model)
         for lora, _ in lora_files:
             present = {"unet", "text_encoder"} | (
                 {"text_encoder_2"} if self.base.prompts_2 else set()

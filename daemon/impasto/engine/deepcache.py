@@ -23,11 +23,11 @@ from __future__ import annotations
 import hashlib
 import json
 import mmap
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from impasto.engine.onnx_external import read_external_data_locations
+from impasto.engine.onnx_rewrite import MODEL_GRAPH, model_without_graph, write_parts
 from impasto.formats.protobuf import (
     ProtobufError,
     encode_varint,
@@ -42,7 +42,7 @@ FULL_FILE = "deepcache-full.onnx"
 SHALLOW_FILE = "deepcache-shallow.onnx"
 INFO_FILE = "deepcache.json"
 FORMAT = 1  # bump when the cut changes, so old splits are redone
-_MODEL_GRAPH, _G_NODE, _G_INIT, _G_INPUT, _G_OUTPUT, _G_VALUE_INFO = 7, 1, 5, 11, 12, 13
+_G_NODE, _G_INIT, _G_INPUT, _G_OUTPUT, _G_VALUE_INFO = 1, 5, 11, 12, 13
 _PASS_THROUGH = {"Cast", "Identity"}  # ops that may sit between conv_in and its consumers
 
 
@@ -181,52 +181,11 @@ def _needed_nodes(graph: _Graph, output: str, cut: str) -> tuple[list[_Node], se
     return [n for n in graph.nodes if id(n) in kept], names
 
 
-def _model_without_graph(buf: memoryview) -> tuple[bytes, tuple[int, int]]:
-    """The ModelProto's bytes except its graph field, and the graph's span."""
-    rest = bytearray()
-    graph_span: tuple[int, int] | None = None
-    pos = 0
-    while pos < len(buf):
-        key_start = pos
-        key, pos = varint(buf, pos, len(buf))
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            _, end = varint(buf, pos, len(buf))
-        elif wire == 1:
-            end = pos + 8
-        elif wire == 2:
-            length, pos = varint(buf, pos, len(buf))
-            end = pos + length
-        elif wire == 5:
-            end = pos + 4
-        else:
-            raise ProtobufError(f"unsupported wire type {wire}")
-        if number == _MODEL_GRAPH and wire == 2:
-            graph_span = (pos, end)
-        else:
-            rest += buf[key_start:end]
-        pos = end
-    if graph_span is None:
-        raise DeepCacheError("the model file has no graph")
-    return bytes(rest), graph_span
-
-
-def _write(path: Path, parts: list[bytes | memoryview]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as out:
-            for part in parts:
-                out.write(part)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _split(model: Path, full: Path, shallow: Path) -> tuple[str, frozenset[str]]:
     with model.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
         buf = memoryview(m)
         try:
-            head, (gs, ge) = _model_without_graph(buf)
+            head, (gs, ge) = model_without_graph(buf)
             graph = _read_graph(buf, gs, ge)
             if not graph.outputs:
                 raise DeepCacheError("the UNet graph has no output")
@@ -234,9 +193,9 @@ def _split(model: Path, full: Path, shallow: Path) -> tuple[str, frozenset[str]]
             out_name = graph.outputs[0][0]
             extra_output = length_delimited(_G_OUTPUT, _tensor_value_info(feature, elem_type))
             full_graph_len = (ge - gs) + len(extra_output)
-            graph_key = encode_varint(_MODEL_GRAPH << 3 | 2) + encode_varint(full_graph_len)
+            graph_key = encode_varint(MODEL_GRAPH << 3 | 2) + encode_varint(full_graph_len)
             with buf[gs:ge] as graph_bytes:  # released before the mapping closes, even on error
-                _write(full, [head, graph_key, graph_bytes, extra_output])
+                write_parts(full, [head, graph_key, graph_bytes, extra_output])
 
             nodes, names = _needed_nodes(graph, out_name, feature)
             if feature not in names:
@@ -256,7 +215,7 @@ def _split(model: Path, full: Path, shallow: Path) -> tuple[str, frozenset[str]]
             body += length_delimited(_G_INPUT, _tensor_value_info(feature, elem_type))
             s, e = graph.outputs[0][1]
             body += length_delimited(_G_OUTPUT, bytes(buf[s:e]))
-            _write(shallow, [head, length_delimited(_MODEL_GRAPH, bytes(body))])
+            write_parts(shallow, [head, length_delimited(MODEL_GRAPH, bytes(body))])
         finally:
             buf.release()
     return feature, kept

@@ -13,7 +13,7 @@ from impasto.engine.conditioning import StepCount, build_guidance
 from impasto.engine.families import FamilyDefaults, detect_family, family_defaults
 from impasto.engine.hires import run_hires
 from impasto.engine.inpaint_area import run_masked_area
-from impasto.engine.model_folder import ModelFolder, open_model_folder, open_vae_folder
+from impasto.engine.model_folder import ModelFolder, open_model_folder
 from impasto.engine.noise import BatchNoise, Variation, resolve_seed
 from impasto.engine.padding import pad_params, padded_size, size_multiple
 from impasto.engine.pipelines.base import (
@@ -43,7 +43,8 @@ from impasto.engine.types import (
     ProgressCallback,
 )
 from impasto.engine.vae import DEFAULT_TILE_LATENT, DEFAULT_TILE_OVERLAP, Vae, array_to_images
-from impasto.engine.validation import validate_params
+from impasto.engine.vae_set import VaeSet
+from impasto.engine.validation import check_tiling, validate_params
 
 SchedulerFactory = Callable[[str, SchedulerConfig, str, float | None], Scheduler]
 
@@ -115,8 +116,9 @@ class StableDiffusion:
             prompts_2 = PromptEncoder(
                 ClipTokenizer(folder.tokenizer_2_dir, folder.pad_token_2), self.text_model_2
             )
-        self.adapters = AdapterCache(folder, choice, Components(self.prompts, prompts_2, self.unet))
-        self._vaes: dict[Path, Vae] = {}
+        base = Components(self.prompts, prompts_2, self.unet)
+        self.adapters = AdapterCache(folder, choice, base, cache_dir)
+        self.vaes = VaeSet(self.vae, folder, choice, (tile_latent, tile_overlap), cache_dir)
         self._refiners: dict[Path, Refiner] = {}
         self._cache_dir = cache_dir
         self.size_multiple = size_multiple(folder.unet_config)
@@ -145,8 +147,7 @@ class StableDiffusion:
         found += [f.model for f in [self.fast_decoder, *self._fast.values()] if f is not None]
         for components in self.adapters.sets.values():
             found += components.owned
-        for vae in self._vaes.values():
-            found += [vae.decoder, vae.encoder]
+        found += self.vaes.models
         for refiner in self._refiners.values():
             found += refiner.models
         return [m for m in found if m is not None]
@@ -159,6 +160,7 @@ class StableDiffusion:
     def validate(self, params: GenerationParams) -> None:
         """Raise InvalidRequestError if ``params`` cannot run on this model."""
         validate_params(params, has_vae_encoder=self.vae.encoder is not None)
+        check_tiling(params, self.size_multiple)
         if params.decoder == "fast" and self.fast_decoder_for(params) is None:
             raise InvalidRequestError(
                 "decoder",
@@ -209,7 +211,7 @@ class StableDiffusion:
             noise = BatchNoise(seed, batch, variation, resize_from, params.rng)
         start_noise = noise(shape) if latents is None else latents.astype(np.float32)
 
-        parts = self.adapters.get(params.loras, params.embeddings)
+        parts = self.adapters.get(params.loras, params.embeddings, seamless=params.tiling)
         eta = sampler_eta(params.sampler, params.eta)
         scheduler = self.scheduler_factory(
             params.sampler, self.folder.scheduler, params.schedule, eta
@@ -286,21 +288,9 @@ class StableDiffusion:
         return self._refiners[key]
 
     def vae_for(self, params: GenerationParams) -> Vae:
-        """The model's VAE, or the swapped-in one the request names (kept open once used)."""
-        if params.vae_dir is None:
-            return self.vae
-        key = Path(params.vae_dir).resolve()
-        if key not in self._vaes:
-            found = open_vae_folder(key)
-            encoder = OrtModel(found.encoder, self.choice) if found.encoder else None
-            self._vaes[key] = Vae(
-                OrtModel(found.decoder, self.choice),
-                encoder,
-                found.scaling_factor,
-                tile_latent=self._tiles[0],
-                tile_overlap=self._tiles[1],
-            )
-        return self._vaes[key]
+        """The VAE the request decodes with: the model's, or the swapped-in one it names; the
+        wrapping one for seamless tiling."""
+        return self.vaes.get(params.vae_dir, params.tiling)
 
     def _plan(self, params: GenerationParams, scheduler: Scheduler, noise: np.ndarray) -> TaskPlan:
         vae = self.vae_for(params)
@@ -375,7 +365,7 @@ class StableDiffusion:
         for model in self.models:
             model.close()
         self.adapters.close()
-        self._vaes.clear()
+        self.vaes.clear()
         self._refiners.clear()
         self.closed = True
 

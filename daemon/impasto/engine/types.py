@@ -168,6 +168,8 @@ class GenerationParams:
     fast_decoder: Path | None = None
     """An installed TAESD folder (``taesd_decoder/``) for previews and ``decoder="fast"``,
     used when the model folder has no ``taesd_decoder/`` of its own."""
+    tiling: bool = False
+    """Seamless tiling: every convolution wraps around, so the picture tiles without a seam."""
     extra: dict[str, object] = field(default_factory=dict)
 
 

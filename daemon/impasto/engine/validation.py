@@ -6,6 +6,7 @@ The limits are the request schema's (``impasto.wire.LIMITS``), read here, never 
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 from PIL import Image
 
@@ -184,3 +185,58 @@ def _check_hires(params: GenerationParams) -> None:
 def masked_area(params: GenerationParams) -> bool:
     """Whether only the part around the mask is inpainted (``inpaint_area="masked"``)."""
     return params.inpaint_area == "masked" and params.mask_image is not None
+
+
+class _Size(Protocol):
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+
+
+class TilingRequest(Protocol):
+    """What seamless tiling's limits read: engine parameters, or the services' resolved plan
+    (the same names), so both check one rule."""
+
+    tiling: bool
+    width: int
+    height: int
+    cache_interval: int
+    decoder: str
+    inpaint_area: str
+
+    @property
+    def refiner(self) -> object: ...
+    @property
+    def sd_upscale(self) -> object: ...
+    @property
+    def hires(self) -> _Size | None: ...
+
+
+def check_tiling(params: TilingRequest, multiple: int) -> None:
+    """Seamless tiling's limits: no part that cannot wrap, and sizes the UNet divides whole
+    (a canvas padded and cropped would not wrap)."""
+    if not params.tiling:
+        return
+    conflicts = (
+        ("refiner", params.refiner is not None, "the refiner"),
+        ("cache_interval", params.cache_interval > 1, "DeepCache (cache_interval above 1)"),
+        ("decoder", params.decoder == "fast", "the fast decoder"),
+        ("sd_upscale", params.sd_upscale is not None, "SD upscale"),
+        ("inpaint_area", params.inpaint_area == "masked", 'inpaint_area "masked"'),
+    )
+    for field, present, what in conflicts:
+        if present:
+            raise InvalidRequestError(
+                field, f"{what} cannot run with seamless tiling (tiling: true)"
+            )
+    sizes = [("width", params.width), ("height", params.height)]
+    if params.hires is not None:
+        sizes += [("hires.width", params.hires.width), ("hires.height", params.hires.height)]
+    for field, value in sizes:
+        if value % multiple:
+            raise InvalidRequestError(
+                field,
+                f"{value} is not a multiple of {multiple}, which seamless tiling needs on this "
+                "model (its UNet would otherwise draw on a larger canvas and crop it)",
+            )

@@ -59,6 +59,8 @@ def _extra(params: dict[str, Any], index: int) -> dict[str, Any] | None:
         extra["Refiner"] = params["refiner"]
         extra["Refiner switch at"] = params.get("refiner_switch", 0.8)
     extra.update(_eta(params["sampler"], params.get("eta")))
+    if params.get("tiling"):
+        extra["Tiling"] = True  # as A1111 writes it
     if params.get("rng") == "cpu":
         extra["RNG"] = "CPU"  # A1111's randn_source, written where it is not its default (GPU)
     return extra or None

@@ -26,6 +26,7 @@ from impasto.services.errors import FieldError
 from impasto.services.images import UploadStore
 from impasto.services.models import REFINER_FAMILY, ModelCatalog, ModelEntry
 from impasto.services.prompt_text import hires_prompt, prompt_loras
+from impasto.services.seamless import check_seamless
 from impasto.services.upscalers import UpscalerService
 from impasto.wire import (
     LIMITS,
@@ -122,7 +123,7 @@ class Resolver:
         if cache_interval == -1:
             cache_interval = recommended_cache_interval(model.family)
         text = f"{prompt} {request.negative_prompt}"
-        return ResolvedPlan(
+        plan = ResolvedPlan(
             prompt=prompt,
             negative_prompt=request.negative_prompt,
             model=model.id,
@@ -158,9 +159,12 @@ class Resolver:
             inpaint_area=request.inpaint_area,
             inpaint_padding=request.inpaint_padding,
             masked_content=request.masked_content,
+            tiling=request.tiling,
             fast_decoder=fast_decoder,
             plugins=dict(request.plugins),
         )
+        check_seamless(plan, model.path)
+        return plan
 
     def _images(
         self, request: GenerateRequest, size: tuple[int, int]

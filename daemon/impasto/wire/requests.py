@@ -248,6 +248,10 @@ class GenerateRequest(Schema):
     inpaint_area: InpaintArea = "whole"
     inpaint_padding: InpaintPadding = 32
     masked_content: MaskedContent = "original"
+    tiling: Annotated[
+        bool,
+        Meta(description="Seamless tiling: the picture wraps around, so it tiles without a seam"),
+    ] = False
     plugins: Annotated[
         dict[str, Any], Meta(description="Options for plugins, by plugin name (docs/plugins.md)")
     ] = msgspec.field(default_factory=dict)
@@ -291,6 +295,7 @@ class ResolvedPlan(Schema, kw_only=True):
     inpaint_area: str = "whole"
     inpaint_padding: int = 32
     masked_content: str = "original"
+    tiling: bool = False
     fast_decoder: str | None = None
     """The installed TAESD for previews and ``decoder: fast`` (None: the model's own, if any)."""
     plugins: dict[str, Any] = msgspec.field(default_factory=dict)

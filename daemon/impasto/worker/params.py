@@ -79,6 +79,7 @@ def build_params(job: RunJob) -> Any:
         inpaint_area=plan.inpaint_area,
         inpaint_padding=plan.inpaint_padding,
         masked_content=plan.masked_content,
+        tiling=plan.tiling,
         fast_decoder=fast_decoder,
         **images,
     )

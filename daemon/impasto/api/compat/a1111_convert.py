@@ -184,9 +184,6 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
         schedule = choice.schedule if choice else explicit_schedule(req.scheduler)
     except UnknownSamplerError as exc:
         raise _unknown_sampler(exc) from None
-    if req.tiling:
-        # A seamless texture is another picture than the one drawn without it.
-        raise CompatError(422, "seamless tiling is not available in Impasto; send false", "tiling")
     iterations = req.n_iter if req.n_iter is not None else 1
     if not 1 <= iterations <= MAX_ITERATIONS:
         raise CompatError(422, f"must be an integer between 1 and {MAX_ITERATIONS}", "n_iter")
@@ -231,6 +228,7 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "clip_skip": clip_skip_setting(services, req, model),
             "refiner": refiner_setting(services, req),
             "refiner_switch": 0.8 if req.refiner_switch_at is None else req.refiner_switch_at,
+            "tiling": bool(req.tiling),
             **_inpaint_options(req),
         }
     )

@@ -44,6 +44,7 @@ BOTH_TABS = {
     "Sampler": "sampler_name",
     "Schedule type": "scheduler",
     "Refiner switch at": "refiner_switch_at",
+    "Tiling": "tiling",
 }
 TXT2IMG = {
     **BOTH_TABS,

@@ -24,6 +24,7 @@ _OWN_KEYS = frozenset(
         "Denoising strength",
         "Clip skip",
         "RNG",
+        "Tiling",
         "Model hash",
         "VAE",
         "VAE hash",

@@ -58,7 +58,7 @@ OPTIONS: dict[str, tuple[str | None, Callable[[str], Any]]] = {
     "outpath_grids": (None, str),
     "prompt_for_display": (None, str),
     "restore_faces": (None, _flag),
-    "tiling": (None, _flag),
+    "tiling": ("tiling", _flag),
     "do_not_save_samples": (None, _flag),
     "do_not_save_grid": (None, _flag),
 }
