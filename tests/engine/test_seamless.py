@@ -132,19 +132,27 @@ def _noise(shape: tuple[int, ...]) -> np.ndarray:
     return np.random.default_rng(8).standard_normal(shape).astype(np.float32)
 
 
-@pytest.mark.parametrize("sampler", ["euler", "dpmpp_2m"])
-def test_a_seamless_picture_wraps_around(shapes: StableDiffusion, sampler: str) -> None:
+LORA = TINY / "shapes-adapters" / "loras" / "shapes-dotted.safetensors"
+
+
+@pytest.mark.parametrize(("sampler", "loras"), [("euler", []), ("dpmpp_2m", [(LORA, 1.0)])])
+def test_a_seamless_picture_wraps_around(
+    shapes: StableDiffusion, sampler: str, loras: list[tuple[Path, float]]
+) -> None:
     """On a torus, turning the starting noise turns the picture with it: the UNet (whose
     downsampling keeps shifts of 4 latents) and the VAE wrap, and nothing else depends on
-    where the edge is. Without tiling the edges pad with zeros and the pictures differ."""
+    where the edge is; a LoRA applies to the wrapping UNet as to the plain one. Without
+    tiling the edges pad with zeros and the pictures differ."""
     noise = _noise((1, 4, 24, 16))
     shifted = np.roll(noise, (8, 4), axis=(2, 3))
-    params = _params(sampler=sampler)
+    params = _params(sampler=sampler, loras=loras)
 
     def pixels(p: GenerationParams, latents: np.ndarray) -> np.ndarray:
         return np.asarray(shapes.generate(p, latents=latents)[0].image, dtype=np.int32)
 
     tiled = pixels(params, noise)
+    if loras:  # the LoRA is there: its dots
+        assert np.abs(tiled - pixels(replace(params, loras=[]), noise)).max() > 40
     turned = np.roll(tiled, (64, 32), axis=(0, 1))
     assert np.abs(pixels(params, shifted) - turned).max() <= 2
     plain = replace(params, tiling=False)
