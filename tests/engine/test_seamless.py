@@ -21,7 +21,7 @@ from PIL import Image
 
 from impasto.engine import GenerationParams, StableDiffusion, load_pipeline
 from impasto.engine.providers import cpu_choice
-from impasto.engine.seamless import FILE, INFO_FILE, seamless_graph
+from impasto.engine.seamless import FILE, INFO_FILE, SeamlessError, seamless_graph
 from impasto.engine.types import HiresParams, InvalidRequestError
 
 from .conftest import TINY
@@ -186,3 +186,36 @@ def test_what_cannot_wrap_is_refused(
     with pytest.raises(InvalidRequestError) as refused:
         shapes.generate(_params(**values))
     assert refused.value.field == field
+
+
+def _conv_model(path: Path, **attributes: Any) -> Path:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((1, 1, 3, 3), np.float32), "w")
+    node = helper.make_node("Conv", ["x", "w"], ["y"], **attributes)
+    graph = helper.make_graph(
+        [node],
+        "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [weight],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+    return path
+
+
+def test_one_convolution_wraps_as_torchs_circular_padding(tmp_path: Path) -> None:
+    """Asymmetric pads too: what F.pad(mode="circular") then an unpadded conv gives."""
+    model = _conv_model(tmp_path / "model.onnx", pads=[2, 1, 0, 1], kernel_shape=[3, 3])
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    got = _session(seamless_graph(model, tmp_path / "cache")).run(None, {"x": x})[0]
+    padded = torch.nn.functional.pad(torch.from_numpy(x), (1, 1, 2, 0), mode="circular")
+    expected = torch.nn.functional.conv2d(padded, torch.ones(1, 1, 3, 3)).numpy()
+    np.testing.assert_allclose(got, expected)
+
+
+def test_a_convolution_that_pads_itself_cannot_wrap(tmp_path: Path) -> None:
+    model = _conv_model(tmp_path / "model.onnx", auto_pad="SAME_UPPER", kernel_shape=[3, 3])
+    with pytest.raises(SeamlessError, match="SAME_UPPER"):
+        seamless_graph(model, tmp_path / "cache")

@@ -49,6 +49,7 @@ class Attribute:
     f: float | None = None
     i: int | None = None
     ints: list[int] = field(default_factory=list)
+    s: str | None = None
     t: Tensor | None = None
     graphs: list[Graph] = field(default_factory=list)
 
@@ -64,6 +65,8 @@ def _attribute(buf: memoryview, start: int, end: int) -> Attribute:
             attr.i = signed(varint(buf, s, e)[0])
         elif number == 8:
             attr.ints.extend(signed(v) for v in repeated_varints(buf, wire, s, e))
+        elif number == 4 and wire == 2:
+            attr.s = text(buf, s, e)
         elif number == 5 and wire == 2:
             attr.t = parse_tensor(buf, s, e)
         elif number in (6, 11) and wire == 2:  # g, graphs: If and Loop bodies
