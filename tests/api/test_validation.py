@@ -234,6 +234,25 @@ def test_seamless_tiling_is_planned_and_what_cannot_wrap_is_refused(
     assert services.jobs.store.count_queued() == 0
 
 
+def test_composable_prompts_run_where_there_is_an_uncond_to_guide_from(
+    api: TestClient, services: Services
+) -> None:
+    """``AND`` guides each part from the uncond; an LCM UNet embeds its guidance scale and
+    has none, so there it is refused before anything is queued, on the field that has it."""
+    composed = {**VALID, "prompt": "a cat :1.2 AND a dog :0.5"}
+    assert api.post("/api/v1/generate/plan", json=composed).status_code == 200
+    lcm = {**composed, "model": "sd-tiny-lcm"}
+    for body, field in (
+        (lcm, "prompt"),
+        ({**lcm, "prompt": "a cat", "hires": {"scale": 1.5, "prompt": "a AND b"}}, "hires.prompt"),
+    ):
+        response = api.post("/api/v1/generate", json=body)
+        assert response.status_code == 422, response.text
+        error = response.json()["errors"][0]
+        assert error["field"] == field and "AND" in error["message"], error
+    assert services.jobs.store.count_queued() == 0
+
+
 def test_a_whole_float_is_an_integer(api: TestClient) -> None:
     """JSON Schema's ``integer`` includes ``128.0`` (what Python's json writes for a float)."""
     response = api.post("/api/v1/generate/plan", json={**VALID, "width": 128.0, "steps": 3.0})

@@ -3,7 +3,7 @@ edits itself), guidance and DeepCache set up."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +18,10 @@ from impasto.engine.pipelines.base import (
     UNet,
     guidance_embedding,
 )
-from impasto.engine.prompt_schedule import prompt_schedule, text_at
+from impasto.engine.prompt_schedule import composable_parts, prompt_schedule, text_at
 from impasto.engine.schedulers.base import Scheduler
 from impasto.engine.sdxl import Conditioning, SdxlPromptEncoder
-from impasto.engine.types import GenerationParams
+from impasto.engine.types import GenerationParams, InvalidRequestError
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,29 @@ class StepCount:
         return cls(steps, max(1.0, calls / max(steps, 1)), first_pass_steps)
 
 
-Encode = Callable[[str, str | None], Pair]
-"""Conditioning for a prompt and (unless None) its negative."""
+Encode = Callable[[Sequence[str], str | None], Pair]
+"""Conditioning for a prompt's parts (one, or each part of an ``AND`` prompt) and (unless
+None) its negative."""
+Build = Callable[[Pair, tuple[float, ...]], Guidance]
+"""Guidance from a prompt's conditioning and its parts' weights."""
+
+
+def negative_for(prompt: str, negative: str, guided: bool, embedded: bool) -> str | None:
+    """The negative prompt to encode: with CFG, or for an ``AND`` prompt, whose parts are
+    guided from the uncond (A1111's composable diffusion) even at a scale of 1; else None.
+
+    An ``AND`` prompt on a UNet that embeds its guidance scale (LCM) has no uncond to guide
+    from: InvalidRequestError on ``prompt``.
+    """
+    if len(composable_parts(prompt)) > 1:
+        if embedded:
+            raise InvalidRequestError(
+                "prompt",
+                "AND (composable prompts) needs classifier-free guidance, and this model (LCM) "
+                "embeds its guidance scale instead; write one prompt",
+            )
+        return negative
+    return negative if guided else None
 
 
 def build_guidance(
@@ -65,7 +86,7 @@ def build_guidance(
     embedded = "timestep_cond" in parts.unet.model.inputs
     # A scale of 1 equals the cond output, and LCM embeds the scale: skip the uncond pass.
     guided = cfg > 1.0 and not embedded
-    negative = params.negative_prompt if guided else None
+    negative = negative_for(params.prompt, params.negative_prompt, guided, embedded)
     extra: dict[str, np.ndarray] = {}
     if embedded:
         dim = parts.unet.model.input("timestep_cond").shape[-1]
@@ -75,22 +96,23 @@ def build_guidance(
         zeros = model_index.get("force_zeros_for_empty_prompt", True) is True
         sdxl = SdxlPromptEncoder(parts.prompts, prompts_2, zeros)
 
-        def encode(prompt: str, negative: str | None) -> Pair:
-            cond, uncond = sdxl.encode_pair(
-                prompt, negative, params.width, params.height, params.clip_skip
+        def encode(prompts: Sequence[str], negative: str | None) -> Pair:
+            cond, uncond = sdxl.encode(
+                prompts, negative, params.width, params.height, params.clip_skip
             )
             return Conditioning(cond.hidden, {**cond.extra, **extra}), uncond
 
     else:
 
-        def encode(prompt: str, negative: str | None) -> Pair:
-            hidden, uncond = parts.prompts.encode_pair(prompt, negative, params.clip_skip)
+        def encode(prompts: Sequence[str], negative: str | None) -> Pair:
+            hidden, uncond = parts.prompts.encode(prompts, negative, params.clip_skip)
             return Conditioning(hidden, dict(extra)), (
                 Conditioning(uncond, {}) if uncond is not None else None
             )
 
-    def build(pair: Pair) -> Guidance:
-        return guidance_for(parts.unet, pair[0], pair[1], cfg, params.batch_size, cache)
+    def build(pair: Pair, weights: tuple[float, ...]) -> Guidance:
+        cond, uncond = pair
+        return guidance_for(parts.unet, cond, uncond, cfg, params.batch_size, cache, weights)
 
     return scheduled_guidance(
         encode, build, params.prompt, negative, count or StepCount(params.steps)
@@ -99,28 +121,36 @@ def build_guidance(
 
 def scheduled_guidance(
     encode: Encode,
-    build: Callable[[Pair], Guidance],
+    build: Build,
     prompt: str,
     negative: str | None,
     count: StepCount,
 ) -> Guidance | PromptSchedule:
-    """The guidance of ``prompt`` and ``negative``: one, or a schedule where either changes
-    between steps. Each distinct pair of texts is encoded once (``[a|b]`` alternates two)."""
-    prompts = prompt_schedule(prompt, count.steps, count.first_pass_steps)
+    """The guidance of ``prompt`` (its ``AND`` parts) and ``negative``: one, or a schedule
+    where any of them changes between steps. Each distinct set of texts is encoded once
+    (``[a|b]`` alternates two)."""
+    parts = composable_parts(prompt)
+    weights = tuple(weight for _, weight in parts)
+    schedules = [prompt_schedule(text, count.steps, count.first_pass_steps) for text, _ in parts]
     negatives = None
     if negative is not None:
         negatives = prompt_schedule(negative, count.steps, count.first_pass_steps)
-    ends = sorted({end for end, _ in prompts} | {end for end, _ in negatives or []})
-    pairs: dict[tuple[str, str | None], Pair] = {}
+    ends = sorted({end for schedule in [*schedules, negatives or []] for end, _ in schedule})
+    pairs: dict[tuple[tuple[str, ...], str | None], Pair] = {}
     entries: list[tuple[int, Pair]] = []
     for end in ends:
-        texts = (text_at(prompts, end), text_at(negatives, end) if negatives else None)
-        if texts not in pairs:
-            pairs[texts] = encode(*texts)
-        entries.append((end, pairs[texts]))
+        texts = tuple(text_at(schedule, end) for schedule in schedules)
+        key = (texts, text_at(negatives, end) if negatives else None)
+        if key not in pairs:
+            pairs[key] = encode(*key)
+        entries.append((end, pairs[key]))
+
+    def weighted(pair: Pair) -> Guidance:
+        return build(pair, weights)
+
     if len(pairs) == 1:
-        return build(entries[0][1])
-    return PromptSchedule(entries, build, count.calls_per_step)
+        return weighted(entries[0][1])
+    return PromptSchedule(entries, weighted, count.calls_per_step)
 
 
 def guidance_for(
@@ -130,6 +160,7 @@ def guidance_for(
     cfg: float,
     batch: int,
     cache: FeatureCache | None = None,
+    weights: tuple[float, ...] = (1.0,),
 ) -> Guidance:
     """The UNet's inputs for a prompt's (and its negative's, under CFG) conditioning."""
     return Guidance(
@@ -141,4 +172,5 @@ def guidance_for(
         extra_cond=cond.extra,
         extra_uncond=uncond.extra if uncond else None,
         cache=cache,
+        weights=weights,
     )

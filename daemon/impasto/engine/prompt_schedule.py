@@ -1,4 +1,5 @@
-"""AUTOMATIC1111's prompt editing: prompts whose words change between sampling steps.
+"""AUTOMATIC1111's prompt editing (prompts whose words change between sampling steps) and its
+composable prompts (``a cat AND a dog :0.5``).
 
 ``[from:to:when]`` reads ``from`` up to step ``when`` and ``to`` after it; ``[to:when]`` adds
 words, ``[from::when]`` removes them; ``[a|b|c]`` alternates every step. ``when`` is a step
@@ -244,3 +245,27 @@ def text_at(schedule: list[tuple[int, str]], step: int) -> str:
         if step <= end:
             return text
     return schedule[-1][1]
+
+
+_AND = re.compile(r"\bAND\b")
+_PART_WEIGHT = re.compile(r"^(\s*.*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*$")
+
+
+def composable_parts(prompt: str) -> list[tuple[str, float]]:
+    """A1111's composable diffusion: ``prompt`` split at each ``AND`` (upper case, a word of
+    its own) into parts, each with the weight a trailing ``:number`` gives it (default 1), as
+    A1111's ``get_multicond_prompt_list`` reads them. A prompt without ``AND`` is one part
+    of weight 1 whatever it ends with (A1111 would read ``a clock at 10:30`` as the text
+    ``a clock at 10`` at weight 30)."""
+    texts = _AND.split(prompt)
+    if len(texts) == 1:
+        return [(prompt, 1.0)]
+    parts = []
+    for text in texts:
+        found = _PART_WEIGHT.search(text)
+        if found is None:  # a part over several lines: A1111's pattern reads one
+            parts.append((text, 1.0))
+            continue
+        words, weight = found.groups()
+        parts.append((words, float(weight) if weight is not None else 1.0))
+    return parts

@@ -9,11 +9,17 @@ aesthetic score instead of the target size.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from impasto.engine.conditioning import StepCount, guidance_for, scheduled_guidance
+from impasto.engine.conditioning import (
+    StepCount,
+    guidance_for,
+    negative_for,
+    scheduled_guidance,
+)
 from impasto.engine.model_folder import open_refiner_folder
 from impasto.engine.noise import BatchNoise
 from impasto.engine.pipelines.base import Denoise, Guidance, Pair, UNet
@@ -85,15 +91,16 @@ class Refiner:
         """
         start, origin = calls
         cfg = float(params.cfg_scale)
-        negative = params.negative_prompt if cfg > 1.0 else None
+        negative = negative_for(params.prompt, params.negative_prompt, cfg > 1.0, False)
 
-        def encode(prompt: str, negative: str | None) -> Pair:
-            return self.prompts.encode_pair(
-                prompt, negative, params.width, params.height, params.clip_skip
+        def encode(prompts: Sequence[str], negative: str | None) -> Pair:
+            return self.prompts.encode(
+                prompts, negative, params.width, params.height, params.clip_skip
             )
 
-        def build(pair: Pair) -> Guidance:
-            return guidance_for(self.unet, pair[0], pair[1], cfg, params.batch_size)
+        def build(pair: Pair, weights: tuple[float, ...]) -> Guidance:
+            cond, uncond = pair
+            return guidance_for(self.unet, cond, uncond, cfg, params.batch_size, None, weights)
 
         guidance = scheduled_guidance(encode, build, params.prompt, negative, count)
         denoise = Denoise(

@@ -8,20 +8,22 @@ tokens are chunked AUTOMATIC1111-style; the pooled embedding comes from the firs
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from impasto.engine.text_encoder import PromptEncoder, apply_emphasis, group_rows, pair_groups
+from impasto.engine.text_encoder import PromptEncoder, apply_emphasis, group_rows, prompt_groups
 from impasto.engine.tokenizer import CONTEXT_LENGTH
 
 
 @dataclass
 class Conditioning:
-    """The UNet's text inputs for one prompt: hidden states and any extra named inputs."""
+    """The UNet's text inputs for one prompt (a row per part of an ``AND`` prompt): hidden
+    states and any extra named inputs."""
 
-    hidden: np.ndarray  # [1, tokens, width]
-    extra: dict[str, np.ndarray]  # e.g. text_embeds [1, P], time_ids [1, 6]
+    hidden: np.ndarray  # [parts, tokens, width]
+    extra: dict[str, np.ndarray]  # e.g. text_embeds [parts, P], time_ids [parts, 6]
 
 
 # diffusers' StableDiffusionXLImg2ImgPipeline defaults for a refiner's aesthetic-score time id.
@@ -68,9 +70,21 @@ class SdxlPromptEncoder:
         self, prompt: str, negative: str | None, width: int, height: int, clip_skip: int = 1
     ) -> tuple[Conditioning, Conditioning | None]:
         """Cond and (unless ``negative`` is None) uncond conditioning for one request."""
+        return self.encode([prompt], negative, width, height, clip_skip)
+
+    def encode(
+        self,
+        prompts: Sequence[str],
+        negative: str | None,
+        width: int,
+        height: int,
+        clip_skip: int = 1,
+    ) -> tuple[Conditioning, Conditioning | None]:
+        """Cond (one row per prompt: the parts of an ``AND`` prompt) and (unless ``negative``
+        is None) uncond conditioning."""
         zeros = negative is not None and self.zero_negative and not negative.strip()
         lead = self.encoders[0]
-        groups = pair_groups(lead.tokenizer, prompt, negative, lead.comma_id)
+        groups = prompt_groups(lead.tokenizer, prompts, negative, lead.comma_id)
         count = len(groups[0])
         hidden_parts, weights = [], None
         pooled = None
@@ -84,23 +98,19 @@ class SdxlPromptEncoder:
         assert weights is not None and pooled is not None
         hidden = apply_emphasis(np.concatenate(hidden_parts, axis=-1), weights)
         per_group = hidden.reshape(len(groups), count * CONTEXT_LENGTH, hidden.shape[-1])
-        ids = self._time_ids(width, height, negative=False)
-        cond = Conditioning(per_group[0:1], {"text_embeds": pooled[0:1], "time_ids": ids})
+        k = len(prompts)
+        # The pooled embedding of each group is its first chunk's.
+        firsts = pooled[::count]
+        ids = np.repeat(self._time_ids(width, height, negative=False), k, axis=0)
+        cond = Conditioning(per_group[:k], {"text_embeds": firsts[:k], "time_ids": ids})
         ids = self._time_ids(width, height, negative=True)
         if negative is None:
             return cond, None
         if zeros:
             uncond = Conditioning(
-                np.zeros_like(per_group[0:1]),
-                {"text_embeds": np.zeros_like(pooled[0:1]), "time_ids": ids},
+                np.zeros_like(per_group[k:]),
+                {"text_embeds": np.zeros_like(firsts[k:]), "time_ids": ids},
             )
         else:
-            first_negative_chunk = count  # rows of the negative start after the prompt's
-            uncond = Conditioning(
-                per_group[1:2],
-                {
-                    "text_embeds": pooled[first_negative_chunk : first_negative_chunk + 1],
-                    "time_ids": ids,
-                },
-            )
+            uncond = Conditioning(per_group[k:], {"text_embeds": firsts[k:], "time_ids": ids})
         return cond, uncond

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,15 +70,15 @@ def chunk_ids(tokenizer: ClipTokenizer, chunk: Chunk) -> tuple[list[int], list[f
     return ids + [tokenizer.pad_id] * padding, weights + [1.0] * padding
 
 
-def pair_groups(
-    tokenizer: ClipTokenizer, prompt: str, negative: str | None, comma_id: int | None
+def prompt_groups(
+    tokenizer: ClipTokenizer, prompts: Sequence[str], negative: str | None, comma_id: int | None
 ) -> list[list[Chunk]]:
-    """Chunks of the prompt and (unless None) the negative, padded to the same count.
+    """Chunks of each prompt and (unless None) of the negative, padded to the same count.
 
-    The shorter is padded with empty-prompt chunks, as AUTOMATIC1111 does, so cond and
-    uncond can share one UNet batch.
+    The shorter are padded with empty-prompt chunks, as AUTOMATIC1111 does, so cond and
+    uncond (and the parts of an ``AND`` prompt) can share one UNet batch.
     """
-    groups = [chunk_prompt(tokenizer, prompt, comma_id)]
+    groups = [chunk_prompt(tokenizer, prompt, comma_id) for prompt in prompts]
     if negative is not None:
         groups.append(chunk_prompt(tokenizer, negative, comma_id))
     count = max(len(g) for g in groups)
@@ -174,7 +174,14 @@ class PromptEncoder:
         ``clip_skip`` n > 1 takes the n-th last layer through the final layer norm, as
         AUTOMATIC1111 does (diffusers' ``clip_skip`` is n - 1).
         """
-        groups = pair_groups(self.tokenizer, prompt, negative, self._comma_id)
+        return self.encode([prompt], negative, clip_skip)
+
+    def encode(
+        self, prompts: Sequence[str], negative: str | None, clip_skip: int = 1
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """[len(prompts), tokens, hidden] for the prompts (the parts of an ``AND`` prompt) and
+        [1, tokens, hidden] for the negative (None when it is), all of one length."""
+        groups = prompt_groups(self.tokenizer, prompts, negative, self._comma_id)
         rows, weights = group_rows(self.tokenizer, groups)
         if clip_skip <= 1:
             hidden = self.encode_ids(rows, self._output)
@@ -183,12 +190,12 @@ class PromptEncoder:
                 raise InvalidRequestError("clip_skip", "this model does not support clip skip")
             hidden = self.final_norm()(self.encode_ids(rows, self.hidden_state_output(clip_skip)))
         hidden = apply_emphasis(hidden, weights)
-        # [groups * count, 77, H] -> one [1, count * 77, H] sequence per group
+        # [groups * count, 77, H] -> one [count * 77, H] sequence per group
         count = len(groups[0])
         per_group = hidden.reshape(len(groups), count * CONTEXT_LENGTH, hidden.shape[-1])
-        cond = per_group[0:1]
-        uncond = per_group[1:2] if negative is not None else None
-        return cond, uncond
+        conds = per_group[: len(prompts)]
+        uncond = per_group[len(prompts) :] if negative is not None else None
+        return conds, uncond
 
 
 def exported_layers(output_names: Iterable[str]) -> int:

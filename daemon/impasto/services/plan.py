@@ -24,9 +24,9 @@ from impasto.engine.schedulers import (
 from impasto.engine.upscale_latents import UPSCALERS
 from impasto.services.errors import FieldError
 from impasto.services.images import UploadStore
+from impasto.services.model_checks import check_against_model
 from impasto.services.models import REFINER_FAMILY, ModelCatalog, ModelEntry
 from impasto.services.prompt_text import hires_prompt, prompt_loras
-from impasto.services.seamless import check_seamless
 from impasto.services.upscalers import UpscalerService
 from impasto.wire import (
     LIMITS,
@@ -163,7 +163,7 @@ class Resolver:
             fast_decoder=fast_decoder,
             plugins=dict(request.plugins),
         )
-        check_seamless(plan, model.path)
+        check_against_model(plan, model.path)
         return plan
 
     def _images(

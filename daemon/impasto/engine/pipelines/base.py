@@ -147,7 +147,12 @@ class UNet:
 
 @dataclass
 class Guidance:
-    """Text conditioning for a batch, ready for the UNet (uploaded once on GPU providers)."""
+    """Text conditioning for a batch, ready for the UNet (uploaded once on GPU providers).
+
+    ``cond`` has a row per part of the prompt: one, or each part of an A1111 ``AND`` prompt
+    with its weight in ``weights``, guided as A1111's composable diffusion does:
+    ``uncond + scale * sum(weight * (part - uncond))``.
+    """
 
     unet: UNet
     cond: np.ndarray
@@ -157,8 +162,11 @@ class Guidance:
     extra_cond: dict[str, np.ndarray] = field(default_factory=dict)
     extra_uncond: dict[str, np.ndarray] | None = None
     cache: FeatureCache | None = None  # DeepCache's state, when the request asks for it
+    weights: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
+        if len(self.weights) != len(self.cond) or (len(self.weights) > 1 and self.uncond is None):
+            raise EngineError("a prompt of several parts needs a weight each and an uncond")
         hidden = self._stack(self.cond, self.uncond)
         # Constant over the run: uploading it once keeps it on the device between steps.
         self._hidden = self.unet.model.to_device("encoder_hidden_states", hidden)
@@ -170,7 +178,11 @@ class Guidance:
         }
 
     def _stack(self, cond: np.ndarray, uncond: np.ndarray | None) -> np.ndarray:
-        rows = np.repeat(cond, self.batch, axis=0)
+        """[uncond x batch, part 1 x batch, part 2 x batch, ...]."""
+        parts = len(self.weights)
+        if len(cond) != parts:  # an input every part shares (LCM's guidance embedding)
+            cond = np.repeat(cond, parts, axis=0)
+        rows = np.repeat(cond, self.batch, axis=0)  # each part's rows stay together
         if uncond is None:
             return rows
         return np.concatenate([np.repeat(uncond, self.batch, axis=0), rows])
@@ -205,14 +217,20 @@ class Guidance:
             hidden = self._hidden if self.unet.dynamic_batch else self._hidden_host
             out = self._run(sample, t, hidden, reuse=reuse)
             return out, out
+        groups = len(self.weights) + 1  # uncond, then each part
         if self.unet.dynamic_batch:
-            both = self._run(np.concatenate([sample, sample]), t, self._hidden, reuse=reuse)
-            out_uncond, out_cond = both[: self.batch], both[self.batch :]
+            every = self._run(np.concatenate([sample] * groups), t, self._hidden, reuse=reuse)
+            outs = [every[g * self.batch : (g + 1) * self.batch] for g in range(groups)]
         else:
-            first, second = slice(None, self.batch), slice(self.batch, None)
-            out_uncond = self._run(sample, t, self._hidden_host[first], first, reuse, 0)
-            out_cond = self._run(sample, t, self._hidden_host[second], second, reuse, 1)
-        return out_uncond + scale * (out_cond - out_uncond), out_uncond
+            outs = []
+            for g in range(groups):
+                rows = slice(g * self.batch, (g + 1) * self.batch)
+                outs.append(self._run(sample, t, self._hidden_host[rows], rows, reuse, g))
+        out_uncond = outs[0]
+        if self.weights == (1.0,):
+            return out_uncond + scale * (outs[1] - out_uncond), out_uncond
+        delta = sum(w * (out - out_uncond) for w, out in zip(self.weights, outs[1:], strict=True))
+        return out_uncond + scale * delta, out_uncond
 
 
 Pair = tuple[Conditioning, Conditioning | None]
