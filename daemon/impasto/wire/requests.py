@@ -44,7 +44,16 @@ NOT_BLANK = r"^(?=[\s\S]*\S)[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 # The text encoder takes any length in 75-token chunks (AUTOMATIC1111 has no cap either); this
 # bound, some 60 chunks, only keeps one request from tying the encoder up.
 MAX_PROMPT_CHARACTERS = 20_000
-Prompt = Annotated[str, Meta(min_length=1, max_length=MAX_PROMPT_CHARACTERS, pattern=NOT_BLANK)]
+Prompt = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=MAX_PROMPT_CHARACTERS,
+        pattern=NOT_BLANK,
+        description="Read as AUTOMATIC1111 reads it: (word:1.3) emphasis, [from:to:when] and "
+        "[a|b] prompt editing, AND with :weight parts, <lora:name:weight> tags (docs/api.md)",
+    ),
+]
 NegativePrompt = Annotated[str, Meta(max_length=MAX_PROMPT_CHARACTERS, pattern=CONTROL_FREE)]
 Dimension = Annotated[int, Meta(ge=64, le=2048, multiple_of=8, description="Pixels, multiple of 8")]
 Steps = Annotated[int, Meta(ge=1, le=150)]
