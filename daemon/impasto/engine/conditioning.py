@@ -49,22 +49,24 @@ Build = Callable[[Pair, tuple[float, ...]], Guidance]
 """Guidance from a prompt's conditioning and its parts' weights."""
 
 
+def check_composable(prompt: str, embedded: bool) -> bool:
+    """Whether ``prompt`` has ``AND`` parts (A1111's composable diffusion), whose guidance
+    starts from the uncond. A UNet that embeds its guidance scale (LCM) has none to start from:
+    there such a prompt is an InvalidRequestError on ``prompt``."""
+    composed = len(composable_parts(prompt)) > 1
+    if composed and embedded:
+        raise InvalidRequestError(
+            "prompt",
+            "AND (composable prompts) needs classifier-free guidance, and this model (LCM) "
+            "embeds its guidance scale instead; write one prompt",
+        )
+    return composed
+
+
 def negative_for(prompt: str, negative: str, guided: bool, embedded: bool) -> str | None:
     """The negative prompt to encode: with CFG, or for an ``AND`` prompt, whose parts are
-    guided from the uncond (A1111's composable diffusion) even at a scale of 1; else None.
-
-    An ``AND`` prompt on a UNet that embeds its guidance scale (LCM) has no uncond to guide
-    from: InvalidRequestError on ``prompt``.
-    """
-    if len(composable_parts(prompt)) > 1:
-        if embedded:
-            raise InvalidRequestError(
-                "prompt",
-                "AND (composable prompts) needs classifier-free guidance, and this model (LCM) "
-                "embeds its guidance scale instead; write one prompt",
-            )
-        return negative
-    return negative if guided else None
+    guided from the uncond even at a scale of 1 (:func:`check_composable`); else None."""
+    return negative if check_composable(prompt, embedded) or guided else None
 
 
 def build_guidance(

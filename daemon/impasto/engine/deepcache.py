@@ -20,14 +20,19 @@ the ``onnx`` package is not needed and a split takes about as long as copying th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import mmap
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from impasto.engine.onnx_external import read_external_data_locations
-from impasto.engine.onnx_rewrite import MODEL_GRAPH, model_without_graph, write_parts
+from impasto.engine.onnx_rewrite import (
+    MODEL_GRAPH,
+    cache_folder,
+    model_without_graph,
+    source_stats,
+    write_parts,
+)
 from impasto.formats.protobuf import (
     ProtobufError,
     encode_varint,
@@ -221,11 +226,6 @@ def _split(model: Path, full: Path, shallow: Path) -> tuple[str, frozenset[str]]
     return feature, kept
 
 
-def _source_stats(model: Path) -> list[int]:
-    st = model.stat()
-    return [FORMAT, st.st_size, st.st_mtime_ns]
-
-
 def split_unet(model: Path, fallback_dir: Path | None = None) -> DeepCacheSplit:
     """The DeepCache graphs of ``model`` (a UNet's ``model.onnx``), split now or reused.
 
@@ -241,8 +241,7 @@ def split_unet(model: Path, fallback_dir: Path | None = None) -> DeepCacheSplit:
     if found is not None:
         return found
     if fallback_dir is not None and not read_external_data_locations(model):
-        digest = hashlib.sha256(str(model.resolve()).encode()).hexdigest()[:16]
-        folder = fallback_dir / "deepcache" / digest
+        folder = cache_folder(model, fallback_dir, "deepcache")
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -260,7 +259,7 @@ def _reuse(model: Path, folder: Path) -> DeepCacheSplit | None:
         return None
     if (
         isinstance(info, dict)
-        and info.get("source") == _source_stats(model)
+        and info.get("source") == source_stats(model, FORMAT)
         and full.is_file()
         and shallow.is_file()
     ):
@@ -277,7 +276,8 @@ def _split_in(model: Path, folder: Path) -> DeepCacheSplit:
     full, shallow, info_file = folder / FULL_FILE, folder / SHALLOW_FILE, folder / INFO_FILE
     try:
         feature, kept = _split(model, full, shallow)
-        record = {"source": _source_stats(model), "feature": feature, "initializers": sorted(kept)}
+        source = source_stats(model, FORMAT)
+        record = {"source": source, "feature": feature, "initializers": sorted(kept)}
         info_file.write_text(json.dumps(record), encoding="utf-8")
     except ProtobufError as exc:
         raise DeepCacheError(f"{model}: not a readable ONNX model ({exc})") from exc

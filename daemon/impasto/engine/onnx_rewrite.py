@@ -1,8 +1,10 @@
 """What the graph rewrites (DeepCache's split, seamless tiling) share: a ModelProto taken apart
-around its graph, and files written whole or not at all."""
+around its graph, files written whole or not at all, where a rewrite of a bundled model goes,
+and what it records of its source to be redone when that changes."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -52,3 +54,17 @@ def write_parts(path: Path, parts: list[bytes | memoryview]) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def source_stats(model: Path, version: int) -> list[int]:
+    """What a rewrite records of the graph it was made from (and of its own ``version``): it
+    is redone when any of these changes, as after an install step rewrites the graph."""
+    st = model.stat()
+    return [version, st.st_size, st.st_mtime_ns]
+
+
+def cache_folder(model: Path, cache_dir: Path, kind: str) -> Path:
+    """Where a rewrite of ``kind`` of a graph with inline weights goes, so model folders (a
+    bundled model above all) stay as shipped: one folder per graph under ``cache_dir``."""
+    digest = hashlib.sha256(str(model.resolve()).encode()).hexdigest()[:16]
+    return cache_dir / kind / digest

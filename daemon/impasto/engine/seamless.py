@@ -15,7 +15,6 @@ paths stay valid there), or in the cache folder for a graph whose weights are in
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import numpy as np
 
 from impasto.engine.onnx_external import read_external_data_locations
 from impasto.engine.onnx_ops import domain_name
-from impasto.engine.onnx_rewrite import write_parts
+from impasto.engine.onnx_rewrite import cache_folder, source_stats, write_parts
 from impasto.engine.types import InvalidRequestError
 from impasto.formats.onnx_model import Graph, Node, OnnxModel
 from impasto.formats.onnx_tensor import tensor_proto
@@ -83,10 +82,10 @@ def _rewrite(model: OnnxModel) -> None:
     for index, node in enumerate(graph.nodes):
         if node.op_type in _CHANNELS_LAST:
             raise SeamlessError(f"a channels-last {node.op_type} node cannot be made to wrap")
-        pads = node.attribute("pads")
         if node.op_type not in _NCHW_CONVS or domain_name(node.domain) not in ("", "com.microsoft"):
             nodes.append(node)
             continue
+        pads = node.attribute("pads")
         auto_pad = node.attribute("auto_pad")
         if auto_pad is not None and auto_pad.s not in (None, "NOTSET", "VALID"):
             raise SeamlessError(f"a {node.op_type} node pads itself ({auto_pad.s})")
@@ -103,11 +102,6 @@ def _rewrite(model: OnnxModel) -> None:
     graph.nodes = nodes
 
 
-def _source_stats(model: Path) -> list[int]:
-    st = model.stat()
-    return [FORMAT, st.st_size, st.st_mtime_ns]
-
-
 def seamless_graph(model: Path, cache_dir: Path | None = None) -> Path:
     """The wrapping graph of ``model`` (a UNet's or VAE's ``model.onnx``), written now or
     reused; redone when ``model.onnx`` changes. Beside the model when its weights are
@@ -118,21 +112,21 @@ def seamless_graph(model: Path, cache_dir: Path | None = None) -> Path:
     model = Path(model)
     folder = model.parent
     if cache_dir is not None and not read_external_data_locations(model):
-        digest = hashlib.sha256(str(model.resolve()).encode()).hexdigest()[:16]
-        folder = cache_dir / "seamless" / digest
+        folder = cache_folder(model, cache_dir, "seamless")
     target, info_file = folder / FILE, folder / INFO_FILE
     try:
         info = json.loads(info_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         info = None
-    if isinstance(info, dict) and info.get("source") == _source_stats(model) and target.is_file():
+    source = source_stats(model, FORMAT)
+    if isinstance(info, dict) and info.get("source") == source and target.is_file():
         return target
     try:
         folder.mkdir(parents=True, exist_ok=True)
         graph = OnnxModel.load(model)
         _rewrite(graph)
         write_parts(target, [graph.encode()])
-        info_file.write_text(json.dumps({"source": _source_stats(model)}), encoding="utf-8")
+        info_file.write_text(json.dumps({"source": source}), encoding="utf-8")
     except ProtobufError as exc:
         raise SeamlessError(f"{model}: not a readable ONNX model ({exc})") from exc
     except OSError as exc:

@@ -179,9 +179,6 @@ class Guidance:
 
     def _stack(self, cond: np.ndarray, uncond: np.ndarray | None) -> np.ndarray:
         """[uncond x batch, part 1 x batch, part 2 x batch, ...]."""
-        parts = len(self.weights)
-        if len(cond) != parts:  # an input every part shares (LCM's guidance embedding)
-            cond = np.repeat(cond, parts, axis=0)
         rows = np.repeat(cond, self.batch, axis=0)  # each part's rows stay together
         if uncond is None:
             return rows
