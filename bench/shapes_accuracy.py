@@ -3,7 +3,7 @@
     python bench/shapes_accuracy.py [--count 40] [--samplers euler_a,ddim] [--misses]
     python bench/shapes_accuracy.py --samplers lms,pndm --steps lms=50,pndm=50 --cfgs ""
     python bench/shapes_accuracy.py --samplers lms,unipc --schedules default,karras,exponential
-    python bench/shapes_accuracy.py --vae
+    python bench/shapes_accuracy.py --vae [--folder models/tiny/impasto-shapes]
 
 Runs the real daemon on the bundled model and reads every picture with the semantic tests'
 analyser (tests/semantic/analyser.py). Prompts come from shapes_world.test_prompts with the
@@ -11,7 +11,8 @@ tests' seed, so the numbers are the ones tests/semantic/test_prompt_following.py
 Accuracy, not speed: the table goes to docs/benchmarks.md as printed.
 
 `--vae` scores what the VAE alone costs: each test prompt's scene drawn by shapes_world,
-encoded and decoded by the bundled model's ONNX VAE, read by the analyser (no UNet, no daemon).
+encoded and decoded by the bundled model's ONNX VAE, read by the analyser (no UNet, no daemon),
+and how far the decoded pixels are from the drawn ones inside, at the edges and in the corners.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ COLUMNS = ("background", "colour", "shape", "position", "all")
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "tiny" / MODEL
 
 
-def vae_round_trip(prompts: list[str]) -> list[tuple[str, list[Image.Image]]]:
-    """The clean scene of each prompt, and the same after the bundled VAE's encode and decode."""
+def vae_round_trip(prompts: list[str], folder: Path) -> list[tuple[str, list[Image.Image]]]:
+    """The clean scene of each prompt, and the same after the encode and decode of the VAE in
+    ``folder``."""
     import random
 
     import numpy as np
@@ -43,7 +45,7 @@ def vae_round_trip(prompts: list[str]) -> list[tuple[str, list[Image.Image]]]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     encoder, decoder = (
-        ort.InferenceSession(str(MODEL_DIR / part / "model.onnx"), options)
+        ort.InferenceSession(str(folder / part / "model.onnx"), options)
         for part in ("vae_encoder", "vae_decoder")
     )
     rng = random.Random(5)
@@ -57,6 +59,29 @@ def vae_round_trip(prompts: list[str]) -> list[tuple[str, list[Image.Image]]]:
         clean.append(scene)
         decoded.append(Image.fromarray(rgb))
     return [("scenes as drawn", clean), ("scenes after the VAE round trip", decoded)]
+
+
+def print_edge_errors(clean: list[Image.Image], decoded: list[Image.Image]) -> None:
+    """Mean error (of 255, the worst channel) inside, on the outer 4 pixels, and the pixels of
+    the corners' 8x8 squares off by more than 64, per picture."""
+    import numpy as np
+
+    drawn = np.stack([np.asarray(image, np.float32) for image in clean])
+    error = np.abs(np.stack([np.asarray(image, np.float32) for image in decoded]) - drawn).max(-1)
+    band = np.zeros(error.shape[1:], bool)
+    band[:4], band[-4:], band[:, :4], band[:, -4:] = True, True, True, True
+    corners = {
+        "top left": error[:, :8, :8],
+        "top right": error[:, :8, -8:],
+        "bottom left": error[:, -8:, :8],
+        "bottom right": error[:, -8:, -8:],
+    }
+    print(
+        f"mean error inside {error[:, ~band].mean():.2f}, outer 4 px {error[:, band].mean():.2f}; "
+        "corner pixels off by more than 64, per picture: "
+        + ", ".join(f"{name} {(c > 64).sum((1, 2)).mean():.2f}" for name, c in corners.items()),
+        flush=True,
+    )
 
 
 def print_misses(prompts: list[str], images: list[Image.Image]) -> None:
@@ -90,16 +115,21 @@ def main() -> int:
     parser.add_argument("--sheet", type=Path, help="also save the first sampler's first 8 pictures")
     parser.add_argument("--misses", action="store_true", help="list each picture read wrong")
     parser.add_argument("--vae", action="store_true", help="score the VAE round trip instead")
+    parser.add_argument(
+        "--folder", type=Path, default=MODEL_DIR, help="with --vae: the model folder whose VAE"
+    )
     args = parser.parse_args()
     prompts = world.test_prompts(args.count, seed=PROMPT_SEED)
     rows = []
     if args.vae:
-        for name, images in vae_round_trip(prompts):
+        trip = vae_round_trip(prompts, args.folder)
+        for name, images in trip:
             rows.append((name, score(prompts, images)))
             print(rows[-1][0], rows[-1][1], flush=True)
             if args.misses:
                 print_misses(prompts, images)
         print_table(rows)
+        print_edge_errors(trip[0][1], trip[1][1])
         return 0
     with tempfile.TemporaryDirectory(prefix="impasto-shapes-bench-") as tmp:
         daemon = Daemon(Path(tmp)).start()

@@ -24,16 +24,16 @@ import train_shapes as training
 
 def load_pipeline(out: Path, stage4: str = "offset") -> StableDiffusionPipeline:
     """The EMA weights of out/settle.pt (stage 5) or else out/checkpoint.pt (stage 4, trained
-    on the ``stage4`` recipe, train_shapes.py's ``--recipe``) with out/vae, on DDIM with the
+    on the ``stage4`` recipe, train_shapes.py's ``--recipe``) with its last VAE, on DDIM with the
     noise schedule the stage trained."""
     tokenizer = training.train_tokenizer(out)
     settled = (out / "settle.pt").exists()
     recipe = training.SETTLED if settled or stage4 == "settled" else training.PRETRAIN
     stage = "settle" if settled else "unet"
     trainer = training.Trainer(out, tokenizer, steps=1, lr=0.0, recipe=recipe, stage=stage)
-    # The decoder stage's VAE (which --from-onnx also writes) or else the one before it.
-    final = out / "vae-decoder"
-    vae = AutoencoderKL.from_pretrained(final if final.exists() else out / "vae-l1")
+    # The last decoder stage's VAE (--from-onnx writes vae-decoder) or else the one before it.
+    stages = [out / name for name in ("vae-edges", "vae-decoder", "vae-l1")]
+    vae = AutoencoderKL.from_pretrained(next(path for path in stages if path.exists()))
     latents = torch.load(out / "latents.pt")["latents"]
     vae.register_to_config(scaling_factor=round(1.0 / float(latents.std()), 5))
     scheduler = DDIMScheduler.from_config(training.sampling_scheduler(recipe).config)

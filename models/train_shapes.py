@@ -8,6 +8,10 @@ Stages, each checkpointed under --out so a run can stop and resume:
   2. vae: an AutoencoderKL (factor 8, 4 latent channels) trained on 64x64 crops of scenes,
      MSE then L1;
   3. latents: the training scenes encoded once (posterior means), scaling factor = 1/std;
+     3b: the decoder alone on whole scenes from those latents, the encoder frozen; 3c: the
+     same weighted toward the picture's edges, where 3b leaves specks in the corners
+     (models/shapes_decoder.py; `--from-onnx FOLDER --edge-steps N` runs 3c alone on an
+     earlier export's decoder and exports it with that export's UNet and text encoder);
   4. unet: a UNet2DConditionModel and a CLIPTextModel trained together (epsilon
      prediction with offset noise, SD 1.5's noise schedule, 10% empty captions for
      classifier-free guidance, an EMA copy of both);
@@ -57,7 +61,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import shapes_world as world
 from clip_bpe import clip_vocab, learn_merges, prompt_corpus
-from shapes_decoder import train_decoder
+from shapes_decoder import edge_weights, train_decoder
 
 SEED = 17
 NAME = "impasto-shapes"
@@ -272,6 +276,23 @@ def encode_latents(
     torch.save({"latents": latents, "captions": captions}, path)
     log(out, f"encoded {count} scenes, latent std {latents.std().item():.4f}")
     return latents, captions
+
+
+# The decoder stages' scenes: the first of the ones latents.pt holds (the dataset is
+# prefix-stable, so images_tensor(count, SEED + 2) draws them again).
+DECODER_SCENES = 4000
+EDGE_STEPS = 3000
+
+
+def train_edges(out: Path, vae: AutoencoderKL, latents: torch.Tensor, steps: int) -> AutoencoderKL:
+    """Stage 3c: the decoder on whole scenes, its L1 weighted toward the edges (checkpointed
+    in out/vae-edges)."""
+    count = min(len(latents), DECODER_SCENES)
+    scenes, _ = images_tensor(count, SEED + 2)
+    weights = edge_weights(scenes.shape[-1])
+    return train_decoder(
+        out, vae, latents[:count], scenes, steps, 8, SEED + 9, log, "vae-edges", 1e-4, weights
+    )
 
 
 # --- 4. unet + text encoder ------------------------------------------------------------
@@ -629,6 +650,12 @@ def sampling_scheduler(recipe: Recipe) -> DDIMScheduler | PNDMScheduler:
     )
 
 
+def recipe_of(folder: Path) -> Recipe:
+    """A recipe whose scheduler (sampling_scheduler) is the one the export in `folder` ships."""
+    config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+    return SETTLED if config.get("rescale_betas_zero_snr") else PRETRAIN
+
+
 def export(
     out: Path,
     vae: AutoencoderKL,
@@ -733,6 +760,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="steps of the decoder-only stage on whole scenes (default 1500, quick 20; 0: none)",
     )
+    parser.add_argument(
+        "--edge-steps",
+        type=int,
+        help=f"steps of the decoder's edge stage 3c (default {EDGE_STEPS}, quick 10; 0: none); "
+        "with --from-onnx (and no UNet stage) run only that stage, on the export's decoder",
+    )
     parser.add_argument("--batch", type=int, help="UNet batch (default 32, quick 16)")
     parser.add_argument("--lr", type=float, default=6e-4, help="UNet peak learning rate")
     parser.add_argument(
@@ -812,6 +845,7 @@ def main(argv: list[str] | None = None) -> int:
     vae_steps = args.vae_steps or (60 if quick else 800)
     steps = args.steps or (150 if quick else 7000)
     decoder_steps = args.decoder_steps if args.decoder_steps is not None else 20 if quick else 1500
+    edge_steps = args.edge_steps if args.edge_steps is not None else 10 if quick else EDGE_STEPS
     batch = args.batch or (16 if quick else 32)
     scenes = args.scenes or (512 if quick else 10000)
     settle_steps = args.settle_steps or 0
@@ -833,6 +867,14 @@ def main(argv: list[str] | None = None) -> int:
         budget = Budget(time.monotonic() + args.time_budget, share)
         if quick:
             budget.calibrate = (5, 15)
+    if args.from_onnx and args.edge_steps:
+        if settle_steps or args.steps or args.recipe != "offset" or budget:
+            parser.error("--from-onnx with --edge-steps runs stage 3c alone")
+        tokenizer, vae, start = from_onnx(out, args.from_onnx)
+        latents, _ = encode_latents(out, vae, scenes, args.device)
+        vae = train_edges(out, vae, latents, args.edge_steps)
+        recipe = recipe_of(args.from_onnx)
+        return export_and_install(args, argv, out, vae, tokenizer, start, recipe)
     if args.from_onnx:
         tokenizer, vae, start = from_onnx(out, args.from_onnx)
         latents, captions = encode_latents(out, vae, scenes, args.device)
@@ -841,12 +883,13 @@ def main(argv: list[str] | None = None) -> int:
         vae = train_both_vae_stages(out, vae_steps, batch=8 if quick else 16)
         latents, captions = encode_latents(out, vae, scenes, args.device)
         if decoder_steps:
-            # The first scenes of the ones latents.pt holds (the dataset is prefix-stable).
-            count = min(len(latents), 4000)
+            count = min(len(latents), DECODER_SCENES)
             scenes_, _ = images_tensor(count, SEED + 2)
             vae = train_decoder(
                 out, vae, latents[:count], scenes_, decoder_steps, 8, seed=SEED + 6, log=log
             )
+        if edge_steps:
+            vae = train_edges(out, vae, latents, edge_steps)
         scale = 1.0 / float(latents.std())
         vae.register_to_config(scaling_factor=round(scale, 5))
     device = torch.device(args.device)

@@ -53,6 +53,37 @@ def test_the_bundled_graphs_run_fused_attention() -> None:
     assert all(fused > 0 and softmax == 0 for fused, softmax in counts.values()), counts
 
 
+def test_a_plain_background_decodes_plain_into_its_corners(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each palette colour as a whole picture, through the bundled VAE: the corners' 8x8
+    squares keep it (stage 3c; before it 210 of these 2,048 corner pixels were off by more than
+    64 of 255, a speck at the bottom left of every picture; after it 15)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    monkeypatch.syspath_prepend(str(ROOT / "models"))
+    import shapes_world
+
+    encoder, decoder = (
+        ort.InferenceSession(str(MODEL / part / "model.onnx"))
+        for part in ("vae_encoder", "vae_decoder")
+    )
+    off = {}
+    for name, rgb in shapes_world.COLOURS.items():
+        pixels = np.full((1, 3, 128, 128), np.array(rgb, np.float32)[None, :, None, None])
+        moments = encoder.run(None, {"sample": pixels / 127.5 - 1})[0]
+        decoded = decoder.run(None, {"latent_sample": moments[:, :4]})[0][0]
+        error = np.abs((np.clip(decoded, -1, 1) + 1) * 127.5 - pixels[0]).max(0)
+        corners = [
+            error[rows, columns]
+            for rows in (slice(0, 8), slice(-8, None))
+            for columns in (slice(0, 8), slice(-8, None))
+        ]
+        off[name] = sum(int((corner > 64).sum()) for corner in corners)
+    assert sum(off.values()) <= 40, off
+
+
 def test_card_recommends_the_trained_size() -> None:
     card = json.loads((MODEL / "impasto.json").read_text())
     unet = json.loads((MODEL / "unet" / "config.json").read_text())
@@ -81,6 +112,7 @@ def test_quick_training_run_exports_an_onnx_pipeline(tmp_path: Path) -> None:
         float(line.split(" loss ")[1].split()[0]) for line in log.splitlines() if "unet " in line
     ]
     assert losses and all(loss == loss for loss in losses)  # no NaN
+    assert "vae-decoder 20/20 loss" in log and "vae-edges 10/10 loss" in log
     # --install's step after the copy: the graphs fused (into a scratch folder here).
     sys.path.insert(0, str(ROOT / "models"))
     import train_shapes
@@ -109,6 +141,13 @@ def test_quick_training_run_exports_an_onnx_pipeline(tmp_path: Path) -> None:
     # The adapters train with the loss of the export they are given (here v-prediction).
     run_script("shapes_adapters.py", settled)
     assert (settled / "adapters" / "loras" / "shapes-dotted.safetensors").is_file()
+    # Stage 3c alone on the export's decoder: only the decoder changes.
+    edged = tmp_path / "edged"
+    run_script("train_shapes.py", edged, "--from-onnx", str(out / "onnx"), "--edge-steps", "3")
+    assert "vae-edges 3/3 loss" in (edged / "train.log").read_text()
+    for part in PARTS:
+        same = _bytes(edged / "onnx" / part) == _bytes(out / "onnx" / part)
+        assert same == (part != "vae_decoder"), part
     # Stage 4 itself on the settle recipe, from fresh weights on the export's tokenizer and VAE.
     fresh = tmp_path / "fresh"
     run_script(
@@ -156,6 +195,10 @@ def test_quick_training_run_exports_an_onnx_pipeline(tmp_path: Path) -> None:
         "train_shapes.py", exported, "--from-onnx", str(out / "onnx"), "--weights", str(weights)
     )
     _assert_unet_matches(exported / "onnx", weights)
+
+
+def _bytes(folder: Path) -> bytes:
+    return (folder / "model.onnx").read_bytes()
 
 
 def _assert_unet_matches(onnx_dir: Path, weights: Path) -> None:

@@ -35,12 +35,13 @@ export function toast(message, kind = 'info', ms = 4000) {
   setTimeout(() => item.remove(), ms);
 }
 
-/** 1536 -> "1.5 KB". */
+/** 1536 -> "1.5 KB" (decimal units). */
 export function formatBytes(n) {
   if (!Number.isFinite(n)) return '–';
   const units = ['B', 'KB', 'MB', 'GB', 'TB'];
   let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+  // Decimal units, as the CLI, the catalog and the docs give sizes (5.2 GB is 5.2e9 bytes).
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i += 1; }
   return `${n < 10 && i ? n.toFixed(1) : Math.round(n)} ${units[i]}`;
 }
 
