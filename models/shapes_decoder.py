@@ -8,7 +8,7 @@ errors). The encoder is untouched, so latents.pt and the UNet trained on it stay
 
 After 3b the picture's corners were still wrong: a zero-padded decoder sees a corner only
 through the padding, and four pixels of 16,384 weigh nothing in a plain L1. On the test scenes
-a third of a corner's 8x8 pixels (bottom left) were off by more than 64 of 255, a dark speck
+a quarter of the bottom-left corner's 8x8 pixels were off by more than 64 of 255, a dark speck
 on every picture. Stage 3c goes on with the same loss weighted toward the edges
 (`edge_weights`) at a lower learning rate, inside the edges toward what 3b drew.
 """
@@ -32,7 +32,7 @@ CORNER, CORNER_WEIGHT = 8, 64.0
 
 
 def edge_weights(size: int) -> torch.Tensor:
-    """Stage 3c's per-pixel L1 weights for a ``size`` x ``size`` picture (mean about 2.4)."""
+    """Stage 3c's per-pixel L1 weights for a ``size`` x ``size`` picture (mean about 2.1)."""
     weights = torch.ones(size, size)
     band, corner = slice(0, EDGE_BAND), slice(0, CORNER)
     far_band, far_corner = slice(size - EDGE_BAND, size), slice(size - CORNER, size)
