@@ -284,14 +284,22 @@ DECODER_SCENES = 4000
 EDGE_STEPS = 3000
 
 
-def train_edges(out: Path, vae: AutoencoderKL, latents: torch.Tensor, steps: int) -> AutoencoderKL:
-    """Stage 3c: the decoder on whole scenes, its L1 weighted toward the edges (checkpointed
-    in out/vae-edges)."""
+def decoder_pairs(latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (latents, uint8 scenes) the decoder stages 3b and 3c train on."""
     count = min(len(latents), DECODER_SCENES)
     scenes, _ = images_tensor(count, SEED + 2)
+    return latents[:count], scenes
+
+
+def train_edges(
+    out: Path, vae: AutoencoderKL, pairs: tuple[torch.Tensor, torch.Tensor], steps: int
+) -> AutoencoderKL:
+    """Stage 3c: the decoder on whole scenes, its L1 weighted toward the edges (checkpointed
+    in out/vae-edges)."""
+    latents, scenes = pairs
     weights = edge_weights(scenes.shape[-1])
     return train_decoder(
-        out, vae, latents[:count], scenes, steps, 8, SEED + 9, log, "vae-edges", 1e-4, weights
+        out, vae, latents, scenes, steps, 8, SEED + 9, log, "vae-edges", 1e-4, weights
     )
 
 
@@ -872,7 +880,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--from-onnx with --edge-steps runs stage 3c alone")
         tokenizer, vae, start = from_onnx(out, args.from_onnx)
         latents, _ = encode_latents(out, vae, scenes, args.device)
-        vae = train_edges(out, vae, latents, args.edge_steps)
+        vae = train_edges(out, vae, decoder_pairs(latents), args.edge_steps)
         recipe = recipe_of(args.from_onnx)
         return export_and_install(args, argv, out, vae, tokenizer, start, recipe)
     if args.from_onnx:
@@ -882,14 +890,12 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer = train_tokenizer(out)
         vae = train_both_vae_stages(out, vae_steps, batch=8 if quick else 16)
         latents, captions = encode_latents(out, vae, scenes, args.device)
+        if decoder_steps or edge_steps:
+            pairs = decoder_pairs(latents)  # drawn once for both stages
         if decoder_steps:
-            count = min(len(latents), DECODER_SCENES)
-            scenes_, _ = images_tensor(count, SEED + 2)
-            vae = train_decoder(
-                out, vae, latents[:count], scenes_, decoder_steps, 8, seed=SEED + 6, log=log
-            )
+            vae = train_decoder(out, vae, *pairs, decoder_steps, 8, seed=SEED + 6, log=log)
         if edge_steps:
-            vae = train_edges(out, vae, latents, edge_steps)
+            vae = train_edges(out, vae, pairs, edge_steps)
         scale = 1.0 / float(latents.std())
         vae.register_to_config(scaling_factor=round(scale, 5))
     device = torch.device(args.device)
