@@ -12,7 +12,11 @@ Accuracy, not speed: the table goes to docs/benchmarks.md as printed.
 
 `--vae` scores what the VAE alone costs: each test prompt's scene drawn by shapes_world,
 encoded and decoded by the bundled model's ONNX VAE, read by the analyser (no UNet, no daemon),
-and how far the decoded pixels are from the drawn ones inside, at the edges and in the corners.
+and how far the decoded pixels are from the drawn ones inside, at the edges and in the corners,
+and on a plain picture of each palette colour.
+
+Each run through the daemon also counts the pixels of the top-right mark (`print_marks`): the
+top edge's right third, where the decoder left a stain on plain backgrounds before stage 3d.
 """
 
 from __future__ import annotations
@@ -84,6 +88,51 @@ def print_edge_errors(clean: list[Image.Image], decoded: list[Image.Image]) -> N
     )
 
 
+def plain_errors(folder: Path) -> None:
+    """Each palette colour as a whole picture through the VAE in ``folder``: its pixels off by
+    more than 64, per picture, in the corners' 8x8 squares and elsewhere."""
+    import numpy as np
+    import onnxruntime as ort
+
+    encoder, decoder = (
+        ort.InferenceSession(str(folder / part / "model.onnx"))
+        for part in ("vae_encoder", "vae_decoder")
+    )
+    corner = np.zeros((128, 128), bool)
+    corner[:8, :8] = corner[:8, -8:] = corner[-8:, :8] = corner[-8:, -8:] = True
+    off = []
+    for rgb in world.COLOURS.values():
+        pixels = np.full((1, 3, 128, 128), np.array(rgb, np.float32)[None, :, None, None])
+        moments = encoder.run(None, {encoder.get_inputs()[0].name: pixels / 127.5 - 1})[0]
+        out = decoder.run(None, {decoder.get_inputs()[0].name: moments[:, :4]})[0][0]
+        off.append(np.abs((np.clip(out, -1, 1) + 1) * 127.5 - pixels[0]).max(0) > 64)
+    wrong = np.stack(off)
+    print(
+        "plain pictures of the 8 colours, pixels off by more than 64, per picture: "
+        f"corners {wrong[:, corner].sum() / len(off):.2f}, "
+        f"elsewhere {wrong[:, ~corner].sum() / len(off):.2f}",
+        flush=True,
+    )
+
+
+# The top edge's right third, where the decoder left a mark before stage 3d (models/README.md).
+MARK = (slice(0, 12), slice(86, 128))
+
+
+def print_marks(images: list[Image.Image]) -> None:
+    """Pixels in ``MARK`` off by more than 48 from the picture's background (the median of
+    its outermost pixels), per picture."""
+    import numpy as np
+
+    counts = []
+    for image in images:
+        pixels = np.asarray(image.convert("RGB"), np.float32)
+        rim = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+        off = np.abs(pixels - np.median(rim, axis=0)).max(-1) > 48
+        counts.append(int(off[MARK].sum()))
+    print(f"  top-right mark: {np.mean(counts):.1f} px per picture", flush=True)
+
+
 def print_misses(prompts: list[str], images: list[Image.Image]) -> None:
     """Each prompt whose background, colour or shape the analyser read wrong, and the reading."""
     for index, (prompt, image) in enumerate(zip(prompts, images, strict=True)):
@@ -130,6 +179,7 @@ def main() -> int:
                 print_misses(prompts, images)
         print_table(rows)
         print_edge_errors(trip[0][1], trip[1][1])
+        plain_errors(args.folder)
         return 0
     with tempfile.TemporaryDirectory(prefix="impasto-shapes-bench-") as tmp:
         daemon = Daemon(Path(tmp)).start()
@@ -172,6 +222,7 @@ def main() -> int:
                 on = "" if schedule == "default" else f", {schedule}"
                 rows.append((f"{sampler}{on}, {steps} steps, cfg {cfg:g}", result))
                 print(rows[-1][0], result, flush=True)
+                print_marks(images)
                 if args.misses:
                     print_misses(prompts, images)
         finally:

@@ -9,13 +9,16 @@ Stages, each checkpointed under --out so a run can stop and resume:
      MSE then L1;
   3. latents: the training scenes encoded once (posterior means), scaling factor = 1/std;
      3b: the decoder alone on whole scenes from those latents, the encoder frozen; 3c: the
-     same weighted toward the picture's edges, where 3b leaves specks in the corners
-     (models/shapes_decoder.py; `--from-onnx FOLDER --edge-steps N` runs 3c alone on an
-     earlier export's decoder and exports it with that export's UNet and text encoder);
+     same weighted toward the picture's edges, where 3b leaves specks in the corners; 3d
+     (opt-in, `--background-steps N`; not part of the committed weights): the same with the
+     background of the outer band weighted too, where 3c leaves a mark at the top edge
+     (models/shapes_decoder.py; `--from-onnx FOLDER --edge-steps N --background-steps M`
+     runs 3c and/or 3d alone on an earlier export's decoder and exports it with that
+     export's UNet and text encoder);
   4. unet: a UNet2DConditionModel and a CLIPTextModel trained together (epsilon
      prediction with offset noise, SD 1.5's noise schedule, 10% empty captions for
      classifier-free guidance, an EMA copy of both);
-  5. settle (opt-in, `--settle-steps N`; not part of the committed weights): both go on from
+  5. settle (opt-in, `--settle-steps N`; the committed weights had a GENTLE one): both go on from
      stage 4's EMA weights on the SETTLED recipe (the same betas rescaled to zero terminal
      SNR, v-prediction, no offset noise, wrong captions for some scenes at low noise); its
      EMA copy is then what gets exported. `--from-onnx FOLDER` runs this stage alone on an
@@ -292,14 +295,20 @@ def decoder_pairs(latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def train_edges(
-    out: Path, vae: AutoencoderKL, pairs: tuple[torch.Tensor, torch.Tensor], steps: int
+    out: Path,
+    vae: AutoencoderKL,
+    pairs: tuple[torch.Tensor, torch.Tensor],
+    steps: int,
+    background: bool = False,
 ) -> AutoencoderKL:
     """Stage 3c: the decoder on whole scenes, its L1 weighted toward the edges (checkpointed
-    in out/vae-edges)."""
+    in out/vae-edges); with ``background``, stage 3d: the same with the background of the
+    outer band weighted too (out/vae-background)."""
     latents, scenes = pairs
+    stage, seed = ("vae-background", SEED + 11) if background else ("vae-edges", SEED + 9)
     weights = edge_weights(scenes.shape[-1])
     return train_decoder(
-        out, vae, latents, scenes, steps, 8, SEED + 9, log, "vae-edges", 1e-4, weights
+        out, vae, latents, scenes, steps, 8, seed, log, stage, 1e-4, weights, background
     )
 
 
@@ -774,6 +783,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"steps of the decoder's edge stage 3c (default {EDGE_STEPS}, quick 10; 0: none); "
         "with --from-onnx (and no UNet stage) run only that stage, on the export's decoder",
     )
+    parser.add_argument(
+        "--background-steps",
+        type=int,
+        help="steps of the decoder's background stage 3d (default 0: none; 3000 in the run "
+        "models/README.md reports); with --from-onnx as --edge-steps (both given: 3c, then 3d)",
+    )
     parser.add_argument("--batch", type=int, help="UNet batch (default 32, quick 16)")
     parser.add_argument("--lr", type=float, default=6e-4, help="UNet peak learning rate")
     parser.add_argument(
@@ -854,6 +869,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (150 if quick else 7000)
     decoder_steps = args.decoder_steps if args.decoder_steps is not None else 20 if quick else 1500
     edge_steps = args.edge_steps if args.edge_steps is not None else 10 if quick else EDGE_STEPS
+    background_steps = args.background_steps or 0
     batch = args.batch or (16 if quick else 32)
     scenes = args.scenes or (512 if quick else 10000)
     settle_steps = args.settle_steps or 0
@@ -875,12 +891,16 @@ def main(argv: list[str] | None = None) -> int:
         budget = Budget(time.monotonic() + args.time_budget, share)
         if quick:
             budget.calibrate = (5, 15)
-    if args.from_onnx and args.edge_steps:
+    if args.from_onnx and (args.edge_steps or args.background_steps):
         if settle_steps or args.steps or args.recipe != "offset" or budget:
-            parser.error("--from-onnx with --edge-steps runs stage 3c alone")
+            parser.error("--from-onnx with --edge-steps or --background-steps runs only those")
         tokenizer, vae, start = from_onnx(out, args.from_onnx)
         latents, _ = encode_latents(out, vae, scenes, args.device)
-        vae = train_edges(out, vae, decoder_pairs(latents), args.edge_steps)
+        pairs = decoder_pairs(latents)
+        if args.edge_steps:
+            vae = train_edges(out, vae, pairs, args.edge_steps)
+        if args.background_steps:
+            vae = train_edges(out, vae, pairs, args.background_steps, background=True)
         recipe = recipe_of(args.from_onnx)
         return export_and_install(args, argv, out, vae, tokenizer, start, recipe)
     if args.from_onnx:
@@ -890,12 +910,14 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer = train_tokenizer(out)
         vae = train_both_vae_stages(out, vae_steps, batch=8 if quick else 16)
         latents, captions = encode_latents(out, vae, scenes, args.device)
-        if decoder_steps or edge_steps:
-            pairs = decoder_pairs(latents)  # drawn once for both stages
+        if decoder_steps or edge_steps or background_steps:
+            pairs = decoder_pairs(latents)  # drawn once for the decoder stages
         if decoder_steps:
             vae = train_decoder(out, vae, *pairs, decoder_steps, 8, seed=SEED + 6, log=log)
         if edge_steps:
             vae = train_edges(out, vae, pairs, edge_steps)
+        if background_steps:
+            vae = train_edges(out, vae, pairs, background_steps, background=True)
         scale = 1.0 / float(latents.std())
         vae.register_to_config(scaling_factor=round(scale, 5))
     device = torch.device(args.device)

@@ -84,6 +84,29 @@ def test_a_plain_background_decodes_plain_into_its_corners(
     assert sum(off.values()) <= 40, off
 
 
+def test_stage_3d_targets_the_background_far_from_the_shapes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """far_background: the scene's background colour (the most common on its rim, here with a
+    shape touching the rim) at least the margin away from anything else."""
+    import torch
+
+    monkeypatch.syspath_prepend(str(ROOT / "models"))
+    from shapes_decoder import far_background
+
+    scenes = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    scenes[:, 2] = 200  # a blue background
+    scenes[0, :, 10:14, 20:24] = 255  # a white square inside
+    scenes[1, :, 0:8, 0:8] = torch.tensor([9, 9, 9], dtype=torch.uint8)[:, None, None]
+    far = far_background(scenes, margin=3)
+    assert far.shape == (2, 32, 32)
+    # A background pixel is far only where no other colour lies within 3 pixels.
+    assert not far[0, 10:14, 20:24].any() and not far[0, 7, 20] and not far[0, 12, 17]
+    assert far[0, 6, 20] and far[0, 12, 16] and far[0, 31, 0]
+    assert not far[1, 0:11, 0:11].any() and far[1, 11, 0] and far[1, 0, 11]
+    assert int(far[0].sum()) == 32 * 32 - 10 * 10 and int(far[1].sum()) == 32 * 32 - 11 * 11
+
+
 def test_card_recommends_the_trained_size() -> None:
     card = json.loads((MODEL / "impasto.json").read_text())
     unet = json.loads((MODEL / "unet" / "config.json").read_text())
@@ -113,6 +136,7 @@ def test_quick_training_run_exports_an_onnx_pipeline(tmp_path: Path) -> None:
     ]
     assert losses and all(loss == loss for loss in losses)  # no NaN
     assert "vae-decoder 20/20 loss" in log and "vae-edges 10/10 loss" in log
+    assert "vae-background" not in log  # opt-in: the default run has no stage 3d
     # --install's step after the copy: the graphs fused (into a scratch folder here).
     sys.path.insert(0, str(ROOT / "models"))
     import train_shapes
@@ -141,10 +165,13 @@ def test_quick_training_run_exports_an_onnx_pipeline(tmp_path: Path) -> None:
     # The adapters train with the loss of the export they are given (here v-prediction).
     run_script("shapes_adapters.py", settled)
     assert (settled / "adapters" / "loras" / "shapes-dotted.safetensors").is_file()
-    # Stage 3c alone on the export's decoder: only the decoder changes.
+    # Stages 3c and 3d alone on the export's decoder: only the decoder changes.
     edged = tmp_path / "edged"
-    run_script("train_shapes.py", edged, "--from-onnx", str(out / "onnx"), "--edge-steps", "3")
-    assert "vae-edges 3/3 loss" in (edged / "train.log").read_text()
+    options = ("--from-onnx", str(out / "onnx"), "--edge-steps", "3", "--background-steps", "2")
+    run_script("train_shapes.py", edged, *options)
+    log = (edged / "train.log").read_text()
+    assert "vae-edges 3/3 loss" in log and "vae-background 2/2 loss" in log
+    assert log.index("vae-edges 3/3") < log.index("vae-background 2/2")
     for part in PARTS:
         same = _bytes(edged / "onnx" / part) == _bytes(out / "onnx" / part)
         assert same == (part != "vae_decoder"), part
