@@ -16,7 +16,8 @@ and how far the decoded pixels are from the drawn ones inside, at the edges and 
 and on a plain picture of each palette colour.
 
 Each run through the daemon also counts the pixels of the top-right mark (`print_marks`): the
-top edge's right third, where the decoder left a stain on plain backgrounds before stage 3d.
+top edge's right third, where the committed decoder leaves a mark even on a plain picture
+(models/README.md, "The top edge's mark").
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def plain_errors(folder: Path) -> None:
     )
 
 
-# The top edge's right third, where the decoder left a mark before stage 3d (models/README.md).
+# The top edge's right third, where the committed decoder leaves a mark (models/README.md).
 MARK = (slice(0, 12), slice(86, 128))
 
 
