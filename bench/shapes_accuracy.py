@@ -26,6 +26,7 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from PIL import Image
@@ -39,27 +40,37 @@ COLUMNS = ("background", "colour", "shape", "position", "all")
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "tiny" / MODEL
 
 
-def vae_round_trip(prompts: list[str], folder: Path) -> list[tuple[str, list[Image.Image]]]:
-    """The clean scene of each prompt, and the same after the encode and decode of the VAE in
-    ``folder``."""
+class VaeRoundTrip:
+    """The ONNX VAE encoder and decoder of a model folder, one thread each."""
+
+    def __init__(self, folder: Path) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        self.encoder, self.decoder = (
+            ort.InferenceSession(str(folder / part / "model.onnx"), options)
+            for part in ("vae_encoder", "vae_decoder")
+        )
+
+    def __call__(self, pixels: Any) -> Any:
+        """[1, 3, H, W] pixels in [-1, 1], encoded (the posterior mean) and decoded: [3, H, W]."""
+        moments = self.encoder.run(None, {self.encoder.get_inputs()[0].name: pixels})[0]
+        return self.decoder.run(None, {self.decoder.get_inputs()[0].name: moments[:, :4]})[0][0]
+
+
+def vae_round_trip(prompts: list[str], trip: VaeRoundTrip) -> list[tuple[str, list[Image.Image]]]:
+    """The clean scene of each prompt, and the same after ``trip``."""
     import random
 
     import numpy as np
-    import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    encoder, decoder = (
-        ort.InferenceSession(str(folder / part / "model.onnx"), options)
-        for part in ("vae_encoder", "vae_decoder")
-    )
     rng = random.Random(5)
     clean, decoded = [], []
     for prompt in prompts:
         scene = world.render(world.parse(prompt), rng).convert("RGB")
         pixels = (np.asarray(scene, np.float32) / 127.5 - 1).transpose(2, 0, 1)[None]
-        moments = encoder.run(None, {encoder.get_inputs()[0].name: pixels})[0]
-        out = decoder.run(None, {decoder.get_inputs()[0].name: moments[:, :4]})[0][0]
+        out = trip(pixels)
         rgb = ((np.clip(out.transpose(1, 2, 0), -1, 1) + 1) * 127.5).round().astype(np.uint8)
         clean.append(scene)
         decoded.append(Image.fromarray(rgb))
@@ -89,23 +100,17 @@ def print_edge_errors(clean: list[Image.Image], decoded: list[Image.Image]) -> N
     )
 
 
-def plain_errors(folder: Path) -> None:
-    """Each palette colour as a whole picture through the VAE in ``folder``: its pixels off by
-    more than 64, per picture, in the corners' 8x8 squares and elsewhere."""
+def plain_errors(trip: VaeRoundTrip) -> None:
+    """Each palette colour as a whole picture through ``trip``: its pixels off by more than
+    64, per picture, in the corners' 8x8 squares and elsewhere."""
     import numpy as np
-    import onnxruntime as ort
 
-    encoder, decoder = (
-        ort.InferenceSession(str(folder / part / "model.onnx"))
-        for part in ("vae_encoder", "vae_decoder")
-    )
     corner = np.zeros((128, 128), bool)
     corner[:8, :8] = corner[:8, -8:] = corner[-8:, :8] = corner[-8:, -8:] = True
     off = []
     for rgb in world.COLOURS.values():
         pixels = np.full((1, 3, 128, 128), np.array(rgb, np.float32)[None, :, None, None])
-        moments = encoder.run(None, {encoder.get_inputs()[0].name: pixels / 127.5 - 1})[0]
-        out = decoder.run(None, {decoder.get_inputs()[0].name: moments[:, :4]})[0][0]
+        out = trip(pixels / 127.5 - 1)
         off.append(np.abs((np.clip(out, -1, 1) + 1) * 127.5 - pixels[0]).max(0) > 64)
     wrong = np.stack(off)
     print(
@@ -172,7 +177,8 @@ def main() -> int:
     prompts = world.test_prompts(args.count, seed=PROMPT_SEED)
     rows = []
     if args.vae:
-        trip = vae_round_trip(prompts, args.folder)
+        vae = VaeRoundTrip(args.folder)
+        trip = vae_round_trip(prompts, vae)
         for name, images in trip:
             rows.append((name, score(prompts, images)))
             print(rows[-1][0], rows[-1][1], flush=True)
@@ -180,7 +186,7 @@ def main() -> int:
                 print_misses(prompts, images)
         print_table(rows)
         print_edge_errors(trip[0][1], trip[1][1])
-        plain_errors(args.folder)
+        plain_errors(vae)
         return 0
     with tempfile.TemporaryDirectory(prefix="impasto-shapes-bench-") as tmp:
         daemon = Daemon(Path(tmp)).start()

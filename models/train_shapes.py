@@ -288,7 +288,7 @@ EDGE_STEPS = 3000
 
 
 def decoder_pairs(latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (latents, uint8 scenes) the decoder stages 3b and 3c train on."""
+    """The (latents, uint8 scenes) the decoder stages 3b, 3c and 3d train on."""
     count = min(len(latents), DECODER_SCENES)
     scenes, _ = images_tensor(count, SEED + 2)
     return latents[:count], scenes
