@@ -22,7 +22,9 @@ more than many small ones; near the shapes and further in, the target stays what
 drew before. It is opt-in and not in the committed weights: 3,000 steps took the mark away
 (19.6 -> 2.9 px per Euler a picture) but cost the UNet's pictures shape accuracy, five
 samplers under the 80% bar; over the whole picture, not only the band, Euler a's shape fell
-from 85% to 72% (models/README.md, "The top edge's mark").
+from 85% to 72%. With ``drawn`` (`drawn_background`) half of each batch is latents the UNet
+drew, held to what the decoder drew before except the band's background: the mark went as
+well, and shapes fell further (models/README.md, "The top edge's mark").
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ CORNER, CORNER_WEIGHT = 8, 64.0
 # squared error's.
 BACKGROUND_MARGIN, BACKGROUND_BAND = 6, 16
 BACKGROUND_WEIGHT, BACKGROUND_SQUARED = 8.0, 32.0
+# In pictures the UNet drew (`drawn_background`): off the background by more than this (of
+# 255) is something; the top rows that the mark lies in.
+BACKGROUND_OFF, MARK_ROWS = 48, 12
 
 
 def edge_weights(size: int) -> torch.Tensor:
@@ -73,6 +78,34 @@ def far_background(images: torch.Tensor, margin: int = BACKGROUND_MARGIN) -> tor
     return near[:, 0] == 0
 
 
+def drawn_background(decoded: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
+    """Stage 3d's targets for latents the UNet drew: [N, 3, H, W] uint8, each picture's
+    background colour (the palette colour nearest the median of its outermost pixels) where the
+    decoded picture [N, 3, H, W] (-1..1) shows that colour at least ``BACKGROUND_MARGIN`` px from
+    anything else, and 0 elsewhere (`far_background` reads those pixels as no background).
+
+    Anything off the background that lies wholly in the top ``MARK_ROWS`` rows is the mark this
+    stage is to remove, not a shape: no shape of the world is that short at the top edge."""
+    from scipy import ndimage
+
+    pixels = (decoded.clamp(-1, 1) + 1) * 127.5
+    rim = torch.cat([pixels[..., 0, :], pixels[..., -1, :], pixels[..., 0], pixels[..., -1]], -1)
+    median = rim.median(-1).values  # [N, 3]
+    colour = palette[torch.cdist(median, palette.float()).argmin(1)]  # [N, 3]
+    other = (pixels - colour[:, :, None, None]).abs().amax(1) > BACKGROUND_OFF
+    for picture in other.numpy():
+        labels, _ = ndimage.label(picture)
+        for index, box in enumerate(ndimage.find_objects(labels), start=1):
+            if box is not None and box[0].stop <= MARK_ROWS:
+                picture[labels == index] = False
+    near = torch.nn.functional.max_pool2d(
+        other[:, None].float(), 2 * BACKGROUND_MARGIN + 1, stride=1, padding=BACKGROUND_MARGIN
+    )
+    far = near == 0
+    background = colour[:, :, None, None].expand_as(pixels).to(torch.uint8)
+    return torch.where(far, background, torch.zeros_like(background))
+
+
 def train_decoder(
     out: Path,
     vae: AutoencoderKL,
@@ -86,6 +119,7 @@ def train_decoder(
     peak: float = 3e-4,
     weights: torch.Tensor | None = None,
     background: bool = False,
+    drawn: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> AutoencoderKL:
     """Fine-tune ``vae``'s decoder on (latent, scene) pairs; checkpointed in out/``stage``.
 
@@ -95,6 +129,9 @@ def train_decoder(
     and a decoder pulled toward the scenes' sharp corners inside as well rounded the UNet's
     triangles into circles (edge_weights). ``background`` (stage 3d, with ``weights``) also
     targets the scene far from the shapes, weighted as the module's docstring says.
+    ``drawn`` (latents the UNet drew, `drawn_background`'s targets) fills half of each batch
+    with those: the target there is what the decoder drew before, but the background colour
+    far from anything in the outer band.
     """
     folder = out / stage
     if (folder / "done").exists():
@@ -115,16 +152,25 @@ def train_decoder(
         cosine = 0.1 + 0.9 * (1 + math.cos(math.pi * step / steps)) / 2
         for group in optimiser.param_groups:
             group["lr"] = peak * min(1.0, step / 50) * cosine
-        pick = torch.randint(0, len(latents), (batch,), generator=generator)
-        noisy = latents[pick] + spread * torch.randn(latents[pick].shape, generator=generator)
-        pixels = images[pick].float() / 127.5 - 1.0
+        own = batch // 2 if drawn is not None else batch
+        pick = torch.randint(0, len(latents), (own,), generator=generator)
+        chosen, scenes = latents[pick], images[pick]
+        if drawn is not None:
+            other = torch.randint(0, len(drawn[0]), (batch - own,), generator=generator)
+            chosen = torch.cat([chosen, drawn[0][other]])
+            scenes = torch.cat([scenes, drawn[1][other]])
+        noisy = chosen + spread * torch.randn(chosen.shape, generator=generator)
+        pixels = scenes.float() / 127.5 - 1.0
         far = None
         if background:
             inner = slice(BACKGROUND_BAND, -BACKGROUND_BAND)
-            far = far_background(images[pick])[:, None]
+            # drawn_background's targets are 0 (no palette colour) where not far.
+            far = torch.cat([far_background(scenes[:own]), scenes[own:].bool().any(1)])[:, None]
             far[..., inner, inner] = False  # inside the band: what the decoder drew before
         if teacher is not None and weights is not None:
             scene = weights > 1 if far is None else (weights > 1) | far
+            if drawn is not None and far is not None:  # no scene but the background there
+                scene = torch.cat([scene[:own], far[own:]])
             with torch.no_grad():
                 pixels = torch.where(scene, pixels, teacher.decode(noisy).sample)
         error = vae.decode(noisy).sample - pixels

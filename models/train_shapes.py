@@ -14,7 +14,8 @@ Stages, each checkpointed under --out so a run can stop and resume:
      background of the outer band weighted too, where 3c leaves a mark at the top edge
      (models/shapes_decoder.py; `--from-onnx FOLDER --edge-steps N --background-steps M`
      runs 3c and/or 3d alone on an earlier export's decoder and exports it with that
-     export's UNet and text encoder);
+     export's UNet and text encoder; `--drawn K` there also trains 3d on K latents that
+     export's UNet draws);
   4. unet: a UNet2DConditionModel and a CLIPTextModel trained together (epsilon
      prediction with offset noise, SD 1.5's noise schedule, 10% empty captions for
      classifier-free guidance, an EMA copy of both);
@@ -64,7 +65,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import shapes_world as world
 from clip_bpe import clip_vocab, learn_merges, prompt_corpus
-from shapes_decoder import edge_weights, train_decoder
+from shapes_decoder import drawn_background, edge_weights, train_decoder
 
 SEED = 17
 NAME = "impasto-shapes"
@@ -285,6 +286,8 @@ def encode_latents(
 # prefix-stable, so images_tensor(count, SEED + 2) draws them again).
 DECODER_SCENES = 4000
 EDGE_STEPS = 3000
+# How draw_latents samples: the shipped model's recommended steps and CFG (impasto.json).
+DRAW_STEPS, DRAW_CFG = 20, 5.0
 
 
 def decoder_pairs(latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -300,16 +303,74 @@ def train_edges(
     pairs: tuple[torch.Tensor, torch.Tensor],
     steps: int,
     background: bool = False,
+    drawn: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> AutoencoderKL:
     """Stage 3c: the decoder on whole scenes, its L1 weighted toward the edges (checkpointed
     in out/vae-edges); with ``background``, stage 3d: the same with the background of the
-    outer band weighted too (out/vae-background)."""
+    outer band weighted too (out/vae-background, or out/vae-drawn with ``drawn``: half of
+    each batch the UNet's own latents, draw_latents)."""
     latents, scenes = pairs
     stage, seed = ("vae-background", SEED + 11) if background else ("vae-edges", SEED + 9)
+    if drawn is not None:
+        stage = "vae-drawn"
     weights = edge_weights(scenes.shape[-1])
     return train_decoder(
-        out, vae, latents, scenes, steps, 8, seed, log, stage, 1e-4, weights, background
+        out, vae, latents, scenes, steps, 8, seed, log, stage, 1e-4, weights, background, drawn
     )
+
+
+@torch.no_grad()
+def draw_latents(
+    out: Path,
+    vae: AutoencoderKL,
+    tokenizer: CLIPTokenizer,
+    models: tuple[CLIPTextModel, UNet2DConditionModel],
+    recipe: Recipe,
+    count: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` latents (unscaled) the UNet draws for training captions at the shipped steps and
+    CFG, half on DDIM and half on ancestral DDIM (eta 1), with their `drawn_background` targets
+    (saved in out/drawn.pt)."""
+    from diffusers import StableDiffusionPipeline
+
+    path = out / "drawn.pt"
+    if path.exists():
+        saved = torch.load(path)
+        return saved["latents"], saved["targets"]
+    _, captions = images_tensor(count, SEED + 12)
+    text_encoder, unet = (model.cpu().eval() for model in models)
+    pipeline = StableDiffusionPipeline(
+        vae=vae.cpu().eval(),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=DDIMScheduler.from_config(sampling_scheduler(recipe).config, clip_sample=False),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipeline.set_progress_bar_config(disable=True)
+    generator = torch.Generator().manual_seed(SEED + 12)
+    chunks = []
+    for start in range(0, count, 32):
+        chunk = pipeline(
+            captions[start : start + 32],
+            num_inference_steps=DRAW_STEPS,
+            guidance_scale=DRAW_CFG,
+            eta=float(start // 32 % 2),
+            generator=generator,
+            height=world.SIZE,
+            width=world.SIZE,
+            output_type="latent",
+        ).images
+        chunks.append(chunk / vae.config.scaling_factor)
+    latents = torch.cat(chunks)
+    palette = torch.tensor(list(world.COLOURS.values()), dtype=torch.uint8)
+    decoded = torch.cat([vae.decode(latents[i : i + 64]).sample for i in range(0, count, 64)])
+    targets = drawn_background(decoded, palette)
+    torch.save({"latents": latents, "targets": targets}, path)
+    log(out, f"drew {count} latents with the UNet")
+    return latents, targets
 
 
 # --- 4. unet + text encoder ------------------------------------------------------------
@@ -789,6 +850,12 @@ def main(argv: list[str] | None = None) -> int:
         help="steps of the decoder's background stage 3d (default 0: none; 3000 in the run "
         "models/README.md reports); with --from-onnx as --edge-steps (both given: 3c, then 3d)",
     )
+    parser.add_argument(
+        "--drawn",
+        type=int,
+        help="with --from-onnx and --background-steps: the UNet of that export draws this many "
+        "latents, and half of each batch of stage 3d is those (models/shapes_decoder.py)",
+    )
     parser.add_argument("--batch", type=int, help="UNet batch (default 32, quick 16)")
     parser.add_argument("--lr", type=float, default=6e-4, help="UNet peak learning rate")
     parser.add_argument(
@@ -891,6 +958,8 @@ def main(argv: list[str] | None = None) -> int:
         budget = Budget(time.monotonic() + args.time_budget, share)
         if quick:
             budget.calibrate = (5, 15)
+    if args.drawn and not (args.from_onnx and args.background_steps):
+        parser.error("--drawn needs --from-onnx (the UNet that draws) and --background-steps")
     if args.from_onnx and (args.edge_steps or args.background_steps):
         if settle_steps or args.steps or args.recipe != "offset" or budget:
             parser.error("--from-onnx with --edge-steps or --background-steps runs only those")
@@ -899,9 +968,12 @@ def main(argv: list[str] | None = None) -> int:
         pairs = decoder_pairs(latents)
         if args.edge_steps:
             vae = train_edges(out, vae, pairs, args.edge_steps)
-        if args.background_steps:
-            vae = train_edges(out, vae, pairs, args.background_steps, background=True)
         recipe = recipe_of(args.from_onnx)
+        if args.background_steps:
+            drawn = None
+            if args.drawn:
+                drawn = draw_latents(out, vae, tokenizer, start, recipe, args.drawn)
+            vae = train_edges(out, vae, pairs, args.background_steps, True, drawn)
         return export_and_install(args, argv, out, vae, tokenizer, start, recipe)
     if args.from_onnx:
         tokenizer, vae, start = from_onnx(out, args.from_onnx)

@@ -372,6 +372,33 @@ def test_mask_without_init_image(api: TestClient) -> None:
     assert response.json()["errors"][0]["field"] == "mask_image"
 
 
+def test_a_noise_multiplier_needs_an_init_image_and_its_range(
+    api: TestClient, services: Services
+) -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(buf, format="PNG")
+    image = base64.b64encode(buf.getvalue()).decode()
+    planned = api.post(
+        "/api/v1/generate/plan", json={**VALID, "init_image": image, "noise_multiplier": 0.5}
+    )
+    assert planned.status_code in (200, 201) and planned.json()["noise_multiplier"] == 0.5
+    assert api.post("/api/v1/generate/plan", json=VALID).json()["noise_multiplier"] == 1.0
+    for body, words in (
+        ({**VALID, "noise_multiplier": 0.5}, "init_image"),
+        ({**VALID, "init_image": image, "noise_multiplier": 1.6}, "1.5"),
+    ):
+        refused = api.post("/api/v1/generate", json=body)
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["errors"][0]
+        assert error["field"] == "noise_multiplier" and words in error["message"], error
+    assert services.jobs.store.count_queued() == 0
+
+
 def test_unsupported_schedule_for_sampler(api: TestClient) -> None:
     response = api.post("/api/v1/generate", json={**VALID, "sampler": "ddim", "schedule": "karras"})
     assert response.status_code == 422

@@ -874,3 +874,59 @@ def test_randn_source_cpu_is_torchs_cpu_noise_and_says_so(http: httpx.Client) ->
     pasted = {**body, "infotext": "x\nSteps: 1, Seed: 4, Size: 64x64, RNG: CPU"}
     assert http.post("/sdapi/v1/txt2img", json=pasted).status_code == 200
     assert _latest_plan(http, "rng-source")["rng"] == "cpu"
+
+
+def test_img2img_noise_multiplier_request_option_and_infotext(http: httpx.Client) -> None:
+    """A1111's ``initial_noise_multiplier`` (img2img only): the request's, else the option
+    (``override_settings``, else ``POST /options``), else an infotext's ``Noise multiplier``;
+    written as ``Noise multiplier`` where it is not 1, in the PNG and the info."""
+    init = Image.new("RGB", (64, 64), (200, 30, 30))
+    body = {
+        "init_images": [_b64_png(init)],
+        "prompt": "noise-multiplier a blue door",
+        "seed": 4,
+        "steps": 3,
+        "width": 64,
+        "height": 64,
+        "denoising_strength": 0.6,
+    }
+    before = http.get("/sdapi/v1/options").json()
+    cases = [
+        ({}, 1.0),
+        ({"initial_noise_multiplier": 0.5}, 0.5),
+        ({"override_settings": {"initial_noise_multiplier": 0.25}}, 0.25),
+        ({"infotext": "x\nSteps: 3, Seed: 4, Noise multiplier: 0.75"}, 0.75),
+    ]
+    pictures = set()
+    for fields, multiplier in cases:
+        answer = http.post("/sdapi/v1/img2img", json={**body, **fields})
+        assert answer.status_code == 200, (fields, answer.text)
+        assert _latest_plan(http, "noise-multiplier")["noise_multiplier"] == multiplier, fields
+        image = _image(answer.json()["images"][0])
+        pictures.add(image.convert("RGB").tobytes())
+        written = parse_a1111_parameters(image.info["parameters"])["extra"]
+        extra = json.loads(answer.json()["info"])["extra_generation_params"]
+        if multiplier == 1.0:  # as A1111: only where it is not 1
+            assert "Noise multiplier" not in written and "Noise multiplier" not in extra
+        else:
+            assert float(written["Noise multiplier"]) == multiplier == extra["Noise multiplier"]
+    assert len(pictures) == len(cases)  # each multiplier changes the picture
+    try:
+        assert http.post("/sdapi/v1/options", json={"initial_noise_multiplier": 0.5}).is_success
+        assert http.post("/sdapi/v1/img2img", json=body).status_code == 200
+        assert _latest_plan(http, "noise-multiplier")["noise_multiplier"] == 0.5
+        txt2img = {key: body[key] for key in ("prompt", "seed", "steps", "width", "height")}
+        assert http.post("/sdapi/v1/txt2img", json=txt2img).status_code == 200
+        assert _latest_plan(http, "noise-multiplier")["noise_multiplier"] == 1.0  # img2img's only
+    finally:
+        http.post("/sdapi/v1/options", json={"initial_noise_multiplier": 1.0})
+    for fields, where in (
+        ({"initial_noise_multiplier": 2}, "initial_noise_multiplier"),
+        ({"override_settings": {"initial_noise_multiplier": -1}}, "override_settings."),
+    ):
+        refused = http.post("/sdapi/v1/img2img", json={**body, **fields})
+        assert refused.status_code == 422 and "1.5" in refused.text, refused.text
+        assert where in json.dumps(refused.json()["detail"][0]["loc"]), refused.text
+    refused = http.post("/sdapi/v1/options", json={"initial_noise_multiplier": 9})
+    assert refused.status_code == 422 and "1.5" in refused.text, refused.text
+    assert http.get("/sdapi/v1/options").json() == before

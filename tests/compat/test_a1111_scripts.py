@@ -275,6 +275,36 @@ def test_xyz_eta_axis_sets_eta_where_the_sampler_adds_noise(http: httpx.Client) 
     ]
 
 
+def test_xyz_noise_multiplier_axis_sets_img2imgs_and_leaves_txt2img_alone(
+    http: httpx.Client,
+) -> None:
+    """A1111's "Initial noise multiplier" axis: each img2img cell runs with its value (the PNG
+    says Noise multiplier where it is not 1); txt2img has none, so there it changes nothing."""
+    axis = ("Initial noise multiplier", "0.5, 1", [])
+    source = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(source, format="PNG")
+    body = {"prompt": "a kite", "seed": 3, "steps": 2, **SIZE, "script_name": "x/y/z plot"}
+    image = {"init_images": [base64.b64encode(source.getvalue()).decode()]}
+    response = http.post(
+        "/sdapi/v1/img2img",
+        json={**body, **image, "script_args": xyz_args(axis)},  # type: ignore[arg-type]
+    )
+    assert response.status_code == 200, response.text
+    assert [job["plan"]["noise_multiplier"] for job in history(http, 2)] == [0.5, 1.0]
+    _, *cells = response.json()["images"]
+    written = [embedded(_png(cell))["extra"].get("Noise multiplier") for cell in cells]
+    assert written == ["0.5", None]
+    response = http.post(
+        "/sdapi/v1/txt2img",
+        json={**body, "script_args": xyz_args(axis)},  # type: ignore[arg-type]
+    )
+    assert response.status_code == 200, response.text
+    assert [job["plan"]["noise_multiplier"] for job in history(http, 2)] == [1.0, 1.0]
+    too_much = xyz_args(("Initial noise multiplier", "2", []))  # type: ignore[arg-type]
+    refused = http.post("/sdapi/v1/img2img", json={**body, **image, "script_args": too_much})
+    assert refused.status_code == 422 and "between 0 and 1.5" in refused.text, refused.text
+
+
 def _png(b64: str) -> Image.Image:
     return Image.open(io.BytesIO(base64.b64decode(b64)))
 

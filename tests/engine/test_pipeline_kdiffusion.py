@@ -19,6 +19,7 @@ import onnxruntime as ort
 import pytest
 import torch
 from optimum.onnxruntime import ORTStableDiffusionPipeline
+from PIL import Image
 
 from impasto.engine import StableDiffusion
 from impasto.engine.pipelines.base import UNet
@@ -163,3 +164,39 @@ def test_ddim_cfg_pp_latents_match_a_ddim_loop_with_the_cfg_pp_direction(
         x = ddim.step(guided, t, x).prev_sample + (1 - a_prev) ** 0.5 * (uncond - guided)
     ours = pipe.denoise(small(sampler="ddim_cfg_pp", steps=STEPS), latents=start).latents
     assert close(ours, x.numpy()), np.abs(ours - x.numpy()).max() / np.abs(x.numpy()).max()
+
+
+@pytest.mark.parametrize(("multiplier", "strength"), [(0.5, 0.6), (1.25, 1.0)])
+def test_img2img_noise_multiplier_matches_a1111s_start(
+    pipe: StableDiffusion, reference_parts: Any, multiplier: float, strength: float
+) -> None:
+    # A1111's img2img with "Noise multiplier": the init latents plus the seed's noise times the
+    # multiplier times the first sigma of the schedule's tail, then the sampler over that tail
+    # (the tail as diffusers and Impasto count it: int(steps * strength) steps).
+    from impasto.engine.vae import image_to_array
+
+    sampling, _ = kdiffusion_oracle.load()
+    image = Image.new("RGB", (64, 64), (200, 40, 40))
+    image.paste((30, 60, 220), (16, 16, 48, 48))
+    params = small(
+        sampler="dpm_2",
+        steps=STEPS,
+        init_image=image,
+        strength=strength,
+        noise_multiplier=multiplier,
+    )
+    start = _noise()
+    ours = pipe.denoise(params, latents=start).latents
+    init = pipe.vae_for(params).encode(image_to_array(image))
+    sched = create_scheduler("dpm_2", _folder_config())
+    sched.set_timesteps(STEPS)
+    tail = torch.from_numpy(np.asarray(sched.step_sigmas, dtype=np.float32))
+    tail = tail[STEPS - int(STEPS * strength) :]
+    x = torch.from_numpy(init) + torch.from_numpy(start) * multiplier * tail[0]
+    with torch.no_grad():
+        theirs = sampling.sample_dpm_2(guided_denoiser(*reference_parts), x, tail, disable=True)
+    assert close(ours, theirs.numpy()), np.abs(ours - theirs.numpy()).max()
+    plain = pipe.denoise(
+        small(sampler="dpm_2", steps=STEPS, init_image=image, strength=strength), latents=start
+    ).latents
+    assert not close(plain, theirs.numpy())  # the multiplier is what makes them agree

@@ -107,6 +107,36 @@ def test_stage_3d_targets_the_background_far_from_the_shapes(
     assert int(far[0].sum()) == 32 * 32 - 10 * 10 and int(far[1].sum()) == 32 * 32 - 11 * 11
 
 
+def test_stage_3d_reads_the_unets_pictures_background_and_takes_the_mark_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """drawn_background, for latents the UNet drew: the palette colour nearest the picture's
+    rim, where nothing else lies within the margin; a blot wholly in the top rows (the mark)
+    counts as background, a shape reaching into those rows from below does not."""
+    import torch
+
+    monkeypatch.syspath_prepend(str(ROOT / "models"))
+    from shapes_decoder import BACKGROUND_MARGIN, MARK_ROWS, drawn_background
+
+    palette = torch.tensor([[30, 70, 225], [245, 245, 245]], dtype=torch.uint8)
+    pixels = torch.zeros(1, 3, 128, 128)
+    pixels[0] = torch.tensor([34.0, 66.0, 220.0])[:, None, None]  # blue, a little off
+    pixels[0, :, 0:6, 100:112] = 245.0  # the mark: white, in the top rows only
+    pixels[0, :, 0:40, 10:30] = 245.0  # a shape from the top edge down
+    targets = drawn_background(pixels / 127.5 - 1.0, palette)
+    assert targets.shape == (1, 3, 128, 128) and targets.dtype == torch.uint8
+    far = targets[0].bool().any(0)
+    assert torch.equal(targets[0, :, 0, 105], palette[0])  # on the mark: the background
+    assert torch.equal(targets[0, :, 127, 127], palette[0])
+    assert not far[0:40, 10:30].any()  # the shape and its margin stay the decoder's
+    assert not far[0, 10 - BACKGROUND_MARGIN] and far[0, 10 - BACKGROUND_MARGIN - 1]
+    assert far[MARK_ROWS:40, 30 + BACKGROUND_MARGIN].all()
+    # One row taller and the blot is a shape, not the mark.
+    pixels[0, :, 0 : MARK_ROWS + 1, 100:112] = 245.0
+    taller = drawn_background(pixels / 127.5 - 1.0, palette)
+    assert not taller[0, :, 0:MARK_ROWS, 100:112].bool().any()
+
+
 def test_card_recommends_the_trained_size() -> None:
     card = json.loads((MODEL / "impasto.json").read_text())
     unet = json.loads((MODEL / "unet" / "config.json").read_text())
@@ -174,6 +204,15 @@ def test_quick_training_run_exports_an_onnx_pipeline(tmp_path: Path) -> None:
     assert log.index("vae-edges 3/3") < log.index("vae-background 2/2")
     for part in PARTS:
         same = _bytes(edged / "onnx" / part) == _bytes(out / "onnx" / part)
+        assert same == (part != "vae_decoder"), part
+    # Stage 3d on latents the export's UNet draws as well (--drawn): again only the decoder.
+    drawn = tmp_path / "drawn"
+    options = ("--from-onnx", str(out / "onnx"), "--background-steps", "2", "--drawn", "4")
+    run_script("train_shapes.py", drawn, *options)
+    log = (drawn / "train.log").read_text()
+    assert "drew 4 latents with the UNet" in log and "vae-drawn 2/2 loss" in log
+    for part in PARTS:
+        same = _bytes(drawn / "onnx" / part) == _bytes(out / "onnx" / part)
         assert same == (part != "vae_decoder"), part
     # Stage 4 itself on the settle recipe, from fresh weights on the export's tokenizer and VAE.
     fresh = tmp_path / "fresh"

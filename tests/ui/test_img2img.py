@@ -39,6 +39,7 @@ def test_inpaint_uploads_image_and_painted_mask(
     page.select_option("#inpaint_area", "masked")
     page.select_option("#masked_content", "fill")
     page.fill("#inpaint_padding", "16")
+    page.fill("#noise_multiplier", "0.8")
     page.click("#submit")
 
     job = finished_job(page, impasto_daemon)
@@ -49,6 +50,7 @@ def test_inpaint_uploads_image_and_painted_mask(
     assert request["model"] == "sd-tiny-inpaint"
     assert (request["inpaint_area"], request["masked_content"]) == ("masked", "fill")
     assert request["inpaint_padding"] == 16
+    assert request["noise_multiplier"] == 0.8
     # Only masked: the picture keeps the init image's size, not width x height.
     assert (job["results"][0]["width"], job["results"][0]["height"]) == (96, 64)
     mask = Image.open(io.BytesIO(mask_png(page))).convert("L")
@@ -67,3 +69,16 @@ def mask_png(page: Page) -> bytes:
         }"""
     )
     return bytes(data)
+
+
+def test_the_noise_multiplier_goes_only_with_an_image(page: Page, impasto_daemon: Any) -> None:
+    """The API refuses a noise multiplier without an init image: a value left in the form
+    from an img2img run must not make the next txt2img a 422."""
+    open_ui(page)
+    fill_form(page, prompt="txt2img after img2img", **QUICK)
+    page.click("#img-card > summary")
+    page.fill("#noise_multiplier", "0.5")
+    page.click("#submit")
+    job = finished_job(page, impasto_daemon)
+    assert job["request"]["noise_multiplier"] == 1.0
+    assert job["request"]["init_image"] is None

@@ -7,10 +7,12 @@ import { settingsFromPng } from './png-info.js';
 import { loadSettings, saveSettings } from './state.js';
 import { setLimits, validateRequest } from './validate.js';
 
-const NUMBER_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'subseed', 'subseed_strength', 'seed_resize_from_width', 'seed_resize_from_height', 'batch_size', 'priority', 'strength', 'cache_interval', 'inpaint_padding', 'clip_skip'];
+const NUMBER_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'subseed', 'subseed_strength', 'seed_resize_from_width', 'seed_resize_from_height', 'batch_size', 'priority', 'strength', 'noise_multiplier', 'cache_interval', 'inpaint_padding', 'clip_skip'];
 const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule', 'rng', 'decoder', 'inpaint_area', 'masked_content'];
 // Sent only with a mask: they say how to inpaint.
 const INPAINT_FIELDS = ['inpaint_area', 'inpaint_padding', 'masked_content'];
+// Sent only with an image: the API refuses them without one.
+const IMAGE_FIELDS = ['noise_multiplier'];
 // The hires fix card: request field under ``hires`` -> form element id.
 const HIRES_FIELDS = { scale: 'hires_scale', upscaler: 'hires_upscaler', steps: 'hires_steps', strength: 'hires_strength' };
 const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, 'eta', 'tiling', ...Object.values(HIRES_FIELDS)];
@@ -19,7 +21,7 @@ export const DEFAULTS = {
   prompt: '', negative_prompt: '', model: '', seed: -1, subseed: -1, subseed_strength: 0, eta: null,
   seed_resize_from_width: 0, seed_resize_from_height: 0, rng: 'pcg64',
   batch_size: 1, priority: 0,
-  strength: 0.75, loras: [], cache_interval: 0, decoder: 'full',
+  strength: 0.75, noise_multiplier: 1, loras: [], cache_interval: 0, decoder: 'full',
   inpaint_area: 'whole', inpaint_padding: 32, masked_content: 'original', clip_skip: 1,
   tiling: false,
 };
@@ -336,7 +338,7 @@ export class GenerateForm {
   async submit() {
     this.clearErrors();
     const req = this.read();
-    if (!this.mask.hasImage) for (const name of INPAINT_FIELDS) delete req[name];
+    if (!this.mask.hasImage) for (const name of [...INPAINT_FIELDS, ...IMAGE_FIELDS]) delete req[name];
     const errors = validateRequest(req);
     if (errors.length) {
       this.showErrors(errors);

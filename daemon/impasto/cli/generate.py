@@ -32,6 +32,7 @@ REQUEST_FIELDS = {
     "rng": "rng",
     "priority": "priority",
     "strength": "strength",
+    "noise_multiplier": "noise_multiplier",
     "cache_interval": "cache_interval",
     "decoder": "decoder",
     "inpaint_area": "inpaint_area",
@@ -123,6 +124,13 @@ def register(
     parser.add_argument("--mask", type=Path, metavar="PATH", help="inpaint mask, white = repaint")
     parser.add_argument(
         "--strength", type=float, help=f"how much to change the init image, {_range('strength')}"
+    )
+    parser.add_argument(
+        "--noise-multiplier",
+        type=float,
+        metavar="F",
+        help="the noise added to the init image, times this "
+        f"({_range('noise_multiplier')}; default 1; A1111's noise multiplier for img2img)",
     )
     parser.add_argument(
         "--inpaint-area",

@@ -298,7 +298,13 @@ class StableDiffusion:
             return plan_txt2img(scheduler, noise)
         if params.mask_image is None:
             return plan_img2img(
-                scheduler, vae, params.init_image, noise, params.steps, params.strength
+                scheduler,
+                vae,
+                params.init_image,
+                noise,
+                params.steps,
+                params.strength,
+                params.noise_multiplier,
             )
         content = params.masked_content
         inputs = prepare_inputs(
@@ -313,6 +319,7 @@ class StableDiffusion:
             params.strength,
             overlay=bool(params.extra.get("inpaint_overlay", True)),
             masked_content=content,
+            multiplier=params.noise_multiplier,
         )
 
     def generate(

@@ -78,16 +78,18 @@ def _eta(sampler: str, eta: float | None) -> dict[str, float]:
 def _pass_extra(params: dict[str, Any]) -> dict[str, Any] | None:
     """Denoising strength of img2img; A1111's hires fix keys (Size stays the first pass's)."""
     if params.get("init_image"):
+        img2img: dict[str, Any] = {"Denoising strength": params.get("strength")}
+        multiplier = params.get("noise_multiplier", 1.0)
+        if multiplier != 1.0:  # as A1111 writes it: only where it is not 1
+            img2img["Noise multiplier"] = multiplier
         sd_upscale = params.get("sd_upscale")
         if sd_upscale:
             # A1111's SD upscale script names its settings; Size stays the tile's.
             upscaler = sd_upscale["upscaler"]
-            return {
-                "Denoising strength": params.get("strength"),
-                "SD upscale overlap": sd_upscale["overlap"],
-                "SD upscale upscaler": {**UPSCALER_LABELS, "none": "None"}.get(upscaler, upscaler),
-            }
-        return {"Denoising strength": params.get("strength")}
+            img2img["SD upscale overlap"] = sd_upscale["overlap"]
+            labels = {**UPSCALER_LABELS, "none": "None"}
+            img2img["SD upscale upscaler"] = labels.get(upscaler, upscaler)
+        return img2img
     hires = params.get("hires")
     if not hires:
         return None

@@ -90,6 +90,9 @@ class Resolver:
             init_image, mask_image = self._images(request, (width, height))
             if request.inpaint_area == "masked" and mask_image is None:
                 raise FieldError("inpaint_area", "masked needs a mask_image (and an init_image)")
+        if request.noise_multiplier != 1.0 and init_image is None:
+            message = "scales the noise added to an init_image: send one, or leave it at 1"
+            raise FieldError("noise_multiplier", message)
         models_dir = self.catalog.models_dir
         prompt, loras = prompt_loras(request)
         for lora, field, tag in loras:
@@ -146,6 +149,7 @@ class Resolver:
             init_image=init_image,
             mask_image=mask_image,
             strength=request.strength,
+            noise_multiplier=request.noise_multiplier,
             loras=specs,
             embeddings=embeddings_in(models_dir, text),
             vae=request.vae,

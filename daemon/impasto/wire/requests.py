@@ -69,6 +69,15 @@ Seed = Annotated[int, Meta(ge=-1, le=SEED_SPACE - 1, description="-1 draws a ran
 BatchSize = Annotated[int, Meta(ge=1, le=10)]
 Priority = Annotated[int, Meta(ge=-100, le=100)]
 Strength = Annotated[float, Meta(ge=0, le=1)]
+NoiseMultiplier = Annotated[
+    float,
+    Meta(
+        ge=0,
+        le=1.5,
+        description="img2img and inpainting: the noise added to the init image's latents, times "
+        "this (A1111's initial_noise_multiplier, its slider's range)",
+    ),
+]
 ClipSkip = Annotated[int, Meta(ge=1, le=12)]
 Fraction = Annotated[float, Meta(ge=0, le=1)]
 SeedResizeSide = Annotated[
@@ -244,6 +253,7 @@ class GenerateRequest(Schema):
     init_image: str | None = None
     mask_image: str | None = None
     strength: Strength = 0.75
+    noise_multiplier: NoiseMultiplier = 1.0
     vae: Name | None = None
     clip_skip: ClipSkip = 1
     refiner: Name | None = None
@@ -291,6 +301,7 @@ class ResolvedPlan(Schema, kw_only=True):
     init_image: str | None = None
     mask_image: str | None = None
     strength: float = 0.75
+    noise_multiplier: float = 1.0
     loras: list[LoraSpec] = msgspec.field(default_factory=list)
     embeddings: list[str] = msgspec.field(default_factory=list)
     vae: str | None = None

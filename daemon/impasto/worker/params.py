@@ -65,6 +65,7 @@ def build_params(job: RunJob) -> Any:
         schedule=plan.schedule,  # type: ignore[arg-type]
         eta=plan.eta,
         strength=plan.strength,
+        noise_multiplier=plan.noise_multiplier,
         preview_every=job.preview_every,
         loras=[(adapter_path(models_dir, "loras", x.name), x.weight) for x in plan.loras],
         embeddings=[models_dir / "embeddings" / f"{name}.safetensors" for name in plan.embeddings],

@@ -15,7 +15,11 @@ from typing import Any
 from impasto.api.compat.a1111_convert import MASKED_CONTENT
 from impasto.api.compat.a1111_defaults import A1111_DEFAULT_OPTIONS
 from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
-from impasto.api.compat.a1111_settings import CLIP_SKIP_OPTION, checked_clip_skip
+from impasto.api.compat.a1111_settings import (
+    CLIP_SKIP_OPTION,
+    NOISE_MULTIPLIER_OPTION,
+    checked_clip_skip,
+)
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.lenient import lenient_convert
 from impasto.formats.png import IMAGE_SIZE, parse_a1111_parameters
@@ -143,9 +147,9 @@ def _fields(labels: dict[str, Any], is_img2img: bool) -> dict[str, Any]:
 
 
 def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
-    """``override_settings`` entries the text gives: Clip skip, Eta, Eta DDIM, RNG, the decoder,
-    and the model when the ``disable_weights_auto_swap`` option is off (A1111's default keeps
-    it)."""
+    """``override_settings`` entries the text gives: Clip skip, Eta, Eta DDIM, Noise multiplier,
+    RNG, the decoder, and the model when the ``disable_weights_auto_swap`` option is off
+    (A1111's default keeps it)."""
     settings: dict[str, Any] = {}
     if "Clip skip" in labels:
         text = str(labels["Clip skip"])
@@ -155,6 +159,9 @@ def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
     for label, option in (("Eta", "eta_ancestral"), ("Eta DDIM", "eta_ddim")):
         if label in labels:
             settings[option] = _checked(Txt2ImgRequest, label, "eta", labels[label])
+    if "Noise multiplier" in labels:  # read by img2img only, as in A1111
+        label, field = "Noise multiplier", "initial_noise_multiplier"
+        settings[NOISE_MULTIPLIER_OPTION] = _checked(Img2ImgRequest, label, field, labels[label])
     if "RNG" in labels:
         settings["randn_source"] = str(labels["RNG"])
     if labels.get("VAE Decoder") in ("Full", "TAESD"):

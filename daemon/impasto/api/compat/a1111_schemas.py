@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from msgspec import Meta
 
-from impasto.wire import CfgScale, Fraction, HiresScale, Schema
+from impasto.wire import CfgScale, Fraction, HiresScale, NoiseMultiplier, Schema
 
 
 class Txt2ImgRequest(Schema):
@@ -80,7 +80,7 @@ class Img2ImgRequest(Txt2ImgRequest):
     inpaint_full_res: bool | int | None = True
     inpaint_full_res_padding: int | None = 0
     inpainting_mask_invert: int | None = 0
-    initial_noise_multiplier: Annotated[float, Meta(ge=0, le=10)] | None = None
+    initial_noise_multiplier: NoiseMultiplier | None = None
     image_cfg_scale: Annotated[float, Meta(ge=0, le=30)] | None = None
     include_init_images: bool | None = False
 

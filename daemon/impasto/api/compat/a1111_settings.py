@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from impasto.api.compat.a1111_schemas import Txt2ImgRequest
+from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.errors import CompatError
 from impasto.engine.schedulers import eta_default
 from impasto.services import compat_assets
@@ -19,6 +19,7 @@ log = logging.getLogger("impasto.api.compat")
 
 NO_VAE = ("", "automatic", "none")  # A1111's sd_vae values that mean the checkpoint's own VAE
 CLIP_SKIP_OPTION = "CLIP_stop_at_last_layers"
+NOISE_MULTIPLIER_OPTION = "initial_noise_multiplier"
 
 
 def checked_vae(services: Services, value: object, field: str) -> str | None:
@@ -101,11 +102,38 @@ def eta_setting(
 
 def checked_eta(value: object, field: str) -> float:
     """An A1111 eta option's value (``eta_ancestral``, ``eta_ddim``) in the native range."""
-    limit = LIMITS["eta"]  # the native field's range
+    return _checked_number(value, field, "eta")
+
+
+def _checked_number(value: object, field: str, native: str) -> float:
+    """An A1111 option's number in the range of the ``native`` request field, else a 422."""
+    limit = LIMITS[native]
     low, high = limit.minimum or 0, limit.maximum or 1
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         raise CompatError(422, limit.rule, field)
     return float(value)
+
+
+def checked_noise_multiplier(value: object, field: str) -> float:
+    """A1111's ``initial_noise_multiplier`` option in the native ``noise_multiplier`` range."""
+    return _checked_number(value, field, "noise_multiplier")
+
+
+def noise_multiplier_setting(services: Services, req: Txt2ImgRequest) -> float | None:
+    """img2img's noise multiplier: the request's ``initial_noise_multiplier``, else the option
+    (this request's override, else the set one). None for txt2img, where A1111 has none."""
+    if not isinstance(req, Img2ImgRequest):
+        return None
+    if req.initial_noise_multiplier is not None:
+        return req.initial_noise_multiplier
+    overrides = req.override_settings or {}
+    options = _options(services, req)
+    if NOISE_MULTIPLIER_OPTION not in options:
+        return None
+    field = NOISE_MULTIPLIER_OPTION
+    if field in overrides:
+        field = f"override_settings.{field}"
+    return checked_noise_multiplier(options[NOISE_MULTIPLIER_OPTION], field)
 
 
 def rng_setting(services: Services, req: Txt2ImgRequest) -> str:
@@ -155,6 +183,7 @@ OPTION_CHECKS: dict[str, Callable[[Services, object, str], object]] = {
     CLIP_SKIP_OPTION: lambda _, value, field: checked_clip_skip(value, field),
     "eta_ancestral": lambda _, value, field: checked_eta(value, field),
     "eta_ddim": lambda _, value, field: checked_eta(value, field),
+    NOISE_MULTIPLIER_OPTION: lambda _, value, field: checked_noise_multiplier(value, field),
     "sd_vae": checked_vae,
 }
 """The options a later request reads and would refuse: ``POST /options`` checks each with the

@@ -17,9 +17,15 @@ def encode_init_image(vae: Vae, image: Image.Image, batch: int) -> np.ndarray:
 
 
 def noised_start(
-    scheduler: Scheduler, init_latents: np.ndarray, noise: np.ndarray, steps: int, strength: float
+    scheduler: Scheduler,
+    init_latents: np.ndarray,
+    noise: np.ndarray,
+    steps: int,
+    strength: float,
+    multiplier: float = 1.0,
 ) -> tuple[np.ndarray, int]:
-    """First latents and index: ``add_noise`` at the start index, or the clean latents if none.
+    """First latents and index: ``add_noise`` at the start index (the noise times
+    ``multiplier``, A1111's "Noise multiplier"), or the clean latents if no step runs.
 
     Strength so low that no step runs leaves the init latents unchanged, where diffusers
     would refuse; the result is then the init image through the VAE.
@@ -27,6 +33,8 @@ def noised_start(
     start = start_index(scheduler, steps, strength)
     if start >= len(scheduler.timesteps):
         return init_latents.copy(), len(scheduler.timesteps)
+    if multiplier != 1.0:
+        noise = noise * np.float32(multiplier)
     return scheduler.add_noise(init_latents, noise, start).astype(np.float32), start
 
 
@@ -37,8 +45,10 @@ def plan_img2img(
     noise: np.ndarray,
     steps: int,
     strength: float,
+    multiplier: float = 1.0,
 ) -> TaskPlan:
-    """Latents from the encoded init image noised to ``strength``."""
+    """Latents from the encoded init image noised to ``strength`` (the noise times
+    ``multiplier``)."""
     init_latents = encode_init_image(vae, image, noise.shape[0])
-    latents, start = noised_start(scheduler, init_latents, noise, steps, strength)
+    latents, start = noised_start(scheduler, init_latents, noise, steps, strength, multiplier)
     return TaskPlan(latents=latents, start=start)

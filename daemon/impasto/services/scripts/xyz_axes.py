@@ -148,11 +148,28 @@ def _sampler(field: str) -> Apply:
 
 def _eta(ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]) -> GenerateRequest:
     """A1111's Eta axis: the sampler's fresh noise per step, where the sampler adds any."""
-    low, high = LIMITS["eta"].minimum or 0, LIMITS["eta"].maximum or 1
-    if not low <= float(value) <= high:
-        raise FieldError(FIELD, f"Eta {value!r} is not between {low:g} and {high:g}")
+    eta = _in_range("Eta", "eta", value)
     sampler = req.sampler or ctx.services.jobs.resolver.model(req.model).defaults.sampler
-    return msgspec.structs.replace(req, eta=sampler_eta(sampler, float(value)))
+    return msgspec.structs.replace(req, eta=sampler_eta(sampler, eta))
+
+
+def _in_range(label: str, native: str, value: Any) -> float:
+    """An axis value within the ``native`` request field's range, else a 422 naming ``label``."""
+    low, high = LIMITS[native].minimum or 0, LIMITS[native].maximum or 1
+    if not low <= float(value) <= high:
+        raise FieldError(FIELD, f"{label} {value!r} is not between {low:g} and {high:g}")
+    return float(value)
+
+
+def _noise_multiplier(
+    ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
+) -> GenerateRequest:
+    """A1111's Initial noise multiplier axis: img2img's; in txt2img it changes nothing, as in
+    A1111 (whose txt2img has no noise multiplier)."""
+    multiplier = _in_range("Initial noise multiplier", "noise_multiplier", value)
+    if req.init_image is None:
+        return req
+    return msgspec.structs.replace(req, noise_multiplier=multiplier)
 
 
 def _checkpoint(field: str) -> Apply:
@@ -273,7 +290,7 @@ AXES: tuple[Axis, ...] = (
     Axis("Eta", "float", _eta, late=True),
     Axis("Clip skip", "int", _field("clip_skip")),
     Axis("Denoising", "float", _denoising),
-    Axis("Initial noise multiplier", "float", None),
+    Axis("Initial noise multiplier", "float", _noise_multiplier),
     Axis("Extra noise", "float", None),
     Axis("Hires upscaler", "str", _upscaler, "txt2img", _upscalers),
     Axis("Cond. Image Mask Weight", "float", None, tab="img2img"),
