@@ -47,7 +47,8 @@ test: lint
 	@# PyGObject (the tray's menu backends) builds only where its headers are installed.
 	@if pkg-config --exists gobject-introspection-1.0 cairo 2>/dev/null; then \
 		$(PIP) install -q -e '.[tray-gtk]'; fi
-	$(BIN)/pytest -q
+	@# The slowest tests are listed at the end, to keep CI's time in view.
+	$(BIN)/pytest -q --durations=25
 
 ## bench: engine and API benchmarks (ratios against references measured in the same run)
 bench: $(VENV)/.dev-installed
