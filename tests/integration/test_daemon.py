@@ -282,8 +282,14 @@ def test_image_etag_and_thumbnail(impasto_daemon: Daemon) -> None:
         url = wait_status(client, job["id"], {"completed"})["results"][0]["url"]
         first = client.get(url)
         assert first.headers["etag"] and "max-age" in first.headers["cache-control"]
-        again = client.get(url, headers={"If-None-Match": first.headers["etag"]})
-        assert again.status_code == 304
+        etag = first.headers["etag"]
+        # RFC 9110: a list of tags, a weak one (compared weakly), or "*" match; others do not.
+        for header in (etag, f'"other", {etag}', f"W/{etag}", "*"):
+            again = client.get(url, headers={"If-None-Match": header})
+            assert again.status_code == 304 and again.content == b"", header
+            assert again.headers["etag"] == etag
+        for header in ('"other"', etag.strip('"'), f'"x,{etag.strip(chr(34))}"'):
+            assert client.get(url, headers={"If-None-Match": header}).status_code == 200, header
         thumb = client.get(url, params={"thumb": 32})
         assert thumb.headers["content-type"] == "image/jpeg"
         assert Image.open(__import__("io").BytesIO(thumb.content)).size == (32, 32)

@@ -60,6 +60,12 @@ def test_files_are_compressed_revalidated_and_answer_head(impasto_daemon: Any) -
             again = client.get(path, headers={"If-None-Match": etag})
             assert again.status_code == 304 and again.content == b"", path
             assert again.headers["etag"] == etag
+            # RFC 9110's list, weak comparison and "*", read as the image route reads them.
+            for header in (f'"other", {etag}', f"W/{etag}", "*"):
+                listed = client.get(path, headers={"If-None-Match": header})
+                assert listed.status_code == 304, (path, header)
+            changed = client.get(path, headers={"If-None-Match": '"other"'})
+            assert changed.status_code == 200, path
             head = client.head(path)
             assert head.status_code == 200 and head.content == b"", path
             assert head.headers["content-type"] == response.headers["content-type"], path

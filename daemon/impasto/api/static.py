@@ -25,6 +25,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, PathType, Receive, Scope, Send
 from litestar.types.file_types import FileInfo
 
+from impasto.api.etags import none_match
 from impasto.api.security import PUBLIC
 
 CACHE_CONTROL = b"no-cache"
@@ -54,7 +55,7 @@ def revalidated(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        wanted = {tag.strip() for tag in _header(scope, b"if-none-match").split(b",") if tag}
+        wanted = _header(scope, b"if-none-match").decode("latin-1")
         unchanged = False
 
         async def send_revalidated(message: Message) -> None:
@@ -67,7 +68,11 @@ def revalidated(app: ASGIApp) -> ASGIApp:
                     if guessed:
                         headers.append((b"content-type", _typed(guessed)))
                 etag = next((v for k, v in headers if k.lower() == b"etag"), None)
-                if message["status"] == 200 and etag is not None and etag in wanted:
+                if (
+                    message["status"] == 200
+                    and etag is not None
+                    and none_match(wanted, etag.decode("latin-1"))
+                ):
                     unchanged = True
                     kept = [(k, v) for k, v in headers if k.lower() in KEPT_ON_304]
                     message = {"type": "http.response.start", "status": 304, "headers": kept}

@@ -17,6 +17,7 @@ from litestar.params import FromPath, MultipartBody
 from PIL import Image
 
 from impasto.api.dependencies import Jobs, Uploads
+from impasto.api.etags import none_match
 from impasto.api.openapi_doc import ALSO_ANSWERS
 from impasto.api.params import ranged
 from impasto.wire import ThumbSize, UploadedImage
@@ -72,7 +73,7 @@ class ImagesController(Controller):
             path, stat = await asyncio.to_thread(_located, jobs, job_id, index)
             etag = _etag(stat, str(thumb))
             headers = {"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable"}
-            if request.headers.get("if-none-match") == etag:
+            if none_match(request.headers.get("if-none-match", ""), etag):
                 return Response(b"", status_code=304, headers=headers)
             if thumb:
                 body = await asyncio.to_thread(_thumbnail, path, thumb)
