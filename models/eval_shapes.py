@@ -37,16 +37,7 @@ def load_pipeline(out: Path, stage4: str = "offset") -> StableDiffusionPipeline:
     latents = torch.load(out / "latents.pt")["latents"]
     vae.register_to_config(scaling_factor=round(1.0 / float(latents.std()), 5))
     scheduler = DDIMScheduler.from_config(training.sampling_scheduler(recipe).config)
-    return StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=trainer.ema[0],
-        tokenizer=tokenizer,
-        unet=trainer.ema[1],
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    return training.diffusers_pipeline(vae, tokenizer, (trainer.ema[0], trainer.ema[1]), scheduler)
 
 
 def main() -> int:

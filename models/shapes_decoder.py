@@ -66,16 +66,27 @@ def edge_weights(size: int) -> torch.Tensor:
     return weights
 
 
+def _rim(images: torch.Tensor) -> torch.Tensor:
+    """[N, 3, 4 * side] the outermost pixels of pictures [N, 3, H, W]."""
+    return torch.cat([images[..., 0, :], images[..., -1, :], images[..., 0], images[..., -1]], -1)
+
+
+def _away_from(other: torch.Tensor, margin: int) -> torch.Tensor:
+    """[N, H, W] True where no pixel of ``other`` [N, H, W] lies within ``margin`` px."""
+    near = torch.nn.functional.max_pool2d(
+        other[:, None].float(), 2 * margin + 1, stride=1, padding=margin
+    )
+    return near[:, 0] == 0
+
+
 def far_background(images: torch.Tensor, margin: int = BACKGROUND_MARGIN) -> torch.Tensor:
     """[N, H, W] True where uint8 scenes [N, 3, H, W] show their background colour (the most
     common colour of their outermost pixels) at least ``margin`` px from any other colour."""
-    rim = torch.cat([images[..., 0, :], images[..., -1, :], images[..., 0], images[..., -1]], -1)
+    rim = _rim(images)
     keys = (rim[:, 0].long() << 16) | (rim[:, 1].long() << 8) | rim[:, 2].long()
     mode = torch.mode(keys, dim=1).values
     colour = torch.stack([mode >> 16, (mode >> 8) & 255, mode & 255], 1).to(images.dtype)
-    other = (images != colour[:, :, None, None]).any(1, keepdim=True).float()
-    near = torch.nn.functional.max_pool2d(other, 2 * margin + 1, stride=1, padding=margin)
-    return near[:, 0] == 0
+    return _away_from((images != colour[:, :, None, None]).any(1), margin)
 
 
 def drawn_background(decoded: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
@@ -89,8 +100,7 @@ def drawn_background(decoded: torch.Tensor, palette: torch.Tensor) -> torch.Tens
     from scipy import ndimage
 
     pixels = (decoded.clamp(-1, 1) + 1) * 127.5
-    rim = torch.cat([pixels[..., 0, :], pixels[..., -1, :], pixels[..., 0], pixels[..., -1]], -1)
-    median = rim.median(-1).values  # [N, 3]
+    median = _rim(pixels).median(-1).values  # [N, 3]
     colour = palette[torch.cdist(median, palette.float()).argmin(1)]  # [N, 3]
     other = (pixels - colour[:, :, None, None]).abs().amax(1) > BACKGROUND_OFF
     for picture in other.numpy():
@@ -98,10 +108,7 @@ def drawn_background(decoded: torch.Tensor, palette: torch.Tensor) -> torch.Tens
         for index, box in enumerate(ndimage.find_objects(labels), start=1):
             if box is not None and box[0].stop <= MARK_ROWS:
                 picture[labels == index] = False
-    near = torch.nn.functional.max_pool2d(
-        other[:, None].float(), 2 * BACKGROUND_MARGIN + 1, stride=1, padding=BACKGROUND_MARGIN
-    )
-    far = near == 0
+    far = _away_from(other, BACKGROUND_MARGIN)[:, None]
     background = colour[:, :, None, None].expand_as(pixels).to(torch.uint8)
     return torch.where(far, background, torch.zeros_like(background))
 

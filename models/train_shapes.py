@@ -58,6 +58,7 @@ from diffusers import (
     DDIMScheduler,
     DDPMScheduler,
     PNDMScheduler,
+    StableDiffusionPipeline,
     UNet2DConditionModel,
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
@@ -331,24 +332,13 @@ def draw_latents(
     """`count` latents (unscaled) the UNet draws for training captions at the shipped steps and
     CFG, half on DDIM and half on ancestral DDIM (eta 1), with their `drawn_background` targets
     (saved in out/drawn.pt)."""
-    from diffusers import StableDiffusionPipeline
-
     path = out / "drawn.pt"
     if path.exists():
         saved = torch.load(path)
         return saved["latents"], saved["targets"]
     _, captions = images_tensor(count, SEED + 12)
-    text_encoder, unet = (model.cpu().eval() for model in models)
-    pipeline = StableDiffusionPipeline(
-        vae=vae.cpu().eval(),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=DDIMScheduler.from_config(sampling_scheduler(recipe).config, clip_sample=False),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    ddim = DDIMScheduler.from_config(sampling_scheduler(recipe).config, clip_sample=False)
+    pipeline = diffusers_pipeline(vae.eval(), tokenizer, models, ddim)
     pipeline.set_progress_bar_config(disable=True)
     generator = torch.Generator().manual_seed(SEED + 12)
     chunks = []
@@ -728,6 +718,27 @@ def sampling_scheduler(recipe: Recipe) -> DDIMScheduler | PNDMScheduler:
     )
 
 
+def diffusers_pipeline(
+    vae: AutoencoderKL,
+    tokenizer: CLIPTokenizer,
+    models: tuple[CLIPTextModel, UNet2DConditionModel],
+    scheduler: DDIMScheduler | PNDMScheduler,
+) -> StableDiffusionPipeline:
+    """The parts as a diffusers pipeline on the CPU (no safety checker), the models in eval
+    mode: what export saves, draw_latents and models/eval_shapes.py sample with."""
+    text_encoder, unet = (model.cpu().eval() for model in models)
+    return StableDiffusionPipeline(
+        vae=vae.cpu(),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
 def recipe_of(folder: Path) -> Recipe:
     """A recipe whose scheduler (sampling_scheduler) is the one the export in `folder` ships."""
     config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
@@ -743,20 +754,9 @@ def export(
 ) -> Path:
     """Save the weights as a diffusers pipeline and export it to ONNX in out/onnx."""
     from build_tiny import export_onnx, scrub_source_paths
-    from diffusers import StableDiffusionPipeline
 
     scheduler = sampling_scheduler(recipe)
-    text_encoder, unet = (model.cpu().eval() for model in models)
-    pipeline = StableDiffusionPipeline(
-        vae=vae.cpu(),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    pipeline = diffusers_pipeline(vae, tokenizer, models, scheduler)
     pipeline.save_pretrained(out / "diffusers")
     export_onnx(out / "diffusers", out / "onnx", "text-to-image", validate=True)
     scrub_source_paths(out / "onnx", NAME)

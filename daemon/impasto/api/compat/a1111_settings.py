@@ -92,12 +92,20 @@ def eta_setting(
         return None  # A1111 passes eta only to samplers that take one
     if req.eta is not None:
         return req.eta
-    option = "eta_ddim" if default == 0 else "eta_ancestral"
+    return _option_number(services, req, "eta_ddim" if default == 0 else "eta_ancestral", "eta")
+
+
+def _option_number(
+    services: Services, req: Txt2ImgRequest, option: str, native: str
+) -> float | None:
+    """The number A1111's ``option`` holds for this request (its ``override_settings``, else
+    the set option; None if neither has it), in the ``native`` field's range, else a 422
+    naming where it came from."""
     options = _options(services, req)
     if option not in options:
         return None
     field = f"override_settings.{option}" if option in (req.override_settings or {}) else option
-    return checked_eta(options[option], field)
+    return _checked_number(options[option], field, native)
 
 
 def checked_eta(value: object, field: str) -> float:
@@ -126,14 +134,7 @@ def noise_multiplier_setting(services: Services, req: Txt2ImgRequest) -> float |
         return None
     if req.initial_noise_multiplier is not None:
         return req.initial_noise_multiplier
-    overrides = req.override_settings or {}
-    options = _options(services, req)
-    if NOISE_MULTIPLIER_OPTION not in options:
-        return None
-    field = NOISE_MULTIPLIER_OPTION
-    if field in overrides:
-        field = f"override_settings.{field}"
-    return checked_noise_multiplier(options[NOISE_MULTIPLIER_OPTION], field)
+    return _option_number(services, req, NOISE_MULTIPLIER_OPTION, "noise_multiplier")
 
 
 def rng_setting(services: Services, req: Txt2ImgRequest) -> str:
