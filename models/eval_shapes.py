@@ -32,7 +32,9 @@ def load_pipeline(out: Path, stage4: str = "offset") -> StableDiffusionPipeline:
     stage = "settle" if settled else "unet"
     trainer = training.Trainer(out, tokenizer, steps=1, lr=0.0, recipe=recipe, stage=stage)
     # The last decoder stage's VAE (--from-onnx writes vae-decoder) or else the one before it.
-    stages = [out / name for name in ("vae-background", "vae-edges", "vae-decoder", "vae-l1")]
+    stages = [
+        out / name for name in ("vae-drawn", "vae-background", "vae-edges", "vae-decoder", "vae-l1")
+    ]
     vae = AutoencoderKL.from_pretrained(next(path for path in stages if path.exists()))
     latents = torch.load(out / "latents.pt")["latents"]
     vae.register_to_config(scaling_factor=round(1.0 / float(latents.std()), 5))
