@@ -399,6 +399,31 @@ def test_a_noise_multiplier_needs_an_init_image_and_its_range(
     assert services.jobs.store.count_queued() == 0
 
 
+def test_sigma_churn_is_for_the_samplers_that_take_it_and_in_range(
+    api: TestClient, services: Services
+) -> None:
+    churn = {"s_churn": 2.0, "s_tmin": 0.1, "s_tmax": 5.0, "s_noise": 1.003}
+    planned = api.post("/api/v1/generate/plan", json={**VALID, "sampler": "heun", **churn})
+    assert planned.status_code in (200, 201), planned.text
+    assert {name: planned.json()[name] for name in churn} == churn
+    # A hires pass whose sampler takes churn is enough.
+    hires = {"width": 128, "height": 128, "sampler": "euler"}
+    body = {**VALID, "sampler": "dpmpp_2m", "s_churn": 1.0, "hires": hires}
+    assert api.post("/api/v1/generate/plan", json=body).status_code in (200, 201)
+    for body, field, words in (
+        ({**VALID, "sampler": "dpmpp_2m", "s_churn": 1.0}, "s_churn", "euler, heun, dpm_2"),
+        ({**VALID, "sampler": "euler_a", "s_noise": 0.9}, "s_noise", "no sigma churn"),
+        ({**VALID, "sampler": "euler", "s_churn": 100.5}, "s_churn", "0 and 100"),
+        ({**VALID, "sampler": "euler", "s_tmax": -1}, "s_tmax", "0 and 999"),
+        ({**VALID, "sampler": "euler", "s_noise": 1.2}, "s_noise", "0 and 1.1"),
+    ):
+        refused = api.post("/api/v1/generate", json=body)
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["errors"][0]
+        assert error["field"] == field and words in error["message"], error
+    assert services.jobs.store.count_queued() == 0
+
+
 def test_unsupported_schedule_for_sampler(api: TestClient) -> None:
     response = api.post("/api/v1/generate", json={**VALID, "sampler": "ddim", "schedule": "karras"})
     assert response.status_code == 422

@@ -930,3 +930,60 @@ def test_img2img_noise_multiplier_request_option_and_infotext(http: httpx.Client
     refused = http.post("/sdapi/v1/options", json={"initial_noise_multiplier": 9})
     assert refused.status_code == 422 and "1.5" in refused.text, refused.text
     assert http.get("/sdapi/v1/options").json() == before
+
+
+def test_sigma_churn_from_request_options_and_infotext_only_for_its_samplers(
+    http: httpx.Client,
+) -> None:
+    """A1111's s_churn, s_tmin, s_tmax, s_noise: from ``override_settings``, else the request's
+    own non-default value, else ``POST /options``, else an infotext's "Sigma churn" labels;
+    passed to Euler, Heun and DPM2 only (DPM++ 2M runs without), written where not default;
+    s_tmax 0 is no bound."""
+    body = {"prompt": "sigma-churn a kite", "seed": 4, "steps": 3, "width": 64, "height": 64}
+    before = http.get("/sdapi/v1/options").json()
+    churn = ("s_churn", "s_tmin", "s_tmax", "s_noise")
+    cases = [
+        ({"sampler_name": "Euler"}, (0.0, 0.0, None, 1.0)),
+        ({"sampler_name": "Euler", "s_churn": 2, "s_tmax": 0}, (2.0, 0.0, None, 1.0)),
+        (
+            {
+                "sampler_name": "Heun",
+                "s_churn": 9,
+                "override_settings": {"s_churn": 1, "s_tmax": 4},
+            },
+            (1.0, 0.0, 4.0, 1.0),
+        ),
+        ({"sampler_name": "DPM++ 2M", "s_churn": 2}, (0.0, 0.0, None, 1.0)),
+        (
+            {"sampler_name": "DPM2", "infotext": "x\nSteps: 3, Sigma churn: 3, Sigma noise: 0.9"},
+            (3.0, 0.0, None, 0.9),
+        ),
+    ]
+    for fields, expected in cases:
+        answer = http.post("/sdapi/v1/txt2img", json={**body, **fields})
+        assert answer.status_code == 200, (fields, answer.text)
+        plan = _latest_plan(http, "sigma-churn")
+        assert tuple(plan[name] for name in churn) == expected, fields
+        written = parse_a1111_parameters(_image(answer.json()["images"][0]).info["parameters"])
+        extra = json.loads(answer.json()["info"])["extra_generation_params"]
+        if expected[0]:
+            assert float(written["extra"]["Sigma churn"]) == expected[0] == extra["Sigma churn"]
+        else:
+            assert "Sigma churn" not in written["extra"] and "Sigma churn" not in extra
+    try:
+        assert http.post("/sdapi/v1/options", json={"s_churn": 0.5, "s_tmin": 0.2}).is_success
+        assert http.post("/sdapi/v1/txt2img", json={**body, "sampler_name": "Euler"}).is_success
+        assert _latest_plan(http, "sigma-churn")["s_churn"] == 0.5
+        assert _latest_plan(http, "sigma-churn")["s_tmin"] == 0.2
+    finally:
+        http.post("/sdapi/v1/options", json={"s_churn": 0.0, "s_tmin": 0.0})
+    for fields, where, words in (
+        ({"s_churn": 101}, "s_churn", "100"),
+        ({"override_settings": {"s_noise": 2}}, "override_settings.s_noise", "1.1"),
+    ):
+        refused = http.post("/sdapi/v1/txt2img", json={**body, "sampler_name": "Euler", **fields})
+        assert refused.status_code == 422 and words in refused.text, refused.text
+        assert where in json.dumps(refused.json()["detail"][0]["loc"]), refused.text
+    refused = http.post("/sdapi/v1/options", json={"s_tmax": 1000})
+    assert refused.status_code == 422 and "999" in refused.text, refused.text
+    assert http.get("/sdapi/v1/options").json() == before

@@ -22,7 +22,7 @@ from tests.sr_model import max_diff, pattern, write_sr_model
 SIZE = {"width": 64, "height": 64}
 # txt2img axis indexes, as A1111 counts them (img2img-only types left out).
 NOTHING, SEED, STEPS, CFG, PROMPT_SR, SAMPLER, CHECKPOINT, SCHEDULE = 0, 1, 4, 6, 7, 9, 11, 17
-CHURN, ETA, VAE = 13, 21, 27
+NEGATIVE_GUIDANCE, CHURN, SIGMA_MAX, SIGMA_NOISE, ETA, VAE = 12, 13, 15, 16, 21, 27
 
 
 def xyz_args(
@@ -275,6 +275,40 @@ def test_xyz_eta_axis_sets_eta_where_the_sampler_adds_noise(http: httpx.Client) 
     ]
 
 
+def test_xyz_sigma_axes_set_churn_where_the_sampler_takes_it(http: httpx.Client) -> None:
+    """Sigma Churn on X, Sampler on Y: Euler and DPM2 run with each churn (the PNG says Sigma
+    churn where it is not 0), DPM++ 2M has none and runs without, as A1111 passes churn to
+    Euler, Heun and DPM2 only; the churn a request's options set follows the Sampler axis."""
+    body = {"prompt": "a kite", "seed": 3, "steps": 3, **SIZE, "script_name": "x/y/z plot"}
+    args = xyz_args((CHURN, "0, 2", []), (SAMPLER, "", ["Euler", "DPM++ 2M", "DPM2"]))
+    response = http.post("/sdapi/v1/txt2img", json={**body, "script_args": args})
+    assert response.status_code == 200, response.text
+    planned = [(job["plan"]["sampler"], job["plan"]["s_churn"]) for job in history(http, 6)]
+    assert planned == [
+        ("euler", 0.0),
+        ("euler", 2.0),
+        ("dpmpp_2m", 0.0),
+        ("dpmpp_2m", 0.0),
+        ("dpm_2", 0.0),
+        ("dpm_2", 2.0),
+    ]
+    _, *cells = response.json()["images"]
+    written = [embedded(_png(cell))["extra"].get("Sigma churn") for cell in cells]
+    assert written == [None, "2", None, None, None, "2"]
+    assert cells[0] != cells[1] and cells[4] != cells[5]  # churn changed the picture
+    # The first sampler has no churn, so the request's own is held back; Euler picks it up.
+    # Sigma max 0 is A1111's "no bound".
+    args = xyz_args((SAMPLER, "", ["DPM++ 2M", "Euler"]), (SIGMA_MAX, "0, 5", []))
+    overrides = {"override_settings": {"s_churn": 1.5, "s_noise": 1.01}, "sampler_name": "DPM++ 2M"}
+    response = http.post("/sdapi/v1/txt2img", json={**body, **overrides, "script_args": args})
+    assert response.status_code == 200, response.text
+    churns = [
+        (job["plan"]["s_churn"], job["plan"]["s_noise"], job["plan"]["s_tmax"])
+        for job in history(http, 4)
+    ]
+    assert churns == [(0.0, 1.0, None), (1.5, 1.01, None), (0.0, 1.0, None), (1.5, 1.01, 5.0)]
+
+
 def test_xyz_noise_multiplier_axis_sets_img2imgs_and_leaves_txt2img_alone(
     http: httpx.Client,
 ) -> None:
@@ -359,7 +393,8 @@ def test_xyz_mistakes_answer_422_naming_script_args_and_queue_nothing(
     before = len(http.get("/api/v1/history/", params={"limit": 200}).json()["items"])
     cases = [
         (xyz_args((SAMPLER, "", ["Euler", "No Such Sampler"])), "No Such Sampler"),
-        (xyz_args((CHURN, "0.1,0.2", [])), "not supported"),
+        (xyz_args((NEGATIVE_GUIDANCE, "0.1,0.2", [])), "not supported"),
+        (xyz_args((CHURN, "0.1,200", [])), "Sigma Churn 200"),
         (xyz_args((ETA, "0.5,1.5", [])), "Eta 1.5"),
         (xyz_args((STEPS, "1, 900", [])), "steps"),
         (xyz_args((PROMPT_SR, "zebra, horse", [])), "zebra"),

@@ -6,10 +6,12 @@ k-diffusion's package ``__init__`` imports its training stack (torchvision, skim
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
 import types
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +80,25 @@ def noise_sampler(queue: NoiseQueue) -> Any:
         return torch.from_numpy(queue(queue.items[0].shape))
 
     return draw
+
+
+@contextlib.contextmanager
+def randn_like_from(queue: Callable[[tuple[int, ...]], np.ndarray]) -> Iterator[None]:
+    """k-diffusion's ``torch.randn_like`` (the noise of the samplers without a
+    ``noise_sampler``, as sigma churn's) hands out ``queue``'s draws, as A1111 patches it."""
+    sampling, _ = load()
+
+    class Shim:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(torch, name)
+
+        @staticmethod
+        def randn_like(x: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(queue(tuple(x.shape)))
+
+    saved = sampling.torch
+    sampling.torch = Shim()
+    try:
+        yield
+    finally:
+        sampling.torch = saved

@@ -14,7 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from impasto.engine.schedulers import SchedulerConfig, create_scheduler, sampler_schedules
+from impasto.engine.schedulers import (
+    Churn,
+    SchedulerConfig,
+    create_scheduler,
+    sampler_schedules,
+)
 from impasto.engine.schedulers.loop import LoopSampler
 from impasto.engine.schedulers.restart import restart_path
 
@@ -56,9 +61,10 @@ def run_ours(
     queue: NoiseQueue,
     start: int,
     eta: float | None = None,
+    churn: Churn | None = None,
 ) -> tuple[np.ndarray, LoopSampler]:
     """The pipeline's loop: txt2img from noise, or img2img from schedule step ``start``."""
-    sched = create_scheduler(sampler_id, config, schedule, eta)
+    sched = create_scheduler(sampler_id, config, schedule, eta, churn)
     assert isinstance(sched, LoopSampler)
     sched.set_timesteps(steps)
     first = queue(SHAPE)
@@ -69,6 +75,7 @@ def run_ours(
         latents = sched.add_noise(init_latents(), first, index).astype(np.float32)
     i = index
     while i < len(sched.timesteps):  # re-read: DPM adaptive adds its calls as it goes
+        latents = sched.prepare(latents, i, queue)
         model_input = sched.scale_model_input(latents, i)
         latents = sched.step(fake_unet(model_input, sched.timesteps[i]), i, latents, queue)
         i += 1
@@ -82,15 +89,17 @@ def run_reference(
     queue: NoiseQueue,
     start: int,
     eta: float = 1.0,
+    churn: dict[str, float] | None = None,
 ) -> np.ndarray:
-    """k-diffusion's sampler ``name`` over ``sigmas[start:]`` (``eta`` where it takes one)."""
+    """k-diffusion's sampler ``name`` over ``sigmas[start:]`` (``eta`` where it takes one;
+    ``churn``: its ``s_churn``, ``s_tmin``, ``s_tmax``, ``s_noise``, its noise from ``queue``)."""
     sampling, _ = kdiffusion_oracle.load()
     model = kdiffusion_oracle.denoiser(config)
     tail = torch.from_numpy(sigmas[start:].astype(np.float32))
     first = torch.from_numpy(queue(SHAPE))
     x = first * tail[0] if start == 0 else torch.from_numpy(init_latents()) + first * tail[0]
     extra: dict[str, Any] = {"disable": True}
-    if name != "sample_dpm_2" and name != "sample_heun":
+    if name not in ("sample_dpm_2", "sample_heun", "sample_euler"):
         extra["noise_sampler"] = kdiffusion_oracle.noise_sampler(queue)
     if name == "sample_dpm_fast":  # as A1111 calls it: the non-zero range
         with torch.no_grad():
@@ -108,8 +117,8 @@ def run_reference(
             )
     if name in ETA_REFERENCES.values():
         extra["eta"] = eta
-    with torch.no_grad():
-        return getattr(sampling, name)(model, x, tail, **extra).numpy()
+    with torch.no_grad(), kdiffusion_oracle.randn_like_from(queue):
+        return getattr(sampling, name)(model, x, tail, **extra, **(churn or {})).numpy()
 
 
 def init_latents() -> np.ndarray:
@@ -280,3 +289,96 @@ def test_eta_is_refused_by_samplers_that_add_no_noise() -> None:
         create_scheduler("euler", SchedulerConfig(), "default", 0.5)
     assert create_scheduler("ddim", SchedulerConfig()).eta == 0.0  # type: ignore[attr-defined]
     assert create_scheduler("euler_a", SchedulerConfig()).eta == 1.0  # type: ignore[attr-defined]
+
+
+CHURN_REFERENCES = {"euler": "sample_euler", "heun": "sample_heun", "dpm_2": "sample_dpm_2"}
+CHURNS = {
+    "everywhere": Churn(2.0),
+    # gamma capped at sqrt(2) - 1; churn only between sigma 0.5 and 5, its noise scaled.
+    "banded": Churn(40.0, tmin=0.5, tmax=5.0, noise=0.9),
+}
+
+
+@pytest.mark.parametrize("churn_name", list(CHURNS))
+@pytest.mark.parametrize("start", [0, 5])
+@pytest.mark.parametrize("sampler_id", list(CHURN_REFERENCES))
+def test_sigma_churn_matches_k_diffusion(sampler_id: str, start: int, churn_name: str) -> None:
+    """k-diffusion's ``s_churn``/``s_tmin``/``s_tmax``/``s_noise``: spread over the run's own
+    steps (an img2img tail's, as A1111 passes it), one draw per step whether used or not.
+    (Trailing spacing: diffusers' Euler and Heun then start from the top sigma too.)"""
+    config = CONFIGS["v-trailing"]
+    churn = CHURNS[churn_name]
+    ours, sched = run_ours(
+        sampler_id, config, "karras", 12, NoiseQueue(SHAPE, 3), start, None, churn
+    )
+    theirs = run_reference(
+        CHURN_REFERENCES[sampler_id],
+        config,
+        sched.step_sigmas,
+        NoiseQueue(SHAPE, 3),
+        start,
+        churn={
+            "s_churn": churn.amount,
+            "s_tmin": churn.tmin,
+            "s_tmax": churn.tmax,
+            "s_noise": churn.noise,
+        },
+    )
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=TOLERANCE)
+    plain, _ = run_ours(sampler_id, config, "karras", 12, NoiseQueue(SHAPE, 3), start)
+    assert np.abs(ours - plain).max() > 1e-2  # churn changed the picture
+    assert sched.init_noise_sigma == pytest.approx(float(sched.step_sigmas[0]))
+
+
+def test_churn_is_refused_by_samplers_without_it() -> None:
+    with pytest.raises(ValueError, match="no sigma churn"):
+        create_scheduler("dpmpp_2m", SchedulerConfig(), "default", None, Churn(1.0))
+    assert create_scheduler("heun", SchedulerConfig(), "default", None, Churn(1.0)).churn
+
+
+@pytest.mark.parametrize("sampler_id", list(CHURN_REFERENCES))
+def test_a_refiner_resuming_a_churned_run_does_not_churn_its_first_step_again(
+    sampler_id: str,
+) -> None:
+    """The base runs the first calls, a second sampler (the refiner's) the rest: together they
+    make the single run, because ``resume_at`` keeps the second from raising the noise again."""
+    config = CONFIGS["v-trailing"]
+    churn = Churn(3.0)
+    whole, _ = run_ours(sampler_id, config, "default", 8, NoiseQueue(SHAPE, 3), 0, None, churn)
+
+    def split(resume: bool) -> np.ndarray:
+        queue = NoiseQueue(SHAPE, 3)
+        base = create_scheduler(sampler_id, config, "default", None, churn)
+        second = create_scheduler(sampler_id, config, "default", None, churn)
+        base.set_timesteps(8)
+        second.set_timesteps(8)
+        switch = int(base.position_calls[4])  # type: ignore[attr-defined]
+        latents = queue(SHAPE) * np.float32(base.init_noise_sigma)
+        if resume:
+            second.resume_at(switch)
+        for i in range(len(base.timesteps)):
+            sched = base if i < switch else second
+            latents = sched.prepare(latents, i, queue)
+            model_input = sched.scale_model_input(latents, i)
+            latents = sched.step(fake_unet(model_input, sched.timesteps[i]), i, latents, queue)
+        return latents
+
+    np.testing.assert_allclose(split(resume=True), whole, rtol=0, atol=1e-6)
+    assert np.abs(split(resume=False) - whole).max() > 1e-2
+
+
+def test_img2img_starts_at_the_schedules_sigma_and_inpainting_blends_at_the_churned_one() -> None:
+    """``add_noise`` before a churned run starts gives the tail's first sigma (the churn adds
+    the rest); during the run, the sigma the next call is made at (the latents already have
+    its churn)."""
+    sched = create_scheduler("euler", CONFIGS["v-trailing"], "default", None, Churn(2.0))
+    sched.set_timesteps(10)
+    index = sched.start_at(4)
+    zero, one = np.zeros(SHAPE, np.float32), np.ones(SHAPE, np.float32)
+    assert sched.add_noise(zero, one, index).max() == pytest.approx(sched.step_sigmas[4])
+    queue = NoiseQueue(SHAPE, 3)
+    latents = sched.prepare(sched.add_noise(zero, queue(SHAPE), index), index, queue)
+    latents = sched.step(fake_unet(latents, sched.timesteps[index]), index, latents, queue)
+    churned = float(sched.sigmas[index + 1])
+    assert churned > sched.step_sigmas[5] * 1.1
+    assert sched.add_noise(zero, one, index + 1).max() == pytest.approx(churned)

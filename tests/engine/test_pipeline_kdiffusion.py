@@ -200,3 +200,34 @@ def test_img2img_noise_multiplier_matches_a1111s_start(
         small(sampler="dpm_2", steps=STEPS, init_image=image, strength=strength), latents=start
     ).latents
     assert not close(plain, theirs.numpy())  # the multiplier is what makes them agree
+
+
+def test_sigma_churn_through_the_pipeline_matches_k_diffusion(
+    pipe: StableDiffusion, reference_parts: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pipeline's loop prepares each call's latents (the churn before the first call too),
+    # as k-diffusion's sample_dpm_2 with s_churn/s_tmin/s_noise does, fed the noise we drew.
+    sampling, _ = kdiffusion_oracle.load()
+    start = _noise()
+    recorded = RecordedNoise(monkeypatch)
+    params = small(sampler="dpm_2", steps=STEPS, s_churn=2.0, s_tmin=0.3, s_noise=0.95)
+    ours = pipe.denoise(params, latents=start).latents
+    sched = create_scheduler("dpm_2", _folder_config())
+    sched.set_timesteps(STEPS)
+    sigmas = torch.from_numpy(np.asarray(sched.step_sigmas, dtype=np.float32))
+    draws = iter(recorded.draws)
+    model = guided_denoiser(*reference_parts)
+    with torch.no_grad(), kdiffusion_oracle.randn_like_from(lambda _: next(draws)):
+        theirs = sampling.sample_dpm_2(
+            model,
+            torch.from_numpy(start) * sigmas[0],
+            sigmas,
+            disable=True,
+            s_churn=2.0,
+            s_tmin=0.3,
+            s_noise=0.95,
+        ).numpy()
+    assert len(recorded.draws) == STEPS  # one churn draw per step
+    assert close(ours, theirs), np.abs(ours - theirs).max() / np.abs(theirs).max()
+    plain = pipe.denoise(small(sampler="dpm_2", steps=STEPS), latents=start).latents
+    assert not close(plain, theirs)

@@ -146,6 +146,12 @@ def test_plugin_sampler_runs_and_follows_the_enabled_flag(plugin_daemon: Daemon)
         samplers = {s["id"]: s for s in client.get("/api/v1/samplers").json()}
     assert samplers["plugin_euler"]["name"] == "Plugin Euler"
     assert samplers["plugin_euler"]["eta"] is None  # it adds no noise per step
+    # A subclass of Euler whose own constructor has no churn does not take it.
+    assert samplers["euler"]["churn"] and not samplers["plugin_euler"]["churn"]
+    with plugin_daemon.client() as client:
+        body = {**TINY, "prompt": "x", "sampler": "plugin_euler", "s_churn": 1.0}
+        refused = client.post("/api/v1/generate", json=body)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "s_churn"
     # A 4-tuple's settings reach the registry: the recommended schedule is served.
     assert samplers["plugin_euler"]["recommended_schedule"] == "default"
     assert samplers["plugin_euler_k"]["recommended_schedule"] == "karras"

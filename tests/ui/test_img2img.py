@@ -82,3 +82,25 @@ def test_the_noise_multiplier_goes_only_with_an_image(page: Page, impasto_daemon
     job = finished_job(page, impasto_daemon)
     assert job["request"]["noise_multiplier"] == 1.0
     assert job["request"]["init_image"] is None
+
+
+def test_sigma_churn_goes_only_with_a_sampler_that_takes_it(
+    page: Page, impasto_daemon: Any
+) -> None:
+    """Euler takes the Advanced card's sigma churn; a sampler without churn gets the fields
+    disabled and sends none (the API would refuse them)."""
+    open_ui(page)
+    fill_form(page, prompt="churned kite", **QUICK)
+    page.select_option("#sampler", "euler")
+    page.click("#advanced-card > summary")
+    fill_form(page, s_churn="2", s_tmin="0.1", s_tmax="8", s_noise="1.003")
+    page.click("#submit")
+    job = finished_job(page, impasto_daemon)
+    churn = {name: job["request"][name] for name in ("s_churn", "s_tmin", "s_tmax", "s_noise")}
+    assert churn == {"s_churn": 2.0, "s_tmin": 0.1, "s_tmax": 8.0, "s_noise": 1.003}
+    page.select_option("#sampler", "dpmpp_2m")
+    expect(page.locator("#s_churn")).to_be_disabled()
+    page.click("#submit")
+    expect(page.locator("#live")).not_to_have_attribute("data-job", job["id"], timeout=30_000)
+    job = finished_job(page, impasto_daemon)
+    assert job["request"]["sampler"] == "dpmpp_2m" and job["request"]["s_churn"] == 0.0

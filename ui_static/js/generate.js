@@ -13,9 +13,11 @@ const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule'
 const INPAINT_FIELDS = ['inpaint_area', 'inpaint_padding', 'masked_content'];
 // Sent only with an image: the API refuses them without one.
 const IMAGE_FIELDS = ['noise_multiplier'];
+// Sigma churn: sent only where the sampler takes it (Euler, Heun, DPM2); blank tmax = no bound.
+const CHURN_FIELDS = ['s_churn', 's_tmin', 's_tmax', 's_noise'];
 // The hires fix card: request field under ``hires`` -> form element id.
 const HIRES_FIELDS = { scale: 'hires_scale', upscaler: 'hires_upscaler', steps: 'hires_steps', strength: 'hires_strength' };
-const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, 'eta', 'tiling', ...Object.values(HIRES_FIELDS)];
+const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, 'eta', ...CHURN_FIELDS, 'tiling', ...Object.values(HIRES_FIELDS)];
 // Fields that do not depend on the model; the rest come from the chosen model's defaults.
 export const DEFAULTS = {
   prompt: '', negative_prompt: '', model: '', seed: -1, subseed: -1, subseed_strength: 0, eta: null,
@@ -23,7 +25,7 @@ export const DEFAULTS = {
   batch_size: 1, priority: 0,
   strength: 0.75, noise_multiplier: 1, loras: [], cache_interval: 0, decoder: 'full',
   inpaint_area: 'whole', inpaint_padding: 32, masked_content: 'original', clip_skip: 1,
-  tiling: false,
+  tiling: false, s_churn: 0, s_tmin: 0, s_tmax: null, s_noise: 1,
 };
 // Schedules that start at the model's top sigma (unusable on zero-terminal-SNR models).
 const TOP_SIGMA_SCHEDULES = ['karras', 'exponential'];
@@ -261,6 +263,11 @@ export class GenerateForm {
     const eta = byId('eta');
     eta.disabled = sampler?.eta == null;
     eta.placeholder = sampler?.eta == null ? 'not used' : String(sampler.eta);
+    for (const name of CHURN_FIELDS) {
+      const el = byId(name);
+      el.disabled = !sampler?.churn;
+      el.placeholder = sampler?.churn ? '' : 'not used';
+    }
   }
 
   /** The request body the form describes (images excluded). */
@@ -275,6 +282,10 @@ export class GenerateForm {
     // Blank, or a sampler that adds no noise per step: the sampler's own (no eta sent).
     const eta = byId('eta');
     if (eta.value.trim() !== '' && !eta.disabled) req.eta = Number(eta.value);
+    for (const name of CHURN_FIELDS) {
+      const el = byId(name);
+      if (el.value.trim() !== '' && !el.disabled) req[name] = Number(el.value);
+    }
     req.loras = this.loras.read();
     req.tiling = byId('tiling').checked;
     if (byId('hires').checked) {
@@ -312,6 +323,9 @@ export class GenerateForm {
     }
     if (values.tiling !== undefined) byId('tiling').checked = Boolean(values.tiling);
     if (values.eta !== undefined) byId('eta').value = values.eta == null ? '' : String(values.eta);
+    for (const name of CHURN_FIELDS) {
+      if (values[name] !== undefined) byId(name).value = values[name] == null ? '' : String(values[name]);
+    }
     if (values.sampler !== undefined) this.limitSchedules();
     if (values.schedule && !byId('schedule').selectedOptions[0]?.disabled) byId('schedule').value = values.schedule;
     if (save) this.changed();

@@ -67,6 +67,7 @@ export class Viewer {
       ['Size', `${result.width} × ${result.height}`], ['Steps', req.steps], ['CFG scale', req.cfg_scale],
       ['Seed', result.seed], ['Strength', req.init_image ? req.strength : null],
       ['Noise multiplier', req.init_image && (req.noise_multiplier ?? 1) !== 1 ? req.noise_multiplier : null],
+      ['Sigma churn', req.s_churn || null],
       ['LoRAs', (req.loras || []).map((l) => `${l.name} (${l.weight})`).join(', ')],
     ];
     byId('viewer-params').replaceChildren(...rows.filter(([, v]) => v !== null && v !== undefined && v !== '')

@@ -29,6 +29,10 @@ REQUEST_FIELDS = {
     "sampler": "sampler",
     "schedule": "schedule",
     "eta": "eta",
+    "s_churn": "s_churn",
+    "s_tmin": "s_tmin",
+    "s_tmax": "s_tmax",
+    "s_noise": "s_noise",
     "rng": "rng",
     "priority": "priority",
     "strength": "strength",
@@ -118,6 +122,28 @@ def register(
         metavar="X",
         help=f"fresh noise per step of the ancestral, SDE and DDIM samplers, {_range('eta')} "
         "(their own: 1; DDIM 0)",
+    )
+    churn = "Euler, Heun and DPM2's sigma churn"
+    parser.add_argument(
+        "--s-churn",
+        type=float,
+        metavar="X",
+        help=f"{churn}: noise added back before each step ({_range('s_churn')}; default 0, off)",
+    )
+    parser.add_argument(
+        "--s-tmin", type=float, metavar="SIGMA", help=f"{churn} acts from this sigma (default 0)"
+    )
+    parser.add_argument(
+        "--s-tmax",
+        type=float,
+        metavar="SIGMA",
+        help=f"{churn} acts up to this sigma (default: all)",
+    )
+    parser.add_argument(
+        "--s-noise",
+        type=float,
+        metavar="X",
+        help=f"{churn}'s noise times this ({_range('s_noise')}; default 1)",
     )
     parser.add_argument("--priority", type=int, help=f"{_range('priority')}, higher runs first")
     parser.add_argument("--init-image", type=Path, metavar="PATH", help="image to start from")

@@ -14,7 +14,8 @@ from PIL import Image
 from impasto.engine.image_upscale import ModelUpscaler, upscale_to
 from impasto.engine.pipelines.base import start_index
 from impasto.engine.pipelines.img2img import encode_init_image
-from impasto.engine.schedulers import sampler_eta, sampler_schedules
+from impasto.engine.sampler_setup import build_scheduler
+from impasto.engine.schedulers import sampler_schedules
 from impasto.engine.types import (
     CancelToken,
     GenerationParams,
@@ -108,8 +109,7 @@ def run_hires(
     pipe.validate(params)
     first_params = replace(params, hires=None)
     probe = second_pass(params, hires, 0)
-    eta = sampler_eta(probe.sampler, probe.eta)
-    scheduler = pipe.scheduler_factory(probe.sampler, pipe.folder.scheduler, probe.schedule, eta)
+    scheduler = build_scheduler(pipe.scheduler_factory, probe, pipe.folder.scheduler)
     scheduler.set_timesteps(probe.steps)
     first_call = start_index(scheduler, probe.steps, probe.strength)
     counter = TwoPassProgress(progress, len(scheduler.timesteps) - first_call) if progress else None

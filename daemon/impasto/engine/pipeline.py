@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,8 +27,9 @@ from impasto.engine.pipelines.txt2img import plan_txt2img
 from impasto.engine.preview import FastDecoder, Previewer
 from impasto.engine.providers import ProviderChoice, select_providers
 from impasto.engine.refiner import Refiner, switch_index
-from impasto.engine.schedulers import create_scheduler, sampler_eta
-from impasto.engine.schedulers.base import Scheduler, SchedulerConfig
+from impasto.engine.sampler_setup import SchedulerFactory, build_scheduler
+from impasto.engine.schedulers import create_scheduler
+from impasto.engine.schedulers.base import Scheduler
 from impasto.engine.sd_upscale import run_sd_upscale
 from impasto.engine.sessions import OrtModel
 from impasto.engine.text_encoder import PromptEncoder
@@ -45,8 +45,6 @@ from impasto.engine.types import (
 from impasto.engine.vae import DEFAULT_TILE_LATENT, DEFAULT_TILE_OVERLAP, Vae, array_to_images
 from impasto.engine.vae_set import VaeSet
 from impasto.engine.validation import check_tiling, validate_params
-
-SchedulerFactory = Callable[[str, SchedulerConfig, str, float | None], Scheduler]
 
 
 @dataclass(frozen=True)
@@ -212,10 +210,7 @@ class StableDiffusion:
         start_noise = noise(shape) if latents is None else latents.astype(np.float32)
 
         parts = self.adapters.get(params.loras, params.embeddings, seamless=params.tiling)
-        eta = sampler_eta(params.sampler, params.eta)
-        scheduler = self.scheduler_factory(
-            params.sampler, self.folder.scheduler, params.schedule, eta
-        )
+        scheduler = build_scheduler(self.scheduler_factory, params, self.folder.scheduler)
         scheduler.set_timesteps(params.steps)
         count = StepCount.of(scheduler, params.steps, first_pass_steps)
         guidance = build_guidance(parts, params, self.folder.model_index, count)
@@ -249,9 +244,7 @@ class StableDiffusion:
         if params.refiner is not None and switch < steps:
             refiner = self.refiner_for(params.refiner)
             # A fresh scheduler from the refiner's config, laid out like the base's.
-            second = self.scheduler_factory(
-                params.sampler, refiner.folder.scheduler, params.schedule, eta
-            )
+            second = build_scheduler(self.scheduler_factory, params, refiner.folder.scheduler)
             second.set_timesteps(params.steps)
             final = refiner.refine(
                 params,

@@ -112,6 +112,8 @@ class Refiner:
             preview_every=params.preview_every,
             previewer=previewer,
         )
+        if start > origin:  # the base model ran the steps before: its latents come prepared
+            scheduler.resume_at(start)
         return denoise.run(latents, start, origin=origin)
 
     def close(self) -> None:

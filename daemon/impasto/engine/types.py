@@ -130,6 +130,13 @@ class GenerationParams:
     eta: float | None = None
     """How much fresh noise each step of the ancestral, SDE and DDIM samplers adds (A1111's
     eta); None: each sampler's own (1; DDIM 0). A sampler without per-step noise ignores it."""
+    s_churn: float = 0.0
+    """Sigma churn (Euler, Heun, DPM2): noise added back before each step, spread over the
+    steps (k-diffusion's ``s_churn``; 0 off); ``s_tmin``..``s_tmax`` (None: no upper bound) are
+    the sigmas it acts at and ``s_noise`` scales its noise (``schedulers/churn.py``)."""
+    s_tmin: float = 0.0
+    s_tmax: float | None = None
+    s_noise: float = 1.0
     batch_size: int = 1
     sampler: str = "euler_a"
     schedule: Schedule = "default"

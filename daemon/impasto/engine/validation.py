@@ -14,7 +14,7 @@ from impasto.engine.noise import RNGS
 from impasto.engine.schedulers import SAMPLERS, sampler_schedules
 from impasto.engine.types import GenerationParams, InvalidRequestError
 from impasto.engine.upscale_latents import UPSCALERS
-from impasto.wire import LIMITS
+from impasto.wire import CHURN_FIELDS, LIMITS
 
 INIT_IMAGE_MODES = ("RGB", "RGBA", "L")
 SEED_RESIZE_FIELDS = ("seed_resize_from_width", "seed_resize_from_height")
@@ -120,6 +120,9 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
         raise InvalidRequestError("rng", f"{params.rng!r} is not one of {', '.join(RNGS)}")
     if params.eta is not None:
         _check("eta", params.eta, integer=False)
+    for field in CHURN_FIELDS:
+        if getattr(params, field) is not None:
+            _check(field, getattr(params, field), integer=False)
     if params.seed_resize_from is not None:
         for field, value in zip(SEED_RESIZE_FIELDS, params.seed_resize_from, strict=True):
             _check(field, value, integer=True)

@@ -23,6 +23,13 @@ TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
 # AUTOMATIC1111's own patterns (modules/infotext_utils.py), so we read what it reads.
 _PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 IMAGE_SIZE = re.compile(r"^(\d+)x(\d+)$")
+CHURN_LABELS = {
+    "s_churn": "Sigma churn",
+    "s_tmin": "Sigma tmin",
+    "s_tmax": "Sigma tmax",
+    "s_noise": "Sigma noise",
+}
+"""A1111's labels of the sigma churn settings (the request's fields are its option names)."""
 _NEGATIVE = "Negative prompt:"
 
 # Our field name for each A1111 key, and how its text becomes a value.

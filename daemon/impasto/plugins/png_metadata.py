@@ -8,10 +8,16 @@ from typing import Any
 from impasto.engine.noise import offset_seed
 from impasto.engine.schedulers import eta_default, sampler_label, schedule_label
 from impasto.engine.upscale_latents import UPSCALER_LABELS
-from impasto.formats.png import IMPASTO_KEY, PARAMETERS_KEY, format_a1111_parameters
+from impasto.formats.png import (
+    CHURN_LABELS,
+    IMPASTO_KEY,
+    PARAMETERS_KEY,
+    format_a1111_parameters,
+)
 from impasto.formats.prompt_tags import with_lora_tags
 from impasto.plugins.hookspecs import hookimpl
 from impasto.plugins.types import PluginContext, PostprocessResult
+from impasto.wire import CHURN_OFF
 
 
 @hookimpl(trylast=True)
@@ -59,6 +65,7 @@ def _extra(params: dict[str, Any], index: int) -> dict[str, Any] | None:
         extra["Refiner"] = params["refiner"]
         extra["Refiner switch at"] = params.get("refiner_switch", 0.8)
     extra.update(_eta(params["sampler"], params.get("eta")))
+    extra.update(_churn(params))
     if params.get("tiling"):
         extra["Tiling"] = True  # as A1111 writes it
     if params.get("rng") == "cpu":
@@ -73,6 +80,16 @@ def _eta(sampler: str, eta: float | None) -> dict[str, float]:
     if eta is None or default is None or eta == default:
         return {}
     return {"Eta DDIM" if default == 0 else "Eta": eta}
+
+
+def _churn(params: dict[str, Any]) -> dict[str, float]:
+    """A1111's ``Sigma churn``/``tmin``/``tmax``/``noise``, each where it is not its default
+    (the plan has them only where a sampler of the request takes churn)."""
+    return {
+        label: params[name]
+        for name, label in CHURN_LABELS.items()
+        if params.get(name, CHURN_OFF[name]) != CHURN_OFF[name]
+    }
 
 
 def _pass_extra(params: dict[str, Any]) -> dict[str, Any] | None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from impasto.engine.families import recommended_cache_interval
 from impasto.engine.image_upscale import NONE, target_size
 from impasto.engine.noise import resolve_seed
 from impasto.engine.schedulers import (
     SAMPLER_SPECS,
+    churn_samplers,
     eta_samplers,
     find_sampler_and_schedule,
     sampler_eta,
@@ -29,6 +31,8 @@ from impasto.services.models import REFINER_FAMILY, ModelCatalog, ModelEntry
 from impasto.services.prompt_text import hires_prompt, prompt_loras
 from impasto.services.upscalers import UpscalerService
 from impasto.wire import (
+    CHURN_FIELDS,
+    CHURN_OFF,
     LIMITS,
     GenerateRequest,
     LoraSpec,
@@ -145,6 +149,7 @@ class Resolver:
             sampler=sampler,
             schedule=schedule,
             eta=_checked_eta(request.eta, sampler, hires),
+            **_checked_churn(request, sampler, hires),
             priority=request.priority,
             init_image=init_image,
             mask_image=mask_image,
@@ -270,6 +275,20 @@ def _checked_eta(eta: float | None, sampler: str, hires: ResolvedHires | None) -
     raise FieldError(
         "eta", f"{sampler} adds no noise per step, so has no eta; samplers with eta: {takes}"
     )
+
+
+def _checked_churn(
+    request: GenerateRequest, sampler: str, hires: ResolvedHires | None
+) -> dict[str, Any]:
+    """The sigma churn settings where a sampler of this request takes churn; one set for a
+    request whose samplers have none is a 422 naming it."""
+    values = {name: getattr(request, name) for name in CHURN_FIELDS}
+    changed = [name for name in CHURN_FIELDS if values[name] != CHURN_OFF[name]]
+    used_by = [sampler, *([hires.sampler] if hires and hires.sampler else [])]
+    if not changed or any(name in churn_samplers() for name in used_by):
+        return values
+    takes = ", ".join(churn_samplers())
+    raise FieldError(changed[0], f"{sampler} has no sigma churn; the samplers with churn: {takes}")
 
 
 def _check_clip_skip(clip_skip: int, model: ModelEntry) -> None:

@@ -53,6 +53,8 @@ from impasto.wire.messages import (
 )
 from impasto.wire.requests import (
     ACTIVE_INSTALL,
+    CHURN_FIELDS,
+    CHURN_OFF,
     MAX_PROMPT_CHARACTERS,
     NOT_BLANK,
     SCHEDULE_NAMES,
@@ -115,6 +117,8 @@ from impasto.wire.system import (
 
 __all__ = [
     "ACTIVE_INSTALL",
+    "CHURN_FIELDS",
+    "CHURN_OFF",
     "EVENT_TYPES",
     "FIELD_RULES",
     "LIMITS",

@@ -248,6 +248,8 @@ class SamplerInfo(Schema):
     """The schedule AUTOMATIC1111's "Automatic" scheduler runs it on."""
     eta: float | None = None
     """Its fresh noise per step when a request names no ``eta``; null: it takes no eta."""
+    churn: bool = False
+    """Whether it takes sigma churn (``s_churn``, ``s_tmin``, ``s_tmax``, ``s_noise``)."""
 
 
 class ScheduleInfo(Schema):

@@ -78,6 +78,32 @@ NoiseMultiplier = Annotated[
         "this (A1111's initial_noise_multiplier, its slider's range)",
     ),
 ]
+SigmaChurn = Annotated[
+    float,
+    Meta(
+        ge=0,
+        le=100,
+        description="Euler, Heun, DPM2: noise added back before each step, spread over the steps "
+        "(Karras et al.'s S_churn; A1111's sigma churn, its slider's range); 0 off",
+    ),
+]
+SigmaTmin = Annotated[
+    float, Meta(ge=0, le=10, description="Sigma churn acts at sigmas from this (A1111's tmin)")
+]
+SigmaTmax = Annotated[
+    float,
+    Meta(
+        ge=0,
+        le=999,
+        description="Sigma churn acts at sigmas up to this (A1111's tmax); null: no upper bound",
+    ),
+]
+SigmaNoise = Annotated[
+    float,
+    Meta(ge=0, le=1.1, description="The churn's fresh noise times this (A1111's sigma noise)"),
+]
+CHURN_FIELDS = ("s_churn", "s_tmin", "s_tmax", "s_noise")
+"""The request's sigma churn settings (Euler, Heun and DPM2 take them)."""
 ClipSkip = Annotated[int, Meta(ge=1, le=12)]
 Fraction = Annotated[float, Meta(ge=0, le=1)]
 SeedResizeSide = Annotated[
@@ -249,6 +275,10 @@ class GenerateRequest(Schema):
         ]
         | None
     ) = None
+    s_churn: SigmaChurn = 0.0
+    s_tmin: SigmaTmin = 0.0
+    s_tmax: SigmaTmax | None = None
+    s_noise: SigmaNoise = 1.0
     priority: Priority = 0
     init_image: str | None = None
     mask_image: str | None = None
@@ -276,6 +306,12 @@ class GenerateRequest(Schema):
     ] = msgspec.field(default_factory=dict)
 
 
+CHURN_OFF: dict[str, Any] = {
+    f.name: f.default for f in msgspec.structs.fields(GenerateRequest) if f.name in CHURN_FIELDS
+}
+"""The sigma churn fields at their defaults: no churn."""
+
+
 class ResolvedPlan(Schema, kw_only=True):
     """A request with every default filled in: what runs. Ids and names only, never paths."""
 
@@ -297,6 +333,10 @@ class ResolvedPlan(Schema, kw_only=True):
     sampler: str
     schedule: str = "default"
     eta: float | None = None
+    s_churn: float = 0.0
+    s_tmin: float = 0.0
+    s_tmax: float | None = None
+    s_noise: float = 1.0
     priority: int = 0
     init_image: str | None = None
     mask_image: str | None = None

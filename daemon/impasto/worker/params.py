@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from impasto.wire import CHURN_FIELDS
 from impasto.worker.protocol import RunJob
 
 
@@ -64,6 +65,7 @@ def build_params(job: RunJob) -> Any:
         sampler=plan.sampler,
         schedule=plan.schedule,  # type: ignore[arg-type]
         eta=plan.eta,
+        **{name: getattr(plan, name) for name in CHURN_FIELDS},
         strength=plan.strength,
         noise_multiplier=plan.noise_multiplier,
         preview_every=job.preview_every,

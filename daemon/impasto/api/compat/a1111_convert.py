@@ -11,6 +11,8 @@ from PIL import Image, ImageFilter, ImageOps
 from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.a1111_settings import (
     checkpoint_setting,
+    churn_for,
+    churn_values,
     clip_skip_setting,
     decoder_setting,
     eta_setting,
@@ -202,6 +204,11 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
         strength = req.denoising_strength if req.denoising_strength is not None else 0.75
     # Fields left None take the model's defaults in the resolution step.
     model = checkpoint_setting(services, req)
+    sampler = choice.sampler if choice else None
+    hires = _hires(services, req, model)
+    samplers = [sampler or services.jobs.resolver.model(model).defaults.sampler]
+    if hires and hires.get("sampler"):
+        samplers.append(hires["sampler"])
     base = checked_request(
         {
             # Its <lora:...> tags are read in the resolution step, as any prompt's.
@@ -218,12 +225,13 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             **_seed_resize(req),
             "rng": rng_setting(services, req),
             "batch_size": batch,
-            "sampler": choice.sampler if choice else None,
+            "sampler": sampler,
             "schedule": schedule,
-            "eta": eta_setting(services, req, model, choice.sampler if choice else None),
+            "eta": eta_setting(services, req, model, sampler),
+            **churn_for(churn_values(services, req), samplers),
             "strength": strength,
             "noise_multiplier": noise_multiplier_setting(services, req),
-            "hires": _hires(services, req, model),
+            "hires": hires,
             "plugins": _plugins(services, req),
             "vae": vae_setting(services, req),
             "decoder": decoder_setting(services, req),

@@ -18,11 +18,12 @@ from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.a1111_settings import (
     CLIP_SKIP_OPTION,
     NOISE_MULTIPLIER_OPTION,
+    checked_churn,
     checked_clip_skip,
 )
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.lenient import lenient_convert
-from impasto.formats.png import IMAGE_SIZE, parse_a1111_parameters
+from impasto.formats.png import CHURN_LABELS, IMAGE_SIZE, parse_a1111_parameters
 from impasto.services.compat import compat_state, resolve_checkpoint
 from impasto.services.container import Services
 
@@ -148,8 +149,8 @@ def _fields(labels: dict[str, Any], is_img2img: bool) -> dict[str, Any]:
 
 def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
     """``override_settings`` entries the text gives: Clip skip, Eta, Eta DDIM, Noise multiplier,
-    RNG, the decoder, and the model when the ``disable_weights_auto_swap`` option is off
-    (A1111's default keeps it)."""
+    the sigma churn settings, RNG, the decoder, and the model when the
+    ``disable_weights_auto_swap`` option is off (A1111's default keeps it)."""
     settings: dict[str, Any] = {}
     if "Clip skip" in labels:
         text = str(labels["Clip skip"])
@@ -162,6 +163,10 @@ def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
     if "Noise multiplier" in labels:  # read by img2img only, as in A1111
         label, field = "Noise multiplier", "initial_noise_multiplier"
         settings[NOISE_MULTIPLIER_OPTION] = _checked(Img2ImgRequest, label, field, labels[label])
+    for name, label in CHURN_LABELS.items():  # A1111's options of the same names
+        if label in labels:
+            value = _checked(Txt2ImgRequest, label, name, labels[label])
+            settings[name] = checked_churn(name, value, f"{FIELD} ({label})")
     if "RNG" in labels:
         settings["randn_source"] = str(labels["RNG"])
     if labels.get("VAE Decoder") in ("Full", "TAESD"):

@@ -28,6 +28,11 @@ class Txt2ImgRequest(Schema):
     seed_resize_from_w: int | None = -1
     # The ancestral, SDE and DDIM samplers' fresh noise per step (None: eta_ancestral/eta_ddim).
     eta: Fraction | None = None
+    # Sigma churn (Euler, Heun, DPM2); A1111 1.6+ reads its options instead (a1111_settings).
+    s_churn: float | None = None
+    s_tmin: float | None = None
+    s_tmax: float | None = None
+    s_noise: float | None = None
     sampler_name: str | None = None
     sampler_index: str | None = None
     scheduler: str | None = None

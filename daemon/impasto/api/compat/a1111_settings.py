@@ -7,13 +7,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from impasto.api.compat.a1111_defaults import A1111_DEFAULT_OPTIONS
 from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.errors import CompatError
-from impasto.engine.schedulers import eta_default
+from impasto.engine.schedulers import churn_samplers, eta_default
 from impasto.services import compat_assets
 from impasto.services.compat import compat_state, current_checkpoint, resolve_checkpoint
 from impasto.services.container import Services
-from impasto.wire import LIMITS
+from impasto.wire import CHURN_FIELDS, CHURN_OFF, LIMITS
 
 log = logging.getLogger("impasto.api.compat")
 
@@ -137,6 +138,46 @@ def noise_multiplier_setting(services: Services, req: Txt2ImgRequest) -> float |
     return _option_number(services, req, NOISE_MULTIPLIER_OPTION, "noise_multiplier")
 
 
+def checked_churn(name: str, value: object, field: str) -> float | None:
+    """An A1111 sigma churn option (``s_churn``, ``s_tmin``, ``s_tmax``, ``s_noise``: the
+    native fields' names) in the native range; A1111's ``s_tmax`` 0 means no bound (None)."""
+    if name == "s_tmax" and value == 0:
+        return None
+    return _checked_number(value, field, name)
+
+
+def churn_values(services: Services, req: Txt2ImgRequest) -> dict[str, float | None]:
+    """A1111's sigma churn settings for this request, whatever its sampler: each from its
+    ``override_settings``, else the request's own field where it is not A1111's default,
+    else the option set with ``POST /options``.
+
+    A1111 1.6+ reads these from its options only; a request's own value is honoured too (as
+    A1111 before 1.6 did), so a client that sends ``s_churn`` gets it.
+    """
+    overrides = req.override_settings or {}
+    stored = compat_state(services).options
+    values: dict[str, float | None] = {}
+    for name in CHURN_FIELDS:
+        default = A1111_DEFAULT_OPTIONS[name]
+        own = getattr(req, name)
+        if name in overrides:
+            value, field = overrides[name], f"override_settings.{name}"
+        elif own is not None and own != default:
+            value, field = own, name
+        else:
+            value, field = stored.get(name, default), name
+        values[name] = checked_churn(name, value, field)
+    return values
+
+
+def churn_for(values: dict[str, float | None], samplers: list[str]) -> dict[str, float | None]:
+    """``values`` where one of ``samplers`` takes churn, else the native defaults: A1111
+    passes them to Euler, Heun and DPM2 only."""
+    if any(name in churn_samplers() for name in samplers):
+        return values
+    return dict(CHURN_OFF)
+
+
 def rng_setting(services: Services, req: Txt2ImgRequest) -> str:
     """A1111's ``randn_source`` (override, else the set option): "CPU" is torch's CPU generator,
     which Impasto reproduces; "GPU" and "NV" (CUDA's Philox) run on Impasto's own noise."""
@@ -180,11 +221,16 @@ def clip_skip_setting(services: Services, req: Txt2ImgRequest, model: str) -> in
     return min(wanted, limit)
 
 
+def _churn_check(name: str) -> Callable[[Services, object, str], object]:
+    return lambda _, value, field: checked_churn(name, value, field)
+
+
 OPTION_CHECKS: dict[str, Callable[[Services, object, str], object]] = {
     CLIP_SKIP_OPTION: lambda _, value, field: checked_clip_skip(value, field),
     "eta_ancestral": lambda _, value, field: checked_eta(value, field),
     "eta_ddim": lambda _, value, field: checked_eta(value, field),
     NOISE_MULTIPLIER_OPTION: lambda _, value, field: checked_noise_multiplier(value, field),
+    **{name: _churn_check(name) for name in CHURN_FIELDS},
     "sd_vae": checked_vae,
 }
 """The options a later request reads and would refuse: ``POST /options`` checks each with the

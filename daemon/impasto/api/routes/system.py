@@ -10,7 +10,7 @@ from litestar import Controller, get
 
 from impasto.api.dependencies import AllServices
 from impasto.api.security import PUBLIC
-from impasto.engine.schedulers import SAMPLER_SPECS, SCHEDULE_SPECS
+from impasto.engine.schedulers import SAMPLER_SPECS, SCHEDULE_SPECS, churn_samplers
 from impasto.services.system import machine_report, system_report
 from impasto.services.upscalers import UpscalerService
 from impasto.wire import LIMITS, FieldLimit, Health, SamplerInfo, ScheduleInfo, SystemInfo
@@ -34,6 +34,7 @@ class SystemController(Controller):
 
     @get("/samplers", summary="Samplers: ids for requests, labels, A1111 names, schedules")
     async def samplers(self) -> list[SamplerInfo]:
+        churn = churn_samplers()
         return [
             SamplerInfo(
                 id=spec.id,
@@ -43,6 +44,7 @@ class SystemController(Controller):
                 aliases=list(spec.aliases),
                 recommended_steps=spec.recommended_steps,
                 eta=spec.cls.eta_default,
+                churn=spec.id in churn,
                 recommended_schedule=spec.recommended_schedule,
                 a1111_schedule=spec.a1111_schedule,
             )

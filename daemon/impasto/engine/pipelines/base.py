@@ -285,6 +285,7 @@ class Denoise:
         while i < (len(self.scheduler.timesteps) if end is None else end):
             if self.cancel is not None:
                 self.cancel.raise_if_cancelled()
+            latents = self.scheduler.prepare(latents, i, self.noise)
             scaled = self.scheduler.scale_model_input(latents, i)
             sample = self.model_input(scaled, i) if self.model_input else scaled
             t = float(self.scheduler.timesteps[i])

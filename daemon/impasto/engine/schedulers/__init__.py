@@ -1,6 +1,7 @@
 """Numpy samplers of the engine, one algorithm per module, behind one Protocol."""
 
 from .base import NoiseFn, Scheduler, SchedulerConfig
+from .churn import Churn
 from .names import (
     find_sampler,
     find_sampler_and_schedule,
@@ -17,10 +18,12 @@ from .registry import (
     SCHEDULE_SPECS,
     SamplerSpec,
     ScheduleSpec,
+    churn_samplers,
     create_scheduler,
     eta_default,
     eta_samplers,
     register_sampler,
+    sampler_churn,
     sampler_eta,
     sampler_schedules,
     schedule_for_model,
@@ -35,11 +38,13 @@ __all__ = [
     "SAMPLER_SPECS",
     "SCHEDULES",
     "SCHEDULE_SPECS",
+    "Churn",
     "NoiseFn",
     "SamplerSpec",
     "ScheduleSpec",
     "Scheduler",
     "SchedulerConfig",
+    "churn_samplers",
     "create_scheduler",
     "eta_default",
     "eta_samplers",
@@ -47,6 +52,7 @@ __all__ = [
     "find_sampler_and_schedule",
     "find_schedule",
     "register_sampler",
+    "sampler_churn",
     "sampler_eta",
     "sampler_label",
     "sampler_schedules",

@@ -12,6 +12,11 @@ NoiseFn = Callable[[tuple[int, ...]], np.ndarray]
 """Draws standard-normal noise of a shape; row i comes from batch image i's own generator."""
 
 
+def draw(noise: NoiseFn, x: np.ndarray) -> np.ndarray:
+    """Standard-normal noise shaped and typed like ``x``."""
+    return noise(x.shape).astype(x.dtype, copy=False)
+
+
 @dataclass(frozen=True)
 class SchedulerConfig:
     """The fields of a model folder's ``scheduler/scheduler_config.json`` that samplers use."""
@@ -51,6 +56,16 @@ class Scheduler(Protocol):
 
     def start_at(self, step: int) -> int:
         """Prepare a run that starts at schedule step ``step`` (img2img); its first index."""
+        ...
+
+    def prepare(self, sample: np.ndarray, index: int, noise: NoiseFn) -> np.ndarray:
+        """The latents the UNet call at ``timesteps[index]`` is made on: ``sample``, or ``sample``
+        with noise added where the sampler raises the noise level first (sigma churn)."""
+        ...
+
+    def resume_at(self, index: int) -> None:
+        """The latents handed in at call ``index`` were prepared by another sampler's run (the
+        base model's, before a refiner takes over): ``prepare`` adds no noise to them again."""
         ...
 
     def scale_model_input(self, sample: np.ndarray, index: int) -> np.ndarray:

@@ -7,6 +7,7 @@ from typing import ClassVar
 import numpy as np
 
 from .base import NoiseFn, SchedulerConfig
+from .churn import Churn
 
 
 class Sampler:
@@ -21,9 +22,15 @@ class Sampler:
     eta_default: ClassVar[float | None] = None
     """How much fresh noise each step adds when a request names no ``eta`` (A1111's: 1 for the
     ancestral and SDE samplers, 0 for DDIM); None for samplers that add none."""
+    takes_churn: ClassVar[bool] = False
+    """Whether it takes sigma churn (``churn.Churn``): Euler, Heun and DPM2, as in k-diffusion."""
 
     def __init__(
-        self, config: SchedulerConfig, schedule: str = "default", eta: float | None = None
+        self,
+        config: SchedulerConfig,
+        schedule: str = "default",
+        eta: float | None = None,
+        churn: Churn | None = None,
     ) -> None:
         """Keep the config; nothing is laid out until ``set_timesteps``."""
         if schedule not in self.schedules:
@@ -33,9 +40,12 @@ class Sampler:
             )
         if eta is not None and self.eta_default is None:
             raise ValueError(f"{type(self).__name__} adds no noise per step: it has no eta")
+        if churn is not None and not self.takes_churn:
+            raise ValueError(f"{type(self).__name__} has no sigma churn")
         self.config = config
         self.schedule = schedule
         self.eta = self.eta_default if eta is None else eta
+        self.churn = churn
         self.timesteps = np.zeros(0)
 
     def set_timesteps(self, num_inference_steps: int) -> None:
@@ -45,6 +55,13 @@ class Sampler:
     def start_at(self, step: int) -> int:
         """Prepare a run that starts at schedule step ``step`` (img2img); its first index."""
         return step * self.order
+
+    def prepare(self, sample: np.ndarray, index: int, noise: NoiseFn) -> np.ndarray:
+        """The latents the UNet call at ``timesteps[index]`` is made on (here ``sample``)."""
+        return sample
+
+    def resume_at(self, index: int) -> None:
+        """Nothing to do: ``prepare`` adds no noise here."""
 
     def scale_model_input(self, sample: np.ndarray, index: int) -> np.ndarray:
         """Scale the latents before the UNet call at ``timesteps[index]``."""

@@ -7,8 +7,9 @@ import math
 
 import numpy as np
 
-from .base import NoiseFn
-from .loop import Loop, LoopSampler, ancestral_step, draw
+from .base import NoiseFn, draw
+from .churn import NO_CHURN, Churn
+from .loop import Loop, LoopSampler, ancestral_step
 
 
 def midpoint(sigma: float, sigma_next: float) -> float:
@@ -16,10 +17,12 @@ def midpoint(sigma: float, sigma_next: float) -> float:
     return math.exp((math.log(sigma) + math.log(sigma_next)) / 2)
 
 
-def dpm_2(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn) -> Loop:
-    """Evaluate at sigma and at the log-midpoint; an Euler step to sigma 0 at the end."""
+def dpm_2(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn, churn: Churn = NO_CHURN) -> Loop:
+    """Evaluate at the (churned) sigma and at the log-midpoint; an Euler step to sigma 0 at
+    the end."""
     for i in range(len(sigmas) - 1):
-        sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
+        x, sigma = churn.raise_noise(x, sigmas, i, noise)
+        sigma_next = float(sigmas[i + 1])
         x, denoised = yield x, sigma
         d = (x - denoised) / sigma
         if sigma_next == 0:
@@ -53,6 +56,7 @@ def dpm_2_ancestral(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn, eta: floa
 class DPM2Sampler(LoopSampler):
     """DPM2: two model calls per step, one on the last."""
 
+    takes_churn = True
     loop = staticmethod(dpm_2)
 
 

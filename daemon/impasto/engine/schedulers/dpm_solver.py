@@ -14,8 +14,8 @@ from collections.abc import Generator
 
 import numpy as np
 
-from .base import NoiseFn
-from .loop import Loop, LoopSampler, ancestral_step, draw
+from .base import NoiseFn, draw
+from .loop import Loop, LoopSampler, ancestral_step
 
 EpsCall = Generator[tuple[np.ndarray, float], tuple[np.ndarray, np.ndarray], np.ndarray]
 

@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 
-from .base import NoiseFn
-from .loop import Loop, LoopSampler, draw
+from .base import NoiseFn, draw
+from .loop import Loop, LoopSampler
 
 
 def dpmpp_3m_sde(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn, eta: float = 1.0) -> Loop:

@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from .base import NoiseFn
-from .loop import Loop, LoopSampler, ancestral_step, draw
+from .base import NoiseFn, draw
+from .loop import Loop, LoopSampler, ancestral_step
 
 
 def dpmpp_sde(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn, eta: float = 1.0) -> Loop:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import NoiseFn
-from .loop import Loop, LoopSampler, ancestral_step, draw
+from .base import NoiseFn, draw
+from .loop import Loop, LoopSampler, ancestral_step
 
 
 def euler_ancestral(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn, eta: float = 1.0) -> Loop:

@@ -6,13 +6,15 @@ from __future__ import annotations
 import numpy as np
 
 from .base import NoiseFn
+from .churn import NO_CHURN, Churn
 from .loop import Loop, LoopSampler
 
 
-def heun(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn) -> Loop:
-    """Predict with Euler, correct with the average of both slopes."""
+def heun(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn, churn: Churn = NO_CHURN) -> Loop:
+    """Predict with Euler, correct with the average of both slopes (from the churned sigma)."""
     for i in range(len(sigmas) - 1):
-        sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
+        x, sigma = churn.raise_noise(x, sigmas, i, noise)
+        sigma_next = float(sigmas[i + 1])
         x, denoised = yield x, sigma
         d = (x - denoised) / sigma
         if sigma_next == 0:
@@ -29,4 +31,5 @@ class HeunSampler(LoopSampler):
 
     order: int = 2
     diffusers_start = True
+    takes_churn = True
     loop = staticmethod(heun)

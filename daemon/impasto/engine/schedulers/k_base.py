@@ -7,6 +7,7 @@ from typing import ClassVar
 import numpy as np
 
 from .base import SchedulerConfig
+from .churn import Churn
 from .common import Sampler
 from .schedules import NAMED_SCHEDULES
 from .sigmas import SCHEDULES, k_schedule
@@ -18,10 +19,14 @@ class SigmaSampler(Sampler):
     schedules: ClassVar[tuple[str, ...]] = SCHEDULES
 
     def __init__(
-        self, config: SchedulerConfig, schedule: str = "default", eta: float | None = None
+        self,
+        config: SchedulerConfig,
+        schedule: str = "default",
+        eta: float | None = None,
+        churn: Churn | None = None,
     ) -> None:
         """Keep the config; nothing is laid out until ``set_timesteps``."""
-        super().__init__(config, schedule, eta)
+        super().__init__(config, schedule, eta, churn)
         self.sigmas = np.zeros(1)
         self.init_noise_sigma = 1.0
 
@@ -30,9 +35,10 @@ class SigmaSampler(Sampler):
         self.timesteps, self.sigmas, _ = k_schedule(self.config, num_inference_steps, self.schedule)
         self._after_schedule()
 
-    def _after_schedule(self) -> None:
-        """Derive the start noise level from the sigmas and reset per-run state."""
-        top = float(self.sigmas.max())
+    def _after_schedule(self, top: float | None = None) -> None:
+        """Derive the start noise level from the top sigma (the sigmas' largest unless given)
+        and reset per-run state."""
+        top = float(self.sigmas.max()) if top is None else top
         # Under "leading" spacing diffusers starts from a unit-variance-scaled top sigma;
         # the A1111/ComfyUI schedules start at the top sigma, as k-diffusion does.
         if self.config.timestep_spacing in ("linspace", "trailing") or self.schedule in (

@@ -8,14 +8,16 @@ inpainting does) with the model's clean-sample prediction. It returns the final 
 ``LoopSampler`` drives such a function through the step-by-step ``Scheduler`` protocol the
 pipelines use: a dry run on the schedule finds the sigma of every UNet call beforehand, so
 ``timesteps`` and progress totals are known; img2img and the refiner start the loop on the
-tail of the sigmas (``start_at``).
+tail of the sigmas (``start_at``). A loop may change ``x`` before its first yield (sigma
+churn adds noise there): ``prepare`` starts it and hands that ``x`` to the UNet call.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Generator
-from typing import ClassVar
+from dataclasses import replace
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -53,11 +55,6 @@ def ancestral_step(sigma_from: float, sigma_to: float, eta: float = 1.0) -> tupl
     return (sigma_to**2 - up**2) ** 0.5, up
 
 
-def draw(noise: NoiseFn, x: np.ndarray) -> np.ndarray:
-    """Standard-normal noise shaped and typed like ``x``."""
-    return noise(x.shape).astype(x.dtype, copy=False)
-
-
 class LoopSampler(SigmaSampler):
     """Runs the generator ``loop`` one UNet call per ``step``; subclasses name the function."""
 
@@ -72,10 +69,16 @@ class LoopSampler(SigmaSampler):
         """The sampler: yields (x, sigma) per model call, is sent (x, denoised), returns x."""
         raise NotImplementedError
 
-    def _loop(self) -> LoopFn:
-        """``loop`` with this sampler's ``eta`` where it adds noise."""
+    def _loop(self, resumed: bool = False) -> LoopFn:
+        """``loop`` with this sampler's ``eta`` where it adds noise, and its sigma churn spread
+        over the steps of the run laid out last (``resumed``: see ``resume_at``)."""
         loop: Callable[..., Loop] = type(self).loop
-        return loop if self.eta is None else functools.partial(loop, eta=self.eta)
+        options: dict[str, Any] = {}
+        if self.eta is not None:
+            options["eta"] = self.eta
+        if self.churn is not None:
+            options["churn"] = replace(self.churn, steps=self._churn_steps, resumed=resumed)
+        return functools.partial(loop, **options) if options else loop
 
     def path(self, sigmas: np.ndarray) -> np.ndarray:
         """The sigmas the loop walks for a schedule's ``sigmas`` (Restart inserts its jumps)."""
@@ -87,6 +90,7 @@ class LoopSampler(SigmaSampler):
         self.step_sigmas, self._step_timesteps = steps_sigma, steps_t
         self._log_train = np.log(train_sigmas(ac))
         self.path_sigmas = self.path(steps_sigma)
+        self._churn_steps = len(self.path_sigmas) - 1
         # A step's calls depend on its own sigmas only, so per-position counts add up.
         loop = self._loop()
         per_position = [
@@ -95,10 +99,11 @@ class LoopSampler(SigmaSampler):
         ]
         self.position_calls = np.concatenate([[0], np.cumsum(per_position)]).astype(int)
         self.sigmas, self.timesteps = self._lay_out(self.path_sigmas)
+        # The start is at the schedule's top sigma: a churned first call is above it.
         if self.diffusers_start:
-            self._after_schedule()
+            self._after_schedule(float(self.path_sigmas.max()))
         else:
-            self.init_noise_sigma = float(self.sigmas[0])
+            self.init_noise_sigma = float(self.path_sigmas[0])
             self._reset()
 
     def _lay_out(self, path: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -117,6 +122,7 @@ class LoopSampler(SigmaSampler):
         self._run: Loop | None = None
         self._next = -1
         self._start: tuple[int, int] | None = None
+        self._resumed = -1
 
     def _position(self, index: int) -> int | None:
         """The path position a loop started at call ``index`` begins at; None inside a step."""
@@ -134,31 +140,61 @@ class LoopSampler(SigmaSampler):
         # Restart's path is rebuilt from the schedule: allow for rounding at the top.
         position = int(np.argmax(self.path_sigmas <= self.step_sigmas[step] * (1 + 1e-6)))
         first = int(self.position_calls[position])
-        # Samplers that plan over the whole range (DPM fast) call elsewhere on a tail.
+        # Samplers that plan over the whole range (DPM fast) call elsewhere on a tail, and
+        # churn is spread over the tail's steps, as A1111 runs img2img.
+        self._churn_steps = len(self.path_sigmas) - 1 - position
         sigmas, timesteps = self._lay_out(self.path_sigmas[position:])
         self.sigmas = np.concatenate([self.sigmas[:first], sigmas])
         self.timesteps = np.concatenate([self.timesteps[:first], timesteps])
         self._start = (first, position)
         return first
 
+    def _running_at(self, index: int) -> bool:
+        """Whether the loop is running and its next model call is call ``index``."""
+        return self._run is not None and index == self._next
+
+    def resume_at(self, index: int) -> None:
+        """The loop that starts at call ``index`` takes its first latents as they come."""
+        self._resumed = index
+
+    def prepare(self, sample: np.ndarray, index: int, noise: NoiseFn) -> np.ndarray:
+        """Start the loop where a run begins at call ``index``; the x its first call sees."""
+        if self._running_at(index):
+            return sample
+        position = self._position(index)
+        if position is None:
+            return sample  # inside a step: ``step`` waits for the next one
+        self._run = self._loop(index == self._resumed)(sample, self.path_sigmas[position:], noise)
+        x, _ = next(self._run)
+        self._next = index
+        return x.astype(sample.dtype, copy=False)
+
+    def add_noise(self, original: np.ndarray, noise: np.ndarray, index: int) -> np.ndarray:
+        """Noise clean latents to the level x has when handed in at call ``index``: a loop
+        starting there is at its path's sigma (``prepare`` may raise it), a running one at
+        the call's."""
+        position = None if self._running_at(index) else self._position(index)
+        sigma = self.path_sigmas[position] if position is not None else self.sigmas[index]
+        return original + noise * float(sigma)
+
     def step(
         self, model_output: np.ndarray, index: int, sample: np.ndarray, noise: NoiseFn
     ) -> np.ndarray:
         """Feed the model's output at call ``index`` to the loop; return x at the next call."""
-        if self._run is None or index != self._next:
-            position = self._position(index)
-            if position is None:
-                # Started inside a step (a refiner switch): its start is gone; wait for the next.
-                return sample
-            self._run = self._loop()(sample, self.path_sigmas[position:], noise)
-            next(self._run)
+        if not self._running_at(index):
+            # A caller that skips ``prepare``: right for every loop without churn.
+            sample = self.prepare(sample, index, noise)
+        run = self._run if self._running_at(index) else None
+        if run is None:
+            # Started inside a step (a refiner switch): its start is gone; wait for the next.
+            return sample
         sigma = float(self.sigmas[index])
         denoised = k_denoised(model_output, sample, sigma, self.config.prediction_type)
         if self.config.clip_sample:
             denoised = np.clip(denoised, -1.0, 1.0)
         self._next = index + 1
         try:
-            x, sigma_next = self._run.send((sample, denoised))
+            x, sigma_next = run.send((sample, denoised))
             if self.adaptive:
                 self._follow(index + 1, [sigma_next])
         except StopIteration as done:

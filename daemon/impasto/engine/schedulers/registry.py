@@ -8,9 +8,11 @@ one ``register_sampler`` call); its class declares the schedules it supports.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, replace
 
 from .base import Scheduler, SchedulerConfig
+from .churn import Churn
 from .common import Sampler
 from .ddim import DDIMCFGPPSampler, DDIMSampler
 from .dpm_2 import DPM2AncestralSampler, DPM2Sampler
@@ -347,16 +349,49 @@ def sampler_eta(name: str, eta: float | None) -> float | None:
     return eta if _sampler_spec(name).cls.eta_default is not None else None
 
 
+def _takes_churn(cls: type[Sampler]) -> bool:
+    """Whether ``cls`` takes sigma churn: it says so and its constructor has ``churn`` (a
+    plugin's subclass of Euler with its own older constructor does not)."""
+    if not cls.takes_churn:
+        return False
+    try:
+        return "churn" in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def churn_samplers() -> tuple[str, ...]:
+    """The samplers that take sigma churn (Euler, Heun, DPM2 and plugins' subclasses)."""
+    return tuple(name for name, spec in SAMPLER_SPECS.items() if _takes_churn(spec.cls))
+
+
+def sampler_churn(name: str, churn: Churn | None) -> Churn | None:
+    """``churn`` for sampler ``name``: itself where the sampler takes it, else None."""
+    return churn if _takes_churn(_sampler_spec(name).cls) else None
+
+
 def create_scheduler(
-    name: str, config: SchedulerConfig, schedule: str = "default", eta: float | None = None
+    name: str,
+    config: SchedulerConfig,
+    schedule: str = "default",
+    eta: float | None = None,
+    churn: Churn | None = None,
 ) -> Scheduler:
     """A fresh sampler ``name`` for a model's scheduler config, on sigma ``schedule``, adding
-    ``eta`` times its fresh noise per step (None: its default; only samplers that add noise)."""
+    ``eta`` times its fresh noise per step (None: its default; only samplers that add noise)
+    and sigma ``churn`` (only samplers that take it)."""
     cls = _sampler_spec(name).cls
     if schedule not in cls.schedules:
         raise ValueError(
             f"sampler {name!r} does not support the {schedule!r} schedule; "
             f"choose one of: {', '.join(cls.schedules)}"
         )
-    # Without an eta, the two-argument call a plugin's own sampler class may define.
-    return cls(config, schedule) if eta is None else cls(config, schedule, eta=eta)
+    if churn is not None and not _takes_churn(cls):
+        raise ValueError(f"sampler {name!r} has no sigma churn")
+    # Only what is asked for: the two-argument call a plugin's own sampler class may define.
+    options: dict[str, float | Churn] = {}
+    if eta is not None:
+        options["eta"] = eta
+    if churn is not None:
+        options["churn"] = churn
+    return cls(config, schedule, **options)  # type: ignore[arg-type]

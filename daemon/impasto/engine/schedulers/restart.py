@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import NoiseFn
-from .loop import Loop, LoopSampler, draw
+from .base import NoiseFn, draw
+from .loop import Loop, LoopSampler
 from .sigmas import karras_sigmas
 
 RESTART_MIN_SIGMA = 0.1

@@ -87,6 +87,9 @@ class ScriptContext:
     # The init image as the client sent it, before the tab resized it to width x height, as
     # ``upload:<id>`` (stored on the first call; None without one). For SD upscale.
     source_image: Callable[[], Awaitable[str | None]] | None = None
+    # A1111's sigma churn settings for the request, whatever its sampler: what a sampler
+    # that takes churn, picked by an axis, runs with.
+    churn: dict[str, Any] = field(default_factory=dict)
 
     @property
     def base(self) -> GenerateRequest:

@@ -21,6 +21,7 @@ from impasto.engine.schedulers import (
     A1111_AUTOMATIC,
     SAMPLER_SPECS,
     SCHEDULE_SPECS,
+    churn_samplers,
     find_schedule,
     sampler_eta,
 )
@@ -28,7 +29,7 @@ from impasto.engine.upscale_latents import UPSCALER_LABELS
 from impasto.services.compat import resolve_checkpoint
 from impasto.services.errors import FieldError
 from impasto.services.scripts.base import FIELD, ScriptContext
-from impasto.wire import LIMITS, GenerateRequest
+from impasto.wire import CHURN_OFF, LIMITS, GenerateRequest
 
 ValueKind = Literal["int", "float", "str", "permutations"]
 Format = Literal["label", "value", "join", "nothing", "basename"]
@@ -141,7 +142,32 @@ def _sampler(field: str) -> Apply:
         # sampler's own); a "Schedule type" axis is applied after this one and wins. A sampler
         # without per-step noise leaves eta out, as A1111 passes it only to those that take it.
         eta = sampler_eta(sampler, req.eta)
-        return msgspec.structs.replace(req, sampler=sampler, schedule=schedule, eta=eta)
+        req = msgspec.structs.replace(req, sampler=sampler, schedule=schedule, eta=eta)
+        # Sigma churn likewise, from the request's A1111 settings, whatever its first sampler.
+        churn = ctx.churn if _takes_churn(ctx, req) else CHURN_OFF
+        return msgspec.structs.replace(req, **churn)
+
+    return apply
+
+
+def _takes_churn(ctx: ScriptContext, req: GenerateRequest) -> bool:
+    """Whether a sampler of ``req`` (its own or its hires pass's) takes sigma churn."""
+    sampler = req.sampler or ctx.services.jobs.resolver.model(req.model).defaults.sampler
+    hires = req.hires.sampler if req.hires else None
+    return any(name in churn_samplers() for name in (sampler, hires))
+
+
+def _churn(name: str, label: str) -> Apply:
+    """A1111's Sigma Churn/min/max/noise axes: where a sampler takes churn (A1111 passes it to
+    Euler, Heun and DPM2 only); Sigma max 0 is no bound, as A1111 reads it."""
+
+    def apply(
+        ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
+    ) -> GenerateRequest:
+        number = None if name == "s_tmax" and float(value) == 0 else _in_range(label, name, value)
+        if not _takes_churn(ctx, req):
+            return req
+        return msgspec.structs.replace(req, **{name: number})
 
     return apply
 
@@ -279,10 +305,10 @@ AXES: tuple[Axis, ...] = (
         cost=1.0,
     ),
     Axis("Negative Guidance minimum sigma", "float", None),
-    Axis("Sigma Churn", "float", None),
-    Axis("Sigma min", "float", None),
-    Axis("Sigma max", "float", None),
-    Axis("Sigma noise", "float", None),
+    Axis("Sigma Churn", "float", _churn("s_churn", "Sigma Churn"), late=True),
+    Axis("Sigma min", "float", _churn("s_tmin", "Sigma min"), late=True),
+    Axis("Sigma max", "float", _churn("s_tmax", "Sigma max"), late=True),
+    Axis("Sigma noise", "float", _churn("s_noise", "Sigma noise"), late=True),
     Axis("Schedule type", "str", _schedule, choices=_schedules, late=True),
     Axis("Schedule min sigma", "float", None),
     Axis("Schedule max sigma", "float", None),
