@@ -231,6 +231,15 @@ def test_seamless_tiling_is_planned_and_what_cannot_wrap_is_refused(
         error = response.json()["errors"][0]
         assert error["field"] == field, error
         assert "tiling" in error["message"], error
+    # One axis: only its side must divide whole; anything but true, false, "x", "y" is a 422.
+    for axis, size, refused in (("x", {"height": 72}, {"width": 72}), ("y", {"width": 72}, {})):
+        plan = api.post("/api/v1/generate/plan", json={**VALID, "tiling": axis, **size})
+        assert plan.status_code == 200 and plan.json()["tiling"] == axis, plan.text
+        if refused:
+            response = api.post("/api/v1/generate", json={**VALID, "tiling": axis, **refused})
+            assert response.json()["errors"][0]["field"] == "width", response.text
+    response = api.post("/api/v1/generate", json={**VALID, "tiling": "z"})
+    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "tiling"
     assert services.jobs.store.count_queued() == 0
 
 

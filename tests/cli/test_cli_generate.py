@@ -207,6 +207,17 @@ def test_hires_flags_become_the_hires_object(
     }
 
 
+def test_sampler_noise_flags_become_request_fields(tmp_path: Path) -> None:
+    daemon = CliDaemon(batch=1)
+    argv = ["generate", "x", "--sampler", "heun", "--s-churn", "2", "--s-tmin", "0.1"]
+    argv += ["--s-tmax", "8", "--s-noise", "1.003", "--noise-seed-delta", "31337"]
+    assert main([*argv, "-o", str(tmp_path)], connect=daemon.client) == 0
+    body = json.loads(daemon.requests[0].content)
+    churn = {key: body[key] for key in ("s_churn", "s_tmin", "s_tmax", "s_noise")}
+    assert churn == {"s_churn": 2.0, "s_tmin": 0.1, "s_tmax": 8.0, "s_noise": 1.003}
+    assert body["noise_seed_delta"] == 31337
+
+
 def test_a_bad_hires_size_is_refused_before_submitting(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -232,9 +243,12 @@ def test_tiling_is_sent_only_when_asked_for(tmp_path: Path) -> None:
     daemon = CliDaemon(batch=1)
     assert main(["generate", "x", "--tiling", "-o", str(tmp_path)], connect=daemon.client) == 0
     assert main(["generate", "x", "-o", str(tmp_path)], connect=daemon.client) == 0
+    one_axis = ["generate", "x", "--tiling-axis", "y", "-o", str(tmp_path)]
+    assert main(one_axis, connect=daemon.client) == 0
     posts = [r for r in daemon.requests if r.method == "POST" and r.url.path.endswith("/generate")]
     bodies = [json.loads(request.content) for request in posts]
     assert bodies[0]["tiling"] is True and "tiling" not in bodies[1]
+    assert bodies[2]["tiling"] == "y"
 
 
 def test_a_lora_weight_that_is_not_a_number_is_refused_before_submitting(

@@ -987,3 +987,46 @@ def test_sigma_churn_from_request_options_and_infotext_only_for_its_samplers(
     refused = http.post("/sdapi/v1/options", json={"s_tmax": 1000})
     assert refused.status_code == 422 and "999" in refused.text, refused.text
     assert http.get("/sdapi/v1/options").json() == before
+
+
+def test_ensd_from_the_options_and_infotext_changes_the_per_step_noise(http: httpx.Client) -> None:
+    """A1111's "Eta noise seed delta": from ``override_settings``, else ``POST /options``, else
+    an infotext's ``ENSD``; written as ``ENSD`` where the sampler draws noise per step (Euler
+    a), and it changes that noise: same seed, another picture; the same delta, the same one."""
+    body = {"prompt": "ensd a kite", "seed": 4, "steps": 3, "width": 64, "height": 64}
+    euler_a = {**body, "sampler_name": "Euler a"}
+    before = http.get("/sdapi/v1/options").json()
+
+    def run(fields: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+        answer = http.post("/sdapi/v1/txt2img", json={**euler_a, **fields})
+        assert answer.status_code == 200, (fields, answer.text)
+        image = _image(answer.json()["images"][0])
+        plan = _latest_plan(http, "ensd")
+        written = parse_a1111_parameters(image.info["parameters"])["extra"]
+        return image.convert("RGB").tobytes(), {"plan": plan["noise_seed_delta"], **written}
+
+    plain, plain_info = run({})
+    assert plain_info["plan"] == 0 and "ENSD" not in plain_info
+    delta, info = run({"override_settings": {"eta_noise_seed_delta": 31337}})
+    assert info["plan"] == 31337 and info["ENSD"] == "31337" and delta != plain
+    pasted, info = run({"infotext": "x\nSteps: 3, Seed: 4, ENSD: 31337"})
+    assert pasted == delta and info["plan"] == 31337
+    try:
+        assert http.post("/sdapi/v1/options", json={"eta_noise_seed_delta": 31337}).is_success
+        again, _ = run({})
+        assert again == delta
+        # Euler draws nothing after the start: the same picture, and no ENSD written.
+        euler = http.post("/sdapi/v1/txt2img", json={**body, "sampler_name": "Euler"})
+        assert "ENSD" not in _image(euler.json()["images"][0]).info["parameters"]
+    finally:
+        http.post("/sdapi/v1/options", json={"eta_noise_seed_delta": 0})
+    for fields, where in (
+        ({"override_settings": {"eta_noise_seed_delta": -1}}, "override_settings."),
+        ({"override_settings": {"eta_noise_seed_delta": 1.5}}, "override_settings."),
+        ({"infotext": "x\nSteps: 3, Seed: 4, ENSD: lots"}, "infotext"),
+    ):
+        refused = http.post("/sdapi/v1/txt2img", json={**euler_a, **fields})
+        assert refused.status_code == 422, refused.text
+        assert where in json.dumps(refused.json()["detail"][0]["loc"]), refused.text
+    assert http.post("/sdapi/v1/options", json={"eta_noise_seed_delta": "x"}).status_code == 422
+    assert http.get("/sdapi/v1/options").json() == before

@@ -161,6 +161,31 @@ def test_a_seamless_picture_wraps_around(
     )
 
 
+@pytest.mark.parametrize("axis", ["x", "y"])
+def test_one_axis_wraps_and_the_other_does_not(shapes: StableDiffusion, axis: str) -> None:
+    """Tiling along one axis: turning the noise along that axis turns the picture with it;
+    along the other it does not (that axis pads with zeros, as without tiling). The side that
+    does not wrap need not be a multiple of the UNet's step."""
+    noise = _noise((1, 4, 24, 16))
+    along, across = (3, 2) if axis == "x" else (2, 3)
+    params = _params(tiling=axis)
+
+    def pixels(latents: np.ndarray) -> np.ndarray:
+        return np.asarray(shapes.generate(params, latents=latents)[0].image, dtype=np.int32)
+
+    tiled = pixels(noise)
+    image_axis = {3: 1, 2: 0}
+    turned = pixels(np.roll(noise, 8, axis=along))
+    assert np.abs(turned - np.roll(tiled, 64, axis=image_axis[along])).max() <= 2
+    across_turned = pixels(np.roll(noise, 8, axis=across))
+    assert np.abs(across_turned - np.roll(tiled, 64, axis=image_axis[across])).max() > 40
+    odd = {"height": 200} if axis == "x" else {"width": 136}
+    assert shapes.generate(_params(tiling=axis, **odd))[0].image.size == (
+        odd.get("width", 128),
+        odd.get("height", 192),
+    )
+
+
 def test_seamless_img2img_and_hires_run(shapes: StableDiffusion) -> None:
     """The encoder and a hires pass use the wrapping graphs too (a hires pass's picture turns
     with its noise as the first pass's does)."""
@@ -213,6 +238,26 @@ def test_one_convolution_wraps_as_torchs_circular_padding(tmp_path: Path) -> Non
     padded = torch.nn.functional.pad(torch.from_numpy(x), (1, 1, 2, 0), mode="circular")
     expected = torch.nn.functional.conv2d(padded, torch.ones(1, 1, 3, 3)).numpy()
     np.testing.assert_allclose(got, expected)
+
+
+@pytest.mark.parametrize("axis", ["x", "y"])
+def test_one_axis_wraps_as_circular_padding_there_and_zeros_across(
+    tmp_path: Path, axis: str
+) -> None:
+    model = _conv_model(tmp_path / "model.onnx", pads=[2, 1, 0, 1], kernel_shape=[3, 3])
+    x = torch.arange(16, dtype=torch.float32).reshape(1, 1, 4, 4)
+    path = seamless_graph(model, tmp_path / "cache", axis)
+    assert path.name == f"seamless-{axis}.onnx"
+    got = _session(path).run(None, {"x": x.numpy()})[0]
+    pad = torch.nn.functional.pad
+    if axis == "x":
+        padded = pad(pad(x, (1, 1, 0, 0), mode="circular"), (0, 0, 2, 0))
+    else:
+        padded = pad(pad(x, (0, 0, 2, 0), mode="circular"), (1, 1, 0, 0))
+    expected = torch.nn.functional.conv2d(padded, torch.ones(1, 1, 3, 3)).numpy()
+    np.testing.assert_allclose(got, expected)
+    both = _session(seamless_graph(model, tmp_path / "cache")).run(None, {"x": x.numpy()})[0]
+    assert not np.allclose(both, got)
 
 
 def test_a_convolution_that_pads_itself_cannot_wrap(tmp_path: Path) -> None:

@@ -57,6 +57,30 @@ def test_batch_noise_is_a1111s_cpu_noise_per_image() -> None:
     np.testing.assert_allclose(varied[0], subseed, atol=ATOL)
 
 
+def test_a_noise_seed_delta_reseeds_after_each_start_as_a1111s_ensd() -> None:
+    """A1111's ImageRNG with "Eta noise seed delta": the start noise is the seed's; what the
+    sampler draws after it comes from seed + i + delta, afresh after each start (a hires pass's
+    start too)."""
+    shape = (2, 4, 8, 8)
+    noise = BatchNoise(7, 2, rng="cpu", seed_delta=31337)
+    np.testing.assert_array_equal(noise(shape), BatchNoise(7, 2, rng="cpu")(shape))
+    steps = [noise(shape), noise(shape)]
+    for i in range(2):
+        generator = torch.Generator().manual_seed(7 + i + 31337)
+        for drawn in steps:
+            expected = torch.randn(shape[1:], generator=generator).numpy()
+            np.testing.assert_allclose(drawn[i], expected, atol=ATOL)
+    noise.vary_next()
+    noise(shape)  # a second pass's start
+    generator = torch.Generator().manual_seed(7 + 31337)
+    np.testing.assert_allclose(
+        noise(shape)[0], torch.randn(shape[1:], generator=generator), atol=ATOL
+    )
+    plain = BatchNoise(7, 2, rng="cpu")
+    plain(shape)
+    assert not np.allclose(plain(shape), steps[0])
+
+
 def test_image_seeds_wrap_past_the_top_of_the_seed_range() -> None:
     """seed + i stays a seed a request may name (int64), so a batch from the last seed reads
     back: its second image is seed 0, with seed 0's noise."""

@@ -121,3 +121,14 @@ def test_seamless_tiling_is_sent_and_a_size_it_cannot_wrap_shows_on_the_field(
     page.reload()
     page.click("#advanced-card summary")
     expect(page.locator("#tiling")).to_be_checked()
+    # One axis: the menu sends "x" (off, it is disabled and nothing is sent for it).
+    axes = page.locator("#tiling_axes")
+    page.select_option("#tiling_axes", "x")
+    page.fill("#height", "72")  # only the wrapping side must divide whole
+    page.click("#submit")
+    job = finished_job(page, impasto_daemon)
+    assert job["request"]["tiling"] == "x" and job["request"]["height"] == 72
+    # Written as A1111's asymmetric tiling extension writes one axis.
+    assert "Tile X: True, Tile Y: False" in job["results"][0]["metadata"]["parameters"]
+    tiling.uncheck()
+    expect(axes).to_be_disabled()

@@ -94,10 +94,12 @@ def test_sigma_churn_goes_only_with_a_sampler_that_takes_it(
     page.select_option("#sampler", "euler")
     page.click("#advanced-card > summary")
     fill_form(page, s_churn="2", s_tmin="0.1", s_tmax="8", s_noise="1.003")
+    fill_form(page, noise_seed_delta="31337")
     page.click("#submit")
     job = finished_job(page, impasto_daemon)
     churn = {name: job["request"][name] for name in ("s_churn", "s_tmin", "s_tmax", "s_noise")}
     assert churn == {"s_churn": 2.0, "s_tmin": 0.1, "s_tmax": 8.0, "s_noise": 1.003}
+    assert job["request"]["noise_seed_delta"] == 31337
     page.select_option("#sampler", "dpmpp_2m")
     expect(page.locator("#s_churn")).to_be_disabled()
     page.click("#submit")

@@ -7,7 +7,7 @@ import { settingsFromPng } from './png-info.js';
 import { loadSettings, saveSettings } from './state.js';
 import { setLimits, validateRequest } from './validate.js';
 
-const NUMBER_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'subseed', 'subseed_strength', 'seed_resize_from_width', 'seed_resize_from_height', 'batch_size', 'priority', 'strength', 'noise_multiplier', 'cache_interval', 'inpaint_padding', 'clip_skip'];
+const NUMBER_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'subseed', 'subseed_strength', 'seed_resize_from_width', 'seed_resize_from_height', 'noise_seed_delta', 'batch_size', 'priority', 'strength', 'noise_multiplier', 'cache_interval', 'inpaint_padding', 'clip_skip'];
 const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule', 'rng', 'decoder', 'inpaint_area', 'masked_content'];
 // Sent only with a mask: they say how to inpaint.
 const INPAINT_FIELDS = ['inpaint_area', 'inpaint_padding', 'masked_content'];
@@ -21,7 +21,7 @@ const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, 'eta', ...CHURN_FIELDS, 
 // Fields that do not depend on the model; the rest come from the chosen model's defaults.
 export const DEFAULTS = {
   prompt: '', negative_prompt: '', model: '', seed: -1, subseed: -1, subseed_strength: 0, eta: null,
-  seed_resize_from_width: 0, seed_resize_from_height: 0, rng: 'pcg64',
+  seed_resize_from_width: 0, seed_resize_from_height: 0, rng: 'pcg64', noise_seed_delta: 0,
   batch_size: 1, priority: 0,
   strength: 0.75, noise_multiplier: 1, loras: [], cache_interval: 0, decoder: 'full',
   inpaint_area: 'whole', inpaint_padding: 32, masked_content: 'original', clip_skip: 1,
@@ -154,6 +154,7 @@ export class GenerateForm {
     });
     this.form.addEventListener('change', (e) => {
       if (e.target.id === 'sampler') this.limitSchedules({ recommend: true });
+      if (e.target.id === 'tiling') this.syncTiling();
       if (e.target.id === 'model') {
         this.applyModel(e.target.value);
         return;
@@ -246,6 +247,11 @@ export class GenerateForm {
     if (slider) slider.value = byId(id).value;
   }
 
+  /** The axes menu means something only with tiling on. */
+  syncTiling() {
+    byId('tiling_axes').disabled = !byId('tiling').checked;
+  }
+
   /** Enable the schedules the sampler runs; ``recommend`` (a sampler picked by hand) also
    *  selects the one it is meant to run on, as A1111's "Automatic" scheduler does. */
   limitSchedules({ recommend = false } = {}) {
@@ -263,10 +269,12 @@ export class GenerateForm {
     const eta = byId('eta');
     eta.disabled = sampler?.eta == null;
     eta.placeholder = sampler?.eta == null ? 'not used' : String(sampler.eta);
+    if (eta.disabled) this.clearError('eta');
     for (const name of CHURN_FIELDS) {
       const el = byId(name);
       el.disabled = !sampler?.churn;
       el.placeholder = sampler?.churn ? '' : 'not used';
+      if (el.disabled) this.clearError(name);  // not sent: nothing to correct
     }
   }
 
@@ -287,7 +295,9 @@ export class GenerateForm {
       if (el.value.trim() !== '' && !el.disabled) req[name] = Number(el.value);
     }
     req.loras = this.loras.read();
-    req.tiling = byId('tiling').checked;
+    // true wraps both ways (A1111's tiling); "x" or "y" one axis only.
+    const axes = byId('tiling_axes').value;
+    req.tiling = byId('tiling').checked ? (axes === 'xy' ? true : axes) : false;
     if (byId('hires').checked) {
       req.hires = {};
       for (const [key, id] of Object.entries(HIRES_FIELDS)) {
@@ -321,7 +331,11 @@ export class GenerateForm {
         if (values.hires?.[key] != null) byId(id).value = String(values.hires[key]);
       }
     }
-    if (values.tiling !== undefined) byId('tiling').checked = Boolean(values.tiling);
+    if (values.tiling !== undefined) {
+      byId('tiling').checked = Boolean(values.tiling);
+      if (values.tiling) byId('tiling_axes').value = values.tiling === true ? 'xy' : String(values.tiling);
+      this.syncTiling();
+    }
     if (values.eta !== undefined) byId('eta').value = values.eta == null ? '' : String(values.eta);
     for (const name of CHURN_FIELDS) {
       if (values[name] !== undefined) byId(name).value = values[name] == null ? '' : String(values[name]);

@@ -101,8 +101,12 @@ export function parseA1111(text) {
     else if (key === 'Variation seed strength') out.subseed_strength = Number.parseFloat(value);
     else if (key === 'Eta' || key === 'Eta DDIM') out.eta = Number.parseFloat(value);
     else if (Object.hasOwn(CHURN_LABELS, key)) out[CHURN_LABELS[key]] = Number.parseFloat(value);
+    else if (key === 'ENSD') out.noise_seed_delta = Number.parseInt(value, 10);
     else if (key === 'RNG') out.rng = value === 'CPU' ? 'cpu' : 'pcg64';
     else if (key === 'Tiling') out.tiling = value === 'True';
+    // One axis, as A1111's asymmetric tiling extension writes it.
+    else if (key === 'Tile X' && value === 'True') out.tiling = out.tiling === 'y' ? true : 'x';
+    else if (key === 'Tile Y' && value === 'True') out.tiling = out.tiling === 'x' ? true : 'y';
     else if (key === 'Seed resize from') {
       const size = widthHeight(value);
       if (size) [out.seed_resize_from_width, out.seed_resize_from_height] = size;

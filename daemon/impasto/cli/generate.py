@@ -34,6 +34,7 @@ REQUEST_FIELDS = {
     "s_tmax": "s_tmax",
     "s_noise": "s_noise",
     "rng": "rng",
+    "noise_seed_delta": "noise_seed_delta",
     "priority": "priority",
     "strength": "strength",
     "noise_multiplier": "noise_multiplier",
@@ -122,6 +123,13 @@ def register(
         metavar="X",
         help=f"fresh noise per step of the ancestral, SDE and DDIM samplers, {_range('eta')} "
         "(their own: 1; DDIM 0)",
+    )
+    parser.add_argument(
+        "--noise-seed-delta",
+        type=int,
+        metavar="N",
+        help="A1111's eta noise seed delta (ENSD): the samplers' per-step noise comes from "
+        "seed + N (default 0)",
     )
     churn = "Euler, Heun and DPM2's sigma churn"
     parser.add_argument(
@@ -233,6 +241,11 @@ def register(
         default=None,
         help="seamless tiling: the picture wraps around, so it tiles without a seam",
     )
+    parser.add_argument(
+        "--tiling-axis",
+        choices=("x", "y"),
+        help="seamless tiling along one axis only: x wraps left to right, y top to bottom",
+    )
     parser.add_argument("--refiner", metavar="ID", help="an SDXL refiner for the last steps")
     parser.add_argument(
         "--refiner-switch",
@@ -314,6 +327,8 @@ def build_request(args: argparse.Namespace, client: Client) -> dict[str, Any]:
             request[field] = value
     if args.loras:
         request["loras"] = args.loras
+    if args.tiling_axis is not None:
+        request["tiling"] = args.tiling_axis
     if args.seed_resize_from is not None:
         width, height = args.seed_resize_from
         request["seed_resize_from_width"], request["seed_resize_from_height"] = width, height

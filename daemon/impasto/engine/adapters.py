@@ -28,7 +28,7 @@ from impasto.engine.tokenizer import ClipTokenizer
 from impasto.engine.types import InvalidRequestError
 
 CACHED_SETS = 2  # adapter sets kept open besides the base sessions
-AdapterKey = tuple[tuple[tuple[str, float], ...], tuple[str, ...], bool]
+AdapterKey = tuple[tuple[tuple[str, float], ...], tuple[str, ...], str]
 
 
 @dataclass
@@ -64,7 +64,7 @@ def final_norm_loader(text_encoder: Path, config: dict[str, object]) -> Callable
 
 
 def adapter_key(
-    loras: list[tuple[Path, float]], embeddings: list[Path], seamless: bool = False
+    loras: list[tuple[Path, float]], embeddings: list[Path], seamless: str = ""
 ) -> AdapterKey:
     """The cache key of an adapter set; LoRAs at weight 0 drop out (they change nothing)."""
     active = tuple(sorted((str(Path(p).resolve()), float(w)) for p, w in loras if w != 0))
@@ -89,12 +89,13 @@ class AdapterCache:
         self.opened = 0  # adapter sets opened so far, for tests and benchmarks
 
     def get(
-        self, loras: list[tuple[Path, float]], embeddings: list[Path], seamless: bool = False
+        self, loras: list[tuple[Path, float]], embeddings: list[Path], seamless: str = ""
     ) -> Components:
         """The components for this adapter set (the base ones when it is empty); with
-        ``seamless``, the UNet wraps around for seamless tiling (engine/seamless.py)."""
+        ``seamless`` ("x", "y" or "xy"), the UNet wraps around along those axes for seamless
+        tiling (engine/seamless.py)."""
         key = adapter_key(loras, embeddings, seamless)
-        if key == ((), (), False):
+        if key == ((), (), ""):
             return self.base
         if key in self.sets:
             self.sets.move_to_end(key)
@@ -150,7 +151,7 @@ class AdapterCache:
             )
         unet_path = self.folder.unet
         if key[2]:
-            unet_path = seamless_path(unet_path, self.cache_dir)
+            unet_path = seamless_path(unet_path, self.cache_dir, key[2])
         unet_model = apply("unet", unet_path, {})
         if unet_model is None and key[2]:
             unet_model = OrtModel(unet_path, self.choice, self.cache_dir)

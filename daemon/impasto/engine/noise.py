@@ -103,7 +103,11 @@ class BatchNoise:
     ancestral samplers draw later comes from the seed's generators. ``resize_from`` (a latent
     height and width: A1111's "Resize seed from") makes the first draw the seed's noise at that
     size, laid over the centre, so the picture keeps the layout the seed gives at that size.
-    ``vary_next`` applies both once more: a hires pass's starting noise, as A1111 does."""
+    ``vary_next`` applies both once more: a hires pass's starting noise, as A1111 does.
+
+    ``seed_delta`` (A1111's "Eta noise seed delta", ENSD): after each starting noise, image i's
+    generator starts again from seed + i + delta, so the samplers' later noise is that seed's,
+    as A1111 draws it (``rng.ImageRNG.first``)."""
 
     def __init__(
         self,
@@ -112,12 +116,14 @@ class BatchNoise:
         variation: Variation | None = None,
         resize_from: tuple[int, int] | None = None,
         rng: str = "pcg64",
+        seed_delta: int = 0,
     ) -> None:
         self.seeds = [offset_seed(seed, i) for i in range(batch_size)]
         self.rng = rng
         self._generators = [generator(s, rng) for s in self.seeds]
         self.variation = variation
         self.resize_from = resize_from
+        self.seed_delta = seed_delta
         self._armed = True
 
     def vary_next(self) -> None:
@@ -132,6 +138,9 @@ class BatchNoise:
         armed, self._armed = self._armed, False
         if not armed:
             return noise
+        if self.seed_delta:
+            delta = self.seed_delta
+            self._generators = [generator(offset_seed(s, delta), self.rng) for s in self.seeds]
         small = (shape[1], *self.resize_from) if self.resize_from else tuple(shape[1:])
         if small == tuple(shape[1:]):
             return noise if self.variation is None else self.variation.blend(noise)

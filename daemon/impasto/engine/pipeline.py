@@ -31,6 +31,7 @@ from impasto.engine.sampler_setup import SchedulerFactory, build_scheduler
 from impasto.engine.schedulers import create_scheduler
 from impasto.engine.schedulers.base import Scheduler
 from impasto.engine.sd_upscale import run_sd_upscale
+from impasto.engine.seamless import tiling_axes
 from impasto.engine.sessions import OrtModel
 from impasto.engine.text_encoder import PromptEncoder
 from impasto.engine.tokenizer import ClipTokenizer
@@ -206,10 +207,13 @@ class StableDiffusion:
                 _, _, from_h, from_w = latent_shape(1, *params.seed_resize_from)
                 resize_from = (from_h, from_w)
             seed = resolve_seed(params.seed)
-            noise = BatchNoise(seed, batch, variation, resize_from, params.rng)
+            noise = BatchNoise(
+                seed, batch, variation, resize_from, params.rng, params.noise_seed_delta
+            )
         start_noise = noise(shape) if latents is None else latents.astype(np.float32)
 
-        parts = self.adapters.get(params.loras, params.embeddings, seamless=params.tiling)
+        seamless = tiling_axes(params.tiling)
+        parts = self.adapters.get(params.loras, params.embeddings, seamless=seamless)
         scheduler = build_scheduler(self.scheduler_factory, params, self.folder.scheduler)
         scheduler.set_timesteps(params.steps)
         count = StepCount.of(scheduler, params.steps, first_pass_steps)
@@ -283,7 +287,7 @@ class StableDiffusion:
     def vae_for(self, params: GenerationParams) -> Vae:
         """The VAE the request decodes with: the model's, or the swapped-in one it names; the
         wrapping one for seamless tiling."""
-        return self.vaes.get(params.vae_dir, params.tiling)
+        return self.vaes.get(params.vae_dir, tiling_axes(params.tiling))
 
     def _plan(self, params: GenerationParams, scheduler: Scheduler, noise: np.ndarray) -> TaskPlan:
         vae = self.vae_for(params)

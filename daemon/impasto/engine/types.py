@@ -127,6 +127,9 @@ class GenerationParams:
     seed_resize_from: tuple[int, int] | None = None
     """AUTOMATIC1111's "Resize seed from" (width, height in pixels): the starting noise is the
     seed's at that size, laid over the centre, so the layout it gives there carries over."""
+    noise_seed_delta: int = 0
+    """AUTOMATIC1111's "Eta noise seed delta" (ENSD): the samplers' noise after the starting
+    noise comes from seed + delta (image i: seed + i + delta); 0 leaves it the seed's own."""
     eta: float | None = None
     """How much fresh noise each step of the ancestral, SDE and DDIM samplers adds (A1111's
     eta); None: each sampler's own (1; DDIM 0). A sampler without per-step noise ignores it."""
@@ -178,8 +181,9 @@ class GenerationParams:
     fast_decoder: Path | None = None
     """An installed TAESD folder (``taesd_decoder/``) for previews and ``decoder="fast"``,
     used when the model folder has no ``taesd_decoder/`` of its own."""
-    tiling: bool = False
-    """Seamless tiling: every convolution wraps around, so the picture tiles without a seam."""
+    tiling: bool | str = False
+    """Seamless tiling: every convolution wraps around, so the picture tiles without a seam;
+    "x" or "y" wraps that axis alone (True: both)."""
     extra: dict[str, object] = field(default_factory=dict)
 
 

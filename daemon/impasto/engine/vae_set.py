@@ -31,18 +31,19 @@ class VaeSet:
         self.choice = choice
         self.tiles = tiles
         self.cache_dir = cache_dir
-        self.opened: dict[tuple[Path | None, bool], Vae] = {}
+        self.opened: dict[tuple[Path | None, str], Vae] = {}
 
-    def get(self, vae_dir: Path | None, seamless: bool) -> Vae:
-        """The VAE of ``vae_dir`` (None: the model's own), wrapping when ``seamless``."""
+    def get(self, vae_dir: Path | None, seamless: str) -> Vae:
+        """The VAE of ``vae_dir`` (None: the model's own), wrapping along ``seamless``'s axes
+        ("x", "y", "xy"; "" none)."""
         key = (Path(vae_dir).resolve() if vae_dir is not None else None, seamless)
-        if key == (None, False):
+        if key == (None, ""):
             return self.own
         if key not in self.opened:
             self.opened[key] = self._open(*key)
         return self.opened[key]
 
-    def _open(self, root: Path | None, seamless: bool) -> Vae:
+    def _open(self, root: Path | None, seamless: str) -> Vae:
         if root is None:
             decoder, encoder = self.folder.vae_decoder, self.folder.vae_encoder
             scaling = self.folder.vae_scaling_factor
@@ -50,8 +51,8 @@ class VaeSet:
             found = open_vae_folder(root)
             decoder, encoder, scaling = found.decoder, found.encoder, found.scaling_factor
         if seamless:
-            decoder = seamless_path(decoder, self.cache_dir)
-            encoder = seamless_path(encoder, self.cache_dir) if encoder else None
+            decoder = seamless_path(decoder, self.cache_dir, seamless)
+            encoder = seamless_path(encoder, self.cache_dir, seamless) if encoder else None
         return Vae(
             OrtModel(decoder, self.choice),
             OrtModel(encoder, self.choice) if encoder else None,

@@ -12,6 +12,7 @@ from PIL import Image
 
 from impasto.engine.noise import RNGS
 from impasto.engine.schedulers import SAMPLERS, sampler_schedules
+from impasto.engine.seamless import tiling_axes
 from impasto.engine.types import GenerationParams, InvalidRequestError
 from impasto.engine.upscale_latents import UPSCALERS
 from impasto.wire import CHURN_FIELDS, LIMITS
@@ -112,6 +113,7 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
         if value is not None and (not _is_int(value) or not low <= value <= high):
             raise InvalidRequestError(field, f"{value!r} is not -1 (random) or 0..{int(high)}")
     _check("subseed_strength", params.subseed_strength, integer=False)
+    _check("noise_seed_delta", params.noise_seed_delta, integer=True)
     if params.sampler not in SAMPLERS:
         raise InvalidRequestError(
             "sampler", f"unknown sampler {params.sampler!r}; use one of: {', '.join(SAMPLERS)}"
@@ -202,7 +204,7 @@ class TilingRequest(Protocol):
     """What seamless tiling's limits read: engine parameters, or the services' resolved plan
     (the same names), so both check one rule."""
 
-    tiling: bool
+    tiling: bool | str
     width: int
     height: int
     cache_interval: int
@@ -220,7 +222,8 @@ class TilingRequest(Protocol):
 def check_tiling(params: TilingRequest, multiple: int) -> None:
     """Seamless tiling's limits: no part that cannot wrap, and sizes the UNet divides whole
     (a canvas padded and cropped would not wrap)."""
-    if not params.tiling:
+    axes = tiling_axes(params.tiling)
+    if not axes:
         return
     conflicts = (
         ("refiner", params.refiner is not None, "the refiner"),
@@ -234,11 +237,13 @@ def check_tiling(params: TilingRequest, multiple: int) -> None:
             raise InvalidRequestError(
                 field, f"{what} cannot run with seamless tiling (tiling: true)"
             )
-    sizes = [("width", params.width), ("height", params.height)]
+    # Only a wrapping side must be whole: the other is padded and cropped as without tiling.
+    sizes = [("width", params.width, "x"), ("height", params.height, "y")]
     if params.hires is not None:
-        sizes += [("hires.width", params.hires.width), ("hires.height", params.hires.height)]
-    for field, value in sizes:
-        if value % multiple:
+        hires = params.hires
+        sizes += [("hires.width", hires.width, "x"), ("hires.height", hires.height, "y")]
+    for field, value, axis in sizes:
+        if axis in axes and value % multiple:
             raise InvalidRequestError(
                 field,
                 f"{value} is not a multiple of {multiple}, which seamless tiling needs on this "

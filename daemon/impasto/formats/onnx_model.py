@@ -37,7 +37,7 @@ from impasto.formats.protobuf import (
 # ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto and ValueInfoProto fields.
 _MODEL_GRAPH, _MODEL_OPSET = 7, 8
 _GRAPH_NODE, _GRAPH_INITIALIZER, _GRAPH_INPUT, _GRAPH_OUTPUT = 1, 5, 11, 12
-_ATTR_FLOAT, _ATTR_INT = 1, 2
+_ATTR_FLOAT, _ATTR_INT, _ATTR_INTS = 1, 2, 7
 
 
 @dataclass
@@ -91,6 +91,15 @@ def _encode_attribute(name: str, value: int | float) -> bytes:
     else:
         body, kind = encode_key(2, 5) + struct.pack("<f", value), _ATTR_FLOAT
     return encode_string(1, name) + body + encode_key(20, 0) + encode_varint(kind)
+
+
+def ints_attribute(name: str, values: list[int]) -> Attribute:
+    """An INTS attribute of non-negative values (a ``Conv``'s ``pads``), as protobuf writes it."""
+    if any(v < 0 for v in values):
+        raise ValueError(f"{name}: only non-negative values are written here")
+    body = b"".join(encode_key(8, 0) + encode_varint(v) for v in values)
+    raw = encode_string(1, name) + body + encode_key(20, 0) + encode_varint(_ATTR_INTS)
+    return Attribute(name=name, raw=raw, ints=list(values))
 
 
 @dataclass

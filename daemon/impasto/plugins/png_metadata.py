@@ -66,8 +66,13 @@ def _extra(params: dict[str, Any], index: int) -> dict[str, Any] | None:
         extra["Refiner switch at"] = params.get("refiner_switch", 0.8)
     extra.update(_eta(params["sampler"], params.get("eta")))
     extra.update(_churn(params))
-    if params.get("tiling"):
+    if params.get("noise_seed_delta") and _draws_per_step(params):
+        extra["ENSD"] = params["noise_seed_delta"]  # A1111's label
+    tiling = params.get("tiling")
+    if tiling is True:
         extra["Tiling"] = True  # as A1111 writes it
+    elif tiling in ("x", "y"):  # one axis, as A1111's asymmetric tiling extension writes it
+        extra.update({"Tile X": tiling == "x", "Tile Y": tiling == "y"})
     if params.get("rng") == "cpu":
         extra["RNG"] = "CPU"  # A1111's randn_source, written where it is not its default (GPU)
     return extra or None
@@ -80,6 +85,18 @@ def _eta(sampler: str, eta: float | None) -> dict[str, float]:
     if eta is None or default is None or eta == default:
         return {}
     return {"Eta DDIM" if default == 0 else "Eta": eta}
+
+
+def _draws_per_step(params: dict[str, Any]) -> bool:
+    """Whether a sampler of the run draws noise after the start (what ENSD changes): one with
+    eta above 0, or sigma churn."""
+    hires = params.get("hires") or {}
+    for sampler in filter(None, (params["sampler"], hires.get("sampler"))):
+        default = eta_default(sampler)
+        eta = params.get("eta")
+        if default is not None and (default if eta is None else eta) > 0:
+            return True
+    return bool(params.get("s_churn"))
 
 
 def _churn(params: dict[str, Any]) -> dict[str, float]:

@@ -145,6 +145,7 @@ class Resolver:
             subseed_strength=request.subseed_strength,
             **_seed_resize(request),
             rng=request.rng,
+            noise_seed_delta=request.noise_seed_delta,
             batch_size=request.batch_size,
             sampler=sampler,
             schedule=schedule,

@@ -253,6 +253,15 @@ class GenerateRequest(Schema):
     ] = 0.0
     seed_resize_from_width: SeedResizeSide = 0
     seed_resize_from_height: SeedResizeSide = 0
+    noise_seed_delta: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=SEED_SPACE - 1,
+            description="A1111's eta noise seed delta (ENSD): the samplers' per-step noise comes "
+            "from seed + this; 0 off",
+        ),
+    ] = 0
     rng: Annotated[
         Literal["pcg64", "cpu"],
         Meta(
@@ -298,8 +307,11 @@ class GenerateRequest(Schema):
     inpaint_padding: InpaintPadding = 32
     masked_content: MaskedContent = "original"
     tiling: Annotated[
-        bool,
-        Meta(description="Seamless tiling: the picture wraps around, so it tiles without a seam"),
+        bool | Literal["x", "y"],
+        Meta(
+            description="Seamless tiling: the picture wraps around, so it tiles without a seam; "
+            '"x" or "y" wraps that axis alone (true: both)'
+        ),
     ] = False
     plugins: Annotated[
         dict[str, Any], Meta(description="Options for plugins, by plugin name (docs/plugins.md)")
@@ -328,6 +340,7 @@ class ResolvedPlan(Schema, kw_only=True):
     subseed_strength: float = 0.0
     seed_resize_from_width: int = 0
     seed_resize_from_height: int = 0
+    noise_seed_delta: int = 0
     rng: str = "pcg64"
     batch_size: int = 1
     sampler: str
@@ -355,7 +368,7 @@ class ResolvedPlan(Schema, kw_only=True):
     inpaint_area: str = "whole"
     inpaint_padding: int = 32
     masked_content: str = "original"
-    tiling: bool = False
+    tiling: bool | str = False
     fast_decoder: str | None = None
     """The installed TAESD for previews and ``decoder: fast`` (None: the model's own, if any)."""
     plugins: dict[str, Any] = msgspec.field(default_factory=dict)

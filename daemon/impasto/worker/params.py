@@ -58,6 +58,7 @@ def build_params(job: RunJob) -> Any:
         subseed=plan.subseed,
         subseed_strength=plan.subseed_strength,
         rng=plan.rng,
+        noise_seed_delta=plan.noise_seed_delta,
         seed_resize_from=(plan.seed_resize_from_width, plan.seed_resize_from_height)
         if plan.seed_resize_from_width and plan.seed_resize_from_height
         else None,

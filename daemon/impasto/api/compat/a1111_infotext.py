@@ -17,9 +17,11 @@ from impasto.api.compat.a1111_defaults import A1111_DEFAULT_OPTIONS
 from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.a1111_settings import (
     CLIP_SKIP_OPTION,
+    ENSD_OPTION,
     NOISE_MULTIPLIER_OPTION,
     checked_churn,
     checked_clip_skip,
+    checked_noise_seed_delta,
 )
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.lenient import lenient_convert
@@ -149,7 +151,7 @@ def _fields(labels: dict[str, Any], is_img2img: bool) -> dict[str, Any]:
 
 def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
     """``override_settings`` entries the text gives: Clip skip, Eta, Eta DDIM, Noise multiplier,
-    the sigma churn settings, RNG, the decoder, and the model when the
+    the sigma churn settings, ENSD, RNG, the decoder, and the model when the
     ``disable_weights_auto_swap`` option is off (A1111's default keeps it)."""
     settings: dict[str, Any] = {}
     if "Clip skip" in labels:
@@ -163,6 +165,11 @@ def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
     if "Noise multiplier" in labels:  # read by img2img only, as in A1111
         label, field = "Noise multiplier", "initial_noise_multiplier"
         settings[NOISE_MULTIPLIER_OPTION] = _checked(Img2ImgRequest, label, field, labels[label])
+    if "ENSD" in labels:
+        text = str(labels["ENSD"]).strip()
+        if not text.isdigit():
+            raise CompatError(422, f"ENSD: {text!r}: must be a whole number", FIELD)
+        settings[ENSD_OPTION] = checked_noise_seed_delta(int(text), f"{FIELD} (ENSD)")
     for name, label in CHURN_LABELS.items():  # A1111's options of the same names
         if label in labels:
             value = _checked(Txt2ImgRequest, label, name, labels[label])

@@ -21,6 +21,7 @@ log = logging.getLogger("impasto.api.compat")
 NO_VAE = ("", "automatic", "none")  # A1111's sd_vae values that mean the checkpoint's own VAE
 CLIP_SKIP_OPTION = "CLIP_stop_at_last_layers"
 NOISE_MULTIPLIER_OPTION = "initial_noise_multiplier"
+ENSD_OPTION = "eta_noise_seed_delta"
 
 
 def checked_vae(services: Services, value: object, field: str) -> str | None:
@@ -138,6 +139,30 @@ def noise_multiplier_setting(services: Services, req: Txt2ImgRequest) -> float |
     return _option_number(services, req, NOISE_MULTIPLIER_OPTION, "noise_multiplier")
 
 
+def checked_noise_seed_delta(value: object, field: str) -> int:
+    """A1111's ``eta_noise_seed_delta`` (ENSD) as the native ``noise_seed_delta``: a whole
+    number in its range (``31337.0`` counts), else a 422 naming ``field``."""
+    limit = LIMITS["noise_seed_delta"]
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole:
+        raise CompatError(422, limit.rule, field)
+    number = int(value)  # type: ignore[call-overload]
+    if not (limit.minimum or 0) <= number <= (limit.maximum or 0):
+        raise CompatError(422, limit.rule, field)
+    return number
+
+
+def noise_seed_delta_setting(services: Services, req: Txt2ImgRequest) -> int:
+    """A1111's ENSD option for this request: its ``override_settings``, else the set option."""
+    options = _options(services, req)
+    field = (
+        f"override_settings.{ENSD_OPTION}"
+        if ENSD_OPTION in (req.override_settings or {})
+        else ENSD_OPTION
+    )
+    return checked_noise_seed_delta(options.get(ENSD_OPTION, 0), field)
+
+
 def checked_churn(name: str, value: object, field: str) -> float | None:
     """An A1111 sigma churn option (``s_churn``, ``s_tmin``, ``s_tmax``, ``s_noise``: the
     native fields' names) in the native range; A1111's ``s_tmax`` 0 means no bound (None)."""
@@ -231,6 +256,7 @@ OPTION_CHECKS: dict[str, Callable[[Services, object, str], object]] = {
     "eta_ddim": lambda _, value, field: checked_eta(value, field),
     NOISE_MULTIPLIER_OPTION: lambda _, value, field: checked_noise_multiplier(value, field),
     **{name: _churn_check(name) for name in CHURN_FIELDS},
+    ENSD_OPTION: lambda _, value, field: checked_noise_seed_delta(value, field),
     "sd_vae": checked_vae,
 }
 """The options a later request reads and would refuse: ``POST /options`` checks each with the
