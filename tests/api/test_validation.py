@@ -239,7 +239,9 @@ def test_seamless_tiling_is_planned_and_what_cannot_wrap_is_refused(
             response = api.post("/api/v1/generate", json={**VALID, "tiling": axis, **refused})
             assert response.json()["errors"][0]["field"] == "width", response.text
     response = api.post("/api/v1/generate", json={**VALID, "tiling": "z"})
-    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "tiling"
+    assert response.status_code == 422, response.text
+    error = response.json()["errors"][0]
+    assert error == {"field": "tiling", "message": "must be true, false or one of x, y"}
     assert services.jobs.store.count_queued() == 0
 
 

@@ -107,6 +107,58 @@ def test_hires_is_txt2img_then_upscale_then_img2img(
     assert latents_close(latents, second)
 
 
+def test_sizes_the_unet_does_not_divide_run_on_a_padded_canvas(
+    pipe: StableDiffusion, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sd-tiny's UNet takes multiples of 16: 72x64 then 136x120 run on 80x64 and 144x128
+    canvases, the latents cropped to the top left after each pass (the second's init edge-padded
+    out to its canvas), as a plain txt2img is padded and cropped. The reference composes the
+    same from diffusers' pipelines on the same noise."""
+    from impasto.engine.hires import run_hires
+
+    hires = HiresParams(width=136, height=120, upscaler="latent", steps=4, strength=0.6)
+    params = small(sampler="euler", steps=4, seed=42, width=72, hires=hires)
+    assert pipe.generate(params)[0].image.size == (136, 120)
+    latents = run_hires(pipe, params, None, None, None).latents
+    assert latents.shape == (1, 4, 15, 17)
+    generator = BatchNoise(42, 1)
+    first_noise = generator((1, 4, 8, 10))
+    second_noise = generator((1, 4, 16, 18))
+    base = with_scheduler(
+        ORTStableDiffusionPipeline.from_pretrained(SD_TINY, provider=CPU), "euler"
+    )
+    first = base(
+        prompt=PROMPT,
+        negative_prompt=NEGATIVE,
+        num_inference_steps=4,
+        guidance_scale=7.0,
+        height=64,
+        width=80,
+        latents=torch.from_numpy(first_noise),
+        output_type="latent",
+    ).images[:, :, :8, :9]
+    upscaled = torch.nn.functional.interpolate(first, size=(15, 17), mode="bilinear")
+    padded = torch.nn.functional.pad(upscaled, (0, 1, 0, 1), mode="replicate")
+    img2img = with_scheduler(
+        ORTStableDiffusionImg2ImgPipeline.from_pretrained(SD_TINY, provider=CPU), "euler"
+    )
+    monkeypatch.setattr(
+        pipeline_stable_diffusion_img2img,
+        "randn_tensor",
+        lambda shape, **_: torch.from_numpy(second_noise).reshape(tuple(shape)),
+    )
+    second = img2img(
+        prompt=PROMPT,
+        negative_prompt=NEGATIVE,
+        image=padded,
+        strength=0.6,
+        num_inference_steps=4,
+        guidance_scale=7.0,
+        output_type="latent",
+    ).images
+    assert latents_close(latents, second[:, :, :15, :17])
+
+
 @pytest.mark.parametrize("upscaler", ["lanczos", "nearest"])
 def test_image_upscalers_decode_resize_and_encode(pipe: StableDiffusion, upscaler: str) -> None:
     hires = HiresParams(width=96, height=96, upscaler=upscaler, strength=0.5)

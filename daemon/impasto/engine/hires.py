@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from impasto.engine.image_upscale import ModelUpscaler, upscale_to
+from impasto.engine.padding import padded_size
 from impasto.engine.pipelines.base import start_index
 from impasto.engine.pipelines.img2img import encode_init_image
 from impasto.engine.sampler_setup import build_scheduler
@@ -113,17 +114,42 @@ def run_hires(
     scheduler.set_timesteps(probe.steps)
     first_call = start_index(scheduler, probe.steps, probe.strength)
     counter = TwoPassProgress(progress, len(scheduler.timesteps) - first_call) if progress else None
-    first = pipe.denoise(first_params, counter.first if counter else None, cancel, latents)
+    # A size the UNet does not divide whole runs on a larger canvas, cropped after each pass
+    # (as a plain txt2img is: engine/padding.py).
+    canvas = padded_size(params.width, params.height, pipe.size_multiple)
+    first_run = first_params
+    if latents is None:  # given start latents fix the size
+        first_run = replace(first_params, width=canvas[0], height=canvas[1])
+    first = pipe.denoise(first_run, counter.first if counter else None, cancel, latents)
     if cancel is not None:
         cancel.raise_if_cancelled()
-    init = upscaled_latents(pipe, first_params, first.latents, hires)
+    first_latents = _crop(first.latents, params.width, params.height)
+    init = upscaled_latents(pipe, first_params, first_latents, hires)
     if first.noise is not None:
         first.noise.vary_next()  # the second pass's start, at its size, varies as the first's
-    return pipe.denoise(
-        second_pass(params, hires, first.seeds[0]),
+    second = second_pass(params, hires, first.seeds[0])
+    canvas = padded_size(hires.width, hires.height, pipe.size_multiple)
+    if canvas != (hires.width, hires.height):
+        init = _edge_pad(init, *canvas)
+        second = replace(second, width=canvas[0], height=canvas[1])
+    result = pipe.denoise(
+        second,
         counter.second if counter else None,
         cancel,
         init_latents=init,
         noise=first.noise,
         first_pass_steps=params.steps,
     )
+    return replace(result, latents=_crop(result.latents, hires.width, hires.height))
+
+
+def _crop(latents: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The top-left ``width`` x ``height`` pixels' worth of ``latents``."""
+    return latents[:, :, : height // VAE_FACTOR, : width // VAE_FACTOR]
+
+
+def _edge_pad(latents: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``latents`` extended right and down to ``width`` x ``height`` pixels by their edges."""
+    rows = height // VAE_FACTOR - latents.shape[2]
+    cols = width // VAE_FACTOR - latents.shape[3]
+    return np.pad(latents, [(0, 0), (0, 0), (0, rows), (0, cols)], mode="edge")

@@ -77,6 +77,11 @@ def literal_values(hint: Any) -> tuple[Any, ...] | None:
     return None
 
 
+def _allows_bool(hint: Any) -> bool:
+    """Whether ``bool`` is one of the types ``hint`` allows (through Annotated and unions)."""
+    return hint is bool or any(_allows_bool(inner) for inner in get_args(hint))
+
+
 def _field_limit(info: Any, hint: Any = None) -> FieldLimit | None:
     inspect = msgspec.inspect
     if isinstance(info, inspect.UnionType):
@@ -270,7 +275,13 @@ def schema_rule(schema: Any, field: str) -> str | None:
         return None
     values = literal_values(hint)
     if values:
-        return f"must be one of {', '.join(str(v) for v in values)}"
+        choices = ", ".join(str(v) for v in values)
+        # bool | Literal[...] (tiling: true, false, "x" or "y")
+        return (
+            f"must be true, false or one of {choices}"
+            if _allows_bool(hint)
+            else (f"must be one of {choices}")
+        )
     limit = _field_limit(msgspec.inspect.type_info(hint), hint)
     return (_rule(name, limit) or None) if limit is not None else None
 
