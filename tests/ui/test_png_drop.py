@@ -93,6 +93,30 @@ def test_drop_automatic1111_png_fills_form(page: Page) -> None:
     expect(page.locator("#model")).to_have_value("")
 
 
+def test_drop_automatic1111_png_with_sampler_noise_and_one_axis_tiling(page: Page) -> None:
+    text = (
+        "a frieze of lions\n"
+        "Steps: 12, Sampler: Euler, CFG scale: 6, Seed: 5, Size: 128x64, Sigma churn: 2, "
+        "Sigma tmin: 0.1, Sigma tmax: 8, Sigma noise: 1.003, ENSD: 31337, Tile X: True, "
+        "Tile Y: False"
+    )
+    open_ui(page)
+    drop_file(page, a1111_png(text), "frieze.png")
+
+    expect(page.locator("#sampler")).to_have_value("euler")
+    for field, value in (
+        ("s_churn", "2"),
+        ("s_tmin", "0.1"),
+        ("s_tmax", "8"),
+        ("s_noise", "1.003"),
+        ("noise_seed_delta", "31337"),
+    ):
+        expect(page.locator(f"#{field}")).to_have_value(value)
+    expect(page.locator("#s_churn")).to_be_enabled()
+    expect(page.locator("#tiling")).to_be_checked()
+    expect(page.locator("#tiling_axes")).to_have_value("x")
+
+
 def test_drop_png_without_parameters_explains(page: Page) -> None:
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), "teal").save(buffer, format="PNG")
