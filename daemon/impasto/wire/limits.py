@@ -276,12 +276,9 @@ def schema_rule(schema: Any, field: str) -> str | None:
     values = literal_values(hint)
     if values:
         choices = ", ".join(str(v) for v in values)
-        # bool | Literal[...] (tiling: true, false, "x" or "y")
-        return (
-            f"must be true, false or one of {choices}"
-            if _allows_bool(hint)
-            else (f"must be one of {choices}")
-        )
+        if _allows_bool(hint):  # bool | Literal[...]: tiling is true, false, "x" or "y"
+            return f"must be true, false or one of {choices}"
+        return f"must be one of {choices}"
     limit = _field_limit(msgspec.inspect.type_info(hint), hint)
     return (_rule(name, limit) or None) if limit is not None else None
 
