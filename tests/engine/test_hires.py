@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from diffusers.pipelines.stable_diffusion import pipeline_stable_diffusion_img2img
@@ -70,41 +71,60 @@ def test_hires_is_txt2img_then_upscale_then_img2img(
     generator = BatchNoise(42, 1)
     first_noise = generator((1, 4, 8, 8))
     second_noise = generator((1, 4, 12, 16))
+    first = diffusers_txt2img(sampler, first_noise, steps=5, width=64, height=64)
+    mode = "bilinear" if upscaler == "latent" else "bicubic"
+    upscaled = torch.nn.functional.interpolate(first, size=(12, 16), mode=mode)
+    second = diffusers_img2img(
+        monkeypatch,
+        (hr_sampler or sampler, hr_schedule or "default"),
+        upscaled,
+        second_noise,
+        prompt="a blue cat",
+        num_inference_steps=6,
+        guidance_scale=5.0,
+    )
+    assert latents_close(latents, second)
+
+
+def diffusers_txt2img(
+    sampler: str, noise: np.ndarray, steps: int, width: int, height: int
+) -> torch.Tensor:
+    """optimum's txt2img latents from ``noise``: a first pass's reference."""
     base = with_scheduler(
         ORTStableDiffusionPipeline.from_pretrained(SD_TINY, provider=CPU), sampler
     )
-    first = base(
+    return base(
         prompt=PROMPT,
         negative_prompt=NEGATIVE,
-        num_inference_steps=5,
+        num_inference_steps=steps,
         guidance_scale=7.0,
-        height=64,
-        width=64,
-        latents=torch.from_numpy(first_noise),
+        height=height,
+        width=width,
+        latents=torch.from_numpy(noise),
         output_type="latent",
     ).images
-    mode = "bilinear" if upscaler == "latent" else "bicubic"
-    upscaled = torch.nn.functional.interpolate(first, size=(12, 16), mode=mode)
+
+
+def diffusers_img2img(
+    monkeypatch: pytest.MonkeyPatch,
+    sampler: tuple[str, str],
+    image: torch.Tensor,
+    noise: np.ndarray,
+    **call: Any,
+) -> torch.Tensor:
+    """optimum's img2img latents of ``image`` at strength 0.6, its noise ``noise``: a second
+    pass's reference (``sampler``: id and schedule)."""
     img2img = with_scheduler(
-        ORTStableDiffusionImg2ImgPipeline.from_pretrained(SD_TINY, provider=CPU),
-        hr_sampler or sampler,
-        hr_schedule or "default",
+        ORTStableDiffusionImg2ImgPipeline.from_pretrained(SD_TINY, provider=CPU), *sampler
     )
     monkeypatch.setattr(
         pipeline_stable_diffusion_img2img,
         "randn_tensor",
-        lambda shape, **_: torch.from_numpy(second_noise).reshape(tuple(shape)),
+        lambda shape, **_: torch.from_numpy(noise).reshape(tuple(shape)),
     )
-    second = img2img(
-        prompt="a blue cat",
-        negative_prompt=NEGATIVE,
-        image=upscaled,
-        strength=0.6,
-        num_inference_steps=6,
-        guidance_scale=5.0,
-        output_type="latent",
+    return img2img(
+        negative_prompt=NEGATIVE, image=image, strength=0.6, output_type="latent", **call
     ).images
-    assert latents_close(latents, second)
 
 
 def test_sizes_the_unet_does_not_divide_run_on_a_padded_canvas(
@@ -124,38 +144,18 @@ def test_sizes_the_unet_does_not_divide_run_on_a_padded_canvas(
     generator = BatchNoise(42, 1)
     first_noise = generator((1, 4, 8, 10))
     second_noise = generator((1, 4, 16, 18))
-    base = with_scheduler(
-        ORTStableDiffusionPipeline.from_pretrained(SD_TINY, provider=CPU), "euler"
-    )
-    first = base(
-        prompt=PROMPT,
-        negative_prompt=NEGATIVE,
-        num_inference_steps=4,
-        guidance_scale=7.0,
-        height=64,
-        width=80,
-        latents=torch.from_numpy(first_noise),
-        output_type="latent",
-    ).images[:, :, :8, :9]
-    upscaled = torch.nn.functional.interpolate(first, size=(15, 17), mode="bilinear")
+    first = diffusers_txt2img("euler", first_noise, steps=4, width=80, height=64)
+    upscaled = torch.nn.functional.interpolate(first[:, :, :8, :9], size=(15, 17), mode="bilinear")
     padded = torch.nn.functional.pad(upscaled, (0, 1, 0, 1), mode="replicate")
-    img2img = with_scheduler(
-        ORTStableDiffusionImg2ImgPipeline.from_pretrained(SD_TINY, provider=CPU), "euler"
-    )
-    monkeypatch.setattr(
-        pipeline_stable_diffusion_img2img,
-        "randn_tensor",
-        lambda shape, **_: torch.from_numpy(second_noise).reshape(tuple(shape)),
-    )
-    second = img2img(
+    second = diffusers_img2img(
+        monkeypatch,
+        ("euler", "default"),
+        padded,
+        second_noise,
         prompt=PROMPT,
-        negative_prompt=NEGATIVE,
-        image=padded,
-        strength=0.6,
         num_inference_steps=4,
         guidance_scale=7.0,
-        output_type="latent",
-    ).images
+    )
     assert latents_close(latents, second[:, :, :15, :17])
 
 
