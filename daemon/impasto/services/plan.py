@@ -9,30 +9,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from impasto.engine.families import recommended_cache_interval
 from impasto.engine.image_upscale import NONE, target_size
 from impasto.engine.noise import resolve_seed
-from impasto.engine.schedulers import (
-    SAMPLER_SPECS,
-    churn_samplers,
-    eta_samplers,
-    find_sampler_and_schedule,
-    sampler_eta,
-    sampler_schedules,
-    schedule_for_model,
-)
+from impasto.engine.schedulers import sampler_schedules
 from impasto.engine.upscale_latents import UPSCALERS
 from impasto.services.errors import FieldError
 from impasto.services.images import UploadStore
 from impasto.services.model_checks import check_against_model
 from impasto.services.models import REFINER_FAMILY, ModelCatalog, ModelEntry
 from impasto.services.prompt_text import hires_prompt, prompt_loras
+from impasto.services.sampler_plan import (
+    check_schedule,
+    checked_churn,
+    checked_eta,
+    resolve_sampler,
+)
 from impasto.services.upscalers import UpscalerService
 from impasto.wire import (
-    CHURN_FIELDS,
-    CHURN_OFF,
     LIMITS,
     GenerateRequest,
     LoraSpec,
@@ -149,8 +144,8 @@ class Resolver:
             batch_size=request.batch_size,
             sampler=sampler,
             schedule=schedule,
-            eta=_checked_eta(request.eta, sampler, hires),
-            **_checked_churn(request, sampler, hires),
+            eta=checked_eta(request.eta, sampler, hires),
+            **checked_churn(request, sampler, hires),
             priority=request.priority,
             init_image=init_image,
             mask_image=mask_image,
@@ -267,31 +262,6 @@ def _seed_resize(request: GenerateRequest) -> dict[str, int]:
     return sides
 
 
-def _checked_eta(eta: float | None, sampler: str, hires: ResolvedHires | None) -> float | None:
-    """``eta`` where a sampler of this request adds noise per step to use it, else a 422."""
-    used_by = [sampler, *([hires.sampler] if hires and hires.sampler else [])]
-    if eta is None or any(sampler_eta(name, eta) is not None for name in used_by):
-        return eta
-    takes = ", ".join(eta_samplers())
-    raise FieldError(
-        "eta", f"{sampler} adds no noise per step, so has no eta; samplers with eta: {takes}"
-    )
-
-
-def _checked_churn(
-    request: GenerateRequest, sampler: str, hires: ResolvedHires | None
-) -> dict[str, Any]:
-    """The sigma churn settings where a sampler of this request takes churn; one set for a
-    request whose samplers have none is a 422 naming it."""
-    values = {name: getattr(request, name) for name in CHURN_FIELDS}
-    changed = [name for name in CHURN_FIELDS if values[name] != CHURN_OFF[name]]
-    used_by = [sampler, *([hires.sampler] if hires and hires.sampler else [])]
-    if not changed or any(name in churn_samplers() for name in used_by):
-        return values
-    takes = ", ".join(churn_samplers())
-    raise FieldError(changed[0], f"{sampler} has no sigma churn; the samplers with churn: {takes}")
-
-
 def _check_clip_skip(clip_skip: int, model: ModelEntry) -> None:
     """FieldError unless the model's text encoders were exported with the layers to skip."""
     if clip_skip <= model.clip_skip_max:
@@ -308,25 +278,6 @@ def _check_clip_skip(clip_skip: int, model: ModelEntry) -> None:
 def _has_own_taesd(model_dir: Path) -> bool:
     """Whether a model folder carries its own ``taesd_decoder/`` (which the engine prefers)."""
     return (model_dir / "taesd_decoder" / "model.onnx").is_file()
-
-
-def resolve_sampler(field: str, name: str) -> tuple[str, str | None]:
-    """The sampler id of any of its names, and the schedule of a pre-1.9 A1111 name ("DPM++ 2M
-    Karras"), else None; FieldError naming ``field`` for a name that means no sampler."""
-    found = find_sampler_and_schedule(name)
-    if found is None:
-        allowed = ", ".join(SAMPLER_SPECS)
-        raise FieldError(field, f"unknown sampler {name!r}; one of {allowed}")
-    return found
-
-
-def check_schedule(field: str, sampler: str, schedule: str, sdxl: bool) -> str:
-    """``schedule`` as ``sampler`` runs it on this kind of model; FieldError naming ``field``
-    when the sampler lacks it."""
-    if schedule not in sampler_schedules(sampler):
-        allowed = ", ".join(sampler_schedules(sampler))
-        raise FieldError(field, f"{sampler} supports the schedules: {allowed}")
-    return schedule_for_model(schedule, sdxl)
 
 
 @dataclass(frozen=True)

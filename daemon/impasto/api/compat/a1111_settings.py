@@ -106,8 +106,13 @@ def _option_number(
     options = _options(services, req)
     if option not in options:
         return None
-    field = f"override_settings.{option}" if option in (req.override_settings or {}) else option
-    return _checked_number(options[option], field, native)
+    return _checked_number(options[option], _option_field(req, option), native)
+
+
+def _option_field(req: Txt2ImgRequest, option: str) -> str:
+    """Where ``option``'s value for this request comes from, as a 422 names it: this request's
+    ``override_settings``, else the option set with ``POST /options``."""
+    return f"override_settings.{option}" if option in (req.override_settings or {}) else option
 
 
 def checked_eta(value: object, field: str) -> float:
@@ -154,13 +159,8 @@ def checked_noise_seed_delta(value: object, field: str) -> int:
 
 def noise_seed_delta_setting(services: Services, req: Txt2ImgRequest) -> int:
     """A1111's ENSD option for this request: its ``override_settings``, else the set option."""
-    options = _options(services, req)
-    field = (
-        f"override_settings.{ENSD_OPTION}"
-        if ENSD_OPTION in (req.override_settings or {})
-        else ENSD_OPTION
-    )
-    return checked_noise_seed_delta(options.get(ENSD_OPTION, 0), field)
+    value = _options(services, req).get(ENSD_OPTION, 0)
+    return checked_noise_seed_delta(value, _option_field(req, ENSD_OPTION))
 
 
 def checked_churn(name: str, value: object, field: str) -> float | None:
@@ -186,7 +186,7 @@ def churn_values(services: Services, req: Txt2ImgRequest) -> dict[str, float | N
         default = A1111_DEFAULT_OPTIONS[name]
         own = getattr(req, name)
         if name in overrides:
-            value, field = overrides[name], f"override_settings.{name}"
+            value, field = overrides[name], _option_field(req, name)
         elif own is not None and own != default:
             value, field = own, name
         else:
@@ -235,7 +235,7 @@ def clip_skip_setting(services: Services, req: Txt2ImgRequest, model: str) -> in
     """
     overrides = req.override_settings or {}
     if CLIP_SKIP_OPTION in overrides:
-        field = f"override_settings.{CLIP_SKIP_OPTION}"
+        field = _option_field(req, CLIP_SKIP_OPTION)
         wanted = checked_clip_skip(overrides[CLIP_SKIP_OPTION], field)
     else:
         stored = compat_state(services).options.get(CLIP_SKIP_OPTION, 1)

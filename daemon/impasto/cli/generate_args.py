@@ -1,0 +1,305 @@
+"""The `impasto generate` command line: its flags, the request fields they fill, and the
+parsers of their values."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, get_args
+
+import platformdirs
+
+from impasto.wire import LIMITS, SCHEDULE_NAMES, UpscalerName
+
+# Flag -> request field; flags left out let the daemon (and the model) choose.
+REQUEST_FIELDS = {
+    "negative": "negative_prompt",
+    "model": "model",
+    "width": "width",
+    "height": "height",
+    "steps": "steps",
+    "cfg": "cfg_scale",
+    "seed": "seed",
+    "subseed": "subseed",
+    "subseed_strength": "subseed_strength",
+    "batch": "batch_size",
+    "sampler": "sampler",
+    "schedule": "schedule",
+    "eta": "eta",
+    "s_churn": "s_churn",
+    "s_tmin": "s_tmin",
+    "s_tmax": "s_tmax",
+    "s_noise": "s_noise",
+    "rng": "rng",
+    "noise_seed_delta": "noise_seed_delta",
+    "priority": "priority",
+    "strength": "strength",
+    "noise_multiplier": "noise_multiplier",
+    "cache_interval": "cache_interval",
+    "decoder": "decoder",
+    "inpaint_area": "inpaint_area",
+    "inpaint_padding": "inpaint_padding",
+    "masked_content": "masked_content",
+    "vae": "vae",
+    "clip_skip": "clip_skip",
+    "refiner": "refiner",
+    "refiner_switch": "refiner_switch",
+    "tiling": "tiling",
+}
+
+
+def _range(field: str) -> str:
+    """A field's allowed range as help text, read from the request schema ("1..150")."""
+    limit = LIMITS[field]
+    low, high = (f"{v:g}" for v in (limit.minimum or 0, limit.maximum or 0))
+    step = f"multiple of {limit.multiple_of}, " if limit.multiple_of else ""
+    return f"{step}{low}..{high}"
+
+
+MODEL_DEFAULT = "default: the model's"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`generate`'s positional prompt and flags."""
+    parser.add_argument("prompt", help="what to draw")
+    parser.add_argument("--negative", metavar="TEXT", help="what to keep out of the image")
+    parser.add_argument("--model", help="model id (default: the daemon's default model)")
+    parser.add_argument("--width", type=int, help=f"{_range('width')} ({MODEL_DEFAULT})")
+    parser.add_argument("--height", type=int, help=f"{_range('height')} ({MODEL_DEFAULT})")
+    parser.add_argument(
+        "--steps", type=int, help=f"sampler steps, {_range('steps')} ({MODEL_DEFAULT})"
+    )
+    parser.add_argument(
+        "--cfg",
+        type=float,
+        metavar="SCALE",
+        help=f"guidance scale, {_range('cfg_scale')}; 1 or less: no guidance ({MODEL_DEFAULT})",
+    )
+    parser.add_argument("--seed", type=int, help="-1 for a random seed")
+    parser.add_argument(
+        "--subseed", type=int, metavar="SEED", help="variation seed (-1 random; A1111's)"
+    )
+    parser.add_argument(
+        "--subseed-strength",
+        type=float,
+        metavar="X",
+        help=f"how far toward the variation seed's noise, {_range('subseed_strength')}",
+    )
+    parser.add_argument(
+        "--seed-resize-from",
+        type=seed_size,
+        metavar="WxH",
+        help="start from the noise the seed gives at this size (A1111's Resize seed from), so a "
+        "picture keeps its layout at another --width/--height",
+    )
+    parser.add_argument(
+        "--batch", type=int, metavar="N", help=f"images to make, {_range('batch_size')}"
+    )
+    parser.add_argument(
+        "--sampler", help=f"sampler id or name, see GET /api/v1/samplers ({MODEL_DEFAULT})"
+    )
+    parser.add_argument("--schedule", choices=SCHEDULE_NAMES)
+    parser.add_argument(
+        "--rng",
+        choices=LIMITS["rng"].choices,
+        help="noise source: pcg64 (default), or cpu: torch's CPU generator, so a seed starts "
+        "from the noise AUTOMATIC1111 (RNG: CPU) and ComfyUI give it",
+    )
+    parser.add_argument(
+        "--eta",
+        type=float,
+        metavar="X",
+        help=f"fresh noise per step of the ancestral, SDE and DDIM samplers, {_range('eta')} "
+        "(their own: 1; DDIM 0)",
+    )
+    parser.add_argument(
+        "--noise-seed-delta",
+        type=int,
+        metavar="N",
+        help="A1111's eta noise seed delta (ENSD): the samplers' per-step noise comes from "
+        "seed + N (default 0)",
+    )
+    churn = "Euler, Heun and DPM2's sigma churn"
+    parser.add_argument(
+        "--s-churn",
+        type=float,
+        metavar="X",
+        help=f"{churn}: noise added back before each step ({_range('s_churn')}; default 0, off)",
+    )
+    parser.add_argument(
+        "--s-tmin", type=float, metavar="SIGMA", help=f"{churn} acts from this sigma (default 0)"
+    )
+    parser.add_argument(
+        "--s-tmax",
+        type=float,
+        metavar="SIGMA",
+        help=f"{churn} acts up to this sigma (default: all)",
+    )
+    parser.add_argument(
+        "--s-noise",
+        type=float,
+        metavar="X",
+        help=f"{churn}'s noise times this ({_range('s_noise')}; default 1)",
+    )
+    parser.add_argument("--priority", type=int, help=f"{_range('priority')}, higher runs first")
+    parser.add_argument("--init-image", type=Path, metavar="PATH", help="image to start from")
+    parser.add_argument("--mask", type=Path, metavar="PATH", help="inpaint mask, white = repaint")
+    parser.add_argument(
+        "--strength", type=float, help=f"how much to change the init image, {_range('strength')}"
+    )
+    parser.add_argument(
+        "--noise-multiplier",
+        type=float,
+        metavar="F",
+        help="the noise added to the init image, times this "
+        f"({_range('noise_multiplier')}; default 1; A1111's noise multiplier for img2img)",
+    )
+    parser.add_argument(
+        "--inpaint-area",
+        choices=LIMITS["inpaint_area"].choices,
+        help="whole: inpaint at the picture's size (default); masked: only the part around the "
+        "mask, at --width x --height, pasted back into the full-size picture",
+    )
+    parser.add_argument(
+        "--inpaint-padding",
+        type=int,
+        metavar="PX",
+        help=f"context around the mask for --inpaint-area masked ({_range('inpaint_padding')}; "
+        "default 32)",
+    )
+    parser.add_argument(
+        "--masked-content",
+        choices=LIMITS["masked_content"].choices,
+        help="what the masked part starts from below strength 1 (default original)",
+    )
+    parser.add_argument(
+        "--hires",
+        type=hires_size,
+        metavar="SCALE|WxH",
+        help="hires fix: a second pass at 2x (or 1.5, or 1024x768) the size",
+    )
+    parser.add_argument(
+        "--hires-upscaler",
+        metavar="NAME",
+        help=f"hires upscaler: {', '.join(get_args(UpscalerName))} or an installed "
+        "super-resolution model (`impasto upscalers`; default latent)",
+    )
+    parser.add_argument(
+        "--hires-steps", type=int, metavar="N", help="second pass steps (default: --steps)"
+    )
+    parser.add_argument(
+        "--hires-strength", type=float, metavar="F", help="second pass denoising (default 0.7)"
+    )
+    parser.add_argument("--hires-sampler", metavar="NAME", help="second pass sampler")
+    parser.add_argument("--hires-schedule", choices=SCHEDULE_NAMES, help="second pass schedule")
+    parser.add_argument("--hires-prompt", metavar="TEXT", help="second pass prompt")
+    parser.add_argument("--hires-cfg", type=float, metavar="SCALE", help="second pass CFG")
+    parser.add_argument(
+        "--cache-interval",
+        type=int,
+        metavar="N",
+        help=f"DeepCache: the whole UNet every N-th step ({_range('cache_interval')}; "
+        "-1: the model family's recommended N; default 0, off)",
+    )
+    parser.add_argument(
+        "--decoder",
+        choices=LIMITS["decoder"].choices,
+        help="final decode: full (the model's VAE, default) or fast (TAESD, if installed)",
+    )
+    parser.add_argument(
+        "--lora",
+        dest="loras",
+        action="append",
+        type=lora_spec,
+        metavar="NAME[:WEIGHT]",
+        help="a LoRA from the models folder's loras/ at WEIGHT (default 1); repeatable "
+        "(A1111's <lora:NAME:WEIGHT> in the prompt works too)",
+    )
+    parser.add_argument("--vae", metavar="NAME", help="an installed VAE instead of the model's")
+    parser.add_argument(
+        "--clip-skip",
+        type=int,
+        metavar="N",
+        help=f"AUTOMATIC1111's clip skip: 1 (default) uses the last text encoder layer "
+        f"({_range('clip_skip')})",
+    )
+    parser.add_argument(
+        "--tiling",
+        action="store_true",
+        default=None,
+        help="seamless tiling: the picture wraps around, so it tiles without a seam",
+    )
+    parser.add_argument(
+        "--tiling-axis",
+        choices=("x", "y"),
+        help="seamless tiling along one axis only: x wraps left to right, y top to bottom",
+    )
+    parser.add_argument("--refiner", metavar="ID", help="an SDXL refiner for the last steps")
+    parser.add_argument(
+        "--refiner-switch",
+        type=float,
+        metavar="F",
+        help="fraction of the steps the base model runs before the refiner (default 0.8)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help=f"where to save (default: {default_output_dir()})",
+    )
+    parser.add_argument("--detach", action="store_true", help="print the job id and return")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def default_output_dir() -> Path:
+    """Where `generate` saves without ``-o``: an Impasto folder in the user's Pictures."""
+    return Path(platformdirs.user_pictures_dir()) / "Impasto"
+
+
+def hires_size(text: str) -> dict[str, Any]:
+    """``2x``, ``1.5`` or ``1024x768`` as the hires object's scale or size."""
+    value = text.strip().lower()
+    try:
+        if value.endswith("x"):
+            return {"scale": float(value[:-1])}
+        if "x" in value:
+            width, height = value.split("x", 1)
+            return {"width": int(width), "height": int(height)}
+        return {"scale": float(value)}
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a scale (2x, 1.5) or a size (1024x768)"
+        ) from None
+
+
+def seed_size(text: str) -> tuple[int, int]:
+    """``512x768`` as (width, height)."""
+    try:
+        width, height = text.strip().lower().split("x", 1)
+        return int(width), int(height)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (512x768)") from None
+
+
+def lora_spec(text: str) -> dict[str, Any]:
+    """``NAME`` or ``NAME:WEIGHT`` as a request's LoRA entry."""
+    name, colon, weight = text.rpartition(":")
+    if not colon:
+        return {"name": text}
+    try:
+        return {"name": name, "weight": float(weight)}
+    except ValueError:
+        message = f"{text!r}: the weight after ':' is not a number"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+HIRES_FLAGS = {
+    "hires_upscaler": "upscaler",
+    "hires_steps": "steps",
+    "hires_strength": "strength",
+    "hires_sampler": "sampler",
+    "hires_schedule": "schedule",
+    "hires_prompt": "prompt",
+    "hires_cfg": "cfg_scale",
+}

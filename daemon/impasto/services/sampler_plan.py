@@ -1,0 +1,66 @@
+"""A request's sampler settings as the plan takes them: the sampler and schedule by any
+name, and eta and sigma churn only where a sampler of the request (its own, or its hires
+pass's) uses them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from impasto.engine.schedulers import (
+    SAMPLER_SPECS,
+    churn_samplers,
+    eta_samplers,
+    find_sampler_and_schedule,
+    sampler_eta,
+    sampler_schedules,
+    schedule_for_model,
+)
+from impasto.services.errors import FieldError
+from impasto.wire import CHURN_FIELDS, CHURN_OFF, GenerateRequest, ResolvedHires
+
+
+def _used_by(sampler: str, hires: ResolvedHires | None) -> list[str]:
+    """The samplers that run: the request's, and its hires pass's where it names another."""
+    return [sampler, *([hires.sampler] if hires and hires.sampler else [])]
+
+
+def resolve_sampler(field: str, name: str) -> tuple[str, str | None]:
+    """The sampler id of any of its names, and the schedule of a pre-1.9 A1111 name ("DPM++ 2M
+    Karras"), else None; FieldError naming ``field`` for a name that means no sampler."""
+    found = find_sampler_and_schedule(name)
+    if found is None:
+        allowed = ", ".join(SAMPLER_SPECS)
+        raise FieldError(field, f"unknown sampler {name!r}; one of {allowed}")
+    return found
+
+
+def check_schedule(field: str, sampler: str, schedule: str, sdxl: bool) -> str:
+    """``schedule`` as ``sampler`` runs it on this kind of model; FieldError naming ``field``
+    when the sampler lacks it."""
+    if schedule not in sampler_schedules(sampler):
+        allowed = ", ".join(sampler_schedules(sampler))
+        raise FieldError(field, f"{sampler} supports the schedules: {allowed}")
+    return schedule_for_model(schedule, sdxl)
+
+
+def checked_eta(eta: float | None, sampler: str, hires: ResolvedHires | None) -> float | None:
+    """``eta`` where a sampler of this request adds noise per step to use it, else a 422."""
+    if eta is None or any(sampler_eta(name, eta) is not None for name in _used_by(sampler, hires)):
+        return eta
+    takes = ", ".join(eta_samplers())
+    raise FieldError(
+        "eta", f"{sampler} adds no noise per step, so has no eta; samplers with eta: {takes}"
+    )
+
+
+def checked_churn(
+    request: GenerateRequest, sampler: str, hires: ResolvedHires | None
+) -> dict[str, Any]:
+    """The sigma churn settings where a sampler of this request takes churn; one set for a
+    request whose samplers have none is a 422 naming it."""
+    values = {name: getattr(request, name) for name in CHURN_FIELDS}
+    changed = [name for name in CHURN_FIELDS if values[name] != CHURN_OFF[name]]
+    if not changed or any(name in churn_samplers() for name in _used_by(sampler, hires)):
+        return values
+    takes = ", ".join(churn_samplers())
+    raise FieldError(changed[0], f"{sampler} has no sigma churn; the samplers with churn: {takes}")
