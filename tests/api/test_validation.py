@@ -435,6 +435,40 @@ def test_sigma_churn_is_for_the_samplers_that_take_it_and_in_range(
     assert services.jobs.store.count_queued() == 0
 
 
+def test_schedule_bounds_are_for_the_schedules_that_take_them_and_fit_the_model(
+    api: TestClient, services: Services
+) -> None:
+    bounds = {"sigma_min": 0.1, "sigma_max": 10.0, "rho": 5.0}
+    planned = api.post("/api/v1/generate/plan", json={**VALID, "schedule": "karras", **bounds})
+    assert planned.status_code in (200, 201), planned.text
+    assert {name: planned.json()[name] for name in bounds} == bounds
+    # A hires pass on a schedule with a range is enough; exponential has a range, no rho.
+    hires = {"width": 128, "height": 128, "schedule": "exponential"}
+    body = {**VALID, "sampler": "euler", "sigma_max": 8.0, "hires": hires}
+    assert api.post("/api/v1/generate/plan", json=body).status_code in (200, 201)
+    for body, field, words in (
+        ({**VALID, "sampler": "euler", "sigma_min": 0.1}, "sigma_min", "karras, exponential"),
+        ({**VALID, "schedule": "exponential", "rho": 3}, "rho", "karras, polyexponential"),
+        ({**VALID, "schedule": "uniform", "sigma_max": 3}, "sigma_max", "has no sigma_max"),
+        ({**VALID, "schedule": "karras", "sigma_min": 0}, "sigma_min", "0.001 and 5000"),
+        ({**VALID, "schedule": "karras", "rho": 101}, "rho", "0.01 and 100"),
+        # Sigmas that would rise instead of fall, on sd-tiny's schedule (its top is 14.6).
+        ({**VALID, "schedule": "karras", **bounds, "sigma_min": 12}, "sigma_min", "sigma_max 10"),
+        ({**VALID, "schedule": "normal", "sigma_min": 20}, "sigma_min", "top sigma"),
+        ({**VALID, "schedule": "kl_optimal", "sigma_max": 0.01}, "sigma_max", "lowest sigma"),
+        (
+            {**VALID, "sampler": "euler", "sigma_min": 40, "hires": hires},
+            "sigma_min",
+            "top sigma",
+        ),
+    ):
+        refused = api.post("/api/v1/generate", json=body)
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["errors"][0]
+        assert error["field"] == field and words in error["message"], error
+    assert services.jobs.store.count_queued() == 0
+
+
 def test_unsupported_schedule_for_sampler(api: TestClient) -> None:
     response = api.post("/api/v1/generate", json={**VALID, "sampler": "ddim", "schedule": "karras"})
     assert response.status_code == 422

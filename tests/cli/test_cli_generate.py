@@ -218,6 +218,16 @@ def test_sampler_noise_flags_become_request_fields(tmp_path: Path) -> None:
     assert body["noise_seed_delta"] == 31337
 
 
+def test_schedule_bound_flags_become_request_fields(tmp_path: Path) -> None:
+    daemon = CliDaemon(batch=1)
+    argv = ["generate", "x", "--schedule", "karras", "--sigma-min", "0.1", "--sigma-max", "9"]
+    argv += ["--rho", "5", "-o", str(tmp_path)]
+    assert main(argv, connect=daemon.client) == 0
+    body = json.loads(daemon.requests[0].content)
+    bounds = {key: body[key] for key in ("schedule", "sigma_min", "sigma_max", "rho")}
+    assert bounds == {"schedule": "karras", "sigma_min": 0.1, "sigma_max": 9.0, "rho": 5.0}
+
+
 def test_a_bad_hires_size_is_refused_before_submitting(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -989,6 +989,66 @@ def test_sigma_churn_from_request_options_and_infotext_only_for_its_samplers(
     assert http.get("/sdapi/v1/options").json() == before
 
 
+def test_schedule_bounds_from_options_and_infotext_only_for_the_schedules_with_them(
+    http: httpx.Client,
+) -> None:
+    """A1111's sigma_min, sigma_max and rho options: from ``override_settings``, else ``POST
+    /options``, else an infotext's "Schedule min sigma" labels; 0 is the schedule's own; kept
+    where the schedule takes them (rho: Karras and polyexponential), dropped elsewhere as A1111
+    ignores them; written as A1111 labels them; a value out of range is a 422 where it is set."""
+    body = {"prompt": "schedule-bounds a kite", "seed": 4, "steps": 3, "width": 64, "height": 64}
+    before = http.get("/sdapi/v1/options").json()
+    bounds = ("sigma_min", "sigma_max", "rho")
+    moved = {"sigma_min": 0.2, "sigma_max": 9, "rho": 5}
+    karras = {"sampler_name": "DPM++ 2M", "scheduler": "Karras"}
+    cases = [
+        ({**karras}, (None, None, None)),
+        ({**karras, "override_settings": moved}, (0.2, 9.0, 5.0)),
+        ({**karras, "override_settings": {**moved, "sigma_max": 0}}, (0.2, None, 5.0)),
+        (
+            {"sampler_name": "Euler", "scheduler": "Exponential", "override_settings": moved},
+            (0.2, 9.0, None),
+        ),
+        (
+            {"sampler_name": "Euler", "scheduler": "Uniform", "override_settings": moved},
+            (None, None, None),
+        ),
+        (
+            {**karras, "infotext": "x\nSteps: 3, Schedule rho: 3, Schedule max sigma: 8"},
+            (None, 8.0, 3.0),
+        ),
+    ]
+    labels = ("Schedule min sigma", "Schedule max sigma", "Schedule rho")
+    for fields, expected in cases:
+        answer = http.post("/sdapi/v1/txt2img", json={**body, **fields})
+        assert answer.status_code == 200, (fields, answer.text)
+        plan = _latest_plan(http, "schedule-bounds")
+        assert tuple(plan[name] for name in bounds) == expected, fields
+        written = parse_a1111_parameters(_image(answer.json()["images"][0]).info["parameters"])
+        for label, value in zip(labels, expected, strict=True):
+            if value is None:
+                assert label not in written["extra"], (fields, written)
+            else:
+                assert float(written["extra"][label]) == value, (fields, written)
+    try:
+        assert http.post("/sdapi/v1/options", json={"sigma_min": 0.3, "rho": 4}).is_success
+        assert http.post("/sdapi/v1/txt2img", json={**body, **karras}).is_success
+        plan = _latest_plan(http, "schedule-bounds")
+        assert (plan["sigma_min"], plan["sigma_max"], plan["rho"]) == (0.3, None, 4.0)
+    finally:
+        http.post("/sdapi/v1/options", json={"sigma_min": 0.0, "rho": 0.0})
+    for fields, where, words in (
+        ({"override_settings": {"rho": 101}}, "override_settings.rho", "100"),
+        ({"override_settings": {"sigma_min": 40}}, "sigma_min", "top sigma"),
+    ):
+        refused = http.post("/sdapi/v1/txt2img", json={**body, **karras, **fields})
+        assert refused.status_code == 422 and words in refused.text, refused.text
+        assert where in json.dumps(refused.json()["detail"][0]["loc"]), refused.text
+    refused = http.post("/sdapi/v1/options", json={"sigma_max": -1})
+    assert refused.status_code == 422 and "5000" in refused.text, refused.text
+    assert http.get("/sdapi/v1/options").json() == before
+
+
 def test_ensd_from_the_options_and_infotext_changes_the_per_step_noise(http: httpx.Client) -> None:
     """A1111's "Eta noise seed delta": from ``override_settings``, else ``POST /options``, else
     an infotext's ``ENSD``; written as ``ENSD`` where the sampler draws noise per step (Euler

@@ -23,6 +23,7 @@ SIZE = {"width": 64, "height": 64}
 # txt2img axis indexes, as A1111 counts them (img2img-only types left out).
 NOTHING, SEED, STEPS, CFG, PROMPT_SR, SAMPLER, CHECKPOINT, SCHEDULE = 0, 1, 4, 6, 7, 9, 11, 17
 NEGATIVE_GUIDANCE, CHURN, SIGMA_MAX, SIGMA_NOISE, ETA, VAE = 12, 13, 15, 16, 21, 27
+SCHEDULE_MIN_SIGMA, SCHEDULE_RHO = 18, 20
 
 
 def xyz_args(
@@ -307,6 +308,41 @@ def test_xyz_sigma_axes_set_churn_where_the_sampler_takes_it(http: httpx.Client)
         for job in history(http, 4)
     ]
     assert churns == [(0.0, 1.0, None), (1.5, 1.01, None), (0.0, 1.0, None), (1.5, 1.01, 5.0)]
+
+
+def test_xyz_schedule_axes_set_the_bounds_where_the_schedule_takes_them(
+    http: httpx.Client,
+) -> None:
+    """Schedule rho on X, Schedule type on Y: Karras and polyexponential run with each rho
+    (the PNG says Schedule rho where it is set; 0 is the schedule's own), Uniform has none and
+    runs without, as A1111 ignores it there; a request's schedule options follow the Schedule
+    type axis."""
+    body = {"prompt": "a kite", "seed": 3, "steps": 3, **SIZE, "script_name": "x/y/z plot"}
+    body["sampler_name"] = "Euler"
+    schedules = ["Karras", "Uniform", "Polyexponential"]
+    args = xyz_args((SCHEDULE_RHO, "0, 3", []), (SCHEDULE, "", schedules))
+    response = http.post("/sdapi/v1/txt2img", json={**body, "script_args": args})
+    assert response.status_code == 200, response.text
+    planned = [(job["plan"]["schedule"], job["plan"]["rho"]) for job in history(http, 6)]
+    assert planned == [
+        ("karras", None),
+        ("karras", 3.0),
+        ("uniform", None),
+        ("uniform", None),
+        ("polyexponential", None),
+        ("polyexponential", 3.0),
+    ]
+    _, *cells = response.json()["images"]
+    written = [embedded(_png(cell))["extra"].get("Schedule rho") for cell in cells]
+    assert written == [None, "3", None, None, None, "3"]
+    assert cells[0] != cells[1] and cells[4] != cells[5]  # rho changed the picture
+    # The request's scheduler has no range, so its option is held back; Karras picks it up.
+    args = xyz_args((SCHEDULE, "", ["Uniform", "Karras"]), (SCHEDULE_MIN_SIGMA, "0, 0.5", []))
+    options = {"override_settings": {"sigma_max": 9}, "scheduler": "Uniform"}
+    response = http.post("/sdapi/v1/txt2img", json={**body, **options, "script_args": args})
+    assert response.status_code == 200, response.text
+    bounds = [(job["plan"]["sigma_min"], job["plan"]["sigma_max"]) for job in history(http, 4)]
+    assert bounds == [(None, None), (None, 9.0), (None, None), (0.5, 9.0)]
 
 
 def test_xyz_noise_multiplier_axis_sets_img2imgs_and_leaves_txt2img_alone(

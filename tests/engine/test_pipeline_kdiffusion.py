@@ -231,3 +231,37 @@ def test_sigma_churn_through_the_pipeline_matches_k_diffusion(
     assert close(ours, theirs), np.abs(ours - theirs).max() / np.abs(theirs).max()
     plain = pipe.denoise(small(sampler="dpm_2", steps=STEPS), latents=start).latents
     assert not close(plain, theirs)
+
+
+@pytest.mark.parametrize("schedule", ["karras", "polyexponential"])
+def test_a_moved_schedule_through_the_pipeline_matches_k_diffusion(
+    pipe: StableDiffusion, reference_parts: Any, schedule: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The request's sigma_min, sigma_max and rho reach the schedule a run walks, as A1111
+    # passes its schedule options to k-diffusion's get_sigmas_karras/polyexponential.
+    sampling, _ = kdiffusion_oracle.load()
+    start = _noise()
+    RecordedNoise(monkeypatch)
+    bounds = {"sigma_min": 0.2, "sigma_max": 8.0, "rho": 4.0}
+    params = small(sampler="dpm_2", schedule=schedule, steps=STEPS, **bounds)
+    ours = pipe.denoise(params, latents=start).latents
+    made = getattr(sampling, f"get_sigmas_{schedule}")
+    sigmas = made(STEPS, 0.2, 8.0, rho=4.0).float()
+    model = guided_denoiser(*reference_parts)
+    with torch.no_grad():
+        theirs = sampling.sample_dpm_2(
+            model, torch.from_numpy(start) * sigmas[0], sigmas, disable=True
+        ).numpy()
+    assert close(ours, theirs), np.abs(ours - theirs).max() / np.abs(theirs).max()
+    own = pipe.denoise(small(sampler="dpm_2", schedule=schedule, steps=STEPS), latents=start)
+    assert not close(own.latents, theirs)
+
+
+def test_sigma_bounds_the_model_cannot_take_are_refused_before_the_run(
+    pipe: StableDiffusion,
+) -> None:
+    from impasto.engine import InvalidRequestError
+
+    with pytest.raises(InvalidRequestError) as refused:
+        pipe.denoise(small(sampler="euler", schedule="karras", steps=STEPS, sigma_min=30.0))
+    assert refused.value.field == "sigma_min" and "top sigma" in refused.value.message

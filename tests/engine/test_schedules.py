@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -9,8 +11,20 @@ from diffusers.schedulers.scheduling_utils import AysSchedules
 from scipy.stats import beta as beta_distribution
 
 from impasto.engine.schedulers import SchedulerConfig, create_scheduler, schedule_for_model
-from impasto.engine.schedulers.schedules import AYS_SD15, AYS_SDXL, NAMED_SCHEDULES, beta_ppf
-from impasto.engine.schedulers.sigmas import alphas_cumprod, k_schedule, train_sigmas
+from impasto.engine.schedulers.schedules import (
+    AYS_SD15,
+    AYS_SDXL,
+    NAMED_SCHEDULES,
+    SCHEDULE_RHO,
+    SIGMA_RANGE_SCHEDULES,
+    beta_ppf,
+)
+from impasto.engine.schedulers.sigmas import (
+    alphas_cumprod,
+    k_schedule,
+    solver_schedule,
+    train_sigmas,
+)
 from impasto.engine.schedulers.solver_base import SolverSampler
 
 from . import kdiffusion_oracle
@@ -169,3 +183,83 @@ def test_samplers_on_these_schedules_match_k_diffusion(sampler_id: str, config_n
         with torch.no_grad():
             expected = getattr(sampling, name)(kdiffusion_oracle.denoiser(config), x, tail, **extra)
         np.testing.assert_allclose(latents, expected.numpy(), rtol=0, atol=1e-4, err_msg=schedule)
+
+
+MOVED = replace(SD15, sigma_min=0.1, sigma_max=10.0, rho=5.0)
+"""A run that moves the ends of the schedule and its curvature (A1111's schedule options)."""
+
+
+@pytest.mark.parametrize("steps", [4, 20])
+def test_moved_karras_exponential_and_polyexponential_are_k_diffusions(steps: int) -> None:
+    sampling, _ = kdiffusion_oracle.load()
+    expected = {
+        "karras": sampling.get_sigmas_karras(steps, 0.1, 10.0, rho=5.0),
+        "exponential": sampling.get_sigmas_exponential(steps, 0.1, 10.0),
+        "polyexponential": sampling.get_sigmas_polyexponential(steps, 0.1, 10.0, rho=5.0),
+    }
+    for schedule, sigmas in expected.items():
+        _, euler, _ = k_schedule(MOVED, steps, schedule)  # the sigma-loop samplers' layout
+        np.testing.assert_allclose(euler, sigmas.numpy(), rtol=1e-6, err_msg=schedule)
+        _, solver, _ = solver_schedule(MOVED, steps, schedule)  # DPM-Solver's and UniPC's
+        np.testing.assert_allclose(solver, sigmas.numpy(), rtol=1e-6, err_msg=schedule)
+
+
+def test_one_moved_end_keeps_the_other() -> None:
+    _, own, _ = k_schedule(SD15, 8, "karras")
+    _, low, _ = k_schedule(replace(SD15, sigma_min=0.5), 8, "karras")
+    _, top, _ = k_schedule(replace(SD15, sigma_max=5.0), 8, "karras")
+    assert low[0] == own[0] and low[-2] == pytest.approx(0.5, rel=1e-6)
+    assert top[-2] == own[-2] and top[0] == pytest.approx(5.0, rel=1e-6)
+    _, steeper, _ = k_schedule(replace(SD15, rho=3.0), 8, "karras")
+    assert (steeper[0], steeper[-2]) == (own[0], own[-2]) and steeper[3] != own[3]
+
+
+@pytest.mark.parametrize("steps", [3, 12])
+def test_moved_normal_sgm_uniform_and_kl_optimal_follow_a1111(steps: int) -> None:
+    model = k_model()
+    start = float(model.sigma_to_t(torch.tensor(10.0)))  # type: ignore[attr-defined]
+    end = float(model.sigma_to_t(torch.tensor(0.1)))  # type: ignore[attr-defined]
+
+    def sigmas(ts: torch.Tensor) -> np.ndarray:
+        return np.append(model.t_to_sigma(ts).numpy(), 0.0)  # type: ignore[attr-defined]
+
+    expected = {
+        "normal": sigmas(torch.linspace(start, end, steps)),
+        "sgm_uniform": sigmas(torch.linspace(start, end, steps + 1)[:-1]),
+        # A1111's kl_optimal: tan of arctan(sigma_max) .. arctan(sigma_min) in even steps.
+        "kl_optimal": np.tan(
+            np.arange(steps + 1) / steps * np.arctan(0.1)
+            + (1 - np.arange(steps + 1) / steps) * np.arctan(10.0)
+        ),
+    }
+    for schedule, reference in expected.items():
+        _, laid_out, _ = k_schedule(MOVED, steps, schedule)
+        np.testing.assert_allclose(laid_out, reference, rtol=1e-5, err_msg=schedule)
+
+
+@pytest.mark.parametrize("schedule", sorted(set(NAMED_SCHEDULES) - set(SIGMA_RANGE_SCHEDULES)))
+def test_schedules_without_a_range_ignore_the_bounds(schedule: str) -> None:
+    _, own, _ = k_schedule(SD15, 10, schedule)
+    _, moved, _ = k_schedule(MOVED, 10, schedule)
+    np.testing.assert_array_equal(moved, own)
+
+
+def test_rho_moves_only_the_schedules_with_one() -> None:
+    for schedule in SIGMA_RANGE_SCHEDULES:
+        _, own, _ = k_schedule(replace(SD15, sigma_min=0.1), 10, schedule)
+        _, steeper, _ = k_schedule(replace(SD15, sigma_min=0.1, rho=3.0), 10, schedule)
+        assert (schedule in SCHEDULE_RHO) == (not np.array_equal(steeper, own)), schedule
+
+
+def test_a_model_config_does_not_set_the_runs_bounds() -> None:
+    config = SchedulerConfig.from_dict({"sigma_min": 0.5, "sigma_max": 3.0, "rho": 2.0})
+    assert (config.sigma_min, config.sigma_max, config.rho) == (None, None, None)
+
+
+def test_samplers_run_on_the_moved_schedule() -> None:
+    for sampler in ("euler", "dpmpp_2m", "dpm_2"):
+        sched = create_scheduler(sampler, MOVED, "karras")
+        sched.set_timesteps(6)
+        sigmas = sched.sigmas  # type: ignore[attr-defined]
+        assert sigmas[0] == pytest.approx(10.0, rel=1e-6), sampler
+        assert sigmas[sigmas > 0].min() == pytest.approx(0.1, rel=1e-6), sampler

@@ -106,3 +106,34 @@ def test_sigma_churn_goes_only_with_a_sampler_that_takes_it(
     expect(page.locator("#live")).not_to_have_attribute("data-job", job["id"], timeout=30_000)
     job = finished_job(page, impasto_daemon)
     assert job["request"]["sampler"] == "dpmpp_2m" and job["request"]["s_churn"] == 0.0
+
+
+def test_schedule_bounds_go_only_with_a_schedule_that_takes_them(
+    page: Page, impasto_daemon: Any
+) -> None:
+    """Karras takes the Advanced card's schedule sigma max, min and rho; Exponential takes the
+    ends but no rho; Uniform none: their fields are disabled and not sent (the API would refuse
+    them)."""
+    open_ui(page)
+    fill_form(page, prompt="bounded kite", **QUICK)
+    page.select_option("#sampler", "euler")
+    page.select_option("#schedule", "karras")
+    page.click("#advanced-card > summary")
+    expect(page.locator("#rho")).to_have_attribute("placeholder", "7")
+    fill_form(page, sigma_max="9", sigma_min="0.2", rho="5")
+    page.click("#submit")
+    job = finished_job(page, impasto_daemon)
+    bounds = {name: job["request"][name] for name in ("sigma_min", "sigma_max", "rho")}
+    assert bounds == {"sigma_min": 0.2, "sigma_max": 9.0, "rho": 5.0}
+    page.select_option("#schedule", "exponential")
+    expect(page.locator("#rho")).to_be_disabled()
+    expect(page.locator("#sigma_min")).to_be_enabled()
+    page.click("#submit")
+    expect(page.locator("#live")).not_to_have_attribute("data-job", job["id"], timeout=30_000)
+    job = finished_job(page, impasto_daemon)
+    bounds = {name: job["request"][name] for name in ("sigma_min", "sigma_max", "rho")}
+    assert job["request"]["schedule"] == "exponential"
+    assert bounds == {"sigma_min": 0.2, "sigma_max": 9.0, "rho": None}
+    page.select_option("#schedule", "uniform")
+    for name in ("sigma_min", "sigma_max", "rho"):
+        expect(page.locator(f"#{name}")).to_be_disabled()

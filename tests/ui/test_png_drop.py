@@ -93,12 +93,15 @@ def test_drop_automatic1111_png_fills_form(page: Page) -> None:
     expect(page.locator("#model")).to_have_value("")
 
 
-def test_drop_automatic1111_png_with_sampler_noise_and_one_axis_tiling(page: Page) -> None:
+def test_drop_automatic1111_png_with_sampler_noise_schedule_bounds_and_one_axis_tiling(
+    page: Page,
+) -> None:
     text = (
         "a frieze of lions\n"
-        "Steps: 12, Sampler: Euler, CFG scale: 6, Seed: 5, Size: 128x64, Sigma churn: 2, "
-        "Sigma tmin: 0.1, Sigma tmax: 8, Sigma noise: 1.003, ENSD: 31337, Tile X: True, "
-        "Tile Y: False"
+        "Steps: 12, Sampler: Euler, Schedule type: Karras, CFG scale: 6, Seed: 5, "
+        "Size: 128x64, Sigma churn: 2, Sigma tmin: 0.1, Sigma tmax: 8, Sigma noise: 1.003, "
+        "Schedule min sigma: 0.2, Schedule max sigma: 9, Schedule rho: 5, ENSD: 31337, "
+        "Tile X: True, Tile Y: False"
     )
     open_ui(page)
     drop_file(page, a1111_png(text), "frieze.png")
@@ -110,9 +113,14 @@ def test_drop_automatic1111_png_with_sampler_noise_and_one_axis_tiling(page: Pag
         ("s_tmax", "8"),
         ("s_noise", "1.003"),
         ("noise_seed_delta", "31337"),
+        ("schedule", "karras"),
+        ("sigma_min", "0.2"),
+        ("sigma_max", "9"),
+        ("rho", "5"),
     ):
         expect(page.locator(f"#{field}")).to_have_value(value)
     expect(page.locator("#s_churn")).to_be_enabled()
+    expect(page.locator("#rho")).to_be_enabled()
     expect(page.locator("#tiling")).to_be_checked()
     expect(page.locator("#tiling_axes")).to_have_value("x")
 

@@ -15,9 +15,12 @@ const INPAINT_FIELDS = ['inpaint_area', 'inpaint_padding', 'masked_content'];
 const IMAGE_FIELDS = ['noise_multiplier'];
 // Sigma churn: sent only where the sampler takes it (Euler, Heun, DPM2); blank tmax = no bound.
 const CHURN_FIELDS = ['s_churn', 's_tmin', 's_tmax', 's_noise'];
+// The schedule's ends and curvature: sent only where the schedule takes them (GET /schedules'
+// sigma_range and rho); blank = the schedule's own.
+const BOUND_FIELDS = ['sigma_min', 'sigma_max', 'rho'];
 // The hires fix card: request field under ``hires`` -> form element id.
 const HIRES_FIELDS = { scale: 'hires_scale', upscaler: 'hires_upscaler', steps: 'hires_steps', strength: 'hires_strength' };
-const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, 'eta', ...CHURN_FIELDS, 'tiling', ...Object.values(HIRES_FIELDS)];
+const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, 'eta', ...CHURN_FIELDS, ...BOUND_FIELDS, 'tiling', ...Object.values(HIRES_FIELDS)];
 // Fields that do not depend on the model; the rest come from the chosen model's defaults.
 export const DEFAULTS = {
   prompt: '', negative_prompt: '', model: '', seed: -1, subseed: -1, subseed_strength: 0, eta: null,
@@ -26,6 +29,7 @@ export const DEFAULTS = {
   strength: 0.75, noise_multiplier: 1, loras: [], cache_interval: 0, decoder: 'full',
   inpaint_area: 'whole', inpaint_padding: 32, masked_content: 'original', clip_skip: 1,
   tiling: false, s_churn: 0, s_tmin: 0, s_tmax: null, s_noise: 1,
+  sigma_min: null, sigma_max: null, rho: null,
 };
 // Schedules that start at the model's top sigma (unusable on zero-terminal-SNR models).
 const TOP_SIGMA_SCHEDULES = ['karras', 'exponential'];
@@ -154,6 +158,7 @@ export class GenerateForm {
     });
     this.form.addEventListener('change', (e) => {
       if (e.target.id === 'sampler') this.limitSchedules({ recommend: true });
+      if (e.target.id === 'schedule') this.limitBounds();
       if (e.target.id === 'tiling') this.syncTiling();
       if (e.target.id === 'model') {
         this.applyModel(e.target.value);
@@ -276,6 +281,20 @@ export class GenerateForm {
       el.placeholder = sampler?.churn ? '' : 'not used';
       if (el.disabled) this.clearError(name);  // not sent: nothing to correct
     }
+    this.limitBounds();
+  }
+
+  /** Enable the schedule's ends where the chosen schedule spans a range, rho where it has one
+   *  (its default as the placeholder). */
+  limitBounds() {
+    const schedule = this.catalog.schedules.find((s) => s.id === byId('schedule').value);
+    const takes = { sigma_min: schedule?.sigma_range, sigma_max: schedule?.sigma_range, rho: schedule?.rho != null };
+    for (const name of BOUND_FIELDS) {
+      const el = byId(name);
+      el.disabled = !takes[name];
+      el.placeholder = !takes[name] ? 'not used' : name === 'rho' ? String(schedule.rho) : "the model's";
+      if (el.disabled) this.clearError(name);
+    }
   }
 
   /** The request body the form describes (images excluded). */
@@ -290,7 +309,7 @@ export class GenerateForm {
     // Blank, or a sampler that adds no noise per step: the sampler's own (no eta sent).
     const eta = byId('eta');
     if (eta.value.trim() !== '' && !eta.disabled) req.eta = Number(eta.value);
-    for (const name of CHURN_FIELDS) {
+    for (const name of [...CHURN_FIELDS, ...BOUND_FIELDS]) {
       const el = byId(name);
       if (el.value.trim() !== '' && !el.disabled) req[name] = Number(el.value);
     }
@@ -337,11 +356,12 @@ export class GenerateForm {
       this.syncTiling();
     }
     if (values.eta !== undefined) byId('eta').value = values.eta == null ? '' : String(values.eta);
-    for (const name of CHURN_FIELDS) {
+    for (const name of [...CHURN_FIELDS, ...BOUND_FIELDS]) {
       if (values[name] !== undefined) byId(name).value = values[name] == null ? '' : String(values[name]);
     }
     if (values.sampler !== undefined) this.limitSchedules();
     if (values.schedule && !byId('schedule').selectedOptions[0]?.disabled) byId('schedule').value = values.schedule;
+    if (values.schedule !== undefined) this.limitBounds();
     if (save) this.changed();
   }
 

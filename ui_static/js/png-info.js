@@ -3,6 +3,8 @@
 const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
 // A1111's labels of the sigma churn settings -> the request fields.
 const CHURN_LABELS = { 'Sigma churn': 's_churn', 'Sigma tmin': 's_tmin', 'Sigma tmax': 's_tmax', 'Sigma noise': 's_noise' };
+// A1111's labels of the schedule's ends and rho -> the request fields.
+const BOUND_LABELS = { 'Schedule min sigma': 'sigma_min', 'Schedule max sigma': 'sigma_max', 'Schedule rho': 'rho' };
 const latin1 = new TextDecoder('latin1');
 const utf8 = new TextDecoder('utf-8');
 
@@ -101,6 +103,7 @@ export function parseA1111(text) {
     else if (key === 'Variation seed strength') out.subseed_strength = Number.parseFloat(value);
     else if (key === 'Eta' || key === 'Eta DDIM') out.eta = Number.parseFloat(value);
     else if (Object.hasOwn(CHURN_LABELS, key)) out[CHURN_LABELS[key]] = Number.parseFloat(value);
+    else if (Object.hasOwn(BOUND_LABELS, key)) out[BOUND_LABELS[key]] = Number.parseFloat(value);
     else if (key === 'ENSD') out.noise_seed_delta = Number.parseInt(value, 10);
     else if (key === 'RNG') out.rng = value === 'CPU' ? 'cpu' : 'pcg64';
     else if (key === 'Tiling') out.tiling = value === 'True';

@@ -68,6 +68,9 @@ export class Viewer {
       ['Seed', result.seed], ['Strength', req.init_image ? req.strength : null],
       ['Noise multiplier', req.init_image && (req.noise_multiplier ?? 1) !== 1 ? req.noise_multiplier : null],
       ['Sigma churn', req.s_churn || null],
+      ['Schedule sigmas', req.sigma_min != null || req.sigma_max != null
+        ? `${req.sigma_max ?? 'top'} → ${req.sigma_min ?? 'lowest'}` : null],
+      ['Schedule rho', req.rho ?? null],
       ['LoRAs', (req.loras || []).map((l) => `${l.name} (${l.weight})`).join(', ')],
     ];
     byId('viewer-params').replaceChildren(...rows.filter(([, v]) => v !== null && v !== undefined && v !== '')

@@ -25,6 +25,9 @@ REQUEST_FIELDS = {
     "batch": "batch_size",
     "sampler": "sampler",
     "schedule": "schedule",
+    "sigma_min": "sigma_min",
+    "sigma_max": "sigma_max",
+    "rho": "rho",
     "eta": "eta",
     "s_churn": "s_churn",
     "s_tmin": "s_tmin",
@@ -99,6 +102,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sampler", help=f"sampler id or name, see GET /api/v1/samplers ({MODEL_DEFAULT})"
     )
     parser.add_argument("--schedule", choices=SCHEDULE_NAMES)
+    ranged = "karras, exponential, polyexponential, kl_optimal, sgm_uniform and normal"
+    parser.add_argument(
+        "--sigma-min",
+        type=float,
+        metavar="SIGMA",
+        help=f"where the {ranged} schedules end, {_range('sigma_min')} (default: the model's)",
+    )
+    parser.add_argument(
+        "--sigma-max",
+        type=float,
+        metavar="SIGMA",
+        help=f"where those schedules start, {_range('sigma_max')} (default: the model's)",
+    )
+    parser.add_argument(
+        "--rho",
+        type=float,
+        metavar="X",
+        help=f"the karras and polyexponential schedules' curvature, {_range('rho')} "
+        "(their own: 7 and 1)",
+    )
     parser.add_argument(
         "--rng",
         choices=LIMITS["rng"].choices,

@@ -27,7 +27,7 @@ from impasto.engine.pipelines.txt2img import plan_txt2img
 from impasto.engine.preview import FastDecoder, Previewer
 from impasto.engine.providers import ProviderChoice, select_providers
 from impasto.engine.refiner import Refiner, switch_index
-from impasto.engine.sampler_setup import SchedulerFactory, build_scheduler
+from impasto.engine.sampler_setup import SchedulerFactory, build_scheduler, check_bounds
 from impasto.engine.schedulers import create_scheduler
 from impasto.engine.schedulers.base import Scheduler
 from impasto.engine.sd_upscale import run_sd_upscale
@@ -160,6 +160,7 @@ class StableDiffusion:
         """Raise InvalidRequestError if ``params`` cannot run on this model."""
         validate_params(params, has_vae_encoder=self.vae.encoder is not None)
         check_tiling(params, self.size_multiple)
+        check_bounds(params, self.folder.scheduler)
         if params.decoder == "fast" and self.fast_decoder_for(params) is None:
             raise InvalidRequestError(
                 "decoder",

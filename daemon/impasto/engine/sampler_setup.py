@@ -1,13 +1,20 @@
-"""The request's sampler, built with what it takes of the request: eta and sigma churn."""
+"""The request's sampler, built with what it takes of the request: eta, sigma churn and the
+schedule's bounds."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Protocol
 
-from impasto.engine.schedulers import Churn, sampler_churn, sampler_eta
-from impasto.engine.schedulers.base import Scheduler, SchedulerConfig
-from impasto.engine.types import GenerationParams
+import numpy as np
+
+from impasto.engine.schedulers import SAMPLERS, Churn, sampler_churn, sampler_eta
+from impasto.engine.schedulers.base import RUN_BOUNDS, Scheduler, SchedulerConfig
+from impasto.engine.schedulers.schedules import bounds_for
+from impasto.engine.schedulers.sigmas import k_schedule, solver_schedule
+from impasto.engine.schedulers.solver_base import SolverSampler
+from impasto.engine.types import GenerationParams, InvalidRequestError
 
 
 class SchedulerFactory(Protocol):
@@ -38,4 +45,53 @@ def build_scheduler(
     """``params``' sampler on its schedule for a model's ``config``, with the request's eta and
     churn where the sampler takes them (a sampler without them ignores them)."""
     eta = sampler_eta(params.sampler, params.eta)
-    return factory(params.sampler, config, params.schedule, eta, params_churn(params))
+    bounded = with_bounds(config, params)
+    return factory(params.sampler, bounded, params.schedule, eta, params_churn(params))
+
+
+def with_bounds(config: SchedulerConfig, params: GenerationParams) -> SchedulerConfig:
+    """A model's ``config`` with the run's schedule bounds (``sigma_min``, ``sigma_max``,
+    ``rho``) where ``params`` sets them."""
+    bounds = {name: getattr(params, name) for name in RUN_BOUNDS}
+    return replace(config, **bounds) if any(v is not None for v in bounds.values()) else config
+
+
+class BoundedRun(Protocol):
+    """What the bounds check reads: engine parameters, or a pass of the services' resolved
+    plan (the same names), so both check one rule."""
+
+    @property
+    def sampler(self) -> str: ...
+    @property
+    def schedule(self) -> str: ...
+    @property
+    def steps(self) -> int: ...
+    @property
+    def sigma_min(self) -> float | None: ...
+    @property
+    def sigma_max(self) -> float | None: ...
+    @property
+    def rho(self) -> float | None: ...
+
+
+def check_bounds(params: BoundedRun, config: SchedulerConfig) -> None:
+    """InvalidRequestError naming the field when the run's schedule bounds would make its
+    sigmas rise instead of fall on this model: ``sigma_min`` not below the top sigma (the
+    run's ``sigma_max`` or the schedule's own), or ``sigma_max`` not above the lowest."""
+    taken = bounds_for(params.schedule, params.sigma_min, params.sigma_max, params.rho)
+    if "sigma_min" not in taken and "sigma_max" not in taken:
+        return
+    lay_out = solver_schedule if issubclass(SAMPLERS[params.sampler], SolverSampler) else k_schedule
+    _, own, _ = lay_out(config, params.steps, params.schedule)
+    positive = own[own > 0]
+    low = taken.get("sigma_min", float(np.min(positive)))
+    top = taken.get("sigma_max", float(own[0]))
+    if low < top:
+        return
+    if "sigma_min" in taken and "sigma_max" in taken:
+        raise InvalidRequestError("sigma_min", f"{low:g} must be below sigma_max {top:g}")
+    if "sigma_min" in taken:
+        message = f"{low:g} must be below the schedule's top sigma on this model, {top:.4g}"
+        raise InvalidRequestError("sigma_min", message)
+    message = f"{top:g} must be above the schedule's lowest sigma on this model, {low:.4g}"
+    raise InvalidRequestError("sigma_max", message)

@@ -140,6 +140,12 @@ class GenerationParams:
     s_tmin: float = 0.0
     s_tmax: float | None = None
     s_noise: float = 1.0
+    sigma_min: float | None = None
+    """Where the schedules that span a range end, and ``sigma_max`` where they start, instead
+    of their own; ``rho`` the Karras and polyexponential curvature (None: theirs). A schedule
+    that has no range or rho ignores them (``schedulers.bounds_for``)."""
+    sigma_max: float | None = None
+    rho: float | None = None
     batch_size: int = 1
     sampler: str = "euler_a"
     schedule: Schedule = "default"

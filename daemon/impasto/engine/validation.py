@@ -15,7 +15,7 @@ from impasto.engine.schedulers import SAMPLERS, sampler_schedules
 from impasto.engine.seamless import tiling_axes
 from impasto.engine.types import GenerationParams, InvalidRequestError
 from impasto.engine.upscale_latents import UPSCALERS
-from impasto.wire import CHURN_FIELDS, LIMITS
+from impasto.wire import BOUND_FIELDS, CHURN_FIELDS, LIMITS
 
 INIT_IMAGE_MODES = ("RGB", "RGBA", "L")
 SEED_RESIZE_FIELDS = ("seed_resize_from_width", "seed_resize_from_height")
@@ -122,7 +122,7 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
         raise InvalidRequestError("rng", f"{params.rng!r} is not one of {', '.join(RNGS)}")
     if params.eta is not None:
         _check("eta", params.eta, integer=False)
-    for field in CHURN_FIELDS:
+    for field in (*CHURN_FIELDS, *BOUND_FIELDS):
         if getattr(params, field) is not None:
             _check(field, getattr(params, field), integer=False)
     if params.seed_resize_from is not None:

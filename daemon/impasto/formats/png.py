@@ -30,6 +30,12 @@ CHURN_LABELS = {
     "s_noise": "Sigma noise",
 }
 """A1111's labels of the sigma churn settings (the request's fields are its option names)."""
+BOUND_LABELS = {
+    "sigma_min": "Schedule min sigma",
+    "sigma_max": "Schedule max sigma",
+    "rho": "Schedule rho",
+}
+"""A1111's labels of the schedule bounds (the request's fields are its option names)."""
 _NEGATIVE = "Negative prompt:"
 
 # Our field name for each A1111 key, and how its text becomes a value.

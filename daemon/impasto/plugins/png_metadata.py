@@ -9,6 +9,7 @@ from impasto.engine.noise import offset_seed
 from impasto.engine.schedulers import eta_default, sampler_label, schedule_label
 from impasto.engine.upscale_latents import UPSCALER_LABELS
 from impasto.formats.png import (
+    BOUND_LABELS,
     CHURN_LABELS,
     IMPASTO_KEY,
     PARAMETERS_KEY,
@@ -66,6 +67,8 @@ def _extra(params: dict[str, Any], index: int) -> dict[str, Any] | None:
         extra["Refiner switch at"] = params.get("refiner_switch", 0.8)
     extra.update(_eta(params["sampler"], params.get("eta")))
     extra.update(_churn(params))
+    # The plan keeps a schedule bound only where a schedule of the run takes it.
+    extra.update({label: params[name] for name, label in BOUND_LABELS.items() if params.get(name)})
     if params.get("noise_seed_delta") and _draws_per_step(params):
         extra["ENSD"] = params["noise_seed_delta"]  # A1111's label
     tiling = params.get("tiling")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from impasto.engine.families import recommended_cache_interval
 from impasto.engine.image_upscale import NONE, target_size
 from impasto.engine.noise import resolve_seed
@@ -22,14 +24,18 @@ from impasto.services.models import REFINER_FAMILY, ModelCatalog, ModelEntry
 from impasto.services.prompt_text import hires_prompt, prompt_loras
 from impasto.services.sampler_plan import (
     check_schedule,
+    checked_bounds,
     checked_churn,
     checked_eta,
     resolve_sampler,
+    takes_bound,
 )
 from impasto.services.upscalers import UpscalerService
 from impasto.wire import (
+    BOUND_FIELDS,
     LIMITS,
     GenerateRequest,
+    HiresRequest,
     LoraSpec,
     ResolvedHires,
     ResolvedPlan,
@@ -69,16 +75,8 @@ class Resolver:
         """The plan of ``request``: defaults filled, names checked, images stored as uploads."""
         model = self.model(request.model)
         defaults = model.defaults
-        sampler, named = resolve_sampler("sampler", request.sampler or defaults.sampler)
-        # An explicit schedule wins over one in a combined name ("DPM++ 2M Karras"), as in
-        # A1111 1.9 and later; the model's default schedule only where the sampler has it.
-        chosen = request.schedule or named
-        schedule = chosen or defaults.schedule
-        if chosen is None and schedule not in sampler_schedules(sampler):
-            schedule = "default"
+        sampler, schedule = _sampler_and_schedule(request, model)
         sdxl = model.family.startswith("sdxl")
-        field = "sampler" if request.schedule is None and named else "schedule"
-        schedule = check_schedule(field, sampler, schedule, sdxl)
         width = request.width or defaults.width
         height = request.height or defaults.height
         if request.sd_upscale is not None:
@@ -146,6 +144,7 @@ class Resolver:
             schedule=schedule,
             eta=checked_eta(request.eta, sampler, hires),
             **checked_churn(request, sampler, hires),
+            **checked_bounds(request, schedule, hires),
             priority=request.priority,
             init_image=init_image,
             mask_image=mask_image,
@@ -170,6 +169,19 @@ class Resolver:
         )
         check_against_model(plan, model.path)
         return plan
+
+    def without_unused_bounds(self, request: GenerateRequest) -> GenerateRequest:
+        """``request`` without the schedule bounds none of its schedules (its own, its hires
+        pass's) takes: A1111 applies its schedule options where they apply and ignores them
+        elsewhere, where the native API refuses them."""
+        model = self.model(request.model)
+        sampler, schedule = _sampler_and_schedule(request, model)
+        schedules = [schedule]
+        if request.hires is not None:
+            first = FirstPass(0, 0, sampler, schedule, model.family.startswith("sdxl"))
+            schedules.append(_hires_sampler_and_schedule(request.hires, first)[1])
+        unused = {name: None for name in BOUND_FIELDS if not takes_bound(schedules, name)}
+        return msgspec.structs.replace(request, **unused)
 
     def _images(
         self, request: GenerateRequest, size: tuple[int, int]
@@ -291,6 +303,36 @@ class FirstPass:
     sdxl: bool
 
 
+def _sampler_and_schedule(request: GenerateRequest, model: ModelEntry) -> tuple[str, str]:
+    """The first pass's sampler id and schedule: an explicit schedule wins over one in a
+    combined name ("DPM++ 2M Karras"), as in A1111 1.9 and later; the model's default schedule
+    only where the sampler has it. FieldError for a sampler or schedule that cannot be."""
+    defaults = model.defaults
+    sampler, named = resolve_sampler("sampler", request.sampler or defaults.sampler)
+    chosen = request.schedule or named
+    schedule = chosen or defaults.schedule
+    if chosen is None and schedule not in sampler_schedules(sampler):
+        schedule = "default"
+    field = "sampler" if request.schedule is None and named else "schedule"
+    return sampler, check_schedule(field, sampler, schedule, model.family.startswith("sdxl"))
+
+
+def _hires_sampler_and_schedule(hires: HiresRequest, first: FirstPass) -> tuple[str | None, str]:
+    """The hires pass's sampler id (None: the first pass's) and schedule: its own, else one in
+    a combined sampler name, else the first pass's where its sampler has it, else default."""
+    sampler, named = (None, None)
+    if hires.sampler is not None:
+        sampler, named = resolve_sampler("hires.sampler", hires.sampler)
+    runs_with = sampler or first.sampler
+    if hires.schedule is not None:
+        return sampler, check_schedule("hires.schedule", runs_with, hires.schedule, first.sdxl)
+    if named is not None:
+        return sampler, check_schedule("hires.sampler", runs_with, named, first.sdxl)
+    if first.schedule in sampler_schedules(runs_with):
+        return sampler, first.schedule
+    return sampler, "default"
+
+
 def resolve_hires(
     request: GenerateRequest, first: FirstPass, models_dir: Path, loras: list[LoraSpec]
 ) -> ResolvedHires | None:
@@ -317,18 +359,7 @@ def resolve_hires(
                 "lower hires.scale or the size",
             )
         sizes[field] = size
-    sampler, named = (None, None)
-    if hires.sampler is not None:
-        sampler, named = resolve_sampler("hires.sampler", hires.sampler)
-    runs_with = sampler or first.sampler
-    if hires.schedule is not None:
-        schedule = check_schedule("hires.schedule", runs_with, hires.schedule, first.sdxl)
-    elif named is not None:
-        schedule = check_schedule("hires.sampler", runs_with, named, first.sdxl)
-    elif first.schedule in sampler_schedules(runs_with):
-        schedule = first.schedule
-    else:
-        schedule = "default"
+    sampler, schedule = _hires_sampler_and_schedule(hires, first)
     return ResolvedHires(
         width=sizes["width"],
         height=sizes["height"],

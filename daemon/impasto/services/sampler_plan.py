@@ -1,6 +1,6 @@
 """A request's sampler settings as the plan takes them: the sampler and schedule by any
-name, and eta and sigma churn only where a sampler of the request (its own, or its hires
-pass's) uses them."""
+name, and eta, sigma churn and the schedule's bounds only where a sampler or schedule of the
+request (its own, or its hires pass's) uses them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from impasto.engine.schedulers import (
     SAMPLER_SPECS,
+    SCHEDULE_SPECS,
     churn_samplers,
     eta_samplers,
     find_sampler_and_schedule,
@@ -16,7 +17,7 @@ from impasto.engine.schedulers import (
     schedule_for_model,
 )
 from impasto.services.errors import FieldError
-from impasto.wire import CHURN_FIELDS, CHURN_OFF, GenerateRequest, ResolvedHires
+from impasto.wire import BOUND_FIELDS, CHURN_FIELDS, CHURN_OFF, GenerateRequest, ResolvedHires
 
 
 def _used_by(sampler: str, hires: ResolvedHires | None) -> list[str]:
@@ -64,3 +65,28 @@ def checked_churn(
         return values
     takes = ", ".join(churn_samplers())
     raise FieldError(changed[0], f"{sampler} has no sigma churn; the samplers with churn: {takes}")
+
+
+def checked_bounds(
+    request: GenerateRequest, schedule: str, hires: ResolvedHires | None
+) -> dict[str, Any]:
+    """The schedule bounds where a schedule of this request takes them: ``sigma_min`` and
+    ``sigma_max`` where it spans a range, ``rho`` where it has one; one set for a request whose
+    schedules do not is a 422 naming it."""
+    schedules = [schedule, *([hires.schedule] if hires and hires.schedule else [])]
+    values = {name: getattr(request, name) for name in BOUND_FIELDS}
+    for name in BOUND_FIELDS:
+        if values[name] is None or takes_bound(schedules, name):
+            continue
+        allowed = ", ".join(s for s in SCHEDULE_SPECS if takes_bound([s], name))
+        raise FieldError(
+            name, f"the {schedule} schedule has no {name}; the schedules with one: {allowed}"
+        )
+    return values
+
+
+def takes_bound(schedules: list[str], field: str) -> bool:
+    """Whether one of ``schedules`` uses bound ``field``: ``rho`` where it has one, the others
+    where it spans a range."""
+    specs = [SCHEDULE_SPECS[name] for name in schedules if name in SCHEDULE_SPECS]
+    return any(spec.rho > 0 if field == "rho" else spec.sigma_range for spec in specs)

@@ -53,6 +53,7 @@ from impasto.wire.messages import (
 )
 from impasto.wire.requests import (
     ACTIVE_INSTALL,
+    BOUND_FIELDS,
     CHURN_FIELDS,
     CHURN_OFF,
     MAX_PROMPT_CHARACTERS,
@@ -117,6 +118,7 @@ from impasto.wire.system import (
 
 __all__ = [
     "ACTIVE_INSTALL",
+    "BOUND_FIELDS",
     "CHURN_FIELDS",
     "CHURN_OFF",
     "EVENT_TYPES",

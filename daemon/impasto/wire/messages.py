@@ -258,6 +258,10 @@ class ScheduleInfo(Schema):
     id: str
     name: str = ""
     a1111_name: str = ""
+    sigma_range: bool = False
+    """Whether a request may move its ends (``sigma_min``, ``sigma_max``)."""
+    rho: float | None = None
+    """Its default rho, which a request may change (``rho``); null: it has none."""
 
 
 class FieldLimit(Schema):

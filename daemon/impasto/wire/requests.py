@@ -103,6 +103,27 @@ SigmaNoise = Annotated[
     Meta(ge=0, le=1.1, description="The churn's fresh noise times this (A1111's sigma noise)"),
 ]
 CHURN_FIELDS = ("s_churn", "s_tmin", "s_tmax", "s_noise")
+ScheduleSigma = Annotated[
+    float,
+    Meta(
+        ge=0.001,
+        le=5000,
+        description="Karras, exponential, polyexponential, KL optimal, SGM uniform, normal: "
+        "where the schedule's sigmas end (sigma_min) or start (sigma_max) instead of the "
+        "model's (A1111's schedule sigma min/max, ComfyUI's Karras scheduler node); null: theirs",
+    ),
+]
+ScheduleRho = Annotated[
+    float,
+    Meta(
+        ge=0.01,
+        le=100,
+        description="Karras (7) and polyexponential (1): the schedule's curvature; higher falls "
+        "faster from the top (A1111's schedule rho); null: theirs",
+    ),
+]
+BOUND_FIELDS = ("sigma_min", "sigma_max", "rho")
+"""The request's schedule bounds (the schedules that span a range, and those with a rho)."""
 """The request's sigma churn settings (Euler, Heun and DPM2 take them)."""
 ClipSkip = Annotated[int, Meta(ge=1, le=12)]
 Fraction = Annotated[float, Meta(ge=0, le=1)]
@@ -272,6 +293,9 @@ class GenerateRequest(Schema):
     batch_size: BatchSize = 1
     sampler: SamplerId | None = None
     schedule: ScheduleName | None = None
+    sigma_min: ScheduleSigma | None = None
+    sigma_max: ScheduleSigma | None = None
+    rho: ScheduleRho | None = None
     eta: (
         Annotated[
             float,
@@ -345,6 +369,9 @@ class ResolvedPlan(Schema, kw_only=True):
     batch_size: int = 1
     sampler: str
     schedule: str = "default"
+    sigma_min: float | None = None
+    sigma_max: float | None = None
+    rho: float | None = None
     eta: float | None = None
     s_churn: float = 0.0
     s_tmin: float = 0.0

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from impasto.wire import CHURN_FIELDS
+from impasto.wire import BOUND_FIELDS, CHURN_FIELDS
 from impasto.worker.protocol import RunJob
 
 
@@ -66,7 +66,7 @@ def build_params(job: RunJob) -> Any:
         sampler=plan.sampler,
         schedule=plan.schedule,  # type: ignore[arg-type]
         eta=plan.eta,
-        **{name: getattr(plan, name) for name in CHURN_FIELDS},
+        **{name: getattr(plan, name) for name in (*CHURN_FIELDS, *BOUND_FIELDS)},
         strength=plan.strength,
         noise_multiplier=plan.noise_multiplier,
         preview_every=job.preview_every,

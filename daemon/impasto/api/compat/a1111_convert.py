@@ -10,6 +10,7 @@ from PIL import Image, ImageFilter, ImageOps
 
 from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.a1111_settings import (
+    bound_values,
     checkpoint_setting,
     churn_for,
     churn_values,
@@ -231,6 +232,7 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "schedule": schedule,
             "eta": eta_setting(services, req, model, sampler),
             **churn_for(churn_values(services, req), samplers),
+            **bound_values(services, req),
             "strength": strength,
             "noise_multiplier": noise_multiplier_setting(services, req),
             "hires": hires,
@@ -244,6 +246,7 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             **_inpaint_options(req),
         }
     )
+    base = services.jobs.resolver.without_unused_bounds(base)
     images: dict[str, str] = {}
     if isinstance(req, Img2ImgRequest):
         width, height = base.width, base.height

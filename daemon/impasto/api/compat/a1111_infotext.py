@@ -19,13 +19,14 @@ from impasto.api.compat.a1111_settings import (
     CLIP_SKIP_OPTION,
     ENSD_OPTION,
     NOISE_MULTIPLIER_OPTION,
+    checked_bound,
     checked_churn,
     checked_clip_skip,
     checked_noise_seed_delta,
 )
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.lenient import lenient_convert
-from impasto.formats.png import CHURN_LABELS, IMAGE_SIZE, parse_a1111_parameters
+from impasto.formats.png import BOUND_LABELS, CHURN_LABELS, IMAGE_SIZE, parse_a1111_parameters
 from impasto.services.compat import compat_state, resolve_checkpoint
 from impasto.services.container import Services
 
@@ -131,6 +132,14 @@ def _checked(schema: type[Txt2ImgRequest], label: str, field: str, value: Any) -
     return getattr(converted, field)
 
 
+def _number(label: str, value: Any) -> float:
+    """A label's value as a number, or a 422 naming the label."""
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        raise CompatError(422, f"{label}: {value!r}: must be a number", FIELD) from None
+
+
 def _fields(labels: dict[str, Any], is_img2img: bool) -> dict[str, Any]:
     """The request fields ``labels`` give, before the request's own are laid over them."""
     schema = Img2ImgRequest if is_img2img else Txt2ImgRequest
@@ -151,8 +160,8 @@ def _fields(labels: dict[str, Any], is_img2img: bool) -> dict[str, Any]:
 
 def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
     """``override_settings`` entries the text gives: Clip skip, Eta, Eta DDIM, Noise multiplier,
-    the sigma churn settings, ENSD, RNG, the decoder, and the model when the
-    ``disable_weights_auto_swap`` option is off (A1111's default keeps it)."""
+    the sigma churn settings, the schedule's bounds, ENSD, RNG, the decoder, and the model when
+    the ``disable_weights_auto_swap`` option is off (A1111's default keeps it)."""
     settings: dict[str, Any] = {}
     if "Clip skip" in labels:
         text = str(labels["Clip skip"])
@@ -174,6 +183,10 @@ def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
         if label in labels:
             value = _checked(Txt2ImgRequest, label, name, labels[label])
             settings[name] = checked_churn(name, value, f"{FIELD} ({label})")
+    for name, label in BOUND_LABELS.items():  # A1111's options of the same names
+        if label in labels:
+            value = _number(label, labels[label])
+            settings[name] = checked_bound(name, value, f"{FIELD} ({label})")
     if "RNG" in labels:
         settings["randn_source"] = str(labels["RNG"])
     if labels.get("VAE Decoder") in ("Full", "TAESD"):

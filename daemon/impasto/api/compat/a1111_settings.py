@@ -14,7 +14,7 @@ from impasto.engine.schedulers import churn_samplers, eta_default
 from impasto.services import compat_assets
 from impasto.services.compat import compat_state, current_checkpoint, resolve_checkpoint
 from impasto.services.container import Services
-from impasto.wire import CHURN_FIELDS, CHURN_OFF, LIMITS
+from impasto.wire import BOUND_FIELDS, CHURN_FIELDS, CHURN_OFF, LIMITS
 
 log = logging.getLogger("impasto.api.compat")
 
@@ -203,6 +203,25 @@ def churn_for(values: dict[str, float | None], samplers: list[str]) -> dict[str,
     return dict(CHURN_OFF)
 
 
+def checked_bound(name: str, value: object, field: str) -> float | None:
+    """An A1111 schedule option (``sigma_min``, ``sigma_max``, ``rho``: the native fields'
+    names) in the native range; A1111's 0 is the schedule's own (None)."""
+    if value == 0 and not isinstance(value, bool):
+        return None
+    return _checked_number(value, field, name)
+
+
+def bound_values(services: Services, req: Txt2ImgRequest) -> dict[str, float | None]:
+    """A1111's schedule options for this request, whatever its schedule: each from its
+    ``override_settings``, else the option set with ``POST /options`` (the plan keeps them
+    where the request's schedules take them, as A1111 passes them)."""
+    options = _options(services, req)
+    return {
+        name: checked_bound(name, options.get(name, 0), _option_field(req, name))
+        for name in BOUND_FIELDS
+    }
+
+
 def rng_setting(services: Services, req: Txt2ImgRequest) -> str:
     """A1111's ``randn_source`` (override, else the set option): "CPU" is torch's CPU generator,
     which Impasto reproduces; "GPU" and "NV" (CUDA's Philox) run on Impasto's own noise."""
@@ -250,12 +269,17 @@ def _churn_check(name: str) -> Callable[[Services, object, str], object]:
     return lambda _, value, field: checked_churn(name, value, field)
 
 
+def _bound_check(name: str) -> Callable[[Services, object, str], object]:
+    return lambda _, value, field: checked_bound(name, value, field)
+
+
 OPTION_CHECKS: dict[str, Callable[[Services, object, str], object]] = {
     CLIP_SKIP_OPTION: lambda _, value, field: checked_clip_skip(value, field),
     "eta_ancestral": lambda _, value, field: checked_eta(value, field),
     "eta_ddim": lambda _, value, field: checked_eta(value, field),
     NOISE_MULTIPLIER_OPTION: lambda _, value, field: checked_noise_multiplier(value, field),
     **{name: _churn_check(name) for name in CHURN_FIELDS},
+    **{name: _bound_check(name) for name in BOUND_FIELDS},
     ENSD_OPTION: lambda _, value, field: checked_noise_seed_delta(value, field),
     "sd_vae": checked_vae,
 }

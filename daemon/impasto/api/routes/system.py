@@ -54,7 +54,13 @@ class SystemController(Controller):
     @get("/schedules", summary="Sigma schedules: ids for requests, labels, A1111 names")
     async def schedules(self) -> list[ScheduleInfo]:
         return [
-            ScheduleInfo(id=spec.id, name=spec.label, a1111_name=spec.a1111_name)
+            ScheduleInfo(
+                id=spec.id,
+                name=spec.label,
+                a1111_name=spec.a1111_name,
+                sigma_range=spec.sigma_range,
+                rho=spec.rho if spec.rho > 0 else None,
+            )
             for spec in SCHEDULE_SPECS.values()
         ]
 

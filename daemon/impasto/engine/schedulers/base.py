@@ -31,12 +31,25 @@ class SchedulerConfig:
     set_alpha_to_one: bool = False
     clip_sample: bool = False
     rescale_betas_zero_snr: bool = False
+    sigma_min: float | None = None
+    """A request's lowest sigma for the schedules that span a range (``SIGMA_RANGE_SCHEDULES``:
+    Karras, exponential...) instead of their own; None keeps theirs. Like ``sigma_max`` and
+    ``rho``, a run's setting (A1111's schedule options), never read from a model folder."""
+    sigma_max: float | None = None
+    """A request's highest sigma for those schedules instead of their own; None keeps theirs."""
+    rho: float | None = None
+    """A request's rho for Karras (7) and polyexponential (1) instead of theirs."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SchedulerConfig:
-        """Build from a diffusers scheduler config, ignoring keys samplers do not use."""
-        names = {f.name for f in fields(cls)}
+        """Build from a diffusers scheduler config, ignoring keys samplers do not use (and the
+        run's schedule bounds, which a model's config does not set here)."""
+        names = {f.name for f in fields(cls)} - set(RUN_BOUNDS)
         return cls(**{k: v for k, v in data.items() if k in names and v is not None})
+
+
+RUN_BOUNDS = ("sigma_min", "sigma_max", "rho")
+"""The ``SchedulerConfig`` fields a run sets, not a model: a schedule's ends and curvature."""
 
 
 class Scheduler(Protocol):

@@ -29,6 +29,7 @@ from .lcm import LCMSampler
 from .lms import LMSSampler
 from .pndm import PNDMSampler
 from .restart import RestartSampler
+from .schedules import SCHEDULE_RHO, SIGMA_RANGE_SCHEDULES
 from .unipc import UniPCSampler
 
 DEFAULT_SAMPLER = "euler_a"
@@ -66,14 +67,24 @@ class SamplerSpec:
 
 @dataclass(frozen=True)
 class ScheduleSpec:
-    """One sigma schedule with its A1111 scheduler name, label and default rho."""
+    """One sigma schedule with its A1111 scheduler name and label."""
 
     id: str
     a1111_name: str
     label: str
-    rho: float = -1.0
     reference: str = ""
     """Where its formula comes from and what the tests compare it with."""
+
+    @property
+    def rho(self) -> float:
+        """Its default rho, which a run may change; -1 where it has none (A1111's
+        ``default_rho``)."""
+        return SCHEDULE_RHO.get(self.id, -1.0)
+
+    @property
+    def sigma_range(self) -> bool:
+        """Whether a run may move its top and lowest sigmas (``sigma_max``, ``sigma_min``)."""
+        return self.id in SIGMA_RANGE_SCHEDULES
 
 
 SAMPLER_SPECS: dict[str, SamplerSpec] = {
@@ -232,36 +243,33 @@ SCHEDULE_SPECS: dict[str, ScheduleSpec] = {
         ScheduleSpec(
             "default", "default", "Default", reference="the model's own (diffusers) spacing"
         ),
-        ScheduleSpec("karras", "karras", "Karras", 7.0, "diffusers use_karras_sigmas"),
-        ScheduleSpec("exponential", "exponential", "Exponential", -1.0, "diffusers"),
-        ScheduleSpec("uniform", "uniform", "Uniform", -1.0, "k-diffusion get_sigmas"),
+        ScheduleSpec("karras", "karras", "Karras", "diffusers use_karras_sigmas"),
+        ScheduleSpec("exponential", "exponential", "Exponential", "diffusers"),
+        ScheduleSpec("uniform", "uniform", "Uniform", "k-diffusion get_sigmas"),
         ScheduleSpec(
             "polyexponential",
             "polyexponential",
             "Polyexponential",
-            1.0,
             "k-diffusion get_sigmas_polyexponential",
         ),
-        ScheduleSpec("sgm_uniform", "sgm_uniform", "SGM Uniform", -1.0, "A1111 / ComfyUI"),
-        ScheduleSpec("kl_optimal", "kl_optimal", "KL Optimal", -1.0, "A1111 (arctan steps)"),
+        ScheduleSpec("sgm_uniform", "sgm_uniform", "SGM Uniform", "A1111 / ComfyUI"),
+        ScheduleSpec("kl_optimal", "kl_optimal", "KL Optimal", "A1111 (arctan steps)"),
         ScheduleSpec(
             "align_your_steps",
             "align_your_steps",
             "Align Your Steps",
-            -1.0,
             "NVIDIA's SD 1.5 table (diffusers AysSchedules), A1111 resampling",
         ),
         ScheduleSpec(
             "align_your_steps_sdxl",
             "align_your_steps_sdxl",
             "Align Your Steps SDXL",
-            -1.0,
             "NVIDIA's SDXL table (diffusers AysSchedules), A1111 resampling",
         ),
-        ScheduleSpec("simple", "simple", "Simple", -1.0, "ComfyUI"),
-        ScheduleSpec("normal", "normal", "Normal", -1.0, "ComfyUI / A1111 (k-diffusion t)"),
-        ScheduleSpec("ddim_uniform", "ddim", "DDIM", -1.0, "ComfyUI ddim_uniform"),
-        ScheduleSpec("beta", "beta", "Beta", -1.0, "ComfyUI beta (scipy beta.ppf)"),
+        ScheduleSpec("simple", "simple", "Simple", "ComfyUI"),
+        ScheduleSpec("normal", "normal", "Normal", "ComfyUI / A1111 (k-diffusion t)"),
+        ScheduleSpec("ddim_uniform", "ddim", "DDIM", "ComfyUI ddim_uniform"),
+        ScheduleSpec("beta", "beta", "Beta", "ComfyUI beta (scipy beta.ppf)"),
     )
 }
 

@@ -13,12 +13,12 @@ import numpy as np
 from impasto.wire import SCHEDULE_NAMES
 
 from .base import SchedulerConfig
-from .schedules import NAMED_SCHEDULES
+from .schedules import NAMED_SCHEDULES, SCHEDULE_RHO, bounds_for, sigma_to_t
 
 SCHEDULES = SCHEDULE_NAMES
 """Sigma-schedule options of the sigma-based samplers: the request schema's list."""
 
-KARRAS_RHO = 7.0
+KARRAS_RHO = SCHEDULE_RHO["karras"]
 
 # A zero terminal SNR makes sigma infinite; diffusers' sigma samplers clamp it to this.
 ZERO_SNR_ALPHA_CUMPROD = 2.0**-24
@@ -108,21 +108,13 @@ def spaced_timesteps(
     raise ValueError(f"unknown timestep_spacing {spacing!r}; use leading, trailing or linspace")
 
 
-def sigma_to_t(sigmas: np.ndarray, log_sigmas: np.ndarray) -> np.ndarray:
-    """Fractional training timesteps of ``sigmas``, interpolating in log-sigma."""
-    log_sigma = np.log(np.maximum(sigmas, 1e-10))
-    dists = log_sigma - log_sigmas[:, np.newaxis]
-    low = np.cumsum(dists >= 0, axis=0).argmax(axis=0).clip(max=log_sigmas.shape[0] - 2)
-    high = low + 1
-    w = np.clip((log_sigmas[low] - log_sigma) / (log_sigmas[low] - log_sigmas[high]), 0, 1)
-    return (1 - w) * low + w * high
-
-
-def karras_sigmas(sigma_min: float, sigma_max: float, steps: int) -> np.ndarray:
+def karras_sigmas(
+    sigma_min: float, sigma_max: float, steps: int, rho: float = KARRAS_RHO
+) -> np.ndarray:
     """The Karras et al. (2022) schedule from ``sigma_max`` down to ``sigma_min``."""
     ramp = np.linspace(0, 1, steps)
-    lo, hi = sigma_min ** (1 / KARRAS_RHO), sigma_max ** (1 / KARRAS_RHO)
-    return (hi + ramp * (lo - hi)) ** KARRAS_RHO
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    return (hi + ramp * (lo - hi)) ** rho
 
 
 def exponential_sigmas(sigma_min: float, sigma_max: float, steps: int) -> np.ndarray:
@@ -131,14 +123,21 @@ def exponential_sigmas(sigma_min: float, sigma_max: float, steps: int) -> np.nda
 
 
 def reshape_sigmas(
-    schedule: str, sigmas: np.ndarray, log_train: np.ndarray, steps: int
+    schedule: str,
+    sigmas: np.ndarray,
+    log_train: np.ndarray,
+    steps: int,
+    config: SchedulerConfig | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Karras or exponential sigmas spanning ``sigmas``, with their timesteps; None for default."""
+    """Karras or exponential sigmas spanning ``sigmas`` (or the run's ``config.sigma_min`` and
+    ``sigma_max`` where set), with their timesteps; None for default."""
     if schedule == "default":
         return None
-    lo, hi = float(sigmas[-1]), float(sigmas[0])
+    bounds = bounds_for(schedule, config.sigma_min, config.sigma_max, config.rho) if config else {}
+    lo = bounds.get("sigma_min", float(sigmas[-1]))
+    hi = bounds.get("sigma_max", float(sigmas[0]))
     if schedule == "karras":
-        out = karras_sigmas(lo, hi, steps)
+        out = karras_sigmas(lo, hi, steps, bounds.get("rho", KARRAS_RHO))
     elif schedule == "exponential":
         out = exponential_sigmas(lo, hi, steps)
     else:
@@ -153,10 +152,10 @@ def k_schedule(
     ac = alphas_cumprod(config)
     train = train_sigmas(ac)
     if schedule in NAMED_SCHEDULES:
-        return (*named_schedule(schedule, train, steps), ac)
+        return (*named_schedule(schedule, train, steps, config), ac)
     timesteps = spaced_timesteps(config, steps)
     sigmas = np.interp(timesteps, np.arange(len(train)), train)
-    reshaped = reshape_sigmas(schedule, sigmas, np.log(train), steps)
+    reshaped = reshape_sigmas(schedule, sigmas, np.log(train), steps, config)
     if reshaped is not None:
         sigmas, timesteps = reshaped
     sigmas = np.append(sigmas, 0.0).astype(np.float32).astype(np.float64)
@@ -175,12 +174,12 @@ def solver_schedule(
     ac = alphas_cumprod(config)
     train = train_sigmas(ac)
     if schedule in NAMED_SCHEDULES:
-        return (*named_schedule(schedule, train, steps), ac)
+        return (*named_schedule(schedule, train, steps, config), ac)
     timesteps = spaced_timesteps(config, steps, solver=True)
     if schedule == "default":
         sigmas = np.interp(timesteps, np.arange(len(train)), train)
     else:
-        reshaped = reshape_sigmas(schedule, train[::-1], np.log(train), steps)
+        reshaped = reshape_sigmas(schedule, train[::-1], np.log(train), steps, config)
         assert reshaped is not None
         sigmas, timesteps = reshaped
         cosine = config.beta_schedule == "squaredcos_cap_v2"
@@ -191,9 +190,13 @@ def solver_schedule(
     return timesteps.astype(np.float64), sigmas, ac
 
 
-def named_schedule(schedule: str, train: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Timesteps and sigmas of an A1111/ComfyUI schedule; timesteps are fractional."""
-    sigmas = NAMED_SCHEDULES[schedule](train.astype(np.float64), steps)
+def named_schedule(
+    schedule: str, train: np.ndarray, steps: int, config: SchedulerConfig | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Timesteps and sigmas of an A1111/ComfyUI schedule, with what it takes of the run's
+    bounds in ``config``; timesteps are fractional."""
+    bounds = bounds_for(schedule, config.sigma_min, config.sigma_max, config.rho) if config else {}
+    sigmas = NAMED_SCHEDULES[schedule](train.astype(np.float64), steps, **bounds)
     sigmas = sigmas.astype(np.float32).astype(np.float64)
     return sigma_to_t(sigmas[:-1], np.log(train)), sigmas
 

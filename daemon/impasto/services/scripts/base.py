@@ -90,6 +90,9 @@ class ScriptContext:
     # A1111's sigma churn settings for the request, whatever its sampler: what a sampler
     # that takes churn, picked by an axis, runs with.
     churn: dict[str, Any] = field(default_factory=dict)
+    # A1111's schedule options (sigma min/max, rho) for the request, whatever its schedule:
+    # what a schedule that takes them, picked by an axis, runs with.
+    bounds: dict[str, Any] = field(default_factory=dict)
 
     @property
     def base(self) -> GenerateRequest:

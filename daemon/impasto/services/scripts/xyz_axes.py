@@ -172,6 +172,20 @@ def _churn(name: str, label: str) -> Apply:
     return apply
 
 
+def _bound(name: str, label: str) -> Apply:
+    """A1111's Schedule min sigma/max sigma/rho axes: the schedule's bound where the cell's
+    schedule takes it (the plot drops it elsewhere, as A1111 ignores it); 0 is the schedule's
+    own, as A1111 reads it."""
+
+    def apply(
+        ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
+    ) -> GenerateRequest:
+        number = None if float(value) == 0 else _in_range(label, name, value)
+        return msgspec.structs.replace(req, **{name: number})
+
+    return apply
+
+
 def _eta(ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]) -> GenerateRequest:
     """A1111's Eta axis: the sampler's fresh noise per step, where the sampler adds any."""
     eta = _in_range("Eta", "eta", value)
@@ -310,9 +324,9 @@ AXES: tuple[Axis, ...] = (
     Axis("Sigma max", "float", _churn("s_tmax", "Sigma max"), late=True),
     Axis("Sigma noise", "float", _churn("s_noise", "Sigma noise"), late=True),
     Axis("Schedule type", "str", _schedule, choices=_schedules, late=True),
-    Axis("Schedule min sigma", "float", None),
-    Axis("Schedule max sigma", "float", None),
-    Axis("Schedule rho", "float", None),
+    Axis("Schedule min sigma", "float", _bound("sigma_min", "Schedule min sigma")),
+    Axis("Schedule max sigma", "float", _bound("sigma_max", "Schedule max sigma")),
+    Axis("Schedule rho", "float", _bound("rho", "Schedule rho")),
     Axis("Eta", "float", _eta, late=True),
     Axis("Clip skip", "int", _field("clip_skip")),
     Axis("Denoising", "float", _denoising),
