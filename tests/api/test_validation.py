@@ -469,6 +469,32 @@ def test_schedule_bounds_are_for_the_schedules_that_take_them_and_fit_the_model(
     assert services.jobs.store.count_queued() == 0
 
 
+def test_skipping_the_negative_pass_needs_cfg_and_no_deepcache(
+    api: TestClient, services: Services
+) -> None:
+    skip = {"s_min_uncond": 1.5, "s_min_uncond_all": True, "skip_early_cond": 0.25}
+    planned = api.post("/api/v1/generate/plan", json={**VALID, "cfg_scale": 5, **skip})
+    assert planned.status_code in (200, 201), planned.text
+    assert {name: planned.json()[name] for name in skip} == skip
+    # A hires pass with guidance is enough.
+    hires = {"width": 128, "height": 128, "cfg_scale": 4}
+    body = {**VALID, "cfg_scale": 1, "skip_early_cond": 0.2, "hires": hires}
+    assert api.post("/api/v1/generate/plan", json=body).status_code in (200, 201)
+    for body, field, words in (
+        ({**VALID, "cfg_scale": 1, "s_min_uncond": 2}, "s_min_uncond", "cfg_scale 1"),
+        ({**VALID, "cfg_scale": 0, "skip_early_cond": 0.5}, "skip_early_cond", "above 1"),
+        ({**VALID, "cfg_scale": 5, "s_min_uncond_all": True}, "s_min_uncond_all", "s_min_uncond"),
+        ({**VALID, "s_min_uncond": 16}, "s_min_uncond", "0 and 15"),
+        ({**VALID, "skip_early_cond": 1.5}, "skip_early_cond", "0 and 1"),
+        ({**VALID, "s_min_uncond": 1, "cache_interval": 3}, "s_min_uncond", "DeepCache"),
+    ):
+        refused = api.post("/api/v1/generate", json=body)
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["errors"][0]
+        assert error["field"] == field and words in error["message"], error
+    assert services.jobs.store.count_queued() == 0
+
+
 def test_unsupported_schedule_for_sampler(api: TestClient) -> None:
     response = api.post("/api/v1/generate", json={**VALID, "sampler": "ddim", "schedule": "karras"})
     assert response.status_code == 422

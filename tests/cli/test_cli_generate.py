@@ -228,6 +228,19 @@ def test_schedule_bound_flags_become_request_fields(tmp_path: Path) -> None:
     assert bounds == {"schedule": "karras", "sigma_min": 0.1, "sigma_max": 9.0, "rho": 5.0}
 
 
+def test_negative_pass_skip_flags_become_request_fields(tmp_path: Path) -> None:
+    daemon = CliDaemon(batch=1)
+    argv = ["generate", "x", "--s-min-uncond", "1.5", "--s-min-uncond-all"]
+    argv += ["--skip-early-cond", "0.2", "-o", str(tmp_path)]
+    assert main(argv, connect=daemon.client) == 0
+    body = json.loads(daemon.requests[0].content)
+    skip = {key: body[key] for key in ("s_min_uncond", "s_min_uncond_all", "skip_early_cond")}
+    assert skip == {"s_min_uncond": 1.5, "s_min_uncond_all": True, "skip_early_cond": 0.2}
+    plain = CliDaemon(batch=1)
+    assert main(["generate", "x", "-o", str(tmp_path)], connect=plain.client) == 0
+    assert "s_min_uncond_all" not in json.loads(plain.requests[0].content)
+
+
 def test_a_bad_hires_size_is_refused_before_submitting(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -1049,6 +1049,61 @@ def test_schedule_bounds_from_options_and_infotext_only_for_the_schedules_with_t
     assert http.get("/sdapi/v1/options").json() == before
 
 
+def test_negative_guidance_minimum_sigma_from_request_options_and_infotext(
+    http: httpx.Client,
+) -> None:
+    """A1111's s_min_uncond (its request field, else override_settings, else the option) and
+    the s_min_uncond_all and skip_early_cond options: kept where the run has a negative pass
+    (CFG above 1), dropped elsewhere as they change nothing; written NGMS, NGMS all steps,
+    Skip Early CFG; an infotext's labels set them; out of range is a 422 where it is set."""
+    body = {"prompt": "ngms a kite", "seed": 4, "steps": 3, "width": 64, "height": 64}
+    body["cfg_scale"] = 5
+    before = http.get("/sdapi/v1/options").json()
+    names = ("s_min_uncond", "s_min_uncond_all", "skip_early_cond")
+    cases = [
+        ({}, (0.0, False, 0.0), {}),
+        ({"s_min_uncond": 1.5}, (1.5, False, 0.0), {"NGMS": "1.5"}),
+        (
+            {"override_settings": {"s_min_uncond": 2, "s_min_uncond_all": True}},
+            (2.0, True, 0.0),
+            {"NGMS": "2", "NGMS all steps": "True"},
+        ),
+        ({"cfg_scale": 1, "s_min_uncond": 1.5}, (0.0, False, 0.0), {}),
+        (
+            {"infotext": "x\nSteps: 3, NGMS: 0.5, Skip Early CFG: 0.25"},
+            (0.5, False, 0.25),
+            {"NGMS": "0.5", "Skip Early CFG": "0.25"},
+        ),
+    ]
+    for fields, expected, labels in cases:
+        answer = http.post("/sdapi/v1/txt2img", json={**body, **fields})
+        assert answer.status_code == 200, (fields, answer.text)
+        plan = _latest_plan(http, "ngms")
+        assert tuple(plan[name] for name in names) == expected, fields
+        written = parse_a1111_parameters(_image(answer.json()["images"][0]).info["parameters"])
+        found = {k: v for k, v in written["extra"].items() if k in ("NGMS", "NGMS all steps")}
+        found.update({k: v for k, v in written["extra"].items() if k == "Skip Early CFG"})
+        assert found == labels, (fields, written)
+    try:
+        options = {"s_min_uncond": 0.7, "skip_early_cond": 0.1}
+        assert http.post("/sdapi/v1/options", json=options).is_success
+        assert http.post("/sdapi/v1/txt2img", json=body).is_success
+        plan = _latest_plan(http, "ngms")
+        assert (plan["s_min_uncond"], plan["skip_early_cond"]) == (0.7, 0.1)
+    finally:
+        http.post("/sdapi/v1/options", json={"s_min_uncond": 0.0, "skip_early_cond": 0.0})
+    for fields, where, words in (
+        ({"s_min_uncond": 16}, "s_min_uncond", "15"),
+        ({"override_settings": {"skip_early_cond": 2}}, "override_settings.skip_early_cond", "1"),
+    ):
+        refused = http.post("/sdapi/v1/txt2img", json={**body, **fields})
+        assert refused.status_code == 422 and words in refused.text, refused.text
+        assert where in json.dumps(refused.json()["detail"][0]["loc"]), refused.text
+    refused = http.post("/sdapi/v1/options", json={"s_min_uncond_all": "yes"})
+    assert refused.status_code == 422 and "true or false" in refused.text, refused.text
+    assert http.get("/sdapi/v1/options").json() == before
+
+
 def test_ensd_from_the_options_and_infotext_changes_the_per_step_noise(http: httpx.Client) -> None:
     """A1111's "Eta noise seed delta": from ``override_settings``, else ``POST /options``, else
     an infotext's ``ENSD``; written as ``ENSD`` where the sampler draws noise per step (Euler

@@ -23,7 +23,7 @@ SIZE = {"width": 64, "height": 64}
 # txt2img axis indexes, as A1111 counts them (img2img-only types left out).
 NOTHING, SEED, STEPS, CFG, PROMPT_SR, SAMPLER, CHECKPOINT, SCHEDULE = 0, 1, 4, 6, 7, 9, 11, 17
 NEGATIVE_GUIDANCE, CHURN, SIGMA_MAX, SIGMA_NOISE, ETA, VAE = 12, 13, 15, 16, 21, 27
-SCHEDULE_MIN_SIGMA, SCHEDULE_RHO = 18, 20
+SCHEDULE_MIN_SIGMA, SCHEDULE_RHO, EXTRA_NOISE = 18, 20, 25
 
 
 def xyz_args(
@@ -345,6 +345,24 @@ def test_xyz_schedule_axes_set_the_bounds_where_the_schedule_takes_them(
     assert bounds == [(None, None), (None, 9.0), (None, None), (0.5, 9.0)]
 
 
+def test_xyz_negative_guidance_axis_skips_the_negative_pass_where_there_is_one(
+    http: httpx.Client,
+) -> None:
+    """Negative Guidance minimum sigma on X, CFG Scale on Y: at CFG 5 the sigma is used (the
+    PNG says NGMS, and the picture changes); at CFG 1 there is no negative pass to skip, so the
+    cell runs without it, as it changes nothing there."""
+    body = {"prompt": "a kite", "seed": 3, "steps": 3, **SIZE, "script_name": "x/y/z plot"}
+    args = xyz_args((NEGATIVE_GUIDANCE, "0, 15", []), (CFG, "1, 5", []))
+    response = http.post("/sdapi/v1/txt2img", json={**body, "script_args": args})
+    assert response.status_code == 200, response.text
+    planned = [(job["plan"]["cfg_scale"], job["plan"]["s_min_uncond"]) for job in history(http, 4)]
+    assert planned == [(1.0, 0.0), (1.0, 0.0), (5.0, 0.0), (5.0, 15.0)]
+    _, *cells = response.json()["images"]
+    written = [embedded(_png(cell))["extra"].get("NGMS") for cell in cells]
+    assert written == [None, None, None, "15"]
+    assert cells[2] != cells[3]  # half the calls ran unguided
+
+
 def test_xyz_noise_multiplier_axis_sets_img2imgs_and_leaves_txt2img_alone(
     http: httpx.Client,
 ) -> None:
@@ -429,7 +447,7 @@ def test_xyz_mistakes_answer_422_naming_script_args_and_queue_nothing(
     before = len(http.get("/api/v1/history/", params={"limit": 200}).json()["items"])
     cases = [
         (xyz_args((SAMPLER, "", ["Euler", "No Such Sampler"])), "No Such Sampler"),
-        (xyz_args((NEGATIVE_GUIDANCE, "0.1,0.2", [])), "not supported"),
+        (xyz_args((EXTRA_NOISE, "0.1,0.2", [])), "not supported"),
         (xyz_args((CHURN, "0.1,200", [])), "Sigma Churn 200"),
         (xyz_args((ETA, "0.5,1.5", [])), "Eta 1.5"),
         (xyz_args((STEPS, "1, 900", [])), "steps"),

@@ -74,12 +74,12 @@ class RecordingGuidance:
     scale: float = SCALE
     scales: list[float] = field(default_factory=list)
 
-    def predict(self, sample: np.ndarray, t: float) -> np.ndarray:
+    def predict(self, sample: np.ndarray, t: float, skip_uncond: bool = False) -> np.ndarray:
         self.scales.append(self.scale)
         return fake_unet(sample, t)
 
     def predict_with_uncond(
-        self, sample: np.ndarray, t: float, scale: float
+        self, sample: np.ndarray, t: float, scale: float, skip_uncond: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         self.scales.append(scale)
         return fake_unet(sample, t), uncond_unet(sample, t)

@@ -12,6 +12,7 @@ step given A1111's CFG++ direction, on the same parts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -49,21 +50,50 @@ def reference_parts() -> tuple[torch.Tensor, Any, ort.InferenceSession]:
     return embeds, alphas, unet
 
 
-def guided_denoiser(embeds: torch.Tensor, alphas: torch.Tensor, unet: Any) -> Any:
-    """A1111's CFG denoiser: uncond + CFG * (cond - uncond) of k-diffusion's denoised."""
+@dataclass(frozen=True)
+class A1111Skip:
+    """A1111's CFGDenoiser leaves the negative pass out of call ``step`` (counted from 0 over
+    ``calls``) when ``step / calls <= early`` (early above 0), or when the call's sigma is
+    below ``min_sigma`` on an odd call (any call with ``every``)."""
+
+    min_sigma: float = 0.0
+    every: bool = False
+    early: float = 0.0
+    calls: int = 1
+
+
+def guided_denoiser(
+    embeds: torch.Tensor, alphas: torch.Tensor, unet: Any, skip: A1111Skip | None = None
+) -> Any:
+    """A1111's CFG denoiser: uncond + CFG * (cond - uncond) of k-diffusion's denoised; with
+    ``skip``, its calls without the negative pass give the prompt's denoised as it is."""
     _, external = kdiffusion_oracle.load()
 
     def eps(scaled: torch.Tensor, t: torch.Tensor, **_: Any) -> torch.Tensor:
         feeds = {
             "sample": scaled.float().numpy(),
             "timestep": np.array(float(t.reshape(-1)[0]), dtype=np.float32),
-            "encoder_hidden_states": embeds.numpy(),
+            # [uncond, cond], or the prompt's alone for a call without the negative pass
+            "encoder_hidden_states": embeds[-scaled.shape[0] :].numpy(),
         }
         return torch.from_numpy(unet.run(None, feeds)[0]).to(scaled.dtype)
 
     model = external.DiscreteEpsDDPMDenoiser(eps, alphas, quantize=False)
+    step = [0]
+
+    def skips(sigma: float) -> bool:
+        if skip is None:
+            return False
+        if skip.early and step[0] / skip.calls <= skip.early:
+            return True
+        odd = bool(step[0] % 2) or skip.every
+        return odd and skip.min_sigma > 0 and sigma < skip.min_sigma
 
     def denoise(x: torch.Tensor, sigma: torch.Tensor, **_: Any) -> torch.Tensor:
+        skipped = skips(float(sigma.reshape(-1)[0]))
+        step[0] += 1
+        if skipped:
+            return model(x, sigma.reshape(1))
         both = model(torch.cat([x, x]), torch.cat([sigma.reshape(1)] * 2))
         uncond, cond = both.chunk(2)
         return uncond + CFG * (cond - uncond)
@@ -265,3 +295,39 @@ def test_sigma_bounds_the_model_cannot_take_are_refused_before_the_run(
     with pytest.raises(InvalidRequestError) as refused:
         pipe.denoise(small(sampler="euler", schedule="karras", steps=STEPS, sigma_min=30.0))
     assert refused.value.field == "sigma_min" and "top sigma" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "skip",
+    # DPM2's 6 steps are 11 calls: early 3/11 takes calls 0 to 3, the last one on the bound.
+    [A1111Skip(min_sigma=3.0), A1111Skip(min_sigma=1.5, every=True), A1111Skip(early=3 / 11)],
+    ids=["alternate-below-3", "every-call-below-1.5", "early-3-of-11"],
+)
+def test_skipping_the_negative_pass_matches_a1111s_cfg_denoiser(
+    pipe: StableDiffusion, reference_parts: Any, skip: A1111Skip, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A1111's "Negative Guidance minimum sigma" (all steps or every other) and "Ignore negative
+    # prompt during early sampling": the calls it picks run the prompt's pass alone, unguided.
+    sampling, _ = kdiffusion_oracle.load()
+    start = _noise()
+    RecordedNoise(monkeypatch)
+    fields = {
+        "s_min_uncond": skip.min_sigma,
+        "s_min_uncond_all": skip.every,
+        "skip_early_cond": skip.early,
+    }
+    before = pipe.unet.calls
+    ours = pipe.denoise(small(sampler="dpm_2", steps=STEPS, **fields), latents=start).latents
+    calls = pipe.unet.calls - before
+    sched = create_scheduler("dpm_2", _folder_config())
+    sched.set_timesteps(STEPS)
+    sigmas = torch.from_numpy(np.asarray(sched.step_sigmas, dtype=np.float32))
+    model = guided_denoiser(*reference_parts, replace(skip, calls=len(sched.timesteps)))
+    with torch.no_grad():
+        theirs = sampling.sample_dpm_2(
+            model, torch.from_numpy(start) * sigmas[0], sigmas, disable=True
+        ).numpy()
+    assert close(ours, theirs), np.abs(ours - theirs).max() / np.abs(theirs).max()
+    guided = pipe.denoise(small(sampler="dpm_2", steps=STEPS), latents=start).latents
+    assert not close(guided, theirs)
+    assert calls == len(sched.timesteps)  # one UNet run a call, half the batch when skipping

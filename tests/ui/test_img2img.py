@@ -137,3 +137,23 @@ def test_schedule_bounds_go_only_with_a_schedule_that_takes_them(
     page.select_option("#schedule", "uniform")
     for name in ("sigma_min", "sigma_max", "rho"):
         expect(page.locator(f"#{name}")).to_be_disabled()
+
+
+def test_negative_guidance_settings_are_sent(page: Page, impasto_daemon: Any) -> None:
+    """The Advanced card's negative guidance minimum sigma, its every-step box and the early
+    skip reach the request; the box goes only with a sigma above 0 (the API would refuse it)."""
+    open_ui(page)
+    fill_form(page, prompt="skipped kite", **QUICK)
+    page.click("#advanced-card > summary")
+    fill_form(page, cfg_scale="5", s_min_uncond="1.5", skip_early_cond="0.2")
+    page.check("#s_min_uncond_all")
+    page.click("#submit")
+    job = finished_job(page, impasto_daemon)
+    skip = {name: job["request"][name] for name in ("s_min_uncond", "s_min_uncond_all")}
+    assert skip == {"s_min_uncond": 1.5, "s_min_uncond_all": True}
+    assert job["request"]["skip_early_cond"] == 0.2
+    fill_form(page, s_min_uncond="0", skip_early_cond="0")
+    page.click("#submit")
+    expect(page.locator("#live")).not_to_have_attribute("data-job", job["id"], timeout=30_000)
+    job = finished_job(page, impasto_daemon)
+    assert (job["request"]["s_min_uncond"], job["request"]["s_min_uncond_all"]) == (0.0, False)

@@ -100,7 +100,8 @@ def test_drop_automatic1111_png_with_sampler_noise_schedule_bounds_and_one_axis_
         "a frieze of lions\n"
         "Steps: 12, Sampler: Euler, Schedule type: Karras, CFG scale: 6, Seed: 5, "
         "Size: 128x64, Sigma churn: 2, Sigma tmin: 0.1, Sigma tmax: 8, Sigma noise: 1.003, "
-        "Schedule min sigma: 0.2, Schedule max sigma: 9, Schedule rho: 5, ENSD: 31337, "
+        "Schedule min sigma: 0.2, Schedule max sigma: 9, Schedule rho: 5, NGMS: 0.5, "
+        "NGMS all steps: True, Skip Early CFG: 0.25, ENSD: 31337, "
         "Tile X: True, Tile Y: False"
     )
     open_ui(page)
@@ -117,10 +118,13 @@ def test_drop_automatic1111_png_with_sampler_noise_schedule_bounds_and_one_axis_
         ("sigma_min", "0.2"),
         ("sigma_max", "9"),
         ("rho", "5"),
+        ("s_min_uncond", "0.5"),
+        ("skip_early_cond", "0.25"),
     ):
         expect(page.locator(f"#{field}")).to_have_value(value)
     expect(page.locator("#s_churn")).to_be_enabled()
     expect(page.locator("#rho")).to_be_enabled()
+    expect(page.locator("#s_min_uncond_all")).to_be_checked()
     expect(page.locator("#tiling")).to_be_checked()
     expect(page.locator("#tiling_axes")).to_have_value("x")
 

@@ -7,7 +7,7 @@ import { settingsFromPng } from './png-info.js';
 import { loadSettings, saveSettings } from './state.js';
 import { setLimits, validateRequest } from './validate.js';
 
-const NUMBER_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'subseed', 'subseed_strength', 'seed_resize_from_width', 'seed_resize_from_height', 'noise_seed_delta', 'batch_size', 'priority', 'strength', 'noise_multiplier', 'cache_interval', 'inpaint_padding', 'clip_skip'];
+const NUMBER_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'subseed', 'subseed_strength', 'seed_resize_from_width', 'seed_resize_from_height', 'noise_seed_delta', 'batch_size', 'priority', 'strength', 'noise_multiplier', 'cache_interval', 'inpaint_padding', 'clip_skip', 's_min_uncond', 'skip_early_cond'];
 const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule', 'rng', 'decoder', 'inpaint_area', 'masked_content'];
 // Sent only with a mask: they say how to inpaint.
 const INPAINT_FIELDS = ['inpaint_area', 'inpaint_padding', 'masked_content'];
@@ -29,7 +29,7 @@ export const DEFAULTS = {
   strength: 0.75, noise_multiplier: 1, loras: [], cache_interval: 0, decoder: 'full',
   inpaint_area: 'whole', inpaint_padding: 32, masked_content: 'original', clip_skip: 1,
   tiling: false, s_churn: 0, s_tmin: 0, s_tmax: null, s_noise: 1,
-  sigma_min: null, sigma_max: null, rho: null,
+  sigma_min: null, sigma_max: null, rho: null, s_min_uncond: 0, s_min_uncond_all: false, skip_early_cond: 0,
 };
 // Schedules that start at the model's top sigma (unusable on zero-terminal-SNR models).
 const TOP_SIGMA_SCHEDULES = ['karras', 'exponential'];
@@ -313,6 +313,8 @@ export class GenerateForm {
       const el = byId(name);
       if (el.value.trim() !== '' && !el.disabled) req[name] = Number(el.value);
     }
+    // Every step below the sigma, not every other: only with a sigma to be below.
+    req.s_min_uncond_all = byId('s_min_uncond_all').checked && req.s_min_uncond > 0;
     req.loras = this.loras.read();
     // true wraps both ways (A1111's tiling); "x" or "y" one axis only.
     const axes = byId('tiling_axes').value;
@@ -356,6 +358,7 @@ export class GenerateForm {
       this.syncTiling();
     }
     if (values.eta !== undefined) byId('eta').value = values.eta == null ? '' : String(values.eta);
+    if (values.s_min_uncond_all !== undefined) byId('s_min_uncond_all').checked = Boolean(values.s_min_uncond_all);
     for (const name of [...CHURN_FIELDS, ...BOUND_FIELDS]) {
       if (values[name] !== undefined) byId(name).value = values[name] == null ? '' : String(values[name]);
     }

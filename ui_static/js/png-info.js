@@ -104,6 +104,9 @@ export function parseA1111(text) {
     else if (key === 'Eta' || key === 'Eta DDIM') out.eta = Number.parseFloat(value);
     else if (Object.hasOwn(CHURN_LABELS, key)) out[CHURN_LABELS[key]] = Number.parseFloat(value);
     else if (Object.hasOwn(BOUND_LABELS, key)) out[BOUND_LABELS[key]] = Number.parseFloat(value);
+    else if (key === 'NGMS') out.s_min_uncond = Number.parseFloat(value);
+    else if (key === 'NGMS all steps') out.s_min_uncond_all = value === 'True';
+    else if (key === 'Skip Early CFG') out.skip_early_cond = Number.parseFloat(value);
     else if (key === 'ENSD') out.noise_seed_delta = Number.parseInt(value, 10);
     else if (key === 'RNG') out.rng = value === 'CPU' ? 'cpu' : 'pcg64';
     else if (key === 'Tiling') out.tiling = value === 'True';

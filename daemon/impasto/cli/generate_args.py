@@ -33,6 +33,9 @@ REQUEST_FIELDS = {
     "s_tmin": "s_tmin",
     "s_tmax": "s_tmax",
     "s_noise": "s_noise",
+    "s_min_uncond": "s_min_uncond",
+    "s_min_uncond_all": "s_min_uncond_all",
+    "skip_early_cond": "skip_early_cond",
     "rng": "rng",
     "noise_seed_delta": "noise_seed_delta",
     "priority": "priority",
@@ -163,6 +166,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         metavar="X",
         help=f"{churn}'s noise times this ({_range('s_noise')}; default 1)",
+    )
+    parser.add_argument(
+        "--s-min-uncond",
+        type=float,
+        metavar="SIGMA",
+        help="below this sigma every other step skips the negative prompt's pass, faster "
+        f"(A1111's Negative Guidance minimum sigma, {_range('s_min_uncond')}; default 0, off)",
+    )
+    parser.add_argument(
+        "--s-min-uncond-all",
+        action="store_true",
+        default=None,
+        help="with --s-min-uncond: every step below that sigma skips it, not every other",
+    )
+    parser.add_argument(
+        "--skip-early-cond",
+        type=float,
+        metavar="FRACTION",
+        help="the first fraction of the steps skips the negative prompt's pass "
+        f"({_range('skip_early_cond')}; default 0, off)",
     )
     parser.add_argument("--priority", type=int, help=f"{_range('priority')}, higher runs first")
     parser.add_argument("--init-image", type=Path, metavar="PATH", help="image to start from")

@@ -27,7 +27,12 @@ from impasto.engine.pipelines.txt2img import plan_txt2img
 from impasto.engine.preview import FastDecoder, Previewer
 from impasto.engine.providers import ProviderChoice, select_providers
 from impasto.engine.refiner import Refiner, switch_index
-from impasto.engine.sampler_setup import SchedulerFactory, build_scheduler, check_bounds
+from impasto.engine.sampler_setup import (
+    SchedulerFactory,
+    build_scheduler,
+    check_bounds,
+    uncond_skip,
+)
 from impasto.engine.schedulers import create_scheduler
 from impasto.engine.schedulers.base import Scheduler
 from impasto.engine.sd_upscale import run_sd_upscale
@@ -237,6 +242,7 @@ class StableDiffusion:
             cancel=cancel,
             preview_every=params.preview_every,
             previewer=previewer,
+            uncond_skip=uncond_skip(params, self.folder.scheduler),
         )
         steps = len(scheduler.timesteps)
         switch = steps

@@ -25,6 +25,7 @@ from impasto.engine.noise import BatchNoise
 from impasto.engine.pipelines.base import Denoise, Guidance, Pair, UNet
 from impasto.engine.preview import Previewer
 from impasto.engine.providers import ProviderChoice
+from impasto.engine.sampler_setup import uncond_skip
 from impasto.engine.schedulers.base import Scheduler
 from impasto.engine.sdxl import SdxlPromptEncoder
 from impasto.engine.sessions import OrtModel
@@ -111,6 +112,7 @@ class Refiner:
             cancel=cancel,
             preview_every=params.preview_every,
             previewer=previewer,
+            uncond_skip=uncond_skip(params, self.folder.scheduler),
         )
         if start > origin:  # the base model ran the steps before: its latents come prepared
             scheduler.resume_at(start)

@@ -9,10 +9,16 @@ from typing import Protocol
 
 import numpy as np
 
+from impasto.engine.pipelines.base import UncondSkip
 from impasto.engine.schedulers import SAMPLERS, Churn, sampler_churn, sampler_eta
 from impasto.engine.schedulers.base import RUN_BOUNDS, Scheduler, SchedulerConfig
-from impasto.engine.schedulers.schedules import bounds_for
-from impasto.engine.schedulers.sigmas import k_schedule, solver_schedule
+from impasto.engine.schedulers.schedules import bounds_for, t_to_sigma
+from impasto.engine.schedulers.sigmas import (
+    alphas_cumprod,
+    k_schedule,
+    solver_schedule,
+    train_sigmas,
+)
 from impasto.engine.schedulers.solver_base import SolverSampler
 from impasto.engine.types import GenerationParams, InvalidRequestError
 
@@ -47,6 +53,22 @@ def build_scheduler(
     eta = sampler_eta(params.sampler, params.eta)
     bounded = with_bounds(config, params)
     return factory(params.sampler, bounded, params.schedule, eta, params_churn(params))
+
+
+def uncond_skip(params: GenerationParams, config: SchedulerConfig) -> UncondSkip | None:
+    """The calls of a run that leave out the negative prompt's pass (``params.s_min_uncond``,
+    ``s_min_uncond_all``, ``skip_early_cond``), a call's sigma read from the model's training
+    schedule at its timestep; None where none does."""
+    if not params.s_min_uncond and not params.skip_early_cond:
+        return None
+    train = train_sigmas(alphas_cumprod(config)).astype(np.float64)
+
+    def sigma_of(t: float) -> float:
+        return float(t_to_sigma(np.array([t]), train)[0])
+
+    return UncondSkip(
+        sigma_of, params.s_min_uncond, params.s_min_uncond_all, params.skip_early_cond
+    )
 
 
 def with_bounds(config: SchedulerConfig, params: GenerationParams) -> SchedulerConfig:

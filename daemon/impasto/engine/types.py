@@ -146,6 +146,13 @@ class GenerationParams:
     that has no range or rho ignores them (``schedulers.bounds_for``)."""
     sigma_max: float | None = None
     rho: float | None = None
+    s_min_uncond: float = 0.0
+    """Below this sigma every other UNet call (every call with ``s_min_uncond_all``) leaves out
+    the negative prompt's pass, and ``skip_early_cond`` leaves it out of that first fraction
+    of the calls: A1111's "Negative Guidance minimum sigma" and "Ignore negative prompt during
+    early sampling" (``pipelines.base.UncondSkip``); 0 off."""
+    s_min_uncond_all: bool = False
+    skip_early_cond: float = 0.0
     batch_size: int = 1
     sampler: str = "euler_a"
     schedule: Schedule = "default"

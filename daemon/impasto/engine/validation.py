@@ -125,6 +125,12 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
     for field in (*CHURN_FIELDS, *BOUND_FIELDS):
         if getattr(params, field) is not None:
             _check(field, getattr(params, field), integer=False)
+    _check("s_min_uncond", params.s_min_uncond, integer=False)
+    _check("skip_early_cond", params.skip_early_cond, integer=False)
+    if (params.s_min_uncond or params.skip_early_cond) and params.cache_interval > 1:
+        field = "s_min_uncond" if params.s_min_uncond else "skip_early_cond"
+        message = "skipping the negative prompt's pass does not go with DeepCache (cache_interval)"
+        raise InvalidRequestError(field, message)
     if params.seed_resize_from is not None:
         for field, value in zip(SEED_RESIZE_FIELDS, params.seed_resize_from, strict=True):
             _check(field, value, integer=True)

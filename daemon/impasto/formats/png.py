@@ -36,6 +36,12 @@ BOUND_LABELS = {
     "rho": "Schedule rho",
 }
 """A1111's labels of the schedule bounds (the request's fields are its option names)."""
+UNCOND_SKIP_LABELS = {
+    "s_min_uncond": "NGMS",
+    "s_min_uncond_all": "NGMS all steps",
+    "skip_early_cond": "Skip Early CFG",
+}
+"""A1111's labels of the settings that skip the negative prompt's pass (its option names)."""
 _NEGATIVE = "Negative prompt:"
 
 # Our field name for each A1111 key, and how its text becomes a value.

@@ -13,6 +13,7 @@ from impasto.formats.png import (
     CHURN_LABELS,
     IMPASTO_KEY,
     PARAMETERS_KEY,
+    UNCOND_SKIP_LABELS,
     format_a1111_parameters,
 )
 from impasto.formats.prompt_tags import with_lora_tags
@@ -67,8 +68,10 @@ def _extra(params: dict[str, Any], index: int) -> dict[str, Any] | None:
         extra["Refiner switch at"] = params.get("refiner_switch", 0.8)
     extra.update(_eta(params["sampler"], params.get("eta")))
     extra.update(_churn(params))
-    # The plan keeps a schedule bound only where a schedule of the run takes it.
-    extra.update({label: params[name] for name, label in BOUND_LABELS.items() if params.get(name)})
+    # The plan keeps these only where the run uses them: a schedule bound where a schedule of
+    # the run takes it, the skipping of the negative prompt's pass where a pass has one.
+    for labels in (BOUND_LABELS, UNCOND_SKIP_LABELS):
+        extra.update({label: params[name] for name, label in labels.items() if params.get(name)})
     if params.get("noise_seed_delta") and _draws_per_step(params):
         extra["ENSD"] = params["noise_seed_delta"]  # A1111's label
     tiling = params.get("tiling")

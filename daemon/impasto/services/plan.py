@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -27,6 +28,7 @@ from impasto.services.sampler_plan import (
     checked_bounds,
     checked_churn,
     checked_eta,
+    checked_uncond_skip,
     resolve_sampler,
     takes_bound,
 )
@@ -123,6 +125,7 @@ class Resolver:
         if cache_interval == -1:
             cache_interval = recommended_cache_interval(model.family)
         text = f"{prompt} {request.negative_prompt}"
+        cfg_scale = defaults.cfg_scale if request.cfg_scale is None else request.cfg_scale
         plan = ResolvedPlan(
             prompt=prompt,
             negative_prompt=request.negative_prompt,
@@ -131,7 +134,7 @@ class Resolver:
             width=width,
             height=height,
             steps=request.steps or defaults.steps,
-            cfg_scale=defaults.cfg_scale if request.cfg_scale is None else request.cfg_scale,
+            cfg_scale=cfg_scale,
             seed=request.seed,
             # A random variation seed is drawn here, so the plan and the PNG say which it was.
             subseed=resolve_seed(request.subseed) if request.subseed_strength > 0 else -1,
@@ -145,6 +148,7 @@ class Resolver:
             eta=checked_eta(request.eta, sampler, hires),
             **checked_churn(request, sampler, hires),
             **checked_bounds(request, schedule, hires),
+            **checked_uncond_skip(request, cfg_scale, hires, cache_interval),
             priority=request.priority,
             init_image=init_image,
             mask_image=mask_image,
@@ -170,17 +174,26 @@ class Resolver:
         check_against_model(plan, model.path)
         return plan
 
-    def without_unused_bounds(self, request: GenerateRequest) -> GenerateRequest:
-        """``request`` without the schedule bounds none of its schedules (its own, its hires
-        pass's) takes: A1111 applies its schedule options where they apply and ignores them
-        elsewhere, where the native API refuses them."""
+    def without_unused_settings(self, request: GenerateRequest) -> GenerateRequest:
+        """``request`` without the settings that change nothing for it, which A1111 ignores
+        where the native API refuses them: schedule bounds none of its schedules (its own, its
+        hires pass's) takes, and the skipping of a negative prompt's pass where no pass runs
+        one (CFG 1 or less), or ``s_min_uncond_all`` without ``s_min_uncond``."""
         model = self.model(request.model)
         sampler, schedule = _sampler_and_schedule(request, model)
         schedules = [schedule]
         if request.hires is not None:
             first = FirstPass(0, 0, sampler, schedule, model.family.startswith("sdxl"))
             schedules.append(_hires_sampler_and_schedule(request.hires, first)[1])
-        unused = {name: None for name in BOUND_FIELDS if not takes_bound(schedules, name)}
+        unused: dict[str, Any] = {
+            name: None for name in BOUND_FIELDS if not takes_bound(schedules, name)
+        }
+        cfg_scale = model.defaults.cfg_scale if request.cfg_scale is None else request.cfg_scale
+        hires_cfg = request.hires.cfg_scale if request.hires else None
+        if max(cfg_scale, hires_cfg or 0) <= 1:
+            unused.update(s_min_uncond=0.0, skip_early_cond=0.0)
+        if not request.s_min_uncond or "s_min_uncond" in unused:
+            unused["s_min_uncond_all"] = False
         return msgspec.structs.replace(request, **unused)
 
     def _images(
@@ -262,7 +275,7 @@ class Resolver:
             raise FieldError("refiner", f"model {refiner_id!r} is not an SDXL refiner")
 
 
-def _seed_resize(request: GenerateRequest) -> dict[str, int]:
+def _seed_resize(request: GenerateRequest) -> dict[str, Any]:
     """A1111's Resize seed from: both sides, or neither (a 422 names the one left out)."""
     sides = {
         "seed_resize_from_width": request.seed_resize_from_width,

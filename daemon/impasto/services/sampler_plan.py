@@ -1,6 +1,7 @@
 """A request's sampler settings as the plan takes them: the sampler and schedule by any
-name, and eta, sigma churn and the schedule's bounds only where a sampler or schedule of the
-request (its own, or its hires pass's) uses them."""
+name, and eta, sigma churn, the schedule's bounds and the skipping of the negative prompt's
+pass only where a sampler, schedule or guidance of the request (its own, or its hires pass's)
+uses them."""
 
 from __future__ import annotations
 
@@ -17,7 +18,14 @@ from impasto.engine.schedulers import (
     schedule_for_model,
 )
 from impasto.services.errors import FieldError
-from impasto.wire import BOUND_FIELDS, CHURN_FIELDS, CHURN_OFF, GenerateRequest, ResolvedHires
+from impasto.wire import (
+    BOUND_FIELDS,
+    CHURN_FIELDS,
+    CHURN_OFF,
+    UNCOND_SKIP_FIELDS,
+    GenerateRequest,
+    ResolvedHires,
+)
 
 
 def _used_by(sampler: str, hires: ResolvedHires | None) -> list[str]:
@@ -90,3 +98,27 @@ def takes_bound(schedules: list[str], field: str) -> bool:
     where it spans a range."""
     specs = [SCHEDULE_SPECS[name] for name in schedules if name in SCHEDULE_SPECS]
     return any(spec.rho > 0 if field == "rho" else spec.sigma_range for spec in specs)
+
+
+def checked_uncond_skip(
+    request: GenerateRequest, cfg_scale: float, hires: ResolvedHires | None, cache_interval: int
+) -> dict[str, Any]:
+    """The settings that leave the negative prompt's pass out of some steps, where a pass of
+    the request runs one (classifier-free guidance, CFG above 1) and DeepCache is off; else a
+    422 naming the setting. ``s_min_uncond_all`` without ``s_min_uncond`` is one too."""
+    values = {name: getattr(request, name) for name in UNCOND_SKIP_FIELDS}
+    if values["s_min_uncond_all"] and not values["s_min_uncond"]:
+        raise FieldError("s_min_uncond_all", "applies below s_min_uncond: set that above 0 too")
+    on = [name for name in ("s_min_uncond", "skip_early_cond") if values[name]]
+    if not on:
+        return values
+    scales = [cfg_scale, *([hires.cfg_scale] if hires and hires.cfg_scale is not None else [])]
+    if max(scales) <= 1:
+        raise FieldError(
+            on[0],
+            f"leaves out the negative prompt's pass, which cfg_scale {cfg_scale:g} (1 or less) "
+            "does not run: raise cfg_scale above 1, or leave this at 0",
+        )
+    if cache_interval > 1:
+        raise FieldError(on[0], "does not go with DeepCache (cache_interval above 1)")
+    return values

@@ -122,6 +122,27 @@ ScheduleRho = Annotated[
         "faster from the top (A1111's schedule rho); null: theirs",
     ),
 ]
+NegativeMinSigma = Annotated[
+    float,
+    Meta(
+        ge=0,
+        le=15,
+        description="Below this sigma every other step (every step with s_min_uncond_all) skips "
+        "the negative prompt's pass: faster, guided a little less (A1111's Negative Guidance "
+        "minimum sigma, its slider's range); 0 off; needs cfg_scale above 1",
+    ),
+]
+SkipEarly = Annotated[
+    float,
+    Meta(
+        ge=0,
+        le=1,
+        description="The first fraction of the steps runs without the negative prompt's pass "
+        "(A1111's Ignore negative prompt during early sampling); 0 off; needs cfg_scale above 1",
+    ),
+]
+UNCOND_SKIP_FIELDS = ("s_min_uncond", "s_min_uncond_all", "skip_early_cond")
+"""The request's settings for leaving the negative prompt's pass out of some steps."""
 BOUND_FIELDS = ("sigma_min", "sigma_max", "rho")
 """The request's schedule bounds (the schedules that span a range, and those with a rho)."""
 """The request's sigma churn settings (Euler, Heun and DPM2 take them)."""
@@ -296,6 +317,9 @@ class GenerateRequest(Schema):
     sigma_min: ScheduleSigma | None = None
     sigma_max: ScheduleSigma | None = None
     rho: ScheduleRho | None = None
+    s_min_uncond: NegativeMinSigma = 0.0
+    s_min_uncond_all: bool = False
+    skip_early_cond: SkipEarly = 0.0
     eta: (
         Annotated[
             float,
@@ -372,6 +396,9 @@ class ResolvedPlan(Schema, kw_only=True):
     sigma_min: float | None = None
     sigma_max: float | None = None
     rho: float | None = None
+    s_min_uncond: float = 0.0
+    s_min_uncond_all: bool = False
+    skip_early_cond: float = 0.0
     eta: float | None = None
     s_churn: float = 0.0
     s_tmin: float = 0.0

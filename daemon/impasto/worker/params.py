@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from impasto.wire import BOUND_FIELDS, CHURN_FIELDS
+from impasto.wire import BOUND_FIELDS, CHURN_FIELDS, UNCOND_SKIP_FIELDS
 from impasto.worker.protocol import RunJob
 
 
@@ -67,6 +67,7 @@ def build_params(job: RunJob) -> Any:
         schedule=plan.schedule,  # type: ignore[arg-type]
         eta=plan.eta,
         **{name: getattr(plan, name) for name in (*CHURN_FIELDS, *BOUND_FIELDS)},
+        **{name: getattr(plan, name) for name in UNCOND_SKIP_FIELDS},
         strength=plan.strength,
         noise_multiplier=plan.noise_multiplier,
         preview_every=job.preview_every,

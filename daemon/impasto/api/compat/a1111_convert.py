@@ -10,7 +10,6 @@ from PIL import Image, ImageFilter, ImageOps
 
 from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.a1111_settings import (
-    bound_values,
     checkpoint_setting,
     churn_for,
     churn_values,
@@ -21,6 +20,7 @@ from impasto.api.compat.a1111_settings import (
     noise_seed_delta_setting,
     refiner_setting,
     rng_setting,
+    run_settings,
     vae_setting,
 )
 from impasto.api.compat.common import checked_request, decode_base64_image, upload
@@ -232,7 +232,7 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "schedule": schedule,
             "eta": eta_setting(services, req, model, sampler),
             **churn_for(churn_values(services, req), samplers),
-            **bound_values(services, req),
+            **run_settings(services, req),
             "strength": strength,
             "noise_multiplier": noise_multiplier_setting(services, req),
             "hires": hires,
@@ -246,7 +246,7 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             **_inpaint_options(req),
         }
     )
-    base = services.jobs.resolver.without_unused_bounds(base)
+    base = services.jobs.resolver.without_unused_settings(base)
     images: dict[str, str] = {}
     if isinstance(req, Img2ImgRequest):
         width, height = base.width, base.height

@@ -103,6 +103,8 @@ _MODELS = {
     "return_mask_composite": False,
     "cross_attention_optimization": "Automatic",
     "s_min_uncond": 0.0,
+    "s_min_uncond_all": False,
+    "skip_early_cond": 0.0,
     "token_merging_ratio": 0.0,
     "token_merging_ratio_img2img": 0.0,
     "token_merging_ratio_hr": 0.0,

@@ -23,10 +23,17 @@ from impasto.api.compat.a1111_settings import (
     checked_churn,
     checked_clip_skip,
     checked_noise_seed_delta,
+    checked_option,
 )
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.lenient import lenient_convert
-from impasto.formats.png import BOUND_LABELS, CHURN_LABELS, IMAGE_SIZE, parse_a1111_parameters
+from impasto.formats.png import (
+    BOUND_LABELS,
+    CHURN_LABELS,
+    IMAGE_SIZE,
+    UNCOND_SKIP_LABELS,
+    parse_a1111_parameters,
+)
 from impasto.services.compat import compat_state, resolve_checkpoint
 from impasto.services.container import Services
 
@@ -160,8 +167,9 @@ def _fields(labels: dict[str, Any], is_img2img: bool) -> dict[str, Any]:
 
 def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
     """``override_settings`` entries the text gives: Clip skip, Eta, Eta DDIM, Noise multiplier,
-    the sigma churn settings, the schedule's bounds, ENSD, RNG, the decoder, and the model when
-    the ``disable_weights_auto_swap`` option is off (A1111's default keeps it)."""
+    the sigma churn settings, the schedule's bounds, NGMS and Skip Early CFG, ENSD, RNG, the
+    decoder, and the model when the ``disable_weights_auto_swap`` option is off (A1111's
+    default keeps it)."""
     settings: dict[str, Any] = {}
     if "Clip skip" in labels:
         text = str(labels["Clip skip"])
@@ -187,6 +195,14 @@ def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
         if label in labels:
             value = _number(label, labels[label])
             settings[name] = checked_bound(name, value, f"{FIELD} ({label})")
+    for name, label in UNCOND_SKIP_LABELS.items():  # A1111's options of the same names
+        if label not in labels:
+            continue
+        if name == "s_min_uncond_all":
+            settings[name] = str(labels[label]).strip() == "True"
+        else:
+            value = _number(label, labels[label])
+            settings[name] = checked_option(name, value, f"{FIELD} ({label})")
     if "RNG" in labels:
         settings["randn_source"] = str(labels["RNG"])
     if labels.get("VAE Decoder") in ("Full", "TAESD"):

@@ -33,6 +33,8 @@ class Txt2ImgRequest(Schema):
     s_tmin: float | None = None
     s_tmax: float | None = None
     s_noise: float | None = None
+    # "Negative Guidance minimum sigma"; else the s_min_uncond option (a1111_settings).
+    s_min_uncond: float | None = None
     sampler_name: str | None = None
     sampler_index: str | None = None
     scheduler: str | None = None

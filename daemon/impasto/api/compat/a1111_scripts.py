@@ -24,7 +24,7 @@ from impasto.api.compat.a1111_schemas import (
     Txt2ImgRequest,
 )
 from impasto.api.compat.a1111_schemas import ScriptArg as ScriptArgInfo
-from impasto.api.compat.a1111_settings import bound_values, churn_values
+from impasto.api.compat.a1111_settings import churn_values, run_settings
 from impasto.api.compat.common import decode_base64_image, upload
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import to_impasto
@@ -70,9 +70,9 @@ async def generate_with_script(services: Services, req: Txt2ImgRequest) -> Gener
         return choice.sampler, choice.schedule
 
     churn = await asyncio.to_thread(churn_values, services, req)
-    bounds = await asyncio.to_thread(bound_values, services, req)
+    settings = await asyncio.to_thread(run_settings, services, req)
     ctx = ScriptContext(
-        services, is_img2img, task.requests, sampler_names, run_jobs, source_image, churn, bounds
+        services, is_img2img, task.requests, sampler_names, run_jobs, source_image, churn, settings
     )
     try:
         output = await script.run(ctx, args)

@@ -22,6 +22,9 @@ NO_VAE = ("", "automatic", "none")  # A1111's sd_vae values that mean the checkp
 CLIP_SKIP_OPTION = "CLIP_stop_at_last_layers"
 NOISE_MULTIPLIER_OPTION = "initial_noise_multiplier"
 ENSD_OPTION = "eta_noise_seed_delta"
+UNCOND_OPTION, EVERY_OPTION, EARLY_OPTION = "s_min_uncond", "s_min_uncond_all", "skip_early_cond"
+"""A1111's "Negative Guidance minimum sigma" (and its "all steps") and "Ignore negative prompt
+during early sampling" options: the native fields' names."""
 
 
 def checked_vae(services: Services, value: object, field: str) -> str | None:
@@ -222,6 +225,43 @@ def bound_values(services: Services, req: Txt2ImgRequest) -> dict[str, float | N
     }
 
 
+def uncond_skip_values(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
+    """A1111's settings that leave the negative prompt's pass out of some steps: its
+    ``s_min_uncond`` ("Negative Guidance minimum sigma"; from ``override_settings``, else the
+    request's own field where above 0, else the option), and the ``s_min_uncond_all`` and
+    ``skip_early_cond`` options (override, else the set option)."""
+    options = _options(services, req)
+    overrides = req.override_settings or {}
+    if UNCOND_OPTION not in overrides and req.s_min_uncond:
+        min_sigma = _checked_number(req.s_min_uncond, UNCOND_OPTION, UNCOND_OPTION)
+    else:
+        field = _option_field(req, UNCOND_OPTION)
+        min_sigma = _checked_number(options.get(UNCOND_OPTION, 0.0), field, UNCOND_OPTION)
+    field = _option_field(req, EARLY_OPTION)
+    early = _checked_number(options.get(EARLY_OPTION, 0.0), field, EARLY_OPTION)
+    every = checked_flag(options.get(EVERY_OPTION, False), _option_field(req, EVERY_OPTION))
+    return {UNCOND_OPTION: min_sigma, EVERY_OPTION: every, EARLY_OPTION: early}
+
+
+def checked_option(name: str, value: object, field: str) -> float:
+    """An A1111 number option named as its native field (``s_min_uncond``, ``skip_early_cond``)
+    in that field's range, else a 422 naming ``field``."""
+    return _checked_number(value, field, name)
+
+
+def checked_flag(value: object, field: str) -> bool:
+    """An A1111 checkbox option: true or false, else a 422 naming ``field``."""
+    if not isinstance(value, bool):
+        raise CompatError(422, "must be true or false", field)
+    return value
+
+
+def run_settings(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
+    """A1111's settings that apply where the run uses them (the plan drops the rest, as A1111
+    ignores them): the schedule options and the skipping of the negative pass."""
+    return {**bound_values(services, req), **uncond_skip_values(services, req)}
+
+
 def rng_setting(services: Services, req: Txt2ImgRequest) -> str:
     """A1111's ``randn_source`` (override, else the set option): "CPU" is torch's CPU generator,
     which Impasto reproduces; "GPU" and "NV" (CUDA's Philox) run on Impasto's own noise."""
@@ -280,6 +320,9 @@ OPTION_CHECKS: dict[str, Callable[[Services, object, str], object]] = {
     NOISE_MULTIPLIER_OPTION: lambda _, value, field: checked_noise_multiplier(value, field),
     **{name: _churn_check(name) for name in CHURN_FIELDS},
     **{name: _bound_check(name) for name in BOUND_FIELDS},
+    UNCOND_OPTION: lambda _, value, field: _checked_number(value, field, UNCOND_OPTION),
+    EVERY_OPTION: lambda _, value, field: checked_flag(value, field),
+    EARLY_OPTION: lambda _, value, field: _checked_number(value, field, EARLY_OPTION),
     ENSD_OPTION: lambda _, value, field: checked_noise_seed_delta(value, field),
     "sd_vae": checked_vae,
 }

@@ -200,14 +200,22 @@ class Guidance:
             return self.unet.run(sample, t, hidden)
         return self.unet.run(sample, t, hidden, extra)
 
-    def predict(self, sample: np.ndarray, t: float) -> np.ndarray:
-        """The guided model output for ``sample`` at timestep ``t``."""
-        return self.predict_with_uncond(sample, t, self.scale)[0]
+    def predict(self, sample: np.ndarray, t: float, skip_uncond: bool = False) -> np.ndarray:
+        """The guided model output for ``sample`` at timestep ``t`` (``skip_uncond``: without
+        the negative prompt's pass, ``predict_with_uncond``)."""
+        return self.predict_with_uncond(sample, t, self.scale, skip_uncond)[0]
 
     def predict_with_uncond(
-        self, sample: np.ndarray, t: float, scale: float
+        self, sample: np.ndarray, t: float, scale: float, skip_uncond: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The output guided at ``scale``, and the unconditional one (the same without CFG)."""
+        """The output guided at ``scale``, and the unconditional one (the same without CFG).
+
+        ``skip_uncond`` leaves the negative prompt's pass out, as A1111 does below its
+        "Negative Guidance minimum sigma": the first part of the prompt stands in for it and
+        the guidance scale is 1, so one part gives its own output.
+        """
+        if skip_uncond and self.uncond is not None:
+            return self._without_uncond(sample, t)
         reuse = self.cache.next_reuses() if self.cache is not None else False
         if self.uncond is None:
             # A fixed-batch UNet is fed row by row, which slices the host copy.
@@ -223,11 +231,32 @@ class Guidance:
             for g in range(groups):
                 rows = slice(g * self.batch, (g + 1) * self.batch)
                 outs.append(self._run(sample, t, self._hidden_host[rows], rows, reuse, g))
-        out_uncond = outs[0]
+        return self._combine(outs[0], outs[1:], scale), outs[0]
+
+    def _combine(self, base: np.ndarray, parts: list[np.ndarray], scale: float) -> np.ndarray:
+        """``base + scale * sum(weight * (part - base))`` (classifier-free guidance)."""
         if self.weights == (1.0,):
-            return out_uncond + scale * (outs[1] - out_uncond), out_uncond
-        delta = sum(w * (out - out_uncond) for w, out in zip(self.weights, outs[1:], strict=True))
-        return out_uncond + scale * delta, out_uncond
+            return base + scale * (parts[0] - base)
+        return base + scale * sum(
+            w * (out - base) for w, out in zip(self.weights, parts, strict=True)
+        )
+
+    def _without_uncond(self, sample: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """The prompt's parts alone, combined at scale 1 around the first (A1111's stand-in
+        for the skipped negative pass); that first part's output is the unconditional one."""
+        if self.cache is not None:
+            raise EngineError("skipping the negative prompt's pass does not go with DeepCache")
+        parts = len(self.weights)
+        rows = slice(self.batch, None)
+        if self.unet.dynamic_batch:
+            every = self._run(np.concatenate([sample] * parts), t, self._hidden_host[rows], rows)
+            outs = [every[g * self.batch : (g + 1) * self.batch] for g in range(parts)]
+        else:
+            outs = []
+            for g in range(1, parts + 1):
+                group = slice(g * self.batch, (g + 1) * self.batch)
+                outs.append(self._run(sample, t, self._hidden_host[group], group))
+        return self._combine(outs[0], outs, 1.0), outs[0]
 
 
 Pair = tuple[Conditioning, Conditioning | None]
@@ -257,6 +286,27 @@ class PromptSchedule:
         return self._current[1]
 
 
+@dataclass(frozen=True)
+class UncondSkip:
+    """The UNet calls that leave out the negative prompt's pass, as AUTOMATIC1111 skips it:
+    every call in the first ``early`` fraction of the run ("Ignore negative prompt during early
+    sampling"), and below ``min_sigma`` every other call, or every call with ``every_call``
+    ("Negative Guidance minimum sigma"). ``sigma_of`` gives a call's sigma from its timestep."""
+
+    sigma_of: Callable[[float], float]
+    min_sigma: float = 0.0
+    every_call: bool = False
+    early: float = 0.0
+
+    def skips(self, call: int, total: int, t: float) -> bool:
+        """Whether call ``call`` of a run of ``total`` (counted from 0) at timestep ``t`` skips
+        the negative prompt (A1111 counts its denoiser's calls the same way)."""
+        if self.early and call / total <= self.early:
+            return True
+        below = self.min_sigma > 0 and self.sigma_of(t) < self.min_sigma
+        return below and (self.every_call or call % 2 == 1)
+
+
 @dataclass
 class Denoise:
     """One denoising run: sampler, guidance (or a prompt schedule), noise, the task's hooks."""
@@ -270,6 +320,7 @@ class Denoise:
     cancel: CancelToken | None = None
     preview_every: int = 0
     previewer: Previewer | None = None
+    uncond_skip: UncondSkip | None = None
 
     def run(
         self, latents: np.ndarray, start: int, end: int | None = None, origin: int | None = None
@@ -292,13 +343,15 @@ class Denoise:
             guidance = self.guidance
             if isinstance(guidance, PromptSchedule):
                 guidance = guidance.at(i - origin)
+            calls = len(self.scheduler.timesteps) - origin
+            skip = self.uncond_skip is not None and self.uncond_skip.skips(i - origin, calls, t)
             if self.scheduler.cfg_pp_divisor:
                 # CFG++: guidance scaled down, and the sampler steps along the uncond output.
                 scale = guidance.scale / self.scheduler.cfg_pp_divisor
-                output, uncond = guidance.predict_with_uncond(sample, t, scale)
+                output, uncond = guidance.predict_with_uncond(sample, t, scale, skip)
                 self.scheduler.uncond_output = uncond
             else:
-                output = guidance.predict(sample, t)
+                output = guidance.predict(sample, t, skip)
             latents = self.scheduler.step(output, i, latents, self.noise)
             if self.after_step is not None:
                 latents = self.after_step(latents, i)

@@ -90,9 +90,10 @@ class ScriptContext:
     # A1111's sigma churn settings for the request, whatever its sampler: what a sampler
     # that takes churn, picked by an axis, runs with.
     churn: dict[str, Any] = field(default_factory=dict)
-    # A1111's schedule options (sigma min/max, rho) for the request, whatever its schedule:
-    # what a schedule that takes them, picked by an axis, runs with.
-    bounds: dict[str, Any] = field(default_factory=dict)
+    # A1111's settings for the request that apply where a cell's run uses them, whatever the
+    # request's own run: the schedule options (sigma min/max, rho), which a schedule picked by
+    # an axis may take, and the skipping of the negative pass, which a CFG axis may bring.
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def base(self) -> GenerateRequest:

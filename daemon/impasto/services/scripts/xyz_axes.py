@@ -186,6 +186,15 @@ def _bound(name: str, label: str) -> Apply:
     return apply
 
 
+def _negative_min_sigma(
+    ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
+) -> GenerateRequest:
+    """A1111's Negative Guidance minimum sigma axis (its request field ``s_min_uncond``); the
+    plot drops it where the cell runs no negative pass (CFG 1 or less), as it changes nothing."""
+    number = _in_range("Negative Guidance minimum sigma", "s_min_uncond", value)
+    return msgspec.structs.replace(req, s_min_uncond=number)
+
+
 def _eta(ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]) -> GenerateRequest:
     """A1111's Eta axis: the sampler's fresh noise per step, where the sampler adds any."""
     eta = _in_range("Eta", "eta", value)
@@ -318,7 +327,7 @@ AXES: tuple[Axis, ...] = (
         format="basename",
         cost=1.0,
     ),
-    Axis("Negative Guidance minimum sigma", "float", None),
+    Axis("Negative Guidance minimum sigma", "float", _negative_min_sigma),
     Axis("Sigma Churn", "float", _churn("s_churn", "Sigma Churn"), late=True),
     Axis("Sigma min", "float", _churn("s_tmin", "Sigma min"), late=True),
     Axis("Sigma max", "float", _churn("s_tmax", "Sigma max"), late=True),

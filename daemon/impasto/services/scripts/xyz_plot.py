@@ -127,12 +127,12 @@ def _cells(
     cells: dict[tuple[int, int, int], list[GenerateRequest]] = {}
     resolver = ctx.services.jobs.resolver
     for iz, iy, ix in _order(chosen):
-        # A1111's schedule options apply to whichever schedule the cell runs on that takes them.
-        request = msgspec.structs.replace(base, **ctx.bounds)
+        # A1111's settings apply where the cell's run uses them (its schedule, its CFG).
+        request = msgspec.structs.replace(base, **ctx.settings)
         picks = zip(chosen, (ix, iy, iz), strict=True)
         for (axis, values, _), index in sorted(picks, key=lambda pick: pick[0][0].late):
             request = axis.apply(ctx, request, values[index], values)  # type: ignore[misc]
-        cells[(ix, iy, iz)] = ctx.iterate(resolver.without_unused_bounds(request))
+        cells[(ix, iy, iz)] = ctx.iterate(resolver.without_unused_settings(request))
     _check_grid_size(ctx, [requests[0] for requests in cells.values()])
     return cells
 
