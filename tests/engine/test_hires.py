@@ -67,10 +67,10 @@ def test_hires_is_txt2img_then_upscale_then_img2img(
     from impasto.engine.hires import run_hires
 
     latents = run_hires(pipe, params, None, None, None).latents
-    # The reference: the same noise (the first pass's generator, continued) through diffusers.
-    generator = BatchNoise(42, 1)
-    first_noise = generator((1, 4, 8, 8))
-    second_noise = generator((1, 4, 12, 16))
+    # The reference: the same noise through diffusers; each pass starts from the seed's own
+    # noise at its size (A1111 makes a new generator for the hires pass).
+    first_noise = BatchNoise(42, 1)((1, 4, 8, 8))
+    second_noise = BatchNoise(42, 1)((1, 4, 12, 16))
     first = diffusers_txt2img(sampler, first_noise, steps=5, width=64, height=64)
     mode = "bilinear" if upscaler == "latent" else "bicubic"
     upscaled = torch.nn.functional.interpolate(first, size=(12, 16), mode=mode)
@@ -141,9 +141,8 @@ def test_sizes_the_unet_does_not_divide_run_on_a_padded_canvas(
     assert pipe.generate(params)[0].image.size == (136, 120)
     latents = run_hires(pipe, params, None, None, None).latents
     assert latents.shape == (1, 4, 15, 17)
-    generator = BatchNoise(42, 1)
-    first_noise = generator((1, 4, 8, 10))
-    second_noise = generator((1, 4, 16, 18))
+    first_noise = BatchNoise(42, 1)((1, 4, 8, 10))
+    second_noise = BatchNoise(42, 1)((1, 4, 16, 18))  # the seed's noise again, at its canvas
     first = diffusers_txt2img("euler", first_noise, steps=4, width=80, height=64)
     upscaled = torch.nn.functional.interpolate(first[:, :, :8, :9], size=(15, 17), mode="bilinear")
     padded = torch.nn.functional.pad(upscaled, (0, 1, 0, 1), mode="replicate")

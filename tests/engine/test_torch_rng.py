@@ -70,8 +70,8 @@ def test_a_noise_seed_delta_reseeds_after_each_start_as_a1111s_ensd() -> None:
         for drawn in steps:
             expected = torch.randn(shape[1:], generator=generator).numpy()
             np.testing.assert_allclose(drawn[i], expected, atol=ATOL)
-    noise.vary_next()
-    noise(shape)  # a second pass's start
+    noise.restart()  # a hires pass: A1111's new ImageRNG
+    np.testing.assert_array_equal(noise(shape), BatchNoise(7, 2, rng="cpu")(shape))
     generator = torch.Generator().manual_seed(7 + 31337)
     np.testing.assert_allclose(
         noise(shape)[0], torch.randn(shape[1:], generator=generator), atol=ATOL

@@ -103,8 +103,9 @@ def run_hires(
     cancel: CancelToken | None,
     latents: np.ndarray | None,
 ) -> DenoiseResult:
-    """Both passes; the second continues the first's noise generators, and a variation seed
-    moves its starting noise too, as in A1111."""
+    """Both passes; the second starts its noise generators again from the seeds (its start is
+    the seeds' noise at its size, a variation seed and a resized seed moving it the same way),
+    as A1111 makes a new ``ImageRNG`` for it."""
     hires = params.hires
     assert hires is not None
     pipe.validate(params)
@@ -126,7 +127,8 @@ def run_hires(
     first_latents = _crop(first.latents, params.width, params.height)
     init = upscaled_latents(pipe, first_params, first_latents, hires)
     if first.noise is not None:
-        first.noise.vary_next()  # the second pass's start, at its size, varies as the first's
+        # The second pass starts from the seeds' own noise at its size, as A1111 draws it.
+        first.noise.restart()
     second = second_pass(params, hires, first.seeds[0])
     canvas = padded_size(hires.width, hires.height, pipe.size_multiple)
     if canvas != (hires.width, hires.height):

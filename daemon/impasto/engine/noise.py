@@ -103,7 +103,8 @@ class BatchNoise:
     ancestral samplers draw later comes from the seed's generators. ``resize_from`` (a latent
     height and width: A1111's "Resize seed from") makes the first draw the seed's noise at that
     size, laid over the centre, so the picture keeps the layout the seed gives at that size.
-    ``vary_next`` applies both once more: a hires pass's starting noise, as A1111 does.
+    ``restart`` starts over from the seeds: a hires pass's starting noise, which A1111 draws
+    from a new generator (its ``ImageRNG``) at the pass's size, varied and resized the same way.
 
     ``seed_delta`` (A1111's "Eta noise seed delta", ENSD): after each starting noise, image i's
     generator starts again from seed + i + delta, so the samplers' later noise is that seed's,
@@ -126,8 +127,10 @@ class BatchNoise:
         self.seed_delta = seed_delta
         self._armed = True
 
-    def vary_next(self) -> None:
-        """Make the next draw a starting noise again (variation and resized seed)."""
+    def restart(self) -> None:
+        """Start every image's generator again from its seed, the next draw a starting noise
+        (variation and resized seed), as A1111 makes a new ``ImageRNG`` for a hires pass."""
+        self._generators = [generator(s, self.rng) for s in self.seeds]
         self._armed = True
 
     def __call__(self, shape: tuple[int, ...]) -> np.ndarray:
