@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from impasto.engine.torch_rng import TorchCpuGenerator
+from impasto.engine.vae import VAE_FACTOR
 from impasto.wire import SEED_SPACE
+
+if TYPE_CHECKING:
+    from impasto.engine.types import GenerationParams
 
 # A drawn seed is 32-bit, as AUTOMATIC1111 draws them: short to note down and to type. Any
 # seed of the request's range can be asked for (ComfyUI's larger ones too).
@@ -152,3 +156,24 @@ class BatchNoise:
         if self.variation is not None:
             parts = self.variation.blend(parts)
         return np.stack([centred(row, part) for row, part in zip(noise, parts, strict=True)])
+
+
+def run_noise(params: GenerationParams) -> BatchNoise:
+    """A run's generators: its seed's, one per image, with its variation seed (a random subseed
+    drawn here), resized seed, noise source and ENSD."""
+    variation = None
+    if params.subseed_strength > 0:
+        subseed = resolve_seed(params.subseed)
+        variation = Variation(subseed, params.subseed_strength, params.rng)
+    resize_from = None
+    if params.seed_resize_from is not None:
+        width, height = params.seed_resize_from
+        resize_from = (height // VAE_FACTOR, width // VAE_FACTOR)
+    return BatchNoise(
+        resolve_seed(params.seed),
+        params.batch_size,
+        variation,
+        resize_from,
+        params.rng,
+        params.noise_seed_delta,
+    )

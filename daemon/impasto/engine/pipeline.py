@@ -13,7 +13,7 @@ from impasto.engine.families import FamilyDefaults, detect_family, family_defaul
 from impasto.engine.hires import run_hires
 from impasto.engine.inpaint_area import run_masked_area
 from impasto.engine.model_folder import ModelFolder, open_model_folder
-from impasto.engine.noise import BatchNoise, Variation, resolve_seed
+from impasto.engine.noise import BatchNoise, run_noise
 from impasto.engine.padding import pad_params, padded_size, size_multiple
 from impasto.engine.pipelines.base import (
     Denoise,
@@ -197,25 +197,13 @@ class StableDiffusion:
         if self.closed:
             raise EngineError("this pipeline was closed; load the model again")
         self.validate(params)
-        batch = params.batch_size
-        shape = latent_shape(batch, params.width, params.height)
+        shape = latent_shape(params.batch_size, params.width, params.height)
         if latents is not None and tuple(latents.shape) != shape:
             raise InvalidRequestError("latents", f"shape {latents.shape} must be {shape}")
         if cancel is not None:
             cancel.raise_if_cancelled()
         if noise is None:
-            variation = None
-            if params.subseed_strength > 0:
-                subseed = resolve_seed(params.subseed)
-                variation = Variation(subseed, params.subseed_strength, params.rng)
-            resize_from = None
-            if params.seed_resize_from is not None:
-                _, _, from_h, from_w = latent_shape(1, *params.seed_resize_from)
-                resize_from = (from_h, from_w)
-            seed = resolve_seed(params.seed)
-            noise = BatchNoise(
-                seed, batch, variation, resize_from, params.rng, params.noise_seed_delta
-            )
+            noise = run_noise(params)
         start_noise = noise(shape) if latents is None else latents.astype(np.float32)
 
         seamless = tiling_axes(params.tiling)

@@ -16,7 +16,6 @@ import msgspec
 from impasto.engine.families import recommended_cache_interval
 from impasto.engine.image_upscale import NONE, target_size
 from impasto.engine.noise import resolve_seed
-from impasto.engine.schedulers import sampler_schedules
 from impasto.engine.upscale_latents import UPSCALERS
 from impasto.services.errors import FieldError
 from impasto.services.images import UploadStore
@@ -24,12 +23,12 @@ from impasto.services.model_checks import check_against_model
 from impasto.services.models import REFINER_FAMILY, ModelCatalog, ModelEntry
 from impasto.services.prompt_text import hires_prompt, prompt_loras
 from impasto.services.sampler_plan import (
-    check_schedule,
     checked_bounds,
     checked_churn,
     checked_eta,
     checked_uncond_skip,
-    resolve_sampler,
+    hires_sampler_and_schedule,
+    sampler_and_schedule,
     takes_bound,
 )
 from impasto.services.upscalers import UpscalerService
@@ -37,7 +36,6 @@ from impasto.wire import (
     BOUND_FIELDS,
     LIMITS,
     GenerateRequest,
-    HiresRequest,
     LoraSpec,
     ResolvedHires,
     ResolvedPlan,
@@ -77,7 +75,7 @@ class Resolver:
         """The plan of ``request``: defaults filled, names checked, images stored as uploads."""
         model = self.model(request.model)
         defaults = model.defaults
-        sampler, schedule = _sampler_and_schedule(request, model)
+        sampler, schedule = sampler_and_schedule(request, model)
         sdxl = model.family.startswith("sdxl")
         width = request.width or defaults.width
         height = request.height or defaults.height
@@ -180,11 +178,11 @@ class Resolver:
         hires pass's) takes, and the skipping of a negative prompt's pass where no pass runs
         one (CFG 1 or less), or ``s_min_uncond_all`` without ``s_min_uncond``."""
         model = self.model(request.model)
-        sampler, schedule = _sampler_and_schedule(request, model)
+        sampler, schedule = sampler_and_schedule(request, model)
         schedules = [schedule]
         if request.hires is not None:
-            first = FirstPass(0, 0, sampler, schedule, model.family.startswith("sdxl"))
-            schedules.append(_hires_sampler_and_schedule(request.hires, first)[1])
+            sdxl = model.family.startswith("sdxl")
+            schedules.append(hires_sampler_and_schedule(request.hires, sampler, schedule, sdxl)[1])
         unused: dict[str, Any] = {
             name: None for name in BOUND_FIELDS if not takes_bound(schedules, name)
         }
@@ -316,36 +314,6 @@ class FirstPass:
     sdxl: bool
 
 
-def _sampler_and_schedule(request: GenerateRequest, model: ModelEntry) -> tuple[str, str]:
-    """The first pass's sampler id and schedule: an explicit schedule wins over one in a
-    combined name ("DPM++ 2M Karras"), as in A1111 1.9 and later; the model's default schedule
-    only where the sampler has it. FieldError for a sampler or schedule that cannot be."""
-    defaults = model.defaults
-    sampler, named = resolve_sampler("sampler", request.sampler or defaults.sampler)
-    chosen = request.schedule or named
-    schedule = chosen or defaults.schedule
-    if chosen is None and schedule not in sampler_schedules(sampler):
-        schedule = "default"
-    field = "sampler" if request.schedule is None and named else "schedule"
-    return sampler, check_schedule(field, sampler, schedule, model.family.startswith("sdxl"))
-
-
-def _hires_sampler_and_schedule(hires: HiresRequest, first: FirstPass) -> tuple[str | None, str]:
-    """The hires pass's sampler id (None: the first pass's) and schedule: its own, else one in
-    a combined sampler name, else the first pass's where its sampler has it, else default."""
-    sampler, named = (None, None)
-    if hires.sampler is not None:
-        sampler, named = resolve_sampler("hires.sampler", hires.sampler)
-    runs_with = sampler or first.sampler
-    if hires.schedule is not None:
-        return sampler, check_schedule("hires.schedule", runs_with, hires.schedule, first.sdxl)
-    if named is not None:
-        return sampler, check_schedule("hires.sampler", runs_with, named, first.sdxl)
-    if first.schedule in sampler_schedules(runs_with):
-        return sampler, first.schedule
-    return sampler, "default"
-
-
 def resolve_hires(
     request: GenerateRequest, first: FirstPass, models_dir: Path, loras: list[LoraSpec]
 ) -> ResolvedHires | None:
@@ -372,7 +340,7 @@ def resolve_hires(
                 "lower hires.scale or the size",
             )
         sizes[field] = size
-    sampler, schedule = _hires_sampler_and_schedule(hires, first)
+    sampler, schedule = hires_sampler_and_schedule(hires, first.sampler, first.schedule, first.sdxl)
     return ResolvedHires(
         width=sizes["width"],
         height=sizes["height"],

@@ -18,12 +18,14 @@ from impasto.engine.schedulers import (
     schedule_for_model,
 )
 from impasto.services.errors import FieldError
+from impasto.services.models import ModelEntry
 from impasto.wire import (
     BOUND_FIELDS,
     CHURN_FIELDS,
     CHURN_OFF,
     UNCOND_SKIP_FIELDS,
     GenerateRequest,
+    HiresRequest,
     ResolvedHires,
 )
 
@@ -50,6 +52,38 @@ def check_schedule(field: str, sampler: str, schedule: str, sdxl: bool) -> str:
         allowed = ", ".join(sampler_schedules(sampler))
         raise FieldError(field, f"{sampler} supports the schedules: {allowed}")
     return schedule_for_model(schedule, sdxl)
+
+
+def sampler_and_schedule(request: GenerateRequest, model: ModelEntry) -> tuple[str, str]:
+    """The first pass's sampler id and schedule: an explicit schedule wins over one in a
+    combined name ("DPM++ 2M Karras"), as in A1111 1.9 and later; the model's default schedule
+    only where the sampler has it. FieldError for a sampler or schedule that cannot be."""
+    defaults = model.defaults
+    sampler, named = resolve_sampler("sampler", request.sampler or defaults.sampler)
+    chosen = request.schedule or named
+    schedule = chosen or defaults.schedule
+    if chosen is None and schedule not in sampler_schedules(sampler):
+        schedule = "default"
+    field = "sampler" if request.schedule is None and named else "schedule"
+    return sampler, check_schedule(field, sampler, schedule, model.family.startswith("sdxl"))
+
+
+def hires_sampler_and_schedule(
+    hires: HiresRequest, first_sampler: str, first_schedule: str, sdxl: bool
+) -> tuple[str | None, str]:
+    """The hires pass's sampler id (None: the first pass's) and schedule: its own, else one in
+    a combined sampler name, else the first pass's where its sampler has it, else default."""
+    sampler, named = (None, None)
+    if hires.sampler is not None:
+        sampler, named = resolve_sampler("hires.sampler", hires.sampler)
+    runs_with = sampler or first_sampler
+    if hires.schedule is not None:
+        return sampler, check_schedule("hires.schedule", runs_with, hires.schedule, sdxl)
+    if named is not None:
+        return sampler, check_schedule("hires.sampler", runs_with, named, sdxl)
+    if first_schedule in sampler_schedules(runs_with):
+        return sampler, first_schedule
+    return sampler, "default"
 
 
 def checked_eta(eta: float | None, sampler: str, hires: ResolvedHires | None) -> float | None:
