@@ -495,6 +495,26 @@ def test_skipping_the_negative_pass_needs_cfg_and_no_deepcache(
     assert services.jobs.store.count_queued() == 0
 
 
+def test_discarding_the_next_to_last_sigma_is_for_samplers_with_sigmas(
+    api: TestClient, services: Services
+) -> None:
+    body = {**VALID, "sampler": "euler", "discard_penultimate_sigma": True}
+    planned = api.post("/api/v1/generate/plan", json=body)
+    assert planned.status_code in (200, 201), planned.text
+    assert planned.json()["discard_penultimate_sigma"] is True
+    hires = {"width": 128, "height": 128, "sampler": "dpmpp_2m"}
+    body = {**VALID, "sampler": "ddim", "discard_penultimate_sigma": True, "hires": hires}
+    assert api.post("/api/v1/generate/plan", json=body).status_code in (200, 201)
+    refused = api.post("/api/v1/generate", json={**body, "hires": None})
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["errors"][0]
+    assert error["field"] == "discard_penultimate_sigma" and "walks timesteps" in error["message"]
+    samplers = {s["id"]: s["discard_penultimate"] for s in api.get("/api/v1/samplers").json()}
+    assert (samplers["dpm_2"], samplers["dpm_2_a"], samplers["euler"]) == (True, True, False)
+    assert (samplers["ddim"], samplers["unipc"], samplers["lcm"]) == (None, None, None)
+    assert services.jobs.store.count_queued() == 0
+
+
 def test_unsupported_schedule_for_sampler(api: TestClient) -> None:
     response = api.post("/api/v1/generate", json={**VALID, "sampler": "ddim", "schedule": "karras"})
     assert response.status_code == 422

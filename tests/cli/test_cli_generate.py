@@ -228,12 +228,13 @@ def test_schedule_bound_flags_become_request_fields(tmp_path: Path) -> None:
     assert bounds == {"schedule": "karras", "sigma_min": 0.1, "sigma_max": 9.0, "rho": 5.0}
 
 
-def test_negative_pass_skip_flags_become_request_fields(tmp_path: Path) -> None:
+def test_negative_pass_skip_and_discard_flags_become_request_fields(tmp_path: Path) -> None:
     daemon = CliDaemon(batch=1)
     argv = ["generate", "x", "--s-min-uncond", "1.5", "--s-min-uncond-all"]
-    argv += ["--skip-early-cond", "0.2", "-o", str(tmp_path)]
+    argv += ["--skip-early-cond", "0.2", "--discard-penultimate-sigma", "-o", str(tmp_path)]
     assert main(argv, connect=daemon.client) == 0
     body = json.loads(daemon.requests[0].content)
+    assert body["discard_penultimate_sigma"] is True
     skip = {key: body[key] for key in ("s_min_uncond", "s_min_uncond_all", "skip_early_cond")}
     assert skip == {"s_min_uncond": 1.5, "s_min_uncond_all": True, "skip_early_cond": 0.2}
     plain = CliDaemon(batch=1)

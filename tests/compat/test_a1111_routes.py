@@ -1104,6 +1104,46 @@ def test_negative_guidance_minimum_sigma_from_request_options_and_infotext(
     assert http.get("/sdapi/v1/options").json() == before
 
 
+def test_always_discard_next_to_last_sigma_from_options_and_infotext(http: httpx.Client) -> None:
+    """A1111's "Always discard next-to-last sigma" option (override, else POST /options, else an
+    infotext's "Discard penultimate sigma"): Euler runs one step more without its last sigma
+    before the end (another picture), written as A1111 writes it; DPM2 always does, so it
+    writes nothing; a sampler without sigmas (DDIM) runs without it, as in A1111."""
+    body = {"prompt": "discard a kite", "seed": 4, "steps": 3, "width": 64, "height": 64}
+    before = http.get("/sdapi/v1/options").json()
+    override = {"override_settings": {"always_discard_next_to_last_sigma": True}}
+
+    def run(fields: dict[str, Any]) -> tuple[bytes, bool, dict[str, Any]]:
+        answer = http.post("/sdapi/v1/txt2img", json={**body, **fields})
+        assert answer.status_code == 200, (fields, answer.text)
+        image = _image(answer.json()["images"][0])
+        written = parse_a1111_parameters(image.info["parameters"])["extra"]
+        plan = _latest_plan(http, "discard")
+        return image.convert("RGB").tobytes(), plan["discard_penultimate_sigma"], written
+
+    plain, flag, written = run({"sampler_name": "Euler"})
+    assert not flag and "Discard penultimate sigma" not in written
+    discarded, flag, written = run({"sampler_name": "Euler", **override})
+    assert flag and written["Discard penultimate sigma"] == "True"
+    assert discarded != plain
+    infotext = {"infotext": "x\nSteps: 3, Sampler: Euler, Discard penultimate sigma: True"}
+    again, flag, _ = run({"sampler_name": "Euler", **infotext})
+    assert flag and again == discarded
+    _, flag, written = run({"sampler_name": "DPM2", **override})
+    assert flag and "Discard penultimate sigma" not in written  # DPM2's own way
+    _, flag, _ = run({"sampler_name": "DDIM", **override})
+    assert not flag
+    try:
+        options = {"always_discard_next_to_last_sigma": True}
+        assert http.post("/sdapi/v1/options", json=options).is_success
+        assert run({"sampler_name": "Euler"})[0] == discarded
+    finally:
+        http.post("/sdapi/v1/options", json={"always_discard_next_to_last_sigma": False})
+    refused = http.post("/sdapi/v1/options", json={"always_discard_next_to_last_sigma": 1})
+    assert refused.status_code == 422 and "true or false" in refused.text, refused.text
+    assert http.get("/sdapi/v1/options").json() == before
+
+
 def test_ensd_from_the_options_and_infotext_changes_the_per_step_noise(http: httpx.Client) -> None:
     """A1111's "Eta noise seed delta": from ``override_settings``, else ``POST /options``, else
     an infotext's ``ENSD``; written as ``ENSD`` where the sampler draws noise per step (Euler

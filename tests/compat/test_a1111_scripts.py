@@ -363,6 +363,27 @@ def test_xyz_negative_guidance_axis_skips_the_negative_pass_where_there_is_one(
     assert cells[2] != cells[3]  # half the calls ran unguided
 
 
+def test_xyz_discard_axis_sets_it_where_the_sampler_has_sigmas(http: httpx.Client) -> None:
+    """Always discard next-to-last sigma on X (A1111's True/False choices), Sampler on Y: Euler
+    runs it (another picture), DDIM walks timesteps and runs without it, as in A1111."""
+    body = {"prompt": "a kite", "seed": 3, "steps": 3, **SIZE, "script_name": "x/y/z plot"}
+    choices = http.get("/sdapi/v1/script-info").json()
+    xyz = next(s for s in choices if s["name"] == "x/y/z plot" and not s["is_img2img"])
+    labels = xyz["args"][0]["choices"]
+    discard = labels.index("Always discard next-to-last sigma")
+    args = xyz_args((discard, "", ["True", "False"]), (SAMPLER, "", ["Euler", "DDIM"]))
+    args[1], args[2] = "", ["False", "True"]
+    response = http.post("/sdapi/v1/txt2img", json={**body, "script_args": args})
+    assert response.status_code == 200, response.text
+    planned = [
+        (job["plan"]["sampler"], job["plan"]["discard_penultimate_sigma"])
+        for job in history(http, 4)
+    ]
+    assert planned == [("euler", False), ("euler", True), ("ddim", False), ("ddim", False)]
+    _, *cells = response.json()["images"]
+    assert cells[0] != cells[1] and cells[2] == cells[3]
+
+
 def test_xyz_noise_multiplier_axis_sets_img2imgs_and_leaves_txt2img_alone(
     http: httpx.Client,
 ) -> None:

@@ -134,7 +134,9 @@ def test_schedules_fall_from_the_top_and_samplers_use_them(schedule: str) -> Non
     for sampler in ("euler", "dpm_2"):  # k-diffusion's start: noise times the top sigma
         sched = create_scheduler(sampler, SD15, schedule)
         sched.set_timesteps(12)
-        assert sched.init_noise_sigma == pytest.approx(sigmas[0], rel=1e-6)
+        # DPM2 lays out 13 steps and drops the next-to-last sigma (A1111's and ComfyUI's DPM2).
+        top = k_schedule(replace(SD15, discard_penultimate=sampler == "dpm_2"), 12, schedule)[1][0]
+        assert sched.init_noise_sigma == pytest.approx(top, rel=1e-6)
     solver = create_scheduler("dpmpp_2m", SD15, schedule)
     solver.set_timesteps(12)
     np.testing.assert_allclose(solver.sigmas, sigmas, rtol=1e-6)
@@ -257,9 +259,44 @@ def test_a_model_config_does_not_set_the_runs_bounds() -> None:
 
 
 def test_samplers_run_on_the_moved_schedule() -> None:
-    for sampler in ("euler", "dpmpp_2m", "dpm_2"):
+    for sampler in ("euler", "dpmpp_2m", "heun"):  # (DPM2 drops its lowest: the test above)
         sched = create_scheduler(sampler, MOVED, "karras")
         sched.set_timesteps(6)
         sigmas = sched.sigmas  # type: ignore[attr-defined]
         assert sigmas[0] == pytest.approx(10.0, rel=1e-6), sampler
         assert sigmas[sigmas > 0].min() == pytest.approx(0.1, rel=1e-6), sampler
+
+
+@pytest.mark.parametrize("sampler", ["dpm_2", "dpm_2_a"])
+def test_dpm2_drops_the_next_to_last_sigma_of_one_step_more_as_a1111(sampler: str) -> None:
+    # A1111 (discard_next_to_last_sigma) and ComfyUI (DISCARD_PENULTIMATE_SIGMA_SAMPLERS):
+    # get_sigmas(steps + 1), then cat(sigmas[:-2], sigmas[-1:]).
+    sampling, _ = kdiffusion_oracle.load()
+    sched = create_scheduler(sampler, MOVED, "karras")
+    sched.set_timesteps(8)
+    expected = sampling.get_sigmas_karras(9, 0.1, 10.0, rho=5.0)
+    expected = torch.cat([expected[:-2], expected[-1:]]).numpy()
+    np.testing.assert_allclose(sched.step_sigmas, expected, rtol=1e-6)  # type: ignore[attr-defined]
+    euler = create_scheduler("euler", MOVED, "karras")
+    euler.set_timesteps(8)
+    assert len(euler.step_sigmas) == 9  # type: ignore[attr-defined]
+    np.testing.assert_allclose(
+        euler.step_sigmas,  # type: ignore[attr-defined]
+        sampling.get_sigmas_karras(8, 0.1, 10.0, rho=5.0).numpy(),
+        rtol=1e-6,
+    )
+
+
+def test_a_run_may_ask_the_other_k_samplers_to_drop_it_too() -> None:
+    asked = replace(SD15, discard_penultimate=True)
+    for sampler in ("euler", "lms", "dpmpp_2m"):
+        sched = create_scheduler(sampler, asked, "karras")
+        sched.set_timesteps(6)
+        sigmas = sched.sigmas  # type: ignore[attr-defined]
+        _, plain, _ = k_schedule(SD15, 7, "karras")
+        if sampler == "dpmpp_2m":
+            _, plain, _ = solver_schedule(SD15, 7, "karras")
+        np.testing.assert_allclose(sigmas, np.delete(plain, -2), rtol=1e-6, err_msg=sampler)
+    for sampler in ("ddim", "unipc", "lcm", "pndm"):
+        with pytest.raises(ValueError, match="discards no sigma"):
+            create_scheduler(sampler, asked)

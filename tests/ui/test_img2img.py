@@ -157,3 +157,30 @@ def test_negative_guidance_settings_are_sent(page: Page, impasto_daemon: Any) ->
     expect(page.locator("#live")).not_to_have_attribute("data-job", job["id"], timeout=30_000)
     job = finished_job(page, impasto_daemon)
     assert (job["request"]["s_min_uncond"], job["request"]["s_min_uncond_all"]) == (0.0, False)
+
+
+def test_discarding_the_next_to_last_sigma_follows_the_sampler(
+    page: Page, impasto_daemon: Any
+) -> None:
+    """The box is the user's choice for Euler; DPM2 always discards (checked, disabled); DDIM
+    walks timesteps (disabled, unchecked, not sent: the API would refuse it)."""
+    open_ui(page)
+    fill_form(page, prompt="discarded kite", **QUICK)
+    page.select_option("#sampler", "euler")
+    page.click("#advanced-card > summary")
+    page.check("#discard_penultimate_sigma")
+    page.click("#submit")
+    job = finished_job(page, impasto_daemon)
+    assert job["request"]["discard_penultimate_sigma"] is True
+    page.select_option("#sampler", "dpm_2")
+    expect(page.locator("#discard_penultimate_sigma")).to_be_disabled()
+    expect(page.locator("#discard_penultimate_sigma")).to_be_checked()
+    page.select_option("#sampler", "ddim")
+    expect(page.locator("#discard_penultimate_sigma")).not_to_be_checked()
+    page.click("#submit")
+    expect(page.locator("#live")).not_to_have_attribute("data-job", job["id"], timeout=30_000)
+    job = finished_job(page, impasto_daemon)
+    assert job["request"]["sampler"] == "ddim"
+    assert job["request"]["discard_penultimate_sigma"] is False
+    page.select_option("#sampler", "euler")  # the user's choice comes back
+    expect(page.locator("#discard_penultimate_sigma")).to_be_checked()

@@ -30,6 +30,7 @@ export const DEFAULTS = {
   inpaint_area: 'whole', inpaint_padding: 32, masked_content: 'original', clip_skip: 1,
   tiling: false, s_churn: 0, s_tmin: 0, s_tmax: null, s_noise: 1,
   sigma_min: null, sigma_max: null, rho: null, s_min_uncond: 0, s_min_uncond_all: false, skip_early_cond: 0,
+  discard_penultimate_sigma: false,
 };
 // Schedules that start at the model's top sigma (unusable on zero-terminal-SNR models).
 const TOP_SIGMA_SCHEDULES = ['karras', 'exponential'];
@@ -43,6 +44,7 @@ export class GenerateForm {
     this.onQueued = onQueued;
     this.catalog = { models: [], samplers: [], schedules: [] };
     this.lastSeed = null;
+    this.discardChoice = false;  // the user's own "discard the next-to-last sigma" choice
     // Counts model choices: defaults fetched for an earlier choice (the default model's, asked
     // of /generate/plan at load) must not land over a later one.
     this.modelChoice = 0;
@@ -159,6 +161,7 @@ export class GenerateForm {
     this.form.addEventListener('change', (e) => {
       if (e.target.id === 'sampler') this.limitSchedules({ recommend: true });
       if (e.target.id === 'schedule') this.limitBounds();
+      if (e.target.id === 'discard_penultimate_sigma') this.discardChoice = e.target.checked;
       if (e.target.id === 'tiling') this.syncTiling();
       if (e.target.id === 'model') {
         this.applyModel(e.target.value);
@@ -281,7 +284,19 @@ export class GenerateForm {
       el.placeholder = sampler?.churn ? '' : 'not used';
       if (el.disabled) this.clearError(name);  // not sent: nothing to correct
     }
+    this.syncDiscard();
     this.limitBounds();
+  }
+
+  /** Discarding the next-to-last sigma: the user's choice where the sampler takes it; DPM2 and
+   *  DPM2 a always do (shown checked), the timestep samplers never (GET /samplers). */
+  syncDiscard() {
+    const own = this.catalog.samplers.find((s) => s.id === byId('sampler').value)?.discard_penultimate;
+    const discard = byId('discard_penultimate_sigma');
+    discard.disabled = own !== false;
+    discard.checked = own === true || (own === false && this.discardChoice);
+    byId('discard-note').textContent = own === true ? '(always, for this sampler)'
+      : own == null ? '(not for this sampler)' : '';
   }
 
   /** Enable the schedule's ends where the chosen schedule spans a range, rho where it has one
@@ -315,6 +330,8 @@ export class GenerateForm {
     }
     // Every step below the sigma, not every other: only with a sigma to be below.
     req.s_min_uncond_all = byId('s_min_uncond_all').checked && req.s_min_uncond > 0;
+    const discard = byId('discard_penultimate_sigma');
+    req.discard_penultimate_sigma = discard.checked && !discard.disabled;
     req.loras = this.loras.read();
     // true wraps both ways (A1111's tiling); "x" or "y" one axis only.
     const axes = byId('tiling_axes').value;
@@ -359,6 +376,10 @@ export class GenerateForm {
     }
     if (values.eta !== undefined) byId('eta').value = values.eta == null ? '' : String(values.eta);
     if (values.s_min_uncond_all !== undefined) byId('s_min_uncond_all').checked = Boolean(values.s_min_uncond_all);
+    if (values.discard_penultimate_sigma !== undefined) {
+      this.discardChoice = Boolean(values.discard_penultimate_sigma);
+      this.syncDiscard();
+    }
     for (const name of [...CHURN_FIELDS, ...BOUND_FIELDS]) {
       if (values[name] !== undefined) byId(name).value = values[name] == null ? '' : String(values[name]);
     }

@@ -36,6 +36,7 @@ REQUEST_FIELDS = {
     "s_min_uncond": "s_min_uncond",
     "s_min_uncond_all": "s_min_uncond_all",
     "skip_early_cond": "skip_early_cond",
+    "discard_penultimate_sigma": "discard_penultimate_sigma",
     "rng": "rng",
     "noise_seed_delta": "noise_seed_delta",
     "priority": "priority",
@@ -186,6 +187,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FRACTION",
         help="the first fraction of the steps skips the negative prompt's pass "
         f"({_range('skip_early_cond')}; default 0, off)",
+    )
+    parser.add_argument(
+        "--discard-penultimate-sigma",
+        action="store_true",
+        default=None,
+        help="A1111's Always discard next-to-last sigma: lay out one step more and drop the last "
+        "sigma before the end (DPM2 and DPM2 a always do)",
     )
     parser.add_argument("--priority", type=int, help=f"{_range('priority')}, higher runs first")
     parser.add_argument("--init-image", type=Path, metavar="PATH", help="image to start from")

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from impasto.engine.pipelines.base import UncondSkip
-from impasto.engine.schedulers import SAMPLERS, Churn, sampler_churn, sampler_eta
+from impasto.engine.schedulers import (
+    SAMPLERS,
+    Churn,
+    sampler_churn,
+    sampler_discards,
+    sampler_eta,
+)
 from impasto.engine.schedulers.base import RUN_BOUNDS, Scheduler, SchedulerConfig
 from impasto.engine.schedulers.schedules import bounds_for, t_to_sigma
 from impasto.engine.schedulers.sigmas import (
@@ -51,8 +57,8 @@ def build_scheduler(
     """``params``' sampler on its schedule for a model's ``config``, with the request's eta and
     churn where the sampler takes them (a sampler without them ignores them)."""
     eta = sampler_eta(params.sampler, params.eta)
-    bounded = with_bounds(config, params)
-    return factory(params.sampler, bounded, params.schedule, eta, params_churn(params))
+    run = run_config(config, params)
+    return factory(params.sampler, run, params.schedule, eta, params_churn(params))
 
 
 def uncond_skip(params: GenerationParams, config: SchedulerConfig) -> UncondSkip | None:
@@ -71,11 +77,14 @@ def uncond_skip(params: GenerationParams, config: SchedulerConfig) -> UncondSkip
     )
 
 
-def with_bounds(config: SchedulerConfig, params: GenerationParams) -> SchedulerConfig:
-    """A model's ``config`` with the run's schedule bounds (``sigma_min``, ``sigma_max``,
-    ``rho``) where ``params`` sets them."""
-    bounds = {name: getattr(params, name) for name in RUN_BOUNDS}
-    return replace(config, **bounds) if any(v is not None for v in bounds.values()) else config
+def run_config(config: SchedulerConfig, params: GenerationParams) -> SchedulerConfig:
+    """A model's ``config`` with what the run sets: the schedule bounds (``sigma_min``,
+    ``sigma_max``, ``rho``) and the discarding of the next-to-last sigma where the run's
+    sampler takes it."""
+    settings: dict[str, Any] = {name: getattr(params, name) for name in RUN_BOUNDS}
+    if params.discard_penultimate_sigma and sampler_discards(params.sampler, True):
+        settings["discard_penultimate"] = True
+    return replace(config, **settings)
 
 
 class BoundedRun(Protocol):

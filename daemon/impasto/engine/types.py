@@ -153,6 +153,9 @@ class GenerationParams:
     early sampling" (``pipelines.base.UncondSkip``); 0 off."""
     s_min_uncond_all: bool = False
     skip_early_cond: float = 0.0
+    discard_penultimate_sigma: bool = False
+    """A1111's "Always discard next-to-last sigma": the samplers that take it lay out one step
+    more and drop the last sigma before the end (DPM2 and DPM2 a always do)."""
     batch_size: int = 1
     sampler: str = "euler_a"
     schedule: Schedule = "default"

@@ -16,6 +16,7 @@ import msgspec
 from impasto.engine.families import recommended_cache_interval
 from impasto.engine.image_upscale import NONE, target_size
 from impasto.engine.noise import resolve_seed
+from impasto.engine.schedulers import discard_samplers
 from impasto.engine.upscale_latents import UPSCALERS
 from impasto.services.errors import FieldError
 from impasto.services.images import UploadStore
@@ -25,6 +26,7 @@ from impasto.services.prompt_text import hires_prompt, prompt_loras
 from impasto.services.sampler_plan import (
     checked_bounds,
     checked_churn,
+    checked_discard,
     checked_eta,
     checked_uncond_skip,
     hires_sampler_and_schedule,
@@ -147,6 +149,9 @@ class Resolver:
             **checked_churn(request, sampler, hires),
             **checked_bounds(request, schedule, hires),
             **checked_uncond_skip(request, cfg_scale, hires, cache_interval),
+            discard_penultimate_sigma=checked_discard(
+                request.discard_penultimate_sigma, sampler, hires
+            ),
             priority=request.priority,
             init_image=init_image,
             mask_image=mask_image,
@@ -175,17 +180,22 @@ class Resolver:
     def without_unused_settings(self, request: GenerateRequest) -> GenerateRequest:
         """``request`` without the settings that change nothing for it, which A1111 ignores
         where the native API refuses them: schedule bounds none of its schedules (its own, its
-        hires pass's) takes, and the skipping of a negative prompt's pass where no pass runs
-        one (CFG 1 or less), or ``s_min_uncond_all`` without ``s_min_uncond``."""
+        hires pass's) takes, the skipping of a negative prompt's pass where no pass runs one
+        (CFG 1 or less), or ``s_min_uncond_all`` without ``s_min_uncond``, and the discarding of
+        the next-to-last sigma where no sampler has sigmas."""
         model = self.model(request.model)
         sampler, schedule = sampler_and_schedule(request, model)
-        schedules = [schedule]
+        samplers, schedules = [sampler], [schedule]
         if request.hires is not None:
             sdxl = model.family.startswith("sdxl")
-            schedules.append(hires_sampler_and_schedule(request.hires, sampler, schedule, sdxl)[1])
+            hires = hires_sampler_and_schedule(request.hires, sampler, schedule, sdxl)
+            samplers.append(hires[0] or sampler)
+            schedules.append(hires[1])
         unused: dict[str, Any] = {
             name: None for name in BOUND_FIELDS if not takes_bound(schedules, name)
         }
+        if not any(name in discard_samplers() for name in samplers):
+            unused["discard_penultimate_sigma"] = False
         cfg_scale = model.defaults.cfg_scale if request.cfg_scale is None else request.cfg_scale
         hires_cfg = request.hires.cfg_scale if request.hires else None
         if max(cfg_scale, hires_cfg or 0) <= 1:

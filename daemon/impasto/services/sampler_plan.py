@@ -11,6 +11,7 @@ from impasto.engine.schedulers import (
     SAMPLER_SPECS,
     SCHEDULE_SPECS,
     churn_samplers,
+    discard_samplers,
     eta_samplers,
     find_sampler_and_schedule,
     sampler_eta,
@@ -156,3 +157,15 @@ def checked_uncond_skip(
     if cache_interval > 1:
         raise FieldError(on[0], "does not go with DeepCache (cache_interval above 1)")
     return values
+
+
+def checked_discard(discard: bool, sampler: str, hires: ResolvedHires | None) -> bool:
+    """``discard_penultimate_sigma`` where a sampler of the request takes it, else a 422."""
+    if not discard or any(name in discard_samplers() for name in _used_by(sampler, hires)):
+        return discard
+    takes = ", ".join(discard_samplers())
+    raise FieldError(
+        "discard_penultimate_sigma",
+        f"{sampler} walks timesteps, not sigmas: it has none to discard; the samplers that "
+        f"can: {takes}",
+    )

@@ -250,6 +250,9 @@ class SamplerInfo(Schema):
     """Its fresh noise per step when a request names no ``eta``; null: it takes no eta."""
     churn: bool = False
     """Whether it takes sigma churn (``s_churn``, ``s_tmin``, ``s_tmax``, ``s_noise``)."""
+    discard_penultimate: bool | None = None
+    """Whether it runs without the next-to-last sigma of one step more: true always (DPM2,
+    DPM2 a), false when a request asks (``discard_penultimate_sigma``), null never."""
 
 
 class ScheduleInfo(Schema):

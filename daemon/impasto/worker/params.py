@@ -68,6 +68,7 @@ def build_params(job: RunJob) -> Any:
         eta=plan.eta,
         **{name: getattr(plan, name) for name in (*CHURN_FIELDS, *BOUND_FIELDS)},
         **{name: getattr(plan, name) for name in UNCOND_SKIP_FIELDS},
+        discard_penultimate_sigma=plan.discard_penultimate_sigma,
         strength=plan.strength,
         noise_multiplier=plan.noise_multiplier,
         preview_every=job.preview_every,

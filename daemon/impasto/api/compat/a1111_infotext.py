@@ -17,6 +17,7 @@ from impasto.api.compat.a1111_defaults import A1111_DEFAULT_OPTIONS
 from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.a1111_settings import (
     CLIP_SKIP_OPTION,
+    DISCARD_OPTION,
     ENSD_OPTION,
     NOISE_MULTIPLIER_OPTION,
     checked_bound,
@@ -167,9 +168,9 @@ def _fields(labels: dict[str, Any], is_img2img: bool) -> dict[str, Any]:
 
 def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
     """``override_settings`` entries the text gives: Clip skip, Eta, Eta DDIM, Noise multiplier,
-    the sigma churn settings, the schedule's bounds, NGMS and Skip Early CFG, ENSD, RNG, the
-    decoder, and the model when the ``disable_weights_auto_swap`` option is off (A1111's
-    default keeps it)."""
+    the sigma churn settings, the schedule's bounds, NGMS and Skip Early CFG, Discard
+    penultimate sigma, ENSD, RNG, the decoder, and the model when the
+    ``disable_weights_auto_swap`` option is off (A1111's default keeps it)."""
     settings: dict[str, Any] = {}
     if "Clip skip" in labels:
         text = str(labels["Clip skip"])
@@ -203,6 +204,8 @@ def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
         else:
             value = _number(label, labels[label])
             settings[name] = checked_option(name, value, f"{FIELD} ({label})")
+    if "Discard penultimate sigma" in labels:
+        settings[DISCARD_OPTION] = str(labels["Discard penultimate sigma"]).strip() == "True"
     if "RNG" in labels:
         settings["randn_source"] = str(labels["RNG"])
     if labels.get("VAE Decoder") in ("Full", "TAESD"):

@@ -25,6 +25,7 @@ ENSD_OPTION = "eta_noise_seed_delta"
 UNCOND_OPTION, EVERY_OPTION, EARLY_OPTION = "s_min_uncond", "s_min_uncond_all", "skip_early_cond"
 """A1111's "Negative Guidance minimum sigma" (and its "all steps") and "Ignore negative prompt
 during early sampling" options: the native fields' names."""
+DISCARD_OPTION = "always_discard_next_to_last_sigma"
 
 
 def checked_vae(services: Services, value: object, field: str) -> str | None:
@@ -258,8 +259,16 @@ def checked_flag(value: object, field: str) -> bool:
 
 def run_settings(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
     """A1111's settings that apply where the run uses them (the plan drops the rest, as A1111
-    ignores them): the schedule options and the skipping of the negative pass."""
-    return {**bound_values(services, req), **uncond_skip_values(services, req)}
+    ignores them): the schedule options, the skipping of the negative pass, and "Always
+    discard next-to-last sigma"."""
+    options = _options(services, req)
+    field = _option_field(req, DISCARD_OPTION)
+    discard = checked_flag(options.get(DISCARD_OPTION, False), field)
+    return {
+        **bound_values(services, req),
+        **uncond_skip_values(services, req),
+        "discard_penultimate_sigma": discard,
+    }
 
 
 def rng_setting(services: Services, req: Txt2ImgRequest) -> str:
@@ -322,6 +331,7 @@ OPTION_CHECKS: dict[str, Callable[[Services, object, str], object]] = {
     **{name: _bound_check(name) for name in BOUND_FIELDS},
     UNCOND_OPTION: lambda _, value, field: _checked_number(value, field, UNCOND_OPTION),
     EVERY_OPTION: lambda _, value, field: checked_flag(value, field),
+    DISCARD_OPTION: lambda _, value, field: checked_flag(value, field),
     EARLY_OPTION: lambda _, value, field: _checked_number(value, field, EARLY_OPTION),
     ENSD_OPTION: lambda _, value, field: checked_noise_seed_delta(value, field),
     "sd_vae": checked_vae,

@@ -45,6 +45,7 @@ class SystemController(Controller):
                 recommended_steps=spec.recommended_steps,
                 eta=spec.cls.eta_default,
                 churn=spec.id in churn,
+                discard_penultimate=getattr(spec.cls, "discards_penultimate", None),
                 recommended_schedule=spec.recommended_schedule,
                 a1111_schedule=spec.a1111_schedule,
             )

@@ -39,17 +39,22 @@ class SchedulerConfig:
     """A request's highest sigma for those schedules instead of their own; None keeps theirs."""
     rho: float | None = None
     """A request's rho for Karras (7) and polyexponential (1) instead of theirs."""
+    discard_penultimate: bool = False
+    """Lay out one step more and drop the last sigma before the end (A1111's and ComfyUI's
+    "discard next-to-last sigma": DPM2 and DPM2 a always, others on request)."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SchedulerConfig:
         """Build from a diffusers scheduler config, ignoring keys samplers do not use (and the
-        run's schedule bounds, which a model's config does not set here)."""
-        names = {f.name for f in fields(cls)} - set(RUN_BOUNDS)
+        run's settings, ``RUN_SETTINGS``, which a model's config does not set here)."""
+        names = {f.name for f in fields(cls)} - set(RUN_SETTINGS)
         return cls(**{k: v for k, v in data.items() if k in names and v is not None})
 
 
 RUN_BOUNDS = ("sigma_min", "sigma_max", "rho")
-"""The ``SchedulerConfig`` fields a run sets, not a model: a schedule's ends and curvature."""
+"""The ``SchedulerConfig`` fields for a schedule's ends and curvature, which a run sets."""
+RUN_SETTINGS = (*RUN_BOUNDS, "discard_penultimate")
+"""The ``SchedulerConfig`` fields a run sets, never a model folder."""
 
 
 class Scheduler(Protocol):

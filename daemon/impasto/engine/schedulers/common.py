@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 import numpy as np
@@ -24,6 +25,10 @@ class Sampler:
     ancestral and SDE samplers, 0 for DDIM); None for samplers that add none."""
     takes_churn: ClassVar[bool] = False
     """Whether it takes sigma churn (``churn.Churn``): Euler, Heun and DPM2, as in k-diffusion."""
+    discards_penultimate: ClassVar[bool | None] = None
+    """Whether it drops the next-to-last sigma of one step more: True always (DPM2, DPM2 a, as
+    in A1111 and ComfyUI), False on request (A1111's other k-diffusion samplers), None never
+    (the samplers that walk timesteps: DDIM, PLMS, UniPC, LCM)."""
 
     def __init__(
         self,
@@ -42,6 +47,10 @@ class Sampler:
             raise ValueError(f"{type(self).__name__} adds no noise per step: it has no eta")
         if churn is not None and not self.takes_churn:
             raise ValueError(f"{type(self).__name__} has no sigma churn")
+        if self.discards_penultimate:
+            config = replace(config, discard_penultimate=True)
+        elif config.discard_penultimate and self.discards_penultimate is None:
+            raise ValueError(f"{type(self).__name__} walks timesteps: it discards no sigma")
         self.config = config
         self.schedule = schedule
         self.eta = self.eta_default if eta is None else eta

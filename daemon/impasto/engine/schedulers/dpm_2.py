@@ -54,14 +54,17 @@ def dpm_2_ancestral(x: np.ndarray, sigmas: np.ndarray, noise: NoiseFn, eta: floa
 
 
 class DPM2Sampler(LoopSampler):
-    """DPM2: two model calls per step, one on the last."""
+    """DPM2: two model calls per step, one on the last; one step more is laid out and its
+    next-to-last sigma dropped, as A1111 and ComfyUI run it."""
 
     takes_churn = True
+    discards_penultimate = True
     loop = staticmethod(dpm_2)
 
 
 class DPM2AncestralSampler(LoopSampler):
-    """DPM2 a: DPM2 with ancestral noise."""
+    """DPM2 a: DPM2 with ancestral noise, on DPM2's sigmas."""
 
     eta_default = 1.0
+    discards_penultimate = True
     loop = staticmethod(dpm_2_ancestral)

@@ -16,6 +16,8 @@ from .sigmas import SCHEDULES, k_schedule
 class SigmaSampler(Sampler):
     """Euler-family bookkeeping: latents live at scale sigma, the UNet sees them rescaled."""
 
+    discards_penultimate: ClassVar[bool | None] = False
+
     schedules: ClassVar[tuple[str, ...]] = SCHEDULES
 
     def __init__(

@@ -378,6 +378,23 @@ def sampler_churn(name: str, churn: Churn | None) -> Churn | None:
     return churn if _takes_churn(_sampler_spec(name).cls) else None
 
 
+def discard_samplers() -> tuple[str, ...]:
+    """The samplers that discard the next-to-last sigma on request (A1111's k-diffusion ones)
+    or always (DPM2, DPM2 a)."""
+    return tuple(
+        name
+        for name, spec in SAMPLER_SPECS.items()
+        if getattr(spec.cls, "discards_penultimate", None) is not None
+    )
+
+
+def sampler_discards(name: str, requested: bool) -> bool:
+    """Whether sampler ``name`` runs without the next-to-last sigma: always for DPM2 and DPM2 a,
+    on ``requested`` for the others that can, never for the timestep samplers."""
+    own = getattr(_sampler_spec(name).cls, "discards_penultimate", None)
+    return bool(own) or (requested and own is not None)
+
+
 def create_scheduler(
     name: str,
     config: SchedulerConfig,

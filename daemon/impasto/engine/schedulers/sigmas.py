@@ -6,6 +6,7 @@ sees the same timesteps and noise levels it would see under diffusers.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -145,10 +146,27 @@ def reshape_sigmas(
     return out, sigma_to_t(out, log_train)
 
 
+def without_penultimate(laid_out: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """A schedule laid out for one step more, less its last sigma before the end and that
+    sigma's timestep (A1111's and ComfyUI's ``discard_next_to_last_sigma``:
+    ``cat(sigmas[:-2], sigmas[-1:])``)."""
+    timesteps, sigmas, *rest = laid_out
+    return (np.delete(timesteps, -1), np.delete(sigmas, -2), *rest)
+
+
+def _all_sigmas(config: SchedulerConfig) -> SchedulerConfig:
+    return dataclasses.replace(config, discard_penultimate=False)
+
+
 def k_schedule(
     config: SchedulerConfig, steps: int, schedule: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Timesteps, sigmas (one longer, ending at 0) and training alphas of the Euler family."""
+    if config.discard_penultimate:
+        timesteps, sigmas, ac = without_penultimate(
+            k_schedule(_all_sigmas(config), steps + 1, schedule)
+        )
+        return timesteps, sigmas, ac
     ac = alphas_cumprod(config)
     train = train_sigmas(ac)
     if schedule in NAMED_SCHEDULES:
@@ -171,6 +189,9 @@ def solver_schedule(
     are made integer (rounded for Karras, truncated for exponential) as diffusers does;
     DPM-Solver leaves Karras timesteps of the cosine schedule unrounded.
     """
+    if config.discard_penultimate:
+        plain = _all_sigmas(config)
+        return without_penultimate(solver_schedule(plain, steps + 1, schedule, round_cosine_karras))
     ac = alphas_cumprod(config)
     train = train_sigmas(ac)
     if schedule in NAMED_SCHEDULES:

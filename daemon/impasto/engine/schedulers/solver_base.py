@@ -16,6 +16,8 @@ from .sigmas import SCHEDULES, sigma_to_alpha_sigma, solver_schedule, vp_denoise
 class SolverSampler(Sampler):
     """Latents stay at unit variance; steps work in log-SNR (lambda) on x0 predictions."""
 
+    discards_penultimate: ClassVar[bool | None] = False
+
     schedules: ClassVar[tuple[str, ...]] = SCHEDULES
     history = 2
     round_cosine_karras = True

@@ -34,6 +34,8 @@ def corrector_weights(rks: list[float], hh: float) -> np.ndarray:
 class UniPCSampler(SolverSampler):
     """Correct the last prediction with the new model output (UniC), then predict (UniP)."""
 
+    discards_penultimate = None  # A1111's UniPC walks timesteps, not k-diffusion sigmas
+
     history = SOLVER_ORDER
 
     def _reset(self) -> None:

@@ -195,6 +195,16 @@ def _negative_min_sigma(
     return msgspec.structs.replace(req, s_min_uncond=number)
 
 
+def _discard(ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]) -> GenerateRequest:
+    """A1111's Always discard next-to-last sigma axis ("True"/"False"); the plot drops it where
+    the cell's sampler walks timesteps, as A1111 ignores it there."""
+    text = str(value).strip()
+    if text not in ("True", "False"):
+        message = f"Always discard next-to-last sigma {value!r} is not True or False"
+        raise FieldError(FIELD, message)
+    return msgspec.structs.replace(req, discard_penultimate_sigma=text == "True")
+
+
 def _eta(ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]) -> GenerateRequest:
     """A1111's Eta axis: the sampler's fresh noise per step, where the sampler adds any."""
     eta = _in_range("Eta", "eta", value)
@@ -305,6 +315,10 @@ def _unused(ctx: ScriptContext) -> list[str]:
     return []
 
 
+def _booleans(ctx: ScriptContext) -> list[str]:
+    return ["True", "False"]  # A1111's boolean_choice(reverse=True)
+
+
 AXES: tuple[Axis, ...] = (
     Axis("Nothing", "str", _nothing, format="nothing"),
     Axis("Seed", "int", _field("seed")),
@@ -349,7 +363,7 @@ AXES: tuple[Axis, ...] = (
     Axis("Face restore", "str", None, format="value"),
     Axis("Token merging ratio", "float", None),
     Axis("Token merging ratio high-res", "float", None),
-    Axis("Always discard next-to-last sigma", "str", None, choices=_unused),
+    Axis("Always discard next-to-last sigma", "str", _discard, choices=_booleans),
     Axis("SGM noise multiplier", "str", None, choices=_unused),
     Axis(
         "Refiner checkpoint",
