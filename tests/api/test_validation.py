@@ -383,7 +383,7 @@ def test_mask_without_init_image(api: TestClient) -> None:
     assert response.json()["errors"][0]["field"] == "mask_image"
 
 
-def test_a_noise_multiplier_needs_an_init_image_and_its_range(
+def test_a_noise_multiplier_and_extra_noise_need_an_init_image_and_their_range(
     api: TestClient, services: Services
 ) -> None:
     import base64
@@ -407,6 +407,21 @@ def test_a_noise_multiplier_needs_an_init_image_and_its_range(
         assert refused.status_code == 422, refused.text
         error = refused.json()["errors"][0]
         assert error["field"] == "noise_multiplier" and words in error["message"], error
+    assert services.jobs.store.count_queued() == 0
+    # Extra noise: with an init image or a hires pass (A1111 adds it to both), 0..1.
+    body = {**VALID, "init_image": image, "extra_noise": 0.3}
+    assert api.post("/api/v1/generate/plan", json=body).json()["extra_noise"] == 0.3
+    hires = {"width": 128, "height": 128}
+    body = {**VALID, "extra_noise": 0.3, "hires": hires}
+    assert api.post("/api/v1/generate/plan", json=body).status_code in (200, 201)
+    for body, words in (
+        ({**VALID, "extra_noise": 0.3}, "init_image or a hires pass"),
+        ({**VALID, "init_image": image, "extra_noise": 1.5}, "0 and 1"),
+    ):
+        refused = api.post("/api/v1/generate", json=body)
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["errors"][0]
+        assert error["field"] == "extra_noise" and words in error["message"], error
     assert services.jobs.store.count_queued() == 0
 
 

@@ -932,6 +932,49 @@ def test_img2img_noise_multiplier_request_option_and_infotext(http: httpx.Client
     assert http.get("/sdapi/v1/options").json() == before
 
 
+def test_extra_noise_option_for_img2img_and_the_hires_pass(http: httpx.Client) -> None:
+    """A1111's ``img2img_extra_noise`` ("Extra noise"): from ``override_settings``, else the
+    option, else an infotext's label; it changes img2img's picture and the hires pass's, is
+    written as ``Extra noise``, and a plain txt2img runs without it, as in A1111."""
+    init = Image.new("RGB", (64, 64), (200, 30, 30))
+    base = {"prompt": "extra-noise a door", "seed": 4, "steps": 3, "width": 64, "height": 64}
+    img2img = {**base, "init_images": [_b64_png(init)], "denoising_strength": 0.6}
+    before = http.get("/sdapi/v1/options").json()
+    override = {"override_settings": {"img2img_extra_noise": 0.5}}
+
+    def run(route: str, body: dict[str, Any]) -> tuple[bytes, float, dict[str, Any]]:
+        answer = http.post(f"/sdapi/v1/{route}", json=body)
+        assert answer.status_code == 200, (body, answer.text)
+        image = _image(answer.json()["images"][0])
+        written = parse_a1111_parameters(image.info["parameters"])["extra"]
+        return (
+            image.convert("RGB").tobytes(),
+            _latest_plan(http, "extra-noise")["extra_noise"],
+            written,
+        )
+
+    plain, extra, written = run("img2img", img2img)
+    assert extra == 0.0 and "Extra noise" not in written
+    noisy, extra, written = run("img2img", {**img2img, **override})
+    assert extra == 0.5 and written["Extra noise"] == "0.5" and noisy != plain
+    infotext = {"infotext": "x\nSteps: 3, Seed: 4, Extra noise: 0.5"}
+    assert run("img2img", {**img2img, **infotext})[0] == noisy
+    hires = {**base, "enable_hr": True, "hr_scale": 2, "denoising_strength": 0.5}
+    hires_plain = run("txt2img", hires)[0]
+    hires_noisy, extra, _ = run("txt2img", {**hires, **override})
+    assert extra == 0.5 and hires_noisy != hires_plain
+    _, extra, written = run("txt2img", {**base, **override})
+    assert extra == 0.0 and "Extra noise" not in written  # no pass starts from an image
+    try:
+        assert http.post("/sdapi/v1/options", json={"img2img_extra_noise": 0.5}).is_success
+        assert run("img2img", img2img)[0] == noisy
+    finally:
+        http.post("/sdapi/v1/options", json={"img2img_extra_noise": 0.0})
+    refused = http.post("/sdapi/v1/options", json={"img2img_extra_noise": 2})
+    assert refused.status_code == 422 and "between 0 and 1" in refused.text, refused.text
+    assert http.get("/sdapi/v1/options").json() == before
+
+
 def test_sigma_churn_from_request_options_and_infotext_only_for_its_samplers(
     http: httpx.Client,
 ) -> None:

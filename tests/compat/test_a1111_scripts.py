@@ -23,7 +23,7 @@ SIZE = {"width": 64, "height": 64}
 # txt2img axis indexes, as A1111 counts them (img2img-only types left out).
 NOTHING, SEED, STEPS, CFG, PROMPT_SR, SAMPLER, CHECKPOINT, SCHEDULE = 0, 1, 4, 6, 7, 9, 11, 17
 NEGATIVE_GUIDANCE, CHURN, SIGMA_MAX, SIGMA_NOISE, ETA, VAE = 12, 13, 15, 16, 21, 27
-SCHEDULE_MIN_SIGMA, SCHEDULE_RHO, EXTRA_NOISE = 18, 20, 25
+SCHEDULE_MIN_SIGMA, SCHEDULE_RHO, EXTRA_NOISE, TOKEN_MERGING = 18, 20, 25, 31
 
 
 def xyz_args(
@@ -384,6 +384,24 @@ def test_xyz_discard_axis_sets_it_where_the_sampler_has_sigmas(http: httpx.Clien
     assert cells[0] != cells[1] and cells[2] == cells[3]
 
 
+def test_xyz_extra_noise_axis_reaches_the_hires_pass_and_not_a_plain_txt2img(
+    http: httpx.Client,
+) -> None:
+    """Extra noise on X: with the hires fix each value runs (another picture); without it no
+    pass starts from an image, so the cells run without it, as in A1111."""
+    body = {"prompt": "a kite", "seed": 3, "steps": 3, **SIZE, "script_name": "x/y/z plot"}
+    args = xyz_args((EXTRA_NOISE, "0, 0.5", []))
+    hires = {"enable_hr": True, "hr_scale": 2, "denoising_strength": 0.5}
+    response = http.post("/sdapi/v1/txt2img", json={**body, **hires, "script_args": args})
+    assert response.status_code == 200, response.text
+    assert [job["plan"]["extra_noise"] for job in history(http, 2)] == [0.0, 0.5]
+    _, *cells = response.json()["images"]
+    assert cells[0] != cells[1]
+    response = http.post("/sdapi/v1/txt2img", json={**body, "script_args": args})
+    assert response.status_code == 200, response.text
+    assert [job["plan"]["extra_noise"] for job in history(http, 2)] == [0.0, 0.0]
+
+
 def test_xyz_noise_multiplier_axis_sets_img2imgs_and_leaves_txt2img_alone(
     http: httpx.Client,
 ) -> None:
@@ -468,7 +486,7 @@ def test_xyz_mistakes_answer_422_naming_script_args_and_queue_nothing(
     before = len(http.get("/api/v1/history/", params={"limit": 200}).json()["items"])
     cases = [
         (xyz_args((SAMPLER, "", ["Euler", "No Such Sampler"])), "No Such Sampler"),
-        (xyz_args((EXTRA_NOISE, "0.1,0.2", [])), "not supported"),
+        (xyz_args((TOKEN_MERGING, "0.1,0.2", [])), "not supported"),
         (xyz_args((CHURN, "0.1,200", [])), "Sigma Churn 200"),
         (xyz_args((ETA, "0.5,1.5", [])), "Eta 1.5"),
         (xyz_args((STEPS, "1, 900", [])), "steps"),

@@ -196,13 +196,17 @@ def test_ddim_cfg_pp_latents_match_a_ddim_loop_with_the_cfg_pp_direction(
     assert close(ours, x.numpy()), np.abs(ours - x.numpy()).max() / np.abs(x.numpy()).max()
 
 
-@pytest.mark.parametrize(("multiplier", "strength"), [(0.5, 0.6), (1.25, 1.0)])
+@pytest.mark.parametrize(
+    ("multiplier", "strength", "extra"),
+    [(0.5, 0.6, 0.0), (1.25, 1.0, 0.0), (1.0, 0.6, 0.5), (0.5, 0.6, 0.3)],
+)
 def test_img2img_noise_multiplier_matches_a1111s_start(
-    pipe: StableDiffusion, reference_parts: Any, multiplier: float, strength: float
+    pipe: StableDiffusion, reference_parts: Any, multiplier: float, strength: float, extra: float
 ) -> None:
     # A1111's img2img with "Noise multiplier": the init latents plus the seed's noise times the
     # multiplier times the first sigma of the schedule's tail, then the sampler over that tail
-    # (the tail as diffusers and Impasto count it: int(steps * strength) steps).
+    # (the tail as diffusers and Impasto count it: int(steps * strength) steps). "Extra noise"
+    # adds that (multiplied) noise once more, times extra (sd_samplers_kdiffusion).
     from impasto.engine.vae import image_to_array
 
     sampling, _ = kdiffusion_oracle.load()
@@ -214,6 +218,7 @@ def test_img2img_noise_multiplier_matches_a1111s_start(
         init_image=image,
         strength=strength,
         noise_multiplier=multiplier,
+        extra_noise=extra,
     )
     start = _noise()
     ours = pipe.denoise(params, latents=start).latents
@@ -223,6 +228,7 @@ def test_img2img_noise_multiplier_matches_a1111s_start(
     tail = torch.from_numpy(np.asarray(sched.step_sigmas, dtype=np.float32))
     tail = tail[STEPS - int(STEPS * strength) :]
     x = torch.from_numpy(init) + torch.from_numpy(start) * multiplier * tail[0]
+    x = x + torch.from_numpy(start) * multiplier * extra
     with torch.no_grad():
         theirs = sampling.sample_dpm_2(guided_denoiser(*reference_parts), x, tail, disable=True)
     assert close(ours, theirs.numpy()), np.abs(ours - theirs.numpy()).max()

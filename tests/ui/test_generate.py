@@ -189,10 +189,13 @@ def test_hires_fix_card_sends_the_hires_object_and_makes_the_larger_image(
     page.select_option("#hires_upscaler", "latent-bicubic")
     page.fill("#hires_steps", "2")
     page.fill("#hires_strength", "0.5")
+    page.click("#img-card summary")
+    page.fill("#extra_noise", "0.2")  # A1111's extra noise goes with a hires pass too
     with page.expect_request("**/api/v1/generate") as sent:
         page.click("#submit")
     body = json.loads(sent.value.post_data or "{}")
     assert body["hires"] == {"scale": 2, "upscaler": "latent-bicubic", "steps": 2, "strength": 0.5}
+    assert body["extra_noise"] == 0.2 and "noise_multiplier" not in body  # no image
     live = page.locator("#live")
     expect(live).to_have_attribute("data-state", "completed", timeout=60_000)
     # Both passes count as one run: 3 + int(2 * 0.5) = 4 UNet calls.

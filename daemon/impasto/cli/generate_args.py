@@ -42,6 +42,7 @@ REQUEST_FIELDS = {
     "priority": "priority",
     "strength": "strength",
     "noise_multiplier": "noise_multiplier",
+    "extra_noise": "extra_noise",
     "cache_interval": "cache_interval",
     "decoder": "decoder",
     "inpaint_area": "inpaint_area",
@@ -207,6 +208,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="the noise added to the init image, times this "
         f"({_range('noise_multiplier')}; default 1; A1111's noise multiplier for img2img)",
+    )
+    parser.add_argument(
+        "--extra-noise",
+        type=float,
+        metavar="F",
+        help="img2img and the hires pass: the start's noise added once more, times this "
+        f"({_range('extra_noise')}; default 0; A1111's extra noise)",
     )
     parser.add_argument(
         "--inpaint-area",

@@ -214,7 +214,12 @@ class StableDiffusion:
         guidance = build_guidance(parts, params, self.folder.model_index, count)
         if init_latents is not None:
             first, index = noised_start(
-                scheduler, init_latents, start_noise, params.steps, params.strength
+                scheduler,
+                init_latents,
+                start_noise,
+                params.steps,
+                params.strength,
+                extra=params.extra_noise,
             )
             plan = TaskPlan(latents=first, start=index)
         else:
@@ -297,6 +302,7 @@ class StableDiffusion:
                 params.steps,
                 params.strength,
                 params.noise_multiplier,
+                params.extra_noise,
             )
         content = params.masked_content
         inputs = prepare_inputs(
@@ -312,6 +318,7 @@ class StableDiffusion:
             overlay=bool(params.extra.get("inpaint_overlay", True)),
             masked_content=content,
             multiplier=params.noise_multiplier,
+            extra=params.extra_noise,
         )
 
     def generate(

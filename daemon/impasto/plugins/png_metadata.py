@@ -77,6 +77,8 @@ def _extra(params: dict[str, Any], index: int) -> dict[str, Any] | None:
     # the run takes it, the skipping of the negative prompt's pass where a pass has one.
     for labels in (BOUND_LABELS, UNCOND_SKIP_LABELS):
         extra.update({label: params[name] for name, label in labels.items() if params.get(name)})
+    if params.get("extra_noise"):
+        extra["Extra noise"] = params["extra_noise"]  # A1111's label (img2img, hires pass)
     if params.get("discard_penultimate_sigma") and not sampler_discards(params["sampler"], False):
         extra["Discard penultimate sigma"] = True  # A1111's label, where the option changed it
     if params.get("noise_seed_delta") and _draws_per_step(params):

@@ -92,6 +92,9 @@ class Resolver:
         if request.noise_multiplier != 1.0 and init_image is None:
             message = "scales the noise added to an init_image: send one, or leave it at 1"
             raise FieldError("noise_multiplier", message)
+        if request.extra_noise and init_image is None and request.hires is None:
+            message = "adds noise to an init_image or a hires pass: send one, or leave it at 0"
+            raise FieldError("extra_noise", message)
         models_dir = self.catalog.models_dir
         prompt, loras = prompt_loras(request)
         for lora, field, tag in loras:
@@ -157,6 +160,7 @@ class Resolver:
             mask_image=mask_image,
             strength=request.strength,
             noise_multiplier=request.noise_multiplier,
+            extra_noise=request.extra_noise,
             loras=specs,
             embeddings=embeddings_in(models_dir, text),
             vae=request.vae,
@@ -181,8 +185,9 @@ class Resolver:
         """``request`` without the settings that change nothing for it, which A1111 ignores
         where the native API refuses them: schedule bounds none of its schedules (its own, its
         hires pass's) takes, the skipping of a negative prompt's pass where no pass runs one
-        (CFG 1 or less), or ``s_min_uncond_all`` without ``s_min_uncond``, and the discarding of
-        the next-to-last sigma where no sampler has sigmas."""
+        (CFG 1 or less), or ``s_min_uncond_all`` without ``s_min_uncond``, the discarding of the
+        next-to-last sigma where no sampler has sigmas, and extra noise where no pass starts
+        from an image."""
         model = self.model(request.model)
         sampler, schedule = sampler_and_schedule(request, model)
         samplers, schedules = [sampler], [schedule]
@@ -196,6 +201,8 @@ class Resolver:
         }
         if not any(name in discard_samplers() for name in samplers):
             unused["discard_penultimate_sigma"] = False
+        if request.init_image is None and request.hires is None:
+            unused["extra_noise"] = 0.0  # A1111 adds it to img2img and the hires pass only
         cfg_scale = model.defaults.cfg_scale if request.cfg_scale is None else request.cfg_scale
         hires_cfg = request.hires.cfg_scale if request.hires else None
         if max(cfg_scale, hires_cfg or 0) <= 1:

@@ -348,6 +348,15 @@ class GenerateRequest(Schema):
     mask_image: str | None = None
     strength: Strength = 0.75
     noise_multiplier: NoiseMultiplier = 1.0
+    extra_noise: Annotated[
+        float,
+        Meta(
+            ge=0,
+            le=1,
+            description="img2img, inpainting and the hires pass: the start's noise added once "
+            "more, times this (A1111's Extra noise, img2img_extra_noise; its slider's range)",
+        ),
+    ] = 0.0
     vae: Name | None = None
     clip_skip: ClipSkip = 1
     refiner: Name | None = None
@@ -417,6 +426,7 @@ class ResolvedPlan(Schema, kw_only=True):
     mask_image: str | None = None
     strength: float = 0.75
     noise_multiplier: float = 1.0
+    extra_noise: float = 0.0
     loras: list[LoraSpec] = msgspec.field(default_factory=list)
     embeddings: list[str] = msgspec.field(default_factory=list)
     vae: str | None = None

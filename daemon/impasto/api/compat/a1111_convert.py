@@ -246,7 +246,6 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             **_inpaint_options(req),
         }
     )
-    base = services.jobs.resolver.without_unused_settings(base)
     images: dict[str, str] = {}
     if isinstance(req, Img2ImgRequest):
         width, height = base.width, base.height
@@ -254,13 +253,14 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             defaults = services.jobs.resolver.model(base.model).defaults
             width, height = width or defaults.width, height or defaults.height
         images = prepare_images(services, req, width, height)
+    # With its images: which settings the run uses depends on them (extra noise).
+    base = msgspec.structs.replace(base, **images)
+    base = services.jobs.resolver.without_unused_settings(base)
     requests = []
     for index in range(iterations):
         numbered = seed if seed == -1 else offset_seed(seed, index * batch)
         numbered_subseed = subseed if subseed == -1 else offset_seed(subseed, index * batch)
-        requests.append(
-            msgspec.structs.replace(base, seed=numbered, subseed=numbered_subseed, **images)
-        )
+        requests.append(msgspec.structs.replace(base, seed=numbered, subseed=numbered_subseed))
     return Plan(
         requests=requests,
         prompt=req.prompt or "",

@@ -19,6 +19,7 @@ from impasto.api.compat.a1111_settings import (
     CLIP_SKIP_OPTION,
     DISCARD_OPTION,
     ENSD_OPTION,
+    EXTRA_NOISE_OPTION,
     NOISE_MULTIPLIER_OPTION,
     checked_bound,
     checked_churn,
@@ -169,7 +170,7 @@ def _fields(labels: dict[str, Any], is_img2img: bool) -> dict[str, Any]:
 def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
     """``override_settings`` entries the text gives: Clip skip, Eta, Eta DDIM, Noise multiplier,
     the sigma churn settings, the schedule's bounds, NGMS and Skip Early CFG, Discard
-    penultimate sigma, ENSD, RNG, the decoder, and the model when the
+    penultimate sigma, Extra noise, ENSD, RNG, the decoder, and the model when the
     ``disable_weights_auto_swap`` option is off (A1111's default keeps it)."""
     settings: dict[str, Any] = {}
     if "Clip skip" in labels:
@@ -204,6 +205,11 @@ def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
         else:
             value = _number(label, labels[label])
             settings[name] = checked_option(name, value, f"{FIELD} ({label})")
+    if "Extra noise" in labels:
+        value = _number("Extra noise", labels["Extra noise"])
+        settings[EXTRA_NOISE_OPTION] = checked_option(
+            "extra_noise", value, f"{FIELD} (Extra noise)"
+        )
     if "Discard penultimate sigma" in labels:
         settings[DISCARD_OPTION] = str(labels["Discard penultimate sigma"]).strip() == "True"
     if "RNG" in labels:

@@ -26,6 +26,7 @@ UNCOND_OPTION, EVERY_OPTION, EARLY_OPTION = "s_min_uncond", "s_min_uncond_all", 
 """A1111's "Negative Guidance minimum sigma" (and its "all steps") and "Ignore negative prompt
 during early sampling" options: the native fields' names."""
 DISCARD_OPTION = "always_discard_next_to_last_sigma"
+EXTRA_NOISE_OPTION = "img2img_extra_noise"
 
 
 def checked_vae(services: Services, value: object, field: str) -> str | None:
@@ -264,10 +265,13 @@ def run_settings(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
     options = _options(services, req)
     field = _option_field(req, DISCARD_OPTION)
     discard = checked_flag(options.get(DISCARD_OPTION, False), field)
+    field = _option_field(req, EXTRA_NOISE_OPTION)
+    extra = _checked_number(options.get(EXTRA_NOISE_OPTION, 0.0), field, "extra_noise")
     return {
         **bound_values(services, req),
         **uncond_skip_values(services, req),
         "discard_penultimate_sigma": discard,
+        "extra_noise": extra,
     }
 
 
@@ -332,6 +336,7 @@ OPTION_CHECKS: dict[str, Callable[[Services, object, str], object]] = {
     UNCOND_OPTION: lambda _, value, field: _checked_number(value, field, UNCOND_OPTION),
     EVERY_OPTION: lambda _, value, field: checked_flag(value, field),
     DISCARD_OPTION: lambda _, value, field: checked_flag(value, field),
+    EXTRA_NOISE_OPTION: lambda _, value, field: _checked_number(value, field, "extra_noise"),
     EARLY_OPTION: lambda _, value, field: _checked_number(value, field, EARLY_OPTION),
     ENSD_OPTION: lambda _, value, field: checked_noise_seed_delta(value, field),
     "sd_vae": checked_vae,

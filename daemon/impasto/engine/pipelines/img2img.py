@@ -23,9 +23,12 @@ def noised_start(
     steps: int,
     strength: float,
     multiplier: float = 1.0,
+    extra: float = 0.0,
 ) -> tuple[np.ndarray, int]:
     """First latents and index: ``add_noise`` at the start index (the noise times
     ``multiplier``, A1111's "Noise multiplier"), or the clean latents if no step runs.
+    ``extra`` (A1111's "Extra noise") adds that noise once more, times ``extra``, at the
+    latents' scale (as A1111 adds ``noise * extra`` to k-diffusion's latents).
 
     Strength so low that no step runs leaves the init latents unchanged, where diffusers
     would refuse; the result is then the init image through the VAE.
@@ -35,7 +38,13 @@ def noised_start(
         return init_latents.copy(), len(scheduler.timesteps)
     if multiplier != 1.0:
         noise = noise * np.float32(multiplier)
-    return scheduler.add_noise(init_latents, noise, start).astype(np.float32), start
+    latents = scheduler.add_noise(init_latents, noise, start)
+    if extra:
+        # add_noise is linear: with no noise it gives the noise at the latents' own scale
+        # (itself for sigma-scaled latents, times sqrt(alpha_cumprod) for the others).
+        scaled = scheduler.add_noise(noise, np.zeros_like(noise), start)
+        latents = latents + np.float32(extra) * scaled
+    return latents.astype(np.float32), start
 
 
 def plan_img2img(
@@ -46,9 +55,12 @@ def plan_img2img(
     steps: int,
     strength: float,
     multiplier: float = 1.0,
+    extra: float = 0.0,
 ) -> TaskPlan:
     """Latents from the encoded init image noised to ``strength`` (the noise times
-    ``multiplier``)."""
+    ``multiplier``, and ``extra`` of it once more)."""
     init_latents = encode_init_image(vae, image, noise.shape[0])
-    latents, start = noised_start(scheduler, init_latents, noise, steps, strength, multiplier)
+    latents, start = noised_start(
+        scheduler, init_latents, noise, steps, strength, multiplier, extra
+    )
     return TaskPlan(latents=latents, start=start)

@@ -80,21 +80,23 @@ def plan_inpaint(
     overlay: bool = True,
     masked_content: str = "original",
     multiplier: float = 1.0,
+    extra: float = 0.0,
 ) -> TaskPlan:
     """The plan for either UNet kind; ``inputs.masked_latents`` says which.
 
     ``masked_content`` ``latent_noise``/``latent_nothing`` start the masked part from noise or
     zeros instead of the init image's latents (below strength 1; above, all is noise).
-    ``multiplier`` scales the start's noise (A1111's "Noise multiplier"); the noise that
-    re-noises the kept part at each step is the seed's own.
+    ``multiplier`` scales the start's noise (A1111's "Noise multiplier") and ``extra`` adds
+    it once more (A1111's "Extra noise"); the noise that re-noises the kept part at each step
+    is the seed's own.
     """
-    if strength >= 1.0 and multiplier == 1.0:
+    if strength >= 1.0 and multiplier == 1.0 and not extra:
         # Full strength starts from pure noise like txt2img (diffusers does the same).
         latents, start = (noise * np.float32(scheduler.init_noise_sigma)).astype(np.float32), 0
     else:
         # A scaled noise at full strength keeps A1111's start: the init image plus that noise.
         first = masked_start(inputs.init_latents, inputs.mask, noise, masked_content)
-        latents, start = noised_start(scheduler, first, noise, steps, strength, multiplier)
+        latents, start = noised_start(scheduler, first, noise, steps, strength, multiplier, extra)
 
     def model_input(scaled: np.ndarray, index: int) -> np.ndarray:
         assert inputs.masked_latents is not None

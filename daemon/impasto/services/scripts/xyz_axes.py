@@ -220,6 +220,14 @@ def _in_range(label: str, native: str, value: Any) -> float:
     return float(value)
 
 
+def _extra_noise(
+    ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
+) -> GenerateRequest:
+    """A1111's Extra noise axis (img2img and the hires pass; the plot drops it elsewhere, as it
+    changes nothing there)."""
+    return msgspec.structs.replace(req, extra_noise=_in_range("Extra noise", "extra_noise", value))
+
+
 def _noise_multiplier(
     ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
 ) -> GenerateRequest:
@@ -354,7 +362,7 @@ AXES: tuple[Axis, ...] = (
     Axis("Clip skip", "int", _field("clip_skip")),
     Axis("Denoising", "float", _denoising),
     Axis("Initial noise multiplier", "float", _noise_multiplier),
-    Axis("Extra noise", "float", None),
+    Axis("Extra noise", "float", _extra_noise),
     Axis("Hires upscaler", "str", _upscaler, "txt2img", _upscalers),
     Axis("Cond. Image Mask Weight", "float", None, tab="img2img"),
     Axis("VAE", "str", _vae, choices=_unused, cost=0.7),
