@@ -722,7 +722,7 @@ def test_rules_are_found_through_nesting_options_and_lists() -> None:
     from impasto.wire.limits import schema_rule
     from impasto.wire.requests import GenerateRequest
 
-    assert schema_rule(GenerateRequest, "rng") == "must be one of pcg64, cpu"
+    assert schema_rule(GenerateRequest, "rng") == "must be one of pcg64, cpu, nv"
     assert schema_rule(GenerateRequest | None, "inpaint_area") == "must be one of whole, masked"
     assert str(schema_rule(GenerateRequest, "prompt")).startswith("must be text of 1 to")
     assert schema_rule(GenerateRequest, "steps") == "must be an integer between 1 and 150"

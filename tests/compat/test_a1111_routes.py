@@ -861,19 +861,25 @@ def test_resize_seed_from_reaches_the_plan_the_png_and_the_info(http: httpx.Clie
     assert (plan["seed_resize_from_width"], plan["seed_resize_from_height"]) == (96, 64)
 
 
-def test_randn_source_cpu_is_torchs_cpu_noise_and_says_so(http: httpx.Client) -> None:
-    """A1111's randn_source "CPU" (override, option or infotext ``RNG``) runs on torch's CPU
-    generator, so a seed starts from A1111's (and ComfyUI's) noise; GPU/NV on Impasto's own."""
+def test_randn_source_cpu_and_nv_are_torchs_noise_and_say_so(http: httpx.Client) -> None:
+    """A1111's randn_source "CPU" and "NV" (override, option or infotext ``RNG``) run on torch's
+    CPU and CUDA generators, so a seed starts from A1111's noise; GPU on Impasto's own."""
     body = {"prompt": "rng-source a cat", "steps": 1, "width": 64, "height": 64, "seed": 4}
-    for settings, rng in (({"randn_source": "CPU"}, "cpu"), ({"randn_source": "GPU"}, "pcg64")):
+    pictures = set()
+    for source, rng in (("CPU", "cpu"), ("NV", "nv"), ("GPU", "pcg64")):
+        settings = {"randn_source": source}
         answer = http.post("/sdapi/v1/txt2img", json={**body, "override_settings": settings})
         assert answer.status_code == 200, answer.text
         assert _latest_plan(http, "rng-source")["rng"] == rng
-        written = parse_a1111_parameters(_image(answer.json()["images"][0]).info["parameters"])
-        assert written["extra"].get("RNG") == ("CPU" if rng == "cpu" else None)
-    pasted = {**body, "infotext": "x\nSteps: 1, Seed: 4, Size: 64x64, RNG: CPU"}
-    assert http.post("/sdapi/v1/txt2img", json=pasted).status_code == 200
-    assert _latest_plan(http, "rng-source")["rng"] == "cpu"
+        image = _image(answer.json()["images"][0])
+        pictures.add(image.convert("RGB").tobytes())
+        written = parse_a1111_parameters(image.info["parameters"])
+        assert written["extra"].get("RNG") == (None if source == "GPU" else source)
+    assert len(pictures) == 3  # three noise sources, three pictures
+    for label, rng in (("CPU", "cpu"), ("NV", "nv")):
+        pasted = {**body, "infotext": f"x\nSteps: 1, Seed: 4, Size: 64x64, RNG: {label}"}
+        assert http.post("/sdapi/v1/txt2img", json=pasted).status_code == 200
+        assert _latest_plan(http, "rng-source")["rng"] == rng
 
 
 def test_img2img_noise_multiplier_request_option_and_infotext(http: httpx.Client) -> None:

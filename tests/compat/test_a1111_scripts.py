@@ -402,6 +402,26 @@ def test_xyz_extra_noise_axis_reaches_the_hires_pass_and_not_a_plain_txt2img(
     assert [job["plan"]["extra_noise"] for job in history(http, 2)] == [0.0, 0.0]
 
 
+def test_xyz_rng_source_axis_picks_the_noise_source(http: httpx.Client) -> None:
+    """RNG source on X (A1111's GPU, CPU, NV): torch's CPU and CUDA generators for CPU and NV,
+    Impasto's own noise for GPU; three noises, three pictures; an unknown source is refused."""
+    body = {"prompt": "a kite", "seed": 3, "steps": 2, **SIZE, "script_name": "x/y/z plot"}
+    scripts = http.get("/sdapi/v1/script-info").json()
+    xyz = next(s for s in scripts if s["name"] == "x/y/z plot" and not s["is_img2img"])
+    axis = xyz["args"][0]["choices"].index("RNG source")
+    response = http.post(
+        "/sdapi/v1/txt2img", json={**body, "script_args": xyz_args((axis, "GPU, CPU, NV", []))}
+    )
+    assert response.status_code == 200, response.text
+    assert [job["plan"]["rng"] for job in history(http, 3)] == ["pcg64", "cpu", "nv"]
+    _, *cells = response.json()["images"]
+    assert len(set(cells)) == 3
+    refused = http.post(
+        "/sdapi/v1/txt2img", json={**body, "script_args": xyz_args((axis, "MPS", []))}
+    )
+    assert refused.status_code == 422 and "RNG source" in refused.text, refused.text
+
+
 def test_xyz_noise_multiplier_axis_sets_img2imgs_and_leaves_txt2img_alone(
     http: httpx.Client,
 ) -> None:

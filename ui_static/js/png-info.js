@@ -110,7 +110,7 @@ export function parseA1111(text) {
     else if (key === 'Skip Early CFG') out.skip_early_cond = Number.parseFloat(value);
     else if (key === 'Discard penultimate sigma') out.discard_penultimate_sigma = value === 'True';
     else if (key === 'ENSD') out.noise_seed_delta = Number.parseInt(value, 10);
-    else if (key === 'RNG') out.rng = value === 'CPU' ? 'cpu' : 'pcg64';
+    else if (key === 'RNG') out.rng = value === 'CPU' ? 'cpu' : value === 'NV' ? 'nv' : 'pcg64';
     else if (key === 'Tiling') out.tiling = value === 'True';
     // One axis, as A1111's asymmetric tiling extension writes it.
     else if (key === 'Tile X' && value === 'True') out.tiling = out.tiling === 'y' ? true : 'x';

@@ -130,8 +130,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rng",
         choices=LIMITS["rng"].choices,
-        help="noise source: pcg64 (default), or cpu: torch's CPU generator, so a seed starts "
-        "from the noise AUTOMATIC1111 (RNG: CPU) and ComfyUI give it",
+        help="noise source: pcg64 (default), cpu: torch's CPU generator, so a seed starts "
+        "from the noise AUTOMATIC1111 (RNG: CPU) and ComfyUI give it, or nv: torch's CUDA one "
+        "(AUTOMATIC1111's RNG: NV, its default GPU noise on NVIDIA cards)",
     )
     parser.add_argument(
         "--eta",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from impasto.engine.philox_rng import PhiloxGenerator
 from impasto.engine.torch_rng import TorchCpuGenerator
 from impasto.engine.vae import VAE_FACTOR
 from impasto.wire import SEED_SPACE
@@ -33,13 +34,15 @@ def offset_seed(seed: int, offset: int) -> int:
     return (seed + offset) % SEED_SPACE
 
 
-RNGS = ("pcg64", "cpu")
-"""Noise sources: numpy's PCG64 (Impasto's own), or torch's CPU generator (``cpu``: the noise
-of AUTOMATIC1111's "RNG: CPU" and of ComfyUI for the same seed; torch_rng.py)."""
+RNGS = ("pcg64", "cpu", "nv")
+"""Noise sources: numpy's PCG64 (Impasto's own), torch's CPU generator (``cpu``: the noise of
+AUTOMATIC1111's "RNG: CPU" and of ComfyUI for the same seed; torch_rng.py), or torch's CUDA one
+(``nv``: AUTOMATIC1111's "RNG: NV", the noise its default "GPU" source gives on NVIDIA cards;
+philox_rng.py)."""
 
 
 class Normals(Protocol):
-    """A seeded generator of standard normals (numpy's Generator, or torch's CPU one)."""
+    """A seeded generator of standard normals (numpy's Generator, torch's CPU or CUDA one)."""
 
     def standard_normal(self, shape: tuple[int, ...], dtype: type = ...) -> np.ndarray: ...
 
@@ -48,6 +51,8 @@ def generator(seed: int, rng: str = "pcg64") -> Normals:
     """A fresh generator seeded with ``seed`` from the noise source ``rng``."""
     if rng == "cpu":
         return TorchCpuGenerator(seed)
+    if rng == "nv":
+        return PhiloxGenerator(seed)
     if rng != "pcg64":
         raise ValueError(f"unknown noise source {rng!r}; use one of: {', '.join(RNGS)}")
     return np.random.Generator(np.random.PCG64(seed))

@@ -88,8 +88,9 @@ def _extra(params: dict[str, Any], index: int) -> dict[str, Any] | None:
         extra["Tiling"] = True  # as A1111 writes it
     elif tiling in ("x", "y"):  # one axis, as A1111's asymmetric tiling extension writes it
         extra.update({"Tile X": tiling == "x", "Tile Y": tiling == "y"})
-    if params.get("rng") == "cpu":
-        extra["RNG"] = "CPU"  # A1111's randn_source, written where it is not its default (GPU)
+    if params.get("rng") in ("cpu", "nv"):
+        # A1111's randn_source, written where it is not its default (GPU)
+        extra["RNG"] = params["rng"].upper()
     return extra or None
 
 

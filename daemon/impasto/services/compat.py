@@ -19,6 +19,9 @@ from impasto.services.errors import NotFoundError, ServiceError
 from impasto.wire import TERMINAL_STATUSES, GenerateRequest
 
 HEARTBEAT = 2.0
+RNG_SOURCES = {"GPU": "pcg64", "CPU": "cpu", "NV": "nv"}
+"""A1111's randn_source choices and the noise source each runs on: torch's CPU and CUDA
+generators for CPU and NV; GPU, whose noise depends on the card, on Impasto's own."""
 _CHECKPOINT_SUFFIX = re.compile(r"\s*\[[0-9a-fA-F]{6,64}\]$")
 _EXTENSIONS = (".safetensors", ".ckpt", ".onnx", ".pt", ".bin")
 

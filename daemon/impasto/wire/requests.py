@@ -305,10 +305,11 @@ class GenerateRequest(Schema):
         ),
     ] = 0
     rng: Annotated[
-        Literal["pcg64", "cpu"],
+        Literal["pcg64", "cpu", "nv"],
         Meta(
-            description="Noise source: pcg64 (Impasto's), or cpu: torch's CPU generator, whose "
-            "noise for a seed is A1111's with RNG: CPU and ComfyUI's"
+            description="Noise source: pcg64 (Impasto's), cpu: torch's CPU generator, whose "
+            "noise for a seed is A1111's with RNG: CPU and ComfyUI's, or nv: torch's CUDA one, "
+            "A1111's RNG: NV (its default GPU source's noise on NVIDIA cards)"
         ),
     ] = "pcg64"
     batch_size: BatchSize = 1

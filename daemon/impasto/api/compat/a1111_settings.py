@@ -12,7 +12,12 @@ from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.errors import CompatError
 from impasto.engine.schedulers import churn_samplers, eta_default
 from impasto.services import compat_assets
-from impasto.services.compat import compat_state, current_checkpoint, resolve_checkpoint
+from impasto.services.compat import (
+    RNG_SOURCES,
+    compat_state,
+    current_checkpoint,
+    resolve_checkpoint,
+)
 from impasto.services.container import Services
 from impasto.wire import BOUND_FIELDS, CHURN_FIELDS, CHURN_OFF, LIMITS
 
@@ -276,10 +281,11 @@ def run_settings(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
 
 
 def rng_setting(services: Services, req: Txt2ImgRequest) -> str:
-    """A1111's ``randn_source`` (override, else the set option): "CPU" is torch's CPU generator,
-    which Impasto reproduces; "GPU" and "NV" (CUDA's Philox) run on Impasto's own noise."""
-    options = _options(services, req)
-    return "cpu" if str(options.get("randn_source", "")).upper() == "CPU" else "pcg64"
+    """A1111's ``randn_source`` (override, else the set option): "CPU" is torch's CPU generator
+    and "NV" its CUDA one (A1111's emulation of it), both reproduced here; "GPU", whose noise
+    depends on the card A1111 ran on, runs on Impasto's own noise."""
+    source = str(_options(services, req).get("randn_source", "")).upper()
+    return RNG_SOURCES.get(source, "pcg64")
 
 
 def decoder_setting(services: Services, req: Txt2ImgRequest) -> str:

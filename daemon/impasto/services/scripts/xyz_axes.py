@@ -26,7 +26,7 @@ from impasto.engine.schedulers import (
     sampler_eta,
 )
 from impasto.engine.upscale_latents import UPSCALER_LABELS
-from impasto.services.compat import resolve_checkpoint
+from impasto.services.compat import RNG_SOURCES, resolve_checkpoint
 from impasto.services.errors import FieldError
 from impasto.services.scripts.base import FIELD, ScriptContext
 from impasto.wire import CHURN_OFF, LIMITS, GenerateRequest
@@ -323,6 +323,18 @@ def _unused(ctx: ScriptContext) -> list[str]:
     return []
 
 
+def _rng_sources(ctx: ScriptContext) -> list[str]:
+    return list(RNG_SOURCES)
+
+
+def _rng(ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]) -> GenerateRequest:
+    """A1111's RNG source axis: CPU and NV are torch's generators, GPU Impasto's own noise."""
+    rng = RNG_SOURCES.get(str(value).strip().upper())
+    if rng is None:
+        raise FieldError(FIELD, f"RNG source {value!r} is not one of {', '.join(RNG_SOURCES)}")
+    return msgspec.structs.replace(req, rng=rng)
+
+
 def _booleans(ctx: ScriptContext) -> list[str]:
     return ["True", "False"]  # A1111's boolean_choice(reverse=True)
 
@@ -382,7 +394,7 @@ AXES: tuple[Axis, ...] = (
         cost=1.0,
     ),
     Axis("Refiner switch at", "float", _field("refiner_switch")),
-    Axis("RNG source", "str", None, choices=_unused),
+    Axis("RNG source", "str", _rng, choices=_rng_sources),
     Axis("Size", "str", _size),
 )
 
