@@ -163,11 +163,11 @@ class GenerationParams:
     mask_image: Image.Image | None = None
     strength: float = 0.75
     noise_multiplier: float = 1.0
+    """img2img and inpainting: the start's noise times this (AUTOMATIC1111's "Noise multiplier
+    for img2img"); below 1 the picture keeps more of the init image at the same strength."""
     extra_noise: float = 0.0
     """A1111's "Extra noise" (img2img, inpainting and the hires pass): the start's noise added
     once more, times this, at the latents' scale; 0 off."""
-    """img2img and inpainting: the start's noise times this (AUTOMATIC1111's "Noise multiplier
-    for img2img"); below 1 the picture keeps more of the init image at the same strength."""
     preview_every: int = 0
     loras: list[tuple[Path, float]] = field(default_factory=list)
     """LoRA files with their weights (-2..2), applied at run time."""

@@ -16,7 +16,6 @@ import msgspec
 from impasto.engine.families import recommended_cache_interval
 from impasto.engine.image_upscale import NONE, target_size
 from impasto.engine.noise import resolve_seed
-from impasto.engine.schedulers import discard_samplers
 from impasto.engine.upscale_latents import UPSCALERS
 from impasto.services.errors import FieldError
 from impasto.services.images import UploadStore
@@ -29,7 +28,9 @@ from impasto.services.sampler_plan import (
     checked_discard,
     checked_eta,
     checked_uncond_skip,
+    discards_any,
     hires_sampler_and_schedule,
+    runs_negative_pass,
     sampler_and_schedule,
     takes_bound,
 )
@@ -199,13 +200,12 @@ class Resolver:
         unused: dict[str, Any] = {
             name: None for name in BOUND_FIELDS if not takes_bound(schedules, name)
         }
-        if not any(name in discard_samplers() for name in samplers):
+        if not discards_any(samplers):
             unused["discard_penultimate_sigma"] = False
         if request.init_image is None and request.hires is None:
             unused["extra_noise"] = 0.0  # A1111 adds it to img2img and the hires pass only
         cfg_scale = model.defaults.cfg_scale if request.cfg_scale is None else request.cfg_scale
-        hires_cfg = request.hires.cfg_scale if request.hires else None
-        if max(cfg_scale, hires_cfg or 0) <= 1:
+        if not runs_negative_pass(cfg_scale, request.hires.cfg_scale if request.hires else None):
             unused.update(s_min_uncond=0.0, skip_early_cond=0.0)
         if not request.s_min_uncond or "s_min_uncond" in unused:
             unused["s_min_uncond_all"] = False

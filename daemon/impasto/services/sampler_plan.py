@@ -147,8 +147,7 @@ def checked_uncond_skip(
     on = [name for name in ("s_min_uncond", "skip_early_cond") if values[name]]
     if not on:
         return values
-    scales = [cfg_scale, *([hires.cfg_scale] if hires and hires.cfg_scale is not None else [])]
-    if max(scales) <= 1:
+    if not runs_negative_pass(cfg_scale, hires.cfg_scale if hires else None):
         raise FieldError(
             on[0],
             f"leaves out the negative prompt's pass, which cfg_scale {cfg_scale:g} (1 or less) "
@@ -161,7 +160,7 @@ def checked_uncond_skip(
 
 def checked_discard(discard: bool, sampler: str, hires: ResolvedHires | None) -> bool:
     """``discard_penultimate_sigma`` where a sampler of the request takes it, else a 422."""
-    if not discard or any(name in discard_samplers() for name in _used_by(sampler, hires)):
+    if not discard or discards_any(_used_by(sampler, hires)):
         return discard
     takes = ", ".join(discard_samplers())
     raise FieldError(
@@ -169,3 +168,14 @@ def checked_discard(discard: bool, sampler: str, hires: ResolvedHires | None) ->
         f"{sampler} walks timesteps, not sigmas: it has none to discard; the samplers that "
         f"can: {takes}",
     )
+
+
+def runs_negative_pass(cfg_scale: float, hires_cfg_scale: float | None) -> bool:
+    """Whether a pass of a request runs classifier-free guidance's negative pass: the first at
+    ``cfg_scale``, or the hires pass at its own (None: the first pass's), above 1."""
+    return max(cfg_scale, hires_cfg_scale or 0) > 1
+
+
+def discards_any(samplers: list[str]) -> bool:
+    """Whether one of ``samplers`` has sigmas to discard the next-to-last of."""
+    return any(name in discard_samplers() for name in samplers)

@@ -53,8 +53,6 @@ from impasto.wire.messages import (
 )
 from impasto.wire.requests import (
     ACTIVE_INSTALL,
-    BOUND_FIELDS,
-    CHURN_FIELDS,
     CHURN_OFF,
     MAX_PROMPT_CHARACTERS,
     NOT_BLANK,
@@ -63,7 +61,6 @@ from impasto.wire.requests import (
     SEQ_MAX,
     STATUSES,
     TERMINAL_STATUSES,
-    UNCOND_SKIP_FIELDS,
     BatchSize,
     CacheInterval,
     CfgScale,
@@ -101,6 +98,7 @@ from impasto.wire.requests import (
     ThumbSize,
     UpscalerName,
 )
+from impasto.wire.sampling import BOUND_FIELDS, CHURN_FIELDS, UNCOND_SKIP_FIELDS
 from impasto.wire.system import (
     GpuInfo,
     HeldModel,

@@ -11,6 +11,19 @@ from typing import Annotated, Any, Literal, get_args
 import msgspec
 from msgspec import Meta
 
+from impasto.wire.sampling import (
+    CHURN_FIELDS,
+    NegativeMinSigma,
+    NoiseMultiplier,
+    ScheduleRho,
+    ScheduleSigma,
+    SigmaChurn,
+    SigmaNoise,
+    SigmaTmax,
+    SigmaTmin,
+    SkipEarly,
+)
+
 Status = Literal["queued", "processing", "completed", "failed", "cancelled"]
 ScheduleName = Literal[
     "default",
@@ -69,83 +82,6 @@ Seed = Annotated[int, Meta(ge=-1, le=SEED_SPACE - 1, description="-1 draws a ran
 BatchSize = Annotated[int, Meta(ge=1, le=10)]
 Priority = Annotated[int, Meta(ge=-100, le=100)]
 Strength = Annotated[float, Meta(ge=0, le=1)]
-NoiseMultiplier = Annotated[
-    float,
-    Meta(
-        ge=0,
-        le=1.5,
-        description="img2img and inpainting: the noise added to the init image's latents, times "
-        "this (A1111's initial_noise_multiplier, its slider's range)",
-    ),
-]
-SigmaChurn = Annotated[
-    float,
-    Meta(
-        ge=0,
-        le=100,
-        description="Euler, Heun, DPM2: noise added back before each step, spread over the steps "
-        "(Karras et al.'s S_churn; A1111's sigma churn, its slider's range); 0 off",
-    ),
-]
-SigmaTmin = Annotated[
-    float, Meta(ge=0, le=10, description="Sigma churn acts at sigmas from this (A1111's tmin)")
-]
-SigmaTmax = Annotated[
-    float,
-    Meta(
-        ge=0,
-        le=999,
-        description="Sigma churn acts at sigmas up to this (A1111's tmax); null: no upper bound",
-    ),
-]
-SigmaNoise = Annotated[
-    float,
-    Meta(ge=0, le=1.1, description="The churn's fresh noise times this (A1111's sigma noise)"),
-]
-CHURN_FIELDS = ("s_churn", "s_tmin", "s_tmax", "s_noise")
-ScheduleSigma = Annotated[
-    float,
-    Meta(
-        ge=0.001,
-        le=5000,
-        description="Karras, exponential, polyexponential, KL optimal, SGM uniform, normal: "
-        "where the schedule's sigmas end (sigma_min) or start (sigma_max) instead of the "
-        "model's (A1111's schedule sigma min/max, ComfyUI's Karras scheduler node); null: theirs",
-    ),
-]
-ScheduleRho = Annotated[
-    float,
-    Meta(
-        ge=0.01,
-        le=100,
-        description="Karras (7) and polyexponential (1): the schedule's curvature; higher falls "
-        "faster from the top (A1111's schedule rho); null: theirs",
-    ),
-]
-NegativeMinSigma = Annotated[
-    float,
-    Meta(
-        ge=0,
-        le=15,
-        description="Below this sigma every other step (every step with s_min_uncond_all) skips "
-        "the negative prompt's pass: faster, guided a little less (A1111's Negative Guidance "
-        "minimum sigma, its slider's range); 0 off; needs cfg_scale above 1",
-    ),
-]
-SkipEarly = Annotated[
-    float,
-    Meta(
-        ge=0,
-        le=1,
-        description="The first fraction of the steps runs without the negative prompt's pass "
-        "(A1111's Ignore negative prompt during early sampling); 0 off; needs cfg_scale above 1",
-    ),
-]
-UNCOND_SKIP_FIELDS = ("s_min_uncond", "s_min_uncond_all", "skip_early_cond")
-"""The request's settings for leaving the negative prompt's pass out of some steps."""
-BOUND_FIELDS = ("sigma_min", "sigma_max", "rho")
-"""The request's schedule bounds (the schedules that span a range, and those with a rho)."""
-"""The request's sigma churn settings (Euler, Heun and DPM2 take them)."""
 ClipSkip = Annotated[int, Meta(ge=1, le=12)]
 Fraction = Annotated[float, Meta(ge=0, le=1)]
 SeedResizeSide = Annotated[

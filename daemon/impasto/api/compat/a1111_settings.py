@@ -332,6 +332,10 @@ def _bound_check(name: str) -> Callable[[Services, object, str], object]:
     return lambda _, value, field: checked_bound(name, value, field)
 
 
+def _number_check(native: str) -> Callable[[Services, object, str], object]:
+    return lambda _, value, field: checked_option(native, value, field)
+
+
 OPTION_CHECKS: dict[str, Callable[[Services, object, str], object]] = {
     CLIP_SKIP_OPTION: lambda _, value, field: checked_clip_skip(value, field),
     "eta_ancestral": lambda _, value, field: checked_eta(value, field),
@@ -339,11 +343,11 @@ OPTION_CHECKS: dict[str, Callable[[Services, object, str], object]] = {
     NOISE_MULTIPLIER_OPTION: lambda _, value, field: checked_noise_multiplier(value, field),
     **{name: _churn_check(name) for name in CHURN_FIELDS},
     **{name: _bound_check(name) for name in BOUND_FIELDS},
-    UNCOND_OPTION: lambda _, value, field: _checked_number(value, field, UNCOND_OPTION),
+    UNCOND_OPTION: _number_check(UNCOND_OPTION),
+    EARLY_OPTION: _number_check(EARLY_OPTION),
+    EXTRA_NOISE_OPTION: _number_check("extra_noise"),
     EVERY_OPTION: lambda _, value, field: checked_flag(value, field),
     DISCARD_OPTION: lambda _, value, field: checked_flag(value, field),
-    EXTRA_NOISE_OPTION: lambda _, value, field: _checked_number(value, field, "extra_noise"),
-    EARLY_OPTION: lambda _, value, field: _checked_number(value, field, EARLY_OPTION),
     ENSD_OPTION: lambda _, value, field: checked_noise_seed_delta(value, field),
     "sd_vae": checked_vae,
 }

@@ -134,7 +134,7 @@ def reshape_sigmas(
     ``sigma_max`` where set), with their timesteps; None for default."""
     if schedule == "default":
         return None
-    bounds = bounds_for(schedule, config.sigma_min, config.sigma_max, config.rho) if config else {}
+    bounds = _run_bounds(schedule, config)
     lo = bounds.get("sigma_min", float(sigmas[-1]))
     hi = bounds.get("sigma_max", float(sigmas[0]))
     if schedule == "karras":
@@ -144,6 +144,13 @@ def reshape_sigmas(
     else:
         raise ValueError(f"unknown sigma schedule {schedule!r}; use one of {', '.join(SCHEDULES)}")
     return out, sigma_to_t(out, log_train)
+
+
+def _run_bounds(schedule: str, config: SchedulerConfig | None) -> dict[str, float]:
+    """What ``schedule`` takes of the run's bounds in ``config`` (none without one)."""
+    if config is None:
+        return {}
+    return bounds_for(schedule, config.sigma_min, config.sigma_max, config.rho)
 
 
 def without_penultimate(laid_out: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
@@ -216,7 +223,7 @@ def named_schedule(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Timesteps and sigmas of an A1111/ComfyUI schedule, with what it takes of the run's
     bounds in ``config``; timesteps are fractional."""
-    bounds = bounds_for(schedule, config.sigma_min, config.sigma_max, config.rho) if config else {}
+    bounds = _run_bounds(schedule, config)
     sigmas = NAMED_SCHEDULES[schedule](train.astype(np.float64), steps, **bounds)
     sigmas = sigmas.astype(np.float32).astype(np.float64)
     return sigma_to_t(sigmas[:-1], np.log(train)), sigmas

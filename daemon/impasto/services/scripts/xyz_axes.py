@@ -186,13 +186,18 @@ def _bound(name: str, label: str) -> Apply:
     return apply
 
 
-def _negative_min_sigma(
-    ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
-) -> GenerateRequest:
-    """A1111's Negative Guidance minimum sigma axis (its request field ``s_min_uncond``); the
-    plot drops it where the cell runs no negative pass (CFG 1 or less), as it changes nothing."""
-    number = _in_range("Negative Guidance minimum sigma", "s_min_uncond", value)
-    return msgspec.structs.replace(req, s_min_uncond=number)
+def _ranged(name: str, label: str) -> Apply:
+    """An axis that sets the native field ``name`` within its range (a 422 naming ``label``
+    outside it); the plot drops it where the cell's run does not use it, as A1111 ignores it
+    there (Negative Guidance minimum sigma without a negative pass, Extra noise in a plain
+    txt2img)."""
+
+    def apply(
+        ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
+    ) -> GenerateRequest:
+        return msgspec.structs.replace(req, **{name: _in_range(label, name, value)})
+
+    return apply
 
 
 def _discard(ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]) -> GenerateRequest:
@@ -218,14 +223,6 @@ def _in_range(label: str, native: str, value: Any) -> float:
     if not low <= float(value) <= high:
         raise FieldError(FIELD, f"{label} {value!r} is not between {low:g} and {high:g}")
     return float(value)
-
-
-def _extra_noise(
-    ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
-) -> GenerateRequest:
-    """A1111's Extra noise axis (img2img and the hires pass; the plot drops it elsewhere, as it
-    changes nothing there)."""
-    return msgspec.structs.replace(req, extra_noise=_in_range("Extra noise", "extra_noise", value))
 
 
 def _noise_multiplier(
@@ -339,6 +336,8 @@ def _booleans(ctx: ScriptContext) -> list[str]:
     return ["True", "False"]  # A1111's boolean_choice(reverse=True)
 
 
+NGMS = "Negative Guidance minimum sigma"
+
 AXES: tuple[Axis, ...] = (
     Axis("Nothing", "str", _nothing, format="nothing"),
     Axis("Seed", "int", _field("seed")),
@@ -361,7 +360,7 @@ AXES: tuple[Axis, ...] = (
         format="basename",
         cost=1.0,
     ),
-    Axis("Negative Guidance minimum sigma", "float", _negative_min_sigma),
+    Axis(NGMS, "float", _ranged("s_min_uncond", NGMS)),
     Axis("Sigma Churn", "float", _churn("s_churn", "Sigma Churn"), late=True),
     Axis("Sigma min", "float", _churn("s_tmin", "Sigma min"), late=True),
     Axis("Sigma max", "float", _churn("s_tmax", "Sigma max"), late=True),
@@ -374,7 +373,7 @@ AXES: tuple[Axis, ...] = (
     Axis("Clip skip", "int", _field("clip_skip")),
     Axis("Denoising", "float", _denoising),
     Axis("Initial noise multiplier", "float", _noise_multiplier),
-    Axis("Extra noise", "float", _extra_noise),
+    Axis("Extra noise", "float", _ranged("extra_noise", "Extra noise")),
     Axis("Hires upscaler", "str", _upscaler, "txt2img", _upscalers),
     Axis("Cond. Image Mask Weight", "float", None, tab="img2img"),
     Axis("VAE", "str", _vae, choices=_unused, cost=0.7),
