@@ -11,7 +11,7 @@ from impasto.engine.schedulers import (
     SAMPLER_SPECS,
     SCHEDULE_SPECS,
     churn_samplers,
-    discard_samplers,
+    sigma_samplers,
     eta_samplers,
     find_sampler_and_schedule,
     sampler_eta,
@@ -162,7 +162,7 @@ def checked_discard(discard: bool, sampler: str, hires: ResolvedHires | None) ->
     """``discard_penultimate_sigma`` where a sampler of the request takes it, else a 422."""
     if not discard or discards_any(_used_by(sampler, hires)):
         return discard
-    takes = ", ".join(discard_samplers())
+    takes = ", ".join(sigma_samplers())
     raise FieldError(
         "discard_penultimate_sigma",
         f"{sampler} walks timesteps, not sigmas: it has none to discard; the samplers that "
@@ -178,4 +178,4 @@ def runs_negative_pass(cfg_scale: float, hires_cfg_scale: float | None) -> bool:
 
 def discards_any(samplers: list[str]) -> bool:
     """Whether one of ``samplers`` has sigmas to discard the next-to-last of."""
-    return any(name in discard_samplers() for name in samplers)
+    return any(name in sigma_samplers() for name in samplers)

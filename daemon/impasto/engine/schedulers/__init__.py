@@ -1,5 +1,16 @@
 """Numpy samplers of the engine, one algorithm per module, behind one Protocol."""
 
+from .abilities import (
+    churn_samplers,
+    create_scheduler,
+    eta_default,
+    eta_samplers,
+    sampler_churn,
+    sampler_discards,
+    sampler_eta,
+    sampler_schedules,
+    sigma_samplers,
+)
 from .base import NoiseFn, Scheduler, SchedulerConfig
 from .churn import Churn
 from .names import (
@@ -18,16 +29,7 @@ from .registry import (
     SCHEDULE_SPECS,
     SamplerSpec,
     ScheduleSpec,
-    churn_samplers,
-    create_scheduler,
-    discard_samplers,
-    eta_default,
-    eta_samplers,
     register_sampler,
-    sampler_churn,
-    sampler_discards,
-    sampler_eta,
-    sampler_schedules,
     schedule_for_model,
 )
 from .sigmas import SCHEDULES
@@ -48,7 +50,6 @@ __all__ = [
     "SchedulerConfig",
     "churn_samplers",
     "create_scheduler",
-    "discard_samplers",
     "eta_default",
     "eta_samplers",
     "find_sampler",
@@ -62,4 +63,5 @@ __all__ = [
     "sampler_schedules",
     "schedule_for_model",
     "schedule_label",
+    "sigma_samplers",
 ]

@@ -2,9 +2,10 @@
 
 A1111 clients send an axis type as an index into this list (filtered by tab: txt2img drops the
 img2img-only types and the reverse), so the order and the labels are A1111's. Types Impasto
-cannot vary (sigma tweaks, face restoration...) stay in the list to keep the indexes and
+cannot vary (face restoration, token merging...) stay in the list to keep the indexes and
 are refused when chosen. "Size" is Impasto's own addition, at the end so no index moves.
-How an axis's values are read (lists, ranges): xyz_values.py.
+How an axis's values are read (lists, ranges): xyz_values.py; what the sampling axes set:
+xyz_sampling.py.
 """
 
 from __future__ import annotations
@@ -17,23 +18,30 @@ from typing import Any, Literal
 
 import msgspec
 
-from impasto.engine.schedulers import (
-    A1111_AUTOMATIC,
-    SAMPLER_SPECS,
-    SCHEDULE_SPECS,
-    churn_samplers,
-    find_schedule,
-    sampler_eta,
-)
 from impasto.engine.upscale_latents import UPSCALER_LABELS
-from impasto.services.compat import RNG_SOURCES, resolve_checkpoint
+from impasto.services.compat import resolve_checkpoint
 from impasto.services.errors import FieldError
 from impasto.services.scripts.base import FIELD, ScriptContext
-from impasto.wire import CHURN_OFF, LIMITS, GenerateRequest
+from impasto.services.scripts.xyz_sampling import (
+    Apply,
+    boolean_axis,
+    boolean_choices,
+    bound_axis,
+    churn_axis,
+    eta_axis,
+    hires_field,
+    noise_multiplier_axis,
+    ranged_axis,
+    rng_axis,
+    rng_choices,
+    sampler_axis,
+    schedule_axis,
+    schedule_choices,
+)
+from impasto.wire import GenerateRequest
 
 ValueKind = Literal["int", "float", "str", "permutations"]
 Format = Literal["label", "value", "join", "nothing", "basename"]
-Apply = Callable[[ScriptContext, GenerateRequest, Any, list[Any]], GenerateRequest]
 Tab = Literal["both", "txt2img", "img2img"]
 NOT_SET = ("", "none")
 
@@ -83,21 +91,6 @@ def _nothing(ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any])
     return req
 
 
-def _hires(name: str) -> Apply:
-    """A hires fix field; without hires fix the value changes nothing, as in A1111."""
-
-    def apply(
-        ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
-    ) -> GenerateRequest:
-        if req.hires is None:
-            return req
-        return msgspec.structs.replace(
-            req, hires=msgspec.structs.replace(req.hires, **{name: value})
-        )
-
-    return apply
-
-
 def _prompt_sr(
     ctx: ScriptContext, req: GenerateRequest, value: Any, values: list[Any]
 ) -> GenerateRequest:
@@ -127,115 +120,6 @@ def _prompt_order(
     return msgspec.structs.replace(req, prompt=prompt)
 
 
-def _sampler(field: str) -> Apply:
-    def apply(
-        ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
-    ) -> GenerateRequest:
-        try:
-            sampler, schedule = ctx.sampler_names(value, hires=field == "hires")
-        except ValueError as exc:
-            raise FieldError(FIELD, str(exc)) from None
-        if field == "hires":
-            req = _hires("sampler")(ctx, req, sampler, [])
-            return _hires("schedule")(ctx, req, schedule, [])
-        # The schedule the request's scheduler gives this sampler (A1111's "Automatic": the
-        # sampler's own); a "Schedule type" axis is applied after this one and wins. A sampler
-        # without per-step noise leaves eta out, as A1111 passes it only to those that take it.
-        eta = sampler_eta(sampler, req.eta)
-        req = msgspec.structs.replace(req, sampler=sampler, schedule=schedule, eta=eta)
-        # Sigma churn likewise, from the request's A1111 settings, whatever its first sampler.
-        churn = ctx.churn if _takes_churn(ctx, req) else CHURN_OFF
-        return msgspec.structs.replace(req, **churn)
-
-    return apply
-
-
-def _takes_churn(ctx: ScriptContext, req: GenerateRequest) -> bool:
-    """Whether a sampler of ``req`` (its own or its hires pass's) takes sigma churn."""
-    sampler = req.sampler or ctx.services.jobs.resolver.model(req.model).defaults.sampler
-    hires = req.hires.sampler if req.hires else None
-    return any(name in churn_samplers() for name in (sampler, hires))
-
-
-def _churn(name: str, label: str) -> Apply:
-    """A1111's Sigma Churn/min/max/noise axes: where a sampler takes churn (A1111 passes it to
-    Euler, Heun and DPM2 only); Sigma max 0 is no bound, as A1111 reads it."""
-
-    def apply(
-        ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
-    ) -> GenerateRequest:
-        number = None if name == "s_tmax" and float(value) == 0 else _in_range(label, name, value)
-        if not _takes_churn(ctx, req):
-            return req
-        return msgspec.structs.replace(req, **{name: number})
-
-    return apply
-
-
-def _bound(name: str, label: str) -> Apply:
-    """A1111's Schedule min sigma/max sigma/rho axes: the schedule's bound where the cell's
-    schedule takes it (the plot drops it elsewhere, as A1111 ignores it); 0 is the schedule's
-    own, as A1111 reads it."""
-
-    def apply(
-        ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
-    ) -> GenerateRequest:
-        number = None if float(value) == 0 else _in_range(label, name, value)
-        return msgspec.structs.replace(req, **{name: number})
-
-    return apply
-
-
-def _ranged(name: str, label: str) -> Apply:
-    """An axis that sets the native field ``name`` within its range (a 422 naming ``label``
-    outside it); the plot drops it where the cell's run does not use it, as A1111 ignores it
-    there (Negative Guidance minimum sigma without a negative pass, Extra noise in a plain
-    txt2img)."""
-
-    def apply(
-        ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
-    ) -> GenerateRequest:
-        return msgspec.structs.replace(req, **{name: _in_range(label, name, value)})
-
-    return apply
-
-
-def _discard(ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]) -> GenerateRequest:
-    """A1111's Always discard next-to-last sigma axis ("True"/"False"); the plot drops it where
-    the cell's sampler walks timesteps, as A1111 ignores it there."""
-    text = str(value).strip()
-    if text not in ("True", "False"):
-        message = f"Always discard next-to-last sigma {value!r} is not True or False"
-        raise FieldError(FIELD, message)
-    return msgspec.structs.replace(req, discard_penultimate_sigma=text == "True")
-
-
-def _eta(ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]) -> GenerateRequest:
-    """A1111's Eta axis: the sampler's fresh noise per step, where the sampler adds any."""
-    eta = _in_range("Eta", "eta", value)
-    sampler = req.sampler or ctx.services.jobs.resolver.model(req.model).defaults.sampler
-    return msgspec.structs.replace(req, eta=sampler_eta(sampler, eta))
-
-
-def _in_range(label: str, native: str, value: Any) -> float:
-    """An axis value within the ``native`` request field's range, else a 422 naming ``label``."""
-    low, high = LIMITS[native].minimum or 0, LIMITS[native].maximum or 1
-    if not low <= float(value) <= high:
-        raise FieldError(FIELD, f"{label} {value!r} is not between {low:g} and {high:g}")
-    return float(value)
-
-
-def _noise_multiplier(
-    ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
-) -> GenerateRequest:
-    """A1111's Initial noise multiplier axis: img2img's; in txt2img it changes nothing, as in
-    A1111 (whose txt2img has no noise multiplier)."""
-    multiplier = _in_range("Initial noise multiplier", "noise_multiplier", value)
-    if req.init_image is None:
-        return req
-    return msgspec.structs.replace(req, noise_multiplier=multiplier)
-
-
 def _checkpoint(field: str) -> Apply:
     def apply(
         ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
@@ -251,27 +135,13 @@ def _checkpoint(field: str) -> Apply:
     return apply
 
 
-def _schedule(
-    ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
-) -> GenerateRequest:
-    if str(value).strip().lower() == A1111_AUTOMATIC:
-        # A1111's "Automatic": the sampler's own choice; the model's schedule for its default.
-        spec = SAMPLER_SPECS.get(req.sampler or "")
-        return msgspec.structs.replace(req, schedule=spec.a1111_schedule if spec else None)
-    schedule = find_schedule(str(value))
-    if schedule is None:
-        names = ", ".join(_schedules(ctx))
-        raise FieldError(FIELD, f"Schedule type {value!r} is not supported; available: {names}")
-    return msgspec.structs.replace(req, schedule=schedule)
-
-
 def _denoising(
     ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
 ) -> GenerateRequest:
     # img2img's strength; in txt2img A1111's denoising strength is the hires pass's.
     if req.init_image is not None:
         return msgspec.structs.replace(req, strength=value)
-    return _hires("strength")(ctx, req, value, [])
+    return hires_field("strength")(ctx, req, value, [])
 
 
 _UPSCALERS = {label.lower(): key for key, label in UPSCALER_LABELS.items()}
@@ -284,7 +154,7 @@ def _upscaler(
     if key is None:
         names = ", ".join(UPSCALER_LABELS.values())
         raise FieldError(FIELD, f"Hires upscaler {value!r} is not available; use one of: {names}")
-    return _hires("upscaler")(ctx, req, key, [])
+    return hires_field("upscaler")(ctx, req, key, [])
 
 
 def _vae(ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]) -> GenerateRequest:
@@ -308,32 +178,12 @@ def _checkpoints(ctx: ScriptContext) -> list[str]:
     return sorted((m.id for m in ctx.services.catalog.list()), key=str.casefold)
 
 
-def _schedules(ctx: ScriptContext) -> list[str]:
-    return [A1111_AUTOMATIC, *(spec.a1111_name for spec in SCHEDULE_SPECS.values())]
-
-
 def _upscalers(ctx: ScriptContext) -> list[str]:
     return list(UPSCALER_LABELS.values())
 
 
 def _unused(ctx: ScriptContext) -> list[str]:
     return []
-
-
-def _rng_sources(ctx: ScriptContext) -> list[str]:
-    return list(RNG_SOURCES)
-
-
-def _rng(ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]) -> GenerateRequest:
-    """A1111's RNG source axis: CPU and NV are torch's generators, GPU Impasto's own noise."""
-    rng = RNG_SOURCES.get(str(value).strip().upper())
-    if rng is None:
-        raise FieldError(FIELD, f"RNG source {value!r} is not one of {', '.join(RNG_SOURCES)}")
-    return msgspec.structs.replace(req, rng=rng)
-
-
-def _booleans(ctx: ScriptContext) -> list[str]:
-    return ["True", "False"]  # A1111's boolean_choice(reverse=True)
 
 
 NGMS = "Negative Guidance minimum sigma"
@@ -344,14 +194,14 @@ AXES: tuple[Axis, ...] = (
     Axis("Var. seed", "int", _field("subseed")),
     Axis("Var. strength", "float", _field("subseed_strength")),
     Axis("Steps", "int", _field("steps")),
-    Axis("Hires steps", "int", _hires("steps"), tab="txt2img"),
+    Axis("Hires steps", "int", hires_field("steps"), tab="txt2img"),
     Axis("CFG Scale", "float", _field("cfg_scale")),
     Axis("Image CFG Scale", "float", None, tab="img2img"),
     Axis("Prompt S/R", "str", _prompt_sr, format="value"),
     Axis("Prompt order", "permutations", _prompt_order, format="join"),
-    Axis("Sampler", "str", _sampler("sampler"), "txt2img", _unused, format="value"),
-    Axis("Hires sampler", "str", _sampler("hires"), "txt2img", _unused),
-    Axis("Sampler", "str", _sampler("sampler"), "img2img", _unused, format="value"),
+    Axis("Sampler", "str", sampler_axis("sampler"), "txt2img", _unused, format="value"),
+    Axis("Hires sampler", "str", sampler_axis("hires"), "txt2img", _unused),
+    Axis("Sampler", "str", sampler_axis("sampler"), "img2img", _unused, format="value"),
     Axis(
         "Checkpoint name",
         "str",
@@ -360,20 +210,20 @@ AXES: tuple[Axis, ...] = (
         format="basename",
         cost=1.0,
     ),
-    Axis(NGMS, "float", _ranged("s_min_uncond", NGMS)),
-    Axis("Sigma Churn", "float", _churn("s_churn", "Sigma Churn"), late=True),
-    Axis("Sigma min", "float", _churn("s_tmin", "Sigma min"), late=True),
-    Axis("Sigma max", "float", _churn("s_tmax", "Sigma max"), late=True),
-    Axis("Sigma noise", "float", _churn("s_noise", "Sigma noise"), late=True),
-    Axis("Schedule type", "str", _schedule, choices=_schedules, late=True),
-    Axis("Schedule min sigma", "float", _bound("sigma_min", "Schedule min sigma")),
-    Axis("Schedule max sigma", "float", _bound("sigma_max", "Schedule max sigma")),
-    Axis("Schedule rho", "float", _bound("rho", "Schedule rho")),
-    Axis("Eta", "float", _eta, late=True),
+    Axis(NGMS, "float", ranged_axis("s_min_uncond", NGMS)),
+    Axis("Sigma Churn", "float", churn_axis("s_churn", "Sigma Churn"), late=True),
+    Axis("Sigma min", "float", churn_axis("s_tmin", "Sigma min"), late=True),
+    Axis("Sigma max", "float", churn_axis("s_tmax", "Sigma max"), late=True),
+    Axis("Sigma noise", "float", churn_axis("s_noise", "Sigma noise"), late=True),
+    Axis("Schedule type", "str", schedule_axis, choices=schedule_choices, late=True),
+    Axis("Schedule min sigma", "float", bound_axis("sigma_min", "Schedule min sigma")),
+    Axis("Schedule max sigma", "float", bound_axis("sigma_max", "Schedule max sigma")),
+    Axis("Schedule rho", "float", bound_axis("rho", "Schedule rho")),
+    Axis("Eta", "float", eta_axis, late=True),
     Axis("Clip skip", "int", _field("clip_skip")),
     Axis("Denoising", "float", _denoising),
-    Axis("Initial noise multiplier", "float", _noise_multiplier),
-    Axis("Extra noise", "float", _ranged("extra_noise", "Extra noise")),
+    Axis("Initial noise multiplier", "float", noise_multiplier_axis),
+    Axis("Extra noise", "float", ranged_axis("extra_noise", "Extra noise")),
     Axis("Hires upscaler", "str", _upscaler, "txt2img", _upscalers),
     Axis("Cond. Image Mask Weight", "float", None, tab="img2img"),
     Axis("VAE", "str", _vae, choices=_unused, cost=0.7),
@@ -382,7 +232,12 @@ AXES: tuple[Axis, ...] = (
     Axis("Face restore", "str", None, format="value"),
     Axis("Token merging ratio", "float", None),
     Axis("Token merging ratio high-res", "float", None),
-    Axis("Always discard next-to-last sigma", "str", _discard, choices=_booleans),
+    Axis(
+        "Always discard next-to-last sigma",
+        "str",
+        boolean_axis("discard_penultimate_sigma", "Always discard next-to-last sigma"),
+        choices=boolean_choices,
+    ),
     Axis("SGM noise multiplier", "str", None, choices=_unused),
     Axis(
         "Refiner checkpoint",
@@ -393,7 +248,7 @@ AXES: tuple[Axis, ...] = (
         cost=1.0,
     ),
     Axis("Refiner switch at", "float", _field("refiner_switch")),
-    Axis("RNG source", "str", _rng, choices=_rng_sources),
+    Axis("RNG source", "str", rng_axis, choices=rng_choices),
     Axis("Size", "str", _size),
 )
 
