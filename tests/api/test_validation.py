@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 import shutil
 from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
+from PIL import Image
 
 from impasto.api.app import build_litestar, create_app
 from impasto.api.bodies import struct_body
@@ -369,11 +372,6 @@ def test_a_number_past_a_floats_range_names_its_field(
 
 
 def test_mask_without_init_image(api: TestClient) -> None:
-    import base64
-    import io
-
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.new("L", (64, 64)).save(buf, format="PNG")
     response = api.post(
@@ -383,17 +381,17 @@ def test_mask_without_init_image(api: TestClient) -> None:
     assert response.json()["errors"][0]["field"] == "mask_image"
 
 
+def red_png() -> str:
+    """A 64x64 red PNG, base64 (an init image)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
 def test_a_noise_multiplier_and_extra_noise_need_an_init_image_and_their_range(
     api: TestClient, services: Services
 ) -> None:
-    import base64
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 64), (200, 30, 30)).save(buf, format="PNG")
-    image = base64.b64encode(buf.getvalue()).decode()
+    image = red_png()
     planned = api.post(
         "/api/v1/generate/plan", json={**VALID, "init_image": image, "noise_multiplier": 0.5}
     )
@@ -527,6 +525,27 @@ def test_discarding_the_next_to_last_sigma_is_for_samplers_with_sigmas(
     samplers = {s["id"]: s["discard_penultimate"] for s in api.get("/api/v1/samplers").json()}
     assert (samplers["dpm_2"], samplers["dpm_2_a"], samplers["euler"]) == (True, True, False)
     assert (samplers["ddim"], samplers["unipc"], samplers["lcm"]) == (None, None, None)
+    assert services.jobs.store.count_queued() == 0
+
+
+def test_the_sgm_noise_multiplier_is_for_a_txt2img_start_with_sigmas(
+    api: TestClient, services: Services
+) -> None:
+    body = {**VALID, "sampler": "euler", "sgm_noise_multiplier": True}
+    planned = api.post("/api/v1/generate/plan", json=body)
+    assert planned.status_code in (200, 201), planned.text
+    assert planned.json()["sgm_noise_multiplier"] is True
+    cases = [
+        ({"sampler": "ddim"}, "walks timesteps"),
+        ({"init_image": red_png()}, "init_image"),
+        ({"sgm_noise_multiplier": "yes"}, "true or false"),
+    ]
+    for change, message in cases:
+        refused = api.post("/api/v1/generate", json={**body, **change})
+        assert refused.status_code == 422, (change, refused.text)
+        error = refused.json()["errors"][0]
+        assert error["field"] == "sgm_noise_multiplier", error
+        assert message in error["message"], error
     assert services.jobs.store.count_queued() == 0
 
 

@@ -242,6 +242,16 @@ def test_negative_pass_skip_and_discard_flags_become_request_fields(tmp_path: Pa
     assert "s_min_uncond_all" not in json.loads(plain.requests[0].content)
 
 
+def test_the_sgm_noise_multiplier_flag_becomes_the_request_field(tmp_path: Path) -> None:
+    daemon = CliDaemon(batch=1)
+    argv = ["generate", "x", "--sgm-noise-multiplier", "-o", str(tmp_path)]
+    assert main(argv, connect=daemon.client) == 0
+    assert json.loads(daemon.requests[0].content)["sgm_noise_multiplier"] is True
+    plain = CliDaemon(batch=1)
+    assert main(["generate", "x", "-o", str(tmp_path)], connect=plain.client) == 0
+    assert "sgm_noise_multiplier" not in json.loads(plain.requests[0].content)
+
+
 def test_a_bad_hires_size_is_refused_before_submitting(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -635,6 +635,27 @@ def test_styles_field_applies_the_styles_plugin(http: httpx.Client) -> None:
     assert "plugin 'styles' is disabled" in refused.json()["detail"][0]["msg"]
 
 
+def test_xyz_styles_axis_adds_each_cells_styles(http: httpx.Client) -> None:
+    """A1111's X/Y/Z Styles axis: each value's styles are added to the request's own (an empty
+    value adds none); an unknown style is refused naming the known ones."""
+    choices = http.get("/sdapi/v1/script-info").json()
+    xyz = next(s for s in choices if s["name"] == "x/y/z plot" and not s["is_img2img"])
+    styles = xyz["args"][0]["choices"].index("Styles")
+    nothing = [0, "", []]
+    body = {"prompt": "a harbour", "seed": 2, "steps": 2, "width": 64, "height": 64}
+    body["script_name"] = "x/y/z plot"
+    args = [styles, "", ["", "cinematic"], *nothing, *nothing, False, True, False, False, 0]
+    answer = http.post("/sdapi/v1/txt2img", json={**body, "script_args": [*args, False, False]})
+    assert answer.status_code == 200, answer.text
+    _, *cells = answer.json()["images"]
+    written = [parse_a1111_parameters(_image(cell).info["parameters"]) for cell in cells]
+    assert [w["prompt"] for w in written] == ["a harbour", "cinematic still of a harbour"]
+    assert [w["negative_prompt"] for w in written] == ["", "cartoon"]
+    args[2] = ["gothic"]
+    refused = http.post("/sdapi/v1/txt2img", json={**body, "script_args": [*args, False, False]})
+    assert refused.status_code == 422 and "cinematic" in refused.text, refused.text
+
+
 def test_tiling_draws_a_seamless_picture_and_says_so(http: httpx.Client) -> None:
     """``tiling: true`` runs the wrapping graphs (tests/engine/test_seamless.py shows they
     wrap), the PNG says ``Tiling: True`` as A1111 writes it, and that text pasted back as
@@ -1189,6 +1210,45 @@ def test_always_discard_next_to_last_sigma_from_options_and_infotext(http: httpx
     finally:
         http.post("/sdapi/v1/options", json={"always_discard_next_to_last_sigma": False})
     refused = http.post("/sdapi/v1/options", json={"always_discard_next_to_last_sigma": 1})
+    assert refused.status_code == 422 and "true or false" in refused.text, refused.text
+    assert http.get("/sdapi/v1/options").json() == before
+
+
+def test_sgm_noise_multiplier_from_options_and_infotext(http: httpx.Client) -> None:
+    """A1111's "SGM noise multiplier" option (override, else POST /options, else an
+    infotext's label): a txt2img Euler starts from sqrt(sigma^2 + 1) times the noise (another
+    picture), written as A1111 writes it; DDIM and img2img run without it, as in A1111."""
+    body = {"prompt": "sgm a kite", "seed": 4, "steps": 3, "width": 64, "height": 64}
+    before = http.get("/sdapi/v1/options").json()
+    override = {"override_settings": {"sgm_noise_multiplier": True}}
+
+    def run(fields: dict[str, Any], route: str = "txt2img") -> tuple[bytes, bool, dict[str, Any]]:
+        answer = http.post(f"/sdapi/v1/{route}", json={**body, **fields})
+        assert answer.status_code == 200, (fields, answer.text)
+        image = _image(answer.json()["images"][0])
+        written = parse_a1111_parameters(image.info["parameters"])["extra"]
+        plan = _latest_plan(http, "sgm")
+        return image.convert("RGB").tobytes(), plan["sgm_noise_multiplier"], written
+
+    plain, flag, written = run({"sampler_name": "Euler"})
+    assert not flag and "SGM noise multiplier" not in written
+    scaled, flag, written = run({"sampler_name": "Euler", **override})
+    assert flag and written["SGM noise multiplier"] == "True"
+    assert scaled != plain
+    infotext = {"infotext": "x\nSteps: 3, Sampler: Euler, SGM noise multiplier: True"}
+    again, flag, _ = run({"sampler_name": "Euler", **infotext})
+    assert flag and again == scaled
+    _, flag, written = run({"sampler_name": "DDIM", **override})
+    assert not flag and "SGM noise multiplier" not in written
+    image = {"init_images": [_b64_png(Image.new("RGB", (64, 64), (200, 30, 30)))]}
+    _, flag, _ = run({"sampler_name": "Euler", **image, **override}, "img2img")
+    assert not flag
+    try:
+        assert http.post("/sdapi/v1/options", json={"sgm_noise_multiplier": True}).is_success
+        assert run({"sampler_name": "Euler"})[0] == scaled
+    finally:
+        http.post("/sdapi/v1/options", json={"sgm_noise_multiplier": False})
+    refused = http.post("/sdapi/v1/options", json={"sgm_noise_multiplier": "on"})
     assert refused.status_code == 422 and "true or false" in refused.text, refused.text
     assert http.get("/sdapi/v1/options").json() == before
 

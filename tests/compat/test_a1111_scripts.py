@@ -384,6 +384,31 @@ def test_xyz_discard_axis_sets_it_where_the_sampler_has_sigmas(http: httpx.Clien
     assert cells[0] != cells[1] and cells[2] == cells[3]
 
 
+def test_xyz_sgm_noise_multiplier_axis_sets_it_where_the_sampler_has_sigmas(
+    http: httpx.Client,
+) -> None:
+    """SGM noise multiplier on X, Sampler on Y: Euler starts from the scaled noise (another
+    picture, written as A1111 writes it), DDIM walks timesteps and runs without it."""
+    body = {"prompt": "a kite", "seed": 3, "steps": 3, **SIZE, "script_name": "x/y/z plot"}
+    choices = http.get("/sdapi/v1/script-info").json()
+    xyz = next(s for s in choices if s["name"] == "x/y/z plot" and not s["is_img2img"])
+    sgm = xyz["args"][0]["choices"].index("SGM noise multiplier")
+    args = xyz_args((sgm, "", ["False", "True"]), (SAMPLER, "", ["Euler", "DDIM"]))
+    response = http.post("/sdapi/v1/txt2img", json={**body, "script_args": args})
+    assert response.status_code == 200, response.text
+    planned = [
+        (job["plan"]["sampler"], job["plan"]["sgm_noise_multiplier"]) for job in history(http, 4)
+    ]
+    assert planned == [("euler", False), ("euler", True), ("ddim", False), ("ddim", False)]
+    _, *cells = response.json()["images"]
+    written = [embedded(_png(cell))["extra"].get("SGM noise multiplier") for cell in cells]
+    assert written == [None, "True", None, None]
+    assert cells[0] != cells[1] and cells[2] == cells[3]
+    refused = xyz_args((sgm, "", ["maybe"]), (SAMPLER, "", ["Euler"]))
+    answer = http.post("/sdapi/v1/txt2img", json={**body, "script_args": refused})
+    assert answer.status_code == 422 and "not True or False" in answer.text, answer.text
+
+
 def test_xyz_extra_noise_axis_reaches_the_hires_pass_and_not_a_plain_txt2img(
     http: httpx.Client,
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -193,3 +194,15 @@ def test_hires_is_txt2img_only(pipe: StableDiffusion) -> None:
     with pytest.raises(InvalidRequestError) as err:
         pipe.generate(small(init_image=image, hires=HiresParams(width=128, height=128)))
     assert err.value.field == "hires"
+
+
+def test_the_sgm_noise_multiplier_scales_the_first_pass_only(pipe: StableDiffusion) -> None:
+    """A1111 scales the txt2img start; its hires pass starts from the first pass's picture."""
+    from impasto.engine.hires import run_hires, second_pass
+
+    hires = HiresParams(width=96, height=96, upscaler="latent", steps=3, strength=0.5)
+    params = small(sampler="euler", schedule="uniform", hires=hires, sgm_noise_multiplier=True)
+    assert second_pass(params, hires, 0).sgm_noise_multiplier is False
+    scaled = run_hires(pipe, params, None, None, None).latents
+    plain = run_hires(pipe, replace(params, sgm_noise_multiplier=False), None, None, None).latents
+    assert scaled.shape == plain.shape and not np.allclose(scaled, plain, atol=1e-3)

@@ -295,6 +295,26 @@ def test_a_moved_schedule_through_the_pipeline_matches_k_diffusion(
     assert not close(own.latents, theirs)
 
 
+def test_the_sgm_start_through_the_pipeline_matches_a1111(
+    pipe: StableDiffusion, reference_parts: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A1111's SGM noise multiplier: k-diffusion's sampler from x * sqrt(1 + sigmas[0] ** 2).
+    sampling, _ = kdiffusion_oracle.load()
+    start = _noise()
+    RecordedNoise(monkeypatch)
+    run = {"schedule": "polyexponential", "sigma_min": 0.2, "sigma_max": 8.0, "steps": STEPS}
+    params = small(sampler="euler", sgm_noise_multiplier=True, **run)
+    ours = pipe.denoise(params, latents=start).latents
+    sigmas = sampling.get_sigmas_polyexponential(STEPS, 0.2, 8.0).float()
+    model = guided_denoiser(*reference_parts)
+    with torch.no_grad():
+        scaled = torch.from_numpy(start) * torch.sqrt(1.0 + sigmas[0] ** 2.0)
+        theirs = sampling.sample_euler(model, scaled, sigmas, disable=True).numpy()
+    assert close(ours, theirs), np.abs(ours - theirs).max() / np.abs(theirs).max()
+    own = pipe.denoise(replace(params, sgm_noise_multiplier=False), latents=start)
+    assert not close(own.latents, theirs)
+
+
 def test_sigma_bounds_the_model_cannot_take_are_refused_before_the_run(
     pipe: StableDiffusion,
 ) -> None:

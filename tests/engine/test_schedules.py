@@ -10,7 +10,12 @@ import torch
 from diffusers.schedulers.scheduling_utils import AysSchedules
 from scipy.stats import beta as beta_distribution
 
-from impasto.engine.schedulers import SchedulerConfig, create_scheduler, schedule_for_model
+from impasto.engine.schedulers import (
+    SchedulerConfig,
+    create_scheduler,
+    schedule_for_model,
+    sigma_samplers,
+)
 from impasto.engine.schedulers.schedules import (
     AYS_SD15,
     AYS_SDXL,
@@ -300,3 +305,46 @@ def test_a_run_may_ask_the_other_k_samplers_to_drop_it_too() -> None:
     for sampler in ("ddim", "unipc", "lcm", "pndm"):
         with pytest.raises(ValueError, match="discards no sigma"):
             create_scheduler(sampler, asked)
+
+
+SGM = replace(SD15, sgm_noise_multiplier=True)
+"""A run with A1111's "SGM noise multiplier"."""
+
+
+@pytest.mark.parametrize("sampler", sigma_samplers())
+def test_the_sgm_noise_multiplier_starts_the_unet_on_the_unit_noise(sampler: str) -> None:
+    # A1111 (KDiffusionSampler.sample): x * sqrt(1 + sigmas[0] ** 2) instead of x * sigmas[0],
+    # so the UNet's first input, x / sqrt(sigma^2 + 1), is the noise itself; the sigmas stay.
+    noise = NoiseQueue(SHAPE, 5)(SHAPE)
+    for schedule in ("karras", "uniform", "default"):
+        plain = create_scheduler(sampler, SD15, schedule)
+        plain.set_timesteps(8)
+        sgm = create_scheduler(sampler, SGM, schedule)
+        sgm.set_timesteps(8)
+        first = sgm.scale_model_input(noise * np.float32(sgm.init_noise_sigma), 0)
+        np.testing.assert_allclose(first, noise, rtol=1e-6, err_msg=schedule)
+        np.testing.assert_array_equal(sgm.sigmas, plain.sigmas)  # type: ignore[attr-defined]
+        if schedule == "uniform" and not isinstance(sgm, SolverSampler):
+            top = TRAIN[-1]  # k-diffusion's get_sigmas starts at the model's sigma_max
+            assert plain.init_noise_sigma == pytest.approx(top, rel=1e-6)
+            assert sgm.init_noise_sigma == pytest.approx(np.sqrt(1 + top**2), rel=1e-6)
+
+
+@pytest.mark.parametrize("sampler_id", ["euler", "dpmpp_2m", "lms"])
+def test_samplers_from_the_sgm_start_match_k_diffusion(sampler_id: str) -> None:
+    """Our sampler from its SGM start against k-diffusion's from A1111's: the variance-
+    preserving DPM++ 2M starting on the unit noise is the same walk."""
+    sampling, _ = kdiffusion_oracle.load()
+    name, _ = K_SAMPLERS[sampler_id]
+    sched = create_scheduler(sampler_id, SGM, "uniform")  # where A1111 starts at the top sigma
+    sched.set_timesteps(6)
+    queue = NoiseQueue(SHAPE, 4)
+    latents = queue(SHAPE) * np.float32(sched.init_noise_sigma)
+    for i in range(len(sched.timesteps)):
+        model_input = sched.scale_model_input(latents, i)
+        latents = sched.step(fake_unet(model_input, sched.timesteps[i]), i, latents, queue)
+    tail = torch.from_numpy(k_schedule(SD15, 6, "uniform")[1].astype(np.float32))
+    x = torch.from_numpy(NoiseQueue(SHAPE, 4)(SHAPE)) * torch.sqrt(1.0 + tail[0] ** 2.0)
+    with torch.no_grad():
+        expected = getattr(sampling, name)(kdiffusion_oracle.denoiser(SD15), x, tail, disable=True)
+    np.testing.assert_allclose(latents, expected.numpy(), rtol=0, atol=1e-4)

@@ -36,6 +36,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("mask_image", {"init_image": RGB, "mask_image": Image.new("RGB", (64, 64))}, "L, 1"),
     ("mask_image", {"init_image": RGB, "mask_image": Image.new("L", (32, 64))}, "64x64"),
     ("prompt", {"prompt": None}, "string"),
+    ("sgm_noise_multiplier", {"init_image": RGB, "sgm_noise_multiplier": True}, "txt2img"),
 ]
 
 

@@ -184,3 +184,35 @@ def test_discarding_the_next_to_last_sigma_follows_the_sampler(
     assert job["request"]["discard_penultimate_sigma"] is False
     page.select_option("#sampler", "euler")  # the user's choice comes back
     expect(page.locator("#discard_penultimate_sigma")).to_be_checked()
+
+
+def test_the_sgm_noise_multiplier_box_follows_the_sampler_and_the_image(
+    page: Page, impasto_daemon: Any, tmp_path: Path
+) -> None:
+    """Checked for Euler, it is sent and the PNG says so; DDIM walks timesteps (disabled, not
+    sent); with an init image it is not sent (the API refuses it there)."""
+    open_ui(page)
+    fill_form(page, prompt="sgm kite", **QUICK)
+    page.select_option("#sampler", "euler")
+    page.click("#advanced-card > summary")
+    page.check("#sgm_noise_multiplier")
+    page.click("#submit")
+    job = finished_job(page, impasto_daemon)
+    assert job["request"]["sgm_noise_multiplier"] is True
+    assert "SGM noise multiplier: True" in job["results"][0]["metadata"]["parameters"]
+    page.select_option("#sampler", "ddim")
+    expect(page.locator("#sgm_noise_multiplier")).to_be_disabled()
+    expect(page.locator("#sgm-note")).to_have_text("(not for this sampler)")
+    page.select_option("#sampler", "euler")
+    expect(page.locator("#sgm_noise_multiplier")).to_be_enabled()
+    expect(page.locator("#sgm_noise_multiplier")).to_be_checked()
+    source = tmp_path / "init.png"
+    Image.new("RGB", (64, 64), (200, 120, 40)).save(source)
+    page.click("#img-card > summary")
+    page.set_input_files("#init-file", str(source))
+    expect(page.locator("#img-summary")).to_have_text("· img2img")
+    page.click("#submit")  # the checked box stays home: the run starts from the image
+    expect(page.locator("#live")).not_to_have_attribute("data-job", job["id"], timeout=30_000)
+    job = finished_job(page, impasto_daemon)
+    assert job["request"]["init_image"].startswith("upload:")
+    assert not job["request"].get("sgm_noise_multiplier")

@@ -30,7 +30,7 @@ export const DEFAULTS = {
   inpaint_area: 'whole', inpaint_padding: 32, masked_content: 'original', clip_skip: 1,
   tiling: false, s_churn: 0, s_tmin: 0, s_tmax: null, s_noise: 1,
   sigma_min: null, sigma_max: null, rho: null, s_min_uncond: 0, s_min_uncond_all: false, skip_early_cond: 0,
-  discard_penultimate_sigma: false,
+  discard_penultimate_sigma: false, sgm_noise_multiplier: false,
 };
 // Schedules that start at the model's top sigma (unusable on zero-terminal-SNR models).
 const TOP_SIGMA_SCHEDULES = ['karras', 'exponential'];
@@ -297,6 +297,9 @@ export class GenerateForm {
     discard.checked = own === true || (own === false && this.discardChoice);
     byId('discard-note').textContent = own === true ? '(always, for this sampler)'
       : own == null ? '(not for this sampler)' : '';
+    // The SGM start goes with the same samplers: those that walk sigmas, not timesteps.
+    byId('sgm_noise_multiplier').disabled = own == null;
+    byId('sgm-note').textContent = own == null ? '(not for this sampler)' : '';
   }
 
   /** Enable the schedule's ends where the chosen schedule spans a range, rho where it has one
@@ -332,6 +335,8 @@ export class GenerateForm {
     req.s_min_uncond_all = byId('s_min_uncond_all').checked && req.s_min_uncond > 0;
     const discard = byId('discard_penultimate_sigma');
     req.discard_penultimate_sigma = discard.checked && !discard.disabled;
+    const sgm = byId('sgm_noise_multiplier');
+    req.sgm_noise_multiplier = sgm.checked && !sgm.disabled;
     req.loras = this.loras.read();
     // true wraps both ways (A1111's tiling); "x" or "y" one axis only.
     const axes = byId('tiling_axes').value;
@@ -376,6 +381,7 @@ export class GenerateForm {
     }
     if (values.eta !== undefined) byId('eta').value = values.eta == null ? '' : String(values.eta);
     if (values.s_min_uncond_all !== undefined) byId('s_min_uncond_all').checked = Boolean(values.s_min_uncond_all);
+    if (values.sgm_noise_multiplier !== undefined) byId('sgm_noise_multiplier').checked = Boolean(values.sgm_noise_multiplier);
     if (values.discard_penultimate_sigma !== undefined) {
       this.discardChoice = Boolean(values.discard_penultimate_sigma);
       this.syncDiscard();
@@ -413,6 +419,8 @@ export class GenerateForm {
     if (!this.mask.hasImage) for (const name of [...INPAINT_FIELDS, ...IMAGE_FIELDS]) delete req[name];
     // Extra noise goes with an image or a hires pass (A1111 adds it there only).
     if (!this.mask.hasImage && !req.hires) delete req.extra_noise;
+    // The SGM noise multiplier scales a start from pure noise: txt2img only.
+    if (this.mask.hasImage) delete req.sgm_noise_multiplier;
     const errors = validateRequest(req);
     if (errors.length) {
       this.showErrors(errors);

@@ -37,6 +37,7 @@ REQUEST_FIELDS = {
     "s_min_uncond_all": "s_min_uncond_all",
     "skip_early_cond": "skip_early_cond",
     "discard_penultimate_sigma": "discard_penultimate_sigma",
+    "sgm_noise_multiplier": "sgm_noise_multiplier",
     "rng": "rng",
     "noise_seed_delta": "noise_seed_delta",
     "priority": "priority",
@@ -196,6 +197,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="A1111's Always discard next-to-last sigma: lay out one step more and drop the last "
         "sigma before the end (DPM2 and DPM2 a always do)",
+    )
+    parser.add_argument(
+        "--sgm-noise-multiplier",
+        action="store_true",
+        default=None,
+        help="A1111's SGM noise multiplier: a txt2img run with a k-diffusion sampler starts from "
+        "sqrt(sigma^2 + 1) times the noise, as Stability's SDXL code does",
     )
     parser.add_argument("--priority", type=int, help=f"{_range('priority')}, higher runs first")
     parser.add_argument("--init-image", type=Path, metavar="PATH", help="image to start from")

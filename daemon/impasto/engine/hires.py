@@ -55,6 +55,7 @@ def second_pass(params: GenerationParams, hires: HiresParams, seed: int) -> Gene
         strength=hires.strength,
         seed=seed,
         hires=None,
+        sgm_noise_multiplier=False,  # it starts from the first pass's picture
     )
 
 

@@ -16,6 +16,7 @@ from impasto.engine.schedulers import (
     sampler_churn,
     sampler_discards,
     sampler_eta,
+    sigma_samplers,
 )
 from impasto.engine.schedulers.base import RUN_BOUNDS, Scheduler, SchedulerConfig
 from impasto.engine.schedulers.schedules import bounds_for, t_to_sigma
@@ -79,11 +80,13 @@ def uncond_skip(params: GenerationParams, config: SchedulerConfig) -> UncondSkip
 
 def run_config(config: SchedulerConfig, params: GenerationParams) -> SchedulerConfig:
     """A model's ``config`` with what the run sets: the schedule bounds (``sigma_min``,
-    ``sigma_max``, ``rho``) and the discarding of the next-to-last sigma where the run's
-    sampler takes it."""
+    ``sigma_max``, ``rho``), and the discarding of the next-to-last sigma and the SGM noise
+    multiplier where the run's sampler takes them."""
     settings: dict[str, Any] = {name: getattr(params, name) for name in RUN_BOUNDS}
     if params.discard_penultimate_sigma and sampler_discards(params.sampler, True):
         settings["discard_penultimate"] = True
+    if params.sgm_noise_multiplier and params.sampler in sigma_samplers():
+        settings["sgm_noise_multiplier"] = True
     return replace(config, **settings)
 
 

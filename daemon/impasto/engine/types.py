@@ -156,6 +156,10 @@ class GenerationParams:
     discard_penultimate_sigma: bool = False
     """A1111's "Always discard next-to-last sigma": the samplers that take it lay out one step
     more and drop the last sigma before the end (DPM2 and DPM2 a always do)."""
+    sgm_noise_multiplier: bool = False
+    """A1111's "SGM noise multiplier": a txt2img run with a sampler that walks sigmas starts
+    from sqrt(sigma^2 + 1) times the noise instead of sigma times it
+    (``SchedulerConfig.sgm_noise_multiplier``)."""
     batch_size: int = 1
     sampler: str = "euler_a"
     schedule: Schedule = "default"

@@ -158,6 +158,11 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
             )
     if params.mask_image is not None:
         _check_image("mask_image", params.mask_image, MASK_MODES, size)
+    if params.sgm_noise_multiplier and params.init_image is not None:
+        raise InvalidRequestError(
+            "sgm_noise_multiplier",
+            "scales a txt2img run's start from pure noise: send it without init_image",
+        )
     if params.hires is not None:
         _check_hires(params)
 

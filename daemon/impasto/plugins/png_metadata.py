@@ -81,6 +81,8 @@ def _extra(params: dict[str, Any], index: int) -> dict[str, Any] | None:
         extra["Extra noise"] = params["extra_noise"]  # A1111's label (img2img, hires pass)
     if params.get("discard_penultimate_sigma") and not sampler_discards(params["sampler"], False):
         extra["Discard penultimate sigma"] = True  # A1111's label, where the option changed it
+    if params.get("sgm_noise_multiplier"):
+        extra["SGM noise multiplier"] = True  # A1111's label (kept for txt2img k-samplers only)
     if params.get("noise_seed_delta") and _draws_per_step(params):
         extra["ENSD"] = params["noise_seed_delta"]  # A1111's label
     tiling = params.get("tiling")

@@ -27,12 +27,14 @@ from impasto.services.sampler_plan import (
     checked_churn,
     checked_discard,
     checked_eta,
+    checked_sgm,
     checked_uncond_skip,
     discards_any,
     hires_sampler_and_schedule,
     runs_negative_pass,
     sampler_and_schedule,
     takes_bound,
+    takes_sgm,
 )
 from impasto.services.upscalers import UpscalerService
 from impasto.wire import (
@@ -156,6 +158,7 @@ class Resolver:
             discard_penultimate_sigma=checked_discard(
                 request.discard_penultimate_sigma, sampler, hires
             ),
+            sgm_noise_multiplier=checked_sgm(request.sgm_noise_multiplier, sampler, init_image),
             priority=request.priority,
             init_image=init_image,
             mask_image=mask_image,
@@ -187,8 +190,9 @@ class Resolver:
         where the native API refuses them: schedule bounds none of its schedules (its own, its
         hires pass's) takes, the skipping of a negative prompt's pass where no pass runs one
         (CFG 1 or less), or ``s_min_uncond_all`` without ``s_min_uncond``, the discarding of the
-        next-to-last sigma where no sampler has sigmas, and extra noise where no pass starts
-        from an image."""
+        next-to-last sigma where no sampler has sigmas, extra noise where no pass starts from
+        an image, and the SGM noise multiplier where the run does not start from pure noise
+        with a sampler that walks sigmas."""
         model = self.model(request.model)
         sampler, schedule = sampler_and_schedule(request, model)
         samplers, schedules = [sampler], [schedule]
@@ -202,6 +206,9 @@ class Resolver:
         }
         if not discards_any(samplers):
             unused["discard_penultimate_sigma"] = False
+        starts_from_image = request.init_image is not None or request.sd_upscale is not None
+        if not takes_sgm(sampler, starts_from_image):
+            unused["sgm_noise_multiplier"] = False  # A1111 scales a txt2img k-diffusion start
         if request.init_image is None and request.hires is None:
             unused["extra_noise"] = 0.0  # A1111 adds it to img2img and the hires pass only
         cfg_scale = model.defaults.cfg_scale if request.cfg_scale is None else request.cfg_scale

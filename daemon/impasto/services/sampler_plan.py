@@ -11,12 +11,12 @@ from impasto.engine.schedulers import (
     SAMPLER_SPECS,
     SCHEDULE_SPECS,
     churn_samplers,
-    sigma_samplers,
     eta_samplers,
     find_sampler_and_schedule,
     sampler_eta,
     sampler_schedules,
     schedule_for_model,
+    sigma_samplers,
 )
 from impasto.services.errors import FieldError
 from impasto.services.models import ModelEntry
@@ -167,6 +167,31 @@ def checked_discard(discard: bool, sampler: str, hires: ResolvedHires | None) ->
         "discard_penultimate_sigma",
         f"{sampler} walks timesteps, not sigmas: it has none to discard; the samplers that "
         f"can: {takes}",
+    )
+
+
+def takes_sgm(sampler: str, starts_from_image: bool) -> bool:
+    """Whether a run takes the SGM noise multiplier: it starts from pure noise (no init image)
+    with a sampler that walks sigmas."""
+    return not starts_from_image and sampler in sigma_samplers()
+
+
+def checked_sgm(sgm: bool, sampler: str, init_image: str | None) -> bool:
+    """``sgm_noise_multiplier`` where the run starts from pure noise (no init image) with a
+    sampler that walks sigmas, else a 422."""
+    if not sgm or takes_sgm(sampler, init_image is not None):
+        return sgm
+    if init_image is not None:
+        raise FieldError(
+            "sgm_noise_multiplier",
+            "scales a txt2img run's start from pure noise, and this run starts from its "
+            "init_image: leave it off",
+        )
+    takes = ", ".join(sigma_samplers())
+    raise FieldError(
+        "sgm_noise_multiplier",
+        f"{sampler} walks timesteps and starts from unit noise already; the samplers that "
+        f"take it: {takes}",
     )
 
 

@@ -13,10 +13,12 @@ from msgspec import Meta
 
 from impasto.wire.sampling import (
     CHURN_FIELDS,
+    DiscardPenultimate,
     NegativeMinSigma,
     NoiseMultiplier,
     ScheduleRho,
     ScheduleSigma,
+    SgmNoiseMultiplier,
     SigmaChurn,
     SigmaNoise,
     SigmaTmax,
@@ -257,13 +259,8 @@ class GenerateRequest(Schema):
     s_min_uncond: NegativeMinSigma = 0.0
     s_min_uncond_all: bool = False
     skip_early_cond: SkipEarly = 0.0
-    discard_penultimate_sigma: Annotated[
-        bool,
-        Meta(
-            description="A1111's Always discard next-to-last sigma: the k-diffusion samplers lay "
-            "out one step more and drop the last sigma before the end (DPM2 and DPM2 a always do)"
-        ),
-    ] = False
+    discard_penultimate_sigma: DiscardPenultimate = False
+    sgm_noise_multiplier: SgmNoiseMultiplier = False
     eta: (
         Annotated[
             float,
@@ -353,6 +350,7 @@ class ResolvedPlan(Schema, kw_only=True):
     s_min_uncond_all: bool = False
     skip_early_cond: float = 0.0
     discard_penultimate_sigma: bool = False
+    sgm_noise_multiplier: bool = False
     eta: float | None = None
     s_churn: float = 0.0
     s_tmin: float = 0.0

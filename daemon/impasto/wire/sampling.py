@@ -1,5 +1,6 @@
 """The sampling settings a generation request may tune beyond steps and CFG: the noise
-multiplier, sigma churn, the schedule's bounds and the skipping of the negative prompt's pass.
+multiplier, sigma churn, the schedule's bounds, the skipping of the negative prompt's pass and
+A1111's sigma options (discarding the next-to-last sigma, the SGM noise multiplier).
 
 As in ``requests``, the ``Meta`` constraints here are the only statement of each limit.
 """
@@ -87,3 +88,18 @@ UNCOND_SKIP_FIELDS = ("s_min_uncond", "s_min_uncond_all", "skip_early_cond")
 BOUND_FIELDS = ("sigma_min", "sigma_max", "rho")
 """The request's schedule bounds (the schedules that span a range, and those with a rho)."""
 """The request's sigma churn settings (Euler, Heun and DPM2 take them)."""
+DiscardPenultimate = Annotated[
+    bool,
+    Meta(
+        description="A1111's Always discard next-to-last sigma: the k-diffusion samplers lay "
+        "out one step more and drop the last sigma before the end (DPM2 and DPM2 a always do)"
+    ),
+]
+SgmNoiseMultiplier = Annotated[
+    bool,
+    Meta(
+        description="A1111's SGM noise multiplier: a txt2img run with a k-diffusion sampler "
+        "starts from sqrt(sigma^2 + 1) times the noise instead of sigma times it, as "
+        "Stability's SDXL code does (the first pass only; none with init_image)"
+    ),
+]

@@ -187,6 +187,7 @@ _SAMPLING_AND_SYSTEM = {
     "rho": 0.0,
     "eta_noise_seed_delta": 0,
     "always_discard_next_to_last_sigma": False,
+    "sgm_noise_multiplier": False,
     "uni_pc_variant": "bh1",
     "uni_pc_skip_type": "time_uniform",
     "uni_pc_order": 3,

@@ -21,6 +21,7 @@ from impasto.api.compat.a1111_settings import (
     ENSD_OPTION,
     EXTRA_NOISE_OPTION,
     NOISE_MULTIPLIER_OPTION,
+    SGM_OPTION,
     checked_bound,
     checked_churn,
     checked_clip_skip,
@@ -170,8 +171,8 @@ def _fields(labels: dict[str, Any], is_img2img: bool) -> dict[str, Any]:
 def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
     """``override_settings`` entries the text gives: Clip skip, Eta, Eta DDIM, Noise multiplier,
     the sigma churn settings, the schedule's bounds, NGMS and Skip Early CFG, Discard
-    penultimate sigma, Extra noise, ENSD, RNG, the decoder, and the model when the
-    ``disable_weights_auto_swap`` option is off (A1111's default keeps it)."""
+    penultimate sigma, SGM noise multiplier, Extra noise, ENSD, RNG, the decoder, and the
+    model when the ``disable_weights_auto_swap`` option is off (A1111's default keeps it)."""
     settings: dict[str, Any] = {}
     if "Clip skip" in labels:
         text = str(labels["Clip skip"])
@@ -210,8 +211,12 @@ def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
         settings[EXTRA_NOISE_OPTION] = checked_option(
             "extra_noise", value, f"{FIELD} (Extra noise)"
         )
-    if "Discard penultimate sigma" in labels:
-        settings[DISCARD_OPTION] = str(labels["Discard penultimate sigma"]).strip() == "True"
+    for label, option in (
+        ("Discard penultimate sigma", DISCARD_OPTION),
+        ("SGM noise multiplier", SGM_OPTION),
+    ):
+        if label in labels:
+            settings[option] = str(labels[label]).strip() == "True"
     if "RNG" in labels:
         settings["randn_source"] = str(labels["RNG"])
     if labels.get("VAE Decoder") in ("Full", "TAESD"):

@@ -31,6 +31,7 @@ UNCOND_OPTION, EVERY_OPTION, EARLY_OPTION = "s_min_uncond", "s_min_uncond_all", 
 """A1111's "Negative Guidance minimum sigma" (and its "all steps") and "Ignore negative prompt
 during early sampling" options: the native fields' names."""
 DISCARD_OPTION = "always_discard_next_to_last_sigma"
+SGM_OPTION = "sgm_noise_multiplier"
 EXTRA_NOISE_OPTION = "img2img_extra_noise"
 
 
@@ -265,17 +266,19 @@ def checked_flag(value: object, field: str) -> bool:
 
 def run_settings(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
     """A1111's settings that apply where the run uses them (the plan drops the rest, as A1111
-    ignores them): the schedule options, the skipping of the negative pass, and "Always
-    discard next-to-last sigma"."""
+    ignores them): the schedule options, the skipping of the negative pass, "Always
+    discard next-to-last sigma", "SGM noise multiplier" and "Extra noise"."""
     options = _options(services, req)
     field = _option_field(req, DISCARD_OPTION)
     discard = checked_flag(options.get(DISCARD_OPTION, False), field)
+    sgm = checked_flag(options.get(SGM_OPTION, False), _option_field(req, SGM_OPTION))
     field = _option_field(req, EXTRA_NOISE_OPTION)
     extra = _checked_number(options.get(EXTRA_NOISE_OPTION, 0.0), field, "extra_noise")
     return {
         **bound_values(services, req),
         **uncond_skip_values(services, req),
         "discard_penultimate_sigma": discard,
+        "sgm_noise_multiplier": sgm,
         "extra_noise": extra,
     }
 
@@ -348,6 +351,7 @@ OPTION_CHECKS: dict[str, Callable[[Services, object, str], object]] = {
     EXTRA_NOISE_OPTION: _number_check("extra_noise"),
     EVERY_OPTION: lambda _, value, field: checked_flag(value, field),
     DISCARD_OPTION: lambda _, value, field: checked_flag(value, field),
+    SGM_OPTION: lambda _, value, field: checked_flag(value, field),
     ENSD_OPTION: lambda _, value, field: checked_noise_seed_delta(value, field),
     "sd_vae": checked_vae,
 }

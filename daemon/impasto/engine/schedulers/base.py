@@ -42,6 +42,11 @@ class SchedulerConfig:
     discard_penultimate: bool = False
     """Lay out one step more and drop the last sigma before the end (A1111's and ComfyUI's
     "discard next-to-last sigma": DPM2 and DPM2 a always, others on request)."""
+    sgm_noise_multiplier: bool = False
+    """Start from pure noise at sqrt(sigma^2 + 1) times it, where the sampler would start at
+    sigma times it: the UNet's first input is then the unit noise itself (A1111's "SGM noise
+    multiplier", the start of Stability's SDXL code). A sampler that already starts there
+    (diffusers' "leading" schedules, DDIM, the solvers' own schedules) is unchanged."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SchedulerConfig:
@@ -53,7 +58,7 @@ class SchedulerConfig:
 
 RUN_BOUNDS = ("sigma_min", "sigma_max", "rho")
 """The ``SchedulerConfig`` fields for a schedule's ends and curvature, which a run sets."""
-RUN_SETTINGS = (*RUN_BOUNDS, "discard_penultimate")
+RUN_SETTINGS = (*RUN_BOUNDS, "discard_penultimate", "sgm_noise_multiplier")
 """The ``SchedulerConfig`` fields a run sets, never a model folder."""
 
 

@@ -43,13 +43,17 @@ class SigmaSampler(Sampler):
         top = float(self.sigmas.max()) if top is None else top
         # Under "leading" spacing diffusers starts from a unit-variance-scaled top sigma;
         # the A1111/ComfyUI schedules start at the top sigma, as k-diffusion does.
-        if self.config.timestep_spacing in ("linspace", "trailing") or self.schedule in (
-            NAMED_SCHEDULES
-        ):
-            self.init_noise_sigma = top
-        else:
-            self.init_noise_sigma = (top**2 + 1) ** 0.5
+        at_top = self.config.timestep_spacing in ("linspace", "trailing") or (
+            self.schedule in NAMED_SCHEDULES
+        )
+        self.init_noise_sigma = self._start_scale(top, at_top)
         self._reset()
+
+    def _start_scale(self, top: float, at_top: bool = True) -> float:
+        """The pure-noise start's scale: ``top`` where the sampler starts at its top sigma,
+        else (or with the run's SGM noise multiplier) sqrt(top^2 + 1), unit variance as the
+        UNet sees it."""
+        return top if at_top and not self.config.sgm_noise_multiplier else (top**2 + 1) ** 0.5
 
     def _reset(self) -> None:
         """Forget the state of a previous run."""

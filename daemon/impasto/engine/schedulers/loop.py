@@ -103,7 +103,7 @@ class LoopSampler(SigmaSampler):
         if self.diffusers_start:
             self._after_schedule(float(self.path_sigmas.max()))
         else:
-            self.init_noise_sigma = float(self.path_sigmas[0])
+            self.init_noise_sigma = self._start_scale(float(self.path_sigmas[0]))
             self._reset()
 
     def _lay_out(self, path: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

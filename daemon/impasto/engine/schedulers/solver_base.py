@@ -36,8 +36,10 @@ class SolverSampler(Sampler):
         )
         self.alpha_t, self.sigma_t = sigma_to_alpha_sigma(self.sigmas)
         # diffusers starts its own schedules from unit noise; the A1111 ones start, as
-        # k-diffusion does, from noise at the top sigma (alpha-scaled here).
-        self.init_noise_sigma = float(self.sigma_t[0]) if self.schedule in NAMED_SCHEDULES else 1.0
+        # k-diffusion does, from noise at the top sigma (alpha-scaled here), or with the SGM
+        # noise multiplier from the unit noise (sqrt(sigma^2 + 1) times it, alpha-scaled).
+        at_top = self.schedule in NAMED_SCHEDULES and not self.config.sgm_noise_multiplier
+        self.init_noise_sigma = float(self.sigma_t[0]) if at_top else 1.0
         # The final sigma is 0, so its lambda is +inf; the final step is first order
         # and only needs exp(-inf) = 0 from it.
         with np.errstate(divide="ignore"):

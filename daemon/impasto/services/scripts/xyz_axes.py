@@ -2,7 +2,7 @@
 
 A1111 clients send an axis type as an index into this list (filtered by tab: txt2img drops the
 img2img-only types and the reverse), so the order and the labels are A1111's. Types Impasto
-cannot vary (face restoration, token merging...) stay in the list to keep the indexes and
+cannot vary (face restoration, token merging, UniPC order) stay in the list to keep the indexes and
 are refused when chosen. "Size" is Impasto's own addition, at the end so no index moves.
 How an axis's values are read (lists, ranges): xyz_values.py; what the sampling axes set:
 xyz_sampling.py.
@@ -174,6 +174,22 @@ def _size(ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]) ->
     return msgspec.structs.replace(req, width=width, height=int(match.group(2) or width))
 
 
+def _styles(ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]) -> GenerateRequest:
+    """A1111's Styles axis: the value's comma-separated style names added to the request's
+    own (A1111's ``p.styles.extend(x.split(','))``; an empty value adds none). The styles
+    plugin applies them, and refuses a name it does not know."""
+    if ctx.services.plugins is None:
+        raise FieldError(
+            FIELD, "Styles need the styles plugin, and this daemon runs without plugins"
+        )
+    names = [name.strip() for name in str(value).split(",") if name.strip()]
+    if not names:
+        return req
+    own = req.plugins.get("styles") or []
+    own = [own] if isinstance(own, str) else list(own)
+    return msgspec.structs.replace(req, plugins={**req.plugins, "styles": [*own, *names]})
+
+
 def _checkpoints(ctx: ScriptContext) -> list[str]:
     return sorted((m.id for m in ctx.services.catalog.list()), key=str.casefold)
 
@@ -227,7 +243,7 @@ AXES: tuple[Axis, ...] = (
     Axis("Hires upscaler", "str", _upscaler, "txt2img", _upscalers),
     Axis("Cond. Image Mask Weight", "float", None, tab="img2img"),
     Axis("VAE", "str", _vae, choices=_unused, cost=0.7),
-    Axis("Styles", "str", None, choices=_unused),
+    Axis("Styles", "str", _styles, choices=_unused),
     Axis("UniPC Order", "int", None, cost=0.5),
     Axis("Face restore", "str", None, format="value"),
     Axis("Token merging ratio", "float", None),
@@ -238,7 +254,12 @@ AXES: tuple[Axis, ...] = (
         boolean_axis("discard_penultimate_sigma", "Always discard next-to-last sigma"),
         choices=boolean_choices,
     ),
-    Axis("SGM noise multiplier", "str", None, choices=_unused),
+    Axis(
+        "SGM noise multiplier",
+        "str",
+        boolean_axis("sgm_noise_multiplier", "SGM noise multiplier"),
+        choices=boolean_choices,
+    ),
     Axis(
         "Refiner checkpoint",
         "str",
