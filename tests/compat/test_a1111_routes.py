@@ -1235,6 +1235,9 @@ def test_sgm_noise_multiplier_from_options_and_infotext(http: httpx.Client) -> N
     scaled, flag, written = run({"sampler_name": "Euler", **override})
     assert flag and written["SGM noise multiplier"] == "True"
     assert scaled != plain
+    answer = http.post("/sdapi/v1/txt2img", json={**body, "sampler_name": "Euler", **override})
+    extra = json.loads(answer.json()["info"])["extra_generation_params"]
+    assert extra["SGM noise multiplier"] is True  # a flag, as A1111's JSON has it
     infotext = {"infotext": "x\nSteps: 3, Sampler: Euler, SGM noise multiplier: True"}
     again, flag, _ = run({"sampler_name": "Euler", **infotext})
     assert flag and again == scaled

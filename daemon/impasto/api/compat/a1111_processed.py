@@ -35,10 +35,14 @@ _OWN_KEYS = frozenset(
 
 def _extra_params(infotext: str) -> dict[str, Any]:
     """The first picture's extra settings (hires fix, refiner, eta, ...) as A1111 lists them
-    in ``extra_generation_params``: numbers as numbers."""
+    in ``extra_generation_params``: numbers as numbers, flags (``Discard penultimate sigma:
+    True``) as booleans; a prompt's text stays text."""
     extra: dict[str, Any] = {}
     for key, text in parse_a1111_parameters(infotext)["extra"].items():
         if key in _OWN_KEYS:
+            continue
+        if text in ("True", "False") and not key.lower().endswith("prompt"):
+            extra[key] = text == "True"
             continue
         for kind in (int, float):
             try:
