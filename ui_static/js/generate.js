@@ -2,8 +2,10 @@
 import { ApiError, api } from './api.js';
 import { byId, h, toast } from './dom.js';
 import { LoraList } from './loras.js';
+import { FormErrors } from './form-errors.js';
 import { MaskEditor } from './mask.js';
 import { settingsFromPng } from './png-info.js';
+import { BOUND_FIELDS, CHURN_FIELDS, SamplingFields } from './sampling-fields.js';
 import { loadSettings, saveSettings } from './state.js';
 import { setLimits, validateRequest } from './validate.js';
 
@@ -13,11 +15,6 @@ const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule'
 const INPAINT_FIELDS = ['inpaint_area', 'inpaint_padding', 'masked_content'];
 // Sent only with an image: the API refuses them without one.
 const IMAGE_FIELDS = ['noise_multiplier'];
-// Sigma churn: sent only where the sampler takes it (Euler, Heun, DPM2); blank tmax = no bound.
-const CHURN_FIELDS = ['s_churn', 's_tmin', 's_tmax', 's_noise'];
-// The schedule's ends and curvature: sent only where the schedule takes them (GET /schedules'
-// sigma_range and rho); blank = the schedule's own.
-const BOUND_FIELDS = ['sigma_min', 'sigma_max', 'rho'];
 // The hires fix card: request field under ``hires`` -> form element id.
 const HIRES_FIELDS = { scale: 'hires_scale', upscaler: 'hires_upscaler', steps: 'hires_steps', strength: 'hires_strength' };
 const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, 'eta', ...CHURN_FIELDS, ...BOUND_FIELDS, 'tiling', ...Object.values(HIRES_FIELDS)];
@@ -32,8 +29,6 @@ export const DEFAULTS = {
   sigma_min: null, sigma_max: null, rho: null, s_min_uncond: 0, s_min_uncond_all: false, skip_early_cond: 0,
   discard_penultimate_sigma: false, sgm_noise_multiplier: false,
 };
-// Schedules that start at the model's top sigma (unusable on zero-terminal-SNR models).
-const TOP_SIGMA_SCHEDULES = ['karras', 'exponential'];
 // The tunables a model's defaults (GET /models, from the family table) set.
 export const MODEL_DEFAULT_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'sampler', 'schedule'];
 
@@ -44,7 +39,6 @@ export class GenerateForm {
     this.onQueued = onQueued;
     this.catalog = { models: [], samplers: [], schedules: [] };
     this.lastSeed = null;
-    this.discardChoice = false;  // the user's own "discard the next-to-last sigma" choice
     // Counts model choices: defaults fetched for an earlier choice (the default model's, asked
     // of /generate/plan at load) must not land over a later one.
     this.modelChoice = 0;
@@ -54,13 +48,16 @@ export class GenerateForm {
       stage: byId('mask-stage'), brush: byId('mask-brush'), erase: byId('mask-erase'),
       onChange: () => this.updateImageSummary(),
     });
-    for (const name of ERROR_FIELDS) this.errorSlot(name);
+    this.errors = new FormErrors(this.form, (name) => this.fieldElement(name));
+    for (const name of ERROR_FIELDS) this.errors.slot(name);
+    this.sampling = new SamplingFields(this.errors);
     this.bind();
   }
 
   /** Fill the model and sampler lists; apply the stored or the default model's settings. */
   async setCatalog({ models, samplers, schedules = [], limits }) {
     this.catalog = { models, samplers, schedules };
+    Object.assign(this.sampling, { samplers, schedules });
     if (limits) setLimits(limits);
     const upscalers = limits?.hires_upscaler?.choices;
     if (upscalers?.length) {
@@ -102,7 +99,7 @@ export class GenerateForm {
 
   /** What the form adapts to the chosen model: its Clip skip limit, its zero-SNR training. */
   useModel(model) {
-    this.zeroSnr = Boolean(model?.zero_snr);
+    this.sampling.zeroSnr = Boolean(model?.zero_snr);
     this.limitClipSkip(model);
   }
 
@@ -155,13 +152,13 @@ export class GenerateForm {
       const slider = e.target.dataset?.for;
       if (slider) byId(slider).value = e.target.value;
       else this.syncSlider(e.target.id);
-      if (e.target.id) this.clearError(e.target.id);
+      if (e.target.id) this.errors.clear(e.target.id);
       this.changed();
     });
     this.form.addEventListener('change', (e) => {
-      if (e.target.id === 'sampler') this.limitSchedules({ recommend: true });
-      if (e.target.id === 'schedule') this.limitBounds();
-      if (e.target.id === 'discard_penultimate_sigma') this.discardChoice = e.target.checked;
+      if (e.target.id === 'sampler') this.sampling.limitSchedules({ recommend: true });
+      if (e.target.id === 'schedule') this.sampling.limitBounds();
+      if (e.target.id === 'discard_penultimate_sigma') this.sampling.discardChoice = e.target.checked;
       if (e.target.id === 'tiling') this.syncTiling();
       if (e.target.id === 'model') {
         this.applyModel(e.target.value);
@@ -174,7 +171,7 @@ export class GenerateForm {
       const id = e.target.id;
       if (NUMBER_FIELDS.includes(id) && e.target.value !== '') {
         const error = validateRequest({ [id]: Number(e.target.value) })[0];
-        if (error) this.showError(id, error.message);
+        if (error) this.errors.show(id, error.message);
       }
     });
     byId('swap-size').addEventListener('click', () => {
@@ -202,10 +199,10 @@ export class GenerateForm {
       await this.mask.setImage(f);
       byId('mask-editor').hidden = false;
       byId('init-drop').classList.add('has-image');
-      this.clearError('init_image');
+      this.errors.clear('init_image');
       taken = true;
     } catch (err) {
-      this.showError('init_image', err.message);
+      this.errors.show('init_image', err.message);
     }
     this.updateImageSummary();
     return taken;
@@ -260,61 +257,6 @@ export class GenerateForm {
     byId('tiling_axes').disabled = !byId('tiling').checked;
   }
 
-  /** Enable the schedules the sampler runs; ``recommend`` (a sampler picked by hand) also
-   *  selects the one it is meant to run on, as A1111's "Automatic" scheduler does. */
-  limitSchedules({ recommend = false } = {}) {
-    const sampler = this.catalog.samplers.find((s) => s.id === byId('sampler').value);
-    const allowed = sampler?.schedules || ['default'];
-    const schedule = byId('schedule');
-    for (const option of schedule.options) option.disabled = !allowed.includes(option.value);
-    let recommended = sampler?.recommended_schedule;
-    // A zero-terminal-SNR model's top sigma is huge: Karras and Exponential would spend the
-    // steps far above any noise level that shapes the picture. Keep the model's own spacing.
-    if (this.zeroSnr && TOP_SIGMA_SCHEDULES.includes(recommended)) recommended = 'default';
-    if (recommend && recommended && allowed.includes(recommended)) schedule.value = recommended;
-    if (!allowed.includes(schedule.value)) schedule.value = allowed[0];
-    // Eta only for the samplers that add noise per step; the placeholder is their own value.
-    const eta = byId('eta');
-    eta.disabled = sampler?.eta == null;
-    eta.placeholder = sampler?.eta == null ? 'not used' : String(sampler.eta);
-    if (eta.disabled) this.clearError('eta');
-    for (const name of CHURN_FIELDS) {
-      const el = byId(name);
-      el.disabled = !sampler?.churn;
-      el.placeholder = sampler?.churn ? '' : 'not used';
-      if (el.disabled) this.clearError(name);  // not sent: nothing to correct
-    }
-    this.syncDiscard();
-    this.limitBounds();
-  }
-
-  /** Discarding the next-to-last sigma: the user's choice where the sampler takes it; DPM2 and
-   *  DPM2 a always do (shown checked), the timestep samplers never (GET /samplers). */
-  syncDiscard() {
-    const own = this.catalog.samplers.find((s) => s.id === byId('sampler').value)?.discard_penultimate;
-    const discard = byId('discard_penultimate_sigma');
-    discard.disabled = own !== false;
-    discard.checked = own === true || (own === false && this.discardChoice);
-    byId('discard-note').textContent = own === true ? '(always, for this sampler)'
-      : own == null ? '(not for this sampler)' : '';
-    // The SGM start goes with the same samplers: those that walk sigmas, not timesteps.
-    byId('sgm_noise_multiplier').disabled = own == null;
-    byId('sgm-note').textContent = own == null ? '(not for this sampler)' : '';
-  }
-
-  /** Enable the schedule's ends where the chosen schedule spans a range, rho where it has one
-   *  (its default as the placeholder). */
-  limitBounds() {
-    const schedule = this.catalog.schedules.find((s) => s.id === byId('schedule').value);
-    const takes = { sigma_min: schedule?.sigma_range, sigma_max: schedule?.sigma_range, rho: schedule?.rho != null };
-    for (const name of BOUND_FIELDS) {
-      const el = byId(name);
-      el.disabled = !takes[name];
-      el.placeholder = !takes[name] ? 'not used' : name === 'rho' ? String(schedule.rho) : "the model's";
-      if (el.disabled) this.clearError(name);
-    }
-  }
-
   /** The request body the form describes (images excluded). */
   read() {
     const req = {};
@@ -362,7 +304,7 @@ export class GenerateForm {
       }
       el.value = String(value);
       this.syncSlider(name);
-      this.clearError(name);
+      this.errors.clear(name);
     }
     if (Array.isArray(values.loras)) {
       this.loras.write(values.loras);
@@ -383,15 +325,15 @@ export class GenerateForm {
     if (values.s_min_uncond_all !== undefined) byId('s_min_uncond_all').checked = Boolean(values.s_min_uncond_all);
     if (values.sgm_noise_multiplier !== undefined) byId('sgm_noise_multiplier').checked = Boolean(values.sgm_noise_multiplier);
     if (values.discard_penultimate_sigma !== undefined) {
-      this.discardChoice = Boolean(values.discard_penultimate_sigma);
-      this.syncDiscard();
+      this.sampling.discardChoice = Boolean(values.discard_penultimate_sigma);
+      this.sampling.syncDiscard();
     }
     for (const name of [...CHURN_FIELDS, ...BOUND_FIELDS]) {
       if (values[name] !== undefined) byId(name).value = values[name] == null ? '' : String(values[name]);
     }
-    if (values.sampler !== undefined) this.limitSchedules();
+    if (values.sampler !== undefined) this.sampling.limitSchedules();
     if (values.schedule && !byId('schedule').selectedOptions[0]?.disabled) byId('schedule').value = values.schedule;
-    if (values.schedule !== undefined) this.limitBounds();
+    if (values.schedule !== undefined) this.sampling.limitBounds();
     if (save) this.changed();
   }
 
@@ -414,7 +356,7 @@ export class GenerateForm {
   }
 
   async submit() {
-    this.clearErrors();
+    this.errors.clearAll();
     const req = this.read();
     if (!this.mask.hasImage) for (const name of [...INPAINT_FIELDS, ...IMAGE_FIELDS]) delete req[name];
     // Extra noise goes with an image or a hires pass (A1111 adds it there only).
@@ -423,7 +365,7 @@ export class GenerateForm {
     if (this.mask.hasImage) delete req.sgm_noise_multiplier;
     const errors = validateRequest(req);
     if (errors.length) {
-      this.showErrors(errors);
+      this.errors.showAll(errors);
       return;
     }
     const button = byId('submit');
@@ -440,10 +382,10 @@ export class GenerateForm {
       });
       this.onQueued?.(job, req);
     } catch (err) {
-      if (err instanceof ApiError && err.errors.length) this.showErrors(err.errors);
+      if (err instanceof ApiError && err.errors.length) this.errors.showAll(err.errors);
       else if (err instanceof ApiError && err.status === 429) {
-        this.showFormError(`${err.message}${err.retryAfter ? ` Try again in ${err.retryAfter}s.` : ''}`);
-      } else this.showFormError(err.message);
+        this.errors.showForm(`${err.message}${err.retryAfter ? ` Try again in ${err.retryAfter}s.` : ''}`);
+      } else this.errors.showForm(err.message);
     } finally {
       button.disabled = false;
     }
@@ -460,38 +402,6 @@ export class GenerateForm {
     return ref;
   }
 
-  errorSlot(field) {
-    const id = `err-${field.replace(/[^\w-]/g, '_')}`;
-    let slot = document.getElementById(id);
-    if (slot) return slot;
-    const input = document.getElementById(field === 'init_image' ? 'init-drop' : field);
-    const host = input?.closest('.field') || input?.parentElement || byId('form-error').parentElement;
-    slot = h('p', { class: 'field-error', id, hidden: true });
-    host.append(slot);
-    if (input) input.setAttribute('aria-describedby', id);
-    return slot;
-  }
-
-  /** Show API-shaped errors next to their fields; the first one gets focus. */
-  showErrors(errors) {
-    let first = null;
-    for (const { field, message } of errors) {
-      const name = String(field || '').replace(/\.(\d+)(?=\.|$)/g, '[$1]');
-      const target = this.fieldElement(name);
-      if (!target) {
-        this.showFormError(field ? `${field}: ${message}` : message);
-        continue;
-      }
-      this.showError(target.id, message);
-      first ??= target;
-    }
-    if (first) {
-      const details = first.closest('details');
-      if (details) details.open = true;
-      first.focus();
-    }
-  }
-
   fieldElement(name) {
     const lora = /^loras\[(\d+)\]\.(name|weight)$/.exec(name);
     if (lora) return document.getElementById(`lora-${lora[2]}-${lora[1]}`);
@@ -499,31 +409,5 @@ export class GenerateForm {
     const hires = /^hires\.(\w+)$/.exec(name);
     if (hires) return HIRES_FIELDS[hires[1]] ? byId(HIRES_FIELDS[hires[1]]) : byId('hires');
     return ERROR_FIELDS.includes(name) ? byId(name) : null;
-  }
-
-  showError(id, message) {
-    const el = document.getElementById(id);
-    const slot = this.errorSlot(el?.id === 'init-drop' ? 'init_image' : id);
-    slot.textContent = message;
-    slot.hidden = false;
-    el?.setAttribute('aria-invalid', 'true');
-  }
-
-  clearError(id) {
-    const slot = document.getElementById(`err-${id}`);
-    if (slot) slot.hidden = true;
-    document.getElementById(id)?.removeAttribute('aria-invalid');
-  }
-
-  clearErrors() {
-    for (const slot of this.form.querySelectorAll('.field-error')) slot.hidden = true;
-    for (const el of this.form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
-    byId('form-error').hidden = true;
-  }
-
-  showFormError(message) {
-    const box = byId('form-error');
-    box.textContent = message;
-    box.hidden = false;
   }
 }
