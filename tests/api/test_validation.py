@@ -549,6 +549,31 @@ def test_the_sgm_noise_multiplier_is_for_a_txt2img_start_with_sigmas(
     assert services.jobs.store.count_queued() == 0
 
 
+def test_unipc_order_and_variant_are_for_unipc(api: TestClient, services: Services) -> None:
+    body = {**VALID, "sampler": "unipc", "unipc_order": 3, "unipc_variant": "bh1"}
+    planned = api.post("/api/v1/generate/plan", json=body)
+    assert planned.status_code in (200, 201), planned.text
+    assert (planned.json()["unipc_order"], planned.json()["unipc_variant"]) == (3, "bh1")
+    hires = {"width": 128, "height": 128, "sampler": "unipc"}  # the hires pass runs UniPC
+    body_hires = {**body, "sampler": "euler", "hires": hires}
+    assert api.post("/api/v1/generate/plan", json=body_hires).status_code in (200, 201)
+    cases = [
+        ({"sampler": "euler"}, "unipc_order", "UniPC's"),
+        ({"sampler": "euler", "unipc_order": None}, "unipc_variant", "UniPC's"),
+        ({"unipc_order": 4}, "unipc_order", "between 1 and 3"),
+        ({"unipc_order": 0}, "unipc_order", "between 1 and 3"),
+        ({"unipc_variant": "vary_coeff"}, "unipc_variant", "bh1, bh2"),
+    ]
+    for change, field, message in cases:
+        refused = api.post("/api/v1/generate", json={**body, **change})
+        assert refused.status_code == 422, (change, refused.text)
+        error = refused.json()["errors"][0]
+        assert error["field"] == field and message in error["message"], error
+    unipc = {s["id"]: s["unipc"] for s in api.get("/api/v1/samplers").json()}
+    assert [name for name, takes in unipc.items() if takes] == ["unipc"]
+    assert services.jobs.store.count_queued() == 0
+
+
 def test_unsupported_schedule_for_sampler(api: TestClient) -> None:
     response = api.post("/api/v1/generate", json={**VALID, "sampler": "ddim", "schedule": "karras"})
     assert response.status_code == 422

@@ -252,6 +252,14 @@ def test_the_sgm_noise_multiplier_flag_becomes_the_request_field(tmp_path: Path)
     assert "sgm_noise_multiplier" not in json.loads(plain.requests[0].content)
 
 
+def test_the_unipc_flags_become_the_request_fields(tmp_path: Path) -> None:
+    daemon = CliDaemon(batch=1)
+    argv = ["generate", "x", "--sampler", "unipc", "--unipc-order", "3", "--unipc-variant", "bh1"]
+    assert main([*argv, "-o", str(tmp_path)], connect=daemon.client) == 0
+    body = json.loads(daemon.requests[0].content)
+    assert (body["unipc_order"], body["unipc_variant"]) == (3, "bh1")
+
+
 def test_a_bad_hires_size_is_refused_before_submitting(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -667,7 +667,8 @@ def test_tiling_draws_a_seamless_picture_and_says_so(http: httpx.Client) -> None
     assert "Tiling: True" in parameters
     assert _latest_plan(http, "a brick wall texture")["tiling"] is True
     plain = http.post("/sdapi/v1/txt2img", json={**body, "tiling": False})
-    assert plain.json()["images"][0] != tiled.json()["images"][0]
+    shown = [_image(r.json()["images"][0]).convert("RGB").tobytes() for r in (plain, tiled)]
+    assert shown[0] != shown[1]  # the pixels: the PNGs' texts differ anyway
     assert "Tiling" not in _image(plain.json()["images"][0]).info["parameters"]
     pasted = http.post("/sdapi/v1/txt2img", json={"infotext": parameters, "prompt": "pasted tile"})
     assert pasted.status_code == 200, pasted.text
@@ -1253,6 +1254,40 @@ def test_sgm_noise_multiplier_from_options_and_infotext(http: httpx.Client) -> N
         http.post("/sdapi/v1/options", json={"sgm_noise_multiplier": False})
     refused = http.post("/sdapi/v1/options", json={"sgm_noise_multiplier": "on"})
     assert refused.status_code == 422 and "true or false" in refused.text, refused.text
+    assert http.get("/sdapi/v1/options").json() == before
+
+
+def test_unipc_options_from_defaults_options_and_infotext(http: httpx.Client) -> None:
+    """A1111's UniPC runs at its options' order and variant (its defaults: 3, bh1), written as
+    A1111 labels them; an override changes the picture, an infotext sets them, a sampler other
+    than UniPC runs without them, and what Impasto cannot run is refused where it is set."""
+    body = {"prompt": "unipc a kite", "seed": 4, "steps": 4, "width": 64, "height": 64}
+    before = http.get("/sdapi/v1/options").json()
+    assert (before["uni_pc_order"], before["uni_pc_variant"]) == (3, "bh1")
+
+    def run(fields: dict[str, Any]) -> tuple[bytes, tuple[Any, Any], dict[str, Any]]:
+        answer = http.post("/sdapi/v1/txt2img", json={**body, **fields})
+        assert answer.status_code == 200, (fields, answer.text)
+        image = _image(answer.json()["images"][0])
+        written = parse_a1111_parameters(image.info["parameters"])["extra"]
+        plan = _latest_plan(http, "unipc")
+        return image.convert("RGB").tobytes(), (plan["unipc_order"], plan["unipc_variant"]), written
+
+    a1111, planned, written = run({"sampler_name": "UniPC"})
+    assert planned == (3, "bh1")
+    assert (written["UniPC order"], written["UniPC variant"]) == ("3", "bh1")
+    override = {"override_settings": {"uni_pc_order": 2, "uni_pc_variant": "bh2"}}
+    other, planned, _ = run({"sampler_name": "UniPC", **override})
+    assert planned == (2, "bh2") and other != a1111
+    infotext = {"infotext": "x\nSteps: 4, Sampler: UniPC, UniPC order: 2, UniPC variant: bh2"}
+    again, planned, _ = run({"sampler_name": "UniPC", **infotext})
+    assert planned == (2, "bh2") and again == other
+    _, planned, written = run({"sampler_name": "Euler", **override})
+    assert planned == (None, None) and "UniPC order" not in written
+    cannot = [("uni_pc_order", 4), ("uni_pc_order", 2.5), ("uni_pc_variant", "vary_coeff")]
+    for option, value in cannot:
+        refused = http.post("/sdapi/v1/options", json={option: value})
+        assert refused.status_code == 422 and option in refused.text, refused.text
     assert http.get("/sdapi/v1/options").json() == before
 
 

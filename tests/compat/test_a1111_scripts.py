@@ -61,6 +61,12 @@ def embedded(image: Image.Image) -> dict[str, Any]:
     return parse_a1111_parameters(image.info["parameters"])
 
 
+def pixels(images: list[str]) -> list[bytes]:
+    """The RGB pixels of base64 PNGs: what the pictures show, their text chunks left out (a
+    cell's PNG names its axis value, so its bytes differ even where its picture does not)."""
+    return [decode(image).convert("RGB").tobytes() for image in images]
+
+
 def same_pixels(a: Image.Image, b: Image.Image) -> bool:
     return ImageChops.difference(a.convert("RGB"), b.convert("RGB")).getbbox() is None
 
@@ -296,7 +302,8 @@ def test_xyz_sigma_axes_set_churn_where_the_sampler_takes_it(http: httpx.Client)
     _, *cells = response.json()["images"]
     written = [embedded(_png(cell))["extra"].get("Sigma churn") for cell in cells]
     assert written == [None, "2", None, None, None, "2"]
-    assert cells[0] != cells[1] and cells[4] != cells[5]  # churn changed the picture
+    shown = pixels(cells)
+    assert shown[0] != shown[1] and shown[4] != shown[5]  # churn changed the picture
     # The first sampler has no churn, so the request's own is held back; Euler picks it up.
     # Sigma max 0 is A1111's "no bound".
     args = xyz_args((SAMPLER, "", ["DPM++ 2M", "Euler"]), (SIGMA_MAX, "0, 5", []))
@@ -335,7 +342,8 @@ def test_xyz_schedule_axes_set_the_bounds_where_the_schedule_takes_them(
     _, *cells = response.json()["images"]
     written = [embedded(_png(cell))["extra"].get("Schedule rho") for cell in cells]
     assert written == [None, "3", None, None, None, "3"]
-    assert cells[0] != cells[1] and cells[4] != cells[5]  # rho changed the picture
+    shown = pixels(cells)
+    assert shown[0] != shown[1] and shown[4] != shown[5]  # rho changed the picture
     # The request's scheduler has no range, so its option is held back; Karras picks it up.
     args = xyz_args((SCHEDULE, "", ["Uniform", "Karras"]), (SCHEDULE_MIN_SIGMA, "0, 0.5", []))
     options = {"override_settings": {"sigma_max": 9}, "scheduler": "Uniform"}
@@ -360,7 +368,8 @@ def test_xyz_negative_guidance_axis_skips_the_negative_pass_where_there_is_one(
     _, *cells = response.json()["images"]
     written = [embedded(_png(cell))["extra"].get("NGMS") for cell in cells]
     assert written == [None, None, None, "15"]
-    assert cells[2] != cells[3]  # half the calls ran unguided
+    shown = pixels(cells)
+    assert shown[2] != shown[3]  # half the calls ran unguided
 
 
 def test_xyz_discard_axis_sets_it_where_the_sampler_has_sigmas(http: httpx.Client) -> None:
@@ -381,7 +390,8 @@ def test_xyz_discard_axis_sets_it_where_the_sampler_has_sigmas(http: httpx.Clien
     ]
     assert planned == [("euler", False), ("euler", True), ("ddim", False), ("ddim", False)]
     _, *cells = response.json()["images"]
-    assert cells[0] != cells[1] and cells[2] == cells[3]
+    shown = pixels(cells)
+    assert shown[0] != shown[1] and shown[2] == shown[3]
 
 
 def test_xyz_sgm_noise_multiplier_axis_sets_it_where_the_sampler_has_sigmas(
@@ -403,10 +413,31 @@ def test_xyz_sgm_noise_multiplier_axis_sets_it_where_the_sampler_has_sigmas(
     _, *cells = response.json()["images"]
     written = [embedded(_png(cell))["extra"].get("SGM noise multiplier") for cell in cells]
     assert written == [None, "True", None, None]
-    assert cells[0] != cells[1] and cells[2] == cells[3]
+    shown = pixels(cells)
+    assert shown[0] != shown[1] and shown[2] == shown[3]
     refused = xyz_args((sgm, "", ["maybe"]), (SAMPLER, "", ["Euler"]))
     answer = http.post("/sdapi/v1/txt2img", json={**body, "script_args": refused})
     assert answer.status_code == 422 and "not True or False" in answer.text, answer.text
+
+
+def test_xyz_unipc_order_axis_sets_it_where_the_sampler_is_unipc(http: httpx.Client) -> None:
+    """UniPC Order on X, Sampler on Y: UniPC runs each order (another picture, written as
+    A1111 labels it); Euler runs without it, as in A1111."""
+    body = {"prompt": "a kite", "seed": 3, "steps": 4, **SIZE, "script_name": "x/y/z plot"}
+    choices = http.get("/sdapi/v1/script-info").json()
+    xyz = next(s for s in choices if s["name"] == "x/y/z plot" and not s["is_img2img"])
+    order = xyz["args"][0]["choices"].index("UniPC Order")
+    args = xyz_args((order, "1, 3", []), (SAMPLER, "", ["UniPC", "Euler"]))
+    response = http.post("/sdapi/v1/txt2img", json={**body, "script_args": args})
+    assert response.status_code == 200, response.text
+    planned = [(job["plan"]["sampler"], job["plan"]["unipc_order"]) for job in history(http, 4)]
+    # A1111 runs its slow-to-change UniPC Order axis outermost; the grid keeps X inner.
+    assert planned == [("unipc", 1), ("euler", None), ("unipc", 3), ("euler", None)]
+    _, *cells = response.json()["images"]
+    written = [embedded(_png(cell))["extra"].get("UniPC order") for cell in cells]
+    assert written == ["1", "3", None, None]
+    shown = pixels(cells)
+    assert shown[0] != shown[1] and shown[2] == shown[3]
 
 
 def test_xyz_extra_noise_axis_reaches_the_hires_pass_and_not_a_plain_txt2img(
@@ -421,7 +452,8 @@ def test_xyz_extra_noise_axis_reaches_the_hires_pass_and_not_a_plain_txt2img(
     assert response.status_code == 200, response.text
     assert [job["plan"]["extra_noise"] for job in history(http, 2)] == [0.0, 0.5]
     _, *cells = response.json()["images"]
-    assert cells[0] != cells[1]
+    shown = pixels(cells)
+    assert shown[0] != shown[1]
     response = http.post("/sdapi/v1/txt2img", json={**body, "script_args": args})
     assert response.status_code == 200, response.text
     assert [job["plan"]["extra_noise"] for job in history(http, 2)] == [0.0, 0.0]
@@ -440,7 +472,7 @@ def test_xyz_rng_source_axis_picks_the_noise_source(http: httpx.Client) -> None:
     assert response.status_code == 200, response.text
     assert [job["plan"]["rng"] for job in history(http, 3)] == ["pcg64", "cpu", "nv"]
     _, *cells = response.json()["images"]
-    assert len(set(cells)) == 3
+    assert len(set(pixels(cells))) == 3
     refused = http.post(
         "/sdapi/v1/txt2img", json={**body, "script_args": xyz_args((axis, "MPS", []))}
     )

@@ -90,6 +90,11 @@ def diffusers_scheduler(sampler_id: str, config: SchedulerConfig, schedule: str)
     """The diffusers scheduler that ``create_scheduler(sampler_id, config, schedule)`` mirrors."""
     cls, overrides = ORACLES[sampler_id]
     settings = {**dataclasses.asdict(config), **overrides}
+    # A run's UniPC settings under diffusers' names.
+    if config.unipc_order is not None:
+        settings["solver_order"] = config.unipc_order
+    if config.unipc_variant is not None:
+        settings["solver_type"] = config.unipc_variant
     if sampler_id == "euler_a":
         return cls.from_config(settings)
     return cls.from_config({**settings, **SCHEDULE_FLAGS[schedule]})

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
 import pytest
+import torch
 
 from impasto.engine.schedulers import (
     SAMPLER_NAMES,
@@ -19,6 +21,7 @@ from impasto.engine.schedulers import (
 from .scheduler_oracle import (
     SCHEDULE_FLAGS,
     NoiseQueue,
+    diffusers_scheduler,
     fake_unet,
     run_diffusers,
     run_impasto,
@@ -57,11 +60,13 @@ class SamplerContract:
     calls_per_step: ClassVar[tuple[int, int]] = (1, 0)  # timesteps = a * N + b
     zero_snr: ClassVar[bool] = True  # diffusers supports rescale_betas_zero_snr here
     extra: ClassVar[dict[str, Any]] = {}
+    run: ClassVar[dict[str, Any]] = {}  # a run's settings (SchedulerConfig.RUN_SETTINGS)
 
     def compare(
         self, config: SchedulerConfig, schedule: str, monkeypatch: Any, start: int = 0
     ) -> None:
         """Run both loops on the same noise and require them to agree."""
+        config = replace(config, **self.run)
         init = clean_latents() if start else None
         ours = run_impasto(
             self.sampler_id,
@@ -211,6 +216,48 @@ class TestDPMPP2MSDEHeun(SamplerContract):
 
 class TestUniPC(SamplerContract):
     sampler_id = "unipc"
+
+
+class TestUniPCThirdOrder(SamplerContract):
+    """diffusers' solver_order 3 (A1111's UniPC order default)."""
+
+    sampler_id = "unipc"
+    run: ClassVar[dict[str, Any]] = {"unipc_order": 3}
+
+
+class TestUniPCFirstOrder(SamplerContract):
+    sampler_id = "unipc"
+    run: ClassVar[dict[str, Any]] = {"unipc_order": 1}
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+@pytest.mark.parametrize("config_name", ["eps-leading", "v-trailing"])
+def test_unipc_bh1_follows_diffusers_up_to_its_last_step(order: int, config_name: str) -> None:
+    """bh1 (A1111's default UniPC variant) takes B(h) = h, infinite on the last step to sigma
+    0: diffusers' last step is then NaN (inf * 0), ours its first-order limit, the x0
+    prediction. So the runs are compared step by step up to it."""
+    config = replace(CONFIGS[config_name], unipc_order=order, unipc_variant="bh1")
+    steps = 8
+    ours = create_scheduler("unipc", config)
+    ours.set_timesteps(steps)
+    theirs = diffusers_scheduler("unipc", config, "default")
+    theirs.set_timesteps(steps)
+    assert theirs.config.solver_type == "bh1" and theirs.config.solver_order == order
+    x = NoiseQueue(SHAPE, 3)(SHAPE)
+    y = torch.from_numpy(x.copy())
+    for i, t in enumerate(theirs.timesteps):
+        assert float(t) == float(ours.timesteps[i])
+        x = ours.step(fake_unet(ours.scale_model_input(x, i), float(t)), i, x, NoiseQueue(SHAPE, 9))
+        y = theirs.step(torch.from_numpy(fake_unet(y.numpy(), float(t))), t, y).prev_sample
+        if i < steps - 1:
+            np.testing.assert_allclose(x, y.numpy(), rtol=0, atol=TOLERANCE, err_msg=str(i))
+    assert np.isfinite(x).all() and not np.isfinite(y.numpy()).all()
+    bh2 = create_scheduler("unipc", replace(config, unipc_variant="bh2"))
+    bh2.set_timesteps(steps)
+    z = NoiseQueue(SHAPE, 3)(SHAPE)
+    for i, t in enumerate(bh2.timesteps):
+        z = bh2.step(fake_unet(z, float(t)), i, z, NoiseQueue(SHAPE, 9))
+    assert not np.allclose(x, z, atol=1e-3)  # the variant changes the picture
 
 
 class TestLCM(SamplerContract):

@@ -37,6 +37,8 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("mask_image", {"init_image": RGB, "mask_image": Image.new("L", (32, 64))}, "64x64"),
     ("prompt", {"prompt": None}, "string"),
     ("sgm_noise_multiplier", {"init_image": RGB, "sgm_noise_multiplier": True}, "txt2img"),
+    ("unipc_order", {"sampler": "unipc", "unipc_order": 4}, "from 1 to 3"),
+    ("unipc_variant", {"sampler": "unipc", "unipc_variant": "bh3"}, "bh1, bh2"),
 ]
 
 

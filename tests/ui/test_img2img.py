@@ -216,3 +216,25 @@ def test_the_sgm_noise_multiplier_box_follows_the_sampler_and_the_image(
     job = finished_job(page, impasto_daemon)
     assert job["request"]["init_image"].startswith("upload:")
     assert not job["request"].get("sgm_noise_multiplier")
+
+
+def test_the_unipc_fields_follow_the_sampler(page: Page, impasto_daemon: Any) -> None:
+    """UniPC's order and variant: off for Euler, sent for UniPC and written in the PNG; an
+    order out of range is shown at the field before anything is sent."""
+    open_ui(page)
+    fill_form(page, prompt="unipc kite", **QUICK)
+    page.click("#advanced-card > summary")
+    page.select_option("#sampler", "euler")
+    expect(page.locator("#unipc_order")).to_be_disabled()
+    expect(page.locator("#unipc_variant")).to_be_disabled()
+    page.select_option("#sampler", "unipc")
+    expect(page.locator("#unipc_order")).to_be_enabled()
+    page.fill("#unipc_order", "3")
+    page.select_option("#unipc_variant", "bh1")
+    page.click("#submit")
+    job = finished_job(page, impasto_daemon)
+    assert (job["request"]["unipc_order"], job["request"]["unipc_variant"]) == (3, "bh1")
+    assert "UniPC order: 3, UniPC variant: bh1" in job["results"][0]["metadata"]["parameters"]
+    page.fill("#unipc_order", "5")
+    page.click("#submit")
+    expect(page.locator("#err-unipc_order")).to_contain_text("between 1 and 3")

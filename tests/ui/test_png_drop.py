@@ -103,6 +103,7 @@ def test_drop_automatic1111_png_with_sampler_noise_schedule_bounds_and_one_axis_
         "Schedule min sigma: 0.2, Schedule max sigma: 9, Schedule rho: 5, NGMS: 0.5, "
         "NGMS all steps: True, Skip Early CFG: 0.25, ENSD: 31337, "
         "Discard penultimate sigma: True, SGM noise multiplier: True, "
+        "UniPC order: 3, UniPC variant: bh1, "
         "Tile X: True, Tile Y: False"
     )
     open_ui(page)
@@ -128,6 +129,8 @@ def test_drop_automatic1111_png_with_sampler_noise_schedule_bounds_and_one_axis_
     expect(page.locator("#s_min_uncond_all")).to_be_checked()
     expect(page.locator("#discard_penultimate_sigma")).to_be_checked()
     expect(page.locator("#sgm_noise_multiplier")).to_be_checked()
+    expect(page.locator("#unipc_order")).to_have_value("3")
+    expect(page.locator("#unipc_variant")).to_have_value("bh1")
     expect(page.locator("#tiling")).to_be_checked()
     expect(page.locator("#tiling_axes")).to_have_value("x")
 

@@ -5,7 +5,7 @@ import { LoraList } from './loras.js';
 import { FormErrors } from './form-errors.js';
 import { MaskEditor } from './mask.js';
 import { settingsFromPng } from './png-info.js';
-import { BOUND_FIELDS, CHURN_FIELDS, SamplingFields } from './sampling-fields.js';
+import { BOUND_FIELDS, CHURN_FIELDS, SamplingFields, UNIPC_FIELDS } from './sampling-fields.js';
 import { loadSettings, saveSettings } from './state.js';
 import { setLimits, validateRequest } from './validate.js';
 
@@ -17,7 +17,7 @@ const INPAINT_FIELDS = ['inpaint_area', 'inpaint_padding', 'masked_content'];
 const IMAGE_FIELDS = ['noise_multiplier'];
 // The hires fix card: request field under ``hires`` -> form element id.
 const HIRES_FIELDS = { scale: 'hires_scale', upscaler: 'hires_upscaler', steps: 'hires_steps', strength: 'hires_strength' };
-const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, 'eta', ...CHURN_FIELDS, ...BOUND_FIELDS, 'tiling', ...Object.values(HIRES_FIELDS)];
+const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, 'eta', ...CHURN_FIELDS, ...BOUND_FIELDS, ...UNIPC_FIELDS, 'tiling', ...Object.values(HIRES_FIELDS)];
 // Fields that do not depend on the model; the rest come from the chosen model's defaults.
 export const DEFAULTS = {
   prompt: '', negative_prompt: '', model: '', seed: -1, subseed: -1, subseed_strength: 0, eta: null,
@@ -27,7 +27,7 @@ export const DEFAULTS = {
   inpaint_area: 'whole', inpaint_padding: 32, masked_content: 'original', clip_skip: 1,
   tiling: false, s_churn: 0, s_tmin: 0, s_tmax: null, s_noise: 1,
   sigma_min: null, sigma_max: null, rho: null, s_min_uncond: 0, s_min_uncond_all: false, skip_early_cond: 0,
-  discard_penultimate_sigma: false, sgm_noise_multiplier: false,
+  discard_penultimate_sigma: false, sgm_noise_multiplier: false, unipc_order: null, unipc_variant: null,
 };
 // The tunables a model's defaults (GET /models, from the family table) set.
 export const MODEL_DEFAULT_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'sampler', 'schedule'];
@@ -279,6 +279,10 @@ export class GenerateForm {
     req.discard_penultimate_sigma = discard.checked && !discard.disabled;
     const sgm = byId('sgm_noise_multiplier');
     req.sgm_noise_multiplier = sgm.checked && !sgm.disabled;
+    const order = byId('unipc_order');
+    if (order.value.trim() !== '' && !order.disabled) req.unipc_order = Number(order.value);
+    const variant = byId('unipc_variant');
+    if (variant.value !== '' && !variant.disabled) req.unipc_variant = variant.value;
     req.loras = this.loras.read();
     // true wraps both ways (A1111's tiling); "x" or "y" one axis only.
     const axes = byId('tiling_axes').value;
@@ -324,6 +328,9 @@ export class GenerateForm {
     if (values.eta !== undefined) byId('eta').value = values.eta == null ? '' : String(values.eta);
     if (values.s_min_uncond_all !== undefined) byId('s_min_uncond_all').checked = Boolean(values.s_min_uncond_all);
     if (values.sgm_noise_multiplier !== undefined) byId('sgm_noise_multiplier').checked = Boolean(values.sgm_noise_multiplier);
+    for (const name of UNIPC_FIELDS) {
+      if (values[name] !== undefined) byId(name).value = values[name] == null ? '' : String(values[name]);
+    }
     if (values.discard_penultimate_sigma !== undefined) {
       this.sampling.discardChoice = Boolean(values.discard_penultimate_sigma);
       this.sampling.syncDiscard();

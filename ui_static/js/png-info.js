@@ -110,6 +110,8 @@ export function parseA1111(text) {
     else if (key === 'Skip Early CFG') out.skip_early_cond = Number.parseFloat(value);
     else if (key === 'Discard penultimate sigma') out.discard_penultimate_sigma = value === 'True';
     else if (key === 'SGM noise multiplier') out.sgm_noise_multiplier = value === 'True';
+    else if (key === 'UniPC order') out.unipc_order = Number.parseInt(value, 10);
+    else if (key === 'UniPC variant') out.unipc_variant = value;
     else if (key === 'ENSD') out.noise_seed_delta = Number.parseInt(value, 10);
     else if (key === 'RNG') out.rng = value === 'CPU' ? 'cpu' : value === 'NV' ? 'nv' : 'pcg64';
     else if (key === 'Tiling') out.tiling = value === 'True';

@@ -1,6 +1,6 @@
 // The Generate form's sampler-dependent fields: the schedules a sampler runs, eta and sigma
-// churn where it takes them, the schedule's ends and rho where the schedule takes them, and
-// the sigma options (discarding the next-to-last sigma, the SGM noise multiplier).
+// churn where it takes them, the schedule's ends and rho where the schedule takes them, the
+// sigma options (discarding the next-to-last sigma, the SGM noise multiplier), UniPC's options.
 import { byId } from './dom.js';
 
 // Sigma churn: sent only where the sampler takes it (Euler, Heun, DPM2); blank tmax = no bound.
@@ -8,6 +8,8 @@ export const CHURN_FIELDS = ['s_churn', 's_tmin', 's_tmax', 's_noise'];
 // The schedule's ends and curvature: sent only where the schedule takes them (GET /schedules'
 // sigma_range and rho); blank = the schedule's own.
 export const BOUND_FIELDS = ['sigma_min', 'sigma_max', 'rho'];
+// UniPC's order and variant: sent only for UniPC; blank = its own (2, bh2).
+export const UNIPC_FIELDS = ['unipc_order', 'unipc_variant'];
 // Schedules that start at the model's top sigma (unusable on zero-terminal-SNR models).
 const TOP_SIGMA_SCHEDULES = ['karras', 'exponential'];
 
@@ -47,6 +49,13 @@ export class SamplingFields {
     }
     this.syncDiscard();
     this.limitBounds();
+    // UniPC's order and variant: for UniPC only (GET /samplers' unipc).
+    for (const name of UNIPC_FIELDS) {
+      const el = byId(name);
+      el.disabled = !sampler?.unipc;
+      if (el.tagName === 'INPUT') el.placeholder = sampler?.unipc ? '2' : 'not used';
+      if (el.disabled) this.errors.clear(name);
+    }
   }
 
   /** Discarding the next-to-last sigma: the user's choice where the sampler takes it; DPM2 and

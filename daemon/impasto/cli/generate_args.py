@@ -38,6 +38,8 @@ REQUEST_FIELDS = {
     "skip_early_cond": "skip_early_cond",
     "discard_penultimate_sigma": "discard_penultimate_sigma",
     "sgm_noise_multiplier": "sgm_noise_multiplier",
+    "unipc_order": "unipc_order",
+    "unipc_variant": "unipc_variant",
     "rng": "rng",
     "noise_seed_delta": "noise_seed_delta",
     "priority": "priority",
@@ -204,6 +206,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="A1111's SGM noise multiplier: a txt2img run with a k-diffusion sampler starts from "
         "sqrt(sigma^2 + 1) times the noise, as Stability's SDXL code does",
+    )
+    parser.add_argument(
+        "--unipc-order",
+        type=int,
+        metavar="N",
+        help=f"UniPC's order ({_range('unipc_order')}; default 2; A1111's UniPC order)",
+    )
+    parser.add_argument(
+        "--unipc-variant",
+        choices=LIMITS["unipc_variant"].choices,
+        help="UniPC's variant (default bh2; A1111's UniPC variant)",
     )
     parser.add_argument("--priority", type=int, help=f"{_range('priority')}, higher runs first")
     parser.add_argument("--init-image", type=Path, metavar="PATH", help="image to start from")

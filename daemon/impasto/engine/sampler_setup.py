@@ -17,6 +17,7 @@ from impasto.engine.schedulers import (
     sampler_discards,
     sampler_eta,
     sigma_samplers,
+    unipc_samplers,
 )
 from impasto.engine.schedulers.base import RUN_BOUNDS, Scheduler, SchedulerConfig
 from impasto.engine.schedulers.schedules import bounds_for, t_to_sigma
@@ -81,12 +82,14 @@ def uncond_skip(params: GenerationParams, config: SchedulerConfig) -> UncondSkip
 def run_config(config: SchedulerConfig, params: GenerationParams) -> SchedulerConfig:
     """A model's ``config`` with what the run sets: the schedule bounds (``sigma_min``,
     ``sigma_max``, ``rho``), and the discarding of the next-to-last sigma and the SGM noise
-    multiplier where the run's sampler takes them."""
+    multiplier, and UniPC's order and variant, where the run's sampler takes them."""
     settings: dict[str, Any] = {name: getattr(params, name) for name in RUN_BOUNDS}
     if params.discard_penultimate_sigma and sampler_discards(params.sampler, True):
         settings["discard_penultimate"] = True
     if params.sgm_noise_multiplier and params.sampler in sigma_samplers():
         settings["sgm_noise_multiplier"] = True
+    if params.sampler in unipc_samplers():
+        settings.update(unipc_order=params.unipc_order, unipc_variant=params.unipc_variant)
     return replace(config, **settings)
 
 

@@ -160,6 +160,10 @@ class GenerationParams:
     """A1111's "SGM noise multiplier": a txt2img run with a sampler that walks sigmas starts
     from sqrt(sigma^2 + 1) times the noise instead of sigma times it
     (``SchedulerConfig.sgm_noise_multiplier``)."""
+    unipc_order: int | None = None
+    """UniPC's order (1 to 3) and ``unipc_variant`` (bh1, bh2) where the run's sampler is UniPC
+    (None: 2 and bh2): A1111's "UniPC order" and "UniPC variant"."""
+    unipc_variant: str | None = None
     batch_size: int = 1
     sampler: str = "euler_a"
     schedule: Schedule = "default"

@@ -63,6 +63,12 @@ def _check_range(field: str, value: object, low: float, high: float, integer: bo
         raise InvalidRequestError(field, f"{value!r} is not {kind} from {low:g} to {high:g}")
 
 
+def _check_choice(field: str, value: object) -> None:
+    choices = LIMITS[field].choices or []
+    if value not in choices:
+        raise InvalidRequestError(field, f"{value!r} is not one of {', '.join(choices)}")
+
+
 def _check_image(field: str, image: object, modes: tuple[str, ...], size: tuple[int, int]) -> None:
     if not isinstance(image, Image.Image):
         raise InvalidRequestError(field, "must be a PIL image")
@@ -98,11 +104,12 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
         "cache_interval", params.cache_interval, 0, _bounds("cache_interval")[1], integer=True
     )
     for field in ("decoder", "inpaint_area", "masked_content"):
-        choices = LIMITS[field].choices or []
-        if getattr(params, field) not in choices:
-            allowed = ", ".join(choices)
-            raise InvalidRequestError(field, f"{getattr(params, field)!r} is not one of {allowed}")
+        _check_choice(field, getattr(params, field))
     _check("inpaint_padding", params.inpaint_padding, integer=True)
+    if params.unipc_order is not None:
+        _check("unipc_order", params.unipc_order, integer=True)
+    if params.unipc_variant is not None:
+        _check_choice("unipc_variant", params.unipc_variant)
     if params.refiner is not None and params.mask_image is not None:
         # The inpaint hooks (mask channels, blending) belong to the base model's run.
         raise InvalidRequestError("refiner", "inpainting cannot use a refiner")

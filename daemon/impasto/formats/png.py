@@ -42,6 +42,8 @@ UNCOND_SKIP_LABELS = {
     "skip_early_cond": "Skip Early CFG",
 }
 """A1111's labels of the settings that skip the negative prompt's pass (its option names)."""
+UNIPC_LABELS = {"unipc_order": "UniPC order", "unipc_variant": "UniPC variant"}
+"""A1111's labels of its UniPC options (``uni_pc_order``, ``uni_pc_variant``)."""
 _NEGATIVE = "Negative prompt:"
 
 # Our field name for each A1111 key, and how its text becomes a value.

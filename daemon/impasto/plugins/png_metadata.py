@@ -19,6 +19,7 @@ from impasto.formats.png import (
     IMPASTO_KEY,
     PARAMETERS_KEY,
     UNCOND_SKIP_LABELS,
+    UNIPC_LABELS,
     format_a1111_parameters,
 )
 from impasto.formats.prompt_tags import with_lora_tags
@@ -74,8 +75,9 @@ def _extra(params: dict[str, Any], index: int) -> dict[str, Any] | None:
     extra.update(_eta(params["sampler"], params.get("eta")))
     extra.update(_churn(params))
     # The plan keeps these only where the run uses them: a schedule bound where a schedule of
-    # the run takes it, the skipping of the negative prompt's pass where a pass has one.
-    for labels in (BOUND_LABELS, UNCOND_SKIP_LABELS):
+    # the run takes it, the skipping of the negative prompt's pass where a pass has one,
+    # UniPC's order and variant where a pass runs UniPC.
+    for labels in (BOUND_LABELS, UNCOND_SKIP_LABELS, UNIPC_LABELS):
         extra.update({label: params[name] for name, label in labels.items() if params.get(name)})
     if params.get("extra_noise"):
         extra["Extra noise"] = params["extra_noise"]  # A1111's label (img2img, hires pass)

@@ -29,9 +29,11 @@ from impasto.services.sampler_plan import (
     checked_eta,
     checked_sgm,
     checked_uncond_skip,
+    checked_unipc,
     discards_any,
     hires_sampler_and_schedule,
     runs_negative_pass,
+    runs_unipc,
     sampler_and_schedule,
     takes_bound,
     takes_sgm,
@@ -40,6 +42,7 @@ from impasto.services.upscalers import UpscalerService
 from impasto.wire import (
     BOUND_FIELDS,
     LIMITS,
+    UNIPC_FIELDS,
     GenerateRequest,
     LoraSpec,
     ResolvedHires,
@@ -159,6 +162,7 @@ class Resolver:
                 request.discard_penultimate_sigma, sampler, hires
             ),
             sgm_noise_multiplier=checked_sgm(request.sgm_noise_multiplier, sampler, init_image),
+            **checked_unipc(request, sampler, hires),
             priority=request.priority,
             init_image=init_image,
             mask_image=mask_image,
@@ -191,8 +195,8 @@ class Resolver:
         hires pass's) takes, the skipping of a negative prompt's pass where no pass runs one
         (CFG 1 or less), or ``s_min_uncond_all`` without ``s_min_uncond``, the discarding of the
         next-to-last sigma where no sampler has sigmas, extra noise where no pass starts from
-        an image, and the SGM noise multiplier where the run does not start from pure noise
-        with a sampler that walks sigmas."""
+        an image, the SGM noise multiplier where the run does not start from pure noise with a
+        sampler that walks sigmas, and UniPC's order and variant where no sampler is UniPC."""
         model = self.model(request.model)
         sampler, schedule = sampler_and_schedule(request, model)
         samplers, schedules = [sampler], [schedule]
@@ -206,6 +210,8 @@ class Resolver:
         }
         if not discards_any(samplers):
             unused["discard_penultimate_sigma"] = False
+        if not runs_unipc(samplers):
+            unused.update(dict.fromkeys(UNIPC_FIELDS))
         starts_from_image = request.init_image is not None or request.sd_upscale is not None
         if not takes_sgm(sampler, starts_from_image):
             unused["sgm_noise_multiplier"] = False  # A1111 scales a txt2img k-diffusion start

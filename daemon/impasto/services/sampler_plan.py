@@ -17,6 +17,7 @@ from impasto.engine.schedulers import (
     sampler_schedules,
     schedule_for_model,
     sigma_samplers,
+    unipc_samplers,
 )
 from impasto.services.errors import FieldError
 from impasto.services.models import ModelEntry
@@ -25,6 +26,7 @@ from impasto.wire import (
     CHURN_FIELDS,
     CHURN_OFF,
     UNCOND_SKIP_FIELDS,
+    UNIPC_FIELDS,
     GenerateRequest,
     HiresRequest,
     ResolvedHires,
@@ -168,6 +170,24 @@ def checked_discard(discard: bool, sampler: str, hires: ResolvedHires | None) ->
         f"{sampler} walks timesteps, not sigmas: it has none to discard; the samplers that "
         f"can: {takes}",
     )
+
+
+def checked_unipc(
+    request: GenerateRequest, sampler: str, hires: ResolvedHires | None
+) -> dict[str, Any]:
+    """UniPC's order and variant where a sampler of the request (its own, its hires pass's) is
+    UniPC, else a 422 naming the first one set."""
+    values = {name: getattr(request, name) for name in UNIPC_FIELDS}
+    on = [name for name, value in values.items() if value is not None]
+    if not on or runs_unipc(_used_by(sampler, hires)):
+        return values
+    takes = ", ".join(unipc_samplers())
+    raise FieldError(on[0], f"is UniPC's, and {sampler} runs this request; the samplers: {takes}")
+
+
+def runs_unipc(samplers: list[str]) -> bool:
+    """Whether one of ``samplers`` is UniPC (or a plugin's subclass of it)."""
+    return any(name in unipc_samplers() for name in samplers)
 
 
 def takes_sgm(sampler: str, starts_from_image: bool) -> bool:

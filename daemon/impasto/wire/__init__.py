@@ -98,7 +98,7 @@ from impasto.wire.requests import (
     ThumbSize,
     UpscalerName,
 )
-from impasto.wire.sampling import BOUND_FIELDS, CHURN_FIELDS, UNCOND_SKIP_FIELDS
+from impasto.wire.sampling import BOUND_FIELDS, CHURN_FIELDS, UNCOND_SKIP_FIELDS, UNIPC_FIELDS
 from impasto.wire.system import (
     GpuInfo,
     HeldModel,
@@ -134,6 +134,7 @@ __all__ = [
     "STATUSES",
     "TERMINAL_STATUSES",
     "UNCOND_SKIP_FIELDS",
+    "UNIPC_FIELDS",
     "BatchSize",
     "CacheInterval",
     "CatalogEntry",

@@ -253,6 +253,8 @@ class SamplerInfo(Schema):
     discard_penultimate: bool | None = None
     """Whether it runs without the next-to-last sigma of one step more: true always (DPM2,
     DPM2 a), false when a request asks (``discard_penultimate_sigma``), null never."""
+    unipc: bool = False
+    """Whether it takes UniPC's order and variant (``unipc_order``, ``unipc_variant``)."""
 
 
 class ScheduleInfo(Schema):

@@ -24,6 +24,8 @@ from impasto.wire.sampling import (
     SigmaTmax,
     SigmaTmin,
     SkipEarly,
+    UniPCOrder,
+    UniPCVariant,
 )
 
 Status = Literal["queued", "processing", "completed", "failed", "cancelled"]
@@ -261,6 +263,8 @@ class GenerateRequest(Schema):
     skip_early_cond: SkipEarly = 0.0
     discard_penultimate_sigma: DiscardPenultimate = False
     sgm_noise_multiplier: SgmNoiseMultiplier = False
+    unipc_order: UniPCOrder | None = None
+    unipc_variant: UniPCVariant | None = None
     eta: (
         Annotated[
             float,
@@ -351,6 +355,8 @@ class ResolvedPlan(Schema, kw_only=True):
     skip_early_cond: float = 0.0
     discard_penultimate_sigma: bool = False
     sgm_noise_multiplier: bool = False
+    unipc_order: int | None = None
+    unipc_variant: str | None = None
     eta: float | None = None
     s_churn: float = 0.0
     s_tmin: float = 0.0

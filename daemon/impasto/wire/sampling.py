@@ -1,13 +1,14 @@
 """The sampling settings a generation request may tune beyond steps and CFG: the noise
 multiplier, sigma churn, the schedule's bounds, the skipping of the negative prompt's pass and
-A1111's sigma options (discarding the next-to-last sigma, the SGM noise multiplier).
+A1111's sigma options (discarding the next-to-last sigma, the SGM noise multiplier) and its
+UniPC options.
 
 As in ``requests``, the ``Meta`` constraints here are the only statement of each limit.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from msgspec import Meta
 
@@ -103,3 +104,19 @@ SgmNoiseMultiplier = Annotated[
         "Stability's SDXL code does (the first pass only; none with init_image)"
     ),
 ]
+UniPCOrder = Annotated[
+    int,
+    Meta(
+        ge=1,
+        le=3,
+        description="UniPC's order (A1111's UniPC order, diffusers' solver_order); null: 2",
+    ),
+]
+UniPCVariant = Annotated[
+    Literal["bh1", "bh2"],
+    Meta(
+        description="UniPC's variant, its B(h): bh1 = h, bh2 = e^h - 1 (A1111's UniPC variant, "
+        "diffusers' solver_type); null: bh2"
+    ),
+]
+UNIPC_FIELDS = ("unipc_order", "unipc_variant")

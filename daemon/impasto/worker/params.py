@@ -70,6 +70,8 @@ def build_params(job: RunJob) -> Any:
         **{name: getattr(plan, name) for name in UNCOND_SKIP_FIELDS},
         discard_penultimate_sigma=plan.discard_penultimate_sigma,
         sgm_noise_multiplier=plan.sgm_noise_multiplier,
+        unipc_order=plan.unipc_order,
+        unipc_variant=plan.unipc_variant,
         strength=plan.strength,
         noise_multiplier=plan.noise_multiplier,
         extra_noise=plan.extra_noise,

@@ -22,11 +22,13 @@ from impasto.api.compat.a1111_settings import (
     EXTRA_NOISE_OPTION,
     NOISE_MULTIPLIER_OPTION,
     SGM_OPTION,
+    UNIPC_OPTIONS,
     checked_bound,
     checked_churn,
     checked_clip_skip,
     checked_noise_seed_delta,
     checked_option,
+    checked_unipc,
 )
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.lenient import lenient_convert
@@ -35,6 +37,7 @@ from impasto.formats.png import (
     CHURN_LABELS,
     IMAGE_SIZE,
     UNCOND_SKIP_LABELS,
+    UNIPC_LABELS,
     parse_a1111_parameters,
 )
 from impasto.services.compat import compat_state, resolve_checkpoint
@@ -171,8 +174,9 @@ def _fields(labels: dict[str, Any], is_img2img: bool) -> dict[str, Any]:
 def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
     """``override_settings`` entries the text gives: Clip skip, Eta, Eta DDIM, Noise multiplier,
     the sigma churn settings, the schedule's bounds, NGMS and Skip Early CFG, Discard
-    penultimate sigma, SGM noise multiplier, Extra noise, ENSD, RNG, the decoder, and the
-    model when the ``disable_weights_auto_swap`` option is off (A1111's default keeps it)."""
+    penultimate sigma, SGM noise multiplier, UniPC order and variant, Extra noise, ENSD, RNG,
+    the decoder, and the model when the ``disable_weights_auto_swap`` option is off (A1111's
+    default keeps it)."""
     settings: dict[str, Any] = {}
     if "Clip skip" in labels:
         text = str(labels["Clip skip"])
@@ -211,6 +215,11 @@ def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
         settings[EXTRA_NOISE_OPTION] = checked_option(
             "extra_noise", value, f"{FIELD} (Extra noise)"
         )
+    for name, label in UNIPC_LABELS.items():  # A1111's uni_pc_order, uni_pc_variant
+        if label in labels:
+            text = str(labels[label]).strip()
+            given = int(text) if text.isdigit() else text
+            settings[UNIPC_OPTIONS[name]] = checked_unipc(name, given, f"{FIELD} ({label})")
     for label, option in (
         ("Discard penultimate sigma", DISCARD_OPTION),
         ("SGM noise multiplier", SGM_OPTION),

@@ -32,6 +32,9 @@ UNCOND_OPTION, EVERY_OPTION, EARLY_OPTION = "s_min_uncond", "s_min_uncond_all", 
 during early sampling" options: the native fields' names."""
 DISCARD_OPTION = "always_discard_next_to_last_sigma"
 SGM_OPTION = "sgm_noise_multiplier"
+UNIPC_OPTIONS = {"unipc_order": "uni_pc_order", "unipc_variant": "uni_pc_variant"}
+"""A1111's UniPC options by the native fields they set (its skip type and lower-order-final
+options change nothing here: the timesteps are the schedule's, the last steps always lower)."""
 EXTRA_NOISE_OPTION = "img2img_extra_noise"
 
 
@@ -264,10 +267,40 @@ def checked_flag(value: object, field: str) -> bool:
     return value
 
 
+def checked_unipc(native: str, value: object, field: str) -> object:
+    """A1111's UniPC option for the native field ``native`` in that field's range (order 1 to
+    3, variant bh1 or bh2), else a 422 naming ``field``."""
+    limit = LIMITS[native]
+    if limit.choices:
+        if value not in limit.choices:
+            raise CompatError(422, limit.rule, field)
+        return value
+    number = _checked_number(value, field, native)
+    if not number.is_integer():
+        raise CompatError(422, limit.rule, field)
+    return int(number)
+
+
+def unipc_values(services: Services, req: Txt2ImgRequest) -> dict[str, object]:
+    """UniPC's order and variant: the request's ``override_settings``, else the options set with
+    ``POST /options``, else A1111's defaults (order 3, bh1); the plan keeps them where UniPC
+    runs."""
+    options = _options(services, req)
+    return {
+        native: checked_unipc(
+            native,
+            options.get(option, A1111_DEFAULT_OPTIONS[option]),
+            _option_field(req, option),
+        )
+        for native, option in UNIPC_OPTIONS.items()
+    }
+
+
 def run_settings(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
     """A1111's settings that apply where the run uses them (the plan drops the rest, as A1111
     ignores them): the schedule options, the skipping of the negative pass, "Always
-    discard next-to-last sigma", "SGM noise multiplier" and "Extra noise"."""
+    discard next-to-last sigma", "SGM noise multiplier", "Extra noise" and UniPC's order and
+    variant."""
     options = _options(services, req)
     field = _option_field(req, DISCARD_OPTION)
     discard = checked_flag(options.get(DISCARD_OPTION, False), field)
@@ -277,6 +310,7 @@ def run_settings(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
     return {
         **bound_values(services, req),
         **uncond_skip_values(services, req),
+        **unipc_values(services, req),
         "discard_penultimate_sigma": discard,
         "sgm_noise_multiplier": sgm,
         "extra_noise": extra,
@@ -335,6 +369,10 @@ def _bound_check(name: str) -> Callable[[Services, object, str], object]:
     return lambda _, value, field: checked_bound(name, value, field)
 
 
+def _unipc_check(native: str) -> Callable[[Services, object, str], object]:
+    return lambda _, value, field: checked_unipc(native, value, field)
+
+
 def _number_check(native: str) -> Callable[[Services, object, str], object]:
     return lambda _, value, field: checked_option(native, value, field)
 
@@ -352,6 +390,7 @@ OPTION_CHECKS: dict[str, Callable[[Services, object, str], object]] = {
     EVERY_OPTION: lambda _, value, field: checked_flag(value, field),
     DISCARD_OPTION: lambda _, value, field: checked_flag(value, field),
     SGM_OPTION: lambda _, value, field: checked_flag(value, field),
+    **{option: _unipc_check(native) for native, option in UNIPC_OPTIONS.items()},
     ENSD_OPTION: lambda _, value, field: checked_noise_seed_delta(value, field),
     "sd_vae": checked_vae,
 }

@@ -10,7 +10,12 @@ from litestar import Controller, get
 
 from impasto.api.dependencies import AllServices
 from impasto.api.security import PUBLIC
-from impasto.engine.schedulers import SAMPLER_SPECS, SCHEDULE_SPECS, churn_samplers
+from impasto.engine.schedulers import (
+    SAMPLER_SPECS,
+    SCHEDULE_SPECS,
+    churn_samplers,
+    unipc_samplers,
+)
 from impasto.services.system import machine_report, system_report
 from impasto.services.upscalers import UpscalerService
 from impasto.wire import LIMITS, FieldLimit, Health, SamplerInfo, ScheduleInfo, SystemInfo
@@ -34,7 +39,7 @@ class SystemController(Controller):
 
     @get("/samplers", summary="Samplers: ids for requests, labels, A1111 names, schedules")
     async def samplers(self) -> list[SamplerInfo]:
-        churn = churn_samplers()
+        churn, unipc = churn_samplers(), unipc_samplers()
         return [
             SamplerInfo(
                 id=spec.id,
@@ -46,6 +51,7 @@ class SystemController(Controller):
                 eta=spec.cls.eta_default,
                 churn=spec.id in churn,
                 discard_penultimate=getattr(spec.cls, "discards_penultimate", None),
+                unipc=spec.id in unipc,
                 recommended_schedule=spec.recommended_schedule,
                 a1111_schedule=spec.a1111_schedule,
             )

@@ -10,6 +10,7 @@ from .abilities import (
     sampler_eta,
     sampler_schedules,
     sigma_samplers,
+    unipc_samplers,
 )
 from .base import NoiseFn, Scheduler, SchedulerConfig
 from .churn import Churn
@@ -64,4 +65,5 @@ __all__ = [
     "schedule_for_model",
     "schedule_label",
     "sigma_samplers",
+    "unipc_samplers",
 ]

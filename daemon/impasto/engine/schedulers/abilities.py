@@ -9,6 +9,7 @@ from .base import Scheduler, SchedulerConfig
 from .churn import Churn
 from .common import Sampler
 from .registry import SAMPLER_SPECS, sampler_spec
+from .unipc import UniPCSampler
 
 
 def sampler_schedules(name: str) -> tuple[str, ...]:
@@ -63,6 +64,11 @@ def sigma_samplers() -> tuple[str, ...]:
         for name, spec in SAMPLER_SPECS.items()
         if getattr(spec.cls, "discards_penultimate", None) is not None
     )
+
+
+def unipc_samplers() -> tuple[str, ...]:
+    """The samplers that take UniPC's order and variant (UniPC and plugins' subclasses)."""
+    return tuple(name for name, spec in SAMPLER_SPECS.items() if issubclass(spec.cls, UniPCSampler))
 
 
 def sampler_discards(name: str, requested: bool) -> bool:

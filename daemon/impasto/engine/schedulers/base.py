@@ -47,6 +47,11 @@ class SchedulerConfig:
     sigma times it: the UNet's first input is then the unit noise itself (A1111's "SGM noise
     multiplier", the start of Stability's SDXL code). A sampler that already starts there
     (diffusers' "leading" schedules, DDIM, the solvers' own schedules) is unchanged."""
+    unipc_order: int | None = None
+    """UniPC's order (1 to 3; None: 2), A1111's "UniPC order" (diffusers' ``solver_order``)."""
+    unipc_variant: str | None = None
+    """UniPC's variant, ``bh1`` or ``bh2`` (None: bh2), A1111's "UniPC variant" (diffusers'
+    ``solver_type``)."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SchedulerConfig:
@@ -58,7 +63,13 @@ class SchedulerConfig:
 
 RUN_BOUNDS = ("sigma_min", "sigma_max", "rho")
 """The ``SchedulerConfig`` fields for a schedule's ends and curvature, which a run sets."""
-RUN_SETTINGS = (*RUN_BOUNDS, "discard_penultimate", "sgm_noise_multiplier")
+RUN_SETTINGS = (
+    *RUN_BOUNDS,
+    "discard_penultimate",
+    "sgm_noise_multiplier",
+    "unipc_order",
+    "unipc_variant",
+)
 """The ``SchedulerConfig`` fields a run sets, never a model folder."""
 
 

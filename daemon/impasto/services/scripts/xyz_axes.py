@@ -2,7 +2,7 @@
 
 A1111 clients send an axis type as an index into this list (filtered by tab: txt2img drops the
 img2img-only types and the reverse), so the order and the labels are A1111's. Types Impasto
-cannot vary (face restoration, token merging, UniPC order) stay in the list to keep the indexes and
+cannot vary (face restoration, token merging) stay in the list to keep the indexes and
 are refused when chosen. "Size" is Impasto's own addition, at the end so no index moves.
 How an axis's values are read (lists, ranges): xyz_values.py; what the sampling axes set:
 xyz_sampling.py.
@@ -244,7 +244,7 @@ AXES: tuple[Axis, ...] = (
     Axis("Cond. Image Mask Weight", "float", None, tab="img2img"),
     Axis("VAE", "str", _vae, choices=_unused, cost=0.7),
     Axis("Styles", "str", _styles, choices=_unused),
-    Axis("UniPC Order", "int", None, cost=0.5),
+    Axis("UniPC Order", "int", _field("unipc_order"), cost=0.5),
     Axis("Face restore", "str", None, format="value"),
     Axis("Token merging ratio", "float", None),
     Axis("Token merging ratio high-res", "float", None),
