@@ -381,6 +381,15 @@ def test_mask_without_init_image(api: TestClient) -> None:
     assert response.json()["errors"][0]["field"] == "mask_image"
 
 
+def assert_refused(api: TestClient, body: object, field: str, words: str) -> None:
+    """``POST /generate`` of ``body`` is a 422 whose first error names ``field`` and says
+    ``words``."""
+    refused = api.post("/api/v1/generate", json=body)
+    assert refused.status_code == 422, (body, refused.text)
+    error = refused.json()["errors"][0]
+    assert error["field"] == field and words in error["message"], error
+
+
 def red_png() -> str:
     """A 64x64 red PNG, base64 (an init image)."""
     buf = io.BytesIO()
@@ -401,10 +410,7 @@ def test_a_noise_multiplier_and_extra_noise_need_an_init_image_and_their_range(
         ({**VALID, "noise_multiplier": 0.5}, "init_image"),
         ({**VALID, "init_image": image, "noise_multiplier": 1.6}, "1.5"),
     ):
-        refused = api.post("/api/v1/generate", json=body)
-        assert refused.status_code == 422, refused.text
-        error = refused.json()["errors"][0]
-        assert error["field"] == "noise_multiplier" and words in error["message"], error
+        assert_refused(api, body, "noise_multiplier", words)
     assert services.jobs.store.count_queued() == 0
     # Extra noise: with an init image or a hires pass (A1111 adds it to both), 0..1.
     body = {**VALID, "init_image": image, "extra_noise": 0.3}
@@ -416,10 +422,7 @@ def test_a_noise_multiplier_and_extra_noise_need_an_init_image_and_their_range(
         ({**VALID, "extra_noise": 0.3}, "init_image or a hires pass"),
         ({**VALID, "init_image": image, "extra_noise": 1.5}, "0 and 1"),
     ):
-        refused = api.post("/api/v1/generate", json=body)
-        assert refused.status_code == 422, refused.text
-        error = refused.json()["errors"][0]
-        assert error["field"] == "extra_noise" and words in error["message"], error
+        assert_refused(api, body, "extra_noise", words)
     assert services.jobs.store.count_queued() == 0
 
 
@@ -441,10 +444,7 @@ def test_sigma_churn_is_for_the_samplers_that_take_it_and_in_range(
         ({**VALID, "sampler": "euler", "s_tmax": -1}, "s_tmax", "0 and 999"),
         ({**VALID, "sampler": "euler", "s_noise": 1.2}, "s_noise", "0 and 1.1"),
     ):
-        refused = api.post("/api/v1/generate", json=body)
-        assert refused.status_code == 422, refused.text
-        error = refused.json()["errors"][0]
-        assert error["field"] == field and words in error["message"], error
+        assert_refused(api, body, field, words)
     assert services.jobs.store.count_queued() == 0
 
 
@@ -475,10 +475,7 @@ def test_schedule_bounds_are_for_the_schedules_that_take_them_and_fit_the_model(
             "top sigma",
         ),
     ):
-        refused = api.post("/api/v1/generate", json=body)
-        assert refused.status_code == 422, refused.text
-        error = refused.json()["errors"][0]
-        assert error["field"] == field and words in error["message"], error
+        assert_refused(api, body, field, words)
     assert services.jobs.store.count_queued() == 0
 
 
@@ -501,10 +498,7 @@ def test_skipping_the_negative_pass_needs_cfg_and_no_deepcache(
         ({**VALID, "skip_early_cond": 1.5}, "skip_early_cond", "0 and 1"),
         ({**VALID, "s_min_uncond": 1, "cache_interval": 3}, "s_min_uncond", "DeepCache"),
     ):
-        refused = api.post("/api/v1/generate", json=body)
-        assert refused.status_code == 422, refused.text
-        error = refused.json()["errors"][0]
-        assert error["field"] == field and words in error["message"], error
+        assert_refused(api, body, field, words)
     assert services.jobs.store.count_queued() == 0
 
 
@@ -518,10 +512,7 @@ def test_discarding_the_next_to_last_sigma_is_for_samplers_with_sigmas(
     hires = {"width": 128, "height": 128, "sampler": "dpmpp_2m"}
     body = {**VALID, "sampler": "ddim", "discard_penultimate_sigma": True, "hires": hires}
     assert api.post("/api/v1/generate/plan", json=body).status_code in (200, 201)
-    refused = api.post("/api/v1/generate", json={**body, "hires": None})
-    assert refused.status_code == 422, refused.text
-    error = refused.json()["errors"][0]
-    assert error["field"] == "discard_penultimate_sigma" and "walks timesteps" in error["message"]
+    assert_refused(api, {**body, "hires": None}, "discard_penultimate_sigma", "walks timesteps")
     samplers = {s["id"]: s["discard_penultimate"] for s in api.get("/api/v1/samplers").json()}
     assert (samplers["dpm_2"], samplers["dpm_2_a"], samplers["euler"]) == (True, True, False)
     assert (samplers["ddim"], samplers["unipc"], samplers["lcm"]) == (None, None, None)
@@ -541,11 +532,7 @@ def test_the_sgm_noise_multiplier_is_for_a_txt2img_start_with_sigmas(
         ({"sgm_noise_multiplier": "yes"}, "true or false"),
     ]
     for change, message in cases:
-        refused = api.post("/api/v1/generate", json={**body, **change})
-        assert refused.status_code == 422, (change, refused.text)
-        error = refused.json()["errors"][0]
-        assert error["field"] == "sgm_noise_multiplier", error
-        assert message in error["message"], error
+        assert_refused(api, {**body, **change}, "sgm_noise_multiplier", message)
     assert services.jobs.store.count_queued() == 0
 
 
@@ -565,12 +552,37 @@ def test_unipc_order_and_variant_are_for_unipc(api: TestClient, services: Servic
         ({"unipc_variant": "vary_coeff"}, "unipc_variant", "bh1, bh2"),
     ]
     for change, field, message in cases:
-        refused = api.post("/api/v1/generate", json={**body, **change})
-        assert refused.status_code == 422, (change, refused.text)
-        error = refused.json()["errors"][0]
-        assert error["field"] == field and message in error["message"], error
+        assert_refused(api, {**body, **change}, field, message)
     unipc = {s["id"]: s["unipc"] for s in api.get("/api/v1/samplers").json()}
     assert [name for name, takes in unipc.items() if takes] == ["unipc"]
+    assert services.jobs.store.count_queued() == 0
+
+
+def test_img2img_steps_are_for_runs_from_an_image(api: TestClient, services: Services) -> None:
+    image = red_png()
+    body = {**VALID, "init_image": image, "strength": 0.5, "img2img_steps": "exact"}
+    planned = api.post("/api/v1/generate/plan", json=body)
+    assert planned.status_code in (200, 201), planned.text
+    assert planned.json()["img2img_steps"] == "exact"
+    hires = {**VALID, "hires": {"width": 128, "height": 128}, "img2img_steps": "a1111"}
+    assert api.post("/api/v1/generate/plan", json=hires).status_code in (200, 201)
+    cases = [
+        ({**VALID, "img2img_steps": "exact"}, "img2img_steps", "init_image or of a hires pass"),
+        ({**body, "img2img_steps": "comfy"}, "img2img_steps", "strength, a1111, exact"),
+        # exact steps at 20 / 0.01 would lay out 2000 steps, more than the model has
+        ({**body, "steps": 20, "strength": 0.01}, "strength", "at most 1000"),
+        (
+            {
+                **hires,
+                "img2img_steps": "exact",
+                "hires": {"width": 128, "strength": 0.01, "steps": 20},
+            },
+            "hires.strength",
+            "at most 1000",
+        ),
+    ]
+    for sent, field, message in cases:
+        assert_refused(api, sent, field, message)
     assert services.jobs.store.count_queued() == 0
 
 
@@ -624,10 +636,7 @@ def test_eta_goes_to_samplers_that_add_noise_and_is_refused_by_the_others(
     assert planned.json()["eta"] == 0.3
     unset = api.post("/api/v1/generate/plan", json={**VALID, "sampler": "euler_a"}).json()
     assert unset["eta"] is None  # each sampler's own: 1 for Euler a
-    refused = api.post("/api/v1/generate", json={**VALID, "sampler": "euler", "eta": 0.3})
-    assert refused.status_code == 422, refused.text
-    error = refused.json()["errors"][0]
-    assert error["field"] == "eta" and "euler_a" in error["message"], error
+    assert_refused(api, {**VALID, "sampler": "euler", "eta": 0.3}, "eta", "euler_a")
     # A hires pass whose sampler adds noise takes it.
     hires = {"sampler": "euler_a", "scale": 1.5}
     body = {**VALID, "sampler": "euler", "eta": 0.3, "hires": hires}

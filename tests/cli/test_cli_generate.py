@@ -260,6 +260,16 @@ def test_the_unipc_flags_become_the_request_fields(tmp_path: Path) -> None:
     assert (body["unipc_order"], body["unipc_variant"]) == (3, "bh1")
 
 
+def test_the_img2img_steps_flag_becomes_the_request_field(tmp_path: Path) -> None:
+    daemon = CliDaemon(batch=1)
+    argv = ["generate", "x", "--hires", "1.5", "--img2img-steps", "exact", "-o", str(tmp_path)]
+    assert main(argv, connect=daemon.client) == 0
+    assert json.loads(daemon.requests[0].content)["img2img_steps"] == "exact"
+    sent = len(daemon.requests)
+    assert main(["generate", "x", "--img2img-steps", "comfy"], connect=daemon.client) == 2
+    assert len(daemon.requests) == sent  # a usage error sends nothing
+
+
 def test_a_bad_hires_size_is_refused_before_submitting(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -517,6 +517,19 @@ def _latest_plan(http: httpx.Client, query: str) -> dict[str, Any]:
     return http.get("/api/v1/history", params={"q": query}).json()["items"][0]["plan"]
 
 
+def _generated(
+    http: httpx.Client, route: str, body: dict[str, Any], query: str, *fields: str
+) -> tuple[bytes, tuple[Any, ...], dict[str, Any]]:
+    """An A1111 generation's picture (its pixels), the ``fields`` of its job's plan (found by
+    ``query``) and the extra labels its PNG writes."""
+    answer = http.post(f"/sdapi/v1/{route}", json=body)
+    assert answer.status_code == 200, (body, answer.text)
+    image = _image(answer.json()["images"][0])
+    written = parse_a1111_parameters(image.info["parameters"])["extra"]
+    plan = _latest_plan(http, query)
+    return image.convert("RGB").tobytes(), tuple(plan[name] for name in fields), written
+
+
 def test_built_in_alwayson_scripts_leave_the_request_fields_alone(http: httpx.Client) -> None:
     """A1111 1.6+'s Seed, Sampler and Refiner scripts set up the browser UI only: through the
     API their args change nothing (a client sending /script-info's defaults keeps its own
@@ -1184,13 +1197,11 @@ def test_always_discard_next_to_last_sigma_from_options_and_infotext(http: httpx
     before = http.get("/sdapi/v1/options").json()
     override = {"override_settings": {"always_discard_next_to_last_sigma": True}}
 
-    def run(fields: dict[str, Any]) -> tuple[bytes, bool, dict[str, Any]]:
-        answer = http.post("/sdapi/v1/txt2img", json={**body, **fields})
-        assert answer.status_code == 200, (fields, answer.text)
-        image = _image(answer.json()["images"][0])
-        written = parse_a1111_parameters(image.info["parameters"])["extra"]
-        plan = _latest_plan(http, "discard")
-        return image.convert("RGB").tobytes(), plan["discard_penultimate_sigma"], written
+    def run(fields: dict[str, Any]) -> tuple[bytes, Any, dict[str, Any]]:
+        shown, (flag,), written = _generated(
+            http, "txt2img", {**body, **fields}, "discard", "discard_penultimate_sigma"
+        )
+        return shown, flag, written
 
     plain, flag, written = run({"sampler_name": "Euler"})
     assert not flag and "Discard penultimate sigma" not in written
@@ -1223,13 +1234,11 @@ def test_sgm_noise_multiplier_from_options_and_infotext(http: httpx.Client) -> N
     before = http.get("/sdapi/v1/options").json()
     override = {"override_settings": {"sgm_noise_multiplier": True}}
 
-    def run(fields: dict[str, Any], route: str = "txt2img") -> tuple[bytes, bool, dict[str, Any]]:
-        answer = http.post(f"/sdapi/v1/{route}", json={**body, **fields})
-        assert answer.status_code == 200, (fields, answer.text)
-        image = _image(answer.json()["images"][0])
-        written = parse_a1111_parameters(image.info["parameters"])["extra"]
-        plan = _latest_plan(http, "sgm")
-        return image.convert("RGB").tobytes(), plan["sgm_noise_multiplier"], written
+    def run(fields: dict[str, Any], route: str = "txt2img") -> tuple[bytes, Any, dict[str, Any]]:
+        shown, (flag,), written = _generated(
+            http, route, {**body, **fields}, "sgm", "sgm_noise_multiplier"
+        )
+        return shown, flag, written
 
     plain, flag, written = run({"sampler_name": "Euler"})
     assert not flag and "SGM noise multiplier" not in written
@@ -1265,13 +1274,10 @@ def test_unipc_options_from_defaults_options_and_infotext(http: httpx.Client) ->
     before = http.get("/sdapi/v1/options").json()
     assert (before["uni_pc_order"], before["uni_pc_variant"]) == (3, "bh1")
 
-    def run(fields: dict[str, Any]) -> tuple[bytes, tuple[Any, Any], dict[str, Any]]:
-        answer = http.post("/sdapi/v1/txt2img", json={**body, **fields})
-        assert answer.status_code == 200, (fields, answer.text)
-        image = _image(answer.json()["images"][0])
-        written = parse_a1111_parameters(image.info["parameters"])["extra"]
-        plan = _latest_plan(http, "unipc")
-        return image.convert("RGB").tobytes(), (plan["unipc_order"], plan["unipc_variant"]), written
+    def run(fields: dict[str, Any]) -> tuple[bytes, tuple[Any, ...], dict[str, Any]]:
+        return _generated(
+            http, "txt2img", {**body, **fields}, "unipc", "unipc_order", "unipc_variant"
+        )
 
     a1111, planned, written = run({"sampler_name": "UniPC"})
     assert planned == (3, "bh1")
@@ -1289,6 +1295,29 @@ def test_unipc_options_from_defaults_options_and_infotext(http: httpx.Client) ->
         refused = http.post("/sdapi/v1/options", json={option: value})
         assert refused.status_code == 422 and option in refused.text, refused.text
     assert http.get("/sdapi/v1/options").json() == before
+
+
+def test_steps_from_an_image_are_counted_as_a1111_counts_them(http: httpx.Client) -> None:
+    """A1111's img2img runs int(steps x denoising) + 1 steps, or exactly ``steps`` with its
+    "img2img_fix_steps" option; its hires pass always runs its steps exactly."""
+    image = [_b64_png(Image.new("RGB", (64, 64), (200, 30, 30)))]
+    body = {"prompt": "steps a kite", "seed": 4, "steps": 10, "width": 64, "height": 64}
+
+    def run(route: str, fields: dict[str, Any]) -> tuple[str, int]:
+        answer = http.post(f"/sdapi/v1/{route}", json={**body, **fields})
+        assert answer.status_code == 200, (fields, answer.text)
+        job = http.get("/api/v1/history", params={"q": "steps a kite"}).json()["items"][0]
+        return job["plan"]["img2img_steps"], job["total_steps"]
+
+    img2img = {"init_images": image, "denoising_strength": 0.5}
+    assert run("img2img", img2img) == ("a1111", 6)
+    fixed = {"override_settings": {"img2img_fix_steps": True}}
+    assert run("img2img", {**img2img, **fixed}) == ("exact", 10)
+    hires = {"enable_hr": True, "hr_scale": 1.5, "denoising_strength": 0.5}
+    assert run("txt2img", {**hires, "hr_second_pass_steps": 4}) == ("exact", 10 + 4)
+    assert run("txt2img", {}) == ("strength", 10)
+    refused = http.post("/sdapi/v1/options", json={"img2img_fix_steps": "yes"})
+    assert refused.status_code == 422 and "img2img_fix_steps" in refused.text, refused.text
 
 
 def test_ensd_from_the_options_and_infotext_changes_the_per_step_noise(http: httpx.Client) -> None:

@@ -787,11 +787,11 @@ def test_sd_upscale_tiles_the_original_image_upscaled_by_the_factor(
     assert result.info["extra_generation_params"]["SD upscale overlap"] == 16
     jobs = history(http, 2)
     # Each iteration is one job of its own seed (seed + n); its progress counts four tiles of
-    # one img2img step each (2 steps at strength 0.6).
+    # two img2img steps each (2 steps at strength 0.6: int(2 x 0.6) + 1, as A1111 counts them).
     assert [job["plan"]["seed"] for job in jobs] == [11, 12]
     for job in jobs:
         assert job["plan"]["sd_upscale"]["upscaler"] == "tiny-sr"
-        assert (job["current_step"], job["total_steps"]) == (4, 4)
+        assert (job["current_step"], job["total_steps"]) == (8, 8)
         upload_id = job["request"]["init_image"].removeprefix("upload:")
         with Image.open(impasto_daemon.data_dir / "uploads" / f"{upload_id}.png") as fed:
             assert same_pixels(fed, source)

@@ -206,3 +206,17 @@ def test_the_sgm_noise_multiplier_scales_the_first_pass_only(pipe: StableDiffusi
     scaled = run_hires(pipe, params, None, None, None).latents
     plain = run_hires(pipe, replace(params, sgm_noise_multiplier=False), None, None, None).latents
     assert scaled.shape == plain.shape and not np.allclose(scaled, plain, atol=1e-3)
+
+
+@pytest.mark.parametrize(("mode", "second"), [("strength", 3), ("a1111", 4), ("exact", 6)])
+def test_the_hires_pass_counts_its_steps_as_asked(
+    pipe: StableDiffusion, mode: str, second: int
+) -> None:
+    """Hires steps 6 at strength 0.5: int(6 x 0.5) = 3 calls (diffusers' way), one more as
+    A1111's img2img counts, or all 6 as A1111's hires pass runs them (``exact``: the schedule
+    laid out for int(6 / 0.5) = 12 steps, its last 6)."""
+    hires = HiresParams(width=96, height=96, upscaler="latent", steps=6, strength=0.5)
+    params = small(sampler="euler", steps=4, hires=hires, img2img_steps=mode)
+    progress: list[Progress] = []
+    pipe.generate(params, progress=progress.append)
+    assert [p.total for p in progress] == [4 + second] * (4 + second)

@@ -315,6 +315,47 @@ def test_the_sgm_start_through_the_pipeline_matches_a1111(
     assert not close(own.latents, theirs)
 
 
+def a1111_img2img_steps(steps: int, strength: float, fixed: bool) -> tuple[int, int]:
+    """A1111's ``setup_img2img_steps``: the steps it lays the schedule out for, and t_enc
+    (its k-diffusion samplers run ``sigmas[steps - t_enc - 1:]``, t_enc + 1 steps); fixed
+    for its hires pass and with "img2img_fix_steps"."""
+    if fixed:
+        return int(steps / min(strength, 0.999)), steps - 1
+    return steps, int(min(strength, 0.999) * steps)
+
+
+@pytest.mark.parametrize(("mode", "strength"), [("a1111", 0.5), ("a1111", 0.63), ("exact", 0.6)])
+def test_a1111_img2img_steps_through_the_pipeline_match_k_diffusion(
+    pipe: StableDiffusion,
+    reference_parts: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+    strength: float,
+) -> None:
+    # A1111's img2img: the init latents plus noise at sigma_sched[0], then its sampler over
+    # sigma_sched (k-diffusion's Euler here).
+    sampling, _ = kdiffusion_oracle.load()
+    start, init = _noise(), _noise(11)
+    RecordedNoise(monkeypatch)
+    params = small(sampler="euler", schedule="uniform", steps=STEPS, strength=strength)
+    ours = pipe.denoise(
+        replace(params, img2img_steps=mode), latents=start, init_latents=init
+    ).latents
+    laid, t_enc = a1111_img2img_steps(STEPS, strength, fixed=mode == "exact")
+    model = guided_denoiser(*reference_parts)
+    _, external = kdiffusion_oracle.load()
+    k_model = external.DiscreteEpsDDPMDenoiser(None, reference_parts[1], quantize=False)
+    sigmas = k_model.get_sigmas(laid).float()  # k-diffusion's get_sigmas: A1111's uniform
+    schedule = sigmas[laid - t_enc - 1 :]
+    assert len(schedule) - 1 == (STEPS if mode == "exact" else t_enc + 1)
+    with torch.no_grad():
+        noised = torch.from_numpy(init) + torch.from_numpy(start) * schedule[0]
+        theirs = sampling.sample_euler(model, noised, schedule, disable=True).numpy()
+    assert close(ours, theirs), np.abs(ours - theirs).max() / np.abs(theirs).max()
+    diffusers_way = pipe.denoise(params, latents=start, init_latents=init).latents
+    assert not close(diffusers_way, theirs)
+
+
 def test_sigma_bounds_the_model_cannot_take_are_refused_before_the_run(
     pipe: StableDiffusion,
 ) -> None:

@@ -238,3 +238,26 @@ def test_the_unipc_fields_follow_the_sampler(page: Page, impasto_daemon: Any) ->
     page.fill("#unipc_order", "5")
     page.click("#submit")
     expect(page.locator("#err-unipc_order")).to_contain_text("between 1 and 3")
+
+
+def test_steps_from_an_image_go_with_an_image(
+    page: Page, impasto_daemon: Any, tmp_path: Path
+) -> None:
+    """The step count is not sent for a plain txt2img (the API would refuse it); with an
+    image, "exactly the steps" runs all 4 at strength 0.5."""
+    open_ui(page)
+    fill_form(page, prompt="exact kite", **QUICK)
+    page.click("#img-card > summary")
+    page.select_option("#img2img_steps", "exact")
+    page.click("#submit")
+    job = finished_job(page, impasto_daemon)
+    assert job["request"].get("img2img_steps", "strength") == "strength"
+    source = tmp_path / "init.png"
+    Image.new("RGB", (64, 64), (40, 120, 200)).save(source)
+    page.set_input_files("#init-file", str(source))
+    page.fill("#strength", "0.5")
+    page.click("#submit")
+    expect(page.locator("#live")).not_to_have_attribute("data-job", job["id"], timeout=30_000)
+    job = finished_job(page, impasto_daemon)
+    assert job["request"]["img2img_steps"] == "exact"
+    assert job["total_steps"] == 4

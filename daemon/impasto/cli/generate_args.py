@@ -46,6 +46,7 @@ REQUEST_FIELDS = {
     "strength": "strength",
     "noise_multiplier": "noise_multiplier",
     "extra_noise": "extra_noise",
+    "img2img_steps": "img2img_steps",
     "cache_interval": "cache_interval",
     "decoder": "decoder",
     "inpaint_area": "inpaint_area",
@@ -237,6 +238,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="img2img and the hires pass: the start's noise added once more, times this "
         f"({_range('extra_noise')}; default 0; A1111's extra noise)",
+    )
+    parser.add_argument(
+        "--img2img-steps",
+        choices=LIMITS["img2img_steps"].choices,
+        help="how a run from an image or a hires pass counts its steps: strength (default; "
+        "the last steps x strength), a1111 (one more, A1111's img2img) or exact (steps of "
+        "them, A1111's hires pass and img2img_fix_steps, ComfyUI's denoise)",
     )
     parser.add_argument(
         "--inpaint-area",

@@ -35,11 +35,14 @@ class StepCount:
     """In a hires pass, the first pass's steps (``when`` is read A1111's hires way)."""
 
     @classmethod
-    def of(cls, scheduler: Scheduler, steps: int, first_pass_steps: int | None) -> StepCount:
-        """The count for ``scheduler`` just laid out for ``steps`` (an adaptive sampler, which
-        lays out its calls as it goes, counts each call as a step)."""
+    def of(
+        cls, scheduler: Scheduler, steps: int, first_pass_steps: int | None, laid: int | None = None
+    ) -> StepCount:
+        """The count for ``scheduler`` just laid out for ``laid`` steps (default ``steps``), of
+        which a pass runs ``steps`` (an adaptive sampler, which lays out its calls as it goes,
+        counts each call as a step)."""
         calls = len(scheduler.timesteps)
-        return cls(steps, max(1.0, calls / max(steps, 1)), first_pass_steps)
+        return cls(steps, max(1.0, calls / max(laid or steps, 1)), first_pass_steps)
 
 
 Encode = Callable[[Sequence[str], str | None], Pair]

@@ -15,7 +15,7 @@ from impasto.engine.image_upscale import ModelUpscaler, upscale_to
 from impasto.engine.padding import padded_size
 from impasto.engine.pipelines.base import start_index
 from impasto.engine.pipelines.img2img import encode_init_image
-from impasto.engine.sampler_setup import build_scheduler
+from impasto.engine.sampler_setup import build_scheduler, laid_out_steps
 from impasto.engine.schedulers import sampler_schedules
 from impasto.engine.types import (
     CancelToken,
@@ -113,8 +113,8 @@ def run_hires(
     first_params = replace(params, hires=None)
     probe = second_pass(params, hires, 0)
     scheduler = build_scheduler(pipe.scheduler_factory, probe, pipe.folder.scheduler)
-    scheduler.set_timesteps(probe.steps)
-    first_call = start_index(scheduler, probe.steps, probe.strength)
+    scheduler.set_timesteps(laid_out_steps(probe))
+    first_call = start_index(scheduler, probe.steps, probe.strength, probe.img2img_steps)
     counter = TwoPassProgress(progress, len(scheduler.timesteps) - first_call) if progress else None
     # A size the UNet does not divide whole runs on a larger canvas, cropped after each pass
     # (as a plain txt2img is: engine/padding.py).

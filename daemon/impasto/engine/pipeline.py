@@ -31,6 +31,7 @@ from impasto.engine.sampler_setup import (
     SchedulerFactory,
     build_scheduler,
     check_bounds,
+    laid_out_steps,
     uncond_skip,
 )
 from impasto.engine.schedulers import create_scheduler
@@ -209,8 +210,10 @@ class StableDiffusion:
         seamless = tiling_axes(params.tiling)
         parts = self.adapters.get(params.loras, params.embeddings, seamless=seamless)
         scheduler = build_scheduler(self.scheduler_factory, params, self.folder.scheduler)
-        scheduler.set_timesteps(params.steps)
-        count = StepCount.of(scheduler, params.steps, first_pass_steps)
+        from_image = init_latents is not None or params.init_image is not None
+        laid = laid_out_steps(params) if from_image else params.steps
+        scheduler.set_timesteps(laid)
+        count = StepCount.of(scheduler, params.steps, first_pass_steps, laid)
         guidance = build_guidance(parts, params, self.folder.model_index, count)
         if init_latents is not None:
             first, index = noised_start(
@@ -220,6 +223,7 @@ class StableDiffusion:
                 params.steps,
                 params.strength,
                 extra=params.extra_noise,
+                mode=params.img2img_steps,
             )
             plan = TaskPlan(latents=first, start=index)
         else:
@@ -249,7 +253,7 @@ class StableDiffusion:
             refiner = self.refiner_for(params.refiner)
             # A fresh scheduler from the refiner's config, laid out like the base's.
             second = build_scheduler(self.scheduler_factory, params, refiner.folder.scheduler)
-            second.set_timesteps(params.steps)
+            second.set_timesteps(laid)
             final = refiner.refine(
                 params,
                 second,
@@ -303,6 +307,7 @@ class StableDiffusion:
                 params.strength,
                 params.noise_multiplier,
                 params.extra_noise,
+                params.img2img_steps,
             )
         content = params.masked_content
         inputs = prepare_inputs(
@@ -319,6 +324,7 @@ class StableDiffusion:
             masked_content=content,
             multiplier=params.noise_multiplier,
             extra=params.extra_noise,
+            mode=params.img2img_steps,
         )
 
     def generate(

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from impasto.engine.pipelines.base import UncondSkip
+from impasto.engine.pipelines.base import UncondSkip, image_steps
 from impasto.engine.schedulers import (
     SAMPLERS,
     Churn,
@@ -77,6 +77,12 @@ def uncond_skip(params: GenerationParams, config: SchedulerConfig) -> UncondSkip
     return UncondSkip(
         sigma_of, params.s_min_uncond, params.s_min_uncond_all, params.skip_early_cond
     )
+
+
+def laid_out_steps(params: GenerationParams) -> int:
+    """The steps a run from an image lays its schedule out for (``params.img2img_steps``:
+    more than it runs in ``exact`` mode)."""
+    return image_steps(params.steps, params.strength, params.img2img_steps)[0]
 
 
 def run_config(config: SchedulerConfig, params: GenerationParams) -> SchedulerConfig:

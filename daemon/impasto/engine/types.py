@@ -173,6 +173,10 @@ class GenerationParams:
     noise_multiplier: float = 1.0
     """img2img and inpainting: the start's noise times this (AUTOMATIC1111's "Noise multiplier
     for img2img"); below 1 the picture keeps more of the init image at the same strength."""
+    img2img_steps: str = "strength"
+    """How a run from an image (img2img, inpainting, the hires pass) counts its steps:
+    ``strength`` (diffusers), ``a1111`` (A1111's img2img) or ``exact`` (``steps`` of them;
+    A1111's hires pass, ComfyUI's denoise): ``pipelines.base.image_steps``."""
     extra_noise: float = 0.0
     """A1111's "Extra noise" (img2img, inpainting and the hires pass): the start's noise added
     once more, times this, at the latents' scale; 0 off."""

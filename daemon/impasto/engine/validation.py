@@ -11,6 +11,7 @@ from typing import Protocol
 from PIL import Image
 
 from impasto.engine.noise import RNGS
+from impasto.engine.pipelines.base import image_steps
 from impasto.engine.schedulers import SAMPLERS, sampler_schedules
 from impasto.engine.seamless import tiling_axes
 from impasto.engine.types import GenerationParams, InvalidRequestError
@@ -63,6 +64,23 @@ def _check_range(field: str, value: object, low: float, high: float, integer: bo
         raise InvalidRequestError(field, f"{value!r} is not {kind} from {low:g} to {high:g}")
 
 
+MAX_LAID_STEPS = 1000
+"""The most steps a schedule is laid out for: the models' training timesteps."""
+
+
+def check_image_steps(steps: int, strength: float, mode: str, field: str) -> None:
+    """InvalidRequestError on ``field`` (the strength) where ``exact`` steps would lay the
+    schedule out for more than ``MAX_LAID_STEPS`` (steps / strength)."""
+    laid = image_steps(steps, strength, mode)[0]
+    if laid > MAX_LAID_STEPS:
+        lowest = steps / MAX_LAID_STEPS
+        raise InvalidRequestError(
+            field,
+            f"exact steps lay the schedule out for {steps} / {strength:g} = {laid} steps, at "
+            f"most {MAX_LAID_STEPS}: raise it to {lowest:.3g} or more, or run fewer steps",
+        )
+
+
 def _check_choice(field: str, value: object) -> None:
     choices = LIMITS[field].choices or []
     if value not in choices:
@@ -110,6 +128,9 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
         _check("unipc_order", params.unipc_order, integer=True)
     if params.unipc_variant is not None:
         _check_choice("unipc_variant", params.unipc_variant)
+    _check_choice("img2img_steps", params.img2img_steps)
+    if params.init_image is not None:
+        check_image_steps(params.steps, params.strength, params.img2img_steps, "strength")
     if params.refiner is not None and params.mask_image is not None:
         # The inpaint hooks (mask channels, blending) belong to the base model's run.
         raise InvalidRequestError("refiner", "inpainting cannot use a refiner")
@@ -199,6 +220,8 @@ def _check_hires(params: GenerationParams) -> None:
             )
     _check_range("hires.steps", hires.steps, 0, _bounds("steps")[1], integer=True)
     _check_range("hires.strength", hires.strength, 0, 1, integer=False)
+    steps = hires.steps or params.steps
+    check_image_steps(steps, hires.strength, params.img2img_steps, "hires.strength")
     if hires.cfg_scale is not None:
         _check("hires.cfg_scale", hires.cfg_scale, "cfg_scale", integer=False)
     if hires.sampler is not None and hires.sampler not in SAMPLERS:

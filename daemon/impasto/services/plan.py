@@ -23,10 +23,12 @@ from impasto.services.model_checks import check_against_model
 from impasto.services.models import REFINER_FAMILY, ModelCatalog, ModelEntry
 from impasto.services.prompt_text import hires_prompt, prompt_loras
 from impasto.services.sampler_plan import (
+    check_image_settings,
     checked_bounds,
     checked_churn,
     checked_discard,
     checked_eta,
+    checked_image_steps,
     checked_sgm,
     checked_uncond_skip,
     checked_unipc,
@@ -95,12 +97,7 @@ class Resolver:
             init_image, mask_image = self._images(request, (width, height))
             if request.inpaint_area == "masked" and mask_image is None:
                 raise FieldError("inpaint_area", "masked needs a mask_image (and an init_image)")
-        if request.noise_multiplier != 1.0 and init_image is None:
-            message = "scales the noise added to an init_image: send one, or leave it at 1"
-            raise FieldError("noise_multiplier", message)
-        if request.extra_noise and init_image is None and request.hires is None:
-            message = "adds noise to an init_image or a hires pass: send one, or leave it at 0"
-            raise FieldError("extra_noise", message)
+        check_image_settings(request, init_image)
         models_dir = self.catalog.models_dir
         prompt, loras = prompt_loras(request)
         for lora, field, tag in loras:
@@ -169,6 +166,7 @@ class Resolver:
             strength=request.strength,
             noise_multiplier=request.noise_multiplier,
             extra_noise=request.extra_noise,
+            img2img_steps=request.img2img_steps,
             loras=specs,
             embeddings=embeddings_in(models_dir, text),
             vae=request.vae,
@@ -186,6 +184,7 @@ class Resolver:
             fast_decoder=fast_decoder,
             plugins=dict(request.plugins),
         )
+        checked_image_steps(plan)
         check_against_model(plan, model.path)
         return plan
 
@@ -217,6 +216,7 @@ class Resolver:
             unused["sgm_noise_multiplier"] = False  # A1111 scales a txt2img k-diffusion start
         if request.init_image is None and request.hires is None:
             unused["extra_noise"] = 0.0  # A1111 adds it to img2img and the hires pass only
+            unused["img2img_steps"] = "strength"  # no pass starts from an image
         cfg_scale = model.defaults.cfg_scale if request.cfg_scale is None else request.cfg_scale
         if not runs_negative_pass(cfg_scale, request.hires.cfg_scale if request.hires else None):
             unused.update(s_min_uncond=0.0, skip_early_cond=0.0)

@@ -19,6 +19,8 @@ from impasto.engine.schedulers import (
     sigma_samplers,
     unipc_samplers,
 )
+from impasto.engine.types import InvalidRequestError
+from impasto.engine.validation import check_image_steps
 from impasto.services.errors import FieldError
 from impasto.services.models import ModelEntry
 from impasto.wire import (
@@ -30,6 +32,7 @@ from impasto.wire import (
     GenerateRequest,
     HiresRequest,
     ResolvedHires,
+    ResolvedPlan,
 )
 
 
@@ -213,6 +216,38 @@ def checked_sgm(sgm: bool, sampler: str, init_image: str | None) -> bool:
         f"{sampler} walks timesteps and starts from unit noise already; the samplers that "
         f"take it: {takes}",
     )
+
+
+def check_image_settings(request: GenerateRequest, init_image: str | None) -> None:
+    """A 422 for a setting of a run from an image where no pass starts from one: the noise
+    multiplier (img2img, inpainting), extra noise and the step count (those, and the hires
+    pass)."""
+    if request.noise_multiplier != 1.0 and init_image is None:
+        message = "scales the noise added to an init_image: send one, or leave it at 1"
+        raise FieldError("noise_multiplier", message)
+    if init_image is not None or request.hires is not None:
+        return
+    if request.extra_noise:
+        message = "adds noise to an init_image or a hires pass: send one, or leave it at 0"
+        raise FieldError("extra_noise", message)
+    if request.img2img_steps != "strength":
+        message = "counts the steps of a run from an init_image or of a hires pass: send one, "
+        raise FieldError("img2img_steps", message + "or leave it at strength")
+
+
+def checked_image_steps(plan: ResolvedPlan) -> None:
+    """A 422 on the strength whose ``exact`` steps would lay a schedule out for more steps
+    than a model has timesteps (steps / strength above 1000)."""
+    runs = []
+    if plan.init_image is not None:
+        runs.append(("strength", plan.steps, plan.strength))
+    if plan.hires is not None:
+        runs.append(("hires.strength", plan.hires.steps or plan.steps, plan.hires.strength))
+    for field, steps, strength in runs:
+        try:
+            check_image_steps(steps, strength, plan.img2img_steps, field)
+        except InvalidRequestError as exc:
+            raise FieldError(exc.field, exc.message) from None
 
 
 def runs_negative_pass(cfg_scale: float, hires_cfg_scale: float | None) -> bool:

@@ -14,6 +14,7 @@ from msgspec import Meta
 from impasto.wire.sampling import (
     CHURN_FIELDS,
     DiscardPenultimate,
+    ImageSteps,
     NegativeMinSigma,
     NoiseMultiplier,
     ScheduleRho,
@@ -286,6 +287,7 @@ class GenerateRequest(Schema):
     mask_image: str | None = None
     strength: Strength = 0.75
     noise_multiplier: NoiseMultiplier = 1.0
+    img2img_steps: ImageSteps = "strength"
     extra_noise: Annotated[
         float,
         Meta(
@@ -367,6 +369,7 @@ class ResolvedPlan(Schema, kw_only=True):
     mask_image: str | None = None
     strength: float = 0.75
     noise_multiplier: float = 1.0
+    img2img_steps: str = "strength"
     extra_noise: float = 0.0
     loras: list[LoraSpec] = msgspec.field(default_factory=list)
     embeddings: list[str] = msgspec.field(default_factory=list)

@@ -120,3 +120,12 @@ UniPCVariant = Annotated[
     ),
 ]
 UNIPC_FIELDS = ("unipc_order", "unipc_variant")
+ImageSteps = Annotated[
+    Literal["strength", "a1111", "exact"],
+    Meta(
+        description="How a run from an image (img2img, inpainting, the hires pass) counts its "
+        "steps: strength = the last steps x strength of the schedule (diffusers); a1111 = one "
+        "more (A1111's img2img); exact = steps of them, the schedule laid out for steps / "
+        "strength (A1111's hires pass and img2img_fix_steps, ComfyUI's denoise)"
+    ),
+]

@@ -15,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 
 from impasto.api.compat.a1111_defaults import A1111_DEFAULT_OPTIONS
 from impasto.api.compat.a1111_infotext import png_info_parameters
+from impasto.api.compat.a1111_option_checks import check_options
 from impasto.api.compat.a1111_schemas import (
     LoraItem,
     PngInfoRequest,
@@ -23,7 +24,6 @@ from impasto.api.compat.a1111_schemas import (
     SchedulerItem,
     SDModelItem,
 )
-from impasto.api.compat.a1111_settings import check_options
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import sampler_list, scheduler_list
 from impasto.api.dependencies import AllServices, Catalog

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from impasto.api.compat.a1111_defaults import A1111_DEFAULT_OPTIONS
@@ -36,6 +35,7 @@ UNIPC_OPTIONS = {"unipc_order": "uni_pc_order", "unipc_variant": "uni_pc_variant
 """A1111's UniPC options by the native fields they set (its skip type and lower-order-final
 options change nothing here: the timesteps are the schedule's, the last steps always lower)."""
 EXTRA_NOISE_OPTION = "img2img_extra_noise"
+FIX_STEPS_OPTION = "img2img_fix_steps"
 
 
 def checked_vae(services: Services, value: object, field: str) -> str | None:
@@ -299,12 +299,19 @@ def unipc_values(services: Services, req: Txt2ImgRequest) -> dict[str, object]:
 def run_settings(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
     """A1111's settings that apply where the run uses them (the plan drops the rest, as A1111
     ignores them): the schedule options, the skipping of the negative pass, "Always
-    discard next-to-last sigma", "SGM noise multiplier", "Extra noise" and UniPC's order and
-    variant."""
+    discard next-to-last sigma", "SGM noise multiplier", "Extra noise", UniPC's order and
+    variant, and how a run from an image counts its steps (A1111's img2img and hires ways)."""
     options = _options(services, req)
     field = _option_field(req, DISCARD_OPTION)
     discard = checked_flag(options.get(DISCARD_OPTION, False), field)
     sgm = checked_flag(options.get(SGM_OPTION, False), _option_field(req, SGM_OPTION))
+    # A1111 runs hr_second_pass_steps (or steps) exactly in its hires pass, and img2img's
+    # int(steps x strength) + 1, or exactly steps with "img2img_fix_steps".
+    steps_mode = "exact"
+    if isinstance(req, Img2ImgRequest):
+        field = _option_field(req, FIX_STEPS_OPTION)
+        fixed = checked_flag(options.get(FIX_STEPS_OPTION, False), field)
+        steps_mode = "exact" if fixed else "a1111"
     field = _option_field(req, EXTRA_NOISE_OPTION)
     extra = _checked_number(options.get(EXTRA_NOISE_OPTION, 0.0), field, "extra_noise")
     return {
@@ -313,6 +320,7 @@ def run_settings(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
         **unipc_values(services, req),
         "discard_penultimate_sigma": discard,
         "sgm_noise_multiplier": sgm,
+        "img2img_steps": steps_mode,
         "extra_noise": extra,
     }
 
@@ -359,48 +367,3 @@ def clip_skip_setting(services: Services, req: Txt2ImgRequest, model: str) -> in
     if wanted > limit:
         log.info("clip skip %d lowered to %d: %r has no more hidden states", wanted, limit, model)
     return min(wanted, limit)
-
-
-def _churn_check(name: str) -> Callable[[Services, object, str], object]:
-    return lambda _, value, field: checked_churn(name, value, field)
-
-
-def _bound_check(name: str) -> Callable[[Services, object, str], object]:
-    return lambda _, value, field: checked_bound(name, value, field)
-
-
-def _unipc_check(native: str) -> Callable[[Services, object, str], object]:
-    return lambda _, value, field: checked_unipc(native, value, field)
-
-
-def _number_check(native: str) -> Callable[[Services, object, str], object]:
-    return lambda _, value, field: checked_option(native, value, field)
-
-
-OPTION_CHECKS: dict[str, Callable[[Services, object, str], object]] = {
-    CLIP_SKIP_OPTION: lambda _, value, field: checked_clip_skip(value, field),
-    "eta_ancestral": lambda _, value, field: checked_eta(value, field),
-    "eta_ddim": lambda _, value, field: checked_eta(value, field),
-    NOISE_MULTIPLIER_OPTION: lambda _, value, field: checked_noise_multiplier(value, field),
-    **{name: _churn_check(name) for name in CHURN_FIELDS},
-    **{name: _bound_check(name) for name in BOUND_FIELDS},
-    UNCOND_OPTION: _number_check(UNCOND_OPTION),
-    EARLY_OPTION: _number_check(EARLY_OPTION),
-    EXTRA_NOISE_OPTION: _number_check("extra_noise"),
-    EVERY_OPTION: lambda _, value, field: checked_flag(value, field),
-    DISCARD_OPTION: lambda _, value, field: checked_flag(value, field),
-    SGM_OPTION: lambda _, value, field: checked_flag(value, field),
-    **{option: _unipc_check(native) for native, option in UNIPC_OPTIONS.items()},
-    ENSD_OPTION: lambda _, value, field: checked_noise_seed_delta(value, field),
-    "sd_vae": checked_vae,
-}
-"""The options a later request reads and would refuse: ``POST /options`` checks each with the
-same rule, so a bad value is refused where it is set, not in every request after it."""
-
-
-def check_options(services: Services, options: dict[str, Any]) -> None:
-    """CompatError for the first option in ``options`` that a request would refuse (blocking:
-    ``sd_vae`` lists the models folder)."""
-    for key, check in OPTION_CHECKS.items():
-        if key in options:
-            check(services, options[key], key)

@@ -24,6 +24,7 @@ def noised_start(
     strength: float,
     multiplier: float = 1.0,
     extra: float = 0.0,
+    mode: str = "strength",
 ) -> tuple[np.ndarray, int]:
     """First latents and index: ``add_noise`` at the start index (the noise times
     ``multiplier``, A1111's "Noise multiplier"), or the clean latents if no step runs.
@@ -31,9 +32,10 @@ def noised_start(
     latents' scale (as A1111 adds ``noise * extra`` to k-diffusion's latents).
 
     Strength so low that no step runs leaves the init latents unchanged, where diffusers
-    would refuse; the result is then the init image through the VAE.
+    would refuse; the result is then the init image through the VAE. ``mode`` counts the
+    steps (``image_steps``), on a scheduler laid out for its count.
     """
-    start = start_index(scheduler, steps, strength)
+    start = start_index(scheduler, steps, strength, mode)
     if start >= len(scheduler.timesteps):
         return init_latents.copy(), len(scheduler.timesteps)
     if multiplier != 1.0:
@@ -56,11 +58,12 @@ def plan_img2img(
     strength: float,
     multiplier: float = 1.0,
     extra: float = 0.0,
+    mode: str = "strength",
 ) -> TaskPlan:
     """Latents from the encoded init image noised to ``strength`` (the noise times
-    ``multiplier``, and ``extra`` of it once more)."""
+    ``multiplier``, and ``extra`` of it once more), its steps counted as ``mode`` says."""
     init_latents = encode_init_image(vae, image, noise.shape[0])
     latents, start = noised_start(
-        scheduler, init_latents, noise, steps, strength, multiplier, extra
+        scheduler, init_latents, noise, steps, strength, multiplier, extra, mode
     )
     return TaskPlan(latents=latents, start=start)

@@ -81,6 +81,7 @@ def plan_inpaint(
     masked_content: str = "original",
     multiplier: float = 1.0,
     extra: float = 0.0,
+    mode: str = "strength",
 ) -> TaskPlan:
     """The plan for either UNet kind; ``inputs.masked_latents`` says which.
 
@@ -88,7 +89,7 @@ def plan_inpaint(
     zeros instead of the init image's latents (below strength 1; above, all is noise).
     ``multiplier`` scales the start's noise (A1111's "Noise multiplier") and ``extra`` adds
     it once more (A1111's "Extra noise"); the noise that re-noises the kept part at each step
-    is the seed's own.
+    is the seed's own. ``mode`` counts the steps (``base.image_steps``).
     """
     if strength >= 1.0 and multiplier == 1.0 and not extra:
         # Full strength starts from pure noise like txt2img (diffusers does the same).
@@ -96,7 +97,9 @@ def plan_inpaint(
     else:
         # A scaled noise at full strength keeps A1111's start: the init image plus that noise.
         first = masked_start(inputs.init_latents, inputs.mask, noise, masked_content)
-        latents, start = noised_start(scheduler, first, noise, steps, strength, multiplier, extra)
+        latents, start = noised_start(
+            scheduler, first, noise, steps, strength, multiplier, extra, mode
+        )
 
     def model_input(scaled: np.ndarray, index: int) -> np.ndarray:
         assert inputs.masked_latents is not None
