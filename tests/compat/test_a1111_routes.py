@@ -1320,6 +1320,23 @@ def test_steps_from_an_image_are_counted_as_a1111_counts_them(http: httpx.Client
     assert refused.status_code == 422 and "img2img_fix_steps" in refused.text, refused.text
 
 
+def test_an_init_images_transparent_parts_are_white_as_in_a1111(http: httpx.Client) -> None:
+    """A1111 flattens an init image onto white (img2img_background_color): a transparent
+    picture storing black runs as a white one, not as black (at strength 0 no step runs, so
+    the result is the init image through the VAE)."""
+    body = {"prompt": "a kite", "seed": 4, "steps": 3, "width": 64, "height": 64}
+
+    def run(image: Image.Image) -> bytes:
+        sent = {**body, "init_images": [_b64_png(image)], "denoising_strength": 0}
+        answer = http.post("/sdapi/v1/img2img", json=sent)
+        assert answer.status_code == 200, answer.text
+        return _image(answer.json()["images"][0]).convert("RGB").tobytes()
+
+    clear = run(Image.new("RGBA", (64, 64), (0, 0, 0, 0)))
+    assert clear == run(Image.new("RGB", (64, 64), (255, 255, 255)))
+    assert clear != run(Image.new("RGB", (64, 64), (0, 0, 0)))
+
+
 def test_ensd_from_the_options_and_infotext_changes_the_per_step_noise(http: httpx.Client) -> None:
     """A1111's "Eta noise seed delta": from ``override_settings``, else ``POST /options``, else
     an infotext's ``ENSD``; written as ``ENSD`` where the sampler draws noise per step (Euler

@@ -64,3 +64,18 @@ def test_inpainting_model_requires_a_mask(pipe_inpaint: StableDiffusion) -> None
     with pytest.raises(InvalidRequestError) as info:
         pipe_inpaint.generate(small())
     assert info.value.field == "mask_image"
+
+
+def test_an_init_images_transparent_parts_are_flattened_onto_white() -> None:
+    from impasto.formats.pixels import flattened
+
+    image = Image.new("RGBA", (2, 1), (0, 0, 0, 0))
+    image.putpixel((1, 0), (200, 10, 10, 128))  # half see-through red
+    flat = flattened(image)
+    assert flat.mode == "RGB"
+    assert flat.getpixel((0, 0)) == (255, 255, 255)
+    assert flat.getpixel((1, 0)) == (227, 132, 132)  # red over white, half and half
+    palette = Image.new("P", (1, 1), 0)
+    palette.info["transparency"] = 0
+    assert flattened(palette).getpixel((0, 0)) == (255, 255, 255)
+    assert flattened(Image.new("RGB", (1, 1), (1, 2, 3))).getpixel((0, 0)) == (1, 2, 3)

@@ -24,6 +24,7 @@ def build_params(job: RunJob) -> Any:
     from PIL import Image
 
     from impasto.engine import GenerationParams
+    from impasto.formats.pixels import flattened
     from impasto.resources import bundled_models_dir
     from impasto.worker.files import Roots, adapter_path, model_folder, upload_path
 
@@ -39,7 +40,7 @@ def build_params(job: RunJob) -> Any:
             if not path.is_file():  # removed by hand, or swept between submit and start
                 raise ValueError(f"{key} {ref} is no longer in the uploads folder; send it again")
             with Image.open(path) as img:
-                images[key] = img.convert(mode)
+                images[key] = flattened(img) if key == "init_image" else img.convert(mode)
     roots = Roots(models_dir, bundled_models_dir())
     fast_decoder = model_folder(roots, plan.fast_decoder) if plan.fast_decoder else None
     refiner = None

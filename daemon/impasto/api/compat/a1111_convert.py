@@ -32,6 +32,7 @@ from impasto.api.compat.samplers_map import (
 )
 from impasto.engine.noise import offset_seed, resolve_seed
 from impasto.engine.upscale_latents import UPSCALER_LABELS
+from impasto.formats.pixels import flattened
 from impasto.services.compat import resolve_checkpoint
 from impasto.services.container import Services
 from impasto.services.upscalers import UpscalerService
@@ -317,7 +318,7 @@ def prepare_images(
         raise CompatError(422, "img2img needs at least one image in init_images", "init_images")
     size = (width, height)
     mode = req.resize_mode or 0
-    init = decode_base64_image(services, req.init_images[0], "init_images").convert("RGB")
+    init = flattened(decode_base64_image(services, req.init_images[0], "init_images"))
     if _only_masked(req):
         # Only the crop around the mask is scaled to width x height; the image keeps its size.
         size, mode = init.size, 0

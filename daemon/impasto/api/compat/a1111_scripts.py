@@ -29,6 +29,7 @@ from impasto.api.compat.common import decode_base64_image, upload
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import to_impasto
 from impasto.api.dependencies import AllServices
+from impasto.formats.pixels import flattened
 from impasto.services import compat
 from impasto.services.container import Services
 from impasto.services.runner import job_plan
@@ -97,7 +98,7 @@ def _original_init_image(services: Services, req: Txt2ImgRequest) -> str | None:
     images = req.init_images if isinstance(req, Img2ImgRequest) else None
     if not images:
         return None
-    return upload(services, decode_base64_image(services, images[0], "init_images").convert("RGB"))
+    return upload(services, flattened(decode_base64_image(services, images[0], "init_images")))
 
 
 def _script_info(services: Services, is_img2img: bool) -> list[ScriptInfo]:

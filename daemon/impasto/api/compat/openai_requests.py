@@ -14,6 +14,7 @@ from impasto.api.compat.common import checked_request, upload
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.openai_schemas import ImageGenerationRequest
 from impasto.api.compat.samplers_map import UnknownSamplerError, sampler_from_name
+from impasto.formats.pixels import flattened
 from impasto.services import compat
 from impasto.services.container import Services
 from impasto.services.errors import FieldError
@@ -200,7 +201,7 @@ def edit_request(
         req.strength = 1.0
     fields = impasto_request(services, req, image)
     size = _request_size(fields)
-    images = {"init_image": upload(services, image.convert("RGB").resize(size))}
+    images = {"init_image": upload(services, flattened(image).resize(size))}
     if mask is not None:
         images["mask_image"] = upload(services, mask.resize(size))
     return msgspec.structs.replace(fields, **images)
@@ -215,5 +216,5 @@ def variation_request(
         req.strength = VARIATION_STRENGTH
     fields = impasto_request(services, req, image, variation=True)
     size = _request_size(fields)
-    init = upload(services, image.convert("RGB").resize(size))
+    init = upload(services, flattened(image).resize(size))
     return msgspec.structs.replace(fields, init_image=init)
