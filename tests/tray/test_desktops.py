@@ -183,8 +183,10 @@ class Tray:
 
     # -- the screen ------------------------------------------------------------------------
 
-    def icon(self, state: DaemonState, timeout: float = 30) -> tuple[int, int, int, int]:
-        """The icon's box on screen once it shows ``state``'s colour; checks its size."""
+    def icon(self, state: DaemonState, timeout: float = 90) -> tuple[int, int, int, int]:
+        """The icon's box on screen once it shows ``state``'s colour; checks its size. The
+        first one waits for the daemon the tray started, which a loaded machine (CI, two
+        cores, other tests' daemons) can take more than 30 s to bring up."""
         box = wait_until(
             lambda: self.desktop.screen.find(COLOURS[state]), f"the {state} icon on screen", timeout
         )
