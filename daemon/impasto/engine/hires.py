@@ -13,7 +13,7 @@ from PIL import Image
 
 from impasto.engine.image_upscale import ModelUpscaler, upscale_to
 from impasto.engine.padding import padded_size
-from impasto.engine.pipelines.base import start_index
+from impasto.engine.pipelines.image_steps import start_index
 from impasto.engine.pipelines.img2img import encode_init_image
 from impasto.engine.sampler_setup import build_scheduler, laid_out_steps
 from impasto.engine.schedulers import sampler_schedules

@@ -9,7 +9,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from impasto.engine.pipelines.base import UncondSkip, image_steps
+from impasto.engine.pipelines.base import UncondSkip
+from impasto.engine.pipelines.image_steps import image_steps
 from impasto.engine.schedulers import (
     SAMPLERS,
     Churn,

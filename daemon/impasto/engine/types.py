@@ -176,7 +176,7 @@ class GenerationParams:
     img2img_steps: str = "strength"
     """How a run from an image (img2img, inpainting, the hires pass) counts its steps:
     ``strength`` (diffusers), ``a1111`` (A1111's img2img) or ``exact`` (``steps`` of them;
-    A1111's hires pass, ComfyUI's denoise): ``pipelines.base.image_steps``."""
+    A1111's hires pass, ComfyUI's denoise): ``pipelines.image_steps``."""
     extra_noise: float = 0.0
     """A1111's "Extra noise" (img2img, inpainting and the hires pass): the start's noise added
     once more, times this, at the latents' scale; 0 off."""

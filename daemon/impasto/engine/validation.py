@@ -11,7 +11,7 @@ from typing import Protocol
 from PIL import Image
 
 from impasto.engine.noise import RNGS
-from impasto.engine.pipelines.base import image_steps
+from impasto.engine.pipelines.image_steps import image_steps
 from impasto.engine.schedulers import SAMPLERS, sampler_schedules
 from impasto.engine.seamless import tiling_axes
 from impasto.engine.types import GenerationParams, InvalidRequestError

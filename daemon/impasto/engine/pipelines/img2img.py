@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from impasto.engine.pipelines.base import TaskPlan, start_index
+from impasto.engine.pipelines.base import TaskPlan
+from impasto.engine.pipelines.image_steps import start_index
 from impasto.engine.schedulers.base import Scheduler
 from impasto.engine.vae import Vae, image_to_array
 

@@ -89,7 +89,7 @@ def plan_inpaint(
     zeros instead of the init image's latents (below strength 1; above, all is noise).
     ``multiplier`` scales the start's noise (A1111's "Noise multiplier") and ``extra`` adds
     it once more (A1111's "Extra noise"); the noise that re-noises the kept part at each step
-    is the seed's own. ``mode`` counts the steps (``base.image_steps``).
+    is the seed's own. ``mode`` counts the steps (``image_steps.image_steps``).
     """
     if strength >= 1.0 and multiplier == 1.0 and not extra:
         # Full strength starts from pure noise like txt2img (diffusers does the same).
