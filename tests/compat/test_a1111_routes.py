@@ -1337,6 +1337,86 @@ def test_an_init_images_transparent_parts_are_white_as_in_a1111(http: httpx.Clie
     assert clear != run(Image.new("RGB", (64, 64), (0, 0, 0)))
 
 
+def test_img2img_background_color_is_what_shows_through(http: httpx.Client) -> None:
+    """A1111's ``img2img_background_color``: from ``override_settings`` or ``POST /options``,
+    any colour Pillow reads; a value that is none is refused where it is set."""
+    body = {"prompt": "a kite", "seed": 4, "steps": 3, "width": 64, "height": 64}
+    clear = _b64_png(Image.new("RGBA", (64, 64), (255, 255, 255, 0)))
+
+    def run(image: str, options: dict[str, Any]) -> bytes:
+        sent = {**body, "init_images": [image], "denoising_strength": 0}
+        answer = http.post("/sdapi/v1/img2img", json={**sent, "override_settings": options})
+        assert answer.status_code == 200, answer.text
+        return _image(answer.json()["images"][0]).convert("RGB").tobytes()
+
+    teal = run(_b64_png(Image.new("RGB", (64, 64), (0, 128, 128))), {})
+    assert run(clear, {"img2img_background_color": "#008080"}) == teal
+    assert run(clear, {"img2img_background_color": "teal"}) == teal
+    assert run(clear, {}) != teal
+    try:
+        assert http.post("/sdapi/v1/options", json={"img2img_background_color": "#008080"})
+        assert run(clear, {}) == teal
+        refused = http.post("/sdapi/v1/options", json={"img2img_background_color": "tealish"})
+        assert refused.status_code == 422 and "img2img_background_color" in refused.text
+    finally:
+        http.post("/sdapi/v1/options", json={"img2img_background_color": "#ffffff"})
+    wrong = http.post(
+        "/sdapi/v1/img2img",
+        json={**body, "init_images": [clear], "override_settings": {"img2img_background_color": 7}},
+    )
+    assert wrong.status_code == 422 and "override_settings.img2img_background_color" in wrong.text
+
+
+def _bands(size: tuple[int, int], edges: int, vertical: bool) -> Image.Image:
+    """A picture in three bands across ``size``: green, ``edges`` pixels deep, at the start,
+    grey in the middle, red at the end (rows, or columns when ``vertical``)."""
+    width, height = size
+    pixels = np.full((height, width, 3), 128, np.uint8)
+    if vertical:
+        pixels[:, :edges], pixels[:, -edges:] = (0, 200, 0), (200, 0, 0)
+    else:
+        pixels[:edges], pixels[-edges:] = (0, 200, 0), (200, 0, 0)
+    return Image.fromarray(pixels)
+
+
+def test_img2img_resize_modes_lay_the_picture_out_as_a1111(http: httpx.Client) -> None:
+    """``resize_mode`` 1 (crop and resize) keeps the centre; 2 (resize and fill) centres the
+    picture and fills what is left with its edges stretched, not black: each runs as the
+    picture laid out by hand and sent at the size wanted (strength 0: the init image through
+    the VAE)."""
+    body = {"prompt": "a kite", "seed": 4, "steps": 3, "width": 64, "height": 64}
+
+    def run(image: Image.Image, mode: int) -> bytes:
+        sent = {**body, "init_images": [_b64_png(image)], "resize_mode": mode}
+        answer = http.post("/sdapi/v1/img2img", json={**sent, "denoising_strength": 0})
+        assert answer.status_code == 200, answer.text
+        return _image(answer.json()["images"][0]).convert("RGB").tobytes()
+
+    wide = _bands((64, 32), 4, vertical=False)  # already 64 wide: placed as it is
+    filled = _bands((64, 64), 16 + 4, vertical=False)
+    assert run(wide, 2) == run(filled, 0)
+    assert run(wide, 2) != run(wide, 0)  # stretched, the bands would be 8 deep
+    tall = _bands((32, 64), 4, vertical=True)
+    assert run(tall, 2) == run(_bands((64, 64), 16 + 4, vertical=True), 0)
+    cropped = _bands((128, 64), 40, vertical=True)  # its middle 64 columns: 8, 48, 8
+    assert run(cropped, 1) == run(cropped.crop((32, 0, 96, 64)), 0)
+    assert run(cropped, 1) != run(cropped, 0)
+
+
+def test_resize_and_fill_samples_the_edge_as_a1111_does() -> None:
+    """A1111 stretches a box of no height on the picture's edge with Pillow's default
+    (bicubic) filter, which reaches one row in: 1.125 x the edge row - 0.125 x the next."""
+    from impasto.api.compat.a1111_resize import a1111_resized
+
+    pixels = np.full((32, 64), 90, np.uint8)
+    pixels[0], pixels[-1] = 10, 50
+    laid = np.asarray(a1111_resized(Image.fromarray(pixels), 2, (64, 64))).astype(int)
+    assert laid.shape == (64, 64)
+    assert (laid[:16] == round(1.125 * 10 - 0.125 * 90)).all()  # 0
+    assert (laid[16:48] == pixels).all()
+    assert (laid[48:] == round(1.125 * 50 - 0.125 * 90)).all()  # 45
+
+
 def test_ensd_from_the_options_and_infotext_changes_the_per_step_noise(http: httpx.Client) -> None:
     """A1111's "Eta noise seed delta": from ``override_settings``, else ``POST /options``, else
     an infotext's ``ENSD``; written as ``ENSD`` where the sampler draws noise per step (Euler

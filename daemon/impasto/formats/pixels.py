@@ -9,11 +9,11 @@ BACKGROUND = (255, 255, 255)
 them (its img2img_background_color default)."""
 
 
-def flattened(image: Image.Image) -> Image.Image:
-    """``image`` as RGB, its transparent parts over ``BACKGROUND`` (the colour a transparent
+def flattened(image: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:
+    """``image`` as RGB, its transparent parts over ``background`` (the colour a transparent
     pixel happens to store, often black, is no part of the picture)."""
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, (*BACKGROUND, 255))
+        canvas = Image.new("RGBA", rgba.size, (*background, 255))
         return Image.alpha_composite(canvas, rgba).convert("RGB")
     return image.convert("RGB")

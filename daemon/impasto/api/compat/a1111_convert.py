@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from PIL import Image, ImageFilter, ImageOps
+from PIL import ImageFilter, ImageOps
 
+from impasto.api.compat.a1111_resize import a1111_resized
 from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.a1111_settings import (
+    background_setting,
     checkpoint_setting,
     churn_for,
     churn_values,
@@ -158,7 +160,7 @@ def to_multiple_of_8(pixels: int | None) -> int | None:
     return None if not pixels else pixels - pixels % 8
 
 
-def _seed_resize(req: Txt2ImgRequest) -> dict[str, int]:
+def _seeda1111_resized(req: Txt2ImgRequest) -> dict[str, int]:
     """A1111's ``seed_resize_from_w``/``_h`` (used when both are above 0) as native fields,
     rounded down to 8 as A1111 divides them by 8."""
     width, height = req.seed_resize_from_w or 0, req.seed_resize_from_h or 0
@@ -225,7 +227,7 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "seed": seed,
             "subseed": subseed,
             "subseed_strength": variation,
-            **_seed_resize(req),
+            **_seeda1111_resized(req),
             "rng": rng_setting(services, req),
             "noise_seed_delta": noise_seed_delta_setting(services, req),
             "batch_size": batch,
@@ -301,15 +303,6 @@ def _inpaint_options(req: Txt2ImgRequest) -> dict[str, Any]:
     }
 
 
-def _resize(image: Image.Image, mode: int, size: tuple[int, int]) -> Image.Image:
-    """A1111's resize modes: 0 stretch, 1 crop to fill, 2 fit and pad (3, latent, stretches)."""
-    if mode == 1:
-        return ImageOps.fit(image, size, Image.Resampling.LANCZOS)
-    if mode == 2:
-        return ImageOps.pad(image, size, Image.Resampling.LANCZOS)
-    return image.resize(size, Image.Resampling.LANCZOS)
-
-
 def prepare_images(
     services: Services, req: Img2ImgRequest, width: int, height: int
 ) -> dict[str, str]:
@@ -318,13 +311,15 @@ def prepare_images(
         raise CompatError(422, "img2img needs at least one image in init_images", "init_images")
     size = (width, height)
     mode = req.resize_mode or 0
-    init = flattened(decode_base64_image(services, req.init_images[0], "init_images"))
+    image = decode_base64_image(services, req.init_images[0], "init_images")
+    init = flattened(image, background_setting(services, req))
     if _only_masked(req):
         # Only the crop around the mask is scaled to width x height; the image keeps its size.
         size, mode = init.size, 0
-    out = {"init_image": upload(services, _resize(init, mode, size))}
+    out = {"init_image": upload(services, a1111_resized(init, mode, size))}
     if req.mask:
-        mask = _resize(decode_base64_image(services, req.mask, "mask").convert("L"), mode, size)
+        mask = decode_base64_image(services, req.mask, "mask").convert("L")
+        mask = a1111_resized(mask, mode, size)
         if req.inpainting_mask_invert:
             mask = ImageOps.invert(mask)
         blur = req.mask_blur if req.mask_blur is not None else (req.mask_blur_x or 0)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from impasto.api.compat.a1111_settings import (
+    BACKGROUND_OPTION,
     CLIP_SKIP_OPTION,
     DISCARD_OPTION,
     EARLY_OPTION,
@@ -21,6 +22,7 @@ from impasto.api.compat.a1111_settings import (
     checked_bound,
     checked_churn,
     checked_clip_skip,
+    checked_color,
     checked_eta,
     checked_flag,
     checked_noise_multiplier,
@@ -63,6 +65,7 @@ OPTION_CHECKS: dict[str, Callable[[Services, object, str], object]] = {
     DISCARD_OPTION: lambda _, value, field: checked_flag(value, field),
     SGM_OPTION: lambda _, value, field: checked_flag(value, field),
     FIX_STEPS_OPTION: lambda _, value, field: checked_flag(value, field),
+    BACKGROUND_OPTION: lambda _, value, field: checked_color(value, field),
     **{option: _unipc_check(native) for native, option in UNIPC_OPTIONS.items()},
     ENSD_OPTION: lambda _, value, field: checked_noise_seed_delta(value, field),
     "sd_vae": checked_vae,

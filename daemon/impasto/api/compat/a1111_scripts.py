@@ -24,7 +24,7 @@ from impasto.api.compat.a1111_schemas import (
     Txt2ImgRequest,
 )
 from impasto.api.compat.a1111_schemas import ScriptArg as ScriptArgInfo
-from impasto.api.compat.a1111_settings import churn_values, run_settings
+from impasto.api.compat.a1111_settings import background_setting, churn_values, run_settings
 from impasto.api.compat.common import decode_base64_image, upload
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import to_impasto
@@ -98,7 +98,8 @@ def _original_init_image(services: Services, req: Txt2ImgRequest) -> str | None:
     images = req.init_images if isinstance(req, Img2ImgRequest) else None
     if not images:
         return None
-    return upload(services, flattened(decode_base64_image(services, images[0], "init_images")))
+    image = decode_base64_image(services, images[0], "init_images")
+    return upload(services, flattened(image, background_setting(services, req)))
 
 
 def _script_info(services: Services, is_img2img: bool) -> list[ScriptInfo]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from PIL import ImageColor
+
 from impasto.api.compat.a1111_defaults import A1111_DEFAULT_OPTIONS
 from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.errors import CompatError
@@ -36,6 +38,7 @@ UNIPC_OPTIONS = {"unipc_order": "uni_pc_order", "unipc_variant": "uni_pc_variant
 options change nothing here: the timesteps are the schedule's, the last steps always lower)."""
 EXTRA_NOISE_OPTION = "img2img_extra_noise"
 FIX_STEPS_OPTION = "img2img_fix_steps"
+BACKGROUND_OPTION = "img2img_background_color"
 
 
 def checked_vae(services: Services, value: object, field: str) -> str | None:
@@ -265,6 +268,26 @@ def checked_flag(value: object, field: str) -> bool:
     if not isinstance(value, bool):
         raise CompatError(422, "must be true or false", field)
     return value
+
+
+def checked_color(value: object, field: str) -> tuple[int, int, int]:
+    """An A1111 colour option (``img2img_background_color``): a colour Pillow reads, as
+    A1111 hands it to Pillow ("#ffffff", "#fff", "white", "rgb(255, 255, 255)"), else a 422."""
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        red, green, blue, *_ = ImageColor.getrgb(value)
+    except ValueError:
+        raise CompatError(422, 'must be a colour such as "#ffffff"', field) from None
+    return red, green, blue
+
+
+def background_setting(services: Services, req: Txt2ImgRequest) -> tuple[int, int, int]:
+    """What shows through an init image's transparent parts: A1111's
+    ``img2img_background_color`` (this request's override, else the set option; white)."""
+    default = A1111_DEFAULT_OPTIONS[BACKGROUND_OPTION]
+    value = _options(services, req).get(BACKGROUND_OPTION, default)
+    return checked_color(value, _option_field(req, BACKGROUND_OPTION))
 
 
 def checked_unipc(native: str, value: object, field: str) -> object:
