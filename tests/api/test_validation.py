@@ -426,6 +426,25 @@ def test_a_noise_multiplier_and_extra_noise_need_an_init_image_and_their_range(
     assert services.jobs.store.count_queued() == 0
 
 
+def test_the_inpaint_mask_weight_is_for_inpainting_models_starting_from_a_picture(
+    api: TestClient, services: Services
+) -> None:
+    inpaint, image = {**VALID, "model": "sd-tiny-inpaint"}, red_png()
+    body = {**inpaint, "init_image": image, "inpaint_mask_weight": 0.4}
+    assert api.post("/api/v1/generate/plan", json=body).json()["inpaint_mask_weight"] == 0.4
+    hires = {**inpaint, "inpaint_mask_weight": 0.4, "hires": {"width": 128, "height": 128}}
+    assert api.post("/api/v1/generate/plan", json=hires).status_code in (200, 201)
+    # An inpainting model runs txt2img and img2img with no mask (it once needed one).
+    assert api.post("/api/v1/generate/plan", json=inpaint).status_code in (200, 201)
+    for body, words in (
+        ({**VALID, "init_image": image, "inpaint_mask_weight": 0.4}, "inpainting models"),
+        ({**inpaint, "inpaint_mask_weight": 0.4}, "init_image"),
+        ({**inpaint, "init_image": image, "inpaint_mask_weight": 1.2}, "0 and 1"),
+    ):
+        assert_refused(api, body, "inpaint_mask_weight", words)
+    assert services.jobs.store.count_queued() == 0
+
+
 def test_sigma_churn_is_for_the_samplers_that_take_it_and_in_range(
     api: TestClient, services: Services
 ) -> None:

@@ -332,3 +332,13 @@ def test_on_a_terminal_the_bar_is_redrawn_in_place() -> None:
         "[#####-----]  50% step 1/2   ",
         "[##########] 100% step 2/2   \n",
     ]
+
+
+def test_the_inpaint_mask_weight_flag_becomes_the_request_field(tmp_path: Path) -> None:
+    daemon = CliDaemon(batch=1)
+    argv = ["generate", "x", "--inpaint-mask-weight", "0.25", "-o", str(tmp_path)]
+    assert main(argv, connect=daemon.client) == 0
+    assert json.loads(daemon.requests[0].content)["inpaint_mask_weight"] == 0.25
+    plain = CliDaemon(batch=1)
+    assert main(["generate", "x", "-o", str(tmp_path)], connect=plain.client) == 0
+    assert "inpaint_mask_weight" not in json.loads(plain.requests[0].content)

@@ -1458,3 +1458,33 @@ def test_ensd_from_the_options_and_infotext_changes_the_per_step_noise(http: htt
         assert where in json.dumps(refused.json()["detail"][0]["loc"]), refused.text
     assert http.post("/sdapi/v1/options", json={"eta_noise_seed_delta": "x"}).status_code == 422
     assert http.get("/sdapi/v1/options").json() == before
+
+
+def test_an_inpainting_model_runs_txt2img_and_takes_the_mask_weight(http: httpx.Client) -> None:
+    """A1111 runs an inpainting model without a mask (txt2img on a grey picture, img2img on the
+    whole picture) and reads ``inpainting_mask_weight`` ("Conditional mask weight") there; a
+    regular model ignores the option, as A1111 does."""
+    inpaint = {"sd_model_checkpoint": "sd-tiny-inpaint"}
+    body = {"prompt": "maskweight a kite", "seed": 4, "steps": 3, "width": 64, "height": 64}
+    answer = http.post("/sdapi/v1/txt2img", json={**body, "override_settings": inpaint})
+    assert answer.status_code == 200, answer.text
+    assert json.loads(answer.json()["info"])["is_using_inpainting_conditioning"] is True
+    image = {**body, "init_images": [_b64_png(Image.new("RGB", (64, 64), (200, 30, 30)))]}
+
+    def run(options: dict[str, Any], extra: dict[str, Any] | None = None) -> Any:
+        sent = {**image, "override_settings": options, **(extra or {})}
+        return _generated(http, "img2img", sent, "maskweight", "inpaint_mask_weight")
+
+    hidden, (weight,), written = run(inpaint)
+    assert weight == 1.0 and "Conditional mask weight" not in written
+    shown, (weight,), written = run({**inpaint, "inpainting_mask_weight": 0.0})
+    assert weight == 0.0 and float(written["Conditional mask weight"]) == 0 and shown != hidden
+    pasted, (weight,), _ = run(
+        inpaint, {"infotext": "x\nSteps: 3, Seed: 4, Conditional mask weight: 0"}
+    )
+    assert weight == 0.0 and pasted == shown
+    regular, (weight,), written = run({"inpainting_mask_weight": 0.0})
+    assert weight == 1.0 and "Conditional mask weight" not in written
+    assert regular == run({})[0]
+    refused = http.post("/sdapi/v1/options", json={"inpainting_mask_weight": 2})
+    assert refused.status_code == 422 and "inpainting_mask_weight" in refused.text

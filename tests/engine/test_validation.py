@@ -60,12 +60,6 @@ def test_good_requests_pass() -> None:
     validate_params(small(sampler="euler", schedule="karras", width=2048, height=64, seed=-1))
 
 
-def test_inpainting_model_requires_a_mask(pipe_inpaint: StableDiffusion) -> None:
-    with pytest.raises(InvalidRequestError) as info:
-        pipe_inpaint.generate(small())
-    assert info.value.field == "mask_image"
-
-
 def test_an_init_images_transparent_parts_are_flattened_onto_white() -> None:
     from impasto.formats.pixels import flattened
 

@@ -261,3 +261,31 @@ def test_steps_from_an_image_go_with_an_image(
     job = finished_job(page, impasto_daemon)
     assert job["request"]["img2img_steps"] == "exact"
     assert job["total_steps"] == 4
+
+
+def test_the_mask_weight_shows_for_inpainting_models_and_goes_with_an_image(
+    page: Page, impasto_daemon: Any, tmp_path: Path
+) -> None:
+    """The mask weight field is there for an inpainting model only; it is sent with an image
+    (img2img on an inpainting model, no mask needed), not with a txt2img run, which an
+    inpainting model now runs too."""
+    open_ui(page)
+    fill_form(page, prompt="weighted kite", **QUICK)
+    page.click("#img-card > summary")
+    expect(page.locator("#inpaint_mask_weight")).to_be_hidden()
+    page.select_option("#model", "sd-tiny-inpaint")
+    expect(page.locator("#inpaint_mask_weight")).to_be_visible()
+    page.fill("#inpaint_mask_weight", "0.3")
+    page.click("#submit")
+    job = finished_job(page, impasto_daemon)
+    assert job["status"] == "completed" and job["request"]["model"] == "sd-tiny-inpaint"
+    assert job["request"]["inpaint_mask_weight"] == 1.0  # txt2img: not sent
+    source = tmp_path / "init.png"
+    Image.new("RGB", (64, 64), (40, 120, 200)).save(source)
+    page.set_input_files("#init-file", str(source))
+    page.click("#submit")
+    expect(page.locator("#live")).not_to_have_attribute("data-job", job["id"], timeout=30_000)
+    job = finished_job(page, impasto_daemon)
+    assert job["request"]["inpaint_mask_weight"] == 0.3 and job["status"] == "completed"
+    page.select_option("#model", "sd-tiny")
+    expect(page.locator("#inpaint_mask_weight")).to_be_hidden()

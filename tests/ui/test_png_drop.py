@@ -103,7 +103,7 @@ def test_drop_automatic1111_png_with_sampler_noise_schedule_bounds_and_one_axis_
         "Schedule min sigma: 0.2, Schedule max sigma: 9, Schedule rho: 5, NGMS: 0.5, "
         "NGMS all steps: True, Skip Early CFG: 0.25, ENSD: 31337, "
         "Discard penultimate sigma: True, SGM noise multiplier: True, "
-        "UniPC order: 3, UniPC variant: bh1, "
+        "UniPC order: 3, UniPC variant: bh1, Extra noise: 0.2, Conditional mask weight: 0.4, "
         "Tile X: True, Tile Y: False"
     )
     open_ui(page)
@@ -122,6 +122,8 @@ def test_drop_automatic1111_png_with_sampler_noise_schedule_bounds_and_one_axis_
         ("rho", "5"),
         ("s_min_uncond", "0.5"),
         ("skip_early_cond", "0.25"),
+        ("extra_noise", "0.2"),
+        ("inpaint_mask_weight", "0.4"),
     ):
         expect(page.locator(f"#{field}")).to_have_value(value)
     expect(page.locator("#s_churn")).to_be_enabled()

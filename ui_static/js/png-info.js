@@ -99,6 +99,7 @@ export function parseA1111(text) {
     else if (key === 'Denoising strength') out.strength = Number.parseFloat(value);
     else if (key === 'Noise multiplier') out.noise_multiplier = Number.parseFloat(value);
     else if (key === 'Extra noise') out.extra_noise = Number.parseFloat(value);
+    else if (key === 'Conditional mask weight') out.inpaint_mask_weight = Number.parseFloat(value);
     else if (key === 'Clip skip') out.clip_skip = Number.parseInt(value, 10);
     else if (key === 'Variation seed') out.subseed = Number.parseInt(value, 10);
     else if (key === 'Variation seed strength') out.subseed_strength = Number.parseFloat(value);

@@ -1,7 +1,7 @@
 // Client-side checks read from the daemon's own limits (GET /api/v1/limits, the request
 // schema's constraints), so the form never restates a range and errors read the same either way.
 
-const FORM_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'subseed', 'subseed_strength', 'seed_resize_from_width', 'seed_resize_from_height', 'noise_seed_delta', 'eta', 's_churn', 's_tmin', 's_tmax', 's_noise', 'sigma_min', 'sigma_max', 'rho', 's_min_uncond', 'skip_early_cond', 'batch_size', 'priority', 'strength', 'noise_multiplier', 'extra_noise', 'clip_skip'];
+const FORM_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'subseed', 'subseed_strength', 'seed_resize_from_width', 'seed_resize_from_height', 'noise_seed_delta', 'eta', 's_churn', 's_tmin', 's_tmax', 's_noise', 'sigma_min', 'sigma_max', 'rho', 's_min_uncond', 'skip_early_cond', 'batch_size', 'priority', 'strength', 'noise_multiplier', 'extra_noise', 'inpaint_mask_weight', 'clip_skip'];
 
 /** field -> [test(value), message, integer?]; empty until setLimits() ran. */
 export const RULES = {};

@@ -46,6 +46,7 @@ REQUEST_FIELDS = {
     "strength": "strength",
     "noise_multiplier": "noise_multiplier",
     "extra_noise": "extra_noise",
+    "inpaint_mask_weight": "inpaint_mask_weight",
     "img2img_steps": "img2img_steps",
     "cache_interval": "cache_interval",
     "decoder": "decoder",
@@ -238,6 +239,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="img2img and the hires pass: the start's noise added once more, times this "
         f"({_range('extra_noise')}; default 0; A1111's extra noise)",
+    )
+    parser.add_argument(
+        "--inpaint-mask-weight",
+        type=float,
+        metavar="F",
+        help="inpainting models: how much of what they repaint they do not see "
+        f"({_range('inpaint_mask_weight')}; default 1; A1111's conditioning mask strength)",
     )
     parser.add_argument(
         "--img2img-steps",

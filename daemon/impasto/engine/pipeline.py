@@ -22,7 +22,7 @@ from impasto.engine.pipelines.base import (
     latent_shape,
 )
 from impasto.engine.pipelines.img2img import noised_start, plan_img2img
-from impasto.engine.pipelines.inpaint import plan_inpaint, prepare_inputs
+from impasto.engine.pipelines.inpaint import conditioned, plan_inpaint, prepare_inputs
 from impasto.engine.pipelines.txt2img import plan_txt2img
 from impasto.engine.preview import FastDecoder, Previewer
 from impasto.engine.providers import ProviderChoice, select_providers
@@ -173,10 +173,9 @@ class StableDiffusion:
                 "fast needs a TAESD decoder and none is installed for this model; install one "
                 "with `impasto pull taesd` (taesdxl for SDXL models)",
             )
-        if self.info.is_inpaint and params.mask_image is None:
-            raise InvalidRequestError(
-                "mask_image", "this is an inpainting model; it needs an init image and a mask"
-            )
+        if params.inpaint_mask_weight != 1.0 and not self.info.is_inpaint:
+            message = "is for inpainting models (a 9-channel UNet), and this model is none"
+            raise InvalidRequestError("inpaint_mask_weight", message)
 
     def denoise(
         self,
@@ -228,6 +227,8 @@ class StableDiffusion:
             plan = TaskPlan(latents=first, start=index)
         else:
             plan = self._plan(params, scheduler, start_noise)
+        if self.unet.is_inpaint and plan.model_input is None:
+            plan = conditioned(plan, self.vae_for(params), params, init_latents)
         previewer = Previewer(self.fast_decoder_for(params))
         denoise = Denoise(
             scheduler=scheduler,
@@ -311,7 +312,13 @@ class StableDiffusion:
             )
         content = params.masked_content
         inputs = prepare_inputs(
-            vae, params.init_image, params.mask_image, len(noise), self.unet.is_inpaint, content
+            vae,
+            params.init_image,
+            params.mask_image,
+            len(noise),
+            self.unet.is_inpaint,
+            content,
+            params.inpaint_mask_weight,
         )
         return plan_inpaint(
             scheduler,

@@ -177,6 +177,10 @@ class GenerationParams:
     """How a run from an image (img2img, inpainting, the hires pass) counts its steps:
     ``strength`` (diffusers), ``a1111`` (A1111's img2img) or ``exact`` (``steps`` of them;
     A1111's hires pass, ComfyUI's denoise): ``pipelines.image_steps``."""
+    inpaint_mask_weight: float = 1.0
+    """A 9-channel inpainting UNet's view of the picture it repaints (A1111's "Inpainting
+    conditioning mask strength"): the picture times 1 - weight x mask, so 1 hides what is
+    masked (the whole picture without a mask), 0 shows it all; ``pipelines.inpaint``."""
     extra_noise: float = 0.0
     """A1111's "Extra noise" (img2img, inpainting and the hires pass): the start's noise added
     once more, times this, at the latents' scale; 0 off."""

@@ -115,6 +115,7 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
     _check("strength", params.strength, integer=False)
     _check("noise_multiplier", params.noise_multiplier, integer=False)
     _check("extra_noise", params.extra_noise, integer=False)
+    _check("inpaint_mask_weight", params.inpaint_mask_weight, integer=False)
     _check_range("preview_every", params.preview_every, 0, _bounds("steps")[1], integer=True)
     _check("clip_skip", params.clip_skip, integer=True)
     _check("refiner_switch", params.refiner_switch, integer=False)

@@ -81,6 +81,8 @@ def _extra(params: dict[str, Any], index: int) -> dict[str, Any] | None:
         extra.update({label: params[name] for name, label in labels.items() if params.get(name)})
     if params.get("extra_noise"):
         extra["Extra noise"] = params["extra_noise"]  # A1111's label (img2img, hires pass)
+    if params.get("inpaint_mask_weight", 1.0) != 1.0:  # kept for inpainting models only
+        extra["Conditional mask weight"] = params["inpaint_mask_weight"]  # A1111's label
     if params.get("discard_penultimate_sigma") and not sampler_discards(params["sampler"], False):
         extra["Discard penultimate sigma"] = True  # A1111's label, where the option changed it
     if params.get("sgm_noise_multiplier"):

@@ -97,7 +97,7 @@ class Resolver:
             init_image, mask_image = self._images(request, (width, height))
             if request.inpaint_area == "masked" and mask_image is None:
                 raise FieldError("inpaint_area", "masked needs a mask_image (and an init_image)")
-        check_image_settings(request, init_image)
+        check_image_settings(request, init_image, model.inpaint)
         models_dir = self.catalog.models_dir
         prompt, loras = prompt_loras(request)
         for lora, field, tag in loras:
@@ -167,6 +167,7 @@ class Resolver:
             noise_multiplier=request.noise_multiplier,
             extra_noise=request.extra_noise,
             img2img_steps=request.img2img_steps,
+            inpaint_mask_weight=request.inpaint_mask_weight,
             loras=specs,
             embeddings=embeddings_in(models_dir, text),
             vae=request.vae,
@@ -195,7 +196,8 @@ class Resolver:
         (CFG 1 or less), or ``s_min_uncond_all`` without ``s_min_uncond``, the discarding of the
         next-to-last sigma where no sampler has sigmas, extra noise where no pass starts from
         an image, the SGM noise multiplier where the run does not start from pure noise with a
-        sampler that walks sigmas, and UniPC's order and variant where no sampler is UniPC."""
+        sampler that walks sigmas, UniPC's order and variant where no sampler is UniPC, and the
+        inpainting mask weight where no inpainting model starts from a picture."""
         model = self.model(request.model)
         sampler, schedule = sampler_and_schedule(request, model)
         samplers, schedules = [sampler], [schedule]
@@ -217,6 +219,8 @@ class Resolver:
         if request.init_image is None and request.hires is None:
             unused["extra_noise"] = 0.0  # A1111 adds it to img2img and the hires pass only
             unused["img2img_steps"] = "strength"  # no pass starts from an image
+        if not model.inpaint or "extra_noise" in unused:
+            unused["inpaint_mask_weight"] = 1.0  # txt2img conditions on grey
         cfg_scale = model.defaults.cfg_scale if request.cfg_scale is None else request.cfg_scale
         if not runs_negative_pass(cfg_scale, request.hires.cfg_scale if request.hires else None):
             unused.update(s_min_uncond=0.0, skip_early_cond=0.0)

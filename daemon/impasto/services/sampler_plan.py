@@ -218,15 +218,24 @@ def checked_sgm(sgm: bool, sampler: str, init_image: str | None) -> bool:
     )
 
 
-def check_image_settings(request: GenerateRequest, init_image: str | None) -> None:
+def check_image_settings(
+    request: GenerateRequest, init_image: str | None, inpaint_model: bool
+) -> None:
     """A 422 for a setting of a run from an image where no pass starts from one: the noise
-    multiplier (img2img, inpainting), extra noise and the step count (those, and the hires
-    pass)."""
+    multiplier (img2img, inpainting), extra noise, the step count and the inpainting mask
+    weight (those, and the hires pass); the weight also for a model that is no inpainting
+    model."""
     if request.noise_multiplier != 1.0 and init_image is None:
         message = "scales the noise added to an init_image: send one, or leave it at 1"
         raise FieldError("noise_multiplier", message)
+    if request.inpaint_mask_weight != 1.0 and not inpaint_model:
+        message = "is for inpainting models (a 9-channel UNet), and this model is none"
+        raise FieldError("inpaint_mask_weight", message + ": leave it at 1")
     if init_image is not None or request.hires is not None:
         return
+    if request.inpaint_mask_weight != 1.0:
+        message = "fades the picture an inpainting model sees; a txt2img run shows it grey: "
+        raise FieldError("inpaint_mask_weight", message + "send an init_image, or leave it at 1")
     if request.extra_noise:
         message = "adds noise to an init_image or a hires pass: send one, or leave it at 0"
         raise FieldError("extra_noise", message)

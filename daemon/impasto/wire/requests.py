@@ -15,6 +15,7 @@ from impasto.wire.sampling import (
     CHURN_FIELDS,
     DiscardPenultimate,
     ImageSteps,
+    InpaintMaskWeight,
     NegativeMinSigma,
     NoiseMultiplier,
     ScheduleRho,
@@ -288,6 +289,7 @@ class GenerateRequest(Schema):
     strength: Strength = 0.75
     noise_multiplier: NoiseMultiplier = 1.0
     img2img_steps: ImageSteps = "strength"
+    inpaint_mask_weight: InpaintMaskWeight = 1.0
     extra_noise: Annotated[
         float,
         Meta(
@@ -370,6 +372,7 @@ class ResolvedPlan(Schema, kw_only=True):
     strength: float = 0.75
     noise_multiplier: float = 1.0
     img2img_steps: str = "strength"
+    inpaint_mask_weight: float = 1.0
     extra_noise: float = 0.0
     loras: list[LoraSpec] = msgspec.field(default_factory=list)
     embeddings: list[str] = msgspec.field(default_factory=list)

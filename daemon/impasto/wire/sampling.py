@@ -21,6 +21,16 @@ NoiseMultiplier = Annotated[
         "this (A1111's initial_noise_multiplier, its slider's range)",
     ),
 ]
+InpaintMaskWeight = Annotated[
+    float,
+    Meta(
+        ge=0,
+        le=1,
+        description="inpainting models (a 9-channel UNet): how much of the picture it repaints "
+        "the UNet does not see, init image x (1 - weight x mask); 1 hides what is masked, 0 "
+        "shows it all (A1111's inpainting_mask_weight, Conditional mask weight)",
+    ),
+]
 SigmaChurn = Annotated[
     float,
     Meta(

@@ -77,6 +77,7 @@ def build_params(job: RunJob) -> Any:
         noise_multiplier=plan.noise_multiplier,
         extra_noise=plan.extra_noise,
         img2img_steps=plan.img2img_steps,
+        inpaint_mask_weight=plan.inpaint_mask_weight,
         preview_every=job.preview_every,
         loras=[(adapter_path(models_dir, "loras", x.name), x.weight) for x in plan.loras],
         embeddings=[models_dir / "embeddings" / f"{name}.safetensors" for name in plan.embeddings],

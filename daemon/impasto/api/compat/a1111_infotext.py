@@ -20,6 +20,7 @@ from impasto.api.compat.a1111_settings import (
     DISCARD_OPTION,
     ENSD_OPTION,
     EXTRA_NOISE_OPTION,
+    MASK_WEIGHT_OPTION,
     NOISE_MULTIPLIER_OPTION,
     SGM_OPTION,
     UNIPC_OPTIONS,
@@ -174,9 +175,9 @@ def _fields(labels: dict[str, Any], is_img2img: bool) -> dict[str, Any]:
 def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
     """``override_settings`` entries the text gives: Clip skip, Eta, Eta DDIM, Noise multiplier,
     the sigma churn settings, the schedule's bounds, NGMS and Skip Early CFG, Discard
-    penultimate sigma, SGM noise multiplier, UniPC order and variant, Extra noise, ENSD, RNG,
-    the decoder, and the model when the ``disable_weights_auto_swap`` option is off (A1111's
-    default keeps it)."""
+    penultimate sigma, SGM noise multiplier, UniPC order and variant, Extra noise, Conditional
+    mask weight, ENSD, RNG, the decoder, and the model when the ``disable_weights_auto_swap``
+    option is off (A1111's default keeps it)."""
     settings: dict[str, Any] = {}
     if "Clip skip" in labels:
         text = str(labels["Clip skip"])
@@ -210,11 +211,13 @@ def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
         else:
             value = _number(label, labels[label])
             settings[name] = checked_option(name, value, f"{FIELD} ({label})")
-    if "Extra noise" in labels:
-        value = _number("Extra noise", labels["Extra noise"])
-        settings[EXTRA_NOISE_OPTION] = checked_option(
-            "extra_noise", value, f"{FIELD} (Extra noise)"
-        )
+    for label, option, name in (
+        ("Extra noise", EXTRA_NOISE_OPTION, "extra_noise"),
+        ("Conditional mask weight", MASK_WEIGHT_OPTION, "inpaint_mask_weight"),
+    ):
+        if label in labels:
+            value = _number(label, labels[label])
+            settings[option] = checked_option(name, value, f"{FIELD} ({label})")
     for name, label in UNIPC_LABELS.items():  # A1111's uni_pc_order, uni_pc_variant
         if label in labels:
             text = str(labels[label]).strip()

@@ -112,7 +112,8 @@ def info_json(
         "styles": req.styles or [],
         "job_timestamp": time.strftime("%Y%m%d%H%M%S"),
         "clip_skip": first.clip_skip,
-        "is_using_inpainting_conditioning": plan.inpaint and bool(model and model.inpaint),
+        # A1111's: any run on an inpainting model (txt2img conditions it on a grey picture).
+        "is_using_inpainting_conditioning": bool(model and model.inpaint),
         "version": f"impasto {services.version}",
     }
     return json.dumps(info, ensure_ascii=False)

@@ -37,6 +37,7 @@ UNIPC_OPTIONS = {"unipc_order": "uni_pc_order", "unipc_variant": "uni_pc_variant
 """A1111's UniPC options by the native fields they set (its skip type and lower-order-final
 options change nothing here: the timesteps are the schedule's, the last steps always lower)."""
 EXTRA_NOISE_OPTION = "img2img_extra_noise"
+MASK_WEIGHT_OPTION = "inpainting_mask_weight"
 FIX_STEPS_OPTION = "img2img_fix_steps"
 BACKGROUND_OPTION = "img2img_background_color"
 
@@ -323,7 +324,8 @@ def run_settings(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
     """A1111's settings that apply where the run uses them (the plan drops the rest, as A1111
     ignores them): the schedule options, the skipping of the negative pass, "Always
     discard next-to-last sigma", "SGM noise multiplier", "Extra noise", UniPC's order and
-    variant, and how a run from an image counts its steps (A1111's img2img and hires ways)."""
+    variant, how a run from an image counts its steps (A1111's img2img and hires ways), and
+    "Inpainting conditioning mask strength" (inpainting models)."""
     options = _options(services, req)
     field = _option_field(req, DISCARD_OPTION)
     discard = checked_flag(options.get(DISCARD_OPTION, False), field)
@@ -337,6 +339,8 @@ def run_settings(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
         steps_mode = "exact" if fixed else "a1111"
     field = _option_field(req, EXTRA_NOISE_OPTION)
     extra = _checked_number(options.get(EXTRA_NOISE_OPTION, 0.0), field, "extra_noise")
+    field = _option_field(req, MASK_WEIGHT_OPTION)
+    weight = options.get(MASK_WEIGHT_OPTION, A1111_DEFAULT_OPTIONS[MASK_WEIGHT_OPTION])
     return {
         **bound_values(services, req),
         **uncond_skip_values(services, req),
@@ -345,6 +349,7 @@ def run_settings(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
         "sgm_noise_multiplier": sgm,
         "img2img_steps": steps_mode,
         "extra_noise": extra,
+        "inpaint_mask_weight": _checked_number(weight, field, "inpaint_mask_weight"),
     }
 
 

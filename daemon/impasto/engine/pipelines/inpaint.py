@@ -1,6 +1,8 @@
 """Inpaint: repaint the white part of a mask, with a 9-channel inpainting UNet or any UNet.
 
-An inpainting UNet gets the mask and the masked image's latents as 5 extra input channels.
+An inpainting UNet gets the mask and the masked image's latents as 5 extra input channels
+(and, running with no mask, a mask of ones beside the picture faded, or grey: A1111's
+conditioning, ``unmasked_input``).
 A regular UNet gets latent blending instead: after every step the kept (black) region is reset
 to the init latents noised to the next step's level, and to the clean latents after the last.
 Either way the kept region of the output is then pasted from the init image, as AUTOMATIC1111
@@ -9,15 +11,16 @@ does, because a VAE round trip alone blurs it; ``overlay=False`` turns that off.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
 
 from impasto.engine.inpaint_area import fill_masked, masked_start
-from impasto.engine.pipelines.base import TaskPlan
+from impasto.engine.pipelines.base import ModelInputFn, TaskPlan
 from impasto.engine.pipelines.img2img import encode_init_image, noised_start
 from impasto.engine.schedulers.base import Scheduler
+from impasto.engine.types import GenerationParams
 from impasto.engine.vae import VAE_FACTOR, Vae, image_to_array
 
 
@@ -31,6 +34,49 @@ def latent_mask(pixel_mask: np.ndarray, batch: int) -> np.ndarray:
     """[batch, 1, h, w]: nearest-neighbour downsampling by 8, as torch's interpolate does."""
     small = pixel_mask[::VAE_FACTOR, ::VAE_FACTOR]
     return np.broadcast_to(small, (batch, 1, *small.shape)).astype(np.float32)
+
+
+def shown_picture(image: np.ndarray, pixel_mask: np.ndarray, weight: float) -> np.ndarray:
+    """The picture a 9-channel UNet is shown beside the mask, as A1111 makes it:
+    lerp(image, image x (1 - mask), weight) = image x (1 - weight x mask); at weight 1 (the
+    default) what is masked is 0, grey, and at 0 the whole picture shows."""
+    return (image * (1.0 - weight * pixel_mask)).astype(np.float32)
+
+
+def unmasked_input(
+    vae: Vae, source: np.ndarray | None, weight: float, shape: tuple[int, ...]
+) -> ModelInputFn:
+    """A 9-channel UNet's extra channels for a run with no mask, as A1111 conditions it: all
+    of the picture to repaint (a mask of ones) beside ``source`` (an [N, 3, H, W] picture in
+    [-1, 1]) faded by ``weight``; txt2img, with no picture, shows a grey one. Encoded once."""
+    batch, _, height, width = shape
+    if source is None or weight >= 1.0:
+        pixels = np.zeros((1, 3, height * VAE_FACTOR, width * VAE_FACTOR), np.float32)
+    else:
+        pixels = shown_picture(source, np.ones(source.shape[-2:], np.float32), weight)
+    latents = vae.encode(pixels)
+    latents = np.repeat(latents, batch // len(latents), axis=0) if len(latents) < batch else latents
+    ones = np.ones((batch, 1, height, width), np.float32)
+    extra = np.concatenate([ones, latents], axis=1)
+
+    def model_input(scaled: np.ndarray, index: int) -> np.ndarray:
+        return np.concatenate([scaled, extra], axis=1)
+
+    return model_input
+
+
+def conditioned(
+    plan: TaskPlan, vae: Vae, params: GenerationParams, init_latents: np.ndarray | None
+) -> TaskPlan:
+    """``plan`` (a run with no mask) with a 9-channel UNet's extra channels: the picture it
+    starts from is a hires pass's latents decoded (as A1111 decodes them), else the init
+    image; a txt2img run has none. Only a weight below 1 shows it, so only then is it read."""
+    weight, source = params.inpaint_mask_weight, None
+    if weight < 1.0 and init_latents is not None:
+        source = vae.decode(init_latents)
+    elif weight < 1.0 and params.init_image is not None:
+        source = image_to_array(params.init_image)
+    return replace(plan, model_input=unmasked_input(vae, source, weight, plan.latents.shape))
 
 
 @dataclass
@@ -50,17 +96,19 @@ def prepare_inputs(
     batch: int,
     inpaint_unet: bool,
     masked_content: str = "original",
+    weight: float = 1.0,
 ) -> InpaintInputs:
-    """Encode the init image (and, for a 9-channel UNet, the masked image) once.
+    """Encode the init image (and, for a 9-channel UNet, the picture it is shown) once.
 
-    ``masked_content`` ``fill`` paints the masked part in the colours around it first.
+    ``masked_content`` ``fill`` paints the masked part in the colours around it first;
+    ``weight`` fades the masked part of the shown picture (``shown_picture``).
     """
     pixel_mask = binary_mask(mask_image)
     start_image = fill_masked(image, pixel_mask) if masked_content == "fill" else image
     masked_latents = None
     if inpaint_unet:
-        masked = image_to_array(image) * (1.0 - pixel_mask)[None, None]
-        masked_latents = np.repeat(vae.encode(masked.astype(np.float32)), batch, axis=0)
+        masked = shown_picture(image_to_array(image), pixel_mask, weight)
+        masked_latents = np.repeat(vae.encode(masked), batch, axis=0)
     return InpaintInputs(
         pixel_mask=pixel_mask,
         mask=latent_mask(pixel_mask, batch),
