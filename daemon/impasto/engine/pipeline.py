@@ -15,15 +15,8 @@ from impasto.engine.inpaint_area import run_masked_area
 from impasto.engine.model_folder import ModelFolder, open_model_folder
 from impasto.engine.noise import BatchNoise, run_noise
 from impasto.engine.padding import pad_params, padded_size, size_multiple
-from impasto.engine.pipelines.base import (
-    Denoise,
-    TaskPlan,
-    UNet,
-    latent_shape,
-)
-from impasto.engine.pipelines.img2img import noised_start, plan_img2img
-from impasto.engine.pipelines.inpaint import conditioned, plan_inpaint, prepare_inputs
-from impasto.engine.pipelines.txt2img import plan_txt2img
+from impasto.engine.pipelines.base import Denoise, TaskPlan, UNet, latent_shape
+from impasto.engine.pipelines.task import task_plan
 from impasto.engine.preview import FastDecoder, Previewer
 from impasto.engine.providers import ProviderChoice, select_providers
 from impasto.engine.refiner import Refiner, switch_index
@@ -35,7 +28,6 @@ from impasto.engine.sampler_setup import (
     uncond_skip,
 )
 from impasto.engine.schedulers import create_scheduler
-from impasto.engine.schedulers.base import Scheduler
 from impasto.engine.sd_upscale import run_sd_upscale
 from impasto.engine.seamless import tiling_axes
 from impasto.engine.sessions import OrtModel
@@ -214,21 +206,8 @@ class StableDiffusion:
         scheduler.set_timesteps(laid)
         count = StepCount.of(scheduler, params.steps, first_pass_steps, laid)
         guidance = build_guidance(parts, params, self.folder.model_index, count)
-        if init_latents is not None:
-            first, index = noised_start(
-                scheduler,
-                init_latents,
-                start_noise,
-                params.steps,
-                params.strength,
-                extra=params.extra_noise,
-                mode=params.img2img_steps,
-            )
-            plan = TaskPlan(latents=first, start=index)
-        else:
-            plan = self._plan(params, scheduler, start_noise)
-        if self.unet.is_inpaint and plan.model_input is None:
-            plan = conditioned(plan, self.vae_for(params), params, init_latents)
+        vae = self.vae_for(params)
+        plan = task_plan(params, scheduler, vae, start_noise, self.unet.is_inpaint, init_latents)
         previewer = Previewer(self.fast_decoder_for(params))
         denoise = Denoise(
             scheduler=scheduler,
@@ -293,46 +272,6 @@ class StableDiffusion:
         """The VAE the request decodes with: the model's, or the swapped-in one it names; the
         wrapping one for seamless tiling."""
         return self.vaes.get(params.vae_dir, tiling_axes(params.tiling))
-
-    def _plan(self, params: GenerationParams, scheduler: Scheduler, noise: np.ndarray) -> TaskPlan:
-        vae = self.vae_for(params)
-        if params.init_image is None:
-            return plan_txt2img(scheduler, noise)
-        if params.mask_image is None:
-            return plan_img2img(
-                scheduler,
-                vae,
-                params.init_image,
-                noise,
-                params.steps,
-                params.strength,
-                params.noise_multiplier,
-                params.extra_noise,
-                params.img2img_steps,
-            )
-        content = params.masked_content
-        inputs = prepare_inputs(
-            vae,
-            params.init_image,
-            params.mask_image,
-            len(noise),
-            self.unet.is_inpaint,
-            content,
-            params.inpaint_mask_weight,
-        )
-        return plan_inpaint(
-            scheduler,
-            inputs,
-            params.init_image,
-            noise,
-            params.steps,
-            params.strength,
-            overlay=bool(params.extra.get("inpaint_overlay", True)),
-            masked_content=content,
-            multiplier=params.noise_multiplier,
-            extra=params.extra_noise,
-            mode=params.img2img_steps,
-        )
 
     def generate(
         self,
