@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -350,6 +351,27 @@ def test_img2img_and_inpaint_through_upload(impasto_daemon: Daemon, tmp_path: An
         done = wait_status(client, inpaint["id"], {"completed", "failed"})
         assert done["status"] == "completed", done
         assert done["request"]["mask_image"].startswith("upload:")
+
+
+def test_a_transparent_init_image_of_another_size_runs_as_white(impasto_daemon: Daemon) -> None:
+    """An init image the daemon resizes to width x height is flattened onto white first: its
+    transparent parts (storing black) do not turn black in the resize (at strength 0 the
+    result is the init image through the VAE)."""
+
+    def run(image: Image.Image) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        data = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+        body = {"prompt": "clear", **TINY, "init_image": data, "strength": 0.0, "seed": 3}
+        job = client.post("/api/v1/generate", json=body).json()
+        done = wait_status(client, job["id"], {"completed", "failed"})
+        assert done["status"] == "completed", done
+        return Image.open(io.BytesIO(client.get(done["results"][0]["url"]).content)).tobytes()
+
+    with impasto_daemon.client() as client:
+        clear = run(Image.new("RGBA", (32, 32), (0, 0, 0, 0)))
+        assert clear == run(Image.new("RGB", (32, 32), (255, 255, 255)))
+        assert clear != run(Image.new("RGB", (32, 32), (0, 0, 0)))
 
 
 def test_idempotency_key_returns_the_same_job(impasto_daemon: Daemon) -> None:

@@ -17,6 +17,7 @@ from impasto.engine.families import recommended_cache_interval
 from impasto.engine.image_upscale import NONE, target_size
 from impasto.engine.noise import resolve_seed
 from impasto.engine.upscale_latents import UPSCALERS
+from impasto.formats.pixels import flattened
 from impasto.services.errors import FieldError
 from impasto.services.images import UploadStore
 from impasto.services.model_checks import check_against_model
@@ -246,7 +247,9 @@ class Resolver:
             if masked and key == "init_image":
                 size = image.size
             if image.size != size:
-                upload_id, _ = self.uploads.save_image(image.convert(mode).resize(size))
+                # An init image's transparency is flattened before the resize blends it in.
+                image = flattened(image) if key == "init_image" else image.convert(mode)
+                upload_id, _ = self.uploads.save_image(image.resize(size))
             found[key] = f"upload:{upload_id}"
         if found["mask_image"] and not found["init_image"]:
             raise FieldError("mask_image", "a mask needs an init_image to paint into")
