@@ -772,7 +772,7 @@ def test_a_prompt_of_only_spaces_is_refused_like_an_empty_one_by_openai(
             "precision",
             "must be one of fp32, fp16, int8",
         ),
-        (
+        (  # the native request has a resize_mode too, with other values
             "/sdapi/v1/extra-single-image",
             {"image": "aGk=", "resize_mode": 7},
             "resize_mode",

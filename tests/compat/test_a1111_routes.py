@@ -1401,20 +1401,10 @@ def test_img2img_resize_modes_lay_the_picture_out_as_a1111(http: httpx.Client) -
     cropped = _bands((128, 64), 40, vertical=True)  # its middle 64 columns: 8, 48, 8
     assert run(cropped, 1) == run(cropped.crop((32, 0, 96, 64)), 0)
     assert run(cropped, 1) != run(cropped, 0)
-
-
-def test_resize_and_fill_samples_the_edge_as_a1111_does() -> None:
-    """A1111 stretches a box of no height on the picture's edge with Pillow's default
-    (bicubic) filter, which reaches one row in: 1.125 x the edge row - 0.125 x the next."""
-    from impasto.api.compat.a1111_resize import a1111_resized
-
-    pixels = np.full((32, 64), 90, np.uint8)
-    pixels[0], pixels[-1] = 10, 50
-    laid = np.asarray(a1111_resized(Image.fromarray(pixels), 2, (64, 64))).astype(int)
-    assert laid.shape == (64, 64)
-    assert (laid[:16] == round(1.125 * 10 - 0.125 * 90)).all()  # 0
-    assert (laid[16:48] == pixels).all()
-    assert (laid[48:] == round(1.125 * 50 - 0.125 * 90)).all()  # 45
+    refused = http.post(
+        "/sdapi/v1/img2img", json={**body, "init_images": [_b64_png(wide)], "resize_mode": 4}
+    )
+    assert refused.status_code == 422 and "resize_mode" in refused.text
 
 
 def test_ensd_from_the_options_and_infotext_changes_the_per_step_noise(http: httpx.Client) -> None:

@@ -289,3 +289,25 @@ def test_the_mask_weight_shows_for_inpainting_models_and_goes_with_an_image(
     assert job["request"]["inpaint_mask_weight"] == 0.3 and job["status"] == "completed"
     page.select_option("#model", "sd-tiny")
     expect(page.locator("#inpaint_mask_weight")).to_be_hidden()
+
+
+def test_the_resize_mode_goes_only_with_an_image(
+    page: Page, impasto_daemon: Any, tmp_path: Path
+) -> None:
+    """How an image of another shape is fitted: not sent for txt2img (the API would refuse
+    it), sent with an image, which then runs at width x height."""
+    open_ui(page)
+    fill_form(page, prompt="fitted kite", **QUICK)
+    page.click("#img-card > summary")
+    page.select_option("#resize_mode", "fill")
+    page.click("#submit")
+    job = finished_job(page, impasto_daemon)
+    assert job["request"]["resize_mode"] == "stretch" and job["request"]["init_image"] is None
+    source = tmp_path / "wide.png"
+    Image.new("RGB", (128, 64), (40, 120, 200)).save(source)
+    page.set_input_files("#init-file", str(source))
+    page.click("#submit")
+    expect(page.locator("#live")).not_to_have_attribute("data-job", job["id"], timeout=30_000)
+    job = finished_job(page, impasto_daemon)
+    assert job["request"]["resize_mode"] == "fill" and job["status"] == "completed"
+    assert (job["results"][0]["width"], job["results"][0]["height"]) == (64, 64)

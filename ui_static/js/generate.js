@@ -10,11 +10,11 @@ import { loadSettings, saveSettings } from './state.js';
 import { setLimits, validateRequest } from './validate.js';
 
 const NUMBER_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'subseed', 'subseed_strength', 'seed_resize_from_width', 'seed_resize_from_height', 'noise_seed_delta', 'batch_size', 'priority', 'strength', 'noise_multiplier', 'cache_interval', 'inpaint_padding', 'clip_skip', 's_min_uncond', 'skip_early_cond', 'extra_noise', 'inpaint_mask_weight'];
-const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule', 'rng', 'decoder', 'inpaint_area', 'masked_content', 'img2img_steps'];
+const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule', 'rng', 'decoder', 'inpaint_area', 'masked_content', 'img2img_steps', 'resize_mode'];
 // Sent only with a mask: they say how to inpaint.
 const INPAINT_FIELDS = ['inpaint_area', 'inpaint_padding', 'masked_content'];
 // Sent only with an image: the API refuses them without one.
-const IMAGE_FIELDS = ['noise_multiplier'];
+const IMAGE_FIELDS = ['noise_multiplier', 'resize_mode'];
 // The hires fix card: request field under ``hires`` -> form element id.
 const HIRES_FIELDS = { scale: 'hires_scale', upscaler: 'hires_upscaler', steps: 'hires_steps', strength: 'hires_strength' };
 const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, 'eta', ...CHURN_FIELDS, ...BOUND_FIELDS, ...UNIPC_FIELDS, 'tiling', ...Object.values(HIRES_FIELDS)];
@@ -23,7 +23,7 @@ export const DEFAULTS = {
   prompt: '', negative_prompt: '', model: '', seed: -1, subseed: -1, subseed_strength: 0, eta: null,
   seed_resize_from_width: 0, seed_resize_from_height: 0, rng: 'pcg64', noise_seed_delta: 0,
   batch_size: 1, priority: 0,
-  strength: 0.75, noise_multiplier: 1, extra_noise: 0, inpaint_mask_weight: 1, img2img_steps: 'strength', loras: [], cache_interval: 0, decoder: 'full',
+  strength: 0.75, noise_multiplier: 1, extra_noise: 0, inpaint_mask_weight: 1, resize_mode: 'stretch', img2img_steps: 'strength', loras: [], cache_interval: 0, decoder: 'full',
   inpaint_area: 'whole', inpaint_padding: 32, masked_content: 'original', clip_skip: 1,
   tiling: false, s_churn: 0, s_tmin: 0, s_tmax: null, s_noise: 1,
   sigma_min: null, sigma_max: null, rho: null, s_min_uncond: 0, s_min_uncond_all: false, skip_early_cond: 0,

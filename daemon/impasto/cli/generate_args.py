@@ -9,6 +9,7 @@ from typing import Any, get_args
 
 import platformdirs
 
+from impasto.cli.image_args import add_image_arguments, span
 from impasto.wire import LIMITS, SCHEDULE_NAMES, UpscalerName
 
 # Flag -> request field; flags left out let the daemon (and the model) choose.
@@ -44,6 +45,7 @@ REQUEST_FIELDS = {
     "noise_seed_delta": "noise_seed_delta",
     "priority": "priority",
     "strength": "strength",
+    "resize_mode": "resize_mode",
     "noise_multiplier": "noise_multiplier",
     "extra_noise": "extra_noise",
     "inpaint_mask_weight": "inpaint_mask_weight",
@@ -61,14 +63,6 @@ REQUEST_FIELDS = {
 }
 
 
-def _range(field: str) -> str:
-    """A field's allowed range as help text, read from the request schema ("1..150")."""
-    limit = LIMITS[field]
-    low, high = (f"{v:g}" for v in (limit.minimum or 0, limit.maximum or 0))
-    step = f"multiple of {limit.multiple_of}, " if limit.multiple_of else ""
-    return f"{step}{low}..{high}"
-
-
 MODEL_DEFAULT = "default: the model's"
 
 
@@ -77,16 +71,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prompt", help="what to draw")
     parser.add_argument("--negative", metavar="TEXT", help="what to keep out of the image")
     parser.add_argument("--model", help="model id (default: the daemon's default model)")
-    parser.add_argument("--width", type=int, help=f"{_range('width')} ({MODEL_DEFAULT})")
-    parser.add_argument("--height", type=int, help=f"{_range('height')} ({MODEL_DEFAULT})")
+    parser.add_argument("--width", type=int, help=f"{span('width')} ({MODEL_DEFAULT})")
+    parser.add_argument("--height", type=int, help=f"{span('height')} ({MODEL_DEFAULT})")
     parser.add_argument(
-        "--steps", type=int, help=f"sampler steps, {_range('steps')} ({MODEL_DEFAULT})"
+        "--steps", type=int, help=f"sampler steps, {span('steps')} ({MODEL_DEFAULT})"
     )
     parser.add_argument(
         "--cfg",
         type=float,
         metavar="SCALE",
-        help=f"guidance scale, {_range('cfg_scale')}; 1 or less: no guidance ({MODEL_DEFAULT})",
+        help=f"guidance scale, {span('cfg_scale')}; 1 or less: no guidance ({MODEL_DEFAULT})",
     )
     parser.add_argument("--seed", type=int, help="-1 for a random seed")
     parser.add_argument(
@@ -96,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--subseed-strength",
         type=float,
         metavar="X",
-        help=f"how far toward the variation seed's noise, {_range('subseed_strength')}",
+        help=f"how far toward the variation seed's noise, {span('subseed_strength')}",
     )
     parser.add_argument(
         "--seed-resize-from",
@@ -106,7 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "picture keeps its layout at another --width/--height",
     )
     parser.add_argument(
-        "--batch", type=int, metavar="N", help=f"images to make, {_range('batch_size')}"
+        "--batch", type=int, metavar="N", help=f"images to make, {span('batch_size')}"
     )
     parser.add_argument(
         "--sampler", help=f"sampler id or name, see GET /api/v1/samplers ({MODEL_DEFAULT})"
@@ -117,19 +111,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sigma-min",
         type=float,
         metavar="SIGMA",
-        help=f"where the {ranged} schedules end, {_range('sigma_min')} (default: the model's)",
+        help=f"where the {ranged} schedules end, {span('sigma_min')} (default: the model's)",
     )
     parser.add_argument(
         "--sigma-max",
         type=float,
         metavar="SIGMA",
-        help=f"where those schedules start, {_range('sigma_max')} (default: the model's)",
+        help=f"where those schedules start, {span('sigma_max')} (default: the model's)",
     )
     parser.add_argument(
         "--rho",
         type=float,
         metavar="X",
-        help=f"the karras and polyexponential schedules' curvature, {_range('rho')} "
+        help=f"the karras and polyexponential schedules' curvature, {span('rho')} "
         "(their own: 7 and 1)",
     )
     parser.add_argument(
@@ -143,7 +137,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--eta",
         type=float,
         metavar="X",
-        help=f"fresh noise per step of the ancestral, SDE and DDIM samplers, {_range('eta')} "
+        help=f"fresh noise per step of the ancestral, SDE and DDIM samplers, {span('eta')} "
         "(their own: 1; DDIM 0)",
     )
     parser.add_argument(
@@ -158,7 +152,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--s-churn",
         type=float,
         metavar="X",
-        help=f"{churn}: noise added back before each step ({_range('s_churn')}; default 0, off)",
+        help=f"{churn}: noise added back before each step ({span('s_churn')}; default 0, off)",
     )
     parser.add_argument(
         "--s-tmin", type=float, metavar="SIGMA", help=f"{churn} acts from this sigma (default 0)"
@@ -173,14 +167,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--s-noise",
         type=float,
         metavar="X",
-        help=f"{churn}'s noise times this ({_range('s_noise')}; default 1)",
+        help=f"{churn}'s noise times this ({span('s_noise')}; default 1)",
     )
     parser.add_argument(
         "--s-min-uncond",
         type=float,
         metavar="SIGMA",
         help="below this sigma every other step skips the negative prompt's pass, faster "
-        f"(A1111's Negative Guidance minimum sigma, {_range('s_min_uncond')}; default 0, off)",
+        f"(A1111's Negative Guidance minimum sigma, {span('s_min_uncond')}; default 0, off)",
     )
     parser.add_argument(
         "--s-min-uncond-all",
@@ -193,7 +187,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         metavar="FRACTION",
         help="the first fraction of the steps skips the negative prompt's pass "
-        f"({_range('skip_early_cond')}; default 0, off)",
+        f"({span('skip_early_cond')}; default 0, off)",
     )
     parser.add_argument(
         "--discard-penultimate-sigma",
@@ -213,65 +207,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--unipc-order",
         type=int,
         metavar="N",
-        help=f"UniPC's order ({_range('unipc_order')}; default 2; A1111's UniPC order)",
+        help=f"UniPC's order ({span('unipc_order')}; default 2; A1111's UniPC order)",
     )
     parser.add_argument(
         "--unipc-variant",
         choices=LIMITS["unipc_variant"].choices,
         help="UniPC's variant (default bh2; A1111's UniPC variant)",
     )
-    parser.add_argument("--priority", type=int, help=f"{_range('priority')}, higher runs first")
-    parser.add_argument("--init-image", type=Path, metavar="PATH", help="image to start from")
-    parser.add_argument("--mask", type=Path, metavar="PATH", help="inpaint mask, white = repaint")
-    parser.add_argument(
-        "--strength", type=float, help=f"how much to change the init image, {_range('strength')}"
-    )
-    parser.add_argument(
-        "--noise-multiplier",
-        type=float,
-        metavar="F",
-        help="the noise added to the init image, times this "
-        f"({_range('noise_multiplier')}; default 1; A1111's noise multiplier for img2img)",
-    )
-    parser.add_argument(
-        "--extra-noise",
-        type=float,
-        metavar="F",
-        help="img2img and the hires pass: the start's noise added once more, times this "
-        f"({_range('extra_noise')}; default 0; A1111's extra noise)",
-    )
-    parser.add_argument(
-        "--inpaint-mask-weight",
-        type=float,
-        metavar="F",
-        help="inpainting models: how much of what they repaint they do not see "
-        f"({_range('inpaint_mask_weight')}; default 1; A1111's conditioning mask strength)",
-    )
-    parser.add_argument(
-        "--img2img-steps",
-        choices=LIMITS["img2img_steps"].choices,
-        help="how a run from an image or a hires pass counts its steps: strength (default; "
-        "the last steps x strength), a1111 (one more, A1111's img2img) or exact (steps of "
-        "them, A1111's hires pass and img2img_fix_steps, ComfyUI's denoise)",
-    )
-    parser.add_argument(
-        "--inpaint-area",
-        choices=LIMITS["inpaint_area"].choices,
-        help="whole: inpaint at the picture's size (default); masked: only the part around the "
-        "mask, at --width x --height, pasted back into the full-size picture",
-    )
-    parser.add_argument(
-        "--inpaint-padding",
-        type=int,
-        metavar="PX",
-        help=f"context around the mask for --inpaint-area masked ({_range('inpaint_padding')}; "
-        "default 32)",
-    )
-    parser.add_argument(
-        "--masked-content",
-        choices=LIMITS["masked_content"].choices,
-        help="what the masked part starts from below strength 1 (default original)",
-    )
+    parser.add_argument("--priority", type=int, help=f"{span('priority')}, higher runs first")
+    add_image_arguments(parser)
     parser.add_argument(
         "--hires",
         type=hires_size,
@@ -298,7 +242,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cache-interval",
         type=int,
         metavar="N",
-        help=f"DeepCache: the whole UNet every N-th step ({_range('cache_interval')}; "
+        help=f"DeepCache: the whole UNet every N-th step ({span('cache_interval')}; "
         "-1: the model family's recommended N; default 0, off)",
     )
     parser.add_argument(
@@ -321,7 +265,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help=f"AUTOMATIC1111's clip skip: 1 (default) uses the last text encoder layer "
-        f"({_range('clip_skip')})",
+        f"({span('clip_skip')})",
     )
     parser.add_argument(
         "--tiling",

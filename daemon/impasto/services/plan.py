@@ -16,13 +16,14 @@ import msgspec
 from impasto.engine.families import recommended_cache_interval
 from impasto.engine.image_upscale import NONE, target_size
 from impasto.engine.noise import resolve_seed
-from impasto.engine.upscale_latents import UPSCALERS
+from impasto.formats.fit import fitted
 from impasto.formats.pixels import flattened
 from impasto.services.errors import FieldError
+from impasto.services.hires_plan import FirstPass, resolve_hires
 from impasto.services.images import UploadStore
 from impasto.services.model_checks import check_against_model
 from impasto.services.models import REFINER_FAMILY, ModelCatalog, ModelEntry
-from impasto.services.prompt_text import hires_prompt, prompt_loras
+from impasto.services.prompt_text import prompt_loras
 from impasto.services.sampler_plan import (
     check_image_settings,
     checked_bounds,
@@ -44,11 +45,8 @@ from impasto.services.sampler_plan import (
 from impasto.services.upscalers import UpscalerService
 from impasto.wire import (
     BOUND_FIELDS,
-    LIMITS,
     UNIPC_FIELDS,
     GenerateRequest,
-    LoraSpec,
-    ResolvedHires,
     ResolvedPlan,
     ResolvedSdUpscale,
 )
@@ -57,8 +55,6 @@ from impasto.worker.files import (
     adapter_path,
     check_adapter,
     embeddings_in,
-    upscaler_models,
-    upscaler_path,
 )
 
 MAX_SD_UPSCALE_SIDE = 4096
@@ -232,8 +228,9 @@ class Resolver:
     def _images(
         self, request: GenerateRequest, size: tuple[int, int]
     ) -> tuple[str | None, str | None]:
-        """The init image and mask as uploads of ``size``; with ``inpaint_area`` masked and a
-        mask, the init image keeps its own size (only the crop around the mask is scaled)."""
+        """The init image and mask as uploads of ``size``, laid out by ``resize_mode``; with
+        ``inpaint_area`` masked and a mask, the init image keeps its own size (only the crop
+        around the mask is scaled)."""
         found: dict[str, str | None] = {}
         masked = request.inpaint_area == "masked" and bool(request.mask_image)
         for key, value, mode in (
@@ -249,7 +246,8 @@ class Resolver:
             if image.size != size:
                 # An init image's transparency is flattened before the resize blends it in.
                 image = flattened(image) if key == "init_image" else image.convert(mode)
-                upload_id, _ = self.uploads.save_image(image.resize(size))
+                laid = fitted(image, request.resize_mode, size)
+                upload_id, _ = self.uploads.save_image(laid)
             found[key] = f"upload:{upload_id}"
         if found["mask_image"] and not found["init_image"]:
             raise FieldError("mask_image", "a mask needs an init_image to paint into")
@@ -338,70 +336,3 @@ def _check_clip_skip(clip_skip: int, model: ModelEntry) -> None:
 def _has_own_taesd(model_dir: Path) -> bool:
     """Whether a model folder carries its own ``taesd_decoder/`` (which the engine prefers)."""
     return (model_dir / "taesd_decoder" / "model.onnx").is_file()
-
-
-@dataclass(frozen=True)
-class FirstPass:
-    """What the hires pass starts from: the first pass's size, sampler and schedule."""
-
-    width: int
-    height: int
-    sampler: str
-    schedule: str
-    sdxl: bool
-
-
-def resolve_hires(
-    request: GenerateRequest, first: FirstPass, models_dir: Path, loras: list[LoraSpec]
-) -> ResolvedHires | None:
-    """The hires pass's size (from ``scale`` unless given), sampler id and schedule (the first
-    pass's where its sampler has it, else ``default``), its prompt without LoRA tags (``loras``
-    are the first pass's); txt2img only."""
-    hires = request.hires
-    if hires is None:
-        return None
-    width, height = first.width, first.height
-    if request.init_image or request.mask_image:
-        raise FieldError("hires", "hires fix is for txt2img: send it without init_image")
-    limit = LIMITS["width"]
-    multiple = limit.multiple_of or 8
-    top = int(limit.maximum or 2048)
-    sizes = {}
-    for field, given, base in (("width", hires.width, width), ("height", hires.height, height)):
-        # A1111: int(size * scale); the latents then floor it to a multiple of 8.
-        size = given or int(base * hires.scale) // multiple * multiple
-        if not base <= size <= top:
-            raise FieldError(
-                f"hires.{field}",
-                f"{size} must be from {base} (the first pass's {field}) to {top}; "
-                "lower hires.scale or the size",
-            )
-        sizes[field] = size
-    sampler, schedule = hires_sampler_and_schedule(hires, first.sampler, first.schedule, first.sdxl)
-    return ResolvedHires(
-        width=sizes["width"],
-        height=sizes["height"],
-        upscaler=_hires_upscaler(hires.upscaler, models_dir),
-        steps=hires.steps,
-        strength=hires.strength,
-        sampler=sampler,
-        schedule=schedule,
-        prompt=hires_prompt(hires.prompt, loras),
-        negative_prompt=hires.negative_prompt,
-        cfg_scale=hires.cfg_scale,
-    )
-
-
-def _hires_upscaler(name: str, models_dir: Path) -> str:
-    """A latent or image upscaler id, or an installed super-resolution model's name."""
-    if name in UPSCALERS:
-        return name
-    try:
-        return upscaler_path(models_dir, name, "hires.upscaler").stem
-    except NotInstalledError:
-        models = ", ".join(upscaler_models(models_dir)) or "none installed"
-        raise FieldError(
-            "hires.upscaler",
-            f"unknown upscaler {name!r}; use one of: {', '.join(UPSCALERS)}, or a "
-            f"super-resolution model in the models folder's upscalers/ ({models})",
-        ) from None

@@ -221,13 +221,16 @@ def checked_sgm(sgm: bool, sampler: str, init_image: str | None) -> bool:
 def check_image_settings(
     request: GenerateRequest, init_image: str | None, inpaint_model: bool
 ) -> None:
-    """A 422 for a setting of a run from an image where no pass starts from one: the noise
-    multiplier (img2img, inpainting), extra noise, the step count and the inpainting mask
-    weight (those, and the hires pass); the weight also for a model that is no inpainting
-    model."""
+    """A 422 for a setting of a run from an image where no pass starts from one: the resize
+    mode and the noise multiplier (img2img, inpainting), extra noise, the step count and the
+    inpainting mask weight (those, and the hires pass); the weight also for a model that is
+    no inpainting model."""
     if request.noise_multiplier != 1.0 and init_image is None:
         message = "scales the noise added to an init_image: send one, or leave it at 1"
         raise FieldError("noise_multiplier", message)
+    if request.resize_mode != "stretch" and init_image is None:
+        message = "lays out an init_image at width x height: send one, or leave it at stretch"
+        raise FieldError("resize_mode", message)
     if request.inpaint_mask_weight != 1.0 and not inpaint_model:
         message = "is for inpainting models (a 9-channel UNet), and this model is none"
         raise FieldError("inpaint_mask_weight", message + ": leave it at 1")

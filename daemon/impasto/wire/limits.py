@@ -283,19 +283,29 @@ def schema_rule(schema: Any, field: str) -> str | None:
     return (_rule(name, limit) or None) if limit is not None else None
 
 
+def _has_own_types(schema: Any) -> bool:
+    """Whether ``schema`` is a body other than the native request types of this package."""
+    kind = _struct_in(schema)
+    return kind is not None and not kind.__module__.startswith(__name__.rsplit(".", 1)[0])
+
+
 def decode_error(message: str, field: str | None = None, schema: Any = None) -> tuple[str, str]:
     """(field, message) of a msgspec decode error: ``Expected `int` <= 150 - at `$.steps```
     is ``steps`` and its rule in words; a nested path keeps its indexes (``loras[0].weight``).
 
     A field with no rule of its own name is given the rule of its type in ``schema`` (the body
-    type that was decoded), and msgspec's own words only where neither has one.
+    type that was decoded), and msgspec's own words only where neither has one; a body outside
+    the native types reads its own types first.
     """
     where = error_path(message)
     missing = _MISSING.search(message)
     if missing:
         return (f"{where}.{missing.group(1)}" if where else missing.group(1)), REQUIRED
     field = field or where or "body"
-    rule = field_rule(field) or message.split(" - at ")[0]
+    # A body of its own (A1111's, OpenAI's) may share a field's name with a native request
+    # field but not its rule (A1111's resize_mode is 0 or 1): its own types come first.
+    own = schema_rule(schema, field) if _has_own_types(schema) else None
+    rule = own or field_rule(field) or message.split(" - at ")[0]
     if rule == _OUT_OF_RANGE:  # 1e400 where any JSON value goes (a plugin's options)
         rule = OUT_OF_RANGE_RULE
     if schema is not None and rule.startswith((ENUM_ERROR, MSGSPEC_RULE)):

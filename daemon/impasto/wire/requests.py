@@ -18,6 +18,7 @@ from impasto.wire.sampling import (
     InpaintMaskWeight,
     NegativeMinSigma,
     NoiseMultiplier,
+    ResizeMode,
     ScheduleRho,
     ScheduleSigma,
     SgmNoiseMultiplier,
@@ -286,6 +287,7 @@ class GenerateRequest(Schema):
     priority: Priority = 0
     init_image: str | None = None
     mask_image: str | None = None
+    resize_mode: ResizeMode = "stretch"
     strength: Strength = 0.75
     noise_multiplier: NoiseMultiplier = 1.0
     img2img_steps: ImageSteps = "strength"

@@ -21,6 +21,15 @@ NoiseMultiplier = Annotated[
         "this (A1111's initial_noise_multiplier, its slider's range)",
     ),
 ]
+ResizeMode = Annotated[
+    Literal["stretch", "crop", "fill"],
+    Meta(
+        description="How an init_image (and its mask) of another shape than width x height is "
+        "laid out: stretch = resized to it; crop = scaled to cover it, the centre kept; fill = "
+        "scaled to fit, the sides left filled with the picture's edges stretched (A1111's Just "
+        "resize, Crop and resize, Resize and fill)"
+    ),
+]
 InpaintMaskWeight = Annotated[
     float,
     Meta(

@@ -8,7 +8,6 @@ from typing import Any
 import msgspec
 from PIL import ImageFilter, ImageOps
 
-from impasto.api.compat.a1111_resize import a1111_resized
 from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.a1111_settings import (
     background_setting,
@@ -34,6 +33,7 @@ from impasto.api.compat.samplers_map import (
 )
 from impasto.engine.noise import offset_seed, resolve_seed
 from impasto.engine.upscale_latents import UPSCALER_LABELS
+from impasto.formats.fit import fitted
 from impasto.formats.pixels import flattened
 from impasto.services.compat import resolve_checkpoint
 from impasto.services.container import Services
@@ -57,6 +57,8 @@ class Plan:
 
 A1111_UPSCALERS = {label.lower(): key for key, label in UPSCALER_LABELS.items()}
 """A1111's hires upscaler names (its latent modes and PIL resizes) -> Impasto's upscaler ids."""
+RESIZE_MODES = {0: "stretch", 1: "crop", 2: "fill", 3: "stretch"}
+"""A1111's img2img resize modes; 3 resizes the latents in A1111, the picture here."""
 SAME_SAMPLER = ("", "use same sampler")
 SAME_CHECKPOINT = ("", "use same checkpoint")
 
@@ -310,16 +312,23 @@ def prepare_images(
     if not req.init_images:
         raise CompatError(422, "img2img needs at least one image in init_images", "init_images")
     size = (width, height)
-    mode = req.resize_mode or 0
+    if req.resize_mode not in (None, *RESIZE_MODES):
+        raise CompatError(
+            422,
+            "must be 0 (just resize), 1 (crop and resize), 2 (resize and "
+            "fill) or 3 (just resize, latent upscale)",
+            "resize_mode",
+        )
+    mode = RESIZE_MODES[req.resize_mode or 0]
     image = decode_base64_image(services, req.init_images[0], "init_images")
     init = flattened(image, background_setting(services, req))
     if _only_masked(req):
         # Only the crop around the mask is scaled to width x height; the image keeps its size.
-        size, mode = init.size, 0
-    out = {"init_image": upload(services, a1111_resized(init, mode, size))}
+        size, mode = init.size, "stretch"
+    out = {"init_image": upload(services, fitted(init, mode, size))}
     if req.mask:
         mask = decode_base64_image(services, req.mask, "mask").convert("L")
-        mask = a1111_resized(mask, mode, size)
+        mask = fitted(mask, mode, size)
         if req.inpainting_mask_invert:
             mask = ImageOps.invert(mask)
         blur = req.mask_blur if req.mask_blur is not None else (req.mask_blur_x or 0)

@@ -1,4 +1,5 @@
-"""AUTOMATIC1111's img2img resize modes, on the init image and the mask alike."""
+"""How an init image (and its mask) is laid out at width x height: AUTOMATIC1111's img2img
+resize modes, stretch, crop and resize, resize and fill."""
 
 from __future__ import annotations
 
@@ -10,27 +11,32 @@ EDGE = Image.Resampling.BICUBIC
 across the side, with Pillow's default filter, as A1111 calls it."""
 
 
-def a1111_resized(image: Image.Image, mode: int, size: tuple[int, int]) -> Image.Image:
-    """``image`` at ``size`` as A1111's resize_image lays it out: 0 (and 3, whose latent
-    resize is not modelled) stretches it; 1 scales it to cover and crops the centre; 2 scales
-    it to fit, centres it and fills each side left over with the picture's edge row or column
-    sampled and stretched across it (not black)."""
+RESIZE_MODES = ("stretch", "crop", "fill")
+"""A1111's "Just resize", "Crop and resize" and "Resize and fill" (its resize_mode 0, 1, 2)."""
+
+
+def fitted(image: Image.Image, mode: str, size: tuple[int, int]) -> Image.Image:
+    """``image`` at ``size`` as A1111's resize_image lays it out: ``stretch`` resizes it;
+    ``crop`` scales it to cover and keeps the centre; ``fill`` scales it to fit, centres it and
+    fills each side left over with the picture's edge row or column sampled and stretched
+    across it (not black)."""
     width, height = size
-    if mode not in (1, 2):
+    if mode == "stretch" or image.size == size:
         return image.resize(size, LANCZOS)
     ratio, source_ratio = width / height, image.width / image.height
-    by_width = ratio > source_ratio if mode == 1 else ratio < source_ratio
-    by_height = ratio <= source_ratio if mode == 1 else ratio >= source_ratio
+    crop = mode == "crop"
+    by_width = ratio > source_ratio if crop else ratio < source_ratio
+    by_height = ratio <= source_ratio if crop else ratio >= source_ratio
     scaled_w = width if by_width else image.width * height // image.height
     scaled_h = height if by_height else image.height * width // image.width
     scaled = image.resize((scaled_w, scaled_h), LANCZOS)
     canvas = Image.new(image.mode, size)
     top, left = height // 2 - scaled_h // 2, width // 2 - scaled_w // 2
     canvas.paste(scaled, (left, top))
-    if mode == 2 and top > 0:
+    if not crop and top > 0:
         for box, at in (((0, 0, width, 0), 0), ((0, scaled_h, width, scaled_h), top + scaled_h)):
             canvas.paste(scaled.resize((width, top), EDGE, box), (0, at))
-    elif mode == 2 and left > 0:
+    elif not crop and left > 0:
         for box, at in (((0, 0, 0, height), 0), ((scaled_w, 0, scaled_w, height), left + scaled_w)):
             canvas.paste(scaled.resize((left, height), EDGE, box), (at, 0))
     return canvas

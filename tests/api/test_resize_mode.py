@@ -1,0 +1,79 @@
+"""``resize_mode``: how an init image (and its mask) of another shape is laid out at width x
+height before the run, as the plan stores it (A1111's Just resize, Crop and resize, Resize and
+fill)."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+from litestar.testing import TestClient
+from PIL import Image
+
+from impasto.services.container import Services
+
+BODY = {"prompt": "a frieze", "width": 64, "height": 64, "steps": 2}
+
+
+def _b64(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _bands(width: int, height: int, edge: int, vertical: bool) -> np.ndarray:
+    """Grey, with a green band ``edge`` deep at the start and a red one at the end (rows, or
+    columns when ``vertical``)."""
+    pixels = np.full((height, width, 3), 128, np.uint8)
+    start, end = (np.s_[:, :edge], np.s_[:, -edge:]) if vertical else (np.s_[:edge], np.s_[-edge:])
+    pixels[start], pixels[end] = (0, 200, 0), (200, 0, 0)
+    return pixels
+
+
+def _planned(api: TestClient, services: Services, **fields: object) -> dict[str, np.ndarray]:
+    """The plan's stored init image and mask (those it has), as pixels."""
+    answer = api.post("/api/v1/generate/plan", json={**BODY, **fields})
+    assert answer.status_code in (200, 201), answer.text
+    plan = answer.json()
+    stored = {}
+    for key in ("init_image", "mask_image"):
+        if plan[key]:
+            path = services.uploads.path_of(plan[key].removeprefix("upload:"))
+            with Image.open(path) as image:
+                stored[key] = np.asarray(image)
+    return stored
+
+
+def test_crop_keeps_the_centre_and_fill_extends_the_edges(
+    api: TestClient, services: Services
+) -> None:
+    wide = _bands(128, 64, 40, vertical=True)  # 40 green, 48 grey, 40 red columns
+    mask = np.zeros((64, 128), np.uint8)
+    mask[:, :64] = 255  # the left half
+    sent = {"init_image": _b64(Image.fromarray(wide)), "mask_image": _b64(Image.fromarray(mask))}
+    cropped = _planned(api, services, **sent, resize_mode="crop")
+    assert np.array_equal(cropped["init_image"], wide[:, 32:96])
+    assert np.array_equal(cropped["mask_image"], mask[:, 32:96])
+    low = _bands(64, 32, 4, vertical=False)  # as wide as the canvas: placed as it is
+    filled = _planned(api, services, init_image=_b64(Image.fromarray(low)), resize_mode="fill")
+    assert np.array_equal(filled["init_image"], _bands(64, 64, 16 + 4, vertical=False))
+    stretched = _planned(api, services, init_image=_b64(Image.fromarray(low)))
+    # Stretched as A1111 stretches: Lanczos, the bands twice as deep.
+    lanczos = Image.fromarray(low).resize((64, 64), Image.Resampling.LANCZOS)
+    assert np.array_equal(stretched["init_image"], np.asarray(lanczos))
+    assert not np.array_equal(stretched["init_image"], filled["init_image"])
+
+
+def test_a_resize_mode_needs_an_init_image_and_a_known_name(
+    api: TestClient, services: Services
+) -> None:
+    for body, words in (
+        ({**BODY, "resize_mode": "crop"}, "init_image"),
+        ({**BODY, "init_image": _b64(Image.new("RGB", (8, 8))), "resize_mode": "cover"}, "fill"),
+    ):
+        refused = api.post("/api/v1/generate", json=body)
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["errors"][0]
+        assert error["field"] == "resize_mode" and words in error["message"], error
+    assert services.jobs.store.count_queued() == 0
