@@ -342,3 +342,13 @@ def test_the_inpaint_mask_weight_flag_becomes_the_request_field(tmp_path: Path) 
     plain = CliDaemon(batch=1)
     assert main(["generate", "x", "-o", str(tmp_path)], connect=plain.client) == 0
     assert "inpaint_mask_weight" not in json.loads(plain.requests[0].content)
+
+
+def test_the_resize_mode_flag_becomes_the_request_field(tmp_path: Path) -> None:
+    daemon = CliDaemon(batch=1)
+    argv = ["generate", "x", "--resize-mode", "crop", "-o", str(tmp_path)]
+    assert main(argv, connect=daemon.client) == 0
+    assert json.loads(daemon.requests[0].content)["resize_mode"] == "crop"
+    sent = len(daemon.requests)
+    assert main(["generate", "x", "--resize-mode", "cover"], connect=daemon.client) != 0
+    assert len(daemon.requests) == sent  # the bad choice sent nothing
