@@ -1,7 +1,7 @@
 """Train `impasto-shapes`, a small SD-1.x-shaped model that draws the scenes of shapes_world.py.
 
     python models/train_shapes.py --out /tmp/shapes --install  # the full run (2 CPU cores, ~1.5 h)
-    python models/train_shapes.py --out /tmp/shapes --quick    # a few hundred steps, ~2 min
+    python models/train_shapes.py --out /tmp/shapes --quick    # a few dozen steps, to test
 
 Stages, each checkpointed under --out so a run can stop and resume:
   1. tokenizer: a CLIP-format BPE trained on captions + the tiny models' prompt corpus;
@@ -827,21 +827,21 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="work and output folder")
-    parser.add_argument("--quick", action="store_true", help="a few hundred steps, to test")
-    parser.add_argument("--steps", type=int, help="UNet steps (default 7000, quick 150)")
-    parser.add_argument("--vae-steps", type=int, help="VAE steps (default 800, quick 60)")
+    parser.add_argument("--quick", action="store_true", help="a few dozen steps, to test")
+    parser.add_argument("--steps", type=int, help="UNet steps (default 7000, quick 24)")
+    parser.add_argument("--vae-steps", type=int, help="VAE steps (default 800, quick 12)")
     parser.add_argument(
         "--stop-at", type=int, help="stop (and export) at this step of the --steps schedule"
     )
     parser.add_argument(
         "--decoder-steps",
         type=int,
-        help="steps of the decoder-only stage on whole scenes (default 1500, quick 20; 0: none)",
+        help="steps of the decoder-only stage on whole scenes (default 1500, quick 6; 0: none)",
     )
     parser.add_argument(
         "--edge-steps",
         type=int,
-        help=f"steps of the decoder's edge stage 3c (default {EDGE_STEPS}, quick 10; 0: none); "
+        help=f"steps of the decoder's edge stage 3c (default {EDGE_STEPS}, quick 4; 0: none); "
         "with --from-onnx (and no UNet stage) run only that stage, on the export's decoder",
     )
     parser.add_argument(
@@ -899,7 +899,7 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="the settle recipe's share of two-object scenes captioned by one object",
     )
-    parser.add_argument("--scenes", type=int, help="training scenes (default 10000, quick 512)")
+    parser.add_argument("--scenes", type=int, help="training scenes (default 10000, quick 128)")
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     parser.add_argument(
         "--time-budget",
@@ -932,13 +932,13 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     quick = args.quick
-    vae_steps = args.vae_steps or (60 if quick else 800)
-    steps = args.steps or (150 if quick else 7000)
-    decoder_steps = args.decoder_steps if args.decoder_steps is not None else 20 if quick else 1500
-    edge_steps = args.edge_steps if args.edge_steps is not None else 10 if quick else EDGE_STEPS
+    vae_steps = args.vae_steps or (12 if quick else 800)
+    steps = args.steps or (24 if quick else 7000)
+    decoder_steps = args.decoder_steps if args.decoder_steps is not None else 6 if quick else 1500
+    edge_steps = args.edge_steps if args.edge_steps is not None else 4 if quick else EDGE_STEPS
     background_steps = args.background_steps or 0
     batch = args.batch or (16 if quick else 32)
-    scenes = args.scenes or (512 if quick else 10000)
+    scenes = args.scenes or (128 if quick else 10000)
     settle_steps = args.settle_steps or 0
     settle_recipe = RECIPES[args.settle_recipe]
     if args.settle_mismatch is not None:

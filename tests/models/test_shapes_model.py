@@ -154,48 +154,67 @@ def run_script(name: str, out: Path, *options: str) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
-def test_quick_training_run_exports_an_onnx_pipeline(tmp_path: Path) -> None:
-    # A few dozen steps of every stage: proves the script runs end to end, not that it learns.
-    out = tmp_path / "shapes"
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A --quick run's output: a few dozen steps of every stage (it proves the script runs end
+    to end, not that it learns); the tests after the first start from its export."""
+    out = tmp_path_factory.mktemp("quick") / "shapes"
     run_script("train_shapes.py", out)
+    return out
+
+
+def test_quick_training_run_exports_an_onnx_pipeline(quick: Path, tmp_path: Path) -> None:
     for part in ("text_encoder", "unet", "vae_decoder", "vae_encoder"):
-        assert (out / "onnx" / part / "model.onnx").is_file(), part
-    log = (out / "train.log").read_text()
+        assert (quick / "onnx" / part / "model.onnx").is_file(), part
+    log = (quick / "train.log").read_text()
     losses = [
         float(line.split(" loss ")[1].split()[0]) for line in log.splitlines() if "unet " in line
     ]
     assert losses and all(loss == loss for loss in losses)  # no NaN
-    assert "vae-decoder 20/20 loss" in log and "vae-edges 10/10 loss" in log
+    assert "vae-decoder 6/6 loss" in log and "vae-edges 4/4 loss" in log
     assert "vae-background" not in log  # opt-in: the default run has no stage 3d
+    assert "settle" not in log  # opt-in: the default run has none
     # --install's step after the copy: the graphs fused (into a scratch folder here).
     sys.path.insert(0, str(ROOT / "models"))
     import train_shapes
 
-    assert all(softmax for _, softmax in _attention_ops(out / "onnx").values())
+    assert all(softmax for _, softmax in _attention_ops(quick / "onnx").values())
     installed = tmp_path / "installed"
-    train_shapes.install(out / "onnx", installed, "python models/train_shapes.py --quick")
+    train_shapes.install(quick / "onnx", installed, "python models/train_shapes.py --quick")
     assert all(fused and not softmax for fused, softmax in _attention_ops(installed).values())
-    # The adapters' script on that export: a kohya LoRA and an A1111 embedding.
-    run_script("shapes_adapters.py", out)
+
+
+def test_the_adapters_train_on_an_export(quick: Path) -> None:
+    """The adapters' script on the quick export: a kohya LoRA and an A1111 embedding."""
     from impasto.formats.safetensors import read_safetensors
 
+    out = quick  # the script reads the run's diffusers folders beside its export
+    run_script("shapes_adapters.py", out)
     lora, _ = read_safetensors(out / "adapters" / "loras" / "shapes-dotted.safetensors")
     assert lora and all(key.startswith("lora_unet_") for key in lora)
     embedding, _ = read_safetensors(out / "adapters" / "embeddings" / "shapes-violet.safetensors")
     assert list(embedding) == ["emb_params"] and embedding["emb_params"].shape == (1, 64)
-    # The settle stage alone, on the weights read back from that export (--from-onnx).
+
+
+def test_the_settle_stage_alone_on_weights_read_back_from_an_export(
+    quick: Path, tmp_path: Path
+) -> None:
     settled = tmp_path / "settled"
-    run_script("train_shapes.py", settled, "--from-onnx", str(out / "onnx"), "--settle-steps", "4")
+    run_script(
+        "train_shapes.py", settled, "--from-onnx", str(quick / "onnx"), "--settle-steps", "4"
+    )
     log = (settled / "train.log").read_text()
     assert "checked against its ONNX graphs" in log and "settle 4/4 loss" in log
     assert (settled / "onnx" / "unet" / "model.onnx").is_file()
     scheduler = json.loads((settled / "onnx" / "scheduler" / "scheduler_config.json").read_text())
     assert scheduler["prediction_type"] == "v_prediction" and scheduler["rescale_betas_zero_snr"]
-    assert "settle" not in (out / "train.log").read_text()  # opt-in: the default run has none
     # The adapters train with the loss of the export they are given (here v-prediction).
     run_script("shapes_adapters.py", settled)
     assert (settled / "adapters" / "loras" / "shapes-dotted.safetensors").is_file()
-    # Stages 3c and 3d alone on the export's decoder: only the decoder changes.
+
+
+def test_stages_3c_and_3d_alone_change_only_the_decoder(quick: Path, tmp_path: Path) -> None:
+    out = quick
     edged = tmp_path / "edged"
     options = ("--from-onnx", str(out / "onnx"), "--edge-steps", "3", "--background-steps", "2")
     run_script("train_shapes.py", edged, *options)
@@ -214,6 +233,10 @@ def test_quick_training_run_exports_an_onnx_pipeline(tmp_path: Path) -> None:
     for part in PARTS:
         same = _bytes(drawn / "onnx" / part) == _bytes(out / "onnx" / part)
         assert same == (part != "vae_decoder"), part
+
+
+def test_stage_4_runs_another_recipe_from_fresh_weights(quick: Path, tmp_path: Path) -> None:
+    out = quick
     # Stage 4 itself on the settle recipe, from fresh weights on the export's tokenizer and VAE.
     fresh = tmp_path / "fresh"
     run_script(
@@ -230,6 +253,12 @@ def test_quick_training_run_exports_an_onnx_pipeline(tmp_path: Path) -> None:
     assert "unet 4/4 loss" in log and "settle" not in log
     scheduler = json.loads((fresh / "onnx" / "scheduler" / "scheduler_config.json").read_text())
     assert scheduler["prediction_type"] == "v_prediction" and scheduler["rescale_betas_zero_snr"]
+
+
+def test_a_time_budget_fixes_the_step_counts_and_the_weights_export_as_trained(
+    quick: Path, tmp_path: Path
+) -> None:
+    out = quick
     # A time budget (as on a GPU): the step counts are fixed from the measured rate and
     # logged, the settle stage gets its share, and the weights file exports as trained.
     budgeted = tmp_path / "budgeted"
