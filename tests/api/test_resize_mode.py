@@ -71,6 +71,11 @@ def test_a_resize_mode_needs_an_init_image_and_a_known_name(
     for body, words in (
         ({**BODY, "resize_mode": "crop"}, "init_image"),
         ({**BODY, "init_image": _b64(Image.new("RGB", (8, 8))), "resize_mode": "cover"}, "fill"),
+        (  # SD upscale works on the image at its own size
+            {**BODY, "init_image": _b64(Image.new("RGB", (8, 8))), "resize_mode": "crop"}
+            | {"sd_upscale": {"scale": 2}},
+            "own size",
+        ),
     ):
         refused = api.post("/api/v1/generate", json=body)
         assert refused.status_code == 422, refused.text

@@ -261,6 +261,9 @@ class Resolver:
             raise FieldError(
                 "sd_upscale", "SD upscale makes one image: send it without mask, hires or batch"
             )
+        if request.resize_mode != "stretch":
+            message = "SD upscale keeps the image's own size: leave it at stretch"
+            raise FieldError("resize_mode", message)
         upload_id, _ = self.uploads.resolve(request.init_image, "init_image")
         return f"upload:{upload_id}"
 
