@@ -162,7 +162,7 @@ def to_multiple_of_8(pixels: int | None) -> int | None:
     return None if not pixels else pixels - pixels % 8
 
 
-def _seeda1111_resized(req: Txt2ImgRequest) -> dict[str, int]:
+def _seed_resize(req: Txt2ImgRequest) -> dict[str, int]:
     """A1111's ``seed_resize_from_w``/``_h`` (used when both are above 0) as native fields,
     rounded down to 8 as A1111 divides them by 8."""
     width, height = req.seed_resize_from_w or 0, req.seed_resize_from_h or 0
@@ -229,7 +229,7 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "seed": seed,
             "subseed": subseed,
             "subseed_strength": variation,
-            **_seeda1111_resized(req),
+            **_seed_resize(req),
             "rng": rng_setting(services, req),
             "noise_seed_delta": noise_seed_delta_setting(services, req),
             "batch_size": batch,
