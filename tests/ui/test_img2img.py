@@ -240,6 +240,19 @@ def test_the_unipc_fields_follow_the_sampler(page: Page, impasto_daemon: Any) ->
     expect(page.locator("#err-unipc_order")).to_contain_text("between 1 and 3")
 
 
+def _again_with_an_image(
+    page: Page, daemon: Any, previous: dict[str, Any], tmp_path: Path, size: tuple[int, int]
+) -> dict[str, Any]:
+    """Choose a plain picture of ``size`` as the init image and submit the form again: the new
+    job (not ``previous``) once it finished."""
+    source = tmp_path / "init.png"
+    Image.new("RGB", size, (40, 120, 200)).save(source)
+    page.set_input_files("#init-file", str(source))
+    page.click("#submit")
+    expect(page.locator("#live")).not_to_have_attribute("data-job", previous["id"], timeout=30_000)
+    return finished_job(page, daemon)
+
+
 def test_steps_from_an_image_go_with_an_image(
     page: Page, impasto_daemon: Any, tmp_path: Path
 ) -> None:
@@ -252,13 +265,8 @@ def test_steps_from_an_image_go_with_an_image(
     page.click("#submit")
     job = finished_job(page, impasto_daemon)
     assert job["request"].get("img2img_steps", "strength") == "strength"
-    source = tmp_path / "init.png"
-    Image.new("RGB", (64, 64), (40, 120, 200)).save(source)
-    page.set_input_files("#init-file", str(source))
     page.fill("#strength", "0.5")
-    page.click("#submit")
-    expect(page.locator("#live")).not_to_have_attribute("data-job", job["id"], timeout=30_000)
-    job = finished_job(page, impasto_daemon)
+    job = _again_with_an_image(page, impasto_daemon, job, tmp_path, (64, 64))
     assert job["request"]["img2img_steps"] == "exact"
     assert job["total_steps"] == 4
 
@@ -280,12 +288,7 @@ def test_the_mask_weight_shows_for_inpainting_models_and_goes_with_an_image(
     job = finished_job(page, impasto_daemon)
     assert job["status"] == "completed" and job["request"]["model"] == "sd-tiny-inpaint"
     assert job["request"]["inpaint_mask_weight"] == 1.0  # txt2img: not sent
-    source = tmp_path / "init.png"
-    Image.new("RGB", (64, 64), (40, 120, 200)).save(source)
-    page.set_input_files("#init-file", str(source))
-    page.click("#submit")
-    expect(page.locator("#live")).not_to_have_attribute("data-job", job["id"], timeout=30_000)
-    job = finished_job(page, impasto_daemon)
+    job = _again_with_an_image(page, impasto_daemon, job, tmp_path, (64, 64))
     assert job["request"]["inpaint_mask_weight"] == 0.3 and job["status"] == "completed"
     page.select_option("#model", "sd-tiny")
     expect(page.locator("#inpaint_mask_weight")).to_be_hidden()
@@ -303,11 +306,6 @@ def test_the_resize_mode_goes_only_with_an_image(
     page.click("#submit")
     job = finished_job(page, impasto_daemon)
     assert job["request"]["resize_mode"] == "stretch" and job["request"]["init_image"] is None
-    source = tmp_path / "wide.png"
-    Image.new("RGB", (128, 64), (40, 120, 200)).save(source)
-    page.set_input_files("#init-file", str(source))
-    page.click("#submit")
-    expect(page.locator("#live")).not_to_have_attribute("data-job", job["id"], timeout=30_000)
-    job = finished_job(page, impasto_daemon)
+    job = _again_with_an_image(page, impasto_daemon, job, tmp_path, (128, 64))
     assert job["request"]["resize_mode"] == "fill" and job["status"] == "completed"
     assert (job["results"][0]["width"], job["results"][0]["height"]) == (64, 64)

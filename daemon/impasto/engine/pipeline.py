@@ -43,7 +43,7 @@ from impasto.engine.types import (
 )
 from impasto.engine.vae import DEFAULT_TILE_LATENT, DEFAULT_TILE_OVERLAP, Vae, array_to_images
 from impasto.engine.vae_set import VaeSet
-from impasto.engine.validation import check_tiling, validate_params
+from impasto.engine.validation import check_mask_weight, check_tiling, validate_params
 
 
 @dataclass(frozen=True)
@@ -165,9 +165,7 @@ class StableDiffusion:
                 "fast needs a TAESD decoder and none is installed for this model; install one "
                 "with `impasto pull taesd` (taesdxl for SDXL models)",
             )
-        if params.inpaint_mask_weight != 1.0 and not self.info.is_inpaint:
-            message = "is for inpainting models (a 9-channel UNet), and this model is none"
-            raise InvalidRequestError("inpaint_mask_weight", message)
+        check_mask_weight(params.inpaint_mask_weight, self.info.is_inpaint)
 
     def denoise(
         self,

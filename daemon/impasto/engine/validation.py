@@ -68,6 +68,14 @@ MAX_LAID_STEPS = 1000
 """The most steps a schedule is laid out for: the models' training timesteps."""
 
 
+def check_mask_weight(weight: float, inpaint_unet: bool) -> None:
+    """InvalidRequestError for an inpainting mask weight other than 1 on a model whose UNet is
+    no 9-channel inpainting UNet (nothing there is shown a picture)."""
+    if weight != 1.0 and not inpaint_unet:
+        message = "is for inpainting models (a 9-channel UNet), and this model is none"
+        raise InvalidRequestError("inpaint_mask_weight", message + ": leave it at 1")
+
+
 def check_image_steps(steps: int, strength: float, mode: str, field: str) -> None:
     """InvalidRequestError on ``field`` (the strength) where ``exact`` steps would lay the
     schedule out for more than ``MAX_LAID_STEPS`` (steps / strength)."""

@@ -11,12 +11,9 @@ EDGE = Image.Resampling.BICUBIC
 across the side, with Pillow's default filter, as A1111 calls it."""
 
 
-RESIZE_MODES = ("stretch", "crop", "fill")
-"""A1111's "Just resize", "Crop and resize" and "Resize and fill" (its resize_mode 0, 1, 2)."""
-
-
 def fitted(image: Image.Image, mode: str, size: tuple[int, int]) -> Image.Image:
-    """``image`` at ``size`` as A1111's resize_image lays it out: ``stretch`` resizes it;
+    """``image`` at ``size`` as A1111's resize_image lays it out (its "Just resize", "Crop and
+    resize", "Resize and fill"; ``wire.ResizeMode`` lists the names): ``stretch`` resizes it;
     ``crop`` scales it to cover and keeps the centre; ``fill`` scales it to fit, centres it and
     fills each side left over with the picture's edge row or column sampled and stretched
     across it (not black)."""

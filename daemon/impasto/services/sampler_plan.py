@@ -20,7 +20,7 @@ from impasto.engine.schedulers import (
     unipc_samplers,
 )
 from impasto.engine.types import InvalidRequestError
-from impasto.engine.validation import check_image_steps
+from impasto.engine.validation import check_image_steps, check_mask_weight
 from impasto.services.errors import FieldError
 from impasto.services.models import ModelEntry
 from impasto.wire import (
@@ -231,9 +231,10 @@ def check_image_settings(
     if request.resize_mode != "stretch" and init_image is None:
         message = "lays out an init_image at width x height: send one, or leave it at stretch"
         raise FieldError("resize_mode", message)
-    if request.inpaint_mask_weight != 1.0 and not inpaint_model:
-        message = "is for inpainting models (a 9-channel UNet), and this model is none"
-        raise FieldError("inpaint_mask_weight", message + ": leave it at 1")
+    try:
+        check_mask_weight(request.inpaint_mask_weight, inpaint_model)
+    except InvalidRequestError as exc:
+        raise FieldError(exc.field, exc.message) from None
     if init_image is not None or request.hires is not None:
         return
     if request.inpaint_mask_weight != 1.0:
