@@ -82,3 +82,46 @@ def test_a_resize_mode_needs_an_init_image_and_a_known_name(
         error = refused.json()["errors"][0]
         assert error["field"] == "resize_mode" and words in error["message"], error
     assert services.jobs.store.count_queued() == 0
+
+
+def test_latent_keeps_the_image_at_its_own_size_for_the_engine(
+    api: TestClient, services: Services
+) -> None:
+    """``latent``: the image is stored at its own size (down to multiples of 8, as Lanczos
+    stretches it) and the plan says to resize its latents; at the run's size nothing is
+    resized."""
+    wide = _bands(128, 64, 40, vertical=True)
+    answer = api.post(
+        "/api/v1/generate/plan",
+        json={**BODY, "init_image": _b64(Image.fromarray(wide)), "resize_mode": "latent"},
+    )
+    assert answer.status_code in (200, 201), answer.text
+    assert answer.json()["latent_resize"] is True
+    stored = _planned(api, services, init_image=_b64(Image.fromarray(wide)), resize_mode="latent")
+    assert np.array_equal(stored["init_image"], wide)
+    odd = _bands(100, 70, 10, vertical=False)
+    snapped = _planned(api, services, init_image=_b64(Image.fromarray(odd)), resize_mode="latent")
+    lanczos = Image.fromarray(odd).resize((96, 64), Image.Resampling.LANCZOS)
+    assert np.array_equal(snapped["init_image"], np.asarray(lanczos))
+    same = {**BODY, "init_image": _b64(Image.fromarray(wide[:, :64])), "resize_mode": "latent"}
+    plan = api.post("/api/v1/generate/plan", json=same).json()
+    assert plan["latent_resize"] is False
+    # With a mask of the run's size beside it: no latent resize, so the mask is kept.
+    mask = _b64(Image.new("L", (64, 64), 255))
+    assert api.post("/api/v1/generate/plan", json={**same, "mask_image": mask}).status_code < 300
+
+
+def test_what_a_latent_resize_refuses(api: TestClient, services: Services) -> None:
+    wide = _b64(Image.fromarray(_bands(128, 64, 40, vertical=True)))
+    latent = {**BODY, "init_image": wide, "resize_mode": "latent"}
+    for body, field, words in (
+        ({**latent, "mask_image": _b64(Image.new("L", (128, 64)))}, "resize_mode", "mask"),
+        ({**latent, "model": "sd-tiny-inpaint"}, "resize_mode", "inpainting model"),
+        ({**latent, "init_image": _b64(Image.new("RGB", (48, 100)))}, "init_image", "48x100"),
+        ({**latent, "init_image": _b64(Image.new("RGB", (2100, 64)))}, "init_image", "2048"),
+    ):
+        refused = api.post("/api/v1/generate", json=body)
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["errors"][0]
+        assert error["field"] == field and words in error["message"], error
+    assert services.jobs.store.count_queued() == 0

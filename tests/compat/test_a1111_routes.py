@@ -1407,6 +1407,32 @@ def test_img2img_resize_modes_lay_the_picture_out_as_a1111(http: httpx.Client) -
     assert refused.status_code == 422 and "resize_mode" in refused.text
 
 
+def test_img2img_resize_mode_3_resizes_the_latents(http: httpx.Client) -> None:
+    """``resize_mode`` 3 (just resize, latent upscale): the image is encoded at its own size
+    and the plan resizes its latents (the arithmetic: tests/engine/test_latent_resize.py);
+    at the run's size it is mode 0; with a mask on the whole picture an image of another size
+    is refused, where A1111 fails on the overlay of its mismatched sizes."""
+    body = {"prompt": "a kite", "seed": 4, "steps": 3, "width": 64, "height": 64}
+
+    def run(image: Image.Image, mode: int) -> Image.Image:
+        sent = {**body, "init_images": [_b64_png(image)], "resize_mode": mode}
+        answer = http.post("/sdapi/v1/img2img", json={**sent, "denoising_strength": 0.5})
+        assert answer.status_code == 200, answer.text
+        return _image(answer.json()["images"][0])
+
+    wide = _bands((128, 64), 40, vertical=True)
+    latent = run(wide, 3)
+    assert json.loads(latent.text["impasto"])["latent_resize"] is True
+    assert latent.convert("RGB").tobytes() != run(wide, 0).convert("RGB").tobytes()
+    square = wide.crop((0, 0, 64, 64))
+    assert run(square, 3).convert("RGB").tobytes() == run(square, 0).convert("RGB").tobytes()
+    masked = {**body, "init_images": [_b64_png(wide)], "resize_mode": 3, "inpaint_full_res": 0}
+    refused = http.post(
+        "/sdapi/v1/img2img", json={**masked, "mask": _b64_png(Image.new("L", (128, 64), 255))}
+    )
+    assert refused.status_code == 422 and "mask" in refused.text, refused.text
+
+
 def test_ensd_from_the_options_and_infotext_changes_the_per_step_noise(http: httpx.Client) -> None:
     """A1111's "Eta noise seed delta": from ``override_settings``, else ``POST /options``, else
     an infotext's ``ENSD``; written as ``ENSD`` where the sampler draws noise per step (Euler

@@ -309,3 +309,11 @@ def test_the_resize_mode_goes_only_with_an_image(
     job = _again_with_an_image(page, impasto_daemon, job, tmp_path, (128, 64))
     assert job["request"]["resize_mode"] == "fill" and job["status"] == "completed"
     assert (job["results"][0]["width"], job["results"][0]["height"]) == (64, 64)
+    # The latents resized: the image kept at its own size for the engine.
+    page.select_option("#resize_mode", "latent")
+    previous = job["id"]
+    page.click("#submit")
+    expect(page.locator("#live")).not_to_have_attribute("data-job", previous, timeout=30_000)
+    job = finished_job(page, impasto_daemon)
+    assert job["request"]["resize_mode"] == "latent" and job["status"] == "completed"
+    assert (job["results"][0]["width"], job["results"][0]["height"]) == (64, 64)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 from typing import Any
 
 import httpx
 
 from impasto.resources import ui_static_dir
+from impasto.wire import LIMITS
 
 BUDGET = 200 * 1024
 # Anything the page could load from elsewhere: absolute URLs in markup, CSS or imports.
@@ -72,3 +74,44 @@ def test_files_are_compressed_revalidated_and_answer_head(impasto_daemon: Any) -
         # The API stays uncompressed: small JSON, PNGs, and an event stream that must flow.
         health = client.get("/api/v1/health", headers={"Accept-Encoding": "gzip"})
         assert "content-encoding" not in health.headers
+
+
+FILLED_BY_THE_PAGE = {"schedule", "hires_upscaler"}
+"""Selects whose written option is a placeholder the page replaces (from the API)."""
+
+
+class _Selects(HTMLParser):
+    """Each ``<select>``'s id and the values of the options written in the page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current: str | None = None
+        self.options: dict[str, list[str]] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "select":
+            self.current = found.get("id")
+            self.options[self.current or ""] = []
+        elif tag == "option" and self.current:
+            self.options[self.current].append(found.get("value") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self.current = None
+
+
+def test_each_written_choice_list_is_the_request_schemas() -> None:
+    """A select for a request field of named values whose options the page writes out (the
+    others are filled from the API) offers exactly the schema's values, so a value added to
+    the API shows in the form ('' is the page's "the default" where the field may be null)."""
+    parser = _Selects()
+    parser.feed((ui_static_dir() / "index.html").read_text())
+    written = {
+        field: [value for value in values if value]
+        for field, values in parser.options.items()
+        if field in LIMITS and LIMITS[field].choices and field not in FILLED_BY_THE_PAGE
+    }
+    assert {"resize_mode", "masked_content", "img2img_steps", "rng"} <= set(written)
+    for field, values in written.items():
+        assert values == list(LIMITS[field].choices or []), field

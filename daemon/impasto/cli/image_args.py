@@ -30,8 +30,9 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
         "--resize-mode",
         choices=LIMITS["resize_mode"].choices,
         help="how an init image of another shape is laid out at --width x --height: stretch "
-        "(default), crop (scaled to cover, the centre kept) or fill (scaled to fit, the sides "
-        "filled with its edges stretched); A1111's resize modes",
+        "(default), crop (scaled to cover, the centre kept), fill (scaled to fit, the sides "
+        "filled with its edges stretched) or latent (encoded at its own size, its latents "
+        "resized; img2img without a mask); A1111's resize modes",
     )
     parser.add_argument(
         "--noise-multiplier",

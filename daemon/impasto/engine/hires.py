@@ -56,6 +56,7 @@ def second_pass(params: GenerationParams, hires: HiresParams, seed: int) -> Gene
         seed=seed,
         hires=None,
         sgm_noise_multiplier=False,  # it starts from the first pass's picture
+        noise_multiplier=1.0,  # A1111's is img2img's only
     )
 
 

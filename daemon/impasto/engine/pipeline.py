@@ -12,6 +12,7 @@ from impasto.engine.conditioning import StepCount, build_guidance
 from impasto.engine.families import FamilyDefaults, detect_family, family_defaults
 from impasto.engine.hires import run_hires
 from impasto.engine.inpaint_area import run_masked_area
+from impasto.engine.latent_resize import resized_init_latents
 from impasto.engine.model_folder import ModelFolder, open_model_folder
 from impasto.engine.noise import BatchNoise, run_noise
 from impasto.engine.padding import pad_params, padded_size, size_multiple
@@ -43,7 +44,12 @@ from impasto.engine.types import (
 )
 from impasto.engine.vae import DEFAULT_TILE_LATENT, DEFAULT_TILE_OVERLAP, Vae, array_to_images
 from impasto.engine.vae_set import VaeSet
-from impasto.engine.validation import check_mask_weight, check_tiling, validate_params
+from impasto.engine.validation import (
+    check_latent_resize,
+    check_mask_weight,
+    check_tiling,
+    validate_params,
+)
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,7 @@ class StableDiffusion:
                 "with `impasto pull taesd` (taesdxl for SDXL models)",
             )
         check_mask_weight(params.inpaint_mask_weight, self.info.is_inpaint)
+        check_latent_resize(params.latent_resize, self.info.is_inpaint)
 
     def denoise(
         self,
@@ -285,15 +292,45 @@ class StableDiffusion:
             self.validate(params)
             return run_masked_area(self, params, progress, cancel)
         canvas = padded_size(params.width, params.height, self.size_multiple)
+        box = (0, 0, params.width, params.height)
+        if params.latent_resize and latents is None:
+            self.validate(params)
+            return [
+                replace(g, image=g.image.crop(box))
+                for g in self._latent_resized(params, progress, cancel)
+            ]
         if latents is None and params.hires is None and canvas != (params.width, params.height):
             self.validate(params)
             larger = self.generate(pad_params(params, canvas), progress, cancel)
-            box = (0, 0, params.width, params.height)
             return [replace(g, image=g.image.crop(box)) for g in larger]
         if params.hires is not None:
             result = run_hires(self, params, progress, cancel, latents)
         else:
             result = self.denoise(params, progress, cancel, latents)
+        return self._decoded(params, result, cancel)
+
+    def _latent_resized(
+        self,
+        params: GenerationParams,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> list[GeneratedImage]:
+        """img2img from the init image's latents at its own size resized to the run's, on the
+        UNet's canvas (``latent_resize``); the images are the canvas's, to be cropped."""
+        assert params.init_image is not None
+        size = (params.width, params.height)
+        canvas = padded_size(params.width, params.height, self.size_multiple)
+        vae = self.vae_for(params)
+        start = resized_init_latents(vae, params.init_image, size, canvas, params.batch_size)
+        run = replace(
+            params, init_image=None, latent_resize=False, width=canvas[0], height=canvas[1]
+        )
+        return self._decoded(run, self.denoise(run, progress, cancel, init_latents=start), cancel)
+
+    def _decoded(
+        self, params: GenerationParams, result: DenoiseResult, cancel: CancelToken | None
+    ) -> list[GeneratedImage]:
+        """The denoised latents of ``result`` as images, each with its seed."""
         if cancel is not None:
             cancel.raise_if_cancelled()
         # The refiner's own VAE decodes its output (as diffusers' refiner pipeline does).

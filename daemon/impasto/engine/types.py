@@ -173,6 +173,10 @@ class GenerationParams:
     noise_multiplier: float = 1.0
     """img2img and inpainting: the start's noise times this (AUTOMATIC1111's "Noise multiplier
     for img2img"); below 1 the picture keeps more of the init image at the same strength."""
+    latent_resize: bool = False
+    """img2img: ``init_image`` keeps its own size (sides multiples of 8) and its latents are
+    resized to width x height (A1111's "Just resize (latent upscale)"); no mask, and no
+    9-channel inpainting UNet, which sees the picture at the run's size (``latent_resize``)."""
     img2img_steps: str = "strength"
     """How a run from an image (img2img, inpainting, the hires pass) counts its steps:
     ``strength`` (diffusers), ``a1111`` (A1111's img2img) or ``exact`` (``steps`` of them;

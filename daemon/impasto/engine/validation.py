@@ -76,6 +76,14 @@ def check_mask_weight(weight: float, inpaint_unet: bool) -> None:
         raise InvalidRequestError("inpaint_mask_weight", message + ": leave it at 1")
 
 
+def check_latent_resize(latent_resize: bool, inpaint_unet: bool) -> None:
+    """InvalidRequestError for a latent resize on a 9-channel inpainting UNet, which is shown
+    the picture itself at the run's size."""
+    if latent_resize and inpaint_unet:
+        message = "an inpainting model sees the picture at width x height, so it is laid out in "
+        raise InvalidRequestError("resize_mode", message + "pixels: use stretch, crop or fill")
+
+
 def check_image_steps(steps: int, strength: float, mode: str, field: str) -> None:
     """InvalidRequestError on ``field`` (the strength) where ``exact`` steps would lay the
     schedule out for more than ``MAX_LAID_STEPS`` (steps / strength)."""
@@ -107,6 +115,31 @@ def _check_image(field: str, image: object, modes: tuple[str, ...], size: tuple[
             field,
             f"size {image.size[0]}x{image.size[1]} must equal width x height {size[0]}x{size[1]}",
         )
+
+
+def _check_latent_resize(params: GenerationParams) -> tuple[int, int]:
+    """The init image's own size, which a latent resize keeps: sides multiples of 8 within
+    width's and height's limits, and no mask (a mask is laid out in pixels)."""
+    if params.init_image is None:
+        raise InvalidRequestError("resize_mode", "latent resizes an init_image's latents: send one")
+    if params.mask_image is not None:
+        raise InvalidRequestError(
+            "resize_mode",
+            "latent resizes the latents of an img2img run; a mask is laid out in pixels: "
+            "use stretch, crop or fill",
+        )
+    if params.sd_upscale is not None:
+        raise InvalidRequestError("resize_mode", "SD upscale keeps the image's own size")
+    size = getattr(params.init_image, "size", (0, 0))
+    for field, side in zip(("width", "height"), size, strict=True):
+        try:
+            _check_size(field, side)
+        except InvalidRequestError as exc:
+            message = (
+                f"with a latent resize it is encoded at its own size: its {field} {exc.message}"
+            )
+            raise InvalidRequestError("init_image", message) from None
+    return size
 
 
 def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -> None:
@@ -187,6 +220,8 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
     if params.init_image is not None and masked_area(params):
         # Only the crop around the mask is scaled to width x height; the image keeps its size.
         size = params.init_image.size
+    if params.latent_resize:
+        size = _check_latent_resize(params)
     if params.init_image is not None:
         _check_image("init_image", params.init_image, INIT_IMAGE_MODES, size)
         if not has_vae_encoder:

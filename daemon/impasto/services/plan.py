@@ -36,6 +36,7 @@ from impasto.services.sampler_plan import (
     checked_unipc,
     discards_any,
     hires_sampler_and_schedule,
+    latent_source_size,
     runs_negative_pass,
     runs_unipc,
     sampler_and_schedule,
@@ -89,12 +90,12 @@ class Resolver:
         if request.sd_upscale is not None:
             # The image keeps its own size: it is upscaled, then cut into tiles of this size.
             init_image: str | None = self._upscale_source(request)
-            mask_image = None
+            mask_image, latent_resize = None, False
         else:
-            init_image, mask_image = self._images(request, (width, height))
+            init_image, mask_image, latent_resize = self._images(request, (width, height))
             if request.inpaint_area == "masked" and mask_image is None:
                 raise FieldError("inpaint_area", "masked needs a mask_image (and an init_image)")
-        check_image_settings(request, init_image, model.inpaint)
+        check_image_settings(request, init_image, model.inpaint, latent_resize)
         models_dir = self.catalog.models_dir
         prompt, loras = prompt_loras(request)
         for lora, field, tag in loras:
@@ -162,6 +163,7 @@ class Resolver:
             mask_image=mask_image,
             strength=request.strength,
             noise_multiplier=request.noise_multiplier,
+            latent_resize=latent_resize,
             extra_noise=request.extra_noise,
             img2img_steps=request.img2img_steps,
             inpaint_mask_weight=request.inpaint_mask_weight,
@@ -227,12 +229,15 @@ class Resolver:
 
     def _images(
         self, request: GenerateRequest, size: tuple[int, int]
-    ) -> tuple[str | None, str | None]:
-        """The init image and mask as uploads of ``size``, laid out by ``resize_mode``; with
-        ``inpaint_area`` masked and a mask, the init image keeps its own size (only the crop
-        around the mask is scaled)."""
+    ) -> tuple[str | None, str | None, bool]:
+        """The init image and mask as uploads of ``size``, laid out by ``resize_mode``, and
+        whether the run resizes the init image's latents instead (``latent`` with an image of
+        another size: it keeps its own, down to multiples of 8). With ``inpaint_area`` masked
+        and a mask, the init image keeps its own size (only the crop around the mask is
+        scaled)."""
         found: dict[str, str | None] = {}
         masked = request.inpaint_area == "masked" and bool(request.mask_image)
+        latent = False
         for key, value, mode in (
             ("init_image", request.init_image, "RGB"),
             ("mask_image", request.mask_image, "L"),
@@ -243,15 +248,22 @@ class Resolver:
             upload_id, image = self.uploads.resolve(value, key)
             if masked and key == "init_image":
                 size = image.size
-            if image.size != size:
+            target, layout = size, request.resize_mode
+            if layout == "latent":
+                layout = "stretch"  # the init image to multiples of 8; a mask: as stretch
+                if key == "init_image" and image.size != size:
+                    target, latent = latent_source_size(image.size), True
+            if latent and request.mask_image:
+                message = "latent resizes the latents of an img2img run; a mask is laid out in "
+                raise FieldError("resize_mode", message + "pixels: use stretch, crop or fill")
+            if image.size != target:
                 # An init image's transparency is flattened before the resize blends it in.
                 image = flattened(image) if key == "init_image" else image.convert(mode)
-                laid = fitted(image, request.resize_mode, size)
-                upload_id, _ = self.uploads.save_image(laid)
+                upload_id, _ = self.uploads.save_image(fitted(image, layout, target))
             found[key] = f"upload:{upload_id}"
         if found["mask_image"] and not found["init_image"]:
             raise FieldError("mask_image", "a mask needs an init_image to paint into")
-        return found["init_image"], found["mask_image"]
+        return found["init_image"], found["mask_image"], latent
 
     def _upscale_source(self, request: GenerateRequest) -> str:
         """SD upscale's init image, stored at its own size (the tiles are the request's)."""

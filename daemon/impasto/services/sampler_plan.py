@@ -20,13 +20,14 @@ from impasto.engine.schedulers import (
     unipc_samplers,
 )
 from impasto.engine.types import InvalidRequestError
-from impasto.engine.validation import check_image_steps, check_mask_weight
+from impasto.engine.validation import check_image_steps, check_latent_resize, check_mask_weight
 from impasto.services.errors import FieldError
 from impasto.services.models import ModelEntry
 from impasto.wire import (
     BOUND_FIELDS,
     CHURN_FIELDS,
     CHURN_OFF,
+    LIMITS,
     UNCOND_SKIP_FIELDS,
     UNIPC_FIELDS,
     GenerateRequest,
@@ -218,13 +219,31 @@ def checked_sgm(sgm: bool, sampler: str, init_image: str | None) -> bool:
     )
 
 
+def latent_source_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The size an init image is encoded at for a latent resize: its own, down to multiples
+    of 8; a 422 naming ``init_image`` out of width's and height's limits."""
+    snapped = (size[0] // 8 * 8, size[1] // 8 * 8)
+    limits = [LIMITS[side] for side in ("width", "height")]
+    if not all(
+        (limit.minimum or 0) <= side <= (limit.maximum or 0)
+        for limit, side in zip(limits, snapped, strict=True)
+    ):
+        low, high = limits[0].minimum, limits[0].maximum
+        raise FieldError(
+            "init_image",
+            f"a latent resize encodes it at its own size, {size[0]}x{size[1]}: each side "
+            f"{low:g} to {high:g} pixels (or use stretch, crop or fill)",
+        )
+    return snapped
+
+
 def check_image_settings(
-    request: GenerateRequest, init_image: str | None, inpaint_model: bool
+    request: GenerateRequest, init_image: str | None, inpaint_model: bool, latent: bool = False
 ) -> None:
     """A 422 for a setting of a run from an image where no pass starts from one: the resize
     mode and the noise multiplier (img2img, inpainting), extra noise, the step count and the
     inpainting mask weight (those, and the hires pass); the weight also for a model that is
-    no inpainting model."""
+    no inpainting model, and a ``latent`` resize on one."""
     if request.noise_multiplier != 1.0 and init_image is None:
         message = "scales the noise added to an init_image: send one, or leave it at 1"
         raise FieldError("noise_multiplier", message)
@@ -233,6 +252,7 @@ def check_image_settings(
         raise FieldError("resize_mode", message)
     try:
         check_mask_weight(request.inpaint_mask_weight, inpaint_model)
+        check_latent_resize(latent, inpaint_model)
     except InvalidRequestError as exc:
         raise FieldError(exc.field, exc.message) from None
     if init_image is not None or request.hires is not None:

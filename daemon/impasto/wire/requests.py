@@ -373,6 +373,8 @@ class ResolvedPlan(Schema, kw_only=True):
     mask_image: str | None = None
     strength: float = 0.75
     noise_multiplier: float = 1.0
+    latent_resize: bool = False
+    """``resize_mode`` latent with an init image of another size, which is stored at its own."""
     img2img_steps: str = "strength"
     inpaint_mask_weight: float = 1.0
     extra_noise: float = 0.0

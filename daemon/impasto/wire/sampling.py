@@ -22,12 +22,14 @@ NoiseMultiplier = Annotated[
     ),
 ]
 ResizeMode = Annotated[
-    Literal["stretch", "crop", "fill"],
+    Literal["stretch", "crop", "fill", "latent"],
     Meta(
         description="How an init_image (and its mask) of another shape than width x height is "
         "laid out: stretch = resized to it; crop = scaled to cover it, the centre kept; fill = "
-        "scaled to fit, the sides left filled with the picture's edges stretched (A1111's Just "
-        "resize, Crop and resize, Resize and fill)"
+        "scaled to fit, the sides left filled with the picture's edges stretched; latent = "
+        "encoded at its own size, its latents resized (bilinear; img2img without a mask, not "
+        "on an inpainting model) (A1111's Just resize, Crop and resize, Resize and fill, Just "
+        "resize (latent upscale))"
     ),
 ]
 InpaintMaskWeight = Annotated[

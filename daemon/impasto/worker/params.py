@@ -75,6 +75,7 @@ def build_params(job: RunJob) -> Any:
         unipc_variant=plan.unipc_variant,
         strength=plan.strength,
         noise_multiplier=plan.noise_multiplier,
+        latent_resize=plan.latent_resize,
         extra_noise=plan.extra_noise,
         img2img_steps=plan.img2img_steps,
         inpaint_mask_weight=plan.inpaint_mask_weight,

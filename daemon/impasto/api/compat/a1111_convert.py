@@ -57,8 +57,8 @@ class Plan:
 
 A1111_UPSCALERS = {label.lower(): key for key, label in UPSCALER_LABELS.items()}
 """A1111's hires upscaler names (its latent modes and PIL resizes) -> Impasto's upscaler ids."""
-RESIZE_MODES = {0: "stretch", 1: "crop", 2: "fill", 3: "stretch"}
-"""A1111's img2img resize modes; 3 resizes the latents in A1111, the picture here."""
+RESIZE_MODES = {0: "stretch", 1: "crop", 2: "fill", 3: "latent"}
+"""A1111's img2img resize modes (3: the init image's latents are resized, by the services)."""
 SAME_SAMPLER = ("", "use same sampler")
 SAME_CHECKPOINT = ("", "use same checkpoint")
 
@@ -325,7 +325,12 @@ def prepare_images(
     if _only_masked(req):
         # Only the crop around the mask is scaled to width x height; the image keeps its size.
         size, mode = init.size, "stretch"
-    out = {"init_image": upload(services, fitted(init, mode, size))}
+    if mode == "latent":
+        # The services keep the image's size and resize its latents (a mask: a 422 there).
+        out = {"init_image": upload(services, init), "resize_mode": "latent"}
+        mode = "stretch"
+    else:
+        out = {"init_image": upload(services, fitted(init, mode, size))}
     if req.mask:
         mask = decode_base64_image(services, req.mask, "mask").convert("L")
         mask = fitted(mask, mode, size)

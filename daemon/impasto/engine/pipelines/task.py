@@ -45,8 +45,9 @@ def _plan(
             noise,
             params.steps,
             params.strength,
-            extra=params.extra_noise,
-            mode=params.img2img_steps,
+            params.noise_multiplier,
+            params.extra_noise,
+            params.img2img_steps,
         )
         return TaskPlan(latents=first, start=index)
     if params.init_image is None:
