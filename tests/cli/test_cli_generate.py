@@ -352,3 +352,20 @@ def test_the_resize_mode_flag_becomes_the_request_field(tmp_path: Path) -> None:
     sent = len(daemon.requests)
     assert main(["generate", "x", "--resize-mode", "cover"], connect=daemon.client) != 0
     assert len(daemon.requests) == sent  # the bad choice sent nothing
+
+
+def test_the_color_correction_flags_become_the_request_fields(tmp_path: Path) -> None:
+    init, reference = tmp_path / "init.png", tmp_path / "colours.png"
+    init.write_bytes(b"init")
+    reference.write_bytes(b"colours")
+    daemon = CliDaemon(batch=1)
+    argv = ["generate", "x", "--init-image", str(init), "--color-correction"]
+    argv += ["--color-reference", str(reference), "-o", str(tmp_path), "--quiet"]
+    assert main(argv, connect=daemon.client) == 0
+    uploads = [r for r in daemon.requests if r.url.path == "/api/v1/images"]
+    assert [b"colours" in r.content for r in uploads] == [False, True]
+    submit = next(r for r in daemon.requests if r.url.path == "/api/v1/generate")
+    body = json.loads(submit.content)
+    assert (body["color_correction"], body["color_reference"]) == (True, "upload:up-7")
+    missing = ["generate", "x", "--color-reference", str(tmp_path / "none.png")]
+    assert main(missing, connect=daemon.client) != 0

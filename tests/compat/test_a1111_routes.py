@@ -1433,6 +1433,29 @@ def test_img2img_resize_mode_3_resizes_the_latents(http: httpx.Client) -> None:
     assert refused.status_code == 422 and "mask" in refused.text, refused.text
 
 
+def test_img2img_color_correction_from_the_options(http: httpx.Client) -> None:
+    """``img2img_color_correction`` (override, else ``POST /options``, which checks it):
+    the picture is the uncorrected one with the init image's colours; txt2img ignores it."""
+    from impasto.engine.color_correction import color_corrected
+
+    init = _bands((64, 64), 20, vertical=True)
+    body = {"prompt": "a kite", "seed": 4, "steps": 3, "width": 64, "height": 64}
+    sent = {**body, "init_images": [_b64_png(init)], "denoising_strength": 0.6}
+
+    def run(route: str, extra: dict[str, Any]) -> Image.Image:
+        answer = http.post(f"/sdapi/v1/{route}", json={**extra})
+        assert answer.status_code == 200, answer.text
+        return _image(answer.json()["images"][0]).convert("RGB")
+
+    plain = run("img2img", sent)
+    on = {"override_settings": {"img2img_color_correction": True}}
+    fixed = run("img2img", {**sent, **on})
+    assert fixed.tobytes() == color_corrected(plain, init).tobytes() != plain.tobytes()
+    assert run("txt2img", {**body, **on}).tobytes() == run("txt2img", body).tobytes()
+    refused = http.post("/sdapi/v1/options", json={"img2img_color_correction": "sometimes"})
+    assert refused.status_code == 422 and "img2img_color_correction" in refused.text
+
+
 def test_ensd_from_the_options_and_infotext_changes_the_per_step_noise(http: httpx.Client) -> None:
     """A1111's "Eta noise seed delta": from ``override_settings``, else ``POST /options``, else
     an infotext's ``ENSD``; written as ``ENSD`` where the sampler draws noise per step (Euler

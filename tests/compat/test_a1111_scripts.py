@@ -689,6 +689,26 @@ def test_loopback_feeds_each_output_back_as_the_next_init_image(
     assert result.info["extra_generation_params"]["Denoising curve"] == "Linear"
 
 
+def test_loopback_with_color_correction_keeps_the_first_images_colours(
+    api: webuiapi.WebUIApi, http: httpx.Client
+) -> None:
+    """A1111 corrects every loop to the first init image's colours (not the last output's),
+    so they do not drift; the option comes from ``override_settings``."""
+    api.img2img(
+        images=[Image.new("RGB", (64, 64), (40, 200, 60))],
+        prompt="a green square",
+        seed=7,
+        script_name="loopback",
+        script_args=[2, 0.5, "Linear", "None"],
+        override_settings={"img2img_color_correction": True},
+        **SIZE,
+    )
+    first, second = history(http, 2)
+    assert first["plan"]["color_correction"] and second["plan"]["color_correction"]
+    original = first["request"]["init_image"]
+    assert second["plan"]["color_reference"] == original != second["request"]["init_image"]
+
+
 def test_interrupt_stops_a_running_plot_and_its_queued_cells(
     http: httpx.Client,
 ) -> None:

@@ -374,6 +374,44 @@ def test_a_transparent_init_image_of_another_size_runs_as_white(impasto_daemon: 
         assert clear != run(Image.new("RGB", (32, 32), (0, 0, 0)))
 
 
+def _data_url(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_color_correction_takes_the_references_colours(impasto_daemon: Daemon) -> None:
+    """Through the worker: a corrected run is the plain run's picture with the reference's
+    colours (the arithmetic: tests/engine/test_color_correction.py), the reference sent inline
+    is stored once as an upload, and the field is refused where there is nothing to match."""
+    from impasto.engine.color_correction import color_corrected
+
+    init = Image.new("RGB", (64, 64), (200, 60, 40))
+    reference = Image.new("RGB", (16, 16), (30, 90, 220))
+    body = {"prompt": "recoloured", **TINY, "init_image": _data_url(init), "seed": 9}
+
+    def run(extra: dict[str, Any]) -> tuple[dict[str, Any], Image.Image]:
+        job = client.post("/api/v1/generate", json={**body, **extra}).json()
+        done = wait_status(client, job["id"], {"completed", "failed"})
+        assert done["status"] == "completed", done
+        png = client.get(done["results"][0]["url"]).content
+        return done, Image.open(io.BytesIO(png)).convert("RGB")
+
+    with impasto_daemon.client() as client:
+        _, plain = run({})
+        extra = {"color_correction": True, "color_reference": _data_url(reference)}
+        done, fixed = run(extra)
+        assert fixed.tobytes() == color_corrected(plain, reference).tobytes()
+        assert done["request"]["color_reference"].startswith("upload:")
+        for refused, field in (
+            ({**TINY, "prompt": "x", "color_correction": True}, "color_correction"),
+            ({**body, "color_reference": _data_url(reference)}, "color_reference"),
+        ):
+            answer = client.post("/api/v1/generate", json=refused)
+            assert answer.status_code == 422, answer.text
+            assert answer.json()["errors"][0]["field"] == field
+
+
 def test_idempotency_key_returns_the_same_job(impasto_daemon: Daemon) -> None:
     with impasto_daemon.client() as client:
         headers = {"Idempotency-Key": "retry-123"}

@@ -297,17 +297,21 @@ def test_the_mask_weight_shows_for_inpainting_models_and_goes_with_an_image(
 def test_the_resize_mode_goes_only_with_an_image(
     page: Page, impasto_daemon: Any, tmp_path: Path
 ) -> None:
-    """How an image of another shape is fitted: not sent for txt2img (the API would refuse
-    it), sent with an image, which then runs at width x height."""
+    """How an image of another shape is fitted, and the colour correction: not sent for
+    txt2img (the API would refuse them), sent with an image, which then runs at width x
+    height."""
     open_ui(page)
     fill_form(page, prompt="fitted kite", **QUICK)
     page.click("#img-card > summary")
     page.select_option("#resize_mode", "fill")
+    page.check("#color_correction")
     page.click("#submit")
     job = finished_job(page, impasto_daemon)
     assert job["request"]["resize_mode"] == "stretch" and job["request"]["init_image"] is None
+    assert job["request"]["color_correction"] is False
     job = _again_with_an_image(page, impasto_daemon, job, tmp_path, (128, 64))
     assert job["request"]["resize_mode"] == "fill" and job["status"] == "completed"
+    assert job["request"]["color_correction"] is True
     assert (job["results"][0]["width"], job["results"][0]["height"]) == (64, 64)
     # The latents resized: the image kept at its own size for the engine.
     page.select_option("#resize_mode", "latent")

@@ -14,16 +14,16 @@ const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule'
 // Sent only with a mask: they say how to inpaint.
 const INPAINT_FIELDS = ['inpaint_area', 'inpaint_padding', 'masked_content'];
 // Sent only with an image: the API refuses them without one.
-const IMAGE_FIELDS = ['noise_multiplier', 'resize_mode'];
+const IMAGE_FIELDS = ['noise_multiplier', 'resize_mode', 'color_correction'];
 // The hires fix card: request field under ``hires`` -> form element id.
 const HIRES_FIELDS = { scale: 'hires_scale', upscaler: 'hires_upscaler', steps: 'hires_steps', strength: 'hires_strength' };
-const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, 'eta', ...CHURN_FIELDS, ...BOUND_FIELDS, ...UNIPC_FIELDS, 'tiling', ...Object.values(HIRES_FIELDS)];
+const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, 'eta', ...CHURN_FIELDS, ...BOUND_FIELDS, ...UNIPC_FIELDS, 'tiling', 'color_correction', ...Object.values(HIRES_FIELDS)];
 // Fields that do not depend on the model; the rest come from the chosen model's defaults.
 export const DEFAULTS = {
   prompt: '', negative_prompt: '', model: '', seed: -1, subseed: -1, subseed_strength: 0, eta: null,
   seed_resize_from_width: 0, seed_resize_from_height: 0, rng: 'pcg64', noise_seed_delta: 0,
   batch_size: 1, priority: 0,
-  strength: 0.75, noise_multiplier: 1, extra_noise: 0, inpaint_mask_weight: 1, resize_mode: 'stretch', img2img_steps: 'strength', loras: [], cache_interval: 0, decoder: 'full',
+  strength: 0.75, noise_multiplier: 1, extra_noise: 0, inpaint_mask_weight: 1, resize_mode: 'stretch', color_correction: false, img2img_steps: 'strength', loras: [], cache_interval: 0, decoder: 'full',
   inpaint_area: 'whole', inpaint_padding: 32, masked_content: 'original', clip_skip: 1,
   tiling: false, s_churn: 0, s_tmin: 0, s_tmax: null, s_noise: 1,
   sigma_min: null, sigma_max: null, rho: null, s_min_uncond: 0, s_min_uncond_all: false, skip_early_cond: 0,
@@ -282,6 +282,7 @@ export class GenerateForm {
     req.discard_penultimate_sigma = discard.checked && !discard.disabled;
     const sgm = byId('sgm_noise_multiplier');
     req.sgm_noise_multiplier = sgm.checked && !sgm.disabled;
+    req.color_correction = byId('color_correction').checked;
     const order = byId('unipc_order');
     if (order.value.trim() !== '' && !order.disabled) req.unipc_order = Number(order.value);
     const variant = byId('unipc_variant');
@@ -331,6 +332,7 @@ export class GenerateForm {
     if (values.eta !== undefined) byId('eta').value = values.eta == null ? '' : String(values.eta);
     if (values.s_min_uncond_all !== undefined) byId('s_min_uncond_all').checked = Boolean(values.s_min_uncond_all);
     if (values.sgm_noise_multiplier !== undefined) byId('sgm_noise_multiplier').checked = Boolean(values.sgm_noise_multiplier);
+    if (values.color_correction !== undefined) byId('color_correction').checked = Boolean(values.color_correction);
     for (const name of UNIPC_FIELDS) {
       if (values[name] !== undefined) byId(name).value = values[name] == null ? '' : String(values[name]);
     }

@@ -12,6 +12,13 @@ from impasto.cli.generate_args import HIRES_FLAGS, REQUEST_FIELDS, add_arguments
 from impasto.cli.progress import ProgressBar
 from impasto.client import ApiError, Client, JobStatus
 
+IMAGE_FLAGS = (
+    ("init_image", "init_image"),
+    ("mask", "mask_image"),
+    ("color_reference", "color_reference"),
+)
+"""The flags naming a picture file -> the request field its upload goes in."""
+
 
 def register(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -45,7 +52,7 @@ def build_request(args: argparse.Namespace, client: Client) -> dict[str, Any]:
     if args.hires is not None:
         extra = {f: getattr(args, flag) for flag, f in HIRES_FLAGS.items()}
         request["hires"] = {**args.hires, **{k: v for k, v in extra.items() if v is not None}}
-    for flag, field in (("init_image", "init_image"), ("mask", "mask_image")):
+    for flag, field in IMAGE_FLAGS:
         path: Path | None = getattr(args, flag)
         if path is not None:
             request[field] = f"upload:{client.upload_image(path)}"
@@ -54,7 +61,7 @@ def build_request(args: argparse.Namespace, client: Client) -> dict[str, Any]:
 
 def generate(args: argparse.Namespace, context: Context) -> int:
     """Submit, wait with a progress bar, download the images; Ctrl+C cancels the job."""
-    for path in (args.init_image, args.mask):
+    for path in (getattr(args, flag) for flag, _ in IMAGE_FLAGS):
         if path is not None and not path.is_file():
             print(f"error: {path} is not a file", file=sys.stderr)
             return EXIT_FAILED

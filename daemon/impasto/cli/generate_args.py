@@ -47,6 +47,7 @@ REQUEST_FIELDS = {
     "strength": "strength",
     "resize_mode": "resize_mode",
     "noise_multiplier": "noise_multiplier",
+    "color_correction": "color_correction",
     "extra_noise": "extra_noise",
     "inpaint_mask_weight": "inpaint_mask_weight",
     "img2img_steps": "img2img_steps",

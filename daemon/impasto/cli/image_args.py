@@ -42,6 +42,19 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
         f"({span('noise_multiplier')}; default 1; A1111's noise multiplier for img2img)",
     )
     parser.add_argument(
+        "--color-correction",
+        action="store_true",
+        default=None,
+        help="match the result's colours to the init image's, keeping its own luminosity "
+        "(A1111's color correction for img2img)",
+    )
+    parser.add_argument(
+        "--color-reference",
+        type=Path,
+        metavar="PATH",
+        help="with --color-correction: the picture whose colours the result takes instead",
+    )
+    parser.add_argument(
         "--extra-noise",
         type=float,
         metavar="F",

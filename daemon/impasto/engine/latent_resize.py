@@ -8,12 +8,25 @@ own size and the latents are resized to the run's (torch's bilinear ``interpolat
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
 import numpy as np
 from PIL import Image
 
-from impasto.engine.padding import VAE_FACTOR
+from impasto.engine.color_correction import reference
+from impasto.engine.padding import VAE_FACTOR, padded_size
+from impasto.engine.types import (
+    CancelToken,
+    GeneratedImage,
+    GenerationParams,
+    ProgressCallback,
+)
 from impasto.engine.upscale_latents import upscale_latents
 from impasto.engine.vae import Vae, image_to_array
+
+if TYPE_CHECKING:
+    from impasto.engine.pipeline import StableDiffusion
 
 
 def resized_init_latents(
@@ -29,3 +42,28 @@ def resized_init_latents(
     if any(extra):
         latents = np.pad(latents, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])), mode="edge")
     return np.repeat(latents, batch, axis=0)
+
+
+def run_latent_resized(
+    pipe: StableDiffusion,
+    params: GenerationParams,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> list[GeneratedImage]:
+    """img2img from the init image's latents at its own size resized to the run's, on the
+    UNet's canvas (``latent_resize``); the images are the canvas's, to be cropped."""
+    assert params.init_image is not None
+    size = (params.width, params.height)
+    canvas = padded_size(params.width, params.height, pipe.size_multiple)
+    vae = pipe.vae_for(params)
+    start = resized_init_latents(vae, params.init_image, size, canvas, params.batch_size)
+    run = replace(
+        params,
+        init_image=None,
+        latent_resize=False,
+        color_correction=False,
+        width=canvas[0],
+        height=canvas[1],
+    )
+    result = pipe.denoise(run, progress, cancel, init_latents=start)
+    return pipe.decoded(run, result, cancel, reference(params))

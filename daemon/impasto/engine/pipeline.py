@@ -6,13 +6,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from impasto.engine.adapters import AdapterCache, Components, final_norm_loader
+from impasto.engine.color_correction import color_corrected, reference
 from impasto.engine.conditioning import StepCount, build_guidance
 from impasto.engine.families import FamilyDefaults, detect_family, family_defaults
 from impasto.engine.hires import run_hires
 from impasto.engine.inpaint_area import run_masked_area
-from impasto.engine.latent_resize import resized_init_latents
+from impasto.engine.latent_resize import run_latent_resized
 from impasto.engine.model_folder import ModelFolder, open_model_folder
 from impasto.engine.noise import BatchNoise, run_noise
 from impasto.engine.padding import pad_params, padded_size, size_multiple
@@ -297,7 +299,7 @@ class StableDiffusion:
             self.validate(params)
             return [
                 replace(g, image=g.image.crop(box))
-                for g in self._latent_resized(params, progress, cancel)
+                for g in run_latent_resized(self, params, progress, cancel)
             ]
         if latents is None and params.hires is None and canvas != (params.width, params.height):
             self.validate(params)
@@ -307,30 +309,17 @@ class StableDiffusion:
             result = run_hires(self, params, progress, cancel, latents)
         else:
             result = self.denoise(params, progress, cancel, latents)
-        return self._decoded(params, result, cancel)
+        return self.decoded(params, result, cancel, reference(params))
 
-    def _latent_resized(
+    def decoded(
         self,
         params: GenerationParams,
-        progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
+        result: DenoiseResult,
+        cancel: CancelToken | None,
+        colours_of: Image.Image | None,
     ) -> list[GeneratedImage]:
-        """img2img from the init image's latents at its own size resized to the run's, on the
-        UNet's canvas (``latent_resize``); the images are the canvas's, to be cropped."""
-        assert params.init_image is not None
-        size = (params.width, params.height)
-        canvas = padded_size(params.width, params.height, self.size_multiple)
-        vae = self.vae_for(params)
-        start = resized_init_latents(vae, params.init_image, size, canvas, params.batch_size)
-        run = replace(
-            params, init_image=None, latent_resize=False, width=canvas[0], height=canvas[1]
-        )
-        return self._decoded(run, self.denoise(run, progress, cancel, init_latents=start), cancel)
-
-    def _decoded(
-        self, params: GenerationParams, result: DenoiseResult, cancel: CancelToken | None
-    ) -> list[GeneratedImage]:
-        """The denoised latents of ``result`` as images, each with its seed."""
+        """The denoised latents of ``result`` as images, each with its seed; with
+        ``colours_of``, their colours matched to it before any paste-back, as A1111 orders it."""
         if cancel is not None:
             cancel.raise_if_cancelled()
         # The refiner's own VAE decodes its output (as diffusers' refiner pipeline does).
@@ -345,6 +334,8 @@ class StableDiffusion:
                 "use an fp32 VAE or an fp16-fixed one with the vae option"
             )
         images = array_to_images(decoded)
+        if colours_of is not None:
+            images = [color_corrected(image, colours_of) for image in images]
         if result.plan.finish is not None:
             images = result.plan.finish(images)
         warnings = tuple(result.warnings)

@@ -177,6 +177,11 @@ class GenerationParams:
     """img2img: ``init_image`` keeps its own size (sides multiples of 8) and its latents are
     resized to width x height (A1111's "Just resize (latent upscale)"); no mask, and no
     9-channel inpainting UNet, which sees the picture at the run's size (``latent_resize``)."""
+    color_correction: bool = False
+    """img2img and inpainting: each image's colours matched to ``color_reference``'s, else
+    ``init_image``'s, before any paste-back (A1111's "Apply color correction to img2img
+    results"; ``color_correction``)."""
+    color_reference: Image.Image | None = None
     img2img_steps: str = "strength"
     """How a run from an image (img2img, inpainting, the hires pass) counts its steps:
     ``strength`` (diffusers), ``a1111`` (A1111's img2img) or ``exact`` (``steps`` of them;

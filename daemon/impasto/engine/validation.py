@@ -103,14 +103,16 @@ def _check_choice(field: str, value: object) -> None:
         raise InvalidRequestError(field, f"{value!r} is not one of {', '.join(choices)}")
 
 
-def _check_image(field: str, image: object, modes: tuple[str, ...], size: tuple[int, int]) -> None:
+def _check_image(
+    field: str, image: object, modes: tuple[str, ...], size: tuple[int, int] | None
+) -> None:
     if not isinstance(image, Image.Image):
         raise InvalidRequestError(field, "must be a PIL image")
     if image.mode not in modes:
         raise InvalidRequestError(
             field, f"mode {image.mode} is not allowed; use one of: {', '.join(modes)}"
         )
-    if image.size != size:
+    if size is not None and image.size != size:
         raise InvalidRequestError(
             field,
             f"size {image.size[0]}x{image.size[1]} must equal width x height {size[0]}x{size[1]}",
@@ -222,6 +224,13 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
         size = params.init_image.size
     if params.latent_resize:
         size = _check_latent_resize(params)
+    if params.color_correction and params.init_image is None:
+        raise InvalidRequestError("color_correction", "matches an init_image's colours: send one")
+    if params.color_reference is not None:
+        if not params.color_correction:
+            message = "is what color_correction matches colours to: set it, or leave this out"
+            raise InvalidRequestError("color_reference", message)
+        _check_image("color_reference", params.color_reference, INIT_IMAGE_MODES, None)
     if params.init_image is not None:
         _check_image("init_image", params.init_image, INIT_IMAGE_MODES, size)
         if not has_vae_encoder:

@@ -18,7 +18,13 @@ from impasto.services.images import UPLOAD_REF
 from impasto.services.plan import Resolver
 from impasto.services.runner import JobRunner
 from impasto.store.cursors import InvalidCursorError
-from impasto.wire import FIELD_RULES, TERMINAL_STATUSES, GenerateRequest, ResolvedPlan
+from impasto.wire import (
+    FIELD_RULES,
+    IMAGE_FIELDS,
+    TERMINAL_STATUSES,
+    GenerateRequest,
+    ResolvedPlan,
+)
 from impasto.worker.supervisor import Supervisor
 
 log = logging.getLogger("impasto.jobs")
@@ -94,9 +100,8 @@ class JobService:
                 f"the queue holds {self.options.max_queue} jobs, its limit; retry later", 10
             )
         # Images sent inline (data: URLs) are stored once, as the plan's uploads.
-        stored = msgspec.structs.replace(
-            request, init_image=plan.init_image, mask_image=plan.mask_image
-        )
+        images = {name: getattr(plan, name) for name in IMAGE_FIELDS}
+        stored = msgspec.structs.replace(request, **images)
         job, created = self.store.create(
             msgspec.to_builtins(stored),
             model=plan.model,

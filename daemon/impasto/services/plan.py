@@ -164,6 +164,8 @@ class Resolver:
             strength=request.strength,
             noise_multiplier=request.noise_multiplier,
             latent_resize=latent_resize,
+            color_correction=request.color_correction,
+            color_reference=self._color_reference(request),
             extra_noise=request.extra_noise,
             img2img_steps=request.img2img_steps,
             inpaint_mask_weight=request.inpaint_mask_weight,
@@ -215,6 +217,8 @@ class Resolver:
         starts_from_image = request.init_image is not None or request.sd_upscale is not None
         if not takes_sgm(sampler, starts_from_image):
             unused["sgm_noise_multiplier"] = False  # A1111 scales a txt2img k-diffusion start
+        if request.init_image is None:
+            unused.update(color_correction=False, color_reference=None)  # img2img's only
         if request.init_image is None and request.hires is None:
             unused["extra_noise"] = 0.0  # A1111 adds it to img2img and the hires pass only
             unused["img2img_steps"] = "strength"  # no pass starts from an image
@@ -264,6 +268,17 @@ class Resolver:
         if found["mask_image"] and not found["init_image"]:
             raise FieldError("mask_image", "a mask needs an init_image to paint into")
         return found["init_image"], found["mask_image"], latent
+
+    def _color_reference(self, request: GenerateRequest) -> str | None:
+        """The picture ``color_correction`` matches colours to, stored as an upload (None:
+        the init image's)."""
+        if not request.color_reference:
+            return None
+        if not request.color_correction:
+            message = "is what color_correction matches colours to: set it true, or leave this out"
+            raise FieldError("color_reference", message)
+        upload_id, _ = self.uploads.resolve(request.color_reference, "color_reference")
+        return f"upload:{upload_id}"
 
     def _upscale_source(self, request: GenerateRequest) -> str:
         """SD upscale's init image, stored at its own size (the tiles are the request's)."""

@@ -241,15 +241,18 @@ def check_image_settings(
     request: GenerateRequest, init_image: str | None, inpaint_model: bool, latent: bool = False
 ) -> None:
     """A 422 for a setting of a run from an image where no pass starts from one: the resize
-    mode and the noise multiplier (img2img, inpainting), extra noise, the step count and the
-    inpainting mask weight (those, and the hires pass); the weight also for a model that is
-    no inpainting model, and a ``latent`` resize on one."""
+    mode, the noise multiplier and the colour correction (img2img, inpainting), extra noise,
+    the step count and the inpainting mask weight (those, and the hires pass); the weight
+    also for a model that is no inpainting model, and a ``latent`` resize on one."""
     if request.noise_multiplier != 1.0 and init_image is None:
         message = "scales the noise added to an init_image: send one, or leave it at 1"
         raise FieldError("noise_multiplier", message)
     if request.resize_mode != "stretch" and init_image is None:
         message = "lays out an init_image at width x height: send one, or leave it at stretch"
         raise FieldError("resize_mode", message)
+    if request.color_correction and init_image is None:
+        message = "matches the result's colours to an init_image's: send one, or leave it false"
+        raise FieldError("color_correction", message)
     try:
         check_mask_weight(request.inpaint_mask_weight, inpaint_model)
         check_latent_resize(latent, inpaint_model)

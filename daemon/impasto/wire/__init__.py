@@ -54,6 +54,7 @@ from impasto.wire.messages import (
 from impasto.wire.requests import (
     ACTIVE_INSTALL,
     CHURN_OFF,
+    IMAGE_FIELDS,
     MAX_PROMPT_CHARACTERS,
     NOT_BLANK,
     SCHEDULE_NAMES,
@@ -122,6 +123,7 @@ __all__ = [
     "CHURN_OFF",
     "EVENT_TYPES",
     "FIELD_RULES",
+    "IMAGE_FIELDS",
     "LIMITS",
     "MAX_PROMPT_CHARACTERS",
     "MODEL_TYPES",

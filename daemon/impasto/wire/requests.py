@@ -13,6 +13,7 @@ from msgspec import Meta
 
 from impasto.wire.sampling import (
     CHURN_FIELDS,
+    ColorCorrection,
     DiscardPenultimate,
     ImageSteps,
     InpaintMaskWeight,
@@ -290,6 +291,14 @@ class GenerateRequest(Schema):
     resize_mode: ResizeMode = "stretch"
     strength: Strength = 0.75
     noise_multiplier: NoiseMultiplier = 1.0
+    color_correction: ColorCorrection = False
+    color_reference: Annotated[
+        str | None,
+        Meta(
+            description="with color_correction: the picture whose colours the result takes "
+            "(base64, a data: URL or upload:<id>, any size); null: the init image"
+        ),
+    ] = None
     img2img_steps: ImageSteps = "strength"
     inpaint_mask_weight: InpaintMaskWeight = 1.0
     extra_noise: Annotated[
@@ -330,6 +339,10 @@ CHURN_OFF: dict[str, Any] = {
     f.name: f.default for f in msgspec.structs.fields(GenerateRequest) if f.name in CHURN_FIELDS
 }
 """The sigma churn fields at their defaults: no churn."""
+
+
+IMAGE_FIELDS = ("init_image", "mask_image", "color_reference")
+"""The request's (and the plan's) pictures: inline ones are stored once, as uploads."""
 
 
 class ResolvedPlan(Schema, kw_only=True):
@@ -375,6 +388,8 @@ class ResolvedPlan(Schema, kw_only=True):
     noise_multiplier: float = 1.0
     latent_resize: bool = False
     """``resize_mode`` latent with an init image of another size, which is stored at its own."""
+    color_correction: bool = False
+    color_reference: str | None = None
     img2img_steps: str = "strength"
     inpaint_mask_weight: float = 1.0
     extra_noise: float = 0.0

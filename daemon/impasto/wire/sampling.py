@@ -32,6 +32,14 @@ ResizeMode = Annotated[
         "resize (latent upscale))"
     ),
 ]
+ColorCorrection = Annotated[
+    bool,
+    Meta(
+        description="img2img and inpainting: the result's colours matched to the init image's "
+        "(each 8-bit Lab channel's histogram), its own luminosity kept (A1111's "
+        "img2img_color_correction)"
+    ),
+]
 InpaintMaskWeight = Annotated[
     float,
     Meta(

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from impasto.wire import BOUND_FIELDS, CHURN_FIELDS, UNCOND_SKIP_FIELDS
+from impasto.wire import BOUND_FIELDS, CHURN_FIELDS, IMAGE_FIELDS, UNCOND_SKIP_FIELDS
 from impasto.worker.protocol import RunJob
 
 
@@ -31,16 +31,15 @@ def build_params(job: RunJob) -> Any:
     plan = job.plan
     models_dir = Path(job.models_dir)
     images: dict[str, Any] = {}
-    for key, ref, mode in (
-        ("init_image", plan.init_image, "RGB"),
-        ("mask_image", plan.mask_image, "L"),
-    ):
+    for key in IMAGE_FIELDS:
+        ref = getattr(plan, key)
         if ref:
             path = upload_path(Path(job.uploads_dir), ref)
             if not path.is_file():  # removed by hand, or swept between submit and start
                 raise ValueError(f"{key} {ref} is no longer in the uploads folder; send it again")
             with Image.open(path) as img:
-                images[key] = flattened(img) if key == "init_image" else img.convert(mode)
+                # Pictures are flattened as A1111 flattens them; a mask is its grey levels.
+                images[key] = img.convert("L") if key == "mask_image" else flattened(img)
     roots = Roots(models_dir, bundled_models_dir())
     fast_decoder = model_folder(roots, plan.fast_decoder) if plan.fast_decoder else None
     refiner = None
@@ -76,6 +75,7 @@ def build_params(job: RunJob) -> Any:
         strength=plan.strength,
         noise_multiplier=plan.noise_multiplier,
         latent_resize=plan.latent_resize,
+        color_correction=plan.color_correction,
         extra_noise=plan.extra_noise,
         img2img_steps=plan.img2img_steps,
         inpaint_mask_weight=plan.inpaint_mask_weight,

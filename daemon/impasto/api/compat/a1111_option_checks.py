@@ -9,6 +9,7 @@ from typing import Any
 from impasto.api.compat.a1111_settings import (
     BACKGROUND_OPTION,
     CLIP_SKIP_OPTION,
+    COLOR_CORRECTION_OPTION,
     DISCARD_OPTION,
     EARLY_OPTION,
     ENSD_OPTION,
@@ -67,6 +68,7 @@ OPTION_CHECKS: dict[str, Callable[[Services, object, str], object]] = {
     DISCARD_OPTION: lambda _, value, field: checked_flag(value, field),
     SGM_OPTION: lambda _, value, field: checked_flag(value, field),
     FIX_STEPS_OPTION: lambda _, value, field: checked_flag(value, field),
+    COLOR_CORRECTION_OPTION: lambda _, value, field: checked_flag(value, field),
     BACKGROUND_OPTION: lambda _, value, field: checked_color(value, field),
     **{option: _unipc_check(native) for native, option in UNIPC_OPTIONS.items()},
     ENSD_OPTION: lambda _, value, field: checked_noise_seed_delta(value, field),

@@ -39,6 +39,7 @@ options change nothing here: the timesteps are the schedule's, the last steps al
 EXTRA_NOISE_OPTION = "img2img_extra_noise"
 MASK_WEIGHT_OPTION = "inpainting_mask_weight"
 FIX_STEPS_OPTION = "img2img_fix_steps"
+COLOR_CORRECTION_OPTION = "img2img_color_correction"
 BACKGROUND_OPTION = "img2img_background_color"
 
 
@@ -324,19 +325,22 @@ def run_settings(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
     """A1111's settings that apply where the run uses them (the plan drops the rest, as A1111
     ignores them): the schedule options, the skipping of the negative pass, "Always
     discard next-to-last sigma", "SGM noise multiplier", "Extra noise", UniPC's order and
-    variant, how a run from an image counts its steps (A1111's img2img and hires ways), and
-    "Inpainting conditioning mask strength" (inpainting models)."""
+    variant, how a run from an image counts its steps (A1111's img2img and hires ways),
+    "Inpainting conditioning mask strength" (inpainting models) and img2img's colour
+    correction."""
     options = _options(services, req)
     field = _option_field(req, DISCARD_OPTION)
     discard = checked_flag(options.get(DISCARD_OPTION, False), field)
     sgm = checked_flag(options.get(SGM_OPTION, False), _option_field(req, SGM_OPTION))
     # A1111 runs hr_second_pass_steps (or steps) exactly in its hires pass, and img2img's
     # int(steps x strength) + 1, or exactly steps with "img2img_fix_steps".
-    steps_mode = "exact"
+    steps_mode, corrected = "exact", False
     if isinstance(req, Img2ImgRequest):
         field = _option_field(req, FIX_STEPS_OPTION)
         fixed = checked_flag(options.get(FIX_STEPS_OPTION, False), field)
         steps_mode = "exact" if fixed else "a1111"
+        field = _option_field(req, COLOR_CORRECTION_OPTION)
+        corrected = checked_flag(options.get(COLOR_CORRECTION_OPTION, False), field)
     field = _option_field(req, EXTRA_NOISE_OPTION)
     extra = _checked_number(options.get(EXTRA_NOISE_OPTION, 0.0), field, "extra_noise")
     field = _option_field(req, MASK_WEIGHT_OPTION)
@@ -348,6 +352,7 @@ def run_settings(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
         "discard_penultimate_sigma": discard,
         "sgm_noise_multiplier": sgm,
         "img2img_steps": steps_mode,
+        "color_correction": corrected,
         "extra_noise": extra,
         "inpaint_mask_weight": _checked_number(weight, field, "inpaint_mask_weight"),
     }

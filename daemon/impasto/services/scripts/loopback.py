@@ -3,8 +3,8 @@
 Arguments: Loops, Final denoising strength, Denoising strength curve (Aggressive, Linear,
 Lazy), Append interrogated prompt at each iteration (only "None": Impasto has no interrogator).
 The strength moves from the request's to the final one along the curve; the seed goes up by
-one each loop. With several iterations (n_iter) each restarts from the original image and
-returns its last image.
+one each loop; with colour correction every loop takes the first image's colours. With
+several iterations (n_iter) each restarts from the original image and returns its last image.
 """
 
 from __future__ import annotations
@@ -76,6 +76,9 @@ class Loopback:
                 "Impasto does not have; use None",
             )
         base = msgspec.structs.replace(ctx.base, batch_size=1)
+        if base.color_correction and not base.color_reference:
+            # A1111 corrects every loop to the first image's colours, so they do not drift.
+            base = msgspec.structs.replace(base, color_reference=base.init_image)
         seed = ctx.random_seed() if base.seed == -1 else base.seed
         batches = len(ctx.iterations)
         history: list[ResultImage] = []
