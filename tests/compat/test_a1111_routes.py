@@ -1433,6 +1433,49 @@ def test_img2img_resize_mode_3_resizes_the_latents(http: httpx.Client) -> None:
     assert refused.status_code == 422 and "mask" in refused.text, refused.text
 
 
+def test_img2img_masks_are_prepared_as_a1111_prepares_them(
+    http: httpx.Client, daemon: Daemon
+) -> None:
+    """Read (the alpha of a transparent mask, else its grey), made black and white unless
+    ``mask_round`` is false, inverted with ``inpainting_mask_invert``, blurred across by
+    ``mask_blur_x`` and down by ``mask_blur_y`` (``mask_blur`` sets both) as cv2 blurs it at
+    the mask's own size, then laid out like the image: the job's stored mask is that."""
+    import cv2
+
+    grey = np.zeros((64, 96), np.uint8)
+    grey[16:48, 24:72] = 200
+    grey[16:48, 24:32] = 90  # below half grey: black once rounded
+    body = {"prompt": "a kite", "seed": 4, "steps": 2, "width": 96, "height": 64}
+    body |= {"init_images": [_b64_png(Image.new("RGB", (96, 64), (90, 90, 200)))]}
+    body |= {"inpaint_full_res": False, "denoising_strength": 0.5}
+
+    def stored(mask: Image.Image, **fields: Any) -> np.ndarray:
+        answer = http.post("/sdapi/v1/img2img", json={**body, "mask": _b64_png(mask), **fields})
+        assert answer.status_code == 200, answer.text
+        job = http.get("/api/v1/history/", params={"limit": 1}).json()["items"][0]
+        upload = job["request"]["mask_image"].removeprefix("upload:")
+        with Image.open(daemon.data_dir / "uploads" / f"{upload}.png") as image:
+            return np.asarray(image.convert("L"))
+
+    def blurred(mask: np.ndarray, x: int, y: int) -> np.ndarray:
+        across = cv2.GaussianBlur(mask, (2 * int(2.5 * x + 0.5) + 1, 1), x)
+        return cv2.GaussianBlur(across, (1, 2 * int(2.5 * y + 0.5) + 1), y)
+
+    rounded = np.where(grey > 128, 255, 0).astype(np.uint8)
+    got = stored(Image.fromarray(grey), mask_blur_x=2, mask_blur_y=5)
+    assert np.array_equal(got, blurred(rounded, 2, 5))
+    got = stored(Image.fromarray(grey), mask_blur=3, mask_round=False, inpainting_mask_invert=1)
+    assert np.array_equal(got, blurred(255 - grey, 3, 3))
+    transparent = np.zeros((64, 96, 4), np.uint8)
+    transparent[..., 3] = rounded  # the picture is black; its alpha is the mask
+    got = stored(Image.fromarray(transparent, "RGBA"), mask_blur=1)
+    assert np.array_equal(got, blurred(rounded, 1, 1))
+    refused = http.post(
+        "/sdapi/v1/img2img", json={**body, "mask": body["init_images"][0], "mask_blur": 65}
+    )
+    assert refused.status_code == 422 and "mask_blur" in refused.text
+
+
 def test_img2img_color_correction_from_the_options(http: httpx.Client) -> None:
     """``img2img_color_correction`` (override, else ``POST /options``, which checks it):
     the picture is the uncorrected one with the init image's colours; txt2img ignores it."""

@@ -61,9 +61,29 @@ def crop_box(mask: Image.Image, padding: int, width: int, height: int) -> Box:
     return (x1, y1, x2, y2)
 
 
-def repaint_region(mask: Image.Image) -> Image.Image:
-    """The mask as the pipeline reads it: white (repaint) from half grey up, else black."""
-    return mask.convert("L").point(lambda v: 255 if v >= 128 else 0)
+def kept_alpha(mask: Image.Image, doubled: bool = True) -> Image.Image:
+    """How much of the init image an inpainting's paste-back keeps (255 all, 0 none), from the
+    mask's grey levels as A1111's overlay reads them: the mask doubled (so from half grey up
+    nothing is kept, and a blurred edge blends over its outer half), or as it is."""
+    grey = np.asarray(mask.convert("L"), dtype=np.int32)
+    repaint = np.clip(grey * 2, 0, 255) if doubled else grey
+    return Image.fromarray((255 - repaint).astype(np.uint8), "L")
+
+
+def pasted_back(
+    images: list[Image.Image], init: Image.Image, keep: Image.Image
+) -> list[Image.Image]:
+    """Each image under the init image made transparent where ``keep`` is 0, composited as
+    A1111 applies its overlay (a premultiplied paste, then ``alpha_composite``)."""
+    overlay = Image.new("RGBa", init.size)
+    overlay.paste(init.convert("RGBA").convert("RGBa"), mask=keep)
+    layer = overlay.convert("RGBA")
+    out = []
+    for image in images:
+        composed = image.convert("RGBA")
+        composed.alpha_composite(layer)
+        out.append(composed.convert("RGB"))
+    return out
 
 
 def run_masked_area(
@@ -83,15 +103,20 @@ def run_masked_area(
         init_image=full.crop(box).resize(size, Image.Resampling.LANCZOS),
         mask_image=mask.crop(box).resize(size, Image.Resampling.LANCZOS),
         inpaint_area="whole",
+        extra={**params.extra, "inpaint_overlay": False},
     )
-    # Outside the mask the result is the init image exactly (the inner run's overlay is
-    # scaled and would blur it); inside, the inpainted crop scaled back.
-    keep = repaint_region(mask.crop(box))
+    # The inpainted crop scaled back into a transparent full-size layer, under the init image
+    # kept where the mask is black and blended where it is grey (the mask as it is: A1111's
+    # overlay for "only masked"), so outside the mask the result is the init image exactly.
+    keep = kept_alpha(mask, doubled=False)
     results = []
     for generated in pipe.generate(inner, progress, cancel):
-        patch = generated.image.convert("RGB").resize(keep.size, Image.Resampling.LANCZOS)
-        image = full.copy()
-        image.paste(patch, box[:2], keep)
+        patch = generated.image.convert("RGB").resize(
+            (box[2] - box[0], box[3] - box[1]), Image.Resampling.LANCZOS
+        )
+        layer = Image.new("RGB", full.size)
+        layer.paste(patch, box[:2])
+        [image] = pasted_back([layer], full, keep)
         results.append(replace(generated, image=image))
     return results
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from PIL import ImageFilter, ImageOps
+from PIL import ImageOps
 
 from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.a1111_settings import (
@@ -34,6 +34,7 @@ from impasto.api.compat.samplers_map import (
 from impasto.engine.noise import offset_seed, resolve_seed
 from impasto.engine.upscale_latents import UPSCALER_LABELS
 from impasto.formats.fit import fitted
+from impasto.formats.masks import binary_mask_of, mask_blurred
 from impasto.formats.pixels import flattened
 from impasto.services.compat import resolve_checkpoint
 from impasto.services.container import Services
@@ -308,7 +309,8 @@ def _inpaint_options(req: Txt2ImgRequest) -> dict[str, Any]:
 def prepare_images(
     services: Services, req: Img2ImgRequest, width: int, height: int
 ) -> dict[str, str]:
-    """Decode, resize, invert and blur the init image and mask; store them as uploads."""
+    """Decode the init image and mask, lay them out, invert and blur the mask; store them as
+    uploads."""
     if not req.init_images:
         raise CompatError(422, "img2img needs at least one image in init_images", "init_images")
     size = (width, height)
@@ -332,14 +334,17 @@ def prepare_images(
     else:
         out = {"init_image": upload(services, fitted(init, mode, size))}
     if req.mask:
-        mask = decode_base64_image(services, req.mask, "mask").convert("L")
-        mask = fitted(mask, mode, size)
+        # As A1111 prepares it: read (its alpha, else its grey), made black and white, inverted,
+        # blurred at its own size, then laid out like the image.
+        decoded = decode_base64_image(services, req.mask, "mask")
+        mask = binary_mask_of(decoded, rounded=req.mask_round is not False)
         if req.inpainting_mask_invert:
             mask = ImageOps.invert(mask)
-        blur = req.mask_blur if req.mask_blur is not None else (req.mask_blur_x or 0)
-        if blur > 0:
-            mask = mask.filter(ImageFilter.GaussianBlur(blur))
-        out["mask_image"] = upload(services, mask)
+        blur_x, blur_y = (req.mask_blur_x or 0), (req.mask_blur_y or 0)
+        if req.mask_blur is not None:  # A1111's mask_blur sets both
+            blur_x = blur_y = req.mask_blur
+        mask = mask_blurred(mask, blur_x, blur_y)
+        out["mask_image"] = upload(services, fitted(mask, mode, size))
     return out
 
 

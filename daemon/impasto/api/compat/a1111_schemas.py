@@ -74,15 +74,20 @@ class Txt2ImgRequest(Schema):
     infotext: str | None = None
 
 
+MaskBlur = Annotated[int, Meta(ge=0, le=64)]
+"""A1111's mask blur in pixels (its slider's range)."""
+
+
 class Img2ImgRequest(Txt2ImgRequest):
     """StableDiffusionProcessingImg2Img: txt2img plus init images and the inpainting mask."""
 
     init_images: list[str] | None = None
     resize_mode: int | None = 0
     mask: str | None = None
-    mask_blur: int | None = None
-    mask_blur_x: int | None = 4
-    mask_blur_y: int | None = 4
+    mask_blur: MaskBlur | None = None
+    mask_blur_x: MaskBlur | None = 4
+    mask_blur_y: MaskBlur | None = 4
+    mask_round: bool | None = True
     inpainting_fill: int | None = 0
     inpaint_full_res: bool | int | None = True
     inpaint_full_res_padding: int | None = 0

@@ -6,7 +6,8 @@ conditioning, ``unmasked_input``).
 A regular UNet gets latent blending instead: after every step the kept (black) region is reset
 to the init latents noised to the next step's level, and to the clean latents after the last.
 Either way the kept region of the output is then pasted from the init image, as AUTOMATIC1111
-does, because a VAE round trip alone blurs it; ``overlay=False`` turns that off.
+does, because a VAE round trip alone blurs it (a grey edge, a blurred mask's, blends the two:
+``kept_alpha``); ``overlay=False`` turns that off.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
-from impasto.engine.inpaint_area import fill_masked, masked_start
+from impasto.engine.inpaint_area import fill_masked, kept_alpha, masked_start, pasted_back
 from impasto.engine.pipelines.base import ModelInputFn, TaskPlan
 from impasto.engine.pipelines.img2img import encode_init_image, noised_start
 from impasto.engine.schedulers.base import Scheduler
@@ -87,6 +88,8 @@ class InpaintInputs:
     mask: np.ndarray
     init_latents: np.ndarray
     masked_latents: np.ndarray | None
+    keep: Image.Image
+    """The paste-back's alpha of the init image (``kept_alpha``)."""
 
 
 def prepare_inputs(
@@ -114,6 +117,7 @@ def prepare_inputs(
         mask=latent_mask(pixel_mask, batch),
         init_latents=encode_init_image(vae, start_image, batch),
         masked_latents=masked_latents,
+        keep=kept_alpha(mask_image),
     )
 
 
@@ -162,9 +166,7 @@ def plan_inpaint(
         return ((1.0 - inputs.mask) * proper + inputs.mask * latents).astype(np.float32)
 
     def finish(images: list[Image.Image]) -> list[Image.Image]:
-        keep = Image.fromarray(((1.0 - inputs.pixel_mask) * 255).astype(np.uint8), "L")
-        base = init_image.convert("RGB")
-        return [Image.composite(base, image, keep) for image in images]
+        return pasted_back(images, init_image, inputs.keep)
 
     regular = inputs.masked_latents is None
     return TaskPlan(
