@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter, ImageOps
 
 from impasto.engine import InvalidRequestError, StableDiffusion
 from impasto.engine.inpaint_area import crop_box, fill_masked, masked_start
@@ -120,7 +120,8 @@ def test_fill_paints_the_mask_in_the_colours_around_it() -> None:
     pixels[24:40, 24:40] = (0, 255, 0)  # the green square to paint over
     repaint = np.zeros((64, 64), np.float32)
     repaint[24:40, 24:40] = 1
-    out = np.asarray(fill_masked(Image.fromarray(pixels), repaint), np.int32)
+    mask = Image.fromarray((repaint * 255).astype(np.uint8))
+    out = np.asarray(fill_masked(Image.fromarray(pixels), mask), np.int32)
     assert np.array_equal(out[repaint == 0], pixels[repaint == 0])
     hole = out[24:40, 24:40]
     assert hole[..., 1].max() < 60  # no green left
@@ -161,3 +162,38 @@ def test_masked_content_changes_a_partial_strength_inpaint_inside_the_mask_only(
     other = np.asarray(pipe.generate(replace(base, masked_content=content))[0].image, np.int32)
     assert np.array_equal(other[:, :32], original[:, :32])
     assert np.abs(other[:, 32:] - original[:, 32:]).mean() > 2
+
+
+def _a1111_fill(image: Image.Image, mask: Image.Image) -> Image.Image:
+    """A1111's modules/masking.py ``fill``, call for call."""
+    image_mod = Image.new("RGBA", (image.width, image.height))
+    image_masked = Image.new("RGBa", (image.width, image.height))
+    image_masked.paste(
+        image.convert("RGBA").convert("RGBa"), mask=ImageOps.invert(mask.convert("L"))
+    )
+    image_masked = image_masked.convert("RGBa")
+    for radius, repeats in [(256, 1), (64, 1), (16, 2), (4, 4), (2, 2), (0, 1)]:
+        blurred = image_masked.filter(ImageFilter.GaussianBlur(radius)).convert("RGBA")
+        for _ in range(repeats):
+            image_mod.alpha_composite(blurred)
+    return image_mod.convert("RGB")
+
+
+def test_the_fill_is_a1111s_and_every_content_but_the_original_starts_from_it(
+    pipe: StableDiffusion,
+) -> None:
+    image = _noise_image((64, 64))
+    grey = np.zeros((64, 64), np.uint8)
+    grey[16:48, 16:48] = 255
+    grey[16:48, 12:16] = 120  # a blurred edge: partly painted over
+    mask = Image.fromarray(grey)
+    assert np.array_equal(
+        np.asarray(fill_masked(image, mask)), np.asarray(_a1111_fill(image, mask))
+    )
+    encoded = {
+        content: prepare_inputs(pipe.vae, image, mask, 1, False, content).init_latents
+        for content in ("original", "fill", "latent_noise", "latent_nothing")
+    }
+    assert np.array_equal(encoded["fill"], encoded["latent_noise"])
+    assert np.array_equal(encoded["fill"], encoded["latent_nothing"])
+    assert not np.allclose(encoded["fill"], encoded["original"])

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageFilter, ImageOps
 
 from impasto.engine.types import CancelToken, GeneratedImage, GenerationParams, ProgressCallback
 
@@ -24,9 +24,8 @@ if TYPE_CHECKING:
     from impasto.engine.pipeline import StableDiffusion
 
 Box = tuple[int, int, int, int]
-# Coarse to fine: each finer blur overwrites the coarser wherever it saw enough kept pixels.
-FILL_RADII = (256, 64, 16, 4, 1)
-FILL_MIN_ALPHA = 13  # of 255: a blur that saw at least 5% kept pixels
+FILL_PASSES = ((256, 1), (64, 1), (16, 2), (4, 4), (2, 2), (0, 1))
+"""A1111's fill: (blur radius, times layered), coarse to fine; the last is the image itself."""
 
 
 def _grow(low: int, high: int, size: int, limit: int) -> tuple[int, int]:
@@ -121,26 +120,19 @@ def run_masked_area(
     return results
 
 
-def fill_masked(image: Image.Image, repaint: np.ndarray) -> Image.Image:
-    """``image`` with the repaint part (``repaint`` 1) painted in the blurred colours around it.
-
-    A normalised blur (PIL's premultiplied ``RGBa``: colours weighted by how much of the kept
-    image each blur saw) from coarse to fine: far from the kept pixels the coarse blur's
-    average colour, near them the finer blurs' local colours.
-    """
-    keep = repaint < 0.5
-    rgba = image.convert("RGB").convert("RGBA")
-    rgba.putalpha(Image.fromarray((keep * 255).astype(np.uint8), "L"))
-    premultiplied = rgba.convert("RGBa")
-    filled = np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
-    for radius in FILL_RADII:
-        blurred = np.asarray(
-            premultiplied.filter(ImageFilter.GaussianBlur(radius)).convert("RGBA"), np.uint8
-        )
-        seen = blurred[..., 3] >= FILL_MIN_ALPHA
-        filled[seen] = blurred[seen, :3]
-    filled[keep] = np.asarray(image.convert("RGB"), dtype=np.uint8)[keep]
-    return Image.fromarray(filled, "RGB")
+def fill_masked(image: Image.Image, mask: Image.Image) -> Image.Image:
+    """``image`` with what ``mask`` repaints painted in the colours around it, as A1111's
+    ``masking.fill`` paints it: the image made transparent where the mask is white (grey:
+    partly), blurred from coarse to fine and layered, each blur over the last, so far from
+    the kept pixels the coarse blurs' average colour shows and near them the finer ones'."""
+    kept = Image.new("RGBa", image.size)
+    kept.paste(image.convert("RGBA").convert("RGBa"), mask=ImageOps.invert(mask.convert("L")))
+    filled = Image.new("RGBA", image.size)
+    for radius, repeats in FILL_PASSES:
+        blurred = kept.filter(ImageFilter.GaussianBlur(radius)).convert("RGBA")
+        for _ in range(repeats):
+            filled.alpha_composite(blurred)
+    return filled.convert("RGB")
 
 
 def masked_start(

@@ -103,11 +103,14 @@ def prepare_inputs(
 ) -> InpaintInputs:
     """Encode the init image (and, for a 9-channel UNet, the picture it is shown) once.
 
-    ``masked_content`` ``fill`` paints the masked part in the colours around it first;
+    ``masked_content`` other than ``original`` paints the masked part in the colours around
+    it first (``fill_masked``);
     ``weight`` fades the masked part of the shown picture (``shown_picture``).
     """
     pixel_mask = binary_mask(mask_image)
-    start_image = fill_masked(image, pixel_mask) if masked_content == "fill" else image
+    # As A1111: any content but the original starts from the fill (noise and nothing then
+    # replace the masked latents; the fill still reaches the kept ones the VAE sees with them).
+    start_image = image if masked_content == "original" else fill_masked(image, mask_image)
     masked_latents = None
     if inpaint_unet:
         masked = shown_picture(image_to_array(image), pixel_mask, weight)
