@@ -8,6 +8,9 @@ frame draws them inside the mask. The output keeps the init image's size.
 
 *Masked content* decides what the masked part starts from below strength 1: the original
 pixels, a ``fill`` of the colours around it, or, in latent space, noise or nothing (zeros).
+
+*Paste-back*: the inpainted picture under the init image, kept where the mask is black and
+blended where it is grey, as AUTOMATIC1111's overlay composites it (``pasted_back``).
 """
 
 from __future__ import annotations
