@@ -14,6 +14,8 @@ OpenCV's 8-bit conversions are fixed-point arithmetic over tables (``color_lab.c
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from PIL import Image
 
@@ -51,6 +53,7 @@ def _c_divide(a: np.ndarray, b: int) -> np.ndarray:
     return np.sign(a) * (np.abs(a) // b)
 
 
+@functools.cache
 def _forward_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """RGB2Lab_b's: the gamma table (x 8), the cube-root table (x 2^15, in float32 as
     OpenCV's softfloat builds it) and the XYZ matrix over the white point (x 2^12)."""
@@ -64,6 +67,7 @@ def _forward_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return gamma, cbrt_table, matrix
 
 
+@functools.cache
 def _inverse_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Lab2RGBinteger's: L -> (y, f(y)), a or b -> x or z, the RGB matrix times the white
     point (x 2^12) and the inverse gamma table (4096 entries)."""
@@ -82,13 +86,9 @@ def _inverse_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, n
     return y.astype(np.int64), ify.astype(np.int64), xz, matrix, inverse_gamma
 
 
-_FORWARD = _forward_tables()
-_INVERSE = _inverse_tables()
-
-
 def rgb_to_lab8(rgb: np.ndarray) -> np.ndarray:
     """[..., 3] uint8 sRGB to OpenCV's 8-bit Lab (``cv2.COLOR_RGB2LAB``)."""
-    gamma, cbrt_table, matrix = _FORWARD
+    gamma, cbrt_table, matrix = _forward_tables()  # built on the first correction
     linear = gamma[rgb.astype(np.int64)]
     f = cbrt_table[(linear @ matrix.T + (1 << 11)) >> 12]
     half = 1 << 14
@@ -100,7 +100,7 @@ def rgb_to_lab8(rgb: np.ndarray) -> np.ndarray:
 
 def lab8_to_rgb(lab: np.ndarray) -> np.ndarray:
     """OpenCV's 8-bit Lab back to [..., 3] uint8 sRGB (``cv2.COLOR_LAB2RGB``)."""
-    y_table, ify_table, xz, matrix, inverse_gamma = _INVERSE
+    y_table, ify_table, xz, matrix, inverse_gamma = _inverse_tables()
     values = lab.astype(np.int64)
     y, ify = y_table[values[..., 0]], ify_table[values[..., 0]]
     a_part = ((5 * values[..., 1] * 53687 + (1 << 7)) >> 13) - 128 * _BASE // 500

@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageFilter
 
 from impasto.engine.types import CancelToken, GeneratedImage, GenerationParams, ProgressCallback
 
@@ -72,14 +72,20 @@ def kept_alpha(mask: Image.Image, doubled: bool = True) -> Image.Image:
     return Image.fromarray((255 - repaint).astype(np.uint8), "L")
 
 
+def kept_part(image: Image.Image, keep: Image.Image) -> Image.Image:
+    """``image`` made transparent where ``keep`` is 0 (partly where grey), as A1111 makes its
+    overlay and its fill's source: a premultiplied ``RGBa`` paste onto nothing."""
+    kept = Image.new("RGBa", image.size)
+    kept.paste(image.convert("RGBA").convert("RGBa"), mask=keep)
+    return kept
+
+
 def pasted_back(
     images: list[Image.Image], init: Image.Image, keep: Image.Image
 ) -> list[Image.Image]:
-    """Each image under the init image made transparent where ``keep`` is 0, composited as
-    A1111 applies its overlay (a premultiplied paste, then ``alpha_composite``)."""
-    overlay = Image.new("RGBa", init.size)
-    overlay.paste(init.convert("RGBA").convert("RGBa"), mask=keep)
-    layer = overlay.convert("RGBA")
+    """Each image under the init image's ``kept_part``, composited as A1111 applies its
+    overlay (``alpha_composite``)."""
+    layer = kept_part(init, keep).convert("RGBA")
     out = []
     for image in images:
         composed = image.convert("RGBA")
@@ -128,8 +134,7 @@ def fill_masked(image: Image.Image, mask: Image.Image) -> Image.Image:
     ``masking.fill`` paints it: the image made transparent where the mask is white (grey:
     partly), blurred from coarse to fine and layered, each blur over the last, so far from
     the kept pixels the coarse blurs' average colour shows and near them the finer ones'."""
-    kept = Image.new("RGBa", image.size)
-    kept.paste(image.convert("RGBA").convert("RGBa"), mask=ImageOps.invert(mask.convert("L")))
+    kept = kept_part(image, kept_alpha(mask, doubled=False))
     filled = Image.new("RGBA", image.size)
     for radius, repeats in FILL_PASSES:
         blurred = kept.filter(ImageFilter.GaussianBlur(radius)).convert("RGBA")

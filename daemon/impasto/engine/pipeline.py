@@ -174,7 +174,7 @@ class StableDiffusion:
                 "with `impasto pull taesd` (taesdxl for SDXL models)",
             )
         check_mask_weight(params.inpaint_mask_weight, self.info.is_inpaint)
-        check_latent_resize(params.latent_resize, self.info.is_inpaint)
+        check_latent_resize(params.latent_resize, self.info.is_inpaint, masked=False)
 
     def denoise(
         self,
@@ -294,17 +294,12 @@ class StableDiffusion:
             self.validate(params)
             return run_masked_area(self, params, progress, cancel)
         canvas = padded_size(params.width, params.height, self.size_multiple)
-        box = (0, 0, params.width, params.height)
         if params.latent_resize and latents is None:
             self.validate(params)
-            return [
-                replace(g, image=g.image.crop(box))
-                for g in run_latent_resized(self, params, progress, cancel)
-            ]
+            return _cropped(run_latent_resized(self, params, progress, cancel), params)
         if latents is None and params.hires is None and canvas != (params.width, params.height):
             self.validate(params)
-            larger = self.generate(pad_params(params, canvas), progress, cancel)
-            return [replace(g, image=g.image.crop(box)) for g in larger]
+            return _cropped(self.generate(pad_params(params, canvas), progress, cancel), params)
         if params.hires is not None:
             result = run_hires(self, params, progress, cancel, latents)
         else:
@@ -352,6 +347,12 @@ class StableDiffusion:
         self.vaes.clear()
         self._refiners.clear()
         self.closed = True
+
+
+def _cropped(generated: list[GeneratedImage], params: GenerationParams) -> list[GeneratedImage]:
+    """Images of a padded canvas cut back to the request's width x height."""
+    box = (0, 0, params.width, params.height)
+    return [replace(g, image=g.image.crop(box)) for g in generated]
 
 
 def load_pipeline(

@@ -76,12 +76,27 @@ def check_mask_weight(weight: float, inpaint_unet: bool) -> None:
         raise InvalidRequestError("inpaint_mask_weight", message + ": leave it at 1")
 
 
-def check_latent_resize(latent_resize: bool, inpaint_unet: bool) -> None:
-    """InvalidRequestError for a latent resize on a 9-channel inpainting UNet, which is shown
-    the picture itself at the run's size."""
+def check_latent_resize(latent_resize: bool, inpaint_unet: bool, masked: bool) -> None:
+    """InvalidRequestError (on ``resize_mode``) for a latent resize with a mask, which is laid
+    out in pixels, or on a 9-channel inpainting UNet, which is shown the picture itself at the
+    run's size."""
+    if latent_resize and masked:
+        message = "latent resizes the latents of an img2img run; a mask is laid out in pixels: "
+        raise InvalidRequestError("resize_mode", message + "use stretch, crop or fill")
     if latent_resize and inpaint_unet:
         message = "an inpainting model sees the picture at width x height, so it is laid out in "
         raise InvalidRequestError("resize_mode", message + "pixels: use stretch, crop or fill")
+
+
+def check_color_correction(correction: bool, has_init_image: bool, has_reference: bool) -> None:
+    """InvalidRequestError for a colour correction with no init image (nothing to match) or a
+    colour reference without the correction that reads it."""
+    if correction and not has_init_image:
+        message = "matches the result's colours to an init_image's: send one, or leave it false"
+        raise InvalidRequestError("color_correction", message)
+    if has_reference and not correction:
+        message = "is what color_correction matches colours to: set it true, or leave this out"
+        raise InvalidRequestError("color_reference", message)
 
 
 def check_image_steps(steps: int, strength: float, mode: str, field: str) -> None:
@@ -124,12 +139,7 @@ def _check_latent_resize(params: GenerationParams) -> tuple[int, int]:
     width's and height's limits, and no mask (a mask is laid out in pixels)."""
     if params.init_image is None:
         raise InvalidRequestError("resize_mode", "latent resizes an init_image's latents: send one")
-    if params.mask_image is not None:
-        raise InvalidRequestError(
-            "resize_mode",
-            "latent resizes the latents of an img2img run; a mask is laid out in pixels: "
-            "use stretch, crop or fill",
-        )
+    check_latent_resize(True, False, params.mask_image is not None)
     if params.sd_upscale is not None:
         raise InvalidRequestError("resize_mode", "SD upscale keeps the image's own size")
     size = getattr(params.init_image, "size", (0, 0))
@@ -224,12 +234,9 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
         size = params.init_image.size
     if params.latent_resize:
         size = _check_latent_resize(params)
-    if params.color_correction and params.init_image is None:
-        raise InvalidRequestError("color_correction", "matches an init_image's colours: send one")
+    has_reference = params.color_reference is not None
+    check_color_correction(params.color_correction, params.init_image is not None, has_reference)
     if params.color_reference is not None:
-        if not params.color_correction:
-            message = "is what color_correction matches colours to: set it, or leave this out"
-            raise InvalidRequestError("color_reference", message)
         _check_image("color_reference", params.color_reference, INIT_IMAGE_MODES, None)
     if params.init_image is not None:
         _check_image("init_image", params.init_image, INIT_IMAGE_MODES, size)

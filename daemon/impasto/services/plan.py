@@ -257,9 +257,6 @@ class Resolver:
                 layout = "stretch"  # the init image to multiples of 8; a mask: as stretch
                 if key == "init_image" and image.size != size:
                     target, latent = latent_source_size(image.size), True
-            if latent and request.mask_image:
-                message = "latent resizes the latents of an img2img run; a mask is laid out in "
-                raise FieldError("resize_mode", message + "pixels: use stretch, crop or fill")
             if image.size != target:
                 # An init image's transparency is flattened before the resize blends it in.
                 image = flattened(image) if key == "init_image" else image.convert(mode)
@@ -274,9 +271,6 @@ class Resolver:
         the init image's)."""
         if not request.color_reference:
             return None
-        if not request.color_correction:
-            message = "is what color_correction matches colours to: set it true, or leave this out"
-            raise FieldError("color_reference", message)
         upload_id, _ = self.uploads.resolve(request.color_reference, "color_reference")
         return f"upload:{upload_id}"
 

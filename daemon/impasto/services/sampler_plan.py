@@ -20,7 +20,12 @@ from impasto.engine.schedulers import (
     unipc_samplers,
 )
 from impasto.engine.types import InvalidRequestError
-from impasto.engine.validation import check_image_steps, check_latent_resize, check_mask_weight
+from impasto.engine.validation import (
+    check_color_correction,
+    check_image_steps,
+    check_latent_resize,
+    check_mask_weight,
+)
 from impasto.services.errors import FieldError
 from impasto.services.models import ModelEntry
 from impasto.wire import (
@@ -243,19 +248,19 @@ def check_image_settings(
     """A 422 for a setting of a run from an image where no pass starts from one: the resize
     mode, the noise multiplier and the colour correction (img2img, inpainting), extra noise,
     the step count and the inpainting mask weight (those, and the hires pass); the weight
-    also for a model that is no inpainting model, and a ``latent`` resize on one."""
+    also for a model that is no inpainting model, a ``latent`` resize on one or with a mask,
+    and a colour reference without the correction."""
     if request.noise_multiplier != 1.0 and init_image is None:
         message = "scales the noise added to an init_image: send one, or leave it at 1"
         raise FieldError("noise_multiplier", message)
     if request.resize_mode != "stretch" and init_image is None:
         message = "lays out an init_image at width x height: send one, or leave it at stretch"
         raise FieldError("resize_mode", message)
-    if request.color_correction and init_image is None:
-        message = "matches the result's colours to an init_image's: send one, or leave it false"
-        raise FieldError("color_correction", message)
     try:
+        has_reference = bool(request.color_reference)
+        check_color_correction(request.color_correction, init_image is not None, has_reference)
         check_mask_weight(request.inpaint_mask_weight, inpaint_model)
-        check_latent_resize(latent, inpaint_model)
+        check_latent_resize(latent, inpaint_model, bool(request.mask_image))
     except InvalidRequestError as exc:
         raise FieldError(exc.field, exc.message) from None
     if init_image is not None or request.hires is not None:
