@@ -51,10 +51,15 @@ from impasto.wire.messages import (
     UpscaleRequest,
     utc,
 )
+from impasto.wire.plans import (
+    IMAGE_FIELDS,
+    ResolvedHires,
+    ResolvedPlan,
+    ResolvedSdUpscale,
+)
 from impasto.wire.requests import (
     ACTIVE_INSTALL,
     CHURN_OFF,
-    IMAGE_FIELDS,
     MAX_PROMPT_CHARACTERS,
     NOT_BLANK,
     SCHEDULE_NAMES,
@@ -85,9 +90,6 @@ from impasto.wire.requests import (
     PageOffset,
     Priority,
     Prompt,
-    ResolvedHires,
-    ResolvedPlan,
-    ResolvedSdUpscale,
     SamplerId,
     ScheduleName,
     Schema,

@@ -8,10 +8,10 @@ from typing import Annotated, Any, Literal, get_args
 import msgspec
 from msgspec import Meta
 
+from impasto.wire.plans import ResolvedPlan
 from impasto.wire.requests import (
     TERMINAL_STATUSES,
     Priority,
-    ResolvedPlan,
     Schema,
     Status,
 )

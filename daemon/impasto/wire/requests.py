@@ -185,21 +185,6 @@ class HiresRequest(Schema):
     cfg_scale: CfgScale | None = None
 
 
-class ResolvedHires(Schema, kw_only=True):
-    """The second pass of a plan: its size resolved, the rest as asked (None: the first's)."""
-
-    width: int
-    height: int
-    upscaler: str = "latent"
-    steps: int = 0
-    strength: float = 0.7
-    sampler: str | None = None
-    schedule: str | None = None
-    prompt: str | None = None
-    negative_prompt: str | None = None
-    cfg_scale: float | None = None
-
-
 class SdUpscaleRequest(Schema):
     """AUTOMATIC1111's SD upscale: ``init_image`` upscaled by ``scale``, then img2img over
     overlapping tiles of the request's ``width`` x ``height``, blended into one image."""
@@ -207,16 +192,6 @@ class SdUpscaleRequest(Schema):
     scale: Annotated[float, Meta(ge=1, le=4, description="Upscale factor of the init image")] = 2.0
     overlap: Annotated[int, Meta(ge=0, le=256, description="Pixels tiles overlap by")] = 64
     upscaler: Annotated[str, Meta(min_length=1, max_length=200)] = "lanczos"
-
-
-class ResolvedSdUpscale(Schema, kw_only=True):
-    """SD upscale in a plan: the upscaler's id, the source size, the result's size."""
-
-    scale: float = 2.0
-    overlap: int = 64
-    upscaler: str = "lanczos"
-    width: int = 0
-    height: int = 0
 
 
 class GenerateRequest(Schema):
@@ -339,74 +314,3 @@ CHURN_OFF: dict[str, Any] = {
     f.name: f.default for f in msgspec.structs.fields(GenerateRequest) if f.name in CHURN_FIELDS
 }
 """The sigma churn fields at their defaults: no churn."""
-
-
-IMAGE_FIELDS = ("init_image", "mask_image", "color_reference")
-"""The request's (and the plan's) pictures: inline ones are stored once, as uploads."""
-
-
-class ResolvedPlan(Schema, kw_only=True):
-    """A request with every default filled in: what runs. Ids and names only, never paths."""
-
-    prompt: str
-    negative_prompt: str = ""
-    model: str
-    family: str = ""
-    width: int
-    height: int
-    steps: int
-    cfg_scale: float
-    seed: int = -1
-    subseed: int = -1
-    subseed_strength: float = 0.0
-    seed_resize_from_width: int = 0
-    seed_resize_from_height: int = 0
-    noise_seed_delta: int = 0
-    rng: str = "pcg64"
-    batch_size: int = 1
-    sampler: str
-    schedule: str = "default"
-    sigma_min: float | None = None
-    sigma_max: float | None = None
-    rho: float | None = None
-    s_min_uncond: float = 0.0
-    s_min_uncond_all: bool = False
-    skip_early_cond: float = 0.0
-    discard_penultimate_sigma: bool = False
-    sgm_noise_multiplier: bool = False
-    unipc_order: int | None = None
-    unipc_variant: str | None = None
-    eta: float | None = None
-    s_churn: float = 0.0
-    s_tmin: float = 0.0
-    s_tmax: float | None = None
-    s_noise: float = 1.0
-    priority: int = 0
-    init_image: str | None = None
-    mask_image: str | None = None
-    strength: float = 0.75
-    noise_multiplier: float = 1.0
-    latent_resize: bool = False
-    """``resize_mode`` latent with an init image of another size, which is stored at its own."""
-    color_correction: bool = False
-    color_reference: str | None = None
-    img2img_steps: str = "strength"
-    inpaint_mask_weight: float = 1.0
-    extra_noise: float = 0.0
-    loras: list[LoraSpec] = msgspec.field(default_factory=list)
-    embeddings: list[str] = msgspec.field(default_factory=list)
-    vae: str | None = None
-    clip_skip: int = 1
-    refiner: str | None = None
-    refiner_switch: float = 0.8
-    hires: ResolvedHires | None = None
-    sd_upscale: ResolvedSdUpscale | None = None
-    cache_interval: int = 0
-    decoder: str = "full"
-    inpaint_area: str = "whole"
-    inpaint_padding: int = 32
-    masked_content: str = "original"
-    tiling: bool | str = False
-    fast_decoder: str | None = None
-    """The installed TAESD for previews and ``decoder: fast`` (None: the model's own, if any)."""
-    plugins: dict[str, Any] = msgspec.field(default_factory=dict)

@@ -8,10 +8,10 @@ from typing import Any
 import msgspec
 from PIL import ImageOps
 
+from impasto.api.compat.a1111_model_settings import checkpoint_setting, refiner_setting, vae_setting
 from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.a1111_settings import (
     background_setting,
-    checkpoint_setting,
     churn_for,
     churn_values,
     clip_skip_setting,
@@ -19,10 +19,8 @@ from impasto.api.compat.a1111_settings import (
     eta_setting,
     noise_multiplier_setting,
     noise_seed_delta_setting,
-    refiner_setting,
     rng_setting,
     run_settings,
-    vae_setting,
 )
 from impasto.api.compat.common import checked_request, decode_base64_image, upload
 from impasto.api.compat.errors import CompatError

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from impasto.api.compat.a1111_model_settings import checked_vae
 from impasto.api.compat.a1111_settings import (
     BACKGROUND_OPTION,
     CLIP_SKIP_OPTION,
@@ -31,7 +32,6 @@ from impasto.api.compat.a1111_settings import (
     checked_noise_seed_delta,
     checked_option,
     checked_unipc,
-    checked_vae,
 )
 from impasto.services.container import Services
 from impasto.wire import BOUND_FIELDS, CHURN_FIELDS

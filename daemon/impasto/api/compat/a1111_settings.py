@@ -12,19 +12,15 @@ from impasto.api.compat.a1111_defaults import A1111_DEFAULT_OPTIONS
 from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.errors import CompatError
 from impasto.engine.schedulers import churn_samplers, eta_default
-from impasto.services import compat_assets
 from impasto.services.compat import (
     RNG_SOURCES,
     compat_state,
-    current_checkpoint,
-    resolve_checkpoint,
 )
 from impasto.services.container import Services
 from impasto.wire import BOUND_FIELDS, CHURN_FIELDS, CHURN_OFF, LIMITS
 
 log = logging.getLogger("impasto.api.compat")
 
-NO_VAE = ("", "automatic", "none")  # A1111's sd_vae values that mean the checkpoint's own VAE
 CLIP_SKIP_OPTION = "CLIP_stop_at_last_layers"
 NOISE_MULTIPLIER_OPTION = "initial_noise_multiplier"
 ENSD_OPTION = "eta_noise_seed_delta"
@@ -41,60 +37,6 @@ MASK_WEIGHT_OPTION = "inpainting_mask_weight"
 FIX_STEPS_OPTION = "img2img_fix_steps"
 COLOR_CORRECTION_OPTION = "img2img_color_correction"
 BACKGROUND_OPTION = "img2img_background_color"
-
-
-def checked_vae(services: Services, value: object, field: str) -> str | None:
-    """A1111's ``sd_vae`` value as the native ``vae``: None for the checkpoint's own VAE, else
-    an installed VAE's name (a file extension dropped); a CompatError names ``field`` when no
-    such VAE is installed. Lists the models folder: call it off the event loop."""
-    name = str(value or "").strip()
-    if name.lower() in NO_VAE:
-        return None
-    for ext in (".safetensors", ".ckpt", ".pt"):
-        name = name.removesuffix(ext)
-    installed = [item["model_name"] for item in compat_assets.installed_vaes(services)]
-    if name not in installed:
-        listed = ", ".join(installed) or "none"
-        message = f"VAE {name!r} is not installed in the models folder's vae/; installed: {listed}"
-        raise CompatError(422, message, field)
-    return name
-
-
-def vae_setting(services: Services, req: Txt2ImgRequest) -> str | None:
-    """A1111's ``sd_vae`` (this request's override, else the stored option) as the native vae."""
-    overrides = req.override_settings or {}
-    if "sd_vae" in overrides:
-        return checked_vae(services, overrides["sd_vae"], "override_settings.sd_vae")
-    return checked_vae(services, compat_state(services).options.get("sd_vae"), "sd_vae")
-
-
-def checkpoint_setting(services: Services, req: Txt2ImgRequest) -> str:
-    """``override_settings.sd_model_checkpoint``, else the checkpoint set with /options."""
-    wanted = (req.override_settings or {}).get("sd_model_checkpoint")
-    if not wanted:
-        return current_checkpoint(services)
-    model = resolve_checkpoint(services, str(wanted))
-    if model is None:
-        names = ", ".join(m.id for m in services.catalog.list())
-        raise CompatError(
-            422, f"checkpoint {wanted!r} is not installed; installed: {names}", "override_settings"
-        )
-    return model
-
-
-def refiner_setting(services: Services, req: Txt2ImgRequest) -> str | None:
-    """A1111's ``refiner_checkpoint`` (a title, file name or id; empty or "None": no refiner)
-    as the native refiner's model id."""
-    wanted = (req.refiner_checkpoint or "").strip()
-    if wanted.lower() in ("", "none"):
-        return None
-    model = resolve_checkpoint(services, wanted)
-    if model is None:
-        names = ", ".join(m.id for m in services.catalog.list())
-        raise CompatError(
-            422, f"checkpoint {wanted!r} is not installed; installed: {names}", "refiner_checkpoint"
-        )
-    return model
 
 
 def _options(services: Services, req: Txt2ImgRequest) -> dict[str, object]:
