@@ -6,6 +6,7 @@ import json
 import sys
 import types
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import pytest
@@ -60,6 +61,11 @@ def test_serve_passes_flags_as_command_line_settings(monkeypatch: pytest.MonkeyP
     received: list[LoadedSettings] = []
     fake = types.ModuleType("impasto.server")
     fake.serve = lambda loaded: received.append(loaded) or 0  # type: ignore[attr-defined]
+
+    def end_process(code: int) -> NoReturn:  # the daemon's process ends here, not in main
+        raise SystemExit(code)
+
+    fake.end_process = end_process  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "impasto.server", fake)
     argv = [
         "serve",
@@ -75,7 +81,9 @@ def test_serve_passes_flags_as_command_line_settings(monkeypatch: pytest.MonkeyP
         "--token",
         "t",
     ]
-    assert main(argv) == 0
+    with pytest.raises(SystemExit) as ended:
+        main(argv)
+    assert ended.value.code == 0
     (loaded,) = received
     settings = loaded.settings
     assert (settings.port, settings.socket, settings.data_dir) == (9001, False, "/tmp/d")

@@ -140,6 +140,11 @@ def wait_window(window: IconWindow, state: DaemonState, timeout: float = 20.0) -
         time.sleep(0.05)
 
 
+def output_of(daemon: Daemon) -> str:
+    """The end of what the tray's daemons printed (a crash's last words)."""
+    return (daemon.root / "tray-daemon.out").read_text(errors="replace")[-6000:]
+
+
 @pytest.fixture
 def tray_for(
     x_display: str, system_tray: FakeSystemTray
@@ -223,7 +228,7 @@ def test_the_tray_runs_its_daemon_through_idle_generating_and_stopped(
     child = tray.process.process
     tray.click("Stop daemon")
     tray.wait_state(DaemonState.STOPPED, 40)
-    assert child.poll() == 0, "the daemon was not stopped gracefully"
+    assert child.poll() == 0, f"not stopped gracefully:\n{output_of(harness)}"
     wait_window(window, DaemonState.STOPPED)
     assert window.title() == "Impasto: Daemon stopped"
     time.sleep(1.5)  # longer than the backoff: a stop on purpose is not restarted
@@ -235,7 +240,7 @@ def test_the_tray_runs_its_daemon_through_idle_generating_and_stopped(
     child = tray.process.process
     tray.click("Quit")
     tray.wait_quit()
-    assert child is not None and child.poll() == 0
+    assert child is not None and child.poll() == 0, output_of(harness)
     assert not harness.discovery_file.exists()
 
 
