@@ -497,6 +497,33 @@ def test_refiner_checkpoint_and_switch_reach_the_plan_and_the_infotext(
     assert bad_switch.status_code == 422 and "refiner_switch_at" in bad_switch.text
 
 
+def test_a_refiner_with_a_mask_is_refused_before_anything_is_queued(
+    http: httpx.Client,
+) -> None:
+    """Inpainting cannot run a refiner (the mask's hooks belong to the base run): a 422 naming
+    ``refiner`` for the request, the loopback script and an X/Y/Z refiner axis alike."""
+    body = {
+        **_inpaint_body((64, 64), (16, 16, 48, 48)),
+        "prompt": "refiner-masked x",
+        "steps": 2,
+        "override_settings": {"sd_model_checkpoint": "sdxl-tiny"},
+        "refiner_checkpoint": "sdxl-tiny-refiner",
+    }
+    before = len(http.get("/api/v1/history", params={"q": "refiner-masked"}).json()["items"])
+    xyz_body = {**body, "script_name": "x/y/z plot"}
+    del xyz_body["refiner_checkpoint"]
+    xyz_body["script_args"] = ["Refiner checkpoint", "None, sdxl-tiny-refiner", []]
+    loopback = {**body, "script_name": "loopback", "script_args": [2, 0.5, "Linear", "None"]}
+    for request in (body, loopback, xyz_body):
+        refused = http.post("/sdapi/v1/img2img", json=request)
+        assert refused.status_code == 422, refused.text
+        assert "refiner" in refused.text and "mask" in refused.text, refused.text
+    after = len(http.get("/api/v1/history", params={"q": "refiner-masked"}).json()["items"])
+    assert after == before
+    unmasked = {k: v for k, v in body.items() if k != "mask"}
+    assert http.post("/sdapi/v1/img2img", json=unmasked).status_code == 200
+
+
 def test_variation_seed_numbers_each_image_and_says_so(http: httpx.Client) -> None:
     body = {"prompt": "a lantern", "seed": 5, "steps": 2, "width": 64, "height": 64}
     varied = {**body, "subseed": 7, "subseed_strength": 0.3, "batch_size": 2, "n_iter": 2}

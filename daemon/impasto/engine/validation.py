@@ -88,6 +88,14 @@ def check_latent_resize(latent_resize: bool, inpaint_unet: bool, masked: bool) -
         raise InvalidRequestError("resize_mode", message + "pixels: use stretch, crop or fill")
 
 
+def check_refiner(refiner: bool, masked: bool) -> None:
+    """A refiner with a mask: the inpaint hooks (mask channels, blending) belong to the base
+    model's run, so the refiner's steps could not keep the picture outside the mask."""
+    if refiner and masked:
+        message = "inpainting cannot use a refiner: send it without mask_image, or no refiner"
+        raise InvalidRequestError("refiner", message)
+
+
 def check_color_correction(correction: bool, has_init_image: bool, has_reference: bool) -> None:
     """InvalidRequestError for a colour correction with no init image (nothing to match) or a
     colour reference without the correction that reads it."""
@@ -185,9 +193,7 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
     _check_choice("img2img_steps", params.img2img_steps)
     if params.init_image is not None:
         check_image_steps(params.steps, params.strength, params.img2img_steps, "strength")
-    if params.refiner is not None and params.mask_image is not None:
-        # The inpaint hooks (mask channels, blending) belong to the base model's run.
-        raise InvalidRequestError("refiner", "inpainting cannot use a refiner")
+    check_refiner(params.refiner is not None, params.mask_image is not None)
     for _, weight in params.loras:
         _check("loras", weight, "lora_weight", integer=False)
     low, high = _bounds("seed")

@@ -16,6 +16,8 @@ import msgspec
 from impasto.engine.families import recommended_cache_interval
 from impasto.engine.image_upscale import NONE, target_size
 from impasto.engine.noise import resolve_seed
+from impasto.engine.types import InvalidRequestError
+from impasto.engine.validation import check_refiner
 from impasto.formats.fit import fitted
 from impasto.formats.pixels import flattened
 from impasto.services.errors import FieldError
@@ -111,7 +113,7 @@ class Resolver:
         except NotInstalledError as exc:
             raise FieldError(exc.field, exc.message) from None
         if request.refiner:
-            self._check_refiner(request.refiner)
+            self._check_refiner(request.refiner, bool(request.mask_image))
         first = FirstPass(width, height, sampler, schedule, sdxl)
         specs = [lora for lora, _, _ in loras]
         hires = resolve_hires(request, first, self.catalog.models_dir, specs)
@@ -322,7 +324,7 @@ class Resolver:
             height=size[1],
         )
 
-    def _check_refiner(self, refiner_id: str) -> None:
+    def _check_refiner(self, refiner_id: str, masked: bool) -> None:
         entry = self.catalog.get(refiner_id, broken=True)
         if entry is None:
             raise FieldError("refiner", f"model {refiner_id!r} is not installed")
@@ -330,6 +332,10 @@ class Resolver:
             raise FieldError("refiner", f"model {refiner_id!r} cannot be used: {entry.problem}")
         if entry.family != REFINER_FAMILY:
             raise FieldError("refiner", f"model {refiner_id!r} is not an SDXL refiner")
+        try:
+            check_refiner(True, masked)
+        except InvalidRequestError as exc:
+            raise FieldError(exc.field, exc.message) from None
 
 
 def _seed_resize(request: GenerateRequest) -> dict[str, Any]:
