@@ -278,6 +278,17 @@ def test_payloads_as_a1111_clients_send_them(http: httpx.Client) -> None:
     assert refused.json()["detail"][0]["loc"] == ["body", "steps"]
 
 
+@pytest.mark.parametrize("path", ["/sdapi/v1/txt2img", "/sdapi/v1/options", "/sdapi/v1/png-info"])
+def test_a_body_that_is_not_json_is_fastapis_422(http: httpx.Client, path: str) -> None:
+    """FastAPI (A1111's server) answers a body it cannot decode with a 422 json_invalid, for a
+    free-form body and a typed one alike."""
+    answer = http.post(path, content=b"{bad", headers={"content-type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    (item,) = answer.json()["detail"]
+    assert (item["loc"], item["type"]) == (["body"], "json_invalid")
+    assert "JSON" in item["msg"]
+
+
 def _inpaint_body(size: tuple[int, int], box: tuple[int, int, int, int]) -> dict[str, Any]:
     """A 64x64 img2img of a red picture of ``size`` with ``box`` masked, as A1111 takes it."""
     init = Image.new("RGB", size, (200, 30, 30))

@@ -141,7 +141,13 @@ async def _unreadable(
     except msgspec.DecodeError:
         pass
     reason = str(exc.detail or exc).rstrip(".")
-    raise ClientException(detail=f"the body is not valid JSON: {reason}") from None
+    raise ClientException(detail=f"the body is not valid JSON: {reason}") from exc
+
+
+def is_unreadable_body(exc: Exception) -> bool:
+    """Whether ``exc`` is the 400 for a body that is not JSON: ours above, or Litestar's for a
+    free-form body (both a ClientException raised from a SerializationException)."""
+    return isinstance(exc, ClientException) and isinstance(exc.__cause__, SerializationException)
 
 
 def check_depth(value: Any, field: str, limit: int = MAX_OPTION_DEPTH) -> None:

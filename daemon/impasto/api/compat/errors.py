@@ -15,7 +15,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from impasto.api.bodies import TOO_DEEP, validation_items
+from impasto.api.bodies import TOO_DEEP, is_unreadable_body, validation_items
 from impasto.services.errors import (
     ConflictError,
     FieldError,
@@ -130,6 +130,8 @@ def a1111_routing(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
 
 
 def _a1111_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if is_unreadable_body(exc):  # FastAPI's 422 "json_invalid", as A1111 answers
+        return _a1111_invalid([("body", f"JSON decode error: {exc.detail}")], "json_invalid")
     response = _a1111_error(exc.status_code, "HTTPException", str(exc.detail))
     response.headers.update(exc.headers or {})  # WWW-Authenticate, Retry-After
     return response
