@@ -9,6 +9,7 @@ import struct
 import zlib
 from typing import Any
 
+import numpy as np
 from litestar.testing import TestClient
 from PIL import Image
 
@@ -411,3 +412,29 @@ def test_clear_cancels_every_queued_job_in_run_order_and_keeps_the_running_one(
     bad = api.post("/api/v1/queue/clear", params={"running": "maybe"})
     assert bad.status_code == 422, bad.text
     assert bad.json()["errors"] == [{"field": "running", "message": "must be true or false"}]
+
+
+def test_cmyk_and_16_bit_pictures_are_read_as_8_bit(api: TestClient, services: Services) -> None:
+    """A CMYK JPEG is read as RGB (it was a 500: PNG cannot store CMYK), a 16-bit grey PNG as
+    8-bit grey scaled down (Pillow clips it at 255: a dark 16-bit mask read as white)."""
+    cmyk = io.BytesIO()
+    Image.new("CMYK", (64, 64), (0, 255, 0, 0)).save(cmyk, format="JPEG")
+    uploaded = api.post("/api/v1/images", files={"file": ("c.jpg", cmyk.getvalue(), "image/jpeg")})
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["mode"] == "RGB"
+    deep = io.BytesIO()
+    Image.fromarray(np.full((64, 64), 1000, np.uint16)).save(deep, format="PNG")
+    assert Image.open(io.BytesIO(deep.getvalue())).mode == "I;16"
+    job = submit(
+        api,
+        init_image=base64.b64encode(cmyk.getvalue()).decode(),
+        mask_image=base64.b64encode(deep.getvalue()).decode(),
+    )
+    plan = api.get(f"/api/v1/generate/{job['id']}").json()["plan"]
+    stored = services.uploads.path_of(plan["mask_image"].removeprefix("upload:"))
+    with Image.open(stored) as mask:
+        assert mask.mode == "L" and set(mask.getdata()) == {round(1000 / 257)}
+    init = services.uploads.path_of(plan["init_image"].removeprefix("upload:"))
+    with Image.open(init) as image:
+        red, green, blue = image.convert("RGB").getpixel((32, 32))
+        assert red > 200 and green < 60 and blue > 200  # CMYK (0, 255, 0, 0) is magenta

@@ -125,3 +125,22 @@ def test_what_a_latent_resize_refuses(api: TestClient, services: Services) -> No
         error = refused.json()["errors"][0]
         assert error["field"] == field and words in error["message"], error
     assert services.jobs.store.count_queued() == 0
+
+
+def test_a_sliver_fills_and_a_crop_that_would_scale_too_far_is_refused(
+    api: TestClient, services: Services
+) -> None:
+    """A 600x4 picture filled into 64x64 scales to 64x1 (not 64x0, a 500); a 16000x4 one
+    cropped to 2048x2048 would scale to 8192000x2048 first: a 422 naming init_image."""
+    sliver = np.zeros((4, 600, 3), np.uint8)
+    sliver[:, :, 0] = 200
+    stored = _planned(api, services, init_image=_b64(Image.fromarray(sliver)), resize_mode="fill")
+    assert stored["init_image"].shape == (64, 64, 3)
+    assert (stored["init_image"][..., 0] > 150).all()  # the sliver's edge filled both sides
+    huge = {**BODY, "width": 2048, "height": 2048, "resize_mode": "crop"}
+    huge["init_image"] = _b64(Image.new("RGB", (16000, 4)))
+    refused = api.post("/api/v1/generate", json=huge)
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["errors"][0]
+    assert error["field"] == "init_image" and "8192000x2048" in error["message"], error
+    assert services.jobs.store.count_queued() == 0

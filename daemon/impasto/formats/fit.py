@@ -11,12 +11,17 @@ EDGE = Image.Resampling.BICUBIC
 across the side, with Pillow's default filter, as A1111 calls it."""
 
 
+MAX_SCALED = 8192 * 8192
+"""The most pixels a picture is scaled to before it is cropped (a 20000x8 picture cropped to
+2048x2048 would be 5120000x2048 first)."""
+
+
 def fitted(image: Image.Image, mode: str, size: tuple[int, int]) -> Image.Image:
     """``image`` at ``size`` as A1111's resize_image lays it out (its "Just resize", "Crop and
     resize", "Resize and fill"; ``wire.ResizeMode`` lists the names): ``stretch`` resizes it;
     ``crop`` scales it to cover and keeps the centre; ``fill`` scales it to fit, centres it and
     fills each side left over with the picture's edge row or column sampled and stretched
-    across it (not black)."""
+    across it (not black). ValueError when a crop would scale it past ``MAX_SCALED``."""
     width, height = size
     if mode == "stretch" or image.size == size:
         return image.resize(size, LANCZOS)
@@ -24,8 +29,15 @@ def fitted(image: Image.Image, mode: str, size: tuple[int, int]) -> Image.Image:
     crop = mode == "crop"
     by_width = ratio > source_ratio if crop else ratio < source_ratio
     by_height = ratio <= source_ratio if crop else ratio >= source_ratio
-    scaled_w = width if by_width else image.width * height // image.height
-    scaled_h = height if by_height else image.height * width // image.width
+    # At least a pixel: a 600x4 picture filled into 64x64 would scale to 64x0.
+    scaled_w = width if by_width else max(1, image.width * height // image.height)
+    scaled_h = height if by_height else max(1, image.height * width // image.width)
+    if scaled_w * scaled_h > MAX_SCALED:
+        raise ValueError(
+            f"a {image.width}x{image.height} picture cropped to {width}x{height} is first "
+            f"scaled to {scaled_w}x{scaled_h}, over {MAX_SCALED} pixels: crop it closer to "
+            "that shape first, or fill or stretch it"
+        )
     scaled = image.resize((scaled_w, scaled_h), LANCZOS)
     canvas = Image.new(image.mode, size)
     top, left = height // 2 - scaled_h // 2, width // 2 - scaled_w // 2

@@ -12,6 +12,7 @@ import threading
 import uuid
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from impasto.services.errors import FieldError, NotFoundError
@@ -102,8 +103,25 @@ class UploadStore:
         return self.save_bytes(data, field)
 
 
+# The modes every reader of a decoded image takes: 8 bits a channel, grey or RGB.
+EIGHT_BIT_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA"})
+
+
+def eight_bit(image: Image.Image) -> Image.Image:
+    """``image`` in an 8-bit mode. Pillow opens a 16-bit grey PNG as ``I;16`` (or ``I``),
+    whose values it would clip at 255 when converted (a dark 16-bit mask would read white):
+    they are scaled to 8 bits. A CMYK or YCbCr JPEG becomes RGB."""
+    if image.mode in EIGHT_BIT_MODES:
+        return image
+    if image.mode.startswith("I"):
+        values = np.asarray(image, dtype=np.float64) / 257.0  # 65535 -> 255
+        return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+    return image.convert("RGB")
+
+
 def decode_image(data: bytes, field: str, max_bytes: int) -> Image.Image:
-    """Decode PNG/JPEG/WebP bytes, checking size and type before trusting them."""
+    """Decode PNG/JPEG/WebP bytes, checking size and type before trusting them; the image
+    comes back in an 8-bit mode (``eight_bit``)."""
     if len(data) > max_bytes:
         raise FieldError(field, f"image is {len(data)} bytes; the limit is {max_bytes} bytes")
     try:
@@ -120,4 +138,4 @@ def decode_image(data: bytes, field: str, max_bytes: int) -> Image.Image:
         raise FieldError(field, f"image is too large to open; {_AT_MOST}") from None
     except (UnidentifiedImageError, OSError):
         raise FieldError(field, "is not a readable PNG, JPEG or WebP image") from None
-    return image
+    return eight_bit(image)

@@ -262,7 +262,11 @@ class Resolver:
             if image.size != target:
                 # An init image's transparency is flattened before the resize blends it in.
                 image = flattened(image) if key == "init_image" else image.convert(mode)
-                upload_id, _ = self.uploads.save_image(fitted(image, layout, target))
+                try:
+                    image = fitted(image, layout, target)
+                except ValueError as exc:
+                    raise FieldError(key, str(exc)) from None
+                upload_id, _ = self.uploads.save_image(image)
             found[key] = f"upload:{upload_id}"
         if found["mask_image"] and not found["init_image"]:
             raise FieldError("mask_image", "a mask needs an init_image to paint into")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from PIL import ImageOps
+from PIL import Image, ImageOps
 
 from impasto.api.compat.a1111_model_settings import checkpoint_setting, refiner_setting, vae_setting
 from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
@@ -330,7 +330,7 @@ def prepare_images(
         out = {"init_image": upload(services, init), "resize_mode": "latent"}
         mode = "stretch"
     else:
-        out = {"init_image": upload(services, fitted(init, mode, size))}
+        out = {"init_image": upload(services, _fitted(init, mode, size, "init_images"))}
     if req.mask:
         # As A1111 prepares it: read (its alpha, else its grey), made black and white, inverted,
         # blurred at its own size, then laid out like the image.
@@ -342,8 +342,15 @@ def prepare_images(
         if req.mask_blur is not None:  # A1111's mask_blur sets both
             blur_x = blur_y = req.mask_blur
         mask = mask_blurred(mask, blur_x, blur_y)
-        out["mask_image"] = upload(services, fitted(mask, mode, size))
+        out["mask_image"] = upload(services, _fitted(mask, mode, size, "mask"))
     return out
+
+
+def _fitted(image: Image.Image, mode: str, size: tuple[int, int], field: str) -> Image.Image:
+    try:
+        return fitted(image, mode, size)
+    except ValueError as exc:
+        raise CompatError(422, str(exc), field) from None
 
 
 def echo(req: Txt2ImgRequest) -> dict[str, Any]:
