@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import functools
+import math
 import re
-from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import msgspec
 
@@ -231,6 +233,8 @@ def unknown_field(data: Any, schema: Any, where: str = "") -> tuple[str, str] | 
     if kind is None:
         return None
     if isinstance(data, list):
+        if len(data) > _max_length(schema):
+            return None  # the decode says the list is too long, before reading a million items
         for index, item in enumerate(data):
             found = unknown_field(item, kind, f"{where}[{index}]")
             if found is not None:
@@ -238,8 +242,7 @@ def unknown_field(data: Any, schema: Any, where: str = "") -> tuple[str, str] | 
         return None
     if not isinstance(data, dict):
         return None
-    hints = get_type_hints(kind, include_extras=True)
-    fields = {f.encode_name: hints[f.name] for f in msgspec.structs.fields(kind)}
+    fields = _fields_of(kind)
     for name, value in data.items():
         path = f"{where}.{name}" if where else str(name)
         if name not in fields:
@@ -248,6 +251,21 @@ def unknown_field(data: Any, schema: Any, where: str = "") -> tuple[str, str] | 
         if found is not None:
             return found
     return None
+
+
+@functools.cache
+def _fields_of(kind: type) -> dict[str, Any]:
+    """A struct's fields as JSON names them, with their types."""
+    hints = get_type_hints(kind, include_extras=True)
+    return {f.encode_name: hints[f.name] for f in msgspec.structs.fields(kind)}
+
+
+def _max_length(hint: Any) -> float:
+    """The most items a list type (``Annotated[list[...], Meta(max_length=...)]``) allows."""
+    for meta in get_args(hint)[1:] if get_origin(hint) is Annotated else ():
+        if isinstance(meta, msgspec.Meta) and meta.max_length is not None:
+            return meta.max_length
+    return math.inf
 
 
 def _which_instead(name: str, fields: list[str]) -> str:

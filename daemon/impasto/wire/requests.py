@@ -123,6 +123,7 @@ InpaintPadding = Annotated[
     int, Meta(ge=0, le=256, description="Pixels of context around the mask (inpaint_area masked)")
 ]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
+MAX_LORAS = 64  # LoRAs a request lists (its prompt's <lora:...> tags are bounded by its length)
 SamplerId = Annotated[str, Meta(min_length=1, max_length=64)]
 # Query parameters: routes take their QueryParameter bounds from these (``bounds``).
 PageLimit = Annotated[int, Meta(ge=1, le=200)]
@@ -200,7 +201,9 @@ class GenerateRequest(Schema):
     prompt: Prompt
     negative_prompt: NegativePrompt = ""
     model: str | None = None
-    loras: list[LoraSpec] = msgspec.field(default_factory=list)
+    loras: Annotated[list[LoraSpec], Meta(max_length=MAX_LORAS)] = msgspec.field(
+        default_factory=list
+    )
     width: Dimension | None = None
     height: Dimension | None = None
     steps: Steps | None = None

@@ -35,6 +35,17 @@ def styles_file(context: PluginContext) -> Path:
     return path
 
 
+def shown_file(context: PluginContext) -> str:
+    """The styles file as an answer names it: under ``<data>``, never by its local path."""
+    configured = str(context.config.get("file", "styles.toml"))
+    if Path(configured).is_absolute():
+        return "the file the plugin's config names"
+    return f"<data>/{configured}"
+
+
+SHOWN_NAMES = 5  # unknown style names an error repeats (a request may send thousands)
+
+
 class StylesFileError(ValueError):
     """The styles file cannot be read and no earlier reading of it is at hand."""
 
@@ -43,7 +54,7 @@ def load_styles(path: Path) -> dict[str, dict[str, str]]:
     """Style name -> {prompt, negative_prompt}; re-read when the file changes.
 
     An edit that breaks the file keeps the styles as last read, with a warning; with none
-    read before, StylesFileError names the file and the error.
+    read before, StylesFileError says what is wrong (its caller names the file).
     """
     if not path.is_file():
         return {}
@@ -55,10 +66,10 @@ def load_styles(path: Path) -> dict[str, dict[str, str]]:
         with path.open("rb") as fh:
             raw = tomllib.load(fh)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
-        problem = f"styles file {path}: not readable as TOML: {exc}"
+        problem = f"not readable as TOML: {exc}"
         if cached is None:
             raise StylesFileError(problem) from None
-        log.warning("%s; the styles as last read are kept", problem)
+        log.warning("styles file %s: %s; the styles as last read are kept", path, problem)
         _cache[path] = (mtime, cached[1])  # warn once per edit
         return cached[1]
     styles = {
@@ -77,10 +88,11 @@ def _listed(context: PluginContext | None) -> dict[str, dict[str, str]]:
     """The styles for a listing: none (with a warning) while the file cannot be read."""
     if context is None:
         return {}
+    path = styles_file(context)
     try:
-        return load_styles(styles_file(context))
+        return load_styles(path)
     except StylesFileError as exc:
-        log.warning("%s", exc)
+        log.warning("styles file %s: %s", path, exc)
         return {}
 
 
@@ -114,11 +126,13 @@ def preprocess_request(request: dict[str, Any], context: PluginContext) -> dict[
     try:
         styles = load_styles(styles_file(context))
     except StylesFileError as exc:
-        raise RejectRequest(str(exc), FIELD) from None
+        raise RejectRequest(f"styles file {shown_file(context)}: {exc}", FIELD) from None
     unknown = [n for n in names if n not in styles]
     if unknown:
-        known = ", ".join(sorted(styles)) or f"none (add some to {styles_file(context)})"
-        raise RejectRequest(f"unknown style(s) {', '.join(unknown)}; known: {known}", FIELD)
+        known = ", ".join(sorted(styles)) or f"none (add some to {shown_file(context)})"
+        more = f" and {len(unknown) - SHOWN_NAMES} more" if len(unknown) > SHOWN_NAMES else ""
+        listed = ", ".join(map(str, unknown[:SHOWN_NAMES])) + more
+        raise RejectRequest(f"unknown style(s) {listed}; known: {known}", FIELD)
     prompt, negative = request["prompt"], request.get("negative_prompt") or ""
     for name in names:
         prompt, negative = apply_style(prompt, negative, styles[name])

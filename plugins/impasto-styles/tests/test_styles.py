@@ -61,6 +61,17 @@ def test_unknown_style_is_a_422_listing_the_known_ones(daemon: Daemon) -> None:
     assert response.json()["errors"][0]["field"] == "plugins.styles"
 
 
+def test_thousands_of_unknown_names_are_not_all_repeated(daemon: Daemon) -> None:
+    names = [f"style{i}" for i in range(5000)]
+    with daemon.client() as client:
+        body = {**TINY, "prompt": "x", "plugins": {"styles": names}}
+        response = client.post("/api/v1/generate", json=body)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "style0, style1, style2, style3, style4 and 4995 more" in detail, detail
+    assert len(detail) < 500
+
+
 def test_an_a1111_client_is_told_about_the_field_it_sent(daemon: Daemon) -> None:
     with daemon.client() as client:
         body = {"prompt": "x", "styles": ["noir"], "steps": 2, "width": 64, "height": 64}
@@ -112,4 +123,6 @@ def test_a_styles_file_broken_from_the_start_is_a_422_naming_it(tmp_path: Path) 
     finally:
         running.stop()
     assert answer.status_code == 422
-    assert "styles.toml: not readable as TOML" in answer.json()["detail"]
+    detail = answer.json()["detail"]
+    assert "<data>/styles.toml: not readable as TOML" in detail, detail
+    assert str(running.data_dir) not in detail  # the local path stays on this machine
