@@ -150,6 +150,19 @@ def test_a_missing_lora_is_named_by_its_index(api: TestClient, services: Service
     assert services.jobs.store.count_queued() == 0
 
 
+def test_a_request_lists_at_most_64_loras(api: TestClient, services: Services) -> None:
+    """The cap is read before the items: 200,000 misspelt items are one 422 on the length
+    (each item's fields looked up, as before, held the event loop for seconds)."""
+    for count, item in ((65, {"name": "a", "weight": 1}), (200_000, {"nme": "a"})):
+        response = api.post("/api/v1/generate", json={**VALID, "loras": [item] * count})
+        assert response.status_code == 422, response.text[:300]
+        (error,) = response.json()["errors"]
+        assert error["field"] == "loras" and "64" in error["message"], error
+    wrong = api.post("/api/v1/generate", json={**VALID, "loras": [{"nme": "a"}] * 64})
+    assert wrong.json()["errors"][0]["field"] == "loras[0].nme"  # within the cap: named
+    assert services.jobs.store.count_queued() == 0
+
+
 def test_lora_tags_in_the_prompt_are_loras_as_in_a1111(api: TestClient, services: Services) -> None:
     """A prompt pasted from AUTOMATIC1111 (or a PNG it made) keeps its LoRAs: the tags leave
     the prompt and join ``loras``, after the field's own; the PNG text writes them back."""
