@@ -104,3 +104,35 @@ def test_the_sweeper_sweeps_at_once_and_zero_hours_keeps_everything(
     assert (services.uploads.folder / f"{old}.png").exists()
     asyncio.run(run(7 * 24))
     assert not (services.uploads.folder / f"{old}.png").exists()
+
+
+def test_a_refused_request_or_a_dry_run_stores_no_picture(
+    api: TestClient, services: Services
+) -> None:
+    """Inline pictures are stored while the plan is made: a request refused afterwards, or a
+    plan asked without a job, leaves none of them; a queued job keeps its own."""
+    import base64
+
+    buf = io.BytesIO()
+    Image.new("RGB", (80, 48), "red").save(buf, "PNG")
+    picture = base64.b64encode(buf.getvalue()).decode()
+    body = {"prompt": "a cat", "init_image": picture, "mask_image": picture}
+
+    def stored() -> set[str]:
+        return {path.name for path in services.uploads.folder.glob("*.png")}
+
+    before = stored()
+    # Refused after both pictures are decoded and laid out (80x48 -> the run's size).
+    refiner = api.post("/api/v1/generate", json={**body, "refiner": "sd-tiny"})
+    bad_reference = api.post("/api/v1/generate", json={**body, "color_reference": "bad"})
+    for refused in (refiner, bad_reference):
+        assert refused.status_code == 422, refused.text
+    assert stored() == before
+    dry = api.post("/api/v1/generate/plan", json=body)
+    assert dry.status_code == 200 and dry.json()["init_image"].startswith("upload:")
+    assert stored() == before
+    queued = api.post("/api/v1/generate", json=body)
+    assert queued.status_code == 202, queued.text
+    plan = services.jobs.get(queued.json()["id"]).plan
+    kept = {plan[key].removeprefix("upload:") + ".png" for key in ("init_image", "mask_image")}
+    assert stored() == before | kept and len(kept) == 2

@@ -509,10 +509,11 @@ def test_refiner_checkpoint_and_switch_reach_the_plan_and_the_infotext(
 
 
 def test_a_refiner_with_a_mask_is_refused_before_anything_is_queued(
-    http: httpx.Client,
+    http: httpx.Client, daemon: Daemon
 ) -> None:
     """Inpainting cannot run a refiner (the mask's hooks belong to the base run): a 422 naming
-    ``refiner`` for the request, the loopback script and an X/Y/Z refiner axis alike."""
+    ``refiner`` for the request, the loopback script and an X/Y/Z refiner axis alike; the
+    pictures they sent are not kept."""
     body = {
         **_inpaint_body((64, 64), (16, 16, 48, 48)),
         "prompt": "refiner-masked x",
@@ -521,6 +522,7 @@ def test_a_refiner_with_a_mask_is_refused_before_anything_is_queued(
         "refiner_checkpoint": "sdxl-tiny-refiner",
     }
     before = len(http.get("/api/v1/history", params={"q": "refiner-masked"}).json()["items"])
+    uploads = set((daemon.data_dir / "uploads").glob("*.png"))
     xyz_body = {**body, "script_name": "x/y/z plot"}
     del xyz_body["refiner_checkpoint"]
     xyz_body["script_args"] = ["Refiner checkpoint", "None, sdxl-tiny-refiner", []]
@@ -531,6 +533,7 @@ def test_a_refiner_with_a_mask_is_refused_before_anything_is_queued(
         assert "refiner" in refused.text and "mask" in refused.text, refused.text
     after = len(http.get("/api/v1/history", params={"q": "refiner-masked"}).json()["items"])
     assert after == before
+    assert set((daemon.data_dir / "uploads").glob("*.png")) == uploads
     unmasked = {k: v for k, v in body.items() if k != "mask"}
     assert http.post("/sdapi/v1/img2img", json=unmasked).status_code == 200
 

@@ -7,7 +7,7 @@ import base64
 import io
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,8 @@ from PIL import Image
 from impasto.formats.png import read_png_metadata
 from impasto.services.container import Services
 from impasto.services.errors import NotFoundError, ServiceError
-from impasto.wire import TERMINAL_STATUSES, GenerateRequest
+from impasto.services.images import UPLOAD_REF
+from impasto.wire import IMAGE_FIELDS, TERMINAL_STATUSES, GenerateRequest
 
 HEARTBEAT = 2.0
 RNG_SOURCES = {"GPU": "pcg64", "CPU": "cpu", "NV": "nv"}
@@ -113,6 +114,7 @@ async def submit_all(services: Services, requests: list[GenerateRequest]) -> lis
     except ServiceError:
         for job_id in job_ids:
             await services.jobs.cancel(job_id)
+        await asyncio.to_thread(discard_pictures, services, requests)
         raise
     state = compat_state(services)
     # A task whose request never reached its own forget (a streamed answer nobody read) is
@@ -123,6 +125,15 @@ async def submit_all(services: Services, requests: list[GenerateRequest]) -> lis
         state.forget(task)
     state.track(job_ids)
     return job_ids
+
+
+def discard_pictures(
+    services: Services, requests: list[GenerateRequest], more: Iterable[str | None] = ()
+) -> None:
+    """Remove the uploads ``requests`` (and ``more``) name: a compat request's pictures are
+    stored for its own jobs, so none stays when it is refused (blocking)."""
+    named = [str(getattr(request, name) or "") for request in requests for name in IMAGE_FIELDS]
+    services.uploads.discard(UPLOAD_REF.findall(" ".join([*named, *(m or "" for m in more)])))
 
 
 def _finished_tasks(services: Services, tasks: list[list[str]]) -> list[list[str]]:

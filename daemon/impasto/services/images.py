@@ -10,6 +10,7 @@ import os
 import re
 import threading
 import uuid
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,31 @@ class UploadStore:
         # A request naming an upload marks it used (its time) while the sweep, under the same
         # lock, checks that time and deletes: an upload a new job names is never swept.
         self._lock = threading.Lock()
+        self._local = threading.local()  # the ids this thread's open ``new_uploads`` collects
+
+    @contextlib.contextmanager
+    def new_uploads(self) -> Iterator[list[str]]:
+        """The ids of the uploads this thread stores inside the block, removed if the block
+        raises: a request refused after its inline images were stored leaves none behind
+        (a client retrying a bad 20 MB request would fill the disk). Nested blocks share the
+        outermost one's list."""
+        outer = getattr(self._local, "created", None)
+        created: list[str] = [] if outer is None else outer
+        self._local.created = created
+        try:
+            yield created
+        except BaseException:
+            self.discard(created)
+            raise
+        finally:
+            self._local.created = outer
+
+    def discard(self, upload_ids: Iterable[str]) -> None:
+        """Remove these uploads (blocking; those already gone are skipped)."""
+        for upload_id in upload_ids:
+            if UPLOAD_ID.match(upload_id):
+                with self._lock, contextlib.suppress(FileNotFoundError):
+                    (self.folder / f"{upload_id}.png").unlink()
 
     def path_of(self, upload_id: str) -> Path:
         # Ids are generated here as hex; anything else could name a path outside the folder.
@@ -53,6 +79,9 @@ class UploadStore:
         tmp = self.folder / f".{upload_id}.tmp"
         image.save(tmp, format="PNG")
         tmp.replace(self.folder / f"{upload_id}.png")
+        created = getattr(self._local, "created", None)
+        if created is not None:
+            created.append(upload_id)
         return upload_id, image
 
     def sweep(self, older_than: float, in_use: set[str]) -> int:

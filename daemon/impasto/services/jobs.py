@@ -118,8 +118,12 @@ class JobService:
         return job, created
 
     def plan(self, request: GenerateRequest) -> ResolvedPlan:
-        """What ``request`` would run, without queueing it."""
-        return self.resolver.resolve(self._preprocess(request))
+        """What ``request`` would run, without queueing it: the images it stores on the way
+        are removed again (the plan names them as a job's plan would)."""
+        with self.resolver.uploads.new_uploads() as stored:
+            plan = self.resolver.resolve(self._preprocess(request))
+        self.resolver.uploads.discard(stored)
+        return plan
 
     def _preprocess(self, request: GenerateRequest) -> GenerateRequest:
         if self.plugins is None:

@@ -82,7 +82,12 @@ class Resolver:
         return model
 
     def resolve(self, request: GenerateRequest) -> ResolvedPlan:
-        """The plan of ``request``: defaults filled, names checked, images stored as uploads."""
+        """The plan of ``request``: defaults filled, names checked, images stored as uploads
+        (none stays when the request is refused)."""
+        with self.uploads.new_uploads():
+            return self._resolve(request)
+
+    def _resolve(self, request: GenerateRequest) -> ResolvedPlan:
         model = self.model(request.model)
         defaults = model.defaults
         sampler, schedule = sampler_and_schedule(request, model)
@@ -266,7 +271,10 @@ class Resolver:
                     image = fitted(image, layout, target)
                 except ValueError as exc:
                     raise FieldError(key, str(exc)) from None
+                sent = upload_id
                 upload_id, _ = self.uploads.save_image(image)
+                if not value.startswith("upload:"):
+                    self.uploads.discard([sent])  # sent inline: only the laid-out copy is used
             found[key] = f"upload:{upload_id}"
         if found["mask_image"] and not found["init_image"]:
             raise FieldError("mask_image", "a mask needs an init_image to paint into")

@@ -308,7 +308,14 @@ def prepare_images(
     services: Services, req: Img2ImgRequest, width: int, height: int
 ) -> dict[str, str]:
     """Decode the init image and mask, lay them out, invert and blur the mask; store them as
-    uploads."""
+    uploads (neither stays when the mask is refused)."""
+    with services.uploads.new_uploads():
+        return _prepared_images(services, req, width, height)
+
+
+def _prepared_images(
+    services: Services, req: Img2ImgRequest, width: int, height: int
+) -> dict[str, str]:
     if not req.init_images:
         raise CompatError(422, "img2img needs at least one image in init_images", "init_images")
     size = (width, height)

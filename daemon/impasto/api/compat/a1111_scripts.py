@@ -32,6 +32,7 @@ from impasto.api.dependencies import AllServices
 from impasto.formats.pixels import flattened
 from impasto.services import compat
 from impasto.services.container import Services
+from impasto.services.errors import ServiceError
 from impasto.services.runner import job_plan
 from impasto.services.scripts.base import ScriptArg, ScriptContext, ScriptFailed, parse_args
 from impasto.services.scripts.registry import find_script, scripts_for
@@ -79,6 +80,10 @@ async def generate_with_script(services: Services, req: Txt2ImgRequest) -> Gener
         output = await script.run(ctx, args)
     except ScriptFailed as exc:
         raise CompatError(500, str(exc)) from None
+    except (ServiceError, CompatError):
+        if not jobs:  # refused before any job ran: the pictures it sent are not kept
+            await asyncio.to_thread(compat.discard_pictures, services, task.requests, source)
+        raise
     text = await asyncio.to_thread(
         info_json, services, plain, task, output.images, job_plan(jobs[0])
     )
