@@ -250,6 +250,8 @@ async def run_daemon(
         services.bus.publish(
             "queued", job_id, {"position": store.position(job_id), "retry": "daemon restarted"}
         )
+    if services.jobs.paused:
+        log.info("the queue is paused, as it was left: queued jobs wait for a resume")
     assert services.models is not None
     resumed = services.models.installer.resume()
     if resumed:

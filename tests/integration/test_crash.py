@@ -114,3 +114,28 @@ def test_graceful_stop_keeps_the_running_job_queued(daemon_factory: type[Daemon]
         done = wait_status(client, job["id"], {"completed", "failed"}, timeout=240)
         assert done["status"] == "completed"
         assert done["attempts"] == 0  # a clean stop is not a failed attempt
+
+
+def test_a_paused_queue_stays_paused_across_a_restart(
+    daemon_factory: type[Daemon], tmp_path
+) -> None:
+    """`impasto queue pause` holds the queue until a resume, a restart in between too."""
+    daemon = daemon_factory(tmp_path).start()
+    with daemon.client() as client:
+        assert client.post("/api/v1/queue/pause").json() == {"paused": True}
+        held = client.post("/api/v1/generate", json={"prompt": "held", **TINY}).json()
+    assert daemon.stop() == 0
+    restarted = daemon_factory(tmp_path, port=daemon.port).start()
+    restarted.wait_worker_ready()
+    try:
+        with restarted.client() as client:
+            assert client.get("/api/v1/queue").json()["paused"] is True
+            time.sleep(1.0)  # a worker is ready: an unpaused queue would have started it
+            assert client.get(f"/api/v1/generate/{held['id']}").json()["status"] == "queued"
+            assert client.post("/api/v1/queue/resume").json() == {"paused": False}
+            assert wait_status(client, held["id"], {"completed", "failed"})["status"] == (
+                "completed"
+            )
+    finally:
+        restarted.stop()
+    assert "the queue is paused, as it was left" in (restarted.log_dir / "daemon.log").read_text()

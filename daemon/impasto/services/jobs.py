@@ -61,6 +61,7 @@ class JobService:
         self.options = options
         # The plugin host (impasto.plugins.manager.PluginHost); None runs no plugins.
         self.plugins = plugins
+        runner.paused = store.queue_paused()  # a queue paused before a restart stays paused
 
     @property
     def paused(self) -> bool:
@@ -258,6 +259,8 @@ class JobService:
         return list(items), cursor
 
     def set_paused(self, paused: bool) -> bool:
+        """Pause (running jobs finish, queued ones wait) or resume the queue, across restarts."""
+        self.store.set_queue_paused(paused)
         self.runner.paused = paused
         self.bus.publish("queue", None, {"paused": paused})
         if not paused and self.supervisor:

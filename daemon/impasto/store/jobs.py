@@ -214,6 +214,19 @@ class JobStore:
         )
         return {row[0]: int(row[1]) for row in rows}
 
+    def queue_paused(self) -> bool:
+        """Whether the queue was left paused (it stays so across restarts)."""
+        rows = self.db.execute("SELECT value FROM queue_state WHERE key = 'paused'")
+        return bool(rows) and rows[0][0] == "1"
+
+    def set_queue_paused(self, paused: bool) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO queue_state (key, value) VALUES ('paused', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                ("1" if paused else "0",),
+            )
+
     def count_queued(self) -> int:
         """How many jobs wait to run."""
         return int(self.db.execute(f"SELECT COUNT(*) FROM {_QUEUED}")[0][0])
