@@ -677,6 +677,10 @@ def test_styles_field_applies_the_styles_plugin(http: httpx.Client) -> None:
     params = parse_a1111_parameters(_image(answer.json()["images"][0]).info["parameters"])
     assert params["prompt"] == "cinematic still of a lighthouse"
     assert params["negative_prompt"] == "cartoon"
+    # As A1111's Processed: the prompt as sent, and each image's as it ran, styled.
+    info = json.loads(answer.json()["info"])
+    assert (info["prompt"], info["all_prompts"]) == ("a lighthouse", [params["prompt"]])
+    assert (info["negative_prompt"], info["all_negative_prompts"]) == ("", ["cartoon"])
     # With the plugin off the styles would do nothing: refused on styles, not dropped.
     assert http.post("/api/v1/plugins/styles/disable").status_code == 200
     try:

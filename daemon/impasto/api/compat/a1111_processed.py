@@ -80,11 +80,16 @@ def info_json(
         extra.update(_extra_params(images[0].infotext))
     if plan.inpaint and isinstance(req, Img2ImgRequest):
         extra["Mask blur"] = req.mask_blur if req.mask_blur is not None else req.mask_blur_x
+    # Each image's prompts as they ran, styles applied (its infotext's), as A1111's all_prompts;
+    # prompt and negative_prompt stay as sent.
+    ran = [parse_a1111_parameters(image.infotext) for image in images if image.infotext]
+    all_prompts = [r["prompt"] for r in ran] if ran else [plan.prompt] * count
+    all_negative = [r["negative_prompt"] for r in ran] if ran else [plan.negative_prompt] * count
     info = {
         "prompt": plan.prompt,
-        "all_prompts": [plan.prompt] * count,
+        "all_prompts": all_prompts,
         "negative_prompt": plan.negative_prompt,
-        "all_negative_prompts": [plan.negative_prompt] * count,
+        "all_negative_prompts": all_negative,
         "seed": seeds[0],
         "all_seeds": seeds,
         "subseed": subseeds[0],
