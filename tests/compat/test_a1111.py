@@ -281,6 +281,37 @@ def test_progress_during_a_job_then_interrupt_stops_the_whole_task(
     assert idle["state"]["interrupted"] is True and idle["state"]["skipped"] is False
 
 
+def test_the_flags_stay_within_their_task_and_drop_when_the_next_begins(
+    api: webuiapi.WebUIApi,
+) -> None:
+    """As A1111's State.begin(): queueing a task leaves the flags alone; a skip stays up while
+    its own task moves on; an interrupt stays up until the task queued behind it starts."""
+    first: list[Any] = []
+    second: list[Any] = []
+    slow = {"prompt": "flags", "steps": 150, "width": 256, "height": 256, "n_iter": 2}
+    worker = threading.Thread(target=lambda: first.append(api.txt2img(**slow)))
+    worker.start()
+    try:
+        _wait_for_step(api)
+        api.skip()
+        deadline = time.monotonic() + 60
+        while api.get_progress()["state"]["job_no"] != 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        queued_behind = {"prompt": "flags behind", "steps": 2, "width": 64, "height": 64}
+        behind = threading.Thread(target=lambda: second.append(api.txt2img(**queued_behind)))
+        behind.start()
+        time.sleep(0.5)  # queued behind the running task
+        still = api.get_progress()["state"]
+        assert (still["job_no"], still["skipped"]) == (1, True)  # its own task moved on
+    finally:
+        api.interrupt()
+        worker.join(60)
+    behind.join(60)
+    assert second and len(second[0].images) == 1  # the next task ran, so it began:
+    after = api.get_progress()["state"]
+    assert (after["interrupted"], after["skipped"]) == (False, False)
+
+
 def test_skip_cancels_only_the_running_iteration(
     api: webuiapi.WebUIApi, impasto_daemon: Daemon
 ) -> None:

@@ -41,15 +41,37 @@ class CompatState:
     job_timestamp: str = "0"
     skipped: bool = False
     interrupted: bool = False
+    # When skipped or interrupted was set, and the task then running (its job ids).
+    flagged: tuple[float, list[str]] | None = None
 
     def track(self, job_ids: list[str]) -> None:
-        """A new task (one compat request) begins: A1111's State.begin()."""
+        """A new task (one compat request) is queued."""
         now = time.time()
         for job_id in job_ids:
             self.tasks[job_id] = job_ids
             self.started[job_id] = now
         self.stamp(now)
-        self.skipped = self.interrupted = False
+
+    def flag(self, *, interrupted: bool, running: list[str]) -> None:
+        """/interrupt or /skip while the task ``running`` runs: its flag is up until the next
+        task begins."""
+        if interrupted:
+            self.interrupted = True
+        else:
+            self.skipped = True
+        self.flagged = (time.time(), running)
+
+    def saw_start(self, last_started: tuple[str, float] | None) -> None:
+        """Lower the flags once a job of another task than the flagged one has started since
+        they went up: A1111's State.begin() resets them when the next task begins (a skip
+        moves on within its own task, still flagged)."""
+        if self.flagged is None or last_started is None:
+            return
+        job_id, at = last_started
+        flagged_at, task = self.flagged
+        if at >= flagged_at and job_id not in task:
+            self.skipped = self.interrupted = False
+            self.flagged = None
 
     def stamp(self, started: float) -> None:
         """The running task's start as A1111's ``job_timestamp``."""
@@ -208,12 +230,11 @@ def running_jobs(services: Services) -> list[Any]:
 async def interrupt(services: Services, *, whole_task: bool) -> list[str]:
     """Cancel what runs now; with ``whole_task`` also the rest of its compat request (n_iter)."""
     state = compat_state(services)
-    if whole_task:
-        state.interrupted = True
-    else:
-        state.skipped = True
+    running = running_jobs(services)
+    task = [each for job in running for each in state.tasks.get(job.id, [job.id])]
+    state.flag(interrupted=whole_task, running=task)
     cancelled: list[str] = []
-    for job in running_jobs(services):
+    for job in running:
         targets = [job.id]
         if whole_task:
             targets += [j for j in state.tasks.get(job.id, []) if j != job.id]
@@ -254,7 +275,9 @@ class ProgressSnapshot:
 
 
 def progress(services: Services) -> ProgressSnapshot:
-    """The first running job's step and latest preview, placed in its task (or alone)."""
+    """The first running job's step and latest preview, placed in its task (or alone); the
+    skipped and interrupted flags lowered once another task has begun."""
+    compat_state(services).saw_start(services.jobs.runner.last_started)
     running = services.jobs.list_processing()
     if not running:
         return ProgressSnapshot(None, 0, 0, 0, 0, None, None)

@@ -60,6 +60,8 @@ class JobRunner:
         self.paused = False
         # The latest preview JPEG of each running job, for A1111's /progress current_image.
         self.previews: dict[str, bytes] = {}
+        # The job that started last and when: where A1111's /progress sees a new task begin.
+        self.last_started: tuple[str, float] | None = None
 
     def claim_next(self, worker_id: str) -> Any:
         return self.store.claim_next(worker_id)
@@ -81,6 +83,7 @@ class JobRunner:
         )
 
     def on_started(self, job_id: str, message: Started) -> None:
+        self.last_started = (job_id, time.time())
         job = self.store.get(job_id)
         self.bus.publish("started", job_id, {"total_steps": message.total, "attempt": job.attempts})
 
