@@ -99,6 +99,25 @@ def test_only_masked_inpaints_the_crop_at_the_request_size(
     assert seen == [((64, 64), (64, 64), pytest.approx((30 / 40) ** 2, abs=0.03))]
 
 
+def test_only_masked_with_a_blank_mask_runs_the_whole_picture_at_the_request_size(
+    pipe: StableDiffusion,
+) -> None:
+    """A1111 switches to img2img of the whole picture when the mask is blank (there is no
+    crop): the image at width x height, as a run of the whole picture with that mask gives."""
+    image = _noise_image((160, 96))
+    blank = Image.new("L", image.size, 0)
+    masked = small(init_image=image, mask_image=blank, strength=0.6, steps=3, inpaint_area="masked")
+    out = pipe.generate(masked)[0].image
+    assert out.size == (64, 64)
+    whole = small(
+        init_image=image.resize((64, 64), Image.Resampling.LANCZOS),
+        mask_image=Image.new("L", (64, 64), 0),
+        strength=0.6,
+        steps=3,
+    )
+    assert np.array_equal(np.asarray(out), np.asarray(pipe.generate(whole)[0].image))
+
+
 def test_only_masked_is_checked_like_the_rest(pipe: StableDiffusion) -> None:
     image = _noise_image((160, 96))
     wrong = small(init_image=image, mask_image=_mask((64, 64), (0, 0, 8, 8)), inpaint_area="masked")

@@ -15,6 +15,7 @@ blended where it is grey, as AUTOMATIC1111's overlay composites it (``pasted_bac
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,8 @@ from impasto.engine.types import CancelToken, GeneratedImage, GenerationParams, 
 
 if TYPE_CHECKING:
     from impasto.engine.pipeline import StableDiffusion
+
+log = logging.getLogger("impasto.engine")
 
 Box = tuple[int, int, int, int]
 FILL_PASSES = ((256, 1), (64, 1), (16, 2), (4, 4), (2, 2), (0, 1))
@@ -40,6 +43,11 @@ def _grow(low: int, high: int, size: int, limit: int) -> tuple[int, int]:
     if low < 0:
         low, high = 0, min(high - low, limit)
     return low, high
+
+
+def blank_mask(mask: Image.Image) -> bool:
+    """Whether ``mask`` repaints nothing (no pixel above black)."""
+    return mask.convert("L").getbbox() is None
 
 
 def crop_box(mask: Image.Image, padding: int, width: int, height: int) -> Box:
@@ -100,12 +108,23 @@ def run_masked_area(
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> list[GeneratedImage]:
-    """Inpaint the crop around the mask at width x height; paste it into the full image."""
+    """Inpaint the crop around the mask at width x height; paste it into the full image. A
+    blank mask has no crop: as A1111 ("Unable to perform 'Inpaint Only mask' because mask is
+    blank, switch to img2img mode"), the whole picture runs at width x height."""
     assert params.init_image is not None and params.mask_image is not None
     full = params.init_image.convert("RGB")
     mask = params.mask_image.convert("L")
-    box = crop_box(mask, params.inpaint_padding, params.width, params.height)
     size = (params.width, params.height)
+    if blank_mask(mask):
+        log.info("the mask is blank: inpainting the whole picture instead of the masked area")
+        whole = replace(
+            params,
+            init_image=full.resize(size, Image.Resampling.LANCZOS),
+            mask_image=mask.resize(size, Image.Resampling.LANCZOS),
+            inpaint_area="whole",
+        )
+        return list(pipe.generate(whole, progress, cancel))
+    box = crop_box(mask, params.inpaint_padding, params.width, params.height)
     inner = replace(
         params,
         init_image=full.crop(box).resize(size, Image.Resampling.LANCZOS),
