@@ -508,6 +508,34 @@ def test_refiner_checkpoint_and_switch_reach_the_plan_and_the_infotext(
     assert bad_switch.status_code == 422 and "refiner_switch_at" in bad_switch.text
 
 
+def test_an_inpaintings_png_says_its_area_and_masked_content_as_a1111_writes_them(
+    http: httpx.Client,
+) -> None:
+    """A1111 writes Inpaint area and Masked area padding for only masked, and Masked content
+    unless original; read back with png-info and infotext they set the same fields."""
+    body = {
+        **_inpaint_body((96, 96), (30, 30, 60, 60)),
+        "inpaint_full_res": True,
+        "inpaint_full_res_padding": 8,
+        "inpainting_fill": 0,
+        "inpainting_mask_invert": 1,
+        "mask_blur": 4,
+    }
+    answer = http.post("/sdapi/v1/img2img", json=body)
+    assert answer.status_code == 200, answer.text
+    text = _image(answer.json()["images"][0]).info["parameters"]
+    extra = parse_a1111_parameters(text)["extra"]
+    wanted = {"Inpaint area": "Only masked", "Masked area padding": "8", "Masked content": "fill"}
+    assert {key: extra.get(key) for key in wanted} == wanted, text
+    info = json.loads(answer.json()["info"])["extra_generation_params"]
+    assert info["Mask mode"] == "Inpaint not masked" and info["Inpaint area"] == "Only masked"
+    whole = {**body, "inpaint_full_res": False, "inpainting_fill": 1}
+    plain = parse_a1111_parameters(
+        _image(http.post("/sdapi/v1/img2img", json=whole).json()["images"][0]).info["parameters"]
+    )["extra"]
+    assert not {"Inpaint area", "Masked area padding", "Masked content"} & set(plain)
+
+
 def test_a_refiner_with_a_mask_is_refused_before_anything_is_queued(
     http: httpx.Client, daemon: Daemon
 ) -> None:

@@ -81,6 +81,8 @@ def _extra(params: dict[str, Any], index: int) -> dict[str, Any] | None:
         extra.update({label: params[name] for name, label in labels.items() if params.get(name)})
     if params.get("extra_noise"):
         extra["Extra noise"] = params["extra_noise"]  # A1111's label (img2img, hires pass)
+    if params.get("mask_image"):
+        extra.update(_mask_labels(params))
     if params.get("inpaint_mask_weight", 1.0) != 1.0:  # kept for inpainting models only
         extra["Conditional mask weight"] = params["inpaint_mask_weight"]  # A1111's label
     if params.get("discard_penultimate_sigma") and not sampler_discards(params["sampler"], False):
@@ -98,6 +100,19 @@ def _extra(params: dict[str, Any], index: int) -> dict[str, Any] | None:
         # A1111's randn_source, written where it is not its default (GPU)
         extra["RNG"] = params["rng"].upper()
     return extra or None
+
+
+def _mask_labels(params: dict[str, Any]) -> dict[str, Any]:
+    """An inpainting's area and masked content, as A1111 writes them: ``Inpaint area`` and
+    ``Masked area padding`` for only masked, ``Masked content`` other than original."""
+    labels: dict[str, Any] = {}
+    if params.get("inpaint_area") == "masked":
+        labels["Inpaint area"] = "Only masked"
+        labels["Masked area padding"] = params.get("inpaint_padding", 0)
+    content = params.get("masked_content", "original")
+    if content != "original":
+        labels["Masked content"] = content.replace("_", " ")  # fill, latent noise, ...
+    return labels
 
 
 def _eta(sampler: str, eta: float | None) -> dict[str, float]:

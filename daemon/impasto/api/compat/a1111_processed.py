@@ -80,6 +80,8 @@ def info_json(
         extra.update(_extra_params(images[0].infotext))
     if plan.inpaint and isinstance(req, Img2ImgRequest):
         extra["Mask blur"] = req.mask_blur if req.mask_blur is not None else req.mask_blur_x
+        if req.inpainting_mask_invert:
+            extra["Mask mode"] = "Inpaint not masked"
     # Each image's prompts as they ran, styles applied (its infotext's), as A1111's all_prompts;
     # prompt and negative_prompt stay as sent.
     ran = [parse_a1111_parameters(image.infotext) for image in images if image.infotext]
