@@ -110,17 +110,18 @@ def run_masked_area(
 ) -> list[GeneratedImage]:
     """Inpaint the crop around the mask at width x height; paste it into the full image. A
     blank mask has no crop: as A1111 ("Unable to perform 'Inpaint Only mask' because mask is
-    blank, switch to img2img mode"), the whole picture runs at width x height."""
+    blank, switch to img2img mode"), the whole picture runs as img2img at width x height."""
     assert params.init_image is not None and params.mask_image is not None
     full = params.init_image.convert("RGB")
     mask = params.mask_image.convert("L")
     size = (params.width, params.height)
     if blank_mask(mask):
-        log.info("the mask is blank: inpainting the whole picture instead of the masked area")
+        log.info("the mask is blank: an img2img of the whole picture instead of the masked area")
+        # No mask at all, as A1111 drops it: an img2img of the whole picture.
         whole = replace(
             params,
             init_image=full.resize(size, Image.Resampling.LANCZOS),
-            mask_image=mask.resize(size, Image.Resampling.LANCZOS),
+            mask_image=None,
             inpaint_area="whole",
         )
         return list(pipe.generate(whole, progress, cancel))
