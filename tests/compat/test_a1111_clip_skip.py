@@ -105,6 +105,29 @@ def test_a_model_skips_as_many_layers_as_it_has(http: httpx.Client) -> None:
     assert info["clip_skip"] == 2
 
 
+def test_the_xyz_clip_skip_axis_lowers_it_as_the_option_does(http: httpx.Client) -> None:
+    """The X/Y/Z "Clip skip" axis on a model without hidden states (sd-tiny) draws each cell
+    as the option would: without skipping (it was a 422 there), after a checkpoint axis too."""
+    body = {**BODY, "override_settings": {"sd_model_checkpoint": "sd-tiny"}, "seed": 9}
+    # Legend off, sub-images in (A1111's include_lone_images), the rest at their defaults.
+    options = [False, True, False, False, 0, False, False]
+    nothing = [0, "", []]
+    clip_axis = ["Clip skip", "1,2", []]
+    body |= {"script_name": "x/y/z plot", "script_args": [*clip_axis, *nothing, *nothing, *options]}
+    answer = http.post("/sdapi/v1/txt2img", json=body)
+    assert answer.status_code == 200, answer.text
+    _, one, two = (Image.open(io.BytesIO(base64.b64decode(i))) for i in answer.json()["images"])
+    np.testing.assert_array_equal(np.asarray(one), np.asarray(two))
+    checkpoints = ["Checkpoint name", f"sd-tiny,{MODEL}", []]
+    both = {**body, "script_args": [*clip_axis, *checkpoints, *nothing, *options]}
+    both["script_args"][1] = "2"
+    crossed = http.post("/sdapi/v1/txt2img", json=both)
+    assert crossed.status_code == 200, crossed.text
+    _, tiny, turbo = (Image.open(io.BytesIO(base64.b64decode(i))) for i in crossed.json()["images"])
+    assert "Clip skip: 2" in turbo.info["parameters"]  # the model that can skip, skips
+    assert "Clip skip" not in tiny.info["parameters"]
+
+
 @pytest.mark.parametrize(
     ("model", "clip_skip", "message"),
     [("sd-tiny", 2, "without hidden states"), (MODEL, 3, "between 1 and 2")],

@@ -10,6 +10,7 @@ xyz_sampling.py.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -44,6 +45,8 @@ ValueKind = Literal["int", "float", "str", "permutations"]
 Format = Literal["label", "value", "join", "nothing", "basename"]
 Tab = Literal["both", "txt2img", "img2img"]
 NOT_SET = ("", "none")
+
+log = logging.getLogger("impasto.scripts")
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,20 @@ def _field(name: str) -> Apply:
         return msgspec.structs.replace(req, **{name: value})
 
     return apply
+
+
+def _clip_skip(
+    ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]
+) -> GenerateRequest:
+    """Clip skip as the A1111 routes take it: lowered to what the cell's model can skip (a
+    text encoder exported without hidden states skips none). Late: after a checkpoint axis."""
+    limit = ctx.services.jobs.resolver.model(req.model).clip_skip_max
+    if isinstance(value, int) and value > limit:
+        log.info(
+            "clip skip %d lowered to %d: %r has no more hidden states", value, limit, req.model
+        )
+        value = limit
+    return msgspec.structs.replace(req, clip_skip=value)
 
 
 def _nothing(ctx: ScriptContext, req: GenerateRequest, value: Any, _: list[Any]) -> GenerateRequest:
@@ -236,7 +253,7 @@ AXES: tuple[Axis, ...] = (
     Axis("Schedule max sigma", "float", bound_axis("sigma_max", "Schedule max sigma")),
     Axis("Schedule rho", "float", bound_axis("rho", "Schedule rho")),
     Axis("Eta", "float", eta_axis, late=True),
-    Axis("Clip skip", "int", _field("clip_skip")),
+    Axis("Clip skip", "int", _clip_skip, late=True),
     Axis("Denoising", "float", _denoising),
     Axis("Initial noise multiplier", "float", noise_multiplier_axis),
     Axis("Extra noise", "float", ranged_axis("extra_noise", "Extra noise")),
