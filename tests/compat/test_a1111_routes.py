@@ -793,6 +793,27 @@ def test_progress_and_png_info_shapes(api: webuiapi.WebUIApi) -> None:
     assert api.get_progress()["state"]["job_timestamp"] != "0"  # kept after the task
 
 
+@pytest.mark.parametrize("kind", ["JPEG", "WEBP"])
+def test_png_info_reads_a_jpegs_and_a_webps_exif_comment_as_a1111_saves_them(
+    http: httpx.Client, kind: str
+) -> None:
+    """A1111 saves a JPEG's or WebP's parameters as EXIF UserComment (piexif's UNICODE, UTF-16
+    big-endian); png-info reads them there. An empty image is an empty answer, as in A1111."""
+    text = "a fox\nNegative prompt: blur\nSteps: 12, Sampler: Euler, CFG scale: 6, Seed: 3"
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9286] = b"UNICODE\0" + text.encode("utf-16-be")
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buf, format=kind, exif=exif.tobytes())
+    answer = http.post(
+        "/sdapi/v1/png-info", json={"image": base64.b64encode(buf.getvalue()).decode()}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["info"] == text
+    assert answer.json()["parameters"]["Steps"] == "12"
+    empty = http.post("/sdapi/v1/png-info", json={"image": ""})
+    assert empty.status_code == 200 and empty.json()["info"] == ""
+
+
 def test_a_native_job_is_a_task_of_its_own(http: httpx.Client) -> None:
     body = {"prompt": "native-task", "steps": 150, "width": 256, "height": 256}
     job = http.post("/api/v1/generate", json=body).json()["id"]

@@ -334,6 +334,25 @@ def test_edit_with_an_opaque_mask_is_refused(client: openai.OpenAI) -> None:
     assert info.value.body["param"] == "mask"
 
 
+def test_an_edit_whose_mask_is_another_size_is_refused(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.images.edit(
+            image=("a.png", _png(Image.new("RGB", (64, 64))), "image/png"),
+            mask=("m.png", _png(Image.new("RGBA", (32, 32))), "image/png"),
+            prompt="x",
+        )
+    assert isinstance(info.value.body, dict)
+    assert info.value.body["param"] == "mask" and "same dimensions" in info.value.body["message"]
+
+
+def test_an_unknown_route_answers_in_openais_error_shape(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as info:
+        client.get("/nothing-here", cast_to=object)
+    body = info.value.body
+    assert isinstance(body, dict) and body["type"] == "invalid_request_error"
+    assert body["message"] == "Invalid URL (GET /v1/nothing-here)"
+
+
 def test_models_lists_installed_checkpoints(client: openai.OpenAI) -> None:
     ids = {model.id for model in client.models.list()}
     assert {"sd-tiny", "sd-tiny-v", "sd-tiny-inpaint"} <= ids

@@ -9,7 +9,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from impasto.api.bodies import too_deep_handler, validation_items
-from impasto.api.compat.errors import a1111_routing
+from impasto.api.compat.errors import compat_routing
 from impasto.services.errors import (
     ConflictError,
     FieldError,
@@ -55,7 +55,7 @@ def service_handler(request: Request[Any, Any, Any], exc: ServiceError) -> Respo
 
 
 def http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    compat = a1111_routing(request, exc)  # a missing route under /sdapi answers as FastAPI
+    compat = compat_routing(request, exc)  # a missing route under /sdapi or /v1, as there
     if compat is not None:
         return compat
     if exc.status_code == 500:  # Litestar's own InternalServerException: logged, as any fault

@@ -66,12 +66,40 @@ def _png_text(data: bytes) -> dict[str, str]:
     try:
         # Other formats: opening reads the header only; .info holds their text fields.
         with Image.open(io.BytesIO(data)) as image:
-            return {str(k): v for k, v in image.info.items() if isinstance(v, str)}
+            text = {str(k): v for k, v in image.info.items() if isinstance(v, str)}
+            comment = exif_user_comment(image)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
         raise CompatError(422, "is not a readable image", "image") from None
+    if comment and PARAMETERS_KEY not in text:
+        text[PARAMETERS_KEY] = comment  # where A1111 saves a JPEG's or WebP's parameters
+    return text
+
+
+EXIF_IFD, USER_COMMENT = 0x8769, 0x9286
+# EXIF's UserComment starts with 8 bytes naming its encoding; A1111 (piexif) writes UNICODE,
+# UTF-16 big-endian.
+COMMENT_ENCODINGS = {b"UNICODE\0": "utf-16-be", b"ASCII\0\0\0": "ascii", b"\0" * 8: "utf-8"}
+
+
+def exif_user_comment(image: Image.Image) -> str:
+    """The EXIF UserComment of a JPEG or WebP ("" when there is none), as A1111 reads it."""
+    try:
+        comment = image.getexif().get_ifd(EXIF_IFD).get(USER_COMMENT)
+    except (OSError, ValueError, SyntaxError):  # a damaged EXIF block
+        return ""
+    if isinstance(comment, str):
+        return comment
+    if not isinstance(comment, bytes):
+        return ""
+    encoding = COMMENT_ENCODINGS.get(comment[:8])
+    if encoding is None:
+        return comment.decode("utf-8", "replace")
+    return comment[8:].decode(encoding, "replace").rstrip("\0")
 
 
 def _png_info(image: str) -> PngInfoResponse:
+    if not image.strip():  # as A1111 answers an empty image
+        return PngInfoResponse(info="", items={}, parameters={})
     raw = image.split(",", 1)[1] if image.startswith("data:") else image
     try:
         image_bytes = base64.b64decode(raw, validate=True)

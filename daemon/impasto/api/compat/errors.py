@@ -120,13 +120,20 @@ def _a1111_compat(request: Request[Any, Any, Any], exc: CompatError) -> Response
     return _a1111_error(exc.status, "HTTPException", exc.message)
 
 
-def a1111_routing(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any] | None:
-    """FastAPI's answer to a missing route or method under /sdapi, else None."""
-    if request.url.path.startswith(A1111_PREFIX) and exc.status_code in (404, 405):
+def compat_routing(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any] | None:
+    """A missing route or method under /sdapi as FastAPI answers it, under /v1 as OpenAI
+    does ("Invalid URL (GET /v1/...)"); None elsewhere."""
+    path = request.url.path
+    if exc.status_code not in (404, 405):
+        return None
+    if path.startswith(A1111_PREFIX):
         response = fastapi_detail(exc.status_code, str(exc.detail))
-        response.headers.update(exc.headers or {})  # Allow
-        return response
-    return None
+    elif path.startswith(f"{OPENAI_PREFIX}/"):
+        response = openai_error(exc.status_code, f"Invalid URL ({request.method} {path})")
+    else:
+        return None
+    response.headers.update(exc.headers or {})  # Allow
+    return response
 
 
 def _a1111_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

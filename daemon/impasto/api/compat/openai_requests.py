@@ -193,6 +193,12 @@ def edit_request(
     """
     mask = None
     if mask_image is not None:
+        if mask_image.size != image.size:  # as OpenAI refuses it
+            message = (
+                f"the mask ({mask_image.width}x{mask_image.height}) and the image "
+                f"({image.width}x{image.height}) must have the same dimensions"
+            )
+            raise CompatError(400, message, "mask")
         mask = _repaint_mask(mask_image, "mask")
     elif "A" in image.getbands():
         mask = _repaint_mask(image, "image")
