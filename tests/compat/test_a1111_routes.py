@@ -814,6 +814,32 @@ def test_png_info_reads_a_jpegs_and_a_webps_exif_comment_as_a1111_saves_them(
     assert empty.status_code == 200 and empty.json()["info"] == ""
 
 
+def test_overrides_not_restored_afterwards_stay_as_the_options(http: httpx.Client) -> None:
+    """override_settings_restore_afterwards false keeps the request's overrides as A1111's
+    options (the checkpoint too) once the request is accepted; a refused one keeps nothing."""
+    before = http.get("/sdapi/v1/options").json()
+    other = "sd-tiny-v" if before["sd_model_checkpoint"] != "sd-tiny-v" else "sd-tiny"
+    overrides = {"sd_model_checkpoint": other, "eta_noise_seed_delta": 5}
+    body = {"prompt": "kept overrides", "steps": 1, "width": 64, "height": 64}
+    body |= {"override_settings": overrides, "override_settings_restore_afterwards": False}
+    try:
+        refused = http.post("/sdapi/v1/txt2img", json={**body, "sampler_name": "nope"})
+        assert refused.status_code == 404, refused.text
+        assert (
+            http.get("/sdapi/v1/options").json()["sd_model_checkpoint"]
+            == (before["sd_model_checkpoint"])
+        )
+        assert http.post("/sdapi/v1/txt2img", json=body).status_code == 200
+        after = http.get("/sdapi/v1/options").json()
+        assert (after["sd_model_checkpoint"], after["eta_noise_seed_delta"]) == (other, 5)
+        plain = {"prompt": "kept overrides next", "steps": 1, "width": 64, "height": 64}
+        assert http.post("/sdapi/v1/txt2img", json=plain).status_code == 200
+        assert _latest_plan(http, "kept overrides next")["model"] == other
+    finally:
+        restore = {k: before[k] for k in ("sd_model_checkpoint", "eta_noise_seed_delta")}
+        assert http.post("/sdapi/v1/options", json=restore).status_code == 200
+
+
 def test_a_native_job_is_a_task_of_its_own(http: httpx.Client) -> None:
     body = {"prompt": "native-task", "steps": 150, "width": 256, "height": 256}
     job = http.post("/api/v1/generate", json=body).json()["id"]

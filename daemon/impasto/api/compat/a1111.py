@@ -12,7 +12,7 @@ from impasto.api.compat.a1111_actions import A1111ActionsController
 from impasto.api.compat.a1111_alwayson import check_alwayson_scripts
 from impasto.api.compat.a1111_convert import echo, plan
 from impasto.api.compat.a1111_extras import A1111ExtrasController
-from impasto.api.compat.a1111_info import A1111InfoController
+from impasto.api.compat.a1111_info import A1111InfoController, keep_overrides
 from impasto.api.compat.a1111_infotext import with_infotext
 from impasto.api.compat.a1111_lists import A1111ListsController
 from impasto.api.compat.a1111_processed import info_json
@@ -57,6 +57,7 @@ async def _generate(services: Services, req: Txt2ImgRequest) -> GenerationRespon
         return await generate_with_script(services, req)
     # Decoding and storing the init image and mask, and the model lookups: in a thread.
     task = await asyncio.to_thread(plan, services, req)
+    await keep_overrides(services, req)
     job_ids = await compat.submit_all(services, task.requests)
     finished = await compat.await_all(services, job_ids)
     failed = [job for job in finished if job.status == "failed"]

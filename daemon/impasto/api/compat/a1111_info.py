@@ -23,6 +23,7 @@ from impasto.api.compat.a1111_schemas import (
     SamplerItem,
     SchedulerItem,
     SDModelItem,
+    Txt2ImgRequest,
 )
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import sampler_list, scheduler_list
@@ -45,6 +46,39 @@ def _check_options_size(new: dict[str, Any], stored: dict[str, Any]) -> None:
             raise CompatError(422, f"must be at most {MAX_OPTION_BYTES} bytes of JSON", key)
     if len(stored.keys() | new.keys()) > MAX_OPTIONS:
         raise CompatError(422, f"at most {MAX_OPTIONS} options are kept", next(iter(new)))
+
+
+async def store_options(services: Services, data: dict[str, Any]) -> None:
+    """Keep ``data`` as A1111's options (POST /options, or a request's override_settings with
+    override_settings_restore_afterwards false); sd_model_checkpoint switches the model."""
+    compat_state = compat.compat_state(services)
+    # Checked before anything is kept; sd_vae lists the models folder: in a thread.
+    await asyncio.to_thread(check_options, services, data)
+    if "sd_model_checkpoint" in data:
+        wanted = str(data["sd_model_checkpoint"])
+        # A title or file name is matched against the models folder's listing: in a thread.
+        model = await asyncio.to_thread(compat.resolve_checkpoint, services, wanted)
+        if model is None:
+            listed = await asyncio.to_thread(services.catalog.list)
+            names = ", ".join(m.id for m in listed)
+            raise CompatError(
+                422,
+                f"checkpoint {wanted!r} is not installed; installed: {names}",
+                "sd_model_checkpoint",
+            )
+        compat_state.checkpoint = model
+    # Other options are kept so clients read back what they set; Impasto honours the ones
+    # docs/compat.md lists (clip skip, sd_vae, sd_vae_decode_method...).
+    others = {k: v for k, v in data.items() if k != "sd_model_checkpoint"}
+    _check_options_size(others, compat_state.options)
+    compat_state.options.update(others)
+
+
+async def keep_overrides(services: Services, req: Txt2ImgRequest) -> None:
+    """A1111 keeps a request's override_settings as its options when
+    override_settings_restore_afterwards is false (once the request is accepted)."""
+    if req.override_settings and req.override_settings_restore_afterwards is False:
+        await store_options(services, req.override_settings)
 
 
 def _impasto_options(services: Services) -> dict[str, Any]:
@@ -158,27 +192,7 @@ class A1111InfoController(Controller):
 
     @post("/options", status_code=200, summary="Set options; sd_model_checkpoint switches models")
     async def set_options(self, services: AllServices, data: JSONBody[dict[str, Any]]) -> None:
-        compat_state = compat.compat_state(services)
-        # Checked before anything is kept; sd_vae lists the models folder: in a thread.
-        await asyncio.to_thread(check_options, services, data)
-        if "sd_model_checkpoint" in data:
-            wanted = str(data["sd_model_checkpoint"])
-            # A title or file name is matched against the models folder's listing: in a thread.
-            model = await asyncio.to_thread(compat.resolve_checkpoint, services, wanted)
-            if model is None:
-                listed = await asyncio.to_thread(services.catalog.list)
-                names = ", ".join(m.id for m in listed)
-                raise CompatError(
-                    422,
-                    f"checkpoint {wanted!r} is not installed; installed: {names}",
-                    "sd_model_checkpoint",
-                )
-            compat_state.checkpoint = model
-        # Other options are kept so clients read back what they set; Impasto honours the ones
-        # docs/compat.md lists (clip skip, sd_vae, sd_vae_decode_method...).
-        others = {k: v for k, v in data.items() if k != "sd_model_checkpoint"}
-        _check_options_size(others, compat_state.options)
-        compat_state.options.update(others)
+        await store_options(services, data)
 
     @post("/png-info", status_code=200, summary="The generation parameters embedded in a PNG")
     async def png_info(self, data: JSONBody[PngInfoRequest]) -> PngInfoResponse:

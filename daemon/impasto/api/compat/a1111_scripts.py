@@ -15,6 +15,7 @@ from litestar import Controller, get
 
 from impasto.api.compat.a1111_alwayson import BUILT_IN
 from impasto.api.compat.a1111_convert import echo, hires_scheduler, plan
+from impasto.api.compat.a1111_info import keep_overrides
 from impasto.api.compat.a1111_processed import info_json
 from impasto.api.compat.a1111_schemas import (
     GenerationResponse,
@@ -50,6 +51,7 @@ async def generate_with_script(services: Services, req: Txt2ImgRequest) -> Gener
     args = parse_args(script.arguments(is_img2img), req.script_args)
     plain = msgspec.structs.replace(req, script_name=None, script_args=None)
     task = await asyncio.to_thread(plan, services, plain)
+    await keep_overrides(services, req)
     jobs: list[Any] = []
 
     async def run_jobs(requests: list[GenerateRequest]) -> list[Any]:
