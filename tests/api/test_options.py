@@ -34,3 +34,17 @@ def test_options_lists_every_method_of_the_path(services: Services, api: TestCli
         checked += 1
     # /generate/{job_id} (GET, PATCH, DELETE), /models/{model_id}, /models/installs/{id}, ...
     assert checked >= 4
+
+
+def test_the_websocket_route_answers_plain_http_as_rfc_9110_says(api: TestClient) -> None:
+    """/ws takes a WebSocket handshake (a GET with Upgrade): OPTIONS lists GET, a plain GET
+    is told to upgrade (426), another method is a 405 naming real methods (it said
+    ``Allow: websocket``, which is none)."""
+    options = api.options("/api/v1/ws")
+    assert options.status_code == 204
+    assert {m.strip() for m in options.headers["allow"].split(",")} == {"GET", "HEAD", "OPTIONS"}
+    plain = api.get("/api/v1/ws")
+    assert plain.status_code == 426 and plain.headers["upgrade"] == "websocket"
+    assert "WebSocket" in plain.json()["detail"]
+    post = api.post("/api/v1/ws", json={})
+    assert post.status_code == 405 and "websocket" not in post.headers["allow"]

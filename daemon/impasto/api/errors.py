@@ -58,12 +58,32 @@ def http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
     compat = compat_routing(request, exc)  # a missing route under /sdapi or /v1, as there
     if compat is not None:
         return compat
+    allowed = {k.lower(): v for k, v in (exc.headers or {}).items()}.get("allow")
+    if exc.status_code == 405 and allowed == "websocket":
+        return _websocket_only(request)
     if exc.status_code == 500:  # Litestar's own InternalServerException: logged, as any fault
         return internal_handler(request, exc)
     headers = dict(exc.headers or {})
     return Response(
         _body(exc.status_code, str(exc.detail)), status_code=exc.status_code, headers=headers
     )
+
+
+WEBSOCKET_METHODS = "GET, OPTIONS"  # a WebSocket handshake is a GET with Upgrade
+
+
+def _websocket_only(request: Request[Any, Any, Any]) -> Response[Any]:
+    """An HTTP request to a WebSocket route: OPTIONS lists the handshake's method (204), a
+    plain GET or HEAD is told to upgrade (426, RFC 9110), any other method is a 405; Litestar
+    answered 405 with ``Allow: websocket``, which is no method."""
+    if request.method == "OPTIONS":
+        return Response(b"", status_code=204, headers={"Allow": WEBSOCKET_METHODS})
+    if request.method in ("GET", "HEAD"):
+        detail = "this is a WebSocket endpoint: connect with a WebSocket client (Upgrade)"
+        headers = {"Upgrade": "websocket", "Connection": "Upgrade"}
+        return Response(_body(426, detail), status_code=426, headers=headers)
+    detail = f"{request.method} is not allowed here; a WebSocket handshake is a GET"
+    return Response(_body(405, detail), status_code=405, headers={"Allow": WEBSOCKET_METHODS})
 
 
 def disk_full_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
