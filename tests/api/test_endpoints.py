@@ -438,3 +438,16 @@ def test_cmyk_and_16_bit_pictures_are_read_as_8_bit(api: TestClient, services: S
     with Image.open(init) as image:
         red, green, blue = image.convert("RGB").getpixel((32, 32))
         assert red > 200 and green < 60 and blue > 200  # CMYK (0, 255, 0, 0) is magenta
+
+
+def test_a_photo_is_read_the_way_up_its_exif_orientation_says(api: TestClient) -> None:
+    """A phone stores a portrait photo sideways with an EXIF orientation; read upright."""
+    stored = Image.new("RGB", (64, 32), "red")
+    stored.paste((0, 0, 255), (0, 0, 8, 32))  # a blue strip on the stored left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise: the strip on top
+    buf = io.BytesIO()
+    stored.save(buf, format="JPEG", exif=exif.tobytes())
+    uploaded = api.post("/api/v1/images", files={"file": ("p.jpg", buf.getvalue(), "image/jpeg")})
+    assert uploaded.status_code == 201, uploaded.text
+    assert (uploaded.json()["width"], uploaded.json()["height"]) == (32, 64)

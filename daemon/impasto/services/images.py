@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from impasto.services.errors import FieldError, NotFoundError
 
@@ -150,7 +150,7 @@ def eight_bit(image: Image.Image) -> Image.Image:
 
 def decode_image(data: bytes, field: str, max_bytes: int) -> Image.Image:
     """Decode PNG/JPEG/WebP bytes, checking size and type before trusting them; the image
-    comes back in an 8-bit mode (``eight_bit``)."""
+    comes back upright (``upright``) in an 8-bit mode (``eight_bit``)."""
     if len(data) > max_bytes:
         raise FieldError(field, f"image is {len(data)} bytes; the limit is {max_bytes} bytes")
     try:
@@ -167,4 +167,16 @@ def decode_image(data: bytes, field: str, max_bytes: int) -> Image.Image:
         raise FieldError(field, f"image is too large to open; {_AT_MOST}") from None
     except (UnidentifiedImageError, OSError):
         raise FieldError(field, "is not a readable PNG, JPEG or WebP image") from None
-    return eight_bit(image)
+    return eight_bit(upright(image))
+
+
+ORIENTATION = 0x0112  # EXIF's orientation tag: 1 is upright
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """``image`` turned as its EXIF orientation says (a phone's photo stored sideways)."""
+    try:
+        turned = image.getexif().get(ORIENTATION, 1) != 1
+    except (OSError, ValueError, SyntaxError):  # a damaged EXIF block: as stored
+        return image
+    return ImageOps.exif_transpose(image) if turned else image
