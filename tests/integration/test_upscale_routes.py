@@ -69,11 +69,13 @@ def test_listing(daemon: Daemon) -> None:
 
 def test_upscale_an_inline_image_with_the_model(daemon: Daemon, model: Path) -> None:
     source = pattern(24, 16)
+    uploads = set((daemon.data_dir / "uploads").glob("*"))
     with daemon.client() as client:
         response = client.post(
             "/api/v1/upscale", json={"image": b64(source), "upscaler": "tiny-sr", "scale": 2}
         )
     assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    assert set((daemon.data_dir / "uploads").glob("*")) == uploads  # read, not kept
     image = Image.open(io.BytesIO(response.content))
     assert max_diff(image, reference_sr(source, model)) <= 1
     assert (

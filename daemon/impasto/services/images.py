@@ -26,6 +26,9 @@ MAX_PIXELS = MAX_SIDE * MAX_SIDE
 _AT_MOST = f"at most {MAX_SIDE}x{MAX_SIDE} pixels"
 
 
+INLINE_FORMS = ("base64 image data", "a data: URL", "upload:<id> from POST /images")
+
+
 class UploadStore:
     """Uploaded images, stored as PNG under an opaque id."""
 
@@ -109,7 +112,16 @@ class UploadStore:
             return img.size
 
     def resolve(self, value: str, field: str) -> tuple[str, Image.Image]:
-        """An ``upload:<id>``, a data URL or bare base64 -> (upload id, image)."""
+        """An ``upload:<id>``, a data URL or bare base64 -> (upload id, image); inline data is
+        stored as a new upload."""
+        image = self.read(value, field)
+        if value.startswith("upload:"):
+            return value.removeprefix("upload:"), image
+        return self.save_image(image)
+
+    def read(self, value: str, field: str, also: tuple[str, ...] = ()) -> Image.Image:
+        """The image an ``upload:<id>``, a data URL or bare base64 names, stored nowhere new
+        (``also``: the other forms the field takes, for its error)."""
         if value.startswith("upload:"):
             try:
                 with self._lock:
@@ -121,15 +133,19 @@ class UploadStore:
                 raise FieldError(field, str(exc)) from None
             with Image.open(path) as img:
                 img.load()
-                return value.removeprefix("upload:"), img
+                return img
         raw = value.split(",", 1)[1] if value.startswith("data:") else value
         try:
             data = base64.b64decode(raw, validate=True)
         except (binascii.Error, ValueError):
-            raise FieldError(
-                field, "must be base64 image data, a data: URL or upload:<id> from POST /images"
-            ) from None
-        return self.save_bytes(data, field)
+            *forms, last = (
+                "base64 image data",
+                "a data: URL",
+                "upload:<id> from POST /images",
+                *also,
+            )
+            raise FieldError(field, f"must be {', '.join(forms)} or {last}") from None
+        return decode_image(data, field, self.max_bytes)
 
 
 # The modes every reader of a decoded image takes: 8 bits a channel, grey or RGB.

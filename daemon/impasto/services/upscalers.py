@@ -210,8 +210,8 @@ def source_image(services: Services, ref: str) -> Image.Image:
     """The image a request names: an output (``/api/v1/images/<job>/<index>``), an upload or
     inline base64."""
     match = OUTPUT_REF.match(ref)
-    if match is None:
-        return services.uploads.resolve(ref, "image")[1]
+    if match is None:  # read, not stored: an upscale makes no job that would name it
+        return services.uploads.read(ref, "image", ("an output, /api/v1/images/<job>/<index>",))
     try:
         path = services.jobs.image_path(match.group(1), int(match.group(2)))
     except NotFoundError as exc:
