@@ -281,18 +281,25 @@ def test_progress_during_a_job_then_interrupt_stops_the_whole_task(
     assert idle["state"]["interrupted"] is True and idle["state"]["skipped"] is False
 
 
+def _txt2img_running(api: webuiapi.WebUIApi, prompt: str) -> tuple[threading.Thread, list[Any]]:
+    """A slow two-iteration txt2img in a thread, once its first job shows progress; the list
+    gets its result."""
+    results: list[Any] = []
+    task = {"prompt": prompt, "steps": 150, "width": 256, "height": 256, "n_iter": 2}
+    worker = threading.Thread(target=lambda: results.append(api.txt2img(**task)))
+    worker.start()
+    _wait_for_step(api)
+    return worker, results
+
+
 def test_the_flags_stay_within_their_task_and_drop_when_the_next_begins(
     api: webuiapi.WebUIApi,
 ) -> None:
     """As A1111's State.begin(): queueing a task leaves the flags alone; a skip stays up while
     its own task moves on; an interrupt stays up until the task queued behind it starts."""
-    first: list[Any] = []
     second: list[Any] = []
-    slow = {"prompt": "flags", "steps": 150, "width": 256, "height": 256, "n_iter": 2}
-    worker = threading.Thread(target=lambda: first.append(api.txt2img(**slow)))
-    worker.start()
+    worker, _ = _txt2img_running(api, "flags")
     try:
-        _wait_for_step(api)
         api.skip()
         deadline = time.monotonic() + 60
         while api.get_progress()["state"]["job_no"] != 1 and time.monotonic() < deadline:
@@ -315,12 +322,8 @@ def test_the_flags_stay_within_their_task_and_drop_when_the_next_begins(
 def test_skip_cancels_only_the_running_iteration(
     api: webuiapi.WebUIApi, impasto_daemon: Daemon
 ) -> None:
-    results: list[Any] = []
-    task = {"prompt": "skipme", "steps": 150, "width": 256, "height": 256, "n_iter": 2}
-    worker = threading.Thread(target=lambda: results.append(api.txt2img(**task)))
-    worker.start()
+    worker, results = _txt2img_running(api, "skipme")
     try:
-        _wait_for_step(api)
         assert api.skip() is None  # A1111's skip answers null
         deadline = time.monotonic() + 60
         while api.get_progress()["state"]["job_no"] != 1 and time.monotonic() < deadline:
