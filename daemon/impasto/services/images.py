@@ -138,12 +138,7 @@ class UploadStore:
         try:
             data = base64.b64decode(raw, validate=True)
         except (binascii.Error, ValueError):
-            *forms, last = (
-                "base64 image data",
-                "a data: URL",
-                "upload:<id> from POST /images",
-                *also,
-            )
+            *forms, last = (*INLINE_FORMS, *also)
             raise FieldError(field, f"must be {', '.join(forms)} or {last}") from None
         return decode_image(data, field, self.max_bytes)
 
