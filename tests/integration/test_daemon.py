@@ -421,6 +421,24 @@ def test_idempotency_key_returns_the_same_job(impasto_daemon: Daemon) -> None:
         assert first.json()["id"] == second.json()["id"]
         history = client.get("/api/v1/history", params={"q": "once"}).json()
         assert len(history["items"]) == 1
+        # The key with another request: a 422 naming it (the IETF draft on the header), and
+        # no second job; a retry with an inline picture stores it no second time.
+        other = client.post("/api/v1/generate", json={"prompt": "twice", **TINY}, headers=headers)
+        assert other.status_code == 422, other.text
+        assert other.json()["errors"][0]["field"] == "Idempotency-Key"
+        assert first.json()["id"] in other.json()["detail"]
+        assert client.get("/api/v1/history", params={"q": "twice"}).json()["items"] == []
+        picture = {
+            **TINY,
+            "prompt": "once more",
+            "init_image": _data_url(Image.new("RGB", (64, 64))),
+        }
+        keyed = {"Idempotency-Key": "retry-456"}
+        assert client.post("/api/v1/generate", json=picture, headers=keyed).status_code == 202
+        uploads = set((impasto_daemon.data_dir / "uploads").glob("*"))
+        again = client.post("/api/v1/generate", json=picture, headers=keyed)
+        assert again.status_code == 200
+        assert set((impasto_daemon.data_dir / "uploads").glob("*")) == uploads
 
 
 def test_uploads_past_their_retention_are_swept_when_the_daemon_starts(

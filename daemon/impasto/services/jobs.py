@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -77,16 +78,40 @@ class JobService:
     def submit(
         self, request: GenerateRequest, idempotency_key: str | None = None
     ) -> tuple[Any, bool]:
-        """Run the plugins' preprocessors, resolve the plan, store both, wake a worker."""
-        return self._enqueue(*self.prepare(request), idempotency_key)
+        """Run the plugins' preprocessors, resolve the plan, store both, wake a worker; with
+        an Idempotency-Key already used, the job it made and False."""
+        earlier, digest = self._earlier(request, idempotency_key)
+        if earlier is not None:
+            return earlier, False
+        return self._enqueue(*self.prepare(request), idempotency_key, digest)
 
     async def submit_async(
         self, request: GenerateRequest, idempotency_key: str | None = None
     ) -> tuple[Any, bool]:
         """:meth:`submit` with the blocking part (plugins, decoding init images, reading model
         folders) in a thread, so a big upload never stalls the event loop."""
+        earlier, digest = await asyncio.to_thread(self._earlier, request, idempotency_key)
+        if earlier is not None:
+            return earlier, False
         request, plan = await asyncio.to_thread(self.prepare, request)
-        return self._enqueue(request, plan, idempotency_key)
+        return self._enqueue(request, plan, idempotency_key, digest)
+
+    def _earlier(self, request: GenerateRequest, key: str | None) -> tuple[Any, str | None]:
+        """The job an earlier request with this Idempotency-Key made (None if none), and the
+        digest of this request to store with a new one (None without a key). A key that came
+        with another request is a 422 naming it, as the IETF draft on the header says, not
+        that request's job (blocking: a digest of the body, one SQL lookup)."""
+        if key is None:
+            return None, None
+        digest = hashlib.sha256(msgspec.json.encode(request)).hexdigest()
+        found = self.store.by_idempotency_key(key)
+        if found is None:
+            return None, digest
+        job, stored = found
+        if stored is not None and stored != digest:
+            message = f"was sent with another request (job {job.id}): use a new key for it"
+            raise FieldError("Idempotency-Key", message)
+        return job, digest
 
     def prepare(self, request: GenerateRequest) -> tuple[GenerateRequest, ResolvedPlan]:
         """The request after the plugins, and the plan it resolves to (blocking)."""
@@ -94,7 +119,11 @@ class JobService:
         return request, self.resolver.resolve(request)
 
     def _enqueue(
-        self, request: GenerateRequest, plan: ResolvedPlan, idempotency_key: str | None
+        self,
+        request: GenerateRequest,
+        plan: ResolvedPlan,
+        idempotency_key: str | None,
+        digest: str | None = None,
     ) -> tuple[Any, bool]:
         if self.store.count_queued() >= self.options.max_queue:
             raise QueueFullError(
@@ -111,6 +140,7 @@ class JobService:
             idempotency_key=idempotency_key,
             total_steps=plan.steps,
             plan=msgspec.to_builtins(plan),
+            request_hash=digest,
         )
         if created:
             self.bus.publish("queued", job.id, {"position": self.store.position(job.id)})

@@ -90,16 +90,18 @@ class JobStore:
         idempotency_key: str | None = None,
         total_steps: int = 0,
         plan: dict[str, Any] | None = None,
+        request_hash: str | None = None,
     ) -> tuple[JobRecord, bool]:
-        """Queue a job; a known idempotency key returns the existing job and ``False``."""
+        """Queue a job; a known idempotency key returns the existing job and ``False``
+        (``request_hash``: the digest of the request the key came with)."""
         now = time.time()
         with self.db.transaction() as conn:
             # The UNIQUE index settles races between connections; DO NOTHING lets us
             # return the winner instead of raising.
             row = conn.execute(
                 "INSERT INTO jobs (id, status, priority, request, idempotency_key, model, prompt,"
-                " total_steps, created_at, updated_at, plan)"
-                " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " total_steps, created_at, updated_at, plan, request_hash)"
+                " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (idempotency_key) DO NOTHING RETURNING *",
                 (
                     str(uuid.uuid4()),
@@ -112,6 +114,7 @@ class JobStore:
                     now,
                     now,
                     json.dumps(plan) if plan is not None else None,
+                    request_hash,
                 ),
             ).fetchone()
             if row is not None:
@@ -120,6 +123,11 @@ class JobStore:
                 "SELECT * FROM jobs WHERE idempotency_key = ?", (idempotency_key,)
             ).fetchone()
         return JobRecord.from_row(existing), False
+
+    def by_idempotency_key(self, key: str) -> tuple[JobRecord, str | None] | None:
+        """The job made with this Idempotency-Key and the digest of its request, or None."""
+        rows = self.db.execute("SELECT * FROM jobs WHERE idempotency_key = ?", (key,))
+        return (JobRecord.from_row(rows[0]), rows[0]["request_hash"]) if rows else None
 
     def get(self, job_id: str) -> JobRecord | None:
         """The job with this id, or ``None``."""

@@ -3,3 +3,7 @@ CREATE TABLE queue_state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+
+-- A digest of the request a job with an Idempotency-Key was made from, so a reuse of the key
+-- with another request is refused rather than answered with the first job. NULL without a key.
+ALTER TABLE jobs ADD COLUMN request_hash TEXT;
