@@ -841,7 +841,7 @@ def test_sd_upscale_by_upscaler_name_and_its_mistakes(http: httpx.Client) -> Non
     for args, words in (
         (["", 16, 99, 2], "upscaler_index 99"),
         (["", 300, 1, 2], "Tile overlap"),
-        (["", 16, 1, 1.2], "smaller than a tile"),
+        (["", 16, 1, 1.2], "than a tile"),
     ):
         response = http.post("/sdapi/v1/img2img", json={**body, "script_args": args})
         assert response.status_code == 422, response.text

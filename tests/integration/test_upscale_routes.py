@@ -181,6 +181,8 @@ def test_sd_upscale_is_a_job_with_progress_over_every_tile(daemon: Daemon) -> No
     [
         ({"init_image": None}, "init_image"),
         ({"sd_upscale": {"scale": 1, "upscaler": "lanczos"}, "width": 128}, "sd_upscale.scale"),
+        # 48x40 scaled by 2 is 96x80: wide enough for a 64-pixel tile, too short for 128.
+        ({"sd_upscale": {"scale": 2}, "height": 128}, "is shorter than a tile (64x128)"),
         ({"sd_upscale": {"overlap": 64}}, "sd_upscale.overlap"),
         ({"sd_upscale": {"upscaler": "esrgan"}}, "sd_upscale.upscaler"),
         ({"batch_size": 2}, "sd_upscale"),

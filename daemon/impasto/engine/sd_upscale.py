@@ -28,6 +28,22 @@ if TYPE_CHECKING:
     from impasto.engine.pipeline import StableDiffusion
 
 
+def check_covers_a_tile(size: tuple[int, int], tile: tuple[int, int]) -> None:
+    """An InvalidRequestError on ``sd_upscale.scale`` when the upscaled image is narrower or
+    shorter than a tile (SD upscale cuts it into tiles of the run's size)."""
+    short = [
+        what
+        for what, side, tile_side in zip(("narrower", "shorter"), size, tile, strict=True)
+        if side < tile_side
+    ]
+    if short:
+        raise InvalidRequestError(
+            "sd_upscale.scale",
+            f"the upscaled image ({size[0]}x{size[1]}) is {' and '.join(short)} than a tile "
+            f"({tile[0]}x{tile[1]}); raise the scale or lower width and height",
+        )
+
+
 def upscaled_source(params: GenerationParams) -> Image.Image:
     """The init image after the script's upscaler (unchanged with "none")."""
     spec = params.sd_upscale
@@ -55,12 +71,7 @@ def run_sd_upscale(
         )
     seed = resolve_seed(params.seed)
     source = upscaled_source(params)
-    if source.width < params.width or source.height < params.height:
-        raise InvalidRequestError(
-            "sd_upscale.scale",
-            f"the upscaled image ({source.width}x{source.height}) is smaller than a tile "
-            f"({params.width}x{params.height})",
-        )
+    check_covers_a_tile(source.size, (params.width, params.height))
     grid = split_grid(source, params.width, params.height, spec.overlap)
     count = sum(len(row.tiles) for row in grid.rows)
     index = 0

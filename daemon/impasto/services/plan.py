@@ -16,6 +16,7 @@ import msgspec
 from impasto.engine.families import recommended_cache_interval
 from impasto.engine.image_upscale import NONE, target_size
 from impasto.engine.noise import resolve_seed
+from impasto.engine.sd_upscale import check_covers_a_tile
 from impasto.engine.types import InvalidRequestError
 from impasto.engine.validation import check_refiner
 from impasto.formats.fit import fitted
@@ -312,18 +313,16 @@ class Resolver:
         upscaler = service.resolve(spec.upscaler, "sd_upscale.upscaler")
         source = self.uploads.image_size(init_image.removeprefix("upload:"))
         size = source if upscaler == NONE else target_size(source, spec.scale)
-        if size[0] < width or size[1] < height:
-            raise FieldError(
-                "sd_upscale.scale",
-                f"the upscaled image ({size[0]}x{size[1]}) is smaller than a tile "
-                f"({width}x{height}); raise the scale or lower width and height",
-            )
         if max(size) > MAX_SD_UPSCALE_SIDE:
             raise FieldError(
                 "sd_upscale.scale",
                 f"the upscaled image would be {size[0]}x{size[1]}; at most "
                 f"{MAX_SD_UPSCALE_SIDE} pixels a side",
             )
+        try:
+            check_covers_a_tile(size, (width, height))
+        except InvalidRequestError as exc:
+            raise FieldError(exc.field, exc.message) from None
         if spec.overlap >= min(width, height):
             raise FieldError(
                 "sd_upscale.overlap", f"must be less than the tile's sides ({width}x{height})"
