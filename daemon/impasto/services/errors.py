@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+from collections.abc import Iterator
+
+from impasto.engine.types import InvalidRequestError
 
 # Re-exported: the API answers a full disk under the database with 507, like DiskFullError.
 from impasto.store.db import StorageFullError
@@ -58,3 +62,13 @@ __all__ = [
     "StorageFullError",
     "is_disk_full",
 ]
+
+
+@contextlib.contextmanager
+def engine_rules() -> Iterator[None]:
+    """An engine check's InvalidRequestError inside the block as the FieldError (a 422 naming
+    its field) the services raise: the services check a plan by the engine's own rules."""
+    try:
+        yield
+    except InvalidRequestError as exc:
+        raise FieldError(exc.field, exc.message) from None

@@ -17,7 +17,7 @@ from impasto.engine.sampler_setup import check_bounds
 from impasto.engine.schedulers import SchedulerConfig
 from impasto.engine.types import InvalidRequestError
 from impasto.engine.validation import check_tiling
-from impasto.services.errors import FieldError
+from impasto.services.errors import FieldError, engine_rules
 from impasto.wire import ResolvedPlan
 
 
@@ -58,10 +58,8 @@ def _check_bounds(plan: ResolvedPlan, model_dir: Path) -> None:
         schedule = plan.hires.schedule or plan.schedule
         passes.append(_Pass(sampler, schedule, steps, *bounds))
     for run in passes:
-        try:
+        with engine_rules():
             check_bounds(run, config)
-        except InvalidRequestError as exc:
-            raise FieldError(exc.field, exc.message) from None
 
 
 def check_against_model(plan: ResolvedPlan, model_dir: Path) -> None:
@@ -76,10 +74,8 @@ def check_against_model(plan: ResolvedPlan, model_dir: Path) -> None:
         return
     config = _config(model_dir, "unet")
     if plan.tiling:
-        try:
+        with engine_rules():
             check_tiling(plan, size_multiple(config))
-        except InvalidRequestError as exc:
-            raise FieldError(exc.field, exc.message) from None
     embedded = bool(config.get("time_cond_proj_dim"))
     for field in composed:
         try:

@@ -17,11 +17,10 @@ from impasto.engine.families import recommended_cache_interval
 from impasto.engine.image_upscale import NONE, target_size
 from impasto.engine.noise import resolve_seed
 from impasto.engine.sd_upscale import check_covers_a_tile
-from impasto.engine.types import InvalidRequestError
 from impasto.engine.validation import check_refiner
 from impasto.formats.fit import fitted
 from impasto.formats.pixels import flattened
-from impasto.services.errors import FieldError
+from impasto.services.errors import FieldError, engine_rules
 from impasto.services.hires_plan import FirstPass, resolve_hires
 from impasto.services.images import UploadStore
 from impasto.services.model_checks import check_against_model
@@ -257,7 +256,9 @@ class Resolver:
             if not value:
                 found[key] = None
                 continue
-            upload_id, image = self.uploads.resolve(value, key)
+            image = self.uploads.read(value, key)
+            # An upload is named as it is; a picture sent inline is stored once, as it runs.
+            upload_id = value.removeprefix("upload:") if value.startswith("upload:") else None
             if masked and key == "init_image":
                 size = image.size
             target, layout = size, request.resize_mode
@@ -272,10 +273,9 @@ class Resolver:
                     image = fitted(image, layout, target)
                 except ValueError as exc:
                     raise FieldError(key, str(exc)) from None
-                sent = upload_id
+                upload_id = None  # the laid-out copy runs
+            if upload_id is None:
                 upload_id, _ = self.uploads.save_image(image)
-                if not value.startswith("upload:"):
-                    self.uploads.discard([sent])  # sent inline: only the laid-out copy is used
             found[key] = f"upload:{upload_id}"
         if found["mask_image"] and not found["init_image"]:
             raise FieldError("mask_image", "a mask needs an init_image to paint into")
@@ -319,10 +319,8 @@ class Resolver:
                 f"the upscaled image would be {size[0]}x{size[1]}; at most "
                 f"{MAX_SD_UPSCALE_SIDE} pixels a side",
             )
-        try:
+        with engine_rules():
             check_covers_a_tile(size, (width, height))
-        except InvalidRequestError as exc:
-            raise FieldError(exc.field, exc.message) from None
         if spec.overlap >= min(width, height):
             raise FieldError(
                 "sd_upscale.overlap", f"must be less than the tile's sides ({width}x{height})"
@@ -343,10 +341,8 @@ class Resolver:
             raise FieldError("refiner", f"model {refiner_id!r} cannot be used: {entry.problem}")
         if entry.family != REFINER_FAMILY:
             raise FieldError("refiner", f"model {refiner_id!r} is not an SDXL refiner")
-        try:
+        with engine_rules():
             check_refiner(True, masked)
-        except InvalidRequestError as exc:
-            raise FieldError(exc.field, exc.message) from None
 
 
 def _seed_resize(request: GenerateRequest) -> dict[str, Any]:

@@ -19,14 +19,13 @@ from impasto.engine.schedulers import (
     sigma_samplers,
     unipc_samplers,
 )
-from impasto.engine.types import InvalidRequestError
 from impasto.engine.validation import (
     check_color_correction,
     check_image_steps,
     check_latent_resize,
     check_mask_weight,
 )
-from impasto.services.errors import FieldError
+from impasto.services.errors import FieldError, engine_rules
 from impasto.services.models import ModelEntry
 from impasto.wire import (
     BOUND_FIELDS,
@@ -256,13 +255,11 @@ def check_image_settings(
     if request.resize_mode != "stretch" and init_image is None:
         message = "lays out an init_image at width x height: send one, or leave it at stretch"
         raise FieldError("resize_mode", message)
-    try:
+    with engine_rules():
         has_reference = bool(request.color_reference)
         check_color_correction(request.color_correction, init_image is not None, has_reference)
         check_mask_weight(request.inpaint_mask_weight, inpaint_model)
         check_latent_resize(latent, inpaint_model, bool(request.mask_image))
-    except InvalidRequestError as exc:
-        raise FieldError(exc.field, exc.message) from None
     if init_image is not None or request.hires is not None:
         return
     if request.inpaint_mask_weight != 1.0:
@@ -285,10 +282,8 @@ def checked_image_steps(plan: ResolvedPlan) -> None:
     if plan.hires is not None:
         runs.append(("hires.strength", plan.hires.steps or plan.steps, plan.hires.strength))
     for field, steps, strength in runs:
-        try:
+        with engine_rules():
             check_image_steps(steps, strength, plan.img2img_steps, field)
-        except InvalidRequestError as exc:
-            raise FieldError(exc.field, exc.message) from None
 
 
 def runs_negative_pass(cfg_scale: float, hires_cfg_scale: float | None) -> bool:
