@@ -65,7 +65,7 @@ def test_serve_passes_flags_as_command_line_settings(monkeypatch: pytest.MonkeyP
     def end_process(code: int) -> NoReturn:  # the daemon's process ends here, not in main
         raise SystemExit(code)
 
-    fake.end_process = end_process  # type: ignore[attr-defined]
+    monkeypatch.setattr("impasto.process_end.end_process", end_process)
     monkeypatch.setitem(sys.modules, "impasto.server", fake)
     argv = [
         "serve",

@@ -44,7 +44,7 @@ def test_the_daemon_and_its_worker_stop_without_errors(tmp_path: Path, how: str)
 ENDING = """
 import atexit, logging, logging.handlers, sys, threading, time
 from pathlib import Path
-from impasto.server import end_process
+from impasto.process_end import end_process
 
 out = Path(sys.argv[1])
 atexit.register(lambda: (out / "atexit").write_text("ran"))

@@ -77,7 +77,7 @@ def serve(args: argparse.Namespace, context: Context) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     # Imported here: the server pulls in Litestar and granian, which client commands never need.
-    from impasto.server import end_process
+    from impasto.process_end import end_process
     from impasto.server import serve as run_server
 
     end_process(run_server(loaded))

@@ -62,7 +62,7 @@ class JobService:
         self.options = options
         # The plugin host (impasto.plugins.manager.PluginHost); None runs no plugins.
         self.plugins = plugins
-        runner.paused = store.queue_paused()  # a queue paused before a restart stays paused
+        runner.paused = store.queue_state.paused()  # paused before a restart: still paused
 
     @property
     def paused(self) -> bool:
@@ -290,7 +290,7 @@ class JobService:
 
     def set_paused(self, paused: bool) -> bool:
         """Pause (running jobs finish, queued ones wait) or resume the queue, across restarts."""
-        self.store.set_queue_paused(paused)
+        self.store.queue_state.set_paused(paused)
         self.runner.paused = paused
         self.bus.publish("queue", None, {"paused": paused})
         if not paused and self.supervisor:

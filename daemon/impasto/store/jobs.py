@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from impasto.store.cursors import decode_cursor, encode_cursor
 from impasto.store.db import Database
+from impasto.store.queue_state import QueueState
 from impasto.wire import STATUSES
 from impasto.wire import Status as JobStatus
 
@@ -79,6 +80,7 @@ class JobStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.queue_state = QueueState(db)
 
     def create(
         self,
@@ -221,19 +223,6 @@ class JobStore:
             job_ids,
         )
         return {row[0]: int(row[1]) for row in rows}
-
-    def queue_paused(self) -> bool:
-        """Whether the queue was left paused (it stays so across restarts)."""
-        rows = self.db.execute("SELECT value FROM queue_state WHERE key = 'paused'")
-        return bool(rows) and rows[0][0] == "1"
-
-    def set_queue_paused(self, paused: bool) -> None:
-        with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO queue_state (key, value) VALUES ('paused', ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                ("1" if paused else "0",),
-            )
 
     def count_queued(self) -> int:
         """How many jobs wait to run."""
