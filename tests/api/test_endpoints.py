@@ -282,10 +282,13 @@ def test_queue_full_answers_429_with_retry_after(tmp_path) -> None:
     with TestClient(app=create_app(services)) as api:
         submit(api)
         submit(api)
-        full = api.post("/api/v1/generate", json={"prompt": "third", **TINY})
+        picture = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
+        third = {"prompt": "third", **TINY, "init_image": picture}
+        full = api.post("/api/v1/generate", json=third)
         assert full.status_code == 429 and int(full.headers["retry-after"]) > 0
         assert "limit" in full.json()["detail"]
         assert services.jobs.store.count_queued() == 2  # nothing half-created
+        assert list(services.uploads.folder.glob("*")) == []  # nor its picture stored
         assert api.get("/api/v1/health").status_code == 200
     services.extra["db"].close()
 

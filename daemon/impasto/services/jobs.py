@@ -75,48 +75,64 @@ class JobService:
 
     # --- API side -------------------------------------------------------------------------
 
-    def submit(
-        self, request: GenerateRequest, idempotency_key: str | None = None
-    ) -> tuple[Any, bool]:
-        """Run the plugins' preprocessors, resolve the plan, store both, wake a worker; with
-        an Idempotency-Key already used, the job it made and False."""
-        earlier, digest = self._earlier(request, idempotency_key)
-        if earlier is not None:
-            return earlier, False
-        return self._enqueue(*self.prepare(request), idempotency_key, digest)
-
     async def submit_async(
         self, request: GenerateRequest, idempotency_key: str | None = None
     ) -> tuple[Any, bool]:
-        """:meth:`submit` with the blocking part (plugins, decoding init images, reading model
-        folders) in a thread, so a big upload never stalls the event loop."""
+        """Run the plugins' preprocessors, resolve the plan, store both, wake a worker; with
+        an Idempotency-Key already used, the job it made and False. The blocking part
+        (plugins, decoding init images, reading model folders) runs in a thread, so a big
+        upload never stalls the event loop."""
         earlier, digest = await asyncio.to_thread(self._earlier, request, idempotency_key)
         if earlier is not None:
             return earlier, False
-        request, plan = await asyncio.to_thread(self.prepare, request)
-        return self._enqueue(request, plan, idempotency_key, digest)
+        request, plan, uploads = await asyncio.to_thread(self._prepare_storing, request)
+        created = False
+        try:
+            job, created = self._enqueue(request, plan, idempotency_key, digest)
+            if not created and idempotency_key is not None:
+                # Another request with this key was queued between the lookup and the insert:
+                # its job if it was this request, else the 422.
+                self._replayed(idempotency_key, digest)
+        finally:
+            if not created:  # refused, or a replay: the pictures this request stored go
+                await asyncio.to_thread(self.resolver.uploads.discard, uploads)
+        return job, created
 
     def _earlier(self, request: GenerateRequest, key: str | None) -> tuple[Any, str | None]:
         """The job an earlier request with this Idempotency-Key made (None if none), and the
-        digest of this request to store with a new one (None without a key). A key that came
-        with another request is a 422 naming it, as the IETF draft on the header says, not
-        that request's job (blocking: a digest of the body, one SQL lookup)."""
+        digest of this request to store with a new one (None without a key; blocking: a
+        digest of the body, one SQL lookup)."""
         if key is None:
             return None, None
         digest = hashlib.sha256(msgspec.json.encode(request)).hexdigest()
+        return self._replayed(key, digest), digest
+
+    def _replayed(self, key: str, digest: str | None) -> Any:
+        """The job an earlier request with this Idempotency-Key made (None if none). A key
+        that came with another request (its ``digest`` differs) is a 422 naming it, as the
+        IETF draft on the header says, not that request's job (blocking: one SQL lookup)."""
         found = self.store.by_idempotency_key(key)
         if found is None:
-            return None, digest
+            return None
         job, stored = found
         if stored is not None and stored != digest:
             message = f"was sent with another request (job {job.id}): use a new key for it"
             raise FieldError("Idempotency-Key", message)
-        return job, digest
+        return job
 
     def prepare(self, request: GenerateRequest) -> tuple[GenerateRequest, ResolvedPlan]:
         """The request after the plugins, and the plan it resolves to (blocking)."""
         request = self._preprocess(request)
         return request, self.resolver.resolve(request)
+
+    def _prepare_storing(
+        self, request: GenerateRequest
+    ) -> tuple[GenerateRequest, ResolvedPlan, list[str]]:
+        """:meth:`prepare`, and the uploads it stored (a job not queued after all removes
+        them; blocking)."""
+        with self.resolver.uploads.new_uploads() as stored:
+            request, plan = self.prepare(request)
+        return request, plan, stored
 
     def _enqueue(
         self,
