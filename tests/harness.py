@@ -52,6 +52,16 @@ class Daemon:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def local_path(self, shown: str) -> Path:
+        """The file or folder a path the API shows stands for (``<models>/x``: the API names
+        a model's place by its folder's label, never by a local path)."""
+        from impasto.resources import bundled_models_dir
+
+        models = Path(str(self.settings.get("models_dir") or self.data_dir / "models"))
+        labels = {"<models>": models, "<bundled models>": bundled_models_dir()}
+        label, _, rest = shown.partition("/")
+        return labels[label] / rest
+
     @property
     def socket(self) -> Path:
         return self.runtime_dir / "impasto.sock"

@@ -251,6 +251,9 @@ async def run_daemon(
     if services.jobs.paused:
         log.info("the queue is paused, as it was left: queued jobs wait for a resume")
     assert services.models is not None
+    relocated = services.models.relocate_adapters()
+    if relocated:
+        log.info("moved %d installed LoRA(s)/embedding(s) into loras/ and embeddings/", relocated)
     resumed = services.models.installer.resume()
     if resumed:
         log.info("resuming %d unfinished model install(s)", len(resumed))

@@ -49,7 +49,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         list[str], _doc("Extra Host header names accepted besides loopback names.")
     ] = msgspec.field(default_factory=list)
     allowed_origins: Annotated[
-        list[str], _doc("Extra browser origins allowed to change state or open WebSockets.")
+        list[str],
+        _doc(
+            "Extra browser origins allowed to change state, open WebSockets and read answers "
+            "(CORS)."
+        ),
     ] = msgspec.field(default_factory=list)
     data_dir: Annotated[str, _doc("Folder of the database, outputs, models and uploads.")] = ""
     runtime_dir: Annotated[str, _doc("Folder of the socket and the discovery file.")] = ""
@@ -116,6 +120,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             description="Seconds a connection may stay idle or take to send a request's headers.",
         ),
     ] = 10.0
+    body_timeout: Annotated[
+        float,
+        msgspec.Meta(
+            ge=1,
+            le=3600,
+            description="Seconds a request's body may send nothing before it is answered 408.",
+        ),
+    ] = 30.0
     provider: Annotated[
         str, _doc("Execution provider: auto, cpu, cuda, tensorrt, directml, ...")
     ] = "auto"

@@ -43,6 +43,7 @@ class CliDaemon:
         self.state = "queued"
         self.images = {i: f"PNG-{i}".encode() for i in range(batch)}
         self.interrupt_stream = False
+        self.warnings: list[str] = []  # what the finished job's status warns about
         self.overrides: dict[tuple[str, str], httpx.Response] = {}
 
     def client(self, _args: object = None) -> Client:
@@ -82,7 +83,7 @@ class CliDaemon:
                 }
                 for i in range(self.batch)
             ]
-            return status("completed", results=results, progress=1.0)
+            return status("completed", results=results, progress=1.0, warnings=self.warnings)
         if self.state == "failed":
             return status("failed", error="out of memory: try a smaller size")
         return status(self.state)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 from pathlib import Path
@@ -10,7 +11,8 @@ import httpx
 import pytest
 from cli_fakes import JOB, CliDaemon
 
-from impasto.cli.main import main
+from impasto.cli.generate_args import lora_spec
+from impasto.cli.main import build_parser, main
 
 
 def test_generate_saves_every_image_and_prints_the_paths(
@@ -160,13 +162,42 @@ def test_a_failed_job_leaves_no_folder_behind(tmp_path: Path) -> None:
     assert not (tmp_path / "new").exists()
 
 
-def test_a_number_json_cannot_carry_is_refused_without_a_request(
-    capsys: pytest.CaptureFixture[str],
+def numeric_options() -> list[tuple[str, str, str]]:
+    """(command, flag, value with {} for the number) for every option of a client command
+    whose value is parsed, not passed on as text: a number, a size, a LoRA's weight."""
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    found = []
+    for name, parser in commands.choices.items():
+        if name in ("serve", "config"):  # not clients; serve's settings check their own values
+            continue
+        for action in parser._actions:
+            if not action.option_strings or action.choices or action.type in (None, str, Path):
+                continue
+            value = "x:{}" if action.type is lora_spec else "{}"
+            found.append((name, action.option_strings[-1], value))
+    return found
+
+
+def test_every_numeric_option_is_listed() -> None:
+    listed = {(command, flag) for command, flag, _ in numeric_options()}
+    expected = {("generate", "--cfg"), ("generate", "--lora"), ("generate", "--hires")}
+    assert expected | {("generate", "--strength"), ("upscale", "--scale")} <= listed
+
+
+@pytest.mark.parametrize("number", ["nan", "inf", "-inf", "1e999"])
+def test_a_number_json_cannot_carry_is_a_usage_error_without_a_request(
+    number: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """JSON has no NaN or infinity: refused while parsing, exit 2 as every usage error."""
+    picture = tmp_path / "picture.png"
+    picture.write_bytes(b"png")  # a file there, so only the number can be what is refused
+    positionals = {"generate": ["x"], "upscale": [str(picture)]}
     daemon = CliDaemon()
-    for flag in (["--cfg", "nan"], ["--strength", "inf"], ["--lora", "style:nan"]):
-        assert main(["generate", "x", "--detach", *flag], connect=daemon.client) == 1
-        assert "must be a finite number" in capsys.readouterr().err
+    for command, flag, value in numeric_options():
+        argv = [command, *positionals.get(command, []), f"{flag}={value.format(number)}"]
+        assert main(argv, connect=daemon.client) == 2, argv
+        err = capsys.readouterr().err
+        assert "must be a finite number" in err or "invalid" in err or "not a" in err, err
     assert not daemon.requests
 
 
@@ -369,3 +400,29 @@ def test_the_color_correction_flags_become_the_request_fields(tmp_path: Path) ->
     assert (body["color_correction"], body["color_reference"]) == (True, "upload:up-7")
     missing = ["generate", "x", "--color-reference", str(tmp_path / "none.png")]
     assert main(missing, connect=daemon.client) != 0
+
+
+def test_the_warnings_of_a_finished_job_are_printed_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daemon = CliDaemon(batch=1)
+    unmatched = "LoRA tiny-kohya.safetensors: 28 keys matched no weight of this model"
+    daemon.warnings = [unmatched]
+    assert main(["generate", "x", "--quiet", "-o", str(tmp_path)], connect=daemon.client) == 0
+    printed = capsys.readouterr()
+    assert f"warning: {unmatched}\n" in printed.err
+    assert "warning:" not in printed.out  # stdout stays the saved paths alone
+    assert main(["generate", "x", "--quiet", "-o", str(tmp_path)], connect=CliDaemon().client) == 0
+    assert "warning:" not in capsys.readouterr().err
+
+
+def test_saving_never_replaces_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same job's pictures saved twice (`history --save` again, a file of that name)."""
+    taken = tmp_path / f"{JOB}-0.png"
+    taken.write_bytes(b"mine")
+    daemon = CliDaemon(batch=2)
+    assert main(["generate", "x", "--quiet", "-o", str(tmp_path)], connect=daemon.client) == 0
+    written = [tmp_path / f"{JOB}-0-1.png", tmp_path / f"{JOB}-1.png"]
+    assert capsys.readouterr().out.splitlines() == [str(path) for path in written]
+    assert taken.read_bytes() == b"mine"
+    assert [path.read_bytes() for path in written] == [daemon.images[0], daemon.images[1]]

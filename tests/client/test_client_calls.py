@@ -288,3 +288,50 @@ def test_connection_refused_is_daemon_not_running() -> None:
 def test_results_tolerate_unknown_fields() -> None:
     body = job("j", extra="ignored")
     assert msgspec.convert(body, JobStatus).id == "j"
+
+
+# The parameters whose value becomes a segment of the request's path.
+PATH_IDS = ("job_id", "install_id", "model_id", "name")
+EXTRA_ARGS = {"download_image": (0,), "set_priority": (1,), "set_plugin_enabled": (True,)}
+
+
+def calls_with_a_path_id() -> list[str]:
+    """Every Client method whose first parameter is an id that goes in the path."""
+    return [
+        name
+        for name, method in inspect.getmembers(Client, inspect.isfunction)
+        if not name.startswith("_")
+        and list(inspect.signature(method).parameters)[1:2] in ([p] for p in PATH_IDS)
+    ]
+
+
+def test_every_id_in_a_path_is_sent_as_one_segment(daemon: FakeDaemon) -> None:
+    """``rm "model?force=true"`` must not send force=true, ``CON/../tiny`` must not name tiny."""
+    names = calls_with_a_path_id()
+    assert {"remove_model", "cancel", "download_image", "set_plugin_enabled"} <= set(names)
+    assert {"cancel_install", "install_status", "load_model", "model", "status"} <= set(names)
+    for tricky, sent in [
+        ("tiny?force=true#x", b"/tiny%3Fforce%3Dtrue%23x"),
+        ("..", b"/%2E%2E"),
+        (".", b"/%2E"),
+        ("50% off", b"/50%25%20off"),
+    ]:
+        for name in names:
+            daemon.requests.clear()
+            with client_for(daemon) as client, pytest.raises(ApiError):  # the fake's 404
+                getattr(client, name)(tricky, *EXTRA_ARGS.get(name, ()))
+            request = daemon.requests[0]
+            assert sent in request.url.raw_path, (name, request.url)
+            assert request.url.raw_path.startswith(b"/api/v1/"), (name, request.url)
+            assert b"force" not in request.url.query and not request.url.fragment, name
+
+
+def test_an_empty_id_or_one_with_a_slash_is_refused_before_sending(daemon: FakeDaemon) -> None:
+    """GET /models/ would answer the list of models; the daemon decodes %2F before it routes,
+    so ``installs/ID`` (``CON/../tiny``) would reach another route even when encoded."""
+    with client_for(daemon) as client:
+        for name in calls_with_a_path_id():
+            for tricky, message in [("", "empty id"), ("CON/../tiny", "ids hold no '/'")]:
+                with pytest.raises(ImpastoError, match=message):
+                    getattr(client, name)(tricky, *EXTRA_ARGS.get(name, ()))
+    assert not daemon.requests

@@ -227,7 +227,7 @@ def test_an_uploaded_init_image_and_mask_reach_the_node(setup: Setup) -> None:
 
 def test_load_ps_and_unload_reach_every_node(setup: Setup) -> None:
     """A head-only model loaded ahead of jobs shows in `impasto ps` per worker, by node."""
-    head_dir = str(setup.daemon.data_dir / "models" / HEAD_ONLY)
+    head_dir = f"<models>/{HEAD_ONLY}"  # the API names it by its folder's label
     with setup.daemon.client() as client:
         loaded = client.post(f"/api/v1/models/{HEAD_ONLY}/load", json={"keep_alive": 60})
         assert loaded.status_code == 200, loaded.text

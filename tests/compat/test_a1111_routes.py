@@ -122,6 +122,13 @@ def test_webuiapi_listings_return_installed_things(api: webuiapi.WebUIApi, daemo
     for item in embeddings["loaded"].values():
         assert_shape(item, EMBEDDING)
         assert item["shape"] > 0 and item["vectors"] >= 1
+    # Made for sd-tiny (32 wide): A1111 lists them as skipped for a model they do not fit.
+    api.set_options({"sd_model_checkpoint": "impasto-shapes"})
+    try:
+        other = api.get_embeddings()
+    finally:
+        api.set_options({"sd_model_checkpoint": "sd-tiny"})
+    assert other["loaded"] == {} and set(other["skipped"]) == {"tiny-a1111", "tiny-diffusers"}
     styles = api.get_prompt_styles()
     assert_list_of(styles, STYLE)
     assert styles == [

@@ -114,3 +114,17 @@ def test_vae_swap_decodes_with_the_other_vae(pipe: StableDiffusion, tmp_path: Pa
     plain = pipe.generate(small(steps=3), latents=latents)[0].image
     assert max_diff(reference, swapped) <= MAX_PIXEL_DIFF
     assert max_diff(reference, plain) > 10
+
+
+def test_an_embedding_made_for_another_family_is_left_out_with_a_warning() -> None:
+    """tiny-a1111's vectors are 32 wide; impasto-shapes' text encoder takes 64. AUTOMATIC1111
+    skips such an embedding and reads its word as text; so does a job here, with a warning."""
+    shapes = load_pipeline(TINY / "impasto-shapes", cpu_choice())
+    parts = shapes.adapters.get([], [A1111_TI, DIFFUSERS_TI])
+    skipped = [w for w in parts.warnings if "another model family" in w]
+    assert len(skipped) == 2 and "'tiny-a1111'" in skipped[0], parts.warnings
+    assert "text_encoder 32 wide" in skipped[0] and "takes text_encoder 64" in skipped[0]
+    prompt = "a tiny-a1111 circle and a <tiny-cat>"
+    ours, _ = parts.prompts.encode_pair(prompt, None)
+    plain, _ = shapes.prompts.encode_pair(prompt, None)
+    np.testing.assert_array_equal(ours, plain)

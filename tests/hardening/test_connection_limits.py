@@ -1,4 +1,5 @@
-"""Idle connections and open event streams cannot starve ordinary requests (issue #20, item 3).
+"""Idle connections, stalled request bodies and open event streams cannot starve ordinary
+requests (issue #20, item 3).
 
 A bounded loopback load: 300 connections that never send a byte and 150 open SSE streams,
 then ordinary requests must still be answered. The request timeouts only detect a stall
@@ -7,6 +8,7 @@ then ordinary requests must still be answered. The request timeouts only detect 
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -108,3 +110,77 @@ def test_event_streams_beyond_their_limit_get_503_then_a_slot_frees(
         time.sleep(0.5)
     else:
         pytest.fail("a closed stream never gave its slot back")
+
+
+def _stall_mid_body(
+    port: int, path: str = "/api/v1/generate/plan", media: str = "application/json"
+) -> socket.socket:
+    """A POST whose headers announce 100 bytes of body, of which it sends 11, then nothing."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {media}\r\n"
+        "Content-Length: 100\r\n\r\n"
+    )
+    sock.sendall(head.encode() + b'{"prompt": ')
+    return sock
+
+
+def _read_to_close(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def _server_errors(daemon: Daemon) -> list[str]:
+    log = (daemon.log_dir / "daemon.log").read_text(errors="replace")
+    return [line for line in log.splitlines() if " ERROR " in line or "Traceback" in line]
+
+
+def test_bodies_that_stall_are_answered_408_and_give_their_connection_back(
+    daemon_factory: type[Daemon], tmp_path, sockets: list[socket.socket]
+) -> None:
+    """Twice as many stalled bodies as connection slots: each is cut at body_timeout, so an
+    ordinary request still gets through (it waited for ever before)."""
+    daemon = daemon_factory(tmp_path, max_connections=4, body_timeout=1).start()
+    sockets += [_stall_mid_body(daemon.port) for _ in range(8)]
+    with httpx.Client(base_url=daemon.url, timeout=30) as client:
+        assert client.get("/api/v1/health").status_code == 200
+    for sock in sockets:
+        head, _, body = _read_to_close(sock).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408"), head[:100]
+        assert b"connection: close" in head.lower()
+        answer = json.loads(body)
+        assert answer["status_code"] == 408 and "body_timeout" in answer["detail"], answer
+    assert _server_errors(daemon) == []
+
+
+# A route of each body kind: native JSON, a multipart upload, a compatible API's JSON.
+FORMS = (
+    ("/api/v1/generate/plan", "application/json"),
+    ("/api/v1/images", "multipart/form-data; boundary=x"),
+    ("/sdapi/v1/txt2img", "application/json"),
+)
+
+
+def test_a_client_that_hangs_up_mid_body_is_no_server_error(
+    daemon_factory: type[Daemon], tmp_path
+) -> None:
+    daemon = daemon_factory(tmp_path, log_level="debug").start()
+    for path, media in FORMS:
+        sock = _stall_mid_body(daemon.port, path, media)
+        time.sleep(0.3)  # the route is reading the body when the client goes
+        sock.close()
+    said = "the client disconnected before sending the whole body"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        lines = (daemon.log_dir / "daemon.log").read_text(errors="replace").splitlines()
+        if len([line for line in lines if said in line]) >= 3:
+            break
+        time.sleep(0.2)
+    assert [line.split(" ", 3)[2:] for line in lines if said in line] == [
+        ["DEBUG", f"impasto.api: POST {path}: {said}"] for path, _ in FORMS
+    ]
+    assert _server_errors(daemon) == []
+    with httpx.Client(base_url=daemon.url, timeout=15) as client:
+        assert client.get("/api/v1/health").status_code == 200

@@ -54,7 +54,8 @@ def test_job_fails_after_three_worker_deaths_with_the_reason(
             time.sleep(0.2)
         done = wait_status(client, job["id"], {"failed", "completed"}, timeout=120)
         assert done["status"] == "failed"
-        assert "worker killed by signal 9" in done["error"]
+        assert done["error"] == "worker killed by signal 9 (SIGKILL) (tried 3 times)"
+        assert done["attempts"] == 3  # as many as the error says
         # The next job still runs on a fresh worker.
         ok = client.post("/api/v1/generate", json={"prompt": "after", **TINY}).json()
         assert wait_status(client, ok["id"], {"completed", "failed"})["status"] == "completed"

@@ -86,7 +86,8 @@ def test_models_carry_the_design_documents_field_names(impasto_daemon: Daemon) -
         one = client.get("/api/v1/models/sd-tiny").json()
     assert [m for m in models if m["id"] == "sd-tiny"] == [one]
     for model in models:
-        assert model["file_path"] == model["path"] and Path(model["file_path"]).exists()
+        assert model["file_path"] == model["path"]
+        assert impasto_daemon.local_path(model["path"]).exists()  # named by its folder's label
         assert model["file_size"] == model["size"] > 0
         assert model["is_active"] is model["active"]
 

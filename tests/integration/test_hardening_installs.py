@@ -226,7 +226,7 @@ def test_a_hugging_face_cache_snapshot_installs_as_the_files_its_links_name(
         assert started.status_code == 202, started.text
         done = wait_install(c, started.json()["id"], {"completed", "failed", "cancelled"})
         assert done["status"] == "completed", done
-        installed = Path(c.get("/api/v1/models/cached").json()["path"])
+        installed = daemon.local_path(c.get("/api/v1/models/cached").json()["path"])
     # The installed copy holds the content, under the snapshot's names, and no links.
     names = sorted(p.relative_to(installed).as_posix() for p in installed.rglob("*"))
     assert not [p for p in installed.rglob("*") if p.is_symlink()]

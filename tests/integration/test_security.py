@@ -9,6 +9,7 @@ import pytest
 import websockets.exceptions
 import websockets.sync.client as ws_client
 
+from tests.hardening.rawhttp import request
 from tests.harness import TINY, Daemon, wait_status
 
 
@@ -44,6 +45,18 @@ def test_foreign_origin_on_post_is_refused(impasto_daemon: Daemon) -> None:
             client.get("/api/v1/health", headers={"Origin": "http://evil.example"}).status_code
             == 200
         )
+
+
+def test_a_host_or_origin_sent_twice_is_refused(impasto_daemon: Daemon) -> None:
+    """RFC 9112 3.2: two Host headers are a 400; two Origins would let the check read one."""
+    port, own = impasto_daemon.port, "http://127.0.0.1"  # the Host the raw requests send
+    twice = request(port, "GET", "/api/v1/health", headers={"Host": "evil.example"})
+    assert twice.status == 400 and "more than one Host header" in twice.json()["detail"]
+    origins = {"Origin": "http://evil.example", "origin": own}
+    twice = request(port, "POST", "/api/v1/queue/resume", headers=origins)
+    assert twice.status == 400 and "more than one Origin header" in twice.json()["detail"]
+    once = request(port, "POST", "/api/v1/queue/resume", headers={"Origin": own})
+    assert once.status == 200, once.body
 
 
 def test_foreign_origin_on_websocket_is_refused(impasto_daemon: Daemon) -> None:
@@ -121,6 +134,10 @@ def test_token_is_required_when_set(daemon_factory: type[Daemon], tmp_path) -> N
             bare.get("/api/v1/queue", headers={"Authorization": "Bearer wrong"}).status_code == 401
         )
         assert bare.get("/api/v1/queue", params={"token": "s3cret-token"}).status_code == 200
+        # Two tokens are none, in either order: no layer may read another one than this one.
+        for twice in (["s3cret-token", "wrong"], ["wrong", "s3cret-token"]):
+            params = [("token", value) for value in twice]
+            assert bare.get("/api/v1/queue", params=params).status_code == 401
         assert bare.get("/", follow_redirects=True).status_code == 200  # the UI loads to ask for it
     with daemon.client() as client:
         assert client.get("/api/v1/queue").status_code == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -272,3 +273,24 @@ def test_bad_input_names_the_field(daemon: Daemon) -> None:
             assert response.status_code == 422, (body, response.text)
             assert response.json()["errors"][0]["field"] == field, response.text
         assert c.get("/api/v1/models/installs/nope").status_code == 404
+
+
+def test_a_folder_whose_unet_is_another_graph_fails_to_install(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    folder = tmp_path / "wrong-unet"
+    shutil.copytree(TINY / "sd-tiny", folder)
+    shutil.copy(folder / "vae_decoder" / "model.onnx", folder / "unet" / "model.onnx")
+    with daemon.client() as c:
+        started = c.post("/api/v1/models/install", json={"source": str(folder)}).json()
+        done = wait_install(c, started["id"], {"completed", "failed"})
+        assert done["status"] == "failed", done
+        assert "unet/model.onnx is not a unet graph" in done["error"], done
+        assert c.get("/api/v1/models/wrong-unet").status_code == 404
+    # Copied into the models folder by hand, it is listed as unusable and refused by name.
+    shutil.copytree(folder, models_dir(daemon) / "wrong-unet")
+    with daemon.client() as c:
+        listed = c.get("/api/v1/models/wrong-unet").json()
+        assert "not a unet graph" in listed["problem"], listed
+        refused = c.post("/api/v1/generate", json={**GEN, "model": "wrong-unet"})
+        assert refused.status_code == 422 and "not a unet graph" in refused.text

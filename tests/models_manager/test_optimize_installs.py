@@ -46,7 +46,7 @@ def _entries(cache: Path) -> dict[str, int]:
 
 def test_install_fuses_attention_and_caches_the_optimised_graphs(daemon: Daemon) -> None:
     model = _install(daemon, {"source": str(TINY / "sd-tiny"), "id": "fused"})
-    installed = Path(str(model["path"]))
+    installed = daemon.local_path(model["path"])
     for part in PARTS:
         ops = _ops(installed / part / "model.onnx")
         assert "MultiHeadAttention" in ops and "Softmax" not in ops, part
@@ -77,7 +77,7 @@ def test_install_fuses_attention_and_caches_the_optimised_graphs(daemon: Daemon)
 
 def test_int8_install_is_its_own_precision_and_stays_close(daemon: Daemon) -> None:
     model = _install(daemon, {"source": str(TINY / "sd-tiny"), "id": "eight", "precision": "int8"})
-    installed = Path(str(model["path"]))
+    installed = daemon.local_path(model["path"])
     assert model["precision"] == "int8"
     assert "DynamicQuantizeMatMul" in _ops(installed / "unet" / "model.onnx")
     original, quantised = unet_output(TINY / "sd-tiny"), unet_output(installed)
@@ -103,7 +103,7 @@ def test_an_fp16_install_of_an_fp32_onnx_model_turns_it_to_fp16(daemon: Daemon) 
         job = c.post("/api/v1/generate", json={**GEN, "model": "half"}).json()
         assert wait_status(c, job["id"], {"completed", "failed"})["status"] == "completed"
     original = unet_output(TINY / "sd-tiny")
-    error = float(np.abs(unet_output(Path(model["path"])) - original).max())
+    error = float(np.abs(unet_output(daemon.local_path(model["path"])) - original).max())
     assert error < 2e-2 * float(np.abs(original).max()), error
 
 

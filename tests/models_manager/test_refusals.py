@@ -239,3 +239,19 @@ def test_make_convert_installs_the_extra_into_make_runs_venv() -> None:
         check=True,
     )
     assert ".venv-that-is-not-made/bin/python -m pip install -q -e '.[convert]'" in dry.stdout
+
+
+@pytest.mark.parametrize(
+    ("component", "other", "missing"),
+    [("unet", "vae_decoder", "sample"), ("text_encoder", "unet", "input_ids")],
+)
+def test_a_graph_under_another_components_name_is_refused(
+    tmp_path: Path, component: str, other: str, missing: str
+) -> None:
+    """A folder whose unet/model.onnx is really the VAE decoder read as usable before, and
+    failed its first job (`has no input 'sample'`)."""
+    folder = tmp_path / "mixed-up"
+    shutil.copytree(TINY / "sd-tiny", folder)
+    shutil.copy(folder / other / "model.onnx", folder / component / "model.onnx")
+    with pytest.raises(ValueError, match=f"not a {component} graph: it has no input '{missing}'"):
+        detect_folder(folder)

@@ -105,7 +105,7 @@ def test_convert_a_diffusers_folder_then_generate(
     # stage warms ONNX Runtime's optimised graphs.
     assert {"convert", "optimize", "cache"} <= stages
     assert model["family"] == "sd1" and model["precision"] == "fp32"
-    installed = Path(model["path"])
+    installed = daemon.local_path(model["path"])
     assert b"MultiHeadAttention" in (installed / "unet" / "model.onnx").read_bytes()
     assert not list(installed.rglob("*.safetensors"))  # the torch weights stay behind
     # Every text encoder layer's output is exported (optimum does so for SDXL only), so
@@ -155,8 +155,8 @@ def test_a_single_file_checkpoint_converts_with_configs_from_the_hub(
     assert any(path.endswith("unet/config.json") for path in fetched), fetched
     assert not any(path.endswith(".safetensors") for path in fetched)
     # Same weights as the folder converted above, so the same UNet.
-    installed = Path(model["path"])
-    reference = Path(converted[0]["path"])
+    installed = daemon.local_path(model["path"])
+    reference = daemon.local_path(converted[0]["path"])
     np.testing.assert_allclose(unet_output(installed), unet_output(reference), atol=1e-5)
 
 
@@ -184,7 +184,7 @@ def test_fp16_conversion_is_an_optimize_stage(
         job = c.post("/api/v1/generate", json={**GEN, "model": "converted-fp16"}).json()
         assert wait_status(c, job["id"], {"completed", "failed"})["status"] == "completed"
     # The weights become fp16 and the UNet stays close to the fp32 conversion.
-    fp16, fp32 = Path(model["path"]), Path(converted[0]["path"])
+    fp16, fp32 = daemon.local_path(model["path"]), daemon.local_path(converted[0]["path"])
     for component in ("unet", "text_encoder", "vae_decoder"):
         weights = onnx.load(str(fp16 / component / "model.onnx")).graph.initializer
         halves = sum(w.data_type == onnx.TensorProto.FLOAT16 for w in weights)
@@ -238,10 +238,14 @@ def test_a_single_file_says_v_prediction_by_marker_or_a1111_yaml(
     # The tiny model's text width is 32, not SD 1.x's 768: v-prediction makes it sd2-v.
     assert [models[m]["family"] for m in ("zsnr", "yaml-v", "plain")] == ["sd2-v", "sd2-v", "sd1"]
     config = json.loads(
-        (Path(models["zsnr"]["path"]) / "scheduler" / "scheduler_config.json").read_text()
+        (
+            daemon.local_path(models["zsnr"]["path"]) / "scheduler" / "scheduler_config.json"
+        ).read_text()
     )
     assert config["rescale_betas_zero_snr"] is True and config["timestep_spacing"] == "trailing"
-    plain_config = Path(models["plain"]["path"]) / "scheduler" / "scheduler_config.json"
+    plain_config = (
+        daemon.local_path(models["plain"]["path"]) / "scheduler" / "scheduler_config.json"
+    )
     assert not json.loads(plain_config.read_text()).get("rescale_betas_zero_snr")
 
 

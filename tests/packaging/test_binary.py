@@ -160,13 +160,15 @@ def test_the_binary_fuses_attention_and_quantises_when_it_installs_a_model(
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(60) == 0
         log.close()
-    installed = Path(str(models["f"]["path"]))
+    # The API names an installed model's folder by its label, <models>/ID.
+    assert models["f"]["path"] == "<models>/f", models["f"]
+    installed = tmp_path / "data" / "models" / "f"
     for part, blocks in {"text_encoder": 2, "unet": 8, "vae_decoder": 1, "vae_encoder": 1}.items():
         counts = count_ops(OnnxModel.load(installed / part / "model.onnx"), ["MultiHeadAttention"])
         assert counts == {"MultiHeadAttention": blocks}, part
     assert models["f"]["clip_skip_max"] == 2, models["f"]
     assert models["q"]["precision"] == "int8", models["q"]
-    quantised = OnnxModel.load(Path(str(models["q"]["path"])) / "unet" / "model.onnx")
+    quantised = OnnxModel.load(tmp_path / "data" / "models" / "q" / "unet" / "model.onnx")
     counts = count_ops(quantised, ["DynamicQuantizeMatMul", "MultiHeadAttention"])
     assert counts == {"DynamicQuantizeMatMul": 50, "MultiHeadAttention": 8}, counts
 

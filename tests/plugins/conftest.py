@@ -30,11 +30,11 @@ def drop_plugins(daemon: Daemon, *names: str) -> None:
 
 @pytest.fixture(scope="module")
 def plugin_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    """A running daemon with the broken, typo, exploding and extras plugins."""
+    """A running daemon with the broken, typo, exploding, extras and slow plugins."""
     daemon = Daemon(tmp_path_factory.mktemp("plugins"), preview_every=0)
     daemon.root.mkdir(parents=True, exist_ok=True)
     (daemon.root / "config.toml").write_text(CONFIG)
-    drop_plugins(daemon, "broken", "typo", "exploding", "extras")
+    drop_plugins(daemon, "broken", "typo", "exploding", "extras", "slow")
     claimed = daemon.data_dir / "models" / "claimed-tiny"
     shutil.copytree(REPO / "models" / "tiny" / "sd-tiny", claimed)
     (claimed / "claimed-by-extras.txt").write_text("12,200,34")

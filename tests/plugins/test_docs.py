@@ -42,3 +42,15 @@ def test_every_plugin_setting_is_documented(module_name: str) -> None:
     assert section, f"docs/plugins.md lacks a section for {module_name}"
     for key in settings:
         assert f"| `{key}` |" in section.group(0), f"{module_name} setting {key} is undocumented"
+
+
+@pytest.mark.parametrize("module_name", PLUGIN_MODULES)
+def test_every_plugin_that_takes_options_shows_them(module_name: str) -> None:
+    """A plugin declaring OPTIONS (the type of its request options) has an example of them."""
+    module = importlib.import_module(module_name)
+    if getattr(module, "OPTIONS", None) is None:
+        return
+    title = module_name.split(".")[-1].removeprefix("impasto_")
+    section = re.search(rf"\n### `{re.escape(title)}`.*?(?=\n### |\Z)", DOCS, re.S)
+    assert section, f"docs/plugins.md lacks a section for {module_name}"
+    assert f'"plugins": {{"{title}": ' in section.group(0), f"{module_name} options unshown"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import pytest
 from PIL import Image
@@ -61,6 +62,105 @@ def test_a_raising_preprocessor_is_a_422_naming_it(plugin_daemon: Daemon) -> Non
     assert response.status_code == 422
     assert "'exploding'" in response.json()["detail"]
     assert response.json()["errors"][0]["field"] == "plugins"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "raised"),
+    [("exit before queue", "SystemExit: 3"), ("interrupt before queue", "KeyboardInterrupt")],
+)
+def test_a_preprocessor_that_exits_or_interrupts_is_a_422_naming_it_and_logged(
+    plugin_daemon: Daemon, prompt: str, raised: str
+) -> None:
+    """argparse inside a plugin raises SystemExit; neither stops the daemon or is a 500."""
+    with plugin_daemon.client() as client:
+        response = client.post("/api/v1/generate", json={**TINY, "prompt": prompt})
+    assert response.status_code == 422, response.text
+    error = response.json()["errors"][0]
+    assert error["field"] == "plugins"
+    assert error["message"].startswith(
+        f"plugin 'exploding' failed in preprocess_request: {raised}"
+    ), error
+    log = (plugin_daemon.log_dir / "daemon.log").read_text()
+    logged = log[log.rindex("plugin exploding failed in preprocess_request") :]
+    assert "Traceback (most recent call last)" in logged and raised.split(":")[0] in logged
+    assert run_job(plugin_daemon, prompt="still serving")["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "error"),
+    [
+        ("exit after", "plugin 'exploding' failed in postprocess_result: SystemExit: 3"),
+        ("interrupt after", "plugin 'exploding' failed in postprocess_result: KeyboardInterrupt"),
+        (
+            "wrong type",
+            "plugin 'exploding' failed in postprocess_result: TypeError: returned str "
+            "'not an image', expected a PIL image (PIL.Image.Image) or None",
+        ),
+    ],
+)
+def test_a_postprocessor_that_exits_or_returns_nonsense_fails_its_job_naming_it(
+    plugin_daemon: Daemon, prompt: str, error: str
+) -> None:
+    """The plugin that did it is named, not the next one (png_metadata) that chokes on it."""
+    pid = plugin_daemon.wait_worker_ready()["pid"]
+    failed = run_job(plugin_daemon, prompt=prompt)
+    assert failed["status"] == "failed"
+    assert failed["error"].startswith(error), failed["error"]
+    assert plugin_daemon.wait_worker_ready()["pid"] == pid  # the worker keeps serving
+    log = (plugin_daemon.log_dir / "worker-0.log").read_text()
+    assert "Traceback" in log[log.rindex("plugin exploding failed in postprocess_result") :]
+
+
+def test_a_preprocessor_returning_a_field_of_the_wrong_type_is_its_error(
+    plugin_daemon: Daemon,
+) -> None:
+    """The returned request is checked as strictly as a client's: 5 is no prompt, nor "5"."""
+    with plugin_daemon.client() as client:
+        response = client.post("/api/v1/generate", json={**TINY, "prompt": "numbered prompt"})
+        assert client.get("/api/v1/queue").json()["items"] == []
+    assert response.status_code == 422, response.text
+    error = response.json()["errors"][0]
+    assert error["field"] == "prompt"
+    assert error["message"].startswith(
+        "plugin 'exploding' returned a request the request schema refuses (prompt: must be "
+    ), error
+    assert "; it returned int 5); disable it with" in error["message"], error
+
+
+def test_enabling_a_plugin_that_failed_to_load_says_why(
+    plugin_daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with plugin_daemon.client() as client:
+        response = client.post("/api/v1/plugins/broken/enable")
+    assert response.status_code == 409, response.text
+    assert response.json()["detail"].startswith(
+        "plugin 'broken' failed to load (ImportError: this plugin needs the frobnicate package"
+    )
+    assert cli(["plugins", "enable", "broken", "--url", plugin_daemon.url]) == 1
+    out, err = capsys.readouterr()
+    assert "plugin 'broken' failed to load" in err and "restart the daemon" in err
+    assert "enabled" not in out
+
+
+def test_a_job_cancelled_during_its_postprocessors_ends_cancelled_without_images(
+    plugin_daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pid = plugin_daemon.wait_worker_ready()["pid"]
+    with plugin_daemon.client() as client:
+        response = client.post("/api/v1/generate", json={**TINY, "seed": 3, "prompt": "slow"})
+        job_id = response.json()["id"]
+        marker = plugin_daemon.data_dir / f"slow-{job_id}"
+        deadline = time.monotonic() + 60
+        while not marker.exists():  # the slow plugin is post-processing the image
+            assert time.monotonic() < deadline, "the job never reached its postprocessor"
+            time.sleep(0.05)
+        assert cli(["cancel", job_id, "--url", plugin_daemon.url]) == 0
+        assert "ends cancelled" in capsys.readouterr().out
+        done = wait_status(client, job_id, {"completed", "failed", "cancelled"})
+    assert done["status"] == "cancelled", done
+    assert done["results"] == []
+    assert not list(plugin_daemon.root.rglob(f"{job_id}-*.png"))  # no image kept
+    assert plugin_daemon.wait_worker_ready()["pid"] == pid  # it stopped without a restart
 
 
 def test_disabling_a_plugin_applies_to_the_next_job(plugin_daemon: Daemon) -> None:
@@ -193,6 +293,19 @@ def test_plugin_routes_are_mounted_and_follow_the_enabled_flag(plugin_daemon: Da
         finally:
             set_enabled(plugin_daemon, "extras", True)
     assert gone.status_code == 404 and "disabled" in gone.json()["detail"]
+
+
+def test_a_plugin_route_that_exits_is_a_500_naming_it_and_logged(plugin_daemon: Daemon) -> None:
+    with plugin_daemon.client() as client:
+        response = client.get("/api/v1/plugins/extras/exit")
+        assert client.get("/api/v1/plugins/extras/ping").status_code == 200  # still serving
+    assert response.status_code == 500
+    assert response.json()["detail"].startswith(
+        "plugin 'extras' failed in its route /api/v1/plugins/extras/exit: SystemExit: 3"
+    )
+    log = (plugin_daemon.log_dir / "daemon.log").read_text()
+    logged = log[log.rindex("plugin extras failed in its route") :]
+    assert "Traceback (most recent call last)" in logged and "SystemExit: 3" in logged
 
 
 def test_unknown_plugin_is_404(plugin_daemon: Daemon) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, WebSocketRoute, expect
 
 from tests.harness import TINY, wait_status
-from tests.ui.conftest import new_page, open_ui
+from tests.ui.conftest import QUICK, fill_form, finished_job, new_page, open_ui
 
 
 def test_token_is_asked_once_and_kept(
@@ -57,34 +57,51 @@ def test_reconnects_after_restart_and_catches_up_by_sequence(
     first = daemon_factory(root, preview_every=1).start()
     first.wait_worker_ready()
     page = new_page(browser, first.url)
+    # The page follows the events over a WebSocket; while `away` is set it cannot connect.
+    away = False
     streams: list[str] = []
-    page.on("request", lambda r: streams.append(r.url) if "/api/v1/events" in r.url else None)
+
+    def stream(ws: WebSocketRoute) -> None:
+        streams.append(ws.url)
+        if away:
+            ws.close(code=1011, reason="kept away by the test")
+        else:
+            ws.connect_to_server()
+
+    page.route_web_socket("**/api/v1/ws**", stream)
     try:
         open_ui(page)
         # One job while connected gives the page a sequence number to resume from.
-        with first.client() as client:
-            seen = client.post(
-                "/api/v1/generate", json={**TINY, "prompt": "before restart"}
-            ).json()["id"]
-        expect(page.locator("#results")).to_have_attribute("data-job", seen, timeout=60_000)
+        fill_form(page, prompt="before restart", **QUICK)
+        page.click("#submit")
+        seen = finished_job(page, first)["id"]
+        expect(page.locator("#results")).to_have_attribute("data-job", seen)
 
-        # Keep the page away while the daemon restarts and a job runs without it watching.
-        page.route("**/api/v1/events**", lambda route: route.abort())
+        # The page's next job waits in a paused queue while the page is kept away, the daemon
+        # restarts, and the job runs without the page watching.
+        with first.client() as client:
+            client.post("/api/v1/queue/pause")
+        fill_form(page, prompt="while the page was away")
+        page.click("#submit")
+        live = page.locator("#live")
+        expect(live).to_have_attribute("data-state", "queued")
+        missed = str(live.get_attribute("data-job"))
+        away = True
         first.stop()
         expect(page.locator("#conn")).to_have_attribute("data-state", "offline")
         expect(page.locator("#conn")).to_contain_text("Reconnecting")
+        expect(live).to_have_attribute("data-state", "offline")
         second = daemon_factory(root, port=first.port, preview_every=1).start()
         second.wait_worker_ready()
         with second.client() as client:
-            body = {**TINY, "prompt": "while the page was away"}
-            missed = wait_status(
-                client, client.post("/api/v1/generate", json=body).json()["id"], {"completed"}
-            )
-        page.unroute("**/api/v1/events**")
+            client.post("/api/v1/queue/resume")
+            wait_status(client, missed, {"completed"})
+        away = False
 
         expect(page.locator("#conn")).to_have_attribute("data-state", "online", timeout=20_000)
-        # The replayed "completed" event (not a page reload) puts the missed job's image up.
-        expect(page.locator("#results")).to_have_attribute("data-job", missed["id"], timeout=20_000)
+        # The page catches up (not a reload): the missed job's image goes up on its card.
+        expect(page.locator("#results")).to_have_attribute("data-job", missed, timeout=20_000)
+        expect(live).to_have_attribute("data-state", "completed")
         assert any("since=" in url for url in streams[1:]), streams
         assert not page.errors  # type: ignore[attr-defined]
     finally:

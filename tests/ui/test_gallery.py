@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.harness import TINY, wait_status
 from tests.ui.conftest import finished_job, open_ui
@@ -140,3 +140,25 @@ def test_send_to_img2img_loads_the_image_and_its_settings_at_its_size(
     assert sent["request"]["init_image"].startswith("upload:")
     assert sent["request"]["hires"] is None
     assert (sent["results"][0]["width"], sent["results"][0]["height"]) == (128, 128)
+
+
+def test_next_in_the_viewer_loads_the_next_page(page: Page, impasto_daemon: Any) -> None:
+    """At the last thumbnail loaded, Next goes on into the next page (loading it), as the
+    gallery's scrolling would."""
+    make_jobs(impasto_daemon, [f"paged {i}" for i in range(3)])
+    page.add_init_script("window.IMPASTO_GALLERY_PAGE = 2")
+    # Later pages wait until the test lets them through: the viewer is at the end of page one.
+    held: list[Route] = []
+    page.route(lambda url: "cursor=" in url, lambda route: held.append(route))
+    open_ui(page, "gallery")
+    expect(page.locator(".thumb")).to_have_count(2)
+    page.locator(".thumb").nth(1).click()
+    expect(page.locator("#viewer")).to_be_visible()
+    expect(page.locator("#viewer-next")).to_be_enabled()
+    page.click("#viewer-next")
+    page.wait_for_timeout(200)
+    assert held, "the next page was asked for"
+    for route in held:
+        route.continue_()
+    page.wait_for_function("window.impasto.viewer.index === 2")
+    expect(page.locator("#viewer-prev")).to_be_enabled()

@@ -9,7 +9,7 @@ from playwright.sync_api import Page, Route, expect
 
 from impasto.wire import LIMITS
 from tests.harness import wait_status
-from tests.ui.conftest import QUICK, fill_form, open_ui
+from tests.ui.conftest import QUICK, fill_form, finished_job, open_ui
 
 
 def test_submit_shows_live_preview_then_final_image(page: Page, impasto_daemon: Any) -> None:
@@ -45,7 +45,11 @@ def test_a_job_whose_events_overtake_its_post_answer_stays_done(
         job_id = response.json()["id"]
         with impasto_daemon.client() as client:
             assert wait_status(client, job_id, {"completed"})["status"] == "completed"
-        page.wait_for_function(f"document.querySelector('#live').dataset.job === '{job_id}'")
+        # The page has had the job's events (its card cannot show them before it knows the id).
+        page.wait_for_function(
+            "id => window.impasto.live.buffered.get(id)?.some(([type]) => type === 'completed')",
+            arg=job_id,
+        )
         route.fulfill(response=response)
 
     page.route("**/api/v1/generate", after_the_job_ends)
@@ -207,3 +211,50 @@ def test_hires_fix_card_sends_the_hires_object_and_makes_the_larger_image(
     page.fill("#hires_scale", "9")
     page.click("#submit")
     expect(page.locator("#err-hires_scale")).to_contain_text("between 1 and 4")
+
+
+def test_ctrl_enter_behind_a_dialog_queues_nothing(page: Page, impasto_daemon: Any) -> None:
+    """With the image viewer open, Ctrl+Enter belongs to the dialog, not to the form behind."""
+    open_ui(page)
+    fill_form(page, prompt="one job only", **QUICK)
+    page.click("#submit")
+    finished_job(page, impasto_daemon)
+    page.locator("#results .result").first.click()
+    expect(page.locator("#viewer")).to_be_visible()
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.keyboard.press("Control+Enter")
+    page.wait_for_timeout(500)
+    assert posts == []
+    page.keyboard.press("Escape")
+    expect(page.locator("#viewer")).to_be_hidden()
+    with page.expect_request("**/api/v1/generate"):
+        page.keyboard.press("Control+Enter")
+
+
+def test_text_cut_to_the_prompts_length_is_said(page: Page) -> None:
+    """The prompt's maxlength cuts what is typed in or pasted past it; the field says so."""
+    open_ui(page)
+    limit = LIMITS["prompt"].max_length
+    assert limit
+    page.fill("#prompt", "a red circle, ")
+    page.focus("#prompt")
+    page.keyboard.insert_text("x" * limit)
+    assert len(page.input_value("#prompt")) == limit
+    error = page.locator("#err-prompt")
+    expect(error).to_have_text(
+        f"The text was cut to fit: this field takes at most {limit} characters, so the last "
+        "14 characters inserted did not go in."
+    )
+    # A paste that fits says nothing.
+    page.fill("#prompt", "")
+    page.keyboard.insert_text("a blue square")
+    expect(error).to_be_hidden()
+    # Pasted from the clipboard (Ctrl+V) over a selection.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.evaluate("n => navigator.clipboard.writeText('y'.repeat(n))", limit + 5)
+    page.focus("#prompt")
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Control+V")
+    expect(error).to_contain_text("so the last 5 characters inserted did not go in.")
+    assert page.input_value("#prompt") == "y" * limit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -321,3 +322,38 @@ def test_the_resize_mode_goes_only_with_an_image(
     job = finished_job(page, impasto_daemon)
     assert job["request"]["resize_mode"] == "latent" and job["status"] == "completed"
     assert (job["results"][0]["width"], job["results"][0]["height"]) == (64, 64)
+
+
+def test_a_mask_erased_to_nothing_is_no_mask(
+    page: Page, impasto_daemon: Any, tmp_path: Path
+) -> None:
+    """Painted, then wiped with the eraser: what the eraser leaves at its edges is not a mask,
+    so the job is img2img and no mask is uploaded."""
+    source = tmp_path / "init.png"
+    Image.new("RGB", (96, 64), (40, 120, 200)).save(source)
+    open_ui(page)
+    fill_form(page, prompt="erased mask", **QUICK)
+    page.click("#img-card > summary")
+    page.set_input_files("#init-file", str(source))
+    canvas = page.locator(".mask-canvas")
+
+    def stroke() -> None:
+        canvas.scroll_into_view_if_needed()
+        box = canvas.bounding_box()  # checking the eraser may scroll the page
+        assert box
+        y = box["y"] + box["height"] * 0.5
+        page.mouse.move(box["x"] + 2, y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] - 2, y, steps=10)
+        page.mouse.up()
+
+    page.evaluate("document.querySelector('#mask-brush').value = 24")
+    stroke()
+    expect(page.locator("#img-summary")).to_have_text("· inpaint")
+    page.check("#mask-erase")
+    stroke()  # the same stroke again, erasing: only its soft edges may be left
+    expect(page.locator("#img-summary")).to_have_text("· img2img")
+    with page.expect_request("**/api/v1/generate") as sent:
+        page.click("#submit")
+    assert "mask_image" not in json.loads(sent.value.post_data or "{}")
+    assert finished_job(page, impasto_daemon)["request"]["mask_image"] is None

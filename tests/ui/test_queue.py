@@ -150,3 +150,44 @@ def test_a_failed_job_is_listed_with_its_reason_then_retried_or_dismissed(
     expect(row).to_have_count(0)
     with impasto_daemon.client() as client:
         assert client.get(f"/api/v1/generate/{job_id}").status_code == 404
+
+
+def test_editing_a_priority_keeps_focus_while_the_queue_changes(
+    page: Page, impasto_daemon: Any
+) -> None:
+    """The list is updated in place: jobs arriving or moving while a keyboard user types a
+    priority leave the focus and what was typed where they were, even when that row moves."""
+    open_ui(page, "queue")
+    page.click("#queue-toggle")
+    expect(page.locator("#queue-state")).to_have_text("Paused")
+    items = page.locator(".queue-item")
+    try:
+        with impasto_daemon.client() as client:
+            first, _, third = (
+                client.post("/api/v1/generate", json={**TINY, "prompt": f"kept {n}"}).json()["id"]
+                for n in ("first", "second", "third")
+            )
+            expect(items).to_have_count(3)
+            field = page.locator(f"#prio-{third}")
+            field.focus()
+            page.keyboard.press("Control+a")
+            page.keyboard.type("7")
+            # Another client moves the first job last (the row being edited moves up) and
+            # queues one more: the list changes twice while the field is being edited.
+            client.patch(f"/api/v1/generate/{first}", json={"priority": -5})
+            expect(items.locator(".q-prompt")).to_have_text(
+                ["kept second", "kept third", "kept first"]
+            )
+            client.post("/api/v1/generate", json={**TINY, "prompt": "kept fourth"})
+            expect(items).to_have_count(4)
+        expect(field).to_be_focused()
+        expect(field).to_have_value("7")
+        page.keyboard.press("Enter")  # commits it: the job moves to the front, focus stays
+        expect(items.locator(".q-prompt")).to_have_text(
+            ["kept third", "kept second", "kept fourth", "kept first"]
+        )
+        expect(field).to_be_focused()
+    finally:
+        page.click("#queue-toggle")
+    expect(page.locator("#queue-state")).to_have_text("Running")
+    expect(items).to_have_count(0, timeout=60_000)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -90,3 +92,75 @@ def test_stop_interrupts_a_running_plot(page: Page, impasto_daemon: Any) -> None
         items = client.get("/api/v1/history/", params={"limit": 5}).json()["items"]
     # The running cell and the ones queued behind it are cancelled; none ran to the end.
     assert [job["status"] for job in items] == ["cancelled"] * 5
+
+
+def test_the_plot_sends_the_forms_other_settings(page: Page, impasto_daemon: Any) -> None:
+    """Hires fix, clip skip, the Advanced card's fields and tiling go with every cell, as the
+    card says; what A1111's API has no field for (DeepCache) is named on the card."""
+    open_ui(page)
+    page.select_option("#model", "sd-tiny-turbo")  # one whose text encoder can skip a layer
+    expect(page.locator("#model-defaults-note")).to_contain_text("sd-tiny-turbo")
+    fill_form(page, prompt="a plotted castle", seed="3", **{**QUICK, "steps": "3"})
+    page.select_option("#sampler", "euler")
+    page.click("#hires-card summary")
+    page.check("#hires")
+    page.fill("#hires_scale", "2")
+    page.fill("#hires_steps", "1")
+    page.click("#advanced-card > summary")
+    fill_form(page, clip_skip="2", subseed="5", subseed_strength="0.3", s_churn="1")
+    fill_form(page, noise_seed_delta="31337")
+    page.select_option("#rng", "cpu")
+    page.check("#tiling")
+    page.click("#speed-card summary")
+    page.select_option("#cache_interval", "3")
+    page.click("#xyz-card > summary")
+    unused = page.locator("#xyz-unused")
+    expect(unused).to_contain_text("DeepCache")
+    page.select_option("#cache_interval", "0")
+    expect(unused).not_to_contain_text("DeepCache")
+    page.select_option("#xyz-x-type", "Seed")
+    page.fill("#xyz-x-values", "3, 4")
+    page.uncheck("#xyz-legend")
+    page.click("#xyz-run")
+    expect(page.locator("#xyz-status")).to_have_text("Done.", timeout=120_000)
+    # Each cell is the hires pass's size: twice 64 px.
+    size = page.evaluate(
+        "(() => { const i = document.querySelector('#xyz-result');"
+        " return [i.naturalWidth, i.naturalHeight]; })()"
+    )
+    assert size == [2 * 128, 128]
+    with impasto_daemon.client() as client:
+        items = client.get("/api/v1/history/", params={"limit": 2}).json()["items"]
+    assert sorted(job["request"]["seed"] for job in items) == [3, 4]
+    for job in items:
+        request = job["request"]
+        assert request["hires"] and request["hires"]["scale"] == 2
+        assert request["model"] == "sd-tiny-turbo"
+        assert request["clip_skip"] == 2 and request["tiling"] is True
+        assert (request["subseed_strength"], request["s_churn"]) == (0.3, 1.0)
+        assert (request["noise_seed_delta"], request["rng"]) == (31337, "cpu")
+
+
+def test_with_an_init_image_the_plot_runs_img2img(
+    page: Page, impasto_daemon: Any, tmp_path: Path
+) -> None:
+    source = tmp_path / "init.png"
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(source)
+    open_ui(page)
+    fill_form(page, prompt="a plotted img2img", **QUICK)
+    page.click("#img-card > summary")
+    page.set_input_files("#init-file", str(source))
+    expect(page.locator("#img-summary")).to_have_text("· img2img")
+    page.fill("#strength", "0.5")
+    page.click("#xyz-card > summary")
+    page.select_option("#xyz-x-type", "Seed")
+    page.fill("#xyz-x-values", "1, 2")
+    with page.expect_request("**/sdapi/v1/img2img") as sent:
+        page.click("#xyz-run")
+    body = json.loads(sent.value.post_data or "{}")
+    assert body["init_images"][0].startswith("data:image/png;base64,")
+    assert body["denoising_strength"] == 0.5 and "mask" not in body
+    expect(page.locator("#xyz-status")).to_have_text("Done.", timeout=120_000)
+    with impasto_daemon.client() as client:
+        items = client.get("/api/v1/history/", params={"limit": 2}).json()["items"]
+    assert all(job["request"]["init_image"] and job["request"]["strength"] == 0.5 for job in items)

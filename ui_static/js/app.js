@@ -20,7 +20,7 @@ const CONNECTION_TEXT = {
 const HEALTH_EVERY_MS = 10000;
 
 const form = new GenerateForm({ onQueued: (job) => live.track(job) });
-new XyzPlot({ read: () => form.read() });
+new XyzPlot({ form });
 const viewer = new Viewer({
   onUse: (request) => {
     form.write({ ...request, model: request.model || '' });
@@ -123,6 +123,7 @@ function bindConnection() {
   events.on('state', (state) => {
     show();
     if (state === 'online') {
+      form.daemonBack();
       checkHealth();
       if (!form.catalog.models.length) loadCatalog();
     }
@@ -179,8 +180,10 @@ bindConnection();
 bindPageDrop();
 showTab(location.hash.slice(1) || loadUi().tab || 'generate');
 await loadCatalog();
-// One GET /queue feeds both the Queue panel and the live card, now and after reconnects.
+// One GET /queue feeds both the Queue panel and the live card, now and after reconnects; every
+// later one tells the card whether the queue is paused and where its job stands.
 queue.onResync = (q) => live.load(q);
+queue.onChange = (q) => live.sync(q);
 live.load(await queue.refresh());
 events.start();
 // Tests and curious people can reach the parts from the console.

@@ -27,12 +27,27 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** A Blob as a data: URL (what /sdapi/v1 and init_image take). */
+export function dataUrl(blob) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(blob);
+  });
+}
+
 /** Show a short message at the bottom of the page. */
 export function toast(message, kind = 'info', ms = 4000) {
   const box = byId('toasts');
   const item = h('div', { class: `toast ${kind}`, role: kind === 'error' ? 'alert' : 'status' }, message);
   box.append(item);
   setTimeout(() => item.remove(), ms);
+}
+
+/** plural(1, 'step') -> "1 step", plural(4, 'step') -> "4 steps". */
+export function plural(n, word, many = `${word}s`) {
+  return `${n} ${n === 1 ? word : many}`;
 }
 
 /** 1536 -> "1.5 KB" (decimal units). */

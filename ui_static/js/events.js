@@ -1,4 +1,6 @@
-// The daemon's event stream over SSE: reconnects by itself and catches up by sequence number.
+// The daemon's event stream over a WebSocket: reconnects by itself and catches up by sequence
+// number. A WebSocket, not Server-Sent Events: browsers give a host six HTTP/1.1 connections
+// in all, and six tabs each holding an EventSource would leave none for anything else.
 import { API, ApiError, api, withToken } from './api.js';
 
 export const EVENT_TYPES = [
@@ -6,6 +8,7 @@ export const EVENT_TYPES = [
   'install', 'model_removed',
 ];
 const RETRY_MS = [250, 500, 1000, 2000, 4000];
+const POLICY_VIOLATION = 1008; // the daemon refused our query (a since it does not take)
 
 /**
  * One shared stream. Listeners: on('event', fn) for every event, on(type, fn) for one type,
@@ -15,7 +18,7 @@ export class EventStream {
   constructor() {
     this.lastSeq = null;
     this.state = 'connecting';
-    this.source = null;
+    this.socket = null;
     this.failures = 0;
     this.timer = null;
     this.listeners = new Map();
@@ -59,34 +62,47 @@ export class EventStream {
     this.connect();
   }
 
-  connect() {
-    this.source?.close();
+  url() {
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const since = this.lastSeq === null ? '' : `?since=${this.lastSeq}`;
-    const source = new EventSource(withToken(`${API}/events${since}`));
-    this.source = source;
-    source.onopen = () => {
+    return withToken(`${scheme}//${location.host}${API}/ws${since}`);
+  }
+
+  connect() {
+    const old = this.socket;
+    this.socket = null;
+    old?.close();
+    const socket = new WebSocket(this.url());
+    this.socket = socket;
+    socket.onopen = () => {
+      if (this.socket !== socket) return;
       this.failures = 0;
       this.setState('online');
       // Panels refetch their lists: events cover jobs, REST covers anything older than the log.
       if (this.connectedOnce) this.emit('resync', { since: this.lastSeq });
       this.connectedOnce = true;
     };
-    for (const type of EVENT_TYPES) source.addEventListener(type, (msg) => this.handle(msg));
-    source.onerror = () => {
-      // EventSource retries on its own without our since; we close it and do it ourselves.
-      source.close();
-      if (this.source !== source) return;
+    socket.onmessage = (msg) => {
+      if (this.socket === socket) this.handle(msg.data);
+    };
+    socket.onclose = (e) => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      // A since the daemon no longer takes (its log was reset): start from what it has now;
+      // the resync after reconnecting refetches the lists.
+      if (e.code === POLICY_VIOLATION) this.lastSeq = null;
       this.setState(this.connectedOnce ? 'offline' : 'connecting');
       this.scheduleRetry();
     };
   }
 
-  async scheduleRetry() {
+  scheduleRetry() {
     const delay = RETRY_MS[Math.min(this.failures, RETRY_MS.length - 1)];
     this.failures += 1;
     clearTimeout(this.timer);
     this.timer = setTimeout(async () => {
-      // The stream cannot report a 401; a plain request can, and asks for the token.
+      // A refused WebSocket says nothing of why; a plain request can report a 401, and asks
+      // for the token.
       try {
         await api('/queue?limit=1');
       } catch (err) {
@@ -96,13 +112,14 @@ export class EventStream {
     }, delay);
   }
 
-  handle(msg) {
+  handle(data) {
     let event;
     try {
-      event = JSON.parse(msg.data);
+      event = JSON.parse(data);
     } catch {
       return;
     }
+    if (!EVENT_TYPES.includes(event?.type)) return;
     if (typeof event.seq === 'number') {
       // A replay after reconnecting may overlap what we saw; skip what we already handled.
       if (this.lastSeq !== null && event.seq <= this.lastSeq) return;

@@ -14,6 +14,8 @@ export class Gallery {
     this.loading = false;
     this.loaded = false;
     this.query = '';
+    this.generation = 0; // counts reloads: a page that answers after one is dropped
+    this.pageLoad = null;
     this.grid = byId('gallery-grid');
     viewer.gallery = this;
     byId('gallery-more').addEventListener('click', () => this.loadMore());
@@ -39,10 +41,12 @@ export class Gallery {
   }
 
   async reload() {
+    this.generation += 1;
     this.entries = [];
     this.cursor = null;
     this.loaded = true;
     this.grid.replaceChildren();
+    await this.pageLoad; // a page asked for before is dropped when it comes
     await this.fetchPage();
   }
 
@@ -50,15 +54,26 @@ export class Gallery {
     if (this.loaded && this.cursor && !byId('panel-gallery').hidden) await this.fetchPage();
   }
 
-  async fetchPage() {
-    if (this.loading) return;
+  /** Load the next page; a call while one loads waits for that one. */
+  fetchPage() {
+    if (!this.pageLoad) {
+      this.pageLoad = this.loadPage().finally(() => {
+        this.pageLoad = null;
+      });
+    }
+    return this.pageLoad;
+  }
+
+  async loadPage() {
     this.loading = true;
     const params = new URLSearchParams({ status: 'completed', limit: String(PAGE) });
     if (this.cursor) params.set('cursor', this.cursor);
     if (this.query) params.set('q', this.query);
     let ok = false;
+    const generation = this.generation;
     try {
       const page = await api(`/history?${params}`);
+      if (generation !== this.generation) return;
       this.cursor = page.next_cursor;
       this.append(page.items);
       ok = true;

@@ -1,13 +1,14 @@
 // The Generate form: read/write values, validate, persist, submit (Ctrl+Enter), show errors.
 import { ApiError, api } from './api.js';
-import { byId, h, toast } from './dom.js';
+import { byId, h, plural, toast } from './dom.js';
 import { LoraList } from './loras.js';
 import { FormErrors } from './form-errors.js';
-import { MaskEditor } from './mask.js';
+import { InitImage } from './init-image.js';
 import { settingsFromPng } from './png-info.js';
+import { RefinerField, isRefiner } from './refiner.js';
 import { BOUND_FIELDS, CHURN_FIELDS, SamplingFields, UNIPC_FIELDS } from './sampling-fields.js';
 import { loadSettings, saveSettings } from './state.js';
-import { setLimits, validateRequest } from './validate.js';
+import { cutMessage, setLimits, validateRequest } from './validate.js';
 
 const NUMBER_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'subseed', 'subseed_strength', 'seed_resize_from_width', 'seed_resize_from_height', 'noise_seed_delta', 'batch_size', 'priority', 'strength', 'noise_multiplier', 'cache_interval', 'inpaint_padding', 'clip_skip', 's_min_uncond', 'skip_early_cond', 'extra_noise', 'inpaint_mask_weight'];
 const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule', 'rng', 'decoder', 'inpaint_area', 'masked_content', 'img2img_steps', 'resize_mode'];
@@ -17,7 +18,7 @@ const INPAINT_FIELDS = ['inpaint_area', 'inpaint_padding', 'masked_content'];
 const IMAGE_FIELDS = ['noise_multiplier', 'resize_mode', 'color_correction'];
 // The hires fix card: request field under ``hires`` -> form element id.
 const HIRES_FIELDS = { scale: 'hires_scale', upscaler: 'hires_upscaler', steps: 'hires_steps', strength: 'hires_strength' };
-const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, 'eta', ...CHURN_FIELDS, ...BOUND_FIELDS, ...UNIPC_FIELDS, 'tiling', 'color_correction', ...Object.values(HIRES_FIELDS)];
+const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, 'eta', ...CHURN_FIELDS, ...BOUND_FIELDS, ...UNIPC_FIELDS, 'tiling', 'color_correction', 'refiner', 'refiner_switch', ...Object.values(HIRES_FIELDS)];
 // Fields that do not depend on the model; the rest come from the chosen model's defaults.
 export const DEFAULTS = {
   prompt: '', negative_prompt: '', model: '', seed: -1, subseed: -1, subseed_strength: 0, eta: null,
@@ -44,13 +45,15 @@ export class GenerateForm {
     this.modelChoice = 0;
     this.uploads = new WeakMap();
     this.loras = new LoraList(byId('loras'), byId('add-lora'), () => this.changed());
-    this.mask = new MaskEditor({
-      stage: byId('mask-stage'), brush: byId('mask-brush'), erase: byId('mask-erase'),
-      onChange: () => this.updateImageSummary(),
-    });
     this.errors = new FormErrors(this.form, (name) => this.fieldElement(name));
     for (const name of ERROR_FIELDS) this.errors.slot(name);
+    this.image = new InitImage(this.errors);
+    this.mask = this.image.mask;
     this.sampling = new SamplingFields(this.errors);
+    this.refiner = new RefinerField();
+    // The model defaults the note under the menu describes, as the form showed them.
+    this.applied = null;
+    this.cut = null; // what a text field's maxlength is cutting off the input under way
     this.bind();
   }
 
@@ -65,7 +68,9 @@ export class GenerateForm {
     }
     const model = byId('model');
     model.replaceChildren(h('option', { value: '' }, 'Default model'),
-      ...models.filter((m) => m.type !== 'lora' && !m.problem).map((m) => h('option', { value: m.id }, m.name || m.id)));
+      ...models.filter((m) => m.type !== 'lora' && !m.problem && !isRefiner(m))
+        .map((m) => h('option', { value: m.id }, m.name || m.id)));
+    this.refiner.setModels(models);
     byId('sampler').replaceChildren(...samplers.map((s) => h('option', { value: s.id }, s.name)));
     if (schedules.length) {
       byId('schedule').replaceChildren(
@@ -101,6 +106,7 @@ export class GenerateForm {
    * the mask weight of an inpainting model. */
   useModel(model) {
     this.sampling.zeroSnr = Boolean(model?.zero_snr);
+    this.refiner.useModel(model);
     this.inpaintModel = Boolean(model?.inpaint);
     byId('mask-weight-field').hidden = !this.inpaintModel;
     this.limitClipSkip(model);
@@ -135,9 +141,22 @@ export class GenerateForm {
     this.write(values, { save });
     const d = found.defaults;
     const label = this.catalog.samplers.find((s) => s.id === d.sampler)?.name || d.sampler;
-    const note = `${found.name}'s defaults: ${d.width}×${d.height}, ${d.steps} step${d.steps === 1 ? '' : 's'}, `
+    const note = `${found.name}'s defaults: ${d.width}×${d.height}, ${plural(d.steps, 'step')}, `
       + `CFG ${d.cfg_scale}${d.cfg_scale <= 1 ? ' (no guidance)' : ''}, ${label}.`;
-    byId('model-defaults-note').textContent = announce ? `Applied ${note}` : `Using ${note}`;
+    this.applied = { note: announce ? `Applied ${note}` : `Using ${note}`, values: this.defaultsShown() };
+    this.syncDefaultsNote();
+  }
+
+  defaultsShown() {
+    const values = this.read();
+    return MODEL_DEFAULT_FIELDS.map((name) => values[name]);
+  }
+
+  /** The note says which defaults the form holds, so it goes once one of them is changed. */
+  syncDefaultsNote() {
+    const now = this.applied ? this.defaultsShown() : [];
+    const shown = this.applied?.values.every((v, i) => Object.is(v, now[i]));
+    byId('model-defaults-note').textContent = shown ? this.applied.note : '';
   }
 
   bind() {
@@ -146,6 +165,8 @@ export class GenerateForm {
       this.submit();
     });
     document.addEventListener('keydown', (e) => {
+      // Not behind a dialog (the image viewer, the token prompt): the key belongs to it.
+      if (document.querySelector('dialog[open]')) return;
       if (e.key === 'Enter' && (e.ctrlKey || e.metaKey) && !byId('panel-generate').hidden) {
         e.preventDefault();
         this.submit();
@@ -156,8 +177,17 @@ export class GenerateForm {
       if (slider) byId(slider).value = e.target.value;
       else this.syncSlider(e.target.id);
       if (e.target.id) this.errors.clear(e.target.id);
+      // What maxlength cut off a paste, said after the input cleared the field's error.
+      if (this.cut?.id === e.target.id) this.errors.show(this.cut.id, this.cut.message);
+      this.cut = null;
       this.changed();
     });
+    for (const id of ['prompt', 'negative_prompt']) {
+      byId(id).addEventListener('beforeinput', (e) => {
+        const message = cutMessage(e.target, e.data ?? e.dataTransfer?.getData('text/plain') ?? '');
+        this.cut = message ? { id, message } : null;
+      });
+    }
     this.form.addEventListener('change', (e) => {
       if (e.target.id === 'sampler') this.sampling.limitSchedules({ recommend: true });
       if (e.target.id === 'schedule') this.sampling.limitBounds();
@@ -191,63 +221,11 @@ export class GenerateForm {
       if (this.lastSeed === null) toast('No seed to reuse yet: generate an image first.');
       else this.write({ seed: this.lastSeed });
     });
-    this.bindImageInput();
   }
 
-  /** Show a File as the init image (img2img, or inpaint once a mask is painted); false when
-   * the browser cannot read it (the error is shown at the drop zone). */
-  async setInitImage(f) {
-    let taken = false;
-    try {
-      await this.mask.setImage(f);
-      byId('mask-editor').hidden = false;
-      byId('init-drop').classList.add('has-image');
-      this.errors.clear('init_image');
-      taken = true;
-    } catch (err) {
-      this.errors.show('init_image', err.message);
-    }
-    this.updateImageSummary();
-    return taken;
-  }
-
-  bindImageInput() {
-    const zone = byId('init-drop');
-    const file = byId('init-file');
-    const take = (f) => f && this.setInitImage(f);
-    file.addEventListener('change', () => take(file.files[0]));
-    zone.addEventListener('keydown', (e) => {
-      if (e.key === 'Enter' || e.key === ' ') {
-        e.preventDefault();
-        file.click();
-      }
-    });
-    zone.addEventListener('dragover', (e) => {
-      e.preventDefault();
-      zone.classList.add('over');
-    });
-    zone.addEventListener('dragleave', () => zone.classList.remove('over'));
-    zone.addEventListener('drop', (e) => {
-      e.preventDefault();
-      e.stopPropagation();
-      zone.classList.remove('over');
-      take(e.dataTransfer.files[0]);
-    });
-    byId('mask-clear').addEventListener('click', () => this.mask.clear());
-    byId('mask-invert').addEventListener('click', () => this.mask.invert());
-    byId('init-remove').addEventListener('click', () => {
-      this.mask.removeImage();
-      file.value = '';
-      byId('mask-editor').hidden = true;
-      zone.classList.remove('has-image');
-      this.updateImageSummary();
-    });
-    this.updateImageSummary();
-  }
-
-  updateImageSummary() {
-    const text = !this.mask.hasImage ? '' : this.mask.hasMask ? '· inpaint' : '· img2img';
-    byId('img-summary').textContent = text;
+  /** Show a File as the init image; false when the browser cannot read it (InitImage.set). */
+  setInitImage(file) {
+    return this.image.set(file);
   }
 
   syncSlider(id) {
@@ -288,6 +266,7 @@ export class GenerateForm {
     const variant = byId('unipc_variant');
     if (variant.value !== '' && !variant.disabled) req.unipc_variant = variant.value;
     req.loras = this.loras.read();
+    this.refiner.read(req);
     // true wraps both ways (A1111's tiling); "x" or "y" one axis only.
     const axes = byId('tiling_axes').value;
     req.tiling = byId('tiling').checked ? (axes === 'xy' ? true : axes) : false;
@@ -314,6 +293,7 @@ export class GenerateForm {
       this.syncSlider(name);
       this.errors.clear(name);
     }
+    this.refiner.write(values);
     if (Array.isArray(values.loras)) {
       this.loras.write(values.loras);
       if (values.loras.length) byId('lora-card').open = true;
@@ -355,6 +335,7 @@ export class GenerateForm {
     saveSettings({ ...values, model: values.model || '' });
     const count = values.loras.length;
     byId('lora-summary').textContent = count ? `· ${count}` : '';
+    this.syncDefaultsNote();
     byId('hires-summary').textContent = values.hires ? `· ${values.hires.scale}x` : '';
   }
 
@@ -369,6 +350,7 @@ export class GenerateForm {
 
   async submit() {
     this.errors.clearAll();
+    this.unreachable = false;
     const req = this.read();
     if (!this.mask.hasImage) for (const name of [...INPAINT_FIELDS, ...IMAGE_FIELDS]) delete req[name];
     // Extra noise and the step count go with an image or a hires pass, where A1111 uses them.
@@ -402,9 +384,16 @@ export class GenerateForm {
       else if (err instanceof ApiError && err.status === 429) {
         this.errors.showForm(`${err.message}${err.retryAfter ? ` Try again in ${err.retryAfter}s.` : ''}`);
       } else this.errors.showForm(err.message);
+      this.unreachable = err instanceof ApiError && err.status === 0;
     } finally {
       button.disabled = false;
     }
+  }
+
+  /** The daemon answers again: a "not reachable" from a submit meanwhile is no longer true. */
+  daemonBack() {
+    if (this.unreachable) byId('form-error').hidden = true;
+    this.unreachable = false;
   }
 
   async upload(blob) {

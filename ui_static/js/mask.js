@@ -3,6 +3,9 @@ import { h } from './dom.js';
 
 const STROKE = '#ff3d6e';
 const MAX_SIDE = 2048;
+// A pixel counts as painted from half opacity: an eraser leaves faint edges behind, and the
+// daemon repaints from half grey up, so a mask with none of these is no mask.
+const PAINTED_ALPHA = 128;
 
 /** Holds the chosen image and a paintable mask canvas drawn at the image's own resolution. */
 export class MaskEditor {
@@ -72,7 +75,7 @@ export class MaskEditor {
     ctx.globalCompositeOperation = 'destination-out';
     ctx.drawImage(copy, 0, 0);
     ctx.restore();
-    this.setPainted(true);
+    this.setPainted(!this.isEmpty());
   }
 
   setPainted(value) {
@@ -80,9 +83,10 @@ export class MaskEditor {
     this.onChange?.();
   }
 
-  /** The mask as a PNG: white where painted, black elsewhere; null when nothing is painted. */
+  /** The mask as a PNG: white where painted, black elsewhere; null when nothing is painted
+   * (an all-black mask is none). */
   async maskBlob() {
-    if (!this.painted) return null;
+    if (!this.painted || this.isEmpty()) return null;
     const { width, height } = this.canvas;
     const white = h('canvas', { width, height });
     const wctx = white.getContext('2d');
@@ -144,7 +148,7 @@ export class MaskEditor {
 
   isEmpty() {
     const { data } = this.canvas.getContext('2d').getImageData(0, 0, this.canvas.width, this.canvas.height);
-    for (let i = 3; i < data.length; i += 4) if (data[i]) return false;
+    for (let i = 3; i < data.length; i += 4) if (data[i] >= PAINTED_ALPHA) return false;
     return true;
   }
 }

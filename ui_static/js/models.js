@@ -1,7 +1,8 @@
 // The Models panel: installed models by type, what the workers hold now, load/unload, remove.
 import { api } from './api.js';
-import { byId, formatBytes, formatDuration, h, toast } from './dom.js';
+import { byId, formatBytes, formatDuration, h, plural, toast } from './dom.js';
 import { Installs } from './installs.js';
+import { isRefiner } from './refiner.js';
 
 const GROUPS = { checkpoint: 'Checkpoints', lora: 'LoRAs', embedding: 'Embeddings', vae: 'VAEs' };
 const LOADED_EVERY = 5; // seconds between /models/loaded polls while the panel is open
@@ -113,6 +114,8 @@ export class ModelsPanel {
     // m.problem: the daemon cannot use this model (a truncated UNet, ...); no Use or Load then.
     const problem = m.problem || this.problems.get(m.id);
     const checkpoint = m.type === 'checkpoint' && !m.problem;
+    // A refiner only finishes an SDXL model's picture: it is chosen under Refiner, not here.
+    const usable = checkpoint && !isRefiner(m);
     return h('article', { class: 'card model', dataset: { model: m.id } },
       h('div', { class: 'model-head' },
         h('h3', {}, name),
@@ -129,7 +132,7 @@ export class ModelsPanel {
       h('dl', { class: 'kv' },
         h('dt', {}, 'Id'), h('dd', {}, h('code', {}, m.id)),
         h('dt', {}, 'Size'), h('dd', { class: 'model-size' }, formatBytes(m.size)),
-        d ? [h('dt', {}, 'Defaults'), h('dd', {}, `${d.width}×${d.height}, ${d.steps} steps, CFG ${d.cfg_scale}, ${d.sampler}`)] : null,
+        d ? [h('dt', {}, 'Defaults'), h('dd', {}, `${d.width}×${d.height}, ${plural(d.steps, 'step')}, CFG ${d.cfg_scale}, ${d.sampler}`)] : null,
         m.source ? [h('dt', {}, 'Source'), h('dd', { class: 'path' }, shownSource(m.source))] : null,
         m.license ? [h('dt', {}, 'License'), h('dd', {}, m.license)] : null,
         m.runs_on?.length ? [h('dt', {}, 'Runs on'), h('dd', { class: 'model-runs-on' }, m.runs_on.join(', '))] : null),
@@ -137,9 +140,11 @@ export class ModelsPanel {
       m.runs_note ? h('p', { class: 'muted model-runs-note' }, m.runs_note) : null,
       problem ? h('p', { class: 'form-error model-error', role: 'alert' }, problem) : null,
       h('div', { class: 'model-actions' },
-        checkpoint ? h('button', {
+        usable ? h('button', {
           type: 'button', class: 'btn', onclick: () => this.onUse(m), 'aria-label': `Use for generation: ${name}`,
         }, 'Use for generation') : null,
+        isRefiner(m) ? h('p', { class: 'muted model-refiner-note' },
+          'An SDXL refiner: choose it under Refiner on the Generate panel with an SDXL model.') : null,
         checkpoint ? h('button', {
           type: 'button', class: 'btn', disabled: busy, 'aria-label': `${loaded ? 'Unload' : 'Load'} ${name}`,
           dataset: { action: loaded ? 'unload' : 'load' },

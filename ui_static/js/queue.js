@@ -1,6 +1,6 @@
 // The Queue panel: jobs in run order, cancel, priority, pause/resume, clear.
 import { ApiError, api } from './api.js';
-import { byId, formatTime, h, toast } from './dom.js';
+import { byId, formatTime, h, plural, toast } from './dom.js';
 
 const REFRESH_ON = ['queued', 'started', 'completed', 'failed', 'cancelled', 'queue', 'deleted'];
 const REFRESH_MS = 1000; // the most often job events make the panel ask for the queue
@@ -21,6 +21,8 @@ export class QueuePanel {
     for (const type of REFRESH_ON) events.on(type, () => this.refreshSoon());
     // After a reconnect the live card catches up from the same answer: one GET /queue.
     this.onResync = null;
+    // Every fresh answer (the live card shows whether the queue is paused, and its position).
+    this.onChange = null;
     events.on('resync', async () => {
       const queue = await this.refresh();
       if (queue && this.onResync) this.onResync(queue);
@@ -57,6 +59,7 @@ export class QueuePanel {
         this.items = queue.items;
         this.total = queue.total ?? queue.items.length;
         this.render();
+        this.onChange?.(queue);
         return queue;
       } catch {
         return null; // Shown by the connection indicator.
@@ -77,14 +80,47 @@ export class QueuePanel {
     const total = Math.max(this.total, this.items.length);
     count.hidden = total === 0;
     count.textContent = String(total);
-    count.setAttribute('aria-label', `${total} jobs in the queue`);
+    count.setAttribute('aria-label', `${plural(total, 'job')} in the queue`);
     // The running jobs are all on the first page (they come first in run order).
     this.waiting = total - this.items.filter((job) => job.status === 'processing').length;
     const clear = byId('queue-clear');
     clear.disabled = this.waiting === 0;
-    clear.title = this.waiting ? `Cancel the ${this.waiting} waiting jobs; running ones go on` : 'Nothing is waiting';
+    clear.title = this.waiting ? `Cancel the ${plural(this.waiting, 'waiting job')}; running ones go on` : 'Nothing is waiting';
     byId('queue-empty').hidden = this.items.length > 0;
-    byId('queue-list').replaceChildren(...this.items.map((job) => this.row(job)));
+    this.renderList();
+  }
+
+  /** Rows are updated in place and reordered, not rebuilt: a priority field being edited keeps
+   * its focus and what was typed in it. The row holding the focus never moves (moving it would
+   * blur the field, which commits a half-typed priority); the others move around it. */
+  renderList() {
+    const list = byId('queue-list');
+    const existing = new Map([...list.children].map((li) => [li.dataset.job, li]));
+    const rows = this.items.map((job) => {
+      const li = existing.get(job.id);
+      existing.delete(job.id);
+      return li ? this.update(li, job) : this.row(job);
+    });
+    for (const li of existing.values()) li.remove();
+    const still = rows.findIndex((li) => li.contains(document.activeElement));
+    if (still < 0) {
+      list.append(...rows);
+      return;
+    }
+    rows[still].before(...rows.slice(0, still));
+    rows[still].after(...rows.slice(still + 1));
+  }
+
+  update(li, job) {
+    const fresh = this.row(job);
+    li.className = fresh.className;
+    li.querySelector('.q-main').replaceWith(fresh.querySelector('.q-main'));
+    const input = li.querySelector('.prio-input');
+    if (input !== document.activeElement) input.value = String(job.priority);
+    input.disabled = job.status === 'processing';
+    const cancel = li.querySelector('.q-actions .btn.danger');
+    cancel.setAttribute('aria-label', fresh.querySelector('.q-actions .btn.danger').getAttribute('aria-label'));
+    return li;
   }
 
   row(job) {
@@ -101,7 +137,7 @@ export class QueuePanel {
           h('span', { class: `status ${job.status}` }, running ? 'Running' : `#${(job.position ?? 0) + 1}`),
           h('span', { class: 'q-prompt', title: req.prompt }, req.prompt || '(no prompt)')),
         h('div', { class: 'q-meta muted' },
-          [req.model, req.width && `${req.width}×${req.height}`, req.steps && `${req.steps} steps`,
+          [req.model, req.width && `${req.width}×${req.height}`, req.steps && plural(req.steps, 'step'),
             req.batch_size > 1 && `×${req.batch_size}`, formatTime(job.created_at)].filter(Boolean).join(' · ')),
         running ? h('div', { class: 'progress small', role: 'progressbar', 'aria-label': 'Job progress',
           'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': String(Math.round(job.progress * 100)),

@@ -1,20 +1,22 @@
-// Everything the page remembers between visits lives in localStorage under these keys.
+// Everything the page remembers between visits lives in localStorage under these keys; what
+// one tab remembers across its reloads (its own jobs) in sessionStorage.
 const SETTINGS_KEY = 'impasto.settings.v1';
 const TOKEN_KEY = 'impasto.token';
 const UI_KEY = 'impasto.ui.v1';
+const TAB_KEY = 'impasto.tab.v1';
 
-function read(key, fallback) {
+function read(key, fallback, store = localStorage) {
   try {
-    const raw = localStorage.getItem(key);
+    const raw = store.getItem(key);
     return raw === null ? fallback : JSON.parse(raw);
   } catch {
     return fallback;
   }
 }
 
-function write(key, value) {
+function write(key, value, store = localStorage) {
   try {
-    localStorage.setItem(key, JSON.stringify(value));
+    store.setItem(key, JSON.stringify(value));
   } catch {
     // Private mode or a full quota: the page still works, it just forgets.
   }
@@ -34,3 +36,8 @@ export const setToken = (token) => write(TOKEN_KEY, token);
 export const loadUi = () => read(UI_KEY, {});
 /** Merge a change into the UI preferences. */
 export const saveUi = (patch) => write(UI_KEY, { ...loadUi(), ...patch });
+
+/** This tab's own jobs ({mine: [ids], current: id|null, lastSeed}), kept across its reloads. */
+export const loadTab = () => read(TAB_KEY, {}, sessionStorage);
+/** Remember this tab's own jobs. */
+export const saveTab = (value) => write(TAB_KEY, value, sessionStorage);

@@ -1,20 +1,13 @@
 // The viewer's Upscale action: an upscaler (built-in or installed model) by a factor, or
 // AUTOMATIC1111's SD upscale (upscale, then img2img over overlapping tiles) as a queued job.
 import { API, api, fetchBlob } from './api.js';
-import { byId, h, toast } from './dom.js';
+import { byId, dataUrl, h, toast } from './dom.js';
 
 // What an SD upscale job takes over from the image's own request.
 const KEEP = ['prompt', 'negative_prompt', 'model', 'loras', 'sampler', 'schedule', 'steps',
   'cfg_scale', 'vae', 'clip_skip'];
-
-function dataUrl(blob) {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(reader.result);
-    reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(blob);
-  });
-}
+// An upscaler model runs inside the request, for minutes on a large picture and a CPU.
+const UPSCALE_TIMEOUT_MS = 10 * 60_000;
 
 export class UpscaleAction {
   constructor({ onQueued }) {
@@ -79,7 +72,7 @@ export class UpscaleAction {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ image: result.url, upscaler, scale }),
-    });
+    }, UPSCALE_TIMEOUT_MS);
     const bitmap = await createImageBitmap(blob);
     if (this.objectUrl) URL.revokeObjectURL(this.objectUrl);
     this.objectUrl = URL.createObjectURL(blob);

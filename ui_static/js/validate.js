@@ -1,7 +1,8 @@
 // Client-side checks read from the daemon's own limits (GET /api/v1/limits, the request
 // schema's constraints), so the form never restates a range and errors read the same either way.
+import { plural } from './dom.js';
 
-const FORM_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'subseed', 'subseed_strength', 'seed_resize_from_width', 'seed_resize_from_height', 'noise_seed_delta', 'eta', 's_churn', 's_tmin', 's_tmax', 's_noise', 'sigma_min', 'sigma_max', 'rho', 's_min_uncond', 'skip_early_cond', 'batch_size', 'priority', 'strength', 'noise_multiplier', 'extra_noise', 'inpaint_mask_weight', 'clip_skip'];
+const FORM_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'subseed', 'subseed_strength', 'seed_resize_from_width', 'seed_resize_from_height', 'noise_seed_delta', 'eta', 's_churn', 's_tmin', 's_tmax', 's_noise', 'sigma_min', 'sigma_max', 'rho', 's_min_uncond', 'skip_early_cond', 'batch_size', 'priority', 'strength', 'noise_multiplier', 'extra_noise', 'inpaint_mask_weight', 'clip_skip', 'refiner_switch'];
 
 /** field -> [test(value), message, integer?]; empty until setLimits() ran. */
 export const RULES = {};
@@ -68,4 +69,16 @@ export function validateRequest(req) {
     }
   });
   return errors;
+}
+
+/** What a text field's maxlength is about to cut off ``inserted`` (a paste, a drop), as a
+ * message; null when it all fits. The browser cuts silently. */
+export function cutMessage(el, inserted) {
+  if (el.maxLength < 0 || !inserted) return null;
+  const replaced = (el.selectionEnd ?? 0) - (el.selectionStart ?? 0);
+  // The browser counts a pasted CRLF as one character, as the field stores it.
+  const over = el.value.length - replaced + inserted.replace(/\r\n?/g, '\n').length - el.maxLength;
+  if (over <= 0) return null;
+  return `The text was cut to fit: this field takes at most ${el.maxLength} characters, `
+    + `so the last ${plural(over, 'character')} inserted did not go in.`;
 }

@@ -1,6 +1,6 @@
 // The full-size image dialog: parameters, "use these settings", "send to img2img", download,
 // upscale, delete, prev/next.
-import { api, fetchBlob, withToken } from './api.js';
+import { ApiError, api, fetchBlob, withToken } from './api.js';
 import { byId, formatTime, h, toast } from './dom.js';
 import { UpscaleAction } from './upscale.js';
 
@@ -39,11 +39,21 @@ export class Viewer {
     this.show(entry);
   }
 
-  /** Show one image of any job (from the live panel). */
+  /** Show one image of any job (from the live panel); a job gone since is said so. */
   async openJob(jobId, imageIndex) {
-    const job = await api(`/generate/${jobId}`);
+    let job;
+    try {
+      job = await api(`/generate/${jobId}`);
+    } catch (err) {
+      toast(err instanceof ApiError && err.status === 404
+        ? 'That image is no longer there: it was deleted.' : `Could not open the image: ${err.message}`, 'error');
+      return;
+    }
     const result = job.results.find((r) => r.index === imageIndex) || job.results[0];
-    if (!result) return;
+    if (!result) {
+      toast('That job has no image to show.', 'error');
+      return;
+    }
     this.index = this.gallery?.entries.findIndex((e) => e.job.id === jobId && e.result.index === result.index) ?? -1;
     this.show({ job, result });
   }
@@ -76,13 +86,23 @@ export class Viewer {
     byId('viewer-params').replaceChildren(...rows.filter(([, v]) => v !== null && v !== undefined && v !== '')
       .flatMap(([k, v]) => [h('dt', {}, k), h('dd', { dataset: { param: k } }, String(v))]));
     byId('viewer-prev').disabled = this.index <= 0;
-    byId('viewer-next').disabled = this.index < 0 || this.index >= (this.gallery?.entries.length ?? 0) - 1;
+    // The last thumbnail loaded is not the last image while the gallery has more pages.
+    const last = this.index >= (this.gallery?.entries.length ?? 0) - 1;
+    byId('viewer-next').disabled = this.index < 0 || (last && !this.gallery?.cursor);
     if (!this.dialog.open) this.dialog.showModal();
   }
 
-  step(delta) {
-    if (this.index < 0) return;
+  async step(delta) {
+    if (this.index < 0 || this.stepping) return;
     const next = this.index + delta;
+    if (next >= this.gallery.entries.length && this.gallery.cursor) {
+      this.stepping = true;
+      try {
+        await this.gallery.fetchPage();
+      } finally {
+        this.stepping = false;
+      }
+    }
     if (next >= 0 && next < this.gallery.entries.length) this.open(next);
   }
 

@@ -1,9 +1,11 @@
 // The X/Y/Z plot card: vary one or two settings of the Generate form over a grid of images.
-// It runs A1111's "x/y/z plot" script through /sdapi/v1/txt2img, so every cell is an ordinary
-// queued job (the Queue tab shows them, Stop interrupts them) and the daemon composes the grid.
-import { askToken } from './api.js';
-import { byId, h } from './dom.js';
+// It runs A1111's "x/y/z plot" script through /sdapi/v1/txt2img (img2img with an init image),
+// so every cell is an ordinary queued job (the Queue tab shows them, Stop interrupts them) and
+// the daemon composes the grid.
+import { askToken, fetchWithin, TIMEOUT_MS } from './api.js';
+import { byId, dataUrl, h } from './dom.js';
 import { getToken } from './state.js';
+import { toA1111 } from './xyz-request.js';
 
 const SCRIPT = 'x/y/z plot';
 const POLL_MS = 700;
@@ -23,17 +25,24 @@ const AXES = {
 // Choices the Fill button writes, read from the form's own lists.
 const FILLS = { Sampler: '#sampler', 'Schedule type': '#schedule', 'Checkpoint name': '#model' };
 
-async function sdapi(path, { method = 'GET', body, signal } = {}) {
+/** Call /sdapi/v1; a plot's request waits for all its cells, so it passes timeout null. */
+async function sdapi(path, { method = 'GET', body, timeout = TIMEOUT_MS } = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const token = getToken();
   if (token) headers.Authorization = `Bearer ${token}`;
-  const res = await fetch(`/sdapi/v1${path}`, { method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body) });
+  const init = { method, headers, body: body === undefined ? undefined : JSON.stringify(body) };
+  const { res, body: answer } = await fetchWithin(`/sdapi/v1${path}`, init, timeout);
   if (res.status === 401) {
     await askToken(Boolean(token));
-    return sdapi(path, { method, body, signal });
+    return sdapi(path, { method, body, timeout });
   }
-  const data = await res.json().catch(() => ({}));
+  let data = {};
+  try {
+    data = JSON.parse(await answer.text());
+  } catch {
+    // Not JSON: the status says what happened.
+  }
   if (!res.ok) {
     // A1111's bodies: {"detail": [{loc, msg}]} for bad fields, {"detail": "..."} otherwise.
     const detail = Array.isArray(data.detail)
@@ -44,32 +53,41 @@ async function sdapi(path, { method = 'GET', body, signal } = {}) {
   return data;
 }
 
-/** The Generate form's values as an A1111 txt2img request (one image per cell). */
-function toA1111(req) {
-  const tags = (req.loras || []).map((l) => ` <lora:${l.name}:${l.weight ?? 1}>`).join('');
-  const out = {
-    prompt: `${req.prompt}${tags}`,
-    negative_prompt: req.negative_prompt,
-    sampler_name: req.sampler || undefined,
-    scheduler: req.schedule || undefined,
-    batch_size: 1,
-  };
-  for (const key of ['width', 'height', 'steps', 'cfg_scale', 'seed']) {
-    if (Number.isFinite(req[key])) out[key] = req[key];
-  }
-  if (req.model) out.override_settings = { sd_model_checkpoint: req.model };
-  return out;
-}
-
 export class XyzPlot {
-  /** `read` returns the Generate form's request (GenerateForm.read). */
-  constructor({ read }) {
-    this.read = read;
-    this.types = null;
+  /** `form`: the GenerateForm whose request (read()) and init image and mask (mask) it plots. */
+  constructor({ form }) {
+    this.form = form;
+    this.upscalers = null;
     this.card = this.build();
     const queueOptions = byId('priority').closest('.card');
     queueOptions.before(this.card);
-    this.card.addEventListener('toggle', () => this.card.open && this.loadTypes());
+    this.card.addEventListener('toggle', () => this.card.open && this.showUnused());
+    for (const type of ['input', 'change']) byId('gen-form').addEventListener(type, () => this.card.open && this.showUnused());
+    for (const name of ['x', 'y']) this.hint(name);
+  }
+
+  /** The form's settings the plot cannot send, named on the card. */
+  showUnused() {
+    const mask = this.form.mask;
+    const images = mask.hasImage ? { init: '', mask: mask.hasMask ? '' : null } : null;
+    const { unused } = toA1111(this.form.read(), images);
+    const note = byId('xyz-unused');
+    note.textContent = unused.length ? `Not in the plot (AUTOMATIC1111's API has no field for them): ${unused.join('; ')}.` : '';
+    note.hidden = !unused.length;
+    return unused;
+  }
+
+  /** The form's request for A1111, its init image and mask included. */
+  async request() {
+    const mask = this.form.mask;
+    let images = null;
+    if (mask.hasImage) {
+      const painted = await mask.maskBlob();
+      images = { init: await dataUrl(mask.file), mask: painted ? await dataUrl(painted) : null };
+    }
+    // A1111's names of the hires upscalers, asked once.
+    this.upscalers ??= [...await sdapi('/latent-upscale-modes'), ...await sdapi('/upscalers')].map((u) => u.name);
+    return toA1111(this.form.read(), images, this.upscalers);
   }
 
   build() {
@@ -87,7 +105,8 @@ export class XyzPlot {
     };
     const card = h('details', { class: 'card', id: 'xyz-card' },
       h('summary', { class: 'card-title' }, 'X/Y/Z plot ', h('span', { class: 'muted', id: 'xyz-summary' })),
-      h('p', { class: 'muted' }, 'One image per combination of the values, with this form’s other settings, in one grid.'),
+      h('p', { class: 'muted' }, 'One image per combination of the values, with this form’s other settings (its image and mask too), in one grid.'),
+      h('p', { class: 'muted', id: 'xyz-unused', hidden: true }),
       axis('x', 'Steps'),
       axis('y', 'Nothing'),
       h('label', { class: 'check' }, h('input', { type: 'checkbox', id: 'xyz-legend', checked: true }), ' Draw legend'),
@@ -100,15 +119,6 @@ export class XyzPlot {
         h('img', { id: 'xyz-result', alt: 'X/Y/Z plot grid' }),
         h('figcaption', {}, h('a', { id: 'xyz-download', download: 'xyz-plot.png', href: '#' }, 'Download grid'))));
     return card;
-  }
-
-  async loadTypes() {
-    if (this.types) return;
-    const info = await sdapi('/script-info');
-    const script = info.find((s) => s.name === SCRIPT && !s.is_img2img);
-    // A1111 clients send the axis type as its index in the script's list.
-    this.types = script.args[0].choices;
-    for (const name of ['x', 'y']) this.hint(name);
   }
 
   hint(name) {
@@ -126,7 +136,8 @@ export class XyzPlot {
 
   axisArgs(name) {
     const type = byId(`xyz-${name}-type`).value;
-    return [this.types.indexOf(type), type === 'Nothing' ? '' : byId(`xyz-${name}-values`).value, []];
+    // By its label, which Impasto takes on both tabs (A1111 itself wants the index in the tab's list).
+    return [type, type === 'Nothing' ? '' : byId(`xyz-${name}-values`).value, []];
   }
 
   showError(message) {
@@ -140,9 +151,9 @@ export class XyzPlot {
     const status = byId('xyz-status');
     const button = byId('xyz-run');
     try {
-      await this.loadTypes();
-      const req = this.read();
-      if (!req.prompt.trim()) throw new Error('Write a prompt first.');
+      if (!byId('prompt').value.trim()) throw new Error('Write a prompt first.');
+      this.showUnused();
+      const { path, body } = await this.request();
       const args = [...this.axisArgs('x'), ...this.axisArgs('y'), 0, '', [],
         byId('xyz-legend').checked, false, false, false, 0, true, false];
       button.disabled = true;
@@ -150,7 +161,7 @@ export class XyzPlot {
       status.textContent = 'Running the plot: its cells are in the queue…';
       this.stopped = false;
       this.poll = setInterval(() => this.showProgress(), POLL_MS);
-      const result = await sdapi('/txt2img', { method: 'POST', body: { ...toA1111(req), script_name: SCRIPT, script_args: args } });
+      const result = await sdapi(path, { method: 'POST', body: { ...body, script_name: SCRIPT, script_args: args }, timeout: null });
       if (!result.images.length) {
         status.textContent = 'Stopped before any image was made.';
         return;

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, Router
+from litestar import Litestar, Request, Router
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
@@ -16,9 +16,10 @@ from impasto.api.docs_page import SwaggerPage
 from impasto.api.errors import EXCEPTION_HANDLERS
 from impasto.api.head import HeadAsGet
 from impasto.api.headers import SecurityHeadersMiddleware
-from impasto.api.limits import RateLimiter, StreamSlots
+from impasto.api.limits import BodyLimits, RateLimiter, StreamSlots
 from impasto.api.openapi_doc import OpenAPIJson
 from impasto.api.options import point_options_at_their_routes
+from impasto.api.params import note_single_valued_params, one_value_each
 from impasto.api.routes.events import EventsController
 from impasto.api.routes.generate import GenerateController
 from impasto.api.routes.images import ImagesController
@@ -34,6 +35,13 @@ from impasto.services.container import Services
 
 DOCS_ASSETS = Path(__file__).parent / "docs_assets"
 API_PREFIX = "/api/v1"
+
+
+async def checked_request(request: Request[Any, Any, Any]) -> None:
+    """Before-request hook (after the token guard): each single-valued query parameter sent
+    once (api/params.py), then the body (api/bodies.py)."""
+    one_value_each(request)
+    await checked_body(request)
 
 
 def build_litestar(services: Services, extra_routers: list[Router] | None = None) -> Litestar:
@@ -55,7 +63,10 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
         ],
     )
     docs_router, *ui_routers = static_routers(ui_static_dir(), DOCS_ASSETS)
-    middleware: list[Any] = [StreamSlots(settings.max_event_streams).middleware]
+    middleware: list[Any] = [
+        BodyLimits(settings.body_timeout, settings.max_body_size).middleware,
+        StreamSlots(settings.max_event_streams).middleware,
+    ]
     if settings.rate_limit > 0:
         middleware.append(RateLimiter(settings.rate_limit).middleware)
     app = Litestar(
@@ -64,10 +75,12 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=middleware,
-        before_request=checked_body,
+        before_request=checked_request,
         guards=[token_guard(Authenticator(settings.token))],
         compression_config=compression(),
-        request_max_body_size=settings.max_body_size,
+        # BodyLimits bounds every body (max_body_size, body_timeout) with messages that name
+        # the settings; Litestar's own check would answer first, with none.
+        request_max_body_size=None,
         # The daemon configures logging itself (impasto.logs); Litestar's default would replace
         # the root handlers, and with them daemon.log.
         logging_config=None,
@@ -84,6 +97,7 @@ def build_litestar(services: Services, extra_routers: list[Router] | None = None
         debug=False,
     )
     point_options_at_their_routes(app)
+    note_single_valued_params(app)
     return app
 
 

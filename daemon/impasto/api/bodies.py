@@ -8,26 +8,33 @@ lax mode is for query strings); ``strict_types`` holds a typed body to its schem
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import re
+from dataclasses import is_dataclass
+from typing import Any, get_type_hints
 
 import msgspec
 from litestar import Request, Response
-from litestar.enums import RequestEncodingType
+from litestar.datastructures import UploadFile
+from litestar.enums import ParamType, RequestEncodingType
 from litestar.exceptions import (
     ClientException,
     HTTPException,
     SerializationException,
     ValidationException,
 )
+from litestar.params import ParameterKwarg
 
 from impasto.services.errors import FieldError
-from impasto.wire import decode_error, unknown_field
+from impasto.services.images import too_large
+from impasto.wire import REQUIRED, decode_error, unknown_field
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 MAX_OPTION_DEPTH = 32  # levels of nesting allowed in free-form options such as ``plugins``
 TOO_DEEP = "the JSON body nests too deeply; flatten it"
 NO_BODY = "is required: send a JSON object"
 KNOWN_FIELDS_ONLY = "known_fields_only"  # route opt: a body field the schema lacks is a 422
+_CLASS_NAMED = re.compile(r"<class '(\w+)'>")
 
 
 def is_json(content_type: str) -> bool:
@@ -75,6 +82,16 @@ async def checked_body(request: Request[Any, Any, Any]) -> None:
         if wrong is not None:
             raise HTTPException(status_code=415, detail=wrong)
     await strict_types(request)
+
+
+async def read_file_part(file: UploadFile, max_bytes: int, field: str) -> bytes:
+    """A form's file part, if it is at most ``max_bytes``; else a FieldError giving its size
+    (what was read stops one byte past the limit; the part's own length is the size)."""
+    content = await file.read(max_bytes + 1)
+    if len(content) > max_bytes:
+        size = file.file.seek(0, os.SEEK_END)  # the part is spooled: its end is its length
+        raise FieldError(field, too_large(size, max_bytes))
+    return content
 
 
 def _integral(value: Any) -> Any:
@@ -185,6 +202,57 @@ def _body_type(request: Request[Any, Any, Any] | None) -> Any:
     return body_type(request.scope.get("route_handler") if request is not None else None)
 
 
+def _length_rule(kwarg: ParameterKwarg) -> str | None:
+    low, high = kwarg.min_length, kwarg.max_length
+    if low and high:
+        return f"must be {low} to {high} characters long"
+    if high is not None:
+        return f"must be at most {high} characters long"
+    return f"must be at least {low} characters long" if low else None
+
+
+def _sent_parameter(
+    request: Request[Any, Any, Any] | None, key: str, message: str
+) -> tuple[str, str] | None:
+    """A header's error (``Idempotency-Key``) as (the header's name, its rule in words and what
+    was sent), where Litestar names the handler's argument (``idempotency_key``) in msgspec's
+    words; None for anything but a header parameter."""
+    handler = request.scope.get("route_handler") if request is not None else None
+    parameter = handler.parsed_fn_signature.parameters.get(key) if handler is not None else None
+    kwarg = parameter.kwarg_definition if parameter is not None else None
+    if request is None or not isinstance(kwarg, ParameterKwarg):
+        return None
+    name = kwarg.header or (kwarg.name if kwarg.param_type == ParamType.HEADER else None)
+    if not name:
+        return None
+    rule = (_length_rule(kwarg) if "length" in message else None) or message
+    sent = request.headers.get(name)
+    return name, (f"{rule}; this one is {len(sent)}" if sent is not None else rule)
+
+
+# What a form's file field held instead of one file, by the type Litestar names in its error
+# (``Unsupported type: <class 'list'>``), or REQUIRED when it was left out.
+_FILE_SENT_AS = {
+    "list": "it was sent more than once",
+    "str": "it was sent as a text field, not a file",
+    REQUIRED: "none was sent",
+}
+
+
+def _file_part_rule(handler: Any, field: str, message: str, rule: str) -> str | None:
+    """The rule of a multipart form's file field (``file`` of ``POST /images``) sent as
+    anything but one file part, and what came instead; None for any other field."""
+    form = body_type(handler)
+    if not is_dataclass(form) or _body_media(handler) != RequestEncodingType.MULTI_PART:
+        return None
+    if get_type_hints(form).get(field) is not UploadFile:
+        return None
+    kind = _CLASS_NAMED.search(message)
+    sent = _FILE_SENT_AS.get(kind.group(1) if kind else rule)
+    wanted = f"send exactly one file part named {field}"
+    return f"{wanted}; {sent}" if sent else wanted
+
+
 def validation_items(
     exc: ValidationException, request: Request[Any, Any, Any] | None = None
 ) -> list[tuple[str, str]]:
@@ -201,9 +269,14 @@ def validation_items(
             continue
         message = str(item.get("message", ""))
         key = item.get("key")
+        header = _sent_parameter(request, str(key), message) if key else None
+        if header is not None:
+            out.append(header)
+            continue
         named = None if key in (None, "", "data") else str(key)
         field, rule = decode_error(message, named, schema=_body_type(request))
         if key == "data" and field == "body":
             rule = NO_BODY if message == "'data'" else rule
-        out.append((field, rule))
+        handler = request.scope.get("route_handler") if request is not None else None
+        out.append((field, _file_part_rule(handler, field, message, rule) or rule))
     return out

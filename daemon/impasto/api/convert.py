@@ -33,6 +33,7 @@ def job_status(job: Any, position: int | None = None) -> GenerationStatus:
         plan=plan,
         results=[ImageResult(**public_result(job.id, r)) for r in job.results],
         error=job.error,
+        warnings=job.warnings,
         created_at=utc(job.created_at),
         started_at=utc(job.started_at),
         completed_at=utc(job.completed_at),

@@ -10,6 +10,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from impasto.api.bodies import too_deep_handler, validation_items
 from impasto.api.compat.errors import compat_routing
+from impasto.api.limits import ClientGone
 from impasto.services.errors import (
     ConflictError,
     FieldError,
@@ -92,6 +93,18 @@ def disk_full_handler(request: Request[Any, Any, Any], exc: Exception) -> Respon
     return Response(_body(507, detail), status_code=507, headers={"Retry-After": "30"})
 
 
+def client_gone_handler(request: Request[Any, Any, Any], exc: ClientGone) -> Response[Any]:
+    """The client hung up mid-body: its doing, not a fault here, so one debug line; the answer
+    goes nowhere (every API shares this handler: no client is left to read its dialect)."""
+    log.debug(
+        "%s %s: the client disconnected before sending the whole body",
+        request.method,
+        request.url.path,
+    )
+    detail = "the client disconnected before sending the whole body"
+    return Response(_body(400, detail), status_code=400, headers={"Connection": "close"})
+
+
 def internal_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if is_disk_full(exc):  # a file write that got ENOSPC, wherever it happened
         return disk_full_handler(request, exc)
@@ -102,6 +115,7 @@ def internal_handler(request: Request[Any, Any, Any], exc: Exception) -> Respons
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     ValidationException: validation_handler,
     RecursionError: too_deep_handler,
+    ClientGone: client_gone_handler,
     ServiceError: service_handler,
     StorageFullError: disk_full_handler,
     HTTPException: http_handler,

@@ -1,19 +1,25 @@
-"""Limits that keep one client from starving the others: event streams and the generate rate.
+"""Limits that keep one client from starving the others: event streams, the generate rate and
+request bodies (their size, and how long they may stall).
 
-Both are Litestar middleware, so they see the route handler the router chose; a handler opts in
+All are Litestar middleware, so they see the route handler the router chose; a handler opts in
 with ``opt={EVENT_STREAM: True}`` or ``opt={RATE_LIMITED: True}``. Refusals are exceptions, so
-each API answers in its own error format, with ``Retry-After``.
+each API answers in its own error format, with ``Retry-After`` where waiting helps.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from litestar.exceptions import ServiceUnavailableException, TooManyRequestsException
+from litestar.exceptions import (
+    HTTPException,
+    ServiceUnavailableException,
+    TooManyRequestsException,
+)
 
 EVENT_STREAM = "event_stream"  # SSE or WebSocket: holds a connection for as long as it is open
 RATE_LIMITED = "rate_limited"  # starts work: counted against rate_limit per client
@@ -109,3 +115,86 @@ class RateLimiter:
             await app(scope, receive, send)
 
         return limited
+
+
+class ClientGone(Exception):
+    """The client hung up before it had sent the whole request body: nobody is left to answer,
+    and nothing went wrong on this side (the error handlers log one debug line, no traceback)."""
+
+
+def _body_framing(scope: Scope) -> tuple[bool, int | None]:
+    """Whether the request has a body (a ``Content-Length`` above 0 or chunked) and its
+    announced length, if any."""
+    length: int | None = None
+    chunked = False
+    for name, value in scope.get("headers", []):
+        key = bytes(name).lower()
+        if key == b"transfer-encoding":
+            chunked = True
+        elif key == b"content-length" and bytes(value).strip().isdigit():
+            length = int(value)
+    return chunked or bool(length), length
+
+
+@dataclass(frozen=True)
+class BodyLimits:
+    """Every request body is bounded here, where it is received, in time and in size.
+
+    ``timeout``: seconds the body may send nothing (nginx's ``client_body_timeout``). granian's
+    header timeout ends with the headers, so a client that stalled mid-body held its connection
+    slot for ever; past ``timeout`` it is answered 408 and the connection closed. ``max_size``:
+    bytes, announced (``Content-Length``) or sent; past it a 413 naming the setting. Both are
+    checked as the route reads the body, so the token guard still answers first.
+    """
+
+    timeout: float
+    max_size: int
+
+    def middleware(self, app: Any) -> Any:
+        async def bounded(scope: Scope, receive: Any, send: Any) -> None:
+            has_body, announced = _body_framing(scope) if scope["type"] == "http" else (False, None)
+            if not has_body:  # no deadline on a bodiless request's wait for a hang-up (streams)
+                await app(scope, receive, send)
+                return
+            await app(scope, self._receiving(announced, receive), send)
+
+        return bounded
+
+    def _too_large(self, size: str) -> HTTPException:
+        detail = (
+            f"the request body is {size}; the limit is {self.max_size} bytes (the max_body_size "
+            "setting): send less, or raise max_body_size"
+        )
+        return HTTPException(status_code=413, detail=detail, headers={"Connection": "close"})
+
+    def _receiving(self, announced: int | None, receive: Any) -> Any:
+        received = 0
+        complete = False
+
+        async def receive_in_time() -> dict[str, Any]:
+            nonlocal received, complete
+            if complete:  # after the body the app waits for a hang-up (streams): no deadline
+                message: dict[str, Any] = await receive()
+                return message
+            if announced is not None and announced > self.max_size:
+                raise self._too_large(f"{announced} bytes (its Content-Length)")
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout)
+            except TimeoutError:
+                detail = (
+                    f"the request body stalled: nothing arrived for {self.timeout:g} s (the "
+                    "body_timeout setting), so the connection is closed; send the whole body "
+                    "without pausing"
+                )
+                raise HTTPException(
+                    status_code=408, detail=detail, headers={"Connection": "close"}
+                ) from None
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            received += len(message.get("body", b""))
+            if received > self.max_size:
+                raise self._too_large(f"over {self.max_size} bytes")
+            complete = not message.get("more_body", False)
+            return message
+
+        return receive_in_time

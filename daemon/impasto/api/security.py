@@ -29,6 +29,15 @@ TOKEN_REQUIRED = (
     "a valid token is required: send 'Authorization: Bearer <token>' "
     "(the token is in the daemon's discovery file or your config)"
 )
+# CORS, for the origins in allowed_origins (a web app served elsewhere): what a preflight
+# allows, for how long a browser may keep the answer, and which response headers it may read.
+CORS_METHODS = b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+CORS_HEADERS = b"Authorization, Content-Type, Idempotency-Key, If-None-Match, Last-Event-ID"
+CORS_MAX_AGE = b"600"
+CORS_EXPOSED = b"Content-Disposition, ETag, Link, Location, Retry-After, X-Impasto-Upscaler"
+# Headers a request must carry at most once: two Hosts (RFC 9112 3.2) or two Origins would
+# let the checks here read one value and something further in the other.
+SINGLE_HEADERS = (b"host", b"origin")
 
 Scope = dict[str, Any]
 # ``name[:port]`` or ``[v6][:port]`` and nothing more: no userinfo '@', no path, no second port.
@@ -65,7 +74,8 @@ class Authenticator:
             return decoded.split(":", 1)[1] if ":" in decoded else decoded
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         values = query.get("token")
-        return values[0] if values else None
+        # Two tokens are no token: which one counts would be a guess.
+        return values[0] if values and len(values) == 1 else None
 
     def authenticated(self, scope: Scope, headers: dict[str, str]) -> bool:
         if not self.token:
@@ -97,11 +107,15 @@ class Policy:
     def origin_allowed(self, origin: str | None, host: str | None) -> bool:
         if origin is None:
             return True  # not a browser cross-site request: curl, the CLI, editor plugins
-        origin = origin.lower().rstrip("/")
-        if origin in self.allowed_origins:
+        if self.listed(origin):
             return True
-        parts = urlsplit(origin)
+        parts = urlsplit(origin.lower())
         return bool(host) and parts.netloc == (host or "").lower()
+
+    def listed(self, origin: str) -> bool:
+        """Whether ``origin`` is one of allowed_origins: another site the user let in, whose
+        pages the browser lets read answers only with CORS headers."""
+        return origin.lower().rstrip("/") in self.allowed_origins
 
 
 def token_guard(auth: Authenticator) -> Any:
@@ -131,6 +145,10 @@ class SecurityMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        repeated = _repeated(scope, SINGLE_HEADERS)
+        if repeated:
+            await _reject(scope, send, 400, f"the request has more than one {repeated} header")
+            return
         headers = _headers(scope)
         host = headers.get("host")
         over_socket = scope.get(TRANSPORT_KEY) == "unix"
@@ -147,7 +165,48 @@ class SecurityMiddleware:
                 scope, send, 403, "cross-origin request refused; add the origin to allowed_origins"
             )
             return
+        origin = headers.get("origin")
+        if scope["type"] == "http" and origin is not None and self.policy.listed(origin):
+            if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+                await _preflight(send, origin)  # before the token: a preflight never has one
+                return
+            send = _with_cors(send, origin)
         await self.app(scope, receive, send)
+
+
+def _repeated(scope: Scope, names: tuple[bytes, ...]) -> str | None:
+    """The first of ``names`` (lower case) the request carries more than once, or None."""
+    seen = [k.lower() for k, _ in scope.get("headers", []) if k.lower() in names]
+    return next((n.decode().title() for n in names if seen.count(n) > 1), None)
+
+
+def _cors_headers(origin: str) -> list[tuple[bytes, bytes]]:
+    return [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
+
+
+async def _preflight(send: Any, origin: str) -> None:
+    """A CORS preflight's answer for a listed origin: what its page may send."""
+    headers = [
+        *_cors_headers(origin),
+        (b"access-control-allow-methods", CORS_METHODS),
+        (b"access-control-allow-headers", CORS_HEADERS),
+        (b"access-control-max-age", CORS_MAX_AGE),
+        (b"content-length", b"0"),
+    ]
+    await send({"type": "http.response.start", "status": 204, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def _with_cors(send: Any, origin: str) -> Any:
+    """``send`` with the CORS headers added to the response's start."""
+
+    async def sending(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            extra = [*_cors_headers(origin), (b"access-control-expose-headers", CORS_EXPOSED)]
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return sending
 
 
 async def _reject(scope: Scope, send: Any, status: int, detail: str) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from impasto.client import Client
 
@@ -13,6 +15,7 @@ EXIT_FAILED = 1  # the daemon rejected the request, or the job failed
 EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 3
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `yes | head -1`'s yes
 
 Connect = Callable[[argparse.Namespace], Client]
 
@@ -53,3 +56,38 @@ def connection_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     add_connection_options(parent, default=argparse.SUPPRESS)
     return parent
+
+
+def finite_float(text: str, what: str = "") -> float:
+    """An option's number (``what`` names it in the message, default the text itself): NaN and
+    infinity are usage errors, as JSON has no form for them (an encoder would send ``null``,
+    which the daemon reads as "the default")."""
+    what = what or repr(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{what} must be a finite number")
+    return value
+
+
+def write_new(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path``, or, when something is there already, to the first free
+    ``STEM-1.SUFFIX``, ``STEM-2.SUFFIX``, ...; never replaces a file. Returns the path written.
+    The exclusive create ("x") makes two commands writing at once take different names."""
+    candidate, number = path, 0
+    while True:
+        try:
+            file = candidate.open("xb")
+        except FileExistsError:
+            number += 1
+            candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+            continue
+        try:
+            with file:
+                file.write(data)
+        except OSError:  # a full disk: no half-written picture left behind under the name
+            candidate.unlink(missing_ok=True)
+            raise
+        return candidate

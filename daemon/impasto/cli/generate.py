@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from impasto.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Context
+from impasto.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Context, write_new
 from impasto.cli.generate_args import HIRES_FLAGS, REQUEST_FIELDS, add_arguments, default_output_dir
 from impasto.cli.progress import ProgressBar
 from impasto.client import ApiError, Client, JobStatus
@@ -104,6 +104,8 @@ def _run(args: argparse.Namespace, client: Client, folder: Path) -> int:
         bar.close()
         return _cancel(client, job_id)
     bar.close()
+    for warning in final.warnings:  # a LoRA whose weights matched nothing, ...
+        print(f"warning: {warning}", file=sys.stderr)
     if final.status != "completed":
         return _report_unfinished(final)
     save_images(client, final, folder)
@@ -111,11 +113,11 @@ def _run(args: argparse.Namespace, client: Client, folder: Path) -> int:
 
 
 def save_images(client: Client, job: JobStatus, folder: Path) -> None:
-    """Download a finished job's images into ``folder`` as ``JOB-INDEX.png``; print each path."""
+    """Download a finished job's images into ``folder`` as ``JOB-INDEX.png`` (``JOB-INDEX-1.png``
+    and on where that is taken: nothing is replaced); print each path written."""
     for result in job.results:
-        target = folder / f"{job.id}-{result.index}.png"
-        target.write_bytes(client.download_image(job.id, result.index))
-        print(target)
+        png = client.download_image(job.id, result.index)
+        print(write_new(folder / f"{job.id}-{result.index}.png", png))
 
 
 def _cancel(client: Client, job_id: str) -> int:

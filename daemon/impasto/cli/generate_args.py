@@ -9,6 +9,7 @@ from typing import Any, get_args
 
 import platformdirs
 
+from impasto.cli.common import finite_float
 from impasto.cli.image_args import add_image_arguments, span
 from impasto.wire import LIMITS, SCHEDULE_NAMES, UpscalerName
 
@@ -79,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--cfg",
-        type=float,
+        type=finite_float,
         metavar="SCALE",
         help=f"guidance scale, {span('cfg_scale')}; 1 or less: no guidance ({MODEL_DEFAULT})",
     )
@@ -89,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--subseed-strength",
-        type=float,
+        type=finite_float,
         metavar="X",
         help=f"how far toward the variation seed's noise, {span('subseed_strength')}",
     )
@@ -110,19 +111,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ranged = "karras, exponential, polyexponential, kl_optimal, sgm_uniform and normal"
     parser.add_argument(
         "--sigma-min",
-        type=float,
+        type=finite_float,
         metavar="SIGMA",
         help=f"where the {ranged} schedules end, {span('sigma_min')} (default: the model's)",
     )
     parser.add_argument(
         "--sigma-max",
-        type=float,
+        type=finite_float,
         metavar="SIGMA",
         help=f"where those schedules start, {span('sigma_max')} (default: the model's)",
     )
     parser.add_argument(
         "--rho",
-        type=float,
+        type=finite_float,
         metavar="X",
         help=f"the karras and polyexponential schedules' curvature, {span('rho')} "
         "(their own: 7 and 1)",
@@ -136,7 +137,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--eta",
-        type=float,
+        type=finite_float,
         metavar="X",
         help=f"fresh noise per step of the ancestral, SDE and DDIM samplers, {span('eta')} "
         "(their own: 1; DDIM 0)",
@@ -151,28 +152,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     churn = "Euler, Heun and DPM2's sigma churn"
     parser.add_argument(
         "--s-churn",
-        type=float,
+        type=finite_float,
         metavar="X",
         help=f"{churn}: noise added back before each step ({span('s_churn')}; default 0, off)",
     )
     parser.add_argument(
-        "--s-tmin", type=float, metavar="SIGMA", help=f"{churn} acts from this sigma (default 0)"
+        "--s-tmin",
+        type=finite_float,
+        metavar="SIGMA",
+        help=f"{churn} acts from this sigma (default 0)",
     )
     parser.add_argument(
         "--s-tmax",
-        type=float,
+        type=finite_float,
         metavar="SIGMA",
         help=f"{churn} acts up to this sigma (default: all)",
     )
     parser.add_argument(
         "--s-noise",
-        type=float,
+        type=finite_float,
         metavar="X",
         help=f"{churn}'s noise times this ({span('s_noise')}; default 1)",
     )
     parser.add_argument(
         "--s-min-uncond",
-        type=float,
+        type=finite_float,
         metavar="SIGMA",
         help="below this sigma every other step skips the negative prompt's pass, faster "
         f"(A1111's Negative Guidance minimum sigma, {span('s_min_uncond')}; default 0, off)",
@@ -185,7 +189,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--skip-early-cond",
-        type=float,
+        type=finite_float,
         metavar="FRACTION",
         help="the first fraction of the steps skips the negative prompt's pass "
         f"({span('skip_early_cond')}; default 0, off)",
@@ -233,12 +237,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--hires-steps", type=int, metavar="N", help="second pass steps (default: --steps)"
     )
     parser.add_argument(
-        "--hires-strength", type=float, metavar="F", help="second pass denoising (default 0.7)"
+        "--hires-strength",
+        type=finite_float,
+        metavar="F",
+        help="second pass denoising (default 0.7)",
     )
     parser.add_argument("--hires-sampler", metavar="NAME", help="second pass sampler")
     parser.add_argument("--hires-schedule", choices=SCHEDULE_NAMES, help="second pass schedule")
     parser.add_argument("--hires-prompt", metavar="TEXT", help="second pass prompt")
-    parser.add_argument("--hires-cfg", type=float, metavar="SCALE", help="second pass CFG")
+    parser.add_argument("--hires-cfg", type=finite_float, metavar="SCALE", help="second pass CFG")
     parser.add_argument(
         "--cache-interval",
         type=int,
@@ -282,7 +289,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refiner", metavar="ID", help="an SDXL refiner for the last steps")
     parser.add_argument(
         "--refiner-switch",
-        type=float,
+        type=finite_float,
         metavar="F",
         help="fraction of the steps the base model runs before the refiner (default 0.8)",
     )
@@ -307,12 +314,12 @@ def hires_size(text: str) -> dict[str, Any]:
     value = text.strip().lower()
     try:
         if value.endswith("x"):
-            return {"scale": float(value[:-1])}
+            return {"scale": finite_float(value[:-1])}
         if "x" in value:
             width, height = value.split("x", 1)
             return {"width": int(width), "height": int(height)}
-        return {"scale": float(value)}
-    except ValueError:
+        return {"scale": finite_float(value)}
+    except (ValueError, argparse.ArgumentTypeError):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a scale (2x, 1.5) or a size (1024x768)"
         ) from None
@@ -332,11 +339,7 @@ def lora_spec(text: str) -> dict[str, Any]:
     name, colon, weight = text.rpartition(":")
     if not colon:
         return {"name": text}
-    try:
-        return {"name": name, "weight": float(weight)}
-    except ValueError:
-        message = f"{text!r}: the weight after ':' is not a number"
-        raise argparse.ArgumentTypeError(message) from None
+    return {"name": name, "weight": finite_float(weight, f"{text!r}: the weight after ':'")}
 
 
 HIRES_FLAGS = {

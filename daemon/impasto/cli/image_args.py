@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from impasto.cli.common import finite_float
 from impasto.wire import LIMITS
 
 
@@ -23,7 +24,7 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask", type=Path, metavar="PATH", help="inpaint mask, white = repaint")
     parser.add_argument(
         "--strength",
-        type=float,
+        type=finite_float,
         help=f"how much to change the init image, {span('strength')}",
     )
     parser.add_argument(
@@ -36,7 +37,7 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--noise-multiplier",
-        type=float,
+        type=finite_float,
         metavar="F",
         help="the noise added to the init image, times this "
         f"({span('noise_multiplier')}; default 1; A1111's noise multiplier for img2img)",
@@ -56,14 +57,14 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--extra-noise",
-        type=float,
+        type=finite_float,
         metavar="F",
         help="img2img and the hires pass: the start's noise added once more, times this "
         f"({span('extra_noise')}; default 0; A1111's extra noise)",
     )
     parser.add_argument(
         "--inpaint-mask-weight",
-        type=float,
+        type=finite_float,
         metavar="F",
         help="inpainting models: how much of what they repaint they do not see "
         f"({span('inpaint_mask_weight')}; default 1; A1111's conditioning mask strength)",

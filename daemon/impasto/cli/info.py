@@ -146,7 +146,7 @@ def show_queue(args: argparse.Namespace, context: Context) -> int:
 
 def cancel_jobs(args: argparse.Namespace, context: Context) -> int:
     """Cancel jobs by id, or every queued one (``--queued``), or everything (``--all``); a
-    running job stops within a sampler step."""
+    running job stops before its next sampler step or plugin call."""
     if not (args.ids or args.queued or args.all):
         print("error: name the jobs to cancel: ID ..., --queued or --all", file=sys.stderr)
         return EXIT_USAGE
@@ -170,7 +170,10 @@ def cancel_jobs(args: argparse.Namespace, context: Context) -> int:
             if result.status == "cancelled":
                 print(f"Cancelled {result.id}.")
             else:
-                print(f"Cancelling {result.id}: it stops within one step.")
+                print(
+                    f"Cancelling {result.id}: it stops before its next sampler step or plugin "
+                    "call, and ends cancelled (a worker that does not stop is restarted)."
+                )
     return code
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from impasto.cli import config, generate, history, info, models, plugins, serve, upscale
 from impasto.cli.common import (
+    EXIT_BROKEN_PIPE,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_NOT_RUNNING,
@@ -41,7 +43,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, *, connect: Connect | None = None) -> int:
-    """Run one command; returns the exit code (0 ok, 1 failed, 2 usage, 3 not running)."""
+    """Run one command; returns the exit code (0 ok, 1 failed, 2 usage, 3 not running, 141
+    when whoever read the output stopped reading, as ``impasto models | head -1`` does)."""
+    try:
+        code = _run(argv, connect)
+        # Written here, where a closed pipe is still ours to handle: at exit, Python would
+        # print "Exception ignored ... BrokenPipeError" instead.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _drop_stdout()
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _drop_stdout() -> None:
+    """Point stdout at the null device, so the interpreter's flush at exit finds no closed
+    pipe (Python's documentation, "Note on SIGPIPE")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor behind it (a test's capture)
+        pass
+    finally:
+        os.close(devnull)
+
+
+def _run(argv: Sequence[str] | None, connect: Connect | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     child = serve.CHILD_ROLES.get(args_list[0]) if args_list else None
     if child is not None:
@@ -70,6 +97,8 @@ def main(argv: Sequence[str] | None = None, *, connect: Connect | None = None) -
     except ImpastoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except BrokenPipeError:  # the reader of stdout went away: main() ends quietly
+        raise
     except OSError as exc:  # a file the command reads or writes (an output folder, an image)
         where = f": {exc.filename}" if exc.filename else ""
         print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from impasto.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context
-from impasto.client import Client
+from impasto.client import ApiError, Client
 from impasto.client.models import MODEL_TYPES
 
 POLL = 0.25
@@ -214,10 +214,9 @@ def show_catalog(args: argparse.Namespace, context: Context) -> int:
             mark = "*" if variant.key == entry.chosen else " "
             how = ", converted here" if variant.convert else ""
             place = variant.repo + (f"/{variant.subfolder}" if variant.subfolder else "")
-            print(
-                f"  {mark} {variant.key:9} {_size(variant.size):>8}  "
-                f"{variant.precision or '?':5} {place}{how}"
-            )
+            # A catalog entry that names only a repo says neither (0 and ""): not "0 B ?".
+            size = _size(variant.size) if variant.size else "size unknown"
+            print(f"  {mark} {variant.key:9} {size:>12}  {variant.precision:5} {place}{how}")
         if entry.no_portable:
             print(f"    no portable build: {entry.no_portable}")
         print(f"  this machine: {entry.summary}")
@@ -250,7 +249,15 @@ def show_model(args: argparse.Namespace, context: Context) -> int:
 def remove_model(args: argparse.Namespace, context: Context) -> int:
     """Delete a model."""
     with context.connect(args) as client:
-        client.remove_model(args.id, force=args.force)
+        try:
+            client.remove_model(args.id, force=args.force)
+        except ApiError as exc:
+            # The daemon names the API's query parameter (force=true); here it is a flag.
+            if exc.status != 409 or "force=true" not in exc.detail:
+                raise
+            detail = exc.detail.replace("force=true", "--force")
+            print(f"error: {detail} (HTTP {exc.status})", file=sys.stderr)
+            return EXIT_FAILED
     print(f"removed {args.id}")
     return EXIT_OK
 

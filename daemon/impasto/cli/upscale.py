@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from impasto.cli.common import EXIT_OK, EXIT_USAGE, Context
+from impasto.cli.common import EXIT_OK, EXIT_USAGE, Context, finite_float, write_new
 
 OUTPUT_REF = re.compile(r"^[0-9A-Za-z_-]+/\d+$")
 
@@ -30,7 +30,7 @@ def register(
         metavar="NAME",
         help="none, lanczos, nearest or an installed model (`impasto upscalers`)",
     )
-    upscale.add_argument("--scale", type=float, default=2.0, help="factor (default 2)")
+    upscale.add_argument("--scale", type=finite_float, default=2.0, help="factor (default 2)")
     upscale.add_argument("--width", type=int, help="upscale to this width (with --height)")
     upscale.add_argument("--height", type=int, help="upscale to this height (with --width)")
     upscale.add_argument(
@@ -41,7 +41,11 @@ def register(
         "instead of centring it on exactly that size",
     )
     upscale.add_argument(
-        "-o", "--output", type=Path, help="where to write the PNG (default: NAME-UPSCALER.png)"
+        "-o",
+        "--output",
+        type=Path,
+        help="where to write the PNG (default: NAME-UPSCALER.png); a file already there is "
+        "kept and the PNG goes to FILE-1.png (-2, ...) instead",
     )
     upscale.set_defaults(handler=run_upscale)
     listing = commands.add_parser(
@@ -76,9 +80,7 @@ def run_upscale(args: argparse.Namespace, context: Context) -> int:
             height=args.height,
             crop=args.crop,
         )
-    output = args.output or Path(f"{name}-{args.upscaler}.png")
-    output.write_bytes(png)
-    print(output)
+    print(write_new(args.output or Path(f"{name}-{args.upscaler}.png"), png))
     return EXIT_OK
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -75,6 +76,26 @@ class Call(Generic[T]):
             files=self.files,
             timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
         )
+
+
+def api_path(*segments: str | int) -> str:
+    """A path under /api/v1 from its segments, each percent-encoded whole: an id holding ``?``
+    or ``#``, or one that is ``.`` or ``..``, stays one segment instead of adding a query or
+    walking to another path (``model?force=true`` must not send ``force=true``). An empty id,
+    or one holding ``/``, raises ImpastoError: no path could carry it to its route."""
+    return "".join("/" + _segment(str(segment)) for segment in segments)
+
+
+def _segment(text: str) -> str:
+    if not text:
+        raise ImpastoError("an empty id names nothing: give the id")
+    if "/" in text:
+        # No id holds one, and the daemon decodes %2F before it routes: DELETE
+        # /models/installs%2FID would reach DELETE /models/installs/ID.
+        raise ImpastoError(f"{text!r} is not an id: ids hold no '/'")
+    if text in (".", ".."):  # httpx (as browsers) drops or resolves a literal dot segment
+        return text.replace(".", "%2E")
+    return quote(text, safe="")
 
 
 NOT_FINITE = "must be a finite number (NaN and infinity have no JSON form)"
@@ -200,22 +221,24 @@ def submit(
 
 def status(job_id: str) -> Call[JobStatus]:
     """GET /generate/{id}."""
-    return Call("GET", f"/generate/{job_id}", _decoder(JobStatus))
+    return Call("GET", api_path("generate", job_id), _decoder(JobStatus))
 
 
 def cancel(job_id: str) -> Call[JobStatus]:
     """POST /generate/{id}/cancel."""
-    return Call("POST", f"/generate/{job_id}/cancel", _decoder(JobStatus))
+    return Call("POST", api_path("generate", job_id, "cancel"), _decoder(JobStatus))
 
 
 def set_priority(job_id: str, priority: int) -> Call[JobStatus]:
     """PATCH /generate/{id}."""
-    return Call("PATCH", f"/generate/{job_id}", _decoder(JobStatus), body={"priority": priority})
+    return Call(
+        "PATCH", api_path("generate", job_id), _decoder(JobStatus), body={"priority": priority}
+    )
 
 
 def delete(job_id: str) -> Call[None]:
     """DELETE /generate/{id}."""
-    return Call("DELETE", f"/generate/{job_id}", lambda _response: None)
+    return Call("DELETE", api_path("generate", job_id), lambda _response: None)
 
 
 def queue() -> Call[QueueState]:
@@ -255,7 +278,7 @@ def history_page(
 def download_image(job_id: str, index: int, thumb: int | None = None) -> Call[bytes]:
     """GET /images/{job_id}/{index}: the PNG bytes (a JPEG thumbnail with ``thumb``)."""
     params: dict[str, str | int] = {"thumb": thumb} if thumb else {}
-    return Call("GET", f"/images/{job_id}/{index}", lambda r: r.content, params=params)
+    return Call("GET", api_path("images", job_id, index), lambda r: r.content, params=params)
 
 
 def upload_image(path: str | Path) -> Call[UploadedImage]:

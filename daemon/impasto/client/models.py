@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from impasto import wire
-from impasto.client.core import Call, _decoder
+from impasto.client.core import Call, _decoder, api_path
 from impasto.client.types import ModelInfo
 
 ModelDetail = ModelInfo
@@ -20,7 +20,7 @@ LoadedModel = wire.LoadedModel
 
 def model(model_id: str) -> Call[ModelDetail]:
     """GET /models/{id}."""
-    return Call("GET", f"/models/{model_id}", _decoder(ModelDetail))
+    return Call("GET", api_path("models", model_id), _decoder(ModelDetail))
 
 
 MODEL_TYPES = wire.MODEL_TYPES
@@ -45,7 +45,7 @@ def install(source: str, **options: Any) -> Call[InstallStatus]:
 
 def install_status(install_id: str) -> Call[InstallStatus]:
     """GET /models/installs/{id}."""
-    return Call("GET", f"/models/installs/{install_id}", _decoder(InstallStatus))
+    return Call("GET", api_path("models", "installs", install_id), _decoder(InstallStatus))
 
 
 def installs() -> Call[list[InstallStatus]]:
@@ -55,13 +55,15 @@ def installs() -> Call[list[InstallStatus]]:
 
 def cancel_install(install_id: str) -> Call[InstallStatus]:
     """POST /models/installs/{id}/cancel."""
-    return Call("POST", f"/models/installs/{install_id}/cancel", _decoder(InstallStatus))
+    return Call(
+        "POST", api_path("models", "installs", install_id, "cancel"), _decoder(InstallStatus)
+    )
 
 
 def remove(model_id: str, force: bool = False) -> Call[ModelDetail]:
     """DELETE /models/{id}."""
     params: dict[str, str | int] = {"force": "true"} if force else {}
-    return Call("DELETE", f"/models/{model_id}", _decoder(ModelDetail), params=params)
+    return Call("DELETE", api_path("models", model_id), _decoder(ModelDetail), params=params)
 
 
 def loaded() -> Call[list[LoadedModel]]:
@@ -76,4 +78,4 @@ def load(model_id: str, unload: bool = False) -> Call[int]:
         return _decoder(wire.LoadResult)(response).workers
 
     action = "unload" if unload else "load"
-    return Call("POST", f"/models/{model_id}/{action}", parse)
+    return Call("POST", api_path("models", model_id, action), parse)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 import httpx
 import msgspec
 
 from impasto import wire
-from impasto.client.core import Call
+from impasto.client.core import Call, api_path
 from impasto.client.errors import ImpastoError
 
 PluginInfo = wire.PluginInfo
@@ -32,4 +30,4 @@ def list_plugins() -> Call[list[PluginInfo]]:
 def set_plugin_enabled(name: str, enabled: bool) -> Call[PluginInfo]:
     """POST /plugins/{name}/enable or /disable."""
     action = "enable" if enabled else "disable"
-    return Call("POST", f"/plugins/{quote(name, safe='')}/{action}", _decode(PluginInfo))  # type: ignore[arg-type]
+    return Call("POST", api_path("plugins", name, action), _decode(PluginInfo))  # type: ignore[arg-type]

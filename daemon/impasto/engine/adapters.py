@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from impasto.engine.embeddings import embedding_overrides, load_embedding
+from impasto.engine.embeddings import embedding_overrides, fitting, load_embedding
 from impasto.engine.lora import LoraFile, load_lora, lora_overrides, unmatched_warning
 from impasto.engine.model_folder import ModelFolder
 from impasto.engine.onnx_graph import OnnxGraph
@@ -114,6 +114,15 @@ class AdapterCache:
         embeddings = [load_embedding(Path(p)) for p in key[1]]
         unmatched: dict[Path, list[str]] = {}
         owned: list[OrtModel] = []
+        graphs = {
+            component: OnnxGraph(path)
+            for component, path, base in (
+                ("text_encoder", self.folder.text_encoder, self.base.prompts),
+                ("text_encoder_2", self.folder.text_encoder_2, self.base.prompts_2),
+            )
+            if embeddings and base is not None and path is not None
+        }
+        embeddings, skipped = fitting(embeddings, graphs)
 
         def apply(component: str, path: Path, overrides: dict[str, np.ndarray]) -> OrtModel | None:
             overrides, missed = lora_overrides(OnnxGraph(path), component, lora_files, overrides)
@@ -142,7 +151,7 @@ class AdapterCache:
             overrides: dict[str, np.ndarray] = {}
             if embeddings:
                 tokenizer = ClipTokenizer(tokenizer.folder, tokenizer.pad_token)
-                overrides = embedding_overrides(OnnxGraph(path), component, tokenizer, embeddings)
+                overrides = embedding_overrides(graphs[component], component, tokenizer, embeddings)
             model = apply(component, path, overrides)
             encoders.append(
                 PromptEncoder(tokenizer, model or base.model, base.final_norm)
@@ -172,7 +181,10 @@ class AdapterCache:
             prompts=first,
             prompts_2=second,
             unet=UNet(unet_model) if unet_model else self.base.unet,
-            warnings=[unmatched_warning(p, keys) for p, keys in unmatched.items() if keys],
+            warnings=[
+                *skipped,
+                *(unmatched_warning(p, keys) for p, keys in unmatched.items() if keys),
+            ],
             owned=owned,
         )
 

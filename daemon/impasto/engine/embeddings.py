@@ -69,6 +69,41 @@ def token_table(graph: OnnxGraph) -> str:
     raise EmbeddingError(f"{graph.path}: no token embedding table found in the graph")
 
 
+def fitting(
+    embeddings: list[Embedding], graphs: dict[str, OnnxGraph]
+) -> tuple[list[Embedding], list[str]]:
+    """The embeddings whose vectors fit every text encoder in ``graphs`` (by component), and a
+    warning for each other one: made for another model family (SD 1.x vectors on SDXL, SDXL's
+    on SD 2), it is left out and its word stays plain text, as AUTOMATIC1111 skips it, rather
+    than failing the job. Reads only the token tables' shapes."""
+    widths = {component: token_width(graph) for component, graph in graphs.items()}
+    kept, warnings = [], []
+    for embedding in embeddings:
+        if fits(embedding, widths):
+            kept.append(embedding)
+            continue
+        shapes = {c: v.shape[1] for c, v in embedding.vectors.items()}
+        has = ", ".join(f"{c} {w}" for c, w in sorted(shapes.items()))
+        takes = ", ".join(f"{c} {w}" for c, w in sorted(widths.items()))
+        warnings.append(
+            f"embedding {embedding.path.stem!r} was made for another model family (its vectors: "
+            f"{has} wide; this model takes {takes}): left out, its word is read as text"
+        )
+    return kept, warnings
+
+
+def fits(embedding: Embedding, widths: dict[str, int]) -> bool:
+    """Whether ``embedding`` has vectors of the right width for every text encoder in
+    ``widths`` (by component)."""
+    shapes = {c: v.shape[1] for c, v in embedding.vectors.items()}
+    return all(shapes.get(c) == width for c, width in widths.items())
+
+
+def token_width(graph: OnnxGraph) -> int:
+    """How wide a text encoder's token vectors are, from its table's shape (not its values)."""
+    return graph.initializers[graph.resolve(token_table(graph))].dims[-1]
+
+
 def embedding_overrides(
     graph: OnnxGraph, component: str, tokenizer: ClipTokenizer, embeddings: list[Embedding]
 ) -> dict[str, np.ndarray]:

@@ -8,10 +8,9 @@ only a pass over its message headers.
 
 from __future__ import annotations
 
-import mmap
 from pathlib import Path
 
-from impasto.formats.protobuf import ProtobufError
+from impasto.formats.protobuf import ProtobufError, read_mapped
 from impasto.formats.protobuf import fields as _fields
 
 # (message kind, field number) -> kind of the sub-message found there. Only the fields on a path
@@ -80,13 +79,4 @@ def external_data_locations(data: bytes | memoryview) -> list[str]:
 
 def read_external_data_locations(path: Path) -> list[str]:
     """Like :func:`external_data_locations` for a file, memory-mapped so weights are not read."""
-    with path.open("rb") as handle:
-        size = path.stat().st_size
-        if size == 0:
-            raise ProtobufError("empty file")
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            view = memoryview(mapped)
-            try:
-                return external_data_locations(view)
-            finally:
-                view.release()
+    return read_mapped(path, external_data_locations)

@@ -7,13 +7,12 @@ values. Weights are located by offset and read only when asked for.
 
 from __future__ import annotations
 
-import mmap
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from impasto.formats.protobuf import ProtobufError, repeated_varints, text
+from impasto.formats.protobuf import ProtobufError, read_mapped, repeated_varints, text
 from impasto.formats.protobuf import fields as _fields
 from impasto.formats.protobuf import varint as _varint
 
@@ -121,15 +120,7 @@ class OnnxGraph:
         self.path = Path(path)
         self.nodes: list[Node] = []
         self.initializers: dict[str, Initializer] = {}
-        with (
-            self.path.open("rb") as handle,
-            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
-        ):
-            buf = memoryview(mapped)
-            try:
-                self._read(buf)
-            finally:
-                buf.release()
+        read_mapped(self.path, self._read)
 
     def _read(self, buf: memoryview) -> None:
         for number, wire, s, e in _fields(buf, 0, len(buf)):

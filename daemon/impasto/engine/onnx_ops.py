@@ -7,14 +7,13 @@ package. Subgraphs (If/Loop bodies) and model-local functions are walked too.
 
 from __future__ import annotations
 
-import mmap
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from impasto.formats.onnx_model import elem_type
-from impasto.formats.protobuf import ProtobufError, int_field, text
+from impasto.formats.protobuf import ProtobufError, int_field, read_mapped, text
 from impasto.formats.protobuf import fields as _fields
 from impasto.formats.protobuf import varint as _varint
 
@@ -123,15 +122,7 @@ def graph_ops(data: bytes | memoryview) -> GraphOps:
 
 def read_graph_ops(path: Path) -> GraphOps:
     """Like :func:`graph_ops` for a file, memory-mapped so inline weights are never read."""
-    with path.open("rb") as handle:
-        if path.stat().st_size == 0:
-            raise ProtobufError(f"{path.name} is empty")
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            view = memoryview(mapped)
-            try:
-                return graph_ops(view)
-            finally:
-                view.release()
+    return read_mapped(path, graph_ops)
 
 
 class _NeedMore(Exception):

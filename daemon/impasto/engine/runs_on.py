@@ -132,7 +132,12 @@ def folder_graphs(root: Path) -> dict[str, GraphOps]:
     for name in COMPONENTS:
         path = root / name / "model.onnx"
         if path.is_file():
-            found[name] = read_graph_ops(path)
+            try:
+                found[name] = read_graph_ops(path)
+            except ProtobufError as exc:
+                raise ProtobufError(
+                    f"{name}/model.onnx: not a readable ONNX model ({exc})"
+                ) from None
     return found
 
 

@@ -8,14 +8,52 @@ initializers) and the services (model detection) read the few fields they need w
 from __future__ import annotations
 
 import mmap
-from collections.abc import Iterator
-from typing import TypeAlias
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeAlias, TypeVar
 
 Buffer: TypeAlias = memoryview | bytes | mmap.mmap
+T = TypeVar("T")
 
 
 class ProtobufError(ValueError):
     """The bytes are not a well-formed protobuf message."""
+
+
+def read_mapped(path: Path, reader: Callable[[memoryview], T]) -> T:
+    """``reader`` run on the file memory-mapped, so weights it skips are never read; an empty
+    file is a ProtobufError.
+
+    The map is closed on the way out. An error ``reader`` raises leaves without its traceback:
+    the traceback's frames hold slices of the map, and while they live the map cannot close,
+    so the reader's error (a truncated file's ProtobufError) would be lost to a BufferError.
+    """
+    with path.open("rb") as handle:
+        if path.stat().st_size == 0:
+            raise ProtobufError(f"{path.name} is empty")
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            view = memoryview(mapped)
+            failure: Exception | None = None
+            try:
+                return reader(view)
+            except Exception as exc:
+                failure = _without_frames(exc)
+            finally:
+                view.release()
+    assert failure is not None
+    raise failure
+
+
+def _without_frames(exc: BaseException) -> Exception:
+    """``exc`` (an Exception) with the tracebacks of it and of its causes dropped."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        link.__traceback__ = None
+        link = link.__cause__ or link.__context__
+    assert isinstance(exc, Exception)
+    return exc
 
 
 _UNSIGNED_64 = 1 << 64

@@ -31,6 +31,12 @@ class SafetensorsError(ValueError):
     messages reach job errors and API answers, which never carry a local path)."""
 
 
+def holds_lora(header: dict[str, object]) -> bool:
+    """Whether a header's tensors are a LoRA's: kohya (``lora_unet_...``), diffusers and PEFT
+    (``...lora_A.weight``, ``...lora.down.weight``) names all say ``lora``."""
+    return any("lora" in key for key in header if key != "__metadata__")
+
+
 def read_header(path: Path) -> dict[str, object]:
     """The JSON header of ``path`` (``__metadata__`` included), read without the tensors."""
     with Path(path).open("rb") as fh:

@@ -13,10 +13,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import msgspec
 import pluggy
 
 from impasto import __version__
 from impasto.plugins import hookspecs
+from impasto.plugins.calls import from_ctrl_c
 from impasto.plugins.manager import (
     BUILTIN_PLUGINS,
     ENTRY_POINT_GROUP,
@@ -36,17 +38,38 @@ def _unknown_hooks(module: ModuleType) -> list[str]:
     return sorted(n for n in marked if n not in HOOKS)
 
 
+def _options_type(module: ModuleType) -> Any:
+    """The type the plugin's request options must have (its OPTIONS), None where it has none."""
+    hint = getattr(module, "OPTIONS", None)
+    if hint is not None:
+        try:
+            msgspec.inspect.type_info(hint)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"OPTIONS is not a type msgspec can check ({exc})") from None
+    return hint
+
+
 def _register(pm: pluggy.PluginManager, record: PluginRecord, load: Callable[[], Any]) -> None:
     try:
         module = load()
         unknown = _unknown_hooks(module)
         if unknown:
             raise TypeError(f"unknown hook(s) {', '.join(unknown)}; see docs/plugins.md")
+        options_type = _options_type(module)
         pm.register(module, name=record.name)
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit from an argparse at import time, too
+        if from_ctrl_c(exc):
+            raise
         record.error = describe_error(exc)
-        log.warning("plugin %s (%s) failed to load: %s", record.name, record.source, record.error)
+        log.warning(
+            "plugin %s (%s) failed to load: %s",
+            record.name,
+            record.source,
+            record.error,
+            exc_info=exc,
+        )
         return
+    record.options_type = options_type
     record.module = module
     record.hooks = sorted(caller.name for caller in pm.get_hookcallers(module) or [])
     record.default_enabled = bool(getattr(module, "DEFAULT_ENABLED", True))

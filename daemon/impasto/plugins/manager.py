@@ -15,10 +15,21 @@ from typing import Any
 
 import pluggy
 
+from impasto.plugins.calls import (
+    PluginPipeline,
+    call_plugin,
+    check_options,
+    checked_image,
+    route_entries,
+    sampler_entries,
+    style_entries,
+    wrong_return,
+)
 from impasto.plugins.types import (
     PluginContext,
-    PluginFailed,
+    PluginError,
     PluginRejected,
+    PluginUnavailableError,
     PostprocessResult,
     RejectRequest,
     UnknownPluginError,
@@ -33,6 +44,8 @@ BUILTIN_PLUGINS = {
     "png_metadata": "impasto.plugins.png_metadata",
     "prompt_filter": "impasto.plugins.prompt_filter",
 }
+# Checks a preprocessed request against the request schema: None, or (field, why).
+Check = Callable[[dict[str, Any]], tuple[str, str] | None]
 HOOKS = (
     "startup",
     "shutdown",
@@ -57,6 +70,8 @@ class PluginRecord:
     error: str | None = None
     default_enabled: bool = True
     hooks: list[str] = field(default_factory=list)
+    # The type its request options must have (the module's OPTIONS); None takes any value.
+    options_type: Any = None
 
 
 def read_plugin_config(config_path: Path | None) -> dict[str, dict[str, Any]]:
@@ -69,7 +84,7 @@ def read_plugin_config(config_path: Path | None) -> dict[str, dict[str, Any]]:
 
 
 def describe_error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class PluginHost:
@@ -134,12 +149,15 @@ class PluginHost:
         return record is not None and record.error is None and self.enabled(name)
 
     def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
-        """Persist the flag; it applies to the next job. Unknown names raise UnknownPluginError.
+        """Persist the flag; it applies to the next job. Unknown names raise UnknownPluginError,
+        enabling one that failed to load PluginUnavailableError (disabling it is kept).
 
         Writes the state file: the API calls it in a thread."""
         if name not in self.records:
             known = ", ".join(sorted(self.records)) or "none"
             raise UnknownPluginError(f"no plugin named {name!r}; installed: {known}")
+        if enabled and self.records[name].error is not None:
+            raise PluginUnavailableError(self.failed_to_load(name))
         self._state[name] = enabled
         self._write_state()
         return self.describe(self.records[name])
@@ -159,6 +177,19 @@ class PluginHost:
     def statuses(self) -> list[dict[str, Any]]:
         """Every discovered plugin, loaded or not, sorted by name."""
         return [self.describe(self.records[name]) for name in sorted(self.records)]
+
+    def failed_to_load(self, name: str) -> str:
+        """Why a plugin that failed to load (or to start) does not run, and what to do."""
+        return (
+            f"plugin {name!r} failed to load ({self.records[name].error}); fix that and "
+            "restart the daemon (`impasto plugins list` shows every load error)"
+        )
+
+    def not_running(self, name: str) -> str:
+        """Why an installed plugin is not active: it failed to load, or it is disabled."""
+        if self.records[name].error is not None:
+            return self.failed_to_load(name)
+        return f"plugin {name!r} is disabled; enable it with `impasto plugins enable {name}`"
 
     def job_plugins(self) -> dict[str, dict[str, Any]]:
         """The active plugins and their config, as a job carries them to the worker."""
@@ -185,22 +216,24 @@ class PluginHost:
         )
 
     def _invoke(self, hook: str, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
-        """Call one plugin's implementation; anything it raises is pinned on that plugin."""
-        try:
-            return impl.function(*(kwargs[arg] for arg in impl.argnames))
-        except RejectRequest:
-            raise
-        except Exception as exc:
-            log.exception("plugin %s failed in %s", impl.plugin_name, hook)
-            raise PluginFailed(impl.plugin_name, hook, exc) from exc
+        """Call one plugin's implementation; anything it raises is pinned on that plugin (a
+        preprocessor's RejectRequest is its caller's to word)."""
+        passes = (RejectRequest,) if hook == "preprocess_request" else ()
+        args = [kwargs[arg] for arg in impl.argnames]
+        return call_plugin(impl.plugin_name, hook, impl.function, *args, passes=passes)
 
-    def preprocess_request(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Run every active preprocess_request hook; raises PluginRejected or PluginFailed."""
+    def preprocess_request(
+        self, request: dict[str, Any], check: Check | None = None
+    ) -> dict[str, Any]:
+        """Run every active preprocess_request hook; raises PluginRejected or PluginFailed.
+
+        ``check`` is called on each request a plugin returns: None where the request schema
+        takes it, else (field, why), which is that plugin's error."""
         self._check_sampler(request.get("sampler"))
         active = self.job_plugins()
         options = request.get("plugins") or {}
-        for name in options:
-            self._check_options_for(name)
+        for name, value in options.items():
+            self._check_options_for(name, value)
         request = dict(request)
         for impl in self._impls("preprocess_request", active):
             name = impl.plugin_name
@@ -210,45 +243,56 @@ class PluginHost:
                     "preprocess_request", impl, {"request": request, "context": context}
                 )
             except RejectRequest as exc:
+                # A plugin speaks for its own options: all of "plugins" is narrowed to them.
+                field = f"plugins.{name}" if exc.field == "plugins" else exc.field
                 raise PluginRejected(
-                    name, f"rejected by plugin {name!r}: {exc.message}", exc.field
+                    name, f"rejected by plugin {name!r}: {exc.message}", field
                 ) from None
-            if value is not None:
-                if not isinstance(value, dict):
-                    raise PluginFailed(
-                        name, "preprocess_request", TypeError("did not return a dict")
-                    )
-                request = value
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                expected = "a dict (the request) or None"
+                raise wrong_return(name, "preprocess_request", value, expected)
+            refused = check(value) if check is not None else None
+            if refused is not None:
+                field, why = refused
+                if field in value:  # what it returned there: 5 for a prompt, say
+                    got = value[field]
+                    why += f"; it returned {type(got).__name__} {repr(got)[:40]}"
+                message = (
+                    f"plugin {name!r} returned a request the request schema refuses "
+                    f"({field}: {why}); disable it with `impasto plugins disable {name}`"
+                )
+                log.error("%s", message)
+                raise PluginRejected(name, message, field)
+            request = value
         self._check_sampler(request.get("sampler"))
         return request
 
-    def _check_options_for(self, name: str) -> None:
+    def _check_options_for(self, name: str, value: Any) -> None:
         """Options for a plugin that will not run (none of that name, disabled, failed to load)
-        are refused: the request would otherwise run without what it asked for."""
+        are refused: the request would otherwise run without what it asked for. So are options
+        of a type other than the plugin's OPTIONS declares."""
         record = self.records.get(name)
         field = f"plugins.{name}"
         if record is None:
             known = ", ".join(sorted(self.records)) or "none"
             raise PluginRejected(name, f"no plugin named {name!r}; installed: {known}", field)
         if record.error is not None:
-            message = f"plugin {name!r} failed to load ({record.error}); see GET /plugins"
-            raise PluginRejected(name, message, field)
+            raise PluginRejected(name, self.failed_to_load(name), field)
         if not self.enabled(name):
             message = (
                 f"plugin {name!r} is disabled, so these options would do nothing; enable it "
                 f"with `impasto plugins enable {name}`"
             )
             raise PluginRejected(name, message, field)
+        check_options(name, record.options_type, value)
 
     def _check_sampler(self, sampler: Any) -> None:
         owner = self.sampler_owner.get(str(sampler))
         if owner is not None and not self.active(owner):
-            raise PluginRejected(
-                owner,
-                f"sampler {sampler!r} comes from plugin {owner!r}, which is disabled; "
-                f"enable it with `impasto plugins enable {owner}`",
-                "sampler",
-            )
+            message = f"sampler {sampler!r} comes from a plugin that does not run: "
+            raise PluginRejected(owner, message + self.not_running(owner), "sampler")
 
     def postprocess(
         self,
@@ -256,14 +300,18 @@ class PluginHost:
         image: Any,
         active: Mapping[str, Any],
         options: Mapping[str, Any] | None = None,
+        cancel: Any = None,
     ) -> Any:
-        """Pass one output image through every active postprocess_result hook, in order."""
+        """Pass one output image through every active postprocess_result hook, in order;
+        ``cancel`` (the job's cancel token) is checked before each plugin."""
         options = options or {}
         for impl in self._impls("postprocess_result", active):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
             name = impl.plugin_name
             context = self._context(name, active[name], options.get(name))
             kwargs = {"result": result, "image": image, "context": context}
-            replaced = self._invoke("postprocess_result", impl, kwargs)
+            replaced = checked_image(name, self._invoke("postprocess_result", impl, kwargs))
             if replaced is not None:
                 image = replaced
         return image
@@ -279,8 +327,9 @@ class PluginHost:
             pipeline = self._invoke(
                 "model_loader", impl, {"model_dir": model_dir, "context": context}
             )
-            if pipeline is not None:
-                return pipeline
+            if pipeline is None:
+                continue
+            return PluginPipeline.of(name, pipeline)
         return None
 
     def register_samplers(self, register: Callable[..., None]) -> None:
@@ -292,29 +341,28 @@ class PluginHost:
         loaded = {name: None for name, r in self.records.items() if r.error is None}
         for impl in self._impls("register_samplers", loaded):
             name = impl.plugin_name
+            context = self._context(name, None, None)
             try:
-                for sampler_id, cls, label, *settings in (
-                    self._invoke(
-                        "register_samplers", impl, {"context": self._context(name, None, None)}
-                    )
-                    or []
-                ):
+                entries = self._invoke("register_samplers", impl, {"context": context})
+                for sampler_id, cls, label, *settings in sampler_entries(name, entries):
                     register(sampler_id, cls, label, **(settings[0] if settings else {}))
                     self.sampler_owner[sampler_id] = name
-            except (PluginFailed, ValueError, TypeError) as exc:
+            except (PluginError, ValueError, TypeError) as exc:
                 self.records[name].error = f"register_samplers: {exc}"
 
-    def route_handlers(self) -> dict[str, list[Any]]:
-        """Each loaded plugin's extra route handlers, by plugin name."""
+    def route_handlers(
+        self, is_handler: Callable[[Any], bool] = lambda _: True
+    ) -> dict[str, list[Any]]:
+        """Each loaded plugin's extra route handlers (each passing ``is_handler``), by name."""
         loaded = {name: None for name, r in self.records.items() if r.error is None}
         handlers: dict[str, list[Any]] = {}
         for impl in self._impls("register_routes", loaded):
             name = impl.plugin_name
+            context = self._context(name, None, None)
             try:
-                found = self._invoke(
-                    "register_routes", impl, {"context": self._context(name, None, None)}
-                )
-            except PluginFailed as exc:
+                found = self._invoke("register_routes", impl, {"context": context})
+                found = route_entries(name, found, is_handler)
+            except PluginError as exc:
                 self.records[name].error = str(exc)
                 continue
             if found:
@@ -322,15 +370,18 @@ class PluginHost:
         return handlers
 
     def prompt_styles(self) -> dict[str, dict[str, str]]:
-        """Every active plugin's named prompt styles (the first plugin to name one wins)."""
+        """Every active plugin's named prompt styles (the first plugin to name one wins); a
+        plugin whose hook fails is left out of the listing (and logged)."""
         active = self.job_plugins()
         styles: dict[str, dict[str, str]] = {}
         for impl in self._impls("prompt_styles", active):
             context = self._context(impl.plugin_name, active[impl.plugin_name], None)
-            for name, style in (
-                self._invoke("prompt_styles", impl, {"context": context}) or {}
-            ).items():
-                styles.setdefault(str(name), style)
+            try:
+                found = self._invoke("prompt_styles", impl, {"context": context})
+                for name, style in style_entries(impl.plugin_name, found).items():
+                    styles.setdefault(name, style)
+            except PluginError:
+                continue  # logged where it was raised
         return styles
 
     def startup(self, app_context: Any) -> None:
@@ -346,7 +397,11 @@ class PluginHost:
         for impl in self._impls(hook, active):
             name = impl.plugin_name
             try:
-                self._invoke(hook, impl, {**kwargs, "context": self._context(name, None, None)})
-            except PluginFailed as exc:
+                value = self._invoke(
+                    hook, impl, {**kwargs, "context": self._context(name, None, None)}
+                )
+                if value is not None:
+                    raise wrong_return(name, hook, value, "None")
+            except PluginError as exc:
                 if hook == "startup":
                     self.records[name].error = str(exc)

@@ -66,14 +66,33 @@ class PluginRejected(PluginError):
 
 
 class PluginFailed(PluginError):
-    """A hook raised something unexpected; only the job it touched fails."""
+    """A hook raised something unexpected (any BaseException: SystemExit too), or returned what
+    its hook does not take; only the job it touched fails."""
 
     def __init__(self, plugin: str, hook: str, exc: BaseException) -> None:
+        raised = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         super().__init__(
             plugin,
-            f"plugin {plugin!r} failed in {hook}: {type(exc).__name__}: {exc}; "
+            f"plugin {plugin!r} failed in {hook}: {raised}; "
             f"disable it with `impasto plugins disable {plugin}`",
         )
+
+
+class PluginReturnedWrong(PluginFailed):
+    """A hook returned a value of a type its hook does not take."""
+
+    def __init__(self, plugin: str, hook: str, value: Any, expected: str) -> None:
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        super().__init__(
+            plugin,
+            hook,
+            TypeError(f"returned {type(value).__name__} {shown}, expected {expected}"),
+        )
+
+
+class PluginUnavailableError(Exception):
+    """The plugin exists but failed to load or to start, so it cannot be enabled."""
 
 
 class UnknownPluginError(LookupError):

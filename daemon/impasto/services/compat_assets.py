@@ -6,13 +6,17 @@ and does file I/O: call them in a thread.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import struct
 from pathlib import Path
 from typing import Any
 
-from impasto.engine.embeddings import EmbeddingError, load_embedding
+from impasto.engine.embeddings import EmbeddingError, fits, load_embedding, token_width
+from impasto.engine.onnx_graph import OnnxGraph
+from impasto.engine.types import EngineError
+from impasto.services.compat import current_checkpoint
 from impasto.services.container import Services
 from impasto.services.system import gpus
 
@@ -80,9 +84,12 @@ def installed_vaes(services: Services) -> list[dict[str, str]]:
 
 
 def installed_embeddings(services: Services) -> dict[str, dict[str, Any]]:
-    """A1111's /embeddings: readable embeddings under ``loaded``, unreadable ones ``skipped``."""
+    """A1111's /embeddings: under ``loaded`` those the current checkpoint can use, under
+    ``skipped`` the unreadable ones and those made for another model family (their vectors
+    fit none of its text encoders), as A1111 sorts them for its loaded model."""
     loaded: dict[str, Any] = {}
     skipped: dict[str, Any] = {}
+    widths = _token_widths(services)
     folder = _folder(services, "embeddings")
     for path in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
         item: dict[str, Any] = {
@@ -98,8 +105,32 @@ def installed_embeddings(services: Services) -> dict[str, dict[str, Any]]:
             skipped[path.stem] = item
             continue
         vectors = next(iter(embedding.vectors.values()))
-        loaded[path.stem] = {**item, "shape": int(vectors.shape[-1]), "vectors": len(vectors)}
+        listed = loaded if fits(embedding, widths) else skipped
+        listed[path.stem] = {**item, "shape": int(vectors.shape[-1]), "vectors": len(vectors)}
     return {"loaded": loaded, "skipped": skipped}
+
+
+def _token_widths(services: Services) -> dict[str, int]:
+    """The token vector width of each text encoder of the current checkpoint; {} when it
+    cannot be read (then every readable embedding counts as loaded)."""
+    entry = services.catalog.get(current_checkpoint(services))
+    if entry is None:
+        return {}
+    widths = {}
+    for component in ("text_encoder", "text_encoder_2"):
+        graph = entry.path / component / "model.onnx"
+        if graph.is_file():
+            try:
+                widths[component] = _width_of(graph, graph.stat().st_mtime_ns)
+            except (OSError, ValueError, EngineError):
+                return {}
+    return widths
+
+
+@functools.lru_cache(maxsize=8)
+def _width_of(graph: Path, mtime_ns: int) -> int:
+    """A text encoder graph's token width, read once per version of the file."""
+    return token_width(OnnxGraph(graph))
 
 
 def prompt_styles(services: Services) -> list[dict[str, str]]:

@@ -14,6 +14,7 @@ from impasto.engine.text_encoder import exported_layers
 from impasto.formats.protobuf import ProtobufError
 from impasto.formats.protobuf import int_field as _int
 from impasto.formats.protobuf import submessages as _sub
+from impasto.formats.safetensors import holds_lora
 from impasto.services.safety import UnsafeContentError, safetensors_header
 
 # ONNX TensorProto.DataType numbers that matter here.
@@ -158,10 +159,10 @@ def detect_folder(root: Path) -> Detected:
     onnx_unet = root / "unet" / "model.onnx"
     if onnx_unet.is_file():
         layout = "onnx"
-        try:
-            inputs = {i.name: i for i in onnx_inputs(onnx_unet)}
-        except ValueError as exc:  # a truncated or damaged graph (ProtobufError)
-            raise ValueError(f"unet/model.onnx is not a readable ONNX graph ({exc})") from None
+        inputs = _checked_inputs(root, "unet")
+        for component in ("text_encoder", "text_encoder_2"):
+            if (root / component / "model.onnx").is_file():
+                _checked_inputs(root, component)
         sample = inputs.get("sample")
         channels = sample.shape[1] if sample and len(sample.shape) > 1 else None
         in_channels = channels if isinstance(channels, int) else unet_config.get("in_channels", 4)
@@ -186,6 +187,32 @@ def detect_folder(root: Path) -> Detected:
     return Detected(layout, "checkpoint", family, precision, prediction, in_channels == 9, zero_snr)
 
 
+# The inputs the engine feeds each graph by name: a graph without them (another component's
+# graph under this one's name) would be listed as usable and fail its first job.
+_REQUIRED_INPUTS = {
+    "unet": ("sample", "timestep", "encoder_hidden_states"),
+    "text_encoder": ("input_ids",),
+    "text_encoder_2": ("input_ids",),
+}
+
+
+def _checked_inputs(root: Path, component: str) -> dict[str, OnnxInput]:
+    """The inputs of ``root/component/model.onnx`` by name; ValueError when it does not read
+    or lacks one the engine feeds it."""
+    shown = f"{component}/model.onnx"
+    try:
+        inputs = {i.name: i for i in onnx_inputs(root / component / "model.onnx")}
+    except ValueError as exc:  # a truncated or damaged graph (ProtobufError)
+        raise ValueError(f"{shown} is not a readable ONNX graph ({exc})") from None
+    missing = [name for name in _REQUIRED_INPUTS[component] if name not in inputs]
+    if missing:
+        raise ValueError(
+            f"{shown} is not a {component} graph: it has no input {missing[0]!r} "
+            f"(its inputs: {', '.join(inputs) or 'none'})"
+        )
+    return inputs
+
+
 def detect_file(path: Path) -> Detected:
     """Detect a single .safetensors file: checkpoint, LoRA, embedding or VAE, by its tensors."""
     try:
@@ -196,7 +223,7 @@ def detect_file(path: Path) -> Detected:
     if any(k.startswith("model.diffusion_model.") for k in keys):
         xl = any(k.startswith("conditioner.embedders.1") for k in keys)
         return Detected("file", "checkpoint", "sdxl" if xl else "sd1")
-    if any("lora" in k for k in keys):
+    if holds_lora(header):
         return Detected("file", "lora", "")
     if keys and all(k in ("emb_params", "string_to_param", "clip_l", "clip_g") for k in keys):
         return Detected("file", "embedding", "")

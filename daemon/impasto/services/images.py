@@ -159,11 +159,16 @@ def eight_bit(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def too_large(size: int, max_bytes: int) -> str:
+    """The rule an image of ``size`` bytes breaks, past ``max_bytes``."""
+    return f"image is {size} bytes; the limit is {max_bytes} bytes (the max_upload_size setting)"
+
+
 def decode_image(data: bytes, field: str, max_bytes: int) -> Image.Image:
     """Decode PNG/JPEG/WebP bytes, checking size and type before trusting them; the image
     comes back upright (``upright``) in an 8-bit mode (``eight_bit``)."""
     if len(data) > max_bytes:
-        raise FieldError(field, f"image is {len(data)} bytes; the limit is {max_bytes} bytes")
+        raise FieldError(field, too_large(len(data), max_bytes))
     try:
         image = Image.open(io.BytesIO(data))
         if image.format not in ALLOWED_FORMATS:

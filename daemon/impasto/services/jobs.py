@@ -20,11 +20,12 @@ from impasto.services.plan import Resolver
 from impasto.services.runner import JobRunner
 from impasto.store.cursors import InvalidCursorError
 from impasto.wire import (
-    FIELD_RULES,
     IMAGE_FIELDS,
     TERMINAL_STATUSES,
     GenerateRequest,
     ResolvedPlan,
+    convert_allowing_empty_prompt,
+    decode_error,
 )
 from impasto.worker.supervisor import Supervisor
 
@@ -177,22 +178,31 @@ class JobService:
             if request.plugins:  # options no plugin would read
                 raise FieldError("plugins", "plugins are not loaded in this daemon")
             return request
+
+        def checked(result: dict[str, Any]) -> GenerateRequest:
+            # What a plugin returns passes the schema's checks again, strictly, as a client's
+            # body does (a prompt of 5 is refused, not made "5"); the compatible APIs' empty
+            # prompt (checked with a stand-in by them) stays empty.
+            if isinstance(result.get("prompt"), str):
+                return convert_allowing_empty_prompt(result, GenerateRequest)
+            return msgspec.convert(result, GenerateRequest)
+
+        def refused(result: dict[str, Any]) -> tuple[str, str] | None:
+            try:
+                checked(result)
+            except msgspec.ValidationError as exc:
+                return decode_error(str(exc), schema=GenerateRequest)
+            return None
+
         try:
-            result: dict[str, Any] = self.plugins.preprocess_request(msgspec.to_builtins(request))
+            result = self.plugins.preprocess_request(msgspec.to_builtins(request), refused)
+            return checked(result)
         except PluginRejected as exc:
             raise FieldError(exc.field, exc.message) from None
         except PluginError as exc:
             raise FieldError("plugins", exc.message) from None
-        # A plugin's changes pass the schema's checks again; the compatible APIs' empty prompt
-        # (checked with a stand-in by them) stays empty.
-        prompt = str(result.get("prompt") or "")
-        try:
-            standin = prompt if prompt.strip() else "(empty)"
-            checked = msgspec.convert({**result, "prompt": standin}, GenerateRequest)
-            return msgspec.structs.replace(checked, prompt=prompt)
-        except msgspec.ValidationError as exc:
-            field = str(exc).rsplit("$.", 1)[-1].split("[")[0] if "$." in str(exc) else "plugins"
-            raise FieldError(field, FIELD_RULES.get(field, str(exc))) from None
+        except msgspec.ValidationError as exc:  # no plugin changed it: the request as it came
+            raise FieldError(*decode_error(str(exc), schema=GenerateRequest)) from None
 
     def get(self, job_id: str) -> Any:
         job = self.store.get(job_id)

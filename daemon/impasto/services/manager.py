@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import shutil
 import time
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from impasto.services.jobs import JobService
 from impasto.services.models import ModelCatalog, ModelEntry
 from impasto.store.models import ModelStore
 from impasto.wire import QUERY_LIMITS, LoadedModel, utc
+from impasto.worker.files import ADAPTER_FOLDERS
 from impasto.worker.protocol import LoadModel, UnloadModels
 from impasto.worker.supervisor import Supervisor
 
@@ -53,6 +56,29 @@ class ModelManager:
         self.supervisor = supervisor
         self.keep_alive = keep_alive
 
+    def relocate_adapters(self) -> int:
+        """Move LoRAs and embeddings installed as ``MODELS/ID/FILE.safetensors`` (before they
+        went to ``loras/`` and ``embeddings/``, where requests find them) to their folder;
+        returns how many moved (blocking, at start)."""
+        moved = 0
+        for record in self.store.list_models():
+            path = Path(record.path)
+            folder = ADAPTER_FOLDERS.get(record.type)
+            if folder is None or record.type == "vae" or not path.is_file():
+                continue
+            if path.parent != self.catalog.models_dir / record.id:
+                continue
+            final = self.catalog.models_dir / folder / f"{record.id}.safetensors"
+            if final.exists():
+                continue
+            final.parent.mkdir(parents=True, exist_ok=True)
+            path.rename(final)
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()  # its folder held that file alone
+            self.store.put(replace(record, path=str(final)))
+            moved += 1
+        return moved
+
     def get(self, model_id: str) -> ModelEntry:
         """One installed model; NotFoundError when there is none."""
         entry = self.catalog.find(model_id)
@@ -66,7 +92,7 @@ class ModelManager:
 
     async def remove(self, model_id: str, *, force: bool = False) -> ModelEntry:
         """Delete an installed model: unload it, move it out of the models dir, drop its row."""
-        entry = self.get(model_id)
+        entry = await asyncio.to_thread(self.get, model_id)  # reads the models folder
         if entry.read_only:
             raise ConflictError(f"{model_id} is a bundled model and cannot be removed")
         users = self.users(model_id)
@@ -85,7 +111,8 @@ class ModelManager:
         trash = self.catalog.models_dir / f".{model_id}.{uuid.uuid4().hex[:8]}.deleting"
         target.rename(trash)
         self.store.delete(model_id)
-        await asyncio.to_thread(shutil.rmtree, trash, True)  # gigabytes: not on the event loop
+        # Gigabytes: not on the event loop. A LoRA or embedding is one file.
+        await asyncio.to_thread(_delete, trash)
         self.bus.publish("model_removed", None, {"model_id": model_id})
         return entry
 
@@ -126,7 +153,7 @@ class ModelManager:
                 out.append(
                     LoadedModel(
                         model=entry.id if entry else Path(item.get("model_dir", "")).name,
-                        path=item.get("model_dir", ""),
+                        path=self.jobs.runner.public_error(str(item.get("model_dir", ""))),
                         worker=handle.id,
                         size=entry.size if entry else 0,
                         expires_at=utc(expires) if expires else None,
@@ -149,3 +176,11 @@ def _finite(value: Any) -> float:
     except (TypeError, ValueError):
         return 0.0
     return number if math.isfinite(number) and 0 <= number < 1e11 else 0.0
+
+
+def _delete(path: Path) -> None:
+    """Remove a file or a folder tree, what is already gone skipped (blocking)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

@@ -6,7 +6,7 @@ import builtins
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from impasto.engine.families import DEFAULT_FAMILY, FamilyDefaults, family_defaults
 from impasto.engine.runs_on import Capability, assess_folder
@@ -17,6 +17,7 @@ from impasto.services.errors import FieldError
 from impasto.services.safety import TEST_MODEL_MARKER  # its presence marks a test model
 from impasto.store.models import ModelRecord, ModelStore
 from impasto.wire import ModelType
+from impasto.worker.files import installed_adapters
 
 # The bundled demo models are tiny random networks: small images keep them instant.
 DEMO_SIZE = 256
@@ -278,13 +279,42 @@ class ModelCatalog:
         return [e for e in found.values() if everything or self._shown(e)]
 
     def list_all(self) -> builtins.list[ModelEntry]:
-        """Checkpoints (unusable ones too, with their problem) plus LoRAs, embeddings and VAEs."""
+        """Checkpoints (unusable ones too, with their problem) plus LoRAs, embeddings and VAEs:
+        the installed ones and those put in the models folder's loras/, embeddings/ and vae/
+        by hand (a checkpoint's id wins over an adapter's name)."""
         entries = {e.id: e for e in self._checkpoints()}
         for record in self._records().values():
             known = record.id in entries
             if record.type != "checkpoint" and not known and Path(record.path).exists():
                 entries[record.id] = _file_entry(record)
+        for entry in self._adapters():
+            entries.setdefault(entry.id, entry)
         return sorted(entries.values(), key=lambda e: e.id)
+
+    def _adapters(self) -> builtins.list[ModelEntry]:
+        """The adapters in the models folder's adapter folders, as the model list shows them."""
+        records = self._records()
+        found = []
+        for kind, name, path in installed_adapters(self.models_dir):
+            record = records.get(name)
+            if record is not None and Path(record.path) == path:
+                found.append(_file_entry(record))
+                continue
+            size = folder_size(path) if path.is_dir() else path.stat().st_size
+            found.append(
+                ModelEntry(
+                    id=name,
+                    name=name,
+                    path=path,
+                    family="",
+                    read_only=False,
+                    inpaint=False,
+                    prediction_type="",
+                    size=size,
+                    type=cast(ModelType, kind),
+                )
+            )
+        return found
 
     def get(self, model_id: str, *, broken: bool = False) -> ModelEntry | None:
         """The checkpoint ``model_id``, or None; one that cannot be used (``problem``) only
@@ -324,4 +354,4 @@ class ModelCatalog:
         record = self.store.get(model_id)
         if record and record.type != "checkpoint" and Path(record.path).exists():
             return _file_entry(record)
-        return None
+        return next((e for e in self._adapters() if e.id == model_id), None)

@@ -101,12 +101,13 @@ class JobRunner:
 
     def on_done(self, job_id: str, message: JobDone) -> None:
         stored = [{**r, "image_path": self._image_path(r["path"])} for r in message.results]
-        self.store.mark_completed(job_id, stored)
+        warnings = [self.public_error(w) for w in message.warnings]
+        self.store.mark_completed(job_id, stored, warnings)
         self.previews.pop(job_id, None)
         results = [public_result(job_id, r) for r in stored]
         data: dict[str, Any] = {"results": results, "timings": message.timings}
-        if message.warnings:
-            data["warnings"] = message.warnings
+        if warnings:
+            data["warnings"] = warnings
         self.bus.publish("completed", job_id, data)
 
     def _image_path(self, path: str) -> str:
@@ -140,6 +141,16 @@ class JobRunner:
         self.previews.pop(job_id, None)
         self.bus.publish("cancelled", job_id, {})
 
+    def on_done_after_cancel(self, job_id: str, message: JobDone) -> None:
+        """The worker finished the job after its cancel was answered: it ends cancelled, as
+        the cancel said, and the images it wrote go (a cancelled job keeps none)."""
+        output_dir = self.options.output_dir.resolve()
+        for result in message.results:
+            path = Path(result["path"])
+            if path.resolve().is_relative_to(output_dir):
+                path.unlink(missing_ok=True)
+        self.on_cancelled(job_id)
+
     def fail_queued(self, reason: str) -> int:
         """Fail every queued job with ``reason`` (no worker can start); returns how many."""
         reason = self.public_error(reason)
@@ -148,22 +159,30 @@ class JobRunner:
             self.bus.publish("failed", job_id, {"error": reason})
         return len(failed)
 
-    def on_interrupted(self, job: Any, reason: str) -> None:
-        """The worker died (or the daemon is stopping) mid-job: retry it, or give up."""
+    def on_interrupted(self, job: Any, reason: str, *, retry: bool = True) -> None:
+        """The worker died (or the daemon is stopping) mid-job: retry it, or give up.
+
+        ``attempts`` counts the tries a dead worker cut short, the last one included, so a job
+        that fails after ``max_attempts`` shows as many as its error says it had. A stop of the
+        daemon is no try (the job goes back as it was); ``retry=False`` fails it at once (out of
+        memory: another try would meet the same wall).
+        """
         self.previews.pop(job.id, None)
         if reason == "daemon stopped":
             self.store.release(job.id)
             return
         reason = self.public_error(reason)
-        if job.attempts + 1 >= self.options.max_attempts:
-            error = f"{reason} (tried {job.attempts + 1} times)"
-            self.store.mark_failed(job.id, error)
-            self.bus.publish("failed", job.id, {"error": error})
+        tries = job.attempts + 1
+        if retry and tries < self.options.max_attempts:
+            self.store.requeue(job.id, reason)
+            self.bus.publish(
+                "queued", job.id, {"position": self.store.position(job.id), "retry": reason}
+            )
             return
-        self.store.requeue(job.id, reason)
-        self.bus.publish(
-            "queued", job.id, {"position": self.store.position(job.id), "retry": reason}
-        )
+        times = "once" if tries == 1 else f"{tries} times"
+        error = f"{reason} (tried {times})" if retry else reason
+        self.store.fail_interrupted(job.id, error)
+        self.bus.publish("failed", job.id, {"error": error})
 
 
 def public_result(job_id: str, result: dict[str, Any]) -> dict[str, Any]:

@@ -50,9 +50,14 @@ def stage_source(job: StageJob) -> Path:
     return _stage_url(job) if kind == "url" else _stage_path(job)
 
 
-def _fetch_all(job: StageJob, files: list[RemoteFile], into: Path, *, fresh: bool = True) -> None:
+def _fetch_all(
+    job: StageJob, files: list[RemoteFile], into: Path, *, fresh: bool = True, total: int = 0
+) -> None:
+    """Fetch ``files``; ``fresh`` starts the download's progress, counted against ``total``
+    bytes (the sum of ``files`` when 0: a hub repo fetched in two parts counts the whole
+    repo from the start, so its bar never goes back)."""
     if fresh:
-        job.progress.start("download", sum(f.size or 0 for f in files))
+        job.progress.start("download", total or sum(f.size or 0 for f in files))
         job.progress.expected = job.progress.total
     for remote in files:
         job.progress.file = remote.path
@@ -101,21 +106,31 @@ def _stage_hub(job: StageJob) -> Path:
     # inline is only peeked at (its nodes and opsets) with Range requests.
     onnx = listing.layout == "onnx"
     later = [f for f in files if is_weight_file(f.path) or (onnx and _peekable(f))]
-    _fetch_all(job, [f for f in files if f not in later], into)
-    job.progress.total = job.progress.expected = total
+    _fetch_all(job, [f for f in files if f not in later], into, total=total)
     if onnx:
-        graphs = folder_graphs(into)
+        try:
+            graphs = folder_graphs(into)
+        except ProtobufError as exc:  # a truncated or damaged graph
+            raise InstallError(f"{src['repo']}: {exc}") from None
         for remote in later:
             if _peekable(remote):
-                peeked = _peek(remote)
-                if peeked is None:  # no Range support: fetch it whole to read it
-                    _fetch_all(job, [remote], into, fresh=False)
-                    peeked = read_graph_ops(into / remote.path)
-                graphs[remote.path.split("/")[0]] = peeked
+                graphs[remote.path.split("/")[0]] = _graph_ops(job, remote, into)
         what = f"{src['repo']} (ONNX build)"
         check_runnable(job, assess(graphs) if graphs else None, what, refuse=True)
     _fetch_all(job, later, into, fresh=False)
     return into
+
+
+def _graph_ops(job: StageJob, remote: RemoteFile, into: Path) -> GraphOps:
+    """What a big graph needs, from its head where the server sends ranges, else fetched."""
+    try:
+        peeked = _peek(remote)
+        if peeked is None:  # no Range support: fetch it whole to read it
+            _fetch_all(job, [remote], into, fresh=False)
+            peeked = read_graph_ops(into / remote.path)
+    except ProtobufError as exc:
+        raise InstallError(f"{remote.path}: not a readable ONNX model ({exc})") from None
+    return peeked
 
 
 def _peekable(remote: RemoteFile) -> bool:

@@ -21,6 +21,7 @@ from impasto.services.optimize_stage import optimize_folder
 from impasto.services.safety import check_file, check_tree
 from impasto.services.stage_fetch import check_runnable, stage_source
 from impasto.services.stage_job import Installed, InstallError, StageJob
+from impasto.worker.files import ADAPTER_FOLDERS
 
 
 def _tree_hash(root: Path) -> str:
@@ -86,6 +87,11 @@ def prepare(job: StageJob) -> tuple[Path, Detected]:
         if ready.is_file():
             check_file(ready, job.max_file_size)
             detected = detect_file(ready)
+            if detected.type == "vae":
+                raise InstallError(
+                    f"{ready.name}: a VAE in one .safetensors file cannot run here: a VAE runs "
+                    "as an ONNX folder (MODELS/vae/NAME/vae_decoder/model.onnx)"
+                )
             if detected.type == "checkpoint":
                 ready, converted = _convert(job, ready), True
                 detected = detect_folder(ready)
@@ -140,7 +146,11 @@ def _split_for_deepcache(folder: Path) -> None:
 
 
 def finalize(job: StageJob, ready: Path, detected: Detected) -> Installed:
-    """Move the checked model into the models dir with one rename."""
+    """Move the checked model into the models dir with one rename: a folder as ``MODELS/ID``,
+    a LoRA or embedding as ``MODELS/loras/ID.safetensors`` (``embeddings/``), where requests
+    find them by name."""
+    if ready.is_file() and detected.type in ADAPTER_FOLDERS:
+        return _finalize_adapter(job, ready, detected)
     final = job.models_dir / job.model_id
     if final.exists():
         raise InstallError(f"{final} already exists; remove the model first")
@@ -164,3 +174,19 @@ def finalize(job: StageJob, ready: Path, detected: Detected) -> Installed:
         shutil.copytree(ready_root, partial)
         partial.rename(final)
     return Installed(inner or final, detected, size, digest)
+
+
+def _finalize_adapter(job: StageJob, ready: Path, detected: Detected) -> Installed:
+    folder = job.models_dir / ADAPTER_FOLDERS[detected.type]
+    final = folder / f"{job.model_id}.safetensors"
+    if final.exists():
+        raise InstallError(f"{final} already exists; remove the model first")
+    digest, size = sha256_of(ready), ready.stat().st_size
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.stat(ready).st_dev == os.stat(folder).st_dev:
+        ready.rename(final)
+    else:  # another filesystem: copy beside the target under a dot-name, then rename
+        partial = folder / f".{job.model_id}.{job.install_id}.partial"
+        shutil.copyfile(ready, partial)
+        partial.rename(final)
+    return Installed(final, detected, size, digest)

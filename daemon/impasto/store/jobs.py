@@ -6,7 +6,7 @@ import json
 import sqlite3
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from impasto.store.cursors import decode_cursor, encode_cursor
@@ -48,6 +48,8 @@ class JobRecord:
     completed_at: float | None
     plan: dict[str, Any] | None = None
     """The resolved plan (every default filled in); None on jobs from before plans."""
+    warnings: list[str] = field(default_factory=list)
+    """What the completed job warned about (a LoRA that matched nothing, ...)."""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> JobRecord:
@@ -72,6 +74,7 @@ class JobRecord:
             started_at=row["started_at"],
             completed_at=row["completed_at"],
             plan=json.loads(row["plan"]) if row["plan"] else None,
+            warnings=json.loads(row["warnings"]),
         )
 
 
@@ -251,9 +254,14 @@ class JobStore:
         """Record that a queued or running job was cancelled; ``None`` if already finished."""
         return self._transition(job_id, "cancelled", ("queued", "processing"), error=error)
 
-    def mark_completed(self, job_id: str, results: list[dict[str, Any]]) -> JobRecord | None:
-        """Record a running job's results; ``None`` if it is no longer processing."""
-        return self._transition(job_id, "completed", ("processing",), results=results)
+    def mark_completed(
+        self, job_id: str, results: list[dict[str, Any]], warnings: list[str] | None = None
+    ) -> JobRecord | None:
+        """Record a running job's results (and what it warned about); ``None`` if it is no
+        longer processing."""
+        return self._transition(
+            job_id, "completed", ("processing",), results=results, warnings=warnings
+        )
 
     def mark_failed(self, job_id: str, error: str) -> JobRecord | None:
         """Record that a queued or running job failed; ``None`` if already finished."""
@@ -296,6 +304,17 @@ class JobStore:
         if current is None:
             raise KeyError(job_id)
         return current
+
+    def fail_interrupted(self, job_id: str, error: str) -> JobRecord | None:
+        """Fail a processing job whose try a dead worker cut short, counting that try
+        (attempts + 1, as ``requeue`` counts each try it puts back); None if it is no longer
+        processing."""
+        now = time.time()
+        return self._one(
+            "UPDATE jobs SET status = 'failed', attempts = attempts + 1, error = ?,"
+            " completed_at = ?, updated_at = ? WHERE id = ? AND status = 'processing' RETURNING *",
+            (error, now, now, job_id),
+        )
 
     def release(self, job_id: str) -> JobRecord | None:
         """Give a processing job back to the queue without counting an attempt (shutdown)."""
@@ -378,6 +397,7 @@ class JobStore:
         *,
         error: str | None = None,
         results: list[dict[str, Any]] | None = None,
+        warnings: list[str] | None = None,
     ) -> JobRecord | None:
         now = time.time()
         sets = ["status = ?", "completed_at = ?", "updated_at = ?", "error = ?"]
@@ -385,6 +405,9 @@ class JobStore:
         if results is not None:
             sets.append("results = ?")
             parameters.append(json.dumps(results))
+        if warnings:
+            sets.append("warnings = ?")
+            parameters.append(json.dumps(warnings))
         return self._one(
             f"UPDATE jobs SET {', '.join(sets)}"
             f" WHERE id = ? AND status IN ({', '.join('?' * len(allowed_from))}) RETURNING *",

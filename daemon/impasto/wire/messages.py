@@ -56,6 +56,8 @@ class GenerationStatus(Schema):
     plan: ResolvedPlan | None = None
     results: list[ImageResult] = msgspec.field(default_factory=list)
     error: str | None = None
+    warnings: list[str] = msgspec.field(default_factory=list)
+    """What a completed job warns about (a LoRA whose weights matched nothing, ...)."""
     created_at: datetime | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None

@@ -15,6 +15,9 @@ from impasto.fsnames import plain_name
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 UPLOAD_PREFIX = "upload:"
 _LABELS = {"loras": "LoRA", "vae": "VAE", "embeddings": "embedding"}
+ADAPTER_FOLDERS = {"lora": "loras", "embedding": "embeddings", "vae": "vae"}
+"""The models folder's folder for each adapter type: where requests find them by name, where
+installs put them, and what the model list shows."""
 
 
 class NotInstalledError(LookupError):
@@ -67,24 +70,53 @@ def adapter_path(models_dir: Path, kind: str, name: str) -> Path:
     )
 
 
+def installed_adapters(models_dir: Path) -> list[tuple[str, str, Path]]:
+    """(type, name, path) of each adapter a request can name: the ``.safetensors`` files in
+    the models folder's loras/ and embeddings/, and the VAE folders in vae/ (blocking)."""
+    found = []
+    for kind, folder_name in ADAPTER_FOLDERS.items():
+        folder = models_dir / folder_name
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            usable = path.is_dir() if kind == "vae" else path.suffix == ".safetensors"
+            name = path.name if kind == "vae" else path.stem
+            if usable and plain_name(path.name) and not path.name.startswith("."):
+                found.append((kind, name, path))
+    return found
+
+
 def check_adapter(path: Path, kind: str, name: str, field: str) -> None:
     """NotInstalledError naming ``field`` when the installed adapter at ``path`` cannot be
-    used: a ``.safetensors`` whose header does not read, a VAE folder without its decoder.
-    Cheap (a header, a stat), so a request is refused before it queues a job that would fail."""
-    from impasto.formats.safetensors import SafetensorsError, read_header
+    used: a VAE that is not an ONNX folder with its decoder, a LoRA or embedding that is not a
+    ``.safetensors`` file whose header reads, a LoRA whose tensors are not a LoRA's. Cheap (a
+    header, a stat), so a request is refused before it queues a job that would fail."""
+    from impasto.formats.safetensors import SafetensorsError, holds_lora, read_header
 
     label = _LABELS.get(kind, kind)
-    if path.is_dir():
+    if kind == "vae":
+        if not path.is_dir():
+            raise NotInstalledError(
+                field,
+                f"VAE {name!r} is a single file: a VAE runs here as an ONNX folder "
+                f"(vae/{name}/vae_decoder/model.onnx)",
+            )
         if not (path / "vae_decoder" / "model.onnx").is_file():
             raise NotInstalledError(
-                field, f"{label} {name!r} is incomplete: its folder has no vae_decoder/model.onnx"
+                field, f"VAE {name!r} is incomplete: its folder has no vae_decoder/model.onnx"
             )
         return
+    if path.is_dir():
+        raise NotInstalledError(field, f"{label} {name!r} is a folder, not a .safetensors file")
     try:
-        read_header(path)
+        header = read_header(path)
     except (SafetensorsError, OSError) as exc:
         reason = exc if isinstance(exc, SafetensorsError) else exc.strerror
         raise NotInstalledError(field, f"{label} {name!r} cannot be read: {reason}") from None
+    if kind == "loras" and not holds_lora(header):
+        raise NotInstalledError(
+            field, f"LoRA {name!r} holds no LoRA weights (an embedding or another model's file?)"
+        )
 
 
 def embeddings_in(models_dir: Path, text: str) -> list[str]:

@@ -195,7 +195,7 @@ class Worker:
             started = time.perf_counter()
             images = pipe.generate(params, progress=progress, cancel=token)
             generated = time.perf_counter()
-            results = write_outputs(job, params, images, self.plugins)
+            results = write_outputs(job, params, images, self.plugins, token)
             timings = {
                 "load": round(started - loading, 6),
                 "engine": round(generated - started, 6),
@@ -229,39 +229,56 @@ class Worker:
 
 
 def write_outputs(
-    job: RunJob, params: Any, images: list[Any], plugins: Any = None
+    job: RunJob, params: Any, images: list[Any], plugins: Any = None, cancel: Any = None
 ) -> list[dict[str, Any]]:
-    """Post-process each image through the job's plugins, write it atomically; return records."""
+    """Post-process each image through the job's plugins, write it atomically; return records.
+
+    A cancel (``cancel``, the job's token) that comes before the last image is written raises
+    GenerationCancelled and removes the images written so far: a cancelled job keeps none."""
+    folder = Path(job.output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = []
+    try:
+        for index, generated in enumerate(images):
+            results.append(_write_one(job, index, generated, folder, plugins, cancel))
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+    except BaseException:
+        for written in results:
+            Path(written["path"]).unlink(missing_ok=True)
+        raise
+    return results
+
+
+def _write_one(
+    job: RunJob, index: int, generated: Any, folder: Path, plugins: Any, cancel: Any
+) -> dict[str, Any]:
+    """Post-process and write one image; its record."""
     from impasto.formats.png import write_png
     from impasto.plugins import PostprocessResult
 
-    folder = Path(job.output_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    results = []
-    for index, generated in enumerate(images):
-        # The PNG metadata is written by the built-in png_metadata plugin, like any other.
-        result = PostprocessResult(
-            job_id=job.job_id,
-            index=index,
-            seed=generated.seed,
-            model=job.plan.model,
-            request=msgspec.to_builtins(job.plan),
-        )
-        image = generated.image
-        if plugins is not None:
-            image = plugins.postprocess(result, image, job.plugins, job.plugin_options)
-        path = write_png(image, folder / f"{job.job_id}-{index}.png", text=result.text)
-        results.append(
-            {
-                "index": index,
-                "path": str(path),
-                "seed": generated.seed,
-                "width": image.width,
-                "height": image.height,
-                "metadata": {str(key): str(value) for key, value in result.text.items()},
-            }
-        )
-    return results
+    # The PNG metadata is written by the built-in png_metadata plugin, like any other.
+    result = PostprocessResult(
+        job_id=job.job_id,
+        index=index,
+        seed=generated.seed,
+        model=job.plan.model,
+        request=msgspec.to_builtins(job.plan),
+    )
+    image = generated.image
+    if plugins is not None:
+        image = plugins.postprocess(result, image, job.plugins, job.plugin_options, cancel)
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    path = write_png(image, folder / f"{job.job_id}-{index}.png", text=result.text)
+    return {
+        "index": index,
+        "path": str(path),
+        "seed": generated.seed,
+        "width": image.width,
+        "height": image.height,
+        "metadata": {str(key): str(value) for key, value in result.text.items()},
+    }
 
 
 def describe_choice(choice: Any) -> dict[str, Any]:

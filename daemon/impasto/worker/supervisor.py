@@ -35,6 +35,9 @@ log = logging.getLogger("impasto.supervisor")
 # Starts in a row that die before the worker says Ready, before health reports a problem and
 # queued jobs fail with its reason instead of waiting for a worker that never comes.
 MAX_START_FAILURES = 3
+# Seconds a worker has to stop a cancelled job (its next sampler step, its next plugin call)
+# before it is restarted: a plugin hook that never returns must not hold the job.
+CANCEL_GRACE_S = 30.0
 
 
 class JobRunner(Protocol):
@@ -47,9 +50,10 @@ class JobRunner(Protocol):
     def on_started(self, job_id: str, message: Started) -> None: ...
     def on_progress(self, job_id: str, message: StepProgress) -> None: ...
     def on_done(self, job_id: str, message: JobDone) -> None: ...
+    def on_done_after_cancel(self, job_id: str, message: JobDone) -> None: ...
     def on_failed(self, job_id: str, error: str) -> None: ...
     def on_cancelled(self, job_id: str) -> None: ...
-    def on_interrupted(self, job: Any, reason: str) -> None: ...
+    def on_interrupted(self, job: Any, reason: str, *, retry: bool = True) -> None: ...
     def fail_queued(self, reason: str) -> int: ...
 
 
@@ -65,8 +69,10 @@ class Supervisor:
         command: Callable[[], list[str]] = worker_command,
         env: dict[str, str] | None = None,
         log_dir: Path | None = None,
+        cancel_grace: float = CANCEL_GRACE_S,
     ) -> None:
         self.runner = runner
+        self.cancel_grace = cancel_grace
         self.count = max(1, count)
         self.worker_args = worker_args or []
         self.command = command
@@ -80,6 +86,7 @@ class Supervisor:
         # Jobs whose interruption could not be recorded yet (a full disk): retried until it is.
         self._unsettled: dict[str, tuple[Any, str, bool]] = {}
         self._cancelled: set[str] = set()
+        self._cancel_watches: set[asyncio.Task[None]] = set()
         # Per worker slot: starts in a row that failed, and why the last one did.
         self._start_failures: dict[int, int] = {}
         self._problems: dict[int, str] = {}
@@ -113,18 +120,40 @@ class Supervisor:
         self._wake.set()
 
     async def cancel(self, job_id: str) -> bool:
+        """Ask the worker running ``job_id`` to stop it; True if one runs it. The job ends
+        ``cancelled`` whatever the worker answers next (it died, or it finished: the
+        images go), and a worker still on it after ``cancel_grace`` seconds is restarted."""
         for handle in self.handles.values():
             if handle.job_id == job_id:
                 self._cancelled.add(job_id)  # honoured even if the worker dies first
                 with contextlib.suppress(ConnectionError, RuntimeError):
                     await handle.send(CancelJob(job_id=job_id))
+                watch = asyncio.create_task(self._restart_if_stuck(handle, job_id))
+                self._cancel_watches.add(watch)
+                watch.add_done_callback(self._cancel_watches.discard)
                 return True
         return False
+
+    async def _restart_if_stuck(self, handle: WorkerHandle, job_id: str) -> None:
+        await asyncio.sleep(self.cancel_grace)
+        if handle.job_id != job_id or handle.dead.is_set() or self._stopping:
+            return
+        log.warning(
+            "%s has not stopped cancelled job %s in %g s (a plugin hook or a step that does "
+            "not return); restarting it",
+            handle.id,
+            job_id,
+            self.cancel_grace,
+        )
+        with contextlib.suppress(ProcessLookupError):
+            handle.process.kill()
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Ask every worker to stop after cancelling its running step; kill stragglers."""
         self._stopping = True
         self._wake.set()
+        for watch in list(self._cancel_watches):
+            watch.cancel()
         for handle in list(self.handles.values()):
             with contextlib.suppress(Exception):
                 await handle.send(Shutdown())
@@ -281,10 +310,8 @@ class Supervisor:
         try:
             if job.id in self._cancelled and reason != "daemon stopped":
                 self.runner.on_cancelled(job.id)
-            elif retry:
-                self.runner.on_interrupted(job, reason)
             else:
-                self.runner.on_failed(job.id, reason)
+                self.runner.on_interrupted(job, reason, retry=retry)
         except Exception as exc:
             log.error("could not record the end of job %s (%s); will retry", job.id, exc)
             self._unsettled[job.id] = (job, reason, retry)
@@ -315,11 +342,18 @@ class Supervisor:
             elif isinstance(message, StepProgress):
                 self.runner.on_progress(job.id, message)
             elif isinstance(message, JobDone):
-                self.runner.on_done(job.id, message)
+                if job.id in self._cancelled:  # it finished after the cancel was answered
+                    self.runner.on_done_after_cancel(job.id, message)
+                else:
+                    self.runner.on_done(job.id, message)
                 return True
             elif isinstance(message, JobFailed):
                 error = f"{message.field}: {message.error}" if message.field else message.error
-                self.runner.on_failed(job.id, error)
+                if job.id in self._cancelled:  # failed on its way out: it ends as cancelled
+                    log.info("cancelled job %s failed while stopping: %s", job.id, error)
+                    self.runner.on_cancelled(job.id)
+                else:
+                    self.runner.on_failed(job.id, error)
                 return True
             elif isinstance(message, JobCancelled):
                 if self._stopping:

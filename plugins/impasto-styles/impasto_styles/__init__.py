@@ -22,6 +22,9 @@ SETTINGS = {
 # The request field a refusal names: this plugin's options (A1111 clients send them as
 # ``styles``, and their errors say so).
 FIELD = "plugins.styles"
+# What the request's options may be (the plugin host refuses anything else with a 422): the
+# names of styles to apply, or one name.
+OPTIONS = list[str] | str | None
 
 _cache: dict[Path, tuple[float, dict[str, dict[str, str]]]] = {}
 _context: dict[str, PluginContext] = {}

@@ -61,6 +61,21 @@ def test_unknown_style_is_a_422_listing_the_known_ones(daemon: Daemon) -> None:
     assert response.json()["errors"][0]["field"] == "plugins.styles"
 
 
+@pytest.mark.parametrize("options", [5, {"name": "noir"}, [1, 2]])
+def test_options_of_another_type_are_a_422_saying_what_it_takes(
+    daemon: Daemon, options: object
+) -> None:
+    """Not ``TypeError: 'int' object is not iterable`` from inside the plugin."""
+    with daemon.client() as client:
+        body = {**TINY, "prompt": "x", "plugins": {"styles": options}}
+        response = client.post("/api/v1/generate", json=body)
+    assert response.status_code == 422, response.text
+    error = response.json()["errors"][0]
+    assert error["field"] == "plugins.styles"
+    assert error["message"].startswith("plugin 'styles' takes list[str] | str | None here: ")
+    assert "TypeError" not in error["message"]
+
+
 def test_thousands_of_unknown_names_are_not_all_repeated(daemon: Daemon) -> None:
     names = [f"style{i}" for i in range(5000)]
     with daemon.client() as client:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from PIL import Image
 
 from impasto.engine.image_upscale import ModelUpscaler, Upscaler, upscale_image
@@ -18,6 +19,18 @@ SETTINGS = {
     "name; empty: the first upscalers/*.onnx.",
 }
 SCALES = (2, 4)
+FIELD = "plugins.upscale"  # the request field a refusal names: this plugin's options
+
+
+class ScaleOptions(msgspec.Struct, forbid_unknown_fields=True):
+    """``{"scale": 2}``, the long form of the options."""
+
+    scale: int = 0
+
+
+# What the request's options may be (the plugin host refuses anything else with a 422):
+# 2 or 4, false or 0 for none, or {"scale": 2}.
+OPTIONS = int | bool | ScaleOptions | None
 
 
 def requested_scale(options: Any, config: dict[str, Any]) -> int:
@@ -28,7 +41,7 @@ def requested_scale(options: Any, config: dict[str, Any]) -> int:
     if value in (0, None, False):
         return 0
     if isinstance(value, bool) or value not in SCALES:
-        raise RejectRequest(f"upscale must be 2 or 4, not {value!r}", field="plugins")
+        raise RejectRequest(f"upscale must be 2 or 4, not {value!r}", field=FIELD)
     return int(value)
 
 

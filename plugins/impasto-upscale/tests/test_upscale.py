@@ -82,9 +82,25 @@ def test_onnx_model_once_installed(daemon: Daemon) -> None:
     )
 
 
-def test_bad_scale_is_refused_at_submit(daemon: Daemon) -> None:
+def test_bad_scale_is_refused_at_submit_on_the_plugins_own_field(daemon: Daemon) -> None:
     with daemon.client() as client:
         body = {**TINY, "prompt": "x", "plugins": {"upscale": 3}}
         response = client.post("/api/v1/generate", json=body)
     assert response.status_code == 422
     assert "'upscale'" in response.json()["detail"] and "2 or 4" in response.json()["detail"]
+    assert response.json()["errors"][0]["field"] == "plugins.upscale"
+
+
+@pytest.mark.parametrize("options", ["2", [2], {"scael": 2}, {"scale": "2"}])
+def test_options_of_another_shape_are_a_422_saying_what_it_takes(
+    daemon: Daemon, options: object
+) -> None:
+    with daemon.client() as client:
+        body = {**TINY, "prompt": "x", "plugins": {"upscale": options}}
+        response = client.post("/api/v1/generate", json=body)
+    assert response.status_code == 422, response.text
+    error = response.json()["errors"][0]
+    assert error["field"] == "plugins.upscale"
+    assert error["message"].startswith(
+        "plugin 'upscale' takes int | bool | {scale: int} | None here: "
+    ), error

@@ -59,6 +59,11 @@ def ping() -> dict[str, str]:
     return {"pong": "extras"}
 
 
+@get("/exit", sync_to_thread=True)
+def exit_route() -> dict[str, str]:
+    raise SystemExit(3)  # what an argparse inside a route does
+
+
 @hookimpl
 def register_routes():
-    return [ping]
+    return [ping, exit_route]

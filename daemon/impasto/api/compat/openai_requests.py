@@ -10,6 +10,7 @@ import msgspec
 from litestar.datastructures import UploadFile
 from PIL import Image
 
+from impasto.api.bodies import read_file_part
 from impasto.api.compat.common import checked_request, upload
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.openai_schemas import ImageGenerationRequest
@@ -145,7 +146,7 @@ async def read_image(services: Services, value: Any, field: str) -> Image.Image:
     file = _file(value)
     if file is None:
         raise CompatError(400, f"send {field} as a file in multipart/form-data", field)
-    content = await file.read(services.uploads.max_bytes + 1)
+    content = await read_file_part(file, services.uploads.max_bytes, field)
     return await asyncio.to_thread(decode_image, content, field, services.uploads.max_bytes)
 
 

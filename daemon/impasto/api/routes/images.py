@@ -16,6 +16,7 @@ from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, MultipartBody
 from PIL import Image
 
+from impasto.api.bodies import read_file_part
 from impasto.api.dependencies import Jobs, Uploads
 from impasto.api.etags import none_match
 from impasto.api.openapi_doc import ALSO_ANSWERS
@@ -91,6 +92,6 @@ class ImagesController(Controller):
         uploads: Uploads,
         data: MultipartBody[UploadForm],
     ) -> UploadedImage:
-        content = await data.file.read(uploads.max_bytes + 1)
+        content = await read_file_part(data.file, uploads.max_bytes, "file")
         upload_id, image = await asyncio.to_thread(uploads.save_bytes, content, "file")
         return UploadedImage(id=upload_id, width=image.width, height=image.height, mode=image.mode)

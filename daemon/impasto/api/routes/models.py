@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
@@ -11,7 +12,7 @@ from litestar import Controller, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import Meta
 
-from impasto.api.dependencies import Catalog, MachineProvider, Manager
+from impasto.api.dependencies import Catalog, Jobs, MachineProvider, Manager
 from impasto.api.params import comma_list, ranged, read_comma_list
 from impasto.engine.runs_on import short_name
 from impasto.services.installs import install_json
@@ -90,8 +91,9 @@ class InstallRequest(Schema):
     ] = False
 
 
-def model_detail(m: ModelEntry, provider: str = "") -> ModelDetail:
-    """The wire form of an installed model; ``provider`` is this machine's, when known."""
+def model_detail(m: ModelEntry, shown: Callable[[str], str], provider: str = "") -> ModelDetail:
+    """The wire form of an installed model; ``shown`` labels its path (``<models>/...``: no
+    local path reaches a client), ``provider`` is this machine's, when known."""
     capability = m.capability
     runs_here = capability.runs(provider) if capability and provider else None
     return ModelDetail(
@@ -103,7 +105,7 @@ def model_detail(m: ModelEntry, provider: str = "") -> ModelDetail:
         name=m.name,
         type=m.type,
         family=m.family,
-        path=str(m.path),
+        path=shown(str(m.path)),
         size=m.size,
         read_only=m.read_only,
         inpaint=m.inpaint,
@@ -159,14 +161,18 @@ class ModelsController(Controller):
     async def list_models(
         self,
         catalog: Catalog,
+        jobs: Jobs,
         machine_provider: MachineProvider,
-        kinds: Annotated[str | None, comma_list(MODEL_TYPES, name="type")] = None,
+        kinds: Annotated[list[str] | None, comma_list(MODEL_TYPES, name="type")] = None,
     ) -> list[ModelDetail]:
         wanted = read_comma_list(kinds, MODEL_TYPES, "type")
         # Describing model folders reads ONNX headers and sizes folders: not on the event loop.
         entries = await asyncio.to_thread(catalog.list_all)
+        shown = jobs.runner.public_error
         return [
-            model_detail(m, machine_provider) for m in entries if not wanted or m.type in wanted
+            model_detail(m, shown, machine_provider)
+            for m in entries
+            if not wanted or m.type in wanted
         ]
 
     @get("/catalog", summary="The model catalog, with the build this machine would get")
@@ -206,13 +212,16 @@ class ModelsController(Controller):
     async def get_model(
         self, manager: Manager, machine_provider: MachineProvider, model_id: FromPath[str]
     ) -> ModelDetail:
-        return model_detail(manager.get(model_id), machine_provider)
+        # Finding it reads the models folder (a model's graphs, the adapter folders): a thread.
+        found = await asyncio.to_thread(manager.get, model_id)
+        return model_detail(found, manager.jobs.runner.public_error, machine_provider)
 
     @delete("/{model_id:str}", status_code=200, summary="Remove a model (409 while jobs use it)")
     async def remove(
         self, manager: Manager, model_id: FromPath[str], force: FromQuery[bool] = False
     ) -> ModelDetail:
-        return model_detail(await manager.remove(model_id, force=force))
+        removed = await manager.remove(model_id, force=force)
+        return model_detail(removed, manager.jobs.runner.public_error)
 
     @post("/{model_id:str}/load", status_code=200, summary="Load a model into the workers now")
     async def load(

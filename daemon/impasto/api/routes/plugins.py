@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
-from litestar import Controller, Router, get, post
+from litestar import Controller, Request, Response, Router, get, post
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotFoundException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath
 
 from impasto.api.dependencies import Plugins, services_of
-from impasto.plugins import UnknownPluginError
+from impasto.plugins import PluginFailed, PluginUnavailableError, UnknownPluginError
+from impasto.plugins.calls import from_ctrl_c
 from impasto.plugins.manager import PluginHost
-from impasto.services.errors import NotFoundError
+from impasto.services.errors import ConflictError, NotFoundError
 from impasto.wire import PluginInfo
 
 PLUGIN_ROUTES_PREFIX = "/api/v1/plugins"
+log = logging.getLogger("impasto.plugins")
 
 
 def _set(host: PluginHost, name: str, enabled: bool) -> PluginInfo:
@@ -25,6 +28,8 @@ def _set(host: PluginHost, name: str, enabled: bool) -> PluginInfo:
         return PluginInfo(**host.set_enabled(name, enabled))
     except UnknownPluginError as exc:
         raise NotFoundError(str(exc)) from None
+    except PluginUnavailableError as exc:  # it failed to load: enabling it would do nothing
+        raise ConflictError(str(exc)) from None
 
 
 class PluginsController(Controller):
@@ -48,7 +53,8 @@ def _enabled_guard(name: str) -> Any:
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         host = services_of(connection.app.state).plugins
         if host is None or not host.active(name):
-            raise NotFoundException(f"plugin {name!r} is disabled; `impasto plugins enable {name}`")
+            why = host.not_running(name) if host is not None else "plugins are off"
+            raise NotFoundException(why)
 
     return guard
 
@@ -60,7 +66,43 @@ def plugin_routers(host: PluginHost) -> list[Router]:
             path=f"{PLUGIN_ROUTES_PREFIX}/{name}",
             route_handlers=handlers,
             guards=[_enabled_guard(name)],
+            middleware=[_pinned_on(name)],
+            exception_handlers={PluginFailed: _plugin_failed},
             tags=[f"plugin {name}"],
         )
-        for name, handlers in host.route_handlers().items()
+        for name, handlers in host.route_handlers(is_route_handler).items()
     ]
+
+
+def _plugin_failed(request: Request[Any, Any, Any], exc: PluginFailed) -> Response[Any]:
+    """A plugin's route failed: a 500 naming the plugin (logged where it was raised)."""
+    return Response({"status_code": 500, "detail": exc.message}, status_code=500)
+
+
+def _pinned_on(name: str) -> Any:
+    """Middleware of a plugin's routes: a SystemExit or KeyboardInterrupt its handler raises
+    (which Litestar's error handling, for Exceptions, lets through as a bare 500 and no log)
+    is the plugin's error, logged with its traceback. A cancelled request's CancelledError
+    stays the server's."""
+
+    def middleware(app: Any) -> Any:
+        async def pinned(scope: Any, receive: Any, send: Any) -> None:
+            try:
+                await app(scope, receive, send)
+            except (SystemExit, KeyboardInterrupt) as exc:
+                if from_ctrl_c(exc):
+                    raise
+                route = f"its route {scope.get('path', '')}"
+                log.error("plugin %s failed in %s", name, route, exc_info=exc)
+                raise PluginFailed(name, route, exc) from exc
+
+        return pinned
+
+    return middleware
+
+
+def is_route_handler(value: Any) -> bool:
+    """What Litestar mounts: a route handler, a router, or a controller class."""
+    if isinstance(value, type):
+        return issubclass(value, Controller)
+    return isinstance(value, BaseRouteHandler | Router)

@@ -76,7 +76,7 @@ class HistoryController(Controller):
         jobs: Jobs,
         cursor: FromQuery[str | None] = None,
         limit: Annotated[int, ranged(PageLimit)] = 50,
-        status: Annotated[str | None, comma_list(STATUSES)] = None,
+        status: Annotated[list[str] | None, comma_list(STATUSES)] = None,
         model: FromQuery[str | None] = None,
         q: Annotated[str | None, QueryParameter(max_length=1000)] = None,
     ) -> HistoryPage:
