@@ -203,6 +203,18 @@ def daemon_with_models(root: Path, models: Path) -> Iterator[Daemon]:
         yield daemon
 
 
+def wait_gone(pids: list[int], timeout: float = 30.0) -> None:
+    """Wait for these processes to exit (workers notice their daemon's pipe closed)."""
+    for pid in pids:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+
+
 def wait_status(
     client: httpx.Client, job_id: str, statuses: set[str], timeout: float = 120.0
 ) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import signal
 import sqlite3
 import time
 
-from tests.harness import TINY, Daemon, wait_status
+from tests.harness import TINY, Daemon, wait_gone, wait_status
 
 SLOW = {"width": 256, "height": 256, "steps": 60}
 
@@ -75,14 +75,7 @@ def test_daemon_killed_with_queued_jobs_finishes_them_after_restart(
         _wait_processing(daemon, running["id"], min_step=1)
     worker_pids = [w["pid"] for w in daemon.workers()]
     daemon.kill()
-    for pid in worker_pids:  # the worker notices its pipe closed and exits
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
+    wait_gone(worker_pids)  # the worker notices its pipe closed and exits
     assert daemon.discovery_file.exists()  # left behind by the crash ...
 
     restarted = daemon_factory(tmp_path, port=daemon.port).start()  # ... and cleaned up on start

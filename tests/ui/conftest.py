@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +140,30 @@ def lived_in_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon
             time.sleep(0.1)
     yield daemon
     daemon.stop()
+
+
+@contextlib.contextmanager
+def serve_html(body: str, host: str = "127.0.0.1") -> Iterator[str]:
+    """Another web site on this machine: one page, ``body``, served from a loopback port (a
+    real server: a page the browser makes up is not in the loopback address space). Yields
+    its origin as ``http://HOST:PORT``."""
+    page = body.encode()
+
+    class OnePage(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), OnePage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.harness import Daemon
+from tests.ui.conftest import serve_html
 
 TOKEN = "cors-token"
 
@@ -42,31 +41,12 @@ CALLS = """async ([base, token]) => {
 }"""
 
 
-class _Blank(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b"<!doctype html><title>another app</title>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def origins() -> Iterator[tuple[str, str]]:
-    """Two other web apps on this machine: pages served from loopback by a real server (a
-    page the browser made up would not be in the loopback address space, and Chromium keeps
-    such pages from loopback servers whatever they answer)."""
-    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _Blank) for _ in range(2)]
-    for server in servers:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield tuple(f"http://localhost:{s.server_address[1]}" for s in servers)  # type: ignore[misc]
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    """Two other web apps on this machine, at http://localhost:PORT."""
+    page = "<!doctype html><title>another app</title>"
+    with serve_html(page, "localhost") as listed, serve_html(page, "localhost") as unlisted:
+        yield listed, unlisted
 
 
 @pytest.fixture(scope="module")

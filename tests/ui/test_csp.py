@@ -3,17 +3,15 @@ origin, and the UI and the docs page work under their Content-Security-Policy.""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.ui.conftest import QUICK, checked_page, fill_form, new_page
+from tests.ui.conftest import QUICK, checked_page, fill_form, new_page, serve_html
 
 PANELS = ["generate", "queue", "gallery", "models", "system"]
 # Runs before any page script: records every CSP violation the page reports.
@@ -28,29 +26,9 @@ document.addEventListener('securitypolicyviolation', (e) => {
 @pytest.fixture
 def attacker_origin(impasto_daemon: Any) -> Iterator[str]:
     """A page on another loopback port that frames the UI, as a site the user visits would."""
-    target = impasto_daemon.url
-
-    class Framer(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = (
-                f"<!doctype html><title>attacker</title>"
-                f"<iframe id='victim' src='{target}/' width=800 height=600></iframe>"
-            ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Framer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    frame = f"<iframe id='victim' src='{impasto_daemon.url}/' width=800 height=600></iframe>"
+    with serve_html(f"<!doctype html><title>attacker</title>{frame}") as origin:
+        yield origin
 
 
 def test_ui_and_docs_send_the_security_headers(impasto_daemon: Any) -> None:

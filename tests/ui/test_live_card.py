@@ -3,14 +3,12 @@ image and a daemon that goes away mid-job."""
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Browser, Page, expect
 
-from tests.harness import TINY, wait_status
+from tests.harness import TINY, wait_gone, wait_status
 from tests.ui.conftest import QUICK, fill_form, finished_job, new_page, open_ui
 
 SLOW = {"width": "512", "height": "512", "steps": "150"}  # tens of seconds on the tiny model
@@ -110,18 +108,6 @@ def test_a_deleted_image_leaves_the_card(page: Page, impasto_daemon: Any) -> Non
     expect(page.locator("#viewer")).to_be_hidden()
 
 
-def _wait_gone(pids: list[int]) -> None:
-    """The workers notice their daemon's pipe closed and exit."""
-    for pid in pids:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
-
-
 def test_the_card_says_the_daemon_is_away_then_follows_the_requeued_job(
     browser: Browser, daemon_factory: Any, tmp_path: Path
 ) -> None:
@@ -142,7 +128,7 @@ def test_the_card_says_the_daemon_is_away_then_follows_the_requeued_job(
         job_id = str(live.get_attribute("data-job"))
         workers = [w["pid"] for w in first.workers()]
         first.kill()
-        _wait_gone(workers)
+        wait_gone(workers)
 
         expect(live).to_have_attribute("data-state", "offline")
         expect(page.locator("#live-title")).to_have_text("Daemon unavailable")

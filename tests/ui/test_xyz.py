@@ -17,6 +17,19 @@ from tests.ui.conftest import QUICK, fill_form, open_ui
 from tests.ui.test_accessibility import axe_violations
 
 
+def _run_without_legend(page: Page) -> list[int]:
+    """Run the plot with no legend; the grid's [width, height] once it is done."""
+    page.uncheck("#xyz-legend")
+    page.click("#xyz-run")
+    expect(page.locator("#xyz-status")).to_have_text("Done.", timeout=120_000)
+    return list(
+        page.evaluate(
+            "(() => { const i = document.querySelector('#xyz-result');"
+            " return [i.naturalWidth, i.naturalHeight]; })()"
+        )
+    )
+
+
 def test_plot_of_steps_by_prompt_sr_shows_the_grid(page: Page, impasto_daemon: Any) -> None:
     open_ui(page)
     fill_form(page, prompt="a red circle", seed="12", **QUICK)
@@ -25,15 +38,8 @@ def test_plot_of_steps_by_prompt_sr_shows_the_grid(page: Page, impasto_daemon: A
     page.fill("#xyz-x-values", "1-3")
     page.select_option("#xyz-y-type", "Prompt S/R")
     page.fill("#xyz-y-values", "red, blue")
-    page.uncheck("#xyz-legend")
-    page.click("#xyz-run")
-
-    expect(page.locator("#xyz-status")).to_have_text("Done.", timeout=120_000)
+    size = _run_without_legend(page)
     # Without a legend the grid is exactly 3 x 2 cells of 64 px.
-    size = page.evaluate(
-        "(() => { const i = document.querySelector('#xyz-result');"
-        " return [i.naturalWidth, i.naturalHeight]; })()"
-    )
     assert size == [3 * 64, 2 * 64]
     src = page.get_attribute("#xyz-result", "src") or ""
     grid = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
@@ -120,14 +126,8 @@ def test_the_plot_sends_the_forms_other_settings(page: Page, impasto_daemon: Any
     expect(unused).not_to_contain_text("DeepCache")
     page.select_option("#xyz-x-type", "Seed")
     page.fill("#xyz-x-values", "3, 4")
-    page.uncheck("#xyz-legend")
-    page.click("#xyz-run")
-    expect(page.locator("#xyz-status")).to_have_text("Done.", timeout=120_000)
+    size = _run_without_legend(page)
     # Each cell is the hires pass's size: twice 64 px.
-    size = page.evaluate(
-        "(() => { const i = document.querySelector('#xyz-result');"
-        " return [i.naturalWidth, i.naturalHeight]; })()"
-    )
     assert size == [2 * 128, 128]
     with impasto_daemon.client() as client:
         items = client.get("/api/v1/history/", params={"limit": 2}).json()["items"]
