@@ -59,7 +59,8 @@ def test_unknown_config_key_is_refused(tmp_path: Path) -> None:
     ("content", "words"),
     [
         (b"port = 1\n[plugins\n", "Expected ']'"),
-        (b"\xff\xfeport = 1\n", "utf-8"),
+        (b"\xff\xfeport = 1\n", "line 1 is not UTF-8"),
+        (b"port = 1\n# caf\xe9\n", "line 2 is not UTF-8"),
     ],
 )
 def test_an_unreadable_config_file_is_named(tmp_path: Path, content: bytes, words: str) -> None:
@@ -142,16 +143,16 @@ def test_every_numeric_setting_is_bounded() -> None:
 @pytest.mark.parametrize(
     ("key", "value", "words"),
     [
-        ("port", "70000", "<= 65535"),
-        ("port", "-1", ">= 0"),
-        ("workers", "-3", ">= 0"),
-        ("max_queue", "0", ">= 1"),
-        ("max_attempts", "0", ">= 1"),
-        ("keep_alive", "nan", ">= 0"),
-        ("keep_alive", "inf", "<= 604800"),
-        ("preview_every", "-2", ">= 0"),
-        ("max_upload_size", "0", ">= 1"),
-        ("rate_limit", "-1", ">= 0"),
+        ("port", "70000", "Allowed: 0-65535."),
+        ("port", "-1", "Allowed: 0-65535."),
+        ("workers", "-3", "Allowed: 0-64."),
+        ("max_queue", "0", "Allowed: >= 1."),
+        ("max_attempts", "0", "Allowed: 1-100."),
+        ("keep_alive", "nan", "Allowed: 0-604800."),
+        ("keep_alive", "inf", "Allowed: 0-604800."),
+        ("preview_every", "-2", "Allowed: >= 0."),
+        ("max_upload_size", "0", "Allowed: >= 1."),
+        ("rate_limit", "-1", "Allowed: >= 0."),
         ("log_level", "bogus", "debug, info, warning, error"),
         ("hf_endpoint", "hub.local", "http:// or https:// URL"),
         ("cluster", "ray:/10.0.0.1:10001", "ray://HOST:PORT"),
@@ -184,3 +185,109 @@ def test_the_docs_table_states_each_range() -> None:
     table = markdown_table()
     assert "TCP port of the HTTP server (0 picks a free port). Allowed: 0-65535." in table
     assert "Allowed: 0-604800." in table  # keep_alive, as the API's keep_alive
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        *[(word, True) for word in ("1", " TRUE ", "Yes", "on")],
+        *[(word, False) for word in ("0", "false", " NO", "Off ")],
+    ],
+)
+def test_env_booleans_take_the_documented_words(tmp_path: Path, raw: str, expected: bool) -> None:
+    env = {"IMPASTO_SOCKET": raw}
+    assert load_settings(env=env, config_path=tmp_path / "none.toml").settings.socket is expected
+
+
+@pytest.mark.parametrize("raw", ["ture", "", "2", "enabled"])
+def test_an_unknown_env_boolean_is_refused_naming_the_variable(tmp_path: Path, raw: str) -> None:
+    with pytest.raises(ValueError, match=r"'socket' from environment \(IMPASTO_SOCKET\)"):
+        load_settings(env={"IMPASTO_SOCKET": raw}, config_path=tmp_path / "none.toml")
+
+
+def test_env_numbers_may_have_surrounding_spaces(tmp_path: Path) -> None:
+    env = {"IMPASTO_PORT": " 8081 ", "IMPASTO_KEEP_ALIVE": "\t60\n"}
+    s = load_settings(env=env, config_path=tmp_path / "none.toml").settings
+    assert (s.port, s.keep_alive) == (8081, 60.0)
+
+
+PATH_SETTINGS = ["data_dir", "runtime_dir", "log_dir", "output_dir", "models_dir", "temp_dir"]
+
+
+def test_path_settings_expand_home_and_become_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, work, conf = tmp_path / "home", tmp_path / "work", tmp_path / "conf"
+    for folder in (home, work, conf):
+        folder.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    config = conf / "config.toml"
+    config.write_text('data_dir = "~/impasto-x"\nlog_dir = "logs"\ninstall_roots = ["~/m", "m"]\n')
+    env = {ENV_PREFIX + "RUNTIME_DIR": "rt", ENV_PREFIX + "MODELS_DIR": "~/models"}
+    cli = {"socket_path": "rt/impasto.sock", "temp_dir": "~/t"}
+    s = load_settings(cli, env=env, config_path=config).settings
+    assert s.data_dir == str(home / "impasto-x")
+    assert s.log_dir == str(conf / "logs")  # the config file's folder
+    assert s.install_roots == [str(home / "m"), str(conf / "m")]
+    assert s.runtime_dir == str(work / "rt")  # the working directory
+    assert s.models_dir == str(home / "models")
+    assert (s.socket_path, s.temp_dir) == (str(work / "rt" / "impasto.sock"), str(home / "t"))
+    assert s.output_dir == ""  # unset stays the platform default
+
+
+@pytest.mark.parametrize("value", ["5", "[1, 2]", '"x"', "{ prompt_filter = 3 }"])
+def test_a_plugins_key_that_is_not_a_table_of_tables_is_refused(tmp_path: Path, value: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f"plugins = {value}\n")
+    with pytest.raises(ValueError) as raised:
+        load_settings(env={}, config_path=config)
+    message = str(raised.value)
+    assert "'plugins" in message and str(config) in message and "must be a table" in message
+
+
+@pytest.mark.parametrize("command", ["config", "serve"])
+def test_both_commands_refuse_a_bad_plugins_key_with_exit_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+) -> None:
+    from impasto.cli.main import main
+
+    config = tmp_path / "config.toml"
+    config.write_text("plugins = 5\n")
+    monkeypatch.setenv(ENV_PREFIX + "CONFIG", str(config))
+    assert main([command]) == 2
+    err = capsys.readouterr().err
+    assert "'plugins'" in err and str(config) in err and "must be a table" in err
+
+
+def test_a_config_file_named_by_flag_must_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from impasto.cli.main import main
+
+    monkeypatch.delenv(ENV_PREFIX + "CONFIG", raising=False)
+    for named in (tmp_path / "typo.toml", tmp_path):
+        for command in ("config", "serve"):
+            assert main([command, "--config", str(named)]) == 2
+            err = capsys.readouterr().err
+            assert str(named) in err and "--config" in err
+
+
+def test_a_config_file_named_by_env_must_be_a_file(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"from IMPASTO_CONFIG\) is a directory"):
+        load_settings(env={ENV_PREFIX + "CONFIG": str(tmp_path)})
+
+
+def test_only_the_default_config_location_may_be_absent(tmp_path: Path) -> None:
+    assert load_settings(env={}, config_path=tmp_path / "none.toml").settings == Settings()
+
+
+def test_a_missing_model_catalog_is_refused(tmp_path: Path) -> None:
+    env = {ENV_PREFIX + "MODEL_CATALOG": str(tmp_path / "catalog.toml")}
+    with pytest.raises(ValueError, match=r"'model_catalog' from environment: .*does not exist"):
+        load_settings(env=env, config_path=tmp_path / "none.toml")
+    (tmp_path / "catalog.toml").write_text("")
+    assert load_settings(env=env, config_path=tmp_path / "none.toml").settings.model_catalog

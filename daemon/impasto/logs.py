@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import logging.handlers
+import os
 import sys
 from pathlib import Path
 
@@ -21,17 +22,21 @@ QUIET = ("httpx", "httpcore", "huggingface_hub")
 
 
 def configure_daemon_logging(level_name: str, log_dir: Path) -> Path:
-    """Log to the terminal and to a rotating ``log_dir/daemon.log``; returns that file's path."""
+    """Log to the terminal and to a rotating ``log_dir/daemon.log``; returns that file's path.
+
+    OSError when the file cannot be opened: a daemon that cannot write its log cannot start
+    its workers either (their logs live there too), so it must not start at all.
+    """
     level = getattr(logging, level_name.upper(), logging.INFO)
     path = log_dir / "daemon.log"
     formatter = logging.Formatter(FORMAT)
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    with contextlib.suppress(OSError):
-        handlers.append(
-            logging.handlers.RotatingFileHandler(
-                path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8"
-            )
-        )
+    handlers: list[logging.Handler] = [
+        logging.StreamHandler(sys.stderr),
+        logging.handlers.RotatingFileHandler(
+            path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8"
+        ),
+    ]
+    private(path)
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)
@@ -43,6 +48,13 @@ def configure_daemon_logging(level_name: str, log_dir: Path) -> Path:
     for name in QUIET:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
     return path
+
+
+def private(path: Path) -> None:
+    """Make a log file readable by its owner only: it holds prompts and folder names."""
+    if sys.platform != "win32":
+        with contextlib.suppress(OSError):
+            os.chmod(path, 0o600)
 
 
 def rotate_if_large(path: Path, max_bytes: int = MAX_BYTES, backups: int = BACKUPS) -> None:

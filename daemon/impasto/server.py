@@ -305,6 +305,18 @@ async def run_daemon(
     print(f"Impasto {__version__} is running at {info.url}/", flush=True)
     if use_socket:
         print(f"API socket: {paths.socket}", flush=True)
+    # The log says where it ran from too (the terminal's lines above may be gone).
+    log.info(
+        "Impasto %s started (pid %d): %s/, %s; data %s, models %s, outputs %s, %d worker(s)",
+        __version__,
+        os.getpid(),
+        info.url,
+        f"socket {info.socket}" if info.socket else "no socket",
+        paths.data_dir,
+        paths.models_dir,
+        paths.output_dir,
+        settings.workers,
+    )
 
     sweeper = asyncio.create_task(sweep_uploads_forever(services, settings.upload_retention_hours))
     watchers = [asyncio.create_task(stop.wait()), *tasks]
@@ -348,7 +360,14 @@ async def _parent_gone(pid: int) -> None:
 
 
 def configure_logging(settings: Settings, paths: Paths) -> None:
-    configure_daemon_logging(settings.log_level, paths.log_dir)
+    """The daemon's log; StartupError naming log_dir when its file cannot be written."""
+    try:
+        configure_daemon_logging(settings.log_level, paths.log_dir)
+    except OSError as exc:
+        raise StartupError(
+            f"log_dir {paths.log_dir}: daemon.log cannot be written there "
+            f"({exc.strerror or exc}); choose another folder with --log-dir"
+        ) from None
 
 
 def serve(loaded: LoadedSettings) -> int:

@@ -90,6 +90,23 @@ def test_newer_schema_is_refused_with_advice(db_path: Path) -> None:
         open_database(db_path)
 
 
+def test_a_current_version_missing_a_column_is_refused_and_kept(db_path: Path) -> None:
+    """A file changed by hand: its version says current, but every query naming the column
+    would fail (500s from a daemon that started). Refused at open, the file left alone."""
+    database = open_database(db_path)
+    JobStore(database).create({}, model="m", prompt="kept")
+    database.close()
+    raw = sqlite3.connect(db_path)
+    raw.execute("ALTER TABLE jobs DROP COLUMN plan")
+    raw.close()
+    with pytest.raises(DatabaseError, match=r"lacks jobs\.plan .*changed by hand"):
+        open_database(db_path)
+    raw = sqlite3.connect(db_path)
+    assert raw.execute("SELECT prompt FROM jobs").fetchall() == [("kept",)]
+    raw.close()
+    assert not list(db_path.parent.glob("*.corrupt-*"))
+
+
 def test_migration_numbers_must_have_no_gaps(tmp_path: Path) -> None:
     (tmp_path / "0001_a.sql").write_text("SELECT 1;")
     (tmp_path / "0003_c.sql").write_text("SELECT 1;")

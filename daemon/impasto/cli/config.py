@@ -38,7 +38,7 @@ def show_config(args: argparse.Namespace, context: Context) -> int:
         print(markdown_table())
         return EXIT_OK
     try:
-        loaded = load_settings(config_path=args.config)
+        loaded = load_settings(config_path=args.config, config_origin="--config")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

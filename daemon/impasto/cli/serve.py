@@ -72,7 +72,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def serve(args: argparse.Namespace, context: Context) -> int:
     """Load the settings with the flags on top and run the server until it stops."""
     try:
-        loaded = load_settings(settings_overrides(args), config_path=args.config)
+        loaded = load_settings(
+            settings_overrides(args), config_path=args.config, config_origin="--config"
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -197,6 +197,7 @@ def _open(path: Path, migrations: list[Migration]) -> Database:
         _configure(connection)
         _check_pages(connection)
         _migrate(connection, migrations)
+        _check_columns(connection, migrations, path)
     except BaseException:
         connection.close()
         raise
@@ -268,6 +269,38 @@ def _switch_to_wal(connection: sqlite3.Connection) -> str:
             if not busy or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+def _columns(connection: sqlite3.Connection) -> dict[str, set[str]]:
+    """Each table's column names."""
+    tables = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {
+        str(table[0]): {str(c[1]) for c in connection.execute(f"PRAGMA table_info('{table[0]}')")}
+        for table in tables
+        if not str(table[0]).startswith("sqlite_")
+    }
+
+
+def _check_columns(connection: sqlite3.Connection, migrations: list[Migration], path: Path) -> None:
+    """DatabaseError when a table lacks a column the migrations make (a file changed by hand,
+    or a copy of another build's): its version says it is current, but every query naming
+    the column would fail. Compared with the schema the migrations build in memory."""
+    expected = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        _migrate(expected, migrations)
+        wanted = _columns(expected)
+    finally:
+        expected.close()
+    present = _columns(connection)
+    missing = [
+        f"{t}.{c}" for t, cols in wanted.items() for c in sorted(cols - present.get(t, set()))
+    ]
+    if missing:
+        raise DatabaseError(
+            f"the database {path} lacks {', '.join(missing[:5])} though its schema version "
+            "says it is current (changed by hand?): move it away and Impasto makes a new one, "
+            "or point it at another data directory"
+        )
 
 
 def _migrate(connection: sqlite3.Connection, migrations: list[Migration]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import io
 import logging
 import os
@@ -55,8 +56,15 @@ class Channel:
     def send(self, message: FromWorker) -> None:
         frame = encode_frame(message)
         with self._lock:
-            self._out.write(frame)
-            self._out.flush()
+            try:
+                self._out.write(frame)
+                self._out.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                # The daemon is gone (killed): nobody reads what this worker does any more,
+                # so it ends now, with one line rather than a traceback in its log.
+                log.warning("the daemon closed the pipe; this worker exits")
+                sys.stderr.flush()
+                os._exit(0)
 
     def _read(self, inp: IO[bytes]) -> None:
         while True:
@@ -213,6 +221,8 @@ class Worker:
             self.channel.send(JobFailed(job.job_id, exc.message))
         except NotInstalledError as exc:
             self.channel.send(JobFailed(job.job_id, exc.message, field=exc.field))
+        except OutputError as exc:
+            self.channel.send(JobFailed(job.job_id, str(exc), field="output_dir"))
         except (EngineError, OSError, ValueError) as exc:
             self.channel.send(JobFailed(job.job_id, f"{type(exc).__name__}: {exc}"))
         except Exception as exc:
@@ -236,18 +246,34 @@ def write_outputs(
     A cancel (``cancel``, the job's token) that comes before the last image is written raises
     GenerationCancelled and removes the images written so far: a cancelled job keeps none."""
     folder = Path(job.output_dir)
-    folder.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         for index, generated in enumerate(images):
             results.append(_write_one(job, index, generated, folder, plugins, cancel))
         if cancel is not None:
             cancel.raise_if_cancelled()
-    except BaseException:
+    except BaseException as exc:
         for written in results:
             Path(written["path"]).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputError(folder, exc) from exc
         raise
     return results
+
+
+class OutputError(Exception):
+    """A picture could not be written to the output folder; the message names the folder and
+    the setting (a full disk, a folder that is not writable)."""
+
+    def __init__(self, folder: Path, cause: OSError) -> None:
+        full = cause.errno in (errno.ENOSPC, errno.EDQUOT)
+        why = "disk full" if full else (cause.strerror or str(cause))
+        advice = "free some space there" if full else "check the folder"
+        super().__init__(
+            f"{why}: the picture could not be written to {folder}; {advice}, or choose "
+            "another folder with output_dir"
+        )
 
 
 def _write_one(

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from impasto.logs import rotate_if_large
+from impasto.logs import private, rotate_if_large
 from impasto.worker.oom import oom_kill_count
 from impasto.worker.processes import WorkerHandle, describe_exit, last_error_line, worker_command
 from impasto.worker.protocol import (
@@ -175,6 +175,7 @@ class Supervisor:
             log_file = self.log_dir / f"worker-{slot}.log"
             rotate_if_large(log_file)
             stderr = log_file.open("ab")
+            private(log_file)
         process = await asyncio.create_subprocess_exec(
             *args,
             stdin=asyncio.subprocess.PIPE,
@@ -215,7 +216,17 @@ class Supervisor:
         backoff = 0.5
         while not self._stopping:
             started = time.monotonic()
-            handle = await self._spawn(slot)
+            try:
+                handle = await self._spawn(slot)
+            except OSError as exc:  # its log file cannot be opened, its program is missing
+                where = f" ({exc.filename})" if exc.filename else ""
+                log.error("worker-%d could not be started: %s%s", slot, exc.strerror or exc, where)
+                await self._start_failed(
+                    slot, f"it could not be started: {exc.strerror or exc}{where}"
+                )
+                backoff = min(backoff * 2, 30.0)
+                await asyncio.sleep(backoff)
+                continue
             self.handles[handle.id] = handle
             try:
                 await self._serve(handle)
@@ -229,7 +240,7 @@ class Supervisor:
             self._retry_unsettled()
             log.warning("%s: %s; restarting", handle.id, describe_exit(handle.process.returncode))
             if not handle.ready:
-                await self._start_failed(slot, handle)
+                await self._start_failed(slot, await self._why_it_died(slot, handle))
             # A worker that ran a while is restarted at once; one that keeps dying backs off.
             backoff = 0.5 if time.monotonic() - started > 30 else min(backoff * 2, 30.0)
             await asyncio.sleep(backoff)
@@ -276,20 +287,20 @@ class Supervisor:
                 self._settle(job, reason, retry=retry)
                 return
 
-    async def _start_failed(self, slot: int, handle: WorkerHandle) -> None:
-        """Count a worker that died before Ready; past the limit, say why and fail the queue."""
+    async def _why_it_died(self, slot: int, handle: WorkerHandle) -> str:
+        """How a worker that died before Ready ended, with its log's last error line."""
+        last = await asyncio.to_thread(last_error_line, self._log_file(slot))
+        log_file = self._log_file(slot) or "the worker log"
+        return f"{handle.exit_reason()}" + (f": {last}" if last else "") + f"; see {log_file}"
+
+    async def _start_failed(self, slot: int, why: str) -> None:
+        """Count a worker that died before Ready or could not be started at all (``why``);
+        past the limit, health reports it and the queue fails with it."""
         count = self._start_failures.get(slot, 0) + 1
         self._start_failures[slot] = count
         if count < MAX_START_FAILURES:
             return
-        why = handle.exit_reason()
-        last = await asyncio.to_thread(last_error_line, self._log_file(slot))
-        self._problems[slot] = (
-            f"the inference worker cannot start ({count} tries in a row, {why}"
-            + (f": {last}" if last else "")
-            + "); see "
-            + str(self._log_file(slot) or "the worker log")
-        )
+        self._problems[slot] = f"the inference worker cannot start ({count} tries in a row, {why})"
         log.error("%s", self._problems[slot])
         if any(h.ready and not h.dead.is_set() for h in self.handles.values()):
             return  # another worker still runs the queue

@@ -49,7 +49,6 @@ from impasto.worker.supervisor import (
     MAX_START_FAILURES,
     JobRunner,
     Supervisor,
-    WorkerHandle,
 )
 
 log = logging.getLogger("impasto.supervisor")
@@ -269,7 +268,8 @@ class RaySupervisor(Supervisor):
             self._retry_unsettled()
             log.warning("%s: %s", handle.id, handle.exit_reason())
             if not handle.ready and self._slots.get(slot.key) is slot:
-                await self._start_failed(slot.number, handle)
+                ray_logs = "see Ray's worker logs on that node (/tmp/ray/session_latest/logs)"
+                await self._start_failed(slot.number, f"{handle.exit_reason()}; {ray_logs}")
             backoff = 0.5 if time.monotonic() - started > 30 else min(backoff * 2, 30.0)
             await asyncio.sleep(backoff)
         for handle in self._handles_of(slot):
@@ -277,7 +277,7 @@ class RaySupervisor(Supervisor):
         self._start_failures.pop(slot.number, None)
         self._problems.pop(slot.number, None)
 
-    async def _start_failed(self, slot: int, handle: WorkerHandle) -> None:
+    async def _start_failed(self, slot: int, why: str) -> None:
         """Say why a node's worker keeps dying before Ready; the queue waits for other nodes.
 
         Unlike local workers, queued jobs are not failed: a lost head or node also ends
@@ -286,10 +286,7 @@ class RaySupervisor(Supervisor):
         count = self._start_failures.get(slot, 0) + 1
         self._start_failures[slot] = count
         if count >= MAX_START_FAILURES:
-            self._problems[slot] = (
-                f"a worker cannot start ({count} tries in a row, {handle.exit_reason()}); "
-                "see Ray's worker logs on that node (/tmp/ray/session_latest/logs)"
-            )
+            self._problems[slot] = f"a worker cannot start ({count} tries in a row, {why})"
             log.error("%s", self._problems[slot])
 
     def _spawn_actor(self, slot: NodeSlot) -> RayWorkerHandle:
