@@ -5,7 +5,6 @@ batch behind."""
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,20 +13,7 @@ from PIL import Image
 
 from impasto.engine import GeneratedImage
 from impasto.worker.main import OutputError, write_outputs
-
-
-@dataclass
-class Plan:
-    model: str = "m"
-
-
-@dataclass
-class Job:  # what write_outputs reads of a RunJob
-    job_id: str
-    output_dir: str
-    plan: Plan = field(default_factory=Plan)
-    plugins: dict[str, Any] = field(default_factory=dict)
-    plugin_options: dict[str, Any] = field(default_factory=dict)
+from tests.fake_jobs import Job
 
 
 def _images() -> list[GeneratedImage]:

@@ -428,29 +428,16 @@ def postprocess_result(result):
 def test_a_cancel_during_postprocessing_stops_the_job_and_keeps_no_image(tmp_path: Path) -> None:
     """The worker checks the cancel before each postprocessor and each write, and removes the
     images it wrote already."""
-    from dataclasses import dataclass, field
-
     from impasto.engine import CancelToken, GeneratedImage, GenerationCancelled
     from impasto.worker.main import write_outputs
-
-    @dataclass
-    class Plan:
-        model: str = "m"
-
-    @dataclass
-    class Job:  # what write_outputs reads of a RunJob
-        job_id: str
-        output_dir: str
-        plan: Plan = field(default_factory=Plan)
-        plugins: dict[str, Any] = field(default_factory=lambda: {"first": {}, "second": {}})
-        plugin_options: dict[str, Any] = field(default_factory=dict)
+    from tests.fake_jobs import Job
 
     write_plugin(tmp_path, "first", FIRST)
     write_plugin(tmp_path, "second", SECOND)
     host = build_plugin_manager(data_dir=tmp_path, entry_points=False)
     first, second = (host.records[name].module for name in ("first", "second"))
     first.TOKEN = token = CancelToken()  # type: ignore[union-attr]
-    job: Any = Job("job-1", str(tmp_path / "out"))
+    job: Any = Job("job-1", str(tmp_path / "out"), plugins={"first": {}, "second": {}})
     images = [GeneratedImage(Image.new("RGB", (8, 8)), seed) for seed in (1, 2)]
     with pytest.raises(GenerationCancelled):
         write_outputs(job, None, images, host, token)
