@@ -21,7 +21,6 @@ the ``onnx`` package is not needed and a split takes about as long as copying th
 from __future__ import annotations
 
 import json
-import mmap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from impasto.formats.protobuf import (
     encode_varint,
     fields,
     length_delimited,
+    read_mapped,
     string_field,
     text,
     varint,
@@ -187,42 +187,41 @@ def _needed_nodes(graph: _Graph, output: str, cut: str) -> tuple[list[_Node], se
 
 
 def _split(model: Path, full: Path, shallow: Path) -> tuple[str, frozenset[str]]:
-    with model.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        buf = memoryview(m)
-        try:
-            head, (gs, ge) = model_without_graph(buf)
-            graph = _read_graph(buf, gs, ge)
-            if not graph.outputs:
-                raise DeepCacheError("the UNet graph has no output")
-            feature, elem_type = _find_cut(graph)
-            out_name = graph.outputs[0][0]
-            extra_output = length_delimited(_G_OUTPUT, _tensor_value_info(feature, elem_type))
-            full_graph_len = (ge - gs) + len(extra_output)
-            graph_key = encode_varint(MODEL_GRAPH << 3 | 2) + encode_varint(full_graph_len)
-            with buf[gs:ge] as graph_bytes:  # released before the mapping closes, even on error
-                write_parts(full, [head, graph_key, graph_bytes, extra_output])
+    return read_mapped(model, lambda buf: _split_mapped(buf, full, shallow))
 
-            nodes, names = _needed_nodes(graph, out_name, feature)
-            if feature not in names:
-                raise DeepCacheError("the UNet's output does not depend on the cut")
-            body = bytearray()
-            for number, fs, fe in graph.other:  # name, doc string, sparse initializers...
-                body += length_delimited(number, bytes(buf[fs:fe]))
-            for node in nodes:
-                body += length_delimited(_G_NODE, bytes(buf[node.span[0] : node.span[1]]))
-            kept = frozenset(n for n in graph.initializers if n in names)
-            for name in kept:
-                s, e = graph.initializers[name]
-                body += length_delimited(_G_INIT, bytes(buf[s:e]))
-            for name, (s, e) in graph.inputs.items():
-                if name in names and name not in graph.initializers:
-                    body += length_delimited(_G_INPUT, bytes(buf[s:e]))
-            body += length_delimited(_G_INPUT, _tensor_value_info(feature, elem_type))
-            s, e = graph.outputs[0][1]
-            body += length_delimited(_G_OUTPUT, bytes(buf[s:e]))
-            write_parts(shallow, [head, length_delimited(MODEL_GRAPH, bytes(body))])
-        finally:
-            buf.release()
+
+def _split_mapped(buf: memoryview, full: Path, shallow: Path) -> tuple[str, frozenset[str]]:
+    head, (gs, ge) = model_without_graph(buf)
+    graph = _read_graph(buf, gs, ge)
+    if not graph.outputs:
+        raise DeepCacheError("the UNet graph has no output")
+    feature, elem_type = _find_cut(graph)
+    out_name = graph.outputs[0][0]
+    extra_output = length_delimited(_G_OUTPUT, _tensor_value_info(feature, elem_type))
+    full_graph_len = (ge - gs) + len(extra_output)
+    graph_key = encode_varint(MODEL_GRAPH << 3 | 2) + encode_varint(full_graph_len)
+    with buf[gs:ge] as graph_bytes:  # released before the mapping closes, even on error
+        write_parts(full, [head, graph_key, graph_bytes, extra_output])
+
+    nodes, names = _needed_nodes(graph, out_name, feature)
+    if feature not in names:
+        raise DeepCacheError("the UNet's output does not depend on the cut")
+    body = bytearray()
+    for number, fs, fe in graph.other:  # name, doc string, sparse initializers...
+        body += length_delimited(number, bytes(buf[fs:fe]))
+    for node in nodes:
+        body += length_delimited(_G_NODE, bytes(buf[node.span[0] : node.span[1]]))
+    kept = frozenset(n for n in graph.initializers if n in names)
+    for name in kept:
+        s, e = graph.initializers[name]
+        body += length_delimited(_G_INIT, bytes(buf[s:e]))
+    for name, (s, e) in graph.inputs.items():
+        if name in names and name not in graph.initializers:
+            body += length_delimited(_G_INPUT, bytes(buf[s:e]))
+    body += length_delimited(_G_INPUT, _tensor_value_info(feature, elem_type))
+    s, e = graph.outputs[0][1]
+    body += length_delimited(_G_OUTPUT, bytes(buf[s:e]))
+    write_parts(shallow, [head, length_delimited(MODEL_GRAPH, bytes(body))])
     return feature, kept
 
 
