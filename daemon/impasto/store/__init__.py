@@ -3,7 +3,8 @@
 from impasto.store.cursors import InvalidCursorError
 from impasto.store.db import Database, DatabaseError, open_database
 from impasto.store.events import Event, EventLog
-from impasto.store.jobs import JobRecord, JobStatus, JobStore
+from impasto.store.job_record import JobRecord, JobStatus
+from impasto.store.jobs import JobStore
 
 __all__ = [
     "Database",
