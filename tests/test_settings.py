@@ -9,7 +9,8 @@ import msgspec
 import pytest
 
 from impasto.paths import resolve_paths
-from impasto.settings import ENV_PREFIX, Settings, field_docs, load_settings, markdown_table
+from impasto.settings import ENV_PREFIX, Settings, field_docs, markdown_table
+from impasto.settings_load import load_settings
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 

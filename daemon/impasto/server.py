@@ -38,7 +38,8 @@ from impasto.services.plan import Resolver
 from impasto.services.retention import sweep_uploads_forever
 from impasto.services.runner import JobRunner, RunnerOptions
 from impasto.services.system import gpus
-from impasto.settings import LoadedSettings, Settings
+from impasto.settings import Settings
+from impasto.settings_load import LoadedSettings
 from impasto.startup import (
     StartupError,
     check_port,

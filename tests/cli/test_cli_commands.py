@@ -15,7 +15,8 @@ from cli_fakes import JOB, CliDaemon, status
 import impasto.worker.main
 from impasto import __version__
 from impasto.cli.main import build_parser, main
-from impasto.settings import LoadedSettings, Settings, field_docs
+from impasto.settings import Settings, field_docs
+from impasto.settings_load import LoadedSettings
 
 
 def test_config_lists_every_setting_with_source_and_doc(

@@ -12,7 +12,7 @@ from types import ModuleType
 from typing import Any
 
 from impasto.paths import resolve_paths
-from impasto.settings import load_settings
+from impasto.settings_load import load_settings
 from impasto_tray import backends, icons, platforms, pystray_fixes
 from impasto_tray.controller import TrayController
 from impasto_tray.daemon import DaemonProcess, impasto_command

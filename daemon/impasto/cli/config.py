@@ -11,7 +11,8 @@ from typing import Any
 import msgspec
 
 from impasto.cli.common import EXIT_OK, EXIT_USAGE, Context
-from impasto.settings import field_docs, load_settings, markdown_table
+from impasto.settings import field_docs, markdown_table
+from impasto.settings_load import load_settings
 
 SECRETS = frozenset({"token"})
 

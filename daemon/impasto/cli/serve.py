@@ -11,7 +11,8 @@ from typing import Any
 import msgspec
 
 from impasto.cli.common import EXIT_USAGE, Context
-from impasto.settings import Settings, field_docs, load_settings
+from impasto.settings import Settings, field_docs
+from impasto.settings_load import load_settings
 from impasto.worker.processes import CONVERT_WORD, WORKER_WORD
 
 

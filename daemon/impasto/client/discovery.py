@@ -44,7 +44,7 @@ def default_runtime_dir() -> Path:
     """The runtime dir of the effective settings (IMPASTO_RUNTIME_DIR overrides it)."""
     # Imported here so that a client with an explicit endpoint never reads config files.
     from impasto.paths import resolve_paths
-    from impasto.settings import load_settings
+    from impasto.settings_load import load_settings
 
     try:
         settings = load_settings().settings
