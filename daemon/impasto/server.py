@@ -20,7 +20,6 @@ from impasto.api.app import create_app
 from impasto.api.routes.plugins import plugin_routers
 from impasto.api.security import mark_transport
 from impasto.formats.png import remove_stale_temp_files
-from impasto.logs import configure_daemon_logging
 from impasto.paths import Paths, resolve_paths
 from impasto.plugins import AppContext
 from impasto.plugins.discovery import build_plugin_manager
@@ -46,6 +45,7 @@ from impasto.startup import (
     check_settings,
     check_socket_path,
     claim_instance,
+    start_logging,
 )
 from impasto.store.db import DatabaseError, open_database
 from impasto.store.events import EventLog
@@ -360,17 +360,6 @@ async def _parent_gone(pid: int) -> None:
     log.warning("parent process %d exited; stopping", pid)
 
 
-def configure_logging(settings: Settings, paths: Paths) -> None:
-    """The daemon's log; StartupError naming log_dir when its file cannot be written."""
-    try:
-        configure_daemon_logging(settings.log_level, paths.log_dir)
-    except OSError as exc:
-        raise StartupError(
-            f"log_dir {paths.log_dir}: daemon.log cannot be written there "
-            f"({exc.strerror or exc}); choose another folder with --log-dir"
-        ) from None
-
-
 def serve(loaded: LoadedSettings) -> int:
     """Run the daemon until SIGTERM or Ctrl+C; returns the process exit code."""
     settings = loaded.settings
@@ -378,7 +367,7 @@ def serve(loaded: LoadedSettings) -> int:
     try:
         check_settings(settings)
         paths.create()
-        configure_logging(settings, paths)
+        start_logging(settings, paths)
         # A crash in native code prints every thread's Python stack (no stderr: pythonw).
         with contextlib.suppress(RuntimeError, OSError):
             faulthandler.enable()

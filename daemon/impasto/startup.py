@@ -18,6 +18,7 @@ from impasto.api.security import LOOPBACK_NAMES
 from impasto.engine.providers import resolve_name
 from impasto.engine.types import EngineError
 from impasto.instance_lock import InstanceLock
+from impasto.logs import configure_daemon_logging
 from impasto.paths import Paths
 from impasto.resources import compiled
 from impasto.settings import Settings
@@ -159,3 +160,14 @@ def _already_running(lock: InstanceLock, paths: Paths) -> str:
         f"Impasto is already running ({who}){where} on {lock.path.parent}; "
         f"stop it first with {stop} or the tray's Quit, or use another data_dir and runtime_dir"
     )
+
+
+def start_logging(settings: Settings, paths: Paths) -> None:
+    """The daemon's log; StartupError naming log_dir when its file cannot be written."""
+    try:
+        configure_daemon_logging(settings.log_level, paths.log_dir)
+    except OSError as exc:
+        raise StartupError(
+            f"log_dir {paths.log_dir}: daemon.log cannot be written there "
+            f"({exc.strerror or exc}); choose another folder with --log-dir"
+        ) from None
