@@ -23,7 +23,7 @@ from impasto.formats.png import remove_stale_temp_files
 from impasto.paths import Paths, resolve_paths
 from impasto.plugins import AppContext
 from impasto.plugins.discovery import build_plugin_manager
-from impasto.plugins.manager import PluginHost, read_plugin_config
+from impasto.plugins.manager import PluginHost
 from impasto.services.container import Services
 from impasto.services.events import EventBus
 from impasto.services.images import UploadStore
@@ -376,8 +376,7 @@ def serve(loaded: LoadedSettings) -> int:
             check_port(_bind_host(settings), settings.port)
             if settings.socket and sys.platform != "win32":
                 check_socket_path(paths.socket)
-            plugin_config = read_plugin_config(loaded.config_path)
-            return asyncio.run(run_daemon(settings, paths, plugin_config))
+            return asyncio.run(run_daemon(settings, paths, loaded.plugins))
         finally:
             for lock in locks:
                 lock.release()

@@ -7,7 +7,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ class LoadedSettings:
     settings: Settings
     sources: dict[str, str]
     config_path: Path
+    plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The config file's ``[plugins.<name>]`` tables, by plugin name (checked as tables)."""
 
 
 def default_config_path(env: Mapping[str, str] | None = None) -> Path:
@@ -104,7 +106,7 @@ def _with_absolute_paths(values: dict[str, Any], base: Path) -> dict[str, Any]:
 
 
 def _check_plugins(data: Mapping[str, Any], path: Path) -> None:
-    """``plugins`` must be a table of tables: the shape read_plugin_config relies on."""
+    """``plugins`` must be a table of tables: each plugin's own settings."""
     if "plugins" not in data:
         return
     table = data["plugins"]
@@ -166,6 +168,7 @@ def load_settings(
         origin = None if origin and not path.exists() else origin
     cwd = Path.cwd()
     layers: list[tuple[str, dict[str, Any], Path]] = []
+    plugins: dict[str, dict[str, Any]] = {}
     if _check_config_path(path, origin):
         data = _read_config(path)
         known = {k: v for k, v in data.items() if k in _field_types()}
@@ -173,6 +176,7 @@ def load_settings(
         if unknown:
             raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}")
         _check_plugins(data, path)
+        plugins = {name: dict(table) for name, table in data.get("plugins", {}).items()}
         layers.append((f"config file {path}", known, path.absolute().parent))
     layers.append(("environment", _from_env(env), cwd))
     cli_values = {k: v for k, v in (cli or {}).items() if v is not None}
@@ -196,7 +200,7 @@ def load_settings(
             f"setting 'model_catalog' from {sources['model_catalog']}: {catalog} {what} "
             "(leave it empty for the built-in catalog)"
         )
-    return LoadedSettings(settings=settings, sources=sources, config_path=path)
+    return LoadedSettings(settings=settings, sources=sources, config_path=path, plugins=plugins)
 
 
 def _read_config(path: Path) -> dict[str, Any]:

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import threading
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,15 +71,6 @@ class PluginRecord:
     hooks: list[str] = field(default_factory=list)
     # The type its request options must have (the module's OPTIONS); None takes any value.
     options_type: Any = None
-
-
-def read_plugin_config(config_path: Path | None) -> dict[str, dict[str, Any]]:
-    """The ``[plugins.<name>]`` tables of config.toml, by plugin name (empty when absent)."""
-    if config_path is None or not config_path.is_file():
-        return {}
-    with config_path.open("rb") as fh:
-        table = tomllib.load(fh).get("plugins", {})
-    return {name: dict(value) for name, value in table.items() if isinstance(value, dict)}
 
 
 def describe_error(exc: BaseException) -> str:
