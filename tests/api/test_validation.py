@@ -172,16 +172,18 @@ def test_lora_tags_in_the_prompt_are_loras_as_in_a1111(api: TestClient, services
     shutil.copy(TINY_LORA, folder / "ink.safetensors")
     body = {
         **VALID,
-        "prompt": "a fox <lora:detail:0.6>, snow  <LORA:ink>",
+        "prompt": "a fox <lora:detail:0.6>, snow  <LORA:ink> <lora:detail:0.3:1>",
         "loras": [{"name": "ink", "weight": -0.5}],
     }
     plan = api.post("/api/v1/generate/plan", json=body).json()
     assert plan["prompt"] == "a fox , snow"
     assert plan["loras"] == [
-        {"name": "ink", "weight": -0.5},
-        {"name": "detail", "weight": 0.6},
-        {"name": "ink", "weight": 1.0},
+        {"name": "ink", "weight": -0.5, "unet_weight": None},
+        {"name": "detail", "weight": 0.6, "unet_weight": None},
+        {"name": "ink", "weight": 1.0, "unet_weight": None},
+        {"name": "detail", "weight": 0.3, "unet_weight": 1.0},
     ]
+    body["prompt"] = "a fox <lora:detail:0.6>, snow  <LORA:ink>"
     # A hires prompt copied from the prompt keeps its tags out of the text encoder; the pass
     # runs with the first pass's LoRAs, so a tag naming others is refused.
     hires = {"scale": 1.5, "prompt": "a fox in snow <lora:detail:0.6>"}

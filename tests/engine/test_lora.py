@@ -9,7 +9,7 @@ import pytest
 import torch
 from diffusers import EulerDiscreteScheduler
 
-from impasto.engine import StableDiffusion
+from impasto.engine import AppliedLora, StableDiffusion
 from impasto.engine.lora import load_lora
 
 from .conftest import small
@@ -19,7 +19,9 @@ PEFT = LORAS / "tiny-peft.safetensors"
 KOHYA = LORAS / "tiny-kohya.safetensors"
 
 
-def _reference(loras: list[tuple[Path, float]], latents: np.ndarray) -> np.ndarray:
+def _reference(
+    loras: list[tuple[Path, float | dict[str, float]]], latents: np.ndarray
+) -> np.ndarray:
     pipe = torch_pipeline("sd-tiny")
     pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
     names = [f"lora{index}" for index in range(len(loras))]
@@ -46,6 +48,21 @@ def test_torch_reference_is_the_committed_model(pipe: StableDiffusion) -> None:
     reference = _reference([], latents)
     ours = pipe.generate(small(steps=4), latents=latents)[0].image
     assert max_diff(reference, ours) <= MAX_PIXEL_DIFF
+
+
+@pytest.mark.parametrize(("weight", "unet_weight"), [(1.0, 0.0), (0.0, 1.0), (0.5, -0.8)])
+def test_text_encoder_and_unet_weights_match_diffusers(
+    pipe: StableDiffusion, weight: float, unet_weight: float
+) -> None:
+    # A1111's <lora:name:te:unet>: diffusers takes one weight per component.
+    latents = noise(3)
+    per_component = {"text_encoder": weight, "unet": unet_weight}
+    reference = _reference([(PEFT, per_component)], latents)
+    lora = AppliedLora(PEFT, weight, unet_weight)
+    ours = pipe.generate(small(steps=4, loras=[lora]), latents=latents)[0].image
+    assert max_diff(reference, ours) <= MAX_PIXEL_DIFF
+    same = pipe.generate(small(steps=4, loras=[(PEFT, weight)]), latents=latents)[0].image
+    assert max_diff(reference, same) > 2 * MAX_PIXEL_DIFF, "the UNet's weight must count"
 
 
 @pytest.mark.parametrize("weight", [0.5, 1.0])

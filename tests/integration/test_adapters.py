@@ -55,7 +55,31 @@ def test_a_lora_tag_in_the_prompt_is_the_lora_and_the_png_text_writes_it_back(
     metadata = read_png_metadata(png)
     assert metadata["parameters"].startswith("a tiny house <lora:tiny-peft:0.7>\n")
     assert metadata["impasto"]["prompt"] == "a tiny house"
-    assert metadata["impasto"]["loras"] == [{"name": "tiny-peft", "weight": 0.7}]
+    assert metadata["impasto"]["loras"] == [
+        {"name": "tiny-peft", "weight": 0.7, "unet_weight": None}
+    ]
+
+
+def test_a_tag_with_a_unet_weight_applies_it_to_the_unet_alone(daemon: Daemon) -> None:
+    """A1111's ``<lora:name:te:unet>``: the same picture as ``unet_weight`` in ``loras``, not
+    the one of the text encoders' weight on both, and the PNG text keeps both weights."""
+    field = pixels(daemon, loras=[{"name": "tiny-peft", "weight": 0.7, "unet_weight": 0.0}])
+    both = pixels(daemon, loras=[{"name": "tiny-peft", "weight": 0.7}])
+    assert np.abs(field - both).max() > 0
+    with daemon.client() as client:
+        body = {"prompt": "a tiny house <lora:tiny-peft:te=0.7:unet=0>", "seed": 11, **TINY}
+        done = wait_status(
+            client, client.post("/api/v1/generate", json=body).json()["id"], {"completed", "failed"}
+        )
+        assert done["status"] == "completed", done
+        png = client.get(done["results"][0]["url"]).content
+        bad = {"prompt": "a <lora:tiny-peft:1:1:8>", **TINY}
+        refused = client.post("/api/v1/generate", json=bad)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png)), dtype=np.int16), field)
+    assert read_png_metadata(png)["parameters"].startswith("a tiny house <lora:tiny-peft:0.7:0>\n")
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "prompt"
+    assert "<lora:tiny-peft:1:1:8>" in refused.json()["detail"]
 
 
 def test_vae_swap_changes_the_decode(daemon: Daemon) -> None:

@@ -4,6 +4,7 @@ from impasto.engine.model_folder import ModelFolder, open_model_folder
 from impasto.engine.pipeline import ModelInfo, StableDiffusion, load_pipeline
 from impasto.engine.providers import ProviderChoice, select_providers
 from impasto.engine.types import (
+    AppliedLora,
     CancelToken,
     EngineError,
     GeneratedImage,
@@ -16,6 +17,7 @@ from impasto.engine.types import (
 from impasto.engine.validation import validate_params
 
 __all__ = [
+    "AppliedLora",
     "CancelToken",
     "EngineError",
     "GeneratedImage",

@@ -8,7 +8,7 @@ so repeating a request with the same LoRAs costs no new sessions.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -25,10 +25,11 @@ from impasto.engine.seamless import seamless_path
 from impasto.engine.sessions import OrtModel
 from impasto.engine.text_encoder import LayerNorm, PromptEncoder
 from impasto.engine.tokenizer import ClipTokenizer
-from impasto.engine.types import InvalidRequestError
+from impasto.engine.types import AppliedLora, InvalidRequestError
 
 CACHED_SETS = 2  # adapter sets kept open besides the base sessions
-AdapterKey = tuple[tuple[tuple[str, float], ...], tuple[str, ...], str]
+# (path, text encoders' weight, UNet's weight) of each LoRA, the embeddings, the seamless axes
+AdapterKey = tuple[tuple[tuple[str, float, float], ...], tuple[str, ...], str]
 
 
 @dataclass
@@ -64,10 +65,17 @@ def final_norm_loader(text_encoder: Path, config: dict[str, object]) -> Callable
 
 
 def adapter_key(
-    loras: list[tuple[Path, float]], embeddings: list[Path], seamless: str = ""
+    loras: Sequence[AppliedLora | tuple[Path, float]], embeddings: list[Path], seamless: str = ""
 ) -> AdapterKey:
     """The cache key of an adapter set; LoRAs at weight 0 drop out (they change nothing)."""
-    active = tuple(sorted((str(Path(p).resolve()), float(w)) for p, w in loras if w != 0))
+    applied = [AppliedLora(*lora) for lora in loras]
+    active = tuple(
+        sorted(
+            (str(Path(lora.path).resolve()), float(lora.weight), float(lora.weight_of("unet")))
+            for lora in applied
+            if lora.weight != 0 or lora.weight_of("unet") != 0
+        )
+    )
     return active, tuple(sorted(str(Path(p).resolve()) for p in embeddings)), seamless
 
 
@@ -89,7 +97,10 @@ class AdapterCache:
         self.opened = 0  # adapter sets opened so far, for tests and benchmarks
 
     def get(
-        self, loras: list[tuple[Path, float]], embeddings: list[Path], seamless: str = ""
+        self,
+        loras: Sequence[AppliedLora | tuple[Path, float]],
+        embeddings: list[Path],
+        seamless: str = "",
     ) -> Components:
         """The components for this adapter set (the base ones when it is empty); with
         ``seamless`` ("x", "y" or "xy"), the UNet wraps around along those axes for seamless
@@ -110,7 +121,7 @@ class AdapterCache:
         return components
 
     def _open(self, key: AdapterKey) -> Components:
-        lora_files = [(load_lora(Path(p)), w) for p, w in key[0]]
+        files = [(load_lora(Path(p)), te, unet) for p, te, unet in key[0]]
         embeddings = [load_embedding(Path(p)) for p in key[1]]
         unmatched: dict[Path, list[str]] = {}
         owned: list[OrtModel] = []
@@ -125,8 +136,9 @@ class AdapterCache:
         embeddings, skipped = fitting(embeddings, graphs)
 
         def apply(component: str, path: Path, overrides: dict[str, np.ndarray]) -> OrtModel | None:
-            overrides, missed = lora_overrides(OnnxGraph(path), component, lora_files, overrides)
-            for (lora, _), name in _owners(lora_files, component, missed):
+            weighted = [(file, unet if component == "unet" else te) for file, te, unet in files]
+            overrides, missed = lora_overrides(OnnxGraph(path), component, weighted, overrides)
+            for (lora, _), name in _owners(weighted, component, missed):
                 unmatched.setdefault(lora.path, []).append(name)
             if not overrides:
                 return None
@@ -165,7 +177,7 @@ class AdapterCache:
         if unet_model is None and key[2]:
             unet_model = OrtModel(unet_path, self.choice, self.cache_dir)
             owned.append(unet_model)
-        for lora, _ in lora_files:
+        for lora, _, _ in files:
             present = {"unet", "text_encoder"} | (
                 {"text_encoder_2"} if self.base.prompts_2 else set()
             )

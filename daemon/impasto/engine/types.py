@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -56,6 +56,21 @@ class CancelToken:
     def raise_if_cancelled(self) -> None:
         if self._event.is_set():
             raise GenerationCancelled("generation cancelled")
+
+
+class AppliedLora(NamedTuple):
+    """A LoRA file at its weight; ``unet_weight``, where given, is the UNet's (A1111's
+    ``<lora:name:te:unet>``) and ``weight`` the text encoders'."""
+
+    path: Path
+    weight: float
+    unet_weight: float | None = None
+
+    def weight_of(self, component: str) -> float:
+        """The weight on ``component`` (``unet``, ``text_encoder``, ``text_encoder_2``)."""
+        if component == "unet" and self.unet_weight is not None:
+            return self.unet_weight
+        return self.weight
 
 
 @dataclass(frozen=True)
@@ -194,8 +209,9 @@ class GenerationParams:
     """A1111's "Extra noise" (img2img, inpainting and the hires pass): the start's noise added
     once more, times this, at the latents' scale; 0 off."""
     preview_every: int = 0
-    loras: list[tuple[Path, float]] = field(default_factory=list)
-    """LoRA files with their weights (-2..2), applied at run time."""
+    loras: list[AppliedLora] = field(default_factory=list)
+    """LoRA files with their weights (-2..2), applied at run time (a ``(path, weight)`` pair
+    is read as one)."""
     embeddings: list[Path] = field(default_factory=list)
     """Textual inversion files whose tokens the prompts may use."""
     vae_dir: Path | None = None

@@ -14,7 +14,7 @@ from impasto.engine.noise import RNGS
 from impasto.engine.pipelines.image_steps import image_steps
 from impasto.engine.schedulers import SAMPLERS, sampler_schedules
 from impasto.engine.seamless import tiling_axes
-from impasto.engine.types import GenerationParams, InvalidRequestError
+from impasto.engine.types import AppliedLora, GenerationParams, InvalidRequestError
 from impasto.engine.upscale_latents import UPSCALERS
 from impasto.wire import BOUND_FIELDS, CHURN_FIELDS, LIMITS
 
@@ -194,8 +194,10 @@ def validate_params(params: GenerationParams, *, has_vae_encoder: bool = True) -
     if params.init_image is not None:
         check_image_steps(params.steps, params.strength, params.img2img_steps, "strength")
     check_refiner(params.refiner is not None, params.mask_image is not None)
-    for _, weight in params.loras:
-        _check("loras", weight, "lora_weight", integer=False)
+    for lora in params.loras:
+        for weight in AppliedLora(*lora)[1:]:
+            if weight is not None:
+                _check("loras", weight, "lora_weight", integer=False)
     low, high = _bounds("seed")
     for field in ("seed", "subseed"):
         value = getattr(params, field)

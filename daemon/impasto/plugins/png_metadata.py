@@ -34,7 +34,9 @@ def postprocess_result(result: PostprocessResult, image: Any, context: PluginCon
     params = result.request  # the job's resolved plan: ids and names, never a path
     sampler = params["sampler"]
     schedule = params.get("schedule", "default")
-    loras = [(lora["name"], lora["weight"]) for lora in params.get("loras", [])]
+    loras = [
+        (lora["name"], lora["weight"], lora.get("unet_weight")) for lora in params.get("loras", [])
+    ]
     result.text[PARAMETERS_KEY] = format_a1111_parameters(
         # A1111's prompt holds its LoRAs as tags: tools that read the text (A1111's PNG Info,
         # Civitai) learn them from there.

@@ -27,7 +27,9 @@ def prompt_loras(request: GenerateRequest) -> tuple[str, list[tuple[LoraSpec, st
     loras = [(lora, f"loras[{i}].name", "") for i, lora in enumerate(request.loras)]
     for tag in tags:
         try:
-            spec = msgspec.convert({"name": tag.name, "weight": tag.weight}, LoraSpec)
+            spec = msgspec.convert(
+                {"name": tag.name, "weight": tag.weight, "unet_weight": tag.unet_weight}, LoraSpec
+            )
         except msgspec.ValidationError as exc:
             field, rule = decode_error(str(exc), schema=LoraSpec)
             raise FieldError("prompt", f"{tag.text}: the {field} {rule}") from None
@@ -41,12 +43,17 @@ def hires_prompt(prompt: str | None, loras: list[LoraSpec]) -> str | None:
     if not prompt:
         return prompt
     text, tags = _tags(prompt, "hires.prompt")
-    applied = {(lora.name, lora.weight) for lora in loras}
+    applied = {(lora.name, lora.weight, _unet(lora.weight, lora.unet_weight)) for lora in loras}
     for tag in tags:
-        if (tag.name, tag.weight) not in applied:
+        if (tag.name, tag.weight, _unet(tag.weight, tag.unet_weight)) not in applied:
             raise FieldError(
                 "hires.prompt",
                 f"{tag.text}: the hires pass runs with the first pass's LoRAs; name it in the "
                 "prompt or loras (at the same weight), or leave it out here",
             )
     return text
+
+
+def _unet(weight: float, unet_weight: float | None) -> float:
+    """The UNet's weight of a LoRA given at ``weight`` and ``unet_weight``."""
+    return weight if unet_weight is None else unet_weight

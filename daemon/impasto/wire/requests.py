@@ -145,6 +145,8 @@ class LoraSpec(Schema):
 
     name: Name
     weight: LoraWeight = 1.0
+    # The UNet's weight where it differs from the text encoders' (A1111's <lora:name:te:unet>)
+    unet_weight: LoraWeight | None = None
 
 
 UpscalerName = Literal[

@@ -23,7 +23,7 @@ def build_params(job: RunJob) -> Any:
     """The engine's request from the job's plan; every file is looked up and opened here."""
     from PIL import Image
 
-    from impasto.engine import GenerationParams
+    from impasto.engine import AppliedLora, GenerationParams
     from impasto.formats.pixels import flattened
     from impasto.resources import bundled_models_dir
     from impasto.worker.files import Roots, adapter_path, model_folder, upload_path
@@ -80,7 +80,10 @@ def build_params(job: RunJob) -> Any:
         img2img_steps=plan.img2img_steps,
         inpaint_mask_weight=plan.inpaint_mask_weight,
         preview_every=job.preview_every,
-        loras=[(adapter_path(models_dir, "loras", x.name), x.weight) for x in plan.loras],
+        loras=[
+            AppliedLora(adapter_path(models_dir, "loras", x.name), x.weight, x.unet_weight)
+            for x in plan.loras
+        ],
         embeddings=[models_dir / "embeddings" / f"{name}.safetensors" for name in plan.embeddings],
         vae_dir=adapter_path(models_dir, "vae", plan.vae) if plan.vae else None,
         clip_skip=plan.clip_skip,
