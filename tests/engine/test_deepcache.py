@@ -86,6 +86,17 @@ def test_a_graph_without_the_cut_is_refused(tmp_path: Path) -> None:
         split_unet(folder / "model.onnx")
 
 
+@pytest.mark.parametrize("kept", [0.001, 0.5, 0.999])
+def test_a_truncated_unet_is_refused_as_truncated(tmp_path: Path, kept: float) -> None:
+    # A cut file was an IndexError out of the graph's reader: the split names the file and why.
+    data = (SD_TINY / "unet" / "model.onnx").read_bytes()
+    model = tmp_path / "unet" / "model.onnx"
+    model.parent.mkdir()
+    model.write_bytes(data[: int(len(data) * kept)])
+    with pytest.raises(DeepCacheError, match=r"model\.onnx: not a readable ONNX model .*truncated"):
+        split_unet(model)
+
+
 def _reference_unet() -> Any:
     return torch_pipeline("sd-tiny").unet.eval()
 

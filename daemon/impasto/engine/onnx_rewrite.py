@@ -34,6 +34,8 @@ def model_without_graph(buf: memoryview) -> tuple[bytes, tuple[int, int]]:
             end = pos + 4
         else:
             raise ProtobufError(f"unsupported wire type {wire}")
+        if end > len(buf):
+            raise ProtobufError("field runs past the end of the file (is it truncated?)")
         if number == MODEL_GRAPH and wire == 2:
             graph_span = (pos, end)
         else:
