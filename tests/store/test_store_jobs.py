@@ -257,20 +257,6 @@ def test_release_returns_job_without_counting_an_attempt(jobs: JobStore) -> None
     assert jobs.release(first) is None
 
 
-def test_requeue_orphans(jobs: JobStore) -> None:
-    a = make(jobs)
-    b = make(jobs)
-    c = make(jobs)
-    jobs.claim_next("w1")
-    jobs.claim_next("w2")
-    assert sorted(jobs.requeue_orphans()) == sorted([a, b])
-    assert jobs.counts()["processing"] == 0
-    records = [jobs.get(x) for x in (a, b, c)]
-    assert [r.attempts for r in records if r] == [1, 1, 0]
-    assert [jobs.position(x) for x in (a, b, c)] == [0, 1, 2]
-    assert jobs.requeue_orphans() == []
-
-
 def test_update_progress_only_while_processing(jobs: JobStore) -> None:
     job_id = make(jobs)
     jobs.update_progress(job_id, 2, 8)

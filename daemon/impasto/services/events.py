@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from impasto.wire import EventType
 
@@ -51,6 +51,11 @@ class EventStore(Protocol):
     def last_seq(self) -> int: ...
 
 
+# Why the bus ended a stream: its subscriber fell a queue's length behind (it reconnects with
+# ``since``), or the daemon is stopping.
+CloseReason = Literal["overflow", "shutdown"]
+
+
 class Subscription:
     """A subscriber's bounded queue; overflowing closes it so the client reconnects with since."""
 
@@ -58,6 +63,7 @@ class Subscription:
         self.job_id = job_id
         self.queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue(maxsize)
         self.closed = False
+        self.reason: CloseReason = "overflow"
 
     def offer(self, event: LiveEvent) -> None:
         if self.closed or (self.job_id and event.job_id != self.job_id):
@@ -65,11 +71,11 @@ class Subscription:
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
-            self.close()
+            self.close("overflow")
 
-    def close(self) -> None:
+    def close(self, reason: CloseReason) -> None:
         """End the stream: what is still queued is dropped (the client replays it by seq)."""
-        self.closed = True
+        self.closed, self.reason = True, reason
         while not self.queue.empty():  # a full queue would have no room for the end marker
             self.queue.get_nowait()
         self.queue.put_nowait(None)
@@ -120,11 +126,16 @@ class EventBus:
             cursor = batch[-1].seq
 
     async def stream(
-        self, since: int | None = None, job_id: str | None = None, heartbeat: float | None = None
+        self,
+        since: int | None = None,
+        job_id: str | None = None,
+        heartbeat: float | None = None,
+        on_close: Callable[[CloseReason], None] | None = None,
     ) -> AsyncIterator[LiveEvent | None]:
         """Replay what came after ``since``, then follow live events until the subscriber closes.
 
-        With ``heartbeat``, yields None after that many idle seconds so transports can ping.
+        With ``heartbeat``, yields None after that many idle seconds so transports can ping;
+        ``on_close`` hears why the bus ended the stream (a WebSocket's close code says it).
         """
         sub = Subscription(job_id)
         self._subscribers.add(sub)
@@ -145,6 +156,8 @@ class EventBus:
                     yield None
                     continue
                 if item is None:
+                    if on_close is not None:
+                        on_close(sub.reason)
                     return
                 if item.seq > last:
                     last = item.seq
@@ -155,7 +168,15 @@ class EventBus:
     def close_all(self) -> None:
         """End every stream (daemon shutdown)."""
         for sub in list(self._subscribers):
-            sub.close()
+            sub.close("shutdown")
+
+    async def drain(self, timeout: float = 1.0) -> None:
+        """After :meth:`close_all`, give the streams up to ``timeout`` seconds to end, so each
+        client gets its stream's end (a WebSocket its close frame) before the server stops."""
+        deadline = time.monotonic() + timeout
+        while self._subscribers and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # the transports send what the ended streams left them
 
     @property
     def subscriber_count(self) -> int:

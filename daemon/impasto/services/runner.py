@@ -20,6 +20,9 @@ from impasto.wire import ResolvedPlan
 from impasto.worker.protocol import JobDone, RunJob, Started, StepProgress
 from impasto.worker.supervisor import preview_data_url
 
+# Why a job left processing by a daemon that was killed (not stopped) was interrupted.
+ORPHANED = "the daemon stopped during this job"
+
 
 @dataclass(frozen=True)
 class RunnerOptions:
@@ -159,6 +162,13 @@ class JobRunner:
             self.bus.publish("failed", job_id, {"error": reason})
         return len(failed)
 
+    def recover_orphans(self) -> None:
+        """Settle the jobs a killed daemon left processing (at start, before any worker runs):
+        each such try counts, as a dead worker's does, so a job that takes the daemon down
+        every time fails after ``max_attempts`` instead of looping for ever."""
+        for job in self.store.list_processing():
+            self.on_interrupted(job, ORPHANED)
+
     def on_interrupted(self, job: Any, reason: str, *, retry: bool = True) -> None:
         """The worker died (or the daemon is stopping) mid-job: retry it, or give up.
 
@@ -173,16 +183,18 @@ class JobRunner:
             return
         reason = self.public_error(reason)
         tries = job.attempts + 1
+        # A job cancelled meanwhile (its cancel found no worker on it) stays as it is, and
+        # its clients hear no event for a change that did not happen.
         if retry and tries < self.options.max_attempts:
-            self.store.requeue(job.id, reason)
-            self.bus.publish(
-                "queued", job.id, {"position": self.store.position(job.id), "retry": reason}
-            )
+            if self.store.requeue(job.id, reason).status == "queued":
+                self.bus.publish(
+                    "queued", job.id, {"position": self.store.position(job.id), "retry": reason}
+                )
             return
         times = "once" if tries == 1 else f"{tries} times"
         error = f"{reason} (tried {times})" if retry else reason
-        self.store.fail_interrupted(job.id, error)
-        self.bus.publish("failed", job.id, {"error": error})
+        if self.store.fail_interrupted(job.id, error) is not None:
+            self.bus.publish("failed", job.id, {"error": error})
 
 
 def public_result(job_id: str, result: dict[str, Any]) -> dict[str, Any]:

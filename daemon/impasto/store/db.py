@@ -104,11 +104,24 @@ class Database:
         self._connection = connection
         # sqlite3 connections are not safe for concurrent use; one lock serializes callers.
         self._lock = threading.RLock()
+        # A second connection for long reads (see read()), opened on first use.
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Run one statement in its own implicit transaction and return all rows."""
         with self._lock, _storage_errors():
             return self._connection.execute(sql, parameters).fetchall()
+
+    def read(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Run one read-only statement on a connection of its own, for reads that grow with
+        the table (a history search over every prompt): the event loop's short statements on
+        the main connection do not wait for them (WAL lets readers run beside writes)."""
+        with self._read_lock, _storage_errors():
+            if self._reader is None:
+                self._reader = _connect(self.path)
+                self._reader.execute("PRAGMA query_only = ON")
+            return self._reader.execute(sql, parameters).fetchall()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -142,6 +155,10 @@ class Database:
         """Close the connection; a WAL checkpoint runs when the last connection closes."""
         with self._lock:
             self._connection.close()
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
 
     def __enter__(self) -> Database:
         return self
@@ -186,13 +203,9 @@ def open_database(
 def _open(path: Path, migrations: list[Migration]) -> Database:
     _create_private_file(path)
     try:
-        connection = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
-        )
+        connection = _connect(path)
     except sqlite3.OperationalError as exc:
         raise DatabaseError(f"cannot open the database {path}: {exc}") from exc
-    connection.row_factory = sqlite3.Row
-    connection.create_function("casefold", 1, _casefold, deterministic=True)
     try:
         _configure(connection)
         _check_pages(connection)
@@ -202,6 +215,16 @@ def _open(path: Path, migrations: list[Migration]) -> Database:
         connection.close()
         raise
     return Database(connection, path)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """A connection in autocommit mode, with rows by name and the SQL functions we use."""
+    connection = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+    )
+    connection.row_factory = sqlite3.Row
+    connection.create_function("casefold", 1, _casefold, deterministic=True)
+    return connection
 
 
 class _DamagedError(sqlite3.DatabaseError):

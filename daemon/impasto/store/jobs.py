@@ -178,7 +178,7 @@ class JobStore:
     def counts(self) -> dict[str, int]:
         """The number of jobs in every status (0 for the empty ones)."""
         result: dict[str, int] = dict.fromkeys(STATUSES, 0)
-        for row in self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status"):
+        for row in self.db.read("SELECT status, COUNT(*) FROM jobs GROUP BY status"):
             result[row[0]] = row[1]
         return result
 
@@ -268,16 +268,6 @@ class JobStore:
             (time.time(), job_id),
         )
 
-    def requeue_orphans(self, error: str = "the daemon stopped during this job") -> list[str]:
-        """Requeue every job left processing by a crash (attempts + 1); return their ids."""
-        rows = self.db.execute(
-            "UPDATE jobs SET status = 'queued', attempts = attempts + 1, error = ?,"
-            " worker_id = NULL, started_at = NULL, current_step = 0, updated_at = ?"
-            " WHERE status = 'processing' RETURNING id",
-            (error, time.time()),
-        )
-        return [row[0] for row in rows]
-
     def update_progress(self, job_id: str, step: int, total: int) -> None:
         """Record the sampler step of a running job."""
         self.db.execute(
@@ -320,7 +310,7 @@ class JobStore:
             where.append("instr(casefold(prompt), ?) > 0")
             parameters.append(query.casefold())
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self.db.execute(
+        rows = self.db.read(  # a search reads every prompt: not on the shared connection
             f"SELECT * FROM jobs {clause} ORDER BY created_at DESC, seq DESC LIMIT ?",
             [*parameters, limit + 1],
         )

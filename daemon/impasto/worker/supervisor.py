@@ -86,6 +86,7 @@ class Supervisor:
         # Jobs whose interruption could not be recorded yet (a full disk): retried until it is.
         self._unsettled: dict[str, tuple[Any, str, bool]] = {}
         self._cancelled: set[str] = set()
+        self._running: set[str] = set()  # jobs claimed and not yet recorded as ended
         self._cancel_watches: set[asyncio.Task[None]] = set()
         # Per worker slot: starts in a row that failed, and why the last one did.
         self._start_failures: dict[int, int] = {}
@@ -163,6 +164,11 @@ class Supervisor:
             except TimeoutError:
                 handle.process.kill()
                 await handle.process.wait()
+        # Each running job's end is recorded (released to the queue) before the tasks go: a
+        # job left processing would count as a try at the next start.
+        deadline = time.monotonic() + timeout
+        while self._running and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -238,6 +244,7 @@ class Supervisor:
             if self._stopping:
                 return
             self._retry_unsettled()
+            handle.state = "restarting"  # what /system shows until the new worker is up
             log.warning("%s: %s; restarting", handle.id, describe_exit(handle.process.returncode))
             if not handle.ready:
                 await self._start_failed(slot, await self._why_it_died(slot, handle))
@@ -261,31 +268,42 @@ class Supervisor:
                 self._wake.clear()
                 await self._wait_for_work(handle)
                 continue
-            handle.state, handle.job_id = "busy", job.id
-            oom_kills = await asyncio.to_thread(oom_kill_count)
+            self._running.add(job.id)
             try:
-                await handle.send(self.runner.run_message(job))
-                finished = await self._follow(handle, job)
-            except Exception as exc:
-                # Recording the job failed (a full disk, a bug): the worker is restarted by
-                # the caller, and the job is requeued or failed, never left processing.
-                handle.state, handle.job_id = "idle", None
-                self._settle(job, job_error(exc))
-                raise
+                if not await self._run(handle, job):
+                    return
+            finally:
+                self._running.discard(job.id)
+
+    async def _run(self, handle: WorkerHandle, job: Any) -> bool:
+        """Run one claimed job on ``handle`` and record how it ended; False when the worker
+        died (the job is requeued or failed)."""
+        handle.state, handle.job_id = "busy", job.id
+        oom_kills = await asyncio.to_thread(oom_kill_count)
+        try:
+            await handle.send(self.runner.run_message(job))
+            finished = await self._follow(handle, job)
+        except Exception as exc:
+            # Recording the job failed (a full disk, a bug): the worker is restarted by
+            # the caller, and the job is requeued or failed, never left processing.
             handle.state, handle.job_id = "idle", None
-            if finished:
-                self._cancelled.discard(job.id)
-            else:
-                reason, retry = handle.exit_reason(), True
-                if self._stopping and handle.process.returncode == 0:
-                    reason = "daemon stopped"
-                elif memory := handle.memory_kill(
-                    oom_kills, await asyncio.to_thread(oom_kill_count)
-                ):
-                    # Another try would meet the same wall and cost another worker.
-                    reason, retry = memory, False
-                self._settle(job, reason, retry=retry)
-                return
+            self._settle(job, job_error(exc))
+            raise
+        # A worker that died is not idle: /system says so until its restart is up.
+        handle.state, handle.job_id = ("idle" if finished else "dead"), None
+        if finished:
+            self._cancelled.discard(job.id)
+            return True
+        reason, retry = handle.exit_reason(), True
+        if self._stopping:
+            # It stopped as asked, or stop() killed it for not stopping in time: either
+            # way a stop of the daemon, which is no try of the job.
+            reason = "daemon stopped"
+        elif memory := handle.memory_kill(oom_kills, await asyncio.to_thread(oom_kill_count)):
+            # Another try would meet the same wall and cost another worker.
+            reason, retry = memory, False
+        self._settle(job, reason, retry=retry)
+        return False
 
     async def _why_it_died(self, slot: int, handle: WorkerHandle) -> str:
         """How a worker that died before Ready ended, with its log's last error line."""

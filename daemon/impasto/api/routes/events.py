@@ -17,19 +17,38 @@ from impasto.api.dependencies import Bus, Jobs
 from impasto.api.limits import EVENT_STREAM
 from impasto.api.openapi_doc import ALSO_ANSWERS, EVENT_STREAM_MEDIA, EventStream
 from impasto.api.params import ranged
-from impasto.services.errors import NotFoundError
+from impasto.services.errors import FieldError, NotFoundError
+from impasto.services.events import CloseReason
 from impasto.wire import EVENT_TYPES, FIELD_RULES, SEQ_MAX, Event, EventSeq
 
 HEARTBEAT = 15.0
 POLICY_VIOLATION = 1008  # WebSocket close code for a request the server will not serve
+GOING_AWAY = 1001  # the daemon is stopping
+TRY_AGAIN_LATER = 1013  # the client fell behind: it reconnects with since
+# Only the client knows the last event it handled (frames in flight may not have reached it).
+OVERFLOW_REASON = "fell behind; reconnect with since=<the last seq you got>"
+EMPTY_JOB = "is empty: give a job's id, or leave job out to follow every job"
 
 
 def _since(since: int | None, last_event_id: str | None) -> int | None:
-    if since is not None:
-        return since
+    """Where a stream starts: after the later of ``since`` and ``Last-Event-ID``. An
+    EventSource reconnects to the URL it was opened with (``?since=0``, say) and sends the
+    last id it got: it resumes there instead of receiving everything again."""
+    last = None
     if last_event_id and last_event_id.isascii() and last_event_id.isdigit():
-        return min(int(last_event_id[:20]), SEQ_MAX)
-    return None
+        last = min(int(last_event_id[:20]), SEQ_MAX)
+    if since is None or last is None:
+        return last if since is None else since
+    return max(since, last)
+
+
+def _check_job(jobs: Any, job: str | None) -> None:
+    """Refuse a ``job`` filter that names no job: its stream would stay silent for ever (a
+    typo, a deleted job: NotFoundError, 404; an empty one, a URL filled from nothing: 422)."""
+    if job == "":
+        raise FieldError("job", EMPTY_JOB)
+    if job is not None:
+        jobs.get(job)
 
 
 def _query_seq(value: str | None) -> int | str | None:
@@ -59,11 +78,11 @@ class EventsController(Controller):
         request: Request[Any, Any, Any],
         since: Annotated[int | None, ranged(EventSeq)] = None,
         job: Annotated[
-            str | None, QueryParameter(description="Only this job's events (404: no such job)")
+            str | None,
+            QueryParameter(description="Only this job's events (404: no such job; 422: empty)"),
         ] = None,
     ) -> ServerSentEvent:
-        if job is not None:
-            jobs.get(job)  # 404 for no such job (a typo, a deleted job): it would stay silent
+        _check_job(jobs, job)
         start = _since(since, request.headers.get("last-event-id"))
 
         async def messages() -> AsyncIterator[ServerSentEventMessage]:
@@ -95,15 +114,19 @@ class EventsController(Controller):
         if isinstance(start, str):
             await socket.close(code=POLICY_VIOLATION, reason=f"since: {start}")
             return
-        if job is not None:
-            try:
-                jobs.get(job)
-            except NotFoundError as exc:
-                await socket.close(code=POLICY_VIOLATION, reason=f"job: {exc}")
-                return
+        try:
+            _check_job(jobs, job)
+        except FieldError as exc:
+            await socket.close(code=POLICY_VIOLATION, reason=str(exc))
+            return
+        except NotFoundError as exc:
+            await socket.close(code=POLICY_VIOLATION, reason=f"job: {exc}")
+            return
+
+        ended: list[CloseReason] = []
 
         async def forward() -> None:
-            async for event in bus.stream(start, job, heartbeat=HEARTBEAT):
+            async for event in bus.stream(start, job, HEARTBEAT, ended.append):
                 if event is not None:
                     await socket.send_text(msgspec.json.encode(event.to_json()).decode())
 
@@ -120,5 +143,11 @@ class EventsController(Controller):
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            # A close that only the bus decides says why, so a client tells it from an end.
+            code, reason = 1000, ""
+            if ended == ["overflow"]:
+                code, reason = TRY_AGAIN_LATER, OVERFLOW_REASON
+            elif ended == ["shutdown"]:
+                code, reason = GOING_AWAY, "the daemon is stopping"
             with contextlib.suppress(Exception):
-                await socket.close()
+                await socket.close(code=code, reason=reason)

@@ -266,6 +266,7 @@ class RaySupervisor(Supervisor):
             if self._stopping:
                 return
             self._retry_unsettled()
+            handle.state = "restarting"  # what /system shows until the new worker is up
             log.warning("%s: %s", handle.id, handle.exit_reason())
             if not handle.ready and self._slots.get(slot.key) is slot:
                 ray_logs = "see Ray's worker logs on that node (/tmp/ray/session_latest/logs)"
