@@ -25,7 +25,7 @@ $(VENV)/.dev-installed: pyproject.toml $(VENV)/.installed $(wildcard plugins/*/p
 		-e plugins/impasto-styles -e plugins/impasto-watermark
 	touch $@
 
-## run: create .venv, install, start the daemon on the bundled tiny model and print its URL
+## run: create .venv, install, start the daemon on the bundled impasto-shapes model and print its URL
 run: $(VENV)/.installed
 	$(PY) -m impasto serve
 

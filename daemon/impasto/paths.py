@@ -27,17 +27,42 @@ class Paths:
     socket: Path
     discovery_file: Path
 
+    def folders(self) -> list[tuple[str, Path, bool]]:
+        """Every folder in the order ``create`` makes them: the setting that places it, the
+        folder, and whether it is private to the user (0700)."""
+        made = [
+            ("data_dir", self.data_dir, False),
+            ("log_dir", self.log_dir, False),
+            ("output_dir", self.output_dir, False),
+            ("models_dir", self.models_dir, False),
+            ("temp_dir", self.temp_dir, False),
+            ("data_dir", self.uploads_dir, False),
+            ("runtime_dir", self.runtime_dir, True),
+        ]
+        if sys.platform != "win32":  # a socket_path elsewhere: as private as the runtime dir
+            made.append(("socket_path", self.socket.parent, True))
+        return made
+
     def create(self) -> None:
-        """Make every folder; the runtime dir is private to the user (0700)."""
-        for folder in (self.data_dir, self.log_dir, self.output_dir, self.models_dir):
-            folder.mkdir(parents=True, exist_ok=True)
-        for folder in (self.temp_dir, self.uploads_dir):
-            folder.mkdir(parents=True, exist_ok=True)
-        self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if sys.platform != "win32":
-            os.chmod(self.runtime_dir, 0o700)
-            # A socket_path elsewhere: its folder is made as private as the runtime dir's.
-            self.socket.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Make every folder; FolderError names the setting of one that cannot be made."""
+        for setting, folder, private in self.folders():
+            try:
+                folder.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
+                if folder == self.runtime_dir and sys.platform != "win32":
+                    os.chmod(folder, 0o700)
+            except OSError as exc:
+                raise FolderError(setting, folder, exc.strerror or str(exc)) from None
+
+
+class FolderError(Exception):
+    """A folder of the daemon cannot be made (under a file, on a read-only disk); ``setting``
+    names the setting that places it."""
+
+    def __init__(self, setting: str, folder: Path, reason: str) -> None:
+        super().__init__(f"{setting} {folder}: the folder cannot be made ({reason})")
+        self.setting = setting
+        self.folder = folder
+        self.reason = reason
 
 
 def _runtime_default() -> Path:

@@ -45,6 +45,7 @@ from impasto.startup import (
     check_settings,
     check_socket_path,
     claim_instance,
+    make_folders,
     start_logging,
 )
 from impasto.store.db import DatabaseError, open_database
@@ -244,11 +245,7 @@ async def run_daemon(
     plugins.register_samplers(register_sampler)
     services = build_services(settings, paths, plugins)
     plugins.startup(AppContext(settings=settings, paths=paths, services=services))
-    store = services.jobs.store
-    for job_id in store.requeue_orphans():
-        services.bus.publish(
-            "queued", job_id, {"position": store.position(job_id), "retry": "daemon restarted"}
-        )
+    services.jobs.runner.recover_orphans()
     if services.jobs.paused:
         log.info("the queue is paused, as it was left: queued jobs wait for a resume")
     assert services.models is not None
@@ -308,7 +305,7 @@ async def run_daemon(
         print(f"API socket: {paths.socket}", flush=True)
     # The log says where it ran from too (the terminal's lines above may be gone).
     log.info(
-        "Impasto %s started (pid %d): %s/, %s; data %s, models %s, outputs %s, %d worker(s)",
+        "Impasto %s started (pid %d): %s/, %s; data %s, models %s, outputs %s, %s",
         __version__,
         os.getpid(),
         info.url,
@@ -316,7 +313,10 @@ async def run_daemon(
         paths.data_dir,
         paths.models_dir,
         paths.output_dir,
-        settings.workers,
+        # The workers started, not the setting (0 means one per NVIDIA GPU, or 1).
+        f"workers on the Ray cluster {settings.cluster}"
+        if settings.cluster
+        else f"{services.supervisor.count} worker(s)",
     )
 
     sweeper = asyncio.create_task(sweep_uploads_forever(services, settings.upload_retention_hours))
@@ -339,6 +339,7 @@ async def run_daemon(
     await services.supervisor.stop()
     plugins.shutdown()
     services.bus.close_all()
+    await services.bus.drain()
     for pipe_server in pipe_servers:
         pipe_server.close()
     for server in servers:
@@ -366,7 +367,7 @@ def serve(loaded: LoadedSettings) -> int:
     paths = resolve_paths(settings)
     try:
         check_settings(settings)
-        paths.create()
+        make_folders(paths)
         start_logging(settings, paths)
         # A crash in native code prints every thread's Python stack (no stderr: pythonw).
         with contextlib.suppress(RuntimeError, OSError):

@@ -19,7 +19,7 @@ from impasto.engine.providers import resolve_name
 from impasto.engine.types import EngineError
 from impasto.instance_lock import InstanceLock
 from impasto.logs import configure_daemon_logging
-from impasto.paths import Paths
+from impasto.paths import FolderError, Paths
 from impasto.resources import compiled
 from impasto.settings import Settings
 
@@ -160,6 +160,16 @@ def _already_running(lock: InstanceLock, paths: Paths) -> str:
         f"Impasto is already running ({who}){where} on {lock.path.parent}; "
         f"stop it first with {stop} or the tray's Quit, or use another data_dir and runtime_dir"
     )
+
+
+def make_folders(paths: Paths) -> None:
+    """Paths.create; StartupError naming the setting whose folder cannot be made and the flag
+    that moves it."""
+    try:
+        paths.create()
+    except FolderError as exc:
+        flag = exc.setting.replace("_", "-")
+        raise StartupError(f"{exc}; choose another with --{flag}") from None
 
 
 def start_logging(settings: Settings, paths: Paths) -> None:

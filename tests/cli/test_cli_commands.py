@@ -15,6 +15,7 @@ from cli_fakes import JOB, CliDaemon, status
 import impasto.worker.main
 from impasto import __version__
 from impasto.cli.main import build_parser, main
+from impasto.client import Client
 from impasto.settings import Settings, field_docs
 from impasto.settings_load import LoadedSettings
 
@@ -48,6 +49,29 @@ def test_config_json_masks_the_token_unless_asked(
     }
     assert main(["config", "--json", "--show-token"]) == 0
     assert json.loads(capsys.readouterr().out)["settings"]["token"]["value"] == "hunter2"
+
+
+def test_config_says_which_folder_an_empty_path_setting_means(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """An empty one is the platform default: the folder it means is printed, so the README's
+    "copy them into your models folder (`models_dir` in `impasto config`)" can be followed."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    monkeypatch.setenv("IMPASTO_OUTPUT_DIR", str(tmp_path / "pictures"))
+    assert main(["config"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    models = tmp_path / "share" / "impasto" / "models"
+    at = lines.index('models_dir = ""  [default]')
+    assert lines[at + 2] == f"    In use: {models}"
+    at = lines.index('socket_path = ""  [default]')
+    assert lines[at + 2] == f"    In use: {tmp_path / 'runtime' / 'impasto.sock'}"
+    at = lines.index(f'output_dir = "{tmp_path / "pictures"}"  [environment]')
+    assert lines[at + 2].startswith("models_dir = ")  # set: not repeated
+    assert main(["config", "--json"]) == 0
+    settings = json.loads(capsys.readouterr().out)["settings"]
+    assert settings["models_dir"]["in_use"] == str(models)
+    assert settings["output_dir"]["in_use"] == str(tmp_path / "pictures")
+    assert "in_use" not in settings["port"]
 
 
 def test_config_with_a_bad_value_is_a_usage_error(
@@ -209,6 +233,20 @@ def test_queue_prints_a_table_in_run_order(capsys: pytest.CaptureFixture[str]) -
     assert lines[2].endswith("p" * 39 + "…")
 
 
+def test_a_queue_longer_than_a_page_says_how_many_more(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """GET /queue answers its first page; the table is not all of the queue."""
+    daemon = CliDaemon()
+    items = [status("queued", id=f"job-{i}", position=i) for i in range(100)]
+    daemon.overrides[("GET", "/api/v1/queue")] = httpx.Response(
+        200, json={"paused": False, "items": items, "total": 130, "next_offset": 100}
+    )
+    assert main(["queue"], connect=daemon.client) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 102 and lines[-1] == "... and 30 more queued after these."
+
+
 def test_empty_paused_queue_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     daemon = CliDaemon()
     daemon.overrides[("GET", "/api/v1/queue")] = httpx.Response(
@@ -230,9 +268,10 @@ def test_cancel_and_cancel_of_a_finished_job(capsys: pytest.CaptureFixture[str])
     assert "already finished" in capsys.readouterr().err
 
 
-def test_version(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["version"]) == 0
-    assert capsys.readouterr().out.strip() == f"impasto {__version__}"
+@pytest.mark.parametrize("argv", [["version"], ["--version"]])
+def test_version(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 0
+    assert capsys.readouterr().out == f"impasto {__version__}\n"
 
 
 def test_tray_missing_says_how_to_install(
@@ -284,3 +323,69 @@ def test_an_address_that_is_not_http_is_a_usage_error(
     monkeypatch.setenv("IMPASTO_URL", "ftp://127.0.0.1:9")
     assert main(["queue"]) == 2
     assert "IMPASTO_URL 'ftp://127.0.0.1:9' is not the daemon's address" in capsys.readouterr().err
+
+
+def test_pull_shows_no_byte_count_for_a_stage_that_counts_none(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local folder's stages report no bytes: "optimize", not "optimize  0 B"."""
+    stages = iter(
+        [
+            {"stage": "copy", "bytes_done": 4_000_000, "bytes_total": 8_000_000},
+            {"stage": "optimize"},
+            {"stage": "completed", "status": "completed"},
+        ]
+    )
+    task = {"id": "task-1", "model_id": "mine", "source": "/models/mine", "status": "running"}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/models/install":
+            return httpx.Response(202, json=task)
+        return httpx.Response(200, json={**task, **next(stages)})
+
+    def connect(_args: object) -> Client:
+        return Client(transport=httpx.MockTransport(handle))
+
+    monkeypatch.setattr("impasto.cli.models.POLL", 0)
+    assert main(["pull", "/models/mine"], connect=connect) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:] == [
+        "copy      [###############...............] 4.0 MB / 8.0 MB",
+        "optimize",
+        "completed",
+        "installed mine",
+    ]
+
+
+def test_another_program_on_the_port_is_named_not_printed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--url` at a web server that is not Impasto: one line saying so, not its HTML page."""
+    page = "<!DOCTYPE HTML>\n<html><body><h1>Error response</h1></body></html>\n" * 5
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, text=page, headers={"Content-Type": "text/html"})
+
+    def connect(_args: object) -> Client:
+        return Client(base_url="http://127.0.0.1:8222", transport=httpx.MockTransport(handle))
+
+    assert main(["status"], connect=connect) == 1
+    err = capsys.readouterr().err
+    assert "<html>" not in err and len(err.splitlines()) == 1
+    assert "http://127.0.0.1:8222 answered 404 Not Found with text/html" in err
+    assert "IMPASTO_URL" in err
+
+
+def test_a_refused_search_names_the_option(capsys: pytest.CaptureFixture[str]) -> None:
+    daemon = CliDaemon()
+    rule = "must be text of at most 1000 characters"
+    daemon.overrides[("GET", "/api/v1/history")] = httpx.Response(
+        422,
+        json={
+            "status_code": 422,
+            "detail": f"q: {rule}",
+            "errors": [{"field": "q", "message": rule}],
+        },
+    )
+    assert main(["history", "--search", "x" * 1001], connect=daemon.client) == 1
+    assert capsys.readouterr().err == f"error: q (--search): {rule} (HTTP 422)\n"

@@ -11,8 +11,10 @@ import httpx
 import pytest
 from cli_fakes import JOB, CliDaemon
 
+from impasto.cli.generate import OPTIONS
 from impasto.cli.generate_args import lora_spec
 from impasto.cli.main import build_parser, main
+from impasto.client import Client
 
 
 def test_generate_saves_every_image_and_prints_the_paths(
@@ -206,9 +208,36 @@ def test_missing_init_image_is_reported_before_submitting(
 ) -> None:
     daemon = CliDaemon()
     argv = ["generate", "x", "--init-image", str(tmp_path / "nope.png")]
-    assert main(argv, connect=daemon.client) == 1
-    assert "nope.png is not a file" in capsys.readouterr().err
+    assert main(argv, connect=daemon.client) == 2  # a usage error, as `impasto upscale`'s
+    assert "error: --init-image: " in capsys.readouterr().err
+    argv = ["generate", "x", "--init-image", str(tmp_path), "--mask", str(tmp_path / "no.png")]
+    assert main(argv, connect=daemon.client) == 2
+    assert f"error: --init-image: {tmp_path} is not a file" in capsys.readouterr().err
     assert daemon.requests == []
+
+
+@pytest.mark.parametrize("flag", ["--init-image", "--mask", "--color-reference"])
+def test_a_picture_the_daemon_refuses_is_named_by_its_option(
+    flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The upload's multipart field is "file"; the message names what the user wrote."""
+    daemon = CliDaemon()
+    rule = "is not a readable PNG, JPEG or WebP image"
+    daemon.overrides[("POST", "/api/v1/images")] = httpx.Response(
+        422,
+        json={
+            "status_code": 422,
+            "detail": f"file: {rule}",
+            "errors": [{"field": "file", "message": rule}],
+        },
+    )
+    text = tmp_path / "notes.txt"
+    text.write_text("not a picture")
+    assert main(["generate", "x", flag, str(text)], connect=daemon.client) == 1
+    err = capsys.readouterr().err
+    assert f"error: {flag} {text}: {rule} (HTTP 422)" in err
+    assert "file:" not in err
+    assert not [r for r in daemon.requests if r.url.path == "/api/v1/generate"]
 
 
 @pytest.mark.parametrize(
@@ -426,3 +455,63 @@ def test_saving_never_replaces_a_file(tmp_path: Path, capsys: pytest.CaptureFixt
     assert capsys.readouterr().out.splitlines() == [str(path) for path in written]
     assert taken.read_bytes() == b"mine"
     assert [path.read_bytes() for path in written] == [daemon.images[0], daemon.images[1]]
+
+
+@pytest.mark.parametrize(
+    ("field", "named"),
+    [
+        ("cfg_scale", "cfg_scale (--cfg)"),
+        ("batch_size", "batch_size (--batch)"),
+        ("loras[1].weight", "loras[1].weight (--lora)"),
+        ("hires.steps", "hires.steps (--hires-steps)"),
+        ("mask_image", "mask_image (--mask)"),
+        ("width", "width"),  # the option is the field's name: said once
+    ],
+)
+def test_a_refused_field_names_the_option_that_filled_it(
+    field: str, named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daemon = CliDaemon()
+    rule = "must be a number between 0 and 30"
+    daemon.overrides[("POST", "/api/v1/generate")] = httpx.Response(
+        422,
+        json={
+            "status_code": 422,
+            "detail": f"{field}: {rule}",
+            "errors": [{"field": field, "message": rule}],
+        },
+    )
+    assert main(["generate", "x"], connect=daemon.client) == 1
+    assert capsys.readouterr().err == f"error: {named}: {rule} (HTTP 422)\n"
+
+
+def test_every_option_a_refusal_can_name_exists() -> None:
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    flags = {s for a in commands.choices["generate"]._actions for s in a.option_strings}
+    assert set(OPTIONS.values()) <= flags
+
+
+def test_a_daemon_that_stops_under_the_job_says_the_job_is_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The queue is persistent: the job runs again when the daemon starts, and the user is
+    told so and how to fetch it, rather than only that the daemon is not running."""
+    daemon = CliDaemon()
+
+    def stopping(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/generate" or not any(
+            r.url.path == "/api/v1/generate" for r in daemon.requests
+        ):
+            return daemon.handle(request)
+        daemon.requests.append(request)
+        raise httpx.ConnectError("connection refused", request=request)
+
+    def connect(_args: object = None) -> Client:
+        return Client(transport=httpx.MockTransport(stopping))
+
+    out = tmp_path / "new"
+    assert main(["generate", "x", "-o", str(out)], connect=connect) == 3
+    err = capsys.readouterr().err
+    assert f"The daemon stopped; job {JOB} is kept and runs when it starts again" in err
+    assert "impasto history --save DIR" in err and "Impasto is not running" in err
+    assert not out.exists()

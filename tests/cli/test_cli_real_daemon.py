@@ -213,3 +213,41 @@ def test_pull_list_says_when_a_size_is_unknown(
     sized = next(line for line in lines if "impasto/sized" in line)
     assert "size unknown" in plain and "0 B" not in plain and "?" not in plain
     assert "4.3 GB" in sized and "fp32" in sized
+
+
+def test_a_file_the_daemon_refuses_is_named_as_the_user_wrote_it(
+    daemon: Daemon,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Not the body field the client sent it in ("file" of an upload, "image" of an upscale)."""
+    monkeypatch.chdir(tmp_path)
+    Path("notes.txt").write_text("not a picture")
+    url = ["--url", daemon.url]
+    assert main(["generate", "a red circle", "--init-image", "notes.txt", *url]) == 1
+    err = capsys.readouterr().err
+    assert "error: --init-image notes.txt: is not a readable PNG, JPEG or WebP image" in err
+    assert main(["upscale", "notes.txt", *url]) == 1
+    assert "error: notes.txt: is not a readable PNG, JPEG or WebP image" in capsys.readouterr().err
+    assert main(["upscale", "nojob/0", *url]) == 1
+    assert "error: nojob/0: no job nojob" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.png"))  # nothing written for a refusal
+
+
+def test_upscale_makes_the_folder_of_its_output(
+    daemon: Daemon,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """As `generate -o` makes its folder; one left empty by a refusal is removed again."""
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (16, 16), "red").save("img.png")
+    url = ["--url", daemon.url]
+    assert main(["upscale", "img.png", "-o", "new/deeper/big.png", *url]) == 0
+    assert capsys.readouterr().out == "new/deeper/big.png\n"
+    assert Image.open("new/deeper/big.png").size == (32, 32)
+    assert main(["upscale", "img.png", "--scale", "100", "-o", "other/big.png", *url]) == 1
+    assert "scale: must be a number between 1 and 8" in capsys.readouterr().err
+    assert not Path("other").exists()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from impasto.client import Client
+from impasto.client import ApiError, Client, FieldError
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the daemon rejected the request, or the job failed
@@ -91,3 +91,29 @@ def write_new(path: Path, data: bytes) -> Path:
             candidate.unlink(missing_ok=True)
             raise
         return candidate
+
+
+def naming(exc: ApiError, field: str, name: str) -> ApiError:
+    """``exc`` with the request field ``field`` called ``name``: what the user wrote (an
+    option and its file) rather than a body field they never saw (an upload's ``file``)."""
+    errors = [FieldError(name, e.message) if e.field == field else e for e in exc.errors]
+    detail = exc.detail
+    if detail.startswith(f"{field}: "):  # the daemon's detail repeats its first field error
+        detail = f"{name}: {detail.removeprefix(f'{field}: ')}"
+    return ApiError(exc.status, detail, errors, exc.retry_after)
+
+
+def make_folder(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; the folders this made, deepest first."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def remove_empty(made: list[Path]) -> None:
+    """Remove the folders ``make_folder`` made, deepest first, up to the first not empty."""
+    for path in made:
+        try:
+            path.rmdir()
+        except OSError:
+            break

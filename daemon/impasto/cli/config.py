@@ -11,10 +11,21 @@ from typing import Any
 import msgspec
 
 from impasto.cli.common import EXIT_OK, EXIT_USAGE, Context
+from impasto.paths import resolve_paths
 from impasto.settings import field_docs, markdown_table
 from impasto.settings_load import load_settings
 
 SECRETS = frozenset({"token"})
+FOLDERS = {
+    "data_dir": "data_dir",
+    "runtime_dir": "runtime_dir",
+    "log_dir": "log_dir",
+    "output_dir": "output_dir",
+    "models_dir": "models_dir",
+    "temp_dir": "temp_dir",
+    "socket_path": "socket",
+}
+"""The path settings -> their ``Paths`` field: where an empty one (the platform default) is."""
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,11 +56,14 @@ def show_config(args: argparse.Namespace, context: Context) -> int:
         return EXIT_USAGE
     docs = field_docs()
     values = msgspec.structs.asdict(loaded.settings)
+    paths = resolve_paths(loaded.settings)
     rows: dict[str, dict[str, Any]] = {}
     for name, value in values.items():
         if name in SECRETS and value and not args.show_token:
             value = "********"  # keep the token off screens and logs unless asked for
         rows[name] = {"value": value, "source": loaded.sources[name], "doc": docs[name]}
+        if name in FOLDERS:  # "" says "the platform default": say which folder that is
+            rows[name]["in_use"] = str(getattr(paths, FOLDERS[name]))
     if args.json:
         print(json.dumps({"config_path": str(loaded.config_path), "settings": rows}, indent=2))
         return EXIT_OK
@@ -58,4 +72,6 @@ def show_config(args: argparse.Namespace, context: Context) -> int:
     for name, row in rows.items():
         print(f"{name} = {json.dumps(row['value'])}  [{row['source']}]")
         print(f"    {row['doc']}")
+        if not row["value"] and "in_use" in row:
+            print(f"    In use: {row['in_use']}")
     return EXIT_OK

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
-from impasto.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Context, write_new
+from impasto.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Context,
+    make_folder,
+    naming,
+    remove_empty,
+    write_new,
+)
 from impasto.cli.generate_args import HIRES_FLAGS, REQUEST_FIELDS, add_arguments, default_output_dir
 from impasto.cli.progress import ProgressBar
-from impasto.client import ApiError, Client, JobStatus
+from impasto.client import ApiError, Client, DaemonNotRunning, JobStatus
 
 IMAGE_FLAGS = (
     ("init_image", "init_image"),
@@ -18,6 +29,31 @@ IMAGE_FLAGS = (
     ("color_reference", "color_reference"),
 )
 """The flags naming a picture file -> the request field its upload goes in."""
+
+
+def _option(flag: str) -> str:
+    """The command-line spelling of a flag's name: ``init_image`` -> ``--init-image``."""
+    return "--" + flag.replace("_", "-")
+
+
+OPTIONS = {
+    **{field: _option(flag) for flag, field in (*REQUEST_FIELDS.items(), *IMAGE_FLAGS)},
+    **{f"hires.{field}": _option(flag) for flag, field in HIRES_FLAGS.items()},
+    **dict.fromkeys(("hires.scale", "hires.width", "hires.height"), "--hires"),
+    **dict.fromkeys(("seed_resize_from_width", "seed_resize_from_height"), "--seed-resize-from"),
+    "loras": "--lora",
+}
+"""Request field -> the option that fills it, for the daemon's refusals."""
+
+
+def _naming_options(exc: ApiError) -> ApiError:
+    """The daemon names request fields; where the option is spelled otherwise (``cfg_scale``
+    from ``--cfg``, ``loras[0].weight`` from ``--lora``) the refusal names the option too."""
+    for error in exc.errors:
+        option = OPTIONS.get(re.sub(r"\[\d+\].*$", "", error.field))
+        if option is not None and option != _option(error.field):
+            exc = naming(exc, error.field, f"{error.field} ({option})")
+    return exc
 
 
 def register(
@@ -55,20 +91,30 @@ def build_request(args: argparse.Namespace, client: Client) -> dict[str, Any]:
     for flag, field in IMAGE_FLAGS:
         path: Path | None = getattr(args, flag)
         if path is not None:
-            request[field] = f"upload:{client.upload_image(path)}"
+            request[field] = f"upload:{_upload(client, path, _option(flag))}"
     return request
+
+
+def _upload(client: Client, path: Path, option: str) -> str:
+    """Upload one picture; a refusal names the option and the file, not the multipart field
+    ("file") the client sent it in."""
+    try:
+        return client.upload_image(path)
+    except ApiError as exc:
+        raise naming(exc, "file", f"{option} {path}") from exc
 
 
 def generate(args: argparse.Namespace, context: Context) -> int:
     """Submit, wait with a progress bar, download the images; Ctrl+C cancels the job."""
-    for path in (getattr(args, flag) for flag, _ in IMAGE_FLAGS):
-        if path is not None and not path.is_file():
-            print(f"error: {path} is not a file", file=sys.stderr)
-            return EXIT_FAILED
+    for flag, _ in IMAGE_FLAGS:
+        path = getattr(args, flag)
+        if path is not None and not path.is_file():  # a usage error, as `impasto upscale`'s
+            print(f"error: {_option(flag)}: {path} is not a file", file=sys.stderr)
+            return EXIT_USAGE
     folder = args.output or default_output_dir()
     # Made before the job, so a folder that cannot be made costs no generation; removed again
     # (when still empty) if no picture lands in it.
-    made = [] if args.detach else _make_folder(folder)
+    made = [] if args.detach else make_folder(folder)
     saved = False
     try:
         with context.connect(args) as client:
@@ -77,22 +123,15 @@ def generate(args: argparse.Namespace, context: Context) -> int:
             return code
     finally:
         if not saved:
-            for path in made:  # deepest first; stops at the first that is not empty
-                try:
-                    path.rmdir()
-                except OSError:
-                    break
-
-
-def _make_folder(folder: Path) -> list[Path]:
-    """Create ``folder``; the folders this made, deepest first."""
-    missing = [p for p in (folder, *folder.parents) if not p.exists()]
-    folder.mkdir(parents=True, exist_ok=True)
-    return missing
+            remove_empty(made)
 
 
 def _run(args: argparse.Namespace, client: Client, folder: Path) -> int:
-    job_id, position = client.submit(build_request(args, client))
+    request = build_request(args, client)
+    try:
+        job_id, position = client.submit(request)
+    except ApiError as exc:
+        raise _naming_options(exc) from exc
     if args.detach:
         print(job_id)
         return EXIT_OK
@@ -103,6 +142,14 @@ def _run(args: argparse.Namespace, client: Client, folder: Path) -> int:
     except KeyboardInterrupt:
         bar.close()
         return _cancel(client, job_id)
+    except DaemonNotRunning:  # stopped under the job, which is kept: say where it went
+        bar.close()
+        print(
+            f"The daemon stopped; job {job_id} is kept and runs when it starts again "
+            "(`impasto history --save DIR` fetches its pictures then).",
+            file=sys.stderr,
+        )
+        raise
     bar.close()
     for warning in final.warnings:  # a LoRA whose weights matched nothing, ...
         print(f"warning: {warning}", file=sys.stderr)

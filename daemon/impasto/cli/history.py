@@ -10,10 +10,10 @@ from pathlib import Path
 
 import msgspec
 
-from impasto.cli.common import EXIT_OK, Context
+from impasto.cli.common import EXIT_OK, Context, naming
 from impasto.cli.generate import save_images
 from impasto.cli.info import clipped_prompt, format_table, size_text
-from impasto.client import JobStatus
+from impasto.client import ApiError, JobStatus
 
 PAGE = 50  # jobs asked for at a time
 
@@ -64,7 +64,12 @@ def show_history(args: argparse.Namespace, context: Context) -> int:
         pages = client.history(
             status=status, model=args.model, q=args.search, limit=min(args.limit, PAGE)
         )
-        found = list(itertools.islice((job for page in pages for job in page.items), args.limit))
+        try:
+            found = list(
+                itertools.islice((job for page in pages for job in page.items), args.limit)
+            )
+        except ApiError as exc:  # the query's "q" is what --search wrote
+            raise naming(exc, "q", "q (--search)") from exc
         if args.save is not None:
             args.save.mkdir(parents=True, exist_ok=True)
             for job in found:

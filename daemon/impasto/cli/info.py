@@ -141,6 +141,9 @@ def show_queue(args: argparse.Namespace, context: Context) -> int:
     header = ["ID", "STATUS", "PRIORITY", "MODEL", "SIZE", "PROMPT"]
     for line in format_table(header, [_row(item) for item in state.items]):
         print(line)
+    more = state.total - len(state.items)
+    if more > 0:  # the daemon answers the first page (100 jobs): the rest are counted, not lost
+        print(f"... and {more} more queued after these.")
     return EXIT_OK
 
 

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from impasto import __version__
 from impasto.cli import config, generate, history, info, models, plugins, serve, upscale
 from impasto.cli.common import (
     EXIT_BROKEN_PIPE,
@@ -28,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="impasto", description="Local Stable Diffusion daemon on ONNX Runtime."
     )
+    # As most commands take it; the same line as `impasto version`.
+    parser.add_argument("--version", action="version", version=f"impasto {__version__}")
     add_connection_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     connection = connection_options()

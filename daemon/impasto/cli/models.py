@@ -101,8 +101,8 @@ def _size(count: int) -> str:
 
 
 def _bar(done: int, total: int, width: int = 30) -> str:
-    if not total:
-        return _size(done)
+    if not total:  # a stage that counts no bytes (a local copy's optimize) shows none
+        return _size(done) if done else ""
     filled = int(width * min(done, total) / total)
     return f"[{'#' * filled}{'.' * (width - filled)}] {_size(done)} / {_size(total)}"
 
@@ -140,7 +140,7 @@ def _follow(client: Client, install_id: str) -> int:
     try:
         while True:
             task = client.install_status(install_id)
-            line = f"{task.stage:9} {_bar(task.bytes_done, task.bytes_total)}"
+            line = f"{task.stage:9} {_bar(task.bytes_done, task.bytes_total)}".rstrip()
             if line != last:
                 print(("\r" + line.ljust(70)) if interactive else line, end="", flush=True)
                 if not interactive:

@@ -8,7 +8,17 @@ import re
 import sys
 from pathlib import Path
 
-from impasto.cli.common import EXIT_OK, EXIT_USAGE, Context, finite_float, write_new
+from impasto.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    Context,
+    finite_float,
+    make_folder,
+    naming,
+    remove_empty,
+    write_new,
+)
+from impasto.client import ApiError
 
 OUTPUT_REF = re.compile(r"^[0-9A-Za-z_-]+/\d+$")
 
@@ -71,16 +81,29 @@ def run_upscale(args: argparse.Namespace, context: Context) -> int:
         print(f"error: {args.image} is not a file (nor an output as JOB_ID/INDEX)", file=sys.stderr)
         return EXIT_USAGE
     source, name = _source(args.image)
-    with context.connect(args) as client:
-        png = client.upscale(
-            source,
-            args.upscaler,
-            args.scale,
-            width=args.width,
-            height=args.height,
-            crop=args.crop,
-        )
-    print(write_new(args.output or Path(f"{name}-{args.upscaler}.png"), png))
+    output = args.output or Path(f"{name}-{args.upscaler}.png")
+    # The PNG's folder is made first, so one that cannot be made costs no upscale, and removed
+    # again (when it was new) if nothing is written into it.
+    made = make_folder(output.parent)
+    written = False
+    try:
+        with context.connect(args) as client:
+            try:
+                png = client.upscale(
+                    source,
+                    args.upscaler,
+                    args.scale,
+                    width=args.width,
+                    height=args.height,
+                    crop=args.crop,
+                )
+            except ApiError as exc:  # the body's "image" is the IMAGE argument
+                raise naming(exc, "image", args.image) from exc
+        print(write_new(output, png))
+        written = True
+    finally:
+        if not written:
+            remove_empty(made)
     return EXIT_OK
 
 

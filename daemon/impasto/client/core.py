@@ -132,13 +132,28 @@ def raise_for_status(response: httpx.Response) -> None:
         body = msgspec.json.decode(response.content, type=_ErrorBody)
         detail, errors = body.detail, body.errors
     except msgspec.MsgspecError:
-        detail, errors = response.text.strip(), []
+        detail, errors = _foreign_answer(response), []
     retry_after = response.headers.get("Retry-After")
     raise ApiError(
         response.status_code,
         detail or response.reason_phrase or "request failed",
         errors,
         retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+    )
+
+
+def _foreign_answer(response: httpx.Response) -> str:
+    """The detail of an error answer that is not the daemon's JSON: another program on that
+    port (a web server's HTML page), or a proxy. Its page is not the message: say whose it is."""
+    kind = response.headers.get("Content-Type", "no content type").split(";")[0].strip()
+    json_kind = kind == "application/json" or kind.endswith("+json")
+    if json_kind or (kind == "text/plain" and len(response.text) <= 200):  # its own words
+        return response.text.strip()
+    url = response.request.url
+    return (
+        f"{url.scheme}://{url.netloc.decode()} answered {response.status_code} "
+        f"{response.reason_phrase} with {kind}, not as Impasto answers: is it Impasto's "
+        "address? (--url, IMPASTO_URL)"
     )
 
 
