@@ -206,6 +206,31 @@ def test_an_unknown_env_boolean_is_refused_naming_the_variable(tmp_path: Path, r
         load_settings(env={"IMPASTO_SOCKET": raw}, config_path=tmp_path / "none.toml")
 
 
+@pytest.mark.parametrize(
+    ("var", "raw", "words"),
+    [
+        ("IMPASTO_PORT", "eighty", "'eighty' is not an integer. Allowed: 0-65535."),
+        ("IMPASTO_PORT", "70000", "'70000' is out of range. Allowed: 0-65535."),
+        ("IMPASTO_KEEP_ALIVE", "soon", "'soon' is not a number. Allowed: 0-604800."),
+    ],
+)
+def test_a_bad_env_value_names_its_variable_and_the_rule(
+    tmp_path: Path, var: str, raw: str, words: str
+) -> None:
+    # msgspec's "Expected `int`, got `str` - at `$.port`" was the message, without the variable.
+    key = var.removeprefix("IMPASTO_").lower()
+    with pytest.raises(ValueError) as raised:
+        load_settings(env={var: raw}, config_path=tmp_path / "none.toml")
+    assert str(raised.value) == f"setting {key!r} from environment ({var}): {words}"
+
+
+def test_a_config_value_of_another_type_says_which_type(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('allowed_origins = 3\nport = "x"\n')
+    with pytest.raises(ValueError, match=r"'allowed_origins' from config .*: 3 is not a list\.$"):
+        load_settings(env={}, config_path=config, config_origin="--config")
+
+
 def test_env_numbers_may_have_surrounding_spaces(tmp_path: Path) -> None:
     env = {"IMPASTO_PORT": " 8081 ", "IMPASTO_KEEP_ALIVE": "\t60\n"}
     s = load_settings(env=env, config_path=tmp_path / "none.toml").settings
@@ -288,7 +313,9 @@ def test_only_the_default_config_location_may_be_absent(tmp_path: Path) -> None:
 
 def test_a_missing_model_catalog_is_refused(tmp_path: Path) -> None:
     env = {ENV_PREFIX + "MODEL_CATALOG": str(tmp_path / "catalog.toml")}
-    with pytest.raises(ValueError, match=r"'model_catalog' from environment: .*does not exist"):
+    with pytest.raises(
+        ValueError, match=r"'model_catalog' from environment \(IMPASTO_MODEL_CATALOG\): .*does not"
+    ):
         load_settings(env=env, config_path=tmp_path / "none.toml")
     (tmp_path / "catalog.toml").write_text("")
     assert load_settings(env=env, config_path=tmp_path / "none.toml").settings.model_catalog

@@ -54,6 +54,15 @@ PATH_FIELDS = frozenset(
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 _RANGE_ERROR = re.compile(r"^Expected `(?:int|float)` [<>]=")
+_TYPE_ERROR = re.compile(r"Expected `(\w+)(?: \| null)?`, got `\w+`$")
+_TYPE_WORDS = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "text",
+    "bool": "true or false",
+    "array": "a list",
+    "object": "a table",
+}
 
 
 def _field_types() -> dict[str, type]:
@@ -134,15 +143,28 @@ def _check_config_path(path: Path, origin: str | None) -> bool:
     return False
 
 
+def _named(source: str, key: str) -> str:
+    """``source`` with the variable's name where it is the environment."""
+    return f"environment ({ENV_PREFIX}{key.upper()})" if source == "environment" else source
+
+
 def _invalid(key: str, value: Any, source: str, exc: msgspec.ValidationError) -> ValueError:
-    """The error of one bad value, with the documented "Allowed" range when it is out of it."""
+    """The error of one bad value, naming the variable of one from the environment, with the
+    documented "Allowed" range when it is out of it or of another type."""
     message = str(exc).split(" - at ", 1)[0]
+    source = _named(source, key)
     allowed = field_ranges().get(key)
     if allowed and _RANGE_ERROR.match(message):
         return ValueError(
             f"setting {key!r} from {source}: {value!r} is out of range. Allowed: {allowed}."
         )
-    return ValueError(f"setting {key!r} from {source}: {exc}")
+    kind = _TYPE_ERROR.match(message)
+    if kind and kind.group(1) in _TYPE_WORDS:
+        more = f" Allowed: {allowed}." if allowed else ""
+        return ValueError(
+            f"setting {key!r} from {source}: {value!r} is not {_TYPE_WORDS[kind.group(1)]}.{more}"
+        )
+    return ValueError(f"setting {key!r} from {source}: {message}")
 
 
 def load_settings(
@@ -197,7 +219,8 @@ def load_settings(
     if settings.model_catalog and not catalog.is_file():
         what = "is a directory" if catalog.is_dir() else "does not exist"
         raise ValueError(
-            f"setting 'model_catalog' from {sources['model_catalog']}: {catalog} {what} "
+            f"setting 'model_catalog' from {_named(sources['model_catalog'], 'model_catalog')}: "
+            f"{catalog} {what} "
             "(leave it empty for the built-in catalog)"
         )
     return LoadedSettings(settings=settings, sources=sources, config_path=path, plugins=plugins)

@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 import msgspec
+import pytest
+from litestar.params import QueryParameter
 from litestar.testing import TestClient
 
 from impasto.api.app import build_litestar
 from impasto.services.container import Services
 from impasto.wire import FIELD_RULES
+from impasto.wire.limits import decode_error
 from tests.api.conftest import make_services
 
 
@@ -103,6 +106,43 @@ def test_every_ranged_query_parameter_states_its_range_in_words(tmp_path: Path) 
     assert {"limit", "thumb", "since", "keep_alive"} <= ranged.keys(), ranged
     unworded = {n: p for n, p in ranged.items() if "between" not in (FIELD_RULES.get(n) or "")}
     assert not unworded, f"query parameters whose 422 would read as msgspec's: {unworded}"
+
+
+def test_every_length_limited_query_parameter_states_its_limit_in_words(
+    api: TestClient, services: Services
+) -> None:
+    """``?q=`` past its length read as msgspec's "Expected `str` of length <= 1000"."""
+    limited: list[tuple[str, str, str, int]] = []
+    for route in build_litestar(services).routes:
+        for handler in getattr(route, "route_handlers", []):
+            for name, field in handler.parsed_fn_signature.parameters.items():
+                kwarg = field.kwarg_definition
+                most = getattr(kwarg, "max_length", None)
+                in_query = isinstance(kwarg, QueryParameter)
+                if name != "data" and most is not None and in_query and "{" not in route.path:
+                    limited += [(m, route.path, name, most) for m in handler.http_methods]
+    assert ("GET", "/api/v1/history", "q", 1000) in limited, limited
+    for method, path, name, most in limited:
+        answer = api.request(method, path, params={name: "a" * (most + 1)})
+        assert answer.status_code == 422, (method, path, answer.text)
+        rule = f"must be text of at most {most} characters"
+        assert answer.json()["errors"] == [{"field": name, "message": rule}], (method, path)
+
+
+@pytest.mark.parametrize(
+    ("words", "rule"),
+    [
+        ("Expected `str` of length <= 1000", "must be text of at most 1000 characters"),
+        ("Expected `str` of length >= 2", "must be text of at least 2 characters"),
+        ("Expected `array` of length <= 64", "must be a list of at most 64 items"),
+        ("Expected `int` >= 1", "must be an integer of at least 1"),
+        ("Expected `float` < 2.5", "must be a number below 2.5"),
+        ("Expected `int` that is a multiple of 8", "must be a multiple of 8"),
+        ("Expected `object`, got `array`", "Expected `object`, got `array`"),
+    ],
+)
+def test_msgspec_constraint_words_read_as_rules(words: str, rule: str) -> None:
+    assert decode_error(f"{words} - at `$.x`", "x") == ("x", rule)
 
 
 def test_a_thumbnail_size_out_of_range_names_its_range(api: TestClient) -> None:

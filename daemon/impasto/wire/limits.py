@@ -209,6 +209,12 @@ LIST_FIELDS_UP_TO = 12  # an unknown field's error lists the fields of a body th
 _OUT_OF_RANGE = "Number out of range"  # msgspec's error of a number past a float's range
 OUT_OF_RANGE_RULE = "holds a number too large to read (past a 64-bit float's range)"
 _BOOL_ERROR = re.compile(r"Expected `bool( \| null)?`, got")
+# msgspec's words for a constraint (a field with no rule of its own: a query parameter)
+_LENGTH_ERROR = re.compile(r"^Expected `(str|array|object)` of length (<=|>=) (\d+)$")
+_BOUND_ERROR = re.compile(r"^Expected `(int|float)` (<=|>=|<|>) (\S+)$")
+_MULTIPLE_ERROR = re.compile(r"^Expected `(int|float)` that is a multiple of (\S+)$")
+_UNITS = {"str": "characters", "array": "items", "object": "entries"}
+_BOUNDS = {"<=": "of at most", ">=": "of at least", "<": "below", ">": "above"}
 
 
 def _struct_in(hint: Any) -> type | None:
@@ -307,6 +313,24 @@ def _has_own_types(schema: Any) -> bool:
     return kind is not None and not kind.__module__.startswith(__name__.rsplit(".", 1)[0])
 
 
+def constraint_words(rule: str) -> str:
+    """msgspec's words for a broken length, bound or multiple (``Expected `str` of length <=
+    1000``) as a rule in the words every other field's error uses; other words as they are."""
+    length = _LENGTH_ERROR.match(rule)
+    if length:
+        kind, op, size = length.groups()
+        what = "text" if kind == "str" else "a list" if kind == "array" else "an object"
+        return f"must be {what} {_BOUNDS[op]} {size} {_UNITS[kind]}"
+    bound = _BOUND_ERROR.match(rule)
+    if bound:
+        kind, op, value = bound.groups()
+        return f"must be {'an integer' if kind == 'int' else 'a number'} {_BOUNDS[op]} {value}"
+    multiple = _MULTIPLE_ERROR.match(rule)
+    if multiple:
+        return f"must be a multiple of {multiple.group(2)}"
+    return rule
+
+
 def decode_error(message: str, field: str | None = None, schema: Any = None) -> tuple[str, str]:
     """(field, message) of a msgspec decode error: ``Expected `int` <= 150 - at `$.steps```
     is ``steps`` and its rule in words; a nested path keeps its indexes (``loras[0].weight``).
@@ -330,7 +354,7 @@ def decode_error(message: str, field: str | None = None, schema: Any = None) -> 
         rule = schema_rule(schema, field) or rule
     if _BOOL_ERROR.match(rule):  # a flag, in a body or a query, has one rule wherever it is
         rule = BOOL_RULE
-    return field, rule
+    return field, constraint_words(rule)
 
 
 def convert_allowing_empty_prompt(
