@@ -6,13 +6,17 @@ file, the real runner, and fake workers that speak the frame protocol."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from impasto.services.runner import JobRunner, RunnerOptions
 from impasto.store import JobStore, open_database
+from impasto.worker import supervisor
 from impasto.worker.protocol import LoadModel, RunJob
 from impasto.worker.supervisor import Supervisor
 
@@ -119,3 +123,37 @@ def test_a_stop_that_kills_a_worker_that_would_not_stop_is_no_try(tmp_path: Path
     assert job is not None
     assert (job.status, job.attempts, job.error) == ("queued", 0, None)
     assert bus.events == [("started", job_id)]  # no retry announced: nothing was tried
+
+
+def test_a_worker_that_never_says_ready_is_a_failed_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One stuck before Ready (a plugin's import that never returns) held the queue for ever
+    while health said ok: it is killed after READY_TIMEOUT_S and counted as a failed start."""
+    store, job_id = _queued_job(tmp_path)
+    monkeypatch.setattr(supervisor, "READY_TIMEOUT_S", 0.5)
+
+    async def wait_for_the_problem() -> tuple[str | None, list[int]]:
+        runner = Runner(store, tmp_path)
+        command = [sys.executable, "-c", "import time; time.sleep(600)"]
+        workers = Supervisor(runner, command=lambda: command)
+        workers.start()
+        pids: list[int] = []
+        try:
+            deadline = time.monotonic() + 60
+            while workers.problem is None and time.monotonic() < deadline:
+                pids += [w["pid"] for w in workers.describe() if w["pid"] not in pids]
+                await asyncio.sleep(0.05)
+            return workers.problem, pids
+        finally:
+            await workers.stop(timeout=5)
+
+    problem, pids = asyncio.run(wait_for_the_problem())
+    assert problem is not None and "did not say it was ready within 0.5 s" in problem, problem
+    assert len(pids) >= supervisor.MAX_START_FAILURES
+    job = store.get(job_id)
+    assert job is not None and job.status == "failed", job
+    assert "did not say it was ready within 0.5 s" in (job.error or "")
+    for pid in pids:  # each stuck worker was killed, none left behind
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

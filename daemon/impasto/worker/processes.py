@@ -74,6 +74,7 @@ class WorkerHandle:
     dead: asyncio.Event = field(default_factory=asyncio.Event)
     reader: asyncio.Task[None] | None = None
     ready: bool = False  # it said Ready (a start that never does is a failed start)
+    stuck: str = ""  # why it was killed before Ready, when it was
 
     async def send(self, message: ToWorker) -> None:
         assert self.process.stdin is not None

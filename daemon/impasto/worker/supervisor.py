@@ -38,6 +38,10 @@ MAX_START_FAILURES = 3
 # Seconds a worker has to stop a cancelled job (its next sampler step, its next plugin call)
 # before it is restarted: a plugin hook that never returns must not hold the job.
 CANCEL_GRACE_S = 30.0
+# Seconds a new worker has to say Ready (choosing its providers, loading plugins: seconds on
+# any machine) before it is killed as a failed start: one stuck there held the queue for ever
+# while health said ok.
+READY_TIMEOUT_S = 120.0
 
 
 class JobRunner(Protocol):
@@ -253,7 +257,14 @@ class Supervisor:
             await asyncio.sleep(backoff)
 
     async def _serve(self, handle: WorkerHandle) -> None:
-        first = await handle.inbox.get()
+        try:
+            first = await asyncio.wait_for(handle.inbox.get(), READY_TIMEOUT_S)
+        except TimeoutError:
+            handle.stuck = f"it did not say it was ready within {READY_TIMEOUT_S:g} s"
+            log.error("%s: %s; killing it", handle.id, handle.stuck)
+            with contextlib.suppress(ProcessLookupError):
+                handle.process.kill()
+            return
         if not isinstance(first, Ready):
             return
         handle.provider = first.provider
@@ -309,7 +320,8 @@ class Supervisor:
         """How a worker that died before Ready ended, with its log's last error line."""
         last = await asyncio.to_thread(last_error_line, self._log_file(slot))
         log_file = self._log_file(slot) or "the worker log"
-        return f"{handle.exit_reason()}" + (f": {last}" if last else "") + f"; see {log_file}"
+        how = handle.stuck or handle.exit_reason()
+        return how + (f": {last}" if last else "") + f"; see {log_file}"
 
     async def _start_failed(self, slot: int, why: str) -> None:
         """Count a worker that died before Ready or could not be started at all (``why``);

@@ -270,7 +270,8 @@ class RaySupervisor(Supervisor):
             log.warning("%s: %s", handle.id, handle.exit_reason())
             if not handle.ready and self._slots.get(slot.key) is slot:
                 ray_logs = "see Ray's worker logs on that node (/tmp/ray/session_latest/logs)"
-                await self._start_failed(slot.number, f"{handle.exit_reason()}; {ray_logs}")
+                how = handle.stuck or handle.exit_reason()
+                await self._start_failed(slot.number, f"{how}; {ray_logs}")
             backoff = 0.5 if time.monotonic() - started > 30 else min(backoff * 2, 30.0)
             await asyncio.sleep(backoff)
         for handle in self._handles_of(slot):
