@@ -179,6 +179,10 @@ def nuitka_command(
     # Its gi plugin resolves `gi.repository.*` imports even when gi is not followed.
     command.append("--disable-plugins=gi")
     if platform_key() == "win32":
+        # Nuitka's default ("force") opens a console window for the whole life of a tray started
+        # from the Start menu or at login. "hide" hides such a new console but keeps it, so the
+        # tray can still stop its daemon with CTRL_BREAK; a terminal's console is used as is.
+        command.append("--windows-console-mode=hide")
         icon = REPO / "packaging" / "windows" / "impasto.ico"
         if icon.exists():
             command.append(f"--windows-icon-from-ico={icon}")

@@ -26,9 +26,9 @@ sys.path[:0] = [str(REPO / "tray"), str(REPO / "daemon"), str(REPO / "packaging"
 from nuitka_layout import DIST, STANDALONE_EXECUTABLE, standalone_folder  # noqa: E402
 
 DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
-# Where the .deb puts things; the unit and desktop entry point at BINDIR.
+# Where the .deb puts things; the unit and desktop entry run PROGRAM.
 LIBDIR = "opt/impasto"
-BINDIR = "/usr/bin"
+PROGRAM = "/usr/bin/impasto"
 
 
 def write_icon(target: Path, size: int = 256) -> Path:
@@ -41,9 +41,10 @@ def write_icon(target: Path, size: int = 256) -> Path:
     return target
 
 
-def templated(name: str, bindir: str) -> str:
-    """A file of this folder with @BINDIR@ filled in."""
-    return (HERE / name).read_text().replace("@BINDIR@", bindir)
+def templated(name: str, program: str) -> str:
+    """A file of this folder with @IMPASTO@ filled in: a plain path, which neither the unit nor
+    the desktop entry needs to quote (install.sh quotes a user's path for each)."""
+    return (HERE / name).read_text().replace("@IMPASTO@", program)
 
 
 def stage_deb(root: Path, binary: Path, version: str, arch: str) -> Path:
@@ -62,10 +63,10 @@ def stage_deb(root: Path, binary: Path, version: str, arch: str) -> Path:
     (root / "usr" / "bin" / "impasto").symlink_to(f"/{LIBDIR}/{executable}")
     unit = root / "usr" / "lib" / "systemd" / "user" / "impasto.service"
     unit.parent.mkdir(parents=True)
-    unit.write_text(templated("impasto.service", BINDIR))
+    unit.write_text(templated("impasto.service", PROGRAM))
     desktop = root / "usr" / "share" / "applications" / "impasto.desktop"
     desktop.parent.mkdir(parents=True)
-    desktop.write_text(templated("impasto.desktop", BINDIR))
+    desktop.write_text(templated("impasto.desktop", PROGRAM))
     write_icon(root / "usr" / "share" / "icons" / "hicolor" / "256x256" / "apps" / "impasto.png")
     control = root / "DEBIAN" / "control"
     control.parent.mkdir()

@@ -5,10 +5,23 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 PREFIX=${PREFIX:-$HOME/.local}
+mkdir -p "$PREFIX"
+PREFIX=$(cd "$PREFIX" && pwd)  # absolute: the links and entries must not depend on the cwd
 DATA_HOME=${XDG_DATA_HOME:-$HOME/.local/share}
 CONFIG_HOME=${XDG_CONFIG_HOME:-$HOME/.config}
 libdir="$PREFIX/lib/impasto"
 bindir="$PREFIX/bin"
+
+# fill TEMPLATE COMMAND TARGET: TEMPLATE with @IMPASTO@ replaced by COMMAND (already quoted
+# for the target's format), line by line, so that no character of a path is special here.
+fill() {
+    while IFS= read -r line || [ -n "$line" ]; do
+        case $line in
+        *@IMPASTO@*) printf '%s%s%s\n' "${line%%@IMPASTO@*}" "$2" "${line#*@IMPASTO@}" ;;
+        *) printf '%s\n' "$line" ;;
+        esac
+    done <"$1" >"$3"
+}
 
 mkdir -p "$libdir" "$bindir" "$DATA_HOME/applications" "$DATA_HOME/icons/hicolor/256x256/apps" \
     "$CONFIG_HOME/systemd/user"
@@ -23,9 +36,24 @@ else
 fi
 ln -sf "$libdir/impasto" "$bindir/impasto"
 install -m 0644 "$here/impasto.png" "$DATA_HOME/icons/hicolor/256x256/apps/impasto.png"
-sed "s|@BINDIR@|$bindir|g" "$here/impasto.desktop" > "$DATA_HOME/applications/impasto.desktop"
-sed "s|@BINDIR@|$bindir|g" "$here/impasto.service" > "$CONFIG_HOME/systemd/user/impasto.service"
+# The program's path quoted for each file, so that a PREFIX or HOME with spaces works.
+program="$bindir/impasto"
+# Desktop Entry spec: in double quotes with \ " ` $ escaped, % doubled, then \ doubled again.
+desktop=$(printf '%s' "$program" | sed -e 's/[\\"`$]/\\&/g' -e 's/\\/\\\\/g' -e 's/%/%%/g')
+fill "$here/impasto.desktop" "\"$desktop\"" "$DATA_HOME/applications/impasto.desktop"
+# systemd: % (specifiers) doubled. It refuses \ " ' in the name of the executable, so such a
+# path runs as env's argument: in double quotes with \ and " escaped, $ (variables) doubled.
+case $program in
+*[\\\"\']*)
+    unit="/usr/bin/env \"$(printf '%s' "$program" | sed -e 's/[\\"]/\\&/g' -e 's/%/%%/g' -e 's/\$/$$/g')\"" ;;
+*) unit="\"$(printf '%s' "$program" | sed -e 's/%/%%/g')\"" ;;
+esac
+fill "$here/impasto.service" "$unit" "$CONFIG_HOME/systemd/user/impasto.service"
 install -m 0755 "$here/uninstall.sh" "$libdir/uninstall.sh"
+if command -v systemctl >/dev/null 2>&1; then
+    # A running user manager keeps an older unit until it reloads.
+    systemctl --user daemon-reload >/dev/null 2>&1 || true
+fi
 
 echo "Installed Impasto into $libdir (command: $bindir/impasto)."
 echo "Start the tray from your applications menu, or run: impasto tray"

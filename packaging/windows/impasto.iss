@@ -44,11 +44,21 @@ Name: "{userdesktop}\Impasto"; Filename: "{app}\impasto.exe"; Parameters: "tray"
 Filename: "{app}\impasto.exe"; Parameters: "tray"; Description: "Start Impasto now"; Flags: nowait postinstall skipifsilent
 
 [UninstallRun]
-; Stop a running daemon first so its files can be removed; models and outputs stay.
-Filename: "{cmd}"; Parameters: "/C taskkill /IM impasto.exe /T"; Flags: runhidden; RunOnceId: "StopImpasto"
+; Stop the tray and the daemon first so that their files can be removed; models and outputs
+; stay. /F: without it taskkill only asks windows to close, and the daemon has none.
+Filename: "{sys}\taskkill.exe"; Parameters: "/F /T /IM impasto.exe"; Flags: runhidden; RunOnceId: "StopImpasto"
 
 [Registry]
 ; The same HKCU Run value the tray's "Start at login" toggle writes, so the two agree.
 Root: HKCU; Subkey: "Software\Microsoft\Windows\CurrentVersion\Run"; ValueType: string; ValueName: "Impasto"; ValueData: """{app}\impasto.exe"" tray"; Tasks: autostart; Flags: uninsdeletevalue
 
 ; Uninstall keeps %LOCALAPPDATA%\impasto (models, outputs, database) unless the user deletes it.
+
+[Code]
+// The tray's "Start at login" writes the same Run value without this installer's task: remove
+// it too, or Windows would run a deleted impasto.exe at every login.
+procedure CurUninstallStepChanged(CurUninstallStep: TUninstallStep);
+begin
+  if CurUninstallStep = usPostUninstall then
+    RegDeleteValue(HKCU, 'Software\Microsoft\Windows\CurrentVersion\Run', 'Impasto');
+end;

@@ -124,6 +124,48 @@ def test_workers_start_from_the_unpacked_binary_not_the_onefile_bootstrap(
         log.close()
 
 
+def test_the_binary_runs_the_tray_which_starts_and_stops_its_daemon(tmp_path: Path) -> None:
+    """`impasto tray` from the binary, as the menu entry runs it: pystray's X backend and Xlib
+    are in it, the daemon it starts is the binary again (`impasto serve`), and SIGTERM (as at
+    logout) stops the tray and that daemon, leaving no process behind."""
+    require("Xvfb", "xvfb")
+    from tests.tray.xserver import FakeSystemTray, IconWindow, Xvfb
+
+    xvfb = Xvfb(tmp_path / "xvfb.log")
+    panel = FakeSystemTray(xvfb.name)
+    env = {**smoke.clean_env(tmp_path, smoke.free_port()), "DISPLAY": xvfb.name}
+    env.update(PYSTRAY_BACKEND="xorg", IMPASTO_TRAY_HOST_WAIT="30")
+    output = tmp_path / "tray.out"
+    with output.open("wb") as out:
+        tray = subprocess.Popen([BINARY, "tray"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    icon: IconWindow | None = None
+    try:
+        deadline = time.monotonic() + 180
+        while not panel.docked:
+            assert tray.poll() is None and time.monotonic() < deadline, output.read_text()
+            time.sleep(0.1)
+        icon = IconWindow(xvfb.name, panel.docked[0])
+        while icon.title() != "Impasto: Idle":  # the daemon it started answers
+            assert tray.poll() is None and time.monotonic() < deadline, output.read_text()
+            time.sleep(0.2)
+        children = smoke.descendants(tray.pid)
+        assert children, "the tray started no daemon"
+        assert (tmp_path / "run" / "daemon.json").is_file()
+        tray.send_signal(signal.SIGTERM)
+        assert tray.wait(60) == 0, output.read_text()
+        assert not (tmp_path / "run" / "daemon.json").exists()  # the daemon stopped cleanly
+        left = [pid for pid in children if Path(f"/proc/{pid}").exists()]
+        assert not left, f"processes left behind: {left}"
+    finally:
+        if tray.poll() is None:
+            tray.kill()
+            tray.wait()
+        if icon is not None:
+            icon.close()
+        panel.close()
+        xvfb.stop()
+
+
 def test_the_binary_fuses_attention_and_quantises_when_it_installs_a_model(
     tmp_path: Path,
 ) -> None:

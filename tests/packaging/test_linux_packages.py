@@ -19,6 +19,7 @@ import build_linux  # noqa: E402
 from nuitka_layout import STANDALONE_EXECUTABLE, standalone_folder  # noqa: E402
 
 from tests.tools import may_install_into_the_host, require  # noqa: E402
+from tests.tray.test_platforms import exec_arguments  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -83,10 +84,10 @@ def test_the_tarball_installs_per_user_and_uninstall_keeps_outputs(
     command = home / ".local" / "bin" / "impasto"
     result = subprocess.run([command, "serve"], capture_output=True, text=True)
     assert result.stdout == "fake impasto serve\n"
-    unit = (home / ".config/systemd/user/impasto.service").read_text()
-    assert f"ExecStart={command} serve" in unit
+    unit = entry(home / ".config/systemd/user/impasto.service")
+    assert shlex.split(unit["ExecStart"]) == [str(command), "serve"]
     desktop = entry(home / ".local/share/applications/impasto.desktop")
-    assert shlex.split(desktop["Exec"]) == [str(command), "tray"]
+    assert exec_arguments(desktop["Exec"]) == [str(command), "tray"]
 
     outputs = home / ".local" / "share" / "impasto" / "outputs"
     outputs.mkdir(parents=True)
@@ -96,6 +97,81 @@ def test_the_tarball_installs_per_user_and_uninstall_keeps_outputs(
     assert not command.exists() and not (home / ".local/lib/impasto").exists()
     assert not (home / ".config/systemd/user/impasto.service").exists()
     assert (outputs / "keep.png").is_file()
+
+
+def unpacked_tarball(binary: Path, tmp_path: Path) -> Path:
+    tarball = build_linux.build_tarball(binary, tmp_path / "out", "1.2.3", "x86_64")
+    with tarfile.open(tarball) as archive:
+        archive.extractall(tmp_path / "unpacked", filter="data")
+    return tmp_path / "unpacked" / "impasto-1.2.3-linux-x86_64"
+
+
+# A home a user may have: spaces, an apostrophe, a dollar, a percent; and worse.
+ODD_HOMES = ["home dir 100%", "home of Ann O'Neil $HOME 100%", 'odd \\ "quoted" & | ; `x`']
+
+
+@pytest.mark.parametrize("name", ODD_HOMES)
+def test_the_tarball_installs_into_a_home_with_odd_characters(
+    fake_binary: Path, tmp_path: Path, name: str
+) -> None:
+    folder = unpacked_tarball(fake_binary, tmp_path)
+    home = tmp_path / name
+    env = {"HOME": str(home), "PATH": os.environ["PATH"]}
+    subprocess.run(["sh", str(folder / "install.sh")], env=env, check=True, capture_output=True)
+    command = home / ".local" / "bin" / "impasto"
+    desktop = home / ".local/share/applications/impasto.desktop"
+    assert exec_arguments(entry(desktop)["Exec"]) == [str(command), "tray"]
+    validate = shutil.which("desktop-file-validate")
+    if validate is not None:
+        check = subprocess.run([validate, str(desktop)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+    unit = home / ".config/systemd/user/impasto.service"
+    analyze = shutil.which("systemd-analyze")
+    if analyze is not None:  # it checks that the command exists and is executable
+        check = subprocess.run(
+            [analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True
+        )
+        assert check.returncode == 0 and "impasto" not in check.stderr, check.stderr
+    exec_start = entry(unit)["ExecStart"]
+    words = exec_start.split(" ", 1)
+    if words[0] != "/usr/bin/env":  # a path systemd accepts as an executable's name: literal
+        assert exec_start == f'"{command}" serve'.replace("%", "%%")
+
+
+def test_uninstall_removes_the_prefix_it_was_installed_into_and_nothing_else(
+    fake_binary: Path, tmp_path: Path
+) -> None:
+    folder = unpacked_tarball(fake_binary, tmp_path)
+    home = tmp_path / "home"
+    prefix = tmp_path / "opt dir"
+    env = {"HOME": str(home), "PATH": os.environ["PATH"]}
+    # An `impasto` that pip put in ~/.local/bin is not this install's to remove.
+    pip_script = home / ".local" / "bin" / "impasto"
+    pip_script.parent.mkdir(parents=True)
+    pip_script.write_text("#!/bin/sh\n")
+    install_env = {**env, "PREFIX": str(prefix)}
+    subprocess.run(["sh", str(folder / "install.sh")], env=install_env, check=True)
+    assert (prefix / "bin" / "impasto").is_symlink()
+    outputs = home / ".local" / "share" / "impasto" / "outputs"
+    outputs.mkdir(parents=True)
+    (outputs / "keep.png").write_bytes(b"png")
+    # Run as the docs say, without PREFIX: it removes the install it belongs to.
+    uninstall = prefix / "lib" / "impasto" / "uninstall.sh"
+    subprocess.run(["sh", str(uninstall)], env=env, check=True, capture_output=True)
+    assert not (prefix / "lib" / "impasto").exists()
+    assert not os.path.lexists(prefix / "bin" / "impasto")
+    assert pip_script.read_text() == "#!/bin/sh\n"
+    assert (outputs / "keep.png").is_file()
+
+    subprocess.run(["sh", str(folder / "install.sh")], env=env, check=True, capture_output=True)
+    logs = home / ".local" / "state" / "impasto" / "log"
+    logs.mkdir(parents=True)
+    (home / ".config" / "impasto").mkdir(parents=True)
+    uninstall = home / ".local" / "lib" / "impasto" / "uninstall.sh"
+    subprocess.run(["sh", str(uninstall), "--purge"], env=env, check=True, capture_output=True)
+    for kept in ["share/impasto", "state/impasto", "lib/impasto", "bin/impasto"]:
+        assert not os.path.lexists(home / ".local" / kept), kept
+    assert not (home / ".config" / "impasto").exists()
 
 
 REAL_BINARY = REPO / "packaging" / "out" / "impasto"
@@ -204,3 +280,22 @@ def test_the_deb_and_tarball_ship_the_whole_standalone_folder(tmp_path: Path) ->
     assert (lib / "impasto.dist" / "share" / "index.html").is_file()
     subprocess.run(["sh", str(lib / "uninstall.sh")], env=env, check=True, capture_output=True)
     assert not command.exists() and not lib.exists()
+
+
+def test_a_relative_prefix_installs_links_that_work_from_anywhere(
+    fake_binary: Path, tmp_path: Path
+) -> None:
+    folder = unpacked_tarball(fake_binary, tmp_path)
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {"HOME": str(home), "PATH": os.environ["PATH"], "PREFIX": "apps"}
+    subprocess.run(["sh", str(folder / "install.sh")], env=env, cwd=work, check=True)
+    command = work / "apps" / "bin" / "impasto"
+    result = subprocess.run([command, "serve"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.stdout == "fake impasto serve\n"
+    desktop = entry(home / ".local/share/applications/impasto.desktop")
+    assert exec_arguments(desktop["Exec"]) == [str(command), "tray"]
+    uninstall = work / "apps" / "lib" / "impasto" / "uninstall.sh"
+    subprocess.run(["sh", str(uninstall)], env={**env, "PREFIX": ""}, check=True, cwd=tmp_path)
+    assert not os.path.lexists(command) and not (work / "apps" / "lib" / "impasto").exists()

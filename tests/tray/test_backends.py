@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -75,6 +76,21 @@ def test_the_opener_variable_replaces_the_desktop_opener(tmp_path: Path) -> None
     assert platforms.current({}) is platforms.os_module()
 
 
+def test_a_broken_opener_variable_is_named_in_the_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("IMPASTO_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("IMPASTO_RUNTIME_DIR", str(tmp_path / "run"))
+    monkeypatch.setenv(platforms.OPENER_VARIABLE, 'firefox "--new-tab')
+    monkeypatch.delenv("DISPLAY", raising=False)
+    assert app.run(start_daemon=False) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "impasto tray: IMPASTO_TRAY_OPENER='firefox \"--new-tab' is not a command line: "
+        "No closing quotation\n"
+    )
+
+
 class FakeClient:
     def __init__(self, health: str) -> None:
         self.health_status = health
@@ -136,3 +152,24 @@ def test_a_bad_config_file_is_one_line_before_any_display_is_looked_for(
     err = capsys.readouterr().err
     assert err.startswith(f"impasto tray: {broken_config}: not valid TOML")
     assert len(err.splitlines()) == 1
+
+
+def test_a_second_tray_says_the_first_runs_and_exits_without_a_second_icon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Started at login and again from the applications menu: one icon, not two."""
+    runtime = tmp_path / "run"
+    monkeypatch.setenv("IMPASTO_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("IMPASTO_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("IMPASTO_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DISPLAY", raising=False)  # it must not get as far as a display
+    first = app.TrayLock(runtime)
+    assert first.take()  # the tray already running (a lock is per open file, even here)
+    try:
+        assert app.run(start_daemon=False) == 0
+    finally:
+        first.release()
+    assert capsys.readouterr().err == f"impasto tray: already running (pid {os.getpid()})\n"
+    again = app.TrayLock(runtime)
+    assert again.take()  # free again once that tray is gone
+    again.release()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,7 @@ def test_a_stop_is_graceful_and_never_restarted() -> None:
 def test_the_command_is_this_python_outside_the_binary_and_the_binary_inside(
     monkeypatch: Any,
 ) -> None:
-    assert impasto_command("serve") == [sys.executable, "-m", "impasto", "serve"]
+    assert impasto_command("serve") == [sys.executable, "-P", "-m", "impasto", "serve"]
     monkeypatch.setattr(daemon_module, "compiled", lambda: True)
     monkeypatch.setattr(sys, "argv", ["./impasto", "tray"])
     command = daemon_module.impasto_command("serve")
@@ -142,3 +143,18 @@ def test_a_refused_start_is_shown_with_the_daemons_reason(tmp_path: Path) -> Non
     assert process.exit_message() == (
         "the daemon exited with code 1: port 8080 on 127.0.0.1 is in use by another program"
     )
+
+
+def test_a_folder_named_impasto_where_the_tray_runs_does_not_shadow_the_package(
+    tmp_path: Path,
+) -> None:
+    """At login the tray (and so its daemon) runs in the home folder, where a clone or any
+    folder called "impasto" may lie: the command imports the installed package anyway."""
+    shadow = tmp_path / "impasto"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise SystemExit('the shadow package was imported')")
+    (shadow / "__main__.py").write_text("raise SystemExit('the shadow package ran')")
+    result = subprocess.run(
+        impasto_command("version"), cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and result.stdout.startswith("impasto "), result

@@ -379,3 +379,30 @@ def test_without_pystray_it_says_what_to_install() -> None:
     assert result.returncode == 1
     assert "install `impasto[tray]`" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_bad_config_file_started_from_a_menu_shows_a_red_icon_saying_why(
+    desktop: Desktop, tray_on: Callable[..., Tray], tmp_path: Path
+) -> None:
+    """Started from the applications menu or at login, nobody reads stderr: the mistake in
+    config.toml is the icon's tooltip and status line, until Quit (exit 1), with no daemon."""
+    desktop.trayer()
+    daemon = Daemon(tmp_path / "daemon")  # its folders and port, never started
+    config = daemon.root / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("port = \n")
+    tray = tray_on(daemon, PYSTRAY_BACKEND="xorg")
+    tray.icon(DaemonState.ERROR, timeout=60)
+    names = subprocess.run(
+        ["xdotool", "search", "--name", "^Impasto: Error: settings: .*not valid TOML"],
+        env=desktop.env,
+        capture_output=True,
+        text=True,
+    )
+    assert names.stdout.strip(), f"no icon window says why:\n{tray.log()}"
+    tray.process.send_signal(signal.SIGTERM)
+    assert tray.wait_exit(30) == 1
+    log = tray.log()
+    assert f"impasto tray: {config}: not valid TOML" in log
+    assert "starting the daemon" not in log
+    assert_clean(log)

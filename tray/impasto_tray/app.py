@@ -8,15 +8,17 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from impasto.instance_lock import InstanceLock
 from impasto.paths import resolve_paths
 from impasto.settings_load import load_settings
 from impasto_tray import backends, icons, platforms, pystray_fixes
 from impasto_tray.controller import TrayController
 from impasto_tray.daemon import DaemonProcess, impasto_command
-from impasto_tray.state import Snapshot
+from impasto_tray.state import DaemonState, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -180,14 +182,26 @@ def on_stop_signals(backend: backends.Backend, stop: Callable[[], None]) -> None
             signal.signal(number, handle)
 
 
-def run(*, start_daemon: bool = True, interval: float = 0.5) -> int:
-    """Run the tray until Quit, SIGINT or SIGTERM; returns the exit code."""
-    quiet_logging()
-    try:  # the settings first: a bad one is reported before any wait for a display
-        controller = build_controller()
-    except ValueError as exc:  # config.toml is not TOML, or an IMPASTO_* value is bad
-        print(f"impasto tray: {exc}", file=sys.stderr)
-        return 1
+class TrayLock(InstanceLock):
+    """One tray per runtime folder, as one daemon: the OS drops the lock when the tray exits."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        self.path = folder / "tray.lock"
+
+    def take(self) -> bool:
+        """False only when another live tray holds the lock; a folder that cannot be made is
+        the daemon's to report."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            return self.acquire()
+        except OSError as exc:
+            log.warning("no tray lock (%s): not checking for another tray", exc)
+            return True
+
+
+def find_tray() -> tuple[backends.Backend, ModuleType] | int:
+    """The backend and pystray on it once a tray host is there, or the exit code."""
     try:
         backend = backends.choose()
         pystray = import_pystray(backend)
@@ -206,6 +220,78 @@ def run(*, start_daemon: bool = True, interval: float = 0.5) -> int:
         if not found:
             print(f"impasto tray: {backends.NO_HOST}", file=sys.stderr)
             return 1
+    return backend, pystray
+
+
+def nobody_reads_stderr() -> bool:
+    """Started from the applications menu or at login (no terminal), on a desktop."""
+    if sys.stderr is not None and sys.stderr.isatty():
+        return False
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def show_problem(problem: str) -> int:
+    """Show why the tray cannot run as a red icon (tooltip and menu) until Quit; returns 1.
+
+    Started from the applications menu or at login, nobody reads the tray's stderr: without
+    this, a config.toml with a mistake looked like a tray that never came up.
+    """
+    found = find_tray()
+    if isinstance(found, int):
+        return found
+    backend, pystray = found
+    snapshot = Snapshot(DaemonState.ERROR, message=problem)
+    loop_ended = threading.Event()
+
+    def quit() -> None:
+        icon.stop()
+        if not loop_ended.wait(QUIT_GRACE):  # pystray's xorg loop may miss its end
+            os._exit(1)
+
+    menu = pystray.Menu(
+        pystray.MenuItem(snapshot.status_line, None, enabled=False),
+        pystray.Menu.SEPARATOR,
+        pystray.MenuItem("Quit", in_background(quit)),
+    )
+    icon = pystray_fixes.icon_class(pystray)(
+        "impasto", icon=icons.render(snapshot), title=snapshot.tooltip, menu=menu
+    )
+    if backend.name not in ("gtk", "appindicator"):
+        on_stop_signals(backend, quit)
+
+    def setup(icon: Any) -> None:
+        if backend.name in ("gtk", "appindicator"):
+            on_stop_signals(backend, quit)
+        icon.visible = True
+
+    try:
+        icon.run(setup=setup)
+    finally:
+        loop_ended.set()
+    return 1
+
+
+def run(*, start_daemon: bool = True, interval: float = 0.5) -> int:
+    """Run the tray until Quit, SIGINT or SIGTERM; returns the exit code."""
+    quiet_logging()
+    try:  # the settings first: a bad one is reported before any wait for a display
+        controller = build_controller()
+    except ValueError as exc:  # config.toml is not TOML, or an IMPASTO_* value is bad
+        print(f"impasto tray: {exc}", file=sys.stderr)
+        if not nobody_reads_stderr():
+            return 1
+        return show_problem(f"settings: {exc}")
+    lock = TrayLock(controller.runtime_dir)
+    if not lock.take():
+        # At login and from the menu, or clicked twice: one icon, not two.
+        print(f"impasto tray: already running (pid {lock.holder()})", file=sys.stderr)
+        return 0
+    found = find_tray()
+    if isinstance(found, int):
+        return found
+    backend, pystray = found
     loop_ended = threading.Event()
     icon = create_icon(pystray, controller, loop_ended)
     if backend.name not in ("gtk", "appindicator"):

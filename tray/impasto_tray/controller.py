@@ -73,8 +73,16 @@ class TrayController:
             owned = self.daemon.wanted
             try:
                 with self.connect() as client:
-                    snapshot = snapshot_from_queue(client.queue(), owned=owned)
+                    queue = client.queue()
                     health = client.health()
+                if owned and not self.daemon.alive:
+                    # Our child died and another daemon answers (one started by systemd or by
+                    # hand at the same time won the instance lock): attach to it instead of
+                    # restarting a child it refuses, again and again.
+                    log.info("another daemon answers: attached to it")
+                    self.daemon.stop()
+                    owned = False
+                snapshot = snapshot_from_queue(queue, owned=owned)
                 self._started_at = None
                 if health.status != "ok":  # answering, but unable to run jobs (no worker starts)
                     problem = health.problem or f"the daemon reports {health.status}"
@@ -150,11 +158,17 @@ class TrayController:
             self.platform.open_url(self.ui_url())
         except DaemonNotRunning:
             log.warning("the daemon is not running: nothing to open")
+        except OSError as exc:  # no xdg-open, or IMPASTO_TRAY_OPENER names no program
+            log.warning("cannot open the web UI: %s", exc)
 
     def open_outputs(self) -> None:
-        """Show the outputs folder."""
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        self.platform.open_path(str(self.output_dir))
+        """Show the outputs folder, created if missing (absolute: never read as an option)."""
+        folder = self.output_dir.absolute()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.platform.open_path(str(folder))
+        except OSError as exc:  # not a folder, not writable, or no opener
+            log.warning("cannot open the outputs folder %s: %s", folder, exc)
 
     def start_daemon(self) -> None:
         """Start the daemon as this tray's child, unless one already answers."""

@@ -26,7 +26,9 @@ def impasto_command(*args: str) -> list[str]:
     """How to run an `impasto` subcommand: the binary itself, or this Python's module."""
     if compiled():
         return [os.path.abspath(sys.argv[0]), *args]
-    return [sys.executable, "-m", "impasto", *args]
+    # -P: the working directory (the home folder at login) does not go first on the import
+    # path, so a folder named "impasto" there cannot shadow the package (as for the workers).
+    return [sys.executable, "-P", "-m", "impasto", *args]
 
 
 class DaemonProcess:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any, Protocol
+
+from impasto_tray.platforms.launch import launch
 
 # A command line that opens URLs and folders instead of the desktop's default (xdg-open,
 # open, os.startfile); the URL or folder is appended as its last argument.
@@ -39,9 +40,7 @@ class CommandOpener:
         self.command = list(command)
 
     def _run(self, target: str) -> None:
-        subprocess.Popen(
-            [*self.command, target], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        launch([*self.command, target])
 
     def open_url(self, url: str) -> None:
         """Run the command on ``url``."""
@@ -61,10 +60,16 @@ class CommandOpener:
 
 
 def current(env: Mapping[str, str] = os.environ) -> Any:
-    """This OS's platform, opening with ``IMPASTO_TRAY_OPENER`` when that is set."""
+    """This OS's platform, opening with ``IMPASTO_TRAY_OPENER`` when that is set (a
+    ValueError naming the variable when it is not a command line)."""
     base = os_module()
     opener = env.get(OPENER_VARIABLE, "").strip()
-    return CommandOpener(base, shlex.split(opener)) if opener else base
+    if not opener:
+        return base
+    try:
+        return CommandOpener(base, shlex.split(opener))
+    except ValueError as exc:  # shlex's own words ("No closing quotation") name nothing
+        raise ValueError(f"{OPENER_VARIABLE}={opener!r} is not a command line: {exc}") from exc
 
 
 def os_module() -> ModuleType:

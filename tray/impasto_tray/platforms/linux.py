@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import os
-import shlex
-import subprocess
+import re
 from collections.abc import Sequence
 from pathlib import Path
+
+from impasto_tray.platforms.launch import launch
 
 ENTRY_NAME = "impasto-tray.desktop"
 
 
 def _launch(command: list[str]) -> None:
-    # Detached and silent: the opener outlives the click and its chatter is not ours.
-    subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    launch(command)
 
 
 def open_url(url: str) -> None:
@@ -26,6 +24,22 @@ def open_url(url: str) -> None:
 def open_path(path: str) -> None:
     """Show the folder ``path`` in the file manager."""
     _launch(["xdg-open", path])
+
+
+# Characters the Desktop Entry spec reserves in Exec=: an argument holding one is quoted.
+_RESERVED = re.compile(r"""[\s"'\\><~|&;$*?#()`]""")
+# The string escapes of a desktop entry value, which readers undo before they split Exec=.
+_STRING_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def exec_argument(argument: str) -> str:
+    """``argument`` written for Exec= as the Desktop Entry spec says (not shell quoting: single
+    quotes are invalid there): in double quotes when it holds a reserved character, with
+    ``"`$\\`` escaped inside; ``%`` doubled; then the value's own string escapes."""
+    text = argument.replace("%", "%%")
+    if not argument or _RESERVED.search(argument):
+        text = '"' + re.sub(r'(["`$\\])', r"\\\1", text) + '"'
+    return "".join(_STRING_ESCAPES.get(char, char) for char in text)
 
 
 def autostart_file() -> Path:
@@ -41,7 +55,7 @@ def desktop_entry(command: Sequence[str]) -> str:
         "Type=Application\n"
         "Name=Impasto\n"
         "Comment=Local Stable Diffusion daemon tray icon\n"
-        f"Exec={shlex.join(command)}\n"
+        f"Exec={' '.join(exec_argument(part) for part in command)}\n"
         "Icon=impasto\n"
         "Terminal=false\n"
         "X-GNOME-Autostart-enabled=true\n"

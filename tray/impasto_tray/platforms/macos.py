@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import plistlib
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+
+from impasto_tray.platforms.launch import launch
 
 LABEL = "org.impasto.tray"
 
 
 def open_url(url: str) -> None:
     """Open ``url`` in the default browser."""
-    subprocess.Popen(["open", url])
+    launch(["open", url])
 
 
 def open_path(path: str) -> None:
     """Show the folder ``path`` in Finder."""
-    subprocess.Popen(["open", path])
+    launch(["open", path])
 
 
 def agent_file() -> Path:
