@@ -38,10 +38,13 @@ def test_users_see_the_default_model_and_their_own_not_the_test_models(tmp_path:
     shutil.copytree(
         bundled_models_dir() / "sd-tiny", own, ignore=shutil.ignore_patterns(TEST_MODEL_MARKER)
     )
+    # A copy of a test model in the models folder, marker and all (what `impasto pull` of
+    # models/tiny/sd-tiny installs), is the user's: listed.
+    shutil.copytree(bundled_models_dir() / "sd-tiny", tmp_path / "data" / "models" / "copied")
     # What a fresh install lists: the trained default model and the user's own.
     lists = listed(tmp_path, show_test_models=False, default_model="impasto-shapes")
     for entry_point, ids in lists.items():
-        assert sorted(ids) == ["impasto-shapes", "my-model"], entry_point
+        assert sorted(ids) == ["copied", "impasto-shapes", "my-model"], entry_point
     # A test model chosen as the default model still shows.
     lists = listed(tmp_path / "b", show_test_models=False)
     for entry_point, ids in lists.items():

@@ -15,6 +15,7 @@ from PIL import Image
 from impasto.api.app import build_litestar, create_app
 from impasto.api.bodies import struct_body
 from impasto.plugins.discovery import build_plugin_manager
+from impasto.services import convert
 from impasto.services.container import Services
 from tests.api.conftest import make_services
 
@@ -287,6 +288,20 @@ def test_a_whole_float_is_an_integer(api: TestClient) -> None:
     response = api.post("/api/v1/generate/plan", json={**VALID, "width": 128.0, "steps": 3.0})
     assert response.status_code == 200, response.text
     assert (response.json()["width"], response.json()["steps"]) == (128, 3)
+
+
+def test_a_catalog_build_without_the_converter_says_how_to_get_it_once(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The build's summary carried the hint and the problem again: "make convert" twice.
+    monkeypatch.setattr(convert, "CONVERT_MODULES", ("impasto_no_such_module",))
+    answer = api.post("/api/v1/models/install", json={"source": "sd-turbo", "variant": "portable"})
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["errors"]
+    assert error["field"] == "source"
+    assert error["message"].startswith("sd-turbo: "), error
+    assert "converted to ONNX here" in error["message"]
+    assert error["message"].count(convert.converter_hint()) == 1, error["message"]
 
 
 STRICT_ROUTES = [

@@ -120,8 +120,9 @@ def validate_install(
                 f"{build.precision}: name an fp32 build with variant, or leave precision out",
             )
         problem = missing_converter() if build.convert and request.get("convert", True) else None
-        if problem:
-            raise FieldError("source", f"{note}; {problem}")
+        if problem:  # the problem says how to get the converter: the summary need not
+            summary = variant_summary(build, provider, hint=False)
+            raise FieldError("source", f"{source['catalog']}: {summary}; {problem}")
     options = {
         "force": bool(request.get("force")),
         "note": note,

@@ -232,8 +232,9 @@ def resolve_variant(
     )
 
 
-def variant_summary(variant: Variant, provider: str) -> str:
-    """What `impasto pull` says about the build it picked."""
+def variant_summary(variant: Variant, provider: str, *, hint: bool = True) -> str:
+    """What `impasto pull` says about the build it picked (``hint``: with how to get the
+    converter a build converted here needs)."""
     # Before a worker or a probe named the provider, the portable build is the safe pick.
     who = short_name(provider) if provider else "this machine (provider not known yet)"
     base = f"{who} gets the {variant.key} build"
@@ -244,7 +245,8 @@ def variant_summary(variant: Variant, provider: str) -> str:
     text = f"{base}: {what} ({variant.precision or 'precision unknown'}{size})"
     if variant.convert:
         minutes = f" in about {variant.convert_minutes} min" if variant.convert_minutes else ""
-        text += f", converted to ONNX here{minutes} (needs the converter: {converter_hint()})"
+        text += f", converted to ONNX here{minutes}"
+        text += f" (needs the converter: {converter_hint()})" if hint else ""
     return text
 
 

@@ -54,8 +54,9 @@ class ModelEntry:
     source: str = ""
     license: str = ""
     active: bool = True
-    # A random-weight model for tests (TEST_MODEL_MARKER in its folder): usable by id, but
-    # listed only when the show_test_models setting asks for it.
+    # A bundled random-weight model for tests (TEST_MODEL_MARKER in its folder): usable by id,
+    # but listed only when the show_test_models setting asks for it. A copy the user put in
+    # the models folder (impasto pull of that folder) is theirs, and listed.
     test: bool = False
     created_at: float | None = None
     updated_at: float | None = None
@@ -131,7 +132,7 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
             inpaint=False,
             prediction_type="",
             size=folder_size(folder),
-            test=(folder / TEST_MODEL_MARKER).is_file(),
+            test=read_only and (folder / TEST_MODEL_MARKER).is_file(),
             problem=f"unusable: {exc}; reinstall it or remove the folder",
         )
     if found.layout != "onnx":
@@ -149,7 +150,7 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
         size=folder_size(folder),
         defaults=replace(model_defaults(found.family, demo=read_only), **card["defaults"]),
         precision=found.precision,
-        test=(folder / TEST_MODEL_MARKER).is_file(),
+        test=read_only and (folder / TEST_MODEL_MARKER).is_file(),
         capability=assess_folder(folder),
         description=str(card.get("description", "")),
         clip_skip_max=_clip_skip_max(folder, found.family),
