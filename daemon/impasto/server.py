@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import faulthandler
+import ipaddress
 import logging
 import os
 import secrets
@@ -289,7 +290,7 @@ async def run_daemon(
 
         pipe = pipe_name()
         pipe_servers = await serve_pipe(pipe, tcp_relay(host, port))
-    url_host = f"[{host}]" if ":" in host else host
+    url_host = _local_host(host)
     info = discovery.DaemonInfo(
         pid=os.getpid(),
         url=f"http://{url_host}:{port}",
@@ -301,6 +302,8 @@ async def run_daemon(
     assert services.supervisor is not None
     services.supervisor.start()
     print(f"Impasto {__version__} is running at {info.url}/", flush=True)
+    if url_host != (f"[{host}]" if ":" in host else host):  # a wildcard bind
+        print(f"Listening on every network interface ({host}, port {port})", flush=True)
     if use_socket:
         print(f"API socket: {paths.socket}", flush=True)
     # The log says where it ran from too (the terminal's lines above may be gone).
@@ -359,6 +362,16 @@ async def _parent_gone(pid: int) -> None:
     while discovery.pid_alive(pid):
         await asyncio.sleep(1.0)
     log.warning("parent process %d exited; stopping", pid)
+
+
+def _local_host(host: str) -> str:
+    """The host of the URL local clients use: a wildcard bind (0.0.0.0, ::) is reached on the
+    loopback address of its family (a browser or Windows cannot connect to 0.0.0.0)."""
+    with contextlib.suppress(ValueError):
+        address = ipaddress.ip_address(host.strip("[]"))
+        if address.is_unspecified:
+            host = "::1" if address.version == 6 else "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 def serve(loaded: LoadedSettings) -> int:

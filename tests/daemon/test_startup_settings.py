@@ -7,7 +7,9 @@ import stat
 from pathlib import Path
 
 import httpx
+import pytest
 
+from impasto.server import _local_host
 from tests.harness import Daemon
 from tests.tools import linux_only
 
@@ -39,3 +41,19 @@ def test_a_socket_path_in_a_missing_folder_gets_a_private_folder(tmp_path: Path)
         assert stat.S_IMODE(socket_path.parent.stat().st_mode) == 0o700
     finally:
         daemon.stop()
+
+
+@pytest.mark.parametrize(
+    ("host", "url_host"),
+    [
+        ("0.0.0.0", "127.0.0.1"),
+        ("::", "[::1]"),
+        ("127.0.0.1", "127.0.0.1"),
+        ("::1", "[::1]"),
+        ("localhost", "localhost"),
+    ],
+)
+def test_local_clients_reach_a_wildcard_bind_on_loopback(host: str, url_host: str) -> None:
+    # The URL printed and written for the CLI and the tray was http://0.0.0.0:PORT/, which a
+    # browser on Windows or macOS cannot open (tests bind loopback only: the helper alone).
+    assert _local_host(host) == url_host
