@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 import webuiapi
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from impasto.api.compat.a1111_defaults import A1111_DEFAULT_OPTIONS
 from impasto.api.compat.a1111_infotext import infotext_labels
@@ -87,6 +87,12 @@ def api(daemon: Daemon) -> webuiapi.WebUIApi:
 def http(daemon: Daemon) -> Iterator[httpx.Client]:
     with daemon.client() as client:
         yield client
+
+
+def _parameters(text: str) -> PngImagePlugin.PngInfo:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", text)
+    return info
 
 
 def _b64_png(image: Image.Image) -> str:
@@ -248,6 +254,18 @@ def test_unknown_sampler_is_a1111s_404(http: httpx.Client) -> None:
     answer = http.post("/sdapi/v1/txt2img", json={"prompt": "x", "sampler_name": "DEIS"})
     assert answer.status_code == 404
     assert answer.json()["detail"].startswith("Sampler not found")
+
+
+def test_a_size_out_of_range_is_refused_with_a1111s_rule(http: httpx.Client) -> None:
+    """A1111 takes any size and rounds it down to 8 (70 draws 64), so "must be a multiple of 8"
+    told an A1111 client that sent 60 the wrong rule; the message now says what is taken."""
+    for field, value in (("width", 60), ("height", -8), ("width", 4096)):
+        body = {"prompt": "size", "steps": 1, "width": 64, "height": 64, field: value}
+        refused = http.post("/sdapi/v1/txt2img", json=body)
+        assert refused.status_code == 422, refused.text
+        (item,) = refused.json()["detail"]
+        assert item["loc"] == ["body", field]
+        assert "from 64 to 2048" in item["msg"] and "rounded down" in item["msg"], item
 
 
 def test_payloads_as_a1111_clients_send_them(http: httpx.Client) -> None:
@@ -456,6 +474,11 @@ def test_a_bad_hires_scheduler_is_named(http: httpx.Client) -> None:
         "/sdapi/v1/txt2img", json={**body, "hr_sampler_name": "DDIM", "hr_scheduler": "Karras"}
     )
     assert lacking.status_code == 422 and "ddim supports" in lacking.text, lacking.text
+    # Named as the client sent it, not as the native hires.schedule; so are the other hires
+    # fields that come from one A1111 field each.
+    assert lacking.json()["detail"][0]["loc"] == ["body", "hr_scheduler"], lacking.text
+    steps = http.post("/sdapi/v1/txt2img", json={**body, "hr_second_pass_steps": 999})
+    assert steps.json()["detail"][0]["loc"] == ["body", "hr_second_pass_steps"], steps.text
 
 
 def test_a_hires_checkpoint_other_than_the_model_is_refused(http: httpx.Client) -> None:
@@ -508,6 +531,11 @@ def test_refiner_checkpoint_and_switch_reach_the_plan_and_the_infotext(
     assert "Refiner" not in parse_a1111_parameters(images[0].info["parameters"])["extra"]
     unknown = http.post("/sdapi/v1/txt2img", json={**body, "refiner_checkpoint": "nope"})
     assert unknown.status_code == 422 and "refiner_checkpoint" in unknown.text, unknown.text
+    # Installed but no refiner: named as sent, not as the native "refiner".
+    not_one = http.post("/sdapi/v1/txt2img", json={**body, "refiner_checkpoint": "sd-tiny"})
+    assert not_one.status_code == 422, not_one.text
+    (item,) = not_one.json()["detail"]
+    assert item["loc"] == ["body", "refiner_checkpoint"] and "not an SDXL refiner" in item["msg"]
     bad_switch = http.post(
         "/sdapi/v1/txt2img",
         json={**body, "refiner_checkpoint": "sdxl-tiny-refiner", "refiner_switch_at": 1.5},
@@ -547,8 +575,8 @@ def test_a_refiner_with_a_mask_is_refused_before_anything_is_queued(
     http: httpx.Client, daemon: Daemon
 ) -> None:
     """Inpainting cannot run a refiner (the mask's hooks belong to the base run): a 422 naming
-    ``refiner`` for the request, the loopback script and an X/Y/Z refiner axis alike; the
-    pictures they sent are not kept."""
+    ``refiner_checkpoint`` (``script_args`` for a script) for the request, the loopback script
+    and an X/Y/Z refiner axis alike; the pictures they sent are not kept."""
     body = {
         **_inpaint_body((64, 64), (16, 16, 48, 48)),
         "prompt": "refiner-masked x",
@@ -566,6 +594,8 @@ def test_a_refiner_with_a_mask_is_refused_before_anything_is_queued(
         refused = http.post("/sdapi/v1/img2img", json=request)
         assert refused.status_code == 422, refused.text
         assert "refiner" in refused.text and "mask" in refused.text, refused.text
+        # Named as the client sent it, never the native "refiner" it did not send.
+        assert refused.json()["detail"][0]["loc"][1] in ("refiner_checkpoint", "script_args")
     after = len(http.get("/api/v1/history", params={"q": "refiner-masked"}).json()["items"])
     assert after == before
     assert set((daemon.data_dir / "uploads").glob("*.png")) == uploads
@@ -773,17 +803,20 @@ def test_tiling_draws_a_seamless_picture_and_says_so(http: httpx.Client) -> None
 
 
 def test_sd_vae_option_picks_an_installed_vae(api: webuiapi.WebUIApi) -> None:
-    plain = api.txt2img(prompt="a vase", seed=3, width=64, height=64).image
+    plain = api.txt2img(prompt="a vase", seed=3, width=64, height=64)
     api.set_options({"sd_vae": "sd-tiny-vae-alt"})
     try:
-        swapped = api.txt2img(prompt="a vase", seed=3, width=64, height=64).image
+        swapped = api.txt2img(prompt="a vase", seed=3, width=64, height=64)
         override = api.txt2img(
             prompt="a vase", seed=3, width=64, height=64, override_settings={"sd_vae": "None"}
-        ).image
+        )
     finally:
         api.set_options({"sd_vae": "Automatic"})
-    assert swapped.tobytes() != plain.tobytes()
-    assert override.tobytes() == plain.tobytes()
+    assert swapped.image.tobytes() != plain.image.tobytes()
+    assert override.image.tobytes() == plain.image.tobytes()
+    # info names the VAE that ran, as A1111's sd_vae_name (None: the checkpoint's own).
+    assert swapped.info["sd_vae_name"] == "sd-tiny-vae-alt"
+    assert plain.info["sd_vae_name"] is None and override.info["sd_vae_name"] is None
     with pytest.raises(RuntimeError) as unknown:
         api.txt2img(prompt="x", override_settings={"sd_vae": "nope.safetensors"})
     # Named as the client sent it (it said "vae", a native field the client never sent).
@@ -985,6 +1018,15 @@ def test_options_a_request_would_refuse_are_refused_where_they_are_set(
         assert refused.status_code == 422, refused.text
         (item,) = refused.json()["detail"]
         assert item["loc"] == ["body", option] and words in item["msg"], item
+    # A body that switches the model and holds an option too large to keep: the model stayed.
+    other = next(
+        m["title"]
+        for m in http.get("/sdapi/v1/sd-models").json()
+        if m["title"] != before["sd_model_checkpoint"]
+    )
+    too_large = {"sd_model_checkpoint": other, "notes": "x" * 20_000}
+    refused = http.post("/sdapi/v1/options", json=too_large)
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "notes"]
     assert http.get("/sdapi/v1/options").json() == before  # nothing of the refused bodies kept
     body = {"prompt": "options a cat", "steps": 1, "width": 64, "height": 64}
     assert http.post("/sdapi/v1/txt2img", json=body).status_code == 200
@@ -993,6 +1035,106 @@ def test_options_a_request_would_refuse_are_refused_where_they_are_set(
     )
     assert unknown_vae.status_code == 422
     assert unknown_vae.json()["detail"][0]["loc"] == ["body", "override_settings.sd_vae"]
+
+
+def test_a_checkpoint_that_cannot_draw_alone_is_refused_where_the_client_named_it(
+    http: httpx.Client,
+) -> None:
+    """An SDXL refiner as the checkpoint was a 422 naming the native ``model``, a field A1111
+    clients never send; set with ``POST /options`` it was kept, and every request after it
+    failed. Now each is refused where it was named, and nothing is kept."""
+    before = http.get("/sdapi/v1/options").json()
+    refused = http.post("/sdapi/v1/options", json={"sd_model_checkpoint": "sdxl-tiny-refiner"})
+    assert refused.status_code == 422, refused.text
+    (item,) = refused.json()["detail"]
+    assert item["loc"] == ["body", "sd_model_checkpoint"] and "SDXL refiner" in item["msg"]
+    assert http.get("/sdapi/v1/options").json() == before
+    body = {"prompt": "refiner alone", "steps": 1, "width": 64, "height": 64}
+    overridden = {**body, "override_settings": {"sd_model_checkpoint": "sdxl-tiny-refiner"}}
+    answer = http.post("/sdapi/v1/txt2img", json=overridden)
+    assert answer.status_code == 422, answer.text
+    (item,) = answer.json()["detail"]
+    assert item["loc"] == ["body", "override_settings.sd_model_checkpoint"], item
+    assert "SDXL refiner" in item["msg"]
+    assert http.post("/sdapi/v1/txt2img", json=body).status_code == 200
+
+
+def test_overrides_too_large_to_keep_are_refused_before_the_pictures_are_stored(
+    http: httpx.Client, daemon: Daemon
+) -> None:
+    """override_settings kept as the options (restore_afterwards false) but too large to keep:
+    the 422 came after the init image was stored, which stayed behind, and named the option
+    as if sent to POST /options. Now it names override_settings.<key> and stores nothing."""
+    uploads = set((daemon.data_dir / "uploads").glob("*"))
+    before = http.get("/sdapi/v1/options").json()
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), "red").save(buf, format="PNG")
+    body = {
+        "prompt": "kept overrides",
+        "steps": 1,
+        "width": 64,
+        "height": 64,
+        "init_images": [base64.b64encode(buf.getvalue()).decode()],
+        "override_settings": {"notes": "x" * 20_000},
+        "override_settings_restore_afterwards": False,
+    }
+    refused = http.post("/sdapi/v1/img2img", json=body)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"][0]["loc"] == ["body", "override_settings.notes"]
+    assert set((daemon.data_dir / "uploads").glob("*")) == uploads
+    assert http.get("/sdapi/v1/options").json() == before
+
+
+def test_a_checkpoint_set_then_removed_is_named_where_it_was_set(
+    http: httpx.Client, daemon: Daemon
+) -> None:
+    """A checkpoint set with POST /options and removed since: A1111 requests were refused
+    naming the native ``model`` they never sent, and OpenAI's drew on another model without a
+    word. Both now refuse, naming where the model was chosen."""
+    models = Path(str(daemon.settings["models_dir"]))
+    shutil.copytree(
+        Path(__file__).resolve().parents[2] / "models" / "tiny" / "sd-tiny", models / "soon-gone"
+    )
+    try:
+        chosen = http.post("/sdapi/v1/options", json={"sd_model_checkpoint": "soon-gone"})
+        assert chosen.status_code == 200, chosen.text
+        shutil.rmtree(models / "soon-gone")
+        body = {"prompt": "removed checkpoint", "steps": 1, "width": 64, "height": 64}
+        refused = http.post("/sdapi/v1/txt2img", json=body)
+        assert refused.status_code == 422, refused.text
+        (item,) = refused.json()["detail"]
+        assert item["loc"] == ["body", "sd_model_checkpoint"] and "soon-gone" in item["msg"]
+        drawn = http.post("/v1/images/generations", json={"prompt": "x", "size": "64x64"})
+        assert drawn.status_code == 400, drawn.text
+        assert drawn.json()["error"]["param"] == "model"
+        assert "soon-gone" in drawn.json()["error"]["message"]
+        # A model the request names still works.
+        overridden = {**body, "override_settings": {"sd_model_checkpoint": "sd-tiny"}}
+        assert http.post("/sdapi/v1/txt2img", json=overridden).status_code == 200
+    finally:
+        shutil.rmtree(models / "soon-gone", ignore_errors=True)
+        http.post("/sdapi/v1/options", json={"sd_model_checkpoint": "sd-tiny"})
+
+
+def test_images_in_mime_wrapped_base64_are_read_as_a1111_reads_them(http: httpx.Client) -> None:
+    """A1111's b64decode skips line breaks and spaces, so clients sending MIME base64 (76-char
+    lines: Python's encodebytes, Java's MIME encoder) work with it; they got a 422 here."""
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), "teal").save(
+        buf, format="PNG", pnginfo=_parameters("p\nSteps: 3, Sampler: Euler, Seed: 5")
+    )
+    wrapped = base64.encodebytes(buf.getvalue()).decode()
+    assert "\n" in wrapped.strip()
+    body = {"prompt": "mime base64", "steps": 1, "width": 64, "height": 64}
+    for value in (wrapped, f"data:image/png;base64,{wrapped}", wrapped.replace("\n", "\r\n")):
+        img2img = http.post("/sdapi/v1/img2img", json={**body, "init_images": [value]})
+        assert img2img.status_code == 200, img2img.text
+        info = http.post("/sdapi/v1/png-info", json={"image": value})
+        assert info.status_code == 200 and info.json()["parameters"]["Steps"] == "3", info.text
+        extras = http.post("/sdapi/v1/extra-single-image", json={"image": value})
+        assert extras.status_code == 200, extras.text
+    junk = http.post("/sdapi/v1/img2img", json={**body, "init_images": ["!!" + wrapped]})
+    assert junk.status_code == 422 and junk.json()["detail"][0]["loc"] == ["body", "init_images"]
 
 
 def test_resize_seed_from_reaches_the_plan_the_png_and_the_info(http: httpx.Client) -> None:

@@ -569,6 +569,8 @@ def test_xyz_mistakes_answer_422_naming_script_args_and_queue_nothing(
         (xyz_args((STEPS, "1, 900", [])), "steps"),
         (xyz_args((PROMPT_SR, "zebra, horse", [])), "zebra"),
         (xyz_args((CHECKPOINT, "", ["nope-model"])), "nope-model"),
+        # Installed, but cannot draw alone: was a 422 naming the native "model".
+        (xyz_args((CHECKPOINT, "", ["sd-tiny", "sdxl-tiny-refiner"])), "SDXL refiner"),
         (xyz_args((STEPS, "", [])), "empty"),
         # Found only when the plan resolves (no such VAE installed): still nothing queued.
         (xyz_args((VAE, "", ["Automatic", "nope-vae"])), "nope-vae"),

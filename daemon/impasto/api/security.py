@@ -2,13 +2,15 @@
 
 The token is enforced by a guard on every route handler, so it is decided on the handler the
 router dispatched to, whatever the spelling of the path (``//``, ``/./``, ``%2f``, a trailing
-slash). Every handler needs the token unless it is marked public with ``opt={PUBLIC: True}``.
+slash). Every handler needs the token unless it is marked public with ``opt={PUBLIC: True}``;
+one marked ``opt={SIGNED_URL: True}`` also answers a ``sig`` made for its exact path.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import re
 from collections.abc import Iterable
@@ -25,6 +27,9 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 TRANSPORT_KEY = "impasto.transport"
 PUBLIC = "public"  # route handler opt key: this handler answers without a token
+# Route handler opt key: this handler also answers a ``sig`` query parameter that
+# ``url_signature`` made for the exact path requested (a link that opens one resource only).
+SIGNED_URL = "signed_url"
 TOKEN_REQUIRED = (
     "a valid token is required: send 'Authorization: Bearer <token>' "
     "(the token is in the daemon's discovery file or your config)"
@@ -83,6 +88,22 @@ class Authenticator:
         offered = self.presented(scope, headers)
         return offered is not None and hmac.compare_digest(offered.encode(), self.token.encode())
 
+    def signed(self, scope: Scope) -> bool:
+        """Whether the query's ``sig`` is ``url_signature`` of this very path."""
+        if not self.token:
+            return True
+        values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("sig")
+        if not values or len(values) != 1:
+            return False
+        expected = url_signature(self.token, str(scope.get("path", "")))
+        return hmac.compare_digest(values[0].encode(), expected.encode())
+
+
+def url_signature(token: str, path: str) -> str:
+    """A link's capability for one path: handed to clients that fetch a URL without the API
+    key (OpenAI's image ``url``), so the URL never carries the token, which opens everything."""
+    return hmac.new(token.encode(), b"impasto-url\0" + path.encode(), hashlib.sha256).hexdigest()
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -126,6 +147,8 @@ def token_guard(auth: Authenticator) -> Any:
     ) -> None:
         scope = cast(Scope, connection.scope)
         if handler.opt.get(PUBLIC) or auth.authenticated(scope, _headers(scope)):
+            return
+        if handler.opt.get(SIGNED_URL) and auth.signed(scope):
             return
         raise NotAuthorizedException(
             TOKEN_REQUIRED, headers={"WWW-Authenticate": 'Bearer realm="impasto"'}

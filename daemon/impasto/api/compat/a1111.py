@@ -12,7 +12,11 @@ from impasto.api.compat.a1111_actions import A1111ActionsController
 from impasto.api.compat.a1111_alwayson import check_alwayson_scripts
 from impasto.api.compat.a1111_convert import echo, plan
 from impasto.api.compat.a1111_extras import A1111ExtrasController
-from impasto.api.compat.a1111_info import A1111InfoController, keep_overrides
+from impasto.api.compat.a1111_info import (
+    A1111InfoController,
+    check_kept_overrides,
+    keep_overrides,
+)
 from impasto.api.compat.a1111_infotext import with_infotext
 from impasto.api.compat.a1111_lists import A1111ListsController
 from impasto.api.compat.a1111_processed import info_json
@@ -53,6 +57,9 @@ async def _request(
 
 async def _generate(services: Services, req: Txt2ImgRequest) -> GenerationResponse:
     """Queue the request's jobs, wait for all of them, answer as A1111 does."""
+    # Before the pictures are stored, so a refusal leaves nothing behind (encoding the
+    # values to measure them is CPU work: in a thread).
+    await asyncio.to_thread(check_kept_overrides, services, req)
     if req.script_name:
         return await generate_with_script(services, req)
     # Decoding and storing the init image and mask, and the model lookups: in a thread.

@@ -37,7 +37,7 @@ from impasto.formats.pixels import flattened
 from impasto.services.compat import resolve_checkpoint
 from impasto.services.container import Services
 from impasto.services.upscalers import UpscalerService
-from impasto.wire import GenerateRequest
+from impasto.wire import Dimension, GenerateRequest, bounds
 
 MAX_ITERATIONS = 100
 
@@ -161,6 +161,20 @@ def to_multiple_of_8(pixels: int | None) -> int | None:
     return None if not pixels else pixels - pixels % 8
 
 
+def image_side(pixels: int | None, field: str) -> int | None:
+    """``width`` or ``height`` as the image's side (rounded down to 8; 0 or unset: the
+    model's default); a 422 naming ``field`` with A1111's rule when it falls outside."""
+    side = to_multiple_of_8(pixels)
+    limit = bounds(Dimension)  # the native schema's range, stated once there
+    if side is not None and not limit["ge"] <= side <= limit["le"]:
+        message = (
+            f"must be a whole number from {limit['ge']} to {limit['le']} (rounded down to a "
+            "multiple of 8, as A1111 does: 70 draws 64 pixels)"
+        )
+        raise CompatError(422, message, field)
+    return side
+
+
 def _seed_resize(req: Txt2ImgRequest) -> dict[str, int]:
     """A1111's ``seed_resize_from_w``/``_h`` (used when both are above 0) as native fields,
     rounded down to 8 as A1111 divides them by 8."""
@@ -221,8 +235,8 @@ def plan(services: Services, req: Txt2ImgRequest) -> Plan:
             "prompt": req.prompt or "",
             "negative_prompt": req.negative_prompt or "",
             "model": model,
-            "width": to_multiple_of_8(req.width),
-            "height": to_multiple_of_8(req.height),
+            "width": image_side(req.width, "width"),
+            "height": image_side(req.height, "height"),
             "steps": req.steps,
             "cfg_scale": req.cfg_scale,
             "seed": seed,

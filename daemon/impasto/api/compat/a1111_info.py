@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import io
 from typing import Any
 
@@ -15,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from impasto.api.compat.a1111_defaults import A1111_DEFAULT_OPTIONS
 from impasto.api.compat.a1111_infotext import png_info_parameters
+from impasto.api.compat.a1111_model_settings import usable_checkpoint
 from impasto.api.compat.a1111_option_checks import check_options
 from impasto.api.compat.a1111_schemas import (
     LoraItem,
@@ -25,6 +24,7 @@ from impasto.api.compat.a1111_schemas import (
     SDModelItem,
     Txt2ImgRequest,
 )
+from impasto.api.compat.common import decode_base64
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import sampler_list, scheduler_list
 from impasto.api.dependencies import AllServices, Catalog
@@ -37,28 +37,38 @@ MAX_OPTIONS = 512  # option names kept (A1111 itself has about 400)
 MAX_OPTION_BYTES = 16 * 1024  # one option's value, as JSON
 
 
-def _check_options_size(new: dict[str, Any], stored: dict[str, Any]) -> None:
-    """Options are only echoed back, so they are kept small: refuse what no client needs."""
+def _check_options_size(new: dict[str, Any], stored: dict[str, Any], prefix: str = "") -> None:
+    """Options are only echoed back, so they are kept small: refuse what no client needs.
+    ``prefix`` is where the client sent them (``override_settings.``)."""
     for key, value in new.items():
         if len(key) > 200:
-            raise CompatError(422, "option names are at most 200 characters", key[:40])
+            message = "option names are at most 200 characters"
+            raise CompatError(422, message, prefix + key[:40])
         if len(msgspec.json.encode(value)) > MAX_OPTION_BYTES:
-            raise CompatError(422, f"must be at most {MAX_OPTION_BYTES} bytes of JSON", key)
+            message = f"must be at most {MAX_OPTION_BYTES} bytes of JSON"
+            raise CompatError(422, message, prefix + key)
     if len(stored.keys() | new.keys()) > MAX_OPTIONS:
-        raise CompatError(422, f"at most {MAX_OPTIONS} options are kept", next(iter(new)))
+        message = f"at most {MAX_OPTIONS} options are kept"
+        raise CompatError(422, message, prefix + next(iter(new)))
 
 
 async def store_options(services: Services, data: dict[str, Any]) -> None:
     """Keep ``data`` as A1111's options (POST /options, or a request's override_settings with
     override_settings_restore_afterwards false); sd_model_checkpoint switches the model."""
     compat_state = compat.compat_state(services)
-    # Checked before anything is kept; sd_vae lists the models folder: in a thread.
+    # Checked before anything is kept (the model switch included); sd_vae lists the models
+    # folder: in a thread.
+    others = {k: v for k, v in data.items() if k != "sd_model_checkpoint"}
+    _check_options_size(others, compat_state.options)
     await asyncio.to_thread(check_options, services, data)
     if "sd_model_checkpoint" in data:
         wanted = str(data["sd_model_checkpoint"])
         # A title or file name is matched against the models folder's listing: in a thread.
         model = await asyncio.to_thread(compat.resolve_checkpoint, services, wanted)
-        if model is None:
+        if model is not None:
+            field = "sd_model_checkpoint"
+            await asyncio.to_thread(usable_checkpoint, services, model, field)
+        else:
             listed = await asyncio.to_thread(services.catalog.list)
             names = ", ".join(m.id for m in listed)
             raise CompatError(
@@ -69,9 +79,16 @@ async def store_options(services: Services, data: dict[str, Any]) -> None:
         compat_state.checkpoint = model
     # Other options are kept so clients read back what they set; Impasto honours the ones
     # docs/compat.md lists (clip skip, sd_vae, sd_vae_decode_method...).
-    others = {k: v for k, v in data.items() if k != "sd_model_checkpoint"}
-    _check_options_size(others, compat_state.options)
     compat_state.options.update(others)
+
+
+def check_kept_overrides(services: Services, req: Txt2ImgRequest) -> None:
+    """Refuse, before anything of the request is stored, override_settings that
+    ``keep_overrides`` would refuse to keep (too large), naming them where they were sent."""
+    if req.override_settings and req.override_settings_restore_afterwards is False:
+        others = {k: v for k, v in req.override_settings.items() if k != "sd_model_checkpoint"}
+        stored = compat.compat_state(services).options
+        _check_options_size(others, stored, "override_settings.")
 
 
 async def keep_overrides(services: Services, req: Txt2ImgRequest) -> None:
@@ -134,10 +151,9 @@ def exif_user_comment(image: Image.Image) -> str:
 def _png_info(image: str) -> PngInfoResponse:
     if not image.strip():  # as A1111 answers an empty image
         return PngInfoResponse(info="", items={}, parameters={})
-    raw = image.split(",", 1)[1] if image.startswith("data:") else image
     try:
-        image_bytes = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
+        image_bytes = decode_base64(image)
+    except ValueError:
         raise CompatError(422, "must be a base64 image or a data: URL", "image") from None
     chunks = _png_text(image_bytes)
     text = chunks.pop(PARAMETERS_KEY, "")

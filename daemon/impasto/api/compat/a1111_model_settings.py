@@ -8,6 +8,7 @@ from impasto.api.compat.errors import CompatError
 from impasto.services import compat_assets
 from impasto.services.compat import compat_state, current_checkpoint, resolve_checkpoint
 from impasto.services.container import Services
+from impasto.services.models import REFINER_FAMILY
 
 NO_VAE = ("", "automatic", "none")  # A1111's sd_vae values that mean the checkpoint's own VAE
 
@@ -41,8 +42,30 @@ def checkpoint_setting(services: Services, req: Txt2ImgRequest) -> str:
     """``override_settings.sd_model_checkpoint``, else the checkpoint set with /options."""
     wanted = (req.override_settings or {}).get("sd_model_checkpoint")
     if not wanted:
-        return current_checkpoint(services)
-    return _installed(services, str(wanted), "override_settings")
+        stored = compat_state(services).checkpoint
+        if stored is None:
+            return current_checkpoint(services)
+        # Set with POST /options and removed since: named where it was set, as sd_vae is.
+        if services.catalog.get(stored) is None:
+            names = ", ".join(m.id for m in services.catalog.list())
+            message = (
+                f"checkpoint {stored!r}, set with POST /options, is not installed any more; "
+                f"set another (installed: {names})"
+            )
+            raise CompatError(422, message, "sd_model_checkpoint")
+        return usable_checkpoint(services, stored, "sd_model_checkpoint")
+    field = "override_settings.sd_model_checkpoint"
+    return usable_checkpoint(services, _installed(services, str(wanted), field), field)
+
+
+def usable_checkpoint(services: Services, model_id: str, field: str) -> str:
+    """``model_id`` when it can draw on its own; a 422 naming ``field`` (where the client sent
+    it) for an SDXL refiner or a broken install, which every request would otherwise refuse
+    naming the native ``model``. Reads the models folder: call it off the event loop."""
+    model = services.catalog.get(model_id)
+    if model is not None:
+        model.check_usable_alone(field)
+    return model_id
 
 
 def refiner_setting(services: Services, req: Txt2ImgRequest) -> str | None:
@@ -51,7 +74,19 @@ def refiner_setting(services: Services, req: Txt2ImgRequest) -> str | None:
     wanted = (req.refiner_checkpoint or "").strip()
     if wanted.lower() in ("", "none"):
         return None
-    return _installed(services, wanted, "refiner_checkpoint")
+    refiner = _installed(services, wanted, "refiner_checkpoint")
+    model = services.catalog.get(refiner, broken=True)
+    # Refused here, naming the field the client sent (the native check names "refiner").
+    if model is not None and model.problem:
+        message = f"model {refiner!r} cannot be used: {model.problem}"
+        raise CompatError(422, message, "refiner_checkpoint")
+    if model is not None and model.family != REFINER_FAMILY:
+        refiners = ", ".join(m.id for m in services.catalog.list() if m.family == REFINER_FAMILY)
+        message = (
+            f"model {refiner!r} is not an SDXL refiner; installed refiners: {refiners or 'none'}"
+        )
+        raise CompatError(422, message, "refiner_checkpoint")
+    return refiner
 
 
 def _installed(services: Services, wanted: str, field: str) -> str:

@@ -108,7 +108,8 @@ def info_json(
         "sd_model_name": plan.model,
         # A1111's short hash: the sha256's first 10 digits, where the install has one.
         "sd_model_hash": model.hash[:10] if model is not None and model.hash else None,
-        "sd_vae_name": None,
+        # The VAE swapped in (override_settings.sd_vae or the option); None: the checkpoint's.
+        "sd_vae_name": first.vae,
         "sd_vae_hash": None,
         "seed_resize_from_w": req.seed_resize_from_w if req.seed_resize_from_w is not None else -1,
         "seed_resize_from_h": req.seed_resize_from_h if req.seed_resize_from_h is not None else -1,

@@ -25,12 +25,27 @@ def checked_request(fields: dict[str, Any]) -> GenerateRequest:
         raise FieldError(*decode_error(str(exc), schema=GenerateRequest)) from None
 
 
+_WHITESPACE = str.maketrans("", "", " \t\r\n")
+
+
+def decode_base64(value: str) -> bytes:
+    """The bytes of a base64 string or data URL, as A1111 reads them: line breaks and spaces
+    (MIME base64 wraps its lines, as Python's ``encodebytes`` and Java's MIME encoder do) and
+    left-out padding are accepted; any other character outside the alphabet is not.
+    Raises ValueError."""
+    raw = value.split(",", 1)[1] if value.startswith("data:") else value
+    raw = raw.translate(_WHITESPACE)
+    try:
+        return base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not base64") from None
+
+
 def decode_base64_image(services: Services, value: str, field: str) -> Image.Image:
     """A base64 string or data URL as a decoded PNG, JPEG or WebP image."""
-    raw = value.split(",", 1)[1] if value.startswith("data:") else value
     try:
-        data = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
+        data = decode_base64(value)
+    except ValueError:
         raise FieldError(field, "must be a base64 encoded image or a data: URL") from None
     return decode_image(data, field, services.uploads.max_bytes)
 

@@ -49,9 +49,32 @@ _SENT_AS = {
 }
 
 
+# Native fields only an A1111 request fills (the OpenAI routes take them under their own name).
+_A1111_SENT_AS = {
+    **_SENT_AS,
+    "refiner": "refiner_checkpoint",
+    "refiner_switch": "refiner_switch_at",
+    "init_image": "init_images",
+    "mask_image": "mask",
+    # The hires pass's fields that come from one A1111 field each (its size and scale come
+    # from hr_scale or hr_resize_x/y, so they keep the native names their message explains).
+    "hires.steps": "hr_second_pass_steps",
+    "hires.sampler": "hr_sampler_name",
+    "hires.schedule": "hr_scheduler",
+    "hires.cfg_scale": "hr_cfg",
+    "hires.upscaler": "hr_upscaler",
+    "hires.strength": "denoising_strength",
+}
+
+
 def _as_sent(field: str, message: str) -> tuple[str, str]:
     """``field`` and ``message`` as a compat client sent them."""
     return _SENT_AS.get(field, field), message
+
+
+def _a1111_as_sent(field: str, message: str) -> tuple[str, str]:
+    """``field`` and ``message`` as an A1111 client sent them."""
+    return _A1111_SENT_AS.get(field, field), message
 
 
 def _validation_pairs(
@@ -105,12 +128,12 @@ def _a1111_invalid(pairs: list[tuple[str, str]], kind: str | None = None) -> Res
 
 
 def _a1111_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    return _a1111_invalid(_validation_pairs(exc, request))
+    return _a1111_invalid([_a1111_as_sent(*pair) for pair in _validation_pairs(exc, request)])
 
 
 def _a1111_service(request: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
     if isinstance(exc, FieldError):
-        return _a1111_invalid([_as_sent(exc.field, exc.message)])
+        return _a1111_invalid([_a1111_as_sent(exc.field, exc.message)])
     return _a1111_error(_status(exc), type(exc).__name__, str(exc))
 
 
@@ -136,11 +159,24 @@ def compat_routing(request: Request[Any, Any, Any], exc: HTTPException) -> Respo
     return response
 
 
+A1111_TOKEN_REQUIRED = (
+    "a valid token is required: send it as the HTTP Basic password (any user name), as "
+    "A1111's --api-auth takes one, or as 'Authorization: Bearer <token>' (the token is in the "
+    "daemon's discovery file or your config)"
+)
+
+
 def _a1111_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     if is_unreadable_body(exc):  # FastAPI's 422 "json_invalid", as A1111 answers
         return _a1111_invalid([("body", f"JSON decode error: {exc.detail}")], "json_invalid")
+    if exc.status_code == 401:
+        # A1111 challenges with Basic (its --api-auth): clients that send credentials only
+        # when challenged (urllib's HTTPBasicAuthHandler, a browser) need that challenge.
+        response = _a1111_error(401, "HTTPException", A1111_TOKEN_REQUIRED)
+        response.headers["WWW-Authenticate"] = 'Basic realm="impasto"'
+        return response
     response = _a1111_error(exc.status_code, "HTTPException", str(exc.detail))
-    response.headers.update(exc.headers or {})  # WWW-Authenticate, Retry-After
+    response.headers.update(exc.headers or {})  # Retry-After
     return response
 
 
@@ -196,7 +232,9 @@ def _openai_compat(request: Request[Any, Any, Any], exc: CompatError) -> Respons
 
 
 def _openai_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    response = openai_error(exc.status_code, str(exc.detail))
+    # OpenAI's code for a missing or wrong key, which chat front ends show as such.
+    code = "invalid_api_key" if exc.status_code == 401 else None
+    response = openai_error(exc.status_code, str(exc.detail), None, code)
     response.headers.update(exc.headers or {})  # WWW-Authenticate, Retry-After
     return response
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Annotated, Any, get_args
-from urllib.parse import quote
 
 import msgspec
 from litestar import Controller, Request, Response, Router, get, post
@@ -36,6 +35,7 @@ from impasto.api.compat.openai_stream import StreamKind, encoded, stream_answer
 from impasto.api.dependencies import AllServices
 from impasto.api.limits import RATE_LIMITED
 from impasto.api.openapi_doc import ALSO_ANSWERS, EventStream
+from impasto.api.security import url_signature
 from impasto.services import compat
 from impasto.services.container import Services
 from impasto.services.runner import job_plan
@@ -63,10 +63,12 @@ def _response_formats(req: ImageGenerationRequest) -> tuple[str, ...]:
 
 def _image_url(request: Request[Any, Any, Any], services: Services, job_id: str, index: int) -> str:
     base = str(request.base_url).rstrip("/")
-    url = f"{base}/api/v1/images/{job_id}/{index}"
-    # OpenAI clients fetch the URL without their API key, so the token rides along.
+    path = f"/api/v1/images/{job_id}/{index}"
+    # OpenAI clients fetch the URL without their API key, and chat front ends show it to
+    # whoever reads the chat: it carries a signature that opens this image only, never the
+    # token (which would open the whole API).
     token = services.settings.token
-    return f"{url}?token={quote(token)}" if token else url
+    return f"{base}{path}?sig={url_signature(token, path)}" if token else f"{base}{path}"
 
 
 async def _run(

@@ -34,7 +34,17 @@ OPENAI_MODEL_PREFIXES = ("dall-e", "gpt-image", "chatgpt-image")
 def _model(services: Services, name: str | None) -> Any:
     """The installed model ``name`` names; OpenAI's names, or none, mean the current one."""
     if not name or name.strip().lower().startswith(OPENAI_MODEL_PREFIXES):
-        return services.catalog.get(compat.current_checkpoint(services))
+        current = compat.current_checkpoint(services)
+        model = services.catalog.get(current)
+        if model is None and compat.compat_state(services).checkpoint == current:
+            # Set through A1111's /options and removed since: not a picture from another model.
+            installed = ", ".join(m.id for m in services.catalog.list()) or "none"
+            message = (
+                f"the current model {current!r} (set through /sdapi/v1/options) is not "
+                f"installed any more; send model, one of: {installed}"
+            )
+            raise CompatError(400, message, "model")
+        return model
     model_id = compat.resolve_checkpoint(services, name)
     if model_id is None:
         # Not a picture from another model than the one asked for (a typo, a removed model).

@@ -21,6 +21,7 @@ from impasto.api.dependencies import Jobs, Uploads
 from impasto.api.etags import none_match
 from impasto.api.openapi_doc import ALSO_ANSWERS
 from impasto.api.params import ranged
+from impasto.api.security import SIGNED_URL
 from impasto.wire import ThumbSize, UploadedImage
 
 
@@ -59,7 +60,8 @@ class ImagesController(Controller):
         "/{job_id:str}/{index:int}",
         summary="A generated PNG (or a JPEG thumbnail)",
         media_type="image/png",
-        opt={ALSO_ANSWERS: ("image/jpeg",)},
+        # OpenAI's image ``url`` (api/compat/openai.py) opens this one image with a ``sig``.
+        opt={ALSO_ANSWERS: ("image/jpeg",), SIGNED_URL: True},
     )
     async def image(
         self,

@@ -132,7 +132,17 @@ def _cells(
         picks = zip(chosen, (ix, iy, iz), strict=True)
         for (axis, values, _), index in sorted(picks, key=lambda pick: pick[0][0].late):
             request = axis.apply(ctx, request, values[index], values)  # type: ignore[misc]
-        cells[(ix, iy, iz)] = ctx.iterate(resolver.without_unused_settings(request))
+        try:
+            cell = resolver.without_unused_settings(request)
+        except FieldError as exc:
+            # The request as sent resolved: an axis value (a refiner as the checkpoint) broke
+            # this cell, so the error names script_args, as every other bad script value.
+            if exc.field == FIELD:
+                raise
+            raise FieldError(
+                FIELD, f"a script value makes {exc.field} invalid: {exc.message}"
+            ) from None
+        cells[(ix, iy, iz)] = ctx.iterate(cell)
     _check_grid_size(ctx, [requests[0] for requests in cells.values()])
     return cells
 
