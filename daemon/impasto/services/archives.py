@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import lzma
 import stat
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from impasto.services.safety import (
@@ -19,6 +21,16 @@ from impasto.services.safety import (
 # barely compress, so a higher ratio is a decompression bomb (a 300 MB member of zeros in a
 # 306 KB zip is about 1000:1).
 MAX_COMPRESSION_RATIO = 100
+# A model folder holds a few dozen files (a diffusers repo with two tokenizers about 40); an
+# archive of more is not a model, and a million empty members would still fill the disk's
+# inodes and the install's time.
+MAX_MEMBERS = 2000
+
+
+def _too_many() -> UnsafeContentError:
+    return UnsafeContentError(
+        f"the archive holds more than {MAX_MEMBERS} members; a model has a few dozen files"
+    )
 
 
 def safe_member(name: str) -> PurePosixPath:
@@ -81,13 +93,25 @@ def extract_archive(archive: Path, dest: Path, max_file_size: int, max_total: in
     """Unpack a .zip or .tar(.gz) into ``dest``, refusing links, traversal, bombs and oversize.
 
     Sizes are checked before unpacking (what the archive declares, against the limits, the
-    compression ratio and the free disk space) and again while writing.
+    compression ratio and the free disk space) and again while writing. A damaged or
+    truncated archive is an UnsafeContentError that says so, like every other refusal.
     """
+    try:
+        _extract(archive, dest, max_file_size, max_total)
+    except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, lzma.LZMAError) as exc:
+        raise UnsafeContentError(
+            f"{archive.name} is damaged or cut short ({exc}); download it again"
+        ) from None
+
+
+def _extract(archive: Path, dest: Path, max_file_size: int, max_total: int) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     budget = _Budget(dest, max_file_size, max_total, archive.stat().st_size)
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             members = zf.infolist()
+            if len(members) > MAX_MEMBERS:
+                raise _too_many()
             for info in members:
                 safe_member(info.filename)
                 budget.declare(info.filename, info.file_size, info.compress_size)
@@ -114,7 +138,9 @@ def extract_archive(archive: Path, dest: Path, max_file_size: int, max_total: in
     except tarfile.TarError as exc:
         raise UnsafeContentError(f"{archive.name}: not a zip or tar archive") from exc
     with tf:
-        for member in tf:
+        for count, member in enumerate(tf, start=1):
+            if count > MAX_MEMBERS:  # counted as read: a tar has no index to count first
+                raise _too_many()
             rel = safe_member(member.name)
             target = dest.joinpath(*rel.parts)
             if member.isdir():

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import ipaddress
 import logging
+import re
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,9 +23,11 @@ from impasto.services.safety import check_free_space
 # httpx logs every request at INFO; a model is hundreds of requests the daemon log can skip.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
-CHUNK = 256 * 1024
 FREE_SPACE_EVERY = 64 * 1024 * 1024  # bytes between free-space checks while downloading
-RETRIES = 6  # connection drops in a row, with no byte received between them, before giving up
+RETRIES = 6  # failed tries in a row, none of which got the file further, before giving up
+# Answers that say "try again": rate limited (429) or a server or gateway hiccup (5xx).
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After fails the install, saying how long
 
 
 class InstallCancelled(Exception):
@@ -29,6 +36,15 @@ class InstallCancelled(Exception):
 
 class DownloadError(Exception):
     """A download failed for a reason retrying will not fix; the message says which file."""
+
+
+class _TryAgain(Exception):
+    """The server asked to retry (429 or 5xx), after ``delay`` seconds when it said."""
+
+    def __init__(self, message: str, delay: float | None, *, restart: bool = False) -> None:
+        super().__init__(message)
+        self.delay = delay
+        self.restart = restart  # the partial file was dropped: the next try starts from 0
 
 
 @dataclass(frozen=True)
@@ -40,6 +56,19 @@ class RemoteFile:
     size: int | None = None
     sha256: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # What a 401 or 403 means for this file and what to do (a hub file: the token, the licence)
+    denied: str = ""
+
+
+_URL_SECRETS = re.compile(r"(?P<scheme>https?://)(?:[^/@\s]*@)?(?P<rest>[^\s?#'\"]*)[?#][^\s'\"]*")
+_URL_USERINFO = re.compile(r"(?P<scheme>https?://)[^/@\s]*@")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with each URL's login and query dropped: a signed CDN link, a mirror's
+    ``user:password@`` or a site's ``?token=`` must not reach install records or the log."""
+    text = _URL_SECRETS.sub(r"\g<scheme>\g<rest>", text)
+    return _URL_USERINFO.sub(r"\g<scheme>", text)
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -62,6 +91,55 @@ def network_problem(url: str, exc: BaseException) -> str:
     )
 
 
+def _is_local(host: str) -> bool:
+    """A loopback, private or link-local address, or a localhost name (not looked up)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(host)
+    except ValueError:
+        try:  # the short forms a resolver also reads as an address: 127.1, 2130706433, 0x7f.1
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return False
+    return address.is_loopback or address.is_private or address.is_link_local
+
+
+def redirect_guard(url: str, what: str) -> Callable[[httpx.Request], None]:
+    """An httpx request hook refusing where a redirect must not lead from ``url``.
+
+    Only http(s) is followed (httpx refuses other schemes; this says so in words), and a
+    remote server may not send the daemon to this machine or its network: that would make it
+    fetch (and install) whatever a local service answers.
+    """
+    remote = not _is_local(urlsplit(url).hostname or "")
+
+    def check(request: httpx.Request) -> None:
+        if request.url.scheme not in ("http", "https"):
+            raise DownloadError(f"{what}: redirected to a {request.url.scheme}: URL, refused")
+        if remote and _is_local(request.url.host):
+            raise DownloadError(
+                f"{what}: {urlsplit(url).hostname} redirected to {request.url.host}, an address "
+                "on this machine or its network: refused"
+            )
+
+    return check
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds a Retry-After header asks for (delta-seconds or an HTTP date); None if unsaid."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
 def sha256_of(path: Path) -> str:
     """The hex sha256 of a file."""
     digest = hashlib.sha256()
@@ -69,6 +147,10 @@ def sha256_of(path: Path) -> str:
         while chunk := fh.read(1024 * 1024):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _int(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
 
 
 def _etag_file(part: Path) -> Path:
@@ -85,7 +167,8 @@ def _stream_once(
 ) -> bool:
     """One GET from the current end of ``part``; True when the file is complete."""
     offset = part.stat().st_size if part.exists() else 0
-    headers = dict(remote.headers)
+    # The bytes as stored: Range offsets and Content-Length count those, not a gzip of them.
+    headers = {**remote.headers, "Accept-Encoding": "identity"}
     etag_file = _etag_file(part)
     if offset:
         headers["Range"] = f"bytes={offset}-"
@@ -93,12 +176,26 @@ def _stream_once(
             # If the file changed upstream the server sends it whole instead of a stale tail.
             headers["If-Range"] = etag_file.read_text()
     with client.stream("GET", remote.url, headers=headers) as response:
-        if response.status_code == 416 and offset and offset == remote.size:
+        status = response.status_code
+        whole = response.headers.get("Content-Range", "").rpartition("/")[2]
+        if status == 416 and offset and offset in (remote.size, _int(whole)):
+            # All there already; a length that was announced wrongly fails the size check.
             return True
-        if response.status_code not in (200, 206):
-            detail = f"HTTP {response.status_code}"
-            if response.status_code in (401, 403):
-                detail += " (a private or gated repo needs hf_token / HF_TOKEN)"
+        if status == 416 and offset:
+            # What is on disk is not a start of this file (longer, or another version): drop it.
+            progress(-offset)
+            part.unlink()
+            etag_file.unlink(missing_ok=True)
+            raise _TryAgain(f"{remote.path}: a stale partial file", 0.0, restart=True)
+        if status in RETRY_STATUSES:
+            raise _TryAgain(
+                f"{remote.path}: HTTP {status} from {urlsplit(remote.url).hostname}",
+                retry_after(response.headers.get("Retry-After")),
+            )
+        if status not in (200, 206):
+            detail = f"HTTP {status}"
+            if status in (401, 403):
+                detail += f" ({remote.denied or 'the server refused the download'})"
             raise DownloadError(f"{remote.path}: {detail} from {remote.url}")
         if response.status_code == 200 and offset:
             progress(-offset)  # the server ignored the range: start over
@@ -117,10 +214,19 @@ def _stream_once(
         if etag:
             etag_file.write_text(etag)
         with part.open("ab" if offset else "wb") as out:
-            for chunk in response.iter_bytes(CHUNK):
+            # As they arrive: bytes buffered towards a bigger chunk would be lost on a drop.
+            for chunk in response.iter_bytes():
                 if cancel.is_set():
                     raise InstallCancelled("cancelled")
-                out.write(chunk)
+                try:
+                    out.write(chunk)
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                        raise
+                    raise DownloadError(
+                        f"{remote.path}: the disk filled up while downloading; free some "
+                        "space or set temp_dir to a bigger disk, then install again"
+                    ) from None
                 offset += len(chunk)
                 if offset > max_size:
                     raise DownloadError(f"{remote.path}: over the max_file_size limit")
@@ -143,28 +249,52 @@ def fetch(
 
     A dropped connection resumes where it stopped; a wrong sha256 deletes the partial file.
     """
+    if cancel.is_set():  # before any folder is made again in a staging area being deleted
+        raise InstallCancelled("cancelled")
     if dest.exists():
         return sha256_of(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     drops = 0
-    with httpx.Client(follow_redirects=True, timeout=timeout) as client:
+    # The furthest the file got: a server that drops every try at the same place (or, without
+    # Range, restarts it) makes no headway, and that counts as a failed try.
+    furthest = part.stat().st_size if part.exists() else 0
+    hook = {"request": [redirect_guard(remote.url, remote.path)]}
+    with httpx.Client(follow_redirects=True, timeout=timeout, event_hooks=hook) as client:
         while True:
             if cancel.is_set():
                 raise InstallCancelled("cancelled")
-            before = part.stat().st_size if part.exists() else 0
             error: Exception | None = None
+            delay: float | None = None
             try:
                 if _stream_once(client, remote, part, max_size, progress, cancel):
                     break
+            except _TryAgain as exc:
+                error, delay = exc, exc.delay
+                furthest = 0 if exc.restart else furthest
+            except httpx.UnsupportedProtocol as exc:
+                raise DownloadError(f"{remote.path}: {exc}") from None
+            except httpx.TooManyRedirects:
+                raise DownloadError(
+                    f"{remote.path}: too many redirects from {remote.url}"
+                ) from None
             except httpx.TransportError as exc:
                 error = exc
-            got = (part.stat().st_size if part.exists() else 0) - before
-            drops = 0 if got > 0 else drops + 1
+            size = part.stat().st_size if part.exists() else 0
+            drops = 0 if size > furthest else drops + 1
+            furthest = max(furthest, size)
             if drops >= RETRIES:
+                if isinstance(error, _TryAgain):
+                    raise DownloadError(f"{error}, {RETRIES} times in a row; try again later")
                 why = network_problem(remote.url, error) if error else "the connection closed early"
                 raise DownloadError(f"{remote.path}: {why}")
-            time.sleep(min(0.2 * 2**drops, 5.0))
+            if delay is not None and delay > MAX_RETRY_AFTER:
+                raise DownloadError(
+                    f"{error}: the server asks to wait {delay:.0f} s (Retry-After); "
+                    "try the install again later"
+                )
+            if cancel.wait(min(0.2 * 2**drops, 5.0) if delay is None else delay):
+                raise InstallCancelled("cancelled")
     size = part.stat().st_size
     if remote.size is not None and size != remote.size:
         part.unlink()

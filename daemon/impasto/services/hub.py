@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-from impasto.services.downloads import RemoteFile, network_problem
+from impasto.services.downloads import (
+    MAX_RETRY_AFTER,
+    RETRIES,
+    RETRY_STATUSES,
+    InstallCancelled,
+    RemoteFile,
+    network_problem,
+    redirect_guard,
+    retry_after,
+)
+
+T = TypeVar("T")
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 COMPONENTS = frozenset(
@@ -53,6 +65,97 @@ def hub_token(setting: str) -> str | None:
     return setting or os.environ.get("HF_TOKEN") or None
 
 
+def access_hint(repo_id: str, endpoint: str, token: str | None, *, gated: bool) -> str:
+    """What a refused read of ``repo_id`` means and what to do about it."""
+    page = f"{endpoint}/{repo_id}"
+    if gated and token:
+        return (
+            f"{repo_id} is a gated repo and the account of the token in hf_token / HF_TOKEN has "
+            f"no access yet: accept its licence at {page} with that account (some repos' "
+            "authors approve each request), then retry"
+        )
+    if gated:
+        return (
+            f"{repo_id} is a gated repo: accept its licence at {page}, then set hf_token (or "
+            "HF_TOKEN) to an access token of that account and retry"
+        )
+    if token:
+        return (
+            f"{repo_id} was not found on {endpoint}, or the token in hf_token / HF_TOKEN cannot "
+            "read it: check the repo id and the token's permissions"
+        )
+    return (
+        f"{repo_id} was not found on {endpoint}: check the repo id; a private repo needs "
+        "hf_token (or HF_TOKEN) set to a token that can read it"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    return next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+
+
+def _ask_hub(
+    call: Callable[[], T],
+    repo_id: str,
+    endpoint: str,
+    token: str | None,
+    cancel: threading.Event | None,
+) -> T:
+    """``call`` (one request to the hub) retried while the hub answers 429 or 5xx; the
+    hub's refusals become HubErrors that say what to do."""
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    waiter = cancel or threading.Event()
+    for attempt in range(RETRIES):
+        try:
+            return call()
+        except RevisionNotFoundError:
+            raise
+        except GatedRepoError:
+            raise HubError(access_hint(repo_id, endpoint, token, gated=True)) from None
+        except RepositoryNotFoundError:
+            raise HubError(access_hint(repo_id, endpoint, token, gated=False)) from None
+        except HfHubHTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            if status == 401 and token:
+                raise HubError(
+                    f"{endpoint} refused the token in hf_token / HF_TOKEN (HTTP 401): it is "
+                    f"wrong or revoked; create a new one at {endpoint}/settings/tokens"
+                ) from None
+            if status not in RETRY_STATUSES or attempt == RETRIES - 1:
+                raise HubError(
+                    f"{endpoint} did not answer for {repo_id}: {_first_line(exc)}"
+                ) from None
+            headers = exc.response.headers if exc.response is not None else {}
+            delay = retry_after(headers.get("Retry-After"))
+            if delay is not None and delay > MAX_RETRY_AFTER:
+                raise HubError(
+                    f"{endpoint} asks to wait {delay:.0f} s before asking again about {repo_id} "
+                    "(HTTP 429, Retry-After): try the install again later"
+                ) from None
+        except (OSError, httpx.TransportError) as exc:  # requests' and httpx's connection errors
+            raise HubError(network_problem(endpoint, exc)) from None
+        if waiter.wait(min(0.2 * 2**attempt, 5.0) if delay is None else delay):
+            raise InstallCancelled("cancelled")
+    raise AssertionError("unreachable")
+
+
+def _safe_name(name: str, repo_id: str) -> PurePosixPath:
+    """A listed file's path, refusing one that would land outside the model folder."""
+    path = PurePosixPath(name)
+    if not name or path.is_absolute() or ".." in path.parts or "\\" in name or "\0" in name:
+        raise HubError(
+            f"{repo_id} lists a file named {name!r}, which would land outside the model "
+            "folder: refused"
+        )
+    return path
+
+
 def _wanted(rel: PurePosixPath, suffixes: frozenset[str]) -> bool:
     if rel.parts == ("model_index.json",):
         return True
@@ -63,33 +166,35 @@ def _wanted(rel: PurePosixPath, suffixes: frozenset[str]) -> bool:
 
 
 def list_hub_files(
-    repo_id: str, revision: str | None, subfolder: str, *, endpoint: str, token: str | None
+    repo_id: str,
+    revision: str | None,
+    subfolder: str,
+    *,
+    endpoint: str,
+    token: str | None,
+    cancel: threading.Event | None = None,
 ) -> HubListing:
     """Ask the hub for ``repo_id`` at ``revision`` and choose the files of the model layout."""
     from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.errors import (
-        HfHubHTTPError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
+    from huggingface_hub.errors import RevisionNotFoundError
     from huggingface_hub.utils import build_hf_headers
 
     api = HfApi(endpoint=endpoint, token=token or False)
     try:
-        info = api.model_info(repo_id, revision=revision, files_metadata=True)
+        info = _ask_hub(
+            lambda: api.model_info(repo_id, revision=revision, files_metadata=True),
+            repo_id,
+            endpoint,
+            token,
+            cancel,
+        )
     except RevisionNotFoundError as exc:
         raise HubError(f"revision {revision!r} does not exist in {repo_id}") from exc
-    except RepositoryNotFoundError as exc:
-        raise HubError(f"{repo_id} was not found on {endpoint} (or it is private)") from exc
-    except HfHubHTTPError as exc:
-        raise HubError(f"{endpoint} did not answer for {repo_id}: {exc}") from exc
-    except (OSError, httpx.TransportError) as exc:  # requests' and httpx's connection errors
-        raise HubError(network_problem(endpoint, exc)) from None
     commit = info.sha or revision or "main"
     prefix = PurePosixPath(subfolder.strip("/")) if subfolder.strip("/") else None
     entries: dict[PurePosixPath, Any] = {}
     for sibling in info.siblings or []:
-        path = PurePosixPath(sibling.rfilename)
+        path = _safe_name(sibling.rfilename, repo_id)
         if prefix is not None:
             if path.parts[: len(prefix.parts)] != prefix.parts:
                 continue
@@ -110,6 +215,8 @@ def list_hub_files(
     else:
         raise HubError(f"{repo_id} has neither unet/model.onnx nor diffusers .safetensors weights")
     headers = build_hf_headers(token=token or False, library_name="impasto")
+    # Should the hub refuse a file later on (a token revoked midway), the same advice applies.
+    denied = access_hint(repo_id, endpoint, token, gated=True)
     files = []
     for rel, sibling in sorted(entries.items()):
         if layout != "diffusers-model" and not _wanted(rel, suffixes):
@@ -118,25 +225,28 @@ def list_hub_files(
         lfs = sibling.lfs
         url = hf_hub_url(repo_id, name, revision=commit, endpoint=endpoint)
         size = sibling.size
-        files.append(RemoteFile(url, str(rel), size, lfs.sha256 if lfs else None, dict(headers)))
-    # One HEAD through the resolve endpoint proves the files are reachable before we stage.
-    try:
-        get_hf_file_metadata(files[0].url, token=token or False)
-    except HfHubHTTPError as exc:
-        raise HubError(f"cannot read {files[0].path} from {repo_id}: {exc}") from exc
-    except (OSError, httpx.TransportError) as exc:
-        raise HubError(network_problem(files[0].url, exc)) from None
+        sha = lfs.sha256 if lfs else None
+        files.append(RemoteFile(url, str(rel), size, sha, dict(headers), denied=denied))
+    # One HEAD through the resolve endpoint proves the files are reachable before we stage
+    # (a gated repo lists its files to anyone, and refuses them to who has not accepted it).
+    first = files[0].url
+    _ask_hub(
+        lambda: get_hf_file_metadata(first, token=token or False), repo_id, endpoint, token, cancel
+    )
     return HubListing(commit, layout, files)
 
 
 def range_reader(remote: RemoteFile, timeout: float = 60.0) -> Callable[[int, int], bytes]:
     """Read ``length`` bytes at ``offset`` of a hub file with an HTTP Range request."""
 
+    hook = {"request": [redirect_guard(remote.url, remote.path)]}
+
     def read(offset: int, length: int) -> bytes:
         headers = {**remote.headers, "Range": f"bytes={offset}-"}
-        with httpx.stream(
-            "GET", remote.url, headers=headers, follow_redirects=True, timeout=timeout
-        ) as response:
+        with (
+            httpx.Client(follow_redirects=True, timeout=timeout, event_hooks=hook) as client,
+            client.stream("GET", remote.url, headers=headers) as response,
+        ):
             if response.status_code != 206:
                 raise HubError(f"{remote.path}: the hub ignored a Range request")
             out = bytearray()

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from impasto.engine.providers import CPU
 from impasto.services.convert import ConversionError, missing_converter
-from impasto.services.downloads import DownloadError, InstallCancelled
+from impasto.services.downloads import DownloadError, InstallCancelled, redact_urls
 from impasto.services.errors import ConflictError, NotFoundError
 from impasto.services.events import EventBus
 from impasto.services.hub import HubError, hub_endpoint, hub_token
@@ -253,10 +253,10 @@ class Installer:
             UnsafeContentError,
             OSError,
         ) as exc:
-            await self._end(record, "failed", str(exc), job)
+            await self._end(record, "failed", redact_urls(str(exc)), job)
         except Exception as exc:  # a bug: fail the install rather than leave it running
             log.exception("install %s crashed", record.id)
-            await self._end(record, "failed", f"{type(exc).__name__}: {exc}", job)
+            await self._end(record, "failed", redact_urls(f"{type(exc).__name__}: {exc}"), job)
 
     async def _tick(self, record: InstallRecord, job: StageJob) -> None:
         last: tuple[str, int] | None = None

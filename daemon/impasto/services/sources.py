@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from impasto import fsnames
 from impasto.services.errors import FieldError
@@ -22,6 +22,17 @@ _HUB_SOURCE = re.compile(
     r"(?:@(?P<revision>[^/@]+))?(?:/(?P<subfolder>.+))?$"
 )
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
+
+
+def url_filename(path: str) -> str:
+    """The file name a URL's path ends in, decoded, as a plain name in one folder.
+
+    ``..``, separators (``%2F``, ``\\``), control characters and a leading dot would make
+    the staged download land elsewhere or hide; "download" stands in for a name left empty.
+    """
+    name = unquote(PurePosixPath(path).name)
+    name = re.sub(r"[\x00-\x1f\x7f/\\]+", "_", name).strip().lstrip(".")
+    return name or "download"
 
 
 def _stem(name: str) -> str:
@@ -86,9 +97,14 @@ def parse_source(
             parts = [p for p in url.path.split("/") if p]
             if len(parts) == 2:  # a repo page: install from the hub, not the HTML
                 text = "/".join(parts)
+            elif len(parts) > 4 and parts[2] == "blob":
+                # A file's page (what the browser shows): its bytes are under resolve/.
+                text = url._replace(path="/".join(["", *parts[:2], "resolve", *parts[3:]])).geturl()
         if text.startswith(("http://", "https://")):
-            name = PurePosixPath(url.path).name or url.netloc
-            return {"kind": "url", "url": text, "filename": name}, slugify(_stem(name))
+            name = url_filename(url.path)
+            # A URL without a file name (https://host/) is named after its host.
+            stem = _stem(name) if PurePosixPath(url.path).name else url.netloc
+            return {"kind": "url", "url": text, "filename": name}, slugify(stem)
     if text.startswith("hf:"):
         return _hub_source(text, revision, subfolder)
     path = Path(text).expanduser()

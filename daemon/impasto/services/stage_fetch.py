@@ -13,6 +13,7 @@ import stat
 import tarfile
 import zipfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -21,8 +22,8 @@ from impasto.engine.onnx_ops import GraphOps, peek_graph_ops, read_graph_ops
 from impasto.engine.runs_on import Capability, assess, folder_graphs
 from impasto.services.archives import extract_archive
 from impasto.services.convert import SIDECAR_SUFFIX
-from impasto.services.downloads import RemoteFile, fetch, sha256_of
-from impasto.services.hub import HubError, list_hub_files, range_reader
+from impasto.services.downloads import RemoteFile, fetch, redirect_guard, sha256_of
+from impasto.services.hub import HubError, access_hint, list_hub_files, range_reader
 from impasto.services.runnable import UnrunnableError, is_weight_file, refusal
 from impasto.services.safety import (
     check_file,
@@ -83,11 +84,12 @@ def _stage_hub(job: StageJob) -> Path:
         src.get("subfolder") or "",
         endpoint=job.hub_endpoint,
         token=job.hub_token,
+        cancel=job.cancel,
     )
     files = listing.files
     if src.get("sha256"):
         files = [
-            RemoteFile(f.url, f.path, f.size, src["sha256"], f.headers)
+            RemoteFile(f.url, f.path, f.size, src["sha256"], f.headers, f.denied)
             if f.path == "model_index.json"
             else f
             for f in files
@@ -101,6 +103,12 @@ def _stage_hub(job: StageJob) -> Path:
     total = sum(f.size or 0 for f in files)
     check_free_space(job.staging, total * (3 if listing.layout == "diffusers" else 1))
     into = job.staging / "files"
+    # A resumed install whose branch moved on since: what was fetched is of another commit,
+    # and mixing the two would make a model nobody published.
+    pinned = job.staging / "commit"
+    if pinned.is_file() and pinned.read_text() != listing.commit:
+        shutil.rmtree(into, ignore_errors=True)
+    pinned.write_text(listing.commit)
     # Graphs and configs first: with external data they are small, and they tell whether this
     # machine can run the model before the weights are fetched. A big graph with its weights
     # inline is only peeked at (its nodes and opsets) with Range requests.
@@ -155,12 +163,37 @@ def check_runnable(
     job.warning = problem
 
 
+def _url_access(job: StageJob, url: str) -> tuple[dict[str, str], str]:
+    """The headers a URL is fetched with and what a 401/403 from it means.
+
+    A file on the hub (``https://huggingface.co/owner/name/resolve/...``) gets the hub token,
+    as the hub's own downloads do; no other host ever sees it.
+    """
+    target, hub = urlsplit(url), urlsplit(job.hub_endpoint)
+    under = hub.path.rstrip("/") + "/"  # a mirror's prefix: the same host may serve more
+    on_hub = (target.scheme, target.netloc) == (hub.scheme, hub.netloc)
+    if not on_hub or not target.path.startswith(under):
+        return {}, (
+            "the server wants a login, which Impasto does not send to it: download the file "
+            "yourself and install it from its path"
+        )
+    from huggingface_hub.utils import build_hf_headers
+
+    headers = build_hf_headers(token=job.hub_token or False, library_name="impasto")
+    parts = [p for p in target.path.removeprefix(under).split("/") if p]
+    repo = "/".join(parts[:2]) if len(parts) >= 2 else url
+    return dict(headers), access_hint(repo, job.hub_endpoint, job.hub_token, gated=True)
+
+
 def _stage_url(job: StageJob) -> Path:
     src = job.source
     name = src["filename"]
+    headers, denied = _url_access(job, src["url"])
+    hook = {"request": [redirect_guard(src["url"], name)]}
     try:
-        head = httpx.head(src["url"], follow_redirects=True, timeout=30.0)
-        length = head.headers.get("Content-Length", "")
+        with httpx.Client(follow_redirects=True, timeout=30.0, event_hooks=hook) as client:
+            head = client.head(src["url"], headers=headers)
+        length = head.headers.get("Content-Length", "") if head.status_code == 200 else ""
     except httpx.HTTPError:
         length = ""
     if length.isdigit():
@@ -171,7 +204,7 @@ def _stage_url(job: StageJob) -> Path:
         check_free_space(job.staging, int(length) * 2)
     size = int(length) if length.isdigit() else None
     sha = job.options.get("sha256") or None
-    remote = RemoteFile(src["url"], name, size, sha)
+    remote = RemoteFile(src["url"], name, size, sha, headers, denied)
     _fetch_all(job, [remote], job.staging / "download")
     download = job.staging / "download" / name
     if zipfile.is_zipfile(download) or _is_tar(download):
