@@ -27,6 +27,18 @@ class Paths:
     socket: Path
     discovery_file: Path
 
+    def in_use(self) -> dict[str, Path]:
+        """What each path setting stands for here, its platform default when it is empty."""
+        return {
+            "data_dir": self.data_dir,
+            "runtime_dir": self.runtime_dir,
+            "log_dir": self.log_dir,
+            "output_dir": self.output_dir,
+            "models_dir": self.models_dir,
+            "temp_dir": self.temp_dir,
+            "socket_path": self.socket,
+        }
+
     def folders(self) -> list[tuple[str, Path, bool]]:
         """Every folder in the order ``create`` makes them: the setting that places it, the
         folder, and whether it is private to the user (0700)."""

@@ -16,9 +16,12 @@ APP_NAME = "impasto"
 ENV_PREFIX = "IMPASTO_"
 
 
-def _doc(text: str, *, ge: int | None = None, le: int | None = None) -> msgspec.Meta:
-    """The field's one-line doc and its bounds, checked on every load."""
-    return msgspec.Meta(description=text, ge=ge, le=le)
+def _doc(
+    text: str, *, ge: int | None = None, le: int | None = None, secret: bool = False
+) -> msgspec.Meta:
+    """The field's one-line doc and its bounds, checked on every load; ``secret``: a value
+    kept off screens and logs (``secret_fields``)."""
+    return msgspec.Meta(description=text, ge=ge, le=le, extra={"secret": True} if secret else None)
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -40,7 +43,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         str, _doc("Unix socket path; empty means impasto.sock in the runtime dir.")
     ] = ""
     token: Annotated[
-        str, _doc("API token; required on every request except /api/v1/health when set.")
+        str,
+        _doc("API token; required on every request except /api/v1/health when set.", secret=True),
     ] = ""
     allowed_hosts: Annotated[
         list[str], _doc("Extra Host header names accepted besides loopback names.")
@@ -134,7 +138,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     ] = 2
     log_level: Annotated[str, _doc("Logging level: debug, info, warning or error.")] = "info"
     hf_token: Annotated[
-        str, _doc("Hugging Face token for private or gated repos (else HF_TOKEN).")
+        str, _doc("Hugging Face token for private or gated repos (else HF_TOKEN).", secret=True)
     ] = ""
     hf_endpoint: Annotated[
         str, _doc("Hugging Face Hub URL; empty means HF_ENDPOINT or https://huggingface.co.")
@@ -204,6 +208,17 @@ def field_docs() -> dict[str, str]:
         extra = f.type.extra_json_schema if isinstance(f.type, msgspec.inspect.Metadata) else None
         docs[f.name] = (extra or {}).get("description", "")
     return docs
+
+
+def secret_fields() -> frozenset[str]:
+    """The settings whose values are secrets (tokens): printed masked unless asked for."""
+    info = msgspec.inspect.type_info(Settings)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return frozenset(
+        f.name
+        for f in info.fields
+        if isinstance(f.type, msgspec.inspect.Metadata) and (f.type.extra or {}).get("secret")
+    )
 
 
 def field_ranges() -> dict[str, str]:

@@ -16,7 +16,7 @@ import impasto.worker.main
 from impasto import __version__
 from impasto.cli.main import build_parser, main
 from impasto.client import Client
-from impasto.settings import Settings, field_docs
+from impasto.settings import Settings, field_docs, secret_fields
 from impasto.settings_load import LoadedSettings
 
 
@@ -35,10 +35,13 @@ def test_config_lists_every_setting_with_source_and_doc(
     assert "max_queue = 1000  [default]" in out
 
 
-def test_config_json_masks_the_token_unless_asked(
+def test_config_json_masks_the_tokens_unless_asked(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # hf_token was printed in clear: the secrets are marked on the settings, not listed here.
+    assert secret_fields() == {"token", "hf_token"}
     monkeypatch.setenv("IMPASTO_TOKEN", "hunter2")
+    monkeypatch.setenv("IMPASTO_HF_TOKEN", "hf_secret")
     assert main(["config", "--json"]) == 0
     settings = json.loads(capsys.readouterr().out)["settings"]
     assert set(settings) == set(field_docs())
@@ -47,8 +50,13 @@ def test_config_json_masks_the_token_unless_asked(
         "source": "environment",
         "doc": field_docs()["token"],
     }
-    assert main(["config", "--json", "--show-token"]) == 0
-    assert json.loads(capsys.readouterr().out)["settings"]["token"]["value"] == "hunter2"
+    assert settings["hf_token"]["value"] == "********"
+    assert main(["config"]) == 0
+    assert "hunter2" not in capsys.readouterr().out
+    for flag in ("--show-secrets", "--show-token"):
+        assert main(["config", "--json", flag]) == 0
+        shown = json.loads(capsys.readouterr().out)["settings"]
+        assert (shown["token"]["value"], shown["hf_token"]["value"]) == ("hunter2", "hf_secret")
 
 
 def test_config_says_which_folder_an_empty_path_setting_means(

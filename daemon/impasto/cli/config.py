@@ -12,20 +12,8 @@ import msgspec
 
 from impasto.cli.common import EXIT_OK, EXIT_USAGE, Context
 from impasto.paths import resolve_paths
-from impasto.settings import field_docs, markdown_table
+from impasto.settings import field_docs, markdown_table, secret_fields
 from impasto.settings_load import load_settings
-
-SECRETS = frozenset({"token"})
-FOLDERS = {
-    "data_dir": "data_dir",
-    "runtime_dir": "runtime_dir",
-    "log_dir": "log_dir",
-    "output_dir": "output_dir",
-    "models_dir": "models_dir",
-    "temp_dir": "temp_dir",
-    "socket_path": "socket",
-}
-"""The path settings -> their ``Paths`` field: where an empty one (the platform default) is."""
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,7 +25,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument("--config", type=Path, metavar="PATH", help="config.toml to read")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-    parser.add_argument("--show-token", action="store_true", help="print the token unmasked")
+    parser.add_argument(
+        "--show-secrets",
+        "--show-token",
+        dest="show_secrets",
+        action="store_true",
+        help="print the tokens (token, hf_token) unmasked",
+    )
     parser.add_argument(
         "--markdown", action="store_true", help="print the settings reference table (for docs)"
     )
@@ -56,14 +50,15 @@ def show_config(args: argparse.Namespace, context: Context) -> int:
         return EXIT_USAGE
     docs = field_docs()
     values = msgspec.structs.asdict(loaded.settings)
-    paths = resolve_paths(loaded.settings)
+    in_use = resolve_paths(loaded.settings).in_use()
+    secrets = secret_fields()
     rows: dict[str, dict[str, Any]] = {}
     for name, value in values.items():
-        if name in SECRETS and value and not args.show_token:
-            value = "********"  # keep the token off screens and logs unless asked for
+        if name in secrets and value and not args.show_secrets:
+            value = "********"  # keep tokens off screens and logs unless asked for
         rows[name] = {"value": value, "source": loaded.sources[name], "doc": docs[name]}
-        if name in FOLDERS:  # "" says "the platform default": say which folder that is
-            rows[name]["in_use"] = str(getattr(paths, FOLDERS[name]))
+        if name in in_use:  # "" says "the platform default": say which folder that is
+            rows[name]["in_use"] = str(in_use[name])
     if args.json:
         print(json.dumps({"config_path": str(loaded.config_path), "settings": rows}, indent=2))
         return EXIT_OK
