@@ -890,3 +890,25 @@ def test_interrupt_stops_a_running_sd_upscale(http: httpx.Client) -> None:
     assert answer["response"].status_code == 200
     assert answer["response"].json()["images"] == []
     assert [job["status"] for job in history(http, 1)] == ["cancelled"]
+
+
+def test_a_script_making_more_jobs_than_the_queue_takes_queues_none(
+    daemon_factory: type[Daemon], tmp_path: Any
+) -> None:
+    # It queued jobs until the queue was full, then cancelled them: they stayed in the
+    # history as cancelled jobs of a request that was refused.
+    daemon = daemon_factory(tmp_path / "d", max_queue=3).start()
+    with daemon.client() as client:
+        assert client.post("/api/v1/queue/pause").status_code == 200
+        response = client.post(
+            "/sdapi/v1/txt2img",
+            json={
+                "prompt": "x",
+                "script_name": "prompts from file or textbox",
+                "script_args": [False, False, "a\nb\nc\nd"],
+                **SIZE,
+            },
+        )
+        assert response.status_code == 429, response.text
+        assert "makes 4 jobs and the queue has room for 3" in response.json()["detail"]
+        assert client.get("/api/v1/history").json()["items"] == []

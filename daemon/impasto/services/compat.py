@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import re
 import time
@@ -127,15 +128,21 @@ def current_checkpoint(services: Services) -> str:
 async def submit_all(services: Services, requests: list[GenerateRequest]) -> list[str]:
     """Queue one Impasto job per request (never bypassing the queue); track them as one task.
 
-    If one is refused (a full queue), the ones already queued are cancelled: all or nothing.
+    All or nothing: more jobs than the queue has room for are refused before any is queued,
+    and if one is refused still (the queue filled meanwhile), the ones already queued are
+    cancelled and deleted, leaving nothing in the history.
     """
     job_ids: list[str] = []
     try:
+        if len(requests) > 1:
+            await asyncio.to_thread(services.jobs.check_room, len(requests))
         for request in requests:
             job_ids.append((await services.jobs.submit_async(request))[0].id)
     except ServiceError:
         for job_id in job_ids:
             await services.jobs.cancel(job_id)
+            with contextlib.suppress(ServiceError):  # one a worker still holds stays
+                await services.jobs.delete_async(job_id)
         await asyncio.to_thread(discard_pictures, services, requests)
         raise
     state = compat_state(services)

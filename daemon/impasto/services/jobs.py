@@ -135,6 +135,17 @@ class JobService:
             request, plan = self.prepare(request)
         return request, plan, stored
 
+    def check_room(self, count: int) -> None:
+        """QueueFullError unless the queue has room for ``count`` more jobs: a request that
+        makes many (an A1111 script) is refused whole, before it queues any (blocking)."""
+        room = self.options.max_queue - self.store.count_queued()
+        if count > room:
+            raise QueueFullError(
+                f"this request makes {count} jobs and the queue has room for {max(room, 0)} "
+                f"(max_queue {self.options.max_queue}); retry later or with fewer",
+                10,
+            )
+
     def _enqueue(
         self,
         request: GenerateRequest,
