@@ -9,9 +9,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from impasto.services.runner import JobRunner, RunnerOptions
-from impasto.worker.protocol import LoadModel, RunJob
 from impasto.worker.supervisor import Supervisor
+
+from .fake_runner import StartedRunner
 
 # A worker that speaks the frame protocol: Started for its job, then, on the cancel, nothing
 # (a postprocessor that never returns: "hang"), its finished images ("finish": the cancel
@@ -85,20 +85,11 @@ class Bus:
             self.ended.set()
 
 
-class Runner(JobRunner):
-    """The real runner on a fake store and bus; the fake worker ignores the job it is sent."""
+class Runner(StartedRunner):
+    """The real runner on a fake store and bus."""
 
     def __init__(self, output_dir: Path) -> None:
-        options = RunnerOptions(output_dir, output_dir, 3, 0, 60.0)
-        super().__init__(Store(), Bus(), catalog=None, options=options)  # type: ignore[arg-type]
-        self.started = asyncio.Event()
-
-    def run_message(self, job: Any) -> RunJob:
-        return LoadModel(model_dir="unused")  # type: ignore[return-value]
-
-    def on_started(self, job_id: str, message: Any) -> None:
-        super().on_started(job_id, message)
-        self.started.set()
+        super().__init__(Store(), Bus(), output_dir)
 
 
 async def _cancel_running(mode: str, tmp_path: Path, grace: float) -> tuple[Runner, int, int]:

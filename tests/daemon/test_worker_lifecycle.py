@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from impasto.services.runner import JobRunner, RunnerOptions
 from impasto.store import JobStore, open_database
 from impasto.worker import supervisor
-from impasto.worker.protocol import LoadModel, RunJob
 from impasto.worker.supervisor import Supervisor
+
+from .fake_runner import StartedRunner
 
 # "die": exits as soon as it starts a job (a crash). "deaf": starts its job and never
 # answers again, a Shutdown included (a step that outlasts the stop's grace period).
@@ -49,20 +49,11 @@ class Bus:
         self.events.append((kind, job_id))
 
 
-class Runner(JobRunner):
-    """The real runner on a real store; the fake worker ignores the job it is sent."""
+class Runner(StartedRunner):
+    """The real runner on a real store."""
 
     def __init__(self, store: JobStore, output_dir: Path) -> None:
-        options = RunnerOptions(output_dir, output_dir, 3, 0, 60.0)
-        super().__init__(store, Bus(), catalog=None, options=options)  # type: ignore[arg-type]
-        self.started = asyncio.Event()
-
-    def run_message(self, job: Any) -> RunJob:
-        return LoadModel(model_dir="unused")  # type: ignore[return-value]
-
-    def on_started(self, job_id: str, message: Any) -> None:
-        super().on_started(job_id, message)
-        self.started.set()
+        super().__init__(store, Bus(), output_dir)
 
 
 def _queued_job(tmp_path: Path) -> tuple[JobStore, str]:
