@@ -11,6 +11,7 @@ import httpx
 import pytest
 from cli_fakes import JOB, CliDaemon
 
+from impasto.cli import generate
 from impasto.cli.generate import OPTIONS
 from impasto.cli.generate_args import lora_spec
 from impasto.cli.main import build_parser, main
@@ -492,10 +493,12 @@ def test_every_option_a_refusal_can_name_exists() -> None:
 
 
 def test_a_daemon_that_stops_under_the_job_says_the_job_is_kept(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The queue is persistent: the job runs again when the daemon starts, and the user is
     told so and how to fetch it, rather than only that the daemon is not running."""
+    monkeypatch.setattr(generate, "RECONNECT_GRACE_S", 0.3)
+    monkeypatch.setattr(generate, "RECONNECT_POLL_S", 0.05)
     daemon = CliDaemon()
 
     def stopping(request: httpx.Request) -> httpx.Response:
@@ -514,4 +517,35 @@ def test_a_daemon_that_stops_under_the_job_says_the_job_is_kept(
     err = capsys.readouterr().err
     assert f"The daemon stopped; job {JOB} is kept and runs when it starts again" in err
     assert "impasto history --save DIR" in err and "Impasto is not running" in err
+    assert "waiting up to 0.3 s for it to come back" in err
     assert not out.exists()
+
+
+def test_generate_follows_its_job_again_when_the_daemon_comes_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crashed daemon restarted by the tray or a service manager runs the job again: the
+    command waited for nothing ("not running") where it now follows the job to its end."""
+    monkeypatch.setattr(generate, "RECONNECT_POLL_S", 0.01)
+    daemon = CliDaemon(batch=1)
+    refused = {"left": 0, "streams": 0}
+
+    def restarting(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/events":
+            refused["streams"] += 1
+            if refused["streams"] == 1:  # the daemon goes down under the first stream
+                refused["left"] = 3
+        if refused["left"]:
+            refused["left"] -= 1
+            raise httpx.ConnectError("connection refused", request=request)
+        return daemon.handle(request)
+
+    def connect(_args: object = None) -> Client:
+        return Client(transport=httpx.MockTransport(restarting))
+
+    out = tmp_path / "pictures"
+    assert main(["generate", "x", "-o", str(out)], connect=connect) == 0
+    err = capsys.readouterr().err
+    assert "waiting up to 60 s for it to come back" in err
+    assert f"The daemon is back; following job {JOB}" in err
+    assert (out / f"{JOB}-0.png").read_bytes() == b"PNG-0"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,10 @@ from impasto.cli.generate_args import HIRES_FLAGS, REQUEST_FIELDS, add_arguments
 from impasto.cli.progress import ProgressBar
 from impasto.client import ApiError, Client, DaemonNotRunning, JobStatus
 
+# Seconds `generate` waits for a daemon that stopped under its job to answer again, and
+# between its tries.
+RECONNECT_GRACE_S = 60.0
+RECONNECT_POLL_S = 1.0
 IMAGE_FLAGS = (
     ("init_image", "init_image"),
     ("mask", "mask_image"),
@@ -136,20 +141,23 @@ def _run(args: argparse.Namespace, client: Client, folder: Path) -> int:
         print(job_id)
         return EXIT_OK
     print(f"Queued job {job_id} (position {position})", file=sys.stderr)
-    bar = ProgressBar(sys.stderr)
-    try:
-        final = client.wait(job_id, on_progress=None if args.quiet else bar.update)
-    except KeyboardInterrupt:
-        bar.close()
-        return _cancel(client, job_id)
-    except DaemonNotRunning:  # stopped under the job, which is kept: say where it went
-        bar.close()
-        print(
-            f"The daemon stopped; job {job_id} is kept and runs when it starts again "
-            "(`impasto history --save DIR` fetches its pictures then).",
-            file=sys.stderr,
-        )
-        raise
+    while True:
+        bar = ProgressBar(sys.stderr)
+        try:
+            final = client.wait(job_id, on_progress=None if args.quiet else bar.update)
+            break
+        except KeyboardInterrupt:
+            bar.close()
+            return _cancel(client, job_id)
+        except DaemonNotRunning:  # stopped under the job, which is kept: wait for its return
+            bar.close()
+            if not _daemon_back(client, job_id):
+                print(
+                    f"The daemon stopped; job {job_id} is kept and runs when it starts again "
+                    "(`impasto history --save DIR` fetches its pictures then).",
+                    file=sys.stderr,
+                )
+                raise
     bar.close()
     for warning in final.warnings:  # a LoRA whose weights matched nothing, ...
         print(f"warning: {warning}", file=sys.stderr)
@@ -157,6 +165,31 @@ def _run(args: argparse.Namespace, client: Client, folder: Path) -> int:
         return _report_unfinished(final)
     save_images(client, final, folder)
     return EXIT_OK
+
+
+def _daemon_back(client: Client, job_id: str) -> bool:
+    """Whether the daemon answers again within RECONNECT_GRACE_S (the tray or a service
+    manager restarting it after a crash; its queue kept the job); Ctrl+C stops waiting."""
+    print(
+        f"The daemon stopped; waiting up to {RECONNECT_GRACE_S:g} s for it to come back "
+        f"(job {job_id} is kept; Ctrl+C stops waiting)...",
+        file=sys.stderr,
+    )
+    deadline = time.monotonic() + RECONNECT_GRACE_S
+    try:
+        while time.monotonic() < deadline:
+            try:
+                client.health()
+            except DaemonNotRunning:
+                time.sleep(RECONNECT_POLL_S)
+                continue
+            except ApiError:  # it answers (a health problem is the job's to report)
+                pass
+            print(f"The daemon is back; following job {job_id}", file=sys.stderr)
+            return True
+    except KeyboardInterrupt:
+        pass
+    return False
 
 
 def save_images(client: Client, job: JobStatus, folder: Path) -> None:
