@@ -57,10 +57,11 @@ _KNOWN_FIELDS: dict[str, tuple[str, type]] = {
 }
 
 
-def _quote(value: object) -> str:
-    """A1111's quoting: JSON-quote a value only if it holds a comma, a colon or a newline."""
+def quote_value(value: object) -> str:
+    """A1111's quoting: JSON-quote a value that holds a comma, a colon or a newline, and one
+    that starts with a quote (A1111's reader would take its quotes for quoting and drop them)."""
     text = _number(value) if isinstance(value, float) else str(value)
-    if "," not in text and "\n" not in text and ":" not in text:
+    if "," not in text and "\n" not in text and ":" not in text and not text.startswith('"'):
         return text
     return json.dumps(text, ensure_ascii=False)
 
@@ -109,7 +110,7 @@ def format_a1111_parameters(
         **(extra or {}),
     }
     settings = ", ".join(
-        f"{key}: {_quote(value)}" for key, value in fields.items() if value is not None
+        f"{key}: {quote_value(value)}" for key, value in fields.items() if value is not None
     )
     negative = f"\n{_NEGATIVE} {negative_prompt}" if negative_prompt else ""
     return f"{prompt}{negative}\n{settings}".strip()
@@ -248,3 +249,25 @@ def remove_stale_temp_files(folder: Path) -> int:
                 candidate.unlink()
                 removed += 1
     return removed
+
+
+EXIF_IFD, USER_COMMENT = 0x8769, 0x9286
+# EXIF's UserComment starts with 8 bytes naming its encoding; A1111 (piexif) writes UNICODE,
+# UTF-16 big-endian.
+COMMENT_ENCODINGS = {b"UNICODE\0": "utf-16-be", b"ASCII\0\0\0": "ascii", b"\0" * 8: "utf-8"}
+
+
+def exif_user_comment(image: Image.Image) -> str:
+    """The EXIF UserComment of a JPEG or WebP ("" when there is none), as A1111 reads it."""
+    try:
+        comment = image.getexif().get_ifd(EXIF_IFD).get(USER_COMMENT)
+    except (OSError, ValueError, SyntaxError):  # a damaged EXIF block
+        return ""
+    if isinstance(comment, str):
+        return comment
+    if not isinstance(comment, bytes):
+        return ""
+    encoding = COMMENT_ENCODINGS.get(comment[:8])
+    if encoding is None:
+        return comment.decode("utf-8", "replace")
+    return comment[8:].decode(encoding, "replace").rstrip("\0")

@@ -73,8 +73,14 @@ def lora_tags(prompt: str) -> tuple[str, list[LoraTag]]:
 
 def lora_tag(name: str, weight: float, unet_weight: float | None = None) -> str:
     """The tag of a LoRA at ``weight``, with the UNet's weight where it differs."""
-    unet = f":{unet_weight:g}" if unet_weight is not None and unet_weight != weight else ""
-    return f"<lora:{name}:{weight:g}{unet}>"
+    unet = f":{_weight(unet_weight)}" if unet_weight is not None and unet_weight != weight else ""
+    return f"<lora:{name}:{_weight(weight)}{unet}>"
+
+
+def _weight(value: float) -> str:
+    """A weight as its shortest exact text ("1", "0.35", "0.123456789"): ``:g`` would round it
+    to six digits, and the PNG's tag would read back another weight."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def with_lora_tags(prompt: str, loras: list[tuple[str, float, float | None]]) -> str:

@@ -61,10 +61,14 @@ def postprocess_result(result: PostprocessResult, image: Any, context: PluginCon
 
 
 def _extra(params: dict[str, Any], index: int) -> dict[str, Any] | None:
-    """The pass's keys, A1111's ``Clip skip`` where it is above 1, its variation seed (image i
-    of a batch: subseed + i) and refiner keys where they apply (as A1111 writes them)."""
+    """The VAE swapped in, the pass's keys, A1111's ``Clip skip`` where it is above 1, its
+    variation seed (image i of a batch: subseed + i) and refiner keys where they apply (as
+    A1111 writes them)."""
     clip_skip = params.get("clip_skip", 1)
-    extra = {**(_pass_extra(params) or {}), **({"Clip skip": clip_skip} if clip_skip > 1 else {})}
+    # A1111 writes ``VAE`` right after ``Model`` when one replaces the checkpoint's own.
+    extra: dict[str, Any] = {"VAE": params["vae"]} if params.get("vae") else {}
+    extra.update(_pass_extra(params) or {})
+    extra.update({"Clip skip": clip_skip} if clip_skip > 1 else {})
     if params.get("subseed_strength"):
         extra["Variation seed"] = offset_seed(params["subseed"], index)
         extra["Variation seed strength"] = params["subseed_strength"]

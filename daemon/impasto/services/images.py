@@ -196,3 +196,12 @@ def upright(image: Image.Image) -> Image.Image:
     except (OSError, ValueError, SyntaxError):  # a damaged EXIF block: as stored
         return image
     return ImageOps.exif_transpose(image) if turned else image
+
+
+def image_gone(job_id: str, index: int, name: str) -> str:
+    """Why an output whose file is missing cannot be served, and what to do about it."""
+    return (
+        f"image {index} of job {job_id} is gone: its file {name} is no longer in the output "
+        "folder (deleted or moved outside Impasto); DELETE /api/v1/generate/"
+        f"{job_id} removes the job from the history"
+    )

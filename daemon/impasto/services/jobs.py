@@ -15,7 +15,7 @@ import msgspec
 from impasto.plugins import PluginError, PluginRejected
 from impasto.services.errors import ConflictError, FieldError, NotFoundError, QueueFullError
 from impasto.services.events import EventBus
-from impasto.services.images import UPLOAD_REF
+from impasto.services.images import UPLOAD_REF, image_gone
 from impasto.services.plan import Resolver
 from impasto.services.runner import JobRunner
 from impasto.store.cursors import InvalidCursorError
@@ -339,7 +339,12 @@ class JobService:
         for result in job.results:
             if result.get("index") == index:
                 path = Path(result["path"]).resolve()
-                if not path.is_relative_to(self.options.output_dir.resolve()) or not path.is_file():
-                    raise NotFoundError(f"image {index} of job {job_id} is gone")
+                if not path.is_relative_to(self.options.output_dir.resolve()):
+                    raise NotFoundError(
+                        f"image {index} of job {job_id} is outside the output folder "
+                        "(output_dir changed since it was made); it is not served"
+                    )
+                if not path.is_file():
+                    raise NotFoundError(image_gone(job_id, index, path.name))
                 return path
         raise NotFoundError(f"job {job_id} has no image {index}")

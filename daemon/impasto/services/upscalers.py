@@ -7,7 +7,6 @@ Everything here blocks (file reads, model runs): routes call it in a thread.
 from __future__ import annotations
 
 import io
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,9 @@ from impasto.engine.image_upscale import (
     UpscalerModelError,
     upscale_image,
 )
+from impasto.formats.png import PARAMETERS_KEY, exif_user_comment, quote_value
 from impasto.services.errors import FieldError, NotFoundError
+from impasto.services.images import image_gone
 from impasto.wire import UpscaleRequest
 from impasto.worker.files import NotInstalledError, upscaler_models, upscaler_path
 
@@ -147,20 +148,48 @@ class UpscalerService:
             scale = spec.scale
             spec.info["Postprocess upscale by"] = scale
         check_output_size(image.size, scale, spec.scale_field)
+        source = filterable(image)
+        upscaler = self.upscaler(upscaler_id)
         try:
-            result = upscale_image(image, self.upscaler(upscaler_id), scale)
+            result = upscale_image(source, upscaler, scale)
         except UpscalerModelError as exc:
             raise FieldError(field_name, str(exc)) from None
+        if isinstance(upscaler, ModelUpscaler):
+            result = with_source_channels(source, result)
         if to_size and spec.crop:
             assert spec.width is not None and spec.height is not None
-            # A1111 pastes the upscaled image centred on a black canvas of the asked size.
-            canvas = Image.new("RGB", (spec.width, spec.height))
+            # A1111 pastes the upscaled image centred on a black canvas of the asked size
+            # (transparent where the image has an alpha channel).
+            canvas = Image.new(result.mode, (spec.width, spec.height))
             canvas.paste(
                 result, (spec.width // 2 - result.width // 2, spec.height // 2 - result.height // 2)
             )
             spec.info["Postprocess crop to"] = f"{spec.width}x{spec.height}"
             result = canvas
         return result
+
+
+def filterable(image: Image.Image) -> Image.Image:
+    """``image`` in a mode a resize filters: a palette or 1-bit image (which Pillow resizes
+    by its nearest pixel whatever the filter) as RGB, RGBA where it has transparency, or L."""
+    if image.mode not in ("P", "PA", "1"):
+        return image
+    if image.mode == "PA" or "transparency" in image.info:
+        return image.convert("RGBA")
+    return image.convert("L" if image.mode == "1" else "RGB")
+
+
+def with_source_channels(source: Image.Image, result: Image.Image) -> Image.Image:
+    """A model's RGB ``result`` with ``source``'s alpha channel (upscaled with Lanczos) and
+    greyness put back: a model sees RGB only, and a transparent picture would come back opaque
+    where a resize keeps its transparency."""
+    grey = source.mode in ("L", "LA")
+    if "A" not in source.getbands():
+        return result.convert("L") if grey else result
+    alpha = source.getchannel("A").resize(result.size, Image.Resampling.LANCZOS)
+    out = result.convert("LA" if grey else "RGBA")
+    out.putalpha(alpha)
+    return out
 
 
 def check_output_size(size: tuple[int, int], scale: float, field_name: str = "scale") -> None:
@@ -180,22 +209,23 @@ def check_output_size(size: tuple[int, int], scale: float, field_name: str = "sc
 
 def infotext(info: dict[str, Any]) -> str:
     """A1111's "postprocessing" text: ``key: value`` pairs joined by commas, values quoted."""
-    parts = []
-    for key, value in info.items():
-        text = f"{value:g}" if isinstance(value, float) else str(value)
-        if "," in text or ":" in text or "\n" in text:
-            text = json.dumps(text, ensure_ascii=False)
-        parts.append(f"{key}: {text}")
-    return ", ".join(parts)
+    return ", ".join(f"{key}: {quote_value(value)}" for key, value in info.items())
 
 
 def png_with_info(image: Image.Image, source: Image.Image, info: dict[str, Any]) -> bytes:
     """The PNG of ``image`` keeping ``source``'s text chunks (its generation parameters), with
     A1111's ``postprocessing`` chunk saying what was done."""
     chunks = PngImagePlugin.PngInfo()
-    for key, value in (getattr(source, "text", None) or source.info).items():
-        if isinstance(key, str) and isinstance(value, str) and key != "postprocessing":
-            chunks.add_text(key, value)
+    text = {
+        key: value
+        for key, value in (getattr(source, "text", None) or source.info).items()
+        if isinstance(key, str) and isinstance(value, str) and key != "postprocessing"
+    }
+    # A JPEG or WebP from A1111 keeps its parameters in EXIF's UserComment, as A1111 reads them.
+    if PARAMETERS_KEY not in text and (comment := exif_user_comment(source)):
+        text = {PARAMETERS_KEY: comment, **text}
+    for key, value in text.items():
+        chunks.add_text(key, value)
     if info:
         chunks.add_text("postprocessing", infotext(info))
     buf = io.BytesIO()
@@ -216,9 +246,13 @@ def source_image(services: Services, ref: str) -> Image.Image:
         path = services.jobs.image_path(match.group(1), int(match.group(2)))
     except NotFoundError as exc:
         raise FieldError("image", str(exc)) from None
-    with Image.open(path) as img:
-        img.load()
-        return img
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img
+    except FileNotFoundError:  # deleted since it was found
+        gone = image_gone(match.group(1), int(match.group(2)), path.name)
+        raise FieldError("image", gone) from None
 
 
 def upscale_request(services: Services, req: UpscaleRequest) -> tuple[bytes, str]:

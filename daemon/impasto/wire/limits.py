@@ -307,6 +307,10 @@ def schema_rule(schema: Any, field: str) -> str | None:
     return (_rule(name, limit) or None) if limit is not None else None
 
 
+_RANGE_RULES = ("must be an integer", "must be a number", "must be -1")
+"""How a number's range rule starts (``_rule``)."""
+
+
 def _has_own_types(schema: Any) -> bool:
     """Whether ``schema`` is a body other than the native request types of this package."""
     kind = _struct_in(schema)
@@ -346,7 +350,11 @@ def decode_error(message: str, field: str | None = None, schema: Any = None) -> 
     field = field or where or "body"
     # A body of its own (A1111's, OpenAI's) may share a field's name with a native request
     # field but not its rule (A1111's resize_mode is 0 or 1): its own types come first.
-    own = schema_rule(schema, field) if _has_own_types(schema) else None
+    own = schema_rule(schema, field) if schema is not None else None
+    if not _has_own_types(schema) and not (own or "").startswith(_RANGE_RULES):
+        # A native body's field keeps the rule of its name, unless its own type is a range:
+        # an upscale's width (8..8192) is not a generation's width (64..2048, multiple of 8).
+        own = None
     rule = own or field_rule(field) or message.split(" - at ")[0]
     if rule == _OUT_OF_RANGE:  # 1e400 where any JSON value goes (a plugin's options)
         rule = OUT_OF_RANGE_RULE

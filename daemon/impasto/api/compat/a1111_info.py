@@ -28,7 +28,7 @@ from impasto.api.compat.common import decode_base64
 from impasto.api.compat.errors import CompatError
 from impasto.api.compat.samplers_map import sampler_list, scheduler_list
 from impasto.api.dependencies import AllServices, Catalog
-from impasto.formats.png import PARAMETERS_KEY, parse_a1111_parameters
+from impasto.formats.png import PARAMETERS_KEY, exif_user_comment, parse_a1111_parameters
 from impasto.formats.png_text import PngTextError, is_png, png_text
 from impasto.services import compat, compat_assets
 from impasto.services.container import Services
@@ -124,28 +124,6 @@ def _png_text(data: bytes) -> dict[str, str]:
     if comment and PARAMETERS_KEY not in text:
         text[PARAMETERS_KEY] = comment  # where A1111 saves a JPEG's or WebP's parameters
     return text
-
-
-EXIF_IFD, USER_COMMENT = 0x8769, 0x9286
-# EXIF's UserComment starts with 8 bytes naming its encoding; A1111 (piexif) writes UNICODE,
-# UTF-16 big-endian.
-COMMENT_ENCODINGS = {b"UNICODE\0": "utf-16-be", b"ASCII\0\0\0": "ascii", b"\0" * 8: "utf-8"}
-
-
-def exif_user_comment(image: Image.Image) -> str:
-    """The EXIF UserComment of a JPEG or WebP ("" when there is none), as A1111 reads it."""
-    try:
-        comment = image.getexif().get_ifd(EXIF_IFD).get(USER_COMMENT)
-    except (OSError, ValueError, SyntaxError):  # a damaged EXIF block
-        return ""
-    if isinstance(comment, str):
-        return comment
-    if not isinstance(comment, bytes):
-        return ""
-    encoding = COMMENT_ENCODINGS.get(comment[:8])
-    if encoding is None:
-        return comment.decode("utf-8", "replace")
-    return comment[8:].decode(encoding, "replace").rstrip("\0")
 
 
 def _png_info(image: str) -> PngInfoResponse:

@@ -9,11 +9,13 @@ value does not fit is a 422 naming ``infotext`` and the label.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 from impasto.api.compat.a1111_convert import MASKED_CONTENT
 from impasto.api.compat.a1111_defaults import A1111_DEFAULT_OPTIONS
+from impasto.api.compat.a1111_model_settings import checked_vae
 from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.a1111_settings import (
     CLIP_SKIP_OPTION,
@@ -176,8 +178,8 @@ def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
     """``override_settings`` entries the text gives: Clip skip, Eta, Eta DDIM, Noise multiplier,
     the sigma churn settings, the schedule's bounds, NGMS and Skip Early CFG, Discard
     penultimate sigma, SGM noise multiplier, UniPC order and variant, Extra noise, Conditional
-    mask weight, ENSD, RNG, the decoder, and the model when the ``disable_weights_auto_swap``
-    option is off (A1111's default keeps it)."""
+    mask weight, ENSD, RNG, the VAE (where installed), the decoder, and the model when the
+    ``disable_weights_auto_swap`` option is off (A1111's default keeps it)."""
     settings: dict[str, Any] = {}
     if "Clip skip" in labels:
         text = str(labels["Clip skip"])
@@ -231,6 +233,11 @@ def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
             settings[option] = str(labels[label]).strip() == "True"
     if "RNG" in labels:
         settings["randn_source"] = str(labels["RNG"])
+    if "VAE" in labels:  # A1111 writes the file's name: "kl-f8-anime2.safetensors"
+        with contextlib.suppress(CompatError):  # as A1111: one not installed here is left out
+            vae = checked_vae(services, labels["VAE"], FIELD)
+            if vae is not None:
+                settings["sd_vae"] = vae
     if labels.get("VAE Decoder") in ("Full", "TAESD"):
         settings["sd_vae_decode_method"] = labels["VAE Decoder"]
     options = compat_state(services).options

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import io
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,7 +23,11 @@ from impasto.api.etags import none_match
 from impasto.api.openapi_doc import ALSO_ANSWERS
 from impasto.api.params import ranged
 from impasto.api.security import SIGNED_URL
+from impasto.services.errors import NotFoundError
+from impasto.services.images import image_gone
 from impasto.wire import ThumbSize, UploadedImage
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def _etag(path_stat: Any, extra: str) -> str:
@@ -42,6 +47,13 @@ def _thumbnail(path: Any, size: int) -> bytes:
         buf = io.BytesIO()
         img.convert("RGB").save(buf, format="JPEG", quality=82)
     return buf.getvalue()
+
+
+def _disposition(path: Path, thumb: int | None) -> str:
+    """``inline`` with the output's file name (``<job>-<index>.png``; a thumbnail's says so and
+    is a JPEG), kept to letters, digits, ``.``, ``-`` and ``_`` so no header quoting applies."""
+    name = f"{path.stem}-thumb{thumb}.jpg" if thumb else path.name
+    return f'inline; filename="{_UNSAFE_NAME.sub("_", name)}"'
 
 
 @dataclass
@@ -75,13 +87,21 @@ class ImagesController(Controller):
         try:
             path, stat = await asyncio.to_thread(_located, jobs, job_id, index)
             etag = _etag(stat, str(thumb))
-            headers = {"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable"}
+            headers = {
+                "ETag": etag,
+                "Cache-Control": "private, max-age=31536000, immutable",
+                # "Save as" and `curl -OJ` get the file's own name, not the index ("0").
+                "Content-Disposition": _disposition(path, thumb),
+            }
             if none_match(request.headers.get("if-none-match", ""), etag):
                 return Response(b"", status_code=304, headers=headers)
             if thumb:
                 body = await asyncio.to_thread(_thumbnail, path, thumb)
                 return Response(body, media_type="image/jpeg", headers=headers)
             body = await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError as exc:
+            # Deleted between the lookup and the read (a DELETE of the job, a user's rm).
+            raise NotFoundError(image_gone(job_id, index, Path(exc.filename or "").name)) from None
         except PermissionError:
             # The output folder's permissions, changed under the daemon: no credential helps.
             detail = "the daemon may not read this image; check the output folder's permissions"
