@@ -156,7 +156,14 @@ def build_services(settings: Settings, paths: Paths, plugins: PluginHost | None 
     except CatalogError as exc:
         raise StartupError(f"model_catalog: {exc}") from None
     manager = ModelManager(
-        catalog, model_store, installer, jobs, bus, supervisor, settings.keep_alive
+        catalog,
+        model_store,
+        installer,
+        jobs,
+        bus,
+        supervisor,
+        settings.keep_alive,
+        ort_cache=paths.data_dir / "cache" / "ort",  # where the workers' --data-dir puts it
     )
     return Services(
         settings=settings,

@@ -30,6 +30,7 @@ from impasto.engine.onnx_external import ProtobufError, read_external_data_locat
 
 MODEL_FILE = "model.onnx"
 DATA_FILE = "model.onnx.data"
+SOURCE_FILE = "source.txt"  # the model file an entry was made from, so removals can find it
 # Initializers at least this large go to the data file; small ones stay inline in the graph.
 MIN_EXTERNAL_BYTES = 1024
 FORMAT = 1  # bump when the entry layout changes
@@ -129,6 +130,8 @@ def commit(plan: CachePlan) -> None:
     try:
         if not (plan.save_dir / MODEL_FILE).is_file():
             return  # ORT wrote nothing; never publish a half entry
+        source_path = plan.load_path.resolve()
+        (plan.save_dir / SOURCE_FILE).write_text(str(source_path), encoding="utf-8")
         # A rename is atomic: a concurrent loader sees either no entry or a complete one.
         os.replace(plan.save_dir, plan.entry)
     except OSError:
@@ -151,3 +154,26 @@ def discard(plan: CachePlan) -> None:
     """Remove a private folder after a failed load."""
     if plan.save_dir is not None:
         shutil.rmtree(plan.save_dir, ignore_errors=True)
+
+
+def forget_model(cache_dir: Path, model_root: Path) -> int:
+    """Delete the entries made from the graphs under ``model_root`` (a model being removed;
+    an SD 1.5 UNet's entry is 3.4 GB); returns how many went. Blocking.
+
+    ``model_root`` is the folder's path before it was moved away to be deleted.
+    """
+    root = model_root.resolve()
+    removed = 0
+    try:
+        entries = list(cache_dir.iterdir())
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            source = Path((entry / SOURCE_FILE).read_text(encoding="utf-8").strip())
+        except (OSError, UnicodeDecodeError):
+            continue  # no source recorded (an older entry, a private folder): left alone
+        if source.is_relative_to(root):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += 1
+    return removed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -65,6 +67,21 @@ def releasing_run_options() -> ort.RunOptions:
     options = ort.RunOptions()
     options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
     return options
+
+
+def return_freed_memory() -> None:
+    """Hand the memory of closed sessions back to the system (glibc's ``malloc_trim``).
+
+    Closing a session frees its weights to the C allocator, which keeps them for reuse: a
+    worker that unloaded the bundled model stayed 35 MB larger, its RSS as if still loaded,
+    until this trim. A no-op where the C library has no ``malloc_trim`` (macOS, Windows, musl).
+    """
+    gc.collect()  # sessions held in reference cycles go now, not at some later collection
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):  # TypeError: Windows loads no "None" library
+        return
+    trim(0)
 
 
 # How ORT refuses releasing_run_options where the CPU allocator is not an arena.

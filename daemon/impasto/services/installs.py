@@ -230,6 +230,9 @@ class Installer:
                         raise InstallCancelled("cancelled")
                     job.progress.start("install")
                     installed = await in_daemon_thread(finalize, job, ready, detected)
+                    # Its row goes with its folder: GET /models lists it whole (source,
+                    # license, ...) from now on, not as a bare folder while the cache warms.
+                    self._record_model(record, installed)
                     if self.options.warm_command:
                         job.progress.start("cache")
                         await in_daemon_thread(
@@ -237,7 +240,6 @@ class Installer:
                         )
                 finally:
                     ticker.cancel()
-                self._record_model(record, installed)
                 await self._end(record, "completed", None, job)
         except InstallCancelled:
             if self._stopping:

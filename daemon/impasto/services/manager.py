@@ -47,7 +47,10 @@ class ModelManager:
         bus: EventBus,
         supervisor: Supervisor | None,
         keep_alive: float,
+        ort_cache: Path | None = None,
     ) -> None:
+        """``ort_cache``: where the workers keep ONNX Runtime's optimised graphs, whose
+        entries for a model go with it."""
         self.catalog = catalog
         self.store = store
         self.installer = installer
@@ -55,6 +58,7 @@ class ModelManager:
         self.bus = bus
         self.supervisor = supervisor
         self.keep_alive = keep_alive
+        self.ort_cache = ort_cache
 
     def relocate_adapters(self) -> int:
         """Move LoRAs and embeddings installed as ``MODELS/ID/FILE.safetensors`` (before they
@@ -87,15 +91,20 @@ class ModelManager:
         return entry
 
     def users(self, model_id: str) -> list[str]:
-        """Ids of queued or running jobs that use ``model_id``."""
-        return list(self.jobs.store.active_ids_using(model_id))
+        """Ids of queued or running jobs that use ``model_id``: as their model, or as the
+        refiner, a LoRA, an embedding, the VAE or the fast decoder their plan names."""
+        users = list(self.jobs.store.active_ids_using(model_id))
+        for job in self.jobs.store.list_active():
+            if job.id not in users and model_id in _plan_names(job.plan):
+                users.append(job.id)
+        return users
 
     async def remove(self, model_id: str, *, force: bool = False) -> ModelEntry:
         """Delete an installed model: unload it, move it out of the models dir, drop its row."""
         entry = await asyncio.to_thread(self.get, model_id)  # reads the models folder
         if entry.read_only:
             raise ConflictError(f"{model_id} is a bundled model and cannot be removed")
-        users = self.users(model_id)
+        users = await asyncio.to_thread(self.users, model_id)  # reads every active plan
         if users and not force:
             raise ConflictError(
                 f"{model_id} is used by {len(users)} queued or running job(s) "
@@ -109,10 +118,22 @@ class ModelManager:
             raise ConflictError(f"{model_id} lives outside the models dir; delete it by hand")
         # One rename takes it out of the listing at once; the slow delete happens after.
         trash = self.catalog.models_dir / f".{model_id}.{uuid.uuid4().hex[:8]}.deleting"
-        target.rename(trash)
+        trash_was_folder = target.is_dir()  # a checkpoint or VAE: graphs a worker cached
+        try:
+            target.rename(trash)
+        except FileNotFoundError:
+            # Another removal (or a hand) took it first: one answer removes it, the rest 404.
+            raise NotFoundError(f"model {model_id!r} is not installed (just removed)") from None
+        except OSError as exc:
+            raise ConflictError(
+                f"{model_id} could not be removed ({exc.strerror}); check the models folder's "
+                "permissions, or delete its folder by hand"
+            ) from None
         self.store.delete(model_id)
         # Gigabytes: not on the event loop. A LoRA or embedding is one file.
         await asyncio.to_thread(_delete, trash)
+        if self.ort_cache is not None and trash_was_folder:
+            await asyncio.to_thread(_forget_cached, self.ort_cache, target)
         self.bus.publish("model_removed", None, {"model_id": model_id})
         return entry
 
@@ -122,28 +143,56 @@ class ModelManager:
     async def _send(self, message: Any) -> int:
         return await self.supervisor.broadcast(message) if self.supervisor else 0
 
-    async def load(self, model_id: str, keep_alive: float | None = None) -> int:
-        """Ask every live worker to load ``model_id``; returns how many were asked."""
-        entry = self.catalog.get(model_id, broken=True)
+    def _checkpoint(self, model_id: str) -> ModelEntry:
+        """The checkpoint ``model_id`` (an unusable one too); NotFoundError when there is
+        none, naming what ``model_id`` is when it is a LoRA, an embedding or a VAE."""
+        entry = self.catalog.find(model_id)
         if entry is None:
             raise NotFoundError(f"checkpoint {model_id!r} is not installed")
+        if entry.type != "checkpoint":
+            raise FieldError(
+                "model_id",
+                f"{model_id!r} is a {entry.type}, which is applied per request; only a "
+                "checkpoint is loaded into the workers",
+            )
+        return entry
+
+    async def load(self, model_id: str, keep_alive: float | None = None) -> int:
+        """Ask every live worker to load ``model_id``; returns how many were asked."""
+        entry = await asyncio.to_thread(self._checkpoint, model_id)  # reads the models folder
         entry.check_usable_alone("model_id")  # a worker would fail to load it alone
-        seconds = check_keep_alive(keep_alive or self.keep_alive)
+        # 0 is a keep-alive of its own (drop the model once it is idle), not "the default".
+        seconds = check_keep_alive(self.keep_alive if keep_alive is None else keep_alive)
         sent = await self._send(LoadModel(str(entry.path), seconds))
         if not sent:
             raise ConflictError("no worker is running to load the model into")
         return sent
 
     async def unload(self, model_id: str) -> int:
-        """Ask every live worker to drop ``model_id``."""
-        entry = self.catalog.get(model_id)
-        if entry is None:
-            raise NotFoundError(f"checkpoint {model_id!r} is not installed")
-        return await self._send(UnloadModels(model_dir=str(entry.path)))
+        """Ask every live worker to drop ``model_id``: an installed checkpoint, one damaged
+        since it was loaded (its ``problem`` set), or one a worker holds whose folder is gone."""
+        held = [
+            item.get("model_dir", "")
+            for handle in self._handles()
+            for item in handle.loaded
+            if Path(item.get("model_dir", "")).name == model_id
+        ]
+        try:
+            entry = await asyncio.to_thread(self._checkpoint, model_id)
+        except NotFoundError:
+            if not held:
+                raise
+            paths = set(held)
+        else:
+            paths = {str(entry.path)}
+        sent = 0
+        for path in sorted(paths):
+            sent = await self._send(UnloadModels(model_dir=path))
+        return sent
 
     def loaded(self) -> list[LoadedModel]:
         """What each worker holds and when it expires, like ``ollama ps``."""
-        by_path = {str(m.path): m for m in self.catalog.list(everything=True)}
+        by_path = {str(m.path): m for m in self.catalog.list(everything=True, broken=True)}
         out = []
         now = time.time()
         for handle in self._handles():
@@ -163,6 +212,16 @@ class ModelManager:
         return out
 
 
+def _plan_names(plan: dict[str, Any] | None) -> set[str]:
+    """The installed models a stored plan names besides its model."""
+    if not plan:
+        return set()
+    names = {plan.get("refiner"), plan.get("vae"), plan.get("fast_decoder")}
+    names.update(plan.get("embeddings") or [])
+    names.update(lora.get("name") for lora in plan.get("loras") or [] if isinstance(lora, dict))
+    return {name for name in names if isinstance(name, str) and name}
+
+
 def worker_expiry(value: Any) -> datetime | None:
     """A worker-reported expiry (Unix seconds) as a time; None for nothing or nonsense."""
     seconds = _finite(value)
@@ -176,6 +235,13 @@ def _finite(value: Any) -> float:
     except (TypeError, ValueError):
         return 0.0
     return number if math.isfinite(number) and 0 <= number < 1e11 else 0.0
+
+
+def _forget_cached(cache_dir: Path, model_root: Path) -> None:
+    """Delete ONNX Runtime's optimised copies of a removed model's graphs (blocking)."""
+    from impasto.engine.session_cache import forget_model  # imports onnxruntime: only here
+
+    forget_model(cache_dir, model_root)
 
 
 def _delete(path: Path) -> None:

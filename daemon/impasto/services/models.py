@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
 from impasto.engine.families import DEFAULT_FAMILY, FamilyDefaults, family_defaults
+from impasto.engine.model_folder import open_model_folder, open_refiner_folder
 from impasto.engine.runs_on import Capability, assess_folder
+from impasto.engine.types import ModelFolderError
 from impasto.fsnames import plain_name
 from impasto.resources import bundled_models_dir
 from impasto.services.detect import clip_skip_limit, detect_folder
@@ -84,17 +88,33 @@ REFINER_FAMILY = "sdxl-refiner"
 
 
 def folder_size(path: Path) -> int:
-    """Bytes of every file under ``path``."""
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    """Bytes of every file under ``path``; files removed while it counts are left out."""
+    total = 0
+    for _folder, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(_folder, name)).st_size
+    return total
 
 
 _DESCRIBED: dict[tuple[Path, bool], tuple[tuple[int, ...], ModelEntry | None]] = {}
 
 
 def _signature(folder: Path) -> tuple[int, ...]:
-    """Changes whenever the folder is replaced or its key files are rewritten."""
+    """Changes whenever the folder is replaced or a file of it (one or two levels down: the
+    configs, a component's graph, a tokenizer file) is added, removed or rewritten."""
+    paths = [folder]
+    try:
+        children = sorted(folder.iterdir())
+    except OSError:
+        children = []
+    for child in children:
+        paths.append(child)
+        if child.is_dir() and not child.is_symlink():
+            with contextlib.suppress(OSError):
+                paths += sorted(child.iterdir())
     parts: list[int] = []
-    for path in (folder, folder / "model_index.json", folder / "unet", folder / "unet/model.onnx"):
+    for path in paths:
         try:
             st = path.stat()
         except OSError:
@@ -111,9 +131,32 @@ def _describe(folder: Path, *, read_only: bool) -> ModelEntry | None:
     cached = _DESCRIBED.get(key)
     if cached is not None and cached[0] == signature:
         return cached[1]
-    entry = _describe_uncached(folder, read_only=read_only)
+    try:
+        entry = _describe_uncached(folder, read_only=read_only)
+    except OSError as exc:
+        if not folder.is_dir():
+            return None  # removed while it was read (a removal in progress): no model now
+        return _unreadable(folder, read_only, f"unusable: it could not be read ({exc.strerror})")
+    if not folder.is_dir():
+        return None  # removed while it was read: what was read describes nothing now
     _DESCRIBED[key] = (signature, entry)
     return entry
+
+
+def _unreadable(folder: Path, read_only: bool, problem: str) -> ModelEntry:
+    """The entry of a folder that cannot be used: listed, so the user sees which and why."""
+    return ModelEntry(
+        id=folder.name,
+        name=folder.name,
+        path=folder,
+        family="",
+        read_only=read_only,
+        inpaint=False,
+        prediction_type="",
+        size=folder_size(folder),
+        test=read_only and (folder / TEST_MODEL_MARKER).is_file(),
+        problem=problem,
+    )
 
 
 def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
@@ -122,21 +165,13 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
     try:
         found = detect_folder(folder)
     except (ValueError, OSError) as exc:
+        if not folder.is_dir():
+            raise FileNotFoundError(str(folder)) from exc  # gone: not an unusable model
         # Listed, not dropped: the user sees which model is broken and why.
-        return ModelEntry(
-            id=folder.name,
-            name=folder.name,
-            path=folder,
-            family="",
-            read_only=read_only,
-            inpaint=False,
-            prediction_type="",
-            size=folder_size(folder),
-            test=read_only and (folder / TEST_MODEL_MARKER).is_file(),
-            problem=f"unusable: {exc}; reinstall it or remove the folder",
-        )
+        return _unreadable(folder, read_only, f"unusable: {exc}; reinstall it or remove the folder")
     if found.layout != "onnx":
         return None
+    problem = _missing_part(folder, found.family)
     card = _model_card(folder)
     return ModelEntry(
         id=folder.name,
@@ -154,7 +189,26 @@ def _describe_uncached(folder: Path, *, read_only: bool) -> ModelEntry | None:
         capability=assess_folder(folder),
         description=str(card.get("description", "")),
         clip_skip_max=_clip_skip_max(folder, found.family),
+        problem=problem,
     )
+
+
+def _missing_part(folder: Path, family: str) -> str:
+    """Why the engine would refuse to open ``folder`` (a missing tokenizer, scheduler config,
+    text encoder or VAE decoder, a bad config), by the engine's own checks; '' when it opens.
+
+    Only file presence and configs are read (no weights), so listing stays fast.
+    """
+    try:
+        if family == REFINER_FAMILY:
+            open_refiner_folder(folder)
+        else:
+            open_model_folder(folder)
+    except ModelFolderError as exc:
+        where = Path(exc.path)
+        shown = where.relative_to(folder).as_posix() if where.is_relative_to(folder) else where.name
+        return f"unusable: {shown}: {exc.message}; reinstall it or remove the folder"
+    return ""
 
 
 def _clip_skip_max(folder: Path, family: str) -> int:
@@ -261,9 +315,10 @@ class ModelCatalog:
     def _records(self) -> dict[str, ModelRecord]:
         return {r.id: r for r in self.store.list_models()} if self.store else {}
 
-    def list(self, *, everything: bool = False) -> list[ModelEntry]:
-        """Checkpoints a job can generate with; test models too when shown or ``everything``."""
-        return [e for e in self._checkpoints(everything=everything) if not e.problem]
+    def list(self, *, everything: bool = False, broken: bool = False) -> list[ModelEntry]:
+        """Checkpoints a job can generate with; test models too when shown or ``everything``,
+        and those that cannot be used (their ``problem`` set) with ``broken``."""
+        return [e for e in self._checkpoints(everything=everything) if broken or not e.problem]
 
     def _checkpoints(self, *, everything: bool = False) -> builtins.list[ModelEntry]:
         """Every checkpoint folder, the unusable ones included (with their ``problem``)."""
@@ -301,7 +356,10 @@ class ModelCatalog:
             if record is not None and Path(record.path) == path:
                 found.append(_file_entry(record))
                 continue
-            size = folder_size(path) if path.is_dir() else path.stat().st_size
+            try:
+                size = folder_size(path) if path.is_dir() else path.stat().st_size
+            except OSError:
+                continue  # removed while the list was made
             found.append(
                 ModelEntry(
                     id=name,

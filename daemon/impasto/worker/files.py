@@ -76,9 +76,11 @@ def installed_adapters(models_dir: Path) -> list[tuple[str, str, Path]]:
     found = []
     for kind, folder_name in ADAPTER_FOLDERS.items():
         folder = models_dir / folder_name
-        if not folder.is_dir():
+        try:
+            paths = sorted(folder.iterdir())
+        except OSError:  # none, or removed while the list is made
             continue
-        for path in sorted(folder.iterdir()):
+        for path in paths:
             usable = path.is_dir() if kind == "vae" else path.suffix == ".safetensors"
             name = path.name if kind == "vae" else path.stem
             if usable and plain_name(path.name) and not path.name.startswith("."):

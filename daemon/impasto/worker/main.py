@@ -122,32 +122,47 @@ class Worker:
 
         entry = self.pipelines.get(model_dir)
         pipe = entry[0] if entry else None
+        # One model at a time keeps memory bounded: switching models drops the others before
+        # the new one opens, so the worker never holds two (an SDXL and an SD 1.5 at once).
+        self._drop([d for d in self.pipelines if d != model_dir])
         if pipe is None and self.plugins is not None and job is not None:
             pipe = self.plugins.load_model(model_dir, job.plugins, job.plugin_options)
         if pipe is None:
             pipe = load_pipeline(Path(model_dir), self.choice, cache_dir=self.cache_dir)
-        # One model at a time keeps memory bounded; switching models drops the others.
-        for other in [d for d in self.pipelines if d != model_dir]:
-            self.pipelines.pop(other)[0].close()
-        self.pipelines[model_dir] = (pipe, time.time() + keep_alive)
+        self.pipelines[model_dir] = (pipe, self._expiry(entry, keep_alive, job))
         return pipe
+
+    @staticmethod
+    def _expiry(entry: tuple[Any, float] | None, keep_alive: float, job: RunJob | None) -> float:
+        """When a model is dropped: ``keep_alive`` from now; a job (which carries the daemon's
+        setting) never shortens what a load asked for, a load sets it as asked."""
+        expires = time.time() + keep_alive
+        return max(expires, entry[1]) if entry is not None and job is not None else expires
+
+    def _drop(self, model_dirs: list[str]) -> None:
+        """Close these models' sessions and give their memory back to the system."""
+        for model_dir in model_dirs:
+            entry = self.pipelines.pop(model_dir, None)
+            if entry is not None:
+                entry[0].close()
+        if model_dirs:
+            from impasto.engine.sessions import return_freed_memory
+
+            return_freed_memory()
 
     def expire(self) -> None:
         now = time.time()
-        for model_dir, (pipe, expires) in list(self.pipelines.items()):
-            if expires <= now:
-                self.pipelines.pop(model_dir)
-                pipe.close()
-                self.report_models()
+        expired = [d for d, (_, expires) in self.pipelines.items() if expires <= now]
+        if expired:
+            self._drop(expired)
+            self.report_models()
 
     def unload(self, model_dir: str | None) -> None:
         """Drop one model (or all when ``model_dir`` is None) and report what is left."""
         if model_dir is None:
             self.unload_all()
             return
-        entry = self.pipelines.pop(model_dir, None)
-        if entry is not None:
-            entry[0].close()
+        self._drop([model_dir] if model_dir in self.pipelines else [])
         self.report_models()
 
     def preload(self, model_dir: str, keep_alive: float) -> None:
@@ -159,9 +174,7 @@ class Worker:
         self.report_models()
 
     def unload_all(self) -> None:
-        for pipe, _ in self.pipelines.values():
-            pipe.close()
-        self.pipelines.clear()
+        self._drop(list(self.pipelines))
         self.report_models()
 
     def next_expiry(self) -> float | None:
@@ -235,7 +248,10 @@ class Worker:
             self.channel.cancelled.discard(job.job_id)
             entry = self.pipelines.get(model_dir)
             if entry:
-                self.pipelines[model_dir] = (entry[0], time.time() + job.keep_alive)
+                # The keep-alive counts from the job's end: report it, or GET /models/loaded
+                # shows the expiry counted from its start (0 s left while the model stays).
+                self.pipelines[model_dir] = (entry[0], self._expiry(entry, job.keep_alive, job))
+                self.report_models()
 
 
 def write_outputs(
