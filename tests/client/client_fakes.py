@@ -54,14 +54,15 @@ class FakeDaemon:
     """Answers the API from ``jobs``; each SSE connection plays the next script in ``streams``.
 
     A script item is bytes to send, an exception to raise there (a dropped connection), or a
-    callable run when the stream reaches it (to change a job then) returning either.
+    callable run when the stream reaches it (to change a job then) returning either. A script
+    that is an exception fails the connection itself (httpx.ConnectError: nothing listens).
     """
 
     def __init__(self, *, asynchronous: bool = False) -> None:
         self.asynchronous = asynchronous
         self.requests: list[httpx.Request] = []
         self.jobs: dict[str, dict[str, Any]] = {}
-        self.streams: list[list[Chunk]] = []
+        self.streams: list[list[Chunk] | Exception] = []
         self.stream_params: list[dict[str, str]] = []
         self.routes: dict[tuple[str, str], httpx.Response] = {}
 
@@ -89,6 +90,8 @@ class FakeDaemon:
     def _events(self, request: httpx.Request) -> httpx.Response:
         self.stream_params.append(dict(request.url.params))
         script = self.streams.pop(0) if self.streams else [httpx.ReadError("no more scripts")]
+        if isinstance(script, Exception):  # the connection itself fails (a stopped daemon)
+            raise script
         headers = {"Content-Type": "text/event-stream"}
         if self.asynchronous:
             return httpx.Response(200, headers=headers, content=_async_play(script))

@@ -5,6 +5,14 @@ from __future__ import annotations
 import pytest
 from client_fakes import FakeDaemon
 
+from impasto.client import core
+
+
+@pytest.fixture(autouse=True)
+def quick_reconnects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scripted drops reconnect at once instead of after the daemon's 1 s retry hint."""
+    monkeypatch.setattr(core, "RECONNECT_DELAY", 0.001)
+
 
 @pytest.fixture
 def daemon() -> FakeDaemon:

@@ -1,6 +1,7 @@
 """Typed client of the Impasto daemon's public HTTP API (sync and asyncio)."""
 
 from impasto.client.aio import AsyncClient
+from impasto.client.core import ImageSource
 from impasto.client.discovery import Endpoint, resolve_endpoint
 from impasto.client.errors import (
     ApiError,
@@ -39,6 +40,7 @@ __all__ = [
     "GpuInfo",
     "Health",
     "HistoryPage",
+    "ImageSource",
     "ImpastoError",
     "JobResult",
     "JobStatus",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -13,9 +13,11 @@ import httpx
 
 from impasto.client import core
 from impasto.client import models as models_api
-from impasto.client.errors import StreamError
+from impasto.client.core import ImageSource
+from impasto.client.discovery import Endpoint
+from impasto.client.errors import DaemonNotRunning, StreamError
 from impasto.client.plugins import PluginInfo, list_plugins, set_plugin_enabled
-from impasto.client.sync import client_options, endpoint_for
+from impasto.client.sync import CONNECT_ERRORS, Locator, client_options
 from impasto.client.transport import async_transport
 from impasto.client.types import (
     Event,
@@ -34,7 +36,10 @@ T = TypeVar("T")
 
 
 class AsyncClient:
-    """Asyncio client of the daemon; finds it through the discovery file unless told where."""
+    """Asyncio client of the daemon; finds it through the discovery file unless told where.
+
+    When it found the daemon through the discovery file, a daemon restarted on another port or
+    with another token is found again by itself."""
 
     def __init__(
         self,
@@ -46,21 +51,32 @@ class AsyncClient:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
     ) -> None:
-        self.endpoint = endpoint_for(base_url, socket, token, runtime_dir, transport is not None)
-        options = client_options(self.endpoint, timeout)
-        self._timeout: httpx.Timeout = options["timeout"]
-        self._http = httpx.AsyncClient(
-            transport=transport or async_transport(self.endpoint), **options
-        )
+        self._locator = Locator(base_url, socket, token, runtime_dir, transport is not None)
+        self._transport = transport
+        self._timeout_s = timeout
+        self._timeout: httpx.Timeout = client_options(self.endpoint, timeout)["timeout"]
+        self._http = self._connect(self.endpoint)
+        self._retired: list[httpx.AsyncClient] = []
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """Where and how the daemon is reached now."""
+        return self._locator.endpoint
 
     @property
     def where(self) -> str:
         """The socket or URL this client talks to, for messages."""
-        return self.endpoint.socket or self.endpoint.url
+        return self.endpoint.where
+
+    def _connect(self, endpoint: Endpoint) -> httpx.AsyncClient:
+        transport = self._transport or async_transport(endpoint)
+        return httpx.AsyncClient(transport=transport, **client_options(endpoint, self._timeout_s))
 
     async def aclose(self) -> None:
         """Close the connections."""
-        await self._http.aclose()
+        retired, self._retired = self._retired, []
+        for http in [*retired, self._http]:
+            await http.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -70,9 +86,42 @@ class AsyncClient:
     ) -> None:
         await self.aclose()
 
+    def _follow(self, failed: httpx.AsyncClient) -> bool:
+        """After ``failed`` could not connect or had its token refused: True when requests now
+        go to a daemon found again through the discovery file (or another task did that)."""
+        if self._http is not failed:
+            return True
+        endpoint = self._locator.moved()
+        if endpoint is None:
+            return False
+        self._locator.endpoint = endpoint
+        self._retired.append(self._http)  # closed with the client: a task may hold it
+        self._http = self._connect(endpoint)
+        return True
+
+    async def _send(
+        self, build: Callable[[httpx.AsyncClient], httpx.Request], stream: bool = False
+    ) -> httpx.Response:
+        """Send the request ``build`` makes; once more to a daemon that restarted elsewhere
+        (nothing was sent, or the old token was refused). A failed connect is DaemonNotRunning;
+        other transport errors are the caller's."""
+        for last in (False, True):
+            http = self._http
+            try:
+                response = await http.send(build(http), stream=stream)
+            except CONNECT_ERRORS as exc:
+                if not last and self._follow(http):
+                    continue
+                raise core.transport_error(exc, self.where) from exc
+            if response.status_code == 401 and not last and self._follow(http):
+                await response.aclose()
+                continue
+            return response
+        raise AssertionError("unreachable")
+
     async def _call(self, call: core.Call[T]) -> T:
         try:
-            response = await self._http.send(call.request(self._http))
+            response = await self._send(call.request)
         except httpx.TransportError as exc:
             raise core.transport_error(exc, self.where) from exc
         core.raise_for_status(response)
@@ -208,9 +257,10 @@ class AsyncClient:
         """The PNG bytes of one result image (a JPEG thumbnail with ``thumb``)."""
         return await self._call(core.download_image(job_id, index, thumb))
 
-    async def upload_image(self, path: str | Path) -> str:
-        """Upload an init image or mask; pass ``f"upload:{id}"`` in a request."""
-        return (await self._call(core.upload_image(path))).id
+    async def upload_image(self, image: ImageSource, *, filename: str | None = None) -> str:
+        """Upload an init image or mask (a path, bytes, a file opened with 'rb', a PIL image);
+        pass ``f"upload:{id}"`` in a request."""
+        return (await self._call(core.upload_image(image, filename))).id
 
     async def upscalers(self) -> list[UpscalerEntry]:
         """None, Lanczos, Nearest and each installed ONNX super-resolution model."""
@@ -233,18 +283,23 @@ class AsyncClient:
     async def events(
         self, since: int | None = None, job: str | None = None
     ) -> AsyncIterator[Event]:
-        """Events as they happen (after ``since`` first); reconnects after a dropped stream."""
+        """Events as they happen (after ``since`` first); reconnects after a dropped stream,
+        and after a restart of the daemon (DaemonNotRunning when it stays away for
+        ``core.RESTART_GRACE`` seconds)."""
         cursor = core.StreamCursor(since, job)
         while True:
             try:
                 async for event in self._stream(cursor):
+                    cursor.connected()
                     if event is not None:
                         cursor.seen(event)
                         yield event
             except httpx.TransportError as exc:
-                cursor.dropped(exc)
+                await asyncio.sleep(cursor.dropped(exc))
+            except DaemonNotRunning as exc:
+                await asyncio.sleep(cursor.gone(exc))
             else:
-                cursor.dropped(StreamError("the daemon closed the stream"))
+                await asyncio.sleep(cursor.dropped(StreamError("the daemon closed the stream")))
 
     async def wait(
         self,
@@ -270,20 +325,18 @@ class AsyncClient:
                             await outcome
             except httpx.TransportError as exc:
                 cursor.check_deadline()
-                cursor.dropped(exc)
+                await asyncio.sleep(cursor.dropped(exc))
             else:
-                cursor.dropped(StreamError("the daemon closed the stream"))
+                await asyncio.sleep(cursor.dropped(StreamError("the daemon closed the stream")))
             # The job may have ended while the stream was down.
             current = await self.status(job_id)
         return current
 
     async def _stream(self, cursor: core.StreamCursor) -> AsyncIterator[Event | None]:
         """One SSE connection: its events, and None for chunks holding none (heartbeats)."""
-        request = cursor.call().request(self._http, cursor.timeout(self._timeout))
-        try:
-            response = await self._http.send(request, stream=True)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise core.transport_error(exc, self.where) from exc
+        call = cursor.call()
+        timeout = cursor.timeout(self._timeout)
+        response = await self._send(lambda http: call.request(http, timeout), stream=True)
         try:
             if response.status_code >= 400:
                 await response.aread()

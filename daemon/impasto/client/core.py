@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import math
 import mimetypes
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -38,11 +40,22 @@ from impasto.client.types import (
     UpscalerEntry,
 )
 
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
 T = TypeVar("T")
 API = "/api/v1"
 JOB_END_EVENTS = TERMINAL_STATUSES | {"deleted"}
 # Drops in a row, without a single event between them, before wait()/events() give up.
 MAX_DROPS = 5
+# The daemon writes a keep-alive every 15 s on an idle stream: one silent for longer than this
+# comes from a hung daemon (or a dead link), and is dropped instead of waited on for ever.
+STREAM_IDLE = 45.0
+# Streams that keep dropping are reconnected every RECONNECT_DELAY seconds (the daemon's SSE
+# "retry" hint), and events() outlives a daemon restart: it tries again as often for up to
+# RESTART_GRACE seconds before DaemonNotRunning.
+RECONNECT_DELAY = 1.0
+RESTART_GRACE = 60.0
 
 
 @dataclass(frozen=True)
@@ -296,11 +309,52 @@ def download_image(job_id: str, index: int, thumb: int | None = None) -> Call[by
     return Call("GET", api_path("images", job_id, index), lambda r: r.content, params=params)
 
 
-def upload_image(path: str | Path) -> Call[UploadedImage]:
-    """POST /images with the file at ``path`` as the multipart field "file"."""
-    path = Path(path)
-    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    files = {"file": (path.name, path.read_bytes(), content_type)}
+# What an upload can be: a file's path, its bytes, a file opened in binary mode, a PIL image.
+ImageSource: TypeAlias = "str | os.PathLike[str] | bytes | IO[bytes] | PILImage"
+# The kinds the daemon reads, by their first bytes: a name without a suffix says nothing.
+_SIGNATURES = ((b"\x89PNG", "image/png"), (b"\xff\xd8", "image/jpeg"))
+_SUFFIXES = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
+# PIL modes a PNG holds as they are; others (CMYK, YCbCr, float) are sent as RGB.
+_PNG_MODES = {"1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"}
+
+
+def image_part(image: ImageSource, filename: str | None = None) -> tuple[str, bytes, str]:
+    """The multipart file part (name, bytes, content type) of an init image or mask."""
+    if isinstance(image, str | os.PathLike):
+        path = Path(image)
+        data, name = path.read_bytes(), filename or path.name
+    elif isinstance(image, bytes | bytearray | memoryview):
+        data, name = bytes(image), filename or ""
+    elif hasattr(image, "read"):
+        data = image.read()
+        if not isinstance(data, bytes):
+            raise ImpastoError("the file was opened in text mode: open it with 'rb'")
+        name = filename or Path(str(getattr(image, "name", ""))).name
+    else:
+        data, name = _pil_png(image), filename or "image.png"
+    kind = next((k for sig, k in _SIGNATURES if data.startswith(sig)), None)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        kind = "image/webp"
+    kind = kind or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return name or f"image{_SUFFIXES.get(kind, '')}", data, kind
+
+
+def _pil_png(image: object) -> bytes:
+    from PIL import Image  # a dependency of impasto; imported only when an upload needs it
+
+    if not isinstance(image, Image.Image):
+        raise TypeError(
+            f"cannot upload a {type(image).__name__}: give a path, bytes, a file opened with "
+            "'rb' or a PIL image"
+        )
+    buffer = io.BytesIO()
+    (image if image.mode in _PNG_MODES else image.convert("RGB")).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def upload_image(image: ImageSource, filename: str | None = None) -> Call[UploadedImage]:
+    """POST /images with ``image`` as the multipart field "file"."""
+    files = {"file": image_part(image, filename)}
     return Call("POST", "/images", _decoder(UploadedImage), files=files)
 
 
@@ -361,14 +415,18 @@ class StreamCursor:
         self.job = job
         self.deadline = None if timeout is None else time.monotonic() + timeout
         self.drops = 0
+        self.gone_since: float | None = None
 
     def call(self) -> Call[None]:
         """The request that resumes the stream after the last event seen."""
         return events(self.since, self.job)
 
     def timeout(self, default: httpx.Timeout) -> httpx.Timeout:
-        """Stream timeouts: reads may wait for the next event as long as the deadline allows."""
-        return httpx.Timeout(default.connect, read=self.remaining(), write=default.write, pool=None)
+        """Stream timeouts: a read waits for the next event or keep-alive up to STREAM_IDLE
+        seconds, and no longer than the deadline allows."""
+        remaining = self.remaining()
+        read = STREAM_IDLE if remaining is None else min(remaining, STREAM_IDLE)
+        return httpx.Timeout(default.connect, read=read, write=default.write, pool=None)
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline (None without one)."""
@@ -384,11 +442,32 @@ class StreamCursor:
         self.since = event.seq
         self.drops = 0
 
-    def dropped(self, exc: Exception) -> None:
-        """Count a dropped connection; too many in a row raise StreamError."""
+    def connected(self) -> None:
+        """The daemon answered: it is back, if it was gone."""
+        self.gone_since = None
+
+    def gone(self, exc: DaemonNotRunning) -> float:
+        """Nothing answered a reconnect: the seconds to wait before the next try, or ``exc``
+        once the daemon has been gone for RESTART_GRACE seconds."""
+        now = time.monotonic()
+        if self.gone_since is None:
+            self.gone_since = now
+        if now - self.gone_since >= RESTART_GRACE:
+            raise exc
+        return RECONNECT_DELAY
+
+    def dropped(self, exc: Exception) -> float:
+        """Count a dropped connection; too many in a row raise StreamError. Returns the seconds
+        to wait before reconnecting: none after one drop (a stream ended for falling behind),
+        RECONNECT_DELAY after more (a stopping daemon ends each new stream at once)."""
         self.drops += 1
         if self.drops > MAX_DROPS:
             raise StreamError(f"the event stream keeps dropping: {exc}") from exc
+        return 0.0 if self.drops == 1 else self._within_deadline(RECONNECT_DELAY)
+
+    def _within_deadline(self, delay: float) -> float:
+        remaining = self.remaining()
+        return delay if remaining is None else min(delay, remaining)
 
 
 def ends_job(event: Event, job_id: str) -> bool:

@@ -39,6 +39,13 @@ class Endpoint:
     # False when only a socket was given: there is no TCP address to fall back to.
     tcp_fallback: bool = True
 
+    @property
+    def where(self) -> str:
+        """Where requests go, for messages: the socket, and the URL when TCP is tried too."""
+        if self.socket is None:
+            return self.url
+        return f"{self.socket} or {self.url}" if self.tcp_fallback else self.socket
+
 
 def default_runtime_dir() -> Path:
     """The runtime dir of the effective settings (IMPASTO_RUNTIME_DIR overrides it)."""

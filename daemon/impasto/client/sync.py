@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -12,8 +13,9 @@ import httpx
 
 from impasto.client import core
 from impasto.client import models as models_api
+from impasto.client.core import ImageSource
 from impasto.client.discovery import Endpoint, resolve_endpoint
-from impasto.client.errors import StreamError
+from impasto.client.errors import DaemonNotRunning, ImpastoError, StreamError
 from impasto.client.plugins import PluginInfo, list_plugins, set_plugin_enabled
 from impasto.client.transport import sync_transport
 from impasto.client.types import (
@@ -45,6 +47,35 @@ def endpoint_for(
     return resolve_endpoint(base_url, socket, token, runtime_dir)
 
 
+class Locator:
+    """Finds the daemon, and finds it again after it restarted (a new port, a new token) when
+    the discovery file said where it was; an address the caller gave is kept as given."""
+
+    def __init__(
+        self,
+        base_url: str | None,
+        socket: str | os.PathLike[str] | None,
+        token: str | None,
+        runtime_dir: str | os.PathLike[str] | None,
+        has_transport: bool,
+    ) -> None:
+        self._follows_discovery = base_url is None and socket is None and not has_transport
+        self._token = token
+        self._runtime_dir = runtime_dir
+        self.endpoint = endpoint_for(base_url, socket, token, runtime_dir, has_transport)
+
+    def moved(self) -> Endpoint | None:
+        """The daemon's endpoint now if it differs from ``endpoint`` (read again after a
+        refused connection or token); None when it is the same, or nothing says where."""
+        if not self._follows_discovery:
+            return None
+        try:
+            found = resolve_endpoint(None, None, self._token, self._runtime_dir)
+        except ImpastoError:
+            return None
+        return None if found == self.endpoint else found
+
+
 def client_options(endpoint: Endpoint, timeout: float) -> dict[str, Any]:
     """httpx client options shared by the sync and async clients."""
     headers = {"Authorization": f"Bearer {endpoint.token}"} if endpoint.token else {}
@@ -57,8 +88,14 @@ def client_options(endpoint: Endpoint, timeout: float) -> dict[str, Any]:
     }
 
 
+CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout)
+
+
 class Client:
-    """Blocking client of the daemon; finds it through the discovery file unless told where."""
+    """Blocking client of the daemon; finds it through the discovery file unless told where.
+
+    One client may be shared by threads. When it found the daemon through the discovery file,
+    a daemon restarted on another port or with another token is found again by itself."""
 
     def __init__(
         self,
@@ -70,19 +107,34 @@ class Client:
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
     ) -> None:
-        self.endpoint = endpoint_for(base_url, socket, token, runtime_dir, transport is not None)
-        options = client_options(self.endpoint, timeout)
-        self._timeout: httpx.Timeout = options["timeout"]
-        self._http = httpx.Client(transport=transport or sync_transport(self.endpoint), **options)
+        self._locator = Locator(base_url, socket, token, runtime_dir, transport is not None)
+        self._transport = transport
+        self._timeout_s = timeout
+        self._timeout: httpx.Timeout = client_options(self.endpoint, timeout)["timeout"]
+        self._http = self._connect(self.endpoint)
+        self._retired: list[httpx.Client] = []
+        self._lock = threading.Lock()
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """Where and how the daemon is reached now."""
+        return self._locator.endpoint
 
     @property
     def where(self) -> str:
         """The socket or URL this client talks to, for messages."""
-        return self.endpoint.socket or self.endpoint.url
+        return self.endpoint.where
+
+    def _connect(self, endpoint: Endpoint) -> httpx.Client:
+        transport = self._transport or sync_transport(endpoint)
+        return httpx.Client(transport=transport, **client_options(endpoint, self._timeout_s))
 
     def close(self) -> None:
         """Close the connections."""
-        self._http.close()
+        with self._lock:
+            for http in [*self._retired, self._http]:
+                http.close()
+            self._retired.clear()
 
     def __enter__(self) -> Client:
         return self
@@ -92,9 +144,43 @@ class Client:
     ) -> None:
         self.close()
 
+    def _follow(self, failed: httpx.Client) -> bool:
+        """After ``failed`` could not connect or had its token refused: True when requests now
+        go to a daemon found again through the discovery file (or another thread did that)."""
+        with self._lock:
+            if self._http is not failed:
+                return True
+            endpoint = self._locator.moved()
+            if endpoint is None:
+                return False
+            self._locator.endpoint = endpoint
+            self._retired.append(self._http)  # closed with the client: a thread may hold it
+            self._http = self._connect(endpoint)
+            return True
+
+    def _send(
+        self, build: Callable[[httpx.Client], httpx.Request], stream: bool = False
+    ) -> httpx.Response:
+        """Send the request ``build`` makes; once more to a daemon that restarted elsewhere
+        (nothing was sent, or the old token was refused). A failed connect is DaemonNotRunning;
+        other transport errors are the caller's."""
+        for last in (False, True):
+            http = self._http
+            try:
+                response = http.send(build(http), stream=stream)
+            except CONNECT_ERRORS as exc:
+                if not last and self._follow(http):
+                    continue
+                raise core.transport_error(exc, self.where) from exc
+            if response.status_code == 401 and not last and self._follow(http):
+                response.close()
+                continue
+            return response
+        raise AssertionError("unreachable")
+
     def _call(self, call: core.Call[T]) -> T:
         try:
-            response = self._http.send(call.request(self._http))
+            response = self._send(call.request)
         except httpx.TransportError as exc:
             raise core.transport_error(exc, self.where) from exc
         core.raise_for_status(response)
@@ -230,9 +316,10 @@ class Client:
         """The PNG bytes of one result image (a JPEG thumbnail with ``thumb``)."""
         return self._call(core.download_image(job_id, index, thumb))
 
-    def upload_image(self, path: str | Path) -> str:
-        """Upload an init image or mask; pass ``f"upload:{id}"`` in a request."""
-        return self._call(core.upload_image(path)).id
+    def upload_image(self, image: ImageSource, *, filename: str | None = None) -> str:
+        """Upload an init image or mask (a path, bytes, a file opened with 'rb', a PIL image);
+        pass ``f"upload:{id}"`` in a request."""
+        return self._call(core.upload_image(image, filename)).id
 
     def upscalers(self) -> list[UpscalerEntry]:
         """None, Lanczos, Nearest and each installed ONNX super-resolution model."""
@@ -253,18 +340,23 @@ class Client:
         return self._call(core.upscale(image, upscaler, scale, width, height, crop))
 
     def events(self, since: int | None = None, job: str | None = None) -> Iterator[Event]:
-        """Events as they happen (after ``since`` first); reconnects after a dropped stream."""
+        """Events as they happen (after ``since`` first); reconnects after a dropped stream,
+        and after a restart of the daemon (DaemonNotRunning when it stays away for
+        ``core.RESTART_GRACE`` seconds)."""
         cursor = core.StreamCursor(since, job)
         while True:
             try:
                 for event in self._stream(cursor):
+                    cursor.connected()
                     if event is not None:
                         cursor.seen(event)
                         yield event
             except httpx.TransportError as exc:
-                cursor.dropped(exc)
+                time.sleep(cursor.dropped(exc))
+            except DaemonNotRunning as exc:
+                time.sleep(cursor.gone(exc))
             else:
-                cursor.dropped(StreamError("the daemon closed the stream"))
+                time.sleep(cursor.dropped(StreamError("the daemon closed the stream")))
 
     def wait(
         self,
@@ -288,20 +380,18 @@ class Client:
                         on_progress(event)
             except httpx.TransportError as exc:
                 cursor.check_deadline()
-                cursor.dropped(exc)
+                time.sleep(cursor.dropped(exc))
             else:
-                cursor.dropped(StreamError("the daemon closed the stream"))
+                time.sleep(cursor.dropped(StreamError("the daemon closed the stream")))
             # The job may have ended while the stream was down.
             current = self.status(job_id)
         return current
 
     def _stream(self, cursor: core.StreamCursor) -> Iterator[Event | None]:
         """One SSE connection: its events, and None for chunks holding none (heartbeats)."""
-        request = cursor.call().request(self._http, cursor.timeout(self._timeout))
-        try:
-            response = self._http.send(request, stream=True)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise core.transport_error(exc, self.where) from exc
+        call = cursor.call()
+        timeout = cursor.timeout(self._timeout)
+        response = self._send(lambda http: call.request(http, timeout), stream=True)
         try:
             if response.status_code >= 400:
                 response.read()

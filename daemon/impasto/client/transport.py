@@ -8,27 +8,27 @@ from impasto.client.discovery import Endpoint
 
 
 class FallbackTransport(httpx.BaseTransport):
-    """Try ``primary``; once it fails to connect, use ``secondary`` for good."""
+    """Try ``primary``; when it fails to connect, send that request over ``secondary``.
+
+    The socket is tried again on the next request: a refused connect costs microseconds, and a
+    daemon restarted meanwhile listens on it again. Nothing here changes after construction,
+    so threads may share the transport."""
 
     def __init__(self, primary: httpx.BaseTransport, secondary: httpx.BaseTransport) -> None:
-        self._primary: httpx.BaseTransport | None = primary
+        self._primary = primary
         self._secondary = secondary
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        """Send over the socket unless it has refused a connection before."""
-        if self._primary is not None:
-            try:
-                return self._primary.handle_request(request)
-            except httpx.ConnectError:
-                # A stale socket file from a crash: the daemon may still listen on TCP.
-                self._primary.close()
-                self._primary = None
-        return self._secondary.handle_request(request)
+        """Send over the socket, or over TCP when the socket refuses the connection."""
+        try:
+            return self._primary.handle_request(request)
+        except httpx.ConnectError:
+            # A stale socket file from a crash: the daemon may still listen on TCP.
+            return self._secondary.handle_request(request)
 
     def close(self) -> None:
         """Close both transports."""
-        if self._primary is not None:
-            self._primary.close()
+        self._primary.close()
         self._secondary.close()
 
 
@@ -38,23 +38,19 @@ class AsyncFallbackTransport(httpx.AsyncBaseTransport):
     def __init__(
         self, primary: httpx.AsyncBaseTransport, secondary: httpx.AsyncBaseTransport
     ) -> None:
-        self._primary: httpx.AsyncBaseTransport | None = primary
+        self._primary = primary
         self._secondary = secondary
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send over the socket unless it has refused a connection before."""
-        if self._primary is not None:
-            try:
-                return await self._primary.handle_async_request(request)
-            except httpx.ConnectError:
-                await self._primary.aclose()
-                self._primary = None
-        return await self._secondary.handle_async_request(request)
+        """Send over the socket, or over TCP when the socket refuses the connection."""
+        try:
+            return await self._primary.handle_async_request(request)
+        except httpx.ConnectError:
+            return await self._secondary.handle_async_request(request)
 
     async def aclose(self) -> None:
         """Close both transports."""
-        if self._primary is not None:
-            await self._primary.aclose()
+        await self._primary.aclose()
         await self._secondary.aclose()
 
 

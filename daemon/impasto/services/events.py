@@ -92,6 +92,9 @@ class EventBus:
         self._keep = keep
         self._subscribers: set[Subscription] = set()
         self._published = 0
+        # Set by close_all: a stream opened while the daemon stops (a client reconnecting at
+        # once) ends at once too, or the server would wait on it for ever.
+        self._closed = False
 
     def publish(
         self,
@@ -138,6 +141,8 @@ class EventBus:
         ``on_close`` hears why the bus ended the stream (a WebSocket's close code says it).
         """
         sub = Subscription(job_id)
+        if self._closed:
+            sub.close("shutdown")
         self._subscribers.add(sub)
         if since is not None:
             # A cursor past the newest event (a reset database, a typo) follows live events
@@ -166,7 +171,8 @@ class EventBus:
             self._subscribers.discard(sub)
 
     def close_all(self) -> None:
-        """End every stream (daemon shutdown)."""
+        """End every stream, and each one opened from now on (daemon shutdown)."""
+        self._closed = True
         for sub in list(self._subscribers):
             sub.close("shutdown")
 
