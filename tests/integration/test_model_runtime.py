@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from impasto.cli.main import main
 from tests.harness import REPO, Daemon, running_daemon, wait_status
 
 TINY_MODELS = REPO / "models" / "tiny"
@@ -264,3 +265,19 @@ def test_removing_a_model_deletes_its_optimised_graphs_from_the_cache(daemon: Da
     left = _cached_sources(daemon)
     assert not [s for s in left if s.startswith(root + "/")], left
     assert [s for s in left if s.startswith(str(keep.resolve()) + "/")]
+
+
+def test_the_cli_loads_for_a_while_and_unloads(
+    daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `impasto models load/unload` (ollama run / stop): the client had no keep_alive to send.
+    _copy(daemon, "by-cli")
+    url = ["--url", daemon.url, *(["--token", daemon.token] if daemon.token else [])]
+    assert main(["models", "load", "by-cli", "--keep-alive", "90", *url]) == 0
+    assert "loading by-cli in 1 worker(s)" in capsys.readouterr().out
+    with daemon.client() as client:
+        (held,) = _wait_loaded(client, {"by-cli"})
+        assert 60 < held["expires_in"] <= 90  # not the daemon's keep_alive (600 s)
+        assert main(["models", "unload", "by-cli", *url]) == 0
+        _wait_loaded(client, set())
+    assert "unloading by-cli" in capsys.readouterr().out

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from impasto.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context
+from impasto.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context, finite_float
 from impasto.client import ApiError, Client
 from impasto.client.models import MODEL_TYPES
 
@@ -54,6 +54,18 @@ def register(
         commands.add_parser("ps", parents=[connection], help="models loaded in the workers"),
     ):
         parser.set_defaults(handler=show_loaded)
+    load = sub.add_parser("load", parents=[connection], help="load a model into the workers")
+    load.add_argument("id", help="model id (see `impasto models`)")
+    load.add_argument(
+        "--keep-alive",
+        type=finite_float,
+        metavar="SECONDS",
+        help="hold it this long once idle (default: the daemon's keep_alive; 0: drop it once idle)",
+    )
+    load.set_defaults(handler=load_model)
+    unload = sub.add_parser("unload", parents=[connection], help="drop a model from the workers")
+    unload.add_argument("id", help="model id (see `impasto ps`)")
+    unload.set_defaults(handler=load_model, keep_alive=None)
 
 
 def _install_options(parser: argparse.ArgumentParser) -> None:
@@ -259,6 +271,16 @@ def remove_model(args: argparse.Namespace, context: Context) -> int:
             print(f"error: {detail} (HTTP {exc.status})", file=sys.stderr)
             return EXIT_FAILED
     print(f"removed {args.id}")
+    return EXIT_OK
+
+
+def load_model(args: argparse.Namespace, context: Context) -> int:
+    """`models load` / `models unload`: tell the workers, as `ollama run` / `ollama stop` do."""
+    unload = args.models_command == "unload"
+    with context.connect(args) as client:
+        workers = client.load_model(args.id, unload=unload, keep_alive=args.keep_alive)
+    action = "unloading" if unload else "loading"
+    print(f"{action} {args.id} in {workers} worker(s); `impasto ps` shows what they hold")
     return EXIT_OK
 
 

@@ -175,9 +175,12 @@ class AsyncClient:
         """What the workers hold and until when."""
         return await self._call(models_api.loaded())
 
-    async def load_model(self, model_id: str, unload: bool = False) -> int:
-        """Load (or unload) a model in every worker; returns how many workers were told."""
-        return await self._call(models_api.load(model_id, unload))
+    async def load_model(
+        self, model_id: str, unload: bool = False, keep_alive: float | None = None
+    ) -> int:
+        """Load (or unload) a model in every worker, a load held ``keep_alive`` seconds
+        (default: the daemon's setting); returns how many workers were told."""
+        return await self._call(models_api.load(model_id, unload, keep_alive))
 
     async def samplers(self) -> list[SamplerInfo]:
         """The samplers and their schedules."""

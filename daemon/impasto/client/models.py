@@ -71,11 +71,15 @@ def loaded() -> Call[list[LoadedModel]]:
     return Call("GET", "/models/loaded", _decoder(list[LoadedModel]))
 
 
-def load(model_id: str, unload: bool = False) -> Call[int]:
-    """POST /models/{id}/load (or /unload); the number of workers told."""
+def load(model_id: str, unload: bool = False, keep_alive: float | None = None) -> Call[int]:
+    """POST /models/{id}/load (or /unload), a load held ``keep_alive`` seconds (None: the
+    daemon's keep_alive setting; 0: dropped once idle); the number of workers told."""
 
     def parse(response: Any) -> int:
         return _decoder(wire.LoadResult)(response).workers
 
     action = "unload" if unload else "load"
-    return Call("POST", api_path("models", model_id, action), parse)
+    params: dict[str, str | int] = {}
+    if keep_alive is not None and not unload:
+        params["keep_alive"] = f"{keep_alive:g}"
+    return Call("POST", api_path("models", model_id, action), parse, params=params)

@@ -234,9 +234,12 @@ class Client:
         """What the workers hold and until when."""
         return self._call(models_api.loaded())
 
-    def load_model(self, model_id: str, unload: bool = False) -> int:
-        """Load (or unload) a model in every worker; returns how many workers were told."""
-        return self._call(models_api.load(model_id, unload))
+    def load_model(
+        self, model_id: str, unload: bool = False, keep_alive: float | None = None
+    ) -> int:
+        """Load (or unload) a model in every worker, a load held ``keep_alive`` seconds
+        (default: the daemon's setting); returns how many workers were told."""
+        return self._call(models_api.load(model_id, unload, keep_alive))
 
     def samplers(self) -> list[SamplerInfo]:
         """The samplers and their schedules."""
