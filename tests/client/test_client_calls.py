@@ -19,6 +19,7 @@ from impasto.client import (
     ImpastoError,
     JobStatus,
     UnsendableRequest,
+    core,
 )
 
 
@@ -176,6 +177,19 @@ def test_download_image_returns_bytes(daemon: FakeDaemon) -> None:
         assert client.download_image("j", 1) == b"PNGDATA"
         assert client.download_image("j", 1, thumb=256) == b"PNGDATA"
     assert daemon.requests[-1].url.params["thumb"] == "256"
+
+
+def test_an_upscale_may_take_as_long_as_the_work(daemon: FakeDaemon) -> None:
+    # A model upscale on a CPU takes minutes: the client's 30 s read timeout failed it.
+    daemon.routes[("POST", "/api/v1/upscale")] = httpx.Response(200, content=b"PNG")
+    daemon.routes[("GET", "/api/v1/upscalers")] = httpx.Response(200, json=[])
+    with Client(transport=daemon.transport(), timeout=30.0) as client:
+        assert client.upscale("upload:x", "lanczos") == b"PNG"
+        client.upscalers()
+    upscale, listing = daemon.requests[-2:]
+    assert upscale.extensions["timeout"]["read"] == core.UPSCALE_TIMEOUT
+    assert upscale.extensions["timeout"]["connect"] == core.CONNECT_TIMEOUT
+    assert listing.extensions["timeout"]["read"] == 30.0
 
 
 def test_models_samplers_and_system_decode(daemon: FakeDaemon) -> None:

@@ -56,6 +56,8 @@ STREAM_IDLE = 45.0
 # RESTART_GRACE seconds before DaemonNotRunning.
 RECONNECT_DELAY = 1.0
 RESTART_GRACE = 60.0
+CONNECT_TIMEOUT = 5.0  # seconds to connect, whatever the call
+UPSCALE_TIMEOUT = 3600.0  # seconds an upscale's answer may take (a model on a CPU)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,9 @@ class Call(Generic[T]):
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     files: dict[str, tuple[str, bytes, str]] | None = None
+    # Seconds to wait for an answer that comes once the work is done (an upscale), where
+    # the client's timeout (30 s by default) is for answers that come at once.
+    read_timeout: float | None = None
 
     def request(
         self, client: httpx.Client | httpx.AsyncClient, timeout: httpx.Timeout | None = None
@@ -80,6 +85,8 @@ class Call(Generic[T]):
             check_finite(self.body)
             content = msgspec.json.encode(self.body)
             headers["Content-Type"] = "application/json"
+        if timeout is None and self.read_timeout is not None:
+            timeout = httpx.Timeout(self.read_timeout, connect=CONNECT_TIMEOUT)
         return client.build_request(
             self.method,
             API + self.path,
@@ -375,7 +382,9 @@ def upscale(
     body: dict[str, Any] = {"image": image, "upscaler": upscaler, "scale": scale, "crop": crop}
     if width is not None and height is not None:
         body.update(width=width, height=height)
-    return Call("POST", "/upscale", lambda r: r.content, body=body)
+    # A super-resolution model on a CPU takes minutes on a large picture: the answer comes
+    # when it is done.
+    return Call("POST", "/upscale", lambda r: r.content, body=body, read_timeout=UPSCALE_TIMEOUT)
 
 
 def events(since: int | None, job: str | None) -> Call[None]:

@@ -82,7 +82,7 @@ def client_options(endpoint: Endpoint, timeout: float) -> dict[str, Any]:
     return {
         "base_url": endpoint.url,
         "headers": headers,
-        "timeout": httpx.Timeout(timeout, connect=5.0),
+        "timeout": httpx.Timeout(timeout, connect=core.CONNECT_TIMEOUT),
         # Never route loopback calls through a proxy from the environment.
         "trust_env": False,
     }
