@@ -50,6 +50,28 @@ def test_token_is_asked_once_and_kept(
         page.context.close()
 
 
+def test_token_in_the_address_is_used_and_taken_out_of_it(
+    browser: Browser, daemon_factory: Any, tmp_path: Path
+) -> None:
+    """The tray opens ``/?token=...``: the page signs in with it, without asking, and takes it
+    out of the address bar (history, bookmarks, a shared screen)."""
+    daemon = daemon_factory(tmp_path / "d", token="s3cret-token").start()
+    page = new_page(browser, daemon.url)
+    refused: list[str] = []
+    page.on("response", lambda r: refused.append(r.url) if r.status == 401 else None)
+    try:
+        page.goto("/?token=s3cret-token#models")
+        expect(page.locator("#conn")).to_have_attribute("data-state", "online")
+        expect(page.locator("#panel-models")).to_be_visible()
+        expect(page.locator("#token-dialog")).to_be_hidden()
+        assert page.url == f"{daemon.url}/#models"
+        assert page.evaluate("JSON.parse(localStorage.getItem('impasto.token'))") == "s3cret-token"
+        assert refused == []
+        assert not page.errors  # type: ignore[attr-defined]
+    finally:
+        page.context.close()
+
+
 def test_reconnects_after_restart_and_catches_up_by_sequence(
     browser: Browser, daemon_factory: Any, tmp_path: Path
 ) -> None:

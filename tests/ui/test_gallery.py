@@ -84,6 +84,23 @@ def test_new_images_appear_live_and_delete_removes_them(page: Page, impasto_daem
         assert client.get(f"/api/v1/generate/{job['id']}").status_code == 404
 
 
+def test_deleting_from_the_viewer_leaves_focus_on_the_next_thumbnail(
+    page: Page, impasto_daemon: Any
+) -> None:
+    """The thumbnail that opened the viewer is gone with its image: focus goes on from the one
+    now in its place, not back to the top of the page."""
+    older, newer = make_jobs(impasto_daemon, ["focus kept older", "focus kept newer"])
+    open_ui(page, "gallery")
+    thumb = page.locator(f".thumb[data-job='{newer['id']}']")
+    thumb.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#viewer")).to_be_visible()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#viewer-delete")
+    expect(thumb).to_have_count(0)
+    expect(page.locator(f".thumb[data-job='{older['id']}']")).to_be_focused()
+
+
 def test_infinite_scroll_follows_next_cursor(page: Page, impasto_daemon: Any) -> None:
     make_jobs(impasto_daemon, [f"scroll {i}" for i in range(3)])
     with impasto_daemon.client() as client:

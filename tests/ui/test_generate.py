@@ -211,6 +211,11 @@ def test_hires_fix_card_sends_the_hires_object_and_makes_the_larger_image(
     page.fill("#hires_scale", "9")
     page.click("#submit")
     expect(page.locator("#err-hires_scale")).to_contain_text("between 1 and 4")
+    # The daemon's refusal of the size the scale makes is shown on the scale, which sets it.
+    fill_form(page, width="1024", height="1024", hires_scale="4")
+    page.click("#submit")
+    expect(page.locator("#err-hires_scale")).to_contain_text("lower hires.scale or the size")
+    expect(page.locator("#hires_scale")).to_be_focused()
 
 
 def test_ctrl_enter_behind_a_dialog_queues_nothing(page: Page, impasto_daemon: Any) -> None:

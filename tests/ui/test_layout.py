@@ -109,3 +109,28 @@ def test_tabs_work_from_the_keyboard(page: Page) -> None:
     page.click("#tab-models")
     page.goto("/")
     expect(page.locator("#panel-models")).to_be_visible()
+
+
+SQUEEZED = """() => {
+    document.querySelectorAll('details').forEach((d) => { d.open = true; });
+    return [...document.querySelectorAll('input[type=checkbox], input[type=radio]')]
+        .filter((e) => e.offsetParent)
+        .map((e) => [e.id, e.getBoundingClientRect().width, e.getBoundingClientRect().height])
+        .filter(([, w, h]) => w < 13 || h < 13);
+}"""
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_check_boxes_keep_their_size_beside_a_long_label(
+    browser: Browser, impasto_daemon: Any, size: str
+) -> None:
+    """A box whose label wraps was squeezed by its flex row to a sliver a few pixels wide."""
+    page = new_page(browser, impasto_daemon.url, DESKTOP if size == "desktop" else PHONE)
+    try:
+        open_ui(page)
+        for panel in PANELS:
+            page.click(f"#tab-{panel}")
+            expect(page.locator(f"#panel-{panel}")).to_be_visible()
+            assert page.evaluate(SQUEEZED) == [], f"squeezed boxes on {panel} at {size}"
+    finally:
+        page.context.close()

@@ -15,8 +15,11 @@ from tests.models_manager.fakehub import FakeHub
 from tests.ui.conftest import (
     DESKTOP,
     PHONE,
+    QUICK,
     SCREENSHOTS,
     checked_page,
+    fill_form,
+    finished_job,
     new_page,
     open_ui,
     screenshot,
@@ -257,3 +260,22 @@ def test_models_panel_fits_and_is_labelled(browser: Browser, daemon: Daemon, siz
         assert not page.errors  # type: ignore[attr-defined]
     finally:
         page.context.close()
+
+
+def test_a_lora_or_an_embedding_card_puts_it_into_the_form(page: Page, daemon: Daemon) -> None:
+    """A1111's extra networks: a LoRA card adds a LoRA row at weight 1, an embedding card its
+    name to the prompt, which the daemon then reads as the embedding."""
+    open_ui(page, "models")
+    page.get_by_role("button", name="Add to the LoRAs: tiny-kohya").click()
+    expect(page.locator("#panel-generate")).to_be_visible()
+    expect(page.locator("#lora-name-0")).to_have_value("tiny-kohya")
+    expect(page.locator("#lora-weight-0")).to_have_value("1")
+    page.fill("#prompt", "a lighthouse, ")
+    page.click("#tab-models")
+    page.get_by_role("button", name="Add to the prompt: tiny-a1111").click()
+    expect(page.locator("#prompt")).to_have_value("a lighthouse, tiny-a1111")
+    fill_form(page, **QUICK)
+    page.click("#submit")
+    job = finished_job(page, daemon)
+    assert job["request"]["loras"] == [{"name": "tiny-kohya", "weight": 1.0, "unet_weight": None}]
+    assert job["request"]["prompt"] == "a lighthouse, tiny-a1111"

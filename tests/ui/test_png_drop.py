@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 from typing import Any
 
 from PIL import Image, PngImagePlugin
@@ -145,3 +146,29 @@ def test_drop_png_without_parameters_explains(page: Page) -> None:
     drop_file(page, buffer.getvalue(), "plain.png")
     expect(page.locator(".toast.error")).to_contain_text("No generation settings found")
     expect(page.locator("#prompt")).to_have_value("unchanged")
+
+
+def test_a_png_chosen_with_the_button_fills_the_form(page: Page, tmp_path: Path) -> None:
+    """Without dragging (a phone, the keyboard): *Read settings from a PNG…* opens a file
+    chooser, and the chosen PNG's A1111 settings, its mask blur too, fill the form."""
+    text = (
+        "a lighthouse at dusk\n"
+        "Steps: 17, Sampler: Euler a, CFG scale: 7, Seed: 99, Size: 192x256, Mask blur: 9"
+    )
+    source = tmp_path / "from-a1111.png"
+    source.write_bytes(a1111_png(text))
+    open_ui(page, "gallery")
+    page.click("#tab-generate")
+    button = page.get_by_role("button", name="Read settings from a PNG…")
+    with page.expect_file_chooser() as chooser:
+        button.press("Enter")
+    chooser.value.set_files(str(source))
+    expect(page.locator(".toast")).to_contain_text("Loaded the settings from from-a1111.png")
+    expect(page.locator("#prompt")).to_have_value("a lighthouse at dusk")
+    expect(page.locator("#steps")).to_have_value("17")
+    expect(page.locator("#width")).to_have_value("192")
+    expect(page.locator("#mask_blur")).to_have_value("9")
+    # The same file again is read again (a chooser's value is reset after each choice).
+    page.fill("#prompt", "changed")
+    page.set_input_files("#png-file", str(source))
+    expect(page.locator("#prompt")).to_have_value("a lighthouse at dusk")

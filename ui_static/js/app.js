@@ -8,7 +8,7 @@ import { GenerateForm } from './generate.js';
 import { ModelsPanel, onModelsChanged } from './models.js';
 import { LiveProgress } from './progress.js';
 import { QueuePanel } from './queue.js';
-import { loadUi, saveUi } from './state.js';
+import { adoptUrlToken, loadUi, saveUi } from './state.js';
 import { SystemPanel } from './system.js';
 import { Viewer } from './viewer.js';
 import { XyzPlot } from './xyz.js';
@@ -19,6 +19,8 @@ const CONNECTION_TEXT = {
 };
 const HEALTH_EVERY_MS = 10000;
 
+// Before the first request: a token in the address is the one to send.
+adoptUrlToken();
 const form = new GenerateForm({ onQueued: (job) => live.track(job) });
 new XyzPlot({ form });
 const viewer = new Viewer({
@@ -54,6 +56,12 @@ const models = new ModelsPanel({
   onUse: (model) => {
     form.applyModel(model.id);
     showTab('generate');
+  },
+  onAdd: (model) => {
+    if (model.type === 'lora') form.addLora(model.id);
+    else form.addToPrompt(model.id);
+    showTab('generate');
+    toast(model.type === 'lora' ? `Added the LoRA ${model.id} at weight 1.` : `Added ${model.id} to the prompt.`);
   },
 });
 const system = new SystemPanel();
@@ -153,15 +161,27 @@ function bindPageDrop() {
     depth = 0;
     overlay.hidden = true;
     const file = e.dataTransfer?.files?.[0];
-    if (!file) return;
-    const filled = await form.loadPng(file).catch(() => false);
-    if (filled) {
-      showTab('generate');
-      toast(`Loaded the settings from ${file.name}.`);
-    } else {
-      toast('No generation settings found in that file. To use it as an init image, drop it on the Image to image box.', 'error', 6000);
-    }
+    if (file) loadPngSettings(file, 'drop it on the Image to image box');
   });
+  // The same without dragging: a phone has nothing to drag, a keyboard no mouse to drag with.
+  const input = byId('png-file');
+  byId('png-open').addEventListener('click', () => input.click());
+  input.addEventListener('change', () => {
+    const [file] = input.files;
+    input.value = ''; // the same file chosen again is a change too
+    if (file) loadPngSettings(file, 'choose it in the Image to image card');
+  });
+}
+
+/** Fill the form from a PNG's settings; says so, or what to do with a file that has none. */
+async function loadPngSettings(file, asInitImage) {
+  const filled = await form.loadPng(file).catch(() => false);
+  if (filled) {
+    showTab('generate');
+    toast(`Loaded the settings from ${file.name}.`);
+  } else {
+    toast(`No generation settings found in that file. To use it as an init image, ${asInitImage}.`, 'error', 6000);
+  }
 }
 
 async function loadCatalog() {

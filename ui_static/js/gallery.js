@@ -136,6 +136,12 @@ export class Gallery {
     }
   }
 
+  /** Focus the thumbnail at ``index`` (or the last one, or the search box when none is left). */
+  focusNear(index) {
+    const thumbs = this.grid.querySelectorAll('.thumb');
+    (thumbs[Math.min(index, thumbs.length - 1)] || byId('gallery-search')).focus();
+  }
+
   removeJob(jobId) {
     this.entries = this.entries.filter((e) => e.job.id !== jobId);
     for (const card of this.grid.querySelectorAll(`[data-job="${CSS.escape(jobId || '')}"]`)) card.remove();

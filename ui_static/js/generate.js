@@ -10,8 +10,10 @@ import { BOUND_FIELDS, CHURN_FIELDS, SamplingFields, UNIPC_FIELDS } from './samp
 import { loadSettings, saveSettings } from './state.js';
 import { cutMessage, setLimits, validateRequest } from './validate.js';
 
-const NUMBER_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'subseed', 'subseed_strength', 'seed_resize_from_width', 'seed_resize_from_height', 'noise_seed_delta', 'batch_size', 'priority', 'strength', 'noise_multiplier', 'cache_interval', 'inpaint_padding', 'clip_skip', 's_min_uncond', 'skip_early_cond', 'extra_noise', 'inpaint_mask_weight'];
+const NUMBER_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'subseed', 'subseed_strength', 'seed_resize_from_width', 'seed_resize_from_height', 'noise_seed_delta', 'batch_size', 'priority', 'strength', 'noise_multiplier', 'cache_interval', 'inpaint_padding', 'clip_skip', 's_min_uncond', 'skip_early_cond', 'extra_noise', 'inpaint_mask_weight', 'mask_blur'];
 const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule', 'rng', 'decoder', 'inpaint_area', 'masked_content', 'img2img_steps', 'resize_mode'];
+// A1111's mask blur: how the page blurs the painted mask before sending it (not an API field).
+const MASK_BLUR = { min: 0, max: 64, message: 'must be an integer between 0 and 64' };
 // Sent only with a mask: they say how to inpaint.
 const INPAINT_FIELDS = ['inpaint_area', 'inpaint_padding', 'masked_content'];
 // Sent only with an image: the API refuses them without one.
@@ -25,7 +27,7 @@ export const DEFAULTS = {
   seed_resize_from_width: 0, seed_resize_from_height: 0, rng: 'pcg64', noise_seed_delta: 0,
   batch_size: 1, priority: 0,
   strength: 0.75, noise_multiplier: 1, extra_noise: 0, inpaint_mask_weight: 1, resize_mode: 'stretch', color_correction: false, img2img_steps: 'strength', loras: [], cache_interval: 0, decoder: 'full',
-  inpaint_area: 'whole', inpaint_padding: 32, masked_content: 'original', clip_skip: 1,
+  inpaint_area: 'whole', inpaint_padding: 32, mask_blur: 4, masked_content: 'original', clip_skip: 1,
   tiling: false, s_churn: 0, s_tmin: 0, s_tmax: null, s_noise: 1,
   sigma_min: null, sigma_max: null, rho: null, s_min_uncond: 0, s_min_uncond_all: false, skip_early_cond: 0,
   discard_penultimate_sigma: false, sgm_noise_multiplier: false, unipc_order: null, unipc_variant: null,
@@ -223,6 +225,21 @@ export class GenerateForm {
     });
   }
 
+  /** A LoRA row for ``name`` at weight 1 (a LoRA card's button). */
+  addLora(name) {
+    this.loras.add({ name, weight: 1, unet_weight: null });
+    byId('lora-card').open = true;
+    this.changed();
+  }
+
+  /** ``word`` (an embedding's name, which the prompt calls it by) at the end of the prompt. */
+  addToPrompt(word) {
+    const prompt = byId('prompt');
+    const text = prompt.value.replace(/[\s,]+$/, '');
+    prompt.value = text ? `${text}, ${word}` : word;
+    this.changed();
+  }
+
   /** Show a File as the init image; false when the browser cannot read it (InitImage.set). */
   setInitImage(file) {
     return this.image.set(file);
@@ -352,6 +369,8 @@ export class GenerateForm {
     this.errors.clearAll();
     this.unreachable = false;
     const req = this.read();
+    const maskBlur = req.mask_blur;
+    delete req.mask_blur;
     if (!this.mask.hasImage) for (const name of [...INPAINT_FIELDS, ...IMAGE_FIELDS]) delete req[name];
     // Extra noise and the step count go with an image or a hires pass, where A1111 uses them.
     if (!this.mask.hasImage && !req.hires) {
@@ -362,6 +381,8 @@ export class GenerateForm {
     // The SGM noise multiplier scales a start from pure noise: txt2img only.
     if (this.mask.hasImage) delete req.sgm_noise_multiplier;
     const errors = validateRequest(req);
+    const blurOk = Number.isInteger(maskBlur) && maskBlur >= MASK_BLUR.min && maskBlur <= MASK_BLUR.max;
+    if (this.mask.hasMask && !blurOk) errors.push({ field: 'mask_blur', message: MASK_BLUR.message });
     if (errors.length) {
       this.errors.showAll(errors);
       return;
@@ -371,7 +392,7 @@ export class GenerateForm {
     try {
       if (this.mask.hasImage) {
         req.init_image = await this.upload(this.mask.file);
-        const mask = await this.mask.maskBlob();
+        const mask = await this.mask.maskBlob(maskBlur);
         if (mask) req.mask_image = await this.upload(mask);
       }
       if (!req.mask_image) for (const name of INPAINT_FIELDS) delete req[name];
@@ -408,10 +429,12 @@ export class GenerateForm {
   }
 
   fieldElement(name) {
-    const lora = /^loras\[(\d+)\]\.(name|weight)$/.exec(name);
+    const lora = /^loras\[(\d+)\]\.(name|weight|unet_weight)$/.exec(name);
     if (lora) return document.getElementById(`lora-${lora[2]}-${lora[1]}`);
     if (name === 'init_image' || name === 'mask_image') return byId('init-drop');
     const hires = /^hires\.(\w+)$/.exec(name);
+    // The card sets the hires size by its scale: a size out of range is the scale's to fix.
+    if (hires && (hires[1] === 'width' || hires[1] === 'height')) return byId('hires_scale');
     if (hires) return HIRES_FIELDS[hires[1]] ? byId(HIRES_FIELDS[hires[1]]) : byId('hires');
     return ERROR_FIELDS.includes(name) ? byId(name) : null;
   }

@@ -5,6 +5,8 @@ import { Installs } from './installs.js';
 import { isRefiner } from './refiner.js';
 
 const GROUPS = { checkpoint: 'Checkpoints', lora: 'LoRAs', embedding: 'Embeddings', vae: 'VAEs' };
+// What a card's button does with a LoRA or an embedding in the Generate form.
+const ADD_LABELS = { lora: 'Add to the LoRAs', embedding: 'Add to the prompt' };
 const LOADED_EVERY = 5; // seconds between /models/loaded polls while the panel is open
 const WAIT_MS = 20_000; // how long Load/Unload watch for the worker to do it
 const listeners = new Set();
@@ -25,8 +27,10 @@ export function shownSource(source) {
 
 /** Installed models grouped by type, the install form, and the "Loaded now" list. */
 export class ModelsPanel {
-  constructor({ events, onUse }) {
+  constructor({ events, onUse, onAdd }) {
     this.onUse = onUse;
+    // A LoRA or an embedding picked here goes into the Generate form (A1111's extra networks).
+    this.onAdd = onAdd;
     this.models = [];
     this.loaded = []; // /models/loaded rows plus `until`, the local time they expire
     this.problems = new Map(); // model id -> why the last remove failed, shown on its card
@@ -143,6 +147,9 @@ export class ModelsPanel {
         usable ? h('button', {
           type: 'button', class: 'btn', onclick: () => this.onUse(m), 'aria-label': `Use for generation: ${name}`,
         }, 'Use for generation') : null,
+        ADD_LABELS[m.type] && !m.problem ? h('button', {
+          type: 'button', class: 'btn', onclick: () => this.onAdd(m), 'aria-label': `${ADD_LABELS[m.type]}: ${name}`,
+        }, ADD_LABELS[m.type]) : null,
         isRefiner(m) ? h('p', { class: 'muted model-refiner-note' },
           'An SDXL refiner: choose it under Refiner on the Generate panel with an SDXL model.') : null,
         checkpoint ? h('button', {

@@ -32,6 +32,17 @@ export const getToken = () => read(TOKEN_KEY, '');
 /** Remember (or with '' forget) the API token. */
 export const setToken = (token) => write(TOKEN_KEY, token);
 
+/** Keep a token the address carries (`/?token=`, the link the tray and `impasto` print) and take
+ * it out of the address bar, so that it is not left in the history or a bookmark. */
+export function adoptUrlToken() {
+  const url = new URL(window.location.href);
+  const token = url.searchParams.get('token');
+  if (token === null) return;
+  if (token.trim()) setToken(token.trim());
+  url.searchParams.delete('token');
+  window.history.replaceState(window.history.state, '', url.pathname + url.search + url.hash);
+}
+
 /** Small UI preferences such as the open tab. */
 export const loadUi = () => read(UI_KEY, {});
 /** Merge a change into the UI preferences. */

@@ -67,6 +67,9 @@ export function validateRequest(req) {
     if (loraWeight && !loraWeight[0](lora.weight)) {
       errors.push({ field: `loras[${i}].weight`, message: loraWeight[1] });
     }
+    if (loraWeight && lora.unet_weight != null && !loraWeight[0](lora.unet_weight)) {
+      errors.push({ field: `loras[${i}].unet_weight`, message: loraWeight[1] });
+    }
   });
   return errors;
 }

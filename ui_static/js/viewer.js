@@ -81,7 +81,7 @@ export class Viewer {
       ['Schedule sigmas', req.sigma_min != null || req.sigma_max != null
         ? `${req.sigma_max ?? 'top'} → ${req.sigma_min ?? 'lowest'}` : null],
       ['Schedule rho', req.rho ?? null],
-      ['LoRAs', (req.loras || []).map((l) => `${l.name} (${l.weight})`).join(', ')],
+      ['LoRAs', (req.loras || []).map((l) => `${l.name} (${l.weight}${l.unet_weight == null ? '' : `, UNet ${l.unet_weight}`})`).join(', ')],
     ];
     byId('viewer-params').replaceChildren(...rows.filter(([, v]) => v !== null && v !== undefined && v !== '')
       .flatMap(([k, v]) => [h('dt', {}, k), h('dd', { dataset: { param: k } }, String(v))]));
@@ -137,8 +137,12 @@ export class Viewer {
     if (!window.confirm(`Delete ${what}? This removes the files from disk.`)) return;
     try {
       await api(`/generate/${job.id}`, { method: 'DELETE' });
+      const { index } = this;
       this.gallery?.removeJob(job.id);
       this.dialog.close();
+      // The thumbnail that opened the viewer is gone, and focus with it: give it to the one
+      // now in its place, so the keyboard goes on from there.
+      if (index >= 0) this.gallery?.focusNear(index);
       toast('Deleted.');
     } catch (err) {
       toast(err.message, 'error');

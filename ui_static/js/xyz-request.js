@@ -23,7 +23,9 @@ export function upscalerName(id, names) {
  */
 export function toA1111(req, images, upscalers = []) {
   const unused = [];
-  const tags = (req.loras || []).map((l) => ` <lora:${l.name}:${l.weight ?? 1}>`).join('');
+  // A1111's <lora:name:te:unet> gives the UNet its own weight.
+  const tags = (req.loras || [])
+    .map((l) => ` <lora:${l.name}:${l.weight ?? 1}${l.unet_weight == null ? '' : `:${l.unet_weight}`}>`).join('');
   const num = (value, fallback) => (Number.isFinite(value) ? value : fallback);
   const options = {
     CLIP_stop_at_last_layers: num(req.clip_skip, 1),
@@ -87,7 +89,7 @@ export function toA1111(req, images, upscalers = []) {
     if (images.mask) {
       Object.assign(body, {
         mask: images.mask,
-        mask_blur: 0, // the form's mask is sent as painted
+        mask_blur: num(req.mask_blur, 0), // the form's mask is sent as painted: A1111 blurs it
         inpaint_full_res: req.inpaint_area === 'masked',
         inpaint_full_res_padding: num(req.inpaint_padding, 32),
         inpainting_fill: Math.max(0, MASKED_CONTENT.indexOf(req.masked_content)),
