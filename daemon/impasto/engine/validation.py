@@ -342,10 +342,12 @@ def check_tiling(params: TilingRequest, multiple: int) -> None:
         ("sd_upscale", params.sd_upscale is not None, "SD upscale"),
         ("inpaint_area", params.inpaint_area == "masked", 'inpaint_area "masked"'),
     )
+    # Name the request's own value: a one-axis "x" is refused as well as true.
+    sent = "true" if params.tiling is True else f'"{params.tiling}"'
     for field, present, what in conflicts:
         if present:
             raise InvalidRequestError(
-                field, f"{what} cannot run with seamless tiling (tiling: true)"
+                field, f"{what} cannot run with seamless tiling (tiling: {sent})"
             )
     # Only a wrapping side must be whole: the other is padded and cropped as without tiling.
     sizes = [("width", params.width, "x"), ("height", params.height, "y")]
