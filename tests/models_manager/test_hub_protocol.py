@@ -357,3 +357,23 @@ def test_a_token_the_hub_refuses_is_named_as_the_problem(cdn_hub: FakeHub) -> No
     cdn_hub.failures["/api/models/o/gated"] = [(401, invalid)]
     with pytest.raises(HubError, match=r"refused the token in hf_token / HF_TOKEN \(HTTP 401\)"):
         list_hub_files("o/gated", None, "", endpoint=f"{cdn_hub.url}/hf", token="hf_revoked")
+
+
+@pytest.mark.parametrize("on_hub", [True, False])
+def test_only_a_hub_file_that_cannot_be_reached_suggests_a_mirror(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_hub: bool
+) -> None:
+    # A plain URL's server has no mirror: hf_endpoint was suggested for any URL.
+    monkeypatch.setattr(downloads, "RETRIES", 1)
+    remote = RemoteFile("http://127.0.0.1:1/x.safetensors", "x.safetensors", on_hub=on_hub)
+    with pytest.raises(DownloadError) as raised:
+        fetch(
+            remote,
+            tmp_path / "x.safetensors",
+            max_size=10**9,
+            progress=lambda n: None,
+            cancel=threading.Event(),
+        )
+    message = str(raised.value)
+    assert "x.safetensors: cannot reach 127.0.0.1" in message, message
+    assert ("HF_ENDPOINT" in message) is on_hub, message

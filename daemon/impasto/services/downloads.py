@@ -58,6 +58,7 @@ class RemoteFile:
     headers: dict[str, str] = field(default_factory=dict)
     # What a 401 or 403 means for this file and what to do (a hub file: the token, the licence)
     denied: str = ""
+    on_hub: bool = True  # served by the hub endpoint (a mirror can stand in for it)
 
 
 _URL_SECRETS = re.compile(r"(?P<scheme>https?://)(?:[^/@\s]*@)?(?P<rest>[^\s?#'\"]*)[?#][^\s'\"]*")
@@ -80,14 +81,16 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def network_problem(url: str, exc: BaseException) -> str:
-    """Why ``url`` could not be reached, naming its host, and what the user can check."""
+def network_problem(url: str, exc: BaseException, *, hub: bool = True) -> str:
+    """Why ``url`` could not be reached, naming its host, and what the user can check (a
+    hub mirror only where ``url`` is the hub's: another server's URL has no mirror)."""
     host = urlsplit(url).hostname or url
     cause = _root_cause(exc)
     reason = getattr(cause, "strerror", None) or str(cause).strip() or type(cause).__name__
+    mirror = ", or point hf_endpoint / HF_ENDPOINT at a reachable mirror" if hub else ""
     return (
         f"cannot reach {host} ({reason}): check the network connection and any proxy "
-        "(HTTPS_PROXY), or point hf_endpoint / HF_ENDPOINT at a reachable mirror"
+        f"(HTTPS_PROXY){mirror}"
     )
 
 
@@ -286,7 +289,11 @@ def fetch(
             if drops >= RETRIES:
                 if isinstance(error, _TryAgain):
                     raise DownloadError(f"{error}, {RETRIES} times in a row; try again later")
-                why = network_problem(remote.url, error) if error else "the connection closed early"
+                why = (
+                    network_problem(remote.url, error, hub=remote.on_hub)
+                    if error
+                    else "the connection closed early"
+                )
                 raise DownloadError(f"{remote.path}: {why}")
             if delay is not None and delay > MAX_RETRY_AFTER:
                 raise DownloadError(

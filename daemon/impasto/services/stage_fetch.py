@@ -163,16 +163,21 @@ def check_runnable(
     job.warning = problem
 
 
+def _on_hub(job: StageJob, url: str) -> bool:
+    """Whether ``url`` is under the hub endpoint (a mirror's prefix: its host may serve more)."""
+    target, hub = urlsplit(url), urlsplit(job.hub_endpoint)
+    under = hub.path.rstrip("/") + "/"
+    same = (target.scheme, target.netloc) == (hub.scheme, hub.netloc)
+    return same and target.path.startswith(under)
+
+
 def _url_access(job: StageJob, url: str) -> tuple[dict[str, str], str]:
     """The headers a URL is fetched with and what a 401/403 from it means.
 
     A file on the hub (``https://huggingface.co/owner/name/resolve/...``) gets the hub token,
     as the hub's own downloads do; no other host ever sees it.
     """
-    target, hub = urlsplit(url), urlsplit(job.hub_endpoint)
-    under = hub.path.rstrip("/") + "/"  # a mirror's prefix: the same host may serve more
-    on_hub = (target.scheme, target.netloc) == (hub.scheme, hub.netloc)
-    if not on_hub or not target.path.startswith(under):
+    if not _on_hub(job, url):
         return {}, (
             "the server wants a login, which Impasto does not send to it: download the file "
             "yourself and install it from its path"
@@ -180,7 +185,8 @@ def _url_access(job: StageJob, url: str) -> tuple[dict[str, str], str]:
     from huggingface_hub.utils import build_hf_headers
 
     headers = build_hf_headers(token=job.hub_token or False, library_name="impasto")
-    parts = [p for p in target.path.removeprefix(under).split("/") if p]
+    under = urlsplit(job.hub_endpoint).path.rstrip("/") + "/"
+    parts = [p for p in urlsplit(url).path.removeprefix(under).split("/") if p]
     repo = "/".join(parts[:2]) if len(parts) >= 2 else url
     return dict(headers), access_hint(repo, job.hub_endpoint, job.hub_token, gated=True)
 
@@ -204,7 +210,7 @@ def _stage_url(job: StageJob) -> Path:
         check_free_space(job.staging, int(length) * 2)
     size = int(length) if length.isdigit() else None
     sha = job.options.get("sha256") or None
-    remote = RemoteFile(src["url"], name, size, sha, headers, denied)
+    remote = RemoteFile(src["url"], name, size, sha, headers, denied, _on_hub(job, src["url"]))
     _fetch_all(job, [remote], job.staging / "download")
     download = job.staging / "download" / name
     if zipfile.is_zipfile(download) or _is_tar(download):
