@@ -43,14 +43,11 @@ class Paths:
         """Every folder in the order ``create`` makes them: the setting that places it, the
         folder, and whether it is private to the user (0700)."""
         made = [
-            ("data_dir", self.data_dir, False),
-            ("log_dir", self.log_dir, False),
-            ("output_dir", self.output_dir, False),
-            ("models_dir", self.models_dir, False),
-            ("temp_dir", self.temp_dir, False),
-            ("data_dir", self.uploads_dir, False),
-            ("runtime_dir", self.runtime_dir, True),
+            (setting, folder, setting == "runtime_dir")
+            for setting, folder in self.in_use().items()
+            if setting != "socket_path"
         ]
+        made.append(("data_dir", self.uploads_dir, False))
         if sys.platform != "win32":  # a socket_path elsewhere: as private as the runtime dir
             made.append(("socket_path", self.socket.parent, True))
         return made

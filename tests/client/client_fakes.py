@@ -55,14 +55,15 @@ class FakeDaemon:
 
     A script item is bytes to send, an exception to raise there (a dropped connection), or a
     callable run when the stream reaches it (to change a job then) returning either. A script
-    that is an exception fails the connection itself (httpx.ConnectError: nothing listens).
+    that is an exception fails the connection itself (httpx.ConnectError: nothing listens);
+    one that is a Response is the daemon's answer instead of a stream (a refusal).
     """
 
     def __init__(self, *, asynchronous: bool = False) -> None:
         self.asynchronous = asynchronous
         self.requests: list[httpx.Request] = []
         self.jobs: dict[str, dict[str, Any]] = {}
-        self.streams: list[list[Chunk] | Exception] = []
+        self.streams: list[list[Chunk] | Exception | httpx.Response] = []
         self.stream_params: list[dict[str, str]] = []
         self.routes: dict[tuple[str, str], httpx.Response] = {}
 
@@ -92,6 +93,8 @@ class FakeDaemon:
         script = self.streams.pop(0) if self.streams else [httpx.ReadError("no more scripts")]
         if isinstance(script, Exception):  # the connection itself fails (a stopped daemon)
             raise script
+        if isinstance(script, httpx.Response):  # the daemon refuses the stream
+            return script
         headers = {"Content-Type": "text/event-stream"}
         if self.asynchronous:
             return httpx.Response(200, headers=headers, content=_async_play(script))

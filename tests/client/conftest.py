@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from client_fakes import FakeDaemon
 
-from impasto.client import core
+from impasto.client import stream
 
 
 @pytest.fixture(autouse=True)
 def quick_reconnects(monkeypatch: pytest.MonkeyPatch) -> None:
     """Scripted drops reconnect at once instead of after the daemon's 1 s retry hint."""
-    monkeypatch.setattr(core, "RECONNECT_DELAY", 0.001)
+    monkeypatch.setattr(stream, "RECONNECT_DELAY", 0.001)
 
 
 @pytest.fixture

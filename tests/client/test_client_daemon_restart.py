@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from impasto.client import Client, Event, core
+from impasto.client import Client, Event, stream
 from tests.harness import Daemon, free_port
 
 
 def test_a_following_client_neither_holds_the_daemon_nor_loses_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(core, "RESTART_GRACE", 30.0)  # the follower ends soon after the test
-    monkeypatch.setattr(core, "RECONNECT_DELAY", 1.0)  # the real one, not the scripted tests'
+    monkeypatch.setattr(stream, "RESTART_GRACE", 30.0)  # the follower ends soon after the test
+    monkeypatch.setattr(stream, "RECONNECT_DELAY", 1.0)  # the real one, not the scripted tests'
     # TCP only: over the socket a restart is found without reading the discovery file again.
     daemon = Daemon(tmp_path, socket="false").start()
     seen: list[Event] = []

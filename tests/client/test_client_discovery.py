@@ -32,7 +32,7 @@ def test_existing_socket_is_preferred(tmp_path: Path) -> None:
         str(sock),
         "t0k",
     )
-    assert isinstance(Client(runtime_dir=tmp_path)._http._transport, FallbackTransport)
+    assert isinstance(Client(runtime_dir=tmp_path)._conn.http._transport, FallbackTransport)
 
 
 def test_missing_socket_file_falls_back_to_tcp(tmp_path: Path) -> None:

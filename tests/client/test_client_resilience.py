@@ -15,7 +15,7 @@ import httpx
 import pytest
 from client_fakes import FakeDaemon, event, job, sse_message
 
-from impasto.client import AsyncClient, Client, DaemonNotRunning, StreamError, core
+from impasto.client import ApiError, AsyncClient, Client, DaemonNotRunning, StreamError, stream
 from impasto.client.transport import AsyncFallbackTransport, FallbackTransport
 
 
@@ -101,7 +101,7 @@ def test_wait_drops_a_silent_stream_instead_of_hanging(
     servers: list[FakeServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The daemon sends a keep-alive every 15 s; a stream silent for longer is a hung daemon.
-    monkeypatch.setattr(core, "STREAM_IDLE", 0.2)
+    monkeypatch.setattr(stream, "STREAM_IDLE", 0.2)
     server = start(servers, "hung")
     outcome: list[BaseException] = []
 
@@ -121,7 +121,7 @@ def test_wait_drops_a_silent_stream_instead_of_hanging(
 def test_async_wait_drops_a_silent_stream_instead_of_hanging(
     servers: list[FakeServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(core, "STREAM_IDLE", 0.2)
+    monkeypatch.setattr(stream, "STREAM_IDLE", 0.2)
     server = start(servers, "hung")
 
     async def follow() -> None:
@@ -134,8 +134,8 @@ def test_async_wait_drops_a_silent_stream_instead_of_hanging(
 
 def test_stream_reads_wait_no_longer_than_the_deadline_or_the_idle_limit() -> None:
     default = httpx.Timeout(30.0, connect=5.0)
-    assert core.StreamCursor(0, "j").timeout(default).read == core.STREAM_IDLE
-    assert core.StreamCursor(0, "j", timeout=2.0).timeout(default).read <= 2.0
+    assert stream.StreamCursor(0, "j").timeout(default).read == stream.STREAM_IDLE
+    assert stream.StreamCursor(0, "j", timeout=2.0).timeout(default).read <= 2.0
 
 
 def test_a_client_follows_its_daemon_restarted_on_another_port(
@@ -244,7 +244,7 @@ def test_not_running_names_the_socket_and_the_url_it_tried(tmp_path: Path) -> No
 def test_events_outlive_a_daemon_restart(
     daemon: FakeDaemon, async_daemon: FakeDaemon, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(core, "RECONNECT_DELAY", 0.01)
+    monkeypatch.setattr(stream, "RECONNECT_DELAY", 0.01)
     for fake in (daemon, async_daemon):
         fake.streams += [
             [sse_message(event(7, "queued")), httpx.RemoteProtocolError("daemon stopped")],
@@ -252,8 +252,8 @@ def test_events_outlive_a_daemon_restart(
             httpx.ConnectError("refused"),
             [b": connected\n\n", sse_message(event(8, "started"))],
         ]
-    stream = Client(transport=daemon.transport()).events(since=0)
-    assert [next(stream).seq, next(stream).seq] == [7, 8]
+    events = Client(transport=daemon.transport()).events(since=0)
+    assert [next(events).seq, next(events).seq] == [7, 8]
 
     async def follow() -> list[int]:
         seqs = []
@@ -273,10 +273,55 @@ def test_events_outlive_a_daemon_restart(
 def test_events_give_up_on_a_daemon_that_stays_away(
     daemon: FakeDaemon, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(core, "RECONNECT_DELAY", 0.01)
-    monkeypatch.setattr(core, "RESTART_GRACE", 0.1)
+    monkeypatch.setattr(stream, "RECONNECT_DELAY", 0.01)
+    monkeypatch.setattr(stream, "RESTART_GRACE", 0.1)
     daemon.streams += [httpx.ConnectError("refused")] * 1000
     started = time.monotonic()
     with pytest.raises(DaemonNotRunning):
         next(Client(transport=daemon.transport()).events())
     assert 0.1 <= time.monotonic() - started < 5
+
+
+def _too_many_streams() -> httpx.Response:
+    detail = "too many open event streams (4, the max_event_streams setting)"
+    return httpx.Response(503, json={"detail": detail}, headers={"Retry-After": "0"})
+
+
+def test_a_stream_refused_for_want_of_room_is_asked_again(
+    daemon: FakeDaemon, async_daemon: FakeDaemon
+) -> None:
+    """A daemon at its max_event_streams answers 503 with Retry-After: events() and wait() ask
+    again after it (wait() reads the job's status meanwhile) instead of raising."""
+    for fake in (daemon, async_daemon):
+        fake.jobs["job-1"] = job(status="processing")
+        fake.streams += [
+            _too_many_streams(),
+            _too_many_streams(),
+            [sse_message(event(3, "progress"))],
+        ]
+    events = Client(transport=daemon.transport()).events(since=0)
+    assert next(events).seq == 3
+
+    async def follow() -> int:
+        async with AsyncClient(transport=async_daemon.transport()) as client:
+            async for item in client.events(since=0):
+                return item.seq
+        raise AssertionError("no event")
+
+    assert asyncio.run(follow()) == 3
+    for fake in (daemon, async_daemon):
+        assert len(fake.stream_params) == 3
+
+    def finish() -> bytes:
+        daemon.jobs["job-1"] = job(status="completed")
+        return sse_message(event(9, "completed"))
+
+    daemon.streams += [_too_many_streams(), [finish]]
+    assert Client(transport=daemon.transport()).wait("job-1", timeout=5).status == "completed"
+
+
+def test_other_stream_refusals_are_raised(daemon: FakeDaemon) -> None:
+    daemon.streams.append(httpx.Response(403, json={"detail": "forbidden origin"}))
+    with pytest.raises(ApiError) as caught:
+        next(Client(transport=daemon.transport()).events(since=0))
+    assert caught.value.status == 403

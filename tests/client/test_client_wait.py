@@ -11,7 +11,7 @@ import pytest
 from client_fakes import FakeDaemon, event, job, sse_message
 
 from impasto.client import AsyncClient, Client, Event, StreamError
-from impasto.client.core import MAX_DROPS
+from impasto.client.stream import MAX_DROPS
 
 RESULT = {"index": 0, "url": "/api/v1/images/job-1/0", "seed": 1, "width": 64, "height": 64}
 

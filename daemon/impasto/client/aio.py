@@ -11,13 +11,13 @@ from typing import Any, TypeVar
 
 import httpx
 
-from impasto.client import core
+from impasto.client import core, stream
 from impasto.client import models as models_api
+from impasto.client.connection import CONNECT_ERRORS, Connection, Locator, client_options
 from impasto.client.core import ImageSource
 from impasto.client.discovery import Endpoint
-from impasto.client.errors import DaemonNotRunning, StreamError
+from impasto.client.errors import ApiError, DaemonNotRunning, StreamError
 from impasto.client.plugins import PluginInfo, list_plugins, set_plugin_enabled
-from impasto.client.sync import CONNECT_ERRORS, Locator, client_options
 from impasto.client.transport import async_transport
 from impasto.client.types import (
     Event,
@@ -51,17 +51,16 @@ class AsyncClient:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
     ) -> None:
-        self._locator = Locator(base_url, socket, token, runtime_dir, transport is not None)
         self._transport = transport
         self._timeout_s = timeout
-        self._timeout: httpx.Timeout = client_options(self.endpoint, timeout)["timeout"]
-        self._http = self._connect(self.endpoint)
-        self._retired: list[httpx.AsyncClient] = []
+        locator = Locator(base_url, socket, token, runtime_dir, transport is not None)
+        self._timeout: httpx.Timeout = client_options(locator.endpoint, timeout)["timeout"]
+        self._conn = Connection(locator, self._connect)
 
     @property
     def endpoint(self) -> Endpoint:
         """Where and how the daemon is reached now."""
-        return self._locator.endpoint
+        return self._conn.locator.endpoint
 
     @property
     def where(self) -> str:
@@ -74,8 +73,7 @@ class AsyncClient:
 
     async def aclose(self) -> None:
         """Close the connections."""
-        retired, self._retired = self._retired, []
-        for http in [*retired, self._http]:
+        for http in self._conn.take_all():
             await http.aclose()
 
     async def __aenter__(self) -> AsyncClient:
@@ -86,19 +84,6 @@ class AsyncClient:
     ) -> None:
         await self.aclose()
 
-    def _follow(self, failed: httpx.AsyncClient) -> bool:
-        """After ``failed`` could not connect or had its token refused: True when requests now
-        go to a daemon found again through the discovery file (or another task did that)."""
-        if self._http is not failed:
-            return True
-        endpoint = self._locator.moved()
-        if endpoint is None:
-            return False
-        self._locator.endpoint = endpoint
-        self._retired.append(self._http)  # closed with the client: a task may hold it
-        self._http = self._connect(endpoint)
-        return True
-
     async def _send(
         self, build: Callable[[httpx.AsyncClient], httpx.Request], stream: bool = False
     ) -> httpx.Response:
@@ -106,14 +91,14 @@ class AsyncClient:
         (nothing was sent, or the old token was refused). A failed connect is DaemonNotRunning;
         other transport errors are the caller's."""
         for last in (False, True):
-            http = self._http
+            http = self._conn.http
             try:
                 response = await http.send(build(http), stream=stream)
             except CONNECT_ERRORS as exc:
-                if not last and self._follow(http):
+                if not last and self._conn.follow(http):
                     continue
                 raise core.transport_error(exc, self.where) from exc
-            if response.status_code == 401 and not last and self._follow(http):
+            if response.status_code == 401 and not last and self._conn.follow(http):
                 await response.aclose()
                 continue
             return response
@@ -288,8 +273,8 @@ class AsyncClient:
     ) -> AsyncIterator[Event]:
         """Events as they happen (after ``since`` first); reconnects after a dropped stream,
         and after a restart of the daemon (DaemonNotRunning when it stays away for
-        ``core.RESTART_GRACE`` seconds)."""
-        cursor = core.StreamCursor(since, job)
+        ``stream.RESTART_GRACE`` seconds)."""
+        cursor = stream.StreamCursor(since, job)
         while True:
             try:
                 async for event in self._stream(cursor):
@@ -301,6 +286,8 @@ class AsyncClient:
                 await asyncio.sleep(cursor.dropped(exc))
             except DaemonNotRunning as exc:
                 await asyncio.sleep(cursor.gone(exc))
+            except ApiError as exc:
+                await asyncio.sleep(cursor.busy(exc))
             else:
                 await asyncio.sleep(cursor.dropped(StreamError("the daemon closed the stream")))
 
@@ -311,7 +298,7 @@ class AsyncClient:
         timeout: float | None = None,
     ) -> JobStatus:
         """Follow the job's events until it ends; ``on_progress`` (sync or async) gets the rest."""
-        cursor = core.StreamCursor(0, job_id, timeout)
+        cursor = stream.StreamCursor(0, job_id, timeout)
         current = await self.status(job_id)
         while not current.finished:
             try:
@@ -320,7 +307,7 @@ class AsyncClient:
                     if event is None or event.job_id != job_id:
                         continue
                     cursor.seen(event)
-                    if core.ends_job(event, job_id):
+                    if stream.ends_job(event, job_id):
                         return await self.status(job_id)
                     if on_progress is not None:
                         outcome = on_progress(event)
@@ -329,13 +316,16 @@ class AsyncClient:
             except httpx.TransportError as exc:
                 cursor.check_deadline()
                 await asyncio.sleep(cursor.dropped(exc))
+            except ApiError as exc:
+                cursor.check_deadline()
+                await asyncio.sleep(cursor.busy(exc))
             else:
                 await asyncio.sleep(cursor.dropped(StreamError("the daemon closed the stream")))
             # The job may have ended while the stream was down.
             current = await self.status(job_id)
         return current
 
-    async def _stream(self, cursor: core.StreamCursor) -> AsyncIterator[Event | None]:
+    async def _stream(self, cursor: stream.StreamCursor) -> AsyncIterator[Event | None]:
         """One SSE connection: its events, and None for chunks holding none (heartbeats)."""
         call = cursor.call()
         timeout = cursor.timeout(self._timeout)
@@ -344,7 +334,7 @@ class AsyncClient:
             if response.status_code >= 400:
                 await response.aread()
                 core.raise_for_status(response)
-            reader = core.EventReader()
+            reader = stream.EventReader()
             async for chunk in response.aiter_bytes():
                 events = reader.feed(chunk)
                 if not events:

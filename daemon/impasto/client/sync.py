@@ -11,11 +11,12 @@ from typing import Any, TypeVar
 
 import httpx
 
-from impasto.client import core
+from impasto.client import core, stream
 from impasto.client import models as models_api
+from impasto.client.connection import CONNECT_ERRORS, Connection, Locator, client_options
 from impasto.client.core import ImageSource
-from impasto.client.discovery import Endpoint, resolve_endpoint
-from impasto.client.errors import DaemonNotRunning, ImpastoError, StreamError
+from impasto.client.discovery import Endpoint
+from impasto.client.errors import ApiError, DaemonNotRunning, StreamError
 from impasto.client.plugins import PluginInfo, list_plugins, set_plugin_enabled
 from impasto.client.transport import sync_transport
 from impasto.client.types import (
@@ -34,63 +35,6 @@ from impasto.client.types import (
 T = TypeVar("T")
 
 
-def endpoint_for(
-    base_url: str | None,
-    socket: str | os.PathLike[str] | None,
-    token: str | None,
-    runtime_dir: str | os.PathLike[str] | None,
-    has_transport: bool,
-) -> Endpoint:
-    """The endpoint a client uses; an injected transport with no address skips discovery."""
-    if has_transport and base_url is None and socket is None:
-        return Endpoint(url="http://localhost", token=token or "")
-    return resolve_endpoint(base_url, socket, token, runtime_dir)
-
-
-class Locator:
-    """Finds the daemon, and finds it again after it restarted (a new port, a new token) when
-    the discovery file said where it was; an address the caller gave is kept as given."""
-
-    def __init__(
-        self,
-        base_url: str | None,
-        socket: str | os.PathLike[str] | None,
-        token: str | None,
-        runtime_dir: str | os.PathLike[str] | None,
-        has_transport: bool,
-    ) -> None:
-        self._follows_discovery = base_url is None and socket is None and not has_transport
-        self._token = token
-        self._runtime_dir = runtime_dir
-        self.endpoint = endpoint_for(base_url, socket, token, runtime_dir, has_transport)
-
-    def moved(self) -> Endpoint | None:
-        """The daemon's endpoint now if it differs from ``endpoint`` (read again after a
-        refused connection or token); None when it is the same, or nothing says where."""
-        if not self._follows_discovery:
-            return None
-        try:
-            found = resolve_endpoint(None, None, self._token, self._runtime_dir)
-        except ImpastoError:
-            return None
-        return None if found == self.endpoint else found
-
-
-def client_options(endpoint: Endpoint, timeout: float) -> dict[str, Any]:
-    """httpx client options shared by the sync and async clients."""
-    headers = {"Authorization": f"Bearer {endpoint.token}"} if endpoint.token else {}
-    return {
-        "base_url": endpoint.url,
-        "headers": headers,
-        "timeout": httpx.Timeout(timeout, connect=core.CONNECT_TIMEOUT),
-        # Never route loopback calls through a proxy from the environment.
-        "trust_env": False,
-    }
-
-
-CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout)
-
-
 class Client:
     """Blocking client of the daemon; finds it through the discovery file unless told where.
 
@@ -107,18 +51,17 @@ class Client:
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
     ) -> None:
-        self._locator = Locator(base_url, socket, token, runtime_dir, transport is not None)
         self._transport = transport
         self._timeout_s = timeout
-        self._timeout: httpx.Timeout = client_options(self.endpoint, timeout)["timeout"]
-        self._http = self._connect(self.endpoint)
-        self._retired: list[httpx.Client] = []
+        locator = Locator(base_url, socket, token, runtime_dir, transport is not None)
+        self._timeout: httpx.Timeout = client_options(locator.endpoint, timeout)["timeout"]
+        self._conn = Connection(locator, self._connect)
         self._lock = threading.Lock()
 
     @property
     def endpoint(self) -> Endpoint:
         """Where and how the daemon is reached now."""
-        return self._locator.endpoint
+        return self._conn.locator.endpoint
 
     @property
     def where(self) -> str:
@@ -132,9 +75,8 @@ class Client:
     def close(self) -> None:
         """Close the connections."""
         with self._lock:
-            for http in [*self._retired, self._http]:
+            for http in self._conn.take_all():
                 http.close()
-            self._retired.clear()
 
     def __enter__(self) -> Client:
         return self
@@ -148,15 +90,7 @@ class Client:
         """After ``failed`` could not connect or had its token refused: True when requests now
         go to a daemon found again through the discovery file (or another thread did that)."""
         with self._lock:
-            if self._http is not failed:
-                return True
-            endpoint = self._locator.moved()
-            if endpoint is None:
-                return False
-            self._locator.endpoint = endpoint
-            self._retired.append(self._http)  # closed with the client: a thread may hold it
-            self._http = self._connect(endpoint)
-            return True
+            return self._conn.follow(failed)
 
     def _send(
         self, build: Callable[[httpx.Client], httpx.Request], stream: bool = False
@@ -165,7 +99,7 @@ class Client:
         (nothing was sent, or the old token was refused). A failed connect is DaemonNotRunning;
         other transport errors are the caller's."""
         for last in (False, True):
-            http = self._http
+            http = self._conn.http
             try:
                 response = http.send(build(http), stream=stream)
             except CONNECT_ERRORS as exc:
@@ -345,8 +279,8 @@ class Client:
     def events(self, since: int | None = None, job: str | None = None) -> Iterator[Event]:
         """Events as they happen (after ``since`` first); reconnects after a dropped stream,
         and after a restart of the daemon (DaemonNotRunning when it stays away for
-        ``core.RESTART_GRACE`` seconds)."""
-        cursor = core.StreamCursor(since, job)
+        ``stream.RESTART_GRACE`` seconds)."""
+        cursor = stream.StreamCursor(since, job)
         while True:
             try:
                 for event in self._stream(cursor):
@@ -358,6 +292,8 @@ class Client:
                 time.sleep(cursor.dropped(exc))
             except DaemonNotRunning as exc:
                 time.sleep(cursor.gone(exc))
+            except ApiError as exc:
+                time.sleep(cursor.busy(exc))
             else:
                 time.sleep(cursor.dropped(StreamError("the daemon closed the stream")))
 
@@ -368,7 +304,7 @@ class Client:
         timeout: float | None = None,
     ) -> JobStatus:
         """Follow the job's events until it ends; ``on_progress`` gets every earlier event."""
-        cursor = core.StreamCursor(0, job_id, timeout)
+        cursor = stream.StreamCursor(0, job_id, timeout)
         current = self.status(job_id)
         while not current.finished:
             try:
@@ -377,20 +313,23 @@ class Client:
                     if event is None or event.job_id != job_id:
                         continue
                     cursor.seen(event)
-                    if core.ends_job(event, job_id):
+                    if stream.ends_job(event, job_id):
                         return self.status(job_id)
                     if on_progress is not None:
                         on_progress(event)
             except httpx.TransportError as exc:
                 cursor.check_deadline()
                 time.sleep(cursor.dropped(exc))
+            except ApiError as exc:
+                cursor.check_deadline()
+                time.sleep(cursor.busy(exc))
             else:
                 time.sleep(cursor.dropped(StreamError("the daemon closed the stream")))
             # The job may have ended while the stream was down.
             current = self.status(job_id)
         return current
 
-    def _stream(self, cursor: core.StreamCursor) -> Iterator[Event | None]:
+    def _stream(self, cursor: stream.StreamCursor) -> Iterator[Event | None]:
         """One SSE connection: its events, and None for chunks holding none (heartbeats)."""
         call = cursor.call()
         timeout = cursor.timeout(self._timeout)
@@ -399,7 +338,7 @@ class Client:
             if response.status_code >= 400:
                 response.read()
                 core.raise_for_status(response)
-            reader = core.EventReader()
+            reader = stream.EventReader()
             for chunk in response.iter_bytes():
                 events = reader.feed(chunk)
                 if not events:

@@ -285,18 +285,40 @@ def _which_instead(name: str, fields: list[str]) -> str:
     return "; its fields are listed in the API document (/schema)"
 
 
-def schema_rule(schema: Any, field: str) -> str | None:
-    """The rule of ``field`` (``hires.upscaler``, ``loras[0].x``) read from its type in the body
-    type ``schema``: "must be one of ..." for a Literal, the range or the text rule otherwise;
-    None when the field is not there or its type has no rule."""
+def _field_type(schema: Any, field: str) -> tuple[str, Any] | None:
+    """The last name of ``field`` (``hires.upscaler``, ``loras[0].x``) and its type in the body
+    type ``schema``; None when the field is not there."""
     kind, hint, name = _struct_in(schema), None, field
     for name in re.sub(r"\[\d+\]", "", field).split("."):
         if kind is None:
             return None
         hint = get_type_hints(kind, include_extras=True).get(name)
         kind = _struct_in(hint)
-    if hint is None:
+    return None if hint is None else (name, hint)
+
+
+def _is_range(schema: Any, field: str) -> bool:
+    """Whether ``field``'s type in ``schema`` is a number with a range of its own."""
+    found = _field_type(schema, field)
+    if found is None:
+        return False
+    limit = _field_limit(msgspec.inspect.type_info(found[1]), found[1])
+    return (
+        limit is not None
+        and limit.type in ("int", "float")
+        and limit.minimum is not None
+        and limit.maximum is not None
+    )
+
+
+def schema_rule(schema: Any, field: str) -> str | None:
+    """The rule of ``field`` (``hires.upscaler``, ``loras[0].x``) read from its type in the body
+    type ``schema``: "must be one of ..." for a Literal, the range or the text rule otherwise;
+    None when the field is not there or its type has no rule."""
+    found = _field_type(schema, field)
+    if found is None:
         return None
+    name, hint = found
     values = literal_values(hint)
     if values:
         choices = ", ".join(str(v) for v in values)
@@ -305,10 +327,6 @@ def schema_rule(schema: Any, field: str) -> str | None:
         return f"must be one of {choices}"
     limit = _field_limit(msgspec.inspect.type_info(hint), hint)
     return (_rule(name, limit) or None) if limit is not None else None
-
-
-_RANGE_RULES = ("must be an integer", "must be a number", "must be -1")
-"""How a number's range rule starts (``_rule``)."""
 
 
 def _has_own_types(schema: Any) -> bool:
@@ -351,7 +369,7 @@ def decode_error(message: str, field: str | None = None, schema: Any = None) -> 
     # A body of its own (A1111's, OpenAI's) may share a field's name with a native request
     # field but not its rule (A1111's resize_mode is 0 or 1): its own types come first.
     own = schema_rule(schema, field) if schema is not None else None
-    if not _has_own_types(schema) and not (own or "").startswith(_RANGE_RULES):
+    if not _has_own_types(schema) and not _is_range(schema, field):
         # A native body's field keeps the rule of its name, unless its own type is a range:
         # an upscale's width (8..8192) is not a generation's width (64..2048, multiple of 8).
         own = None
