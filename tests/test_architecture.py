@@ -17,6 +17,7 @@ FORBIDDEN = {
         "impasto.services",
         "impasto.store",
         "impasto.server",
+        "impasto.assembly",
         "impasto.client",
         "impasto.cli",
         "impasto.worker",
@@ -34,6 +35,7 @@ FORBIDDEN = {
         "impasto.services",
         "impasto.engine",
         "impasto.server",
+        "impasto.assembly",
         "impasto.client",
         "impasto.cli",
         "impasto.worker",
@@ -44,6 +46,7 @@ FORBIDDEN = {
     "services": [
         "impasto.api",
         "impasto.server",
+        "impasto.assembly",
         "impasto.client",
         "impasto.cli",
         "litestar",
@@ -52,6 +55,7 @@ FORBIDDEN = {
     "worker": [
         "impasto.api",
         "impasto.server",
+        "impasto.assembly",
         "impasto.client",
         "impasto.cli",
         "impasto.store",
@@ -64,6 +68,7 @@ FORBIDDEN = {
         "impasto.store",
         "impasto.engine",
         "impasto.server",
+        "impasto.assembly",
         "impasto.worker",
         "litestar",
         "sqlite3",
@@ -141,6 +146,7 @@ def test_the_wire_types_are_defined_once() -> None:
 def test_cli_uses_the_client_not_the_daemon_internals() -> None:
     allowed_lazy = {
         "impasto.server",
+        "impasto.assembly",
         "impasto.worker.main",
         "impasto.services.convert",
         "impasto_tray",

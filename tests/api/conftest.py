@@ -10,7 +10,7 @@ from litestar.testing import TestClient
 
 from impasto.api.app import create_app
 from impasto.paths import resolve_paths
-from impasto.server import build_services
+from impasto.assembly import build_services
 from impasto.services.container import Services
 from impasto.settings import Settings
 

@@ -48,7 +48,7 @@ def test_a_daemon_without_the_cluster_setting_never_imports_ray(tmp_path: Path) 
         sys.modules["ray"] = None  # any `import ray` now raises ImportError
         import impasto
         from impasto.paths import resolve_paths
-        from impasto.server import build_services
+        from impasto.assembly import build_services
         from impasto.settings import Settings
 
         for info in pkgutil.walk_packages(impasto.__path__, "impasto."):

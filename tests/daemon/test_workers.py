@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from impasto.server import worker_count
+from impasto.assembly import worker_count
 from impasto.settings import Settings
 from impasto.worker.processes import describe_exit, worker_command
 
