@@ -9,7 +9,7 @@ from litestar.testing import TestClient
 
 from impasto.api.app import create_app
 from impasto.resources import bundled_models_dir
-from impasto.services.models import TEST_MODEL_MARKER
+from impasto.services.safety import TEST_MODEL_MARKER
 from impasto.settings import Settings
 from tests.api.conftest import make_services
 

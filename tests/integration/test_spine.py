@@ -26,7 +26,7 @@ from impasto.engine.families import family_defaults
 from impasto.engine.schedulers import sampler_label
 from impasto.formats.png import parse_a1111_parameters, read_png_metadata
 from impasto.services.detect import detect_folder
-from impasto.services.models import DEMO_SIZE
+from impasto.services.model_entry import DEMO_SIZE
 from tests.harness import REPO, Daemon, wait_status
 
 TINY_MODELS = REPO / "models" / "tiny"

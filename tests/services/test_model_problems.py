@@ -98,12 +98,12 @@ def test_a_repaired_folder_is_usable_again(tmp_path: Path) -> None:
 def test_a_folder_removed_while_it_is_described_is_not_listed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import impasto.services.models as models
+    import impasto.services.model_entry as model_entry
 
     root = tmp_path / "models"
     shutil.copytree(TINY / "sd-tiny", root / "going")
     shutil.copytree(TINY / "sd-tiny", root / "staying")
-    real_detect = models.detect_folder
+    real_detect = model_entry.detect_folder
 
     def detect_then_vanish(folder: Path) -> object:
         found = real_detect(folder)
@@ -111,7 +111,7 @@ def test_a_folder_removed_while_it_is_described_is_not_listed(
             shutil.rmtree(folder)  # another removal (or a hand) takes it meanwhile
         return found
 
-    monkeypatch.setattr(models, "detect_folder", detect_then_vanish)
+    monkeypatch.setattr(model_entry, "detect_folder", detect_then_vanish)
     catalog = ModelCatalog(root, bundled_dir=tmp_path / "none", store=None)
     assert [m.id for m in catalog.list_all()] == ["staying"]
     assert catalog.find("going") is None

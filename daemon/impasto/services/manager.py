@@ -17,7 +17,8 @@ from impasto.services.errors import ConflictError, FieldError, NotFoundError
 from impasto.services.events import EventBus
 from impasto.services.installs import Installer
 from impasto.services.jobs import JobService
-from impasto.services.models import ModelCatalog, ModelEntry
+from impasto.services.model_entry import ModelEntry
+from impasto.services.models import ModelCatalog
 from impasto.store.models import ModelStore
 from impasto.wire import QUERY_LIMITS, LoadedModel, utc
 from impasto.worker.files import ADAPTER_FOLDERS

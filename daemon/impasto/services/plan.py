@@ -24,7 +24,8 @@ from impasto.services.errors import FieldError, engine_rules
 from impasto.services.hires_plan import FirstPass, resolve_hires
 from impasto.services.images import UploadStore
 from impasto.services.model_checks import check_against_model
-from impasto.services.models import REFINER_FAMILY, ModelCatalog, ModelEntry
+from impasto.services.model_entry import REFINER_FAMILY, ModelEntry
+from impasto.services.models import ModelCatalog
 from impasto.services.prompt_text import prompt_loras
 from impasto.services.sampler_plan import (
     check_image_settings,

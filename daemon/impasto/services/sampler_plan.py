@@ -26,7 +26,7 @@ from impasto.engine.validation import (
     check_mask_weight,
 )
 from impasto.services.errors import FieldError, engine_rules
-from impasto.services.models import ModelEntry
+from impasto.services.model_entry import ModelEntry
 from impasto.wire import (
     BOUND_FIELDS,
     CHURN_FIELDS,

@@ -8,7 +8,7 @@ from impasto.api.compat.errors import CompatError
 from impasto.services import compat_assets
 from impasto.services.compat import compat_state, current_checkpoint, resolve_checkpoint
 from impasto.services.container import Services
-from impasto.services.models import REFINER_FAMILY
+from impasto.services.model_entry import REFINER_FAMILY
 
 NO_VAE = ("", "automatic", "none")  # A1111's sd_vae values that mean the checkpoint's own VAE
 

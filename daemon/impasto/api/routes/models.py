@@ -17,7 +17,7 @@ from impasto.api.params import comma_list, ranged, read_comma_list
 from impasto.engine.runs_on import short_name
 from impasto.services.installs import install_json
 from impasto.services.known import CatalogRow
-from impasto.services.models import ModelEntry
+from impasto.services.model_entry import ModelEntry
 from impasto.wire import (
     MODEL_TYPES,
     CatalogEntry,
