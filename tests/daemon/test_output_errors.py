@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from impasto.engine import GeneratedImage
-from impasto.worker.main import OutputError, write_outputs
+from impasto.worker.outputs import OutputError, write_outputs
 from tests.fake_jobs import Job
 
 

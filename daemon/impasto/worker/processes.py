@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -12,10 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from impasto.logs import private, rotate_if_large
 from impasto.resources import compiled
 from impasto.worker.oom import OUT_OF_MEMORY, killed_for_memory
-from impasto.worker.protocol import FromWorker, ToWorker, encode_frame
+from impasto.worker.protocol import (
+    HEADER,
+    FromWorker,
+    ModelsLoaded,
+    ToWorker,
+    decode_from_worker,
+    encode_frame,
+)
 
+log = logging.getLogger("impasto.supervisor")
 _RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b: ")
 
 
@@ -117,3 +127,55 @@ def last_error_line(path: Path | None) -> str:
     lines = [line.strip() for line in tail.splitlines() if line.strip()]
     raised = [line for line in lines if _RAISED.match(line)]  # "module.SomeError: message"
     return (raised or lines or [""])[-1][:300]
+
+
+async def spawn_worker(
+    args: list[str], slot: int, log_dir: Path | None, env: dict[str, str] | None
+) -> WorkerHandle:
+    """Start the worker program ``args`` for ``slot`` (its stderr appended to
+    ``worker-<slot>.log`` in ``log_dir``) and read its frames into the handle's inbox."""
+    stderr: Any = None
+    if log_dir:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_file = log_dir / f"worker-{slot}.log"
+        rotate_if_large(log_file)
+        stderr = log_file.open("ab")
+        private(log_file)
+    process = await asyncio.create_subprocess_exec(
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=stderr,
+        # PYTHONSAFEPATH (like -P) for any Python the worker starts in turn.
+        env={**os.environ, "PYTHONSAFEPATH": "1", **(env or {})},
+    )
+    if stderr is not None:
+        stderr.close()
+    handle = WorkerHandle(id=f"worker-{slot}", device_id=slot, process=process)
+    handle.reader = asyncio.create_task(_read_frames(handle))
+    return handle
+
+
+async def _read_frames(handle: WorkerHandle) -> None:
+    """Put each message of the worker's stdout in its inbox (its loaded models on the handle);
+    None there, and ``dead`` set, once it has exited."""
+    stdout = handle.process.stdout
+    assert stdout is not None
+    try:
+        while True:
+            header = await stdout.readexactly(HEADER.size)
+            (size,) = HEADER.unpack(header)
+            message = decode_from_worker(await stdout.readexactly(size))
+            if isinstance(message, ModelsLoaded):
+                handle.loaded = message.loaded
+            else:
+                handle.inbox.put_nowait(message)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    except Exception:
+        log.exception("%s sent an unreadable frame", handle.id)
+        handle.process.kill()
+    await handle.process.wait()
+    handle.state = "dead"
+    handle.dead.set()
+    handle.inbox.put_nowait(None)

@@ -6,29 +6,30 @@ import asyncio
 import base64
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from impasto.logs import private, rotate_if_large
 from impasto.worker.oom import oom_kill_count
-from impasto.worker.processes import WorkerHandle, describe_exit, last_error_line, worker_command
+from impasto.worker.processes import (
+    WorkerHandle,
+    describe_exit,
+    last_error_line,
+    spawn_worker,
+    worker_command,
+)
 from impasto.worker.protocol import (
-    HEADER,
     CancelJob,
     JobCancelled,
     JobDone,
     JobFailed,
-    ModelsLoaded,
     Ready,
     RunJob,
     Shutdown,
     Started,
     StepProgress,
     ToWorker,
-    decode_from_worker,
 )
 
 log = logging.getLogger("impasto.supervisor")
@@ -179,48 +180,7 @@ class Supervisor:
 
     async def _spawn(self, slot: int) -> WorkerHandle:
         args = [*self.command(), *self.worker_args, "--device-id", str(slot)]
-        stderr: Any = None
-        if self.log_dir:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            log_file = self.log_dir / f"worker-{slot}.log"
-            rotate_if_large(log_file)
-            stderr = log_file.open("ab")
-            private(log_file)
-        process = await asyncio.create_subprocess_exec(
-            *args,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-            # PYTHONSAFEPATH (like -P) for any Python the worker starts in turn.
-            env={**os.environ, "PYTHONSAFEPATH": "1", **(self.env or {})},
-        )
-        if stderr is not None:
-            stderr.close()
-        handle = WorkerHandle(id=f"worker-{slot}", device_id=slot, process=process)
-        handle.reader = asyncio.create_task(self._read(handle))
-        return handle
-
-    async def _read(self, handle: WorkerHandle) -> None:
-        stdout = handle.process.stdout
-        assert stdout is not None
-        try:
-            while True:
-                header = await stdout.readexactly(HEADER.size)
-                (size,) = HEADER.unpack(header)
-                message = decode_from_worker(await stdout.readexactly(size))
-                if isinstance(message, ModelsLoaded):
-                    handle.loaded = message.loaded
-                else:
-                    handle.inbox.put_nowait(message)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        except Exception:
-            log.exception("%s sent an unreadable frame", handle.id)
-            handle.process.kill()
-        await handle.process.wait()
-        handle.state = "dead"
-        handle.dead.set()
-        handle.inbox.put_nowait(None)
+        return await spawn_worker(args, slot, self.log_dir, self.env)
 
     async def _keep_alive(self, slot: int) -> None:
         backoff = 0.5
