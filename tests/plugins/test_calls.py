@@ -429,7 +429,7 @@ def test_a_cancel_during_postprocessing_stops_the_job_and_keeps_no_image(tmp_pat
     """The worker checks the cancel before each postprocessor and each write, and removes the
     images it wrote already."""
     from impasto.engine import CancelToken, GeneratedImage, GenerationCancelled
-    from impasto.worker.main import write_outputs
+    from impasto.worker.outputs import write_outputs
     from tests.fake_jobs import Job
 
     write_plugin(tmp_path, "first", FIRST)
