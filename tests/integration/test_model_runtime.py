@@ -75,6 +75,45 @@ def test_keep_alive_zero_drops_the_model_once_loaded(daemon: Daemon) -> None:
         _wait_loaded(client, set())
 
 
+def _unknown_op_decoder(path: Path) -> None:
+    """A well-formed VAE decoder graph whose one node is an operator nobody implements."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    dims = ["batch", 4, "h", "w"]
+    graph = helper.make_graph(
+        [helper.make_node("NoSuchOperator", ["latent_sample"], ["sample"], domain="impasto.x")],
+        "vae_decoder",
+        [helper.make_tensor_value_info("latent_sample", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("sample", TensorProto.FLOAT, ["batch", 3, "H", "W"])],
+    )
+    opsets = [helper.make_opsetid("", 18), helper.make_opsetid("impasto.x", 1)]
+    for stale in path.parent.iterdir():
+        stale.unlink()
+    onnx.save(helper.make_model(graph, opset_imports=opsets), str(path))
+
+
+def test_a_load_answers_once_the_model_is_held_or_says_why_it_could_not(daemon: Daemon) -> None:
+    # `ollama run`: the answer comes when the model is in memory, or with the reason it is
+    # not (here a graph only ONNX Runtime reads: the folder checks pass).
+    _copy(daemon, "held-at-once")
+    broken = _copy(daemon, "bad-graph")
+    _unknown_op_decoder(broken / "vae_decoder" / "model.onnx")
+    with daemon.client() as client:
+        answer = client.post("/api/v1/models/held-at-once/load")
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"model": "held-at-once", "workers": 1, "loading": 0}
+        assert [m["model"] for m in _loaded(client)] == ["held-at-once"]  # no waiting
+        assert client.get("/api/v1/models/bad-graph").json()["problem"] == ""
+        refused = client.post("/api/v1/models/bad-graph/load")
+        assert refused.status_code == 422, refused.text
+        (error,) = refused.json()["errors"]
+        assert error["field"] == "model_id"
+        assert error["message"].startswith("'bad-graph' could not be loaded: "), error
+        assert str(daemon.settings["models_dir"]) not in refused.text  # as <models>
+        assert _loaded(client) == []  # the one it held went first: one model at a time
+
+
 def test_a_loaded_model_damaged_on_disk_is_refused_yet_can_be_unloaded(daemon: Daemon) -> None:
     folder = _copy(daemon, "damaged")
     with daemon.client() as client:
@@ -274,7 +313,7 @@ def test_the_cli_loads_for_a_while_and_unloads(
     _copy(daemon, "by-cli")
     url = ["--url", daemon.url, *(["--token", daemon.token] if daemon.token else [])]
     assert main(["models", "load", "by-cli", "--keep-alive", "90", *url]) == 0
-    assert "loading by-cli in 1 worker(s)" in capsys.readouterr().out
+    assert "loaded by-cli in 1 worker(s)" in capsys.readouterr().out
     with daemon.client() as client:
         (held,) = _wait_loaded(client, {"by-cli"})
         assert 60 < held["expires_in"] <= 90  # not the daemon's keep_alive (600 s)

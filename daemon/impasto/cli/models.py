@@ -279,7 +279,7 @@ def load_model(args: argparse.Namespace, context: Context) -> int:
     unload = args.models_command == "unload"
     with context.connect(args) as client:
         workers = client.load_model(args.id, unload=unload, keep_alive=args.keep_alive)
-    action = "unloading" if unload else "loading"
+    action = "unloading" if unload else "loaded"
     print(f"{action} {args.id} in {workers} worker(s); `impasto ps` shows what they hold")
     return EXIT_OK
 

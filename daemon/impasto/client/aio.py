@@ -164,7 +164,8 @@ class AsyncClient:
         self, model_id: str, unload: bool = False, keep_alive: float | None = None
     ) -> int:
         """Load (or unload) a model in every worker, a load held ``keep_alive`` seconds
-        (default: the daemon's setting); returns how many workers were told."""
+        (default: the daemon's setting); returns how many workers were told. A load
+        returns once they hold the model (ApiError 422 with the reason when one cannot)."""
         return await self._call(models_api.load(model_id, unload, keep_alive))
 
     async def samplers(self) -> list[SamplerInfo]:

@@ -71,9 +71,13 @@ def loaded() -> Call[list[LoadedModel]]:
     return Call("GET", "/models/loaded", _decoder(list[LoadedModel]))
 
 
+LOAD_TIMEOUT = 660.0  # seconds a load's answer may take (the daemon waits up to 600)
+
+
 def load(model_id: str, unload: bool = False, keep_alive: float | None = None) -> Call[int]:
     """POST /models/{id}/load (or /unload), a load held ``keep_alive`` seconds (None: the
-    daemon's keep_alive setting; 0: dropped once idle); the number of workers told."""
+    daemon's keep_alive setting; 0: dropped once idle); the number of workers told. A load
+    answers once the workers hold the model; one they could not load is an ApiError (422)."""
 
     def parse(response: Any) -> int:
         return _decoder(wire.LoadResult)(response).workers
@@ -82,4 +86,9 @@ def load(model_id: str, unload: bool = False, keep_alive: float | None = None) -
     params: dict[str, str | int] = {}
     if keep_alive is not None and not unload:
         params["keep_alive"] = f"{keep_alive:g}"
-    return Call("POST", api_path("models", model_id, action), parse, params=params)
+    # The daemon answers a load once every worker holds the model (up to 10 minutes, when a
+    # worker finishes a job first): a read may wait as long.
+    timeout = None if unload else LOAD_TIMEOUT
+    return Call(
+        "POST", api_path("models", model_id, action), parse, params=params, read_timeout=timeout
+    )

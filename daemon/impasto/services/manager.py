@@ -20,12 +20,14 @@ from impasto.services.jobs import JobService
 from impasto.services.model_entry import ModelEntry
 from impasto.services.models import ModelCatalog
 from impasto.store.models import ModelStore
-from impasto.wire import QUERY_LIMITS, LoadedModel, utc
+from impasto.wire import QUERY_LIMITS, LoadedModel, LoadResult, utc
 from impasto.worker.files import ADAPTER_FOLDERS
 from impasto.worker.protocol import LoadModel, UnloadModels
 from impasto.worker.supervisor import Supervisor
 
 _KEEP_ALIVE = QUERY_LIMITS["keep_alive"]
+# Seconds a load waits for the workers to hold the model (one busy with a job loads it after).
+LOAD_WAIT_S = 600.0
 
 
 def check_keep_alive(seconds: float) -> float:
@@ -49,9 +51,10 @@ class ModelManager:
         supervisor: Supervisor | None,
         keep_alive: float,
         ort_cache: Path | None = None,
+        load_wait: float = LOAD_WAIT_S,
     ) -> None:
         """``ort_cache``: where the workers keep ONNX Runtime's optimised graphs, whose
-        entries for a model go with it."""
+        entries for a model go with it; ``load_wait``: the longest a load waits for them."""
         self.catalog = catalog
         self.store = store
         self.installer = installer
@@ -60,6 +63,7 @@ class ModelManager:
         self.supervisor = supervisor
         self.keep_alive = keep_alive
         self.ort_cache = ort_cache
+        self.load_wait = load_wait
 
     def relocate_adapters(self) -> int:
         """Move LoRAs and embeddings installed as ``MODELS/ID/FILE.safetensors`` (before they
@@ -158,16 +162,30 @@ class ModelManager:
             )
         return entry
 
-    async def load(self, model_id: str, keep_alive: float | None = None) -> int:
-        """Ask every live worker to load ``model_id``; returns how many were asked."""
+    async def load(self, model_id: str, keep_alive: float | None = None) -> LoadResult:
+        """Load ``model_id`` in every live worker and wait until each holds it (a worker busy
+        with a job loads it after the job), at most ``load_wait`` seconds; FieldError with the
+        worker's reason when one could not load it (ONNX Runtime refused a graph, memory)."""
         entry = await asyncio.to_thread(self._checkpoint, model_id)  # reads the models folder
         entry.check_usable_alone("model_id")  # a worker would fail to load it alone
         # 0 is a keep-alive of its own (drop the model once it is idle), not "the default".
         seconds = check_keep_alive(self.keep_alive if keep_alive is None else keep_alive)
-        sent = await self._send(LoadModel(str(entry.path), seconds))
-        if not sent:
+        handles = self._handles()
+        if not handles:
             raise ConflictError("no worker is running to load the model into")
-        return sent
+        message = LoadModel(str(entry.path), seconds)
+        answers = []
+        for handle in handles:
+            answers.append(handle.expect_load(message.model_dir))
+            await handle.send(message)
+        done, waiting = await asyncio.wait(answers, timeout=self.load_wait)
+        for answer in waiting:
+            answer.cancel()
+        errors = sorted({answer.result() for answer in done} - {""})
+        if errors:
+            reason = self.jobs.runner.public_error("; ".join(errors))
+            raise FieldError("model_id", f"{model_id!r} could not be loaded: {reason}")
+        return LoadResult(model=model_id, workers=len(handles), loading=len(waiting))
 
     async def unload(self, model_id: str) -> int:
         """Ask every live worker to drop ``model_id``: an installed checkpoint, one damaged

@@ -48,10 +48,12 @@ class LoadedModel(Schema):
 
 
 class LoadResult(Schema):
-    """How many workers were asked to load or unload a model."""
+    """How many workers were asked to load or unload a model; a load answers once each holds
+    it, or after ``LOAD_WAIT_S`` with those still at it (busy with a job) in ``loading``."""
 
     model: str
     workers: int = 0
+    loading: int = 0
 
 
 class PluginInfo(Schema):

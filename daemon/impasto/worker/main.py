@@ -164,12 +164,15 @@ class Worker:
         self.report_models()
 
     def preload(self, model_dir: str, keep_alive: float) -> None:
-        """Load a model before any job asks for it (``POST /models/{id}/load``)."""
+        """Load a model before any job asks for it (``POST /models/{id}/load``); the report
+        that follows answers the load, with its error when it failed."""
+        error = ""
         try:
             self._pipeline(model_dir, keep_alive)
-        except Exception:  # a bad folder must not take the worker down; the job will report it
+        except Exception as exc:  # a bad folder must not take the worker down
             log.exception("preloading %s failed", model_dir)
-        self.report_models()
+            error = f"{type(exc).__name__}: {exc}"
+        self.report_models(load_of=model_dir, load_error=error)
 
     def unload_all(self) -> None:
         self._drop(list(self.pipelines))
@@ -178,9 +181,9 @@ class Worker:
     def next_expiry(self) -> float | None:
         return min((e for _, e in self.pipelines.values()), default=None)
 
-    def report_models(self) -> None:
+    def report_models(self, load_of: str = "", load_error: str = "") -> None:
         loaded = [{"model_dir": d, "expires_at": e} for d, (_, e) in self.pipelines.items()]
-        self.channel.send(ModelsLoaded(loaded=loaded))
+        self.channel.send(ModelsLoaded(loaded=loaded, load_of=load_of, load_error=load_error))
 
     def run(self, job: RunJob) -> None:
         from impasto.engine import (

@@ -85,6 +85,33 @@ class WorkerHandle:
     reader: asyncio.Task[None] | None = None
     ready: bool = False  # it said Ready (a start that never does is a failed start)
     stuck: str = ""  # why it was killed before Ready, when it was
+    # Model folder -> the loads waiting for the worker's answer ('' loaded, else why not).
+    load_waits: dict[str, list[asyncio.Future[str]]] = field(default_factory=dict)
+
+    def expect_load(self, model_dir: str) -> asyncio.Future[str]:
+        """The worker's answer to a LoadModel of ``model_dir`` sent after this call: '' once
+        it holds the model, else why it could not load it (or why it is gone)."""
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.load_waits.setdefault(model_dir, []).append(future)
+        return future
+
+    def models_reported(self, message: ModelsLoaded) -> None:
+        """Take the worker's report of what it holds; answer the loads it answers."""
+        self.loaded = message.loaded
+        if message.load_of:
+            self._answer(self.load_waits.pop(message.load_of, []), message.load_error)
+
+    def gone(self) -> None:
+        """The worker exited: loads still waiting get why."""
+        waits, self.load_waits = self.load_waits, {}
+        for futures in waits.values():
+            self._answer(futures, f"the worker exited while loading it ({self.exit_reason()})")
+
+    @staticmethod
+    def _answer(futures: list[asyncio.Future[str]], error: str) -> None:
+        for future in futures:
+            if not future.done():  # a load that stopped waiting cancelled its future
+                future.set_result(error)
 
     async def send(self, message: ToWorker) -> None:
         assert self.process.stdin is not None
@@ -167,7 +194,7 @@ async def _read_frames(handle: WorkerHandle) -> None:
             (size,) = HEADER.unpack(header)
             message = decode_from_worker(await stdout.readexactly(size))
             if isinstance(message, ModelsLoaded):
-                handle.loaded = message.loaded
+                handle.models_reported(message)
             else:
                 handle.inbox.put_nowait(message)
     except (asyncio.IncompleteReadError, ConnectionError):
@@ -177,5 +204,6 @@ async def _read_frames(handle: WorkerHandle) -> None:
         handle.process.kill()
     await handle.process.wait()
     handle.state = "dead"
+    handle.gone()
     handle.dead.set()
     handle.inbox.put_nowait(None)

@@ -104,9 +104,12 @@ class JobCancelled(msgspec.Struct, tag="cancelled"):
 
 
 class ModelsLoaded(msgspec.Struct, tag="models"):
-    """What the worker holds now and when each expires (unix seconds)."""
+    """What the worker holds now and when each expires (unix seconds); after a LoadModel, the
+    folder it asked for (``load_of``) and why it could not be loaded (empty when it was)."""
 
     loaded: list[dict[str, Any]]
+    load_of: str = ""
+    load_error: str = ""
 
 
 ToWorker = RunJob | CancelJob | UnloadModels | LoadModel | Shutdown

@@ -230,8 +230,7 @@ class ModelsController(Controller):
         model_id: FromPath[str],
         keep_alive: Annotated[float | None, ranged(KeepAlive)] = None,
     ) -> LoadResult:
-        sent = await manager.load(model_id, keep_alive)
-        return LoadResult(model=model_id, workers=sent)
+        return await manager.load(model_id, keep_alive)
 
     @post("/{model_id:str}/unload", status_code=200, summary="Drop a model from the workers")
     async def unload(self, manager: Manager, model_id: FromPath[str]) -> LoadResult:
