@@ -173,7 +173,8 @@ def test_every_prompt_only_family_is_covered() -> None:
 
 @pytest.mark.parametrize("family", sorted(MODELS))
 def test_the_web_ui_applies_the_model_defaults(daemon: Daemon, family: str) -> None:
-    playwright = pytest.importorskip("playwright.sync_api", reason="needs playwright")
+    from playwright import sync_api as playwright  # a dev dependency: make test installs it
+
     from tests.tools import require_browser
     from tests.ui.conftest import CHROMIUM_ARGS, new_page
 
