@@ -9,6 +9,7 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from impasto import fsnames
 from impasto.services.safety import (
     COPY_CHUNK,
     FREE_SPACE_MARGIN,
@@ -34,10 +35,11 @@ def _too_many() -> UnsafeContentError:
 
 
 def safe_member(name: str) -> PurePosixPath:
-    """An archive member's relative path, refusing absolute paths and '..' (zip-slip)."""
+    """An archive member's relative path, refusing absolute paths and '..' (zip-slip), and
+    names Windows would read as a drive, stream or device (fsnames.inside_path)."""
     clean = name.replace("\\", "/")
     path = PurePosixPath(clean)
-    if not clean or path.is_absolute() or ".." in path.parts or ":" in clean:
+    if not clean or path.is_absolute() or not fsnames.inside_path(str(path)):
         raise UnsafeContentError(f"archive member {name!r} would land outside the model folder")
     return path
 

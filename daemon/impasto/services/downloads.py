@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import ipaddress
 import logging
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +16,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from impasto.services.egress import DownloadError as DownloadError
+from impasto.services.egress import Egress, guarded_client
 from impasto.services.safety import check_free_space
 
 # httpx logs every request at INFO; a model is hundreds of requests the daemon log can skip.
@@ -32,10 +32,6 @@ MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After fails the install, sayin
 
 class InstallCancelled(Exception):
     """The install was cancelled (or the daemon is stopping) while it ran."""
-
-
-class DownloadError(Exception):
-    """A download failed for a reason retrying will not fix; the message says which file."""
 
 
 class _TryAgain(Exception):
@@ -94,40 +90,11 @@ def network_problem(url: str, exc: BaseException, *, hub: bool = True) -> str:
     )
 
 
-def _is_local(host: str) -> bool:
-    """A loopback, private or link-local address, or a localhost name (not looked up)."""
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(host)
-    except ValueError:
-        try:  # the short forms a resolver also reads as an address: 127.1, 2130706433, 0x7f.1
-            address = ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return False
-    return address.is_loopback or address.is_private or address.is_link_local
-
-
 def redirect_guard(url: str, what: str) -> Callable[[httpx.Request], None]:
-    """An httpx request hook refusing where a redirect must not lead from ``url``.
-
-    Only http(s) is followed (httpx refuses other schemes; this says so in words), and a
-    remote server may not send the daemon to this machine or its network: that would make it
-    fetch (and install) whatever a local service answers.
-    """
-    remote = not _is_local(urlsplit(url).hostname or "")
-
-    def check(request: httpx.Request) -> None:
-        if request.url.scheme not in ("http", "https"):
-            raise DownloadError(f"{what}: redirected to a {request.url.scheme}: URL, refused")
-        if remote and _is_local(request.url.host):
-            raise DownloadError(
-                f"{what}: {urlsplit(url).hostname} redirected to {request.url.host}, an address "
-                "on this machine or its network: refused"
-            )
-
-    return check
+    """An httpx request hook refusing a redirect from ``url`` to another scheme, or from a
+    remote host to one naming this machine or its network (egress.Egress; a client from
+    ``guarded_client`` also checks what names resolve to)."""
+    return Egress(url, what).check_request
 
 
 def retry_after(value: str | None) -> float | None:
@@ -262,8 +229,8 @@ def fetch(
     # The furthest the file got: a server that drops every try at the same place (or, without
     # Range, restarts it) makes no headway, and that counts as a failed try.
     furthest = part.stat().st_size if part.exists() else 0
-    hook = {"request": [redirect_guard(remote.url, remote.path)]}
-    with httpx.Client(follow_redirects=True, timeout=timeout, event_hooks=hook) as client:
+    # The hub endpoint is the user's setting: a mirror there may sit on the local network.
+    with guarded_client(remote.url, remote.path, timeout=timeout, trusted=remote.on_hub) as client:
         while True:
             if cancel.is_set():
                 raise InstallCancelled("cancelled")

@@ -18,9 +18,9 @@ from impasto.services.downloads import (
     InstallCancelled,
     RemoteFile,
     network_problem,
-    redirect_guard,
     retry_after,
 )
+from impasto.services.egress import guarded_client
 
 T = TypeVar("T")
 
@@ -239,12 +239,11 @@ def list_hub_files(
 def range_reader(remote: RemoteFile, timeout: float = 60.0) -> Callable[[int, int], bytes]:
     """Read ``length`` bytes at ``offset`` of a hub file with an HTTP Range request."""
 
-    hook = {"request": [redirect_guard(remote.url, remote.path)]}
-
     def read(offset: int, length: int) -> bytes:
         headers = {**remote.headers, "Range": f"bytes={offset}-"}
+        guarded = guarded_client(remote.url, remote.path, timeout=timeout, trusted=remote.on_hub)
         with (
-            httpx.Client(follow_redirects=True, timeout=timeout, event_hooks=hook) as client,
+            guarded as client,
             client.stream("GET", remote.url, headers=headers) as response,
         ):
             if response.status_code != 206:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from impasto.formats.safetensors import SafetensorsError, read_header
+from impasto.fsnames import plain_name
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 # Pickle streams open with PROTO (0x80) then the protocol number; torch's zip format is a zip.
@@ -46,10 +47,11 @@ class UnsafeContentError(Exception):
 
 def check_id(model_id: str) -> str:
     """Return ``model_id`` if it is a safe folder name, else raise ValueError."""
-    if not SAFE_ID.match(model_id) or ".." in model_id:
+    if not SAFE_ID.match(model_id) or ".." in model_id or not plain_name(model_id):
         raise ValueError(
             f"{model_id!r} is not a valid model id: use letters, digits, '.', '_' and '-' "
-            "(at most 80, not starting with a dot)"
+            "(at most 80, not starting or ending with a dot, not a Windows device name such "
+            "as CON or NUL)"
         )
     return model_id
 

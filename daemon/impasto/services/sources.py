@@ -22,17 +22,25 @@ _HUB_SOURCE = re.compile(
     r"(?:@(?P<revision>[^/@]+))?(?:/(?P<subfolder>.+))?$"
 )
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
+# A URL's file name is staged with ".part" and ".part.etag" beside it: room for those.
+URL_NAME_MAX = fsnames.NAME_MAX - len(".part.etag")
 
 
 def url_filename(path: str) -> str:
     """The file name a URL's path ends in, decoded, as a plain name in one folder.
 
     ``..``, separators (``%2F``, ``\\``), control characters and a leading dot would make
-    the staged download land elsewhere or hide; "download" stands in for a name left empty.
+    the staged download land elsewhere or hide, and so would, on Windows, a drive or stream
+    (``D:x``), a device name (``CON``) or a trailing dot; "download" stands in for a name
+    left empty. A name too long for the file system keeps its end (the type).
     """
     name = unquote(PurePosixPath(path).name)
-    name = re.sub(r"[\x00-\x1f\x7f/\\]+", "_", name).strip().lstrip(".")
-    return name or "download"
+    name = re.sub(r'[\x00-\x1f\x7f/\\:*?"<>|]+', "_", name).strip().lstrip(".").rstrip(". ")
+    if name.split(".", 1)[0].rstrip(" ").lower() in fsnames.WINDOWS_DEVICES:
+        name = f"_{name}"
+    while len(name.encode()) > URL_NAME_MAX:
+        name = name[1:] if len(name) > 1 else ""
+    return name if fsnames.plain_name(name) else "download"
 
 
 def _stem(name: str) -> str:

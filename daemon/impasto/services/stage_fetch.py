@@ -17,12 +17,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from impasto import fsnames
 from impasto.engine.onnx_external import ProtobufError
 from impasto.engine.onnx_ops import GraphOps, peek_graph_ops, read_graph_ops
 from impasto.engine.runs_on import Capability, assess, folder_graphs
 from impasto.services.archives import extract_archive
 from impasto.services.convert import SIDECAR_SUFFIX
-from impasto.services.downloads import RemoteFile, fetch, redirect_guard, sha256_of
+from impasto.services.downloads import RemoteFile, fetch, sha256_of
+from impasto.services.egress import guarded_client
 from impasto.services.hub import HubError, access_hint, list_hub_files, range_reader
 from impasto.services.runnable import UnrunnableError, is_weight_file, refusal
 from impasto.services.safety import (
@@ -61,6 +63,8 @@ def _fetch_all(
         job.progress.start("download", total or sum(f.size or 0 for f in files))
         job.progress.expected = job.progress.total
     for remote in files:
+        if not fsnames.inside_path(remote.path):  # a listing's or a URL's name, checked again
+            raise InstallError(f"{remote.path!r} would land outside the model folder: refused")
         job.progress.file = remote.path
         dest = into / remote.path
         part = dest.with_name(dest.name + ".part")
@@ -195,9 +199,9 @@ def _stage_url(job: StageJob) -> Path:
     src = job.source
     name = src["filename"]
     headers, denied = _url_access(job, src["url"])
-    hook = {"request": [redirect_guard(src["url"], name)]}
+    on_hub = _on_hub(job, src["url"])
     try:
-        with httpx.Client(follow_redirects=True, timeout=30.0, event_hooks=hook) as client:
+        with guarded_client(src["url"], name, timeout=30.0, trusted=on_hub) as client:
             head = client.head(src["url"], headers=headers)
         length = head.headers.get("Content-Length", "") if head.status_code == 200 else ""
     except httpx.HTTPError:
@@ -210,7 +214,7 @@ def _stage_url(job: StageJob) -> Path:
         check_free_space(job.staging, int(length) * 2)
     size = int(length) if length.isdigit() else None
     sha = job.options.get("sha256") or None
-    remote = RemoteFile(src["url"], name, size, sha, headers, denied, _on_hub(job, src["url"]))
+    remote = RemoteFile(src["url"], name, size, sha, headers, denied, on_hub)
     _fetch_all(job, [remote], job.staging / "download")
     download = job.staging / "download" / name
     if zipfile.is_zipfile(download) or _is_tar(download):
