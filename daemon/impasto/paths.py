@@ -41,13 +41,16 @@ class Paths:
 
     def folders(self) -> list[tuple[str, Path, bool]]:
         """Every folder in the order ``create`` makes them: the setting that places it, the
-        folder, and whether it is private to the user (0700)."""
+        folder, and whether it is private to the user (made 0700)."""
+        # The database, pictures (their prompts in their text), uploads and logs are the
+        # user's own: their folders are made 0700. Models may be shared; a folder that
+        # exists keeps its mode (the user chose it).
         made = [
-            (setting, folder, setting == "runtime_dir")
+            (setting, folder, setting != "models_dir")
             for setting, folder in self.in_use().items()
             if setting != "socket_path"
         ]
-        made.append(("data_dir", self.uploads_dir, False))
+        made.append(("data_dir", self.uploads_dir, True))
         if sys.platform != "win32":  # a socket_path elsewhere: as private as the runtime dir
             made.append(("socket_path", self.socket.parent, True))
         return made

@@ -131,9 +131,6 @@ async def run_daemon(
     relocated = services.models.relocate_adapters()
     if relocated:
         log.info("moved %d installed LoRA(s)/embedding(s) into loras/ and embeddings/", relocated)
-    resumed = services.models.installer.resume()
-    if resumed:
-        log.info("resuming %d unfinished model install(s)", len(resumed))
     removed = remove_stale_temp_files(paths.output_dir)
     if removed:
         log.info("removed %d partial files left by a crash", removed)
@@ -161,6 +158,11 @@ async def run_daemon(
         os.umask(old_umask)
     if use_socket:
         os.chmod(paths.socket, 0o600)
+    # Only now: the umask above is the whole process's, and a resumed install's threads make
+    # folders (made 0600 under it, they could not be entered).
+    resumed = services.models.installer.resume()
+    if resumed:
+        log.info("resuming %d unfinished model install(s)", len(resumed))
     pipe_servers: list[Any] = []
     pipe = None
     if settings.socket and sys.platform == "win32":

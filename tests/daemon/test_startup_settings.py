@@ -3,6 +3,7 @@ settings it can serve by making a folder are served."""
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -57,3 +58,31 @@ def test_local_clients_reach_a_wildcard_bind_on_loopback(host: str, url_host: st
     # The URL printed and written for the CLI and the tray was http://0.0.0.0:PORT/, which a
     # browser on Windows or macOS cannot open (tests bind loopback only: the helper alone).
     assert _local_host(host) == url_host
+
+
+def test_the_folders_the_daemon_makes_are_private_but_the_models_folder(tmp_path: Path) -> None:
+    """Pictures carry their prompts, the database every request: another user of the machine
+    reads none of them. A folder that exists keeps its mode."""
+    linux_only("POSIX modes")
+    shared = tmp_path / "shared-outputs"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    root = tmp_path / "home"
+    daemon = Daemon(root, models_dir=str(root / "made" / "models"), output_dir=str(shared))
+    daemon.start()
+    try:
+        modes = {
+            folder: stat.S_IMODE(folder.stat().st_mode)
+            for folder in (daemon.data_dir, daemon.data_dir / "uploads", daemon.log_dir)
+        }
+        assert modes == dict.fromkeys(modes, 0o700)
+        assert stat.S_IMODE((root / "made" / "models").stat().st_mode) == 0o777 & ~_umask()
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+    finally:
+        daemon.stop()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

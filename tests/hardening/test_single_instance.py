@@ -172,3 +172,39 @@ def test_a_host_this_machine_does_not_have_is_refused_naming_the_host() -> None:
         "cannot listen on 192.0.2.1: no network interface of this machine has that address"
     )
     check_port("127.0.0.1", 0)  # 0 is checked when the free port is picked
+
+
+def test_unfinished_installs_resume_after_the_socket_umask_is_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon creates its socket under a process-wide umask of 0177: an install resumed
+    before that is over makes its folders in threads, 0600 under it (not enterable)."""
+    from impasto.services.installs import Installer
+
+    seen: list[tuple[bool, int]] = []
+
+    def resume(self: Installer) -> list[str]:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        seen.append((paths.socket.exists(), umask))
+        if not paths.socket.exists():  # before the listeners (and the signal handlers)
+            raise AssertionError("installs resumed before the socket was made")
+        os.kill(os.getpid(), signal.SIGTERM)  # the daemon's own handler stops it
+        return []
+
+    monkeypatch.setattr(Installer, "resume", resume)
+    settings = Settings(
+        port=0,
+        data_dir=str(tmp_path / "data"),
+        runtime_dir=str(tmp_path / "run"),
+        log_dir=str(tmp_path / "logs"),
+        show_test_models=True,
+        default_model="sd-tiny",
+        workers=1,
+    )
+    paths = resolve_paths(settings)
+    paths.create()
+    before = os.umask(0o022)
+    os.umask(before)
+    assert asyncio.run(run_daemon(settings, paths)) == 0
+    assert seen == [(True, before)]
