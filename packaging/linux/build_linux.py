@@ -88,15 +88,18 @@ def stage_deb(root: Path, binary: Path, version: str, arch: str) -> Path:
     return root
 
 
-def build_deb(binary: Path, out: Path, version: str, arch: str, work: Path) -> Path:
-    """Build ``impasto_<version>_<arch>.deb`` in ``out``."""
+def build_deb(
+    binary: Path, out: Path, version: str, arch: str, work: Path, compression: str = "xz"
+) -> Path:
+    """Build ``impasto_<version>_<arch>.deb`` in ``out``; ``compression`` is dpkg-deb's
+    (the tests, which unpack it at once, take "none": xz of the binary takes a minute)."""
     root = work / "deb-root"
     shutil.rmtree(root, ignore_errors=True)
     stage_deb(root, binary, version, arch)
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"impasto_{version}_{arch}.deb"
     subprocess.run(
-        ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(target)],
+        ["dpkg-deb", "--root-owner-group", f"-Z{compression}", "--build", str(root), str(target)],
         check=True,
         stdout=subprocess.DEVNULL,
     )

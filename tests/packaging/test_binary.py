@@ -78,7 +78,8 @@ def test_the_binary_carries_its_own_runtime_and_no_torch(tmp_path: Path) -> None
 
 def test_the_deb_of_the_real_binary_runs_from_its_unpacked_tree(tmp_path: Path) -> None:
     require("dpkg-deb", "dpkg")
-    deb = build_linux.build_deb(BINARY, tmp_path / "out", "0.0.1", "amd64", tmp_path / "w")
+    work = tmp_path / "w"
+    deb = build_linux.build_deb(BINARY, tmp_path / "out", "0.0.1", "amd64", work, "none")
     root = tmp_path / "root"
     subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
     env = smoke.clean_env(tmp_path, smoke.free_port())

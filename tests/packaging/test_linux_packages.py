@@ -199,7 +199,8 @@ def test_the_deb_installs_with_dpkg_where_its_unit_and_entry_expect(
     assert status.returncode != 0, "an impasto package is already installed here; not touching it"
     # The real binary when `make package` (or CI) built it, else the stand-in.
     binary = REAL_BINARY if REAL_BINARY.is_file() else fake_binary
-    deb = build_linux.build_deb(binary, tmp_path / "out", "1.2.3", "amd64", tmp_path / "w")
+    work = tmp_path / "w"
+    deb = build_linux.build_deb(binary, tmp_path / "out", "1.2.3", "amd64", work, "none")
     subprocess.run([*root, "dpkg", "-i", str(deb)], check=True, capture_output=True)
     try:
         listed = subprocess.run(["dpkg", "-L", "impasto"], capture_output=True, text=True).stdout
