@@ -6,6 +6,7 @@ import io
 import json
 import time
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -312,3 +313,65 @@ def test_unknown_plugin_is_404(plugin_daemon: Daemon) -> None:
     with plugin_daemon.client() as client:
         response = client.post("/api/v1/plugins/nope/enable")
     assert response.status_code == 404 and "broken" in response.json()["detail"]
+
+
+def test_a_hanging_preprocessor_can_be_disabled_and_holds_no_more_than_its_calls(
+    plugin_daemon: Daemon,
+) -> None:
+    """Hung preprocessors held the daemon's shared threads, so `impasto plugins disable` (and
+    everything else run in them) waited for the plugin; now each plugin's calls run on threads
+    of their own, a few at most, the rest refused at once naming it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def submit(_: int) -> dict:
+        with httpx.Client(base_url=plugin_daemon.url, timeout=120) as client:
+            body = {**TINY, "prompt": "hang before queue"}
+            return client.post("/api/v1/generate", json=body).json()
+
+    release = plugin_daemon.data_dir / "release-slow"
+    with ThreadPoolExecutor(40) as pool:
+        try:
+            answers = pool.map(submit, range(40))
+            time.sleep(2)
+            with httpx.Client(base_url=plugin_daemon.url, timeout=10) as client:
+                started = time.monotonic()
+                disabled = client.post("/api/v1/plugins/slow/disable")
+                assert disabled.status_code == 200 and not disabled.json()["enabled"]
+                assert time.monotonic() - started < 5
+                assert client.post("/api/v1/plugins/slow/enable").json()["enabled"]
+        finally:
+            release.touch()
+        details = sorted(answer["detail"] for answer in answers)
+    release.unlink()
+    assert details.count("prompt: rejected by plugin 'slow': released") == 4, details
+    assert details[0] == (
+        "plugins: plugin 'slow' failed in preprocess_request: HookTimeout: 4 earlier calls of "
+        "its hooks have not returned, so it is not called again until they do; disable it "
+        "with `impasto plugins disable slow`"
+    )
+
+
+def test_plugins_list_counts_each_plugins_failures_in_the_api_and_the_worker(
+    plugin_daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plugin that loads but breaks requests or jobs shows so in GET /plugins and `impasto
+    plugins list`, not only in the failed requests' and jobs' own errors."""
+    before = plugins_by_name(plugin_daemon)["exploding"]["failures"]
+    assert run_job(plugin_daemon, prompt="please explode")["status"] == "failed"
+    after_job = plugins_by_name(plugin_daemon)["exploding"]
+    assert after_job["failures"] == before + 1
+    assert after_job["last_failure"].startswith(
+        "plugin 'exploding' failed in postprocess_result: RuntimeError: boom on purpose"
+    )
+    with plugin_daemon.client() as client:
+        body = {**TINY, "prompt": "crash before queue"}
+        assert client.post("/api/v1/generate", json=body).status_code == 422
+    after_request = plugins_by_name(plugin_daemon)["exploding"]
+    assert after_request["failures"] == before + 2
+    assert "failed in preprocess_request: KeyError" in after_request["last_failure"]
+    assert plugins_by_name(plugin_daemon)["png_metadata"]["failures"] == 0
+    assert cli(["plugins", "list", "--url", plugin_daemon.url]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"  failed {before + 2} times, last: plugin 'exploding' failed in preprocess_request" in out
+    )

@@ -26,7 +26,8 @@ def register(
 
 
 def list_plugins(args: argparse.Namespace, context: Context) -> int:
-    """One line per plugin: name, version, state, and its load error if any."""
+    """One line per plugin: name, version, state, its load error if any, and how often its
+    hooks failed since the daemon started, with the last failure."""
     with context.connect(args) as client:
         plugins = client.plugins()
     for plugin in plugins:
@@ -35,6 +36,9 @@ def list_plugins(args: argparse.Namespace, context: Context) -> int:
             state = f"failed to load: {plugin.error}"
         kind = " (built-in)" if plugin.builtin else ""
         print(f"{plugin.name} {plugin.version}{kind}: {state}")
+        if plugin.failures:
+            times = "once" if plugin.failures == 1 else f"{plugin.failures} times"
+            print(f"  failed {times}, last: {plugin.last_failure}")
     return EXIT_OK
 
 

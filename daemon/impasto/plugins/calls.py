@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import logging
+import re
 import signal
 import threading
 import types
@@ -69,6 +71,64 @@ def call_plugin(
     return value
 
 
+# How long the daemon waits for a hook run on behalf of a request (or its stop), and how many
+# calls of one plugin that have not returned it lets run before refusing that plugin at once.
+HOOK_TIMEOUT = 30.0
+MOST_STUCK = 4
+
+
+class HookTimeout(TimeoutError):
+    """A plugin's hook did not return in time; its thread goes on in the background."""
+
+
+class TimedCalls:
+    """Runs hooks that the API waits on (a request's preprocessors, the styles listing, the
+    stop) each on a daemon thread of its own, waiting at most ``timeout`` seconds: a plugin
+    that hangs fails its own calls (HookTimeout, pinned on it by call_plugin) instead of
+    holding the daemon's shared threads, the ones `impasto plugins disable` needs, forever.
+    What the hook raises is raised again in the caller's thread, traceback and all."""
+
+    def __init__(self, timeout: float = HOOK_TIMEOUT, most: int = MOST_STUCK) -> None:
+        self.timeout = timeout
+        self.most = most
+        self._running: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def wrap(self, plugin: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                if self._running.get(plugin, 0) >= self.most:
+                    raise HookTimeout(
+                        f"{self.most} earlier calls of its hooks have not returned, so it is "
+                        "not called again until they do"
+                    )
+                self._running[plugin] = self._running.get(plugin, 0) + 1
+            outcome: dict[str, Any] = {}
+            context = contextvars.copy_context()
+
+            def run() -> None:
+                try:
+                    outcome["value"] = context.run(function, *args, **kwargs)
+                except BaseException as exc:  # raised again in the caller's thread
+                    outcome["error"] = exc
+                finally:
+                    with self._lock:
+                        self._running[plugin] -= 1
+
+            thread = threading.Thread(target=run, name=f"plugin {plugin}", daemon=True)
+            thread.start()
+            thread.join(self.timeout)
+            if thread.is_alive():
+                raise HookTimeout(
+                    f"did not return within {self.timeout:g} s (it goes on in the background)"
+                )
+            if "error" in outcome:
+                raise outcome["error"]
+            return outcome.get("value")
+
+        return timed
+
+
 def wrong_return(plugin: str, hook: str, value: Any, expected: str) -> PluginReturnedWrong:
     """The error for a hook that returned ``value`` where it should return ``expected``,
     logged (the job or request it fails names the plugin)."""
@@ -90,9 +150,11 @@ def check_options(plugin: str, options_type: Any, value: Any) -> None:
 
 
 def type_name(hint: Any) -> str:
-    """A type as a message names it: ``list[str] | str | None``, ``int | {scale: int}``."""
+    """A type as a message names it: ``list[str] | str | None``, ``2 | 4 | {scale: 2 | 4}``."""
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         return " | ".join(type_name(arg) for arg in typing.get_args(hint))
+    if typing.get_origin(hint) is typing.Literal:  # Literal[2, 4]: the values themselves
+        return " | ".join(repr(arg) for arg in typing.get_args(hint))
     if isinstance(hint, type) and issubclass(hint, msgspec.Struct):
         fields = msgspec.structs.fields(hint)
         return "{" + ", ".join(f"{f.encode_name}: {type_name(f.type)}" for f in fields) + "}"
@@ -101,14 +163,64 @@ def type_name(hint: Any) -> str:
     return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
 
 
+# The image modes a PNG stores (and the rest of Impasto reads back) as they are.
+PNG_MODES = ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA")
+
+
 def checked_image(plugin: str, image: Any) -> Any:
-    """postprocess_result's answer, checked: a PIL image, or None."""
+    """postprocess_result's answer, checked: a PIL image a PNG can hold, or None (so an image
+    the PNG writer refuses is the plugin's error, not the output folder's)."""
     from PIL import Image
 
-    if image is not None and not isinstance(image, Image.Image):
+    if image is None:
+        return None
+    if not isinstance(image, Image.Image):
         expected = "a PIL image (PIL.Image.Image) or None"
         raise wrong_return(plugin, "postprocess_result", image, expected)
+    if image.mode not in PNG_MODES or image.width < 1 or image.height < 1:
+        shown = f"an image of mode {image.mode} and size {image.width}x{image.height}"
+        error = PluginFailed(
+            plugin,
+            "postprocess_result",
+            TypeError(
+                f"returned {shown}, expected one a PNG can hold: mode "
+                f"{', '.join(PNG_MODES)}, at least 1x1 pixels (convert it first)"
+            ),
+        )
+        log.error("%s", error.message)
+        raise error
     return image
+
+
+# PNG text chunk keywords: 1 to 79 Latin-1 characters, printable, no leading or trailing space.
+_KEYWORD = re.compile(r"[\x20-\x7e\xa1-\xff]{1,79}")
+
+
+def checked_text(plugin: str, text: Any) -> None:
+    """``result.text`` after a postprocessor ran, checked: PNG text chunks, keyword -> text.
+    What a plugin put there of another kind is that plugin's error, not the PNG writer's or
+    the next plugin's."""
+    problem = None
+    if not isinstance(text, dict):
+        problem = f"result.text is now {type(text).__name__} {repr(text)[:40]}, not a dict"
+    else:
+        for key, value in text.items():
+            if not isinstance(key, str) or not _KEYWORD.fullmatch(key) or key != key.strip():
+                problem = (
+                    f"result.text has the key {repr(key)[:60]}; a PNG text keyword is 1 to 79 "
+                    "printable Latin-1 characters without leading or trailing spaces"
+                )
+                break
+            if not isinstance(value, str):
+                problem = (
+                    f"result.text[{key!r}] is {type(value).__name__} {repr(value)[:40]}; "
+                    "PNG text chunks hold str (convert it, json.dumps for structures)"
+                )
+                break
+    if problem is not None:
+        error = PluginFailed(plugin, "postprocess_result", TypeError(problem))
+        log.error("%s", error.message)
+        raise error
 
 
 def route_entries(plugin: str, found: Any, is_handler: Callable[[Any], bool]) -> list[Any]:

@@ -93,10 +93,12 @@ def discover(
     records: list[PluginRecord] = []
     taken: dict[str, str] = {}
 
-    def add(record: PluginRecord, load: Callable[[], Any]) -> None:
+    def add(record: PluginRecord, load: Callable[[], Any], short: str) -> None:
+        # The first of a name wins (built-ins, then distributions, then files); a later one is
+        # listed under "NAME (where it is)", with its error, and not loaded.
         if record.name in taken:
             record.error = f"the name {record.name!r} is already used by {taken[record.name]}"
-            record.name = f"{record.name} ({record.source})"
+            record.name = f"{record.name} ({short})"
         else:
             taken[record.name] = record.source
             _register(pm, record, load)
@@ -104,19 +106,21 @@ def discover(
 
     for name, module_name in BUILTIN_PLUGINS.items():
         record = PluginRecord(name, __version__, f"builtin {module_name}", builtin=True)
-        add(record, functools.partial(importlib.import_module, module_name))
+        add(record, functools.partial(importlib.import_module, module_name), "builtin")
     if entry_points:
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             dist = ep.dist
             version = dist.version if dist is not None else "0"
-            source = f"distribution {dist.name if dist else '?'} ({ep.value})"
-            add(PluginRecord(ep.name, version, source), ep.load)
+            dist_name = dist.name if dist else "?"
+            source = f"distribution {dist_name} ({ep.value})"
+            add(PluginRecord(ep.name, version, source), ep.load, f"distribution {dist_name}")
     if plugin_dir is not None and plugin_dir.is_dir():
         for path in sorted(plugin_dir.glob("*.py")):
             if not path.name.startswith("_"):
                 add(
                     PluginRecord(path.stem, "0", f"file {path}"),
                     functools.partial(_load_file, path),
+                    f"file {path.name}",
                 )
     return records
 

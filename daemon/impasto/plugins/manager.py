@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,18 +17,20 @@ import pluggy
 
 from impasto.plugins.calls import (
     PluginPipeline,
+    TimedCalls,
     call_plugin,
-    check_options,
     checked_image,
+    checked_text,
     route_entries,
     sampler_entries,
     style_entries,
     wrong_return,
 )
+from impasto.plugins.preprocess import Check, run_preprocessors
 from impasto.plugins.types import (
     PluginContext,
     PluginError,
-    PluginRejected,
+    PluginFailed,
     PluginUnavailableError,
     PostprocessResult,
     RejectRequest,
@@ -43,8 +46,6 @@ BUILTIN_PLUGINS = {
     "png_metadata": "impasto.plugins.png_metadata",
     "prompt_filter": "impasto.plugins.prompt_filter",
 }
-# Checks a preprocessed request against the request schema: None, or (field, why).
-Check = Callable[[dict[str, Any]], tuple[str, str] | None]
 HOOKS = (
     "startup",
     "shutdown",
@@ -55,6 +56,12 @@ HOOKS = (
     "model_loader",
     "prompt_styles",
 )
+
+# A job error a plugin's hook caused (types.PluginFailed's message), naming the plugin.
+JOB_FAILURE = re.compile(r"plugin '([^']+)' failed in ")
+# Hooks the API waits on while it serves (or stops): a plugin that hangs in one fails that
+# call after calls.HOOK_TIMEOUT seconds. The start's hooks run on the main thread (Ctrl+C).
+TIMED_HOOKS = frozenset({"preprocess_request", "prompt_styles", "shutdown"})
 
 
 @dataclass
@@ -93,10 +100,20 @@ class PluginHost:
         self.pm = pm
         self.records = {r.name: r for r in records}
         self.config = {name: dict(table) for name, table in config.items()}
+        for name, table in self.config.items():
+            # `enabled = "false"` would leave the plugin running: refuse it, as a load error.
+            record = self.records.get(name)
+            flag = table.get("enabled")
+            if record is not None and "enabled" in table and not isinstance(flag, bool):
+                record.error = f"[plugins.{name}] enabled must be true or false, not {flag!r}"
         self.data_dir = data_dir
         self.models_dir = models_dir
         self.state_file = state_file
         self.sampler_owner: dict[str, str] = {}
+        self.timed = TimedCalls()
+        # name -> (how many times its hooks failed, the last failure's message)
+        self.failures: dict[str, tuple[int, str]] = {}
+        self._failures_lock = threading.Lock()
         self._state = self._read_state()
         # set_enabled runs in the API's threads: one writer of the state file at a time.
         self._write_lock = threading.Lock()
@@ -160,9 +177,40 @@ class PluginHost:
             "enabled": self.enabled(record.name),
             "builtin": record.builtin,
             "hooks": record.hooks,
-            "source": record.source,
-            "error": record.error,
+            "source": self.public(record.source),
+            "error": self.public(record.error) if record.error is not None else None,
+            "failures": self.failures.get(record.name, (0, ""))[0],
+            "last_failure": self.failures.get(record.name, (0, None))[1],
         }
+
+    def note_failure(self, name: str, message: str) -> None:
+        """Count a failure of one of ``name``'s hooks (GET /plugins shows it with the last)."""
+        if name not in self.records:
+            return
+        with self._failures_lock:
+            count = self.failures.get(name, (0, ""))[0]
+            self.failures[name] = (count + 1, self.public(message))
+
+    def note_job_error(self, error: str) -> None:
+        """A job failed with ``error``: where a plugin's hook failed it, count that failure
+        (the worker's hooks run in another process; their error names the plugin)."""
+        match = JOB_FAILURE.match(error)
+        if match is not None:
+            self.note_failure(match.group(1), error)
+
+    def public(self, text: str) -> str:
+        """``text`` with the data and models folders named by their labels (``<data>/x``): no
+        local path reaches a client, as everywhere in Impasto (responses get shared)."""
+        folders = [(self.models_dir, "<models>"), (self.data_dir, "<data>")]
+        spellings = [
+            (spelling, label)
+            for folder, label in folders
+            if folder is not None
+            for spelling in {str(folder), os.path.realpath(folder)}
+        ]
+        for spelling, label in sorted(spellings, key=lambda pair: -len(pair[0])):
+            text = text.replace(spelling, label)
+        return text
 
     def statuses(self) -> list[dict[str, Any]]:
         """Every discovered plugin, loaded or not, sorted by name."""
@@ -171,8 +219,8 @@ class PluginHost:
     def failed_to_load(self, name: str) -> str:
         """Why a plugin that failed to load (or to start) does not run, and what to do."""
         return (
-            f"plugin {name!r} failed to load ({self.records[name].error}); fix that and "
-            "restart the daemon (`impasto plugins list` shows every load error)"
+            f"plugin {name!r} failed to load ({self.public(str(self.records[name].error))}); "
+            "fix that and restart the daemon (`impasto plugins list` shows every load error)"
         )
 
     def not_running(self, name: str) -> str:
@@ -187,7 +235,7 @@ class PluginHost:
 
     # --- calling hooks --------------------------------------------------------------------
 
-    def _impls(self, hook: str, active: Mapping[str, Any]) -> list[pluggy.HookImpl]:
+    def impls(self, hook: str, active: Mapping[str, Any]) -> list[pluggy.HookImpl]:
         caller = getattr(self.pm.hook, hook)
         # pluggy runs the last registered (and tryfirst) implementation first; so do we.
         return [
@@ -196,7 +244,7 @@ class PluginHost:
             if impl.plugin_name in active and not (impl.hookwrapper or impl.wrapper)
         ]
 
-    def _context(self, name: str, config: Mapping[str, Any] | None, options: Any) -> Any:
+    def context(self, name: str, config: Mapping[str, Any] | None, options: Any) -> Any:
         return PluginContext(
             name=name,
             config=dict(config if config is not None else self.config.get(name, {})),
@@ -205,84 +253,33 @@ class PluginHost:
             models_dir=self.models_dir,
         )
 
-    def _invoke(self, hook: str, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
+    def invoke(self, hook: str, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
         """Call one plugin's implementation; anything it raises is pinned on that plugin (a
-        preprocessor's RejectRequest is its caller's to word)."""
+        preprocessor's RejectRequest is its caller's to word). The hooks the API waits on
+        have a time limit (TimedCalls)."""
         passes = (RejectRequest,) if hook == "preprocess_request" else ()
         args = [kwargs[arg] for arg in impl.argnames]
-        return call_plugin(impl.plugin_name, hook, impl.function, *args, passes=passes)
+        function = impl.function
+        if hook in TIMED_HOOKS:
+            function = self.timed.wrap(impl.plugin_name, function)
+        return call_plugin(impl.plugin_name, hook, function, *args, passes=passes)
 
     def preprocess_request(
         self, request: dict[str, Any], check: Check | None = None
     ) -> dict[str, Any]:
-        """Run every active preprocess_request hook; raises PluginRejected or PluginFailed.
+        """Run every active preprocess_request hook; raises PluginRejected or PluginFailed
+        (their messages naming local folders by their labels: a client reads them).
 
         ``check`` is called on each request a plugin returns: None where the request schema
         takes it, else (field, why), which is that plugin's error."""
-        self._check_sampler(request.get("sampler"))
-        active = self.job_plugins()
-        options = request.get("plugins") or {}
-        for name, value in options.items():
-            self._check_options_for(name, value)
-        request = dict(request)
-        for impl in self._impls("preprocess_request", active):
-            name = impl.plugin_name
-            context = self._context(name, active[name], options.get(name))
-            try:
-                value = self._invoke(
-                    "preprocess_request", impl, {"request": request, "context": context}
-                )
-            except RejectRequest as exc:
-                # A plugin speaks for its own options: all of "plugins" is narrowed to them.
-                field = f"plugins.{name}" if exc.field == "plugins" else exc.field
-                raise PluginRejected(
-                    name, f"rejected by plugin {name!r}: {exc.message}", field
-                ) from None
-            if value is None:
-                continue
-            if not isinstance(value, dict):
-                expected = "a dict (the request) or None"
-                raise wrong_return(name, "preprocess_request", value, expected)
-            refused = check(value) if check is not None else None
-            if refused is not None:
-                field, why = refused
-                if field in value:  # what it returned there: 5 for a prompt, say
-                    got = value[field]
-                    why += f"; it returned {type(got).__name__} {repr(got)[:40]}"
-                message = (
-                    f"plugin {name!r} returned a request the request schema refuses "
-                    f"({field}: {why}); disable it with `impasto plugins disable {name}`"
-                )
-                log.error("%s", message)
-                raise PluginRejected(name, message, field)
-            request = value
-        self._check_sampler(request.get("sampler"))
-        return request
-
-    def _check_options_for(self, name: str, value: Any) -> None:
-        """Options for a plugin that will not run (none of that name, disabled, failed to load)
-        are refused: the request would otherwise run without what it asked for. So are options
-        of a type other than the plugin's OPTIONS declares."""
-        record = self.records.get(name)
-        field = f"plugins.{name}"
-        if record is None:
-            known = ", ".join(sorted(self.records)) or "none"
-            raise PluginRejected(name, f"no plugin named {name!r}; installed: {known}", field)
-        if record.error is not None:
-            raise PluginRejected(name, self.failed_to_load(name), field)
-        if not self.enabled(name):
-            message = (
-                f"plugin {name!r} is disabled, so these options would do nothing; enable it "
-                f"with `impasto plugins enable {name}`"
-            )
-            raise PluginRejected(name, message, field)
-        check_options(name, record.options_type, value)
-
-    def _check_sampler(self, sampler: Any) -> None:
-        owner = self.sampler_owner.get(str(sampler))
-        if owner is not None and not self.active(owner):
-            message = f"sampler {sampler!r} comes from a plugin that does not run: "
-            raise PluginRejected(owner, message + self.not_running(owner), "sampler")
+        try:
+            return run_preprocessors(self, request, check)
+        except PluginError as exc:
+            exc.message = self.public(exc.message)
+            exc.args = (exc.message,)
+            if isinstance(exc, PluginFailed) or getattr(exc, "fault", False):
+                self.note_failure(exc.plugin, exc.message)
+            raise
 
     def postprocess(
         self,
@@ -295,13 +292,14 @@ class PluginHost:
         """Pass one output image through every active postprocess_result hook, in order;
         ``cancel`` (the job's cancel token) is checked before each plugin."""
         options = options or {}
-        for impl in self._impls("postprocess_result", active):
+        for impl in self.impls("postprocess_result", active):
             if cancel is not None:
                 cancel.raise_if_cancelled()
             name = impl.plugin_name
-            context = self._context(name, active[name], options.get(name))
+            context = self.context(name, active[name], options.get(name))
             kwargs = {"result": result, "image": image, "context": context}
-            replaced = checked_image(name, self._invoke("postprocess_result", impl, kwargs))
+            replaced = checked_image(name, self.invoke("postprocess_result", impl, kwargs))
+            checked_text(name, result.text)
             if replaced is not None:
                 image = replaced
         return image
@@ -311,10 +309,10 @@ class PluginHost:
     ) -> Any:
         """The first pipeline an active model_loader returns for ``model_dir``, else None."""
         options = options or {}
-        for impl in self._impls("model_loader", active):
+        for impl in self.impls("model_loader", active):
             name = impl.plugin_name
-            context = self._context(name, active[name], options.get(name))
-            pipeline = self._invoke(
+            context = self.context(name, active[name], options.get(name))
+            pipeline = self.invoke(
                 "model_loader", impl, {"model_dir": model_dir, "context": context}
             )
             if pipeline is None:
@@ -329,11 +327,11 @@ class PluginHost:
         ``register_sampler``'s keywords (``recommended_steps``, ``recommended_schedule``, ...).
         """
         loaded = {name: None for name, r in self.records.items() if r.error is None}
-        for impl in self._impls("register_samplers", loaded):
+        for impl in self.impls("register_samplers", loaded):
             name = impl.plugin_name
-            context = self._context(name, None, None)
+            context = self.context(name, None, None)
             try:
-                entries = self._invoke("register_samplers", impl, {"context": context})
+                entries = self.invoke("register_samplers", impl, {"context": context})
                 for sampler_id, cls, label, *settings in sampler_entries(name, entries):
                     register(sampler_id, cls, label, **(settings[0] if settings else {}))
                     self.sampler_owner[sampler_id] = name
@@ -346,11 +344,11 @@ class PluginHost:
         """Each loaded plugin's extra route handlers (each passing ``is_handler``), by name."""
         loaded = {name: None for name, r in self.records.items() if r.error is None}
         handlers: dict[str, list[Any]] = {}
-        for impl in self._impls("register_routes", loaded):
+        for impl in self.impls("register_routes", loaded):
             name = impl.plugin_name
-            context = self._context(name, None, None)
+            context = self.context(name, None, None)
             try:
-                found = self._invoke("register_routes", impl, {"context": context})
+                found = self.invoke("register_routes", impl, {"context": context})
                 found = route_entries(name, found, is_handler)
             except PluginError as exc:
                 self.records[name].error = str(exc)
@@ -364,13 +362,14 @@ class PluginHost:
         plugin whose hook fails is left out of the listing (and logged)."""
         active = self.job_plugins()
         styles: dict[str, dict[str, str]] = {}
-        for impl in self._impls("prompt_styles", active):
-            context = self._context(impl.plugin_name, active[impl.plugin_name], None)
+        for impl in self.impls("prompt_styles", active):
+            context = self.context(impl.plugin_name, active[impl.plugin_name], None)
             try:
-                found = self._invoke("prompt_styles", impl, {"context": context})
+                found = self.invoke("prompt_styles", impl, {"context": context})
                 for name, style in style_entries(impl.plugin_name, found).items():
                     styles.setdefault(name, style)
-            except PluginError:
+            except PluginError as exc:
+                self.note_failure(impl.plugin_name, exc.message)
                 continue  # logged where it was raised
         return styles
 
@@ -384,14 +383,15 @@ class PluginHost:
 
     def _lifecycle(self, hook: str, **kwargs: Any) -> None:
         active = self.job_plugins()
-        for impl in self._impls(hook, active):
+        for impl in self.impls(hook, active):
             name = impl.plugin_name
             try:
-                value = self._invoke(
-                    hook, impl, {**kwargs, "context": self._context(name, None, None)}
+                value = self.invoke(
+                    hook, impl, {**kwargs, "context": self.context(name, None, None)}
                 )
                 if value is not None:
                     raise wrong_return(name, hook, value, "None")
             except PluginError as exc:
+                self.note_failure(name, exc.message)
                 if hook == "startup":
                     self.records[name].error = str(exc)

@@ -58,11 +58,13 @@ class PluginError(Exception):
 
 
 class PluginRejected(PluginError):
-    """The request was refused on behalf of ``plugin``; ``field`` names the input at fault."""
+    """The request was refused on behalf of ``plugin``; ``field`` names the input at fault.
+    ``fault``: the plugin broke it (returned what the schema refuses), it did not refuse it."""
 
-    def __init__(self, plugin: str, message: str, field: str) -> None:
+    def __init__(self, plugin: str, message: str, field: str, *, fault: bool = False) -> None:
         super().__init__(plugin, message)
         self.field = field
+        self.fault = fault
 
 
 class PluginFailed(PluginError):

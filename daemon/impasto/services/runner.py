@@ -135,6 +135,8 @@ class JobRunner:
 
     def on_failed(self, job_id: str, error: str) -> None:
         error = self.public_error(error)
+        if self.plugins is not None:  # a plugin's hook failed it: GET /plugins counts that
+            self.plugins.note_job_error(error)
         self.store.mark_failed(job_id, error)
         self.previews.pop(job_id, None)
         self.bus.publish("failed", job_id, {"error": error})

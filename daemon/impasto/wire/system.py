@@ -66,6 +66,10 @@ class PluginInfo(Schema):
     hooks: list[str] = msgspec.field(default_factory=list)
     source: str = ""
     error: str | None = None
+    # Its hooks' failures since the daemon started (raised, returned wrong, timed out) and the
+    # last one's message: a plugin that loads but breaks requests or jobs shows here too.
+    failures: int = 0
+    last_failure: str | None = None
 
 
 class RejectedProvider(Schema):

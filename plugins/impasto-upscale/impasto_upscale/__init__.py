@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from PIL import Image
@@ -19,18 +19,20 @@ SETTINGS = {
     "name; empty: the first upscalers/*.onnx.",
 }
 SCALES = (2, 4)
+Scale = Literal[0, 2, 4]  # 0: none
 FIELD = "plugins.upscale"  # the request field a refusal names: this plugin's options
 
 
 class ScaleOptions(msgspec.Struct, forbid_unknown_fields=True):
     """``{"scale": 2}``, the long form of the options."""
 
-    scale: int = 0
+    scale: Scale = 0
 
 
-# What the request's options may be (the plugin host refuses anything else with a 422):
-# 2 or 4, false or 0 for none, or {"scale": 2}.
-OPTIONS = int | bool | ScaleOptions | None
+# What the request's options may be (the plugin host refuses anything else with a 422, before
+# any hook runs, and also where another plugin's preprocessor put them): 2 or 4, false or 0 for
+# none, or {"scale": 2}.
+OPTIONS = Scale | bool | ScaleOptions | None
 
 
 def requested_scale(options: Any, config: dict[str, Any]) -> int:

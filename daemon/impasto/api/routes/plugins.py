@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from litestar import Controller, Request, Response, Router, get, post
@@ -21,6 +22,16 @@ from impasto.wire import PluginInfo
 
 PLUGIN_ROUTES_PREFIX = "/api/v1/plugins"
 log = logging.getLogger("impasto.plugins")
+
+
+# Enabling and disabling write the state file on a thread of their own, not the shared one
+# that requests' plugin hooks run in: a plugin hanging there can always be disabled.
+_STATE_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plugins-state")
+
+
+async def _set_in_thread(host: PluginHost, name: str, enabled: bool) -> PluginInfo:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_STATE_WRITER, _set, host, name, enabled)
 
 
 def _set(host: PluginHost, name: str, enabled: bool) -> PluginInfo:
@@ -42,11 +53,11 @@ class PluginsController(Controller):
 
     @post("/{name:str}/enable", status_code=200, summary="Enable a plugin from the next job on")
     async def enable(self, plugin_host: Plugins, name: FromPath[str]) -> PluginInfo:
-        return await asyncio.to_thread(_set, plugin_host, name, True)  # writes the state file
+        return await _set_in_thread(plugin_host, name, True)  # writes the state file
 
     @post("/{name:str}/disable", status_code=200, summary="Disable a plugin from the next job on")
     async def disable(self, plugin_host: Plugins, name: FromPath[str]) -> PluginInfo:
-        return await asyncio.to_thread(_set, plugin_host, name, False)  # writes the state file
+        return await _set_in_thread(plugin_host, name, False)  # writes the state file
 
 
 def _enabled_guard(name: str) -> Any:
