@@ -549,3 +549,17 @@ def test_generate_follows_its_job_again_when_the_daemon_comes_back(
     assert "waiting up to 60 s for it to come back" in err
     assert f"The daemon is back; following job {JOB}" in err
     assert (out / f"{JOB}-0.png").read_bytes() == b"PNG-0"
+
+
+def test_plugin_options_are_json_else_text_and_a_bare_name_is_true() -> None:
+    daemon = CliDaemon()
+    argv = ["generate", "x", "--detach", "--plugin", "upscale=2", "--plugin", "styles=cinematic"]
+    argv += ["--plugin", 'tags=["a", "b"]', "--plugin", "watermark", "--plugin", "note=a=b"]
+    assert main(argv, connect=daemon.client) == 0
+    assert json.loads(daemon.requests[0].content)["plugins"] == {
+        "upscale": 2,
+        "styles": "cinematic",
+        "tags": ["a", "b"],
+        "watermark": True,
+        "note": "a=b",
+    }

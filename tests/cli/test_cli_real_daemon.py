@@ -251,3 +251,19 @@ def test_upscale_makes_the_folder_of_its_output(
     assert main(["upscale", "img.png", "--scale", "100", "-o", "other/big.png", *url]) == 1
     assert "scale: must be a number between 1 and 8" in capsys.readouterr().err
     assert not Path("other").exists()
+
+
+def test_plugin_options_are_sent_and_a_refused_one_names_the_option(
+    daemon: Daemon, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["generate", "a red circle", "--steps", "1", "--width", "64", "--height", "64"]
+    argv += ["-o", str(tmp_path), "--quiet", "--url", daemon.url]
+    # impasto-upscale (plugins/): its options are the factor, as JSON.
+    assert main([*argv, "--plugin", "upscale=2"]) == 0
+    (saved,) = (Path(line) for line in capsys.readouterr().out.splitlines())
+    assert Image.open(saved).size == (128, 128)
+    assert main([*argv, "--plugin", "upscale=3"]) == 1
+    err = capsys.readouterr().err
+    assert "plugins.upscale (--plugin): " in err, err
+    assert main([*argv, "--plugin", "=2"]) == 2  # a usage error, nothing sent
+    assert "a plugin's name comes before '='" in capsys.readouterr().err

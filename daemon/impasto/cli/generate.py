@@ -47,6 +47,7 @@ OPTIONS = {
     **dict.fromkeys(("hires.scale", "hires.width", "hires.height"), "--hires"),
     **dict.fromkeys(("seed_resize_from_width", "seed_resize_from_height"), "--seed-resize-from"),
     "loras": "--lora",
+    "plugins": "--plugin",
 }
 """Request field -> the option that fills it, for the daemon's refusals."""
 
@@ -55,7 +56,8 @@ def _naming_options(exc: ApiError) -> ApiError:
     """The daemon names request fields; where the option is spelled otherwise (``cfg_scale``
     from ``--cfg``, ``loras[0].weight`` from ``--lora``) the refusal names the option too."""
     for error in exc.errors:
-        option = OPTIONS.get(re.sub(r"\[\d+\].*$", "", error.field))
+        field = re.sub(r"\[\d+\].*$", "", error.field)
+        option = OPTIONS.get(field) or OPTIONS.get(field.split(".", 1)[0])  # plugins.NAME
         if option is not None and option != _option(error.field):
             exc = naming(exc, error.field, f"{error.field} ({option})")
     return exc
@@ -85,6 +87,8 @@ def build_request(args: argparse.Namespace, client: Client) -> dict[str, Any]:
             request[field] = value
     if args.loras:
         request["loras"] = args.loras
+    if args.plugins:
+        request["plugins"] = dict(args.plugins)
     if args.tiling_axis is not None:
         request["tiling"] = args.tiling_axis
     if args.seed_resize_from is not None:

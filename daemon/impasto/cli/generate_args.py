@@ -4,6 +4,7 @@ parsers of their values."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any, get_args
 
@@ -267,6 +268,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a LoRA from the models folder's loras/ at WEIGHT (default 1); repeatable "
         "(A1111's <lora:NAME:WEIGHT> in the prompt works too)",
     )
+    parser.add_argument(
+        "--plugin",
+        dest="plugins",
+        action="append",
+        type=plugin_option,
+        metavar="NAME[=VALUE]",
+        help="options for a plugin, as the request's plugins.NAME: a JSON value "
+        "(--plugin upscale=2, --plugin 'styles=[\"cinematic\"]'), else the text as a string "
+        "(--plugin styles=cinematic); NAME alone is true; repeatable (impasto plugins list)",
+    )
     parser.add_argument("--vae", metavar="NAME", help="an installed VAE instead of the model's")
     parser.add_argument(
         "--clip-skip",
@@ -340,6 +351,20 @@ def lora_spec(text: str) -> dict[str, Any]:
     if not colon:
         return {"name": text}
     return {"name": name, "weight": finite_float(weight, f"{text!r}: the weight after ':'")}
+
+
+def plugin_option(text: str) -> tuple[str, Any]:
+    """``NAME`` (true) or ``NAME=VALUE`` (JSON, else the text) as one entry of ``plugins``."""
+    name, equals, value = text.partition("=")
+    name = name.strip()
+    if not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: a plugin's name comes before '='")
+    if not equals:
+        return name, True
+    try:
+        return name, json.loads(value)
+    except ValueError:
+        return name, value
 
 
 HIRES_FLAGS = {
