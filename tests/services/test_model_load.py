@@ -18,15 +18,30 @@ from impasto.worker.protocol import LoadModel
 TINY = Path(__file__).resolve().parents[2] / "models" / "tiny"
 
 
+class FakeWorker:
+    """One live worker: records what it is sent and answers a load at once."""
+
+    def __init__(self, sent: list[Any]) -> None:
+        self.sent = sent
+        self.answers: dict[str, asyncio.Future[str]] = {}
+
+    def expect_load(self, model_dir: str) -> asyncio.Future[str]:
+        self.answers[model_dir] = asyncio.get_running_loop().create_future()
+        return self.answers[model_dir]
+
+    async def send(self, message: Any) -> None:
+        self.sent.append(message)
+        self.answers.pop(message.model_dir).set_result("")
+
+
 class FakeSupervisor:
-    """The seam the manager talks to the workers through: records what it broadcast."""
+    """The seam the manager talks to the workers through: records what they were sent."""
 
     def __init__(self) -> None:
         self.sent: list[Any] = []
 
-    async def broadcast(self, message: Any) -> int:
-        self.sent.append(message)
-        return 1
+    def live_workers(self) -> list[FakeWorker]:
+        return [FakeWorker(self.sent)]
 
 
 def _manager(tmp_path: Path, setting: float) -> tuple[ModelManager, FakeSupervisor]:
@@ -43,7 +58,7 @@ def test_load_keeps_the_model_for_the_asked_seconds(
     tmp_path: Path, asked: float | None, kept: float
 ) -> None:
     manager, supervisor = _manager(tmp_path, setting=300.0)
-    assert asyncio.run(manager.load("mine", asked)) == 1
+    assert asyncio.run(manager.load("mine", asked)).workers == 1
     (message,) = supervisor.sent
     assert isinstance(message, LoadModel)
     assert message.keep_alive == kept
