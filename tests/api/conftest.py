@@ -9,8 +9,8 @@ import pytest
 from litestar.testing import TestClient
 
 from impasto.api.app import create_app
-from impasto.paths import resolve_paths
 from impasto.assembly import build_services
+from impasto.paths import resolve_paths
 from impasto.services.container import Services
 from impasto.settings import Settings
 

@@ -177,6 +177,84 @@ def test_the_png_parameters_pasted_back_redraw_the_picture(
     assert same(pictures[0], again[0]), texts[0]
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"hires": {"scale": 1.5, "strength": 0.5}},  # img2img_steps: the native "strength"
+        {"hires": {"scale": 1.5, "strength": 0.45, "steps": 2}, "img2img_steps": "a1111"},
+        {"strength": 0.6},
+        {"strength": 0.6, "img2img_steps": "exact"},
+        {"strength": 0.55, "img2img_steps": "a1111"},  # A1111's own: no label
+    ],
+    ids=["hires-strength", "hires-a1111", "img2img-strength", "img2img-exact", "img2img-a1111"],
+)
+def test_a_native_picture_from_an_image_redraws_from_its_parameters(
+    http: httpx.Client, fields: dict[str, Any]
+) -> None:
+    """How a run from an image counted its steps travels in the text (``Img2img steps``), so a
+    native picture pasted into /sdapi (A1111's "send to img2img") gives the same pixels."""
+    init = first(http, seed=1)
+    body = {"model": "sd-tiny", "sampler": "euler_a", "schedule": "uniform", **fields}
+    route, extra = "txt2img", {}
+    if "strength" in fields:
+        route, extra = "img2img", {"init_images": [b64png(init)]}
+        body["init_image"] = upload(http, init)
+    [(pixels, result)] = native(http, **body)
+    text = result["metadata"]["parameters"]
+    mode = fields.get("img2img_steps", "strength")
+    assert ("Img2img steps" in text) == (mode != ("a1111" if route == "img2img" else "exact"))
+    again, _, _ = sdapi(http, route, infotext=text, **extra)
+    assert same(pixels, again[0]), text
+
+
+def test_sdapi_img2img_with_fixed_steps_redraws_from_its_text_without_the_option(
+    http: httpx.Client,
+) -> None:
+    """``img2img_fix_steps`` is an option, not in A1111's text: Impasto's text says
+    ``Img2img steps: exact``, so pasting it back redraws without setting the option."""
+    init = [b64png(first(http, seed=1))]
+    body = {**BASE, "seed": 4, "denoising_strength": 0.6, "init_images": init}
+    fixed = {"override_settings": {"img2img_fix_steps": True}}
+    pictures, _, texts = sdapi(http, "img2img", **body, **fixed)
+    assert "Img2img steps: exact" in texts[0]
+    again, _, _ = sdapi(http, "img2img", infotext=texts[0], init_images=init)
+    assert same(pictures[0], again[0]), texts[0]
+    plain, _, plain_texts = sdapi(http, "img2img", **body)
+    assert "Img2img steps" not in plain_texts[0]
+    assert not same(plain[0], pictures[0])
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"mask_blur": 9, "inpainting_mask_invert": 1},
+        {"mask_blur": 0, "inpaint_full_res": False},
+        {"mask_blur_x": 2, "mask_blur_y": 12, "inpainting_fill": 2},
+    ],
+    ids=["blur-inverted", "no-blur-whole", "blur-x-y"],
+)
+def test_an_sdapi_inpainting_redraws_from_its_png_parameters(
+    http: httpx.Client, fields: dict[str, Any]
+) -> None:
+    """The mask's blur and inversion, applied before the job, are in the PNG's text as A1111
+    writes them (``Mask blur``, ``Mask mode``), so pasting it back does not blur by 4."""
+    init = [b64png(first(http, seed=1))]
+    shape = np.zeros((64, 64, 3), np.uint8)
+    shape[12:40, 20:52] = 255
+    images = {"init_images": init, "mask": b64png(shape)}
+    body = {**BASE, "seed": 8, "denoising_strength": 0.8, **images, **fields}
+    response = http.post("/sdapi/v1/img2img", json=body)
+    assert response.status_code == 200, response.text
+    png = Image.open(io.BytesIO(base64.b64decode(response.json()["images"][0])))
+    text = png.info["parameters"]
+    assert json.loads(response.json()["info"])["infotexts"] == [text]
+    blur = fields.get("mask_blur")
+    assert (f"Mask blur: {blur}" in text) == (blur is not None), text
+    assert ("Mask mode: Inpaint not masked" in text) == ("inpainting_mask_invert" in fields)
+    again, _, _ = sdapi(http, "img2img", infotext=text, **images)
+    assert same(np.asarray(png.convert("RGB")), again[0]), text
+
+
 def test_clip_skip_and_model_in_the_parameters_redraw_the_picture(http: httpx.Client) -> None:
     settings = {"sd_model_checkpoint": "sd-tiny-turbo", "CLIP_stop_at_last_layers": 2}
     body = {**BASE, "seed": 5, "cfg_scale": 1, "steps": 1, "override_settings": settings}

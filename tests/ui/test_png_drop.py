@@ -153,7 +153,8 @@ def test_a_png_chosen_with_the_button_fills_the_form(page: Page, tmp_path: Path)
     chooser, and the chosen PNG's A1111 settings, its mask blur too, fill the form."""
     text = (
         "a lighthouse at dusk\n"
-        "Steps: 17, Sampler: Euler a, CFG scale: 7, Seed: 99, Size: 192x256, Mask blur: 9"
+        "Steps: 17, Sampler: Euler a, CFG scale: 7, Seed: 99, Size: 192x256, Mask blur: 9, "
+        "Img2img steps: exact"
     )
     source = tmp_path / "from-a1111.png"
     source.write_bytes(a1111_png(text))
@@ -168,6 +169,7 @@ def test_a_png_chosen_with_the_button_fills_the_form(page: Page, tmp_path: Path)
     expect(page.locator("#steps")).to_have_value("17")
     expect(page.locator("#width")).to_have_value("192")
     expect(page.locator("#mask_blur")).to_have_value("9")
+    expect(page.locator("#img2img_steps")).to_have_value("exact")  # Impasto's own label
     # The same file again is read again (a chooser's value is reset after each choice).
     page.fill("#prompt", "changed")
     page.set_input_files("#png-file", str(source))

@@ -102,6 +102,7 @@ export function parseA1111(text) {
     else if (key === 'Conditional mask weight') out.inpaint_mask_weight = Number.parseFloat(value);
     else if (key === 'Clip skip') out.clip_skip = Number.parseInt(value, 10);
     else if (key === 'Mask blur') out.mask_blur = Number.parseInt(value, 10);
+    else if (key === 'Img2img steps') out.img2img_steps = value; // Impasto's: how steps counted
     else if (key === 'Variation seed') out.subseed = Number.parseInt(value, 10);
     else if (key === 'Variation seed strength') out.subseed_strength = Number.parseFloat(value);
     else if (key === 'Eta' || key === 'Eta DDIM') out.eta = Number.parseFloat(value);

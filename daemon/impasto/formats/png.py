@@ -44,6 +44,12 @@ UNCOND_SKIP_LABELS = {
 """A1111's labels of the settings that skip the negative prompt's pass (its option names)."""
 UNIPC_LABELS = {"unipc_order": "UniPC order", "unipc_variant": "UniPC variant"}
 """A1111's labels of its UniPC options (``uni_pc_order``, ``uni_pc_variant``)."""
+IMAGE_STEPS_LABEL = "Img2img steps"
+"""Impasto's label of how a run from an image counts its steps (the request's
+``img2img_steps``); A1111 has none and keeps an unknown label as it is."""
+A1111_IMAGE_STEPS = {"img2img": "a1111", "hires": "exact"}
+"""How A1111 counts the steps of each pass that starts from an image, without options: a text
+with no ``Img2img steps`` label means these (A1111's own pictures say nothing)."""
 _NEGATIVE = "Negative prompt:"
 
 # Our field name for each A1111 key, and how its text becomes a value.
@@ -114,6 +120,19 @@ def format_a1111_parameters(
     )
     negative = f"\n{_NEGATIVE} {negative_prompt}" if negative_prompt else ""
     return f"{prompt}{negative}\n{settings}".strip()
+
+
+def with_labels(text: str, labels: dict[str, Any]) -> str:
+    """``text`` (A1111's ``parameters``, ours with its settings line) with ``labels`` added at
+    the end of its settings line, replacing a label it has."""
+    if not labels:
+        return text
+    head, _, last = text.rpartition("\n")
+    if len(_PARAM.findall(last)) < 3:  # no settings line: the labels start one
+        head, last = text, ""
+    kept = [f"{key}: {value}" for key, value in _PARAM.findall(last) if key not in labels]
+    kept += [f"{key}: {quote_value(value)}" for key, value in labels.items()]
+    return f"{head}\n{', '.join(kept)}".strip()
 
 
 def parse_a1111_parameters(text: str) -> dict[str, Any]:

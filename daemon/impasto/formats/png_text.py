@@ -92,3 +92,34 @@ def png_text(data: bytes) -> dict[str, str]:
             raise PngTextError(f"the text chunks hold more than {MAX_TEXT_TOTAL} bytes")
         found.setdefault(*item)
     return found
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def with_text(data: bytes, key: str, text: str) -> bytes:
+    """The PNG with its ``key`` text chunk (each one) replaced by ``text``, where the first was,
+    else before the pixel data; reading and re-encoding no pixel. Latin-1 text is a tEXt chunk,
+    other text an iTXt one, as Pillow and A1111 write them."""
+    if not is_png(data):
+        raise PngTextError("not a PNG file")
+    name = key.encode("latin-1")
+    try:
+        new = _chunk(b"tEXt", name + b"\0" + text.encode("latin-1"))
+    except UnicodeEncodeError:  # keyword, no compression, no language or translated keyword
+        new = _chunk(b"iTXt", name + b"\0\0\0\0\0" + text.encode("utf-8"))
+    parts = [data[: len(PNG_SIGNATURE)]]
+    pos = len(PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        end = pos + 12 + length
+        body = data[pos + 8 : pos + 8 + length]
+        is_key = kind in (b"tEXt", b"zTXt", b"iTXt") and body.partition(b"\0")[0] == name
+        if is_key or (kind in (b"IDAT", b"IEND") and new):
+            parts.append(new)
+            new = b""
+        if not is_key:
+            parts.append(data[pos:end])
+        pos = end
+    return b"".join(parts) + data[pos:]

@@ -14,8 +14,10 @@ from impasto.engine.schedulers import (
 )
 from impasto.engine.upscale_latents import UPSCALER_LABELS
 from impasto.formats.png import (
+    A1111_IMAGE_STEPS,
     BOUND_LABELS,
     CHURN_LABELS,
+    IMAGE_STEPS_LABEL,
     IMPASTO_KEY,
     PARAMETERS_KEY,
     UNCOND_SKIP_LABELS,
@@ -166,7 +168,7 @@ def _pass_extra(params: dict[str, Any]) -> dict[str, Any] | None:
             img2img["SD upscale overlap"] = sd_upscale["overlap"]
             labels = {**UPSCALER_LABELS, "none": "None"}
             img2img["SD upscale upscaler"] = labels.get(upscaler, upscaler)
-        return img2img
+        return {**img2img, **_image_steps(params, "img2img")}
     hires = params.get("hires")
     if not hires:
         return None
@@ -183,5 +185,13 @@ def _pass_extra(params: dict[str, Any]) -> dict[str, Any] | None:
         "Hires prompt": hires.get("prompt"),
         "Hires negative prompt": hires.get("negative_prompt"),
         "Hires CFG Scale": hires.get("cfg_scale"),
+        **_image_steps(params, "hires"),
     }
     return {key: value for key, value in extra.items() if value is not None}
+
+
+def _image_steps(params: dict[str, Any], run: str) -> dict[str, str]:
+    """``Img2img steps`` where the run counts its steps other than A1111 does for that pass
+    (img2img ``a1111``, the hires pass ``exact``), so that the text pasted back redraws it."""
+    mode = params.get("img2img_steps", "strength")
+    return {} if mode == A1111_IMAGE_STEPS[run] else {IMAGE_STEPS_LABEL: mode}

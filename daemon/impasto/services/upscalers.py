@@ -6,8 +6,13 @@ Everything here blocks (file reads, model runs): routes call it in a thread.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +28,7 @@ from impasto.engine.image_upscale import (
     upscale_image,
 )
 from impasto.formats.png import PARAMETERS_KEY, exif_user_comment, quote_value
-from impasto.services.errors import FieldError, NotFoundError
+from impasto.services.errors import FieldError, NotFoundError, QueueFullError, ServiceError
 from impasto.services.images import image_gone
 from impasto.wire import UpscaleRequest
 from impasto.worker.files import NotInstalledError, upscaler_models, upscaler_path
@@ -35,6 +40,77 @@ LABELS = {NONE: "None", "lanczos": "Lanczos", "nearest": "Nearest"}
 """Built-in upscaler id -> AUTOMATIC1111's name."""
 MAX_SCALE = 8.0
 MAX_SIDE = 8192
+MAX_RUNNING = 2
+"""Upscales that may run at once in the API process (each holds its source and result, up to
+8192 pixels a side, and a model's tiles); one more waits for a slot up to SLOT_WAIT seconds,
+then is refused with 429 and Retry-After."""
+SLOT_WAIT = 30.0
+_SLOT_POLL = 0.05
+RETRY_AFTER = 2
+_running = threading.BoundedSemaphore(MAX_RUNNING)
+
+
+def _busy() -> QueueFullError:
+    return QueueFullError(
+        f"{MAX_RUNNING} upscales are running, the most at once, and none ended within "
+        f"{SLOT_WAIT:g} s; try again in a moment",
+        retry_after=RETRY_AFTER,
+    )
+
+
+@contextmanager
+def upscale_slot() -> Iterator[None]:
+    """One of the MAX_RUNNING upscale slots for the block, else QueueFullError (429) at once."""
+    if not _running.acquire(blocking=False):
+        raise _busy()
+    try:
+        yield
+    finally:
+        _running.release()
+
+
+@asynccontextmanager
+async def waiting_upscale_slot() -> AsyncIterator[None]:
+    """One of the MAX_RUNNING upscale slots for the block, waited for on the event loop (no
+    thread is held while it waits) up to SLOT_WAIT seconds, else QueueFullError (429)."""
+    deadline = time.monotonic() + SLOT_WAIT
+    while not _running.acquire(blocking=False):
+        if time.monotonic() >= deadline:
+            raise _busy()
+        await asyncio.sleep(_SLOT_POLL)
+    try:
+        yield
+    finally:
+        _running.release()
+
+
+class UpscaleCancelled(ServiceError):
+    """The upscale was stopped (its client went away) before it ended."""
+
+
+@dataclass(frozen=True)
+class StoppableUpscaler(ModelUpscaler):
+    """A model upscaler that stops before its next tile once ``stop`` is set."""
+
+    stop: threading.Event = field(default_factory=threading.Event, compare=False)
+
+    def session(self) -> Any:
+        return _StoppableSession(super().session(), self.stop)
+
+
+class _StoppableSession:
+    """An inference session whose next run raises UpscaleCancelled once ``stop`` is set."""
+
+    def __init__(self, session: Any, stop: threading.Event) -> None:
+        self._session, self._stop = session, stop
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        if self._stop.is_set():
+            raise UpscaleCancelled("the upscale was cancelled")
+        return self._session.run(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
 
 
 @dataclass(frozen=True)
@@ -70,8 +146,14 @@ class UpscaleSpec:
 class UpscalerService:
     """Lists, finds and runs upscalers; stateless apart from the engine's session cache."""
 
-    def __init__(self, models_dir: Path) -> None:
+    def __init__(self, models_dir: Path, stop: threading.Event | None = None) -> None:
         self.models_dir = models_dir
+        self.stop = stop or threading.Event()
+        """Set, a running upscale ends before its next model tile or pass (UpscaleCancelled)."""
+
+    def check_stop(self) -> None:
+        if self.stop.is_set():
+            raise UpscaleCancelled("the upscale was cancelled")
 
     def models(self) -> dict[str, Path]:
         return upscaler_models(self.models_dir)
@@ -114,7 +196,7 @@ class UpscalerService:
         """What the engine runs for an id from :meth:`resolve`."""
         if upscaler_id in BUILTIN:
             return upscaler_id
-        return ModelUpscaler(upscaler_path(self.models_dir, upscaler_id))
+        return StoppableUpscaler(upscaler_path(self.models_dir, upscaler_id), stop=self.stop)
 
     def label(self, upscaler_id: str) -> str:
         return LABELS.get(upscaler_id, upscaler_id)
@@ -148,11 +230,14 @@ class UpscalerService:
             scale = spec.scale
             spec.info["Postprocess upscale by"] = scale
         check_output_size(image.size, scale, spec.scale_field)
+        self.check_stop()
         source = filterable(image)
         upscaler = self.upscaler(upscaler_id)
         try:
             result = upscale_image(source, upscaler, scale)
         except UpscalerModelError as exc:
+            if isinstance(exc.__cause__, UpscaleCancelled):
+                raise exc.__cause__ from None
             raise FieldError(field_name, str(exc)) from None
         if isinstance(upscaler, ModelUpscaler):
             result = with_source_channels(source, result)
@@ -255,12 +340,15 @@ def source_image(services: Services, ref: str) -> Image.Image:
         raise FieldError("image", gone) from None
 
 
-def upscale_request(services: Services, req: UpscaleRequest) -> tuple[bytes, str]:
-    """The native upscale: the PNG (the source's text chunks kept) and the upscaler's id."""
+def upscale_request(
+    services: Services, req: UpscaleRequest, stop: threading.Event | None = None
+) -> tuple[bytes, str]:
+    """The native upscale: the PNG (the source's text chunks kept) and the upscaler's id;
+    ``stop`` set ends it early (UpscaleCancelled)."""
     if (req.width is None) != (req.height is None):
         raise FieldError("width", "send both width and height, or neither (to scale by scale)")
     source = source_image(services, req.image)
-    upscalers = UpscalerService(services.catalog.models_dir)
+    upscalers = UpscalerService(services.catalog.models_dir, stop)
     upscaler = upscalers.resolve(req.upscaler)
     spec = UpscaleSpec(
         upscaler=upscaler,

@@ -17,9 +17,9 @@ from impasto.api.compat.a1111_info import (
     check_kept_overrides,
     keep_overrides,
 )
-from impasto.api.compat.a1111_infotext import with_infotext
+from impasto.api.compat.a1111_infotext import blaming_infotext, with_infotext
 from impasto.api.compat.a1111_lists import A1111ListsController
-from impasto.api.compat.a1111_processed import info_json
+from impasto.api.compat.a1111_processed import info_json, labelled, request_labels
 from impasto.api.compat.a1111_schemas import (
     GenerationResponse,
     Img2ImgRequest,
@@ -73,6 +73,7 @@ async def _generate(services: Services, req: Txt2ImgRequest) -> GenerationRespon
     # Interrupted or skipped jobs contribute no images, as in A1111 after an interrupt.
     # Reading the PNGs back is file I/O that grows with the batch: not on the event loop.
     images = await asyncio.to_thread(compat.result_images, services, finished)
+    images = await asyncio.to_thread(labelled, images, request_labels(req, task))
     return GenerationResponse(
         images=[image.base64 for image in images] if req.send_images is not False else [],
         parameters=echo(req),
@@ -93,7 +94,8 @@ class A1111GenerationController(Controller):
     async def txt2img(
         self, services: AllServices, data: Annotated[dict[str, Any], TXT2IMG_BODY]
     ) -> GenerationResponse:
-        return await _generate(services, await _request(services, data, Txt2ImgRequest))
+        with blaming_infotext(data, is_img2img=False):
+            return await _generate(services, await _request(services, data, Txt2ImgRequest))
 
     @post(
         "/img2img",
@@ -104,7 +106,8 @@ class A1111GenerationController(Controller):
     async def img2img(
         self, services: AllServices, data: Annotated[dict[str, Any], IMG2IMG_BODY]
     ) -> GenerationResponse:
-        return await _generate(services, await _request(services, data, Img2ImgRequest))
+        with blaming_infotext(data, is_img2img=True):
+            return await _generate(services, await _request(services, data, Img2ImgRequest))
 
     @get("/progress", summary="The running task's progress, ETA and latest preview")
     async def progress(

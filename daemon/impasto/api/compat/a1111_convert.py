@@ -359,12 +359,16 @@ def _prepared_images(
         mask = binary_mask_of(decoded, rounded=req.mask_round is not False)
         if req.inpainting_mask_invert:
             mask = ImageOps.invert(mask)
-        blur_x, blur_y = (req.mask_blur_x or 0), (req.mask_blur_y or 0)
-        if req.mask_blur is not None:  # A1111's mask_blur sets both
-            blur_x = blur_y = req.mask_blur
-        mask = mask_blurred(mask, blur_x, blur_y)
+        mask = mask_blurred(mask, *mask_blurs(req))
         out["mask_image"] = upload(services, _fitted(mask, mode, size, "mask"))
     return out
+
+
+def mask_blurs(req: Img2ImgRequest) -> tuple[int, int]:
+    """The mask's blur across and down: ``mask_blur`` sets both, as in A1111."""
+    if req.mask_blur is not None:
+        return req.mask_blur, req.mask_blur
+    return req.mask_blur_x or 0, req.mask_blur_y or 0
 
 
 def _fitted(image: Image.Image, mode: str, size: tuple[int, int], field: str) -> Image.Image:

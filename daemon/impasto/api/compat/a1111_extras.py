@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import html
+import threading
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from msgspec import Meta
 
 from impasto.api.compat.common import decode_base64_image
@@ -26,8 +27,14 @@ from impasto.api.compat.errors import CompatError
 from impasto.api.compat.lenient import documented_body, lenient_convert
 from impasto.api.dependencies import AllServices
 from impasto.api.limits import RATE_LIMITED
+from impasto.api.routes.upscale import stopped_with_client
 from impasto.services.container import Services
-from impasto.services.upscalers import UpscalerService, UpscaleSpec, infotext, png_with_info
+from impasto.services.upscalers import (
+    UpscalerService,
+    UpscaleSpec,
+    infotext,
+    png_with_info,
+)
 from impasto.wire import Schema
 
 Visibility = Annotated[float, Meta(ge=0, le=1)]
@@ -118,12 +125,18 @@ def _html(info_text: str) -> str:
 
 
 def run_extras(
-    services: Services, req: ExtrasBaseRequest, images: list[tuple[str, str]]
+    services: Services,
+    req: ExtrasBaseRequest,
+    images: list[tuple[str, str]],
+    stop: threading.Event | None = None,
 ) -> tuple[list[str], str]:
-    """Decode, upscale and re-encode each (field, base64) image; blocking (call in a thread)."""
-    upscalers = UpscalerService(services.catalog.models_dir)
+    """Decode, upscale and re-encode each (field, base64) image; ``stop`` set ends it before
+    the next image or model tile (UpscaleCancelled). Blocking: call it in a thread (through
+    stopped_with_client, which holds an upscale slot)."""
+    upscalers = UpscalerService(services.catalog.models_dir, stop)
     encoded, text = [], ""
     for field, value in images:
+        upscalers.check_stop()
         source = decode_base64_image(services, value, field)
         spec = _spec(req)
         result = upscalers.upscale(source, spec)
@@ -156,12 +169,18 @@ class A1111ExtrasController(Controller):
         opt={RATE_LIMITED: True},
     )
     async def extra_single_image(
-        self, services: AllServices, data: Annotated[dict[str, Any], SINGLE_BODY]
+        self,
+        services: AllServices,
+        request: Request[Any, Any, Any],
+        data: Annotated[dict[str, Any], SINGLE_BODY],
     ) -> ExtrasSingleImageResponse:
         req = lenient_convert(data, ExtrasSingleImageRequest)
         if not req.image:
             raise CompatError(422, "send the image as base64 in image", "image")
-        images, info = await asyncio.to_thread(run_extras, services, req, [("image", req.image)])
+        pairs = [("image", req.image)]
+        images, info = await stopped_with_client(
+            request, lambda stop: run_extras(services, req, pairs, stop)
+        )
         return ExtrasSingleImageResponse(html_info=info, image=images[0])
 
     @post(
@@ -171,9 +190,14 @@ class A1111ExtrasController(Controller):
         opt={RATE_LIMITED: True},
     )
     async def extra_batch_images(
-        self, services: AllServices, data: Annotated[dict[str, Any], BATCH_BODY]
+        self,
+        services: AllServices,
+        request: Request[Any, Any, Any],
+        data: Annotated[dict[str, Any], BATCH_BODY],
     ) -> ExtrasBatchImagesResponse:
         req = lenient_convert(data, ExtrasBatchImagesRequest)
         pairs = [(f"imageList[{i}].data", item.data) for i, item in enumerate(req.imageList)]
-        images, info = await asyncio.to_thread(run_extras, services, req, pairs)
+        images, info = await stopped_with_client(
+            request, lambda stop: run_extras(services, req, pairs, stop)
+        )
         return ExtrasBatchImagesResponse(html_info=info, images=images)

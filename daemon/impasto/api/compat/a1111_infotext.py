@@ -10,7 +10,7 @@ value does not fit is a 422 naming ``infotext`` and the label.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from impasto.api.compat.a1111_convert import MASKED_CONTENT
@@ -22,6 +22,7 @@ from impasto.api.compat.a1111_settings import (
     DISCARD_OPTION,
     ENSD_OPTION,
     EXTRA_NOISE_OPTION,
+    IMAGE_STEPS_OPTION,
     MASK_WEIGHT_OPTION,
     NOISE_MULTIPLIER_OPTION,
     SGM_OPTION,
@@ -29,22 +30,25 @@ from impasto.api.compat.a1111_settings import (
     checked_bound,
     checked_churn,
     checked_clip_skip,
+    checked_image_steps,
     checked_noise_seed_delta,
     checked_option,
     checked_unipc,
 )
-from impasto.api.compat.errors import CompatError
+from impasto.api.compat.errors import CompatError, a1111_field
 from impasto.api.compat.lenient import lenient_convert
 from impasto.formats.png import (
     BOUND_LABELS,
     CHURN_LABELS,
     IMAGE_SIZE,
+    IMAGE_STEPS_LABEL,
     UNCOND_SKIP_LABELS,
     UNIPC_LABELS,
     parse_a1111_parameters,
 )
 from impasto.services.compat import compat_state, resolve_checkpoint
 from impasto.services.container import Services
+from impasto.services.errors import FieldError
 
 FIELD = "infotext"
 AUTO_SWAP_OPTION = "disable_weights_auto_swap"
@@ -88,8 +92,12 @@ IMG2IMG = {
     **BOTH_TABS,
     "Image CFG scale": "image_cfg_scale",
     "Mask blur": "mask_blur",
+    "Mask blur X": "mask_blur_x",  # Impasto's, where the two differ (A1111 writes neither)
+    "Mask blur Y": "mask_blur_y",
     "Masked area padding": "inpaint_full_res_padding",
 }
+HIRES_KEYS = {"Hires upscale", "Hires upscaler", "Hires resize-1"}
+"""Any of these with a ``Denoising strength`` turns the hires fix on (A1111's paste fields)."""
 # Labels whose text is a choice, read as A1111's radio buttons index it (img2img only).
 IMG2IMG_CHOICES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "Mask mode": ("inpainting_mask_invert", lambda text: int(text == "Inpaint not masked")),
@@ -100,6 +108,15 @@ IMG2IMG_CHOICES: dict[str, tuple[str, Callable[[str], Any]]] = {
         ),
     ),
     "Inpaint area": ("inpaint_full_res", lambda text: text == "Only masked"),
+}
+
+# What A1111's parse_generation_parameters fills in where a text has no such label, so that
+# an inpainting's text (A1111 writes these only where they are not their default) reads back.
+IMG2IMG_DEFAULTS = {
+    "Mask mode": "Inpaint masked",
+    "Masked content": "original",
+    "Inpaint area": "Whole picture",
+    "Masked area padding": "32",
 }
 
 
@@ -159,6 +176,8 @@ def _number(label: str, value: Any) -> float:
 def _fields(labels: dict[str, Any], is_img2img: bool) -> dict[str, Any]:
     """The request fields ``labels`` give, before the request's own are laid over them."""
     schema = Img2ImgRequest if is_img2img else Txt2ImgRequest
+    if is_img2img:
+        labels = {**IMG2IMG_DEFAULTS, **labels}
     fields = {
         field: _checked(schema, label, field, labels[label])
         for label, field in (IMG2IMG if is_img2img else TXT2IMG).items()
@@ -168,8 +187,9 @@ def _fields(labels: dict[str, Any], is_img2img: bool) -> dict[str, Any]:
         for label, (field, read) in IMG2IMG_CHOICES.items():
             if label in labels:
                 fields[field] = _checked(schema, label, field, read(str(labels[label])))
-    elif "Denoising strength" in labels:
-        # A1111's txt2img writes a denoising strength only for the hires fix's second pass.
+    elif "Denoising strength" in labels and HIRES_KEYS & labels.keys():
+        # As A1111's paste turns the hires fix on: a denoising strength and a hires key (an
+        # img2img picture's text, sent to txt2img, has the strength alone).
         fields["enable_hr"] = True
     return fields
 
@@ -178,8 +198,9 @@ def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
     """``override_settings`` entries the text gives: Clip skip, Eta, Eta DDIM, Noise multiplier,
     the sigma churn settings, the schedule's bounds, NGMS and Skip Early CFG, Discard
     penultimate sigma, SGM noise multiplier, UniPC order and variant, Extra noise, Conditional
-    mask weight, ENSD, RNG, the VAE (where installed), the decoder, and the model when the
-    ``disable_weights_auto_swap`` option is off (A1111's default keeps it)."""
+    mask weight, ENSD, RNG, Img2img steps (Impasto's), the VAE (where installed), the decoder,
+    and the model when the ``disable_weights_auto_swap`` option is off (A1111's default keeps
+    it)."""
     settings: dict[str, Any] = {}
     if "Clip skip" in labels:
         text = str(labels["Clip skip"])
@@ -233,6 +254,10 @@ def _settings(services: Services, labels: dict[str, Any]) -> dict[str, Any]:
             settings[option] = str(labels[label]).strip() == "True"
     if "RNG" in labels:
         settings["randn_source"] = str(labels["RNG"])
+    if IMAGE_STEPS_LABEL in labels:  # Impasto's: how a run from an image counted its steps
+        text = str(labels[IMAGE_STEPS_LABEL]).strip()
+        field = f"{FIELD} ({IMAGE_STEPS_LABEL})"
+        settings[IMAGE_STEPS_OPTION] = checked_image_steps(text, field)
     if "VAE" in labels:  # A1111 writes the file's name: "kl-f8-anime2.safetensors"
         with contextlib.suppress(CompatError):  # as A1111: one not installed here is left out
             vae = checked_vae(services, labels["VAE"], FIELD)
@@ -274,3 +299,46 @@ def with_infotext(services: Services, body: dict[str, Any], is_img2img: bool) ->
     if settings and (overrides is None or isinstance(overrides, dict)):
         merged["override_settings"] = {**settings, **(overrides or {})}
     return merged
+
+
+# The hires pass's size comes from Hires resize, else Hires upscale (its native fields keep
+# their names in errors, which explain both).
+_SIZE_LABELS = {
+    "hires.width": ("Hires resize-1", "Hires upscale"),
+    "hires.height": ("Hires resize-2", "Hires upscale"),
+}
+
+
+def _label_of(body: dict[str, Any], field: str, is_img2img: bool) -> tuple[str, str] | None:
+    """The label of ``body``'s infotext that gave ``field`` (one the body does not set itself)
+    and its text, as the picture's text says it ("Size", "64x80"); None if none did."""
+    text = body.get(FIELD)
+    sent = a1111_field(field)
+    if not isinstance(text, str) or not text or sent in body:
+        return None
+    labels = infotext_labels(text)
+    table = IMG2IMG if is_img2img else TXT2IMG
+    named = [label for label, request_field in table.items() if request_field == sent]
+    for label in (*named, *_SIZE_LABELS.get(field, ())):
+        if label not in labels:
+            continue
+        if label[-2:] in ("-1", "-2"):  # a "WxH" value, split by the reader
+            base = label[:-2]
+            return base, f"{labels[base + '-1']}x{labels[base + '-2']}"
+        return label, str(labels[label])
+    return None
+
+
+@contextlib.contextmanager
+def blaming_infotext(body: dict[str, Any], is_img2img: bool) -> Iterator[None]:
+    """A 422 on a request field that the body's infotext filled names ``infotext`` and the
+    label instead (``infotext: Steps: '0': must be ...``): the client sent no such field."""
+    try:
+        yield
+    except (CompatError, FieldError) as exc:
+        status = exc.status if isinstance(exc, CompatError) else 422
+        found = _label_of(body, exc.field, is_img2img) if status == 422 and exc.field else None
+        if found is None:
+            raise
+        label, text = found
+        raise CompatError(422, f"{label}: {text!r}: {exc.message}", FIELD) from None

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from typing import Any
 
-from impasto.api.compat.a1111_convert import Plan
+from impasto.api.compat.a1111_convert import Plan, mask_blurs
 from impasto.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
 from impasto.api.compat.samplers_map import sampler_label, schedule_label
 from impasto.engine.noise import offset_seed
-from impasto.formats.png import parse_a1111_parameters
+from impasto.formats.png import PARAMETERS_KEY, parse_a1111_parameters, with_labels
+from impasto.formats.png_text import with_text
 from impasto.services.compat import ResultImage
 from impasto.services.container import Services
 from impasto.wire import ResolvedPlan
@@ -55,6 +57,37 @@ def _extra_params(infotext: str) -> dict[str, Any]:
     return extra
 
 
+def request_labels(req: Txt2ImgRequest, plan: Plan) -> dict[str, Any]:
+    """The labels A1111 writes for what this layer applies before the job (the inpainting
+    mask's blur and inversion), which the job that draws the picture does not know: ``Mask
+    blur`` (``Mask blur X`` and ``Y`` where they differ, which A1111 leaves out) and ``Mask
+    mode``."""
+    if not plan.inpaint or not isinstance(req, Img2ImgRequest):
+        return {}
+    blur_x, blur_y = mask_blurs(req)
+    labels: dict[str, Any] = (
+        {"Mask blur": blur_x}
+        if blur_x == blur_y
+        else {"Mask blur X": blur_x, "Mask blur Y": blur_y}
+    )
+    if req.inpainting_mask_invert:
+        labels["Mask mode"] = "Inpaint not masked"
+    return labels
+
+
+def labelled(images: list[ResultImage], labels: dict[str, Any]) -> list[ResultImage]:
+    """``images`` with ``labels`` added to their ``parameters`` text, in the PNG too, so that
+    the text pasted back (A1111's "send to img2img") redraws them (file work: in a thread)."""
+    if not labels:
+        return images
+    out = []
+    for image in images:
+        text = with_labels(image.infotext, labels)
+        png = with_text(image.png, PARAMETERS_KEY, text)
+        out.append(dataclasses.replace(image, png=png, infotext=text))
+    return out
+
+
 def info_json(
     services: Services,
     req: Txt2ImgRequest,
@@ -78,10 +111,7 @@ def info_json(
     extra: dict[str, Any] = {"Schedule type": schedule_label(first.schedule)}
     if images and images[0].infotext:
         extra.update(_extra_params(images[0].infotext))
-    if plan.inpaint and isinstance(req, Img2ImgRequest):
-        extra["Mask blur"] = req.mask_blur if req.mask_blur is not None else req.mask_blur_x
-        if req.inpainting_mask_invert:
-            extra["Mask mode"] = "Inpaint not masked"
+    extra.update(request_labels(req, plan))
     # Each image's prompts as they ran, styles applied (its infotext's), as A1111's all_prompts;
     # prompt and negative_prompt stay as sent.
     ran = [parse_a1111_parameters(image.infotext) for image in images if image.infotext]

@@ -16,7 +16,7 @@ from litestar import Controller, get
 from impasto.api.compat.a1111_alwayson import BUILT_IN
 from impasto.api.compat.a1111_convert import echo, hires_scheduler, plan
 from impasto.api.compat.a1111_info import keep_overrides
-from impasto.api.compat.a1111_processed import info_json
+from impasto.api.compat.a1111_processed import info_json, labelled, request_labels
 from impasto.api.compat.a1111_schemas import (
     GenerationResponse,
     Img2ImgRequest,
@@ -86,15 +86,14 @@ async def generate_with_script(services: Services, req: Txt2ImgRequest) -> Gener
         if not jobs:  # refused before any job ran: the pictures it sent are not kept
             await asyncio.to_thread(compat.discard_pictures, services, task.requests, source)
         raise
-    text = await asyncio.to_thread(
-        info_json, services, plain, task, output.images, job_plan(jobs[0])
-    )
+    pictures = await asyncio.to_thread(labelled, output.images, request_labels(plain, task))
+    text = await asyncio.to_thread(info_json, services, plain, task, pictures, job_plan(jobs[0]))
     info = json.loads(text)
     info["all_prompts"] = output.prompts or [task.prompt]
     info["index_of_first_image"] = output.index_of_first_image
     info["extra_generation_params"].update(output.extra)
     parameters = echo(req)
-    images = [image.base64 for image in output.images] if req.send_images is not False else []
+    images = [image.base64 for image in pictures] if req.send_images is not False else []
     return GenerationResponse(
         images=images, parameters=parameters, info=json.dumps(info, ensure_ascii=False)
     )

@@ -35,6 +35,9 @@ options change nothing here: the timesteps are the schedule's, the last steps al
 EXTRA_NOISE_OPTION = "img2img_extra_noise"
 MASK_WEIGHT_OPTION = "inpainting_mask_weight"
 FIX_STEPS_OPTION = "img2img_fix_steps"
+IMAGE_STEPS_OPTION = "img2img_steps"
+"""Impasto's own option (an ``Img2img steps`` label of an infotext sets it): the native
+``img2img_steps`` for img2img and the hires pass, over A1111's ways and ``img2img_fix_steps``."""
 COLOR_CORRECTION_OPTION = "img2img_color_correction"
 BACKGROUND_OPTION = "img2img_background_color"
 
@@ -214,6 +217,14 @@ def checked_flag(value: object, field: str) -> bool:
     return value
 
 
+def checked_image_steps(value: object, field: str) -> str:
+    """Impasto's ``img2img_steps`` option: one of the native field's modes, else a 422."""
+    modes = LIMITS["img2img_steps"].choices or []
+    if value not in modes:
+        raise CompatError(422, f"must be one of {', '.join(modes)}", field)
+    return str(value)
+
+
 def checked_color(value: object, field: str) -> tuple[int, int, int]:
     """An A1111 colour option (``img2img_background_color``): a colour Pillow reads, as
     A1111 hands it to Pillow ("#ffffff", "#fff", "white", "rgb(255, 255, 255)"), else a 422."""
@@ -275,7 +286,8 @@ def run_settings(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
     discard = checked_flag(options.get(DISCARD_OPTION, False), field)
     sgm = checked_flag(options.get(SGM_OPTION, False), _option_field(req, SGM_OPTION))
     # A1111 runs hr_second_pass_steps (or steps) exactly in its hires pass, and img2img's
-    # int(steps x strength) + 1, or exactly steps with "img2img_fix_steps".
+    # int(steps x strength) + 1, or exactly steps with "img2img_fix_steps"; Impasto's own
+    # "img2img_steps" option picks any native mode.
     steps_mode, corrected = "exact", False
     if isinstance(req, Img2ImgRequest):
         field = _option_field(req, FIX_STEPS_OPTION)
@@ -283,6 +295,9 @@ def run_settings(services: Services, req: Txt2ImgRequest) -> dict[str, Any]:
         steps_mode = "exact" if fixed else "a1111"
         field = _option_field(req, COLOR_CORRECTION_OPTION)
         corrected = checked_flag(options.get(COLOR_CORRECTION_OPTION, False), field)
+    if options.get(IMAGE_STEPS_OPTION) is not None:  # a pasted text's Img2img steps
+        field = _option_field(req, IMAGE_STEPS_OPTION)
+        steps_mode = checked_image_steps(options[IMAGE_STEPS_OPTION], field)
     field = _option_field(req, EXTRA_NOISE_OPTION)
     extra = _checked_number(options.get(EXTRA_NOISE_OPTION, 0.0), field, "extra_noise")
     field = _option_field(req, MASK_WEIGHT_OPTION)

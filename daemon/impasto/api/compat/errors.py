@@ -72,6 +72,12 @@ def _as_sent(field: str, message: str) -> tuple[str, str]:
     return _SENT_AS.get(field, field), message
 
 
+def a1111_field(field: str) -> str:
+    """The A1111 request field a native ``field`` came from (``hires.steps`` ->
+    ``hr_second_pass_steps``), else ``field``."""
+    return _A1111_SENT_AS.get(field, field)
+
+
 def _a1111_as_sent(field: str, message: str) -> tuple[str, str]:
     """``field`` and ``message`` as an A1111 client sent them."""
     return _A1111_SENT_AS.get(field, field), message
@@ -134,7 +140,10 @@ def _a1111_validation(request: Request[Any, Any, Any], exc: ValidationException)
 def _a1111_service(request: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
     if isinstance(exc, FieldError):
         return _a1111_invalid([_a1111_as_sent(exc.field, exc.message)])
-    return _a1111_error(_status(exc), type(exc).__name__, str(exc))
+    response = _a1111_error(_status(exc), type(exc).__name__, str(exc))
+    if isinstance(exc, QueueFullError):  # when to try again, as the native API says it
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _a1111_compat(request: Request[Any, Any, Any], exc: CompatError) -> Response[Any]:
@@ -222,7 +231,10 @@ def _openai_service(request: Request[Any, Any, Any], exc: ServiceError) -> Respo
         return openai_error(400, f"{field}: {message}", field, "invalid_value")
     status = _status(exc)
     code = {404: "not_found", 409: "conflict", 429: "rate_limit_exceeded"}.get(status)
-    return openai_error(status, str(exc), None, code)
+    response = openai_error(status, str(exc), None, code)
+    if isinstance(exc, QueueFullError):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _openai_compat(request: Request[Any, Any, Any], exc: CompatError) -> Response[Any]:

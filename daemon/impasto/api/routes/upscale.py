@@ -3,14 +3,49 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody
 
 from impasto.api.dependencies import AllServices
 from impasto.api.limits import RATE_LIMITED
-from impasto.services.upscalers import UpscalerService, upscale_request
+from impasto.services.upscalers import UpscalerService, upscale_request, waiting_upscale_slot
 from impasto.wire import UpscalerEntry, UpscaleRequest
+
+T = TypeVar("T")
+
+
+async def _hung_up(request: Request[Any, Any, Any]) -> None:
+    """Returns once the client has closed the connection (the body is read by then); never,
+    where the server cannot say (a failed receive is no hang-up)."""
+    try:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+    except Exception:  # the upscale runs to its end, as it would without this watch
+        await asyncio.Event().wait()
+
+
+async def stopped_with_client(
+    request: Request[Any, Any, Any], work: Callable[[threading.Event], T]
+) -> T:
+    """``work(stop)`` in a thread, in one of the upscale slots (waited for, then a 429);
+    ``stop`` is set when the client goes away (a timeout, an abort) or the handler is
+    cancelled, so an upscale nobody waits for ends at its next model tile and frees its slot
+    (UpscaleCancelled), rather than running to the end."""
+    async with waiting_upscale_slot():
+        stop = threading.Event()
+        running = asyncio.ensure_future(asyncio.to_thread(work, stop))
+        gone = asyncio.ensure_future(_hung_up(request))
+        try:
+            await asyncio.wait({running, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not running.done():
+                stop.set()
+        return await running
 
 
 class UpscaleController(Controller):
@@ -30,7 +65,9 @@ class UpscaleController(Controller):
         media_type="image/png",
     )
     async def upscale(
-        self, services: AllServices, data: JSONBody[UpscaleRequest]
+        self, services: AllServices, request: Request[Any, Any, Any], data: JSONBody[UpscaleRequest]
     ) -> Response[bytes]:
-        png, upscaler = await asyncio.to_thread(upscale_request, services, data)
+        png, upscaler = await stopped_with_client(
+            request, lambda stop: upscale_request(services, data, stop)
+        )
         return Response(png, media_type="image/png", headers={"X-Impasto-Upscaler": upscaler})
