@@ -151,7 +151,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     ] = False
     cluster: Annotated[
         str,
-        _doc("Run workers on a Ray cluster: ray://HOST:PORT, HOST:PORT or auto (docs/cluster.md)."),
+        _doc(
+            "Run workers on a Ray cluster: HOST:PORT (its GCS address) or auto (docs/cluster.md)."
+        ),
     ] = ""
     cluster_cpu_workers: Annotated[
         int,
@@ -177,10 +179,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             raise ValueError(
                 f"hf_endpoint must be an http:// or https:// URL, not {self.hf_endpoint!r}"
             )
+        if self.cluster.startswith("ray://"):
+            raise ValueError(
+                f"cluster = {self.cluster!r}: Ray Client (ray://) cannot carry the workers' "
+                "message streams; run the daemon on a machine of the cluster (`ray start "
+                "--address=HEAD:6379`) with cluster = 'auto', or give the GCS address HOST:PORT "
+                "(docs/cluster.md)"
+            )
         if self.cluster and not _cluster_address(self.cluster):
             raise ValueError(
-                "cluster must be auto, HOST:PORT (a Ray cluster's GCS address) or "
-                f"ray://HOST:PORT (Ray Client), not {self.cluster!r}"
+                "cluster must be auto or HOST:PORT (a Ray cluster's GCS address), not "
+                f"{self.cluster!r}"
             )
 
 
@@ -188,11 +197,10 @@ def _cluster_address(value: str) -> bool:
     """Whether ``value`` is one of the Ray addresses docs/cluster.md lists."""
     if value == "auto":
         return True
-    rest = value.removeprefix("ray://")
-    if "/" in rest or "@" in rest:
+    if "/" in value or "@" in value:
         return False
     try:
-        address = urlsplit(f"ray://{rest}")
+        address = urlsplit(f"ray://{value}")
         port = address.port
     except ValueError:  # a port that is not a number or is out of range
         return False

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 import platformdirs
 
+from impasto import __version__
 from impasto.worker.files import Roots, model_folder
 from impasto.worker.protocol import (
     CancelJob,
@@ -66,6 +67,7 @@ class ActorChannel:
         self.cancelled: set[str] = set()
         self.on_cancel: Any = None
         self.head_dirs: dict[str, str] = {}  # node model folder -> the head's folder of it
+        self.loads: dict[str, str] = {}  # node model folder -> the head's LoadModel folder
 
     def send(self, message: FromWorker | NeedBlobs | Outputs) -> None:
         if isinstance(message, ModelsLoaded):
@@ -73,7 +75,11 @@ class ActorChannel:
                 {**item, "model_dir": self.head_dirs.get(item["model_dir"], item["model_dir"])}
                 for item in message.loaded
             ]
-            message = ModelsLoaded(loaded=loaded)
+            # A load's answer names the folder the head asked for, as a local worker's does.
+            load_of = self.loads.pop(message.load_of, "") or self.head_dirs.get(
+                message.load_of, message.load_of
+            )
+            message = msgspec.structs.replace(message, loaded=loaded, load_of=load_of)
         elif isinstance(message, JobDone):
             # The head writes the images (same bytes, same metadata); the node keeps none.
             images = [Path(result["path"]).read_bytes() for result in message.results]
@@ -89,7 +95,15 @@ class ActorChannel:
 class WorkerActor:
     """One inference worker on a Ray node (one per GPU, or per configured CPU slot)."""
 
-    def __init__(self, provider: str, enable_tensorrt: bool, cache_size: int) -> None:
+    def __init__(
+        self, provider: str, enable_tensorrt: bool, cache_size: int, head_version: str = ""
+    ) -> None:
+        if head_version and head_version != __version__:
+            # The messages of two versions may differ: a worker must not half-understand jobs.
+            raise RuntimeError(
+                f"Impasto {__version__} is installed on this node, the head daemon runs "
+                f"{head_version}: pip install 'impasto[cluster]=={head_version}' on the node"
+            )
         from impasto.engine import select_providers
         from impasto.worker.main import Worker, describe_choice, load_plugins
 
@@ -176,12 +190,16 @@ class WorkerActor:
         return node_dir
 
     def _preload(self, message: ClusterLoad) -> None:
+        head_dir = message.load.model_dir
         try:
             root = self._prepare(message.manifest)
         except (FetchError, OSError) as exc:
-            log.error("cannot load %s: %s", message.load.model_dir, exc)
+            log.error("cannot load %s: %s", head_dir, exc)
+            why = f"the worker could not get the model's files from the head daemon: {exc}"
+            self.worker.report_models(load_of=head_dir, load_error=why)
             return
-        node_dir = self._model_dir(root, message.manifest, Path(message.load.model_dir).name)
+        node_dir = self._model_dir(root, message.manifest, Path(head_dir).name)
+        self.channel.loads[node_dir] = head_dir
         self.worker.preload(node_dir, message.load.keep_alive)
 
     def _run(self, message: ClusterJob) -> None:

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import queue
+import re
 import sys
 import threading
 from typing import IO, Any
@@ -21,7 +22,7 @@ from typing import IO, Any
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no reports leave the network
 
 import ray
-from ray.exceptions import OutOfMemoryError, RayError
+from ray.exceptions import OutOfMemoryError, RayError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from impasto.worker.protocol import HEADER, read_frame
@@ -74,6 +75,7 @@ class Bridge:
         self.actors: dict[str, Any] = {}
         self.feeds: dict[str, asyncio.Queue[Deliver | Chunk]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.refused: dict[str, str] = {}  # actors killed for refusing a message, and why
 
     async def run(self, inp: IO[bytes]) -> None:
         loop = asyncio.get_running_loop()
@@ -116,7 +118,12 @@ class Bridge:
                 max_concurrency=4,  # the message stream, deliveries and file chunks at once
                 max_restarts=0,  # the daemon restarts workers; Ray must not replay a job
                 scheduling_strategy=NodeAffinitySchedulingStrategy(message.node_id, soft=False),
-            ).remote(message.provider, message.enable_tensorrt, message.cache_size)
+            ).remote(
+                message.provider,
+                message.enable_tensorrt,
+                message.cache_size,
+                head_version=message.version,
+            )
         except Exception as exc:
             self.out.send(Ended(message.key, f"could not start the actor: {exc}"))
             return
@@ -130,10 +137,11 @@ class Bridge:
         try:
             async for ref in actor.messages.options(num_returns="streaming").remote():
                 self.out.send(Out(key, await ref))
-        except RayError as exc:
-            lost = first_line(exc)
+        except Exception as exc:  # any end but its own must reach the daemon, or it waits on
+            lost = reason(exc)
             # Ray's memory monitor stopped the actor (its node was over the kill threshold).
             out_of_memory = isinstance(exc, OutOfMemoryError)
+        lost = self.refused.pop(key, lost)
         self.actors.pop(key, None)
         feed = self.feeds.pop(key, None)
         if feed is not None:
@@ -145,13 +153,29 @@ class Bridge:
             message = await feed.get()
             if isinstance(message, Deliver) and not message.body:
                 return
-            with contextlib.suppress(RayError):  # a lost actor shows as its stream's end
+            try:
                 if isinstance(message, Deliver):
                     await actor.deliver.remote(message.body)
                 else:
                     m = message
                     await actor.put_chunk.remote(m.sha256, m.offset, m.data, m.final, m.error)
                     self.out.send(Acked(key, m.sha256, m.offset))
+            except RayError as exc:
+                if not isinstance(exc, RayTaskError):
+                    continue  # a lost actor shows as its stream's end
+                self._refused(key, actor, exc)
+                return
+            except Exception as exc:
+                self._refused(key, actor, exc)
+                return
+
+    def _refused(self, key: str, actor: Any, exc: Exception) -> None:
+        """The actor raised on a message (a bug, a broken node): a worker that dropped one
+        would leave its job waiting, so it goes, and the daemon requeues the job."""
+        self.refused[key] = f"it refused a message: {reason(exc)}"
+        log.error("worker actor %s: %s", key, self.refused[key])
+        with contextlib.suppress(Exception):
+            ray.kill(actor, no_restart=True)
 
     async def _watch_nodes(self) -> None:
         last: list[NodeInfo] | None = None
@@ -180,9 +204,22 @@ class Bridge:
             await asyncio.sleep(NODES_EVERY_S)
 
 
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def reason(exc: BaseException) -> str:
+    """One line of why an actor ended or refused a call. Where the actor itself raised (in
+    its start, or in a call), the error it raised: the last line of Ray's report, after the
+    traceback, not Ray's header."""
+    lines = [line.strip() for line in ANSI.sub("", str(exc)).strip().splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return type(exc).__name__
+    if len(lines) > 1 and getattr(exc, "actor_init_failed", False):
+        return f"the worker failed to start: {lines[-1]}"[:300]
+    if len(lines) > 1 and isinstance(exc, RayTaskError):
+        return lines[-1][:300]
+    return lines[0][:300]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,6 +43,7 @@ class BlobCache:
             folder.mkdir(parents=True, exist_ok=True)
         self._partial: dict[str, tuple[Path, hashlib._Hash]] = {}
         self._failed: dict[str, str] = {}
+        self._dropping: set[str] = set()  # files abandoned mid-transfer: their chunks go
         self._changed = threading.Condition()
 
     def blob(self, sha256: str) -> Path:
@@ -59,17 +60,35 @@ class BlobCache:
                 self._abandon(sha256, error)
                 return
             if offset == 0:
+                self._dropping.discard(sha256)
                 self._drop_partial(sha256)
                 part = self.blobs / f".{sha256}.{uuid.uuid4().hex[:8]}.part"
-                part.touch()
+                try:
+                    part.touch()
+                except OSError as exc:
+                    self._abandon(sha256, f"cannot write into {self.blobs}: {exc}")
+                    if not final:
+                        self._dropping.add(sha256)
+                    return
                 self._partial[sha256] = (part, hashlib.sha256())
             if sha256 not in self._partial:
+                if sha256 in self._dropping:  # the rest of a file already given up on
+                    if final:
+                        self._dropping.discard(sha256)
+                    return
                 self._abandon(sha256, f"chunk at {offset} came without the file's start")
                 return
             part, digest = self._partial[sha256]
-        with part.open("r+b") as fh:
-            fh.seek(offset)
-            fh.write(data)
+        try:
+            with part.open("r+b") as fh:
+                fh.seek(offset)
+                fh.write(data)
+        except OSError as exc:  # a full disk: the waiting job fails with it, nothing hangs
+            with self._changed:
+                self._abandon(sha256, f"cannot write {sha256[:12]} into {self.blobs}: {exc}")
+                if not final:
+                    self._dropping.add(sha256)
+            return
         digest.update(data)
         if not final:
             return
@@ -152,7 +171,8 @@ class BlobCache:
     def _drop_partial(self, sha256: str) -> None:
         part = self._partial.pop(sha256, None)
         if part is not None:
-            part[0].unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the reason to drop it may be a broken disk
+                part[0].unlink(missing_ok=True)
 
     def _abandon(self, sha256: str, reason: str) -> None:
         self._drop_partial(sha256)

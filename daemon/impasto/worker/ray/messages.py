@@ -88,6 +88,7 @@ class Spawn(msgspec.Struct, tag="spawn"):
     provider: str
     enable_tensorrt: bool
     cache_size: int
+    version: str  # the head's Impasto: a node with another one refuses to start the worker
 
 
 class Deliver(msgspec.Struct, tag="deliver"):

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from impasto import __version__
 from impasto.logs import rotate_if_large
 from impasto.settings import Settings
 from impasto.worker.protocol import (
@@ -52,8 +53,12 @@ from impasto.worker.supervisor import (
 )
 
 log = logging.getLogger("impasto.supervisor")
-CONNECT_PROBLEM = -1  # the key of "cannot reach the cluster" among the supervisor's problems
+# Keys of the cluster's own problems among the supervisor's (worker slots count from 0).
+CONNECT_PROBLEM = -1  # cannot reach the cluster
+NO_SLOTS_PROBLEM = -2  # reached, but no node offers a worker place
 BRIDGE_LOG = "ray-bridge.log"
+# Ray keeps trying an unreachable address for minutes: after this long, /health says so.
+CONNECT_GRACE_S = 5.0
 
 
 class RaySupervisor(Supervisor):
@@ -73,6 +78,7 @@ class RaySupervisor(Supervisor):
         self._bridge: asyncio.subprocess.Process | None = None
         self._acks: dict[tuple[str, str, int], asyncio.Future[None]] = {}
         self._transfers: set[asyncio.Task[None]] = set()
+        self._connected = False  # the bridge running now reached the cluster
 
     def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._keep_bridge(), name="ray-bridge"))
@@ -85,8 +91,9 @@ class RaySupervisor(Supervisor):
         if bridge is not None and bridge.returncode is None:
             if bridge.stdin is not None:
                 bridge.stdin.close()  # the bridge shuts its Ray driver down and exits
+            # One still trying to connect reads nothing: it has nothing to shut down either.
             try:
-                await asyncio.wait_for(bridge.wait(), timeout)
+                await asyncio.wait_for(bridge.wait(), timeout if self._connected else 0)
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     bridge.kill()
@@ -111,9 +118,14 @@ class RaySupervisor(Supervisor):
         while not self._stopping:
             process = await self._start_bridge()
             self._bridge = process
-            connected = await self._read_bridge(process)
+            slow = asyncio.create_task(self._slow_connect())
+            try:
+                connected = await self._read_bridge(process, slow)
+            finally:
+                slow.cancel()
             code = await process.wait()
             self._bridge = None
+            self._connected = False
             for handle in list(self._actors.values()):
                 handle.lost = handle.lost or "the connection to the Ray cluster was lost"
                 self._end(handle)
@@ -124,13 +136,23 @@ class RaySupervisor(Supervisor):
                 backoff = 1.0
                 log.warning("the Ray bridge exited (code %s); reconnecting", code)
             else:
-                self._problems[CONNECT_PROBLEM] = (
-                    f"cannot connect to the Ray cluster at {self.settings.cluster!r}; check the "
-                    f"address, and that `ray start` runs there (see {self._bridge_log()})"
-                )
+                self._problems[CONNECT_PROBLEM] = self._cannot_connect()
                 log.error("%s", self._problems[CONNECT_PROBLEM])
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
+
+    def _cannot_connect(self, still: str = "") -> str:
+        return (
+            f"cannot connect to the Ray cluster at {self.settings.cluster!r}{still}; check the "
+            f"address, and that `ray start` runs there (see {self._bridge_log()})"
+        )
+
+    async def _slow_connect(self) -> None:
+        """A connection not made within CONNECT_GRACE_S shows in /health while Ray tries on."""
+        await asyncio.sleep(CONNECT_GRACE_S)
+        if CONNECT_PROBLEM not in self._problems:  # a failed try's reason says more
+            self._problems[CONNECT_PROBLEM] = self._cannot_connect(" (still trying)")
+            log.warning("%s", self._problems[CONNECT_PROBLEM])
 
     def _bridge_log(self) -> str:
         return str(self.log_dir / BRIDGE_LOG) if self.log_dir else "the daemon's stderr"
@@ -154,7 +176,9 @@ class RaySupervisor(Supervisor):
             if stderr is not None:
                 stderr.close()
 
-    async def _read_bridge(self, process: asyncio.subprocess.Process) -> bool:
+    async def _read_bridge(
+        self, process: asyncio.subprocess.Process, slow: asyncio.Task[None]
+    ) -> bool:
         """Dispatch the bridge's frames until it exits; True when it reached the cluster."""
         assert process.stdout is not None
         connected = False
@@ -165,7 +189,8 @@ class RaySupervisor(Supervisor):
                 message = decode_from_bridge(await process.stdout.readexactly(size))
                 if isinstance(message, Nodes):
                     if not connected:
-                        connected = True
+                        connected = self._connected = True
+                        slow.cancel()
                         self._problems.pop(CONNECT_PROBLEM, None)
                         log.info("connected to the Ray cluster at %s", self.settings.cluster)
                     self._place(message.nodes)
@@ -202,7 +227,7 @@ class RaySupervisor(Supervisor):
                 done = await asyncio.to_thread(write_outputs, handle.current, message)
                 handle.inbox.put_nowait(done)
             elif isinstance(message, ModelsLoaded):
-                handle.loaded = message.loaded
+                handle.models_reported(message)  # answers a load waiting on it
             else:
                 if isinstance(message, Ready):
                     handle.process.pid = message.pid
@@ -221,6 +246,7 @@ class RaySupervisor(Supervisor):
             self._acks.pop(key).cancel()
         process.returncode = None if handle.lost else 0
         handle.state = "dead"
+        handle.gone()  # loads still waiting get why
         handle.dead.set()
         handle.inbox.put_nowait(None)
         process.ended.set()
@@ -232,6 +258,11 @@ class RaySupervisor(Supervisor):
             for node in nodes
             for key in node_slots(node, self.settings.cluster_cpu_workers)
         }
+        if nodes and not wanted:
+            self._problems[NO_SLOTS_PROBLEM] = self._no_slots(nodes)
+            log.warning("%s", self._problems[NO_SLOTS_PROBLEM])
+        else:
+            self._problems.pop(NO_SLOTS_PROBLEM, None)
         for key, node in wanted.items():
             if key not in self._slots:
                 slot = NodeSlot(node.node_id, node.ip, key[1], node.gpus > 0, next(self._numbers))
@@ -240,11 +271,23 @@ class RaySupervisor(Supervisor):
                 self._tasks.append(asyncio.create_task(self._keep_slot(slot), name=name))
         for key in [k for k in self._slots if k not in wanted]:
             slot = self._slots.pop(key)
+            # A node that left takes its start failures along: /health speaks of live nodes.
+            self._start_failures.pop(slot.number, None)
+            self._problems.pop(slot.number, None)
             if nodes:
                 log.warning("Ray node %s (%s) left the cluster", slot.ip, slot.node_id[:8])
             for handle in self._handles_of(slot):
                 handle.lost = handle.lost or "the node left the cluster"
                 handle.process.kill()
+
+    def _no_slots(self, nodes: list[NodeInfo]) -> str:
+        cpu_workers = self.settings.cluster_cpu_workers
+        offer = "a GPU" if cpu_workers == 0 else "a GPU or a whole CPU"
+        return (
+            f"no worker: none of the Ray cluster's {len(nodes)} node(s) has {offer} for "
+            f"Impasto (cluster_cpu_workers = {cpu_workers}); queued jobs wait until a node "
+            "joins with `ray start --address=HEAD:6379`"
+        )
 
     def _handles_of(self, slot: NodeSlot) -> list[RayWorkerHandle]:
         return [
@@ -314,6 +357,7 @@ class RaySupervisor(Supervisor):
                 provider=settings.provider,
                 enable_tensorrt=settings.enable_tensorrt,
                 cache_size=settings.cluster_cache_size,
+                version=__version__,
             )
         )
         return handle
