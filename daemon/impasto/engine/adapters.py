@@ -195,7 +195,11 @@ class AdapterCache:
             unet=UNet(unet_model) if unet_model else self.base.unet,
             warnings=[
                 *skipped,
-                *(unmatched_warning(p, keys) for p, keys in unmatched.items() if keys),
+                *(
+                    unmatched_warning(p, keys, nothing_applied=_none_applied(files, p, keys))
+                    for p, keys in unmatched.items()
+                    if keys
+                ),
             ],
             owned=owned,
         )
@@ -206,6 +210,15 @@ class AdapterCache:
             for model in components.owned:
                 model.close()
         self.sets.clear()
+
+
+def _none_applied(files: list[tuple[LoraFile, float, float]], path: Path, keys: list[str]) -> bool:
+    """Whether every module of the LoRA file at ``path`` is among its unmatched ``keys``."""
+    for lora, _, _ in files:
+        if lora.path == path:
+            modules = sum(len(found) for found in lora.components.values())
+            return len(keys) - len(lora.unknown) >= modules
+    return False
 
 
 def _owners(

@@ -1,8 +1,10 @@
 """Textual inversion embeddings: new prompt tokens backed by new rows of the embedding table.
 
 Formats (``.safetensors`` only; pickled ``.pt`` files could run code and are refused):
-diffusers (one tensor named after its token), AUTOMATIC1111 (``emb_params``, named by the file
-stem) and SDXL (``clip_l`` and ``clip_g`` for the two text encoders, named by the stem).
+diffusers (one tensor named after its token), AUTOMATIC1111 (``emb_params``, or
+``string_to_param.*`` as its ``.pt`` files read when converted, named by the file stem) and
+SDXL (``clip_l`` and ``clip_g`` for the two text encoders, named by the stem). The file stem
+is a prompt word for every embedding, as in AUTOMATIC1111; a diffusers one's token is one too.
 """
 
 from __future__ import annotations
@@ -32,18 +34,34 @@ class Embedding:
     token: str
     vectors: dict[str, np.ndarray]
 
+    @property
+    def words(self) -> list[str]:
+        """The prompt words that stand for it: its token, and its file stem where that differs."""
+        return list(dict.fromkeys((self.token, self.path.stem)))
+
+
+def is_a1111_key(key: str) -> bool:
+    """Whether ``key`` is the tensor of an AUTOMATIC1111 embedding (``emb_params``, or
+    ``string_to_param.*`` from a ``.pt`` file's dict converted to safetensors)."""
+    return key == "emb_params" or key == "string_to_param" or key.startswith("string_to_param.")
+
 
 def load_embedding(path: Path) -> Embedding:
     """Parse one ``.safetensors`` textual inversion file."""
     path = Path(path)
     if path.suffix != ".safetensors":
-        raise EmbeddingError(f"{path}: only .safetensors embeddings are supported")
+        raise EmbeddingError(
+            f"{path.name}: only .safetensors embeddings are supported; a {path.suffix or 'bare'} "
+            "file is a pickle, which could run code when loaded, so it is never opened "
+            "(convert it to .safetensors where you trust it)"
+        )
     try:
         tensors, _ = read_safetensors(path)
     except SafetensorsError as exc:  # truncated, not safetensors, unreadable
         raise EmbeddingError(f"embedding {exc}") from None
-    if "emb_params" in tensors:
-        token, vectors = path.stem, {"text_encoder": tensors["emb_params"]}
+    a1111 = [key for key in tensors if is_a1111_key(key)]
+    if len(a1111) == 1:
+        token, vectors = path.stem, {"text_encoder": tensors[a1111[0]]}
     elif set(_SDXL_KEYS) & set(tensors):
         token = path.stem
         vectors = {_SDXL_KEYS[k]: v for k, v in tensors.items() if k in _SDXL_KEYS}
@@ -51,8 +69,16 @@ def load_embedding(path: Path) -> Embedding:
         token, value = next(iter(tensors.items()))
         vectors = {"text_encoder": value}
     else:
-        raise EmbeddingError(f"{path}: not a diffusers, AUTOMATIC1111 or SDXL embedding")
-    vectors = {k: np.atleast_2d(v).astype(np.float32) for k, v in vectors.items()}
+        raise EmbeddingError(
+            f"{path.name}: not a diffusers (one tensor), AUTOMATIC1111 (emb_params or "
+            f"string_to_param.*) or SDXL (clip_l, clip_g) embedding; it holds "
+            f"{', '.join(sorted(tensors)[:5]) or 'no tensors'}"
+        )
+    # [n, width]; a vector alone is one row, and a [1, n, width] batch its n rows.
+    vectors = {
+        k: np.atleast_2d(v).reshape(-1, v.shape[-1] if v.ndim else 1).astype(np.float32)
+        for k, v in vectors.items()
+    }
     return Embedding(path, token, vectors)
 
 
@@ -120,6 +146,7 @@ def embedding_overrides(
                 f"{embedding.path}: vectors are {vectors.shape[1]} wide but this model's "
                 f"{component} takes {table.shape[1]}; it was made for another model family"
             )
-        tokenizer.add_embedding(embedding.token, vectors.shape[0])
-        rows.append(vectors.astype(table.dtype))
+        for word in embedding.words:  # each word gets rows of its own
+            tokenizer.add_embedding(word, vectors.shape[0])
+            rows.append(vectors.astype(table.dtype))
     return {name: np.concatenate(rows)}

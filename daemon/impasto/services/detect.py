@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from impasto.engine.embeddings import is_a1111_key
 from impasto.engine.families import classify, signals_from_configs
+from impasto.engine.lora import refusal_of
 from impasto.engine.onnx_ops import read_graph_ops
 from impasto.engine.text_encoder import exported_layers
 from impasto.formats.protobuf import ProtobufError
@@ -213,6 +215,17 @@ def _checked_inputs(root: Path, component: str) -> dict[str, OnnxInput]:
     return inputs
 
 
+def _vectors(info: object) -> bool:
+    """Whether a header entry is a float tensor shaped as embedding vectors: ``[width]``,
+    ``[n, width]`` or ``[1, n, width]``."""
+    if not isinstance(info, dict) or info.get("dtype") not in ("F32", "F16", "BF16"):
+        return False
+    shape = info.get("shape")
+    if not isinstance(shape, list) or not 1 <= len(shape) <= 3:
+        return False
+    return len(shape) < 3 or shape[0] == 1
+
+
 def detect_file(path: Path) -> Detected:
     """Detect a single .safetensors file: checkpoint, LoRA, embedding or VAE, by its tensors."""
     try:
@@ -224,8 +237,13 @@ def detect_file(path: Path) -> Detected:
         xl = any(k.startswith("conditioner.embedders.1") for k in keys)
         return Detected("file", "checkpoint", "sdxl" if xl else "sd1")
     if holds_lora(header):
+        problem = refusal_of(path.name, keys)
+        if problem:  # OFT, (IA)^3, ... only: installed, every job on it would fail
+            raise ValueError(problem)
         return Detected("file", "lora", "")
-    if keys and all(k in ("emb_params", "string_to_param", "clip_l", "clip_g") for k in keys):
+    if keys and all(k in ("clip_l", "clip_g") or is_a1111_key(k) for k in keys):
+        return Detected("file", "embedding", "")
+    if len(keys) == 1 and _vectors(header[keys[0]]):  # diffusers: one tensor, named its token
         return Detected("file", "embedding", "")
     if any(k.startswith(("decoder.", "encoder.", "first_stage_model.")) for k in keys):
         return Detected("file", "vae", "")
