@@ -105,7 +105,10 @@ def test_an_adapter_of_the_wrong_kind_is_refused_before_a_job_is_queued(daemon: 
     )
     (models / "loras" / "dirlora.safetensors").mkdir(exist_ok=True)
     _safetensors(models / "vae" / "filevae.safetensors", ["decoder.conv_in.weight"])
+    oft = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.oft_blocks"
+    _safetensors(models / "loras" / "oftlora.safetensors", [oft])  # copied in by hand
     cases = [
+        ({"loras": [{"name": "oftlora", "weight": 1.0}]}, "loras[0].name", "OFT is not supported"),
         ({"loras": [{"name": "notlora", "weight": 1.0}]}, "loras[0].name", "holds no LoRA weights"),
         ({"loras": [{"name": "dirlora", "weight": 1.0}]}, "loras[0].name", "is a folder"),
         ({"vae": "filevae"}, "vae", "is a single file"),

@@ -91,8 +91,9 @@ def installed_adapters(models_dir: Path) -> list[tuple[str, str, Path]]:
 def check_adapter(path: Path, kind: str, name: str, field: str) -> None:
     """NotInstalledError naming ``field`` when the installed adapter at ``path`` cannot be
     used: a VAE that is not an ONNX folder with its decoder, a LoRA or embedding that is not a
-    ``.safetensors`` file whose header reads, a LoRA whose tensors are not a LoRA's. Cheap (a
-    header, a stat), so a request is refused before it queues a job that would fail."""
+    ``.safetensors`` file whose header reads, a LoRA whose tensors are not a LoRA's or only of
+    kinds that cannot be applied (OFT, (IA)^3). Cheap (a header, a stat), so a request is
+    refused before it queues a job that would fail."""
     from impasto.formats.safetensors import SafetensorsError, holds_lora, read_header
 
     label = _LABELS.get(kind, kind)
@@ -119,6 +120,12 @@ def check_adapter(path: Path, kind: str, name: str, field: str) -> None:
         raise NotInstalledError(
             field, f"LoRA {name!r} holds no LoRA weights (an embedding or another model's file?)"
         )
+    if kind == "loras":
+        from impasto.engine.lora import refusal_of
+
+        refused = refusal_of(path.name, header)  # only kinds that cannot be applied (OFT, ...)
+        if refused is not None:
+            raise NotInstalledError(field, refused)
 
 
 def embeddings_in(models_dir: Path, text: str) -> list[str]:
