@@ -121,6 +121,10 @@ def test_an_adapter_of_the_wrong_kind_is_refused_before_a_job_is_queued(daemon: 
             error = answer.json()["errors"][0]
             assert error["field"] == field and words in error["message"], error
         assert c.get("/api/v1/queue").json() == before
+        # The model list says the same of each, before anyone asks for it.
+        listed = {m["id"]: m for m in c.get("/api/v1/models", params={"type": "lora"}).json()}
+        for name, words in (("notlora", "holds no"), ("oftlora", "OFT"), ("dirlora", "folder")):
+            assert words in listed[name]["problem"], listed[name]
 
 
 def test_a_vae_in_one_safetensors_file_is_refused_at_install(

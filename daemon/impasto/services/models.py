@@ -17,7 +17,34 @@ from impasto.services.model_entry import (
 )
 from impasto.store.models import ModelRecord, ModelStore
 from impasto.wire import ModelType
-from impasto.worker.files import installed_adapters
+from impasto.worker.files import (
+    ADAPTER_FOLDERS,
+    NotInstalledError,
+    check_adapter,
+    installed_adapters,
+)
+
+_ADAPTER_PROBLEMS: dict[Path, tuple[tuple[int, int, int], str]] = {}
+
+
+def _adapter_problem(kind: str, name: str, path: Path) -> str:
+    """Why a request naming this adapter is refused (the check requests get), '' when it can
+    be used; read again only when the file (or a VAE's folder) changes."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ""
+    signature = (st.st_ino, st.st_mtime_ns, st.st_size)
+    cached = _ADAPTER_PROBLEMS.get(path)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    try:
+        check_adapter(path, ADAPTER_FOLDERS[kind], name, field="")
+        problem = ""
+    except NotInstalledError as exc:
+        problem = exc.message
+    _ADAPTER_PROBLEMS[path] = (signature, problem)
+    return problem
 
 
 def _with_record(entry: ModelEntry, record: ModelRecord | None) -> ModelEntry:
@@ -124,9 +151,10 @@ class ModelCatalog:
         records = self._records()
         found = []
         for kind, name, path in installed_adapters(self.models_dir):
+            problem = _adapter_problem(kind, name, path)
             record = records.get(name)
             if record is not None and Path(record.path) == path:
-                found.append(_file_entry(record))
+                found.append(replace(_file_entry(record), problem=problem))
                 continue
             try:
                 size = folder_size(path) if path.is_dir() else path.stat().st_size
@@ -143,6 +171,7 @@ class ModelCatalog:
                     prediction_type="",
                     size=size,
                     type=cast(ModelType, kind),
+                    problem=problem,
                 )
             )
         return found
