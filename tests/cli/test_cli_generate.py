@@ -13,7 +13,7 @@ from cli_fakes import JOB, CliDaemon
 
 from impasto.cli import generate
 from impasto.cli.generate import OPTIONS
-from impasto.cli.generate_args import lora_spec
+from impasto.cli.generate_args import lora_spec, plugin_option
 from impasto.cli.main import build_parser, main
 from impasto.client import Client
 
@@ -176,7 +176,7 @@ def numeric_options() -> list[tuple[str, str, str]]:
         for action in parser._actions:
             if not action.option_strings or action.choices or action.type in (None, str, Path):
                 continue
-            value = "x:{}" if action.type is lora_spec else "{}"
+            value = {lora_spec: "x:{}", plugin_option: "x={}"}.get(action.type, "{}")
             found.append((name, action.option_strings[-1], value))
     return found
 

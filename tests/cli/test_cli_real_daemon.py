@@ -184,14 +184,16 @@ def test_pictures_are_never_written_over(
 def test_the_warnings_of_a_job_are_printed(
     daemon: Daemon, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """tiny-kohya was made for sd-tiny: on impasto-shapes 28 of its keys fit no weight."""
+    """tiny-kohya was made for sd-tiny: on impasto-shapes none of its 28 keys fits a weight."""
     argv = ["generate", "a red circle", "--model", "impasto-shapes", "--lora", "tiny-kohya"]
     argv += ["--steps", "1", "--width", "64", "--height", "64", "-o", str(tmp_path)]
     assert main([*argv, "--url", daemon.url]) == 0
     printed = capsys.readouterr()
     warnings = [line for line in printed.err.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 1, printed.err
-    assert warnings[0].startswith("warning: LoRA tiny-kohya.safetensors: 28 keys matched no")
+    assert warnings[0].startswith(
+        "warning: LoRA tiny-kohya.safetensors changed nothing: none of its 28 keys matches"
+    )
     # The job's status keeps them, for whoever looks later (history, GET /generate/{id}).
     with daemon.client() as client:
         (job,) = client.get("/api/v1/history", params={"limit": 1}).json()["items"]
