@@ -12,6 +12,7 @@ import secrets
 import signal
 import socket
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,11 @@ async def run_daemon(
 
     from impasto.engine.schedulers import register_sampler
 
+    # Requests wait in threads for blocking work (a plugin's hook, up to 30 s; files; SQL):
+    # more of them than asyncio's default (cores + 4), so a few slow ones stall no other.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=64, thread_name_prefix="impasto-io")
+    )
     plugins = build_plugin_manager(
         data_dir=paths.data_dir, models_dir=paths.models_dir, config=plugin_config
     )

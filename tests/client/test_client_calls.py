@@ -43,6 +43,17 @@ def test_submit_sends_merged_body_and_idempotency_key(daemon: FakeDaemon) -> Non
     assert sent.headers["Content-Type"] == "application/json"
 
 
+def test_a_submit_replayed_after_its_job_left_the_queue_has_no_position(
+    daemon: FakeDaemon,
+) -> None:
+    # The same Idempotency-Key after the job ran: 200, the job, and null for its position.
+    daemon.routes[("POST", "/api/v1/generate")] = httpx.Response(
+        200, json={"id": "abc", "status": "completed", "position": None}
+    )
+    with client_for(daemon) as client:
+        assert client.submit({"prompt": "a cat"}, idempotency_key="k1") == ("abc", None)
+
+
 def test_a_number_json_cannot_carry_is_refused_before_sending(daemon: FakeDaemon) -> None:
     # msgspec writes NaN and infinity as null, which the daemon reads as "the model's default".
     body = {

@@ -270,3 +270,31 @@ def test_an_enabled_setting_that_is_not_a_boolean_keeps_the_plugin_from_running(
     assert not host.active("png_metadata")
     listed = {item["name"]: item for item in host.statuses()}["png_metadata"]
     assert listed["error"] == f"[plugins.png_metadata] enabled must be true or false, not {flag!r}"
+
+
+def test_only_calls_that_timed_out_count_against_a_plugin() -> None:
+    """A burst of calls running at once is let through; once ``most`` calls timed out and
+    still run, the plugin is refused at once, until one of them returns."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from impasto.plugins.calls import HookTimeout, TimedCalls
+
+    timed = TimedCalls(timeout=0.3, most=2)
+    quick = timed.wrap("quick", lambda n: time.sleep(0.1) or n)
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(quick, range(8))) == list(range(8))
+
+    release = threading.Event()
+    hung = timed.wrap("hung", release.wait)
+    for _ in range(2):
+        with pytest.raises(HookTimeout, match=r"did not return within 0\.3 s"):
+            hung()
+    started = time.monotonic()
+    with pytest.raises(HookTimeout, match="2 earlier calls of its hooks did not return"):
+        hung()
+    assert time.monotonic() - started < 0.1  # refused at once, no thread started
+    release.set()
+    time.sleep(0.1)
+    assert hung() is True  # they returned: it is called again

@@ -315,12 +315,13 @@ def test_unknown_plugin_is_404(plugin_daemon: Daemon) -> None:
     assert response.status_code == 404 and "broken" in response.json()["detail"]
 
 
-def test_a_hanging_preprocessor_can_be_disabled_and_holds_no_more_than_its_calls(
+def test_a_hanging_preprocessor_can_be_disabled_and_a_burst_of_calls_is_not_refused(
     plugin_daemon: Daemon,
 ) -> None:
     """Hung preprocessors held the daemon's shared threads, so `impasto plugins disable` (and
     everything else run in them) waited for the plugin; now each plugin's calls run on threads
-    of their own, a few at most, the rest refused at once naming it."""
+    of their own, and calls that merely run at once (40 here) are all let through (only calls
+    that timed out count against a plugin)."""
     from concurrent.futures import ThreadPoolExecutor
 
     def submit(_: int) -> dict:
@@ -337,18 +338,14 @@ def test_a_hanging_preprocessor_can_be_disabled_and_holds_no_more_than_its_calls
                 started = time.monotonic()
                 disabled = client.post("/api/v1/plugins/slow/disable")
                 assert disabled.status_code == 200 and not disabled.json()["enabled"]
+                assert client.get("/api/v1/health").status_code == 200
                 assert time.monotonic() - started < 5
                 assert client.post("/api/v1/plugins/slow/enable").json()["enabled"]
         finally:
             release.touch()
-        details = sorted(answer["detail"] for answer in answers)
+        details = [answer["detail"] for answer in answers]
     release.unlink()
-    assert details.count("prompt: rejected by plugin 'slow': released") == 4, details
-    assert details[0] == (
-        "plugins: plugin 'slow' failed in preprocess_request: HookTimeout: 4 earlier calls of "
-        "its hooks have not returned, so it is not called again until they do; disable it "
-        "with `impasto plugins disable slow`"
-    )
+    assert details == ["prompt: rejected by plugin 'slow': released"] * 40, details
 
 
 def test_plugins_list_counts_each_plugins_failures_in_the_api_and_the_worker(

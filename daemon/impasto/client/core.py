@@ -189,7 +189,7 @@ def _decoder(kind: type[T]) -> Callable[[httpx.Response], T]:
 
 class _SubmitBody(msgspec.Struct):
     id: str
-    position: int = 0
+    position: int | None = 0
 
 
 class _PausedBody(msgspec.Struct):

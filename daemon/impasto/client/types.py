@@ -29,10 +29,12 @@ UpscalerEntry = wire.UpscalerEntry
 
 
 class Submitted(NamedTuple):
-    """What POST /generate answers: the job id and its place in the queue (0 = next)."""
+    """What POST /generate answers: the job id and its place in the queue (0 = next; None
+    once the job has left the queue: already running, or finished when an Idempotency-Key
+    replays an earlier submit)."""
 
     id: str
-    position: int
+    position: int | None
 
 
 RejectedProvider = wire.RejectedProvider

@@ -72,7 +72,7 @@ def call_plugin(
 
 
 # How long the daemon waits for a hook run on behalf of a request (or its stop), and how many
-# calls of one plugin that have not returned it lets run before refusing that plugin at once.
+# calls of one plugin that timed out and still run it lets be before refusing it at once.
 HOOK_TIMEOUT = 30.0
 MOST_STUCK = 4
 
@@ -84,26 +84,28 @@ class HookTimeout(TimeoutError):
 class TimedCalls:
     """Runs hooks that the API waits on (a request's preprocessors, the styles listing, the
     stop) each on a daemon thread of its own, waiting at most ``timeout`` seconds: a plugin
-    that hangs fails its own calls (HookTimeout, pinned on it by call_plugin) instead of
-    holding the daemon's shared threads, the ones `impasto plugins disable` needs, forever.
-    What the hook raises is raised again in the caller's thread, traceback and all."""
+    that hangs fails its own calls (HookTimeout, pinned on it by call_plugin), and once
+    ``most`` of its calls timed out and still run, it is refused at once until one returns.
+    Calls that merely run at the same time (a burst of requests) are never refused. What the
+    hook raises is raised again in the caller's thread, traceback and all."""
 
     def __init__(self, timeout: float = HOOK_TIMEOUT, most: int = MOST_STUCK) -> None:
         self.timeout = timeout
         self.most = most
-        self._running: dict[str, int] = {}
+        self._stuck: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def wrap(self, plugin: str, function: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
             with self._lock:
-                if self._running.get(plugin, 0) >= self.most:
+                if self._stuck.get(plugin, 0) >= self.most:
                     raise HookTimeout(
-                        f"{self.most} earlier calls of its hooks have not returned, so it is "
-                        "not called again until they do"
+                        f"{self.most} earlier calls of its hooks did not return within "
+                        f"{self.timeout:g} s and still run, so it is not called again until "
+                        "one does"
                     )
-                self._running[plugin] = self._running.get(plugin, 0) + 1
             outcome: dict[str, Any] = {}
+            state = {"ended": False, "stuck": False}
             context = contextvars.copy_context()
 
             def run() -> None:
@@ -113,12 +115,18 @@ class TimedCalls:
                     outcome["error"] = exc
                 finally:
                     with self._lock:
-                        self._running[plugin] -= 1
+                        state["ended"] = True
+                        if state["stuck"]:
+                            self._stuck[plugin] -= 1
 
             thread = threading.Thread(target=run, name=f"plugin {plugin}", daemon=True)
             thread.start()
             thread.join(self.timeout)
-            if thread.is_alive():
+            with self._lock:
+                if not state["ended"]:
+                    state["stuck"] = True
+                    self._stuck[plugin] = self._stuck.get(plugin, 0) + 1
+            if state["stuck"]:
                 raise HookTimeout(
                     f"did not return within {self.timeout:g} s (it goes on in the background)"
                 )
