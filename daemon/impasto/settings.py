@@ -95,6 +95,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             le=1_000_000,
         ),
     ] = 168
+    max_history: Annotated[
+        int,
+        _doc(
+            "Most finished jobs kept in the history; older ones are removed at start and "
+            "hourly, their images stay in the output folder (0 = all).",
+            ge=0,
+            le=100_000_000,
+        ),
+    ] = 0
     max_attempts: Annotated[
         int, _doc("Times a job is tried when its worker dies.", ge=1, le=100)
     ] = 3

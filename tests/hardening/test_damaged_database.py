@@ -38,7 +38,8 @@ def test_a_newer_schema_stops_the_daemon_with_advice_not_a_traceback(
     database.close()
     result = daemon.refused()
     assert result.returncode == 1
-    assert "impasto: the database schema is version 999" in result.stderr
+    database_path = daemon.data_dir / "impasto.db"
+    assert f"impasto: the database {database_path} has schema version 999" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list(daemon.data_dir.glob("impasto.db.corrupt-*"))  # readable: kept in place
 

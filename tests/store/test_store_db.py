@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from impasto.store import Database, DatabaseError, JobStore, open_database
-from impasto.store.db import Migration, load_migrations, split_statements
+from impasto.store.db import WAL_SIZE_LIMIT, Migration, load_migrations, split_statements
 
 
 def test_open_creates_parent_dir_and_private_file(db: Database, db_path: Path) -> None:
@@ -86,8 +86,10 @@ def test_newer_schema_is_refused_with_advice(db_path: Path) -> None:
     raw = sqlite3.connect(db_path)
     raw.execute("PRAGMA user_version = 999")
     raw.close()
-    with pytest.raises(DatabaseError, match="upgrade Impasto"):
+    with pytest.raises(DatabaseError, match="upgrade Impasto") as refused:
         open_database(db_path)
+    # The message names the file, so a user with several data folders knows which one.
+    assert str(db_path) in str(refused.value)
 
 
 def test_a_current_version_missing_a_column_is_refused_and_kept(db_path: Path) -> None:
@@ -226,3 +228,20 @@ def test_without_recovery_a_damaged_file_is_an_error_naming_it(db_path: Path) ->
         open_database(db_path, recover=False)
     assert str(db_path) in str(caught.value)
     assert _aside(db_path) == [] and db_path.read_bytes() == b"not sqlite at all" * 100
+
+
+def test_the_wal_file_shrinks_back_after_a_big_transaction(db: Database, db_path: Path) -> None:
+    # One big write (a clear of a long queue) grows the WAL; later small writes, once a
+    # checkpoint has run, cut it back instead of keeping that size for the daemon's life.
+    row = '"' + "x" * 4000 + '"'
+    with db.transaction() as conn:
+        conn.executemany(
+            "INSERT INTO jobs (id, status, priority, request, model, prompt, total_steps,"
+            " created_at, updated_at) VALUES (?, 'queued', 0, ?, 'm', 'p', 1, 0, 0)",
+            [(f"j{i}", row) for i in range(4000)],
+        )
+    wal = Path(f"{db_path}-wal")
+    assert wal.stat().st_size > WAL_SIZE_LIMIT
+    for step in range(1200):  # past the automatic checkpoint (1,000 pages)
+        db.execute("UPDATE jobs SET priority = ? WHERE id = 'j1'", (step,))
+    assert wal.stat().st_size <= WAL_SIZE_LIMIT

@@ -112,6 +112,18 @@ class EventBus:
             self._store.trim(self._keep)
         return event
 
+    async def catch_up(self, until: float) -> None:
+        """Yield to the streams, then wait while one is over half full, up to the monotonic
+        time ``until``: a burst of events (a queue clear cancelling thousands of jobs) reaches
+        the clients that keep reading instead of ending their streams as fallen behind; a
+        stream that does not read still overflows once ``until`` has passed."""
+        await asyncio.sleep(0)
+        while time.monotonic() < until and any(
+            not sub.closed and sub.queue.qsize() > sub.queue.maxsize // 2
+            for sub in self._subscribers
+        ):
+            await asyncio.sleep(0.005)
+
     async def replay(self, since: int, job_id: str | None = None) -> AsyncIterator[LiveEvent]:
         """Stored events after ``since``, read a page at a time off the event loop.
 

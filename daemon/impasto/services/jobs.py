@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from impasto.worker.supervisor import Supervisor
 log = logging.getLogger("impasto.jobs")
 
 CLEAR_BATCH = 100  # cancelled events :meth:`JobService.clear` publishes between yields
+# The most seconds a clear waits, in all, for the event streams to take in its events.
+CLEAR_CATCH_UP = 2.0
 
 
 @dataclass(frozen=True)
@@ -153,9 +156,14 @@ class JobService:
         idempotency_key: str | None,
         digest: str | None = None,
     ) -> tuple[Any, bool]:
+        # On the event loop, so the count and the insert are one step (the limit holds under
+        # concurrent submits) and the queued event comes before any started event; both
+        # queries read at most max_queue index entries.
         if self.store.count_queued() >= self.options.max_queue:
             raise QueueFullError(
-                f"the queue holds {self.options.max_queue} jobs, its limit; retry later", 10
+                f"the queue holds {self.options.max_queue} jobs, its limit (max_queue); "
+                "retry later",
+                10,
             )
         # Images sent inline (data: URLs) are stored once, as the plan's uploads.
         images = {name: getattr(plan, name) for name in IMAGE_FIELDS}
@@ -222,7 +230,12 @@ class JobService:
         return job
 
     def position(self, job_id: str) -> int | None:
+        """The job's place in the queue (blocking: it counts the jobs ahead)."""
         return self.store.position(job_id)
+
+    async def position_async(self, job_id: str) -> int | None:
+        """:meth:`position` in a thread: its count grows with the queue."""
+        return await asyncio.to_thread(self.store.position, job_id)
 
     async def cancel(self, job_id: str) -> Any:
         job = self.get(job_id)
@@ -245,10 +258,13 @@ class JobService:
         # One UPDATE that grows with the queue: in a thread. The queued jobs go first, so none
         # of them starts in a slot that cancelling a running job frees.
         cancelled = await asyncio.to_thread(self.store.cancel_all_queued)
+        until = time.monotonic() + CLEAR_CATCH_UP
         for done, job_id in enumerate(cancelled, 1):
             self.bus.publish("cancelled", job_id, {})
             if done % CLEAR_BATCH == 0:
-                await asyncio.sleep(0)  # a thousand events: let other requests in between
+                # Thousands of events: let other requests in between, and let the streams
+                # send them, so a client that reads is not ended as fallen behind.
+                await self.bus.catch_up(until)
         if running:
             for job in await asyncio.to_thread(self.list_processing):
                 try:
@@ -287,6 +303,17 @@ class JobService:
             if path.is_file() and path.resolve().is_relative_to(self.options.output_dir.resolve()):
                 path.unlink()
         self.store.delete(job_id)
+
+    async def prune_history(self, keep: int) -> int:
+        """Remove the records of all but the newest ``keep`` finished jobs (their images
+        stay), each with its ``deleted`` event as a DELETE publishes; returns how many."""
+        removed = await asyncio.to_thread(self.store.prune_history, keep)
+        until = time.monotonic() + CLEAR_CATCH_UP
+        for done, job_id in enumerate(removed, 1):
+            self.bus.publish("deleted", job_id, {})
+            if done % CLEAR_BATCH == 0:
+                await self.bus.catch_up(until)
+        return len(removed)
 
     def uploads_in_use(self) -> set[str]:
         """The ids of the uploads a queued or running job names, in its request or its plan

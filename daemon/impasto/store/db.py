@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 BUSY_TIMEOUT_MS = 10_000
+# The size the WAL file is cut back to after a checkpoint: without it the file keeps the size
+# of the largest transaction ever (clearing a long queue: hundreds of MB) for the daemon's life.
+WAL_SIZE_LIMIT = 8 * 1024 * 1024
 log = logging.getLogger(__name__)
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
 
@@ -209,7 +212,7 @@ def _open(path: Path, migrations: list[Migration]) -> Database:
     try:
         _configure(connection)
         _check_pages(connection)
-        _migrate(connection, migrations)
+        _migrate(connection, migrations, path)
         _check_columns(connection, migrations, path)
     except BaseException:
         connection.close()
@@ -274,6 +277,7 @@ def _configure(connection: sqlite3.Connection) -> None:
         raise DatabaseError(f"the database could not switch to WAL mode (got {mode!r})")
     # NORMAL is durable in WAL mode except for the last commits before a power loss.
     connection.execute("PRAGMA synchronous = NORMAL")
+    connection.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
     connection.execute("PRAGMA foreign_keys = ON")
 
 
@@ -326,7 +330,9 @@ def _check_columns(connection: sqlite3.Connection, migrations: list[Migration], 
         )
 
 
-def _migrate(connection: sqlite3.Connection, migrations: list[Migration]) -> None:
+def _migrate(
+    connection: sqlite3.Connection, migrations: list[Migration], path: Path | None = None
+) -> None:
     latest = migrations[-1].version if migrations else 0
     # The version is read under the write lock, so two processes opening the same new
     # file never apply a migration twice.
@@ -335,8 +341,9 @@ def _migrate(connection: sqlite3.Connection, migrations: list[Migration]) -> Non
         current = int(connection.execute("PRAGMA user_version").fetchone()[0])
         if current > latest:
             raise DatabaseError(
-                f"the database schema is version {current}, newer than this Impasto knows "
-                f"({latest}); upgrade Impasto or point it at another data directory"
+                f"the database {path or 'file'} has schema version {current}, newer than this "
+                f"Impasto knows ({latest}): a newer Impasto wrote it; upgrade Impasto, or point "
+                "it at another data directory (data_dir)"
             )
         for migration in migrations:
             if migration.version <= current:

@@ -14,6 +14,7 @@ from impasto.store.queue_state import QueueState
 from impasto.wire import STATUSES
 
 MAX_HISTORY_LIMIT = 500
+PRUNE_BATCH = 500  # finished jobs one statement of :meth:`JobStore.prune_history` deletes
 
 # The run order of the queue: higher priority first, then first come first served.
 _RUN_ORDER = "priority DESC, seq ASC"
@@ -318,6 +319,38 @@ class JobStore:
         has_more = len(rows) > limit
         next_cursor = encode_cursor(page[-1].created_at, page[-1].seq) if has_more else None
         return page, next_cursor
+
+    def prune_history(self, keep: int, batch: int = PRUNE_BATCH) -> list[str]:
+        """Delete the records of all but the newest ``keep`` finished (completed, failed,
+        cancelled) jobs, oldest first; queued and running jobs stay. Returns their ids.
+
+        The newest job to go is found once, on the reading connection; then a statement
+        deletes at most ``batch`` rows from the oldest end, so a long history is trimmed in
+        short writes that let the event loop's own writes in between (blocking: call it in a
+        thread). Their images are not touched.
+        """
+        if keep < 0:
+            raise ValueError("keep must be 0 or more")
+        finished = "status IN ('completed', 'failed', 'cancelled')"
+        edge = self.db.read(
+            f"SELECT created_at, seq FROM jobs INDEXED BY jobs_created WHERE {finished}"
+            " ORDER BY created_at DESC, seq DESC LIMIT 1 OFFSET ?",
+            (keep,),
+        )
+        if not edge:
+            return []
+        created_at, seq = edge[0]
+        removed: list[str] = []
+        while True:
+            rows = self.db.execute(
+                "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_created"
+                f" WHERE {finished} AND (created_at < ? OR (created_at = ? AND seq <= ?))"
+                " ORDER BY created_at, seq LIMIT ?) RETURNING id",
+                (created_at, created_at, seq, batch),
+            )
+            removed += [row[0] for row in rows]
+            if len(rows) < batch:
+                return removed
 
     def delete(self, job_id: str) -> JobRecord | None:
         """Remove the job's record and return it; ``None`` if there was none."""

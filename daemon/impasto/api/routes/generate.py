@@ -48,6 +48,8 @@ class GenerateController(Controller):
     ) -> Response[QueuedResponse]:
         check_depth(data.plugins, "plugins")
         job, created = await jobs.submit_async(data, idempotency_key)
+        # Counted here on the loop, as the submit's own count of the queue (at most max_queue
+        # entries): after an await a worker could have claimed the job (no position then).
         body = QueuedResponse(id=job.id, status=job.status, position=jobs.position(job.id))
         return Response(body, status_code=202 if created else 200)
 
@@ -58,17 +60,18 @@ class GenerateController(Controller):
 
     @get("/{job_id:str}", summary="A job's status and results")
     async def status(self, jobs: Jobs, job_id: FromPath[str]) -> GenerationStatus:
-        return job_status(jobs.get(job_id), jobs.position(job_id))
+        return job_status(jobs.get(job_id), await jobs.position_async(job_id))
 
     @post("/{job_id:str}/cancel", status_code=200, summary="Cancel a queued or running job")
     async def cancel(self, jobs: Jobs, job_id: FromPath[str]) -> GenerationStatus:
-        return job_status(await jobs.cancel(job_id), jobs.position(job_id))
+        return job_status(await jobs.cancel(job_id), await jobs.position_async(job_id))
 
     @patch("/{job_id:str}", summary="Change a queued job's priority")
     async def reprioritise(
         self, jobs: Jobs, job_id: FromPath[str], data: JSONBody[PriorityUpdate]
     ) -> GenerationStatus:
-        return job_status(jobs.set_priority(job_id, data.priority), jobs.position(job_id))
+        job = jobs.set_priority(job_id, data.priority)
+        return job_status(job, await jobs.position_async(job_id))
 
     @delete("/{job_id:str}", status_code=204, summary="Delete a finished job and its images")
     async def remove(self, jobs: Jobs, job_id: FromPath[str]) -> None:
