@@ -203,6 +203,17 @@ def daemon_with_models(root: Path, models: Path) -> Iterator[Daemon]:
         yield daemon
 
 
+@contextlib.contextmanager
+def http_with_models(root: Path, models: Path) -> Iterator[httpx.Client]:
+    """An httpx client (120 s reads) of a running daemon whose models folder is a copy of
+    ``models``."""
+    with (
+        daemon_with_models(root, models) as daemon,
+        httpx.Client(base_url=daemon.url, headers=daemon.headers(), timeout=120.0) as client,
+    ):
+        yield client
+
+
 def wait_gone(pids: list[int], timeout: float = 30.0) -> None:
     """Wait for these processes to exit (workers notice their daemon's pipe closed)."""
     for pid in pids:

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from PIL import Image, PngImagePlugin
 
-from tests.harness import daemon_with_models, wait_status
+from tests.harness import http_with_models, wait_status
 
 ADAPTERS = Path(__file__).resolve().parents[2] / "models" / "tiny" / "adapters"
 BASE = {"prompt": "a red circle, on: a blue background", "width": 64, "height": 64, "steps": 3}
@@ -33,10 +33,8 @@ _SIZE = re.compile(r"^(\d+)x(\d+)$")
 
 @pytest.fixture(scope="module")
 def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    with daemon_with_models(tmp_path_factory.mktemp("infotext"), ADAPTERS) as daemon:
-        client = httpx.Client(base_url=daemon.url, headers=daemon.headers(), timeout=120.0)
-        with client:
-            yield client
+    with http_with_models(tmp_path_factory.mktemp("infotext"), ADAPTERS) as client:
+        yield client
 
 
 def _png(pixels: Image.Image) -> bytes:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.harness import daemon_with_models, wait_status
+from tests.harness import http_with_models, wait_status
 
 ADAPTERS = Path(__file__).resolve().parents[2] / "models" / "tiny" / "adapters"
 BASE = {"prompt": "a red circle on a blue background", "width": 64, "height": 64, "steps": 3}
@@ -26,10 +26,8 @@ BASE = {"prompt": "a red circle on a blue background", "width": 64, "height": 64
 
 @pytest.fixture(scope="module")
 def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    with daemon_with_models(tmp_path_factory.mktemp("consistency"), ADAPTERS) as daemon:
-        client = httpx.Client(base_url=daemon.url, headers=daemon.headers(), timeout=120.0)
-        with client:
-            yield client
+    with http_with_models(tmp_path_factory.mktemp("consistency"), ADAPTERS) as client:
+        yield client
 
 
 def _pixels(png: bytes) -> np.ndarray:
