@@ -12,8 +12,9 @@ import pytest
 from cli_fakes import JOB, CliDaemon
 
 from impasto.cli import generate
+from impasto.cli.common import plugin_option
 from impasto.cli.generate import OPTIONS
-from impasto.cli.generate_args import lora_spec, plugin_option
+from impasto.cli.generate_args import lora_spec
 from impasto.cli.main import build_parser, main
 from impasto.client import Client
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from impasto.client import ApiError, Client, FieldError
+from impasto.client.core import not_finite
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the daemon rejected the request, or the job failed
@@ -70,6 +73,33 @@ def finite_float(text: str, what: str = "") -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{what} must be a finite number")
     return value
+
+
+def plugin_option(text: str) -> tuple[str, Any]:
+    """``NAME`` (true) or ``NAME=VALUE`` (JSON, else the text) as one entry of ``plugins``;
+    a number JSON has no form for (NaN, infinity, 1e999; "nan" as text too) is a usage error,
+    as for every other option."""
+    name, equals, value = text.partition("=")
+    name = name.strip()
+    if not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: a plugin's name comes before '='")
+    if not equals:
+        return name, True
+    try:
+        parsed: Any = json.loads(value)  # reads NaN, Infinity and 1e999 as floats
+    except ValueError:
+        parsed = value
+    if not_finite(parsed) or not _finite_text(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: the value after '=' must be a finite number")
+    return name, parsed
+
+
+def _finite_text(text: str) -> bool:
+    """False for text that reads as a number with no JSON form ("nan", "-inf")."""
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return True
 
 
 def write_new(path: Path, data: bytes) -> Path:

@@ -4,15 +4,12 @@ parsers of their values."""
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import math
 from pathlib import Path
 from typing import Any, get_args
 
 import platformdirs
 
-from impasto.cli.common import finite_float
+from impasto.cli.common import finite_float, plugin_option
 from impasto.cli.image_args import add_image_arguments, span
 from impasto.wire import LIMITS, SCHEDULE_NAMES, UpscalerName
 
@@ -353,45 +350,6 @@ def lora_spec(text: str) -> dict[str, Any]:
     if not colon:
         return {"name": text}
     return {"name": name, "weight": finite_float(weight, f"{text!r}: the weight after ':'")}
-
-
-def plugin_option(text: str) -> tuple[str, Any]:
-    """``NAME`` (true) or ``NAME=VALUE`` (JSON, else the text) as one entry of ``plugins``;
-    a number JSON has no form for (NaN, infinity, 1e999) is a usage error, as elsewhere."""
-    name, equals, value = text.partition("=")
-    name = name.strip()
-    if not name:
-        raise argparse.ArgumentTypeError(f"{text!r}: a plugin's name comes before '='")
-    if not equals:
-        return name, True
-    with contextlib.suppress(ValueError):  # "nan", "inf": meant as numbers, not as text
-        if not math.isfinite(float(value)):
-            _not_finite(text)(value)
-    try:
-        parsed = json.loads(value, parse_constant=_not_finite(text))
-    except ValueError:
-        return name, value
-    if not _finite(parsed):
-        raise _not_finite(text)("1e999")
-    return name, parsed
-
-
-def _not_finite(text: str) -> Any:
-    def refuse(_constant: str) -> Any:
-        raise argparse.ArgumentTypeError(f"{text!r}: the value after '=' must be a finite number")
-
-    return refuse
-
-
-def _finite(value: Any) -> bool:
-    """Whether every number in a JSON value is finite (json reads 1e999 as infinity)."""
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(_finite(item) for item in value.values())
-    if isinstance(value, list):
-        return all(_finite(item) for item in value)
-    return True
 
 
 HIRES_FLAGS = {

@@ -105,20 +105,21 @@ def _segment(text: str) -> str:
 NOT_FINITE = "must be a finite number (NaN and infinity have no JSON form)"
 
 
-def _not_finite(value: Any, where: str) -> list[str]:
+def not_finite(value: Any, where: str = "") -> list[str]:
+    """Where ``value`` (JSON-shaped) holds a NaN or an infinity: ``.cfg_scale``, ``[0]``."""
     if isinstance(value, float):
         return [] if math.isfinite(value) else [where]
     if isinstance(value, dict):
-        return [f for key, item in value.items() for f in _not_finite(item, f"{where}.{key}")]
+        return [f for key, item in value.items() for f in not_finite(item, f"{where}.{key}")]
     if isinstance(value, list | tuple):
-        return [f for i, item in enumerate(value) for f in _not_finite(item, f"{where}[{i}]")]
+        return [f for i, item in enumerate(value) for f in not_finite(item, f"{where}[{i}]")]
     return []
 
 
 def check_finite(body: Any) -> None:
     """Raise UnsendableRequest naming every NaN or infinite number in ``body``: msgspec (as
     most JSON encoders) writes them as ``null``, which the daemon reads as "the default"."""
-    fields = _not_finite(msgspec.to_builtins(body), "")
+    fields = not_finite(msgspec.to_builtins(body))
     if fields:
         raise UnsendableRequest([FieldError(f.lstrip("."), NOT_FINITE) for f in fields])
 
