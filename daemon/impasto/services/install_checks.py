@@ -11,10 +11,12 @@ from impasto.engine.providers import GPU_PROVIDERS
 from impasto.services.convert import missing_converter
 from impasto.services.detect import detect_file, detect_folder
 from impasto.services.errors import ConflictError, FieldError
+from impasto.services.hub import hub_endpoint, hub_token
 from impasto.services.known import KnownModel, made_from, variant_summary
 from impasto.services.models import ModelCatalog
-from impasto.services.safety import UnsafeContentError, check_id, walk_files
-from impasto.services.sources import local_path, parse_source
+from impasto.services.safety import UnsafeContentError, check_id, slugify, walk_files
+from impasto.services.sources import file_stem, local_path, names_its_type, parse_source
+from impasto.services.stage_fetch import served_filename
 
 PRECISIONS = ("", "fp32", "fp16", "int8")
 
@@ -90,6 +92,13 @@ def validate_install(
         precision=asked,
     )
     check_applies(source, request)
+    if source["kind"] == "url" and not names_its_type(source["filename"]):
+        # ".../api/download/models/128713": the server names the file (and so the model).
+        endpoint, token = hub_endpoint(settings.hf_endpoint), hub_token(settings.hf_token)
+        served = served_filename(source["url"], endpoint, token)
+        if served:
+            source["filename"] = served
+            default_id = slugify(file_stem(served))
     model_id = request.get("id") or default_id
     try:
         check_id(model_id)

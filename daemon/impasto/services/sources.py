@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from email.message import Message
+from email.utils import collapse_rfc2231_value
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -22,30 +24,65 @@ _HUB_SOURCE = re.compile(
     r"(?:@(?P<revision>[^/@]+))?(?:/(?P<subfolder>.+))?$"
 )
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
+MODEL_SUFFIXES = (*ARCHIVE_SUFFIXES, ".safetensors", ".onnx")
 # A URL's file name is staged with ".part" and ".part.etag" beside it: room for those.
 URL_NAME_MAX = fsnames.NAME_MAX - len(".part.etag")
 
 
 def url_filename(path: str) -> str:
-    """The file name a URL's path ends in, decoded, as a plain name in one folder.
+    """The file name a URL's path ends in, decoded, as a plain name in one folder ("download"
+    when nothing usable is left)."""
+    return plain_filename(unquote(PurePosixPath(path).name)) or "download"
+
+
+def disposition_filename(header: str) -> str:
+    """The file name a ``Content-Disposition`` header gives (RFC 6266: ``filename*``, RFC
+    5987-encoded, before ``filename``), as a plain name; "" when it gives none.
+
+    What Civitai's ``/api/download/models/ID`` links and many CDNs name their files by.
+    """
+    message = Message()
+    message["Content-Disposition"] = header
+    plain, encoded = "", ""
+    for key, value in message.get_params([], header="content-disposition")[1:]:
+        if key != "filename":
+            continue
+        if isinstance(value, tuple):  # filename*=charset'lang'percent-encoded
+            try:
+                encoded = collapse_rfc2231_value(value, errors="strict")
+            except (LookupError, UnicodeDecodeError):  # an unknown charset, bad bytes
+                continue
+        else:
+            plain = value
+    raw = encoded or plain
+    return plain_filename(raw.replace("\\", "/").rsplit("/", 1)[-1])
+
+
+def names_its_type(name: str) -> bool:
+    """Whether a file name ends in a type an install reads (a model, an archive)."""
+    return name.lower().endswith(MODEL_SUFFIXES)
+
+
+def plain_filename(name: str) -> str:
+    """``name`` as a plain name in one folder; "" when nothing usable is left.
 
     ``..``, separators (``%2F``, ``\\``), control characters and a leading dot would make
     the staged download land elsewhere or hide, and so would, on Windows, a drive or stream
-    (``D:x``), a device name (``CON``) or a trailing dot; "download" stands in for a name
-    left empty. A name too long for the file system keeps its end (the type).
+    (``D:x``), a device name (``CON``) or a trailing dot. A name too long for the file system
+    keeps its end (the type).
     """
-    name = unquote(PurePosixPath(path).name)
     name = re.sub(r'[\x00-\x1f\x7f/\\:*?"<>|]+', "_", name).strip().lstrip(".").rstrip(". ")
     if name.split(".", 1)[0].rstrip(" ").lower() in fsnames.WINDOWS_DEVICES:
         name = f"_{name}"
     while len(name.encode()) > URL_NAME_MAX:
         name = name[1:] if len(name) > 1 else ""
-    return name if fsnames.plain_name(name) else "download"
+    return name if fsnames.plain_name(name) else ""
 
 
-def _stem(name: str) -> str:
+def file_stem(name: str) -> str:
+    """``name`` without its model or archive type (``.tar.gz`` whole)."""
     lowered = name.lower()
-    for suffix in (*ARCHIVE_SUFFIXES, ".safetensors", ".onnx"):
+    for suffix in MODEL_SUFFIXES:
         if lowered.endswith(suffix):
             return name[: -len(suffix)]
     return name
@@ -111,7 +148,7 @@ def parse_source(
         if text.startswith(("http://", "https://")):
             name = url_filename(url.path)
             # A URL without a file name (https://host/) is named after its host.
-            stem = _stem(name) if PurePosixPath(url.path).name else url.netloc
+            stem = file_stem(name) if PurePosixPath(url.path).name else url.netloc
             return {"kind": "url", "url": text, "filename": name}, slugify(stem)
     if text.startswith("hf:"):
         return _hub_source(text, revision, subfolder)
@@ -119,7 +156,7 @@ def parse_source(
     if path.is_absolute() or text.startswith((".", "~")) or fsnames.exists(path):
         resolved = local_path("source", text, roots)
         source = {"kind": "path", "path": str(resolved), "filename": path.name}
-        return source, slugify(_stem(path.name))
+        return source, slugify(file_stem(path.name))
     if _REPO_ID.match(text):
         hub: dict[str, Any] = {"kind": "hub", "repo": text, "revision": revision}
         hub["subfolder"] = subfolder or ""

@@ -23,7 +23,7 @@ from impasto.engine.onnx_ops import GraphOps, peek_graph_ops, read_graph_ops
 from impasto.engine.runs_on import Capability, assess, folder_graphs
 from impasto.services.archives import extract_archive
 from impasto.services.convert import SIDECAR_SUFFIX
-from impasto.services.downloads import RemoteFile, fetch, sha256_of
+from impasto.services.downloads import DownloadError, RemoteFile, fetch, sha256_of
 from impasto.services.egress import guarded_client
 from impasto.services.hub import HubError, access_hint, list_hub_files, range_reader
 from impasto.services.runnable import UnrunnableError, is_weight_file, refusal
@@ -35,12 +35,15 @@ from impasto.services.safety import (
     copy_file,
     copy_tree,
 )
+from impasto.services.sources import disposition_filename
 from impasto.services.stage_job import InstallError, StageJob
 
 # A graph file above this size is peeked at (head and tail) rather than fetched before the check.
 PEEK_ABOVE = 8 * 1024**2
 # An A1111 .yaml beside a checkpoint is a few KB; anything this large is not one.
 SIDECAR_MAX_BYTES = 1024**2
+# Seconds an install request waits for a URL's server to name its file.
+NAME_PROBE_TIMEOUT = 10.0
 
 
 def stage_source(job: StageJob) -> Path:
@@ -167,39 +170,62 @@ def check_runnable(
     job.warning = problem
 
 
-def _on_hub(job: StageJob, url: str) -> bool:
-    """Whether ``url`` is under the hub endpoint (a mirror's prefix: its host may serve more)."""
-    target, hub = urlsplit(url), urlsplit(job.hub_endpoint)
+def _on_hub(endpoint: str, url: str) -> bool:
+    """Whether ``url`` is under the hub ``endpoint`` (a mirror's prefix: its host may serve
+    more)."""
+    target, hub = urlsplit(url), urlsplit(endpoint)
     under = hub.path.rstrip("/") + "/"
     same = (target.scheme, target.netloc) == (hub.scheme, hub.netloc)
     return same and target.path.startswith(under)
 
 
-def _url_access(job: StageJob, url: str) -> tuple[dict[str, str], str]:
+def _url_access(endpoint: str, token: str | None, url: str) -> tuple[dict[str, str], str]:
     """The headers a URL is fetched with and what a 401/403 from it means.
 
     A file on the hub (``https://huggingface.co/owner/name/resolve/...``) gets the hub token,
     as the hub's own downloads do; no other host ever sees it.
     """
-    if not _on_hub(job, url):
+    if not _on_hub(endpoint, url):
         return {}, (
             "the server wants a login, which Impasto does not send to it: download the file "
             "yourself and install it from its path"
         )
     from huggingface_hub.utils import build_hf_headers
 
-    headers = build_hf_headers(token=job.hub_token or False, library_name="impasto")
-    under = urlsplit(job.hub_endpoint).path.rstrip("/") + "/"
+    headers = build_hf_headers(token=token or False, library_name="impasto")
+    under = urlsplit(endpoint).path.rstrip("/") + "/"
     parts = [p for p in urlsplit(url).path.removeprefix(under).split("/") if p]
     repo = "/".join(parts[:2]) if len(parts) >= 2 else url
-    return dict(headers), access_hint(repo, job.hub_endpoint, job.hub_token, gated=True)
+    return dict(headers), access_hint(repo, endpoint, token, gated=True)
+
+
+def served_filename(url: str, endpoint: str, token: str | None) -> str:
+    """The file name the server gives ``url``'s download in its ``Content-Disposition``
+    (Civitai's ``/api/download/models/ID`` and many CDNs name files only there); "" when it
+    gives none or cannot be reached now (the download says why later).
+
+    A GET, redirects followed, of which only the headers are read: a signed CDN link may
+    refuse HEAD.
+    """
+    headers, _ = _url_access(endpoint, token, url)
+    on_hub = _on_hub(endpoint, url)
+    try:
+        with (
+            guarded_client(url, url, timeout=NAME_PROBE_TIMEOUT, trusted=on_hub) as client,
+            client.stream("GET", url, headers=headers) as response,
+        ):
+            if response.status_code >= 400:
+                return ""
+            return disposition_filename(response.headers.get("Content-Disposition", ""))
+    except (httpx.HTTPError, DownloadError, OSError):
+        return ""
 
 
 def _stage_url(job: StageJob) -> Path:
     src = job.source
     name = src["filename"]
-    headers, denied = _url_access(job, src["url"])
-    on_hub = _on_hub(job, src["url"])
+    headers, denied = _url_access(job.hub_endpoint, job.hub_token, src["url"])
+    on_hub = _on_hub(job.hub_endpoint, src["url"])
     try:
         with guarded_client(src["url"], name, timeout=30.0, trusted=on_hub) as client:
             head = client.head(src["url"], headers=headers)

@@ -14,7 +14,12 @@ import shutil
 from pathlib import Path
 
 from impasto.engine.runs_on import assess_folder
-from impasto.services.convert import convert, missing_fp16_converter, optimize_fp16
+from impasto.services.convert import (
+    SIDECAR_SUFFIX,
+    convert,
+    missing_fp16_converter,
+    optimize_fp16,
+)
 from impasto.services.detect import Detected, detect_file, detect_folder
 from impasto.services.downloads import sha256_of
 from impasto.services.optimize_stage import optimize_folder
@@ -62,6 +67,18 @@ def _convert(job: StageJob, source: Path) -> Path:
     return out
 
 
+def _as_safetensors(path: Path) -> Path:
+    """``path`` under a ``.safetensors`` name, which diffusers' single-file loader reads by
+    (any other name it unpickles): a URL's download may be named ``128713`` or ``download``.
+    Its content was checked as safetensors already."""
+    if path.name.lower().endswith(".safetensors"):
+        return path
+    sidecar = path.with_suffix(SIDECAR_SUFFIX)  # A1111's .yaml beside it goes along
+    if sidecar.is_file():
+        sidecar.rename(path.with_name("checkpoint" + SIDECAR_SUFFIX))
+    return path.rename(path.with_name("checkpoint.safetensors"))
+
+
 def _match_precision(job: StageJob, folder: Path, precision: str) -> str:
     """Turn a ready fp32 ONNX folder to fp16 when the request asked for fp16; "" when the
     folder is what was asked, else why it stays as it is (the install's warning)."""
@@ -93,7 +110,7 @@ def prepare(job: StageJob) -> tuple[Path, Detected]:
                     "as an ONNX folder (MODELS/vae/NAME/vae_decoder/model.onnx)"
                 )
             if detected.type == "checkpoint":
-                ready, converted = _convert(job, ready), True
+                ready, converted = _convert(job, _as_safetensors(ready)), True
                 detected = detect_folder(ready)
         else:
             check_tree(ready, job.max_file_size)
