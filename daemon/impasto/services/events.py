@@ -50,6 +50,8 @@ class EventStore(Protocol):
 
     def last_seq(self) -> int: ...
 
+    def lost_after(self, seq: int, *, job_id: str | None = None) -> int: ...
+
 
 # Why the bus ended a stream: its subscriber fell a queue's length behind (it reconnects with
 # ``since``), or the daemon is stopping.
@@ -163,6 +165,10 @@ class EventBus:
         try:
             last = since or 0
             if since is not None:
+                gap = await self._gap(since, job_id)
+                if gap is not None:
+                    last = gap.seq
+                    yield gap
                 async for event in self.replay(since, job_id):
                     last = event.seq
                     yield event
@@ -181,6 +187,16 @@ class EventBus:
                     yield item
         finally:
             self._subscribers.discard(sub)
+
+    async def _gap(self, since: int, job_id: str | None) -> LiveEvent | None:
+        """A ``gap`` event when events after ``since`` were trimmed (the log keeps the newest
+        ``keep``): the client missed them for good and re-reads the state it follows. Its seq
+        is the newest lost one, so a client resuming from it misses nothing more."""
+        lost = await asyncio.to_thread(self._store.lost_after, since, job_id=job_id)
+        if not lost:
+            return None
+        data = {"since": since, "lost": lost}
+        return LiveEvent(since + lost, "gap", job_id, time.time(), data)
 
     def close_all(self) -> None:
         """End every stream, and each one opened from now on (daemon shutdown)."""

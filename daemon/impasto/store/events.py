@@ -64,6 +64,23 @@ class EventLog:
         rows = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
         return int(rows[0][0]) if rows else 0
 
+    def lost_after(self, seq: int, *, job_id: str | None = None) -> int:
+        """How many events after ``seq`` were trimmed before anyone read them back: the
+        events from ``seq + 1`` up to the oldest one kept (0 when none were).
+
+        For one job: 0 while its first event (``queued``, the first thing every job says) is
+        kept, since nothing of it can be gone then.
+        """
+        if job_id is not None:
+            rows = self.db.execute(
+                "SELECT 1 FROM events WHERE job_id = ? AND type = 'queued' LIMIT 1", (job_id,)
+            )
+            if rows:
+                return 0
+        rows = self.db.execute("SELECT MIN(seq) FROM events")
+        oldest = rows[0][0] if rows and rows[0][0] is not None else self.last_seq() + 1
+        return max(0, int(oldest) - 1 - seq)
+
     def trim(self, keep: int = 10_000) -> int:
         """Delete all but the newest ``keep`` events; return how many were deleted."""
         if keep < 0:

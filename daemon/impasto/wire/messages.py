@@ -286,7 +286,8 @@ class FieldLimit(Schema):
 
 
 # What the event stream says happened: a job's life (queued ... cancelled, deleted), the
-# queue paused or resumed, an install's progress, a model removed.
+# queue paused or resumed, an install's progress, a model removed; and "gap": events after a
+# reconnecting client's seq were trimmed before it came back.
 EventType = Literal[
     "queued",
     "started",
@@ -298,6 +299,7 @@ EventType = Literal[
     "queue",
     "install",
     "model_removed",
+    "gap",
 ]
 EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
 
