@@ -5,6 +5,7 @@ is there (copied by hand too), and removing one deletes its file."""
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import struct
 from pathlib import Path
@@ -107,11 +108,15 @@ def test_an_adapter_of_the_wrong_kind_is_refused_before_a_job_is_queued(daemon: 
     _safetensors(models / "vae" / "filevae.safetensors", ["decoder.conv_in.weight"])
     oft = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.oft_blocks"
     _safetensors(models / "loras" / "oftlora.safetensors", [oft])  # copied in by hand
+    (models / "embeddings").mkdir(exist_ok=True)
+    for pickled in (models / "loras" / "oldlora.pt", models / "embeddings" / "oldemb.pt"):
+        pickled.write_bytes(pickle.dumps({"emb_params": [0.0]}))  # never opened
     cases = [
         ({"loras": [{"name": "oftlora", "weight": 1.0}]}, "loras[0].name", "OFT is not supported"),
         ({"loras": [{"name": "notlora", "weight": 1.0}]}, "loras[0].name", "holds no LoRA weights"),
         ({"loras": [{"name": "dirlora", "weight": 1.0}]}, "loras[0].name", "is a folder"),
         ({"vae": "filevae"}, "vae", "is a single file"),
+        ({"loras": [{"name": "oldlora", "weight": 1.0}]}, "loras[0].name", "is a pickle"),
     ]
     with daemon.client() as c:
         before = c.get("/api/v1/queue").json()
@@ -125,6 +130,17 @@ def test_an_adapter_of_the_wrong_kind_is_refused_before_a_job_is_queued(daemon: 
         listed = {m["id"]: m for m in c.get("/api/v1/models", params={"type": "lora"}).json()}
         for name, words in (("notlora", "holds no"), ("oftlora", "OFT"), ("dirlora", "folder")):
             assert words in listed[name]["problem"], listed[name]
+        # A1111's pickled LoRAs and embeddings, copied over, say why they are not used...
+        assert "is a pickle (oldlora.pt)" in listed["oldlora"]["problem"], listed["oldlora"]
+        embeddings = {
+            m["id"]: m for m in c.get("/api/v1/models", params={"type": "embedding"}).json()
+        }
+        assert "is a pickle (oldemb.pt)" in embeddings["oldemb"]["problem"], embeddings
+        # ...and go when removed.
+        for name in ("oldlora", "oldemb"):
+            assert c.delete(f"/api/v1/models/{name}").status_code == 200
+        assert not (models / "loras" / "oldlora.pt").exists()
+        assert not (models / "embeddings" / "oldemb.pt").exists()
 
 
 def test_a_vae_in_one_safetensors_file_is_refused_at_install(

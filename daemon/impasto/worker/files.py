@@ -15,6 +15,9 @@ from impasto.fsnames import plain_name
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 UPLOAD_PREFIX = "upload:"
 _LABELS = {"loras": "LoRA", "vae": "VAE", "embeddings": "embedding"}
+# Pickle files, as older LoRAs and textual-inversion embeddings come (A1111 loads them): listed
+# with why they cannot be used, never opened.
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
 ADAPTER_FOLDERS = {"lora": "loras", "embedding": "embeddings", "vae": "vae"}
 """The models folder's folder for each adapter type: where requests find them by name, where
 installs put them, and what the model list shows."""
@@ -55,7 +58,8 @@ def adapter_path(models_dir: Path, kind: str, name: str) -> Path:
     label = _LABELS.get(kind, kind)
     if not plain_name(name):
         raise NotInstalledError(field, f"{label} {name!r} is not a plain name")
-    for candidate in (folder / name, folder / f"{name}.safetensors"):
+    suffixes = ("", ".safetensors", *(PICKLE_SUFFIXES if kind != "vae" else ()))
+    for candidate in (folder / f"{name}{suffix}" for suffix in suffixes):
         if (
             plain_name(candidate.name)
             and candidate.exists()
@@ -72,7 +76,8 @@ def adapter_path(models_dir: Path, kind: str, name: str) -> Path:
 
 def installed_adapters(models_dir: Path) -> list[tuple[str, str, Path]]:
     """(type, name, path) of each adapter a request can name: the ``.safetensors`` files in
-    the models folder's loras/ and embeddings/, and the VAE folders in vae/ (blocking)."""
+    the models folder's loras/ and embeddings/ (and the pickles there, which check_adapter
+    refuses saying why), and the VAE folders in vae/ (blocking)."""
     found = []
     for kind, folder_name in ADAPTER_FOLDERS.items():
         folder = models_dir / folder_name
@@ -81,7 +86,8 @@ def installed_adapters(models_dir: Path) -> list[tuple[str, str, Path]]:
         except OSError:  # none, or removed while the list is made
             continue
         for path in paths:
-            usable = path.is_dir() if kind == "vae" else path.suffix == ".safetensors"
+            file_types = (".safetensors", *PICKLE_SUFFIXES)
+            usable = path.is_dir() if kind == "vae" else path.suffix.lower() in file_types
             name = path.name if kind == "vae" else path.stem
             if usable and plain_name(path.name) and not path.name.startswith("."):
                 found.append((kind, name, path))
@@ -111,6 +117,13 @@ def check_adapter(path: Path, kind: str, name: str, field: str) -> None:
         return
     if path.is_dir():
         raise NotInstalledError(field, f"{label} {name!r} is a folder, not a .safetensors file")
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise NotInstalledError(
+            field,
+            f"{label} {name!r} is a pickle ({path.name}), which Impasto never loads: a pickle "
+            "can run any code when opened. Use its .safetensors release, or convert it on a "
+            "machine you trust (docs/models.md, 'Pickled LoRAs and embeddings')",
+        )
     try:
         header = read_header(path)
     except (SafetensorsError, OSError) as exc:
