@@ -9,20 +9,31 @@ import base64
 import io
 import threading
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 
 import pytest
 from litestar.testing import TestClient
 from PIL import Image
 
 from impasto.services import upscalers
-from impasto.services.upscalers import MAX_RUNNING, RETRY_AFTER, upscale_slot
+from impasto.services.upscalers import MAX_RUNNING, RETRY_AFTER
 
 
 def _b64_png() -> str:
     buffer = io.BytesIO()
     Image.new("RGB", (16, 16), "red").save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode()
+
+
+@contextmanager
+def _slot() -> Iterator[None]:
+    """One of the upscale slots, held for the block as a running upscale holds it."""
+    assert upscalers._running.acquire(blocking=False), "no slot free"
+    try:
+        yield
+    finally:
+        upscalers._running.release()
 
 
 ROUTES = [
@@ -42,7 +53,7 @@ def test_an_upscale_over_the_running_limit_is_refused_with_retry_after(
     monkeypatch.setattr(upscalers, "SLOT_WAIT", 0.3)
     with ExitStack() as held:
         for _ in range(MAX_RUNNING):
-            held.enter_context(upscale_slot())
+            held.enter_context(_slot())
         refused = api.post(path, json=body)
         assert refused.status_code == 429, refused.text
         assert refused.headers["Retry-After"] == str(RETRY_AFTER)
@@ -51,7 +62,7 @@ def test_an_upscale_over_the_running_limit_is_refused_with_retry_after(
     assert api.post(path, json=body).status_code == 200
     with ExitStack() as held:
         for _ in range(MAX_RUNNING):
-            held.enter_context(upscale_slot())
+            held.enter_context(_slot())
 
 
 def test_an_upscale_waits_for_a_slot_and_runs_when_one_frees(api: TestClient) -> None:
@@ -59,7 +70,7 @@ def test_an_upscale_waits_for_a_slot_and_runs_when_one_frees(api: TestClient) ->
     answers: list[int] = []
     with ExitStack() as held:
         for _ in range(MAX_RUNNING):
-            held.enter_context(upscale_slot())
+            held.enter_context(_slot())
         waiting = threading.Thread(
             target=lambda: answers.append(api.post(path, json=body).status_code)
         )

@@ -11,8 +11,8 @@ import io
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,17 +56,6 @@ def _busy() -> QueueFullError:
         f"{SLOT_WAIT:g} s; try again in a moment",
         retry_after=RETRY_AFTER,
     )
-
-
-@contextmanager
-def upscale_slot() -> Iterator[None]:
-    """One of the MAX_RUNNING upscale slots for the block, else QueueFullError (429) at once."""
-    if not _running.acquire(blocking=False):
-        raise _busy()
-    try:
-        yield
-    finally:
-        _running.release()
 
 
 @asynccontextmanager
