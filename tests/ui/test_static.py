@@ -76,7 +76,7 @@ def test_files_are_compressed_revalidated_and_answer_head(impasto_daemon: Any) -
         assert "content-encoding" not in health.headers
 
 
-FILLED_BY_THE_PAGE = {"schedule", "hires_upscaler"}
+FILLED_BY_THE_PAGE = {"schedule", "hires_schedule", "hires_upscaler"}
 """Selects whose written option is a placeholder the page replaces (from the API)."""
 
 

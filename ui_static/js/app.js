@@ -22,19 +22,24 @@ const HEALTH_EVERY_MS = 10000;
 // Before the first request: a token in the address is the one to send.
 adoptUrlToken();
 const form = new GenerateForm({ onQueued: (job) => live.track(job) });
+/** Say ``done``, and what of the settings the form could not take (a model not installed). */
+function toastLoaded(done, missing) {
+  if (!missing.length) toast(done);
+  else toast(`${done} ${missing.join('; ')}.`, 'error', 8000);
+}
 new XyzPlot({ form });
 const viewer = new Viewer({
   onUse: (request) => {
-    form.write({ ...request, model: request.model || '' });
+    const missing = form.write({ vae: '', ...request, model: request.model || '' });
     showTab('generate');
-    toast('Settings loaded into the form.');
+    toastLoaded('Settings loaded into the form.', missing);
   },
   onImage: async (request, file) => {
-    form.write({ ...request, model: request.model || '' });
+    const missing = form.write({ vae: '', ...request, model: request.model || '' });
     showTab('generate');
     if (await form.setInitImage(file)) {
       byId('img-card').open = true;
-      toast('Image and settings loaded: set the strength, or paint a mask to inpaint.');
+      toastLoaded('Image and settings loaded: set the strength, or paint a mask to inpaint.', missing);
     }
   },
   samplers: () => form.catalog.samplers,
@@ -65,8 +70,13 @@ const models = new ModelsPanel({
   },
 });
 const system = new SystemPanel();
-// An install or a removal changes the Generate form's model list too.
-onModelsChanged(() => loadCatalog());
+// An install, a removal or a model copied into the folder by hand changes the Generate form's
+// menus too: reload them when the Models panel lists something they do not show.
+const listed = (list) => JSON.stringify(list.map((m) => [m.id, m.name, m.type, m.family, m.problem]));
+onModelsChanged((list) => {
+  // None yet: the page's own first load is under way.
+  if (form.catalog.models.length && listed(list) !== listed(form.catalog.models)) loadCatalog();
+});
 
 function showTab(name, { focus = false } = {}) {
   if (!TABS.includes(name)) name = 'generate';
@@ -175,10 +185,10 @@ function bindPageDrop() {
 
 /** Fill the form from a PNG's settings; says so, or what to do with a file that has none. */
 async function loadPngSettings(file, asInitImage) {
-  const filled = await form.loadPng(file).catch(() => false);
-  if (filled) {
+  const missing = await form.loadPng(file).catch(() => null);
+  if (missing) {
     showTab('generate');
-    toast(`Loaded the settings from ${file.name}.`);
+    toastLoaded(`Loaded the settings from ${file.name}.`, missing);
   } else {
     toast(`No generation settings found in that file. To use it as an init image, ${asInitImage}.`, 'error', 6000);
   }

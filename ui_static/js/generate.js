@@ -11,19 +11,28 @@ import { loadSettings, saveSettings } from './state.js';
 import { cutMessage, setLimits, validateRequest } from './validate.js';
 
 const NUMBER_FIELDS = ['width', 'height', 'steps', 'cfg_scale', 'seed', 'subseed', 'subseed_strength', 'seed_resize_from_width', 'seed_resize_from_height', 'noise_seed_delta', 'batch_size', 'priority', 'strength', 'noise_multiplier', 'cache_interval', 'inpaint_padding', 'clip_skip', 's_min_uncond', 'skip_early_cond', 'extra_noise', 'inpaint_mask_weight', 'mask_blur'];
-const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'sampler', 'schedule', 'rng', 'decoder', 'inpaint_area', 'masked_content', 'img2img_steps', 'resize_mode'];
+const TEXT_FIELDS = ['prompt', 'negative_prompt', 'model', 'vae', 'sampler', 'schedule', 'rng', 'decoder', 'inpaint_area', 'masked_content', 'img2img_steps', 'resize_mode'];
 // A1111's mask blur: how the page blurs the painted mask before sending it (not an API field).
 const MASK_BLUR = { min: 0, max: 64, message: 'must be an integer between 0 and 64' };
+// Menus of installed models: '' is the default (the daemon's default model, the model's own VAE)
+// and is sent as null.
+const MODEL_MENUS = { model: ['Model', 'the default model'], vae: ['VAE', "the model's own"] };
 // Sent only with a mask: they say how to inpaint.
 const INPAINT_FIELDS = ['inpaint_area', 'inpaint_padding', 'masked_content'];
 // Sent only with an image: the API refuses them without one.
 const IMAGE_FIELDS = ['noise_multiplier', 'resize_mode', 'color_correction'];
 // The hires fix card: request field under ``hires`` -> form element id.
 const HIRES_FIELDS = { scale: 'hires_scale', upscaler: 'hires_upscaler', steps: 'hires_steps', strength: 'hires_strength' };
-const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, 'eta', ...CHURN_FIELDS, ...BOUND_FIELDS, ...UNIPC_FIELDS, 'tiling', 'color_correction', 'refiner', 'refiner_switch', ...Object.values(HIRES_FIELDS)];
+// The hires pass's own settings: left blank, not sent, and the pass takes the first pass's.
+const HIRES_OWN = {
+  width: 'hires_width', height: 'hires_height', sampler: 'hires_sampler', schedule: 'hires_schedule',
+  cfg_scale: 'hires_cfg_scale', prompt: 'hires_prompt', negative_prompt: 'hires_negative_prompt',
+};
+const HIRES_NUMBERS = ['width', 'height', 'cfg_scale'];
+const ERROR_FIELDS = [...TEXT_FIELDS, ...NUMBER_FIELDS, 'eta', ...CHURN_FIELDS, ...BOUND_FIELDS, ...UNIPC_FIELDS, 'tiling', 'color_correction', 's_min_uncond_all', 'discard_penultimate_sigma', 'sgm_noise_multiplier', 'refiner', 'refiner_switch', 'hires', ...Object.values(HIRES_FIELDS), ...Object.values(HIRES_OWN)];
 // Fields that do not depend on the model; the rest come from the chosen model's defaults.
 export const DEFAULTS = {
-  prompt: '', negative_prompt: '', model: '', seed: -1, subseed: -1, subseed_strength: 0, eta: null,
+  prompt: '', negative_prompt: '', model: '', vae: '', seed: -1, subseed: -1, subseed_strength: 0, eta: null,
   seed_resize_from_width: 0, seed_resize_from_height: 0, rng: 'pcg64', noise_seed_delta: 0,
   batch_size: 1, priority: 0,
   strength: 0.75, noise_multiplier: 1, extra_noise: 0, inpaint_mask_weight: 1, resize_mode: 'stretch', color_correction: false, img2img_steps: 'strength', loras: [], cache_interval: 0, decoder: 'full',
@@ -68,18 +77,28 @@ export class GenerateForm {
     if (upscalers?.length) {
       byId('hires_upscaler').replaceChildren(...upscalers.map((u) => h('option', { value: u }, u)));
     }
-    const model = byId('model');
-    model.replaceChildren(h('option', { value: '' }, 'Default model'),
-      ...models.filter((m) => m.type !== 'lora' && !m.problem && !isRefiner(m))
+    // Only what a request can name there: a usable checkpoint (no refiner, LoRA, embedding or
+    // VAE) in the model menu, a usable VAE in the VAE menu, usable LoRAs as the names' choices.
+    const usable = (type) => models.filter((m) => m.type === type && !m.problem);
+    const vae = byId('vae');
+    const vaeChosen = vae.value;
+    byId('model').replaceChildren(h('option', { value: '' }, 'Default model'),
+      ...usable('checkpoint').filter((m) => !isRefiner(m))
         .map((m) => h('option', { value: m.id }, m.name || m.id)));
+    vae.replaceChildren(h('option', { value: '' }, "Automatic (the model's own)"),
+      ...usable('vae').map((m) => h('option', { value: m.id }, m.name || m.id)));
+    if ([...vae.options].some((o) => o.value === vaeChosen)) vae.value = vaeChosen;
     this.refiner.setModels(models);
     byId('sampler').replaceChildren(...samplers.map((s) => h('option', { value: s.id }, s.name)));
+    byId('hires_sampler').replaceChildren(h('option', { value: '' }, 'Use same sampler'),
+      ...samplers.map((s) => h('option', { value: s.id }, s.name)));
     if (schedules.length) {
       byId('schedule').replaceChildren(
         ...schedules.map((s) => h('option', { value: s.id }, s.id === 'default' ? 'Default' : s.name)));
+      byId('hires_schedule').replaceChildren(h('option', { value: '' }, 'Use same schedule'),
+        ...schedules.map((s) => h('option', { value: s.id }, s.id === 'default' ? 'Default' : s.name)));
     }
-    byId('lora-names').replaceChildren(
-      ...models.filter((m) => m.type === 'lora').map((m) => h('option', { value: m.id })));
+    byId('lora-names').replaceChildren(...usable('lora').map((m) => h('option', { value: m.id })));
     const stored = loadSettings();
     if (stored) {
       this.write({ ...DEFAULTS, ...stored }, { save: false });
@@ -263,7 +282,7 @@ export class GenerateForm {
       const raw = byId(name).value.trim();
       req[name] = raw === '' ? Number.NaN : Number(raw);
     }
-    req.model = req.model || null;
+    for (const name of Object.keys(MODEL_MENUS)) req[name] = req[name] || null;
     // Blank, or a sampler that adds no noise per step: the sampler's own (no eta sent).
     const eta = byId('eta');
     if (eta.value.trim() !== '' && !eta.disabled) req.eta = Number(eta.value);
@@ -293,18 +312,28 @@ export class GenerateForm {
         const raw = byId(id).value.trim();
         req.hires[key] = key === 'upscaler' ? raw : raw === '' ? Number.NaN : Number(raw);
       }
+      for (const [key, id] of Object.entries(HIRES_OWN)) {
+        const raw = byId(id).value;
+        if (raw.trim() !== '') req.hires[key] = HIRES_NUMBERS.includes(key) ? Number(raw) : raw;
+      }
     }
     return req;
   }
 
-  /** Put values into the form; unknown keys are ignored, missing ones left as they are. */
+  /** Put values into the form; unknown keys are ignored, missing ones left as they are.
+   * Returns what the form could not take: a model or VAE that is not installed (its menu is set
+   * back to the default, so the form never shows a choice the settings did not make). */
   write(values, { save = true } = {}) {
+    const missing = [];
     for (const name of [...TEXT_FIELDS, ...NUMBER_FIELDS]) {
-      if (values[name] === undefined || values[name] === null && name !== 'model') continue;
+      if (values[name] === undefined || values[name] === null && !(name in MODEL_MENUS)) continue;
       const el = byId(name);
-      const value = values[name] ?? '';
+      let value = values[name] ?? '';
       if (el.tagName === 'SELECT' && value !== '' && ![...el.options].some((o) => o.value === String(value))) {
-        continue;
+        if (!(name in MODEL_MENUS)) continue;
+        const [label, instead] = MODEL_MENUS[name];
+        missing.push(`${label} ${value} is not installed (${instead} is chosen)`);
+        value = '';
       }
       el.value = String(value);
       this.syncSlider(name);
@@ -318,7 +347,20 @@ export class GenerateForm {
     if (values.hires !== undefined) {
       byId('hires').checked = Boolean(values.hires);
       for (const [key, id] of Object.entries(HIRES_FIELDS)) {
-        if (values.hires?.[key] != null) byId(id).value = String(values.hires[key]);
+        const value = values.hires?.[key];
+        if (value == null) continue;
+        const el = byId(id);
+        if (el.tagName === 'SELECT' && ![...el.options].some((o) => o.value === String(value))) {
+          missing.push(`Hires upscaler ${value} is not available (${el.value} is kept)`);
+        } else el.value = String(value);
+      }
+      // A pass's own settings replace the form's; one it leaves out is the first pass's (blank).
+      if (values.hires) {
+        for (const [key, id] of Object.entries(HIRES_OWN)) {
+          const el = byId(id);
+          const value = values.hires[key] == null ? '' : String(values.hires[key]);
+          el.value = el.tagName === 'SELECT' && ![...el.options].some((o) => o.value === value) ? '' : value;
+        }
       }
     }
     if (values.tiling !== undefined) {
@@ -344,6 +386,7 @@ export class GenerateForm {
     if (values.schedule && !byId('schedule').selectedOptions[0]?.disabled) byId('schedule').value = values.schedule;
     if (values.schedule !== undefined) this.sampling.limitBounds();
     if (save) this.changed();
+    return missing;
   }
 
   changed() {
@@ -356,13 +399,14 @@ export class GenerateForm {
     byId('hires-summary').textContent = values.hires ? `· ${values.hires.scale}x` : '';
   }
 
-  /** Fill the form from a PNG's embedded parameters; returns false when it has none. */
+  /** Fill the form from a PNG's embedded parameters; returns null when it has none, else what
+   * the form could not take (write). */
   async loadPng(file) {
     const values = await settingsFromPng(file, this.catalog);
-    if (!values) return false;
+    if (!values) return null;
     const { init_image, mask_image, ...rest } = values;
-    this.write({ ...DEFAULTS, model: '', ...rest });
-    return true;
+    // What the PNG does not mention is off: no hires pass, no refiner, the model's own VAE.
+    return this.write({ ...DEFAULTS, model: '', hires: null, refiner: '', ...rest });
   }
 
   async submit() {
@@ -433,9 +477,12 @@ export class GenerateForm {
     if (lora) return document.getElementById(`lora-${lora[2]}-${lora[1]}`);
     if (name === 'init_image' || name === 'mask_image') return byId('init-drop');
     const hires = /^hires\.(\w+)$/.exec(name);
-    // The card sets the hires size by its scale: a size out of range is the scale's to fix.
-    if (hires && (hires[1] === 'width' || hires[1] === 'height')) return byId('hires_scale');
-    if (hires) return HIRES_FIELDS[hires[1]] ? byId(HIRES_FIELDS[hires[1]]) : byId('hires');
+    // A size left blank comes from the scale: out of range, it is the scale's to fix.
+    if (hires && (hires[1] === 'width' || hires[1] === 'height') && !byId(HIRES_OWN[hires[1]]).value) {
+      return byId('hires_scale');
+    }
+    const hiresField = hires && (HIRES_FIELDS[hires[1]] || HIRES_OWN[hires[1]]);
+    if (hires) return hiresField ? byId(hiresField) : byId('hires');
     return ERROR_FIELDS.includes(name) ? byId(name) : null;
   }
 }

@@ -11,7 +11,8 @@ const LOADED_EVERY = 5; // seconds between /models/loaded polls while the panel 
 const WAIT_MS = 20_000; // how long Load/Unload watch for the worker to do it
 const listeners = new Set();
 
-/** Call fn(models) whenever the installed models change (an install finished, one removed). */
+/** Call fn(models) with every list the panel fetches: after an install or a removal, and when
+ * the panel opens (models copied into the folder by hand show up there). */
 export function onModelsChanged(fn) {
   listeners.add(fn);
   return () => listeners.delete(fn);
@@ -60,17 +61,17 @@ export class ModelsPanel {
     ]);
     this.models = models;
     this.render();
+    for (const fn of listeners) fn(models);
     return models;
   }
 
-  /** Refetch the list after a change and tell the Generate form. */
+  /** Refetch the list after a change (refresh tells the Generate form). */
   changed() {
     clearTimeout(this.changeTimer);
     // An install's "completed" and a remove's event can come together: one refetch for both.
     this.changeTimer = setTimeout(async () => {
       try {
-        const models = await this.refresh();
-        for (const fn of listeners) fn(models);
+        await this.refresh();
       } catch (err) {
         toast(`Could not list models: ${err.message}`, 'error');
       }

@@ -5,6 +5,14 @@ const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
 const CHURN_LABELS = { 'Sigma churn': 's_churn', 'Sigma tmin': 's_tmin', 'Sigma tmax': 's_tmax', 'Sigma noise': 's_noise' };
 // A1111's labels of the schedule's ends and rho -> the request fields.
 const BOUND_LABELS = { 'Schedule min sigma': 'sigma_min', 'Schedule max sigma': 'sigma_max', 'Schedule rho': 'rho' };
+// A1111's labels of the hires fix -> the fields of the request's ``hires`` (the sampler's and
+// the schedule's labels are matched to ids, and "Denoising strength" is the pass's, afterwards).
+const HIRES_LABELS = {
+  'Hires upscale': ['scale', Number.parseFloat], 'Hires steps': ['steps', Number.parseInt],
+  'Hires upscaler': ['upscaler', String], 'Hires CFG Scale': ['cfg_scale', Number.parseFloat],
+  'Hires prompt': ['prompt', String], 'Hires negative prompt': ['negative_prompt', String],
+  'Hires sampler': ['sampler_name', String], 'Hires schedule type': ['schedule_type', String],
+};
 const latin1 = new TextDecoder('latin1');
 const utf8 = new TextDecoder('utf-8');
 
@@ -96,6 +104,7 @@ export function parseA1111(text) {
     else if (key === 'Sampler') out.sampler_name = value;
     else if (key === 'Schedule type') out.schedule_type = value;
     else if (key === 'Model') out.model = value;
+    else if (key === 'VAE') out.vae = value;
     else if (key === 'Denoising strength') out.strength = Number.parseFloat(value);
     else if (key === 'Noise multiplier') out.noise_multiplier = Number.parseFloat(value);
     else if (key === 'Extra noise') out.extra_noise = Number.parseFloat(value);
@@ -121,7 +130,13 @@ export function parseA1111(text) {
     // One axis, as A1111's asymmetric tiling extension writes it.
     else if (key === 'Tile X' && value === 'True') out.tiling = out.tiling === 'y' ? true : 'x';
     else if (key === 'Tile Y' && value === 'True') out.tiling = out.tiling === 'x' ? true : 'y';
-    else if (key === 'Seed resize from') {
+    else if (Object.hasOwn(HIRES_LABELS, key)) {
+      const [field, read] = HIRES_LABELS[key];
+      out.hires = { ...out.hires, [field]: read(value) };
+    } else if (key === 'Hires resize') {
+      const size = widthHeight(value);
+      if (size) out.hires = { ...out.hires, width: size[0], height: size[1] };
+    } else if (key === 'Seed resize from') {
       const size = widthHeight(value);
       if (size) [out.seed_resize_from_width, out.seed_resize_from_height] = size;
     }
@@ -165,6 +180,32 @@ export function matchSampler(label, scheduleLabel, samplers, scheduleList = []) 
   };
 }
 
+/** The ``hires`` of a request from A1111's hires labels: its upscaler's name ("Latent
+ *  (bicubic)") as an id ("latent-bicubic"), its sampler and schedule as ids, "Use same ..." as
+ *  left out, and the txt2img's "Denoising strength" as the pass's. */
+function hiresValues(parsed, samplers, schedules) {
+  const { sampler_name: samplerName, schedule_type: scheduleType, ...hires } = parsed.hires;
+  if (hires.upscaler) hires.upscaler = hires.upscaler.toLowerCase().replace(/[()]/g, '').trim().replace(/\s+/g, '-');
+  if (samplerName && !/^use same/i.test(samplerName)) {
+    const same = !scheduleType || /^use same/i.test(scheduleType);
+    const match = matchSampler(samplerName, same ? '' : scheduleType, samplers, schedules);
+    if (match.sampler) hires.sampler = match.sampler;
+    if (!same) hires.schedule = match.schedule;
+  }
+  if (Number.isFinite(parsed.strength)) hires.strength = parsed.strength;
+  return hires;
+}
+
+/** A1111's "VAE: name" as an installed VAE's id: A1111 names the file ("x.safetensors"), "None"
+ *  or "Automatic" the checkpoint's own ('' here); a VAE not installed keeps its name, so the form
+ *  can say so. */
+function installedVae(name, models) {
+  if (/^(none|automatic)$/i.test(name)) return '';
+  const bare = name.replace(/\.(safetensors|ckpt|pt)$/i, '');
+  const vae = models.find((m) => m.type === 'vae' && [m.id, m.name].some((n) => n === name || n === bare));
+  return vae ? vae.id : bare;
+}
+
 /** Form values found in a PNG file, or null when it carries none. */
 export async function settingsFromPng(file, { samplers = [], schedules = [], models = [] } = {}) {
   const texts = await readPngText(await file.arrayBuffer());
@@ -180,10 +221,12 @@ export async function settingsFromPng(file, { samplers = [], schedules = [], mod
   const { sampler, schedule } = matchSampler(parsed.sampler_name, parsed.schedule_type, samplers, schedules);
   const model = models.find((m) => m.id === parsed.model || m.name === parsed.model);
   const values = { ...parsed, schedule };
+  if (parsed.vae !== undefined) values.vae = installedVae(parsed.vae, models);
   delete values.sampler_name;
   delete values.schedule_type;
   delete values.model;
   if (sampler) values.sampler = sampler;
   if (model) values.model = model.id;
+  if (parsed.hires) values.hires = hiresValues(parsed, samplers, schedules);
   return values;
 }

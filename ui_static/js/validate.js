@@ -45,7 +45,7 @@ export function setLimits(limits) {
       if (limit.multiple_of) el.step = String(limit.multiple_of);
     }
   }
-  for (const field of ['prompt', 'negative_prompt']) {
+  for (const field of ['prompt', 'negative_prompt', 'hires_prompt', 'hires_negative_prompt']) {
     const el = document.getElementById(field);
     if (el && limits[field]?.max_length) el.maxLength = limits[field].max_length;
   }

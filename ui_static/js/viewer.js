@@ -72,7 +72,8 @@ export class Viewer {
     download.download = `impasto-${job.id.slice(0, 8)}-${result.seed}.png`;
     const sampler = this.samplers().find((s) => s.id === req.sampler)?.name || req.sampler;
     const rows = [
-      ['Prompt', req.prompt], ['Negative prompt', req.negative_prompt], ['Model', req.model],
+      ['Prompt', req.prompt], ['Negative prompt', req.negative_prompt], ['Model', req.model], ['VAE', req.vae],
+      ['Refiner', req.refiner ? `${req.refiner} (at ${req.refiner_switch ?? 0.8})` : null],
       ['Sampler', req.schedule && req.schedule !== 'default' ? `${sampler} · ${req.schedule}` : sampler],
       ['Size', `${result.width} × ${result.height}`], ['Steps', req.steps], ['CFG scale', req.cfg_scale],
       ['Seed', result.seed], ['Strength', req.init_image ? req.strength : null],

@@ -53,6 +53,7 @@ export function toA1111(req, images, upscalers = []) {
     inpainting_mask_weight: num(req.inpaint_mask_weight, 1),
   };
   if (req.model) options.sd_model_checkpoint = req.model;
+  options.sd_vae = req.vae || 'Automatic'; // pinned: /options may hold another client's VAE
   const body = {
     prompt: `${req.prompt}${tags}`,
     negative_prompt: req.negative_prompt,
@@ -104,6 +105,10 @@ export function toA1111(req, images, upscalers = []) {
       hr_second_pass_steps: num(req.hires.steps, 0),
       denoising_strength: req.hires.strength,
     });
+    // The pass's own settings, where the form sets them (left out: the first pass's, as here).
+    const own = { sampler: 'hr_sampler_name', schedule: 'hr_scheduler', prompt: 'hr_prompt',
+      negative_prompt: 'hr_negative_prompt', cfg_scale: 'hr_cfg', width: 'hr_resize_x', height: 'hr_resize_y' };
+    for (const [key, field] of Object.entries(own)) if (req.hires[key] != null) body[field] = req.hires[key];
     // A1111's hires pass runs its steps exactly.
     if (req.img2img_steps !== 'exact') unused.push('Steps from an image for the hires pass (A1111 runs them exactly)');
   }

@@ -19,11 +19,14 @@ const AXES = {
   Sampler: 'Euler a, DPM++ 2M',
   'Schedule type': 'Karras, Exponential',
   'Checkpoint name': 'model ids, comma separated',
+  VAE: 'Automatic, VAE ids',
   'Clip skip': '1, 2',
   Size: '512x512, 768x512',
 };
 // Choices the Fill button writes, read from the form's own lists.
-const FILLS = { Sampler: '#sampler', 'Schedule type': '#schedule', 'Checkpoint name': '#model' };
+const FILLS = { Sampler: '#sampler', 'Schedule type': '#schedule', 'Checkpoint name': '#model', VAE: '#vae' };
+// Menus whose choices are written by id (their labels are names); the VAE menu's '' is Automatic.
+const BY_ID = ['model', 'vae'];
 
 /** Call /sdapi/v1; a plot's request waits for all its cells, so it passes timeout null. */
 async function sdapi(path, { method = 'GET', body, timeout = TIMEOUT_MS } = {}) {
@@ -130,7 +133,8 @@ export class XyzPlot {
 
   fill(name) {
     const select = document.querySelector(FILLS[byId(`xyz-${name}-type`).value]);
-    const values = [...select.options].filter((o) => o.value && !o.disabled).map((o) => (select.id === 'model' ? o.value : o.textContent));
+    const values = [...select.options].filter((o) => (o.value || select.id === 'vae') && !o.disabled)
+      .map((o) => (BY_ID.includes(select.id) ? o.value || 'Automatic' : o.textContent));
     byId(`xyz-${name}-values`).value = values.join(', ');
   }
 
