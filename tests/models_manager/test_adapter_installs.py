@@ -125,6 +125,16 @@ def test_an_adapter_of_the_wrong_kind_is_refused_before_a_job_is_queued(daemon: 
             assert answer.status_code == 422, (extra, answer.text)
             error = answer.json()["errors"][0]
             assert error["field"] == field and words in error["message"], error
+        # A name that is not installed lists what could be named instead: not the single-file
+        # VAE or the pickled LoRA, which no request can use.
+        for extra, field, unusable in (
+            ({"vae": "novae"}, "vae", "filevae"),
+            ({"loras": [{"name": "nolora", "weight": 1.0}]}, "loras[0].name", "oldlora"),
+        ):
+            answer = c.post("/api/v1/generate", json={**GEN, "model": "sd-tiny", **extra})
+            error = answer.json()["errors"][0]
+            assert error["field"] == field and "installed: " in error["message"], error
+            assert unusable not in error["message"], error
         assert c.get("/api/v1/queue").json() == before
         # The model list says the same of each, before anyone asks for it.
         listed = {m["id"]: m for m in c.get("/api/v1/models", params={"type": "lora"}).json()}

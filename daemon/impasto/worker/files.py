@@ -66,7 +66,12 @@ def adapter_path(models_dir: Path, kind: str, name: str) -> Path:
             and candidate.resolve().is_relative_to(folder.resolve())
         ):
             return candidate
-    found = sorted(p.stem for p in folder.glob("*")) if folder.is_dir() else []
+    # What a request could name instead: not a pickle, not a VAE that is a single file.
+    found = sorted(
+        found_name
+        for found_kind, found_name, path in installed_adapters(models_dir)
+        if ADAPTER_FOLDERS[found_kind] == kind and path.suffix.lower() not in PICKLE_SUFFIXES
+    )
     raise NotInstalledError(
         field,
         f"{label} {name!r} is not installed in the models folder's {kind}/; "
