@@ -213,6 +213,18 @@ def test_unknown_lora_sampler_and_hires_fix_get_a1111_errors(api: webuiapi.WebUI
     assert size.value.args[0] == 422 and '"loc":["body","width"]' in size.value.args[1]
 
 
+def test_several_init_images_are_refused_not_drawn_from_the_first(api: webuiapi.WebUIApi) -> None:
+    """A1111 draws image i of the batch from init image i; Impasto's job has one init image,
+    so several are a 422 naming the field, not a batch made from the first alone."""
+    red, blue = Image.new("RGB", (64, 64), "red"), Image.new("RGB", (64, 64), "blue")
+    with pytest.raises(RuntimeError) as several:
+        api.img2img(images=[red, blue], batch_size=2, prompt="x", **SIZE)
+    assert several.value.args[0] == 422
+    assert '"loc":["body","init_images"]' in several.value.args[1]
+    assert "2 images sent" in several.value.args[1]
+    assert len(api.img2img(images=[red], batch_size=2, prompt="x", **SIZE).images) == 2
+
+
 def test_hires_fix_makes_the_larger_image(api: webuiapi.WebUIApi) -> None:
     result = api.txt2img(
         prompt="a red cat",

@@ -222,6 +222,8 @@ def test_extras_read_bodies_as_leniently_as_a1111(daemon: Daemon) -> None:
         ("extra-single-image", {"upscaling_crop": "maybe"}, "upscaling_crop"),
         ("extra-single-image", {"resize_mode": 2.5}, "resize_mode"),
         ("extra-batch-images", {"imageList": [{"name": "a"}]}, "imageList[0].data"),
+        # Misspelt: required, as in A1111, not an empty answer.
+        ("extra-batch-images", {"image_list": [{"data": "x"}]}, "imageList"),
     ],
 )
 def test_extras_values_that_still_do_not_fit_name_the_field(

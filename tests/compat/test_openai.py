@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Any
+import threading
+import time
+from typing import Any, get_args, get_type_hints
 
 import httpx
 import numpy as np
 import openai
 import pytest
+from openai.types import image_generate_params
 from PIL import Image
 
 from impasto.formats.png import parse_a1111_parameters
@@ -345,6 +348,18 @@ def test_an_edit_whose_mask_is_another_size_is_refused(client: openai.OpenAI) ->
     assert info.value.body["param"] == "mask" and "same dimensions" in info.value.body["message"]
 
 
+def test_an_edit_of_several_images_is_refused(client: openai.OpenAI) -> None:
+    """gpt-image models combine several images; this engine edits one, so a second image is a
+    400 naming ``image`` rather than an edit of the first alone."""
+    image = _png(Image.new("RGB", (64, 64)))
+    with pytest.raises(openai.BadRequestError) as info:
+        client.images.edit(
+            image=[("a.png", image, "image/png"), ("b.png", image, "image/png")], prompt="x"
+        )
+    assert isinstance(info.value.body, dict)
+    assert info.value.body["param"] == "image" and "2 images sent" in info.value.body["message"]
+
+
 def test_an_unknown_route_answers_in_openais_error_shape(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as info:
         client.get("/nothing-here", cast_to=object)
@@ -399,3 +414,92 @@ def test_variations_are_img2img_of_the_image(client: openai.OpenAI) -> None:
         extra_body=FAST,
     )
     assert _decode(sized.data[0].b64_json).size == (256, 256)
+
+
+def _literals(annotation: Any) -> list[str]:
+    """The strings of a ``Literal`` inside ``annotation`` (``Optional[Literal[...]]``)."""
+    found: list[str] = []
+    for arg in get_args(annotation):
+        found += [arg] if isinstance(arg, str) else _literals(arg)
+    return found
+
+
+def test_every_quality_the_client_offers_is_accepted(client: openai.OpenAI) -> None:
+    """``quality`` is without effect here, so no value the client's own type allows is refused
+    (the gpt-image models added xhigh and max)."""
+    offered = _literals(get_type_hints(image_generate_params.ImageGenerateParamsBase)["quality"])
+    assert {"standard", "hd", "xhigh", "max"} <= set(offered)
+    for quality in offered:
+        answer = client.images.generate(
+            prompt="x", size="64x64", quality=quality, extra_body={"steps": 1}
+        )
+        assert answer.data and answer.data[0].b64_json, quality
+
+
+def test_a_job_cancelled_while_its_request_waits_is_not_sent_again(
+    impasto_daemon: Daemon,
+) -> None:
+    """The client sends a 409 or 5xx again (twice by default) unless ``x-should-retry: false``:
+    a cancelled job's request would be queued anew and answered with an image."""
+    client = openai.OpenAI(base_url=f"{impasto_daemon.url}/v1", api_key="unused")
+    prompt = "a kite cancelled once"
+    outcome: dict[str, Any] = {}
+
+    def generate() -> None:
+        try:
+            outcome["answer"] = client.images.generate(prompt=prompt, size="64x64", extra_body=FAST)
+        except openai.APIStatusError as exc:
+            outcome["error"] = exc
+
+    with impasto_daemon.client() as http:
+        assert http.post("/api/v1/queue/pause").status_code == 200
+        caller = threading.Thread(target=generate)
+        try:
+            caller.start()
+            deadline = time.monotonic() + 30
+            queued: list[dict[str, Any]] = []
+            while not queued and time.monotonic() < deadline:
+                queued = [
+                    j for j in http.get("/api/v1/queue").json()["items"] if j["status"] == "queued"
+                ]
+                time.sleep(0.05)
+            assert len(queued) == 1
+            assert http.post(f"/api/v1/generate/{queued[0]['id']}/cancel").status_code == 200
+        finally:
+            http.post("/api/v1/queue/resume")
+            caller.join(60)
+        mine = [
+            item
+            for item in http.get("/api/v1/history", params={"limit": 20}).json()["items"]
+            if item.get("request", {}).get("prompt") == prompt
+        ]
+    assert "answer" not in outcome, "the client queued the cancelled request again"
+    error = outcome["error"]
+    assert error.status_code == 409 and "cancelled" in error.message
+    assert error.response.headers["x-should-retry"] == "false"
+    assert len(mine) == 1
+
+
+def test_a_request_whose_client_gave_up_has_its_job_cancelled(impasto_daemon: Daemon) -> None:
+    """After its timeout the openai client closes the connection and sends the request again:
+    the first request's job is cancelled, not left to run for nobody ahead of the new one."""
+    client = openai.OpenAI(
+        base_url=f"{impasto_daemon.url}/v1", api_key="unused", max_retries=0, timeout=1.5
+    )
+    prompt = "a kite nobody waits for"
+    with impasto_daemon.client() as http:
+        assert http.post("/api/v1/queue/pause").status_code == 200
+        try:
+            with pytest.raises(openai.APITimeoutError):
+                client.images.generate(prompt=prompt, size="64x64", extra_body=FAST)
+            deadline = time.monotonic() + 10
+            statuses: list[str] = []
+            while time.monotonic() < deadline:
+                items = http.get("/api/v1/history", params={"limit": 20}).json()["items"]
+                statuses = [i["status"] for i in items if i["request"]["prompt"] == prompt]
+                if statuses == ["cancelled"]:
+                    break
+                time.sleep(0.1)
+        finally:
+            http.post("/api/v1/queue/resume")
+    assert statuses == ["cancelled"]

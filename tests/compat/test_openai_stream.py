@@ -225,3 +225,29 @@ def test_every_event_is_what_the_document_says(impasto_daemon: Daemon) -> None:
     for item in data:
         assert schema_errors(data_schema, item) == []
     assert [item["type"] for item in data] == events
+
+
+def test_a_stream_closed_before_its_image_cancels_the_job(impasto_daemon: Daemon) -> None:
+    """A chat front end's stop button closes the stream: the job is cancelled, not left to run
+    for nobody."""
+    prompt = "a stream nobody reads to its end"
+    body = {"prompt": prompt, "stream": True, "size": "64x64", "steps": 4}
+    with impasto_daemon.client() as http:
+        assert http.post("/api/v1/queue/pause").status_code == 200
+        try:
+            with (
+                impasto_daemon.client() as reader,
+                reader.stream("POST", "/v1/images/generations", json=body) as response,
+            ):
+                assert response.status_code == 200
+            deadline = time.monotonic() + 15  # the next keep-alive (2 s) finds it closed
+            statuses: list[str] = []
+            while time.monotonic() < deadline:
+                items = http.get("/api/v1/history", params={"limit": 20}).json()["items"]
+                statuses = [i["status"] for i in items if i["request"]["prompt"] == prompt]
+                if statuses == ["cancelled"]:
+                    break
+                time.sleep(0.1)
+        finally:
+            http.post("/api/v1/queue/resume")
+    assert statuses == ["cancelled"]

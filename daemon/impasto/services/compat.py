@@ -229,6 +229,13 @@ async def await_all(services: Services, job_ids: list[str]) -> list[Any]:
         compat_state(services).forget(job_ids)
 
 
+async def cancel_unfinished(services: Services, job_ids: list[str]) -> None:
+    """Cancel the jobs of a request whose client went away; those over meanwhile stay."""
+    for job_id in job_ids:
+        with contextlib.suppress(ServiceError):  # already completed, failed or cancelled
+            await services.jobs.cancel(job_id)
+
+
 def running_jobs(services: Services) -> list[Any]:
     """Processing jobs, oldest start first."""
     return services.jobs.list_processing()

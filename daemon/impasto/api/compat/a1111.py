@@ -52,7 +52,16 @@ async def _request(
     check_alwayson_scripts(data, is_img2img)
     if data.get("infotext"):  # resolving its Model and Refiner reads the model list
         data = await asyncio.to_thread(with_infotext, services, data, is_img2img)
-    return lenient_convert(data, schema)
+    req = lenient_convert(data, schema)
+    if isinstance(req, Img2ImgRequest) and len(req.init_images or ()) > 1:
+        # A1111 draws image i of the batch from init image i (the batch size becomes their
+        # number); a job here has one init image: not a batch drawn from the first alone.
+        message = (
+            f"{len(req.init_images or ())} images sent; Impasto draws from one init image per "
+            "request: send one request per image (batch_size and n_iter repeat it)"
+        )
+        raise CompatError(422, message, "init_images")
+    return req
 
 
 async def _generate(services: Services, req: Txt2ImgRequest) -> GenerationResponse:

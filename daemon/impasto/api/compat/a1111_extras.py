@@ -18,7 +18,6 @@ import html
 import threading
 from typing import Annotated, Any, Literal
 
-import msgspec
 from litestar import Controller, Request, get, post
 from msgspec import Meta
 
@@ -80,8 +79,9 @@ class FileData(Schema):
     name: str = ""
 
 
-class ExtrasBatchImagesRequest(ExtrasBaseRequest):
-    imageList: list[FileData] = msgspec.field(default_factory=list)
+class ExtrasBatchImagesRequest(ExtrasBaseRequest, kw_only=True):
+    # Required, as in A1111: a misspelt list is a 422 naming it, not an empty answer.
+    imageList: list[FileData]
 
 
 BODY_NOTE = (

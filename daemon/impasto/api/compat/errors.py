@@ -207,6 +207,11 @@ A1111_HANDLERS: dict[Any, Any] = {
 # --- OpenAI --------------------------------------------------------------------------------
 
 _OPENAI_TYPES = {401: "authentication_error", 429: "rate_limit_error"}
+# The openai client sends a request again on 408, 409, 429 and 5xx (twice, by default) unless
+# the answer says ``x-should-retry: false``. Of Impasto's answers only a full queue (429, with
+# Retry-After) and no room for another stream (503) pass with time: sent again, a cancelled
+# (409) or failed (500) job would be queued anew, undoing the cancel or failing thrice.
+_PASSES_WITH_TIME = frozenset({429, 503})
 
 
 def openai_error(
@@ -215,7 +220,8 @@ def openai_error(
     """An OpenAI error body; 5xx are server_error, 4xx invalid_request_error unless named."""
     kind = "server_error" if status >= 500 else _OPENAI_TYPES.get(status, "invalid_request_error")
     body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-    return Response(body, status_code=status)
+    retry = "true" if status in _PASSES_WITH_TIME else "false"
+    return Response(body, status_code=status, headers={"x-should-retry": retry})
 
 
 def _openai_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:

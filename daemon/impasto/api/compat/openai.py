@@ -33,6 +33,7 @@ from impasto.api.compat.openai_schemas import (
 from impasto.api.compat.openai_schemas import Image as ImageData
 from impasto.api.compat.openai_stream import StreamKind, encoded, stream_answer
 from impasto.api.dependencies import AllServices
+from impasto.api.disconnect import hung_up
 from impasto.api.limits import RATE_LIMITED
 from impasto.api.openapi_doc import ALSO_ANSWERS, EventStream
 from impasto.api.security import url_signature
@@ -71,6 +72,25 @@ def _image_url(request: Request[Any, Any, Any], services: Services, job_id: str,
     return f"{base}{path}?sig={url_signature(token, path)}" if token else f"{base}{path}"
 
 
+async def _awaited_while_connected(
+    request: Request[Any, Any, Any], services: Services, job_ids: list[str]
+) -> list[Any]:
+    """The finished jobs; cancelled if the client goes away first. The openai client sends a
+    request again when its timeout (600 s by default) passes: the first one's job would run on
+    for nobody, ahead of the new one."""
+    waiting = asyncio.ensure_future(compat.await_all(services, job_ids))
+    gone = asyncio.ensure_future(hung_up(request))
+    try:
+        await asyncio.wait({waiting, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if waiting.done():
+        return waiting.result()
+    waiting.cancel()
+    await compat.cancel_unfinished(services, job_ids)
+    raise CompatError(499, "the client closed the connection; its job was cancelled")
+
+
 async def _run(
     request: Request[Any, Any, Any],
     services: Services,
@@ -82,7 +102,7 @@ async def _run(
     job_ids = await compat.submit_all(services, [fields])
     if req.stream:
         return stream_answer(services, job_ids, req, kind)
-    jobs = await compat.await_all(services, job_ids)
+    jobs = await _awaited_while_connected(request, services, job_ids)
     job = jobs[0]
     if job.status == "failed":
         raise CompatError(500, f"generation failed: {job.error}")

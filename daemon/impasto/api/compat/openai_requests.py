@@ -146,14 +146,18 @@ def impasto_request(
         raise CompatError(400, message, "image") from None
 
 
-def _file(value: Any) -> UploadFile | None:
+def _file(value: Any, field: str) -> UploadFile | None:
     if isinstance(value, list):
+        if len(value) > 1:
+            # gpt-image models combine several images into one; this engine edits one.
+            message = f"{len(value)} images sent; Impasto edits one image: send one {field}"
+            raise CompatError(400, message, field)
         value = value[0] if value else None
     return value if isinstance(value, UploadFile) else None
 
 
 async def read_image(services: Services, value: Any, field: str) -> Image.Image:
-    file = _file(value)
+    file = _file(value, field)
     if file is None:
         raise CompatError(400, f"send {field} as a file in multipart/form-data", field)
     content = await read_file_part(file, services.uploads.max_bytes, field)

@@ -21,9 +21,10 @@ from impasto.wire import (
 # output_compression 0-100).
 ResponseFormat = Literal["url", "b64_json"]
 OutputFormat = Literal["png", "jpeg", "webp"]
-# OpenAI's values (dall-e-3's and gpt-image-1's), accepted and without effect here; but not
-# OpenAI's "transparent" background, which this engine cannot draw (its pictures are opaque).
-Quality = Literal["standard", "hd", "low", "medium", "high", "auto"]
+# OpenAI's values (dall-e-3's and the gpt-image models', xhigh and max included), accepted and
+# without effect here; but not OpenAI's "transparent" background, which this engine cannot draw
+# (its pictures are opaque).
+Quality = Literal["standard", "hd", "low", "medium", "high", "xhigh", "max", "auto"]
 Style = Literal["vivid", "natural"]
 Background = Literal["opaque", "auto"]
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Literal
 
 import msgspec
+from litestar.background_tasks import BackgroundTask
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from PIL import Image
 
@@ -59,6 +60,20 @@ def _message(type_: str, b64: str, fields: dict[str, str], **extra: int) -> Serv
     return ServerSentEventMessage(data=msgspec.json.encode(event).decode(), event=event.type)
 
 
+# Cancellations of streams whose client went away, held until done (the loop keeps only weak
+# references to tasks).
+_CANCELLING: set[asyncio.Task[None]] = set()
+
+
+def _cancel_soon(services: Services, job_ids: list[str]) -> None:
+    """Cancel the job of a stream that ended unanswered: its client went away, as a chat front
+    end's stop button closes it. In a task of its own: the stream's scope is cancelled by
+    then, so nothing can be awaited in it."""
+    task = asyncio.ensure_future(compat.cancel_unfinished(services, job_ids))
+    _CANCELLING.add(task)
+    task.add_done_callback(_CANCELLING.discard)
+
+
 def stream_answer(
     services: Services, job_ids: list[str], req: ImageGenerationRequest, kind: StreamKind
 ) -> ServerSentEvent:
@@ -75,7 +90,10 @@ def stream_answer(
         "output_format": output_format,
     }
 
+    answered = False
+
     async def messages() -> AsyncIterator[ServerSentEventMessage]:
+        nonlocal answered
         try:
             index = 0
             previews = compat.spread_previews(services, job_id, req.partial_images or 0)
@@ -94,15 +112,27 @@ def stream_answer(
                 message = reason or f"the job was {job.status} before it finished"
                 error = {"message": message, "type": "server_error", "param": None, "code": None}
                 body = msgspec.json.encode({"type": "error", "error": error}).decode()
+                answered = True
                 yield ServerSentEventMessage(data=body, event="error")
                 return
             images = await asyncio.to_thread(compat.result_images, services, [job])
             for image in images:
                 b64 = await asyncio.to_thread(encoded, image, output_format, req.output_compression)
                 yield _message(f"{kind}.completed", b64, fields)
+            answered = True
         finally:
+            if not answered:
+                _cancel_soon(services, job_ids)
             compat.compat_state(services).forget(job_ids)
 
+    async def unanswered() -> None:
+        # After the response, however it ended: a client gone before the first event leaves
+        # ``messages`` unstarted, so its ``finally`` never runs.
+        if not answered:
+            await compat.cancel_unfinished(services, job_ids)
+
     return ServerSentEvent(
-        messages(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        messages(),
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        background=BackgroundTask(unanswered),
     )

@@ -11,21 +11,12 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody
 
 from impasto.api.dependencies import AllServices
+from impasto.api.disconnect import hung_up
 from impasto.api.limits import RATE_LIMITED
 from impasto.services.upscalers import UpscalerService, upscale_request, waiting_upscale_slot
 from impasto.wire import UpscalerEntry, UpscaleRequest
 
 T = TypeVar("T")
-
-
-async def _hung_up(request: Request[Any, Any, Any]) -> None:
-    """Returns once the client has closed the connection (the body is read by then); never,
-    where the server cannot say (a failed receive is no hang-up)."""
-    try:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-    except Exception:  # the upscale runs to its end, as it would without this watch
-        await asyncio.Event().wait()
 
 
 async def stopped_with_client(
@@ -38,7 +29,7 @@ async def stopped_with_client(
     async with waiting_upscale_slot():
         stop = threading.Event()
         running = asyncio.ensure_future(asyncio.to_thread(work, stop))
-        gone = asyncio.ensure_future(_hung_up(request))
+        gone = asyncio.ensure_future(hung_up(request))
         try:
             await asyncio.wait({running, gone}, return_when=asyncio.FIRST_COMPLETED)
         finally:
