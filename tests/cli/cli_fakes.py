@@ -45,6 +45,7 @@ class CliDaemon:
         self.interrupt_stream = False
         self.warnings: list[str] = []  # what the finished job's status warns about
         self.overrides: dict[tuple[str, str], httpx.Response] = {}
+        self.paused = False  # the queue's state, as GET /queue says it
 
     def client(self, _args: object = None) -> Client:
         """The `connect` hook handed to impasto.cli.main.main."""
@@ -57,6 +58,8 @@ class CliDaemon:
             return self.overrides[key]
         if key == ("POST", "/api/v1/generate"):
             return httpx.Response(202, json={"id": JOB, "status": "queued", "position": 0})
+        if key == ("GET", "/api/v1/queue"):
+            return httpx.Response(200, json={"paused": self.paused, "items": []})
         if key == ("POST", "/api/v1/images"):
             return httpx.Response(201, json={"id": "up-7", "width": 64, "height": 64})
         if key == ("GET", f"/api/v1/generate/{JOB}"):

@@ -301,7 +301,7 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert main(["generate"]) == 2
     assert main(["generate", "x", "--steps", "many"]) == 2
-    assert "invalid int value" in capsys.readouterr().err
+    assert "must be an integer between 1 and 150" in capsys.readouterr().err
 
 
 def test_unauthorized_hints_at_the_token(capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,7 @@ written over, a job's warnings, the catalog listing."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -269,3 +270,44 @@ def test_plugin_options_are_sent_and_a_refused_one_names_the_option(
     assert "plugins.upscale (--plugin): " in err, err
     assert main([*argv, "--plugin", "=2"]) == 2  # a usage error, nothing sent
     assert "a plugin's name comes before '='" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "endpoint"),
+    [
+        (["models"], "/api/v1/models"),
+        (["models", "info", "sd-tiny"], "/api/v1/models/sd-tiny"),
+        (["ps"], "/api/v1/models/loaded"),
+        (["queue"], "/api/v1/queue"),
+        (["plugins", "list"], "/api/v1/plugins"),
+        (["upscalers"], "/api/v1/upscalers"),
+        (["pull", "--list"], "/api/v1/models/catalog"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else "",
+)
+def test_every_listing_prints_json_as_the_api_answers(
+    daemon: Daemon, command: list[str], endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """For scripts, as `history --json`: only tables, which `awk` reads badly, were printed."""
+    if command == ["ps"]:  # something loaded to list
+        assert main(["models", "load", "impasto-shapes", "--url", daemon.url]) == 0
+        capsys.readouterr()
+    assert main([*command, "--json", "--url", daemon.url]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    with daemon.client() as c:
+        answer = c.get(endpoint).json()
+    if isinstance(answer, dict):  # the queue, one model
+        assert printed == answer
+        return
+    key = {"models": "id", "upscalers": "id", "ps": "model"}.get(command[0], "name")
+    assert [item[key] for item in printed] == [item[key] for item in answer]
+    assert printed  # something to compare: no listing here is empty
+
+
+def test_status_json_holds_health_and_system(
+    daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status", "--json", "--url", daemon.url]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["health"]["status"] == "ok"
+    assert printed["system"]["workers"][0]["id"] == "worker-0"

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
-from collections.abc import Callable
+import signal
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+import msgspec
 
 from impasto.client import ApiError, Client, FieldError
 from impasto.client.core import not_finite
@@ -18,7 +23,11 @@ EXIT_FAILED = 1  # the daemon rejected the request, or the job failed
 EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 3
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `yes | head -1`'s yes
+USAGE_LINES = 4  # a usage longer than this is summed up in a usage error
+STDOUT = Path("-")
+"""``-o -``: the PNG goes to standard output (compared by identity: ``-o ./-`` is a file)."""
 
 Connect = Callable[[argparse.Namespace], Client]
 
@@ -61,6 +70,66 @@ def connection_options() -> argparse.ArgumentParser:
     return parent
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser whose usage error is short: ``generate``'s full usage is forty lines
+    of flags above the one line that says what was wrong, so a long one is summed up."""
+
+    def error(self, message: str) -> NoReturn:
+        usage, more = self.format_usage(), ""
+        if usage.count("\n") > USAGE_LINES:
+            names = [a.metavar or a.dest for a in self._actions if not a.option_strings]
+            usage = f"usage: {' '.join([self.prog, '[options]', *map(str, names)])}\n"
+            more = f"`{self.prog} --help` lists the options.\n"
+        self.exit(EXIT_USAGE, f"{usage}{self.prog}: error: {message}\n{more}")
+
+
+def ruled(parse: Callable[[str], Any], rule: str) -> Callable[[str], Any]:
+    """``parse`` whose refusal of a value says what the option takes (a request field's rule,
+    "must be an integer between 1 and 150"), not argparse's "invalid int value"."""
+
+    def parse_ruled(text: str) -> Any:
+        try:
+            return parse(text)
+        except (ValueError, argparse.ArgumentTypeError):
+            raise argparse.ArgumentTypeError(f"{text!r}: {rule}") from None
+
+    parse_ruled.__wrapped__ = parse  # type: ignore[attr-defined]
+    return parse_ruled
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout 60 impasto generate ...``, a service manager) taken as Ctrl+C is, so a
+    running ``generate`` cancels its job rather than leaving it to run for no one."""
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within: SIGTERM raises Terminated where the command is; the handler before is restored."""
+
+    def terminate(_signum: int, _frame: object) -> None:
+        raise Terminated
+
+    try:
+        before = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread (main() run from a thread): nothing to catch
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def add_json_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--json``: print ``what`` as the API answers it, for scripts, instead of the table."""
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+
+
+def print_json(value: object) -> None:
+    """One line of JSON on stdout (msgspec Structs, lists and dicts of them)."""
+    print(msgspec.json.encode(value).decode())
+
+
 def finite_float(text: str, what: str = "") -> float:
     """An option's number (``what`` names it in the message, default the text itself): NaN and
     infinity are usage errors, as JSON has no form for them (an encoder would send ``null``,
@@ -100,6 +169,33 @@ def _finite_text(text: str) -> bool:
         return math.isfinite(float(text))
     except ValueError:
         return True
+
+
+def output_path(text: str) -> Path:
+    """An ``-o`` value: STDOUT itself for ``-``, else the path."""
+    return STDOUT if text == "-" else Path(text)
+
+
+def stdout_refusal(option: str) -> str | None:
+    """Why ``option -`` cannot write a picture to standard output now, or None when it can: a
+    terminal shows a PNG's bytes as garbage (curl refuses too)."""
+    try:
+        terminal = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        terminal = False
+    if terminal:
+        return (
+            f"{option} - writes the PNG to standard output, which is a terminal here: "
+            "redirect it (> picture.png) or pipe it (| display)"
+        )
+    return None
+
+
+def write_stdout(data: bytes) -> None:
+    """Write a picture's bytes to standard output (``-o -``)."""
+    sys.stdout.flush()  # anything printed before stays in front of it
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 def write_new(path: Path, data: bytes) -> Path:

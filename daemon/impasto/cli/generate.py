@@ -9,16 +9,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from impasto.cli.common import (
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    STDOUT,
     Context,
     make_folder,
     naming,
     remove_empty,
+    stdout_refusal,
+    terminate_as_interrupt,
     write_new,
+    write_stdout,
 )
 from impasto.cli.generate_args import HIRES_FLAGS, REQUEST_FIELDS, add_arguments, default_output_dir
 from impasto.cli.progress import ProgressBar
@@ -120,13 +125,30 @@ def generate(args: argparse.Namespace, context: Context) -> int:
         if path is not None and not path.is_file():  # a usage error, as `impasto upscale`'s
             print(f"error: {_option(flag)}: {path} is not a file", file=sys.stderr)
             return EXIT_USAGE
+    stray = [_option(flag) for flag in HIRES_FLAGS if getattr(args, flag) is not None]
+    if args.hires is None and stray:  # build_request would drop them without a word
+        print(
+            f"error: {', '.join(stray)}: the hires pass is off without --hires: add --hires 2x "
+            "(a scale, 1..4) or --hires WxH",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     folder = args.output or default_output_dir()
+    if folder is STDOUT and not args.detach:
+        refusal = stdout_refusal("-o")
+        if args.json:
+            refusal = "--json and -o - both write to standard output: give -o DIR with --json"
+        if refusal is None and (args.batch or 1) > 1:
+            refusal = "-o - writes one picture to standard output: give -o DIR for a --batch"
+        if refusal is not None:
+            print(f"error: {refusal}", file=sys.stderr)
+            return EXIT_USAGE
     # Made before the job, so a folder that cannot be made costs no generation; removed again
     # (when still empty) if no picture lands in it.
-    made = [] if args.detach else make_folder(folder)
+    made = [] if args.detach or folder is STDOUT else make_folder(_destination(folder)[0])
     saved = False
     try:
-        with context.connect(args) as client:
+        with terminate_as_interrupt(), context.connect(args) as client:
             code = _run(args, client, folder)
             saved = code == EXIT_OK and not args.detach
             return code
@@ -142,33 +164,64 @@ def _run(args: argparse.Namespace, client: Client, folder: Path) -> int:
     except ApiError as exc:
         raise _naming_options(exc) from exc
     if args.detach:
-        print(job_id)
+        print(_json({"id": job_id, "position": position}) if args.json else job_id)
         return EXIT_OK
     print(f"Queued job {job_id} (position {position})", file=sys.stderr)
+    if _paused(client):  # else it would wait without a word until resumed
+        print(
+            f"The queue is paused: job {job_id} waits for `impasto queue resume` "
+            "(Ctrl+C cancels it).",
+            file=sys.stderr,
+        )
     while True:
         bar = ProgressBar(sys.stderr)
         try:
             final = client.wait(job_id, on_progress=None if args.quiet else bar.update)
             break
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl+C or SIGTERM: main() exits 130 or 143
             bar.close()
-            return _cancel(client, job_id)
+            _cancel(client, job_id)
+            raise
         except DaemonNotRunning:  # stopped under the job, which is kept: wait for its return
             bar.close()
-            if not _daemon_back(client, job_id):
-                print(
-                    f"The daemon stopped; job {job_id} is kept and runs when it starts again "
-                    "(`impasto history --save DIR` fetches its pictures then).",
-                    file=sys.stderr,
-                )
+            kept = (
+                f"The daemon stopped; job {job_id} is kept and runs when it starts again "
+                "(`impasto history --save DIR` fetches its pictures then)."
+            )
+            try:
+                back = _daemon_back(client, job_id)
+            except KeyboardInterrupt:  # stops waiting: exit 130, as any Ctrl+C
+                print(kept, file=sys.stderr)
+                raise
+            if not back:
+                print(kept, file=sys.stderr)
                 raise
     bar.close()
     for warning in final.warnings:  # a LoRA whose weights matched nothing, ...
         print(f"warning: {warning}", file=sys.stderr)
     if final.status != "completed":
-        return _report_unfinished(final)
-    save_images(client, final, folder)
+        code = _report_unfinished(final)
+        if args.json:
+            print(_json({"job": final, "files": []}))
+        return code
+    where, name = _destination(folder)
+    files = save_images(client, final, where, show=not args.json, name=name)
+    if args.json:
+        print(_json({"job": final, "files": [str(path) for path in files]}))
     return EXIT_OK
+
+
+def _json(value: object) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def _paused(client: Client) -> bool:
+    """Whether the daemon's queue is paused; a daemon that does not say is taken as not (the
+    wait that follows reports a stopped one)."""
+    try:
+        return client.queue().paused
+    except (ApiError, DaemonNotRunning):
+        return False
 
 
 def _daemon_back(client: Client, job_id: str) -> bool:
@@ -180,38 +233,67 @@ def _daemon_back(client: Client, job_id: str) -> bool:
         file=sys.stderr,
     )
     deadline = time.monotonic() + RECONNECT_GRACE_S
-    try:
-        while time.monotonic() < deadline:
-            try:
-                client.health()
-            except DaemonNotRunning:
-                time.sleep(RECONNECT_POLL_S)
-                continue
-            except ApiError:  # it answers (a health problem is the job's to report)
-                pass
-            print(f"The daemon is back; following job {job_id}", file=sys.stderr)
-            return True
-    except KeyboardInterrupt:
-        pass
+    while time.monotonic() < deadline:
+        try:
+            client.health()
+        except DaemonNotRunning:
+            time.sleep(RECONNECT_POLL_S)
+            continue
+        except ApiError:  # it answers (a health problem is the job's to report)
+            pass
+        print(f"The daemon is back; following job {job_id}", file=sys.stderr)
+        return True
     return False
 
 
-def save_images(client: Client, job: JobStatus, folder: Path) -> None:
+def _destination(output: Path) -> tuple[Path, str | None]:
+    """The folder the pictures go in and, for ``-o NAME.png`` (not a folder already), their own
+    name: what A1111 scripts and ``curl -o`` users give, where a folder named ``NAME.png``
+    would surprise them."""
+    if output is not STDOUT and output.suffix.lower() == ".png" and not output.is_dir():
+        return output.parent, output.name
+    return output, None
+
+
+def save_images(
+    client: Client, job: JobStatus, folder: Path, *, show: bool = True, name: str | None = None
+) -> list[Path]:
     """Download a finished job's images into ``folder`` as ``JOB-INDEX.png`` (``JOB-INDEX-1.png``
-    and on where that is taken: nothing is replaced); print each path written."""
+    and on where that is taken: nothing is replaced); print each path written unless not
+    ``show``; return them. A ``name`` (``door.png``) names the picture instead, ``door-INDEX.png``
+    in a batch. To STDOUT (``-o -``) the PNG bytes go instead."""
+    batch = len(job.results) > 1
+    written: list[Path] = []
+    closed: BrokenPipeError | None = None  # whoever read the paths stopped (`| head -1`)
     for result in job.results:
         png = client.download_image(job.id, result.index)
-        print(write_new(folder / f"{job.id}-{result.index}.png", png))
+        if folder is STDOUT:
+            write_stdout(png)
+            written.append(STDOUT)
+            continue
+        if name is None:
+            file = f"{job.id}-{result.index}.png"
+        else:
+            file = f"{name[:-4]}-{result.index}{name[-4:]}" if batch else name
+        path = write_new(folder / file, png)
+        written.append(path)
+        if show and closed is None:
+            try:
+                print(path, flush=True)
+            except BrokenPipeError as exc:  # the other pictures are still saved
+                closed = exc
+    if closed is not None:
+        raise closed
+    return written
 
 
-def _cancel(client: Client, job_id: str) -> int:
+def _cancel(client: Client, job_id: str) -> None:
     print(f"Cancelling job {job_id}...", file=sys.stderr)
     try:
         client.cancel(job_id)
     except ApiError as exc:
         if exc.status != 409:  # 409: it finished meanwhile, nothing left to cancel
             raise
-    return EXIT_INTERRUPTED
 
 
 def _report_unfinished(final: JobStatus) -> int:

@@ -9,7 +9,7 @@ from typing import Any, get_args
 
 import platformdirs
 
-from impasto.cli.common import finite_float, plugin_option
+from impasto.cli.common import finite_float, output_path, plugin_option, ruled
 from impasto.cli.image_args import add_image_arguments, span
 from impasto.wire import LIMITS, SCHEDULE_NAMES, UpscalerName
 
@@ -306,12 +306,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o",
         "--output",
-        type=Path,
+        type=output_path,
         metavar="DIR",
-        help=f"where to save (default: {default_output_dir()})",
+        help=f"the folder to save in (default: {default_output_dir()}); NAME.png: that file "
+        "(NAME-0.png, NAME-1.png, ... for a batch); -: the PNG to standard output (one picture)",
     )
     parser.add_argument("--detach", action="store_true", help="print the job id and return")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object on stdout instead of the paths: the finished job as "
+        "GET /api/v1/generate/ID answers it (seeds, warnings, error) and the saved files; "
+        "with --detach the job id and queue position",
+    )
+    _say_ranges(parser)
+
+
+def _say_ranges(parser: argparse.ArgumentParser) -> None:
+    """Give every number option whose request field has a limit that limit's rule for a value
+    that is not a number (``--steps many``: "'many': must be an integer between 1 and 150"),
+    and let every option with choices take them as A1111 writes them (``--schedule Karras``,
+    ``"SGM Uniform"``), as ``--sampler`` takes "Euler a"."""
+    fields = {**REQUEST_FIELDS, **{flag: f"hires_{f}" for flag, f in HIRES_FLAGS.items()}}
+    for action in parser._actions:
+        limit = LIMITS.get(fields.get(action.dest, ""))
+        if limit is not None and action.type in (int, finite_float):
+            action.type = ruled(action.type, limit.rule)
+        if action.choices is not None and action.type is None:
+            action.type = choice_name
+
+
+def choice_name(text: str) -> str:
+    """A choice as its id: lower case, words joined by ``_`` ("SGM Uniform" -> sgm_uniform)."""
+    return "_".join(text.lower().split())
 
 
 def default_output_dir() -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+import textwrap
 from datetime import datetime
 from pathlib import Path
 
@@ -51,9 +52,12 @@ def register(
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
+        raise argparse.ArgumentTypeError(f"{text!r}: must be an integer of 1 or more")
     return value
 
 
@@ -87,7 +91,7 @@ def show_history(args: argparse.Namespace, context: Context) -> int:
     for job, line in zip(found, lines, strict=True):
         print(line)
         if job.error:  # why it failed (or was cancelled by the daemon), under its row
-            print(f"  {job.error}")
+            print(textwrap.indent(job.error, "  "))
     return EXIT_OK
 
 

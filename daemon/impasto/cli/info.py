@@ -7,7 +7,14 @@ import importlib
 import sys
 
 from impasto import __version__
-from impasto.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context
+from impasto.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Context,
+    add_json_option,
+    print_json,
+)
 from impasto.client import ApiError, JobStatus, SystemInfo
 
 
@@ -19,6 +26,7 @@ def register(
     status = commands.add_parser(
         "status", parents=[connection], help="is the daemon running, on what, and how busy"
     )
+    add_json_option(status, "GET /api/v1/health and GET /api/v1/system's answers")
     status.set_defaults(handler=show_status)
     queue = commands.add_parser(
         "queue", parents=[connection], help="list running and queued jobs, or pause or resume"
@@ -29,6 +37,7 @@ def register(
         choices=["pause", "resume"],
         help="pause: start no new jobs (the running one finishes); resume: start them again",
     )
+    add_json_option(queue, "the queue as GET /api/v1/queue answers it")
     queue.set_defaults(handler=show_queue)
     cancel = commands.add_parser(
         "cancel", parents=[connection], help="cancel jobs: by id, every queued one, or all"
@@ -80,6 +89,9 @@ def show_status(args: argparse.Namespace, context: Context) -> int:
     with context.connect(args) as client:
         health = client.health()
         info = client.system()
+        if args.json:
+            print_json({"health": health, "system": info})
+            return EXIT_OK if health.status == "ok" else EXIT_FAILED
         print(f"Impasto {health.version} is running at {client.where}")
     for line in describe_system(info):
         print(line)
@@ -107,8 +119,9 @@ def size_text(job: JobStatus) -> str:
 
 
 def clipped_prompt(job: JobStatus) -> str:
-    """A job's prompt cut to PROMPT_WIDTH characters, with an ellipsis where it was cut."""
-    prompt = str(job.request.get("prompt", ""))
+    """A job's prompt on one line (a newline or tab in it would break the table's rows for
+    `head` and `awk`), cut to PROMPT_WIDTH characters with an ellipsis where it was cut."""
+    prompt = " ".join(str(job.request.get("prompt", "")).split())
     return prompt if len(prompt) <= PROMPT_WIDTH else prompt[: PROMPT_WIDTH - 1] + "…"
 
 
@@ -133,6 +146,9 @@ def show_queue(args: argparse.Namespace, context: Context) -> int:
             print("Resumed: queued jobs start again.")
             return EXIT_OK
         state = client.queue()
+    if args.json:
+        print_json(state)
+        return EXIT_OK
     if state.paused:
         print("The queue is paused: queued jobs wait until `impasto queue resume`.")
     if not state.items:

@@ -14,9 +14,12 @@ from impasto.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_NOT_RUNNING,
+    EXIT_TERMINATED,
     EXIT_USAGE,
     Connect,
     Context,
+    Parser,
+    Terminated,
     add_connection_options,
     connect_from_args,
     connection_options,
@@ -26,7 +29,7 @@ from impasto.client import ApiError, DaemonNotRunning, ImpastoError, SettingsErr
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = Parser(
         prog="impasto", description="Local Stable Diffusion daemon on ONNX Runtime."
     )
     # As most commands take it; the same line as `impasto version`.
@@ -46,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, *, connect: Connect | None = None) -> int:
-    """Run one command; returns the exit code (0 ok, 1 failed, 2 usage, 3 not running, 141
-    when whoever read the output stopped reading, as ``impasto models | head -1`` does)."""
+    """Run one command; returns the exit code (0 ok, 1 failed, 2 usage, 3 not running, 130
+    Ctrl+C, 143 SIGTERM, 141 when whoever read the output stopped reading, as ``impasto models
+    | head -1`` does)."""
     try:
         code = _run(argv, connect)
         # Written here, where a closed pipe is still ours to handle: at exit, Python would
@@ -106,8 +110,17 @@ def _run(argv: Sequence[str] | None, connect: Connect | None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return EXIT_FAILED
+    except Terminated:
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: one line saying so, never a traceback a user must read
+        print(
+            f"error: impasto {args.command} failed unexpectedly ({type(exc).__name__}: {exc}); "
+            "please report it with the command you ran",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from impasto.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Context, finite_float
+from impasto.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Context,
+    add_json_option,
+    finite_float,
+    print_json,
+    terminate_as_interrupt,
+)
 from impasto.client import ApiError, Client
 from impasto.client.models import MODEL_TYPES
 
@@ -38,6 +49,7 @@ def register(
             choices=MODEL_TYPES,
             help="only models of this type (repeatable)",
         )
+        add_json_option(parser, "the models as GET /api/v1/models answers them")
     _install_options(sub.add_parser("install", parents=[connection], help="install a model"))
     for parser in (
         sub.add_parser("remove", parents=[connection], help="delete an installed model"),
@@ -48,11 +60,13 @@ def register(
         parser.set_defaults(handler=remove_model)
     info = sub.add_parser("info", parents=[connection], help="show one model")
     info.add_argument("id")
+    add_json_option(info, "the model as GET /api/v1/models/ID answers it")
     info.set_defaults(handler=show_model)
     for parser in (
         sub.add_parser("ps", parents=[connection], help="models loaded in the workers"),
         commands.add_parser("ps", parents=[connection], help="models loaded in the workers"),
     ):
+        add_json_option(parser, "what the workers hold as GET /api/v1/models/loaded answers it")
         parser.set_defaults(handler=show_loaded)
     load = sub.add_parser("load", parents=[connection], help="load a model into the workers")
     load.add_argument("id", help="model id (see `impasto models`)")
@@ -75,6 +89,7 @@ def _install_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--list", action="store_true", help="show the catalog and the build this machine gets"
     )
+    add_json_option(parser, "--list's catalog as GET /api/v1/models/catalog answers it")
     parser.add_argument(
         "--variant", help="a catalog model's build: cuda, directml, coreml, portable, ..."
     )
@@ -128,7 +143,7 @@ def pull(args: argparse.Namespace, context: Context) -> int:
         return EXIT_USAGE
     with context.connect(args) as client:
         task = client.install_model(
-            args.source,
+            local_source(args.source),
             variant=args.variant,
             force=args.force or None,
             id=args.id,
@@ -136,14 +151,30 @@ def pull(args: argparse.Namespace, context: Context) -> int:
             subfolder=args.subfolder,
             sha256=args.sha256,
             precision="fp16" if args.fp16 else args.precision,
-            config=args.model_config,
+            config=args.model_config and local_source(args.model_config, folder_only=True),
         )
         print(f"installing {task.model_id} from {task.source} (install {task.id})")
         if task.note:
             print(task.note)
         if args.no_wait:
             return EXIT_OK
-        return _follow(client, task.id)
+        with terminate_as_interrupt():
+            return _follow(client, task.id)
+
+
+def local_source(text: str, *, folder_only: bool = False) -> str:
+    """A relative path as this command's folder finds it, made absolute: the daemon runs in
+    another folder and would look there (``pull ./model.safetensors``). ``./x`` always; a path
+    that is here and could not be a catalog name (it has a ``/`` or is a file) too, unless
+    ``folder_only`` (--diffusers-config, whose ``owner/name`` is a repo id unless it starts with
+    ``.``). Anything else (a URL, ``~``, a name, a repo id) goes as written."""
+    if Path(text).is_absolute() or "://" in text or text.startswith("hf:"):
+        return text
+    path = Path(text)
+    here = not folder_only and path.exists() and ("/" in text or os.sep in text or path.is_file())
+    if text.startswith(".") or here:
+        return os.path.abspath(text)
+    return text
 
 
 def _follow(client: Client, install_id: str) -> int:
@@ -180,6 +211,9 @@ def list_models(args: argparse.Namespace, context: Context) -> int:
     """A table of installed models."""
     with context.connect(args) as client:
         models = client.model_details(getattr(args, "types", None) or ())
+    if args.json:
+        print_json(models)
+        return EXIT_OK
     rows = [("ID", "TYPE", "FAMILY", "SIZE", "SOURCE")]
     for m in models:
         source = "bundled" if m.read_only else (m.source or "folder")
@@ -218,6 +252,9 @@ def show_catalog(args: argparse.Namespace, context: Context) -> int:
     """The catalog: sizes, licenses, and which build this machine would get."""
     with context.connect(args) as client:
         entries = client.model_catalog()
+    if args.json:
+        print_json(entries)
+        return EXIT_OK
     for entry in entries:
         print(f"{entry.name}  ({entry.family}, license {entry.license or 'unknown'})")
         if entry.description:
@@ -239,6 +276,9 @@ def show_model(args: argparse.Namespace, context: Context) -> int:
     """Every field of one model, and where it runs."""
     with context.connect(args) as client:
         model = client.model(args.id)
+    if args.json:
+        print_json(model)
+        return EXIT_OK
     capability = ("runs_on", "runs_here", "not_here", "runs_note")
     lines = describe(model, skip=capability)
     names = [line.index(":") for line in lines if ":" in line and not line.startswith(" ")]
@@ -288,6 +328,9 @@ def show_loaded(args: argparse.Namespace, context: Context) -> int:
     """What the workers hold, like `ollama ps`."""
     with context.connect(args) as client:
         loaded = client.loaded_models()
+    if args.json:
+        print_json(loaded)
+        return EXIT_OK
     # Cluster workers are named by node (10.0.0.7/3f2a1c/0): the column fits the longest.
     width = max([12, *(len(item.worker) + 2 for item in loaded)])
     print(f"{'MODEL':24}{'WORKER':{width}}{'SIZE':12}UNTIL")

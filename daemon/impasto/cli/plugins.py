@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from impasto.cli.common import EXIT_OK, Context
+from impasto.cli.common import EXIT_OK, Context, add_json_option, print_json
 
 
 def register(
@@ -15,6 +15,7 @@ def register(
     plugins = commands.add_parser("plugins", help="list, enable or disable plugins")
     actions = plugins.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", parents=[connection], help="installed plugins")
+    add_json_option(listing, "the plugins as GET /api/v1/plugins answers them")
     listing.set_defaults(handler=list_plugins)
     for action, help_text in (
         ("enable", "enable a plugin from the next job on"),
@@ -30,6 +31,9 @@ def list_plugins(args: argparse.Namespace, context: Context) -> int:
     hooks failed since the daemon started, with the last failure."""
     with context.connect(args) as client:
         plugins = client.plugins()
+    if args.json:
+        print_json(plugins)
+        return EXIT_OK
     for plugin in plugins:
         state = "enabled" if plugin.enabled else "disabled"
         if plugin.error:

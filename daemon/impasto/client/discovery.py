@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import msgspec
 
 from impasto.client.errors import DaemonNotRunning, SettingsError
@@ -91,18 +92,27 @@ def _pid_alive(pid: int) -> bool:
 
 
 def daemon_url(text: str, source: str = "--url") -> str:
-    """``text`` as a base URL: ``host:port`` means http, a trailing slash goes; another scheme
-    than http or https is a SettingsError naming ``source``."""
+    """``text`` as a base URL: ``host:port`` means http, a trailing slash and ``/api/v1`` go;
+    another scheme than http or https, a malformed address or port is a SettingsError naming
+    ``source``."""
     url = text.strip()
     if "://" not in url:
         url = f"http://{url}"
     scheme, _, rest = url.partition("://")
+    usage = f"{source} {text!r} is not the daemon's address"
     if scheme.lower() not in ("http", "https") or not rest.strip("/"):
-        raise SettingsError(
-            f"{source} {text!r} is not the daemon's address: give http://HOST:PORT "
-            "(e.g. http://127.0.0.1:8080)"
-        )
-    return url.rstrip("/")
+        raise SettingsError(f"{usage}: give http://HOST:PORT (e.g. http://127.0.0.1:8080)")
+    # What httpx would raise later, from inside a request, as a traceback ("[::1", ":99999").
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise SettingsError(f"{usage}: {exc}; give http://HOST:PORT") from None
+    if not parsed.host:
+        raise SettingsError(f"{usage}: it names no host; give http://HOST:PORT")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise SettingsError(f"{usage}: the port must be between 1 and 65535")
+    # The API's base URL, as docs and curl examples write it: the client adds /api/v1 itself.
+    return url.rstrip("/").removesuffix("/api/v1")
 
 
 def resolve_endpoint(
@@ -114,6 +124,7 @@ def resolve_endpoint(
     """Explicit url/socket win, then an explicit ``runtime_dir``'s daemon.json, then
     IMPASTO_URL, then the daemon.json of the settings' runtime dir (its socket preferred when
     the file exists)."""
+    _check_token(*((token, "--token") if token is not None else (_env_token(), TOKEN_ENV)))
     if base_url is None and socket is None and runtime_dir is None:
         from_env = os.environ.get(URL_ENV, "").strip()
         if from_env:
@@ -136,6 +147,16 @@ def resolve_endpoint(
         socket=usable_socket,
         token=token if token is not None else info.token,
     )
+
+
+def _check_token(token: str, source: str) -> None:
+    """A SettingsError naming ``source`` for a token an HTTP header cannot carry (httpx would
+    fail inside the first request, with a traceback for a non-ASCII one)."""
+    if not all(" " < char < "\x7f" for char in token):
+        raise SettingsError(
+            f"{source}: a token is printable ASCII without spaces (letters, digits, "
+            "punctuation); this one holds other characters"
+        )
 
 
 def _env_token() -> str:
