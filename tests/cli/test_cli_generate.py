@@ -226,7 +226,7 @@ def test_a_picture_the_daemon_refuses_is_named_by_its_option(
     """The upload's multipart field is "file"; the message names what the user wrote."""
     daemon = CliDaemon()
     rule = "is not a readable PNG, JPEG or WebP image"
-    daemon.overrides[("POST", "/api/v1/images")] = httpx.Response(
+    refusal = httpx.Response(
         422,
         json={
             "status_code": 422,
@@ -234,9 +234,20 @@ def test_a_picture_the_daemon_refuses_is_named_by_its_option(
             "errors": [{"field": "file", "message": rule}],
         },
     )
+    accept = daemon.handle
+
+    def handle(request: httpx.Request) -> httpx.Response:  # refuses the text file only
+        upload = request.url.path == "/api/v1/images"
+        return refusal if upload and b"not a picture" in request.read() else accept(request)
+
+    daemon.handle = handle  # type: ignore[method-assign]
     text = tmp_path / "notes.txt"
     text.write_text("not a picture")
-    assert main(["generate", "x", flag, str(text)], connect=daemon.client) == 1
+    picture = tmp_path / "init.png"
+    picture.write_bytes(b"\x89PNG a picture")
+    # A mask and a colour reference come with the init image they are for.
+    start = [] if flag == "--init-image" else ["--init-image", str(picture)]
+    assert main(["generate", "x", *start, flag, str(text)], connect=daemon.client) == 1
     err = capsys.readouterr().err
     assert f"error: {flag} {text}: {rule} (HTTP 422)" in err
     assert "file:" not in err
@@ -408,13 +419,54 @@ def test_the_inpaint_mask_weight_flag_becomes_the_request_field(tmp_path: Path) 
 
 
 def test_the_resize_mode_flag_becomes_the_request_field(tmp_path: Path) -> None:
+    init = tmp_path / "init.png"
+    init.write_bytes(b"init")
     daemon = CliDaemon(batch=1)
-    argv = ["generate", "x", "--resize-mode", "crop", "-o", str(tmp_path)]
+    argv = [
+        "generate",
+        "x",
+        "--init-image",
+        str(init),
+        "--resize-mode",
+        "crop",
+        "-o",
+        str(tmp_path),
+    ]
     assert main(argv, connect=daemon.client) == 0
-    assert json.loads(daemon.requests[0].content)["resize_mode"] == "crop"
+    submit = next(r for r in daemon.requests if r.url.path == "/api/v1/generate")
+    assert json.loads(submit.content)["resize_mode"] == "crop"
     sent = len(daemon.requests)
     assert main(["generate", "x", "--resize-mode", "cover"], connect=daemon.client) != 0
     assert len(daemon.requests) == sent  # the bad choice sent nothing
+
+
+@pytest.mark.parametrize(
+    ("argv", "stray", "needed"),
+    [
+        (["--strength", "0.5"], "--strength", "--init-image"),
+        (
+            ["--resize-mode", "crop", "--noise-multiplier", "0.9"],
+            "--resize-mode, --noise-multiplier",
+            "--init-image",
+        ),
+        (["--mask", "m.png"], "--mask", "--init-image"),
+        (["--init-image", "i.png", "--masked-content", "fill"], "--masked-content", "--mask"),
+        (["--refiner-switch", "0.7"], "--refiner-switch", "--refiner"),
+    ],
+)
+def test_a_flag_that_means_nothing_alone_is_a_usage_error(
+    argv: list[str], stray: str, needed: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The daemon would take a txt2img with --strength and ignore it: a picture that is not
+    what was asked, without a word."""
+    for name in ("m.png", "i.png"):
+        (tmp_path / name).write_bytes(b"picture")
+    argv = [tmp_path / a if a.endswith(".png") else a for a in argv]
+    daemon = CliDaemon(batch=1)
+    assert main(["generate", "x", *map(str, argv)], connect=daemon.client) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {stray}: only with {needed}"), err
+    assert daemon.requests == []
 
 
 def test_the_color_correction_flags_become_the_request_fields(tmp_path: Path) -> None:
@@ -565,3 +617,12 @@ def test_plugin_options_are_json_else_text_and_a_bare_name_is_true() -> None:
         "watermark": True,
         "note": "a=b",
     }
+
+
+def test_quiet_prints_only_the_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    daemon = CliDaemon(batch=1)
+    assert main(["generate", "x", "-o", str(tmp_path), "--quiet"], connect=daemon.client) == 0
+    out, err = capsys.readouterr()
+    assert "Queued job" not in err and str(tmp_path) in out, (out, err)
+    assert main(["generate", "x", "-o", str(tmp_path)], connect=daemon.client) == 0
+    assert "Queued job" in capsys.readouterr().err

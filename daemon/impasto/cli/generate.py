@@ -41,6 +41,22 @@ IMAGE_FLAGS = (
 """The flags naming a picture file -> the request field its upload goes in."""
 
 
+# Flags that mean something only beside another: a run from an image, an inpainting mask, a
+# refiner.
+NEEDS = {
+    "init_image": (
+        "mask",
+        "strength",
+        "resize_mode",
+        "noise_multiplier",
+        "color_correction",
+        "color_reference",
+    ),
+    "mask": ("inpaint_area", "inpaint_padding", "masked_content"),
+    "refiner": ("refiner_switch",),
+}
+
+
 def _option(flag: str) -> str:
     """The command-line spelling of a flag's name: ``init_image`` -> ``--init-image``."""
     return "--" + flag.replace("_", "-")
@@ -133,6 +149,11 @@ def generate(args: argparse.Namespace, context: Context) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    for needed, flags in NEEDS.items():  # meaningless alone: the daemon would ignore them
+        stray = [_option(flag) for flag in flags if getattr(args, flag) is not None]
+        if getattr(args, needed) is None and stray:
+            print(f"error: {', '.join(stray)}: only with {_option(needed)}", file=sys.stderr)
+            return EXIT_USAGE
     folder = args.output or default_output_dir()
     if folder is STDOUT and not args.detach:
         refusal = stdout_refusal("-o")
@@ -166,7 +187,8 @@ def _run(args: argparse.Namespace, client: Client, folder: Path) -> int:
     if args.detach:
         print(_json({"id": job_id, "position": position}) if args.json else job_id)
         return EXIT_OK
-    print(f"Queued job {job_id} (position {position})", file=sys.stderr)
+    if not args.quiet:
+        print(f"Queued job {job_id} (position {position})", file=sys.stderr)
     if _paused(client):  # else it would wait without a word until resumed
         print(
             f"The queue is paused: job {job_id} waits for `impasto queue resume` "

@@ -312,7 +312,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(NAME-0.png, NAME-1.png, ... for a batch); -: the PNG to standard output (one picture)",
     )
     parser.add_argument("--detach", action="store_true", help="print the job id and return")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bar or queue line, only the files"
+    )
     parser.add_argument(
         "--json",
         action="store_true",
