@@ -12,7 +12,7 @@ import pytest
 from cli_fakes import JOB, CliDaemon
 
 from impasto.cli import generate
-from impasto.cli.common import output_path, plugin_option
+from impasto.cli.common import folder_path, output_path, plugin_option
 from impasto.cli.generate import OPTIONS
 from impasto.cli.generate_args import lora_spec
 from impasto.cli.main import build_parser, main
@@ -175,7 +175,7 @@ def numeric_options() -> list[tuple[str, str, str]]:
         if name in ("serve", "config"):  # not clients; serve's settings check their own values
             continue
         for action in parser._actions:
-            paths = (None, str, Path, output_path)
+            paths = (None, str, Path, output_path, folder_path)
             if not action.option_strings or action.choices or action.type in paths:
                 continue
             value = {lora_spec: "x:{}", plugin_option: "x={}"}.get(action.type, "{}")
@@ -626,3 +626,24 @@ def test_quiet_prints_only_the_files(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "Queued job" not in err and str(tmp_path) in out, (out, err)
     assert main(["generate", "x", "-o", str(tmp_path)], connect=daemon.client) == 0
     assert "Queued job" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["door.jpg", "door.WEBP"])
+def test_an_output_named_as_another_picture_type_is_a_usage_error(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It would become a folder of that name holding PNGs."""
+    daemon = CliDaemon(batch=1)
+    target = tmp_path / name
+    assert main(["generate", "x", "-o", str(target)], connect=daemon.client) == 2
+    assert "the pictures are PNGs" in capsys.readouterr().err
+    assert daemon.requests == [] and not target.exists()
+
+
+def test_history_saves_into_a_folder_not_standard_output(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    daemon = CliDaemon(batch=1)
+    assert main(["history", "--save", "-"], connect=daemon.client) == 2
+    assert "--save: saves into a folder" in capsys.readouterr().err
+    assert daemon.requests == []

@@ -176,6 +176,16 @@ def output_path(text: str) -> Path:
     return STDOUT if text == "-" else Path(text)
 
 
+def folder_path(text: str) -> Path:
+    """A folder option's value; ``-`` (standard output, one picture) cannot hold several."""
+    if text == "-":
+        raise argparse.ArgumentTypeError(
+            "saves into a folder; - (standard output) holds one picture: give a folder, or "
+            "read the images' URLs from --json"
+        )
+    return Path(text)
+
+
 def stdout_refusal(option: str) -> str | None:
     """Why ``option -`` cannot write a picture to standard output now, or None when it can: a
     terminal shows a PNG's bytes as garbage (curl refuses too)."""

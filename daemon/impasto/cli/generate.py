@@ -41,6 +41,8 @@ IMAGE_FLAGS = (
 """The flags naming a picture file -> the request field its upload goes in."""
 
 
+# What ``-o NAME.jpg`` would promise: a picture of another type (it would be a folder).
+OTHER_PICTURE_TYPES = (".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif")
 # Flags that mean something only beside another: a run from an image, an inpainting mask, a
 # refiner.
 NEEDS = {
@@ -155,6 +157,13 @@ def generate(args: argparse.Namespace, context: Context) -> int:
             print(f"error: {', '.join(stray)}: only with {_option(needed)}", file=sys.stderr)
             return EXIT_USAGE
     folder = args.output or default_output_dir()
+    if folder is not STDOUT and folder.suffix.lower() in OTHER_PICTURE_TYPES:
+        print(
+            f"error: -o {folder}: the pictures are PNGs (their parameters ride in them); "
+            f"give -o {folder.with_suffix('.png')} or a folder",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if folder is STDOUT and not args.detach:
         refusal = stdout_refusal("-o")
         if args.json:

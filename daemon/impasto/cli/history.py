@@ -7,11 +7,10 @@ import itertools
 import sys
 import textwrap
 from datetime import datetime
-from pathlib import Path
 
 import msgspec
 
-from impasto.cli.common import EXIT_OK, Context, naming
+from impasto.cli.common import EXIT_OK, Context, folder_path, naming
 from impasto.cli.generate import save_images
 from impasto.cli.info import clipped_prompt, format_table, size_text
 from impasto.client import ApiError, JobStatus
@@ -43,7 +42,7 @@ def register(
     shown.add_argument("--json", action="store_true", help="print the jobs as JSON")
     shown.add_argument(
         "--save",
-        type=Path,
+        type=folder_path,
         metavar="DIR",
         help="download the images of the completed jobs into DIR (JOB-INDEX.png) and print "
         "their paths",
