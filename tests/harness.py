@@ -240,6 +240,23 @@ def wait_status(
     raise TimeoutError(f"job {job_id} stuck at {body.get('status')}: {body}")
 
 
+def statuses_of_prompt(
+    client: httpx.Client, prompt: str, until: list[str], timeout: float
+) -> list[str]:
+    """The statuses of the newest jobs of ``prompt`` in the history, polled until they are
+    ``until`` or ``timeout`` seconds have passed (for jobs a client queued without an id to
+    show, as the compat routes do)."""
+    deadline = time.monotonic() + timeout
+    statuses: list[str] = []
+    while time.monotonic() < deadline:
+        items = client.get("/api/v1/history", params={"limit": 20}).json()["items"]
+        statuses = [i["status"] for i in items if i["request"]["prompt"] == prompt]
+        if statuses == until:
+            break
+        time.sleep(0.1)
+    return statuses
+
+
 def generated_pixels(client: httpx.Client, body: dict[str, Any]) -> np.ndarray:
     """Generate ``body`` through the native API; its first picture as int16 pixels."""
     response = client.post("/api/v1/generate", json=body)

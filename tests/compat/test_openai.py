@@ -16,7 +16,7 @@ from openai.types import image_generate_params
 from PIL import Image
 
 from impasto.formats.png import parse_a1111_parameters
-from tests.harness import Daemon
+from tests.harness import Daemon, statuses_of_prompt
 
 FAST = {"steps": 4}
 
@@ -492,14 +492,7 @@ def test_a_request_whose_client_gave_up_has_its_job_cancelled(impasto_daemon: Da
         try:
             with pytest.raises(openai.APITimeoutError):
                 client.images.generate(prompt=prompt, size="64x64", extra_body=FAST)
-            deadline = time.monotonic() + 10
-            statuses: list[str] = []
-            while time.monotonic() < deadline:
-                items = http.get("/api/v1/history", params={"limit": 20}).json()["items"]
-                statuses = [i["status"] for i in items if i["request"]["prompt"] == prompt]
-                if statuses == ["cancelled"]:
-                    break
-                time.sleep(0.1)
+            statuses = statuses_of_prompt(http, prompt, ["cancelled"], 10)
         finally:
             http.post("/api/v1/queue/resume")
     assert statuses == ["cancelled"]

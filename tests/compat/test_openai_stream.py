@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.documented import answer_schema, event_data_schema, schema_errors
-from tests.harness import Daemon
+from tests.harness import Daemon, statuses_of_prompt
 
 PROMPT = "a lighthouse at dusk"
 
@@ -240,14 +240,9 @@ def test_a_stream_closed_before_its_image_cancels_the_job(impasto_daemon: Daemon
                 reader.stream("POST", "/v1/images/generations", json=body) as response,
             ):
                 assert response.status_code == 200
-            deadline = time.monotonic() + 15  # the next keep-alive (2 s) finds it closed
-            statuses: list[str] = []
-            while time.monotonic() < deadline:
-                items = http.get("/api/v1/history", params={"limit": 20}).json()["items"]
-                statuses = [i["status"] for i in items if i["request"]["prompt"] == prompt]
-                if statuses == ["cancelled"]:
-                    break
-                time.sleep(0.1)
+            statuses = statuses_of_prompt(
+                http, prompt, ["cancelled"], 15
+            )  # the next keep-alive (2 s) finds it closed
         finally:
             http.post("/api/v1/queue/resume")
     assert statuses == ["cancelled"]

@@ -5,21 +5,19 @@ pass's own sampler, CFG, prompts and size can be set, sent, reused and read from
 
 from __future__ import annotations
 
-import io
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image, PngImagePlugin
+from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 from safetensors.numpy import save_file
 
-from tests.harness import Daemon
+from tests.harness import Daemon, running_daemon
 from tests.ui.conftest import QUICK, checked_page, fill_form, finished_job, open_ui
+from tests.ui.test_loras import impasto_png
 from tests.ui.test_png_drop import a1111_png, drop_file
 
 ADAPTERS = Path(__file__).resolve().parents[2] / "models" / "tiny" / "adapters"
@@ -44,10 +42,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         models / "embeddings" / "emb.safetensors",
     )
     shutil.copytree(ADAPTERS / "vae" / "sd-tiny-vae-alt", models / "vae" / "altvae")
-    running = Daemon(root, models_dir=str(models), workers=1).start()
-    running.wait_worker_ready()
-    yield running
-    running.stop()
+    with running_daemon(root, models_dir=str(models), workers=1) as running:
+        yield running
 
 
 @pytest.fixture
@@ -58,14 +54,6 @@ def page(browser: Browser, daemon: Daemon) -> Iterator[Page]:
 
 def options(page: Page, select: str) -> list[str]:
     return list(page.eval_on_selector_all(f"{select} option", "os => os.map((o) => o.value)"))
-
-
-def impasto_png(request: dict[str, Any]) -> bytes:
-    info = PngImagePlugin.PngInfo()
-    info.add_text("impasto", json.dumps(request))
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), "teal").save(buffer, format="PNG", pnginfo=info)
-    return buffer.getvalue()
 
 
 def test_each_menu_offers_only_what_a_request_can_name(page: Page, daemon: Daemon) -> None:

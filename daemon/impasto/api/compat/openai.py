@@ -33,7 +33,7 @@ from impasto.api.compat.openai_schemas import (
 from impasto.api.compat.openai_schemas import Image as ImageData
 from impasto.api.compat.openai_stream import StreamKind, encoded, stream_answer
 from impasto.api.dependencies import AllServices
-from impasto.api.disconnect import hung_up
+from impasto.api.disconnect import done_before_hang_up
 from impasto.api.limits import RATE_LIMITED
 from impasto.api.openapi_doc import ALSO_ANSWERS, EventStream
 from impasto.api.security import url_signature
@@ -79,12 +79,7 @@ async def _awaited_while_connected(
     request again when its timeout (600 s by default) passes: the first one's job would run on
     for nobody, ahead of the new one."""
     waiting = asyncio.ensure_future(compat.await_all(services, job_ids))
-    gone = asyncio.ensure_future(hung_up(request))
-    try:
-        await asyncio.wait({waiting, gone}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-    if waiting.done():
+    if await done_before_hang_up(request, waiting):
         return waiting.result()
     waiting.cancel()
     await compat.cancel_unfinished(services, job_ids)

@@ -11,7 +11,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody
 
 from impasto.api.dependencies import AllServices
-from impasto.api.disconnect import hung_up
+from impasto.api.disconnect import done_before_hang_up
 from impasto.api.limits import RATE_LIMITED
 from impasto.services.upscalers import UpscalerService, upscale_request, waiting_upscale_slot
 from impasto.wire import UpscalerEntry, UpscaleRequest
@@ -29,11 +29,9 @@ async def stopped_with_client(
     async with waiting_upscale_slot():
         stop = threading.Event()
         running = asyncio.ensure_future(asyncio.to_thread(work, stop))
-        gone = asyncio.ensure_future(hung_up(request))
         try:
-            await asyncio.wait({running, gone}, return_when=asyncio.FIRST_COMPLETED)
+            await done_before_hang_up(request, running)
         finally:
-            gone.cancel()
             if not running.done():
                 stop.set()
         return await running
