@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -102,12 +103,22 @@ def open_ui(page: Page, tab: str = "generate") -> Page:
     return page
 
 
+# The job finished_job last gave for a page: the live card shows it, completed, until the
+# page's next job takes its place (after a reload too, where the card shows the last job again).
+_LAST_JOB: weakref.WeakKeyDictionary[Page, str] = weakref.WeakKeyDictionary()
+
+
 def finished_job(page: Page, daemon: Any) -> dict[str, Any]:
     """The job the page just submitted, once the live card says it completed, as the API has it."""
     live = page.locator("#live")
+    last = _LAST_JOB.get(page)
+    if last is not None:
+        expect(live).not_to_have_attribute("data-job", last, timeout=60_000)
     expect(live).to_have_attribute("data-state", "completed", timeout=60_000)
+    job_id = str(live.get_attribute("data-job"))
+    _LAST_JOB[page] = job_id
     with daemon.client() as client:
-        return wait_status(client, str(live.get_attribute("data-job")), {"completed"})
+        return wait_status(client, job_id, {"completed"})
 
 
 def fill_form(page: Page, **values: str) -> None:
